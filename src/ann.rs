@@ -1,0 +1,369 @@
+//! Approximate nearest neighbours over fused vectors: a wrapper over hnsw_rs that builds, dumps,
+//! verifies and loads the graph. The dump is a cache; SQLite stays the truth.
+//!
+//! hnsw_rs calls `process::exit` on damaged dumps, so a dump is only handed to it after its
+//! files match the checksums and counts recorded in SQLite when it was written.
+
+use std::path::{Path, PathBuf};
+
+use hnsw_rs::prelude::{AnnT, Distance, Hnsw, HnswIo};
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+
+/// Euclidean distance, written so the compiler vectorises it (eight independent accumulators).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FusedL2;
+
+/// Squared Euclidean distance between two equal-length vectors.
+#[inline]
+pub fn squared_l2(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let chunks_a = a.chunks_exact(8);
+    let chunks_b = b.chunks_exact(8);
+    let (ra, rb) = (chunks_a.remainder(), chunks_b.remainder());
+    for (ca, cb) in chunks_a.zip(chunks_b) {
+        for i in 0..8 {
+            let d = ca[i] - cb[i];
+            acc[i] += d * d;
+        }
+    }
+    let mut sum: f32 = acc.iter().sum();
+    for (x, y) in ra.iter().zip(rb) {
+        sum += (x - y) * (x - y);
+    }
+    sum
+}
+
+impl Distance<f32> for FusedL2 {
+    fn eval(&self, va: &[f32], vb: &[f32]) -> f32 {
+        squared_l2(va, vb).sqrt()
+    }
+}
+
+/// Graph construction and search parameters.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AnnParams {
+    /// Links per node (hnsw_rs exits the process above 256; kept far below).
+    pub max_connections: usize,
+    pub ef_construction: usize,
+    pub ef_search: usize,
+}
+
+impl Default for AnnParams {
+    fn default() -> Self {
+        AnnParams {
+            max_connections: 24,
+            ef_construction: 200,
+            ef_search: 128,
+        }
+    }
+}
+
+/// What SQLite records about a dump, checked before loading it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DumpRecord {
+    /// Folder (relative to the collection's `ann/`) holding the two hnsw_rs files.
+    pub folder: String,
+    /// Basename hnsw_rs used.
+    pub basename: String,
+    pub data_blake3: String,
+    pub graph_blake3: String,
+    pub data_len: u64,
+    pub graph_len: u64,
+    /// Number of points.
+    pub count: usize,
+    pub dim: usize,
+    /// The store's data version the graph was built from.
+    pub data_version: u64,
+    /// The fusion the vectors were built with.
+    pub fusion: String,
+    pub params: AnnParams,
+}
+
+/// An HNSW graph over `(image id, fused vector)` points.
+pub struct AnnIndex {
+    hnsw: Hnsw<'static, f32, FusedL2>,
+    count: usize,
+    dim: usize,
+    params: AnnParams,
+}
+
+impl std::fmt::Debug for AnnIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AnnIndex")
+            .field("count", &self.count)
+            .field("dim", &self.dim)
+            .finish()
+    }
+}
+
+fn file_blake3(path: &Path) -> Result<(String, u64)> {
+    let mut hasher = blake3::Hasher::new();
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    hasher.update_reader(file).map_err(|e| Error::io(path, e))?;
+    Ok((hasher.finalize().to_hex().to_string(), len))
+}
+
+impl AnnIndex {
+    /// Builds the graph from points (inserted in parallel).
+    pub fn build(points: &[(i64, Vec<f32>)], params: AnnParams) -> AnnIndex {
+        let n = points.len().max(1);
+        // hnsw_rs only dumps graphs made with its maximum layer count.
+        let layers = 16;
+        let hnsw = Hnsw::<f32, FusedL2>::new(
+            params.max_connections.min(255),
+            n,
+            layers,
+            params.ef_construction,
+            FusedL2,
+        );
+        let data: Vec<(&[f32], usize)> = points
+            .iter()
+            .map(|(id, v)| (v.as_slice(), *id as usize))
+            .collect();
+        if !data.is_empty() {
+            hnsw.parallel_insert_slice(&data);
+        }
+        let mut hnsw = hnsw;
+        hnsw.set_searching_mode(true);
+        AnnIndex {
+            hnsw,
+            count: points.len(),
+            dim: points.first().map_or(0, |p| p.1.len()),
+            params,
+        }
+    }
+
+    /// Number of points.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// True when the graph has no point.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Vector dimension.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The `k` nearest ids with their Euclidean distances, nearest first.
+    pub fn search(&self, query: &[f32], k: usize) -> Vec<(i64, f32)> {
+        if self.count == 0 || k == 0 || query.len() != self.dim {
+            return Vec::new();
+        }
+        let ef = self.params.ef_search.max(k);
+        let mut hits: Vec<(i64, f32)> = self
+            .hnsw
+            .search(query, k, ef)
+            .into_iter()
+            .map(|n| (n.d_id as i64, n.distance))
+            .collect();
+        hits.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+        hits
+    }
+
+    /// Writes the graph into a new folder under `ann_dir` and returns what to record in SQLite.
+    pub fn dump(&self, ann_dir: &Path, data_version: u64, fusion: &str) -> Result<DumpRecord> {
+        std::fs::create_dir_all(ann_dir).map_err(|e| Error::io(ann_dir, e))?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let folder = format!("v{data_version}-{nanos:x}-{}", std::process::id());
+        let dir = ann_dir.join(&folder);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let basename = self
+            .hnsw
+            .file_dump(&dir, "graph")
+            .map_err(|e| Error::io(&dir, std::io::Error::other(e.to_string())))?;
+        let data = dir.join(format!("{basename}.hnsw.data"));
+        let graph = dir.join(format!("{basename}.hnsw.graph"));
+        for p in [&data, &graph] {
+            std::fs::File::open(p)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| Error::io(p, e))?;
+        }
+        let (data_blake3, data_len) = file_blake3(&data)?;
+        let (graph_blake3, graph_len) = file_blake3(&graph)?;
+        Ok(DumpRecord {
+            folder,
+            basename,
+            data_blake3,
+            graph_blake3,
+            data_len,
+            graph_len,
+            count: self.count,
+            dim: self.dim,
+            data_version,
+            fusion: fusion.to_string(),
+            params: self.params,
+        })
+    }
+
+    /// Checks a dump's files against its record: sizes first, then checksums.
+    pub fn verify(ann_dir: &Path, record: &DumpRecord) -> Result<()> {
+        let dir = ann_dir.join(&record.folder);
+        let data = dir.join(format!("{}.hnsw.data", record.basename));
+        let graph = dir.join(format!("{}.hnsw.graph", record.basename));
+        for (path, len, sum) in [
+            (&data, record.data_len, &record.data_blake3),
+            (&graph, record.graph_len, &record.graph_blake3),
+        ] {
+            let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+            if meta.len() != len {
+                return Err(Error::InvalidInput(format!(
+                    "{}: {} bytes, expected {len}; the dump will be rebuilt",
+                    path.display(),
+                    meta.len()
+                )));
+            }
+            let (actual, _) = file_blake3(path)?;
+            if &actual != sum {
+                return Err(Error::InvalidInput(format!(
+                    "{}: checksum mismatch; the dump will be rebuilt",
+                    path.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads a dump after verifying it. A failed check is an error, never a process exit.
+    pub fn load(ann_dir: &Path, record: &DumpRecord) -> Result<AnnIndex> {
+        Self::verify(ann_dir, record)?;
+        let dir = ann_dir.join(&record.folder);
+        // hnsw_rs ties the graph's lifetime to its loader; the loader is small and lives as long
+        // as the process, so it is leaked rather than made self-referential.
+        let io: &'static mut HnswIo = Box::leak(Box::new(HnswIo::new(&dir, &record.basename)));
+        let mut hnsw = io
+            .load_hnsw::<f32, FusedL2>()
+            .map_err(|e| Error::InvalidInput(format!("{}: {e}", dir.display())))?;
+        if hnsw.get_nb_point() != record.count {
+            return Err(Error::InvalidInput(format!(
+                "{}: {} points, expected {}",
+                dir.display(),
+                hnsw.get_nb_point(),
+                record.count
+            )));
+        }
+        hnsw.set_searching_mode(true);
+        Ok(AnnIndex {
+            hnsw,
+            count: record.count,
+            dim: record.dim,
+            params: record.params,
+        })
+    }
+
+    /// Deletes dump folders other than `keep` (left-overs of earlier or interrupted runs).
+    pub fn remove_other_dumps(ann_dir: &Path, keep: &str) {
+        if let Ok(entries) = std::fs::read_dir(ann_dir) {
+            for entry in entries.flatten() {
+                if entry.file_name().to_string_lossy() != keep && entry.path().is_dir() {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+    }
+}
+
+/// Brute-force search: the `k` nearest of `points` to `query`, nearest first.
+pub fn exact_search(points: &[(i64, Vec<f32>)], query: &[f32], k: usize) -> Vec<(i64, f32)> {
+    let mut all: Vec<(i64, f32)> = points
+        .par_iter()
+        .filter(|(_, v)| v.len() == query.len())
+        .map(|(id, v)| (*id, squared_l2(v, query).sqrt()))
+        .collect();
+    let k = k.min(all.len());
+    if k == 0 {
+        return Vec::new();
+    }
+    let cmp = |a: &(i64, f32), b: &(i64, f32)| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0));
+    all.select_nth_unstable_by(k - 1, cmp);
+    all.truncate(k);
+    all.sort_by(cmp);
+    all
+}
+
+/// The collection's `ann/` folder.
+pub fn ann_dir(collection: &Path) -> PathBuf {
+    collection.join("ann")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic pseudo-random vectors (SplitMix64), seed printed on failure.
+    pub(crate) fn random_points(n: usize, dim: usize, seed: u64) -> Vec<(i64, Vec<f32>)> {
+        let mut state = seed;
+        let mut next = || {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32
+        };
+        (0..n)
+            .map(|i| ((i + 1) as i64, (0..dim).map(|_| next()).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn squared_l2_matches_naive() {
+        let a: Vec<f32> = (0..19).map(|i| i as f32 * 0.5).collect();
+        let b: Vec<f32> = (0..19).map(|i| (i * i) as f32 * 0.1).collect();
+        let naive: f32 = a.iter().zip(&b).map(|(x, y)| (x - y) * (x - y)).sum();
+        assert!((squared_l2(&a, &b) - naive).abs() < 1e-3);
+    }
+
+    #[test]
+    fn hnsw_recall_at_10_against_exact_is_high() {
+        let seed = 20261122;
+        let points = random_points(3000, 32, seed);
+        let index = AnnIndex::build(&points, AnnParams::default());
+        let queries = random_points(200, 32, seed + 1);
+        let mut hit = 0;
+        for (_, q) in &queries {
+            let exact: Vec<i64> = exact_search(&points, q, 10).iter().map(|h| h.0).collect();
+            let approx: Vec<i64> = index.search(q, 10).iter().map(|h| h.0).collect();
+            hit += approx.iter().filter(|id| exact.contains(id)).count();
+        }
+        let recall = hit as f64 / (10.0 * queries.len() as f64);
+        assert!(recall >= 0.95, "recall@10 {recall} (seed {seed})");
+    }
+
+    #[test]
+    fn dump_verify_load_and_detect_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let points = random_points(300, 8, 7);
+        let index = AnnIndex::build(&points, AnnParams::default());
+        let rec = index.dump(dir.path(), 3, "color=1").unwrap();
+        let loaded = AnnIndex::load(dir.path(), &rec).unwrap();
+        assert_eq!(loaded.len(), 300);
+        assert_eq!(loaded.search(&points[5].1, 1)[0].0, points[5].0);
+        // Flip one byte: detected before hnsw_rs sees it.
+        let data = dir
+            .path()
+            .join(&rec.folder)
+            .join(format!("{}.hnsw.data", rec.basename));
+        let mut bytes = std::fs::read(&data).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0xFF;
+        std::fs::write(&data, &bytes).unwrap();
+        assert!(AnnIndex::load(dir.path(), &rec).is_err());
+        // Truncate: detected by size.
+        std::fs::write(&data, &bytes[..10]).unwrap();
+        assert!(
+            AnnIndex::load(dir.path(), &rec)
+                .unwrap_err()
+                .to_string()
+                .contains("expected")
+        );
+    }
+}

@@ -1,0 +1,413 @@
+//! The command line: clap types turned into plain config structs, progress bars, text and JSON
+//! output, exit codes. The library core never sees clap.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::collection::{Collection, INDEX_DIR_ENV, SearchMode};
+use crate::crawl::CrawlConfig;
+use crate::error::{Error, Result};
+use crate::features::{Fusion, Registry};
+use crate::index::{IndexConfig, IndexSummary, Progress};
+use crate::query::{QueryConfig, Searcher};
+
+/// Exit status when indexing finished but some files could not be indexed.
+pub const EXIT_SOME_FAILED: u8 = 3;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lookalike",
+    version,
+    about = "Find images that look alike: index photo folders, query by example, restore blur, measure accuracy",
+    after_help = "Examples:\n  lookalike index ~/Pictures\n  lookalike query holiday.jpg -k 5\n  lookalike status --json\n\nThe index lives in ./.lookalike unless --index-dir or $LOOKALIKE_INDEX says otherwise."
+)]
+struct Cli {
+    /// Folder holding the index (database and HNSW dump).
+    #[arg(long, global = true, env = INDEX_DIR_ENV, value_name = "DIR")]
+    index_dir: Option<PathBuf>,
+
+    /// No progress bar and no summary on stderr.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Index image folders (incremental: unchanged files are not decoded again).
+    #[command(
+        after_help = "Examples:\n  lookalike index ~/Pictures\n  lookalike index photos scans --exclude '**/thumbs/**'\n  lookalike --index-dir /tmp/idx index photos --json\n\nExit status: 0 when every file was indexed, 3 when some could not be (they are listed and recorded; `lookalike status` shows them)."
+    )]
+    Index(IndexArgs),
+    /// Find the indexed images most similar to an example image.
+    #[command(
+        after_help = "Examples:\n  lookalike query photo.jpg\n  lookalike query photo.jpg -k 20 --json\n  lookalike query photo.jpg --exact --weights color=1,conv=0.3"
+    )]
+    Query(QueryArgs),
+    /// Show what the index holds: images, failures, feature versions, HNSW state.
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+struct IndexArgs {
+    /// Folders to index (recursively).
+    #[arg(required = true, value_name = "DIR")]
+    dirs: Vec<PathBuf>,
+    /// Only index files whose path (relative to its folder) matches this glob; repeatable.
+    #[arg(long, value_name = "GLOB")]
+    include: Vec<String>,
+    /// Skip files and folders matching this glob; repeatable.
+    #[arg(long, value_name = "GLOB")]
+    exclude: Vec<String>,
+    /// Follow symbolic links (loops are detected).
+    #[arg(long)]
+    follow_symlinks: bool,
+    /// Include hidden files and folders.
+    #[arg(long)]
+    hidden: bool,
+    /// Try again files that failed before even if unchanged.
+    #[arg(long)]
+    retry_failed: bool,
+    /// Worker threads (default: all cores).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct QueryArgs {
+    /// The example image (inside or outside the index).
+    image: PathBuf,
+    /// Number of results.
+    #[arg(short, default_value_t = 10)]
+    k: usize,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    /// Search all stored vectors by brute force instead of the HNSW graph.
+    #[arg(long)]
+    exact: bool,
+    /// Feature families and weights, e.g. `color=1,conv=0.5` or `conv`.
+    #[arg(long, value_name = "SPEC")]
+    weights: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct StatusArgs {
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Entry point used by `main.rs`.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => {
+            ExitCode::SUCCESS
+        }
+        Err(Error::Interrupted) => ExitCode::from(130),
+        Err(e) => {
+            eprintln!("error: {e}");
+            if e.is_user_error() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let collection = Collection::resolve(cli.index_dir.as_deref());
+    match cli.command {
+        Command::Index(args) => cmd_index(&collection, args, cli.quiet),
+        Command::Query(args) => cmd_query(&collection, args),
+        Command::Status(args) => cmd_status(&collection, args),
+    }
+}
+
+fn out_err(e: std::io::Error) -> Error {
+    Error::io("<stdout>", e)
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value).map_err(|e| out_err(std::io::Error::other(e)))?;
+    writeln!(out).map_err(out_err)
+}
+
+fn install_stop_flag() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    // A second Ctrl-C leaves at once; the first lets the writer commit what it has.
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\nstopping: finishing the current batch (Ctrl-C again to quit at once)");
+    });
+    stop
+}
+
+fn cmd_index(collection: &Collection, args: IndexArgs, quiet: bool) -> Result<ExitCode> {
+    if let Some(n) = args.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n.max(1))
+            .build_global()
+            .map_err(|e| Error::InvalidInput(format!("--threads: {e}")))?;
+    }
+    let config = IndexConfig {
+        crawl: CrawlConfig {
+            roots: args.dirs.clone(),
+            include: args.include,
+            exclude: args.exclude,
+            follow_symlinks: args.follow_symlinks,
+            hidden: args.hidden,
+            skip_dir: None,
+        },
+        retry_failed: args.retry_failed,
+        ..Default::default()
+    };
+    let show_bar = !quiet && std::io::stderr().is_terminal();
+    let bar = ProgressBar::hidden();
+    if show_bar {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} {msg} [{bar:30}] {pos}/{len} {per_sec} ETA {eta}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        bar.set_message("crawling");
+    }
+    let on_progress = |p: Progress| match p {
+        Progress::Crawled { files } => bar.set_message(format!("found {files} images")),
+        Progress::Planned { to_process, .. } => {
+            bar.set_length(to_process as u64);
+            bar.set_message("indexing");
+        }
+        Progress::Processed { done, .. } => bar.set_position(done as u64),
+        Progress::BuildingAnn { images } => {
+            bar.set_message(format!("building HNSW over {images} images"))
+        }
+    };
+    let stop = install_stop_flag();
+    let summary = crate::index::run(
+        collection,
+        &config,
+        &Registry::default(),
+        &Fusion::default(),
+        &on_progress,
+        &stop,
+    );
+    bar.finish_and_clear();
+    let summary = summary?;
+    if args.json {
+        print_json(&summary)?;
+    }
+    if !quiet {
+        report_index(collection, &summary);
+    }
+    if summary.interrupted {
+        return Ok(ExitCode::from(130));
+    }
+    Ok(if summary.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_SOME_FAILED)
+    })
+}
+
+fn report_index(collection: &Collection, s: &IndexSummary) {
+    for f in &s.failed {
+        eprintln!("failed: {}: {}", f.path.display(), f.reason);
+    }
+    for p in &s.problems {
+        eprintln!("skipped: {}: {}", p.path.display(), p.reason);
+    }
+    eprintln!(
+        "{} new, {} unchanged, {} updated, {} moved, {} duplicates, {} removed, {} failed{} in {:.2}s ({:.1} images/s); {} images in {}",
+        s.new,
+        s.unchanged,
+        s.updated,
+        s.moved,
+        s.duplicates,
+        s.removed,
+        s.failed.len(),
+        if s.still_failing > 0 {
+            format!(
+                " ({} earlier failures unchanged, not retried)",
+                s.still_failing
+            )
+        } else {
+            String::new()
+        },
+        s.elapsed_secs,
+        s.images_per_sec,
+        s.total_images,
+        collection.dir().display()
+    );
+    if s.interrupted {
+        eprintln!(
+            "interrupted: everything extracted so far is saved; run the same command again to resume"
+        );
+    }
+}
+
+fn cmd_query(collection: &Collection, args: QueryArgs) -> Result<ExitCode> {
+    if args.k == 0 {
+        return Err(Error::InvalidInput("-k must be at least 1".into()));
+    }
+    let registry = Registry::default();
+    let fusion = match &args.weights {
+        Some(spec) => Fusion::parse(spec, &registry.families())?,
+        None => Fusion::default(),
+    };
+    let searcher = Searcher::open(collection, &fusion)?;
+    let cfg = QueryConfig {
+        k: args.k,
+        mode: if args.exact {
+            SearchMode::Exact
+        } else {
+            SearchMode::Hnsw
+        },
+        fusion,
+        ..Default::default()
+    };
+    let result = searcher.query(&args.image, &cfg)?;
+    if args.json {
+        print_json(&result)?;
+    } else {
+        if let Some(note) = &result.note {
+            eprintln!("note: {note}");
+        }
+        let mut out = std::io::stdout().lock();
+        for hit in &result.hits {
+            writeln!(
+                out,
+                "{:>3}  {:.4}  {}",
+                hit.rank,
+                hit.distance,
+                display_path(&hit.path)
+            )
+            .map_err(out_err)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Paths under the working directory are shown relative to it.
+fn display_path(p: &Path) -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| p.strip_prefix(cwd).ok().map(|r| r.display().to_string()))
+        .unwrap_or_else(|| p.display().to_string())
+}
+
+fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
+    let store = collection.open_store_read_only()?;
+    let stats = store.stats()?;
+    let failures = store.failures()?;
+    let roots = store.roots()?;
+    let record = collection.dump_record(&store)?;
+    let ann_state = match &record {
+        None => "missing (run `lookalike index`)".to_string(),
+        Some(r) if r.data_version != stats.data_version => {
+            "stale: the index changed since it was built (run `lookalike index`)".to_string()
+        }
+        Some(r) => match crate::ann::AnnIndex::verify(&crate::ann::ann_dir(collection.dir()), r) {
+            Ok(()) => format!("current ({} images, {} dimensions)", r.count, r.dim),
+            Err(e) => format!("damaged ({e}); `lookalike index` rebuilds it"),
+        },
+    };
+    let size_on_disk = dir_size(collection.dir());
+    let current = Registry::default().signatures();
+    let outdated: u64 = stats
+        .feature_versions
+        .iter()
+        .filter(|(f, v, p, _)| !current.contains(&(f.clone(), *v, p.clone())))
+        .map(|row| row.3)
+        .sum();
+    if args.json {
+        let failures_json: Vec<_> = failures
+            .iter()
+            .map(|f| {
+                serde_json::json!({
+                    "path": roots.get(&f.root_id).map(|r| r.join(&f.rel_path)).unwrap_or_default(),
+                    "reason": f.reason,
+                })
+            })
+            .collect();
+        print_json(&serde_json::json!({
+            "index_dir": collection.dir(),
+            "images": stats.images,
+            "failures": failures_json,
+            "roots": stats.roots,
+            "feature_versions": stats.feature_versions,
+            "outdated_feature_rows": outdated,
+            "schema_version": stats.schema_version,
+            "hnsw": ann_state,
+            "bytes_on_disk": size_on_disk,
+        }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut out = std::io::stdout().lock();
+    let mut w = |s: String| writeln!(out, "{s}").map_err(out_err);
+    w(format!("index:     {}", collection.dir().display()))?;
+    w(format!("images:    {}", stats.images))?;
+    w(format!("failures:  {}", stats.failures))?;
+    w(format!("roots:     {}", stats.roots.join(", ")))?;
+    for (family, version, params, count) in &stats.feature_versions {
+        w(format!(
+            "features:  {family} v{version} [{params}]: {count} images"
+        ))?;
+    }
+    if outdated > 0 {
+        w(format!(
+            "outdated:  {outdated} feature rows from an older extractor (run `lookalike index` to update)"
+        ))?;
+    }
+    w(format!("hnsw:      {ann_state}"))?;
+    w(format!(
+        "size:      {:.1} MB on disk",
+        size_on_disk as f64 / 1e6
+    ))?;
+    w(format!("schema:    v{}", stats.schema_version))?;
+    for f in failures.iter().take(20) {
+        let path = roots
+            .get(&f.root_id)
+            .map(|r| r.join(&f.rel_path))
+            .unwrap_or_else(|| f.rel_path.clone());
+        w(format!("failed:    {}: {}", path.display(), f.reason))?;
+    }
+    if failures.len() > 20 {
+        w(format!(
+            "           ... and {} more (--json lists all)",
+            failures.len() - 20
+        ))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
+}

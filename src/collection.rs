@@ -1,0 +1,212 @@
+//! Where an index lives: one folder per collection holding the SQLite database, the HNSW dump
+//! and the writer lock.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use crate::ann::{AnnIndex, DumpRecord, ann_dir, exact_search};
+use crate::error::{Error, Result};
+use crate::features::Fusion;
+use crate::store::Store;
+
+/// Default index folder, relative to the working directory.
+pub const DEFAULT_INDEX_DIR: &str = ".lookalike";
+/// Environment variable that overrides the default index folder.
+pub const INDEX_DIR_ENV: &str = "LOOKALIKE_INDEX";
+const DB_FILE: &str = "lookalike.db";
+const LOCK_FILE: &str = "index.lock";
+const DUMP_KEY: &str = "ann_dump";
+
+/// A collection's folder.
+#[derive(Debug, Clone)]
+pub struct Collection {
+    dir: PathBuf,
+}
+
+/// Held while a process writes to the collection; released on drop.
+#[derive(Debug)]
+pub struct WriteLock {
+    _file: File,
+}
+
+/// Where a search's candidates came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchMode {
+    Hnsw,
+    Exact,
+}
+
+/// Fused vectors of every image, plus the ANN graph over them when one is available.
+pub struct SearchSpace {
+    pub fusion: Fusion,
+    pub points: Vec<(i64, Vec<f32>)>,
+    pub ann: Option<AnnIndex>,
+    /// Why the graph is missing or was rebuilt in memory, for the user.
+    pub note: Option<String>,
+}
+
+impl SearchSpace {
+    /// The `k` nearest images to a fused query vector.
+    pub fn search(&self, query: &[f32], k: usize, mode: SearchMode) -> Vec<(i64, f32)> {
+        match (&self.ann, mode) {
+            (Some(ann), SearchMode::Hnsw) => ann.search(query, k),
+            _ => exact_search(&self.points, query, k),
+        }
+    }
+
+    /// The stored fused vector of an image.
+    pub fn vector_of(&self, id: i64) -> Option<&[f32]> {
+        self.points
+            .binary_search_by_key(&id, |p| p.0)
+            .ok()
+            .map(|i| self.points[i].1.as_slice())
+    }
+}
+
+impl Collection {
+    /// The folder from `--index-dir`, else `$LOOKALIKE_INDEX`, else `./.lookalike`.
+    pub fn resolve(flag: Option<&Path>) -> Collection {
+        let dir = flag
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os(INDEX_DIR_ENV).map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_INDEX_DIR));
+        Collection { dir }
+    }
+
+    /// A collection at an explicit folder.
+    pub fn at(dir: impl Into<PathBuf>) -> Collection {
+        Collection { dir: dir.into() }
+    }
+
+    /// The folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The SQLite database path.
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.join(DB_FILE)
+    }
+
+    /// True when an index database exists here.
+    pub fn exists(&self) -> bool {
+        self.db_path().is_file()
+    }
+
+    /// Creates the folder and takes the writer lock, refusing if another writer holds it.
+    pub fn lock_for_writing(&self) -> Result<WriteLock> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+        let path = self.dir.join(LOCK_FILE);
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(WriteLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked(self.dir.clone())),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+        }
+    }
+
+    /// Opens the database for writing (caller holds the lock).
+    pub fn open_store(&self) -> Result<Store> {
+        Store::open(&self.db_path())
+    }
+
+    /// Opens the database for reading; a missing index is a clear error.
+    pub fn open_store_read_only(&self) -> Result<Store> {
+        if !self.exists() {
+            return Err(Error::NoIndex(self.dir.clone()));
+        }
+        Store::open_read_only(&self.db_path())
+    }
+
+    /// The dump record kept in SQLite, if any.
+    pub fn dump_record(&self, store: &Store) -> Result<Option<DumpRecord>> {
+        Ok(store
+            .meta(DUMP_KEY)?
+            .and_then(|json| serde_json::from_str(&json).ok()))
+    }
+
+    /// Loads fused vectors and, when the dump on disk is current and intact, the HNSW graph.
+    /// A stale, damaged or missing dump is not loaded: the graph is rebuilt in memory.
+    pub fn search_space(&self, store: &Store, fusion: &Fusion) -> Result<SearchSpace> {
+        let families = fusion.families();
+        let points: Vec<(i64, Vec<f32>)> = store
+            .vectors(&families)?
+            .into_iter()
+            .map(|(id, parts)| (id, fusion.fuse(&parts)))
+            .collect();
+        let record = self.dump_record(store)?;
+        let version = store.data_version()?;
+        let mut note = None;
+        let ann = match record {
+            Some(rec) if rec.data_version == version && rec.fusion == fusion.fingerprint() => {
+                match AnnIndex::load(&ann_dir(&self.dir), &rec) {
+                    Ok(ann) => Some(ann),
+                    Err(e) => {
+                        note = Some(format!(
+                            "HNSW dump unusable ({e}); searched a graph rebuilt in memory (`lookalike index` rewrites the dump)"
+                        ));
+                        None
+                    }
+                }
+            }
+            Some(rec) if rec.fusion != fusion.fingerprint() => {
+                note = Some(format!(
+                    "weights {} differ from the indexed ones ({}); built a graph in memory",
+                    fusion.fingerprint(),
+                    rec.fusion
+                ));
+                None
+            }
+            Some(_) => {
+                note = Some(
+                    "index changed since the HNSW dump was written; searched a graph rebuilt in memory (`lookalike index` refreshes it)".into(),
+                );
+                None
+            }
+            None => None,
+        };
+        let ann = ann.or_else(|| {
+            (!points.is_empty()).then(|| AnnIndex::build(&points, crate::ann::AnnParams::default()))
+        });
+        Ok(SearchSpace {
+            fusion: fusion.clone(),
+            points,
+            ann,
+            note,
+        })
+    }
+
+    /// Rebuilds the graph from SQLite when the dump is missing, stale or damaged.
+    /// Returns `true` when a new dump was written. Caller holds the write lock.
+    pub fn refresh_ann(&self, store: &mut Store, fusion: &Fusion) -> Result<bool> {
+        let version = store.data_version()?;
+        let dir = ann_dir(&self.dir);
+        if let Some(rec) = self.dump_record(store)?
+            && rec.data_version == version
+            && rec.fusion == fusion.fingerprint()
+            && AnnIndex::verify(&dir, &rec).is_ok()
+        {
+            AnnIndex::remove_other_dumps(&dir, &rec.folder);
+            return Ok(false);
+        }
+        let families = fusion.families();
+        let points: Vec<(i64, Vec<f32>)> = store
+            .vectors(&families)?
+            .into_iter()
+            .map(|(id, parts)| (id, fusion.fuse(&parts)))
+            .collect();
+        let ann = AnnIndex::build(&points, crate::ann::AnnParams::default());
+        let rec = ann.dump(&dir, version, &fusion.fingerprint())?;
+        let json = serde_json::to_string(&rec)
+            .map_err(|e| Error::InvalidInput(format!("cannot record dump: {e}")))?;
+        store.set_meta(&[(DUMP_KEY, json)])?;
+        AnnIndex::remove_other_dumps(&dir, &rec.folder);
+        Ok(true)
+    }
+}

@@ -1,0 +1,326 @@
+//! Walking image folders: filters, content sniffing, deterministic order, file stamps.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use walkdir::WalkDir;
+
+use crate::error::{Error, Result};
+use crate::store::FileStamp;
+
+/// Extensions taken as images without reading the file (decode still verifies the content).
+const IMAGE_EXTENSIONS: &[&str] = &[
+    "jpg", "jpeg", "jpe", "jfif", "png", "webp", "gif", "bmp", "dib", "tif", "tiff", "pnm", "pbm",
+    "pgm", "ppm", "qoi", "ico", "tga",
+];
+
+/// What to walk and what to keep.
+#[derive(Debug, Clone, Default)]
+pub struct CrawlConfig {
+    /// Folders to walk, recursively.
+    pub roots: Vec<PathBuf>,
+    /// Only files whose path relative to their root matches one of these globs (all when empty).
+    pub include: Vec<String>,
+    /// Files and folders whose relative path matches one of these globs are skipped.
+    pub exclude: Vec<String>,
+    /// Follow symbolic links (loops are detected and reported).
+    pub follow_symlinks: bool,
+    /// Also walk hidden files and folders (names starting with a dot).
+    pub hidden: bool,
+    /// A folder never to walk into (the index itself).
+    pub skip_dir: Option<PathBuf>,
+}
+
+/// One candidate image file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrawledFile {
+    /// Index into `CrawlConfig::roots`.
+    pub root: usize,
+    /// Path relative to its root.
+    pub rel_path: PathBuf,
+    pub abs_path: PathBuf,
+    pub stamp: FileStamp,
+}
+
+/// A path the walk could not read (permission, symlink loop...).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CrawlProblem {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+/// Result of walking all roots.
+#[derive(Debug, Default)]
+pub struct Crawl {
+    pub files: Vec<CrawledFile>,
+    pub problems: Vec<CrawlProblem>,
+    /// Roots whose walk was complete: only there may unseen files be taken as deleted.
+    pub complete_roots: Vec<bool>,
+}
+
+fn build_globs(patterns: &[String]) -> Result<Option<GlobSet>> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let mut b = GlobSetBuilder::new();
+    for p in patterns {
+        let glob = Glob::new(p).map_err(|e| Error::InvalidInput(format!("bad glob '{p}': {e}")))?;
+        b.add(glob);
+    }
+    b.build()
+        .map(Some)
+        .map_err(|e| Error::InvalidInput(format!("bad globs: {e}")))
+}
+
+/// True when the first bytes of a file are a signature of an image format we decode.
+pub fn sniff_is_image(head: &[u8]) -> bool {
+    matches!(
+        image::guess_format(head),
+        Ok(image::ImageFormat::Jpeg
+            | image::ImageFormat::Png
+            | image::ImageFormat::WebP
+            | image::ImageFormat::Gif
+            | image::ImageFormat::Bmp
+            | image::ImageFormat::Tiff
+            | image::ImageFormat::Qoi
+            | image::ImageFormat::Ico)
+    )
+}
+
+fn has_image_extension(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
+}
+
+fn looks_like_image(path: &Path) -> bool {
+    if has_image_extension(path) {
+        return true;
+    }
+    let mut head = [0u8; 32];
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut n = 0;
+    while n < head.len() {
+        match f.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(_) => return false,
+        }
+    }
+    sniff_is_image(&head[..n])
+}
+
+/// Modification time in nanoseconds since the Unix epoch (0 when unknown).
+pub fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+fn is_hidden(name: &std::ffi::OsStr) -> bool {
+    name.as_encoded_bytes().first() == Some(&b'.')
+}
+
+/// Walks every root in file-name order and returns the candidate images.
+/// A root that is missing or unreadable is an error: nothing under it may be taken as deleted.
+pub fn crawl(config: &CrawlConfig) -> Result<Crawl> {
+    let include = build_globs(&config.include)?;
+    let exclude = build_globs(&config.exclude)?;
+    let skip_dir = config
+        .skip_dir
+        .as_ref()
+        .and_then(|d| std::fs::canonicalize(d).ok());
+    let mut out = Crawl::default();
+    for (root_idx, root) in config.roots.iter().enumerate() {
+        let meta = std::fs::metadata(root).map_err(|e| Error::io(root, e))?;
+        if !meta.is_dir() {
+            return Err(Error::InvalidInput(format!(
+                "{}: not a folder; `lookalike index` takes folders (use `lookalike query` for one image)",
+                root.display()
+            )));
+        }
+        let mut complete = true;
+        let walker = WalkDir::new(root)
+            .follow_links(config.follow_symlinks)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_entry(|entry| {
+                if entry.depth() == 0 {
+                    return true;
+                }
+                if !config.hidden && is_hidden(entry.file_name()) {
+                    return false;
+                }
+                if entry.file_type().is_dir()
+                    && let Some(skip) = &skip_dir
+                    && std::fs::canonicalize(entry.path()).is_ok_and(|p| &p == skip)
+                {
+                    return false;
+                }
+                if let Some(ex) = &exclude
+                    && let Ok(rel) = entry.path().strip_prefix(root)
+                    && ex.is_match(rel)
+                {
+                    return false;
+                }
+                true
+            });
+        for entry in walker {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(err) => {
+                    let path = err
+                        .path()
+                        .map(Path::to_path_buf)
+                        .unwrap_or_else(|| root.clone());
+                    let reason = if err.loop_ancestor().is_some() {
+                        "symbolic link loop; skipped".to_string()
+                    } else {
+                        err.io_error()
+                            .map(|e| e.to_string())
+                            .unwrap_or_else(|| err.to_string())
+                    };
+                    // An unreadable folder hides files that may still exist; a loop hides nothing.
+                    if err.loop_ancestor().is_none() {
+                        complete = false;
+                    }
+                    out.problems.push(CrawlProblem { path, reason });
+                    continue;
+                }
+            };
+            if !entry.file_type().is_file() && !(entry.path_is_symlink() && config.follow_symlinks)
+            {
+                continue;
+            }
+            let path = entry.path();
+            let meta = match entry.metadata() {
+                Ok(m) if m.is_file() => m,
+                Ok(_) => continue,
+                Err(err) => {
+                    out.problems.push(CrawlProblem {
+                        path: path.to_path_buf(),
+                        reason: err.to_string(),
+                    });
+                    continue;
+                }
+            };
+            let Ok(rel) = path.strip_prefix(root) else {
+                continue;
+            };
+            if let Some(inc) = &include
+                && !inc.is_match(rel)
+            {
+                continue;
+            }
+            if !looks_like_image(path) {
+                continue;
+            }
+            out.files.push(CrawledFile {
+                root: root_idx,
+                rel_path: rel.to_path_buf(),
+                abs_path: path.to_path_buf(),
+                stamp: FileStamp {
+                    size: meta.len(),
+                    mtime_ns: mtime_ns(&meta),
+                },
+            });
+        }
+        out.complete_roots.push(complete);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn touch(p: &Path, bytes: &[u8]) {
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+
+    const PNG_MAGIC: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+
+    #[test]
+    fn finds_images_by_extension_and_content_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        touch(&d.join("b.jpg"), b"x");
+        touch(&d.join("a/noext"), PNG_MAGIC);
+        touch(&d.join("notes.txt"), b"hello");
+        touch(&d.join(".hidden/c.png"), PNG_MAGIC);
+        touch(&d.join(".lookalike/d.png"), PNG_MAGIC);
+        touch(&d.join("skip/e.png"), PNG_MAGIC);
+        let cfg = CrawlConfig {
+            roots: vec![d.to_path_buf()],
+            exclude: vec!["skip".into()],
+            ..Default::default()
+        };
+        let c = crawl(&cfg).unwrap();
+        let rels: Vec<_> = c.files.iter().map(|f| f.rel_path.clone()).collect();
+        assert_eq!(rels, vec![PathBuf::from("a/noext"), PathBuf::from("b.jpg")]);
+        assert_eq!(c.complete_roots, vec![true]);
+    }
+
+    #[test]
+    fn include_globs_and_skip_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        touch(&d.join("x/1.png"), PNG_MAGIC);
+        touch(&d.join("y/2.png"), PNG_MAGIC);
+        touch(&d.join("idx/3.png"), PNG_MAGIC);
+        let cfg = CrawlConfig {
+            roots: vec![d.to_path_buf()],
+            include: vec!["x/**".into(), "idx/**".into()],
+            skip_dir: Some(d.join("idx")),
+            ..Default::default()
+        };
+        let rels: Vec<_> = crawl(&cfg)
+            .unwrap()
+            .files
+            .into_iter()
+            .map(|f| f.rel_path)
+            .collect();
+        assert_eq!(rels, vec![PathBuf::from("x/1.png")]);
+    }
+
+    #[test]
+    fn missing_root_is_an_error_naming_it() {
+        let cfg = CrawlConfig {
+            roots: vec![PathBuf::from("/definitely/not/here")],
+            ..Default::default()
+        };
+        let err = crawl(&cfg).unwrap_err().to_string();
+        assert!(err.contains("/definitely/not/here"), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlink_loop_is_reported_not_fatal() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        touch(&d.join("a/1.png"), PNG_MAGIC);
+        std::os::unix::fs::symlink(d.join("a"), d.join("a/loop")).unwrap();
+        let cfg = CrawlConfig {
+            roots: vec![d.to_path_buf()],
+            follow_symlinks: true,
+            ..Default::default()
+        };
+        let c = crawl(&cfg).unwrap();
+        assert_eq!(c.files.len(), 1);
+        assert!(c.problems.iter().any(|p| p.reason.contains("loop")));
+        // Without following, the link is simply not walked.
+        let cfg = CrawlConfig {
+            roots: vec![d.to_path_buf()],
+            ..Default::default()
+        };
+        let c = crawl(&cfg).unwrap();
+        assert_eq!(c.files.len(), 1);
+        assert!(c.problems.is_empty());
+    }
+}

@@ -1,0 +1,365 @@
+//! Bytes to a small, upright RGB working image: format sniffing, limits, EXIF orientation,
+//! DCT-domain scaled JPEG decoding, alpha flattening and fast resizing.
+
+use std::io::Cursor;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+
+use fast_image_resize as fir;
+use image::metadata::Orientation;
+use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
+
+use crate::error::{Error, Result};
+
+/// Limits and the working resolution.
+#[derive(Debug, Clone, Copy)]
+pub struct DecodeConfig {
+    /// The working image fits in a square of this side (never upscaled).
+    pub working_size: u32,
+    /// Images with more pixels than this are refused (decompression bombs).
+    pub max_pixels: u64,
+    /// Longest accepted side.
+    pub max_side: u32,
+    /// Largest allocation a decoder may make, in bytes.
+    pub max_alloc: u64,
+}
+
+impl Default for DecodeConfig {
+    fn default() -> Self {
+        DecodeConfig {
+            working_size: 256,
+            max_pixels: 200_000_000,
+            max_side: 65_535,
+            max_alloc: 1 << 30,
+        }
+    }
+}
+
+/// A decoded image ready for feature extraction.
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    /// Upright RGB at working resolution.
+    pub image: RgbImage,
+    /// Lower-case format name (`jpeg`, `png`...).
+    pub format: String,
+    /// Full-size width after orientation.
+    pub width: u32,
+    /// Full-size height after orientation.
+    pub height: u32,
+}
+
+fn format_name(f: image::ImageFormat) -> String {
+    f.extensions_str()
+        .first()
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| format!("{f:?}").to_lowercase())
+}
+
+/// Decodes `bytes` (the content of `path`, named in errors) into a working image.
+/// Decoder panics are caught and reported as errors.
+pub fn decode(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<Decoded> {
+    match catch_unwind(AssertUnwindSafe(|| decode_inner(bytes, path, cfg))) {
+        Ok(result) => result,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown".into());
+            Err(Error::Decode {
+                path: path.to_path_buf(),
+                reason: format!("decoder crashed ({what}); the file is probably damaged"),
+            })
+        }
+    }
+}
+
+/// Reads and decodes a file.
+pub fn decode_file(path: &Path, cfg: &DecodeConfig) -> Result<Decoded> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    decode(&bytes, path, cfg)
+}
+
+fn bad(path: &Path, reason: impl Into<String>) -> Error {
+    Error::Decode {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+fn decode_inner(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<Decoded> {
+    if bytes.is_empty() {
+        return Err(bad(path, "empty file (0 bytes); was it copied completely?"));
+    }
+    let format = image::guess_format(bytes).map_err(|_| {
+        bad(
+            path,
+            "not a recognised image format (JPEG, PNG, WebP, GIF, BMP, TIFF...)",
+        )
+    })?;
+    if format == image::ImageFormat::Jpeg
+        && let Some(decoded) = decode_jpeg_scaled(bytes, path, cfg)?
+    {
+        return Ok(decoded);
+    }
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(cfg.max_side);
+    limits.max_image_height = Some(cfg.max_side);
+    limits.max_alloc = Some(cfg.max_alloc);
+    reader.limits(limits);
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|e| bad(path, e.to_string()))?;
+    let (w, h) = decoder.dimensions();
+    check_size(w, h, path, cfg)?;
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| bad(path, e.to_string()))?;
+    img.apply_orientation(orientation);
+    let (width, height) = (img.width(), img.height());
+    let rgb = flatten_to_rgb(img);
+    Ok(Decoded {
+        image: resize_to_fit(&rgb, cfg.working_size),
+        format: format_name(format),
+        width,
+        height,
+    })
+}
+
+fn check_size(w: u32, h: u32, path: &Path, cfg: &DecodeConfig) -> Result<()> {
+    if w == 0 || h == 0 {
+        return Err(bad(path, format!("image has zero size ({w}x{h})")));
+    }
+    if w > cfg.max_side || h > cfg.max_side || u64::from(w) * u64::from(h) > cfg.max_pixels {
+        return Err(bad(
+            path,
+            format!(
+                "image is {w}x{h} pixels, over the limit of {} megapixels (a decompression bomb?)",
+                cfg.max_pixels / 1_000_000
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// JPEG fast path: the IDCT scales by 1/2, 1/4 or 1/8 so a camera photo is never decoded in full.
+/// Returns `None` for JPEG flavours it leaves to the general decoder (CMYK, 12-bit).
+fn decode_jpeg_scaled(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<Option<Decoded>> {
+    let mut dec = jpeg_decoder::Decoder::new(Cursor::new(bytes));
+    dec.set_max_decoding_buffer_size(cfg.max_alloc as usize);
+    if dec.read_info().is_err() {
+        return Ok(None);
+    }
+    let Some(info) = dec.info() else {
+        return Ok(None);
+    };
+    let (w, h) = (u32::from(info.width), u32::from(info.height));
+    check_size(w, h, path, cfg)?;
+    if !matches!(
+        info.pixel_format,
+        jpeg_decoder::PixelFormat::L8 | jpeg_decoder::PixelFormat::RGB24
+    ) {
+        return Ok(None);
+    }
+    let target = cfg.working_size.min(u32::from(u16::MAX)) as u16;
+    let (sw, sh) = match dec.scale(target, target) {
+        Ok(s) => s,
+        Err(_) => return Ok(None),
+    };
+    let pixels = match dec.decode() {
+        Ok(p) => p,
+        // Let the general decoder have a go and produce its own message.
+        Err(_) => return Ok(None),
+    };
+    let (sw, sh) = (u32::from(sw), u32::from(sh));
+    let rgb = match info.pixel_format {
+        jpeg_decoder::PixelFormat::L8 => {
+            let rgb: Vec<u8> = pixels.iter().flat_map(|&v| [v, v, v]).collect();
+            RgbImage::from_raw(sw, sh, rgb)
+        }
+        _ => RgbImage::from_raw(sw, sh, pixels),
+    };
+    let Some(rgb) = rgb else {
+        return Ok(None);
+    };
+    let orientation = dec
+        .exif_data()
+        .and_then(Orientation::from_exif_chunk)
+        .unwrap_or(Orientation::NoTransforms);
+    let mut img = DynamicImage::ImageRgb8(rgb);
+    img.apply_orientation(orientation);
+    let (width, height) = match orientation {
+        Orientation::Rotate90
+        | Orientation::Rotate270
+        | Orientation::Rotate90FlipH
+        | Orientation::Rotate270FlipH => (h, w),
+        _ => (w, h),
+    };
+    let rgb = img.into_rgb8();
+    Ok(Some(Decoded {
+        image: resize_to_fit(&rgb, cfg.working_size),
+        format: "jpg".into(),
+        width,
+        height,
+    }))
+}
+
+/// Converts any colour type to 8-bit RGB, compositing transparency over white.
+pub fn flatten_to_rgb(img: DynamicImage) -> RgbImage {
+    if !img.color().has_alpha() {
+        return img.into_rgb8();
+    }
+    let rgba = img.into_rgba8();
+    let (w, h) = rgba.dimensions();
+    let mut out = RgbImage::new(w, h);
+    for (o, p) in out.pixels_mut().zip(rgba.pixels()) {
+        let a = u32::from(p[3]);
+        for c in 0..3 {
+            o[c] = ((u32::from(p[c]) * a + 255 * (255 - a) + 127) / 255) as u8;
+        }
+    }
+    out
+}
+
+/// Shrinks an image to fit in `side` x `side`, keeping its aspect ratio; never enlarges.
+pub fn resize_to_fit(img: &RgbImage, side: u32) -> RgbImage {
+    let (w, h) = img.dimensions();
+    if w <= side && h <= side {
+        return img.clone();
+    }
+    let scale = f64::from(side) / f64::from(w.max(h));
+    let nw = ((f64::from(w) * scale).round() as u32).clamp(1, side);
+    let nh = ((f64::from(h) * scale).round() as u32).clamp(1, side);
+    resize_exact(img, nw, nh)
+}
+
+/// Resizes to exactly `nw` x `nh` with an antialiasing filter.
+pub fn resize_exact(img: &RgbImage, nw: u32, nh: u32) -> RgbImage {
+    let (w, h) = img.dimensions();
+    if (w, h) == (nw, nh) {
+        return img.clone();
+    }
+    let src = fir::images::ImageRef::new(w, h, img.as_raw(), fir::PixelType::U8x3)
+        .expect("RgbImage buffer matches its dimensions");
+    let mut dst = fir::images::Image::new(nw, nh, fir::PixelType::U8x3);
+    let opts = fir::ResizeOptions::new()
+        .resize_alg(fir::ResizeAlg::Convolution(fir::FilterType::Bilinear));
+    fir::Resizer::new()
+        .resize(&src, &mut dst, &opts)
+        .expect("same pixel type on both sides");
+    RgbImage::from_raw(nw, nh, dst.into_vec()).expect("resizer output matches its dimensions")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{ImageEncoder, Rgba, RgbaImage};
+
+    fn png_bytes(img: &DynamicImage) -> Vec<u8> {
+        let mut buf = Vec::new();
+        img.write_to(&mut Cursor::new(&mut buf), image::ImageFormat::Png)
+            .unwrap();
+        buf
+    }
+
+    #[test]
+    fn downsizes_and_keeps_aspect() {
+        let img = DynamicImage::ImageRgb8(RgbImage::from_pixel(1000, 500, image::Rgb([9, 8, 7])));
+        let d = decode(
+            &png_bytes(&img),
+            Path::new("x.png"),
+            &DecodeConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(d.image.dimensions(), (256, 128));
+        assert_eq!((d.width, d.height), (1000, 500));
+        assert_eq!(d.image.get_pixel(10, 10).0, [9, 8, 7]);
+    }
+
+    #[test]
+    fn alpha_is_composited_over_white_and_grey16_works() {
+        let img = DynamicImage::ImageRgba8(RgbaImage::from_pixel(4, 4, Rgba([0, 0, 0, 0])));
+        let d = decode(
+            &png_bytes(&img),
+            Path::new("a.png"),
+            &DecodeConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(d.image.get_pixel(0, 0).0, [255, 255, 255]);
+        let g16 = DynamicImage::ImageLuma16(image::ImageBuffer::from_pixel(
+            3,
+            2,
+            image::Luma([65535u16]),
+        ));
+        let d = decode(
+            &png_bytes(&g16),
+            Path::new("g.png"),
+            &DecodeConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(d.image.get_pixel(2, 1).0, [255, 255, 255]);
+    }
+
+    #[test]
+    fn jpeg_fast_path_scales_in_dct_domain() {
+        let img = RgbImage::from_fn(2048, 1024, |x, y| {
+            image::Rgb([(x % 256) as u8, (y % 256) as u8, 128])
+        });
+        let mut buf = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, 90)
+            .write_image(img.as_raw(), 2048, 1024, image::ExtendedColorType::Rgb8)
+            .unwrap();
+        let d = decode(&buf, Path::new("p.jpg"), &DecodeConfig::default()).unwrap();
+        assert_eq!(d.image.dimensions(), (256, 128));
+        assert_eq!((d.width, d.height, d.format.as_str()), (2048, 1024, "jpg"));
+    }
+
+    #[test]
+    fn garbage_empty_and_truncated_are_clear_errors() {
+        let cfg = DecodeConfig::default();
+        let e = decode(b"", Path::new("empty.jpg"), &cfg)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("empty.jpg") && e.contains("0 bytes"), "{e}");
+        let e = decode(b"hello world, not an image", Path::new("t.jpg"), &cfg)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not a recognised image format"), "{e}");
+        let img = DynamicImage::ImageRgb8(RgbImage::from_pixel(64, 64, image::Rgb([1, 2, 3])));
+        let full = png_bytes(&img);
+        assert!(decode(&full[..full.len() / 2], Path::new("half.png"), &cfg).is_err());
+    }
+
+    #[test]
+    fn decompression_bomb_header_is_refused() {
+        // A PNG header claiming 100000 x 100000 pixels, with no data behind it.
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        let mut ihdr = b"IHDR".to_vec();
+        ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+        ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+        let crc = crc32(&ihdr);
+        png.extend_from_slice(&13u32.to_be_bytes());
+        png.extend_from_slice(&ihdr);
+        png.extend_from_slice(&crc.to_be_bytes());
+        let e = decode(&png, Path::new("bomb.png"), &DecodeConfig::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bomb.png"), "{e}");
+    }
+
+    fn crc32(data: &[u8]) -> u32 {
+        let mut crc = 0xFFFF_FFFFu32;
+        for &b in data {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+}

@@ -1,0 +1,86 @@
+//! The library's one error type: user mistakes and bad inputs carry the path and what to do.
+
+use std::path::PathBuf;
+
+/// Every fallible operation in lookalike returns this.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file or folder could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A file is not an image we can decode, or its content is damaged.
+    #[error("{path}: cannot decode image: {reason}")]
+    Decode { path: PathBuf, reason: String },
+
+    /// An argument or specification given by the user is invalid.
+    #[error("{0}")]
+    InvalidInput(String),
+
+    /// A ground-truth or other input table is malformed.
+    #[error("{path}:{line}: {reason}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+
+    /// No index exists where one was expected.
+    #[error("no index at {0}: run `lookalike index DIR` first (or pass --index-dir)")]
+    NoIndex(PathBuf),
+
+    /// Another process holds the index for writing.
+    #[error("{0} is being updated by another `lookalike index` run; wait for it to finish")]
+    Locked(PathBuf),
+
+    /// The database reported an error.
+    #[error("database {path}: {source}")]
+    Db {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// The index was made by a newer lookalike.
+    #[error(
+        "{path}: schema version {found} is newer than this lookalike supports ({supported}); upgrade lookalike"
+    )]
+    SchemaTooNew {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+
+    /// The run was stopped by the user (Ctrl-C); what was done is kept.
+    #[error("interrupted")]
+    Interrupted,
+}
+
+/// Shorthand used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wraps an I/O error with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// True for errors caused by what the user passed (exit code 2) rather than internal faults.
+    pub fn is_user_error(&self) -> bool {
+        matches!(
+            self,
+            Error::InvalidInput(_)
+                | Error::Parse { .. }
+                | Error::NoIndex(_)
+                | Error::Decode { .. }
+                | Error::Io { .. }
+        )
+    }
+}

@@ -1,0 +1,203 @@
+//! The `color` family: soft-binned HSV histograms, global plus a spatial grid, Hellinger-mapped.
+//!
+//! Each pixel votes into the two nearest bins along every axis (hue circular), with linear
+//! weights, so a small colour shift moves mass gradually instead of jumping bins. Every block
+//! (the global histogram and each grid cell) is normalised to sum 1, square-rooted (Hellinger
+//! map: L2 distance between the results is the Hellinger distance) and weighted so the global
+//! part and the grid part count equally.
+
+use super::{Extractor, FeatureInput};
+
+/// Parameters of the colour histogram.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ColorHistogram {
+    /// Hue, saturation, value bins of the global histogram.
+    pub global_bins: [usize; 3],
+    /// Hue, saturation, value bins of each grid cell.
+    pub cell_bins: [usize; 3],
+    /// Grid is `grid` x `grid` cells.
+    pub grid: usize,
+}
+
+impl Default for ColorHistogram {
+    fn default() -> Self {
+        ColorHistogram {
+            global_bins: [12, 4, 4],
+            cell_bins: [8, 3, 3],
+            grid: 2,
+        }
+    }
+}
+
+/// RGB (0..=255) to HSV with hue in [0, 1) turns, saturation and value in [0, 1].
+pub fn rgb_to_hsv(r: u8, g: u8, b: u8) -> [f32; 3] {
+    let (r, g, b) = (
+        f32::from(r) / 255.0,
+        f32::from(g) / 255.0,
+        f32::from(b) / 255.0,
+    );
+    let max = r.max(g).max(b);
+    let min = r.min(g).min(b);
+    let delta = max - min;
+    let v = max;
+    let s = if max > 0.0 { delta / max } else { 0.0 };
+    let h = if delta <= 0.0 {
+        0.0
+    } else if max == r {
+        ((g - b) / delta).rem_euclid(6.0) / 6.0
+    } else if max == g {
+        ((b - r) / delta + 2.0) / 6.0
+    } else {
+        ((r - g) / delta + 4.0) / 6.0
+    };
+    [h.rem_euclid(1.0), s, v]
+}
+
+/// Two bins and weights for a value in [0, 1] on a linear (clamped) axis of `n` bins.
+fn linear_votes(x: f32, n: usize) -> [(usize, f32); 2] {
+    let pos = (x * n as f32 - 0.5).clamp(0.0, (n - 1) as f32);
+    let lo = pos.floor() as usize;
+    let hi = (lo + 1).min(n - 1);
+    let t = pos - lo as f32;
+    [(lo, 1.0 - t), (hi, t)]
+}
+
+/// Two bins and weights for a hue in [0, 1) on a circular axis of `n` bins.
+fn circular_votes(h: f32, n: usize) -> [(usize, f32); 2] {
+    let pos = (h * n as f32 - 0.5).rem_euclid(n as f32);
+    let lo = (pos.floor() as usize) % n;
+    let t = pos - pos.floor();
+    [(lo, 1.0 - t), ((lo + 1) % n, t)]
+}
+
+fn vote(hist: &mut [f32], bins: [usize; 3], hsv: [f32; 3]) {
+    let hv = circular_votes(hsv[0], bins[0]);
+    let sv = linear_votes(hsv[1], bins[1]);
+    let vv = linear_votes(hsv[2], bins[2]);
+    for (hb, hw) in hv {
+        for (sb, sw) in sv {
+            let base = (hb * bins[1] + sb) * bins[2];
+            for (vb, vw) in vv {
+                hist[base + vb] += hw * sw * vw;
+            }
+        }
+    }
+}
+
+/// Normalises a block to sum 1, takes square roots, scales to L2 norm `scale`.
+fn hellinger_block(block: &mut [f32], scale: f32) {
+    let sum: f32 = block.iter().sum();
+    if sum > 0.0 {
+        block
+            .iter_mut()
+            .for_each(|x| *x = (*x / sum).sqrt() * scale);
+    }
+}
+
+impl Extractor for ColorHistogram {
+    fn family(&self) -> &'static str {
+        "color"
+    }
+
+    fn version(&self) -> u32 {
+        1
+    }
+
+    fn params(&self) -> String {
+        format!(
+            "hsv-soft g{:?} c{:?} grid{}",
+            self.global_bins, self.cell_bins, self.grid
+        )
+    }
+
+    fn dim(&self) -> usize {
+        let g: usize = self.global_bins.iter().product();
+        let c: usize = self.cell_bins.iter().product();
+        g + c * self.grid * self.grid
+    }
+
+    fn extract(&self, input: &FeatureInput) -> Vec<f32> {
+        let img = &input.rgb;
+        let (w, h) = img.dimensions();
+        let g_len: usize = self.global_bins.iter().product();
+        let c_len: usize = self.cell_bins.iter().product();
+        let cells = self.grid * self.grid;
+        let mut out = vec![0.0f32; self.dim()];
+        for (x, y, p) in img.enumerate_pixels() {
+            let hsv = rgb_to_hsv(p[0], p[1], p[2]);
+            vote(&mut out[..g_len], self.global_bins, hsv);
+            let cx = (x as usize * self.grid / w as usize).min(self.grid - 1);
+            let cy = (y as usize * self.grid / h as usize).min(self.grid - 1);
+            let start = g_len + (cy * self.grid + cx) * c_len;
+            vote(&mut out[start..start + c_len], self.cell_bins, hsv);
+        }
+        // Global and grid parts get equal total weight: each cell carries 1/sqrt(cells).
+        hellinger_block(&mut out[..g_len], 1.0);
+        let cell_scale = 1.0 / (cells as f32).sqrt();
+        for c in 0..cells {
+            let start = g_len + c * c_len;
+            hellinger_block(&mut out[start..start + c_len], cell_scale);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{Rgb, RgbImage};
+
+    fn feature(img: RgbImage) -> Vec<f32> {
+        ColorHistogram::default().extract(&FeatureInput::new(img))
+    }
+
+    #[test]
+    fn hsv_of_primaries() {
+        assert_eq!(rgb_to_hsv(255, 0, 0), [0.0, 1.0, 1.0]);
+        let g = rgb_to_hsv(0, 255, 0);
+        assert!((g[0] - 1.0 / 3.0).abs() < 1e-6);
+        assert_eq!(rgb_to_hsv(128, 128, 128)[1], 0.0);
+    }
+
+    #[test]
+    fn constant_image_histogram_blocks_have_unit_mass() {
+        let v = feature(RgbImage::from_pixel(40, 30, Rgb([200, 40, 40])));
+        let ch = ColorHistogram::default();
+        let g_len: usize = ch.global_bins.iter().product();
+        // Squares of a Hellinger block sum to its mass (1 for global).
+        let mass: f32 = v[..g_len].iter().map(|x| x * x).sum();
+        assert!((mass - 1.0).abs() < 1e-5, "{mass}");
+        let total: f32 = v.iter().map(|x| x * x).sum();
+        assert!((total - 2.0).abs() < 1e-4, "{total}");
+        // All cells of a constant image are equal.
+        let c_len: usize = ch.cell_bins.iter().product();
+        assert_eq!(v[g_len..g_len + c_len], v[g_len + c_len..g_len + 2 * c_len]);
+    }
+
+    #[test]
+    fn invariant_to_scale_and_close_under_small_shift() {
+        let img = RgbImage::from_fn(64, 64, |x, y| Rgb([(x * 4) as u8, (y * 4) as u8, 90]));
+        let big = image::imageops::resize(&img, 128, 128, image::imageops::FilterType::Nearest);
+        let a = feature(img.clone());
+        let b = feature(big);
+        let d: f32 = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).powi(2))
+            .sum::<f32>()
+            .sqrt();
+        assert!(d < 0.05, "scale changed the histogram by {d}");
+        let shifted = RgbImage::from_fn(64, 64, |x, y| {
+            let p = img.get_pixel(x, y).0;
+            Rgb([p[0].saturating_add(6), p[1], p[2]])
+        });
+        let other = feature(RgbImage::from_pixel(64, 64, Rgb([10, 200, 10])));
+        let near: f32 = a
+            .iter()
+            .zip(feature(shifted))
+            .map(|(x, y)| (x - y).powi(2))
+            .sum();
+        let far: f32 = a.iter().zip(&other).map(|(x, y)| (x - y).powi(2)).sum();
+        assert!(near * 10.0 < far, "near {near} far {far}");
+    }
+}

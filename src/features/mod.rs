@@ -1,0 +1,248 @@
+//! Feature families: pure functions from a working image to an `f32` vector, each versioned,
+//! plus the fusion of per-family vectors into the one vector the ANN index searches.
+
+pub mod color;
+pub mod conv;
+
+use image::RgbImage;
+use ndarray::Array2;
+
+use crate::error::{Error, Result};
+use crate::store::FeatureRow;
+
+/// What every extractor receives: the working image and its luminance, computed once.
+#[derive(Debug, Clone)]
+pub struct FeatureInput {
+    pub rgb: RgbImage,
+    /// Rec. 601 luma in [0, 1], rows x cols.
+    pub luma: Array2<f32>,
+}
+
+impl FeatureInput {
+    pub fn new(rgb: RgbImage) -> Self {
+        let luma = luma_plane(&rgb);
+        FeatureInput { rgb, luma }
+    }
+}
+
+/// Rec. 601 luma of an RGB image, in [0, 1].
+pub fn luma_plane(rgb: &RgbImage) -> Array2<f32> {
+    let (w, h) = rgb.dimensions();
+    Array2::from_shape_fn((h as usize, w as usize), |(y, x)| {
+        let p = rgb.get_pixel(x as u32, y as u32).0;
+        (0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2])) / 255.0
+    })
+}
+
+/// One feature family. Implementations are pure: no I/O, deterministic output.
+pub trait Extractor: Send + Sync {
+    /// Stable family name stored in the database (`color`, `conv`, `deconv`).
+    fn family(&self) -> &'static str;
+    /// Bumped whenever the output for the same input changes.
+    fn version(&self) -> u32;
+    /// Fingerprint of the parameters; a stored row with another fingerprint is re-extracted.
+    fn params(&self) -> String;
+    /// Length of the vector `extract` returns.
+    fn dim(&self) -> usize;
+    /// The feature vector.
+    fn extract(&self, input: &FeatureInput) -> Vec<f32>;
+}
+
+/// The set of families an index computes. Adding a family is adding an entry here.
+pub struct Registry {
+    extractors: Vec<Box<dyn Extractor>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.families()).finish()
+    }
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry {
+            extractors: vec![
+                Box::new(color::ColorHistogram::default()),
+                Box::new(conv::FilterBank::default()),
+            ],
+        }
+    }
+}
+
+impl Registry {
+    /// Names of the families, in registry order.
+    pub fn families(&self) -> Vec<&'static str> {
+        self.extractors.iter().map(|e| e.family()).collect()
+    }
+
+    /// The extractors.
+    pub fn extractors(&self) -> &[Box<dyn Extractor>] {
+        &self.extractors
+    }
+
+    /// `(family, version, params)` of each family, as stored with every row.
+    pub fn signatures(&self) -> Vec<(String, u32, String)> {
+        self.extractors
+            .iter()
+            .map(|e| (e.family().to_string(), e.version(), e.params()))
+            .collect()
+    }
+
+    /// Runs every family on one image.
+    pub fn extract_all(&self, input: &FeatureInput) -> Vec<FeatureRow> {
+        self.extractors
+            .iter()
+            .map(|e| FeatureRow {
+                family: e.family().to_string(),
+                version: e.version(),
+                params: e.params(),
+                vector: e.extract(input),
+            })
+            .collect()
+    }
+}
+
+/// Scales a vector to unit L2 norm (a zero vector stays zero).
+pub fn l2_normalize(v: &mut [f32]) {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if n > 1e-12 {
+        v.iter_mut().for_each(|x| *x /= n);
+    }
+}
+
+/// Signed square root (power normalisation with exponent 1/2, the Hellinger map for histograms).
+pub fn signed_sqrt(v: &mut [f32]) {
+    v.iter_mut().for_each(|x| *x = x.signum() * x.abs().sqrt());
+}
+
+/// How per-family vectors are combined: each is L2-normalised, then scaled by sqrt(weight),
+/// so the squared distance between fused vectors is the weighted sum of per-family ones.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Fusion {
+    /// `(family, weight)`, in the order the vectors are concatenated.
+    pub weights: Vec<(String, f32)>,
+}
+
+impl Default for Fusion {
+    fn default() -> Self {
+        Fusion {
+            weights: vec![("color".into(), 1.0), ("conv".into(), 0.5)],
+        }
+    }
+}
+
+impl Fusion {
+    /// Parses `color=1,conv=0.5` (families left out get weight 0) or a single family name.
+    pub fn parse(spec: &str, known: &[&str]) -> Result<Fusion> {
+        let mut weights = Vec::new();
+        for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (name, w) = match part.split_once('=') {
+                Some((n, w)) => {
+                    let w: f32 = w.trim().parse().map_err(|_| {
+                        Error::InvalidInput(format!(
+                            "bad weight '{w}' for '{n}' in --weights: use numbers like color=1,conv=0.5"
+                        ))
+                    })?;
+                    (n.trim(), w)
+                }
+                None => (part, 1.0),
+            };
+            if !known.contains(&name) {
+                return Err(Error::InvalidInput(format!(
+                    "unknown feature family '{name}': choose from {}",
+                    known.join(", ")
+                )));
+            }
+            if !(w >= 0.0 && w.is_finite()) {
+                return Err(Error::InvalidInput(format!(
+                    "weight for '{name}' must be a finite number >= 0"
+                )));
+            }
+            if w > 0.0 {
+                weights.push((name.to_string(), w));
+            }
+        }
+        if weights.is_empty() {
+            return Err(Error::InvalidInput(
+                "--weights selects no family: give at least one weight above 0".into(),
+            ));
+        }
+        Ok(Fusion { weights })
+    }
+
+    /// Families in fusion order.
+    pub fn families(&self) -> Vec<&str> {
+        self.weights.iter().map(|(f, _)| f.as_str()).collect()
+    }
+
+    /// A stable text form, recorded with the HNSW dump.
+    pub fn fingerprint(&self) -> String {
+        self.weights
+            .iter()
+            .map(|(f, w)| format!("{f}={w}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Concatenates per-family vectors given in `families()` order.
+    pub fn fuse(&self, parts: &[Vec<f32>]) -> Vec<f32> {
+        let mut out = Vec::with_capacity(parts.iter().map(Vec::len).sum());
+        for ((_, w), part) in self.weights.iter().zip(parts) {
+            let mut v = part.clone();
+            l2_normalize(&mut v);
+            let s = w.sqrt();
+            out.extend(v.into_iter().map(|x| x * s));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fusion_distance_is_weighted_sum_of_family_distances() {
+        let f = Fusion::parse("color=2,conv=0.5", &["color", "conv"]).unwrap();
+        let a = f.fuse(&[vec![1.0, 0.0], vec![0.0, 3.0]]);
+        let b = f.fuse(&[vec![0.0, 1.0], vec![0.0, 1.0]]);
+        let d: f32 = a.iter().zip(&b).map(|(x, y)| (x - y) * (x - y)).sum();
+        assert!((d - 2.0 * 2.0).abs() < 1e-6, "{d}");
+    }
+
+    #[test]
+    fn fusion_parse_errors_are_clear() {
+        let known = ["color", "conv"];
+        assert!(
+            Fusion::parse("colour=1", &known)
+                .unwrap_err()
+                .to_string()
+                .contains("unknown feature family 'colour'")
+        );
+        assert!(
+            Fusion::parse("color=x", &known)
+                .unwrap_err()
+                .to_string()
+                .contains("bad weight")
+        );
+        assert!(Fusion::parse("color=0", &known).is_err());
+        assert_eq!(
+            Fusion::parse("conv", &known).unwrap().families(),
+            vec!["conv"]
+        );
+    }
+
+    #[test]
+    fn registry_vectors_have_declared_lengths() {
+        let reg = Registry::default();
+        let img = RgbImage::from_fn(97, 61, |x, y| {
+            image::Rgb([(x * 2) as u8, (y * 4) as u8, ((x + y) % 256) as u8])
+        });
+        let rows = reg.extract_all(&FeatureInput::new(img));
+        for (row, e) in rows.iter().zip(reg.extractors()) {
+            assert_eq!(row.vector.len(), e.dim(), "{}", e.family());
+            assert!(row.vector.iter().all(|x| x.is_finite()), "{}", e.family());
+        }
+    }
+}

@@ -1,0 +1,438 @@
+//! The indexing pipeline: crawl, change detection, parallel decode + extraction, one SQLite
+//! writer committing in batches, then the HNSW refresh. Reports progress through events and
+//! stops cleanly when asked; it never prints.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+
+use crate::collection::Collection;
+use crate::crawl::{CrawlConfig, CrawlProblem, CrawledFile, crawl};
+use crate::decode::{DecodeConfig, decode};
+use crate::error::{Error, Result};
+use crate::features::{FeatureInput, Fusion, Registry};
+use crate::store::{CatalogEntry, FeatureRow, FileStamp, ImageFacts, WriteOp};
+
+/// Everything `index` needs besides the collection.
+#[derive(Debug, Clone, Default)]
+pub struct IndexConfig {
+    pub crawl: CrawlConfig,
+    pub decode: DecodeConfig,
+    /// Try again files that failed before even if they have not changed.
+    pub retry_failed: bool,
+    /// Rows per write transaction (0 = default).
+    pub batch_size: usize,
+}
+
+/// Progress events; the CLI renders them.
+#[derive(Debug, Clone)]
+pub enum Progress {
+    /// The walk found this many candidate files.
+    Crawled { files: usize },
+    /// This many files need reading (the rest are unchanged).
+    Planned { to_process: usize, unchanged: usize },
+    /// One more file was handled.
+    Processed { done: usize, total: usize },
+    /// The HNSW graph is being rebuilt over this many images.
+    BuildingAnn { images: usize },
+}
+
+/// A file that could not be indexed in this run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FailedFile {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct IndexSummary {
+    /// Files seen for the first time and extracted.
+    pub new: usize,
+    /// Files already indexed and unchanged (nothing decoded).
+    pub unchanged: usize,
+    /// Files whose content changed, or whose features were outdated, re-extracted.
+    pub updated: usize,
+    /// Files found under a new path, recognised by content hash (features kept).
+    pub moved: usize,
+    /// New paths with content already indexed elsewhere (features copied, nothing decoded).
+    pub duplicates: usize,
+    /// Files gone from disk, removed from the index.
+    pub removed: usize,
+    /// Files that failed in this run.
+    pub failed: Vec<FailedFile>,
+    /// Files that failed before and are unchanged (not retried; see `--retry-failed`).
+    pub still_failing: usize,
+    /// Paths the walk could not read.
+    pub problems: Vec<CrawlProblem>,
+    /// Images in the index after the run.
+    pub total_images: usize,
+    pub elapsed_secs: f64,
+    /// Files read or decoded per second during extraction.
+    pub images_per_sec: f64,
+    pub ann_rebuilt: bool,
+    pub interrupted: bool,
+}
+
+/// Outcome of one file, produced by a worker.
+enum Outcome {
+    Extracted {
+        file: CrawledFile,
+        hash: [u8; 32],
+        facts: ImageFacts,
+        features: Vec<FeatureRow>,
+    },
+    /// Same bytes as the row at the same path: only the stamp changed.
+    Touched {
+        id: i64,
+        stamp: FileStamp,
+    },
+    /// Content already indexed (under some id): move or copy, no decoding.
+    KnownContent {
+        file: CrawledFile,
+        hash: [u8; 32],
+    },
+    Failed {
+        file: CrawledFile,
+        reason: String,
+    },
+}
+
+fn features_current(entry: &CatalogEntry, signatures: &[(String, u32, String)]) -> bool {
+    signatures.iter().all(|sig| entry.features.contains(sig))
+}
+
+/// Runs one indexing pass over `config.crawl.roots` into `collection`.
+pub fn run(
+    collection: &Collection,
+    config: &IndexConfig,
+    registry: &Registry,
+    fusion: &Fusion,
+    progress: &(dyn Fn(Progress) + Sync),
+    stop: &AtomicBool,
+) -> Result<IndexSummary> {
+    let start = Instant::now();
+    let _lock = collection.lock_for_writing()?;
+    let mut store = collection.open_store()?;
+    let mut summary = IndexSummary::default();
+
+    let mut crawl_cfg = config.crawl.clone();
+    crawl_cfg.roots = config
+        .crawl
+        .roots
+        .iter()
+        .map(|r| std::fs::canonicalize(r).map_err(|e| Error::io(r, e)))
+        .collect::<Result<_>>()?;
+    crawl_cfg.skip_dir = Some(collection.dir().to_path_buf());
+    let root_ids: Vec<i64> = crawl_cfg
+        .roots
+        .iter()
+        .map(|r| store.root_id(r))
+        .collect::<Result<_>>()?;
+    let walked = crawl(&crawl_cfg)?;
+    summary.problems = walked.problems.clone();
+    progress(Progress::Crawled {
+        files: walked.files.len(),
+    });
+
+    let signatures = registry.signatures();
+    let catalog = store.catalog()?;
+    let by_path: HashMap<(i64, &Path), &CatalogEntry> = catalog
+        .iter()
+        .map(|e| ((e.root_id, e.rel_path.as_path()), e))
+        .collect();
+    let known_hashes: HashSet<[u8; 32]> = catalog
+        .iter()
+        .filter(|e| features_current(e, &signatures))
+        .map(|e| e.hash)
+        .collect();
+    let failures: HashMap<(i64, PathBuf), FileStamp> = store
+        .failures()?
+        .into_iter()
+        .map(|f| {
+            (
+                (f.root_id, f.rel_path),
+                FileStamp {
+                    size: f.size,
+                    mtime_ns: f.mtime_ns,
+                },
+            )
+        })
+        .collect();
+
+    let mut seen: HashSet<(i64, &Path)> = HashSet::new();
+    let mut jobs: Vec<(&CrawledFile, Option<&CatalogEntry>)> = Vec::new();
+    for file in &walked.files {
+        let root_id = root_ids[file.root];
+        seen.insert((root_id, file.rel_path.as_path()));
+        let existing = by_path.get(&(root_id, file.rel_path.as_path())).copied();
+        match existing {
+            Some(e)
+                if e.size == file.stamp.size
+                    && e.mtime_ns == file.stamp.mtime_ns
+                    && features_current(e, &signatures) =>
+            {
+                summary.unchanged += 1;
+            }
+            None if !config.retry_failed
+                && failures.get(&(root_id, file.rel_path.clone())) == Some(&file.stamp) =>
+            {
+                summary.still_failing += 1;
+            }
+            _ => jobs.push((file, existing)),
+        }
+    }
+    // Rows under completely walked roots whose path was not seen: deleted, or moved.
+    let crawled_roots: HashSet<i64> = root_ids
+        .iter()
+        .zip(&walked.complete_roots)
+        .filter(|(_, complete)| **complete)
+        .map(|(id, _)| *id)
+        .collect();
+    let vanished: Vec<&CatalogEntry> = catalog
+        .iter()
+        .filter(|e| {
+            crawled_roots.contains(&e.root_id) && !seen.contains(&(e.root_id, e.rel_path.as_path()))
+        })
+        .collect();
+    let mut vanished_by_hash: HashMap<[u8; 32], Vec<i64>> = HashMap::new();
+    for e in &vanished {
+        vanished_by_hash.entry(e.hash).or_default().push(e.id);
+    }
+    let mut any_id_by_hash: HashMap<[u8; 32], i64> = HashMap::new();
+    for e in catalog.iter().filter(|e| features_current(e, &signatures)) {
+        any_id_by_hash.entry(e.hash).or_insert(e.id);
+    }
+
+    progress(Progress::Planned {
+        to_process: jobs.len(),
+        unchanged: summary.unchanged,
+    });
+
+    let total = jobs.len();
+    let batch_size = if config.batch_size == 0 {
+        256
+    } else {
+        config.batch_size
+    };
+    let (tx, rx) = crossbeam_channel::bounded::<Outcome>(batch_size * 2);
+    let mut claimed: HashSet<i64> = HashSet::new();
+    let mut extracted = 0usize;
+    let extract_start = Instant::now();
+
+    let writer_result: Result<()> = std::thread::scope(|scope| {
+        let jobs = &jobs;
+        let known_hashes = &known_hashes;
+        scope.spawn(move || {
+            jobs.par_iter().for_each_with(tx, |tx, (file, existing)| {
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                let outcome =
+                    process_file(file, *existing, known_hashes, &signatures, config, registry);
+                // The writer has gone only after an error; nothing more to do then.
+                let _ = tx.send(outcome);
+            });
+        });
+
+        let mut batch: Vec<WriteOp> = Vec::with_capacity(batch_size);
+        let mut last_commit = Instant::now();
+        let mut done = 0usize;
+        for outcome in rx.iter() {
+            done += 1;
+            match outcome {
+                Outcome::Extracted {
+                    file,
+                    hash,
+                    facts,
+                    features,
+                } => {
+                    extracted += 1;
+                    let root_id = root_ids[file.root];
+                    if by_path.contains_key(&(root_id, file.rel_path.as_path())) {
+                        summary.updated += 1;
+                    } else {
+                        summary.new += 1;
+                    }
+                    batch.push(WriteOp::Upsert {
+                        root_id,
+                        rel_path: file.rel_path,
+                        stamp: file.stamp,
+                        hash,
+                        facts,
+                        features,
+                    });
+                }
+                Outcome::Touched { id, stamp } => {
+                    summary.unchanged += 1;
+                    batch.push(WriteOp::Touch { id, stamp });
+                }
+                Outcome::KnownContent { file, hash } => {
+                    let root_id = root_ids[file.root];
+                    let movable = vanished_by_hash
+                        .get(&hash)
+                        .and_then(|ids| ids.iter().find(|id| !claimed.contains(id)).copied());
+                    if let Some(id) = movable {
+                        claimed.insert(id);
+                        summary.moved += 1;
+                        batch.push(WriteOp::Move {
+                            id,
+                            root_id,
+                            rel_path: file.rel_path,
+                            stamp: file.stamp,
+                        });
+                    } else if let Some(&source_id) = any_id_by_hash.get(&hash) {
+                        summary.duplicates += 1;
+                        batch.push(WriteOp::Copy {
+                            source_id,
+                            root_id,
+                            rel_path: file.rel_path,
+                            stamp: file.stamp,
+                        });
+                    }
+                }
+                Outcome::Failed { file, reason } => {
+                    summary.failed.push(FailedFile {
+                        path: file.abs_path.clone(),
+                        reason: reason.clone(),
+                    });
+                    batch.push(WriteOp::Fail {
+                        root_id: root_ids[file.root],
+                        rel_path: file.rel_path,
+                        stamp: file.stamp,
+                        reason,
+                    });
+                }
+            }
+            if batch.len() >= batch_size || last_commit.elapsed() > Duration::from_secs(2) {
+                store.apply(&batch)?;
+                batch.clear();
+                last_commit = Instant::now();
+            }
+            progress(Progress::Processed { done, total });
+        }
+        store.apply(&batch)?;
+        Ok(())
+    });
+    writer_result?;
+    let extract_secs = extract_start.elapsed().as_secs_f64();
+    summary.images_per_sec = if extract_secs > 0.0 {
+        total as f64 / extract_secs
+    } else {
+        0.0
+    };
+    let _ = extracted;
+
+    if stop.load(Ordering::Relaxed) {
+        summary.interrupted = true;
+    } else {
+        let removals: Vec<WriteOp> = vanished
+            .iter()
+            .filter(|e| !claimed.contains(&e.id))
+            .map(|e| WriteOp::Remove { id: e.id })
+            .collect();
+        summary.removed = removals.len();
+        for chunk in removals.chunks(batch_size) {
+            store.apply(chunk)?;
+        }
+        let gone_failures: Vec<(i64, PathBuf)> = failures
+            .keys()
+            .filter(|(root, rel)| {
+                crawled_roots.contains(root) && !seen.contains(&(*root, rel.as_path()))
+            })
+            .cloned()
+            .collect();
+        store.forget_failures(&gone_failures)?;
+        let images = store.stats()?.images as usize;
+        progress(Progress::BuildingAnn { images });
+        summary.ann_rebuilt = collection.refresh_ann(&mut store, fusion)?;
+    }
+    summary.total_images = store.stats()?.images as usize;
+    summary.elapsed_secs = start.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+fn process_file(
+    file: &CrawledFile,
+    existing: Option<&CatalogEntry>,
+    known_hashes: &HashSet<[u8; 32]>,
+    signatures: &[(String, u32, String)],
+    config: &IndexConfig,
+    registry: &Registry,
+) -> Outcome {
+    let bytes = match std::fs::read(&file.abs_path) {
+        Ok(b) => b,
+        Err(e) => {
+            return Outcome::Failed {
+                file: file.clone(),
+                reason: format!("cannot read: {e}"),
+            };
+        }
+    };
+    // The file may have changed between the walk and now; the stamp must describe these bytes.
+    let mut file = file.clone();
+    if let Ok(meta) = std::fs::metadata(&file.abs_path) {
+        file.stamp = FileStamp {
+            size: meta.len(),
+            mtime_ns: crate::crawl::mtime_ns(&meta),
+        };
+        if meta.len() != bytes.len() as u64 {
+            file.stamp.mtime_ns = 0;
+        }
+    }
+    let hash: [u8; 32] = *blake3::hash(&bytes).as_bytes();
+    if let Some(e) = existing
+        && e.hash == hash
+        && features_current(e, signatures)
+    {
+        return Outcome::Touched {
+            id: e.id,
+            stamp: file.stamp,
+        };
+    }
+    if known_hashes.contains(&hash) {
+        return Outcome::KnownContent { file, hash };
+    }
+    match extract_bytes(&bytes, &file.abs_path, &config.decode, registry) {
+        Ok((facts, features)) => Outcome::Extracted {
+            file,
+            hash,
+            facts,
+            features,
+        },
+        Err(e) => Outcome::Failed {
+            reason: match e {
+                Error::Decode { reason, .. } => reason,
+                other => other.to_string(),
+            },
+            file,
+        },
+    }
+}
+
+/// Decodes an image and runs every feature family on it (panics in either are caught).
+pub fn extract_bytes(
+    bytes: &[u8],
+    path: &Path,
+    decode_cfg: &DecodeConfig,
+    registry: &Registry,
+) -> Result<(ImageFacts, Vec<FeatureRow>)> {
+    let decoded = decode(bytes, path, decode_cfg)?;
+    let facts = ImageFacts {
+        format: decoded.format.clone(),
+        width: decoded.width,
+        height: decoded.height,
+    };
+    let input = FeatureInput::new(decoded.image);
+    let features = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        registry.extract_all(&input)
+    }))
+    .map_err(|_| Error::Decode {
+        path: path.to_path_buf(),
+        reason: "feature extraction failed on this image (please report it)".into(),
+    })?;
+    Ok((facts, features))
+}

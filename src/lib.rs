@@ -1,0 +1,18 @@
+//! lookalike: content-based image retrieval. Index photo folders into SQLite + HNSW, find the
+//! images that look like an example, restore blurred images, and measure retrieval accuracy.
+//!
+//! Data flows one way: [`crawl`] -> [`decode`] -> [`features`] -> [`store`] -> [`ann`] ->
+//! [`query`] (and `eval`). [`index`] runs the pipeline; [`cli`] is the command-line front end.
+
+pub mod ann;
+pub mod cli;
+pub mod collection;
+pub mod crawl;
+pub mod decode;
+pub mod error;
+pub mod features;
+pub mod index;
+pub mod query;
+pub mod store;
+
+pub use error::{Error, Result};

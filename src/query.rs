@@ -1,0 +1,150 @@
+//! Search by example: the example's fused vector (stored if it is indexed, extracted if not),
+//! nearest images from the HNSW graph or by exact search, mapped back to paths.
+
+use std::path::{Path, PathBuf};
+
+use crate::collection::{Collection, SearchMode, SearchSpace};
+use crate::decode::DecodeConfig;
+use crate::error::{Error, Result};
+use crate::features::{Fusion, Registry};
+use crate::index::extract_bytes;
+use crate::store::Store;
+
+/// Options of one query.
+#[derive(Debug, Clone)]
+pub struct QueryConfig {
+    pub k: usize,
+    pub mode: SearchMode,
+    pub fusion: Fusion,
+    pub decode: DecodeConfig,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        QueryConfig {
+            k: 10,
+            mode: SearchMode::Hnsw,
+            fusion: Fusion::default(),
+            decode: DecodeConfig::default(),
+        }
+    }
+}
+
+/// One result.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Hit {
+    pub rank: usize,
+    pub distance: f32,
+    pub path: PathBuf,
+    pub id: i64,
+}
+
+/// The answer to a query.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct QueryResult {
+    pub query: PathBuf,
+    /// True when the example is itself in the index (its stored vector was used).
+    pub indexed: bool,
+    pub mode: SearchMode,
+    pub hits: Vec<Hit>,
+    pub note: Option<String>,
+}
+
+/// An open index ready to answer many queries.
+pub struct Searcher {
+    store: Store,
+    space: SearchSpace,
+    registry: Registry,
+}
+
+impl Searcher {
+    /// Opens a collection read-only with the given fusion.
+    pub fn open(collection: &Collection, fusion: &Fusion) -> Result<Searcher> {
+        let store = collection.open_store_read_only()?;
+        let space = collection.search_space(&store, fusion)?;
+        if space.points.is_empty() {
+            return Err(Error::InvalidInput(format!(
+                "the index at {} holds no images yet: run `lookalike index DIR`",
+                collection.dir().display()
+            )));
+        }
+        Ok(Searcher {
+            store,
+            space,
+            registry: Registry::default(),
+        })
+    }
+
+    /// The loaded vectors and graph.
+    pub fn space(&self) -> &SearchSpace {
+        &self.space
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The fused vector of an example file: the stored one when the file is indexed and
+    /// unchanged, else freshly extracted.
+    pub fn example_vector(&self, path: &Path, decode: &DecodeConfig) -> Result<(Vec<f32>, bool)> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        if let Ok(abs) = std::fs::canonicalize(path)
+            && let Some(id) = self.store.id_of_path(&abs)?
+            && let Some(v) = self.space.vector_of(id)
+        {
+            return Ok((v.to_vec(), true));
+        }
+        let (_, rows) = extract_bytes(&bytes, path, decode, &self.registry)?;
+        let parts: Vec<Vec<f32>> = self
+            .space
+            .fusion
+            .families()
+            .iter()
+            .map(|f| {
+                rows.iter()
+                    .find(|r| r.family == *f)
+                    .map(|r| r.vector.clone())
+                    .unwrap_or_default()
+            })
+            .collect();
+        Ok((self.space.fusion.fuse(&parts), false))
+    }
+
+    /// The `k` nearest indexed images to a fused vector, with paths; deleted images never appear.
+    pub fn nearest(&self, vector: &[f32], k: usize, mode: SearchMode) -> Result<Vec<Hit>> {
+        // Ask for a few more in case some ids were deleted since the graph was built.
+        let raw = self.space.search(vector, k + 8, mode);
+        let ids: Vec<i64> = raw.iter().map(|h| h.0).collect();
+        let paths = self.store.paths(&ids)?;
+        Ok(raw
+            .into_iter()
+            .filter_map(|(id, d)| paths.get(&id).map(|p| (id, d, p.clone())))
+            .take(k)
+            .enumerate()
+            .map(|(i, (id, distance, path))| Hit {
+                rank: i + 1,
+                distance,
+                path,
+                id,
+            })
+            .collect())
+    }
+
+    /// Answers one query by example.
+    pub fn query(&self, path: &Path, cfg: &QueryConfig) -> Result<QueryResult> {
+        let (vector, indexed) = self.example_vector(path, &cfg.decode)?;
+        let mode = if self.space.ann.is_some() {
+            cfg.mode
+        } else {
+            SearchMode::Exact
+        };
+        Ok(QueryResult {
+            query: path.to_path_buf(),
+            indexed,
+            mode,
+            hits: self.nearest(&vector, cfg.k, mode)?,
+            note: self.space.note.clone(),
+        })
+    }
+}

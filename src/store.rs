@@ -1,0 +1,865 @@
+//! SQLite storage: connection and pragmas, embedded migrations, batched writes, reading vectors back.
+//!
+//! SQLite is the source of truth; everything else (the HNSW dump) is rebuilt from it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+use crate::error::{Error, Result};
+
+/// Migrations in order; entry `i` moves the schema from version `i` to `i + 1`.
+/// Files in `migrations/` are never edited once landed: a change is a new file.
+pub const MIGRATIONS: &[(&str, &str)] = &[(
+    "0001_initial.sql",
+    include_str!("../migrations/0001_initial.sql"),
+)];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// One stored feature vector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureRow {
+    pub family: String,
+    pub version: u32,
+    pub params: String,
+    pub vector: Vec<f32>,
+}
+
+/// What change detection needs to know about an indexed file.
+#[derive(Debug, Clone)]
+pub struct CatalogEntry {
+    pub id: i64,
+    pub root_id: i64,
+    pub rel_path: PathBuf,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub hash: [u8; 32],
+    /// `(family, version, params)` of every stored feature row.
+    pub features: Vec<(String, u32, String)>,
+}
+
+/// A file that could not be indexed, as recorded.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FailureEntry {
+    pub root_id: i64,
+    pub rel_path: PathBuf,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub reason: String,
+}
+
+/// File identity as seen by the crawler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    pub size: u64,
+    pub mtime_ns: i64,
+}
+
+/// Decoded-image facts kept with each row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageFacts {
+    pub format: String,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// One change to apply; the writer groups many into a transaction.
+#[derive(Debug, Clone)]
+pub enum WriteOp {
+    /// A new or changed file with freshly extracted features.
+    Upsert {
+        root_id: i64,
+        rel_path: PathBuf,
+        stamp: FileStamp,
+        hash: [u8; 32],
+        facts: ImageFacts,
+        features: Vec<FeatureRow>,
+    },
+    /// Same content, new size/mtime stamp (e.g. `touch`).
+    Touch { id: i64, stamp: FileStamp },
+    /// A known file found under a new path: it keeps its id and features.
+    Move {
+        id: i64,
+        root_id: i64,
+        rel_path: PathBuf,
+        stamp: FileStamp,
+    },
+    /// A new path whose content is already indexed elsewhere: copy the features.
+    Copy {
+        source_id: i64,
+        root_id: i64,
+        rel_path: PathBuf,
+        stamp: FileStamp,
+    },
+    /// The file could not be indexed: record why, and drop any stale row for that path.
+    Fail {
+        root_id: i64,
+        rel_path: PathBuf,
+        stamp: FileStamp,
+        reason: String,
+    },
+    /// The file is gone.
+    Remove { id: i64 },
+}
+
+/// Counts for `lookalike status`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StoreStats {
+    pub images: u64,
+    pub failures: u64,
+    pub roots: Vec<String>,
+    /// `(family, version, params, count)`.
+    pub feature_versions: Vec<(String, u32, String, u64)>,
+    pub schema_version: i64,
+    pub data_version: u64,
+}
+
+/// A SQLite connection holding a lookalike index.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+fn path_to_blob(path: &Path) -> Vec<u8> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        path.as_os_str().as_bytes().to_vec()
+    }
+    #[cfg(not(unix))]
+    {
+        path.to_string_lossy().into_owned().into_bytes()
+    }
+}
+
+fn blob_to_path(bytes: Vec<u8>) -> PathBuf {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStringExt;
+        PathBuf::from(std::ffi::OsString::from_vec(bytes))
+    }
+    #[cfg(not(unix))]
+    {
+        PathBuf::from(String::from_utf8_lossy(&bytes).into_owned())
+    }
+}
+
+/// Encodes a vector as little-endian f32 bytes.
+pub fn vector_to_blob(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Decodes little-endian f32 bytes.
+pub fn blob_to_vector(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Store> {
+        let conn = Connection::open(path).map_err(|e| db(path, e))?;
+        let mut store = Store {
+            conn,
+            path: path.to_path_buf(),
+        };
+        store.configure()?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Opens an existing database for reading only (queries while `index` runs).
+    pub fn open_read_only(path: &Path) -> Result<Store> {
+        if !path.exists() {
+            return Err(Error::NoIndex(
+                path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+            ));
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| db(path, e))?;
+        conn.busy_timeout(Duration::from_secs(10))
+            .map_err(|e| db(path, e))?;
+        let store = Store {
+            conn,
+            path: path.to_path_buf(),
+        };
+        let version = store.schema_version()?;
+        if version > SCHEMA_VERSION {
+            return Err(Error::SchemaTooNew {
+                path: path.to_path_buf(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if version < SCHEMA_VERSION {
+            return Err(Error::InvalidInput(format!(
+                "{}: index made by an older lookalike (schema {version}, current {SCHEMA_VERSION}); run `lookalike index` once to upgrade it",
+                path.display()
+            )));
+        }
+        Ok(store)
+    }
+
+    /// An empty, migrated database in memory (tests).
+    pub fn open_in_memory() -> Result<Store> {
+        let path = PathBuf::from(":memory:");
+        let conn = Connection::open_in_memory().map_err(|e| db(&path, e))?;
+        let mut store = Store { conn, path };
+        store.configure()?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// The database file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn configure(&self) -> Result<()> {
+        let c = &self.conn;
+        c.busy_timeout(Duration::from_secs(30))
+            .map_err(|e| db(&self.path, e))?;
+        // `journal_mode` returns a row, so it is read rather than executed.
+        let _mode: String = c
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(|e| db(&self.path, e))?;
+        c.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
+            .map_err(|e| db(&self.path, e))?;
+        Ok(())
+    }
+
+    fn schema_version(&self) -> Result<i64> {
+        self.conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| db(&self.path, e))
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let current = self.schema_version()?;
+        if current > SCHEMA_VERSION {
+            return Err(Error::SchemaTooNew {
+                path: self.path.clone(),
+                found: current,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        for (i, (_name, sql)) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+            let tx = self.conn.transaction().map_err(|e| db(&self.path, e))?;
+            tx.execute_batch(sql).map_err(|e| db(&self.path, e))?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)
+                .map_err(|e| db(&self.path, e))?;
+            tx.commit().map_err(|e| db(&self.path, e))?;
+        }
+        Ok(())
+    }
+
+    /// The id of an indexed root folder, adding it if new.
+    pub fn root_id(&mut self, root: &Path) -> Result<i64> {
+        let blob = path_to_blob(root);
+        self.conn
+            .execute(
+                "INSERT INTO roots(path) VALUES (?1) ON CONFLICT(path) DO NOTHING",
+                params![blob],
+            )
+            .map_err(|e| db(&self.path, e))?;
+        self.conn
+            .query_row("SELECT id FROM roots WHERE path = ?1", params![blob], |r| {
+                r.get(0)
+            })
+            .map_err(|e| db(&self.path, e))
+    }
+
+    /// All root folders, by id.
+    pub fn roots(&self) -> Result<HashMap<i64, PathBuf>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, path FROM roots")
+            .map_err(|e| db(&self.path, e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
+            .map_err(|e| db(&self.path, e))?;
+        let mut out = HashMap::new();
+        for row in rows {
+            let (id, p) = row.map_err(|e| db(&self.path, e))?;
+            out.insert(id, blob_to_path(p));
+        }
+        Ok(out)
+    }
+
+    /// Every indexed image with its stamp, hash and feature versions.
+    pub fn catalog(&self) -> Result<Vec<CatalogEntry>> {
+        let mut features: HashMap<i64, Vec<(String, u32, String)>> = HashMap::new();
+        {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT image_id, family, version, params FROM features")
+                .map_err(|e| db(&self.path, e))?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, u32>(2)?,
+                        r.get::<_, String>(3)?,
+                    ))
+                })
+                .map_err(|e| db(&self.path, e))?;
+            for row in rows {
+                let (id, fam, ver, par) = row.map_err(|e| db(&self.path, e))?;
+                features.entry(id).or_default().push((fam, ver, par));
+            }
+        }
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, root_id, rel_path, size, mtime_ns, hash FROM images ORDER BY id")
+            .map_err(|e| db(&self.path, e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, Vec<u8>>(5)?,
+                ))
+            })
+            .map_err(|e| db(&self.path, e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, root_id, rel, size, mtime_ns, hash) = row.map_err(|e| db(&self.path, e))?;
+            let mut h = [0u8; 32];
+            if hash.len() == 32 {
+                h.copy_from_slice(&hash);
+            }
+            out.push(CatalogEntry {
+                id,
+                root_id,
+                rel_path: blob_to_path(rel),
+                size: size as u64,
+                mtime_ns,
+                hash: h,
+                features: features.remove(&id).unwrap_or_default(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Every recorded failure.
+    pub fn failures(&self) -> Result<Vec<FailureEntry>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT root_id, rel_path, size, mtime_ns, reason FROM failures ORDER BY root_id, rel_path")
+            .map_err(|e| db(&self.path, e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(FailureEntry {
+                    root_id: r.get(0)?,
+                    rel_path: blob_to_path(r.get(1)?),
+                    size: r.get::<_, i64>(2)? as u64,
+                    mtime_ns: r.get(3)?,
+                    reason: r.get(4)?,
+                })
+            })
+            .map_err(|e| db(&self.path, e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| db(&self.path, e))
+    }
+
+    /// Forgets failures recorded for paths that no longer exist under the given roots.
+    pub fn forget_failures(&mut self, gone: &[(i64, PathBuf)]) -> Result<()> {
+        let tx = self.conn.transaction().map_err(|e| db(&self.path, e))?;
+        {
+            let mut stmt = tx
+                .prepare_cached("DELETE FROM failures WHERE root_id = ?1 AND rel_path = ?2")
+                .map_err(|e| db(&self.path, e))?;
+            for (root, rel) in gone {
+                stmt.execute(params![root, path_to_blob(rel)])
+                    .map_err(|e| db(&self.path, e))?;
+            }
+        }
+        tx.commit().map_err(|e| db(&self.path, e))
+    }
+
+    /// Applies a batch of changes in one transaction and bumps the data version.
+    pub fn apply(&mut self, ops: &[WriteOp]) -> Result<()> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let path = self.path.clone();
+        let e = |err| db(&path, err);
+        let tx = self.conn.transaction().map_err(e)?;
+        let now = now_unix();
+        for op in ops {
+            match op {
+                WriteOp::Upsert {
+                    root_id,
+                    rel_path,
+                    stamp,
+                    hash,
+                    facts,
+                    features,
+                } => {
+                    let rel = path_to_blob(rel_path);
+                    let id: i64 = tx
+                        .query_row(
+                            "INSERT INTO images(root_id, rel_path, size, mtime_ns, hash, format, width, height, indexed_at)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                             ON CONFLICT(root_id, rel_path) DO UPDATE SET
+                               size = excluded.size, mtime_ns = excluded.mtime_ns, hash = excluded.hash,
+                               format = excluded.format, width = excluded.width, height = excluded.height,
+                               indexed_at = excluded.indexed_at
+                             RETURNING id",
+                            params![
+                                root_id,
+                                rel,
+                                stamp.size as i64,
+                                stamp.mtime_ns,
+                                hash.as_slice(),
+                                facts.format,
+                                facts.width,
+                                facts.height,
+                                now
+                            ],
+                            |r| r.get(0),
+                        )
+                        .map_err(e)?;
+                    tx.execute("DELETE FROM features WHERE image_id = ?1", params![id])
+                        .map_err(e)?;
+                    let mut ins = tx
+                        .prepare_cached(
+                            "INSERT INTO features(image_id, family, version, params, vector) VALUES (?1, ?2, ?3, ?4, ?5)",
+                        )
+                        .map_err(e)?;
+                    for f in features {
+                        ins.execute(params![
+                            id,
+                            f.family,
+                            f.version,
+                            f.params,
+                            vector_to_blob(&f.vector)
+                        ])
+                        .map_err(e)?;
+                    }
+                    tx.execute(
+                        "DELETE FROM failures WHERE root_id = ?1 AND rel_path = ?2",
+                        params![root_id, rel],
+                    )
+                    .map_err(e)?;
+                }
+                WriteOp::Touch { id, stamp } => {
+                    tx.execute(
+                        "UPDATE images SET size = ?2, mtime_ns = ?3 WHERE id = ?1",
+                        params![id, stamp.size as i64, stamp.mtime_ns],
+                    )
+                    .map_err(e)?;
+                }
+                WriteOp::Move {
+                    id,
+                    root_id,
+                    rel_path,
+                    stamp,
+                } => {
+                    let rel = path_to_blob(rel_path);
+                    // A stale row may still hold the destination path; the moved file replaces it.
+                    tx.execute(
+                        "DELETE FROM images WHERE root_id = ?1 AND rel_path = ?2 AND id <> ?3",
+                        params![root_id, rel, id],
+                    )
+                    .map_err(e)?;
+                    tx.execute(
+                        "UPDATE images SET root_id = ?2, rel_path = ?3, size = ?4, mtime_ns = ?5 WHERE id = ?1",
+                        params![id, root_id, rel, stamp.size as i64, stamp.mtime_ns],
+                    )
+                    .map_err(e)?;
+                    tx.execute(
+                        "DELETE FROM failures WHERE root_id = ?1 AND rel_path = ?2",
+                        params![root_id, rel],
+                    )
+                    .map_err(e)?;
+                }
+                WriteOp::Copy {
+                    source_id,
+                    root_id,
+                    rel_path,
+                    stamp,
+                } => {
+                    let rel = path_to_blob(rel_path);
+                    tx.execute(
+                        "DELETE FROM images WHERE root_id = ?1 AND rel_path = ?2",
+                        params![root_id, rel],
+                    )
+                    .map_err(e)?;
+                    let id: Option<i64> = tx
+                        .query_row(
+                            "INSERT INTO images(root_id, rel_path, size, mtime_ns, hash, format, width, height, indexed_at)
+                             SELECT ?2, ?3, ?4, ?5, hash, format, width, height, ?6 FROM images WHERE id = ?1
+                             RETURNING id",
+                            params![source_id, root_id, rel, stamp.size as i64, stamp.mtime_ns, now],
+                            |r| r.get(0),
+                        )
+                        .optional()
+                        .map_err(e)?;
+                    if let Some(id) = id {
+                        tx.execute(
+                            "INSERT INTO features(image_id, family, version, params, vector)
+                             SELECT ?2, family, version, params, vector FROM features WHERE image_id = ?1",
+                            params![source_id, id],
+                        )
+                        .map_err(e)?;
+                    }
+                    tx.execute(
+                        "DELETE FROM failures WHERE root_id = ?1 AND rel_path = ?2",
+                        params![root_id, rel],
+                    )
+                    .map_err(e)?;
+                }
+                WriteOp::Fail {
+                    root_id,
+                    rel_path,
+                    stamp,
+                    reason,
+                } => {
+                    let rel = path_to_blob(rel_path);
+                    tx.execute(
+                        "DELETE FROM images WHERE root_id = ?1 AND rel_path = ?2",
+                        params![root_id, rel],
+                    )
+                    .map_err(e)?;
+                    tx.execute(
+                        "INSERT INTO failures(root_id, rel_path, size, mtime_ns, reason, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                         ON CONFLICT(root_id, rel_path) DO UPDATE SET size = excluded.size,
+                           mtime_ns = excluded.mtime_ns, reason = excluded.reason, at = excluded.at",
+                        params![root_id, rel, stamp.size as i64, stamp.mtime_ns, reason, now],
+                    )
+                    .map_err(e)?;
+                }
+                WriteOp::Remove { id } => {
+                    tx.execute("DELETE FROM images WHERE id = ?1", params![id])
+                        .map_err(e)?;
+                }
+            }
+        }
+        tx.execute(
+            "INSERT INTO meta(key, value) VALUES ('data_version', '1')
+             ON CONFLICT(key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)",
+            [],
+        )
+        .map_err(e)?;
+        tx.commit().map_err(e)
+    }
+
+    /// Increases whenever images or features change; the HNSW dump records the one it was built from.
+    pub fn data_version(&self) -> Result<u64> {
+        Ok(self
+            .meta("data_version")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// Reads a metadata value.
+    pub fn meta(&self, key: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| db(&self.path, e))
+    }
+
+    /// Writes several metadata values in one transaction.
+    pub fn set_meta(&mut self, pairs: &[(&str, String)]) -> Result<()> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(|e| db(&path, e))?;
+        for (k, v) in pairs {
+            tx.execute(
+                "INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![k, v],
+            )
+            .map_err(|e| db(&path, e))?;
+        }
+        tx.commit().map_err(|e| db(&path, e))
+    }
+
+    /// Every image id with the vectors of the requested families, in id order.
+    /// Images missing one of the families are skipped.
+    pub fn vectors(&self, families: &[&str]) -> Result<Vec<(i64, Vec<Vec<f32>>)>> {
+        let mut by_id: std::collections::BTreeMap<i64, Vec<Option<Vec<f32>>>> = Default::default();
+        let mut stmt = self
+            .conn
+            .prepare("SELECT image_id, family, vector FROM features ORDER BY image_id")
+            .map_err(|e| db(&self.path, e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                ))
+            })
+            .map_err(|e| db(&self.path, e))?;
+        for row in rows {
+            let (id, fam, blob) = row.map_err(|e| db(&self.path, e))?;
+            if let Some(slot) = families.iter().position(|f| *f == fam) {
+                let entry = by_id
+                    .entry(id)
+                    .or_insert_with(|| vec![None; families.len()]);
+                entry[slot] = Some(blob_to_vector(&blob));
+            }
+        }
+        Ok(by_id
+            .into_iter()
+            .filter_map(|(id, vs)| vs.into_iter().collect::<Option<Vec<_>>>().map(|v| (id, v)))
+            .collect())
+    }
+
+    /// Absolute paths of the given image ids; ids no longer present are left out.
+    pub fn paths(&self, ids: &[i64]) -> Result<HashMap<i64, PathBuf>> {
+        let roots = self.roots()?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT root_id, rel_path FROM images WHERE id = ?1")
+            .map_err(|e| db(&self.path, e))?;
+        let mut out = HashMap::new();
+        for &id in ids {
+            let row = stmt
+                .query_row(params![id], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+                })
+                .optional()
+                .map_err(|e| db(&self.path, e))?;
+            if let Some((root, rel)) = row {
+                let base = roots.get(&root).cloned().unwrap_or_default();
+                out.insert(id, base.join(blob_to_path(rel)));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The id of the image stored at an absolute path, if any.
+    pub fn id_of_path(&self, abs: &Path) -> Result<Option<i64>> {
+        for (root_id, root) in self.roots()? {
+            if let Ok(rel) = abs.strip_prefix(&root) {
+                let id = self
+                    .conn
+                    .query_row(
+                        "SELECT id FROM images WHERE root_id = ?1 AND rel_path = ?2",
+                        params![root_id, path_to_blob(rel)],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(|e| db(&self.path, e))?;
+                if id.is_some() {
+                    return Ok(id);
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Summary counts for `status`.
+    pub fn stats(&self) -> Result<StoreStats> {
+        let count = |sql: &str| -> Result<u64> {
+            self.conn
+                .query_row(sql, [], |r| r.get::<_, i64>(0))
+                .map(|n| n as u64)
+                .map_err(|e| db(&self.path, e))
+        };
+        let images = count("SELECT COUNT(*) FROM images")?;
+        let failures = count("SELECT COUNT(*) FROM failures")?;
+        let mut roots: Vec<String> = self
+            .roots()?
+            .into_values()
+            .map(|p| p.display().to_string())
+            .collect();
+        roots.sort();
+        let mut stmt = self
+            .conn
+            .prepare("SELECT family, version, params, COUNT(*) FROM features GROUP BY family, version, params ORDER BY family, version")
+            .map_err(|e| db(&self.path, e))?;
+        let feature_versions = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, u32>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)? as u64,
+                ))
+            })
+            .map_err(|e| db(&self.path, e))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| db(&self.path, e))?;
+        Ok(StoreStats {
+            images,
+            failures,
+            roots,
+            feature_versions,
+            schema_version: self.schema_version()?,
+            data_version: self.data_version()?,
+        })
+    }
+
+    /// Runs `PRAGMA integrity_check`; `Ok(())` when the database is sound.
+    pub fn integrity_check(&self) -> Result<()> {
+        let verdict: String = self
+            .conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .map_err(|e| db(&self.path, e))?;
+        if verdict == "ok" {
+            Ok(())
+        } else {
+            Err(Error::InvalidInput(format!(
+                "{}: integrity check failed: {verdict}",
+                self.path.display()
+            )))
+        }
+    }
+}
+
+fn db(path: &Path, source: rusqlite::Error) -> Error {
+    Error::Db {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upsert(root: i64, rel: &str, hash: u8) -> WriteOp {
+        WriteOp::Upsert {
+            root_id: root,
+            rel_path: rel.into(),
+            stamp: FileStamp {
+                size: 10,
+                mtime_ns: 5,
+            },
+            hash: [hash; 32],
+            facts: ImageFacts {
+                format: "png".into(),
+                width: 4,
+                height: 3,
+            },
+            features: vec![FeatureRow {
+                family: "color".into(),
+                version: 1,
+                params: "p".into(),
+                vector: vec![1.0, -2.5],
+            }],
+        }
+    }
+
+    #[test]
+    fn every_migration_file_is_embedded_in_order() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".sql"))
+            .collect();
+        files.sort();
+        let embedded: Vec<&str> = MIGRATIONS.iter().map(|(n, _)| *n).collect();
+        assert_eq!(files, embedded);
+    }
+
+    #[test]
+    fn upsert_copy_move_remove_round_trip() {
+        let mut s = Store::open_in_memory().unwrap();
+        let root = s.root_id(Path::new("/photos")).unwrap();
+        assert_eq!(s.root_id(Path::new("/photos")).unwrap(), root);
+        s.apply(&[upsert(root, "a.png", 1)]).unwrap();
+        let cat = s.catalog().unwrap();
+        assert_eq!(cat.len(), 1);
+        let id = cat[0].id;
+        assert_eq!(
+            s.vectors(&["color"]).unwrap(),
+            vec![(id, vec![vec![1.0, -2.5]])]
+        );
+        let stamp = FileStamp {
+            size: 10,
+            mtime_ns: 9,
+        };
+        s.apply(&[WriteOp::Copy {
+            source_id: id,
+            root_id: root,
+            rel_path: "b.png".into(),
+            stamp,
+        }])
+        .unwrap();
+        assert_eq!(s.vectors(&["color"]).unwrap().len(), 2);
+        s.apply(&[WriteOp::Move {
+            id,
+            root_id: root,
+            rel_path: "sub/c.png".into(),
+            stamp,
+        }])
+        .unwrap();
+        let paths = s.paths(&[id]).unwrap();
+        assert_eq!(paths[&id], PathBuf::from("/photos/sub/c.png"));
+        s.apply(&[WriteOp::Remove { id }]).unwrap();
+        assert_eq!(s.vectors(&["color"]).unwrap().len(), 1);
+        assert!(s.data_version().unwrap() >= 4);
+        s.integrity_check().unwrap();
+    }
+
+    #[test]
+    fn failure_replaces_stale_row_and_success_clears_failure() {
+        let mut s = Store::open_in_memory().unwrap();
+        let root = s.root_id(Path::new("/r")).unwrap();
+        s.apply(&[upsert(root, "x.jpg", 1)]).unwrap();
+        s.apply(&[WriteOp::Fail {
+            root_id: root,
+            rel_path: "x.jpg".into(),
+            stamp: FileStamp {
+                size: 1,
+                mtime_ns: 1,
+            },
+            reason: "truncated".into(),
+        }])
+        .unwrap();
+        assert!(s.catalog().unwrap().is_empty());
+        assert_eq!(s.failures().unwrap().len(), 1);
+        s.apply(&[upsert(root, "x.jpg", 2)]).unwrap();
+        assert!(s.failures().unwrap().is_empty());
+        assert_eq!(s.catalog().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn non_utf8_paths_survive() {
+        #[cfg(unix)]
+        {
+            use std::os::unix::ffi::OsStrExt;
+            let name = std::ffi::OsStr::from_bytes(b"caf\xe9.png");
+            let mut s = Store::open_in_memory().unwrap();
+            let root = s.root_id(Path::new("/r")).unwrap();
+            let mut op = upsert(root, "x", 1);
+            if let WriteOp::Upsert { rel_path, .. } = &mut op {
+                *rel_path = PathBuf::from(name);
+            }
+            s.apply(&[op]).unwrap();
+            assert_eq!(s.catalog().unwrap()[0].rel_path, PathBuf::from(name));
+        }
+    }
+}
