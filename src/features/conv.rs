@@ -197,7 +197,11 @@ impl FilterBank {
         let img = resample_square(luma, n);
         let mean = img.mean().unwrap_or(0.0);
         let var = img.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / (n * n) as f32;
-        let inv_std = 1.0 / var.sqrt().max(1e-3);
+        if var < 1e-8 {
+            // A flat image has no texture: the zero vector (fusion leaves it at zero).
+            return vec![0.0; self.dim()];
+        }
+        let inv_std = 1.0 / var.sqrt();
         let mut spectrum: Vec<Complex32> = img
             .iter()
             .zip(&bank.taper)

@@ -1,0 +1,40 @@
+//! Query latency: HNSW search against exact search over the same fused vectors.
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use lookalike::ann::{AnnIndex, AnnParams, exact_search};
+use std::hint::black_box;
+
+/// Deterministic pseudo-random unit-ish vectors (SplitMix64).
+fn points(n: usize, dim: usize, seed: u64) -> Vec<(i64, Vec<f32>)> {
+    let mut s = seed;
+    let mut next = || {
+        s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = s;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32
+    };
+    (0..n)
+        .map(|i| (i as i64 + 1, (0..dim).map(|_| next()).collect()))
+        .collect()
+}
+
+fn bench_query(c: &mut Criterion) {
+    let dim = 256;
+    let mut g = c.benchmark_group("query");
+    for n in [1_000usize, 10_000] {
+        let pts = points(n, dim, 42);
+        let ann = AnnIndex::build(&pts, AnnParams::default());
+        let q = points(1, dim, 7).remove(0).1;
+        g.bench_with_input(BenchmarkId::new("hnsw k10", n), &n, |b, _| {
+            b.iter(|| black_box(ann.search(&q, 10)))
+        });
+        g.bench_with_input(BenchmarkId::new("exact k10", n), &n, |b, _| {
+            b.iter(|| black_box(exact_search(&pts, &q, 10)))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_query);
+criterion_main!(benches);

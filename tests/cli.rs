@@ -1,0 +1,294 @@
+//! End-to-end tests: the real binary on copies of sample_data in temporary folders.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+fn sample_data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("sample_data")
+}
+
+/// Copies the given sample groups into `dst/photos/<group>/...`.
+fn copy_groups(dst: &Path, groups: &[&str]) -> PathBuf {
+    let photos = dst.join("photos");
+    for g in groups {
+        let from = sample_data().join(g);
+        let to = photos.join(g);
+        std::fs::create_dir_all(&to).unwrap();
+        for entry in std::fs::read_dir(&from).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+    photos
+}
+
+struct Env {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    photos: PathBuf,
+    index: PathBuf,
+}
+
+fn setup(groups: &[&str]) -> Env {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_path_buf();
+    let photos = copy_groups(&root, groups);
+    Env {
+        index: root.join("idx"),
+        root,
+        photos,
+        _tmp: tmp,
+    }
+}
+
+impl Env {
+    fn cmd(&self) -> Command {
+        let mut c = Command::cargo_bin("lookalike").unwrap();
+        c.current_dir(&self.root)
+            .env_remove("LOOKALIKE_INDEX")
+            .arg("--index-dir")
+            .arg(&self.index);
+        c
+    }
+
+    fn index_json(&self, expect_code: i32) -> Value {
+        let out = self
+            .cmd()
+            .args(["index", "--json"])
+            .arg(&self.photos)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(expect_code),
+            "stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn query_paths(&self, image: &Path, k: usize, extra: &[&str]) -> Vec<String> {
+        let out = self
+            .cmd()
+            .args(["query", "--json", "-k", &k.to_string()])
+            .args(extra)
+            .arg(image)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["path"].as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+fn n(v: &Value, key: &str) -> u64 {
+    v[key]
+        .as_u64()
+        .or_else(|| v[key].as_array().map(|a| a.len() as u64))
+        .unwrap_or_else(|| panic!("no {key} in {v}"))
+}
+
+#[test]
+fn index_is_incremental_and_tracks_changes() {
+    let env = setup(&["camera", "coffee", "horse"]);
+    let first = env.index_json(0);
+    assert_eq!(n(&first, "new"), 18);
+    assert!(first["ann_rebuilt"].as_bool().unwrap());
+
+    let again = env.index_json(0);
+    assert_eq!(n(&again, "unchanged"), 18);
+    assert_eq!(
+        n(&again, "new") + n(&again, "updated") + n(&again, "moved"),
+        0
+    );
+    assert!(!again["ann_rebuilt"].as_bool().unwrap());
+
+    // Rename: recognised by content, nothing decoded.
+    std::fs::rename(
+        env.photos.join("camera/crop.jpg"),
+        env.photos.join("camera/renamed.jpg"),
+    )
+    .unwrap();
+    // Rewrite: another image's bytes under an existing name.
+    std::fs::copy(
+        sample_data().join("chelsea/original.jpg"),
+        env.photos.join("coffee/q30.jpg"),
+    )
+    .unwrap();
+    // Delete.
+    std::fs::remove_file(env.photos.join("horse/blur.jpg")).unwrap();
+    let changed = env.index_json(0);
+    assert_eq!(n(&changed, "moved"), 1, "{changed}");
+    assert_eq!(n(&changed, "updated"), 1, "{changed}");
+    assert_eq!(n(&changed, "removed"), 1, "{changed}");
+    assert_eq!(n(&changed, "new"), 0, "{changed}");
+    assert_eq!(n(&changed, "total_images"), 17);
+
+    // A copy of indexed content reuses its features.
+    std::fs::copy(
+        env.photos.join("horse/original.jpg"),
+        env.photos.join("horse/copy.jpg"),
+    )
+    .unwrap();
+    let dup = env.index_json(0);
+    assert_eq!(n(&dup, "duplicates"), 1, "{dup}");
+
+    // The deleted file is never returned; the renamed one is, under its new name.
+    let hits = env.query_paths(&env.photos.join("camera/original.jpg"), 17, &[]);
+    assert!(!hits.iter().any(|h| h.ends_with("horse/blur.jpg")));
+    assert!(hits.iter().any(|h| h.ends_with("camera/renamed.jpg")));
+}
+
+#[test]
+fn corrupt_files_are_recorded_and_the_rest_indexed() {
+    let env = setup(&["chelsea"]);
+    std::fs::write(
+        env.photos.join("chelsea/broken.jpg"),
+        b"\xFF\xD8\xFF\xE0 not really",
+    )
+    .unwrap();
+    std::fs::write(env.photos.join("empty.png"), b"").unwrap();
+    let bytes = std::fs::read(sample_data().join("rocket/original.jpg")).unwrap();
+    std::fs::write(env.photos.join("truncated.jpg"), &bytes[..bytes.len() / 3]).unwrap();
+    std::fs::write(
+        env.photos.join("notes.txt"),
+        b"not an image, not named like one",
+    )
+    .unwrap();
+    let out = env
+        .cmd()
+        .args(["index", "--json"])
+        .arg(&env.photos)
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(3), "{v}");
+    let failed: Vec<String> = v["failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap().to_string())
+        .collect();
+    assert!(failed.iter().any(|p| p.ends_with("broken.jpg")), "{v}");
+    assert!(failed.iter().any(|p| p.ends_with("empty.png")), "{v}");
+    // The six good images (and the decodable prefix of the truncated JPEG, if any) are in.
+    assert!(n(&v, "total_images") >= 6, "{v}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("broken.jpg"), "{stderr}");
+
+    // Unchanged failures are not retried, but still reported by status.
+    let again = env.index_json(0);
+    assert!(n(&again, "still_failing") >= 2, "{again}");
+    let status = env.cmd().args(["status", "--json"]).output().unwrap();
+    let s: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert!(s["failures"].as_array().unwrap().len() >= 2, "{s}");
+}
+
+#[test]
+fn query_returns_group_mates_first_and_exact_agrees() {
+    let groups = ["astronaut", "brick", "coffee", "rocket", "retina"];
+    let env = setup(&groups);
+    env.index_json(0);
+    for g in groups {
+        let example = env.photos.join(g).join("original.jpg");
+        let hits = env.query_paths(&example, 6, &[]);
+        let mates = hits
+            .iter()
+            .filter(|h| h.contains(&format!("/{g}/")))
+            .count();
+        assert!(mates >= 5, "{g}: {hits:?}");
+        let exact = env.query_paths(&example, 6, &["--exact"]);
+        assert_eq!(hits, exact, "{g}");
+    }
+    // An example outside the index works too (decoded and extracted on the fly).
+    let outside = sample_data().join("coffee/shift.jpg");
+    let copy = env.root.join("outside.jpg");
+    std::fs::copy(outside, &copy).unwrap();
+    let hits = env.query_paths(&copy, 3, &[]);
+    assert!(hits.iter().all(|h| h.contains("/coffee/")), "{hits:?}");
+    // Family selection.
+    let hits = env.query_paths(&copy, 3, &["--weights", "color"]);
+    assert_eq!(hits.len(), 3);
+}
+
+#[test]
+fn clear_errors_for_missing_index_bad_weights_and_busy_index() {
+    let env = setup(&["horse"]);
+    let out = env
+        .cmd()
+        .args(["query"])
+        .arg(env.photos.join("horse/original.jpg"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("lookalike index"));
+
+    env.index_json(0);
+    let out = env
+        .cmd()
+        .args(["query", "--weights", "colour=1"])
+        .arg(env.photos.join("horse/original.jpg"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown feature family"));
+
+    let out = env
+        .cmd()
+        .args(["index"])
+        .arg(env.root.join("nope"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
+
+    let lock = lookalike::collection::Collection::at(&env.index)
+        .lock_for_writing()
+        .unwrap();
+    let out = env.cmd().args(["index"]).arg(&env.photos).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another `lookalike index`"));
+    drop(lock);
+}
+
+#[test]
+fn damaged_hnsw_dump_is_detected_and_rebuilt() {
+    let env = setup(&["gravel", "grass"]);
+    env.index_json(0);
+    let ann = env.index.join("ann");
+    let dump_dir = std::fs::read_dir(&ann)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    for entry in std::fs::read_dir(&dump_dir).unwrap() {
+        let p = entry.unwrap().path();
+        let bytes = std::fs::read(&p).unwrap();
+        std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
+    }
+    // The query still answers (graph rebuilt in memory) and says why.
+    let out = env
+        .cmd()
+        .args(["query"])
+        .arg(env.photos.join("grass/original.jpg"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("dump unusable"));
+    let again = env.index_json(0);
+    assert!(again["ann_rebuilt"].as_bool().unwrap(), "{again}");
+    let status = env.cmd().args(["status"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&status.stdout).contains("hnsw:      current"));
+}
