@@ -193,8 +193,8 @@ pub fn crawl(config: &CrawlConfig) -> Result<Crawl> {
                     continue;
                 }
             };
-            if !entry.file_type().is_file() && !(entry.path_is_symlink() && config.follow_symlinks)
-            {
+            let followed_link = entry.path_is_symlink() && config.follow_symlinks;
+            if !(entry.file_type().is_file() || followed_link) {
                 continue;
             }
             let path = entry.path();

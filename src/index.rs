@@ -240,9 +240,8 @@ pub fn run(
 
         let mut batch: Vec<WriteOp> = Vec::with_capacity(batch_size);
         let mut last_commit = Instant::now();
-        let mut done = 0usize;
-        for outcome in rx.iter() {
-            done += 1;
+        for (i, outcome) in rx.iter().enumerate() {
+            let done = i + 1;
             match outcome {
                 Outcome::Extracted {
                     file,

@@ -10,6 +10,7 @@ pub mod collection;
 pub mod crawl;
 pub mod decode;
 pub mod error;
+pub mod eval;
 pub mod features;
 pub mod index;
 pub mod query;

@@ -17,6 +17,8 @@ use crate::features::{Fusion, Registry};
 use crate::index::{IndexConfig, IndexSummary, Progress};
 use crate::query::{QueryConfig, Searcher};
 
+mod eval;
+
 /// Exit status when indexing finished but some files could not be indexed.
 pub const EXIT_SOME_FAILED: u8 = 3;
 
@@ -54,6 +56,11 @@ enum Command {
     Query(QueryArgs),
     /// Show what the index holds: images, failures, feature versions, HNSW state.
     Status(StatusArgs),
+    /// Measure retrieval accuracy on a labelled set, or robustness to distortions on any folder.
+    #[command(
+        after_help = "Examples:\n  lookalike eval ../shared/datasets/wang            # images/ + groundtruth.tsv\n  lookalike eval photos --labels folders --report /tmp/report\n  lookalike eval ../shared/datasets/wang --query-distortion blur:2\n  lookalike eval --distort ~/Pictures --sample 50 --suite blur:2,jpeg:30,crop:0.2\n\nThe evaluated folder is indexed into a cache under the system temp folder unless --index-dir is given."
+    )]
+    Eval(eval::EvalArgs),
 }
 
 #[derive(Debug, Args)]
@@ -135,6 +142,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Index(args) => cmd_index(&collection, args, cli.quiet),
         Command::Query(args) => cmd_query(&collection, args),
         Command::Status(args) => cmd_status(&collection, args),
+        Command::Eval(args) => eval::cmd_eval(cli.index_dir.as_deref(), args, cli.quiet),
     }
 }
 
@@ -180,30 +188,8 @@ fn cmd_index(collection: &Collection, args: IndexArgs, quiet: bool) -> Result<Ex
         retry_failed: args.retry_failed,
         ..Default::default()
     };
-    let show_bar = !quiet && std::io::stderr().is_terminal();
-    let bar = ProgressBar::hidden();
-    if show_bar {
-        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} {msg} [{bar:30}] {pos}/{len} {per_sec} ETA {eta}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
-        );
-        bar.set_message("crawling");
-    }
-    let on_progress = |p: Progress| match p {
-        Progress::Crawled { files } => bar.set_message(format!("found {files} images")),
-        Progress::Planned { to_process, .. } => {
-            bar.set_length(to_process as u64);
-            bar.set_message("indexing");
-        }
-        Progress::Processed { done, .. } => bar.set_position(done as u64),
-        Progress::BuildingAnn { images } => {
-            bar.set_message(format!("building HNSW over {images} images"))
-        }
-    };
+    let bar = progress_bar(quiet);
+    let on_progress = |p: Progress| render_progress(&bar, p);
     let stop = install_stop_flag();
     let summary = crate::index::run(
         collection,
@@ -229,6 +215,37 @@ fn cmd_index(collection: &Collection, args: IndexArgs, quiet: bool) -> Result<Ex
     } else {
         ExitCode::from(EXIT_SOME_FAILED)
     })
+}
+
+/// A progress bar on stderr, hidden when stderr is not a terminal or with --quiet.
+fn progress_bar(quiet: bool) -> ProgressBar {
+    let bar = ProgressBar::hidden();
+    if !quiet && std::io::stderr().is_terminal() {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} {msg} [{bar:30}] {pos}/{len} {per_sec} ETA {eta}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        bar.set_message("crawling");
+    }
+    bar
+}
+
+fn render_progress(bar: &ProgressBar, p: Progress) {
+    match p {
+        Progress::Crawled { files } => bar.set_message(format!("found {files} images")),
+        Progress::Planned { to_process, .. } => {
+            bar.set_length(to_process as u64);
+            bar.set_message("indexing");
+        }
+        Progress::Processed { done, .. } => bar.set_position(done as u64),
+        Progress::BuildingAnn { images } => {
+            bar.set_message(format!("building HNSW over {images} images"))
+        }
+    }
 }
 
 fn report_index(collection: &Collection, s: &IndexSummary) {

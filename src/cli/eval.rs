@@ -1,0 +1,405 @@
+//! `lookalike eval`: labelled benchmarks and distortion benchmarks, as tables, JSON and reports.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, ValueEnum};
+
+use crate::collection::Collection;
+use crate::crawl::CrawlConfig;
+use crate::error::{Error, Result};
+use crate::eval::distort::{Distortion, default_suite, parse_list};
+use crate::eval::groundtruth::GroundTruth;
+use crate::eval::metrics::EvalConfig;
+use crate::eval::rankings::{DumpSummary, RankingsHeader, RankingsWriter};
+use crate::eval::report::{DistortionPoint, QueryExamples, ReportInput, RunReport, write_report};
+use crate::eval::run::{
+    DistortConfig, ItemVectors, LabelledConfig, TargetRun, load_item_vectors, parse_targets,
+    run_distortions, run_labelled,
+};
+use crate::eval::table::{TextTable, summary_table};
+use crate::features::{Fusion, Registry};
+use crate::index::IndexConfig;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LabelSource {
+    /// Each image's parent folder is its class.
+    Folders,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// A labelled dataset folder (holding images/ and groundtruth.tsv), or with --labels folders
+    /// a folder of class folders.
+    #[arg(value_name = "DATASET", required_unless_present = "distort")]
+    dataset: Option<PathBuf>,
+    /// Ground truth (file name TAB integer label); default DATASET/groundtruth.tsv.
+    #[arg(long, value_name = "TSV")]
+    groundtruth: Option<PathBuf>,
+    /// Image folder the ground truth's names are relative to; default DATASET/images.
+    #[arg(long, value_name = "DIR")]
+    images: Option<PathBuf>,
+    /// Take classes from folders instead of a ground-truth file.
+    #[arg(long, value_enum)]
+    labels: Option<LabelSource>,
+    /// Query list: each line a query file then its relevant files, tab-separated.
+    #[arg(long, value_name = "TSV")]
+    queries: Option<PathBuf>,
+    /// Distortion benchmark on any (unlabelled) folder: where do distorted copies find their originals?
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["dataset", "groundtruth", "labels", "queries"])]
+    distort: Option<PathBuf>,
+    /// Distortions to apply (e.g. `blur:2,jpeg:30,crop:0.2`); default: a suite of 30.
+    #[arg(long, value_name = "LIST")]
+    suite: Option<String>,
+    /// Number of images distorted in the distortion benchmark.
+    #[arg(long, default_value_t = 100)]
+    sample: usize,
+    /// Labelled run with distorted queries (e.g. `blur:2`) against the clean index.
+    #[arg(long, value_name = "DISTORTION")]
+    query_distortion: Option<String>,
+    /// Families to evaluate, `fused` being the weighted combination.
+    #[arg(long, default_value = "color,conv,deconv,fused")]
+    families: String,
+    /// Weights of the fused vector (default: the index defaults).
+    #[arg(long, value_name = "SPEC")]
+    weights: Option<String>,
+    /// Cut-offs for P@k, R@k, NDCG@k.
+    #[arg(short, long, value_delimiter = ',', default_value = "1,5,10")]
+    k: Vec<usize>,
+    /// HNSW ranking depth (the rest follows in exact order).
+    #[arg(long, default_value_t = 100)]
+    depth: usize,
+    /// Exact search only.
+    #[arg(long)]
+    no_hnsw: bool,
+    /// Seed for distortions and sampling.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    json: bool,
+    /// Write an HTML report (plots, contact sheets) into this folder.
+    #[arg(long, value_name = "DIR")]
+    report: Option<PathBuf>,
+    /// Write every ranking (JSON lines) for scripts/crosscheck_eval.py.
+    #[arg(long, value_name = "FILE")]
+    dump_rankings: Option<PathBuf>,
+}
+
+/// The index folder for an evaluated image folder: `--index-dir` when given, else a folder
+/// under the system temp dir keyed by the image folder's path (reused across runs).
+fn eval_collection(explicit: Option<&Path>, images: &Path) -> Result<Collection> {
+    if let Some(dir) = explicit {
+        return Ok(Collection::at(dir));
+    }
+    let abs = std::fs::canonicalize(images).map_err(|e| Error::io(images, e))?;
+    let key = blake3::hash(abs.to_string_lossy().as_bytes()).to_hex();
+    Ok(Collection::at(
+        std::env::temp_dir()
+            .join("lookalike-eval")
+            .join(&key.as_str()[..16]),
+    ))
+}
+
+fn index_folder(
+    collection: &Collection,
+    folder: &Path,
+    quiet: bool,
+) -> Result<crate::index::IndexSummary> {
+    let cfg = IndexConfig {
+        crawl: CrawlConfig {
+            roots: vec![folder.to_path_buf()],
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let stop = super::install_stop_flag();
+    let bar = super::progress_bar(quiet);
+    let summary = crate::index::run(
+        collection,
+        &cfg,
+        &Registry::default(),
+        &Fusion::default(),
+        &|p| super::render_progress(&bar, p),
+        &stop,
+    );
+    bar.finish_and_clear();
+    let summary = summary?;
+    if summary.interrupted {
+        return Err(Error::Interrupted);
+    }
+    if !quiet {
+        eprintln!(
+            "indexed {}: {} new, {} unchanged, {} failed, {:.1} images/s",
+            folder.display(),
+            summary.new + summary.updated,
+            summary.unchanged,
+            summary.failed.len(),
+            summary.images_per_sec
+        );
+    }
+    Ok(summary)
+}
+
+pub fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) -> Result<ExitCode> {
+    let registry = Registry::default();
+    let fusion = match &args.weights {
+        Some(spec) => Fusion::parse(spec, &registry.families())?,
+        None => Fusion::default(),
+    };
+    let targets = parse_targets(&args.families, &registry, &fusion)?;
+    if let Some(folder) = &args.distort {
+        return distort_benchmark(index_dir, folder, &args, &registry, targets, quiet);
+    }
+    let dataset = args
+        .dataset
+        .clone()
+        .expect("clap requires DATASET without --distort");
+    let mut gt = match (args.labels, &args.queries) {
+        (Some(LabelSource::Folders), _) => GroundTruth::from_folders(&dataset)?,
+        (None, Some(list)) => {
+            let images = args
+                .images
+                .clone()
+                .unwrap_or_else(|| dataset.join("images"));
+            GroundTruth::from_query_list(list, &images)?
+        }
+        (None, None) => {
+            let tsv = args
+                .groundtruth
+                .clone()
+                .unwrap_or_else(|| dataset.join("groundtruth.tsv"));
+            let images = args
+                .images
+                .clone()
+                .unwrap_or_else(|| dataset.join("images"));
+            if !tsv.is_file() {
+                return Err(Error::InvalidInput(format!(
+                    "{}: no ground truth; pass --groundtruth FILE, --labels folders, --queries FILE, or use --distort DIR for unlabelled folders",
+                    tsv.display()
+                )));
+            }
+            GroundTruth::from_tsv(&tsv, &images)?
+        }
+    };
+    let images_root = gt.root().to_path_buf();
+    let collection = eval_collection(index_dir, &images_root)?;
+    let index_summary = index_folder(&collection, &images_root, quiet)?;
+    let store = collection.open_store_read_only()?;
+    let items = load_item_vectors(&store, &mut gt, &registry)?;
+    if !items.missing.is_empty() && !quiet {
+        eprintln!(
+            "warning: {} labelled images are not indexed (e.g. {}); they count as never retrieved",
+            items.missing.len(),
+            items.missing[0]
+        );
+    }
+    let query_distortion = args
+        .query_distortion
+        .as_deref()
+        .map(str::parse::<Distortion>)
+        .transpose()?;
+    let cfg = LabelledConfig {
+        targets,
+        metrics: EvalConfig {
+            ks: args.k.clone(),
+            ..Default::default()
+        },
+        hnsw_depth: args.depth,
+        hnsw: !args.no_hnsw,
+        query_distortion,
+        seed: args.seed,
+    };
+    let runs = run_labelled(&gt, &items, &registry, &cfg)?;
+
+    if let Some(path) = &args.dump_rankings {
+        let mut w = RankingsWriter::create(path)?;
+        for run in &runs {
+            w.begin(&RankingsHeader::new(&run.family, &run.mode, &gt))?;
+            for r in &run.rankings {
+                w.write_ranking(&gt, r)?;
+            }
+            w.write_summary(&DumpSummary::from(&run.evaluation.summary))?;
+        }
+        w.finish()?;
+    }
+    let title = format!(
+        "{}: {} images{}{}",
+        dataset.display(),
+        items.by_item.len(),
+        if items.distractors > 0 {
+            format!(" ({} unlabelled distractors)", items.distractors)
+        } else {
+            String::new()
+        },
+        cfg.query_distortion
+            .as_ref()
+            .map(|d| format!(", queries distorted with {d}"))
+            .unwrap_or_default()
+    );
+    if let Some(dir) = &args.report {
+        let input = ReportInput {
+            title: "lookalike evaluation".into(),
+            dataset: title.clone(),
+            generated_by: std::env::args().collect::<Vec<_>>().join(" "),
+            runs: runs.iter().map(run_report).collect(),
+            examples: runs
+                .iter()
+                .filter(|r| r.mode == "exact")
+                .map(|r| {
+                    QueryExamples::from_evaluation(
+                        &r.family,
+                        &r.mode,
+                        &gt,
+                        &r.evaluation,
+                        &r.rankings,
+                        4,
+                        8,
+                    )
+                })
+                .collect::<Result<_>>()?,
+            notes: vec![format!(
+                "HNSW rankings: the first {} results come from the graph, the rest in exact order.",
+                args.depth
+            )],
+            ..Default::default()
+        };
+        let out = write_report(dir, &input)?;
+        if !quiet {
+            eprintln!("report: {}", out.index.display());
+        }
+    }
+    if args.json {
+        super::print_json(&serde_json::json!({
+            "dataset": title,
+            "index_dir": collection.dir(),
+            "indexing_images_per_sec": index_summary.images_per_sec,
+            "runs": runs,
+        }))?;
+    } else {
+        let rows: Vec<(&str, &str, &crate::eval::metrics::Summary)> = runs
+            .iter()
+            .map(|r| (r.family.as_str(), r.mode.as_str(), &r.evaluation.summary))
+            .collect();
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{title}").map_err(super::out_err)?;
+        write!(out, "{}", summary_table(&rows)).map_err(super::out_err)?;
+        for r in runs.iter().filter(|r| r.mode == "hnsw") {
+            writeln!(
+                out,
+                "{} hnsw: recall@10 vs exact {:.4}, search p50 {:.3} ms, p95 {:.3} ms",
+                r.family,
+                r.ann_recall_at_10.unwrap_or(0.0),
+                r.query_ms_p50.unwrap_or(0.0),
+                r.query_ms_p95.unwrap_or(0.0)
+            )
+            .map_err(super::out_err)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_report(r: &TargetRun) -> RunReport {
+    let mut extra = BTreeMap::new();
+    if let Some(rec) = r.ann_recall_at_10 {
+        extra.insert("recall@10 vs exact".to_string(), format!("{rec:.4}"));
+    }
+    if let Some(p50) = r.query_ms_p50 {
+        extra.insert("search p50 ms".to_string(), format!("{p50:.3}"));
+    }
+    RunReport {
+        family: r.family.clone(),
+        mode: r.mode.clone(),
+        summary: r.evaluation.summary.clone(),
+        extra,
+    }
+}
+
+fn distort_benchmark(
+    index_dir: Option<&Path>,
+    folder: &Path,
+    args: &EvalArgs,
+    registry: &Registry,
+    targets: Vec<crate::eval::run::Target>,
+    quiet: bool,
+) -> Result<ExitCode> {
+    let suite = match &args.suite {
+        Some(list) => parse_list(list)?,
+        None => default_suite(),
+    };
+    let collection = eval_collection(index_dir, folder)?;
+    index_folder(&collection, folder, quiet)?;
+    let store = collection.open_store_read_only()?;
+    // Every indexed image is its own class: a distorted copy's only relevant item is its original.
+    let mut gt = GroundTruth::from_folders_flat(folder)?;
+    let items: ItemVectors = load_item_vectors(&store, &mut gt, registry)?;
+    let paths: HashMap<usize, PathBuf> = items.by_item.keys().map(|&i| (i, gt.path(i))).collect();
+    let cfg = DistortConfig {
+        targets,
+        suite,
+        sample: args.sample,
+        seed: args.seed,
+        hnsw: !args.no_hnsw,
+    };
+    let bar = super::progress_bar(quiet);
+    bar.set_length(cfg.suite.len() as u64);
+    bar.set_message("distortions");
+    let results = run_distortions(&items, &paths, registry, &cfg, &|step, _| {
+        bar.set_position(step as u64)
+    })?;
+    bar.finish_and_clear();
+    if let Some(dir) = &args.report {
+        let input = ReportInput {
+            title: "lookalike distortion benchmark".into(),
+            dataset: format!("{}: {} images, {} distorted per setting", folder.display(), items.by_item.len(), args.sample.min(items.by_item.len())),
+            generated_by: std::env::args().collect::<Vec<_>>().join(" "),
+            distortion_metric: "recall@1".into(),
+            distortions: results
+                .iter()
+                .filter_map(|r| {
+                    r.distortion.parse().ok().map(|d| DistortionPoint {
+                        family: r.family.clone(),
+                        mode: r.mode.clone(),
+                        distortion: d,
+                        value: r.recall_at_1,
+                    })
+                })
+                .collect(),
+            notes: vec!["HNSW figures look at the top 10 only (mAP there is the reciprocal rank within the top 10).".into()],
+            ..Default::default()
+        };
+        let out = write_report(dir, &input)?;
+        if !quiet {
+            eprintln!("report: {}", out.index.display());
+        }
+    }
+    if args.json {
+        super::print_json(&results)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = TextTable::new([
+        "distortion",
+        "family",
+        "mode",
+        "queries",
+        "R@1",
+        "R@10",
+        "mAP",
+    ]);
+    for r in &results {
+        table.row(vec![
+            r.distortion.clone(),
+            r.family.clone(),
+            r.mode.clone(),
+            r.queries.to_string(),
+            format!("{:.3}", r.recall_at_1),
+            format!("{:.3}", r.recall_at_10),
+            format!("{:.3}", r.map),
+        ]);
+    }
+    let mut out = std::io::stdout().lock();
+    write!(out, "{table}").map_err(super::out_err)?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,885 @@
+//! Image distortions for the robustness benchmark: pure, deterministic transforms of an
+//! `RgbImage` (blur, motion blur, JPEG, crop, scale, rotation, flip, photometric changes, noise),
+//! the `Distortion` spec type with a `kind:strength` text form, and the default benchmark suite.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use image::codecs::jpeg::JpegEncoder;
+use image::imageops::{self, FilterType};
+use image::{Rgb, RgbImage};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::{Error, Result};
+
+/// How a rotation fills the corners that the rotated image no longer covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RotateFill {
+    /// Mirror the image at its borders (keeps the full field of view).
+    Reflect,
+    /// Crop to the largest centred rectangle of the original aspect ratio inside the rotated
+    /// image and scale it back up to the original size.
+    Crop,
+}
+
+/// One distortion with its strength. Text form (`Display`/`FromStr`):
+/// `blur:SIGMA`, `motion:LENGTH[:ANGLE_DEG]`, `jpeg:QUALITY`, `crop:FRACTION`, `scale:FACTOR`,
+/// `rotate:DEGREES[:crop]`, `flip`, `brightness:DELTA`, `contrast:FACTOR`, `hue:DEGREES`,
+/// `sat:FACTOR`, `noise:SIGMA`. Several are separated by commas in [`parse_list`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Distortion {
+    /// Gaussian blur with standard deviation `sigma` pixels.
+    Blur { sigma: f32 },
+    /// Linear motion blur over `length` pixels at `angle` degrees (counter-clockwise from +x).
+    Motion { length: f32, angle: f32 },
+    /// JPEG re-encoding at `quality` (1..=100).
+    Jpeg { quality: u8 },
+    /// Centre crop removing `fraction` of the width and of the height (the result is smaller).
+    Crop { fraction: f32 },
+    /// Resize by `factor` (0.25..=4).
+    Scale { factor: f32 },
+    /// Rotation about the centre keeping the image size.
+    Rotate { degrees: f32, fill: RotateFill },
+    /// Horizontal mirror.
+    Flip,
+    /// Adds `delta` x 255 to every channel (-1..=1).
+    Brightness { delta: f32 },
+    /// Scales the distance of every channel from the mean grey level by `factor`.
+    Contrast { factor: f32 },
+    /// Rotates the hue by `degrees`.
+    Hue { degrees: f32 },
+    /// Multiplies the HSV saturation by `factor`.
+    Saturation { factor: f32 },
+    /// Adds Gaussian noise with standard deviation `sigma` x 255 (seeded).
+    Noise { sigma: f32 },
+}
+
+const SYNTAX: &str = "blur:SIGMA, motion:LENGTH[:ANGLE], jpeg:QUALITY, crop:FRACTION, scale:FACTOR, \
+     rotate:DEGREES[:crop], flip, brightness:DELTA, contrast:FACTOR, hue:DEGREES, sat:FACTOR, noise:SIGMA";
+
+impl Distortion {
+    /// Short kind name (the part before the colon): groups strengths in plots.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Distortion::Blur { .. } => "blur",
+            Distortion::Motion { .. } => "motion",
+            Distortion::Jpeg { .. } => "jpeg",
+            Distortion::Crop { .. } => "crop",
+            Distortion::Scale { .. } => "scale",
+            Distortion::Rotate { .. } => "rotate",
+            Distortion::Flip => "flip",
+            Distortion::Brightness { .. } => "brightness",
+            Distortion::Contrast { .. } => "contrast",
+            Distortion::Hue { .. } => "hue",
+            Distortion::Saturation { .. } => "sat",
+            Distortion::Noise { .. } => "noise",
+        }
+    }
+
+    /// The main strength parameter (x axis of plots); 1 for `flip`.
+    pub fn strength(&self) -> f64 {
+        f64::from(match *self {
+            Distortion::Blur { sigma } => sigma,
+            Distortion::Motion { length, .. } => length,
+            Distortion::Jpeg { quality } => f32::from(quality),
+            Distortion::Crop { fraction } => fraction,
+            Distortion::Scale { factor } => factor,
+            Distortion::Rotate { degrees, .. } => degrees,
+            Distortion::Flip => 1.0,
+            Distortion::Brightness { delta } => delta,
+            Distortion::Contrast { factor } => factor,
+            Distortion::Hue { degrees } => degrees,
+            Distortion::Saturation { factor } => factor,
+            Distortion::Noise { sigma } => sigma,
+        })
+    }
+
+    /// True when the parameters leave the image unchanged.
+    pub fn is_identity(&self) -> bool {
+        match *self {
+            Distortion::Blur { sigma } => sigma == 0.0,
+            Distortion::Motion { length, .. } => length <= 1.0,
+            Distortion::Jpeg { .. } | Distortion::Flip => false,
+            Distortion::Crop { fraction } => fraction == 0.0,
+            Distortion::Scale { factor } => factor == 1.0,
+            Distortion::Rotate { degrees, .. } => degrees == 0.0,
+            Distortion::Brightness { delta } => delta == 0.0,
+            Distortion::Contrast { factor } => factor == 1.0,
+            Distortion::Hue { degrees } => degrees.rem_euclid(360.0) == 0.0,
+            Distortion::Saturation { factor } => factor == 1.0,
+            Distortion::Noise { sigma } => sigma == 0.0,
+        }
+    }
+
+    /// Checks the parameter ranges.
+    pub fn validate(&self) -> Result<()> {
+        let check = |ok: bool, what: &str| -> Result<()> {
+            if ok {
+                Ok(())
+            } else {
+                Err(Error::InvalidInput(format!("distortion `{self}`: {what}")))
+            }
+        };
+        let fin = |v: f32| v.is_finite();
+        match *self {
+            Distortion::Blur { sigma } => check(
+                fin(sigma) && (0.0..=50.0).contains(&sigma),
+                "sigma must be in 0..=50 pixels",
+            ),
+            Distortion::Motion { length, angle } => check(
+                fin(length) && fin(angle) && (0.0..=200.0).contains(&length),
+                "length must be in 0..=200 pixels",
+            ),
+            Distortion::Jpeg { quality } => {
+                check((1..=100).contains(&quality), "quality must be in 1..=100")
+            }
+            Distortion::Crop { fraction } => check(
+                fin(fraction) && (0.0..=0.95).contains(&fraction),
+                "fraction removed must be in 0..=0.95",
+            ),
+            Distortion::Scale { factor } => check(
+                fin(factor) && (0.25..=4.0).contains(&factor),
+                "factor must be in 0.25..=4",
+            ),
+            Distortion::Rotate { degrees, .. } => check(
+                fin(degrees) && (-180.0..=180.0).contains(&degrees),
+                "degrees must be in -180..=180",
+            ),
+            Distortion::Flip => Ok(()),
+            Distortion::Brightness { delta } => check(
+                fin(delta) && (-1.0..=1.0).contains(&delta),
+                "delta must be in -1..=1",
+            ),
+            Distortion::Contrast { factor } => check(
+                fin(factor) && (0.0..=10.0).contains(&factor),
+                "factor must be in 0..=10",
+            ),
+            Distortion::Hue { degrees } => check(
+                fin(degrees) && (-360.0..=360.0).contains(&degrees),
+                "degrees must be in -360..=360",
+            ),
+            Distortion::Saturation { factor } => check(
+                fin(factor) && (0.0..=10.0).contains(&factor),
+                "factor must be in 0..=10",
+            ),
+            Distortion::Noise { sigma } => check(
+                fin(sigma) && (0.0..=1.0).contains(&sigma),
+                "sigma must be in 0..=1 (fraction of 255)",
+            ),
+        }
+    }
+
+    /// Applies the distortion. `seed` drives the random parts (noise); the same image, spec and
+    /// seed always give the same result. Errors only for invalid parameters or a failed JPEG codec.
+    pub fn apply(&self, img: &RgbImage, seed: u64) -> Result<RgbImage> {
+        self.validate()?;
+        if img.width() == 0 || img.height() == 0 {
+            return Err(Error::InvalidInput(format!(
+                "distortion `{self}`: image is empty ({}x{})",
+                img.width(),
+                img.height()
+            )));
+        }
+        if self.is_identity() {
+            return Ok(img.clone());
+        }
+        Ok(match *self {
+            Distortion::Blur { sigma } => gaussian_blur(img, sigma),
+            Distortion::Motion { length, angle } => motion_blur(img, length, angle),
+            Distortion::Jpeg { quality } => jpeg_roundtrip(img, quality)?,
+            Distortion::Crop { fraction } => centre_crop(img, fraction),
+            Distortion::Scale { factor } => scale(img, factor),
+            Distortion::Rotate { degrees, fill } => rotate(img, degrees, fill),
+            Distortion::Flip => imageops::flip_horizontal(img),
+            Distortion::Brightness { delta } => map_pixels(img, |c| c + delta * 255.0),
+            Distortion::Contrast { factor } => contrast(img, factor),
+            Distortion::Hue { degrees } => hsv_adjust(img, degrees, 1.0),
+            Distortion::Saturation { factor } => hsv_adjust(img, 0.0, factor),
+            Distortion::Noise { sigma } => add_noise(img, sigma, seed),
+        })
+    }
+}
+
+impl fmt::Display for Distortion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Distortion::Motion { length, angle } if angle != 0.0 => {
+                write!(f, "motion:{length}:{angle}")
+            }
+            Distortion::Rotate {
+                degrees,
+                fill: RotateFill::Crop,
+            } => write!(f, "rotate:{degrees}:crop"),
+            Distortion::Flip => write!(f, "flip"),
+            Distortion::Jpeg { quality } => write!(f, "jpeg:{quality}"),
+            _ => write!(f, "{}:{}", self.kind(), self.strength() as f32),
+        }
+    }
+}
+
+impl FromStr for Distortion {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let s = s.trim();
+        let mut parts = s.split(':');
+        let kind = parts.next().unwrap_or("").to_ascii_lowercase();
+        let args: Vec<&str> = parts.collect();
+        let bad = |why: &str| {
+            Error::InvalidInput(format!("distortion {s:?}: {why}; expected one of {SYNTAX}"))
+        };
+        let num = |i: usize| -> Result<f32> {
+            let a = args
+                .get(i)
+                .ok_or_else(|| bad("missing strength after the colon"))?;
+            a.trim()
+                .parse::<f32>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| bad(&format!("{a:?} is not a number")))
+        };
+        let max_args = |n: usize| -> Result<()> {
+            if args.len() > n {
+                Err(bad("too many `:` parameters"))
+            } else {
+                Ok(())
+            }
+        };
+        let d = match kind.as_str() {
+            "blur" => {
+                max_args(1)?;
+                Distortion::Blur { sigma: num(0)? }
+            }
+            "motion" => {
+                max_args(2)?;
+                Distortion::Motion {
+                    length: num(0)?,
+                    angle: if args.len() > 1 { num(1)? } else { 0.0 },
+                }
+            }
+            "jpeg" => {
+                max_args(1)?;
+                let q = num(0)?;
+                if q.fract() != 0.0 || !(1.0..=100.0).contains(&q) {
+                    return Err(bad("JPEG quality must be a whole number in 1..=100"));
+                }
+                Distortion::Jpeg { quality: q as u8 }
+            }
+            "crop" => {
+                max_args(1)?;
+                Distortion::Crop { fraction: num(0)? }
+            }
+            "scale" => {
+                max_args(1)?;
+                Distortion::Scale { factor: num(0)? }
+            }
+            "rotate" => {
+                max_args(2)?;
+                let fill = match args.get(1).map(|a| a.trim().to_ascii_lowercase()) {
+                    None => RotateFill::Reflect,
+                    Some(a) if a == "reflect" => RotateFill::Reflect,
+                    Some(a) if a == "crop" => RotateFill::Crop,
+                    Some(_) => return Err(bad("rotation fill must be `reflect` or `crop`")),
+                };
+                Distortion::Rotate {
+                    degrees: num(0)?,
+                    fill,
+                }
+            }
+            "flip" => {
+                max_args(0)?;
+                Distortion::Flip
+            }
+            "brightness" => {
+                max_args(1)?;
+                Distortion::Brightness { delta: num(0)? }
+            }
+            "contrast" => {
+                max_args(1)?;
+                Distortion::Contrast { factor: num(0)? }
+            }
+            "hue" => {
+                max_args(1)?;
+                Distortion::Hue { degrees: num(0)? }
+            }
+            "sat" | "saturation" => {
+                max_args(1)?;
+                Distortion::Saturation { factor: num(0)? }
+            }
+            "noise" => {
+                max_args(1)?;
+                Distortion::Noise { sigma: num(0)? }
+            }
+            _ => return Err(bad("unknown kind")),
+        };
+        d.validate()?;
+        Ok(d)
+    }
+}
+
+impl Serialize for Distortion {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Distortion {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parses a comma-separated list such as `blur:2,jpeg:30,flip`.
+pub fn parse_list(s: &str) -> Result<Vec<Distortion>> {
+    let v: Vec<Distortion> = s
+        .split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(str::parse)
+        .collect::<Result<_>>()?;
+    if v.is_empty() {
+        return Err(Error::InvalidInput(format!(
+            "no distortions given; expected a comma-separated list of {SYNTAX}"
+        )));
+    }
+    Ok(v)
+}
+
+/// The default benchmark suite: each kind at a few strengths, mild to strong.
+pub fn default_suite() -> Vec<Distortion> {
+    use Distortion::*;
+    let mut v = Vec::new();
+    v.extend([1.0, 2.0, 3.0].map(|sigma| Blur { sigma }));
+    v.extend([5.0, 10.0, 15.0].map(|length| Motion { length, angle: 0.0 }));
+    v.extend([90, 50, 30, 10].map(|quality| Jpeg { quality }));
+    v.extend([0.1, 0.2, 0.3].map(|fraction| Crop { fraction }));
+    v.extend([0.5, 0.75, 1.5, 2.0].map(|factor| Scale { factor }));
+    v.extend([5.0, 15.0].map(|degrees| Rotate {
+        degrees,
+        fill: RotateFill::Reflect,
+    }));
+    v.push(Flip);
+    v.extend([-0.2, 0.2].map(|delta| Brightness { delta }));
+    v.extend([0.6, 1.4].map(|factor| Contrast { factor }));
+    v.push(Hue { degrees: 15.0 });
+    v.push(Saturation { factor: 0.5 });
+    v.extend([0.02, 0.05].map(|sigma| Noise { sigma }));
+    v
+}
+
+/// A per-image seed from a base seed and the image name (stable across runs and platforms).
+pub fn seed_for(base: u64, name: &str) -> u64 {
+    crate::eval::stable_hash(name.as_bytes()) ^ base.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+fn to_u8(v: f32) -> u8 {
+    v.round().clamp(0.0, 255.0) as u8
+}
+
+fn map_pixels(img: &RgbImage, f: impl Fn(f32) -> f32) -> RgbImage {
+    let mut out = img.clone();
+    for c in out.iter_mut() {
+        *c = to_u8(f(f32::from(*c)));
+    }
+    out
+}
+
+/// Mirrors an integer index into 0..n (edge pixel repeated: -1 -> 0, n -> n-1).
+fn reflect_index(i: isize, n: usize) -> usize {
+    let n = n as isize;
+    let period = 2 * n;
+    let mut m = i.rem_euclid(period);
+    if m >= n {
+        m = period - 1 - m;
+    }
+    m as usize
+}
+
+/// Mirrors a continuous coordinate into [0, n-1].
+fn reflect_coord(x: f32, n: u32) -> f32 {
+    if n <= 1 {
+        return 0.0;
+    }
+    let last = (n - 1) as f32;
+    let m = x.rem_euclid(2.0 * last);
+    if m > last { 2.0 * last - m } else { m }
+}
+
+/// Bilinear sample with mirrored borders.
+fn sample(img: &RgbImage, x: f32, y: f32) -> [f32; 3] {
+    let (w, h) = img.dimensions();
+    let x = reflect_coord(x, w);
+    let y = reflect_coord(y, h);
+    let x0 = x.floor() as u32;
+    let y0 = y.floor() as u32;
+    let x1 = (x0 + 1).min(w - 1);
+    let y1 = (y0 + 1).min(h - 1);
+    let fx = x - x0 as f32;
+    let fy = y - y0 as f32;
+    let p = |xx, yy| img.get_pixel(xx, yy).0.map(f32::from);
+    let (a, b, c, d) = (p(x0, y0), p(x1, y0), p(x0, y1), p(x1, y1));
+    std::array::from_fn(|k| {
+        let top = a[k] + (b[k] - a[k]) * fx;
+        let bot = c[k] + (d[k] - c[k]) * fx;
+        top + (bot - top) * fy
+    })
+}
+
+fn gaussian_kernel(sigma: f32) -> Vec<f32> {
+    let r = (3.0 * sigma).ceil().max(1.0) as isize;
+    let k: Vec<f32> = (-r..=r)
+        .map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp())
+        .collect();
+    let s: f32 = k.iter().sum();
+    k.into_iter().map(|v| v / s).collect()
+}
+
+/// Separable Gaussian blur with mirrored borders.
+fn gaussian_blur(img: &RgbImage, sigma: f32) -> RgbImage {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let k = gaussian_kernel(sigma);
+    let r = (k.len() / 2) as isize;
+    let src: Vec<f32> = img.iter().map(|&v| f32::from(v)).collect();
+    let mut tmp = vec![0.0f32; src.len()];
+    for y in 0..h {
+        for x in 0..w {
+            let mut acc = [0.0f32; 3];
+            for (j, &kv) in k.iter().enumerate() {
+                let xx = reflect_index(x as isize + j as isize - r, w);
+                let o = (y * w + xx) * 3;
+                for c in 0..3 {
+                    acc[c] += kv * src[o + c];
+                }
+            }
+            tmp[(y * w + x) * 3..][..3].copy_from_slice(&acc);
+        }
+    }
+    let mut out = RgbImage::new(w as u32, h as u32);
+    for y in 0..h {
+        for x in 0..w {
+            let mut acc = [0.0f32; 3];
+            for (j, &kv) in k.iter().enumerate() {
+                let yy = reflect_index(y as isize + j as isize - r, h);
+                let o = (yy * w + x) * 3;
+                for c in 0..3 {
+                    acc[c] += kv * tmp[o + c];
+                }
+            }
+            out.put_pixel(x as u32, y as u32, Rgb(acc.map(to_u8)));
+        }
+    }
+    out
+}
+
+/// Averages `length` evenly spaced bilinear samples along a centred line at `angle` degrees.
+fn motion_blur(img: &RgbImage, length: f32, angle: f32) -> RgbImage {
+    let n = length.round().max(1.0) as usize;
+    let (dx, dy) = {
+        let a = angle.to_radians();
+        (a.cos(), -a.sin())
+    };
+    let step = length / n as f32;
+    let offsets: Vec<(f32, f32)> = (0..n)
+        .map(|t| {
+            let s = (t as f32 + 0.5) * step - length / 2.0;
+            (s * dx, s * dy)
+        })
+        .collect();
+    RgbImage::from_fn(img.width(), img.height(), |x, y| {
+        let mut acc = [0.0f32; 3];
+        for &(ox, oy) in &offsets {
+            let p = sample(img, x as f32 + ox, y as f32 + oy);
+            for c in 0..3 {
+                acc[c] += p[c];
+            }
+        }
+        Rgb(acc.map(|v| to_u8(v / n as f32)))
+    })
+}
+
+fn jpeg_roundtrip(img: &RgbImage, quality: u8) -> Result<RgbImage> {
+    let mut buf = Vec::new();
+    let fail = |e: image::ImageError| Error::Decode {
+        path: PathBuf::from(format!("<in-memory JPEG, quality {quality}>")),
+        reason: e.to_string(),
+    };
+    JpegEncoder::new_with_quality(&mut buf, quality)
+        .encode_image(img)
+        .map_err(fail)?;
+    Ok(
+        image::load_from_memory_with_format(&buf, image::ImageFormat::Jpeg)
+            .map_err(fail)?
+            .to_rgb8(),
+    )
+}
+
+fn centre_crop(img: &RgbImage, fraction: f32) -> RgbImage {
+    let (w, h) = img.dimensions();
+    let nw = ((w as f32 * (1.0 - fraction)).round() as u32).clamp(1, w);
+    let nh = ((h as f32 * (1.0 - fraction)).round() as u32).clamp(1, h);
+    imageops::crop_imm(img, (w - nw) / 2, (h - nh) / 2, nw, nh).to_image()
+}
+
+fn scale(img: &RgbImage, factor: f32) -> RgbImage {
+    let (w, h) = img.dimensions();
+    let nw = ((w as f32 * factor).round() as u32).max(1);
+    let nh = ((h as f32 * factor).round() as u32).max(1);
+    imageops::resize(img, nw, nh, FilterType::CatmullRom)
+}
+
+fn rotate(img: &RgbImage, degrees: f32, fill: RotateFill) -> RgbImage {
+    let (w, h) = img.dimensions();
+    let (wf, hf) = (w as f32, h as f32);
+    let a = degrees.to_radians();
+    let (sin, cos) = a.sin_cos();
+    let zoom = match fill {
+        RotateFill::Reflect => 1.0,
+        RotateFill::Crop => {
+            // largest s with an (s*w x s*h) centred rectangle inside the rotated w x h image
+            let (s, c) = (sin.abs(), cos.abs());
+            (wf / (wf * c + hf * s)).min(hf / (wf * s + hf * c))
+        }
+    };
+    let cx = (wf - 1.0) / 2.0;
+    let cy = (hf - 1.0) / 2.0;
+    RgbImage::from_fn(w, h, |x, y| {
+        let u = (x as f32 - cx) * zoom;
+        let v = (y as f32 - cy) * zoom;
+        // inverse rotation (image y axis points down; positive degrees turn counter-clockwise)
+        let sx = cos * u - sin * v + cx;
+        let sy = sin * u + cos * v + cy;
+        Rgb(sample(img, sx, sy).map(to_u8))
+    })
+}
+
+fn contrast(img: &RgbImage, factor: f32) -> RgbImage {
+    let n = (img.width() * img.height()) as f64;
+    let mean = img
+        .pixels()
+        .map(|p| 0.299 * f64::from(p[0]) + 0.587 * f64::from(p[1]) + 0.114 * f64::from(p[2]))
+        .sum::<f64>()
+        / n;
+    let m = mean as f32;
+    map_pixels(img, |c| m + factor * (c - m))
+}
+
+fn rgb_to_hsv([r, g, b]: [f32; 3]) -> [f32; 3] {
+    let max = r.max(g).max(b);
+    let min = r.min(g).min(b);
+    let d = max - min;
+    let h = if d == 0.0 {
+        0.0
+    } else if max == r {
+        60.0 * ((g - b) / d).rem_euclid(6.0)
+    } else if max == g {
+        60.0 * ((b - r) / d + 2.0)
+    } else {
+        60.0 * ((r - g) / d + 4.0)
+    };
+    let s = if max == 0.0 { 0.0 } else { d / max };
+    [h, s, max]
+}
+
+fn hsv_to_rgb([h, s, v]: [f32; 3]) -> [f32; 3] {
+    let c = v * s;
+    let hp = h.rem_euclid(360.0) / 60.0;
+    let x = c * (1.0 - (hp.rem_euclid(2.0) - 1.0).abs());
+    let (r, g, b) = match hp as u32 {
+        0 => (c, x, 0.0),
+        1 => (x, c, 0.0),
+        2 => (0.0, c, x),
+        3 => (0.0, x, c),
+        4 => (x, 0.0, c),
+        _ => (c, 0.0, x),
+    };
+    let m = v - c;
+    [r + m, g + m, b + m]
+}
+
+fn hsv_adjust(img: &RgbImage, hue_degrees: f32, sat_factor: f32) -> RgbImage {
+    let mut out = img.clone();
+    for p in out.pixels_mut() {
+        let [h, s, v] = rgb_to_hsv(p.0.map(f32::from));
+        let rgb = hsv_to_rgb([h + hue_degrees, (s * sat_factor).clamp(0.0, 1.0), v]);
+        p.0 = rgb.map(to_u8);
+    }
+    out
+}
+
+/// SplitMix64: small, fast, good enough for image noise, and fully reproducible.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    /// Uniform in (0, 1].
+    fn unit(&mut self) -> f64 {
+        ((self.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64
+    }
+    /// Two independent standard normal values (Box-Muller).
+    fn normal_pair(&mut self) -> (f64, f64) {
+        let r = (-2.0 * self.unit().ln()).sqrt();
+        let t = std::f64::consts::TAU * self.unit();
+        (r * t.cos(), r * t.sin())
+    }
+}
+
+fn add_noise(img: &RgbImage, sigma: f32, seed: u64) -> RgbImage {
+    let mut rng = SplitMix64(seed);
+    let mut out = img.clone();
+    let s = f64::from(sigma) * 255.0;
+    let mut spare: Option<f64> = None;
+    for c in out.iter_mut() {
+        let n = match spare.take() {
+            Some(n) => n,
+            None => {
+                let (a, b) = rng.normal_pair();
+                spare = Some(b);
+                a
+            }
+        };
+        *c = to_u8((f64::from(*c) + s * n) as f32);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A smooth colour gradient with a sharp square, 48x32.
+    fn test_image() -> RgbImage {
+        RgbImage::from_fn(48, 32, |x, y| {
+            let inside = (16..28).contains(&x) && (8..20).contains(&y);
+            if inside {
+                Rgb([240, 30, 30])
+            } else {
+                Rgb([(x * 5) as u8, (y * 7) as u8, ((x + y) * 3) as u8])
+            }
+        })
+    }
+
+    fn mean_abs_diff(a: &RgbImage, b: &RgbImage) -> f64 {
+        assert_eq!(a.dimensions(), b.dimensions());
+        a.iter()
+            .zip(b.iter())
+            .map(|(&x, &y)| (f64::from(x) - f64::from(y)).abs())
+            .sum::<f64>()
+            / a.len() as f64
+    }
+
+    #[test]
+    fn text_form_round_trips() {
+        for s in [
+            "blur:2",
+            "motion:15",
+            "motion:15:45",
+            "jpeg:30",
+            "crop:0.2",
+            "scale:0.5",
+            "rotate:10",
+            "rotate:-5:crop",
+            "flip",
+            "brightness:0.2",
+            "brightness:-0.2",
+            "contrast:0.7",
+            "hue:20",
+            "sat:0.5",
+            "noise:0.05",
+        ] {
+            let d: Distortion = s.parse().unwrap();
+            assert_eq!(d.to_string(), s);
+            assert_eq!(d.to_string().parse::<Distortion>().unwrap(), d);
+        }
+        for d in default_suite() {
+            assert_eq!(d.to_string().parse::<Distortion>().unwrap(), d);
+        }
+        assert_eq!(
+            "rotate:10:reflect"
+                .parse::<Distortion>()
+                .unwrap()
+                .to_string(),
+            "rotate:10"
+        );
+        let json = serde_json::to_string(&Distortion::Jpeg { quality: 30 }).unwrap();
+        assert_eq!(json, "\"jpeg:30\"");
+    }
+
+    #[test]
+    fn bad_specs_are_rejected() {
+        for s in [
+            "",
+            "blurr:2",
+            "blur",
+            "blur:x",
+            "jpeg:0",
+            "jpeg:50.5",
+            "scale:8",
+            "flip:1",
+            "rotate:5:wrap",
+            "crop:1",
+        ] {
+            let e = s.parse::<Distortion>().unwrap_err().to_string();
+            assert!(e.contains("distortion"), "{s}: {e}");
+        }
+        assert_eq!(parse_list("blur:1, jpeg:50 ,flip").unwrap().len(), 3);
+        assert!(parse_list(" , ").is_err());
+    }
+
+    #[test]
+    fn zero_strength_is_identity() {
+        let img = test_image();
+        for s in [
+            "blur:0",
+            "motion:0",
+            "crop:0",
+            "scale:1",
+            "rotate:0",
+            "brightness:0",
+            "contrast:1",
+            "hue:0",
+            "sat:1",
+            "noise:0",
+        ] {
+            let d: Distortion = s.parse().unwrap();
+            assert_eq!(d.apply(&img, 1).unwrap(), img, "{s}");
+        }
+        // the real code paths at neutral settings also preserve the image (within rounding)
+        assert_eq!(rotate(&img, 0.0, RotateFill::Reflect), img);
+        assert_eq!(contrast(&img, 1.0), img);
+        assert!(mean_abs_diff(&hsv_adjust(&img, 0.0, 1.0), &img) < 0.01);
+        assert!(mean_abs_diff(&hsv_adjust(&img, 360.0, 1.0), &img) < 0.01);
+    }
+
+    #[test]
+    fn sizes() {
+        let img = test_image();
+        let dims = |s: &str| {
+            s.parse::<Distortion>()
+                .unwrap()
+                .apply(&img, 0)
+                .unwrap()
+                .dimensions()
+        };
+        assert_eq!(dims("crop:0.25"), (36, 24));
+        assert_eq!(dims("scale:0.5"), (24, 16));
+        assert_eq!(dims("scale:2"), (96, 64));
+        assert_eq!(dims("scale:0.25"), (12, 8));
+        for s in [
+            "blur:2",
+            "motion:9:30",
+            "jpeg:40",
+            "rotate:15",
+            "rotate:15:crop",
+            "flip",
+            "hue:90",
+            "noise:0.1",
+        ] {
+            assert_eq!(dims(s), (48, 32), "{s}");
+        }
+    }
+
+    #[test]
+    fn flip_twice_is_identity() {
+        let img = test_image();
+        let once = Distortion::Flip.apply(&img, 0).unwrap();
+        assert_ne!(once, img);
+        assert_eq!(once.get_pixel(0, 5), img.get_pixel(47, 5));
+        assert_eq!(Distortion::Flip.apply(&once, 0).unwrap(), img);
+    }
+
+    #[test]
+    fn jpeg_quality_orders_error() {
+        let img = test_image();
+        let err = |q| {
+            mean_abs_diff(
+                &Distortion::Jpeg { quality: q }.apply(&img, 0).unwrap(),
+                &img,
+            )
+        };
+        let (e100, e50, e10) = (err(100), err(50), err(10));
+        assert!(e100 < 2.0, "quality 100 error {e100}");
+        assert!(e100 < e50 && e50 < e10, "{e100} {e50} {e10}");
+    }
+
+    #[test]
+    fn blur_smooths_and_preserves_flat_images() {
+        let flat = RgbImage::from_pixel(20, 10, Rgb([100, 150, 200]));
+        for s in ["blur:3", "motion:7:30", "rotate:33", "rotate:33:crop"] {
+            let d: Distortion = s.parse().unwrap();
+            assert_eq!(d.apply(&flat, 0).unwrap(), flat, "{s}");
+        }
+        let img = test_image();
+        let b1 = gaussian_blur(&img, 1.0);
+        let b3 = gaussian_blur(&img, 3.0);
+        assert!(mean_abs_diff(&img, &b1) < mean_abs_diff(&img, &b3));
+        // the blurred square edge is no longer sharp
+        assert!(b3.get_pixel(16, 14)[0] < 240 && b3.get_pixel(16, 14)[0] > 100);
+        // horizontal motion blur leaves a horizontally constant image unchanged
+        let stripes = RgbImage::from_fn(20, 10, |_, y| Rgb([(y * 20) as u8, 0, 0]));
+        assert_eq!(motion_blur(&stripes, 9.0, 0.0), stripes);
+    }
+
+    #[test]
+    fn rotation_by_180_reverses_the_image() {
+        let img = test_image();
+        let r = rotate(&img, 180.0, RotateFill::Reflect);
+        let expect = imageops::rotate180(&img);
+        assert!(
+            mean_abs_diff(&r, &expect) < 0.5,
+            "{}",
+            mean_abs_diff(&r, &expect)
+        );
+    }
+
+    #[test]
+    fn photometric_changes() {
+        let img = test_image();
+        let brighter = "brightness:0.2"
+            .parse::<Distortion>()
+            .unwrap()
+            .apply(&img, 0)
+            .unwrap();
+        assert_eq!(brighter.get_pixel(0, 0)[0], 51);
+        assert_eq!(brighter.get_pixel(20, 10)[0], 255);
+        let grey = "contrast:0"
+            .parse::<Distortion>()
+            .unwrap()
+            .apply(&img, 0)
+            .unwrap();
+        let p = grey.get_pixel(3, 3);
+        assert!(p[0] == p[1] && p[1] == p[2] && grey.get_pixel(40, 30) == p);
+        // hue by 120 degrees maps pure red to pure green
+        let red = RgbImage::from_pixel(2, 2, Rgb([200, 0, 0]));
+        assert_eq!(
+            hsv_adjust(&red, 120.0, 1.0).get_pixel(0, 0),
+            &Rgb([0, 200, 0])
+        );
+        assert_eq!(
+            hsv_adjust(&red, 0.0, 0.0).get_pixel(0, 0),
+            &Rgb([200, 200, 200])
+        );
+    }
+
+    #[test]
+    fn noise_is_seeded() {
+        let img = RgbImage::from_pixel(64, 64, Rgb([128, 128, 128]));
+        let d = Distortion::Noise { sigma: 0.05 };
+        let a = d.apply(&img, 7).unwrap();
+        assert_eq!(a, d.apply(&img, 7).unwrap());
+        assert_ne!(a, d.apply(&img, 8).unwrap());
+        let vals: Vec<f64> = a.iter().map(|&v| f64::from(v) - 128.0).collect();
+        let mean = vals.iter().sum::<f64>() / vals.len() as f64;
+        let sd = (vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / vals.len() as f64).sqrt();
+        assert!(mean.abs() < 0.5, "mean {mean}");
+        assert!((sd - 0.05 * 255.0).abs() < 0.6, "sd {sd}");
+        assert_ne!(seed_for(1, "a.jpg"), seed_for(1, "b.jpg"));
+    }
+}

@@ -1,0 +1,763 @@
+//! Ground truth for evaluation: which database items exist, which are queries, which are relevant.
+//!
+//! Three sources are understood:
+//! * a labelled table (`groundtruth.tsv`): header line, then `file<TAB>integer label[<TAB>...]`;
+//!   every labelled image is a query and its relevant items are the others with its label;
+//! * folder-as-class (`--labels folders`): the parent folder of each image below a root is its class;
+//! * a query list (Oxford/Holidays style): `query<TAB>relevant[<TAB>relevant...]` per line;
+//!   only the listed queries are asked and relevance is given per query.
+//!
+//! Item names are paths relative to the images folder, with `/` as separator. Items get dense ids
+//! `0..len()` in file order; those ids are what [`crate::eval::metrics`] rankings are made of.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use crate::eval::metrics::Relevance;
+use crate::{Error, Result};
+
+/// File extensions recognised as images when scanning folders (compared case-insensitively).
+pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"];
+
+/// How many missing or offending names an error message lists before summarising.
+const MAX_NAMES_IN_ERROR: usize = 5;
+
+/// How relevance is defined.
+#[derive(Debug, Clone)]
+enum Kind {
+    /// Every labelled item is a query; relevant = same label.
+    Labels {
+        /// Label of each item; `None` for distractors added later.
+        labels: Vec<Option<i64>>,
+        /// Number of items carrying each label.
+        counts: HashMap<i64, usize>,
+        /// Display name of each label (folder name, or the number itself).
+        names: BTreeMap<i64, String>,
+    },
+    /// Explicit queries, each with its own set of relevant items.
+    Queries {
+        queries: Vec<usize>,
+        /// Relevant item ids of each query, sorted, query itself excluded.
+        relevant: HashMap<usize, Vec<usize>>,
+    },
+}
+
+/// Loaded ground truth: database item names, the query set and the relevance judgements.
+#[derive(Debug, Clone)]
+pub struct GroundTruth {
+    root: PathBuf,
+    source: PathBuf,
+    names: Vec<String>,
+    ids: HashMap<String, usize>,
+    kind: Kind,
+}
+
+impl GroundTruth {
+    /// Loads a labelled table: a header line, then `file<TAB>label` lines (extra columns ignored).
+    /// File names are relative to `images_dir`; every listed file must exist there.
+    pub fn from_tsv(tsv: &Path, images_dir: &Path) -> Result<Self> {
+        let text = read_table(tsv)?;
+        let mut names = Vec::new();
+        let mut labels = Vec::new();
+        let mut first_line: HashMap<String, usize> = HashMap::new();
+        let mut saw_header = false;
+        for (lineno, line) in numbered_lines(&text) {
+            if !saw_header {
+                saw_header = true;
+                continue;
+            }
+            let cols: Vec<&str> = line.split('\t').collect();
+            if cols.len() < 2 {
+                return Err(parse_err(
+                    tsv,
+                    lineno,
+                    format!(
+                        "expected at least 2 tab-separated columns (file name, integer label), found {}; \
+                         separate columns with a TAB, not spaces",
+                        cols.len()
+                    ),
+                ));
+            }
+            let name = normalise_name(cols[0].trim());
+            if name.is_empty() {
+                return Err(parse_err(tsv, lineno, "empty file name in column 1".into()));
+            }
+            let label_text = cols[1].trim();
+            let label: i64 = label_text.parse().map_err(|_| {
+                parse_err(
+                    tsv,
+                    lineno,
+                    format!("label {label_text:?} in column 2 is not an integer"),
+                )
+            })?;
+            if let Some(prev) = first_line.insert(name.clone(), lineno) {
+                return Err(parse_err(
+                    tsv,
+                    lineno,
+                    format!(
+                        "duplicate file name {name:?} (first listed on line {prev}); list each file once"
+                    ),
+                ));
+            }
+            names.push(name);
+            labels.push(label);
+        }
+        if names.is_empty() {
+            return Err(parse_err(
+                tsv,
+                1,
+                "no data lines after the header; expected `file<TAB>label` lines".into(),
+            ));
+        }
+        check_exist(tsv, images_dir, &names)?;
+        let names_map = labels.iter().map(|&l| (l, l.to_string())).collect();
+        Ok(Self::with_labels(
+            images_dir.to_path_buf(),
+            tsv.to_path_buf(),
+            names,
+            labels,
+            names_map,
+        ))
+    }
+
+    /// Folder-as-class: every image below `root` belongs to the class named by its parent folder
+    /// (relative to `root`, e.g. `cats` or `animals/cats`). Hidden files and folders are skipped.
+    pub fn from_folders(root: &Path) -> Result<Self> {
+        let meta = std::fs::metadata(root).map_err(|e| Error::io(root, e))?;
+        if !meta.is_dir() {
+            return Err(Error::InvalidInput(format!(
+                "{}: is not a folder; --labels folders needs a folder with one sub-folder per class",
+                root.display()
+            )));
+        }
+        let mut files = Vec::new();
+        collect_images(root, root, &mut files)?;
+        files.sort();
+        if files.is_empty() {
+            return Err(Error::InvalidInput(format!(
+                "{}: no images found (extensions {}); point --labels folders at the folder holding one sub-folder per class",
+                root.display(),
+                IMAGE_EXTENSIONS.join(", ")
+            )));
+        }
+        let loose: Vec<&String> = files.iter().filter(|f| !f.contains('/')).collect();
+        if !loose.is_empty() {
+            return Err(Error::InvalidInput(format!(
+                "{}: {} image(s) lie directly in the root and have no class folder ({}); \
+                 move them into a sub-folder named after their class",
+                root.display(),
+                loose.len(),
+                list_some(loose.iter().map(|s| s.as_str()))
+            )));
+        }
+        let class_of = |f: &str| f[..f.rfind('/').unwrap_or(0)].to_string();
+        let classes: Vec<String> = {
+            let set: std::collections::BTreeSet<String> =
+                files.iter().map(|f| class_of(f)).collect();
+            set.into_iter().collect()
+        };
+        let class_id: HashMap<&str, i64> = classes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.as_str(), i as i64))
+            .collect();
+        let labels: Vec<i64> = files
+            .iter()
+            .map(|f| class_id[class_of(f).as_str()])
+            .collect();
+        let names_map = classes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (i as i64, c.clone()))
+            .collect();
+        Ok(Self::with_labels(
+            root.to_path_buf(),
+            root.to_path_buf(),
+            files,
+            labels,
+            names_map,
+        ))
+    }
+
+    /// Every image below `root` as its own class (unlabelled folders: a distorted copy's only
+    /// relevant item is its original).
+    pub fn from_folders_flat(root: &Path) -> Result<Self> {
+        let meta = std::fs::metadata(root).map_err(|e| Error::io(root, e))?;
+        if !meta.is_dir() {
+            return Err(Error::InvalidInput(format!(
+                "{}: is not a folder; --distort needs a folder of images",
+                root.display()
+            )));
+        }
+        let mut files = Vec::new();
+        collect_images(root, root, &mut files)?;
+        files.sort();
+        if files.is_empty() {
+            return Err(Error::InvalidInput(format!(
+                "{}: no images found (extensions {})",
+                root.display(),
+                IMAGE_EXTENSIONS.join(", ")
+            )));
+        }
+        let labels: Vec<i64> = (0..files.len() as i64).collect();
+        let names_map = files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (i as i64, f.clone()))
+            .collect();
+        Ok(Self::with_labels(
+            root.to_path_buf(),
+            root.to_path_buf(),
+            files,
+            labels,
+            names_map,
+        ))
+    }
+
+    /// Loads a query list: each line `query<TAB>relevant[<TAB>relevant...]`, names relative to
+    /// `images_dir`. Blank lines and lines starting with `#` are skipped; a first line whose first
+    /// column is `query` or `query_file` is taken as a header. Database items are all files named
+    /// in the list, in order of first mention; a query listing itself as relevant is not counted.
+    pub fn from_query_list(tsv: &Path, images_dir: &Path) -> Result<Self> {
+        let text = read_table(tsv)?;
+        let mut names: Vec<String> = Vec::new();
+        let mut ids: HashMap<String, usize> = HashMap::new();
+        let mut queries = Vec::new();
+        let mut relevant: HashMap<usize, Vec<usize>> = HashMap::new();
+        let mut query_line: HashMap<usize, usize> = HashMap::new();
+        let mut intern = |name: String, names: &mut Vec<String>| -> usize {
+            *ids.entry(name.clone()).or_insert_with(|| {
+                names.push(name);
+                names.len() - 1
+            })
+        };
+        let mut first = true;
+        for (lineno, line) in numbered_lines(&text) {
+            let is_first = std::mem::replace(&mut first, false);
+            if line.trim_start().starts_with('#') {
+                continue;
+            }
+            let cols: Vec<&str> = line.split('\t').map(str::trim).collect();
+            if is_first
+                && matches!(
+                    cols[0].to_ascii_lowercase().as_str(),
+                    "query" | "query_file"
+                )
+            {
+                continue;
+            }
+            if cols.len() < 2 {
+                return Err(parse_err(
+                    tsv,
+                    lineno,
+                    format!(
+                        "expected a query and at least one relevant file separated by TABs, found {} column(s)",
+                        cols.len()
+                    ),
+                ));
+            }
+            if let Some(i) = cols.iter().position(|c| c.is_empty()) {
+                return Err(parse_err(
+                    tsv,
+                    lineno,
+                    format!("column {} is empty; remove doubled or trailing TABs", i + 1),
+                ));
+            }
+            let q = intern(normalise_name(cols[0]), &mut names);
+            if let Some(prev) = query_line.insert(q, lineno) {
+                return Err(parse_err(
+                    tsv,
+                    lineno,
+                    format!(
+                        "duplicate query {:?} (first listed on line {prev}); put all its relevant files on one line",
+                        names[q]
+                    ),
+                ));
+            }
+            let mut rel = Vec::with_capacity(cols.len() - 1);
+            let mut seen = HashSet::new();
+            for c in &cols[1..] {
+                let r = intern(normalise_name(c), &mut names);
+                if !seen.insert(r) {
+                    return Err(parse_err(
+                        tsv,
+                        lineno,
+                        format!(
+                            "relevant file {:?} is listed twice for this query",
+                            names[r]
+                        ),
+                    ));
+                }
+                if r != q {
+                    rel.push(r);
+                }
+            }
+            rel.sort_unstable();
+            queries.push(q);
+            relevant.insert(q, rel);
+        }
+        if queries.is_empty() {
+            return Err(parse_err(
+                tsv,
+                1,
+                "no query lines; expected `query<TAB>relevant[<TAB>relevant...]`".into(),
+            ));
+        }
+        check_exist(tsv, images_dir, &names)?;
+        let ids = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i))
+            .collect();
+        Ok(Self {
+            root: images_dir.to_path_buf(),
+            source: tsv.to_path_buf(),
+            names,
+            ids,
+            kind: Kind::Queries { queries, relevant },
+        })
+    }
+
+    fn with_labels(
+        root: PathBuf,
+        source: PathBuf,
+        names: Vec<String>,
+        labels: Vec<i64>,
+        label_names: BTreeMap<i64, String>,
+    ) -> Self {
+        let mut counts = HashMap::new();
+        for &l in &labels {
+            *counts.entry(l).or_insert(0) += 1;
+        }
+        let ids = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i))
+            .collect();
+        Self {
+            root,
+            source,
+            names,
+            ids,
+            kind: Kind::Labels {
+                labels: labels.into_iter().map(Some).collect(),
+                counts,
+                names: label_names,
+            },
+        }
+    }
+
+    /// Number of database items (including distractors added with [`Self::add_distractor`]).
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// True when there are no items (never the case for a successfully loaded ground truth).
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// The folder item names are relative to.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The file (or folder, for folder-as-class) the ground truth was read from.
+    pub fn source(&self) -> &Path {
+        &self.source
+    }
+
+    /// Item names (relative, `/`-separated), indexed by item id.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Name of item `id`.
+    pub fn name(&self, id: usize) -> &str {
+        &self.names[id]
+    }
+
+    /// Full path of item `id` (root joined with its name).
+    pub fn path(&self, id: usize) -> PathBuf {
+        self.root.join(&self.names[id])
+    }
+
+    /// Item id of a relative name (`a/b.jpg`; backslashes and a leading `./` are accepted).
+    pub fn id_of(&self, name: &str) -> Option<usize> {
+        self.ids.get(&normalise_name(name)).copied()
+    }
+
+    /// Item id of a path: relative to the root, or absolute/prefixed with the root.
+    pub fn id_of_path(&self, path: &Path) -> Option<usize> {
+        let rel = path.strip_prefix(&self.root).unwrap_or(path);
+        rel.to_str().and_then(|s| self.id_of(s))
+    }
+
+    /// Adds an item that is relevant to nothing and is never a query (e.g. an indexed image
+    /// the ground truth does not mention). Returns its id; an already known name keeps its id.
+    pub fn add_distractor(&mut self, name: &str) -> usize {
+        let name = normalise_name(name);
+        if let Some(&id) = self.ids.get(&name) {
+            return id;
+        }
+        let id = self.names.len();
+        self.names.push(name.clone());
+        self.ids.insert(name, id);
+        if let Kind::Labels { labels, .. } = &mut self.kind {
+            labels.push(None);
+        }
+        id
+    }
+
+    /// Ids of the items that are queries: every labelled item, or the listed queries.
+    pub fn queries(&self) -> Vec<usize> {
+        match &self.kind {
+            Kind::Labels { labels, .. } => {
+                (0..labels.len()).filter(|&i| labels[i].is_some()).collect()
+            }
+            Kind::Queries { queries, .. } => queries.clone(),
+        }
+    }
+
+    /// Label of item `id` (labelled ground truth only; `None` for distractors and query lists).
+    pub fn label(&self, id: usize) -> Option<i64> {
+        match &self.kind {
+            Kind::Labels { labels, .. } => labels.get(id).copied().flatten(),
+            Kind::Queries { .. } => None,
+        }
+    }
+
+    /// Labels of all items when every item is labelled (what peer_baseline.py's `scores` takes).
+    pub fn labels(&self) -> Option<Vec<i64>> {
+        match &self.kind {
+            Kind::Labels { labels, .. } => labels.iter().copied().collect(),
+            Kind::Queries { .. } => None,
+        }
+    }
+
+    /// True when relevance comes from labels (so N-S and per-class figures are meaningful).
+    pub fn is_labelled(&self) -> bool {
+        matches!(self.kind, Kind::Labels { .. })
+    }
+
+    /// Display name of a label: the class folder, or the number for a labelled table.
+    pub fn label_name(&self, label: i64) -> String {
+        match &self.kind {
+            Kind::Labels { names, .. } => names
+                .get(&label)
+                .cloned()
+                .unwrap_or_else(|| label.to_string()),
+            Kind::Queries { .. } => label.to_string(),
+        }
+    }
+
+    /// Relevant item ids of a query (query itself excluded), in id order.
+    pub fn relevant_items(&self, query: usize) -> Vec<usize> {
+        match &self.kind {
+            Kind::Labels { labels, .. } => match labels.get(query).copied().flatten() {
+                Some(l) => (0..labels.len())
+                    .filter(|&i| i != query && labels[i] == Some(l))
+                    .collect(),
+                None => Vec::new(),
+            },
+            Kind::Queries { relevant, .. } => relevant.get(&query).cloned().unwrap_or_default(),
+        }
+    }
+}
+
+impl Relevance for GroundTruth {
+    fn is_relevant(&self, query: usize, item: usize) -> bool {
+        if query == item {
+            return false;
+        }
+        match &self.kind {
+            Kind::Labels { labels, .. } => match (
+                labels.get(query).copied().flatten(),
+                labels.get(item).copied().flatten(),
+            ) {
+                (Some(a), Some(b)) => a == b,
+                _ => false,
+            },
+            Kind::Queries { relevant, .. } => relevant
+                .get(&query)
+                .is_some_and(|r| r.binary_search(&item).is_ok()),
+        }
+    }
+
+    fn num_relevant(&self, query: usize) -> usize {
+        match &self.kind {
+            Kind::Labels { labels, counts, .. } => labels
+                .get(query)
+                .copied()
+                .flatten()
+                .map_or(0, |l| counts[&l] - 1),
+            Kind::Queries { relevant, .. } => relevant.get(&query).map_or(0, Vec::len),
+        }
+    }
+
+    fn class_of(&self, query: usize) -> Option<String> {
+        self.label(query).map(|l| self.label_name(l))
+    }
+}
+
+/// Reads a table file, rejecting missing, unreadable, non-UTF-8 and empty files with a clear message.
+fn read_table(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let upto = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = upto.iter().filter(|&&b| b == b'\n').count() + 1;
+        parse_err(
+            path,
+            line,
+            "not valid UTF-8 text; save the file as UTF-8".into(),
+        )
+    })?;
+    if text.trim().is_empty() {
+        return Err(parse_err(
+            path,
+            1,
+            "file is empty; expected a tab-separated table".into(),
+        ));
+    }
+    Ok(text)
+}
+
+/// Non-blank lines with 1-based line numbers, without trailing `\r`.
+fn numbered_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.strip_suffix('\r').unwrap_or(l)))
+        .filter(|(_, l)| !l.trim().is_empty())
+}
+
+fn parse_err(path: &Path, line: usize, reason: String) -> Error {
+    Error::Parse {
+        path: path.to_path_buf(),
+        line,
+        reason,
+    }
+}
+
+/// `./a\b.jpg` -> `a/b.jpg`.
+fn normalise_name(name: &str) -> String {
+    let s = name.replace('\\', "/");
+    let mut s = s.as_str();
+    while let Some(rest) = s.strip_prefix("./") {
+        s = rest;
+    }
+    s.to_string()
+}
+
+fn list_some<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let v: Vec<&str> = names.take(MAX_NAMES_IN_ERROR).collect();
+    v.join(", ")
+}
+
+/// Fails when listed files are missing below `images_dir`, naming a few and the total count.
+fn check_exist(listing: &Path, images_dir: &Path, names: &[String]) -> Result<()> {
+    if !images_dir.is_dir() {
+        return Err(Error::InvalidInput(format!(
+            "{}: images folder does not exist (needed for the files listed in {}); pass the folder the listed names are relative to",
+            images_dir.display(),
+            listing.display()
+        )));
+    }
+    let missing: Vec<&str> = names
+        .iter()
+        .filter(|n| !images_dir.join(n).is_file())
+        .map(String::as_str)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let more = if missing.len() > MAX_NAMES_IN_ERROR {
+        ", ..."
+    } else {
+        ""
+    };
+    Err(Error::InvalidInput(format!(
+        "{}: {} of {} listed file(s) do not exist in {}: {}{more}; fix the names or pass the right images folder",
+        listing.display(),
+        missing.len(),
+        names.len(),
+        images_dir.display(),
+        list_some(missing.into_iter()),
+    )))
+}
+
+fn has_image_extension(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
+}
+
+/// Recursively collects image files below `dir` as `/`-separated names relative to `root`.
+/// Symbolic links to folders are not followed (avoids cycles); hidden entries are skipped.
+fn collect_images(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let path = entry.path();
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let ft = entry.file_type().map_err(|e| Error::io(&path, e))?;
+        if ft.is_dir() {
+            collect_images(root, &path, out)?;
+        } else if (ft.is_file() || (ft.is_symlink() && path.is_file()))
+            && has_image_extension(&path)
+        {
+            let rel = path.strip_prefix(root).unwrap_or(&path);
+            let parts: Option<Vec<&str>> =
+                rel.components().map(|c| c.as_os_str().to_str()).collect();
+            let Some(parts) = parts else {
+                return Err(Error::InvalidInput(format!(
+                    "{}: file name is not valid UTF-8; rename it",
+                    path.display()
+                )));
+            };
+            out.push(parts.join("/"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn touch(dir: &Path, name: &str) {
+        let p = dir.join(name);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, b"x").unwrap();
+    }
+
+    #[test]
+    fn tsv_loads_labels_and_relevance() {
+        let d = tempfile::tempdir().unwrap();
+        let img = d.path().join("images");
+        for n in ["a.jpg", "b.jpg", "c.jpg", "d.jpg"] {
+            touch(&img, n);
+        }
+        let gt = d.path().join("groundtruth.tsv");
+        fs::write(
+            &gt,
+            "filename\tlabel\tname\na.jpg\t0\tx\nb.jpg\t1\ty\r\nc.jpg\t0\n\nd.jpg\t1\n",
+        )
+        .unwrap();
+        let g = GroundTruth::from_tsv(&gt, &img).unwrap();
+        assert_eq!(g.len(), 4);
+        assert_eq!(g.id_of("./c.jpg"), Some(2));
+        assert_eq!(g.id_of_path(&img.join("d.jpg")), Some(3));
+        assert!(g.is_relevant(0, 2));
+        assert!(!g.is_relevant(0, 0));
+        assert!(!g.is_relevant(0, 1));
+        assert_eq!(g.num_relevant(1), 1);
+        assert_eq!(g.relevant_items(1), vec![3]);
+        assert_eq!(g.queries(), vec![0, 1, 2, 3]);
+        assert_eq!(g.labels(), Some(vec![0, 1, 0, 1]));
+    }
+
+    #[test]
+    fn distractors_are_never_relevant() {
+        let d = tempfile::tempdir().unwrap();
+        touch(d.path(), "a/1.jpg");
+        touch(d.path(), "a/2.png");
+        touch(d.path(), "b/3.JPG");
+        touch(d.path(), "b/notes.txt");
+        let mut g = GroundTruth::from_folders(d.path()).unwrap();
+        assert_eq!(g.names(), &["a/1.jpg", "a/2.png", "b/3.JPG"]);
+        let x = g.add_distractor("extra.jpg");
+        assert_eq!(x, 3);
+        assert_eq!(g.add_distractor("a/1.jpg"), 0);
+        assert!(!g.is_relevant(0, x));
+        assert_eq!(g.num_relevant(0), 1);
+        assert_eq!(g.queries(), vec![0, 1, 2]);
+        assert_eq!(g.class_of(2).as_deref(), Some("b"));
+        assert_eq!(g.labels(), None);
+    }
+
+    #[test]
+    fn query_list_relevance_is_per_query() {
+        let d = tempfile::tempdir().unwrap();
+        for n in ["q1.jpg", "r1.jpg", "r2.jpg", "q2.jpg"] {
+            touch(d.path(), n);
+        }
+        let list = d.path().join("queries.tsv");
+        fs::write(
+            &list,
+            "query\trelevant\nq1.jpg\tr1.jpg\tr2.jpg\tq1.jpg\n# c\nq2.jpg\tr2.jpg\n",
+        )
+        .unwrap();
+        let g = GroundTruth::from_query_list(&list, d.path()).unwrap();
+        assert_eq!(g.names(), &["q1.jpg", "r1.jpg", "r2.jpg", "q2.jpg"]);
+        assert_eq!(g.queries(), vec![0, 3]);
+        assert_eq!(g.num_relevant(0), 2);
+        assert!(g.is_relevant(3, 2));
+        assert!(!g.is_relevant(3, 1));
+        assert!(!g.is_labelled());
+    }
+
+    #[test]
+    fn errors_name_file_and_line() {
+        let d = tempfile::tempdir().unwrap();
+        touch(d.path(), "a.jpg");
+        touch(d.path(), "b.jpg");
+        let gt = d.path().join("gt.tsv");
+        let cases = [
+            ("", "empty"),
+            ("f\tl\n", "no data lines"),
+            ("f\tl\na.jpg 0\n", "columns"),
+            ("f\tl\na.jpg\tcat\n", "not an integer"),
+            ("f\tl\na.jpg\t0\nb.jpg\t1\na.jpg\t2\n", "duplicate"),
+        ];
+        for (content, want) in cases {
+            fs::write(&gt, content).unwrap();
+            let e = GroundTruth::from_tsv(&gt, d.path()).unwrap_err();
+            let msg = e.to_string();
+            assert!(msg.contains("gt.tsv"), "{msg}");
+            assert!(msg.contains(want), "{msg} should mention {want}");
+        }
+        fs::write(&gt, "f\tl\na.jpg\t0\nb.jpg\t1\na.jpg\t2\n").unwrap();
+        let msg = GroundTruth::from_tsv(&gt, d.path())
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("gt.tsv:4:") && msg.contains("line 2"), "{msg}");
+    }
+
+    #[test]
+    fn missing_files_are_counted_and_named() {
+        let d = tempfile::tempdir().unwrap();
+        touch(d.path(), "a.jpg");
+        let gt = d.path().join("gt.tsv");
+        let mut s = String::from("file\tlabel\na.jpg\t0\n");
+        for i in 0..8 {
+            s.push_str(&format!("gone{i}.jpg\t1\n"));
+        }
+        fs::write(&gt, s).unwrap();
+        let msg = GroundTruth::from_tsv(&gt, d.path())
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("8 of 9"), "{msg}");
+        assert!(msg.contains("gone0.jpg") && msg.contains("..."), "{msg}");
+        assert!(!msg.contains("gone7.jpg"), "{msg}");
+        let missing = d.path().join("nope.tsv");
+        let msg = GroundTruth::from_tsv(&missing, d.path())
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("nope.tsv"), "{msg}");
+    }
+
+    #[test]
+    fn folders_reject_loose_images() {
+        let d = tempfile::tempdir().unwrap();
+        touch(d.path(), "a/1.jpg");
+        touch(d.path(), "loose.jpg");
+        let msg = GroundTruth::from_folders(d.path()).unwrap_err().to_string();
+        assert!(
+            msg.contains("loose.jpg") && msg.contains("sub-folder"),
+            "{msg}"
+        );
+    }
+}

@@ -1,0 +1,29 @@
+//! Accuracy evaluation: ground truth, ranking metrics, distortions, rankings dumps and reports.
+
+pub mod distort;
+pub mod groundtruth;
+pub mod metrics;
+pub mod rankings;
+pub mod report;
+pub mod run;
+pub mod table;
+
+pub use distort::{Distortion, RotateFill};
+pub use groundtruth::GroundTruth;
+pub use metrics::{
+    EvalConfig, Evaluation, LabelRelevance, QueryMetrics, Ranking, Relevance, Summary, evaluate,
+    knn_recall,
+};
+pub use rankings::{RankingsHeader, RankingsWriter};
+pub use report::{ReportInput, write_report};
+pub use table::TextTable;
+
+/// FNV-1a 64-bit hash: stable across Rust versions and platforms (used for file names and seeds).
+pub fn stable_hash(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
