@@ -60,7 +60,7 @@ enum Command {
     #[command(
         after_help = "Examples:\n  lookalike eval ../shared/datasets/wang            # images/ + groundtruth.tsv\n  lookalike eval photos --labels folders --report /tmp/report\n  lookalike eval ../shared/datasets/wang --query-distortion blur:2\n  lookalike eval --distort ~/Pictures --sample 50 --suite blur:2,jpeg:30,crop:0.2\n\nThe evaluated folder is indexed into a cache under the system temp folder unless --index-dir is given."
     )]
-    Eval(eval::EvalArgs),
+    Eval(Box<eval::EvalArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -142,7 +142,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Index(args) => cmd_index(&collection, args, cli.quiet),
         Command::Query(args) => cmd_query(&collection, args),
         Command::Status(args) => cmd_status(&collection, args),
-        Command::Eval(args) => eval::cmd_eval(cli.index_dir.as_deref(), args, cli.quiet),
+        Command::Eval(args) => eval::cmd_eval(cli.index_dir.as_deref(), *args, cli.quiet),
     }
 }
 
