@@ -97,10 +97,16 @@ fn decode_inner(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<Decoded
             "not a recognised image format (JPEG, PNG, WebP, GIF, BMP, TIFF...)",
         )
     })?;
-    if format == image::ImageFormat::Jpeg
-        && let Some(decoded) = decode_jpeg_scaled(bytes, path, cfg)?
-    {
-        return Ok(decoded);
+    if format == image::ImageFormat::Jpeg {
+        if !jpeg_has_end(bytes) {
+            return Err(bad(
+                path,
+                "truncated JPEG (no end-of-image marker after the last scan); was it copied completely?",
+            ));
+        }
+        if let Some(decoded) = decode_jpeg_scaled(bytes, path, cfg)? {
+            return Ok(decoded);
+        }
     }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut limits = image::Limits::default();
@@ -110,11 +116,11 @@ fn decode_inner(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<Decoded
     reader.limits(limits);
     let mut decoder = reader
         .into_decoder()
-        .map_err(|e| bad(path, e.to_string()))?;
+        .map_err(|e| image_error(path, e, cfg))?;
     let (w, h) = decoder.dimensions();
     check_size(w, h, path, cfg)?;
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
-    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| bad(path, e.to_string()))?;
+    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| image_error(path, e, cfg))?;
     img.apply_orientation(orientation);
     let (width, height) = (img.width(), img.height());
     let rgb = flatten_to_rgb(img);
@@ -124,6 +130,31 @@ fn decode_inner(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<Decoded
         width,
         height,
     })
+}
+
+/// True when an end-of-image marker follows the last start-of-scan marker. Decoders pad a
+/// truncated scan with grey instead of failing; entropy-coded data cannot contain FF D9
+/// (byte stuffing), so a missing marker after the last scan means the file was cut short.
+fn jpeg_has_end(bytes: &[u8]) -> bool {
+    let last_sos = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
+    match last_sos {
+        Some(pos) => bytes[pos..].windows(2).any(|w| w == [0xFF, 0xD9]),
+        None => false,
+    }
+}
+
+fn image_error(path: &Path, e: image::ImageError, cfg: &DecodeConfig) -> Error {
+    match e {
+        image::ImageError::Limits(_) => bad(
+            path,
+            format!(
+                "image exceeds the size limits ({} px per side, {} MB of memory): a decompression bomb?",
+                cfg.max_side,
+                cfg.max_alloc >> 20
+            ),
+        ),
+        other => bad(path, other.to_string()),
+    }
 }
 
 fn check_size(w: u32, h: u32, path: &Path, cfg: &DecodeConfig) -> Result<()> {

@@ -99,6 +99,8 @@ enum Outcome {
         file: CrawledFile,
         reason: String,
     },
+    /// Deleted between the walk and the read: nothing to record (the next run drops its row).
+    Gone,
 }
 
 fn features_current(entry: &CatalogEntry, signatures: &[(String, u32, String)]) -> bool {
@@ -293,6 +295,7 @@ pub fn run(
                         });
                     }
                 }
+                Outcome::Gone => {}
                 Outcome::Failed { file, reason } => {
                     summary.failed.push(FailedFile {
                         path: file.abs_path.clone(),
@@ -364,6 +367,7 @@ fn process_file(
 ) -> Outcome {
     let bytes = match std::fs::read(&file.abs_path) {
         Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Outcome::Gone,
         Err(e) => {
             return Outcome::Failed {
                 file: file.clone(),
