@@ -5,7 +5,7 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
-use image::{DynamicImage, ImageEncoder, Rgb, RgbImage};
+use image::{DynamicImage, Rgb, RgbImage};
 use lookalike::collection::Collection;
 use lookalike::crawl::CrawlConfig;
 use lookalike::features::{Fusion, Registry};
