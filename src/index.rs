@@ -309,7 +309,7 @@ pub fn run(
                     });
                 }
             }
-            if batch.len() >= batch_size || last_commit.elapsed() > Duration::from_secs(2) {
+            if batch.len() >= batch_size || last_commit.elapsed() > Duration::from_millis(500) {
                 store.apply(&batch)?;
                 batch.clear();
                 last_commit = Instant::now();

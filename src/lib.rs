@@ -3,6 +3,7 @@
 //!
 //! Data flows one way: [`crawl`] -> [`decode`] -> [`features`] -> [`store`] -> [`ann`] ->
 //! [`query`] (and `eval`). [`index`] runs the pipeline; [`cli`] is the command-line front end.
+//! [`restore`] is the deconvolution engine, usable by itself and behind the `deconv` features.
 
 pub mod ann;
 pub mod cli;
@@ -14,6 +15,7 @@ pub mod eval;
 pub mod features;
 pub mod index;
 pub mod query;
+pub mod restore;
 pub mod store;
 
 pub use error::{Error, Result};

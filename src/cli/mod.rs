@@ -18,6 +18,7 @@ use crate::index::{IndexConfig, IndexSummary, Progress};
 use crate::query::{QueryConfig, Searcher};
 
 mod eval;
+pub mod restore;
 
 /// Exit status when indexing finished but some files could not be indexed.
 pub const EXIT_SOME_FAILED: u8 = 3;
@@ -61,6 +62,21 @@ enum Command {
         after_help = "Examples:\n  lookalike eval ../shared/datasets/wang            # images/ + groundtruth.tsv\n  lookalike eval photos --labels folders --report /tmp/report\n  lookalike eval ../shared/datasets/wang --query-distortion blur:2\n  lookalike eval --distort ~/Pictures --sample 50 --suite blur:2,jpeg:30,crop:0.2\n\nThe evaluated folder is indexed into a cache under the system temp folder unless --index-dir is given."
     )]
     Eval(Box<eval::EvalArgs>),
+    /// Blur an image with a PSF (and noise): makes test cases for deblurring.
+    #[command(
+        after_help = "Examples:\n  lookalike blur sharp.png blurred.png --psf gaussian:2 --noise 0.005\n  lookalike blur sharp.png shaken.png --psf motion:15,30\n\nPSF specs: gaussian:SIGMA, disk:RADIUS, motion:LENGTH,ANGLE, file:PATH (a whitespace-separated matrix)."
+    )]
+    Blur(restore::BlurArgs),
+    /// Restore a blurred image by deconvolution (PSF given or estimated blind).
+    #[command(
+        after_help = "Examples:\n  lookalike deblur blurred.png restored.png                 # blind: PSF estimated\n  lookalike deblur blurred.png restored.png --psf gaussian:2 --method wiener\n  lookalike deblur photo.jpg sharper.jpg --strength 0.5      # mild, safe sharpening"
+    )]
+    Deblur(restore::DeblurArgs),
+    /// Compare an image with a reference: PSNR, SSIM, MS-SSIM.
+    #[command(
+        after_help = "Examples:\n  lookalike quality original.png restored.png\n  lookalike quality original.png restored.png --json"
+    )]
+    Quality(restore::QualityArgs),
 }
 
 #[derive(Debug, Args)]
@@ -114,6 +130,9 @@ struct StatusArgs {
     /// Print JSON.
     #[arg(long)]
     json: bool,
+    /// Also run SQLite's integrity check (exit status 1 when it fails).
+    #[arg(long)]
+    check: bool,
 }
 
 /// Entry point used by `main.rs`.
@@ -143,6 +162,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Query(args) => cmd_query(&collection, args),
         Command::Status(args) => cmd_status(&collection, args),
         Command::Eval(args) => eval::cmd_eval(cli.index_dir.as_deref(), *args, cli.quiet),
+        Command::Blur(args) => restore::run_blur(&args).map(|()| ExitCode::SUCCESS),
+        Command::Deblur(args) => restore::run_deblur(&args).map(|()| ExitCode::SUCCESS),
+        Command::Quality(args) => restore::run_quality(&args).map(|()| ExitCode::SUCCESS),
     }
 }
 
@@ -336,6 +358,14 @@ fn display_path(p: &Path) -> String {
 
 fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
     let store = collection.open_store_read_only()?;
+    let integrity = if args.check {
+        Some(match store.integrity_check() {
+            Ok(()) => "ok".to_string(),
+            Err(e) => e.to_string(),
+        })
+    } else {
+        None
+    };
     let stats = store.stats()?;
     let failures = store.failures()?;
     let roots = store.roots()?;
@@ -378,8 +408,9 @@ fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
             "schema_version": stats.schema_version,
             "hnsw": ann_state,
             "bytes_on_disk": size_on_disk,
+            "integrity": integrity,
         }))?;
-        return Ok(ExitCode::SUCCESS);
+        return Ok(integrity_exit(integrity.as_deref()));
     }
     let mut out = std::io::stdout().lock();
     let mut w = |s: String| writeln!(out, "{s}").map_err(out_err);
@@ -403,6 +434,9 @@ fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
         size_on_disk as f64 / 1e6
     ))?;
     w(format!("schema:    v{}", stats.schema_version))?;
+    if let Some(verdict) = &integrity {
+        w(format!("integrity: {verdict}"))?;
+    }
     for f in failures.iter().take(20) {
         let path = roots
             .get(&f.root_id)
@@ -416,7 +450,14 @@ fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
             failures.len() - 20
         ))?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(integrity_exit(integrity.as_deref()))
+}
+
+fn integrity_exit(verdict: Option<&str>) -> ExitCode {
+    match verdict {
+        Some(v) if v != "ok" => ExitCode::FAILURE,
+        _ => ExitCode::SUCCESS,
+    }
 }
 
 fn dir_size(dir: &Path) -> u64 {

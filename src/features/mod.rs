@@ -3,6 +3,7 @@
 
 pub mod color;
 pub mod conv;
+pub mod deconv;
 
 use image::RgbImage;
 use ndarray::Array2;
@@ -65,6 +66,7 @@ impl Default for Registry {
             extractors: vec![
                 Box::new(color::ColorHistogram::default()),
                 Box::new(conv::FilterBank::default()),
+                Box::new(deconv::DeconvFeatures::default()),
             ],
         }
     }
@@ -127,7 +129,11 @@ pub struct Fusion {
 impl Default for Fusion {
     fn default() -> Self {
         Fusion {
-            weights: vec![("color".into(), 1.0), ("conv".into(), 0.5)],
+            weights: vec![
+                ("color".into(), 1.0),
+                ("conv".into(), 0.25),
+                ("deconv".into(), 0.25),
+            ],
         }
     }
 }

@@ -1,0 +1,170 @@
+//! Conversions between images and planes, and running plane operations per colour channel.
+
+use std::path::Path;
+
+use image::{DynamicImage, GrayImage, RgbImage};
+use rayon::prelude::*;
+
+use super::Plane;
+use crate::{Error, Result};
+
+/// An image as one plane (grey) or three (R, G, B), values in [0,1].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Planes {
+    /// Single-channel image.
+    Grey(Plane),
+    /// Red, green and blue planes.
+    Rgb([Plane; 3]),
+}
+
+impl Planes {
+    /// Converts a decoded image: grey stays grey (alpha is dropped), everything else becomes RGB.
+    pub fn from_image(img: &DynamicImage) -> Planes {
+        match img {
+            DynamicImage::ImageLuma8(_)
+            | DynamicImage::ImageLumaA8(_)
+            | DynamicImage::ImageLuma16(_)
+            | DynamicImage::ImageLumaA16(_) => Planes::Grey(gray_to_plane(&img.to_luma8())),
+            _ => Planes::Rgb(rgb_to_planes(&img.to_rgb8())),
+        }
+    }
+
+    /// Back to an 8-bit image (values rounded and clamped).
+    pub fn to_image(&self) -> DynamicImage {
+        match self {
+            Planes::Grey(p) => DynamicImage::ImageLuma8(plane_to_gray(p)),
+            Planes::Rgb(p) => DynamicImage::ImageRgb8(planes_to_rgb(p)),
+        }
+    }
+
+    /// `(rows, cols)`.
+    pub fn dim(&self) -> (usize, usize) {
+        match self {
+            Planes::Grey(p) => p.dim(),
+            Planes::Rgb(p) => p[0].dim(),
+        }
+    }
+
+    /// Applies `f` to every channel (in parallel for colour).
+    pub fn map(&self, f: impl Fn(&Plane) -> Plane + Sync) -> Planes {
+        match self {
+            Planes::Grey(p) => Planes::Grey(f(p)),
+            Planes::Rgb(p) => {
+                let v: Vec<Plane> = p.par_iter().map(&f).collect();
+                let [r, g, b]: [Plane; 3] = v.try_into().expect("three channels");
+                Planes::Rgb([r, g, b])
+            }
+        }
+    }
+
+    /// Luminance plane (Rec. 601 weights, as `image`'s grey conversion) or the grey plane.
+    pub fn luma(&self) -> Plane {
+        match self {
+            Planes::Grey(p) => p.clone(),
+            Planes::Rgb([r, g, b]) => {
+                let mut out = r * 0.299;
+                out.scaled_add(0.587, g);
+                out.scaled_add(0.114, b);
+                out
+            }
+        }
+    }
+}
+
+/// Reads and decodes an image file.
+pub fn load(path: &Path) -> Result<Planes> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let img = image::load_from_memory(&bytes).map_err(|e| Error::Decode {
+        path: path.to_path_buf(),
+        reason: format!("{e} (expected a PNG, JPEG or other common image file)"),
+    })?;
+    Ok(Planes::from_image(&img))
+}
+
+/// Encodes and writes an image; the format follows the file extension.
+pub fn save(planes: &Planes, path: &Path) -> Result<()> {
+    planes.to_image().save(path).map_err(|e| match e {
+        image::ImageError::IoError(io) => Error::io(path, io),
+        other => Error::InvalidInput(format!(
+            "cannot write {}: {other} (use an extension such as .png)",
+            path.display()
+        )),
+    })
+}
+
+/// 8-bit grey image to a plane in [0,1].
+pub fn gray_to_plane(img: &GrayImage) -> Plane {
+    let (w, h) = img.dimensions();
+    Plane::from_shape_vec(
+        (h as usize, w as usize),
+        img.as_raw().iter().map(|&v| v as f32 / 255.0).collect(),
+    )
+    .expect("buffer matches dimensions")
+}
+
+/// Plane to an 8-bit grey image (rounded, clamped).
+pub fn plane_to_gray(p: &Plane) -> GrayImage {
+    let (h, w) = p.dim();
+    let raw = p.iter().map(|&v| to_u8(v)).collect();
+    GrayImage::from_raw(w as u32, h as u32, raw).expect("buffer matches dimensions")
+}
+
+/// RGB image to three planes in [0,1].
+pub fn rgb_to_planes(img: &RgbImage) -> [Plane; 3] {
+    let (w, h) = img.dimensions();
+    let (w, h) = (w as usize, h as usize);
+    let raw = img.as_raw();
+    std::array::from_fn(|c| {
+        Plane::from_shape_fn((h, w), |(r, x)| raw[(r * w + x) * 3 + c] as f32 / 255.0)
+    })
+}
+
+/// Three planes to an RGB image (rounded, clamped).
+pub fn planes_to_rgb(p: &[Plane; 3]) -> RgbImage {
+    let (h, w) = p[0].dim();
+    let mut raw = Vec::with_capacity(h * w * 3);
+    for r in 0..h {
+        for x in 0..w {
+            for c in p {
+                raw.push(to_u8(c[[r, x]]));
+            }
+        }
+    }
+    RgbImage::from_raw(w as u32, h as u32, raw).expect("buffer matches dimensions")
+}
+
+/// Runs a plane operation on each channel of an RGB image.
+pub fn map_rgb(img: &RgbImage, f: impl Fn(&Plane) -> Plane + Sync) -> RgbImage {
+    match Planes::Rgb(rgb_to_planes(img)).map(f) {
+        Planes::Rgb(p) => planes_to_rgb(&p),
+        Planes::Grey(_) => unreachable!("map keeps the channel count"),
+    }
+}
+
+fn to_u8(v: f32) -> u8 {
+    (v * 255.0).round().clamp(0.0, 255.0) as u8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_reports_bad_files() {
+        let img = RgbImage::from_fn(7, 5, |x, y| image::Rgb([x as u8 * 30, y as u8 * 40, 9]));
+        assert_eq!(planes_to_rgb(&rgb_to_planes(&img)), img);
+        assert_eq!(map_rgb(&img, |p| p.clone()), img);
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("not_an_image.png");
+        std::fs::write(&bad, b"hello").unwrap();
+        let e = load(&bad).unwrap_err().to_string();
+        assert!(
+            e.contains("not_an_image.png") && e.contains("cannot decode"),
+            "{e}"
+        );
+        let e = load(&dir.path().join("missing.png"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("missing.png"), "{e}");
+    }
+}

@@ -1,0 +1,230 @@
+//! Non-blind deconvolution with a hyper-Laplacian gradient prior by half-quadratic splitting
+//! (Krishnan & Fergus 2009, "Fast image deconvolution using hyper-Laplacian priors").
+//!
+//! Minimises `(lambda/2) |k * x - y|^2 + sum |Dx x|^alpha + |Dy x|^alpha` by alternating
+//! a per-pixel shrinkage of auxiliary gradients `w` (solved through a lookup table per beta) and
+//! a closed-form FFT solve for `x`, while the splitting weight beta grows geometrically from 1
+//! to 256 (rate 2*sqrt 2). `lambda` follows the MAP scaling `kappa / sigma^2`, where sigma is
+//! the estimated noise level. Runs on a reflection-padded canvas so borders do not ring.
+
+use rayon::prelude::*;
+use rustfft::num_complex::Complex32;
+
+use super::Plane;
+use super::fft::{Fft2, Spectrum, psf_spectrum};
+use super::noise::noise_sigma;
+use super::psf::Psf;
+use super::wiener::{grad_response, pad_for};
+
+/// Hyper-Laplacian deconvolution settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HyperParams {
+    /// Exponent of the gradient prior (natural images: 0.5-0.8; 1 = total variation).
+    pub alpha: f32,
+    /// Noise standard deviation; estimated from the image when `None`.
+    pub noise_sigma: Option<f32>,
+    /// Data weight scale: `lambda = kappa / sigma^2` (larger = sharper, noisier).
+    pub kappa: f32,
+    /// Number of beta steps (each multiplies beta by 2*sqrt 2 starting at 1).
+    pub beta_steps: usize,
+}
+
+impl Default for HyperParams {
+    fn default() -> Self {
+        HyperParams {
+            alpha: 0.8,
+            noise_sigma: None,
+            kappa: 0.3,
+            beta_steps: 10,
+        }
+    }
+}
+
+/// Lookup table for `argmin_w |w|^alpha + (beta/2)(w - v)^2` over `v in [0, VMAX]`.
+struct Shrink {
+    table: Vec<f32>,
+    step: f32,
+    alpha: f32,
+    beta: f32,
+}
+
+const VMAX: f32 = 1.5;
+const LUT: usize = 6000;
+
+fn solve_w(v: f64, alpha: f64, beta: f64) -> f64 {
+    if v <= 0.0 {
+        return 0.0;
+    }
+    if (alpha - 1.0).abs() < 1e-9 {
+        return (v - 1.0 / beta).max(0.0);
+    }
+    let obj = |w: f64| w.powf(alpha) + 0.5 * beta * (w - v) * (w - v);
+    // Newton on g(w) = alpha w^(alpha-1) + beta (w - v) from w = v (towards the larger root).
+    let mut w = v;
+    for _ in 0..30 {
+        let g = alpha * w.powf(alpha - 1.0) + beta * (w - v);
+        let dg = alpha * (alpha - 1.0) * w.powf(alpha - 2.0) + beta;
+        if dg <= 0.0 {
+            return 0.0;
+        }
+        let nw = w - g / dg;
+        if nw <= 0.0 {
+            return 0.0;
+        }
+        if (nw - w).abs() < 1e-12 {
+            w = nw;
+            break;
+        }
+        w = nw;
+    }
+    if obj(w) < obj(0.0) { w } else { 0.0 }
+}
+
+impl Shrink {
+    fn new(alpha: f32, beta: f32) -> Shrink {
+        let step = VMAX / (LUT - 1) as f32;
+        let table = (0..LUT)
+            .map(|i| solve_w(i as f64 * step as f64, alpha as f64, beta as f64) as f32)
+            .collect();
+        Shrink {
+            table,
+            step,
+            alpha,
+            beta,
+        }
+    }
+
+    fn apply(&self, v: f32) -> f32 {
+        let a = v.abs();
+        let w = if a >= VMAX {
+            a - self.alpha * a.powf(self.alpha - 1.0) / self.beta
+        } else {
+            let t = a / self.step;
+            let i = t as usize;
+            let f = t - i as f32;
+            let lo = self.table[i];
+            let hi = self.table[(i + 1).min(LUT - 1)];
+            lo + f * (hi - lo)
+        };
+        w.copysign(v)
+    }
+}
+
+/// Deconvolves `plane` blurred by `psf`; the result is clamped to [0,1].
+pub fn hyper_laplacian(plane: &Plane, psf: &Psf, params: &HyperParams) -> Plane {
+    let pad = pad_for(plane, psf);
+    let (rows, cols) = (pad.rows, pad.cols);
+    let fft = Fft2::get(rows, cols);
+    let k = psf_spectrum(psf, rows, cols);
+    let y = fft.forward(&pad.data);
+    let sigma = params
+        .noise_sigma
+        .unwrap_or_else(|| noise_sigma(plane))
+        .max(1e-3);
+    let lambda = params.kappa / (sigma * sigma);
+    // numerator part lambda * conj(K) Y and |K|^2, |D|^2 per frequency
+    let kty: Vec<Complex32> = k
+        .data
+        .par_iter()
+        .zip(y.data.par_iter())
+        .map(|(kv, yv)| kv.conj() * yv * lambda)
+        .collect();
+    let k2: Vec<f32> = k.data.par_iter().map(|v| v.norm_sqr() * lambda).collect();
+    let d2: Vec<f32> = (0..k.data.len())
+        .into_par_iter()
+        .map(|i| grad_response(rows, cols, i))
+        .collect();
+    let mut x = pad.data.clone();
+    let mut u = vec![0f32; rows * cols];
+    let mut spec = Spectrum {
+        rows,
+        cols,
+        data: vec![Complex32::default(); k.data.len()],
+    };
+    let mut beta = 1.0f32;
+    for _ in 0..params.beta_steps {
+        let shrink = Shrink::new(params.alpha, beta);
+        // u = Dx^T wx + Dy^T wy with w = shrink(grad x), circular differences
+        let (wx, wy) = shrunk_gradients(&x, rows, cols, &shrink);
+        u.par_chunks_mut(cols).enumerate().for_each(|(i, o)| {
+            let ip = (i + rows - 1) % rows;
+            for j in 0..cols {
+                let jp = (j + cols - 1) % cols;
+                o[j] = wx[i * cols + jp] - wx[i * cols + j] + wy[ip * cols + j] - wy[i * cols + j];
+            }
+        });
+        fft.forward_into(&u, &mut spec);
+        spec.data.par_iter_mut().enumerate().for_each(|(i, s)| {
+            let den = k2[i] + beta * d2[i];
+            *s = if den > 1e-12 {
+                (kty[i] + *s * beta) / den
+            } else {
+                kty[i] / k2[i].max(1e-12)
+            };
+        });
+        fft.inverse_into(&mut spec, &mut x);
+        beta *= 2.0 * std::f32::consts::SQRT_2;
+    }
+    pad.crop(&x).mapv(|v| v.clamp(0.0, 1.0))
+}
+
+fn shrunk_gradients(x: &[f32], rows: usize, cols: usize, s: &Shrink) -> (Vec<f32>, Vec<f32>) {
+    let mut wx = vec![0f32; rows * cols];
+    let mut wy = vec![0f32; rows * cols];
+    wx.par_chunks_mut(cols)
+        .zip(wy.par_chunks_mut(cols))
+        .enumerate()
+        .for_each(|(i, (ax, ay))| {
+            let cur = &x[i * cols..(i + 1) * cols];
+            let ni = (i + 1) % rows;
+            let next = &x[ni * cols..(ni + 1) * cols];
+            for j in 0..cols {
+                let jn = (j + 1) % cols;
+                ax[j] = s.apply(cur[jn] - cur[j]);
+                ay[j] = s.apply(next[j] - cur[j]);
+            }
+        });
+    (wx, wy)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::restore::fft::convolve;
+    use crate::restore::quality::psnr;
+    use crate::restore::test_util::{dead_leaves, noisy};
+
+    #[test]
+    fn shrinkage_solves_the_scalar_problem() {
+        for &(alpha, beta) in &[(0.8f32, 4.0f32), (0.5, 16.0), (1.0, 2.0)] {
+            let s = Shrink::new(alpha, beta);
+            for &v in &[0.0f32, 0.05, 0.2, 0.7, 1.2, 2.0, -0.3] {
+                let w = s.apply(v) as f64;
+                let obj = |w: f64| {
+                    w.abs().powf(alpha as f64) + 0.5 * beta as f64 * (w - v as f64).powi(2)
+                };
+                // brute-force check
+                let best = (0..=4000)
+                    .map(|i| -2.5 + i as f64 * 5.0 / 4000.0)
+                    .map(obj)
+                    .fold(f64::INFINITY, f64::min);
+                assert!(
+                    obj(w) <= best + 1e-3,
+                    "alpha {alpha} beta {beta} v {v}: {w}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn deconvolving_known_blur_raises_psnr() {
+        let img = dead_leaves(128, 128, 4);
+        for psf in [Psf::gaussian(2.0), Psf::motion(9.0, 30.0)] {
+            let blurred = noisy(&convolve(&img, &psf), 0.005, 11);
+            let out = hyper_laplacian(&blurred, &psf, &HyperParams::default());
+            let before = psnr(&img, &blurred).unwrap();
+            let after = psnr(&img, &out).unwrap();
+            assert!(after > before + 0.5, "{before:.2} -> {after:.2}");
+        }
+    }
+}

@@ -1,0 +1,437 @@
+//! Point-spread functions: the user-facing `PsfSpec` (parse/print) and the normalised kernel `Psf`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use ndarray::Array2;
+
+use crate::{Error, Result};
+
+/// Largest Gaussian sigma, disk radius or motion length accepted (pixels); larger kernels are
+/// not blur a photo can be restored from and would only make FFTs huge.
+pub const MAX_EXTENT: f32 = 100.0;
+
+const SPEC_HELP: &str = "use gaussian:SIGMA, disk:RADIUS, motion:LENGTH,ANGLE or file:PATH";
+
+/// What the user asks for: a parametric blur or a kernel read from a text file.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PsfSpec {
+    /// Isotropic Gaussian with standard deviation `sigma` pixels, truncated at `ceil(3 sigma)`.
+    Gaussian { sigma: f32 },
+    /// Uniform (anti-aliased) disk of `radius` pixels: out-of-focus blur.
+    Disk { radius: f32 },
+    /// Uniform line of `length` pixels at `angle_deg` degrees anticlockwise from the +x axis.
+    Motion { length: f32, angle_deg: f32 },
+    /// Whitespace-separated matrix, one kernel row a line (like the reference script's psf.txt).
+    File(PathBuf),
+}
+
+impl PsfSpec {
+    /// Parses `gaussian:2`, `disk:3`, `motion:15,30` or `file:psf.txt`.
+    pub fn parse(s: &str) -> Result<PsfSpec> {
+        let s = s.trim();
+        let (kind, arg) = s.split_once(':').ok_or_else(|| {
+            Error::InvalidInput(format!("PSF '{s}' has no parameters: {SPEC_HELP}"))
+        })?;
+        let kind_l = kind.trim().to_ascii_lowercase();
+        let num = |what: &str, v: &str| -> Result<f32> {
+            let x: f32 = v.trim().parse().map_err(|_| {
+                Error::InvalidInput(format!(
+                    "PSF '{s}': {what} '{}' is not a number: {SPEC_HELP}",
+                    v.trim()
+                ))
+            })?;
+            if !x.is_finite() || !(0.0..=MAX_EXTENT).contains(&x) {
+                return Err(Error::InvalidInput(format!(
+                    "PSF '{s}': {what} must be between 0 and {MAX_EXTENT} pixels"
+                )));
+            }
+            Ok(x)
+        };
+        match kind_l.as_str() {
+            "gaussian" | "gauss" => Ok(PsfSpec::Gaussian {
+                sigma: num("sigma", arg)?,
+            }),
+            "disk" | "defocus" => Ok(PsfSpec::Disk {
+                radius: num("radius", arg)?,
+            }),
+            "motion" => {
+                let (l, a) = arg.split_once(',').ok_or_else(|| {
+                    Error::InvalidInput(format!(
+                        "PSF '{s}': motion needs LENGTH,ANGLE (e.g. motion:15,30)"
+                    ))
+                })?;
+                let angle: f32 = a.trim().parse().map_err(|_| {
+                    Error::InvalidInput(format!(
+                        "PSF '{s}': angle '{}' is not a number of degrees",
+                        a.trim()
+                    ))
+                })?;
+                if !angle.is_finite() {
+                    return Err(Error::InvalidInput(format!(
+                        "PSF '{s}': angle must be a finite number of degrees"
+                    )));
+                }
+                Ok(PsfSpec::Motion {
+                    length: num("length", l)?,
+                    angle_deg: angle,
+                })
+            }
+            "file" => {
+                if arg.trim().is_empty() {
+                    return Err(Error::InvalidInput(format!(
+                        "PSF '{s}': file: needs a path to a text matrix"
+                    )));
+                }
+                Ok(PsfSpec::File(PathBuf::from(arg.trim())))
+            }
+            _ => Err(Error::InvalidInput(format!(
+                "unknown PSF kind '{}': {SPEC_HELP}",
+                kind.trim()
+            ))),
+        }
+    }
+
+    /// Builds the normalised kernel (reads the file for `File`).
+    pub fn to_psf(&self) -> Result<Psf> {
+        match self {
+            PsfSpec::Gaussian { sigma } => Ok(Psf::gaussian(*sigma)),
+            PsfSpec::Disk { radius } => Ok(Psf::disk(*radius)),
+            PsfSpec::Motion { length, angle_deg } => Ok(Psf::motion(*length, *angle_deg)),
+            PsfSpec::File(path) => Psf::from_file(path),
+        }
+    }
+}
+
+impl FromStr for PsfSpec {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        PsfSpec::parse(s)
+    }
+}
+
+impl fmt::Display for PsfSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PsfSpec::Gaussian { sigma } => write!(f, "gaussian:{sigma}"),
+            PsfSpec::Disk { radius } => write!(f, "disk:{radius}"),
+            PsfSpec::Motion { length, angle_deg } => write!(f, "motion:{length},{angle_deg}"),
+            PsfSpec::File(p) => write!(f, "file:{}", p.display()),
+        }
+    }
+}
+
+/// A blur kernel: odd-sized, non-negative, summing to 1, centred on its middle element.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Psf {
+    kernel: Array2<f32>,
+}
+
+impl Psf {
+    /// Validates and normalises a kernel. Even dimensions are padded with a zero row/column
+    /// at the bottom/right so that the middle element is the centre.
+    pub fn new(kernel: Array2<f32>) -> Result<Psf> {
+        let (h, w) = kernel.dim();
+        if h == 0 || w == 0 {
+            return Err(Error::InvalidInput("PSF kernel is empty".into()));
+        }
+        if kernel.iter().any(|v| !v.is_finite()) {
+            return Err(Error::InvalidInput(
+                "PSF kernel holds NaN or infinite values".into(),
+            ));
+        }
+        let sum: f64 = kernel.iter().map(|&v| v as f64).sum();
+        if sum <= 1e-12 {
+            return Err(Error::InvalidInput(
+                "PSF kernel sums to zero or less: a blur kernel must have positive total weight"
+                    .into(),
+            ));
+        }
+        let (hh, ww) = (h | 1, w | 1);
+        let mut k = Array2::<f32>::zeros((hh, ww));
+        k.slice_mut(ndarray::s![..h, ..w]).assign(&kernel);
+        k.mapv_inplace(|v| (v as f64 / sum) as f32);
+        Ok(Psf { kernel: k })
+    }
+
+    /// Reads a whitespace-separated matrix, one kernel row a line; `#` starts a comment.
+    pub fn from_file(path: &Path) -> Result<Psf> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let bad = |line: usize, reason: String| Error::Parse {
+            path: path.to_path_buf(),
+            line,
+            reason,
+        };
+        let mut rows: Vec<Vec<f32>> = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            let row = line
+                .split(|c: char| c.is_whitespace() || c == ',')
+                .filter(|t| !t.is_empty())
+                .map(|t| {
+                    t.parse::<f32>().map_err(|_| {
+                        bad(
+                            i + 1,
+                            format!(
+                                "'{t}' is not a number: a PSF file is a whitespace-separated matrix"
+                            ),
+                        )
+                    })
+                })
+                .collect::<Result<Vec<f32>>>()?;
+            if let Some(first) = rows.first()
+                && first.len() != row.len()
+            {
+                return Err(bad(
+                    i + 1,
+                    format!(
+                        "row has {} values but the first row has {}: every row needs the same count",
+                        row.len(),
+                        first.len()
+                    ),
+                ));
+            }
+            rows.push(row);
+        }
+        if rows.is_empty() {
+            return Err(bad(
+                1,
+                "no numbers found: write the kernel as a matrix".into(),
+            ));
+        }
+        let (h, w) = (rows.len(), rows[0].len());
+        let flat: Vec<f32> = rows.into_iter().flatten().collect();
+        let arr = Array2::from_shape_vec((h, w), flat).expect("rows checked to be equal length");
+        Psf::new(arr).map_err(|e| match e {
+            Error::InvalidInput(m) => bad(1, m),
+            other => other,
+        })
+    }
+
+    /// Gaussian of standard deviation `sigma`, radius `ceil(3 sigma)` (as the reference script).
+    pub fn gaussian(sigma: f32) -> Psf {
+        if sigma <= 1e-3 {
+            return Psf::delta();
+        }
+        let r = (3.0 * sigma as f64).ceil() as isize;
+        let n = (2 * r + 1) as usize;
+        let s2 = 2.0 * (sigma as f64).powi(2);
+        let mut k = Array2::<f32>::zeros((n, n));
+        let mut sum = 0.0f64;
+        let g: Vec<f64> = (-r..=r).map(|x| (-(x * x) as f64 / s2).exp()).collect();
+        for i in 0..n {
+            for j in 0..n {
+                let v = g[i] * g[j];
+                sum += v;
+                k[[i, j]] = v as f32;
+            }
+        }
+        k.mapv_inplace(|v| (v as f64 / sum) as f32);
+        Psf { kernel: k }
+    }
+
+    /// Uniform disk of the given radius, anti-aliased by 8x8 supersampling of each pixel.
+    pub fn disk(radius: f32) -> Psf {
+        if radius <= 0.5 {
+            return Psf::delta();
+        }
+        let r = radius as f64;
+        let half = (r - 1e-6).ceil() as isize;
+        let n = (2 * half + 1) as usize;
+        let mut k = Array2::<f32>::zeros((n, n));
+        const SS: usize = 8;
+        for i in 0..n {
+            for j in 0..n {
+                let mut inside = 0usize;
+                for a in 0..SS {
+                    for b in 0..SS {
+                        let y = (i as isize - half) as f64 - 0.5 + (a as f64 + 0.5) / SS as f64;
+                        let x = (j as isize - half) as f64 - 0.5 + (b as f64 + 0.5) / SS as f64;
+                        if x * x + y * y <= r * r {
+                            inside += 1;
+                        }
+                    }
+                }
+                k[[i, j]] = inside as f32;
+            }
+        }
+        Psf::new(k).expect("disk kernel has positive sum")
+    }
+
+    /// Uniform line of `length` pixels at `angle_deg` degrees anticlockwise from +x (image rows
+    /// grow downwards), rasterised by bilinear splatting of dense samples along the segment.
+    pub fn motion(length: f32, angle_deg: f32) -> Psf {
+        if length <= 1.0 {
+            return Psf::delta();
+        }
+        let l = length as f64;
+        let t = (angle_deg as f64).to_radians();
+        let (dx, dy) = (t.cos(), -t.sin());
+        let half = (l / 2.0).ceil() as isize + 1;
+        let n = (2 * half + 1) as usize;
+        let mut k = Array2::<f64>::zeros((n, n));
+        let samples = (l * 16.0).ceil() as usize + 1;
+        for s in 0..samples {
+            let u = -l / 2.0 + l * (s as f64 + 0.5) / samples as f64;
+            let x = u * dx + half as f64;
+            let y = u * dy + half as f64;
+            let (x0, y0) = (x.floor(), y.floor());
+            let (fx, fy) = (x - x0, y - y0);
+            let (xi, yi) = (x0 as usize, y0 as usize);
+            k[[yi, xi]] += (1.0 - fx) * (1.0 - fy);
+            k[[yi, xi + 1]] += fx * (1.0 - fy);
+            k[[yi + 1, xi]] += (1.0 - fx) * fy;
+            k[[yi + 1, xi + 1]] += fx * fy;
+        }
+        Psf::new(trim_centred(k.mapv(|v| v as f32))).expect("motion kernel has positive sum")
+    }
+
+    /// The identity kernel (no blur).
+    pub fn delta() -> Psf {
+        Psf {
+            kernel: Array2::from_elem((1, 1), 1.0),
+        }
+    }
+
+    /// The kernel, odd-sized and summing to 1.
+    pub fn kernel(&self) -> &Array2<f32> {
+        &self.kernel
+    }
+
+    /// Half-size of the kernel: (rows, cols).
+    pub fn radius(&self) -> (usize, usize) {
+        let (h, w) = self.kernel.dim();
+        (h / 2, w / 2)
+    }
+
+    /// The kernel as `(column, row)` factors when it is separable (rank one), as Gaussians are.
+    pub fn separable(&self) -> Option<(Vec<f32>, Vec<f32>)> {
+        let k = &self.kernel;
+        let col: Vec<f64> = k
+            .rows()
+            .into_iter()
+            .map(|r| r.iter().map(|&v| v as f64).sum())
+            .collect();
+        let row: Vec<f64> = k
+            .columns()
+            .into_iter()
+            .map(|c| c.iter().map(|&v| v as f64).sum())
+            .collect();
+        let peak = k.iter().fold(0.0f32, |m, &v| m.max(v.abs())) as f64;
+        for (i, c) in col.iter().enumerate() {
+            for (j, r) in row.iter().enumerate() {
+                if (c * r - k[[i, j]] as f64).abs() > 1e-5 * peak {
+                    return None;
+                }
+            }
+        }
+        Some((
+            col.iter().map(|&v| v as f32).collect(),
+            row.iter().map(|&v| v as f32).collect(),
+        ))
+    }
+}
+
+/// Removes all-zero outer rows/columns in symmetric pairs so that the kernel stays centred.
+fn trim_centred(k: Array2<f32>) -> Array2<f32> {
+    let (h, w) = k.dim();
+    let zero_row = |i: usize| k.row(i).iter().all(|&v| v <= 1e-9);
+    let zero_col = |j: usize| k.column(j).iter().all(|&v| v <= 1e-9);
+    let mut a = 0;
+    while a + 1 < h / 2 + 1 && zero_row(a) && zero_row(h - 1 - a) {
+        a += 1;
+    }
+    let mut b = 0;
+    while b + 1 < w / 2 + 1 && zero_col(b) && zero_col(w - 1 - b) {
+        b += 1;
+    }
+    k.slice(ndarray::s![a..h - a, b..w - b]).to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_and_display_round_trip() {
+        for s in [
+            "gaussian:2",
+            "disk:3.5",
+            "motion:15,30",
+            "motion:9,-45",
+            "file:psf.txt",
+        ] {
+            let spec = PsfSpec::parse(s).unwrap();
+            assert_eq!(spec.to_string(), s);
+            assert_eq!(PsfSpec::parse(&spec.to_string()).unwrap(), spec);
+        }
+        assert_eq!(
+            PsfSpec::parse("motion:15,30").unwrap(),
+            PsfSpec::Motion {
+                length: 15.0,
+                angle_deg: 30.0
+            }
+        );
+    }
+
+    #[test]
+    fn bad_specs_give_clear_errors() {
+        let msg = |s: &str| PsfSpec::parse(s).unwrap_err().to_string();
+        assert!(msg("box:3").contains("unknown PSF kind 'box'"));
+        assert!(msg("box:3").contains("gaussian:SIGMA"));
+        assert!(msg("gaussian").contains("no parameters"));
+        assert!(msg("gaussian:abc").contains("'abc' is not a number"));
+        assert!(msg("disk:-2").contains("between 0 and"));
+        assert!(msg("motion:15").contains("LENGTH,ANGLE"));
+        assert!(msg("file:").contains("path"));
+        let e = PsfSpec::parse("file:/nonexistent/psf.txt")
+            .unwrap()
+            .to_psf()
+            .unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/psf.txt"), "{e}");
+    }
+
+    #[test]
+    fn kernels_are_normalised_odd_and_centred() {
+        for p in [
+            Psf::gaussian(2.0),
+            Psf::disk(3.0),
+            Psf::motion(15.0, 30.0),
+            Psf::motion(9.0, 90.0),
+        ] {
+            let (h, w) = p.kernel().dim();
+            assert!(!h.is_multiple_of(2) && !w.is_multiple_of(2));
+            let s: f32 = p.kernel().sum();
+            assert!((s - 1.0).abs() < 1e-5);
+            // centroid at the middle element
+            let (mut cy, mut cx) = (0.0f32, 0.0f32);
+            for ((i, j), &v) in p.kernel().indexed_iter() {
+                cy += v * (i as f32 - (h / 2) as f32);
+                cx += v * (j as f32 - (w / 2) as f32);
+            }
+            assert!(cy.abs() < 1e-3 && cx.abs() < 1e-3, "{cy} {cx}");
+        }
+        assert_eq!(Psf::gaussian(2.0).kernel().dim(), (13, 13));
+        assert!(Psf::gaussian(2.0).separable().is_some());
+        assert!(Psf::disk(3.0).separable().is_none());
+    }
+
+    #[test]
+    fn file_psf_reads_matrix_and_reports_bad_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("k.txt");
+        std::fs::write(&p, "0 1 0\n1 4 1\n0 1 0\n").unwrap();
+        let psf = PsfSpec::parse(&format!("file:{}", p.display()))
+            .unwrap()
+            .to_psf()
+            .unwrap();
+        assert!((psf.kernel()[[1, 1]] - 0.5).abs() < 1e-6);
+        std::fs::write(&p, "0 1 0\n1 4\n").unwrap();
+        let e = Psf::from_file(&p).unwrap_err().to_string();
+        assert!(e.contains("k.txt:2") && e.contains("same count"), "{e}");
+    }
+}
