@@ -14,6 +14,7 @@ pub mod eval;
 pub mod features;
 pub mod index;
 pub mod query;
+pub mod query_expansion;
 pub mod store;
 
 pub use error::{Error, Result};

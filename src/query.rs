@@ -8,6 +8,7 @@ use crate::decode::DecodeConfig;
 use crate::error::{Error, Result};
 use crate::features::{Fusion, Registry};
 use crate::index::extract_bytes;
+use crate::query_expansion::QueryExpansion;
 use crate::store::Store;
 
 /// Options of one query.
@@ -17,6 +18,8 @@ pub struct QueryConfig {
     pub mode: SearchMode,
     pub fusion: Fusion,
     pub decode: DecodeConfig,
+    /// Query expansion (a second search from the query averaged with its first neighbours).
+    pub qe: QueryExpansion,
 }
 
 impl Default for QueryConfig {
@@ -26,6 +29,7 @@ impl Default for QueryConfig {
             mode: SearchMode::Hnsw,
             fusion: Fusion::default(),
             decode: DecodeConfig::default(),
+            qe: QueryExpansion::default(),
         }
     }
 }
@@ -138,6 +142,25 @@ impl Searcher {
             cfg.mode
         } else {
             SearchMode::Exact
+        };
+        let vector = if cfg.qe.enabled() {
+            // The example's own stored vector is not a neighbour to expand with.
+            let own = if indexed {
+                std::fs::canonicalize(path)
+                    .ok()
+                    .and_then(|abs| self.store.id_of_path(&abs).ok().flatten())
+            } else {
+                None
+            };
+            let first = self.space.search(&vector, cfg.qe.n + 1, mode);
+            let neighbours: Vec<&[f32]> = first
+                .iter()
+                .filter(|(id, _)| Some(*id) != own)
+                .filter_map(|(id, _)| self.space.vector_of(*id))
+                .collect();
+            cfg.qe.expand(&vector, neighbours)
+        } else {
+            vector
         };
         Ok(QueryResult {
             query: path.to_path_buf(),

@@ -3,6 +3,7 @@
 
 pub mod color;
 pub mod conv;
+pub mod lbp;
 
 use image::RgbImage;
 use ndarray::Array2;
@@ -65,6 +66,7 @@ impl Default for Registry {
             extractors: vec![
                 Box::new(color::ColorHistogram::default()),
                 Box::new(conv::FilterBank::default()),
+                Box::new(lbp::LocalBinaryPatterns::default()),
             ],
         }
     }
@@ -127,7 +129,13 @@ pub struct Fusion {
 impl Default for Fusion {
     fn default() -> Self {
         Fusion {
-            weights: vec![("color".into(), 1.0), ("conv".into(), 0.5)],
+            // Measured (issue 5, exact search): colour alone wang mAP 0.526, ukbench1000 N-S
+            // 3.653; + conv 0.5 0.530 / 3.666; + lbp 1.5 0.550 / 3.724.
+            weights: vec![
+                ("color".into(), 1.0),
+                ("conv".into(), 0.5),
+                ("lbp".into(), 1.5),
+            ],
         }
     }
 }
