@@ -130,7 +130,8 @@ impl Default for Fusion {
     fn default() -> Self {
         Fusion {
             // Measured (issue 5, exact search): colour alone wang mAP 0.526, ukbench1000 N-S
-            // 3.653; + conv 0.5 0.530 / 3.666; + lbp 1.5 0.550 / 3.724.
+            // 3.653; + conv 0.5 0.530 / 3.666; + lbp 1.5 0.550 / 3.724; colour global bins
+            // 16x6x4: 0.553 / 3.744 (then query expansion n=2: 0.571 / 3.795).
             weights: vec![
                 ("color".into(), 1.0),
                 ("conv".into(), 0.5),
