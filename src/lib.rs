@@ -15,6 +15,7 @@ pub mod eval;
 pub mod features;
 pub mod index;
 pub mod query;
+pub mod query_expansion;
 pub mod restore;
 pub mod store;
 

@@ -8,6 +8,7 @@ use crate::decode::DecodeConfig;
 use crate::error::{Error, Result};
 use crate::features::{Fusion, Registry};
 use crate::index::extract_bytes;
+use crate::query_expansion::QueryExpansion;
 use crate::store::Store;
 
 /// Options of one query.
@@ -17,6 +18,8 @@ pub struct QueryConfig {
     pub mode: SearchMode,
     pub fusion: Fusion,
     pub decode: DecodeConfig,
+    /// Query expansion (a second search from the query averaged with its first neighbours).
+    pub qe: QueryExpansion,
 }
 
 impl Default for QueryConfig {
@@ -26,6 +29,7 @@ impl Default for QueryConfig {
             mode: SearchMode::Hnsw,
             fusion: Fusion::default(),
             decode: DecodeConfig::default(),
+            qe: QueryExpansion::default(),
         }
     }
 }
@@ -139,11 +143,44 @@ impl Searcher {
         } else {
             SearchMode::Exact
         };
+        let original = vector.clone();
+        let vector = if cfg.qe.enabled() {
+            // The example's own stored vector is not a neighbour to expand with.
+            let own = if indexed {
+                std::fs::canonicalize(path)
+                    .ok()
+                    .and_then(|abs| self.store.id_of_path(&abs).ok().flatten())
+            } else {
+                None
+            };
+            let first = self.space.search(&vector, cfg.qe.n + 1, mode);
+            let neighbours: Vec<&[f32]> = first
+                .iter()
+                .filter(|(id, _)| Some(*id) != own)
+                .filter_map(|(id, _)| self.space.vector_of(*id))
+                .collect();
+            cfg.qe.expand(&vector, neighbours)
+        } else {
+            vector
+        };
+        let mut hits = self.nearest(&vector, cfg.k, mode)?;
+        if cfg.qe.enabled() {
+            // Expansion moves the query; exact duplicates of the example still come first.
+            let is_duplicate = |h: &Hit| {
+                self.space
+                    .vector_of(h.id)
+                    .is_some_and(|v| crate::ann::squared_l2(v, &original) < 1e-9)
+            };
+            hits.sort_by_key(|h| !is_duplicate(h));
+            for (i, h) in hits.iter_mut().enumerate() {
+                h.rank = i + 1;
+            }
+        }
         Ok(QueryResult {
             query: path.to_path_buf(),
             indexed,
             mode,
-            hits: self.nearest(&vector, cfg.k, mode)?,
+            hits,
             note: self.space.note.clone(),
         })
     }

@@ -22,6 +22,7 @@ use crate::eval::run::{
 use crate::eval::table::{TextTable, summary_table};
 use crate::features::{Fusion, Registry};
 use crate::index::IndexConfig;
+use crate::query_expansion::{DEFAULT_QE, QueryExpansion};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LabelSource {
@@ -60,11 +61,18 @@ pub struct EvalArgs {
     #[arg(long, value_name = "DISTORTION")]
     query_distortion: Option<String>,
     /// Families to evaluate, `fused` being the weighted combination.
-    #[arg(long, default_value = "color,conv,deconv,fused")]
+    #[arg(long, default_value = "color,conv,deconv,lbp,fused")]
     families: String,
     /// Weights of the fused vector (default: the index defaults).
     #[arg(long, value_name = "SPEC")]
     weights: Option<String>,
+    /// Query expansion: average this many nearest neighbours into the query and search again
+    /// (alpha-QE; 0 = off).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_QE.n)]
+    qe: usize,
+    /// Exponent on the similarity weights of query expansion.
+    #[arg(long, value_name = "ALPHA", default_value_t = DEFAULT_QE.alpha)]
+    qe_alpha: f32,
     /// Cut-offs for P@k, R@k, NDCG@k.
     #[arg(short, long, value_delimiter = ',', default_value = "1,5,10")]
     k: Vec<usize>,
@@ -211,6 +219,10 @@ pub fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) -> Result
         hnsw: !args.no_hnsw,
         query_distortion,
         seed: args.seed,
+        qe: QueryExpansion {
+            n: args.qe,
+            alpha: args.qe_alpha,
+        },
     };
     let runs = run_labelled(&gt, &items, &registry, &cfg)?;
 

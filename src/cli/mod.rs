@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::features::{Fusion, Registry};
 use crate::index::{IndexConfig, IndexSummary, Progress};
 use crate::query::{QueryConfig, Searcher};
+use crate::query_expansion::{DEFAULT_QE, QueryExpansion};
 
 mod eval;
 pub mod restore;
@@ -123,6 +124,13 @@ struct QueryArgs {
     /// Feature families and weights, e.g. `color=1,conv=0.5` or `conv`.
     #[arg(long, value_name = "SPEC")]
     weights: Option<String>,
+    /// Query expansion: average this many nearest neighbours into the query and search again
+    /// (alpha-QE; 0 = off).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_QE.n)]
+    qe: usize,
+    /// Exponent on the similarity weights of query expansion.
+    #[arg(long, value_name = "ALPHA", default_value_t = DEFAULT_QE.alpha)]
+    qe_alpha: f32,
 }
 
 #[derive(Debug, Args)]
@@ -324,6 +332,10 @@ fn cmd_query(collection: &Collection, args: QueryArgs) -> Result<ExitCode> {
             SearchMode::Hnsw
         },
         fusion,
+        qe: QueryExpansion {
+            n: args.qe,
+            alpha: args.qe_alpha,
+        },
         ..Default::default()
     };
     let result = searcher.query(&args.image, &cfg)?;

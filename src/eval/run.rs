@@ -17,6 +17,7 @@ use crate::eval::distort::{Distortion, seed_for};
 use crate::eval::groundtruth::GroundTruth;
 use crate::eval::metrics::{EvalConfig, Evaluation, Ranking, evaluate, knn_recall};
 use crate::features::{FeatureInput, Fusion, Registry, l2_normalize};
+use crate::query_expansion::QueryExpansion;
 use crate::store::Store;
 
 /// Name used for the fused vector in reports.
@@ -171,6 +172,8 @@ pub struct LabelledConfig {
     /// Queries are distorted copies of the labelled images (their clean original excluded).
     pub query_distortion: Option<Distortion>,
     pub seed: u64,
+    /// Query expansion applied after the first search (exact and HNSW alike).
+    pub qe: QueryExpansion,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -247,7 +250,34 @@ pub fn run_labelled(
             .iter()
             .map(|p| target.vector(&items.families, p))
             .collect();
-        let exact: Vec<Vec<usize>> = qv.par_iter().map(|q| exact_order(&db, q)).collect();
+        let pos: HashMap<usize, usize> = db_ids.iter().enumerate().map(|(p, &i)| (i, p)).collect();
+        // The query's own stored vector is never one of its expansion neighbours (as when the
+        // example is not indexed); a distorted query may use its clean original.
+        let own = |q: usize| cfg.query_distortion.is_none().then_some(q);
+        let expand = |q: &[f32], qid: usize, first: &[usize]| -> Vec<f32> {
+            let skip = own(qid);
+            cfg.qe.expand(
+                q,
+                first
+                    .iter()
+                    .filter(|&&i| Some(i) != skip)
+                    .map(|i| db[pos[i]].1.as_slice()),
+            )
+        };
+        let exact: Vec<Vec<usize>> = qv
+            .par_iter()
+            .zip(&queries)
+            .map(|(q, &qid)| {
+                let first = exact_order(&db, q);
+                if !cfg.qe.enabled() {
+                    return first;
+                }
+                exact_order(
+                    &db,
+                    &expand(q, qid, &first[..first.len().min(cfg.qe.n + 1)]),
+                )
+            })
+            .collect();
         let exact_rankings: Vec<Ranking> = queries
             .iter()
             .zip(&exact)
@@ -273,9 +303,18 @@ pub fn run_labelled(
         let depth = cfg.hnsw_depth.max(10);
         let mut latencies = Vec::with_capacity(qv.len());
         let mut heads = Vec::with_capacity(qv.len());
-        for q in &qv {
+        for (q, &qid) in qv.iter().zip(&queries) {
             let t = Instant::now();
-            let hits = ann.search(q, depth);
+            let hits = if cfg.qe.enabled() {
+                let first: Vec<usize> = ann
+                    .search(q, cfg.qe.n + 1)
+                    .into_iter()
+                    .map(|h| h.0 as usize)
+                    .collect();
+                ann.search(&expand(q, qid, &first), depth)
+            } else {
+                ann.search(q, depth)
+            };
             latencies.push(t.elapsed().as_secs_f64() * 1e3);
             heads.push(hits.into_iter().map(|h| h.0 as usize).collect::<Vec<_>>());
         }

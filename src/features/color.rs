@@ -20,9 +20,12 @@ pub struct ColorHistogram {
 }
 
 impl Default for ColorHistogram {
+    /// Global 16x6x4 (was 12x4x4): finer hue and saturation steps, still soft-binned, raised
+    /// both shared sets (colour alone, exact, no QE: wang mAP 0.526 -> 0.530, ukbench1000
+    /// N-S 3.653 -> 3.684).
     fn default() -> Self {
         ColorHistogram {
-            global_bins: [12, 4, 4],
+            global_bins: [16, 6, 4],
             cell_bins: [8, 3, 3],
             grid: 2,
         }

@@ -1,0 +1,197 @@
+//! The `lbp` family: multi-scale rotation-invariant uniform local binary patterns (Ojala,
+//! Pietikäinen, Mäenpää, "Multiresolution gray-scale and rotation invariant texture
+//! classification with local binary patterns", IEEE TPAMI 24(7), 2002).
+//!
+//! For every pixel `g_c` of the luminance and each radius `R`, `P = 8` neighbours `g_p` are
+//! sampled on a circle (bilinear interpolation) and thresholded, `s_p = [g_p - g_c >= -t]`.
+//! The `riu2` code is the number of ones when the circular pattern has at most two 0/1
+//! transitions ("uniform": spots, flats, edges, corners, line ends), and `P + 1` otherwise:
+//! `P + 2` bins, invariant to any monotonic grey-level change and to rotation. The small
+//! tolerance `t` (a couple of grey levels, as in local ternary patterns, Tan & Triggs 2010)
+//! keeps JPEG noise in flat regions from scattering into random codes.
+//!
+//! Histograms are taken over the whole image and over a 2x2 grid, normalised to sum 1,
+//! square-rooted (Hellinger map) and weighted so the global and grid parts count equally.
+
+use std::f32::consts::PI;
+
+use ndarray::Array2;
+
+use super::{Extractor, FeatureInput};
+
+/// Parameters of the LBP descriptor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalBinaryPatterns {
+    /// Radii in pixels of the working image.
+    pub radii: Vec<f32>,
+    /// Spatial grid is `grid` x `grid` cells (besides the global histogram).
+    pub grid: usize,
+    /// Tolerance on grey differences, luma in [0, 1].
+    pub tolerance: f32,
+}
+
+impl Default for LocalBinaryPatterns {
+    fn default() -> Self {
+        LocalBinaryPatterns {
+            radii: vec![1.0, 2.0, 4.0],
+            grid: 2,
+            tolerance: 2.0 / 255.0,
+        }
+    }
+}
+
+/// Neighbours per circle.
+const P: usize = 8;
+/// Bins of one riu2 histogram.
+const BINS: usize = P + 2;
+
+fn bilinear(img: &Array2<f32>, y: f32, x: f32) -> f32 {
+    let (h, w) = img.dim();
+    let y = y.clamp(0.0, (h - 1) as f32);
+    let x = x.clamp(0.0, (w - 1) as f32);
+    let (y0, x0) = (y.floor() as usize, x.floor() as usize);
+    let (y1, x1) = ((y0 + 1).min(h - 1), (x0 + 1).min(w - 1));
+    let (ty, tx) = (y - y0 as f32, x - x0 as f32);
+    let top = img[[y0, x0]] * (1.0 - tx) + img[[y0, x1]] * tx;
+    let bottom = img[[y1, x0]] * (1.0 - tx) + img[[y1, x1]] * tx;
+    top * (1.0 - ty) + bottom * ty
+}
+
+/// The riu2 code of an 8-bit circular pattern.
+fn riu2(bits: u8) -> usize {
+    let transitions = (bits ^ bits.rotate_left(1)).count_ones();
+    if transitions <= 2 {
+        bits.count_ones() as usize
+    } else {
+        P + 1
+    }
+}
+
+impl Extractor for LocalBinaryPatterns {
+    fn family(&self) -> &'static str {
+        "lbp"
+    }
+
+    fn version(&self) -> u32 {
+        1
+    }
+
+    fn params(&self) -> String {
+        format!(
+            "lbp riu2 p{P} r{:?} grid{} t{}",
+            self.radii, self.grid, self.tolerance
+        )
+    }
+
+    fn dim(&self) -> usize {
+        BINS * self.radii.len() * (1 + self.grid * self.grid)
+    }
+
+    fn extract(&self, input: &FeatureInput) -> Vec<f32> {
+        let img = &input.luma;
+        let (h, w) = img.dim();
+        let regions = 1 + self.grid * self.grid;
+        let per_radius = BINS * regions;
+        let mut out = vec![0.0f32; self.dim()];
+        for (ri, &r) in self.radii.iter().enumerate() {
+            let offsets: Vec<(f32, f32)> = (0..P)
+                .map(|p| {
+                    let a = 2.0 * PI * p as f32 / P as f32;
+                    (-r * a.sin(), r * a.cos())
+                })
+                .collect();
+            let margin = r.ceil() as usize;
+            if h <= 2 * margin || w <= 2 * margin {
+                continue;
+            }
+            let base = ri * per_radius;
+            let (ih, iw) = (h - 2 * margin, w - 2 * margin);
+            for y in margin..h - margin {
+                let cy = ((y - margin) * self.grid / ih).min(self.grid - 1);
+                for x in margin..w - margin {
+                    let cx = ((x - margin) * self.grid / iw).min(self.grid - 1);
+                    let c = img[[y, x]] - self.tolerance;
+                    let mut bits = 0u8;
+                    for (p, (dy, dx)) in offsets.iter().enumerate() {
+                        if bilinear(img, y as f32 + dy, x as f32 + dx) >= c {
+                            bits |= 1 << p;
+                        }
+                    }
+                    let code = riu2(bits);
+                    out[base + code] += 1.0;
+                    out[base + BINS * (1 + cy * self.grid + cx) + code] += 1.0;
+                }
+            }
+        }
+        // Each histogram to sum 1, square root; global and grid parts weigh equally.
+        let cell_scale = 1.0 / ((self.grid * self.grid) as f32).sqrt();
+        for (i, block) in out.chunks_mut(BINS).enumerate() {
+            let scale = if i % regions == 0 { 1.0 } else { cell_scale };
+            let sum: f32 = block.iter().sum();
+            if sum > 0.0 {
+                block
+                    .iter_mut()
+                    .for_each(|v| *v = (*v / sum).sqrt() * scale);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{Rgb, RgbImage};
+
+    fn feature(img: RgbImage) -> Vec<f32> {
+        LocalBinaryPatterns::default().extract(&FeatureInput::new(img))
+    }
+
+    fn dist(u: &[f32], v: &[f32]) -> f32 {
+        u.iter().zip(v).map(|(x, y)| (x - y).powi(2)).sum()
+    }
+
+    #[test]
+    fn riu2_codes() {
+        assert_eq!(riu2(0), 0);
+        assert_eq!(riu2(0xff), 8);
+        assert_eq!(riu2(0b0000_0111), 3);
+        assert_eq!(riu2(0b1000_0011), 3);
+        assert_eq!(riu2(0b0101_0101), 9);
+    }
+
+    #[test]
+    fn length_finite_and_flat_image() {
+        let img = RgbImage::from_fn(61, 43, |x, y| Rgb([(x * 3) as u8, (y * 5) as u8, 9]));
+        let v = feature(img);
+        assert_eq!(v.len(), LocalBinaryPatterns::default().dim());
+        assert!(v.iter().all(|x| x.is_finite()));
+        // A flat image is all "flat" patterns (code P).
+        let flat = feature(RgbImage::from_pixel(40, 40, Rgb([90, 90, 90])));
+        assert!((flat[P] - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn invariant_to_monotonic_grey_change_and_rotation() {
+        let tex = RgbImage::from_fn(64, 64, |x, y| {
+            let v = (((x * 7 + y * 3) % 23) * 9 + ((x * y) % 5) * 8) as u8;
+            Rgb([v, v, v])
+        });
+        // Monotonic (gamma-like) change with expanded contrast: same codes.
+        let brighter = RgbImage::from_fn(64, 64, |x, y| {
+            let v = tex.get_pixel(x, y)[0] as f32 / 255.0;
+            let u = (v.sqrt() * 255.0) as u8;
+            Rgb([u, u, u])
+        });
+        let a = feature(tex.clone());
+        assert!(dist(&a, &feature(brighter)) < 0.02);
+        // Rotation by 90 degrees permutes grid cells but keeps the global histograms.
+        let rotated = image::imageops::rotate90(&tex);
+        let b = feature(rotated);
+        let regions = 1 + 4;
+        for ri in 0..3 {
+            let g = ri * BINS * regions;
+            assert!(dist(&a[g..g + BINS], &b[g..g + BINS]) < 1e-3);
+        }
+    }
+}
