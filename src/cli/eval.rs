@@ -151,6 +151,16 @@ fn index_folder(
     Ok(summary)
 }
 
+/// DATASET/images when it exists (the shared datasets' layout), else DATASET itself.
+fn default_images_dir(dataset: &Path) -> PathBuf {
+    let sub = dataset.join("images");
+    if sub.is_dir() {
+        sub
+    } else {
+        dataset.to_path_buf()
+    }
+}
+
 pub fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) -> Result<ExitCode> {
     let registry = Registry::default();
     let fusion = match &args.weights {
@@ -171,7 +181,7 @@ pub fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) -> Result
             let images = args
                 .images
                 .clone()
-                .unwrap_or_else(|| dataset.join("images"));
+                .unwrap_or_else(|| default_images_dir(&dataset));
             GroundTruth::from_query_list(list, &images)?
         }
         (None, None) => {
@@ -182,7 +192,7 @@ pub fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) -> Result
             let images = args
                 .images
                 .clone()
-                .unwrap_or_else(|| dataset.join("images"));
+                .unwrap_or_else(|| default_images_dir(&dataset));
             if !tsv.is_file() {
                 return Err(Error::InvalidInput(format!(
                     "{}: no ground truth; pass --groundtruth FILE, --labels folders, --queries FILE, or use --distort DIR for unlabelled folders",

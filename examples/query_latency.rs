@@ -1,0 +1,69 @@
+//! Query latency inside one process: examples already indexed (stored vector, no decoding)
+//! and the same files as outside examples (decoded and extracted), HNSW and exact.
+//! Usage: query_latency INDEX_DIR [QUERIES]
+
+use std::time::Instant;
+
+use lookalike::collection::{Collection, SearchMode};
+use lookalike::decode::DecodeConfig;
+use lookalike::features::Fusion;
+use lookalike::query::Searcher;
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let dir = args
+        .get(1)
+        .expect("usage: query_latency INDEX_DIR [QUERIES]");
+    let nq: usize = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(200);
+    let t = Instant::now();
+    let searcher = Searcher::open(&Collection::at(dir), &Fusion::default()).expect("open index");
+    let load = t.elapsed().as_secs_f64();
+    let ids: Vec<i64> = searcher.space().points.iter().map(|p| p.0).collect();
+    let step = (ids.len() / nq).max(1);
+    let sample: Vec<i64> = ids.iter().step_by(step).take(nq).copied().collect();
+    let paths = searcher.store().paths(&sample).unwrap();
+    for mode in [SearchMode::Hnsw, SearchMode::Exact] {
+        let mut stored = Vec::new();
+        let mut decoded = Vec::new();
+        for id in &sample {
+            let v = searcher.space().vector_of(*id).unwrap().to_vec();
+            let t = Instant::now();
+            let _ = searcher.nearest(&v, 10, mode).unwrap();
+            stored.push(t.elapsed().as_secs_f64() * 1e3);
+            let bytes = std::fs::read(&paths[id]).unwrap();
+            let t = Instant::now();
+            let (_, rows) = lookalike::index::extract_bytes(
+                &bytes,
+                &paths[id],
+                &DecodeConfig::default(),
+                &lookalike::features::Registry::default(),
+            )
+            .unwrap();
+            let parts: Vec<Vec<f32>> = searcher
+                .space()
+                .fusion
+                .families()
+                .iter()
+                .map(|f| rows.iter().find(|r| r.family == *f).unwrap().vector.clone())
+                .collect();
+            let q = searcher.space().fusion.fuse(&parts);
+            let _ = searcher.nearest(&q, 10, mode).unwrap();
+            decoded.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        println!(
+            "{mode:?}: {} images, {} queries: stored vector p50 {:.3} ms p99 {:.3} ms; decode+extract+search p50 {:.1} ms p99 {:.1} ms (index load {:.2} s)",
+            ids.len(),
+            sample.len(),
+            pct(&mut stored, 0.5),
+            pct(&mut stored, 0.99),
+            pct(&mut decoded, 0.5),
+            pct(&mut decoded, 0.99),
+            load
+        );
+    }
+}
