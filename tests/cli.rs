@@ -292,3 +292,112 @@ fn damaged_hnsw_dump_is_detected_and_rebuilt() {
     let status = env.cmd().args(["status"]).output().unwrap();
     assert!(String::from_utf8_lossy(&status.stdout).contains("hnsw:      current"));
 }
+
+#[test]
+fn eval_on_sample_groups_and_distortion_benchmark_end_to_end() {
+    let env = setup(&["astronaut", "coffee", "rocket"]);
+    // Folder-as-class: the three groups are the classes.
+    let out = env
+        .cmd()
+        .args([
+            "eval",
+            "--labels",
+            "folders",
+            "--families",
+            "color,fused",
+            "--json",
+        ])
+        .arg(&env.photos)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let runs = v["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 4, "color and fused, exact and hnsw");
+    for r in runs {
+        let map = r["evaluation"]["summary"]["map"].as_f64().unwrap();
+        assert!(map > 0.8, "{}: mAP {map}", r["family"]);
+    }
+    // Distortion benchmark on an unlabelled folder: every distorted copy finds its original.
+    let out = env
+        .cmd()
+        .args(["eval", "--distort"])
+        .arg(&env.photos)
+        .args([
+            "--sample",
+            "4",
+            "--suite",
+            "blur:1,jpeg:50,crop:0.1",
+            "--families",
+            "fused",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = v.as_array().unwrap();
+    assert_eq!(rows.len(), 6, "3 distortions x exact/hnsw");
+    for r in rows {
+        assert_eq!(r["queries"].as_u64(), Some(4));
+        assert!(r["recall_at_10"].as_f64().unwrap() >= 0.75, "{r}");
+    }
+    // A bad ground-truth file is a clear error naming it.
+    let gt = env.root.join("gt.tsv");
+    std::fs::write(&gt, "file\tlabel\nastronaut/original.jpg\tnot-a-number\n").unwrap();
+    let out = env
+        .cmd()
+        .args(["eval", "--groundtruth"])
+        .arg(&gt)
+        .arg("--images")
+        .arg(&env.photos)
+        .arg(&env.photos)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("gt.tsv"), "{err}");
+}
+
+#[test]
+fn exif_orientation_is_applied() {
+    // A 64x32 JPEG whose EXIF says "rotate 90 degrees": indexed as 32x64.
+    use image::ImageEncoder;
+    let img = image::RgbImage::from_fn(64, 32, |x, _| image::Rgb([(x * 4) as u8, 0, 0]));
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
+        .write_image(img.as_raw(), 64, 32, image::ExtendedColorType::Rgb8)
+        .unwrap();
+    // APP1 "Exif" segment: little-endian TIFF, one IFD entry, Orientation (0x0112) = 6.
+    let mut tiff = b"II*\0\x08\0\0\0".to_vec();
+    tiff.extend_from_slice(&1u16.to_le_bytes());
+    tiff.extend_from_slice(&0x0112u16.to_le_bytes());
+    tiff.extend_from_slice(&3u16.to_le_bytes());
+    tiff.extend_from_slice(&1u32.to_le_bytes());
+    tiff.extend_from_slice(&6u16.to_le_bytes());
+    tiff.extend_from_slice(&[0, 0]);
+    tiff.extend_from_slice(&0u32.to_le_bytes());
+    let mut app1 = b"Exif\0\0".to_vec();
+    app1.extend_from_slice(&tiff);
+    let mut with_exif = jpeg[..2].to_vec();
+    with_exif.extend_from_slice(&[0xFF, 0xE1]);
+    with_exif.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
+    with_exif.extend_from_slice(&app1);
+    with_exif.extend_from_slice(&jpeg[2..]);
+    let d = lookalike::decode::decode(
+        &with_exif,
+        Path::new("rotated.jpg"),
+        &lookalike::decode::DecodeConfig::default(),
+    )
+    .unwrap();
+    assert_eq!((d.width, d.height), (32, 64));
+    assert_eq!(d.image.dimensions(), (32, 64));
+}
