@@ -52,6 +52,28 @@ pub struct GroundTruth {
     kind: Kind,
 }
 
+/// Image files below `root` (names relative to it), sorted; `hint` says what the folder is for.
+fn sorted_images_below(root: &Path, hint: &str) -> Result<Vec<String>> {
+    let meta = std::fs::metadata(root).map_err(|e| Error::io(root, e))?;
+    if !meta.is_dir() {
+        return Err(Error::InvalidInput(format!(
+            "{}: is not a folder; {hint}",
+            root.display()
+        )));
+    }
+    let mut files = Vec::new();
+    collect_images(root, root, &mut files)?;
+    files.sort();
+    if files.is_empty() {
+        return Err(Error::InvalidInput(format!(
+            "{}: no images found (extensions {}); {hint}",
+            root.display(),
+            IMAGE_EXTENSIONS.join(", ")
+        )));
+    }
+    Ok(files)
+}
+
 impl GroundTruth {
     /// Loads a labelled table: a header line, then `file<TAB>label` lines (extra columns ignored).
     /// File names are relative to `images_dir`; every listed file must exist there.
@@ -123,23 +145,10 @@ impl GroundTruth {
     /// Folder-as-class: every image below `root` belongs to the class named by its parent folder
     /// (relative to `root`, e.g. `cats` or `animals/cats`). Hidden files and folders are skipped.
     pub fn from_folders(root: &Path) -> Result<Self> {
-        let meta = std::fs::metadata(root).map_err(|e| Error::io(root, e))?;
-        if !meta.is_dir() {
-            return Err(Error::InvalidInput(format!(
-                "{}: is not a folder; --labels folders needs a folder with one sub-folder per class",
-                root.display()
-            )));
-        }
-        let mut files = Vec::new();
-        collect_images(root, root, &mut files)?;
-        files.sort();
-        if files.is_empty() {
-            return Err(Error::InvalidInput(format!(
-                "{}: no images found (extensions {}); point --labels folders at the folder holding one sub-folder per class",
-                root.display(),
-                IMAGE_EXTENSIONS.join(", ")
-            )));
-        }
+        let files = sorted_images_below(
+            root,
+            "--labels folders needs a folder with one sub-folder per class",
+        )?;
         let loose: Vec<&String> = files.iter().filter(|f| !f.contains('/')).collect();
         if !loose.is_empty() {
             return Err(Error::InvalidInput(format!(
@@ -182,23 +191,7 @@ impl GroundTruth {
     /// Every image below `root` as its own class (unlabelled folders: a distorted copy's only
     /// relevant item is its original).
     pub fn from_folders_flat(root: &Path) -> Result<Self> {
-        let meta = std::fs::metadata(root).map_err(|e| Error::io(root, e))?;
-        if !meta.is_dir() {
-            return Err(Error::InvalidInput(format!(
-                "{}: is not a folder; --distort needs a folder of images",
-                root.display()
-            )));
-        }
-        let mut files = Vec::new();
-        collect_images(root, root, &mut files)?;
-        files.sort();
-        if files.is_empty() {
-            return Err(Error::InvalidInput(format!(
-                "{}: no images found (extensions {})",
-                root.display(),
-                IMAGE_EXTENSIONS.join(", ")
-            )));
-        }
+        let files = sorted_images_below(root, "--distort needs a folder of images")?;
         let labels: Vec<i64> = (0..files.len() as i64).collect();
         let names_map = files
             .iter()
