@@ -22,7 +22,6 @@ use crate::eval::run::{
 use crate::eval::table::{TextTable, summary_table};
 use crate::features::{Fusion, Registry};
 use crate::index::IndexConfig;
-use crate::query_expansion::{DEFAULT_QE, QueryExpansion};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LabelSource {
@@ -63,16 +62,8 @@ pub struct EvalArgs {
     /// Families to evaluate, `fused` being the weighted combination.
     #[arg(long, default_value = "color,conv,deconv,lbp,fused")]
     families: String,
-    /// Weights of the fused vector (default: the index defaults).
-    #[arg(long, value_name = "SPEC")]
-    weights: Option<String>,
-    /// Query expansion: average this many nearest neighbours into the query and search again
-    /// (alpha-QE; 0 = off).
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_QE.n)]
-    qe: usize,
-    /// Exponent on the similarity weights of query expansion.
-    #[arg(long, value_name = "ALPHA", default_value_t = DEFAULT_QE.alpha)]
-    qe_alpha: f32,
+    #[command(flatten)]
+    search: super::SearchArgs,
     /// Cut-offs for P@k, R@k, NDCG@k.
     #[arg(short, long, value_delimiter = ',', default_value = "1,5,10")]
     k: Vec<usize>,
@@ -163,10 +154,7 @@ fn default_images_dir(dataset: &Path) -> PathBuf {
 
 pub fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) -> Result<ExitCode> {
     let registry = Registry::default();
-    let fusion = match &args.weights {
-        Some(spec) => Fusion::parse(spec, &registry.families())?,
-        None => Fusion::default(),
-    };
+    let fusion = args.search.fusion(&registry)?;
     let targets = parse_targets(&args.families, &registry, &fusion)?;
     if let Some(folder) = &args.distort {
         return distort_benchmark(index_dir, folder, &args, &registry, targets, quiet);
@@ -229,10 +217,7 @@ pub fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) -> Result
         hnsw: !args.no_hnsw,
         query_distortion,
         seed: args.seed,
-        qe: QueryExpansion {
-            n: args.qe,
-            alpha: args.qe_alpha,
-        },
+        qe: args.search.expansion(),
     };
     let runs = run_labelled(&gt, &items, &registry, &cfg)?;
 

@@ -121,7 +121,14 @@ struct QueryArgs {
     /// Search all stored vectors by brute force instead of the HNSW graph.
     #[arg(long)]
     exact: bool,
-    /// Feature families and weights, e.g. `color=1,conv=0.5` or `conv`.
+    #[command(flatten)]
+    search: SearchArgs,
+}
+
+/// How a query vector is built and expanded; shared by `query` and `eval`.
+#[derive(Debug, Args)]
+struct SearchArgs {
+    /// Feature families and weights, e.g. `color=1,conv=0.5` or `conv` (default: the index's).
     #[arg(long, value_name = "SPEC")]
     weights: Option<String>,
     /// Query expansion: average this many nearest neighbours into the query and search again
@@ -131,6 +138,23 @@ struct QueryArgs {
     /// Exponent on the similarity weights of query expansion.
     #[arg(long, value_name = "ALPHA", default_value_t = DEFAULT_QE.alpha)]
     qe_alpha: f32,
+}
+
+impl SearchArgs {
+    /// The fusion `--weights` asks for, else the default one.
+    fn fusion(&self, registry: &Registry) -> Result<Fusion> {
+        match &self.weights {
+            Some(spec) => Fusion::parse(spec, &registry.families()),
+            None => Ok(Fusion::default()),
+        }
+    }
+
+    fn expansion(&self) -> QueryExpansion {
+        QueryExpansion {
+            n: self.qe,
+            alpha: self.qe_alpha,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -319,10 +343,7 @@ fn cmd_query(collection: &Collection, args: QueryArgs) -> Result<ExitCode> {
         return Err(Error::InvalidInput("-k must be at least 1".into()));
     }
     let registry = Registry::default();
-    let fusion = match &args.weights {
-        Some(spec) => Fusion::parse(spec, &registry.families())?,
-        None => Fusion::default(),
-    };
+    let fusion = args.search.fusion(&registry)?;
     let searcher = Searcher::open(collection, &fusion)?;
     let cfg = QueryConfig {
         k: args.k,
@@ -332,10 +353,7 @@ fn cmd_query(collection: &Collection, args: QueryArgs) -> Result<ExitCode> {
             SearchMode::Hnsw
         },
         fusion,
-        qe: QueryExpansion {
-            n: args.qe,
-            alpha: args.qe_alpha,
-        },
+        qe: args.search.expansion(),
         ..Default::default()
     };
     let result = searcher.query(&args.image, &cfg)?;
