@@ -44,14 +44,9 @@ fn main() {
                 &lookalike::features::Registry::default(),
             )
             .unwrap();
-            let parts: Vec<Vec<f32>> = searcher
-                .space()
-                .fusion
-                .families()
-                .iter()
-                .map(|f| rows.iter().find(|r| r.family == *f).unwrap().vector.clone())
-                .collect();
-            let q = searcher.space().fusion.fuse(&parts);
+            let (names, parts): (Vec<String>, Vec<Vec<f32>>) =
+                rows.into_iter().map(|r| (r.family, r.vector)).unzip();
+            let q = searcher.space().fusion.fuse_named(&names, &parts);
             let _ = searcher.nearest(&q, 10, mode).unwrap();
             decoded.push(t.elapsed().as_secs_f64() * 1e3);
         }

@@ -100,19 +100,9 @@ impl Searcher {
             return Ok((v.to_vec(), true));
         }
         let (_, rows) = extract_bytes(&bytes, path, decode, &self.registry)?;
-        let parts: Vec<Vec<f32>> = self
-            .space
-            .fusion
-            .families()
-            .iter()
-            .map(|f| {
-                rows.iter()
-                    .find(|r| r.family == *f)
-                    .map(|r| r.vector.clone())
-                    .unwrap_or_default()
-            })
-            .collect();
-        Ok((self.space.fusion.fuse(&parts), false))
+        let (names, parts): (Vec<String>, Vec<Vec<f32>>) =
+            rows.into_iter().map(|r| (r.family, r.vector)).unzip();
+        Ok((self.space.fusion.fuse_named(&names, &parts), false))
     }
 
     /// The `k` nearest indexed images to a fused vector, with paths; deleted images never appear.

@@ -105,20 +105,7 @@ impl Target {
                 l2_normalize(&mut v);
                 v
             }
-            Target::Fused(fusion) => {
-                let picked: Vec<Vec<f32>> = fusion
-                    .families()
-                    .iter()
-                    .map(|f| {
-                        families
-                            .iter()
-                            .position(|x| x == f)
-                            .map(|i| parts[i].clone())
-                            .unwrap_or_default()
-                    })
-                    .collect();
-                fusion.fuse(&picked)
-            }
+            Target::Fused(fusion) => fusion.fuse_named(families, parts),
         }
     }
 }

@@ -198,6 +198,23 @@ impl Fusion {
             .join(",")
     }
 
+    /// Fuses vectors named by family, in any order (`parts[i]` belongs to `names[i]`);
+    /// a family of the fusion that is missing counts as an empty vector.
+    pub fn fuse_named<S: AsRef<str>>(&self, names: &[S], parts: &[Vec<f32>]) -> Vec<f32> {
+        let picked: Vec<Vec<f32>> = self
+            .families()
+            .iter()
+            .map(|f| {
+                names
+                    .iter()
+                    .position(|n| n.as_ref() == *f)
+                    .map(|i| parts[i].clone())
+                    .unwrap_or_default()
+            })
+            .collect();
+        self.fuse(&picked)
+    }
+
     /// Concatenates per-family vectors given in `families()` order.
     pub fn fuse(&self, parts: &[Vec<f32>]) -> Vec<f32> {
         let mut out = Vec::with_capacity(parts.iter().map(Vec::len).sum());
