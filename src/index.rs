@@ -14,7 +14,7 @@ use crate::crawl::{CrawlConfig, CrawlProblem, CrawledFile, crawl};
 use crate::decode::{DecodeConfig, decode};
 use crate::error::{Error, Result};
 use crate::features::{FeatureInput, Fusion, Registry};
-use crate::store::{CatalogEntry, FeatureRow, FileStamp, ImageFacts, WriteOp};
+use crate::store::{CatalogEntry, FeatureRow, FileStamp, ImageFacts, Store, WriteOp};
 
 /// Everything `index` needs besides the collection.
 #[derive(Debug, Clone, Default)]
@@ -117,10 +117,6 @@ pub fn run(
     stop: &AtomicBool,
 ) -> Result<IndexSummary> {
     let start = Instant::now();
-    let _lock = collection.lock_for_writing()?;
-    let mut store = collection.open_store()?;
-    let mut summary = IndexSummary::default();
-
     let mut crawl_cfg = config.crawl.clone();
     crawl_cfg.roots = config
         .crawl
@@ -129,12 +125,51 @@ pub fn run(
         .map(|r| std::fs::canonicalize(r).map_err(|e| Error::io(r, e)))
         .collect::<Result<_>>()?;
     crawl_cfg.skip_dir = Some(collection.dir().to_path_buf());
+    let _lock = collection.lock_for_writing()?;
+    let mut store = collection.open_store()?;
+    let run_id = store.begin_run(&crawl_cfg.roots)?;
+    let result = index_pass(
+        collection, &mut store, &crawl_cfg, config, registry, fusion, progress, stop,
+    );
+    let (outcome, record) = match &result {
+        Ok(summary) => {
+            let mut summary = summary.clone();
+            summary.elapsed_secs = start.elapsed().as_secs_f64();
+            let outcome = if summary.interrupted {
+                "interrupted"
+            } else {
+                "complete"
+            };
+            (outcome, serde_json::to_string(&summary).unwrap_or_default())
+        }
+        Err(e) => ("error", e.to_string()),
+    };
+    // A failure to record the outcome must not hide the run's own result.
+    let _ = store.finish_run(run_id, outcome, &record);
+    let mut summary = result?;
+    summary.elapsed_secs = start.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+/// The work of one run, with the lock held and the run recorded.
+#[allow(clippy::too_many_arguments)]
+fn index_pass(
+    collection: &Collection,
+    store: &mut Store,
+    crawl_cfg: &CrawlConfig,
+    config: &IndexConfig,
+    registry: &Registry,
+    fusion: &Fusion,
+    progress: &(dyn Fn(Progress) + Sync),
+    stop: &AtomicBool,
+) -> Result<IndexSummary> {
+    let mut summary = IndexSummary::default();
     let root_ids: Vec<i64> = crawl_cfg
         .roots
         .iter()
         .map(|r| store.root_id(r))
         .collect::<Result<_>>()?;
-    let walked = crawl(&crawl_cfg)?;
+    let walked = crawl(crawl_cfg)?;
     summary.problems = walked.problems.clone();
     progress(Progress::Crawled {
         files: walked.files.len(),
@@ -350,10 +385,9 @@ pub fn run(
         store.forget_failures(&gone_failures)?;
         let images = store.stats()?.images as usize;
         progress(Progress::BuildingAnn { images });
-        summary.ann_rebuilt = collection.refresh_ann(&mut store, fusion)?;
+        summary.ann_rebuilt = collection.refresh_ann(store, fusion)?;
     }
     summary.total_images = store.stats()?.images as usize;
-    summary.elapsed_secs = start.elapsed().as_secs_f64();
     Ok(summary)
 }
 
@@ -438,4 +472,94 @@ pub fn extract_bytes(
         reason: "feature extraction failed on this image (please report it)".into(),
     })?;
     Ok((facts, features))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_png(path: &Path, seed: u32) {
+        let img = image::RgbImage::from_fn(64, 48, |x, y| {
+            let v = (x * (seed + 3) + y * (seed * 7 + 1)) % 256;
+            image::Rgb([v as u8, (255 - v) as u8, (seed * 40 % 256) as u8])
+        });
+        img.save(path).unwrap();
+    }
+
+    /// Files deleted or rewritten after the walk listed them, before a worker reads them.
+    #[test]
+    fn files_deleted_or_rewritten_during_the_run_are_handled() {
+        let tmp = tempfile::tempdir().unwrap();
+        let photos = tmp.path().join("photos");
+        std::fs::create_dir_all(&photos).unwrap();
+        for i in 0..6 {
+            write_png(&photos.join(format!("{i}.png")), i);
+        }
+        let collection = Collection::at(tmp.path().join("idx"));
+        let config = IndexConfig {
+            crawl: CrawlConfig {
+                roots: vec![photos.clone()],
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let registry = Registry::default();
+        let fusion = Fusion::default();
+        let stop = AtomicBool::new(false);
+        let rewritten = photos.join("1.png");
+        let on_progress = |p: Progress| {
+            if let Progress::Crawled { .. } = p {
+                std::fs::remove_file(photos.join("0.png")).unwrap();
+                std::fs::write(&rewritten, b"half-copied").unwrap();
+                write_png(&rewritten, 99);
+            }
+        };
+        let summary = run(
+            &collection,
+            &config,
+            &registry,
+            &fusion,
+            &on_progress,
+            &stop,
+        )
+        .unwrap();
+        assert_eq!(summary.new, 5, "{summary:?}");
+        assert!(summary.failed.is_empty(), "{:?}", summary.failed);
+        assert_eq!(summary.total_images, 5);
+
+        let store = collection.open_store().unwrap();
+        let catalog = store.catalog().unwrap();
+        let names: HashSet<String> = catalog
+            .iter()
+            .map(|e| e.rel_path.display().to_string())
+            .collect();
+        assert!(!names.contains("0.png"));
+        let row = catalog
+            .iter()
+            .find(|e| e.rel_path == Path::new("1.png"))
+            .unwrap();
+        let bytes = std::fs::read(&rewritten).unwrap();
+        assert_eq!(
+            row.hash,
+            *blake3::hash(&bytes).as_bytes(),
+            "new content indexed"
+        );
+        assert_eq!(row.size, bytes.len() as u64);
+        drop(store);
+
+        // The next run sees nothing to do: the stored stamp describes the bytes indexed.
+        let again = run(&collection, &config, &registry, &fusion, &|_| {}, &stop).unwrap();
+        assert_eq!((again.unchanged, again.new, again.updated), (5, 0, 0));
+        assert_eq!(
+            collection
+                .open_store()
+                .unwrap()
+                .last_run()
+                .unwrap()
+                .unwrap()
+                .outcome
+                .as_deref(),
+            Some("complete")
+        );
+    }
 }

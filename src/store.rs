@@ -12,10 +12,16 @@ use crate::error::{Error, Result};
 
 /// Migrations in order; entry `i` moves the schema from version `i` to `i + 1`.
 /// Files in `migrations/` are never edited once landed: a change is a new file.
-pub const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_initial.sql",
-    include_str!("../migrations/0001_initial.sql"),
-)];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_initial.sql",
+        include_str!("../migrations/0001_initial.sql"),
+    ),
+    (
+        "0002_index_runs.sql",
+        include_str!("../migrations/0002_index_runs.sql"),
+    ),
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -50,6 +56,20 @@ pub struct FailureEntry {
     pub size: u64,
     pub mtime_ns: i64,
     pub reason: String,
+}
+
+/// One recorded `index` run.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RunEntry {
+    pub id: i64,
+    pub started_at: i64,
+    /// `None` while the run goes on, or when its process was killed.
+    pub finished_at: Option<i64>,
+    /// `complete`, `interrupted` or `error`; `None` as for `finished_at`.
+    pub outcome: Option<String>,
+    pub roots: Vec<String>,
+    /// The run's counts as JSON, or the error message.
+    pub summary: Option<String>,
 }
 
 /// File identity as seen by the crawler.
@@ -272,6 +292,52 @@ impl Store {
             tx.commit().map_err(|e| db(&self.path, e))?;
         }
         Ok(())
+    }
+
+    /// Records the start of an `index` run over `roots`; returns its id.
+    pub fn begin_run(&mut self, roots: &[PathBuf]) -> Result<i64> {
+        let roots: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
+        let roots = serde_json::to_string(&roots).unwrap_or_else(|_| "[]".into());
+        self.conn
+            .execute(
+                "INSERT INTO index_runs(started_at, roots) VALUES (?1, ?2)",
+                params![now_unix(), roots],
+            )
+            .map_err(|e| db(&self.path, e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Records how run `id` ended.
+    pub fn finish_run(&mut self, id: i64, outcome: &str, summary: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE index_runs SET finished_at = ?1, outcome = ?2, summary = ?3 WHERE id = ?4",
+                params![now_unix(), outcome, summary, id],
+            )
+            .map_err(|e| db(&self.path, e))?;
+        Ok(())
+    }
+
+    /// The most recent `index` run, if any.
+    pub fn last_run(&self) -> Result<Option<RunEntry>> {
+        self.conn
+            .query_row(
+                "SELECT id, started_at, finished_at, outcome, roots, summary FROM index_runs ORDER BY id DESC LIMIT 1",
+                [],
+                |r| {
+                    let roots: String = r.get(4)?;
+                    Ok(RunEntry {
+                        id: r.get(0)?,
+                        started_at: r.get(1)?,
+                        finished_at: r.get(2)?,
+                        outcome: r.get(3)?,
+                        roots: serde_json::from_str(&roots).unwrap_or_default(),
+                        summary: r.get(5)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| db(&self.path, e))
     }
 
     /// The id of an indexed root folder, adding it if new.
@@ -782,6 +848,62 @@ mod tests {
         files.sort();
         let embedded: Vec<&str> = MIGRATIONS.iter().map(|(n, _)| *n).collect();
         assert_eq!(files, embedded);
+    }
+
+    /// `tests/fixtures/schema_v1/lookalike.db` was written by the v1 build (commit 257c230),
+    /// indexing `tests/fixtures/schema_v1/images`; it is never regenerated.
+    #[test]
+    fn schema_v1_database_migrates_and_keeps_its_data() {
+        let fixture =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/schema_v1/lookalike.db");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lookalike.db");
+        std::fs::copy(&fixture, &path).unwrap();
+        let before: Vec<(i64, String, Vec<u8>)> = {
+            let c = Connection::open(&path).unwrap();
+            let v: i64 = c
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(v, 1, "the fixture must stay a v1 database");
+            let mut st = c
+                .prepare("SELECT image_id, family, vector FROM features ORDER BY image_id, family")
+                .unwrap();
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .unwrap()
+                .collect::<std::result::Result<_, _>>()
+                .unwrap()
+        };
+        assert_eq!(before.len(), 16, "4 images x 4 families");
+        let err = Store::open_read_only(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("run `lookalike index` once to upgrade"),
+            "{err}"
+        );
+
+        let mut store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        assert_eq!(store.stats().unwrap().images, 4);
+        assert_eq!(store.catalog().unwrap().len(), 4);
+        assert_eq!(store.last_run().unwrap(), None);
+        let run = store.begin_run(&[PathBuf::from("/photos")]).unwrap();
+        store.finish_run(run, "complete", "{}").unwrap();
+        assert_eq!(
+            store.last_run().unwrap().unwrap().outcome.as_deref(),
+            Some("complete")
+        );
+        drop(store);
+        let after: Vec<(i64, String, Vec<u8>)> = {
+            let c = Connection::open(&path).unwrap();
+            let mut st = c
+                .prepare("SELECT image_id, family, vector FROM features ORDER BY image_id, family")
+                .unwrap();
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .unwrap()
+                .collect::<std::result::Result<_, _>>()
+                .unwrap()
+        };
+        assert_eq!(before, after);
+        Store::open_read_only(&path).unwrap();
     }
 
     #[test]

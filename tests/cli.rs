@@ -401,3 +401,38 @@ fn exif_orientation_is_applied() {
     assert_eq!((d.width, d.height), (32, 64));
     assert_eq!(d.image.dimensions(), (32, 64));
 }
+
+#[test]
+fn schema_v1_index_migrates_keeps_its_images_and_records_runs() {
+    let env = setup(&["brick"]);
+    std::fs::create_dir_all(&env.index).unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/schema_v1");
+    std::fs::copy(fixture.join("lookalike.db"), env.index.join("lookalike.db")).unwrap();
+
+    // Reading commands do not write, so they ask for the one-off upgrade.
+    let out = env.cmd().args(["status"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("run `lookalike index` once to upgrade"),
+        "{err}"
+    );
+
+    let summary = env.index_json(0);
+    assert_eq!(n(&summary, "new"), 6);
+    let out = env.cmd().args(["status", "--json"]).output().unwrap();
+    assert!(out.status.success());
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["schema_version"], 2);
+    assert_eq!(status["images"], 4 + 6, "the v1 images are kept");
+    assert_eq!(status["last_run"]["outcome"], "complete");
+
+    // The v1 rows still answer queries: each fixture image finds its own stored row first.
+    for name in ["red_disc", "green_bars", "blue_grid", "yellow_noise"] {
+        let hits = env.query_paths(&fixture.join(format!("images/{name}.png")), 1, &[]);
+        assert!(
+            hits[0].ends_with(&format!("{name}.png")),
+            "{name}: {hits:?}"
+        );
+    }
+}

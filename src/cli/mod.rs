@@ -386,6 +386,40 @@ fn display_path(p: &Path) -> String {
         .unwrap_or_else(|| p.display().to_string())
 }
 
+/// One line on how the last `index` run went, with what to do next.
+fn describe_run(run: &crate::store::RunEntry) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let ago = |t: i64| {
+        let s = (now - t).max(0);
+        match s {
+            0..120 => format!("{s} s ago"),
+            120..7200 => format!("{} min ago", s / 60),
+            7200..172800 => format!("{} h ago", s / 3600),
+            _ => format!("{} days ago", s / 86400),
+        }
+    };
+    let roots = run.roots.join(" ");
+    match (run.outcome.as_deref(), run.finished_at) {
+        (Some("complete"), Some(t)) => format!("complete, {}", ago(t)),
+        (Some("interrupted"), Some(t)) => format!(
+            "interrupted {}; `lookalike index {roots}` resumes it",
+            ago(t)
+        ),
+        (Some("error"), Some(t)) => format!(
+            "failed {}: {}",
+            ago(t),
+            run.summary.as_deref().unwrap_or("no message")
+        ),
+        _ => format!(
+            "started {} and has not finished (still running, or the process was killed); `lookalike index {roots}` resumes it",
+            ago(run.started_at)
+        ),
+    }
+}
+
 fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
     let store = collection.open_store_read_only()?;
     let integrity = if args.check {
@@ -410,6 +444,7 @@ fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
             Err(e) => format!("damaged ({e}); `lookalike index` rebuilds it"),
         },
     };
+    let last_run = store.last_run()?;
     let size_on_disk = dir_size(collection.dir());
     let current = Registry::default().signatures();
     let outdated: u64 = stats
@@ -439,6 +474,7 @@ fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
             "hnsw": ann_state,
             "bytes_on_disk": size_on_disk,
             "integrity": integrity,
+            "last_run": last_run,
         }))?;
         return Ok(integrity_exit(integrity.as_deref()));
     }
@@ -464,6 +500,9 @@ fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
         size_on_disk as f64 / 1e6
     ))?;
     w(format!("schema:    v{}", stats.schema_version))?;
+    if let Some(run) = &last_run {
+        w(format!("last run:  {}", describe_run(run)))?;
+    }
     if let Some(verdict) = &integrity {
         w(format!("integrity: {verdict}"))?;
     }
