@@ -10,6 +10,10 @@ use hnsw_rs::prelude::{AnnT, Distance, Hnsw, HnswIo};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
+use crate::pca::Projection;
+
+/// The PCA projection's file inside a dump folder.
+pub const PROJECTION_FILE: &str = "projection.bin";
 
 /// Euclidean distance, written so the compiler vectorises it (eight independent accumulators).
 #[derive(Debug, Default, Clone, Copy)]
@@ -41,6 +45,13 @@ impl Distance<f32> for FusedL2 {
     }
 }
 
+/// Graph dimension for fused vectors: on wang and ukbench1000 a 128-dimensional PCA ranks as
+/// well as the full vector (BENCHMARKS.md), at an eighth of the graph's memory.
+pub const DEFAULT_PCA_DIMS: usize = 128;
+
+/// Candidates taken from the graph for exact re-ranking, whatever the number of results asked.
+pub const RERANK_DEPTH: usize = 64;
+
 /// Graph construction and search parameters.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AnnParams {
@@ -48,6 +59,10 @@ pub struct AnnParams {
     pub max_connections: usize,
     pub ef_construction: usize,
     pub ef_search: usize,
+    /// Vectors longer than this are PCA-projected to this many dimensions before entering the
+    /// graph (0: never). Absent from records written before projection existed.
+    #[serde(default)]
+    pub pca_dims: usize,
 }
 
 impl Default for AnnParams {
@@ -56,6 +71,7 @@ impl Default for AnnParams {
             max_connections: 24,
             ef_construction: 200,
             ef_search: 128,
+            pca_dims: DEFAULT_PCA_DIMS,
         }
     }
 }
@@ -79,13 +95,19 @@ pub struct DumpRecord {
     /// The fusion the vectors were built with.
     pub fusion: String,
     pub params: AnnParams,
+    /// Checksum and length of the PCA projection file, when the graph holds projected vectors.
+    #[serde(default)]
+    pub projection: Option<(String, u64)>,
 }
 
 /// An HNSW graph over `(image id, fused vector)` points.
 pub struct AnnIndex {
     hnsw: Hnsw<'static, f32, FusedL2>,
     count: usize,
+    /// Length of the vectors given to `build` and `search`.
     dim: usize,
+    /// Applied to every vector before it meets the graph.
+    projection: Option<Projection>,
     params: AnnParams,
 }
 
@@ -94,6 +116,7 @@ impl std::fmt::Debug for AnnIndex {
         f.debug_struct("AnnIndex")
             .field("count", &self.count)
             .field("dim", &self.dim)
+            .field("graph_dim", &self.graph_dim())
             .finish()
     }
 }
@@ -108,7 +131,14 @@ fn file_blake3(path: &Path) -> Result<(String, u64)> {
 
 impl AnnIndex {
     /// Builds the graph from points (inserted in parallel).
+    /// Vectors longer than `params.pca_dims` are projected on a PCA fitted to these points.
     pub fn build(points: &[(i64, Vec<f32>)], params: AnnParams) -> AnnIndex {
+        let refs: Vec<&[f32]> = points.iter().map(|p| p.1.as_slice()).collect();
+        let projection = Projection::fit(&refs, params.pca_dims);
+        let projected: Vec<Vec<f32>> = match &projection {
+            Some(p) => refs.par_iter().map(|v| p.apply(v)).collect(),
+            None => Vec::new(),
+        };
         let n = points.len().max(1);
         // hnsw_rs only dumps graphs made with its maximum layer count.
         let layers = 16;
@@ -119,10 +149,18 @@ impl AnnIndex {
             params.ef_construction,
             FusedL2,
         );
-        let data: Vec<(&[f32], usize)> = points
-            .iter()
-            .map(|(id, v)| (v.as_slice(), *id as usize))
-            .collect();
+        let data: Vec<(&[f32], usize)> = if projection.is_some() {
+            projected
+                .iter()
+                .zip(points)
+                .map(|(v, (id, _))| (v.as_slice(), *id as usize))
+                .collect()
+        } else {
+            points
+                .iter()
+                .map(|(id, v)| (v.as_slice(), *id as usize))
+                .collect()
+        };
         if !data.is_empty() {
             hnsw.parallel_insert_slice(&data);
         }
@@ -132,8 +170,21 @@ impl AnnIndex {
             hnsw,
             count: points.len(),
             dim: points.first().map_or(0, |p| p.1.len()),
+            projection,
             params,
         }
+    }
+
+    /// Dimension of the vectors inside the graph (after projection).
+    pub fn graph_dim(&self) -> usize {
+        self.projection
+            .as_ref()
+            .map_or(self.dim, Projection::dim_out)
+    }
+
+    /// The PCA projection in front of the graph, if any.
+    pub fn projection(&self) -> Option<&Projection> {
+        self.projection.as_ref()
     }
 
     /// Number of points.
@@ -157,13 +208,33 @@ impl AnnIndex {
             return Vec::new();
         }
         let ef = self.params.ef_search.max(k);
+        let projected = self.projection.as_ref().map(|p| p.apply(query));
         let mut hits: Vec<(i64, f32)> = self
             .hnsw
-            .search(query, k, ef)
+            .search(projected.as_deref().unwrap_or(query), k, ef)
             .into_iter()
             .map(|n| (n.d_id as i64, n.distance))
             .collect();
         hits.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+        hits
+    }
+
+    /// Graph search, then exact re-ranking of at least [`RERANK_DEPTH`] candidates on the full
+    /// vectors (`full` looks them up by id): the order and distances exact search would give
+    /// among those candidates.
+    pub fn search_reranked<'a>(
+        &self,
+        query: &[f32],
+        k: usize,
+        full: impl Fn(i64) -> Option<&'a [f32]>,
+    ) -> Vec<(i64, f32)> {
+        let mut hits: Vec<(i64, f32)> = self
+            .search(query, k.max(RERANK_DEPTH))
+            .into_iter()
+            .filter_map(|(id, _)| full(id).map(|v| (id, squared_l2(v, query).sqrt())))
+            .collect();
+        hits.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+        hits.truncate(k);
         hits
     }
 
@@ -190,6 +261,17 @@ impl AnnIndex {
         }
         let (data_blake3, data_len) = file_blake3(&data)?;
         let (graph_blake3, graph_len) = file_blake3(&graph)?;
+        let projection = match &self.projection {
+            Some(p) => {
+                let path = dir.join(PROJECTION_FILE);
+                std::fs::write(&path, p.to_bytes()).map_err(|e| Error::io(&path, e))?;
+                std::fs::File::open(&path)
+                    .and_then(|f| f.sync_all())
+                    .map_err(|e| Error::io(&path, e))?;
+                Some(file_blake3(&path)?)
+            }
+            None => None,
+        };
         Ok(DumpRecord {
             folder,
             basename,
@@ -202,6 +284,7 @@ impl AnnIndex {
             data_version,
             fusion: fusion.to_string(),
             params: self.params,
+            projection,
         })
     }
 
@@ -210,10 +293,15 @@ impl AnnIndex {
         let dir = ann_dir.join(&record.folder);
         let data = dir.join(format!("{}.hnsw.data", record.basename));
         let graph = dir.join(format!("{}.hnsw.graph", record.basename));
-        for (path, len, sum) in [
+        let projection = dir.join(PROJECTION_FILE);
+        let mut files = vec![
             (&data, record.data_len, &record.data_blake3),
             (&graph, record.graph_len, &record.graph_blake3),
-        ] {
+        ];
+        if let Some((sum, len)) = &record.projection {
+            files.push((&projection, *len, sum));
+        }
+        for (path, len, sum) in files {
             let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
             if meta.len() != len {
                 return Err(Error::InvalidInput(format!(
@@ -223,7 +311,7 @@ impl AnnIndex {
                 )));
             }
             let (actual, _) = file_blake3(path)?;
-            if &actual != sum {
+            if actual != *sum {
                 return Err(Error::InvalidInput(format!(
                     "{}: checksum mismatch; the dump will be rebuilt",
                     path.display()
@@ -251,11 +339,31 @@ impl AnnIndex {
                 record.count
             )));
         }
+        let projection = match record.projection {
+            Some(_) => {
+                let path = dir.join(PROJECTION_FILE);
+                let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+                let p = Projection::from_bytes(&bytes)?;
+                if p.dim_in() != record.dim
+                    || p.dim_out() != hnsw.get_point_indexation().get_data_dimension()
+                {
+                    return Err(Error::InvalidInput(format!(
+                        "{}: projection {}->{} does not fit the graph",
+                        path.display(),
+                        p.dim_in(),
+                        p.dim_out()
+                    )));
+                }
+                Some(p)
+            }
+            None => None,
+        };
         hnsw.set_searching_mode(true);
         Ok(AnnIndex {
             hnsw,
             count: record.count,
             dim: record.dim,
+            projection,
             params: record.params,
         })
     }
@@ -365,5 +473,39 @@ mod tests {
                 .to_string()
                 .contains("expected")
         );
+    }
+
+    #[test]
+    fn projected_graph_dumps_loads_and_detects_a_damaged_projection() {
+        let dir = tempfile::tempdir().unwrap();
+        let points = random_points(300, 200, 11);
+        let params = AnnParams {
+            pca_dims: 16,
+            ..AnnParams::default()
+        };
+        let index = AnnIndex::build(&points, params);
+        assert_eq!((index.dim(), index.graph_dim()), (200, 16));
+        let full = |id: i64| Some(points[(id - 1) as usize].1.as_slice());
+        let hit = index.search_reranked(&points[7].1, 3, full);
+        assert_eq!(
+            hit[0],
+            (points[7].0, 0.0),
+            "exact distance after re-ranking"
+        );
+
+        let rec = index.dump(dir.path(), 1, "color=1").unwrap();
+        assert!(rec.projection.is_some());
+        let loaded = AnnIndex::load(dir.path(), &rec).unwrap();
+        assert_eq!(loaded.graph_dim(), 16);
+        assert_eq!(loaded.search_reranked(&points[7].1, 3, full), hit);
+
+        let proj = dir.path().join(&rec.folder).join(PROJECTION_FILE);
+        let mut bytes = std::fs::read(&proj).unwrap();
+        bytes[30] ^= 0x55;
+        std::fs::write(&proj, &bytes).unwrap();
+        let err = AnnIndex::load(dir.path(), &rec).unwrap_err().to_string();
+        assert!(err.contains("checksum mismatch"), "{err}");
+        std::fs::remove_file(&proj).unwrap();
+        assert!(AnnIndex::load(dir.path(), &rec).is_err());
     }
 }

@@ -50,7 +50,7 @@ impl SearchSpace {
     /// The `k` nearest images to a fused query vector.
     pub fn search(&self, query: &[f32], k: usize, mode: SearchMode) -> Vec<(i64, f32)> {
         match (&self.ann, mode) {
-            (Some(ann), SearchMode::Hnsw) => ann.search(query, k),
+            (Some(ann), SearchMode::Hnsw) => ann.search_reranked(query, k, |id| self.vector_of(id)),
             _ => exact_search(&self.points, query, k),
         }
     }

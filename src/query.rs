@@ -38,6 +38,7 @@ impl Default for QueryConfig {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Hit {
     pub rank: usize,
+    /// Fused-vector distance to the example (ranking may also use query expansion).
     pub distance: f32,
     pub path: PathBuf,
     pub id: i64,
@@ -164,6 +165,10 @@ impl Searcher {
             hits.sort_by_key(|h| !is_duplicate(h));
             for (i, h) in hits.iter_mut().enumerate() {
                 h.rank = i + 1;
+                // Report distances to the user's example, not to the expanded query.
+                if let Some(v) = self.space.vector_of(h.id) {
+                    h.distance = crate::ann::squared_l2(v, &original).sqrt();
+                }
             }
         }
         Ok(QueryResult {

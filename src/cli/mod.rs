@@ -363,6 +363,15 @@ fn cmd_query(collection: &Collection, args: QueryArgs) -> Result<ExitCode> {
         if let Some(note) = &result.note {
             eprintln!("note: {note}");
         }
+        if result
+            .hits
+            .windows(2)
+            .any(|w| w[1].distance < w[0].distance)
+        {
+            eprintln!(
+                "note: ranked with query expansion, which also weighs the example's nearest neighbours; distances are to the example itself (--qe 0 ranks by distance alone)"
+            );
+        }
         let mut out = std::io::stdout().lock();
         for hit in &result.hits {
             writeln!(
@@ -440,7 +449,25 @@ fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
             "stale: the index changed since it was built (run `lookalike index`)".to_string()
         }
         Some(r) => match crate::ann::AnnIndex::verify(&crate::ann::ann_dir(collection.dir()), r) {
-            Ok(()) => format!("current ({} images, {} dimensions)", r.count, r.dim),
+            Ok(()) => {
+                let projection = r.projection.as_ref().and_then(|_| {
+                    let path = crate::ann::ann_dir(collection.dir())
+                        .join(&r.folder)
+                        .join(crate::ann::PROJECTION_FILE);
+                    let bytes = std::fs::read(path).ok()?;
+                    crate::pca::Projection::from_bytes(&bytes).ok()
+                });
+                match projection {
+                    Some(p) => format!(
+                        "current ({} images; {} dimensions, PCA to {} in the graph, {:.1}% of variance)",
+                        r.count,
+                        r.dim,
+                        p.dim_out(),
+                        100.0 * p.explained()
+                    ),
+                    None => format!("current ({} images, {} dimensions)", r.count, r.dim),
+                }
+            }
             Err(e) => format!("damaged ({e}); `lookalike index` rebuilds it"),
         },
     };

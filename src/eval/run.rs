@@ -287,6 +287,8 @@ pub fn run_labelled(
             continue;
         }
         let ann = AnnIndex::build(&db, AnnParams::default());
+        let full: HashMap<i64, &[f32]> = db.iter().map(|(id, v)| (*id, v.as_slice())).collect();
+        let lookup = |id: i64| full.get(&id).copied();
         let depth = cfg.hnsw_depth.max(10);
         let mut latencies = Vec::with_capacity(qv.len());
         let mut heads = Vec::with_capacity(qv.len());
@@ -294,13 +296,13 @@ pub fn run_labelled(
             let t = Instant::now();
             let hits = if cfg.qe.enabled() {
                 let first: Vec<usize> = ann
-                    .search(q, cfg.qe.n + 1)
+                    .search_reranked(q, cfg.qe.n + 1, lookup)
                     .into_iter()
                     .map(|h| h.0 as usize)
                     .collect();
-                ann.search(&expand(q, qid, &first), depth)
+                ann.search_reranked(&expand(q, qid, &first), depth, lookup)
             } else {
-                ann.search(q, depth)
+                ann.search_reranked(q, depth, lookup)
             };
             latencies.push(t.elapsed().as_secs_f64() * 1e3);
             heads.push(hits.into_iter().map(|h| h.0 as usize).collect::<Vec<_>>());
@@ -435,7 +437,11 @@ pub fn run_distortions(
                     .count();
                 exact_ranks.push(better + 1);
                 if let Some(ann) = ann {
-                    let hits = ann.search(&q, 10);
+                    let hits = ann.search_reranked(&q, 10, |id| {
+                        db.binary_search_by_key(&id, |p| p.0)
+                            .ok()
+                            .map(|i| db[i].1.as_slice())
+                    });
                     let rank = hits
                         .iter()
                         .position(|h| h.0 as usize == orig)

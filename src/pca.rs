@@ -1,0 +1,261 @@
+//! PCA projection fitted without labels on the collection: the HNSW graph works on the few
+//! directions that carry the fused vectors' variance, so it is smaller and faster to build and search.
+//!
+//! Fitting is deterministic (a fixed, evenly spaced sample), so a lost projection is refitted
+//! from SQLite exactly like the graph it belongs to.
+
+use nalgebra::{DMatrix, SymmetricEigen};
+
+use crate::error::{Error, Result};
+
+/// At most this many vectors are used to fit; beyond it an evenly spaced sample is taken.
+pub const MAX_FIT_SAMPLES: usize = 20_000;
+const MAGIC: &[u8; 8] = b"LKPCA\x01\0\0";
+
+/// `x -> basis * (x - mean)`: the top principal directions of the fitted vectors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Projection {
+    dim_in: usize,
+    dim_out: usize,
+    mean: Vec<f32>,
+    /// `dim_out` rows of `dim_in` values, most variance first; orthonormal.
+    basis: Vec<f32>,
+    /// Share of the sample's total variance the kept directions carry.
+    explained: f32,
+}
+
+impl Projection {
+    /// Fits up to `max_dims` principal directions on `vectors` (all of one length).
+    /// Returns `None` when there is nothing to gain: fewer than two vectors, or vectors
+    /// already no longer than `max_dims`.
+    pub fn fit(vectors: &[&[f32]], max_dims: usize) -> Option<Projection> {
+        let dim_in = vectors.first()?.len();
+        if vectors.len() < 2 || dim_in <= max_dims || max_dims == 0 {
+            return None;
+        }
+        let step = vectors.len().div_ceil(MAX_FIT_SAMPLES);
+        let sample: Vec<&[f32]> = vectors.iter().step_by(step).copied().collect();
+        let n = sample.len();
+        let mut mean = vec![0.0f64; dim_in];
+        for v in &sample {
+            for (m, x) in mean.iter_mut().zip(v.iter()) {
+                *m += *x as f64;
+            }
+        }
+        mean.iter_mut().for_each(|m| *m /= n as f64);
+        let centred = DMatrix::<f64>::from_fn(n, dim_in, |r, c| sample[r][c] as f64 - mean[c]);
+
+        // Eigen-decompose the smaller of the Gram (n x n) and covariance (d x d) matrices;
+        // both have the same non-zero eigenvalues.
+        let (values, directions) = if n < dim_in {
+            let gram = &centred * centred.transpose();
+            let eig = SymmetricEigen::new(gram);
+            let order = descending(&eig.eigenvalues);
+            let mut dirs = Vec::new();
+            let mut vals = Vec::new();
+            for &i in &order {
+                let lambda = eig.eigenvalues[i];
+                if lambda <= 0.0 {
+                    continue;
+                }
+                // v = X^T u / sqrt(lambda) is the matching unit covariance eigenvector.
+                let v = centred.transpose() * eig.eigenvectors.column(i) / lambda.sqrt();
+                vals.push(lambda);
+                dirs.push(v.iter().copied().collect::<Vec<f64>>());
+            }
+            (vals, dirs)
+        } else {
+            let cov = centred.transpose() * &centred;
+            let eig = SymmetricEigen::new(cov);
+            let order = descending(&eig.eigenvalues);
+            let vals: Vec<f64> = order.iter().map(|&i| eig.eigenvalues[i]).collect();
+            let dirs = order
+                .iter()
+                .map(|&i| eig.eigenvectors.column(i).iter().copied().collect())
+                .collect();
+            (vals, dirs)
+        };
+        let total: f64 = values.iter().filter(|v| **v > 0.0).sum();
+        let top = values.first().copied().unwrap_or(0.0);
+        let keep = values
+            .iter()
+            .take(max_dims)
+            .take_while(|v| **v > top * 1e-9)
+            .count()
+            .max(1);
+        let kept: f64 = values[..keep].iter().sum();
+        let basis = directions[..keep]
+            .iter()
+            .flat_map(|d| d.iter().map(|x| *x as f32))
+            .collect();
+        Some(Projection {
+            dim_in,
+            dim_out: keep,
+            mean: mean.iter().map(|m| *m as f32).collect(),
+            basis,
+            explained: if total > 0.0 {
+                (kept / total) as f32
+            } else {
+                1.0
+            },
+        })
+    }
+
+    /// Length of the vectors it accepts.
+    pub fn dim_in(&self) -> usize {
+        self.dim_in
+    }
+
+    /// Length of the vectors it returns.
+    pub fn dim_out(&self) -> usize {
+        self.dim_out
+    }
+
+    /// Share of the fitted variance kept, in 0..=1.
+    pub fn explained(&self) -> f32 {
+        self.explained
+    }
+
+    /// Projects one vector (of length `dim_in`).
+    pub fn apply(&self, v: &[f32]) -> Vec<f32> {
+        debug_assert_eq!(v.len(), self.dim_in);
+        let centred: Vec<f32> = v.iter().zip(&self.mean).map(|(x, m)| x - m).collect();
+        self.basis
+            .chunks_exact(self.dim_in)
+            .map(|row| row.iter().zip(&centred).map(|(a, b)| a * b).sum())
+            .collect()
+    }
+
+    /// Little-endian serialisation: magic, dims, explained share, mean, basis.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(20 + 4 * (self.mean.len() + self.basis.len()));
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&(self.dim_in as u32).to_le_bytes());
+        out.extend_from_slice(&(self.dim_out as u32).to_le_bytes());
+        out.extend_from_slice(&self.explained.to_le_bytes());
+        for x in self.mean.iter().chain(&self.basis) {
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+        out
+    }
+
+    /// Reads what `to_bytes` wrote; anything else is an error, never a panic.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Projection> {
+        let bad = |why: &str| Error::InvalidInput(format!("PCA projection file: {why}"));
+        if bytes.len() < 20 || &bytes[..8] != MAGIC {
+            return Err(bad("not a lookalike projection"));
+        }
+        let word = |i: usize| [bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]];
+        let dim_in = u32::from_le_bytes(word(8)) as usize;
+        let dim_out = u32::from_le_bytes(word(12)) as usize;
+        let explained = f32::from_le_bytes(word(16));
+        let expected_len = dim_in
+            .checked_mul(dim_out)
+            .and_then(|f| f.checked_add(dim_in))
+            .and_then(|f| f.checked_mul(4))
+            .and_then(|b| b.checked_add(20));
+        if dim_in == 0 || dim_out == 0 || expected_len != Some(bytes.len()) {
+            return Err(bad("length does not match its dimensions"));
+        }
+        let values: Vec<f32> = bytes[20..]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        Ok(Projection {
+            dim_in,
+            dim_out,
+            mean: values[..dim_in].to_vec(),
+            basis: values[dim_in..].to_vec(),
+            explained,
+        })
+    }
+}
+
+fn descending(values: &nalgebra::DVector<f64>) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|&a, &b| values[b].total_cmp(&values[a]));
+    order
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Points near a 3-dimensional subspace of a 40-dimensional space, plus small noise.
+    fn low_rank_points(n: usize) -> Vec<Vec<f32>> {
+        let mut state = 99u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 33) as f32 / (1u64 << 31) as f32) - 0.5
+        };
+        let axes: Vec<Vec<f32>> = (0..3).map(|_| (0..40).map(|_| next()).collect()).collect();
+        (0..n)
+            .map(|_| {
+                let c: Vec<f32> = (0..3).map(|_| next() * 4.0).collect();
+                (0..40)
+                    .map(|j| 1.0 + (0..3).map(|a| c[a] * axes[a][j]).sum::<f32>() + next() * 0.01)
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn dist(a: &[f32], b: &[f32]) -> f32 {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y) * (x - y))
+            .sum::<f32>()
+            .sqrt()
+    }
+
+    #[test]
+    fn keeps_distances_of_low_rank_data_both_ways_of_fitting() {
+        // 30 < 40 dims fits through the Gram matrix, 300 through the covariance.
+        for n in [30, 300] {
+            let pts = low_rank_points(n);
+            let refs: Vec<&[f32]> = pts.iter().map(Vec::as_slice).collect();
+            let p = Projection::fit(&refs, 8).unwrap();
+            assert_eq!(p.dim_in(), 40);
+            assert!(p.explained() > 0.999, "{n}: {}", p.explained());
+            let proj: Vec<Vec<f32>> = pts.iter().map(|v| p.apply(v)).collect();
+            for i in 0..10 {
+                let (a, b) = (dist(&pts[i], &pts[i + 1]), dist(&proj[i], &proj[i + 1]));
+                assert!((a - b).abs() < 0.05 * a.max(0.1), "{n}: {a} vs {b}");
+            }
+            // Basis rows are orthonormal.
+            for r in 0..p.dim_out() {
+                for s in 0..p.dim_out() {
+                    let row = |k: usize| &p.basis[k * 40..(k + 1) * 40];
+                    let dot: f32 = row(r).iter().zip(row(s)).map(|(a, b)| a * b).sum();
+                    let want = if r == s { 1.0 } else { 0.0 };
+                    assert!((dot - want).abs() < 1e-3, "{n}: <{r},{s}> = {dot}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn nothing_to_fit_gives_none() {
+        let pts = low_rank_points(10);
+        let refs: Vec<&[f32]> = pts.iter().map(Vec::as_slice).collect();
+        assert!(Projection::fit(&refs, 40).is_none());
+        assert!(Projection::fit(&refs[..1], 8).is_none());
+        assert!(Projection::fit(&[], 8).is_none());
+    }
+
+    #[test]
+    fn bytes_round_trip_and_damage_is_an_error() {
+        let pts = low_rank_points(50);
+        let refs: Vec<&[f32]> = pts.iter().map(Vec::as_slice).collect();
+        let p = Projection::fit(&refs, 5).unwrap();
+        let bytes = p.to_bytes();
+        assert_eq!(Projection::from_bytes(&bytes).unwrap(), p);
+        assert!(Projection::from_bytes(&bytes[..bytes.len() - 1]).is_err());
+        assert!(
+            Projection::from_bytes(b"LKPCA\x01\0\0\xff\xff\xff\xff\xff\xff\xff\xff\0\0\0\0")
+                .is_err()
+        );
+        assert!(Projection::from_bytes(b"short").is_err());
+    }
+}
