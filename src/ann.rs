@@ -50,7 +50,7 @@ impl Distance<f32> for FusedL2 {
 pub const DEFAULT_PCA_DIMS: usize = 128;
 
 /// Candidates taken from the graph for exact re-ranking, whatever the number of results asked.
-pub const RERANK_DEPTH: usize = 64;
+pub const RERANK_DEPTH: usize = 32;
 
 /// Graph construction and search parameters.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -1,10 +1,11 @@
 //! Where an index lives: one folder per collection holding the SQLite database, the HNSW dump
 //! and the writer lock.
 
+use std::cell::OnceCell;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use crate::ann::{AnnIndex, DumpRecord, ann_dir, exact_search};
+use crate::ann::{AnnIndex, DumpRecord, RERANK_DEPTH, ann_dir, exact_search};
 use crate::error::{Error, Result};
 use crate::features::Fusion;
 use crate::store::Store;
@@ -37,31 +38,91 @@ pub enum SearchMode {
     Exact,
 }
 
-/// Fused vectors of every image, plus the ANN graph over them when one is available.
+/// The ANN graph over a collection's fused vectors, with the full vectors read from SQLite
+/// when needed: only the re-ranked candidates when the graph came from a current dump, all of
+/// them for exact search or when the graph had to be rebuilt in memory.
 pub struct SearchSpace {
     pub fusion: Fusion,
-    pub points: Vec<(i64, Vec<f32>)>,
     pub ann: Option<AnnIndex>,
     /// Why the graph is missing or was rebuilt in memory, for the user.
     pub note: Option<String>,
+    /// Every image's fused vector, sorted by id, once loaded.
+    points: OnceCell<Vec<(i64, Vec<f32>)>>,
 }
 
 impl SearchSpace {
-    /// The `k` nearest images to a fused query vector.
-    pub fn search(&self, query: &[f32], k: usize, mode: SearchMode) -> Vec<(i64, f32)> {
+    /// All fused vectors, sorted by id (read from SQLite on first use).
+    pub fn points(&self, store: &Store) -> Result<&[(i64, Vec<f32>)]> {
+        if let Some(p) = self.points.get() {
+            return Ok(p);
+        }
+        let loaded = load_points(store, &self.fusion)?;
+        Ok(self.points.get_or_init(|| loaded))
+    }
+
+    /// The `k` nearest images to a fused query vector, with exact distances.
+    pub fn search(
+        &self,
+        store: &Store,
+        query: &[f32],
+        k: usize,
+        mode: SearchMode,
+    ) -> Result<Vec<(i64, f32)>> {
         match (&self.ann, mode) {
-            (Some(ann), SearchMode::Hnsw) => ann.search_reranked(query, k, |id| self.vector_of(id)),
-            _ => exact_search(&self.points, query, k),
+            (Some(ann), SearchMode::Hnsw) => {
+                if let Some(points) = self.points.get() {
+                    return Ok(ann.search_reranked(query, k, |id| lookup(points, id)));
+                }
+                let candidates: Vec<i64> = ann
+                    .search(query, k.max(RERANK_DEPTH))
+                    .into_iter()
+                    .map(|h| h.0)
+                    .collect();
+                let full = self.vectors_of(store, &candidates)?;
+                Ok(ann.search_reranked(query, k, |id| lookup(&full, id)))
+            }
+            _ => Ok(exact_search(self.points(store)?, query, k)),
         }
     }
 
-    /// The stored fused vector of an image.
-    pub fn vector_of(&self, id: i64) -> Option<&[f32]> {
-        self.points
-            .binary_search_by_key(&id, |p| p.0)
-            .ok()
-            .map(|i| self.points[i].1.as_slice())
+    /// Fused vectors of the given images, sorted by id; ids without vectors are left out.
+    pub fn vectors_of(&self, store: &Store, ids: &[i64]) -> Result<Vec<(i64, Vec<f32>)>> {
+        if let Some(points) = self.points.get() {
+            return Ok(ids
+                .iter()
+                .filter_map(|&id| lookup(points, id).map(|v| (id, v.to_vec())))
+                .collect::<std::collections::BTreeMap<_, _>>()
+                .into_iter()
+                .collect());
+        }
+        let families = self.fusion.families();
+        Ok(store
+            .vectors_of(ids, &families)?
+            .into_iter()
+            .map(|(id, parts)| (id, self.fusion.fuse(&parts)))
+            .collect())
     }
+
+    /// The fused vector of one image.
+    pub fn vector_of(&self, store: &Store, id: i64) -> Result<Option<Vec<f32>>> {
+        Ok(self.vectors_of(store, &[id])?.pop().map(|p| p.1))
+    }
+}
+
+fn lookup(points: &[(i64, Vec<f32>)], id: i64) -> Option<&[f32]> {
+    points
+        .binary_search_by_key(&id, |p| p.0)
+        .ok()
+        .map(|i| points[i].1.as_slice())
+}
+
+fn load_points(store: &Store, fusion: &Fusion) -> Result<Vec<(i64, Vec<f32>)>> {
+    let families = fusion.families();
+    Ok(store
+        .vectors(&families)?
+        .into_iter()
+        .map(|(id, parts)| (id, fusion.fuse(&parts)))
+        .collect())
 }
 
 impl Collection {
@@ -134,12 +195,6 @@ impl Collection {
     /// Loads fused vectors and, when the dump on disk is current and intact, the HNSW graph.
     /// A stale, damaged or missing dump is not loaded: the graph is rebuilt in memory.
     pub fn search_space(&self, store: &Store, fusion: &Fusion) -> Result<SearchSpace> {
-        let families = fusion.families();
-        let points: Vec<(i64, Vec<f32>)> = store
-            .vectors(&families)?
-            .into_iter()
-            .map(|(id, parts)| (id, fusion.fuse(&parts)))
-            .collect();
         let record = self.dump_record(store)?;
         let version = store.data_version()?;
         let mut note = None;
@@ -171,14 +226,22 @@ impl Collection {
             }
             None => None,
         };
-        let ann = ann.or_else(|| {
-            (!points.is_empty()).then(|| AnnIndex::build(&points, crate::ann::AnnParams::default()))
-        });
+        let points = OnceCell::new();
+        let ann = match ann {
+            Some(ann) => Some(ann),
+            None => {
+                let loaded = load_points(store, fusion)?;
+                let ann = (!loaded.is_empty())
+                    .then(|| AnnIndex::build(&loaded, crate::ann::AnnParams::default()));
+                let _ = points.set(loaded);
+                ann
+            }
+        };
         Ok(SearchSpace {
             fusion: fusion.clone(),
-            points,
             ann,
             note,
+            points,
         })
     }
 
@@ -190,17 +253,13 @@ impl Collection {
         if let Some(rec) = self.dump_record(store)?
             && rec.data_version == version
             && rec.fusion == fusion.fingerprint()
+            && rec.params == crate::ann::AnnParams::default()
             && AnnIndex::verify(&dir, &rec).is_ok()
         {
             AnnIndex::remove_other_dumps(&dir, &rec.folder);
             return Ok(false);
         }
-        let families = fusion.families();
-        let points: Vec<(i64, Vec<f32>)> = store
-            .vectors(&families)?
-            .into_iter()
-            .map(|(id, parts)| (id, fusion.fuse(&parts)))
-            .collect();
+        let points = load_points(store, fusion)?;
         let ann = AnnIndex::build(&points, crate::ann::AnnParams::default());
         let rec = ann.dump(&dir, version, &fusion.fingerprint())?;
         let json = serde_json::to_string(&rec)

@@ -66,13 +66,13 @@ impl Searcher {
     /// Opens a collection read-only with the given fusion.
     pub fn open(collection: &Collection, fusion: &Fusion) -> Result<Searcher> {
         let store = collection.open_store_read_only()?;
-        let space = collection.search_space(&store, fusion)?;
-        if space.points.is_empty() {
+        if store.stats()?.images == 0 {
             return Err(Error::InvalidInput(format!(
                 "the index at {} holds no images yet: run `lookalike index DIR`",
                 collection.dir().display()
             )));
         }
+        let space = collection.search_space(&store, fusion)?;
         Ok(Searcher {
             store,
             space,
@@ -96,9 +96,9 @@ impl Searcher {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         if let Ok(abs) = std::fs::canonicalize(path)
             && let Some(id) = self.store.id_of_path(&abs)?
-            && let Some(v) = self.space.vector_of(id)
+            && let Some(v) = self.space.vector_of(&self.store, id)?
         {
-            return Ok((v.to_vec(), true));
+            return Ok((v, true));
         }
         let (_, rows) = extract_bytes(&bytes, path, decode, &self.registry)?;
         let (names, parts): (Vec<String>, Vec<Vec<f32>>) =
@@ -109,7 +109,7 @@ impl Searcher {
     /// The `k` nearest indexed images to a fused vector, with paths; deleted images never appear.
     pub fn nearest(&self, vector: &[f32], k: usize, mode: SearchMode) -> Result<Vec<Hit>> {
         // Ask for a few more in case some ids were deleted since the graph was built.
-        let raw = self.space.search(vector, k + 8, mode);
+        let raw = self.space.search(&self.store, vector, k + 8, mode)?;
         let ids: Vec<i64> = raw.iter().map(|h| h.0).collect();
         let paths = self.store.paths(&ids)?;
         Ok(raw
@@ -144,31 +144,37 @@ impl Searcher {
             } else {
                 None
             };
-            let first = self.space.search(&vector, cfg.qe.n + 1, mode);
-            let neighbours: Vec<&[f32]> = first
-                .iter()
-                .filter(|(id, _)| Some(*id) != own)
-                .filter_map(|(id, _)| self.space.vector_of(*id))
+            let first: Vec<i64> = self
+                .space
+                .search(&self.store, &vector, cfg.qe.n + 1, mode)?
+                .into_iter()
+                .map(|h| h.0)
+                .filter(|id| Some(*id) != own)
                 .collect();
-            cfg.qe.expand(&vector, neighbours)
+            let neighbours = self.space.vectors_of(&self.store, &first)?;
+            cfg.qe
+                .expand(&vector, neighbours.iter().map(|p| p.1.as_slice()))
         } else {
             vector
         };
         let mut hits = self.nearest(&vector, cfg.k, mode)?;
         if cfg.qe.enabled() {
-            // Expansion moves the query; exact duplicates of the example still come first.
-            let is_duplicate = |h: &Hit| {
-                self.space
-                    .vector_of(h.id)
-                    .is_some_and(|v| crate::ann::squared_l2(v, &original) < 1e-9)
-            };
-            hits.sort_by_key(|h| !is_duplicate(h));
-            for (i, h) in hits.iter_mut().enumerate() {
-                h.rank = i + 1;
-                // Report distances to the user's example, not to the expanded query.
-                if let Some(v) = self.space.vector_of(h.id) {
+            // Distances are reported to the user's example, not to the expanded query.
+            let ids: Vec<i64> = hits.iter().map(|h| h.id).collect();
+            let full: std::collections::HashMap<i64, Vec<f32>> = self
+                .space
+                .vectors_of(&self.store, &ids)?
+                .into_iter()
+                .collect();
+            for h in hits.iter_mut() {
+                if let Some(v) = full.get(&h.id) {
                     h.distance = crate::ann::squared_l2(v, &original).sqrt();
                 }
+            }
+            // Expansion moves the query; exact duplicates of the example still come first.
+            hits.sort_by_key(|h| h.distance >= 1e-4);
+            for (i, h) in hits.iter_mut().enumerate() {
+                h.rank = i + 1;
             }
         }
         Ok(QueryResult {

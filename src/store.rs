@@ -700,6 +700,47 @@ impl Store {
             .collect())
     }
 
+    /// Vectors of the given families for the given images, sorted by id; images missing a
+    /// family are left out.
+    pub fn vectors_of(&self, ids: &[i64], families: &[&str]) -> Result<Vec<(i64, Vec<Vec<f32>>)>> {
+        let mut unique = ids.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        let mut by_id: std::collections::BTreeMap<i64, Vec<Option<Vec<f32>>>> = Default::default();
+        // One statement per chunk of ids; SQLite allows far more than 64 parameters.
+        for chunk in unique.chunks(64) {
+            let marks = vec!["?"; chunk.len()].join(",");
+            let mut stmt = self
+                .conn
+                .prepare_cached(&format!(
+                    "SELECT image_id, family, vector FROM features WHERE image_id IN ({marks})"
+                ))
+                .map_err(|e| db(&self.path, e))?;
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(chunk), |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Vec<u8>>(2)?,
+                    ))
+                })
+                .map_err(|e| db(&self.path, e))?;
+            for row in rows {
+                let (id, fam, blob) = row.map_err(|e| db(&self.path, e))?;
+                if let Some(slot) = families.iter().position(|f| *f == fam) {
+                    by_id
+                        .entry(id)
+                        .or_insert_with(|| vec![None; families.len()])[slot] =
+                        Some(blob_to_vector(&blob));
+                }
+            }
+        }
+        Ok(by_id
+            .into_iter()
+            .filter_map(|(id, vs)| vs.into_iter().collect::<Option<Vec<_>>>().map(|v| (id, v)))
+            .collect())
+    }
+
     /// Absolute paths of the given image ids; ids no longer present are left out.
     pub fn paths(&self, ids: &[i64]) -> Result<HashMap<i64, PathBuf>> {
         let roots = self.roots()?;
