@@ -5,6 +5,7 @@
 //! from SQLite exactly like the graph it belongs to.
 
 use nalgebra::{DMatrix, SymmetricEigen};
+use ndarray::{Array1, Array2};
 
 use crate::error::{Error, Result};
 
@@ -43,34 +44,38 @@ impl Projection {
             }
         }
         mean.iter_mut().for_each(|m| *m /= n as f64);
-        let centred = DMatrix::<f64>::from_fn(n, dim_in, |r, c| sample[r][c] as f64 - mean[c]);
+        let centred =
+            Array2::<f64>::from_shape_fn((n, dim_in), |(r, c)| sample[r][c] as f64 - mean[c]);
+        let to_nalgebra = |m: Array2<f64>| {
+            let k = m.nrows();
+            DMatrix::<f64>::from_row_iterator(k, k, m.into_iter())
+        };
 
         // Eigen-decompose the smaller of the Gram (n x n) and covariance (d x d) matrices;
-        // both have the same non-zero eigenvalues.
+        // both have the same non-zero eigenvalues. Products go through ndarray's blocked GEMM.
         let (values, directions) = if n < dim_in {
-            let gram = &centred * centred.transpose();
-            let eig = SymmetricEigen::new(gram);
+            let eig = SymmetricEigen::new(to_nalgebra(centred.dot(&centred.t())));
             let order = descending(&eig.eigenvalues);
             let mut dirs = Vec::new();
             let mut vals = Vec::new();
             for &i in &order {
                 let lambda = eig.eigenvalues[i];
-                if lambda <= 0.0 {
-                    continue;
-                }
-                // v = X^T u / sqrt(lambda) is the matching unit covariance eigenvector.
-                let v = centred.transpose() * eig.eigenvectors.column(i) / lambda.sqrt();
                 vals.push(lambda);
-                dirs.push(v.iter().copied().collect::<Vec<f64>>());
+                // Only kept directions are needed: v = X^T u / sqrt(lambda).
+                if dirs.len() < max_dims && lambda > 0.0 {
+                    let u = Array1::from_iter(eig.eigenvectors.column(i).iter().copied());
+                    let v = centred.t().dot(&u) / lambda.sqrt();
+                    dirs.push(v.to_vec());
+                }
             }
             (vals, dirs)
         } else {
-            let cov = centred.transpose() * &centred;
-            let eig = SymmetricEigen::new(cov);
+            let eig = SymmetricEigen::new(to_nalgebra(centred.t().dot(&centred)));
             let order = descending(&eig.eigenvalues);
             let vals: Vec<f64> = order.iter().map(|&i| eig.eigenvalues[i]).collect();
             let dirs = order
                 .iter()
+                .take(max_dims)
                 .map(|&i| eig.eigenvectors.column(i).iter().copied().collect())
                 .collect();
             (vals, dirs)
@@ -79,7 +84,7 @@ impl Projection {
         let top = values.first().copied().unwrap_or(0.0);
         let keep = values
             .iter()
-            .take(max_dims)
+            .take(max_dims.min(directions.len()))
             .take_while(|v| **v > top * 1e-9)
             .count()
             .max(1);

@@ -223,7 +223,7 @@ impl FilterBank {
                 let cy = (y / cell).min(self.grid - 1);
                 for x in 0..n {
                     let cx = (x / cell).min(self.grid - 1);
-                    pooled[cy * self.grid + cx] += work[y * n + x].norm() * norm;
+                    pooled[cy * self.grid + cx] += work[y * n + x].norm_sqr().sqrt() * norm;
                 }
             }
         }

@@ -45,16 +45,30 @@ const P: usize = 8;
 /// Bins of one riu2 histogram.
 const BINS: usize = P + 2;
 
-fn bilinear(img: &Array2<f32>, y: f32, x: f32) -> f32 {
-    let (h, w) = img.dim();
-    let y = y.clamp(0.0, (h - 1) as f32);
-    let x = x.clamp(0.0, (w - 1) as f32);
-    let (y0, x0) = (y.floor() as usize, x.floor() as usize);
-    let (y1, x1) = ((y0 + 1).min(h - 1), (x0 + 1).min(w - 1));
-    let (ty, tx) = (y - y0 as f32, x - x0 as f32);
-    let top = img[[y0, x0]] * (1.0 - tx) + img[[y0, x1]] * tx;
-    let bottom = img[[y1, x0]] * (1.0 - tx) + img[[y1, x1]] * tx;
-    top * (1.0 - ty) + bottom * ty
+/// One circle neighbour relative to the centre pixel: interpolation corners and weights.
+struct Tap {
+    y0: isize,
+    x0: isize,
+    y1: isize,
+    x1: isize,
+    ty: f32,
+    tx: f32,
+}
+
+impl Tap {
+    fn new(dy: f32, dx: f32) -> Tap {
+        let (fy, fx) = (dy.floor(), dx.floor());
+        let (ty, tx) = (dy - fy, dx - fx);
+        // A zero weight needs no second corner (and it might lie outside the image).
+        Tap {
+            y0: fy as isize,
+            x0: fx as isize,
+            y1: fy as isize + isize::from(ty > 0.0),
+            x1: fx as isize + isize::from(tx > 0.0),
+            ty,
+            tx,
+        }
+    }
 }
 
 /// The riu2 code of an 8-bit circular pattern.
@@ -106,14 +120,27 @@ impl Extractor for LocalBinaryPatterns {
             }
             let base = ri * per_radius;
             let (ih, iw) = (h - 2 * margin, w - 2 * margin);
+            // Pixel centres are integers, so each neighbour's interpolation corners and weights
+            // are the same for every pixel: computed once (same arithmetic as `bilinear`).
+            let taps: Vec<Tap> = offsets.iter().map(|&(dy, dx)| Tap::new(dy, dx)).collect();
+            let data = img.as_standard_layout();
+            let px = data.as_slice().expect("standard layout");
+            let at = |y: isize, x: isize| px[y as usize * w + x as usize];
+            let cells_x: Vec<usize> = (margin..w - margin)
+                .map(|x| ((x - margin) * self.grid / iw).min(self.grid - 1))
+                .collect();
             for y in margin..h - margin {
                 let cy = ((y - margin) * self.grid / ih).min(self.grid - 1);
-                for x in margin..w - margin {
-                    let cx = ((x - margin) * self.grid / iw).min(self.grid - 1);
-                    let c = img[[y, x]] - self.tolerance;
+                for (x, &cx) in (margin..w - margin).zip(&cells_x) {
+                    let c = px[y * w + x] - self.tolerance;
+                    let (yi, xi) = (y as isize, x as isize);
                     let mut bits = 0u8;
-                    for (p, (dy, dx)) in offsets.iter().enumerate() {
-                        if bilinear(img, y as f32 + dy, x as f32 + dx) >= c {
+                    for (p, t) in taps.iter().enumerate() {
+                        let (y0, x0) = (yi + t.y0, xi + t.x0);
+                        let (y1, x1) = (yi + t.y1, xi + t.x1);
+                        let top = at(y0, x0) * (1.0 - t.tx) + at(y0, x1) * t.tx;
+                        let bottom = at(y1, x0) * (1.0 - t.tx) + at(y1, x1) * t.tx;
+                        if top * (1.0 - t.ty) + bottom * t.ty >= c {
                             bits |= 1 << p;
                         }
                     }
@@ -140,6 +167,78 @@ impl Extractor for LocalBinaryPatterns {
 
 #[cfg(test)]
 mod tests {
+
+    /// Direct per-pixel bilinear sampling: the reference the precomputed taps must match.
+    fn bilinear(img: &Array2<f32>, y: f32, x: f32) -> f32 {
+        let (h, w) = img.dim();
+        let y = y.clamp(0.0, (h - 1) as f32);
+        let x = x.clamp(0.0, (w - 1) as f32);
+        let (y0, x0) = (y.floor() as usize, x.floor() as usize);
+        let (y1, x1) = ((y0 + 1).min(h - 1), (x0 + 1).min(w - 1));
+        let (ty, tx) = (y - y0 as f32, x - x0 as f32);
+        let top = img[[y0, x0]] * (1.0 - tx) + img[[y0, x1]] * tx;
+        let bottom = img[[y1, x0]] * (1.0 - tx) + img[[y1, x1]] * tx;
+        top * (1.0 - ty) + bottom * ty
+    }
+
+    fn reference(lbp: &LocalBinaryPatterns, img: &Array2<f32>) -> Vec<f32> {
+        let (h, w) = img.dim();
+        let regions = 1 + lbp.grid * lbp.grid;
+        let mut out = vec![0.0f32; lbp.dim()];
+        for (ri, &r) in lbp.radii.iter().enumerate() {
+            let margin = r.ceil() as usize;
+            let (ih, iw) = (h - 2 * margin, w - 2 * margin);
+            for y in margin..h - margin {
+                let cy = ((y - margin) * lbp.grid / ih).min(lbp.grid - 1);
+                for x in margin..w - margin {
+                    let cx = ((x - margin) * lbp.grid / iw).min(lbp.grid - 1);
+                    let c = img[[y, x]] - lbp.tolerance;
+                    let mut bits = 0u8;
+                    for p in 0..P {
+                        let a = 2.0 * PI * p as f32 / P as f32;
+                        if bilinear(img, y as f32 - r * a.sin(), x as f32 + r * a.cos()) >= c {
+                            bits |= 1 << p;
+                        }
+                    }
+                    let base = ri * BINS * regions;
+                    out[base + riu2(bits)] += 1.0;
+                    out[base + BINS * (1 + cy * lbp.grid + cx) + riu2(bits)] += 1.0;
+                }
+            }
+        }
+        let cell_scale = 1.0 / ((lbp.grid * lbp.grid) as f32).sqrt();
+        for (i, block) in out.chunks_mut(BINS).enumerate() {
+            let scale = if i % regions == 0 { 1.0 } else { cell_scale };
+            let sum: f32 = block.iter().sum();
+            if sum > 0.0 {
+                block
+                    .iter_mut()
+                    .for_each(|v| *v = (*v / sum).sqrt() * scale);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn precomputed_taps_match_direct_bilinear_sampling() {
+        let mut state = 5u32;
+        let rgb = image::RgbImage::from_fn(83, 61, |x, y| {
+            state = state.wrapping_mul(1664525).wrapping_add(1013904223);
+            let v = ((x * 3 + y * 5) % 17 * 12) as u8 ^ (state >> 28) as u8;
+            image::Rgb([v, v / 2, 255 - v])
+        });
+        let input = FeatureInput::new(rgb);
+        let img = input.luma.clone();
+        let lbp = LocalBinaryPatterns::default();
+        let fast = lbp.extract(&input);
+        let slow = reference(&lbp, &img);
+        let worst = fast
+            .iter()
+            .zip(&slow)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst < 2e-3, "largest difference {worst}");
+    }
     use super::*;
     use image::{Rgb, RgbImage};
 
