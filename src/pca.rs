@@ -48,7 +48,7 @@ impl Projection {
             Array2::<f64>::from_shape_fn((n, dim_in), |(r, c)| sample[r][c] as f64 - mean[c]);
         let to_nalgebra = |m: Array2<f64>| {
             let k = m.nrows();
-            DMatrix::<f64>::from_row_iterator(k, k, m.into_iter())
+            DMatrix::<f64>::from_row_iterator(k, k, m)
         };
 
         // Eigen-decompose the smaller of the Gram (n x n) and covariance (d x d) matrices;

@@ -15,8 +15,6 @@
 
 use std::f32::consts::PI;
 
-use ndarray::Array2;
-
 use super::{Extractor, FeatureInput};
 
 /// Parameters of the LBP descriptor.
@@ -167,6 +165,7 @@ impl Extractor for LocalBinaryPatterns {
 
 #[cfg(test)]
 mod tests {
+    use ndarray::Array2;
 
     /// Direct per-pixel bilinear sampling: the reference the precomputed taps must match.
     fn bilinear(img: &Array2<f32>, y: f32, x: f32) -> f32 {
