@@ -123,26 +123,35 @@ impl Extractor for LocalBinaryPatterns {
             let taps: Vec<Tap> = offsets.iter().map(|&(dy, dx)| Tap::new(dy, dx)).collect();
             let data = img.as_standard_layout();
             let px = data.as_slice().expect("standard layout");
-            let at = |y: isize, x: isize| px[y as usize * w + x as usize];
-            let cells_x: Vec<usize> = (margin..w - margin)
-                .map(|x| ((x - margin) * self.grid / iw).min(self.grid - 1))
-                .collect();
-            for y in margin..h - margin {
-                let cy = ((y - margin) * self.grid / ih).min(self.grid - 1);
-                for (x, &cx) in (margin..w - margin).zip(&cells_x) {
-                    let c = px[y * w + x] - self.tolerance;
-                    let (yi, xi) = (y as isize, x as isize);
-                    let mut bits = 0u8;
-                    for (p, t) in taps.iter().enumerate() {
-                        let (y0, x0) = (yi + t.y0, xi + t.x0);
-                        let (y1, x1) = (yi + t.y1, xi + t.x1);
-                        let top = at(y0, x0) * (1.0 - t.tx) + at(y0, x1) * t.tx;
-                        let bottom = at(y1, x0) * (1.0 - t.tx) + at(y1, x1) * t.tx;
-                        if top * (1.0 - t.ty) + bottom * t.ty >= c {
-                            bits |= 1 << p;
-                        }
+            // One pass per neighbour over whole rows (vectorisable), setting that neighbour's
+            // bit in every pixel's code; then one histogram pass.
+            let mut codes = vec![0u8; ih * iw];
+            for (p, t) in taps.iter().enumerate() {
+                let row_at = |y: usize, dy: isize, dx: isize| {
+                    let start = (y as isize + dy) as usize * w + (margin as isize + dx) as usize;
+                    &px[start..start + iw]
+                };
+                for y in margin..h - margin {
+                    let (a, b) = (row_at(y, t.y0, t.x0), row_at(y, t.y0, t.x1));
+                    let (c, d) = (row_at(y, t.y1, t.x0), row_at(y, t.y1, t.x1));
+                    let centre = row_at(y, 0, 0);
+                    let out_row = &mut codes[(y - margin) * iw..(y - margin + 1) * iw];
+                    for i in 0..iw {
+                        let top = a[i] * (1.0 - t.tx) + b[i] * t.tx;
+                        let bottom = c[i] * (1.0 - t.tx) + d[i] * t.tx;
+                        let v = top * (1.0 - t.ty) + bottom * t.ty;
+                        out_row[i] |= u8::from(v >= centre[i] - self.tolerance) << p;
                     }
-                    let code = riu2(bits);
+                }
+            }
+            let table: [u8; 256] = std::array::from_fn(|bits| riu2(bits as u8) as u8);
+            let cells_x: Vec<usize> = (0..iw)
+                .map(|x| (x * self.grid / iw).min(self.grid - 1))
+                .collect();
+            for (row, y) in codes.chunks_exact(iw).zip(0..) {
+                let cy = (y * self.grid / ih).min(self.grid - 1);
+                for (&bits, &cx) in row.iter().zip(&cells_x) {
+                    let code = table[bits as usize] as usize;
                     out[base + code] += 1.0;
                     out[base + BINS * (1 + cy * self.grid + cx) + code] += 1.0;
                 }
