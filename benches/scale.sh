@@ -1,49 +1,80 @@
 #!/usr/bin/env bash
-# Speed and scale, end to end, with generated inputs (issue 6). Reports index throughput,
-# peak RSS, re-index time, query latency, ANN recall and ANN-at-scale figures, and, in the same
-# run, czkawka_cli on the same JPEGs so that the comparison is a ratio from one invocation.
-# Usage: benches/scale.sh [CAMERA_JPEGS=40] [SMALL_IMAGES=5000] [ANN_VECTORS=100000]
-# Needs: /usr/bin/time; optional czkawka_cli on PATH (cargo install czkawka_cli).
+# Speed and scale, end to end, with generated inputs (issue 6). In one run:
+#  1. camera-sized JPEGs (4000x3000 q92 with grain): lookalike, czkawka_cli before and after it
+#     (ratio against their mean), and peer_baseline.py's Python pipelines where a venv is given;
+#  2. small 384x256 JPEGs: index throughput and peak RSS;
+#  3. a collection of COLLECTION generated 160x120 variants: index, re-index with nothing
+#     changed, index load, query latency with and without decoding the example, HNSW recall@10;
+#  4. the ANN alone on ANN_VECTORS clustered vectors at the graph's dimension (128: the index
+#     stores PCA projections of the 1594-float fused vectors), and on 100,000 of the full
+#     fused dimension (projected by the same PCA path as the index).
+# Usage: benches/scale.sh [CAMERA_JPEGS=30] [SMALL=3000] [COLLECTION=100000] [ANN_VECTORS=1000000]
+# Needs /usr/bin/time; optional: czkawka_cli on PATH (cargo install czkawka_cli), and
+# PEER_PY=/path/to/python with numpy, opencv-python-headless, hnswlib, imagehash, pillow.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-NCAM=${1:-40}; NSMALL=${2:-5000}; NANN=${3:-100000}
+NCAM=${1:-30}; NSMALL=${2:-3000}; NCOLL=${3:-100000}; NANN=${4:-1000000}
 WORK=${SCALE_WORK:-/tmp/lookalike-scale}
 mkdir -p "$WORK"
 cargo build --release -q --examples --bin lookalike
 BIN=target/release/lookalike; EX=target/release/examples
 rss() { grep "Maximum resident" "$1" | awk '{printf "%.0f MB", $6/1024}'; }
+rate() { python3 -c "import json,sys;s=json.load(open('$1'));n=s['new']+s['updated'];print(f\"{n} images in {s['elapsed_secs']:.2f} s = {n/s['elapsed_secs']:.1f} images/s\")"; }
+czkawka() {
+  local start end
+  start=$(date +%s.%N)
+  /usr/bin/time -v czkawka_cli image -d "$WORK/camera" -H -N -M -W > /dev/null 2> "$WORK/czk.time" || true
+  end=$(date +%s.%N)
+  python3 -c "print(f'{$NCAM/($end-$start):.2f}')"
+}
 
-echo "== corpus: $NCAM camera JPEGs 4000x3000 q92 with grain, $NSMALL small 384x256"
+echo "== corpus: $NCAM camera JPEGs 4000x3000 q92 with grain, $NSMALL small 384x256, $NCOLL at 160x120"
 $EX/make_corpus "$WORK/camera" "$NCAM" 4000 3000 92
 $EX/make_corpus "$WORK/small" "$NSMALL" 384 256 90
+$EX/make_corpus "$WORK/collection" "$NCOLL" 160 120 90
 
-echo "== camera JPEGs: lookalike index"
+echo "== 1. camera JPEGs"
+if command -v czkawka_cli >/dev/null; then
+  CZ1=$(czkawka); echo "czkawka_cli image (2 threads, cache off), before: $CZ1 images/s, peak RSS $(rss "$WORK/czk.time")"
+fi
 rm -rf "$WORK/idx-cam"
 /usr/bin/time -v $BIN -q --index-dir "$WORK/idx-cam" index "$WORK/camera" --json > "$WORK/cam.json" 2> "$WORK/cam.time"
-python3 -c "import json;s=json.load(open('$WORK/cam.json'));print(f\"lookalike: {s['new']} images in {s['elapsed_secs']:.2f} s = {s['new']/s['elapsed_secs']:.1f} images/s\")"
-echo "peak RSS $(rss "$WORK/cam.time")"
+echo "lookalike index: $(rate "$WORK/cam.json"), peak RSS $(rss "$WORK/cam.time")"
 if command -v czkawka_cli >/dev/null; then
-  echo "== camera JPEGs: czkawka_cli image (same files, cache off)"
-  start=$(date +%s.%N)
-  /usr/bin/time -v czkawka_cli image -d "$WORK/camera" -H > /dev/null 2> "$WORK/czk.time" || true
-  end=$(date +%s.%N)
-  python3 -c "t=$end-$start; print(f'czkawka_cli: $NCAM images in {t:.2f} s = {$NCAM/t:.1f} images/s')"
-  echo "peak RSS $(rss "$WORK/czk.time")"
+  CZ2=$(czkawka); echo "czkawka_cli image, after: $CZ2 images/s"
+  python3 -c "import json;s=json.load(open('$WORK/cam.json'));r=(s['new'])/s['elapsed_secs'];print(f'ratio lookalike / czkawka_cli (mean of both runs): {r/(($CZ1+$CZ2)/2):.2f}x')"
 else
   echo "czkawka_cli not on PATH: no ratio (cargo install czkawka_cli)"
 fi
+if [ -n "${PEER_PY:-}" ]; then
+  mkdir -p "$WORK/camera-ds/images"
+  printf 'filename\tlabel\n' > "$WORK/camera-ds/groundtruth.tsv"
+  i=0
+  for f in $(find "$WORK/camera" -name '*.jpg' | sort); do
+    ln -sf "$f" "$WORK/camera-ds/images/$(basename "$f")"
+    printf '%s\t%d\n' "$(basename "$f")" "$i" >> "$WORK/camera-ds/groundtruth.tsv"; i=$((i+1))
+  done
+  echo "peer_baseline.py on the same JPEGs (its own throughput lines):"
+  "$PEER_PY" ../shared/tools/peer_baseline.py "$WORK/camera-ds" 2>&1 | sed 's/^/  /'
+fi
 
-echo "== small images: index, re-index"
+echo "== 2. small 384x256 JPEGs"
 rm -rf "$WORK/idx-small"
 /usr/bin/time -v $BIN -q --index-dir "$WORK/idx-small" index "$WORK/small" --json > "$WORK/small.json" 2> "$WORK/small.time"
-python3 -c "import json;s=json.load(open('$WORK/small.json'));print(f\"index: {s['new']} images in {s['elapsed_secs']:.2f} s = {s['new']/s['elapsed_secs']:.1f} images/s\")"
-echo "peak RSS $(rss "$WORK/small.time")"
-$BIN -q --index-dir "$WORK/idx-small" index "$WORK/small" --json > "$WORK/small2.json"
-python3 -c "import json;s=json.load(open('$WORK/small2.json'));print(f\"re-index, nothing changed: {s['unchanged']} unchanged in {s['elapsed_secs']:.3f} s\")"
+echo "index: $(rate "$WORK/small.json"), peak RSS $(rss "$WORK/small.time")"
 
-echo "== query latency (in process)"
-$EX/query_latency "$WORK/idx-small" 200
+echo "== 3. collection of $NCOLL images"
+rm -rf "$WORK/idx-coll"
+/usr/bin/time -v $BIN -q --index-dir "$WORK/idx-coll" index "$WORK/collection" --json > "$WORK/coll.json" 2> "$WORK/coll.time"
+echo "index: $(rate "$WORK/coll.json"), peak RSS $(rss "$WORK/coll.time")"
+/usr/bin/time -v $BIN -q --index-dir "$WORK/idx-coll" index "$WORK/collection" --json > "$WORK/coll2.json" 2> "$WORK/coll2.time"
+python3 -c "import json;s=json.load(open('$WORK/coll2.json'));print(f\"re-index, nothing changed: {s['unchanged']} unchanged in {s['elapsed_secs']:.2f} s (HNSW rebuilt: {s['ann_rebuilt']})\")"
+echo "re-index peak RSS $(rss "$WORK/coll2.time")"
+$BIN --index-dir "$WORK/idx-coll" status | grep hnsw
+$EX/query_latency "$WORK/idx-coll" 300
 
-echo "== ANN alone: $NANN vectors"
-/usr/bin/time -v $EX/ann_scale "$NANN" 1594 500 2> "$WORK/ann.time"
-echo "process peak RSS $(rss "$WORK/ann.time")"
+echo "== 4. ANN alone"
+/usr/bin/time -v $EX/ann_scale "$NANN" 128 500 2> "$WORK/ann.time"
+echo "process peak RSS $(rss "$WORK/ann.time") (includes the benchmark's own copy of the vectors)"
+/usr/bin/time -v $EX/ann_scale 100000 1594 500 2> "$WORK/ann2.time"
+echo "process peak RSS $(rss "$WORK/ann2.time")"

@@ -1,14 +1,17 @@
 //! A mutational fuzzer for the paths that take untrusted input: decode + feature extraction
-//! (mutated images from sample_data) and the parsers of user specifications (PSF specs, fusion
-//! weights, distortions). Runs for a set time; any panic that escapes, or a crash, is a bug.
+//! (mutated images from sample_data), the query path on whatever they yield (fusion, PCA
+//! projection, graph search, exact re-ranking), the projection file reader, and the parsers of
+//! user specifications (PSF specs, fusion weights, distortions). Runs for a set time; any panic that escapes, or a crash, is a bug.
 //! Failing inputs are written to `fuzz-crashes/` to become regression tests.
 //! Usage: fuzz [SECONDS=60] [SEED=1]
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use lookalike::ann::{AnnIndex, AnnParams, exact_search};
 use lookalike::decode::DecodeConfig;
 use lookalike::features::{Fusion, Registry};
+use lookalike::pca::Projection;
 
 struct Rng(u64);
 impl Rng {
@@ -98,6 +101,26 @@ fn main() {
         "jpeg:30",
         "crop:0.2",
     ];
+    // The query path: a small graph (with a PCA projection in front) over the seeds' vectors.
+    let fusion = Fusion::default();
+    let fused = |rows: Vec<lookalike::store::FeatureRow>| {
+        let (names, parts): (Vec<String>, Vec<Vec<f32>>) =
+            rows.into_iter().map(|r| (r.family, r.vector)).unzip();
+        fusion.fuse_named(&names, &parts)
+    };
+    let points: Vec<(i64, Vec<f32>)> = seeds
+        .iter()
+        .filter_map(|b| lookalike::index::extract_bytes(b, Path::new("seed"), &cfg, &registry).ok())
+        .enumerate()
+        .map(|(i, (_, rows))| (i as i64 + 1, fused(rows)))
+        .collect();
+    let params = AnnParams {
+        pca_dims: 16,
+        ..AnnParams::default()
+    };
+    let ann = AnnIndex::build(&points, params);
+    let projection_seed = ann.projection().expect("projected graph").to_bytes();
+    let lookup = |id: i64| Some(points[(id - 1) as usize].1.as_slice());
     let deadline = Instant::now() + Duration::from_secs(secs);
     let (mut runs, mut decoded, mut rejected) = (0u64, 0u64, 0u64);
     std::panic::set_hook(Box::new(|_| {}));
@@ -107,7 +130,14 @@ fn main() {
         let input = mutate(&mut rng, seed);
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             match lookalike::index::extract_bytes(&input, Path::new("fuzz.bin"), &cfg, &registry) {
-                Ok(_) => Ok(true),
+                Ok((_, rows)) => {
+                    // What `query` does with an outside example: fuse, graph search, re-rank.
+                    let q = fused(rows);
+                    let hits = ann.search_reranked(&q, 10, lookup);
+                    let exact = exact_search(&points, &q, 10);
+                    assert!(hits.len() == exact.len() && hits.iter().all(|h| h.1.is_finite()));
+                    Ok(true)
+                }
                 // Panics caught inside the library are reported as these errors: still bugs.
                 Err(e)
                     if e.to_string().contains("crashed")
@@ -134,6 +164,14 @@ fn main() {
                 std::fs::write(&name, &input).unwrap();
                 eprintln!("PANIC escaped decode/extract; input saved to {name}");
             }
+        }
+        // The projection file reader on mutated bytes: an error, never a panic.
+        let bytes = mutate(&mut rng, &projection_seed);
+        if std::panic::catch_unwind(|| Projection::from_bytes(&bytes)).is_err() {
+            std::fs::create_dir_all("fuzz-crashes").unwrap();
+            let name = format!("fuzz-crashes/projection-{runs}.bin");
+            std::fs::write(&name, &bytes).unwrap();
+            eprintln!("PANIC in Projection::from_bytes; input saved to {name}");
         }
         // Specification parsers on mutated text.
         let which = rng.below(specs.len());

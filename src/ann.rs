@@ -70,7 +70,7 @@ impl Default for AnnParams {
         AnnParams {
             max_connections: 24,
             ef_construction: 200,
-            ef_search: 128,
+            ef_search: 64,
             pca_dims: DEFAULT_PCA_DIMS,
         }
     }
@@ -133,12 +133,26 @@ impl AnnIndex {
     /// Builds the graph from points (inserted in parallel).
     /// Vectors longer than `params.pca_dims` are projected on a PCA fitted to these points.
     pub fn build(points: &[(i64, Vec<f32>)], params: AnnParams) -> AnnIndex {
+        let dim = points.first().map_or(0, |p| p.1.len());
         let refs: Vec<&[f32]> = points.iter().map(|p| p.1.as_slice()).collect();
-        let projection = Projection::fit(&refs, params.pca_dims);
-        let projected: Vec<Vec<f32>> = match &projection {
-            Some(p) => refs.par_iter().map(|v| p.apply(v)).collect(),
-            None => Vec::new(),
-        };
+        match Projection::fit(&refs, params.pca_dims) {
+            Some(p) => {
+                let projected: Vec<(i64, Vec<f32>)> =
+                    points.par_iter().map(|(id, v)| (*id, p.apply(v))).collect();
+                Self::build_projected(&projected, dim, Some(p), params)
+            }
+            None => Self::build_projected(points, dim, None, params),
+        }
+    }
+
+    /// Builds the graph over vectors already passed through `projection` (which takes vectors
+    /// of length `dim`); without a projection the vectors are used as they are.
+    pub fn build_projected(
+        points: &[(i64, Vec<f32>)],
+        dim: usize,
+        projection: Option<Projection>,
+        params: AnnParams,
+    ) -> AnnIndex {
         let n = points.len().max(1);
         // hnsw_rs only dumps graphs made with its maximum layer count.
         let layers = 16;
@@ -149,18 +163,10 @@ impl AnnIndex {
             params.ef_construction,
             FusedL2,
         );
-        let data: Vec<(&[f32], usize)> = if projection.is_some() {
-            projected
-                .iter()
-                .zip(points)
-                .map(|(v, (id, _))| (v.as_slice(), *id as usize))
-                .collect()
-        } else {
-            points
-                .iter()
-                .map(|(id, v)| (v.as_slice(), *id as usize))
-                .collect()
-        };
+        let data: Vec<(&[f32], usize)> = points
+            .iter()
+            .map(|(id, v)| (v.as_slice(), *id as usize))
+            .collect();
         if !data.is_empty() {
             hnsw.parallel_insert_slice(&data);
         }
@@ -169,7 +175,7 @@ impl AnnIndex {
         AnnIndex {
             hnsw,
             count: points.len(),
-            dim: points.first().map_or(0, |p| p.1.len()),
+            dim,
             projection,
             params,
         }
@@ -228,14 +234,7 @@ impl AnnIndex {
         k: usize,
         full: impl Fn(i64) -> Option<&'a [f32]>,
     ) -> Vec<(i64, f32)> {
-        let mut hits: Vec<(i64, f32)> = self
-            .search(query, k.max(RERANK_DEPTH))
-            .into_iter()
-            .filter_map(|(id, _)| full(id).map(|v| (id, squared_l2(v, query).sqrt())))
-            .collect();
-        hits.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
-        hits.truncate(k);
-        hits
+        rerank(query, &self.search(query, k.max(RERANK_DEPTH)), k, full)
     }
 
     /// Writes the graph into a new folder under `ann_dir` and returns what to record in SQLite.
@@ -378,6 +377,38 @@ impl AnnIndex {
             }
         }
     }
+}
+
+/// The `k` nearest of `candidates` to `query` by exact distance on the full vectors (`full`
+/// looks them up by id; candidates it does not know are dropped).
+pub fn rerank<'a>(
+    query: &[f32],
+    candidates: &[(i64, f32)],
+    k: usize,
+    full: impl Fn(i64) -> Option<&'a [f32]>,
+) -> Vec<(i64, f32)> {
+    let mut hits: Vec<(i64, f32)> = candidates
+        .iter()
+        .filter_map(|&(id, _)| full(id).map(|v| (id, squared_l2(v, query).sqrt())))
+        .collect();
+    hits.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+    hits.truncate(k);
+    hits
+}
+
+/// Dot product, written so the compiler vectorises it (eight independent accumulators).
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let chunks_a = a.chunks_exact(8);
+    let chunks_b = b.chunks_exact(8);
+    let (ra, rb) = (chunks_a.remainder(), chunks_b.remainder());
+    for (ca, cb) in chunks_a.zip(chunks_b) {
+        for i in 0..8 {
+            acc[i] += ca[i] * cb[i];
+        }
+    }
+    acc.iter().sum::<f32>() + ra.iter().zip(rb).map(|(x, y)| x * y).sum::<f32>()
 }
 
 /// Brute-force search: the `k` nearest of `points` to `query`, nearest first.

@@ -5,7 +5,7 @@ use std::cell::OnceCell;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use crate::ann::{AnnIndex, DumpRecord, RERANK_DEPTH, ann_dir, exact_search};
+use crate::ann::{AnnIndex, DumpRecord, RERANK_DEPTH, ann_dir, exact_search, rerank};
 use crate::error::{Error, Result};
 use crate::features::Fusion;
 use crate::store::Store;
@@ -73,13 +73,10 @@ impl SearchSpace {
                 if let Some(points) = self.points.get() {
                     return Ok(ann.search_reranked(query, k, |id| lookup(points, id)));
                 }
-                let candidates: Vec<i64> = ann
-                    .search(query, k.max(RERANK_DEPTH))
-                    .into_iter()
-                    .map(|h| h.0)
-                    .collect();
-                let full = self.vectors_of(store, &candidates)?;
-                Ok(ann.search_reranked(query, k, |id| lookup(&full, id)))
+                let candidates = ann.search(query, k.max(RERANK_DEPTH));
+                let ids: Vec<i64> = candidates.iter().map(|h| h.0).collect();
+                let full = self.vectors_of(store, &ids)?;
+                Ok(rerank(query, &candidates, k, |id| lookup(&full, id)))
             }
             _ => Ok(exact_search(self.points(store)?, query, k)),
         }
@@ -114,6 +111,41 @@ fn lookup(points: &[(i64, Vec<f32>)], id: i64) -> Option<&[f32]> {
         .binary_search_by_key(&id, |p| p.0)
         .ok()
         .map(|i| points[i].1.as_slice())
+}
+
+/// Builds the graph with bounded memory: one pass over SQLite gathers the PCA sample (every
+/// k-th image, as `Projection::fit` would pick), a second keeps only projected vectors.
+fn build_streaming(store: &Store, fusion: &Fusion) -> Result<AnnIndex> {
+    let params = crate::ann::AnnParams::default();
+    let families = fusion.families();
+    let n = store.stats()?.images as usize;
+    let step = n.div_ceil(crate::pca::MAX_FIT_SAMPLES).max(1);
+    let (mut sample, mut seen, mut dim) = (Vec::new(), 0usize, 0usize);
+    store.for_each_vector(&families, |_, parts| {
+        if seen % step == 0 {
+            let v = fusion.fuse(&parts);
+            dim = v.len();
+            sample.push(v);
+        }
+        seen += 1;
+        Ok(())
+    })?;
+    let refs: Vec<&[f32]> = sample.iter().map(Vec::as_slice).collect();
+    let projection = crate::pca::Projection::fit(&refs, params.pca_dims);
+    drop(sample);
+    let mut points = Vec::with_capacity(n);
+    store.for_each_vector(&families, |id, parts| {
+        let v = fusion.fuse(&parts);
+        points.push((
+            id,
+            match &projection {
+                Some(p) => p.apply(&v),
+                None => v,
+            },
+        ));
+        Ok(())
+    })?;
+    Ok(AnnIndex::build_projected(&points, dim, projection, params))
 }
 
 fn load_points(store: &Store, fusion: &Fusion) -> Result<Vec<(i64, Vec<f32>)>> {
@@ -259,8 +291,7 @@ impl Collection {
             AnnIndex::remove_other_dumps(&dir, &rec.folder);
             return Ok(false);
         }
-        let points = load_points(store, fusion)?;
-        let ann = AnnIndex::build(&points, crate::ann::AnnParams::default());
+        let ann = build_streaming(store, fusion)?;
         let rec = ann.dump(&dir, version, &fusion.fingerprint())?;
         let json = serde_json::to_string(&rec)
             .map_err(|e| Error::InvalidInput(format!("cannot record dump: {e}")))?;

@@ -127,7 +127,7 @@ impl Projection {
         let centred: Vec<f32> = v.iter().zip(&self.mean).map(|(x, m)| x - m).collect();
         self.basis
             .chunks_exact(self.dim_in)
-            .map(|row| row.iter().zip(&centred).map(|(a, b)| a * b).sum())
+            .map(|row| crate::ann::dot(row, &centred))
             .collect()
     }
 

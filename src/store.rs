@@ -671,7 +671,21 @@ impl Store {
     /// Every image id with the vectors of the requested families, in id order.
     /// Images missing one of the families are skipped.
     pub fn vectors(&self, families: &[&str]) -> Result<Vec<(i64, Vec<Vec<f32>>)>> {
-        let mut by_id: std::collections::BTreeMap<i64, Vec<Option<Vec<f32>>>> = Default::default();
+        let mut out = Vec::new();
+        self.for_each_vector(families, |id, parts| {
+            out.push((id, parts));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Streams the vectors of the given families image by image, in id order, without holding
+    /// more than one image's rows; images missing a family are skipped.
+    pub fn for_each_vector(
+        &self,
+        families: &[&str],
+        mut f: impl FnMut(i64, Vec<Vec<f32>>) -> Result<()>,
+    ) -> Result<()> {
         let mut stmt = self
             .conn
             .prepare("SELECT image_id, family, vector FROM features ORDER BY image_id")
@@ -685,19 +699,28 @@ impl Store {
                 ))
             })
             .map_err(|e| db(&self.path, e))?;
+        let mut current: Option<(i64, Vec<Option<Vec<f32>>>)> = None;
+        let mut flush = |done: Option<(i64, Vec<Option<Vec<f32>>>)>| -> Result<()> {
+            if let Some((id, parts)) = done
+                && let Some(parts) = parts.into_iter().collect::<Option<Vec<_>>>()
+            {
+                f(id, parts)?;
+            }
+            Ok(())
+        };
         for row in rows {
             let (id, fam, blob) = row.map_err(|e| db(&self.path, e))?;
-            if let Some(slot) = families.iter().position(|f| *f == fam) {
-                let entry = by_id
-                    .entry(id)
-                    .or_insert_with(|| vec![None; families.len()]);
-                entry[slot] = Some(blob_to_vector(&blob));
+            if current.as_ref().is_none_or(|c| c.0 != id) {
+                flush(current.take())?;
+                current = Some((id, vec![None; families.len()]));
+            }
+            if let Some(slot) = families.iter().position(|f| *f == fam)
+                && let Some(c) = current.as_mut()
+            {
+                c.1[slot] = Some(blob_to_vector(&blob));
             }
         }
-        Ok(by_id
-            .into_iter()
-            .filter_map(|(id, vs)| vs.into_iter().collect::<Option<Vec<_>>>().map(|v| (id, v)))
-            .collect())
+        flush(current)
     }
 
     /// Vectors of the given families for the given images, sorted by id; images missing a
