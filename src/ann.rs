@@ -19,24 +19,32 @@ pub const PROJECTION_FILE: &str = "projection.bin";
 #[derive(Debug, Default, Clone, Copy)]
 pub struct FusedL2;
 
-/// Squared Euclidean distance between two equal-length vectors.
-#[inline]
-pub fn squared_l2(a: &[f32], b: &[f32]) -> f32 {
+/// `sum f(a_i, b_i)` over two equal-length vectors, in eight independent accumulators so the
+/// compiler vectorises it.
+#[inline(always)]
+fn lanes8(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
     let mut acc = [0.0f32; 8];
     let chunks_a = a.chunks_exact(8);
     let chunks_b = b.chunks_exact(8);
     let (ra, rb) = (chunks_a.remainder(), chunks_b.remainder());
     for (ca, cb) in chunks_a.zip(chunks_b) {
         for i in 0..8 {
-            let d = ca[i] - cb[i];
-            acc[i] += d * d;
+            acc[i] += f(ca[i], cb[i]);
         }
     }
-    let mut sum: f32 = acc.iter().sum();
-    for (x, y) in ra.iter().zip(rb) {
-        sum += (x - y) * (x - y);
-    }
-    sum
+    acc.iter().sum::<f32>() + ra.iter().zip(rb).map(|(x, y)| f(*x, *y)).sum::<f32>()
+}
+
+/// Squared Euclidean distance between two equal-length vectors.
+#[inline]
+pub fn squared_l2(a: &[f32], b: &[f32]) -> f32 {
+    lanes8(a, b, |x, y| (x - y) * (x - y))
+}
+
+/// Dot product of two equal-length vectors.
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    lanes8(a, b, |x, y| x * y)
 }
 
 impl Distance<f32> for FusedL2 {
@@ -394,21 +402,6 @@ pub fn rerank<'a>(
     hits.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
     hits.truncate(k);
     hits
-}
-
-/// Dot product, written so the compiler vectorises it (eight independent accumulators).
-#[inline]
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let chunks_a = a.chunks_exact(8);
-    let chunks_b = b.chunks_exact(8);
-    let (ra, rb) = (chunks_a.remainder(), chunks_b.remainder());
-    for (ca, cb) in chunks_a.zip(chunks_b) {
-        for i in 0..8 {
-            acc[i] += ca[i] * cb[i];
-        }
-    }
-    acc.iter().sum::<f32>() + ra.iter().zip(rb).map(|(x, y)| x * y).sum::<f32>()
 }
 
 /// Brute-force search: the `k` nearest of `points` to `query`, nearest first.

@@ -923,12 +923,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("lookalike.db");
         std::fs::copy(&fixture, &path).unwrap();
-        let before: Vec<(i64, String, Vec<u8>)> = {
-            let c = Connection::open(&path).unwrap();
-            let v: i64 = c
-                .query_row("PRAGMA user_version", [], |r| r.get(0))
-                .unwrap();
-            assert_eq!(v, 1, "the fixture must stay a v1 database");
+        // Every stored feature row, raw, straight from SQLite.
+        let rows = |path: &Path| -> Vec<(i64, String, Vec<u8>)> {
+            let c = Connection::open(path).unwrap();
             let mut st = c
                 .prepare("SELECT image_id, family, vector FROM features ORDER BY image_id, family")
                 .unwrap();
@@ -937,6 +934,12 @@ mod tests {
                 .collect::<std::result::Result<_, _>>()
                 .unwrap()
         };
+        let version: i64 = Connection::open(&path)
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 1, "the fixture must stay a v1 database");
+        let before = rows(&path);
         assert_eq!(before.len(), 16, "4 images x 4 families");
         let err = Store::open_read_only(&path).unwrap_err().to_string();
         assert!(
@@ -956,17 +959,7 @@ mod tests {
             Some("complete")
         );
         drop(store);
-        let after: Vec<(i64, String, Vec<u8>)> = {
-            let c = Connection::open(&path).unwrap();
-            let mut st = c
-                .prepare("SELECT image_id, family, vector FROM features ORDER BY image_id, family")
-                .unwrap();
-            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .unwrap()
-                .collect::<std::result::Result<_, _>>()
-                .unwrap()
-        };
-        assert_eq!(before, after);
+        assert_eq!(before, rows(&path));
         Store::open_read_only(&path).unwrap();
     }
 

@@ -157,18 +157,23 @@ impl Extractor for LocalBinaryPatterns {
                 }
             }
         }
-        // Each histogram to sum 1, square root; global and grid parts weigh equally.
-        let cell_scale = 1.0 / ((self.grid * self.grid) as f32).sqrt();
-        for (i, block) in out.chunks_mut(BINS).enumerate() {
-            let scale = if i % regions == 0 { 1.0 } else { cell_scale };
-            let sum: f32 = block.iter().sum();
-            if sum > 0.0 {
-                block
-                    .iter_mut()
-                    .for_each(|v| *v = (*v / sum).sqrt() * scale);
-            }
-        }
+        hellinger_blocks(&mut out, self.grid);
         out
+    }
+}
+
+/// Each histogram to sum 1, square root; the global and the grid parts weigh equally.
+fn hellinger_blocks(out: &mut [f32], grid: usize) {
+    let regions = 1 + grid * grid;
+    let cell_scale = 1.0 / ((grid * grid) as f32).sqrt();
+    for (i, block) in out.chunks_mut(BINS).enumerate() {
+        let scale = if i % regions == 0 { 1.0 } else { cell_scale };
+        let sum: f32 = block.iter().sum();
+        if sum > 0.0 {
+            block
+                .iter_mut()
+                .for_each(|v| *v = (*v / sum).sqrt() * scale);
+        }
     }
 }
 
@@ -214,16 +219,7 @@ mod tests {
                 }
             }
         }
-        let cell_scale = 1.0 / ((lbp.grid * lbp.grid) as f32).sqrt();
-        for (i, block) in out.chunks_mut(BINS).enumerate() {
-            let scale = if i % regions == 0 { 1.0 } else { cell_scale };
-            let sum: f32 = block.iter().sum();
-            if sum > 0.0 {
-                block
-                    .iter_mut()
-                    .for_each(|v| *v = (*v / sum).sqrt() * scale);
-            }
-        }
+        hellinger_blocks(&mut out, lbp.grid);
         out
     }
 
