@@ -118,7 +118,7 @@ fn lookup(points: &[(i64, Vec<f32>)], id: i64) -> Option<&[f32]> {
 fn build_streaming(store: &Store, fusion: &Fusion) -> Result<AnnIndex> {
     let params = crate::ann::AnnParams::default();
     let families = fusion.families();
-    let n = store.stats()?.images as usize;
+    let n = store.image_count()? as usize;
     let step = n.div_ceil(crate::pca::MAX_FIT_SAMPLES).max(1);
     let (mut sample, mut seen, mut dim) = (Vec::new(), 0usize, 0usize);
     store.for_each_vector(&families, |_, parts| {

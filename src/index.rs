@@ -383,11 +383,11 @@ fn index_pass(
             .cloned()
             .collect();
         store.forget_failures(&gone_failures)?;
-        let images = store.stats()?.images as usize;
+        let images = store.image_count()? as usize;
         progress(Progress::BuildingAnn { images });
         summary.ann_rebuilt = collection.refresh_ann(store, fusion)?;
     }
-    summary.total_images = store.stats()?.images as usize;
+    summary.total_images = store.image_count()? as usize;
     Ok(summary)
 }
 

@@ -66,7 +66,7 @@ impl Searcher {
     /// Opens a collection read-only with the given fusion.
     pub fn open(collection: &Collection, fusion: &Fusion) -> Result<Searcher> {
         let store = collection.open_store_read_only()?;
-        if store.stats()?.images == 0 {
+        if store.image_count()? == 0 {
             return Err(Error::InvalidInput(format!(
                 "the index at {} holds no images yet: run `lookalike index DIR`",
                 collection.dir().display()

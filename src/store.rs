@@ -808,6 +808,14 @@ impl Store {
         Ok(None)
     }
 
+    /// Number of indexed images (cheap, unlike `stats`, which scans every feature row).
+    pub fn image_count(&self) -> Result<u64> {
+        self.conn
+            .query_row("SELECT COUNT(*) FROM images", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(|e| db(&self.path, e))
+    }
+
     /// Summary counts for `status`.
     pub fn stats(&self) -> Result<StoreStats> {
         let count = |sql: &str| -> Result<u64> {
