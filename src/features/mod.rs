@@ -5,7 +5,6 @@ pub mod color;
 pub mod conv;
 pub mod deconv;
 pub mod lbp;
-pub mod lpq;
 
 use image::RgbImage;
 use ndarray::Array2;
@@ -70,7 +69,6 @@ impl Default for Registry {
                 Box::new(conv::FilterBank::default()),
                 Box::new(deconv::DeconvFeatures::default()),
                 Box::new(lbp::LocalBinaryPatterns::default()),
-                Box::new(lpq::PhaseQuantisation::default()),
             ],
         }
     }
