@@ -5,7 +5,7 @@ use std::cell::OnceCell;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use crate::ann::{AnnIndex, DumpRecord, RERANK_DEPTH, ann_dir, exact_search, rerank};
+use crate::ann::{AnnBuilder, AnnIndex, DumpRecord, RERANK_DEPTH, ann_dir, exact_search, rerank};
 use crate::error::{Error, Result};
 use crate::features::Fusion;
 use crate::store::Store;
@@ -133,19 +133,27 @@ fn build_streaming(store: &Store, fusion: &Fusion) -> Result<AnnIndex> {
     let refs: Vec<&[f32]> = sample.iter().map(Vec::as_slice).collect();
     let projection = crate::pca::Projection::fit(&refs, params.pca_dims);
     drop(sample);
-    let mut points = Vec::with_capacity(n);
+    // Batches go into the graph as they are read: only the graph holds every vector.
+    const BATCH: usize = 16_384;
+    let mut builder = AnnBuilder::new(n, dim, projection, params);
+    let mut batch = Vec::with_capacity(BATCH.min(n));
     store.for_each_vector(&families, |id, parts| {
         let v = fusion.fuse(&parts);
-        points.push((
+        batch.push((
             id,
-            match &projection {
+            match builder.projection() {
                 Some(p) => p.apply(&v),
                 None => v,
             },
         ));
+        if batch.len() == BATCH {
+            builder.insert(&batch);
+            batch.clear();
+        }
         Ok(())
     })?;
-    Ok(AnnIndex::build_projected(&points, dim, projection, params))
+    builder.insert(&batch);
+    Ok(builder.finish())
 }
 
 fn load_points(store: &Store, fusion: &Fusion) -> Result<Vec<(i64, Vec<f32>)>> {

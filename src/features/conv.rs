@@ -255,7 +255,7 @@ impl Extractor for FilterBank {
     }
 
     fn extract(&self, input: &FeatureInput) -> Vec<f32> {
-        self.describe(&input.luma)
+        input.bank_energies(self)
     }
 }
 

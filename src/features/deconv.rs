@@ -63,17 +63,26 @@ impl DeconvFeatures {
     /// Restored-plane bank energies and the blur estimate of a luminance plane.
     pub fn describe(&self, luma: &Array2<f32>) -> (Vec<f32>, BlurEstimate) {
         let (restored, est) = restore_for_features(luma);
-        let restored = resample_square(&restored, self.bank.size);
-        let restored = restored.mapv(|v| v.clamp(0.0, 1.0));
-        let mut v = self.bank.describe(&restored);
-        l2_normalize(&mut v);
-        v.extend(
-            blur_signature(&est)
-                .iter()
-                .map(|x| x * self.signature_scale),
-        );
-        (v, est)
+        let v = if est.is_blurred() {
+            self.bank
+                .describe(&restored_square(&restored, self.bank.size))
+        } else {
+            self.bank.describe(luma)
+        };
+        (self.finish(v, &est), est)
     }
+
+    /// Normalises bank energies and appends the blur signature.
+    fn finish(&self, mut v: Vec<f32>, est: &BlurEstimate) -> Vec<f32> {
+        l2_normalize(&mut v);
+        v.extend(blur_signature(est).iter().map(|x| x * self.signature_scale));
+        v
+    }
+}
+
+/// The restored plane resampled to the bank's square and clipped to the valid range.
+fn restored_square(restored: &Array2<f32>, size: usize) -> Array2<f32> {
+    resample_square(restored, size).mapv(|v| v.clamp(0.0, 1.0))
 }
 
 impl Extractor for DeconvFeatures {
@@ -101,7 +110,15 @@ impl Extractor for DeconvFeatures {
     }
 
     fn extract(&self, input: &FeatureInput) -> Vec<f32> {
-        self.describe(&input.luma).0
+        let (restored, est) = restore_for_features(&input.luma);
+        let v = if est.is_blurred() {
+            self.bank
+                .describe(&restored_square(&restored, self.bank.size))
+        } else {
+            // Restoration left the image alone: the plain bank's energies, shared with `conv`.
+            input.bank_energies(&self.bank)
+        };
+        self.finish(v, &est)
     }
 }
 
@@ -144,6 +161,32 @@ mod tests {
         let restored = dist(&a, &b);
         assert!(est.sigma > 1.0, "blur not seen: {est:?}");
         assert!(restored < plain, "restored {restored} vs plain {plain}");
+    }
+
+    #[test]
+    fn a_sharp_image_shares_the_conv_energies_and_matches_the_restored_path() {
+        let sharp = scene();
+        let rgb = image::RgbImage::from_fn(128, 128, |x, y| {
+            let v = (sharp[[y as usize, x as usize]] * 255.0).round() as u8;
+            image::Rgb([v, v, v])
+        });
+        let input = FeatureInput::new(rgb);
+        let deconv = DeconvFeatures::default();
+        let (_, est) = restore_for_features(&input.luma);
+        assert!(!est.is_blurred(), "{est:?}");
+        let conv = FilterBank::default().extract(&input);
+        let shared = deconv.extract(&input);
+        // What the restored path computes when restoration leaves the plane alone.
+        let direct = deconv.finish(
+            deconv
+                .bank
+                .describe(&restored_square(&input.luma, deconv.bank.size)),
+            &est,
+        );
+        assert_eq!(shared, direct);
+        let mut normalised = conv;
+        l2_normalize(&mut normalised);
+        assert_eq!(&shared[..normalised.len()], &normalised[..]);
     }
 
     #[test]

@@ -18,12 +18,31 @@ pub struct FeatureInput {
     pub rgb: RgbImage,
     /// Rec. 601 luma in [0, 1], rows x cols.
     pub luma: Array2<f32>,
+    /// Filter-bank energies of `luma`, kept for the next family that runs the same bank
+    /// (`deconv` on a sharp image runs exactly `conv`'s).
+    bank_energies: std::sync::OnceLock<(conv::FilterBank, Vec<f32>)>,
 }
 
 impl FeatureInput {
     pub fn new(rgb: RgbImage) -> Self {
         let luma = luma_plane(&rgb);
-        FeatureInput { rgb, luma }
+        FeatureInput {
+            rgb,
+            luma,
+            bank_energies: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// `bank.describe(&self.luma)`, computed once per input for the first bank asked.
+    pub fn bank_energies(&self, bank: &conv::FilterBank) -> Vec<f32> {
+        let (cached_bank, energies) = self
+            .bank_energies
+            .get_or_init(|| (bank.clone(), bank.describe(&self.luma)));
+        if cached_bank == bank {
+            energies.clone()
+        } else {
+            bank.describe(&self.luma)
+        }
     }
 }
 

@@ -218,8 +218,9 @@ impl Bins {
                 }
                 let ag = amp * g[r] as f64;
                 let s = ag + s2;
-                grad += n[r] as f64 * ag * (s - im[r] as f64) / (s * s);
-                fisher += n[r] as f64 * ag * ag / (s * s);
+                let w = n[r] as f64 * ag / (s * s);
+                grad += w * (s - im[r] as f64);
+                fisher += w * ag;
             }
             if fisher <= 0.0 {
                 break;
