@@ -44,22 +44,26 @@ pub fn rgb_to_hsv(r: u8, g: u8, b: u8) -> [f32; 3] {
     let delta = max - min;
     let v = max;
     let s = if max > 0.0 { delta / max } else { 0.0 };
+    // The wraps below are `rem_euclid` written out for the ranges that occur (same results,
+    // without a libm call per pixel): (g - b) / delta is in [-1, 1], the hue in [0, 1].
     let h = if delta <= 0.0 {
         0.0
     } else if max == r {
-        ((g - b) / delta).rem_euclid(6.0) / 6.0
+        let sector = (g - b) / delta;
+        (if sector < 0.0 { sector + 6.0 } else { sector }) / 6.0
     } else if max == g {
         ((b - r) / delta + 2.0) / 6.0
     } else {
         ((r - g) / delta + 4.0) / 6.0
     };
-    [h.rem_euclid(1.0), s, v]
+    [if h >= 1.0 { h - 1.0 } else { h }, s, v]
 }
 
 /// Two bins and weights for a value in [0, 1] on a linear (clamped) axis of `n` bins.
 fn linear_votes(x: f32, n: usize) -> [(usize, f32); 2] {
     let pos = (x * n as f32 - 0.5).clamp(0.0, (n - 1) as f32);
-    let lo = pos.floor() as usize;
+    // pos >= 0: truncation is the floor.
+    let lo = pos as usize;
     let hi = (lo + 1).min(n - 1);
     let t = pos - lo as f32;
     [(lo, 1.0 - t), (hi, t)]
@@ -67,9 +71,12 @@ fn linear_votes(x: f32, n: usize) -> [(usize, f32); 2] {
 
 /// Two bins and weights for a hue in [0, 1) on a circular axis of `n` bins.
 fn circular_votes(h: f32, n: usize) -> [(usize, f32); 2] {
-    let pos = (h * n as f32 - 0.5).rem_euclid(n as f32);
-    let lo = (pos.floor() as usize) % n;
-    let t = pos - pos.floor();
+    // h in [0, 1): the position is in [-0.5, n - 0.5), one wrap at most.
+    let pos = h * n as f32 - 0.5;
+    let pos = if pos < 0.0 { pos + n as f32 } else { pos };
+    let floor = pos as usize;
+    let lo = floor % n;
+    let t = pos - floor as f32;
     [(lo, 1.0 - t), ((lo + 1) % n, t)]
 }
 
