@@ -135,12 +135,14 @@ fn decode_inner(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<Decoded
 /// True when an end-of-image marker follows the last start-of-scan marker. Decoders pad a
 /// truncated scan with grey instead of failing; entropy-coded data cannot contain FF D9
 /// (byte stuffing), so a missing marker after the last scan means the file was cut short.
+/// Scanning back from the end, whichever of the two markers comes first decides: a whole
+/// file stops within its last bytes, only a truncated one is read back to its last scan.
 fn jpeg_has_end(bytes: &[u8]) -> bool {
-    let last_sos = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
-    match last_sos {
-        Some(pos) => bytes[pos..].windows(2).any(|w| w == [0xFF, 0xD9]),
-        None => false,
-    }
+    bytes
+        .windows(2)
+        .rev()
+        .find(|w| w[0] == 0xFF && (w[1] == 0xD9 || w[1] == 0xDA))
+        .is_some_and(|w| w[1] == 0xD9)
 }
 
 fn image_error(path: &Path, e: image::ImageError, cfg: &DecodeConfig) -> Error {
@@ -359,6 +361,33 @@ mod tests {
         let img = DynamicImage::ImageRgb8(RgbImage::from_pixel(64, 64, image::Rgb([1, 2, 3])));
         let full = png_bytes(&img);
         assert!(decode(&full[..full.len() / 2], Path::new("half.png"), &cfg).is_err());
+    }
+
+    #[test]
+    fn end_marker_must_follow_the_last_scan() {
+        // SOI, a thumbnail's own EOI, the main scan, then entropy data with a stuffed FF 00.
+        let head = [
+            0xFF, 0xD8, 0xFF, 0xD9, 0x00, 0xFF, 0xDA, 0x12, 0xFF, 0x00, 0x34,
+        ];
+        let whole = [&head[..], &[0xFF, 0xD9]].concat();
+        assert!(jpeg_has_end(&whole));
+        assert!(jpeg_has_end(&[&whole[..], b"trailing junk"].concat()));
+        assert!(
+            !jpeg_has_end(&head),
+            "the thumbnail's EOI comes before the scan"
+        );
+        assert!(!jpeg_has_end(&[0xFF, 0xD8, 0x01]));
+        let mut buf = Vec::new();
+        let img = DynamicImage::ImageRgb8(RgbImage::from_pixel(64, 48, image::Rgb([9, 8, 7])));
+        img.write_to(&mut Cursor::new(&mut buf), image::ImageFormat::Jpeg)
+            .unwrap();
+        assert!(jpeg_has_end(&buf));
+        let cut = &buf[..buf.len() - 2];
+        assert!(!jpeg_has_end(cut));
+        let e = decode(cut, Path::new("cut.jpg"), &DecodeConfig::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cut.jpg") && e.contains("truncated JPEG"), "{e}");
     }
 
     #[test]
