@@ -175,50 +175,65 @@ fn check_size(w: u32, h: u32, path: &Path, cfg: &DecodeConfig) -> Result<()> {
     Ok(())
 }
 
-/// JPEG fast path: the IDCT scales by 1/2, 1/4 or 1/8 so a camera photo is never decoded in full.
-/// Returns `None` for JPEG flavours it leaves to the general decoder (CMYK, 12-bit).
+/// JPEG fast path (libjpeg-turbo, via mozjpeg): the IDCT scales by 1/2, 1/4 or 1/8 so a camera
+/// photo is never decoded in full. Returns `None` for what it leaves to the general decoder:
+/// CMYK and YCCK, 12-bit and arithmetic coding, data libjpeg calls corrupt (even where it would
+/// only warn), and images whose whole-image buffers could pass `max_alloc`.
 fn decode_jpeg_scaled(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<Option<Decoded>> {
-    let mut dec = jpeg_decoder::Decoder::new(Cursor::new(bytes));
-    dec.set_max_decoding_buffer_size(cfg.max_alloc as usize);
-    if dec.read_info().is_err() {
-        return Ok(None);
+    // libjpeg reports errors by unwinding out of its callbacks; any of them means "not here".
+    match catch_unwind(AssertUnwindSafe(|| {
+        decode_jpeg_scaled_inner(bytes, path, cfg)
+    })) {
+        Ok(result) => result,
+        Err(_) => Ok(None),
     }
-    let Some(info) = dec.info() else {
+}
+
+fn decode_jpeg_scaled_inner(
+    bytes: &[u8],
+    path: &Path,
+    cfg: &DecodeConfig,
+) -> Result<Option<Decoded>> {
+    use mozjpeg::{ColorSpace, Marker};
+    let Ok(mut dec) = mozjpeg::Decompress::builder()
+        .with_err(strict_error_manager())
+        .with_markers(&[Marker::APP(1)])
+        .from_mem(bytes)
+    else {
         return Ok(None);
     };
-    let (w, h) = (u32::from(info.width), u32::from(info.height));
+    let (w, h) = (dec.width() as u32, dec.height() as u32);
     check_size(w, h, path, cfg)?;
+    // A progressive file keeps every coefficient (2 bytes each, up to 3 per pixel) in memory.
+    if u64::from(w) * u64::from(h) * 6 > cfg.max_alloc {
+        return Ok(None);
+    }
+    let colour = dec.color_space();
     if !matches!(
-        info.pixel_format,
-        jpeg_decoder::PixelFormat::L8 | jpeg_decoder::PixelFormat::RGB24
+        colour,
+        ColorSpace::JCS_GRAYSCALE | ColorSpace::JCS_YCbCr | ColorSpace::JCS_RGB
     ) {
         return Ok(None);
     }
-    let target = cfg.working_size.min(u32::from(u16::MAX)) as u16;
-    let (sw, sh) = match dec.scale(target, target) {
-        Ok(s) => s,
-        Err(_) => return Ok(None),
-    };
-    let pixels = match dec.decode() {
-        Ok(p) => p,
-        // Let the general decoder have a go and produce its own message.
-        Err(_) => return Ok(None),
-    };
-    let (sw, sh) = (u32::from(sw), u32::from(sh));
-    let rgb = match info.pixel_format {
-        jpeg_decoder::PixelFormat::L8 => {
-            let rgb: Vec<u8> = pixels.iter().flat_map(|&v| [v, v, v]).collect();
-            RgbImage::from_raw(sw, sh, rgb)
-        }
-        _ => RgbImage::from_raw(sw, sh, pixels),
-    };
-    let Some(rgb) = rgb else {
-        return Ok(None);
-    };
+    dec.scale(idct_scale(w, h, cfg.working_size));
     let orientation = dec
-        .exif_data()
+        .markers()
+        .find_map(|m| m.data.strip_prefix(b"Exif\0\0"))
         .and_then(Orientation::from_exif_chunk)
         .unwrap_or(Orientation::NoTransforms);
+    let Ok(mut started) = dec.rgb() else {
+        return Ok(None);
+    };
+    let (sw, sh) = (started.width() as u32, started.height() as u32);
+    let Ok(pixels) = started.read_scanlines::<u8>() else {
+        return Ok(None);
+    };
+    if started.finish().is_err() {
+        return Ok(None);
+    }
+    let Some(rgb) = RgbImage::from_raw(sw, sh, pixels) else {
+        return Ok(None);
+    };
     let mut img = DynamicImage::ImageRgb8(rgb);
     img.apply_orientation(orientation);
     let (width, height) = match orientation {
@@ -235,6 +250,41 @@ fn decode_jpeg_scaled(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<O
         width,
         height,
     }))
+}
+
+/// The IDCT scale numerator (of 8): the smallest of 1, 2, 4 that keeps the longer side at or
+/// above the working size, else 8 (no scaling).
+fn idct_scale(w: u32, h: u32, working_size: u32) -> u8 {
+    let longer = w.max(h);
+    [1u8, 2, 4]
+        .into_iter()
+        .find(|&n| (longer * u32::from(n)).div_ceil(8) >= working_size)
+        .unwrap_or(8)
+}
+
+/// libjpeg's standard error manager, except that warnings (corrupt data it would decode
+/// anyway, such as a bad Huffman code) unwind like errors. The crate's one `unsafe`: setting
+/// up a C struct the way libjpeg's own examples do.
+#[allow(unsafe_code)]
+fn strict_error_manager() -> mozjpeg_sys::jpeg_error_mgr {
+    extern "C-unwind" fn warnings_are_errors(
+        _cinfo: &mut mozjpeg_sys::jpeg_common_struct,
+        level: std::os::raw::c_int,
+    ) {
+        if level < 0 {
+            std::panic::resume_unwind(Box::new("corrupt JPEG data"));
+        }
+    }
+    extern "C-unwind" fn unwind_on_error(_cinfo: &mut mozjpeg_sys::jpeg_common_struct) {
+        std::panic::resume_unwind(Box::new("JPEG error"));
+    }
+    // SAFETY: jpeg_std_error only fills in the plain fields of the struct it is given; an
+    // all-zero jpeg_error_mgr (null pointers, zero counts) is a valid value to start from.
+    let mut err: mozjpeg_sys::jpeg_error_mgr = unsafe { std::mem::zeroed() };
+    unsafe { mozjpeg_sys::jpeg_std_error(&mut err) };
+    err.error_exit = Some(unwind_on_error);
+    err.emit_message = Some(warnings_are_errors);
+    err
 }
 
 /// Converts any colour type to 8-bit RGB, compositing transparency over white.
