@@ -138,7 +138,12 @@ fn main() {
     let truth = exact_top10(&corpus, n, &queries[..recall_queries]);
     let truth_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let mut ann = build(&corpus, n, AnnParams::default());
+    // The graph alone, re-ranked on full vectors: no database-side augmentation.
+    let params = AnnParams {
+        dba: 0,
+        ..AnnParams::default()
+    };
+    let mut ann = build(&corpus, n, params);
     let build_s = t.elapsed().as_secs_f64();
     println!(
         "ann_scale n={n} dim={dim} (graph dim {}): build {build_s:.1} s ({:.0} inserts/s), peak RSS {:.0} MB (exact top-10 of {recall_queries} queries: {truth_s:.1} s)",

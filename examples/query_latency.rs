@@ -42,18 +42,24 @@ fn main() {
         let mut tops = Vec::new();
         if mode == SearchMode::Exact {
             let t = Instant::now();
-            let n = searcher.space().points(searcher.store()).unwrap().len();
+            let n = searcher
+                .space()
+                .exact_points(searcher.store())
+                .unwrap()
+                .len();
             println!(
-                "exact search loads all {n} full vectors first: {:.2} s",
+                "exact search loads all {n} vectors first: {:.2} s",
                 t.elapsed().as_secs_f64()
             );
         }
         for id in &sample {
-            let v = searcher
-                .space()
-                .vector_of(searcher.store(), *id)
-                .unwrap()
-                .unwrap();
+            let v = searcher.space().embed(
+                &searcher
+                    .space()
+                    .vector_of(searcher.store(), *id)
+                    .unwrap()
+                    .unwrap(),
+            );
             let t = Instant::now();
             let hits = searcher.nearest(&v, 10, mode).unwrap();
             stored.push(t.elapsed().as_secs_f64() * 1e3);
@@ -69,7 +75,9 @@ fn main() {
             .unwrap();
             let (names, parts): (Vec<String>, Vec<Vec<f32>>) =
                 rows.into_iter().map(|r| (r.family, r.vector)).unzip();
-            let q = searcher.space().fusion.fuse_named(&names, &parts);
+            let q = searcher
+                .space()
+                .embed(&searcher.space().fusion.fuse_named(&names, &parts));
             let _ = searcher.nearest(&q, 10, mode).unwrap();
             decoded.push(t.elapsed().as_secs_f64() * 1e3);
         }

@@ -5,7 +5,9 @@ use std::cell::OnceCell;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use crate::ann::{AnnBuilder, AnnIndex, DumpRecord, RERANK_DEPTH, ann_dir, exact_search, rerank};
+use crate::ann::{
+    AnnBuilder, AnnIndex, DumpRecord, RERANK_DEPTH, ann_dir, exact_search, lookup, rerank,
+};
 use crate::error::{Error, Result};
 use crate::features::Fusion;
 use crate::store::Store;
@@ -38,9 +40,12 @@ pub enum SearchMode {
     Exact,
 }
 
-/// The ANN graph over a collection's fused vectors, with the full vectors read from SQLite
-/// when needed: only the re-ranked candidates when the graph came from a current dump, all of
-/// them for exact search or when the graph had to be rebuilt in memory.
+/// The ANN graph over a collection's fused vectors and the space searches rank in.
+///
+/// With an augmented graph (see `ann`), queries are mapped into the graph's space by
+/// [`SearchSpace::embed`] and ranked against the graph's own vectors, both for HNSW and exact
+/// search. With a plain graph (dumps written before augmentation existed), queries stay full
+/// fused vectors and the candidates are re-ranked on full vectors read from SQLite.
 pub struct SearchSpace {
     pub fusion: Fusion,
     pub ann: Option<AnnIndex>,
@@ -48,9 +53,36 @@ pub struct SearchSpace {
     pub note: Option<String>,
     /// Every image's fused vector, sorted by id, once loaded.
     points: OnceCell<Vec<(i64, Vec<f32>)>>,
+    /// The augmented graph's vectors, sorted by id, once read from it.
+    graph_points: OnceCell<Vec<(i64, Vec<f32>)>>,
 }
 
 impl SearchSpace {
+    fn augmented(&self) -> Option<&AnnIndex> {
+        self.ann.as_ref().filter(|a| a.is_augmented())
+    }
+
+    /// True when searches rank against augmented vectors (distances are then in that space).
+    pub fn is_augmented(&self) -> bool {
+        self.augmented().is_some()
+    }
+
+    /// A full fused vector (an example's) in the space searches rank in.
+    pub fn embed(&self, full: &[f32]) -> Vec<f32> {
+        match self.augmented() {
+            Some(ann) => ann.to_graph_space(full),
+            None => full.to_vec(),
+        }
+    }
+
+    /// What exact search scans: the augmented graph's vectors, else all full fused vectors.
+    pub fn exact_points(&self, store: &Store) -> Result<&[(i64, Vec<f32>)]> {
+        match self.augmented() {
+            Some(ann) => Ok(self.graph_points.get_or_init(|| ann.graph_points())),
+            None => self.points(store),
+        }
+    }
+
     /// All fused vectors, sorted by id (read from SQLite on first use).
     pub fn points(&self, store: &Store) -> Result<&[(i64, Vec<f32>)]> {
         if let Some(p) = self.points.get() {
@@ -60,7 +92,8 @@ impl SearchSpace {
         Ok(self.points.get_or_init(|| loaded))
     }
 
-    /// The `k` nearest images to a fused query vector, with exact distances.
+    /// The `k` nearest images to a query already [embedded](Self::embed), with exact distances
+    /// in the search space.
     pub fn search(
         &self,
         store: &Store,
@@ -68,6 +101,12 @@ impl SearchSpace {
         k: usize,
         mode: SearchMode,
     ) -> Result<Vec<(i64, f32)>> {
+        if let Some(ann) = self.augmented() {
+            return Ok(match mode {
+                SearchMode::Hnsw => ann.search_graph_space(query, k),
+                SearchMode::Exact => exact_search(self.exact_points(store)?, query, k),
+            });
+        }
         match (&self.ann, mode) {
             (Some(ann), SearchMode::Hnsw) => {
                 if let Some(points) = self.points.get() {
@@ -82,8 +121,21 @@ impl SearchSpace {
         }
     }
 
-    /// Fused vectors of the given images, sorted by id; ids without vectors are left out.
+    /// Vectors of the given images in the search space, sorted by id; ids without vectors are
+    /// left out.
     pub fn vectors_of(&self, store: &Store, ids: &[i64]) -> Result<Vec<(i64, Vec<f32>)>> {
+        if self.augmented().is_some() {
+            let points = self.exact_points(store)?;
+            return Ok(sorted_unique(ids)
+                .into_iter()
+                .filter_map(|id| lookup(points, id).map(|v| (id, v.to_vec())))
+                .collect());
+        }
+        self.full_vectors_of(store, ids)
+    }
+
+    /// Full fused vectors of the given images, sorted by id; ids without vectors are left out.
+    pub fn full_vectors_of(&self, store: &Store, ids: &[i64]) -> Result<Vec<(i64, Vec<f32>)>> {
         if let Some(points) = self.points.get() {
             return Ok(ids
                 .iter()
@@ -100,17 +152,17 @@ impl SearchSpace {
             .collect())
     }
 
-    /// The fused vector of one image.
+    /// The full fused vector of one image.
     pub fn vector_of(&self, store: &Store, id: i64) -> Result<Option<Vec<f32>>> {
-        Ok(self.vectors_of(store, &[id])?.pop().map(|p| p.1))
+        Ok(self.full_vectors_of(store, &[id])?.pop().map(|p| p.1))
     }
 }
 
-fn lookup(points: &[(i64, Vec<f32>)], id: i64) -> Option<&[f32]> {
-    points
-        .binary_search_by_key(&id, |p| p.0)
-        .ok()
-        .map(|i| points[i].1.as_slice())
+fn sorted_unique(ids: &[i64]) -> Vec<i64> {
+    let mut ids = ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
 }
 
 /// Builds the graph with bounded memory: one pass over SQLite gathers the PCA sample (every
@@ -282,6 +334,7 @@ impl Collection {
             ann,
             note,
             points,
+            graph_points: OnceCell::new(),
         })
     }
 

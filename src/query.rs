@@ -38,7 +38,8 @@ impl Default for QueryConfig {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Hit {
     pub rank: usize,
-    /// Fused-vector distance to the example (ranking may also use query expansion).
+    /// Fused-vector distance to the example (the ranking may also use query expansion and the
+    /// augmented vectors of the graph).
     pub distance: f32,
     pub path: PathBuf,
     pub id: i64,
@@ -106,7 +107,8 @@ impl Searcher {
         Ok((self.space.fusion.fuse_named(&names, &parts), false))
     }
 
-    /// The `k` nearest indexed images to a fused vector, with paths; deleted images never appear.
+    /// The `k` nearest indexed images to a vector in the search space (a fused vector passed
+    /// through [`SearchSpace::embed`]), with paths; deleted images never appear.
     pub fn nearest(&self, vector: &[f32], k: usize, mode: SearchMode) -> Result<Vec<Hit>> {
         // Ask for a few more in case some ids were deleted since the graph was built.
         let raw = self.space.search(&self.store, vector, k + 8, mode)?;
@@ -128,13 +130,13 @@ impl Searcher {
 
     /// Answers one query by example.
     pub fn query(&self, path: &Path, cfg: &QueryConfig) -> Result<QueryResult> {
-        let (vector, indexed) = self.example_vector(path, &cfg.decode)?;
+        let (example, indexed) = self.example_vector(path, &cfg.decode)?;
+        let vector = self.space.embed(&example);
         let mode = if self.space.ann.is_some() {
             cfg.mode
         } else {
             SearchMode::Exact
         };
-        let original = vector.clone();
         let vector = if cfg.qe.enabled() {
             // The example's own stored vector is not a neighbour to expand with.
             let own = if indexed {
@@ -158,17 +160,18 @@ impl Searcher {
             vector
         };
         let mut hits = self.nearest(&vector, cfg.k, mode)?;
-        if cfg.qe.enabled() {
-            // Distances are reported to the user's example, not to the expanded query.
+        if cfg.qe.enabled() || self.space.is_augmented() {
+            // Distances are reported to the user's example on full fused vectors, not to the
+            // expanded query nor to augmented vectors.
             let ids: Vec<i64> = hits.iter().map(|h| h.id).collect();
             let full: std::collections::HashMap<i64, Vec<f32>> = self
                 .space
-                .vectors_of(&self.store, &ids)?
+                .full_vectors_of(&self.store, &ids)?
                 .into_iter()
                 .collect();
             for h in hits.iter_mut() {
                 if let Some(v) = full.get(&h.id) {
-                    h.distance = crate::ann::squared_l2(v, &original).sqrt();
+                    h.distance = crate::ann::squared_l2(v, &example).sqrt();
                 }
             }
             // Expansion moves the query; exact duplicates of the example still come first.

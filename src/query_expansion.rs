@@ -46,6 +46,14 @@ impl QueryExpansion {
     where
         I: IntoIterator<Item = &'a [f32]>,
     {
+        self.expand_scaled(query, neighbours, 1.0)
+    }
+
+    /// [`expand`](Self::expand) with every neighbour's weight multiplied by `share`.
+    pub fn expand_scaled<'a, I>(&self, query: &[f32], neighbours: I, share: f32) -> Vec<f32>
+    where
+        I: IntoIterator<Item = &'a [f32]>,
+    {
         let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
         let qn = norm(query);
         let mut out = query.to_vec();
@@ -58,7 +66,7 @@ impl QueryExpansion {
                 continue;
             }
             let cos = query.iter().zip(x).map(|(a, b)| a * b).sum::<f32>() / (qn * xn);
-            let w = cos.max(0.0).powf(self.alpha);
+            let w = share * cos.max(0.0).powf(self.alpha);
             // Neighbours enter with the query's norm so the weights alone set their share.
             let s = w * qn / xn;
             out.iter_mut().zip(x).for_each(|(o, v)| *o += s * v);

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 
+use crate::ann::AnnParams;
 use crate::collection::Collection;
 use crate::crawl::CrawlConfig;
 use crate::error::{Error, Result};
@@ -73,6 +74,10 @@ pub struct EvalArgs {
     /// Exact search only.
     #[arg(long)]
     no_hnsw: bool,
+    /// Database-side augmentation: neighbours averaged into each stored vector, as `index`
+    /// builds the graph (0: rank the full vectors, as indexes made before it did).
+    #[arg(long, value_name = "N", default_value_t = crate::ann::DEFAULT_DBA)]
+    dba: usize,
     /// Seed for distortions and sampling.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -218,6 +223,10 @@ pub fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) -> Result
         query_distortion,
         seed: args.seed,
         qe: args.search.expansion(),
+        ann: AnnParams {
+            dba: args.dba,
+            ..AnnParams::default()
+        },
     };
     let runs = run_labelled(&gt, &items, &registry, &cfg)?;
 
@@ -349,6 +358,10 @@ fn distort_benchmark(
         sample: args.sample,
         seed: args.seed,
         hnsw: !args.no_hnsw,
+        ann: AnnParams {
+            dba: args.dba,
+            ..AnnParams::default()
+        },
     };
     let bar = super::progress_bar(quiet);
     bar.set_length(cfg.suite.len() as u64);

@@ -368,9 +368,15 @@ fn cmd_query(collection: &Collection, args: QueryArgs) -> Result<ExitCode> {
             .windows(2)
             .any(|w| w[1].distance < w[0].distance)
         {
-            eprintln!(
-                "note: ranked with query expansion, which also weighs the example's nearest neighbours; distances are to the example itself (--qe 0 ranks by distance alone)"
-            );
+            if searcher.space().is_augmented() {
+                eprintln!(
+                    "note: ranked against stored vectors averaged with their nearest neighbours (and with query expansion unless --qe 0); distances are to the example itself"
+                );
+            } else {
+                eprintln!(
+                    "note: ranked with query expansion, which also weighs the example's nearest neighbours; distances are to the example itself (--qe 0 ranks by distance alone)"
+                );
+            }
         }
         let mut out = std::io::stdout().lock();
         for hit in &result.hits {

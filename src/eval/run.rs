@@ -161,6 +161,9 @@ pub struct LabelledConfig {
     pub seed: u64,
     /// Query expansion applied after the first search (exact and HNSW alike).
     pub qe: QueryExpansion,
+    /// Graph settings; with `dba > 0` both exact and HNSW rows rank in the augmented space,
+    /// as `lookalike query` does.
+    pub ann: AnnParams,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -237,6 +240,9 @@ pub fn run_labelled(
             .iter()
             .map(|p| target.vector(&items.families, p))
             .collect();
+        let ann = (cfg.hnsw || cfg.ann.dba > 0).then(|| AnnIndex::build(&db, cfg.ann));
+        let (db, qv) = into_search_space(ann.as_ref(), db, qv);
+        let augmented = ann.as_ref().is_some_and(AnnIndex::is_augmented);
         let pos: HashMap<usize, usize> = db_ids.iter().enumerate().map(|(p, &i)| (i, p)).collect();
         // The query's own stored vector is never one of its expansion neighbours (as when the
         // example is not indexed); a distorted query may use its clean original.
@@ -283,26 +289,31 @@ pub fn run_labelled(
             query_ms_p95: None,
             rankings: exact_rankings,
         });
-        if !cfg.hnsw {
+        let Some(ann) = ann.filter(|_| cfg.hnsw) else {
             continue;
-        }
-        let ann = AnnIndex::build(&db, AnnParams::default());
+        };
         let full: HashMap<i64, &[f32]> = db.iter().map(|(id, v)| (*id, v.as_slice())).collect();
         let lookup = |id: i64| full.get(&id).copied();
+        let search = |q: &[f32], k: usize| {
+            if augmented {
+                ann.search_graph_space(q, k)
+            } else {
+                ann.search_reranked(q, k, lookup)
+            }
+        };
         let depth = cfg.hnsw_depth.max(10);
         let mut latencies = Vec::with_capacity(qv.len());
         let mut heads = Vec::with_capacity(qv.len());
         for (q, &qid) in qv.iter().zip(&queries) {
             let t = Instant::now();
             let hits = if cfg.qe.enabled() {
-                let first: Vec<usize> = ann
-                    .search_reranked(q, cfg.qe.n + 1, lookup)
+                let first: Vec<usize> = search(q, cfg.qe.n + 1)
                     .into_iter()
                     .map(|h| h.0 as usize)
                     .collect();
-                ann.search_reranked(&expand(q, qid, &first), depth, lookup)
+                search(&expand(q, qid, &first), depth)
             } else {
-                ann.search_reranked(q, depth, lookup)
+                search(q, depth)
             };
             latencies.push(t.elapsed().as_secs_f64() * 1e3);
             heads.push(hits.into_iter().map(|h| h.0 as usize).collect::<Vec<_>>());
@@ -344,6 +355,25 @@ pub fn run_labelled(
     Ok(runs)
 }
 
+/// Database vectors with their ids, sorted by id.
+type Points = Vec<(i64, Vec<f32>)>;
+
+/// Database and query vectors in the space searches rank in: an augmented graph's own vectors
+/// and projected queries, else the full vectors as they are.
+fn into_search_space(
+    ann: Option<&AnnIndex>,
+    db: Points,
+    queries: Vec<Vec<f32>>,
+) -> (Points, Vec<Vec<f32>>) {
+    match ann.filter(|a| a.is_augmented()) {
+        Some(a) => (
+            a.graph_points(),
+            queries.iter().map(|q| a.to_graph_space(q)).collect(),
+        ),
+        None => (db, queries),
+    }
+}
+
 /// All database items ordered by distance to `q` (ties by item id).
 fn exact_order(db: &[(i64, Vec<f32>)], q: &[f32]) -> Vec<usize> {
     let mut d: Vec<(f32, usize)> = db
@@ -363,6 +393,8 @@ pub struct DistortConfig {
     pub sample: usize,
     pub seed: u64,
     pub hnsw: bool,
+    /// Graph settings, as in [`LabelledConfig::ann`].
+    pub ann: AnnParams,
 }
 
 /// Where distorted copies of one distortion found their originals, for one target and mode.
@@ -405,7 +437,12 @@ pub fn run_distortions(
         .collect();
     let anns: Vec<Option<AnnIndex>> = dbs
         .iter()
-        .map(|db| cfg.hnsw.then(|| AnnIndex::build(db, AnnParams::default())))
+        .map(|db| (cfg.hnsw || cfg.ann.dba > 0).then(|| AnnIndex::build(db, cfg.ann)))
+        .collect();
+    let dbs: Vec<Vec<(i64, Vec<f32>)>> = dbs
+        .into_iter()
+        .zip(&anns)
+        .map(|(db, ann)| into_search_space(ann.as_ref(), db, Vec::new()).0)
         .collect();
     let mut out = Vec::new();
     for (step, d) in cfg.suite.iter().enumerate() {
@@ -423,6 +460,10 @@ pub fn run_distortions(
             for (&orig, p) in sample.iter().zip(&parts) {
                 let Some(p) = p else { continue };
                 let q = target.vector(&items.families, p);
+                let q = match ann.as_ref().filter(|a| a.is_augmented()) {
+                    Some(a) => a.to_graph_space(&q),
+                    None => q,
+                };
                 let d_orig = db
                     .iter()
                     .find(|(id, _)| *id as usize == orig)
@@ -436,12 +477,12 @@ pub fn run_distortions(
                     })
                     .count();
                 exact_ranks.push(better + 1);
-                if let Some(ann) = ann {
-                    let hits = ann.search_reranked(&q, 10, |id| {
-                        db.binary_search_by_key(&id, |p| p.0)
-                            .ok()
-                            .map(|i| db[i].1.as_slice())
-                    });
+                if let Some(ann) = ann.as_ref().filter(|_| cfg.hnsw) {
+                    let hits = if ann.is_augmented() {
+                        ann.search_graph_space(&q, 10)
+                    } else {
+                        ann.search_reranked(&q, 10, |id| crate::ann::lookup(db, id))
+                    };
                     let rank = hits
                         .iter()
                         .position(|h| h.0 as usize == orig)
