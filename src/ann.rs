@@ -83,6 +83,10 @@ pub const RERANK_DEPTH: usize = 32;
 /// in other objects; both shared sets gain (BENCHMARKS.md).
 pub const DEFAULT_DBA: usize = 2;
 
+/// Collections up to this size find augmentation neighbours by exact search (deterministic;
+/// 10,000 points cost about 10^10 multiply-adds), larger ones through the first graph.
+const EXACT_NEIGHBOURS_UP_TO: usize = 10_000;
+
 /// Neighbours enter an augmented vector at this share of the weight query expansion gives
 /// them. At full weight a stored vector drifts so far towards its neighbours that distorted
 /// copies stop finding it (wang, JPEG quality 30: recall@1 0.97 -> 0.94); at half weight the
@@ -298,12 +302,20 @@ impl AnnIndex {
         let augmented: Vec<(i64, Vec<f32>)> = points
             .par_iter()
             .map(|(id, v)| {
-                let neighbours = self
-                    .hnsw
-                    .search(v, k + 1, ef)
+                // Small collections find neighbours exactly, so evaluations are reproducible.
+                let near: Vec<i64> = if points.len() <= EXACT_NEIGHBOURS_UP_TO {
+                    exact_search(&points, v, k + 1)
+                        .iter()
+                        .map(|h| h.0)
+                        .collect()
+                } else {
+                    let hits = self.hnsw.search(v, k + 1, ef);
+                    hits.iter().map(|n| n.d_id as i64).collect()
+                };
+                let neighbours = near
                     .into_iter()
-                    .map(|n| n.d_id as i64)
                     .filter(|n| n != id)
+                    .take(k)
                     .filter_map(|n| lookup(&points, n));
                 (*id, rule.expand_scaled(v, neighbours, share))
             })
