@@ -294,6 +294,49 @@ fn damaged_hnsw_dump_is_detected_and_rebuilt() {
 }
 
 #[test]
+fn a_dump_from_before_augmentation_still_answers_and_is_rebuilt_by_the_next_index_run() {
+    let env = setup(&["gravel", "grass"]);
+    env.index_json(0);
+    // Make the recorded dump look like one written before augmentation existed.
+    let db = rusqlite::Connection::open(env.index.join("lookalike.db")).unwrap();
+    let json: String = db
+        .query_row("SELECT value FROM meta WHERE key = 'ann_dump'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let mut record: Value = serde_json::from_str(&json).unwrap();
+    let params = record["params"].as_object_mut().unwrap();
+    params.remove("dba");
+    params.remove("dba_share");
+    db.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'ann_dump'",
+        [record.to_string()],
+    )
+    .unwrap();
+    drop(db);
+    let status = env.cmd().args(["status"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&status.stdout).contains("no augmentation"));
+    let out = env
+        .cmd()
+        .args(["query", "--json"])
+        .arg(env.photos.join("grass/original.jpg"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let hits: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        hits["hits"][0]["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("grass/original.jpg")
+    );
+    let again = env.index_json(0);
+    assert!(again["ann_rebuilt"].as_bool().unwrap(), "{again}");
+    let status = env.cmd().args(["status"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&status.stdout).contains("averaged with 2 neighbours"));
+}
+
+#[test]
 fn eval_on_sample_groups_and_distortion_benchmark_end_to_end() {
     let env = setup(&["astronaut", "coffee", "rocket"]);
     // Folder-as-class: the three groups are the classes.

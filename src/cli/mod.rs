@@ -463,15 +463,23 @@ fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
                     let bytes = std::fs::read(path).ok()?;
                     crate::pca::Projection::from_bytes(&bytes).ok()
                 });
+                let augmentation = if r.params.dba > 0 {
+                    format!("; stored vectors averaged with {} neighbours", r.params.dba)
+                } else {
+                    "; no augmentation (the next `lookalike index` adds it)".to_string()
+                };
                 match projection {
                     Some(p) => format!(
-                        "current ({} images; {} dimensions, PCA to {} in the graph, {:.1}% of variance)",
+                        "current ({} images; {} dimensions, PCA to {} in the graph, {:.1}% of variance{augmentation})",
                         r.count,
                         r.dim,
                         p.dim_out(),
                         100.0 * p.explained()
                     ),
-                    None => format!("current ({} images, {} dimensions)", r.count, r.dim),
+                    None => format!(
+                        "current ({} images, {} dimensions{augmentation})",
+                        r.count, r.dim
+                    ),
                 }
             }
             Err(e) => format!("damaged ({e}); `lookalike index` rebuilds it"),
