@@ -6,7 +6,8 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use crate::ann::{
-    AnnBuilder, AnnIndex, DumpRecord, RERANK_DEPTH, ann_dir, exact_search, lookup, rerank,
+    AnnBuilder, AnnIndex, AnnParams, DumpRecord, RERANK_DEPTH, ann_dir, exact_search, lookup,
+    rerank,
 };
 use crate::error::{Error, Result};
 use crate::features::Fusion;
@@ -19,6 +20,7 @@ pub const INDEX_DIR_ENV: &str = "LOOKALIKE_INDEX";
 const DB_FILE: &str = "lookalike.db";
 const LOCK_FILE: &str = "index.lock";
 const DUMP_KEY: &str = "ann_dump";
+const DBA_KEY: &str = "ann_dba";
 
 /// A collection's folder.
 #[derive(Debug, Clone)]
@@ -167,8 +169,7 @@ fn sorted_unique(ids: &[i64]) -> Vec<i64> {
 
 /// Builds the graph with bounded memory: one pass over SQLite gathers the PCA sample (every
 /// k-th image, as `Projection::fit` would pick), a second keeps only projected vectors.
-fn build_streaming(store: &Store, fusion: &Fusion) -> Result<AnnIndex> {
-    let params = crate::ann::AnnParams::default();
+fn build_streaming(store: &Store, fusion: &Fusion, params: AnnParams) -> Result<AnnIndex> {
     let families = fusion.families();
     let n = store.image_count()? as usize;
     let step = n.div_ceil(crate::pca::MAX_FIT_SAMPLES).max(1);
@@ -277,6 +278,24 @@ impl Collection {
         Store::open_read_only(&self.db_path())
     }
 
+    /// Graph parameters of this collection: the defaults, with the augmentation recorded by
+    /// `index --dba` if any.
+    pub fn ann_params(&self, store: &Store) -> Result<AnnParams> {
+        let dba = store
+            .meta(DBA_KEY)?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(crate::ann::DEFAULT_DBA);
+        Ok(AnnParams {
+            dba,
+            ..AnnParams::default()
+        })
+    }
+
+    /// Records how many neighbours the graph averages into each stored vector (0: none).
+    pub fn set_dba(&self, store: &mut Store, neighbours: usize) -> Result<()> {
+        store.set_meta(&[(DBA_KEY, neighbours.to_string())])
+    }
+
     /// The dump record kept in SQLite, if any.
     pub fn dump_record(&self, store: &Store) -> Result<Option<DumpRecord>> {
         Ok(store
@@ -323,8 +342,8 @@ impl Collection {
             Some(ann) => Some(ann),
             None => {
                 let loaded = load_points(store, fusion)?;
-                let ann = (!loaded.is_empty())
-                    .then(|| AnnIndex::build(&loaded, crate::ann::AnnParams::default()));
+                let params = self.ann_params(store)?;
+                let ann = (!loaded.is_empty()).then(|| AnnIndex::build(&loaded, params));
                 let _ = points.set(loaded);
                 ann
             }
@@ -346,13 +365,13 @@ impl Collection {
         if let Some(rec) = self.dump_record(store)?
             && rec.data_version == version
             && rec.fusion == fusion.fingerprint()
-            && rec.params == crate::ann::AnnParams::default()
+            && rec.params == self.ann_params(store)?
             && AnnIndex::verify(&dir, &rec).is_ok()
         {
             AnnIndex::remove_other_dumps(&dir, &rec.folder);
             return Ok(false);
         }
-        let ann = build_streaming(store, fusion)?;
+        let ann = build_streaming(store, fusion, self.ann_params(store)?)?;
         let rec = ann.dump(&dir, version, &fusion.fingerprint())?;
         let json = serde_json::to_string(&rec)
             .map_err(|e| Error::InvalidInput(format!("cannot record dump: {e}")))?;

@@ -25,6 +25,9 @@ pub struct IndexConfig {
     pub retry_failed: bool,
     /// Rows per write transaction (0 = default).
     pub batch_size: usize,
+    /// Neighbours averaged into each stored vector of the graph, recorded for the collection
+    /// (0: none); `None` keeps what the collection recorded, or the default.
+    pub dba: Option<usize>,
 }
 
 /// Progress events; the CLI renders them.
@@ -385,6 +388,9 @@ fn index_pass(
         store.forget_failures(&gone_failures)?;
         let images = store.image_count()? as usize;
         progress(Progress::BuildingAnn { images });
+        if let Some(k) = config.dba {
+            collection.set_dba(store, k)?;
+        }
         summary.ann_rebuilt = collection.refresh_ann(store, fusion)?;
     }
     summary.total_images = store.image_count()? as usize;

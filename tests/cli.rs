@@ -294,7 +294,7 @@ fn damaged_hnsw_dump_is_detected_and_rebuilt() {
 }
 
 #[test]
-fn a_dump_from_before_augmentation_still_answers_and_is_rebuilt_by_the_next_index_run() {
+fn augmentation_upgrades_old_dumps_and_can_be_turned_off_per_collection() {
     let env = setup(&["gravel", "grass"]);
     env.index_json(0);
     // Make the recorded dump look like one written before augmentation existed.
@@ -334,6 +334,49 @@ fn a_dump_from_before_augmentation_still_answers_and_is_rebuilt_by_the_next_inde
     assert!(again["ann_rebuilt"].as_bool().unwrap(), "{again}");
     let status = env.cmd().args(["status"]).output().unwrap();
     assert!(String::from_utf8_lossy(&status.stdout).contains("averaged with 2 neighbours"));
+
+    // `index --dba 0` turns augmentation off for the collection, and it stays off.
+    let index_with = |extra: &[&str]| -> Value {
+        let out = env
+            .cmd()
+            .args(["index", "--json"])
+            .args(extra)
+            .arg(&env.photos)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    assert!(
+        index_with(&["--dba", "0"])["ann_rebuilt"]
+            .as_bool()
+            .unwrap()
+    );
+    let status = env.cmd().args(["status"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&status.stdout).contains("no augmentation (index --dba 0)"));
+    assert!(!index_with(&[])["ann_rebuilt"].as_bool().unwrap());
+    let out = env
+        .cmd()
+        .args(["query", "--json", "--qe", "0"])
+        .arg(env.photos.join("gravel/original.jpg"))
+        .output()
+        .unwrap();
+    let hits: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let distances: Vec<f64> = hits["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["distance"].as_f64().unwrap())
+        .collect();
+    assert!(
+        distances.windows(2).all(|w| w[0] <= w[1]),
+        "plain vectors without QE rank by distance: {distances:?}"
+    );
+    assert!(
+        index_with(&["--dba", "2"])["ann_rebuilt"]
+            .as_bool()
+            .unwrap()
+    );
 }
 
 #[test]

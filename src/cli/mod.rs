@@ -103,6 +103,11 @@ struct IndexArgs {
     /// Worker threads (default: all cores).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
+    /// Database-side augmentation: average each stored vector with its N nearest neighbours
+    /// in the graph (default 2; 0 ranks the plain vectors, which keeps near-duplicates under
+    /// brightness, contrast or noise changes a little closer). Remembered by the collection.
+    #[arg(long, value_name = "N")]
+    dba: Option<usize>,
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -240,6 +245,7 @@ fn cmd_index(collection: &Collection, args: IndexArgs, quiet: bool) -> Result<Ex
             skip_dir: None,
         },
         retry_failed: args.retry_failed,
+        dba: args.dba,
         ..Default::default()
     };
     let bar = progress_bar(quiet);
@@ -465,8 +471,10 @@ fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
                 });
                 let augmentation = if r.params.dba > 0 {
                     format!("; stored vectors averaged with {} neighbours", r.params.dba)
-                } else {
+                } else if collection.ann_params(&store)?.dba > 0 {
                     "; no augmentation (the next `lookalike index` adds it)".to_string()
+                } else {
+                    "; no augmentation (index --dba 0)".to_string()
                 };
                 match projection {
                     Some(p) => format!(
