@@ -5,8 +5,9 @@
 //! every stored vector is replaced by its database-side augmentation (DBA: averaged with its
 //! `dba` nearest neighbours by the alpha-QE rule, their weights scaled by `dba_share`;
 //! Arandjelovic & Zisserman, "Three things everyone should know to improve object retrieval",
-//! CVPR 2012). Queries are projected, not augmented. An augmented graph is searched on its own vectors, with exact distances in that
-//! space; a plain one re-ranks its candidates on the full vectors.
+//! CVPR 2012). Queries are projected, not augmented. An augmented graph is searched on its own
+//! vectors, with exact distances in that space; a plain one re-ranks its candidates on the full
+//! vectors.
 //!
 //! hnsw_rs calls `process::exit` on damaged dumps, so a dump is only handed to it after its
 //! files match the checksums and counts recorded in SQLite when it was written.

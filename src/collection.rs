@@ -127,11 +127,7 @@ impl SearchSpace {
     /// left out.
     pub fn vectors_of(&self, store: &Store, ids: &[i64]) -> Result<Vec<(i64, Vec<f32>)>> {
         if self.augmented().is_some() {
-            let points = self.exact_points(store)?;
-            return Ok(sorted_unique(ids)
-                .into_iter()
-                .filter_map(|id| lookup(points, id).map(|v| (id, v.to_vec())))
-                .collect());
+            return Ok(pick(self.exact_points(store)?, ids));
         }
         self.full_vectors_of(store, ids)
     }
@@ -139,12 +135,7 @@ impl SearchSpace {
     /// Full fused vectors of the given images, sorted by id; ids without vectors are left out.
     pub fn full_vectors_of(&self, store: &Store, ids: &[i64]) -> Result<Vec<(i64, Vec<f32>)>> {
         if let Some(points) = self.points.get() {
-            return Ok(ids
-                .iter()
-                .filter_map(|&id| lookup(points, id).map(|v| (id, v.to_vec())))
-                .collect::<std::collections::BTreeMap<_, _>>()
-                .into_iter()
-                .collect());
+            return Ok(pick(points, ids));
         }
         let families = self.fusion.families();
         Ok(store
@@ -160,11 +151,13 @@ impl SearchSpace {
     }
 }
 
-fn sorted_unique(ids: &[i64]) -> Vec<i64> {
-    let mut ids = ids.to_vec();
-    ids.sort_unstable();
-    ids.dedup();
-    ids
+/// Copies of the vectors of `ids` found in `points` (sorted by id), sorted by id, no repeats.
+fn pick(points: &[(i64, Vec<f32>)], ids: &[i64]) -> Vec<(i64, Vec<f32>)> {
+    ids.iter()
+        .filter_map(|&id| lookup(points, id).map(|v| (id, v.to_vec())))
+        .collect::<std::collections::BTreeMap<_, _>>()
+        .into_iter()
+        .collect()
 }
 
 /// Builds the graph with bounded memory: one pass over SQLite gathers the PCA sample (every
