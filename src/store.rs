@@ -673,14 +673,17 @@ impl Store {
     pub fn vectors(&self, families: &[&str]) -> Result<Vec<(i64, Vec<Vec<f32>>)>> {
         let mut out = Vec::new();
         self.for_each_vector(families, |id, parts| {
-            out.push((id, parts));
+            if parts.iter().all(|p| !p.is_empty()) {
+                out.push((id, parts));
+            }
             Ok(())
         })?;
         Ok(out)
     }
 
     /// Streams the vectors of the given families image by image, in id order, without holding
-    /// more than one image's rows; images missing a family are skipped.
+    /// more than one image's rows. A family an image lacks comes as an empty vector (an image
+    /// indexed before the family existed); images with none of the families are skipped.
     pub fn for_each_vector(
         &self,
         families: &[&str],
@@ -702,9 +705,12 @@ impl Store {
         let mut current: Option<(i64, Vec<Option<Vec<f32>>>)> = None;
         let mut flush = |done: Option<(i64, Vec<Option<Vec<f32>>>)>| -> Result<()> {
             if let Some((id, parts)) = done
-                && let Some(parts) = parts.into_iter().collect::<Option<Vec<_>>>()
+                && parts.iter().any(Option::is_some)
             {
-                f(id, parts)?;
+                f(
+                    id,
+                    parts.into_iter().map(Option::unwrap_or_default).collect(),
+                )?;
             }
             Ok(())
         };
@@ -723,8 +729,8 @@ impl Store {
         flush(current)
     }
 
-    /// Vectors of the given families for the given images, sorted by id; images missing a
-    /// family are left out.
+    /// Vectors of the given families for the given images, sorted by id; a family an image
+    /// lacks comes as an empty vector, images with none of them are left out.
     pub fn vectors_of(&self, ids: &[i64], families: &[&str]) -> Result<Vec<(i64, Vec<Vec<f32>>)>> {
         let mut unique = ids.to_vec();
         unique.sort_unstable();
@@ -760,7 +766,7 @@ impl Store {
         }
         Ok(by_id
             .into_iter()
-            .filter_map(|(id, vs)| vs.into_iter().collect::<Option<Vec<_>>>().map(|v| (id, v)))
+            .map(|(id, vs)| (id, vs.into_iter().map(Option::unwrap_or_default).collect()))
             .collect())
     }
 

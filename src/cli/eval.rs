@@ -61,7 +61,7 @@ pub struct EvalArgs {
     #[arg(long, value_name = "DISTORTION")]
     query_distortion: Option<String>,
     /// Families to evaluate, `fused` being the weighted combination.
-    #[arg(long, default_value = "color,conv,deconv,lbp,fused")]
+    #[arg(long, default_value = "color,conv,deconv,lbp,orient,fused")]
     families: String,
     #[command(flatten)]
     search: super::SearchArgs,

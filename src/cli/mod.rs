@@ -502,6 +502,20 @@ fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
         .filter(|(f, v, p, _)| !current.contains(&(f.clone(), *v, p.clone())))
         .map(|row| row.3)
         .sum();
+    let missing_families: Vec<(&str, u64)> = Registry::default()
+        .families()
+        .into_iter()
+        .map(|family| {
+            let have: u64 = stats
+                .feature_versions
+                .iter()
+                .filter(|row| row.0 == family)
+                .map(|row| row.3)
+                .sum();
+            (family, stats.images.saturating_sub(have))
+        })
+        .filter(|(_, missing)| *missing > 0)
+        .collect();
     if args.json {
         let failures_json: Vec<_> = failures
             .iter()
@@ -519,6 +533,7 @@ fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
             "roots": stats.roots,
             "feature_versions": stats.feature_versions,
             "outdated_feature_rows": outdated,
+            "images_missing_family": missing_families.iter().copied().collect::<std::collections::BTreeMap<_, _>>(),
             "schema_version": stats.schema_version,
             "hnsw": ann_state,
             "bytes_on_disk": size_on_disk,
@@ -541,6 +556,11 @@ fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
     if outdated > 0 {
         w(format!(
             "outdated:  {outdated} feature rows from an older extractor (run `lookalike index` to update)"
+        ))?;
+    }
+    for (family, missing) in &missing_families {
+        w(format!(
+            "missing:   {missing} images have no {family} vector yet; they are searched without it (run `lookalike index` on their folders)"
         ))?;
     }
     w(format!("hnsw:      {ann_state}"))?;

@@ -5,6 +5,7 @@ pub mod color;
 pub mod conv;
 pub mod deconv;
 pub mod lbp;
+pub mod orient;
 
 use image::RgbImage;
 use ndarray::Array2;
@@ -88,6 +89,7 @@ impl Default for Registry {
                 Box::new(conv::FilterBank::default()),
                 Box::new(deconv::DeconvFeatures::default()),
                 Box::new(lbp::LocalBinaryPatterns::default()),
+                Box::new(orient::OrientationHistograms::default()),
             ],
         }
     }
@@ -126,6 +128,21 @@ impl Registry {
     }
 }
 
+/// Vector length of a family of the default registry (0 for an unknown name).
+pub fn family_dim(family: &str) -> usize {
+    static DIMS: std::sync::OnceLock<Vec<(&'static str, usize)>> = std::sync::OnceLock::new();
+    DIMS.get_or_init(|| {
+        Registry::default()
+            .extractors()
+            .iter()
+            .map(|e| (e.family(), e.dim()))
+            .collect()
+    })
+    .iter()
+    .find(|(f, _)| *f == family)
+    .map_or(0, |d| d.1)
+}
+
 /// Scales a vector to unit L2 norm (a zero vector stays zero).
 pub fn l2_normalize(v: &mut [f32]) {
     let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
@@ -159,6 +176,7 @@ impl Default for Fusion {
                 ("conv".into(), 0.25),
                 ("deconv".into(), 0.25),
                 ("lbp".into(), 1.5),
+                ("orient".into(), 0.5),
             ],
         }
     }
@@ -234,10 +252,16 @@ impl Fusion {
         self.fuse(&picked)
     }
 
-    /// Concatenates per-family vectors given in `families()` order.
+    /// Concatenates per-family vectors given in `families()` order. An empty part (an image
+    /// stored before its family existed, whose file was not indexed again) becomes zeros of
+    /// the family's length, so the image stays searchable by its other families.
     pub fn fuse(&self, parts: &[Vec<f32>]) -> Vec<f32> {
         let mut out = Vec::with_capacity(parts.iter().map(Vec::len).sum());
-        for ((_, w), part) in self.weights.iter().zip(parts) {
+        for ((family, w), part) in self.weights.iter().zip(parts) {
+            if part.is_empty() {
+                out.resize(out.len() + family_dim(family), 0.0);
+                continue;
+            }
             let mut v = part.clone();
             l2_normalize(&mut v);
             let s = w.sqrt();
@@ -250,6 +274,26 @@ impl Fusion {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_family_fuses_as_zeros_of_its_length() {
+        let f = Fusion::default();
+        let registry = Registry::default();
+        let mut parts: Vec<Vec<f32>> = registry
+            .extractors()
+            .iter()
+            .map(|e| vec![1.0; e.dim()])
+            .collect();
+        let full = f.fuse(&parts);
+        let orient = f.families().iter().position(|n| *n == "orient").unwrap();
+        parts[orient].clear();
+        let partial = f.fuse(&parts);
+        assert_eq!(partial.len(), full.len());
+        let start: usize = parts[..orient].iter().map(Vec::len).sum();
+        let len = family_dim("orient");
+        assert!(partial[start..start + len].iter().all(|&x| x == 0.0));
+        assert_eq!(partial[..start], full[..start]);
+    }
 
     #[test]
     fn fusion_distance_is_weighted_sum_of_family_distances() {
