@@ -26,13 +26,13 @@ pub struct ColorHistogram {
 impl Default for ColorHistogram {
     /// Global 16x6x4 (was 12x4x4): finer hue and saturation steps, still soft-binned, raised
     /// both shared sets (colour alone, exact, no QE: wang mAP 0.526 -> 0.530, ukbench1000
-    /// N-S 3.653 -> 3.684). Exponent 0.3 (was 0.5) raised both shared sets too (BENCHMARKS.md).
+    /// N-S 3.653 -> 3.684). Exponent 0.4 (was 0.5) raised both shared sets too; 0.3 raised them more but lost blurred copies (BENCHMARKS.md).
     fn default() -> Self {
         ColorHistogram {
             global_bins: [16, 6, 4],
             cell_bins: [8, 3, 3],
             grid: 2,
-            exponent: 0.3,
+            exponent: 0.4,
         }
     }
 }
