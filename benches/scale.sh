@@ -6,7 +6,7 @@
 #  3. a collection of COLLECTION generated 160x120 variants: index, re-index with nothing
 #     changed, index load, query latency with and without decoding the example, HNSW recall@10;
 #  4. the ANN alone on ANN_VECTORS clustered vectors at the graph's dimension (128: the index
-#     stores PCA projections of the 1594-float fused vectors; several beam widths from one
+#     stores PCA projections of the 1999-float fused vectors; several beam widths from one
 #     build), and on 100,000 of the full
 #     fused dimension (projected by the same PCA path as the index).
 # Usage: benches/scale.sh [CAMERA_JPEGS=30] [SMALL=3000] [COLLECTION=100000] [ANN_VECTORS=1000000]
@@ -79,5 +79,5 @@ echo "== 4. ANN alone"
 # After the index's own beam width, a few others show the recall / latency trade-off.
 /usr/bin/time -v $EX/ann_scale "$NANN" 128 500 64 256 2> "$WORK/ann.time"
 echo "process peak RSS $(rss "$WORK/ann.time")"
-/usr/bin/time -v $EX/ann_scale 100000 1594 500 2> "$WORK/ann2.time"
+/usr/bin/time -v $EX/ann_scale 100000 1999 500 2> "$WORK/ann2.time"
 echo "process peak RSS $(rss "$WORK/ann2.time")"

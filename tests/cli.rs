@@ -512,6 +512,9 @@ fn schema_v1_index_migrates_keeps_its_images_and_records_runs() {
     assert_eq!(status["schema_version"], 2);
     assert_eq!(status["images"], 4 + 6, "the v1 images are kept");
     assert_eq!(status["last_run"]["outcome"], "complete");
+    // The v1 images predate the orient family and their folder was not indexed again: status
+    // says so, and they are still searched (by their other families) below.
+    assert_eq!(status["images_missing_family"]["orient"], 4, "{status}");
 
     // The v1 rows still answer queries: each fixture image finds its own stored row first.
     for name in ["red_disc", "green_bars", "blue_grid", "yellow_noise"] {
