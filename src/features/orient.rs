@@ -107,7 +107,11 @@ impl OrientationHistograms {
                 // pos in [0, bins]: truncation is the floor; wrap the top bin by comparison.
                 let floor = pos as usize;
                 let t = pos - floor as f32;
-                let lo = if floor >= self.bins { floor - self.bins } else { floor };
+                let lo = if floor >= self.bins {
+                    floor - self.bins
+                } else {
+                    floor
+                };
                 let hi = if lo + 1 == self.bins { 0 } else { lo + 1 };
                 for base in [0, cell] {
                     out[base + lo] += mag * (1.0 - t);
