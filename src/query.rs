@@ -152,6 +152,7 @@ impl Searcher {
                 .into_iter()
                 .map(|h| h.0)
                 .filter(|id| Some(*id) != own)
+                .take(cfg.qe.n)
                 .collect();
             let neighbours = self.space.vectors_of(&self.store, &first)?;
             cfg.qe

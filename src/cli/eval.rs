@@ -362,6 +362,7 @@ fn distort_benchmark(
             dba: args.dba,
             ..AnnParams::default()
         },
+        qe: args.search.expansion(),
     };
     let bar = super::progress_bar(quiet);
     bar.set_length(cfg.suite.len() as u64);

@@ -395,6 +395,8 @@ pub struct DistortConfig {
     pub hnsw: bool,
     /// Graph settings, as in [`LabelledConfig::ann`].
     pub ann: AnnParams,
+    /// Query expansion, as `query` applies it (the distorted copy is not in the index).
+    pub qe: QueryExpansion,
 }
 
 /// Where distorted copies of one distortion found their originals, for one target and mode.
@@ -464,6 +466,26 @@ pub fn run_distortions(
                     Some(a) => a.to_graph_space(&q),
                     None => q,
                 };
+                let expand_with = |first: Vec<(i64, f32)>| {
+                    cfg.qe.expand(
+                        &q,
+                        first
+                            .iter()
+                            .filter_map(|(id, _)| crate::ann::lookup(db, *id)),
+                    )
+                };
+                let q_graph = match ann.as_ref().filter(|_| cfg.hnsw && cfg.qe.enabled()) {
+                    Some(a) if a.is_augmented() => expand_with(a.search_graph_space(&q, cfg.qe.n)),
+                    Some(a) => expand_with(
+                        a.search_reranked(&q, cfg.qe.n, |id| crate::ann::lookup(db, id)),
+                    ),
+                    None => q.clone(),
+                };
+                let q = if cfg.qe.enabled() {
+                    expand_with(crate::ann::exact_search(db, &q, cfg.qe.n))
+                } else {
+                    q
+                };
                 let d_orig = db
                     .iter()
                     .find(|(id, _)| *id as usize == orig)
@@ -479,9 +501,9 @@ pub fn run_distortions(
                 exact_ranks.push(better + 1);
                 if let Some(ann) = ann.as_ref().filter(|_| cfg.hnsw) {
                     let hits = if ann.is_augmented() {
-                        ann.search_graph_space(&q, 10)
+                        ann.search_graph_space(&q_graph, 10)
                     } else {
-                        ann.search_reranked(&q, 10, |id| crate::ann::lookup(db, id))
+                        ann.search_reranked(&q_graph, 10, |id| crate::ann::lookup(db, id))
                     };
                     let rank = hits
                         .iter()
