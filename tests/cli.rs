@@ -223,6 +223,35 @@ fn query_returns_group_mates_first_and_exact_agrees() {
 }
 
 #[test]
+fn query_expansion_of_an_outside_example_uses_its_nearest_neighbour() {
+    // Without augmentation, an example's exact copy is its nearest neighbour at distance 0, and
+    // expanding with it alone (--qe 1) gives back the example's own direction: the ranking must
+    // equal the one without expansion. Expanding with any other hit would move it.
+    let groups = ["astronaut", "brick", "coffee", "rocket", "retina", "horse"];
+    let env = setup(&groups);
+    let out = env
+        .cmd()
+        .args(["index", "--json", "--dba", "0"])
+        .arg(&env.photos)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for g in groups {
+        for variant in ["original.jpg", "blur.jpg", "shift.jpg"] {
+            let copy = env.root.join(format!("outside-{g}-{variant}"));
+            std::fs::copy(env.photos.join(g).join(variant), &copy).unwrap();
+            let expanded = env.query_paths(&copy, 12, &["--qe", "1", "--exact"]);
+            let plain = env.query_paths(&copy, 12, &["--qe", "0", "--exact"]);
+            assert_eq!(expanded, plain, "{g}/{variant}");
+        }
+    }
+}
+
+#[test]
 fn clear_errors_for_missing_index_bad_weights_and_busy_index() {
     let env = setup(&["horse"]);
     let out = env
