@@ -495,14 +495,15 @@ fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
     };
     let last_run = store.last_run()?;
     let size_on_disk = dir_size(collection.dir());
-    let current = Registry::default().signatures();
+    let registry = Registry::default();
+    let current = registry.signatures();
     let outdated: u64 = stats
         .feature_versions
         .iter()
         .filter(|(f, v, p, _)| !current.contains(&(f.clone(), *v, p.clone())))
         .map(|row| row.3)
         .sum();
-    let missing_families: Vec<(&str, u64)> = Registry::default()
+    let missing_families: Vec<(&str, u64)> = registry
         .families()
         .into_iter()
         .map(|family| {
