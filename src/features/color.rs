@@ -38,6 +38,7 @@ impl Default for ColorHistogram {
 }
 
 /// RGB (0..=255) to HSV with hue in [0, 1) turns, saturation and value in [0, 1].
+#[inline]
 pub fn rgb_to_hsv(r: u8, g: u8, b: u8) -> [f32; 3] {
     let (r, g, b) = (
         f32::from(r) / 255.0,
@@ -49,17 +50,25 @@ pub fn rgb_to_hsv(r: u8, g: u8, b: u8) -> [f32; 3] {
     let delta = max - min;
     let v = max;
     let s = if max > 0.0 { delta / max } else { 0.0 };
-    // The wraps below are `rem_euclid` written out for the ranges that occur (same results,
-    // without a libm call per pixel): (g - b) / delta is in [-1, 1], the hue in [0, 1].
+    // Every sector's formula, then a select (no branches, so a loop over pixels vectorises).
+    // The wraps are `rem_euclid` written out for the ranges that occur (same results, without
+    // a libm call per pixel): (g - b) / delta is in [-1, 1], the hue in [0, 1].
+    let red_sector = (g - b) / delta;
+    let red = (if red_sector < 0.0 {
+        red_sector + 6.0
+    } else {
+        red_sector
+    }) / 6.0;
+    let green = ((b - r) / delta + 2.0) / 6.0;
+    let blue = ((r - g) / delta + 4.0) / 6.0;
     let h = if delta <= 0.0 {
         0.0
     } else if max == r {
-        let sector = (g - b) / delta;
-        (if sector < 0.0 { sector + 6.0 } else { sector }) / 6.0
+        red
     } else if max == g {
-        ((b - r) / delta + 2.0) / 6.0
+        green
     } else {
-        ((r - g) / delta + 4.0) / 6.0
+        blue
     };
     [if h >= 1.0 { h - 1.0 } else { h }, s, v]
 }
@@ -79,12 +88,16 @@ fn circular_votes(h: f32, n: usize) -> [(usize, f32); 2] {
     // h in [0, 1): the position is in [-0.5, n - 0.5), one wrap at most.
     let pos = h * n as f32 - 0.5;
     let pos = if pos < 0.0 { pos + n as f32 } else { pos };
+    // pos in [0, n] (n only by rounding after the wrap): truncation is the floor, and the
+    // bins wrap by comparison (the same as `% n`, without an integer division per pixel).
     let floor = pos as usize;
-    let lo = floor % n;
     let t = pos - floor as f32;
-    [(lo, 1.0 - t), ((lo + 1) % n, t)]
+    let lo = if floor >= n { floor - n } else { floor };
+    let hi = if lo + 1 == n { 0 } else { lo + 1 };
+    [(lo, 1.0 - t), (hi, t)]
 }
 
+#[inline]
 fn vote(hist: &mut [f32], bins: [usize; 3], hsv: [f32; 3]) {
     let hv = circular_votes(hsv[0], bins[0]);
     let sv = linear_votes(hsv[1], bins[1]);
@@ -144,13 +157,22 @@ impl Extractor for ColorHistogram {
         let c_len: usize = self.cell_bins.iter().product();
         let cells = self.grid * self.grid;
         let mut out = vec![0.0f32; self.dim()];
-        for (x, y, p) in img.enumerate_pixels() {
-            let hsv = rgb_to_hsv(p[0], p[1], p[2]);
-            vote(&mut out[..g_len], self.global_bins, hsv);
-            let cx = (x as usize * self.grid / w as usize).min(self.grid - 1);
-            let cy = (y as usize * self.grid / h as usize).min(self.grid - 1);
-            let start = g_len + (cy * self.grid + cx) * c_len;
-            vote(&mut out[start..start + c_len], self.cell_bins, hsv);
+        let cell_x: Vec<usize> = (0..w as usize)
+            .map(|x| (x * self.grid / w as usize).min(self.grid - 1))
+            .collect();
+        // Per row, HSV for every pixel first (vectorisable), then the votes.
+        let mut hsv_row = vec![[0f32; 3]; w as usize];
+        let pixels = &img.as_raw()[..3 * w as usize * h as usize];
+        for (y, row) in pixels.chunks_exact(3 * w as usize).enumerate() {
+            let cy = (y * self.grid / h as usize).min(self.grid - 1);
+            for (hsv, p) in hsv_row.iter_mut().zip(row.chunks_exact(3)) {
+                *hsv = rgb_to_hsv(p[0], p[1], p[2]);
+            }
+            for (&hsv, &cx) in hsv_row.iter().zip(&cell_x) {
+                vote(&mut out[..g_len], self.global_bins, hsv);
+                let start = g_len + (cy * self.grid + cx) * c_len;
+                vote(&mut out[start..start + c_len], self.cell_bins, hsv);
+            }
         }
         // Global and grid parts get equal total weight: each cell carries 1/sqrt(cells).
         power_block(&mut out[..g_len], self.exponent, 1.0);

@@ -76,6 +76,9 @@ impl OrientationHistograms {
             .map(|x| (x * self.grid / iw).min(self.grid - 1))
             .collect();
         let bins_per_radian = self.bins as f32 / std::f32::consts::PI;
+        // Per row, first the arithmetic for every pixel (branch-free, so it vectorises), then
+        // the votes; the same operations in the same order as one pass would do.
+        let (mut mags, mut positions) = (vec![0f32; iw], vec![0f32; iw]);
         for y in 1..h - 1 {
             let cy = ((y - 1) * self.grid / ih).min(self.grid - 1);
             let (above, row, below) = (
@@ -83,11 +86,31 @@ impl OrientationHistograms {
                 &px[y * w..(y + 1) * w],
                 &px[(y + 1) * w..(y + 2) * w],
             );
-            for x in 1..w - 1 {
-                let gx = row[x + 1] - row[x - 1];
-                let gy = below[x] - above[x];
-                let mag = (gx * gx + gy * gy).sqrt();
-                let cell = block * (1 + cy * self.grid + cell_x[x - 1]);
+            // Equal-length views (interior pixel i is column i + 1), so no index is checked.
+            let (left, right) = (&row[..iw], &row[2..]);
+            let (up, down) = (&above[1..=iw], &below[1..=iw]);
+            let (mags, positions) = (&mut mags[..iw], &mut positions[..iw]);
+            for i in 0..iw {
+                let gx = right[i] - left[i];
+                let gy = down[i] - up[i];
+                mags[i] = (gx * gx + gy * gy).sqrt();
+                // Unsigned orientation in [0, pi), then a circular position among the bins.
+                let angle = fast_atan2(gy, gx);
+                let angle = if angle < 0.0 {
+                    angle + std::f32::consts::PI
+                } else {
+                    angle
+                };
+                let pos = angle * bins_per_radian - 0.5;
+                positions[i] = if pos < 0.0 {
+                    pos + self.bins as f32
+                } else {
+                    pos
+                };
+            }
+            for i in 0..iw {
+                let mag = mags[i];
+                let cell = block * (1 + cy * self.grid + cell_x[i]);
                 if mag < self.flat_threshold {
                     out[self.bins] += self.flat_threshold;
                     out[cell + self.bins] += self.flat_threshold;
@@ -95,16 +118,8 @@ impl OrientationHistograms {
                 if mag == 0.0 {
                     continue;
                 }
-                // Unsigned orientation in [0, pi), then a circular position among the bins.
-                let mut angle = fast_atan2(gy, gx);
-                if angle < 0.0 {
-                    angle += std::f32::consts::PI;
-                }
-                let mut pos = angle * bins_per_radian - 0.5;
-                if pos < 0.0 {
-                    pos += self.bins as f32;
-                }
-                // pos in [0, bins]: truncation is the floor; wrap the top bin by comparison.
+                // pos in [0, bins]: truncation is the floor; the top bin wraps by comparison.
+                let pos = positions[i];
                 let floor = pos as usize;
                 let t = pos - floor as f32;
                 let lo = if floor >= self.bins {
@@ -128,26 +143,19 @@ impl OrientationHistograms {
 fn fast_atan2(y: f32, x: f32) -> f32 {
     use std::f32::consts::{FRAC_PI_2, FRAC_PI_4, PI};
     let atan = |z: f32| FRAC_PI_4 * z - z * (z.abs() - 1.0) * (0.2447 + 0.0663 * z.abs());
-    if x == 0.0 && y == 0.0 {
-        return 0.0;
-    }
-    if x.abs() >= y.abs() {
-        let a = atan(y / x);
-        if x >= 0.0 {
-            a
-        } else if y >= 0.0 {
-            a + PI
-        } else {
-            a - PI
-        }
+    // Written with selects rather than early returns so that a loop over pixels vectorises.
+    let steep = x.abs() < y.abs();
+    let a = atan(if steep { x / y } else { y / x });
+    let angle = if steep {
+        (if y >= 0.0 { FRAC_PI_2 } else { -FRAC_PI_2 }) - a
+    } else if x >= 0.0 {
+        a
+    } else if y >= 0.0 {
+        a + PI
     } else {
-        let a = -atan(x / y);
-        if y >= 0.0 {
-            a + FRAC_PI_2
-        } else {
-            a - FRAC_PI_2
-        }
-    }
+        a - PI
+    };
+    if x == 0.0 && y == 0.0 { 0.0 } else { angle }
 }
 
 /// Half-size image by 2x2 box averaging (odd last row or column dropped).
