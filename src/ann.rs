@@ -112,6 +112,14 @@ pub struct AnnParams {
     /// Weight share of each neighbour in an augmented vector (see [`DEFAULT_DBA_SHARE`]).
     #[serde(default)]
     pub dba_share: f32,
+    /// Exponent on the similarity weights of the augmentation (the alpha-QE rule's).
+    /// Records written before it was recorded were built with 3.
+    #[serde(default = "dba_alpha_before_it_was_recorded")]
+    pub dba_alpha: f32,
+}
+
+fn dba_alpha_before_it_was_recorded() -> f32 {
+    3.0
 }
 
 impl Default for AnnParams {
@@ -123,6 +131,7 @@ impl Default for AnnParams {
             pca_dims: DEFAULT_PCA_DIMS,
             dba: DEFAULT_DBA,
             dba_share: DEFAULT_DBA_SHARE,
+            dba_alpha: crate::query_expansion::DEFAULT_QE.alpha,
         }
     }
 }
@@ -296,7 +305,7 @@ impl AnnIndex {
         let points = self.graph_points();
         let rule = crate::query_expansion::QueryExpansion {
             n: k,
-            alpha: crate::query_expansion::DEFAULT_QE.alpha,
+            alpha: self.params.dba_alpha,
         };
         let ef = self.ef.max(k + 1);
         let share = self.params.dba_share;
@@ -715,6 +724,41 @@ mod tests {
             "recall@10 {} (seed {seed})",
             hit as f64 / 1000.0
         );
+    }
+
+    #[test]
+    fn augmentation_uses_the_recorded_exponent() {
+        let points = random_points(200, 24, 20261125);
+        let params = AnnParams {
+            dba_alpha: 1.0,
+            ..AnnParams::default()
+        };
+        let stored = AnnIndex::build(&points, params).graph_points();
+        let (id, v) = &points[0];
+        assert_eq!(stored[0].0, *id);
+        let near: Vec<&[f32]> = exact_search(&points, v, 3)
+            .iter()
+            .filter(|h| h.0 != *id)
+            .take(DEFAULT_DBA)
+            .filter_map(|h| lookup(&points, h.0))
+            .collect();
+        let mixed = |alpha: f32| {
+            QueryExpansion {
+                n: DEFAULT_DBA,
+                alpha,
+            }
+            .expand_scaled(v, near.iter().copied(), DEFAULT_DBA_SHARE)
+        };
+        assert!(squared_l2(&mixed(1.0), &stored[0].1) < 1e-8);
+        assert!(squared_l2(&mixed(3.0), &stored[0].1) > 1e-6);
+    }
+
+    #[test]
+    fn records_without_the_augmentation_exponent_were_built_with_the_default() {
+        let mut json = serde_json::to_value(AnnParams::default()).unwrap();
+        json.as_object_mut().unwrap().remove("dba_alpha");
+        let old: AnnParams = serde_json::from_value(json).unwrap();
+        assert_eq!(old, AnnParams::default());
     }
 
     #[test]

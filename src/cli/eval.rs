@@ -78,6 +78,9 @@ pub struct EvalArgs {
     /// builds the graph (0: rank the full vectors, as indexes made before it did).
     #[arg(long, value_name = "N", default_value_t = crate::ann::DEFAULT_DBA)]
     dba: usize,
+    /// Exponent on the similarity weights of that augmentation.
+    #[arg(long, value_name = "ALPHA", default_value_t = crate::query_expansion::DEFAULT_QE.alpha)]
+    dba_alpha: f32,
     /// Seed for distortions and sampling.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -225,6 +228,7 @@ pub fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) -> Result
         qe: args.search.expansion(),
         ann: AnnParams {
             dba: args.dba,
+            dba_alpha: args.dba_alpha,
             ..AnnParams::default()
         },
     };
@@ -360,6 +364,7 @@ fn distort_benchmark(
         hnsw: !args.no_hnsw,
         ann: AnnParams {
             dba: args.dba,
+            dba_alpha: args.dba_alpha,
             ..AnnParams::default()
         },
         qe: args.search.expansion(),
