@@ -678,6 +678,16 @@ mod tests {
         assert!(recall >= 0.95, "recall@10 {recall} (seed {seed})");
     }
 
+    /// The `DEFAULT_DBA` exact nearest neighbours of point `id` (at `v`), itself left out.
+    fn exact_neighbours<'a>(points: &'a [(i64, Vec<f32>)], id: i64, v: &[f32]) -> Vec<&'a [f32]> {
+        exact_search(points, v, DEFAULT_DBA + 1)
+            .iter()
+            .filter(|h| h.0 != id)
+            .take(DEFAULT_DBA)
+            .filter_map(|h| lookup(points, h.0))
+            .collect()
+    }
+
     #[test]
     fn augmented_graph_holds_each_point_averaged_with_its_neighbours() {
         let seed = 20261123;
@@ -694,12 +704,7 @@ mod tests {
         let mut matching = 0;
         for ((id, v), (sid, sv)) in points.iter().zip(&stored) {
             assert_eq!(id, sid);
-            let near: Vec<&[f32]> = exact_search(&points, v, 3)
-                .iter()
-                .filter(|h| h.0 != *id)
-                .take(DEFAULT_DBA)
-                .filter_map(|h| lookup(&points, h.0))
-                .collect();
+            let near = exact_neighbours(&points, *id, v);
             let expected = rule.expand_scaled(v, near, DEFAULT_DBA_SHARE);
             assert!(
                 squared_l2(&expected, v) > 1e-6,
@@ -736,12 +741,7 @@ mod tests {
         let stored = AnnIndex::build(&points, params).graph_points();
         let (id, v) = &points[0];
         assert_eq!(stored[0].0, *id);
-        let near: Vec<&[f32]> = exact_search(&points, v, 3)
-            .iter()
-            .filter(|h| h.0 != *id)
-            .take(DEFAULT_DBA)
-            .filter_map(|h| lookup(&points, h.0))
-            .collect();
+        let near = exact_neighbours(&points, *id, v);
         let mixed = |alpha: f32| {
             QueryExpansion {
                 n: DEFAULT_DBA,

@@ -187,12 +187,7 @@ fn top_eigen(m: &Array2<f64>, k: usize) -> (Vec<f64>, Vec<Vec<f64>>) {
             .unzip();
     }
     let mut state = 0x5EED_u64;
-    let start = Array2::from_shape_fn((size, width), |_| {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((state >> 11) as f64 / (1u64 << 53) as f64) - 0.5
-    });
+    let start = Array2::from_shape_fn((size, width), |_| centred_uniform(&mut state));
     let mut basis = orthonormal_columns(&m.dot(&start));
     for _ in 0..POWER_ITERATIONS {
         basis = orthonormal_columns(&m.dot(&basis));
@@ -208,6 +203,15 @@ fn top_eigen(m: &Array2<f64>, k: usize) -> (Vec<f64>, Vec<Vec<f64>>) {
             (eig.eigenvalues[i], basis.dot(&w).to_vec())
         })
         .unzip()
+}
+
+/// The next number of a 64-bit linear congruential generator (Knuth's MMIX constants), as a
+/// uniform value in [-0.5, 0.5).
+fn centred_uniform(state: &mut u64) -> f64 {
+    *state = state
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    ((*state >> 11) as f64 / (1u64 << 53) as f64) - 0.5
 }
 
 /// An orthonormal basis of the columns' span (thin Householder QR).
@@ -295,13 +299,9 @@ mod tests {
     fn randomized_eigensolver_matches_the_full_decomposition() {
         // 400 x 400 covariance with a decaying spectrum: large enough for the randomized path.
         let mut state = 7u64;
-        let mut next = || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((state >> 11) as f64 / (1u64 << 53) as f64) - 0.5
-        };
-        let x = Array2::from_shape_fn((600, 400), |(_, c)| next() / (1.0 + c as f64));
+        let x = Array2::from_shape_fn((600, 400), |(_, c)| {
+            centred_uniform(&mut state) / (1.0 + c as f64)
+        });
         let m = x.t().dot(&x);
         let k = 20;
         let (values, vectors) = top_eigen(&m, k);
