@@ -163,7 +163,8 @@ impl Extractor for ColorHistogram {
         // Per row, HSV for every pixel first (vectorisable), then the votes.
         let mut hsv_row = vec![[0f32; 3]; w as usize];
         let pixels = &img.as_raw()[..3 * w as usize * h as usize];
-        for (y, row) in pixels.chunks_exact(3 * w as usize).enumerate() {
+        // `max(1)`: an empty image has no rows (and `chunks_exact` no zero size).
+        for (y, row) in pixels.chunks_exact(3 * w.max(1) as usize).enumerate() {
             let cy = (y * self.grid / h as usize).min(self.grid - 1);
             for (hsv, p) in hsv_row.iter_mut().zip(row.chunks_exact(3)) {
                 *hsv = rgb_to_hsv(p[0], p[1], p[2]);
@@ -200,6 +201,15 @@ mod tests {
         let g = rgb_to_hsv(0, 255, 0);
         assert!((g[0] - 1.0 / 3.0).abs() < 1e-6);
         assert_eq!(rgb_to_hsv(128, 128, 128)[1], 0.0);
+    }
+
+    #[test]
+    fn empty_image_gives_zeros() {
+        for (w, h) in [(0, 0), (0, 5), (5, 0)] {
+            let v = feature(RgbImage::new(w, h));
+            assert_eq!(v.len(), ColorHistogram::default().dim());
+            assert!(v.iter().all(|x| *x == 0.0), "{w}x{h}");
+        }
     }
 
     #[test]
