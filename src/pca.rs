@@ -335,6 +335,30 @@ mod tests {
     }
 
     #[test]
+    fn many_copies_of_few_points_keep_their_distances() {
+        // 600 vectors of 500 dimensions, only 10 distinct: a rank-9 covariance on the
+        // randomized path, whose spare directions must be dropped, not kept as noise.
+        let mut state = 11u64;
+        let distinct: Vec<Vec<f32>> = (0..10)
+            .map(|_| {
+                (0..500)
+                    .map(|_| centred_uniform(&mut state) as f32)
+                    .collect()
+            })
+            .collect();
+        let pts: Vec<Vec<f32>> = (0..600).map(|i| distinct[i % 10].clone()).collect();
+        let refs: Vec<&[f32]> = pts.iter().map(Vec::as_slice).collect();
+        let p = Projection::fit(&refs, 128).unwrap();
+        assert!(p.dim_out() <= 9, "kept {} directions", p.dim_out());
+        assert!(p.explained() > 0.999, "{}", p.explained());
+        for i in 0..9 {
+            let (a, b) = (&distinct[i], &distinct[i + 1]);
+            let (d, e) = (dist(a, b), dist(&p.apply(a), &p.apply(b)));
+            assert!((d - e).abs() < 1e-3 * d, "{d} vs {e}");
+        }
+    }
+
+    #[test]
     fn nothing_to_fit_gives_none() {
         let pts = low_rank_points(10);
         let refs: Vec<&[f32]> = pts.iter().map(Vec::as_slice).collect();
