@@ -70,17 +70,11 @@ impl Env {
     }
 
     fn query_paths(&self, image: &Path, k: usize, extra: &[&str]) -> Vec<String> {
-        let out = self
-            .cmd()
-            .args(["query", "--json", "-k", &k.to_string()])
-            .args(extra)
-            .arg(image)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = run_ok(
+            self.cmd()
+                .args(["query", "--json", "-k", &k.to_string()])
+                .args(extra)
+                .arg(image),
         );
         let v: Value = serde_json::from_slice(&out.stdout).unwrap();
         v["hits"]
@@ -90,6 +84,17 @@ impl Env {
             .map(|h| h["path"].as_str().unwrap().to_string())
             .collect()
     }
+}
+
+/// Runs `cmd` and returns its output, failing the test (with its stderr) unless it succeeded.
+fn run_ok(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 fn n(v: &Value, key: &str) -> u64 {
@@ -229,16 +234,10 @@ fn query_expansion_of_an_outside_example_uses_its_nearest_neighbour() {
     // equal the one without expansion. Expanding with any other hit would move it.
     let groups = ["astronaut", "brick", "coffee", "rocket", "retina", "horse"];
     let env = setup(&groups);
-    let out = env
-        .cmd()
-        .args(["index", "--json", "--dba", "0"])
-        .arg(&env.photos)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        env.cmd()
+            .args(["index", "--json", "--dba", "0"])
+            .arg(&env.photos),
     );
     for g in groups {
         for variant in ["original.jpg", "blur.jpg", "shift.jpg"] {
@@ -412,23 +411,17 @@ fn augmentation_upgrades_old_dumps_and_can_be_turned_off_per_collection() {
 fn eval_on_sample_groups_and_distortion_benchmark_end_to_end() {
     let env = setup(&["astronaut", "coffee", "rocket"]);
     // Folder-as-class: the three groups are the classes.
-    let out = env
-        .cmd()
-        .args([
-            "eval",
-            "--labels",
-            "folders",
-            "--families",
-            "color,fused",
-            "--json",
-        ])
-        .arg(&env.photos)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        env.cmd()
+            .args([
+                "eval",
+                "--labels",
+                "folders",
+                "--families",
+                "color,fused",
+                "--json",
+            ])
+            .arg(&env.photos),
     );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let runs = v["runs"].as_array().unwrap();
@@ -438,25 +431,19 @@ fn eval_on_sample_groups_and_distortion_benchmark_end_to_end() {
         assert!(map > 0.8, "{}: mAP {map}", r["family"]);
     }
     // Distortion benchmark on an unlabelled folder: every distorted copy finds its original.
-    let out = env
-        .cmd()
-        .args(["eval", "--distort"])
-        .arg(&env.photos)
-        .args([
-            "--sample",
-            "4",
-            "--suite",
-            "blur:1,jpeg:50,crop:0.1",
-            "--families",
-            "fused",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        env.cmd()
+            .args(["eval", "--distort"])
+            .arg(&env.photos)
+            .args([
+                "--sample",
+                "4",
+                "--suite",
+                "blur:1,jpeg:50,crop:0.1",
+                "--families",
+                "fused",
+                "--json",
+            ]),
     );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let rows = v.as_array().unwrap();
