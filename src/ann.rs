@@ -89,10 +89,11 @@ pub const DEFAULT_DBA: usize = 2;
 const EXACT_NEIGHBOURS_UP_TO: usize = 10_000;
 
 /// Neighbours enter an augmented vector at this share of the weight query expansion gives
-/// them. At full weight a stored vector drifts so far towards its neighbours that distorted
-/// copies stop finding it (wang, JPEG quality 30: recall@1 0.97 -> 0.94); at half weight the
-/// distortion benchmark's targets hold and most of the gain stays (BENCHMARKS.md).
-pub const DEFAULT_DBA_SHARE: f32 = 0.5;
+/// them: full weight, as alpha-DBA is defined. Until rankings put the candidate nearest to the
+/// example first ([`crate::nearest_first`]), half weight was used because distorted copies
+/// lost their originals to the originals' neighbours (wang, JPEG quality 30: recall@1 0.97 ->
+/// 0.94); with it they do not (BENCHMARKS.md, seventh session).
+pub const DEFAULT_DBA_SHARE: f32 = 1.0;
 
 /// Graph construction and search parameters.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -754,11 +755,13 @@ mod tests {
     }
 
     #[test]
-    fn records_without_the_augmentation_exponent_were_built_with_the_default() {
+    fn records_without_the_augmentation_exponent_were_built_with_alpha_3() {
         let mut json = serde_json::to_value(AnnParams::default()).unwrap();
         json.as_object_mut().unwrap().remove("dba_alpha");
         let old: AnnParams = serde_json::from_value(json).unwrap();
-        assert_eq!(old, AnnParams::default());
+        assert_eq!(old.dba_alpha, 3.0);
+        // Today's default differs, so the next `index` run rebuilds such a graph.
+        assert_ne!(old, AnnParams::default());
     }
 
     #[test]

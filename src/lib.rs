@@ -14,6 +14,7 @@ pub mod error;
 pub mod eval;
 pub mod features;
 pub mod index;
+pub mod nearest_first;
 pub mod pca;
 pub mod query;
 pub mod query_expansion;

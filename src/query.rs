@@ -20,6 +20,8 @@ pub struct QueryConfig {
     pub decode: DecodeConfig,
     /// Query expansion (a second search from the query averaged with its first neighbours).
     pub qe: QueryExpansion,
+    /// The head's candidate nearest to the example goes first (see [`crate::nearest_first`]).
+    pub nearest_first: bool,
 }
 
 impl Default for QueryConfig {
@@ -30,6 +32,7 @@ impl Default for QueryConfig {
             fusion: Fusion::default(),
             decode: DecodeConfig::default(),
             qe: QueryExpansion::default(),
+            nearest_first: true,
         }
     }
 }
@@ -160,7 +163,9 @@ impl Searcher {
         } else {
             vector
         };
-        let mut hits = self.nearest(&vector, cfg.k, mode)?;
+        // The nearest-first step looks at the same head whatever `k` is (and one more, for the
+        // example itself when it is indexed).
+        let mut hits = self.nearest(&vector, cfg.k.max(crate::nearest_first::POOL) + 1, mode)?;
         if cfg.qe.enabled() || self.space.is_augmented() {
             // Distances are reported to the user's example on full fused vectors, not to the
             // expanded query nor to augmented vectors.
@@ -175,11 +180,17 @@ impl Searcher {
                     h.distance = crate::ann::squared_l2(v, &example).sqrt();
                 }
             }
-            // Expansion moves the query; exact duplicates of the example still come first.
+            // Expansion moves the query; exact duplicates of the example still come first,
+            // then the nearest of the rest.
             hits.sort_by_key(|h| h.distance >= 1e-4);
-            for (i, h) in hits.iter_mut().enumerate() {
-                h.rank = i + 1;
+            let exact_duplicates = hits.iter().take_while(|h| h.distance < 1e-4).count();
+            if cfg.nearest_first {
+                crate::nearest_first::promote(&mut hits[exact_duplicates..], |h| h.distance);
             }
+        }
+        hits.truncate(cfg.k);
+        for (i, h) in hits.iter_mut().enumerate() {
+            h.rank = i + 1;
         }
         Ok(QueryResult {
             query: path.to_path_buf(),

@@ -81,6 +81,9 @@ pub struct EvalArgs {
     /// Exponent on the similarity weights of that augmentation.
     #[arg(long, value_name = "ALPHA", default_value_t = crate::query_expansion::DEFAULT_QE.alpha)]
     dba_alpha: f32,
+    /// Share of the weight query expansion would give each augmentation neighbour.
+    #[arg(long, value_name = "SHARE", default_value_t = crate::ann::DEFAULT_DBA_SHARE)]
+    dba_share: f32,
     /// Seed for distortions and sampling.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -226,9 +229,11 @@ pub fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) -> Result
         query_distortion,
         seed: args.seed,
         qe: args.search.expansion(),
+        nearest_first: args.search.nearest_first,
         ann: AnnParams {
             dba: args.dba,
             dba_alpha: args.dba_alpha,
+            dba_share: args.dba_share,
             ..AnnParams::default()
         },
     };
@@ -365,9 +370,11 @@ fn distort_benchmark(
         ann: AnnParams {
             dba: args.dba,
             dba_alpha: args.dba_alpha,
+            dba_share: args.dba_share,
             ..AnnParams::default()
         },
         qe: args.search.expansion(),
+        nearest_first: args.search.nearest_first,
     };
     let bar = super::progress_bar(quiet);
     bar.set_length(cfg.suite.len() as u64);

@@ -143,6 +143,10 @@ struct SearchArgs {
     /// Exponent on the similarity weights of query expansion.
     #[arg(long, value_name = "ALPHA", default_value_t = DEFAULT_QE.alpha)]
     qe_alpha: f32,
+    /// Of the first ten results, the one nearest to the example itself goes first (`false`:
+    /// rank by expansion and augmentation alone).
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    nearest_first: bool,
 }
 
 impl SearchArgs {
@@ -360,6 +364,7 @@ fn cmd_query(collection: &Collection, args: QueryArgs) -> Result<ExitCode> {
         },
         fusion,
         qe: args.search.expansion(),
+        nearest_first: args.search.nearest_first,
         ..Default::default()
     };
     let result = searcher.query(&args.image, &cfg)?;

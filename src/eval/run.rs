@@ -161,6 +161,8 @@ pub struct LabelledConfig {
     pub seed: u64,
     /// Query expansion applied after the first search (exact and HNSW alike).
     pub qe: QueryExpansion,
+    /// The head's candidate nearest to the query goes first, as `query` ranks.
+    pub nearest_first: bool,
     /// Graph settings; with `dba > 0` both exact and HNSW rows rank in the augmented space,
     /// as `lookalike query` does.
     pub ann: AnnParams,
@@ -241,6 +243,8 @@ pub fn run_labelled(
             .map(|p| target.vector(&items.families, p))
             .collect();
         let ann = (cfg.hnsw || cfg.ann.dba > 0).then(|| AnnIndex::build(&db, cfg.ann));
+        // Nearest first compares plain fused distances, as `query` shows them.
+        let plain = cfg.nearest_first.then(|| (db.clone(), qv.clone()));
         let (db, qv) = into_search_space(ann.as_ref(), db, qv);
         let augmented = ann.as_ref().is_some_and(AnnIndex::is_augmented);
         let pos: HashMap<usize, usize> = db_ids.iter().enumerate().map(|(p, &i)| (i, p)).collect();
@@ -257,18 +261,29 @@ pub fn run_labelled(
                     .map(|i| db[pos[i]].1.as_slice()),
             )
         };
+        let nearest_first = |order: &mut Vec<usize>, qi: usize, qid: usize| {
+            if let Some((plain_db, plain_q)) = &plain {
+                promote_nearest(order, own(qid), |i| {
+                    squared_l2(&plain_db[pos[&i]].1, &plain_q[qi]).sqrt()
+                });
+            }
+        };
         let exact: Vec<Vec<usize>> = qv
             .par_iter()
             .zip(&queries)
-            .map(|(q, &qid)| {
+            .enumerate()
+            .map(|(qi, (q, &qid))| {
                 let first = exact_order(&db, q);
-                if !cfg.qe.enabled() {
-                    return first;
-                }
-                exact_order(
-                    &db,
-                    &expand(q, qid, &first[..first.len().min(cfg.qe.n + 1)]),
-                )
+                let mut order = if cfg.qe.enabled() {
+                    exact_order(
+                        &db,
+                        &expand(q, qid, &first[..first.len().min(cfg.qe.n + 1)]),
+                    )
+                } else {
+                    first
+                };
+                nearest_first(&mut order, qi, qid);
+                order
             })
             .collect();
         let exact_rankings: Vec<Ranking> = queries
@@ -304,7 +319,7 @@ pub fn run_labelled(
         let depth = cfg.hnsw_depth.max(10);
         let mut latencies = Vec::with_capacity(qv.len());
         let mut heads = Vec::with_capacity(qv.len());
-        for (q, &qid) in qv.iter().zip(&queries) {
+        for (qi, (q, &qid)) in qv.iter().zip(&queries).enumerate() {
             let t = Instant::now();
             let hits = if cfg.qe.enabled() {
                 let first: Vec<usize> = search(q, cfg.qe.n + 1)
@@ -315,8 +330,10 @@ pub fn run_labelled(
             } else {
                 search(q, depth)
             };
+            let mut head: Vec<usize> = hits.into_iter().map(|h| h.0 as usize).collect();
+            nearest_first(&mut head, qi, qid);
             latencies.push(t.elapsed().as_secs_f64() * 1e3);
-            heads.push(hits.into_iter().map(|h| h.0 as usize).collect::<Vec<_>>());
+            heads.push(head);
         }
         latencies.sort_by(f64::total_cmp);
         let approx_top: Vec<Vec<usize>> = heads
@@ -374,6 +391,21 @@ fn into_search_space(
     }
 }
 
+/// Moves the head's item nearest to the query first ([`crate::nearest_first`]), leaving the
+/// query's own item (when it is in the ranking) where it is.
+fn promote_nearest(order: &mut [usize], own: Option<usize>, plain_distance: impl Fn(usize) -> f32) {
+    let slots: Vec<usize> = (0..order.len())
+        .filter(|&p| Some(order[p]) != own)
+        .take(crate::nearest_first::POOL)
+        .collect();
+    let mut head: Vec<usize> = slots.iter().map(|&p| order[p]).collect();
+    if crate::nearest_first::promote(&mut head, |&i| plain_distance(i)) {
+        for (&p, i) in slots.iter().zip(head) {
+            order[p] = i;
+        }
+    }
+}
+
 /// All database items ordered by distance to `q` (ties by item id).
 fn exact_order(db: &[(i64, Vec<f32>)], q: &[f32]) -> Vec<usize> {
     let mut d: Vec<(f32, usize)> = db
@@ -397,6 +429,8 @@ pub struct DistortConfig {
     pub ann: AnnParams,
     /// Query expansion, as `query` applies it (the distorted copy is not in the index).
     pub qe: QueryExpansion,
+    /// The head's candidate nearest to the query goes first, as `query` ranks.
+    pub nearest_first: bool,
 }
 
 /// Where distorted copies of one distortion found their originals, for one target and mode.
@@ -441,6 +475,8 @@ pub fn run_distortions(
         .iter()
         .map(|db| (cfg.hnsw || cfg.ann.dba > 0).then(|| AnnIndex::build(db, cfg.ann)))
         .collect();
+    // Nearest first compares plain fused distances, as `query` shows them.
+    let plain_dbs: Option<Vec<Points>> = cfg.nearest_first.then(|| dbs.clone());
     let dbs: Vec<Vec<(i64, Vec<f32>)>> = dbs
         .into_iter()
         .zip(&anns)
@@ -456,15 +492,27 @@ pub fn run_distortions(
                 distorted_vectors(&paths[&i], d, seed_for(cfg.seed, &name), registry).ok()
             })
             .collect();
-        for ((target, db), ann) in cfg.targets.iter().zip(&dbs).zip(&anns) {
+        for (ti, ((target, db), ann)) in cfg.targets.iter().zip(&dbs).zip(&anns).enumerate() {
             let mut exact_ranks = Vec::new();
             let mut ann_ranks = Vec::new();
             for (&orig, p) in sample.iter().zip(&parts) {
                 let Some(p) = p else { continue };
-                let q = target.vector(&items.families, p);
+                let q_plain = target.vector(&items.families, p);
+                // Rank of the original in a ranking's head after nearest-first, or
+                // None when it is not in the head.
+                let rank_in_head = |head: &mut Vec<usize>| {
+                    if let Some(plain) = &plain_dbs {
+                        let plain = &plain[ti];
+                        promote_nearest(head, None, |i| {
+                            crate::ann::lookup(plain, i as i64)
+                                .map_or(f32::INFINITY, |v| squared_l2(v, &q_plain).sqrt())
+                        });
+                    }
+                    head.iter().position(|&i| i == orig).map(|r| r + 1)
+                };
                 let q = match ann.as_ref().filter(|a| a.is_augmented()) {
-                    Some(a) => a.to_graph_space(&q),
-                    None => q,
+                    Some(a) => a.to_graph_space(&q_plain),
+                    None => q_plain.clone(),
                 };
                 let expand_with = |first: Vec<(i64, f32)>| {
                     cfg.qe.expand(
@@ -498,18 +546,22 @@ pub fn run_distortions(
                         dv < d_orig || (dv == d_orig && (*id as usize) < orig)
                     })
                     .count();
-                exact_ranks.push(better + 1);
+                let rank = if better < crate::nearest_first::POOL && plain_dbs.is_some() {
+                    let mut head = exact_order(db, &q);
+                    head.truncate(crate::nearest_first::POOL);
+                    rank_in_head(&mut head).unwrap_or(better + 1)
+                } else {
+                    better + 1
+                };
+                exact_ranks.push(rank);
                 if let Some(ann) = ann.as_ref().filter(|_| cfg.hnsw) {
                     let hits = if ann.is_augmented() {
                         ann.search_graph_space(&q_graph, 10)
                     } else {
                         ann.search_reranked(&q_graph, 10, |id| crate::ann::lookup(db, id))
                     };
-                    let rank = hits
-                        .iter()
-                        .position(|h| h.0 as usize == orig)
-                        .map_or(usize::MAX, |r| r + 1);
-                    ann_ranks.push(rank);
+                    let mut head: Vec<usize> = hits.iter().map(|h| h.0 as usize).collect();
+                    ann_ranks.push(rank_in_head(&mut head).unwrap_or(usize::MAX));
                 }
             }
             for (mode, ranks) in [("exact", &exact_ranks), ("hnsw", &ann_ranks)] {
