@@ -243,10 +243,11 @@ pub fn run_labelled(
             .map(|p| target.vector(&items.families, p))
             .collect();
         let ann = (cfg.hnsw || cfg.ann.dba > 0).then(|| AnnIndex::build(&db, cfg.ann));
-        // Nearest first compares plain fused distances, as `query` shows them.
-        let plain = cfg.nearest_first.then(|| (db.clone(), qv.clone()));
-        let (db, qv) = into_search_space(ann.as_ref(), db, qv);
         let augmented = ann.as_ref().is_some_and(AnnIndex::is_augmented);
+        // Nearest first compares plain fused distances, as `query` shows them: kept aside only
+        // when the augmented space replaces them.
+        let plain = (cfg.nearest_first && augmented).then(|| (db.clone(), qv.clone()));
+        let (db, qv) = into_search_space(ann.as_ref(), db, qv);
         let pos: HashMap<usize, usize> = db_ids.iter().enumerate().map(|(p, &i)| (i, p)).collect();
         // The query's own stored vector is never one of its expansion neighbours (as when the
         // example is not indexed); a distorted query may use its clean original.
@@ -262,11 +263,13 @@ pub fn run_labelled(
             )
         };
         let nearest_first = |order: &mut Vec<usize>, qi: usize, qid: usize| {
-            if let Some((plain_db, plain_q)) = &plain {
-                promote_nearest(order, own(qid), |i| {
-                    squared_l2(&plain_db[pos[&i]].1, &plain_q[qi]).sqrt()
-                });
+            if !cfg.nearest_first {
+                return;
             }
+            let (plain_db, plain_q) = plain.as_ref().map_or((&db, &qv), |(d, q)| (d, q));
+            promote_nearest(order, own(qid), |i| {
+                squared_l2(&plain_db[pos[&i]].1, &plain_q[qi]).sqrt()
+            });
         };
         let exact: Vec<Vec<usize>> = qv
             .par_iter()
@@ -475,8 +478,16 @@ pub fn run_distortions(
         .iter()
         .map(|db| (cfg.hnsw || cfg.ann.dba > 0).then(|| AnnIndex::build(db, cfg.ann)))
         .collect();
-    // Nearest first compares plain fused distances, as `query` shows them.
-    let plain_dbs: Option<Vec<Points>> = cfg.nearest_first.then(|| dbs.clone());
+    // Nearest first compares plain fused distances, as `query` shows them: kept aside only
+    // where an augmented space replaces them.
+    let plain_dbs: Vec<Option<Points>> = dbs
+        .iter()
+        .zip(&anns)
+        .map(|(db, ann)| {
+            (cfg.nearest_first && ann.as_ref().is_some_and(AnnIndex::is_augmented))
+                .then(|| db.clone())
+        })
+        .collect();
     let dbs: Vec<Vec<(i64, Vec<f32>)>> = dbs
         .into_iter()
         .zip(&anns)
@@ -501,8 +512,8 @@ pub fn run_distortions(
                 // Rank of the original in a ranking's head after nearest-first, or
                 // None when it is not in the head.
                 let rank_in_head = |head: &mut Vec<usize>| {
-                    if let Some(plain) = &plain_dbs {
-                        let plain = &plain[ti];
+                    if cfg.nearest_first {
+                        let plain = plain_dbs[ti].as_ref().unwrap_or(db);
                         promote_nearest(head, None, |i| {
                             crate::ann::lookup(plain, i as i64)
                                 .map_or(f32::INFINITY, |v| squared_l2(v, &q_plain).sqrt())
@@ -546,7 +557,7 @@ pub fn run_distortions(
                         dv < d_orig || (dv == d_orig && (*id as usize) < orig)
                     })
                     .count();
-                let rank = if better < crate::nearest_first::POOL && plain_dbs.is_some() {
+                let rank = if better < crate::nearest_first::POOL && cfg.nearest_first {
                     let mut head = exact_order(db, &q);
                     head.truncate(crate::nearest_first::POOL);
                     rank_in_head(&mut head).unwrap_or(better + 1)
