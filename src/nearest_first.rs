@@ -1,14 +1,16 @@
 //! Nearest first: query expansion and augmented stored vectors rank by neighbourhood, which
 //! favours images typical of their kind and can push an example's own original (the sharp
 //! photo behind a blurred, recompressed or cropped copy) below one of its neighbours. The head
-//! of that ranking is reordered once: the candidate nearest to the example itself, by plain
-//! fused distance, goes first; the rest keep their neighbourhood order.
+//! of that ranking is reordered once: the candidate nearest to the example itself, by the
+//! distance `query` reports (`Fusion::example_distance`: fused distance, with a blurred
+//! example's LBP weight on the blur-canonical texture), goes first; the rest keep their
+//! neighbourhood order.
 //!
 //! The first result is then the image that looks most like the example, as a user expects,
 //! and the list below it keeps what expansion and augmentation gain for "more of the same
 //! kind" (BENCHMARKS.md: wang's blurred copies at sigma 3 recall@1 0.90 -> 1.00 with them).
 
-/// Candidates at the head of the ranking compared by plain distance (the default `query -k`).
+/// Candidates at the head of the ranking compared by distance to the example (the default `query -k`).
 pub const POOL: usize = 10;
 
 /// Moves the entry of the first [`POOL`] of `ranking` with the smallest `plain_distance` to

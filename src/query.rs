@@ -134,7 +134,7 @@ impl Searcher {
     /// Answers one query by example.
     pub fn query(&self, path: &Path, cfg: &QueryConfig) -> Result<QueryResult> {
         let (example, indexed) = self.example_vector(path, &cfg.decode)?;
-        let vector = self.space.embed(&example);
+        let vector = self.space.embed(&self.space.fusion.query_view(&example));
         let mode = if self.space.ann.is_some() {
             cfg.mode
         } else {
@@ -166,27 +166,26 @@ impl Searcher {
         // The nearest-first step looks at the same head whatever `k` is (and one more, for the
         // example itself when it is indexed).
         let mut hits = self.nearest(&vector, cfg.k.max(crate::nearest_first::POOL) + 1, mode)?;
-        if cfg.qe.enabled() || self.space.is_augmented() {
-            // Distances are reported to the user's example on full fused vectors, not to the
-            // expanded query nor to augmented vectors.
-            let ids: Vec<i64> = hits.iter().map(|h| h.id).collect();
-            let full: std::collections::HashMap<i64, Vec<f32>> = self
-                .space
-                .full_vectors_of(&self.store, &ids)?
-                .into_iter()
-                .collect();
-            for h in hits.iter_mut() {
-                if let Some(v) = full.get(&h.id) {
-                    h.distance = crate::ann::squared_l2(v, &example).sqrt();
-                }
+        // Distances are reported to the user's example on full fused vectors (with the weights
+        // its query view ranks by), not to the expanded query nor to augmented vectors.
+        let ids: Vec<i64> = hits.iter().map(|h| h.id).collect();
+        let full: std::collections::HashMap<i64, Vec<f32>> = self
+            .space
+            .full_vectors_of(&self.store, &ids)?
+            .into_iter()
+            .collect();
+        let fusion = &self.space.fusion;
+        for h in hits.iter_mut() {
+            if let Some(v) = full.get(&h.id) {
+                h.distance = fusion.example_distance(&example, v);
             }
-            // Expansion moves the query; exact duplicates of the example still come first,
-            // then the nearest of the rest.
-            hits.sort_by_key(|h| h.distance >= 1e-4);
-            let exact_duplicates = hits.iter().take_while(|h| h.distance < 1e-4).count();
-            if cfg.nearest_first {
-                crate::nearest_first::promote(&mut hits[exact_duplicates..], |h| h.distance);
-            }
+        }
+        // Expansion moves the query; exact duplicates of the example still come first, then
+        // the nearest of the rest.
+        hits.sort_by_key(|h| h.distance >= 1e-4);
+        let exact_duplicates = hits.iter().take_while(|h| h.distance < 1e-4).count();
+        if cfg.nearest_first {
+            crate::nearest_first::promote(&mut hits[exact_duplicates..], |h| h.distance);
         }
         hits.truncate(cfg.k);
         for (i, h) in hits.iter_mut().enumerate() {

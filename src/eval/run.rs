@@ -108,6 +108,24 @@ impl Target {
             Target::Fused(fusion) => fusion.fuse_named(families, parts),
         }
     }
+
+    /// The distance `query` reports from an example's [`vector`](Self::vector) to an indexed
+    /// one ([`Fusion::example_distance`]; plain L2 for a single family).
+    pub fn example_distance(&self, example: &[f32], indexed: &[f32]) -> f32 {
+        match self {
+            Target::Family(_) => squared_l2(example, indexed).sqrt(),
+            Target::Fused(fusion) => fusion.example_distance(example, indexed),
+        }
+    }
+
+    /// The vector a query ranks with ([`Fusion::query_view`] of [`vector`](Self::vector)).
+    pub fn query_vector(&self, families: &[String], parts: &[Vec<f32>]) -> Vec<f32> {
+        let v = self.vector(families, parts);
+        match self {
+            Target::Family(_) => v,
+            Target::Fused(fusion) => fusion.query_view(&v),
+        }
+    }
 }
 
 /// Parses `color,conv,fused` into targets (`fused` uses `fusion`).
@@ -156,7 +174,8 @@ pub struct LabelledConfig {
     pub hnsw_depth: usize,
     /// Also run through HNSW (besides exact search).
     pub hnsw: bool,
-    /// Queries are distorted copies of the labelled images (their clean original excluded).
+    /// Queries are distorted copies of the labelled images (their clean original held out of
+    /// their ranking and expansion, as a clean query's own image is).
     pub query_distortion: Option<Distortion>,
     pub seed: u64,
     /// Query expansion applied after the first search (exact and HNSW alike).
@@ -238,27 +257,31 @@ pub fn run_labelled(
             .iter()
             .map(|&i| (i as i64, target.vector(&items.families, &items.by_item[&i])))
             .collect();
-        let qv: Vec<Vec<f32>> = query_parts
+        let plain_qv: Vec<Vec<f32>> = query_parts
             .iter()
             .map(|p| target.vector(&items.families, p))
             .collect();
+        let qv: Vec<Vec<f32>> = query_parts
+            .iter()
+            .map(|p| target.query_vector(&items.families, p))
+            .collect();
         let ann = (cfg.hnsw || cfg.ann.dba > 0).then(|| AnnIndex::build(&db, cfg.ann));
         let augmented = ann.as_ref().is_some_and(AnnIndex::is_augmented);
-        // Nearest first compares plain fused distances, as `query` shows them: kept aside only
-        // when the augmented space replaces them.
-        let plain = (cfg.nearest_first && augmented).then(|| (db.clone(), qv.clone()));
+        // Nearest first compares distances to the example on full fused vectors, as `query`
+        // shows them: the database's kept aside only when the augmented space replaces them.
+        let plain_db = (cfg.nearest_first && augmented).then(|| db.clone());
         let (db, qv) = into_search_space(ann.as_ref(), db, qv);
         let pos: HashMap<usize, usize> = db_ids.iter().enumerate().map(|(p, &i)| (i, p)).collect();
-        // The query's own stored vector is never one of its expansion neighbours (as when the
-        // example is not indexed); a distorted query may use its clean original.
-        let own = |q: usize| cfg.query_distortion.is_none().then_some(q);
+        // Leave-one-out: the query's own image is never one of its expansion neighbours, whether
+        // the query is its stored vector or a distorted copy of it. A copy's clean original would
+        // otherwise stand in for the query itself (a help clean queries never get), and the
+        // clean and distorted figures would not measure the same thing.
         let expand = |q: &[f32], qid: usize, first: &[usize]| -> Vec<f32> {
-            let skip = own(qid);
             cfg.qe.expand(
                 q,
                 first
                     .iter()
-                    .filter(|&&i| Some(i) != skip)
+                    .filter(|&&i| i != qid)
                     .map(|i| db[pos[i]].1.as_slice()),
             )
         };
@@ -266,9 +289,9 @@ pub fn run_labelled(
             if !cfg.nearest_first {
                 return;
             }
-            let (plain_db, plain_q) = plain.as_ref().map_or((&db, &qv), |(d, q)| (d, q));
-            promote_nearest(order, own(qid), |i| {
-                squared_l2(&plain_db[pos[&i]].1, &plain_q[qi]).sqrt()
+            let plain_db = plain_db.as_ref().unwrap_or(&db);
+            promote_nearest(order, Some(qid), |i| {
+                target.example_distance(&plain_qv[qi], &plain_db[pos[&i]].1)
             });
         };
         let exact: Vec<Vec<usize>> = qv
@@ -478,7 +501,7 @@ pub fn run_distortions(
         .iter()
         .map(|db| (cfg.hnsw || cfg.ann.dba > 0).then(|| AnnIndex::build(db, cfg.ann)))
         .collect();
-    // Nearest first compares plain fused distances, as `query` shows them: kept aside only
+    // Nearest first compares full fused distances, as `query` shows them: kept aside only
     // where an augmented space replaces them.
     let plain_dbs: Vec<Option<Points>> = dbs
         .iter()
@@ -516,14 +539,15 @@ pub fn run_distortions(
                         let plain = plain_dbs[ti].as_ref().unwrap_or(db);
                         promote_nearest(head, None, |i| {
                             crate::ann::lookup(plain, i as i64)
-                                .map_or(f32::INFINITY, |v| squared_l2(v, &q_plain).sqrt())
+                                .map_or(f32::INFINITY, |v| target.example_distance(&q_plain, v))
                         });
                     }
                     head.iter().position(|&i| i == orig).map(|r| r + 1)
                 };
+                let q = target.query_vector(&items.families, p);
                 let q = match ann.as_ref().filter(|a| a.is_augmented()) {
-                    Some(a) => a.to_graph_space(&q_plain),
-                    None => q_plain.clone(),
+                    Some(a) => a.to_graph_space(&q),
+                    None => q,
                 };
                 let expand_with = |first: Vec<(i64, f32)>| {
                     cfg.qe.expand(

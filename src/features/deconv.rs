@@ -1,28 +1,43 @@
-//! The `deconv` family: the `conv` filter bank computed on the luminance restored with its
-//! blindly estimated PSF, plus a small blur signature.
+//! The `deconv` family: what the blind blur estimate makes possible. Three parts:
 //!
-//! Blur removes high frequencies, so a blurred photo's filter-bank energies move towards the
-//! coarse scales and away from its sharp twin's. Estimating the blur (Gaussian, defocus disk or
-//! motion; see `restore::estimate`) and Wiener-restoring the image before filtering puts the
-//! energy back where the sharp original has it; a sharp image is left as it is. Both happen on
-//! the 128x128 plane the bank filters, which keeps the cost to a few milliseconds.
-//!
-//! The blur signature (Gaussian-equivalent sigma, motion length, and the motion direction as
-//! a doubled-angle unit vector) is appended at a small scale: it describes the photo's
-//! condition, and is kept small so that it barely separates a blurred copy from its original.
+//! - the `conv` filter bank computed on the luminance restored with its blindly estimated PSF.
+//!   Blur removes high frequencies, so a blurred photo's filter-bank energies move towards the
+//!   coarse scales; estimating the blur (Gaussian, defocus disk or motion; see
+//!   `restore::estimate`) and Wiener-restoring the 128x128 plane the bank filters puts the
+//!   energy back where the sharp original has it. A sharp image is left as it is.
+//! - a blur-canonical texture: LBP (radii 2, 4, 8 working pixels) on the luminance blurred *up*
+//!   to a common Gaussian sigma of 2 working pixels, the added blur being
+//!   `sqrt(2^2 - sigma_est^2)`. A sharp photo and its blurred copy are described at the same
+//!   blur, so their textures agree where plain LBP (radii 1-4 on the image as it is) does not.
+//!   Restoring fine texture instead does not work: Wiener noise and ringing are exactly the
+//!   micro-patterns LBP counts (BENCHMARKS.md, issue 3).
+//! - a blur signature (Gaussian-equivalent sigma, motion length, and the motion direction as a
+//!   doubled-angle unit vector), appended at a small scale: it describes the photo's condition,
+//!   and tells [`crate::features::Fusion::query_view`] that an example is blurred.
+
+use std::ops::Range;
 
 use ndarray::Array2;
 
 use super::conv::{FilterBank, resample_square};
+use super::lbp::LocalBinaryPatterns;
 use super::{Extractor, FeatureInput, l2_normalize};
-use crate::restore::{BlurEstimate, BlurKind, restore_for_features};
+use crate::restore::estimate::SHARP_SIGMA;
+use crate::restore::fft::convolve;
+use crate::restore::{BlurEstimate, BlurKind, Psf, restore_for_features};
 
 /// Parameters of the deconvolution features.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeconvFeatures {
     /// The filter bank run on the restored plane (its `size` is also the restoration size).
     pub bank: FilterBank,
-    /// Scale of the blur signature relative to the unit-length bank vector.
+    /// The texture descriptor run on the blur-canonical plane.
+    pub texture: LocalBinaryPatterns,
+    /// Gaussian sigma, in working pixels, every plane is blurred up to for the texture.
+    pub canonical_sigma: f32,
+    /// Share of the family's squared length that the texture part takes (the bank has the rest).
+    pub texture_share: f32,
+    /// Scale of the blur signature relative to the unit-length bank and texture parts.
     pub signature_scale: f32,
 }
 
@@ -30,6 +45,12 @@ impl Default for DeconvFeatures {
     fn default() -> Self {
         DeconvFeatures {
             bank: FilterBank::default(),
+            texture: LocalBinaryPatterns {
+                radii: vec![2.0, 4.0, 8.0],
+                ..LocalBinaryPatterns::default()
+            },
+            canonical_sigma: 2.0,
+            texture_share: 2.0 / 3.0,
             signature_scale: 0.05,
         }
     }
@@ -60,23 +81,67 @@ pub fn blur_signature(est: &BlurEstimate) -> [f32; SIGNATURE_LEN] {
 }
 
 impl DeconvFeatures {
-    /// Restored-plane bank energies and the blur estimate of a luminance plane.
+    /// The family vector of a luminance plane and its blur estimate.
     pub fn describe(&self, luma: &Array2<f32>) -> (Vec<f32>, BlurEstimate) {
         let (restored, est) = restore_for_features(luma);
-        let v = if est.is_blurred() {
+        let bank = if est.is_blurred() {
             self.bank
                 .describe(&restored_square(&restored, self.bank.size))
         } else {
             self.bank.describe(luma)
         };
-        (self.finish(v, &est), est)
+        (self.assemble(bank, luma, &est), est)
     }
 
-    /// Normalises bank energies and appends the blur signature.
-    fn finish(&self, mut v: Vec<f32>, est: &BlurEstimate) -> Vec<f32> {
+    /// The texture part: the descriptor of `luma` blurred up to the canonical sigma.
+    pub fn canonical_texture(&self, luma: &Array2<f32>, est: &BlurEstimate) -> Vec<f32> {
+        let added = (self.canonical_sigma.powi(2) - est.sigma.powi(2))
+            .max(0.0)
+            .sqrt();
+        let mut v = if added > 0.1 {
+            self.texture
+                .describe(&convolve(luma, &Psf::gaussian(added)))
+        } else {
+            self.texture.describe(luma)
+        };
         l2_normalize(&mut v);
+        v
+    }
+
+    /// `[bank * sqrt(1 - share) | texture * sqrt(share) | signature * scale]`.
+    fn assemble(&self, mut bank: Vec<f32>, luma: &Array2<f32>, est: &BlurEstimate) -> Vec<f32> {
+        l2_normalize(&mut bank);
+        let (b, t) = ((1.0 - self.texture_share).sqrt(), self.texture_share.sqrt());
+        let mut v: Vec<f32> = bank.into_iter().map(|x| x * b).collect();
+        v.extend(self.canonical_texture(luma, est).into_iter().map(|x| x * t));
         v.extend(blur_signature(est).iter().map(|x| x * self.signature_scale));
         v
+    }
+
+    /// Where the texture part lies in the family vector.
+    pub fn texture_range(&self) -> Range<usize> {
+        let start = self.bank.dim();
+        start..start + self.texture.dim()
+    }
+
+    /// The Gaussian-equivalent blur sigma a family vector records, read from a copy scaled by
+    /// any factor (as fusion scales it); `None` when the bank part is zero.
+    pub fn sigma_of(&self, v: &[f32]) -> Option<f32> {
+        let bank_norm = v[..self.bank.dim()]
+            .iter()
+            .map(|x| x * x)
+            .sum::<f32>()
+            .sqrt();
+        if v.len() != self.dim() || bank_norm <= 1e-9 {
+            return None;
+        }
+        let scale = bank_norm / (1.0 - self.texture_share).sqrt();
+        Some(v[self.texture_range().end] / scale / self.signature_scale * 4.0)
+    }
+
+    /// True when a family vector records a blur (the estimate's own threshold).
+    pub fn records_blur(&self, v: &[f32]) -> bool {
+        self.sigma_of(v).is_some_and(|s| s >= SHARP_SIGMA)
     }
 }
 
@@ -91,34 +156,37 @@ impl Extractor for DeconvFeatures {
     }
 
     fn version(&self) -> u32 {
-        2
+        3
     }
 
     fn params(&self) -> String {
         format!(
-            "wiener-blind-working n{} s{} o{} grid{} sig{}",
+            "wiener-blind-working n{} s{} o{} grid{} tex{:?}@{}x{} sig{}",
             self.bank.size,
             self.bank.scales,
             self.bank.orientations,
             self.bank.grid,
+            self.texture.radii,
+            self.canonical_sigma,
+            self.texture_share,
             self.signature_scale
         )
     }
 
     fn dim(&self) -> usize {
-        self.bank.dim() + SIGNATURE_LEN
+        self.bank.dim() + self.texture.dim() + SIGNATURE_LEN
     }
 
     fn extract(&self, input: &FeatureInput) -> Vec<f32> {
         let (restored, est) = restore_for_features(&input.luma);
-        let v = if est.is_blurred() {
+        let bank = if est.is_blurred() {
             self.bank
                 .describe(&restored_square(&restored, self.bank.size))
         } else {
             // Restoration left the image alone: the plain bank's energies, shared with `conv`.
             input.bank_energies(&self.bank)
         };
-        self.finish(v, &est)
+        self.assemble(bank, &input.luma, &est)
     }
 }
 
@@ -177,16 +245,58 @@ mod tests {
         let conv = FilterBank::default().extract(&input);
         let shared = deconv.extract(&input);
         // What the restored path computes when restoration leaves the plane alone.
-        let direct = deconv.finish(
+        let direct = deconv.assemble(
             deconv
                 .bank
                 .describe(&restored_square(&input.luma, deconv.bank.size)),
+            &input.luma,
             &est,
         );
         assert_eq!(shared, direct);
         let mut normalised = conv;
         l2_normalize(&mut normalised);
-        assert_eq!(&shared[..normalised.len()], &normalised[..]);
+        let b = (1.0 - deconv.texture_share).sqrt();
+        let scaled: Vec<f32> = normalised.iter().map(|x| x * b).collect();
+        assert_eq!(&shared[..scaled.len()], &scaled[..]);
+    }
+
+    #[test]
+    fn the_canonical_texture_of_a_blurred_copy_is_nearer_its_original_than_plain_lbp() {
+        let sharp = scene();
+        let blurred = convolve(&sharp, &Psf::gaussian(1.5));
+        let deconv = DeconvFeatures::default();
+        let (_, est_sharp) = deconv.describe(&sharp);
+        let (_, est_blurred) = deconv.describe(&blurred);
+        let lbp = LocalBinaryPatterns::default();
+        let unit = |mut v: Vec<f32>| {
+            l2_normalize(&mut v);
+            v
+        };
+        let plain = dist(&unit(lbp.describe(&sharp)), &unit(lbp.describe(&blurred)));
+        let canonical = dist(
+            &deconv.canonical_texture(&sharp, &est_sharp),
+            &deconv.canonical_texture(&blurred, &est_blurred),
+        );
+        assert!(
+            canonical < 0.5 * plain,
+            "canonical {canonical} vs plain {plain}"
+        );
+    }
+
+    #[test]
+    fn the_recorded_sigma_survives_fusion_scaling() {
+        let deconv = DeconvFeatures::default();
+        let blurred = convolve(&scene(), &Psf::gaussian(2.0));
+        let (v, est) = deconv.describe(&blurred);
+        let mut scaled = v.clone();
+        l2_normalize(&mut scaled);
+        scaled.iter_mut().for_each(|x| *x *= 0.7);
+        let sigma = deconv.sigma_of(&scaled).unwrap();
+        assert!((sigma - est.sigma).abs() < 1e-4, "{sigma} vs {est:?}");
+        assert!(deconv.records_blur(&scaled));
+        let (sharp, _) = deconv.describe(&scene());
+        assert!(!deconv.records_blur(&sharp));
+        assert_eq!(deconv.sigma_of(&vec![0.0; deconv.dim()]), None);
     }
 
     #[test]

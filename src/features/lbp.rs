@@ -15,6 +15,8 @@
 
 use std::f32::consts::PI;
 
+use ndarray::Array2;
+
 use super::{Extractor, FeatureInput};
 
 /// Parameters of the LBP descriptor.
@@ -100,7 +102,13 @@ impl Extractor for LocalBinaryPatterns {
     }
 
     fn extract(&self, input: &FeatureInput) -> Vec<f32> {
-        let img = &input.luma;
+        self.describe(&input.luma)
+    }
+}
+
+impl LocalBinaryPatterns {
+    /// The descriptor of a luminance plane.
+    pub fn describe(&self, img: &Array2<f32>) -> Vec<f32> {
         let (h, w) = img.dim();
         let regions = 1 + self.grid * self.grid;
         let per_radius = BINS * regions;

@@ -99,7 +99,7 @@ impl BlurEstimate {
 const NA: usize = 24;
 const NR: usize = 32;
 /// Gaussian sigma below which an image counts as sharp.
-const SHARP_SIGMA: f32 = 0.6;
+pub const SHARP_SIGMA: f32 = 0.6;
 /// Largest side analysed (central crop); larger images cost more without adding accuracy.
 const MAX_SIDE: usize = 512;
 
