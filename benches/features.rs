@@ -2,7 +2,9 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use lookalike::decode::{DecodeConfig, decode};
+use lookalike::features::deconv::DeconvFeatures;
 use lookalike::features::{FeatureInput, Registry};
+use lookalike::restore::estimate_blur;
 use std::hint::black_box;
 use std::path::Path;
 
@@ -21,6 +23,12 @@ fn bench_features(c: &mut Criterion) {
     for e in registry.extractors() {
         g.bench_function(e.family(), |b| b.iter(|| black_box(e.extract(&input))));
     }
+    // The part deconv version 3 added, given the blur estimate the family makes anyway.
+    let deconv = DeconvFeatures::default();
+    let est = estimate_blur(&input.luma);
+    g.bench_function("deconv canonical texture", |b| {
+        b.iter(|| black_box(deconv.canonical_texture(&input.luma, &est)))
+    });
     g.bench_function("decode 320px jpeg", |b| {
         b.iter(|| black_box(decode(&bytes, Path::new("coffee.jpg"), &cfg).unwrap()))
     });
