@@ -118,12 +118,12 @@ impl Target {
         }
     }
 
-    /// The vector a query ranks with ([`Fusion::query_view`] of [`vector`](Self::vector)).
-    pub fn query_vector(&self, families: &[String], parts: &[Vec<f32>]) -> Vec<f32> {
-        let v = self.vector(families, parts);
+    /// The vector a query ranks with, from its [`vector`](Self::vector) (the fused target's
+    /// [`Fusion::query_view`]).
+    pub fn query_view(&self, vector: &[f32]) -> Vec<f32> {
         match self {
-            Target::Family(_) => v,
-            Target::Fused(fusion) => fusion.query_view(&v),
+            Target::Family(_) => vector.to_vec(),
+            Target::Fused(fusion) => fusion.query_view(vector),
         }
     }
 }
@@ -261,10 +261,7 @@ pub fn run_labelled(
             .iter()
             .map(|p| target.vector(&items.families, p))
             .collect();
-        let qv: Vec<Vec<f32>> = query_parts
-            .iter()
-            .map(|p| target.query_vector(&items.families, p))
-            .collect();
+        let qv: Vec<Vec<f32>> = plain_qv.iter().map(|v| target.query_view(v)).collect();
         let ann = (cfg.hnsw || cfg.ann.dba > 0).then(|| AnnIndex::build(&db, cfg.ann));
         let augmented = ann.as_ref().is_some_and(AnnIndex::is_augmented);
         // Nearest first compares distances to the example on full fused vectors, as `query`
@@ -544,7 +541,7 @@ pub fn run_distortions(
                     }
                     head.iter().position(|&i| i == orig).map(|r| r + 1)
                 };
-                let q = target.query_vector(&items.families, p);
+                let q = target.query_view(&q_plain);
                 let q = match ann.as_ref().filter(|a| a.is_augmented()) {
                     Some(a) => a.to_graph_space(&q),
                     None => q,

@@ -127,12 +127,15 @@ impl DeconvFeatures {
     /// The Gaussian-equivalent blur sigma a family vector records, read from a copy scaled by
     /// any factor (as fusion scales it); `None` when the bank part is zero.
     pub fn sigma_of(&self, v: &[f32]) -> Option<f32> {
+        if v.len() != self.dim() {
+            return None;
+        }
         let bank_norm = v[..self.bank.dim()]
             .iter()
             .map(|x| x * x)
             .sum::<f32>()
             .sqrt();
-        if v.len() != self.dim() || bank_norm <= 1e-9 {
+        if bank_norm <= 1e-9 {
             return None;
         }
         let scale = bank_norm / (1.0 - self.texture_share).sqrt();
@@ -297,6 +300,11 @@ mod tests {
         let (sharp, _) = deconv.describe(&scene());
         assert!(!deconv.records_blur(&sharp));
         assert_eq!(deconv.sigma_of(&vec![0.0; deconv.dim()]), None);
+        assert_eq!(
+            deconv.sigma_of(&[1.0; 3]),
+            None,
+            "a vector of another length"
+        );
     }
 
     #[test]

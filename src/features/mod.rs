@@ -257,7 +257,8 @@ impl Fusion {
     fn blurred_example(&self, fused: &[f32]) -> Option<(Range<usize>, Range<usize>, f32)> {
         let (deconv_at, deconv_w) = self.block("deconv")?;
         let (lbp_at, lbp_w) = self.block("lbp")?;
-        let deconv = deconv::DeconvFeatures::default();
+        static DECONV: std::sync::OnceLock<deconv::DeconvFeatures> = std::sync::OnceLock::new();
+        let deconv = DECONV.get_or_init(deconv::DeconvFeatures::default);
         if fused.len() < lbp_at.end.max(deconv_at.end)
             || !deconv.records_blur(&fused[deconv_at.clone()])
         {
