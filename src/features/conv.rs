@@ -57,16 +57,31 @@ impl Plans {
         }
     }
 
-    /// In-place 2-D FFT of an `n` x `n` row-major buffer.
-    fn fft2(&self, data: &mut [Complex32], inverse: bool) {
+    /// In-place 2-D FFT of an `n` x `n` row-major buffer, leaving the result transposed
+    /// (rows, transpose, rows: one transpose instead of two). The forward transform of an
+    /// image gives its spectrum indexed `[fx][fy]`; the inverse of such a spectrum gives the
+    /// image back in its natural `[y][x]` layout.
+    fn fft2_transposed(&self, data: &mut [Complex32], inverse: bool) {
         let n = self.n;
         let plan = if inverse { &self.inv } else { &self.fwd };
         let mut scratch = vec![Complex32::default(); plan.get_inplace_scratch_len()];
         plan.process_with_scratch(data, &mut scratch);
         transpose(data, n);
         plan.process_with_scratch(data, &mut scratch);
-        transpose(data, n);
     }
+}
+
+/// Sum of the moduli of a run of complex values, in eight independent lanes (vectorised).
+fn modulus_sum(values: &[Complex32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let mut chunks = values.chunks_exact(8);
+    for chunk in &mut chunks {
+        for (lane, v) in lanes.iter_mut().zip(chunk) {
+            *lane += (v.re * v.re + v.im * v.im).sqrt();
+        }
+    }
+    let tail: f32 = chunks.remainder().iter().map(|v| v.norm_sqr().sqrt()).sum();
+    lanes.iter().sum::<f32>() + tail
 }
 
 fn transpose(data: &mut [Complex32], n: usize) {
@@ -108,7 +123,8 @@ pub fn resample_square(plane: &Array2<f32>, n: usize) -> Array2<f32> {
 /// The precomputed filters of one bank configuration.
 struct Bank {
     plans: Plans,
-    /// Transfer functions, `scales * orientations` of them, each `size * size`, row-major.
+    /// Transfer functions, `scales * orientations` of them, each `size * size`, indexed
+    /// `[fx][fy]` like the spectra `Plans::fft2_transposed` makes.
     filters: Vec<Vec<f32>>,
     /// Border taper window.
     taper: Vec<f32>,
@@ -149,7 +165,7 @@ impl Bank {
                         let theta = fy.atan2(fx);
                         let d = (theta - theta0 + PI).rem_euclid(2.0 * PI) - PI;
                         let angular = (-(d * d) / (2.0 * sigma_theta * sigma_theta)).exp();
-                        g[v * n + u] = radial * angular;
+                        g[u * n + v] = radial * angular;
                     }
                 }
                 filters.push(g);
@@ -207,7 +223,7 @@ impl FilterBank {
             .zip(&bank.taper)
             .map(|(v, t)| Complex32::new((v - mean) * inv_std * t, 0.0))
             .collect();
-        bank.plans.fft2(&mut spectrum, false);
+        bank.plans.fft2_transposed(&mut spectrum, false);
         let cell = n / self.grid;
         let cells = self.grid * self.grid;
         let mut out = vec![0.0f32; bank.filters.len() * cells];
@@ -217,13 +233,18 @@ impl FilterBank {
             for ((w, s), g) in work.iter_mut().zip(&spectrum).zip(filter) {
                 *w = s * *g;
             }
-            bank.plans.fft2(&mut work, true);
+            bank.plans.fft2_transposed(&mut work, true);
             let pooled = &mut out[fi * cells..(fi + 1) * cells];
-            for y in 0..n {
+            for (y, row) in work.chunks_exact(n).enumerate() {
                 let cy = (y / cell).min(self.grid - 1);
-                for x in 0..n {
-                    let cx = (x / cell).min(self.grid - 1);
-                    pooled[cy * self.grid + cx] += work[y * n + x].norm_sqr().sqrt() * norm;
+                for cx in 0..self.grid {
+                    // the last cell also takes the columns left over when grid does not divide n
+                    let end = if cx + 1 == self.grid {
+                        n
+                    } else {
+                        (cx + 1) * cell
+                    };
+                    pooled[cy * self.grid + cx] += modulus_sum(&row[cx * cell..end]) * norm;
                 }
             }
         }
@@ -277,8 +298,8 @@ mod tests {
             .map(|i| Complex32::new((i % 7) as f32, 0.0))
             .collect();
         let mut d = orig.clone();
-        p.fft2(&mut d, false);
-        p.fft2(&mut d, true);
+        p.fft2_transposed(&mut d, false);
+        p.fft2_transposed(&mut d, true);
         for (a, b) in orig.iter().zip(&d) {
             assert!((a.re - b.re / 256.0).abs() < 1e-4);
         }

@@ -23,8 +23,8 @@ use super::conv::{FilterBank, resample_square};
 use super::lbp::LocalBinaryPatterns;
 use super::{Extractor, FeatureInput, l2_normalize};
 use crate::restore::estimate::SHARP_SIGMA;
-use crate::restore::fft::convolve;
-use crate::restore::{BlurEstimate, BlurKind, Psf, restore_for_features};
+use crate::restore::psf::gaussian_blur;
+use crate::restore::{BlurEstimate, BlurKind, restore_for_features};
 
 /// Parameters of the deconvolution features.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,8 +99,7 @@ impl DeconvFeatures {
             .max(0.0)
             .sqrt();
         let mut v = if added > 0.1 {
-            self.texture
-                .describe(&convolve(luma, &Psf::gaussian(added)))
+            self.texture.describe(&gaussian_blur(luma, added))
         } else {
             self.texture.describe(luma)
         };

@@ -97,6 +97,9 @@ impl BlurEstimate {
 }
 
 const NA: usize = 24;
+/// Newton steps allowed per likelihood evaluation (the amplitude of a model far from the data
+/// may need several clamped steps).
+const MAX_NEWTON_STEPS: usize = 12;
 const NR: usize = 32;
 /// Gaussian sigma below which an image counts as sharp.
 pub const SHARP_SIGMA: f32 = 0.6;
@@ -115,6 +118,9 @@ struct Bins {
     phi: Vec<f32>,
     /// Noise floor.
     s2: f32,
+    /// `n` and `i` widened once for the likelihood.
+    n_f64: Vec<f64>,
+    i_f64: Vec<f64>,
 }
 
 impl Bins {
@@ -192,42 +198,84 @@ impl Bins {
         let phi = (0..NA)
             .map(|a| (a as f32 + 0.5) * std::f32::consts::PI / NA as f32)
             .collect();
-        Bins { n, i, f, phi, s2 }
+        Bins::with_likelihood_terms(n, i, f, phi, s2)
+    }
+
+    fn with_likelihood_terms(
+        n: Vec<f32>,
+        i: Vec<f32>,
+        f: Vec<f32>,
+        phi: Vec<f32>,
+        s2: f32,
+    ) -> Bins {
+        Bins {
+            n_f64: n.iter().map(|&c| c as f64).collect(),
+            i_f64: i.iter().map(|&v| v as f64).collect(),
+            n,
+            i,
+            f,
+            phi,
+            s2,
+        }
     }
 
     /// Whittle NLL of one direction with amplitude profiled out; `g[r]` is the model shape.
+    ///
+    /// The log-amplitude is solved by Newton's method from the least-squares amplitude, falling
+    /// back to Fisher scoring where the observed curvature is not positive: three or four
+    /// steps, where Fisher scoring alone used up the six it was allowed. (Starting from the
+    /// noise-free Whittle estimate instead, which bins near the noise floor inflate, reached
+    /// another stationary point and lost a sigma-3 blur.) The value is a pure function of the
+    /// model, as the searches need.
     fn nll_dir(&self, a: usize, g: &[f32]) -> f64 {
-        let n = &self.n[a * NR..(a + 1) * NR];
-        let im = &self.i[a * NR..(a + 1) * NR];
+        let n = &self.n_f64[a * NR..(a + 1) * NR];
+        let im = &self.i_f64[a * NR..(a + 1) * NR];
+        let g32 = &g[..NR];
+        let g: [f64; NR] = std::array::from_fn(|r| g32[r] as f64);
         let s2 = self.s2 as f64;
         let (mut num, mut den) = (0.0f64, 0.0f64);
         for r in 0..NR {
-            num += n[r] as f64 * (im[r] as f64 - s2).max(0.0);
-            den += n[r] as f64 * g[r] as f64;
+            num += n[r] * (im[r] - s2).max(0.0);
+            den += n[r] * g[r];
         }
         if den <= 0.0 {
             return f64::INFINITY;
         }
         let mut t = (num / den).max(1e-12).ln();
-        for _ in 0..6 {
-            let amp = t.exp();
-            let (mut grad, mut fisher) = (0.0f64, 0.0f64);
-            for r in 0..NR {
-                if n[r] == 0.0 {
-                    continue;
+        // Newton in f32 over lanes of 8 bins (vectorised); its result only sets the amplitude,
+        // and the likelihood itself is summed in f64 below
+        let (n32, i32): (&[f32], &[f32]) =
+            (&self.n[a * NR..(a + 1) * NR], &self.i[a * NR..(a + 1) * NR]);
+        let s2_32 = self.s2;
+        for _ in 0..MAX_NEWTON_STEPS {
+            let amp = t.exp() as f32;
+            let (mut grad, mut fisher, mut hess) = ([0.0f32; 8], [0.0f32; 8], [0.0f32; 8]);
+            for ((nc, ic), gc) in n32
+                .chunks_exact(8)
+                .zip(i32.chunks_exact(8))
+                .zip(g32.chunks_exact(8))
+            {
+                for j in 0..8 {
+                    let ag = amp * gc[j];
+                    let s = ag + s2_32;
+                    let inv = 1.0 / s;
+                    let w = nc[j] * ag * inv * inv;
+                    grad[j] += w * (s - ic[j]);
+                    fisher[j] += w * ag;
+                    hess[j] += w * (s - ic[j] + ag * (2.0 * ic[j] - s) * inv);
                 }
-                let ag = amp * g[r] as f64;
-                let s = ag + s2;
-                let w = n[r] as f64 * ag / (s * s);
-                grad += w * (s - im[r] as f64);
-                fisher += w * ag;
             }
-            if fisher <= 0.0 {
+            let sum = |v: [f32; 8]| v.iter().map(|&x| x as f64).sum::<f64>();
+            let (grad, fisher, hess) = (sum(grad), sum(fisher), sum(hess));
+            if fisher <= 0.0 || !fisher.is_finite() {
                 break;
             }
-            let step = (grad / fisher).clamp(-3.0, 3.0);
+            let curvature = if hess > 0.0 { hess } else { fisher };
+            let step = (grad / curvature).clamp(-3.0, 3.0);
             t -= step;
-            if step.abs() < 1e-4 {
+            // Newton converges quadratically: after a step under 1e-3 the error left is about
+            // 1e-6, worth ~1e-9 in the likelihood
+            if step.abs() < 1e-3 {
                 break;
             }
         }
@@ -235,8 +283,8 @@ impl Bins {
         (0..NR)
             .filter(|&r| n[r] > 0.0)
             .map(|r| {
-                let s = amp * g[r] as f64 + s2;
-                n[r] as f64 * (s.ln() + im[r] as f64 / s)
+                let s = amp * g[r] + s2;
+                n[r] * (s.ln() + im[r] / s)
             })
             .sum()
     }
@@ -304,6 +352,10 @@ fn disk_h(u: f32) -> f32 {
     t[i] + f * (t[i + 1] - t[i])
 }
 
+/// Golden-section steps after the grid: the bracket of two grid cells shrinks to 0.618^7 = 3%
+/// of its width (0.015 px of sigma, 0.15 degrees of motion angle).
+const GOLDEN_STEPS: usize = 7;
+
 /// Minimises `f` over a grid, then refines by golden-section search in the neighbouring cells.
 fn grid_then_golden(grid: &[f32], f: &mut impl FnMut(f32) -> f64) -> (f32, f64) {
     let vals: Vec<f64> = grid.iter().map(|&x| f(x)).collect();
@@ -319,7 +371,7 @@ fn grid_then_golden(grid: &[f32], f: &mut impl FnMut(f32) -> f64) -> (f32, f64) 
     let mut c = b - gr * (b - a);
     let mut d = a + gr * (b - a);
     let (mut fc, mut fd) = (f(c), f(d));
-    for _ in 0..10 {
+    for _ in 0..GOLDEN_STEPS {
         if fc < fd {
             b = d;
             d = c;
@@ -382,18 +434,25 @@ pub fn estimate_blur(plane: &Plane) -> BlurEstimate {
         let pl = bins.powerlaw(gamma);
         bins.nll_iso(&gauss_shape(&pl, &bins.f, s))
     };
-    let mut coarse = (f64::INFINITY, 2.0f32);
+    let mut coarse = (f64::INFINITY, 2.0f32, 0.0f32);
     for gamma in [1.6f32, 2.2, 2.8, 3.4] {
         for &s in &coarse_sig {
             let v = gauss_nll(gamma, s);
             if v < coarse.0 {
-                coarse = (v, gamma);
+                coarse = (v, gamma, s);
             }
         }
     }
+    // refine within a sigma unit of the coarse optimum: a slope change of 0.3 moves the
+    // best sigma far less than that
+    let near: Vec<f32> = sig_grid
+        .iter()
+        .copied()
+        .filter(|s| (s - coarse.2).abs() <= 1.0)
+        .collect();
     let mut fine = (f64::INFINITY, coarse.1, 0.0f32);
     for gamma in [coarse.1 - 0.3, coarse.1, coarse.1 + 0.3] {
-        let (s, v) = grid_then_golden(&sig_grid, &mut |s| gauss_nll(gamma, s));
+        let (s, v) = grid_then_golden(&near, &mut |s| gauss_nll(gamma, s));
         if v < fine.0 {
             fine = (v, gamma, s);
         }

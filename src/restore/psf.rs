@@ -336,6 +336,58 @@ impl Psf {
     }
 }
 
+/// `plane` convolved with `Psf::gaussian(sigma)` with symmetric boundaries, the result
+/// [`super::fft::convolve`] gives, in two 1-D passes since the kernel is separable: about
+/// `2 (2 ceil(3 sigma) + 1)` multiply-adds per pixel instead of two padded FFTs.
+pub fn gaussian_blur(plane: &Array2<f32>, sigma: f32) -> Array2<f32> {
+    if sigma <= 1e-3 {
+        return plane.clone();
+    }
+    // the same normalised taps as `Psf::gaussian`: its 2-D kernel is their outer product
+    let r = (3.0 * sigma as f64).ceil() as usize;
+    let s2 = 2.0 * (sigma as f64).powi(2);
+    let g: Vec<f64> = (0..=2 * r)
+        .map(|i| {
+            let x = i as f64 - r as f64;
+            (-x * x / s2).exp()
+        })
+        .collect();
+    let total: f64 = g.iter().sum();
+    let taps: Vec<f32> = g.iter().map(|v| (v / total) as f32).collect();
+    let (h, w) = plane.dim();
+    let reflect = |i: usize, n: usize| -> usize {
+        // index i - r into 0..n, mirrored at the edges ("symm")
+        let m = (i as isize - r as isize).rem_euclid(2 * n as isize) as usize;
+        if m < n { m } else { 2 * n - 1 - m }
+    };
+    let src = plane.as_standard_layout();
+    let px = src.as_slice().expect("standard layout");
+    // rows: each row padded by reflection, then one pass per tap over the whole row
+    let mut across = vec![0f32; h * w];
+    let mut padded = vec![0f32; w + 2 * r];
+    for (row, out) in px.chunks_exact(w).zip(across.chunks_exact_mut(w)) {
+        for (i, p) in padded.iter_mut().enumerate() {
+            *p = row[reflect(i, w)];
+        }
+        for (k, &tap) in taps.iter().enumerate() {
+            for (o, &v) in out.iter_mut().zip(&padded[k..k + w]) {
+                *o += tap * v;
+            }
+        }
+    }
+    // columns: each output row accumulates the reflected source rows
+    let mut out = vec![0f32; h * w];
+    for (y, o_row) in out.chunks_exact_mut(w).enumerate() {
+        for (k, &tap) in taps.iter().enumerate() {
+            let sy = reflect(y + k, h);
+            for (o, &v) in o_row.iter_mut().zip(&across[sy * w..(sy + 1) * w]) {
+                *o += tap * v;
+            }
+        }
+    }
+    Array2::from_shape_vec((h, w), out).expect("buffer is h*w")
+}
+
 /// Removes all-zero outer rows/columns in symmetric pairs so that the kernel stays centred.
 fn trim_centred(k: Array2<f32>) -> Array2<f32> {
     let (h, w) = k.dim();
@@ -355,6 +407,24 @@ fn trim_centred(k: Array2<f32>) -> Array2<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn separable_gaussian_blur_matches_fft_convolution() {
+        let plane = Array2::from_shape_fn((37, 52), |(y, x)| {
+            ((x * 7 + y * 13) % 17) as f32 / 17.0 + 0.2 * (x as f32 * 0.3).sin()
+        });
+        for sigma in [0.4f32, 1.0, 2.0, 3.5] {
+            let want = super::super::fft::convolve(&plane, &Psf::gaussian(sigma));
+            let got = gaussian_blur(&plane, sigma);
+            let worst = want
+                .iter()
+                .zip(&got)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            assert!(worst < 1e-5, "sigma {sigma}: {worst}");
+        }
+        assert_eq!(gaussian_blur(&plane, 0.0), plane);
+    }
 
     #[test]
     fn parse_and_display_round_trip() {

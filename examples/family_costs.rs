@@ -1,0 +1,53 @@
+//! CPU time per image of each step of indexing, on one thread: decoding to the working image
+//! (with its luminance), the blind blur estimate alone, and each feature family.
+//! Usage: family_costs FOLDER [LIMIT]   (JPEG, PNG and WebP files, in path order)
+
+use std::time::Instant;
+
+use lookalike::decode::{DecodeConfig, decode_file};
+use lookalike::features::{FeatureInput, Registry};
+use lookalike::restore::estimate_blur;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let dir = args.get(1).expect("usage: family_costs FOLDER [LIMIT]");
+    let limit: usize = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(usize::MAX);
+    let mut paths: Vec<_> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.path().extension().is_some_and(|x| {
+                let x = x.to_string_lossy().to_lowercase();
+                ["jpg", "jpeg", "png", "webp"].contains(&x.as_str())
+            })
+        })
+        .map(|e| e.path().to_path_buf())
+        .collect();
+    paths.sort();
+    paths.truncate(limit);
+    let (cfg, registry) = (DecodeConfig::default(), Registry::default());
+    let (mut decode, mut estimate) = (0.0f64, 0.0f64);
+    let mut families = vec![0.0f64; registry.extractors().len()];
+    for path in &paths {
+        let t = Instant::now();
+        let decoded = decode_file(path, &cfg).unwrap_or_else(|e| panic!("{e}"));
+        let input = FeatureInput::new(decoded.image);
+        decode += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        std::hint::black_box(estimate_blur(&input.luma));
+        estimate += t.elapsed().as_secs_f64();
+        for (extractor, total) in registry.extractors().iter().zip(&mut families) {
+            let t = Instant::now();
+            std::hint::black_box(extractor.extract(&input));
+            *total += t.elapsed().as_secs_f64();
+        }
+    }
+    let per = |s: f64| s / paths.len().max(1) as f64 * 1e3;
+    println!("{} images, ms per image:", paths.len());
+    println!("  decode + luma  {:6.2}", per(decode));
+    for (extractor, total) in registry.extractors().iter().zip(&families) {
+        println!("  {:<14} {:6.2}", extractor.family(), per(*total));
+    }
+    println!("  all families   {:6.2}", per(families.iter().sum()));
+    println!("  (blur estimate {:6.2}, part of deconv)", per(estimate));
+}
