@@ -11,7 +11,10 @@ use lookalike::restore::estimate_blur;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let dir = args.get(1).expect("usage: family_costs FOLDER [LIMIT]");
-    let limit: usize = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(usize::MAX);
+    let limit: usize = args
+        .get(2)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(usize::MAX);
     let mut paths: Vec<_> = walkdir::WalkDir::new(dir)
         .into_iter()
         .filter_map(|e| e.ok())
