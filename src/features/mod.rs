@@ -297,13 +297,7 @@ impl Fusion {
     /// one, LBP left out and the texture's squared differences weighted by the same factor.
     /// It orders indexed vectors as the view does, and is zero for an identical vector.
     pub fn example_distance(&self, example: &[f32], indexed: &[f32]) -> f32 {
-        let sq = |r: Range<usize>| -> f32 {
-            example[r.clone()]
-                .iter()
-                .zip(&indexed[r])
-                .map(|(a, b)| (a - b) * (a - b))
-                .sum()
-        };
+        let sq = |r: Range<usize>| crate::ann::squared_l2(&example[r.clone()], &indexed[r]);
         let n = example.len().min(indexed.len());
         let all = sq(0..n);
         match self.blurred_example(example) {

@@ -604,7 +604,13 @@ mod tests {
         while x < 1e300 {
             // either side of the sqrt(2) seam where the exponent k steps
             let seam = std::f64::consts::SQRT_2;
-            for f in [1.0, 1.234_567, seam * (1.0 - 1e-9), seam * (1.0 + 1e-9), 1.9999] {
+            for f in [
+                1.0,
+                1.234_567,
+                seam * (1.0 - 1e-9),
+                seam * (1.0 + 1e-9),
+                1.9999,
+            ] {
                 let v = x * f;
                 let (want, got) = (v.ln(), ln_positive(v));
                 assert!(
