@@ -180,7 +180,7 @@ impl Bins {
             fsum[r] += fr as f64;
             fcnt[r] += 1.0;
         }
-        let i = isum
+        let i: Vec<f32> = isum
             .iter()
             .zip(&n)
             .map(|(&s, &c)| if c > 0.0 { (s / c as f64) as f32 } else { 0.0 })
@@ -200,16 +200,6 @@ impl Bins {
         let phi = (0..NA)
             .map(|a| (a as f32 + 0.5) * std::f32::consts::PI / NA as f32)
             .collect();
-        Bins::with_likelihood_terms(n, i, f, phi, s2)
-    }
-
-    fn with_likelihood_terms(
-        n: Vec<f32>,
-        i: Vec<f32>,
-        f: Vec<f32>,
-        phi: Vec<f32>,
-        s2: f32,
-    ) -> Bins {
         Bins {
             n_f64: n.iter().map(|&c| c as f64).collect(),
             i_f64: i.iter().map(|&v| v as f64).collect(),

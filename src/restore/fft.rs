@@ -368,16 +368,20 @@ pub fn convolve(plane: &Plane, psf: &Psf) -> Plane {
     pad.crop(&out)
 }
 
+/// The sample that index `i` (any integer) reads in a signal of length `n` extended by
+/// symmetric ("symm") reflection: ..., 1, 0 | 0, 1, ..., n-1 | n-1, n-2, ...
+pub fn symmetric_index(i: isize, n: usize) -> usize {
+    let n = n as isize;
+    let m = i.rem_euclid(2 * n);
+    (if m < n { m } else { 2 * n - 1 - m }) as usize
+}
+
 /// Direct spatial convolution with symmetric boundaries (reference / small kernels).
 pub fn convolve_direct(plane: &Plane, psf: &Psf) -> Plane {
     let (h, w) = plane.dim();
     let k = psf.kernel();
     let (ry, rx) = psf.radius();
-    let refl = |i: isize, n: usize| -> usize {
-        let n = n as isize;
-        let m = i.rem_euclid(2 * n);
-        (if m < n { m } else { 2 * n - 1 - m }) as usize
-    };
+    let refl = symmetric_index;
     let mut out = vec![0f32; h * w];
     out.par_chunks_mut(w).enumerate().for_each(|(r, row)| {
         for (c, o) in row.iter_mut().enumerate() {

@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use ndarray::Array2;
 
+use super::fft::symmetric_index;
 use crate::{Error, Result};
 
 /// Largest Gaussian sigma, disk radius or motion length accepted (pixels); larger kernels are
@@ -355,11 +356,8 @@ pub fn gaussian_blur(plane: &Array2<f32>, sigma: f32) -> Array2<f32> {
     let total: f64 = g.iter().sum();
     let taps: Vec<f32> = g.iter().map(|v| (v / total) as f32).collect();
     let (h, w) = plane.dim();
-    let reflect = |i: usize, n: usize| -> usize {
-        // index i - r into 0..n, mirrored at the edges ("symm")
-        let m = (i as isize - r as isize).rem_euclid(2 * n as isize) as usize;
-        if m < n { m } else { 2 * n - 1 - m }
-    };
+    // padded index i is sample i - r, mirrored at the edges
+    let reflect = |i: usize, n: usize| symmetric_index(i as isize - r as isize, n);
     let src = plane.as_standard_layout();
     let px = src.as_slice().expect("standard layout");
     // rows: each row padded by reflection, then one pass per tap over the whole row
