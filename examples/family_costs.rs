@@ -1,9 +1,10 @@
 //! CPU time per image of each step of indexing, on one thread: decoding to the working image
 //! (with its luminance), the blind blur estimate alone, and each feature family.
-//! Usage: family_costs FOLDER [LIMIT]   (JPEG, PNG and WebP files, in path order)
+//! Usage: family_costs FOLDER [LIMIT]   (every image format the indexer takes, in path order)
 
 use std::time::Instant;
 
+use lookalike::crawl::{CrawlConfig, crawl};
 use lookalike::decode::{DecodeConfig, decode_file};
 use lookalike::features::{FeatureInput, Registry};
 use lookalike::restore::estimate_blur;
@@ -15,19 +16,12 @@ fn main() {
         .get(2)
         .and_then(|v| v.parse().ok())
         .unwrap_or(usize::MAX);
-    let mut paths: Vec<_> = walkdir::WalkDir::new(dir)
-        .into_iter()
-        .filter_map(|e| e.ok())
-        .filter(|e| {
-            e.path().extension().is_some_and(|x| {
-                let x = x.to_string_lossy().to_lowercase();
-                ["jpg", "jpeg", "png", "webp"].contains(&x.as_str())
-            })
-        })
-        .map(|e| e.path().to_path_buf())
-        .collect();
-    paths.sort();
-    paths.truncate(limit);
+    let config = CrawlConfig {
+        roots: vec![dir.into()],
+        ..CrawlConfig::default()
+    };
+    let files = crawl(&config).unwrap_or_else(|e| panic!("{e}")).files;
+    let paths: Vec<_> = files.iter().take(limit).map(|f| &f.abs_path).collect();
     let (cfg, registry) = (DecodeConfig::default(), Registry::default());
     let (mut decode, mut estimate) = (0.0f64, 0.0f64);
     let mut families = vec![0.0f64; registry.extractors().len()];

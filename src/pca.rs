@@ -5,7 +5,8 @@
 //! from SQLite exactly like the graph it belongs to.
 
 use nalgebra::{DMatrix, SymmetricEigen};
-use ndarray::{Array1, Array2};
+use ndarray::{Array1, Array2, ArrayView2, Axis, s};
+use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 
@@ -49,19 +50,25 @@ impl Projection {
         // Eigen-decompose the smaller of the Gram (n x n) and covariance (d x d) matrices;
         // both have the same non-zero eigenvalues. Products go through ndarray's blocked GEMM.
         let (total, values, directions) = if n < dim_in {
-            let gram = centred.dot(&centred.t());
+            let gram = par_dot(centred.view(), centred.t());
             let (vals, vecs) = top_eigen(&gram, max_dims);
-            let mut dirs = Vec::new();
-            for (lambda, u) in vals.iter().zip(vecs) {
-                // Only kept directions are needed: v = X^T u / sqrt(lambda).
-                if *lambda > 0.0 {
-                    let v = centred.t().dot(&Array1::from(u)) / lambda.sqrt();
-                    dirs.push(v.to_vec());
-                }
-            }
+            // Only kept directions are needed: v = X^T u / sqrt(lambda), all in one product.
+            let kept: Vec<(f64, Vec<f64>)> = vals
+                .iter()
+                .zip(vecs)
+                .filter(|(lambda, _)| **lambda > 0.0)
+                .map(|(lambda, u)| (*lambda, u))
+                .collect();
+            let u = Array2::from_shape_fn((n, kept.len()), |(r, c)| kept[c].1[r]);
+            let v = par_dot(centred.t(), u.view());
+            let dirs = kept
+                .iter()
+                .enumerate()
+                .map(|(c, (lambda, _))| v.column(c).iter().map(|x| x / lambda.sqrt()).collect())
+                .collect();
             (trace(&gram), vals, dirs)
         } else {
-            let covariance = centred.t().dot(&centred);
+            let covariance = par_dot(centred.t(), centred.view());
             let (vals, dirs) = top_eigen(&covariance, max_dims);
             (trace(&covariance), vals, dirs)
         };
@@ -188,11 +195,11 @@ fn top_eigen(m: &Array2<f64>, k: usize) -> (Vec<f64>, Vec<Vec<f64>>) {
     }
     let mut state = 0x5EED_u64;
     let start = Array2::from_shape_fn((size, width), |_| centred_uniform(&mut state));
-    let mut basis = orthonormal_columns(&m.dot(&start));
+    let mut basis = orthonormal_columns(&par_dot(m.view(), start.view()));
     for _ in 0..POWER_ITERATIONS {
-        basis = orthonormal_columns(&m.dot(&basis));
+        basis = orthonormal_columns(&par_dot(m.view(), basis.view()));
     }
-    let reduced = basis.t().dot(&m.dot(&basis));
+    let reduced = basis.t().dot(&par_dot(m.view(), basis.view()));
     let eig = SymmetricEigen::new(to_nalgebra(&reduced));
     let order = descending(&eig.eigenvalues);
     order
@@ -203,6 +210,27 @@ fn top_eigen(m: &Array2<f64>, k: usize) -> (Vec<f64>, Vec<Vec<f64>>) {
             (eig.eigenvalues[i], basis.dot(&w).to_vec())
         })
         .unzip()
+}
+
+/// `a . b` with the columns of `b` split into one block per worker thread. Each element is
+/// the same blocked GEMM sum as `a.dot(&b)` computes; small products stay on one thread.
+fn par_dot(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Array2<f64> {
+    const SERIAL_UP_TO: usize = 1 << 22;
+    let cols = b.ncols();
+    let threads = rayon::current_num_threads();
+    if threads < 2 || a.nrows() * a.ncols() * cols <= SERIAL_UP_TO {
+        return a.dot(&b);
+    }
+    // Blocks in whole 16-column multiples, the width of the GEMM micro-kernels.
+    let width = cols.div_ceil(threads).div_ceil(16) * 16;
+    let blocks: Vec<Array2<f64>> = (0..cols)
+        .step_by(width)
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .map(|c0| a.dot(&b.slice(s![.., c0..(c0 + width).min(cols)])))
+        .collect();
+    let views: Vec<ArrayView2<f64>> = blocks.iter().map(|b| b.view()).collect();
+    ndarray::concatenate(Axis(1), &views).expect("blocks of equal height")
 }
 
 /// The next number of a 64-bit linear congruential generator (Knuth's MMIX constants), as a
@@ -293,6 +321,25 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn parallel_product_equals_the_serial_one() {
+        let mut state = 3u64;
+        let a = Array2::from_shape_fn((300, 200), |_| centred_uniform(&mut state));
+        let b = Array2::from_shape_fn((200, 150), |_| centred_uniform(&mut state));
+        assert!(
+            a.nrows() * a.ncols() * b.ncols() > 1 << 22,
+            "the test must exercise the split"
+        );
+        let parallel = par_dot(a.view(), b.view());
+        let serial = a.dot(&b);
+        assert_eq!(parallel.dim(), serial.dim());
+        let worst = parallel
+            .iter()
+            .zip(&serial)
+            .fold(0.0f64, |m, (p, s)| m.max((p - s).abs()));
+        assert!(worst <= 1e-12, "largest difference {worst}");
     }
 
     #[test]

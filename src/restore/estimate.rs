@@ -125,6 +125,88 @@ struct Bins {
     i_f64: Vec<f64>,
 }
 
+/// What only the plane's size decides about the binning: each half-spectrum frequency's bin,
+/// the periodic-component denominator, and the bins' counts and radial centres. Built once per
+/// size; a collection has few sizes.
+struct BinLayout {
+    /// Bin (`a * NR + r`) of each frequency, or `OUTSIDE_BAND`.
+    bin: Vec<u16>,
+    /// `2 cos 2 pi fx + 2 cos 2 pi fy - 4`, infinite where it vanishes (no correction there).
+    den: Vec<f32>,
+    /// Frequency count per bin.
+    n: Vec<f32>,
+    /// Radial bin centres, the mean |f| of the members.
+    f: Vec<f32>,
+}
+
+const OUTSIDE_BAND: u16 = u16::MAX;
+/// Sizes whose layout is kept (about 130 KB each at the working size).
+const LAYOUTS_KEPT: usize = 16;
+
+impl BinLayout {
+    /// The layout of an `h x w` plane whose half spectrum has `len` frequencies (cached).
+    fn get(h: usize, w: usize, len: usize) -> std::sync::Arc<BinLayout> {
+        type Kept = std::sync::Mutex<Vec<((usize, usize), std::sync::Arc<BinLayout>)>>;
+        static KEPT: Kept = std::sync::Mutex::new(Vec::new());
+        let mut kept = KEPT.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, layout)) = kept.iter().find(|(size, _)| *size == (h, w)) {
+            return layout.clone();
+        }
+        let layout = std::sync::Arc::new(BinLayout::new(h, w, len));
+        if kept.len() == LAYOUTS_KEPT {
+            kept.remove(0);
+        }
+        kept.push(((h, w), layout.clone()));
+        layout
+    }
+
+    fn new(h: usize, w: usize, len: usize) -> BinLayout {
+        let fmin = (3.0 / h.min(w) as f32).max(0.015);
+        let fmax = 0.5f32;
+        let mut n = vec![0f32; NA * NR];
+        let mut fsum = vec![0f64; NR];
+        let mut fcnt = vec![0f64; NR];
+        let (mut bin, mut den) = (vec![OUTSIDE_BAND; len], vec![f32::INFINITY; len]);
+        let tau = std::f32::consts::TAU;
+        for idx in 0..len {
+            let (fy, fx) = freq_of(idx, h, w);
+            let fr = (fx * fx + fy * fy).sqrt();
+            if fr < fmin || fr >= fmax {
+                continue;
+            }
+            let d = 2.0 * (tau * fx).cos() + 2.0 * (tau * fy).cos() - 4.0;
+            if d.abs() > 1e-9 {
+                den[idx] = d;
+            }
+            // half-plane storage: frequencies with fx = 0 or fx = 1/2 appear once, others
+            // stand for themselves and their mirror; both land in the same (phi mod pi) bin.
+            let mut phi = fy.atan2(fx);
+            if phi < 0.0 {
+                phi += std::f32::consts::PI;
+            }
+            let a = ((phi / std::f32::consts::PI * NA as f32) as usize).min(NA - 1);
+            let r = (((fr - fmin) / (fmax - fmin) * NR as f32) as usize).min(NR - 1);
+            bin[idx] = (a * NR + r) as u16;
+            n[a * NR + r] += 1.0;
+            fsum[r] += fr as f64;
+            fcnt[r] += 1.0;
+        }
+        let f = fsum
+            .iter()
+            .zip(&fcnt)
+            .enumerate()
+            .map(|(r, (&s, &c))| {
+                if c > 0.0 {
+                    (s / c) as f32
+                } else {
+                    fmin + (r as f32 + 0.5) * (fmax - fmin) / NR as f32
+                }
+            })
+            .collect();
+        BinLayout { bin, den, n, f }
+    }
+}
+
 impl Bins {
     fn build(plane: &Plane, s2: f32) -> Bins {
         let (h, w) = plane.dim();
@@ -146,56 +228,26 @@ impl Bins {
         }
         let u = fft.forward(&data);
         let vs = fft.forward(&v);
+        let layout = BinLayout::get(h, w, u.data.len());
         let norm = 1.0 / (h * w) as f32;
-        let fmin = (3.0 / h.min(w) as f32).max(0.015);
-        let fmax = 0.5f32;
-        let mut n = vec![0f32; NA * NR];
         let mut isum = vec![0f64; NA * NR];
-        let mut fsum = vec![0f64; NR];
-        let mut fcnt = vec![0f64; NR];
-        let tau = std::f32::consts::TAU;
-        for (idx, (uv, vv)) in u.data.iter().zip(&vs.data).enumerate() {
-            let (fy, fx) = freq_of(idx, h, w);
-            let fr = (fx * fx + fy * fy).sqrt();
-            if fr < fmin || fr >= fmax {
-                continue;
+        for ((uv, vv), (&bin, &den)) in u
+            .data
+            .iter()
+            .zip(&vs.data)
+            .zip(layout.bin.iter().zip(&layout.den))
+        {
+            if bin != OUTSIDE_BAND {
+                // an infinite `den` leaves the frequency uncorrected
+                let p = *uv - *vv / den;
+                isum[usize::from(bin)] += (p.norm_sqr() * norm) as f64;
             }
-            let den = 2.0 * (tau * fx).cos() + 2.0 * (tau * fy).cos() - 4.0;
-            let p = if den.abs() > 1e-9 {
-                *uv - *vv / den
-            } else {
-                *uv
-            };
-            let per = p.norm_sqr() * norm;
-            // half-plane storage: frequencies with fx = 0 or fx = 1/2 appear once, others
-            // stand for themselves and their mirror; both land in the same (phi mod pi) bin.
-            let mut phi = fy.atan2(fx);
-            if phi < 0.0 {
-                phi += std::f32::consts::PI;
-            }
-            let a = ((phi / std::f32::consts::PI * NA as f32) as usize).min(NA - 1);
-            let r = (((fr - fmin) / (fmax - fmin) * NR as f32) as usize).min(NR - 1);
-            n[a * NR + r] += 1.0;
-            isum[a * NR + r] += per as f64;
-            fsum[r] += fr as f64;
-            fcnt[r] += 1.0;
         }
+        let n = layout.n.clone();
         let i: Vec<f32> = isum
             .iter()
             .zip(&n)
             .map(|(&s, &c)| if c > 0.0 { (s / c as f64) as f32 } else { 0.0 })
-            .collect();
-        let f = fsum
-            .iter()
-            .zip(&fcnt)
-            .enumerate()
-            .map(|(r, (&s, &c))| {
-                if c > 0.0 {
-                    (s / c) as f32
-                } else {
-                    fmin + (r as f32 + 0.5) * (fmax - fmin) / NR as f32
-                }
-            })
             .collect();
         let phi = (0..NA)
             .map(|a| (a as f32 + 0.5) * std::f32::consts::PI / NA as f32)
@@ -205,7 +257,7 @@ impl Bins {
             i_f64: i.iter().map(|&v| v as f64).collect(),
             n,
             i,
-            f,
+            f: layout.f.clone(),
             phi,
             s2,
         }
@@ -296,8 +348,8 @@ impl Bins {
         (0..NA).map(|a| self.nll_dir(a, g)).sum()
     }
 
-    fn powerlaw(&self, gamma: f32) -> Vec<f32> {
-        self.f.iter().map(|&f| f.powf(-gamma)).collect()
+    fn powerlaw(&self, gamma: f32) -> [f32; NR] {
+        std::array::from_fn(|r| self.f[r].powf(-gamma))
     }
 }
 
@@ -321,12 +373,9 @@ fn ln_positive(x: f64) -> f64 {
     k * std::f64::consts::LN_2 + 2.0 * u * series
 }
 
-fn gauss_shape(pl: &[f32], f: &[f32], sigma: f32) -> Vec<f32> {
+fn gauss_shape(pl: &[f32; NR], f: &[f32], sigma: f32) -> [f32; NR] {
     let c = 2.0 * std::f32::consts::PI * std::f32::consts::PI * sigma * sigma;
-    pl.iter()
-        .zip(f)
-        .map(|(&p, &fr)| p * (-c * 2.0 * fr * fr).exp())
-        .collect()
+    std::array::from_fn(|r| pl[r] * (-c * 2.0 * f[r] * f[r]).exp())
 }
 
 /// Normalised sinc, `sin(pi x) / (pi x)`.
@@ -452,14 +501,12 @@ pub fn estimate_blur(plane: &Plane) -> BlurEstimate {
     // 1. isotropic Gaussian, jointly with the scene spectral slope gamma
     let sig_grid: Vec<f32> = (0..=24).map(|k| k as f32 * 0.25).collect();
     let coarse_sig: Vec<f32> = (0..=12).map(|k| k as f32 * 0.5).collect();
-    let gauss_nll = |gamma: f32, s: f32| {
-        let pl = bins.powerlaw(gamma);
-        bins.nll_iso(&gauss_shape(&pl, &bins.f, s))
-    };
+    let gauss_nll = |pl: &[f32; NR], s: f32| bins.nll_iso(&gauss_shape(pl, &bins.f, s));
     let mut coarse = (f64::INFINITY, 2.0f32, 0.0f32);
     for gamma in [1.6f32, 2.2, 2.8, 3.4] {
+        let pl = bins.powerlaw(gamma);
         for &s in &coarse_sig {
-            let v = gauss_nll(gamma, s);
+            let v = gauss_nll(&pl, s);
             if v < coarse.0 {
                 coarse = (v, gamma, s);
             }
@@ -474,7 +521,8 @@ pub fn estimate_blur(plane: &Plane) -> BlurEstimate {
         .collect();
     let mut fine = (f64::INFINITY, coarse.1, 0.0f32);
     for gamma in [coarse.1 - 0.3, coarse.1, coarse.1 + 0.3] {
-        let (s, v) = grid_then_golden(&near, &mut |s| gauss_nll(gamma, s));
+        let pl = bins.powerlaw(gamma);
+        let (s, v) = grid_then_golden(&near, &mut |s| gauss_nll(&pl, s));
         if v < fine.0 {
             fine = (v, gamma, s);
         }
@@ -484,11 +532,7 @@ pub fn estimate_blur(plane: &Plane) -> BlurEstimate {
 
     // 2. disk (defocus): |H| of a uniform disk depends on radius * frequency only
     let mut disk_nll = |r: f32| {
-        let g: Vec<f32> = pl
-            .iter()
-            .zip(&bins.f)
-            .map(|(&p, &fr)| p * disk_h(r * fr).powi(2))
-            .collect();
+        let g: [f32; NR] = std::array::from_fn(|i| pl[i] * disk_h(r * bins.f[i]).powi(2));
         bins.nll_iso(&g)
     };
     let r_grid: Vec<f32> = (0..=18).map(|k| 1.0 + k as f32 * 0.5).collect();
@@ -501,11 +545,7 @@ pub fn estimate_blur(plane: &Plane) -> BlurEstimate {
         (0..NA)
             .map(|a| {
                 let c = (bins.phi[a] - phim).cos();
-                let g: Vec<f32> = pl
-                    .iter()
-                    .zip(&bins.f)
-                    .map(|(&p, &fr)| p * sinc(l * fr * c).powi(2))
-                    .collect();
+                let g: [f32; NR] = std::array::from_fn(|i| pl[i] * sinc(l * bins.f[i] * c).powi(2));
                 bins.nll_dir(a, &g)
             })
             .sum()
@@ -513,10 +553,19 @@ pub fn estimate_blur(plane: &Plane) -> BlurEstimate {
     // initial angle from per-direction Gaussian widths: sigma(phi)^2 = s0^2 +
     // (L^2/24)(1 + cos 2(phi - phim)), a linear fit in cos 2phi and sin 2phi
     let dir_grid: Vec<f32> = (0..=16).map(|k| k as f32 * 0.5).collect();
+    // the grid's shapes are the same in every direction
+    let dir_shapes: Vec<[f32; NR]> = dir_grid
+        .iter()
+        .map(|&s| gauss_shape(&pl, &bins.f, s))
+        .collect();
     let (mut cc, mut cs) = (0.0f32, 0.0f32);
     for a in 0..NA {
         let (sd, _) = grid_then_golden(&dir_grid, &mut |s| {
-            bins.nll_dir(a, &gauss_shape(&pl, &bins.f, s))
+            let shape = match dir_grid.iter().position(|&g| g == s) {
+                Some(k) => dir_shapes[k],
+                None => gauss_shape(&pl, &bins.f, s),
+            };
+            bins.nll_dir(a, &shape)
         });
         let p = bins.phi[a];
         cc += sd * sd * (2.0 * p).cos();
