@@ -4,8 +4,10 @@
 //! Fitting is deterministic (a fixed, evenly spaced sample), so a lost projection is refitted
 //! from SQLite exactly like the graph it belongs to.
 
+use multiversion::multiversion;
 use nalgebra::{DMatrix, SymmetricEigen};
-use ndarray::{Array1, Array2, ArrayView2, Axis, s};
+use ndarray::linalg::general_mat_mul;
+use ndarray::{Array1, Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
@@ -115,11 +117,7 @@ impl Projection {
     /// Projects one vector (of length `dim_in`).
     pub fn apply(&self, v: &[f32]) -> Vec<f32> {
         debug_assert_eq!(v.len(), self.dim_in);
-        let centred: Vec<f32> = v.iter().zip(&self.mean).map(|(x, m)| x - m).collect();
-        self.basis
-            .chunks_exact(self.dim_in)
-            .map(|row| crate::ann::dot(row, &centred))
-            .collect()
+        project(&self.basis, &self.mean, v)
     }
 
     /// Little-endian serialisation: magic, dims, explained share, mean, basis.
@@ -167,6 +165,17 @@ impl Projection {
     }
 }
 
+/// `basis * (v - mean)`, `basis` holding rows of `mean.len()` values. Compiled also for AVX2
+/// and chosen at run time (the same operations, so the same result).
+#[multiversion(targets("x86_64+avx2+fma"))]
+fn project(basis: &[f32], mean: &[f32], v: &[f32]) -> Vec<f32> {
+    let centred: Vec<f32> = v.iter().zip(mean).map(|(x, m)| x - m).collect();
+    basis
+        .chunks_exact(mean.len())
+        .map(|row| crate::ann::dot(row, &centred))
+        .collect()
+}
+
 /// Extra directions the randomized eigensolver tracks beyond those asked for.
 const OVERSAMPLING: usize = 64;
 /// Power iterations of the randomized eigensolver.
@@ -212,8 +221,9 @@ fn top_eigen(m: &Array2<f64>, k: usize) -> (Vec<f64>, Vec<Vec<f64>>) {
         .unzip()
 }
 
-/// `a . b` with the columns of `b` split into one block per worker thread. Each element is
-/// the same blocked GEMM sum as `a.dot(&b)` computes; small products stay on one thread.
+/// `a . b` with the columns of `b` split into one block per worker thread, each block's product
+/// written in place. Each element is the same blocked GEMM sum as `a.dot(&b)` computes; small
+/// products stay on one thread.
 fn par_dot(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Array2<f64> {
     const SERIAL_UP_TO: usize = 1 << 22;
     let cols = b.ncols();
@@ -223,14 +233,15 @@ fn par_dot(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Array2<f64> {
     }
     // Blocks in whole 16-column multiples, the width of the GEMM micro-kernels.
     let width = cols.div_ceil(threads).div_ceil(16) * 16;
-    let blocks: Vec<Array2<f64>> = (0..cols)
-        .step_by(width)
-        .collect::<Vec<_>>()
-        .into_par_iter()
-        .map(|c0| a.dot(&b.slice(s![.., c0..(c0 + width).min(cols)])))
+    let mut out = Array2::<f64>::zeros((a.nrows(), cols));
+    let blocks: Vec<_> = out
+        .axis_chunks_iter_mut(Axis(1), width)
+        .zip(b.axis_chunks_iter(Axis(1), width))
         .collect();
-    let views: Vec<ArrayView2<f64>> = blocks.iter().map(|b| b.view()).collect();
-    ndarray::concatenate(Axis(1), &views).expect("blocks of equal height")
+    blocks.into_par_iter().for_each(|(mut out_block, b_block)| {
+        general_mat_mul(1.0, &a, &b_block, 0.0, &mut out_block);
+    });
+    out
 }
 
 /// The next number of a 64-bit linear congruential generator (Knuth's MMIX constants), as a

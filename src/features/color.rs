@@ -9,6 +9,7 @@
 //! count equally.
 
 use super::{Extractor, FeatureInput};
+use multiversion::multiversion;
 
 /// Parameters of the colour histogram.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,6 +75,7 @@ pub fn rgb_to_hsv(r: u8, g: u8, b: u8) -> [f32; 3] {
 }
 
 /// Two bins and weights for a value in [0, 1] on a linear (clamped) axis of `n` bins.
+#[inline(always)]
 fn linear_votes(x: f32, n: usize) -> [(usize, f32); 2] {
     let pos = (x * n as f32 - 0.5).clamp(0.0, (n - 1) as f32);
     // pos >= 0: truncation is the floor.
@@ -84,6 +86,7 @@ fn linear_votes(x: f32, n: usize) -> [(usize, f32); 2] {
 }
 
 /// Two bins and weights for a hue in [0, 1) on a circular axis of `n` bins.
+#[inline(always)]
 fn circular_votes(h: f32, n: usize) -> [(usize, f32); 2] {
     // h in [0, 1): the position is in [-0.5, n - 0.5), one wrap at most.
     let pos = h * n as f32 - 0.5;
@@ -97,7 +100,7 @@ fn circular_votes(h: f32, n: usize) -> [(usize, f32); 2] {
     [(lo, 1.0 - t), (hi, t)]
 }
 
-#[inline]
+#[inline(always)]
 fn vote(hist: &mut [f32], bins: [usize; 3], hsv: [f32; 3]) {
     let hv = circular_votes(hsv[0], bins[0]);
     let sv = linear_votes(hsv[1], bins[1]);
@@ -151,39 +154,46 @@ impl Extractor for ColorHistogram {
     }
 
     fn extract(&self, input: &FeatureInput) -> Vec<f32> {
-        let img = &input.rgb;
-        let (w, h) = img.dimensions();
-        let g_len: usize = self.global_bins.iter().product();
-        let c_len: usize = self.cell_bins.iter().product();
-        let cells = self.grid * self.grid;
-        let mut out = vec![0.0f32; self.dim()];
-        let cell_x: Vec<usize> = (0..w as usize)
-            .map(|x| (x * self.grid / w as usize).min(self.grid - 1))
-            .collect();
-        // Per row, HSV for every pixel first (vectorisable), then the votes.
-        let mut hsv_row = vec![[0f32; 3]; w as usize];
-        let pixels = &img.as_raw()[..3 * w as usize * h as usize];
-        // `max(1)`: an empty image has no rows (and `chunks_exact` no zero size).
-        for (y, row) in pixels.chunks_exact(3 * w.max(1) as usize).enumerate() {
-            let cy = (y * self.grid / h as usize).min(self.grid - 1);
-            for (hsv, p) in hsv_row.iter_mut().zip(row.chunks_exact(3)) {
-                *hsv = rgb_to_hsv(p[0], p[1], p[2]);
-            }
-            for (&hsv, &cx) in hsv_row.iter().zip(&cell_x) {
-                vote(&mut out[..g_len], self.global_bins, hsv);
-                let start = g_len + (cy * self.grid + cx) * c_len;
-                vote(&mut out[start..start + c_len], self.cell_bins, hsv);
-            }
-        }
-        // Global and grid parts get equal total weight: each cell carries 1/sqrt(cells).
-        power_block(&mut out[..g_len], self.exponent, 1.0);
-        let cell_scale = 1.0 / (cells as f32).sqrt();
-        for c in 0..cells {
-            let start = g_len + c * c_len;
-            power_block(&mut out[start..start + c_len], self.exponent, cell_scale);
-        }
-        out
+        histograms(self, input)
     }
+}
+
+/// The colour vector of `input`, compiled also for AVX2 and chosen at run time (the same
+/// operations, so the same result).
+#[multiversion(targets("x86_64+avx2+fma"))]
+fn histograms(o: &ColorHistogram, input: &FeatureInput) -> Vec<f32> {
+    let img = &input.rgb;
+    let (w, h) = img.dimensions();
+    let g_len: usize = o.global_bins.iter().product();
+    let c_len: usize = o.cell_bins.iter().product();
+    let cells = o.grid * o.grid;
+    let mut out = vec![0.0f32; o.dim()];
+    let cell_x: Vec<usize> = (0..w as usize)
+        .map(|x| (x * o.grid / w as usize).min(o.grid - 1))
+        .collect();
+    // Per row, HSV for every pixel first (vectorisable), then the votes.
+    let mut hsv_row = vec![[0f32; 3]; w as usize];
+    let pixels = &img.as_raw()[..3 * w as usize * h as usize];
+    // `max(1)`: an empty image has no rows (and `chunks_exact` no zero size).
+    for (y, row) in pixels.chunks_exact(3 * w.max(1) as usize).enumerate() {
+        let cy = (y * o.grid / h as usize).min(o.grid - 1);
+        for (hsv, p) in hsv_row.iter_mut().zip(row.chunks_exact(3)) {
+            *hsv = rgb_to_hsv(p[0], p[1], p[2]);
+        }
+        for (&hsv, &cx) in hsv_row.iter().zip(&cell_x) {
+            vote(&mut out[..g_len], o.global_bins, hsv);
+            let start = g_len + (cy * o.grid + cx) * c_len;
+            vote(&mut out[start..start + c_len], o.cell_bins, hsv);
+        }
+    }
+    // Global and grid parts get equal total weight: each cell carries 1/sqrt(cells).
+    power_block(&mut out[..g_len], o.exponent, 1.0);
+    let cell_scale = 1.0 / (cells as f32).sqrt();
+    for c in 0..cells {
+        let start = g_len + c * c_len;
+        power_block(&mut out[start..start + c_len], o.exponent, cell_scale);
+    }
+    out
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@
 
 use std::f32::consts::PI;
 
+use multiversion::multiversion;
 use ndarray::Array2;
 
 use super::{Extractor, FeatureInput};
@@ -109,92 +110,7 @@ impl Extractor for LocalBinaryPatterns {
 impl LocalBinaryPatterns {
     /// The descriptor of a luminance plane.
     pub fn describe(&self, img: &Array2<f32>) -> Vec<f32> {
-        let (h, w) = img.dim();
-        let regions = 1 + self.grid * self.grid;
-        let per_radius = BINS * regions;
-        let mut out = vec![0.0f32; self.dim()];
-        for (ri, &r) in self.radii.iter().enumerate() {
-            let offsets: Vec<(f32, f32)> = (0..P)
-                .map(|p| {
-                    let a = 2.0 * PI * p as f32 / P as f32;
-                    (-r * a.sin(), r * a.cos())
-                })
-                .collect();
-            let margin = r.ceil() as usize;
-            if h <= 2 * margin || w <= 2 * margin {
-                continue;
-            }
-            let base = ri * per_radius;
-            let (ih, iw) = (h - 2 * margin, w - 2 * margin);
-            // Pixel centres are integers, so each neighbour's interpolation corners and weights
-            // are the same for every pixel: computed once (same arithmetic as `bilinear`).
-            let taps: Vec<Tap> = offsets.iter().map(|&(dy, dx)| Tap::new(dy, dx)).collect();
-            let data = img.as_standard_layout();
-            let px = data.as_slice().expect("standard layout");
-            // One pass per neighbour over whole rows (vectorisable), setting that neighbour's
-            // bit in every pixel's code; then one histogram pass.
-            let mut codes = vec![0u8; ih * iw];
-            for (p, t) in taps.iter().enumerate() {
-                let row_at = |y: usize, dy: isize, dx: isize| {
-                    let start = (y as isize + dy) as usize * w + (margin as isize + dx) as usize;
-                    &px[start..start + iw]
-                };
-                for y in margin..h - margin {
-                    let (a, b) = (row_at(y, t.y0, t.x0), row_at(y, t.y0, t.x1));
-                    let (c, d) = (row_at(y, t.y1, t.x0), row_at(y, t.y1, t.x1));
-                    let centre = row_at(y, 0, 0);
-                    let out_row = &mut codes[(y - margin) * iw..(y - margin + 1) * iw];
-                    for i in 0..iw {
-                        let top = a[i] * (1.0 - t.tx) + b[i] * t.tx;
-                        let bottom = c[i] * (1.0 - t.tx) + d[i] * t.tx;
-                        let v = top * (1.0 - t.ty) + bottom * t.ty;
-                        out_row[i] |= u8::from(v >= centre[i] - self.tolerance) << p;
-                    }
-                }
-            }
-            // Counts per cell (whole numbers, so the global histogram is exactly their sum),
-            // over the run of columns each grid column covers; four interleaved counters, as
-            // neighbouring pixels often share a code.
-            let table: [u8; 256] = std::array::from_fn(|bits| riu2(bits as u8) as u8);
-            let cell_of = |x: usize| (x * self.grid / iw).min(self.grid - 1);
-            let runs: Vec<(usize, std::ops::Range<usize>)> = (0..self.grid)
-                .map(|c| {
-                    let first = (0..iw).find(|&x| cell_of(x) >= c).unwrap_or(iw);
-                    let end = (first..iw).find(|&x| cell_of(x) > c).unwrap_or(iw);
-                    (c, first..end)
-                })
-                .collect();
-            let mut counts = vec![[0u32; BINS]; self.grid * self.grid];
-            for (row, y) in codes.chunks_exact(iw).zip(0..) {
-                let cy = (y * self.grid / ih).min(self.grid - 1);
-                for (cx, run) in &runs {
-                    let mut lanes = [[0u32; BINS]; 4];
-                    let quads = row[run.clone()].chunks_exact(4);
-                    for &bits in quads.remainder() {
-                        lanes[0][table[bits as usize] as usize] += 1;
-                    }
-                    for quad in quads {
-                        for (lane, &bits) in lanes.iter_mut().zip(quad) {
-                            lane[table[bits as usize] as usize] += 1;
-                        }
-                    }
-                    let cell = &mut counts[cy * self.grid + cx];
-                    for lane in &lanes {
-                        for (c, n) in cell.iter_mut().zip(lane) {
-                            *c += n;
-                        }
-                    }
-                }
-            }
-            for (c, cell) in counts.iter().enumerate() {
-                for (code, &n) in cell.iter().enumerate() {
-                    out[base + code] += n as f32;
-                    out[base + BINS * (1 + c) + code] += n as f32;
-                }
-            }
-        }
-        hellinger_blocks(&mut out, self.grid);
-        out
+        describe_plane(self, img)
     }
 }
 
@@ -211,6 +127,98 @@ fn hellinger_blocks(out: &mut [f32], grid: usize) {
                 .for_each(|v| *v = (*v / sum).sqrt() * scale);
         }
     }
+}
+
+/// [`LocalBinaryPatterns::describe`], compiled also for AVX2 and chosen at run time (the same
+/// operations, so the same result).
+#[multiversion(targets("x86_64+avx2+fma"))]
+fn describe_plane(o: &LocalBinaryPatterns, img: &Array2<f32>) -> Vec<f32> {
+    let (h, w) = img.dim();
+    let regions = 1 + o.grid * o.grid;
+    let per_radius = BINS * regions;
+    let mut out = vec![0.0f32; o.dim()];
+    for (ri, &r) in o.radii.iter().enumerate() {
+        let offsets: Vec<(f32, f32)> = (0..P)
+            .map(|p| {
+                let a = 2.0 * PI * p as f32 / P as f32;
+                (-r * a.sin(), r * a.cos())
+            })
+            .collect();
+        let margin = r.ceil() as usize;
+        if h <= 2 * margin || w <= 2 * margin {
+            continue;
+        }
+        let base = ri * per_radius;
+        let (ih, iw) = (h - 2 * margin, w - 2 * margin);
+        // Pixel centres are integers, so each neighbour's interpolation corners and weights
+        // are the same for every pixel: computed once (same arithmetic as `bilinear`).
+        let taps: Vec<Tap> = offsets.iter().map(|&(dy, dx)| Tap::new(dy, dx)).collect();
+        let data = img.as_standard_layout();
+        let px = data.as_slice().expect("standard layout");
+        // One pass per neighbour over whole rows (vectorisable), setting that neighbour's
+        // bit in every pixel's code; then one histogram pass.
+        let mut codes = vec![0u8; ih * iw];
+        for (p, t) in taps.iter().enumerate() {
+            let row_at = |y: usize, dy: isize, dx: isize| {
+                let start = (y as isize + dy) as usize * w + (margin as isize + dx) as usize;
+                &px[start..start + iw]
+            };
+            for y in margin..h - margin {
+                let (a, b) = (row_at(y, t.y0, t.x0), row_at(y, t.y0, t.x1));
+                let (c, d) = (row_at(y, t.y1, t.x0), row_at(y, t.y1, t.x1));
+                let centre = row_at(y, 0, 0);
+                let out_row = &mut codes[(y - margin) * iw..(y - margin + 1) * iw];
+                for i in 0..iw {
+                    let top = a[i] * (1.0 - t.tx) + b[i] * t.tx;
+                    let bottom = c[i] * (1.0 - t.tx) + d[i] * t.tx;
+                    let v = top * (1.0 - t.ty) + bottom * t.ty;
+                    out_row[i] |= u8::from(v >= centre[i] - o.tolerance) << p;
+                }
+            }
+        }
+        // Counts per cell (whole numbers, so the global histogram is exactly their sum),
+        // over the run of columns each grid column covers; four interleaved counters, as
+        // neighbouring pixels often share a code.
+        let table: [u8; 256] = std::array::from_fn(|bits| riu2(bits as u8) as u8);
+        let cell_of = |x: usize| (x * o.grid / iw).min(o.grid - 1);
+        let runs: Vec<(usize, std::ops::Range<usize>)> = (0..o.grid)
+            .map(|c| {
+                let first = (0..iw).find(|&x| cell_of(x) >= c).unwrap_or(iw);
+                let end = (first..iw).find(|&x| cell_of(x) > c).unwrap_or(iw);
+                (c, first..end)
+            })
+            .collect();
+        let mut counts = vec![[0u32; BINS]; o.grid * o.grid];
+        for (row, y) in codes.chunks_exact(iw).zip(0..) {
+            let cy = (y * o.grid / ih).min(o.grid - 1);
+            for (cx, run) in &runs {
+                let mut lanes = [[0u32; BINS]; 4];
+                let quads = row[run.clone()].chunks_exact(4);
+                for &bits in quads.remainder() {
+                    lanes[0][table[bits as usize] as usize] += 1;
+                }
+                for quad in quads {
+                    for (lane, &bits) in lanes.iter_mut().zip(quad) {
+                        lane[table[bits as usize] as usize] += 1;
+                    }
+                }
+                let cell = &mut counts[cy * o.grid + cx];
+                for lane in &lanes {
+                    for (c, n) in cell.iter_mut().zip(lane) {
+                        *c += n;
+                    }
+                }
+            }
+        }
+        for (c, cell) in counts.iter().enumerate() {
+            for (code, &n) in cell.iter().enumerate() {
+                out[base + code] += n as f32;
+                out[base + BINS * (1 + c) + code] += n as f32;
+            }
+        }
+    }
+    hellinger_blocks(&mut out, o.grid);
+    out
 }
 
 #[cfg(test)]

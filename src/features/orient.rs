@@ -15,6 +15,7 @@
 //! Every block (global and each grid cell) is normalised to sum 1 and square-rooted; each
 //! octave's blocks together are scaled to unit L2 norm, so octaves weigh equally.
 
+use multiversion::multiversion;
 use ndarray::Array2;
 
 use super::{Extractor, FeatureInput};
@@ -61,109 +62,111 @@ impl OrientationHistograms {
     fn planes(&self) -> usize {
         if self.opponent_colour { 3 } else { 1 }
     }
+}
 
-    /// Votes of one octave into `out` (global block first, then the cells row by row).
-    fn vote_octave(&self, img: &Array2<f32>, out: &mut [f32]) {
-        let (h, w) = img.dim();
-        if h < 3 || w < 3 {
-            return;
+/// Votes of one octave into `out` (global block first, then the cells row by row). Compiled
+/// also for AVX2 and chosen at run time; the same operations, so the same result.
+#[multiversion(targets("x86_64+avx2+fma"))]
+fn vote_octave(o: &OrientationHistograms, img: &Array2<f32>, out: &mut [f32]) {
+    let (h, w) = img.dim();
+    if h < 3 || w < 3 {
+        return;
+    }
+    let data = img.as_standard_layout();
+    let px = data.as_slice().expect("standard layout");
+    let (bins, block) = (o.bins, o.block_len());
+    let (ih, iw) = (h - 2, w - 2);
+    // The interior columns of each grid column, in order (the cells split a row in runs).
+    let cell_of = |x: usize| (x * o.grid / iw).min(o.grid - 1);
+    let runs: Vec<(usize, std::ops::Range<usize>)> = (0..o.grid)
+        .map(|c| {
+            let first = (0..iw).find(|&x| cell_of(x) >= c).unwrap_or(iw);
+            let end = (first..iw).find(|&x| cell_of(x) > c).unwrap_or(iw);
+            (c, first..end)
+        })
+        .collect();
+    let bins_per_radian = bins as f32 / std::f32::consts::PI;
+    // Per cell: two interleaved orientation histograms (neighbouring pixels usually vote
+    // for the same bins; alternating copies keeps the additions independent) and a count
+    // of flat pixels.
+    let cells = o.grid * o.grid;
+    let mut votes = vec![0f32; cells * 2 * bins];
+    let mut flats = vec![0u32; cells];
+    // Per row, first the arithmetic for every pixel (branch-free, so it vectorises), then
+    // the votes.
+    let (mut lo, mut hi) = (vec![0u32; iw], vec![0u32; iw]);
+    let (mut w_lo, mut w_hi) = (vec![0f32; iw], vec![0f32; iw]);
+    let mut flat = vec![0u32; iw];
+    for y in 1..h - 1 {
+        let cy = ((y - 1) * o.grid / ih).min(o.grid - 1);
+        let (above, row, below) = (
+            &px[(y - 1) * w..y * w],
+            &px[y * w..(y + 1) * w],
+            &px[(y + 1) * w..(y + 2) * w],
+        );
+        // Equal-length views (interior pixel i is column i + 1), so no index is checked.
+        let (left, right) = (&row[..iw], &row[2..]);
+        let (up, down) = (&above[1..=iw], &below[1..=iw]);
+        let (lo, hi, w_lo, w_hi, flat) = (
+            &mut lo[..iw],
+            &mut hi[..iw],
+            &mut w_lo[..iw],
+            &mut w_hi[..iw],
+            &mut flat[..iw],
+        );
+        for i in 0..iw {
+            let gx = right[i] - left[i];
+            let gy = down[i] - up[i];
+            let mag = (gx * gx + gy * gy).sqrt();
+            // Unsigned orientation in [0, pi), then a circular position among the bins.
+            let angle = fast_atan2(gy, gx);
+            let angle = if angle < 0.0 {
+                angle + std::f32::consts::PI
+            } else {
+                angle
+            };
+            let pos = angle * bins_per_radian - 0.5;
+            let pos = if pos < 0.0 { pos + bins as f32 } else { pos };
+            // pos in [0, bins]: truncation is the floor; the top bin wraps by comparison.
+            let floor = pos as u32;
+            let t = pos - floor as f32;
+            let low = if floor >= bins as u32 {
+                floor - bins as u32
+            } else {
+                floor
+            };
+            lo[i] = low;
+            hi[i] = if low + 1 == bins as u32 { 0 } else { low + 1 };
+            // A zero magnitude votes zero (a flat pixel is counted apart).
+            w_lo[i] = mag * (1.0 - t);
+            w_hi[i] = mag * t;
+            flat[i] = u32::from(mag < o.flat_threshold);
         }
-        let data = img.as_standard_layout();
-        let px = data.as_slice().expect("standard layout");
-        let (bins, block) = (self.bins, self.block_len());
-        let (ih, iw) = (h - 2, w - 2);
-        // The interior columns of each grid column, in order (the cells split a row in runs).
-        let cell_of = |x: usize| (x * self.grid / iw).min(self.grid - 1);
-        let runs: Vec<(usize, std::ops::Range<usize>)> = (0..self.grid)
-            .map(|c| {
-                let first = (0..iw).find(|&x| cell_of(x) >= c).unwrap_or(iw);
-                let end = (first..iw).find(|&x| cell_of(x) > c).unwrap_or(iw);
-                (c, first..end)
-            })
-            .collect();
-        let bins_per_radian = bins as f32 / std::f32::consts::PI;
-        // Per cell: two interleaved orientation histograms (neighbouring pixels usually vote
-        // for the same bins; alternating copies keeps the additions independent) and a count
-        // of flat pixels.
-        let cells = self.grid * self.grid;
-        let mut votes = vec![0f32; cells * 2 * bins];
-        let mut flats = vec![0u32; cells];
-        // Per row, first the arithmetic for every pixel (branch-free, so it vectorises), then
-        // the votes.
-        let (mut lo, mut hi) = (vec![0u32; iw], vec![0u32; iw]);
-        let (mut w_lo, mut w_hi) = (vec![0f32; iw], vec![0f32; iw]);
-        let mut flat = vec![0u32; iw];
-        for y in 1..h - 1 {
-            let cy = ((y - 1) * self.grid / ih).min(self.grid - 1);
-            let (above, row, below) = (
-                &px[(y - 1) * w..y * w],
-                &px[y * w..(y + 1) * w],
-                &px[(y + 1) * w..(y + 2) * w],
-            );
-            // Equal-length views (interior pixel i is column i + 1), so no index is checked.
-            let (left, right) = (&row[..iw], &row[2..]);
-            let (up, down) = (&above[1..=iw], &below[1..=iw]);
-            let (lo, hi, w_lo, w_hi, flat) = (
-                &mut lo[..iw],
-                &mut hi[..iw],
-                &mut w_lo[..iw],
-                &mut w_hi[..iw],
-                &mut flat[..iw],
-            );
-            for i in 0..iw {
-                let gx = right[i] - left[i];
-                let gy = down[i] - up[i];
-                let mag = (gx * gx + gy * gy).sqrt();
-                // Unsigned orientation in [0, pi), then a circular position among the bins.
-                let angle = fast_atan2(gy, gx);
-                let angle = if angle < 0.0 {
-                    angle + std::f32::consts::PI
-                } else {
-                    angle
-                };
-                let pos = angle * bins_per_radian - 0.5;
-                let pos = if pos < 0.0 { pos + bins as f32 } else { pos };
-                // pos in [0, bins]: truncation is the floor; the top bin wraps by comparison.
-                let floor = pos as u32;
-                let t = pos - floor as f32;
-                let low = if floor >= bins as u32 {
-                    floor - bins as u32
-                } else {
-                    floor
-                };
-                lo[i] = low;
-                hi[i] = if low + 1 == bins as u32 { 0 } else { low + 1 };
-                // A zero magnitude votes zero (a flat pixel is counted apart).
-                w_lo[i] = mag * (1.0 - t);
-                w_hi[i] = mag * t;
-                flat[i] = u32::from(mag < self.flat_threshold);
+        for (cx, run) in &runs {
+            let cell = cy * o.grid + cx;
+            let acc = &mut votes[cell * 2 * bins..(cell + 1) * 2 * bins];
+            let mut count = 0u32;
+            for i in run.clone() {
+                let copy = (i & 1) * bins;
+                acc[copy + lo[i] as usize] += w_lo[i];
+                acc[copy + hi[i] as usize] += w_hi[i];
+                count += flat[i];
             }
-            for (cx, run) in &runs {
-                let cell = cy * self.grid + cx;
-                let acc = &mut votes[cell * 2 * bins..(cell + 1) * 2 * bins];
-                let mut count = 0u32;
-                for i in run.clone() {
-                    let copy = (i & 1) * bins;
-                    acc[copy + lo[i] as usize] += w_lo[i];
-                    acc[copy + hi[i] as usize] += w_hi[i];
-                    count += flat[i];
-                }
-                flats[cell] += count;
-            }
+            flats[cell] += count;
         }
-        // Flat pixels weigh the threshold each; the global block is the sum of the cells.
-        for cell in 0..cells {
-            let acc = &votes[cell * 2 * bins..(cell + 1) * 2 * bins];
-            let cell_block = block * (1 + cell);
-            for b in 0..bins {
-                let v = acc[b] + acc[bins + b];
-                out[cell_block + b] += v;
-                out[b] += v;
-            }
-            let flat_weight = flats[cell] as f32 * self.flat_threshold;
-            out[cell_block + bins] += flat_weight;
-            out[bins] += flat_weight;
+    }
+    // Flat pixels weigh the threshold each; the global block is the sum of the cells.
+    for cell in 0..cells {
+        let acc = &votes[cell * 2 * bins..(cell + 1) * 2 * bins];
+        let cell_block = block * (1 + cell);
+        for b in 0..bins {
+            let v = acc[b] + acc[bins + b];
+            out[cell_block + b] += v;
+            out[b] += v;
         }
+        let flat_weight = flats[cell] as f32 * o.flat_threshold;
+        out[cell_block + bins] += flat_weight;
+        out[bins] += flat_weight;
     }
 }
 
@@ -231,7 +234,7 @@ impl Extractor for OrientationHistograms {
         {
             let mut octave = plane;
             for chunk in plane_out.chunks_mut(self.per_scale()) {
-                self.vote_octave(&octave, chunk);
+                vote_octave(self, &octave, chunk);
                 for block in chunk.chunks_mut(self.block_len()) {
                     let sum: f32 = block.iter().sum();
                     if sum > 0.0 {
@@ -331,7 +334,7 @@ mod tests {
                 ..OrientationHistograms::default()
             };
             let mut fast = vec![0.0f32; o.per_scale()];
-            o.vote_octave(&img, &mut fast);
+            vote_octave(&o, &img, &mut fast);
             let reference = reference_votes(&o, &img);
             let total: f64 = reference.iter().sum();
             for (i, (f, r)) in fast.iter().zip(&reference).enumerate() {

@@ -25,6 +25,7 @@
 //! BENCHMARKS.md describes (`cargo run --release --example family_costs`): the largest single
 //! cost of indexing.
 
+use multiversion::multiversion;
 use serde::Serialize;
 
 use super::Plane;
@@ -272,75 +273,15 @@ impl Bins {
     /// another stationary point and lost a sigma-3 blur.) The value is a pure function of the
     /// model, as the searches need.
     fn nll_dir(&self, a: usize, g: &[f32]) -> f64 {
-        let n = &self.n_f64[a * NR..(a + 1) * NR];
-        let im = &self.i_f64[a * NR..(a + 1) * NR];
-        let g32 = &g[..NR];
-        let g: [f64; NR] = std::array::from_fn(|r| g32[r] as f64);
-        let s2 = self.s2 as f64;
-        let (mut num, mut den) = (0.0f64, 0.0f64);
-        for r in 0..NR {
-            num += n[r] * (im[r] - s2).max(0.0);
-            den += n[r] * g[r];
-        }
-        if den <= 0.0 {
-            return f64::INFINITY;
-        }
-        let mut t = (num / den).max(1e-12).ln();
-        // Newton in f32 over lanes of 8 bins (vectorised); its result only sets the amplitude,
-        // and the likelihood itself is summed in f64 below
-        let (n32, i32): (&[f32], &[f32]) =
-            (&self.n[a * NR..(a + 1) * NR], &self.i[a * NR..(a + 1) * NR]);
-        let s2_32 = self.s2;
-        for _ in 0..MAX_NEWTON_STEPS {
-            let amp = t.exp() as f32;
-            let (mut grad, mut fisher, mut hess) = ([0.0f32; 8], [0.0f32; 8], [0.0f32; 8]);
-            for ((nc, ic), gc) in n32
-                .chunks_exact(8)
-                .zip(i32.chunks_exact(8))
-                .zip(g32.chunks_exact(8))
-            {
-                for j in 0..8 {
-                    let ag = amp * gc[j];
-                    let s = ag + s2_32;
-                    let inv = 1.0 / s;
-                    let w = nc[j] * ag * inv * inv;
-                    grad[j] += w * (s - ic[j]);
-                    fisher[j] += w * ag;
-                    hess[j] += w * (s - ic[j] + ag * (2.0 * ic[j] - s) * inv);
-                }
-            }
-            let sum = |v: [f32; 8]| v.iter().map(|&x| x as f64).sum::<f64>();
-            let (grad, fisher, hess) = (sum(grad), sum(fisher), sum(hess));
-            if fisher <= 0.0 || !fisher.is_finite() {
-                break;
-            }
-            let curvature = if hess > 0.0 { hess } else { fisher };
-            let step = (grad / curvature).clamp(-3.0, 3.0);
-            t -= step;
-            // Newton converges quadratically: after a step under 1e-3 the error left is about
-            // 1e-6, worth ~1e-9 in the likelihood
-            if step.abs() < 1e-3 {
-                break;
-            }
-        }
-        let amp = t.exp();
-        let peak = g.iter().fold(0.0f64, |m, &v| m.max(v));
-        if !(amp * peak + s2).is_finite() {
-            return f64::INFINITY;
-        }
-        // bins without frequencies have n = 0 and add nothing (every s is >= s2 > 0)
-        let mut lanes = [0.0f64; 4];
-        for ((nc, ic), gc) in n
-            .chunks_exact(4)
-            .zip(im.chunks_exact(4))
-            .zip(g.chunks_exact(4))
-        {
-            for j in 0..4 {
-                let s = amp * gc[j] + s2;
-                lanes[j] += nc[j] * (ln_positive(s) + ic[j] / s);
-            }
-        }
-        lanes.iter().sum()
+        let bins = a * NR..(a + 1) * NR;
+        whittle_nll(
+            &self.n_f64[bins.clone()],
+            &self.i_f64[bins.clone()],
+            &self.n[bins.clone()],
+            &self.i[bins],
+            self.s2,
+            g,
+        )
     }
 
     /// NLL of an isotropic model whose radial shape is `g[r]`.
@@ -351,6 +292,87 @@ impl Bins {
     fn powerlaw(&self, gamma: f32) -> [f32; NR] {
         std::array::from_fn(|r| self.f[r].powf(-gamma))
     }
+}
+
+/// [`Bins::nll_dir`] on one direction's bins: counts and mean periodogram in f64 (`n`, `im`)
+/// and f32 (`n32`, `i32`), noise floor `s2`, model shape `g`. Compiled also for AVX2 and chosen
+/// at run time (the same operations in the same order, so the same result).
+#[multiversion(targets("x86_64+avx2+fma"))]
+fn whittle_nll(n: &[f64], im: &[f64], n32: &[f32], i32: &[f32], s2: f32, g: &[f32]) -> f64 {
+    let g32 = &g[..NR];
+    let g: [f64; NR] = std::array::from_fn(|r| g32[r] as f64);
+    let s2_32 = s2;
+    let s2 = s2 as f64;
+    let (mut num, mut den) = (0.0f64, 0.0f64);
+    for r in 0..NR {
+        num += n[r] * (im[r] - s2).max(0.0);
+        den += n[r] * g[r];
+    }
+    if den <= 0.0 {
+        return f64::INFINITY;
+    }
+    let mut t = (num / den).max(1e-12).ln();
+    // Newton in f32 (vectorised); its result only sets the amplitude, and the likelihood
+    // itself is summed in f64 below. Each bin's terms first, then sums in 8 lanes (lane j
+    // adds bins j, j + 8, ...).
+    let (n32, i32): (&[f32; NR], &[f32; NR]) = (
+        n32.try_into().expect("NR bins"),
+        i32.try_into().expect("NR bins"),
+    );
+    let g32: &[f32; NR] = g32.try_into().expect("NR bins");
+    for _ in 0..MAX_NEWTON_STEPS {
+        let amp = t.exp() as f32;
+        let (mut grad_terms, mut fisher_terms, mut hess_terms) =
+            ([0.0f32; NR], [0.0f32; NR], [0.0f32; NR]);
+        for r in 0..NR {
+            let ag = amp * g32[r];
+            let s = ag + s2_32;
+            let inv = 1.0 / s;
+            let w = n32[r] * ag * inv * inv;
+            grad_terms[r] = w * (s - i32[r]);
+            fisher_terms[r] = w * ag;
+            hess_terms[r] = w * (s - i32[r] + ag * (2.0 * i32[r] - s) * inv);
+        }
+        let sum = |terms: [f32; NR]| {
+            let mut lanes = [0.0f32; 8];
+            for chunk in terms.chunks_exact(8) {
+                for (lane, &v) in lanes.iter_mut().zip(chunk) {
+                    *lane += v;
+                }
+            }
+            lanes.iter().map(|&x| x as f64).sum::<f64>()
+        };
+        let (grad, fisher, hess) = (sum(grad_terms), sum(fisher_terms), sum(hess_terms));
+        if fisher <= 0.0 || !fisher.is_finite() {
+            break;
+        }
+        let curvature = if hess > 0.0 { hess } else { fisher };
+        let step = (grad / curvature).clamp(-3.0, 3.0);
+        t -= step;
+        // Newton converges quadratically: after a step under 1e-3 the error left is about
+        // 1e-6, worth ~1e-9 in the likelihood
+        if step.abs() < 1e-3 {
+            break;
+        }
+    }
+    let amp = t.exp();
+    let peak = g.iter().fold(0.0f64, |m, &v| m.max(v));
+    if !(amp * peak + s2).is_finite() {
+        return f64::INFINITY;
+    }
+    // bins without frequencies have n = 0 and add nothing (every s is >= s2 > 0)
+    let mut lanes = [0.0f64; 4];
+    for ((nc, ic), gc) in n
+        .chunks_exact(4)
+        .zip(im.chunks_exact(4))
+        .zip(g.chunks_exact(4))
+    {
+        for j in 0..4 {
+            let s = amp * gc[j] + s2;
+            lanes[j] += nc[j] * (ln_positive(s) + ic[j] / s);
+        }
+    }
+    lanes.iter().sum()
 }
 
 /// Natural logarithm of a positive, finite, normal `x`, without branches so that loops over it
