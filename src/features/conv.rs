@@ -7,6 +7,7 @@
 //! is complex (analytic) and its modulus is a phase-free local energy. Energies are averaged per
 //! grid cell, square-rooted (power normalisation) and the whole vector L2-normalised.
 
+use multiversion::multiversion;
 use std::f32::consts::PI;
 use std::sync::{Arc, OnceLock};
 
@@ -72,6 +73,7 @@ impl Plans {
 }
 
 /// Sum of the moduli of a run of complex values, in eight independent lanes (vectorised).
+#[inline(always)]
 fn modulus_sum(values: &[Complex32]) -> f32 {
     let mut lanes = [0.0f32; 8];
     let mut chunks = values.chunks_exact(8);
@@ -82,6 +84,29 @@ fn modulus_sum(values: &[Complex32]) -> f32 {
     }
     let tail: f32 = chunks.remainder().iter().map(|v| v.norm_sqr().sqrt()).sum();
     lanes.iter().sum::<f32>() + tail
+}
+
+/// `work = spectrum * filter`, element by element. Compiled also for AVX2 and chosen at run
+/// time (the same operations, so the same result), as is `pool_moduli`.
+#[multiversion(targets("x86_64+avx2+fma"))]
+fn apply_filter(work: &mut [Complex32], spectrum: &[Complex32], filter: &[f32]) {
+    for ((w, s), g) in work.iter_mut().zip(spectrum).zip(filter) {
+        *w = s * *g;
+    }
+}
+
+/// Adds `norm` times the moduli of each grid cell of the `n x n` response to `pooled`.
+#[multiversion(targets("x86_64+avx2+fma"))]
+fn pool_moduli(work: &[Complex32], n: usize, grid: usize, norm: f32, pooled: &mut [f32]) {
+    let cell = n / grid;
+    for (y, row) in work.chunks_exact(n).enumerate() {
+        let cy = (y / cell).min(grid - 1);
+        for cx in 0..grid {
+            // the last cell also takes the columns left over when grid does not divide n
+            let end = if cx + 1 == grid { n } else { (cx + 1) * cell };
+            pooled[cy * grid + cx] += modulus_sum(&row[cx * cell..end]) * norm;
+        }
+    }
 }
 
 fn transpose(data: &mut [Complex32], n: usize) {
@@ -230,23 +255,15 @@ impl FilterBank {
         let mut work = vec![Complex32::default(); n * n];
         let norm = 1.0 / (n * n) as f32;
         for (fi, filter) in bank.filters.iter().enumerate() {
-            for ((w, s), g) in work.iter_mut().zip(&spectrum).zip(filter) {
-                *w = s * *g;
-            }
+            apply_filter(&mut work, &spectrum, filter);
             bank.plans.fft2_transposed(&mut work, true);
-            let pooled = &mut out[fi * cells..(fi + 1) * cells];
-            for (y, row) in work.chunks_exact(n).enumerate() {
-                let cy = (y / cell).min(self.grid - 1);
-                for cx in 0..self.grid {
-                    // the last cell also takes the columns left over when grid does not divide n
-                    let end = if cx + 1 == self.grid {
-                        n
-                    } else {
-                        (cx + 1) * cell
-                    };
-                    pooled[cy * self.grid + cx] += modulus_sum(&row[cx * cell..end]) * norm;
-                }
-            }
+            pool_moduli(
+                &work,
+                n,
+                self.grid,
+                norm,
+                &mut out[fi * cells..(fi + 1) * cells],
+            );
         }
         let per_cell = 1.0 / (cell * cell) as f32;
         out.iter_mut().for_each(|v| *v = (*v * per_cell).sqrt());

@@ -1,5 +1,6 @@
 //! Point-spread functions: the user-facing `PsfSpec` (parse/print) and the normalised kernel `Psf`.
 
+use multiversion::multiversion;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -340,6 +341,7 @@ impl Psf {
 /// `plane` convolved with `Psf::gaussian(sigma)` with symmetric boundaries, the result
 /// [`super::fft::convolve`] gives, in two 1-D passes since the kernel is separable: about
 /// `2 (2 ceil(3 sigma) + 1)` multiply-adds per pixel instead of two padded FFTs.
+#[multiversion(targets("x86_64+avx2+fma"))]
 pub fn gaussian_blur(plane: &Array2<f32>, sigma: f32) -> Array2<f32> {
     if sigma <= 1e-3 {
         return plane.clone();
