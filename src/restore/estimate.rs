@@ -21,7 +21,7 @@
 //! (small-frequency expansion of the sinc), so a linear fit in `cos 2 phi, sin 2 phi` yields an
 //! initial angle and length, refined by the full sinc likelihood.
 //! Cost on a 256x171 working plane: two FFTs plus about 250 model evaluations (some 6,000
-//! per-direction likelihoods on 32 bins each), 7-10 ms on one core of the 2-core machine
+//! per-direction likelihoods on 32 bins each), about 7 ms on one core of the 2-core machine
 //! BENCHMARKS.md describes (`cargo run --release --example family_costs`): the largest single
 //! cost of indexing.
 
