@@ -2,26 +2,16 @@
 //! (with its luminance), the blind blur estimate alone, and each feature family.
 //! Usage: family_costs FOLDER [LIMIT]   (every image format the indexer takes, in path order)
 
+mod common;
+
 use std::time::Instant;
 
-use lookalike::crawl::{CrawlConfig, crawl};
 use lookalike::decode::{DecodeConfig, decode_file};
 use lookalike::features::{FeatureInput, Registry};
 use lookalike::restore::estimate_blur;
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let dir = args.get(1).expect("usage: family_costs FOLDER [LIMIT]");
-    let limit: usize = args
-        .get(2)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(usize::MAX);
-    let config = CrawlConfig {
-        roots: vec![dir.into()],
-        ..CrawlConfig::default()
-    };
-    let files = crawl(&config).unwrap_or_else(|e| panic!("{e}")).files;
-    let paths: Vec<_> = files.iter().take(limit).map(|f| &f.abs_path).collect();
+    let paths = common::image_files_from_args("family_costs FOLDER [LIMIT]");
     let (cfg, registry) = (DecodeConfig::default(), Registry::default());
     let (mut decode, mut estimate) = (0.0f64, 0.0f64);
     let mut families = vec![0.0f64; registry.extractors().len()];

@@ -180,18 +180,11 @@ fn describe_plane(o: &LocalBinaryPatterns, img: &Array2<f32>) -> Vec<f32> {
         // over the run of columns each grid column covers; four interleaved counters, as
         // neighbouring pixels often share a code.
         let table: [u8; 256] = std::array::from_fn(|bits| riu2(bits as u8) as u8);
-        let cell_of = |x: usize| (x * o.grid / iw).min(o.grid - 1);
-        let runs: Vec<(usize, std::ops::Range<usize>)> = (0..o.grid)
-            .map(|c| {
-                let first = (0..iw).find(|&x| cell_of(x) >= c).unwrap_or(iw);
-                let end = (first..iw).find(|&x| cell_of(x) > c).unwrap_or(iw);
-                (c, first..end)
-            })
-            .collect();
+        let runs = super::grid_runs(iw, o.grid);
         let mut counts = vec![[0u32; BINS]; o.grid * o.grid];
         for (row, y) in codes.chunks_exact(iw).zip(0..) {
             let cy = (y * o.grid / ih).min(o.grid - 1);
-            for (cx, run) in &runs {
+            for (cx, run) in runs.iter().enumerate() {
                 let mut lanes = [[0u32; BINS]; 4];
                 let quads = row[run.clone()].chunks_exact(4);
                 for &bits in quads.remainder() {

@@ -58,6 +58,19 @@ pub fn luma_plane(rgb: &RgbImage) -> Array2<f32> {
     })
 }
 
+/// The columns of each of `grid` cells across `len` columns, left to right: column `x` lies in
+/// cell `min(x * grid / len, grid - 1)` (the last cell takes what is left over).
+pub(crate) fn grid_runs(len: usize, grid: usize) -> Vec<Range<usize>> {
+    let cell_of = |x: usize| (x * grid / len).min(grid - 1);
+    (0..grid)
+        .map(|c| {
+            let first = (0..len).find(|&x| cell_of(x) >= c).unwrap_or(len);
+            let end = (first..len).find(|&x| cell_of(x) > c).unwrap_or(len);
+            first..end
+        })
+        .collect()
+}
+
 /// One feature family. Implementations are pure: no I/O, deterministic output.
 pub trait Extractor: Send + Sync {
     /// Stable family name stored in the database (`color`, `conv`, `deconv`).
@@ -349,6 +362,22 @@ impl Fusion {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grid_runs_follow_the_cell_formula() {
+        for (len, grid) in [(81, 2), (79, 3), (7, 3), (2, 3), (254, 2), (1, 1)] {
+            let runs = grid_runs(len, grid);
+            assert_eq!(runs.len(), grid);
+            for (cell, run) in runs.iter().enumerate() {
+                for x in run.clone() {
+                    assert_eq!((x * grid / len).min(grid - 1), cell, "{len}/{grid}: {x}");
+                }
+            }
+            // Contiguous and covering every column once.
+            let covered: Vec<usize> = runs.iter().flat_map(|r| r.clone()).collect();
+            assert_eq!(covered, (0..len).collect::<Vec<_>>(), "{len}/{grid}");
+        }
+    }
 
     #[test]
     fn a_missing_or_outdated_family_fuses_as_zeros_of_its_length() {

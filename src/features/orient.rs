@@ -77,14 +77,7 @@ fn vote_octave(o: &OrientationHistograms, img: &Array2<f32>, out: &mut [f32]) {
     let (bins, block) = (o.bins, o.block_len());
     let (ih, iw) = (h - 2, w - 2);
     // The interior columns of each grid column, in order (the cells split a row in runs).
-    let cell_of = |x: usize| (x * o.grid / iw).min(o.grid - 1);
-    let runs: Vec<(usize, std::ops::Range<usize>)> = (0..o.grid)
-        .map(|c| {
-            let first = (0..iw).find(|&x| cell_of(x) >= c).unwrap_or(iw);
-            let end = (first..iw).find(|&x| cell_of(x) > c).unwrap_or(iw);
-            (c, first..end)
-        })
-        .collect();
+    let runs = super::grid_runs(iw, o.grid);
     let bins_per_radian = bins as f32 / std::f32::consts::PI;
     // Per cell: two interleaved orientation histograms (neighbouring pixels usually vote
     // for the same bins; alternating copies keeps the additions independent) and a count
@@ -142,7 +135,7 @@ fn vote_octave(o: &OrientationHistograms, img: &Array2<f32>, out: &mut [f32]) {
             w_hi[i] = mag * t;
             flat[i] = u32::from(mag < o.flat_threshold);
         }
-        for (cx, run) in &runs {
+        for (cx, run) in runs.iter().enumerate() {
             let cell = cy * o.grid + cx;
             let acc = &mut votes[cell * 2 * bins..(cell + 1) * 2 * bins];
             let mut count = 0u32;
