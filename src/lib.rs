@@ -20,5 +20,7 @@ pub mod query;
 pub mod query_expansion;
 pub mod restore;
 pub mod store;
+#[cfg(test)]
+mod test_support;
 
 pub use error::{Error, Result};

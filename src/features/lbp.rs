@@ -278,11 +278,7 @@ mod tests {
             };
             let fast = lbp.extract(&input);
             let slow = reference(&lbp, &img);
-            let worst = fast
-                .iter()
-                .zip(&slow)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0f32, f32::max);
+            let worst = crate::test_support::largest_difference(&fast, &slow);
             assert!(worst < 2e-3, "grid {grid}: largest difference {worst}");
         }
     }

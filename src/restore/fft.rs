@@ -417,11 +417,7 @@ mod tests {
                 .collect();
             let f = Fft2::get(h, w);
             let y = f.inverse(f.forward(&x));
-            let err = x
-                .iter()
-                .zip(&y)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0, f32::max);
+            let err = crate::test_support::largest_difference(&x, &y);
             assert!(err < 1e-5, "{h}x{w}: {err}");
         }
     }
@@ -448,7 +444,7 @@ mod tests {
         for psf in [Psf::gaussian(2.0), Psf::disk(3.0), Psf::motion(7.0, 20.0)] {
             let a = convolve(&img, &psf);
             let b = convolve_direct(&img, &psf);
-            let err = (&a - &b).iter().map(|v| v.abs()).fold(0.0, f32::max);
+            let err = crate::test_support::largest_difference(&a, &b);
             assert!(err < 1e-5, "{err}");
         }
     }

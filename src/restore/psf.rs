@@ -416,11 +416,7 @@ mod tests {
         for sigma in [0.4f32, 1.0, 2.0, 3.5] {
             let want = super::super::fft::convolve(&plane, &Psf::gaussian(sigma));
             let got = gaussian_blur(&plane, sigma);
-            let worst = want
-                .iter()
-                .zip(&got)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0f32, f32::max);
+            let worst = crate::test_support::largest_difference(&want, &got);
             assert!(worst < 1e-5, "sigma {sigma}: {worst}");
         }
         assert_eq!(gaussian_blur(&plane, 0.0), plane);
