@@ -528,14 +528,28 @@ fn eval_on_sample_groups_and_distortion_benchmark_end_to_end() {
 
 #[test]
 fn exif_orientation_is_applied() {
-    // A 64x32 JPEG whose EXIF says "rotate 90 degrees": indexed as 32x64.
+    // JPEGs whose EXIF says "rotate 90 degrees", indexed upright: 64x32 (decoded whole) and
+    // 1024x512 (scaled by 1/4 in the DCT domain).
     use image::ImageEncoder;
-    let img = image::RgbImage::from_fn(64, 32, |x, _| image::Rgb([(x * 4) as u8, 0, 0]));
-    let mut jpeg = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
-        .write_image(img.as_raw(), 64, 32, image::ExtendedColorType::Rgb8)
+    for ((w, h), working) in [((64, 32), (32, 64)), ((1024, 512), (128, 256))] {
+        let img = image::RgbImage::from_fn(w, h, |x, _| image::Rgb([(x * 4) as u8, 0, 0]));
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
+            .write_image(img.as_raw(), w, h, image::ExtendedColorType::Rgb8)
+            .unwrap();
+        let d = lookalike::decode::decode(
+            &with_orientation_6(&jpeg),
+            Path::new("rotated.jpg"),
+            &lookalike::decode::DecodeConfig::default(),
+        )
         .unwrap();
-    // APP1 "Exif" segment: little-endian TIFF, one IFD entry, Orientation (0x0112) = 6.
+        assert_eq!((d.width, d.height), (h, w));
+        assert_eq!(d.image.dimensions(), working);
+    }
+}
+
+/// `jpeg` with an APP1 "Exif" segment (little-endian TIFF, one IFD entry: Orientation = 6).
+fn with_orientation_6(jpeg: &[u8]) -> Vec<u8> {
     let mut tiff = b"II*\0\x08\0\0\0".to_vec();
     tiff.extend_from_slice(&1u16.to_le_bytes());
     tiff.extend_from_slice(&0x0112u16.to_le_bytes());
@@ -551,14 +565,7 @@ fn exif_orientation_is_applied() {
     with_exif.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
     with_exif.extend_from_slice(&app1);
     with_exif.extend_from_slice(&jpeg[2..]);
-    let d = lookalike::decode::decode(
-        &with_exif,
-        Path::new("rotated.jpg"),
-        &lookalike::decode::DecodeConfig::default(),
-    )
-    .unwrap();
-    assert_eq!((d.width, d.height), (32, 64));
-    assert_eq!(d.image.dimensions(), (32, 64));
+    with_exif
 }
 
 #[test]

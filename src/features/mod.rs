@@ -52,10 +52,15 @@ impl FeatureInput {
 /// Rec. 601 luma of an RGB image, in [0, 1].
 pub fn luma_plane(rgb: &RgbImage) -> Array2<f32> {
     let (w, h) = rgb.dimensions();
-    Array2::from_shape_fn((h as usize, w as usize), |(y, x)| {
-        let p = rgb.get_pixel(x as u32, y as u32).0;
-        (0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2])) / 255.0
-    })
+    let values = rgb
+        .as_raw()
+        .chunks_exact(3)
+        .take(w as usize * h as usize)
+        .map(|p| {
+            (0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2])) / 255.0
+        })
+        .collect();
+    Array2::from_shape_vec((h as usize, w as usize), values).expect("one value per pixel")
 }
 
 /// The columns of each of `grid` cells across `len` columns, left to right: column `x` lies in
