@@ -177,8 +177,9 @@ fn check_size(w: u32, h: u32, path: &Path, cfg: &DecodeConfig) -> Result<()> {
 
 /// JPEG fast path (libjpeg-turbo, via mozjpeg): the IDCT scales by 1/2, 1/4 or 1/8 so a camera
 /// photo is never decoded in full. Returns `None` for what it leaves to the general decoder:
-/// images too small to scale, CMYK and YCCK, 12-bit and arithmetic coding, data libjpeg calls corrupt (even where it would
-/// only warn), and images whose whole-image buffers could pass `max_alloc`.
+/// images too small to scale, CMYK and YCCK, 12-bit and arithmetic coding, data libjpeg calls
+/// corrupt (even where it would only warn), and images whose whole-image buffers could pass
+/// `max_alloc`.
 fn decode_jpeg_scaled(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<Option<Decoded>> {
     // libjpeg reports errors by unwinding out of its callbacks; any of them means "not here".
     match catch_unwind(AssertUnwindSafe(|| {
