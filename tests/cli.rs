@@ -487,6 +487,48 @@ fn eval_on_sample_groups_and_distortion_benchmark_end_to_end() {
         let map = r["evaluation"]["summary"]["map"].as_f64().unwrap();
         assert!(map > 0.8, "{}: mAP {map}", r["family"]);
     }
+    // Queries blurred, then saved as JPEG: a chain of distortions, named in the title.
+    let out = run_ok(
+        env.cmd()
+            .args([
+                "eval",
+                "--labels",
+                "folders",
+                "--families",
+                "fused",
+                "--no-hnsw",
+            ])
+            .args(["--query-distortion", "blur:2+jpeg:50", "--json"])
+            .arg(&env.photos),
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let title = v["dataset"].as_str().unwrap();
+    assert!(
+        title.ends_with("queries distorted with blur:2+jpeg:50"),
+        "{title}"
+    );
+    let map = v["runs"][0]["evaluation"]["summary"]["map"]
+        .as_f64()
+        .unwrap();
+    assert!(map > 0.6, "fused under blur:2+jpeg:50: mAP {map}");
+    let out = env
+        .cmd()
+        .args([
+            "eval",
+            "--labels",
+            "folders",
+            "--query-distortion",
+            "blur:2+nope",
+        ])
+        .arg(&env.photos)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("\"nope\"") && err.contains("unknown kind"),
+        "{err}"
+    );
     // Distortion benchmark on an unlabelled folder: every distorted copy finds its original.
     let out = run_ok(
         env.cmd()

@@ -11,7 +11,7 @@ use crate::ann::AnnParams;
 use crate::collection::Collection;
 use crate::crawl::CrawlConfig;
 use crate::error::{Error, Result};
-use crate::eval::distort::{Distortion, default_suite, parse_list};
+use crate::eval::distort::{chain_label, default_suite, parse_chain, parse_list};
 use crate::eval::groundtruth::GroundTruth;
 use crate::eval::metrics::EvalConfig;
 use crate::eval::rankings::{DumpSummary, RankingsHeader, RankingsWriter};
@@ -57,7 +57,8 @@ pub struct EvalArgs {
     /// Number of images distorted in the distortion benchmark.
     #[arg(long, default_value_t = 100)]
     sample: usize,
-    /// Labelled run with distorted queries (e.g. `blur:2`) against the clean index.
+    /// Labelled run with distorted queries (e.g. `blur:2`) against the clean index; `+` chains
+    /// distortions in order (`blur:3+jpeg:75`: a blurred photo saved as JPEG).
     #[arg(long, value_name = "DISTORTION")]
     query_distortion: Option<String>,
     /// Families to evaluate, `fused` being the weighted combination.
@@ -216,8 +217,9 @@ pub fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) -> Result
     let query_distortion = args
         .query_distortion
         .as_deref()
-        .map(str::parse::<Distortion>)
-        .transpose()?;
+        .map(parse_chain)
+        .transpose()?
+        .unwrap_or_default();
     let cfg = LabelledConfig {
         targets,
         metrics: EvalConfig {
@@ -259,10 +261,14 @@ pub fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) -> Result
         } else {
             String::new()
         },
-        cfg.query_distortion
-            .as_ref()
-            .map(|d| format!(", queries distorted with {d}"))
-            .unwrap_or_default()
+        if cfg.query_distortion.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", queries distorted with {}",
+                chain_label(&cfg.query_distortion)
+            )
+        }
     );
     if let Some(dir) = &args.report {
         let input = ReportInput {

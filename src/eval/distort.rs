@@ -347,6 +347,28 @@ pub fn parse_list(s: &str) -> Result<Vec<Distortion>> {
     Ok(v)
 }
 
+/// Parses distortions applied one after another, joined by `+`: `blur:3+jpeg:75` is a photo
+/// blurred, then saved as JPEG.
+pub fn parse_chain(s: &str) -> Result<Vec<Distortion>> {
+    s.split('+').map(str::parse).collect()
+}
+
+/// Applies `chain` in order, each step with `seed`.
+pub fn apply_chain(chain: &[Distortion], img: &RgbImage, seed: u64) -> Result<RgbImage> {
+    chain
+        .iter()
+        .try_fold(img.clone(), |img, d| d.apply(&img, seed))
+}
+
+/// The text form of a chain, as [`parse_chain`] reads it.
+pub fn chain_label(chain: &[Distortion]) -> String {
+    chain
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("+")
+}
+
 /// The default benchmark suite: each kind at a few strengths, mild to strong.
 pub fn default_suite() -> Vec<Distortion> {
     use Distortion::*;
@@ -673,6 +695,28 @@ mod tests {
             .map(|(&x, &y)| (f64::from(x) - f64::from(y)).abs())
             .sum::<f64>()
             / a.len() as f64
+    }
+
+    #[test]
+    fn chains_parse_apply_in_order_and_print_back() {
+        let chain = parse_chain("blur:2+jpeg:30").unwrap();
+        assert_eq!(
+            chain,
+            vec![
+                Distortion::Blur { sigma: 2.0 },
+                Distortion::Jpeg { quality: 30 }
+            ]
+        );
+        assert_eq!(chain_label(&chain), "blur:2+jpeg:30");
+        let img = RgbImage::from_fn(48, 32, |x, y| Rgb([(x * 5) as u8, (y * 7) as u8, 90]));
+        let by_hand = Distortion::Jpeg { quality: 30 }
+            .apply(&Distortion::Blur { sigma: 2.0 }.apply(&img, 1).unwrap(), 1)
+            .unwrap();
+        assert_eq!(apply_chain(&chain, &img, 1).unwrap(), by_hand);
+        assert_ne!(apply_chain(&chain, &img, 1).unwrap(), img);
+        for bad in ["blur:2+", "+jpeg:30", "blur:2+nope"] {
+            assert!(parse_chain(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

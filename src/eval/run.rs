@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use crate::ann::{AnnIndex, AnnParams, squared_l2};
 use crate::decode::{DecodeConfig, decode_file, resize_to_fit};
 use crate::error::{Error, Result};
-use crate::eval::distort::{Distortion, seed_for};
+use crate::eval::distort::{Distortion, apply_chain, seed_for};
 use crate::eval::groundtruth::GroundTruth;
 use crate::eval::metrics::{EvalConfig, Evaluation, Ranking, evaluate, knn_recall};
 use crate::features::{FeatureInput, Fusion, Registry, l2_normalize};
@@ -174,9 +174,10 @@ pub struct LabelledConfig {
     pub hnsw_depth: usize,
     /// Also run through HNSW (besides exact search).
     pub hnsw: bool,
-    /// Queries are distorted copies of the labelled images (their clean original held out of
-    /// their ranking and expansion, as a clean query's own image is).
-    pub query_distortion: Option<Distortion>,
+    /// Queries are copies of the labelled images with these distortions applied in order (their
+    /// clean original held out of their ranking and expansion, as a clean query's own image is);
+    /// none: the clean images.
+    pub query_distortion: Vec<Distortion>,
     pub seed: u64,
     /// Query expansion applied after the first search (exact and HNSW alike).
     pub qe: QueryExpansion,
@@ -195,10 +196,10 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[idx]
 }
 
-/// Extracts per-family vectors of a distorted copy of an image file.
+/// Extracts per-family vectors of a copy of an image file with `chain` applied in order.
 pub fn distorted_vectors(
     path: &std::path::Path,
-    distortion: &Distortion,
+    chain: &[Distortion],
     seed: u64,
     registry: &Registry,
 ) -> Result<Vec<Vec<f32>>> {
@@ -207,7 +208,7 @@ pub fn distorted_vectors(
         ..Default::default()
     };
     let decoded = decode_file(path, &cfg)?;
-    let distorted = distortion.apply(&decoded.image, seed)?;
+    let distorted = apply_chain(chain, &decoded.image, seed)?;
     Ok(vectors_of_image(&distorted, registry))
 }
 
@@ -239,15 +240,17 @@ pub fn run_labelled(
         ));
     }
     // Query-side per-family vectors: stored ones, or extracted from distorted copies.
-    let query_parts: Vec<Vec<Vec<f32>>> = match &cfg.query_distortion {
-        None => queries.iter().map(|q| items.by_item[q].clone()).collect(),
-        Some(d) => queries
+    let query_parts: Vec<Vec<Vec<f32>>> = if cfg.query_distortion.is_empty() {
+        queries.iter().map(|q| items.by_item[q].clone()).collect()
+    } else {
+        queries
             .par_iter()
             .map(|&q| {
                 let name = gt.name(q);
-                distorted_vectors(&gt.path(q), d, seed_for(cfg.seed, name), registry)
+                let seed = seed_for(cfg.seed, name);
+                distorted_vectors(&gt.path(q), &cfg.query_distortion, seed, registry)
             })
-            .collect::<Result<_>>()?,
+            .collect::<Result<_>>()?
     };
     let mut db_ids: Vec<usize> = items.by_item.keys().copied().collect();
     db_ids.sort_unstable();
@@ -520,7 +523,8 @@ pub fn run_distortions(
             .par_iter()
             .map(|&i| {
                 let name = paths[&i].to_string_lossy();
-                distorted_vectors(&paths[&i], d, seed_for(cfg.seed, &name), registry).ok()
+                let seed = seed_for(cfg.seed, &name);
+                distorted_vectors(&paths[&i], std::slice::from_ref(d), seed, registry).ok()
             })
             .collect();
         for (ti, ((target, db), ann)) in cfg.targets.iter().zip(&dbs).zip(&anns).enumerate() {
