@@ -468,19 +468,16 @@ fn augmentation_upgrades_old_dumps_and_can_be_turned_off_per_collection() {
 fn eval_on_sample_groups_and_distortion_benchmark_end_to_end() {
     let env = setup(&["astronaut", "coffee", "rocket"]);
     // Folder-as-class: the three groups are the classes.
-    let out = run_ok(
-        env.cmd()
-            .args([
-                "eval",
-                "--labels",
-                "folders",
-                "--families",
-                "color,fused",
-                "--json",
-            ])
-            .arg(&env.photos),
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let labelled = |args: &[&str]| -> Value {
+        let out = run_ok(
+            env.cmd()
+                .args(["eval", "--labels", "folders", "--json"])
+                .args(args)
+                .arg(&env.photos),
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let v = labelled(&["--families", "color,fused"]);
     let runs = v["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 4, "color and fused, exact and hnsw");
     for r in runs {
@@ -488,20 +485,13 @@ fn eval_on_sample_groups_and_distortion_benchmark_end_to_end() {
         assert!(map > 0.8, "{}: mAP {map}", r["family"]);
     }
     // Queries blurred, then saved as JPEG: a chain of distortions, named in the title.
-    let out = run_ok(
-        env.cmd()
-            .args([
-                "eval",
-                "--labels",
-                "folders",
-                "--families",
-                "fused",
-                "--no-hnsw",
-            ])
-            .args(["--query-distortion", "blur:2+jpeg:50", "--json"])
-            .arg(&env.photos),
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = labelled(&[
+        "--families",
+        "fused",
+        "--no-hnsw",
+        "--query-distortion",
+        "blur:2+jpeg:50",
+    ]);
     let title = v["dataset"].as_str().unwrap();
     assert!(
         title.ends_with("queries distorted with blur:2+jpeg:50"),
