@@ -501,15 +501,14 @@ fn eval_on_sample_groups_and_distortion_benchmark_end_to_end() {
         .as_f64()
         .unwrap();
     assert!(map > 0.6, "fused under blur:2+jpeg:50: mAP {map}");
-    let out = env
-        .cmd()
-        .args([
-            "eval",
-            "--labels",
-            "folders",
-            "--query-distortion",
-            "blur:2+nope",
-        ])
+    // A bad chain is refused before anything is indexed.
+    let unused_index = env.root.join("never-made");
+    let out = Command::cargo_bin("lookalike")
+        .unwrap()
+        .arg("--index-dir")
+        .arg(&unused_index)
+        .args(["eval", "--labels", "folders"])
+        .args(["--query-distortion", "blur:2+nope"])
         .arg(&env.photos)
         .output()
         .unwrap();
@@ -519,6 +518,7 @@ fn eval_on_sample_groups_and_distortion_benchmark_end_to_end() {
         err.contains("\"nope\"") && err.contains("unknown kind"),
         "{err}"
     );
+    assert!(!unused_index.exists());
     // Distortion benchmark on an unlabelled folder: every distorted copy finds its original.
     let out = run_ok(
         env.cmd()

@@ -202,6 +202,13 @@ pub fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) -> Result
             GroundTruth::from_tsv(&tsv, &images)?
         }
     };
+    // Checked before indexing, which may take a while.
+    let query_distortion = args
+        .query_distortion
+        .as_deref()
+        .map(parse_chain)
+        .transpose()?
+        .unwrap_or_default();
     let images_root = gt.root().to_path_buf();
     let collection = eval_collection(index_dir, &images_root)?;
     let index_summary = index_folder(&collection, &images_root, quiet)?;
@@ -214,12 +221,6 @@ pub fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) -> Result
             items.missing[0]
         );
     }
-    let query_distortion = args
-        .query_distortion
-        .as_deref()
-        .map(parse_chain)
-        .transpose()?
-        .unwrap_or_default();
     let cfg = LabelledConfig {
         targets,
         metrics: EvalConfig {
