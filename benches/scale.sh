@@ -5,6 +5,7 @@
 #  2. small 384x256 JPEGs: index throughput and peak RSS;
 #  3. a collection of COLLECTION generated 160x120 variants: index, re-index with nothing
 #     changed, index load, query latency with and without decoding the example, HNSW recall@10;
+#     then 1% more images: re-index with the graph updated in place, and rebuilt in full;
 #  4. the ANN alone on ANN_VECTORS clustered vectors at the graph's dimension (128: the index
 #     stores PCA projections of the 1999-float fused vectors; several beam widths from one
 #     build), and on 100,000 of the full
@@ -73,6 +74,20 @@ python3 -c "import json;s=json.load(open('$WORK/coll2.json'));print(f\"re-index,
 echo "re-index peak RSS $(rss "$WORK/coll2.time")"
 $BIN --index-dir "$WORK/idx-coll" status | grep hnsw
 $EX/query_latency "$WORK/idx-coll" 300
+# 1% more images: the graph is updated in place; then the same graph rebuilt in full, for the ratio.
+NADD=$((NCOLL / 100))
+$EX/make_corpus "$WORK/collection" $((NCOLL + NADD)) 160 120 90
+/usr/bin/time -v $BIN -q --index-dir "$WORK/idx-coll" index "$WORK/collection" --json > "$WORK/coll3.json" 2> "$WORK/coll3.time"
+/usr/bin/time -v $BIN -q --index-dir "$WORK/idx-coll" index "$WORK/collection" --rebuild-graph --json > "$WORK/coll4.json" 2> "$WORK/coll4.time"
+python3 - "$WORK" <<'PY'
+import json, sys
+w = sys.argv[1]
+up, rb = (json.load(open(f"{w}/coll{i}.json")) for i in (3, 4))
+print(f"re-index after adding {up['new']} images: {up['elapsed_secs']:.2f} s, graph updated in place: {up['ann_updated']}")
+print(f"same index, graph rebuilt in full (--rebuild-graph): {rb['elapsed_secs']:.2f} s; ratio {rb['elapsed_secs'] / up['elapsed_secs']:.1f}x")
+PY
+echo "peak RSS: update $(rss "$WORK/coll3.time"), rebuild $(rss "$WORK/coll4.time")"
+$BIN --index-dir "$WORK/idx-coll" status | grep hnsw
 
 echo "== 4. ANN alone"
 # Vectors are generated from their id and streamed into the graph: the RSS is the graph's.

@@ -88,6 +88,32 @@ pub const DEFAULT_DBA: usize = 2;
 /// 10,000 points cost about 10^10 multiply-adds), larger ones through the first graph.
 const EXACT_NEIGHBOURS_UP_TO: usize = 10_000;
 
+/// Low bits of a graph point's data id: the image id. The bits above count the in-place update
+/// that inserted the point (0: the full build), so that an image whose vectors changed gets a
+/// new data id and its old point can be hidden.
+const IMAGE_ID_BITS: u32 = 40;
+const IMAGE_ID_MASK: usize = (1 << IMAGE_ID_BITS) - 1;
+/// In-place updates a graph can record in its data ids.
+const MAX_UPDATES: u32 = (1 << (usize::BITS - IMAGE_ID_BITS)) - 1;
+
+/// The image a graph point belongs to.
+fn image_of(data_id: usize) -> i64 {
+    (data_id & IMAGE_ID_MASK) as i64
+}
+
+/// The data id of `image`'s point inserted by update number `update`.
+fn data_id(image: i64, update: u32) -> usize {
+    image as usize | (update as usize) << IMAGE_ID_BITS
+}
+
+/// Points per round of an in-place update: each round's augmentation neighbours are searched
+/// in the graph holding the rounds before it, plus exactly among the round's own points.
+const UPDATE_ROUND: usize = 1024;
+
+/// Graph candidates whose plain vectors an inserted point's augmentation neighbours are chosen
+/// from (the graph ranks by augmented vectors, the augmentation by plain ones).
+const UPDATE_CANDIDATES: usize = 32;
+
 /// Neighbours enter an augmented vector at this share of the weight query expansion gives
 /// them: full weight, as alpha-DBA is defined. Until rankings put the candidate nearest to the
 /// example first ([`crate::nearest_first`]), half weight was used because distorted copies
@@ -159,12 +185,27 @@ pub struct DumpRecord {
     /// Checksum and length of the PCA projection file, when the graph holds projected vectors.
     #[serde(default)]
     pub projection: Option<(String, u64)>,
+    /// Data ids of points left in the graph but never returned (removed or changed images).
+    #[serde(default)]
+    pub hidden: Vec<usize>,
+    /// In-place updates since the graph was last built in full.
+    #[serde(default)]
+    pub updates: u32,
+    /// Points of that full build (0 in records written before in-place updates: `count`).
+    #[serde(default)]
+    pub built_count: usize,
 }
 
 /// An HNSW graph over `(image id, fused vector)` points.
 pub struct AnnIndex {
     hnsw: Hnsw<'static, f32, FusedL2>,
+    /// Points searches can return (the graph's points less the hidden ones).
     count: usize,
+    /// Data ids of points searches skip, sorted.
+    hidden: Vec<usize>,
+    /// In-place updates since the full build, and that build's point count.
+    updates: u32,
+    built_count: usize,
     /// Length of the vectors given to `build` and `search`.
     dim: usize,
     /// Applied to every vector before it meets the graph.
@@ -263,6 +304,9 @@ impl AnnBuilder {
         AnnIndex {
             hnsw,
             count: self.count,
+            hidden: Vec::new(),
+            updates: 0,
+            built_count: self.count,
             dim: self.dim,
             projection: self.projection,
             ef: scaled_ef(self.params.ef_search, self.count),
@@ -353,7 +397,8 @@ impl AnnIndex {
             .hnsw
             .get_point_indexation()
             .into_iter()
-            .map(|p| (p.get_origin_id() as i64, p.get_v().to_vec()))
+            .filter(|p| !self.is_hidden(p.get_origin_id()))
+            .map(|p| (image_of(p.get_origin_id()), p.get_v().to_vec()))
             .collect();
         points.sort_unstable_by_key(|p| p.0);
         points
@@ -372,14 +417,174 @@ impl AnnIndex {
         if self.count == 0 || k == 0 || query.len() != self.graph_dim() {
             return Vec::new();
         }
-        let mut hits: Vec<(i64, f32)> = self
-            .hnsw
-            .search(query, k, self.ef.max(k))
-            .into_iter()
-            .map(|n| (n.d_id as i64, n.distance))
-            .collect();
+        // Hidden points still route searches; when they crowd the results, the search widens.
+        let total = self.hnsw.get_nb_point();
+        let mut want = k;
+        let mut hits: Vec<(i64, f32)> = loop {
+            let found = self.hnsw.search(query, want, self.ef.max(want));
+            let reached = found.len();
+            let visible: Vec<(i64, f32)> = found
+                .into_iter()
+                .filter(|n| !self.is_hidden(n.d_id))
+                .map(|n| (image_of(n.d_id), n.distance))
+                .collect();
+            if visible.len() >= k || reached < want || want >= total {
+                break visible;
+            }
+            want = (want * 2).min(total);
+        };
         hits.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+        hits.truncate(k);
         hits
+    }
+
+    fn is_hidden(&self, data_id: usize) -> bool {
+        !self.hidden.is_empty() && self.hidden.binary_search(&data_id).is_ok()
+    }
+
+    /// The data id of each image's visible point, by image id.
+    fn visible_points(&self) -> std::collections::HashMap<i64, usize> {
+        self.hnsw
+            .get_point_indexation()
+            .into_iter()
+            .map(|p| p.get_origin_id())
+            .filter(|&d| !self.is_hidden(d))
+            .map(|d| (image_of(d), d))
+            .collect()
+    }
+
+    /// Image ids the graph returns, sorted.
+    pub fn image_ids(&self) -> Vec<i64> {
+        let mut ids: Vec<i64> = self.visible_points().into_keys().collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// In-place updates since the graph was last built in full.
+    pub fn updates(&self) -> u32 {
+        self.updates
+    }
+
+    /// Points of the last full build.
+    pub fn built_count(&self) -> usize {
+        self.built_count
+    }
+
+    /// Points kept in the graph only to route searches (removed or changed images).
+    pub fn hidden_count(&self) -> usize {
+        self.hidden.len()
+    }
+
+    /// True when `changed` images (new, or with new vectors) and `removed` ones can be applied
+    /// in place: image ids fit the data ids, and update numbers remain.
+    pub fn can_update(&self, changed: &[i64]) -> bool {
+        self.updates < MAX_UPDATES
+            && changed
+                .iter()
+                .all(|&id| (0..=IMAGE_ID_MASK as i64).contains(&id))
+    }
+
+    /// Brings the graph up to date without rebuilding it: the points of `removed` images and
+    /// the old points of `changed` ones are hidden (they still route searches), and `changed`
+    /// images (new, or with new vectors) are inserted through the same projection, a round at a
+    /// time. `full` gives full fused vectors by image id, sorted by id.
+    ///
+    /// In an augmented graph each inserted vector is averaged with its nearest neighbours as a
+    /// full build would average it. Points already in the graph keep their augmentation (a
+    /// full build would also average them with the new images); `index --rebuild-graph`
+    /// refreshes them.
+    pub fn update(
+        &mut self,
+        changed: &[i64],
+        removed: &[i64],
+        full: impl Fn(&[i64]) -> Result<Vec<(i64, Vec<f32>)>>,
+    ) -> Result<()> {
+        let ids = changed;
+        if !self.can_update(ids) {
+            return Err(Error::InvalidInput(
+                "graph cannot be updated in place; rebuild it".into(),
+            ));
+        }
+        let visible = self.visible_points();
+        self.hidden.extend(
+            removed
+                .iter()
+                .chain(ids)
+                .filter_map(|id| visible.get(id).copied()),
+        );
+        self.hidden.sort_unstable();
+        self.hidden.dedup();
+        self.updates += 1;
+        let update = self.updates;
+        let dba = self.params.dba;
+        let rule = crate::query_expansion::QueryExpansion {
+            n: dba,
+            alpha: self.params.dba_alpha,
+        };
+        for round in changed.chunks(UPDATE_ROUND) {
+            let projected: Vec<(i64, Vec<f32>)> = full(round)?
+                .par_iter()
+                .map(|(id, v)| (*id, self.to_graph_space(v)))
+                .collect();
+            let inserted: Vec<(i64, Vec<f32>)> = if dba == 0 {
+                projected
+            } else {
+                // Neighbours come from the graph's candidates (by their plain vectors) and from
+                // this round, which the graph does not hold yet.
+                let candidates: Vec<Vec<i64>> = projected
+                    .par_iter()
+                    .map(|(_, v)| {
+                        self.search_graph_space(v, UPDATE_CANDIDATES)
+                            .into_iter()
+                            .map(|h| h.0)
+                            .collect()
+                    })
+                    .collect();
+                let mut wanted: Vec<i64> = candidates.iter().flatten().copied().collect();
+                wanted.sort_unstable();
+                wanted.dedup();
+                // Fetched a round's worth at a time: full vectors are large, projected ones small.
+                let mut known: Vec<(i64, Vec<f32>)> = Vec::with_capacity(wanted.len());
+                for ids in wanted.chunks(UPDATE_ROUND) {
+                    known.par_extend(
+                        full(ids)?
+                            .into_par_iter()
+                            .map(|(id, v)| (id, self.to_graph_space(&v))),
+                    );
+                }
+                known.sort_unstable_by_key(|p| p.0);
+                projected
+                    .par_iter()
+                    .zip(&candidates)
+                    .map(|((id, v), near)| {
+                        let mut scored: Vec<(i64, f32, &[f32])> = near
+                            .iter()
+                            .filter_map(|&n| lookup(&known, n).map(|w| (n, w)))
+                            .chain(projected.iter().map(|(n, w)| (*n, w.as_slice())))
+                            .filter(|(n, _)| n != id)
+                            .map(|(n, w)| (n, squared_l2(v, w), w))
+                            .collect();
+                        scored.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+                        scored.dedup_by_key(|s| s.0);
+                        let neighbours = scored.iter().take(dba).map(|s| s.2);
+                        (
+                            *id,
+                            rule.expand_scaled(v, neighbours, self.params.dba_share),
+                        )
+                    })
+                    .collect()
+            };
+            let data: Vec<(&[f32], usize)> = inserted
+                .iter()
+                .map(|(id, v)| (v.as_slice(), data_id(*id, update)))
+                .collect();
+            self.hnsw.set_searching_mode(false);
+            self.hnsw.parallel_insert_slice(&data);
+            self.hnsw.set_searching_mode(true);
+        }
+        self.count = self.hnsw.get_nb_point() - self.hidden.len();
+        self.ef = scaled_ef(self.params.ef_search, self.count);
+        Ok(())
     }
 
     /// Beam width searches use.
@@ -480,12 +685,15 @@ impl AnnIndex {
             graph_blake3,
             data_len,
             graph_len,
-            count: self.count,
+            count: self.hnsw.get_nb_point(),
             dim: self.dim,
             data_version,
             fusion: fusion.to_string(),
             params: self.params,
             projection,
+            hidden: self.hidden.clone(),
+            updates: self.updates,
+            built_count: self.built_count,
         })
     }
 
@@ -559,13 +767,32 @@ impl AnnIndex {
             }
             None => None,
         };
+        let mut hidden = record.hidden.clone();
+        hidden.sort_unstable();
+        hidden.dedup();
+        if hidden.len() > record.count {
+            return Err(Error::InvalidInput(format!(
+                "{}: {} hidden points of {}",
+                dir.display(),
+                hidden.len(),
+                record.count
+            )));
+        }
+        let count = record.count - hidden.len();
         hnsw.set_searching_mode(true);
         Ok(AnnIndex {
             hnsw,
-            count: record.count,
+            count,
+            hidden,
+            updates: record.updates,
+            built_count: if record.built_count == 0 {
+                record.count
+            } else {
+                record.built_count
+            },
             dim: record.dim,
             projection,
-            ef: scaled_ef(record.params.ef_search, record.count),
+            ef: scaled_ef(record.params.ef_search, count),
             params: record.params,
         })
     }
@@ -730,6 +957,105 @@ mod tests {
             "recall@10 {} (seed {seed})",
             hit as f64 / 1000.0
         );
+    }
+
+    /// An in-place update leaves the graph as a full build over the final points would be:
+    /// the same images, each inserted one averaged with its exact neighbours, hidden points
+    /// never returned, high recall; and a dump of it loads back the same.
+    #[test]
+    fn in_place_update_inserts_hides_and_survives_a_dump() {
+        let seed = 20261127;
+        let dim = 24;
+        let mut points = random_points(800, dim, seed);
+        let mut ann = AnnIndex::build(&points[..600], AnnParams::default());
+        // 200 new images, 20 changed (same ids, new vectors), 30 removed.
+        let fresh = random_points(20, dim, seed + 1);
+        for (i, (_, v)) in fresh.into_iter().enumerate() {
+            points[10 * i].1 = v;
+        }
+        let removed: Vec<i64> = (0..30).map(|i| points[5 + 10 * i].0).collect();
+        points.retain(|p| !removed.contains(&p.0));
+        let mut changed: Vec<i64> = (0..20).map(|i| points[10 * i].0).collect();
+        changed.extend(points.iter().filter(|p| p.0 > 600).map(|p| p.0));
+        // Changed ids are looked up before the removals shifted the indices above.
+        assert!(changed.iter().all(|id| !removed.contains(id)));
+        let full = |ids: &[i64]| -> Result<Vec<(i64, Vec<f32>)>> { Ok(pick_sorted(&points, ids)) };
+        ann.update(&changed, &removed, full).unwrap();
+        assert_eq!((ann.updates(), ann.built_count()), (1, 600));
+        assert_eq!(ann.hidden_count(), 50);
+        assert_eq!(ann.len(), points.len());
+        let ids: Vec<i64> = points.iter().map(|p| p.0).collect();
+        assert_eq!(ann.image_ids(), ids);
+
+        let stored = ann.graph_points();
+        assert_eq!(stored.iter().map(|p| p.0).collect::<Vec<_>>(), ids);
+        let rule = QueryExpansion {
+            n: DEFAULT_DBA,
+            alpha: crate::query_expansion::DEFAULT_QE.alpha,
+        };
+        let mut matching = 0;
+        for id in &changed {
+            let v = lookup(&points, *id).unwrap();
+            let expected = rule.expand_scaled(v, exact_neighbours(&points, *id, v), 1.0);
+            if squared_l2(&expected, lookup(&stored, *id).unwrap()) < 1e-8 {
+                matching += 1;
+            }
+        }
+        // The neighbours come from graph candidates, as a full build's do above 10,000 points.
+        assert!(matching >= 200, "{matching} of 220 match (seed {seed})");
+
+        // Removed images and the old vectors of changed ones are never returned.
+        for id in &removed {
+            let old = random_points(800, dim, seed)[(*id - 1) as usize].1.clone();
+            let hits = ann.search_graph_space(&old, 10);
+            assert_eq!(hits.len(), 10);
+            assert!(hits.iter().all(|h| !removed.contains(&h.0)));
+        }
+        let queries = random_points(100, dim, seed + 2);
+        let recall = |index: &AnnIndex| {
+            let mut hit = 0;
+            for (_, q) in &queries {
+                let exact: Vec<i64> = exact_search(&stored, q, 10).iter().map(|h| h.0).collect();
+                let approx = index.search_graph_space(q, 10);
+                let mut seen: Vec<i64> = approx.iter().map(|h| h.0).collect();
+                seen.sort_unstable();
+                seen.dedup();
+                assert_eq!(seen.len(), approx.len(), "an image returned twice");
+                hit += approx.iter().filter(|h| exact.contains(&h.0)).count();
+            }
+            hit as f64 / 1000.0
+        };
+        assert!(
+            recall(&ann) >= 0.95,
+            "recall@10 {} (seed {seed})",
+            recall(&ann)
+        );
+
+        let tmp = tempfile::tempdir().unwrap();
+        let rec = ann.dump(tmp.path(), 9, "w").unwrap();
+        assert_eq!(
+            (rec.count, rec.hidden.len(), rec.updates, rec.built_count),
+            (820, 50, 1, 600)
+        );
+        let loaded = AnnIndex::load(tmp.path(), &rec).unwrap();
+        assert_eq!(loaded.image_ids(), ids);
+        assert_eq!(loaded.graph_points(), stored);
+        for (_, q) in queries.iter().take(20) {
+            assert_eq!(
+                loaded.search_graph_space(q, 10),
+                ann.search_graph_space(q, 10)
+            );
+        }
+    }
+
+    /// The points of `ids` (sorted by id) found in `points` (sorted by id).
+    fn pick_sorted(points: &[(i64, Vec<f32>)], ids: &[i64]) -> Vec<(i64, Vec<f32>)> {
+        let mut out: Vec<(i64, Vec<f32>)> = ids
+            .iter()
+            .filter_map(|&id| lookup(points, id).map(|v| (id, v.to_vec())))
+            .collect();
+        out.sort_unstable_by_key(|p| p.0);
+        out
     }
 
     #[test]

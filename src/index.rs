@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
-use crate::collection::Collection;
+use crate::collection::{Collection, GraphRefresh, GraphUpdate, UpdatePolicy};
 use crate::crawl::{CrawlConfig, CrawlProblem, CrawledFile, crawl};
 use crate::decode::{DecodeConfig, decode};
 use crate::error::{Error, Result};
@@ -28,6 +28,10 @@ pub struct IndexConfig {
     /// Neighbours averaged into each stored vector of the graph, recorded for the collection
     /// (0: none); `None` keeps what the collection recorded, or the default.
     pub dba: Option<usize>,
+    /// Rebuild the HNSW graph in full even when it could be updated in place.
+    pub rebuild_graph: bool,
+    /// When the graph may be updated in place.
+    pub graph_update: UpdatePolicy,
 }
 
 /// Progress events; the CLI renders them.
@@ -76,7 +80,10 @@ pub struct IndexSummary {
     pub elapsed_secs: f64,
     /// Files read or decoded per second during extraction.
     pub images_per_sec: f64,
+    /// The HNSW graph was built in full.
     pub ann_rebuilt: bool,
+    /// The HNSW graph was updated in place: images inserted and points hidden.
+    pub ann_updated: Option<GraphUpdate>,
     pub interrupted: bool,
 }
 
@@ -391,7 +398,11 @@ fn index_pass(
         if let Some(k) = config.dba {
             collection.set_dba(store, k)?;
         }
-        summary.ann_rebuilt = collection.refresh_ann(store, fusion)?;
+        match collection.refresh_ann(store, fusion, &config.graph_update, config.rebuild_graph)? {
+            GraphRefresh::Current => {}
+            GraphRefresh::Rebuilt => summary.ann_rebuilt = true,
+            GraphRefresh::Updated(update) => summary.ann_updated = Some(update),
+        }
     }
     summary.total_images = store.image_count()? as usize;
     Ok(summary)
@@ -490,6 +501,89 @@ mod tests {
             image::Rgb([v as u8, (255 - v) as u8, (seed * 40 % 256) as u8])
         });
         img.save(path).unwrap();
+    }
+
+    /// Changes to an indexed folder reach the graph in place when the policy allows: new and
+    /// rewritten images are inserted, removed ones hidden, twice in a row through dumps; a
+    /// query then finds the rewritten image by its new content, and `rebuild_graph` rebuilds.
+    #[test]
+    fn graph_is_updated_in_place_through_dumps() {
+        let tmp = tempfile::tempdir().unwrap();
+        let photos = tmp.path().join("photos");
+        std::fs::create_dir_all(&photos).unwrap();
+        for i in 0..12 {
+            write_png(&photos.join(format!("{i}.png")), i);
+        }
+        let collection = Collection::at(tmp.path().join("idx"));
+        let mut config = IndexConfig {
+            crawl: CrawlConfig {
+                roots: vec![photos.clone()],
+                ..Default::default()
+            },
+            graph_update: UpdatePolicy {
+                min_built: 0,
+                max_growth: 1.0,
+                max_hidden: 0.5,
+            },
+            ..Default::default()
+        };
+        let (registry, fusion) = (Registry::default(), Fusion::default());
+        let stop = AtomicBool::new(false);
+        let index = |config: &IndexConfig| {
+            run(&collection, config, &registry, &fusion, &|_| {}, &stop).unwrap()
+        };
+        assert!(index(&config).ann_rebuilt);
+
+        std::fs::remove_file(photos.join("0.png")).unwrap();
+        write_png(&photos.join("1.png"), 51);
+        write_png(&photos.join("12.png"), 52);
+        write_png(&photos.join("13.png"), 53);
+        let first = index(&config);
+        assert!(!first.ann_rebuilt, "{first:?}");
+        let update = GraphUpdate {
+            inserted: 3,
+            hidden: 2,
+        };
+        assert_eq!(first.ann_updated, Some(update));
+
+        write_png(&photos.join("2.png"), 54);
+        let second = index(&config);
+        let update = GraphUpdate {
+            inserted: 1,
+            hidden: 1,
+        };
+        assert_eq!(second.ann_updated, Some(update));
+        let unchanged = index(&config);
+        assert_eq!(
+            (unchanged.ann_rebuilt, unchanged.ann_updated),
+            (false, None)
+        );
+
+        let store = collection.open_store().unwrap();
+        let rec = collection.dump_record(&store).unwrap().unwrap();
+        assert_eq!(
+            (rec.count, rec.hidden.len(), rec.updates, rec.built_count),
+            (16, 3, 2, 12)
+        );
+        let space = collection.search_space(&store, &fusion).unwrap();
+        assert!(space.note.is_none(), "{:?}", space.note);
+        let ann = space.ann.as_ref().unwrap();
+        let mut ids: Vec<i64> = store.catalog().unwrap().iter().map(|e| e.id).collect();
+        ids.sort_unstable();
+        assert_eq!(ann.image_ids(), ids);
+        let rewritten = store.id_of_path(&photos.join("2.png")).unwrap().unwrap();
+        let query = space.embed(&space.vector_of(&store, rewritten).unwrap().unwrap());
+        let hits = space
+            .search(&store, &query, 3, crate::collection::SearchMode::Hnsw)
+            .unwrap();
+        assert_eq!(hits[0].0, rewritten, "{hits:?}");
+        drop((space, store));
+
+        config.rebuild_graph = true;
+        assert!(index(&config).ann_rebuilt);
+        let store = collection.open_store().unwrap();
+        let rec = collection.dump_record(&store).unwrap().unwrap();
+        assert_eq!((rec.count, rec.hidden.len(), rec.updates), (13, 0, 0));
     }
 
     /// Files deleted or rewritten after the walk listed them, before a worker reads them.

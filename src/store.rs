@@ -21,6 +21,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0002_index_runs.sql",
         include_str!("../migrations/0002_index_runs.sql"),
     ),
+    (
+        "0003_vectors_version.sql",
+        include_str!("../migrations/0003_vectors_version.sql"),
+    ),
 ];
 
 /// The schema version this build writes.
@@ -477,6 +481,17 @@ impl Store {
         let e = |err| db(&path, err);
         let tx = self.conn.transaction().map_err(e)?;
         let now = now_unix();
+        // The version this transaction commits; rows whose vectors it writes carry it.
+        let next_version: i64 = tx
+            .query_row(
+                "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'data_version'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(e)?
+            .unwrap_or(0)
+            + 1;
         for op in ops {
             match op {
                 WriteOp::Upsert {
@@ -490,12 +505,12 @@ impl Store {
                     let rel = path_to_blob(rel_path);
                     let id: i64 = tx
                         .query_row(
-                            "INSERT INTO images(root_id, rel_path, size, mtime_ns, hash, format, width, height, indexed_at)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                            "INSERT INTO images(root_id, rel_path, size, mtime_ns, hash, format, width, height, indexed_at, vectors_version)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                              ON CONFLICT(root_id, rel_path) DO UPDATE SET
                                size = excluded.size, mtime_ns = excluded.mtime_ns, hash = excluded.hash,
                                format = excluded.format, width = excluded.width, height = excluded.height,
-                               indexed_at = excluded.indexed_at
+                               indexed_at = excluded.indexed_at, vectors_version = excluded.vectors_version
                              RETURNING id",
                             params![
                                 root_id,
@@ -506,7 +521,8 @@ impl Store {
                                 facts.format,
                                 facts.width,
                                 facts.height,
-                                now
+                                now,
+                                next_version
                             ],
                             |r| r.get(0),
                         )
@@ -579,10 +595,10 @@ impl Store {
                     .map_err(e)?;
                     let id: Option<i64> = tx
                         .query_row(
-                            "INSERT INTO images(root_id, rel_path, size, mtime_ns, hash, format, width, height, indexed_at)
-                             SELECT ?2, ?3, ?4, ?5, hash, format, width, height, ?6 FROM images WHERE id = ?1
+                            "INSERT INTO images(root_id, rel_path, size, mtime_ns, hash, format, width, height, indexed_at, vectors_version)
+                             SELECT ?2, ?3, ?4, ?5, hash, format, width, height, ?6, ?7 FROM images WHERE id = ?1
                              RETURNING id",
-                            params![source_id, root_id, rel, stamp.size as i64, stamp.mtime_ns, now],
+                            params![source_id, root_id, rel, stamp.size as i64, stamp.mtime_ns, now, next_version],
                             |r| r.get(0),
                         )
                         .optional()
@@ -812,6 +828,33 @@ impl Store {
             }
         }
         Ok(None)
+    }
+
+    /// Images holding a vector of any of `families` (those `for_each_vector` yields), sorted by
+    /// id, each with the data version at which its vectors were last written.
+    pub fn vector_versions(&self, families: &[&str]) -> Result<Vec<(i64, u64)>> {
+        let marks = vec!["?"; families.len()].join(", ");
+        let sql = format!(
+            "SELECT id, vectors_version FROM images WHERE EXISTS
+               (SELECT 1 FROM features WHERE image_id = images.id AND family IN ({marks}))
+             ORDER BY id"
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| db(&self.path, e))?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(families), |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)? as u64))
+            })
+            .map_err(|e| db(&self.path, e))?;
+        rows.collect::<std::result::Result<_, _>>()
+            .map_err(|e| db(&self.path, e))
+    }
+
+    /// The first data version from which every write records its `vectors_version` (schema 3).
+    pub fn vectors_tracked_from(&self) -> Result<u64> {
+        Ok(self
+            .meta("vectors_tracked_from")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
     }
 
     /// Number of indexed images (cheap, unlike `stats`, which scans every feature row).

@@ -621,7 +621,7 @@ fn schema_v1_index_migrates_keeps_its_images_and_records_runs() {
     let out = env.cmd().args(["status", "--json"]).output().unwrap();
     assert!(out.status.success());
     let status: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(status["schema_version"], 2);
+    assert_eq!(status["schema_version"], 3);
     assert_eq!(status["images"], 4 + 6, "the v1 images are kept");
     assert_eq!(status["last_run"]["outcome"], "complete");
     // The v1 images predate the orient family and their folder was not indexed again: status

@@ -108,6 +108,11 @@ struct IndexArgs {
     /// brightness, contrast or noise changes a little closer). Remembered by the collection.
     #[arg(long, value_name = "N")]
     dba: Option<usize>,
+    /// Rebuild the HNSW graph in full. Without it, small changes to a large collection are
+    /// inserted into the existing graph; this also refreshes the augmentation of the images
+    /// that were already there.
+    #[arg(long)]
+    rebuild_graph: bool,
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -250,6 +255,7 @@ fn cmd_index(collection: &Collection, args: IndexArgs, quiet: bool) -> Result<Ex
         },
         retry_failed: args.retry_failed,
         dba: args.dba,
+        rebuild_graph: args.rebuild_graph,
         ..Default::default()
     };
     let bar = progress_bar(quiet);
@@ -341,6 +347,14 @@ fn report_index(collection: &Collection, s: &IndexSummary) {
         s.total_images,
         collection.dir().display()
     );
+    if let Some(u) = s.ann_updated {
+        eprintln!(
+            "HNSW graph updated in place: {} images inserted, {} old points hidden (`index --rebuild-graph` rebuilds it)",
+            u.inserted, u.hidden
+        );
+    } else if s.ann_rebuilt {
+        eprintln!("HNSW graph rebuilt over {} images", s.total_images);
+    }
     if s.interrupted {
         eprintln!(
             "interrupted: everything extracted so far is saved; run the same command again to resume"
@@ -474,6 +488,16 @@ fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
                     let bytes = std::fs::read(path).ok()?;
                     crate::pca::Projection::from_bytes(&bytes).ok()
                 });
+                let updates = if r.updates > 0 {
+                    format!(
+                        "; updated in place {} times since its full build of {} images, {} points hidden",
+                        r.updates,
+                        r.built_count,
+                        r.hidden.len()
+                    )
+                } else {
+                    String::new()
+                };
                 let augmentation = if r.params.dba > 0 {
                     format!("; stored vectors averaged with {} neighbours", r.params.dba)
                 } else if collection.ann_params(&store)?.dba > 0 {
@@ -483,15 +507,16 @@ fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
                 };
                 match projection {
                     Some(p) => format!(
-                        "current ({} images; {} dimensions, PCA to {} in the graph, {:.1}% of variance{augmentation})",
-                        r.count,
+                        "current ({} images; {} dimensions, PCA to {} in the graph, {:.1}% of variance{augmentation}{updates})",
+                        r.count.saturating_sub(r.hidden.len()),
                         r.dim,
                         p.dim_out(),
                         100.0 * p.explained()
                     ),
                     None => format!(
-                        "current ({} images, {} dimensions{augmentation})",
-                        r.count, r.dim
+                        "current ({} images, {} dimensions{augmentation}{updates})",
+                        r.count.saturating_sub(r.hidden.len()),
+                        r.dim
                     ),
                 }
             }
