@@ -435,12 +435,16 @@ impl Collection {
         version: u64,
         fusion: &Fusion,
     ) -> Result<()> {
-        let dir = ann_dir(&self.dir);
-        let rec = ann.dump(&dir, version, &fusion.fingerprint())?;
-        let json = serde_json::to_string(&rec)
+        let rec = ann.dump(&ann_dir(&self.dir), version, &fusion.fingerprint())?;
+        self.save_record(store, &rec)
+    }
+
+    /// Records `rec` as the collection's dump and deletes the other dump folders.
+    fn save_record(&self, store: &mut Store, rec: &DumpRecord) -> Result<()> {
+        let json = serde_json::to_string(rec)
             .map_err(|e| Error::InvalidInput(format!("cannot record dump: {e}")))?;
         store.set_meta(&[(DUMP_KEY, json)])?;
-        AnnIndex::remove_other_dumps(&dir, &rec.folder);
+        AnnIndex::remove_other_dumps(&ann_dir(&self.dir), &rec.folder);
         Ok(())
     }
 
@@ -459,7 +463,7 @@ impl Collection {
             rec.built_count
         };
         // Before schema 3, writes did not record which images they changed.
-        if built < policy.min_built || rec.data_version < store.vectors_tracked_from()? {
+        if rec.data_version < store.vectors_tracked_from()? {
             return Ok(None);
         }
         let Ok(mut ann) = AnnIndex::load(&ann_dir(&self.dir), rec) else {
@@ -479,15 +483,25 @@ impl Collection {
             .filter(|&&id| current.binary_search_by_key(&id, |p| p.0).is_err())
             .copied()
             .collect();
+        let version = store.data_version()?;
+        if changed.is_empty() && removed.is_empty() {
+            // Moves, touched stamps and failures change the data version, not the graph.
+            let restamped = DumpRecord {
+                data_version: version,
+                ..rec.clone()
+            };
+            self.save_record(store, &restamped)?;
+            return Ok(Some(GraphRefresh::Current));
+        }
         let hidden = removed.len() + changed.iter().filter(|id| held(id)).count();
         let points = rec.count + changed.len();
-        if (points - built) as f64 > policy.max_growth * built as f64
+        if built < policy.min_built
+            || (points - built) as f64 > policy.max_growth * built as f64
             || (ann.hidden_count() + hidden) as f64 > policy.max_hidden * points as f64
             || !ann.can_update(&changed)
         {
             return Ok(None);
         }
-        let version = store.data_version()?;
         {
             let reader: &Store = store;
             ann.update(&changed, &removed, |ids| {

@@ -558,6 +558,11 @@ mod tests {
             (unchanged.ann_rebuilt, unchanged.ann_updated),
             (false, None)
         );
+        // A move changes the data version, not the graph: the dump is restamped, not rewritten.
+        std::fs::rename(photos.join("3.png"), photos.join("3b.png")).unwrap();
+        let moved = index(&config);
+        assert_eq!(moved.moved, 1, "{moved:?}");
+        assert_eq!((moved.ann_rebuilt, moved.ann_updated), (false, None));
 
         let store = collection.open_store().unwrap();
         let rec = collection.dump_record(&store).unwrap().unwrap();
@@ -565,6 +570,7 @@ mod tests {
             (rec.count, rec.hidden.len(), rec.updates, rec.built_count),
             (16, 3, 2, 12)
         );
+        assert_eq!(rec.data_version, store.data_version().unwrap());
         let space = collection.search_space(&store, &fusion).unwrap();
         assert!(space.note.is_none(), "{:?}", space.note);
         let ann = space.ann.as_ref().unwrap();
