@@ -475,6 +475,24 @@ impl AnnIndex {
         self.hidden.len()
     }
 
+    /// Data ids of the hidden points, sorted.
+    pub fn hidden(&self) -> &[usize] {
+        &self.hidden
+    }
+
+    /// Hides the visible points of `images` (the graph itself is unchanged: a dump of it stays
+    /// valid, with these points added to its record's hidden ones). Counts as an update.
+    pub fn hide(&mut self, images: &[i64]) {
+        let visible = self.visible_points();
+        self.hidden
+            .extend(images.iter().filter_map(|id| visible.get(id).copied()));
+        self.hidden.sort_unstable();
+        self.hidden.dedup();
+        self.updates += 1;
+        self.count = self.hnsw.get_nb_point() - self.hidden.len();
+        self.ef = scaled_ef(self.params.ef_search, self.count);
+    }
+
     /// True when `changed` images (new, or with new vectors) and `removed` ones can be applied
     /// in place: image ids fit the data ids, and update numbers remain.
     pub fn can_update(&self, changed: &[i64]) -> bool {
@@ -499,22 +517,13 @@ impl AnnIndex {
         removed: &[i64],
         full: impl Fn(&[i64]) -> Result<Vec<(i64, Vec<f32>)>>,
     ) -> Result<()> {
-        let ids = changed;
-        if !self.can_update(ids) {
+        if !self.can_update(changed) {
             return Err(Error::InvalidInput(
                 "graph cannot be updated in place; rebuild it".into(),
             ));
         }
-        let visible = self.visible_points();
-        self.hidden.extend(
-            removed
-                .iter()
-                .chain(ids)
-                .filter_map(|id| visible.get(id).copied()),
-        );
-        self.hidden.sort_unstable();
-        self.hidden.dedup();
-        self.updates += 1;
+        let stale: Vec<i64> = removed.iter().chain(changed).copied().collect();
+        self.hide(&stale);
         let update = self.updates;
         let dba = self.params.dba;
         let rule = crate::query_expansion::QueryExpansion {

@@ -502,6 +502,21 @@ impl Collection {
         {
             return Ok(None);
         }
+        if changed.is_empty() {
+            // Removals only: the dump's files stay as they are, its record hides the points.
+            ann.hide(&removed);
+            let rec = DumpRecord {
+                data_version: version,
+                hidden: ann.hidden().to_vec(),
+                updates: ann.updates(),
+                ..rec.clone()
+            };
+            self.save_record(store, &rec)?;
+            return Ok(Some(GraphRefresh::Updated(GraphUpdate {
+                inserted: 0,
+                hidden,
+            })));
+        }
         {
             let reader: &Store = store;
             ann.update(&changed, &removed, |ids| {

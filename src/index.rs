@@ -563,12 +563,25 @@ mod tests {
         let moved = index(&config);
         assert_eq!(moved.moved, 1, "{moved:?}");
         assert_eq!((moved.ann_rebuilt, moved.ann_updated), (false, None));
+        // A removal alone hides the point in the record; the dump's files are kept.
+        let folder = |c: &Collection| {
+            let store = c.open_store().unwrap();
+            c.dump_record(&store).unwrap().unwrap().folder
+        };
+        let before = folder(&collection);
+        std::fs::remove_file(photos.join("4.png")).unwrap();
+        let update = GraphUpdate {
+            inserted: 0,
+            hidden: 1,
+        };
+        assert_eq!(index(&config).ann_updated, Some(update));
+        assert_eq!(folder(&collection), before);
 
         let store = collection.open_store().unwrap();
         let rec = collection.dump_record(&store).unwrap().unwrap();
         assert_eq!(
             (rec.count, rec.hidden.len(), rec.updates, rec.built_count),
-            (16, 3, 2, 12)
+            (16, 4, 3, 12)
         );
         assert_eq!(rec.data_version, store.data_version().unwrap());
         let space = collection.search_space(&store, &fusion).unwrap();
@@ -589,7 +602,7 @@ mod tests {
         assert!(index(&config).ann_rebuilt);
         let store = collection.open_store().unwrap();
         let rec = collection.dump_record(&store).unwrap().unwrap();
-        assert_eq!((rec.count, rec.hidden.len(), rec.updates), (13, 0, 0));
+        assert_eq!((rec.count, rec.hidden.len(), rec.updates), (12, 0, 0));
     }
 
     /// Files deleted or rewritten after the walk listed them, before a worker reads them.

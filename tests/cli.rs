@@ -118,6 +118,18 @@ fn index_is_incremental_and_tracks_changes() {
         0
     );
     assert!(!again["ann_rebuilt"].as_bool().unwrap());
+    assert!(again["ann_updated"].is_null(), "{again}");
+
+    // Asked for, the graph is rebuilt even though nothing changed.
+    let out = env
+        .cmd()
+        .args(["index", "--json", "--rebuild-graph"])
+        .arg(&env.photos)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let rebuilt: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(rebuilt["ann_rebuilt"].as_bool().unwrap(), "{rebuilt}");
 
     // Rename: recognised by content, nothing decoded.
     std::fs::rename(
