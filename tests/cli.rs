@@ -210,6 +210,10 @@ fn corrupt_files_are_recorded_and_the_rest_indexed() {
     let status = env.cmd().args(["status", "--json"]).output().unwrap();
     let s: Value = serde_json::from_slice(&status.stdout).unwrap();
     assert!(s["failures"].as_array().unwrap().len() >= 2, "{s}");
+    let graph = &s["hnsw_in_place"];
+    assert_eq!(graph["updates_since_full_build"], 0, "{s}");
+    assert_eq!(graph["hidden_points"], 0, "{s}");
+    assert_eq!(graph["full_build_images"], s["images"], "{s}");
 }
 
 #[test]

@@ -567,6 +567,11 @@ fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
             "images_missing_family": missing_families.iter().copied().collect::<std::collections::BTreeMap<_, _>>(),
             "schema_version": stats.schema_version,
             "hnsw": ann_state,
+            "hnsw_in_place": record.as_ref().map(|r| serde_json::json!({
+                "updates_since_full_build": r.updates,
+                "full_build_images": if r.built_count == 0 { r.count } else { r.built_count },
+                "hidden_points": r.hidden.len(),
+            })),
             "bytes_on_disk": size_on_disk,
             "integrity": integrity,
             "last_run": last_run,
