@@ -489,6 +489,11 @@ impl AnnIndex {
         self.hidden.sort_unstable();
         self.hidden.dedup();
         self.updates += 1;
+        self.recount();
+    }
+
+    /// Derives the searchable count and the beam width from the graph and its hidden points.
+    fn recount(&mut self) {
         self.count = self.hnsw.get_nb_point() - self.hidden.len();
         self.ef = scaled_ef(self.params.ef_search, self.count);
     }
@@ -591,8 +596,7 @@ impl AnnIndex {
             self.hnsw.parallel_insert_slice(&data);
             self.hnsw.set_searching_mode(true);
         }
-        self.count = self.hnsw.get_nb_point() - self.hidden.len();
-        self.ef = scaled_ef(self.params.ef_search, self.count);
+        self.recount();
         Ok(())
     }
 

@@ -419,7 +419,7 @@ impl Collection {
                 AnnIndex::remove_other_dumps(&dir, &rec.folder);
                 return Ok(GraphRefresh::Current);
             }
-            if let Some(done) = self.update_in_place(store, fusion, &rec, policy)? {
+            if let Some(done) = self.update_in_place(store, fusion, &rec, policy, version)? {
                 return Ok(done);
             }
         }
@@ -456,6 +456,7 @@ impl Collection {
         fusion: &Fusion,
         rec: &DumpRecord,
         policy: &UpdatePolicy,
+        version: u64,
     ) -> Result<Option<GraphRefresh>> {
         let built = if rec.built_count == 0 {
             rec.count
@@ -483,39 +484,39 @@ impl Collection {
             .filter(|&&id| current.binary_search_by_key(&id, |p| p.0).is_err())
             .copied()
             .collect();
-        let version = store.data_version()?;
-        if changed.is_empty() && removed.is_empty() {
-            // Moves, touched stamps and failures change the data version, not the graph.
-            let restamped = DumpRecord {
-                data_version: version,
-                ..rec.clone()
-            };
-            self.save_record(store, &restamped)?;
-            return Ok(Some(GraphRefresh::Current));
-        }
+        // Moves, touched stamps and failures change the data version, not the graph.
+        let graph_unchanged = changed.is_empty() && removed.is_empty();
         let hidden = removed.len() + changed.iter().filter(|id| held(id)).count();
         let points = rec.count + changed.len();
-        if built < policy.min_built
-            || (points - built) as f64 > policy.max_growth * built as f64
-            || (ann.hidden_count() + hidden) as f64 > policy.max_hidden * points as f64
-            || !ann.can_update(&changed)
+        if !graph_unchanged
+            && (built < policy.min_built
+                || (points - built) as f64 > policy.max_growth * built as f64
+                || (ann.hidden_count() + hidden) as f64 > policy.max_hidden * points as f64
+                || !ann.can_update(&changed))
         {
             return Ok(None);
         }
         if changed.is_empty() {
-            // Removals only: the dump's files stay as they are, its record hides the points.
-            ann.hide(&removed);
-            let rec = DumpRecord {
+            // Nothing to insert: the dump's files stay as they are; its record takes the new
+            // version and hides the removed images' points.
+            if !removed.is_empty() {
+                ann.hide(&removed);
+            }
+            let restamped = DumpRecord {
                 data_version: version,
                 hidden: ann.hidden().to_vec(),
                 updates: ann.updates(),
                 ..rec.clone()
             };
-            self.save_record(store, &rec)?;
-            return Ok(Some(GraphRefresh::Updated(GraphUpdate {
-                inserted: 0,
-                hidden,
-            })));
+            self.save_record(store, &restamped)?;
+            return Ok(Some(if graph_unchanged {
+                GraphRefresh::Current
+            } else {
+                GraphRefresh::Updated(GraphUpdate {
+                    inserted: 0,
+                    hidden,
+                })
+            }));
         }
         {
             let reader: &Store = store;
