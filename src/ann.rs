@@ -237,6 +237,9 @@ fn file_blake3(path: &Path) -> Result<(String, u64)> {
 /// not hold them all: the graph keeps its own copy of each, a batch can be dropped once inserted.
 pub struct AnnBuilder {
     hnsw: Hnsw<'static, f32, FusedL2>,
+    /// Points kept out of the graph until `finish`: an augmented build small enough to find
+    /// neighbours by exact search needs no plain graph, only the augmented one.
+    held: Option<Vec<(i64, Vec<f32>)>>,
     count: usize,
     dim: usize,
     projection: Option<Projection>,
@@ -262,6 +265,7 @@ impl AnnBuilder {
         );
         AnnBuilder {
             hnsw,
+            held: (params.dba > 0 && capacity <= EXACT_NEIGHBOURS_UP_TO).then(Vec::new),
             count: 0,
             dim,
             projection,
@@ -276,6 +280,20 @@ impl AnnBuilder {
 
     /// Inserts a batch of (already projected) points, in parallel.
     pub fn insert(&mut self, points: &[(i64, Vec<f32>)]) {
+        self.count += points.len();
+        if let Some(held) = &mut self.held {
+            if self.count <= EXACT_NEIGHBOURS_UP_TO {
+                held.extend_from_slice(points);
+                return;
+            }
+            // More points than announced: the plain graph is needed after all.
+            let held = self.held.take().unwrap_or_default();
+            self.insert_into_graph(&held);
+        }
+        self.insert_into_graph(points);
+    }
+
+    fn insert_into_graph(&mut self, points: &[(i64, Vec<f32>)]) {
         let data: Vec<(&[f32], usize)> = points
             .iter()
             .map(|(id, v)| (v.as_slice(), *id as usize))
@@ -283,13 +301,24 @@ impl AnnBuilder {
         if !data.is_empty() {
             self.hnsw.parallel_insert_slice(&data);
         }
-        self.count += points.len();
     }
 
-    /// The finished, searchable index; with `params.dba > 0`, a second graph over the augmented
-    /// vectors (the first one only finds each point's neighbours).
-    pub fn finish(self) -> AnnIndex {
+    /// The finished, searchable index; with `params.dba > 0`, a graph over the augmented
+    /// vectors (a larger collection first builds a plain graph to find each point's neighbours).
+    pub fn finish(mut self) -> AnnIndex {
         let dba = self.params.dba;
+        if let Some(mut held) = self.held.take() {
+            held.sort_unstable_by_key(|p| p.0);
+            let augmented = augment(&held, dba, &self.params, |v| {
+                exact_search(&held, v, dba + 1)
+                    .iter()
+                    .map(|h| h.0)
+                    .collect()
+            });
+            drop(held);
+            self.insert_into_graph(&augmented);
+            return self.finish_plain();
+        }
         let plain = self.finish_plain();
         // A lone point has no neighbour: its augmentation is itself.
         if dba == 0 || plain.count < 2 {
@@ -313,6 +342,32 @@ impl AnnBuilder {
             params: self.params,
         }
     }
+}
+
+/// Each point of `points` (sorted by id) averaged with its `k` nearest others, which `nearest`
+/// lists best first (the point itself may be among them), weighted as query expansion weighs
+/// them (alpha-DBA).
+fn augment(
+    points: &[(i64, Vec<f32>)],
+    k: usize,
+    params: &AnnParams,
+    nearest: impl Fn(&[f32]) -> Vec<i64> + Sync,
+) -> Vec<(i64, Vec<f32>)> {
+    let rule = crate::query_expansion::QueryExpansion {
+        n: k,
+        alpha: params.dba_alpha,
+    };
+    points
+        .par_iter()
+        .map(|(id, v)| {
+            let neighbours = nearest(v)
+                .into_iter()
+                .filter(|n| n != id)
+                .take(k)
+                .filter_map(|n| lookup(points, n));
+            (*id, rule.expand_scaled(v, neighbours, params.dba_share))
+        })
+        .collect()
 }
 
 impl AnnIndex {
@@ -348,33 +403,19 @@ impl AnnIndex {
     /// this graph, the point itself left out), weighted as query expansion weighs them.
     fn augmented(self, k: usize) -> AnnIndex {
         let points = self.graph_points();
-        let rule = crate::query_expansion::QueryExpansion {
-            n: k,
-            alpha: self.params.dba_alpha,
-        };
         let ef = self.ef.max(k + 1);
-        let share = self.params.dba_share;
-        let augmented: Vec<(i64, Vec<f32>)> = points
-            .par_iter()
-            .map(|(id, v)| {
-                // Small collections find neighbours exactly, so evaluations are reproducible.
-                let near: Vec<i64> = if points.len() <= EXACT_NEIGHBOURS_UP_TO {
-                    exact_search(&points, v, k + 1)
-                        .iter()
-                        .map(|h| h.0)
-                        .collect()
-                } else {
-                    let hits = self.hnsw.search(v, k + 1, ef);
-                    hits.iter().map(|n| n.d_id as i64).collect()
-                };
-                let neighbours = near
-                    .into_iter()
-                    .filter(|n| n != id)
-                    .take(k)
-                    .filter_map(|n| lookup(&points, n));
-                (*id, rule.expand_scaled(v, neighbours, share))
-            })
-            .collect();
+        let augmented = augment(&points, k, &self.params, |v| {
+            // Small collections find neighbours exactly, so evaluations are reproducible.
+            if points.len() <= EXACT_NEIGHBOURS_UP_TO {
+                exact_search(&points, v, k + 1)
+                    .iter()
+                    .map(|h| h.0)
+                    .collect()
+            } else {
+                let hits = self.hnsw.search(v, k + 1, ef);
+                hits.iter().map(|n| n.d_id as i64).collect()
+            }
+        });
         drop(points);
         let params = AnnParams {
             dba: k,
