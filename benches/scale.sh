@@ -2,7 +2,8 @@
 # Speed and scale, end to end, with generated inputs (issue 6). In one run:
 #  1. camera-sized JPEGs (4000x3000 q92 with grain): lookalike, czkawka_cli before and after it
 #     (ratio against their mean), and peer_baseline.py's Python pipelines where a venv is given;
-#  2. small 384x256 JPEGs: index throughput and peak RSS;
+#  2. small 384x256 JPEGs: index throughput (graph build included, and extraction alone) and
+#     peak RSS, with the full profile then the fast one (ratio from the same run);
 #  3. a collection of COLLECTION generated 160x120 variants: index, re-index with nothing
 #     changed, index load, query latency with and without decoding the example, HNSW recall@10;
 #     then 1% more images: re-index with the graph updated in place, and rebuilt in full;
@@ -22,6 +23,7 @@ cargo build --release -q --examples --bin lookalike
 BIN=target/release/lookalike; EX=target/release/examples
 rss() { grep "Maximum resident" "$1" | awk '{printf "%.0f MB", $6/1024}'; }
 rate() { python3 -c "import json,sys;s=json.load(open('$1'));n=s['new']+s['updated'];print(f\"{n} images in {s['elapsed_secs']:.2f} s = {n/s['elapsed_secs']:.1f} images/s\")"; }
+extraction_rate() { python3 -c "import json;print(f\"{json.load(open('$1'))['images_per_sec']:.1f} images/s\")"; }
 czkawka() {
   local start end
   start=$(date +%s.%N)
@@ -61,9 +63,12 @@ if [ -n "${PEER_PY:-}" ]; then
 fi
 
 echo "== 2. small 384x256 JPEGs"
-rm -rf "$WORK/idx-small"
-/usr/bin/time -v $BIN -q --index-dir "$WORK/idx-small" index "$WORK/small" --json > "$WORK/small.json" 2> "$WORK/small.time"
-echo "index: $(rate "$WORK/small.json"), peak RSS $(rss "$WORK/small.time")"
+for profile in full fast; do
+  rm -rf "$WORK/idx-small-$profile"
+  /usr/bin/time -v $BIN -q --index-dir "$WORK/idx-small-$profile" index "$WORK/small" --profile $profile --json > "$WORK/small-$profile.json" 2> "$WORK/small-$profile.time"
+  echo "index --profile $profile: $(rate "$WORK/small-$profile.json") ($(extraction_rate "$WORK/small-$profile.json") while extracting), peak RSS $(rss "$WORK/small-$profile.time")"
+done
+python3 -c "import json;r=[(lambda s:(s['new'])/s['elapsed_secs'])(json.load(open(f'$WORK/small-{p}.json'))) for p in ('full','fast')];print(f'ratio fast / full: {r[1]/r[0]:.2f}x')"
 
 echo "== 3. collection of $NCOLL images"
 rm -rf "$WORK/idx-coll"

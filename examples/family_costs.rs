@@ -1,6 +1,7 @@
 //! CPU time per image of each step of indexing, on one thread: decoding to the working image
 //! (with its luminance), the blind blur estimate alone, and each feature family.
-//! Usage: family_costs FOLDER [LIMIT]   (every image format the indexer takes, in path order)
+//! Usage: family_costs FOLDER [LIMIT] [WORKING_SIZE]   (every image format the indexer takes, in
+//! path order; the working size defaults to the indexer's)
 
 mod common;
 
@@ -11,8 +12,12 @@ use lookalike::features::{FeatureInput, Registry};
 use lookalike::restore::estimate_blur;
 
 fn main() {
-    let paths = common::image_files_from_args("family_costs FOLDER [LIMIT]");
-    let (cfg, registry) = (DecodeConfig::default(), Registry::default());
+    let paths = common::image_files_from_args("family_costs FOLDER [LIMIT] [WORKING_SIZE]");
+    let mut cfg = DecodeConfig::default();
+    if let Some(side) = std::env::args().nth(3).and_then(|v| v.parse().ok()) {
+        cfg.working_size = side;
+    }
+    let registry = Registry::default();
     let (mut decode, mut estimate) = (0.0f64, 0.0f64);
     let mut families = vec![0.0f64; registry.extractors().len()];
     for path in &paths {

@@ -22,7 +22,11 @@ fn main() {
         .expect("usage: query_latency INDEX_DIR [QUERIES]");
     let nq: usize = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(200);
     let t = Instant::now();
-    let searcher = Searcher::open(&Collection::at(dir), &Fusion::default()).expect("open index");
+    let collection = Collection::at(dir);
+    let profile = collection
+        .recorded_profile()
+        .expect("read the index's profile");
+    let searcher = Searcher::open(&collection, &Fusion::for_profile(profile)).expect("open index");
     let load = t.elapsed().as_secs_f64();
     let mut ids: Vec<i64> = searcher
         .store()
@@ -70,7 +74,7 @@ fn main() {
                 &bytes,
                 &paths[id],
                 &DecodeConfig::default(),
-                &lookalike::features::Registry::default(),
+                searcher.registry(),
             )
             .unwrap();
             let (names, parts): (Vec<String>, Vec<Vec<f32>>) =

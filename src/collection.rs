@@ -10,7 +10,7 @@ use crate::ann::{
     rerank,
 };
 use crate::error::{Error, Result};
-use crate::features::Fusion;
+use crate::features::{Fusion, Profile};
 use crate::store::Store;
 
 /// Default index folder, relative to the working directory.
@@ -21,6 +21,7 @@ const DB_FILE: &str = "lookalike.db";
 const LOCK_FILE: &str = "index.lock";
 const DUMP_KEY: &str = "ann_dump";
 const DBA_KEY: &str = "ann_dba";
+const PROFILE_KEY: &str = "feature_profile";
 
 /// When `index` may bring the graph up to date in place instead of rebuilding it. In-place
 /// updates cost time in proportion to what changed; a rebuild, to the whole collection (about
@@ -327,6 +328,32 @@ impl Collection {
             dba,
             ..AnnParams::default()
         })
+    }
+
+    /// The feature profile the collection records (`index --profile`); full when none is.
+    pub fn profile(&self, store: &Store) -> Result<Profile> {
+        match store.meta(PROFILE_KEY)? {
+            None => Ok(Profile::Full),
+            Some(name) => Profile::from_name(&name).ok_or_else(|| {
+                Error::InvalidInput(format!(
+                    "the index at {} was made with feature profile '{name}', which this version of lookalike does not know: upgrade lookalike, or run `lookalike index --profile full` to re-extract it",
+                    self.dir.display()
+                ))
+            }),
+        }
+    }
+
+    /// The recorded profile read without the writer lock; full when there is no index yet.
+    pub fn recorded_profile(&self) -> Result<Profile> {
+        if !self.exists() {
+            return Ok(Profile::Full);
+        }
+        self.profile(&self.open_store_read_only()?)
+    }
+
+    /// Records the feature profile every image of the collection is described with.
+    pub fn set_profile(&self, store: &mut Store, profile: Profile) -> Result<()> {
+        store.set_meta(&[(PROFILE_KEY, profile.name().to_string())])
     }
 
     /// Records how many neighbours the graph averages into each stored vector (0: none).

@@ -13,7 +13,7 @@ use crate::collection::{Collection, GraphRefresh, GraphUpdate, UpdatePolicy};
 use crate::crawl::{CrawlConfig, CrawlProblem, CrawledFile, crawl};
 use crate::decode::{DecodeConfig, decode};
 use crate::error::{Error, Result};
-use crate::features::{FeatureInput, Fusion, Registry};
+use crate::features::{FeatureInput, Fusion, Profile, Registry};
 use crate::store::{CatalogEntry, FeatureRow, FileStamp, ImageFacts, Store, WriteOp};
 
 /// Everything `index` needs besides the collection.
@@ -30,6 +30,9 @@ pub struct IndexConfig {
     pub dba: Option<usize>,
     /// Rebuild the HNSW graph in full even when it could be updated in place.
     pub rebuild_graph: bool,
+    /// Feature profile, recorded for the collection (a change re-extracts every image);
+    /// `None` keeps what the collection recorded, or the full profile.
+    pub profile: Option<Profile>,
     /// When the graph may be updated in place.
     pub graph_update: UpdatePolicy,
 }
@@ -57,6 +60,8 @@ pub struct FailedFile {
 /// What a run did.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct IndexSummary {
+    /// The feature profile the collection is indexed with.
+    pub profile: Profile,
     /// Files seen for the first time and extracted.
     pub new: usize,
     /// Files already indexed and unchanged (nothing decoded).
@@ -117,12 +122,11 @@ fn features_current(entry: &CatalogEntry, signatures: &[(String, u32, String)]) 
     signatures.iter().all(|sig| entry.features.contains(sig))
 }
 
-/// Runs one indexing pass over `config.crawl.roots` into `collection`.
+/// Runs one indexing pass over `config.crawl.roots` into `collection`, with the families and
+/// fusion of its feature profile.
 pub fn run(
     collection: &Collection,
     config: &IndexConfig,
-    registry: &Registry,
-    fusion: &Fusion,
     progress: &(dyn Fn(Progress) + Sync),
     stop: &AtomicBool,
 ) -> Result<IndexSummary> {
@@ -137,10 +141,19 @@ pub fn run(
     crawl_cfg.skip_dir = Some(collection.dir().to_path_buf());
     let _lock = collection.lock_for_writing()?;
     let mut store = collection.open_store()?;
+    let profile = match config.profile {
+        Some(p) => {
+            collection.set_profile(&mut store, p)?;
+            p
+        }
+        None => collection.profile(&store)?,
+    };
+    let (registry, fusion) = (Registry::for_profile(profile), Fusion::for_profile(profile));
     let run_id = store.begin_run(&crawl_cfg.roots)?;
     let result = index_pass(
-        collection, &mut store, &crawl_cfg, config, registry, fusion, progress, stop,
-    );
+        collection, &mut store, &crawl_cfg, config, &registry, &fusion, progress, stop,
+    )
+    .map(|summary| IndexSummary { profile, ..summary });
     let (outcome, record) = match &result {
         Ok(summary) => {
             let mut summary = summary.clone();
@@ -467,14 +480,19 @@ fn process_file(
     }
 }
 
-/// Decodes an image and runs every feature family on it (panics in either are caught).
+/// Decodes an image to the registry's working size and runs every feature family on it
+/// (panics in either are caught).
 pub fn extract_bytes(
     bytes: &[u8],
     path: &Path,
     decode_cfg: &DecodeConfig,
     registry: &Registry,
 ) -> Result<(ImageFacts, Vec<FeatureRow>)> {
-    let decoded = decode(bytes, path, decode_cfg)?;
+    let decode_cfg = DecodeConfig {
+        working_size: registry.working_size(),
+        ..*decode_cfg
+    };
+    let decoded = decode(bytes, path, &decode_cfg)?;
     let facts = ImageFacts {
         format: decoded.format.clone(),
         width: decoded.width,
@@ -527,11 +545,8 @@ mod tests {
             },
             ..Default::default()
         };
-        let (registry, fusion) = (Registry::default(), Fusion::default());
         let stop = AtomicBool::new(false);
-        let index = |config: &IndexConfig| {
-            run(&collection, config, &registry, &fusion, &|_| {}, &stop).unwrap()
-        };
+        let index = |config: &IndexConfig| run(&collection, config, &|_| {}, &stop).unwrap();
         assert!(index(&config).ann_rebuilt);
 
         std::fs::remove_file(photos.join("0.png")).unwrap();
@@ -584,7 +599,7 @@ mod tests {
             (16, 4, 3, 12)
         );
         assert_eq!(rec.data_version, store.data_version().unwrap());
-        let space = collection.search_space(&store, &fusion).unwrap();
+        let space = collection.search_space(&store, &Fusion::default()).unwrap();
         assert!(space.note.is_none(), "{:?}", space.note);
         let ann = space.ann.as_ref().unwrap();
         let mut ids: Vec<i64> = store.catalog().unwrap().iter().map(|e| e.id).collect();
@@ -622,8 +637,6 @@ mod tests {
             },
             ..Default::default()
         };
-        let registry = Registry::default();
-        let fusion = Fusion::default();
         let stop = AtomicBool::new(false);
         let rewritten = photos.join("1.png");
         let on_progress = |p: Progress| {
@@ -633,15 +646,7 @@ mod tests {
                 write_png(&rewritten, 99);
             }
         };
-        let summary = run(
-            &collection,
-            &config,
-            &registry,
-            &fusion,
-            &on_progress,
-            &stop,
-        )
-        .unwrap();
+        let summary = run(&collection, &config, &on_progress, &stop).unwrap();
         assert_eq!(summary.new, 5, "{summary:?}");
         assert!(summary.failed.is_empty(), "{:?}", summary.failed);
         assert_eq!(summary.total_images, 5);
@@ -667,7 +672,7 @@ mod tests {
         drop(store);
 
         // The next run sees nothing to do: the stored stamp describes the bytes indexed.
-        let again = run(&collection, &config, &registry, &fusion, &|_| {}, &stop).unwrap();
+        let again = run(&collection, &config, &|_| {}, &stop).unwrap();
         assert_eq!((again.unchanged, again.new, again.updated), (5, 0, 0));
         assert_eq!(
             collection
@@ -680,5 +685,69 @@ mod tests {
                 .as_deref(),
             Some("complete")
         );
+    }
+    #[test]
+    fn the_profile_is_recorded_and_a_change_re_extracts_every_image() {
+        let tmp = tempfile::tempdir().unwrap();
+        let photos = tmp.path().join("photos");
+        std::fs::create_dir_all(&photos).unwrap();
+        for i in 0..4 {
+            write_png(&photos.join(format!("{i}.png")), i);
+        }
+        let collection = Collection::at(tmp.path().join("idx"));
+        let mut config = IndexConfig {
+            crawl: CrawlConfig {
+                roots: vec![photos.clone()],
+                ..Default::default()
+            },
+            profile: Some(Profile::Fast),
+            ..Default::default()
+        };
+        let stop = AtomicBool::new(false);
+        let index = |config: &IndexConfig| run(&collection, config, &|_| {}, &stop).unwrap();
+        let fast = index(&config);
+        assert_eq!((fast.profile, fast.new), (Profile::Fast, 4));
+        let store = collection.open_store().unwrap();
+        assert_eq!(collection.profile(&store).unwrap(), Profile::Fast);
+        let families: HashSet<String> = store.catalog().unwrap()[0]
+            .features
+            .iter()
+            .map(|(f, _, p)| {
+                assert!(p.ends_with(" @96px"), "{p}");
+                f.clone()
+            })
+            .collect();
+        let expected: HashSet<String> = ["color", "lbp", "orient"].map(String::from).into();
+        assert_eq!(families, expected);
+        let record = collection.dump_record(&store).unwrap().unwrap();
+        assert_eq!(
+            record.fusion,
+            Fusion::for_profile(Profile::Fast).fingerprint()
+        );
+        drop(store);
+
+        config.profile = None;
+        let kept = index(&config);
+        assert_eq!(
+            (kept.profile, kept.unchanged, kept.updated),
+            (Profile::Fast, 4, 0)
+        );
+
+        config.profile = Some(Profile::Full);
+        let full = index(&config);
+        assert_eq!(
+            (full.profile, full.updated, full.unchanged),
+            (Profile::Full, 4, 0)
+        );
+        assert!(full.ann_rebuilt);
+        let store = collection.open_store().unwrap();
+        let signatures = Registry::default().signatures();
+        for entry in store.catalog().unwrap() {
+            let mut stored = entry.features.clone();
+            stored.sort();
+            let mut wanted = signatures.clone();
+            wanted.sort();
+            assert_eq!(stored, wanted, "the fast rows were replaced");
+        }
     }
 }

@@ -67,7 +67,8 @@ pub struct Searcher {
 }
 
 impl Searcher {
-    /// Opens a collection read-only with the given fusion.
+    /// Opens a collection read-only with the given fusion (normally its profile's,
+    /// [`Fusion::for_profile`]).
     pub fn open(collection: &Collection, fusion: &Fusion) -> Result<Searcher> {
         let store = collection.open_store_read_only()?;
         if store.image_count()? == 0 {
@@ -76,12 +77,19 @@ impl Searcher {
                 collection.dir().display()
             )));
         }
+        let registry = Registry::for_profile(collection.profile(&store)?);
         let space = collection.search_space(&store, fusion)?;
         Ok(Searcher {
             store,
             space,
-            registry: Registry::default(),
+            registry,
         })
+    }
+
+    /// The families (and working side) of the collection's profile, which examples that are
+    /// not indexed are described with.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
     }
 
     /// The loaded vectors and graph.

@@ -244,6 +244,69 @@ fn query_returns_group_mates_first_and_exact_agrees() {
 }
 
 #[test]
+fn the_fast_profile_is_remembered_ranks_group_mates_first_and_can_be_left() {
+    let groups = ["astronaut", "brick", "coffee", "rocket", "retina"];
+    let env = setup(&groups);
+    let out = run_ok(
+        env.cmd()
+            .args(["index", "--json", "--profile", "fast"])
+            .arg(&env.photos),
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["profile"], "fast");
+    let images = n(&v, "new");
+    assert_eq!(n(&v, "failed"), 0);
+    let status: Value =
+        serde_json::from_slice(&run_ok(env.cmd().args(["status", "--json"])).stdout).unwrap();
+    assert_eq!(status["profile"], "fast");
+    assert_eq!(n(&status, "working_size"), 96);
+    assert_eq!(n(&status, "outdated_feature_rows"), 0);
+    let families: Vec<&str> = status["feature_versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row[0].as_str().unwrap())
+        .collect();
+    assert_eq!(families, ["color", "lbp", "orient"]);
+    for g in groups {
+        let hits = env.query_paths(&env.photos.join(g).join("original.jpg"), 6, &[]);
+        let mates = hits
+            .iter()
+            .filter(|h| h.contains(&format!("/{g}/")))
+            .count();
+        assert!(mates >= 5, "{g}: {hits:?}");
+    }
+    // An outside example is described as the index's images are.
+    let copy = env.root.join("outside.jpg");
+    std::fs::copy(sample_data().join("coffee/shift.jpg"), &copy).unwrap();
+    let hits = env.query_paths(&copy, 3, &[]);
+    assert!(hits.iter().all(|h| h.contains("/coffee/")), "{hits:?}");
+    let out = env
+        .cmd()
+        .args(["query", "--weights", "conv"])
+        .arg(&copy)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("choose from color, lbp, orient"),
+        "{stderr}"
+    );
+    // The profile is remembered; asking for another re-extracts everything.
+    let again = env.index_json(0);
+    assert_eq!((n(&again, "unchanged"), n(&again, "updated")), (images, 0));
+    assert_eq!(again["profile"], "fast");
+    let out = run_ok(
+        env.cmd()
+            .args(["index", "--json", "--profile", "full"])
+            .arg(&env.photos),
+    );
+    let full: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((n(&full, "updated"), n(&full, "unchanged")), (images, 0));
+    assert_eq!(full["profile"], "full");
+}
+
+#[test]
 fn query_expansion_of_an_outside_example_uses_its_nearest_neighbour() {
     // Without augmentation, an example's exact copy is its nearest neighbour at distance 0, and
     // expanding with it alone (--qe 1) gives back the example's own direction: the ranking must

@@ -8,7 +8,6 @@ use std::sync::atomic::AtomicBool;
 use image::{DynamicImage, Rgb, RgbImage};
 use lookalike::collection::Collection;
 use lookalike::crawl::CrawlConfig;
-use lookalike::features::{Fusion, Registry};
 use lookalike::index::{IndexConfig, IndexSummary, run};
 
 fn encode(img: &DynamicImage, format: image::ImageFormat) -> Vec<u8> {
@@ -172,15 +171,7 @@ fn index(collection: &Collection, root: &Path, follow: bool) -> IndexSummary {
         },
         ..Default::default()
     };
-    run(
-        collection,
-        &cfg,
-        &Registry::default(),
-        &Fusion::default(),
-        &|_| {},
-        &AtomicBool::new(false),
-    )
-    .unwrap()
+    run(collection, &cfg, &|_| {}, &AtomicBool::new(false)).unwrap()
 }
 
 #[test]

@@ -21,7 +21,7 @@ use crate::eval::run::{
     run_distortions, run_labelled,
 };
 use crate::eval::table::{TextTable, summary_table};
-use crate::features::{Fusion, Registry};
+use crate::features::{Profile, Registry};
 use crate::index::IndexConfig;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -61,9 +61,13 @@ pub struct EvalArgs {
     /// distortions in order (`blur:3+jpeg:75`: a blurred photo saved as JPEG).
     #[arg(long, value_name = "DISTORTION")]
     query_distortion: Option<String>,
-    /// Families to evaluate, `fused` being the weighted combination.
-    #[arg(long, default_value = "color,conv,deconv,lbp,orient,fused")]
-    families: String,
+    /// Families to evaluate, `fused` being the weighted combination (default: the profile's
+    /// families, then fused).
+    #[arg(long)]
+    families: Option<String>,
+    /// Feature profile the folder is indexed with (see `lookalike index --profile`).
+    #[arg(long, value_enum, default_value_t = Profile::Full)]
+    profile: Profile,
     #[command(flatten)]
     search: super::SearchArgs,
     /// Cut-offs for P@k, R@k, NDCG@k.
@@ -100,13 +104,18 @@ pub struct EvalArgs {
 }
 
 /// The index folder for an evaluated image folder: `--index-dir` when given, else a folder
-/// under the system temp dir keyed by the image folder's path (reused across runs).
-fn eval_collection(explicit: Option<&Path>, images: &Path) -> Result<Collection> {
+/// under the system temp dir keyed by the image folder's path and the profile (reused across
+/// runs).
+fn eval_collection(explicit: Option<&Path>, images: &Path, profile: Profile) -> Result<Collection> {
     if let Some(dir) = explicit {
         return Ok(Collection::at(dir));
     }
     let abs = std::fs::canonicalize(images).map_err(|e| Error::io(images, e))?;
-    let key = blake3::hash(abs.to_string_lossy().as_bytes()).to_hex();
+    let mut key_text = abs.to_string_lossy().into_owned();
+    if profile != Profile::Full {
+        key_text.push_str(&format!("\0{}", profile.name()));
+    }
+    let key = blake3::hash(key_text.as_bytes()).to_hex();
     Ok(Collection::at(
         std::env::temp_dir()
             .join("lookalike-eval")
@@ -117,6 +126,7 @@ fn eval_collection(explicit: Option<&Path>, images: &Path) -> Result<Collection>
 fn index_folder(
     collection: &Collection,
     folder: &Path,
+    profile: Profile,
     quiet: bool,
 ) -> Result<crate::index::IndexSummary> {
     let cfg = IndexConfig {
@@ -124,6 +134,7 @@ fn index_folder(
             roots: vec![folder.to_path_buf()],
             ..Default::default()
         },
+        profile: Some(profile),
         ..Default::default()
     };
     let stop = super::install_stop_flag();
@@ -131,8 +142,6 @@ fn index_folder(
     let summary = crate::index::run(
         collection,
         &cfg,
-        &Registry::default(),
-        &Fusion::default(),
         &|p| super::render_progress(&bar, p),
         &stop,
     );
@@ -165,9 +174,13 @@ fn default_images_dir(dataset: &Path) -> PathBuf {
 }
 
 pub fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) -> Result<ExitCode> {
-    let registry = Registry::default();
-    let fusion = args.search.fusion(&registry)?;
-    let targets = parse_targets(&args.families, &registry, &fusion)?;
+    let registry = Registry::for_profile(args.profile);
+    let fusion = args.search.fusion(args.profile)?;
+    let families = args
+        .families
+        .clone()
+        .unwrap_or_else(|| format!("{},fused", registry.families().join(",")));
+    let targets = parse_targets(&families, &registry, &fusion)?;
     if let Some(folder) = &args.distort {
         return distort_benchmark(index_dir, folder, &args, &registry, targets, quiet);
     }
@@ -210,8 +223,8 @@ pub fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) -> Result
         .transpose()?
         .unwrap_or_default();
     let images_root = gt.root().to_path_buf();
-    let collection = eval_collection(index_dir, &images_root)?;
-    let index_summary = index_folder(&collection, &images_root, quiet)?;
+    let collection = eval_collection(index_dir, &images_root, args.profile)?;
+    let index_summary = index_folder(&collection, &images_root, args.profile, quiet)?;
     let store = collection.open_store_read_only()?;
     let items = load_item_vectors(&store, &mut gt, &registry)?;
     if !items.missing.is_empty() && !quiet {
@@ -361,8 +374,8 @@ fn distort_benchmark(
         Some(list) => parse_list(list)?,
         None => default_suite(),
     };
-    let collection = eval_collection(index_dir, folder)?;
-    index_folder(&collection, folder, quiet)?;
+    let collection = eval_collection(index_dir, folder, args.profile)?;
+    index_folder(&collection, folder, args.profile, quiet)?;
     let store = collection.open_store_read_only()?;
     // Every indexed image is its own class: a distorted copy's only relevant item is its original.
     let mut gt = GroundTruth::from_folders_flat(folder)?;

@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::collection::{Collection, INDEX_DIR_ENV, SearchMode};
 use crate::crawl::CrawlConfig;
 use crate::error::{Error, Result};
-use crate::features::{Fusion, Registry};
+use crate::features::{Fusion, Profile, Registry};
 use crate::index::{IndexConfig, IndexSummary, Progress};
 use crate::query::{QueryConfig, Searcher};
 use crate::query_expansion::{DEFAULT_QE, QueryExpansion};
@@ -113,6 +113,10 @@ struct IndexArgs {
     /// that were already there.
     #[arg(long)]
     rebuild_graph: bool,
+    /// Feature profile: what each image is described by. Remembered by the collection;
+    /// changing it re-extracts every image. Default: the collection's, else full.
+    #[arg(long, value_enum)]
+    profile: Option<Profile>,
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -155,11 +159,11 @@ struct SearchArgs {
 }
 
 impl SearchArgs {
-    /// The fusion `--weights` asks for, else the default one.
-    fn fusion(&self, registry: &Registry) -> Result<Fusion> {
+    /// The fusion `--weights` asks for, else the profile's.
+    fn fusion(&self, profile: Profile) -> Result<Fusion> {
         match &self.weights {
-            Some(spec) => Fusion::parse(spec, &registry.families()),
-            None => Ok(Fusion::default()),
+            Some(spec) => Fusion::parse(spec, &Registry::for_profile(profile).families()),
+            None => Ok(Fusion::for_profile(profile)),
         }
     }
 
@@ -256,19 +260,13 @@ fn cmd_index(collection: &Collection, args: IndexArgs, quiet: bool) -> Result<Ex
         retry_failed: args.retry_failed,
         dba: args.dba,
         rebuild_graph: args.rebuild_graph,
+        profile: args.profile,
         ..Default::default()
     };
     let bar = progress_bar(quiet);
     let on_progress = |p: Progress| render_progress(&bar, p);
     let stop = install_stop_flag();
-    let summary = crate::index::run(
-        collection,
-        &config,
-        &Registry::default(),
-        &Fusion::default(),
-        &on_progress,
-        &stop,
-    );
+    let summary = crate::index::run(collection, &config, &on_progress, &stop);
     bar.finish_and_clear();
     let summary = summary?;
     if args.json {
@@ -326,7 +324,7 @@ fn report_index(collection: &Collection, s: &IndexSummary) {
         eprintln!("skipped: {}: {}", p.path.display(), p.reason);
     }
     eprintln!(
-        "{} new, {} unchanged, {} updated, {} moved, {} duplicates, {} removed, {} failed{} in {:.2}s ({:.1} images/s); {} images in {}",
+        "{} new, {} unchanged, {} updated, {} moved, {} duplicates, {} removed, {} failed{} in {:.2}s ({:.1} images/s); {} images in {} ({} profile)",
         s.new,
         s.unchanged,
         s.updated,
@@ -345,7 +343,8 @@ fn report_index(collection: &Collection, s: &IndexSummary) {
         s.elapsed_secs,
         s.images_per_sec,
         s.total_images,
-        collection.dir().display()
+        collection.dir().display(),
+        s.profile.name()
     );
     if let Some(u) = s.ann_updated {
         eprintln!(
@@ -366,8 +365,7 @@ fn cmd_query(collection: &Collection, args: QueryArgs) -> Result<ExitCode> {
     if args.k == 0 {
         return Err(Error::InvalidInput("-k must be at least 1".into()));
     }
-    let registry = Registry::default();
-    let fusion = args.search.fusion(&registry)?;
+    let fusion = args.search.fusion(collection.recorded_profile()?)?;
     let searcher = Searcher::open(collection, &fusion)?;
     let cfg = QueryConfig {
         k: args.k,
@@ -525,7 +523,8 @@ fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
     };
     let last_run = store.last_run()?;
     let size_on_disk = dir_size(collection.dir());
-    let registry = Registry::default();
+    let profile = collection.profile(&store)?;
+    let registry = Registry::for_profile(profile);
     let current = registry.signatures();
     let outdated: u64 = stats
         .feature_versions
@@ -560,6 +559,8 @@ fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
         print_json(&serde_json::json!({
             "index_dir": collection.dir(),
             "images": stats.images,
+            "profile": profile,
+            "working_size": registry.working_size(),
             "failures": failures_json,
             "roots": stats.roots,
             "feature_versions": stats.feature_versions,
@@ -584,6 +585,12 @@ fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
     w(format!("images:    {}", stats.images))?;
     w(format!("failures:  {}", stats.failures))?;
     w(format!("roots:     {}", stats.roots.join(", ")))?;
+    w(format!(
+        "profile:   {} ({} on a {}-pixel working image)",
+        profile.name(),
+        registry.families().join(", "),
+        registry.working_size()
+    ))?;
     for (family, version, params, count) in &stats.feature_versions {
         w(format!(
             "features:  {family} v{version} [{params}]: {count} images"

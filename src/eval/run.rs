@@ -214,7 +214,7 @@ pub fn distorted_vectors(
 
 /// Per-family vectors of an in-memory image, in registry order.
 pub fn vectors_of_image(img: &RgbImage, registry: &Registry) -> Vec<Vec<f32>> {
-    let working = resize_to_fit(img, DecodeConfig::default().working_size);
+    let working = resize_to_fit(img, registry.working_size());
     registry
         .extract_all(&FeatureInput::new(working))
         .into_iter()

@@ -90,32 +90,102 @@ pub trait Extractor: Send + Sync {
     fn extract(&self, input: &FeatureInput) -> Vec<f32>;
 }
 
-/// The set of families an index computes. Adding a family is adding an entry here.
+/// Working side of the full profile, and of every index made before profiles existed.
+pub const FULL_WORKING_SIZE: u32 = 256;
+
+/// What an index computes per image: a collection records one and every image of it is
+/// described the same way, so switching re-extracts the whole collection.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// All five families on a 256-pixel working image, deconvolution included.
+    #[default]
+    Full,
+    /// Colour, LBP and orientation histograms on a 96-pixel working image: no filter bank,
+    /// blur estimate or deconvolution. Several times faster to index (BENCHMARKS.md).
+    Fast,
+}
+
+impl Profile {
+    /// The name recorded in the collection and accepted by `--profile`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Full => "full",
+            Profile::Fast => "fast",
+        }
+    }
+
+    /// The profile recorded under `name`, if this version knows it.
+    pub fn from_name(name: &str) -> Option<Profile> {
+        [Profile::Full, Profile::Fast]
+            .into_iter()
+            .find(|p| p.name() == name)
+    }
+
+    /// The working image fits in a square of this side.
+    pub fn working_size(self) -> u32 {
+        match self {
+            Profile::Full => FULL_WORKING_SIZE,
+            Profile::Fast => 96,
+        }
+    }
+}
+
+/// The set of families an index computes, and the side of the working image they see.
+/// Adding a family is adding an entry here.
 pub struct Registry {
     extractors: Vec<Box<dyn Extractor>>,
+    working_size: u32,
 }
 
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.families()).finish()
+        f.debug_struct("Registry")
+            .field("families", &self.families())
+            .field("working_size", &self.working_size)
+            .finish()
     }
 }
 
 impl Default for Registry {
     fn default() -> Self {
-        Registry {
-            extractors: vec![
+        Registry::for_profile(Profile::Full)
+    }
+}
+
+impl Registry {
+    /// The families and working side of `profile`.
+    pub fn for_profile(profile: Profile) -> Self {
+        let extractors: Vec<Box<dyn Extractor>> = match profile {
+            Profile::Full => vec![
                 Box::new(color::ColorHistogram::default()),
                 Box::new(conv::FilterBank::default()),
                 Box::new(deconv::DeconvFeatures::default()),
                 Box::new(lbp::LocalBinaryPatterns::default()),
                 Box::new(orient::OrientationHistograms::default()),
             ],
+            Profile::Fast => vec![
+                Box::new(color::ColorHistogram::default()),
+                Box::new(lbp::LocalBinaryPatterns::default()),
+                Box::new(orient::OrientationHistograms::default()),
+            ],
+        };
+        Registry {
+            extractors,
+            working_size: profile.working_size(),
         }
     }
-}
 
-impl Registry {
     /// Names of the families, in registry order.
     pub fn families(&self) -> Vec<&'static str> {
         self.extractors.iter().map(|e| e.family()).collect()
@@ -126,11 +196,33 @@ impl Registry {
         &self.extractors
     }
 
+    /// Side of the square the working image fits in.
+    pub fn working_size(&self) -> u32 {
+        self.working_size
+    }
+
+    /// The parameter fingerprint stored with a family's rows: the extractor's own, with the
+    /// working side appended when it is not the full profile's (so rows made before profiles
+    /// existed stay current, and rows of another side are re-extracted).
+    fn params_of(&self, extractor: &dyn Extractor) -> String {
+        if self.working_size == FULL_WORKING_SIZE {
+            extractor.params()
+        } else {
+            format!("{} @{}px", extractor.params(), self.working_size)
+        }
+    }
+
     /// `(family, version, params)` of each family, as stored with every row.
     pub fn signatures(&self) -> Vec<(String, u32, String)> {
         self.extractors
             .iter()
-            .map(|e| (e.family().to_string(), e.version(), e.params()))
+            .map(|e| {
+                (
+                    e.family().to_string(),
+                    e.version(),
+                    self.params_of(e.as_ref()),
+                )
+            })
             .collect()
     }
 
@@ -141,7 +233,7 @@ impl Registry {
             .map(|e| FeatureRow {
                 family: e.family().to_string(),
                 version: e.version(),
-                params: e.params(),
+                params: self.params_of(e.as_ref()),
                 vector: e.extract(input),
             })
             .collect()
@@ -186,6 +278,24 @@ pub struct Fusion {
 
 impl Default for Fusion {
     fn default() -> Self {
+        Fusion::for_profile(Profile::Full)
+    }
+}
+
+impl Fusion {
+    /// The weights an index of `profile` ranks with.
+    pub fn for_profile(profile: Profile) -> Self {
+        if profile == Profile::Fast {
+            // The full profile's weights for the families it keeps: wang mAP 0.6099,
+            // ukbench1000 N-S 3.856 (BENCHMARKS.md, thirteenth session).
+            return Fusion {
+                weights: vec![
+                    ("color".into(), 1.0),
+                    ("lbp".into(), 1.5),
+                    ("orient".into(), 0.5),
+                ],
+            };
+        }
         Fusion {
             // Measured (issue 5, exact search): colour alone wang mAP 0.526, ukbench1000 N-S
             // 3.653; + conv 0.5 0.530 / 3.666; + lbp 1.5 0.550 / 3.724; colour global bins
@@ -202,9 +312,7 @@ impl Default for Fusion {
             ],
         }
     }
-}
 
-impl Fusion {
     /// Parses `color=1,conv=0.5` (families left out get weight 0) or a single family name.
     pub fn parse(spec: &str, known: &[&str]) -> Result<Fusion> {
         let mut weights = Vec::new();
