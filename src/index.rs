@@ -521,29 +521,36 @@ mod tests {
         img.save(path).unwrap();
     }
 
+    /// A temporary folder of `n` generated PNGs, the collection to index it into, and a
+    /// configuration that indexes it.
+    fn png_folder(n: u32) -> (tempfile::TempDir, PathBuf, Collection, IndexConfig) {
+        let tmp = tempfile::tempdir().unwrap();
+        let photos = tmp.path().join("photos");
+        std::fs::create_dir_all(&photos).unwrap();
+        for i in 0..n {
+            write_png(&photos.join(format!("{i}.png")), i);
+        }
+        let collection = Collection::at(tmp.path().join("idx"));
+        let config = IndexConfig {
+            crawl: CrawlConfig {
+                roots: vec![photos.clone()],
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        (tmp, photos, collection, config)
+    }
+
     /// Changes to an indexed folder reach the graph in place when the policy allows: new and
     /// rewritten images are inserted, removed ones hidden, twice in a row through dumps; a
     /// query then finds the rewritten image by its new content, and `rebuild_graph` rebuilds.
     #[test]
     fn graph_is_updated_in_place_through_dumps() {
-        let tmp = tempfile::tempdir().unwrap();
-        let photos = tmp.path().join("photos");
-        std::fs::create_dir_all(&photos).unwrap();
-        for i in 0..12 {
-            write_png(&photos.join(format!("{i}.png")), i);
-        }
-        let collection = Collection::at(tmp.path().join("idx"));
-        let mut config = IndexConfig {
-            crawl: CrawlConfig {
-                roots: vec![photos.clone()],
-                ..Default::default()
-            },
-            graph_update: UpdatePolicy {
-                min_built: 0,
-                max_growth: 1.0,
-                max_hidden: 0.5,
-            },
-            ..Default::default()
+        let (_tmp, photos, collection, mut config) = png_folder(12);
+        config.graph_update = UpdatePolicy {
+            min_built: 0,
+            max_growth: 1.0,
+            max_hidden: 0.5,
         };
         let stop = AtomicBool::new(false);
         let index = |config: &IndexConfig| run(&collection, config, &|_| {}, &stop).unwrap();
@@ -623,20 +630,7 @@ mod tests {
     /// Files deleted or rewritten after the walk listed them, before a worker reads them.
     #[test]
     fn files_deleted_or_rewritten_during_the_run_are_handled() {
-        let tmp = tempfile::tempdir().unwrap();
-        let photos = tmp.path().join("photos");
-        std::fs::create_dir_all(&photos).unwrap();
-        for i in 0..6 {
-            write_png(&photos.join(format!("{i}.png")), i);
-        }
-        let collection = Collection::at(tmp.path().join("idx"));
-        let config = IndexConfig {
-            crawl: CrawlConfig {
-                roots: vec![photos.clone()],
-                ..Default::default()
-            },
-            ..Default::default()
-        };
+        let (_tmp, photos, collection, config) = png_folder(6);
         let stop = AtomicBool::new(false);
         let rewritten = photos.join("1.png");
         let on_progress = |p: Progress| {
@@ -686,23 +680,11 @@ mod tests {
             Some("complete")
         );
     }
+
     #[test]
     fn the_profile_is_recorded_and_a_change_re_extracts_every_image() {
-        let tmp = tempfile::tempdir().unwrap();
-        let photos = tmp.path().join("photos");
-        std::fs::create_dir_all(&photos).unwrap();
-        for i in 0..4 {
-            write_png(&photos.join(format!("{i}.png")), i);
-        }
-        let collection = Collection::at(tmp.path().join("idx"));
-        let mut config = IndexConfig {
-            crawl: CrawlConfig {
-                roots: vec![photos.clone()],
-                ..Default::default()
-            },
-            profile: Some(Profile::Fast),
-            ..Default::default()
-        };
+        let (_tmp, _photos, collection, mut config) = png_folder(4);
+        config.profile = Some(Profile::Fast);
         let stop = AtomicBool::new(false);
         let index = |config: &IndexConfig| run(&collection, config, &|_| {}, &stop).unwrap();
         let fast = index(&config);
