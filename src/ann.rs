@@ -356,12 +356,7 @@ impl AnnBuilder {
         let dba = self.params.dba;
         if let Some(mut held) = self.held.take() {
             held.sort_unstable_by_key(|p| p.0);
-            let augmented = augment(&held, dba, &self.params, |v| {
-                exact_search(&held, v, dba + 1)
-                    .iter()
-                    .map(|h| h.0)
-                    .collect()
-            });
+            let augmented = augment(&held, dba, &self.params, |v| exact_ids(&held, v, dba + 1));
             drop(held);
             self.insert_into_graph(&augmented);
             return self.finish_plain();
@@ -389,6 +384,11 @@ impl AnnBuilder {
             params: self.params,
         }
     }
+}
+
+/// Ids of the `k` points of `points` nearest to `query`, best first (exact search).
+fn exact_ids(points: &[(i64, Vec<f32>)], query: &[f32], k: usize) -> Vec<i64> {
+    exact_search(points, query, k).iter().map(|h| h.0).collect()
 }
 
 /// Each point of `points` (sorted by id) averaged with its `k` nearest others, which `nearest`
@@ -454,10 +454,7 @@ impl AnnIndex {
         let augmented = augment(&points, k, &self.params, |v| {
             // Small collections find neighbours exactly, so evaluations are reproducible.
             if points.len() <= EXACT_NEIGHBOURS_UP_TO {
-                exact_search(&points, v, k + 1)
-                    .iter()
-                    .map(|h| h.0)
-                    .collect()
+                exact_ids(&points, v, k + 1)
             } else {
                 let hits = self.hnsw.search(v, k + 1, ef);
                 hits.iter().map(|n| n.d_id as i64).collect()
@@ -999,7 +996,7 @@ mod tests {
         let queries = random_points(200, 32, seed + 1);
         let mut hit = 0;
         for (_, q) in &queries {
-            let exact: Vec<i64> = exact_search(&points, q, 10).iter().map(|h| h.0).collect();
+            let exact = exact_ids(&points, q, 10);
             let approx: Vec<i64> = index.search(q, 10).iter().map(|h| h.0).collect();
             hit += approx.iter().filter(|id| exact.contains(id)).count();
         }
@@ -1049,7 +1046,7 @@ mod tests {
         let mut hit = 0;
         for (_, q) in &queries {
             let q = index.to_graph_space(q);
-            let exact: Vec<i64> = exact_search(&stored, &q, 10).iter().map(|h| h.0).collect();
+            let exact = exact_ids(&stored, &q, 10);
             let approx = index.search_graph_space(&q, 10);
             hit += approx.iter().filter(|h| exact.contains(&h.0)).count();
         }
@@ -1116,7 +1113,7 @@ mod tests {
         let recall = |index: &AnnIndex| {
             let mut hit = 0;
             for (_, q) in &queries {
-                let exact: Vec<i64> = exact_search(&stored, q, 10).iter().map(|h| h.0).collect();
+                let exact = exact_ids(&stored, q, 10);
                 let approx = index.search_graph_space(q, 10);
                 let mut seen: Vec<i64> = approx.iter().map(|h| h.0).collect();
                 seen.sort_unstable();

@@ -127,8 +127,9 @@ impl Profile {
 
     /// The profile recorded under `name`, if this version knows it.
     pub fn from_name(name: &str) -> Option<Profile> {
-        [Profile::Full, Profile::Fast]
-            .into_iter()
+        <Profile as clap::ValueEnum>::value_variants()
+            .iter()
+            .copied()
             .find(|p| p.name() == name)
     }
 
