@@ -90,6 +90,14 @@ pub const DEFAULT_DBA: usize = 2;
 /// instead of 136.8 s, 99.9% of the neighbours an exact search finds (100.0% with 24 and 200).
 const NEIGHBOUR_GRAPH: (usize, usize) = (12, 64);
 
+/// Graphs up to this size are built with the construction beam [`SMALL_GRAPH_EF_CONSTRUCTION`]
+/// instead of `AnnParams::ef_construction`.
+const SMALL_GRAPH_UP_TO: usize = 10_000;
+
+/// Construction beam of small graphs: on 10,000 projected vectors of the fast profile
+/// (`examples/neighbour_graph`), recall@10 1.0000 as with 200, built in 1.7 s instead of 3.1 s.
+const SMALL_GRAPH_EF_CONSTRUCTION: usize = 100;
+
 /// Collections up to this size find augmentation neighbours by exact search (deterministic;
 /// 10,000 points cost about 10^10 multiply-adds), larger ones through the first graph.
 const EXACT_NEIGHBOURS_UP_TO: usize = 10_000;
@@ -303,20 +311,26 @@ impl AnnBuilder {
         }
     }
 
-    /// A builder of the searchable graph itself, made with `params` whatever `params.dba`.
+    /// A builder of the searchable graph itself, made with `params` whatever `params.dba`
+    /// (a graph of at most [`SMALL_GRAPH_UP_TO`] points with a narrower construction beam).
     fn searchable(
         capacity: usize,
         dim: usize,
         projection: Option<Projection>,
         params: AnnParams,
     ) -> AnnBuilder {
+        let ef_construction = if capacity <= SMALL_GRAPH_UP_TO {
+            params.ef_construction.min(SMALL_GRAPH_EF_CONSTRUCTION)
+        } else {
+            params.ef_construction
+        };
         Self::with_graph(
             capacity,
             dim,
             projection,
             params,
             params.max_connections,
-            params.ef_construction,
+            ef_construction,
         )
     }
 
@@ -356,7 +370,8 @@ impl AnnBuilder {
         let dba = self.params.dba;
         if let Some(mut held) = self.held.take() {
             held.sort_unstable_by_key(|p| p.0);
-            let augmented = augment(&held, dba, &self.params, |v| exact_ids(&held, v, dba + 1));
+            let nearest = all_exact_ids(&held, dba + 1);
+            let augmented = augment(&held, dba, &self.params, |i, _| nearest[i].clone());
             drop(held);
             self.insert_into_graph(&augmented);
             return self.finish_plain();
@@ -386,19 +401,63 @@ impl AnnBuilder {
     }
 }
 
-/// Ids of the `k` points of `points` nearest to `query`, best first (exact search).
-fn exact_ids(points: &[(i64, Vec<f32>)], query: &[f32], k: usize) -> Vec<i64> {
-    exact_search(points, query, k).iter().map(|h| h.0).collect()
+/// Candidates per point taken from the matrix products of [`all_exact_ids`] beyond the `k`
+/// asked for, re-measured exactly: room for rounding to have reordered near-ties.
+const EXACT_IDS_SLACK: usize = 8;
+
+/// Query rows per matrix product of [`all_exact_ids`] (a block's distances: rows x points).
+const EXACT_IDS_BLOCK: usize = 128;
+
+/// For every point of `points`, what `exact_ids` gives for its vector: the ids of its `k`
+/// nearest points (itself included), best first. Distances come in blocks from single-precision
+/// matrix products (`|a|^2 + |b|^2 - 2 a.b`), about ten times faster than one scan per point;
+/// each point's best `k + EXACT_IDS_SLACK` are then re-measured and ordered as `exact_search`
+/// orders them. All vectors must have one length.
+fn all_exact_ids(points: &[(i64, Vec<f32>)], k: usize) -> Vec<Vec<i64>> {
+    let (n, dim) = (points.len(), points.first().map_or(0, |p| p.1.len()));
+    let matrix = ndarray::Array2::from_shape_fn((n, dim), |(r, c)| points[r].1[c]);
+    let norms: Vec<f32> = points.iter().map(|p| dot(&p.1, &p.1)).collect();
+    let take = (k + EXACT_IDS_SLACK).min(n);
+    let blocks: Vec<usize> = (0..n).step_by(EXACT_IDS_BLOCK).collect();
+    blocks
+        .into_par_iter()
+        .flat_map_iter(|start| {
+            let rows = matrix.slice(ndarray::s![start..(start + EXACT_IDS_BLOCK).min(n), ..]);
+            let products = rows.dot(&matrix.t());
+            let mut approx: Vec<(f32, usize)> = Vec::with_capacity(n);
+            let mut ids = Vec::with_capacity(products.nrows());
+            for (r, row) in products.outer_iter().enumerate() {
+                let (query, query_norm) = (&points[start + r].1, norms[start + r]);
+                approx.clear();
+                approx.extend(
+                    row.iter()
+                        .zip(&norms)
+                        .enumerate()
+                        .map(|(j, (ab, b))| (query_norm + b - 2.0 * ab, j)),
+                );
+                if take < n {
+                    approx.select_nth_unstable_by(take - 1, |a, b| a.0.total_cmp(&b.0));
+                }
+                let mut best: Vec<(i64, f32)> = approx[..take]
+                    .iter()
+                    .map(|&(_, j)| (points[j].0, squared_l2(&points[j].1, query).sqrt()))
+                    .collect();
+                best.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+                ids.push(best.iter().take(k).map(|h| h.0).collect());
+            }
+            ids
+        })
+        .collect()
 }
 
-/// Each point of `points` (sorted by id) averaged with its `k` nearest others, which `nearest`
-/// lists best first (the point itself may be among them), weighted as query expansion weighs
-/// them (alpha-DBA).
+/// Each point of `points` (sorted by id) averaged with its `k` nearest others, which
+/// `nearest(index, vector)` lists best first (the point itself may be among them), weighted as
+/// query expansion weighs them (alpha-DBA).
 fn augment(
     points: &[(i64, Vec<f32>)],
     k: usize,
     params: &AnnParams,
-    nearest: impl Fn(&[f32]) -> Vec<i64> + Sync,
+    nearest: impl Fn(usize, &[f32]) -> Vec<i64> + Sync,
 ) -> Vec<(i64, Vec<f32>)> {
     let rule = crate::query_expansion::QueryExpansion {
         n: k,
@@ -406,8 +465,9 @@ fn augment(
     };
     points
         .par_iter()
-        .map(|(id, v)| {
-            let neighbours = nearest(v)
+        .enumerate()
+        .map(|(i, (id, v))| {
+            let neighbours = nearest(i, v)
                 .into_iter()
                 .filter(|n| n != id)
                 .take(k)
@@ -451,10 +511,11 @@ impl AnnIndex {
     fn augmented(self, k: usize) -> AnnIndex {
         let points = self.graph_points();
         let ef = self.ef.max(k + 1);
-        let augmented = augment(&points, k, &self.params, |v| {
-            // Small collections find neighbours exactly, so evaluations are reproducible.
-            if points.len() <= EXACT_NEIGHBOURS_UP_TO {
-                exact_ids(&points, v, k + 1)
+        // Small collections find neighbours exactly, so evaluations are reproducible.
+        let exact = (points.len() <= EXACT_NEIGHBOURS_UP_TO).then(|| all_exact_ids(&points, k + 1));
+        let augmented = augment(&points, k, &self.params, |i, v| {
+            if let Some(exact) = &exact {
+                exact[i].clone()
             } else {
                 let hits = self.hnsw.search(v, k + 1, ef);
                 hits.iter().map(|n| n.d_id as i64).collect()
@@ -1005,6 +1066,32 @@ mod tests {
     }
 
     /// The `DEFAULT_DBA` exact nearest neighbours of point `id` (at `v`), itself left out.
+    /// Ids of the `k` points of `points` nearest to `query`, best first (exact search).
+    fn exact_ids(points: &[(i64, Vec<f32>)], query: &[f32], k: usize) -> Vec<i64> {
+        exact_search(points, query, k).iter().map(|h| h.0).collect()
+    }
+
+    #[test]
+    fn batched_exact_neighbours_are_those_of_one_search_per_point() {
+        // Several blocks of rows, and exact duplicates (ties broken by id, as exact search does).
+        let mut points = random_points(700, 24, 5);
+        for (i, j) in [(3, 400), (10, 650), (11, 651), (12, 652)] {
+            points[j].1 = points[i].1.clone();
+        }
+        for k in [1, 3, 10] {
+            let batched = all_exact_ids(&points, k);
+            assert_eq!(batched.len(), points.len());
+            for ((_, v), ids) in points.iter().zip(&batched) {
+                assert_eq!(ids, &exact_ids(&points, v, k), "k {k}");
+            }
+        }
+        // Fewer points than the slack: every point is a candidate.
+        let few = random_points(5, 8, 6);
+        for ((_, v), ids) in few.iter().zip(all_exact_ids(&few, 3)) {
+            assert_eq!(ids, exact_ids(&few, v, 3));
+        }
+    }
+
     fn exact_neighbours<'a>(points: &'a [(i64, Vec<f32>)], id: i64, v: &[f32]) -> Vec<&'a [f32]> {
         exact_search(points, v, DEFAULT_DBA + 1)
             .iter()
