@@ -408,7 +408,7 @@ const EXACT_IDS_SLACK: usize = 8;
 /// Query rows per matrix product of [`all_exact_ids`] (a block's distances: rows x points).
 const EXACT_IDS_BLOCK: usize = 128;
 
-/// For every point of `points`, what `exact_ids` gives for its vector: the ids of its `k`
+/// For every point of `points`, the ids `exact_search` ranks first for its vector: its `k`
 /// nearest points (itself included), best first. Distances come in blocks from single-precision
 /// matrix products (`|a|^2 + |b|^2 - 2 a.b`), about ten times faster than one scan per point;
 /// each point's best `k + EXACT_IDS_SLACK` are then re-measured and ordered as `exact_search`
@@ -1065,7 +1065,6 @@ mod tests {
         assert!(recall >= 0.95, "recall@10 {recall} (seed {seed})");
     }
 
-    /// The `DEFAULT_DBA` exact nearest neighbours of point `id` (at `v`), itself left out.
     /// Ids of the `k` points of `points` nearest to `query`, best first (exact search).
     fn exact_ids(points: &[(i64, Vec<f32>)], query: &[f32], k: usize) -> Vec<i64> {
         exact_search(points, query, k).iter().map(|h| h.0).collect()
@@ -1092,6 +1091,7 @@ mod tests {
         }
     }
 
+    /// The `DEFAULT_DBA` exact nearest neighbours of point `id` (at `v`), itself left out.
     fn exact_neighbours<'a>(points: &'a [(i64, Vec<f32>)], id: i64, v: &[f32]) -> Vec<&'a [f32]> {
         exact_search(points, v, DEFAULT_DBA + 1)
             .iter()
