@@ -5,8 +5,6 @@ use std::cell::OnceCell;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use rayon::prelude::*;
-
 use crate::ann::{
     AnnBuilder, AnnIndex, AnnParams, DumpRecord, RERANK_DEPTH, ann_dir, exact_search, lookup,
     rerank,
@@ -210,7 +208,7 @@ fn pick(points: &[(i64, Vec<f32>)], ids: &[i64]) -> Vec<(i64, Vec<f32>)> {
 
 /// Builds the graph with bounded memory: one pass over SQLite gathers the PCA sample (every
 /// k-th image, as `Projection::fit` would pick), a second keeps only projected vectors. When
-/// the sample is every image, the second pass projects the sample instead of reading again.
+/// the sample is every image, the graph is built from it instead of reading again.
 fn build_streaming(store: &Store, fusion: &Fusion, params: AnnParams) -> Result<AnnIndex> {
     let families = fusion.families();
     let n = store.image_count()? as usize;
@@ -225,30 +223,26 @@ fn build_streaming(store: &Store, fusion: &Fusion, params: AnnParams) -> Result<
         seen += 1;
         Ok(())
     })?;
+    if step == 1 {
+        // The sample is every image: the graph is built from it, without a second read.
+        return Ok(AnnIndex::build(&sample, params));
+    }
     let refs: Vec<&[f32]> = sample.iter().map(|p| p.1.as_slice()).collect();
     let projection = crate::pca::Projection::fit(&refs, params.pca_dims);
-    drop(refs);
-    let mut builder = AnnBuilder::new(n, dim, projection, params);
-    let project = |projection: Option<&crate::pca::Projection>, v: Vec<f32>| match projection {
-        Some(p) => p.apply(&v),
-        None => v,
-    };
-    if step == 1 && sample.len() == seen {
-        let projection = builder.projection();
-        let points: Vec<(i64, Vec<f32>)> = sample
-            .into_par_iter()
-            .map(|(id, v)| (id, project(projection, v)))
-            .collect();
-        builder.insert(&points);
-        return Ok(builder.finish());
-    }
     drop(sample);
     // Batches go into the graph as they are read: only the graph holds every vector.
     const BATCH: usize = 16_384;
+    let mut builder = AnnBuilder::new(n, dim, projection, params);
     let mut batch = Vec::with_capacity(BATCH.min(n));
     store.for_each_vector(&families, |id, parts| {
         let v = fusion.fuse(&parts);
-        batch.push((id, project(builder.projection(), v)));
+        batch.push((
+            id,
+            match builder.projection() {
+                Some(p) => p.apply(&v),
+                None => v,
+            },
+        ));
         if batch.len() == BATCH {
             builder.insert(&batch);
             batch.clear();
