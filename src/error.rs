@@ -58,6 +58,14 @@ pub enum Error {
     /// The run was stopped by the user (Ctrl-C); what was done is kept.
     #[error("interrupted")]
     Interrupted,
+
+    /// Stored data is damaged: a vector, the database or the HNSW dump failed a check.
+    #[error("{path}: damaged: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+
+    /// A fault inside lookalike (a bug): not caused by the input.
+    #[error("internal error: {0} (please report it)")]
+    Internal(String),
 }
 
 /// Shorthand used across the crate.
