@@ -30,6 +30,8 @@ pub struct CrawlConfig {
     pub hidden: bool,
     /// A folder never to walk into (the index itself).
     pub skip_dir: Option<PathBuf>,
+    /// Folders walked even when hidden or excluded (tracked roots nested in a walked one).
+    pub keep_dirs: Vec<PathBuf>,
 }
 
 /// One candidate image file.
@@ -113,15 +115,6 @@ fn looks_like_image(path: &Path) -> bool {
     sniff_is_image(&head[..n])
 }
 
-/// Modification time in nanoseconds since the Unix epoch (0 when unknown).
-pub fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
-    meta.modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
-}
-
 fn is_hidden(name: &std::ffi::OsStr) -> bool {
     name.as_encoded_bytes().first() == Some(&b'.')
 }
@@ -136,6 +129,8 @@ pub fn crawl(config: &CrawlConfig) -> Result<Crawl> {
         .as_ref()
         .and_then(|d| std::fs::canonicalize(d).ok());
     let mut out = Crawl::default();
+    // With links followed, a file is listed once, at its own path when a walked root holds it.
+    let mut listed: std::collections::HashSet<PathBuf> = Default::default();
     for (root_idx, root) in config.roots.iter().enumerate() {
         let meta = std::fs::metadata(root).map_err(|e| Error::io(root, e))?;
         if !meta.is_dir() {
@@ -151,6 +146,11 @@ pub fn crawl(config: &CrawlConfig) -> Result<Crawl> {
             .into_iter()
             .filter_entry(|entry| {
                 if entry.depth() == 0 {
+                    return true;
+                }
+                let leads_to_kept = entry.file_type().is_dir()
+                    && config.keep_dirs.iter().any(|k| k.starts_with(entry.path()));
+                if leads_to_kept {
                     return true;
                 }
                 if !config.hidden && is_hidden(entry.file_name()) {
@@ -212,6 +212,16 @@ pub fn crawl(config: &CrawlConfig) -> Result<Crawl> {
             let Ok(rel) = path.strip_prefix(root) else {
                 continue;
             };
+            if config.follow_symlinks {
+                let Ok(real) = std::fs::canonicalize(path) else {
+                    continue;
+                };
+                let walked_elsewhere =
+                    real != path && config.roots.iter().any(|r| real.starts_with(r));
+                if walked_elsewhere || !listed.insert(real) {
+                    continue;
+                }
+            }
             if let Some(inc) = &include
                 && !inc.is_match(rel)
             {
@@ -224,10 +234,7 @@ pub fn crawl(config: &CrawlConfig) -> Result<Crawl> {
                 root: root_idx,
                 rel_path: rel.to_path_buf(),
                 abs_path: path.to_path_buf(),
-                stamp: FileStamp {
-                    size: meta.len(),
-                    mtime_ns: mtime_ns(&meta),
-                },
+                stamp: FileStamp::of(&meta),
             });
         }
         out.complete_roots.push(complete);

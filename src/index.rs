@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use rayon::prelude::*;
 
 use crate::collection::{Collection, GraphRefresh, GraphUpdate, UpdatePolicy};
-use crate::crawl::{CrawlConfig, CrawlProblem, CrawledFile, crawl};
+use crate::crawl::{CrawlConfig, CrawlProblem, crawl};
 use crate::decode::{DecodeConfig, decode};
 use crate::error::{Error, Result};
 use crate::features::{FeatureInput, Fusion, Profile, Registry};
@@ -80,6 +80,13 @@ pub struct IndexSummary {
     pub still_failing: usize,
     /// Paths the walk could not read.
     pub problems: Vec<CrawlProblem>,
+    /// Files that kept changing while they were read: not recorded, the next run reads them.
+    pub changing: Vec<PathBuf>,
+    /// Tracked folders that are gone (or not mounted): their images are kept until they come
+    /// back or `lookalike forget` drops them.
+    pub missing_roots: Vec<PathBuf>,
+    /// Second rows of one file under overlapping folders, merged into one.
+    pub merged: usize,
     /// Images in the index after the run.
     pub total_images: usize,
     pub elapsed_secs: f64,
@@ -92,10 +99,21 @@ pub struct IndexSummary {
     pub interrupted: bool,
 }
 
+/// One file to look at, placed under the outermost tracked root that holds it.
+#[derive(Debug, Clone)]
+struct FileAt {
+    root_id: i64,
+    /// Relative to that root.
+    rel_path: PathBuf,
+    abs_path: PathBuf,
+    /// As the walk saw it.
+    stamp: FileStamp,
+}
+
 /// Outcome of one file, produced by a worker.
 enum Outcome {
     Extracted {
-        file: CrawledFile,
+        file: FileAt,
         hash: [u8; 32],
         facts: ImageFacts,
         features: Vec<FeatureRow>,
@@ -107,12 +125,16 @@ enum Outcome {
     },
     /// Content already indexed (under some id): move or copy, no decoding.
     KnownContent {
-        file: CrawledFile,
+        file: FileAt,
         hash: [u8; 32],
     },
     Failed {
-        file: CrawledFile,
+        file: FileAt,
         reason: String,
+    },
+    /// The file kept changing while it was read: nothing recorded, the next run reads it.
+    Changing {
+        file: FileAt,
     },
     /// Deleted between the walk and the read: nothing to record (the next run drops its row).
     Gone,
@@ -122,8 +144,50 @@ fn features_current(entry: &CatalogEntry, signatures: &[(String, u32, String)]) 
     signatures.iter().all(|sig| entry.features.contains(sig))
 }
 
-/// Runs one indexing pass over `config.crawl.roots` into `collection`, with the families and
-/// fusion of its feature profile.
+/// What `index` was asked to look at, checked before anything is written.
+#[derive(Debug, Default)]
+struct Targets {
+    /// Folders, canonical: tracked from now on.
+    folders: Vec<PathBuf>,
+    /// Single files, canonical: indexed under the tracked root that holds them, never tracked.
+    files: Vec<PathBuf>,
+}
+
+fn resolve_targets(paths: &[PathBuf]) -> Result<Targets> {
+    let mut targets = Targets::default();
+    for path in paths {
+        let real = std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?;
+        let meta = std::fs::metadata(&real).map_err(|e| Error::io(path, e))?;
+        if meta.is_dir() {
+            targets.folders.push(real);
+        } else if meta.is_file() {
+            targets.files.push(real);
+        } else {
+            return Err(Error::InvalidInput(format!(
+                "{}: not a folder nor a regular file; `lookalike index` takes folders of images",
+                path.display()
+            )));
+        }
+    }
+    Ok(targets)
+}
+
+/// The outermost of `roots` holding `path`, with the path relative to it.
+fn home<'a>(roots: &'a [(i64, PathBuf)], path: &Path) -> Option<(i64, &'a Path, PathBuf)> {
+    roots
+        .iter()
+        .filter(|(_, root)| path.starts_with(root))
+        .min_by_key(|(_, root)| root.components().count())
+        .and_then(|(id, root)| {
+            path.strip_prefix(root)
+                .ok()
+                .map(|rel| (*id, root.as_path(), rel.to_path_buf()))
+        })
+}
+
+/// Runs one indexing pass into `collection`, with the families and fusion of its feature
+/// profile. `config.crawl.roots` may name folders (tracked from then on) and files inside
+/// tracked folders; when it is empty, every tracked folder is walked again.
 pub fn run(
     collection: &Collection,
     config: &IndexConfig,
@@ -131,16 +195,24 @@ pub fn run(
     stop: &AtomicBool,
 ) -> Result<IndexSummary> {
     let start = Instant::now();
-    let mut crawl_cfg = config.crawl.clone();
-    crawl_cfg.roots = config
-        .crawl
-        .roots
-        .iter()
-        .map(|r| std::fs::canonicalize(r).map_err(|e| Error::io(r, e)))
-        .collect::<Result<_>>()?;
-    crawl_cfg.skip_dir = Some(collection.dir().to_path_buf());
+    let targets = resolve_targets(&config.crawl.roots)?;
     let _lock = collection.lock_for_writing()?;
     let mut store = collection.open_store()?;
+    let tracked = store.roots()?;
+    if targets.folders.is_empty() && targets.files.is_empty() && tracked.is_empty() {
+        return Err(Error::InvalidInput(
+            "no folder is indexed yet: run `lookalike index DIR`".into(),
+        ));
+    }
+    for file in &targets.files {
+        let inside = |root: &PathBuf| file.starts_with(root);
+        if !tracked.values().any(inside) && !targets.folders.iter().any(inside) {
+            return Err(Error::InvalidInput(format!(
+                "{}: not inside an indexed folder; index the folder that holds it (`lookalike index DIR`)",
+                file.display()
+            )));
+        }
+    }
     let profile = match config.profile {
         Some(p) => {
             collection.set_profile(&mut store, p)?;
@@ -149,9 +221,21 @@ pub fn run(
         None => collection.profile(&store)?,
     };
     let (registry, fusion) = (Registry::for_profile(profile), Fusion::for_profile(profile));
-    let run_id = store.begin_run(&crawl_cfg.roots)?;
+    let asked: Vec<PathBuf> = if config.crawl.roots.is_empty() {
+        let mut all: Vec<PathBuf> = tracked.into_values().collect();
+        all.sort();
+        all
+    } else {
+        targets
+            .folders
+            .iter()
+            .chain(&targets.files)
+            .cloned()
+            .collect()
+    };
+    let run_id = store.begin_run(&asked)?;
     let result = index_pass(
-        collection, &mut store, &crawl_cfg, config, &registry, &fusion, progress, stop,
+        collection, &mut store, &targets, config, &registry, &fusion, progress, stop,
     )
     .map(|summary| IndexSummary { profile, ..summary });
     let (outcome, record) = match &result {
@@ -174,12 +258,96 @@ pub fn run(
     Ok(summary)
 }
 
+/// What [`forget`] did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ForgetSummary {
+    /// The folder no longer tracked.
+    pub root: PathBuf,
+    /// Images removed from the index.
+    pub removed: usize,
+    /// Images kept because another tracked folder holds them.
+    pub kept: usize,
+    /// Images in the index afterwards.
+    pub total_images: usize,
+}
+
+/// The stored form of a folder the user names, which may no longer exist.
+fn tracked_form(path: &Path) -> PathBuf {
+    if let Ok(real) = std::fs::canonicalize(path) {
+        return real;
+    }
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut out = PathBuf::new();
+    for part in absolute.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    match (out.parent(), out.file_name()) {
+        (Some(parent), Some(name)) => std::fs::canonicalize(parent)
+            .map(|p| p.join(name))
+            .unwrap_or(out),
+        _ => out,
+    }
+}
+
+/// Stops tracking a folder: its images leave the index unless another tracked folder holds
+/// them, and the graph follows. Files on disk are not touched.
+pub fn forget(collection: &Collection, dir: &Path, policy: &UpdatePolicy) -> Result<ForgetSummary> {
+    let _lock = collection.lock_for_writing()?;
+    if !collection.exists() {
+        return Err(Error::NoIndex(collection.dir().to_path_buf()));
+    }
+    let mut store = collection.open_store()?;
+    let wanted = tracked_form(dir);
+    let roots = store.roots()?;
+    let Some((&id, root)) = roots.iter().find(|(_, p)| **p == wanted) else {
+        let mut tracked: Vec<String> = roots.values().map(|p| p.display().to_string()).collect();
+        tracked.sort();
+        return Err(Error::InvalidInput(format!(
+            "{}: not a tracked folder; tracked: {}",
+            dir.display(),
+            if tracked.is_empty() {
+                "none".to_string()
+            } else {
+                tracked.join(", ")
+            }
+        )));
+    };
+    let root = root.clone();
+    let before = store.image_count()? as usize;
+    let under: usize = store
+        .catalog()?
+        .iter()
+        .filter(|e| {
+            roots
+                .get(&e.root_id)
+                .is_some_and(|r| r.join(&e.rel_path).starts_with(&root))
+        })
+        .count();
+    store.settle_roots(Some(id))?;
+    let total_images = store.image_count()? as usize;
+    let removed = before - total_images;
+    let fusion = Fusion::for_profile(collection.profile(&store)?);
+    collection.refresh_ann(&mut store, &fusion, policy, false)?;
+    Ok(ForgetSummary {
+        root,
+        removed,
+        kept: under.saturating_sub(removed),
+        total_images,
+    })
+}
+
 /// The work of one run, with the lock held and the run recorded.
 #[allow(clippy::too_many_arguments)]
 fn index_pass(
     collection: &Collection,
     store: &mut Store,
-    crawl_cfg: &CrawlConfig,
+    targets: &Targets,
     config: &IndexConfig,
     registry: &Registry,
     fusion: &Fusion,
@@ -187,16 +355,71 @@ fn index_pass(
     stop: &AtomicBool,
 ) -> Result<IndexSummary> {
     let mut summary = IndexSummary::default();
-    let root_ids: Vec<i64> = crawl_cfg
-        .roots
+    for folder in &targets.folders {
+        store.root_id(folder)?;
+    }
+    // One file, one row: files under nested roots belong to the outermost one.
+    summary.merged = store.settle_roots(None)?.removed;
+    let mut roots: Vec<(i64, PathBuf)> = store.roots()?.into_iter().collect();
+    roots.sort();
+    let refresh_all = targets.folders.is_empty() && targets.files.is_empty();
+    let mut walk: Vec<PathBuf> = if refresh_all {
+        roots.iter().map(|r| r.1.clone()).collect()
+    } else {
+        targets.folders.clone()
+    };
+    walk.sort();
+    walk.dedup();
+    let outer: Vec<PathBuf> = walk
         .iter()
-        .map(|r| store.root_id(r))
-        .collect::<Result<_>>()?;
-    let walked = crawl(crawl_cfg)?;
+        .filter(|w| !walk.iter().any(|o| o != *w && w.starts_with(o)))
+        .cloned()
+        .collect();
+    let mut walk = Vec::new();
+    for folder in outer {
+        if std::fs::metadata(&folder).is_ok_and(|m| m.is_dir()) {
+            walk.push(folder);
+        } else {
+            // An unmounted disk looks like a deleted folder: its images are kept.
+            summary.missing_roots.push(folder);
+        }
+    }
+    let crawl_cfg = CrawlConfig {
+        roots: walk.clone(),
+        skip_dir: Some(collection.dir().to_path_buf()),
+        keep_dirs: roots
+            .iter()
+            .map(|r| r.1.clone())
+            .filter(|r| walk.iter().any(|w| r != w && r.starts_with(w)))
+            .collect(),
+        ..config.crawl.clone()
+    };
+    let walked = crawl(&crawl_cfg)?;
     summary.problems = walked.problems.clone();
-    progress(Progress::Crawled {
-        files: walked.files.len(),
-    });
+    let mut files: Vec<FileAt> = Vec::with_capacity(walked.files.len() + targets.files.len());
+    let mut listed: HashSet<PathBuf> = HashSet::new();
+    for (abs, stamp) in walked
+        .files
+        .into_iter()
+        .map(|f| (f.abs_path, f.stamp))
+        .chain(targets.files.iter().filter_map(|f| {
+            let meta = std::fs::metadata(f).ok()?;
+            Some((f.clone(), FileStamp::of(&meta)))
+        }))
+    {
+        if !listed.insert(abs.clone()) {
+            continue;
+        }
+        if let Some((root_id, _, rel_path)) = home(&roots, &abs) {
+            files.push(FileAt {
+                root_id,
+                rel_path,
+                abs_path: abs,
+                stamp,
+            });
+        }
+    }
+    progress(Progress::Crawled { files: files.len() });
 
     let signatures = registry.signatures();
     let catalog = store.catalog()?;
@@ -204,68 +427,65 @@ fn index_pass(
         .iter()
         .map(|e| ((e.root_id, e.rel_path.as_path()), e))
         .collect();
-    let known_hashes: HashSet<[u8; 32]> = catalog
-        .iter()
-        .filter(|e| features_current(e, &signatures))
-        .map(|e| e.hash)
-        .collect();
     let failures: HashMap<(i64, PathBuf), FileStamp> = store
         .failures()?
         .into_iter()
-        .map(|f| {
-            (
-                (f.root_id, f.rel_path),
-                FileStamp {
-                    size: f.size,
-                    mtime_ns: f.mtime_ns,
-                },
-            )
-        })
+        .map(|f| ((f.root_id, f.rel_path), f.stamp))
         .collect();
 
     let mut seen: HashSet<(i64, &Path)> = HashSet::new();
-    let mut jobs: Vec<(&CrawledFile, Option<&CatalogEntry>)> = Vec::new();
-    for file in &walked.files {
-        let root_id = root_ids[file.root];
-        seen.insert((root_id, file.rel_path.as_path()));
-        let existing = by_path.get(&(root_id, file.rel_path.as_path())).copied();
+    let mut jobs: Vec<(&FileAt, Option<&CatalogEntry>)> = Vec::new();
+    for file in &files {
+        seen.insert((file.root_id, file.rel_path.as_path()));
+        let existing = by_path
+            .get(&(file.root_id, file.rel_path.as_path()))
+            .copied();
         match existing {
-            Some(e)
-                if e.size == file.stamp.size
-                    && e.mtime_ns == file.stamp.mtime_ns
-                    && features_current(e, &signatures) =>
-            {
+            Some(e) if file.stamp.matches(&e.stamp) && features_current(e, &signatures) => {
                 summary.unchanged += 1;
             }
             None if !config.retry_failed
-                && failures.get(&(root_id, file.rel_path.clone())) == Some(&file.stamp) =>
+                && failures
+                    .get(&(file.root_id, file.rel_path.clone()))
+                    .is_some_and(|recorded| file.stamp.matches(recorded)) =>
             {
                 summary.still_failing += 1;
             }
             _ => jobs.push((file, existing)),
         }
     }
-    // Rows under completely walked roots whose path was not seen: deleted, or moved.
-    let crawled_roots: HashSet<i64> = root_ids
+    // Rows under completely walked folders whose path was not seen: deleted, or moved.
+    let walked_prefixes: Vec<(i64, PathBuf)> = walk
         .iter()
         .zip(&walked.complete_roots)
         .filter(|(_, complete)| **complete)
-        .map(|(id, _)| *id)
+        .filter_map(|(w, _)| home(&roots, w).map(|(id, _, rel)| (id, rel)))
         .collect();
+    let under_walk = |root_id: i64, rel: &Path| {
+        walked_prefixes
+            .iter()
+            .any(|(id, prefix)| *id == root_id && rel.starts_with(prefix))
+    };
     let vanished: Vec<&CatalogEntry> = catalog
         .iter()
         .filter(|e| {
-            crawled_roots.contains(&e.root_id) && !seen.contains(&(e.root_id, e.rel_path.as_path()))
+            under_walk(e.root_id, &e.rel_path) && !seen.contains(&(e.root_id, e.rel_path.as_path()))
         })
         .collect();
+    // Content is copied or moved only from rows this run does not rewrite.
+    let rewritten: HashSet<i64> = jobs.iter().filter_map(|j| j.1.map(|e| e.id)).collect();
     let mut vanished_by_hash: HashMap<[u8; 32], Vec<i64>> = HashMap::new();
-    for e in &vanished {
+    for e in vanished.iter().filter(|e| features_current(e, &signatures)) {
         vanished_by_hash.entry(e.hash).or_default().push(e.id);
     }
-    let mut any_id_by_hash: HashMap<[u8; 32], i64> = HashMap::new();
-    for e in catalog.iter().filter(|e| features_current(e, &signatures)) {
-        any_id_by_hash.entry(e.hash).or_insert(e.id);
+    let mut source_by_hash: HashMap<[u8; 32], i64> = HashMap::new();
+    for e in catalog
+        .iter()
+        .filter(|e| features_current(e, &signatures) && !rewritten.contains(&e.id))
+    {
+        source_by_hash.entry(e.hash).or_insert(e.id);
     }
+    let known_hashes: HashSet<[u8; 32]> = source_by_hash.keys().copied().collect();
 
     progress(Progress::Planned {
         to_process: jobs.len(),
@@ -280,7 +500,7 @@ fn index_pass(
     };
     let (tx, rx) = crossbeam_channel::bounded::<Outcome>(batch_size * 2);
     let mut claimed: HashSet<i64> = HashSet::new();
-    let mut extracted = 0usize;
+    let mut handled = 0usize;
     let extract_start = Instant::now();
 
     let writer_result: Result<()> = std::thread::scope(|scope| {
@@ -300,8 +520,8 @@ fn index_pass(
 
         let mut batch: Vec<WriteOp> = Vec::with_capacity(batch_size);
         let mut last_commit = Instant::now();
-        for (i, outcome) in rx.iter().enumerate() {
-            let done = i + 1;
+        for outcome in rx.iter() {
+            handled += 1;
             match outcome {
                 Outcome::Extracted {
                     file,
@@ -309,15 +529,13 @@ fn index_pass(
                     facts,
                     features,
                 } => {
-                    extracted += 1;
-                    let root_id = root_ids[file.root];
-                    if by_path.contains_key(&(root_id, file.rel_path.as_path())) {
+                    if by_path.contains_key(&(file.root_id, file.rel_path.as_path())) {
                         summary.updated += 1;
                     } else {
                         summary.new += 1;
                     }
                     batch.push(WriteOp::Upsert {
-                        root_id,
+                        root_id: file.root_id,
                         rel_path: file.rel_path,
                         stamp: file.stamp,
                         hash,
@@ -330,7 +548,6 @@ fn index_pass(
                     batch.push(WriteOp::Touch { id, stamp });
                 }
                 Outcome::KnownContent { file, hash } => {
-                    let root_id = root_ids[file.root];
                     let movable = vanished_by_hash
                         .get(&hash)
                         .and_then(|ids| ids.iter().find(|id| !claimed.contains(id)).copied());
@@ -339,20 +556,22 @@ fn index_pass(
                         summary.moved += 1;
                         batch.push(WriteOp::Move {
                             id,
-                            root_id,
+                            root_id: file.root_id,
                             rel_path: file.rel_path,
                             stamp: file.stamp,
                         });
-                    } else if let Some(&source_id) = any_id_by_hash.get(&hash) {
+                    } else if let Some(&source_id) = source_by_hash.get(&hash) {
                         summary.duplicates += 1;
                         batch.push(WriteOp::Copy {
                             source_id,
-                            root_id,
+                            hash,
+                            root_id: file.root_id,
                             rel_path: file.rel_path,
                             stamp: file.stamp,
                         });
                     }
                 }
+                Outcome::Changing { file } => summary.changing.push(file.abs_path),
                 Outcome::Gone => {}
                 Outcome::Failed { file, reason } => {
                     summary.failed.push(FailedFile {
@@ -360,7 +579,7 @@ fn index_pass(
                         reason: reason.clone(),
                     });
                     batch.push(WriteOp::Fail {
-                        root_id: root_ids[file.root],
+                        root_id: file.root_id,
                         rel_path: file.rel_path,
                         stamp: file.stamp,
                         reason,
@@ -372,19 +591,22 @@ fn index_pass(
                 batch.clear();
                 last_commit = Instant::now();
             }
-            progress(Progress::Processed { done, total });
+            progress(Progress::Processed {
+                done: handled,
+                total,
+            });
         }
         store.apply(&batch)?;
         Ok(())
     });
     writer_result?;
     let extract_secs = extract_start.elapsed().as_secs_f64();
+    // Files actually handled: after Ctrl-C that is fewer than were planned.
     summary.images_per_sec = if extract_secs > 0.0 {
-        total as f64 / extract_secs
+        handled as f64 / extract_secs
     } else {
         0.0
     };
-    let _ = extracted;
 
     if stop.load(Ordering::Relaxed) {
         summary.interrupted = true;
@@ -400,9 +622,7 @@ fn index_pass(
         }
         let gone_failures: Vec<(i64, PathBuf)> = failures
             .keys()
-            .filter(|(root, rel)| {
-                crawled_roots.contains(root) && !seen.contains(&(*root, rel.as_path()))
-            })
+            .filter(|(root, rel)| under_walk(*root, rel) && !seen.contains(&(*root, rel.as_path())))
             .cloned()
             .collect();
         store.forget_failures(&gone_failures)?;
@@ -421,35 +641,59 @@ fn index_pass(
     Ok(summary)
 }
 
+/// How many times a file that changes while it is read is read again before it is left for
+/// the next run.
+const READ_ATTEMPTS: usize = 3;
+
+/// Reads a file whose metadata is the same before and after the read, with the stamp to
+/// record for those bytes; `Ok(None)` when it kept changing.
+fn read_settled(path: &Path) -> std::io::Result<Option<(Vec<u8>, FileStamp)>> {
+    let identity = |m: &std::fs::Metadata| {
+        #[cfg(unix)]
+        let inode = {
+            use std::os::unix::fs::MetadataExt;
+            (m.dev(), m.ino())
+        };
+        #[cfg(not(unix))]
+        let inode = (0u64, 0u64);
+        (FileStamp::of(m), inode)
+    };
+    for _ in 0..READ_ATTEMPTS {
+        let before = std::fs::metadata(path)?;
+        let bytes = std::fs::read(path)?;
+        let read_at = std::time::SystemTime::now();
+        let after = std::fs::metadata(path)?;
+        if identity(&before) == identity(&after) && bytes.len() as u64 == after.len() {
+            return Ok(Some((bytes, FileStamp::of(&after).settled(read_at))));
+        }
+    }
+    Ok(None)
+}
+
 fn process_file(
-    file: &CrawledFile,
+    file: &FileAt,
     existing: Option<&CatalogEntry>,
     known_hashes: &HashSet<[u8; 32]>,
     signatures: &[(String, u32, String)],
     config: &IndexConfig,
     registry: &Registry,
 ) -> Outcome {
-    let bytes = match std::fs::read(&file.abs_path) {
-        Ok(b) => b,
+    let mut file = file.clone();
+    let bytes = match read_settled(&file.abs_path) {
+        Ok(Some((bytes, stamp))) => {
+            // The stamp recorded describes these bytes, not the walk's view of the file.
+            file.stamp = stamp;
+            bytes
+        }
+        Ok(None) => return Outcome::Changing { file },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Outcome::Gone,
         Err(e) => {
             return Outcome::Failed {
-                file: file.clone(),
+                file,
                 reason: format!("cannot read: {e}"),
             };
         }
     };
-    // The file may have changed between the walk and now; the stamp must describe these bytes.
-    let mut file = file.clone();
-    if let Ok(meta) = std::fs::metadata(&file.abs_path) {
-        file.stamp = FileStamp {
-            size: meta.len(),
-            mtime_ns: crate::crawl::mtime_ns(&meta),
-        };
-        if meta.len() != bytes.len() as u64 {
-            file.stamp.mtime_ns = 0;
-        }
-    }
     let hash: [u8; 32] = *blake3::hash(&bytes).as_bytes();
     if let Some(e) = existing
         && e.hash == hash
@@ -662,7 +906,7 @@ mod tests {
             *blake3::hash(&bytes).as_bytes(),
             "new content indexed"
         );
-        assert_eq!(row.size, bytes.len() as u64);
+        assert_eq!(row.stamp.size, bytes.len() as u64);
         drop(store);
 
         // The next run sees nothing to do: the stored stamp describes the bytes indexed.

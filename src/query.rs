@@ -56,6 +56,9 @@ pub struct QueryResult {
     pub indexed: bool,
     pub mode: SearchMode,
     pub hits: Vec<Hit>,
+    /// Indexed files that would have been hits but are gone or changed on disk since they
+    /// were indexed: left out of `hits` (`lookalike index` brings the index up to date).
+    pub stale: Vec<PathBuf>,
     pub note: Option<String>,
 }
 
@@ -102,12 +105,11 @@ impl Searcher {
         &self.store
     }
 
-    /// The fused vector of an example file: the stored one when the file is indexed and
-    /// unchanged, else freshly extracted.
+    /// The fused vector of an example file: the stored one when the file is indexed and its
+    /// bytes are those indexed, else freshly extracted.
     pub fn example_vector(&self, path: &Path, decode: &DecodeConfig) -> Result<(Vec<f32>, bool)> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        if let Ok(abs) = std::fs::canonicalize(path)
-            && let Some(id) = self.store.id_of_path(&abs)?
+        if let Some(id) = self.indexed_id(path, &bytes)?
             && let Some(v) = self.space.vector_of(&self.store, id)?
         {
             return Ok((v, true));
@@ -116,6 +118,18 @@ impl Searcher {
         let (names, parts): (Vec<String>, Vec<Vec<f32>>) =
             rows.into_iter().map(|r| (r.family, r.vector)).unzip();
         Ok((self.space.fusion.fuse_named(&names, &parts), false))
+    }
+
+    /// The id of the indexed image at `path`, when `bytes` (read from it) are what was indexed.
+    fn indexed_id(&self, path: &Path, bytes: &[u8]) -> Result<Option<i64>> {
+        let Ok(abs) = std::fs::canonicalize(path) else {
+            return Ok(None);
+        };
+        Ok(self
+            .store
+            .file_at(&abs)?
+            .filter(|f| f.hash == *blake3::hash(bytes).as_bytes())
+            .map(|f| f.id))
     }
 
     /// The `k` nearest indexed images to a vector in the search space (a fused vector passed
@@ -195,6 +209,7 @@ impl Searcher {
         if cfg.nearest_first {
             crate::nearest_first::promote(&mut hits[exact_duplicates..], |h| h.distance);
         }
+        let stale = self.drop_stale(&mut hits)?;
         hits.truncate(cfg.k);
         for (i, h) in hits.iter_mut().enumerate() {
             h.rank = i + 1;
@@ -204,7 +219,40 @@ impl Searcher {
             indexed,
             mode,
             hits,
+            stale,
             note: self.space.note.clone(),
         })
     }
+
+    /// Removes the hits whose file is gone or no longer holds the bytes indexed, and returns
+    /// their paths. A stamp that differs from the recorded one is settled by the file's hash.
+    pub fn drop_stale(&self, hits: &mut Vec<Hit>) -> Result<Vec<PathBuf>> {
+        let ids: Vec<i64> = hits.iter().map(|h| h.id).collect();
+        let recorded = self.store.files_of(&ids)?;
+        let mut stale = Vec::new();
+        hits.retain(|h| {
+            let current = recorded
+                .get(&h.id)
+                .is_some_and(|file| on_disk_as_recorded(file));
+            if !current {
+                stale.push(h.path.clone());
+            }
+            current
+        });
+        Ok(stale)
+    }
+}
+
+/// True when the file is still on disk with the content it was indexed with.
+fn on_disk_as_recorded(file: &crate::store::RecordedFile) -> bool {
+    let Ok(meta) = std::fs::metadata(&file.path) else {
+        return false;
+    };
+    if !meta.is_file() {
+        return false;
+    }
+    if crate::store::FileStamp::of(&meta).matches(&file.stamp) {
+        return true;
+    }
+    std::fs::read(&file.path).is_ok_and(|bytes| *blake3::hash(&bytes).as_bytes() == file.hash)
 }

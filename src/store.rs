@@ -25,6 +25,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0003_vectors_version.sql",
         include_str!("../migrations/0003_vectors_version.sql"),
     ),
+    (
+        "0004_file_identity.sql",
+        include_str!("../migrations/0004_file_identity.sql"),
+    ),
 ];
 
 /// The schema version this build writes.
@@ -45,8 +49,7 @@ pub struct CatalogEntry {
     pub id: i64,
     pub root_id: i64,
     pub rel_path: PathBuf,
-    pub size: u64,
-    pub mtime_ns: i64,
+    pub stamp: FileStamp,
     pub hash: [u8; 32],
     /// `(family, version, params)` of every stored feature row.
     pub features: Vec<(String, u32, String)>,
@@ -57,8 +60,8 @@ pub struct CatalogEntry {
 pub struct FailureEntry {
     pub root_id: i64,
     pub rel_path: PathBuf,
-    pub size: u64,
-    pub mtime_ns: i64,
+    #[serde(skip)]
+    pub stamp: FileStamp,
     pub reason: String,
 }
 
@@ -76,11 +79,73 @@ pub struct RunEntry {
     pub summary: Option<String>,
 }
 
-/// File identity as seen by the crawler.
+/// File identity as seen by the crawler: size, modification time and inode change time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileStamp {
     pub size: u64,
     pub mtime_ns: i64,
+    /// 0 when not recorded (rows written before schema 4).
+    pub ctime_ns: i64,
+}
+
+/// How close to the moment a file is read its times must be for the stamp to be unsettled:
+/// file systems keep times at a coarse granularity, so a rewrite within it may keep them.
+const SETTLE_WINDOW_NS: i64 = 2_000_000_000;
+
+impl FileStamp {
+    /// Recorded in place of the modification time of an unsettled stamp: it matches no file,
+    /// so the next run reads and hashes the file again.
+    pub const UNSETTLED_MTIME: i64 = i64::MIN;
+
+    /// The stamp of a file's metadata.
+    pub fn of(meta: &std::fs::Metadata) -> FileStamp {
+        let ns = |t: std::io::Result<std::time::SystemTime>| {
+            t.ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_nanos() as i64)
+                .unwrap_or(0)
+        };
+        #[cfg(unix)]
+        let ctime_ns = {
+            use std::os::unix::fs::MetadataExt;
+            meta.ctime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(meta.ctime_nsec())
+        };
+        #[cfg(not(unix))]
+        let ctime_ns = 0;
+        FileStamp {
+            size: meta.len(),
+            mtime_ns: ns(meta.modified()),
+            ctime_ns,
+        }
+    }
+
+    /// True when a file now stamped `self` is unchanged since `recorded` was taken.
+    pub fn matches(&self, recorded: &FileStamp) -> bool {
+        self.size == recorded.size
+            && self.mtime_ns == recorded.mtime_ns
+            && (recorded.ctime_ns == 0 || self.ctime_ns == recorded.ctime_ns)
+    }
+
+    /// The stamp to record for bytes read at `read_at`: when either time lies within the
+    /// file system's granularity of that moment, a later rewrite could keep the same stamp, so
+    /// the modification time is replaced by [`Self::UNSETTLED_MTIME`].
+    pub fn settled(self, read_at: std::time::SystemTime) -> FileStamp {
+        let now = read_at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(0);
+        let near = |t: i64| t != 0 && (now - t).abs() < SETTLE_WINDOW_NS;
+        if near(self.mtime_ns) || near(self.ctime_ns) {
+            FileStamp {
+                mtime_ns: Self::UNSETTLED_MTIME,
+                ..self
+            }
+        } else {
+            self
+        }
+    }
 }
 
 /// Decoded-image facts kept with each row.
@@ -112,9 +177,11 @@ pub enum WriteOp {
         rel_path: PathBuf,
         stamp: FileStamp,
     },
-    /// A new path whose content is already indexed elsewhere: copy the features.
+    /// A new path whose content is already indexed elsewhere: copy the features, provided
+    /// the source still holds that content.
     Copy {
         source_id: i64,
+        hash: [u8; 32],
         root_id: i64,
         rel_path: PathBuf,
         stamp: FileStamp,
@@ -128,6 +195,24 @@ pub enum WriteOp {
     },
     /// The file is gone.
     Remove { id: i64 },
+}
+
+/// What [`Store::settle_roots`] changed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Settled {
+    /// Images now recorded under another root (same file, same id).
+    pub rehomed: usize,
+    /// Images removed: second rows of one file, or no longer under any tracked root.
+    pub removed: usize,
+}
+
+/// One indexed file as recorded: where, its stamp and its content hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedFile {
+    pub id: i64,
+    pub path: PathBuf,
+    pub stamp: FileStamp,
+    pub hash: [u8; 32],
 }
 
 /// Counts for `lookalike status`.
@@ -181,6 +266,13 @@ fn blob_to_path(bytes: Vec<u8>) -> PathBuf {
 /// Encodes a vector as little-endian f32 bytes.
 pub fn vector_to_blob(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// The checksum stored beside a vector's bytes: the first 8 bytes of their blake3 hash.
+pub fn vector_checksum(blob: &[u8]) -> [u8; 8] {
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&blake3::hash(blob).as_bytes()[..8]);
+    out
 }
 
 /// Decodes little-endian f32 bytes.
@@ -402,7 +494,9 @@ impl Store {
         }
         let mut stmt = self
             .conn
-            .prepare("SELECT id, root_id, rel_path, size, mtime_ns, hash FROM images ORDER BY id")
+            .prepare(
+                "SELECT id, root_id, rel_path, size, mtime_ns, ctime_ns, hash FROM images ORDER BY id",
+            )
             .map_err(|e| db(&self.path, e))?;
         let rows = stmt
             .query_map([], |r| {
@@ -412,13 +506,15 @@ impl Store {
                     r.get::<_, Vec<u8>>(2)?,
                     r.get::<_, i64>(3)?,
                     r.get::<_, i64>(4)?,
-                    r.get::<_, Vec<u8>>(5)?,
+                    r.get::<_, i64>(5)?,
+                    r.get::<_, Vec<u8>>(6)?,
                 ))
             })
             .map_err(|e| db(&self.path, e))?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, root_id, rel, size, mtime_ns, hash) = row.map_err(|e| db(&self.path, e))?;
+            let (id, root_id, rel, size, mtime_ns, ctime_ns, hash) =
+                row.map_err(|e| db(&self.path, e))?;
             let mut h = [0u8; 32];
             if hash.len() == 32 {
                 h.copy_from_slice(&hash);
@@ -427,8 +523,11 @@ impl Store {
                 id,
                 root_id,
                 rel_path: blob_to_path(rel),
-                size: size as u64,
-                mtime_ns,
+                stamp: FileStamp {
+                    size: size as u64,
+                    mtime_ns,
+                    ctime_ns,
+                },
                 hash: h,
                 features: features.remove(&id).unwrap_or_default(),
             });
@@ -440,16 +539,19 @@ impl Store {
     pub fn failures(&self) -> Result<Vec<FailureEntry>> {
         let mut stmt = self
             .conn
-            .prepare("SELECT root_id, rel_path, size, mtime_ns, reason FROM failures ORDER BY root_id, rel_path")
+            .prepare("SELECT root_id, rel_path, size, mtime_ns, ctime_ns, reason FROM failures ORDER BY root_id, rel_path")
             .map_err(|e| db(&self.path, e))?;
         let rows = stmt
             .query_map([], |r| {
                 Ok(FailureEntry {
                     root_id: r.get(0)?,
                     rel_path: blob_to_path(r.get(1)?),
-                    size: r.get::<_, i64>(2)? as u64,
-                    mtime_ns: r.get(3)?,
-                    reason: r.get(4)?,
+                    stamp: FileStamp {
+                        size: r.get::<_, i64>(2)? as u64,
+                        mtime_ns: r.get(3)?,
+                        ctime_ns: r.get(4)?,
+                    },
+                    reason: r.get(5)?,
                 })
             })
             .map_err(|e| db(&self.path, e))?;
@@ -505,10 +607,11 @@ impl Store {
                     let rel = path_to_blob(rel_path);
                     let id: i64 = tx
                         .query_row(
-                            "INSERT INTO images(root_id, rel_path, size, mtime_ns, hash, format, width, height, indexed_at, vectors_version)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                            "INSERT INTO images(root_id, rel_path, size, mtime_ns, hash, format, width, height, indexed_at, vectors_version, ctime_ns)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
                              ON CONFLICT(root_id, rel_path) DO UPDATE SET
-                               size = excluded.size, mtime_ns = excluded.mtime_ns, hash = excluded.hash,
+                               size = excluded.size, mtime_ns = excluded.mtime_ns,
+                               ctime_ns = excluded.ctime_ns, hash = excluded.hash,
                                format = excluded.format, width = excluded.width, height = excluded.height,
                                indexed_at = excluded.indexed_at, vectors_version = excluded.vectors_version
                              RETURNING id",
@@ -522,7 +625,8 @@ impl Store {
                                 facts.width,
                                 facts.height,
                                 now,
-                                next_version
+                                next_version,
+                                stamp.ctime_ns
                             ],
                             |r| r.get(0),
                         )
@@ -531,16 +635,19 @@ impl Store {
                         .map_err(e)?;
                     let mut ins = tx
                         .prepare_cached(
-                            "INSERT INTO features(image_id, family, version, params, vector) VALUES (?1, ?2, ?3, ?4, ?5)",
+                            "INSERT INTO features(image_id, family, version, params, vector, checksum)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                         )
                         .map_err(e)?;
                     for f in features {
+                        let blob = vector_to_blob(&f.vector);
                         ins.execute(params![
                             id,
                             f.family,
                             f.version,
                             f.params,
-                            vector_to_blob(&f.vector)
+                            &blob,
+                            vector_checksum(&blob).as_slice()
                         ])
                         .map_err(e)?;
                     }
@@ -552,8 +659,8 @@ impl Store {
                 }
                 WriteOp::Touch { id, stamp } => {
                     tx.execute(
-                        "UPDATE images SET size = ?2, mtime_ns = ?3 WHERE id = ?1",
-                        params![id, stamp.size as i64, stamp.mtime_ns],
+                        "UPDATE images SET size = ?2, mtime_ns = ?3, ctime_ns = ?4 WHERE id = ?1",
+                        params![id, stamp.size as i64, stamp.mtime_ns, stamp.ctime_ns],
                     )
                     .map_err(e)?;
                 }
@@ -571,8 +678,16 @@ impl Store {
                     )
                     .map_err(e)?;
                     tx.execute(
-                        "UPDATE images SET root_id = ?2, rel_path = ?3, size = ?4, mtime_ns = ?5 WHERE id = ?1",
-                        params![id, root_id, rel, stamp.size as i64, stamp.mtime_ns],
+                        "UPDATE images SET root_id = ?2, rel_path = ?3, size = ?4, mtime_ns = ?5, ctime_ns = ?6
+                         WHERE id = ?1",
+                        params![
+                            id,
+                            root_id,
+                            rel,
+                            stamp.size as i64,
+                            stamp.mtime_ns,
+                            stamp.ctime_ns
+                        ],
                     )
                     .map_err(e)?;
                     tx.execute(
@@ -583,6 +698,7 @@ impl Store {
                 }
                 WriteOp::Copy {
                     source_id,
+                    hash,
                     root_id,
                     rel_path,
                     stamp,
@@ -595,18 +711,29 @@ impl Store {
                     .map_err(e)?;
                     let id: Option<i64> = tx
                         .query_row(
-                            "INSERT INTO images(root_id, rel_path, size, mtime_ns, hash, format, width, height, indexed_at, vectors_version)
-                             SELECT ?2, ?3, ?4, ?5, hash, format, width, height, ?6, ?7 FROM images WHERE id = ?1
+                            "INSERT INTO images(root_id, rel_path, size, mtime_ns, hash, format, width, height, indexed_at, vectors_version, ctime_ns)
+                             SELECT ?2, ?3, ?4, ?5, hash, format, width, height, ?6, ?7, ?8 FROM images
+                             WHERE id = ?1 AND hash = ?9
                              RETURNING id",
-                            params![source_id, root_id, rel, stamp.size as i64, stamp.mtime_ns, now, next_version],
+                            params![
+                                source_id,
+                                root_id,
+                                rel,
+                                stamp.size as i64,
+                                stamp.mtime_ns,
+                                now,
+                                next_version,
+                                stamp.ctime_ns,
+                                hash.as_slice()
+                            ],
                             |r| r.get(0),
                         )
                         .optional()
                         .map_err(e)?;
                     if let Some(id) = id {
                         tx.execute(
-                            "INSERT INTO features(image_id, family, version, params, vector)
-                             SELECT ?2, family, version, params, vector FROM features WHERE image_id = ?1",
+                            "INSERT INTO features(image_id, family, version, params, vector, checksum)
+                             SELECT ?2, family, version, params, vector, checksum FROM features WHERE image_id = ?1",
                             params![source_id, id],
                         )
                         .map_err(e)?;
@@ -630,10 +757,20 @@ impl Store {
                     )
                     .map_err(e)?;
                     tx.execute(
-                        "INSERT INTO failures(root_id, rel_path, size, mtime_ns, reason, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                        "INSERT INTO failures(root_id, rel_path, size, mtime_ns, reason, at, ctime_ns)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                          ON CONFLICT(root_id, rel_path) DO UPDATE SET size = excluded.size,
-                           mtime_ns = excluded.mtime_ns, reason = excluded.reason, at = excluded.at",
-                        params![root_id, rel, stamp.size as i64, stamp.mtime_ns, reason, now],
+                           mtime_ns = excluded.mtime_ns, ctime_ns = excluded.ctime_ns,
+                           reason = excluded.reason, at = excluded.at",
+                        params![
+                            root_id,
+                            rel,
+                            stamp.size as i64,
+                            stamp.mtime_ns,
+                            reason,
+                            now,
+                            stamp.ctime_ns
+                        ],
                     )
                     .map_err(e)?;
                 }
@@ -643,13 +780,99 @@ impl Store {
                 }
             }
         }
-        tx.execute(
-            "INSERT INTO meta(key, value) VALUES ('data_version', '1')
-             ON CONFLICT(key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)",
-            [],
-        )
-        .map_err(e)?;
+        bump_data_version(&tx).map_err(e)?;
         tx.commit().map_err(e)
+    }
+
+    /// Gives every file the outermost tracked root that holds it, so that a file under
+    /// overlapping roots is stored once: rows under a nested root move to the outer one (when
+    /// the outer one already has that file, its row is kept and the other dropped). With
+    /// `dropping`, that root stops being tracked: its rows move to another tracked root that
+    /// holds them, and the rest are removed. Image ids are kept.
+    pub fn settle_roots(&mut self, dropping: Option<i64>) -> Result<Settled> {
+        let all = self.roots()?;
+        let kept: Vec<(i64, &PathBuf)> = all
+            .iter()
+            .filter(|(id, _)| Some(**id) != dropping)
+            .map(|(id, p)| (*id, p))
+            .collect();
+        let nested = kept
+            .iter()
+            .any(|(a, pa)| kept.iter().any(|(b, pb)| a != b && pa.starts_with(pb)));
+        if dropping.is_none() && !nested {
+            return Ok(Settled::default());
+        }
+        // The outermost kept root holding `abs`, with the path relative to it.
+        let home = |abs: &Path| -> Option<(i64, PathBuf)> {
+            kept.iter()
+                .filter(|(_, root)| abs.starts_with(root))
+                .min_by_key(|(_, root)| root.components().count())
+                .and_then(|(id, root)| abs.strip_prefix(root).ok().map(|r| (*id, r.to_path_buf())))
+        };
+        let path = self.path.clone();
+        let e = |err| db(&path, err);
+        let tx = self.conn.transaction().map_err(e)?;
+        let mut settled = Settled::default();
+        for table in ["images", "failures"] {
+            let rows: Vec<(i64, i64, Vec<u8>)> = {
+                let mut stmt = tx
+                    .prepare(&format!("SELECT rowid, root_id, rel_path FROM {table}"))
+                    .map_err(e)?;
+                stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .map_err(e)?
+                    .collect::<rusqlite::Result<_>>()
+                    .map_err(e)?
+            };
+            for (rowid, root_id, rel) in rows {
+                let Some(root) = all.get(&root_id) else {
+                    continue;
+                };
+                let abs = root.join(blob_to_path(rel));
+                match home(&abs) {
+                    Some((id, _)) if id == root_id => {}
+                    Some((id, rel)) => {
+                        let rel = path_to_blob(&rel);
+                        let taken: bool = tx
+                            .query_row(
+                                &format!(
+                                    "SELECT EXISTS(SELECT 1 FROM {table} WHERE root_id = ?1 AND rel_path = ?2)"
+                                ),
+                                params![id, rel],
+                                |r| r.get(0),
+                            )
+                            .map_err(e)?;
+                        if taken {
+                            tx.execute(&format!("DELETE FROM {table} WHERE rowid = ?1"), [rowid])
+                                .map_err(e)?;
+                            settled.removed += usize::from(table == "images");
+                        } else {
+                            tx.execute(
+                                &format!(
+                                    "UPDATE {table} SET root_id = ?2, rel_path = ?3 WHERE rowid = ?1"
+                                ),
+                                params![rowid, id, rel],
+                            )
+                            .map_err(e)?;
+                            settled.rehomed += usize::from(table == "images");
+                        }
+                    }
+                    None => {
+                        tx.execute(&format!("DELETE FROM {table} WHERE rowid = ?1"), [rowid])
+                            .map_err(e)?;
+                        settled.removed += usize::from(table == "images");
+                    }
+                }
+            }
+        }
+        if let Some(id) = dropping {
+            tx.execute("DELETE FROM roots WHERE id = ?1", [id])
+                .map_err(e)?;
+        }
+        if settled != Settled::default() {
+            bump_data_version(&tx).map_err(e)?;
+        }
+        tx.commit().map_err(e)?;
+        Ok(settled)
     }
 
     /// Increases whenever images or features change; the HNSW dump records the one it was built from.
@@ -811,23 +1034,54 @@ impl Store {
 
     /// The id of the image stored at an absolute path, if any.
     pub fn id_of_path(&self, abs: &Path) -> Result<Option<i64>> {
+        Ok(self.file_at(abs)?.map(|f| f.id))
+    }
+
+    /// The image stored at an absolute path, if any, with its stamp and hash.
+    pub fn file_at(&self, abs: &Path) -> Result<Option<RecordedFile>> {
         for (root_id, root) in self.roots()? {
             if let Ok(rel) = abs.strip_prefix(&root) {
-                let id = self
+                let found = self
                     .conn
                     .query_row(
-                        "SELECT id FROM images WHERE root_id = ?1 AND rel_path = ?2",
+                        "SELECT id, size, mtime_ns, ctime_ns, hash FROM images
+                         WHERE root_id = ?1 AND rel_path = ?2",
                         params![root_id, path_to_blob(rel)],
-                        |r| r.get(0),
+                        |r| recorded_file(r, abs.to_path_buf()),
                     )
                     .optional()
                     .map_err(|e| db(&self.path, e))?;
-                if id.is_some() {
-                    return Ok(id);
+                if found.is_some() {
+                    return Ok(found);
                 }
             }
         }
         Ok(None)
+    }
+
+    /// The recorded files of the given image ids; ids no longer present are left out.
+    pub fn files_of(&self, ids: &[i64]) -> Result<HashMap<i64, RecordedFile>> {
+        let roots = self.roots()?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, size, mtime_ns, ctime_ns, hash, root_id, rel_path FROM images WHERE id = ?1",
+            )
+            .map_err(|e| db(&self.path, e))?;
+        let mut out = HashMap::new();
+        for &id in ids {
+            let row = stmt
+                .query_row(params![id], |r| {
+                    let base = roots.get(&r.get::<_, i64>(5)?).cloned().unwrap_or_default();
+                    recorded_file(r, base.join(blob_to_path(r.get(6)?)))
+                })
+                .optional()
+                .map_err(|e| db(&self.path, e))?;
+            if let Some(file) = row {
+                out.insert(id, file);
+            }
+        }
+        Ok(out)
     }
 
     /// Images holding a vector of any of `families` (those `for_each_vector` yields), sorted by
@@ -924,6 +1178,33 @@ impl Store {
     }
 }
 
+/// A [`RecordedFile`] from a row starting `id, size, mtime_ns, ctime_ns, hash`.
+fn recorded_file(r: &rusqlite::Row, path: PathBuf) -> rusqlite::Result<RecordedFile> {
+    let blob: Vec<u8> = r.get(4)?;
+    let mut hash = [0u8; 32];
+    if blob.len() == 32 {
+        hash.copy_from_slice(&blob);
+    }
+    Ok(RecordedFile {
+        id: r.get(0)?,
+        path,
+        stamp: FileStamp {
+            size: r.get::<_, i64>(1)? as u64,
+            mtime_ns: r.get(2)?,
+            ctime_ns: r.get(3)?,
+        },
+        hash,
+    })
+}
+
+fn bump_data_version(tx: &rusqlite::Transaction) -> rusqlite::Result<usize> {
+    tx.execute(
+        "INSERT INTO meta(key, value) VALUES ('data_version', '1')
+         ON CONFLICT(key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)",
+        [],
+    )
+}
+
 fn db(path: &Path, source: rusqlite::Error) -> Error {
     Error::Db {
         path: path.to_path_buf(),
@@ -942,6 +1223,7 @@ mod tests {
             stamp: FileStamp {
                 size: 10,
                 mtime_ns: 5,
+                ctime_ns: 5,
             },
             hash: [hash; 32],
             facts: ImageFacts {
@@ -1036,9 +1318,11 @@ mod tests {
         let stamp = FileStamp {
             size: 10,
             mtime_ns: 9,
+            ctime_ns: 9,
         };
         s.apply(&[WriteOp::Copy {
             source_id: id,
+            hash: [1; 32],
             root_id: root,
             rel_path: "b.png".into(),
             stamp,
@@ -1071,6 +1355,7 @@ mod tests {
             stamp: FileStamp {
                 size: 1,
                 mtime_ns: 1,
+                ctime_ns: 1,
             },
             reason: "truncated".into(),
         }])

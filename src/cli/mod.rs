@@ -48,9 +48,14 @@ struct Cli {
 enum Command {
     /// Index image folders (incremental: unchanged files are not decoded again).
     #[command(
-        after_help = "Examples:\n  lookalike index ~/Pictures\n  lookalike index ~/Pictures --profile fast   # colour and texture only, several times faster\n  lookalike index photos scans --exclude '**/thumbs/**'\n  lookalike --index-dir /tmp/idx index photos --json\n\nExit status: 0 when every file was indexed, 3 when some could not be (they are listed and recorded; `lookalike status` shows them)."
+        after_help = "Examples:\n  lookalike index ~/Pictures                  # track this folder from now on\n  lookalike index                             # refresh every tracked folder\n  lookalike index ~/Pictures/new/img_001.jpg  # one file inside a tracked folder\n  lookalike index ~/Pictures --profile fast   # colour and texture only, several times faster\n  lookalike index photos scans --exclude '**/thumbs/**'\n  lookalike --index-dir idx index photos --json\n\nFolders given are tracked: the index mirrors them, and a file under two overlapping folders is one image. `lookalike forget DIR` stops tracking one.\n\nExit status: 0 when every file was indexed, 3 when some could not be (they are listed and recorded; `lookalike status` shows them), a tracked folder is missing, or files kept changing while read."
     )]
     Index(IndexArgs),
+    /// Stop tracking an indexed folder: its images leave the index (files are not touched).
+    #[command(
+        after_help = "Examples:\n  lookalike forget ~/Pictures/old\n  lookalike forget /media/usb/photos --json\n\nImages that another tracked folder also holds stay indexed. The folder need not exist any more."
+    )]
+    Forget(ForgetArgs),
     /// Find the indexed images most similar to an example image.
     #[command(
         after_help = "Examples:\n  lookalike query photo.jpg\n  lookalike query photo.jpg -k 20 --json\n  lookalike query photo.jpg --exact --weights color=1,conv=0.3"
@@ -82,8 +87,9 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct IndexArgs {
-    /// Folders to index (recursively).
-    #[arg(required = true, value_name = "DIR")]
+    /// Folders to index (recursively) and track; files inside tracked folders. None: refresh
+    /// every tracked folder.
+    #[arg(value_name = "PATH")]
     dirs: Vec<PathBuf>,
     /// Only index files whose path (relative to its folder) matches this glob; repeatable.
     #[arg(long, value_name = "GLOB")]
@@ -117,6 +123,16 @@ struct IndexArgs {
     /// changing it re-extracts every image. Default: the collection's, else full.
     #[arg(long, value_enum)]
     profile: Option<Profile>,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct ForgetArgs {
+    /// Tracked folders to forget (as `lookalike status` lists them).
+    #[arg(required = true, value_name = "DIR")]
+    dirs: Vec<PathBuf>,
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -209,6 +225,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let collection = Collection::resolve(cli.index_dir.as_deref());
     match cli.command {
         Command::Index(args) => cmd_index(&collection, args, cli.quiet),
+        Command::Forget(args) => cmd_forget(&collection, args, cli.quiet),
         Command::Query(args) => cmd_query(&collection, args),
         Command::Status(args) => cmd_status(&collection, args),
         Command::Eval(args) => eval::cmd_eval(cli.index_dir.as_deref(), *args, cli.quiet),
@@ -255,7 +272,7 @@ fn cmd_index(collection: &Collection, args: IndexArgs, quiet: bool) -> Result<Ex
             exclude: args.exclude,
             follow_symlinks: args.follow_symlinks,
             hidden: args.hidden,
-            skip_dir: None,
+            ..Default::default()
         },
         retry_failed: args.retry_failed,
         dba: args.dba,
@@ -278,11 +295,43 @@ fn cmd_index(collection: &Collection, args: IndexArgs, quiet: bool) -> Result<Ex
     if summary.interrupted {
         return Ok(ExitCode::from(130));
     }
-    Ok(if summary.failed.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_SOME_FAILED)
-    })
+    Ok(
+        if summary.failed.is_empty()
+            && summary.changing.is_empty()
+            && summary.missing_roots.is_empty()
+        {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(EXIT_SOME_FAILED)
+        },
+    )
+}
+
+fn cmd_forget(collection: &Collection, args: ForgetArgs, quiet: bool) -> Result<ExitCode> {
+    let mut summaries = Vec::new();
+    for dir in &args.dirs {
+        summaries.push(crate::index::forget(
+            collection,
+            dir,
+            &crate::collection::UpdatePolicy::default(),
+        )?);
+    }
+    if args.json {
+        print_json(&summaries)?;
+    }
+    if !quiet {
+        for s in &summaries {
+            eprintln!(
+                "forgot {}: {} images removed from the index, {} kept under other tracked folders; {} images in {}",
+                s.root.display(),
+                s.removed,
+                s.kept,
+                s.total_images,
+                collection.dir().display()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A progress bar on stderr, hidden when stderr is not a terminal or with --quiet.
@@ -322,6 +371,24 @@ fn report_index(collection: &Collection, s: &IndexSummary) {
     }
     for p in &s.problems {
         eprintln!("skipped: {}: {}", p.path.display(), p.reason);
+    }
+    for p in &s.changing {
+        eprintln!(
+            "changing: {}: modified while it was read; not indexed this time (run `lookalike index` again once it is written)",
+            p.display()
+        );
+    }
+    for p in &s.missing_roots {
+        eprintln!(
+            "missing: {}: tracked folder not found (deleted, or on a disk not mounted); its images are kept; `lookalike forget` stops tracking it",
+            p.display()
+        );
+    }
+    if s.merged > 0 {
+        eprintln!(
+            "merged: {} images were stored twice under overlapping folders; each file is now one image",
+            s.merged
+        );
     }
     eprintln!(
         "{} new, {} unchanged, {} updated, {} moved, {} duplicates, {} removed, {} failed{} in {:.2}s ({:.1} images/s); {} images in {} ({} profile)",
@@ -385,6 +452,12 @@ fn cmd_query(collection: &Collection, args: QueryArgs) -> Result<ExitCode> {
     } else {
         if let Some(note) = &result.note {
             eprintln!("note: {note}");
+        }
+        for path in &result.stale {
+            eprintln!(
+                "stale: {} is gone or changed since it was indexed; left out (`lookalike index` updates the index)",
+                path.display()
+            );
         }
         if result
             .hits

@@ -1,0 +1,359 @@
+//! The index mirrors the user's folders: one file is one image whatever the folders given,
+//! stored content matches the bytes on disk, and queries name only files that exist as indexed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use lookalike::store::Store;
+use serde_json::Value;
+
+fn sample_data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("sample_data")
+}
+
+/// Copies sample groups into `dst/<group>/...`.
+fn copy_groups(dst: &Path, groups: &[&str]) {
+    for g in groups {
+        let to = dst.join(g);
+        std::fs::create_dir_all(&to).unwrap();
+        for entry in std::fs::read_dir(sample_data().join(g)).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+struct Env {
+    tmp: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        Env {
+            tmp: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn root(&self) -> PathBuf {
+        std::fs::canonicalize(self.tmp.path()).unwrap()
+    }
+
+    fn index_dir(&self) -> PathBuf {
+        self.root().join("idx")
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::cargo_bin("lookalike").unwrap();
+        c.current_dir(self.root())
+            .env_remove("LOOKALIKE_INDEX")
+            .arg("--index-dir")
+            .arg(self.index_dir());
+        c
+    }
+
+    /// `index ARGS --profile fast --json`, expecting `code`.
+    fn index(&self, args: &[&str], code: i32) -> Value {
+        let out = self
+            .cmd()
+            .arg("index")
+            .args(args)
+            .args(["--profile", "fast", "--json"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "index {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn query(&self, image: &Path, extra: &[&str]) -> Value {
+        let out = self
+            .cmd()
+            .arg("query")
+            .arg(image)
+            .args(["--json", "-k", "100"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "query: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Every stored image: absolute path -> stored hash.
+    fn stored(&self) -> BTreeMap<PathBuf, [u8; 32]> {
+        let store = Store::open_read_only(&self.index_dir().join("lookalike.db")).unwrap();
+        let roots = store.roots().unwrap();
+        let mut out = BTreeMap::new();
+        for e in store.catalog().unwrap() {
+            let path = roots[&e.root_id].join(&e.rel_path);
+            assert!(out.insert(path.clone(), e.hash).is_none(), "{path:?} twice");
+        }
+        out
+    }
+
+    fn tracked(&self) -> Vec<PathBuf> {
+        let store = Store::open_read_only(&self.index_dir().join("lookalike.db")).unwrap();
+        let mut roots: Vec<PathBuf> = store.roots().unwrap().into_values().collect();
+        roots.sort();
+        roots
+    }
+}
+
+/// Every image file under `dir` with the hash of its bytes.
+fn on_disk(dir: &Path) -> BTreeMap<PathBuf, [u8; 32]> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            let bytes = std::fs::read(e.path()).unwrap();
+            (e.path().to_path_buf(), *blake3::hash(&bytes).as_bytes())
+        })
+        .collect()
+}
+
+fn hit_paths(result: &Value) -> Vec<PathBuf> {
+    result["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| PathBuf::from(h["path"].as_str().unwrap()))
+        .collect()
+}
+
+/// Copies of photos made before the originals were overwritten keep their own content: the
+/// copy's row is never filled from a row the same run rewrites.
+#[test]
+fn copies_of_replaced_photos_keep_their_own_content() {
+    let env = Env::new();
+    let photos = env.root().join("photos");
+    copy_groups(&photos, &["brick", "camera"]);
+    env.index(&[photos.to_str().unwrap()], 0);
+    let other = photos.join("camera/original.jpg");
+    for p in ["brick/original.jpg", "brick/blur.jpg", "brick/crop.jpg"] {
+        let p = photos.join(p);
+        std::fs::copy(&p, p.with_extension("copy.jpg")).unwrap();
+        std::fs::copy(&other, &p).unwrap();
+    }
+    env.index(&[photos.to_str().unwrap()], 0);
+    assert_eq!(env.stored(), on_disk(&photos));
+    let again = env.index(&[photos.to_str().unwrap()], 0);
+    assert_eq!(again["new"].as_u64(), Some(0), "{again}");
+    assert_eq!(env.stored(), on_disk(&photos));
+    // Each copy finds itself, at distance 0.
+    let copy = photos.join("brick/original.copy.jpg");
+    let result = env.query(&copy, &["--exact"]);
+    assert_eq!(hit_paths(&result)[0], copy, "{result}");
+}
+
+/// A rewrite of the same size that keeps the modification time (as a rewrite within the file
+/// system's time granularity does) is noticed by the next run.
+#[test]
+fn same_size_rewrite_keeping_mtime_is_noticed() {
+    let env = Env::new();
+    let photos = env.root().join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    let bmp = |seed: u32| {
+        image::RgbImage::from_fn(64, 48, |x, y| {
+            image::Rgb([
+                (x * seed) as u8,
+                (y * 3 + seed) as u8,
+                ((x ^ y) * seed) as u8,
+            ])
+        })
+    };
+    let a = photos.join("a.bmp");
+    bmp(3).save(&a).unwrap();
+    bmp(11).save(photos.join("b.bmp")).unwrap();
+    env.index(&["photos"], 0);
+    let before = std::fs::metadata(&a).unwrap();
+    bmp(7).save(&a).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&a)
+        .unwrap()
+        .set_modified(before.modified().unwrap())
+        .unwrap();
+    let after = std::fs::metadata(&a).unwrap();
+    assert_eq!(
+        (after.len(), after.modified().unwrap()),
+        (before.len(), before.modified().unwrap())
+    );
+    let summary = env.index(&["photos"], 0);
+    assert_eq!(summary["updated"].as_u64(), Some(1), "{summary}");
+    assert_eq!(env.stored(), on_disk(&photos));
+}
+
+/// Overlapping folders, in either order or in one command: each file is one image, and a
+/// query never returns a file twice.
+#[test]
+fn overlapping_folders_store_each_file_once() {
+    for order in [["sd/camera", "sd"], ["sd", "sd/camera"]] {
+        let env = Env::new();
+        let sd = env.root().join("sd");
+        copy_groups(&sd, &["camera", "brick", "coffee"]);
+        for folder in order {
+            env.index(&[folder], 0);
+        }
+        assert_eq!(env.stored(), on_disk(&sd), "{order:?}");
+        let result = env.query(&sd.join("camera/original.jpg"), &["--exact"]);
+        let hits = hit_paths(&result);
+        let mut unique = hits.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), hits.len(), "{order:?}: {result}");
+        assert_eq!(hits.len(), 18);
+        // Both folders stay tracked; refreshing all of them changes nothing.
+        assert_eq!(env.tracked(), vec![sd.clone(), sd.join("camera")]);
+        let refresh = env.index(&[], 0);
+        assert_eq!(refresh["unchanged"].as_u64(), Some(18), "{refresh}");
+    }
+    let env = Env::new();
+    let sd = env.root().join("sd");
+    copy_groups(&sd, &["camera", "brick"]);
+    env.index(&["sd", "sd/camera", "sd/brick/.."], 0);
+    assert_eq!(env.stored(), on_disk(&sd));
+}
+
+/// An index written when overlapping folders were stored twice is repaired by the next run.
+#[test]
+fn duplicate_rows_of_one_file_are_merged() {
+    let env = Env::new();
+    let sd = env.root().join("sd");
+    copy_groups(&sd, &["camera"]);
+    env.index(&["sd/camera"], 0);
+    // A second row for every file, as under a second root, written directly.
+    {
+        let db = rusqlite::Connection::open(env.index_dir().join("lookalike.db")).unwrap();
+        let sd_blob = sd.to_str().unwrap().as_bytes().to_vec();
+        db.execute("INSERT INTO roots(path) VALUES (?1)", [&sd_blob])
+            .unwrap();
+        let outer: i64 = db.last_insert_rowid();
+        db.execute_batch(&format!(
+            "INSERT INTO images(root_id, rel_path, size, mtime_ns, hash, format, width, height, indexed_at)
+             SELECT {outer}, CAST('camera/' || CAST(rel_path AS TEXT) AS BLOB), size, mtime_ns, hash,
+                    format, width, height, indexed_at FROM images;"
+        ))
+        .unwrap();
+    }
+    let summary = env.index(&[], 0);
+    assert_eq!(summary["merged"].as_u64(), Some(6), "{summary}");
+    assert_eq!(env.stored(), on_disk(&sd));
+}
+
+/// Deleted files never come back in answers; `index` alone refreshes every tracked folder,
+/// `forget` stops tracking one, and a single file is never tracked as a folder.
+#[test]
+fn deleted_files_never_come_back() {
+    let env = Env::new();
+    let e = env.root().join("e");
+    copy_groups(&e.join("one"), &["camera"]);
+    copy_groups(&e.join("two"), &["brick"]);
+    env.index(&["e/one"], 0);
+    env.index(&["e/two"], 0);
+    std::fs::remove_dir_all(e.join("one")).unwrap();
+    env.index(&["e/two"], 0);
+    // The query drops and reports the files that are gone.
+    let example = env.root().join("example.jpg");
+    std::fs::copy(sample_data().join("camera/original.jpg"), &example).unwrap();
+    let result = env.query(&example, &["--exact"]);
+    let hits = hit_paths(&result);
+    assert!(hits.iter().all(|p| p.exists()), "{result}");
+    assert_eq!(hits.len(), 6);
+    assert_eq!(result["stale"].as_array().unwrap().len(), 6, "{result}");
+    // Refreshing every folder: the missing one is reported and its images kept until forgotten.
+    let refresh = env.index(&[], 3);
+    assert_eq!(
+        refresh["missing_roots"][0].as_str(),
+        e.join("one").to_str(),
+        "{refresh}"
+    );
+    env.cmd().args(["forget", "e/one"]).assert().success();
+    assert_eq!(env.stored(), on_disk(&e));
+    assert_eq!(env.tracked(), vec![e.join("two")]);
+    // Emptying a folder and refreshing all removes its images.
+    for f in std::fs::read_dir(e.join("two/brick")).unwrap() {
+        std::fs::remove_file(f.unwrap().path()).unwrap();
+    }
+    let refresh = env.index(&[], 0);
+    assert_eq!(refresh["removed"].as_u64(), Some(6), "{refresh}");
+    assert!(env.stored().is_empty());
+
+    // A file inside a tracked folder is indexed without being tracked; one outside is refused.
+    copy_groups(&e.join("two"), &["coffee"]);
+    env.index(&["e/two/coffee/original.jpg"], 0);
+    assert_eq!(env.tracked(), vec![e.join("two")]);
+    assert_eq!(env.stored().len(), 1);
+    let out = env.cmd().args(["index", "example.jpg"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not inside an indexed folder"), "{err}");
+    assert_eq!(env.tracked(), vec![e.join("two")]);
+    // Forgetting an unknown folder says which are tracked.
+    let out = env.cmd().args(["forget", "e/nope"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a tracked folder"), "{err}");
+}
+
+/// Forgetting a folder nested in another tracked one keeps its images; forgetting the outer
+/// one keeps those under the nested one.
+#[test]
+fn forget_keeps_what_another_folder_tracks() {
+    let env = Env::new();
+    let sd = env.root().join("sd");
+    copy_groups(&sd, &["camera", "brick"]);
+    env.index(&["sd/camera"], 0);
+    env.index(&["sd"], 0);
+    env.cmd().args(["forget", "sd/camera"]).assert().success();
+    assert_eq!(env.stored(), on_disk(&sd));
+    env.index(&["sd/camera"], 0);
+    let out = env.cmd().args(["forget", "sd", "--json"]).output().unwrap();
+    assert!(out.status.success());
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json[0]["removed"].as_u64(), Some(6), "{json}");
+    assert_eq!(json[0]["kept"].as_u64(), Some(6), "{json}");
+    assert_eq!(env.stored(), on_disk(&sd.join("camera")));
+    let result = env.query(&sd.join("camera/original.jpg"), &["--exact"]);
+    assert_eq!(hit_paths(&result).len(), 6, "{result}");
+}
+
+/// An indexed file overwritten with another photo is queried by its new content.
+#[test]
+fn a_changed_example_is_queried_by_its_new_content() {
+    let env = Env::new();
+    let photos = env.root().join("photos");
+    copy_groups(&photos, &["brick", "camera"]);
+    env.index(&["photos"], 0);
+    let a = photos.join("brick/original.jpg");
+    let other = photos.join("camera/original.jpg");
+    std::fs::copy(&other, &a).unwrap();
+    let result = env.query(&a, &["--exact"]);
+    assert_eq!(result["indexed"].as_bool(), Some(false), "{result}");
+    let hits = hit_paths(&result);
+    assert_eq!(hits[0], other, "{result}");
+    assert!(
+        !hits.contains(&a),
+        "the stale row of the example is left out: {result}"
+    );
+    assert_eq!(
+        result["hits"][0]["distance"].as_f64(),
+        Some(0.0),
+        "{result}"
+    );
+    let stale: Vec<&str> = result["stale"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(stale, vec![a.to_str().unwrap()]);
+}
