@@ -12,6 +12,7 @@
 //! hnsw_rs calls `process::exit` on damaged dumps, so a dump is only handed to it after its
 //! files match the checksums and counts recorded in SQLite when it was written.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use hnsw_rs::prelude::{AnnT, Distance, Hnsw, HnswIo};
@@ -22,6 +23,101 @@ use crate::pca::Projection;
 
 /// The PCA projection's file inside a dump folder.
 pub const PROJECTION_FILE: &str = "projection.bin";
+
+/// Basename of the two hnsw_rs files inside a dump folder.
+const GRAPH_BASENAME: &str = "graph";
+
+/// File written first into every dump folder: with the folder's name pattern, it tells
+/// lookalike's own folders from anything else found under `ann/`.
+pub const DUMP_MARKER_FILE: &str = "lookalike-dump";
+
+/// The marker file's exact content.
+const DUMP_MARKER: &[u8] = b"HNSW dump written by lookalike; removed by lookalike when replaced\n";
+
+/// Every file lookalike writes into a dump folder; clean-up removes these names and no other.
+const DUMP_FILES: [&str; 3] = ["graph.hnsw.data", "graph.hnsw.graph", PROJECTION_FILE];
+
+/// True for the names `dump` gives its folders: `v<version>-<hex nanoseconds>-<process id>`.
+fn is_dump_folder_name(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix('v') else {
+        return false;
+    };
+    let parts: Vec<&str> = rest.split('-').collect();
+    let digits = |s: &str, radix: u32| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_digit(radix) && !c.is_ascii_uppercase())
+    };
+    parts.len() == 3 && digits(parts[0], 10) && digits(parts[1], 16) && digits(parts[2], 10)
+}
+
+/// True when `dir` is a real folder (not a link) holding lookalike's marker file.
+fn is_own_dump(dir: &Path) -> bool {
+    let marker = dir.join(DUMP_MARKER_FILE);
+    std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir())
+        && std::fs::symlink_metadata(&marker)
+            .is_ok_and(|m| m.is_file() && m.len() == DUMP_MARKER.len() as u64)
+        && std::fs::read(&marker).is_ok_and(|b| b == DUMP_MARKER)
+}
+
+/// Removes a dump folder lookalike wrote: only the file names it writes, then the marker and
+/// the folder if nothing else is left. Anything else leaves the folder in place.
+fn remove_dump_folder(dir: &Path) {
+    if !is_own_dump(dir) {
+        return;
+    }
+    for name in DUMP_FILES {
+        let path = dir.join(name);
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    let only_marker = std::fs::read_dir(dir).is_ok_and(|entries| {
+        let names: Vec<_> = entries.flatten().map(|e| e.file_name()).collect();
+        names.len() == 1 && names[0] == DUMP_MARKER_FILE
+    });
+    if only_marker {
+        let _ = std::fs::remove_file(dir.join(DUMP_MARKER_FILE));
+        // Fails, harmlessly, if something appeared meanwhile.
+        let _ = std::fs::remove_dir(dir);
+    }
+}
+
+/// Replaces non-finite components (NaN, infinities) by zero and returns how many there were.
+/// The graph library panics on a NaN distance; a zero component adds nothing to a distance, so
+/// the rest of the vector stays comparable.
+pub fn sanitize(v: &mut [f32]) -> usize {
+    let mut bad = 0;
+    for x in v.iter_mut().filter(|x| !x.is_finite()) {
+        *x = 0.0;
+        bad += 1;
+    }
+    bad
+}
+
+/// `v` with its non-finite components replaced by zero (borrowed when there are none).
+pub fn finite(v: &[f32]) -> Cow<'_, [f32]> {
+    if v.iter().all(|x| x.is_finite()) {
+        Cow::Borrowed(v)
+    } else {
+        let mut owned = v.to_vec();
+        sanitize(&mut owned);
+        Cow::Owned(owned)
+    }
+}
+
+/// `points` with non-finite components replaced by zero (borrowed when there are none).
+fn finite_points(points: &[(i64, Vec<f32>)]) -> Cow<'_, [(i64, Vec<f32>)]> {
+    if points.iter().all(|p| p.1.iter().all(|x| x.is_finite())) {
+        Cow::Borrowed(points)
+    } else {
+        let mut owned = points.to_vec();
+        owned.par_iter_mut().for_each(|p| {
+            sanitize(&mut p.1);
+        });
+        Cow::Owned(owned)
+    }
+}
 
 /// Euclidean distance, written so the compiler vectorises it (eight independent accumulators).
 #[derive(Debug, Default, Clone, Copy)]
@@ -339,8 +435,11 @@ impl AnnBuilder {
         self.projection.as_ref()
     }
 
-    /// Inserts a batch of (already projected) points, in parallel.
+    /// Inserts a batch of (already projected) points, in parallel. Non-finite components
+    /// are taken as zero ([`sanitize`]).
     pub fn insert(&mut self, points: &[(i64, Vec<f32>)]) {
+        let points = finite_points(points);
+        let points = points.as_ref();
         self.count += points.len();
         if let Some(held) = &mut self.held {
             if self.count <= EXACT_NEIGHBOURS_UP_TO {
@@ -355,6 +454,8 @@ impl AnnBuilder {
     }
 
     fn insert_into_graph(&mut self, points: &[(i64, Vec<f32>)]) {
+        // Augmentation of extreme (finite) values can overflow: the graph must never see a NaN.
+        let points = finite_points(points);
         let data: Vec<(&[f32], usize)> = points
             .iter()
             .map(|(id, v)| (v.as_slice(), *id as usize))
@@ -481,6 +582,8 @@ impl AnnIndex {
     /// Builds the graph from points (inserted in parallel).
     /// Vectors longer than `params.pca_dims` are projected on a PCA fitted to these points.
     pub fn build(points: &[(i64, Vec<f32>)], params: AnnParams) -> AnnIndex {
+        let points = finite_points(points);
+        let points = points.as_ref();
         let dim = points.first().map_or(0, |p| p.1.len());
         let refs: Vec<&[f32]> = points.iter().map(|p| p.1.as_slice()).collect();
         match Projection::fit(&refs, params.pca_dims) {
@@ -563,6 +666,8 @@ impl AnnIndex {
         if self.count == 0 || k == 0 || query.len() != self.graph_dim() {
             return Vec::new();
         }
+        let query = finite(query);
+        let query = query.as_ref();
         // Hidden points still route searches; when they crowd the results, the search widens.
         let total = self.hnsw.get_nb_point();
         let mut want = k;
@@ -684,7 +789,7 @@ impl AnnIndex {
         for round in changed.chunks(UPDATE_ROUND) {
             let projected: Vec<(i64, Vec<f32>)> = full(round)?
                 .par_iter()
-                .map(|(id, v)| (*id, self.to_graph_space(v)))
+                .map(|(id, v)| (*id, self.to_graph_space(&finite(v))))
                 .collect();
             let inserted: Vec<(i64, Vec<f32>)> = if dba == 0 {
                 projected
@@ -709,7 +814,7 @@ impl AnnIndex {
                     known.par_extend(
                         full(ids)?
                             .into_par_iter()
-                            .map(|(id, v)| (id, self.to_graph_space(&v))),
+                            .map(|(id, v)| (id, self.to_graph_space(&finite(&v)))),
                     );
                 }
                 known.sort_unstable_by_key(|p| p.0);
@@ -734,6 +839,7 @@ impl AnnIndex {
                     })
                     .collect()
             };
+            let inserted = finite_points(&inserted);
             let data: Vec<(&[f32], usize)> = inserted
                 .iter()
                 .map(|(id, v)| (v.as_slice(), data_id(*id, update)))
@@ -788,7 +894,7 @@ impl AnnIndex {
         if query.len() != self.dim {
             return Vec::new();
         }
-        self.search_graph_space(&self.to_graph_space(query), k)
+        self.search_graph_space(&self.to_graph_space(&finite(query)), k)
     }
 
     /// Graph search, then exact re-ranking of at least [`RERANK_DEPTH`] candidates on the full
@@ -804,7 +910,30 @@ impl AnnIndex {
     }
 
     /// Writes the graph into a new folder under `ann_dir` and returns what to record in SQLite.
+    /// The folder is made by this call (never one that exists), its marker file written first,
+    /// so that clean-up can tell it is lookalike's; on failure what was written is removed. An
+    /// empty graph writes no files: its record alone describes it.
     pub fn dump(&self, ann_dir: &Path, data_version: u64, fusion: &str) -> Result<DumpRecord> {
+        let mut record = DumpRecord {
+            folder: String::new(),
+            basename: String::new(),
+            data_blake3: String::new(),
+            graph_blake3: String::new(),
+            data_len: 0,
+            graph_len: 0,
+            count: self.hnsw.get_nb_point(),
+            dim: self.dim,
+            data_version,
+            fusion: fusion.to_string(),
+            params: self.params,
+            projection: None,
+            hidden: self.hidden.clone(),
+            updates: self.updates,
+            built_count: self.built_count,
+        };
+        if record.count == 0 {
+            return Ok(record);
+        }
         std::fs::create_dir_all(ann_dir).map_err(|e| Error::io(ann_dir, e))?;
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -812,11 +941,51 @@ impl AnnIndex {
             .unwrap_or(0);
         let folder = format!("v{data_version}-{nanos:x}-{}", std::process::id());
         let dir = ann_dir.join(&folder);
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        std::fs::create_dir(&dir).map_err(|e| Error::io(&dir, e))?;
+        let marker = dir.join(DUMP_MARKER_FILE);
+        let written = std::fs::File::options()
+            .write(true)
+            .create_new(true)
+            .open(&marker)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, DUMP_MARKER))
+            .map_err(|e| Error::io(&marker, e));
+        if let Err(e) = written {
+            // Only the empty folder this call made is removed.
+            let _ = std::fs::remove_dir(&dir);
+            return Err(e);
+        }
+        match self.dump_files(&dir) {
+            Ok(files) => {
+                record.folder = folder;
+                (record.basename, record.projection) = (GRAPH_BASENAME.to_string(), files.2);
+                (record.data_blake3, record.data_len) = files.0;
+                (record.graph_blake3, record.graph_len) = files.1;
+                Ok(record)
+            }
+            Err(e) => {
+                remove_dump_folder(&dir);
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes the graph's files into `dir` (a new dump folder); returns the checksums and
+    /// lengths of the data, graph and projection files.
+    #[allow(clippy::type_complexity)]
+    fn dump_files(
+        &self,
+        dir: &Path,
+    ) -> Result<((String, u64), (String, u64), Option<(String, u64)>)> {
         let basename = self
             .hnsw
-            .file_dump(&dir, "graph")
-            .map_err(|e| Error::io(&dir, std::io::Error::other(e.to_string())))?;
+            .file_dump(dir, GRAPH_BASENAME)
+            .map_err(|e| Error::io(dir, std::io::Error::other(e.to_string())))?;
+        if basename != GRAPH_BASENAME {
+            return Err(Error::Internal(format!(
+                "{}: the graph was dumped as '{basename}', not '{GRAPH_BASENAME}'",
+                dir.display()
+            )));
+        }
         let data = dir.join(format!("{basename}.hnsw.data"));
         let graph = dir.join(format!("{basename}.hnsw.graph"));
         for p in [&data, &graph] {
@@ -824,40 +993,31 @@ impl AnnIndex {
                 .and_then(|f| f.sync_all())
                 .map_err(|e| Error::io(p, e))?;
         }
-        let (data_blake3, data_len) = file_blake3(&data)?;
-        let (graph_blake3, graph_len) = file_blake3(&graph)?;
         let projection = match &self.projection {
             Some(p) => {
                 let path = dir.join(PROJECTION_FILE);
-                std::fs::write(&path, p.to_bytes()).map_err(|e| Error::io(&path, e))?;
-                std::fs::File::open(&path)
-                    .and_then(|f| f.sync_all())
+                std::fs::File::options()
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)
+                    .and_then(|mut f| {
+                        std::io::Write::write_all(&mut f, &p.to_bytes())?;
+                        f.sync_all()
+                    })
                     .map_err(|e| Error::io(&path, e))?;
                 Some(file_blake3(&path)?)
             }
             None => None,
         };
-        Ok(DumpRecord {
-            folder,
-            basename,
-            data_blake3,
-            graph_blake3,
-            data_len,
-            graph_len,
-            count: self.hnsw.get_nb_point(),
-            dim: self.dim,
-            data_version,
-            fusion: fusion.to_string(),
-            params: self.params,
-            projection,
-            hidden: self.hidden.clone(),
-            updates: self.updates,
-            built_count: self.built_count,
-        })
+        Ok((file_blake3(&data)?, file_blake3(&graph)?, projection))
     }
 
     /// Checks a dump's files against its record: sizes first, then checksums.
     pub fn verify(ann_dir: &Path, record: &DumpRecord) -> Result<()> {
+        if record.count == 0 {
+            // An empty graph has no files.
+            return Ok(());
+        }
         let dir = ann_dir.join(&record.folder);
         let data = dir.join(format!("{}.hnsw.data", record.basename));
         let graph = dir.join(format!("{}.hnsw.graph", record.basename));
@@ -892,6 +1052,13 @@ impl AnnIndex {
     /// Loads a dump after verifying it. A failed check is an error, never a process exit.
     pub fn load(ann_dir: &Path, record: &DumpRecord) -> Result<AnnIndex> {
         Self::verify(ann_dir, record)?;
+        if record.count == 0 {
+            let builder = AnnBuilder::searchable(0, record.dim, None, record.params);
+            return Ok(AnnIndex {
+                updates: record.updates,
+                ..builder.finish_plain()
+            });
+        }
         let dir = ann_dir.join(&record.folder);
         // hnsw_rs ties the graph's lifetime to its loader; the loader is small and lives as long
         // as the process, so it is leaked rather than made self-referential.
@@ -956,29 +1123,40 @@ impl AnnIndex {
         })
     }
 
-    /// Deletes dump folders other than `keep` (left-overs of earlier or interrupted runs).
+    /// Deletes lookalike's own dump folders other than `keep` (left-overs of earlier or
+    /// interrupted runs): folders named as `dump` names them and holding its marker file, and
+    /// in them only the files a dump writes. Anything else under `ann_dir` is left alone.
     pub fn remove_other_dumps(ann_dir: &Path, keep: &str) {
-        if let Ok(entries) = std::fs::read_dir(ann_dir) {
-            for entry in entries.flatten() {
-                if entry.file_name().to_string_lossy() != keep && entry.path().is_dir() {
-                    let _ = std::fs::remove_dir_all(entry.path());
-                }
+        let Ok(entries) = std::fs::read_dir(ann_dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if let Some(name) = name.to_str()
+                && name != keep
+                && is_dump_folder_name(name)
+            {
+                remove_dump_folder(&entry.path());
             }
         }
     }
 }
 
 /// The `k` nearest of `candidates` to `query` by exact distance on the full vectors (`full`
-/// looks them up by id; candidates it does not know are dropped).
+/// looks them up by id; candidates it does not know, or at a distance that is not a number,
+/// are dropped).
 pub fn rerank<'a>(
     query: &[f32],
     candidates: &[(i64, f32)],
     k: usize,
     full: impl Fn(i64) -> Option<&'a [f32]>,
 ) -> Vec<(i64, f32)> {
+    let query = finite(query);
+    let query = query.as_ref();
     let mut hits: Vec<(i64, f32)> = candidates
         .iter()
         .filter_map(|&(id, _)| full(id).map(|v| (id, squared_l2(v, query).sqrt())))
+        .filter(|h| !h.1.is_nan())
         .collect();
     hits.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
     hits.truncate(k);
@@ -994,11 +1172,15 @@ pub fn lookup(points: &[(i64, Vec<f32>)], id: i64) -> Option<&[f32]> {
 }
 
 /// Brute-force search: the `k` nearest of `points` to `query`, nearest first.
+/// Points whose distance is not a number (non-finite components) are left out.
 pub fn exact_search(points: &[(i64, Vec<f32>)], query: &[f32], k: usize) -> Vec<(i64, f32)> {
+    let query = finite(query);
+    let query = query.as_ref();
     let mut all: Vec<(i64, f32)> = points
         .par_iter()
         .filter(|(_, v)| v.len() == query.len())
         .map(|(id, v)| (*id, squared_l2(v, query).sqrt()))
+        .filter(|h| !h.1.is_nan())
         .collect();
     let k = k.min(all.len());
     if k == 0 {
@@ -1338,5 +1520,177 @@ mod tests {
         assert!(err.contains("checksum mismatch"), "{err}");
         std::fs::remove_file(&proj).unwrap();
         assert!(AnnIndex::load(dir.path(), &rec).is_err());
+    }
+
+    /// Writes a file, making its folder.
+    fn put(path: &Path, bytes: &[u8]) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    #[test]
+    fn dump_clean_up_removes_only_its_own_folders_and_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ann = tmp.path().join("ann");
+        let index = AnnIndex::build(&random_points(50, 8, 3), AnnParams::default());
+        let old = index.dump(&ann, 1, "w").unwrap();
+        let kept = index.dump(&ann, 2, "w").unwrap();
+        assert!(ann.join(&old.folder).join(DUMP_MARKER_FILE).is_file());
+        // A user's folders: any name, a dump's name without the marker, a marker under
+        // another name; and a user's file inside a real dump folder.
+        put(&ann.join("holiday/beach.jpg"), b"photo");
+        put(&ann.join("v7-abc-12/graph.hnsw.data"), b"mine");
+        put(&ann.join("v7-abc-12/photo.jpg"), b"photo");
+        put(&ann.join("v8-abc-12x").join(DUMP_MARKER_FILE), DUMP_MARKER);
+        put(&ann.join("v8-abc-12x/graph.hnsw.data"), b"mine");
+        put(
+            &ann.join("v9-abc-12").join(DUMP_MARKER_FILE),
+            b"something else",
+        );
+        put(&ann.join("v9-abc-12/graph.hnsw.graph"), b"mine");
+        put(&ann.join("notes.txt"), b"text");
+        let crowded = index.dump(&ann, 3, "w").unwrap();
+        put(&ann.join(&crowded.folder).join("photo.jpg"), b"photo");
+        AnnIndex::remove_other_dumps(&ann, &kept.folder);
+
+        assert!(!ann.join(&old.folder).exists(), "an old dump is removed");
+        assert!(AnnIndex::load(&ann, &kept).is_ok(), "the kept dump stays");
+        for (path, bytes) in [
+            ("holiday/beach.jpg", &b"photo"[..]),
+            ("v7-abc-12/graph.hnsw.data", b"mine"),
+            ("v7-abc-12/photo.jpg", b"photo"),
+            ("v8-abc-12x/graph.hnsw.data", b"mine"),
+            ("v9-abc-12/graph.hnsw.graph", b"mine"),
+            ("notes.txt", b"text"),
+        ] {
+            assert_eq!(std::fs::read(ann.join(path)).unwrap(), bytes, "{path}");
+        }
+        // The crowded dump loses its own files only: the user's file and the folder stay.
+        let crowded = ann.join(&crowded.folder);
+        assert_eq!(std::fs::read(crowded.join("photo.jpg")).unwrap(), b"photo");
+        assert!(!crowded.join("graph.hnsw.data").exists());
+        assert!(!crowded.join("graph.hnsw.graph").exists());
+    }
+
+    #[test]
+    fn dump_folder_names_follow_one_exact_pattern() {
+        for name in ["v0-1f-7", "v12-abcdef0123-99999"] {
+            assert!(is_dump_folder_name(name), "{name}");
+        }
+        for name in [
+            "holiday",
+            "v1-1f",
+            "v1-1f-7-2",
+            "v-1f-7",
+            "v1--7",
+            "v1-1F-7",
+            "v1-xy-7",
+            "w1-1f-7",
+            "v1-1f-7 ",
+            "V1-1f-7",
+        ] {
+            assert!(!is_dump_folder_name(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn an_empty_graph_dumps_no_files_and_loads_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ann = tmp.path().join("ann");
+        let index = AnnIndex::build(&[], AnnParams::default());
+        assert!(index.is_empty());
+        let rec = index.dump(&ann, 4, "w").unwrap();
+        assert_eq!(rec.count, 0);
+        assert!(!ann.exists(), "no files for an empty graph");
+        let loaded = AnnIndex::load(&ann, &rec).unwrap();
+        assert!(loaded.is_empty());
+        assert!(loaded.search(&[0.0; 8], 5).is_empty());
+        assert!(loaded.image_ids().is_empty());
+    }
+
+    /// Points with NaN and infinite components, plain and augmented, projected or not.
+    #[test]
+    fn non_finite_vectors_never_panic_in_build_update_dump_load_or_search() {
+        let dim = 40;
+        let mut points = random_points(120, dim, 21);
+        points[3].1[5] = f32::NAN;
+        points[4].1 = vec![f32::NAN; dim];
+        points[7].1[0] = f32::INFINITY;
+        points[8].1[1] = f32::NEG_INFINITY;
+        let mut query = points[10].1.clone();
+        query[2] = f32::NAN;
+        let tmp = tempfile::tempdir().unwrap();
+        for (dba, pca_dims) in [(0, 0), (2, 0), (0, 8), (2, 8)] {
+            let params = AnnParams {
+                dba,
+                pca_dims,
+                ..AnnParams::default()
+            };
+            let mut ann = AnnIndex::build(&points, params);
+            assert_eq!(ann.len(), points.len());
+            for (_, v) in ann.graph_points() {
+                assert!(v.iter().all(|x| x.is_finite()));
+            }
+            let hits = ann.search(&query, 5);
+            assert_eq!(hits.len(), 5);
+            assert!(hits.iter().all(|h| h.1.is_finite()));
+            assert_eq!(ann.search(&vec![f32::INFINITY; dim], 3).len(), 3);
+            let graph_query = ann.to_graph_space(&query);
+            assert_eq!(ann.search_graph_space(&graph_query, 4).len(), 4);
+            let full = |id: i64| Some(points[(id - 1) as usize].1.as_slice());
+            assert!(!ann.search_reranked(&query, 3, full).is_empty());
+
+            // The streaming builder with a batch of non-finite points.
+            let mut builder = AnnBuilder::new(points.len(), dim, None, params);
+            builder.insert(&points);
+            assert_eq!(builder.finish().search(&query, 3).len(), 3);
+
+            // An in-place update inserting non-finite vectors, then a dump and a load.
+            let mut bad = random_points(130, dim, 22)[120..].to_vec();
+            bad[0].1[0] = f32::NAN;
+            bad[1].1 = vec![f32::NEG_INFINITY; dim];
+            let mut all = points.clone();
+            all.extend(bad.iter().cloned());
+            let ids: Vec<i64> = bad.iter().map(|p| p.0).collect();
+            ann.update(&ids, &[], |want| Ok(pick_sorted(&all, want)))
+                .unwrap();
+            assert_eq!(ann.len(), all.len());
+            assert_eq!(ann.search(&query, 4).len(), 4);
+            let rec = ann.dump(tmp.path(), 1, "w").unwrap();
+            let loaded = AnnIndex::load(tmp.path(), &rec).unwrap();
+            assert_eq!(loaded.search(&query, 4), ann.search(&query, 4));
+        }
+        // Exact search ranks the finite points and the NaN query's finite part.
+        let hits = exact_search(&points, &query, 200);
+        assert!(hits.iter().all(|h| !h.1.is_nan()));
+        assert_eq!(hits[0].0, points[10].0);
+        let nan_free = rerank(&query, &[(5, 0.0), (6, 0.0)], 2, |id| {
+            Some(points[(id - 1) as usize].1.as_slice())
+        });
+        assert_eq!(nan_free.len(), 2);
+    }
+
+    /// Identical vectors (no variance for the PCA), one point, two points.
+    #[test]
+    fn identical_vectors_and_tiny_collections_build_and_search() {
+        let dim = 300;
+        let v: Vec<f32> = (0..dim).map(|i| (i as f32 * 0.37).sin()).collect();
+        for n in [1, 2, 3, 40] {
+            let points: Vec<(i64, Vec<f32>)> = (1..=n).map(|id| (id, v.clone())).collect();
+            for dba in [0, 2] {
+                let params = AnnParams {
+                    dba,
+                    ..AnnParams::default()
+                };
+                let ann = AnnIndex::build(&points, params);
+                assert_eq!(ann.len(), n as usize);
+                let hits = ann.search(&v, 10);
+                assert_eq!(hits.len(), n as usize, "{n} points, dba {dba}");
+                let tmp = tempfile::tempdir().unwrap();
+                let rec = ann.dump(tmp.path(), 1, "w").unwrap();
+                let loaded = AnnIndex::load(tmp.path(), &rec).unwrap();
+                assert_eq!(loaded.search(&v, 10).len(), n as usize);
+            }
+        }
     }
 }

@@ -19,6 +19,8 @@ pub const DEFAULT_INDEX_DIR: &str = ".lookalike";
 pub const INDEX_DIR_ENV: &str = "LOOKALIKE_INDEX";
 const DB_FILE: &str = "lookalike.db";
 const LOCK_FILE: &str = "index.lock";
+/// The first bytes of every SQLite database file.
+const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 const DUMP_KEY: &str = "ann_dump";
 const DBA_KEY: &str = "ann_dba";
 const PROFILE_KEY: &str = "feature_profile";
@@ -119,7 +121,7 @@ impl SearchSpace {
     pub fn embed(&self, full: &[f32]) -> Vec<f32> {
         match self.augmented() {
             Some(ann) => ann.to_graph_space(full),
-            None => full.to_vec(),
+            None => crate::ann::finite(full).into_owned(),
         }
     }
 
@@ -187,7 +189,7 @@ impl SearchSpace {
         Ok(store
             .vectors_of(ids, &families)?
             .into_iter()
-            .map(|(id, parts)| (id, self.fusion.fuse(&parts)))
+            .map(|(id, parts)| (id, fused(&self.fusion, &parts)))
             .collect())
     }
 
@@ -216,7 +218,7 @@ fn build_streaming(store: &Store, fusion: &Fusion, params: AnnParams) -> Result<
     let (mut sample, mut seen, mut dim) = (Vec::new(), 0usize, 0usize);
     store.for_each_vector(&families, |id, parts| {
         if seen % step == 0 {
-            let v = fusion.fuse(&parts);
+            let v = fused(fusion, &parts);
             dim = v.len();
             sample.push((id, v));
         }
@@ -235,7 +237,7 @@ fn build_streaming(store: &Store, fusion: &Fusion, params: AnnParams) -> Result<
     let mut builder = AnnBuilder::new(n, dim, projection, params);
     let mut batch = Vec::with_capacity(BATCH.min(n));
     store.for_each_vector(&families, |id, parts| {
-        let v = fusion.fuse(&parts);
+        let v = fused(fusion, &parts);
         batch.push((
             id,
             match builder.projection() {
@@ -258,8 +260,16 @@ fn load_points(store: &Store, fusion: &Fusion) -> Result<Vec<(i64, Vec<f32>)>> {
     Ok(store
         .vectors(&families)?
         .into_iter()
-        .map(|(id, parts)| (id, fusion.fuse(&parts)))
+        .map(|(id, parts)| (id, fused(fusion, &parts)))
         .collect())
+}
+
+/// The fused vector of an image's family vectors, non-finite components taken as zero
+/// ([`crate::ann::sanitize`]): searches and the graph compare the rest of it.
+fn fused(fusion: &Fusion, parts: &[Vec<f32>]) -> Vec<f32> {
+    let mut v = fusion.fuse(parts);
+    crate::ann::sanitize(&mut v);
+    v
 }
 
 impl Collection {
@@ -292,8 +302,62 @@ impl Collection {
         self.db_path().is_file()
     }
 
-    /// Creates the folder and takes the writer lock, refusing if another writer holds it.
+    /// Refuses a folder where the names of the index's files are taken by something else:
+    /// lookalike never overwrites or removes what it did not write. A `lookalike.db` must be a
+    /// SQLite database (or empty), `ann` a folder, the lock a file; SQLite's side files must not
+    /// exist without their database (SQLite would replay or delete them).
+    pub fn check_own_names(&self) -> Result<()> {
+        let taken = |path: &Path, what: &str| {
+            Error::InvalidInput(format!(
+                "{}: exists but is not {what}; lookalike will not overwrite or remove it: move it away, or choose another folder with --index-dir",
+                path.display()
+            ))
+        };
+        let db = self.db_path();
+        match std::fs::metadata(&db) {
+            Ok(meta) if !meta.is_file() => {
+                return Err(taken(&db, "a lookalike index database"));
+            }
+            Ok(meta) if meta.len() > 0 => {
+                let mut head = [0u8; 16];
+                let read = File::open(&db)
+                    .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+                    .is_ok();
+                if !read || &head != SQLITE_HEADER {
+                    return Err(taken(&db, "a lookalike index database (SQLite)"));
+                }
+            }
+            Ok(_) => {}
+            Err(_) => {
+                for suffix in ["-wal", "-shm", "-journal"] {
+                    let side = self.dir.join(format!("{DB_FILE}{suffix}"));
+                    if std::fs::symlink_metadata(&side).is_ok() {
+                        return Err(taken(
+                            &side,
+                            "part of a lookalike index (it has no database)",
+                        ));
+                    }
+                }
+            }
+        }
+        let ann = ann_dir(&self.dir);
+        if std::fs::symlink_metadata(&ann).is_ok() && !ann.is_dir() {
+            return Err(taken(
+                &ann,
+                "a folder (lookalike keeps its HNSW graph in it)",
+            ));
+        }
+        let lock = self.dir.join(LOCK_FILE);
+        if std::fs::symlink_metadata(&lock).is_ok() && !lock.is_file() {
+            return Err(taken(&lock, "a file (lookalike's writer lock)"));
+        }
+        Ok(())
+    }
+
+    /// Creates the folder and takes the writer lock, refusing if another writer holds it or if
+    /// the index's file names are taken ([`Self::check_own_names`]).
     pub fn lock_for_writing(&self) -> Result<WriteLock> {
+        self.check_own_names()?;
         std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
         let path = self.dir.join(LOCK_FILE);
         let file = File::options()
@@ -311,6 +375,7 @@ impl Collection {
 
     /// Opens the database for writing (caller holds the lock).
     pub fn open_store(&self) -> Result<Store> {
+        self.check_own_names()?;
         Store::open(&self.db_path())
     }
 
@@ -319,6 +384,7 @@ impl Collection {
         if !self.exists() {
             return Err(Error::NoIndex(self.dir.clone()));
         }
+        self.check_own_names()?;
         Store::open_read_only(&self.db_path())
     }
 
@@ -556,7 +622,7 @@ impl Collection {
                 Ok(reader
                     .vectors_of(ids, &families)?
                     .into_iter()
-                    .map(|(id, parts)| (id, fusion.fuse(&parts)))
+                    .map(|(id, parts)| (id, fused(fusion, &parts)))
                     .collect())
             })?;
         }

@@ -29,17 +29,26 @@ pub struct Projection {
 }
 
 impl Projection {
-    /// Fits up to `max_dims` principal directions on `vectors` (all of one length).
-    /// Returns `None` when there is nothing to gain: fewer than two vectors, or vectors
-    /// already no longer than `max_dims`.
+    /// Fits up to `max_dims` principal directions on `vectors` (all of one length); vectors
+    /// with non-finite components are left out of the fit. Returns `None` when there is
+    /// nothing to gain: fewer than two such vectors, vectors already no longer than `max_dims`,
+    /// or vectors that do not vary (all equal: no direction carries variance).
     pub fn fit(vectors: &[&[f32]], max_dims: usize) -> Option<Projection> {
         let dim_in = vectors.first()?.len();
         if vectors.len() < 2 || dim_in <= max_dims || max_dims == 0 {
             return None;
         }
         let step = vectors.len().div_ceil(MAX_FIT_SAMPLES);
-        let sample: Vec<&[f32]> = vectors.iter().step_by(step).copied().collect();
+        let sample: Vec<&[f32]> = vectors
+            .iter()
+            .step_by(step)
+            .copied()
+            .filter(|v| v.len() == dim_in && v.iter().all(|x| x.is_finite()))
+            .collect();
         let n = sample.len();
+        if n < 2 {
+            return None;
+        }
         let mut mean = vec![0.0f64; dim_in];
         for v in &sample {
             for (m, x) in mean.iter_mut().zip(v.iter()) {
@@ -75,12 +84,24 @@ impl Projection {
             (trace(&covariance), vals, dirs)
         };
         let top = values.first().copied().unwrap_or(0.0);
+        // Squared length of the sample: variance far below it is rounding in the mean.
+        let energy: f64 = sample
+            .iter()
+            .flat_map(|v| v.iter())
+            .map(|x| (*x as f64) * (*x as f64))
+            .sum();
+        if !(top > 1e-12 * energy && total.is_finite()) {
+            // No variance (all vectors equal): no direction is better than another.
+            return None;
+        }
         let keep = values
             .iter()
             .take(max_dims.min(directions.len()))
             .take_while(|v| **v > top * 1e-9)
-            .count()
-            .max(1);
+            .count();
+        if keep == 0 {
+            return None;
+        }
         let kept: f64 = values[..keep].iter().sum();
         let basis = directions[..keep]
             .iter()
@@ -114,10 +135,11 @@ impl Projection {
         self.explained
     }
 
-    /// Projects one vector (of length `dim_in`).
+    /// Projects one vector (of length `dim_in`); non-finite components are taken as zero
+    /// ([`crate::ann::sanitize`]).
     pub fn apply(&self, v: &[f32]) -> Vec<f32> {
         debug_assert_eq!(v.len(), self.dim_in);
-        project(&self.basis, &self.mean, v)
+        project(&self.basis, &self.mean, &crate::ann::finite(v))
     }
 
     /// Little-endian serialisation: magic, dims, explained share, mean, basis.
@@ -441,5 +463,39 @@ mod tests {
                 .is_err()
         );
         assert!(Projection::from_bytes(b"short").is_err());
+    }
+
+    #[test]
+    fn identical_vectors_have_no_projection() {
+        // Both ways of fitting (Gram: fewer vectors than dims; covariance: more), values whose
+        // mean is not exact in binary.
+        for n in [2, 3, 30, 300] {
+            let v: Vec<f32> = (0..40).map(|i| 0.1 + i as f32 * 0.3).collect();
+            let pts = vec![v; n];
+            let refs: Vec<&[f32]> = pts.iter().map(Vec::as_slice).collect();
+            assert_eq!(Projection::fit(&refs, 8), None, "{n}");
+            let zeros = vec![vec![0.0f32; 40]; n];
+            let refs: Vec<&[f32]> = zeros.iter().map(Vec::as_slice).collect();
+            assert_eq!(Projection::fit(&refs, 8), None, "{n}");
+        }
+    }
+
+    #[test]
+    fn non_finite_vectors_are_left_out_of_the_fit_and_projected_as_zero() {
+        let mut pts = low_rank_points(60);
+        let clean = Projection::fit(&pts.iter().map(Vec::as_slice).collect::<Vec<_>>(), 8).unwrap();
+        pts.push(vec![f32::NAN; 40]);
+        pts.push(vec![f32::INFINITY; 40]);
+        let refs: Vec<&[f32]> = pts.iter().map(Vec::as_slice).collect();
+        assert_eq!(Projection::fit(&refs, 8).unwrap(), clean);
+        let mut v = pts[0].clone();
+        v[3] = f32::NAN;
+        let projected = clean.apply(&v);
+        assert!(projected.iter().all(|x| x.is_finite()));
+        v[3] = 0.0;
+        assert_eq!(projected, clean.apply(&v));
+        // Only one finite vector: nothing to fit.
+        let refs: Vec<&[f32]> = vec![&pts[0], &pts[60], &pts[61]];
+        assert_eq!(Projection::fit(&refs, 8), None);
     }
 }
