@@ -52,7 +52,7 @@ fn is_dump_folder_name(name: &str) -> bool {
 }
 
 /// True when `dir` is a real folder (not a link) holding lookalike's marker file.
-fn is_own_dump(dir: &Path) -> bool {
+pub fn is_own_dump(dir: &Path) -> bool {
     let marker = dir.join(DUMP_MARKER_FILE);
     std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir())
         && std::fs::symlink_metadata(&marker)

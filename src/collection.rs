@@ -292,6 +292,25 @@ impl Collection {
         &self.dir
     }
 
+    /// The files and folders lookalike made here and owns: the database and its side files,
+    /// the writer lock, and the graph dumps bearing its marker.
+    pub fn own_paths(&self) -> Vec<PathBuf> {
+        let mut own: Vec<PathBuf> = ["", "-wal", "-shm", "-journal"]
+            .iter()
+            .map(|suffix| self.dir.join(format!("{DB_FILE}{suffix}")))
+            .chain([self.dir.join(LOCK_FILE)])
+            .collect();
+        if let Ok(entries) = std::fs::read_dir(ann_dir(&self.dir)) {
+            own.extend(
+                entries
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| crate::ann::is_own_dump(p)),
+            );
+        }
+        own
+    }
+
     /// The SQLite database path.
     pub fn db_path(&self) -> PathBuf {
         self.dir.join(DB_FILE)

@@ -28,8 +28,9 @@ pub struct CrawlConfig {
     pub follow_symlinks: bool,
     /// Also walk hidden files and folders (names starting with a dot).
     pub hidden: bool,
-    /// A folder never to walk into (the index itself).
-    pub skip_dir: Option<PathBuf>,
+    /// Files and folders never walked: the index's own (its database, lock and graph dumps).
+    /// Anything else in the index folder is the user's and is walked like the rest.
+    pub skip_paths: Vec<PathBuf>,
     /// Folders walked even when hidden or excluded (tracked roots nested in a walked one).
     pub keep_dirs: Vec<PathBuf>,
 }
@@ -124,10 +125,11 @@ fn is_hidden(name: &std::ffi::OsStr) -> bool {
 pub fn crawl(config: &CrawlConfig) -> Result<Crawl> {
     let include = build_globs(&config.include)?;
     let exclude = build_globs(&config.exclude)?;
-    let skip_dir = config
-        .skip_dir
-        .as_ref()
-        .and_then(|d| std::fs::canonicalize(d).ok());
+    let skip_paths: Vec<PathBuf> = config
+        .skip_paths
+        .iter()
+        .filter_map(|d| std::fs::canonicalize(d).ok())
+        .collect();
     let mut out = Crawl::default();
     // With links followed, a file is listed once, at its own path when a walked root holds it.
     let mut listed: std::collections::HashSet<PathBuf> = Default::default();
@@ -156,10 +158,8 @@ pub fn crawl(config: &CrawlConfig) -> Result<Crawl> {
                 if !config.hidden && is_hidden(entry.file_name()) {
                     return false;
                 }
-                if entry.file_type().is_dir()
-                    && let Some(skip) = &skip_dir
-                    && std::fs::canonicalize(entry.path()).is_ok_and(|p| &p == skip)
-                {
+                // Walked paths are canonical roots joined with names, so they compare directly.
+                if skip_paths.iter().any(|p| p == entry.path()) {
                     return false;
                 }
                 if let Some(ex) = &exclude
@@ -284,7 +284,7 @@ mod tests {
         let cfg = CrawlConfig {
             roots: vec![d.to_path_buf()],
             include: vec!["x/**".into(), "idx/**".into()],
-            skip_dir: Some(d.join("idx")),
+            skip_paths: vec![d.join("idx")],
             ..Default::default()
         };
         let rels: Vec<_> = crawl(&cfg)

@@ -386,7 +386,7 @@ fn index_pass(
     }
     let crawl_cfg = CrawlConfig {
         roots: walk.clone(),
-        skip_dir: Some(collection.dir().to_path_buf()),
+        skip_paths: collection.own_paths(),
         keep_dirs: roots
             .iter()
             .map(|r| r.1.clone())

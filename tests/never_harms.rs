@@ -240,9 +240,10 @@ fn foreign_files_named_like_the_index_are_refused_and_kept() {
     assert!(!ann_file.join("lookalike.db").exists());
 }
 
-/// An index folder inside the photo folder is not indexed, even when it holds photos.
+/// An index folder inside the photo folder: its own files are never walked, the photos a user
+/// put in it are indexed like any other.
 #[test]
-fn the_index_folder_inside_the_photos_is_not_indexed() {
+fn the_index_folder_inside_the_photos_keeps_only_its_own_files_out() {
     let tmp = tempfile::tempdir().unwrap();
     let pics = tmp.path().join("pics");
     copy(&sample("brick", "original.jpg"), &pics.join("brick.jpg"));
@@ -251,10 +252,10 @@ fn the_index_folder_inside_the_photos_is_not_indexed() {
         &pics.join("idx/coffee.jpg"),
     );
     let idx = pics.join("idx");
-    assert_eq!(index(&idx, &pics, &[])["total_images"], 1);
-    assert_eq!(index(&idx, &pics, &[])["total_images"], 1);
+    assert_eq!(index(&idx, &pics, &[])["total_images"], 2);
+    assert_eq!(index(&idx, &pics, &[])["total_images"], 2);
     let hits = query(&idx, &pics.join("idx/coffee.jpg"), &[]);
-    assert_eq!(hits, vec![canonical(&pics.join("brick.jpg"))]);
+    assert_eq!(hits[0], canonical(&pics.join("idx/coffee.jpg")));
     assert!(idx.join("coffee.jpg").is_file());
 }
 
