@@ -105,7 +105,7 @@ impl Searcher {
     /// The fused vector of an example file: the stored one when the file is indexed and
     /// unchanged, else freshly extracted.
     pub fn example_vector(&self, path: &Path, decode: &DecodeConfig) -> Result<(Vec<f32>, bool)> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = crate::decode::read_image_file(path, decode)?;
         if let Ok(abs) = std::fs::canonicalize(path)
             && let Some(id) = self.store.id_of_path(&abs)?
             && let Some(v) = self.space.vector_of(&self.store, id)?
