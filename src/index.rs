@@ -90,6 +90,8 @@ pub struct IndexSummary {
     /// The HNSW graph was updated in place: images inserted and points hidden.
     pub ann_updated: Option<GraphUpdate>,
     pub interrupted: bool,
+    /// Stored vectors found damaged while the graph was refreshed; their images were left out.
+    pub damaged_vectors: Vec<crate::store::DamagedVector>,
 }
 
 /// Outcome of one file, produced by a worker.
@@ -171,6 +173,7 @@ pub fn run(
     let _ = store.finish_run(run_id, outcome, &record);
     let mut summary = result?;
     summary.elapsed_secs = start.elapsed().as_secs_f64();
+    summary.damaged_vectors = store.take_damaged();
     Ok(summary)
 }
 
@@ -429,7 +432,8 @@ fn process_file(
     config: &IndexConfig,
     registry: &Registry,
 ) -> Outcome {
-    let bytes = match std::fs::read(&file.abs_path) {
+    let bytes = match crate::decode::read_file_bounded(&file.abs_path, config.decode.max_file_size)
+    {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Outcome::Gone,
         Err(e) => {
