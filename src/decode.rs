@@ -11,6 +11,12 @@ use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
 
 use crate::error::{Error, Result};
 
+/// Default decode memory budget per worker: 512 MiB.
+pub const DEFAULT_MEMORY_BUDGET: u64 = 512 << 20;
+
+/// Default largest image file read: 256 MiB.
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 256 << 20;
+
 /// Limits and the working resolution.
 #[derive(Debug, Clone, Copy)]
 pub struct DecodeConfig {
@@ -20,8 +26,11 @@ pub struct DecodeConfig {
     pub max_pixels: u64,
     /// Longest accepted side.
     pub max_side: u32,
-    /// Largest allocation a decoder may make, in bytes.
-    pub max_alloc: u64,
+    /// Memory one decode may use, in bytes: the decoder's buffers plus the conversions after
+    /// it. An image whose dimensions need more is refused before anything is allocated.
+    pub memory_budget: u64,
+    /// Files larger than this, in bytes, are refused without being read.
+    pub max_file_size: u64,
 }
 
 impl Default for DecodeConfig {
@@ -30,9 +39,71 @@ impl Default for DecodeConfig {
             working_size: 256,
             max_pixels: 200_000_000,
             max_side: 65_535,
-            max_alloc: 1 << 30,
+            memory_budget: DEFAULT_MEMORY_BUDGET,
+            max_file_size: DEFAULT_MAX_FILE_SIZE,
         }
     }
+}
+
+/// `O_NONBLOCK`, so that opening a FIFO never waits for a writer (regular files ignore it).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const O_NONBLOCK: i32 = 0o4000;
+#[cfg(all(unix, not(any(target_os = "linux", target_os = "android"))))]
+const O_NONBLOCK: i32 = 0x0004;
+
+/// Reads a regular file of at most `max_bytes` bytes. FIFOs, devices and other special files
+/// are refused before they are read (and a FIFO is never waited on); a file that grows past
+/// the cap while it is read is refused too. I/O errors keep their kind (`NotFound`...).
+pub fn read_file_bounded(path: &Path, max_bytes: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Error as IoError, ErrorKind, Read};
+    let not_regular = || {
+        IoError::new(
+            ErrorKind::InvalidInput,
+            "not a regular file (a pipe, device or socket); only image files are read",
+        )
+    };
+    let too_big = |size: String| {
+        IoError::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "file is {size} bytes, over the limit of {max_bytes} bytes ({} MiB); is it really an image?",
+                max_bytes >> 20
+            ),
+        )
+    };
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(not_regular());
+    }
+    if meta.len() > max_bytes {
+        return Err(too_big(meta.len().to_string()));
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(O_NONBLOCK);
+    }
+    let file = options.open(path)?;
+    // The path may have been replaced between the two looks: the opened file decides.
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(not_regular());
+    }
+    let mut bytes = Vec::with_capacity(meta.len().min(max_bytes) as usize);
+    file.take(max_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(too_big(format!("over {max_bytes}")));
+    }
+    Ok(bytes)
+}
+
+/// Reads an image file for decoding: a regular file no larger than `cfg.max_file_size`.
+/// The one way lookalike reads images and other inputs it decodes.
+pub fn read_image_file(path: &Path, cfg: &DecodeConfig) -> Result<Vec<u8>> {
+    read_file_bounded(path, cfg.max_file_size).map_err(|e| Error::io(path, e))
 }
 
 /// A decoded image ready for feature extraction.
@@ -76,8 +147,65 @@ pub fn decode(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<Decoded> 
 
 /// Reads and decodes a file.
 pub fn decode_file(path: &Path, cfg: &DecodeConfig) -> Result<Decoded> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = read_image_file(path, cfg)?;
     decode(&bytes, path, cfg)
+}
+
+/// Decodes `bytes` (the content of `path`) at full size, without orientation, for the
+/// restoration commands; the memory budget counts the decoder's buffers and an 8-bit RGB copy,
+/// as for indexing. Decoder panics are caught and reported as errors.
+pub fn decode_full_size(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<DynamicImage> {
+    let run = || -> Result<DynamicImage> {
+        let format = checked_format(bytes, path)?;
+        let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+        reader.limits(limits(cfg));
+        let decoder = reader
+            .into_decoder()
+            .map_err(|e| image_error(path, e, cfg))?;
+        let (w, h) = decoder.dimensions();
+        check_size(w, h, path, cfg)?;
+        if format == image::ImageFormat::Jpeg {
+            check_jpeg_data(bytes.len(), w, h, path)?;
+        }
+        let need = decoder
+            .total_bytes()
+            .saturating_mul(2)
+            .saturating_add(u64::from(w) * u64::from(h) * 3);
+        check_memory(need, w, h, path, cfg)?;
+        DynamicImage::from_decoder(decoder).map_err(|e| image_error(path, e, cfg))
+    };
+    match catch_unwind(AssertUnwindSafe(run)) {
+        Ok(result) => result,
+        Err(_) => Err(bad(path, "decoder crashed; the file is probably damaged")),
+    }
+}
+
+fn limits(cfg: &DecodeConfig) -> image::Limits {
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(cfg.max_side);
+    limits.max_image_height = Some(cfg.max_side);
+    limits.max_alloc = Some(cfg.memory_budget);
+    limits
+}
+
+/// The format of non-empty `bytes`, refusing JPEGs cut short before their end marker.
+fn checked_format(bytes: &[u8], path: &Path) -> Result<image::ImageFormat> {
+    if bytes.is_empty() {
+        return Err(bad(path, "empty file (0 bytes); was it copied completely?"));
+    }
+    let format = guess_format(bytes, path).ok_or_else(|| {
+        bad(
+            path,
+            "not a recognised image format (JPEG, PNG, WebP, GIF, BMP, TIFF, TGA...)",
+        )
+    })?;
+    if format == image::ImageFormat::Jpeg && !jpeg_has_end(bytes) {
+        return Err(bad(
+            path,
+            "truncated JPEG (no end-of-image marker after the last scan); was it copied completely?",
+        ));
+    }
+    Ok(format)
 }
 
 fn bad(path: &Path, reason: impl Into<String>) -> Error {
@@ -88,37 +216,29 @@ fn bad(path: &Path, reason: impl Into<String>) -> Error {
 }
 
 fn decode_inner(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<Decoded> {
-    if bytes.is_empty() {
-        return Err(bad(path, "empty file (0 bytes); was it copied completely?"));
-    }
-    let format = image::guess_format(bytes).map_err(|_| {
-        bad(
-            path,
-            "not a recognised image format (JPEG, PNG, WebP, GIF, BMP, TIFF...)",
-        )
-    })?;
-    if format == image::ImageFormat::Jpeg {
-        if !jpeg_has_end(bytes) {
-            return Err(bad(
-                path,
-                "truncated JPEG (no end-of-image marker after the last scan); was it copied completely?",
-            ));
-        }
-        if let Some(decoded) = decode_jpeg_scaled(bytes, path, cfg)? {
-            return Ok(decoded);
-        }
+    let format = checked_format(bytes, path)?;
+    if format == image::ImageFormat::Jpeg
+        && let Some(decoded) = decode_jpeg_scaled(bytes, path, cfg)?
+    {
+        return Ok(decoded);
     }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
-    let mut limits = image::Limits::default();
-    limits.max_image_width = Some(cfg.max_side);
-    limits.max_image_height = Some(cfg.max_side);
-    limits.max_alloc = Some(cfg.max_alloc);
-    reader.limits(limits);
+    reader.limits(limits(cfg));
     let mut decoder = reader
         .into_decoder()
         .map_err(|e| image_error(path, e, cfg))?;
     let (w, h) = decoder.dimensions();
     check_size(w, h, path, cfg)?;
+    if format == image::ImageFormat::Jpeg {
+        check_jpeg_data(bytes.len(), w, h, path)?;
+    }
+    // The decoded buffer, a second one as large (a GIF frame placed on its screen, a rotation)
+    // and the 8-bit RGB copy.
+    let need = decoder
+        .total_bytes()
+        .saturating_mul(2)
+        .saturating_add(u64::from(w) * u64::from(h) * 3);
+    check_memory(need, w, h, path, cfg)?;
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
     let mut img = DynamicImage::from_decoder(decoder).map_err(|e| image_error(path, e, cfg))?;
     img.apply_orientation(orientation);
@@ -145,14 +265,54 @@ fn jpeg_has_end(bytes: &[u8]) -> bool {
         .is_some_and(|w| w[1] == 0xD9)
 }
 
+/// The format from the content's signature; formats without one (TGA) from the extension.
+fn guess_format(bytes: &[u8], path: &Path) -> Option<image::ImageFormat> {
+    image::guess_format(bytes).ok().or_else(|| {
+        image::ImageFormat::from_path(path)
+            .ok()
+            .filter(|f| *f == image::ImageFormat::Tga)
+    })
+}
+
+/// Refuses a JPEG whose data cannot cover its declared size. Every 8x8 block of the largest
+/// component costs at least one bit of Huffman-coded data (its DC code), so a file with fewer
+/// bits than blocks was cut short or lies about its size; decoders would pad it with grey.
+fn check_jpeg_data(len: usize, w: u32, h: u32, path: &Path) -> Result<()> {
+    let blocks = u64::from(w.div_ceil(8)) * u64::from(h.div_ceil(8));
+    if (len as u64).saturating_mul(8) < blocks {
+        return Err(bad(
+            path,
+            format!(
+                "truncated or damaged JPEG: it declares {w}x{h} pixels but holds only {len} bytes, too few for that size"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses an image whose decoding needs more than the memory budget, before allocating.
+fn check_memory(need: u64, w: u32, h: u32, path: &Path, cfg: &DecodeConfig) -> Result<()> {
+    if need > cfg.memory_budget {
+        return Err(bad(
+            path,
+            format!(
+                "image is {w}x{h} pixels and would need {} MiB to decode, over the memory budget of {} MiB (a decompression bomb?)",
+                need.div_ceil(1 << 20),
+                cfg.memory_budget >> 20
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn image_error(path: &Path, e: image::ImageError, cfg: &DecodeConfig) -> Error {
     match e {
         image::ImageError::Limits(_) => bad(
             path,
             format!(
-                "image exceeds the size limits ({} px per side, {} MB of memory): a decompression bomb?",
+                "image exceeds the size limits ({} px per side, {} MiB of memory): a decompression bomb?",
                 cfg.max_side,
-                cfg.max_alloc >> 20
+                cfg.memory_budget >> 20
             ),
         ),
         other => bad(path, other.to_string()),
@@ -179,7 +339,7 @@ fn check_size(w: u32, h: u32, path: &Path, cfg: &DecodeConfig) -> Result<()> {
 /// photo is never decoded in full. Returns `None` for what it leaves to the general decoder:
 /// images too small to scale, CMYK and YCCK, 12-bit and arithmetic coding, data libjpeg calls
 /// corrupt (even where it would only warn), and images whose whole-image buffers could pass
-/// `max_alloc`.
+/// the memory budget.
 fn decode_jpeg_scaled(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<Option<Decoded>> {
     // libjpeg reports errors by unwinding out of its callbacks; any of them means "not here".
     match catch_unwind(AssertUnwindSafe(|| {
@@ -205,8 +365,9 @@ fn decode_jpeg_scaled_inner(
     };
     let (w, h) = (dec.width() as u32, dec.height() as u32);
     check_size(w, h, path, cfg)?;
+    check_jpeg_data(bytes.len(), w, h, path)?;
     // A progressive file keeps every coefficient (2 bytes each, up to 3 per pixel) in memory.
-    if u64::from(w) * u64::from(h) * 6 > cfg.max_alloc {
+    if u64::from(w) * u64::from(h) * 6 > cfg.memory_budget {
         return Ok(None);
     }
     let colour = dec.color_space();
@@ -464,6 +625,128 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("bomb.png"), "{e}");
+    }
+
+    /// A GIF of a few dozen bytes whose logical screen is `side` x `side` with a 1x1 frame.
+    pub(crate) fn huge_screen_gif(side: u16) -> Vec<u8> {
+        let mut g = b"GIF89a".to_vec();
+        g.extend_from_slice(&side.to_le_bytes());
+        g.extend_from_slice(&side.to_le_bytes());
+        g.extend_from_slice(&[0x80, 0, 0, 0, 0, 0, 255, 255, 255]);
+        g.extend_from_slice(&[0x2C, 0, 0, 0, 0, 1, 0, 1, 0, 0]);
+        g.extend_from_slice(&[2, 2, 0x4C, 0x01, 0, 0x3B]);
+        g
+    }
+
+    /// A small JPEG whose frame header is rewritten to claim `w` x `h` pixels.
+    pub(crate) fn lying_jpeg(w: u16, h: u16) -> Vec<u8> {
+        let img = DynamicImage::ImageRgb8(RgbImage::from_fn(64, 64, |x, y| {
+            image::Rgb([(x * 4) as u8, (y * 4) as u8, 90])
+        }));
+        let mut buf = Vec::new();
+        img.write_to(&mut Cursor::new(&mut buf), image::ImageFormat::Jpeg)
+            .unwrap();
+        let sof = buf
+            .windows(2)
+            .position(|w| w == [0xFF, 0xC0])
+            .expect("baseline frame header");
+        buf[sof + 5..sof + 7].copy_from_slice(&h.to_be_bytes());
+        buf[sof + 7..sof + 9].copy_from_slice(&w.to_be_bytes());
+        buf
+    }
+
+    #[test]
+    fn huge_gif_screen_is_refused_by_the_memory_budget() {
+        let gif = huge_screen_gif(14_000);
+        assert!(gif.len() < 64);
+        let e = decode(&gif, Path::new("screen.gif"), &DecodeConfig::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("screen.gif") && e.contains("memory budget of 512 MiB"),
+            "{e}"
+        );
+        // A smaller budget refuses smaller images; the same file within budget decodes.
+        let small = DecodeConfig {
+            memory_budget: 1 << 20,
+            ..DecodeConfig::default()
+        };
+        let modest = huge_screen_gif(1000);
+        assert!(decode(&modest, Path::new("m.gif"), &small).is_err());
+        let d = decode(&modest, Path::new("m.gif"), &DecodeConfig::default()).unwrap();
+        assert_eq!((d.width, d.height), (1000, 1000));
+    }
+
+    #[test]
+    fn jpeg_claiming_more_pixels_than_its_data_is_refused() {
+        let cfg = DecodeConfig::default();
+        for (w, h) in [(14_000, 14_000), (4000, 4000)] {
+            let e = decode(&lying_jpeg(w, h), Path::new("liar.jpg"), &cfg)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("liar.jpg") && e.contains("truncated or damaged JPEG"),
+                "{e}"
+            );
+        }
+        // A flat photo compresses to almost nothing yet keeps more bits than blocks.
+        let flat = RgbImage::from_pixel(2000, 1500, image::Rgb([40, 40, 40]));
+        let mut buf = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, 50)
+            .write_image(flat.as_raw(), 2000, 1500, image::ExtendedColorType::Rgb8)
+            .unwrap();
+        let d = decode(&buf, Path::new("flat.jpg"), &cfg).unwrap();
+        assert_eq!((d.width, d.height), (2000, 1500));
+        assert!(decode_full_size(&lying_jpeg(4000, 4000), Path::new("l.jpg"), &cfg).is_err());
+    }
+
+    #[test]
+    fn tga_is_recognised_by_its_extension() {
+        let img = DynamicImage::ImageRgb8(RgbImage::from_pixel(30, 20, image::Rgb([200, 10, 60])));
+        let mut tga = Vec::new();
+        img.write_to(&mut Cursor::new(&mut tga), image::ImageFormat::Tga)
+            .unwrap();
+        let d = decode(&tga, Path::new("pic.TGA"), &DecodeConfig::default()).unwrap();
+        assert_eq!((d.width, d.height, d.format.as_str()), (30, 20, "tga"));
+        assert_eq!(d.image.get_pixel(3, 3).0, [200, 10, 60]);
+        let full = decode_full_size(&tga, Path::new("pic.tga"), &DecodeConfig::default()).unwrap();
+        assert_eq!(full.width(), 30);
+        // Without the hint the content alone is not taken as an image.
+        assert!(decode(&tga, Path::new("pic.bin"), &DecodeConfig::default()).is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn only_regular_files_within_the_cap_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = DecodeConfig::default();
+        let e = read_image_file(Path::new("/dev/zero"), &cfg)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("/dev/zero") && e.contains("not a regular file"),
+            "{e}"
+        );
+        let fifo = dir.path().join("pipe.jpg");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if made.is_ok_and(|s| s.success()) {
+            let e = read_image_file(&fifo, &cfg).unwrap_err().to_string();
+            assert!(
+                e.contains("pipe.jpg") && e.contains("not a regular file"),
+                "{e}"
+            );
+        }
+        let big = dir.path().join("big.jpg");
+        let f = std::fs::File::create(&big).unwrap();
+        f.set_len(cfg.max_file_size + 1).unwrap(); // sparse: no disk used
+        let e = read_image_file(&big, &cfg).unwrap_err().to_string();
+        assert!(e.contains("big.jpg") && e.contains("over the limit"), "{e}");
+        let ok = dir.path().join("ok.bin");
+        std::fs::write(&ok, b"12345").unwrap();
+        assert_eq!(read_file_bounded(&ok, 5).unwrap(), b"12345");
+        assert!(read_file_bounded(&ok, 4).is_err());
+        let missing = read_file_bounded(&dir.path().join("gone"), 5).unwrap_err();
+        assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
     }
 
     fn crc32(data: &[u8]) -> u32 {

@@ -97,6 +97,8 @@ pub struct IndexSummary {
     /// The HNSW graph was updated in place: images inserted and points hidden.
     pub ann_updated: Option<GraphUpdate>,
     pub interrupted: bool,
+    /// Stored vectors found damaged while the graph was refreshed; their images were left out.
+    pub damaged_vectors: Vec<crate::store::DamagedVector>,
 }
 
 /// One file to look at, placed under the outermost tracked root that holds it.
@@ -255,6 +257,7 @@ pub fn run(
     let _ = store.finish_run(run_id, outcome, &record);
     let mut summary = result?;
     summary.elapsed_secs = start.elapsed().as_secs_f64();
+    summary.damaged_vectors = store.take_damaged();
     Ok(summary)
 }
 
@@ -647,7 +650,7 @@ const READ_ATTEMPTS: usize = 3;
 
 /// Reads a file whose metadata is the same before and after the read, with the stamp to
 /// record for those bytes; `Ok(None)` when it kept changing.
-fn read_settled(path: &Path) -> std::io::Result<Option<(Vec<u8>, FileStamp)>> {
+fn read_settled(path: &Path, max_size: u64) -> std::io::Result<Option<(Vec<u8>, FileStamp)>> {
     let identity = |m: &std::fs::Metadata| {
         #[cfg(unix)]
         let inode = {
@@ -660,7 +663,7 @@ fn read_settled(path: &Path) -> std::io::Result<Option<(Vec<u8>, FileStamp)>> {
     };
     for _ in 0..READ_ATTEMPTS {
         let before = std::fs::metadata(path)?;
-        let bytes = std::fs::read(path)?;
+        let bytes = crate::decode::read_file_bounded(path, max_size)?;
         let read_at = std::time::SystemTime::now();
         let after = std::fs::metadata(path)?;
         if identity(&before) == identity(&after) && bytes.len() as u64 == after.len() {
@@ -679,7 +682,7 @@ fn process_file(
     registry: &Registry,
 ) -> Outcome {
     let mut file = file.clone();
-    let bytes = match read_settled(&file.abs_path) {
+    let bytes = match read_settled(&file.abs_path, config.decode.max_file_size) {
         Ok(Some((bytes, stamp))) => {
             // The stamp recorded describes these bytes, not the walk's view of the file.
             file.stamp = stamp;

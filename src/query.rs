@@ -108,7 +108,7 @@ impl Searcher {
     /// The fused vector of an example file: the stored one when the file is indexed and its
     /// bytes are those indexed, else freshly extracted.
     pub fn example_vector(&self, path: &Path, decode: &DecodeConfig) -> Result<(Vec<f32>, bool)> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = crate::decode::read_image_file(path, decode)?;
         if let Some(id) = self.indexed_id(path, &bytes)?
             && let Some(v) = self.space.vector_of(&self.store, id)?
         {

@@ -231,6 +231,64 @@ pub struct StoreStats {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// Damaged vectors met by reads since the last `take_damaged`.
+    damaged: std::cell::RefCell<Vec<DamagedVector>>,
+}
+
+/// A stored vector that failed validation (wrong length, not finite): reads leave its image
+/// out rather than rank it or feed it to the graph.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DamagedVector {
+    pub image_id: i64,
+    pub family: String,
+    pub reason: String,
+}
+
+impl DamagedVector {
+    /// The damage as an error naming the image (`path`) and the family.
+    pub fn to_error(&self, path: &Path) -> Error {
+        Error::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!("stored '{}' vector: {}", self.family, self.reason),
+        }
+    }
+}
+
+/// Validates a stored vector: whole little-endian f32s, finite, and of the family's length
+/// when it was written by the family's current version (older versions may differ in
+/// length; fusion zero-fills those). Unknown families are checked for finiteness only.
+pub fn check_vector(
+    family: &str,
+    version: u32,
+    blob: &[u8],
+) -> std::result::Result<Vec<f32>, String> {
+    static CURRENT: std::sync::OnceLock<Vec<(&'static str, u32, usize)>> =
+        std::sync::OnceLock::new();
+    let current = CURRENT.get_or_init(|| {
+        crate::features::Registry::default()
+            .extractors()
+            .iter()
+            .map(|e| (e.family(), e.version(), e.dim()))
+            .collect()
+    });
+    if blob.len() % 4 != 0 {
+        return Err(format!(
+            "{} bytes, not a whole number of 4-byte values (cut short?)",
+            blob.len()
+        ));
+    }
+    let v = blob_to_vector(blob);
+    if let Some(&(_, _, dim)) = current
+        .iter()
+        .find(|(f, ver, _)| *f == family && *ver == version)
+        && v.len() != dim
+    {
+        return Err(format!("{} values, expected {dim}", v.len()));
+    }
+    if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+        return Err(format!("value {i} is {} (not a finite number)", v[i]));
+    }
+    Ok(v)
 }
 
 impl std::fmt::Debug for Store {
@@ -296,29 +354,44 @@ impl Store {
         let mut store = Store {
             conn,
             path: path.to_path_buf(),
+            damaged: Default::default(),
         };
         store.configure()?;
         store.migrate()?;
         Ok(store)
     }
 
-    /// Opens an existing database for reading only (queries while `index` runs).
+    /// Opens an existing database for reading only (queries while `index` runs). An index
+    /// in a folder this user cannot write (a read-only mount, another user's files) is opened
+    /// as immutable: SQLite's shared-memory file for the journal cannot be made there.
     pub fn open_read_only(path: &Path) -> Result<Store> {
         if !path.exists() {
             return Err(Error::NoIndex(
                 path.parent().unwrap_or(Path::new(".")).to_path_buf(),
             ));
         }
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|e| db(path, e))?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let shared = Connection::open_with_flags(path, flags).and_then(|conn| {
+            // Reading the schema is the first access to need the shared-memory file.
+            conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| {
+                r.get::<_, i64>(0)
+            })?;
+            Ok(conn)
+        });
+        let conn = match shared {
+            Ok(conn) => conn,
+            Err(e) if cannot_share(&e) => {
+                Connection::open_with_flags(immutable_uri(path), flags | OpenFlags::SQLITE_OPEN_URI)
+                    .map_err(|e| db(path, e))?
+            }
+            Err(e) => return Err(db(path, e)),
+        };
         conn.busy_timeout(Duration::from_secs(10))
             .map_err(|e| db(path, e))?;
         let store = Store {
             conn,
             path: path.to_path_buf(),
+            damaged: Default::default(),
         };
         let version = store.schema_version()?;
         if version > SCHEMA_VERSION {
@@ -341,7 +414,11 @@ impl Store {
     pub fn open_in_memory() -> Result<Store> {
         let path = PathBuf::from(":memory:");
         let conn = Connection::open_in_memory().map_err(|e| db(&path, e))?;
-        let mut store = Store { conn, path };
+        let mut store = Store {
+            conn,
+            path,
+            damaged: Default::default(),
+        };
         store.configure()?;
         store.migrate()?;
         Ok(store)
@@ -907,6 +984,61 @@ impl Store {
         tx.commit().map_err(|e| db(&path, e))
     }
 
+    /// The vector in `blob` when it passes [`check_vector`]; else the damage is noted for
+    /// [`Store::take_damaged`] and `None` returned.
+    fn checked(&self, id: i64, family: &str, version: u32, blob: &[u8]) -> Option<Vec<f32>> {
+        match check_vector(family, version, blob) {
+            Ok(v) => Some(v),
+            Err(reason) => {
+                let mut noted = self.damaged.borrow_mut();
+                if !noted.iter().any(|d| d.image_id == id && d.family == family) {
+                    noted.push(DamagedVector {
+                        image_id: id,
+                        family: family.to_string(),
+                        reason,
+                    });
+                }
+                None
+            }
+        }
+    }
+
+    /// Damaged vectors that reads met (and left out) since the last call, in the order met.
+    pub fn take_damaged(&self) -> Vec<DamagedVector> {
+        std::mem::take(&mut *self.damaged.borrow_mut())
+    }
+
+    /// Scans every stored vector and returns the damaged ones, in image id order.
+    pub fn check_vectors(&self) -> Result<Vec<DamagedVector>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT image_id, family, version, vector FROM features ORDER BY image_id, family",
+            )
+            .map_err(|e| db(&self.path, e))?;
+        let mut rows = stmt.query([]).map_err(|e| db(&self.path, e))?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(|e| db(&self.path, e))? {
+            let (id, family, version, blob) = (|| {
+                Ok::<_, rusqlite::Error>((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, u32>(2)?,
+                    r.get::<_, Vec<u8>>(3)?,
+                ))
+            })()
+            .map_err(|e| db(&self.path, e))?;
+            if let Err(reason) = check_vector(&family, version, &blob) {
+                out.push(DamagedVector {
+                    image_id: id,
+                    family,
+                    reason,
+                });
+            }
+        }
+        Ok(out)
+    }
+
     /// Every image id with the vectors of the requested families, in id order.
     /// Images missing one of the families are skipped.
     pub fn vectors(&self, families: &[&str]) -> Result<Vec<(i64, Vec<Vec<f32>>)>> {
@@ -930,20 +1062,22 @@ impl Store {
     ) -> Result<()> {
         let mut stmt = self
             .conn
-            .prepare("SELECT image_id, family, vector FROM features ORDER BY image_id")
+            .prepare("SELECT image_id, family, version, vector FROM features ORDER BY image_id")
             .map_err(|e| db(&self.path, e))?;
         let rows = stmt
             .query_map([], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, String>(1)?,
-                    r.get::<_, Vec<u8>>(2)?,
+                    r.get::<_, u32>(2)?,
+                    r.get::<_, Vec<u8>>(3)?,
                 ))
             })
             .map_err(|e| db(&self.path, e))?;
-        let mut current: Option<(i64, Vec<Option<Vec<f32>>>)> = None;
-        let mut flush = |done: Option<(i64, Vec<Option<Vec<f32>>>)>| -> Result<()> {
-            if let Some((id, parts)) = done
+        // `bool`: one of the image's vectors is damaged, so the image is left out.
+        let mut current: Option<(i64, Vec<Option<Vec<f32>>>, bool)> = None;
+        let mut flush = |done: Option<(i64, Vec<Option<Vec<f32>>>, bool)>| -> Result<()> {
+            if let Some((id, parts, false)) = done
                 && parts.iter().any(Option::is_some)
             {
                 f(
@@ -954,15 +1088,18 @@ impl Store {
             Ok(())
         };
         for row in rows {
-            let (id, fam, blob) = row.map_err(|e| db(&self.path, e))?;
+            let (id, fam, version, blob) = row.map_err(|e| db(&self.path, e))?;
             if current.as_ref().is_none_or(|c| c.0 != id) {
                 flush(current.take())?;
-                current = Some((id, vec![None; families.len()]));
+                current = Some((id, vec![None; families.len()], false));
             }
             if let Some(slot) = families.iter().position(|f| *f == fam)
                 && let Some(c) = current.as_mut()
             {
-                c.1[slot] = Some(blob_to_vector(&blob));
+                match self.checked(id, &fam, version, &blob) {
+                    Some(v) => c.1[slot] = Some(v),
+                    None => c.2 = true,
+                }
             }
         }
         flush(current)
@@ -975,13 +1112,14 @@ impl Store {
         unique.sort_unstable();
         unique.dedup();
         let mut by_id: std::collections::BTreeMap<i64, Vec<Option<Vec<f32>>>> = Default::default();
+        let mut damaged = std::collections::HashSet::new();
         // One statement per chunk of ids; SQLite allows far more than 64 parameters.
         for chunk in unique.chunks(64) {
             let marks = vec!["?"; chunk.len()].join(",");
             let mut stmt = self
                 .conn
                 .prepare_cached(&format!(
-                    "SELECT image_id, family, vector FROM features WHERE image_id IN ({marks})"
+                    "SELECT image_id, family, version, vector FROM features WHERE image_id IN ({marks})"
                 ))
                 .map_err(|e| db(&self.path, e))?;
             let rows = stmt
@@ -989,22 +1127,30 @@ impl Store {
                     Ok((
                         r.get::<_, i64>(0)?,
                         r.get::<_, String>(1)?,
-                        r.get::<_, Vec<u8>>(2)?,
+                        r.get::<_, u32>(2)?,
+                        r.get::<_, Vec<u8>>(3)?,
                     ))
                 })
                 .map_err(|e| db(&self.path, e))?;
             for row in rows {
-                let (id, fam, blob) = row.map_err(|e| db(&self.path, e))?;
+                let (id, fam, version, blob) = row.map_err(|e| db(&self.path, e))?;
                 if let Some(slot) = families.iter().position(|f| *f == fam) {
-                    by_id
-                        .entry(id)
-                        .or_insert_with(|| vec![None; families.len()])[slot] =
-                        Some(blob_to_vector(&blob));
+                    match self.checked(id, &fam, version, &blob) {
+                        Some(v) => {
+                            by_id
+                                .entry(id)
+                                .or_insert_with(|| vec![None; families.len()])[slot] = Some(v)
+                        }
+                        None => {
+                            damaged.insert(id);
+                        }
+                    }
                 }
             }
         }
         Ok(by_id
             .into_iter()
+            .filter(|(id, _)| !damaged.contains(id))
             .map(|(id, vs)| (id, vs.into_iter().map(Option::unwrap_or_default).collect()))
             .collect())
     }
@@ -1205,6 +1351,30 @@ fn bump_data_version(tx: &rusqlite::Transaction) -> rusqlite::Result<usize> {
     )
 }
 
+/// True for the errors of a read-only open that cannot create or write the shared-memory
+/// file beside the database.
+fn cannot_share(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::ReadOnly)
+    )
+}
+
+/// A `file:` URI opening `path` as immutable (no locks, no shared memory), with the bytes
+/// URIs reserve percent-encoded.
+fn immutable_uri(path: &Path) -> String {
+    let mut uri = String::from("file:");
+    for &b in path.as_os_str().as_encoded_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
+            uri.push(b as char);
+        } else {
+            uri.push_str(&format!("%{b:02X}"));
+        }
+    }
+    uri.push_str("?immutable=1");
+    uri
+}
+
 fn db(path: &Path, source: rusqlite::Error) -> Error {
     Error::Db {
         path: path.to_path_buf(),
@@ -1238,6 +1408,80 @@ mod tests {
                 vector: vec![1.0, -2.5],
             }],
         }
+    }
+
+    #[test]
+    fn damaged_vectors_are_found_and_left_out() {
+        let dim = crate::features::family_dim("color");
+        let registry = crate::features::Registry::default();
+        let version = registry
+            .extractors()
+            .iter()
+            .find(|e| e.family() == "color")
+            .unwrap()
+            .version();
+        let good: Vec<f32> = (0..dim).map(|i| i as f32 / dim as f32).collect();
+        let mut s = Store::open_in_memory().unwrap();
+        let root = s.root_id(Path::new("/photos")).unwrap();
+        let ops: Vec<WriteOp> = ["a.png", "b.png", "c.png", "d.png"]
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let mut op = upsert(root, name, i as u8);
+                if let WriteOp::Upsert { features, .. } = &mut op {
+                    features[0].version = version;
+                    features[0].vector = good.clone();
+                }
+                op
+            })
+            .collect();
+        s.apply(&ops).unwrap();
+        let ids: Vec<i64> = {
+            let mut c = s.catalog().unwrap();
+            c.sort_by(|x, y| x.rel_path.cmp(&y.rel_path));
+            c.iter().map(|e| e.id).collect()
+        };
+        assert!(s.check_vectors().unwrap().is_empty());
+        // b: cut short by a few values; c: one value made NaN; d: a stray byte appended.
+        let mut nan = vector_to_blob(&good);
+        nan[8..12].copy_from_slice(&f32::NAN.to_le_bytes());
+        let mut stray = vector_to_blob(&good);
+        stray.push(7);
+        for (id, blob) in [
+            (ids[1], vector_to_blob(&good[..dim - 3])),
+            (ids[2], nan),
+            (ids[3], stray),
+        ] {
+            s.conn
+                .execute(
+                    "UPDATE features SET vector = ?1 WHERE image_id = ?2",
+                    params![blob, id],
+                )
+                .unwrap();
+        }
+        let damaged = s.check_vectors().unwrap();
+        assert_eq!(
+            damaged.iter().map(|d| d.image_id).collect::<Vec<_>>(),
+            ids[1..].to_vec()
+        );
+        assert!(damaged[0].reason.contains("expected"), "{damaged:?}");
+        assert!(damaged[1].reason.contains("NaN"), "{damaged:?}");
+        assert!(damaged[2].reason.contains("bytes"), "{damaged:?}");
+        let e = damaged[1].to_error(Path::new("/photos/c.png")).to_string();
+        assert!(e.contains("/photos/c.png") && e.contains("'color'"), "{e}");
+
+        // Reads leave the damaged images out and note them once.
+        let all = s.vectors(&["color"]).unwrap();
+        assert_eq!(all.iter().map(|v| v.0).collect::<Vec<_>>(), vec![ids[0]]);
+        let some = s.vectors_of(&ids, &["color"]).unwrap();
+        assert_eq!(some.iter().map(|v| v.0).collect::<Vec<_>>(), vec![ids[0]]);
+        let noted = s.take_damaged();
+        assert_eq!(noted.len(), 3, "{noted:?}");
+        assert!(s.take_damaged().is_empty());
+        // A vector of an older version may have another length; it is not damage.
+        let old = version - 1;
+        assert!(check_vector("color", old, &vector_to_blob(&[1.0, 2.0])).is_ok());
+        assert!(check_vector("color", old, &vector_to_blob(&[f32::INFINITY])).is_err());
     }
 
     #[test]

@@ -10,6 +10,14 @@ use lookalike::collection::Collection;
 use lookalike::crawl::CrawlConfig;
 use lookalike::index::{IndexConfig, IndexSummary, run};
 
+/// Tests here spawn processes while others hold the index's write lock (an open file, which a
+/// forked child shares until it executes): they run one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn encode(img: &DynamicImage, format: image::ImageFormat) -> Vec<u8> {
     let mut buf = Vec::new();
     img.write_to(&mut Cursor::new(&mut buf), format).unwrap();
@@ -52,6 +60,32 @@ fn png_with_header(w: u32, h: u32) -> Vec<u8> {
     png
 }
 
+/// A GIF of a few dozen bytes whose logical screen is `side` x `side` with a 1x1 frame.
+fn huge_screen_gif(side: u16) -> Vec<u8> {
+    let mut g = b"GIF89a".to_vec();
+    g.extend_from_slice(&side.to_le_bytes());
+    g.extend_from_slice(&side.to_le_bytes());
+    g.extend_from_slice(&[0x80, 0, 0, 0, 0, 0, 255, 255, 255]);
+    g.extend_from_slice(&[0x2C, 0, 0, 0, 0, 1, 0, 1, 0, 0]);
+    g.extend_from_slice(&[2, 2, 0x4C, 0x01, 0, 0x3B]);
+    g
+}
+
+/// A small JPEG whose frame header is rewritten to claim `w` x `h` pixels.
+fn lying_jpeg(w: u16, h: u16) -> Vec<u8> {
+    let mut buf = encode(
+        &DynamicImage::ImageRgb8(photo(64, 64, 9)),
+        image::ImageFormat::Jpeg,
+    );
+    let sof = buf
+        .windows(2)
+        .position(|w| w == [0xFF, 0xC0])
+        .expect("baseline frame header");
+    buf[sof + 5..sof + 7].copy_from_slice(&h.to_be_bytes());
+    buf[sof + 7..sof + 9].copy_from_slice(&w.to_be_bytes());
+    buf
+}
+
 /// Writes the corpus; returns (files expected indexed, files expected failed).
 fn make_corpus(dir: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
     let mut good = Vec::new();
@@ -87,7 +121,25 @@ fn make_corpus(dir: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
         &png_with_header(100_000, 100_000),
         false,
     );
+    put(Path::new("screen.gif"), &huge_screen_gif(14_000), false);
+    put(Path::new("liar.jpg"), &lying_jpeg(14_000, 14_000), false);
+    put(Path::new("huge.jpg"), b"", false);
+    // Sparse: over the file size cap without using the disk.
+    std::fs::File::options()
+        .write(true)
+        .open(dir.join("huge.jpg"))
+        .unwrap()
+        .set_len(lookalike::decode::DEFAULT_MAX_FILE_SIZE + 1)
+        .unwrap();
     // Good but odd ones.
+    put(
+        Path::new("targa.tga"),
+        &encode(
+            &DynamicImage::ImageRgb8(photo(40, 30, 8)),
+            image::ImageFormat::Tga,
+        ),
+        true,
+    );
     put(Path::new("good.jpg"), &jpeg, true);
     put(Path::new("good.png"), &png, true);
     put(
@@ -176,6 +228,7 @@ fn index(collection: &Collection, root: &Path, follow: bool) -> IndexSummary {
 
 #[test]
 fn every_hostile_file_is_indexed_or_recorded_with_a_reason() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("photos");
     let (good, bad) = make_corpus(&root);
@@ -209,6 +262,21 @@ fn every_hostile_file_is_indexed_or_recorded_with_a_reason() {
     assert!(reason("bomb.png").contains("decompression bomb"));
     assert!(reason("notes.png").contains("not a recognised image format"));
     assert!(
+        reason("screen.gif").contains("memory budget"),
+        "{}",
+        reason("screen.gif")
+    );
+    assert!(
+        reason("liar.jpg").contains("truncated or damaged JPEG"),
+        "{}",
+        reason("liar.jpg")
+    );
+    assert!(
+        reason("huge.jpg").contains("over the limit"),
+        "{}",
+        reason("huge.jpg")
+    );
+    assert!(
         summary.problems.iter().any(|p| p.reason.contains("loop")),
         "{:?}",
         summary.problems
@@ -235,6 +303,7 @@ fn every_hostile_file_is_indexed_or_recorded_with_a_reason() {
 #[cfg(unix)]
 #[test]
 fn unreadable_file_is_recorded_unless_running_as_root() {
+    let _serial = serial();
     use std::os::unix::fs::PermissionsExt;
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("p");
@@ -259,6 +328,242 @@ fn unreadable_file_is_recorded_unless_running_as_root() {
             summary.failed[0].reason.contains("cannot read"),
             "{:?}",
             summary.failed
+        );
+    }
+}
+
+/// A folder of four small photos indexed into `<tmp>/idx`; returns (photos, index folder).
+fn small_index(tmp: &Path) -> (PathBuf, PathBuf) {
+    let photos = tmp.join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    for i in 0..4 {
+        std::fs::write(
+            photos.join(format!("p{i}.png")),
+            encode(
+                &DynamicImage::ImageRgb8(photo(64, 48, i * 20)),
+                image::ImageFormat::Png,
+            ),
+        )
+        .unwrap();
+    }
+    let idx = tmp.join("idx");
+    let summary = index(&Collection::at(idx.clone()), &photos, false);
+    assert_eq!(summary.total_images, 4, "{summary:?}");
+    (photos, idx)
+}
+
+fn lookalike(idx: &Path) -> assert_cmd::Command {
+    let mut c = assert_cmd::Command::cargo_bin("lookalike").unwrap();
+    c.env_remove("LOOKALIKE_INDEX").arg("--index-dir").arg(idx);
+    c
+}
+
+fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[cfg(unix)]
+#[test]
+fn only_regular_files_are_read_as_images_or_kernels() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let (photos, idx) = small_index(tmp.path());
+    let out = lookalike(&idx)
+        .args(["query", "/dev/zero"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("/dev/zero") && err.contains("not a regular file"),
+        "{err}"
+    );
+    let fifo = tmp.path().join("pipe.jpg");
+    if std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        // Nothing ever writes to the pipe: reading it would wait for ever.
+        let out = lookalike(&idx).arg("query").arg(&fifo).output().unwrap();
+        let err = stderr_of(&out);
+        assert!(
+            !out.status.success() && err.contains("not a regular file"),
+            "{err}"
+        );
+        // Indexing a folder holding the pipe neither waits on it nor records it.
+        std::fs::rename(&fifo, photos.join("pipe.jpg")).unwrap();
+        let summary = index(&Collection::at(idx.clone()), &photos, false);
+        assert!(summary.failed.is_empty(), "{summary:?}");
+    }
+    let out = lookalike(&idx)
+        .arg("deblur")
+        .arg(photos.join("p0.png"))
+        .arg(tmp.path().join("out.png"))
+        .args(["--psf", "file:/dev/zero"])
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert!(
+        !out.status.success() && err.contains("not a regular file"),
+        "{err}"
+    );
+    let out = lookalike(&idx)
+        .args(["quality", "/dev/zero"])
+        .arg(photos.join("p0.png"))
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert!(
+        !out.status.success() && err.contains("not a regular file"),
+        "{err}"
+    );
+}
+
+/// The binary with `args`, run as user `nobody` when this test runs as root (root ignores
+/// file permissions, so only another user sees a read-only index); `None` when that is not
+/// possible here.
+#[cfg(unix)]
+fn as_nobody(idx: &Path, args: &[&std::ffi::OsStr]) -> Option<std::process::Command> {
+    let uid = std::process::Command::new("id").arg("-u").output().ok()?;
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        eprintln!("skipped: not root, so cannot run as another user");
+        return None;
+    }
+    let switch = ["--reuid=65534", "--regid=65534", "--clear-groups"];
+    if std::process::Command::new("setpriv")
+        .args(switch)
+        .arg("true")
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        let mut c = std::process::Command::new("setpriv");
+        c.args(switch)
+            .arg("--")
+            .arg(env!("CARGO_BIN_EXE_lookalike"))
+            .env_remove("LOOKALIKE_INDEX")
+            .arg("--index-dir")
+            .arg(idx)
+            .args(args);
+        Some(c)
+    } else {
+        eprintln!("skipped: setpriv cannot switch to user nobody here");
+        None
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_read_only_index_can_be_queried() {
+    let _serial = serial();
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let (photos, idx) = small_index(tmp.path());
+    // Everything readable by all, writable by its owner (root) only.
+    for entry in walkdir::WalkDir::new(tmp.path()) {
+        let entry = entry.unwrap();
+        let mode = if entry.file_type().is_dir() {
+            0o755
+        } else {
+            0o644
+        };
+        std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let example = photos.join("p1.png");
+    let query: [&std::ffi::OsStr; 4] = [
+        "query".as_ref(),
+        example.as_ref(),
+        "-k".as_ref(),
+        "2".as_ref(),
+    ];
+    let Some(mut query) = as_nobody(&idx, &query) else {
+        return;
+    };
+    let out = query.output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("p1.png"), "{text}");
+    let out = as_nobody(&idx, &["status".as_ref(), "--check".as_ref()])
+        .unwrap()
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("integrity: ok"), "{text}");
+}
+
+#[test]
+fn damaged_vectors_fail_the_check_and_are_left_out_of_searches() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let (photos, idx) = small_index(tmp.path());
+    let db = Collection::at(idx.clone()).db_path();
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        // p1: one family's vector cut short; p2: a value made NaN.
+        let id_of = |name: &str| -> i64 {
+            conn.query_row(
+                "SELECT id FROM images WHERE CAST(rel_path AS TEXT) = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        let (p1, p2) = (id_of("p1.png"), id_of("p2.png"));
+        conn.execute(
+            "UPDATE features SET vector = substr(vector, 1, 16) WHERE image_id = ?1 AND family = 'color'",
+            [p1],
+        )
+        .unwrap();
+        let blob: Vec<u8> = conn
+            .query_row(
+                "SELECT vector FROM features WHERE image_id = ?1 AND family = 'lbp'",
+                [p2],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let mut blob = blob;
+        blob[0..4].copy_from_slice(&f32::NAN.to_le_bytes());
+        conn.execute(
+            "UPDATE features SET vector = ?1 WHERE image_id = ?2 AND family = 'lbp'",
+            rusqlite::params![blob, p2],
+        )
+        .unwrap();
+    }
+    let out = lookalike(&idx)
+        .args(["status", "--check"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("2 damaged stored vectors")
+            && text.contains("p1.png")
+            && text.contains("p2.png"),
+        "{text}"
+    );
+    // Rebuilding the graph neither panics on the NaN nor takes the damaged images in.
+    let out = lookalike(&idx)
+        .args(["index", "--rebuild-graph"])
+        .arg(&photos)
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("2 images left out"), "{err}");
+    for exact in [false, true] {
+        let mut q = lookalike(&idx);
+        q.arg("query").arg(photos.join("p0.png")).args(["-k", "10"]);
+        if exact {
+            q.arg("--exact");
+        }
+        let out = q.output().unwrap();
+        let err = stderr_of(&out);
+        assert!(out.status.success(), "{err}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("p0.png") && !text.contains("p1.png") && !text.contains("p2.png"),
+            "{text}"
         );
     }
 }

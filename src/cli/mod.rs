@@ -196,7 +196,8 @@ struct StatusArgs {
     /// Print JSON.
     #[arg(long)]
     json: bool,
-    /// Also run SQLite's integrity check (exit status 1 when it fails).
+    /// Also run SQLite's integrity check and validate every stored vector (exit status 1 when
+    /// either fails).
     #[arg(long)]
     check: bool,
 }
@@ -421,6 +422,7 @@ fn report_index(collection: &Collection, s: &IndexSummary) {
     } else if s.ann_rebuilt {
         eprintln!("HNSW graph rebuilt over {} images", s.total_images);
     }
+    damage_note(&s.damaged_vectors);
     if s.interrupted {
         eprintln!(
             "interrupted: everything extracted so far is saved; run the same command again to resume"
@@ -447,6 +449,7 @@ fn cmd_query(collection: &Collection, args: QueryArgs) -> Result<ExitCode> {
         ..Default::default()
     };
     let result = searcher.query(&args.image, &cfg)?;
+    damage_note(&searcher.store().take_damaged());
     if args.json {
         print_json(&result)?;
     } else {
@@ -534,10 +537,7 @@ fn describe_run(run: &crate::store::RunEntry) -> String {
 fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
     let store = collection.open_store_read_only()?;
     let integrity = if args.check {
-        Some(match store.integrity_check() {
-            Ok(()) => "ok".to_string(),
-            Err(e) => e.to_string(),
-        })
+        Some(check_index(&store)?)
     } else {
         None
     };
@@ -705,6 +705,56 @@ fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
         ))?;
     }
     Ok(integrity_exit(integrity.as_deref()))
+}
+
+/// Damaged vectors met while reading, which were left out of the search or the graph.
+fn damage_note(damaged: &[crate::store::DamagedVector]) {
+    if !damaged.is_empty() {
+        eprintln!(
+            "note: {} images left out because a stored vector is damaged (first: image {}, {}); `lookalike status --check` lists them",
+            damaged.len(),
+            damaged[0].image_id,
+            damaged[0].reason
+        );
+    }
+}
+
+/// SQLite's integrity check, then every stored vector's: "ok" or what is wrong.
+fn check_index(store: &crate::store::Store) -> Result<String> {
+    const SHOWN: usize = 5;
+    let mut problems = Vec::new();
+    if let Err(e) = store.integrity_check() {
+        problems.push(e.to_string());
+    }
+    let damaged = store.check_vectors()?;
+    if !damaged.is_empty() {
+        let ids: Vec<i64> = damaged.iter().take(SHOWN).map(|d| d.image_id).collect();
+        let paths = store.paths(&ids)?;
+        let mut first: Vec<String> = damaged
+            .iter()
+            .take(SHOWN)
+            .map(|d| {
+                let path = paths
+                    .get(&d.image_id)
+                    .cloned()
+                    .unwrap_or_else(|| PathBuf::from(format!("image id {}", d.image_id)));
+                d.to_error(&path).to_string()
+            })
+            .collect();
+        if damaged.len() > SHOWN {
+            first.push(format!("... and {} more", damaged.len() - SHOWN));
+        }
+        problems.push(format!(
+            "{} damaged stored vectors, left out of searches until their images are indexed into a fresh index: {}",
+            damaged.len(),
+            first.join("; ")
+        ));
+    }
+    Ok(if problems.is_empty() {
+        "ok".to_string()
+    } else {
+        problems.join("; ")
+    })
 }
 
 fn integrity_exit(verdict: Option<&str>) -> ExitCode {

@@ -73,11 +73,9 @@ impl Planes {
 
 /// Reads and decodes an image file.
 pub fn load(path: &Path) -> Result<Planes> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let img = image::load_from_memory(&bytes).map_err(|e| Error::Decode {
-        path: path.to_path_buf(),
-        reason: format!("{e} (expected a PNG, JPEG or other common image file)"),
-    })?;
+    let cfg = crate::decode::DecodeConfig::default();
+    let bytes = crate::decode::read_image_file(path, &cfg)?;
+    let img = crate::decode::decode_full_size(&bytes, path, &cfg)?;
     Ok(Planes::from_image(&img))
 }
 

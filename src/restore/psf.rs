@@ -14,6 +14,9 @@ use crate::{Error, Result};
 /// not blur a photo can be restored from and would only make FFTs huge.
 pub const MAX_EXTENT: f32 = 100.0;
 
+/// Largest PSF file read, in bytes (a kernel matrix is a few kilobytes).
+const MAX_PSF_FILE_SIZE: u64 = 16 << 20;
+
 const SPEC_HELP: &str = "use gaussian:SIGMA, disk:RADIUS, motion:LENGTH,ANGLE or file:PATH";
 
 /// What the user asks for: a parametric blur or a kernel read from a text file.
@@ -159,7 +162,14 @@ impl Psf {
 
     /// Reads a whitespace-separated matrix, one kernel row a line; `#` starts a comment.
     pub fn from_file(path: &Path) -> Result<Psf> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let bytes = crate::decode::read_file_bounded(path, MAX_PSF_FILE_SIZE)
+            .map_err(|e| Error::io(path, e))?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            Error::InvalidInput(format!(
+                "{}: not a text file; a PSF file is a whitespace-separated matrix",
+                path.display()
+            ))
+        })?;
         let bad = |line: usize, reason: String| Error::Parse {
             path: path.to_path_buf(),
             line,
