@@ -53,6 +53,7 @@ pub enum Progress {
 /// A file that could not be indexed in this run.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct FailedFile {
+    #[serde(flatten, serialize_with = "crate::path_repr::path")]
     pub path: PathBuf,
     pub reason: String,
 }
@@ -281,6 +282,8 @@ fn index_pass(
     let (tx, rx) = crossbeam_channel::bounded::<Outcome>(batch_size * 2);
     let mut claimed: HashSet<i64> = HashSet::new();
     let mut extracted = 0usize;
+    // Files actually handled: fewer than `total` after Ctrl-C.
+    let mut handled = 0usize;
     let extract_start = Instant::now();
 
     let writer_result: Result<()> = std::thread::scope(|scope| {
@@ -302,6 +305,7 @@ fn index_pass(
         let mut last_commit = Instant::now();
         for (i, outcome) in rx.iter().enumerate() {
             let done = i + 1;
+            handled = done;
             match outcome {
                 Outcome::Extracted {
                     file,
@@ -380,7 +384,7 @@ fn index_pass(
     writer_result?;
     let extract_secs = extract_start.elapsed().as_secs_f64();
     summary.images_per_sec = if extract_secs > 0.0 {
-        total as f64 / extract_secs
+        handled as f64 / extract_secs
     } else {
         0.0
     };
@@ -519,6 +523,25 @@ mod tests {
             image::Rgb([v as u8, (255 - v) as u8, (seed * 40 % 256) as u8])
         });
         img.save(path).unwrap();
+    }
+
+    /// Stopped before any file is handled, the rate counts what was handled (none), not the
+    /// planned files.
+    #[test]
+    fn images_per_sec_counts_only_the_files_handled() {
+        let (_tmp, _photos, collection, config) = png_folder(4);
+        let stop = AtomicBool::new(true);
+        let planned = std::sync::Mutex::new(0);
+        let on_progress = |p: Progress| {
+            if let Progress::Planned { to_process, .. } = p {
+                *planned.lock().unwrap() = to_process;
+            }
+        };
+        let summary = run(&collection, &config, &on_progress, &stop).unwrap();
+        assert!(summary.interrupted);
+        assert_eq!(*planned.lock().unwrap(), 4);
+        assert_eq!(summary.new, 0);
+        assert_eq!(summary.images_per_sec, 0.0);
     }
 
     /// A temporary folder of `n` generated PNGs, the collection to index it into, and a

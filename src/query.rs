@@ -44,6 +44,7 @@ pub struct Hit {
     /// Fused-vector distance to the example (the ranking may also use query expansion and the
     /// augmented vectors of the graph).
     pub distance: f32,
+    #[serde(flatten, serialize_with = "crate::path_repr::path")]
     pub path: PathBuf,
     pub id: i64,
 }
@@ -51,6 +52,7 @@ pub struct Hit {
 /// The answer to a query.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct QueryResult {
+    #[serde(flatten, serialize_with = "crate::path_repr::query")]
     pub query: PathBuf,
     /// True when the example is itself in the index (its stored vector was used).
     pub indexed: bool,
