@@ -1039,18 +1039,20 @@ impl AnnIndex {
         for (path, len, sum) in files {
             let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
             if meta.len() != len {
-                return Err(Error::InvalidInput(format!(
-                    "{}: {} bytes, expected {len}; the dump will be rebuilt",
-                    path.display(),
-                    meta.len()
-                )));
+                return Err(Error::Corrupt {
+                    path: path.to_path_buf(),
+                    reason: format!(
+                        "{} bytes, expected {len}; the dump will be rebuilt",
+                        meta.len()
+                    ),
+                });
             }
             let (actual, _) = file_blake3(path)?;
             if actual != *sum {
-                return Err(Error::InvalidInput(format!(
-                    "{}: checksum mismatch; the dump will be rebuilt",
-                    path.display()
-                )));
+                return Err(Error::Corrupt {
+                    path: path.to_path_buf(),
+                    reason: "checksum mismatch; the dump will be rebuilt".into(),
+                });
             }
         }
         Ok(())
@@ -1070,16 +1072,15 @@ impl AnnIndex {
         // hnsw_rs ties the graph's lifetime to its loader; the loader is small and lives as long
         // as the process, so it is leaked rather than made self-referential.
         let io: &'static mut HnswIo = Box::leak(Box::new(HnswIo::new(&dir, &record.basename)));
-        let mut hnsw = io
-            .load_hnsw::<f32, FusedL2>()
-            .map_err(|e| Error::InvalidInput(format!("{}: {e}", dir.display())))?;
+        let mut hnsw = io.load_hnsw::<f32, FusedL2>().map_err(|e| Error::Corrupt {
+            path: dir.clone(),
+            reason: e.to_string(),
+        })?;
         if hnsw.get_nb_point() != record.count {
-            return Err(Error::InvalidInput(format!(
-                "{}: {} points, expected {}",
-                dir.display(),
-                hnsw.get_nb_point(),
-                record.count
-            )));
+            return Err(Error::Corrupt {
+                path: dir.clone(),
+                reason: format!("{} points, expected {}", hnsw.get_nb_point(), record.count),
+            });
         }
         let projection = match record.projection {
             Some(_) => {

@@ -49,6 +49,7 @@ pub struct CrawledFile {
 /// A path the walk could not read (permission, symlink loop...).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct CrawlProblem {
+    #[serde(flatten, serialize_with = "crate::path_repr::path")]
     pub path: PathBuf,
     pub reason: String,
 }

@@ -80,7 +80,8 @@ impl Error {
         }
     }
 
-    /// True for errors caused by what the user passed (exit code 2) rather than internal faults.
+    /// True for errors caused by what the user passed or the state they asked about (a bad
+    /// flag or file, no index, a busy or too new index) rather than faults or damage.
     pub fn is_user_error(&self) -> bool {
         matches!(
             self,
@@ -89,6 +90,24 @@ impl Error {
                 | Error::NoIndex(_)
                 | Error::Decode { .. }
                 | Error::Io { .. }
+                | Error::Locked(_)
+                | Error::SchemaTooNew { .. }
         )
+    }
+
+    /// True when stored data is damaged: [`Error::Corrupt`], or a database SQLite reports as
+    /// corrupt or not a database at all.
+    pub fn is_corrupt(&self) -> bool {
+        match self {
+            Error::Corrupt { .. } => true,
+            Error::Db {
+                source: rusqlite::Error::SqliteFailure(e, _),
+                ..
+            } => matches!(
+                e.code,
+                rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase
+            ),
+            _ => false,
+        }
     }
 }

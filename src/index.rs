@@ -53,6 +53,7 @@ pub enum Progress {
 /// A file that could not be indexed in this run.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct FailedFile {
+    #[serde(flatten, serialize_with = "crate::path_repr::path")]
     pub path: PathBuf,
     pub reason: String,
 }
@@ -81,9 +82,11 @@ pub struct IndexSummary {
     /// Paths the walk could not read.
     pub problems: Vec<CrawlProblem>,
     /// Files that kept changing while they were read: not recorded, the next run reads them.
+    #[serde(serialize_with = "crate::path_repr::list")]
     pub changing: Vec<PathBuf>,
     /// Tracked folders that are gone (or not mounted): their images are kept until they come
     /// back or `lookalike forget` drops them.
+    #[serde(serialize_with = "crate::path_repr::list")]
     pub missing_roots: Vec<PathBuf>,
     /// Second rows of one file under overlapping folders, merged into one.
     pub merged: usize,
@@ -265,6 +268,7 @@ pub fn run(
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ForgetSummary {
     /// The folder no longer tracked.
+    #[serde(flatten, serialize_with = "crate::path_repr::root")]
     pub root: PathBuf,
     /// Images removed from the index.
     pub removed: usize,
@@ -766,6 +770,25 @@ mod tests {
             image::Rgb([v as u8, (255 - v) as u8, (seed * 40 % 256) as u8])
         });
         img.save(path).unwrap();
+    }
+
+    /// Stopped before any file is handled, the rate counts what was handled (none), not the
+    /// planned files.
+    #[test]
+    fn images_per_sec_counts_only_the_files_handled() {
+        let (_tmp, _photos, collection, config) = png_folder(4);
+        let stop = AtomicBool::new(true);
+        let planned = std::sync::Mutex::new(0);
+        let on_progress = |p: Progress| {
+            if let Progress::Planned { to_process, .. } = p {
+                *planned.lock().unwrap() = to_process;
+            }
+        };
+        let summary = run(&collection, &config, &on_progress, &stop).unwrap();
+        assert!(summary.interrupted);
+        assert_eq!(*planned.lock().unwrap(), 4);
+        assert_eq!(summary.new, 0);
+        assert_eq!(summary.images_per_sec, 0.0);
     }
 
     /// A temporary folder of `n` generated PNGs, the collection to index it into, and a

@@ -15,6 +15,7 @@ pub mod eval;
 pub mod features;
 pub mod index;
 pub mod nearest_first;
+pub mod path_repr;
 pub mod pca;
 pub mod query;
 pub mod query_expansion;

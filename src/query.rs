@@ -44,6 +44,7 @@ pub struct Hit {
     /// Fused-vector distance to the example (the ranking may also use query expansion and the
     /// augmented vectors of the graph).
     pub distance: f32,
+    #[serde(flatten, serialize_with = "crate::path_repr::path")]
     pub path: PathBuf,
     pub id: i64,
 }
@@ -51,6 +52,7 @@ pub struct Hit {
 /// The answer to a query.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct QueryResult {
+    #[serde(flatten, serialize_with = "crate::path_repr::query")]
     pub query: PathBuf,
     /// True when the example is itself in the index (its stored vector was used).
     pub indexed: bool,
@@ -58,6 +60,7 @@ pub struct QueryResult {
     pub hits: Vec<Hit>,
     /// Indexed files that would have been hits but are gone or changed on disk since they
     /// were indexed: left out of `hits` (`lookalike index` brings the index up to date).
+    #[serde(serialize_with = "crate::path_repr::list")]
     pub stale: Vec<PathBuf>,
     pub note: Option<String>,
 }

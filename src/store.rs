@@ -59,6 +59,7 @@ pub struct CatalogEntry {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct FailureEntry {
     pub root_id: i64,
+    #[serde(flatten, serialize_with = "crate::path_repr::rel_path")]
     pub rel_path: PathBuf,
     #[serde(skip)]
     pub stamp: FileStamp,
@@ -1316,10 +1317,10 @@ impl Store {
         if verdict == "ok" {
             Ok(())
         } else {
-            Err(Error::InvalidInput(format!(
-                "{}: integrity check failed: {verdict}",
-                self.path.display()
-            )))
+            Err(Error::Corrupt {
+                path: self.path.clone(),
+                reason: format!("integrity check failed: {verdict}"),
+            })
         }
     }
 }

@@ -204,8 +204,8 @@ fn corrupt_files_are_recorded_and_the_rest_indexed() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("broken.jpg"), "{stderr}");
 
-    // Unchanged failures are not retried, but still reported by status.
-    let again = env.index_json(0);
+    // Unchanged failures are not retried, but still reported by status and the exit status.
+    let again = env.index_json(3);
     assert!(n(&again, "still_failing") >= 2, "{again}");
     let status = env.cmd().args(["status", "--json"]).output().unwrap();
     let s: Value = serde_json::from_slice(&status.stdout).unwrap();
@@ -715,4 +715,417 @@ fn schema_v1_index_migrates_keeps_its_images_and_records_runs() {
             "{name}: {hits:?}"
         );
     }
+}
+
+/// A file name made of raw bytes (not necessarily UTF-8).
+fn raw_name(bytes: &[u8]) -> std::ffi::OsString {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::OsStr::from_bytes(bytes).to_os_string()
+}
+
+const FORGED: &[u8] = b"x.jpg\n  2  0.0000  spoof";
+
+/// Photos named with bytes that are not UTF-8 and with a newline that would forge a result line
+/// (plus a broken one with such a name): every JSON output stays whole and keeps the exact bytes,
+/// every text output escapes them.
+#[test]
+fn odd_file_names_keep_json_whole_and_cannot_forge_text() {
+    let env = setup(&["horse", "grass"]);
+    let horse = std::fs::read(env.photos.join("horse/original.jpg")).unwrap();
+    let latin1 = b"caf\xe9.jpg".to_vec();
+    std::fs::write(env.photos.join("horse").join(raw_name(&latin1)), &horse).unwrap();
+    std::fs::write(env.photos.join("horse").join(raw_name(FORGED)), &horse).unwrap();
+    let broken = b"bad\xff\x1b[2J.jpg".to_vec();
+    std::fs::write(
+        env.photos.join(raw_name(&broken)),
+        b"\xFF\xD8\xFF not a jpeg",
+    )
+    .unwrap();
+
+    let out = env
+        .cmd()
+        .args(["index", "--json"])
+        .arg(&env.photos)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("index --json is whole JSON");
+    let failed = &v["failed"][0];
+    let photos = std::fs::canonicalize(&env.photos).unwrap();
+    let mut expected = photos.as_os_str().as_encoded_bytes().to_vec();
+    expected.push(b'/');
+    expected.extend_from_slice(&broken);
+    assert_eq!(failed["path_bytes"], serde_json::json!(expected), "{v}");
+    assert!(
+        failed["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("bad\u{fffd}\u{1b}[2J.jpg")
+    );
+    assert!(stderr.contains("bad\\xff\\u{1b}[2J.jpg"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "{stderr}");
+
+    let out = run_ok(
+        env.cmd()
+            .args(["query", "--json", "-k", "10"])
+            .arg(env.photos.join("horse/original.jpg")),
+    );
+    let q: Value = serde_json::from_slice(&out.stdout).expect("query --json is whole JSON");
+    let hits = q["hits"].as_array().unwrap();
+    let with_bytes: Vec<&Value> = hits
+        .iter()
+        .filter(|h| h.get("path_bytes").is_some())
+        .collect();
+    assert_eq!(with_bytes.len(), 1, "{q}");
+    let bytes: Vec<u8> = with_bytes[0]["path_bytes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b.as_u64().unwrap() as u8)
+        .collect();
+    assert!(bytes.ends_with(&latin1), "{q}");
+    assert!(
+        hits.iter().any(|h| h["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("x.jpg\n  2  0.0000  spoof")),
+        "{q}"
+    );
+    // Only names that are not UTF-8 carry bytes: the query path here is plain.
+    assert!(q.get("query_bytes").is_none(), "{q}");
+
+    let out = run_ok(
+        env.cmd()
+            .args(["query", "-k", "10"])
+            .arg(env.photos.join("horse/original.jpg")),
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), hits.len(), "{text}");
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.contains("spoof") && !l.contains("x.jpg\\n")),
+        "{text}"
+    );
+    assert!(text.contains("caf\\xe9.jpg"), "{text}");
+
+    let out = env.cmd().args(["status", "--json"]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s: Value = serde_json::from_slice(&out.stdout).expect("status --json is whole JSON");
+    assert_eq!(
+        s["failures"][0]["path_bytes"],
+        serde_json::json!(expected),
+        "{s}"
+    );
+    assert!(s["roots"].as_array().unwrap().len() == 1 && s.get("roots_bytes").is_none());
+
+    let out = run_ok(env.cmd().args(["status"]));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("bad\\xff\\u{1b}[2J.jpg"), "{text}");
+    assert!(!text.contains('\u{1b}'), "{text}");
+}
+
+/// An index folder whose name is not UTF-8: `status --json` names it whole and exactly.
+#[test]
+fn an_index_dir_named_with_raw_bytes_is_reported_exactly() {
+    let env = setup(&["horse"]);
+    let dir = env.root.join(raw_name(b"idx\xfe"));
+    let mut index = Command::cargo_bin("lookalike").unwrap();
+    index
+        .current_dir(&env.root)
+        .env_remove("LOOKALIKE_INDEX")
+        .arg("--index-dir")
+        .arg(&dir)
+        .args(["-q", "index", "--json"])
+        .arg(&env.photos);
+    let out = run_ok(&mut index);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(n(&v, "total_images") > 0, "{v}");
+    let out = run_ok(
+        Command::cargo_bin("lookalike")
+            .unwrap()
+            .env_remove("LOOKALIKE_INDEX")
+            .arg("--index-dir")
+            .arg(&dir)
+            .args(["status", "--json"]),
+    );
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let bytes: Vec<u8> = s["index_dir_bytes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{s}"))
+        .iter()
+        .map(|b| b.as_u64().unwrap() as u8)
+        .collect();
+    assert_eq!(bytes, dir.as_os_str().as_encoded_bytes());
+}
+
+/// Out-of-range and non-finite flag values are refused up front with exit status 2 and a
+/// message naming the flag, never a panic or a runaway.
+#[test]
+fn absurd_flag_values_are_refused_with_exit_status_2() {
+    let env = setup(&["horse"]);
+    let img = env.photos.join("horse/original.jpg");
+    let img = img.to_str().unwrap();
+    let out_png = env.root.join("out.png");
+    let out_png = out_png.to_str().unwrap();
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["query", img, "-k", "0"],
+        vec!["query", img, "-k", "10001"],
+        vec!["query", img, "-k", "4294967296"],
+        vec!["query", img, "-k", "4611686018427387904"],
+        vec!["query", img, "-k", "-1"],
+        vec!["query", img, "--qe-alpha", "NaN"],
+        vec!["query", img, "--qe-alpha", "inf"],
+        vec!["query", img, "--qe-alpha", "-1"],
+        vec!["query", img, "--qe", "18446744073709551615"],
+        vec!["index", "photos", "--threads", "100000"],
+        vec!["index", "photos", "--threads", "0"],
+        vec!["index", "photos", "--dba", "1000000"],
+        vec!["eval", "photos", "-k", "0"],
+        vec!["eval", "photos", "-k", "1,99999"],
+        vec!["eval", "--distort", "photos", "--sample", "0"],
+        vec!["eval", "photos", "--depth", "0"],
+        vec!["eval", "photos", "--dba-alpha", "NaN"],
+        vec!["eval", "photos", "--dba-share", "-inf"],
+        vec![
+            "blur",
+            img,
+            out_png,
+            "--psf",
+            "gaussian:2",
+            "--noise",
+            "NaN",
+        ],
+        vec!["blur", img, out_png, "--psf", "gaussian:1e30"],
+        vec!["blur", img, out_png, "--psf", "motion:5,inf"],
+        vec!["deblur", img, out_png, "--iterations", "0"],
+        vec!["deblur", img, out_png, "--iterations", "100000000"],
+        vec!["deblur", img, out_png, "--strength", "NaN"],
+        vec!["deblur", img, out_png, "--strength", "2"],
+    ];
+    for args in &cases {
+        let out = env.cmd().args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(stderr.contains("error"), "{args:?}: {stderr}");
+    }
+    assert!(!env.root.join("out.png").exists());
+
+    env.index_json(0);
+    for (weights, says) in [
+        ("color=1,color=2", "given twice"),
+        ("color=-1", "from 0 to"),
+        ("color=NaN", "from 0 to"),
+        ("color=0,conv=0", "above 0"),
+    ] {
+        let out = env
+            .cmd()
+            .args(["query", img, "--weights", weights])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{weights}: {stderr}");
+        assert!(stderr.contains(says), "{weights}: {stderr}");
+    }
+    // The largest accepted values work.
+    let out = run_ok(
+        env.cmd()
+            .args(["query", img, "-k", "10000", "--qe-alpha", "100", "--json"]),
+    );
+    let q: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!q["hits"].as_array().unwrap().is_empty());
+}
+
+/// A re-run that leaves earlier failures in place still exits 3 and says why.
+#[test]
+fn index_exits_3_while_recorded_failures_remain() {
+    let env = setup(&["horse"]);
+    std::fs::write(env.photos.join("broken.jpg"), b"\xFF\xD8\xFF\xE0 nope").unwrap();
+    let first = env.index_json(3);
+    assert_eq!(first["failed"].as_array().unwrap().len(), 1, "{first}");
+    let out = env.cmd().args(["index"]).arg(&env.photos).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("1 files could not be indexed"), "{stderr}");
+    assert!(stderr.contains("lookalike status"), "{stderr}");
+    // Once the file is gone, all is well again.
+    std::fs::remove_file(env.photos.join("broken.jpg")).unwrap();
+    env.index_json(0);
+}
+
+/// The resume hint of an unfinished run names the index folder, shell-quoted, when it is not
+/// the default one.
+#[test]
+fn the_resume_hint_names_a_non_default_index_dir() {
+    let env = setup(&["horse"]);
+    let index = env.root.join("my idx's");
+    let cmd = || {
+        let mut c = Command::cargo_bin("lookalike").unwrap();
+        c.current_dir(&env.root)
+            .env_remove("LOOKALIKE_INDEX")
+            .arg("--index-dir")
+            .arg(&index);
+        c
+    };
+    run_ok(cmd().args(["-q", "index"]).arg(&env.photos));
+    let photos = std::fs::canonicalize(&env.photos).unwrap();
+    {
+        let mut store = lookalike::collection::Collection::at(&index)
+            .open_store()
+            .unwrap();
+        store.begin_run(std::slice::from_ref(&photos)).unwrap();
+    }
+    let out = run_ok(cmd().args(["status"]));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let quoted = format!("'{}'", index.to_str().unwrap().replace('\'', r"'\''"));
+    let expected = format!(
+        "`lookalike --index-dir {quoted} index {}`",
+        photos.display()
+    );
+    assert!(text.contains(&expected), "{expected}\n{text}");
+
+    // In the default folder the hint needs no --index-dir.
+    let mut plain = Command::cargo_bin("lookalike").unwrap();
+    plain.current_dir(&env.root).env_remove("LOOKALIKE_INDEX");
+    run_ok(plain.args(["-q", "index"]).arg(&env.photos));
+    {
+        let mut store = lookalike::collection::Collection::at(env.root.join(".lookalike"))
+            .open_store()
+            .unwrap();
+        store.begin_run(std::slice::from_ref(&photos)).unwrap();
+    }
+    let mut plain = Command::cargo_bin("lookalike").unwrap();
+    let out = run_ok(
+        plain
+            .current_dir(&env.root)
+            .env_remove("LOOKALIKE_INDEX")
+            .arg("status"),
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains(&format!("`lookalike index {}`", photos.display())),
+        "{text}"
+    );
+}
+
+/// With -q, blur, deblur and quality print nothing on stderr; without it blur and deblur say
+/// what they wrote there.
+#[test]
+fn restore_commands_are_silent_with_quiet() {
+    let env = setup(&["horse"]);
+    let img = env.photos.join("horse/original.jpg");
+    let blurred = env.root.join("blurred.png");
+    let restored = env.root.join("restored.png");
+    let run = |quiet: bool, args: &[&std::ffi::OsStr]| {
+        let mut c = env.cmd();
+        if quiet {
+            c.arg("-q");
+        }
+        run_ok(c.args(args))
+    };
+    for quiet in [true, false] {
+        let blur = run(
+            quiet,
+            &[
+                "blur".as_ref(),
+                img.as_os_str(),
+                blurred.as_os_str(),
+                "--psf".as_ref(),
+                "gaussian:1.5".as_ref(),
+            ],
+        );
+        let deblur = run(
+            quiet,
+            &[
+                "deblur".as_ref(),
+                blurred.as_os_str(),
+                restored.as_os_str(),
+                "--psf".as_ref(),
+                "gaussian:1.5".as_ref(),
+                "--method".as_ref(),
+                "wiener".as_ref(),
+            ],
+        );
+        let quality = run(
+            quiet,
+            &["quality".as_ref(), img.as_os_str(), restored.as_os_str()],
+        );
+        assert!(quality.stderr.is_empty());
+        assert!(String::from_utf8_lossy(&quality.stdout).contains("PSNR"));
+        if quiet {
+            for out in [&blur, &deblur] {
+                assert!(
+                    out.stderr.is_empty(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                assert!(
+                    out.stdout.is_empty(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stdout)
+                );
+            }
+        } else {
+            assert!(String::from_utf8_lossy(&blur.stderr).contains("->"));
+            assert!(String::from_utf8_lossy(&deblur.stderr).contains("->"));
+        }
+    }
+}
+
+/// A damaged database exits 4 (status, status --check, query); the exit statuses are listed in
+/// the top-level help.
+#[test]
+fn a_damaged_index_exits_4_and_the_help_lists_exit_statuses() {
+    let env = setup(&["horse", "grass"]);
+    env.index_json(0);
+    let db = lookalike::collection::Collection::at(&env.index).db_path();
+    let mut bytes = std::fs::read(&db).unwrap();
+    // Garbage over every page but the first: the header opens, the tables are damaged.
+    let page = u16::from_be_bytes([bytes[16], bytes[17]]) as usize;
+    for b in &mut bytes[page..] {
+        *b = 0xA5;
+    }
+    std::fs::write(&db, &bytes).unwrap();
+    for suffix in ["-wal", "-shm"] {
+        let mut side = db.clone().into_os_string();
+        side.push(suffix);
+        let _ = std::fs::remove_file(side);
+    }
+    for args in [&["status", "--check"][..], &["status"], &["query", "x.jpg"]] {
+        let out = env.cmd().args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{args:?}: {stderr}");
+    }
+    std::fs::write(
+        &db,
+        b"this is not a database at all, not even close to one......",
+    )
+    .unwrap();
+    let out = env.cmd().args(["status"]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let help = run_ok(Command::cargo_bin("lookalike").unwrap().arg("--help"));
+    let help = String::from_utf8(help.stdout).unwrap();
+    for code in ["0 ", "1 ", "2 ", "3 ", "4 ", "130 "] {
+        assert!(help.contains(&format!("\n  {code}")), "{code}: {help}");
+    }
+    // clap's own usage errors are 2 as well.
+    let out = Command::cargo_bin("lookalike")
+        .unwrap()
+        .arg("--no-such-flag")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
 }

@@ -54,8 +54,8 @@ pub struct EvalArgs {
     /// Distortions to apply (e.g. `blur:2,jpeg:30,crop:0.2`); default: a suite of 30.
     #[arg(long, value_name = "LIST")]
     suite: Option<String>,
-    /// Number of images distorted in the distortion benchmark.
-    #[arg(long, default_value_t = 100)]
+    /// Number of images distorted in the distortion benchmark (1 to 1000000).
+    #[arg(long, default_value_t = 100, value_parser = super::usize_in(1..=1_000_000))]
     sample: usize,
     /// Labelled run with distorted queries (e.g. `blur:2`) against the clean index; `+` chains
     /// distortions in order (`blur:3+jpeg:75`: a blurred photo saved as JPEG).
@@ -70,24 +70,24 @@ pub struct EvalArgs {
     profile: Profile,
     #[command(flatten)]
     search: super::SearchArgs,
-    /// Cut-offs for P@k, R@k, NDCG@k.
-    #[arg(short, long, value_delimiter = ',', default_value = "1,5,10")]
+    /// Cut-offs for P@k, R@k, NDCG@k (each 1 to 10000).
+    #[arg(short, long, value_delimiter = ',', default_value = "1,5,10", value_parser = super::usize_in(1..=10_000))]
     k: Vec<usize>,
-    /// HNSW ranking depth (the rest follows in exact order).
-    #[arg(long, default_value_t = 100)]
+    /// HNSW ranking depth (the rest follows in exact order; 1 to 10000).
+    #[arg(long, default_value_t = 100, value_parser = super::usize_in(1..=10_000))]
     depth: usize,
     /// Exact search only.
     #[arg(long)]
     no_hnsw: bool,
     /// Database-side augmentation: neighbours averaged into each stored vector, as `index`
-    /// builds the graph (0: rank the full vectors, as indexes made before it did).
-    #[arg(long, value_name = "N", default_value_t = crate::ann::DEFAULT_DBA)]
+    /// builds the graph (0: rank the full vectors, as indexes made before it did; at most 100).
+    #[arg(long, value_name = "N", default_value_t = crate::ann::DEFAULT_DBA, value_parser = super::usize_in(0..=100))]
     dba: usize,
-    /// Exponent on the similarity weights of that augmentation.
-    #[arg(long, value_name = "ALPHA", default_value_t = crate::query_expansion::DEFAULT_QE.alpha)]
+    /// Exponent on the similarity weights of that augmentation (0 to 100).
+    #[arg(long, value_name = "ALPHA", default_value_t = crate::query_expansion::DEFAULT_QE.alpha, value_parser = super::parse_alpha)]
     dba_alpha: f32,
-    /// Share of the weight query expansion would give each augmentation neighbour.
-    #[arg(long, value_name = "SHARE", default_value_t = crate::ann::DEFAULT_DBA_SHARE)]
+    /// Share of the weight query expansion would give each augmentation neighbour (0 to 10).
+    #[arg(long, value_name = "SHARE", default_value_t = crate::ann::DEFAULT_DBA_SHARE, value_parser = parse_share)]
     dba_share: f32,
     /// Seed for distortions and sampling.
     #[arg(long, default_value_t = 0)]
@@ -101,6 +101,10 @@ pub struct EvalArgs {
     /// Write every ranking (JSON lines) for scripts/crosscheck_eval.py.
     #[arg(long, value_name = "FILE")]
     dump_rankings: Option<PathBuf>,
+}
+
+fn parse_share(s: &str) -> std::result::Result<f32, String> {
+    super::f32_in(s, 0.0, 10.0)
 }
 
 /// The index folder for an evaluated image folder: `--index-dir` when given, else a folder
@@ -153,7 +157,7 @@ fn index_folder(
     if !quiet {
         eprintln!(
             "indexed {}: {} new, {} unchanged, {} failed, {:.1} images/s",
-            folder.display(),
+            crate::path_repr::shown(folder),
             summary.new + summary.updated,
             summary.unchanged,
             summary.failed.len(),
@@ -313,16 +317,21 @@ pub fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) -> Result
         };
         let out = write_report(dir, &input)?;
         if !quiet {
-            eprintln!("report: {}", out.index.display());
+            eprintln!("report: {}", crate::path_repr::shown(&out.index));
         }
     }
     if args.json {
-        super::print_json(&serde_json::json!({
-            "dataset": title,
-            "index_dir": collection.dir(),
-            "indexing_images_per_sec": index_summary.images_per_sec,
-            "runs": runs,
-        }))?;
+        let mut doc = crate::path_repr::object("index_dir", collection.dir());
+        doc.insert("dataset".into(), title.into());
+        doc.insert(
+            "indexing_images_per_sec".into(),
+            index_summary.images_per_sec.into(),
+        );
+        doc.insert(
+            "runs".into(),
+            serde_json::to_value(&runs).map_err(|e| Error::Internal(e.to_string()))?,
+        );
+        super::print_json(&doc)?;
     } else {
         let rows: Vec<(&str, &str, &crate::eval::metrics::Summary)> = runs
             .iter()
@@ -425,7 +434,7 @@ fn distort_benchmark(
         };
         let out = write_report(dir, &input)?;
         if !quiet {
-            eprintln!("report: {}", out.index.display());
+            eprintln!("report: {}", crate::path_repr::shown(&out.index));
         }
     }
     if args.json {

@@ -10,26 +10,77 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::collection::{Collection, INDEX_DIR_ENV, SearchMode};
+use crate::collection::{Collection, DEFAULT_INDEX_DIR, INDEX_DIR_ENV, SearchMode};
 use crate::crawl::CrawlConfig;
 use crate::error::{Error, Result};
 use crate::features::{Fusion, Profile, Registry};
 use crate::index::{IndexConfig, IndexSummary, Progress};
+use crate::path_repr::{escape_text, shown};
 use crate::query::{QueryConfig, Searcher};
 use crate::query_expansion::{DEFAULT_QE, QueryExpansion};
 
 mod eval;
 pub mod restore;
 
-/// Exit status when indexing finished but some files could not be indexed.
+/// Exit status of a fault inside lookalike (a bug, an impossible state).
+pub const EXIT_INTERNAL: u8 = 1;
+/// Exit status of a usage error or bad input: a wrong flag or value, a missing or unreadable
+/// file, an undecodable example, no index, an index busy or made by a newer lookalike.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit status when indexing finished but some files under the indexed folders are recorded
+/// as failing (in this run or an earlier one, unchanged since).
 pub const EXIT_SOME_FAILED: u8 = 3;
+/// Exit status when the index is damaged (a failed integrity check, a corrupt database).
+pub const EXIT_CORRUPT: u8 = 4;
+/// Exit status after Ctrl-C; what was done is kept.
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// The exit status for an error; every error leaves `main` through here.
+pub fn exit_code(e: &Error) -> u8 {
+    if matches!(e, Error::Interrupted) {
+        EXIT_INTERRUPTED
+    } else if e.is_corrupt() {
+        EXIT_CORRUPT
+    } else if e.is_user_error() {
+        EXIT_USAGE
+    } else {
+        EXIT_INTERNAL
+    }
+}
+
+const TOP_HELP: &str = "Examples:\n  lookalike index ~/Pictures\n  lookalike query holiday.jpg -k 5\n  lookalike status --json\n\nThe index lives in ./.lookalike unless --index-dir or $LOOKALIKE_INDEX says otherwise.\n\nExit status:\n  0    success\n  1    internal error (a bug: please report it)\n  2    usage error or bad input (wrong flag or value, missing file, no index, index busy)\n  3    `index` finished but some files under its folders failed (`lookalike status` lists them)\n  4    the index is damaged (a corrupt database; `status --check` failed)\n  130  interrupted (Ctrl-C); what was done is kept";
+
+/// A usize flag within `range` (clap reports values outside it).
+fn usize_in(range: std::ops::RangeInclusive<u64>) -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(range)
+}
+
+/// Parses a finite number within `lo..=hi`.
+fn f32_in(s: &str, lo: f32, hi: f32) -> std::result::Result<f32, String> {
+    let x: f32 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number"))?;
+    if x.is_finite() && (lo..=hi).contains(&x) {
+        Ok(x)
+    } else {
+        Err(format!(
+            "{s} is out of range: use a number from {lo} to {hi}"
+        ))
+    }
+}
+
+/// An exponent on similarity weights (query expansion, augmentation).
+pub(crate) fn parse_alpha(s: &str) -> std::result::Result<f32, String> {
+    f32_in(s, 0.0, 100.0)
+}
 
 #[derive(Debug, Parser)]
 #[command(
     name = "lookalike",
     version,
     about = "Find images that look alike: index photo folders, query by example, restore blur, measure accuracy",
-    after_help = "Examples:\n  lookalike index ~/Pictures\n  lookalike query holiday.jpg -k 5\n  lookalike status --json\n\nThe index lives in ./.lookalike unless --index-dir or $LOOKALIKE_INDEX says otherwise."
+    after_help = TOP_HELP
 )]
 struct Cli {
     /// Folder holding the index (database and HNSW dump).
@@ -48,7 +99,7 @@ struct Cli {
 enum Command {
     /// Index image folders (incremental: unchanged files are not decoded again).
     #[command(
-        after_help = "Examples:\n  lookalike index ~/Pictures                  # track this folder from now on\n  lookalike index                             # refresh every tracked folder\n  lookalike index ~/Pictures/new/img_001.jpg  # one file inside a tracked folder\n  lookalike index ~/Pictures --profile fast   # colour and texture only, several times faster\n  lookalike index photos scans --exclude '**/thumbs/**'\n  lookalike --index-dir idx index photos --json\n\nFolders given are tracked: the index mirrors them, and a file under two overlapping folders is one image. `lookalike forget DIR` stops tracking one.\n\nExit status: 0 when every file was indexed, 3 when some could not be (they are listed and recorded; `lookalike status` shows them), a tracked folder is missing, or files kept changing while read."
+        after_help = "Examples:\n  lookalike index ~/Pictures                  # track this folder from now on\n  lookalike index                             # refresh every tracked folder\n  lookalike index ~/Pictures/new/img_001.jpg  # one file inside a tracked folder\n  lookalike index ~/Pictures --profile fast   # colour and texture only, several times faster\n  lookalike index photos scans --exclude '**/thumbs/**'\n  lookalike --index-dir idx index photos --json\n\nFolders given are tracked: the index mirrors them, and a file under two overlapping folders is one image. `lookalike forget DIR` stops tracking one.\n\nExit status: 0 when every file was indexed; 3 when some could not be, in this run or an earlier one and unchanged since (they are listed and recorded; `lookalike status` shows them), a tracked folder is missing, or files kept changing while read; 130 when interrupted."
     )]
     Index(IndexArgs),
     /// Stop tracking an indexed folder: its images leave the index (files are not touched).
@@ -106,13 +157,14 @@ struct IndexArgs {
     /// Try again files that failed before even if unchanged.
     #[arg(long)]
     retry_failed: bool,
-    /// Worker threads (default: all cores).
-    #[arg(long, value_name = "N")]
+    /// Worker threads, 1 to 1024 (default: all cores).
+    #[arg(long, value_name = "N", value_parser = usize_in(1..=1024))]
     threads: Option<usize>,
     /// Database-side augmentation: average each stored vector with its N nearest neighbours
     /// in the graph (default 2; 0 ranks the plain vectors, which keeps near-duplicates under
-    /// brightness, contrast or noise changes a little closer). Remembered by the collection.
-    #[arg(long, value_name = "N")]
+    /// brightness, contrast or noise changes a little closer; at most 100). Remembered by the
+    /// collection.
+    #[arg(long, value_name = "N", value_parser = usize_in(0..=100))]
     dba: Option<usize>,
     /// Rebuild the HNSW graph in full. Without it, small changes to a large collection are
     /// inserted into the existing graph; this also refreshes the augmentation of the images
@@ -142,8 +194,8 @@ struct ForgetArgs {
 struct QueryArgs {
     /// The example image (inside or outside the index).
     image: PathBuf,
-    /// Number of results.
-    #[arg(short, default_value_t = 10)]
+    /// Number of results, 1 to 10000.
+    #[arg(short, default_value_t = 10, value_parser = usize_in(1..=10_000))]
     k: usize,
     /// Print JSON.
     #[arg(long)]
@@ -162,11 +214,11 @@ struct SearchArgs {
     #[arg(long, value_name = "SPEC")]
     weights: Option<String>,
     /// Query expansion: average this many nearest neighbours into the query and search again
-    /// (alpha-QE; 0 = off).
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_QE.n)]
+    /// (alpha-QE; 0 = off; at most 100).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_QE.n, value_parser = usize_in(0..=100))]
     qe: usize,
-    /// Exponent on the similarity weights of query expansion.
-    #[arg(long, value_name = "ALPHA", default_value_t = DEFAULT_QE.alpha)]
+    /// Exponent on the similarity weights of query expansion (0 to 100).
+    #[arg(long, value_name = "ALPHA", default_value_t = DEFAULT_QE.alpha, value_parser = parse_alpha)]
     qe_alpha: f32,
     /// Of the first ten results, the one nearest to the example itself goes first (`false`:
     /// rank by expansion and augmentation alone).
@@ -196,7 +248,7 @@ struct StatusArgs {
     /// Print JSON.
     #[arg(long)]
     json: bool,
-    /// Also run SQLite's integrity check and validate every stored vector (exit status 1 when
+    /// Also run SQLite's integrity check and validate every stored vector (exit status 4 when
     /// either fails).
     #[arg(long)]
     check: bool,
@@ -205,21 +257,28 @@ struct StatusArgs {
 /// Entry point used by `main.rs`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli) {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(cli)))
+        .unwrap_or_else(|panic| Err(Error::Internal(panic_message(panic.as_ref()))));
+    match outcome {
         Ok(code) => code,
         Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => {
             ExitCode::SUCCESS
         }
-        Err(Error::Interrupted) => ExitCode::from(130),
         Err(e) => {
-            eprintln!("error: {e}");
-            if e.is_user_error() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::FAILURE
+            if !matches!(e, Error::Interrupted) {
+                eprintln!("error: {}", escape_text(&e.to_string()));
             }
+            ExitCode::from(exit_code(&e))
         }
     }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into())
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -230,8 +289,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Query(args) => cmd_query(&collection, args),
         Command::Status(args) => cmd_status(&collection, args),
         Command::Eval(args) => eval::cmd_eval(cli.index_dir.as_deref(), *args, cli.quiet),
-        Command::Blur(args) => restore::run_blur(&args).map(|()| ExitCode::SUCCESS),
-        Command::Deblur(args) => restore::run_deblur(&args).map(|()| ExitCode::SUCCESS),
+        Command::Blur(args) => restore::run_blur(&args, cli.quiet).map(|()| ExitCode::SUCCESS),
+        Command::Deblur(args) => restore::run_deblur(&args, cli.quiet).map(|()| ExitCode::SUCCESS),
         Command::Quality(args) => restore::run_quality(&args).map(|()| ExitCode::SUCCESS),
     }
 }
@@ -240,10 +299,14 @@ fn out_err(e: std::io::Error) -> Error {
     Error::io("<stdout>", e)
 }
 
+/// Prints JSON on stdout; it is built in full first, so a failure never leaves half a document.
 fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    let mut text = serde_json::to_vec_pretty(value)
+        .map_err(|e| Error::Internal(format!("cannot serialize the output as JSON: {e}")))?;
+    text.push(b'\n');
     let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value).map_err(|e| out_err(std::io::Error::other(e)))?;
-    writeln!(out).map_err(out_err)
+    out.write_all(&text).map_err(out_err)?;
+    out.flush().map_err(out_err)
 }
 
 fn install_stop_flag() -> Arc<AtomicBool> {
@@ -262,7 +325,7 @@ fn install_stop_flag() -> Arc<AtomicBool> {
 fn cmd_index(collection: &Collection, args: IndexArgs, quiet: bool) -> Result<ExitCode> {
     if let Some(n) = args.threads {
         rayon::ThreadPoolBuilder::new()
-            .num_threads(n.max(1))
+            .num_threads(n)
             .build_global()
             .map_err(|e| Error::InvalidInput(format!("--threads: {e}")))?;
     }
@@ -294,16 +357,16 @@ fn cmd_index(collection: &Collection, args: IndexArgs, quiet: bool) -> Result<Ex
         report_index(collection, &summary);
     }
     if summary.interrupted {
-        return Ok(ExitCode::from(130));
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
     }
     Ok(
-        if summary.failed.is_empty()
-            && summary.changing.is_empty()
-            && summary.missing_roots.is_empty()
+        if some_failed(&summary)
+            || !summary.changing.is_empty()
+            || !summary.missing_roots.is_empty()
         {
-            ExitCode::SUCCESS
-        } else {
             ExitCode::from(EXIT_SOME_FAILED)
+        } else {
+            ExitCode::SUCCESS
         },
     )
 }
@@ -324,7 +387,7 @@ fn cmd_forget(collection: &Collection, args: ForgetArgs, quiet: bool) -> Result<
         for s in &summaries {
             eprintln!(
                 "forgot {}: {} images removed from the index, {} kept under other tracked folders; {} images in {}",
-                s.root.display(),
+                shown(&s.root),
                 s.removed,
                 s.kept,
                 s.total_images,
@@ -333,6 +396,11 @@ fn cmd_forget(collection: &Collection, args: ForgetArgs, quiet: bool) -> Result<
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Files under the indexed folders are recorded as failing: failed now, or before and unchanged.
+fn some_failed(s: &IndexSummary) -> bool {
+    !s.failed.is_empty() || s.still_failing > 0
 }
 
 /// A progress bar on stderr, hidden when stderr is not a terminal or with --quiet.
@@ -368,21 +436,21 @@ fn render_progress(bar: &ProgressBar, p: Progress) {
 
 fn report_index(collection: &Collection, s: &IndexSummary) {
     for f in &s.failed {
-        eprintln!("failed: {}: {}", f.path.display(), f.reason);
+        eprintln!("failed: {}: {}", shown(&f.path), escape_text(&f.reason));
     }
     for p in &s.problems {
-        eprintln!("skipped: {}: {}", p.path.display(), p.reason);
+        eprintln!("skipped: {}: {}", shown(&p.path), escape_text(&p.reason));
     }
     for p in &s.changing {
         eprintln!(
             "changing: {}: modified while it was read; not indexed this time (run `lookalike index` again once it is written)",
-            p.display()
+            shown(p)
         );
     }
     for p in &s.missing_roots {
         eprintln!(
             "missing: {}: tracked folder not found (deleted, or on a disk not mounted); its images are kept; `lookalike forget` stops tracking it",
-            p.display()
+            shown(p)
         );
     }
     if s.merged > 0 {
@@ -411,7 +479,7 @@ fn report_index(collection: &Collection, s: &IndexSummary) {
         s.elapsed_secs,
         s.images_per_sec,
         s.total_images,
-        collection.dir().display(),
+        shown(collection.dir()),
         s.profile.name()
     );
     if let Some(u) = s.ann_updated {
@@ -427,13 +495,17 @@ fn report_index(collection: &Collection, s: &IndexSummary) {
         eprintln!(
             "interrupted: everything extracted so far is saved; run the same command again to resume"
         );
+    } else if some_failed(s) {
+        eprintln!(
+            "{} files could not be indexed ({} in this run, {} unchanged since they failed before): exit status {EXIT_SOME_FAILED}; `lookalike status` lists them, `--retry-failed` tries them again",
+            s.failed.len() + s.still_failing,
+            s.failed.len(),
+            s.still_failing
+        );
     }
 }
 
 fn cmd_query(collection: &Collection, args: QueryArgs) -> Result<ExitCode> {
-    if args.k == 0 {
-        return Err(Error::InvalidInput("-k must be at least 1".into()));
-    }
     let fusion = args.search.fusion(collection.recorded_profile()?)?;
     let searcher = Searcher::open(collection, &fusion)?;
     let cfg = QueryConfig {
@@ -454,12 +526,12 @@ fn cmd_query(collection: &Collection, args: QueryArgs) -> Result<ExitCode> {
         print_json(&result)?;
     } else {
         if let Some(note) = &result.note {
-            eprintln!("note: {note}");
+            eprintln!("note: {}", escape_text(note));
         }
         for path in &result.stale {
             eprintln!(
                 "stale: {} is gone or changed since it was indexed; left out (`lookalike index` updates the index)",
-                path.display()
+                shown(path)
             );
         }
         if result
@@ -492,16 +564,70 @@ fn cmd_query(collection: &Collection, args: QueryArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Paths under the working directory are shown relative to it.
+/// Paths under the working directory are shown relative to it, escaped for the terminal.
 fn display_path(p: &Path) -> String {
-    std::env::current_dir()
-        .ok()
-        .and_then(|cwd| p.strip_prefix(cwd).ok().map(|r| r.display().to_string()))
-        .unwrap_or_else(|| p.display().to_string())
+    let cwd = std::env::current_dir().ok();
+    shown(
+        cwd.as_deref()
+            .and_then(|cwd| p.strip_prefix(cwd).ok())
+            .unwrap_or(p),
+    )
 }
 
-/// One line on how the last `index` run went, with what to do next.
-fn describe_run(run: &crate::store::RunEntry) -> String {
+/// A path as one shell word: bare when safe, else single-quoted, else (control characters,
+/// bytes that are not UTF-8) in `$'...'` with escapes.
+fn shell_quote(p: &Path) -> String {
+    let text = p.to_string_lossy();
+    let safe = |c: char| c.is_ascii_alphanumeric() || "_./,:@%+-".contains(c);
+    if !text.is_empty() && text.chars().all(safe) && !text.starts_with('-') {
+        return text.into_owned();
+    }
+    if p.to_str().is_some() && shown(p) == text {
+        return format!("'{}'", text.replace('\'', r"'\''"));
+    }
+    let bytes = crate::path_repr::invalid_bytes(p).unwrap_or_else(|| text.as_bytes().to_vec());
+    let mut out = String::from("$'");
+    for b in bytes {
+        match b {
+            b'\'' => out.push_str("\\'"),
+            b'\\' => out.push_str("\\\\"),
+            0x20..=0x7e => out.push(b as char),
+            _ => out.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// The command that resumes `run`: its roots (as recorded, with their exact bytes when known)
+/// and `--index-dir` unless the index is the default one.
+fn resume_command(
+    collection: &Collection,
+    run: &crate::store::RunEntry,
+    roots: &std::collections::HashMap<i64, PathBuf>,
+) -> String {
+    let mut cmd = String::from("lookalike");
+    if collection.dir() != Path::new(DEFAULT_INDEX_DIR) {
+        let dir = std::path::absolute(collection.dir()).unwrap_or(collection.dir().to_path_buf());
+        cmd.push_str(&format!(" --index-dir {}", shell_quote(&dir)));
+    }
+    cmd.push_str(" index");
+    for root in &run.roots {
+        // Recorded roots are display strings; the exact path is the root that displays so.
+        let exact = roots
+            .values()
+            .find(|p| p.to_string_lossy() == root.as_str())
+            .cloned()
+            .unwrap_or_else(|| PathBuf::from(root));
+        cmd.push(' ');
+        cmd.push_str(&shell_quote(&exact));
+    }
+    cmd
+}
+
+/// One line on how the last `index` run went, with what to do next (`resume`: the command
+/// that resumes it).
+fn describe_run(run: &crate::store::RunEntry, resume: &str) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -515,20 +641,18 @@ fn describe_run(run: &crate::store::RunEntry) -> String {
             _ => format!("{} days ago", s / 86400),
         }
     };
-    let roots = run.roots.join(" ");
     match (run.outcome.as_deref(), run.finished_at) {
         (Some("complete"), Some(t)) => format!("complete, {}", ago(t)),
-        (Some("interrupted"), Some(t)) => format!(
-            "interrupted {}; `lookalike index {roots}` resumes it",
-            ago(t)
-        ),
+        (Some("interrupted"), Some(t)) => {
+            format!("interrupted {}; `{resume}` resumes it", ago(t))
+        }
         (Some("error"), Some(t)) => format!(
             "failed {}: {}",
             ago(t),
-            run.summary.as_deref().unwrap_or("no message")
+            escape_text(run.summary.as_deref().unwrap_or("no message"))
         ),
         _ => format!(
-            "started {} and has not finished (still running, or the process was killed); `lookalike index {roots}` resumes it",
+            "started {} and has not finished (still running, or the process was killed); `{resume}` resumes it",
             ago(run.started_at)
         ),
     }
@@ -619,23 +743,30 @@ fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
         })
         .filter(|(_, missing)| *missing > 0)
         .collect();
+    let failure_path = |f: &crate::store::FailureEntry| {
+        roots
+            .get(&f.root_id)
+            .map(|r| r.join(&f.rel_path))
+            .unwrap_or_else(|| f.rel_path.clone())
+    };
+    let mut root_paths: Vec<&Path> = roots.values().map(PathBuf::as_path).collect();
+    root_paths.sort();
     if args.json {
         let failures_json: Vec<_> = failures
             .iter()
             .map(|f| {
-                serde_json::json!({
-                    "path": roots.get(&f.root_id).map(|r| r.join(&f.rel_path)).unwrap_or_default(),
-                    "reason": f.reason,
-                })
+                let mut entry = crate::path_repr::object("path", &failure_path(f));
+                entry.insert("reason".into(), f.reason.clone().into());
+                serde_json::Value::Object(entry)
             })
             .collect();
-        print_json(&serde_json::json!({
-            "index_dir": collection.dir(),
+        let mut doc = crate::path_repr::object("index_dir", collection.dir());
+        crate::path_repr::insert_list(&mut doc, "roots", root_paths.iter().copied());
+        let serde_json::Value::Object(rest) = serde_json::json!({
             "images": stats.images,
             "profile": profile,
             "working_size": registry.working_size(),
             "failures": failures_json,
-            "roots": stats.roots,
             "feature_versions": stats.feature_versions,
             "outdated_feature_rows": outdated,
             "images_missing_family": missing_families.iter().copied().collect::<std::collections::BTreeMap<_, _>>(),
@@ -649,15 +780,26 @@ fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
             "bytes_on_disk": size_on_disk,
             "integrity": integrity,
             "last_run": last_run,
-        }))?;
+        }) else {
+            return Err(Error::Internal("status JSON is not an object".into()));
+        };
+        doc.extend(rest);
+        print_json(&doc)?;
         return Ok(integrity_exit(integrity.as_deref()));
     }
     let mut out = std::io::stdout().lock();
     let mut w = |s: String| writeln!(out, "{s}").map_err(out_err);
-    w(format!("index:     {}", collection.dir().display()))?;
+    w(format!("index:     {}", shown(collection.dir())))?;
     w(format!("images:    {}", stats.images))?;
     w(format!("failures:  {}", stats.failures))?;
-    w(format!("roots:     {}", stats.roots.join(", ")))?;
+    w(format!(
+        "roots:     {}",
+        root_paths
+            .iter()
+            .map(|p| shown(p))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))?;
     w(format!(
         "profile:   {} ({} on a {}-pixel working image)",
         profile.name(),
@@ -679,24 +821,25 @@ fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
             "missing:   {missing} images have no {family} vector yet; they are searched without it (run `lookalike index` on their folders)"
         ))?;
     }
-    w(format!("hnsw:      {ann_state}"))?;
+    w(format!("hnsw:      {}", escape_text(&ann_state)))?;
     w(format!(
         "size:      {:.1} MB on disk",
         size_on_disk as f64 / 1e6
     ))?;
     w(format!("schema:    v{}", stats.schema_version))?;
     if let Some(run) = &last_run {
-        w(format!("last run:  {}", describe_run(run)))?;
+        let resume = resume_command(collection, run, &roots);
+        w(format!("last run:  {}", describe_run(run, &resume)))?;
     }
     if let Some(verdict) = &integrity {
-        w(format!("integrity: {verdict}"))?;
+        w(format!("integrity: {}", escape_text(verdict)))?;
     }
     for f in failures.iter().take(20) {
-        let path = roots
-            .get(&f.root_id)
-            .map(|r| r.join(&f.rel_path))
-            .unwrap_or_else(|| f.rel_path.clone());
-        w(format!("failed:    {}: {}", path.display(), f.reason))?;
+        w(format!(
+            "failed:    {}: {}",
+            shown(&failure_path(f)),
+            escape_text(&f.reason)
+        ))?;
     }
     if failures.len() > 20 {
         w(format!(
@@ -759,7 +902,7 @@ fn check_index(store: &crate::store::Store) -> Result<String> {
 
 fn integrity_exit(verdict: Option<&str>) -> ExitCode {
     match verdict {
-        Some(v) if v != "ok" => ExitCode::FAILURE,
+        Some(v) if v != "ok" => ExitCode::from(EXIT_CORRUPT),
         _ => ExitCode::SUCCESS,
     }
 }
@@ -772,4 +915,52 @@ fn dir_size(dir: &Path) -> u64 {
         .filter(|m| m.is_file())
         .map(|m| m.len())
         .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_map_to_their_exit_statuses() {
+        let p = PathBuf::from("/idx/lookalike.db");
+        assert_eq!(exit_code(&Error::Internal("x".into())), EXIT_INTERNAL);
+        assert_eq!(exit_code(&Error::InvalidInput("x".into())), EXIT_USAGE);
+        assert_eq!(exit_code(&Error::NoIndex(p.clone())), EXIT_USAGE);
+        assert_eq!(exit_code(&Error::Locked(p.clone())), EXIT_USAGE);
+        assert_eq!(exit_code(&Error::Interrupted), EXIT_INTERRUPTED);
+        let corrupt = Error::Corrupt {
+            path: p.clone(),
+            reason: "integrity check failed".into(),
+        };
+        assert_eq!(exit_code(&corrupt), EXIT_CORRUPT);
+        let not_a_db = Error::Db {
+            path: p.clone(),
+            source: rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_NOTADB),
+                None,
+            ),
+        };
+        assert_eq!(exit_code(&not_a_db), EXIT_CORRUPT);
+        let busy = Error::Db {
+            path: p,
+            source: rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+                None,
+            ),
+        };
+        assert_eq!(exit_code(&busy), EXIT_INTERNAL);
+    }
+
+    #[test]
+    fn paths_are_quoted_as_one_shell_word() {
+        assert_eq!(shell_quote(Path::new("/photos/2024")), "/photos/2024");
+        assert_eq!(shell_quote(Path::new("/my idx's")), r"'/my idx'\''s'");
+        assert_eq!(shell_quote(Path::new("/a/$(rm -rf x)")), "'/a/$(rm -rf x)'");
+        assert_eq!(shell_quote(Path::new("/a\nb\\c'")), r"$'/a\x0ab\\c\''");
+        assert_eq!(shell_quote(Path::new("-x")), "'-x'");
+        use std::os::unix::ffi::OsStrExt;
+        let raw = Path::new(std::ffi::OsStr::from_bytes(b"/caf\xe9"));
+        assert_eq!(shell_quote(raw), r"$'/caf\xe9'");
+    }
 }

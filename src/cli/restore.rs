@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use serde_json::json;
 
+use crate::path_repr::{self, shown};
 use crate::restore::color::{Planes, load, save};
 use crate::restore::estimate::{BlurEstimate, estimate_blur};
 use crate::restore::fft::convolve;
@@ -16,6 +17,17 @@ use crate::restore::{
 };
 use crate::{Error, Result};
 
+/// Most deconvolution iterations `--iterations` accepts.
+pub const MAX_ITERATIONS: u64 = 1000;
+
+fn parse_noise(s: &str) -> std::result::Result<f32, String> {
+    super::f32_in(s, 0.0, 1.0)
+}
+
+fn parse_strength(s: &str) -> std::result::Result<f32, String> {
+    super::f32_in(s, 0.0, 1.0)
+}
+
 /// `lookalike blur IN OUT --psf SPEC`: blur an image with a known PSF (and optional noise).
 #[derive(Debug, Args)]
 pub struct BlurArgs {
@@ -26,8 +38,8 @@ pub struct BlurArgs {
     /// PSF: gaussian:SIGMA, disk:RADIUS, motion:LENGTH,ANGLE or file:PATH.
     #[arg(long)]
     pub psf: String,
-    /// Standard deviation of added white Gaussian noise (data range 1).
-    #[arg(long, default_value_t = 0.0)]
+    /// Standard deviation of added white Gaussian noise (data range 1; 0 to 1).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_noise)]
     pub noise: f32,
     /// Seed of the noise generator.
     #[arg(long, default_value_t = 0)]
@@ -58,11 +70,11 @@ pub struct DeblurArgs {
     /// Deconvolution method.
     #[arg(long, value_enum, default_value_t = Method::Rl)]
     pub method: Method,
-    /// Maximum iterations (Richardson-Lucy).
-    #[arg(long, default_value_t = 50)]
+    /// Maximum iterations (Richardson-Lucy), 1 to 1000.
+    #[arg(long, default_value_t = 50, value_parser = super::usize_in(1..=MAX_ITERATIONS))]
     pub iterations: usize,
     /// Blend with the input: 1 = fully restored, 0 = unchanged.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = parse_strength)]
     pub strength: f32,
     /// Print one JSON object instead of text.
     #[arg(long)]
@@ -97,10 +109,11 @@ impl DeblurArgs {
                 self.strength
             )));
         }
-        if self.iterations == 0 {
-            return Err(Error::InvalidInput(
-                "--iterations must be at least 1".into(),
-            ));
+        if !(1..=MAX_ITERATIONS as usize).contains(&self.iterations) {
+            return Err(Error::InvalidInput(format!(
+                "--iterations {} is out of range: use 1 to {MAX_ITERATIONS}",
+                self.iterations
+            )));
         }
         let psf = if self.psf.trim().eq_ignore_ascii_case("auto") {
             None
@@ -125,8 +138,8 @@ fn check_noise(noise: f32) -> Result<()> {
     Ok(())
 }
 
-/// Runs `lookalike blur`.
-pub fn run_blur(args: &BlurArgs) -> Result<()> {
+/// Runs `lookalike blur`; the one-line summary goes to stderr unless `quiet`.
+pub fn run_blur(args: &BlurArgs, quiet: bool) -> Result<()> {
     check_noise(args.noise)?;
     let psf = PsfSpec::parse(&args.psf)?.to_psf()?;
     let img = load(&args.input)?;
@@ -144,13 +157,15 @@ pub fn run_blur(args: &BlurArgs) -> Result<()> {
         Planes::Rgb([r, g, b]) => Planes::Rgb([blur(r, 0), blur(g, 1), blur(b, 2)]),
     };
     save(&out, &args.output)?;
-    println!(
-        "{} -> {} (psf {}, noise {})",
-        args.input.display(),
-        args.output.display(),
-        args.psf,
-        args.noise
-    );
+    if !quiet {
+        eprintln!(
+            "{} -> {} (psf {}, noise {})",
+            shown(&args.input),
+            shown(&args.output),
+            path_repr::escape_text(&args.psf),
+            args.noise
+        );
+    }
     Ok(())
 }
 
@@ -198,8 +213,8 @@ fn restore_plane(
     out
 }
 
-/// Runs `lookalike deblur`.
-pub fn run_deblur(args: &DeblurArgs) -> Result<()> {
+/// Runs `lookalike deblur`; the text summary goes to stderr unless `quiet`, `--json` to stdout.
+pub fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
     let cfg = args.config()?;
     let img = load(&args.input)?;
     let luma = img.luma();
@@ -223,43 +238,46 @@ pub fn run_deblur(args: &DeblurArgs) -> Result<()> {
     save(&out, &args.output)?;
     let method = format!("{:?}", cfg.method).to_lowercase();
     if args.json {
-        println!(
-            "{}",
-            json!({
-                "input": args.input,
-                "output": args.output,
+        let mut doc = path_repr::object("input", &args.input);
+        path_repr::insert(&mut doc, "output", &args.output);
+        let serde_json::Value::Object(rest) = json!({
                 "psf": spec_text,
                 "estimated": est.is_some(),
                 "estimate": est,
                 "method": method,
                 "strength": cfg.strength,
                 "noise_sigma": noise,
-            })
-        );
-    } else {
+        }) else {
+            return Err(Error::Internal("deblur JSON is not an object".into()));
+        };
+        doc.extend(rest);
+        println!("{}", serde_json::Value::Object(doc));
+    } else if !quiet {
         let how = if est.is_some() {
             "estimated psf"
         } else {
             "psf"
         };
         if est.is_some_and(|e| !e.is_blurred()) {
-            println!(
+            eprintln!(
                 "{}: no blur found, copied to {}",
-                args.input.display(),
-                args.output.display()
+                shown(&args.input),
+                shown(&args.output)
             );
         } else {
-            println!(
-                "{} -> {} ({how} {spec_text}, {method}, noise {noise:.4})",
-                args.input.display(),
-                args.output.display()
+            eprintln!(
+                "{} -> {} ({how} {}, {method}, noise {noise:.4})",
+                shown(&args.input),
+                shown(&args.output),
+                path_repr::escape_text(&spec_text)
             );
         }
     }
     Ok(())
 }
 
-/// Runs `lookalike quality`.
+/// Runs `lookalike quality`: the scores go to stdout (they are the result, printed with `-q`
+/// too); nothing goes to stderr but errors.
 pub fn run_quality(args: &QualityArgs) -> Result<()> {
     let a = load(&args.reference)?;
     let b = load(&args.test)?;
@@ -268,8 +286,8 @@ pub fn run_quality(args: &QualityArgs) -> Result<()> {
         let (bh, bw) = b.dim();
         return Err(Error::InvalidInput(format!(
             "{} is {aw}x{ah} but {} is {bw}x{bh}: compare images of the same size",
-            args.reference.display(),
-            args.test.display()
+            shown(&args.reference),
+            shown(&args.test)
         )));
     }
     // colour pairs are scored on luminance; grey vs colour too
@@ -282,10 +300,12 @@ pub fn run_quality(args: &QualityArgs) -> Result<()> {
     let m = ms_ssim(&ra, &rb)?;
     if args.json {
         let pj = if p.is_finite() { json!(p) } else { json!(null) };
-        println!(
-            "{}",
-            json!({"reference": args.reference, "test": args.test, "psnr_db": pj, "ssim": s, "ms_ssim": m})
-        );
+        let mut doc = path_repr::object("reference", &args.reference);
+        path_repr::insert(&mut doc, "test", &args.test);
+        doc.insert("psnr_db".into(), pj);
+        doc.insert("ssim".into(), json!(s));
+        doc.insert("ms_ssim".into(), json!(m));
+        println!("{}", serde_json::Value::Object(doc));
     } else {
         println!("PSNR {p:.3} dB  SSIM {s:.4}  MS-SSIM {m:.4}");
     }

@@ -269,6 +269,9 @@ pub fn signed_sqrt(v: &mut [f32]) {
     v.iter_mut().for_each(|x| *x = x.signum() * x.abs().sqrt());
 }
 
+/// Largest weight `--weights` accepts (weights are relative; larger ones only risk overflow).
+pub const MAX_WEIGHT: f32 = 1000.0;
+
 /// How per-family vectors are combined: each is L2-normalised, then scaled by sqrt(weight),
 /// so the squared distance between fused vectors is the weighted sum of per-family ones.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -317,6 +320,7 @@ impl Fusion {
     /// Parses `color=1,conv=0.5` (families left out get weight 0) or a single family name.
     pub fn parse(spec: &str, known: &[&str]) -> Result<Fusion> {
         let mut weights = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (name, w) = match part.split_once('=') {
                 Some((n, w)) => {
@@ -335,9 +339,14 @@ impl Fusion {
                     known.join(", ")
                 )));
             }
-            if !(w >= 0.0 && w.is_finite()) {
+            if !(w.is_finite() && (0.0..=MAX_WEIGHT).contains(&w)) {
                 return Err(Error::InvalidInput(format!(
-                    "weight for '{name}' must be a finite number >= 0"
+                    "weight for '{name}' in --weights must be a number from 0 to {MAX_WEIGHT}"
+                )));
+            }
+            if !seen.insert(name) {
+                return Err(Error::InvalidInput(format!(
+                    "'{name}' is given twice in --weights: give each family once"
                 )));
             }
             if w > 0.0 {
@@ -626,6 +635,36 @@ mod tests {
         assert_eq!(
             Fusion::parse("conv", &known).unwrap().families(),
             vec!["conv"]
+        );
+    }
+
+    /// Repeated, negative, non-finite, huge and all-zero weights are refused with a reason.
+    #[test]
+    fn fusion_parse_rejects_absurd_weights() {
+        let known = ["color", "conv"];
+        let msg = |s: &str| Fusion::parse(s, &known).unwrap_err().to_string();
+        assert!(
+            msg("color=1,color=2").contains("given twice"),
+            "{}",
+            msg("color=1,color=2")
+        );
+        assert!(msg("color,color=0").contains("given twice"));
+        for bad in [
+            "color=-1",
+            "color=NaN",
+            "color=inf",
+            "color=-inf",
+            "color=1e30",
+        ] {
+            assert!(msg(bad).contains("from 0 to"), "{bad}: {}", msg(bad));
+        }
+        assert!(msg("color=0,conv=0").contains("at least one weight above 0"));
+        assert!(msg("").contains("at least one weight above 0"));
+        assert_eq!(
+            Fusion::parse("color=1000,conv=0", &known)
+                .unwrap()
+                .families(),
+            vec!["color"]
         );
     }
 

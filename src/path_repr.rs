@@ -1,0 +1,224 @@
+//! How paths are shown: escaped for terminals in text output, and in JSON as a readable string
+//! plus the exact bytes when the name is not valid UTF-8.
+//!
+//! JSON: a path field `KEY` is always a string (`"KEY": "<lossy display>"`, invalid bytes
+//! replaced by U+FFFD); when the name is not valid UTF-8, a sibling `"KEY_bytes": [..]` holds
+//! its exact bytes. A list of paths gets a sibling list with `null` for the valid names.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::Serializer;
+use serde::ser::SerializeMap;
+
+/// The raw bytes of a path when they are not valid UTF-8; `None` for ordinary names.
+pub fn invalid_bytes(path: &Path) -> Option<Vec<u8>> {
+    if path.to_str().is_some() {
+        return None;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        Some(path.as_os_str().as_bytes().to_vec())
+    }
+    #[cfg(not(unix))]
+    {
+        Some(path.to_string_lossy().into_owned().into_bytes())
+    }
+}
+
+/// Writes `KEY` (and `KEY_bytes` when needed) into a map being serialized.
+pub fn write_entries<M: SerializeMap>(map: &mut M, key: &str, path: &Path) -> Result<(), M::Error> {
+    map.serialize_entry(key, &path.to_string_lossy())?;
+    if let Some(bytes) = invalid_bytes(path) {
+        map.serialize_entry(&format!("{key}_bytes"), &bytes)?;
+    }
+    Ok(())
+}
+
+/// Sets `KEY` (and `KEY_bytes` when needed) in a JSON object built by hand.
+pub fn insert(map: &mut serde_json::Map<String, serde_json::Value>, key: &str, path: &Path) {
+    map.insert(key.into(), path.to_string_lossy().into_owned().into());
+    if let Some(bytes) = invalid_bytes(path) {
+        map.insert(format!("{key}_bytes"), bytes.into());
+    }
+}
+
+/// Sets `KEY` to a list of paths, and `KEY_bytes` (bytes or `null` per path) when any of them
+/// is not valid UTF-8.
+pub fn insert_list<'a>(
+    map: &mut serde_json::Map<String, serde_json::Value>,
+    key: &str,
+    paths: impl IntoIterator<Item = &'a Path>,
+) {
+    let paths: Vec<&Path> = paths.into_iter().collect();
+    let shown: Vec<serde_json::Value> = paths
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned().into())
+        .collect();
+    map.insert(key.into(), shown.into());
+    let bytes: Vec<Option<Vec<u8>>> = paths.iter().map(|p| invalid_bytes(p)).collect();
+    if bytes.iter().any(Option::is_some) {
+        map.insert(
+            format!("{key}_bytes"),
+            serde_json::to_value(bytes).unwrap_or_default(),
+        );
+    }
+}
+
+/// A JSON object holding `KEY` (and `KEY_bytes`) for one path, to merge into others.
+pub fn object(key: &str, path: &Path) -> serde_json::Map<String, serde_json::Value> {
+    let mut map = serde_json::Map::new();
+    insert(&mut map, key, path);
+    map
+}
+
+fn serialize_as<S: Serializer>(key: &str, path: &Path, s: S) -> Result<S::Ok, S::Error> {
+    let mut map = s.serialize_map(None)?;
+    write_entries(&mut map, key, path)?;
+    map.end()
+}
+
+/// For `#[serde(flatten, serialize_with = "crate::path_repr::path")]` on a field `path`.
+pub fn path<S: Serializer>(p: &Path, s: S) -> Result<S::Ok, S::Error> {
+    serialize_as("path", p, s)
+}
+
+/// For `#[serde(flatten, serialize_with = "crate::path_repr::root")]` on a field `root`.
+pub fn root<S: Serializer>(p: &Path, s: S) -> Result<S::Ok, S::Error> {
+    serialize_as("root", p, s)
+}
+
+/// For `#[serde(serialize_with = "crate::path_repr::list")]` on a list of paths: each as its
+/// display string, with `\u{fffd}` for bytes that are not UTF-8 (the exact bytes are in the
+/// text output's `\xNN` escapes).
+pub fn list<S: Serializer>(paths: &[std::path::PathBuf], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(paths.iter().map(|p| p.to_string_lossy()))
+}
+
+/// For `#[serde(flatten, serialize_with = "crate::path_repr::query")]` on a field `query`.
+pub fn query<S: Serializer>(p: &Path, s: S) -> Result<S::Ok, S::Error> {
+    serialize_as("query", p, s)
+}
+
+/// For `#[serde(flatten, serialize_with = "crate::path_repr::rel_path")]` on a field
+/// `rel_path`.
+pub fn rel_path<S: Serializer>(p: &Path, s: S) -> Result<S::Ok, S::Error> {
+    serialize_as("rel_path", p, s)
+}
+
+/// A path for a terminal: control and invisible formatting characters are escaped (`\n`,
+/// `\u{202e}`), and bytes that are not UTF-8 are shown as `\xNN`, so a file name can neither
+/// forge output lines nor drive the terminal.
+pub fn shown(path: &Path) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let mut out = String::new();
+        for chunk in path.as_os_str().as_bytes().utf8_chunks() {
+            push_escaped(&mut out, chunk.valid());
+            for b in chunk.invalid() {
+                let _ = write!(out, "\\x{b:02x}");
+            }
+        }
+        out
+    }
+    #[cfg(not(unix))]
+    {
+        escape_text(&path.to_string_lossy())
+    }
+}
+
+/// Text for a terminal with control and invisible formatting characters escaped.
+pub fn escape_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    push_escaped(&mut out, text);
+    out
+}
+
+fn push_escaped(out: &mut String, text: &str) {
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if is_unprintable(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+}
+
+/// Control characters, and format characters that reorder or hide text (bidi overrides,
+/// zero-width characters, line separators).
+fn is_unprintable(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{ad}'
+                | '\u{61c}'
+                | '\u{180e}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'..='\u{2069}'
+                | '\u{feff}'
+                | '\u{fff9}'..='\u{fffb}'
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    #[derive(serde::Serialize)]
+    struct Row {
+        rank: u32,
+        #[serde(flatten, serialize_with = "path")]
+        path: PathBuf,
+    }
+
+    #[test]
+    fn valid_names_are_plain_strings() {
+        let v = serde_json::to_value(Row {
+            rank: 1,
+            path: PathBuf::from("/a/é b.jpg"),
+        })
+        .unwrap();
+        assert_eq!(v, serde_json::json!({"rank": 1, "path": "/a/é b.jpg"}));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn invalid_names_keep_their_bytes() {
+        use std::os::unix::ffi::OsStrExt;
+        let raw = b"/a/x\xff.jpg";
+        let p = PathBuf::from(std::ffi::OsStr::from_bytes(raw));
+        let v = serde_json::to_value(Row {
+            rank: 2,
+            path: p.clone(),
+        })
+        .unwrap();
+        assert_eq!(v["path"], "/a/x\u{fffd}.jpg");
+        assert_eq!(v["path_bytes"], serde_json::json!(raw.to_vec()));
+        let mut map = serde_json::Map::new();
+        insert_list(&mut map, "roots", [Path::new("/ok"), p.as_path()]);
+        assert_eq!(
+            serde_json::Value::Object(map),
+            serde_json::json!({"roots": ["/ok", "/a/x\u{fffd}.jpg"], "roots_bytes": [null, raw.to_vec()]})
+        );
+        assert_eq!(shown(&p), "/a/x\\xff.jpg");
+    }
+
+    #[test]
+    fn control_and_bidi_characters_are_escaped() {
+        let p = Path::new("x.jpg\n  2  0.0000  spoof\u{1b}[2J\u{202e}gpj.exe\t");
+        assert_eq!(
+            shown(p),
+            "x.jpg\\n  2  0.0000  spoof\\u{1b}[2J\\u{202e}gpj.exe\\t"
+        );
+        assert_eq!(escape_text("a\rb\u{7f}"), "a\\rb\\u{7f}");
+        assert_eq!(shown(Path::new("/photos/été 1.jpg")), "/photos/été 1.jpg");
+    }
+}
