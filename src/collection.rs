@@ -343,7 +343,10 @@ impl Collection {
                     .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
                     .is_ok();
                 if !read || &head != SQLITE_HEADER {
-                    return Err(taken(&db, "a lookalike index database (SQLite)"));
+                    return Err(Error::Corrupt {
+                        path: db,
+                        reason: "not a SQLite database; lookalike will not overwrite or remove it: restore a backup, move it away, or choose another folder with --index-dir".into(),
+                    });
                 }
             }
             Ok(_) => {}

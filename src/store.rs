@@ -262,7 +262,14 @@ pub fn check_vector(
     family: &str,
     version: u32,
     blob: &[u8],
+    checksum: Option<&[u8]>,
 ) -> std::result::Result<Vec<f32>, String> {
+    // Rows written since schema 4 carry a checksum of their bytes.
+    if let Some(sum) = checksum
+        && sum != vector_checksum(blob).as_slice()
+    {
+        return Err("bytes differ from their checksum (damaged on disk?)".to_string());
+    }
     static CURRENT: std::sync::OnceLock<Vec<(&'static str, u32, usize)>> =
         std::sync::OnceLock::new();
     let current = CURRENT.get_or_init(|| {
@@ -987,8 +994,15 @@ impl Store {
 
     /// The vector in `blob` when it passes [`check_vector`]; else the damage is noted for
     /// [`Store::take_damaged`] and `None` returned.
-    fn checked(&self, id: i64, family: &str, version: u32, blob: &[u8]) -> Option<Vec<f32>> {
-        match check_vector(family, version, blob) {
+    fn checked(
+        &self,
+        id: i64,
+        family: &str,
+        version: u32,
+        blob: &[u8],
+        checksum: Option<&[u8]>,
+    ) -> Option<Vec<f32>> {
+        match check_vector(family, version, blob, checksum) {
             Ok(v) => Some(v),
             Err(reason) => {
                 let mut noted = self.damaged.borrow_mut();
@@ -1014,22 +1028,23 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT image_id, family, version, vector FROM features ORDER BY image_id, family",
+                "SELECT image_id, family, version, vector, checksum FROM features ORDER BY image_id, family",
             )
             .map_err(|e| db(&self.path, e))?;
         let mut rows = stmt.query([]).map_err(|e| db(&self.path, e))?;
         let mut out = Vec::new();
         while let Some(r) = rows.next().map_err(|e| db(&self.path, e))? {
-            let (id, family, version, blob) = (|| {
+            let (id, family, version, blob, sum) = (|| {
                 Ok::<_, rusqlite::Error>((
                     r.get::<_, i64>(0)?,
                     r.get::<_, String>(1)?,
                     r.get::<_, u32>(2)?,
                     r.get::<_, Vec<u8>>(3)?,
+                    r.get::<_, Option<Vec<u8>>>(4)?,
                 ))
             })()
             .map_err(|e| db(&self.path, e))?;
-            if let Err(reason) = check_vector(&family, version, &blob) {
+            if let Err(reason) = check_vector(&family, version, &blob, sum.as_deref()) {
                 out.push(DamagedVector {
                     image_id: id,
                     family,
@@ -1063,7 +1078,7 @@ impl Store {
     ) -> Result<()> {
         let mut stmt = self
             .conn
-            .prepare("SELECT image_id, family, version, vector FROM features ORDER BY image_id")
+            .prepare("SELECT image_id, family, version, vector, checksum FROM features ORDER BY image_id")
             .map_err(|e| db(&self.path, e))?;
         let rows = stmt
             .query_map([], |r| {
@@ -1072,6 +1087,7 @@ impl Store {
                     r.get::<_, String>(1)?,
                     r.get::<_, u32>(2)?,
                     r.get::<_, Vec<u8>>(3)?,
+                    r.get::<_, Option<Vec<u8>>>(4)?,
                 ))
             })
             .map_err(|e| db(&self.path, e))?;
@@ -1089,7 +1105,7 @@ impl Store {
             Ok(())
         };
         for row in rows {
-            let (id, fam, version, blob) = row.map_err(|e| db(&self.path, e))?;
+            let (id, fam, version, blob, sum) = row.map_err(|e| db(&self.path, e))?;
             if current.as_ref().is_none_or(|c| c.0 != id) {
                 flush(current.take())?;
                 current = Some((id, vec![None; families.len()], false));
@@ -1097,7 +1113,7 @@ impl Store {
             if let Some(slot) = families.iter().position(|f| *f == fam)
                 && let Some(c) = current.as_mut()
             {
-                match self.checked(id, &fam, version, &blob) {
+                match self.checked(id, &fam, version, &blob, sum.as_deref()) {
                     Some(v) => c.1[slot] = Some(v),
                     None => c.2 = true,
                 }
@@ -1120,7 +1136,7 @@ impl Store {
             let mut stmt = self
                 .conn
                 .prepare_cached(&format!(
-                    "SELECT image_id, family, version, vector FROM features WHERE image_id IN ({marks})"
+                    "SELECT image_id, family, version, vector, checksum FROM features WHERE image_id IN ({marks})"
                 ))
                 .map_err(|e| db(&self.path, e))?;
             let rows = stmt
@@ -1130,13 +1146,14 @@ impl Store {
                         r.get::<_, String>(1)?,
                         r.get::<_, u32>(2)?,
                         r.get::<_, Vec<u8>>(3)?,
+                        r.get::<_, Option<Vec<u8>>>(4)?,
                     ))
                 })
                 .map_err(|e| db(&self.path, e))?;
             for row in rows {
-                let (id, fam, version, blob) = row.map_err(|e| db(&self.path, e))?;
+                let (id, fam, version, blob, sum) = row.map_err(|e| db(&self.path, e))?;
                 if let Some(slot) = families.iter().position(|f| *f == fam) {
-                    match self.checked(id, &fam, version, &blob) {
+                    match self.checked(id, &fam, version, &blob, sum.as_deref()) {
                         Some(v) => {
                             by_id
                                 .entry(id)
@@ -1481,8 +1498,8 @@ mod tests {
         assert!(s.take_damaged().is_empty());
         // A vector of an older version may have another length; it is not damage.
         let old = version - 1;
-        assert!(check_vector("color", old, &vector_to_blob(&[1.0, 2.0])).is_ok());
-        assert!(check_vector("color", old, &vector_to_blob(&[f32::INFINITY])).is_err());
+        assert!(check_vector("color", old, &vector_to_blob(&[1.0, 2.0]), None).is_ok());
+        assert!(check_vector("color", old, &vector_to_blob(&[f32::INFINITY]), None).is_err());
     }
 
     #[test]
@@ -1587,6 +1604,24 @@ mod tests {
         assert_eq!(s.vectors(&["color"]).unwrap().len(), 1);
         assert!(s.data_version().unwrap() >= 4);
         s.integrity_check().unwrap();
+    }
+
+    /// Bytes flipped in a stored vector that still read as finite numbers are caught by the
+    /// checksum, both by the scan and by reads.
+    #[test]
+    fn flipped_bytes_in_a_vector_are_caught_by_its_checksum() {
+        let mut s = Store::open_in_memory().unwrap();
+        let root = s.root_id(Path::new("/r")).unwrap();
+        s.apply(&[upsert(root, "a.png", 1)]).unwrap();
+        assert!(s.check_vectors().unwrap().is_empty());
+        let flipped = vector_to_blob(&[1.0, -2.0]);
+        s.conn
+            .execute("UPDATE features SET vector = ?1", params![flipped])
+            .unwrap();
+        let damaged = s.check_vectors().unwrap();
+        assert_eq!(damaged.len(), 1, "{damaged:?}");
+        assert!(damaged[0].reason.contains("checksum"), "{damaged:?}");
+        assert!(s.vectors(&["color"]).unwrap().is_empty());
     }
 
     #[test]

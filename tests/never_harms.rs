@@ -214,14 +214,14 @@ fn foreign_files_named_like_the_index_are_refused_and_kept() {
     std::fs::create_dir_all(&not_db).unwrap();
     std::fs::write(not_db.join("lookalike.db"), b"my shopping list").unwrap();
     let (code, _, err) = run(lookalike(&not_db).arg("index").arg(&pics));
-    assert_eq!(code, 2, "{err}");
+    assert_eq!(code, 4, "{err}");
     assert!(err.contains("lookalike.db") && err.contains("not"), "{err}");
     assert_eq!(
         std::fs::read(not_db.join("lookalike.db")).unwrap(),
         b"my shopping list"
     );
     let (code, _, err) = run(lookalike(&not_db).arg("status"));
-    assert_eq!(code, 2, "{err}");
+    assert_eq!(code, 4, "{err}");
     assert_eq!(
         std::fs::read(not_db.join("lookalike.db")).unwrap(),
         b"my shopping list"
