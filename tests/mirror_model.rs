@@ -366,13 +366,24 @@ impl Model {
             .collect()
     }
 
-    /// After a complete run over `scope`: rows under it are exactly the image files under it;
-    /// rows elsewhere are under tracked folders.
+    /// True when the outermost tracked folder holding `path` is missing: its rows are kept
+    /// (an unmounted disk looks the same) until it comes back or is forgotten.
+    fn kept_while_missing(&self, path: &Path) -> bool {
+        self.tracked
+            .iter()
+            .filter(|t| path.starts_with(t))
+            .min_by_key(|t| t.components().count())
+            .is_some_and(|t| !self.abs(t).is_dir())
+    }
+
+    /// After a complete run over `scope`: rows under it are exactly the image files under it
+    /// (rows under a missing tracked folder aside); rows elsewhere are under tracked folders.
     fn check_index(&self, scope: &[PathBuf]) {
         let stored = self.stored();
         let under: BTreeMap<PathBuf, usize> = stored
             .iter()
             .filter(|(p, _)| scope.iter().any(|s| p.starts_with(s)))
+            .filter(|(p, _)| !self.kept_while_missing(p))
             .map(|(p, c)| (p.clone(), *c))
             .collect();
         let expected = self.expected_under(scope);
