@@ -234,9 +234,7 @@ impl Searcher {
         let recorded = self.store.files_of(&ids)?;
         let mut stale = Vec::new();
         hits.retain(|h| {
-            let current = recorded
-                .get(&h.id)
-                .is_some_and(|file| on_disk_as_recorded(file));
+            let current = recorded.get(&h.id).is_some_and(on_disk_as_recorded);
             if !current {
                 stale.push(h.path.clone());
             }

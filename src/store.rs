@@ -279,7 +279,7 @@ pub fn check_vector(
             .map(|e| (e.family(), e.version(), e.dim()))
             .collect()
     });
-    if blob.len() % 4 != 0 {
+    if !blob.len().is_multiple_of(4) {
         return Err(format!(
             "{} bytes, not a whole number of 4-byte values (cut short?)",
             blob.len()
@@ -1092,8 +1092,10 @@ impl Store {
             })
             .map_err(|e| db(&self.path, e))?;
         // `bool`: one of the image's vectors is damaged, so the image is left out.
-        let mut current: Option<(i64, Vec<Option<Vec<f32>>>, bool)> = None;
-        let mut flush = |done: Option<(i64, Vec<Option<Vec<f32>>>, bool)>| -> Result<()> {
+        /// An image's id, its family vectors so far, and whether one of them is damaged.
+        type Pending = Option<(i64, Vec<Option<Vec<f32>>>, bool)>;
+        let mut current: Pending = None;
+        let mut flush = |done: Pending| -> Result<()> {
             if let Some((id, parts, false)) = done
                 && parts.iter().any(Option::is_some)
             {
@@ -1472,7 +1474,8 @@ mod tests {
         ] {
             s.conn
                 .execute(
-                    "UPDATE features SET vector = ?1 WHERE image_id = ?2",
+                    // Without a checksum, as rows written before schema 4.
+                    "UPDATE features SET vector = ?1, checksum = NULL WHERE image_id = ?2",
                     params![blob, id],
                 )
                 .unwrap();

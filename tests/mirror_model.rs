@@ -452,40 +452,34 @@ impl Model {
             let choice = self.rng.below(100);
             let folder = PathBuf::from(*self.rng.pick(FOLDERS).unwrap());
             match choice {
-                0..=39 => {
-                    if self.abs(&folder).is_dir() {
-                        let _ = self.index(&[folder.clone()], None);
-                        self.tracked.insert(folder.clone());
-                        self.check_index(&[folder]);
-                    }
+                0..=39 if self.abs(&folder).is_dir() => {
+                    let _ = self.index(std::slice::from_ref(&folder), None);
+                    self.tracked.insert(folder.clone());
+                    self.check_index(&[folder]);
                 }
-                40..=69 => {
-                    if !self.tracked.is_empty() {
-                        self.index(&[], None);
-                        let present: Vec<PathBuf> = self
-                            .tracked
-                            .iter()
-                            .filter(|t| self.abs(t).is_dir())
-                            .cloned()
-                            .collect();
-                        self.check_index(&present);
-                    }
+                40..=69 if !self.tracked.is_empty() => {
+                    self.index(&[], None);
+                    let present: Vec<PathBuf> = self
+                        .tracked
+                        .iter()
+                        .filter(|t| self.abs(t).is_dir())
+                        .cloned()
+                        .collect();
+                    self.check_index(&present);
                 }
-                70..=79 => {
-                    if self.abs(&folder).is_dir() {
-                        let ms = self.rng.below(150) as u64;
-                        self.index(&[folder], Some(Duration::from_millis(ms)));
-                        // A killed run may have recorded its folder or not: the next run tells.
-                        let _ = self.index(&[], None);
-                        self.tracked = self.stored_roots();
-                        let present: Vec<PathBuf> = self
-                            .tracked
-                            .iter()
-                            .filter(|t| self.abs(t).is_dir())
-                            .cloned()
-                            .collect();
-                        self.check_index(&present);
-                    }
+                70..=79 if self.abs(&folder).is_dir() => {
+                    let ms = self.rng.below(150) as u64;
+                    self.index(&[folder], Some(Duration::from_millis(ms)));
+                    // A killed run may have recorded its folder or not: the next run tells.
+                    let _ = self.index(&[], None);
+                    self.tracked = self.stored_roots();
+                    let present: Vec<PathBuf> = self
+                        .tracked
+                        .iter()
+                        .filter(|t| self.abs(t).is_dir())
+                        .cloned()
+                        .collect();
+                    self.check_index(&present);
                 }
                 80..=87 => {
                     let tracked: Vec<PathBuf> = self.tracked.iter().cloned().collect();
