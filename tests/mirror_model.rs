@@ -459,13 +459,7 @@ impl Model {
                 }
                 40..=69 if !self.tracked.is_empty() => {
                     self.index(&[], None);
-                    let present: Vec<PathBuf> = self
-                        .tracked
-                        .iter()
-                        .filter(|t| self.abs(t).is_dir())
-                        .cloned()
-                        .collect();
-                    self.check_index(&present);
+                    self.check_index(&self.present_tracked());
                 }
                 70..=79 if self.abs(&folder).is_dir() => {
                     let ms = self.rng.below(150) as u64;
@@ -473,13 +467,7 @@ impl Model {
                     // A killed run may have recorded its folder or not: the next run tells.
                     let _ = self.index(&[], None);
                     self.tracked = self.stored_roots();
-                    let present: Vec<PathBuf> = self
-                        .tracked
-                        .iter()
-                        .filter(|t| self.abs(t).is_dir())
-                        .cloned()
-                        .collect();
-                    self.check_index(&present);
+                    self.check_index(&self.present_tracked());
                 }
                 80..=87 => {
                     let tracked: Vec<PathBuf> = self.tracked.iter().cloned().collect();
@@ -504,6 +492,15 @@ impl Model {
                 self.check_query();
             }
         }
+    }
+
+    /// The tracked folders that exist on disk: what a refresh of every folder walks.
+    fn present_tracked(&self) -> Vec<PathBuf> {
+        self.tracked
+            .iter()
+            .filter(|t| self.abs(t).is_dir())
+            .cloned()
+            .collect()
     }
 
     fn stored_roots(&self) -> BTreeSet<PathBuf> {
