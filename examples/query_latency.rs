@@ -5,10 +5,11 @@
 
 use std::time::Instant;
 
-use lookalike::collection::{Collection, SearchMode};
+use lookalike::collection::Collection;
 use lookalike::decode::DecodeConfig;
 use lookalike::features::Fusion;
 use lookalike::query::Searcher;
+use lookalike::rank::{RankConfig, SearchMode};
 
 fn pct(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -57,15 +58,13 @@ fn main() {
             );
         }
         for id in &sample {
-            let v = searcher.space().embed(
-                &searcher
-                    .space()
-                    .vector_of(searcher.store(), *id)
-                    .unwrap()
-                    .unwrap(),
-            );
+            let v = searcher
+                .space()
+                .vector_of(searcher.store(), *id)
+                .unwrap()
+                .unwrap();
             let t = Instant::now();
-            let hits = searcher.nearest(&v, 10, mode).unwrap();
+            let hits = searcher.rank(&v, Some(*id), 10, &ranking(mode)).unwrap();
             stored.push(t.elapsed().as_secs_f64() * 1e3);
             tops.push(hits.iter().map(|h| h.id).collect::<Vec<_>>());
             let bytes = std::fs::read(&paths[id]).unwrap();
@@ -79,10 +78,8 @@ fn main() {
             .unwrap();
             let (names, parts): (Vec<String>, Vec<Vec<f32>>) =
                 rows.into_iter().map(|r| (r.family, r.vector)).unzip();
-            let q = searcher
-                .space()
-                .embed(&searcher.space().fusion.fuse_named(&names, &parts));
-            let _ = searcher.nearest(&q, 10, mode).unwrap();
+            let q = searcher.space().fusion.fuse_named(&names, &parts);
+            let _ = searcher.rank(&q, None, 10, &ranking(mode)).unwrap();
             decoded.push(t.elapsed().as_secs_f64() * 1e3);
         }
         top10.push(tops);
@@ -109,4 +106,12 @@ fn main() {
         found as f64 / wanted.max(1) as f64,
         exact.len()
     );
+}
+
+/// The ranking `query` uses, in one search mode.
+fn ranking(mode: SearchMode) -> RankConfig {
+    RankConfig {
+        mode,
+        ..RankConfig::default()
+    }
 }

@@ -82,13 +82,7 @@ pub struct WriteLock {
     _file: File,
 }
 
-/// Where a search's candidates came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SearchMode {
-    Hnsw,
-    Exact,
-}
+pub use crate::rank::SearchMode;
 
 /// The ANN graph over a collection's fused vectors and the space searches rank in.
 ///

@@ -19,6 +19,7 @@ pub mod path_repr;
 pub mod pca;
 pub mod query;
 pub mod query_expansion;
+pub mod rank;
 pub mod restore;
 pub mod store;
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Search by example: the example's fused vector (stored if it is indexed, extracted if not),
 //! nearest images from the HNSW graph or by exact search, mapped back to paths.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::collection::{Collection, SearchMode, SearchSpace};
@@ -9,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::features::{Fusion, Registry};
 use crate::index::extract_bytes;
 use crate::query_expansion::QueryExpansion;
+use crate::rank::{RankConfig, Space, describe, rank};
 use crate::store::Store;
 
 /// Options of one query.
@@ -20,7 +22,7 @@ pub struct QueryConfig {
     pub decode: DecodeConfig,
     /// Query expansion (a second search from the query averaged with its first neighbours).
     pub qe: QueryExpansion,
-    /// The head's candidate nearest to the example goes first (see [`crate::nearest_first`]).
+    /// The head's candidate nearest to the example goes first (see [`crate::rank`]).
     pub nearest_first: bool,
 }
 
@@ -108,19 +110,23 @@ impl Searcher {
         &self.store
     }
 
-    /// The fused vector of an example file: the stored one when the file is indexed and its
-    /// bytes are those indexed, else freshly extracted.
-    pub fn example_vector(&self, path: &Path, decode: &DecodeConfig) -> Result<(Vec<f32>, bool)> {
+    /// The fused vector of an example file and, when the file is indexed with these bytes, its
+    /// id: the stored vector is used then, else one is freshly extracted.
+    pub fn example_vector(
+        &self,
+        path: &Path,
+        decode: &DecodeConfig,
+    ) -> Result<(Vec<f32>, Option<i64>)> {
         let bytes = crate::decode::read_image_file(path, decode)?;
         if let Some(id) = self.indexed_id(path, &bytes)?
             && let Some(v) = self.space.vector_of(&self.store, id)?
         {
-            return Ok((v, true));
+            return Ok((v, Some(id)));
         }
         let (_, rows) = extract_bytes(&bytes, path, decode, &self.registry)?;
         let (names, parts): (Vec<String>, Vec<Vec<f32>>) =
             rows.into_iter().map(|r| (r.family, r.vector)).unzip();
-        Ok((self.space.fusion.fuse_named(&names, &parts), false))
+        Ok((self.space.fusion.fuse_named(&names, &parts), None))
     }
 
     /// The id of the indexed image at `path`, when `bytes` (read from it) are what was indexed.
@@ -135,83 +141,55 @@ impl Searcher {
             .map(|f| f.id))
     }
 
-    /// The `k` nearest indexed images to a vector in the search space (a fused vector passed
-    /// through [`SearchSpace::embed`]), with paths; deleted images never appear.
-    pub fn nearest(&self, vector: &[f32], k: usize, mode: SearchMode) -> Result<Vec<Hit>> {
-        // Ask for a few more in case some ids were deleted since the graph was built.
-        let raw = self.space.search(&self.store, vector, k + 8, mode)?;
-        let ids: Vec<i64> = raw.iter().map(|h| h.0).collect();
+    /// The search mode a query can use: exact when the collection has no graph.
+    pub fn mode(&self, wanted: SearchMode) -> SearchMode {
+        if self.space.ann.is_some() {
+            wanted
+        } else {
+            SearchMode::Exact
+        }
+    }
+
+    /// The first `k` images for an example's fused vector ([`crate::rank::rank`]), each with
+    /// its distance to the example and its path; `own` is the example's indexed id, if any.
+    /// Images deleted from the index since the graph was built never appear; files gone or
+    /// changed on disk are not checked here (see [`Searcher::drop_stale`]).
+    pub fn rank(
+        &self,
+        example: &[f32],
+        own: Option<i64>,
+        k: usize,
+        cfg: &RankConfig,
+    ) -> Result<Vec<Hit>> {
+        let space = IndexedSpace(self);
+        let mut ranking = rank(&space, example, own, k, cfg)?;
+        describe(&space, example, &mut ranking)?;
+        let ids: Vec<i64> = ranking.iter().map(|r| r.id).collect();
         let paths = self.store.paths(&ids)?;
-        Ok(raw
+        Ok(ranking
             .into_iter()
-            .filter_map(|(id, d)| paths.get(&id).map(|p| (id, d, p.clone())))
-            .take(k)
+            .filter_map(|r| paths.get(&r.id).map(|p| (r, p.clone())))
             .enumerate()
-            .map(|(i, (id, distance, path))| Hit {
+            .map(|(i, (r, path))| Hit {
                 rank: i + 1,
-                distance,
+                distance: r.distance.unwrap_or(f32::INFINITY),
                 path,
-                id,
+                id: r.id,
             })
             .collect())
     }
 
     /// Answers one query by example.
     pub fn query(&self, path: &Path, cfg: &QueryConfig) -> Result<QueryResult> {
-        let (example, indexed) = self.example_vector(path, &cfg.decode)?;
-        let vector = self.space.embed(&self.space.fusion.query_view(&example));
-        let mode = if self.space.ann.is_some() {
-            cfg.mode
-        } else {
-            SearchMode::Exact
+        let (example, own) = self.example_vector(path, &cfg.decode)?;
+        let mode = self.mode(cfg.mode);
+        let rank_cfg = RankConfig {
+            mode,
+            qe: cfg.qe,
+            nearest_first: cfg.nearest_first,
         };
-        let vector = if cfg.qe.enabled() {
-            // The example's own stored vector is not a neighbour to expand with.
-            let own = if indexed {
-                std::fs::canonicalize(path)
-                    .ok()
-                    .and_then(|abs| self.store.id_of_path(&abs).ok().flatten())
-            } else {
-                None
-            };
-            let first: Vec<i64> = self
-                .space
-                .search(&self.store, &vector, cfg.qe.n + 1, mode)?
-                .into_iter()
-                .map(|h| h.0)
-                .filter(|id| Some(*id) != own)
-                .take(cfg.qe.n)
-                .collect();
-            let neighbours = self.space.vectors_of(&self.store, &first)?;
-            cfg.qe
-                .expand(&vector, neighbours.iter().map(|p| p.1.as_slice()))
-        } else {
-            vector
-        };
-        // The nearest-first step looks at the same head whatever `k` is (and one more, for the
-        // example itself when it is indexed).
-        let mut hits = self.nearest(&vector, cfg.k.max(crate::nearest_first::POOL) + 1, mode)?;
-        // Distances are reported to the user's example on full fused vectors (with the weights
-        // its query view ranks by), not to the expanded query nor to augmented vectors.
-        let ids: Vec<i64> = hits.iter().map(|h| h.id).collect();
-        let full: std::collections::HashMap<i64, Vec<f32>> = self
-            .space
-            .full_vectors_of(&self.store, &ids)?
-            .into_iter()
-            .collect();
-        let fusion = &self.space.fusion;
-        for h in hits.iter_mut() {
-            if let Some(v) = full.get(&h.id) {
-                h.distance = fusion.example_distance(&example, v);
-            }
-        }
-        // Expansion moves the query; exact duplicates of the example still come first, then
-        // the nearest of the rest.
-        hits.sort_by_key(|h| h.distance >= 1e-4);
-        let exact_duplicates = hits.iter().take_while(|h| h.distance < 1e-4).count();
-        if cfg.nearest_first {
-            crate::nearest_first::promote(&mut hits[exact_duplicates..], |h| h.distance);
-        }
+        // A few more than asked for, in case some were deleted or changed on disk.
+        let mut hits = self.rank(&example, own, cfg.k.saturating_add(STALE_MARGIN), &rank_cfg)?;
         let stale = self.drop_stale(&mut hits)?;
         hits.truncate(cfg.k);
         for (i, h) in hits.iter_mut().enumerate() {
@@ -219,7 +197,7 @@ impl Searcher {
         }
         Ok(QueryResult {
             query: path.to_path_buf(),
-            indexed,
+            indexed: own.is_some(),
             mode,
             hits,
             stale,
@@ -241,6 +219,48 @@ impl Searcher {
             current
         });
         Ok(stale)
+    }
+}
+
+/// Ranked images beyond the `k` asked for, standing in for those found gone or changed.
+const STALE_MARGIN: usize = 8;
+
+/// An open collection as the ranker sees it: the search space over the images still indexed.
+struct IndexedSpace<'a>(&'a Searcher);
+
+impl Space for IndexedSpace<'_> {
+    fn embed(&self, example: &[f32]) -> Vec<f32> {
+        let space = &self.0.space;
+        space.embed(&space.fusion.query_view(example))
+    }
+
+    fn search(&self, query: &[f32], k: usize, mode: SearchMode) -> Result<Vec<(i64, f32)>> {
+        let searcher = self.0;
+        let mut found = searcher.space.search(&searcher.store, query, k, mode)?;
+        // Images deleted by an `index` run since the search space was loaded are left out.
+        let ids: Vec<i64> = found.iter().map(|h| h.0).collect();
+        let indexed = searcher.store.paths(&ids)?;
+        found.retain(|h| indexed.contains_key(&h.0));
+        Ok(found)
+    }
+
+    fn vectors_of(&self, ids: &[i64]) -> Result<Vec<(i64, Vec<f32>)>> {
+        self.0.space.vectors_of(&self.0.store, ids)
+    }
+
+    fn example_distances(&self, example: &[f32], ids: &[i64]) -> Result<Vec<f32>> {
+        let space = &self.0.space;
+        let full: HashMap<i64, Vec<f32>> = space
+            .full_vectors_of(&self.0.store, ids)?
+            .into_iter()
+            .collect();
+        Ok(ids
+            .iter()
+            .map(|id| {
+                full.get(id)
+                    .map_or(f32::INFINITY, |v| space.fusion.example_distance(example, v))
+            })
+            .collect())
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Instant;
 use image::RgbImage;
 use rayon::prelude::*;
 
-use crate::ann::{AnnIndex, AnnParams, squared_l2};
+use crate::ann::{AnnIndex, AnnParams, exact_search, lookup, squared_l2};
 use crate::decode::{DecodeConfig, decode_file, resize_to_fit};
 use crate::error::{Error, Result};
 use crate::eval::distort::{Distortion, apply_chain, seed_for};
@@ -18,6 +18,7 @@ use crate::eval::groundtruth::GroundTruth;
 use crate::eval::metrics::{EvalConfig, Evaluation, Ranking, evaluate, knn_recall};
 use crate::features::{FeatureInput, Fusion, Registry, l2_normalize};
 use crate::query_expansion::QueryExpansion;
+use crate::rank::{RankConfig, SearchMode, Space, rank};
 use crate::store::Store;
 
 /// Name used for the fused vector in reports.
@@ -188,6 +189,17 @@ pub struct LabelledConfig {
     pub ann: AnnParams,
 }
 
+impl LabelledConfig {
+    /// The ranking settings of one search mode.
+    fn ranking(&self, mode: SearchMode) -> RankConfig {
+        RankConfig {
+            mode,
+            qe: self.qe,
+            nearest_first: self.nearest_first,
+        }
+    }
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -223,6 +235,7 @@ pub fn vectors_of_image(img: &RgbImage, registry: &Registry) -> Vec<Vec<f32>> {
 }
 
 /// Ranks every query for every target, exactly and (optionally) through HNSW, and scores.
+/// Each query is ranked by [`crate::rank::rank`], as `lookalike query` ranks.
 pub fn run_labelled(
     gt: &GroundTruth,
     items: &ItemVectors,
@@ -252,66 +265,32 @@ pub fn run_labelled(
             })
             .collect::<Result<_>>()?
     };
-    let mut db_ids: Vec<usize> = items.by_item.keys().copied().collect();
-    db_ids.sort_unstable();
+    let all = items.by_item.len();
     let mut runs = Vec::new();
     for target in &cfg.targets {
-        let db: Vec<(i64, Vec<f32>)> = db_ids
-            .iter()
-            .map(|&i| (i as i64, target.vector(&items.families, &items.by_item[&i])))
-            .collect();
-        let plain_qv: Vec<Vec<f32>> = query_parts
+        let space = EvalSpace::new(target, items, cfg.hnsw || cfg.ann.dba > 0, cfg.ann);
+        let examples: Vec<Vec<f32>> = query_parts
             .iter()
             .map(|p| target.vector(&items.families, p))
             .collect();
-        let qv: Vec<Vec<f32>> = plain_qv.iter().map(|v| target.query_view(v)).collect();
-        let ann = (cfg.hnsw || cfg.ann.dba > 0).then(|| AnnIndex::build(&db, cfg.ann));
-        let augmented = ann.as_ref().is_some_and(AnnIndex::is_augmented);
-        // Nearest first compares distances to the example on full fused vectors, as `query`
-        // shows them: the database's kept aside only when the augmented space replaces them.
-        let plain_db = (cfg.nearest_first && augmented).then(|| db.clone());
-        let (db, qv) = into_search_space(ann.as_ref(), db, qv);
-        let pos: HashMap<usize, usize> = db_ids.iter().enumerate().map(|(p, &i)| (i, p)).collect();
-        // Leave-one-out: the query's own image is never one of its expansion neighbours, whether
-        // the query is its stored vector or a distorted copy of it. A copy's clean original would
-        // otherwise stand in for the query itself (a help clean queries never get), and the
-        // clean and distorted figures would not measure the same thing.
-        let expand = |q: &[f32], qid: usize, first: &[usize]| -> Vec<f32> {
-            cfg.qe.expand(
-                q,
-                first
-                    .iter()
-                    .filter(|&&i| i != qid)
-                    .map(|i| db[pos[i]].1.as_slice()),
-            )
+        // The query's own image is never one of its expansion neighbours, whether the query is
+        // its stored vector or a distorted copy of it: a copy's clean original would otherwise
+        // stand in for the query itself (a help clean queries never get), and the clean and
+        // distorted figures would not measure the same thing.
+        let ranked = |qi: usize, k: usize, mode: SearchMode| -> Result<Vec<usize>> {
+            let ranking = rank(
+                &space,
+                &examples[qi],
+                Some(queries[qi] as i64),
+                k,
+                &cfg.ranking(mode),
+            )?;
+            Ok(ranking.into_iter().map(|r| r.id as usize).collect())
         };
-        let nearest_first = |order: &mut Vec<usize>, qi: usize, qid: usize| {
-            if !cfg.nearest_first {
-                return;
-            }
-            let plain_db = plain_db.as_ref().unwrap_or(&db);
-            promote_nearest(order, Some(qid), |i| {
-                target.example_distance(&plain_qv[qi], &plain_db[pos[&i]].1)
-            });
-        };
-        let exact: Vec<Vec<usize>> = qv
-            .par_iter()
-            .zip(&queries)
-            .enumerate()
-            .map(|(qi, (q, &qid))| {
-                let first = exact_order(&db, q);
-                let mut order = if cfg.qe.enabled() {
-                    exact_order(
-                        &db,
-                        &expand(q, qid, &first[..first.len().min(cfg.qe.n + 1)]),
-                    )
-                } else {
-                    first
-                };
-                nearest_first(&mut order, qi, qid);
-                order
-            })
-            .collect();
+        let exact: Vec<Vec<usize>> = (0..queries.len())
+            .into_par_iter()
+            .map(|qi| ranked(qi, all, SearchMode::Exact))
+            .collect::<Result<_>>()?;
         let exact_rankings: Vec<Ranking> = queries
             .iter()
             .zip(&exact)
@@ -330,34 +309,15 @@ pub fn run_labelled(
             query_ms_p95: None,
             rankings: exact_rankings,
         });
-        let Some(ann) = ann.filter(|_| cfg.hnsw) else {
+        if !cfg.hnsw || space.ann.is_none() {
             continue;
-        };
-        let full: HashMap<i64, &[f32]> = db.iter().map(|(id, v)| (*id, v.as_slice())).collect();
-        let lookup = |id: i64| full.get(&id).copied();
-        let search = |q: &[f32], k: usize| {
-            if augmented {
-                ann.search_graph_space(q, k)
-            } else {
-                ann.search_reranked(q, k, lookup)
-            }
-        };
+        }
         let depth = cfg.hnsw_depth.max(10);
-        let mut latencies = Vec::with_capacity(qv.len());
-        let mut heads = Vec::with_capacity(qv.len());
-        for (qi, (q, &qid)) in qv.iter().zip(&queries).enumerate() {
+        let mut latencies = Vec::with_capacity(queries.len());
+        let mut heads = Vec::with_capacity(queries.len());
+        for qi in 0..queries.len() {
             let t = Instant::now();
-            let hits = if cfg.qe.enabled() {
-                let first: Vec<usize> = search(q, cfg.qe.n + 1)
-                    .into_iter()
-                    .map(|h| h.0 as usize)
-                    .collect();
-                search(&expand(q, qid, &first), depth)
-            } else {
-                search(q, depth)
-            };
-            let mut head: Vec<usize> = hits.into_iter().map(|h| h.0 as usize).collect();
-            nearest_first(&mut head, qi, qid);
+            let head = ranked(qi, depth, SearchMode::Hnsw)?;
             latencies.push(t.elapsed().as_secs_f64() * 1e3);
             heads.push(head);
         }
@@ -371,6 +331,8 @@ pub fn run_labelled(
             .map(|e| e[..e.len().min(10)].to_vec())
             .collect();
         let recall = knn_recall(&approx_top, &exact_top, 10)?;
+        // Below the graph's head the ranking follows in exact order, so that only the head
+        // reflects the approximation.
         let hnsw_rankings: Vec<Ranking> = queries
             .iter()
             .zip(heads.iter().zip(&exact))
@@ -401,45 +363,78 @@ pub fn run_labelled(
 /// Database vectors with their ids, sorted by id.
 type Points = Vec<(i64, Vec<f32>)>;
 
-/// Database and query vectors in the space searches rank in: an augmented graph's own vectors
-/// and projected queries, else the full vectors as they are.
-fn into_search_space(
-    ann: Option<&AnnIndex>,
-    db: Points,
-    queries: Vec<Vec<f32>>,
-) -> (Points, Vec<Vec<f32>>) {
-    match ann.filter(|a| a.is_augmented()) {
-        Some(a) => (
-            a.graph_points(),
-            queries.iter().map(|q| a.to_graph_space(q)).collect(),
-        ),
-        None => (db, queries),
-    }
+/// One target's vectors of the indexed images as the ranker sees them, with the graph an index
+/// would build over them. Ids are ground-truth item ids.
+struct EvalSpace<'a> {
+    target: &'a Target,
+    ann: Option<AnnIndex>,
+    /// What searches compare: the augmented graph's vectors, else the target's vectors.
+    points: Points,
+    /// The target's vectors, when `points` are augmented ones.
+    full: Option<Points>,
 }
 
-/// Moves the head's item nearest to the query first ([`crate::nearest_first`]), leaving the
-/// query's own item (when it is in the ranking) where it is.
-fn promote_nearest(order: &mut [usize], own: Option<usize>, plain_distance: impl Fn(usize) -> f32) {
-    let slots: Vec<usize> = (0..order.len())
-        .filter(|&p| Some(order[p]) != own)
-        .take(crate::nearest_first::POOL)
-        .collect();
-    let mut head: Vec<usize> = slots.iter().map(|&p| order[p]).collect();
-    if crate::nearest_first::promote(&mut head, |&i| plain_distance(i)) {
-        for (&p, i) in slots.iter().zip(head) {
-            order[p] = i;
+impl<'a> EvalSpace<'a> {
+    fn new(target: &'a Target, items: &ItemVectors, graph: bool, params: AnnParams) -> Self {
+        let mut ids: Vec<usize> = items.by_item.keys().copied().collect();
+        ids.sort_unstable();
+        let db: Points = ids
+            .iter()
+            .map(|&i| (i as i64, target.vector(&items.families, &items.by_item[&i])))
+            .collect();
+        let ann = graph.then(|| AnnIndex::build(&db, params));
+        let (points, full) = match ann.as_ref().filter(|a| a.is_augmented()) {
+            Some(a) => (a.graph_points(), Some(db)),
+            None => (db, None),
+        };
+        EvalSpace {
+            target,
+            ann,
+            points,
+            full,
         }
     }
+
+    fn augmented(&self) -> Option<&AnnIndex> {
+        self.ann.as_ref().filter(|a| a.is_augmented())
+    }
 }
 
-/// All database items ordered by distance to `q` (ties by item id).
-fn exact_order(db: &[(i64, Vec<f32>)], q: &[f32]) -> Vec<usize> {
-    let mut d: Vec<(f32, usize)> = db
-        .iter()
-        .map(|(id, v)| (squared_l2(v, q), *id as usize))
-        .collect();
-    d.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-    d.into_iter().map(|x| x.1).collect()
+impl Space for EvalSpace<'_> {
+    fn embed(&self, example: &[f32]) -> Vec<f32> {
+        let view = self.target.query_view(example);
+        match self.augmented() {
+            Some(a) => a.to_graph_space(&view),
+            None => crate::ann::finite(&view).into_owned(),
+        }
+    }
+
+    fn search(&self, query: &[f32], k: usize, mode: SearchMode) -> Result<Vec<(i64, f32)>> {
+        Ok(match (&self.ann, mode) {
+            (Some(a), SearchMode::Hnsw) if a.is_augmented() => a.search_graph_space(query, k),
+            (Some(a), SearchMode::Hnsw) => {
+                a.search_reranked(query, k, |id| lookup(&self.points, id))
+            }
+            _ => exact_search(&self.points, query, k),
+        })
+    }
+
+    fn vectors_of(&self, ids: &[i64]) -> Result<Vec<(i64, Vec<f32>)>> {
+        Ok(ids
+            .iter()
+            .filter_map(|&id| lookup(&self.points, id).map(|v| (id, v.to_vec())))
+            .collect())
+    }
+
+    fn example_distances(&self, example: &[f32], ids: &[i64]) -> Result<Vec<f32>> {
+        let full = self.full.as_ref().unwrap_or(&self.points);
+        Ok(ids
+            .iter()
+            .map(|&id| {
+                lookup(full, id).map_or(f32::INFINITY, |v| self.target.example_distance(example, v))
+            })
+            .collect())
+    }
 }
 
 /// Settings of a distortion benchmark on an unlabelled folder.
@@ -474,7 +469,8 @@ pub struct DistortionResult {
     pub map: f64,
 }
 
-/// Queries distorted copies of sampled indexed images against the clean index.
+/// Queries distorted copies of sampled indexed images against the clean index, each ranked by
+/// [`crate::rank::rank`] as `lookalike query` ranks an example that is not indexed.
 pub fn run_distortions(
     items: &ItemVectors,
     paths: &HashMap<usize, PathBuf>,
@@ -485,37 +481,17 @@ pub fn run_distortions(
     let mut ids: Vec<usize> = items.by_item.keys().copied().collect();
     ids.sort_by_key(|&i| crate::eval::stable_hash(&(i as u64 ^ cfg.seed).to_le_bytes()));
     let sample: Vec<usize> = ids.into_iter().take(cfg.sample.max(1)).collect();
-    let mut db_ids: Vec<usize> = items.by_item.keys().copied().collect();
-    db_ids.sort_unstable();
-    let dbs: Vec<Vec<(i64, Vec<f32>)>> = cfg
+    let all = items.by_item.len();
+    let spaces: Vec<EvalSpace> = cfg
         .targets
         .iter()
-        .map(|t| {
-            db_ids
-                .iter()
-                .map(|&i| (i as i64, t.vector(&items.families, &items.by_item[&i])))
-                .collect()
-        })
+        .map(|t| EvalSpace::new(t, items, cfg.hnsw || cfg.ann.dba > 0, cfg.ann))
         .collect();
-    let anns: Vec<Option<AnnIndex>> = dbs
-        .iter()
-        .map(|db| (cfg.hnsw || cfg.ann.dba > 0).then(|| AnnIndex::build(db, cfg.ann)))
-        .collect();
-    // Nearest first compares full fused distances, as `query` shows them: kept aside only
-    // where an augmented space replaces them.
-    let plain_dbs: Vec<Option<Points>> = dbs
-        .iter()
-        .zip(&anns)
-        .map(|(db, ann)| {
-            (cfg.nearest_first && ann.as_ref().is_some_and(AnnIndex::is_augmented))
-                .then(|| db.clone())
-        })
-        .collect();
-    let dbs: Vec<Vec<(i64, Vec<f32>)>> = dbs
-        .into_iter()
-        .zip(&anns)
-        .map(|(db, ann)| into_search_space(ann.as_ref(), db, Vec::new()).0)
-        .collect();
+    let ranking = |mode| RankConfig {
+        mode,
+        qe: cfg.qe,
+        nearest_first: cfg.nearest_first,
+    };
     let mut out = Vec::new();
     for (step, d) in cfg.suite.iter().enumerate() {
         on_step(step, cfg.suite.len());
@@ -527,80 +503,26 @@ pub fn run_distortions(
                 distorted_vectors(&paths[&i], std::slice::from_ref(d), seed, registry).ok()
             })
             .collect();
-        for (ti, ((target, db), ann)) in cfg.targets.iter().zip(&dbs).zip(&anns).enumerate() {
-            let mut exact_ranks = Vec::new();
-            let mut ann_ranks = Vec::new();
-            for (&orig, p) in sample.iter().zip(&parts) {
-                let Some(p) = p else { continue };
-                let q_plain = target.vector(&items.families, p);
-                // Rank of the original in a ranking's head after nearest-first, or
-                // None when it is not in the head.
-                let rank_in_head = |head: &mut Vec<usize>| {
-                    if cfg.nearest_first {
-                        let plain = plain_dbs[ti].as_ref().unwrap_or(db);
-                        promote_nearest(head, None, |i| {
-                            crate::ann::lookup(plain, i as i64)
-                                .map_or(f32::INFINITY, |v| target.example_distance(&q_plain, v))
-                        });
-                    }
-                    head.iter().position(|&i| i == orig).map(|r| r + 1)
-                };
-                let q = target.query_view(&q_plain);
-                let q = match ann.as_ref().filter(|a| a.is_augmented()) {
-                    Some(a) => a.to_graph_space(&q),
-                    None => q,
-                };
-                let expand_with = |first: Vec<(i64, f32)>| {
-                    cfg.qe.expand(
-                        &q,
-                        first
-                            .iter()
-                            .filter_map(|(id, _)| crate::ann::lookup(db, *id)),
-                    )
-                };
-                let q_graph = match ann.as_ref().filter(|_| cfg.hnsw && cfg.qe.enabled()) {
-                    Some(a) if a.is_augmented() => expand_with(a.search_graph_space(&q, cfg.qe.n)),
-                    Some(a) => expand_with(
-                        a.search_reranked(&q, cfg.qe.n, |id| crate::ann::lookup(db, id)),
-                    ),
-                    None => q.clone(),
-                };
-                let q = if cfg.qe.enabled() {
-                    expand_with(crate::ann::exact_search(db, &q, cfg.qe.n))
-                } else {
-                    q
-                };
-                let d_orig = db
-                    .iter()
-                    .find(|(id, _)| *id as usize == orig)
-                    .map(|(_, v)| squared_l2(v, &q))
-                    .unwrap_or(f32::INFINITY);
-                let better = db
-                    .iter()
-                    .filter(|(id, v)| {
-                        let dv = squared_l2(v, &q);
-                        dv < d_orig || (dv == d_orig && (*id as usize) < orig)
-                    })
-                    .count();
-                let rank = if better < crate::nearest_first::POOL && cfg.nearest_first {
-                    let mut head = exact_order(db, &q);
-                    head.truncate(crate::nearest_first::POOL);
-                    rank_in_head(&mut head).unwrap_or(better + 1)
-                } else {
-                    better + 1
-                };
-                exact_ranks.push(rank);
-                if let Some(ann) = ann.as_ref().filter(|_| cfg.hnsw) {
-                    let hits = if ann.is_augmented() {
-                        ann.search_graph_space(&q_graph, 10)
-                    } else {
-                        ann.search_reranked(&q_graph, 10, |id| crate::ann::lookup(db, id))
-                    };
-                    let mut head: Vec<usize> = hits.iter().map(|h| h.0 as usize).collect();
-                    ann_ranks.push(rank_in_head(&mut head).unwrap_or(usize::MAX));
-                }
+        for (target, space) in cfg.targets.iter().zip(&spaces) {
+            let mut modes = vec![("exact", SearchMode::Exact, all)];
+            if cfg.hnsw && space.ann.is_some() {
+                modes.push(("hnsw", SearchMode::Hnsw, 10));
             }
-            for (mode, ranks) in [("exact", &exact_ranks), ("hnsw", &ann_ranks)] {
+            for (mode, search, depth) in modes {
+                // Rank of the original, usize::MAX when a graph search misses it.
+                let ranks: Vec<usize> = sample
+                    .par_iter()
+                    .zip(&parts)
+                    .filter_map(|(&orig, p)| p.as_ref().map(|p| (orig, p)))
+                    .map(|(orig, p)| {
+                        let example = target.vector(&items.families, p);
+                        let ranked = rank(space, &example, None, depth, &ranking(search))?;
+                        Ok(ranked
+                            .iter()
+                            .position(|r| r.id as usize == orig)
+                            .map_or(usize::MAX, |r| r + 1))
+                    })
+                    .collect::<Result<_>>()?;
                 if ranks.is_empty() {
                     continue;
                 }

@@ -1,0 +1,315 @@
+//! The one ranker: an example's fused vector in, a ranked list of indexed images out.
+//!
+//! `query` and `eval` (and every later command that ranks) call [`rank`], so the figures eval
+//! measures are those of the rankings users get. The steps, in order:
+//!
+//! 1. the example is put in the space searches rank in ([`Space::embed`]: its query view, and
+//!    the graph's projection when the stored vectors are augmented);
+//! 2. query expansion ([`crate::query_expansion`]) searches once, averages the first
+//!    neighbours into the query (never the example's own indexed image) and searches again;
+//! 3. the candidates' [`HEAD`] is reordered: exact duplicates of the example (distance to it
+//!    below [`DUPLICATE_DISTANCE`]) first, then the candidate nearest to the example among the
+//!    others ([`crate::nearest_first`]); the rest keep the search's order.
+//!
+//! The head has a fixed size, so a longer list starts with the shorter one (exactly so for
+//! exact search; a graph search may find other candidates when asked for more).
+
+use crate::error::Result;
+use crate::nearest_first;
+use crate::query_expansion::QueryExpansion;
+
+/// Where a search's candidates come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchMode {
+    /// The HNSW graph.
+    Hnsw,
+    /// Every indexed vector.
+    Exact,
+}
+
+/// Candidates at the head of a ranking that are reordered by their distance to the example:
+/// the nearest-first pool and one more, for the example itself when it is indexed.
+pub const HEAD: usize = nearest_first::POOL + 1;
+
+/// Below this distance to the example an indexed image is an exact duplicate of it.
+pub const DUPLICATE_DISTANCE: f32 = 1e-4;
+
+/// How to rank.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RankConfig {
+    pub mode: SearchMode,
+    pub qe: QueryExpansion,
+    /// The head's candidate nearest to the example goes first.
+    pub nearest_first: bool,
+}
+
+impl Default for RankConfig {
+    fn default() -> Self {
+        RankConfig {
+            mode: SearchMode::Hnsw,
+            qe: QueryExpansion::default(),
+            nearest_first: true,
+        }
+    }
+}
+
+/// What a ranking searches: indexed vectors in one search space.
+pub trait Space {
+    /// The example's full vector as searches compare it.
+    fn embed(&self, example: &[f32]) -> Vec<f32>;
+    /// The `k` nearest indexed images to an embedded query, nearest first, with distances in
+    /// the search space.
+    fn search(&self, query: &[f32], k: usize, mode: SearchMode) -> Result<Vec<(i64, f32)>>;
+    /// Search-space vectors of `ids`; ids without one are left out.
+    fn vectors_of(&self, ids: &[i64]) -> Result<Vec<(i64, Vec<f32>)>>;
+    /// The distance users are shown from the example's full vector to each of `ids`, in
+    /// order (infinite for an id without a vector).
+    fn example_distances(&self, example: &[f32], ids: &[i64]) -> Result<Vec<f32>>;
+}
+
+/// One ranked image.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ranked {
+    pub id: i64,
+    /// Distance to the example, as [`Space::example_distances`] gives it: known for the head,
+    /// filled in further down by [`describe`].
+    pub distance: Option<f32>,
+}
+
+/// Ranks the indexed images for an example's full vector and returns the first `k`. `own` is
+/// the example's own indexed image, if it is one: it never expands the query.
+pub fn rank<S: Space + ?Sized>(
+    space: &S,
+    example: &[f32],
+    own: Option<i64>,
+    k: usize,
+    cfg: &RankConfig,
+) -> Result<Vec<Ranked>> {
+    let mut query = space.embed(example);
+    if cfg.qe.enabled() {
+        let first: Vec<i64> = space
+            .search(&query, cfg.qe.n + 1, cfg.mode)?
+            .into_iter()
+            .map(|h| h.0)
+            .filter(|&id| Some(id) != own)
+            .take(cfg.qe.n)
+            .collect();
+        let mut neighbours = space.vectors_of(&first)?;
+        neighbours.sort_by_key(|(id, _)| first.iter().position(|f| f == id));
+        query = cfg
+            .qe
+            .expand(&query, neighbours.iter().map(|p| p.1.as_slice()));
+    }
+    let candidates = space.search(&query, k.max(HEAD), cfg.mode)?;
+    let head_len = candidates.len().min(HEAD);
+    let head_ids: Vec<i64> = candidates[..head_len].iter().map(|h| h.0).collect();
+    let distances = space.example_distances(example, &head_ids)?;
+    let mut head: Vec<Ranked> = head_ids
+        .iter()
+        .zip(distances)
+        .map(|(&id, d)| Ranked {
+            id,
+            distance: Some(d),
+        })
+        .collect();
+    let is_duplicate = |r: &Ranked| r.distance.is_some_and(|d| d < DUPLICATE_DISTANCE);
+    head.sort_by_key(|r| !is_duplicate(r));
+    let duplicates = head.iter().take_while(|r| is_duplicate(r)).count();
+    if cfg.nearest_first {
+        nearest_first::promote(&mut head[duplicates..], |r| {
+            r.distance.unwrap_or(f32::INFINITY)
+        });
+    }
+    let mut ranking = head;
+    ranking.extend(
+        candidates[head_len..]
+            .iter()
+            .map(|&(id, _)| Ranked { id, distance: None }),
+    );
+    ranking.truncate(k);
+    Ok(ranking)
+}
+
+/// Fills in the distance to the example wherever `ranking` lacks it.
+pub fn describe<S: Space + ?Sized>(
+    space: &S,
+    example: &[f32],
+    ranking: &mut [Ranked],
+) -> Result<()> {
+    let missing: Vec<i64> = ranking
+        .iter()
+        .filter(|r| r.distance.is_none())
+        .map(|r| r.id)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let mut found = space.example_distances(example, &missing)?.into_iter();
+    for r in ranking.iter_mut().filter(|r| r.distance.is_none()) {
+        r.distance = found.next();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ann::{exact_search, lookup, squared_l2};
+
+    /// Indexed points searched in one space and shown by distance in another (as an augmented
+    /// graph searches its own vectors and users see distances on full ones).
+    struct Spaces {
+        search: Vec<(i64, Vec<f32>)>,
+        full: Vec<(i64, Vec<f32>)>,
+    }
+
+    impl Space for Spaces {
+        fn embed(&self, example: &[f32]) -> Vec<f32> {
+            example.to_vec()
+        }
+        fn search(&self, query: &[f32], k: usize, _: SearchMode) -> Result<Vec<(i64, f32)>> {
+            Ok(exact_search(&self.search, query, k))
+        }
+        fn vectors_of(&self, ids: &[i64]) -> Result<Vec<(i64, Vec<f32>)>> {
+            Ok(ids
+                .iter()
+                .filter_map(|&id| lookup(&self.search, id).map(|v| (id, v.to_vec())))
+                .collect())
+        }
+        fn example_distances(&self, example: &[f32], ids: &[i64]) -> Result<Vec<f32>> {
+            Ok(ids
+                .iter()
+                .map(|&id| {
+                    lookup(&self.full, id).map_or(f32::INFINITY, |v| squared_l2(example, v).sqrt())
+                })
+                .collect())
+        }
+    }
+
+    /// `n` points on a line, the same in both spaces.
+    fn line(n: i64) -> Spaces {
+        let points: Vec<(i64, Vec<f32>)> = (0..n).map(|i| (i, vec![i as f32, 1.0])).collect();
+        Spaces {
+            search: points.clone(),
+            full: points,
+        }
+    }
+
+    fn ids(r: &[Ranked]) -> Vec<i64> {
+        r.iter().map(|r| r.id).collect()
+    }
+
+    const PLAIN: RankConfig = RankConfig {
+        mode: SearchMode::Exact,
+        qe: QueryExpansion { n: 0, alpha: 1.0 },
+        nearest_first: true,
+    };
+
+    #[test]
+    fn in_one_space_without_expansion_the_ranking_is_the_search_order() {
+        let space = line(30);
+        let r = rank(&space, &[4.2, 1.0], None, 6, &PLAIN).unwrap();
+        assert_eq!(ids(&r), vec![4, 5, 3, 6, 2, 7]);
+        assert!(
+            r.iter().all(|r| r.distance.is_some()),
+            "the head has distances"
+        );
+    }
+
+    #[test]
+    fn a_longer_list_starts_with_the_shorter_one_and_describe_fills_the_tail() {
+        let space = line(40);
+        let cfg = RankConfig {
+            qe: QueryExpansion { n: 2, alpha: 1.0 },
+            ..PLAIN
+        };
+        let short = rank(&space, &[10.4, 1.0], Some(10), 5, &cfg).unwrap();
+        let mut long = rank(&space, &[10.4, 1.0], Some(10), 30, &cfg).unwrap();
+        assert_eq!(ids(&long[..5]), ids(&short));
+        assert_eq!(long.len(), 30);
+        assert!(long[HEAD..].iter().all(|r| r.distance.is_none()));
+        describe(&space, &[10.4, 1.0], &mut long).unwrap();
+        assert!(long.iter().all(|r| r.distance.is_some()));
+        assert_eq!(rank(&space, &[10.4, 1.0], None, 0, &cfg).unwrap(), vec![]);
+    }
+
+    /// Search order 0, 1, 2, 3, ...; in the full space 3 and 20..25 are exact duplicates of
+    /// the example and 2 is nearer to it than the rest.
+    fn reordered() -> Spaces {
+        let mut search: Vec<(i64, Vec<f32>)> = (0..20).map(|i| (i, vec![i as f32, 0.0])).collect();
+        let mut full = search.clone();
+        full[3].1 = vec![50.0, 50.0];
+        full[2].1 = vec![50.0, 49.0];
+        search.extend((20..25).map(|i| (i, vec![100.0 + i as f32, 0.0])));
+        full.extend((20..25).map(|i| (i, vec![50.0, 50.0])));
+        Spaces { search, full }
+    }
+
+    #[test]
+    fn exact_duplicates_come_first_then_the_nearest_of_the_rest() {
+        let space = reordered();
+        let example = [50.0, 50.0];
+        let cfg = RankConfig {
+            nearest_first: false,
+            ..PLAIN
+        };
+        let origin = Shifted(&space);
+        let r = rank(&origin, &example, None, 6, &cfg).unwrap();
+        assert_eq!(
+            ids(&r),
+            vec![3, 0, 1, 2, 4, 5],
+            "duplicate first, the rest in order"
+        );
+        let r = rank(&origin, &example, None, 6, &PLAIN).unwrap();
+        assert_eq!(
+            ids(&r),
+            vec![3, 2, 0, 1, 4, 5],
+            "then the nearest of the rest"
+        );
+        // Duplicates outside the head are not looked for.
+        assert!(!ids(&rank(&origin, &example, None, 25, &PLAIN).unwrap()[..HEAD]).contains(&20));
+    }
+
+    /// A space that searches from the origin whatever the example.
+    struct Shifted<'a>(&'a Spaces);
+
+    impl Space for Shifted<'_> {
+        fn embed(&self, _: &[f32]) -> Vec<f32> {
+            vec![0.0, 0.0]
+        }
+        fn search(&self, query: &[f32], k: usize, mode: SearchMode) -> Result<Vec<(i64, f32)>> {
+            self.0.search(query, k, mode)
+        }
+        fn vectors_of(&self, ids: &[i64]) -> Result<Vec<(i64, Vec<f32>)>> {
+            self.0.vectors_of(ids)
+        }
+        fn example_distances(&self, example: &[f32], ids: &[i64]) -> Result<Vec<f32>> {
+            self.0.example_distances(example, ids)
+        }
+    }
+
+    #[test]
+    fn the_own_image_never_expands_the_query() {
+        // Own image far from the others: expanding with it would pull the query to it.
+        let points = vec![
+            (0, vec![0.0, 1.0]),
+            (1, vec![1.0, 1.0]),
+            (2, vec![1.1, 1.0]),
+            (3, vec![-1.05, 1.0]),
+        ];
+        let space = Spaces {
+            search: points.clone(),
+            full: points,
+        };
+        let cfg = RankConfig {
+            qe: QueryExpansion { n: 1, alpha: 1.0 },
+            nearest_first: false,
+            ..PLAIN
+        };
+        // Expanded with 1, the query moves right: 2 before 3 (expanded with its own image, 3 first).
+        let r = rank(&space, &[0.0, 1.0], Some(0), 4, &cfg).unwrap();
+        let pos = |id| ids(&r).iter().position(|&x| x == id).unwrap();
+        assert!(pos(2) < pos(3), "{:?}", ids(&r));
+    }
+}
