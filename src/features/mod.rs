@@ -291,7 +291,7 @@ impl Fusion {
     pub fn for_profile(profile: Profile) -> Self {
         if profile == Profile::Fast {
             // The full profile's weights for the families it keeps: wang mAP 0.6099,
-            // ukbench1000 N-S 3.856 (BENCHMARKS.md, "The fast profile").
+            // ukbench1000 N-S 3.856 (BENCHMARKS.md, "Retrieval accuracy").
             return Fusion {
                 weights: vec![
                     ("color".into(), 1.0),
