@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Speed and scale, end to end, with generated inputs (issue 6). In one run:
+# Speed and scale, end to end, with generated inputs (BENCHMARKS.md, "Speed and scale"). In one run:
 #  1. camera-sized JPEGs (4000x3000 q92 with grain): lookalike, czkawka_cli before and after it
 #     (ratio against their mean), and peer_baseline.py's Python pipelines where a venv is given;
 #  2. small 384x256 JPEGs: index throughput (graph build included, and extraction alone) and
@@ -8,9 +8,9 @@
 #     changed, index load, query latency with and without decoding the example, HNSW recall@10;
 #     then 1% more images: re-index with the graph updated in place, and rebuilt in full;
 #  4. the ANN alone on ANN_VECTORS clustered vectors at the graph's dimension (128: the index
-#     stores PCA projections of the 1999-float fused vectors; several beam widths from one
-#     build), and on 100,000 of the full
-#     fused dimension (projected by the same PCA path as the index).
+#     stores PCA projections of the fused vectors; several beam widths from one build), and
+#     on 100,000 vectors of 1999 floats projected by the same PCA path as the index (1999 was
+#     the fused dimension when this section was written; it is 2149 now).
 # Usage: benches/scale.sh [CAMERA_JPEGS=30] [SMALL=3000] [COLLECTION=100000] [ANN_VECTORS=1000000]
 # Needs /usr/bin/time; optional: czkawka_cli on PATH (cargo install czkawka_cli), and
 # PEER_PY=/path/to/python with numpy, opencv-python-headless, hnswlib, imagehash, pillow.

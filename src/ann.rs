@@ -228,7 +228,7 @@ const UPDATE_CANDIDATES: usize = 32;
 /// them: full weight, as alpha-DBA is defined. Until rankings put the candidate nearest to the
 /// example first ([`crate::nearest_first`]), half weight was used because distorted copies
 /// lost their originals to the originals' neighbours (wang, JPEG quality 30: recall@1 0.97 ->
-/// 0.94); with it they do not (BENCHMARKS.md, seventh session).
+/// 0.94); with it they do not (BENCHMARKS.md, "What each ranking step adds").
 pub const DEFAULT_DBA_SHARE: f32 = 1.0;
 
 /// Graph construction and search parameters.

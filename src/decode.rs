@@ -379,7 +379,7 @@ fn decode_jpeg_scaled_inner(
     }
     // Unscaled, the general decoder (zune-jpeg, with SIMD) is faster than this build of
     // libjpeg-turbo (without its assembly): 1.9 against 2.35 ms to the working image and its
-    // luminance for a 384x256 photo (BENCHMARKS.md, eleventh session).
+    // luminance for a 384x256 photo (BENCHMARKS.md, "Decoding small JPEGs").
     let scale = idct_scale(w, h, cfg.working_size);
     if scale == 8 {
         return Ok(None);

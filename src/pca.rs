@@ -203,7 +203,8 @@ const OVERSAMPLING: usize = 64;
 /// Power iterations of the randomized eigensolver. Four, as scikit-learn's randomized SVD
 /// takes when the rank asked is above a tenth of the size: with ten, the projection kept the
 /// same share of variance on wang, ukbench1000 and 3,000 generated photos, the same mAP within
-/// 0.0002 (BENCHMARKS.md, fourteenth session), and a fit of 3,000 vectors took twice as long.
+/// 0.0002 (BENCHMARKS.md, "Graph build of a small collection"), and a fit of 3,000 vectors
+/// took twice as long.
 const POWER_ITERATIONS: usize = 4;
 
 /// The `k` largest eigenvalues of the symmetric positive semi-definite `m`, largest first, with

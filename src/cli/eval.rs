@@ -51,7 +51,7 @@ pub struct EvalArgs {
     /// Distortion benchmark on any (unlabelled) folder: where do distorted copies find their originals?
     #[arg(long, value_name = "DIR", conflicts_with_all = ["dataset", "groundtruth", "labels", "queries"])]
     distort: Option<PathBuf>,
-    /// Distortions to apply (e.g. `blur:2,jpeg:30,crop:0.2`); default: a suite of 30.
+    /// Distortions to apply (e.g. `blur:2,jpeg:30,crop:0.2`); default: a suite of 28.
     #[arg(long, value_name = "LIST")]
     suite: Option<String>,
     /// Number of images distorted in the distortion benchmark (1 to 1000000).

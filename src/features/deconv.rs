@@ -10,7 +10,7 @@
 //!   `sqrt(2^2 - sigma_est^2)`. A sharp photo and its blurred copy are described at the same
 //!   blur, so their textures agree where plain LBP (radii 1-4 on the image as it is) does not.
 //!   Restoring fine texture instead does not work: Wiener noise and ringing are exactly the
-//!   micro-patterns LBP counts (BENCHMARKS.md, issue 3).
+//!   micro-patterns LBP counts (BENCHMARKS.md, "Blurred queries against a sharp index").
 //! - a blur signature (Gaussian-equivalent sigma, motion length, and the motion direction as a
 //!   doubled-angle unit vector), appended at a small scale: it describes the photo's condition,
 //!   and tells [`crate::features::Fusion::query_view`] that an example is blurred.

@@ -291,7 +291,7 @@ impl Fusion {
     pub fn for_profile(profile: Profile) -> Self {
         if profile == Profile::Fast {
             // The full profile's weights for the families it keeps: wang mAP 0.6099,
-            // ukbench1000 N-S 3.856 (BENCHMARKS.md, thirteenth session).
+            // ukbench1000 N-S 3.856 (BENCHMARKS.md, "Retrieval accuracy").
             return Fusion {
                 weights: vec![
                     ("color".into(), 1.0),
@@ -301,8 +301,9 @@ impl Fusion {
             };
         }
         Fusion {
-            // Measured (issue 5, exact search): colour alone wang mAP 0.526, ukbench1000 N-S
-            // 3.653; + conv 0.5 0.530 / 3.666; + lbp 1.5 0.550 / 3.724; colour global bins
+            // Measured (exact search; BENCHMARKS.md, "How the weights were chosen"): colour
+            // alone wang mAP 0.526, ukbench1000 N-S 3.653; + conv 0.5 0.530 / 3.666; + lbp 1.5
+            // 0.550 / 3.724; colour global bins
             // 16x6x4: 0.553 / 3.744 (then query expansion n=2: 0.571 / 3.795). deconv's 0.75
             // is its bank (0.25, the conv bank on the restored image) plus its blur-canonical
             // texture (0.5, two thirds of the family): wang 0.6238 -> 0.6235, ukbench1000
