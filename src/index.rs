@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
-use crate::collection::{Collection, GraphRefresh, GraphUpdate, UpdatePolicy};
+use crate::collection::Collection;
 use crate::crawl::{CrawlConfig, CrawlProblem, crawl};
 use crate::decode::{DecodeConfig, decode};
 use crate::error::{Error, Result};
 use crate::features::{FeatureInput, Fusion, Profile, Registry};
+use crate::graph::{GraphRefresh, GraphUpdate, UpdatePolicy};
 use crate::store::{CatalogEntry, FeatureRow, FileStamp, ImageFacts, Store, WriteOp};
 
 /// Everything `index` needs besides the collection.
@@ -885,7 +886,7 @@ mod tests {
         let rewritten = store.id_of_path(&photos.join("2.png")).unwrap().unwrap();
         let query = space.embed(&space.vector_of(&store, rewritten).unwrap().unwrap());
         let hits = space
-            .search(&store, &query, 3, crate::collection::SearchMode::Hnsw)
+            .search(&store, &query, 3, crate::rank::SearchMode::Hnsw)
             .unwrap();
         assert_eq!(hits[0].0, rewritten, "{hits:?}");
         drop((space, store));

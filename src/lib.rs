@@ -2,7 +2,8 @@
 //! images that look like an example, restore blurred images, and measure retrieval accuracy.
 //!
 //! Data flows one way: [`crawl`] -> [`decode`] -> [`features`] -> [`store`] -> [`ann`] ->
-//! [`query`] (and `eval`). [`index`] runs the pipeline; [`cli`] is the command-line front end.
+//! [`query`] (and `eval`), both ranking through [`rank`]. [`index`] runs the pipeline; [`cli`]
+//! is the command-line front end.
 //! [`restore`] is the deconvolution engine, usable by itself and behind the `deconv` features.
 
 pub mod ann;
@@ -13,6 +14,7 @@ pub mod decode;
 pub mod error;
 pub mod eval;
 pub mod features;
+pub mod graph;
 pub mod index;
 pub mod nearest_first;
 pub mod path_repr;
@@ -21,6 +23,7 @@ pub mod query;
 pub mod query_expansion;
 pub mod rank;
 pub mod restore;
+pub mod search_space;
 pub mod store;
 #[cfg(test)]
 mod test_support;

@@ -4,13 +4,15 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use crate::collection::{Collection, SearchMode, SearchSpace};
+use crate::collection::Collection;
 use crate::decode::DecodeConfig;
 use crate::error::{Error, Result};
 use crate::features::{Fusion, Registry};
 use crate::index::extract_bytes;
 use crate::query_expansion::QueryExpansion;
+use crate::rank::SearchMode;
 use crate::rank::{RankConfig, Space, describe, rank};
+use crate::search_space::SearchSpace;
 use crate::store::Store;
 
 /// Options of one query.

@@ -24,7 +24,7 @@ pub struct QueryExpansion {
 /// Weights are the cosines themselves (alpha 1). Radenović et al.'s alpha 3 suits CNN
 /// descriptors, whose true neighbours have cosines near 0.9; in the graph's centred PCA space
 /// the median cosine of the first neighbour is 0.76 on wang, and cubing it cuts a true
-/// neighbour to less than half its weight (BENCHMARKS.md, sixth and seventh sessions).
+/// neighbour to less than half its weight (BENCHMARKS.md, "What each ranking step adds").
 pub const DEFAULT_QE: QueryExpansion = QueryExpansion { n: 2, alpha: 1.0 };
 
 impl Default for QueryExpansion {

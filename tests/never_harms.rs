@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 use assert_cmd::Command;
-use lookalike::collection::{Collection, UpdatePolicy};
+use lookalike::collection::Collection;
 use lookalike::crawl::CrawlConfig;
+use lookalike::graph::UpdatePolicy;
 use lookalike::index::IndexConfig;
 use serde_json::Value;
 

@@ -23,6 +23,7 @@ use crate::eval::run::{
 use crate::eval::table::{TextTable, summary_table};
 use crate::features::{Profile, Registry};
 use crate::index::IndexConfig;
+use crate::store::Store;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LabelSource {
@@ -79,10 +80,11 @@ pub struct EvalArgs {
     /// Exact search only.
     #[arg(long)]
     no_hnsw: bool,
-    /// Database-side augmentation: neighbours averaged into each stored vector, as `index`
-    /// builds the graph (0: rank the full vectors, as indexes made before it did; at most 100).
-    #[arg(long, value_name = "N", default_value_t = crate::ann::DEFAULT_DBA, value_parser = super::usize_in(0..=100))]
-    dba: usize,
+    /// Database-side augmentation: neighbours averaged into each stored vector (0: rank the
+    /// full vectors; at most 100). Default: the index's, as `index --dba` set it, so that eval
+    /// ranks as `query` does.
+    #[arg(long, value_name = "N", value_parser = super::usize_in(0..=100))]
+    dba: Option<usize>,
     /// Exponent on the similarity weights of that augmentation (0 to 100).
     #[arg(long, value_name = "ALPHA", default_value_t = crate::query_expansion::DEFAULT_QE.alpha, value_parser = super::parse_alpha)]
     dba_alpha: f32,
@@ -101,6 +103,17 @@ pub struct EvalArgs {
     /// Write every ranking (JSON lines) for scripts/crosscheck_eval.py.
     #[arg(long, value_name = "FILE")]
     dump_rankings: Option<PathBuf>,
+}
+
+/// The graph settings an evaluation ranks with: the collection's, with the flags given.
+fn graph_params(args: &EvalArgs, collection: &Collection, store: &Store) -> Result<AnnParams> {
+    let recorded = collection.ann_params(store)?;
+    Ok(AnnParams {
+        dba: args.dba.unwrap_or(recorded.dba),
+        dba_alpha: args.dba_alpha,
+        dba_share: args.dba_share,
+        ..recorded
+    })
 }
 
 fn parse_share(s: &str) -> std::result::Result<f32, String> {
@@ -250,12 +263,7 @@ pub fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) -> Result
         seed: args.seed,
         qe: args.search.expansion(),
         nearest_first: args.search.nearest_first,
-        ann: AnnParams {
-            dba: args.dba,
-            dba_alpha: args.dba_alpha,
-            dba_share: args.dba_share,
-            ..AnnParams::default()
-        },
+        ann: graph_params(&args, &collection, &store)?,
     };
     let runs = run_labelled(&gt, &items, &registry, &cfg)?;
 
@@ -396,12 +404,7 @@ fn distort_benchmark(
         sample: args.sample,
         seed: args.seed,
         hnsw: !args.no_hnsw,
-        ann: AnnParams {
-            dba: args.dba,
-            dba_alpha: args.dba_alpha,
-            dba_share: args.dba_share,
-            ..AnnParams::default()
-        },
+        ann: graph_params(args, &collection, &store)?,
         qe: args.search.expansion(),
         nearest_first: args.search.nearest_first,
     };

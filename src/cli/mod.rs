@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::collection::{Collection, DEFAULT_INDEX_DIR, INDEX_DIR_ENV, SearchMode};
+use crate::collection::{Collection, DEFAULT_INDEX_DIR, INDEX_DIR_ENV};
 use crate::crawl::CrawlConfig;
 use crate::error::{Error, Result};
 use crate::features::{Fusion, Profile, Registry};
@@ -18,6 +18,7 @@ use crate::index::{IndexConfig, IndexSummary, Progress};
 use crate::path_repr::{escape_text, shown};
 use crate::query::{QueryConfig, Searcher};
 use crate::query_expansion::{DEFAULT_QE, QueryExpansion};
+use crate::rank::SearchMode;
 
 mod eval;
 pub mod restore;
@@ -116,7 +117,7 @@ enum Command {
     Status(StatusArgs),
     /// Measure retrieval accuracy on a labelled set, or robustness to distortions on any folder.
     #[command(
-        after_help = "Examples:\n  lookalike eval ../shared/datasets/wang            # images/ + groundtruth.tsv\n  lookalike eval photos --labels folders --report /tmp/report\n  lookalike eval ../shared/datasets/wang --query-distortion blur:2\n  lookalike eval --distort ~/Pictures --sample 50 --suite blur:2,jpeg:30,crop:0.2\n\nThe evaluated folder is indexed into a cache under the system temp folder unless --index-dir is given."
+        after_help = "Examples:\n  lookalike eval ../shared/datasets/wang            # images/ + groundtruth.tsv\n  lookalike eval photos --labels folders --report report\n  lookalike eval ../shared/datasets/wang --query-distortion blur:2\n  lookalike eval --distort ~/Pictures --sample 50 --suite blur:2,jpeg:30,crop:0.2\n\nThe evaluated folder is indexed into a cache under the system temp folder unless --index-dir is given."
     )]
     Eval(Box<eval::EvalArgs>),
     /// Blur an image with a PSF (and noise): makes test cases for deblurring.
@@ -377,7 +378,7 @@ fn cmd_forget(collection: &Collection, args: ForgetArgs, quiet: bool) -> Result<
         summaries.push(crate::index::forget(
             collection,
             dir,
-            &crate::collection::UpdatePolicy::default(),
+            &crate::graph::UpdatePolicy::default(),
         )?);
     }
     if args.json {
