@@ -82,6 +82,7 @@ impl GroundTruth {
         let mut names = Vec::new();
         let mut labels = Vec::new();
         let mut first_line: HashMap<String, usize> = HashMap::new();
+        let mut class_names: BTreeMap<i64, String> = BTreeMap::new();
         let mut saw_header = false;
         for (lineno, line) in numbered_lines(&text) {
             if !saw_header {
@@ -121,6 +122,12 @@ impl GroundTruth {
                     ),
                 ));
             }
+            // An optional third column names the class (e.g. `class_name`).
+            if let Some(class) = cols.get(2).map(|c| c.trim()).filter(|c| !c.is_empty()) {
+                class_names
+                    .entry(label)
+                    .or_insert_with(|| class.to_string());
+            }
             names.push(name);
             labels.push(label);
         }
@@ -132,7 +139,13 @@ impl GroundTruth {
             ));
         }
         check_exist(tsv, images_dir, &names)?;
-        let names_map = labels.iter().map(|&l| (l, l.to_string())).collect();
+        let names_map = labels
+            .iter()
+            .map(|&l| {
+                let name = class_names.get(&l).cloned();
+                (l, name.unwrap_or_else(|| l.to_string()))
+            })
+            .collect();
         Ok(Self::with_labels(
             images_dir.to_path_buf(),
             tsv.to_path_buf(),
@@ -433,7 +446,7 @@ impl GroundTruth {
         matches!(self.kind, Kind::Labels { .. })
     }
 
-    /// Display name of a label: the class folder, or the number for a labelled table.
+    /// Display name of a label: the class folder, the table's class name, else the number.
     pub fn label_name(&self, label: i64) -> String {
         match &self.kind {
             Kind::Labels { names, .. } => names
@@ -650,6 +663,12 @@ mod tests {
         assert_eq!(g.relevant_items(1), vec![3]);
         assert_eq!(g.queries(), vec![0, 1, 2, 3]);
         assert_eq!(g.labels(), Some(vec![0, 1, 0, 1]));
+        assert_eq!(g.label_name(0), "x", "the third column names the class");
+        assert_eq!(g.class_of(3).as_deref(), Some("y"));
+        let unnamed = d.path().join("two.tsv");
+        fs::write(&unnamed, "filename\tlabel\na.jpg\t7\n").unwrap();
+        let g = GroundTruth::from_tsv(&unnamed, &img).unwrap();
+        assert_eq!(g.label_name(7), "7");
     }
 
     #[test]

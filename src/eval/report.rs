@@ -291,6 +291,9 @@ impl Styles {
         Self { families, modes }
     }
     fn color(&self, family: &str) -> &'static str {
+        if family == crate::eval::run::FUSED {
+            return "#111827";
+        }
         let i = self.families.iter().position(|f| f == family).unwrap_or(0);
         PALETTE[i % PALETTE.len()]
     }
@@ -306,6 +309,8 @@ impl Styles {
 
 struct Series {
     name: String,
+    /// Drawn thick and on large markers: the fused ranking, which `query` uses.
+    emphasis: bool,
     color: &'static str,
     dash: &'static str,
     points: Vec<(f64, f64)>,
@@ -405,9 +410,13 @@ fn svg_chart(c: &Chart, series: &[Series]) -> String {
         escape(c.y_label)
     );
     for (si, se) in series.iter().enumerate() {
-        // later series get smaller markers so coinciding points stay visible as rings
-        let radius = (5.0 - 1.5 * si as f64).max(2.0);
-        let width = (4.0 - 1.25 * si as f64).max(1.5);
+        // the fused series stands out; later ones get smaller markers so coinciding points
+        // stay visible as rings
+        let (radius, width) = if se.emphasis {
+            (5.0, 4.0)
+        } else {
+            ((3.5 - 0.75 * si as f64).max(2.0), 1.5)
+        };
         let pts: Vec<String> = se
             .points
             .iter()
@@ -462,6 +471,7 @@ fn pr_chart(input: &ReportInput, st: &Styles) -> String {
         .iter()
         .map(|r| Series {
             name: format!("{} / {}", r.family, r.mode),
+            emphasis: r.family == crate::eval::run::FUSED,
             color: st.color(&r.family),
             dash: st.dash(&r.mode),
             points: r
@@ -537,6 +547,7 @@ fn distortion_charts(input: &ReportInput, st: &Styles) -> String {
             .map(|((f, m), mut points)| {
                 points.sort_by(|a, b| a.0.total_cmp(&b.0));
                 Series {
+                    emphasis: f == crate::eval::run::FUSED,
                     name: format!("{f} / {m}"),
                     color: st.color(&f),
                     dash: st.dash(&m),
