@@ -1,0 +1,375 @@
+//! Reading the index back: vectors (each checked against its checksum), files, paths, counts.
+
+use super::*;
+
+impl Store {
+    /// The vector in `blob` when it passes [`check_vector`]; else the damage is noted for
+    /// [`Store::take_damaged`] and `None` returned.
+    fn checked(
+        &self,
+        id: i64,
+        family: &str,
+        version: u32,
+        blob: &[u8],
+        checksum: Option<&[u8]>,
+    ) -> Option<Vec<f32>> {
+        match check_vector(family, version, blob, checksum) {
+            Ok(v) => Some(v),
+            Err(reason) => {
+                let mut noted = self.damaged.borrow_mut();
+                if !noted.iter().any(|d| d.image_id == id && d.family == family) {
+                    noted.push(DamagedVector {
+                        image_id: id,
+                        family: family.to_string(),
+                        reason,
+                    });
+                }
+                None
+            }
+        }
+    }
+
+    /// Damaged vectors that reads met (and left out) since the last call, in the order met.
+    pub fn take_damaged(&self) -> Vec<DamagedVector> {
+        std::mem::take(&mut *self.damaged.borrow_mut())
+    }
+
+    /// Scans every stored vector and returns the damaged ones, in image id order.
+    pub fn check_vectors(&self) -> Result<Vec<DamagedVector>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT image_id, family, version, vector, checksum FROM features ORDER BY image_id, family",
+            )
+            .map_err(|e| db(&self.path, e))?;
+        let mut rows = stmt.query([]).map_err(|e| db(&self.path, e))?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(|e| db(&self.path, e))? {
+            let (id, family, version, blob, sum) = (|| {
+                Ok::<_, rusqlite::Error>((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, u32>(2)?,
+                    r.get::<_, Vec<u8>>(3)?,
+                    r.get::<_, Option<Vec<u8>>>(4)?,
+                ))
+            })()
+            .map_err(|e| db(&self.path, e))?;
+            if let Err(reason) = check_vector(&family, version, &blob, sum.as_deref()) {
+                out.push(DamagedVector {
+                    image_id: id,
+                    family,
+                    reason,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every image id with the vectors of the requested families, in id order.
+    /// Images missing one of the families are skipped.
+    pub fn vectors(&self, families: &[&str]) -> Result<Vec<(i64, Vec<Vec<f32>>)>> {
+        let mut out = Vec::new();
+        self.for_each_vector(families, |id, parts| {
+            if parts.iter().all(|p| !p.is_empty()) {
+                out.push((id, parts));
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Streams the vectors of the given families image by image, in id order, without holding
+    /// more than one image's rows. A family an image lacks comes as an empty vector (an image
+    /// indexed before the family existed); images with none of the families are skipped.
+    pub fn for_each_vector(
+        &self,
+        families: &[&str],
+        mut f: impl FnMut(i64, Vec<Vec<f32>>) -> Result<()>,
+    ) -> Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT image_id, family, version, vector, checksum FROM features ORDER BY image_id")
+            .map_err(|e| db(&self.path, e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, u32>(2)?,
+                    r.get::<_, Vec<u8>>(3)?,
+                    r.get::<_, Option<Vec<u8>>>(4)?,
+                ))
+            })
+            .map_err(|e| db(&self.path, e))?;
+        // `bool`: one of the image's vectors is damaged, so the image is left out.
+        /// An image's id, its family vectors so far, and whether one of them is damaged.
+        type Pending = Option<(i64, Vec<Option<Vec<f32>>>, bool)>;
+        let mut current: Pending = None;
+        let mut flush = |done: Pending| -> Result<()> {
+            if let Some((id, parts, false)) = done
+                && parts.iter().any(Option::is_some)
+            {
+                f(
+                    id,
+                    parts.into_iter().map(Option::unwrap_or_default).collect(),
+                )?;
+            }
+            Ok(())
+        };
+        for row in rows {
+            let (id, fam, version, blob, sum) = row.map_err(|e| db(&self.path, e))?;
+            if current.as_ref().is_none_or(|c| c.0 != id) {
+                flush(current.take())?;
+                current = Some((id, vec![None; families.len()], false));
+            }
+            if let Some(slot) = families.iter().position(|f| *f == fam)
+                && let Some(c) = current.as_mut()
+            {
+                match self.checked(id, &fam, version, &blob, sum.as_deref()) {
+                    Some(v) => c.1[slot] = Some(v),
+                    None => c.2 = true,
+                }
+            }
+        }
+        flush(current)
+    }
+
+    /// Vectors of the given families for the given images, sorted by id; a family an image
+    /// lacks comes as an empty vector, images with none of them are left out.
+    pub fn vectors_of(&self, ids: &[i64], families: &[&str]) -> Result<Vec<(i64, Vec<Vec<f32>>)>> {
+        let mut unique = ids.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        let mut by_id: std::collections::BTreeMap<i64, Vec<Option<Vec<f32>>>> = Default::default();
+        let mut damaged = std::collections::HashSet::new();
+        // One statement per chunk of ids; SQLite allows far more than 64 parameters.
+        for chunk in unique.chunks(64) {
+            let marks = vec!["?"; chunk.len()].join(",");
+            let mut stmt = self
+                .conn
+                .prepare_cached(&format!(
+                    "SELECT image_id, family, version, vector, checksum FROM features WHERE image_id IN ({marks})"
+                ))
+                .map_err(|e| db(&self.path, e))?;
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(chunk), |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, u32>(2)?,
+                        r.get::<_, Vec<u8>>(3)?,
+                        r.get::<_, Option<Vec<u8>>>(4)?,
+                    ))
+                })
+                .map_err(|e| db(&self.path, e))?;
+            for row in rows {
+                let (id, fam, version, blob, sum) = row.map_err(|e| db(&self.path, e))?;
+                if let Some(slot) = families.iter().position(|f| *f == fam) {
+                    match self.checked(id, &fam, version, &blob, sum.as_deref()) {
+                        Some(v) => {
+                            by_id
+                                .entry(id)
+                                .or_insert_with(|| vec![None; families.len()])[slot] = Some(v)
+                        }
+                        None => {
+                            damaged.insert(id);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(by_id
+            .into_iter()
+            .filter(|(id, _)| !damaged.contains(id))
+            .map(|(id, vs)| (id, vs.into_iter().map(Option::unwrap_or_default).collect()))
+            .collect())
+    }
+
+    /// Absolute paths of the given image ids; ids no longer present are left out.
+    pub fn paths(&self, ids: &[i64]) -> Result<HashMap<i64, PathBuf>> {
+        let roots = self.roots()?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT root_id, rel_path FROM images WHERE id = ?1")
+            .map_err(|e| db(&self.path, e))?;
+        let mut out = HashMap::new();
+        for &id in ids {
+            let row = stmt
+                .query_row(params![id], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+                })
+                .optional()
+                .map_err(|e| db(&self.path, e))?;
+            if let Some((root, rel)) = row {
+                let base = roots.get(&root).cloned().unwrap_or_default();
+                out.insert(id, base.join(blob_to_path(rel)));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The id of the image stored at an absolute path, if any.
+    pub fn id_of_path(&self, abs: &Path) -> Result<Option<i64>> {
+        Ok(self.file_at(abs)?.map(|f| f.id))
+    }
+
+    /// The image stored at an absolute path, if any, with its stamp and hash.
+    pub fn file_at(&self, abs: &Path) -> Result<Option<RecordedFile>> {
+        for (root_id, root) in self.roots()? {
+            if let Ok(rel) = abs.strip_prefix(&root) {
+                let found = self
+                    .conn
+                    .query_row(
+                        "SELECT id, size, mtime_ns, ctime_ns, hash FROM images
+                         WHERE root_id = ?1 AND rel_path = ?2",
+                        params![root_id, path_to_blob(rel)],
+                        |r| recorded_file(r, abs.to_path_buf()),
+                    )
+                    .optional()
+                    .map_err(|e| db(&self.path, e))?;
+                if found.is_some() {
+                    return Ok(found);
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The recorded files of the given image ids; ids no longer present are left out.
+    pub fn files_of(&self, ids: &[i64]) -> Result<HashMap<i64, RecordedFile>> {
+        let roots = self.roots()?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, size, mtime_ns, ctime_ns, hash, root_id, rel_path FROM images WHERE id = ?1",
+            )
+            .map_err(|e| db(&self.path, e))?;
+        let mut out = HashMap::new();
+        for &id in ids {
+            let row = stmt
+                .query_row(params![id], |r| {
+                    let base = roots.get(&r.get::<_, i64>(5)?).cloned().unwrap_or_default();
+                    recorded_file(r, base.join(blob_to_path(r.get(6)?)))
+                })
+                .optional()
+                .map_err(|e| db(&self.path, e))?;
+            if let Some(file) = row {
+                out.insert(id, file);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Images holding a vector of any of `families` (those `for_each_vector` yields), sorted by
+    /// id, each with the data version at which its vectors were last written.
+    pub fn vector_versions(&self, families: &[&str]) -> Result<Vec<(i64, u64)>> {
+        let marks = vec!["?"; families.len()].join(", ");
+        let sql = format!(
+            "SELECT id, vectors_version FROM images WHERE EXISTS
+               (SELECT 1 FROM features WHERE image_id = images.id AND family IN ({marks}))
+             ORDER BY id"
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| db(&self.path, e))?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(families), |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)? as u64))
+            })
+            .map_err(|e| db(&self.path, e))?;
+        rows.collect::<std::result::Result<_, _>>()
+            .map_err(|e| db(&self.path, e))
+    }
+
+    /// The first data version from which every write records its `vectors_version` (schema 3).
+    pub fn vectors_tracked_from(&self) -> Result<u64> {
+        Ok(self
+            .meta("vectors_tracked_from")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// Number of indexed images (cheap, unlike `stats`, which scans every feature row).
+    pub fn image_count(&self) -> Result<u64> {
+        self.conn
+            .query_row("SELECT COUNT(*) FROM images", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(|e| db(&self.path, e))
+    }
+
+    /// Summary counts for `status`.
+    pub fn stats(&self) -> Result<StoreStats> {
+        let count = |sql: &str| -> Result<u64> {
+            self.conn
+                .query_row(sql, [], |r| r.get::<_, i64>(0))
+                .map(|n| n as u64)
+                .map_err(|e| db(&self.path, e))
+        };
+        let images = count("SELECT COUNT(*) FROM images")?;
+        let failures = count("SELECT COUNT(*) FROM failures")?;
+        let mut roots: Vec<String> = self
+            .roots()?
+            .into_values()
+            .map(|p| p.display().to_string())
+            .collect();
+        roots.sort();
+        let mut stmt = self
+            .conn
+            .prepare("SELECT family, version, params, COUNT(*) FROM features GROUP BY family, version, params ORDER BY family, version")
+            .map_err(|e| db(&self.path, e))?;
+        let feature_versions = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, u32>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)? as u64,
+                ))
+            })
+            .map_err(|e| db(&self.path, e))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| db(&self.path, e))?;
+        Ok(StoreStats {
+            images,
+            failures,
+            roots,
+            feature_versions,
+            schema_version: self.schema_version()?,
+            data_version: self.data_version()?,
+        })
+    }
+
+    /// Runs `PRAGMA integrity_check`; `Ok(())` when the database is sound.
+    pub fn integrity_check(&self) -> Result<()> {
+        let verdict: String = self
+            .conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .map_err(|e| db(&self.path, e))?;
+        if verdict == "ok" {
+            Ok(())
+        } else {
+            Err(Error::Corrupt {
+                path: self.path.clone(),
+                reason: format!("integrity check failed: {verdict}"),
+            })
+        }
+    }
+}
+
+/// A [`RecordedFile`] from a row starting `id, size, mtime_ns, ctime_ns, hash`.
+fn recorded_file(r: &rusqlite::Row, path: PathBuf) -> rusqlite::Result<RecordedFile> {
+    let blob: Vec<u8> = r.get(4)?;
+    let mut hash = [0u8; 32];
+    if blob.len() == 32 {
+        hash.copy_from_slice(&blob);
+    }
+    Ok(RecordedFile {
+        id: r.get(0)?,
+        path,
+        stamp: FileStamp {
+            size: r.get::<_, i64>(1)? as u64,
+            mtime_ns: r.get(2)?,
+            ctime_ns: r.get(3)?,
+        },
+        hash,
+    })
+}
