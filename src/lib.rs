@@ -4,6 +4,7 @@
 //! Data flows one way: [`crawl`] -> [`decode`] -> [`features`] -> [`store`] -> [`ann`] ->
 //! [`query`] (and `eval`). [`index`] runs the pipeline; [`cli`] is the command-line front end.
 //! [`restore`] is the deconvolution engine, usable by itself and behind the `deconv` features.
+//! [`vector`] (distance kernels) and [`imageops`] (image primitives) sit below all of them.
 
 pub mod ann;
 pub mod cli;
@@ -13,6 +14,7 @@ pub mod decode;
 pub mod error;
 pub mod eval;
 pub mod features;
+pub mod imageops;
 pub mod index;
 pub mod nearest_first;
 pub mod path_repr;
@@ -23,5 +25,6 @@ pub mod restore;
 pub mod store;
 #[cfg(test)]
 mod test_support;
+pub mod vector;
 
 pub use error::{Error, Result};

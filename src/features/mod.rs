@@ -13,7 +13,15 @@ use image::RgbImage;
 use ndarray::Array2;
 
 use crate::error::{Error, Result};
-use crate::store::FeatureRow;
+
+/// One feature vector as stored: its family, version and parameter fingerprint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureRow {
+    pub family: String,
+    pub version: u32,
+    pub params: String,
+    pub vector: Vec<f32>,
+}
 
 /// What every extractor receives: the working image and its luminance, computed once.
 #[derive(Debug, Clone)]
@@ -433,7 +441,7 @@ impl Fusion {
     /// one, LBP left out and the texture's squared differences weighted by the same factor.
     /// It orders indexed vectors as the view does, and is zero for an identical vector.
     pub fn example_distance(&self, example: &[f32], indexed: &[f32]) -> f32 {
-        let sq = |r: Range<usize>| crate::ann::squared_l2(&example[r.clone()], &indexed[r]);
+        let sq = |r: Range<usize>| crate::vector::squared_l2(&example[r.clone()], &indexed[r]);
         let n = example.len().min(indexed.len());
         let all = sq(0..n);
         match self.blurred_example(example) {
@@ -592,7 +600,7 @@ mod tests {
 
         // The reported distance orders indexed vectors as the view does, and is 0 to itself.
         assert_eq!(fusion.example_distance(&blurred, &blurred), 0.0);
-        let plain = |a: &[f32], b: &[f32]| crate::ann::squared_l2(a, b).sqrt();
+        let plain = |a: &[f32], b: &[f32]| crate::vector::squared_l2(a, b).sqrt();
         let sharp_to_blurred = fusion.example_distance(&sharp, &blurred);
         assert!((sharp_to_blurred - plain(&sharp, &blurred)).abs() < 1e-5);
         // Squared view distances exceed squared example distances by the same constant.
