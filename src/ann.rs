@@ -1163,14 +1163,8 @@ mod tests {
 
     /// Deterministic pseudo-random vectors (SplitMix64), seed printed on failure.
     pub(crate) fn random_points(n: usize, dim: usize, seed: u64) -> Vec<(i64, Vec<f32>)> {
-        let mut state = seed;
-        let mut next = || {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32
-        };
+        let mut rng = crate::rng::SplitMix64::new(seed);
+        let mut next = || (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
         (0..n)
             .map(|i| ((i + 1) as i64, (0..dim).map(|_| next()).collect()))
             .collect()

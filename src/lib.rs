@@ -4,7 +4,8 @@
 //! Data flows one way: [`crawl`] -> [`decode`] -> [`features`] -> [`store`] -> [`ann`] ->
 //! [`query`] (and `eval`). [`index`] runs the pipeline; [`cli`] is the command-line front end.
 //! [`restore`] is the deconvolution engine, usable by itself and behind the `deconv` features.
-//! [`vector`] (distance kernels) and [`imageops`] (image primitives) sit below all of them.
+//! [`vector`] (distance kernels), [`imageops`] (image primitives) and [`rng`] (a seeded
+//! generator) sit below all of them.
 
 pub mod ann;
 pub mod cli;
@@ -22,6 +23,7 @@ pub mod pca;
 pub mod query;
 pub mod query_expansion;
 pub mod restore;
+pub mod rng;
 pub mod store;
 #[cfg(test)]
 mod test_support;

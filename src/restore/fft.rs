@@ -409,11 +409,11 @@ mod tests {
         });
         for sigma in [0.4f32, 1.0, 2.0, 3.5] {
             let want = convolve(&plane, &Psf::gaussian(sigma));
-            let got = crate::restore::psf::gaussian_blur(&plane, sigma);
+            let got = crate::imageops::gaussian_blur(&plane, sigma);
             let worst = crate::test_support::largest_difference(&want, &got);
             assert!(worst < 1e-5, "sigma {sigma}: {worst}");
         }
-        assert_eq!(crate::restore::psf::gaussian_blur(&plane, 0.0), plane);
+        assert_eq!(crate::imageops::gaussian_blur(&plane, 0.0), plane);
     }
 
     #[test]
