@@ -272,11 +272,6 @@ pub fn l2_normalize(v: &mut [f32]) {
     }
 }
 
-/// Signed square root (power normalisation with exponent 1/2, the Hellinger map for histograms).
-pub fn signed_sqrt(v: &mut [f32]) {
-    v.iter_mut().for_each(|x| *x = x.signum() * x.abs().sqrt());
-}
-
 /// Largest weight `--weights` accepts (weights are relative; larger ones only risk overflow).
 pub const MAX_WEIGHT: f32 = 1000.0;
 

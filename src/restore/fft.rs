@@ -34,11 +34,6 @@ pub struct Spectrum {
 }
 
 impl Spectrum {
-    /// Number of stored frequency columns (`cols/2 + 1`).
-    pub fn ccols(&self) -> usize {
-        self.cols / 2 + 1
-    }
-
     /// Signed frequencies in cycles per pixel `(fy, fx)` of storage index `i`.
     pub fn freq(&self, i: usize) -> (f32, f32) {
         freq_of(i, self.rows, self.cols)
