@@ -2,12 +2,14 @@
 //! images that look like an example, restore blurred images, and measure retrieval accuracy.
 //!
 //! Data flows one way: [`crawl`] -> [`decode`] -> [`features`] -> [`store`] -> [`ann`] ->
-//! [`query`] (and `eval`). [`index`] runs the pipeline; [`cli`] is the command-line front end.
+//! [`query`] (and `eval`). [`index`] runs the pipeline and [`status`] reports on an index;
+//! `cli` (cargo feature `cli`, on by default) is the command-line front end over them.
 //! [`restore`] is the deconvolution engine, usable by itself and behind the `deconv` features.
 //! [`vector`] (distance kernels), [`imageops`] (image primitives) and [`rng`] (a seeded
 //! generator) sit below all of them.
 
 pub mod ann;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod collection;
 pub mod crawl;
@@ -24,6 +26,7 @@ pub mod query;
 pub mod query_expansion;
 pub mod restore;
 pub mod rng;
+pub mod status;
 pub mod store;
 #[cfg(test)]
 mod test_support;

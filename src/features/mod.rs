@@ -103,17 +103,7 @@ pub const FULL_WORKING_SIZE: u32 = 256;
 
 /// What an index computes per image: a collection records one and every image of it is
 /// described the same way, so switching re-extracts the whole collection.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Default,
-    clap::ValueEnum,
-    serde::Serialize,
-    serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Profile {
     /// All five families on a 256-pixel working image, deconvolution included.
@@ -125,6 +115,9 @@ pub enum Profile {
 }
 
 impl Profile {
+    /// Every profile, the default first.
+    pub const ALL: [Profile; 2] = [Profile::Full, Profile::Fast];
+
     /// The name recorded in the collection and accepted by `--profile`.
     pub fn name(self) -> &'static str {
         match self {
@@ -135,10 +128,19 @@ impl Profile {
 
     /// The profile recorded under `name`, if this version knows it.
     pub fn from_name(name: &str) -> Option<Profile> {
-        <Profile as clap::ValueEnum>::value_variants()
-            .iter()
-            .copied()
-            .find(|p| p.name() == name)
+        Profile::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// What the profile computes, in one sentence (the `--profile` help).
+    pub fn description(self) -> &'static str {
+        match self {
+            Profile::Full => {
+                "All five families on a 256-pixel working image, deconvolution included"
+            }
+            Profile::Fast => {
+                "Colour, LBP and orientation histograms on a 96-pixel working image: no filter bank, blur estimate or deconvolution. Several times faster to index (BENCHMARKS.md)"
+            }
+        }
     }
 
     /// The working image fits in a square of this side.
