@@ -2,18 +2,13 @@
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use lookalike::ann::{AnnIndex, AnnParams, exact_search};
+use lookalike::rng::SplitMix64;
 use std::hint::black_box;
 
 /// Deterministic pseudo-random unit-ish vectors (SplitMix64).
 fn points(n: usize, dim: usize, seed: u64) -> Vec<(i64, Vec<f32>)> {
-    let mut s = seed;
-    let mut next = || {
-        s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = s;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32
-    };
+    let mut rng = SplitMix64::new(seed);
+    let mut next = || (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
     (0..n)
         .map(|i| (i as i64 + 1, (0..dim).map(|_| next()).collect()))
         .collect()

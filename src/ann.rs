@@ -20,6 +20,7 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::pca::Projection;
+pub use crate::vector::{dot, finite, sanitize, squared_l2};
 
 /// The PCA projection's file inside a dump folder.
 pub const PROJECTION_FILE: &str = "projection.bin";
@@ -83,29 +84,6 @@ fn remove_dump_folder(dir: &Path) {
     }
 }
 
-/// Replaces non-finite components (NaN, infinities) by zero and returns how many there were.
-/// The graph library panics on a NaN distance; a zero component adds nothing to a distance, so
-/// the rest of the vector stays comparable.
-pub fn sanitize(v: &mut [f32]) -> usize {
-    let mut bad = 0;
-    for x in v.iter_mut().filter(|x| !x.is_finite()) {
-        *x = 0.0;
-        bad += 1;
-    }
-    bad
-}
-
-/// `v` with its non-finite components replaced by zero (borrowed when there are none).
-pub fn finite(v: &[f32]) -> Cow<'_, [f32]> {
-    if v.iter().all(|x| x.is_finite()) {
-        Cow::Borrowed(v)
-    } else {
-        let mut owned = v.to_vec();
-        sanitize(&mut owned);
-        Cow::Owned(owned)
-    }
-}
-
 /// `points` with non-finite components replaced by zero (borrowed when there are none).
 fn finite_points(points: &[(i64, Vec<f32>)]) -> Cow<'_, [(i64, Vec<f32>)]> {
     if points.iter().all(|p| p.1.iter().all(|x| x.is_finite())) {
@@ -122,34 +100,6 @@ fn finite_points(points: &[(i64, Vec<f32>)]) -> Cow<'_, [(i64, Vec<f32>)]> {
 /// Euclidean distance, written so the compiler vectorises it (eight independent accumulators).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct FusedL2;
-
-/// `sum f(a_i, b_i)` over two equal-length vectors, in eight independent accumulators so the
-/// compiler vectorises it.
-#[inline(always)]
-fn lanes8(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let chunks_a = a.chunks_exact(8);
-    let chunks_b = b.chunks_exact(8);
-    let (ra, rb) = (chunks_a.remainder(), chunks_b.remainder());
-    for (ca, cb) in chunks_a.zip(chunks_b) {
-        for i in 0..8 {
-            acc[i] += f(ca[i], cb[i]);
-        }
-    }
-    acc.iter().sum::<f32>() + ra.iter().zip(rb).map(|(x, y)| f(*x, *y)).sum::<f32>()
-}
-
-/// Squared Euclidean distance between two equal-length vectors.
-#[inline]
-pub fn squared_l2(a: &[f32], b: &[f32]) -> f32 {
-    lanes8(a, b, |x, y| (x - y) * (x - y))
-}
-
-/// Dot product of two equal-length vectors.
-#[inline]
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    lanes8(a, b, |x, y| x * y)
-}
 
 impl Distance<f32> for FusedL2 {
     fn eval(&self, va: &[f32], vb: &[f32]) -> f32 {
@@ -1225,25 +1175,11 @@ mod tests {
     /// Deterministic pseudo-random vectors (SplitMix64); with serial insertion in tests, the
     /// seed a failure prints rebuilds its graph too.
     pub(crate) fn random_points(n: usize, dim: usize, seed: u64) -> Vec<(i64, Vec<f32>)> {
-        let mut state = seed;
-        let mut next = || {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32
-        };
+        let mut rng = crate::rng::SplitMix64::new(seed);
+        let mut next = || (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
         (0..n)
             .map(|i| ((i + 1) as i64, (0..dim).map(|_| next()).collect()))
             .collect()
-    }
-
-    #[test]
-    fn squared_l2_matches_naive() {
-        let a: Vec<f32> = (0..19).map(|i| i as f32 * 0.5).collect();
-        let b: Vec<f32> = (0..19).map(|i| (i * i) as f32 * 0.1).collect();
-        let naive: f32 = a.iter().zip(&b).map(|(x, y)| (x - y) * (x - y)).sum();
-        assert!((squared_l2(&a, &b) - naive).abs() < 1e-3);
     }
 
     #[test]

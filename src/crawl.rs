@@ -9,8 +9,9 @@ use walkdir::WalkDir;
 use crate::error::{Error, Result};
 use crate::store::FileStamp;
 
-/// Extensions taken as images without reading the file (decode still verifies the content).
-const IMAGE_EXTENSIONS: &[&str] = &[
+/// Extensions of the formats decode reads, taken as images without reading the file (decode
+/// still verifies the content). The index and evaluation's folder scans both use this list.
+pub const IMAGE_EXTENSIONS: &[&str] = &[
     "jpg", "jpeg", "jpe", "jfif", "png", "webp", "gif", "bmp", "dib", "tif", "tiff", "pnm", "pbm",
     "pgm", "ppm", "qoi", "ico", "tga",
 ];
@@ -92,13 +93,15 @@ pub fn sniff_is_image(head: &[u8]) -> bool {
     )
 }
 
-fn has_image_extension(path: &Path) -> bool {
+/// True when `path`'s extension is one of [`IMAGE_EXTENSIONS`] (any case).
+pub fn has_image_extension(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
 }
 
-fn looks_like_image(path: &Path) -> bool {
+/// True for a file the index takes as an image: a known extension, or else image content.
+pub fn looks_like_image(path: &Path) -> bool {
     if has_image_extension(path) {
         return true;
     }

@@ -2,11 +2,15 @@
 //! images that look like an example, restore blurred images, and measure retrieval accuracy.
 //!
 //! Data flows one way: [`crawl`] -> [`decode`] -> [`features`] -> [`store`] -> [`ann`] ->
-//! [`query`] (and `eval`), both ranking through [`rank`]. [`index`] runs the pipeline; [`cli`]
-//! is the command-line front end.
+//! [`query`] (and `eval`), both ranking through [`rank`]. [`index`] runs the pipeline and
+//! [`status`] reports on an index; `cli` (cargo feature `cli`, on by default) is the
+//! command-line front end over them.
 //! [`restore`] is the deconvolution engine, usable by itself and behind the `deconv` features.
+//! [`vector`] (distance kernels), [`imageops`] (image primitives) and [`rng`] (a seeded
+//! generator) sit below all of them.
 
 pub mod ann;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod collection;
 pub mod crawl;
@@ -15,6 +19,7 @@ pub mod error;
 pub mod eval;
 pub mod features;
 pub mod graph;
+pub mod imageops;
 pub mod index;
 pub mod nearest_first;
 pub mod path_repr;
@@ -23,9 +28,12 @@ pub mod query;
 pub mod query_expansion;
 pub mod rank;
 pub mod restore;
+pub mod rng;
 pub mod search_space;
+pub mod status;
 pub mod store;
 #[cfg(test)]
 mod test_support;
+pub mod vector;
 
 pub use error::{Error, Result};

@@ -136,10 +136,10 @@ impl Projection {
     }
 
     /// Projects one vector (of length `dim_in`); non-finite components are taken as zero
-    /// ([`crate::ann::sanitize`]).
+    /// ([`crate::vector::sanitize`]).
     pub fn apply(&self, v: &[f32]) -> Vec<f32> {
         debug_assert_eq!(v.len(), self.dim_in);
-        project(&self.basis, &self.mean, &crate::ann::finite(v))
+        project(&self.basis, &self.mean, &crate::vector::finite(v))
     }
 
     /// Little-endian serialisation: magic, dims, explained share, mean, basis.
@@ -194,7 +194,7 @@ fn project(basis: &[f32], mean: &[f32], v: &[f32]) -> Vec<f32> {
     let centred: Vec<f32> = v.iter().zip(mean).map(|(x, m)| x - m).collect();
     basis
         .chunks_exact(mean.len())
-        .map(|row| crate::ann::dot(row, &centred))
+        .map(|row| crate::vector::dot(row, &centred))
         .collect()
 }
 

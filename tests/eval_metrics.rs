@@ -140,30 +140,16 @@ fn knn_recall_against_exact() {
 
 // ------------------------------------------------------------------ synthetic vs peer_baseline.py
 
-/// SplitMix64, the same generator as `scripts/crosscheck_eval.py --synthetic`.
-struct SplitMix64(u64);
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-}
-
-/// Labels i % classes; d[i][j] = u + (0 if same label else 0.35), optionally quantised to 1/8.
+/// Labels i % classes; d[i][j] = u + (0 if same label else 0.35), optionally quantised to 1/8;
+/// `u` from SplitMix64, the generator of `scripts/crosscheck_eval.py --synthetic`.
 fn synthetic(n: usize, classes: i64, seed: u64, ties: bool) -> (Vec<Vec<f64>>, Vec<i64>) {
-    let mut rng = SplitMix64(seed);
+    let mut rng = lookalike::rng::SplitMix64::new(seed);
     let labels: Vec<i64> = (0..n as i64).map(|i| i % classes).collect();
     let dist = (0..n)
         .map(|i| {
             (0..n)
                 .map(|j| {
-                    let mut u = rng.unit();
+                    let mut u = rng.uniform();
                     if ties {
                         u = (u * 8.0).floor() / 8.0;
                     }

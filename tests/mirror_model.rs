@@ -14,16 +14,12 @@ use std::time::Duration;
 
 use lookalike::store::Store;
 
-/// splitmix64: small, seedable, reproducible.
-struct Rng(u64);
+/// Seeded draws over SplitMix64, so a failing run can be replayed.
+struct Rng(lookalike::rng::SplitMix64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     fn below(&mut self, n: usize) -> usize {
@@ -518,7 +514,7 @@ fn run_seed(seed: u64, ops: usize) {
     let tmp = tempfile::tempdir().unwrap();
     let base = std::fs::canonicalize(tmp.path()).unwrap();
     std::fs::create_dir_all(base.join("w")).unwrap();
-    let mut rng = Rng(seed);
+    let mut rng = Rng(lookalike::rng::SplitMix64::new(seed));
     // The index sometimes lives inside the photo tree, under a name a photo folder could have.
     // `w/c` is a photo folder that is also the index folder, holding `w/c/ann/t.bmp`.
     let index_dir = match rng.below(4) {

@@ -36,6 +36,17 @@ pub const EXIT_CORRUPT: u8 = 4;
 /// Exit status after Ctrl-C; what was done is kept.
 pub const EXIT_INTERRUPTED: u8 = 130;
 
+/// `--profile` values: each profile under its recorded name, described for `--help`.
+impl clap::ValueEnum for Profile {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Profile::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.name()).help(self.description()))
+    }
+}
+
 /// The exit status for an error; every error leaves `main` through here.
 pub fn exit_code(e: &Error) -> u8 {
     if matches!(e, Error::Interrupted) {
@@ -660,133 +671,49 @@ fn describe_run(run: &crate::store::RunEntry, resume: &str) -> String {
 }
 
 fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
-    let store = collection.open_store_read_only()?;
-    let integrity = if args.check {
-        Some(check_index(&store)?)
+    let report = crate::status::status(collection, args.check)?;
+    let exit = if report.is_damaged() {
+        ExitCode::from(EXIT_CORRUPT)
     } else {
-        None
+        ExitCode::SUCCESS
     };
-    let stats = store.stats()?;
-    let failures = store.failures()?;
-    let roots = store.roots()?;
-    let record = collection.dump_record(&store)?;
-    let ann_state = match &record {
-        None => "missing (run `lookalike index`)".to_string(),
-        Some(r) if r.data_version != stats.data_version => {
-            "stale: the index changed since it was built (run `lookalike index`)".to_string()
-        }
-        Some(r) => match crate::ann::AnnIndex::verify(&crate::ann::ann_dir(collection.dir()), r) {
-            Ok(()) => {
-                let projection = r.projection.as_ref().and_then(|_| {
-                    let path = crate::ann::ann_dir(collection.dir())
-                        .join(&r.folder)
-                        .join(crate::ann::PROJECTION_FILE);
-                    let bytes = std::fs::read(path).ok()?;
-                    crate::pca::Projection::from_bytes(&bytes).ok()
-                });
-                let updates = if r.updates > 0 {
-                    format!(
-                        "; updated in place {} times since its full build of {} images, {} points hidden",
-                        r.updates,
-                        r.built_count,
-                        r.hidden.len()
-                    )
-                } else {
-                    String::new()
-                };
-                let augmentation = if r.params.dba > 0 {
-                    format!("; stored vectors averaged with {} neighbours", r.params.dba)
-                } else if collection.ann_params(&store)?.dba > 0 {
-                    "; no augmentation (the next `lookalike index` adds it)".to_string()
-                } else {
-                    "; no augmentation (index --dba 0)".to_string()
-                };
-                match projection {
-                    Some(p) => format!(
-                        "current ({} images; {} dimensions, PCA to {} in the graph, {:.1}% of variance{augmentation}{updates})",
-                        r.count.saturating_sub(r.hidden.len()),
-                        r.dim,
-                        p.dim_out(),
-                        100.0 * p.explained()
-                    ),
-                    None => format!(
-                        "current ({} images, {} dimensions{augmentation}{updates})",
-                        r.count.saturating_sub(r.hidden.len()),
-                        r.dim
-                    ),
-                }
-            }
-            Err(e) => format!("damaged ({e}); `lookalike index` rebuilds it"),
-        },
-    };
-    let last_run = store.last_run()?;
-    let size_on_disk = dir_size(collection.dir());
-    let profile = collection.profile(&store)?;
-    let registry = Registry::for_profile(profile);
-    let current = registry.signatures();
-    let outdated: u64 = stats
-        .feature_versions
-        .iter()
-        .filter(|(f, v, p, _)| !current.contains(&(f.clone(), *v, p.clone())))
-        .map(|row| row.3)
-        .sum();
-    let missing_families: Vec<(&str, u64)> = registry
-        .families()
-        .into_iter()
-        .map(|family| {
-            let have: u64 = stats
-                .feature_versions
-                .iter()
-                .filter(|row| row.0 == family)
-                .map(|row| row.3)
-                .sum();
-            (family, stats.images.saturating_sub(have))
-        })
-        .filter(|(_, missing)| *missing > 0)
-        .collect();
-    let failure_path = |f: &crate::store::FailureEntry| {
-        roots
-            .get(&f.root_id)
-            .map(|r| r.join(&f.rel_path))
-            .unwrap_or_else(|| f.rel_path.clone())
-    };
-    let mut root_paths: Vec<&Path> = roots.values().map(PathBuf::as_path).collect();
-    root_paths.sort();
+    let stats = &report.stats;
     if args.json {
-        let failures_json: Vec<_> = failures
+        let failures_json: Vec<_> = report
+            .failures
             .iter()
-            .map(|f| {
-                let mut entry = crate::path_repr::object("path", &failure_path(f));
-                entry.insert("reason".into(), f.reason.clone().into());
+            .map(|(path, reason)| {
+                let mut entry = crate::path_repr::object("path", path);
+                entry.insert("reason".into(), reason.clone().into());
                 serde_json::Value::Object(entry)
             })
             .collect();
         let mut doc = crate::path_repr::object("index_dir", collection.dir());
-        crate::path_repr::insert_list(&mut doc, "roots", root_paths.iter().copied());
+        crate::path_repr::insert_list(&mut doc, "roots", report.root_paths());
         let serde_json::Value::Object(rest) = serde_json::json!({
             "images": stats.images,
-            "profile": profile,
-            "working_size": registry.working_size(),
+            "profile": report.profile,
+            "working_size": report.working_size,
             "failures": failures_json,
             "feature_versions": stats.feature_versions,
-            "outdated_feature_rows": outdated,
-            "images_missing_family": missing_families.iter().copied().collect::<std::collections::BTreeMap<_, _>>(),
+            "outdated_feature_rows": report.outdated_feature_rows,
+            "images_missing_family": report.missing_families.iter().copied().collect::<std::collections::BTreeMap<_, _>>(),
             "schema_version": stats.schema_version,
-            "hnsw": ann_state,
-            "hnsw_in_place": record.as_ref().map(|r| serde_json::json!({
+            "hnsw": report.hnsw,
+            "hnsw_in_place": report.graph.as_ref().map(|r| serde_json::json!({
                 "updates_since_full_build": r.updates,
                 "full_build_images": if r.built_count == 0 { r.count } else { r.built_count },
                 "hidden_points": r.hidden.len(),
             })),
-            "bytes_on_disk": size_on_disk,
-            "integrity": integrity,
-            "last_run": last_run,
+            "bytes_on_disk": report.bytes_on_disk,
+            "integrity": report.integrity,
+            "last_run": report.last_run,
         }) else {
             return Err(Error::Internal("status JSON is not an object".into()));
         };
         doc.extend(rest);
         print_json(&doc)?;
-        return Ok(integrity_exit(integrity.as_deref()));
+        return Ok(exit);
     }
     let mut out = std::io::stdout().lock();
     let mut w = |s: String| writeln!(out, "{s}").map_err(out_err);
@@ -795,7 +722,8 @@ fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
     w(format!("failures:  {}", stats.failures))?;
     w(format!(
         "roots:     {}",
-        root_paths
+        report
+            .root_paths()
             .iter()
             .map(|p| shown(p))
             .collect::<Vec<_>>()
@@ -803,52 +731,53 @@ fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
     ))?;
     w(format!(
         "profile:   {} ({} on a {}-pixel working image)",
-        profile.name(),
-        registry.families().join(", "),
-        registry.working_size()
+        report.profile.name(),
+        report.families.join(", "),
+        report.working_size
     ))?;
     for (family, version, params, count) in &stats.feature_versions {
         w(format!(
             "features:  {family} v{version} [{params}]: {count} images"
         ))?;
     }
-    if outdated > 0 {
+    if report.outdated_feature_rows > 0 {
         w(format!(
-            "outdated:  {outdated} feature rows from an older extractor (run `lookalike index` to update)"
+            "outdated:  {} feature rows from an older extractor (run `lookalike index` to update)",
+            report.outdated_feature_rows
         ))?;
     }
-    for (family, missing) in &missing_families {
+    for (family, missing) in &report.missing_families {
         w(format!(
             "missing:   {missing} images have no {family} vector yet; they are searched without it (run `lookalike index` on their folders)"
         ))?;
     }
-    w(format!("hnsw:      {}", escape_text(&ann_state)))?;
+    w(format!("hnsw:      {}", escape_text(&report.hnsw)))?;
     w(format!(
         "size:      {:.1} MB on disk",
-        size_on_disk as f64 / 1e6
+        report.bytes_on_disk as f64 / 1e6
     ))?;
     w(format!("schema:    v{}", stats.schema_version))?;
-    if let Some(run) = &last_run {
-        let resume = resume_command(collection, run, &roots);
+    if let Some(run) = &report.last_run {
+        let resume = resume_command(collection, run, &report.roots);
         w(format!("last run:  {}", describe_run(run, &resume)))?;
     }
-    if let Some(verdict) = &integrity {
+    if let Some(verdict) = &report.integrity {
         w(format!("integrity: {}", escape_text(verdict)))?;
     }
-    for f in failures.iter().take(20) {
+    for (path, reason) in report.failures.iter().take(20) {
         w(format!(
             "failed:    {}: {}",
-            shown(&failure_path(f)),
-            escape_text(&f.reason)
+            shown(path),
+            escape_text(reason)
         ))?;
     }
-    if failures.len() > 20 {
+    if report.failures.len() > 20 {
         w(format!(
             "           ... and {} more (--json lists all)",
-            failures.len() - 20
+            report.failures.len() - 20
         ))?;
     }
-    Ok(integrity_exit(integrity.as_deref()))
+    Ok(exit)
 }
 
 /// Damaged vectors met while reading, which were left out of the search or the graph.
@@ -861,61 +790,6 @@ fn damage_note(damaged: &[crate::store::DamagedVector]) {
             damaged[0].reason
         );
     }
-}
-
-/// SQLite's integrity check, then every stored vector's: "ok" or what is wrong.
-fn check_index(store: &crate::store::Store) -> Result<String> {
-    const SHOWN: usize = 5;
-    let mut problems = Vec::new();
-    if let Err(e) = store.integrity_check() {
-        problems.push(e.to_string());
-    }
-    let damaged = store.check_vectors()?;
-    if !damaged.is_empty() {
-        let ids: Vec<i64> = damaged.iter().take(SHOWN).map(|d| d.image_id).collect();
-        let paths = store.paths(&ids)?;
-        let mut first: Vec<String> = damaged
-            .iter()
-            .take(SHOWN)
-            .map(|d| {
-                let path = paths
-                    .get(&d.image_id)
-                    .cloned()
-                    .unwrap_or_else(|| PathBuf::from(format!("image id {}", d.image_id)));
-                d.to_error(&path).to_string()
-            })
-            .collect();
-        if damaged.len() > SHOWN {
-            first.push(format!("... and {} more", damaged.len() - SHOWN));
-        }
-        problems.push(format!(
-            "{} damaged stored vectors, left out of searches until their images are indexed into a fresh index: {}",
-            damaged.len(),
-            first.join("; ")
-        ));
-    }
-    Ok(if problems.is_empty() {
-        "ok".to_string()
-    } else {
-        problems.join("; ")
-    })
-}
-
-fn integrity_exit(verdict: Option<&str>) -> ExitCode {
-    match verdict {
-        Some(v) if v != "ok" => ExitCode::from(EXIT_CORRUPT),
-        _ => ExitCode::SUCCESS,
-    }
-}
-
-fn dir_size(dir: &Path) -> u64 {
-    walkdir::WalkDir::new(dir)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.metadata().ok())
-        .filter(|m| m.is_file())
-        .map(|m| m.len())
-        .sum()
 }
 
 #[cfg(test)]

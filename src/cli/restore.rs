@@ -7,18 +7,15 @@ use serde_json::json;
 
 use crate::path_repr::{self, shown};
 use crate::restore::color::{Planes, load, save};
-use crate::restore::estimate::{BlurEstimate, estimate_blur};
+use crate::restore::deblur::{self, DeblurConfig, deblur};
 use crate::restore::fft::convolve;
 use crate::restore::noise::add_gaussian_noise;
-use crate::restore::psf::{Psf, PsfSpec};
-use crate::restore::{
-    HyperParams, RlParams, WienerParams, hyper_laplacian, ms_ssim, psnr, richardson_lucy, ssim,
-    wiener,
-};
+use crate::restore::psf::PsfSpec;
+use crate::restore::{ms_ssim, psnr, ssim};
 use crate::{Error, Result};
 
 /// Most deconvolution iterations `--iterations` accepts.
-pub const MAX_ITERATIONS: u64 = 1000;
+pub const MAX_ITERATIONS: u64 = deblur::MAX_ITERATIONS as u64;
 
 fn parse_noise(s: &str) -> std::result::Result<f32, String> {
     super::f32_in(s, 0.0, 1.0)
@@ -46,7 +43,7 @@ pub struct BlurArgs {
     pub seed: u64,
 }
 
-/// Deconvolution method.
+/// Deconvolution method (`--method`; [`deblur::Method`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Method {
     /// Wiener filter with a 1/f^2 image prior (fast).
@@ -93,39 +90,31 @@ pub struct QualityArgs {
     pub json: bool,
 }
 
-/// Plain deblur settings, validated from the CLI arguments.
-struct DeblurConfig {
-    psf: Option<PsfSpec>,
-    method: Method,
-    iterations: usize,
-    strength: f32,
+impl From<Method> for deblur::Method {
+    fn from(m: Method) -> Self {
+        match m {
+            Method::Wiener => deblur::Method::Wiener,
+            Method::Rl => deblur::Method::Rl,
+            Method::Hyper => deblur::Method::Hyper,
+        }
+    }
 }
 
 impl DeblurArgs {
     fn config(&self) -> Result<DeblurConfig> {
-        if !(0.0..=1.0).contains(&self.strength) {
-            return Err(Error::InvalidInput(format!(
-                "--strength {} is out of range: use a value between 0 and 1",
-                self.strength
-            )));
-        }
-        if !(1..=MAX_ITERATIONS as usize).contains(&self.iterations) {
-            return Err(Error::InvalidInput(format!(
-                "--iterations {} is out of range: use 1 to {MAX_ITERATIONS}",
-                self.iterations
-            )));
-        }
         let psf = if self.psf.trim().eq_ignore_ascii_case("auto") {
             None
         } else {
             Some(PsfSpec::parse(&self.psf)?)
         };
-        Ok(DeblurConfig {
+        let config = DeblurConfig {
             psf,
-            method: self.method,
+            method: self.method.into(),
             iterations: self.iterations,
             strength: self.strength,
-        })
+        };
+        config.validate()?;
+        Ok(config)
     }
 }
 
@@ -169,74 +158,14 @@ pub fn run_blur(args: &BlurArgs, quiet: bool) -> Result<()> {
     Ok(())
 }
 
-fn restore_plane(
-    p: &crate::restore::Plane,
-    psf: &Psf,
-    cfg: &DeblurConfig,
-    noise: f32,
-) -> crate::restore::Plane {
-    let restored = match cfg.method {
-        Method::Wiener => wiener(
-            p,
-            psf,
-            &WienerParams {
-                noise_sigma: Some(noise),
-                ..WienerParams::default()
-            },
-        ),
-        Method::Rl => {
-            richardson_lucy(
-                p,
-                psf,
-                &RlParams {
-                    iterations: cfg.iterations,
-                    noise_sigma: Some(noise),
-                    ..RlParams::default()
-                },
-            )
-            .0
-        }
-        Method::Hyper => hyper_laplacian(
-            p,
-            psf,
-            &HyperParams {
-                noise_sigma: Some(noise),
-                ..HyperParams::default()
-            },
-        ),
-    };
-    if cfg.strength >= 1.0 {
-        return restored;
-    }
-    let mut out = p.clone();
-    out.zip_mut_with(&restored, |o, &r| *o += cfg.strength * (r - *o));
-    out
-}
-
 /// Runs `lookalike deblur`; the text summary goes to stderr unless `quiet`, `--json` to stdout.
 pub fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
     let cfg = args.config()?;
     let img = load(&args.input)?;
-    let luma = img.luma();
-    let noise = crate::restore::noise::noise_sigma(&luma);
-    let (psf, spec_text, est): (Psf, String, Option<BlurEstimate>) = match &cfg.psf {
-        Some(spec) => (spec.to_psf()?, spec.to_string(), None),
-        None => {
-            let est = estimate_blur(&luma);
-            let text = est
-                .to_spec()
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| "none".into());
-            (est.to_psf(), text, Some(est))
-        }
-    };
-    let out = if est.is_some_and(|e| !e.is_blurred()) {
-        img.clone()
-    } else {
-        img.map(|p| restore_plane(p, &psf, &cfg, noise))
-    };
-    save(&out, &args.output)?;
-    let method = format!("{:?}", cfg.method).to_lowercase();
+    let done = deblur(&img, &cfg)?;
+    save(&done.image, &args.output)?;
+    let (est, spec_text, noise) = (done.estimate, &done.psf_text, done.noise_sigma);
+    let method = cfg.method.name();
     if args.json {
         let mut doc = path_repr::object("input", &args.input);
         path_repr::insert(&mut doc, "output", &args.output);
@@ -258,7 +187,7 @@ pub fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
         } else {
             "psf"
         };
-        if est.is_some_and(|e| !e.is_blurred()) {
+        if done.found_no_blur() {
             eprintln!(
                 "{}: no blur found, copied to {}",
                 shown(&args.input),
@@ -269,7 +198,7 @@ pub fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
                 "{} -> {} ({how} {}, {method}, noise {noise:.4})",
                 shown(&args.input),
                 shown(&args.output),
-                path_repr::escape_text(&spec_text)
+                path_repr::escape_text(spec_text)
             );
         }
     }

@@ -11,6 +11,8 @@ use image::imageops::{self, FilterType};
 use image::{Rgb, RgbImage};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::imageops::rgb_to_hsv_sixths;
+use crate::rng::SplitMix64;
 use crate::{Error, Result};
 
 /// How a rotation fills the corners that the rotated image no longer covers.
@@ -408,17 +410,6 @@ fn map_pixels(img: &RgbImage, f: impl Fn(f32) -> f32) -> RgbImage {
     out
 }
 
-/// Mirrors an integer index into 0..n (edge pixel repeated: -1 -> 0, n -> n-1).
-fn reflect_index(i: isize, n: usize) -> usize {
-    let n = n as isize;
-    let period = 2 * n;
-    let mut m = i.rem_euclid(period);
-    if m >= n {
-        m = period - 1 - m;
-    }
-    m as usize
-}
-
 /// Mirrors a continuous coordinate into [0, n-1].
 fn reflect_coord(x: f32, n: u32) -> f32 {
     if n <= 1 {
@@ -449,50 +440,22 @@ fn sample(img: &RgbImage, x: f32, y: f32) -> [f32; 3] {
     })
 }
 
-fn gaussian_kernel(sigma: f32) -> Vec<f32> {
-    let r = (3.0 * sigma).ceil().max(1.0) as isize;
-    let k: Vec<f32> = (-r..=r)
-        .map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp())
-        .collect();
-    let s: f32 = k.iter().sum();
-    k.into_iter().map(|v| v / s).collect()
-}
-
-/// Separable Gaussian blur with mirrored borders.
+/// Gaussian blur of each channel ([`crate::imageops::gaussian_blur`]).
 fn gaussian_blur(img: &RgbImage, sigma: f32) -> RgbImage {
     let (w, h) = (img.width() as usize, img.height() as usize);
-    let k = gaussian_kernel(sigma);
-    let r = (k.len() / 2) as isize;
-    let src: Vec<f32> = img.iter().map(|&v| f32::from(v)).collect();
-    let mut tmp = vec![0.0f32; src.len()];
-    for y in 0..h {
-        for x in 0..w {
-            let mut acc = [0.0f32; 3];
-            for (j, &kv) in k.iter().enumerate() {
-                let xx = reflect_index(x as isize + j as isize - r, w);
-                let o = (y * w + xx) * 3;
-                for c in 0..3 {
-                    acc[c] += kv * src[o + c];
-                }
-            }
-            tmp[(y * w + x) * 3..][..3].copy_from_slice(&acc);
-        }
-    }
-    let mut out = RgbImage::new(w as u32, h as u32);
-    for y in 0..h {
-        for x in 0..w {
-            let mut acc = [0.0f32; 3];
-            for (j, &kv) in k.iter().enumerate() {
-                let yy = reflect_index(y as isize + j as isize - r, h);
-                let o = (yy * w + x) * 3;
-                for c in 0..3 {
-                    acc[c] += kv * tmp[o + c];
-                }
-            }
-            out.put_pixel(x as u32, y as u32, Rgb(acc.map(to_u8)));
-        }
-    }
-    out
+    let channels: Vec<ndarray::Array2<f32>> = (0..3)
+        .map(|c| {
+            let plane = ndarray::Array2::from_shape_fn((h, w), |(y, x)| {
+                f32::from(img.get_pixel(x as u32, y as u32)[c])
+            });
+            crate::imageops::gaussian_blur(&plane, sigma)
+        })
+        .collect();
+    RgbImage::from_fn(w as u32, h as u32, |x, y| {
+        Rgb(std::array::from_fn(|c| {
+            to_u8(channels[c][[y as usize, x as usize]])
+        }))
+    })
 }
 
 /// Averages `length` evenly spaced bilinear samples along a centred line at `angle` degrees.
@@ -587,23 +550,6 @@ fn contrast(img: &RgbImage, factor: f32) -> RgbImage {
     map_pixels(img, |c| m + factor * (c - m))
 }
 
-fn rgb_to_hsv([r, g, b]: [f32; 3]) -> [f32; 3] {
-    let max = r.max(g).max(b);
-    let min = r.min(g).min(b);
-    let d = max - min;
-    let h = if d == 0.0 {
-        0.0
-    } else if max == r {
-        60.0 * ((g - b) / d).rem_euclid(6.0)
-    } else if max == g {
-        60.0 * ((b - r) / d + 2.0)
-    } else {
-        60.0 * ((r - g) / d + 4.0)
-    };
-    let s = if max == 0.0 { 0.0 } else { d / max };
-    [h, s, max]
-}
-
 fn hsv_to_rgb([h, s, v]: [f32; 3]) -> [f32; 3] {
     let c = v * s;
     let hp = h.rem_euclid(360.0) / 60.0;
@@ -623,38 +569,29 @@ fn hsv_to_rgb([h, s, v]: [f32; 3]) -> [f32; 3] {
 fn hsv_adjust(img: &RgbImage, hue_degrees: f32, sat_factor: f32) -> RgbImage {
     let mut out = img.clone();
     for p in out.pixels_mut() {
-        let [h, s, v] = rgb_to_hsv(p.0.map(f32::from));
+        let [r, g, b] = p.0.map(f32::from);
+        let [sixths, s, v] = rgb_to_hsv_sixths(r, g, b);
+        let h = 60.0 * sixths;
         let rgb = hsv_to_rgb([h + hue_degrees, (s * sat_factor).clamp(0.0, 1.0), v]);
         p.0 = rgb.map(to_u8);
     }
     out
 }
 
-/// SplitMix64: small, fast, good enough for image noise, and fully reproducible.
-struct SplitMix64(u64);
+/// Uniform in (0, 1], so that its logarithm is finite.
+fn unit(rng: &mut SplitMix64) -> f64 {
+    ((rng.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64
+}
 
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    /// Uniform in (0, 1].
-    fn unit(&mut self) -> f64 {
-        ((self.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64
-    }
-    /// Two independent standard normal values (Box-Muller).
-    fn normal_pair(&mut self) -> (f64, f64) {
-        let r = (-2.0 * self.unit().ln()).sqrt();
-        let t = std::f64::consts::TAU * self.unit();
-        (r * t.cos(), r * t.sin())
-    }
+/// Two independent standard normal values (Box-Muller).
+fn normal_pair(rng: &mut SplitMix64) -> (f64, f64) {
+    let r = (-2.0 * unit(rng).ln()).sqrt();
+    let t = std::f64::consts::TAU * unit(rng);
+    (r * t.cos(), r * t.sin())
 }
 
 fn add_noise(img: &RgbImage, sigma: f32, seed: u64) -> RgbImage {
-    let mut rng = SplitMix64(seed);
+    let mut rng = SplitMix64::new(seed);
     let mut out = img.clone();
     let s = f64::from(sigma) * 255.0;
     let mut spare: Option<f64> = None;
@@ -662,7 +599,7 @@ fn add_noise(img: &RgbImage, sigma: f32, seed: u64) -> RgbImage {
         let n = match spare.take() {
             Some(n) => n,
             None => {
-                let (a, b) = rng.normal_pair();
+                let (a, b) = normal_pair(&mut rng);
                 spare = Some(b);
                 a
             }

@@ -13,11 +13,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use crate::crawl::{IMAGE_EXTENSIONS, looks_like_image};
 use crate::eval::metrics::Relevance;
 use crate::{Error, Result};
-
-/// File extensions recognised as images when scanning folders (compared case-insensitively).
-pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"];
 
 /// How many missing or offending names an error message lists before summarising.
 const MAX_NAMES_IN_ERROR: usize = 5;
@@ -591,13 +589,8 @@ fn check_exist(listing: &Path, images_dir: &Path, names: &[String]) -> Result<()
     )))
 }
 
-fn has_image_extension(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
-}
-
-/// Recursively collects image files below `dir` as `/`-separated names relative to `root`.
+/// Recursively collects image files below `dir` as `/`-separated names relative to `root`; a
+/// file is an image exactly when the index would take it as one ([`looks_like_image`]).
 /// Symbolic links to folders are not followed (avoids cycles); hidden entries are skipped.
 fn collect_images(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
@@ -610,9 +603,7 @@ fn collect_images(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> 
         let ft = entry.file_type().map_err(|e| Error::io(&path, e))?;
         if ft.is_dir() {
             collect_images(root, &path, out)?;
-        } else if (ft.is_file() || (ft.is_symlink() && path.is_file()))
-            && has_image_extension(&path)
-        {
+        } else if (ft.is_file() || (ft.is_symlink() && path.is_file())) && looks_like_image(&path) {
             let rel = path.strip_prefix(root).unwrap_or(&path);
             let parts: Option<Vec<&str>> =
                 rel.components().map(|c| c.as_os_str().to_str()).collect();
@@ -637,6 +628,39 @@ mod tests {
         let p = dir.join(name);
         fs::create_dir_all(p.parent().unwrap()).unwrap();
         fs::write(p, b"x").unwrap();
+    }
+
+    #[test]
+    fn folder_labels_count_the_files_the_index_crawls() {
+        let d = tempfile::tempdir().unwrap();
+        for n in [
+            "a/1.qoi",
+            "a/2.TGA",
+            "a/3.ppm",
+            "a/4.jpg",
+            "b/5.png",
+            "b/notes.txt",
+        ] {
+            touch(d.path(), n);
+        }
+        fs::write(d.path().join("b/6"), b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR").unwrap();
+        let crawled = crate::crawl::crawl(&crate::crawl::CrawlConfig {
+            roots: vec![d.path().to_path_buf()],
+            ..Default::default()
+        })
+        .unwrap();
+        let crawled: Vec<String> = crawled
+            .files
+            .iter()
+            .map(|f| f.rel_path.to_str().unwrap().replace('\\', "/"))
+            .collect();
+        let g = GroundTruth::from_folders(d.path()).unwrap();
+        assert_eq!(g.names(), crawled.as_slice());
+        assert_eq!(
+            g.names(),
+            ["a/1.qoi", "a/2.TGA", "a/3.ppm", "a/4.jpg", "b/5.png", "b/6"]
+        );
+        assert_eq!(g.labels(), Some(vec![0, 0, 0, 0, 1, 1]));
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! count equally.
 
 use super::{Extractor, FeatureInput};
+use crate::imageops::rgb_to_hsv_sixths;
 use multiversion::multiversion;
 
 /// Parameters of the colour histogram.
@@ -38,39 +39,16 @@ impl Default for ColorHistogram {
     }
 }
 
-/// RGB (0..=255) to HSV with hue in [0, 1) turns, saturation and value in [0, 1].
+/// RGB (0..=255) to HSV with hue in [0, 1) turns, saturation and value in [0, 1]
+/// ([`rgb_to_hsv_sixths`] on channels scaled to [0, 1]).
 #[inline]
 pub fn rgb_to_hsv(r: u8, g: u8, b: u8) -> [f32; 3] {
-    let (r, g, b) = (
+    let [sixths, s, v] = rgb_to_hsv_sixths(
         f32::from(r) / 255.0,
         f32::from(g) / 255.0,
         f32::from(b) / 255.0,
     );
-    let max = r.max(g).max(b);
-    let min = r.min(g).min(b);
-    let delta = max - min;
-    let v = max;
-    let s = if max > 0.0 { delta / max } else { 0.0 };
-    // Every sector's formula, then a select (no branches, so a loop over pixels vectorises).
-    // The wraps are `rem_euclid` written out for the ranges that occur (same results, without
-    // a libm call per pixel): (g - b) / delta is in [-1, 1], the hue in [0, 1].
-    let red_sector = (g - b) / delta;
-    let red = (if red_sector < 0.0 {
-        red_sector + 6.0
-    } else {
-        red_sector
-    }) / 6.0;
-    let green = ((b - r) / delta + 2.0) / 6.0;
-    let blue = ((r - g) / delta + 4.0) / 6.0;
-    let h = if delta <= 0.0 {
-        0.0
-    } else if max == r {
-        red
-    } else if max == g {
-        green
-    } else {
-        blue
-    };
+    let h = sixths / 6.0;
     [if h >= 1.0 { h - 1.0 } else { h }, s, v]
 }
 

@@ -22,8 +22,8 @@ use ndarray::Array2;
 use super::conv::{FilterBank, resample_square};
 use super::lbp::LocalBinaryPatterns;
 use super::{Extractor, FeatureInput, l2_normalize};
+use crate::imageops::gaussian_blur;
 use crate::restore::estimate::SHARP_SIGMA;
-use crate::restore::psf::gaussian_blur;
 use crate::restore::{BlurEstimate, BlurKind, restore_for_features};
 
 /// Parameters of the deconvolution features.

@@ -13,7 +13,15 @@ use image::RgbImage;
 use ndarray::Array2;
 
 use crate::error::{Error, Result};
-use crate::store::FeatureRow;
+
+/// One feature vector as stored: its family, version and parameter fingerprint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureRow {
+    pub family: String,
+    pub version: u32,
+    pub params: String,
+    pub vector: Vec<f32>,
+}
 
 /// What every extractor receives: the working image and its luminance, computed once.
 #[derive(Debug, Clone)]
@@ -95,17 +103,7 @@ pub const FULL_WORKING_SIZE: u32 = 256;
 
 /// What an index computes per image: a collection records one and every image of it is
 /// described the same way, so switching re-extracts the whole collection.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Default,
-    clap::ValueEnum,
-    serde::Serialize,
-    serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Profile {
     /// All five families on a 256-pixel working image, deconvolution included.
@@ -117,6 +115,9 @@ pub enum Profile {
 }
 
 impl Profile {
+    /// Every profile, the default first.
+    pub const ALL: [Profile; 2] = [Profile::Full, Profile::Fast];
+
     /// The name recorded in the collection and accepted by `--profile`.
     pub fn name(self) -> &'static str {
         match self {
@@ -127,10 +128,19 @@ impl Profile {
 
     /// The profile recorded under `name`, if this version knows it.
     pub fn from_name(name: &str) -> Option<Profile> {
-        <Profile as clap::ValueEnum>::value_variants()
-            .iter()
-            .copied()
-            .find(|p| p.name() == name)
+        Profile::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// What the profile computes, in one sentence (the `--profile` help).
+    pub fn description(self) -> &'static str {
+        match self {
+            Profile::Full => {
+                "All five families on a 256-pixel working image, deconvolution included"
+            }
+            Profile::Fast => {
+                "Colour, LBP and orientation histograms on a 96-pixel working image: no filter bank, blur estimate or deconvolution. Several times faster to index (BENCHMARKS.md)"
+            }
+        }
     }
 
     /// The working image fits in a square of this side.
@@ -262,11 +272,6 @@ pub fn l2_normalize(v: &mut [f32]) {
     if n > 1e-12 {
         v.iter_mut().for_each(|x| *x /= n);
     }
-}
-
-/// Signed square root (power normalisation with exponent 1/2, the Hellinger map for histograms).
-pub fn signed_sqrt(v: &mut [f32]) {
-    v.iter_mut().for_each(|x| *x = x.signum() * x.abs().sqrt());
 }
 
 /// Largest weight `--weights` accepts (weights are relative; larger ones only risk overflow).
@@ -434,7 +439,7 @@ impl Fusion {
     /// one, LBP left out and the texture's squared differences weighted by the same factor.
     /// It orders indexed vectors as the view does, and is zero for an identical vector.
     pub fn example_distance(&self, example: &[f32], indexed: &[f32]) -> f32 {
-        let sq = |r: Range<usize>| crate::ann::squared_l2(&example[r.clone()], &indexed[r]);
+        let sq = |r: Range<usize>| crate::vector::squared_l2(&example[r.clone()], &indexed[r]);
         let n = example.len().min(indexed.len());
         let all = sq(0..n);
         match self.blurred_example(example) {
@@ -593,7 +598,7 @@ mod tests {
 
         // The reported distance orders indexed vectors as the view does, and is 0 to itself.
         assert_eq!(fusion.example_distance(&blurred, &blurred), 0.0);
-        let plain = |a: &[f32], b: &[f32]| crate::ann::squared_l2(a, b).sqrt();
+        let plain = |a: &[f32], b: &[f32]| crate::vector::squared_l2(a, b).sqrt();
         let sharp_to_blurred = fusion.example_distance(&sharp, &blurred);
         assert!((sharp_to_blurred - plain(&sharp, &blurred)).abs() < 1e-5);
         // Squared view distances exceed squared example distances by the same constant.

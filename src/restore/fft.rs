@@ -20,6 +20,7 @@ use rustfft::{Fft, FftPlanner};
 
 use super::Plane;
 use super::psf::Psf;
+use crate::imageops::mirror_index;
 
 /// A 2-D spectrum of a real `rows x cols` image (transposed half-plane layout).
 #[derive(Debug, Clone)]
@@ -33,11 +34,6 @@ pub struct Spectrum {
 }
 
 impl Spectrum {
-    /// Number of stored frequency columns (`cols/2 + 1`).
-    pub fn ccols(&self) -> usize {
-        self.cols / 2 + 1
-    }
-
     /// Signed frequencies in cycles per pixel `(fy, fx)` of storage index `i`.
     pub fn freq(&self, i: usize) -> (f32, f32) {
         freq_of(i, self.rows, self.cols)
@@ -368,20 +364,12 @@ pub fn convolve(plane: &Plane, psf: &Psf) -> Plane {
     pad.crop(&out)
 }
 
-/// The sample that index `i` (any integer) reads in a signal of length `n` extended by
-/// symmetric ("symm") reflection: ..., 1, 0 | 0, 1, ..., n-1 | n-1, n-2, ...
-pub fn symmetric_index(i: isize, n: usize) -> usize {
-    let n = n as isize;
-    let m = i.rem_euclid(2 * n);
-    (if m < n { m } else { 2 * n - 1 - m }) as usize
-}
-
 /// Direct spatial convolution with symmetric boundaries (reference / small kernels).
 pub fn convolve_direct(plane: &Plane, psf: &Psf) -> Plane {
     let (h, w) = plane.dim();
     let k = psf.kernel();
     let (ry, rx) = psf.radius();
-    let refl = symmetric_index;
+    let refl = mirror_index;
     let mut out = vec![0f32; h * w];
     out.par_chunks_mut(w).enumerate().for_each(|(r, row)| {
         for (c, o) in row.iter_mut().enumerate() {
@@ -407,6 +395,20 @@ mod tests {
             0.5 + 0.3 * (7.0 * x + 3.0 * y * y).sin() * (5.0 * y).cos()
                 + 0.1 * ((r * 7 + c * 13) % 11) as f32 / 11.0
         })
+    }
+
+    #[test]
+    fn separable_gaussian_blur_matches_fft_convolution() {
+        let plane = Plane::from_shape_fn((37, 52), |(y, x)| {
+            ((x * 7 + y * 13) % 17) as f32 / 17.0 + 0.2 * (x as f32 * 0.3).sin()
+        });
+        for sigma in [0.4f32, 1.0, 2.0, 3.5] {
+            let want = convolve(&plane, &Psf::gaussian(sigma));
+            let got = crate::imageops::gaussian_blur(&plane, sigma);
+            let worst = crate::test_support::largest_difference(&want, &got);
+            assert!(worst < 1e-5, "sigma {sigma}: {worst}");
+        }
+        assert_eq!(crate::imageops::gaussian_blur(&plane, 0.0), plane);
     }
 
     #[test]

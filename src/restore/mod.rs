@@ -1,10 +1,10 @@
 //! Image restoration: PSFs, FFT convolution, Wiener / Richardson-Lucy / hyper-Laplacian
-//! deconvolution, blind blur estimation, quality metrics and mild detail enhancement.
+//! deconvolution, blind blur estimation, the deblur pipeline and quality metrics.
 //!
 //! Everything here is a pure function on `Plane`s (rows x cols, values in [0,1]).
 
 pub mod color;
-pub mod enhance;
+pub mod deblur;
 pub mod estimate;
 pub mod fft;
 pub mod hyper;
@@ -18,7 +18,7 @@ pub mod wiener;
 pub type Plane = ndarray::Array2<f32>;
 
 pub use color::Planes;
-pub use enhance::{enhance, enhance_with};
+pub use deblur::{DeblurConfig, Deblurred, Method, deblur};
 pub use estimate::{BlurEstimate, BlurKind, estimate_blur};
 pub use hyper::{HyperParams, hyper_laplacian};
 pub use psf::{Psf, PsfSpec};

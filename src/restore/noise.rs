@@ -1,6 +1,7 @@
 //! Noise level estimation: Donoho's robust MAD estimator on the finest diagonal wavelet band.
 
 use super::Plane;
+use crate::rng::SplitMix64;
 
 /// Standard deviation of additive white noise: the median absolute response to Immerkaer's
 /// (1996) second-difference mask `[1 -2 1; -2 4 -2; 1 -2 1]` (which has gain 6 on white noise
@@ -66,11 +67,11 @@ mod tests {
     }
 }
 
-/// Deterministic pseudo-random generator (SplitMix64) with Gaussian samples (Box-Muller),
+/// Deterministic pseudo-random generator ([`SplitMix64`]) with Gaussian samples (Box-Muller),
 /// so that `lookalike blur --seed N` and the tests are reproducible without extra crates.
 #[derive(Debug, Clone)]
 pub struct Rng {
-    state: u64,
+    bits: SplitMix64,
     spare: Option<f64>,
 }
 
@@ -78,19 +79,14 @@ impl Rng {
     /// A generator from a seed.
     pub fn new(seed: u64) -> Rng {
         Rng {
-            state: seed ^ 0x9E37_79B9_7F4A_7C15,
+            bits: SplitMix64::new(seed ^ 0x9E37_79B9_7F4A_7C15),
             spare: None,
         }
     }
 
     /// Uniform in [0, 1).
     pub fn uniform(&mut self) -> f64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z >> 11) as f64 / (1u64 << 53) as f64
+        self.bits.uniform()
     }
 
     /// Standard normal sample.

@@ -1,13 +1,11 @@
 //! Point-spread functions: the user-facing `PsfSpec` (parse/print) and the normalised kernel `Psf`.
 
-use multiversion::multiversion;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use ndarray::Array2;
 
-use super::fft::symmetric_index;
 use crate::{Error, Result};
 
 /// Largest Gaussian sigma, disk radius or motion length accepted (pixels); larger kernels are
@@ -348,56 +346,6 @@ impl Psf {
     }
 }
 
-/// `plane` convolved with `Psf::gaussian(sigma)` with symmetric boundaries, the result
-/// [`super::fft::convolve`] gives, in two 1-D passes since the kernel is separable: about
-/// `2 (2 ceil(3 sigma) + 1)` multiply-adds per pixel instead of two padded FFTs.
-#[multiversion(targets("x86_64+avx2+fma"))]
-pub fn gaussian_blur(plane: &Array2<f32>, sigma: f32) -> Array2<f32> {
-    if sigma <= 1e-3 {
-        return plane.clone();
-    }
-    // the same normalised taps as `Psf::gaussian`: its 2-D kernel is their outer product
-    let r = (3.0 * sigma as f64).ceil() as usize;
-    let s2 = 2.0 * (sigma as f64).powi(2);
-    let g: Vec<f64> = (0..=2 * r)
-        .map(|i| {
-            let x = i as f64 - r as f64;
-            (-x * x / s2).exp()
-        })
-        .collect();
-    let total: f64 = g.iter().sum();
-    let taps: Vec<f32> = g.iter().map(|v| (v / total) as f32).collect();
-    let (h, w) = plane.dim();
-    // padded index i is sample i - r, mirrored at the edges
-    let reflect = |i: usize, n: usize| symmetric_index(i as isize - r as isize, n);
-    let src = plane.as_standard_layout();
-    let px = src.as_slice().expect("standard layout");
-    // rows: each row padded by reflection, then one pass per tap over the whole row
-    let mut across = vec![0f32; h * w];
-    let mut padded = vec![0f32; w + 2 * r];
-    for (row, out) in px.chunks_exact(w).zip(across.chunks_exact_mut(w)) {
-        for (i, p) in padded.iter_mut().enumerate() {
-            *p = row[reflect(i, w)];
-        }
-        for (k, &tap) in taps.iter().enumerate() {
-            for (o, &v) in out.iter_mut().zip(&padded[k..k + w]) {
-                *o += tap * v;
-            }
-        }
-    }
-    // columns: each output row accumulates the reflected source rows
-    let mut out = vec![0f32; h * w];
-    for (y, o_row) in out.chunks_exact_mut(w).enumerate() {
-        for (k, &tap) in taps.iter().enumerate() {
-            let sy = reflect(y + k, h);
-            for (o, &v) in o_row.iter_mut().zip(&across[sy * w..(sy + 1) * w]) {
-                *o += tap * v;
-            }
-        }
-    }
-    Array2::from_shape_vec((h, w), out).expect("buffer is h*w")
-}
-
 /// Removes all-zero outer rows/columns in symmetric pairs so that the kernel stays centred.
 fn trim_centred(k: Array2<f32>) -> Array2<f32> {
     let (h, w) = k.dim();
@@ -417,20 +365,6 @@ fn trim_centred(k: Array2<f32>) -> Array2<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn separable_gaussian_blur_matches_fft_convolution() {
-        let plane = Array2::from_shape_fn((37, 52), |(y, x)| {
-            ((x * 7 + y * 13) % 17) as f32 / 17.0 + 0.2 * (x as f32 * 0.3).sin()
-        });
-        for sigma in [0.4f32, 1.0, 2.0, 3.5] {
-            let want = super::super::fft::convolve(&plane, &Psf::gaussian(sigma));
-            let got = gaussian_blur(&plane, sigma);
-            let worst = crate::test_support::largest_difference(&want, &got);
-            assert!(worst < 1e-5, "sigma {sigma}: {worst}");
-        }
-        assert_eq!(gaussian_blur(&plane, 0.0), plane);
-    }
 
     #[test]
     fn parse_and_display_round_trip() {

@@ -7,9 +7,8 @@
 //! covariances, and the mean taken over the map with 5 pixels cropped from every border.
 //! Sums run in f64 like scikit-image.
 
-use rayon::prelude::*;
-
 use super::Plane;
+use crate::imageops::{filter_columns, filter_rows, gaussian_taps};
 use crate::{Error, Result};
 
 const K1: f64 = 0.01;
@@ -57,48 +56,19 @@ struct Img {
     d: Vec<f64>,
 }
 
+/// The SSIM window: sigma 1.5, truncated like scipy at `int(3.5 sigma + 0.5)` = 5 taps a side.
 fn gauss_taps() -> Vec<f64> {
-    let r = (TRUNCATE * SIGMA + 0.5) as isize;
-    let mut t: Vec<f64> = (-r..=r)
-        .map(|x| (-0.5 * (x * x) as f64 / (SIGMA * SIGMA)).exp())
-        .collect();
-    let s: f64 = t.iter().sum();
-    t.iter_mut().for_each(|v| *v /= s);
-    t
-}
-
-fn reflect(i: isize, n: usize) -> usize {
-    let n = n as isize;
-    let m = i.rem_euclid(2 * n);
-    (if m < n { m } else { 2 * n - 1 - m }) as usize
+    gaussian_taps(SIGMA, (TRUNCATE * SIGMA + 0.5) as usize)
 }
 
 /// Separable Gaussian filter, scipy `gaussian_filter(mode="reflect")` (axis 0 then axis 1).
 fn gfilter(x: &Img, taps: &[f64]) -> Img {
-    let (h, w) = (x.h, x.w);
-    let r = (taps.len() / 2) as isize;
-    let mut tmp = vec![0f64; h * w];
-    tmp.par_chunks_mut(w).enumerate().for_each(|(i, row)| {
-        for (k, &t) in taps.iter().enumerate() {
-            let src = reflect(i as isize + k as isize - r, h);
-            let s = &x.d[src * w..(src + 1) * w];
-            for (o, &v) in row.iter_mut().zip(s) {
-                *o += t * v;
-            }
-        }
-    });
-    let mut out = vec![0f64; h * w];
-    out.par_chunks_mut(w).enumerate().for_each(|(i, row)| {
-        let s = &tmp[i * w..(i + 1) * w];
-        for (j, o) in row.iter_mut().enumerate() {
-            let mut acc = 0.0;
-            for (k, &t) in taps.iter().enumerate() {
-                acc += t * s[reflect(j as isize + k as isize - r, w)];
-            }
-            *o = acc;
-        }
-    });
-    Img { h, w, d: out }
+    let down = filter_columns(&x.d, x.h, x.w, taps);
+    Img {
+        h: x.h,
+        w: x.w,
+        d: filter_rows(&down, x.h, x.w, taps),
+    }
 }
 
 fn to_img(p: &Plane) -> Img {

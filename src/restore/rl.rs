@@ -18,6 +18,7 @@ use super::fft::{Fft2, Padded, Spectrum, multiply, psf_spectrum};
 use super::noise::noise_sigma;
 use super::psf::Psf;
 use super::wiener::pad_for;
+use crate::imageops::mirror_index;
 
 /// Richardson-Lucy settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -81,12 +82,6 @@ impl Op {
     }
 }
 
-fn reflect(i: isize, n: usize) -> usize {
-    let n = n as isize;
-    let m = i.rem_euclid(2 * n);
-    (if m < n { m } else { 2 * n - 1 - m }) as usize
-}
-
 /// Separable convolution with symmetric boundaries: vertical taps `col`, horizontal `row`.
 pub(crate) fn separable_conv(
     x: &[f32],
@@ -103,14 +98,14 @@ pub(crate) fn separable_conv(
         |(acc, ext), (i, o)| {
             acc.iter_mut().for_each(|v| *v = 0.0);
             for (k, &t) in col.iter().enumerate() {
-                let src = reflect(i as isize + ry as isize - k as isize, rows);
+                let src = mirror_index(i as isize + ry as isize - k as isize, rows);
                 let s = &x[src * cols..(src + 1) * cols];
                 for (a, &v) in acc.iter_mut().zip(s) {
                     *a += t * v;
                 }
             }
             for (m, e) in ext.iter_mut().enumerate() {
-                *e = acc[reflect(m as isize - rx as isize, cols)];
+                *e = acc[mirror_index(m as isize - rx as isize, cols)];
             }
             o.iter_mut().for_each(|v| *v = 0.0);
             for (k, &t) in row.iter().enumerate() {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::error::{Error, Result};
+pub use crate::features::FeatureRow;
 
 mod read;
 mod write;
@@ -36,15 +37,6 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
-
-/// One stored feature vector.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FeatureRow {
-    pub family: String,
-    pub version: u32,
-    pub params: String,
-    pub vector: Vec<f32>,
-}
 
 /// What change detection needs to know about an indexed file.
 #[derive(Debug, Clone)]

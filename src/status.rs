@@ -1,0 +1,229 @@
+//! The `status` report: what an index holds, whether its graph and features are current, how
+//! its last run went and, on request, whether its database and vectors are intact.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crate::ann::{AnnIndex, DumpRecord, PROJECTION_FILE, ann_dir};
+use crate::collection::Collection;
+use crate::error::Result;
+use crate::features::{Profile, Registry};
+use crate::pca::Projection;
+use crate::store::{RunEntry, Store, StoreStats};
+
+/// Everything `lookalike status` shows, computed from the index without changing it.
+#[derive(Debug)]
+pub struct StatusReport {
+    /// Counts, feature versions and schema from the database.
+    pub stats: StoreStats,
+    /// Tracked folders by id, as recorded.
+    pub roots: HashMap<i64, PathBuf>,
+    /// The feature profile the collection is indexed with.
+    pub profile: Profile,
+    /// Its families, in fusion order.
+    pub families: Vec<&'static str>,
+    /// Side of the working image the families see.
+    pub working_size: u32,
+    /// Stored feature rows written by another version or with other parameters.
+    pub outdated_feature_rows: u64,
+    /// `(family, images without a vector of it)`, for the families some images lack.
+    pub missing_families: Vec<(&'static str, u64)>,
+    /// The graph's state in one phrase: missing, stale, damaged or current (with its shape).
+    pub hnsw: String,
+    /// The graph's record, when one was written.
+    pub graph: Option<DumpRecord>,
+    /// Bytes of every file in the index folder.
+    pub bytes_on_disk: u64,
+    /// With a check: "ok" or what is wrong.
+    pub integrity: Option<String>,
+    /// The last `index` run.
+    pub last_run: Option<RunEntry>,
+    /// Files recorded as failed: their full path and why.
+    pub failures: Vec<(PathBuf, String)>,
+}
+
+impl StatusReport {
+    /// Tracked folders, sorted.
+    pub fn root_paths(&self) -> Vec<&Path> {
+        let mut paths: Vec<&Path> = self.roots.values().map(PathBuf::as_path).collect();
+        paths.sort();
+        paths
+    }
+
+    /// True when a check ran and found damage.
+    pub fn is_damaged(&self) -> bool {
+        self.integrity.as_deref().is_some_and(|v| v != "ok")
+    }
+}
+
+/// Computes the report of `collection` from a read-only connection; `check` also runs the
+/// integrity checks ([`check_index`]).
+pub fn status(collection: &Collection, check: bool) -> Result<StatusReport> {
+    let store = collection.open_store_read_only()?;
+    let integrity = if check {
+        Some(check_index(&store)?)
+    } else {
+        None
+    };
+    let stats = store.stats()?;
+    let roots = store.roots()?;
+    let failures = store
+        .failures()?
+        .into_iter()
+        .map(|f| {
+            let path = roots
+                .get(&f.root_id)
+                .map(|r| r.join(&f.rel_path))
+                .unwrap_or_else(|| f.rel_path.clone());
+            (path, f.reason)
+        })
+        .collect();
+    let graph = collection.dump_record(&store)?;
+    let hnsw = graph_state(collection, &store, &stats, graph.as_ref())?;
+    let profile = collection.profile(&store)?;
+    let registry = Registry::for_profile(profile);
+    let current = registry.signatures();
+    let outdated_feature_rows = stats
+        .feature_versions
+        .iter()
+        .filter(|(f, v, p, _)| !current.contains(&(f.clone(), *v, p.clone())))
+        .map(|row| row.3)
+        .sum();
+    let missing_families = registry
+        .families()
+        .into_iter()
+        .map(|family| {
+            let have: u64 = stats
+                .feature_versions
+                .iter()
+                .filter(|row| row.0 == family)
+                .map(|row| row.3)
+                .sum();
+            (family, stats.images.saturating_sub(have))
+        })
+        .filter(|(_, missing)| *missing > 0)
+        .collect();
+    Ok(StatusReport {
+        roots,
+        profile,
+        families: registry.families(),
+        working_size: registry.working_size(),
+        outdated_feature_rows,
+        missing_families,
+        hnsw,
+        graph,
+        bytes_on_disk: dir_size(collection.dir()),
+        integrity,
+        last_run: store.last_run()?,
+        failures,
+        stats,
+    })
+}
+
+/// The graph's state in one phrase, with what to do about it.
+fn graph_state(
+    collection: &Collection,
+    store: &Store,
+    stats: &StoreStats,
+    record: Option<&DumpRecord>,
+) -> Result<String> {
+    let r = match record {
+        None => return Ok("missing (run `lookalike index`)".to_string()),
+        Some(r) if r.data_version != stats.data_version => {
+            return Ok(
+                "stale: the index changed since it was built (run `lookalike index`)".to_string(),
+            );
+        }
+        Some(r) => r,
+    };
+    if let Err(e) = AnnIndex::verify(&ann_dir(collection.dir()), r) {
+        return Ok(format!("damaged ({e}); `lookalike index` rebuilds it"));
+    }
+    let projection = r.projection.as_ref().and_then(|_| {
+        let path = ann_dir(collection.dir())
+            .join(&r.folder)
+            .join(PROJECTION_FILE);
+        let bytes = std::fs::read(path).ok()?;
+        Projection::from_bytes(&bytes).ok()
+    });
+    let updates = if r.updates > 0 {
+        format!(
+            "; updated in place {} times since its full build of {} images, {} points hidden",
+            r.updates,
+            r.built_count,
+            r.hidden.len()
+        )
+    } else {
+        String::new()
+    };
+    let augmentation = if r.params.dba > 0 {
+        format!("; stored vectors averaged with {} neighbours", r.params.dba)
+    } else if collection.ann_params(store)?.dba > 0 {
+        "; no augmentation (the next `lookalike index` adds it)".to_string()
+    } else {
+        "; no augmentation (index --dba 0)".to_string()
+    };
+    Ok(match projection {
+        Some(p) => format!(
+            "current ({} images; {} dimensions, PCA to {} in the graph, {:.1}% of variance{augmentation}{updates})",
+            r.count.saturating_sub(r.hidden.len()),
+            r.dim,
+            p.dim_out(),
+            100.0 * p.explained()
+        ),
+        None => format!(
+            "current ({} images, {} dimensions{augmentation}{updates})",
+            r.count.saturating_sub(r.hidden.len()),
+            r.dim
+        ),
+    })
+}
+
+/// SQLite's integrity check, then every stored vector's: "ok" or what is wrong.
+pub fn check_index(store: &Store) -> Result<String> {
+    const SHOWN: usize = 5;
+    let mut problems = Vec::new();
+    if let Err(e) = store.integrity_check() {
+        problems.push(e.to_string());
+    }
+    let damaged = store.check_vectors()?;
+    if !damaged.is_empty() {
+        let ids: Vec<i64> = damaged.iter().take(SHOWN).map(|d| d.image_id).collect();
+        let paths = store.paths(&ids)?;
+        let mut first: Vec<String> = damaged
+            .iter()
+            .take(SHOWN)
+            .map(|d| {
+                let path = paths
+                    .get(&d.image_id)
+                    .cloned()
+                    .unwrap_or_else(|| PathBuf::from(format!("image id {}", d.image_id)));
+                d.to_error(&path).to_string()
+            })
+            .collect();
+        if damaged.len() > SHOWN {
+            first.push(format!("... and {} more", damaged.len() - SHOWN));
+        }
+        problems.push(format!(
+            "{} damaged stored vectors, left out of searches until their images are indexed into a fresh index: {}",
+            damaged.len(),
+            first.join("; ")
+        ));
+    }
+    Ok(if problems.is_empty() {
+        "ok".to_string()
+    } else {
+        problems.join("; ")
+    })
+}
+
+/// Bytes of every file below `dir` (unreadable entries count zero).
+pub fn dir_size(dir: &Path) -> u64 {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
+}
