@@ -22,8 +22,8 @@
 //! initial angle and length, refined by the full sinc likelihood.
 //! Cost on a 256x171 working plane: two FFTs plus about 250 model evaluations (some 6,000
 //! per-direction likelihoods on 32 bins each), about 7 ms on one core of the 2-core machine
-//! BENCHMARKS.md describes (`cargo run --release --example family_costs`): the largest single
-//! cost of indexing.
+//! BENCHMARKS.md describes (`cargo run --release -p lookalike-tools --bin family_costs`): the
+//! largest single cost of indexing.
 
 use multiversion::multiversion;
 use serde::Serialize;
