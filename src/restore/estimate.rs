@@ -497,7 +497,7 @@ fn central_crop(plane: &Plane) -> Plane {
         .to_owned()
 }
 
-/// Estimates the blur of a grey plane (values in [0,1]; at least 32x32 pixels to say anything).
+/// Estimates the blur of a grey plane (values in `[0, 1]`; at least 32x32 pixels to say anything).
 pub fn estimate_blur(plane: &Plane) -> BlurEstimate {
     let none = |noise: f32| BlurEstimate {
         kind: BlurKind::None,
