@@ -114,7 +114,7 @@ pub const DEFAULT_PCA_DIMS: usize = 128;
 /// Graph size up to which searches use `ef_search` as configured.
 const EF_BASE_POINTS: f64 = 100_000.0;
 
-/// `base` up to [`EF_BASE_POINTS`] points, then doubled for every tenfold growth: a graph's
+/// `base` up to `EF_BASE_POINTS` points, then doubled for every tenfold growth: a graph's
 /// search path lengthens with its size, and a fixed beam loses recall (measured: 100,000
 /// points at ef 64, recall@10 0.998; 1,000,000 at ef 64, 0.940).
 pub fn scaled_ef(base: usize, n: usize) -> usize {
@@ -132,7 +132,7 @@ pub const DEFAULT_DBA: usize = 2;
 
 /// Links per node and construction beam of the graph an augmented build makes first, only to
 /// find each point's augmentation neighbours. On 100,980 projected vectors of the fast profile
-/// (`examples/neighbour_graph`), against the searchable graph's 24 and 200: built in 41.2 s
+/// (`tools/src/bin/neighbour_graph.rs`), against the searchable graph's 24 and 200: built in 41.2 s
 /// instead of 136.8 s, 99.9% of the neighbours an exact search finds (100.0% with 24 and 200).
 const NEIGHBOUR_GRAPH: (usize, usize) = (12, 64);
 
@@ -141,7 +141,7 @@ const NEIGHBOUR_GRAPH: (usize, usize) = (12, 64);
 const SMALL_GRAPH_UP_TO: usize = 10_000;
 
 /// Construction beam of small graphs: on 10,000 projected vectors of the fast profile
-/// (`examples/neighbour_graph`), recall@10 1.0000 as with 200, built in 1.7 s instead of 3.1 s.
+/// (`tools/src/bin/neighbour_graph.rs`), recall@10 1.0000 as with 200, built in 1.7 s instead of 3.1 s.
 const SMALL_GRAPH_EF_CONSTRUCTION: usize = 100;
 
 /// Collections up to this size find augmentation neighbours by exact search (deterministic;
@@ -309,7 +309,7 @@ pub struct AnnBuilder {
 impl AnnBuilder {
     /// A builder for about `capacity` points of length `dim` (before `projection`). With
     /// `params.dba > 0` the graph it fills first only finds augmentation neighbours (see
-    /// [`NEIGHBOUR_GRAPH`]); `finish` builds the searchable one with `params`.
+    /// `NEIGHBOUR_GRAPH`); `finish` builds the searchable one with `params`.
     pub fn new(
         capacity: usize,
         dim: usize,

@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use super::Plane;
 use crate::{Error, Result};
 
-/// An image as one plane (grey) or three (R, G, B), values in [0,1].
+/// An image as one plane (grey) or three (R, G, B), values in `[0, 1]`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Planes {
     /// Single-channel image.
@@ -90,7 +90,7 @@ pub fn save(planes: &Planes, path: &Path) -> Result<()> {
     })
 }
 
-/// 8-bit grey image to a plane in [0,1].
+/// 8-bit grey image to a plane in `[0, 1]`.
 pub fn gray_to_plane(img: &GrayImage) -> Plane {
     let (w, h) = img.dimensions();
     Plane::from_shape_vec(
@@ -107,7 +107,7 @@ pub fn plane_to_gray(p: &Plane) -> GrayImage {
     GrayImage::from_raw(w as u32, h as u32, raw).expect("buffer matches dimensions")
 }
 
-/// RGB image to three planes in [0,1].
+/// RGB image to three planes in `[0, 1]`.
 pub fn rgb_to_planes(img: &RgbImage) -> [Plane; 3] {
     let (w, h) = img.dimensions();
     let (w, h) = (w as usize, h as usize);

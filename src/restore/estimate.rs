@@ -22,8 +22,8 @@
 //! initial angle and length, refined by the full sinc likelihood.
 //! Cost on a 256x171 working plane: two FFTs plus about 250 model evaluations (some 6,000
 //! per-direction likelihoods on 32 bins each), about 7 ms on one core of the 2-core machine
-//! BENCHMARKS.md describes (`cargo run --release --example family_costs`): the largest single
-//! cost of indexing.
+//! BENCHMARKS.md describes (`cargo run --release -p lookalike-tools --bin family_costs`): the
+//! largest single cost of indexing.
 
 use multiversion::multiversion;
 use serde::Serialize;
@@ -497,7 +497,7 @@ fn central_crop(plane: &Plane) -> Plane {
         .to_owned()
 }
 
-/// Estimates the blur of a grey plane (values in [0,1]; at least 32x32 pixels to say anything).
+/// Estimates the blur of a grey plane (values in `[0, 1]`; at least 32x32 pixels to say anything).
 pub fn estimate_blur(plane: &Plane) -> BlurEstimate {
     let none = |noise: f32| BlurEstimate {
         kind: BlurKind::None,

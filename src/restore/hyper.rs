@@ -110,7 +110,7 @@ impl Shrink {
     }
 }
 
-/// Deconvolves `plane` blurred by `psf`; the result is clamped to [0,1].
+/// Deconvolves `plane` blurred by `psf`; the result is clamped to `[0, 1]`.
 pub fn hyper_laplacian(plane: &Plane, psf: &Psf, params: &HyperParams) -> Plane {
     let pad = pad_for(plane, psf);
     let (rows, cols) = (pad.rows, pad.cols);

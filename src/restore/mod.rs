@@ -1,7 +1,7 @@
 //! Image restoration: PSFs, FFT convolution, Wiener / Richardson-Lucy / hyper-Laplacian
 //! deconvolution, blind blur estimation, the deblur pipeline and quality metrics.
 //!
-//! Everything here is a pure function on `Plane`s (rows x cols, values in [0,1]).
+//! Everything here is a pure function on `Plane`s (rows x cols, values in `[0, 1]`).
 
 pub mod color;
 pub mod deblur;
@@ -14,7 +14,7 @@ pub mod quality;
 pub mod rl;
 pub mod wiener;
 
-/// A single-channel image, rows x cols, values nominally in [0,1].
+/// A single-channel image, rows x cols, values nominally in `[0, 1]`.
 pub type Plane = ndarray::Array2<f32>;
 
 pub use color::Planes;

@@ -156,7 +156,7 @@ fn tv_divergence(x: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
     });
 }
 
-/// Richardson-Lucy deconvolution; the result is clamped to [0,1].
+/// Richardson-Lucy deconvolution; the result is clamped to `[0, 1]`.
 pub fn richardson_lucy(plane: &Plane, psf: &Psf, params: &RlParams) -> (Plane, RlReport) {
     let (ry, rx) = psf.radius();
     let sep = psf.separable().filter(|_| ry.max(rx) <= 16);

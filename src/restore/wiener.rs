@@ -91,7 +91,7 @@ pub(crate) fn powerlaw_lambda(plane: &Plane, hspec: &Spectrum, sigma: f32) -> f3
     (s2 / g2).max(1e-7) as f32
 }
 
-/// Deconvolves `plane` (values in [0,1]) blurred by `psf`; the result is clamped to [0,1].
+/// Deconvolves `plane` (values in `[0, 1]`) blurred by `psf`; the result is clamped to `[0, 1]`.
 pub fn wiener(plane: &Plane, psf: &Psf, params: &WienerParams) -> Plane {
     let pad = pad_for(plane, psf);
     let fft = Fft2::get(pad.rows, pad.cols);

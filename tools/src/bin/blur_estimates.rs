@@ -3,14 +3,12 @@
 //! what a change to the estimator moved.
 //! Usage: blur_estimates FOLDER [LIMIT]   (every image format the indexer takes, in path order)
 
-mod common;
-
 use lookalike::decode::{DecodeConfig, decode_file};
 use lookalike::features::FeatureInput;
 use lookalike::restore::estimate_blur;
 
 fn main() {
-    for path in common::image_files_from_args("blur_estimates FOLDER [LIMIT]") {
+    for path in lookalike_tools::image_files_from_args("blur_estimates FOLDER [LIMIT]") {
         let decoded = match decode_file(&path, &DecodeConfig::default()) {
             Ok(d) => d,
             Err(e) => {

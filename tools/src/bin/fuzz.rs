@@ -67,7 +67,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let secs: u64 = args.get(1).and_then(|v| v.parse().ok()).unwrap_or(60);
     let mut rng = Rng(args.get(2).and_then(|v| v.parse().ok()).unwrap_or(1) | 1);
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample_data");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sample_data");
     let mut seeds: Vec<Vec<u8>> = Vec::new();
     for entry in walkdir::WalkDir::new(&root).into_iter().flatten() {
         if entry.file_type().is_file() && entry.path().extension().is_some_and(|e| e == "jpg") {

@@ -1,4 +1,4 @@
-//! What the measuring examples share: their `FOLDER [LIMIT]` arguments, read into the image files
+//! What the measuring tools share: their `FOLDER [LIMIT]` arguments, read into the image files
 //! the indexer would take (every supported format, in path order).
 
 use std::path::PathBuf;

@@ -3,8 +3,6 @@
 //! Usage: family_costs FOLDER [LIMIT] [WORKING_SIZE]   (every image format the indexer takes, in
 //! path order; the working size defaults to the indexer's)
 
-mod common;
-
 use std::time::Instant;
 
 use lookalike::decode::{DecodeConfig, decode_file};
@@ -12,7 +10,8 @@ use lookalike::features::{FeatureInput, Registry};
 use lookalike::restore::estimate_blur;
 
 fn main() {
-    let paths = common::image_files_from_args("family_costs FOLDER [LIMIT] [WORKING_SIZE]");
+    let paths =
+        lookalike_tools::image_files_from_args("family_costs FOLDER [LIMIT] [WORKING_SIZE]");
     let mut cfg = DecodeConfig::default();
     if let Some(side) = std::env::args().nth(3).and_then(|v| v.parse().ok()) {
         cfg.working_size = side;
