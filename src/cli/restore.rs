@@ -50,7 +50,7 @@ pub enum Method {
     Wiener,
     /// Richardson-Lucy with TV regularisation and a noise stopping rule.
     Rl,
-    /// Hyper-Laplacian prior, half-quadratic splitting (best quality).
+    /// Hyper-Laplacian prior, half-quadratic splitting (strong on Gaussian blur, weak on motion blur).
     Hyper,
 }
 
