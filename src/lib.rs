@@ -10,11 +10,13 @@
 //! generator) sit below all of them.
 
 pub mod ann;
+pub mod cleanup;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod collection;
 pub mod crawl;
 pub mod decode;
+pub mod duplicates;
 pub mod error;
 pub mod eval;
 pub mod features;

@@ -20,6 +20,7 @@ use crate::query::{QueryConfig, Searcher};
 use crate::query_expansion::{DEFAULT_QE, QueryExpansion};
 use crate::rank::SearchMode;
 
+mod duplicates;
 mod eval;
 pub mod restore;
 
@@ -126,6 +127,15 @@ enum Command {
     Query(QueryArgs),
     /// Show what the index holds: images, failures, feature versions, HNSW state.
     Status(StatusArgs),
+    /// Find groups of copies (identical or edited) and, when asked, move, trash, hard-link or
+    /// delete the copies not kept. A dry run unless --apply is given.
+    #[command(
+        after_help = "Examples:\n  lookalike duplicates ~/Pictures                      # index, then list groups\n  lookalike duplicates --similarity strict --json\n  lookalike duplicates --keep newest --move-to ~/dupes          # dry run: what would move\n  lookalike duplicates --keep newest --move-to ~/dupes --apply  # do it (`lookalike undo` reverses)\n  lookalike duplicates -0 | xargs -0 ls -l\n\nA copy is acted on only if its bytes are still those indexed and the copy kept is unchanged; read-only files are left alone. Every applied run is journaled in the index folder first."
+    )]
+    Duplicates(duplicates::DuplicatesArgs),
+    /// Reverse the last `duplicates --apply` run: moved and trashed files go back, hard links
+    /// become separate files again.
+    Undo(duplicates::UndoArgs),
     /// Measure retrieval accuracy on a labelled set, or robustness to distortions on any folder.
     #[command(
         after_help = "Examples:\n  lookalike eval ../shared/datasets/wang            # images/ + groundtruth.tsv\n  lookalike eval photos --labels folders --report report\n  lookalike eval ../shared/datasets/wang --query-distortion blur:2\n  lookalike eval --distort ~/Pictures --sample 50 --suite blur:2,jpeg:30,crop:0.2\n\nThe evaluated folder is indexed into a cache under the system temp folder unless --index-dir is given."
@@ -300,6 +310,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Forget(args) => cmd_forget(&collection, args, cli.quiet),
         Command::Query(args) => cmd_query(&collection, args),
         Command::Status(args) => cmd_status(&collection, args),
+        Command::Duplicates(args) => duplicates::cmd_duplicates(&collection, args, cli.quiet),
+        Command::Undo(args) => duplicates::cmd_undo(&collection, args),
         Command::Eval(args) => eval::cmd_eval(cli.index_dir.as_deref(), *args, cli.quiet),
         Command::Blur(args) => restore::run_blur(&args, cli.quiet).map(|()| ExitCode::SUCCESS),
         Command::Deblur(args) => restore::run_deblur(&args, cli.quiet).map(|()| ExitCode::SUCCESS),

@@ -29,7 +29,8 @@ pub enum RotateFill {
 /// One distortion with its strength. Text form (`Display`/`FromStr`):
 /// `blur:SIGMA`, `motion:LENGTH[:ANGLE_DEG]`, `jpeg:QUALITY`, `crop:FRACTION`, `scale:FACTOR`,
 /// `rotate:DEGREES[:crop]`, `flip`, `brightness:DELTA`, `contrast:FACTOR`, `hue:DEGREES`,
-/// `sat:FACTOR`, `noise:SIGMA`. Several are separated by commas in [`parse_list`].
+/// `sat:FACTOR`, `noise:SIGMA`, `grey`, `gamma:G`, `pad:FRACTION`, `corner:FRACTION`,
+/// `turn:QUARTERS`, `sharpen:AMOUNT`, `mark:FRACTION`. Several are separated by commas in [`parse_list`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Distortion {
     /// Gaussian blur with standard deviation `sigma` pixels.
@@ -56,10 +57,27 @@ pub enum Distortion {
     Saturation { factor: f32 },
     /// Adds Gaussian noise with standard deviation `sigma` x 255 (seeded).
     Noise { sigma: f32 },
+    /// Rec. 601 greyscale.
+    Grey,
+    /// Raises every channel (0..1) to the power `gamma`.
+    Gamma { gamma: f32 },
+    /// A white border on every side, each `fraction` of the image's width or height.
+    Pad { fraction: f32 },
+    /// Crop keeping the top-left corner: removes `fraction` of the width and of the height
+    /// from the right and bottom.
+    Corner { fraction: f32 },
+    /// Rotation by `quarters` quarter turns clockwise (1, 2 or 3).
+    Turn { quarters: u8 },
+    /// Unsharp masking: adds `amount` x (image - Gaussian blur of sigma 1.5).
+    Sharpen { amount: f32 },
+    /// A line of white glyph-like marks, half opaque, across `fraction` of the width near the
+    /// bottom right, as a text watermark (glyphs seeded).
+    Mark { fraction: f32 },
 }
 
 const SYNTAX: &str = "blur:SIGMA, motion:LENGTH[:ANGLE], jpeg:QUALITY, crop:FRACTION, scale:FACTOR, \
-     rotate:DEGREES[:crop], flip, brightness:DELTA, contrast:FACTOR, hue:DEGREES, sat:FACTOR, noise:SIGMA";
+     rotate:DEGREES[:crop], flip, brightness:DELTA, contrast:FACTOR, hue:DEGREES, sat:FACTOR, noise:SIGMA, grey, gamma:G, pad:FRACTION, corner:FRACTION, \
+     turn:QUARTERS, sharpen:AMOUNT, mark:FRACTION";
 
 impl Distortion {
     /// Short kind name (the part before the colon): groups strengths in plots.
@@ -77,6 +95,13 @@ impl Distortion {
             Distortion::Hue { .. } => "hue",
             Distortion::Saturation { .. } => "sat",
             Distortion::Noise { .. } => "noise",
+            Distortion::Grey => "grey",
+            Distortion::Gamma { .. } => "gamma",
+            Distortion::Pad { .. } => "pad",
+            Distortion::Corner { .. } => "corner",
+            Distortion::Turn { .. } => "turn",
+            Distortion::Sharpen { .. } => "sharpen",
+            Distortion::Mark { .. } => "mark",
         }
     }
 
@@ -95,6 +120,13 @@ impl Distortion {
             Distortion::Hue { degrees } => degrees,
             Distortion::Saturation { factor } => factor,
             Distortion::Noise { sigma } => sigma,
+            Distortion::Grey => 1.0,
+            Distortion::Gamma { gamma } => gamma,
+            Distortion::Pad { fraction }
+            | Distortion::Corner { fraction }
+            | Distortion::Mark { fraction } => fraction,
+            Distortion::Turn { quarters } => f32::from(quarters),
+            Distortion::Sharpen { amount } => amount,
         })
     }
 
@@ -103,7 +135,13 @@ impl Distortion {
         match *self {
             Distortion::Blur { sigma } => sigma == 0.0,
             Distortion::Motion { length, .. } => length <= 1.0,
-            Distortion::Jpeg { .. } | Distortion::Flip => false,
+            Distortion::Jpeg { .. } | Distortion::Flip | Distortion::Grey => false,
+            Distortion::Gamma { gamma } => gamma == 1.0,
+            Distortion::Pad { fraction }
+            | Distortion::Corner { fraction }
+            | Distortion::Mark { fraction } => fraction == 0.0,
+            Distortion::Turn { quarters } => quarters % 4 == 0,
+            Distortion::Sharpen { amount } => amount == 0.0,
             Distortion::Crop { fraction } => fraction == 0.0,
             Distortion::Scale { factor } => factor == 1.0,
             Distortion::Rotate { degrees, .. } => degrees == 0.0,
@@ -170,6 +208,31 @@ impl Distortion {
                 fin(sigma) && (0.0..=1.0).contains(&sigma),
                 "sigma must be in 0..=1 (fraction of 255)",
             ),
+            Distortion::Grey => Ok(()),
+            Distortion::Gamma { gamma } => check(
+                fin(gamma) && (0.1..=10.0).contains(&gamma),
+                "gamma must be in 0.1..=10",
+            ),
+            Distortion::Pad { fraction } => check(
+                fin(fraction) && (0.0..=1.0).contains(&fraction),
+                "border must be in 0..=1 of the side",
+            ),
+            Distortion::Corner { fraction } => check(
+                fin(fraction) && (0.0..=0.95).contains(&fraction),
+                "fraction removed must be in 0..=0.95",
+            ),
+            Distortion::Turn { quarters } => check(
+                (1..=3).contains(&quarters),
+                "quarter turns must be 1, 2 or 3",
+            ),
+            Distortion::Sharpen { amount } => check(
+                fin(amount) && (0.0..=10.0).contains(&amount),
+                "amount must be in 0..=10",
+            ),
+            Distortion::Mark { fraction } => check(
+                fin(fraction) && (0.0..=0.9).contains(&fraction),
+                "width must be in 0..=0.9 of the image",
+            ),
         }
     }
 
@@ -200,6 +263,17 @@ impl Distortion {
             Distortion::Hue { degrees } => hsv_adjust(img, degrees, 1.0),
             Distortion::Saturation { factor } => hsv_adjust(img, 0.0, factor),
             Distortion::Noise { sigma } => add_noise(img, sigma, seed),
+            Distortion::Grey => greyscale(img),
+            Distortion::Gamma { gamma } => map_pixels(img, |c| 255.0 * (c / 255.0).powf(gamma)),
+            Distortion::Pad { fraction } => pad(img, fraction),
+            Distortion::Corner { fraction } => corner_crop(img, fraction),
+            Distortion::Turn { quarters } => match quarters % 4 {
+                1 => imageops::rotate90(img),
+                2 => imageops::rotate180(img),
+                _ => imageops::rotate270(img),
+            },
+            Distortion::Sharpen { amount } => sharpen(img, amount),
+            Distortion::Mark { fraction } => watermark(img, fraction, seed),
         })
     }
 }
@@ -215,6 +289,8 @@ impl fmt::Display for Distortion {
                 fill: RotateFill::Crop,
             } => write!(f, "rotate:{degrees}:crop"),
             Distortion::Flip => write!(f, "flip"),
+            Distortion::Grey => write!(f, "grey"),
+            Distortion::Turn { quarters } => write!(f, "turn:{quarters}"),
             Distortion::Jpeg { quality } => write!(f, "jpeg:{quality}"),
             _ => write!(f, "{}:{}", self.kind(), self.strength() as f32),
         }
@@ -313,6 +389,38 @@ impl FromStr for Distortion {
             "noise" => {
                 max_args(1)?;
                 Distortion::Noise { sigma: num(0)? }
+            }
+            "grey" | "gray" | "greyscale" | "grayscale" => {
+                max_args(0)?;
+                Distortion::Grey
+            }
+            "gamma" => {
+                max_args(1)?;
+                Distortion::Gamma { gamma: num(0)? }
+            }
+            "pad" => {
+                max_args(1)?;
+                Distortion::Pad { fraction: num(0)? }
+            }
+            "corner" => {
+                max_args(1)?;
+                Distortion::Corner { fraction: num(0)? }
+            }
+            "turn" => {
+                max_args(1)?;
+                let q = num(0)?;
+                if q.fract() != 0.0 || !(1.0..=3.0).contains(&q) {
+                    return Err(bad("quarter turns must be 1, 2 or 3"));
+                }
+                Distortion::Turn { quarters: q as u8 }
+            }
+            "sharpen" => {
+                max_args(1)?;
+                Distortion::Sharpen { amount: num(0)? }
+            }
+            "mark" => {
+                max_args(1)?;
+                Distortion::Mark { fraction: num(0)? }
             }
             _ => return Err(bad("unknown kind")),
         };
@@ -498,6 +606,78 @@ fn jpeg_roundtrip(img: &RgbImage, quality: u8) -> Result<RgbImage> {
             .map_err(fail)?
             .to_rgb8(),
     )
+}
+
+fn greyscale(img: &RgbImage) -> RgbImage {
+    let mut out = img.clone();
+    for p in out.pixels_mut() {
+        let l = to_u8(0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2]));
+        *p = Rgb([l, l, l]);
+    }
+    out
+}
+
+fn pad(img: &RgbImage, fraction: f32) -> RgbImage {
+    let (w, h) = img.dimensions();
+    let (bx, by) = (
+        (w as f32 * fraction).round() as u32,
+        (h as f32 * fraction).round() as u32,
+    );
+    let mut out = RgbImage::from_pixel(w + 2 * bx, h + 2 * by, Rgb([255, 255, 255]));
+    imageops::replace(&mut out, img, i64::from(bx), i64::from(by));
+    out
+}
+
+fn corner_crop(img: &RgbImage, fraction: f32) -> RgbImage {
+    let (w, h) = img.dimensions();
+    let nw = ((w as f32 * (1.0 - fraction)).round() as u32).clamp(1, w);
+    let nh = ((h as f32 * (1.0 - fraction)).round() as u32).clamp(1, h);
+    imageops::crop_imm(img, 0, 0, nw, nh).to_image()
+}
+
+fn sharpen(img: &RgbImage, amount: f32) -> RgbImage {
+    let blurred = gaussian_blur(img, 1.5);
+    let mut out = img.clone();
+    for (o, b) in out.iter_mut().zip(blurred.iter()) {
+        let (c, bl) = (f32::from(*o), f32::from(*b));
+        *o = to_u8(c + amount * (c - bl));
+    }
+    out
+}
+
+/// Glyphs of 5 x 7 cells, drawn from `seed`, in a row across `fraction` of the width, 2 cells
+/// apart, in the lower right; each lit cell is blended half-way to white.
+fn watermark(img: &RgbImage, fraction: f32, seed: u64) -> RgbImage {
+    let (w, h) = img.dimensions();
+    let mut out = img.clone();
+    let glyphs = 8u32;
+    let width = (w as f32 * fraction).max(1.0);
+    // 8 glyphs of 5 cells plus 7 gaps of 2 cells.
+    let cell = (width / (glyphs * 5 + (glyphs - 1) * 2) as f32).max(1.0);
+    let x0 = w as f32 * 0.95 - width;
+    let y0 = h as f32 * 0.92 - 7.0 * cell;
+    let mut rng = SplitMix64::new(seed ^ 0x6d61_726b);
+    for g in 0..glyphs {
+        let bits = rng.next_u64();
+        for cy in 0..7u32 {
+            for cx in 0..5u32 {
+                if bits >> (cy * 5 + cx) & 1 == 0 {
+                    continue;
+                }
+                let gx = x0 + (g * 7 + cx) as f32 * cell;
+                let gy = y0 + cy as f32 * cell;
+                let (xa, ya) = (gx.max(0.0) as u32, gy.max(0.0) as u32);
+                let (xb, yb) = (((gx + cell) as u32).min(w), ((gy + cell) as u32).min(h));
+                for y in ya..yb {
+                    for x in xa..xb {
+                        let p = out.get_pixel_mut(x, y);
+                        *p = Rgb(p.0.map(|c| to_u8(0.5 * f32::from(c) + 127.5)));
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 fn centre_crop(img: &RgbImage, fraction: f32) -> RgbImage {

@@ -4,6 +4,7 @@
 pub mod color;
 pub mod conv;
 pub mod deconv;
+pub mod dup;
 pub mod lbp;
 pub mod orient;
 
@@ -184,11 +185,13 @@ impl Registry {
                 Box::new(deconv::DeconvFeatures::default()),
                 Box::new(lbp::LocalBinaryPatterns::default()),
                 Box::new(orient::OrientationHistograms::default()),
+                Box::new(dup::DuplicateSignature),
             ],
             Profile::Fast => vec![
                 Box::new(color::ColorHistogram::default()),
                 Box::new(lbp::LocalBinaryPatterns::default()),
                 Box::new(orient::OrientationHistograms::default()),
+                Box::new(dup::DuplicateSignature),
             ],
         };
         Registry {

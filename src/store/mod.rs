@@ -210,6 +210,22 @@ pub struct RecordedFile {
     pub stamp: FileStamp,
     pub hash: [u8; 32],
 }
+/// One indexed image as the duplicates finder sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageRecord {
+    pub id: i64,
+    /// Absolute path (the folder joined with `rel_path`).
+    pub path: PathBuf,
+    /// The tracked folder it was found under.
+    pub root: PathBuf,
+    pub rel_path: PathBuf,
+    pub stamp: FileStamp,
+    /// blake3 of the file's bytes when indexed.
+    pub hash: [u8; 32],
+    pub format: String,
+    pub width: u32,
+    pub height: u32,
+}
 
 /// Counts for `lookalike status`.
 #[derive(Debug, Clone, serde::Serialize)]

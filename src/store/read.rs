@@ -209,6 +209,47 @@ impl Store {
         Ok(out)
     }
 
+    /// Every image with what choosing among copies needs: its folder, relative path, stamp,
+    /// hash, format and size in pixels, in id order.
+    pub fn image_records(&self) -> Result<Vec<ImageRecord>> {
+        let roots = self.roots()?;
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, root_id, rel_path, size, mtime_ns, ctime_ns, hash, format, width, height
+                 FROM images ORDER BY id",
+            )
+            .map_err(|e| db(&self.path, e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                let root = roots.get(&r.get::<_, i64>(1)?).cloned().unwrap_or_default();
+                let rel_path = blob_to_path(r.get(2)?);
+                let hash_blob: Vec<u8> = r.get(6)?;
+                let mut hash = [0u8; 32];
+                if hash_blob.len() == 32 {
+                    hash.copy_from_slice(&hash_blob);
+                }
+                Ok(ImageRecord {
+                    id: r.get(0)?,
+                    path: root.join(&rel_path),
+                    root,
+                    rel_path,
+                    stamp: FileStamp {
+                        size: r.get::<_, i64>(3)? as u64,
+                        mtime_ns: r.get(4)?,
+                        ctime_ns: r.get(5)?,
+                    },
+                    hash,
+                    format: r.get(7)?,
+                    width: r.get(8)?,
+                    height: r.get(9)?,
+                })
+            })
+            .map_err(|e| db(&self.path, e))?;
+        rows.collect::<std::result::Result<_, _>>()
+            .map_err(|e| db(&self.path, e))
+    }
+
     /// The id of the image stored at an absolute path, if any.
     pub fn id_of_path(&self, abs: &Path) -> Result<Option<i64>> {
         Ok(self.file_at(abs)?.map(|f| f.id))

@@ -1,0 +1,486 @@
+//! Acting on duplicate groups: moving, trashing, hard-linking or deleting the copies that are
+//! not kept, each step written to a journal before it runs, and undoing the last run.
+//!
+//! A step never touches a file whose bytes differ from what was indexed, nor one whose keeper
+//! changed or vanished, nor a read-only file: those are reported and left alone.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::duplicates::Group;
+use crate::error::{Error, Result};
+
+/// What to do with each copy that is not kept.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Move into this folder, keeping the path relative to its indexed folder.
+    MoveTo(PathBuf),
+    /// Move to the desktop trash.
+    Trash,
+    /// Replace by a hard link to the keeper (byte-identical copies only).
+    Hardlink,
+    /// Delete for good (cannot be undone).
+    Delete,
+}
+
+impl Action {
+    /// The verb stored in the journal and printed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::MoveTo(_) => "move",
+            Action::Trash => "trash",
+            Action::Hardlink => "hardlink",
+            Action::Delete => "delete",
+        }
+    }
+}
+
+/// One planned step: a copy, the keeper it duplicates, and where a move sends it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub path: PathBuf,
+    /// blake3 of the copy when indexed.
+    pub hash: [u8; 32],
+    pub keeper: PathBuf,
+    pub keeper_hash: [u8; 32],
+    /// Destination of a move.
+    pub target: Option<PathBuf>,
+}
+
+/// How a step ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "outcome", content = "reason", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Dry run: what would happen.
+    WouldDo,
+    Done,
+    /// Left alone on purpose (changed since indexed, read-only, target exists...).
+    Skipped(String),
+    /// Tried and failed; the file is where it was.
+    Failed(String),
+}
+
+/// The steps that `action` takes for `groups`: every copy but the keeper.
+pub fn plan(groups: &[Group], action: &Action) -> Vec<Step> {
+    let mut steps = Vec::new();
+    for g in groups {
+        let keeper = &g.keeper().record;
+        for copy in g.copies() {
+            let r = &copy.record;
+            let target = match action {
+                Action::MoveTo(dest) => Some(dest.join(&r.rel_path)),
+                _ => None,
+            };
+            steps.push(Step {
+                path: r.path.clone(),
+                hash: r.hash,
+                keeper: keeper.path.clone(),
+                keeper_hash: keeper.hash,
+                target,
+            });
+        }
+    }
+    steps
+}
+
+/// A journal line. Paths are kept as their raw bytes (hex) so that any file name survives.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Entry {
+    Run {
+        action: String,
+        started_at: u64,
+    },
+    /// Written before the step runs.
+    Intent {
+        step: usize,
+        op: String,
+        from: String,
+        to: Option<String>,
+        keeper: String,
+        hash: String,
+    },
+    /// Written after the step succeeded.
+    Done {
+        step: usize,
+    },
+}
+
+fn path_hex(p: &Path) -> String {
+    hex(p.as_os_str().as_encoded_bytes())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+#[cfg(unix)]
+fn path_of_hex(s: &str) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStringExt;
+    unhex(s).map(|b| PathBuf::from(std::ffi::OsString::from_vec(b)))
+}
+
+#[cfg(not(unix))]
+fn path_of_hex(s: &str) -> Option<PathBuf> {
+    unhex(s)
+        .and_then(|b| String::from_utf8(b).ok())
+        .map(PathBuf::from)
+}
+
+fn hash_of_hex(s: &str) -> Option<[u8; 32]> {
+    unhex(s).and_then(|b| b.try_into().ok())
+}
+
+/// Where journals live inside an index folder.
+pub fn journal_dir(index_dir: &Path) -> PathBuf {
+    index_dir.join("journal")
+}
+
+/// blake3 of a file's bytes.
+fn file_hash(path: &Path) -> std::io::Result<[u8; 32]> {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_reader(fs::File::open(path)?)?;
+    Ok(*hasher.finalize().as_bytes())
+}
+
+/// Why a step must not run, if it must not.
+fn refusal(step: &Step, action: &Action) -> Option<String> {
+    let meta = match fs::symlink_metadata(&step.path) {
+        Ok(m) => m,
+        Err(e) => return Some(format!("cannot read it ({e}); run `lookalike index` again")),
+    };
+    if !meta.is_file() {
+        return Some("no longer a regular file; run `lookalike index` again".into());
+    }
+    if meta.permissions().readonly() {
+        return Some("read-only: left alone (make it writable to include it)".into());
+    }
+    match file_hash(&step.path) {
+        Ok(h) if h == step.hash => {}
+        Ok(_) => return Some("changed since it was indexed; run `lookalike index` again".into()),
+        Err(e) => return Some(format!("cannot read it ({e})")),
+    }
+    match file_hash(&step.keeper) {
+        Ok(h) if h == step.keeper_hash => {}
+        _ => {
+            return Some(format!(
+                "the copy to keep, {}, changed or is gone; run `lookalike index` again",
+                step.keeper.display()
+            ));
+        }
+    }
+    if step.path == step.keeper {
+        return Some("it is the copy to keep".into());
+    }
+    match action {
+        Action::Hardlink if step.hash != step.keeper_hash => Some(
+            "not byte-identical to the copy to keep: a hard link would lose its content".into(),
+        ),
+        Action::MoveTo(_) => match &step.target {
+            Some(t) if t.exists() || t.symlink_metadata().is_ok() => {
+                Some(format!("{} already exists", t.display()))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Moves a file, copying then removing it when the target is on another file system; the
+/// copy is checked against `hash` before the original goes.
+fn move_file(from: &Path, to: &Path, hash: &[u8; 32]) -> std::io::Result<()> {
+    if let Some(parent) = to.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    match fs::rename(from, to) {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(18) => {
+            // EXDEV: another device.
+            fs::copy(from, to)?;
+            fs::File::open(to)?.sync_all()?;
+            if file_hash(to)? != *hash {
+                let _ = fs::remove_file(to);
+                return Err(std::io::Error::other(
+                    "the copy did not match; nothing moved",
+                ));
+            }
+            fs::remove_file(from)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A sibling name for a temporary file next to `path`.
+fn sibling(path: &Path, tag: &str) -> PathBuf {
+    let mut name = std::ffi::OsString::from(".");
+    name.push(path.file_name().unwrap_or_default());
+    name.push(format!(".lookalike-{tag}-{}", std::process::id()));
+    path.with_file_name(name)
+}
+
+fn run_step(step: &Step, action: &Action) -> std::io::Result<()> {
+    match action {
+        Action::MoveTo(_) => {
+            let to = step.target.as_ref().expect("a move has a target");
+            move_file(&step.path, to, &step.hash)
+        }
+        Action::Trash => trash::delete(&step.path).map_err(std::io::Error::other),
+        Action::Hardlink => {
+            let tmp = sibling(&step.path, "link");
+            fs::hard_link(&step.keeper, &tmp)?;
+            fs::rename(&tmp, &step.path).inspect_err(|_| {
+                let _ = fs::remove_file(&tmp);
+            })
+        }
+        Action::Delete => fs::remove_file(&step.path),
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Runs (or, when `apply` is false, describes) `steps`. When applying, the journal is written
+/// to `journal_dir` and every step's intent reaches the disk before the step runs.
+pub fn execute(
+    journal_dir: &Path,
+    action: &Action,
+    steps: &[Step],
+    apply: bool,
+) -> Result<Vec<Outcome>> {
+    if !apply {
+        return Ok(steps
+            .iter()
+            .map(|s| match refusal(s, action) {
+                Some(why) => Outcome::Skipped(why),
+                None => Outcome::WouldDo,
+            })
+            .collect());
+    }
+    fs::create_dir_all(journal_dir).map_err(|e| Error::io(journal_dir, e))?;
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let path = journal_dir.join(format!("run-{started:024}.jsonl"));
+    let mut journal = fs::OpenOptions::new()
+        .create_new(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    let mut write = |entry: &Entry| -> Result<()> {
+        let mut line = serde_json::to_string(entry).expect("journal entries serialise");
+        line.push('\n');
+        journal
+            .write_all(line.as_bytes())
+            .and_then(|()| journal.sync_data())
+            .map_err(|e| Error::io(&path, e))
+    };
+    write(&Entry::Run {
+        action: action.name().into(),
+        started_at: unix_now(),
+    })?;
+    let mut outcomes = Vec::with_capacity(steps.len());
+    for (i, step) in steps.iter().enumerate() {
+        if let Some(why) = refusal(step, action) {
+            outcomes.push(Outcome::Skipped(why));
+            continue;
+        }
+        write(&Entry::Intent {
+            step: i,
+            op: action.name().into(),
+            from: path_hex(&step.path),
+            to: step.target.as_deref().map(path_hex),
+            keeper: path_hex(&step.keeper),
+            hash: hex(&step.hash),
+        })?;
+        match run_step(step, action) {
+            Ok(()) => {
+                write(&Entry::Done { step: i })?;
+                outcomes.push(Outcome::Done);
+            }
+            Err(e) => outcomes.push(Outcome::Failed(e.to_string())),
+        }
+    }
+    Ok(outcomes)
+}
+
+/// One reversed (or irreversible) step of an undo.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reversal {
+    #[serde(serialize_with = "crate::path_repr::path")]
+    pub path: PathBuf,
+    pub op: String,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+/// What `undo` did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UndoReport {
+    /// The journal undone.
+    #[serde(serialize_with = "crate::path_repr::path")]
+    pub journal: PathBuf,
+    pub action: String,
+    pub steps: Vec<Reversal>,
+}
+
+/// The newest journal not yet undone.
+fn last_journal(dir: &Path) -> Result<Option<PathBuf>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    let mut journals: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    journals.sort();
+    Ok(journals.pop())
+}
+
+/// Reverses the last applied run: moved files go back, trashed ones are restored from the
+/// trash, hard links become separate files again. Deletions cannot be reversed and are listed.
+/// The journal is then renamed `*.undone`, so a second undo reaches the run before.
+pub fn undo(journal_dir: &Path) -> Result<Option<UndoReport>> {
+    let Some(path) = last_journal(journal_dir)? else {
+        return Ok(None);
+    };
+    let text = fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let mut action = String::new();
+    let mut intents = Vec::new();
+    let mut done = std::collections::HashSet::new();
+    // A torn last line (a crash while writing) is ignored: its step had not started.
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        match serde_json::from_str::<Entry>(line) {
+            Ok(Entry::Run { action: a, .. }) => action = a,
+            Ok(Entry::Intent {
+                step,
+                op,
+                from,
+                to,
+                keeper,
+                hash,
+            }) => intents.push((step, op, from, to, keeper, hash)),
+            Ok(Entry::Done { step }) => {
+                done.insert(step);
+            }
+            Err(_) => {}
+        }
+    }
+    let mut steps = Vec::new();
+    for (step, op, from, to, keeper, hash) in intents.into_iter().rev() {
+        let (Some(from), Some(hash)) = (path_of_hex(&from), hash_of_hex(&hash)) else {
+            continue;
+        };
+        let to = to.as_deref().and_then(path_of_hex);
+        let keeper = path_of_hex(&keeper).unwrap_or_default();
+        let outcome = reverse(
+            &op,
+            &from,
+            to.as_deref(),
+            &keeper,
+            &hash,
+            done.contains(&step),
+        );
+        steps.push(Reversal {
+            path: from,
+            op,
+            outcome,
+        });
+    }
+    steps.reverse();
+    let mut undone = path.clone().into_os_string();
+    undone.push(".undone");
+    fs::rename(&path, &undone).map_err(|e| Error::io(&path, e))?;
+    Ok(Some(UndoReport {
+        journal: PathBuf::from(undone),
+        action,
+        steps,
+    }))
+}
+
+fn reverse(
+    op: &str,
+    from: &Path,
+    to: Option<&Path>,
+    keeper: &Path,
+    hash: &[u8; 32],
+    done: bool,
+) -> Outcome {
+    let occupied = from.symlink_metadata().is_ok();
+    match op {
+        "move" => {
+            let Some(to) = to else {
+                return Outcome::Failed("the journal lacks the destination".into());
+            };
+            if occupied {
+                return if done {
+                    Outcome::Skipped(format!("{} exists again; left alone", from.display()))
+                } else {
+                    Outcome::Skipped("it was never moved".into())
+                };
+            }
+            match file_hash(to) {
+                Ok(h) if h == *hash => match move_file(to, from, hash) {
+                    Ok(()) => Outcome::Done,
+                    Err(e) => Outcome::Failed(e.to_string()),
+                },
+                Ok(_) => Outcome::Skipped(format!("{} changed since it was moved", to.display())),
+                Err(e) => Outcome::Failed(format!("{}: {e}", to.display())),
+            }
+        }
+        "trash" => {
+            if occupied {
+                return Outcome::Skipped(format!("{} exists; left alone", from.display()));
+            }
+            restore_from_trash(from)
+        }
+        "hardlink" => {
+            if !done {
+                return Outcome::Skipped("it was never linked".into());
+            }
+            // The content is the keeper's, byte for byte: a separate copy restores the file.
+            let tmp = sibling(from, "unlink");
+            match fs::copy(keeper, &tmp).and_then(|_| fs::rename(&tmp, from)) {
+                Ok(()) => Outcome::Done,
+                Err(e) => {
+                    let _ = fs::remove_file(&tmp);
+                    Outcome::Failed(e.to_string())
+                }
+            }
+        }
+        "delete" if done => Outcome::Skipped("deleted for good: cannot be undone".into()),
+        _ => Outcome::Skipped("it was never changed".into()),
+    }
+}
+
+fn restore_from_trash(original: &Path) -> Outcome {
+    let items = match trash::os_limited::list() {
+        Ok(items) => items,
+        Err(e) => return Outcome::Failed(format!("cannot read the trash: {e}")),
+    };
+    let newest = items
+        .into_iter()
+        .filter(|item| item.original_path() == original)
+        .max_by_key(|item| item.time_deleted);
+    match newest {
+        Some(item) => match trash::os_limited::restore_all([item]) {
+            Ok(()) => Outcome::Done,
+            Err(e) => Outcome::Failed(format!("cannot restore from the trash: {e}")),
+        },
+        None => Outcome::Skipped("no longer in the trash".into()),
+    }
+}

@@ -1,0 +1,484 @@
+//! `lookalike duplicates` and `lookalike undo`: list groups of copies, act on them safely.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+use serde_json::{Value, json};
+
+use super::{display_path, out_err, print_json, progress_bar, render_progress};
+use crate::cleanup::{self, Action, Outcome};
+use crate::collection::Collection;
+use crate::crawl::CrawlConfig;
+use crate::duplicates::{Findings, Group, KeepRule, Similarity, find_in_store};
+use crate::error::{Error, Result};
+use crate::index::IndexConfig;
+use crate::path_repr::escape_text;
+
+#[derive(Debug, Args)]
+pub struct DuplicatesArgs {
+    /// Folders to look in: indexed first (incrementally), then searched. None: the whole index.
+    #[arg(value_name = "DIR")]
+    dirs: Vec<PathBuf>,
+    /// How alike copies must be: strict, default, loose, or a signature distance from 0 to 2.
+    #[arg(long, value_name = "LEVEL", default_value = "default")]
+    similarity: String,
+    /// Which copy of a group to keep: best (most pixels, then largest file, then oldest),
+    /// newest, oldest, shortest-path, or match:GLOB (a copy whose path matches).
+    #[arg(long, value_name = "RULE", default_value = "best")]
+    keep: String,
+    /// Print JSON (schema in README.md).
+    #[arg(long, conflicts_with_all = ["csv", "null"])]
+    json: bool,
+    /// Print CSV: group, role, distance, exact, width, height, bytes, path.
+    #[arg(long, conflicts_with = "null")]
+    csv: bool,
+    /// Print only the paths of the copies not kept, each followed by a NUL byte (for xargs -0).
+    #[arg(short = '0', long = "null")]
+    null: bool,
+    /// Move the copies not kept into DIR, keeping their paths relative to their folder.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["trash", "hardlink", "delete"])]
+    move_to: Option<PathBuf>,
+    /// Move the copies not kept to the desktop trash.
+    #[arg(long, conflicts_with_all = ["hardlink", "delete"])]
+    trash: bool,
+    /// Replace byte-identical copies by hard links to the kept one (edited copies are skipped).
+    #[arg(long, conflicts_with = "delete")]
+    hardlink: bool,
+    /// Delete the copies not kept, for good: needs --apply and --yes-delete.
+    #[arg(long)]
+    delete: bool,
+    /// Carry out the action. Without it, the action is a dry run that prints what would happen.
+    #[arg(long)]
+    apply: bool,
+    /// Confirms --delete: the copies cannot be brought back.
+    #[arg(long)]
+    yes_delete: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UndoArgs {
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn cmd_duplicates(
+    collection: &Collection,
+    args: DuplicatesArgs,
+    quiet: bool,
+) -> Result<ExitCode> {
+    let threshold = Similarity::parse(&args.similarity)?.threshold();
+    let keep = KeepRule::parse(&args.keep)?;
+    let action = if let Some(dest) = &args.move_to {
+        Some(Action::MoveTo(absolute(dest)?))
+    } else if args.trash {
+        Some(Action::Trash)
+    } else if args.hardlink {
+        Some(Action::Hardlink)
+    } else if args.delete {
+        Some(Action::Delete)
+    } else {
+        None
+    };
+    if args.apply && action.is_none() {
+        return Err(Error::InvalidInput(
+            "--apply needs an action: --move-to DIR, --trash, --hardlink or --delete".into(),
+        ));
+    }
+    if args.delete && args.apply && !args.yes_delete {
+        return Err(Error::InvalidInput(
+            "--delete removes files for good: add --yes-delete to confirm, or use --trash or --move-to DIR, which `lookalike undo` can reverse".into(),
+        ));
+    }
+    let mut within = Vec::new();
+    if !args.dirs.is_empty() {
+        let config = IndexConfig {
+            crawl: CrawlConfig {
+                roots: args.dirs.clone(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let bar = progress_bar(quiet);
+        let on_progress = |p| render_progress(&bar, p);
+        let stop = super::install_stop_flag();
+        let summary = crate::index::run(collection, &config, &on_progress, &stop);
+        bar.finish_and_clear();
+        let summary = summary?;
+        if summary.interrupted {
+            return Ok(ExitCode::from(super::EXIT_INTERRUPTED));
+        }
+        if !quiet && super::some_failed(&summary) {
+            eprintln!(
+                "note: some files could not be indexed and are not compared (`lookalike status` lists them)"
+            );
+        }
+        for d in &args.dirs {
+            within.push(std::fs::canonicalize(d).map_err(|e| Error::io(d, e))?);
+        }
+    }
+    let store = collection.open_store_read_only()?;
+    let findings = find_in_store(&store, &within, threshold, &keep)?;
+    if let Some(Action::MoveTo(dest)) = &action
+        && let Some(root) = findings
+            .groups
+            .iter()
+            .flat_map(|g| &g.members)
+            .map(|m| &m.record.root)
+            .find(|root| dest.starts_with(root) || root.starts_with(dest))
+    {
+        return Err(Error::InvalidInput(format!(
+            "--move-to {}: overlaps the indexed folder {}; choose a folder outside it",
+            dest.display(),
+            root.display()
+        )));
+    }
+    if !quiet && findings.unsigned > 0 {
+        eprintln!(
+            "note: {} images were indexed before duplicate signatures existed; only their byte-identical copies are found until `lookalike index` runs again",
+            findings.unsigned
+        );
+    }
+    let outcomes = match &action {
+        Some(a) => {
+            let steps = cleanup::plan(&findings.groups, a);
+            let outcomes = cleanup::execute(
+                &cleanup::journal_dir(collection.dir()),
+                a,
+                &steps,
+                args.apply,
+            )?;
+            Some((a, steps, outcomes))
+        }
+        None => None,
+    };
+    if args.json {
+        let mut doc = listing_json(&findings);
+        if let Some((a, steps, outcomes)) = &outcomes {
+            let items: Vec<Value> = steps
+                .iter()
+                .zip(outcomes)
+                .map(|(s, o)| {
+                    let mut m = crate::path_repr::object("path", &s.path);
+                    if let Some(t) = &s.target {
+                        crate::path_repr::insert(&mut m, "target", t);
+                    }
+                    let o = serde_json::to_value(o).expect("outcomes serialise");
+                    if let Value::Object(o) = o {
+                        m.extend(o);
+                    }
+                    Value::Object(m)
+                })
+                .collect();
+            doc["action"] = json!({"kind": a.name(), "applied": args.apply, "steps": items});
+        }
+        print_json(&doc)?;
+    } else if args.csv {
+        write_csv(&findings.groups)?;
+    } else if args.null {
+        let mut out = std::io::stdout().lock();
+        for m in findings.groups.iter().flat_map(|g| g.copies()) {
+            out.write_all(m.record.path.as_os_str().as_encoded_bytes())
+                .and_then(|()| out.write_all(b"\0"))
+                .map_err(out_err)?;
+        }
+        out.flush().map_err(out_err)?;
+    } else {
+        write_text(&findings)?;
+    }
+    if let Some((a, steps, outcomes)) = &outcomes
+        && !args.json
+    {
+        report_actions(a, steps, outcomes, args.apply, quiet);
+    }
+    let failed = outcomes
+        .as_ref()
+        .is_some_and(|(_, _, o)| o.iter().any(|o| matches!(o, Outcome::Failed(_))));
+    Ok(if failed {
+        ExitCode::from(super::EXIT_SOME_FAILED)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn absolute(p: &Path) -> Result<PathBuf> {
+    if p.as_os_str().is_empty() {
+        return Err(Error::InvalidInput("--move-to needs a folder".into()));
+    }
+    let abs = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(|e| Error::io(".", e))?
+            .join(p)
+    };
+    // The longest existing ancestor, resolved, with the rest appended: symlinks cannot hide
+    // an overlap with an indexed folder.
+    let mut existing = abs.as_path();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => break,
+        }
+    }
+    let mut resolved = std::fs::canonicalize(existing).map_err(|e| Error::io(existing, e))?;
+    if !resolved.is_dir() {
+        return Err(Error::InvalidInput(format!(
+            "--move-to {}: {} is not a folder",
+            p.display(),
+            resolved.display()
+        )));
+    }
+    for name in rest.into_iter().rev() {
+        resolved.push(name);
+    }
+    Ok(resolved)
+}
+
+fn member_json(m: &crate::duplicates::Member) -> Value {
+    let r = &m.record;
+    let mut obj = crate::path_repr::object("path", &r.path);
+    obj.insert("id".into(), json!(r.id));
+    obj.insert("width".into(), json!(r.width));
+    obj.insert("height".into(), json!(r.height));
+    obj.insert("bytes".into(), json!(r.stamp.size));
+    obj.insert(
+        "modified_unix".into(),
+        json!(r.stamp.mtime_ns / 1_000_000_000),
+    );
+    obj.insert("format".into(), json!(r.format));
+    obj.insert("distance".into(), json!(m.distance));
+    obj.insert("exact".into(), json!(m.exact));
+    Value::Object(obj)
+}
+
+fn listing_json(f: &Findings) -> Value {
+    let groups: Vec<Value> = f
+        .groups
+        .iter()
+        .map(|g| {
+            json!({
+                "keep": member_json(g.keeper()),
+                "copies": g.copies().iter().map(member_json).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({
+        "threshold": f.threshold,
+        "images": f.images,
+        "without_signature": f.unsigned,
+        "groups": groups,
+        "copies": f.groups.iter().map(|g| g.copies().len()).sum::<usize>(),
+        "reclaimable_bytes": reclaimable(&f.groups),
+    })
+}
+
+fn reclaimable(groups: &[Group]) -> u64 {
+    groups
+        .iter()
+        .flat_map(|g| g.copies())
+        .map(|m| m.record.stamp.size)
+        .sum()
+}
+
+fn human_bytes(n: u64) -> String {
+    let units = ["B", "KB", "MB", "GB", "TB"];
+    let mut x = n as f64;
+    let mut u = 0;
+    while x >= 1000.0 && u + 1 < units.len() {
+        x /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{x:.1} {}", units[u])
+    }
+}
+
+fn write_text(f: &Findings) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    let copies: usize = f.groups.iter().map(|g| g.copies().len()).sum();
+    writeln!(
+        out,
+        "{} groups, {} copies not kept ({}) among {} images (distance <= {:.2})",
+        f.groups.len(),
+        copies,
+        human_bytes(reclaimable(&f.groups)),
+        f.images,
+        f.threshold
+    )
+    .map_err(out_err)?;
+    for (i, g) in f.groups.iter().enumerate() {
+        writeln!(out, "\ngroup {} ({} images)", i + 1, g.members.len()).map_err(out_err)?;
+        for (k, m) in g.members.iter().enumerate() {
+            let r = &m.record;
+            let (role, how) = if k == 0 {
+                ("keep", String::new())
+            } else if m.exact {
+                ("copy", "identical".into())
+            } else {
+                ("copy", format!("d={:.3}", m.distance))
+            };
+            writeln!(
+                out,
+                "  {role}  {how:<9}  {:>11}  {:>9}  {}",
+                format!("{}x{}", r.width, r.height),
+                human_bytes(r.stamp.size),
+                display_path(&r.path)
+            )
+            .map_err(out_err)?;
+        }
+    }
+    out.flush().map_err(out_err)
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn write_csv(groups: &[Group]) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "group,role,distance,exact,width,height,bytes,path").map_err(out_err)?;
+    for (i, g) in groups.iter().enumerate() {
+        for (k, m) in g.members.iter().enumerate() {
+            let r = &m.record;
+            writeln!(
+                out,
+                "{},{},{:.4},{},{},{},{},{}",
+                i + 1,
+                if k == 0 { "keep" } else { "copy" },
+                m.distance,
+                m.exact,
+                r.width,
+                r.height,
+                r.stamp.size,
+                csv_field(&r.path.to_string_lossy())
+            )
+            .map_err(out_err)?;
+        }
+    }
+    out.flush().map_err(out_err)
+}
+
+fn report_actions(
+    action: &Action,
+    steps: &[cleanup::Step],
+    outcomes: &[Outcome],
+    applied: bool,
+    quiet: bool,
+) {
+    let verb = match action {
+        Action::MoveTo(_) => "move",
+        Action::Trash => "trash",
+        Action::Hardlink => "hard-link",
+        Action::Delete => "delete",
+    };
+    let mut done = 0;
+    let mut skipped = 0;
+    let mut failed = 0;
+    for (s, o) in steps.iter().zip(outcomes) {
+        let target = s
+            .target
+            .as_ref()
+            .map(|t| format!(" -> {}", display_path(t)))
+            .unwrap_or_default();
+        match o {
+            Outcome::WouldDo => {
+                done += 1;
+                if !quiet {
+                    eprintln!("would {verb} {}{target}", display_path(&s.path));
+                }
+            }
+            Outcome::Done => {
+                done += 1;
+                if !quiet {
+                    eprintln!("{verb}: {}{target}", display_path(&s.path));
+                }
+            }
+            Outcome::Skipped(why) => {
+                skipped += 1;
+                eprintln!("skipped {}: {}", display_path(&s.path), escape_text(why));
+            }
+            Outcome::Failed(why) => {
+                failed += 1;
+                eprintln!("failed {}: {}", display_path(&s.path), escape_text(why));
+            }
+        }
+    }
+    if applied {
+        eprintln!(
+            "{done} done, {skipped} skipped, {failed} failed; `lookalike undo` reverses this run{}; `lookalike index` brings the index up to date",
+            if matches!(action, Action::Delete) {
+                " except deletions"
+            } else {
+                ""
+            }
+        );
+    } else {
+        eprintln!(
+            "dry run: {done} would be done, {skipped} skipped; nothing changed. Add --apply to do it."
+        );
+    }
+}
+
+pub fn cmd_undo(collection: &Collection, args: UndoArgs) -> Result<ExitCode> {
+    let report = cleanup::undo(&cleanup::journal_dir(collection.dir()))?;
+    let Some(report) = report else {
+        if args.json {
+            print_json(&Value::Null)?;
+        } else {
+            eprintln!("nothing to undo: no `duplicates --apply` run is recorded in this index");
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    if args.json {
+        print_json(&report)?;
+    } else {
+        for r in &report.steps {
+            match &r.outcome {
+                Outcome::Done => eprintln!("restored {}", display_path(&r.path)),
+                Outcome::Skipped(why) => {
+                    eprintln!(
+                        "not restored {}: {}",
+                        display_path(&r.path),
+                        escape_text(why)
+                    )
+                }
+                Outcome::Failed(why) => {
+                    eprintln!("failed {}: {}", display_path(&r.path), escape_text(why))
+                }
+                Outcome::WouldDo => {}
+            }
+        }
+        let restored = report
+            .steps
+            .iter()
+            .filter(|r| r.outcome == Outcome::Done)
+            .count();
+        eprintln!(
+            "undid the last {} run: {restored} of {} files restored",
+            report.action,
+            report.steps.len()
+        );
+    }
+    let failed = report
+        .steps
+        .iter()
+        .any(|r| matches!(r.outcome, Outcome::Failed(_)));
+    Ok(if failed {
+        ExitCode::from(super::EXIT_SOME_FAILED)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,351 @@
+//! Near-duplicate groups: byte-identical copies by content hash, edited copies by the
+//! duplicate signature ([`crate::features::dup`]), each group led by the copy to keep.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::features::dup::{LEN, duplicate_distance};
+use crate::store::{ImageRecord, Store};
+
+/// How alike two images must be to count as copies, as a person would choose it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Similarity {
+    /// Only very close copies (recompressed, resized, re-exported, flipped or turned).
+    Strict,
+    /// The calibrated default: edited copies too (brightness, contrast, colour, borders,
+    /// small crops, watermarks), few false pairs (BENCHMARKS.md, "Duplicates").
+    Default,
+    /// More edited copies, more pairs that are only alike.
+    Loose,
+    /// A signature distance in 0..=2 (0: the same layout in the same tones).
+    Threshold(f32),
+}
+
+impl Similarity {
+    /// The greatest signature distance that still makes a pair of copies.
+    pub fn threshold(self) -> f32 {
+        match self {
+            Similarity::Strict => 0.2,
+            Similarity::Default => 0.3,
+            Similarity::Loose => 0.45,
+            Similarity::Threshold(t) => t,
+        }
+    }
+
+    /// `strict`, `default`, `loose` or a number in 0..=2.
+    pub fn parse(s: &str) -> Result<Similarity> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "strict" => Ok(Similarity::Strict),
+            "default" => Ok(Similarity::Default),
+            "loose" => Ok(Similarity::Loose),
+            other => match other.parse::<f32>() {
+                Ok(t) if t.is_finite() && (0.0..=2.0).contains(&t) => Ok(Similarity::Threshold(t)),
+                _ => Err(Error::InvalidInput(format!(
+                    "similarity {s:?}: use strict, default, loose or a distance from 0 to 2"
+                ))),
+            },
+        }
+    }
+}
+
+/// Which copy of a group is proposed for keeping.
+#[derive(Debug, Clone)]
+pub enum KeepRule {
+    /// Most pixels, then the largest file, then the oldest, then the shortest path.
+    Best,
+    /// The most recently modified (ties as `Best`).
+    Newest,
+    /// The least recently modified (ties as `Best`).
+    Oldest,
+    /// The shortest path (ties as `Best`).
+    ShortestPath,
+    /// A copy whose path matches the pattern (ties as `Best`); else as `Best`.
+    Matching(globset::GlobMatcher),
+}
+
+impl KeepRule {
+    /// `best`, `newest`, `oldest`, `shortest-path` or `match:GLOB`.
+    pub fn parse(s: &str) -> Result<KeepRule> {
+        let bad = || {
+            Error::InvalidInput(format!(
+                "--keep {s:?}: use best, newest, oldest, shortest-path or match:GLOB"
+            ))
+        };
+        match s.trim() {
+            "best" => Ok(KeepRule::Best),
+            "newest" => Ok(KeepRule::Newest),
+            "oldest" => Ok(KeepRule::Oldest),
+            "shortest-path" => Ok(KeepRule::ShortestPath),
+            other => {
+                let pattern = other.strip_prefix("match:").ok_or_else(bad)?;
+                let glob = globset::Glob::new(pattern)
+                    .map_err(|e| Error::InvalidInput(format!("--keep {s:?}: bad pattern: {e}")))?;
+                Ok(KeepRule::Matching(glob.compile_matcher()))
+            }
+        }
+    }
+
+    /// Orders copies so that the one to keep comes first.
+    fn compare(&self, a: &ImageRecord, b: &ImageRecord) -> std::cmp::Ordering {
+        let pixels = |r: &ImageRecord| u64::from(r.width) * u64::from(r.height);
+        let path_len = |r: &ImageRecord| r.path.as_os_str().len();
+        let best = || {
+            pixels(b)
+                .cmp(&pixels(a))
+                .then(b.stamp.size.cmp(&a.stamp.size))
+                .then(a.stamp.mtime_ns.cmp(&b.stamp.mtime_ns))
+                .then(path_len(a).cmp(&path_len(b)))
+                .then(a.path.cmp(&b.path))
+        };
+        match self {
+            KeepRule::Best => best(),
+            KeepRule::Newest => b.stamp.mtime_ns.cmp(&a.stamp.mtime_ns).then_with(best),
+            KeepRule::Oldest => a.stamp.mtime_ns.cmp(&b.stamp.mtime_ns).then_with(best),
+            KeepRule::ShortestPath => path_len(a).cmp(&path_len(b)).then_with(best),
+            KeepRule::Matching(m) => m
+                .is_match(&b.path)
+                .cmp(&m.is_match(&a.path))
+                .then_with(best),
+        }
+    }
+}
+
+/// One image of a group.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub record: ImageRecord,
+    /// Signature distance to the group's keeper (0 for the keeper and byte-identical copies).
+    pub distance: f32,
+    /// Byte-identical to the keeper.
+    pub exact: bool,
+}
+
+/// A group of copies; `members[0]` is the proposed keeper.
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub members: Vec<Member>,
+}
+
+impl Group {
+    /// The copy proposed for keeping.
+    pub fn keeper(&self) -> &Member {
+        &self.members[0]
+    }
+
+    /// The other copies.
+    pub fn copies(&self) -> &[Member] {
+        &self.members[1..]
+    }
+}
+
+/// An image with its duplicate signature (empty when the index has none for it yet).
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub record: ImageRecord,
+    pub signature: Vec<f32>,
+}
+
+/// What a search found.
+#[derive(Debug, Clone)]
+pub struct Findings {
+    pub groups: Vec<Group>,
+    /// Images compared.
+    pub images: usize,
+    /// Images without a signature (indexed by an older version): only their byte-identical
+    /// copies are found until `lookalike index` runs again.
+    pub unsigned: usize,
+    pub threshold: f32,
+}
+
+/// Groups `candidates`: byte-identical copies and pairs within `threshold`, joined
+/// transitively; groups of one are left out. Groups come in keeper path order.
+pub fn group(candidates: Vec<Candidate>, threshold: f32, keep: &KeepRule) -> Vec<Group> {
+    let n = candidates.len();
+    let mut parent: Vec<usize> = (0..n).collect();
+    fn find(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    let join = |parent: &mut Vec<usize>, a: usize, b: usize| {
+        let (ra, rb) = (find(parent, a), find(parent, b));
+        if ra != rb {
+            parent[ra.max(rb)] = ra.min(rb);
+        }
+    };
+    let mut by_hash: HashMap<[u8; 32], usize> = HashMap::new();
+    for (i, c) in candidates.iter().enumerate() {
+        match by_hash.get(&c.record.hash) {
+            Some(&first) => join(&mut parent, first, i),
+            None => {
+                by_hash.insert(c.record.hash, i);
+            }
+        }
+    }
+    let signed: Vec<usize> = (0..n)
+        .filter(|&i| candidates[i].signature.len() == LEN)
+        .collect();
+    let near: Vec<(usize, usize)> = signed
+        .par_iter()
+        .enumerate()
+        .flat_map_iter(|(k, &i)| {
+            let candidates = &candidates;
+            signed[k + 1..].iter().filter_map(move |&j| {
+                (duplicate_distance(&candidates[i].signature, &candidates[j].signature)
+                    <= threshold)
+                    .then_some((i, j))
+            })
+        })
+        .collect();
+    for (a, b) in near {
+        join(&mut parent, a, b);
+    }
+    let mut members: HashMap<usize, Vec<usize>> = HashMap::new();
+    for i in 0..n {
+        let r = find(&mut parent, i);
+        members.entry(r).or_default().push(i);
+    }
+    let mut groups: Vec<Group> = members
+        .into_values()
+        .filter(|m| m.len() > 1)
+        .map(|mut m| {
+            m.sort_by(|&a, &b| keep.compare(&candidates[a].record, &candidates[b].record));
+            let keeper = &candidates[m[0]];
+            let members = m
+                .iter()
+                .map(|&i| {
+                    let c = &candidates[i];
+                    let exact = c.record.hash == keeper.record.hash;
+                    let distance = if exact {
+                        0.0
+                    } else {
+                        duplicate_distance(&keeper.signature, &c.signature)
+                    };
+                    Member {
+                        record: c.record.clone(),
+                        distance,
+                        exact,
+                    }
+                })
+                .collect();
+            Group { members }
+        })
+        .collect();
+    groups.sort_by(|a, b| a.keeper().record.path.cmp(&b.keeper().record.path));
+    groups
+}
+
+/// Finds the groups among the indexed images under `within` (every image when empty).
+pub fn find_in_store(
+    store: &Store,
+    within: &[PathBuf],
+    threshold: f32,
+    keep: &KeepRule,
+) -> Result<Findings> {
+    let mut signatures: HashMap<i64, Vec<f32>> = store
+        .vectors(&["dup"])?
+        .into_iter()
+        .filter_map(|(id, mut parts)| parts.pop().map(|v| (id, v)))
+        .collect();
+    let under = |p: &Path| within.is_empty() || within.iter().any(|w| p.starts_with(w));
+    let candidates: Vec<Candidate> = store
+        .image_records()?
+        .into_iter()
+        .filter(|r| under(&r.path))
+        .map(|record| Candidate {
+            signature: signatures.remove(&record.id).unwrap_or_default(),
+            record,
+        })
+        .collect();
+    let images = candidates.len();
+    let unsigned = candidates
+        .iter()
+        .filter(|c| c.signature.len() != LEN)
+        .count();
+    Ok(Findings {
+        groups: group(candidates, threshold, keep),
+        images,
+        unsigned,
+        threshold,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::FileStamp;
+
+    fn record(id: i64, path: &str, pixels: (u32, u32), size: u64, mtime: i64) -> ImageRecord {
+        ImageRecord {
+            id,
+            path: PathBuf::from(path),
+            root: PathBuf::from("/r"),
+            rel_path: PathBuf::from(path.trim_start_matches("/r/")),
+            stamp: FileStamp {
+                size,
+                mtime_ns: mtime,
+                ctime_ns: 0,
+            },
+            hash: [id as u8; 32],
+            format: "jpeg".into(),
+            width: pixels.0,
+            height: pixels.1,
+        }
+    }
+
+    fn unit(axis: usize) -> Vec<f32> {
+        let mut v = vec![0.0; LEN];
+        for w in 0..LEN / crate::features::dup::DIM {
+            v[w * crate::features::dup::DIM + axis] = 1.0;
+        }
+        v
+    }
+
+    #[test]
+    fn near_and_exact_copies_group_and_the_largest_leads() {
+        let mut twin = record(4, "/r/d.jpg", (10, 10), 5, 1);
+        twin.hash = [1; 32];
+        let candidates = vec![
+            Candidate {
+                record: record(1, "/r/a.jpg", (100, 100), 10, 5),
+                signature: unit(0),
+            },
+            Candidate {
+                record: record(2, "/r/b.jpg", (200, 100), 10, 9),
+                signature: unit(0),
+            },
+            Candidate {
+                record: record(3, "/r/c.jpg", (300, 300), 10, 1),
+                signature: unit(5),
+            },
+            Candidate {
+                record: twin,
+                signature: Vec::new(),
+            },
+        ];
+        let groups = group(candidates.clone(), 0.3, &KeepRule::Best);
+        assert_eq!(groups.len(), 1);
+        let paths: Vec<_> = groups[0].members.iter().map(|m| m.record.id).collect();
+        assert_eq!(paths, vec![2, 1, 4]);
+        assert!(!groups[0].members[2].exact && groups[0].members[1].distance < 1e-6);
+        let newest = group(candidates.clone(), 0.3, &KeepRule::Oldest);
+        assert_eq!(newest[0].keeper().record.id, 1);
+        let matching = KeepRule::parse("match:**/d.jpg").unwrap();
+        assert_eq!(group(candidates, 0.3, &matching)[0].keeper().record.id, 4);
+    }
+
+    #[test]
+    fn similarity_and_keep_rules_parse_or_explain() {
+        assert_eq!(Similarity::parse("strict").unwrap().threshold(), 0.2);
+        assert_eq!(Similarity::parse("0.5").unwrap().threshold(), 0.5);
+        assert!(Similarity::parse("3").is_err());
+        assert!(Similarity::parse("NaN").is_err());
+        assert!(KeepRule::parse("largest").is_err());
+        assert!(KeepRule::parse("match:[").is_err());
+    }
+}
