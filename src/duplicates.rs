@@ -29,7 +29,7 @@ impl Similarity {
     pub fn threshold(self) -> f32 {
         match self {
             Similarity::Strict => 0.2,
-            Similarity::Default => 0.3,
+            Similarity::Default => crate::features::dup::COPY_DISTANCE,
             Similarity::Loose => 0.45,
             Similarity::Threshold(t) => t,
         }

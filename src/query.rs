@@ -11,7 +11,7 @@ use crate::features::{Fusion, Registry};
 use crate::index::extract_bytes;
 use crate::query_expansion::QueryExpansion;
 use crate::rank::SearchMode;
-use crate::rank::{RankConfig, Space, describe, rank};
+use crate::rank::{RankConfig, Space, describe, rank_with_copies};
 use crate::search_space::SearchSpace;
 use crate::store::Store;
 
@@ -118,17 +118,31 @@ impl Searcher {
         &self,
         path: &Path,
         decode: &DecodeConfig,
-    ) -> Result<(Vec<f32>, Option<i64>)> {
+    ) -> Result<(Vec<f32>, Vec<f32>, Option<i64>)> {
         let bytes = crate::decode::read_image_file(path, decode)?;
         if let Some(id) = self.indexed_id(path, &bytes)?
             && let Some(v) = self.space.vector_of(&self.store, id)?
         {
-            return Ok((v, Some(id)));
+            let signature = IndexedSpace(self)
+                .signatures_of(&[id])?
+                .pop()
+                .map(|s| s.1)
+                .unwrap_or_default();
+            return Ok((v, signature, Some(id)));
         }
         let (_, rows) = extract_bytes(&bytes, path, decode, &self.registry)?;
         let (names, parts): (Vec<String>, Vec<Vec<f32>>) =
             rows.into_iter().map(|r| (r.family, r.vector)).unzip();
-        Ok((self.space.fusion.fuse_named(&names, &parts), None))
+        let signature = names
+            .iter()
+            .position(|n| n == "dup")
+            .map(|i| parts[i].clone())
+            .unwrap_or_default();
+        Ok((
+            self.space.fusion.fuse_named(&names, &parts),
+            signature,
+            None,
+        ))
     }
 
     /// The id of the indexed image at `path`, when `bytes` (read from it) are what was indexed.
@@ -159,12 +173,13 @@ impl Searcher {
     pub fn rank(
         &self,
         example: &[f32],
+        signature: &[f32],
         own: Option<i64>,
         k: usize,
         cfg: &RankConfig,
     ) -> Result<Vec<Hit>> {
         let space = IndexedSpace(self);
-        let mut ranking = rank(&space, example, own, k, cfg)?;
+        let mut ranking = rank_with_copies(&space, example, signature, own, k, cfg)?;
         describe(&space, example, &mut ranking)?;
         let ids: Vec<i64> = ranking.iter().map(|r| r.id).collect();
         let paths = self.store.paths(&ids)?;
@@ -183,7 +198,7 @@ impl Searcher {
 
     /// Answers one query by example.
     pub fn query(&self, path: &Path, cfg: &QueryConfig) -> Result<QueryResult> {
-        let (example, own) = self.example_vector(path, &cfg.decode)?;
+        let (example, signature, own) = self.example_vector(path, &cfg.decode)?;
         let mode = self.mode(cfg.mode);
         let rank_cfg = RankConfig {
             mode,
@@ -191,7 +206,13 @@ impl Searcher {
             nearest_first: cfg.nearest_first,
         };
         // A few more than asked for, in case some were deleted or changed on disk.
-        let mut hits = self.rank(&example, own, cfg.k.saturating_add(STALE_MARGIN), &rank_cfg)?;
+        let mut hits = self.rank(
+            &example,
+            &signature,
+            own,
+            cfg.k.saturating_add(STALE_MARGIN),
+            &rank_cfg,
+        )?;
         let stale = self.drop_stale(&mut hits)?;
         hits.truncate(cfg.k);
         for (i, h) in hits.iter_mut().enumerate() {
@@ -248,6 +269,16 @@ impl Space for IndexedSpace<'_> {
 
     fn vectors_of(&self, ids: &[i64]) -> Result<Vec<(i64, Vec<f32>)>> {
         self.0.space.vectors_of(&self.0.store, ids)
+    }
+
+    fn signatures_of(&self, ids: &[i64]) -> Result<Vec<(i64, Vec<f32>)>> {
+        Ok(self
+            .0
+            .store
+            .vectors_of(ids, &["dup"])?
+            .into_iter()
+            .filter_map(|(id, mut parts)| parts.pop().filter(|s| !s.is_empty()).map(|s| (id, s)))
+            .collect())
     }
 
     fn example_distances(&self, example: &[f32], ids: &[i64]) -> Result<Vec<f32>> {

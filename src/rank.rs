@@ -11,10 +11,16 @@
 //!    below [`DUPLICATE_DISTANCE`]) first, then the candidate nearest to the example among the
 //!    others ([`crate::nearest_first`]); the rest keep the search's order.
 //!
+//! 4. when the example has a duplicate signature, the first [`COPY_POOL`] candidates of a
+//!    plain search whose signature lies within [`COPY_DISTANCE`] of it are edited copies of
+//!    the example: they go first, nearest copy first, right after exact duplicates
+//!    ([`rank_with_copies`]).
+//!
 //! The head has a fixed size, so a longer list starts with the shorter one (exactly so for
 //! exact search; a graph search may find other candidates when asked for more).
 
 use crate::error::Result;
+use crate::features::dup::{COPY_DISTANCE, LEN as SIGNATURE_LEN, duplicate_distance};
 use crate::nearest_first;
 use crate::query_expansion::QueryExpansion;
 
@@ -31,6 +37,9 @@ pub enum SearchMode {
 /// Candidates at the head of a ranking that are reordered by their distance to the example:
 /// the nearest-first pool and one more, for the example itself when it is indexed.
 pub const HEAD: usize = nearest_first::POOL + 1;
+
+/// Candidates of a plain search checked for being edited copies of the example.
+pub const COPY_POOL: usize = 100;
 
 /// Below this distance to the example an indexed image is an exact duplicate of it.
 pub const DUPLICATE_DISTANCE: f32 = 1e-4;
@@ -66,6 +75,12 @@ pub trait Space {
     /// The distance users are shown from the example's full vector to each of `ids`, in
     /// order (infinite for an id without a vector).
     fn example_distances(&self, example: &[f32], ids: &[i64]) -> Result<Vec<f32>>;
+    /// Duplicate signatures of `ids`; ids without one are left out. A space without
+    /// signatures ranks no edited copies first.
+    fn signatures_of(&self, ids: &[i64]) -> Result<Vec<(i64, Vec<f32>)>> {
+        let _ = ids;
+        Ok(Vec::new())
+    }
 }
 
 /// One ranked image.
@@ -129,6 +144,62 @@ pub fn rank<S: Space + ?Sized>(
     );
     ranking.truncate(k);
     Ok(ranking)
+}
+
+/// [`rank`], then the example's edited copies first: among the first [`COPY_POOL`] candidates
+/// of a plain search, those whose duplicate signature lies within [`COPY_DISTANCE`] of
+/// `signature`, nearest first, after the exact duplicates. An empty `signature` (an example
+/// without one) ranks as [`rank`] does.
+pub fn rank_with_copies<S: Space + ?Sized>(
+    space: &S,
+    example: &[f32],
+    signature: &[f32],
+    own: Option<i64>,
+    k: usize,
+    cfg: &RankConfig,
+) -> Result<Vec<Ranked>> {
+    let ranking = rank(space, example, own, k, cfg)?;
+    if signature.len() != SIGNATURE_LEN || k == 0 {
+        return Ok(ranking);
+    }
+    let pool: Vec<i64> = space
+        .search(&space.embed(example), COPY_POOL, cfg.mode)?
+        .into_iter()
+        .map(|h| h.0)
+        .filter(|&id| Some(id) != own)
+        .collect();
+    let mut copies: Vec<(i64, f32)> = space
+        .signatures_of(&pool)?
+        .into_iter()
+        .map(|(id, s)| (id, duplicate_distance(signature, &s)))
+        .filter(|&(_, d)| d <= COPY_DISTANCE)
+        .collect();
+    if copies.is_empty() {
+        return Ok(ranking);
+    }
+    copies.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+    let copy_ids: Vec<i64> = copies.iter().map(|c| c.0).collect();
+    let distances = space.example_distances(example, &copy_ids)?;
+    let exact = ranking
+        .iter()
+        .take_while(|r| r.distance.is_some_and(|d| d < DUPLICATE_DISTANCE))
+        .count();
+    let mut out: Vec<Ranked> = ranking[..exact].to_vec();
+    for (&id, d) in copy_ids.iter().zip(distances) {
+        if !out.iter().any(|r| r.id == id) {
+            out.push(Ranked {
+                id,
+                distance: Some(d),
+            });
+        }
+    }
+    for r in &ranking[exact..] {
+        if !out.iter().any(|o| o.id == r.id) {
+            out.push(*r);
+        }
+    }
+    out.truncate(k);
+    Ok(out)
 }
 
 /// Fills in the distance to the example wherever `ranking` lacks it.

@@ -18,7 +18,7 @@ use crate::eval::groundtruth::GroundTruth;
 use crate::eval::metrics::{EvalConfig, Evaluation, Ranking, evaluate, knn_recall};
 use crate::features::{FeatureInput, Fusion, Registry, l2_normalize};
 use crate::query_expansion::QueryExpansion;
-use crate::rank::{RankConfig, SearchMode, Space, rank};
+use crate::rank::{RankConfig, SearchMode, Space, rank_with_copies};
 use crate::store::Store;
 
 /// Name used for the fused vector in reports.
@@ -278,9 +278,10 @@ pub fn run_labelled(
         // stand in for the query itself (a help clean queries never get), and the clean and
         // distorted figures would not measure the same thing.
         let ranked = |qi: usize, k: usize, mode: SearchMode| -> Result<Vec<usize>> {
-            let ranking = rank(
+            let ranking = rank_with_copies(
                 &space,
                 &examples[qi],
+                signature_of(items, &query_parts[qi]),
                 Some(queries[qi] as i64),
                 k,
                 &cfg.ranking(mode),
@@ -372,6 +373,8 @@ struct EvalSpace<'a> {
     points: Points,
     /// The target's vectors, when `points` are augmented ones.
     full: Option<Points>,
+    /// Duplicate signatures, for the fused target (the one `query` ranks with).
+    signatures: Points,
 }
 
 impl<'a> EvalSpace<'a> {
@@ -387,11 +390,19 @@ impl<'a> EvalSpace<'a> {
             Some(a) => (a.graph_points(), Some(db)),
             None => (db, None),
         };
+        let signatures = match (target, signature_column(items)) {
+            (Target::Fused(_), Some(col)) => ids
+                .iter()
+                .map(|&i| (i as i64, items.by_item[&i][col].clone()))
+                .collect(),
+            _ => Vec::new(),
+        };
         EvalSpace {
             target,
             ann,
             points,
             full,
+            signatures,
         }
     }
 
@@ -400,7 +411,26 @@ impl<'a> EvalSpace<'a> {
     }
 }
 
+/// Where the duplicate signature lies among an item's family vectors.
+fn signature_column(items: &ItemVectors) -> Option<usize> {
+    items.families.iter().position(|f| f == "dup")
+}
+
+/// An example's duplicate signature from its family vectors (empty when there is none).
+fn signature_of<'p>(items: &ItemVectors, parts: &'p [Vec<f32>]) -> &'p [f32] {
+    signature_column(items)
+        .and_then(|c| parts.get(c))
+        .map_or(&[], Vec::as_slice)
+}
+
 impl Space for EvalSpace<'_> {
+    fn signatures_of(&self, ids: &[i64]) -> Result<Vec<(i64, Vec<f32>)>> {
+        Ok(ids
+            .iter()
+            .filter_map(|&id| lookup(&self.signatures, id).map(|v| (id, v.to_vec())))
+            .collect())
+    }
+
     fn embed(&self, example: &[f32]) -> Vec<f32> {
         let view = self.target.query_view(example);
         match self.augmented() {
@@ -516,7 +546,14 @@ pub fn run_distortions(
                     .filter_map(|(&orig, p)| p.as_ref().map(|p| (orig, p)))
                     .map(|(orig, p)| {
                         let example = target.vector(&items.families, p);
-                        let ranked = rank(space, &example, None, depth, &ranking(search))?;
+                        let ranked = rank_with_copies(
+                            space,
+                            &example,
+                            signature_of(items, p),
+                            None,
+                            depth,
+                            &ranking(search),
+                        )?;
                         Ok(ranked
                             .iter()
                             .position(|r| r.id as usize == orig)

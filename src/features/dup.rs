@@ -30,6 +30,9 @@ const WINDOWS: usize = 6;
 const WINDOW: f32 = 0.86;
 /// Length of a signature.
 pub const LEN: usize = WINDOWS * DIM;
+/// Signature distance at or below which two images are edited copies of one photo, by
+/// default (`duplicates --similarity default`, and the copies `query` ranks first).
+pub const COPY_DISTANCE: f32 = 0.3;
 /// Bandwidth (luma units) of the smoothed histogram that turns values into ranks.
 const RANK_BANDWIDTH: f32 = 0.03;
 

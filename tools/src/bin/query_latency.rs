@@ -64,7 +64,9 @@ fn main() {
                 .unwrap()
                 .unwrap();
             let t = Instant::now();
-            let hits = searcher.rank(&v, Some(*id), 10, &ranking(mode)).unwrap();
+            let hits = searcher
+                .rank(&v, &[], Some(*id), 10, &ranking(mode))
+                .unwrap();
             stored.push(t.elapsed().as_secs_f64() * 1e3);
             tops.push(hits.iter().map(|h| h.id).collect::<Vec<_>>());
             let bytes = std::fs::read(&paths[id]).unwrap();
@@ -79,7 +81,7 @@ fn main() {
             let (names, parts): (Vec<String>, Vec<Vec<f32>>) =
                 rows.into_iter().map(|r| (r.family, r.vector)).unzip();
             let q = searcher.space().fusion.fuse_named(&names, &parts);
-            let _ = searcher.rank(&q, None, 10, &ranking(mode)).unwrap();
+            let _ = searcher.rank(&q, &[], None, 10, &ranking(mode)).unwrap();
             decoded.push(t.elapsed().as_secs_f64() * 1e3);
         }
         top10.push(tops);
