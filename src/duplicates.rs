@@ -257,6 +257,16 @@ pub fn find_in_store(
         .image_records()?
         .into_iter()
         .filter(|r| under(&r.path))
+        .map(|mut record| {
+            // A time recorded as unsettled (the file was new while indexed) is read again, so
+            // that "oldest" and "newest" compare real times.
+            if record.stamp.mtime_ns == crate::store::FileStamp::UNSETTLED_MTIME
+                && let Ok(meta) = std::fs::metadata(&record.path)
+            {
+                record.stamp.mtime_ns = crate::store::FileStamp::of(&meta).mtime_ns;
+            }
+            record
+        })
         .map(|record| Candidate {
             signature: signatures.remove(&record.id).unwrap_or_default(),
             record,

@@ -35,7 +35,7 @@ pub enum LabelSource {
 pub struct EvalArgs {
     /// A labelled dataset folder (holding images/ and groundtruth.tsv), or with --labels folders
     /// a folder of class folders.
-    #[arg(value_name = "DATASET", required_unless_present = "distort")]
+    #[arg(value_name = "DATASET", required_unless_present_any = ["distort", "duplicates"])]
     dataset: Option<PathBuf>,
     /// Ground truth (file name TAB integer label); default DATASET/groundtruth.tsv.
     #[arg(long, value_name = "TSV")]
@@ -52,6 +52,21 @@ pub struct EvalArgs {
     /// Distortion benchmark on any (unlabelled) folder: where do distorted copies find their originals?
     #[arg(long, value_name = "DIR", conflicts_with_all = ["dataset", "groundtruth", "labels", "queries"])]
     distort: Option<PathBuf>,
+    /// Duplicates benchmark on any folder: plants edited copies of --sample photos (--edits
+    /// each) among the rest, runs `duplicates` and scores pairwise precision, recall and F1.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["dataset", "groundtruth", "labels", "queries", "distort"])]
+    duplicates: Option<PathBuf>,
+    /// Edited copies per sampled photo in the duplicates benchmark (distinct kinds, 1 to 20).
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = super::usize_in(1..=20))]
+    edits: usize,
+    /// Where the duplicates benchmark writes its files (an empty or new folder; kept, with
+    /// truth.tsv, so that other tools can be scored on them). Default: a temporary folder,
+    /// removed afterwards.
+    #[arg(long, value_name = "DIR", requires = "duplicates")]
+    work: Option<PathBuf>,
+    /// Similarity of the duplicates benchmark: strict, default, loose or a distance.
+    #[arg(long, value_name = "LEVEL", default_value = "default")]
+    similarity: String,
     /// Distortions to apply (e.g. `blur:2,jpeg:30,crop:0.2`); default: a suite of 28.
     #[arg(long, value_name = "LIST")]
     suite: Option<String>,
@@ -198,6 +213,9 @@ pub fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) -> Result
         .clone()
         .unwrap_or_else(|| format!("{},fused", registry.families().join(",")));
     let targets = parse_targets(&families, &registry, &fusion)?;
+    if let Some(folder) = &args.duplicates {
+        return duplicates_benchmark(index_dir, folder, &args, quiet);
+    }
     if let Some(folder) = &args.distort {
         return distort_benchmark(index_dir, folder, &args, &registry, targets, quiet);
     }
@@ -377,6 +395,131 @@ fn run_report(r: &TargetRun) -> RunReport {
         summary: r.evaluation.summary.clone(),
         extra,
     }
+}
+
+fn duplicates_benchmark(
+    index_dir: Option<&Path>,
+    folder: &Path,
+    args: &EvalArgs,
+    quiet: bool,
+) -> Result<ExitCode> {
+    use crate::eval::duplicates::{plant, score};
+    let threshold = crate::duplicates::Similarity::parse(&args.similarity)?.threshold();
+    let crawled = crate::crawl::crawl(&CrawlConfig {
+        roots: vec![folder.to_path_buf()],
+        ..Default::default()
+    })?;
+    let sources: Vec<PathBuf> = crawled.files.into_iter().map(|f| f.abs_path).collect();
+    if sources.len() < 2 {
+        return Err(Error::InvalidInput(format!(
+            "{}: the duplicates benchmark needs at least two images",
+            folder.display()
+        )));
+    }
+    let temp = std::env::temp_dir().join(format!(
+        "lookalike-duplicates-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    ));
+    let work = args.work.clone().unwrap_or_else(|| temp.join("files"));
+    let originals = args.sample.min(sources.len() - 1);
+    if !quiet {
+        eprintln!(
+            "planting {} edited copies of {originals} photos among {} distractors in {}",
+            originals * args.edits,
+            sources.len() - originals,
+            crate::path_repr::shown(&work)
+        );
+    }
+    let planted = plant(&sources, originals, args.edits, args.seed, &work)?;
+    let collection = match index_dir {
+        Some(d) => Collection::at(d),
+        None => Collection::at(temp.join("index")),
+    };
+    let started = std::time::Instant::now();
+    let summary = index_folder(&collection, &work, args.profile, quiet)?;
+    let store = collection.open_store_read_only()?;
+    let root = std::fs::canonicalize(&work).map_err(|e| Error::io(&work, e))?;
+    let findings = crate::duplicates::find_in_store(
+        &store,
+        std::slice::from_ref(&root),
+        threshold,
+        &crate::duplicates::KeepRule::Best,
+    )?;
+    let seconds = started.elapsed().as_secs_f64();
+    let groups: Vec<Vec<PathBuf>> = findings
+        .groups
+        .iter()
+        .map(|g| {
+            g.members
+                .iter()
+                .filter_map(|m| {
+                    m.record
+                        .path
+                        .strip_prefix(&root)
+                        .ok()
+                        .map(Path::to_path_buf)
+                })
+                .collect()
+        })
+        .collect();
+    let scores = score(&planted, &groups);
+    if args.work.is_none() {
+        let _ = std::fs::remove_dir_all(&temp);
+    }
+    if args.json {
+        super::print_json(&serde_json::json!({
+            "folder": folder.to_string_lossy(),
+            "files": planted.len(),
+            "originals": originals,
+            "edits_per_original": args.edits,
+            "seed": args.seed,
+            "threshold": threshold,
+            "failed": summary.failed.len(),
+            "groups": findings.groups.len(),
+            "seconds": seconds,
+            "scores": scores,
+        }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = TextTable::new([
+        "edit",
+        "pairs",
+        "found",
+        "false",
+        "precision",
+        "recall",
+        "F1",
+    ]);
+    let mut row = |name: &str, s: &crate::eval::duplicates::PairScore| {
+        table.row(vec![
+            name.to_string(),
+            (s.found + s.missed).to_string(),
+            s.found.to_string(),
+            s.false_pairs.to_string(),
+            format!("{:.3}", s.precision),
+            format!("{:.3}", s.recall),
+            format!("{:.3}", s.f1),
+        ]);
+    };
+    for (kind, s) in &scores.by_edit {
+        row(kind, s);
+    }
+    row("all", &scores.overall);
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "duplicates benchmark: {} files ({originals} photos with {} edited copies each, {} distractors), distance <= {threshold:.2}, {} groups, {seconds:.1} s index + search",
+        planted.len(),
+        args.edits,
+        sources.len() - originals,
+        findings.groups.len()
+    )
+    .map_err(super::out_err)?;
+    write!(out, "{}", table.render()).map_err(super::out_err)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn distort_benchmark(

@@ -1,6 +1,7 @@
 //! Accuracy evaluation: ground truth, ranking metrics, distortions, rankings dumps and reports.
 
 pub mod distort;
+pub mod duplicates;
 pub mod groundtruth;
 pub mod metrics;
 pub mod rankings;

@@ -1,0 +1,300 @@
+//! The duplicates benchmark: plants edited copies of sampled photos in a fresh folder, with
+//! the rest as distractors, and scores the groups found by pairwise precision, recall and F1,
+//! overall and per edit kind.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use crate::decode::{DecodeConfig, decode_full_size, flatten_to_rgb, read_image_file};
+use crate::error::{Error, Result};
+use crate::eval::distort::{Distortion, parse_chain};
+use crate::rng::SplitMix64;
+
+/// The edits a copy may carry, one each, at the strengths people apply them.
+pub const EDIT_KINDS: &[&str] = &[
+    "brightness:0.2",
+    "brightness:-0.2",
+    "contrast:0.6",
+    "contrast:1.4",
+    "gamma:0.6",
+    "sat:0.5",
+    "grey",
+    "pad:0.08",
+    "crop:0.15",
+    "corner:0.12",
+    "flip",
+    "turn:1",
+    "turn:2",
+    "turn:3",
+    "rotate:3:crop",
+    "scale:0.5",
+    "jpeg:40",
+    "sharpen:1",
+    "blur:1.5",
+    "mark:0.35",
+];
+
+/// File name of the manifest written next to the planted files.
+pub const TRUTH_FILE: &str = "truth.tsv";
+
+/// One planted file: its path relative to the benchmark folder, the photo it shows (`None`
+/// for a distractor) and the edit it carries (`None` for an original or a distractor).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Planted {
+    pub rel_path: PathBuf,
+    pub family: Option<usize>,
+    pub edit: Option<String>,
+}
+
+/// Writes the benchmark into `out` (which must be empty or absent): `originals` photos sampled
+/// from `sources` with `seed`, each with `edits` edited copies of distinct kinds, and every
+/// other source as a distractor. Copies are saved as JPEG (quality 92). Returns the manifest,
+/// also written to `out/truth.tsv`.
+pub fn plant(
+    sources: &[PathBuf],
+    originals: usize,
+    edits: usize,
+    seed: u64,
+    out: &Path,
+) -> Result<Vec<Planted>> {
+    if let Ok(mut entries) = std::fs::read_dir(out)
+        && entries.next().is_some()
+    {
+        return Err(Error::InvalidInput(format!(
+            "{}: not empty; the benchmark writes its files into an empty or new folder",
+            out.display()
+        )));
+    }
+    let edits = edits.clamp(1, EDIT_KINDS.len());
+    let kinds: Vec<Vec<Distortion>> = EDIT_KINDS
+        .iter()
+        .map(|k| parse_chain(k))
+        .collect::<Result<_>>()?;
+    let mut order: Vec<usize> = (0..sources.len()).collect();
+    order.sort_by_key(|&i| {
+        crate::eval::stable_hash(sources[i].as_os_str().as_encoded_bytes()) ^ seed
+    });
+    let picked: HashSet<usize> = order.iter().take(originals).copied().collect();
+    for sub in ["originals", "copies", "others"] {
+        std::fs::create_dir_all(out.join(sub)).map_err(|e| Error::io(out.join(sub), e))?;
+    }
+    let ext = |p: &Path| {
+        p.extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_else(|| "img".into())
+    };
+    let planted: Vec<Vec<Planted>> = (0..sources.len())
+        .into_par_iter()
+        .map(|i| -> Result<Vec<Planted>> {
+            let src = &sources[i];
+            if !picked.contains(&i) {
+                let rel = PathBuf::from("others").join(format!("{i:05}.{}", ext(src)));
+                std::fs::copy(src, out.join(&rel)).map_err(|e| Error::io(src, e))?;
+                return Ok(vec![Planted {
+                    rel_path: rel,
+                    family: None,
+                    edit: None,
+                }]);
+            }
+            let rel = PathBuf::from("originals").join(format!("{i:05}.{}", ext(src)));
+            std::fs::copy(src, out.join(&rel)).map_err(|e| Error::io(src, e))?;
+            let mut list = vec![Planted {
+                rel_path: rel,
+                family: Some(i),
+                edit: None,
+            }];
+            let cfg = DecodeConfig::default();
+            let bytes = read_image_file(src, &cfg)?;
+            let image = flatten_to_rgb(decode_full_size(&bytes, src, &cfg)?);
+            let mut rng =
+                SplitMix64::new(seed ^ crate::eval::stable_hash(&(i as u64).to_le_bytes()));
+            let mut chosen: Vec<usize> = Vec::new();
+            while chosen.len() < edits {
+                let k = (rng.next_u64() % EDIT_KINDS.len() as u64) as usize;
+                if !chosen.contains(&k) {
+                    chosen.push(k);
+                }
+            }
+            for k in chosen {
+                let copy = crate::eval::distort::apply_chain(&kinds[k], &image, rng.next_u64())?;
+                let name = EDIT_KINDS[k].replace(':', "_");
+                let rel = PathBuf::from("copies").join(format!("{i:05}_{name}.jpg"));
+                let path = out.join(&rel);
+                let mut buf = Vec::new();
+                image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, 92)
+                    .encode_image(&copy)
+                    .map_err(|e| Error::InvalidInput(format!("{}: {e}", path.display())))?;
+                std::fs::write(&path, buf).map_err(|e| Error::io(&path, e))?;
+                list.push(Planted {
+                    rel_path: rel,
+                    family: Some(i),
+                    edit: Some(EDIT_KINDS[k].to_string()),
+                });
+            }
+            Ok(list)
+        })
+        .collect::<Result<_>>()?;
+    let planted: Vec<Planted> = planted.into_iter().flatten().collect();
+    let truth = out.join(TRUTH_FILE);
+    let mut text = String::from("path\tfamily\tedit\n");
+    for p in &planted {
+        text.push_str(&format!(
+            "{}\t{}\t{}\n",
+            p.rel_path.display(),
+            p.family.map_or("-".into(), |f| f.to_string()),
+            p.edit.as_deref().unwrap_or("-")
+        ));
+    }
+    std::fs::File::create(&truth)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| Error::io(&truth, e))?;
+    Ok(planted)
+}
+
+/// Pair counts and the scores made from them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct PairScore {
+    /// True pairs found.
+    pub found: usize,
+    /// Pairs found that are not copies of one photo.
+    pub false_pairs: usize,
+    /// True pairs missed.
+    pub missed: usize,
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+}
+
+impl PairScore {
+    fn from_counts(found: usize, false_pairs: usize, missed: usize) -> PairScore {
+        let ratio = |a: usize, b: usize| if b == 0 { 1.0 } else { a as f64 / b as f64 };
+        let precision = ratio(found, found + false_pairs);
+        let recall = ratio(found, found + missed);
+        let f1 = if precision + recall > 0.0 {
+            2.0 * precision * recall / (precision + recall)
+        } else {
+            0.0
+        };
+        PairScore {
+            found,
+            false_pairs,
+            missed,
+            precision,
+            recall,
+            f1,
+        }
+    }
+}
+
+/// Scores of one run: overall, and per edit kind over the pairs that hold a copy of that kind.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DuplicateScores {
+    pub overall: PairScore,
+    pub by_edit: BTreeMap<String, PairScore>,
+}
+
+/// Scores `groups` (each a list of paths relative to the benchmark folder) against the
+/// manifest: every pair of files in one group is a predicted pair; every pair of files of one
+/// photo is a true pair. Files the manifest does not name are ignored.
+pub fn score(planted: &[Planted], groups: &[Vec<PathBuf>]) -> DuplicateScores {
+    let index: HashMap<&Path, usize> = planted
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.rel_path.as_path(), i))
+        .collect();
+    let mut predicted: HashSet<(usize, usize)> = HashSet::new();
+    for g in groups {
+        let members: Vec<usize> = g
+            .iter()
+            .filter_map(|p| index.get(p.as_path()).copied())
+            .collect();
+        for (a, &x) in members.iter().enumerate() {
+            for &y in &members[a + 1..] {
+                predicted.insert((x.min(y), x.max(y)));
+            }
+        }
+    }
+    let is_true =
+        |x: usize, y: usize| planted[x].family.is_some() && planted[x].family == planted[y].family;
+    let mut truth: Vec<(usize, usize)> = Vec::new();
+    let mut by_family: HashMap<usize, Vec<usize>> = HashMap::new();
+    for (i, p) in planted.iter().enumerate() {
+        if let Some(f) = p.family {
+            by_family.entry(f).or_default().push(i);
+        }
+    }
+    for members in by_family.values() {
+        for (a, &x) in members.iter().enumerate() {
+            for &y in &members[a + 1..] {
+                truth.push((x.min(y), x.max(y)));
+            }
+        }
+    }
+    let count = |keep: &dyn Fn(usize, usize) -> bool| {
+        let found = truth
+            .iter()
+            .filter(|&&(x, y)| keep(x, y) && predicted.contains(&(x, y)))
+            .count();
+        let missed = truth
+            .iter()
+            .filter(|&&(x, y)| keep(x, y) && !predicted.contains(&(x, y)))
+            .count();
+        let false_pairs = predicted
+            .iter()
+            .filter(|&&(x, y)| keep(x, y) && !is_true(x, y))
+            .count();
+        PairScore::from_counts(found, false_pairs, missed)
+    };
+    let overall = count(&|_, _| true);
+    let mut by_edit = BTreeMap::new();
+    for kind in EDIT_KINDS {
+        let has = |i: usize| planted[i].edit.as_deref() == Some(*kind);
+        let s = count(&|x, y| has(x) || has(y));
+        if s.found + s.missed + s.false_pairs > 0 {
+            by_edit.insert(kind.to_string(), s);
+        }
+    }
+    DuplicateScores { overall, by_edit }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(path: &str, family: Option<usize>, edit: Option<&str>) -> Planted {
+        Planted {
+            rel_path: PathBuf::from(path),
+            family,
+            edit: edit.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn pairs_are_scored_overall_and_per_edit() {
+        let planted = vec![
+            p("o1", Some(1), None),
+            p("c1a", Some(1), Some("flip")),
+            p("c1b", Some(1), Some("grey")),
+            p("x", None, None),
+        ];
+        // Found: o1-c1a; false: c1b-x; missed: o1-c1b, c1a-c1b.
+        let groups = vec![
+            vec![PathBuf::from("o1"), PathBuf::from("c1a")],
+            vec![PathBuf::from("c1b"), PathBuf::from("x")],
+        ];
+        let s = score(&planted, &groups);
+        assert_eq!(
+            (s.overall.found, s.overall.false_pairs, s.overall.missed),
+            (1, 1, 2)
+        );
+        assert!((s.overall.precision - 0.5).abs() < 1e-12);
+        assert!((s.overall.recall - 1.0 / 3.0).abs() < 1e-12);
+        let flip = s.by_edit["flip"];
+        assert_eq!((flip.found, flip.false_pairs, flip.missed), (1, 0, 1));
+        let grey = s.by_edit["grey"];
+        assert_eq!((grey.found, grey.false_pairs, grey.missed), (0, 1, 2));
+    }
+}
