@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::features::dup::{LEN, duplicate_distance};
+use crate::features::dup::{CopyTest, LEN, compare};
 use crate::store::{ImageRecord, Store};
 
 /// How alike two images must be to count as copies, as a person would choose it.
@@ -25,13 +25,23 @@ pub enum Similarity {
 }
 
 impl Similarity {
-    /// The greatest signature distance that still makes a pair of copies.
-    pub fn threshold(self) -> f32 {
+    /// The test a pair of copies passes: the greatest layout distance, and the greatest
+    /// detail distance (a numeric level keeps the default's).
+    pub fn test(self) -> CopyTest {
         match self {
-            Similarity::Strict => 0.2,
-            Similarity::Default => crate::features::dup::COPY_DISTANCE,
-            Similarity::Loose => 0.45,
-            Similarity::Threshold(t) => t,
+            Similarity::Strict => CopyTest {
+                layout: 0.3,
+                detail: 0.75,
+            },
+            Similarity::Default => CopyTest::DEFAULT,
+            Similarity::Loose => CopyTest {
+                layout: 0.5,
+                detail: 0.95,
+            },
+            Similarity::Threshold(t) => CopyTest {
+                layout: t,
+                ..CopyTest::DEFAULT
+            },
         }
     }
 
@@ -117,7 +127,8 @@ impl KeepRule {
 #[derive(Debug, Clone)]
 pub struct Member {
     pub record: ImageRecord,
-    /// Signature distance to the group's keeper (0 for the keeper and byte-identical copies).
+    /// Layout distance of the signatures to the group's keeper (0 for the keeper and
+    /// byte-identical copies; 2 when either has no usable signature).
     pub distance: f32,
     /// Byte-identical to the keeper.
     pub exact: bool,
@@ -157,12 +168,12 @@ pub struct Findings {
     /// Images without a signature (indexed by an older version): only their byte-identical
     /// copies are found until `lookalike index` runs again.
     pub unsigned: usize,
-    pub threshold: f32,
+    pub test: CopyTest,
 }
 
-/// Groups `candidates`: byte-identical copies and pairs within `threshold`, joined
+/// Groups `candidates`: byte-identical copies and pairs that pass `test`, joined
 /// transitively; groups of one are left out. Groups come in keeper path order.
-pub fn group(candidates: Vec<Candidate>, threshold: f32, keep: &KeepRule) -> Vec<Group> {
+pub fn group(candidates: Vec<Candidate>, test: CopyTest, keep: &KeepRule) -> Vec<Group> {
     let n = candidates.len();
     let mut parent: Vec<usize> = (0..n).collect();
     fn find(parent: &mut [usize], mut i: usize) -> usize {
@@ -196,8 +207,7 @@ pub fn group(candidates: Vec<Candidate>, threshold: f32, keep: &KeepRule) -> Vec
         .flat_map_iter(|(k, &i)| {
             let candidates = &candidates;
             signed[k + 1..].iter().filter_map(move |&j| {
-                (duplicate_distance(&candidates[i].signature, &candidates[j].signature)
-                    <= threshold)
+                test.accepts(&compare(&candidates[i].signature, &candidates[j].signature))
                     .then_some((i, j))
             })
         })
@@ -224,7 +234,7 @@ pub fn group(candidates: Vec<Candidate>, threshold: f32, keep: &KeepRule) -> Vec
                     let distance = if exact {
                         0.0
                     } else {
-                        duplicate_distance(&keeper.signature, &c.signature)
+                        compare(&keeper.signature, &c.signature).layout
                     };
                     Member {
                         record: c.record.clone(),
@@ -244,7 +254,7 @@ pub fn group(candidates: Vec<Candidate>, threshold: f32, keep: &KeepRule) -> Vec
 pub fn find_in_store(
     store: &Store,
     within: &[PathBuf],
-    threshold: f32,
+    test: CopyTest,
     keep: &KeepRule,
 ) -> Result<Findings> {
     let mut signatures: HashMap<i64, Vec<f32>> = store
@@ -278,10 +288,10 @@ pub fn find_in_store(
         .filter(|c| c.signature.len() != LEN)
         .count();
     Ok(Findings {
-        groups: group(candidates, threshold, keep),
+        groups: group(candidates, test, keep),
         images,
         unsigned,
-        threshold,
+        test,
     })
 }
 
@@ -338,21 +348,27 @@ mod tests {
                 signature: Vec::new(),
             },
         ];
-        let groups = group(candidates.clone(), 0.3, &KeepRule::Best);
+        let groups = group(candidates.clone(), CopyTest::DEFAULT, &KeepRule::Best);
         assert_eq!(groups.len(), 1);
         let paths: Vec<_> = groups[0].members.iter().map(|m| m.record.id).collect();
         assert_eq!(paths, vec![2, 1, 4]);
         assert!(!groups[0].members[2].exact && groups[0].members[1].distance < 1e-6);
-        let newest = group(candidates.clone(), 0.3, &KeepRule::Oldest);
+        let newest = group(candidates.clone(), CopyTest::DEFAULT, &KeepRule::Oldest);
         assert_eq!(newest[0].keeper().record.id, 1);
         let matching = KeepRule::parse("match:**/d.jpg").unwrap();
-        assert_eq!(group(candidates, 0.3, &matching)[0].keeper().record.id, 4);
+        assert_eq!(
+            group(candidates, CopyTest::DEFAULT, &matching)[0]
+                .keeper()
+                .record
+                .id,
+            4
+        );
     }
 
     #[test]
     fn similarity_and_keep_rules_parse_or_explain() {
-        assert_eq!(Similarity::parse("strict").unwrap().threshold(), 0.2);
-        assert_eq!(Similarity::parse("0.5").unwrap().threshold(), 0.5);
+        assert_eq!(Similarity::parse("strict").unwrap().test().layout, 0.3);
+        assert_eq!(Similarity::parse("0.5").unwrap().test().layout, 0.5);
         assert!(Similarity::parse("3").is_err());
         assert!(Similarity::parse("NaN").is_err());
         assert!(KeepRule::parse("largest").is_err());

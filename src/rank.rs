@@ -12,7 +12,7 @@
 //!    others ([`crate::nearest_first`]); the rest keep the search's order.
 //!
 //! 4. when the example has a duplicate signature, the first [`COPY_POOL`] candidates of a
-//!    plain search whose signature lies within [`COPY_DISTANCE`] of it are edited copies of
+//!    plain search whose signature passes [`CopyTest::DEFAULT`] with it are edited copies of
 //!    the example: they go first, nearest copy first, right after exact duplicates
 //!    ([`rank_with_copies`]).
 //!
@@ -20,7 +20,7 @@
 //! exact search; a graph search may find other candidates when asked for more).
 
 use crate::error::Result;
-use crate::features::dup::{COPY_DISTANCE, LEN as SIGNATURE_LEN, duplicate_distance};
+use crate::features::dup::{CopyTest, LEN as SIGNATURE_LEN, compare};
 use crate::nearest_first;
 use crate::query_expansion::QueryExpansion;
 
@@ -147,7 +147,7 @@ pub fn rank<S: Space + ?Sized>(
 }
 
 /// [`rank`], then the example's edited copies first: among the first [`COPY_POOL`] candidates
-/// of a plain search, those whose duplicate signature lies within [`COPY_DISTANCE`] of
+/// of a plain search, those whose duplicate signature passes [`CopyTest::DEFAULT`] with
 /// `signature`, nearest first, after the exact duplicates. An empty `signature` (an example
 /// without one) ranks as [`rank`] does.
 pub fn rank_with_copies<S: Space + ?Sized>(
@@ -171,8 +171,9 @@ pub fn rank_with_copies<S: Space + ?Sized>(
     let mut copies: Vec<(i64, f32)> = space
         .signatures_of(&pool)?
         .into_iter()
-        .map(|(id, s)| (id, duplicate_distance(signature, &s)))
-        .filter(|&(_, d)| d <= COPY_DISTANCE)
+        .map(|(id, s)| (id, compare(signature, &s)))
+        .filter(|(_, m)| CopyTest::DEFAULT.accepts(m))
+        .map(|(id, m)| (id, m.layout))
         .collect();
     if copies.is_empty() {
         return Ok(ranking);

@@ -69,7 +69,7 @@ pub fn cmd_duplicates(
     args: DuplicatesArgs,
     quiet: bool,
 ) -> Result<ExitCode> {
-    let threshold = Similarity::parse(&args.similarity)?.threshold();
+    let test = Similarity::parse(&args.similarity)?.test();
     let keep = KeepRule::parse(&args.keep)?;
     let action = if let Some(dest) = &args.move_to {
         Some(Action::MoveTo(absolute(dest)?))
@@ -120,7 +120,7 @@ pub fn cmd_duplicates(
         }
     }
     let store = collection.open_store_read_only()?;
-    let findings = find_in_store(&store, &within, threshold, &keep)?;
+    let findings = find_in_store(&store, &within, test, &keep)?;
     if let Some(Action::MoveTo(dest)) = &action
         && let Some(root) = findings
             .groups
@@ -270,7 +270,7 @@ fn listing_json(f: &Findings) -> Value {
         })
         .collect();
     json!({
-        "threshold": f.threshold,
+        "test": f.test,
         "images": f.images,
         "without_signature": f.unsigned,
         "groups": groups,
@@ -307,12 +307,13 @@ fn write_text(f: &Findings) -> Result<()> {
     let copies: usize = f.groups.iter().map(|g| g.copies().len()).sum();
     writeln!(
         out,
-        "{} groups, {} copies not kept ({}) among {} images (distance <= {:.2})",
+        "{} groups, {} copies not kept ({}) among {} images (layout distance <= {:.2}, detail <= {:.2})",
         f.groups.len(),
         copies,
         human_bytes(reclaimable(&f.groups)),
         f.images,
-        f.threshold
+        f.test.layout,
+        f.test.detail
     )
     .map_err(out_err)?;
     for (i, g) in f.groups.iter().enumerate() {

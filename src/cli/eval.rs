@@ -404,7 +404,7 @@ fn duplicates_benchmark(
     quiet: bool,
 ) -> Result<ExitCode> {
     use crate::eval::duplicates::{plant, score};
-    let threshold = crate::duplicates::Similarity::parse(&args.similarity)?.threshold();
+    let test = crate::duplicates::Similarity::parse(&args.similarity)?.test();
     let crawled = crate::crawl::crawl(&CrawlConfig {
         roots: vec![folder.to_path_buf()],
         ..Default::default()
@@ -445,7 +445,7 @@ fn duplicates_benchmark(
     let findings = crate::duplicates::find_in_store(
         &store,
         std::slice::from_ref(&root),
-        threshold,
+        test,
         &crate::duplicates::KeepRule::Best,
     )?;
     let seconds = started.elapsed().as_secs_f64();
@@ -476,7 +476,7 @@ fn duplicates_benchmark(
             "originals": originals,
             "edits_per_original": args.edits,
             "seed": args.seed,
-            "threshold": threshold,
+            "test": test,
             "failed": summary.failed.len(),
             "groups": findings.groups.len(),
             "seconds": seconds,
@@ -511,10 +511,12 @@ fn duplicates_benchmark(
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "duplicates benchmark: {} files ({originals} photos with {} edited copies each, {} distractors), distance <= {threshold:.2}, {} groups, {seconds:.1} s index + search",
+        "duplicates benchmark: {} files ({originals} photos with {} edited copies each, {} distractors), layout distance <= {:.2} and detail <= {:.2}, {} groups, {seconds:.1} s index + search",
         planted.len(),
         args.edits,
         sources.len() - originals,
+        test.layout,
+        test.detail,
         findings.groups.len()
     )
     .map_err(super::out_err)?;

@@ -1,0 +1,379 @@
+//! `lookalike duplicates` and `lookalike undo` end to end: every edit kind, every action and
+//! its undo, the dry run, and the files an action must leave alone.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use lookalike::eval::distort::{apply_chain, parse_chain};
+use lookalike::eval::duplicates::EDIT_KINDS;
+use serde_json::Value;
+
+const PHOTOS: [&str; 4] = ["astronaut", "camera", "coffee", "rocket"];
+
+fn sample(photo: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("sample_data")
+        .join(photo)
+        .join("original.jpg")
+}
+
+struct Env {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    photos: PathBuf,
+    index: PathBuf,
+}
+
+impl Env {
+    fn new() -> Env {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().canonicalize().unwrap();
+        let photos = root.join("photos");
+        std::fs::create_dir_all(&photos).unwrap();
+        Env {
+            index: root.join("idx"),
+            photos,
+            root,
+            _tmp: tmp,
+        }
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::cargo_bin("lookalike").unwrap();
+        c.current_dir(&self.root)
+            .env_remove("LOOKALIKE_INDEX")
+            // The desktop trash of these tests lives in the temporary folder.
+            .env("HOME", &self.root)
+            .env("XDG_DATA_HOME", self.root.join("data"))
+            .arg("--index-dir")
+            .arg(&self.index);
+        c
+    }
+
+    /// `duplicates` on the photos folder with extra arguments; its JSON and exit code.
+    fn duplicates(&self, extra: &[&str]) -> (Value, i32) {
+        let out = self
+            .cmd()
+            .arg("-q")
+            .arg("duplicates")
+            .arg(&self.photos)
+            .arg("--json")
+            .args(extra)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let json = serde_json::from_str(&text).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}): {text}\nstderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (json, out.status.code().unwrap())
+    }
+
+    fn put(&self, rel: &str, bytes: &[u8]) -> PathBuf {
+        let path = self.photos.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+}
+
+/// Every group as the set of its paths, with the kept one first.
+fn groups(json: &Value) -> Vec<Vec<String>> {
+    json["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            let mut v = vec![g["keep"]["path"].as_str().unwrap().to_string()];
+            v.extend(
+                g["copies"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| c["path"].as_str().unwrap().to_string()),
+            );
+            v
+        })
+        .collect()
+}
+
+fn jpeg(img: &image::RgbImage) -> Vec<u8> {
+    let mut buf = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, 92)
+        .encode_image(img)
+        .unwrap();
+    buf
+}
+
+#[test]
+fn every_edit_kind_joins_its_original_and_photos_stay_apart() {
+    let env = Env::new();
+    for photo in PHOTOS {
+        let original = image::open(sample(photo)).unwrap().to_rgb8();
+        env.put(&format!("{photo}/original.jpg"), &jpeg(&original));
+        for (k, kind) in EDIT_KINDS.iter().enumerate() {
+            let copy = apply_chain(&parse_chain(kind).unwrap(), &original, k as u64).unwrap();
+            env.put(
+                &format!("{photo}/edits/{}.jpg", kind.replace(':', "_")),
+                &jpeg(&copy),
+            );
+        }
+    }
+    let (json, code) = env.duplicates(&[]);
+    assert_eq!(code, 0);
+    let groups = groups(&json);
+    let photo_of = |p: &str| {
+        PHOTOS
+            .iter()
+            .find(|ph| p.contains(&format!("/photos/{ph}/")))
+            .copied()
+            .unwrap()
+    };
+    // No group mixes two photos.
+    for g in &groups {
+        assert!(
+            g.iter().all(|p| photo_of(p) == photo_of(&g[0])),
+            "a group mixes photos: {g:?}"
+        );
+    }
+    let group_of: HashMap<&str, usize> = groups
+        .iter()
+        .enumerate()
+        .flat_map(|(i, g)| g.iter().map(move |p| (p.as_str(), i)))
+        .collect();
+    let mut missed = Vec::new();
+    for photo in PHOTOS {
+        let original = env.photos.join(photo).join("original.jpg");
+        let home = group_of.get(original.to_str().unwrap());
+        for kind in EDIT_KINDS {
+            let copy = env
+                .photos
+                .join(photo)
+                .join("edits")
+                .join(format!("{}.jpg", kind.replace(':', "_")));
+            if home.is_none() || group_of.get(copy.to_str().unwrap()) != home {
+                missed.push(format!("{photo} {kind}"));
+            }
+        }
+    }
+    assert!(
+        missed.is_empty(),
+        "copies not grouped with their original: {missed:?}"
+    );
+}
+
+/// Two photos, each with an exact copy and an edited copy; returns the paths of the copies.
+fn two_groups(env: &Env) -> Vec<PathBuf> {
+    let mut copies = Vec::new();
+    for photo in ["camera", "coffee"] {
+        let bytes = std::fs::read(sample(photo)).unwrap();
+        env.put(&format!("{photo}.jpg"), &bytes);
+        copies.push(env.put(&format!("backup/{photo}.jpg"), &bytes));
+        let small = image::open(sample(photo))
+            .unwrap()
+            .to_rgb8()
+            .pipe(|i| image::imageops::resize(&i, 200, 150, image::imageops::FilterType::Triangle));
+        copies.push(env.put(&format!("mail/{photo}_small.jpg"), &jpeg(&small)));
+    }
+    copies
+}
+
+trait Pipe: Sized {
+    fn pipe<T>(self, f: impl FnOnce(Self) -> T) -> T {
+        f(self)
+    }
+}
+impl<T> Pipe for T {}
+
+fn read_all(paths: &[PathBuf]) -> Vec<Vec<u8>> {
+    paths.iter().map(|p| std::fs::read(p).unwrap()).collect()
+}
+
+#[test]
+fn dry_run_changes_nothing_then_move_and_undo_restore_every_byte() {
+    let env = Env::new();
+    let copies = two_groups(&env);
+    let before = read_all(&copies);
+    let dest = env.root.join("dupes");
+    let dest_arg = dest.to_str().unwrap();
+    let (json, code) = env.duplicates(&["--move-to", dest_arg]);
+    assert_eq!(code, 0);
+    assert_eq!(groups(&json).len(), 2, "{json}");
+    let steps = json["action"]["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 4);
+    assert!(steps.iter().all(|s| s["outcome"] == "would_do"), "{json}");
+    assert_eq!(read_all(&copies), before, "a dry run changed files");
+    assert!(!dest.exists());
+
+    let (json, code) = env.duplicates(&["--move-to", dest_arg, "--apply"]);
+    assert_eq!(code, 0, "{json}");
+    for c in &copies {
+        assert!(!c.exists(), "{} was not moved", c.display());
+        let rel = c.strip_prefix(&env.photos).unwrap();
+        assert!(
+            dest.join(rel).is_file(),
+            "{} is not at its relative path",
+            rel.display()
+        );
+    }
+    let journals: Vec<_> = std::fs::read_dir(env.index.join("journal"))
+        .unwrap()
+        .collect();
+    assert_eq!(journals.len(), 1);
+
+    let out = env.cmd().args(["undo", "--json"]).output().unwrap();
+    assert!(out.status.success());
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["action"], "move");
+    assert_eq!(read_all(&copies), before, "undo did not restore the bytes");
+    // Nothing left to undo.
+    let out = env.cmd().args(["undo", "--json"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "null");
+}
+
+#[test]
+fn trash_and_hardlink_are_undone_and_edited_copies_are_never_linked() {
+    let env = Env::new();
+    let copies = two_groups(&env);
+    let before = read_all(&copies);
+
+    let (json, code) = env.duplicates(&["--hardlink", "--apply"]);
+    assert_eq!(code, 0, "{json}");
+    let steps = json["action"]["steps"].as_array().unwrap();
+    let done = steps.iter().filter(|s| s["outcome"] == "done").count();
+    let skipped = steps.iter().filter(|s| s["outcome"] == "skipped").count();
+    assert_eq!((done, skipped), (2, 2), "{json}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(std::fs::metadata(&copies[0]).unwrap().nlink(), 2);
+    }
+    assert!(env.cmd().arg("undo").assert().get_output().status.success());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(std::fs::metadata(&copies[0]).unwrap().nlink(), 1);
+    }
+    assert_eq!(read_all(&copies), before);
+
+    let (json, code) = env.duplicates(&["--trash", "--apply"]);
+    assert_eq!(code, 0, "{json}");
+    assert!(copies.iter().all(|c| !c.exists()), "{json}");
+    let trashed = env.root.join("data").join("Trash").join("files");
+    assert_eq!(std::fs::read_dir(&trashed).unwrap().count(), 4);
+    assert!(env.cmd().arg("undo").assert().get_output().status.success());
+    assert_eq!(
+        read_all(&copies),
+        before,
+        "the trash did not give the files back"
+    );
+}
+
+#[test]
+fn delete_needs_its_confirmation_and_cannot_be_undone() {
+    let env = Env::new();
+    let copies = two_groups(&env);
+    let out = env
+        .cmd()
+        .arg("duplicates")
+        .arg(&env.photos)
+        .args(["--delete", "--apply"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--yes-delete"));
+    assert!(copies.iter().all(|c| c.exists()));
+    let (_, code) = env.duplicates(&["--delete", "--apply", "--yes-delete"]);
+    assert_eq!(code, 0);
+    assert!(copies.iter().all(|c| !c.exists()));
+    let out = env.cmd().args(["undo", "--json"]).output().unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        report["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["reason"].as_str().unwrap().contains("cannot be undone")),
+        "{report}"
+    );
+}
+
+#[test]
+fn changed_and_read_only_files_are_left_alone() {
+    let env = Env::new();
+    let copies = two_groups(&env);
+    // Indexed, then one copy is rewritten and another made read-only.
+    env.duplicates(&[]);
+    std::fs::write(&copies[0], b"not the indexed bytes any more").unwrap();
+    let mut perms = std::fs::metadata(&copies[2]).unwrap().permissions();
+    perms.set_readonly(true);
+    std::fs::set_permissions(&copies[2], perms).unwrap();
+    let dest = env.root.join("dupes");
+    let out = env
+        .cmd()
+        .arg("-q")
+        .arg("duplicates")
+        .args(["--json", "--move-to"])
+        .arg(&dest)
+        .arg("--apply")
+        .output()
+        .unwrap();
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let steps = json["action"]["steps"].as_array().unwrap();
+    let reason = |p: &Path| {
+        steps
+            .iter()
+            .find(|s| s["path"] == p.to_str().unwrap())
+            .map(|s| s["reason"].as_str().unwrap_or("").to_string())
+            .unwrap()
+    };
+    assert!(
+        reason(&copies[0]).contains("changed since it was indexed"),
+        "{json}"
+    );
+    assert!(reason(&copies[2]).contains("read-only"), "{json}");
+    assert_eq!(
+        std::fs::read(&copies[0]).unwrap(),
+        b"not the indexed bytes any more"
+    );
+    assert!(copies[2].exists());
+    assert!(!copies[1].exists() && !copies[3].exists(), "{json}");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_name_with_odd_bytes_is_listed_moved_and_restored_exactly() {
+    use std::os::unix::ffi::OsStrExt;
+    let env = Env::new();
+    let bytes = std::fs::read(sample("rocket")).unwrap();
+    env.put("rocket.jpg", &bytes);
+    let odd = env
+        .photos
+        .join(std::ffi::OsStr::from_bytes(b"copy \xff\n-x.jpg"));
+    std::fs::write(&odd, &bytes).unwrap();
+    let out = env
+        .cmd()
+        .arg("-q")
+        .arg("duplicates")
+        .arg(&env.photos)
+        .arg("-0")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let mut expected = odd.as_os_str().as_bytes().to_vec();
+    expected.push(0);
+    assert_eq!(out.stdout, expected);
+    let dest = env.root.join("dupes");
+    let (_, code) = env.duplicates(&["--move-to", dest.to_str().unwrap(), "--apply"]);
+    assert_eq!(code, 0);
+    assert!(!odd.exists());
+    assert!(
+        dest.join(std::ffi::OsStr::from_bytes(b"copy \xff\n-x.jpg"))
+            .is_file()
+    );
+    assert!(env.cmd().arg("undo").assert().get_output().status.success());
+    assert_eq!(std::fs::read(&odd).unwrap(), bytes);
+}
