@@ -353,15 +353,17 @@ mod tests {
         let paths: Vec<_> = groups[0].members.iter().map(|m| m.record.id).collect();
         assert_eq!(paths, vec![2, 1, 4]);
         assert!(!groups[0].members[2].exact && groups[0].members[1].distance < 1e-6);
-        let newest = group(candidates.clone(), CopyTest::DEFAULT, &KeepRule::Oldest);
-        assert_eq!(newest[0].keeper().record.id, 1);
-        let matching = KeepRule::parse("match:**/d.jpg").unwrap();
+        let oldest = group(candidates.clone(), CopyTest::DEFAULT, &KeepRule::Oldest);
+        assert_eq!(oldest[0].keeper().record.id, 4);
+        let newest = group(candidates.clone(), CopyTest::DEFAULT, &KeepRule::Newest);
+        assert_eq!(newest[0].keeper().record.id, 2);
+        let matching = KeepRule::parse("match:**/a.jpg").unwrap();
         assert_eq!(
             group(candidates, CopyTest::DEFAULT, &matching)[0]
                 .keeper()
                 .record
                 .id,
-            4
+            1
         );
     }
 

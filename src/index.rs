@@ -970,7 +970,7 @@ mod tests {
                 f.clone()
             })
             .collect();
-        let expected: HashSet<String> = ["color", "lbp", "orient"].map(String::from).into();
+        let expected: HashSet<String> = ["color", "lbp", "orient", "dup"].map(String::from).into();
         assert_eq!(families, expected);
         let record = collection.dump_record(&store).unwrap().unwrap();
         assert_eq!(

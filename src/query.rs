@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::collection::Collection;
 use crate::decode::DecodeConfig;
 use crate::error::{Error, Result};
+use crate::features::dup::{CopyTest, Match, compare};
 use crate::features::{Fusion, Registry};
 use crate::index::extract_bytes;
 use crate::query_expansion::QueryExpansion;
@@ -245,6 +246,10 @@ impl Searcher {
     }
 }
 
+/// Collections up to this size have every duplicate signature compared with the example's;
+/// larger ones look for copies among the first candidates of the search.
+const ALL_COPIES_UP_TO: u64 = 20_000;
+
 /// Ranked images beyond the `k` asked for, standing in for those found gone or changed.
 const STALE_MARGIN: usize = 8;
 
@@ -269,6 +274,28 @@ impl Space for IndexedSpace<'_> {
 
     fn vectors_of(&self, ids: &[i64]) -> Result<Vec<(i64, Vec<f32>)>> {
         self.0.space.vectors_of(&self.0.store, ids)
+    }
+
+    fn all_copies(&self, signature: &[f32], test: &CopyTest) -> Result<Option<Vec<(i64, Match)>>> {
+        let store = &self.0.store;
+        if store.image_count()? > ALL_COPIES_UP_TO {
+            return Ok(None);
+        }
+        let mut found = Vec::new();
+        store.for_each_vector(&["dup"], |id, mut parts| {
+            if let Some(s) = parts.pop() {
+                let m = compare(signature, &s);
+                if test.accepts(&m) {
+                    found.push((id, m));
+                }
+            }
+            Ok(())
+        })?;
+        // Images deleted by an `index` run since the search space was loaded are left out.
+        let ids: Vec<i64> = found.iter().map(|f| f.0).collect();
+        let indexed = store.paths(&ids)?;
+        found.retain(|f| indexed.contains_key(&f.0));
+        Ok(Some(found))
     }
 
     fn signatures_of(&self, ids: &[i64]) -> Result<Vec<(i64, Vec<f32>)>> {

@@ -11,16 +11,17 @@
 //!    below [`DUPLICATE_DISTANCE`]) first, then the candidate nearest to the example among the
 //!    others ([`crate::nearest_first`]); the rest keep the search's order.
 //!
-//! 4. when the example has a duplicate signature, the first [`COPY_POOL`] candidates of a
-//!    plain search whose signature passes [`CopyTest::DEFAULT`] with it are edited copies of
-//!    the example: they go first, nearest copy first, right after exact duplicates
-//!    ([`rank_with_copies`]).
+//! 4. when the example has a duplicate signature, the indexed images whose signature passes
+//!    [`CopyTest::DEFAULT`] with it are edited copies of the example: they go first, nearest
+//!    copy first, right after exact duplicates ([`rank_with_copies`]). A space too large to
+//!    compare every signature looks among the first [`COPY_POOL`] candidates of a plain
+//!    search.
 //!
 //! The head has a fixed size, so a longer list starts with the shorter one (exactly so for
 //! exact search; a graph search may find other candidates when asked for more).
 
 use crate::error::Result;
-use crate::features::dup::{CopyTest, LEN as SIGNATURE_LEN, compare};
+use crate::features::dup::{CopyTest, LEN as SIGNATURE_LEN, Match, compare};
 use crate::nearest_first;
 use crate::query_expansion::QueryExpansion;
 
@@ -80,6 +81,13 @@ pub trait Space {
     fn signatures_of(&self, ids: &[i64]) -> Result<Vec<(i64, Vec<f32>)>> {
         let _ = ids;
         Ok(Vec::new())
+    }
+    /// Every indexed image whose signature passes `test` with `signature`, when the space can
+    /// afford to compare them all; `None` leaves the search to the first [`COPY_POOL`]
+    /// candidates of a plain search.
+    fn all_copies(&self, signature: &[f32], test: &CopyTest) -> Result<Option<Vec<(i64, Match)>>> {
+        let _ = (signature, test);
+        Ok(None)
     }
 }
 
@@ -162,17 +170,26 @@ pub fn rank_with_copies<S: Space + ?Sized>(
     if signature.len() != SIGNATURE_LEN || k == 0 {
         return Ok(ranking);
     }
-    let pool: Vec<i64> = space
-        .search(&space.embed(example), COPY_POOL, cfg.mode)?
+    let test = CopyTest::DEFAULT;
+    let matches = match space.all_copies(signature, &test)? {
+        Some(all) => all,
+        None => {
+            let pool: Vec<i64> = space
+                .search(&space.embed(example), COPY_POOL, cfg.mode)?
+                .into_iter()
+                .map(|h| h.0)
+                .collect();
+            space
+                .signatures_of(&pool)?
+                .into_iter()
+                .map(|(id, s)| (id, compare(signature, &s)))
+                .filter(|(_, m)| test.accepts(m))
+                .collect()
+        }
+    };
+    let mut copies: Vec<(i64, f32)> = matches
         .into_iter()
-        .map(|h| h.0)
-        .filter(|&id| Some(id) != own)
-        .collect();
-    let mut copies: Vec<(i64, f32)> = space
-        .signatures_of(&pool)?
-        .into_iter()
-        .map(|(id, s)| (id, compare(signature, &s)))
-        .filter(|(_, m)| CopyTest::DEFAULT.accepts(m))
+        .filter(|&(id, _)| Some(id) != own)
         .map(|(id, m)| (id, m.layout))
         .collect();
     if copies.is_empty() {

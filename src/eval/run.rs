@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::eval::distort::{Distortion, apply_chain, seed_for};
 use crate::eval::groundtruth::GroundTruth;
 use crate::eval::metrics::{EvalConfig, Evaluation, Ranking, evaluate, knn_recall};
+use crate::features::dup::{CopyTest, Match, compare};
 use crate::features::{FeatureInput, Fusion, Registry, l2_normalize};
 use crate::query_expansion::QueryExpansion;
 use crate::rank::{RankConfig, SearchMode, Space, rank_with_copies};
@@ -424,6 +425,19 @@ fn signature_of<'p>(items: &ItemVectors, parts: &'p [Vec<f32>]) -> &'p [f32] {
 }
 
 impl Space for EvalSpace<'_> {
+    fn all_copies(&self, signature: &[f32], test: &CopyTest) -> Result<Option<Vec<(i64, Match)>>> {
+        if self.signatures.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(
+            self.signatures
+                .iter()
+                .map(|(id, s)| (*id, compare(signature, s)))
+                .filter(|(_, m)| test.accepts(m))
+                .collect(),
+        ))
+    }
+
     fn signatures_of(&self, ids: &[i64]) -> Result<Vec<(i64, Vec<f32>)>> {
         Ok(ids
             .iter()
