@@ -85,6 +85,7 @@ def main():
     src.add_argument("--lookalike")
     src.add_argument("--czkawka")
     src.add_argument("--groups")
+    ap.add_argument("--brief", action="store_true", help="one line: overall and per-edit recall")
     args = ap.parse_args()
     truth = load_truth(args.folder)
     if args.lookalike:
@@ -95,8 +96,16 @@ def main():
     else:
         groups = json.load(open(args.groups))
     groups = [[rel(args.folder, p) for p in g] for g in groups]
-    json.dump(score(truth, groups), sys.stdout, indent=1)
-    print()
+    result = score(truth, groups)
+    if args.brief:
+        o = result["overall"]
+        print(f"precision {o['precision']:.3f} recall {o['recall']:.3f} F1 {o['f1']:.3f} "
+              f"({o['found']} found, {o['false_pairs']} false, {o['missed']} missed)")
+        print("recall by edit: " + ", ".join(
+            f"{k} {v['recall']:.2f}" for k, v in result["by_edit"].items()))
+    else:
+        json.dump(result, sys.stdout, indent=1)
+        print()
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::features::dup::{CopyTest, LEN, compare};
+use crate::features::dup::{CopyTest, LEN, compare, layout_keys, may_match};
 use crate::store::{ImageRecord, Store};
 
 /// How alike two images must be to count as copies, as a person would choose it.
@@ -201,14 +201,20 @@ pub fn group(candidates: Vec<Candidate>, test: CopyTest, keep: &KeepRule) -> Vec
     let signed: Vec<usize> = (0..n)
         .filter(|&i| candidates[i].signature.len() == LEN)
         .collect();
+    let keys: Vec<Vec<f32>> = signed
+        .par_iter()
+        .map(|&i| layout_keys(&candidates[i].signature))
+        .collect();
     let near: Vec<(usize, usize)> = signed
         .par_iter()
         .enumerate()
         .flat_map_iter(|(k, &i)| {
-            let candidates = &candidates;
-            signed[k + 1..].iter().filter_map(move |&j| {
-                test.accepts(&compare(&candidates[i].signature, &candidates[j].signature))
-                    .then_some((i, j))
+            let (candidates, keys, signed) = (&candidates, &keys, &signed);
+            (k + 1..signed.len()).filter_map(move |l| {
+                let j = signed[l];
+                (may_match(&keys[k], &keys[l], test.layout)
+                    && test.accepts(&compare(&candidates[i].signature, &candidates[j].signature)))
+                .then_some((i, j))
             })
         })
         .collect();

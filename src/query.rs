@@ -248,7 +248,7 @@ impl Searcher {
 
 /// Collections up to this size have every duplicate signature compared with the example's;
 /// larger ones look for copies among the first candidates of the search.
-const ALL_COPIES_UP_TO: u64 = 20_000;
+const ALL_COPIES_UP_TO: u64 = 10_000;
 
 /// Ranked images beyond the `k` asked for, standing in for those found gone or changed.
 const STALE_MARGIN: usize = 8;

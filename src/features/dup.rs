@@ -175,6 +175,60 @@ pub fn signature(luma: &Array2<f32>) -> Vec<f32> {
     out
 }
 
+/// Length of one window's layout key.
+const KEY: usize = LAYOUT * LAYOUT - 1;
+
+/// Pose-free summaries of each window's layout block: per pair of frequencies
+/// `{(u, v), (v, u)}` the larger and the smaller magnitude. The distance between two windows'
+/// keys never exceeds their layout distance in any pose, so [`may_match`] can rule a pair
+/// out before [`compare`] runs.
+pub fn layout_keys(signature: &[f32]) -> Vec<f32> {
+    if signature.len() != LEN {
+        return Vec::new();
+    }
+    let mut keys = Vec::with_capacity(WINDOWS * KEY);
+    for w in 0..WINDOWS {
+        let block = &signature[w * DIM..(w + 1) * DIM];
+        for v in 0..LAYOUT {
+            for u in 0..=v {
+                if u == 0 && v == 0 {
+                    continue;
+                }
+                let (p, q) = (block[slot(u, v)].abs(), block[slot(v, u)].abs());
+                if u == v {
+                    keys.push(p);
+                } else {
+                    keys.push(p.max(q));
+                    keys.push(p.min(q));
+                }
+            }
+        }
+    }
+    keys
+}
+
+/// False when no window pair that [`compare`] tries can come within `limit` in layout, by
+/// their [`layout_keys`].
+pub fn may_match(a: &[f32], b: &[f32], limit: f32) -> bool {
+    if a.len() != WINDOWS * KEY || b.len() != WINDOWS * KEY {
+        return false;
+    }
+    let limit2 = limit * limit;
+    let within = |x: &[f32], y: &[f32]| {
+        let mut sum = 0.0f32;
+        for (p, q) in x.iter().zip(y) {
+            sum += (p - q) * (p - q);
+            if sum > limit2 {
+                return false;
+            }
+        }
+        true
+    };
+    let key = |k: &[f32], w: usize| -> Vec<f32> { k[w * KEY..(w + 1) * KEY].to_vec() };
+    let (a0, b0) = (key(a, 0), key(b, 0));
+    within(&a0, &b0) || (1..WINDOWS).any(|w| within(&a0, &key(b, w)) || within(&key(a, w), &b0))
+}
+
 /// Compares two images' signatures: the whole pictures, and one whole picture with each
 /// window of the other (a crop), each in the eight poses of the square; the window pair and
 /// pose with the least layout distance decide.
@@ -510,6 +564,24 @@ mod tests {
         }
         let far = compare(&a, &sig(&scene(160, 120, 4)));
         assert!(!CopyTest::DEFAULT.accepts(&far), "another scene: {far:?}");
+    }
+
+    #[test]
+    fn the_keys_never_rule_out_a_pair_that_matches() {
+        let img = scene(200, 150, 3);
+        let a = sig(&img);
+        for other in [
+            sig(&image::imageops::rotate90(&img)),
+            sig(&image::imageops::crop_imm(&img, 0, 0, 174, 130).to_image()),
+            sig(&scene(200, 150, 5)),
+        ] {
+            let m = compare(&a, &other);
+            let limit = m.layout + 1e-4;
+            assert!(
+                may_match(&layout_keys(&a), &layout_keys(&other), limit),
+                "{m:?}"
+            );
+        }
     }
 
     #[test]
