@@ -30,7 +30,7 @@ run_czkawka() {
   local label=$1; shift
   echo "== czkawka_cli $label"
   local start; start=$(date +%s.%N)
-  czkawka_cli image -d "$files" -H -W -N -M -C "$work/czk.json" "$@" > /dev/null 2>&1 || true
+  czkawka_cli image -d "$files" -m 1 -H -W -N -M -C "$work/czk.json" "$@" > /dev/null 2>&1 || true
   echo "seconds: $(echo "$(date +%s.%N) - $start" | bc)"
   "$py" "$here/duplicates_score.py" "$files" --czkawka "$work/czk.json" --brief
 }

@@ -503,8 +503,8 @@ fn distortion_specs_parse_and_print() {
         back.join(","),
         "blur:2,motion:15,jpeg:30,crop:0.2,scale:0.5,rotate:10,flip,brightness:0.2,contrast:0.7,hue:20,noise:0.05"
     );
-    let e = "sharpen:2".parse::<Distortion>().unwrap_err().to_string();
-    assert!(e.contains("sharpen") && e.contains("blur:SIGMA"), "{e}");
+    let e = "smear:2".parse::<Distortion>().unwrap_err().to_string();
+    assert!(e.contains("smear") && e.contains("blur:SIGMA"), "{e}");
 }
 
 // ------------------------------------------------------------------ report
