@@ -224,11 +224,7 @@ impl Store {
             .query_map([], |r| {
                 let root = roots.get(&r.get::<_, i64>(1)?).cloned().unwrap_or_default();
                 let rel_path = blob_to_path(r.get(2)?);
-                let hash_blob: Vec<u8> = r.get(6)?;
-                let mut hash = [0u8; 32];
-                if hash_blob.len() == 32 {
-                    hash.copy_from_slice(&hash_blob);
-                }
+                let hash = hash_of(r.get(6)?);
                 Ok(ImageRecord {
                     id: r.get(0)?,
                     path: root.join(&rel_path),
@@ -397,12 +393,13 @@ impl Store {
 }
 
 /// A [`RecordedFile`] from a row starting `id, size, mtime_ns, ctime_ns, hash`.
+/// A stored content hash (zeros when the blob is not 32 bytes long).
+fn hash_of(blob: Vec<u8>) -> [u8; 32] {
+    blob.try_into().unwrap_or([0u8; 32])
+}
+
 fn recorded_file(r: &rusqlite::Row, path: PathBuf) -> rusqlite::Result<RecordedFile> {
-    let blob: Vec<u8> = r.get(4)?;
-    let mut hash = [0u8; 32];
-    if blob.len() == 32 {
-        hash.copy_from_slice(&blob);
-    }
+    let hash = hash_of(r.get(4)?);
     Ok(RecordedFile {
         id: r.get(0)?,
         path,
