@@ -216,26 +216,22 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT id, root_id, rel_path, size, mtime_ns, ctime_ns, hash, format, width, height
+                "SELECT id, size, mtime_ns, ctime_ns, hash, root_id, rel_path, format, width, height
                  FROM images ORDER BY id",
             )
             .map_err(|e| db(&self.path, e))?;
         let rows = stmt
             .query_map([], |r| {
-                let root = roots.get(&r.get::<_, i64>(1)?).cloned().unwrap_or_default();
-                let rel_path = blob_to_path(r.get(2)?);
-                let hash = hash_of(r.get(6)?);
+                let root = roots.get(&r.get::<_, i64>(5)?).cloned().unwrap_or_default();
+                let rel_path = blob_to_path(r.get(6)?);
+                let file = recorded_file(r, root.join(&rel_path))?;
                 Ok(ImageRecord {
-                    id: r.get(0)?,
-                    path: root.join(&rel_path),
+                    id: file.id,
+                    path: file.path,
                     root,
                     rel_path,
-                    stamp: FileStamp {
-                        size: r.get::<_, i64>(3)? as u64,
-                        mtime_ns: r.get(4)?,
-                        ctime_ns: r.get(5)?,
-                    },
-                    hash,
+                    stamp: file.stamp,
+                    hash: file.hash,
                     format: r.get(7)?,
                     width: r.get(8)?,
                     height: r.get(9)?,
