@@ -11,11 +11,12 @@ use rayon::prelude::*;
 
 use crate::collection::Collection;
 use crate::crawl::{CrawlConfig, CrawlProblem, crawl};
-use crate::decode::{DecodeConfig, decode};
+use crate::decode::{DecodeConfig, decode, resize_to_fit};
 use crate::error::{Error, Result};
 use crate::features::{FeatureInput, Fusion, Profile, Registry};
 use crate::graph::{GraphRefresh, GraphUpdate, UpdatePolicy};
 use crate::store::{CatalogEntry, FeatureRow, FileStamp, ImageFacts, Store, WriteOp};
+use image::RgbImage;
 
 /// Everything `index` needs besides the collection.
 #[derive(Debug, Clone, Default)]
@@ -123,6 +124,7 @@ enum Outcome {
         hash: [u8; 32],
         facts: ImageFacts,
         features: Vec<FeatureRow>,
+        thumbnail: Vec<u8>,
     },
     /// Same bytes as the row at the same path: only the stamp changed.
     Touched {
@@ -536,6 +538,7 @@ fn index_pass(
                     hash,
                     facts,
                     features,
+                    thumbnail,
                 } => {
                     if by_path.contains_key(&(file.root_id, file.rel_path.as_path())) {
                         summary.updated += 1;
@@ -549,6 +552,7 @@ fn index_pass(
                         hash,
                         facts,
                         features,
+                        thumbnail: Some(thumbnail),
                     });
                 }
                 Outcome::Touched { id, stamp } => {
@@ -715,12 +719,13 @@ fn process_file(
     if known_hashes.contains(&hash) {
         return Outcome::KnownContent { file, hash };
     }
-    match extract_bytes(&bytes, &file.abs_path, &config.decode, registry) {
-        Ok((facts, features)) => Outcome::Extracted {
+    match extract_with_thumbnail(&bytes, &file.abs_path, &config.decode, registry) {
+        Ok((facts, features, thumbnail)) => Outcome::Extracted {
             file,
             hash,
             facts,
             features,
+            thumbnail,
         },
         Err(e) => Outcome::Failed {
             reason: match e {
@@ -745,20 +750,51 @@ pub fn extract_bytes(
         ..*decode_cfg
     };
     let decoded = decode(bytes, path, &decode_cfg)?;
-    let facts = ImageFacts {
+    let facts = facts_of(&decoded);
+    Ok((facts, extract_decoded(decoded.image, path, registry)?))
+}
+
+/// As [`extract_bytes`], and the image's thumbnail ([`crate::thumbnail`]) from the same
+/// decoding: the picture is decoded at the larger of the working and thumbnail sides.
+fn extract_with_thumbnail(
+    bytes: &[u8],
+    path: &Path,
+    decode_cfg: &DecodeConfig,
+    registry: &Registry,
+) -> Result<(ImageFacts, Vec<FeatureRow>, Vec<u8>)> {
+    let working = registry.working_size();
+    let decode_cfg = DecodeConfig {
+        working_size: working.max(crate::thumbnail::SIDE),
+        ..*decode_cfg
+    };
+    let decoded = decode(bytes, path, &decode_cfg)?;
+    let thumbnail = crate::thumbnail::encode(&decoded.image);
+    let facts = facts_of(&decoded);
+    let picture = if working < crate::thumbnail::SIDE {
+        resize_to_fit(&decoded.image, working)
+    } else {
+        decoded.image
+    };
+    Ok((facts, extract_decoded(picture, path, registry)?, thumbnail))
+}
+
+fn facts_of(decoded: &crate::decode::Decoded) -> ImageFacts {
+    ImageFacts {
         format: decoded.format.clone(),
         width: decoded.width,
         height: decoded.height,
-    };
-    let input = FeatureInput::new(decoded.image);
-    let features = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    }
+}
+
+fn extract_decoded(picture: RgbImage, path: &Path, registry: &Registry) -> Result<Vec<FeatureRow>> {
+    let input = FeatureInput::new(picture);
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         registry.extract_all(&input)
     }))
     .map_err(|_| Error::Decode {
         path: path.to_path_buf(),
         reason: "feature extraction failed on this image (please report it)".into(),
-    })?;
-    Ok((facts, features))
+    })
 }
 
 #[cfg(test)]

@@ -36,6 +36,7 @@ pub mod status;
 pub mod store;
 #[cfg(test)]
 mod test_support;
+pub mod thumbnail;
 pub mod vector;
 
 pub use error::{Error, Result};

@@ -33,6 +33,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0004_file_identity.sql",
         include_str!("../../migrations/0004_file_identity.sql"),
     ),
+    (
+        "0005_thumbnails.sql",
+        include_str!("../../migrations/0005_thumbnails.sql"),
+    ),
 ];
 
 /// The schema version this build writes.
@@ -163,6 +167,8 @@ pub enum WriteOp {
         hash: [u8; 32],
         facts: ImageFacts,
         features: Vec<FeatureRow>,
+        /// A JPEG thumbnail of the content ([`crate::thumbnail`]), when one could be made.
+        thumbnail: Option<Vec<u8>>,
     },
     /// Same content, new size/mtime stamp (e.g. `touch`).
     Touch { id: i64, stamp: FileStamp },
@@ -210,7 +216,7 @@ pub struct RecordedFile {
     pub stamp: FileStamp,
     pub hash: [u8; 32],
 }
-/// One indexed image as the duplicates finder sees it.
+/// One indexed image with its file facts: where, stamp, hash, format and size in pixels.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageRecord {
     pub id: i64,
@@ -759,6 +765,7 @@ mod tests {
                 params: "p".into(),
                 vector: vec![1.0, -2.5],
             }],
+            thumbnail: Some(vec![0xFF, 0xD8, 0xFF, hash]),
         }
     }
 
@@ -980,6 +987,54 @@ mod tests {
         s.apply(&[upsert(root, "x.jpg", 2)]).unwrap();
         assert!(s.failures().unwrap().is_empty());
         assert_eq!(s.catalog().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn thumbnails_follow_the_content_they_show() {
+        let mut s = Store::open_in_memory().unwrap();
+        let root = s.root_id(Path::new("/photos")).unwrap();
+        s.apply(&[upsert(root, "a.png", 1), upsert(root, "copy.png", 1)])
+            .unwrap();
+        let id_of = |s: &Store, name: &str| {
+            s.id_of_path(&Path::new("/photos").join(name))
+                .unwrap()
+                .unwrap()
+        };
+        assert!(s.thumbnail(&[1; 32]).unwrap().is_some());
+        // One copy gone: the other still shows that content.
+        s.apply(&[WriteOp::Remove {
+            id: id_of(&s, "a.png"),
+        }])
+        .unwrap();
+        assert!(s.thumbnail(&[1; 32]).unwrap().is_some());
+        // Rewritten with other bytes: the old thumbnail goes, the new one comes.
+        s.apply(&[upsert(root, "copy.png", 2)]).unwrap();
+        assert!(s.thumbnail(&[1; 32]).unwrap().is_none());
+        assert_eq!(s.thumbnail(&[2; 32]).unwrap().unwrap()[3], 2);
+        // Failing now: the row and its thumbnail go.
+        s.apply(&[WriteOp::Fail {
+            root_id: root,
+            rel_path: "copy.png".into(),
+            stamp: FileStamp {
+                size: 1,
+                mtime_ns: 1,
+                ctime_ns: 1,
+            },
+            reason: "damaged".into(),
+        }])
+        .unwrap();
+        assert!(s.thumbnail(&[2; 32]).unwrap().is_none());
+        // A forgotten folder takes its images' thumbnails with it.
+        s.apply(&[upsert(root, "b.png", 3)]).unwrap();
+        s.conn
+            .execute("DELETE FROM roots WHERE id = ?1", params![root])
+            .unwrap();
+        assert!(s.thumbnail(&[3; 32]).unwrap().is_none());
+        let left: i64 = s
+            .conn
+            .query_row("SELECT COUNT(*) FROM thumbnails", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0);
     }
 
     #[test]

@@ -212,16 +212,77 @@ impl Store {
     /// Every image with what choosing among copies needs: its folder, relative path, stamp,
     /// hash, format and size in pixels, in id order.
     pub fn image_records(&self) -> Result<Vec<ImageRecord>> {
-        let roots = self.roots()?;
+        self.records_where("1 ORDER BY id", [])
+    }
+
+    /// The image with this id, if it is still indexed.
+    pub fn image_record(&self, id: i64) -> Result<Option<ImageRecord>> {
+        Ok(self.records_where("id = ?1", params![id])?.pop())
+    }
+
+    /// One page of images in path order, all of them or those under one tracked folder.
+    pub fn image_page(
+        &self,
+        root_id: Option<i64>,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<ImageRecord>> {
+        self.records_where(
+            "(?1 IS NULL OR root_id = ?1) ORDER BY root_id, rel_path LIMIT ?2 OFFSET ?3",
+            params![root_id, limit as i64, offset as i64],
+        )
+    }
+
+    /// How many images each tracked folder holds, by folder id.
+    pub fn image_counts(&self) -> Result<HashMap<i64, u64>> {
         let mut stmt = self
             .conn
-            .prepare(
-                "SELECT id, size, mtime_ns, ctime_ns, hash, root_id, rel_path, format, width, height
-                 FROM images ORDER BY id",
-            )
+            .prepare_cached("SELECT root_id, COUNT(*) FROM images GROUP BY root_id")
             .map_err(|e| db(&self.path, e))?;
         let rows = stmt
             .query_map([], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)? as u64))
+            })
+            .map_err(|e| db(&self.path, e))?;
+        rows.collect::<std::result::Result<_, _>>()
+            .map_err(|e| db(&self.path, e))
+    }
+
+    /// An indexed image holding exactly these bytes (by content hash), if any.
+    pub fn id_of_hash(&self, hash: &[u8; 32]) -> Result<Option<i64>> {
+        self.conn
+            .query_row(
+                "SELECT id FROM images WHERE hash = ?1 ORDER BY id LIMIT 1",
+                params![hash.as_slice()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| db(&self.path, e))
+    }
+
+    /// The stored thumbnail of this content ([`crate::thumbnail`]), if one was made.
+    pub fn thumbnail(&self, hash: &[u8; 32]) -> Result<Option<Vec<u8>>> {
+        self.conn
+            .query_row(
+                "SELECT jpeg FROM thumbnails WHERE hash = ?1",
+                params![hash.as_slice()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| db(&self.path, e))
+    }
+
+    fn records_where(&self, filter: &str, args: impl rusqlite::Params) -> Result<Vec<ImageRecord>> {
+        let roots = self.roots()?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT id, size, mtime_ns, ctime_ns, hash, root_id, rel_path, format, width, height
+                 FROM images WHERE {filter}"
+            ))
+            .map_err(|e| db(&self.path, e))?;
+        let rows = stmt
+            .query_map(args, |r| {
                 let root = roots.get(&r.get::<_, i64>(5)?).cloned().unwrap_or_default();
                 let rel_path = blob_to_path(r.get(6)?);
                 let file = recorded_file(r, root.join(&rel_path))?;

@@ -33,6 +33,7 @@ impl Store {
                     hash,
                     facts,
                     features,
+                    thumbnail,
                 } => {
                     let rel = path_to_blob(rel_path);
                     let id: i64 = tx
@@ -79,6 +80,13 @@ impl Store {
                             &blob,
                             vector_checksum(&blob).as_slice()
                         ])
+                        .map_err(e)?;
+                    }
+                    if let Some(jpeg) = thumbnail {
+                        tx.execute(
+                            "INSERT OR REPLACE INTO thumbnails(hash, jpeg) VALUES (?1, ?2)",
+                            params![hash.as_slice(), jpeg],
+                        )
                         .map_err(e)?;
                     }
                     tx.execute(
