@@ -141,6 +141,87 @@ fn hash_of_hex(s: &str) -> Option<[u8; 32]> {
     unhex(s).and_then(|b| b.try_into().ok())
 }
 
+/// An action's plan and outcomes as JSON: `{"kind", "applied", "steps": [{path, target?,
+/// outcome, reason?}]}` (the schema README.md documents).
+pub fn action_json(
+    action: &Action,
+    steps: &[Step],
+    outcomes: &[Outcome],
+    applied: bool,
+) -> serde_json::Value {
+    let items: Vec<serde_json::Value> = steps
+        .iter()
+        .zip(outcomes)
+        .map(|(s, o)| {
+            let mut m = crate::path_repr::object("path", &s.path);
+            if let Some(t) = &s.target {
+                crate::path_repr::insert(&mut m, "target", t);
+            }
+            if let Ok(serde_json::Value::Object(o)) = serde_json::to_value(o) {
+                m.extend(o);
+            }
+            serde_json::Value::Object(m)
+        })
+        .collect();
+    serde_json::json!({"kind": action.name(), "applied": applied, "steps": items})
+}
+
+/// The absolute form of a `--move-to` folder: its longest existing ancestor resolved (so
+/// symlinks cannot hide an overlap with an indexed folder) with the rest appended.
+pub fn resolve_move_target(p: &Path) -> Result<PathBuf> {
+    if p.as_os_str().is_empty() {
+        return Err(Error::InvalidInput("--move-to needs a folder".into()));
+    }
+    let abs = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(|e| Error::io(".", e))?
+            .join(p)
+    };
+    let mut existing = abs.as_path();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => break,
+        }
+    }
+    let mut resolved = std::fs::canonicalize(existing).map_err(|e| Error::io(existing, e))?;
+    if !resolved.is_dir() {
+        return Err(Error::InvalidInput(format!(
+            "--move-to {}: {} is not a folder",
+            p.display(),
+            resolved.display()
+        )));
+    }
+    for name in rest.into_iter().rev() {
+        resolved.push(name);
+    }
+    Ok(resolved)
+}
+
+/// Refuses a move target inside an indexed folder holding one of the groups, or holding one:
+/// moved copies would be found again, or their folder moved into itself.
+pub fn check_move_target(dest: &Path, groups: &[Group]) -> Result<()> {
+    if let Some(root) = groups
+        .iter()
+        .flat_map(|g| &g.members)
+        .map(|m| &m.record.root)
+        .find(|root| dest.starts_with(root) || root.starts_with(dest))
+    {
+        return Err(Error::InvalidInput(format!(
+            "--move-to {}: overlaps the indexed folder {}; choose a folder outside it",
+            dest.display(),
+            root.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Where journals live inside an index folder.
 pub fn journal_dir(index_dir: &Path) -> PathBuf {
     index_dir.join("journal")

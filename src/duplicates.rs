@@ -1,6 +1,7 @@
 //! Near-duplicate groups: byte-identical copies by content hash, edited copies by the
 //! duplicate signature ([`crate::features::dup`]), each group led by the copy to keep.
 
+use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -299,6 +300,54 @@ pub fn find_in_store(
         unsigned,
         test,
     })
+}
+
+fn member_json(m: &Member) -> Value {
+    let r = &m.record;
+    let mut obj = crate::path_repr::object("path", &r.path);
+    obj.insert("id".into(), json!(r.id));
+    obj.insert("width".into(), json!(r.width));
+    obj.insert("height".into(), json!(r.height));
+    obj.insert("bytes".into(), json!(r.stamp.size));
+    obj.insert(
+        "modified_unix".into(),
+        json!(r.stamp.mtime_ns / 1_000_000_000),
+    );
+    obj.insert("format".into(), json!(r.format));
+    obj.insert("distance".into(), json!(m.distance));
+    obj.insert("exact".into(), json!(m.exact));
+    Value::Object(obj)
+}
+
+/// The listing as JSON (the schema README.md documents): every group with its keeper and copies.
+pub fn listing_json(f: &Findings) -> Value {
+    let groups: Vec<Value> = f
+        .groups
+        .iter()
+        .map(|g| {
+            json!({
+                "keep": member_json(g.keeper()),
+                "copies": g.copies().iter().map(member_json).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({
+        "test": f.test,
+        "images": f.images,
+        "without_signature": f.unsigned,
+        "groups": groups,
+        "copies": f.groups.iter().map(|g| g.copies().len()).sum::<usize>(),
+        "reclaimable_bytes": reclaimable(&f.groups),
+    })
+}
+
+/// Bytes freed if every copy went (keepers stay).
+pub fn reclaimable(groups: &[Group]) -> u64 {
+    groups
+        .iter()
+        .flat_map(|g| g.copies())
+        .map(|m| m.record.stamp.size)
+        .sum()
 }
 
 #[cfg(test)]

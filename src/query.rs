@@ -70,6 +70,10 @@ pub struct QueryResult {
     pub note: Option<String>,
 }
 
+/// An example as the ranker takes it: its fused vector, its duplicate signature (empty when
+/// the profile has none) and its id when it is an indexed image.
+pub type Example = (Vec<f32>, Vec<f32>, Option<i64>);
+
 /// An open index ready to answer many queries.
 pub struct Searcher {
     store: Store,
@@ -115,23 +119,47 @@ impl Searcher {
 
     /// The fused vector of an example file and, when the file is indexed with these bytes, its
     /// id: the stored vector is used then, else one is freshly extracted.
-    pub fn example_vector(
-        &self,
-        path: &Path,
-        decode: &DecodeConfig,
-    ) -> Result<(Vec<f32>, Vec<f32>, Option<i64>)> {
+    pub fn example_vector(&self, path: &Path, decode: &DecodeConfig) -> Result<Example> {
         let bytes = crate::decode::read_image_file(path, decode)?;
         if let Some(id) = self.indexed_id(path, &bytes)?
-            && let Some(v) = self.space.vector_of(&self.store, id)?
+            && let Some(example) = self.example_of_id(id)?
         {
-            let signature = IndexedSpace(self)
-                .signatures_of(&[id])?
-                .pop()
-                .map(|s| s.1)
-                .unwrap_or_default();
-            return Ok((v, signature, Some(id)));
+            return Ok(example);
         }
-        let (_, rows) = extract_bytes(&bytes, path, decode, &self.registry)?;
+        self.extract_example(&bytes, path, decode)
+    }
+
+    /// The stored vectors of an indexed image, as an example; `None` when it is not indexed.
+    pub fn example_of_id(&self, id: i64) -> Result<Option<Example>> {
+        let Some(fused) = self.space.vector_of(&self.store, id)? else {
+            return Ok(None);
+        };
+        let signature = IndexedSpace(self)
+            .signatures_of(&[id])?
+            .pop()
+            .map(|s| s.1)
+            .unwrap_or_default();
+        Ok(Some((fused, signature, Some(id))))
+    }
+
+    /// An example given as bytes (an upload; `name` names it in errors): the stored vectors
+    /// when an indexed image holds the same bytes, else freshly extracted ones.
+    pub fn example_of_bytes(
+        &self,
+        bytes: &[u8],
+        name: &Path,
+        decode: &DecodeConfig,
+    ) -> Result<Example> {
+        if let Some(id) = self.store.id_of_hash(blake3::hash(bytes).as_bytes())?
+            && let Some(example) = self.example_of_id(id)?
+        {
+            return Ok(example);
+        }
+        self.extract_example(bytes, name, decode)
+    }
+
+    fn extract_example(&self, bytes: &[u8], path: &Path, decode: &DecodeConfig) -> Result<Example> {
+        let (_, rows) = extract_bytes(bytes, path, decode, &self.registry)?;
         let (names, parts): (Vec<String>, Vec<Vec<f32>>) =
             rows.into_iter().map(|r| (r.family, r.vector)).unzip();
         let signature = names
@@ -199,7 +227,14 @@ impl Searcher {
 
     /// Answers one query by example.
     pub fn query(&self, path: &Path, cfg: &QueryConfig) -> Result<QueryResult> {
-        let (example, signature, own) = self.example_vector(path, &cfg.decode)?;
+        let example = self.example_vector(path, &cfg.decode)?;
+        self.answer(path, example, cfg)
+    }
+
+    /// Ranks the images for an example (labelled `query` in the result) and drops the hits
+    /// gone or changed on disk.
+    pub fn answer(&self, query: &Path, example: Example, cfg: &QueryConfig) -> Result<QueryResult> {
+        let (example, signature, own) = example;
         let mode = self.mode(cfg.mode);
         let rank_cfg = RankConfig {
             mode,
@@ -220,7 +255,7 @@ impl Searcher {
             h.rank = i + 1;
         }
         Ok(QueryResult {
-            query: path.to_path_buf(),
+            query: query.to_path_buf(),
             indexed: own.is_some(),
             mode,
             hits,

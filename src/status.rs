@@ -54,6 +54,45 @@ impl StatusReport {
     pub fn is_damaged(&self) -> bool {
         self.integrity.as_deref().is_some_and(|v| v != "ok")
     }
+
+    /// The report as JSON (the `status --json` schema README.md documents).
+    pub fn to_json(&self, index_dir: &Path) -> serde_json::Value {
+        let stats = &self.stats;
+        let failures_json: Vec<_> = self
+            .failures
+            .iter()
+            .map(|(path, reason)| {
+                let mut entry = crate::path_repr::object("path", path);
+                entry.insert("reason".into(), reason.clone().into());
+                serde_json::Value::Object(entry)
+            })
+            .collect();
+        let mut doc = crate::path_repr::object("index_dir", index_dir);
+        crate::path_repr::insert_list(&mut doc, "roots", self.root_paths());
+        let rest = serde_json::json!({
+            "images": stats.images,
+            "profile": self.profile,
+            "working_size": self.working_size,
+            "failures": failures_json,
+            "feature_versions": stats.feature_versions,
+            "outdated_feature_rows": self.outdated_feature_rows,
+            "images_missing_family": self.missing_families.iter().copied().collect::<std::collections::BTreeMap<_, _>>(),
+            "schema_version": stats.schema_version,
+            "hnsw": self.hnsw,
+            "hnsw_in_place": self.graph.as_ref().map(|r| serde_json::json!({
+                "updates_since_full_build": r.updates,
+                "full_build_images": if r.built_count == 0 { r.count } else { r.built_count },
+                "hidden_points": r.hidden.len(),
+            })),
+            "bytes_on_disk": self.bytes_on_disk,
+            "integrity": self.integrity,
+            "last_run": self.last_run,
+        });
+        if let serde_json::Value::Object(rest) = rest {
+            doc.extend(rest);
+        }
+        serde_json::Value::Object(doc)
+    }
 }
 
 /// Computes the report of `collection` from a read-only connection; `check` also runs the

@@ -1,17 +1,19 @@
 //! `lookalike duplicates` and `lookalike undo`: list groups of copies, act on them safely.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{display_path, out_err, print_json, progress_bar, render_progress};
 use crate::cleanup::{self, Action, Outcome};
 use crate::collection::Collection;
 use crate::crawl::CrawlConfig;
-use crate::duplicates::{Findings, Group, KeepRule, Similarity, find_in_store};
+use crate::duplicates::{
+    Findings, Group, KeepRule, Similarity, find_in_store, listing_json, reclaimable,
+};
 use crate::error::{Error, Result};
 use crate::index::IndexConfig;
 use crate::path_repr::escape_text;
@@ -72,7 +74,7 @@ pub fn cmd_duplicates(
     let test = Similarity::parse(&args.similarity)?.test();
     let keep = KeepRule::parse(&args.keep)?;
     let action = if let Some(dest) = &args.move_to {
-        Some(Action::MoveTo(absolute(dest)?))
+        Some(Action::MoveTo(cleanup::resolve_move_target(dest)?))
     } else if args.trash {
         Some(Action::Trash)
     } else if args.hardlink {
@@ -121,19 +123,8 @@ pub fn cmd_duplicates(
     }
     let store = collection.open_store_read_only()?;
     let findings = find_in_store(&store, &within, test, &keep)?;
-    if let Some(Action::MoveTo(dest)) = &action
-        && let Some(root) = findings
-            .groups
-            .iter()
-            .flat_map(|g| &g.members)
-            .map(|m| &m.record.root)
-            .find(|root| dest.starts_with(root) || root.starts_with(dest))
-    {
-        return Err(Error::InvalidInput(format!(
-            "--move-to {}: overlaps the indexed folder {}; choose a folder outside it",
-            dest.display(),
-            root.display()
-        )));
+    if let Some(Action::MoveTo(dest)) = &action {
+        cleanup::check_move_target(dest, &findings.groups)?;
     }
     if !quiet && findings.unsigned > 0 {
         eprintln!(
@@ -157,22 +148,7 @@ pub fn cmd_duplicates(
     if args.json {
         let mut doc = listing_json(&findings);
         if let Some((a, steps, outcomes)) = &outcomes {
-            let items: Vec<Value> = steps
-                .iter()
-                .zip(outcomes)
-                .map(|(s, o)| {
-                    let mut m = crate::path_repr::object("path", &s.path);
-                    if let Some(t) = &s.target {
-                        crate::path_repr::insert(&mut m, "target", t);
-                    }
-                    let o = serde_json::to_value(o).expect("outcomes serialise");
-                    if let Value::Object(o) = o {
-                        m.extend(o);
-                    }
-                    Value::Object(m)
-                })
-                .collect();
-            doc["action"] = json!({"kind": a.name(), "applied": args.apply, "steps": items});
+            doc["action"] = cleanup::action_json(a, steps, outcomes, args.apply);
         }
         print_json(&doc)?;
     } else if args.csv {
@@ -201,90 +177,6 @@ pub fn cmd_duplicates(
     } else {
         ExitCode::SUCCESS
     })
-}
-
-fn absolute(p: &Path) -> Result<PathBuf> {
-    if p.as_os_str().is_empty() {
-        return Err(Error::InvalidInput("--move-to needs a folder".into()));
-    }
-    let abs = if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        std::env::current_dir()
-            .map_err(|e| Error::io(".", e))?
-            .join(p)
-    };
-    // The longest existing ancestor, resolved, with the rest appended: symlinks cannot hide
-    // an overlap with an indexed folder.
-    let mut existing = abs.as_path();
-    let mut rest = Vec::new();
-    while !existing.exists() {
-        match (existing.parent(), existing.file_name()) {
-            (Some(parent), Some(name)) => {
-                rest.push(name.to_os_string());
-                existing = parent;
-            }
-            _ => break,
-        }
-    }
-    let mut resolved = std::fs::canonicalize(existing).map_err(|e| Error::io(existing, e))?;
-    if !resolved.is_dir() {
-        return Err(Error::InvalidInput(format!(
-            "--move-to {}: {} is not a folder",
-            p.display(),
-            resolved.display()
-        )));
-    }
-    for name in rest.into_iter().rev() {
-        resolved.push(name);
-    }
-    Ok(resolved)
-}
-
-fn member_json(m: &crate::duplicates::Member) -> Value {
-    let r = &m.record;
-    let mut obj = crate::path_repr::object("path", &r.path);
-    obj.insert("id".into(), json!(r.id));
-    obj.insert("width".into(), json!(r.width));
-    obj.insert("height".into(), json!(r.height));
-    obj.insert("bytes".into(), json!(r.stamp.size));
-    obj.insert(
-        "modified_unix".into(),
-        json!(r.stamp.mtime_ns / 1_000_000_000),
-    );
-    obj.insert("format".into(), json!(r.format));
-    obj.insert("distance".into(), json!(m.distance));
-    obj.insert("exact".into(), json!(m.exact));
-    Value::Object(obj)
-}
-
-fn listing_json(f: &Findings) -> Value {
-    let groups: Vec<Value> = f
-        .groups
-        .iter()
-        .map(|g| {
-            json!({
-                "keep": member_json(g.keeper()),
-                "copies": g.copies().iter().map(member_json).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    json!({
-        "test": f.test,
-        "images": f.images,
-        "without_signature": f.unsigned,
-        "groups": groups,
-        "copies": f.groups.iter().map(|g| g.copies().len()).sum::<usize>(),
-        "reclaimable_bytes": reclaimable(&f.groups),
-    })
-}
-
-fn reclaimable(groups: &[Group]) -> u64 {
-    groups
-        .iter()
-        .flat_map(|g| g.copies())
-        .map(|m| m.record.stamp.size)
-        .sum()
 }
 
 fn human_bytes(n: u64) -> String {

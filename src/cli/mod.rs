@@ -691,39 +691,7 @@ fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
     };
     let stats = &report.stats;
     if args.json {
-        let failures_json: Vec<_> = report
-            .failures
-            .iter()
-            .map(|(path, reason)| {
-                let mut entry = crate::path_repr::object("path", path);
-                entry.insert("reason".into(), reason.clone().into());
-                serde_json::Value::Object(entry)
-            })
-            .collect();
-        let mut doc = crate::path_repr::object("index_dir", collection.dir());
-        crate::path_repr::insert_list(&mut doc, "roots", report.root_paths());
-        let serde_json::Value::Object(rest) = serde_json::json!({
-            "images": stats.images,
-            "profile": report.profile,
-            "working_size": report.working_size,
-            "failures": failures_json,
-            "feature_versions": stats.feature_versions,
-            "outdated_feature_rows": report.outdated_feature_rows,
-            "images_missing_family": report.missing_families.iter().copied().collect::<std::collections::BTreeMap<_, _>>(),
-            "schema_version": stats.schema_version,
-            "hnsw": report.hnsw,
-            "hnsw_in_place": report.graph.as_ref().map(|r| serde_json::json!({
-                "updates_since_full_build": r.updates,
-                "full_build_images": if r.built_count == 0 { r.count } else { r.built_count },
-                "hidden_points": r.hidden.len(),
-            })),
-            "bytes_on_disk": report.bytes_on_disk,
-            "integrity": report.integrity,
-            "last_run": report.last_run,
-        }) else {
-            return Err(Error::Internal("status JSON is not an object".into()));
-        };
-        doc.extend(rest);
+        let doc = report.to_json(collection.dir());
         print_json(&doc)?;
         return Ok(exit);
     }
