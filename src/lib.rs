@@ -32,6 +32,8 @@ pub mod rank;
 pub mod restore;
 pub mod rng;
 pub mod search_space;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod status;
 pub mod store;
 #[cfg(test)]

@@ -23,6 +23,7 @@ use crate::rank::SearchMode;
 mod duplicates;
 mod eval;
 pub mod restore;
+mod serve;
 
 /// Exit status of a fault inside lookalike (a bug, an impossible state).
 pub const EXIT_INTERNAL: u8 = 1;
@@ -136,6 +137,12 @@ enum Command {
     /// Reverse the last `duplicates --apply` run: moved and trashed files go back, hard links
     /// become separate files again.
     Undo(duplicates::UndoArgs),
+    /// Browse the index in a local web app: thumbnails, look-alikes, search by example,
+    /// duplicate review with the same safe actions, status and eval reports.
+    #[command(
+        after_help = "Examples:\n  lookalike serve                      # http://127.0.0.1:8080/\n  lookalike serve --port 0 --open      # a free port, in the default browser\n  lookalike serve --reports reports    # list eval --report outputs too\n\nImages are served by id from the index only. Actions that change files need the token of the page the server gave out, so other sites cannot trigger them. The server listens on loopback unless --bind says otherwise."
+    )]
+    Serve(serve::ServeArgs),
     /// Measure retrieval accuracy on a labelled set, or robustness to distortions on any folder.
     #[command(
         after_help = "Examples:\n  lookalike eval ../shared/datasets/wang            # images/ + groundtruth.tsv\n  lookalike eval photos --labels folders --report report\n  lookalike eval ../shared/datasets/wang --query-distortion blur:2\n  lookalike eval --distort ~/Pictures --sample 50 --suite blur:2,jpeg:30,crop:0.2\n\nThe evaluated folder is indexed into a cache under the system temp folder unless --index-dir is given."
@@ -312,6 +319,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Status(args) => cmd_status(&collection, args),
         Command::Duplicates(args) => duplicates::cmd_duplicates(&collection, args, cli.quiet),
         Command::Undo(args) => duplicates::cmd_undo(&collection, args),
+        Command::Serve(args) => serve::cmd_serve(&collection, args, cli.quiet),
         Command::Eval(args) => eval::cmd_eval(cli.index_dir.as_deref(), *args, cli.quiet),
         Command::Blur(args) => restore::run_blur(&args, cli.quiet).map(|()| ExitCode::SUCCESS),
         Command::Deblur(args) => restore::run_deblur(&args, cli.quiet).map(|()| ExitCode::SUCCESS),

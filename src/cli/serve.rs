@@ -1,0 +1,68 @@
+//! `lookalike serve`: arguments to [`crate::serve`], the address printed, the browser opened.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use crate::collection::Collection;
+use crate::error::Result;
+use crate::serve::{DEFAULT_MAX_UPLOAD, ServeConfig, Server};
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Address to listen on. Anything but a loopback address lets other machines in.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: IpAddr,
+    /// Open the app in the default browser.
+    #[arg(long)]
+    open: bool,
+    /// A folder of `eval --report` outputs (or one report) to list; repeatable.
+    #[arg(long, value_name = "DIR")]
+    reports: Vec<PathBuf>,
+    /// Largest upload for a search by example, in MiB (1-1024).
+    #[arg(long, default_value_t = (DEFAULT_MAX_UPLOAD >> 20) as u64, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    max_upload_mib: u64,
+}
+
+pub fn cmd_serve(collection: &Collection, args: ServeArgs, quiet: bool) -> Result<ExitCode> {
+    let config = ServeConfig {
+        bind: args.bind,
+        port: args.port,
+        reports: args.reports,
+        max_upload: (args.max_upload_mib as usize) << 20,
+        ..Default::default()
+    };
+    let server = Server::bind(collection.clone(), config)?;
+    let url = server.url();
+    if !args.bind.is_loopback() {
+        eprintln!(
+            "warning: listening on {}: anyone who can reach this machine can browse the indexed images and, with the page's token, act on duplicates",
+            server.local_addr()
+        );
+    }
+    // The address goes to stdout (scripts read it); the rest to stderr.
+    println!("{url}");
+    if !quiet {
+        eprintln!(
+            "serving the index at {} on {url} (Ctrl-C stops)",
+            crate::path_repr::shown(collection.dir())
+        );
+    }
+    if args.open {
+        let opener = if cfg!(target_os = "macos") {
+            "open"
+        } else {
+            "xdg-open"
+        };
+        if let Err(e) = std::process::Command::new(opener).arg(&url).spawn() {
+            eprintln!("note: could not open a browser ({opener}: {e}); open {url} yourself");
+        }
+    }
+    server.run()?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,304 @@
+// lookalike's web app: plain DOM code, no framework. Every value from the index is placed
+// with textContent or as an attribute, never parsed as HTML.
+"use strict";
+
+const TOKEN = document.querySelector('meta[name="lookalike-token"]').content;
+const main = document.getElementById("main");
+const PAGE_SIZE = 60;
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === "onclick" || k === "onchange") node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined) continue;
+    node.append(typeof c === "string" || typeof c === "number" ? String(c) : c);
+  }
+  return node;
+}
+
+async function api(path, options) {
+  const opts = Object.assign({ headers: {} }, options || {});
+  if (opts.method && opts.method !== "GET") opts.headers["x-lookalike-token"] = TOKEN;
+  const res = await fetch(path, opts);
+  let body = null;
+  try { body = await res.json(); } catch (_) { body = null; }
+  if (!res.ok) throw new Error((body && body.error) || `${res.status} ${res.statusText}`);
+  return body;
+}
+
+// replaceChildren would print a null as the text "null": absent parts are dropped.
+function put(node, ...kids) {
+  node.replaceChildren(...kids.flat().filter((k) => k !== null && k !== undefined));
+}
+
+function show(...nodes) {
+  put(main, ...nodes);
+}
+
+function failure(e) {
+  show(el("p", { class: "error", role: "alert" }, String(e.message || e)));
+}
+
+function bytes(n) {
+  const units = ["B", "KB", "MB", "GB"];
+  let u = 0;
+  while (n >= 1000 && u < units.length - 1) { n /= 1000; u++; }
+  return `${u ? n.toFixed(1) : n} ${units[u]}`;
+}
+
+function card(img, extra) {
+  const caption = el("div", { class: "cap", title: img.path }, img.name);
+  if (typeof img.distance === "number") caption.append(" ", el("span", { class: "dist" }, img.distance.toFixed(3)));
+  const node = el("a", { class: "card", href: `#/image/${img.id}`, "data-id": img.id },
+    el("img", { src: `/thumbs/${img.id}`, alt: img.name, loading: "lazy" }), caption);
+  if (extra) node.prepend(extra);
+  return node;
+}
+
+function grid(images, extraFor) {
+  const g = el("div", { class: "grid", role: "list" }, images.map((i) => card(i, extraFor && extraFor(i))));
+  g.addEventListener("keydown", (ev) => gridKeys(g, ev));
+  return g;
+}
+
+// Arrow keys move between cards of a grid, row by row as laid out; Enter opens (native).
+function gridKeys(g, ev) {
+  const cards = [...g.querySelectorAll(".card")];
+  const at = cards.indexOf(document.activeElement);
+  if (at < 0) return;
+  const top = cards[0].offsetTop;
+  let cols = cards.findIndex((c) => c.offsetTop !== top);
+  if (cols < 0) cols = cards.length;
+  const step = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: cols, ArrowUp: -cols }[ev.key];
+  if (step === undefined) return;
+  const next = cards[at + step];
+  if (next) { next.focus(); ev.preventDefault(); }
+}
+
+function setActive(view) {
+  for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.view === view);
+}
+
+// #/  #/folder/ID/PAGE  #/image/ID  #/query  #/duplicates  #/status  #/reports
+async function route() {
+  const parts = location.hash.replace(/^#\/?/, "").split("/");
+  try {
+    switch (parts[0]) {
+      case "image": setActive("collection"); return await imageView(Number(parts[1]));
+      case "query": setActive("query"); return queryView();
+      case "duplicates": setActive("duplicates"); return duplicatesView();
+      case "status": setActive("status"); return await statusView();
+      case "reports": setActive("reports"); return await reportsView();
+      case "folder": setActive("collection"); return await collectionView(Number(parts[1]) || null, Number(parts[2]) || 0);
+      default: setActive("collection"); return await collectionView(null, Number(parts[1]) || 0);
+    }
+  } catch (e) {
+    failure(e);
+  }
+}
+
+async function collectionView(folder, page) {
+  const status = await api("/api/status");
+  const q = new URLSearchParams({ offset: page * PAGE_SIZE, limit: PAGE_SIZE });
+  if (folder) q.set("folder", folder);
+  const list = await api(`/api/images?${q}`);
+  const base = folder ? `#/folder/${folder}` : "#/all";
+  const folders = el("ul", { class: "folders" },
+    el("li", {}, el("a", { href: "#/", class: folder ? null : "active" }, `All images (${status.images})`)),
+    status.folders.map((f) => el("li", {}, el("a", { href: `#/folder/${f.id}/0`, class: folder === f.id ? "active" : null, title: f.path }, `${f.path} (${f.images})`))));
+  const pages = Math.max(1, Math.ceil(list.total / PAGE_SIZE));
+  const pager = el("div", { class: "pager" },
+    el("button", { disabled: page <= 0, onclick: () => { location.hash = `${base}/${page - 1}`; } }, "← Previous"),
+    el("span", {}, `page ${page + 1} of ${pages} · ${list.total} images`),
+    el("button", { disabled: page + 1 >= pages, onclick: () => { location.hash = `${base}/${page + 1}`; } }, "Next →"));
+  const body = list.images.length ? grid(list.images) : el("p", { class: "note" }, "No images here yet: run `lookalike index DIR`.");
+  show(el("div", { class: "layout" },
+    el("aside", {}, el("h2", {}, "Folders"), folders),
+    el("section", {}, el("h1", {}, "Collection"), body, pager)));
+  const first = main.querySelector(".card");
+  if (first) first.focus({ preventScroll: true });
+}
+
+function facts(rows) {
+  return el("table", { class: "facts" }, rows.filter((r) => r[1] !== null && r[1] !== undefined).map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", {}, v))));
+}
+
+async function imageView(id) {
+  show(el("p", { class: "note" }, "Finding look-alikes…"));
+  const doc = await api(`/api/images/${id}`);
+  const img = doc.image;
+  const large = el("img", { class: "large", src: img.viewable ? `/files/${id}` : `/thumbs/${id}`, alt: img.name });
+  large.addEventListener("error", () => { if (!large.src.endsWith(`/thumbs/${id}`)) large.src = `/thumbs/${id}`; }, { once: true });
+  const hits = doc.lookalikes.hits || [];
+  show(
+    el("h1", {}, img.name),
+    el("div", { class: "detail" },
+      el("div", {}, large),
+      el("div", {},
+        facts([["path", img.path], ["size", `${img.width} × ${img.height}`], ["file", `${bytes(img.bytes)} ${img.format}`],
+          ["modified", img.modified_unix === null ? null : new Date(img.modified_unix * 1000).toLocaleString()]]),
+        el("p", {}, el("a", { href: `/files/${id}`, target: "_blank", rel: "noopener" }, "Open the original")))),
+    el("h2", {}, `Look-alikes (${hits.length})`),
+    doc.lookalikes.note ? el("p", { class: "note" }, doc.lookalikes.note) : null,
+    hits.length ? grid(hits) : el("p", { class: "note" }, "No look-alikes found."),
+  );
+  const first = main.querySelector(".grid .card");
+  if (first) first.focus({ preventScroll: true });
+}
+
+function queryView() {
+  const input = el("input", { type: "file", accept: "image/*", id: "example" });
+  const zone = el("div", { class: "drop", id: "drop" },
+    el("p", {}, "Drop an image here, or ", el("label", { for: "example" }, "choose one: "), input),
+    el("p", { class: "note" }, "The file is compared in memory and never saved."));
+  const results = el("section", { id: "results" });
+  async function search(file) {
+    zone.querySelector("img")?.remove();
+    zone.append(el("img", { src: URL.createObjectURL(file), alt: "your example" }));
+    put(results, el("p", { class: "note" }, "Searching…"));
+    try {
+      const doc = await api("/api/query", { method: "POST", body: file, headers: { "content-type": "application/octet-stream" } });
+      put(results, el("h2", {}, `Look-alikes (${doc.hits.length})`),
+        doc.indexed ? el("p", { class: "note" }, "This image is in the index.") : null,
+        doc.hits.length ? grid(doc.hits) : el("p", { class: "note" }, "No look-alikes found."));
+    } catch (e) {
+      put(results, el("p", { class: "error", role: "alert" }, String(e.message)));
+    }
+  }
+  input.addEventListener("change", () => input.files[0] && search(input.files[0]));
+  zone.addEventListener("dragover", (ev) => { ev.preventDefault(); zone.classList.add("over"); });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (ev) => {
+    ev.preventDefault();
+    zone.classList.remove("over");
+    if (ev.dataTransfer.files[0]) search(ev.dataTransfer.files[0]);
+  });
+  show(el("h1", {}, "Search by example"), zone, results);
+}
+
+function select(id, options, value) {
+  return el("select", { id }, options.map(([v, label]) => el("option", { value: v, selected: v === value }, label)));
+}
+
+function duplicatesView() {
+  const similarity = select("similarity", [["strict", "strict"], ["default", "default"], ["loose", "loose"]], "default");
+  const keep = select("keep", [["best", "keep the best"], ["newest", "keep the newest"], ["oldest", "keep the oldest"], ["shortest-path", "keep the shortest path"]], "best");
+  const list = el("section", { id: "groups" });
+  const action = select("action", [["trash", "move copies to the trash"], ["move-to", "move copies to a folder"], ["hardlink", "replace exact copies by hard links"], ["delete", "delete copies for good"]], "trash");
+  const target = el("input", { type: "text", id: "target", placeholder: "/absolute/folder/for/copies", size: 34, hidden: true });
+  const confirm = el("label", { hidden: true }, el("input", { type: "checkbox", id: "confirm-delete" }), " yes, delete for good");
+  const dry = el("button", { id: "dry-run", class: "primary" }, "Dry run");
+  const apply = el("button", { id: "apply", class: "danger", disabled: true }, "Apply");
+  const undo = el("button", { id: "undo" }, "Undo last run");
+  const outcome = el("section", { id: "outcome" });
+  let planned = null;
+  let groups = [];
+
+  function settings() {
+    const keepers = [...list.querySelectorAll("input[data-keeper]:checked")].map((c) => Number(c.dataset.keeper));
+    return { action: action.value, target: target.value.trim() || null, similarity: similarity.value, keep: keep.value, keepers };
+  }
+  function invalidate() { planned = null; apply.disabled = true; }
+  action.addEventListener("change", () => {
+    target.hidden = action.value !== "move-to";
+    confirm.hidden = action.value !== "delete";
+    invalidate();
+  });
+  target.addEventListener("input", invalidate);
+
+  async function load() {
+    invalidate();
+    put(outcome);
+    put(list, el("p", { class: "note" }, "Comparing…"));
+    try {
+      const doc = await api(`/api/duplicates?${new URLSearchParams({ similarity: similarity.value, keep: keep.value })}`);
+      groups = doc.groups;
+      const summary = el("p", {}, `${doc.groups.length} groups, ${doc.copies} copies, ${bytes(doc.reclaimable_bytes)} to reclaim among ${doc.images} images.`);
+      const items = doc.groups.map((g, n) => {
+        const members = [g.keep, ...g.copies].map((m) => Object.assign({}, doc.shown[m.id], { distance: m.exact ? undefined : m.distance }));
+        const box = el("input", { type: "checkbox", checked: true, "data-keeper": g.keep.id, onchange: invalidate });
+        return el("div", { class: "group" },
+          el("label", {}, box, ` group ${n + 1}: keep ${doc.shown[g.keep.id].name}, ${g.copies.length} ${g.copies.length === 1 ? "copy" : "copies"}`),
+          grid(members, (m) => el("span", { class: m.id === g.keep.id ? "badge" : "badge copy" }, m.id === g.keep.id ? "keep" : (g.copies.find((c) => c.id === m.id).exact ? "exact copy" : "copy"))));
+      });
+      put(list, summary, ...(items.length ? items : [el("p", { class: "note" }, "No duplicates at this setting.")]));
+    } catch (e) {
+      put(list, el("p", { class: "error", role: "alert" }, String(e.message)));
+    }
+  }
+
+  function showSteps(doc, heading) {
+    const counts = {};
+    const items = doc.steps.map((s) => {
+      counts[s.outcome] = (counts[s.outcome] || 0) + 1;
+      const text = `${s.outcome.replace("_", " ")}: ${s.path}${s.target ? " → " + s.target : ""}${s.reason ? " (" + s.reason + ")" : ""}`;
+      return el("li", { class: s.outcome }, text);
+    });
+    const summary = Object.entries(counts).map(([k, v]) => `${v} ${k.replace("_", " ")}`).join(", ") || "nothing to do";
+    put(outcome, el("h2", {}, heading), el("p", { id: "outcome-summary" }, summary), el("ul", { class: "steps" }, items));
+  }
+
+  dry.addEventListener("click", async () => {
+    try {
+      const s = settings();
+      const doc = await api("/api/duplicates/action", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(Object.assign({ apply: false }, s)) });
+      planned = JSON.stringify(s);
+      apply.disabled = false;
+      showSteps(doc, "Dry run: nothing changed yet");
+    } catch (e) { put(outcome, el("p", { class: "error", role: "alert" }, String(e.message))); }
+  });
+  apply.addEventListener("click", async () => {
+    const s = settings();
+    if (planned !== JSON.stringify(s)) { invalidate(); return; }
+    const body = Object.assign({ apply: true, confirm_delete: document.getElementById("confirm-delete").checked }, s);
+    try {
+      const doc = await api("/api/duplicates/action", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+      invalidate();
+      showSteps(doc, "Done (Undo last run reverses moves and trash; run `lookalike index` to update the index)");
+    } catch (e) { put(outcome, el("p", { class: "error", role: "alert" }, String(e.message))); }
+  });
+  undo.addEventListener("click", async () => {
+    try {
+      const doc = await api("/api/undo", { method: "POST" });
+      if (!doc.undone) put(outcome, el("p", { class: "note" }, "Nothing to undo."));
+      else showSteps(doc.undone, `Undone: ${doc.undone.action}`);
+    } catch (e) { put(outcome, el("p", { class: "error", role: "alert" }, String(e.message))); }
+  });
+  similarity.addEventListener("change", load);
+  keep.addEventListener("change", load);
+
+  show(el("h1", {}, "Duplicates"),
+    el("div", { class: "controls" }, el("label", {}, "Similarity ", similarity), el("label", {}, "Keeper ", keep)),
+    list,
+    el("div", { class: "controls" }, el("label", {}, "Action ", action), target, confirm, dry, apply, undo),
+    outcome);
+  load();
+}
+
+async function statusView() {
+  const s = await api("/api/status");
+  const run = s.last_run;
+  show(el("h1", {}, "Status"),
+    facts([["index", s.index_dir], ["images", s.images], ["profile", `${s.profile} (${s.working_size}-pixel working image)`],
+      ["graph", s.hnsw], ["on disk", bytes(s.bytes_on_disk)], ["data version", s.data_version],
+      ["last run", run ? `${run.outcome || "running"}, started ${new Date(run.started_at * 1000).toLocaleString()}` : "none"]]),
+    el("h2", {}, "Folders"),
+    el("ul", {}, s.folders.map((f) => el("li", {}, `${f.path}: ${f.images} images`))),
+    el("h2", {}, `Files that could not be indexed (${s.failures.length})`),
+    el("ul", { class: "steps" }, s.failures.map((f) => el("li", { class: "failed" }, `${f.path}: ${f.reason}`))));
+}
+
+async function reportsView() {
+  const doc = await api("/api/reports");
+  show(el("h1", {}, "Eval reports"),
+    doc.reports.length
+      ? el("ul", {}, doc.reports.map((r) => el("li", {}, el("a", { href: `/reports/${r.id}/index.html`, target: "_blank", rel: "noopener" }, r.name), el("span", { class: "note" }, ` ${r.path}`))))
+      : el("p", { class: "note" }, "No reports: start the server with --reports DIR, where DIR holds `lookalike eval --report` outputs."));
+}
+
+window.addEventListener("hashchange", route);
+route();

@@ -1,0 +1,287 @@
+//! `lookalike serve`: a local web app over an index. Pages and assets are built into the
+//! binary; images are served by id only; file-changing actions need the run's token.
+//!
+//! The server answers from its own read-only connections while `index` writes: a page reads
+//! the database as it is, and the search space is reloaded in the background when the
+//! database's data version moves.
+
+mod routes;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use crate::collection::Collection;
+use crate::decode::DecodeConfig;
+use crate::error::{Error, Result};
+use crate::features::Fusion;
+use crate::query::Searcher;
+use crate::store::Store;
+
+/// How to serve.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// The address to listen on; loopback unless the user asks otherwise.
+    pub bind: IpAddr,
+    /// 0 picks a free port.
+    pub port: u16,
+    /// Folders holding `eval --report` outputs to list.
+    pub reports: Vec<PathBuf>,
+    /// Limits for decoding uploaded examples and making missing thumbnails.
+    pub decode: DecodeConfig,
+    /// Largest upload accepted for a query by example, in bytes.
+    pub max_upload: usize,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            bind: IpAddr::from([127, 0, 0, 1]),
+            port: 8080,
+            reports: Vec::new(),
+            decode: DecodeConfig::default(),
+            max_upload: DEFAULT_MAX_UPLOAD,
+        }
+    }
+}
+
+/// Uploads above this size are refused (413).
+pub const DEFAULT_MAX_UPLOAD: usize = 32 << 20;
+
+/// Thumbnails made on request for images indexed before thumbnails were stored, kept in memory.
+const MADE_THUMBNAILS_KEPT: usize = 4096;
+
+/// Idle read-only connections kept for later requests.
+const IDLE_READERS_KEPT: usize = 8;
+
+/// A bound server, ready to run.
+pub struct Server {
+    listener: TcpListener,
+    app: Arc<App>,
+}
+
+/// The search space as loaded at one data version.
+struct Loaded {
+    version: u64,
+    searcher: Mutex<Searcher>,
+}
+
+/// State shared by every request.
+pub(crate) struct App {
+    collection: Collection,
+    /// Random per run; POSTs that change files must carry it.
+    token: String,
+    /// Host headers accepted (DNS rebinding): `None` when bound to a non-loopback address.
+    hosts: Option<Vec<String>>,
+    reports: Vec<PathBuf>,
+    decode: DecodeConfig,
+    max_upload: usize,
+    readers: Mutex<Vec<Store>>,
+    loaded: RwLock<Option<Arc<Loaded>>>,
+    reloading: AtomicBool,
+    made_thumbnails: Mutex<HashMap<[u8; 32], Arc<Vec<u8>>>>,
+    /// One file-changing action at a time.
+    acting: Mutex<()>,
+}
+
+impl Server {
+    /// Binds the listening socket. The index must exist (made by `lookalike index`).
+    pub fn bind(collection: Collection, cfg: ServeConfig) -> Result<Server> {
+        if !collection.exists() {
+            return Err(Error::NoIndex(collection.dir().to_path_buf()));
+        }
+        // Checks the schema now rather than on the first page.
+        collection.open_store_read_only()?;
+        let addr = SocketAddr::new(cfg.bind, cfg.port);
+        let listener = TcpListener::bind(addr).map_err(|e| {
+            Error::InvalidInput(format!(
+                "cannot listen on {addr}: {e}; choose another --port (0 picks a free one)"
+            ))
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| Error::io(Path::new("socket"), e))?
+            .port();
+        let hosts = cfg.bind.is_loopback().then(|| {
+            vec![
+                format!("127.0.0.1:{port}"),
+                format!("localhost:{port}"),
+                format!("[::1]:{port}"),
+                format!("{}:{port}", host_form(cfg.bind)),
+            ]
+        });
+        let app = App {
+            collection,
+            token: new_token(),
+            hosts,
+            reports: cfg.reports,
+            decode: cfg.decode,
+            max_upload: cfg.max_upload,
+            readers: Mutex::new(Vec::new()),
+            loaded: RwLock::new(None),
+            reloading: AtomicBool::new(false),
+            made_thumbnails: Mutex::new(HashMap::new()),
+            acting: Mutex::new(()),
+        };
+        Ok(Server {
+            listener,
+            app: Arc::new(app),
+        })
+    }
+
+    /// The address actually bound (the port chosen when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound socket has an address")
+    }
+
+    /// The start page's address.
+    pub fn url(&self) -> String {
+        let addr = self.local_addr();
+        format!("http://{}:{}/", host_form(addr.ip()), addr.port())
+    }
+
+    /// Serves until the process is stopped.
+    pub fn run(self) -> Result<()> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .max_blocking_threads(32)
+            .enable_io()
+            .build()
+            .map_err(|e| Error::Internal(format!("cannot start the server runtime: {e}")))?;
+        let io = |e: std::io::Error| Error::io(Path::new("socket"), e);
+        self.listener.set_nonblocking(true).map_err(io)?;
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(self.listener).map_err(io)?;
+            axum::serve(listener, routes::router(self.app))
+                .await
+                .map_err(io)
+        })
+    }
+}
+
+impl App {
+    /// Runs `f` with a read-only connection of the pool (opened when none is idle).
+    fn with_store<T>(&self, f: impl FnOnce(&Store) -> Result<T>) -> Result<T> {
+        let idle = self.readers.lock().expect("reader pool").pop();
+        let store = match idle {
+            Some(s) => s,
+            None => self.collection.open_store_read_only()?,
+        };
+        let out = f(&store);
+        let mut idle = self.readers.lock().expect("reader pool");
+        if idle.len() < IDLE_READERS_KEPT {
+            idle.push(store);
+        }
+        out
+    }
+
+    /// The search space at the database's current data version: loaded on first use, then
+    /// reloaded in the background when `index` has changed the database (the previous one
+    /// answers meanwhile).
+    fn searcher(self: &Arc<Self>) -> Result<Arc<Loaded>> {
+        let version = self.with_store(|s| s.data_version())?;
+        let current = self.loaded.read().expect("search space").clone();
+        match current {
+            Some(loaded) if loaded.version == version => Ok(loaded),
+            Some(loaded) => {
+                if !self.reloading.swap(true, Ordering::AcqRel) {
+                    let app = Arc::clone(self);
+                    std::thread::spawn(move || {
+                        // A failed reload keeps the previous space; the next request retries.
+                        let _ = app.load(version);
+                        app.reloading.store(false, Ordering::Release);
+                    });
+                }
+                Ok(loaded)
+            }
+            None => self.load(version),
+        }
+    }
+
+    fn load(&self, version: u64) -> Result<Arc<Loaded>> {
+        let fusion = Fusion::for_profile(self.collection.recorded_profile()?);
+        let searcher = Searcher::open(&self.collection, &fusion)?;
+        let loaded = Arc::new(Loaded {
+            version,
+            searcher: Mutex::new(searcher),
+        });
+        *self.loaded.write().expect("search space") = Some(Arc::clone(&loaded));
+        Ok(loaded)
+    }
+
+    /// A thumbnail made now from the file, when the index has none stored for it and the
+    /// file still holds the indexed bytes; kept in memory.
+    fn made_thumbnail(&self, path: &Path, hash: &[u8; 32]) -> Result<Option<Arc<Vec<u8>>>> {
+        if let Some(t) = self.made_thumbnails.lock().expect("thumbnails").get(hash) {
+            return Ok(Some(Arc::clone(t)));
+        }
+        let Ok(bytes) = crate::decode::read_image_file(path, &self.decode) else {
+            return Ok(None);
+        };
+        if blake3::hash(&bytes).as_bytes() != hash {
+            return Ok(None);
+        }
+        let jpeg = Arc::new(crate::thumbnail::from_bytes(&bytes, path, &self.decode)?);
+        let mut made = self.made_thumbnails.lock().expect("thumbnails");
+        if made.len() >= MADE_THUMBNAILS_KEPT {
+            made.clear();
+        }
+        made.insert(*hash, Arc::clone(&jpeg));
+        Ok(Some(jpeg))
+    }
+
+    /// Report folders: each given folder holding `index.html` and `report.json`, or its
+    /// sub-folders that do, in name order.
+    fn report_dirs(&self) -> Vec<PathBuf> {
+        let is_report =
+            |d: &Path| d.join("index.html").is_file() && d.join("report.json").is_file();
+        let mut out = Vec::new();
+        for dir in &self.reports {
+            if is_report(dir) {
+                out.push(dir.clone());
+                continue;
+            }
+            let mut subs: Vec<PathBuf> = std::fs::read_dir(dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| is_report(p))
+                .collect();
+            subs.sort();
+            out.extend(subs);
+        }
+        out
+    }
+}
+
+/// An address as written in a URL's host part.
+fn host_form(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    }
+}
+
+/// 128 random bits in hex, from the operating system.
+fn new_token() -> String {
+    let mut bytes = [0u8; 16];
+    let read = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
+    if read.is_err() {
+        // No /dev/urandom: the hash of the clock, the process and an address is still not
+        // guessable from another site.
+        let seed = format!(
+            "{:?}{}{:p}",
+            std::time::SystemTime::now(),
+            std::process::id(),
+            &bytes
+        );
+        bytes.copy_from_slice(&blake3::hash(seed.as_bytes()).as_bytes()[..16]);
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

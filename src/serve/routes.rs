@@ -1,0 +1,616 @@
+//! The web app's routes: the page and its assets, JSON endpoints, thumbnails and image files
+//! by id, duplicate actions and undo, eval reports; and the guard every request passes.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Json, Path as UrlPath, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::App;
+use crate::cleanup::{self, Action};
+use crate::duplicates::{KeepRule, Similarity, find_in_store, listing_json};
+use crate::error::{Error, Result};
+use crate::query::{QueryConfig, QueryResult};
+use crate::store::ImageRecord;
+
+const PAGE: &str = include_str!("assets/index.html");
+const SCRIPT: &str = include_str!("assets/app.js");
+const STYLE: &str = include_str!("assets/app.css");
+
+/// The page's own scripts and styles only; images from this server (and dropped files).
+const PAGE_POLICY: &str = "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'none'; base-uri 'none'";
+/// Eval reports: inline styles and pictures, no scripts, no network.
+const REPORT_POLICY: &str =
+    "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; sandbox";
+/// Image files: shown, never run.
+const FILE_POLICY: &str = "default-src 'none'; sandbox";
+
+/// Header carrying the run's token on requests that change anything.
+const TOKEN_HEADER: &str = "x-lookalike-token";
+
+/// Look-alikes listed on an image's page unless asked otherwise.
+const DEFAULT_LOOKALIKES: usize = 24;
+/// Grid page size bounds.
+const MAX_PAGE: u64 = 500;
+const DEFAULT_PAGE: u64 = 60;
+
+pub(super) fn router(app: Arc<App>) -> Router {
+    let upload_limit = DefaultBodyLimit::max(app.max_upload);
+    Router::new()
+        .route("/", get(page))
+        .route("/app.js", get(script))
+        .route("/app.css", get(style))
+        .route("/api/status", get(status))
+        .route("/api/images", get(images))
+        .route("/api/images/{id}", get(image))
+        .route("/thumbs/{id}", get(thumbnail))
+        .route("/files/{id}", get(file))
+        .route("/api/query", post(query).layer(upload_limit))
+        .route("/api/duplicates", get(duplicates))
+        .route("/api/duplicates/action", post(act))
+        .route("/api/undo", post(undo))
+        .route("/api/reports", get(reports))
+        .route("/reports/{n}/{*file}", get(report_file))
+        .layer(middleware::from_fn_with_state(Arc::clone(&app), guard))
+        .with_state(app)
+}
+
+/// Refuses requests for another host name (DNS rebinding) and requests that change anything
+/// without the run's token or from another origin; adds the headers every answer carries.
+async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    if let Some(hosts) = &app.hosts
+        && !hosts.iter().any(|h| h.eq_ignore_ascii_case(&host))
+    {
+        return refuse(
+            StatusCode::MISDIRECTED_REQUEST,
+            "this server answers only for its own address (Host header refused)",
+        );
+    }
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let token_ok = req
+            .headers()
+            .get(TOKEN_HEADER)
+            .is_some_and(|t| t.as_bytes() == app.token.as_bytes());
+        if !token_ok {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "missing or wrong token: reload the page (each server run has its own)",
+            );
+        }
+        if let Some(origin) = req.headers().get(header::ORIGIN)
+            && origin.as_bytes() != format!("http://{host}").as_bytes()
+        {
+            return refuse(StatusCode::FORBIDDEN, "request from another site refused");
+        }
+    }
+    let mut response = next.run(req).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
+}
+
+fn refuse(status: StatusCode, why: &str) -> Response {
+    (status, Json(json!({ "error": why }))).into_response()
+}
+
+/// The answer for an error of the library: its message, with a status saying whose fault.
+fn error_response(e: &Error) -> Response {
+    let status = match e {
+        Error::InvalidInput(_) | Error::Parse { .. } => StatusCode::BAD_REQUEST,
+        Error::Decode { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        Error::NoIndex(_) => StatusCode::NOT_FOUND,
+        Error::Locked(_) => StatusCode::CONFLICT,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    refuse(status, &e.to_string())
+}
+
+/// Runs blocking work (the database, decoding, files) off the async workers.
+async fn blocking(f: impl FnOnce() -> Result<Response> + Send + 'static) -> Response {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(e)) => error_response(&e),
+        Err(_) => refuse(StatusCode::INTERNAL_SERVER_ERROR, "request handler crashed"),
+    }
+}
+
+fn with_type(body: impl Into<Body>, content_type: &'static str, policy: &'static str) -> Response {
+    let mut r = Response::new(body.into());
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(policy),
+    );
+    r
+}
+
+async fn page(State(app): State<Arc<App>>) -> Response {
+    let mut r = with_type(
+        PAGE.replace("{{token}}", &app.token),
+        "text/html; charset=utf-8",
+        PAGE_POLICY,
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+async fn script() -> Response {
+    with_type(SCRIPT, "text/javascript; charset=utf-8", PAGE_POLICY)
+}
+
+async fn style() -> Response {
+    with_type(STYLE, "text/css; charset=utf-8", PAGE_POLICY)
+}
+
+/// An image as the pages show it.
+fn image_json(r: &ImageRecord) -> Value {
+    let mut m = crate::path_repr::object("path", &r.path);
+    // Relative to its folder: names like "original.jpg" repeat across sub-folders.
+    m.insert("name".into(), json!(r.rel_path.to_string_lossy()));
+    m.insert("id".into(), json!(r.id));
+    m.insert("folder".into(), json!(r.root.to_string_lossy()));
+    m.insert("width".into(), json!(r.width));
+    m.insert("height".into(), json!(r.height));
+    m.insert("bytes".into(), json!(r.stamp.size));
+    m.insert("format".into(), json!(r.format));
+    // A stamp recorded as unsettled holds no time; the file's own says when it was written.
+    let modified = if r.stamp.mtime_ns == crate::store::FileStamp::UNSETTLED_MTIME {
+        std::fs::metadata(&r.path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs() as i64)
+    } else {
+        Some(r.stamp.mtime_ns.div_euclid(1_000_000_000))
+    };
+    m.insert("modified_unix".into(), json!(modified));
+    m.insert("viewable".into(), json!(browser_type(&r.format).is_some()));
+    Value::Object(m)
+}
+
+/// The content type of a format browsers show, if they do.
+fn browser_type(format: &str) -> Option<&'static str> {
+    Some(match format {
+        "jpg" | "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "bmp" => "image/bmp",
+        "ico" => "image/x-icon",
+        _ => return None,
+    })
+}
+
+async fn status(State(app): State<Arc<App>>) -> Response {
+    blocking(move || {
+        let report = crate::status::status(&app.collection, false)?;
+        let mut doc = report.to_json(app.collection.dir());
+        let loaded = app
+            .loaded
+            .read()
+            .expect("search space")
+            .as_ref()
+            .map(|l| l.version);
+        let (version, counts) = app.with_store(|s| Ok((s.data_version()?, s.image_counts()?)))?;
+        let mut folders: Vec<(i64, PathBuf)> = report.roots.clone().into_iter().collect();
+        folders.sort_by(|a, b| a.1.cmp(&b.1));
+        doc["folders"] = folders
+            .iter()
+            .map(|(id, path)| {
+                let mut m = crate::path_repr::object("path", path);
+                m.insert("id".into(), json!(id));
+                m.insert("images".into(), json!(counts.get(id).copied().unwrap_or(0)));
+                Value::Object(m)
+            })
+            .collect();
+        doc["data_version"] = json!(version);
+        doc["search_space_version"] = json!(loaded);
+        doc["reports"] = json!(app.report_dirs().len());
+        Ok(Json(doc).into_response())
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct PageParams {
+    folder: Option<i64>,
+    offset: Option<u64>,
+    limit: Option<u64>,
+}
+
+async fn images(State(app): State<Arc<App>>, Query(p): Query<PageParams>) -> Response {
+    blocking(move || {
+        let limit = p.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+        let offset = p.offset.unwrap_or(0);
+        app.with_store(|s| {
+            let total = match p.folder {
+                Some(f) => s.image_counts()?.get(&f).copied().unwrap_or(0),
+                None => s.image_count()?,
+            };
+            let page = s.image_page(p.folder, offset, limit)?;
+            let images: Vec<Value> = page.iter().map(image_json).collect();
+            Ok(Json(json!({"total": total, "offset": offset, "images": images})).into_response())
+        })
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct LookalikeParams {
+    k: Option<usize>,
+}
+
+fn lookalikes_k(k: Option<usize>) -> Result<usize> {
+    match k {
+        None => Ok(DEFAULT_LOOKALIKES),
+        Some(k @ 1..=200) => Ok(k),
+        Some(k) => Err(Error::InvalidInput(format!(
+            "k={k}: ask for 1 to 200 look-alikes"
+        ))),
+    }
+}
+
+/// The hits of a query with what the pages show of each.
+fn hits_json(app: &App, result: &QueryResult, skip: Option<i64>) -> Result<Value> {
+    let hits: Vec<Value> = app.with_store(|s| {
+        let mut out = Vec::new();
+        for h in result.hits.iter().filter(|h| Some(h.id) != skip) {
+            if let Some(r) = s.image_record(h.id)? {
+                let mut v = image_json(&r);
+                v["distance"] = json!(h.distance);
+                out.push(v);
+            }
+        }
+        Ok(out)
+    })?;
+    let mut doc = json!({"hits": hits, "mode": result.mode, "note": result.note});
+    crate::path_repr::insert_list(
+        doc.as_object_mut().expect("an object"),
+        "stale",
+        result.stale.iter().map(PathBuf::as_path),
+    );
+    Ok(doc)
+}
+
+async fn image(
+    State(app): State<Arc<App>>,
+    UrlPath(id): UrlPath<i64>,
+    Query(p): Query<LookalikeParams>,
+) -> Response {
+    blocking(move || {
+        let k = lookalikes_k(p.k)?;
+        let Some(record) = app.with_store(|s| s.image_record(id))? else {
+            return Ok(refuse(StatusCode::NOT_FOUND, "no image with this id in the index"));
+        };
+        let loaded = app.searcher()?;
+        let searcher = loaded.searcher.lock().expect("searcher");
+        let lookalikes = match searcher.example_of_id(id)? {
+            Some(example) => {
+                let cfg = QueryConfig {
+                    k: k + 1,
+                    ..Default::default()
+                };
+                let result = searcher.answer(&record.path, example, &cfg)?;
+                drop(searcher);
+                let mut doc = hits_json(&app, &result, Some(id))?;
+                if let Some(hits) = doc["hits"].as_array_mut() {
+                    hits.truncate(k);
+                }
+                doc
+            }
+            None => json!({
+                "hits": [],
+                "note": "this image was indexed after the search space was loaded; its look-alikes appear in a moment",
+            }),
+        };
+        Ok(Json(json!({"image": image_json(&record), "lookalikes": lookalikes})).into_response())
+    })
+    .await
+}
+
+async fn query(
+    State(app): State<Arc<App>>,
+    Query(p): Query<LookalikeParams>,
+    body: Bytes,
+) -> Response {
+    blocking(move || {
+        let k = lookalikes_k(p.k)?;
+        if body.is_empty() {
+            return Err(Error::InvalidInput(
+                "the upload is empty: choose or drop an image file".into(),
+            ));
+        }
+        let name = Path::new("uploaded image");
+        let loaded = app.searcher()?;
+        let searcher = loaded.searcher.lock().expect("searcher");
+        let example = searcher.example_of_bytes(&body, name, &app.decode)?;
+        let cfg = QueryConfig {
+            k,
+            ..Default::default()
+        };
+        let result = searcher.answer(name, example, &cfg)?;
+        drop(searcher);
+        let mut doc = hits_json(&app, &result, None)?;
+        doc["indexed"] = json!(result.indexed);
+        Ok(Json(doc).into_response())
+    })
+    .await
+}
+
+async fn thumbnail(
+    State(app): State<Arc<App>>,
+    UrlPath(id): UrlPath<i64>,
+    headers: HeaderMap,
+) -> Response {
+    blocking(move || {
+        let Some(record) = app.with_store(|s| s.image_record(id))? else {
+            return Ok(refuse(
+                StatusCode::NOT_FOUND,
+                "no image with this id in the index",
+            ));
+        };
+        let etag = format!("\"{}\"", blake3::Hash::from(record.hash).to_hex());
+        if headers
+            .get(header::IF_NONE_MATCH)
+            .is_some_and(|v| v.as_bytes() == etag.as_bytes())
+        {
+            return Ok(StatusCode::NOT_MODIFIED.into_response());
+        }
+        let jpeg = match app.with_store(|s| s.thumbnail(&record.hash))? {
+            Some(jpeg) => jpeg,
+            None => match app.made_thumbnail(&record.path, &record.hash)? {
+                Some(jpeg) => jpeg.as_ref().clone(),
+                None => {
+                    return Ok(refuse(
+                        StatusCode::NOT_FOUND,
+                        "the file changed or went since it was indexed: run `lookalike index`",
+                    ));
+                }
+            },
+        };
+        let mut r = with_type(jpeg, "image/jpeg", FILE_POLICY);
+        let h = r.headers_mut();
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        if let Ok(v) = HeaderValue::from_str(&etag) {
+            h.insert(header::ETAG, v);
+        }
+        Ok(r)
+    })
+    .await
+}
+
+/// An image file by id: only a regular file inside its indexed folder (symlinks that lead out
+/// are refused) and only with the bytes that were indexed.
+async fn file(State(app): State<Arc<App>>, UrlPath(id): UrlPath<i64>) -> Response {
+    blocking(move || {
+        let Some(record) = app.with_store(|s| s.image_record(id))? else {
+            return Ok(refuse(
+                StatusCode::NOT_FOUND,
+                "no image with this id in the index",
+            ));
+        };
+        let (Ok(real), Ok(root)) = (
+            std::fs::canonicalize(&record.path),
+            std::fs::canonicalize(&record.root),
+        ) else {
+            return Ok(refuse(
+                StatusCode::NOT_FOUND,
+                "the file is gone: run `lookalike index`",
+            ));
+        };
+        if !real.starts_with(&root) {
+            return Ok(refuse(
+                StatusCode::FORBIDDEN,
+                "the file leads out of its indexed folder (a symlink): not served",
+            ));
+        }
+        if !std::fs::metadata(&real).is_ok_and(|m| m.is_file()) {
+            return Ok(refuse(
+                StatusCode::FORBIDDEN,
+                "not a regular file: not served",
+            ));
+        }
+        let bytes = crate::decode::read_image_file(&real, &app.decode)?;
+        if blake3::hash(&bytes).as_bytes() != &record.hash {
+            return Ok(refuse(
+                StatusCode::CONFLICT,
+                "the file changed since it was indexed: run `lookalike index`",
+            ));
+        }
+        let content_type = browser_type(&record.format).unwrap_or("application/octet-stream");
+        let mut r = with_type(bytes, content_type, FILE_POLICY);
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        Ok(r)
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct DuplicateParams {
+    similarity: Option<String>,
+    keep: Option<String>,
+}
+
+async fn duplicates(State(app): State<Arc<App>>, Query(p): Query<DuplicateParams>) -> Response {
+    blocking(move || {
+        let test = Similarity::parse(p.similarity.as_deref().unwrap_or("default"))?.test();
+        let keep = KeepRule::parse(p.keep.as_deref().unwrap_or("best"))?;
+        let findings = app.with_store(|s| find_in_store(s, &[], test, &keep))?;
+        let mut doc = listing_json(&findings);
+        let images: std::collections::HashMap<i64, Value> = findings
+            .groups
+            .iter()
+            .flat_map(|g| &g.members)
+            .map(|m| (m.record.id, image_json(&m.record)))
+            .collect();
+        doc["shown"] = json!(images);
+        Ok(Json(doc).into_response())
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct ActionRequest {
+    /// `move-to`, `trash`, `hardlink` or `delete`.
+    action: String,
+    /// The folder for `move-to`.
+    target: Option<String>,
+    /// False: a dry run.
+    #[serde(default)]
+    apply: bool,
+    /// `delete` with `apply` needs this too.
+    #[serde(default)]
+    confirm_delete: bool,
+    similarity: Option<String>,
+    keep: Option<String>,
+    /// Only the groups whose proposed keeper has one of these ids (all groups when absent).
+    keepers: Option<Vec<i64>>,
+}
+
+async fn act(State(app): State<Arc<App>>, Json(req): Json<ActionRequest>) -> Response {
+    blocking(move || {
+        let action = match req.action.as_str() {
+            "move-to" => {
+                let target = req.target.as_deref().unwrap_or("").trim();
+                if target.is_empty() || !Path::new(target).is_absolute() {
+                    return Err(Error::InvalidInput(
+                        "move-to needs an absolute folder path".into(),
+                    ));
+                }
+                Action::MoveTo(cleanup::resolve_move_target(Path::new(target))?)
+            }
+            "trash" => Action::Trash,
+            "hardlink" => Action::Hardlink,
+            "delete" => Action::Delete,
+            other => {
+                return Err(Error::InvalidInput(format!(
+                    "unknown action {other:?}: move-to, trash, hardlink or delete"
+                )));
+            }
+        };
+        if matches!(action, Action::Delete) && req.apply && !req.confirm_delete {
+            return Err(Error::InvalidInput(
+                "delete removes files for good: confirm it, or use trash or move-to, which undo can reverse".into(),
+            ));
+        }
+        let test = Similarity::parse(req.similarity.as_deref().unwrap_or("default"))?.test();
+        let keep = KeepRule::parse(req.keep.as_deref().unwrap_or("best"))?;
+        let _acting = app.acting.lock().expect("action lock");
+        let mut findings = app.with_store(|s| find_in_store(s, &[], test, &keep))?;
+        if let Some(keepers) = &req.keepers {
+            findings
+                .groups
+                .retain(|g| keepers.contains(&g.keeper().record.id));
+        }
+        if let Action::MoveTo(dest) = &action {
+            cleanup::check_move_target(dest, &findings.groups)?;
+        }
+        let steps = cleanup::plan(&findings.groups, &action);
+        let outcomes = cleanup::execute(
+            &cleanup::journal_dir(app.collection.dir()),
+            &action,
+            &steps,
+            req.apply,
+        )?;
+        Ok(Json(cleanup::action_json(&action, &steps, &outcomes, req.apply)).into_response())
+    })
+    .await
+}
+
+async fn undo(State(app): State<Arc<App>>) -> Response {
+    blocking(move || {
+        let _acting = app.acting.lock().expect("action lock");
+        let report = cleanup::undo(&cleanup::journal_dir(app.collection.dir()))?;
+        Ok(Json(json!({ "undone": report })).into_response())
+    })
+    .await
+}
+
+async fn reports(State(app): State<Arc<App>>) -> Response {
+    blocking(move || {
+        let list: Vec<Value> = app
+            .report_dirs()
+            .iter()
+            .enumerate()
+            .map(|(n, dir)| {
+                let mut m = crate::path_repr::object("path", dir);
+                m.insert("id".into(), json!(n));
+                let name = dir.file_name().unwrap_or(dir.as_os_str());
+                m.insert("name".into(), json!(name.to_string_lossy()));
+                Value::Object(m)
+            })
+            .collect();
+        Ok(Json(json!({ "reports": list })).into_response())
+    })
+    .await
+}
+
+/// A file of an eval report: its page, its JSON, or one of its thumbnails; nothing else.
+async fn report_file(
+    State(app): State<Arc<App>>,
+    UrlPath((n, file)): UrlPath<(usize, String)>,
+) -> Response {
+    blocking(move || {
+        let dirs = app.report_dirs();
+        let Some(dir) = dirs.get(n) else {
+            return Ok(refuse(StatusCode::NOT_FOUND, "no such report"));
+        };
+        let content_type = match file.as_str() {
+            "index.html" => "text/html; charset=utf-8",
+            "report.json" => "application/json",
+            f if f
+                .strip_prefix("thumbs/")
+                .is_some_and(|name| is_plain_name(name) && name.ends_with(".jpg")) =>
+            {
+                "image/jpeg"
+            }
+            _ => return Ok(refuse(StatusCode::NOT_FOUND, "not a file of this report")),
+        };
+        let path = dir.join(&file);
+        let (Ok(real), Ok(base)) = (std::fs::canonicalize(&path), std::fs::canonicalize(dir))
+        else {
+            return Ok(refuse(StatusCode::NOT_FOUND, "not a file of this report"));
+        };
+        if !real.starts_with(&base) || !std::fs::metadata(&real).is_ok_and(|m| m.is_file()) {
+            return Ok(refuse(StatusCode::FORBIDDEN, "not served"));
+        }
+        let bytes = crate::decode::read_file_bounded(&real, app.decode.max_file_size)
+            .map_err(|e| Error::io(&real, e))?;
+        Ok(with_type(bytes, content_type, REPORT_POLICY))
+    })
+    .await
+}
+
+/// A file name of letters, digits, `.`, `_` and `-` that does not start with a dot.
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}

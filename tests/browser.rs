@@ -1,0 +1,284 @@
+//! The web app in real headless Chromium, driven over WebDriver: the start page, an image and
+//! its look-alikes, a search by upload, a duplicate group's dry run, and the phone layout.
+//! Screenshots go to `target/tmp/browser/`. Skipped (and says so) when Chromium or
+//! ChromeDriver is not installed: `apt-get install chromium chromium-driver`.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Collection, Http, sample};
+use serde_json::{Value, json};
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+fn installed(env: &str, default: &str) -> Option<PathBuf> {
+    let path = std::env::var_os(env)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(default));
+    path.is_file().then_some(path)
+}
+
+struct Driver {
+    child: Child,
+    http: Http,
+    session: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self
+            .http
+            .raw("DELETE", &format!("/session/{}", self.session), &[], b"");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Driver {
+    fn start(chromedriver: &Path, chromium: &Path, profile: &Path) -> Driver {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let http = Http {
+            addr: format!("127.0.0.1:{port}").parse().unwrap(),
+        };
+        let start = Instant::now();
+        while std::net::TcpStream::connect(http.addr).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "chromedriver did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+                    format!("--user-data-dir={}", profile.display()), "--window-size=1280,900"],
+            },
+        }}});
+        let mut driver = Driver {
+            child,
+            http,
+            session: String::new(),
+        };
+        let answer = driver.call("POST", "/session", Some(caps));
+        driver.session = answer["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {answer}"))
+            .to_string();
+        driver
+    }
+
+    /// One WebDriver command; its `value`.
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let path = if path == "/session" {
+            path.to_string()
+        } else {
+            format!("/session/{}{path}", self.session)
+        };
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let a = self.http.raw(
+            method,
+            &path,
+            &[("content-type", "application/json")],
+            body.as_bytes(),
+        );
+        let doc = a.json();
+        assert!(a.status < 300, "{method} {path}: {doc}");
+        doc["value"].clone()
+    }
+
+    fn go(&self, url: &str) {
+        self.call("POST", "/url", Some(json!({ "url": url })));
+    }
+
+    fn find_all(&self, css: &str) -> Vec<String> {
+        let found = self.call(
+            "POST",
+            "/elements",
+            Some(json!({"using": "css selector", "value": css})),
+        );
+        found
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e[ELEMENT].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// The elements matching `css`, waiting up to a minute for at least one.
+    fn wait_for(&self, css: &str) -> Vec<String> {
+        let start = Instant::now();
+        loop {
+            let found = self.find_all(css);
+            if !found.is_empty() {
+                return found;
+            }
+            let body = self.text_of_page();
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "no {css} on the page; it shows: {body}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn text_of_page(&self) -> String {
+        self.find_all("body")
+            .first()
+            .map(|b| self.text(b))
+            .unwrap_or_default()
+    }
+
+    fn text(&self, element: &str) -> String {
+        self.call("GET", &format!("/element/{element}/text"), None)
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+
+    fn click(&self, element: &str) {
+        self.call(
+            "POST",
+            &format!("/element/{element}/click"),
+            Some(json!({})),
+        );
+    }
+
+    fn screenshot(&self, to: &Path) {
+        let b64 = self.call("GET", "/screenshot", None);
+        let png = decode_base64(b64.as_str().unwrap());
+        std::fs::write(to, &png).unwrap();
+        let shot = image::load_from_memory(&png).unwrap();
+        assert!(shot.width() > 100 && shot.height() > 100);
+    }
+}
+
+fn decode_base64(s: &str) -> Vec<u8> {
+    let value = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0);
+    for v in s.bytes().filter_map(value) {
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}
+
+#[test]
+fn the_web_app_works_in_a_real_browser() {
+    let (Some(driver_bin), Some(chromium)) = (
+        installed("CHROMEDRIVER", "/usr/bin/chromedriver"),
+        installed("CHROMIUM", "/usr/bin/chromium"),
+    ) else {
+        eprintln!(
+            "browser test skipped: Chromium or ChromeDriver is not installed (apt-get install chromium chromium-driver)"
+        );
+        return;
+    };
+    let c = Collection::new();
+    std::fs::copy(
+        c.photos.join("coffee.jpg"),
+        c.photos.join("coffee copy.jpg"),
+    )
+    .unwrap();
+    c.index();
+    let server = c.serve(&[]);
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser");
+    std::fs::create_dir_all(&shots).unwrap();
+    let driver = Driver::start(&driver_bin, &chromium, &c.root.join("chromium-profile"));
+    let url = format!("http://{}/", server.http.addr);
+
+    // The start page: a grid of thumbnails.
+    driver.go(&url);
+    let cards = driver.wait_for(".grid .card");
+    assert_eq!(cards.len(), 9);
+    driver.screenshot(&shots.join("collection.png"));
+
+    // An image and its look-alikes.
+    let camera = cards
+        .iter()
+        .find(|c| driver.text(c).starts_with("camera.jpg"))
+        .expect("camera.jpg on the start page")
+        .clone();
+    driver.click(&camera);
+    driver.wait_for("img.large");
+    let lookalikes = driver.wait_for(".grid .card");
+    assert!(driver.text(&lookalikes[0]).starts_with("camera-small.jpg"));
+    let shown = driver.text_of_page();
+    assert!(!shown.lines().any(|l| l.trim() == "null"), "{shown}");
+    driver.screenshot(&shots.join("image.png"));
+
+    // A search by example: a blurred photo chosen from the computer.
+    driver.go(&format!("{url}#/query"));
+    let input = driver.wait_for("input#example");
+    let example = sample("rocket", "blur.jpg");
+    driver.call(
+        "POST",
+        &format!("/element/{}/value", input[0]),
+        Some(json!({"text": example.to_str().unwrap()})),
+    );
+    let hits = driver.wait_for("#results .card");
+    assert!(
+        driver.text(&hits[0]).starts_with("rocket"),
+        "{}",
+        driver.text(&hits[0])
+    );
+    driver.screenshot(&shots.join("query.png"));
+
+    // A duplicate group reviewed, then a dry run: nothing changes.
+    driver.go(&format!("{url}#/duplicates"));
+    driver.wait_for(".group");
+    let keep_badges = driver.find_all(".group .badge:not(.copy)");
+    assert!(!keep_badges.is_empty(), "every group marks its keeper");
+    let dry = driver.wait_for("#dry-run");
+    driver.click(&dry[0]);
+    let summary = driver.wait_for("#outcome-summary");
+    assert!(
+        driver.text(&summary[0]).contains("would do"),
+        "{}",
+        driver.text(&summary[0])
+    );
+    assert!(c.photos.join("coffee copy.jpg").exists());
+    driver.screenshot(&shots.join("duplicates.png"));
+
+    // A phone-sized window.
+    driver.call(
+        "POST",
+        "/window/rect",
+        Some(json!({"width": 390, "height": 844})),
+    );
+    driver.go(&url);
+    driver.wait_for(".grid .card");
+    driver.screenshot(&shots.join("collection-phone.png"));
+    eprintln!("screenshots in {}", shots.display());
+}

@@ -1,0 +1,413 @@
+//! `lookalike serve` over real HTTP on loopback: pages, thumbnails and files by id, traversal
+//! attempts, the token and origin checks, bad uploads, duplicate actions with undo, and an
+//! index run while the server answers.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::{Collection, Server, sample};
+use serde_json::Value;
+
+fn image_ids(server: &Server) -> Vec<(i64, String)> {
+    let list = server.get("/api/images?limit=500").json();
+    list["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["id"].as_i64().unwrap(),
+                i["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn pages_thumbnails_files_and_lookalikes_are_served_by_id() {
+    let c = Collection::new();
+    let server = c.serve(&[]);
+    let page = server.get("/");
+    assert!(
+        page.header("content-security-policy")
+            .unwrap()
+            .contains("script-src 'self'")
+    );
+    assert_eq!(server.get("/app.js").status, 200);
+    assert_eq!(server.get("/app.css").status, 200);
+    let status = server.get("/api/status").json();
+    assert_eq!(status["images"], 8);
+    assert_eq!(status["folders"][0]["images"], 8);
+
+    let ids = image_ids(&server);
+    assert_eq!(ids.len(), 8);
+    let page = server.get("/api/images?offset=6&limit=5").json();
+    assert_eq!(
+        (
+            page["total"].as_u64(),
+            page["images"].as_array().unwrap().len()
+        ),
+        (Some(8), 2)
+    );
+
+    let (camera, _) = ids.iter().find(|i| i.1 == "camera.jpg").unwrap().clone();
+    let thumb = server.get(&format!("/thumbs/{camera}"));
+    assert_eq!(thumb.status, 200);
+    assert_eq!(thumb.header("content-type").as_deref(), Some("image/jpeg"));
+    let small = image::load_from_memory(&thumb.body).unwrap();
+    assert!(small.width().max(small.height()) <= 256);
+    let etag = thumb.header("etag").unwrap();
+    let again = server.raw(
+        "GET",
+        &format!("/thumbs/{camera}"),
+        &[("if-none-match", &etag)],
+        b"",
+    );
+    assert_eq!(again.status, 304);
+
+    let file = server.get(&format!("/files/{camera}"));
+    assert_eq!(file.status, 200);
+    assert_eq!(
+        file.body,
+        std::fs::read(c.photos.join("camera.jpg")).unwrap()
+    );
+
+    let doc = server.get(&format!("/api/images/{camera}?k=3")).json();
+    assert_eq!(doc["image"]["name"], "camera.jpg");
+    let hits = doc["lookalikes"]["hits"].as_array().unwrap();
+    assert_eq!(hits.len(), 3);
+    assert_eq!(hits[0]["name"], "camera-small.jpg", "{hits:?}");
+    assert!(hits.iter().all(|h| h["id"] != camera));
+
+    for bad in ["/thumbs/999999", "/files/999999", "/api/images/999999"] {
+        assert_eq!(server.get(bad).status, 404, "{bad}");
+    }
+    assert_eq!(server.get("/api/images/1?k=0").status, 400);
+    assert_eq!(server.get("/api/images/1?k=100000").status, 400);
+    assert_eq!(server.get("/api/images?limit=abc").status, 400);
+}
+
+#[test]
+fn paths_in_requests_never_reach_files() {
+    let c = Collection::new();
+    let secret = c.root.join("secret.txt");
+    std::fs::write(&secret, "root:x:0:0 secret").unwrap();
+    let reports = c.root.join("reports");
+    std::fs::create_dir_all(reports.join("one/thumbs")).unwrap();
+    std::fs::write(reports.join("one/index.html"), "<p>report</p>").unwrap();
+    std::fs::write(reports.join("one/report.json"), "{}").unwrap();
+    std::fs::write(reports.join("one/thumbs/a.jpg"), b"\xFF\xD8\xFF").unwrap();
+    std::fs::write(reports.join("one/notes.txt"), "not served").unwrap();
+    // A photo replaced by a symlink to the same bytes outside the collection.
+    let outside = c.root.join("outside.jpg");
+    std::fs::copy(c.photos.join("rocket.jpg"), &outside).unwrap();
+    std::fs::remove_file(c.photos.join("rocket.jpg")).unwrap();
+    std::os::unix::fs::symlink(&outside, c.photos.join("rocket.jpg")).unwrap();
+
+    let server = c.serve(&["--reports", reports.to_str().unwrap()]);
+    assert_eq!(server.get("/reports/0/index.html").status, 200);
+    assert_eq!(server.get("/reports/0/thumbs/a.jpg").status, 200);
+    let traversal = [
+        "/files/../../secret.txt",
+        "/files/%2e%2e%2f%2e%2e%2fsecret.txt",
+        "/files/..%2fsecret.txt",
+        "//secret.txt",
+        "/files/1/../../../secret.txt",
+        "/thumbs/..%2f..%2fsecret.txt",
+        "/reports/0/../../secret.txt",
+        "/reports/0/%2e%2e/%2e%2e/secret.txt",
+        "/reports/0/thumbs/..%2f..%2f..%2fsecret.txt",
+        "/reports/0/notes.txt",
+        "/reports/0/thumbs/.hidden.jpg",
+        "/reports/1/index.html",
+        "/reports/-1/index.html",
+        "/files/-1",
+        "/files/1e3",
+        &format!("/files/{}", c.root.join("secret.txt").display()),
+        "/api/images/1%00",
+    ];
+    for target in traversal {
+        let a = server.get(target);
+        assert!(a.status >= 400, "{target} answered {}", a.status);
+        assert!(!a.text().contains("root:x"), "{target} leaked the file");
+    }
+    let rocket = image_ids(&server)
+        .into_iter()
+        .find(|i| i.1 == "rocket.jpg")
+        .unwrap()
+        .0;
+    let a = server.get(&format!("/files/{rocket}"));
+    assert_eq!(a.status, 403, "{}", a.text());
+    // A file changed after indexing is not served as if it were the indexed one.
+    let camera = image_ids(&server)
+        .into_iter()
+        .find(|i| i.1 == "camera.jpg")
+        .unwrap()
+        .0;
+    std::fs::copy(
+        sample("coffee", "original.jpg"),
+        c.photos.join("camera.jpg"),
+    )
+    .unwrap();
+    assert_eq!(server.get(&format!("/files/{camera}")).status, 409);
+}
+
+#[test]
+fn changes_need_the_token_from_this_site() {
+    let c = Collection::new();
+    let server = c.serve(&[]);
+    let json = ("content-type", "application/json");
+    let body = br#"{"action":"trash","apply":false}"#;
+    for headers in [
+        vec![json],
+        vec![
+            json,
+            ("x-lookalike-token", "0123456789abcdef0123456789abcdef"),
+        ],
+        vec![json, ("x-lookalike-token", "")],
+    ] {
+        let a = server.raw("POST", "/api/duplicates/action", &headers, body);
+        assert_eq!(a.status, 403, "{headers:?}: {}", a.text());
+        assert_eq!(server.raw("POST", "/api/undo", &headers, b"").status, 403);
+        assert_eq!(server.raw("POST", "/api/query", &headers, b"x").status, 403);
+    }
+    let token = server.token.clone();
+    let with_token = [json, ("x-lookalike-token", token.as_str())];
+    let mut evil = with_token.to_vec();
+    evil.push(("origin", "http://evil.example"));
+    assert_eq!(server.raw("POST", "/api/undo", &evil, b"").status, 403);
+    // Another host name pointing at loopback (DNS rebinding) gets nothing, not even pages.
+    assert_eq!(
+        server
+            .raw("GET", "/api/status", &[("host", "evil.example:80")], b"")
+            .status,
+        421
+    );
+    assert_eq!(
+        server
+            .raw("GET", "/", &[("host", "evil.example")], b"")
+            .status,
+        421
+    );
+    // A form post (no JSON) is refused even with the token; changes are never GETs.
+    let form = [
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("x-lookalike-token", token.as_str()),
+    ];
+    assert!(
+        server
+            .raw(
+                "POST",
+                "/api/duplicates/action",
+                &form,
+                b"action=trash&apply=true"
+            )
+            .status
+            >= 400
+    );
+    assert_eq!(server.get("/api/undo").status, 405);
+    let ok = server.raw("POST", "/api/undo", &with_token, b"");
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    assert_eq!(ok.json()["undone"], Value::Null);
+}
+
+#[test]
+fn bad_uploads_are_refused_and_good_ones_find_their_twin() {
+    let c = Collection::new();
+    let server = c.serve(&["--max-upload-mib", "1"]);
+    let bin = "application/octet-stream";
+    let empty = server.post("/api/query", bin, b"");
+    assert_eq!(empty.status, 400, "{}", empty.text());
+    let junk = server.post("/api/query", bin, b"this is not an image at all");
+    assert_eq!(junk.status, 422, "{}", junk.text());
+    assert!(
+        junk.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a recognised image")
+    );
+    let mut truncated = std::fs::read(sample("camera", "original.jpg")).unwrap();
+    truncated.truncate(truncated.len() / 2);
+    assert_eq!(server.post("/api/query", bin, &truncated).status, 422);
+    let big = vec![0u8; 2 << 20];
+    assert_eq!(server.post("/api/query", bin, &big).status, 413);
+    // A 20000 x 20000 PNG header: refused by the decoding limits, not allocated.
+    let bomb_png = {
+        let mut b = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR".to_vec();
+        b.extend_from_slice(&20000u32.to_be_bytes());
+        b.extend_from_slice(&20000u32.to_be_bytes());
+        b.extend_from_slice(&[8, 2, 0, 0, 0]);
+        let crc = crc32(&b[12..]);
+        b.extend_from_slice(&crc.to_be_bytes());
+        b
+    };
+    assert_eq!(server.post("/api/query", bin, &bomb_png).status, 422);
+
+    let blurred = std::fs::read(sample("coffee", "blur.jpg")).unwrap();
+    let a = server.post("/api/query?k=4", bin, &blurred);
+    assert_eq!(a.status, 200, "{}", a.text());
+    let doc = a.json();
+    assert_eq!(doc["indexed"], false);
+    let first = doc["hits"][0]["name"].as_str().unwrap();
+    assert!(first.starts_with("coffee"), "{doc}");
+    // Nothing was written next to the photos.
+    assert_eq!(std::fs::read_dir(&c.photos).unwrap().count(), 8);
+}
+
+/// CRC-32 (IEEE) of PNG chunk bytes.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+#[test]
+fn duplicate_groups_are_reviewed_dry_run_first_and_undone() {
+    let c = Collection::new();
+    std::fs::copy(
+        c.photos.join("camera.jpg"),
+        c.photos.join("camera copy.jpg"),
+    )
+    .unwrap();
+    c.index();
+    let server = c.serve(&[]);
+    let doc = server.get("/api/duplicates").json();
+    let groups = doc["groups"].as_array().unwrap();
+    let camera = groups
+        .iter()
+        .find(|g| {
+            g["copies"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["exact"] == true)
+        })
+        .expect("the exact copy forms a group");
+    let keeper = camera["keep"]["id"].as_i64().unwrap();
+    assert!(doc["shown"][keeper.to_string()]["name"].is_string());
+
+    let dest = c.root.join("set aside");
+    let request = |apply: bool| {
+        serde_json::json!({
+            "action": "move-to", "target": dest, "apply": apply, "keepers": [keeper],
+        })
+        .to_string()
+    };
+    let dry = server.post(
+        "/api/duplicates/action",
+        "application/json",
+        request(false).as_bytes(),
+    );
+    assert_eq!(dry.status, 200, "{}", dry.text());
+    let dry = dry.json();
+    assert_eq!(dry["applied"], false);
+    let steps = dry["steps"].as_array().unwrap();
+    assert!(!steps.is_empty());
+    assert!(steps.iter().all(|s| s["outcome"] == "would_do"));
+    assert!(!dest.exists(), "a dry run changed nothing");
+    let moved: Vec<PathBuf> = steps
+        .iter()
+        .map(|s| PathBuf::from(s["path"].as_str().unwrap()))
+        .collect();
+
+    let done = server
+        .post(
+            "/api/duplicates/action",
+            "application/json",
+            request(true).as_bytes(),
+        )
+        .json();
+    assert!(
+        done["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["outcome"] == "done"),
+        "{done}"
+    );
+    assert!(moved.iter().all(|p| !p.exists()));
+
+    let undone = server.post("/api/undo", "application/json", b"").json();
+    assert_eq!(undone["undone"]["action"], "move");
+    assert!(
+        moved.iter().all(|p| p.exists()),
+        "undo brought every copy back"
+    );
+
+    // A move into the indexed folder itself is refused; delete needs its confirmation.
+    let inside =
+        serde_json::json!({"action": "move-to", "target": c.photos.join("x"), "apply": false});
+    assert_eq!(
+        server
+            .post(
+                "/api/duplicates/action",
+                "application/json",
+                inside.to_string().as_bytes()
+            )
+            .status,
+        400
+    );
+    let delete = serde_json::json!({"action": "delete", "apply": true});
+    assert_eq!(
+        server
+            .post(
+                "/api/duplicates/action",
+                "application/json",
+                delete.to_string().as_bytes()
+            )
+            .status,
+        400
+    );
+    assert!(moved.iter().all(|p| p.exists()));
+}
+
+#[test]
+fn the_server_follows_an_index_run() {
+    let c = Collection::new();
+    let server = c.serve(&[]);
+    let before = image_ids(&server);
+    // Loads the search space at the current state.
+    assert_eq!(
+        server.get(&format!("/api/images/{}", before[0].0)).status,
+        200
+    );
+    std::fs::copy(
+        sample("chelsea", "original.jpg"),
+        c.photos.join("chelsea.jpg"),
+    )
+    .unwrap();
+    std::fs::remove_file(c.photos.join("rocket-small.jpg")).unwrap();
+    c.index();
+    let after = image_ids(&server);
+    assert_eq!(after.len(), 8);
+    assert!(after.iter().any(|i| i.1 == "chelsea.jpg"));
+    assert!(!after.iter().any(|i| i.1 == "rocket-small.jpg"));
+    let chelsea = after.iter().find(|i| i.1 == "chelsea.jpg").unwrap().0;
+    assert_eq!(server.get(&format!("/thumbs/{chelsea}")).status, 200);
+    // The look-alikes come from the reloaded search space within a few seconds.
+    let start = Instant::now();
+    loop {
+        let doc = server.get(&format!("/api/images/{chelsea}?k=7")).json();
+        let hits = doc["lookalikes"]["hits"].as_array().unwrap().clone();
+        if !hits.is_empty() {
+            assert!(hits.iter().all(|h| h["name"] != "rocket-small.jpg"));
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "never reloaded: {doc}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
