@@ -1,0 +1,383 @@
+//! Approximate nearest neighbours over fused vectors: a wrapper over hnsw_rs that builds, dumps,
+//! verifies and loads the graph. The dump is a cache; SQLite stays the truth.
+//!
+//! The graph's space: vectors longer than `pca_dims` are PCA-projected, and with `dba > 0`
+//! every stored vector is replaced by its database-side augmentation (DBA: averaged with its
+//! `dba` nearest neighbours by the alpha-QE rule, their weights scaled by `dba_share`;
+//! Arandjelovic & Zisserman, "Three things everyone should know to improve object retrieval",
+//! CVPR 2012). Queries are projected, not augmented. An augmented graph is searched on its own
+//! vectors, with exact distances in that space; a plain one re-ranks its candidates on the full
+//! vectors.
+//!
+//! hnsw_rs calls `process::exit` on damaged dumps, so a dump is only handed to it after its
+//! files match the checksums and counts recorded in SQLite when it was written.
+//!
+//! Submodules: `build` (the streaming [`AnnBuilder`] and [`AnnIndex::build`]),
+//! `augment` (database-side augmentation), `update` (in-place updates), `search` (graph search,
+//! re-ranking and exact search) and `persist` (dump, verify, load and the dump folders).
+
+mod augment;
+mod build;
+mod persist;
+mod search;
+mod update;
+
+use std::borrow::Cow;
+
+use hnsw_rs::prelude::{Distance, Hnsw};
+use rayon::prelude::*;
+
+use crate::pca::Projection;
+pub use crate::vector::{dot, finite, sanitize, squared_l2};
+
+pub use build::AnnBuilder;
+pub use persist::{DUMP_MARKER_FILE, DumpRecord, PROJECTION_FILE, ann_dir, is_own_dump};
+pub use search::{exact_search, lookup, rerank};
+
+/// `points` with non-finite components replaced by zero (borrowed when there are none).
+fn finite_points(points: &[(i64, Vec<f32>)]) -> Cow<'_, [(i64, Vec<f32>)]> {
+    if points.iter().all(|p| p.1.iter().all(|x| x.is_finite())) {
+        Cow::Borrowed(points)
+    } else {
+        let mut owned = points.to_vec();
+        owned.par_iter_mut().for_each(|p| {
+            sanitize(&mut p.1);
+        });
+        Cow::Owned(owned)
+    }
+}
+
+/// Euclidean distance, written so the compiler vectorises it (eight independent accumulators).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FusedL2;
+
+impl Distance<f32> for FusedL2 {
+    fn eval(&self, va: &[f32], vb: &[f32]) -> f32 {
+        squared_l2(va, vb).sqrt()
+    }
+}
+
+/// Graph dimension for fused vectors: on wang and ukbench1000 a 128-dimensional PCA ranks as
+/// well as the full vector (BENCHMARKS.md), at an eighth of the graph's memory.
+pub const DEFAULT_PCA_DIMS: usize = 128;
+
+/// Graph size up to which searches use `ef_search` as configured.
+const EF_BASE_POINTS: f64 = 100_000.0;
+
+/// `base` up to `EF_BASE_POINTS` points, then doubled for every tenfold growth: a graph's
+/// search path lengthens with its size, and a fixed beam loses recall (measured: 100,000
+/// points at ef 64, recall@10 0.998; 1,000,000 at ef 64, 0.940).
+pub fn scaled_ef(base: usize, n: usize) -> usize {
+    let growth = (n as f64 / EF_BASE_POINTS).max(1.0).log10();
+    (base as f64 * 2f64.powf(growth)).round() as usize
+}
+
+/// Candidates taken from the graph for exact re-ranking, whatever the number of results asked.
+pub const RERANK_DEPTH: usize = 32;
+
+/// Neighbours averaged into each stored vector (database-side augmentation). Two, as for query
+/// expansion and for the same reason: on ukbench1000 (4 views per object) more neighbours pull
+/// in other objects; both shared sets gain (BENCHMARKS.md).
+pub const DEFAULT_DBA: usize = 2;
+
+/// Low bits of a graph point's data id: the image id. The bits above count the in-place update
+/// that inserted the point (0: the full build), so that an image whose vectors changed gets a
+/// new data id and its old point can be hidden.
+const IMAGE_ID_BITS: u32 = 40;
+const IMAGE_ID_MASK: usize = (1 << IMAGE_ID_BITS) - 1;
+/// In-place updates a graph can record in its data ids.
+const MAX_UPDATES: u32 = (1 << (usize::BITS - IMAGE_ID_BITS)) - 1;
+
+/// The image a graph point belongs to.
+fn image_of(data_id: usize) -> i64 {
+    (data_id & IMAGE_ID_MASK) as i64
+}
+
+/// The data id of `image`'s point inserted by update number `update`.
+fn data_id(image: i64, update: u32) -> usize {
+    image as usize | (update as usize) << IMAGE_ID_BITS
+}
+
+/// Neighbours enter an augmented vector at this share of the weight query expansion gives
+/// them: full weight, as alpha-DBA is defined. Until rankings put the candidate nearest to the
+/// example first ([`crate::nearest_first`]), half weight was used because distorted copies
+/// lost their originals to the originals' neighbours (wang, JPEG quality 30: recall@1 0.97 ->
+/// 0.94); with it they do not (BENCHMARKS.md, "What each ranking step adds").
+pub const DEFAULT_DBA_SHARE: f32 = 1.0;
+
+/// Graph construction and search parameters.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AnnParams {
+    /// Links per node (hnsw_rs exits the process above 256; kept far below).
+    pub max_connections: usize,
+    pub ef_construction: usize,
+    pub ef_search: usize,
+    /// Vectors longer than this are PCA-projected to this many dimensions before entering the
+    /// graph (0: never). Absent from records written before projection existed.
+    #[serde(default)]
+    pub pca_dims: usize,
+    /// Database-side augmentation: neighbours averaged into each stored vector (0: off).
+    /// Absent from records written before augmentation existed (those graphs are plain).
+    #[serde(default)]
+    pub dba: usize,
+    /// Weight share of each neighbour in an augmented vector (see [`DEFAULT_DBA_SHARE`]).
+    #[serde(default)]
+    pub dba_share: f32,
+    /// Exponent on the similarity weights of the augmentation (the alpha-QE rule's).
+    /// Records written before it was recorded were built with 3.
+    #[serde(default = "dba_alpha_before_it_was_recorded")]
+    pub dba_alpha: f32,
+}
+
+fn dba_alpha_before_it_was_recorded() -> f32 {
+    3.0
+}
+
+impl Default for AnnParams {
+    fn default() -> Self {
+        AnnParams {
+            max_connections: 24,
+            ef_construction: 200,
+            ef_search: 64,
+            pca_dims: DEFAULT_PCA_DIMS,
+            dba: DEFAULT_DBA,
+            dba_share: DEFAULT_DBA_SHARE,
+            dba_alpha: crate::query_expansion::DEFAULT_QE.alpha,
+        }
+    }
+}
+
+/// An HNSW graph over `(image id, fused vector)` points.
+pub struct AnnIndex {
+    hnsw: Hnsw<'static, f32, FusedL2>,
+    /// Points searches can return (the graph's points less the hidden ones).
+    count: usize,
+    /// Data ids of points searches skip, sorted.
+    hidden: Vec<usize>,
+    /// In-place updates since the full build, and that build's point count.
+    updates: u32,
+    built_count: usize,
+    /// Length of the vectors given to `build` and `search`.
+    dim: usize,
+    /// Applied to every vector before it meets the graph.
+    projection: Option<Projection>,
+    params: AnnParams,
+    /// Beam width of a search: `params.ef_search` scaled to the graph's size.
+    ef: usize,
+}
+
+impl std::fmt::Debug for AnnIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AnnIndex")
+            .field("count", &self.count)
+            .field("dim", &self.dim)
+            .field("graph_dim", &self.graph_dim())
+            .finish()
+    }
+}
+
+impl AnnIndex {
+    /// True when the graph holds augmented vectors: searches rank by them, not by full vectors.
+    pub fn is_augmented(&self) -> bool {
+        self.params.dba > 0
+    }
+
+    /// In-place updates since the graph was last built in full.
+    pub fn updates(&self) -> u32 {
+        self.updates
+    }
+
+    /// Points of the last full build.
+    pub fn built_count(&self) -> usize {
+        self.built_count
+    }
+
+    /// Points kept in the graph only to route searches (removed or changed images).
+    pub fn hidden_count(&self) -> usize {
+        self.hidden.len()
+    }
+
+    /// Data ids of the hidden points, sorted.
+    pub fn hidden(&self) -> &[usize] {
+        &self.hidden
+    }
+
+    /// Beam width searches use.
+    pub fn ef_search(&self) -> usize {
+        self.ef
+    }
+
+    /// Overrides the beam width (for measuring recall against latency).
+    pub fn set_ef_search(&mut self, ef: usize) {
+        self.ef = ef.max(1);
+    }
+
+    /// Dimension of the vectors inside the graph (after projection).
+    pub fn graph_dim(&self) -> usize {
+        self.projection
+            .as_ref()
+            .map_or(self.dim, Projection::dim_out)
+    }
+
+    /// The PCA projection in front of the graph, if any.
+    pub fn projection(&self) -> Option<&Projection> {
+        self.projection.as_ref()
+    }
+
+    /// Number of points.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// True when the graph has no point.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Vector dimension.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic pseudo-random vectors (SplitMix64); with serial insertion in tests, the
+    /// seed a failure prints rebuilds its graph too.
+    pub(crate) fn random_points(n: usize, dim: usize, seed: u64) -> Vec<(i64, Vec<f32>)> {
+        let mut rng = crate::rng::SplitMix64::new(seed);
+        let mut next = || (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
+        (0..n)
+            .map(|i| ((i + 1) as i64, (0..dim).map(|_| next()).collect()))
+            .collect()
+    }
+
+    /// Ids of the `k` points of `points` nearest to `query`, best first (exact search).
+    pub(super) fn exact_ids(points: &[(i64, Vec<f32>)], query: &[f32], k: usize) -> Vec<i64> {
+        exact_search(points, query, k).iter().map(|h| h.0).collect()
+    }
+
+    /// The `DEFAULT_DBA` exact nearest neighbours of point `id` (at `v`), itself left out.
+    pub(super) fn exact_neighbours<'a>(
+        points: &'a [(i64, Vec<f32>)],
+        id: i64,
+        v: &[f32],
+    ) -> Vec<&'a [f32]> {
+        exact_search(points, v, DEFAULT_DBA + 1)
+            .iter()
+            .filter(|h| h.0 != id)
+            .take(DEFAULT_DBA)
+            .filter_map(|h| lookup(points, h.0))
+            .collect()
+    }
+
+    /// The points of `ids` (sorted by id) found in `points` (sorted by id).
+    pub(super) fn pick_sorted(points: &[(i64, Vec<f32>)], ids: &[i64]) -> Vec<(i64, Vec<f32>)> {
+        let mut out: Vec<(i64, Vec<f32>)> = ids
+            .iter()
+            .filter_map(|&id| lookup(points, id).map(|v| (id, v.to_vec())))
+            .collect();
+        out.sort_unstable_by_key(|p| p.0);
+        out
+    }
+
+    #[test]
+    fn records_without_the_augmentation_exponent_were_built_with_alpha_3() {
+        let mut json = serde_json::to_value(AnnParams::default()).unwrap();
+        json.as_object_mut().unwrap().remove("dba_alpha");
+        let old: AnnParams = serde_json::from_value(json).unwrap();
+        assert_eq!(old.dba_alpha, 3.0);
+        // Today's default differs, so the next `index` run rebuilds such a graph.
+        assert_ne!(old, AnnParams::default());
+    }
+
+    /// Points with NaN and infinite components, plain and augmented, projected or not.
+    #[test]
+    fn non_finite_vectors_never_panic_in_build_update_dump_load_or_search() {
+        let dim = 40;
+        let mut points = random_points(120, dim, 21);
+        points[3].1[5] = f32::NAN;
+        points[4].1 = vec![f32::NAN; dim];
+        points[7].1[0] = f32::INFINITY;
+        points[8].1[1] = f32::NEG_INFINITY;
+        let mut query = points[10].1.clone();
+        query[2] = f32::NAN;
+        let tmp = tempfile::tempdir().unwrap();
+        for (dba, pca_dims) in [(0, 0), (2, 0), (0, 8), (2, 8)] {
+            let params = AnnParams {
+                dba,
+                pca_dims,
+                ..AnnParams::default()
+            };
+            let mut ann = AnnIndex::build(&points, params);
+            assert_eq!(ann.len(), points.len());
+            for (_, v) in ann.graph_points() {
+                assert!(v.iter().all(|x| x.is_finite()));
+            }
+            let hits = ann.search(&query, 5);
+            assert_eq!(hits.len(), 5);
+            assert!(hits.iter().all(|h| h.1.is_finite()));
+            assert_eq!(ann.search(&vec![f32::INFINITY; dim], 3).len(), 3);
+            let graph_query = ann.to_graph_space(&query);
+            assert_eq!(ann.search_graph_space(&graph_query, 4).len(), 4);
+            let full = |id: i64| Some(points[(id - 1) as usize].1.as_slice());
+            assert!(!ann.search_reranked(&query, 3, full).is_empty());
+
+            // The streaming builder with a batch of non-finite points.
+            let mut builder = AnnBuilder::new(points.len(), dim, None, params);
+            builder.insert(&points);
+            assert_eq!(builder.finish().search(&query, 3).len(), 3);
+
+            // An in-place update inserting non-finite vectors, then a dump and a load.
+            let mut bad = random_points(130, dim, 22)[120..].to_vec();
+            bad[0].1[0] = f32::NAN;
+            bad[1].1 = vec![f32::NEG_INFINITY; dim];
+            let mut all = points.clone();
+            all.extend(bad.iter().cloned());
+            let ids: Vec<i64> = bad.iter().map(|p| p.0).collect();
+            ann.update(&ids, &[], |want| Ok(pick_sorted(&all, want)))
+                .unwrap();
+            assert_eq!(ann.len(), all.len());
+            assert_eq!(ann.search(&query, 4).len(), 4);
+            let rec = ann.dump(tmp.path(), 1, "w").unwrap();
+            let loaded = AnnIndex::load(tmp.path(), &rec).unwrap();
+            assert_eq!(loaded.search(&query, 4), ann.search(&query, 4));
+        }
+        // Exact search ranks the finite points and the NaN query's finite part.
+        let hits = exact_search(&points, &query, 200);
+        assert!(hits.iter().all(|h| !h.1.is_nan()));
+        assert_eq!(hits[0].0, points[10].0);
+        // Point 5 is all NaN: at no distance, it is dropped.
+        let nan_free = rerank(&query, &[(5, 0.0), (6, 0.0), (7, 0.0)], 3, |id| {
+            Some(points[(id - 1) as usize].1.as_slice())
+        });
+        assert_eq!(nan_free.iter().map(|h| h.0).collect::<Vec<_>>().len(), 2);
+        assert!(nan_free.iter().all(|h| h.0 != 5 && h.1.is_finite()));
+    }
+
+    /// Identical vectors (no variance for the PCA), one point, two points.
+    #[test]
+    fn identical_vectors_and_tiny_collections_build_and_search() {
+        let dim = 300;
+        let v: Vec<f32> = (0..dim).map(|i| (i as f32 * 0.37).sin()).collect();
+        for n in [1, 2, 3, 40] {
+            let points: Vec<(i64, Vec<f32>)> = (1..=n).map(|id| (id, v.clone())).collect();
+            for dba in [0, 2] {
+                let params = AnnParams {
+                    dba,
+                    ..AnnParams::default()
+                };
+                let ann = AnnIndex::build(&points, params);
+                assert_eq!(ann.len(), n as usize);
+                let hits = ann.search(&v, n as usize);
+                assert_eq!(hits.len(), n as usize, "{n} points, dba {dba}");
+                let tmp = tempfile::tempdir().unwrap();
+                let rec = ann.dump(tmp.path(), 1, "w").unwrap();
+                let loaded = AnnIndex::load(tmp.path(), &rec).unwrap();
+                assert_eq!(loaded.search(&v, n as usize).len(), n as usize);
+            }
+        }
+    }
+}

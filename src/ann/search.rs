@@ -1,0 +1,184 @@
+//! Searching: the graph in its own space, exact re-ranking on full vectors, brute-force search.
+
+use rayon::prelude::*;
+
+use super::{AnnIndex, RERANK_DEPTH, finite, image_of, squared_l2};
+
+impl AnnIndex {
+    /// The `k` nearest ids to a full-length query, with distances in the graph's space.
+    pub fn search(&self, query: &[f32], k: usize) -> Vec<(i64, f32)> {
+        if query.len() != self.dim {
+            return Vec::new();
+        }
+        self.search_graph_space(&self.to_graph_space(&finite(query)), k)
+    }
+
+    /// Graph search, then exact re-ranking of at least [`RERANK_DEPTH`] candidates on the full
+    /// vectors (`full` looks them up by id): the order and distances exact search would give
+    /// among those candidates.
+    pub fn search_reranked<'a>(
+        &self,
+        query: &[f32],
+        k: usize,
+        full: impl Fn(i64) -> Option<&'a [f32]>,
+    ) -> Vec<(i64, f32)> {
+        rerank(query, &self.search(query, k.max(RERANK_DEPTH)), k, full)
+    }
+
+    /// The graph's own vectors with their ids, sorted by id (projected, augmented if so built).
+    pub fn graph_points(&self) -> Vec<(i64, Vec<f32>)> {
+        if self.hnsw.get_nb_point() == 0 {
+            // hnsw_rs cannot iterate a graph without an entry point.
+            return Vec::new();
+        }
+        let mut points: Vec<(i64, Vec<f32>)> = self
+            .hnsw
+            .get_point_indexation()
+            .into_iter()
+            .filter(|p| !self.is_hidden(p.get_origin_id()))
+            .map(|p| (image_of(p.get_origin_id()), p.get_v().to_vec()))
+            .collect();
+        points.sort_unstable_by_key(|p| p.0);
+        points
+    }
+
+    /// A full-length vector in the graph's space (projected when the graph is).
+    pub fn to_graph_space(&self, v: &[f32]) -> Vec<f32> {
+        match &self.projection {
+            Some(p) => p.apply(v),
+            None => v.to_vec(),
+        }
+    }
+
+    /// The `k` nearest ids to a vector already in the graph's space, with distances in it.
+    pub fn search_graph_space(&self, query: &[f32], k: usize) -> Vec<(i64, f32)> {
+        if self.count == 0 || k == 0 || query.len() != self.graph_dim() {
+            return Vec::new();
+        }
+        let query = finite(query);
+        let query = query.as_ref();
+        // Hidden points still route searches; when they crowd the results, the search widens.
+        let total = self.hnsw.get_nb_point();
+        let mut want = k;
+        let mut hits: Vec<(i64, f32)> = loop {
+            let found = self.hnsw.search(query, want, self.ef.max(want));
+            let reached = found.len();
+            let visible: Vec<(i64, f32)> = found
+                .into_iter()
+                .filter(|n| !self.is_hidden(n.d_id))
+                .map(|n| (image_of(n.d_id), n.distance))
+                .collect();
+            if visible.len() >= k || reached < want || want >= total {
+                break visible;
+            }
+            want = (want * 2).min(total);
+        };
+        hits.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+        hits.truncate(k);
+        hits
+    }
+
+    fn is_hidden(&self, data_id: usize) -> bool {
+        !self.hidden.is_empty() && self.hidden.binary_search(&data_id).is_ok()
+    }
+
+    /// The data id of each image's visible point, by image id.
+    pub(super) fn visible_points(&self) -> std::collections::HashMap<i64, usize> {
+        if self.hnsw.get_nb_point() == 0 {
+            return std::collections::HashMap::new();
+        }
+        self.hnsw
+            .get_point_indexation()
+            .into_iter()
+            .map(|p| p.get_origin_id())
+            .filter(|&d| !self.is_hidden(d))
+            .map(|d| (image_of(d), d))
+            .collect()
+    }
+
+    /// Image ids the graph returns, sorted.
+    pub fn image_ids(&self) -> Vec<i64> {
+        let mut ids: Vec<i64> = self.visible_points().into_keys().collect();
+        ids.sort_unstable();
+        ids
+    }
+}
+
+/// The `k` nearest of `candidates` to `query` by exact distance on the full vectors (`full`
+/// looks them up by id; candidates it does not know, or at a distance that is not a number,
+/// are dropped).
+pub fn rerank<'a>(
+    query: &[f32],
+    candidates: &[(i64, f32)],
+    k: usize,
+    full: impl Fn(i64) -> Option<&'a [f32]>,
+) -> Vec<(i64, f32)> {
+    let query = finite(query);
+    let query = query.as_ref();
+    let mut hits: Vec<(i64, f32)> = candidates
+        .iter()
+        .filter_map(|&(id, _)| full(id).map(|v| (id, squared_l2(v, query).sqrt())))
+        .filter(|h| !h.1.is_nan())
+        .collect();
+    hits.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+    hits.truncate(k);
+    hits
+}
+
+/// The vector of `id` in points sorted by id.
+pub fn lookup(points: &[(i64, Vec<f32>)], id: i64) -> Option<&[f32]> {
+    points
+        .binary_search_by_key(&id, |p| p.0)
+        .ok()
+        .map(|i| points[i].1.as_slice())
+}
+
+/// Brute-force search: the `k` nearest of `points` to `query`, nearest first.
+/// Points whose distance is not a number (non-finite components) are left out.
+pub fn exact_search(points: &[(i64, Vec<f32>)], query: &[f32], k: usize) -> Vec<(i64, f32)> {
+    let query = finite(query);
+    let query = query.as_ref();
+    let mut all: Vec<(i64, f32)> = points
+        .par_iter()
+        .filter(|(_, v)| v.len() == query.len())
+        .map(|(id, v)| (*id, squared_l2(v, query).sqrt()))
+        .filter(|h| !h.1.is_nan())
+        .collect();
+    let k = k.min(all.len());
+    if k == 0 {
+        return Vec::new();
+    }
+    let cmp = |a: &(i64, f32), b: &(i64, f32)| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0));
+    all.select_nth_unstable_by(k - 1, cmp);
+    all.truncate(k);
+    all.sort_by(cmp);
+    all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ann::AnnParams;
+    use crate::ann::tests::{exact_ids, random_points};
+
+    #[test]
+    fn hnsw_recall_at_10_against_exact_is_high() {
+        let seed = 20261122;
+        let points = random_points(3000, 32, seed);
+        let plain = AnnParams {
+            dba: 0,
+            ..AnnParams::default()
+        };
+        let index = AnnIndex::build(&points, plain);
+        assert!(!index.is_augmented());
+        let queries = random_points(200, 32, seed + 1);
+        let mut hit = 0;
+        for (_, q) in &queries {
+            let exact = exact_ids(&points, q, 10);
+            let approx: Vec<i64> = index.search(q, 10).iter().map(|h| h.0).collect();
+            hit += approx.iter().filter(|id| exact.contains(id)).count();
+        }
+        let recall = hit as f64 / (10.0 * queries.len() as f64);
+        assert!(recall >= 0.95, "recall@10 {recall} (seed {seed})");
+    }
+}

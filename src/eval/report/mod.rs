@@ -1,0 +1,254 @@
+//! The `--report DIR` output: a self-contained `index.html` (inline CSS and SVG plots, no
+//! scripts, no network) with summary and per-class tables, precision-recall curves, distortion
+//! robustness plots and contact sheets of the best and worst queries, plus `thumbs/*.jpg` and
+//! the input itself as `report.json`.
+//!
+//! Submodules: `svg` (the charts and their legend) and `html` (the page, its sections and
+//! escaping).
+
+mod html;
+mod svg;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::eval::distort::Distortion;
+use crate::eval::groundtruth::GroundTruth;
+use crate::eval::metrics::{Evaluation, Ranking, Relevance, Summary};
+use crate::{Error, Result};
+
+pub use html::escape;
+use html::render_html;
+
+/// Everything the report shows. The main crate fills it; it is also written as `report.json`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ReportInput {
+    /// Page title, e.g. "lookalike evaluation".
+    pub title: String,
+    /// What was evaluated, e.g. "wang: 1000 images, 10 classes (groundtruth.tsv)".
+    pub dataset: String,
+    /// Command line / version that produced the figures.
+    pub generated_by: String,
+    /// One entry per (feature family, search mode).
+    pub runs: Vec<RunReport>,
+    /// Name of the metric in `distortions` (e.g. "mAP" or "recall@1").
+    pub distortion_metric: String,
+    /// Robustness measurements, one per (family, mode, distortion).
+    pub distortions: Vec<DistortionPoint>,
+    /// Contact sheets.
+    pub examples: Vec<QueryExamples>,
+    /// Free-form remarks shown at the end (caveats, settings).
+    pub notes: Vec<String>,
+}
+
+/// Figures of one feature family under one search mode.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunReport {
+    /// "color", "conv", "deconv", "fused", ...
+    pub family: String,
+    /// "exact" or "hnsw".
+    pub mode: String,
+    pub summary: Summary,
+    /// Extra columns for the summary table, e.g. "recall@10 vs exact" -> "0.9870",
+    /// "query ms" -> "1.3". Shown in key order.
+    #[serde(default)]
+    pub extra: BTreeMap<String, String>,
+}
+
+/// One robustness measurement.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DistortionPoint {
+    pub family: String,
+    pub mode: String,
+    pub distortion: Distortion,
+    pub value: f64,
+}
+
+/// Best and worst queries of one run, for contact sheets.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QueryExamples {
+    pub family: String,
+    pub mode: String,
+    pub best: Vec<Example>,
+    pub worst: Vec<Example>,
+}
+
+/// One query and its top results.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Example {
+    /// Image file of the query.
+    pub query: PathBuf,
+    /// Short name shown under the thumbnail (relative name).
+    pub name: String,
+    /// Class of the query, if any.
+    pub class: Option<String>,
+    pub ap: f64,
+    pub num_relevant: usize,
+    /// Top results, query itself excluded, best first.
+    pub results: Vec<ExampleHit>,
+}
+
+/// One result of an example query.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExampleHit {
+    pub path: PathBuf,
+    pub name: String,
+    pub relevant: bool,
+}
+
+impl QueryExamples {
+    /// Picks the `n` best and `n` worst queries by AP (ties: earlier first relevant hit is
+    /// better, then lower item id) and their top `k` results (query skipped). `rankings` must be
+    /// the ones `eval` was computed from.
+    pub fn from_evaluation(
+        family: &str,
+        mode: &str,
+        gt: &GroundTruth,
+        eval: &Evaluation,
+        rankings: &[Ranking],
+        n: usize,
+        k: usize,
+    ) -> Result<Self> {
+        if rankings.len() != eval.per_query.len() {
+            return Err(Error::InvalidInput(format!(
+                "report examples: {} rankings but {} evaluated queries; pass the rankings the evaluation used",
+                rankings.len(),
+                eval.per_query.len()
+            )));
+        }
+        let mut order: Vec<usize> = (0..rankings.len()).collect();
+        order.sort_by(|&a, &b| {
+            let (ma, mb) = (&eval.per_query[a], &eval.per_query[b]);
+            mb.ap
+                .total_cmp(&ma.ap)
+                .then(
+                    ma.first_hit
+                        .unwrap_or(usize::MAX)
+                        .cmp(&mb.first_hit.unwrap_or(usize::MAX)),
+                )
+                .then(ma.query.cmp(&mb.query))
+        });
+        let example = |i: usize| -> Result<Example> {
+            let r = &rankings[i];
+            let m = &eval.per_query[i];
+            if m.query != r.query {
+                return Err(Error::InvalidInput(
+                    "report examples: rankings and evaluation are in different orders".into(),
+                ));
+            }
+            let results = r
+                .items
+                .iter()
+                .filter(|&&it| it != r.query && it < gt.len())
+                .take(k)
+                .map(|&it| ExampleHit {
+                    path: gt.path(it),
+                    name: gt.name(it).to_string(),
+                    relevant: gt.is_relevant(r.query, it),
+                })
+                .collect();
+            Ok(Example {
+                query: gt.path(r.query),
+                name: gt.name(r.query).to_string(),
+                class: m.class.clone(),
+                ap: m.ap,
+                num_relevant: m.num_relevant,
+                results,
+            })
+        };
+        let n = n.min(order.len());
+        let best = order[..n]
+            .iter()
+            .map(|&i| example(i))
+            .collect::<Result<_>>()?;
+        let worst = order[order.len() - n..]
+            .iter()
+            .rev()
+            .map(|&i| example(i))
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            family: family.into(),
+            mode: mode.into(),
+            best,
+            worst,
+        })
+    }
+}
+
+/// What `write_report` produced.
+#[derive(Debug, Clone)]
+pub struct ReportOutput {
+    pub index: PathBuf,
+    pub thumbnails: usize,
+    /// Images that could not be read for a thumbnail (shown as grey boxes), with the reason.
+    pub thumbnail_failures: Vec<String>,
+}
+
+/// Longest side of thumbnails, pixels.
+pub const THUMB_SIZE: u32 = 128;
+
+/// Writes `index.html`, `report.json` and `thumbs/` into `dir` (created if needed).
+pub fn write_report(dir: &Path, input: &ReportInput) -> Result<ReportOutput> {
+    let thumbs = dir.join("thumbs");
+    std::fs::create_dir_all(&thumbs).map_err(|e| Error::io(&thumbs, e))?;
+    let mut paths: Vec<&Path> = input
+        .examples
+        .iter()
+        .flat_map(|e| e.best.iter().chain(&e.worst))
+        .flat_map(|ex| {
+            std::iter::once(ex.query.as_path()).chain(ex.results.iter().map(|h| h.path.as_path()))
+        })
+        .collect();
+    paths.sort();
+    paths.dedup();
+    let results: Vec<(PathBuf, std::result::Result<String, String>)> = paths
+        .par_iter()
+        .map(|p| (p.to_path_buf(), make_thumb(p, &thumbs)))
+        .collect();
+    let mut thumb_of = HashMap::new();
+    let mut failures = Vec::new();
+    for (p, r) in results {
+        match r {
+            Ok(name) => {
+                thumb_of.insert(p, name);
+            }
+            Err(e) => failures.push(format!("{}: {e}", p.display())),
+        }
+    }
+    let html = render_html(input, &thumb_of, &failures);
+    let index = dir.join("index.html");
+    std::fs::write(&index, html).map_err(|e| Error::io(&index, e))?;
+    let json_path = dir.join("report.json");
+    let json = serde_json::to_string_pretty(input)
+        .map_err(|e| Error::io(&json_path, std::io::Error::other(e)))?;
+    std::fs::write(&json_path, json).map_err(|e| Error::io(&json_path, e))?;
+    Ok(ReportOutput {
+        index,
+        thumbnails: thumb_of.len(),
+        thumbnail_failures: failures,
+    })
+}
+
+/// Thumbnail file name of an image path (hash of the path).
+pub fn thumb_name(path: &Path) -> String {
+    format!(
+        "{:016x}.jpg",
+        crate::eval::stable_hash(path.to_string_lossy().as_bytes())
+    )
+}
+
+fn make_thumb(path: &Path, thumbs: &Path) -> std::result::Result<String, String> {
+    let img = image::open(path).map_err(|e| e.to_string())?;
+    let t = img.thumbnail(THUMB_SIZE, THUMB_SIZE).to_rgb8();
+    let name = thumb_name(path);
+    let out = thumbs.join(&name);
+    let mut buf = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, 85)
+        .encode_image(&t)
+        .map_err(|e| e.to_string())?;
+    std::fs::write(&out, buf).map_err(|e| format!("{}: {e}", out.display()))?;
+    Ok(name)
+}
