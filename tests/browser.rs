@@ -1,7 +1,8 @@
 //! The web app in real headless Chromium, driven over WebDriver: the start page, an image and
 //! its look-alikes, a search by upload, a duplicate group's dry run, and the phone layout.
 //! Screenshots go to `target/tmp/browser/`. Skipped (and says so) when Chromium or
-//! ChromeDriver is not installed: `apt-get install chromium chromium-driver`.
+//! ChromeDriver is not installed (`apt-get install chromium chromium-driver`), unless
+//! `LOOKALIKE_REQUIRE_BROWSER` is set, as `.ci/run` does.
 
 mod common;
 
@@ -200,6 +201,10 @@ fn the_web_app_works_in_a_real_browser() {
         installed("CHROMEDRIVER", "/usr/bin/chromedriver"),
         installed("CHROMIUM", "/usr/bin/chromium"),
     ) else {
+        assert!(
+            std::env::var_os("LOOKALIKE_REQUIRE_BROWSER").is_none(),
+            "LOOKALIKE_REQUIRE_BROWSER is set but Chromium or ChromeDriver is missing"
+        );
         eprintln!(
             "browser test skipped: Chromium or ChromeDriver is not installed (apt-get install chromium chromium-driver)"
         );
