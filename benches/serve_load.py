@@ -20,6 +20,8 @@ def main():
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--concurrency", type=int, default=200)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--poll-while", type=int, metavar="PID",
+        help="after the load test, request pages until process PID (an `index` run) ends")
     a = ap.parse_args()
     base = a.url.rstrip("/")
     page = urllib.request.urlopen(base + "/").read().decode()
@@ -46,12 +48,12 @@ def main():
 
     get(f"/api/images/{ids[0]}")  # loads the search space
     page_ms = [get(f"/api/images/{rng.choice(ids)}")[1] for _ in range(a.queries)]
-    upload_ms = [post_query()[1] for _ in range(max(1, a.queries // 5))]
+    upload_ms = [post_query()[1] for _ in range(a.queries // 5)]
 
     kinds = ["page", "grid", "thumb", "image", "upload"]
     plan = [kinds[i % len(kinds)] for i in range(a.concurrency)]
     results = [None] * len(plan)
-    barrier = threading.Barrier(len(plan))
+    barrier = threading.Barrier(max(1, len(plan)))
     def worker(i, kind):
         barrier.wait()
         try:
@@ -81,18 +83,39 @@ def main():
             "errors": sorted({str(r[1]) for r in results if r and r[1] != 200}),
         },
     }
+    if a.poll_while:
+        import os
+        answered, failed, lat = 0, [], []
+        while True:
+            try:
+                os.kill(a.poll_while, 0)
+            except ProcessLookupError:
+                break
+            for path in ("/api/folders", f"/api/images/{rng.choice(ids)}"):
+                try:
+                    code, ms = get(path); answered += 1; lat.append(ms)
+                except Exception as e:
+                    failed.append(str(e))
+            time.sleep(0.1)
+        after = json.load(urllib.request.urlopen(base + "/api/folders"))["images"]
+        out["during_index"] = {"answered": answered, "failed": len(failed), "p50_ms": pct(lat, 50),
+            "p99_ms": pct(lat, 99), "max_ms": max(lat) if lat else float("nan"),
+            "images_before": total, "images_after": after, "errors": sorted(set(failed))[:5]}
     if a.json:
         print(json.dumps(out, indent=1))
         return
     q, u, c = out["query_page_ms"], out["upload_query_ms"], out["concurrent"]
     print(f"index of {total} images")
-    print(f"query page (look-alikes of an indexed image), one at a time: p50 {q['p50']:.1f} ms, p99 {q['p99']:.1f} ms ({q['n']} requests)")
-    print(f"search by upload, one at a time: p50 {u['p50']:.1f} ms, p99 {u['p99']:.1f} ms ({u['n']} requests)")
-    print(f"{c['requests']} concurrent requests: {c['answered_200']} answered 200 in {c['wall_s']:.2f} s; p50 {c['p50_ms']:.1f} ms, p99 {c['p99_ms']:.1f} ms")
-    for k, v in c["by_kind"].items():
+    if q["n"]: print(f"query page (look-alikes of an indexed image), one at a time: p50 {q['p50']:.1f} ms, p99 {q['p99']:.1f} ms ({q['n']} requests)")
+    if u["n"]: print(f"search by upload, one at a time: p50 {u['p50']:.1f} ms, p99 {u['p99']:.1f} ms ({u['n']} requests)")
+    if c["requests"]: print(f"{c['requests']} concurrent requests: {c['answered_200']} answered 200 in {c['wall_s']:.2f} s; p50 {c['p50_ms']:.1f} ms, p99 {c['p99_ms']:.1f} ms")
+    for k, v in c["by_kind"].items() if c["requests"] else []:
         print(f"  {k:6s} n={v['n']:3d}  p50 {v['p50_ms']:.1f} ms  p99 {v['p99_ms']:.1f} ms")
     if c["errors"]:
         print("errors:", "; ".join(c["errors"]))
+    if "during_index" in out:
+        d = out["during_index"]
+        print(f"while `index` ran: {d['answered']} requests answered, {d['failed']} failed; p50 {d['p50_ms']:.1f} ms, p99 {d['p99_ms']:.1f} ms, max {d['max_ms']:.1f} ms; images {d['images_before']} -> {d['images_after']} afterwards")
 
 if __name__ == "__main__":
     main()

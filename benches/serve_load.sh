@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `lookalike serve` under load (BENCHMARKS.md, "Web app"): an index of COLLECTION generated
 # 160x120 photos (full profile, thumbnails included), the server on a free loopback port, then
-# benches/serve_load.py: query-page latency one at a time, and 200 concurrent mixed requests.
+# benches/serve_load.py: query-page latency one at a time, 200 concurrent mixed requests, then
+# pages requested while `index` adds 1% more images.
 # Usage: benches/serve_load.sh [COLLECTION=100000]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,4 +20,12 @@ $BIN -q --index-dir "$WORK/idx" serve --port 0 > "$WORK/url" &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 100); do [ -s "$WORK/url" ] && break; sleep 0.1; done
-python3 benches/serve_load.py "$(head -1 "$WORK/url")" sample_data/camera/blur.jpg "$@"
+URL=$(head -1 "$WORK/url")
+python3 benches/serve_load.py "$URL" sample_data/camera/blur.jpg "$@"
+# Then 1% more images, indexed while the server answers.
+EXTRA=$((N + N / 100))
+"$TARGET/release/make_corpus" "$WORK/collection" "$EXTRA" 160 120 90
+$BIN -q --index-dir "$WORK/idx" index "$WORK/collection" > /dev/null &
+INDEXER=$!
+python3 benches/serve_load.py "$URL" sample_data/camera/blur.jpg --queries 0 --concurrency 0 --poll-while "$INDEXER"
+wait "$INDEXER"

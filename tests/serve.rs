@@ -41,6 +41,14 @@ fn pages_thumbnails_files_and_lookalikes_are_served_by_id() {
     assert_eq!(status["images"], 8);
     assert_eq!(status["folders"][0]["images"], 8);
 
+    let folders = server.get("/api/folders").json();
+    assert_eq!(
+        (
+            folders["images"].as_u64(),
+            folders["folders"][0]["images"].as_u64()
+        ),
+        (Some(8), Some(8))
+    );
     let ids = image_ids(&server);
     assert_eq!(ids.len(), 8);
     let page = server.get("/api/images?offset=6&limit=5").json();

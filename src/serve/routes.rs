@@ -49,6 +49,7 @@ pub(super) fn router(app: Arc<App>) -> Router {
         .route("/app.js", get(script))
         .route("/app.css", get(style))
         .route("/api/status", get(status))
+        .route("/api/folders", get(folders))
         .route("/api/images", get(images))
         .route("/api/images/{id}", get(image))
         .route("/thumbs/{id}", get(thumbnail))
@@ -215,22 +216,38 @@ async fn status(State(app): State<Arc<App>>) -> Response {
             .expect("search space")
             .as_ref()
             .map(|l| l.version);
-        let (version, counts) = app.with_store(|s| Ok((s.data_version()?, s.image_counts()?)))?;
-        let mut folders: Vec<(i64, PathBuf)> = report.roots.clone().into_iter().collect();
-        folders.sort_by(|a, b| a.1.cmp(&b.1));
-        doc["folders"] = folders
-            .iter()
-            .map(|(id, path)| {
-                let mut m = crate::path_repr::object("path", path);
-                m.insert("id".into(), json!(id));
-                m.insert("images".into(), json!(counts.get(id).copied().unwrap_or(0)));
-                Value::Object(m)
-            })
-            .collect();
+        let (version, folders) = app.with_store(|s| Ok((s.data_version()?, folders_json(s)?)))?;
+        doc["folders"] = folders;
         doc["data_version"] = json!(version);
         doc["search_space_version"] = json!(loaded);
         doc["reports"] = json!(app.report_dirs().len());
         Ok(Json(doc).into_response())
+    })
+    .await
+}
+
+/// Tracked folders in path order, each with its id and image count.
+fn folders_json(s: &crate::store::Store) -> Result<Value> {
+    let counts = s.image_counts()?;
+    let mut folders: Vec<(i64, PathBuf)> = s.roots()?.into_iter().collect();
+    folders.sort_by(|a, b| a.1.cmp(&b.1));
+    Ok(folders
+        .iter()
+        .map(|(id, path)| {
+            let mut m = crate::path_repr::object("path", path);
+            m.insert("id".into(), json!(id));
+            m.insert("images".into(), json!(counts.get(id).copied().unwrap_or(0)));
+            Value::Object(m)
+        })
+        .collect())
+}
+
+async fn folders(State(app): State<Arc<App>>) -> Response {
+    blocking(move || {
+        app.with_store(|s| {
+            let doc = json!({"images": s.image_count()?, "folders": folders_json(s)?});
+            Ok(Json(doc).into_response())
+        })
     })
     .await
 }

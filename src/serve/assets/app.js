@@ -102,7 +102,7 @@ async function route() {
 }
 
 async function collectionView(folder, page) {
-  const status = await api("/api/status");
+  const status = await api("/api/folders");
   const q = new URLSearchParams({ offset: page * PAGE_SIZE, limit: PAGE_SIZE });
   if (folder) q.set("folder", folder);
   const list = await api(`/api/images?${q}`);
