@@ -9,8 +9,8 @@
 #     then 1% more images: re-index with the graph updated in place, and rebuilt in full;
 #  4. the ANN alone on ANN_VECTORS clustered vectors at the graph's dimension (128: the index
 #     stores PCA projections of the fused vectors; several beam widths from one build), and
-#     on 100,000 vectors of 1999 floats projected by the same PCA path as the index (1999 was
-#     the fused dimension when this section was written; it is 2149 now).
+#     on 100,000 vectors of 2149 floats (the full profile's fused dimension) projected by the
+#     same PCA path as the index.
 # Usage: benches/scale.sh [CAMERA_JPEGS=30] [SMALL=3000] [COLLECTION=100000] [ANN_VECTORS=1000000]
 # Needs /usr/bin/time; optional: czkawka_cli on PATH (cargo install czkawka_cli), and
 # PEER_PY=/path/to/python with numpy, opencv-python-headless, hnswlib, imagehash, pillow.
@@ -100,5 +100,5 @@ echo "== 4. ANN alone"
 # After the index's own beam width, a few others show the recall / latency trade-off.
 /usr/bin/time -v $EX/ann_scale "$NANN" 128 500 64 256 2> "$WORK/ann.time"
 echo "process peak RSS $(rss "$WORK/ann.time")"
-/usr/bin/time -v $EX/ann_scale 100000 1999 500 2> "$WORK/ann2.time"
+/usr/bin/time -v $EX/ann_scale 100000 2149 500 2> "$WORK/ann2.time"
 echo "process peak RSS $(rss "$WORK/ann2.time")"

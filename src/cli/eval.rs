@@ -469,6 +469,32 @@ fn duplicates_benchmark(
     if args.work.is_none() {
         let _ = std::fs::remove_dir_all(&temp);
     }
+    if let Some(dir) = &args.report {
+        let input = ReportInput {
+            title: "lookalike duplicates benchmark".into(),
+            dataset: format!(
+                "{}: {} files ({originals} photos with {} edited copies each, {} distractors), seed {}",
+                folder.display(),
+                planted.len(),
+                args.edits,
+                sources.len() - originals,
+                args.seed
+            ),
+            generated_by: std::env::args().collect::<Vec<_>>().join(" "),
+            notes: vec![format!(
+                "Copies when the layout distance is at most {:.2} and the detail distance at most {:.2}; {} groups.",
+                test.layout,
+                test.detail,
+                findings.groups.len()
+            )],
+            duplicates: Some(scores.clone()),
+            ..Default::default()
+        };
+        let out = write_report(dir, &input)?;
+        if !quiet {
+            eprintln!("report: {}", crate::path_repr::shown(&out.index));
+        }
+    }
     if args.json {
         super::print_json(&serde_json::json!({
             "folder": folder.to_string_lossy(),

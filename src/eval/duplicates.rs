@@ -155,7 +155,7 @@ pub fn plant(
 }
 
 /// Pair counts and the scores made from them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PairScore {
     /// True pairs found.
     pub found: usize,
@@ -190,7 +190,7 @@ impl PairScore {
 }
 
 /// Scores of one run: overall, and per edit kind over the pairs that hold a copy of that kind.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DuplicateScores {
     pub overall: PairScore,
     pub by_edit: BTreeMap<String, PairScore>,

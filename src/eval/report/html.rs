@@ -121,6 +121,32 @@ fn summary_html(input: &ReportInput) -> String {
     s
 }
 
+fn duplicates_html(d: &crate::eval::duplicates::DuplicateScores) -> String {
+    let mut s = String::from(
+        "<table class=\"num\"><thead><tr><th>edit</th><th>true pairs</th><th>found</th><th>false pairs</th><th>precision</th><th>recall</th><th>F1</th></tr></thead><tbody>",
+    );
+    let row = |s: &mut String, name: &str, p: &crate::eval::duplicates::PairScore, bold: bool| {
+        let (o, c) = if bold { ("<b>", "</b>") } else { ("", "") };
+        let _ = write!(
+            s,
+            "<tr><td class=\"t\">{o}{}{c}</td><td>{}</td><td>{}</td><td>{}</td><td>{o}{:.3}{c}</td><td>{o}{:.3}{c}</td><td>{o}{:.3}{c}</td></tr>",
+            escape(name),
+            p.found + p.missed,
+            p.found,
+            p.false_pairs,
+            p.precision,
+            p.recall,
+            p.f1
+        );
+    };
+    for (kind, p) in &d.by_edit {
+        row(&mut s, kind, p, false);
+    }
+    row(&mut s, "all", &d.overall, true);
+    s.push_str("</tbody></table>");
+    s
+}
+
 fn per_class_html(input: &ReportInput) -> String {
     let runs: Vec<&RunReport> = input
         .runs
@@ -347,6 +373,11 @@ pub(super) fn render_html(
         h.push_str(&distortion_charts(input, &st));
         h.push_str("</div></section>");
     }
+    if let Some(d) = &input.duplicates {
+        h.push_str("<section><h2>Duplicates</h2><p class=\"key\">Pairs of files that are copies of one photo: found, missed, and false pairs (files of different photos grouped together), overall and by the edit the copy carries.</p><div class=\"scroll\">");
+        h.push_str(&duplicates_html(d));
+        h.push_str("</div></section>");
+    }
     let per_class = per_class_html(input);
     if !per_class.is_empty() {
         h.push_str("<section><h2>Per class</h2><div class=\"scroll\">");
@@ -436,9 +467,22 @@ mod tests {
                     value: 0.7,
                 },
             ],
+            duplicates: Some(crate::eval::duplicates::DuplicateScores {
+                overall: crate::eval::duplicates::PairScore {
+                    found: 9,
+                    false_pairs: 1,
+                    missed: 1,
+                    precision: 0.9,
+                    recall: 0.9,
+                    f1: 0.9,
+                },
+                by_edit: [("<flip>".to_string(), Default::default())].into(),
+            }),
             ..Default::default()
         };
         let html = render_html(&input, &HashMap::new(), &[]);
+        assert!(html.contains("<h2>Duplicates</h2>"));
+        assert!(html.contains("&lt;flip&gt;") && html.contains("<b>0.900</b>"));
         assert!(html.contains("t &lt;x&gt;"));
         assert!(!html.contains("<script"));
         assert!(

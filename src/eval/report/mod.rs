@@ -42,6 +42,9 @@ pub struct ReportInput {
     pub examples: Vec<QueryExamples>,
     /// Free-form remarks shown at the end (caveats, settings).
     pub notes: Vec<String>,
+    /// The planted-duplicates benchmark (`eval --duplicates`): pair scores overall and per edit.
+    #[serde(default)]
+    pub duplicates: Option<crate::eval::duplicates::DuplicateScores>,
 }
 
 /// Figures of one feature family under one search mode.
