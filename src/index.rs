@@ -513,21 +513,7 @@ fn index_pass(
     let mut handled = 0usize;
     let extract_start = Instant::now();
 
-    let writer_result: Result<()> = std::thread::scope(|scope| {
-        let jobs = &jobs;
-        let known_hashes = &known_hashes;
-        scope.spawn(move || {
-            jobs.par_iter().for_each_with(tx, |tx, (file, existing)| {
-                if stop.load(Ordering::Relaxed) {
-                    return;
-                }
-                let outcome =
-                    process_file(file, *existing, known_hashes, &signatures, config, registry);
-                // The writer has gone only after an error; nothing more to do then.
-                let _ = tx.send(outcome);
-            });
-        });
-
+    let mut write_outcomes = || -> Result<()> {
         let mut batch: Vec<WriteOp> = Vec::with_capacity(batch_size);
         let mut last_commit = Instant::now();
         for outcome in rx.iter() {
@@ -610,6 +596,30 @@ fn index_pass(
         }
         store.apply(&batch)?;
         Ok(())
+    };
+    // Set when the writer fails (a full disk, say): the workers stop taking files.
+    let abandoned = AtomicBool::new(false);
+    let writer_result: Result<()> = std::thread::scope(|scope| {
+        let jobs = &jobs;
+        let known_hashes = &known_hashes;
+        let abandoned = &abandoned;
+        scope.spawn(move || {
+            jobs.par_iter().for_each_with(tx, |tx, (file, existing)| {
+                if stop.load(Ordering::Relaxed) || abandoned.load(Ordering::Relaxed) {
+                    return;
+                }
+                let outcome =
+                    process_file(file, *existing, known_hashes, &signatures, config, registry);
+                let _ = tx.send(outcome);
+            });
+        });
+        let result = write_outcomes();
+        if result.is_err() {
+            // Workers blocked on the full channel would wait for ever: stop them, drain it.
+            abandoned.store(true, Ordering::Relaxed);
+            for _ in rx.iter() {}
+        }
+        result
     });
     writer_result?;
     let extract_secs = extract_start.elapsed().as_secs_f64();
