@@ -747,38 +747,46 @@ fn process_file(
     }
 }
 
-/// Decodes an image to the registry's working size and runs every feature family on it
-/// (panics in either are caught).
+/// Decodes an image and runs every feature family on it (panics in either are caught), exactly
+/// as indexing does, so that an example and its indexed twin get the same vectors.
 pub fn extract_bytes(
     bytes: &[u8],
     path: &Path,
     decode_cfg: &DecodeConfig,
     registry: &Registry,
 ) -> Result<(ImageFacts, Vec<FeatureRow>)> {
-    let decode_cfg = DecodeConfig {
-        working_size: registry.working_size(),
-        ..*decode_cfg
-    };
-    let decoded = decode(bytes, path, &decode_cfg)?;
-    let facts = facts_of(&decoded);
-    Ok((facts, extract_decoded(decoded.image, path, registry)?))
+    let (facts, features, _) = extract(bytes, path, decode_cfg, registry, false)?;
+    Ok((facts, features))
 }
 
 /// As [`extract_bytes`], and the image's thumbnail ([`crate::thumbnail`]) from the same
-/// decoding: the picture is decoded at the larger of the working and thumbnail sides.
+/// decoding.
 fn extract_with_thumbnail(
     bytes: &[u8],
     path: &Path,
     decode_cfg: &DecodeConfig,
     registry: &Registry,
 ) -> Result<(ImageFacts, Vec<FeatureRow>, Vec<u8>)> {
+    let (facts, features, thumbnail) = extract(bytes, path, decode_cfg, registry, true)?;
+    Ok((facts, features, thumbnail.unwrap_or_default()))
+}
+
+/// The picture is decoded at the larger of the working and thumbnail sides, then shrunk to the
+/// working side: one decoding serves both, and every caller sees the same working image.
+fn extract(
+    bytes: &[u8],
+    path: &Path,
+    decode_cfg: &DecodeConfig,
+    registry: &Registry,
+    with_thumbnail: bool,
+) -> Result<(ImageFacts, Vec<FeatureRow>, Option<Vec<u8>>)> {
     let working = registry.working_size();
     let decode_cfg = DecodeConfig {
         working_size: working.max(crate::thumbnail::SIDE),
         ..*decode_cfg
     };
     let decoded = decode(bytes, path, &decode_cfg)?;
-    let thumbnail = crate::thumbnail::encode(&decoded.image);
+    let thumbnail = with_thumbnail.then(|| crate::thumbnail::encode(&decoded.image));
     let facts = facts_of(&decoded);
     let picture = if working < crate::thumbnail::SIDE {
         resize_to_fit(&decoded.image, working)
