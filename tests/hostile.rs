@@ -10,6 +10,9 @@ use lookalike::collection::Collection;
 use lookalike::crawl::CrawlConfig;
 use lookalike::index::{IndexConfig, IndexSummary, run};
 
+mod common;
+use common::png_with_header;
+
 /// Tests here spawn processes while others hold the index's write lock (an open file, which a
 /// forked child shares until it executes): they run one at a time.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -32,32 +35,6 @@ fn photo(w: u32, h: u32, seed: u32) -> RgbImage {
             (((x ^ y) + seed) % 256) as u8,
         ])
     })
-}
-
-fn png_with_header(w: u32, h: u32) -> Vec<u8> {
-    fn crc32(data: &[u8]) -> u32 {
-        let mut crc = 0xFFFF_FFFFu32;
-        for &b in data {
-            crc ^= u32::from(b);
-            for _ in 0..8 {
-                crc = if crc & 1 != 0 {
-                    (crc >> 1) ^ 0xEDB8_8320
-                } else {
-                    crc >> 1
-                };
-            }
-        }
-        !crc
-    }
-    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut ihdr = b"IHDR".to_vec();
-    ihdr.extend_from_slice(&w.to_be_bytes());
-    ihdr.extend_from_slice(&h.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-    png.extend_from_slice(&13u32.to_be_bytes());
-    png.extend_from_slice(&ihdr);
-    png.extend_from_slice(&crc32(&ihdr).to_be_bytes());
-    png
 }
 
 /// A GIF of a few dozen bytes whose logical screen is `side` x `side` with a 1x1 frame.

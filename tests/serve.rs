@@ -242,15 +242,7 @@ fn bad_uploads_are_refused_and_good_ones_find_their_twin() {
     let big = vec![0u8; 2 << 20];
     assert_eq!(server.post("/api/query", bin, &big).status, 413);
     // A 20000 x 20000 PNG header: refused by the decoding limits, not allocated.
-    let bomb_png = {
-        let mut b = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR".to_vec();
-        b.extend_from_slice(&20000u32.to_be_bytes());
-        b.extend_from_slice(&20000u32.to_be_bytes());
-        b.extend_from_slice(&[8, 2, 0, 0, 0]);
-        let crc = crc32(&b[12..]);
-        b.extend_from_slice(&crc.to_be_bytes());
-        b
-    };
+    let bomb_png = common::png_with_header(20_000, 20_000);
     assert_eq!(server.post("/api/query", bin, &bomb_png).status, 422);
 
     let blurred = std::fs::read(sample("coffee", "blur.jpg")).unwrap();
@@ -262,22 +254,6 @@ fn bad_uploads_are_refused_and_good_ones_find_their_twin() {
     assert!(first.starts_with("coffee"), "{doc}");
     // Nothing was written next to the photos.
     assert_eq!(std::fs::read_dir(&c.photos).unwrap().count(), 8);
-}
-
-/// CRC-32 (IEEE) of PNG chunk bytes.
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &b in bytes {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
 }
 
 #[test]

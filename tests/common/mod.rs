@@ -1,5 +1,5 @@
-//! Shared by the web app's tests: a small collection of sample photos with its index, a
-//! server on a free loopback port, and a minimal HTTP/1.1 client.
+//! Shared by the integration tests: a small collection of sample photos with its index, a
+//! server on a free loopback port, a minimal HTTP/1.1 client, and hostile image bytes.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -239,4 +239,31 @@ fn unchunk(mut b: &[u8]) -> Vec<u8> {
         out.extend_from_slice(&b[eol + 2..eol + 2 + size]);
         b = &b[eol + 2 + size + 2..];
     }
+}
+
+/// A PNG of a few dozen bytes whose header declares `w` x `h` pixels (a decompression bomb).
+pub fn png_with_header(w: u32, h: u32) -> Vec<u8> {
+    fn crc32(data: &[u8]) -> u32 {
+        let mut crc = 0xFFFF_FFFFu32;
+        for &b in data {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    png.extend_from_slice(&13u32.to_be_bytes());
+    png.extend_from_slice(&ihdr);
+    png.extend_from_slice(&crc32(&ihdr).to_be_bytes());
+    png
 }
