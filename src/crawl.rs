@@ -10,10 +10,11 @@ use crate::error::{Error, Result};
 use crate::store::FileStamp;
 
 /// Extensions of the formats decode reads, taken as images without reading the file (decode
-/// still verifies the content). The index and evaluation's folder scans both use this list.
+/// still verifies the content). The index and evaluation's folder scans both use this list and
+/// [`crate::decode::raw::RAW_EXTENSIONS`].
 pub const IMAGE_EXTENSIONS: &[&str] = &[
     "jpg", "jpeg", "jpe", "jfif", "png", "webp", "gif", "bmp", "dib", "tif", "tiff", "pnm", "pbm",
-    "pgm", "ppm", "qoi", "ico", "tga",
+    "pgm", "ppm", "qoi", "ico", "tga", "heic", "heif", "hif", "avif", "jxl",
 ];
 
 /// What to walk and what to keep.
@@ -90,14 +91,17 @@ pub fn sniff_is_image(head: &[u8]) -> bool {
             | image::ImageFormat::Tiff
             | image::ImageFormat::Qoi
             | image::ImageFormat::Ico)
-    )
+    ) || crate::decode::has_extra_signature(head)
 }
 
 /// True when `path`'s extension is one of [`IMAGE_EXTENSIONS`] (any case).
 pub fn has_image_extension(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+        IMAGE_EXTENSIONS
+            .iter()
+            .chain(crate::decode::raw::RAW_EXTENSIONS)
+            .any(|x| x.eq_ignore_ascii_case(e))
+    })
 }
 
 /// True for a file the index takes as an image: a known extension, or else image content.

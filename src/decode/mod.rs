@@ -1,5 +1,6 @@
 //! Bytes to a small, upright RGB working image: format sniffing, limits, EXIF orientation,
-//! DCT-domain scaled JPEG decoding, alpha flattening and fast resizing.
+//! DCT-domain scaled JPEG decoding, alpha flattening and fast resizing; JPEG XL, HEIC/AVIF
+//! (libheif) and camera RAW beside the `image` crate's formats.
 
 use std::io::Cursor;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -10,6 +11,10 @@ use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
 
 use crate::error::{Error, Result};
+
+#[cfg(feature = "heif")]
+pub mod heif;
+pub mod raw;
 
 /// Default decode memory budget per worker: 512 MiB.
 pub const DEFAULT_MEMORY_BUDGET: u64 = 512 << 20;
@@ -155,25 +160,7 @@ pub fn decode_file(path: &Path, cfg: &DecodeConfig) -> Result<Decoded> {
 /// restoration commands; the memory budget counts the decoder's buffers and an 8-bit RGB copy,
 /// as for indexing. Decoder panics are caught and reported as errors.
 pub fn decode_full_size(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<DynamicImage> {
-    let run = || -> Result<DynamicImage> {
-        let format = checked_format(bytes, path)?;
-        let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
-        reader.limits(limits(cfg));
-        let decoder = reader
-            .into_decoder()
-            .map_err(|e| image_error(path, e, cfg))?;
-        let (w, h) = decoder.dimensions();
-        check_size(w, h, path, cfg)?;
-        if format == image::ImageFormat::Jpeg {
-            check_jpeg_data(bytes.len(), w, h, path)?;
-        }
-        let need = decoder
-            .total_bytes()
-            .saturating_mul(2)
-            .saturating_add(u64::from(w) * u64::from(h) * 3);
-        check_memory(need, w, h, path, cfg)?;
-        DynamicImage::from_decoder(decoder).map_err(|e| image_error(path, e, cfg))
-    };
+    let run = || decode_full_size_inner(bytes, path, cfg);
     match catch_unwind(AssertUnwindSafe(run)) {
         Ok(result) => result,
         Err(_) => Err(bad(path, "decoder crashed; the file is probably damaged")),
@@ -188,24 +175,96 @@ fn limits(cfg: &DecodeConfig) -> image::Limits {
     limits
 }
 
-/// The format of non-empty `bytes`, refusing JPEGs cut short before their end marker.
-fn checked_format(bytes: &[u8], path: &Path) -> Result<image::ImageFormat> {
+/// What a file's content is, as far as decoding goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A format the `image` crate reads.
+    Image(image::ImageFormat),
+    /// JPEG XL (jxl-oxide).
+    Jxl,
+    /// HEIF: HEIC or AVIF (libheif); the name is the one reported.
+    Heif(&'static str),
+    /// A camera RAW file.
+    Raw,
+}
+
+/// The kind of non-empty `bytes`, refusing JPEGs cut short before their end marker.
+fn checked_kind(bytes: &[u8], path: &Path) -> Result<Kind> {
     if bytes.is_empty() {
         return Err(bad(path, "empty file (0 bytes); was it copied completely?"));
     }
-    let format = guess_format(bytes, path).ok_or_else(|| {
+    let kind = guess_kind(bytes, path).ok_or_else(|| {
         bad(
             path,
-            "not a recognised image format (JPEG, PNG, WebP, GIF, BMP, TIFF, TGA...)",
+            "not a recognised image format (JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC, AVIF, JPEG XL, camera RAW...)",
         )
     })?;
-    if format == image::ImageFormat::Jpeg && !jpeg_has_end(bytes) {
+    if kind == Kind::Image(image::ImageFormat::Jpeg) && !jpeg_has_end(bytes) {
         return Err(bad(
             path,
             "truncated JPEG (no end-of-image marker after the last scan); was it copied completely?",
         ));
     }
-    Ok(format)
+    Ok(kind)
+}
+
+/// The HEIF name (`heic` or `avif`) of an ISO base media file whose brands are HEIF images.
+fn heif_brand(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.get(4..8)? != b"ftyp" {
+        return None;
+    }
+    let size = u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+    let end = size.clamp(16, 256).min(bytes.len());
+    let major = bytes.get(8..12)?;
+    let compatible = bytes.get(16..end).unwrap_or(&[]).chunks_exact(4);
+    let brands: Vec<&[u8]> = std::iter::once(major).chain(compatible).collect();
+    let any = |set: &[&[u8; 4]]| brands.iter().any(|b| set.iter().any(|s| *b == &s[..]));
+    if any(&[b"avif", b"avis"]) {
+        Some("avif")
+    } else if any(&[
+        b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1",
+    ]) {
+        Some("heic")
+    } else {
+        None
+    }
+}
+
+/// True for the JPEG XL signatures: a bare codestream or the ISO container.
+fn is_jxl(bytes: &[u8]) -> bool {
+    bytes.starts_with(&[0xFF, 0x0A])
+        || bytes.starts_with(&[
+            0, 0, 0, 0x0C, b'J', b'X', b'L', b' ', 0x0D, 0x0A, 0x87, 0x0A,
+        ])
+}
+
+/// True when the first bytes of a file (32 are enough) are a signature of a format read here
+/// beyond the `image` crate's: HEIC, AVIF, JPEG XL and the RAW formats with their own
+/// signature (TIFF-based RAW files are told by their extension).
+pub fn has_extra_signature(head: &[u8]) -> bool {
+    is_jxl(head) || heif_brand(head).is_some() || raw::sniff(head, Path::new(""))
+}
+
+/// The kind from the content's signature; formats without one (TGA) from the extension.
+fn guess_kind(bytes: &[u8], path: &Path) -> Option<Kind> {
+    if raw::sniff(bytes, path) {
+        return Some(Kind::Raw);
+    }
+    if let Some(name) = heif_brand(bytes) {
+        return Some(Kind::Heif(name));
+    }
+    if is_jxl(bytes) {
+        return Some(Kind::Jxl);
+    }
+    image::guess_format(bytes)
+        .ok()
+        .filter(|f| *f != image::ImageFormat::Avif)
+        .or_else(|| {
+            image::ImageFormat::from_path(path)
+                .ok()
+                .filter(|f| *f == image::ImageFormat::Tga)
+        })
+        .map(Kind::Image)
 }
 
 fn bad(path: &Path, reason: impl Into<String>) -> Error {
@@ -215,23 +274,19 @@ fn bad(path: &Path, reason: impl Into<String>) -> Error {
     }
 }
 
-fn decode_inner(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<Decoded> {
-    let format = checked_format(bytes, path)?;
-    if format == image::ImageFormat::Jpeg
-        && let Some(decoded) = decode_jpeg_scaled(bytes, path, cfg)?
-    {
-        return Ok(decoded);
-    }
-    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
-    reader.limits(limits(cfg));
-    let mut decoder = reader
-        .into_decoder()
+/// Decodes through an `image` decoder: size and memory checks first, then the pixels, upright
+/// when `exif_orientation` (formats whose decoders apply their own orientation pass false).
+fn from_decoder(
+    mut decoder: impl ImageDecoder,
+    path: &Path,
+    cfg: &DecodeConfig,
+    exif_orientation: bool,
+) -> Result<DynamicImage> {
+    decoder
+        .set_limits(limits(cfg))
         .map_err(|e| image_error(path, e, cfg))?;
     let (w, h) = decoder.dimensions();
     check_size(w, h, path, cfg)?;
-    if format == image::ImageFormat::Jpeg {
-        check_jpeg_data(bytes.len(), w, h, path)?;
-    }
     // The decoded buffer, a second one as large (a GIF frame placed on its screen, a rotation)
     // and the 8-bit RGB copy.
     let need = decoder
@@ -239,17 +294,221 @@ fn decode_inner(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<Decoded
         .saturating_mul(2)
         .saturating_add(u64::from(w) * u64::from(h) * 3);
     check_memory(need, w, h, path, cfg)?;
-    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let orientation = if exif_orientation {
+        decoder.orientation().unwrap_or(Orientation::NoTransforms)
+    } else {
+        Orientation::NoTransforms
+    };
     let mut img = DynamicImage::from_decoder(decoder).map_err(|e| image_error(path, e, cfg))?;
     img.apply_orientation(orientation);
+    Ok(img)
+}
+
+/// An `image` crate decoder for `bytes` in `format`.
+fn image_decoder<'a>(
+    bytes: &'a [u8],
+    path: &Path,
+    cfg: &DecodeConfig,
+    format: image::ImageFormat,
+) -> Result<impl ImageDecoder + 'a> {
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    reader.limits(limits(cfg));
+    let decoder = reader
+        .into_decoder()
+        .map_err(|e| image_error(path, e, cfg))?;
+    if format == image::ImageFormat::Jpeg {
+        let (w, h) = decoder.dimensions();
+        check_size(w, h, path, cfg)?;
+        check_jpeg_data(bytes.len(), w, h, path)?;
+    }
+    Ok(decoder)
+}
+
+/// Decodes a JPEG XL file, upright (the decoder applies the codestream's orientation; the EXIF
+/// copy of it is not used). A file cut short is refused rather than rendered in part.
+fn decode_jxl(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<DynamicImage> {
+    use jxl_oxide::{AllocTracker, JxlImage};
+    let unreadable = |e: &dyn std::fmt::Display| bad(path, format!("unreadable JPEG XL file: {e}"));
+    let budget = usize::try_from(cfg.memory_budget).unwrap_or(usize::MAX);
+    let mut image = JxlImage::builder()
+        .alloc_tracker(AllocTracker::with_limit(budget))
+        .read(Cursor::new(bytes))
+        .map_err(|e| unreadable(&e))?;
+    if !image.is_loading_done() {
+        return Err(bad(
+            path,
+            "truncated JPEG XL file (it ends before its last frame); was it copied completely?",
+        ));
+    }
+    let (w, h) = (image.width(), image.height());
+    check_size(w, h, path, cfg)?;
+    // Rendering keeps 32-bit float planes (up to 4 channels, with a working copy) and the
+    // 8-bit output.
+    check_memory(u64::from(w) * u64::from(h) * 36, w, h, path, cfg)?;
+    if image.pixel_format().has_black() {
+        image.request_color_encoding(jxl_oxide::EnumColourEncoding::srgb(
+            jxl_oxide::RenderingIntent::Relative,
+        ));
+    }
+    let render = image.render_frame(0).map_err(|e| unreadable(&e))?;
+    let mut stream = render.stream();
+    let (sw, sh, channels) = (stream.width(), stream.height(), stream.channels());
+    let mut data = vec![0u8; sw as usize * sh as usize * channels as usize];
+    stream.write_to_buffer(&mut data);
+    let img = match channels {
+        1 => image::GrayImage::from_raw(sw, sh, data).map(DynamicImage::ImageLuma8),
+        2 => image::GrayAlphaImage::from_raw(sw, sh, data).map(DynamicImage::ImageLumaA8),
+        3 => RgbImage::from_raw(sw, sh, data).map(DynamicImage::ImageRgb8),
+        4 => image::RgbaImage::from_raw(sw, sh, data).map(DynamicImage::ImageRgba8),
+        _ => None,
+    };
+    img.ok_or_else(|| {
+        bad(
+            path,
+            format!("JPEG XL image with {channels} channels is not supported"),
+        )
+    })
+}
+
+#[cfg(feature = "heif")]
+fn decode_heif(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<DynamicImage> {
+    heif::decode(bytes, path, cfg)
+}
+
+#[cfg(not(feature = "heif"))]
+fn decode_heif(_bytes: &[u8], path: &Path, _cfg: &DecodeConfig) -> Result<DynamicImage> {
+    Err(bad(
+        path,
+        "HEIC/HEIF and AVIF files need libheif, and this build of lookalike has no support for it \
+         (it was built without the `heif` feature)",
+    ))
+}
+
+/// The working image of a full-size, upright image.
+fn working(img: DynamicImage, format: String, cfg: &DecodeConfig) -> Decoded {
     let (width, height) = (img.width(), img.height());
     let rgb = flatten_to_rgb(img);
-    Ok(Decoded {
+    Decoded {
         image: resize_to_fit(&rgb, cfg.working_size),
-        format: format_name(format),
+        format,
         width,
         height,
-    })
+    }
+}
+
+fn decode_inner(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<Decoded> {
+    match checked_kind(bytes, path)? {
+        Kind::Image(format) => {
+            if format == image::ImageFormat::Jpeg
+                && let Some(decoded) = decode_jpeg_scaled(bytes, path, cfg)?
+            {
+                return Ok(decoded);
+            }
+            let decoder = image_decoder(bytes, path, cfg, format)?;
+            let img = from_decoder(decoder, path, cfg, true)?;
+            Ok(working(img, format_name(format), cfg))
+        }
+        Kind::Jxl => Ok(working(decode_jxl(bytes, path, cfg)?, "jxl".into(), cfg)),
+        Kind::Heif(name) => Ok(working(decode_heif(bytes, path, cfg)?, name.into(), cfg)),
+        Kind::Raw => decode_raw(bytes, path, cfg),
+    }
+}
+
+/// The lower-case extension of a RAW file, as its format name.
+fn raw_name(path: &Path) -> String {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .filter(|e| raw::RAW_EXTENSIONS.contains(&e.as_str()))
+        .unwrap_or_else(|| "raw".into())
+}
+
+/// A RAW file: its largest embedded preview when that covers the working size, else its
+/// sensor data, else a smaller preview.
+fn decode_raw(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<Decoded> {
+    let preview = raw::find_preview(bytes);
+    let mut preview_error = None;
+    if let Some(p) = preview
+        && p.width.max(p.height) >= cfg.working_size
+    {
+        match decode_preview(&p, path, cfg) {
+            Ok(d) => {
+                return Ok(Decoded {
+                    format: raw_name(path),
+                    ..d
+                });
+            }
+            Err(e) => preview_error = Some(e),
+        }
+    }
+    match raw::decode_sensor(bytes, path, cfg) {
+        Ok(img) => Ok(working(img, raw_name(path), cfg)),
+        Err(sensor_error) => match (preview, preview_error) {
+            (_, Some(e)) => Err(e),
+            (Some(p), None) => decode_preview(&p, path, cfg).map(|d| Decoded {
+                format: raw_name(path),
+                ..d
+            }),
+            (None, None) => Err(sensor_error),
+        },
+    }
+}
+
+/// Decodes a RAW file's JPEG preview, upright: by the JPEG's own EXIF orientation when it has
+/// one, else by the RAW file's.
+fn decode_preview(p: &raw::Preview, path: &Path, cfg: &DecodeConfig) -> Result<Decoded> {
+    if !jpeg_has_end(p.jpeg) {
+        return Err(bad(path, "the embedded preview JPEG is truncated"));
+    }
+    let mut d = match decode_jpeg_scaled(p.jpeg, path, cfg)? {
+        Some(d) => d,
+        None => {
+            let decoder = image_decoder(p.jpeg, path, cfg, image::ImageFormat::Jpeg)?;
+            working(from_decoder(decoder, path, cfg, true)?, "jpg".into(), cfg)
+        }
+    };
+    if raw::jpeg_orientation(p.jpeg).is_none()
+        && let Some(orientation) = p.orientation
+        && orientation != Orientation::NoTransforms
+    {
+        let mut img = DynamicImage::ImageRgb8(d.image);
+        img.apply_orientation(orientation);
+        d.image = img.into_rgb8();
+        if swaps_sides(orientation) {
+            std::mem::swap(&mut d.width, &mut d.height);
+        }
+    }
+    Ok(d)
+}
+
+/// Decodes a file's content at full size for the restoration commands (`image` formats without
+/// their orientation, as before; the others upright, as their decoders give them).
+fn decode_full_size_inner(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<DynamicImage> {
+    match checked_kind(bytes, path)? {
+        Kind::Image(format) => {
+            let decoder = image_decoder(bytes, path, cfg, format)?;
+            from_decoder(decoder, path, cfg, false)
+        }
+        Kind::Jxl => decode_jxl(bytes, path, cfg),
+        Kind::Heif(_) => decode_heif(bytes, path, cfg),
+        Kind::Raw => match raw::find_preview(bytes) {
+            Some(p) if p.width.max(p.height) >= cfg.working_size => {
+                let decoder = image_decoder(p.jpeg, path, cfg, image::ImageFormat::Jpeg)?;
+                from_decoder(decoder, path, cfg, false)
+            }
+            _ => raw::decode_sensor(bytes, path, cfg),
+        },
+    }
+}
+
+fn swaps_sides(orientation: Orientation) -> bool {
+    matches!(
+        orientation,
+        Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH
+    )
 }
 
 /// True when an end-of-image marker follows the last start-of-scan marker. Decoders pad a
@@ -263,15 +522,6 @@ fn jpeg_has_end(bytes: &[u8]) -> bool {
         .rev()
         .find(|w| w[0] == 0xFF && (w[1] == 0xD9 || w[1] == 0xDA))
         .is_some_and(|w| w[1] == 0xD9)
-}
-
-/// The format from the content's signature; formats without one (TGA) from the extension.
-fn guess_format(bytes: &[u8], path: &Path) -> Option<image::ImageFormat> {
-    image::guess_format(bytes).ok().or_else(|| {
-        image::ImageFormat::from_path(path)
-            .ok()
-            .filter(|f| *f == image::ImageFormat::Tga)
-    })
 }
 
 /// Refuses a JPEG whose data cannot cover its declared size. Every 8x8 block of the largest

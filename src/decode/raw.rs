@@ -1,0 +1,381 @@
+//! Camera RAW files: the embedded full-size preview (what the camera showed) when there is one,
+//! the raw sensor data otherwise.
+
+use std::path::Path;
+
+use image::DynamicImage;
+use image::metadata::Orientation;
+
+use super::DecodeConfig;
+use crate::error::Result;
+
+/// Extensions of the camera RAW formats (Adobe DNG, Canon, Nikon, Sony, Fujifilm, Olympus,
+/// Panasonic, Pentax, Samsung, Epson, Kodak, Minolta, Mamiya, Leaf/Phase One, Hasselblad).
+pub const RAW_EXTENSIONS: &[&str] = &[
+    "dng", "cr2", "cr3", "crw", "nef", "nrw", "arw", "srf", "sr2", "raf", "orf", "rw2", "pef",
+    "srw", "erf", "kdc", "dcr", "mrw", "mef", "mos", "iiq", "3fr",
+];
+
+/// TIFF tags read here.
+mod tag {
+    pub const COMPRESSION: u16 = 0x103;
+    pub const PHOTOMETRIC: u16 = 0x106;
+    pub const STRIP_OFFSETS: u16 = 0x111;
+    pub const ORIENTATION: u16 = 0x112;
+    pub const STRIP_BYTE_COUNTS: u16 = 0x117;
+    pub const SUB_IFDS: u16 = 0x14A;
+    pub const JPEG_OFFSET: u16 = 0x201;
+    pub const JPEG_LENGTH: u16 = 0x202;
+    /// Panasonic RW2's full-size JPEG, stored as the tag's value.
+    pub const RW2_JPEG: u16 = 0x2E;
+    pub const DNG_VERSION: u16 = 0xC612;
+}
+
+/// At most this many image file directories are read from one file (loops and bombs).
+const MAX_IFDS: usize = 64;
+/// At most this many entries are read from one directory.
+const MAX_ENTRIES: usize = 1024;
+
+fn has_raw_extension(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| RAW_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
+}
+
+/// True when `bytes` hold a camera RAW file: a RAW signature (Fujifilm, Olympus, Panasonic,
+/// Canon CR3), or a TIFF structure that is a DNG, a CR2, or carries a RAW extension.
+pub fn sniff(bytes: &[u8], path: &Path) -> bool {
+    if bytes.starts_with(b"FUJIFILMCCD-RAW") || is_cr3(bytes) {
+        return true;
+    }
+    let Some((tiff, first)) = Tiff::parse(bytes) else {
+        return false;
+    };
+    if tiff.magic != 42 {
+        return true; // ORF ("RO", "RS") and RW2 (0x55) are TIFF with their own magic number.
+    }
+    has_raw_extension(path)
+        || bytes.get(8..10) == Some(b"CR")
+        || tiff
+            .entries(first as usize)
+            .iter()
+            .any(|e| e.tag == tag::DNG_VERSION)
+}
+
+fn is_cr3(bytes: &[u8]) -> bool {
+    bytes.get(4..12) == Some(b"ftypcrx ")
+}
+
+/// An embedded JPEG preview.
+#[derive(Debug, Clone, Copy)]
+pub struct Preview<'a> {
+    /// The JPEG file, as stored.
+    pub jpeg: &'a [u8],
+    pub width: u32,
+    pub height: u32,
+    /// The RAW file's orientation (which also applies to previews without their own).
+    pub orientation: Option<Orientation>,
+}
+
+/// The largest embedded JPEG preview of a RAW file, if it has one this module can find:
+/// TIFF-structured files (DNG, CR2, NEF, ARW, PEF, SRW, ORF, RW2...) and Fujifilm RAF.
+pub fn find_preview(bytes: &[u8]) -> Option<Preview<'_>> {
+    if bytes.starts_with(b"FUJIFILMCCD-RAW") {
+        let offset = u32::from_be_bytes(bytes.get(84..88)?.try_into().ok()?) as usize;
+        let length = u32::from_be_bytes(bytes.get(88..92)?.try_into().ok()?) as usize;
+        let jpeg = bytes.get(offset..offset.checked_add(length)?)?;
+        let (width, height) = jpeg_size(jpeg)?;
+        return Some(Preview {
+            jpeg,
+            width,
+            height,
+            orientation: None,
+        });
+    }
+    let (tiff, first) = Tiff::parse(bytes)?;
+    let mut queue = vec![first as usize];
+    let mut seen = Vec::new();
+    let mut best: Option<Preview> = None;
+    let mut orientation = None;
+    while let Some(ifd) = queue.pop() {
+        if ifd == 0 || seen.contains(&ifd) || seen.len() >= MAX_IFDS {
+            continue;
+        }
+        seen.push(ifd);
+        let entries = tiff.entries(ifd);
+        if let Some(next) = tiff.u32(ifd + 2 + entries.len() * 12) {
+            queue.push(next as usize);
+        }
+        let find = |t: u16| entries.iter().find(|e| e.tag == t);
+        let first_value = |t: u16| find(t).and_then(|e| tiff.value(e, 0));
+        if seen.len() == 1 {
+            orientation = first_value(tag::ORIENTATION)
+                .and_then(|v| u8::try_from(v).ok())
+                .and_then(Orientation::from_exif);
+        }
+        if let Some(e) = find(tag::SUB_IFDS) {
+            for i in 0..e.count.min(MAX_IFDS as u32) {
+                if let Some(offset) = tiff.value(e, i) {
+                    queue.push(offset as usize);
+                }
+            }
+        }
+        let mut spans = Vec::new();
+        if let (Some(offset), Some(length)) =
+            (first_value(tag::JPEG_OFFSET), first_value(tag::JPEG_LENGTH))
+        {
+            spans.push((offset, length));
+        }
+        let jpeg_compressed = matches!(first_value(tag::COMPRESSION), Some(6 | 7));
+        // Colour filter array (32803) and linear raw (34892) strips are sensor data.
+        let sensor_data = matches!(first_value(tag::PHOTOMETRIC), Some(32803 | 34892));
+        if jpeg_compressed
+            && !sensor_data
+            && let (Some(offsets), Some(counts)) =
+                (find(tag::STRIP_OFFSETS), find(tag::STRIP_BYTE_COUNTS))
+            && offsets.count == 1
+            && let (Some(offset), Some(length)) = (tiff.value(offsets, 0), tiff.value(counts, 0))
+        {
+            spans.push((offset, length));
+        }
+        if let Some(e) = find(tag::RW2_JPEG)
+            && e.kind == 7
+        {
+            spans.push((tiff.data_offset(e) as u32, e.count));
+        }
+        for (offset, length) in spans {
+            let (offset, length) = (offset as usize, length as usize);
+            let Some(jpeg) = bytes.get(offset..offset.saturating_add(length)) else {
+                continue;
+            };
+            let Some((width, height)) = jpeg_size(jpeg) else {
+                continue;
+            };
+            let area = u64::from(width) * u64::from(height);
+            if best.is_none_or(|b| area > u64::from(b.width) * u64::from(b.height)) {
+                best = Some(Preview {
+                    jpeg,
+                    width,
+                    height,
+                    orientation: None,
+                });
+            }
+        }
+    }
+    best.map(|p| Preview { orientation, ..p })
+}
+
+/// The size a JPEG declares in its frame header, for baseline, extended and progressive
+/// JPEGs only (a lossless JPEG, as DNG uses for sensor data, is not a picture).
+pub fn jpeg_size(jpeg: &[u8]) -> Option<(u32, u32)> {
+    if !jpeg.starts_with(&[0xFF, 0xD8]) {
+        return None;
+    }
+    let mut at = 2;
+    loop {
+        // Fill bytes (0xFF) may precede a marker.
+        while jpeg.get(at) == Some(&0xFF) && jpeg.get(at + 1) == Some(&0xFF) {
+            at += 1;
+        }
+        if jpeg.get(at) != Some(&0xFF) {
+            return None;
+        }
+        let marker = *jpeg.get(at + 1)?;
+        let length = usize::from(u16::from_be_bytes([*jpeg.get(at + 2)?, *jpeg.get(at + 3)?]));
+        match marker {
+            0xC0..=0xC2 => {
+                let h = u16::from_be_bytes([*jpeg.get(at + 5)?, *jpeg.get(at + 6)?]);
+                let w = u16::from_be_bytes([*jpeg.get(at + 7)?, *jpeg.get(at + 8)?]);
+                return (w > 0 && h > 0).then_some((u32::from(w), u32::from(h)));
+            }
+            0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF | 0xDA => return None,
+            _ => at += 2 + length,
+        }
+    }
+}
+
+/// The orientation a JPEG's own EXIF block gives, if it has one.
+pub fn jpeg_orientation(jpeg: &[u8]) -> Option<Orientation> {
+    let mut at = 2;
+    while jpeg.get(at) == Some(&0xFF) {
+        let marker = *jpeg.get(at + 1)?;
+        if marker == 0xDA || marker == 0xD9 {
+            return None;
+        }
+        let length = usize::from(u16::from_be_bytes([*jpeg.get(at + 2)?, *jpeg.get(at + 3)?]));
+        let body = jpeg.get(at + 4..at + 2 + length)?;
+        if marker == 0xE1
+            && let Some(exif) = body.strip_prefix(b"Exif\0\0")
+        {
+            return Orientation::from_exif_chunk(exif);
+        }
+        at += 2 + length;
+    }
+    None
+}
+
+/// A little- or big-endian TIFF structure.
+struct Tiff<'a> {
+    bytes: &'a [u8],
+    little_endian: bool,
+    magic: u16,
+}
+
+/// One directory entry: its tag, type, value count and where its 4-byte value field is.
+struct Entry {
+    tag: u16,
+    kind: u16,
+    count: u32,
+    field: usize,
+}
+
+impl<'a> Tiff<'a> {
+    /// The structure and the offset of its first directory.
+    fn parse(bytes: &'a [u8]) -> Option<(Tiff<'a>, u32)> {
+        let little_endian = match bytes.get(..2)? {
+            b"II" => true,
+            b"MM" => false,
+            _ => return None,
+        };
+        let mut tiff = Tiff {
+            bytes,
+            little_endian,
+            magic: 0,
+        };
+        tiff.magic = tiff.u16(2)?;
+        if !matches!(tiff.magic, 42 | 0x4F52 | 0x5352 | 0x55) {
+            return None;
+        }
+        let first = tiff.u32(4)?;
+        Some((tiff, first))
+    }
+
+    fn u16(&self, at: usize) -> Option<u16> {
+        let b: [u8; 2] = self.bytes.get(at..at + 2)?.try_into().ok()?;
+        Some(if self.little_endian {
+            u16::from_le_bytes(b)
+        } else {
+            u16::from_be_bytes(b)
+        })
+    }
+
+    fn u32(&self, at: usize) -> Option<u32> {
+        let b: [u8; 4] = self.bytes.get(at..at + 4)?.try_into().ok()?;
+        Some(if self.little_endian {
+            u32::from_le_bytes(b)
+        } else {
+            u32::from_be_bytes(b)
+        })
+    }
+
+    fn entries(&self, ifd: usize) -> Vec<Entry> {
+        let count = self.u16(ifd).map_or(0, usize::from).min(MAX_ENTRIES);
+        (0..count)
+            .map_while(|i| {
+                let at = ifd + 2 + i * 12;
+                Some(Entry {
+                    tag: self.u16(at)?,
+                    kind: self.u16(at + 2)?,
+                    count: self.u32(at + 4)?,
+                    field: at + 8,
+                })
+            })
+            .collect()
+    }
+
+    fn type_size(kind: u16) -> usize {
+        match kind {
+            1 | 2 | 6 | 7 => 1,
+            3 | 8 => 2,
+            4 | 9 | 11 | 13 => 4,
+            5 | 10 | 12 => 8,
+            _ => 0,
+        }
+    }
+
+    /// Where an entry's data is: in its value field when it fits, else at the offset there.
+    fn data_offset(&self, e: &Entry) -> usize {
+        let size = Self::type_size(e.kind).saturating_mul(e.count as usize);
+        if size <= 4 {
+            e.field
+        } else {
+            self.u32(e.field).unwrap_or(u32::MAX) as usize
+        }
+    }
+
+    /// The `i`-th value of a SHORT, LONG or IFD entry.
+    fn value(&self, e: &Entry, i: u32) -> Option<u32> {
+        if i >= e.count {
+            return None;
+        }
+        let at = self.data_offset(e);
+        match e.kind {
+            3 => self.u16(at + 2 * i as usize).map(u32::from),
+            4 | 13 => self.u32(at + 4 * i as usize),
+            _ => None,
+        }
+    }
+}
+
+/// Decodes the raw sensor data (demosaicing, white balance, colour calibration, sRGB), upright,
+/// for RAW files without a usable preview.
+#[cfg(feature = "raw")]
+pub fn decode_sensor(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<DynamicImage> {
+    use rawler::decoders::RawDecodeParams;
+    use rawler::imgop::develop::RawDevelop;
+    use rawler::rawsource::RawSource;
+
+    use super::{bad, check_memory, check_size};
+
+    let source = RawSource::new_from_slice(bytes);
+    let decoder = rawler::get_decoder(&source)
+        .map_err(|e| bad(path, format!("not a RAW file lookalike can read ({e})")))?;
+    let params = RawDecodeParams::default();
+    let upright = |img: DynamicImage, tiff_orientation: u16| {
+        let mut img = img;
+        if let Some(o) = u8::try_from(tiff_orientation)
+            .ok()
+            .and_then(Orientation::from_exif)
+        {
+            img.apply_orientation(o);
+        }
+        img
+    };
+    // Formats whose preview is outside TIFF structures (Canon CR3's preview track).
+    if let Ok(Some(preview)) = decoder.preview_image(&source, &params)
+        && preview.width().max(preview.height()) >= cfg.working_size
+    {
+        let orientation = decoder
+            .raw_metadata(&source, &params)
+            .ok()
+            .and_then(|m| m.exif.orientation)
+            .unwrap_or(1);
+        return Ok(upright(preview, orientation));
+    }
+    let header = decoder
+        .raw_image(&source, &params, true)
+        .map_err(|e| bad(path, format!("unreadable RAW sensor data ({e})")))?;
+    let (w, h) = (header.width as u32, header.height as u32);
+    check_size(w, h, path, cfg)?;
+    // Development keeps a few floating-point copies of the frame: about 48 bytes per pixel.
+    check_memory(u64::from(w) * u64::from(h) * 48, w, h, path, cfg)?;
+    let raw = decoder
+        .raw_image(&source, &params, false)
+        .map_err(|e| bad(path, format!("unreadable RAW sensor data ({e})")))?;
+    let developed = RawDevelop::default()
+        .develop_intermediate(&raw)
+        .map_err(|e| bad(path, format!("could not develop the RAW sensor data ({e})")))?
+        .to_dynamic_image()
+        .ok_or_else(|| bad(path, "could not develop the RAW sensor data"))?;
+    Ok(upright(developed, raw.orientation.to_u16()))
+}
+
+/// Without the `raw` feature only embedded previews are read.
+#[cfg(not(feature = "raw"))]
+pub fn decode_sensor(_bytes: &[u8], path: &Path, _cfg: &DecodeConfig) -> Result<DynamicImage> {
+    Err(super::bad(
+        path,
+        "this RAW file has no embedded preview, and this build of lookalike cannot decode raw \
+         sensor data (it was built without the `raw` feature)",
+    ))
+}
