@@ -326,3 +326,42 @@ pub fn decode(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<DynamicIm
         Ok(image)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn boxed(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
+        let mut b = ((body.len() + 8) as u32).to_be_bytes().to_vec();
+        b.extend_from_slice(kind);
+        b.extend_from_slice(body);
+        b
+    }
+
+    fn heif_with(properties: &[&[u8; 4]]) -> Vec<u8> {
+        let ipco: Vec<u8> = properties.iter().flat_map(|k| boxed(k, &[0; 4])).collect();
+        let iprp = boxed(b"iprp", &boxed(b"ipco", &ipco));
+        let mut meta_body = vec![0; 4];
+        meta_body.extend(boxed(b"hdlr", &[0; 24]));
+        meta_body.extend(iprp);
+        let mut file = boxed(b"ftyp", b"heic\0\0\0\0mif1heic");
+        file.extend(boxed(b"meta", &meta_body));
+        file.extend(boxed(b"mdat", &[1, 2, 3]));
+        file
+    }
+
+    #[test]
+    fn container_rotation_and_mirroring_are_found_in_the_item_properties() {
+        assert!(!has_transform_property(&heif_with(&[b"ispe", b"hvcC"])));
+        assert!(has_transform_property(&heif_with(&[b"ispe", b"irot"])));
+        assert!(has_transform_property(&heif_with(&[b"imir"])));
+        // Truncated or garbled boxes end the search without a panic.
+        let file = heif_with(&[b"irot"]);
+        for cut in 0..file.len() {
+            let _ = has_transform_property(&file[..cut]);
+        }
+        assert!(!has_transform_property(&[
+            0, 0, 0, 3, b'm', b'e', b't', b'a'
+        ]));
+    }
+}

@@ -765,6 +765,68 @@ mod tests {
     }
 
     #[test]
+    fn heif_and_jxl_are_told_by_their_signatures() {
+        let ftyp = |major: &[u8; 4], compatible: &[u8]| {
+            let mut b = ((16 + compatible.len()) as u32).to_be_bytes().to_vec();
+            b.extend_from_slice(b"ftyp");
+            b.extend_from_slice(major);
+            b.extend_from_slice(&[0; 4]);
+            b.extend_from_slice(compatible);
+            b
+        };
+        assert_eq!(heif_brand(&ftyp(b"heic", b"mif1heic")), Some("heic"));
+        assert_eq!(heif_brand(&ftyp(b"mif1", b"mif1avif")), Some("avif"));
+        assert_eq!(heif_brand(&ftyp(b"avis", b"")), Some("avif"));
+        assert_eq!(
+            heif_brand(&ftyp(b"isom", b"mp41")),
+            None,
+            "a video is not an image"
+        );
+        assert_eq!(heif_brand(&ftyp(b"crx ", b"")), None);
+        let p = Path::new("x");
+        assert_eq!(guess_kind(&ftyp(b"avif", b""), p), Some(Kind::Heif("avif")));
+        assert_eq!(guess_kind(&[0xFF, 0x0A, 0xFA], p), Some(Kind::Jxl));
+        assert!(has_extra_signature(b"\0\0\0\x0cJXL \r\n\x87\n"));
+        assert!(!has_extra_signature(b"\0\0\0\x0cJXL"));
+    }
+
+    #[cfg(feature = "raw")]
+    #[test]
+    fn a_raw_file_is_read_from_its_preview_or_else_its_sensor_data() {
+        use raw::dng_tests::{dng, picture};
+        let img = picture(384, 256);
+        let cfg = DecodeConfig::default();
+        let path = Path::new("IMG_0001.dng");
+        // Preview, turned by the file's orientation (6: rotate 90 degrees clockwise).
+        let d = decode(&dng(&img, true, 6), path, &cfg).unwrap();
+        assert_eq!((d.format.as_str(), d.width, d.height), ("dng", 256, 384));
+        assert_eq!(d.image.dimensions(), (171, 256));
+        // No preview: the mosaic is developed; it shows the same picture.
+        let d = decode(&dng(&img, false, 1), path, &cfg).unwrap();
+        assert_eq!((d.width, d.height), (384, 256));
+        let expected = resize_to_fit(&img, cfg.working_size);
+        assert_eq!(d.image.dimensions(), expected.dimensions());
+        let mean_error = d
+            .image
+            .as_raw()
+            .iter()
+            .zip(expected.as_raw())
+            .map(|(a, b)| f64::from(a.abs_diff(*b)))
+            .sum::<f64>()
+            / expected.as_raw().len() as f64;
+        assert!(
+            mean_error < 12.0,
+            "developed mosaic differs by {mean_error:.1} on average"
+        );
+        // Cut short: a clear error naming the file, whatever the cut.
+        let bytes = dng(&img, false, 1);
+        for cut in [100, 2_000, bytes.len() / 2, bytes.len() - 1] {
+            let e = decode(&bytes[..cut], path, &cfg).unwrap_err().to_string();
+            assert!(e.contains("IMG_0001.dng"), "{e}");
+        }
+    }
+
+    #[test]
     fn downsizes_and_keeps_aspect() {
         let img = DynamicImage::ImageRgb8(RgbImage::from_pixel(1000, 500, image::Rgb([9, 8, 7])));
         let d = decode(

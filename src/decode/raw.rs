@@ -379,3 +379,133 @@ pub fn decode_sensor(_bytes: &[u8], path: &Path, _cfg: &DecodeConfig) -> Result<
          sensor data (it was built without the `raw` feature)",
     ))
 }
+
+#[cfg(test)]
+#[path = "../../tests/common/dng.rs"]
+mod dng_fixture;
+
+/// DNG fixtures for the decoding tests here and in the parent module.
+#[cfg(test)]
+pub(super) mod dng_tests {
+    use super::dng_fixture::{DngOptions, dng_from_rgb};
+    use image::{Rgb, RgbImage};
+
+    pub fn picture(w: u32, h: u32) -> RgbImage {
+        RgbImage::from_fn(w, h, |x, y| {
+            Rgb([
+                (x * 255 / w) as u8,
+                (y * 255 / h) as u8,
+                if (x / 8 + y / 8) % 2 == 0 { 200 } else { 40 },
+            ])
+        })
+    }
+
+    pub fn jpeg(img: &RgbImage) -> Vec<u8> {
+        let mut out = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+            .encode_image(img)
+            .unwrap();
+        out
+    }
+
+    pub fn dng(img: &RgbImage, preview: bool, orientation: u16) -> Vec<u8> {
+        dng_from_rgb(
+            img,
+            &DngOptions {
+                preview_jpeg: preview.then(|| jpeg(img)),
+                preview_size: img.dimensions(),
+                orientation,
+            },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dng_tests::{dng, jpeg, picture};
+    use super::*;
+
+    #[test]
+    fn a_dng_preview_is_found_with_its_size_and_the_file_orientation() {
+        let img = picture(96, 64);
+        let bytes = dng(&img, true, 6);
+        let p = find_preview(&bytes).expect("preview");
+        assert_eq!((p.width, p.height), (96, 64));
+        assert_eq!(p.jpeg, jpeg(&img).as_slice());
+        assert_eq!(p.orientation, Some(Orientation::Rotate90));
+        // The sensor data (uncompressed colour filter array) is never taken for a preview.
+        assert!(find_preview(&dng(&img, false, 1)).is_none());
+    }
+
+    #[test]
+    fn raw_files_are_told_from_plain_tiffs() {
+        let img = picture(32, 32);
+        let dng_bytes = dng(&img, false, 1);
+        assert!(sniff(&dng_bytes, Path::new("photo.bin")), "DNGVersion tag");
+        let mut tiff = Vec::new();
+        image::DynamicImage::ImageRgb8(img)
+            .write_to(
+                &mut std::io::Cursor::new(&mut tiff),
+                image::ImageFormat::Tiff,
+            )
+            .unwrap();
+        assert!(!sniff(&tiff, Path::new("scan.tif")));
+        assert!(sniff(&tiff, Path::new("DSC_0001.NEF")), "a RAW extension");
+        let mut raf = b"FUJIFILMCCD-RAW 0201FF383501".to_vec();
+        raf.resize(100, 0);
+        assert!(sniff(&raf, Path::new("x")));
+        assert!(!sniff(b"\x89PNG\r\n\x1a\n", Path::new("x.dng")));
+    }
+
+    #[test]
+    fn a_fujifilm_preview_is_read_from_the_header() {
+        let preview = jpeg(&picture(80, 60));
+        let mut raf = b"FUJIFILMCCD-RAW 0201FF383501".to_vec();
+        raf.resize(100, 0);
+        raf[84..88].copy_from_slice(&100u32.to_be_bytes());
+        raf[88..92].copy_from_slice(&(preview.len() as u32).to_be_bytes());
+        raf.extend_from_slice(&preview);
+        let p = find_preview(&raf).expect("preview");
+        assert_eq!((p.width, p.height), (80, 60));
+        // A length past the end of the file is no preview.
+        raf[88..92].copy_from_slice(&(preview.len() as u32 + 1).to_be_bytes());
+        assert!(find_preview(&raf).is_none());
+    }
+
+    #[test]
+    fn lossless_jpeg_sensor_data_is_not_a_picture() {
+        let baseline = jpeg(&picture(40, 30));
+        assert_eq!(jpeg_size(&baseline), Some((40, 30)));
+        // SOI, then a lossless (SOF3) frame header.
+        let lossless = [
+            0xFF, 0xD8, 0xFF, 0xC3, 0, 11, 16, 0, 30, 0, 40, 1, 0, 0x11, 0,
+        ];
+        assert_eq!(jpeg_size(&lossless), None);
+        assert_eq!(jpeg_size(&[0xFF, 0xD8, 0xFF]), None);
+        assert_eq!(jpeg_orientation(&baseline), None);
+    }
+
+    #[test]
+    fn directory_loops_and_absurd_offsets_end_the_walk() {
+        // Little-endian TIFF whose first directory points to itself, by its next-directory
+        // offset and by a SubIFDs entry, with a JPEG offset far past the end of the file.
+        let mut b = vec![b'I', b'I', 42, 0, 8, 0, 0, 0];
+        b.extend_from_slice(&3u16.to_le_bytes());
+        for (tag, kind, value) in [
+            (0x14Au16, 4u16, 8u32),
+            (0x201, 4, u32::MAX),
+            (0x202, 4, 1000),
+        ] {
+            b.extend_from_slice(&tag.to_le_bytes());
+            b.extend_from_slice(&kind.to_le_bytes());
+            b.extend_from_slice(&1u32.to_le_bytes());
+            b.extend_from_slice(&value.to_le_bytes());
+        }
+        b.extend_from_slice(&8u32.to_le_bytes());
+        assert!(find_preview(&b).is_none());
+        // A directory count larger than the file.
+        let mut b = vec![b'M', b'M', 0, 42, 0, 0, 0, 8, 0xFF, 0xFF];
+        b.extend_from_slice(&[0; 16]);
+        assert!(find_preview(&b).is_none());
+    }
+}

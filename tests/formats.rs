@@ -1,0 +1,314 @@
+//! The formats of real photo libraries: HEIC, AVIF, JPEG XL and DNG copies of sample photos
+//! index without failures and each finds its JPEG original first; damaged copies and a missing
+//! libheif are failures that name the file and what to do.
+//!
+//! HEIC, AVIF and JPEG XL copies are made with Debian's encoders (libheif-examples,
+//! libavif-bin, libjxl-tools); without them those cases are skipped, unless
+//! `LOOKALIKE_REQUIRE_FORMAT_TOOLS=1` (as in CI) makes that a failure. DNG copies are written
+//! by the tests themselves.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+mod common;
+#[path = "common/dng.rs"]
+mod dng;
+use common::{lookalike, sample};
+
+const PHOTOS: [&str; 6] = [
+    "astronaut",
+    "brick",
+    "camera",
+    "chelsea",
+    "coffee",
+    "rocket",
+];
+
+/// True when every encoder is on the PATH; when one is missing, the test is skipped unless the
+/// environment requires the tools.
+fn encoders_available() -> bool {
+    let missing: Vec<&str> = ["heif-enc", "avifenc", "cjxl"]
+        .into_iter()
+        .filter(|tool| {
+            !std::env::var_os("PATH").is_some_and(|paths| {
+                std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file())
+            })
+        })
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(
+        std::env::var("LOOKALIKE_REQUIRE_FORMAT_TOOLS").as_deref() != Ok("1"),
+        "encoders missing: {missing:?} (apt install libheif-examples libavif-bin libjxl-tools)"
+    );
+    eprintln!("skipped: encoders missing: {missing:?}");
+    false
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Writes the encoders' copies of `jpeg` into `dir` as `stem.heic`, `.avif` and `.jxl`.
+fn encode_copies(jpeg: &Path, dir: &Path, stem: &str) {
+    let out = |ext: &str| dir.join(format!("{stem}.{ext}"));
+    run(Command::new("heif-enc")
+        .args(["-q", "80", "-o"])
+        .arg(out("heic"))
+        .arg(jpeg));
+    run(Command::new("avifenc")
+        .args(["-s", "8", "--min", "20", "--max", "30"])
+        .arg(jpeg)
+        .arg(out("avif")));
+    run(Command::new("cjxl")
+        .arg(jpeg)
+        .arg(out("jxl"))
+        .args(["-q", "85", "--quiet"]));
+}
+
+fn write_dng(jpeg: &Path, out: &Path, preview: bool, orientation: u16) {
+    let bytes = std::fs::read(jpeg).unwrap();
+    let rgb = image::load_from_memory(&bytes).unwrap().into_rgb8();
+    let options = dng::DngOptions {
+        preview_jpeg: preview.then_some(bytes),
+        preview_size: rgb.dimensions(),
+        orientation,
+    };
+    std::fs::write(out, dng::dng_from_rgb(&rgb, &options)).unwrap();
+}
+
+fn index(index: &Path, folder: &Path, env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = lookalike();
+    cmd.arg("--index-dir")
+        .arg(index)
+        .args(["-q", "index"])
+        .arg(folder);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn status(index: &Path) -> Value {
+    let out = lookalike()
+        .arg("--index-dir")
+        .arg(index)
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The failures in an index, as (file name, reason).
+fn failures(index: &Path) -> Vec<(String, String)> {
+    status(index)["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let name = Path::new(f["path"].as_str().unwrap())
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            (name, f["reason"].as_str().unwrap().to_string())
+        })
+        .collect()
+}
+
+/// The file name of the first hit for `query` in `index`.
+fn first_hit(index: &Path, query: &Path) -> String {
+    let out = lookalike()
+        .arg("--index-dir")
+        .arg(index)
+        .arg("query")
+        .arg(query)
+        .args(["-k", "1", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let path = PathBuf::from(doc["hits"][0]["path"].as_str().unwrap());
+    path.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+struct Folders {
+    _tmp: tempfile::TempDir,
+    originals: PathBuf,
+    copies: PathBuf,
+    root: PathBuf,
+}
+
+fn folders() -> Folders {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().canonicalize().unwrap();
+    let (originals, copies) = (root.join("originals"), root.join("copies"));
+    std::fs::create_dir_all(&originals).unwrap();
+    std::fs::create_dir_all(&copies).unwrap();
+    for p in PHOTOS {
+        std::fs::copy(
+            sample(p, "original.jpg"),
+            originals.join(format!("{p}.jpg")),
+        )
+        .unwrap();
+    }
+    Folders {
+        _tmp: tmp,
+        originals,
+        copies,
+        root,
+    }
+}
+
+#[test]
+fn copies_in_every_format_index_cleanly_and_find_their_originals() {
+    let f = folders();
+    let encoders = encoders_available();
+    let mut expected = Vec::new();
+    for p in PHOTOS {
+        let jpeg = f.originals.join(format!("{p}.jpg"));
+        write_dng(&jpeg, &f.copies.join(format!("{p}.dng")), true, 1);
+        expected.push(format!("{p}.dng"));
+        if encoders {
+            encode_copies(&jpeg, &f.copies, p);
+            expected.extend(["heic", "avif", "jxl"].map(|e| format!("{p}.{e}")));
+        }
+    }
+    // Sensor data only (no preview), and a camera held upright (orientation 6).
+    write_dng(
+        &f.originals.join("camera.jpg"),
+        &f.copies.join("camera-sensor.dng"),
+        false,
+        1,
+    );
+    write_dng(
+        &f.originals.join("rocket.jpg"),
+        &f.copies.join("rocket-upright.dng"),
+        true,
+        6,
+    );
+    expected.extend(["camera-sensor.dng".into(), "rocket-upright.dng".into()]);
+
+    let copies_index = f.root.join("copies-index");
+    let out = index(&copies_index, &f.copies, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(failures(&copies_index), vec![]);
+    assert_eq!(status(&copies_index)["images"], expected.len());
+
+    let originals_index = f.root.join("originals-index");
+    assert!(index(&originals_index, &f.originals, &[]).status.success());
+    for name in &expected {
+        let original = format!("{}.jpg", name.split(['.', '-']).next().unwrap());
+        let hit = first_hit(&originals_index, &f.copies.join(name));
+        assert_eq!(hit, original, "{name} should find {original} first");
+    }
+    // The upright DNG is indexed with its sides swapped, as the camera showed it.
+    let db = rusqlite::Connection::open(copies_index.join("lookalike.db")).unwrap();
+    let (format, w, h): (String, u32, u32) = db
+        .query_row(
+            "SELECT format, width, height FROM images WHERE CAST(rel_path AS TEXT) = 'rocket-upright.dng'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    let original = image::image_dimensions(f.originals.join("rocket.jpg")).unwrap();
+    assert_eq!((format.as_str(), w, h), ("dng", original.1, original.0));
+}
+
+#[test]
+fn damaged_copies_are_failures_naming_the_file_and_the_rest_is_indexed() {
+    let f = folders();
+    let encoders = encoders_available();
+    let jpeg = f.originals.join("camera.jpg");
+    let work = f.root.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    write_dng(&jpeg, &work.join("camera.dng"), false, 1);
+    let mut damaged = vec!["camera.dng"];
+    if encoders {
+        encode_copies(&jpeg, &work, "camera");
+        damaged.extend(["camera.heic", "camera.avif", "camera.jxl"]);
+    }
+    for name in &damaged {
+        let bytes = std::fs::read(work.join(name)).unwrap();
+        let cut = format!("cut-{name}");
+        std::fs::write(f.copies.join(&cut), &bytes[..bytes.len() * 2 / 3]).unwrap();
+        // Not an image at all, under the format's name.
+        std::fs::write(f.copies.join(format!("text-{name}")), b"hello\n").unwrap();
+    }
+    std::fs::copy(&jpeg, f.copies.join("camera.jpg")).unwrap();
+    let idx = f.root.join("idx");
+    let out = index(&idx, &f.copies, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "exit status 3: some files failed"
+    );
+    let failed = failures(&idx);
+    assert_eq!(failed.len(), damaged.len() * 2, "{failed:?}");
+    for (name, reason) in &failed {
+        assert!(!reason.is_empty(), "{name}");
+    }
+    let jxl = failed.iter().find(|(n, _)| n == "cut-camera.jxl");
+    if let Some((_, reason)) = jxl {
+        assert!(reason.contains("truncated"), "{reason}");
+    }
+    assert_eq!(status(&idx)["images"], 1);
+}
+
+#[test]
+fn without_libheif_heic_and_avif_are_failures_that_say_what_to_install() {
+    if !encoders_available() {
+        return;
+    }
+    let f = folders();
+    encode_copies(&f.originals.join("coffee.jpg"), &f.copies, "coffee");
+    std::fs::copy(f.originals.join("coffee.jpg"), f.copies.join("coffee.jpg")).unwrap();
+    let idx = f.root.join("idx");
+    let out = index(
+        &idx,
+        &f.copies,
+        &[("LOOKALIKE_LIBHEIF", "/nonexistent/libheif.so.1")],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    let mut failed = failures(&idx);
+    failed.sort();
+    let names: Vec<&str> = failed.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["coffee.avif", "coffee.heic"]);
+    for (_, reason) in &failed {
+        assert!(
+            reason.contains("libheif") && reason.contains("install"),
+            "{reason}"
+        );
+    }
+    // With libheif found again, a retry reads them.
+    let out = lookalike()
+        .arg("--index-dir")
+        .arg(&idx)
+        .args(["-q", "index", "--retry-failed"])
+        .arg(&f.copies)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(failures(&idx), vec![]);
+    assert_eq!(status(&idx)["images"], 4);
+}
