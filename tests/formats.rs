@@ -312,3 +312,41 @@ fn without_libheif_heic_and_avif_are_failures_that_say_what_to_install() {
     assert_eq!(failures(&idx), vec![]);
     assert_eq!(status(&idx)["images"], 4);
 }
+
+#[test]
+fn a_raw_file_over_the_memory_budget_is_a_failure_until_the_budget_is_raised() {
+    let f = folders();
+    // 1,280 x 1,200 pixels without a preview: developing needs about 70 MiB.
+    let rgb = image::RgbImage::from_fn(1280, 1200, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8])
+    });
+    let options = dng::DngOptions {
+        orientation: 1,
+        ..Default::default()
+    };
+    std::fs::write(f.copies.join("big.dng"), dng::dng_from_rgb(&rgb, &options)).unwrap();
+    let idx = f.root.join("idx");
+    let run = |extra: &[&str]| {
+        lookalike()
+            .arg("--index-dir")
+            .arg(&idx)
+            .args(["-q", "index"])
+            .args(extra)
+            .arg(&f.copies)
+            .output()
+            .unwrap()
+    };
+    assert_eq!(run(&["--memory-budget", "64"]).status.code(), Some(3));
+    let failed = failures(&idx);
+    assert_eq!(failed.len(), 1);
+    assert!(failed[0].1.contains("--memory-budget"), "{}", failed[0].1);
+    let out = run(&["--memory-budget", "128", "--retry-failed"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(status(&idx)["images"], 1);
+    // Absurd budgets are refused before anything runs.
+    assert_eq!(run(&["--memory-budget", "0"]).status.code(), Some(2));
+}

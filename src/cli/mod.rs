@@ -204,6 +204,11 @@ struct IndexArgs {
     /// changing it re-extracts every image. Default: the collection's, else full.
     #[arg(long, value_enum)]
     profile: Option<Profile>,
+    /// Memory one image's decoding may use, per worker thread, in MiB (64 to 65536; default
+    /// 512). Larger images are recorded as failures; camera RAW files without a preview need
+    /// about 48 bytes per pixel.
+    #[arg(long, value_name = "MIB", value_parser = usize_in(64..=65_536))]
+    memory_budget: Option<usize>,
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -361,7 +366,12 @@ fn cmd_index(collection: &Collection, args: IndexArgs, quiet: bool) -> Result<Ex
             .build_global()
             .map_err(|e| Error::InvalidInput(format!("--threads: {e}")))?;
     }
+    let mut decode = crate::decode::DecodeConfig::default();
+    if let Some(mib) = args.memory_budget {
+        decode.memory_budget = (mib as u64) << 20;
+    }
     let config = IndexConfig {
+        decode,
         crawl: CrawlConfig {
             roots: args.dirs.clone(),
             include: args.include,

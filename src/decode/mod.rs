@@ -546,7 +546,7 @@ fn check_memory(need: u64, w: u32, h: u32, path: &Path, cfg: &DecodeConfig) -> R
         return Err(bad(
             path,
             format!(
-                "image is {w}x{h} pixels and would need {} MiB to decode, over the memory budget of {} MiB (a decompression bomb?)",
+                "image is {w}x{h} pixels and would need {} MiB to decode, over the memory budget of {} MiB (a decompression bomb? if not, `index --memory-budget MIB --retry-failed` reads it)",
                 need.div_ceil(1 << 20),
                 cfg.memory_budget >> 20
             ),

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Decoding speed per format on camera-sized files (4032x3024, 12 MP): synthetic photo-like JPEGs
+# and their HEIC, AVIF, JPEG XL and DNG copies, each decoded to the working image.
+# Usage: benches/formats.sh [WORK_DIR] [COUNT]   (needs heif-enc, avifenc and cjxl:
+# apt install libheif-examples libavif-bin libjxl-tools)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+WORK=${1:-target/formats-bench}
+COUNT=${2:-8}
+for tool in heif-enc avifenc cjxl; do
+  command -v "$tool" >/dev/null || { echo "$tool not found: apt install libheif-examples libavif-bin libjxl-tools"; exit 1; }
+done
+cargo build --release --locked -q -p lookalike-tools --bin make_corpus --bin make_dng --bin decode_speed
+BIN=${CARGO_TARGET_DIR:-target}/release
+mkdir -p "$WORK"/{jpeg,heic,avif,jxl,dng,dng-sensor}
+"$BIN/make_corpus" "$WORK/corpus" "$COUNT" 4032 3024 90
+i=0
+for f in $(find "$WORK/corpus" -name '*.jpg' | sort); do
+  n=$(printf 'img%03d' "$i"); i=$((i + 1))
+  cp "$f" "$WORK/jpeg/$n.jpg"
+  [ -f "$WORK/heic/$n.heic" ] || heif-enc -q 80 -o "$WORK/heic/$n.heic" "$f" >/dev/null
+  [ -f "$WORK/avif/$n.avif" ] || avifenc -s 8 -j all --min 20 --max 30 "$f" "$WORK/avif/$n.avif" >/dev/null
+  [ -f "$WORK/jxl/$n.jxl" ] || cjxl -q 85 --quiet "$f" "$WORK/jxl/$n.jxl"
+  [ -f "$WORK/dng/$n.dng" ] || "$BIN/make_dng" "$f" "$WORK/dng/$n.dng"
+  [ "$i" -gt 2 ] || [ -f "$WORK/dng-sensor/$n.dng" ] || "$BIN/make_dng" "$f" "$WORK/dng-sensor/$n.dng" --no-preview
+done
+echo "commit $(git rev-parse --short HEAD), $(date -u +%Y-%m-%d), $(nproc) cores"
+for d in jpeg heic avif jxl dng dng-sensor; do
+  echo "== $d"
+  "$BIN/decode_speed" "$WORK/$d" | tail -n +2
+done
