@@ -71,7 +71,7 @@ fn encode_copies(jpeg: &Path, dir: &Path, stem: &str) {
     run(Command::new("cjxl")
         .arg(jpeg)
         .arg(out("jxl"))
-        .args(["-q", "85", "--quiet"]));
+        .arg("--quiet"));
 }
 
 fn write_dng(jpeg: &Path, out: &Path, preview: bool, orientation: u16) {
@@ -184,6 +184,12 @@ fn copies_in_every_format_index_cleanly_and_find_their_originals() {
         if encoders {
             encode_copies(&jpeg, &f.copies, p);
             expected.extend(["heic", "avif", "jxl"].map(|e| format!("{p}.{e}")));
+            // JPEG XL encoded from pixels, not a transcoded JPEG.
+            run(Command::new("cjxl")
+                .arg(&jpeg)
+                .arg(f.copies.join(format!("{p}-pixels.jxl")))
+                .args(["--lossless_jpeg=0", "-q", "85", "--quiet"]));
+            expected.push(format!("{p}-pixels.jxl"));
         }
     }
     // Sensor data only (no preview), and a camera held upright (orientation 6).

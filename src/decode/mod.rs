@@ -324,9 +324,23 @@ fn image_decoder<'a>(
     Ok(decoder)
 }
 
+/// What a JPEG XL file decodes to.
+enum JxlDecoded {
+    Pixels(DynamicImage),
+    /// A JPEG transcoded losslessly into JPEG XL, reconstructed bit for bit.
+    Jpeg(Vec<u8>),
+}
+
 /// Decodes a JPEG XL file, upright (the decoder applies the codestream's orientation; the EXIF
-/// copy of it is not used). A file cut short is refused rather than rendered in part.
-fn decode_jxl(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<DynamicImage> {
+/// copy of it is not used). A file cut short is refused rather than rendered in part. With
+/// `reconstruct`, a transcoded JPEG is given back as the JPEG it was, which the scaled JPEG path
+/// decodes several times faster than rendering.
+fn decode_jxl(
+    bytes: &[u8],
+    path: &Path,
+    cfg: &DecodeConfig,
+    reconstruct: bool,
+) -> Result<JxlDecoded> {
     use jxl_oxide::{AllocTracker, JxlImage};
     let unreadable = |e: &dyn std::fmt::Display| bad(path, format!("unreadable JPEG XL file: {e}"));
     let budget = usize::try_from(cfg.memory_budget).unwrap_or(usize::MAX);
@@ -342,6 +356,14 @@ fn decode_jxl(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<DynamicIm
     }
     let (w, h) = (image.width(), image.height());
     check_size(w, h, path, cfg)?;
+    if reconstruct
+        && image.jpeg_reconstruction_status() == jxl_oxide::JpegReconstructionStatus::Available
+    {
+        let mut jpeg = Vec::new();
+        if image.reconstruct_jpeg(&mut jpeg).is_ok() {
+            return Ok(JxlDecoded::Jpeg(jpeg));
+        }
+    }
     // Rendering keeps 32-bit float planes (up to 4 channels, with a working copy) and the
     // 8-bit output.
     check_memory(u64::from(w) * u64::from(h) * 36, w, h, path, cfg)?;
@@ -362,7 +384,7 @@ fn decode_jxl(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<DynamicIm
         4 => image::RgbaImage::from_raw(sw, sh, data).map(DynamicImage::ImageRgba8),
         _ => None,
     };
-    img.ok_or_else(|| {
+    img.map(JxlDecoded::Pixels).ok_or_else(|| {
         bad(
             path,
             format!("JPEG XL image with {channels} channels is not supported"),
@@ -408,7 +430,13 @@ fn decode_inner(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<Decoded
             let img = from_decoder(decoder, path, cfg, true)?;
             Ok(working(img, format_name(format), cfg))
         }
-        Kind::Jxl => Ok(working(decode_jxl(bytes, path, cfg)?, "jxl".into(), cfg)),
+        Kind::Jxl => match decode_jxl(bytes, path, cfg, true)? {
+            JxlDecoded::Pixels(img) => Ok(working(img, "jxl".into(), cfg)),
+            JxlDecoded::Jpeg(jpeg) => Ok(Decoded {
+                format: "jxl".into(),
+                ..decode_jpeg_bytes(&jpeg, path, cfg)?
+            }),
+        },
         Kind::Heif(name) => Ok(working(decode_heif(bytes, path, cfg)?, name.into(), cfg)),
         Kind::Raw => decode_raw(bytes, path, cfg),
     }
@@ -426,10 +454,14 @@ fn raw_name(path: &Path) -> String {
 /// A RAW file: its largest embedded preview when that covers the working size, else its
 /// sensor data, else a smaller preview.
 fn decode_raw(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<Decoded> {
-    let preview = raw::find_preview(bytes);
+    let big_enough = |p: &raw::Preview| p.width.max(p.height) >= cfg.working_size;
+    let preview = raw::find_preview(bytes)
+        .filter(big_enough)
+        .or_else(|| raw::scan_for_preview(bytes))
+        .or_else(|| raw::find_preview(bytes));
     let mut preview_error = None;
     if let Some(p) = preview
-        && p.width.max(p.height) >= cfg.working_size
+        && big_enough(&p)
     {
         match decode_preview(&p, path, cfg) {
             Ok(d) => {
@@ -454,19 +486,27 @@ fn decode_raw(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<Decoded> 
     }
 }
 
+/// Decodes JPEG bytes embedded in another file (a RAW preview, a JPEG kept in JPEG XL) with
+/// their own EXIF orientation.
+fn decode_jpeg_bytes(jpeg: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<Decoded> {
+    if let Some(d) = decode_jpeg_scaled(jpeg, path, cfg)? {
+        return Ok(d);
+    }
+    let decoder = image_decoder(jpeg, path, cfg, image::ImageFormat::Jpeg)?;
+    Ok(working(
+        from_decoder(decoder, path, cfg, true)?,
+        "jpg".into(),
+        cfg,
+    ))
+}
+
 /// Decodes a RAW file's JPEG preview, upright: by the JPEG's own EXIF orientation when it has
 /// one, else by the RAW file's.
 fn decode_preview(p: &raw::Preview, path: &Path, cfg: &DecodeConfig) -> Result<Decoded> {
     if !jpeg_has_end(p.jpeg) {
         return Err(bad(path, "the embedded preview JPEG is truncated"));
     }
-    let mut d = match decode_jpeg_scaled(p.jpeg, path, cfg)? {
-        Some(d) => d,
-        None => {
-            let decoder = image_decoder(p.jpeg, path, cfg, image::ImageFormat::Jpeg)?;
-            working(from_decoder(decoder, path, cfg, true)?, "jpg".into(), cfg)
-        }
-    };
+    let mut d = decode_jpeg_bytes(p.jpeg, path, cfg)?;
     if raw::jpeg_orientation(p.jpeg).is_none()
         && let Some(orientation) = p.orientation
         && orientation != Orientation::NoTransforms
@@ -489,9 +529,15 @@ fn decode_full_size_inner(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Resu
             let decoder = image_decoder(bytes, path, cfg, format)?;
             from_decoder(decoder, path, cfg, false)
         }
-        Kind::Jxl => decode_jxl(bytes, path, cfg),
+        Kind::Jxl => match decode_jxl(bytes, path, cfg, false)? {
+            JxlDecoded::Pixels(img) => Ok(img),
+            JxlDecoded::Jpeg(_) => unreachable!("reconstruction was not asked for"),
+        },
         Kind::Heif(_) => decode_heif(bytes, path, cfg),
-        Kind::Raw => match raw::find_preview(bytes) {
+        Kind::Raw => match raw::find_preview(bytes)
+            .filter(|p| p.width.max(p.height) >= cfg.working_size)
+            .or_else(|| raw::scan_for_preview(bytes))
+        {
             Some(p) if p.width.max(p.height) >= cfg.working_size => {
                 let decoder = image_decoder(p.jpeg, path, cfg, image::ImageFormat::Jpeg)?;
                 from_decoder(decoder, path, cfg, false)

@@ -165,6 +165,102 @@ pub fn find_preview(bytes: &[u8]) -> Option<Preview<'_>> {
     best.map(|p| Preview { orientation, ..p })
 }
 
+/// At most this many candidate JPEG starts are examined by [`scan_for_preview`].
+const MAX_SCAN_CANDIDATES: usize = 4096;
+
+/// The largest complete baseline or progressive JPEG embedded anywhere in a RAW file, found by
+/// its structure (start marker, segments, entropy-coded data, end marker): for formats that keep
+/// their preview where the TIFF walk does not look, such as Olympus ORF's maker note. Canon CR3
+/// is left to the sensor decoder, which also reads its orientation.
+pub fn scan_for_preview(bytes: &[u8]) -> Option<Preview<'_>> {
+    if is_cr3(bytes) {
+        return None;
+    }
+    let mut best: Option<Preview> = None;
+    let mut at = 0;
+    for _ in 0..MAX_SCAN_CANDIDATES {
+        let Some(found) = bytes
+            .get(at..)?
+            .windows(3)
+            .position(|w| w == [0xFF, 0xD8, 0xFF])
+        else {
+            break;
+        };
+        let start = at + found;
+        let candidate = jpeg_extent(&bytes[start..]).and_then(|len| {
+            let jpeg = &bytes[start..start + len];
+            jpeg_size(jpeg).map(|(width, height)| (jpeg, width, height))
+        });
+        match candidate {
+            Some((jpeg, width, height)) => {
+                let area = u64::from(width) * u64::from(height);
+                if best.is_none_or(|b| area > u64::from(b.width) * u64::from(b.height)) {
+                    best = Some(Preview {
+                        jpeg,
+                        width,
+                        height,
+                        orientation: None,
+                    });
+                }
+                at = start + jpeg.len();
+            }
+            None => at = start + 1,
+        }
+    }
+    let orientation = Tiff::parse(bytes).and_then(|(tiff, first)| {
+        let entries = tiff.entries(first as usize);
+        let e = entries.iter().find(|e| e.tag == tag::ORIENTATION)?;
+        Orientation::from_exif(u8::try_from(tiff.value(e, 0)?).ok()?)
+    });
+    best.map(|p| Preview { orientation, ..p })
+}
+
+/// The length of the JPEG file at the start of `bytes`, through its end marker, if its
+/// structure holds together.
+fn jpeg_extent(bytes: &[u8]) -> Option<usize> {
+    if !bytes.starts_with(&[0xFF, 0xD8]) {
+        return None;
+    }
+    let mut at = 2;
+    loop {
+        if *bytes.get(at)? != 0xFF {
+            return None;
+        }
+        while bytes.get(at + 1) == Some(&0xFF) {
+            at += 1;
+        }
+        let marker = *bytes.get(at + 1)?;
+        match marker {
+            0xD9 => return Some(at + 2),
+            0xD0..=0xD7 | 0x01 => at += 2,
+            0x00 | 0xD8 => return None,
+            _ => {
+                let length = usize::from(u16::from_be_bytes([
+                    *bytes.get(at + 2)?,
+                    *bytes.get(at + 3)?,
+                ]));
+                if length < 2 {
+                    return None;
+                }
+                at += 2 + length;
+                if marker == 0xDA {
+                    // Entropy-coded data: a 0xFF is followed by 0 (stuffing) or a restart
+                    // marker until the next real marker.
+                    loop {
+                        let ff = bytes.get(at..)?.iter().position(|&b| b == 0xFF)?;
+                        at += ff;
+                        match *bytes.get(at + 1)? {
+                            0x00 | 0xD0..=0xD7 => at += 2,
+                            0xFF => at += 1,
+                            _ => break,
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The size a JPEG declares in its frame header, for baseline, extended and progressive
 /// JPEGs only (a lossless JPEG, as DNG uses for sensor data, is not a picture).
 pub fn jpeg_size(jpeg: &[u8]) -> Option<(u32, u32)> {
@@ -483,6 +579,28 @@ mod tests {
         assert_eq!(jpeg_size(&lossless), None);
         assert_eq!(jpeg_size(&[0xFF, 0xD8, 0xFF]), None);
         assert_eq!(jpeg_orientation(&baseline), None);
+    }
+
+    #[test]
+    fn a_preview_outside_the_tiff_directories_is_found_by_its_structure() {
+        // Olympus-like: the preview sits in maker-note data the walk does not read, between
+        // runs of bytes that look like JPEG starts.
+        let small = jpeg(&picture(40, 30));
+        let large = jpeg(&picture(320, 240));
+        let mut file = dng(&picture(16, 16), false, 8);
+        file.extend_from_slice(&[0xFF, 0xD8, 0xFF, 0xE1, 0x00]);
+        file.extend_from_slice(&small);
+        file.extend_from_slice(&[0x12, 0xFF, 0xD8, 0xFF, 0xFF, 0xD8]);
+        file.extend_from_slice(&large);
+        file.extend_from_slice(&[0xFF, 0xD8, 0xFF, 0xC0]);
+        assert!(find_preview(&file).is_none());
+        let p = scan_for_preview(&file).expect("preview");
+        assert_eq!((p.width, p.height), (320, 240));
+        assert_eq!(p.jpeg, large.as_slice());
+        assert_eq!(p.orientation, Some(Orientation::Rotate270));
+        // A JPEG cut short has no end marker: not a preview.
+        let cut = &large[..large.len() - 10];
+        assert!(scan_for_preview(cut).is_none());
     }
 
     #[test]

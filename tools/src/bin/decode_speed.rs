@@ -1,6 +1,6 @@
 //! Decoding time per image and format: the file's bytes (already read) to the working image,
 //! on one calling thread (decoders may use their own threads), each file decoded `REPEAT` times.
-//! Usage: decode_speed FOLDER [LIMIT] [REPEAT]   (prints one line per format: files, megapixels,
+//! Usage: decode_speed FOLDER [LIMIT] [REPEAT] [MEMORY_MIB]   (prints one line per format: files, megapixels,
 //! median and 90th-percentile milliseconds per image)
 
 use std::collections::BTreeMap;
@@ -9,12 +9,16 @@ use std::time::Instant;
 use lookalike::decode::{DecodeConfig, decode, read_image_file};
 
 fn main() {
-    let paths = lookalike_tools::image_files_from_args("decode_speed FOLDER [LIMIT] [REPEAT]");
+    let paths =
+        lookalike_tools::image_files_from_args("decode_speed FOLDER [LIMIT] [REPEAT] [MEMORY_MIB]");
     let repeat: usize = std::env::args()
         .nth(3)
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
-    let cfg = DecodeConfig::default();
+    let mut cfg = DecodeConfig::default();
+    if let Some(mib) = std::env::args().nth(4).and_then(|v| v.parse::<u64>().ok()) {
+        cfg.memory_budget = mib << 20;
+    }
     let mut times: BTreeMap<String, (Vec<f64>, f64)> = BTreeMap::new();
     for path in &paths {
         let bytes = read_image_file(path, &cfg).unwrap_or_else(|e| panic!("{e}"));
