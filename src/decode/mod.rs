@@ -432,10 +432,17 @@ fn decode_inner(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<Decoded
         }
         Kind::Jxl => match decode_jxl(bytes, path, cfg, true)? {
             JxlDecoded::Pixels(img) => Ok(working(img, "jxl".into(), cfg)),
-            JxlDecoded::Jpeg(jpeg) => Ok(Decoded {
-                format: "jxl".into(),
-                ..decode_jpeg_bytes(&jpeg, path, cfg)?
-            }),
+            // A reconstruction that does not decode cleanly is put aside for the pixels.
+            JxlDecoded::Jpeg(jpeg) => match decode_jpeg_bytes(&jpeg, path, cfg) {
+                Ok(d) if jpeg_has_end(&jpeg) => Ok(Decoded {
+                    format: "jxl".into(),
+                    ..d
+                }),
+                _ => match decode_jxl(bytes, path, cfg, false)? {
+                    JxlDecoded::Pixels(img) => Ok(working(img, "jxl".into(), cfg)),
+                    JxlDecoded::Jpeg(_) => unreachable!("reconstruction was not asked for"),
+                },
+            },
         },
         Kind::Heif(name) => Ok(working(decode_heif(bytes, path, cfg)?, name.into(), cfg)),
         Kind::Raw => decode_raw(bytes, path, cfg),
