@@ -152,11 +152,19 @@ impl Collection {
             .write(true)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
-        match file.try_lock() {
-            Ok(()) => Ok(WriteLock { _file: file }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked(self.dir.clone())),
-            Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+        // A lock held for a moment is waited for (up to half a second): between fork and exec
+        // a child process of the holder shares its lock, and a writer may be finishing.
+        for attempt in 0.. {
+            match file.try_lock() {
+                Ok(()) => return Ok(WriteLock { _file: file }),
+                Err(std::fs::TryLockError::WouldBlock) if attempt < 20 => {
+                    std::thread::sleep(std::time::Duration::from_millis(25));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => break,
+                Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+            }
         }
+        Err(Error::Locked(self.dir.clone()))
     }
 
     /// Opens the database for writing (caller holds the lock).
