@@ -85,11 +85,18 @@ fn write_dng(jpeg: &Path, out: &Path, preview: bool, orientation: u16) {
     std::fs::write(out, dng::dng_from_rgb(&rgb, &options)).unwrap();
 }
 
-fn index(index: &Path, folder: &Path, env: &[(&str, &str)]) -> std::process::Output {
+/// `lookalike index` of `folder` into `index`, with extra arguments and environment.
+fn index(
+    index: &Path,
+    folder: &Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> std::process::Output {
     let mut cmd = lookalike();
     cmd.arg("--index-dir")
         .arg(index)
         .args(["-q", "index"])
+        .args(extra)
         .arg(folder);
     for (k, v) in env {
         cmd.env(k, v);
@@ -208,7 +215,7 @@ fn copies_in_every_format_index_cleanly_and_find_their_originals() {
     expected.extend(["camera-sensor.dng".into(), "rocket-upright.dng".into()]);
 
     let copies_index = f.root.join("copies-index");
-    let out = index(&copies_index, &f.copies, &[]);
+    let out = index(&copies_index, &f.copies, &[], &[]);
     assert!(
         out.status.success(),
         "{}",
@@ -218,7 +225,11 @@ fn copies_in_every_format_index_cleanly_and_find_their_originals() {
     assert_eq!(status(&copies_index)["images"], expected.len());
 
     let originals_index = f.root.join("originals-index");
-    assert!(index(&originals_index, &f.originals, &[]).status.success());
+    assert!(
+        index(&originals_index, &f.originals, &[], &[])
+            .status
+            .success()
+    );
     for name in &expected {
         let original = format!("{}.jpg", name.split(['.', '-']).next().unwrap());
         let hit = first_hit(&originals_index, &f.copies.join(name));
@@ -259,7 +270,7 @@ fn damaged_copies_are_failures_naming_the_file_and_the_rest_is_indexed() {
     }
     std::fs::copy(&jpeg, f.copies.join("camera.jpg")).unwrap();
     let idx = f.root.join("idx");
-    let out = index(&idx, &f.copies, &[]);
+    let out = index(&idx, &f.copies, &[], &[]);
     assert_eq!(
         out.status.code(),
         Some(3),
@@ -289,6 +300,7 @@ fn without_libheif_heic_and_avif_are_failures_that_say_what_to_install() {
     let out = index(
         &idx,
         &f.copies,
+        &[],
         &[("LOOKALIKE_LIBHEIF", "/nonexistent/libheif.so.1")],
     );
     assert_eq!(out.status.code(), Some(3));
@@ -303,13 +315,7 @@ fn without_libheif_heic_and_avif_are_failures_that_say_what_to_install() {
         );
     }
     // With libheif found again, a retry reads them.
-    let out = lookalike()
-        .arg("--index-dir")
-        .arg(&idx)
-        .args(["-q", "index", "--retry-failed"])
-        .arg(&f.copies)
-        .output()
-        .unwrap();
+    let out = index(&idx, &f.copies, &["--retry-failed"], &[]);
     assert!(
         out.status.success(),
         "{}",
@@ -332,16 +338,7 @@ fn a_raw_file_over_the_memory_budget_is_a_failure_until_the_budget_is_raised() {
     };
     std::fs::write(f.copies.join("big.dng"), dng::dng_from_rgb(&rgb, &options)).unwrap();
     let idx = f.root.join("idx");
-    let run = |extra: &[&str]| {
-        lookalike()
-            .arg("--index-dir")
-            .arg(&idx)
-            .args(["-q", "index"])
-            .args(extra)
-            .arg(&f.copies)
-            .output()
-            .unwrap()
-    };
+    let run = |extra: &[&str]| index(&idx, &f.copies, extra, &[]);
     assert_eq!(run(&["--memory-budget", "64"]).status.code(), Some(3));
     let failed = failures(&idx);
     assert_eq!(failed.len(), 1);
