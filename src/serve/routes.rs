@@ -202,6 +202,7 @@ fn browser_type(format: &str) -> Option<&'static str> {
         "webp" => "image/webp",
         "bmp" => "image/bmp",
         "ico" => "image/x-icon",
+        "avif" => "image/avif",
         _ => return None,
     })
 }
