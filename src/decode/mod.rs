@@ -462,10 +462,11 @@ fn raw_name(path: &Path) -> String {
 /// sensor data, else a smaller preview.
 fn decode_raw(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<Decoded> {
     let big_enough = |p: &raw::Preview| p.width.max(p.height) >= cfg.working_size;
-    let preview = raw::find_preview(bytes)
+    let walked = raw::find_preview(bytes);
+    let preview = walked
         .filter(big_enough)
         .or_else(|| raw::scan_for_preview(bytes))
-        .or_else(|| raw::find_preview(bytes));
+        .or(walked);
     let mut preview_error = None;
     if let Some(p) = preview
         && big_enough(&p)

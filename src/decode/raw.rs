@@ -96,7 +96,6 @@ pub fn find_preview(bytes: &[u8]) -> Option<Preview<'_>> {
     let mut queue = vec![first as usize];
     let mut seen = Vec::new();
     let mut best: Option<Preview> = None;
-    let mut orientation = None;
     while let Some(ifd) = queue.pop() {
         if ifd == 0 || seen.contains(&ifd) || seen.len() >= MAX_IFDS {
             continue;
@@ -108,11 +107,6 @@ pub fn find_preview(bytes: &[u8]) -> Option<Preview<'_>> {
         }
         let find = |t: u16| entries.iter().find(|e| e.tag == t);
         let first_value = |t: u16| find(t).and_then(|e| tiff.value(e, 0));
-        if seen.len() == 1 {
-            orientation = first_value(tag::ORIENTATION)
-                .and_then(|v| u8::try_from(v).ok())
-                .and_then(Orientation::from_exif);
-        }
         if let Some(e) = find(tag::SUB_IFDS) {
             for i in 0..e.count.min(MAX_IFDS as u32) {
                 if let Some(offset) = tiff.value(e, i) {
@@ -162,6 +156,7 @@ pub fn find_preview(bytes: &[u8]) -> Option<Preview<'_>> {
             }
         }
     }
+    let orientation = file_orientation(&tiff, first);
     best.map(|p| Preview { orientation, ..p })
 }
 
@@ -207,11 +202,7 @@ pub fn scan_for_preview(bytes: &[u8]) -> Option<Preview<'_>> {
             None => at = start + 1,
         }
     }
-    let orientation = Tiff::parse(bytes).and_then(|(tiff, first)| {
-        let entries = tiff.entries(first as usize);
-        let e = entries.iter().find(|e| e.tag == tag::ORIENTATION)?;
-        Orientation::from_exif(u8::try_from(tiff.value(e, 0)?).ok()?)
-    });
+    let orientation = Tiff::parse(bytes).and_then(|(tiff, first)| file_orientation(&tiff, first));
     best.map(|p| Preview { orientation, ..p })
 }
 
@@ -264,12 +255,35 @@ fn jpeg_extent(bytes: &[u8]) -> Option<usize> {
 /// The size a JPEG declares in its frame header, for baseline, extended and progressive
 /// JPEGs only (a lossless JPEG, as DNG uses for sensor data, is not a picture).
 pub fn jpeg_size(jpeg: &[u8]) -> Option<(u32, u32)> {
-    if !jpeg.starts_with(&[0xFF, 0xD8]) {
-        return None;
-    }
-    let mut at = 2;
-    loop {
-        // Fill bytes (0xFF) may precede a marker.
+    segments(jpeg).find_map(|(marker, body)| match marker {
+        0xC0..=0xC2 => {
+            let h = u16::from_be_bytes([*body.get(1)?, *body.get(2)?]);
+            let w = u16::from_be_bytes([*body.get(3)?, *body.get(4)?]);
+            Some((w > 0 && h > 0).then_some((u32::from(w), u32::from(h))))
+        }
+        // Lossless, hierarchical and arithmetic-coded frames.
+        0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => Some(None),
+        _ => None,
+    })?
+}
+
+/// The orientation a JPEG's own EXIF block gives, if it has one.
+pub fn jpeg_orientation(jpeg: &[u8]) -> Option<Orientation> {
+    segments(jpeg).find_map(|(marker, body)| {
+        let exif = body.strip_prefix(b"Exif\0\0").filter(|_| marker == 0xE1)?;
+        Some(Orientation::from_exif_chunk(exif))
+    })?
+}
+
+/// The (marker, body) of each marker segment of a JPEG before its first scan; fill bytes
+/// before a marker are skipped, and the walk ends at a scan, an end marker or broken data.
+fn segments(jpeg: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
+    let mut at = if jpeg.starts_with(&[0xFF, 0xD8]) {
+        2
+    } else {
+        jpeg.len()
+    };
+    std::iter::from_fn(move || {
         while jpeg.get(at) == Some(&0xFF) && jpeg.get(at + 1) == Some(&0xFF) {
             at += 1;
         }
@@ -277,37 +291,21 @@ pub fn jpeg_size(jpeg: &[u8]) -> Option<(u32, u32)> {
             return None;
         }
         let marker = *jpeg.get(at + 1)?;
-        let length = usize::from(u16::from_be_bytes([*jpeg.get(at + 2)?, *jpeg.get(at + 3)?]));
-        match marker {
-            0xC0..=0xC2 => {
-                let h = u16::from_be_bytes([*jpeg.get(at + 5)?, *jpeg.get(at + 6)?]);
-                let w = u16::from_be_bytes([*jpeg.get(at + 7)?, *jpeg.get(at + 8)?]);
-                return (w > 0 && h > 0).then_some((u32::from(w), u32::from(h)));
-            }
-            0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF | 0xDA => return None,
-            _ => at += 2 + length,
-        }
-    }
-}
-
-/// The orientation a JPEG's own EXIF block gives, if it has one.
-pub fn jpeg_orientation(jpeg: &[u8]) -> Option<Orientation> {
-    let mut at = 2;
-    while jpeg.get(at) == Some(&0xFF) {
-        let marker = *jpeg.get(at + 1)?;
         if marker == 0xDA || marker == 0xD9 {
             return None;
         }
         let length = usize::from(u16::from_be_bytes([*jpeg.get(at + 2)?, *jpeg.get(at + 3)?]));
-        let body = jpeg.get(at + 4..at + 2 + length)?;
-        if marker == 0xE1
-            && let Some(exif) = body.strip_prefix(b"Exif\0\0")
-        {
-            return Orientation::from_exif_chunk(exif);
-        }
+        let body = jpeg.get(at + 4..(at + 2 + length).max(at + 4))?;
         at += 2 + length;
-    }
-    None
+        Some((marker, body))
+    })
+}
+
+/// The orientation in the first directory of a TIFF-structured file.
+fn file_orientation(tiff: &Tiff, first: u32) -> Option<Orientation> {
+    let entries = tiff.entries(first as usize);
+    let e = entries.iter().find(|e| e.tag == tag::ORIENTATION)?;
+    Orientation::from_exif(u8::try_from(tiff.value(e, 0)?).ok()?)
 }
 
 /// A little- or big-endian TIFF structure.
