@@ -11,7 +11,8 @@ use crate::restore::deblur::{self, DeblurConfig, deblur};
 use crate::restore::fft::convolve;
 use crate::restore::noise::add_gaussian_noise;
 use crate::restore::psf::PsfSpec;
-use crate::restore::{ms_ssim, psnr, ssim};
+use crate::restore::quality::MS_SSIM_MIN_SIDE;
+use crate::restore::scores;
 use crate::{Error, Result};
 
 /// Most deconvolution iterations `--iterations` accepts.
@@ -41,6 +42,9 @@ pub struct BlurArgs {
     /// Seed of the noise generator.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Also write the PSF used as a text matrix (the format `--psf file:PATH` reads).
+    #[arg(long, value_name = "PATH")]
+    pub psf_out: Option<PathBuf>,
 }
 
 /// Deconvolution method (`--method`; [`deblur::Method`]).
@@ -132,6 +136,9 @@ pub fn run_blur(args: &BlurArgs, quiet: bool) -> Result<()> {
     check_noise(args.noise)?;
     let psf = PsfSpec::parse(&args.psf)?.to_psf()?;
     let img = load(&args.input)?;
+    if let Some(path) = &args.psf_out {
+        std::fs::write(path, psf.to_text()).map_err(|e| Error::io(path, e))?;
+    }
     // channel c gets the noise stream of seed + c, so grey and colour runs are reproducible
     let blur = |p: &crate::restore::Plane, c: u64| {
         let b = convolve(p, &psf);
@@ -164,41 +171,57 @@ pub fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
     let img = load(&args.input)?;
     let done = deblur(&img, &cfg)?;
     save(&done.image, &args.output)?;
-    let (est, spec_text, noise) = (done.estimate, &done.psf_text, done.noise_sigma);
+    let est = done.estimate;
     let method = cfg.method.name();
+    let iterations = done.channels.iter().filter_map(|c| c.iterations).max();
     if args.json {
         let mut doc = path_repr::object("input", &args.input);
         path_repr::insert(&mut doc, "output", &args.output);
         let serde_json::Value::Object(rest) = json!({
-                "psf": spec_text,
+                "psf": done.psf_text,
                 "estimated": est.is_some(),
                 "estimate": est,
+                "blurred": !done.found_no_blur(),
                 "method": method,
                 "strength": cfg.strength,
-                "noise_sigma": noise,
+                "noise_sigma": done.noise_sigma(),
+                "iterations": iterations,
+                "channels": done.channels,
         }) else {
             return Err(Error::Internal("deblur JSON is not an object".into()));
         };
         doc.extend(rest);
         println!("{}", serde_json::Value::Object(doc));
     } else if !quiet {
-        let how = if est.is_some() {
-            "estimated psf"
-        } else {
-            "psf"
-        };
         if done.found_no_blur() {
             eprintln!(
-                "{}: no blur found, copied to {}",
+                "{}: no blur found (noise {:.4}), copied unchanged to {}",
                 shown(&args.input),
+                done.noise_sigma(),
                 shown(&args.output)
             );
         } else {
+            let how = if est.is_some() {
+                "estimated psf"
+            } else {
+                "psf"
+            };
+            let noise: Vec<String> = done
+                .channels
+                .iter()
+                .map(|c| format!("{:.4}", c.noise_sigma))
+                .collect();
+            let runs = match (iterations, done.channels.iter().any(|c| c.stopped_early)) {
+                (Some(n), true) => format!(", {n} iterations (stopped at the noise level)"),
+                (Some(n), false) => format!(", {n} iterations"),
+                (None, _) => String::new(),
+            };
             eprintln!(
-                "{} -> {} ({how} {}, {method}, noise {noise:.4})",
+                "{} -> {} ({how} {}, {method}, noise {}{runs})",
                 shown(&args.input),
                 shown(&args.output),
-                path_repr::escape_text(spec_text)
+                path_repr::escape_text(&done.psf_text),
+                noise.join("/"),
             );
         }
     }
@@ -219,24 +242,53 @@ pub fn run_quality(args: &QualityArgs) -> Result<()> {
             shown(&args.test)
         )));
     }
-    // colour pairs are scored on luminance; grey vs colour too
-    let (ra, rb) = match (&a, &b) {
-        (Planes::Grey(x), Planes::Grey(y)) => (x.clone(), y.clone()),
-        _ => (a.luma(), b.luma()),
+    // colour pairs: per channel (the main figures) and on luminance; grey against colour
+    // only on luminance
+    let measured_on = match (&a, &b) {
+        (Planes::Grey(_), Planes::Grey(_)) => "grey",
+        (Planes::Rgb(_), Planes::Rgb(_)) => "rgb",
+        _ => "luma",
     };
-    let p = psnr(&ra, &rb)?;
-    let s = ssim(&ra, &rb)?;
-    let m = ms_ssim(&ra, &rb)?;
+    let (la, lb) = (a.luma(), b.luma());
+    let main = match measured_on {
+        "luma" => scores(&[&la], &[&lb])?,
+        _ => scores(&a.channels(), &b.channels())?,
+    };
+    let luma = (measured_on == "rgb")
+        .then(|| scores(&[&la], &[&lb]))
+        .transpose()?;
+    let finite = |v: f64| if v.is_finite() { json!(v) } else { json!(null) };
     if args.json {
-        let pj = if p.is_finite() { json!(p) } else { json!(null) };
         let mut doc = path_repr::object("reference", &args.reference);
         path_repr::insert(&mut doc, "test", &args.test);
-        doc.insert("psnr_db".into(), pj);
-        doc.insert("ssim".into(), json!(s));
-        doc.insert("ms_ssim".into(), json!(m));
+        doc.insert("measured_on".into(), json!(measured_on));
+        doc.insert("psnr_db".into(), finite(main.psnr_db));
+        doc.insert("ssim".into(), json!(main.ssim));
+        doc.insert("ms_ssim".into(), json!(main.ms_ssim));
+        if let Some(l) = luma {
+            doc.insert(
+                "luma".into(),
+                json!({"psnr_db": finite(l.psnr_db), "ssim": l.ssim, "ms_ssim": l.ms_ssim}),
+            );
+        }
         println!("{}", serde_json::Value::Object(doc));
     } else {
-        println!("PSNR {p:.3} dB  SSIM {s:.4}  MS-SSIM {m:.4}");
+        let line = |s: &crate::restore::Scores| {
+            let ms = s
+                .ms_ssim
+                .map(|m| format!("{m:.4}"))
+                .unwrap_or_else(|| format!("n/a (under {MS_SSIM_MIN_SIDE} px a side)"));
+            format!("PSNR {:.3} dB  SSIM {:.4}  MS-SSIM {ms}", s.psnr_db, s.ssim)
+        };
+        let what = match measured_on {
+            "rgb" => "  (R, G, B channels, as scikit-image's channel_axis)",
+            "luma" => "  (luminance: one image is grey)",
+            _ => "",
+        };
+        println!("{}{what}", line(&main));
+        if let Some(l) = luma {
+            println!("{}  (luminance, Rec. 601)", line(&l));
+        }
     }
     Ok(())
 }

@@ -57,6 +57,26 @@ impl Planes {
         }
     }
 
+    /// The channels: one for grey, red, green and blue for colour.
+    pub fn channels(&self) -> Vec<&Plane> {
+        match self {
+            Planes::Grey(p) => vec![p],
+            Planes::Rgb(p) => p.iter().collect(),
+        }
+    }
+
+    /// One plane makes a grey image, three a colour one (as [`Planes::channels`] gives them).
+    ///
+    /// # Panics
+    /// On any other number of planes.
+    pub fn from_channels(planes: Vec<Plane>) -> Planes {
+        match <[Plane; 3]>::try_from(planes) {
+            Ok(rgb) => Planes::Rgb(rgb),
+            Err(mut one) if one.len() == 1 => Planes::Grey(one.remove(0)),
+            Err(other) => panic!("{} planes make no image", other.len()),
+        }
+    }
+
     /// Luminance plane (Rec. 601 weights, as `image`'s grey conversion) or the grey plane.
     pub fn luma(&self) -> Plane {
         match self {

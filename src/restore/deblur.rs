@@ -1,6 +1,9 @@
 //! The deblur pipeline: a PSF (given, or estimated from the luminance), one deconvolution
 //! method on every channel, and the result blended with the input by a strength.
 
+use rayon::prelude::*;
+use serde::Serialize;
+
 use super::Plane;
 use super::color::Planes;
 use super::estimate::{BlurEstimate, estimate_blur};
@@ -56,14 +59,34 @@ pub struct Deblurred {
     pub psf_text: String,
     /// The blind estimate, when the PSF was estimated.
     pub estimate: Option<BlurEstimate>,
-    /// Noise level measured on the input's luminance.
+    /// What was done to each channel (one for grey, red, green and blue for colour).
+    pub channels: Vec<ChannelReport>,
+}
+
+/// How one channel was restored.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ChannelReport {
+    /// Noise standard deviation measured on this channel (data range 1).
     pub noise_sigma: f32,
+    /// Iterations run: Richardson-Lucy updates or hyper-Laplacian continuation steps; `None`
+    /// for Wiener (a closed form) and for an image left unchanged.
+    pub iterations: Option<usize>,
+    /// True when Richardson-Lucy's noise rule stopped before the iteration cap.
+    pub stopped_early: bool,
 }
 
 impl Deblurred {
     /// True when the PSF was estimated and no blur was found: the image is the input.
     pub fn found_no_blur(&self) -> bool {
         self.estimate.is_some_and(|e| !e.is_blurred())
+    }
+
+    /// The largest noise level over the channels.
+    pub fn noise_sigma(&self) -> f32 {
+        self.channels
+            .iter()
+            .map(|c| c.noise_sigma)
+            .fold(0.0, f32::max)
     }
 }
 
@@ -87,16 +110,14 @@ impl DeblurConfig {
 }
 
 /// Deblurs `img`: the PSF is `config.psf`, or else estimated on the luminance (an image found
-/// sharp is returned unchanged); every channel is restored with the same PSF and the noise
-/// level of the luminance, then blended with its input by `config.strength`.
+/// sharp is returned unchanged); every channel is restored with the same PSF and its own noise
+/// level, then blended with its input by `config.strength`.
 pub fn deblur(img: &Planes, config: &DeblurConfig) -> Result<Deblurred> {
     config.validate()?;
-    let luma = img.luma();
-    let noise = noise_sigma(&luma);
     let (psf, psf_text, estimate) = match &config.psf {
         Some(spec) => (spec.to_psf()?, spec.to_string(), None),
         None => {
-            let est = estimate_blur(&luma);
+            let est = estimate_blur(&img.luma());
             let text = est
                 .to_spec()
                 .map(|s| s.to_string())
@@ -104,21 +125,44 @@ pub fn deblur(img: &Planes, config: &DeblurConfig) -> Result<Deblurred> {
             (est.to_psf(), text, Some(est))
         }
     };
-    let image = if estimate.is_some_and(|e| !e.is_blurred()) {
-        img.clone()
-    } else {
-        img.map(|p| restore_plane(p, &psf, config, noise))
-    };
+    let unchanged = estimate.is_some_and(|e| !e.is_blurred());
+    let channels = img.channels();
+    let done: Vec<(Plane, ChannelReport)> = channels
+        .par_iter()
+        .map(|p| {
+            let noise = noise_sigma(p);
+            if unchanged {
+                let report = ChannelReport {
+                    noise_sigma: noise,
+                    iterations: None,
+                    stopped_early: false,
+                };
+                return ((*p).clone(), report);
+            }
+            restore_plane(p, &psf, config, noise)
+        })
+        .collect();
+    let (planes, channels): (Vec<Plane>, Vec<ChannelReport>) = done.into_iter().unzip();
     Ok(Deblurred {
-        image,
+        image: Planes::from_channels(planes),
         psf_text,
         estimate,
-        noise_sigma: noise,
+        channels,
     })
 }
 
 /// One channel restored by `config.method`, blended with its input by `config.strength`.
-fn restore_plane(p: &Plane, psf: &Psf, config: &DeblurConfig, noise: f32) -> Plane {
+fn restore_plane(
+    p: &Plane,
+    psf: &Psf,
+    config: &DeblurConfig,
+    noise: f32,
+) -> (Plane, ChannelReport) {
+    let mut report = ChannelReport {
+        noise_sigma: noise,
+        iterations: None,
+        stopped_early: false,
+    };
     let restored = match config.method {
         Method::Wiener => wiener(
             p,
@@ -129,7 +173,7 @@ fn restore_plane(p: &Plane, psf: &Psf, config: &DeblurConfig, noise: f32) -> Pla
             },
         ),
         Method::Rl => {
-            richardson_lucy(
+            let (out, rl) = richardson_lucy(
                 p,
                 psf,
                 &RlParams {
@@ -137,19 +181,21 @@ fn restore_plane(p: &Plane, psf: &Psf, config: &DeblurConfig, noise: f32) -> Pla
                     noise_sigma: Some(noise),
                     ..RlParams::default()
                 },
-            )
-            .0
+            );
+            report.iterations = Some(rl.iterations);
+            report.stopped_early = rl.stopped_early;
+            out
         }
-        Method::Hyper => hyper_laplacian(
-            p,
-            psf,
-            &HyperParams {
+        Method::Hyper => {
+            let params = HyperParams {
                 noise_sigma: Some(noise),
                 ..HyperParams::default()
-            },
-        ),
+            };
+            report.iterations = Some(params.beta_steps);
+            hyper_laplacian(p, psf, &params)
+        }
     };
-    blend(p, restored, config.strength)
+    (blend(p, restored, config.strength), report)
 }
 
 /// `input + strength * (restored - input)`; `restored` itself at strength 1 or more.

@@ -22,7 +22,7 @@ pub use deblur::{DeblurConfig, Deblurred, Method, deblur};
 pub use estimate::{BlurEstimate, BlurKind, estimate_blur};
 pub use hyper::{HyperParams, hyper_laplacian};
 pub use psf::{Psf, PsfSpec};
-pub use quality::{ms_ssim, psnr, ssim};
+pub use quality::{Scores, ms_ssim, psnr, scores, ssim};
 pub use rl::{RlParams, RlReport, richardson_lucy};
 pub use wiener::{WienerParams, wiener};
 

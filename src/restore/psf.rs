@@ -300,6 +300,18 @@ impl Psf {
         Psf::new(trim_centred(k.mapv(|v| v as f32))).expect("motion kernel has positive sum")
     }
 
+    /// The kernel as text, one row a line, values separated by spaces: what
+    /// [`Psf::from_file`] reads back (to float rounding: it normalises the sum again).
+    pub fn to_text(&self) -> String {
+        let mut text = String::new();
+        for row in self.kernel.rows() {
+            let cells: Vec<String> = row.iter().map(|v| v.to_string()).collect();
+            text.push_str(&cells.join(" "));
+            text.push('\n');
+        }
+        text
+    }
+
     /// The identity kernel (no blur).
     pub fn delta() -> Psf {
         Psf {
@@ -443,5 +455,19 @@ mod tests {
         std::fs::write(&p, "0 1 0\n1 4\n").unwrap();
         let e = Psf::from_file(&p).unwrap_err().to_string();
         assert!(e.contains("k.txt:2") && e.contains("same count"), "{e}");
+    }
+
+    #[test]
+    fn a_kernel_written_as_text_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("k.txt");
+        for psf in [Psf::gaussian(1.3), Psf::disk(3.0), Psf::motion(15.0, 30.0)] {
+            std::fs::write(&p, psf.to_text()).unwrap();
+            let back = Psf::from_file(&p).unwrap();
+            assert_eq!(back.kernel().dim(), psf.kernel().dim());
+            for (a, b) in back.kernel().iter().zip(psf.kernel()) {
+                assert!((a - b).abs() <= 1e-6 * b.max(1e-3), "{a} vs {b}");
+            }
+        }
     }
 }

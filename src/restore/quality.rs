@@ -7,6 +7,8 @@
 //! covariances, and the mean taken over the map with 5 pixels cropped from every border.
 //! Sums run in f64 like scikit-image.
 
+use serde::Serialize;
+
 use super::Plane;
 use crate::imageops::{filter_columns, filter_rows, gaussian_taps};
 use crate::{Error, Result};
@@ -147,32 +149,67 @@ fn downsample2(x: &Img) -> Img {
     Img { h, w, d }
 }
 
-/// Multi-scale SSIM (Wang, Simoncelli & Bovik 2003): five scales with the published weights
-/// (fewer when the image is too small for an 11-pixel window), 2x2 mean downsampling, the same
-/// Gaussian window as `ssim`; negative contrast-structure terms are clamped at 0.
-pub fn ms_ssim(reference: &Plane, test: &Plane) -> Result<f64> {
+/// Smallest side MS-SSIM takes: an 11-pixel window at the fifth scale (16x smaller).
+pub const MS_SSIM_MIN_SIDE: usize = 11 << 4;
+
+/// Multi-scale SSIM (Wang, Simoncelli & Bovik 2003): five scales with the published weights,
+/// 2x2 mean downsampling, the same Gaussian window as `ssim`; negative contrast-structure terms
+/// are clamped at 0. `None` when the image is smaller than [`MS_SSIM_MIN_SIDE`] on a side: with
+/// fewer scales the figure would not be MS-SSIM.
+pub fn ms_ssim(reference: &Plane, test: &Plane) -> Result<Option<f64>> {
     check_same(reference, test)?;
     check_window(reference)?;
     const W: [f64; 5] = [0.0448, 0.2856, 0.3001, 0.2363, 0.1333];
-    let (mut a, mut b) = (to_img(reference), to_img(test));
-    let mut scales = 1;
-    while scales < 5 && a.h.min(a.w) >> scales >= 11 {
-        scales += 1;
+    if reference.nrows().min(reference.ncols()) < MS_SSIM_MIN_SIDE {
+        return Ok(None);
     }
-    let wsum: f64 = W[..scales].iter().sum();
+    let (mut a, mut b) = (to_img(reference), to_img(test));
     let mut out = 1.0f64;
-    for (s, &ws) in W[..scales].iter().enumerate() {
+    for (s, &weight) in W.iter().enumerate() {
         let (ss, cs) = ssim_parts(&a, &b);
-        let wt = ws / wsum;
-        if s + 1 == scales {
-            out *= ss.max(0.0).powf(wt);
+        if s + 1 == W.len() {
+            out *= ss.max(0.0).powf(weight);
         } else {
-            out *= cs.max(0.0).powf(wt);
+            out *= cs.max(0.0).powf(weight);
             a = downsample2(&a);
             b = downsample2(&b);
         }
     }
-    Ok(out)
+    Ok(Some(out))
+}
+
+/// PSNR, SSIM and MS-SSIM of one comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Scores {
+    /// PSNR in dB (data range 1); infinite for identical images.
+    pub psnr_db: f64,
+    pub ssim: f64,
+    /// `None` below [`MS_SSIM_MIN_SIDE`] pixels on a side.
+    pub ms_ssim: Option<f64>,
+}
+
+/// Scores over channels as scikit-image does with `channel_axis`: PSNR from the mean squared
+/// error over every value, SSIM and MS-SSIM as the mean of the channels' figures.
+pub fn scores(reference: &[&Plane], test: &[&Plane]) -> Result<Scores> {
+    if reference.len() != test.len() || reference.is_empty() {
+        return Err(Error::InvalidInput(format!(
+            "{} channels against {}: compare images with the same channels",
+            reference.len(),
+            test.len()
+        )));
+    }
+    let n = reference.len() as f64;
+    let (mut err, mut ssim_sum, mut ms_sum) = (0.0, 0.0, Some(0.0));
+    for (a, b) in reference.iter().zip(test) {
+        err += mse(a, b)?;
+        ssim_sum += ssim(a, b)?;
+        ms_sum = ms_sum.zip(ms_ssim(a, b)?).map(|(s, m)| s + m);
+    }
+    Ok(Scores {
+        psnr_db: 10.0 * (n / err).log10(),
+        ssim: ssim_sum / n,
+        ms_ssim: ms_sum.map(|s| s / n),
+    })
 }
 
 #[cfg(test)]
@@ -190,7 +227,13 @@ mod tests {
     fn ssim_of_image_with_itself_is_one() {
         let a = img(1);
         assert!((ssim(&a, &a).unwrap() - 1.0).abs() < 1e-12);
-        assert!((ms_ssim(&a, &a).unwrap() - 1.0).abs() < 1e-12);
+        assert_eq!(
+            ms_ssim(&a, &a).unwrap(),
+            None,
+            "40x50 is too small for five scales"
+        );
+        let big = Plane::from_shape_fn((180, 200), |(r, c)| img(1)[[r % 40, c % 50]]);
+        assert!((ms_ssim(&big, &big).unwrap().unwrap() - 1.0).abs() < 1e-12);
         assert!(psnr(&a, &a).unwrap().is_infinite());
     }
 
@@ -208,6 +251,18 @@ mod tests {
                 .to_string()
                 .contains("differ in size")
         );
+    }
+
+    #[test]
+    fn channel_scores_pool_the_error_and_average_the_similarities() {
+        let (a, b) = (img(1), img(2));
+        let c = a.mapv(|v| v + 0.1);
+        let s = scores(&[&a, &a], &[&b, &c]).unwrap();
+        let mean_mse = (mse(&a, &b).unwrap() + mse(&a, &c).unwrap()) / 2.0;
+        assert!((s.psnr_db - 10.0 * (1.0 / mean_mse).log10()).abs() < 1e-9);
+        let mean_ssim = (ssim(&a, &b).unwrap() + ssim(&a, &c).unwrap()) / 2.0;
+        assert!((s.ssim - mean_ssim).abs() < 1e-12);
+        assert!(scores(&[&a], &[&a, &b]).is_err());
     }
 
     #[test]
