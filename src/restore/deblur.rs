@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::Plane;
 use super::color::Planes;
-use super::estimate::{BlurEstimate, estimate_blur};
+use super::estimate::{BlurEstimate, estimate_blur_thorough};
 use super::hyper::{HyperParams, hyper_laplacian};
 use super::noise::noise_sigma;
 use super::psf::{Psf, PsfSpec};
@@ -24,7 +24,8 @@ pub enum Method {
     Wiener,
     /// Richardson-Lucy with TV regularisation and a noise stopping rule.
     Rl,
-    /// Hyper-Laplacian prior, half-quadratic splitting (best quality).
+    /// Hyper-Laplacian prior, half-quadratic splitting (the default: the best measured on
+    /// Gaussian, disk and motion blur).
     Hyper,
 }
 
@@ -117,7 +118,7 @@ pub fn deblur(img: &Planes, config: &DeblurConfig) -> Result<Deblurred> {
     let (psf, psf_text, estimate) = match &config.psf {
         Some(spec) => (spec.to_psf()?, spec.to_string(), None),
         None => {
-            let est = estimate_blur(&img.luma());
+            let est = estimate_blur_thorough(&img.luma());
             let text = est
                 .to_spec()
                 .map(|s| s.to_string())
@@ -237,5 +238,42 @@ mod tests {
             ..config
         };
         assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn each_channel_is_restored_with_its_own_noise_level_and_reported() {
+        use crate::restore::fft::convolve;
+        use crate::restore::test_util::{noisy, textured};
+        let psf = Psf::gaussian(1.5);
+        let sharp = textured(96, 96);
+        let blurred = convolve(&sharp, &psf);
+        let img = Planes::Rgb([
+            noisy(&blurred, 0.002, 1),
+            noisy(&blurred, 0.02, 2),
+            noisy(&blurred, 0.002, 3),
+        ]);
+        for method in [Method::Wiener, Method::Rl, Method::Hyper] {
+            let config = DeblurConfig {
+                psf: Some(PsfSpec::Gaussian { sigma: 1.5 }),
+                method,
+                iterations: 20,
+                strength: 1.0,
+            };
+            let done = deblur(&img, &config).unwrap();
+            assert_eq!(done.channels.len(), 3);
+            let noise: Vec<f32> = done.channels.iter().map(|c| c.noise_sigma).collect();
+            assert!(
+                noise[1] > 5.0 * noise[0] && noise[1] > 5.0 * noise[2],
+                "{noise:?}"
+            );
+            assert_eq!(done.noise_sigma(), noise[1]);
+            for c in &done.channels {
+                match method {
+                    Method::Wiener => assert_eq!(c.iterations, None),
+                    Method::Rl => assert!(c.iterations.is_some_and(|n| n <= 20)),
+                    Method::Hyper => assert!(c.iterations.is_some_and(|n| n > 0)),
+                }
+            }
+        }
     }
 }

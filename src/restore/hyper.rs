@@ -34,7 +34,7 @@ impl Default for HyperParams {
         HyperParams {
             alpha: 0.8,
             noise_sigma: None,
-            kappa: 0.3,
+            kappa: 0.1,
             beta_steps: 10,
         }
     }
@@ -219,12 +219,18 @@ mod tests {
     #[test]
     fn deconvolving_known_blur_raises_psnr() {
         let img = dead_leaves(128, 128, 4);
-        for psf in [Psf::gaussian(2.0), Psf::motion(9.0, 30.0)] {
-            let blurred = noisy(&convolve(&img, &psf), 0.005, 11);
+        // a long oblique line at low noise rippled the whole image when the padding was a plain
+        // reflection (see `pad_for`)
+        for (psf, noise) in [
+            (Psf::gaussian(2.0), 0.005),
+            (Psf::motion(9.0, 30.0), 0.005),
+            (Psf::motion(15.0, 30.0), 0.002),
+        ] {
+            let blurred = noisy(&convolve(&img, &psf), noise, 11);
             let out = hyper_laplacian(&blurred, &psf, &HyperParams::default());
             let before = psnr(&img, &blurred).unwrap();
             let after = psnr(&img, &out).unwrap();
-            assert!(after > before + 0.5, "{before:.2} -> {after:.2}");
+            assert!(after > before + 1.0, "{psf:?}: {before:.2} -> {after:.2}");
         }
     }
 }

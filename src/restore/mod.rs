@@ -36,6 +36,7 @@ pub fn restore_for_features(plane: &Plane) -> (Plane, BlurEstimate) {
     }
     let params = WienerParams {
         noise_sigma: Some(est.noise_sigma),
+        model_border: false,
         ..WienerParams::default()
     };
     (wiener(plane, &est.to_psf(), &params), est)

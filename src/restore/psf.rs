@@ -300,6 +300,17 @@ impl Psf {
         Psf::new(trim_centred(k.mapv(|v| v as f32))).expect("motion kernel has positive sum")
     }
 
+    /// True when the kernel equals its own left-right and up-down mirror images (to float
+    /// rounding): Gaussians, disks, level and upright lines.
+    pub fn is_mirror_symmetric(&self) -> bool {
+        let k = &self.kernel;
+        let (h, w) = k.dim();
+        let tol = 1e-6 * k.iter().fold(0.0f32, |m, &v| m.max(v));
+        k.indexed_iter().all(|((i, j), &v)| {
+            (v - k[[h - 1 - i, j]]).abs() <= tol && (v - k[[i, w - 1 - j]]).abs() <= tol
+        })
+    }
+
     /// The kernel as text, one row a line, values separated by spaces: what
     /// [`Psf::from_file`] reads back (to float rounding: it normalises the sum again).
     pub fn to_text(&self) -> String {
@@ -455,6 +466,15 @@ mod tests {
         std::fs::write(&p, "0 1 0\n1 4\n").unwrap();
         let e = Psf::from_file(&p).unwrap_err().to_string();
         assert!(e.contains("k.txt:2") && e.contains("same count"), "{e}");
+    }
+
+    #[test]
+    fn mirror_symmetry_is_told() {
+        assert!(Psf::gaussian(2.0).is_mirror_symmetric());
+        assert!(Psf::disk(3.0).is_mirror_symmetric());
+        assert!(Psf::motion(9.0, 0.0).is_mirror_symmetric());
+        assert!(Psf::motion(9.0, 90.0).is_mirror_symmetric());
+        assert!(!Psf::motion(15.0, 30.0).is_mirror_symmetric());
     }
 
     #[test]

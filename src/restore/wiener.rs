@@ -27,6 +27,9 @@ pub struct WienerParams {
     pub nsr: Option<f32>,
     /// Multiplier on the regularisation (1 = the MMSE choice under the prior; larger = smoother).
     pub regularization: f32,
+    /// Pad with borders the blur model explains (see [`pad_for`]); `false` reflects them for
+    /// every kernel, as the stored deconvolution features were computed.
+    pub model_border: bool,
 }
 
 /// Default regularisation multiplier: photos have heavier-tailed gradients than the Gaussian
@@ -39,16 +42,46 @@ impl Default for WienerParams {
             noise_sigma: None,
             nsr: None,
             regularization: DEFAULT_REGULARIZATION,
+            model_border: true,
         }
     }
 }
 
 /// Padding used by the frequency-domain deconvolvers: exact reflection a little wider than
 /// the kernel, then a cross-fade long enough to be smooth.
+///
+/// Reflecting a blurred image gives the blur of the reflected scene only when the kernel is
+/// itself mirror symmetric (a Gaussian, a disk, a level line). For any other kernel (a line at
+/// 30 degrees) the reflected border contradicts the blur model, and the deconvolvers turn that
+/// into ripples at the kernel's spectral zeros across the whole image. There the padding is
+/// replaced by the reflected canvas blurred by the kernel, which the model explains.
 pub(crate) fn pad_for(plane: &Plane, psf: &Psf) -> Padded {
+    pad_with(plane, psf, true)
+}
+
+fn pad_with(plane: &Plane, psf: &Psf, model_border: bool) -> Padded {
     let (ry, rx) = psf.radius();
     let r = ry.max(rx);
-    Padded::new(plane, r + 4, (2 * r).max(16))
+    let mut pad = Padded::new(plane, r + 4, (2 * r).max(16));
+    if model_border && !psf.is_mirror_symmetric() {
+        let (rows, cols) = (pad.rows, pad.cols);
+        let fft = Fft2::get(rows, cols);
+        let mut spec = fft.forward(&pad.data);
+        super::fft::multiply(&mut spec, &psf_spectrum(psf, rows, cols), false);
+        let mut blurred = vec![0f32; rows * cols];
+        fft.inverse_into(&mut spec, &mut blurred);
+        let (h, w) = (pad.h, pad.w);
+        for (i, (row, blurred_row)) in pad
+            .data
+            .chunks_mut(cols)
+            .zip(blurred.chunks(cols))
+            .enumerate()
+        {
+            let from = if i < h { w } else { 0 };
+            row[from..].copy_from_slice(&blurred_row[from..]);
+        }
+    }
+    pad
 }
 
 /// `|D(f)|^2` of forward differences at storage index `i` of a `rows x cols` spectrum.
@@ -93,7 +126,7 @@ pub(crate) fn powerlaw_lambda(plane: &Plane, hspec: &Spectrum, sigma: f32) -> f3
 
 /// Deconvolves `plane` (values in `[0, 1]`) blurred by `psf`; the result is clamped to `[0, 1]`.
 pub fn wiener(plane: &Plane, psf: &Psf, params: &WienerParams) -> Plane {
-    let pad = pad_for(plane, psf);
+    let pad = pad_with(plane, psf, params.model_border);
     let fft = Fft2::get(pad.rows, pad.cols);
     let hspec = psf_spectrum(psf, pad.rows, pad.cols);
     let mut y = fft.forward(&pad.data);
@@ -153,6 +186,7 @@ mod tests {
             noise_sigma: None,
             nsr: Some(1e-9),
             regularization: 1.0,
+            model_border: true,
         };
         let out = wiener(&blurred, &psf, &p);
         let before = psnr(&img, &blurred).unwrap();

@@ -111,7 +111,7 @@ fn main() {
                 }
                 let blind_config = DeblurConfig {
                     psf: None,
-                    method: Method::Rl,
+                    method: Method::Hyper,
                     iterations: 50,
                     strength: 1.0,
                 };
