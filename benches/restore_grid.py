@@ -38,7 +38,7 @@ blur (psf `none`), and is its output the input, pixel for pixel?
 --speed: a 1024x1024 grey image (PHOTOS_DIR/retina.jpg, grey, resized with Lanczos), blurred by
 `lookalike blur --psf gaussian:2 --noise 0.005 --seed 1`. Whole commands are timed (wall clock,
 median and min of RUNS, after one warm-up run each): `lookalike deblur --psf gaussian:2 --method
-rl --iterations 30` against a Python script run as its own process (imports, reads the PNG, pads
+rl --iterations 30 --no-early-stop` against a Python script run as its own process (imports, reads the PNG, pads
 as above, richardson_lucy num_iter=30, crops, writes the PNG), and `--method wiener` against the
 same script with wiener balance 0.01. Results: WORK/speed.json.
 """
@@ -388,7 +388,7 @@ def speed(args, photos_dir, work):
     python = os.environ.get("PYTHON", sys.executable)
     pairs = {
         "rl": ([LOOKALIKE, "deblur", blurred, os.path.join(work, "lookalike_rl.png"),
-                "--psf", "gaussian:2", "--method", "rl", "--iterations", "30", "--json"],
+                "--psf", "gaussian:2", "--method", "rl", "--iterations", "30", "--no-early-stop", "--json"],
                [python, script, blurred, os.path.join(work, "skimage_rl.png"), psf, "rl", "30"]),
         "wiener": ([LOOKALIKE, "deblur", blurred, os.path.join(work, "lookalike_wiener.png"),
                     "--psf", "gaussian:2", "--method", "wiener", "--json"],
@@ -427,7 +427,7 @@ def speed(args, photos_dir, work):
         m["ratio_median"] = m["skimage"]["median"] / m["lookalike"]["median"]
         m["ratio_min"] = m["skimage"]["min"] / m["lookalike"]["min"]
         j = m["lookalike"]["json"] or {}
-        iters = j.get("iterations_run", j.get("iterations"))
+        iters = j.get("iterations")
         if any(c.get("stopped_early") for c in j.get("channels", [])):
             iters = f"{iters} (stopped early)"
         res["methods"][method] = m

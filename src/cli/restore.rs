@@ -74,6 +74,10 @@ pub struct DeblurArgs {
     /// Maximum iterations (Richardson-Lucy), 1 to 1000.
     #[arg(long, default_value_t = 50, value_parser = super::usize_in(1..=MAX_ITERATIONS))]
     pub iterations: usize,
+    /// Run every iteration (Richardson-Lucy otherwise stops once its residual reaches the
+    /// noise level).
+    #[arg(long)]
+    pub no_early_stop: bool,
     /// Blend with the input: 1 = fully restored, 0 = unchanged.
     #[arg(long, default_value_t = 1.0, value_parser = parse_strength)]
     pub strength: f32,
@@ -115,6 +119,7 @@ impl DeblurArgs {
             psf,
             method: self.method.into(),
             iterations: self.iterations,
+            stop_at_noise: !self.no_early_stop,
             strength: self.strength,
         };
         config.validate()?;

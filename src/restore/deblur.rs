@@ -48,6 +48,9 @@ pub struct DeblurConfig {
     pub method: Method,
     /// Richardson-Lucy's iteration cap, 1 to [`MAX_ITERATIONS`].
     pub iterations: usize,
+    /// Richardson-Lucy stops once its residual reaches the noise level; `false` runs every
+    /// iteration.
+    pub stop_at_noise: bool,
     /// Blend with the input: 1 = fully restored, 0 = unchanged.
     pub strength: f32,
 }
@@ -180,6 +183,7 @@ fn restore_plane(
                 &RlParams {
                     iterations: config.iterations,
                     noise_sigma: Some(noise),
+                    stop_at_noise: config.stop_at_noise,
                     ..RlParams::default()
                 },
             );
@@ -229,6 +233,7 @@ mod tests {
             psf: None,
             method: Method::Wiener,
             iterations: 10,
+            stop_at_noise: true,
             strength: 1.5,
         };
         assert!(deblur(&Planes::Grey(Plane::zeros((8, 8))), &config).is_err());
@@ -257,6 +262,7 @@ mod tests {
                 psf: Some(PsfSpec::Gaussian { sigma: 1.5 }),
                 method,
                 iterations: 20,
+                stop_at_noise: true,
                 strength: 1.0,
             };
             let done = deblur(&img, &config).unwrap();

@@ -104,6 +104,7 @@ fn main() {
                         psf: Some(spec.clone()),
                         method,
                         iterations: 50,
+                        stop_at_noise: true,
                         strength: 1.0,
                     };
                     let out = deblur(&input, &config).expect("deblur");
@@ -113,6 +114,7 @@ fn main() {
                     psf: None,
                     method: Method::Hyper,
                     iterations: 50,
+                    stop_at_noise: true,
                     strength: 1.0,
                 };
                 let blind = deblur(&input, &blind_config).expect("deblur");
