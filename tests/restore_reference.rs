@@ -9,7 +9,8 @@
 use std::path::{Path, PathBuf};
 
 use lookalike::restore::color::gray_to_plane;
-use lookalike::restore::{HyperParams, Plane, Psf, estimate_blur, hyper_laplacian, psnr, ssim};
+use lookalike::restore::estimate::estimate_blur_thorough;
+use lookalike::restore::{HyperParams, Plane, Psf, hyper_laplacian, psnr, ssim};
 
 fn data(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -78,24 +79,26 @@ fn psnr_and_ssim_match_scikit_image() {
     }
 }
 
+/// How far the hyper-Laplacian default must beat padded scikit-image's best.
+const MARGIN_DB: f64 = 0.3;
+
 #[test]
 fn restoration_beats_scikit_image_and_blind_is_close() {
     let psf = Psf::from_file(&data("reference/psf_gaussian2.txt")).unwrap();
-    // scikit-image's best on these inputs (Wiener, balance 0.01)
-    for (photo, sk_best) in [
-        ("camera", 26.810502927670075),
-        ("astronaut", 26.173818596602985),
-    ] {
+    // scikit-image at its best on these inputs, run as a careful user runs it: the blurred
+    // image mirror-padded by twice the kernel radius, the best Wiener balance and
+    // Richardson-Lucy iteration count per image (figures from the reference tool's notes)
+    for (photo, sk_best) in [("camera", 28.64), ("astronaut", 28.92)] {
         let orig = pil_grey(&data(&format!("photos/{photo}.png")));
         let blurred = pil_grey(&data(&format!("reference/{photo}_blurred.png")));
         let known = hyper_laplacian(&blurred, &psf, &HyperParams::default());
         let p_known = psnr(&orig, &known).unwrap();
-        let est = estimate_blur(&blurred);
+        let est = estimate_blur_thorough(&blurred);
         let blind = hyper_laplacian(&blurred, &est.to_psf(), &HyperParams::default());
         let p_blind = psnr(&orig, &blind).unwrap();
         println!("{photo}: non-blind {p_known:.3} dB, blind {p_blind:.3} dB ({est:?})");
         assert!(
-            p_known >= sk_best + 1.0,
+            p_known >= sk_best + MARGIN_DB,
             "{photo}: {p_known} vs skimage {sk_best}"
         );
         assert!(
