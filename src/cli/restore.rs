@@ -217,6 +217,11 @@ pub fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
                 .map(|c| format!("{:.4}", c.noise_sigma))
                 .collect();
             let runs = match (iterations, done.channels.iter().any(|c| c.stopped_early)) {
+                (Some(0), true) => {
+                    ", 0 iterations: the input already fits this PSF at its noise level, so the \
+                     output is the input"
+                        .to_string()
+                }
                 (Some(n), true) => format!(", {n} iterations (stopped at the noise level)"),
                 (Some(n), false) => format!(", {n} iterations"),
                 (None, _) => String::new(),
