@@ -27,8 +27,9 @@ pub struct WienerParams {
     pub nsr: Option<f32>,
     /// Multiplier on the regularisation (1 = the MMSE choice under the prior; larger = smoother).
     pub regularization: f32,
-    /// Pad with borders the blur model explains (see [`pad_for`]); `false` reflects them for
-    /// every kernel, as the stored deconvolution features were computed.
+    /// Pad with borders the blur model explains: for a kernel that is not mirror symmetric,
+    /// the reflected canvas blurred by the kernel; `false` reflects the borders for every
+    /// kernel, as the stored deconvolution features were computed.
     pub model_border: bool,
 }
 
