@@ -79,6 +79,17 @@ pub struct ChannelReport {
     pub stopped_early: bool,
 }
 
+impl ChannelReport {
+    /// A channel with noise `noise` that no iteration has touched yet.
+    fn untouched(noise: f32) -> ChannelReport {
+        ChannelReport {
+            noise_sigma: noise,
+            iterations: None,
+            stopped_early: false,
+        }
+    }
+}
+
 impl Deblurred {
     /// True when the PSF was estimated and no blur was found: the image is the input.
     pub fn found_no_blur(&self) -> bool {
@@ -136,12 +147,7 @@ pub fn deblur(img: &Planes, config: &DeblurConfig) -> Result<Deblurred> {
         .map(|p| {
             let noise = noise_sigma(p);
             if unchanged {
-                let report = ChannelReport {
-                    noise_sigma: noise,
-                    iterations: None,
-                    stopped_early: false,
-                };
-                return ((*p).clone(), report);
+                return ((*p).clone(), ChannelReport::untouched(noise));
             }
             restore_plane(p, &psf, config, noise)
         })
@@ -162,11 +168,7 @@ fn restore_plane(
     config: &DeblurConfig,
     noise: f32,
 ) -> (Plane, ChannelReport) {
-    let mut report = ChannelReport {
-        noise_sigma: noise,
-        iterations: None,
-        stopped_early: false,
-    };
+    let mut report = ChannelReport::untouched(noise);
     let restored = match config.method {
         Method::Wiener => wiener(
             p,
