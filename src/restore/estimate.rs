@@ -540,10 +540,10 @@ pub fn estimate_blur(plane: &Plane) -> BlurEstimate {
 
 /// The estimate `deblur` restores with: as [`estimate_blur`], and also motion searched at every
 /// angle with its transfer function averaged over each bin (a long line's spectral zeros
-/// shift across a bin, which a model sampled at the bin centre puts too deep), a disk
-/// that fits its own scene slope and needs a smaller likelihood gain over a Gaussian, and an image with no scene spectrum above
-/// its noise, or a motion shorter than the sharpness limit, reported as not blurred.
-/// A few times slower (tens of milliseconds).
+/// shift across a bin, which a model sampled at the bin centre puts too deep), a disk that
+/// fits its own scene slope and needs a smaller likelihood gain over a Gaussian, and an image
+/// with no scene spectrum above its noise, or a motion shorter than the sharpness limit,
+/// reported as not blurred. A few times slower (tens of milliseconds).
 pub fn estimate_blur_thorough(plane: &Plane) -> BlurEstimate {
     estimate(plane, true)
 }
