@@ -1133,3 +1133,95 @@ fn a_damaged_index_exits_4_and_the_help_lists_exit_statuses() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `deblur --json` reports each colour channel's noise and iterations with the method used;
+/// a kernel written by `blur --psf-out` deblurs as its spec does; `quality --json` scores a
+/// colour pair per channel and on luminance.
+#[test]
+fn restore_json_reports_channels_and_colour_scores() {
+    let env = setup(&["horse"]);
+    let img = env.photos.join("horse/original.jpg");
+    let blurred = env.root.join("blurred.png");
+    let kernel = env.root.join("k.txt");
+    let out = |name: &str| env.root.join(name);
+    let json = |args: &[&std::ffi::OsStr]| -> Value {
+        let o = run_ok(env.cmd().args(args));
+        serde_json::from_slice(&o.stdout).expect("one JSON object")
+    };
+    run_ok(env.cmd().args([
+        "blur".as_ref(),
+        img.as_os_str(),
+        blurred.as_os_str(),
+        "--psf".as_ref(),
+        "motion:9,30".as_ref(),
+        "--noise".as_ref(),
+        "0.004".as_ref(),
+        "--psf-out".as_ref(),
+        kernel.as_os_str(),
+    ]));
+    let by_spec = json(&[
+        "deblur".as_ref(),
+        blurred.as_os_str(),
+        out("a.png").as_os_str(),
+        "--psf".as_ref(),
+        "motion:9,30".as_ref(),
+        "--json".as_ref(),
+    ]);
+    assert_eq!(by_spec["method"], "hyper", "{by_spec}");
+    assert_eq!(by_spec["blurred"], true);
+    let channels = by_spec["channels"].as_array().expect("channels");
+    assert_eq!(channels.len(), 3, "{by_spec}");
+    for c in channels {
+        assert!(
+            c["noise_sigma"]
+                .as_f64()
+                .is_some_and(|s| s > 0.002 && s < 0.01),
+            "{c}"
+        );
+        assert!(c["iterations"].as_u64().is_some_and(|n| n > 0), "{c}");
+    }
+    let file_spec = format!("file:{}", kernel.display());
+    let rl = json(&[
+        "deblur".as_ref(),
+        blurred.as_os_str(),
+        out("b.png").as_os_str(),
+        "--psf".as_ref(),
+        file_spec.as_ref(),
+        "--method".as_ref(),
+        "rl".as_ref(),
+        "--iterations".as_ref(),
+        "7".as_ref(),
+        "--no-early-stop".as_ref(),
+        "--json".as_ref(),
+    ]);
+    assert_eq!(rl["iterations"], 7, "{rl}");
+    let by_file = json(&[
+        "deblur".as_ref(),
+        blurred.as_os_str(),
+        out("c.png").as_os_str(),
+        "--psf".as_ref(),
+        file_spec.as_ref(),
+        "--json".as_ref(),
+    ]);
+    assert_eq!(by_file["channels"], by_spec["channels"]);
+    let same = json(&[
+        "quality".as_ref(),
+        out("a.png").as_os_str(),
+        out("c.png").as_os_str(),
+        "--json".as_ref(),
+    ]);
+    assert!(same["psnr_db"].as_f64().is_none_or(|p| p > 60.0), "{same}");
+    let scored = json(&[
+        "quality".as_ref(),
+        img.as_os_str(),
+        out("a.png").as_os_str(),
+        "--json".as_ref(),
+    ]);
+    assert_eq!(scored["measured_on"], "rgb", "{scored}");
+    let (rgb, luma) = (&scored["psnr_db"], &scored["luma"]["psnr_db"]);
+    assert!(
+        rgb.as_f64().is_some() && luma.as_f64().is_some(),
+        "{scored}"
+    );
+    assert_ne!(rgb, luma);
+}
