@@ -145,19 +145,24 @@ pub fn find_preview(bytes: &[u8]) -> Option<Preview<'_>> {
             let Some((width, height)) = jpeg_size(jpeg) else {
                 continue;
             };
-            let area = u64::from(width) * u64::from(height);
-            if best.is_none_or(|b| area > u64::from(b.width) * u64::from(b.height)) {
-                best = Some(Preview {
-                    jpeg,
-                    width,
-                    height,
-                    orientation: None,
-                });
-            }
+            keep_larger(&mut best, jpeg, width, height);
         }
     }
     let orientation = file_orientation(&tiff, first);
     best.map(|p| Preview { orientation, ..p })
+}
+
+/// Makes the `width x height` JPEG `jpeg` the best preview unless one at least as large is.
+fn keep_larger<'a>(best: &mut Option<Preview<'a>>, jpeg: &'a [u8], width: u32, height: u32) {
+    let area = u64::from(width) * u64::from(height);
+    if best.is_none_or(|b| area > u64::from(b.width) * u64::from(b.height)) {
+        *best = Some(Preview {
+            jpeg,
+            width,
+            height,
+            orientation: None,
+        });
+    }
 }
 
 /// At most this many candidate JPEG starts are examined by [`scan_for_preview`].
@@ -188,15 +193,7 @@ pub fn scan_for_preview(bytes: &[u8]) -> Option<Preview<'_>> {
         });
         match candidate {
             Some((jpeg, width, height)) => {
-                let area = u64::from(width) * u64::from(height);
-                if best.is_none_or(|b| area > u64::from(b.width) * u64::from(b.height)) {
-                    best = Some(Preview {
-                        jpeg,
-                        width,
-                        height,
-                        orientation: None,
-                    });
-                }
+                keep_larger(&mut best, jpeg, width, height);
                 at = start + jpeg.len();
             }
             None => at = start + 1,
