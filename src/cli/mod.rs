@@ -150,17 +150,17 @@ enum Command {
     Eval(Box<eval::EvalArgs>),
     /// Blur an image with a PSF (and noise): makes test cases for deblurring.
     #[command(
-        after_help = "Examples:\n  lookalike blur sharp.png blurred.png --psf gaussian:2 --noise 0.005\n  lookalike blur sharp.png shaken.png --psf motion:15,30\n\nPSF specs: gaussian:SIGMA, disk:RADIUS, motion:LENGTH,ANGLE, file:PATH (a whitespace-separated matrix)."
+        after_help = "Examples:\n  lookalike blur sharp.png blurred.png --psf gaussian:2 --noise 0.005\n  lookalike blur sharp.png shaken.png --psf motion:15,30 --psf-out kernel.txt\n\nPSF specs: gaussian:SIGMA, disk:RADIUS, motion:LENGTH,ANGLE, file:PATH (a whitespace-separated matrix, as --psf-out writes)."
     )]
     Blur(restore::BlurArgs),
     /// Restore a blurred image by deconvolution (PSF given or estimated blind).
     #[command(
-        after_help = "Examples:\n  lookalike deblur blurred.png restored.png                 # blind: PSF estimated\n  lookalike deblur blurred.png restored.png --psf gaussian:2 --method wiener\n  lookalike deblur photo.jpg sharper.jpg --strength 0.5      # mild, safe sharpening"
+        after_help = "Examples:\n  lookalike deblur blurred.png restored.png                 # blind: PSF estimated\n  lookalike deblur blurred.png restored.png --psf gaussian:2 --method wiener\n  lookalike deblur photo.jpg sharper.jpg --strength 0.5      # mild, safe sharpening\n  lookalike deblur shaken.png fixed.png --psf file:kernel.txt --json\n\nPrints the PSF, the method, each channel's noise level and the iterations run. An image with no measurable blur (sharp, or only noise) is copied unchanged."
     )]
     Deblur(restore::DeblurArgs),
     /// Compare an image with a reference: PSNR, SSIM, MS-SSIM.
     #[command(
-        after_help = "Examples:\n  lookalike quality original.png restored.png\n  lookalike quality original.png restored.png --json"
+        after_help = "Examples:\n  lookalike quality original.png restored.png\n  lookalike quality original.png restored.png --json\n\nColour pairs are scored per channel (as scikit-image's channel_axis) and on luminance; a grey image against a colour one on luminance. MS-SSIM needs 176 pixels a side."
     )]
     Quality(restore::QualityArgs),
 }
