@@ -31,7 +31,7 @@ const FREQS: usize = 12;
 pub const DIM: usize = FREQS * FREQS - 1;
 /// Windows described: the whole picture, then its centre and four corners at `WINDOW` of each
 /// side, so that a copy cropped by up to about 15% matches one of its original's windows.
-const WINDOWS: usize = 6;
+pub const WINDOWS: usize = 6;
 /// Side of the centre and corner windows, as a fraction of the picture's.
 const WINDOW: f32 = 0.86;
 /// Length of a signature.
@@ -175,58 +175,52 @@ pub fn signature(luma: &Array2<f32>) -> Vec<f32> {
     out
 }
 
-/// Length of one window's layout key.
-const KEY: usize = LAYOUT * LAYOUT - 1;
+/// Length of one window's layout block: the 8 x 8 lowest frequencies without DC.
+pub const BLOCK: usize = LAYOUT * LAYOUT - 1;
+/// Poses of the square: the identity, the flips and the quarter turns.
+pub const POSES: usize = 8;
 
-/// Pose-free summaries of each window's layout block: per pair of frequencies
-/// `{(u, v), (v, u)}` the larger and the smaller magnitude. The distance between two windows'
-/// keys never exceeds their layout distance in any pose, so [`may_match`] can rule a pair
-/// out before [`compare`] runs.
-pub fn layout_keys(signature: &[f32]) -> Vec<f32> {
-    if signature.len() != LEN {
-        return Vec::new();
-    }
-    let mut keys = Vec::with_capacity(WINDOWS * KEY);
-    for w in 0..WINDOWS {
-        let block = &signature[w * DIM..(w + 1) * DIM];
-        for v in 0..LAYOUT {
-            for u in 0..=v {
-                if u == 0 && v == 0 {
-                    continue;
-                }
-                let (p, q) = (block[slot(u, v)].abs(), block[slot(v, u)].abs());
-                if u == v {
-                    keys.push(p);
-                } else {
-                    keys.push(p.max(q));
-                    keys.push(p.min(q));
-                }
-            }
-        }
-    }
-    keys
+/// The layout coefficients `(u, v)` in block order (row-major, DC left out).
+fn block_slots() -> impl Iterator<Item = (usize, usize)> {
+    (0..LAYOUT)
+        .flat_map(|v| (0..LAYOUT).map(move |u| (u, v)))
+        .filter(|&(u, v)| (u, v) != (0, 0))
 }
 
-/// False when no window pair that [`compare`] tries can come within `limit` in layout, by
-/// their [`layout_keys`].
-pub fn may_match(a: &[f32], b: &[f32], limit: f32) -> bool {
-    if a.len() != WINDOWS * KEY || b.len() != WINDOWS * KEY {
-        return false;
+/// Window `window`'s layout block (the coefficients [`compare`] measures layout on), or
+/// `None` when the signature is not one.
+pub fn layout_block(signature: &[f32], window: usize) -> Option<[f32; BLOCK]> {
+    if signature.len() != LEN || window >= WINDOWS {
+        return None;
     }
-    let limit2 = limit * limit;
-    let within = |x: &[f32], y: &[f32]| {
-        let mut sum = 0.0f32;
-        for (p, q) in x.iter().zip(y) {
-            sum += (p - q) * (p - q);
-            if sum > limit2 {
-                return false;
-            }
+    let coefficients = &signature[window * DIM..(window + 1) * DIM];
+    let mut block = [0.0; BLOCK];
+    for (b, (u, v)) in block.iter_mut().zip(block_slots()) {
+        *b = coefficients[slot(u, v)];
+    }
+    Some(block)
+}
+
+/// The block in each of the eight poses [`compare_windows`] tries: pose `p` transposes when
+/// `p & 4`, negates odd horizontal frequencies when `p & 1` and odd vertical ones when `p & 2`.
+/// The least distance from a block to the poses of another is their layout distance.
+pub fn block_poses(block: &[f32; BLOCK]) -> [[f32; BLOCK]; POSES] {
+    let position = |u: usize, v: usize| v * LAYOUT + u - 1;
+    let mut out = [[0.0; BLOCK]; POSES];
+    for (p, posed) in out.iter_mut().enumerate() {
+        for (k, (u, v)) in block_slots().enumerate() {
+            let source = if p & 4 != 0 {
+                position(v, u)
+            } else {
+                position(u, v)
+            };
+            let flip_h = p & 1 != 0 && u % 2 == 1;
+            let flip_v = p & 2 != 0 && v % 2 == 1;
+            let sign = if flip_h != flip_v { -1.0 } else { 1.0 };
+            posed[k] = sign * block[source];
         }
-        true
-    };
-    let key = |k: &[f32], w: usize| -> Vec<f32> { k[w * KEY..(w + 1) * KEY].to_vec() };
-    let (a0, b0) = (key(a, 0), key(b, 0));
-    within(&a0, &b0) || (1..WINDOWS).any(|w| within(&a0, &key(b, w)) || within(&key(a, w), &b0))
+    }
+    out
 }
 
 /// Compares two images' signatures: the whole pictures, and one whole picture with each
@@ -567,21 +561,33 @@ mod tests {
     }
 
     #[test]
-    fn the_keys_never_rule_out_a_pair_that_matches() {
+    fn the_nearest_pose_of_a_block_is_the_layout_distance() {
         let img = scene(200, 150, 3);
         let a = sig(&img);
+        let distance = |x: &[f32; BLOCK], y: &[f32; BLOCK]| {
+            x.iter()
+                .zip(y)
+                .map(|(p, q)| (p - q) * (p - q))
+                .sum::<f32>()
+                .sqrt()
+        };
         for other in [
             sig(&image::imageops::rotate90(&img)),
+            sig(&image::imageops::rotate270(&img)),
+            sig(&image::imageops::flip_vertical(&img)),
             sig(&image::imageops::crop_imm(&img, 0, 0, 174, 130).to_image()),
             sig(&scene(200, 150, 5)),
         ] {
-            let m = compare(&a, &other);
-            let limit = m.layout + 1e-4;
-            assert!(
-                may_match(&layout_keys(&a), &layout_keys(&other), limit),
-                "{m:?}"
-            );
+            let whole = |s: &[f32]| s[..DIM].to_vec();
+            let m = compare_windows(&whole(&a), &whole(&other));
+            let a0 = layout_block(&a, 0).unwrap();
+            let nearest = block_poses(&layout_block(&other, 0).unwrap())
+                .iter()
+                .map(|posed| distance(&a0, posed))
+                .fold(f32::INFINITY, f32::min);
+            assert!((nearest - m.layout).abs() < 1e-4, "{nearest} {m:?}");
         }
+        assert!(layout_block(&a, WINDOWS).is_none() && layout_block(&a[1..], 0).is_none());
     }
 
     #[test]

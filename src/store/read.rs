@@ -87,12 +87,17 @@ impl Store {
         families: &[&str],
         mut f: impl FnMut(i64, Vec<Vec<f32>>) -> Result<()>,
     ) -> Result<()> {
+        // Other families' rows are skipped by the query, so their vectors are never read.
+        let wanted = vec!["?"; families.len()].join(",");
         let mut stmt = self
             .conn
-            .prepare("SELECT image_id, family, version, vector, checksum FROM features ORDER BY image_id")
+            .prepare(&format!(
+                "SELECT image_id, family, version, vector, checksum FROM features \
+                 WHERE family IN ({wanted}) ORDER BY image_id"
+            ))
             .map_err(|e| db(&self.path, e))?;
         let rows = stmt
-            .query_map([], |r| {
+            .query_map(rusqlite::params_from_iter(families.iter()), |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, String>(1)?,

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::features::dup::{CopyTest, LEN, compare, layout_keys, may_match};
+use crate::features::dup::{CopyTest, LEN, compare};
+
+mod pairs;
 use crate::store::{ImageRecord, Store};
 
 /// How alike two images must be to count as copies, as a person would choose it.
@@ -172,11 +174,21 @@ pub struct Findings {
     pub test: CopyTest,
 }
 
+/// Images whose near pairs are compared together before their copies are joined.
+const JOIN_CHUNK: usize = 2048;
+
 /// Groups `candidates`: byte-identical copies and pairs that pass `test`, joined
 /// transitively; groups of one are left out. Groups come in keeper path order.
 pub fn group(candidates: Vec<Candidate>, test: CopyTest, keep: &KeepRule) -> Vec<Group> {
     let n = candidates.len();
     let mut parent: Vec<usize> = (0..n).collect();
+    /// The set's representative, without shortening paths (for shared reads).
+    fn root(parent: &[usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            i = parent[i];
+        }
+        i
+    }
     fn find(parent: &mut [usize], mut i: usize) -> usize {
         while parent[i] != i {
             parent[i] = parent[parent[i]];
@@ -202,25 +214,35 @@ pub fn group(candidates: Vec<Candidate>, test: CopyTest, keep: &KeepRule) -> Vec
     let signed: Vec<usize> = (0..n)
         .filter(|&i| candidates[i].signature.len() == LEN)
         .collect();
-    let keys: Vec<Vec<f32>> = signed
-        .par_iter()
-        .map(|&i| layout_keys(&candidates[i].signature))
+    let signatures: Vec<&[f32]> = signed
+        .iter()
+        .map(|&i| candidates[i].signature.as_slice())
         .collect();
-    let near: Vec<(usize, usize)> = signed
-        .par_iter()
-        .enumerate()
-        .flat_map_iter(|(k, &i)| {
-            let (candidates, keys, signed) = (&candidates, &keys, &signed);
-            (k + 1..signed.len()).filter_map(move |l| {
-                let j = signed[l];
-                (may_match(&keys[k], &keys[l], test.layout)
-                    && test.accepts(&compare(&candidates[i].signature, &candidates[j].signature)))
-                .then_some((i, j))
+    let near = pairs::NearPairs::new(&signatures);
+    // Images are taken in chunks: a pair already joined (through byte-identical or earlier
+    // copies) is not compared again, and pairs never pile up in memory.
+    for chunk in (0..signed.len()).collect::<Vec<_>>().chunks(JOIN_CHUNK) {
+        let joined = |parent: &[usize], a: usize, b: usize| root(parent, a) == root(parent, b);
+        let accepted: Vec<(usize, usize)> = chunk
+            .par_iter()
+            .flat_map_iter(|&k| {
+                let (near, parent, signed, candidates) = (&near, &parent, &signed, &candidates);
+                near.partners(k, test.layout)
+                    .into_iter()
+                    .filter_map(move |l| {
+                        let (i, j) = (signed[k.min(l)], signed[k.max(l)]);
+                        (!joined(parent, i, j)
+                            && test.accepts(&compare(
+                                &candidates[i].signature,
+                                &candidates[j].signature,
+                            )))
+                        .then_some((i, j))
+                    })
             })
-        })
-        .collect();
-    for (a, b) in near {
-        join(&mut parent, a, b);
+            .collect();
+        for (a, b) in accepted {
+            join(&mut parent, a, b);
+        }
     }
     let mut members: HashMap<usize, Vec<usize>> = HashMap::new();
     for i in 0..n {

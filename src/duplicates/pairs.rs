@@ -1,0 +1,307 @@
+//! Near pairs without comparing every pair: a k-d tree over the signatures' layout blocks finds
+//! each image's partners within a layout limit.
+//!
+//! Two images can pass the copy test only when the whole picture of one, in some pose, lies
+//! within the layout limit of some window of the other ([`crate::features::dup::compare`]). So
+//! every window of every image is a point, and each image asks for the points within the limit
+//! of its whole picture in each of the eight poses. The tree splits on the blocks' first
+//! principal directions, where distances never exceed the full ones: it never misses a pair,
+//! and the full block distance confirms each point before the caller runs the copy test. The
+//! partners are exactly those comparing every pair would find. The layout blocks spread over
+//! about ten effective dimensions and the default limit is a third of the typical distance, so
+//! a search still looks at about one point in six: the cost stays quadratic, with a smaller
+//! factor.
+
+use crate::features::dup::{BLOCK, WINDOWS, block_poses, layout_block};
+use crate::pca::Projection;
+
+/// Principal directions the tree splits on.
+const TREE_DIMS: usize = 16;
+/// Most points in a leaf.
+const LEAF: usize = 16;
+/// Added to the limit against rounding; the copy test decides after.
+const SLACK: f32 = 1e-3;
+
+type Coords = [f32; TREE_DIMS];
+
+enum Node {
+    Leaf {
+        start: usize,
+        end: usize,
+    },
+    Split {
+        dim: usize,
+        at: f32,
+        low: usize,
+        high: usize,
+    },
+}
+
+/// The windows of a set of signatures, ready to be asked for near pairs.
+pub struct NearPairs<'a> {
+    signatures: &'a [&'a [f32]],
+    projection: Option<Projection>,
+    /// Tree coordinates of the points, in tree order.
+    coords: Vec<Coords>,
+    /// `(signature, window)` of each point, in tree order.
+    points: Vec<(u32, u8)>,
+    nodes: Vec<Node>,
+    root: usize,
+}
+
+impl<'a> NearPairs<'a> {
+    /// Indexes every window of `signatures` (each a full duplicate signature; others have no
+    /// windows and no partners).
+    pub fn new(signatures: &'a [&'a [f32]]) -> NearPairs<'a> {
+        let wholes: Vec<[f32; BLOCK]> = signatures
+            .iter()
+            .filter_map(|s| layout_block(s, 0))
+            .collect();
+        let refs: Vec<&[f32]> = wholes.iter().map(|b| b.as_slice()).collect();
+        // Too few or identical blocks have no principal directions: their first
+        // coordinates are a projection too.
+        let projection = Projection::fit(&refs, TREE_DIMS);
+        let project = |block: &[f32; BLOCK]| tree_coords(projection.as_ref(), block);
+        let mut coords = Vec::new();
+        let mut points = Vec::new();
+        for (i, s) in signatures.iter().enumerate() {
+            for w in 0..WINDOWS {
+                if let Some(block) = layout_block(s, w) {
+                    coords.push(project(&block));
+                    points.push((i as u32, w as u8));
+                }
+            }
+        }
+        let mut order: Vec<usize> = (0..coords.len()).collect();
+        let mut nodes = Vec::new();
+        let root = build(&coords, &mut order, 0, &mut nodes);
+        NearPairs {
+            signatures,
+            projection,
+            coords: order.iter().map(|&p| coords[p]).collect(),
+            points: order.iter().map(|&p| points[p]).collect(),
+            nodes,
+            root,
+        }
+    }
+
+    /// The signatures (by position) other than `i` that have a window within `limit` of the
+    /// whole picture of `i` in some pose, sorted. Together over every `i`, the pairs include
+    /// every pair whose layout distance is within `limit`.
+    pub fn partners(&self, i: usize, limit: f32) -> Vec<usize> {
+        let Some(whole) = self.signatures.get(i).and_then(|s| layout_block(s, 0)) else {
+            return Vec::new();
+        };
+        let reach = limit.max(0.0) + SLACK;
+        let reach2 = reach * reach;
+        let mut found = Vec::new();
+        for posed in block_poses(&whole) {
+            let query = tree_coords(self.projection.as_ref(), &posed);
+            let mut offsets = [0.0; TREE_DIMS];
+            self.within(self.root, &query, &mut offsets, 0.0, reach2, &mut |p| {
+                let (j, w) = self.points[p];
+                let j = j as usize;
+                if j != i
+                    && let Some(block) = layout_block(self.signatures[j], usize::from(w))
+                    && squared_distance(&posed, &block) <= reach2
+                {
+                    found.push(j);
+                }
+            });
+        }
+        found.sort_unstable();
+        found.dedup();
+        found
+    }
+
+    /// Calls `hit` with every point whose tree coordinates lie within `reach2` (squared) of
+    /// `query`. `offsets` holds the query's distance to the node's cell along each split
+    /// dimension, and `cell` their squared sum: a cell further than the reach is skipped.
+    fn within(
+        &self,
+        node: usize,
+        query: &Coords,
+        offsets: &mut Coords,
+        cell: f32,
+        reach2: f32,
+        hit: &mut impl FnMut(usize),
+    ) {
+        match self.nodes[node] {
+            Node::Leaf { start, end } => {
+                for p in start..end {
+                    if squared_distance(query, &self.coords[p]) <= reach2 {
+                        hit(p);
+                    }
+                }
+            }
+            Node::Split { dim, at, low, high } => {
+                let diff = query[dim] - at;
+                let (near, far) = if diff <= 0.0 {
+                    (low, high)
+                } else {
+                    (high, low)
+                };
+                self.within(near, query, offsets, cell, reach2, hit);
+                let old = offsets[dim];
+                let far_cell = cell - old * old + diff * diff;
+                if far_cell <= reach2 {
+                    offsets[dim] = diff;
+                    self.within(far, query, offsets, far_cell, reach2, hit);
+                    offsets[dim] = old;
+                }
+            }
+        }
+    }
+}
+
+/// Builds the subtree over `order[..]` (indices into `coords`), splitting at the median of the
+/// dimension that spreads most; returns its node.
+fn build(coords: &[Coords], order: &mut [usize], start: usize, nodes: &mut Vec<Node>) -> usize {
+    let len = order.len();
+    if len <= LEAF {
+        nodes.push(Node::Leaf {
+            start,
+            end: start + len,
+        });
+        return nodes.len() - 1;
+    }
+    let mut low = [f32::INFINITY; TREE_DIMS];
+    let mut high = [f32::NEG_INFINITY; TREE_DIMS];
+    for &p in order.iter() {
+        for d in 0..TREE_DIMS {
+            low[d] = low[d].min(coords[p][d]);
+            high[d] = high[d].max(coords[p][d]);
+        }
+    }
+    let dim = (0..TREE_DIMS)
+        .max_by(|&a, &b| (high[a] - low[a]).total_cmp(&(high[b] - low[b])))
+        .unwrap_or(0);
+    let mid = len / 2;
+    order.select_nth_unstable_by(mid, |&a, &b| coords[a][dim].total_cmp(&coords[b][dim]));
+    let at = coords[order[mid]][dim];
+    let (below, above) = order.split_at_mut(mid);
+    let low_node = build(coords, below, start, nodes);
+    let high_node = build(coords, above, start + mid, nodes);
+    nodes.push(Node::Split {
+        dim,
+        at,
+        low: low_node,
+        high: high_node,
+    });
+    nodes.len() - 1
+}
+
+/// The tree coordinates of a block: its principal components, or its leading coefficients.
+fn tree_coords(projection: Option<&Projection>, block: &[f32; BLOCK]) -> Coords {
+    let mut c = [0.0; TREE_DIMS];
+    match projection {
+        Some(pca) => c.iter_mut().zip(pca.apply(block)).for_each(|(c, x)| *c = x),
+        None => c.copy_from_slice(&block[..TREE_DIMS]),
+    }
+    c
+}
+
+fn squared_distance(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::features::dup::{LEN, compare};
+    use crate::rng::SplitMix64;
+
+    /// Random signatures with unit layout blocks, some of them near copies of others in
+    /// another pose, so that pairs fall on both sides of the limits.
+    fn signatures(n: usize, seed: u64) -> Vec<Vec<f32>> {
+        let mut rng = SplitMix64::new(seed);
+        let mut out: Vec<Vec<f32>> = Vec::new();
+        for i in 0..n {
+            let mut s: Vec<f32> = if i % 3 == 2 {
+                let source = &out[i - 1];
+                source
+                    .iter()
+                    .map(|x| x + 0.01 * (rng.uniform() as f32 - 0.5))
+                    .collect()
+            } else {
+                (0..LEN).map(|_| rng.uniform() as f32 - 0.5).collect()
+            };
+            if i % 3 == 2 {
+                // A flipped copy: odd horizontal frequencies negated in every window.
+                let dim = crate::features::dup::DIM;
+                for w in 0..WINDOWS {
+                    for (k, x) in s[w * dim..(w + 1) * dim].iter_mut().enumerate() {
+                        if (k + 1) % 12 % 2 == 1 {
+                            *x = -*x;
+                        }
+                    }
+                }
+            }
+            normalise_layout(&mut s);
+            out.push(s);
+        }
+        out
+    }
+
+    fn normalise_layout(s: &mut [f32]) {
+        let dim = crate::features::dup::DIM;
+        for w in 0..WINDOWS {
+            let window = &mut s[w * dim..(w + 1) * dim];
+            let layout: Vec<usize> = (0..dim)
+                .filter(|k| (k + 1) % 12 < 8 && (k + 1) / 12 < 8)
+                .collect();
+            let norm: f32 = layout
+                .iter()
+                .map(|&k| window[k] * window[k])
+                .sum::<f32>()
+                .sqrt();
+            for &k in &layout {
+                window[k] /= norm;
+            }
+        }
+    }
+
+    #[test]
+    fn the_tree_finds_exactly_the_pairs_within_the_limit() {
+        let owned = signatures(150, 7);
+        let sigs: Vec<&[f32]> = owned.iter().map(|s| s.as_slice()).collect();
+        let near = NearPairs::new(&sigs);
+        let n = sigs.len();
+        let layout: Vec<Vec<f32>> = (0..n)
+            .map(|i| (0..n).map(|j| compare(sigs[i], sigs[j]).layout).collect())
+            .collect();
+        for limit in [0.1, 0.4, 1.2, 1.3] {
+            let partners: Vec<Vec<usize>> = (0..n).map(|i| near.partners(i, limit)).collect();
+            let mut within = 0;
+            for i in 0..n {
+                for j in (0..n).filter(|&j| j != i) {
+                    let found = partners[i].contains(&j) || partners[j].contains(&i);
+                    if layout[i][j] <= limit {
+                        within += 1;
+                        assert!(found, "limit {limit}: {i} {j} at {} missed", layout[i][j]);
+                    } else if found {
+                        assert!(layout[i][j] <= limit + 2.0 * SLACK, "{i} {j}");
+                    }
+                }
+            }
+            assert!(
+                within > 0 && within < n * (n - 1),
+                "limit {limit}: {within} pairs"
+            );
+        }
+    }
+
+    #[test]
+    fn signatures_without_windows_have_no_partners() {
+        let owned = signatures(30, 3);
+        let mut sigs: Vec<&[f32]> = owned.iter().map(|s| s.as_slice()).collect();
+        let empty: Vec<f32> = Vec::new();
+        sigs.push(&empty);
+        let near = NearPairs::new(&sigs);
+        assert!(near.partners(30, 2.0).is_empty());
+        assert!(near.partners(99, 2.0).is_empty());
+        assert!((0..30).all(|i| !near.partners(i, 2.0).contains(&30)));
+        let one = [sigs[0]];
+        assert!(NearPairs::new(&one).partners(0, 2.0).is_empty());
+    }
+}
