@@ -221,11 +221,11 @@ pub fn group(candidates: Vec<Candidate>, test: CopyTest, keep: &KeepRule) -> Vec
     let near = pairs::NearPairs::new(&signatures);
     // Images are taken in chunks: a pair already joined (through byte-identical or earlier
     // copies) is not compared again, and pairs never pile up in memory.
-    for chunk in (0..signed.len()).collect::<Vec<_>>().chunks(JOIN_CHUNK) {
+    for start in (0..signed.len()).step_by(JOIN_CHUNK) {
         let joined = |parent: &[usize], a: usize, b: usize| root(parent, a) == root(parent, b);
-        let accepted: Vec<(usize, usize)> = chunk
-            .par_iter()
-            .flat_map_iter(|&k| {
+        let accepted: Vec<(usize, usize)> = (start..signed.len().min(start + JOIN_CHUNK))
+            .into_par_iter()
+            .flat_map_iter(|k| {
                 let (near, parent, signed, candidates) = (&near, &parent, &signed, &candidates);
                 near.partners(k, test.layout)
                     .into_iter()

@@ -14,6 +14,7 @@
 
 use crate::features::dup::{BLOCK, WINDOWS, block_poses, layout_block};
 use crate::pca::Projection;
+use crate::vector::squared_l2;
 
 /// Principal directions the tree splits on.
 const TREE_DIMS: usize = 16;
@@ -103,7 +104,7 @@ impl<'a> NearPairs<'a> {
                 let j = j as usize;
                 if j != i
                     && let Some(block) = layout_block(self.signatures[j], usize::from(w))
-                    && squared_distance(&posed, &block) <= reach2
+                    && squared_l2(&posed, &block) <= reach2
                 {
                     found.push(j);
                 }
@@ -129,7 +130,7 @@ impl<'a> NearPairs<'a> {
         match self.nodes[node] {
             Node::Leaf { start, end } => {
                 for p in start..end {
-                    if squared_distance(query, &self.coords[p]) <= reach2 {
+                    if squared_l2(query, &self.coords[p]) <= reach2 {
                         hit(p);
                     }
                 }
@@ -199,10 +200,6 @@ fn tree_coords(projection: Option<&Projection>, block: &[f32; BLOCK]) -> Coords 
         None => c.copy_from_slice(&block[..TREE_DIMS]),
     }
     c
-}
-
-fn squared_distance(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
 }
 
 #[cfg(test)]
