@@ -35,7 +35,7 @@ run_czkawka() {
   "$py" "$here/duplicates_score.py" "$files" --czkawka "$work/czk.json" --brief
 }
 run_czkawka "default (-s 5)"
-for s in 10 15 20 25; do
+for s in 10 15 20 25 30 35 40; do
   run_czkawka "-s $s, mirror-flip-rotate90" -s "$s" --geometric-invariance mirror-flip-rotate90
 done
 

@@ -2,7 +2,7 @@
 # `duplicates` on a fresh folder, index included, against czkawka_cli on the same files in the
 # same run (BENCHMARKS.md, "Duplicates"): for each folder and round, lookalike with a new index
 # folder, then czkawka_cli without its cache at its default setting and at its best one for
-# edited copies (-s 25 with mirror, flip and quarter-turn invariance). Wall seconds, peak RSS.
+# edited copies (-s 40, its maximum, with mirror, flip and quarter-turn invariance). Wall seconds, peak RSS.
 # Usage: benches/duplicates_fresh.sh FOLDER... (ROUNDS=2)
 # Needs: a release build (cargo build --release), czkawka_cli on PATH, /usr/bin/time.
 set -euo pipefail
@@ -23,8 +23,8 @@ for folder in "$@"; do
       "$bin" -q --index-dir "$work/index" duplicates "$folder" --json
     timed "czkawka_cli default $folder (round $round)" \
       czkawka_cli image -d "$folder" -m 1 -H -W -N -M -C "$work/czk.json"
-    timed "czkawka_cli -s 25 mirror-flip-rotate90 $folder (round $round)" \
-      czkawka_cli image -d "$folder" -m 1 -H -W -N -M -C "$work/czk.json" -s 25 \
+    timed "czkawka_cli -s 40 mirror-flip-rotate90 $folder (round $round)" \
+      czkawka_cli image -d "$folder" -m 1 -H -W -N -M -C "$work/czk.json" -s 40 \
       --geometric-invariance mirror-flip-rotate90
   done
 done
