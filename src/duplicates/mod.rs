@@ -9,9 +9,9 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::features::dup::{CopyTest, LEN, compare};
+use crate::store::{ImageRecord, Store};
 
 mod pairs;
-use crate::store::{ImageRecord, Store};
 
 /// How alike two images must be to count as copies, as a person would choose it.
 #[derive(Debug, Clone, Copy, PartialEq)]
