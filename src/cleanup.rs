@@ -41,13 +41,13 @@ impl Action {
 /// One planned step: a copy, the keeper it duplicates, and where a move sends it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Step {
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// blake3 of the copy when indexed.
-    pub hash: [u8; 32],
-    pub keeper: PathBuf,
-    pub keeper_hash: [u8; 32],
+    pub(crate) hash: [u8; 32],
+    pub(crate) keeper: PathBuf,
+    pub(crate) keeper_hash: [u8; 32],
     /// Destination of a move.
-    pub target: Option<PathBuf>,
+    pub(crate) target: Option<PathBuf>,
 }
 
 /// How a step ended.
@@ -399,12 +399,12 @@ pub fn execute(
 
 /// One reversed (or irreversible) step of an undo.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Reversal {
+pub(crate) struct Reversal {
     #[serde(serialize_with = "crate::path_repr::path")]
-    pub path: PathBuf,
-    pub op: String,
+    pub(crate) path: PathBuf,
+    pub(crate) op: String,
     #[serde(flatten)]
-    pub outcome: Outcome,
+    pub(crate) outcome: Outcome,
 }
 
 /// What `undo` did.
@@ -412,9 +412,9 @@ pub struct Reversal {
 pub struct UndoReport {
     /// The journal undone.
     #[serde(serialize_with = "crate::path_repr::path")]
-    pub journal: PathBuf,
-    pub action: String,
-    pub steps: Vec<Reversal>,
+    pub(crate) journal: PathBuf,
+    pub(crate) action: String,
+    pub(crate) steps: Vec<Reversal>,
 }
 
 /// The newest journal not yet undone.

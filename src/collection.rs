@@ -52,13 +52,13 @@ impl Collection {
     }
 
     /// The folder.
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
 
     /// The files and folders lookalike made here and owns: the database and its side files,
     /// the writer lock, and the graph dumps bearing its marker.
-    pub fn own_paths(&self) -> Vec<PathBuf> {
+    pub(crate) fn own_paths(&self) -> Vec<PathBuf> {
         let mut own: Vec<PathBuf> = ["", "-wal", "-shm", "-journal"]
             .iter()
             .map(|suffix| self.dir.join(format!("{DB_FILE}{suffix}")))
@@ -81,7 +81,7 @@ impl Collection {
     }
 
     /// True when an index database exists here.
-    pub fn exists(&self) -> bool {
+    pub(crate) fn exists(&self) -> bool {
         self.db_path().is_file()
     }
 
@@ -89,7 +89,7 @@ impl Collection {
     /// lookalike never overwrites or removes what it did not write. A `lookalike.db` must be a
     /// SQLite database (or empty), `ann` a folder, the lock a file; SQLite's side files must not
     /// exist without their database (SQLite would replay or delete them).
-    pub fn check_own_names(&self) -> Result<()> {
+    pub(crate) fn check_own_names(&self) -> Result<()> {
         let taken = |path: &Path, what: &str| {
             Error::InvalidInput(format!(
                 "{}: exists but is not {what}; lookalike will not overwrite or remove it: move it away, or choose another folder with --index-dir",
@@ -141,7 +141,7 @@ impl Collection {
     }
 
     /// Creates the folder and takes the writer lock, refusing if another writer holds it or if
-    /// the index's file names are taken ([`Self::check_own_names`]).
+    /// the index's file names are taken (`check_own_names`).
     pub fn lock_for_writing(&self) -> Result<WriteLock> {
         self.check_own_names()?;
         std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
@@ -184,7 +184,7 @@ impl Collection {
 
     /// Graph parameters of this collection: the defaults, with the augmentation recorded by
     /// `index --dba` if any.
-    pub fn ann_params(&self, store: &Store) -> Result<AnnParams> {
+    pub(crate) fn ann_params(&self, store: &Store) -> Result<AnnParams> {
         let dba = store
             .meta(DBA_KEY)?
             .and_then(|v| v.parse().ok())
@@ -217,17 +217,17 @@ impl Collection {
     }
 
     /// Records the feature profile every image of the collection is described with.
-    pub fn set_profile(&self, store: &mut Store, profile: Profile) -> Result<()> {
+    pub(crate) fn set_profile(&self, store: &mut Store, profile: Profile) -> Result<()> {
         store.set_meta(&[(PROFILE_KEY, profile.name().to_string())])
     }
 
     /// Records how many neighbours the graph averages into each stored vector (0: none).
-    pub fn set_dba(&self, store: &mut Store, neighbours: usize) -> Result<()> {
+    pub(crate) fn set_dba(&self, store: &mut Store, neighbours: usize) -> Result<()> {
         store.set_meta(&[(DBA_KEY, neighbours.to_string())])
     }
 
     /// The dump record kept in SQLite, if any.
-    pub fn dump_record(&self, store: &Store) -> Result<Option<DumpRecord>> {
+    pub(crate) fn dump_record(&self, store: &Store) -> Result<Option<DumpRecord>> {
         Ok(store
             .meta(DUMP_KEY)?
             .and_then(|json| serde_json::from_str(&json).ok()))

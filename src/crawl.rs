@@ -12,7 +12,7 @@ use crate::store::FileStamp;
 /// Extensions of the formats decode reads, taken as images without reading the file (decode
 /// still verifies the content). The index and evaluation's folder scans both use this list and
 /// [`crate::decode::raw::RAW_EXTENSIONS`].
-pub const IMAGE_EXTENSIONS: &[&str] = &[
+pub(crate) const IMAGE_EXTENSIONS: &[&str] = &[
     "jpg", "jpeg", "jpe", "jfif", "png", "webp", "gif", "bmp", "dib", "tif", "tiff", "pnm", "pbm",
     "pgm", "ppm", "qoi", "ico", "tga", "heic", "heif", "hif", "avif", "jxl",
 ];
@@ -41,18 +41,18 @@ pub struct CrawlConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CrawledFile {
     /// Index into `CrawlConfig::roots`.
-    pub root: usize,
+    pub(crate) root: usize,
     /// Path relative to its root.
-    pub rel_path: PathBuf,
+    pub(crate) rel_path: PathBuf,
     pub abs_path: PathBuf,
-    pub stamp: FileStamp,
+    pub(crate) stamp: FileStamp,
 }
 
 /// A path the walk could not read (permission, symlink loop...).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct CrawlProblem {
     #[serde(flatten, serialize_with = "crate::path_repr::path")]
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     pub reason: String,
 }
 
@@ -60,9 +60,9 @@ pub struct CrawlProblem {
 #[derive(Debug, Default)]
 pub struct Crawl {
     pub files: Vec<CrawledFile>,
-    pub problems: Vec<CrawlProblem>,
+    pub(crate) problems: Vec<CrawlProblem>,
     /// Roots whose walk was complete: only there may unseen files be taken as deleted.
-    pub complete_roots: Vec<bool>,
+    pub(crate) complete_roots: Vec<bool>,
 }
 
 fn build_globs(patterns: &[String]) -> Result<Option<GlobSet>> {
@@ -80,7 +80,7 @@ fn build_globs(patterns: &[String]) -> Result<Option<GlobSet>> {
 }
 
 /// True when the first bytes of a file are a signature of an image format we decode.
-pub fn sniff_is_image(head: &[u8]) -> bool {
+pub(crate) fn sniff_is_image(head: &[u8]) -> bool {
     matches!(
         image::guess_format(head),
         Ok(image::ImageFormat::Jpeg
@@ -95,7 +95,7 @@ pub fn sniff_is_image(head: &[u8]) -> bool {
 }
 
 /// True when `path`'s extension is one of [`IMAGE_EXTENSIONS`] (any case).
-pub fn has_image_extension(path: &Path) -> bool {
+pub(crate) fn has_image_extension(path: &Path) -> bool {
     path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
         IMAGE_EXTENSIONS
             .iter()
@@ -105,7 +105,7 @@ pub fn has_image_extension(path: &Path) -> bool {
 }
 
 /// True for a file the index takes as an image: a known extension, or else image content.
-pub fn looks_like_image(path: &Path) -> bool {
+pub(crate) fn looks_like_image(path: &Path) -> bool {
     if has_image_extension(path) {
         return true;
     }

@@ -37,14 +37,14 @@ impl Default for UpdatePolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct GraphUpdate {
     /// Images inserted (new, or whose vectors changed).
-    pub inserted: usize,
+    pub(crate) inserted: usize,
     /// Points hidden (images removed, or the old points of changed ones).
-    pub hidden: usize,
+    pub(crate) hidden: usize,
 }
 
 /// What an index run did to the graph.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GraphRefresh {
+pub(crate) enum GraphRefresh {
     /// The dump was current: nothing written.
     Current,
     /// Updated in place.
@@ -105,7 +105,7 @@ impl Collection {
     /// update when `policy` allows it, else a full rebuild (always with `rebuild`, and when the
     /// dump is missing, damaged or made with other weights or parameters). Caller holds the
     /// write lock.
-    pub fn refresh_ann(
+    pub(crate) fn refresh_ann(
         &self,
         store: &mut Store,
         fusion: &Fusion,

@@ -9,14 +9,14 @@ use rayon::prelude::*;
 
 /// The sample that index `i` (any integer) reads in a signal of length `n` extended by
 /// symmetric reflection, the edge sample repeated: ..., 1, 0 | 0, 1, ..., n-1 | n-1, n-2, ...
-pub fn mirror_index(i: isize, n: usize) -> usize {
+pub(crate) fn mirror_index(i: isize, n: usize) -> usize {
     let n = n as isize;
     let m = i.rem_euclid(2 * n);
     (if m < n { m } else { 2 * n - 1 - m }) as usize
 }
 
 /// Normalised Gaussian taps `exp(-x^2 / (2 sigma^2))` for `x` in `-radius..=radius`.
-pub fn gaussian_taps(sigma: f64, radius: usize) -> Vec<f64> {
+pub(crate) fn gaussian_taps(sigma: f64, radius: usize) -> Vec<f64> {
     let s2 = 2.0 * sigma.powi(2);
     let g: Vec<f64> = (0..=2 * radius)
         .map(|i| {
@@ -29,7 +29,10 @@ pub fn gaussian_taps(sigma: f64, radius: usize) -> Vec<f64> {
 }
 
 /// The sample types the separable filter runs in.
-pub trait Sample: Copy + Default + AddAssign + Mul<Output = Self> + Send + Sync {}
+pub(crate) trait Sample:
+    Copy + Default + AddAssign + Mul<Output = Self> + Send + Sync
+{
+}
 impl Sample for f32 {}
 impl Sample for f64 {}
 
@@ -59,7 +62,7 @@ fn for_rows<T: Sample, S: Send>(
 /// Correlates every row of the row-major `h x w` image `px` with `taps` (odd length, centred),
 /// samples beyond the edges mirrored ([`mirror_index`]).
 #[inline(always)]
-pub fn filter_rows<T: Sample>(px: &[T], h: usize, w: usize, taps: &[T]) -> Vec<T> {
+pub(crate) fn filter_rows<T: Sample>(px: &[T], h: usize, w: usize, taps: &[T]) -> Vec<T> {
     let r = taps.len() / 2;
     let mut out = vec![T::default(); h * w];
     for_rows(
@@ -85,7 +88,7 @@ pub fn filter_rows<T: Sample>(px: &[T], h: usize, w: usize, taps: &[T]) -> Vec<T
 /// Correlates every column of the row-major `h x w` image `px` with `taps` (odd length,
 /// centred), samples beyond the edges mirrored: each output row accumulates source rows.
 #[inline(always)]
-pub fn filter_columns<T: Sample>(px: &[T], h: usize, w: usize, taps: &[T]) -> Vec<T> {
+pub(crate) fn filter_columns<T: Sample>(px: &[T], h: usize, w: usize, taps: &[T]) -> Vec<T> {
     let r = taps.len() / 2;
     let mut out = vec![T::default(); h * w];
     for_rows(
@@ -108,7 +111,7 @@ pub fn filter_columns<T: Sample>(px: &[T], h: usize, w: usize, taps: &[T]) -> Ve
 /// edges mirrored: the result FFT convolution with `Psf::gaussian(sigma)` gives, in two 1-D
 /// passes (rows, then columns), about `2 (2 ceil(3 sigma) + 1)` multiply-adds per pixel.
 #[multiversion(targets("x86_64+avx2+fma"))]
-pub fn gaussian_blur(plane: &Array2<f32>, sigma: f32) -> Array2<f32> {
+pub(crate) fn gaussian_blur(plane: &Array2<f32>, sigma: f32) -> Array2<f32> {
     if sigma <= 1e-3 {
         return plane.clone();
     }
@@ -129,7 +132,7 @@ pub fn gaussian_blur(plane: &Array2<f32>, sigma: f32) -> Array2<f32> {
 /// blue 4; 6 only by rounding), saturation in [0, 1], and value the largest channel, at the
 /// input's scale. Grey has hue 0.
 #[inline(always)]
-pub fn rgb_to_hsv_sixths(r: f32, g: f32, b: f32) -> [f32; 3] {
+pub(crate) fn rgb_to_hsv_sixths(r: f32, g: f32, b: f32) -> [f32; 3] {
     let max = r.max(g).max(b);
     let min = r.min(g).min(b);
     let delta = max - min;

@@ -72,11 +72,11 @@ pub struct IndexSummary {
     /// Files whose content changed, or whose features were outdated, re-extracted.
     pub updated: usize,
     /// Files found under a new path, recognised by content hash (features kept).
-    pub moved: usize,
+    pub(crate) moved: usize,
     /// New paths with content already indexed elsewhere (features copied, nothing decoded).
     pub duplicates: usize,
     /// Files gone from disk, removed from the index.
-    pub removed: usize,
+    pub(crate) removed: usize,
     /// Files that failed in this run.
     pub failed: Vec<FailedFile>,
     /// Files that failed before and are unchanged (not retried; see `--retry-failed`).
@@ -85,25 +85,25 @@ pub struct IndexSummary {
     pub problems: Vec<CrawlProblem>,
     /// Files that kept changing while they were read: not recorded, the next run reads them.
     #[serde(serialize_with = "crate::path_repr::list")]
-    pub changing: Vec<PathBuf>,
+    pub(crate) changing: Vec<PathBuf>,
     /// Tracked folders that are gone (or not mounted): their images are kept until they come
     /// back or `lookalike forget` drops them.
     #[serde(serialize_with = "crate::path_repr::list")]
-    pub missing_roots: Vec<PathBuf>,
+    pub(crate) missing_roots: Vec<PathBuf>,
     /// Second rows of one file under overlapping folders, merged into one.
-    pub merged: usize,
+    pub(crate) merged: usize,
     /// Images in the index after the run.
     pub total_images: usize,
-    pub elapsed_secs: f64,
+    pub(crate) elapsed_secs: f64,
     /// Files read or decoded per second during extraction.
-    pub images_per_sec: f64,
+    pub(crate) images_per_sec: f64,
     /// The HNSW graph was built in full.
     pub ann_rebuilt: bool,
     /// The HNSW graph was updated in place: images inserted and points hidden.
     pub ann_updated: Option<GraphUpdate>,
-    pub interrupted: bool,
+    pub(crate) interrupted: bool,
     /// Stored vectors found damaged while the graph was refreshed; their images were left out.
-    pub damaged_vectors: Vec<crate::store::DamagedVector>,
+    pub(crate) damaged_vectors: Vec<crate::store::DamagedVector>,
 }
 
 /// One file to look at, placed under the outermost tracked root that holds it.
@@ -272,13 +272,13 @@ pub fn run(
 pub struct ForgetSummary {
     /// The folder no longer tracked.
     #[serde(flatten, serialize_with = "crate::path_repr::root")]
-    pub root: PathBuf,
+    pub(crate) root: PathBuf,
     /// Images removed from the index.
-    pub removed: usize,
+    pub(crate) removed: usize,
     /// Images kept because another tracked folder holds them.
-    pub kept: usize,
+    pub(crate) kept: usize,
     /// Images in the index afterwards.
-    pub total_images: usize,
+    pub(crate) total_images: usize,
 }
 
 /// The stored form of a folder the user names, which may no longer exist.

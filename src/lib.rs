@@ -6,7 +6,7 @@
 //! [`status`] reports on an index; `cli` (cargo feature `cli`, on by default) is the
 //! command-line front end over them.
 //! [`restore`] is the deconvolution engine, usable by itself and behind the `deconv` features.
-//! [`vector`] (distance kernels), [`imageops`] (image primitives) and [`rng`] (a seeded
+//! [`vector`] (distance kernels), `imageops` (image primitives) and [`rng`] (a seeded
 //! generator) sit below all of them.
 
 pub mod ann;
@@ -21,9 +21,9 @@ pub mod error;
 pub mod eval;
 pub mod features;
 pub mod graph;
-pub mod imageops;
+pub(crate) mod imageops;
 pub mod index;
-pub mod nearest_first;
+pub(crate) mod nearest_first;
 pub mod path_repr;
 pub mod pca;
 pub mod query;
@@ -33,7 +33,7 @@ pub mod restore;
 pub mod rng;
 pub mod search_space;
 #[cfg(feature = "serve")]
-pub mod serve;
+pub(crate) mod serve;
 pub mod status;
 pub mod store;
 #[cfg(test)]

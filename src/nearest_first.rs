@@ -11,11 +11,11 @@
 //! kind" (BENCHMARKS.md: wang's blurred copies at sigma 3 recall@1 0.90 -> 1.00 with them).
 
 /// Candidates at the head of the ranking compared by distance to the example (the default `query -k`).
-pub const POOL: usize = 10;
+pub(crate) const POOL: usize = 10;
 
 /// Moves the entry of the first [`POOL`] of `ranking` with the smallest `plain_distance` to
 /// the front, the others keeping their order. Returns true when the order changed.
-pub fn promote<T>(ranking: &mut [T], plain_distance: impl Fn(&T) -> f32) -> bool {
+pub(crate) fn promote<T>(ranking: &mut [T], plain_distance: impl Fn(&T) -> f32) -> bool {
     let pool = ranking.len().min(POOL);
     let mut best = (f32::INFINITY, 0usize);
     for (i, item) in ranking[..pool].iter().enumerate() {

@@ -12,7 +12,7 @@ use serde::Serializer;
 use serde::ser::SerializeMap;
 
 /// The raw bytes of a path when they are not valid UTF-8; `None` for ordinary names.
-pub fn invalid_bytes(path: &Path) -> Option<Vec<u8>> {
+pub(crate) fn invalid_bytes(path: &Path) -> Option<Vec<u8>> {
     if path.to_str().is_some() {
         return None;
     }
@@ -28,7 +28,11 @@ pub fn invalid_bytes(path: &Path) -> Option<Vec<u8>> {
 }
 
 /// Writes `KEY` (and `KEY_bytes` when needed) into a map being serialized.
-pub fn write_entries<M: SerializeMap>(map: &mut M, key: &str, path: &Path) -> Result<(), M::Error> {
+pub(crate) fn write_entries<M: SerializeMap>(
+    map: &mut M,
+    key: &str,
+    path: &Path,
+) -> Result<(), M::Error> {
     map.serialize_entry(key, &path.to_string_lossy())?;
     if let Some(bytes) = invalid_bytes(path) {
         map.serialize_entry(&format!("{key}_bytes"), &bytes)?;
@@ -80,7 +84,7 @@ fn serialize_as<S: Serializer>(key: &str, path: &Path, s: S) -> Result<S::Ok, S:
 }
 
 /// For `#[serde(flatten, serialize_with = "crate::path_repr::path")]` on a field `path`.
-pub fn path<S: Serializer>(p: &Path, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn path<S: Serializer>(p: &Path, s: S) -> Result<S::Ok, S::Error> {
     serialize_as("path", p, s)
 }
 
@@ -92,18 +96,18 @@ pub fn root<S: Serializer>(p: &Path, s: S) -> Result<S::Ok, S::Error> {
 /// For `#[serde(serialize_with = "crate::path_repr::list")]` on a list of paths: each as its
 /// display string, with `\u{fffd}` for bytes that are not UTF-8 (the exact bytes are in the
 /// text output's `\xNN` escapes).
-pub fn list<S: Serializer>(paths: &[std::path::PathBuf], s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn list<S: Serializer>(paths: &[std::path::PathBuf], s: S) -> Result<S::Ok, S::Error> {
     s.collect_seq(paths.iter().map(|p| p.to_string_lossy()))
 }
 
 /// For `#[serde(flatten, serialize_with = "crate::path_repr::query")]` on a field `query`.
-pub fn query<S: Serializer>(p: &Path, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn query<S: Serializer>(p: &Path, s: S) -> Result<S::Ok, S::Error> {
     serialize_as("query", p, s)
 }
 
 /// For `#[serde(flatten, serialize_with = "crate::path_repr::rel_path")]` on a field
 /// `rel_path`.
-pub fn rel_path<S: Serializer>(p: &Path, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn rel_path<S: Serializer>(p: &Path, s: S) -> Result<S::Ok, S::Error> {
     serialize_as("rel_path", p, s)
 }
 

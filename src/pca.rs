@@ -121,17 +121,17 @@ impl Projection {
     }
 
     /// Length of the vectors it accepts.
-    pub fn dim_in(&self) -> usize {
+    pub(crate) fn dim_in(&self) -> usize {
         self.dim_in
     }
 
     /// Length of the vectors it returns.
-    pub fn dim_out(&self) -> usize {
+    pub(crate) fn dim_out(&self) -> usize {
         self.dim_out
     }
 
     /// Share of the fitted variance kept, in 0..=1.
-    pub fn explained(&self) -> f32 {
+    pub(crate) fn explained(&self) -> f32 {
         self.explained
     }
 

@@ -58,15 +58,15 @@ pub struct Hit {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct QueryResult {
     #[serde(flatten, serialize_with = "crate::path_repr::query")]
-    pub query: PathBuf,
+    pub(crate) query: PathBuf,
     /// True when the example is itself in the index (its stored vector was used).
     pub indexed: bool,
-    pub mode: SearchMode,
+    pub(crate) mode: SearchMode,
     pub hits: Vec<Hit>,
     /// Indexed files that would have been hits but are gone or changed on disk since they
     /// were indexed: left out of `hits` (`lookalike index` brings the index up to date).
     #[serde(serialize_with = "crate::path_repr::list")]
-    pub stale: Vec<PathBuf>,
+    pub(crate) stale: Vec<PathBuf>,
     pub note: Option<String>,
 }
 
@@ -119,7 +119,7 @@ impl Searcher {
 
     /// The fused vector of an example file and, when the file is indexed with these bytes, its
     /// id: the stored vector is used then, else one is freshly extracted.
-    pub fn example_vector(&self, path: &Path, decode: &DecodeConfig) -> Result<Example> {
+    pub(crate) fn example_vector(&self, path: &Path, decode: &DecodeConfig) -> Result<Example> {
         let bytes = crate::decode::read_image_file(path, decode)?;
         if let Some(id) = self.indexed_id(path, &bytes)?
             && let Some(example) = self.example_of_id(id)?
@@ -130,7 +130,7 @@ impl Searcher {
     }
 
     /// The stored vectors of an indexed image, as an example; `None` when it is not indexed.
-    pub fn example_of_id(&self, id: i64) -> Result<Option<Example>> {
+    pub(crate) fn example_of_id(&self, id: i64) -> Result<Option<Example>> {
         let Some(fused) = self.space.vector_of(&self.store, id)? else {
             return Ok(None);
         };
@@ -187,7 +187,7 @@ impl Searcher {
     }
 
     /// The search mode a query can use: exact when the collection has no graph.
-    pub fn mode(&self, wanted: SearchMode) -> SearchMode {
+    pub(crate) fn mode(&self, wanted: SearchMode) -> SearchMode {
         if self.space.ann.is_some() {
             wanted
         } else {
@@ -198,7 +198,7 @@ impl Searcher {
     /// The first `k` images for an example's fused vector ([`crate::rank::rank`]), each with
     /// its distance to the example and its path; `own` is the example's indexed id, if any.
     /// Images deleted from the index since the graph was built never appear; files gone or
-    /// changed on disk are not checked here (see [`Searcher::drop_stale`]).
+    /// changed on disk are not checked here (see `drop_stale`).
     pub fn rank(
         &self,
         example: &[f32],
@@ -233,7 +233,12 @@ impl Searcher {
 
     /// Ranks the images for an example (labelled `query` in the result) and drops the hits
     /// gone or changed on disk.
-    pub fn answer(&self, query: &Path, example: Example, cfg: &QueryConfig) -> Result<QueryResult> {
+    pub(crate) fn answer(
+        &self,
+        query: &Path,
+        example: Example,
+        cfg: &QueryConfig,
+    ) -> Result<QueryResult> {
         let (example, signature, own) = example;
         let mode = self.mode(cfg.mode);
         let rank_cfg = RankConfig {
@@ -266,7 +271,7 @@ impl Searcher {
 
     /// Removes the hits whose file is gone or no longer holds the bytes indexed, and returns
     /// their paths. A stamp that differs from the recorded one is settled by the file's hash.
-    pub fn drop_stale(&self, hits: &mut Vec<Hit>) -> Result<Vec<PathBuf>> {
+    pub(crate) fn drop_stale(&self, hits: &mut Vec<Hit>) -> Result<Vec<PathBuf>> {
         let ids: Vec<i64> = hits.iter().map(|h| h.id).collect();
         let recorded = self.store.files_of(&ids)?;
         let mut stale = Vec::new();

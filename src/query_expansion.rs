@@ -13,9 +13,9 @@
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct QueryExpansion {
     /// Neighbours averaged into the query (0 = off).
-    pub n: usize,
+    pub(crate) n: usize,
     /// Exponent on the cosine similarity weights.
-    pub alpha: f32,
+    pub(crate) alpha: f32,
 }
 
 /// The default of `query` and `eval`.
@@ -25,7 +25,7 @@ pub struct QueryExpansion {
 /// descriptors, whose true neighbours have cosines near 0.9; in the graph's centred PCA space
 /// the median cosine of the first neighbour is 0.76 on wang, and cubing it cuts a true
 /// neighbour to less than half its weight (BENCHMARKS.md, "What each ranking step adds").
-pub const DEFAULT_QE: QueryExpansion = QueryExpansion { n: 2, alpha: 1.0 };
+pub(crate) const DEFAULT_QE: QueryExpansion = QueryExpansion { n: 2, alpha: 1.0 };
 
 impl Default for QueryExpansion {
     fn default() -> Self {
@@ -35,18 +35,19 @@ impl Default for QueryExpansion {
 
 impl QueryExpansion {
     /// Off: the first search is the answer.
-    pub fn off() -> Self {
+    #[cfg(test)]
+    pub(crate) fn off() -> Self {
         QueryExpansion { n: 0, ..DEFAULT_QE }
     }
 
     /// True when expansion changes anything.
-    pub fn enabled(&self) -> bool {
+    pub(crate) fn enabled(&self) -> bool {
         self.n > 0
     }
 
     /// The expanded query from `query` and its nearest neighbours' vectors, best first (only the
     /// first `n` are used; the query itself should not be among them).
-    pub fn expand<'a, I>(&self, query: &[f32], neighbours: I) -> Vec<f32>
+    pub(crate) fn expand<'a, I>(&self, query: &[f32], neighbours: I) -> Vec<f32>
     where
         I: IntoIterator<Item = &'a [f32]>,
     {
@@ -54,7 +55,7 @@ impl QueryExpansion {
     }
 
     /// [`expand`](Self::expand) with every neighbour's weight multiplied by `share`.
-    pub fn expand_scaled<'a, I>(&self, query: &[f32], neighbours: I, share: f32) -> Vec<f32>
+    pub(crate) fn expand_scaled<'a, I>(&self, query: &[f32], neighbours: I, share: f32) -> Vec<f32>
     where
         I: IntoIterator<Item = &'a [f32]>,
     {

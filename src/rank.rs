@@ -9,11 +9,11 @@
 //!    neighbours into the query (never the example's own indexed image) and searches again;
 //! 3. the candidates' [`HEAD`] is reordered: exact duplicates of the example (distance to it
 //!    below [`DUPLICATE_DISTANCE`]) first, then the candidate nearest to the example among the
-//!    others ([`crate::nearest_first`]); the rest keep the search's order.
+//!    others (the `nearest_first` step); the rest keep the search's order.
 //!
 //! 4. when the example has a duplicate signature, the indexed images whose signature passes
 //!    [`CopyTest::DEFAULT`] with it are edited copies of the example: they go first, nearest
-//!    copy first, right after exact duplicates ([`rank_with_copies`]). A space too large to
+//!    copy first, right after exact duplicates (`rank_with_copies`). A space too large to
 //!    compare every signature looks among the first [`COPY_POOL`] candidates of a plain
 //!    search.
 //!
@@ -158,7 +158,7 @@ pub fn rank<S: Space + ?Sized>(
 /// of a plain search, those whose duplicate signature passes [`CopyTest::DEFAULT`] with
 /// `signature`, nearest first, after the exact duplicates. An empty `signature` (an example
 /// without one) ranks as [`rank`] does.
-pub fn rank_with_copies<S: Space + ?Sized>(
+pub(crate) fn rank_with_copies<S: Space + ?Sized>(
     space: &S,
     example: &[f32],
     signature: &[f32],

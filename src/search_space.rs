@@ -18,9 +18,9 @@ use crate::store::Store;
 /// fused vectors and the candidates are re-ranked on full vectors read from SQLite.
 pub struct SearchSpace {
     pub fusion: Fusion,
-    pub ann: Option<AnnIndex>,
+    pub(crate) ann: Option<AnnIndex>,
     /// Why the graph is missing or was rebuilt in memory, for the user.
-    pub note: Option<String>,
+    pub(crate) note: Option<String>,
     /// Every image's fused vector, sorted by id, once loaded.
     points: OnceCell<Vec<(i64, Vec<f32>)>>,
     /// The augmented graph's vectors, sorted by id, once read from it.
@@ -54,7 +54,7 @@ impl SearchSpace {
     }
 
     /// All fused vectors, sorted by id (read from SQLite on first use).
-    pub fn points(&self, store: &Store) -> Result<&[(i64, Vec<f32>)]> {
+    pub(crate) fn points(&self, store: &Store) -> Result<&[(i64, Vec<f32>)]> {
         if let Some(p) = self.points.get() {
             return Ok(p);
         }
@@ -64,7 +64,7 @@ impl SearchSpace {
 
     /// The `k` nearest images to a query already [embedded](Self::embed), with exact distances
     /// in the search space.
-    pub fn search(
+    pub(crate) fn search(
         &self,
         store: &Store,
         query: &[f32],
@@ -93,7 +93,7 @@ impl SearchSpace {
 
     /// Vectors of the given images in the search space, sorted by id; ids without vectors are
     /// left out.
-    pub fn vectors_of(&self, store: &Store, ids: &[i64]) -> Result<Vec<(i64, Vec<f32>)>> {
+    pub(crate) fn vectors_of(&self, store: &Store, ids: &[i64]) -> Result<Vec<(i64, Vec<f32>)>> {
         if self.augmented().is_some() {
             return Ok(pick(self.exact_points(store)?, ids));
         }
@@ -101,7 +101,11 @@ impl SearchSpace {
     }
 
     /// Full fused vectors of the given images, sorted by id; ids without vectors are left out.
-    pub fn full_vectors_of(&self, store: &Store, ids: &[i64]) -> Result<Vec<(i64, Vec<f32>)>> {
+    pub(crate) fn full_vectors_of(
+        &self,
+        store: &Store,
+        ids: &[i64],
+    ) -> Result<Vec<(i64, Vec<f32>)>> {
         if let Some(points) = self.points.get() {
             return Ok(pick(points, ids));
         }
@@ -148,7 +152,7 @@ pub(crate) fn fused(fusion: &Fusion, parts: &[Vec<f32>]) -> Vec<f32> {
 impl Collection {
     /// Loads fused vectors and, when the dump on disk is current and intact, the HNSW graph.
     /// A stale, damaged or missing dump is not loaded: the graph is rebuilt in memory.
-    pub fn search_space(&self, store: &Store, fusion: &Fusion) -> Result<SearchSpace> {
+    pub(crate) fn search_space(&self, store: &Store, fusion: &Fusion) -> Result<SearchSpace> {
         let record = self.dump_record(store)?;
         let version = store.data_version()?;
         let mut note = None;

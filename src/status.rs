@@ -15,31 +15,31 @@ use crate::store::{RunEntry, Store, StoreStats};
 #[derive(Debug)]
 pub struct StatusReport {
     /// Counts, feature versions and schema from the database.
-    pub stats: StoreStats,
+    pub(crate) stats: StoreStats,
     /// Tracked folders by id, as recorded.
-    pub roots: HashMap<i64, PathBuf>,
+    pub(crate) roots: HashMap<i64, PathBuf>,
     /// The feature profile the collection is indexed with.
-    pub profile: Profile,
+    pub(crate) profile: Profile,
     /// Its families, in fusion order.
     pub families: Vec<&'static str>,
     /// Side of the working image the families see.
-    pub working_size: u32,
+    pub(crate) working_size: u32,
     /// Stored feature rows written by another version or with other parameters.
-    pub outdated_feature_rows: u64,
+    pub(crate) outdated_feature_rows: u64,
     /// `(family, images without a vector of it)`, for the families some images lack.
     pub missing_families: Vec<(&'static str, u64)>,
     /// The graph's state in one phrase: missing, stale, damaged or current (with its shape).
-    pub hnsw: String,
+    pub(crate) hnsw: String,
     /// The graph's record, when one was written.
-    pub graph: Option<DumpRecord>,
+    pub(crate) graph: Option<DumpRecord>,
     /// Bytes of every file in the index folder.
-    pub bytes_on_disk: u64,
+    pub(crate) bytes_on_disk: u64,
     /// With a check: "ok" or what is wrong.
-    pub integrity: Option<String>,
+    pub(crate) integrity: Option<String>,
     /// The last `index` run.
-    pub last_run: Option<RunEntry>,
+    pub(crate) last_run: Option<RunEntry>,
     /// Files recorded as failed: their full path and why.
-    pub failures: Vec<(PathBuf, String)>,
+    pub(crate) failures: Vec<(PathBuf, String)>,
 }
 
 impl StatusReport {
@@ -96,7 +96,7 @@ impl StatusReport {
 }
 
 /// Computes the report of `collection` from a read-only connection; `check` also runs the
-/// integrity checks ([`check_index`]).
+/// integrity checks (`check_index`).
 pub fn status(collection: &Collection, check: bool) -> Result<StatusReport> {
     let store = collection.open_store_read_only()?;
     let integrity = if check {
@@ -219,7 +219,7 @@ fn graph_state(
 }
 
 /// SQLite's integrity check, then every stored vector's: "ok" or what is wrong.
-pub fn check_index(store: &Store) -> Result<String> {
+pub(crate) fn check_index(store: &Store) -> Result<String> {
     const SHOWN: usize = 5;
     let mut problems = Vec::new();
     if let Err(e) = store.integrity_check() {
@@ -257,7 +257,7 @@ pub fn check_index(store: &Store) -> Result<String> {
 }
 
 /// Bytes of every file below `dir` (unreadable entries count zero).
-pub fn dir_size(dir: &Path) -> u64 {
+pub(crate) fn dir_size(dir: &Path) -> u64 {
     walkdir::WalkDir::new(dir)
         .into_iter()
         .flatten()

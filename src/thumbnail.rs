@@ -11,13 +11,13 @@ use crate::decode::{DecodeConfig, decode, resize_to_fit};
 use crate::error::Result;
 
 /// A thumbnail fits in a square of this side, in pixels.
-pub const SIDE: u32 = 256;
+pub(crate) const SIDE: u32 = 256;
 
 /// JPEG quality of thumbnails: small files, no visible blocks at this size.
 const QUALITY: u8 = 80;
 
 /// The JPEG thumbnail of an upright picture (shrunk to fit [`SIDE`], never enlarged).
-pub fn encode(picture: &RgbImage) -> Vec<u8> {
+pub(crate) fn encode(picture: &RgbImage) -> Vec<u8> {
     let small = resize_to_fit(picture, SIDE);
     let mut out = Cursor::new(Vec::with_capacity(16 * 1024));
     JpegEncoder::new_with_quality(&mut out, QUALITY)

@@ -211,7 +211,7 @@ impl AnnIndex {
 
     /// Builds the graph over vectors already passed through `projection` (which takes vectors
     /// of length `dim`); without a projection the vectors are used as they are.
-    pub fn build_projected(
+    pub(crate) fn build_projected(
         points: &[(i64, Vec<f32>)],
         dim: usize,
         projection: Option<Projection>,

@@ -31,7 +31,7 @@ use crate::pca::Projection;
 pub use crate::vector::{dot, finite, sanitize, squared_l2};
 
 pub use build::AnnBuilder;
-pub use persist::{DUMP_MARKER_FILE, DumpRecord, PROJECTION_FILE, ann_dir, is_own_dump};
+pub(crate) use persist::{DumpRecord, PROJECTION_FILE, ann_dir, is_own_dump};
 pub use search::{exact_search, lookup, rerank};
 
 /// `points` with non-finite components replaced by zero (borrowed when there are none).
@@ -49,7 +49,7 @@ fn finite_points(points: &[(i64, Vec<f32>)]) -> Cow<'_, [(i64, Vec<f32>)]> {
 
 /// Euclidean distance, written so the compiler vectorises it (eight independent accumulators).
 #[derive(Debug, Default, Clone, Copy)]
-pub struct FusedL2;
+pub(crate) struct FusedL2;
 
 impl Distance<f32> for FusedL2 {
     fn eval(&self, va: &[f32], vb: &[f32]) -> f32 {
@@ -59,7 +59,7 @@ impl Distance<f32> for FusedL2 {
 
 /// Graph dimension for fused vectors: on wang and ukbench1000 a 128-dimensional PCA ranks as
 /// well as the full vector (BENCHMARKS.md), at an eighth of the graph's memory.
-pub const DEFAULT_PCA_DIMS: usize = 128;
+pub(crate) const DEFAULT_PCA_DIMS: usize = 128;
 
 /// Graph size up to which searches use `ef_search` as configured.
 const EF_BASE_POINTS: f64 = 100_000.0;
@@ -67,7 +67,7 @@ const EF_BASE_POINTS: f64 = 100_000.0;
 /// `base` up to `EF_BASE_POINTS` points, then doubled for every tenfold growth: a graph's
 /// search path lengthens with its size, and a fixed beam loses recall (measured: 100,000
 /// points at ef 64, recall@10 0.998; 1,000,000 at ef 64, 0.940).
-pub fn scaled_ef(base: usize, n: usize) -> usize {
+pub(crate) fn scaled_ef(base: usize, n: usize) -> usize {
     let growth = (n as f64 / EF_BASE_POINTS).max(1.0).log10();
     (base as f64 * 2f64.powf(growth)).round() as usize
 }
@@ -100,7 +100,7 @@ fn data_id(image: i64, update: u32) -> usize {
 
 /// Neighbours enter an augmented vector at this share of the weight query expansion gives
 /// them: full weight, as alpha-DBA is defined. Until rankings put the candidate nearest to the
-/// example first ([`crate::nearest_first`]), half weight was used because distorted copies
+/// example first (the `nearest_first` step), half weight was used because distorted copies
 /// lost their originals to the originals' neighbours (wang, JPEG quality 30: recall@1 0.97 ->
 /// 0.94); with it they do not (BENCHMARKS.md, "What each ranking step adds").
 pub const DEFAULT_DBA_SHARE: f32 = 1.0;
@@ -178,27 +178,28 @@ impl std::fmt::Debug for AnnIndex {
 
 impl AnnIndex {
     /// True when the graph holds augmented vectors: searches rank by them, not by full vectors.
-    pub fn is_augmented(&self) -> bool {
+    pub(crate) fn is_augmented(&self) -> bool {
         self.params.dba > 0
     }
 
     /// In-place updates since the graph was last built in full.
-    pub fn updates(&self) -> u32 {
+    pub(crate) fn updates(&self) -> u32 {
         self.updates
     }
 
     /// Points of the last full build.
-    pub fn built_count(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn built_count(&self) -> usize {
         self.built_count
     }
 
     /// Points kept in the graph only to route searches (removed or changed images).
-    pub fn hidden_count(&self) -> usize {
+    pub(crate) fn hidden_count(&self) -> usize {
         self.hidden.len()
     }
 
     /// Data ids of the hidden points, sorted.
-    pub fn hidden(&self) -> &[usize] {
+    pub(crate) fn hidden(&self) -> &[usize] {
         &self.hidden
     }
 
@@ -225,17 +226,20 @@ impl AnnIndex {
     }
 
     /// Number of points.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.count
     }
 
     /// True when the graph has no point.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.count == 0
     }
 
     /// Vector dimension.
-    pub fn dim(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn dim(&self) -> usize {
         self.dim
     }
 }

@@ -9,14 +9,14 @@ use crate::error::{Error, Result};
 use crate::pca::Projection;
 
 /// The PCA projection's file inside a dump folder.
-pub const PROJECTION_FILE: &str = "projection.bin";
+pub(crate) const PROJECTION_FILE: &str = "projection.bin";
 
 /// Basename of the two hnsw_rs files inside a dump folder.
 const GRAPH_BASENAME: &str = "graph";
 
 /// File written first into every dump folder: with the folder's name pattern, it tells
 /// lookalike's own folders from anything else found under `ann/`.
-pub const DUMP_MARKER_FILE: &str = "lookalike-dump";
+pub(crate) const DUMP_MARKER_FILE: &str = "lookalike-dump";
 
 /// The marker file's exact content.
 const DUMP_MARKER: &[u8] = b"HNSW dump written by lookalike; removed by lookalike when replaced\n";
@@ -26,35 +26,35 @@ const DUMP_FILES: [&str; 3] = ["graph.hnsw.data", "graph.hnsw.graph", PROJECTION
 
 /// What SQLite records about a dump, checked before loading it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct DumpRecord {
+pub(crate) struct DumpRecord {
     /// Folder (relative to the collection's `ann/`) holding the two hnsw_rs files.
-    pub folder: String,
+    pub(crate) folder: String,
     /// Basename hnsw_rs used.
-    pub basename: String,
-    pub data_blake3: String,
-    pub graph_blake3: String,
-    pub data_len: u64,
-    pub graph_len: u64,
+    pub(crate) basename: String,
+    pub(crate) data_blake3: String,
+    pub(crate) graph_blake3: String,
+    pub(crate) data_len: u64,
+    pub(crate) graph_len: u64,
     /// Number of points.
-    pub count: usize,
-    pub dim: usize,
+    pub(crate) count: usize,
+    pub(crate) dim: usize,
     /// The store's data version the graph was built from.
-    pub data_version: u64,
+    pub(crate) data_version: u64,
     /// The fusion the vectors were built with.
-    pub fusion: String,
-    pub params: AnnParams,
+    pub(crate) fusion: String,
+    pub(crate) params: AnnParams,
     /// Checksum and length of the PCA projection file, when the graph holds projected vectors.
     #[serde(default)]
-    pub projection: Option<(String, u64)>,
+    pub(crate) projection: Option<(String, u64)>,
     /// Data ids of points left in the graph but never returned (removed or changed images).
     #[serde(default)]
-    pub hidden: Vec<usize>,
+    pub(crate) hidden: Vec<usize>,
     /// In-place updates since the graph was last built in full.
     #[serde(default)]
-    pub updates: u32,
+    pub(crate) updates: u32,
     /// Points of that full build (0 in records written before in-place updates: `count`).
     #[serde(default)]
-    pub built_count: usize,
+    pub(crate) built_count: usize,
 }
 
 /// True for the names `dump` gives its folders: `v<version>-<hex nanoseconds>-<process id>`.
@@ -72,7 +72,7 @@ fn is_dump_folder_name(name: &str) -> bool {
 }
 
 /// True when `dir` is a real folder (not a link) holding lookalike's marker file.
-pub fn is_own_dump(dir: &Path) -> bool {
+pub(crate) fn is_own_dump(dir: &Path) -> bool {
     let marker = dir.join(DUMP_MARKER_FILE);
     std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir())
         && std::fs::symlink_metadata(&marker)
@@ -116,7 +116,12 @@ impl AnnIndex {
     /// The folder is made by this call (never one that exists), its marker file written first,
     /// so that clean-up can tell it is lookalike's; on failure what was written is removed. An
     /// empty graph writes no files: its record alone describes it.
-    pub fn dump(&self, ann_dir: &Path, data_version: u64, fusion: &str) -> Result<DumpRecord> {
+    pub(crate) fn dump(
+        &self,
+        ann_dir: &Path,
+        data_version: u64,
+        fusion: &str,
+    ) -> Result<DumpRecord> {
         let mut record = DumpRecord {
             folder: String::new(),
             basename: String::new(),
@@ -216,7 +221,7 @@ impl AnnIndex {
     }
 
     /// Checks a dump's files against its record: sizes first, then checksums.
-    pub fn verify(ann_dir: &Path, record: &DumpRecord) -> Result<()> {
+    pub(crate) fn verify(ann_dir: &Path, record: &DumpRecord) -> Result<()> {
         if record.count == 0 {
             // An empty graph has no files.
             return Ok(());
@@ -255,7 +260,7 @@ impl AnnIndex {
     }
 
     /// Loads a dump after verifying it. A failed check is an error, never a process exit.
-    pub fn load(ann_dir: &Path, record: &DumpRecord) -> Result<AnnIndex> {
+    pub(crate) fn load(ann_dir: &Path, record: &DumpRecord) -> Result<AnnIndex> {
         Self::verify(ann_dir, record)?;
         if record.count == 0 {
             let builder = AnnBuilder::searchable(0, record.dim, None, record.params);
@@ -330,7 +335,7 @@ impl AnnIndex {
     /// Deletes lookalike's own dump folders other than `keep` (left-overs of earlier or
     /// interrupted runs): folders named as `dump` names them and holding its marker file, and
     /// in them only the files a dump writes. Anything else under `ann_dir` is left alone.
-    pub fn remove_other_dumps(ann_dir: &Path, keep: &str) {
+    pub(crate) fn remove_other_dumps(ann_dir: &Path, keep: &str) {
         let Ok(entries) = std::fs::read_dir(ann_dir) else {
             return;
         };
@@ -347,7 +352,7 @@ impl AnnIndex {
 }
 
 /// The collection's `ann/` folder.
-pub fn ann_dir(collection: &Path) -> PathBuf {
+pub(crate) fn ann_dir(collection: &Path) -> PathBuf {
     collection.join("ann")
 }
 

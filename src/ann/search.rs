@@ -97,7 +97,7 @@ impl AnnIndex {
     }
 
     /// Image ids the graph returns, sorted.
-    pub fn image_ids(&self) -> Vec<i64> {
+    pub(crate) fn image_ids(&self) -> Vec<i64> {
         let mut ids: Vec<i64> = self.visible_points().into_keys().collect();
         ids.sort_unstable();
         ids

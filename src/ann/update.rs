@@ -20,7 +20,7 @@ const UPDATE_CANDIDATES: usize = 32;
 impl AnnIndex {
     /// Hides the visible points of `images` (the graph itself is unchanged: a dump of it stays
     /// valid, with these points added to its record's hidden ones). Counts as an update.
-    pub fn hide(&mut self, images: &[i64]) {
+    pub(crate) fn hide(&mut self, images: &[i64]) {
         let visible = self.visible_points();
         self.hidden
             .extend(images.iter().filter_map(|id| visible.get(id).copied()));
@@ -38,7 +38,7 @@ impl AnnIndex {
 
     /// True when `changed` images (new, or with new vectors) and `removed` ones can be applied
     /// in place: image ids fit the data ids, and update numbers remain.
-    pub fn can_update(&self, changed: &[i64]) -> bool {
+    pub(crate) fn can_update(&self, changed: &[i64]) -> bool {
         self.updates < MAX_UPDATES
             && changed
                 .iter()

@@ -19,7 +19,7 @@ use crate::index::IndexConfig;
 use crate::path_repr::escape_text;
 
 #[derive(Debug, Args)]
-pub struct DuplicatesArgs {
+pub(crate) struct DuplicatesArgs {
     /// Folders to look in: indexed first (incrementally), then searched. None: the whole index.
     #[arg(value_name = "DIR")]
     dirs: Vec<PathBuf>,
@@ -60,13 +60,13 @@ pub struct DuplicatesArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct UndoArgs {
+pub(crate) struct UndoArgs {
     /// Print JSON.
     #[arg(long)]
     json: bool,
 }
 
-pub fn cmd_duplicates(
+pub(crate) fn cmd_duplicates(
     collection: &Collection,
     args: DuplicatesArgs,
     quiet: bool,
@@ -325,7 +325,7 @@ fn report_actions(
     }
 }
 
-pub fn cmd_undo(collection: &Collection, args: UndoArgs) -> Result<ExitCode> {
+pub(crate) fn cmd_undo(collection: &Collection, args: UndoArgs) -> Result<ExitCode> {
     let report = cleanup::undo(&cleanup::journal_dir(collection.dir()))?;
     let Some(report) = report else {
         if args.json {

@@ -26,13 +26,13 @@ use crate::index::IndexConfig;
 use crate::store::Store;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LabelSource {
+pub(crate) enum LabelSource {
     /// Each image's parent folder is its class.
     Folders,
 }
 
 #[derive(Debug, Args)]
-pub struct EvalArgs {
+pub(crate) struct EvalArgs {
     /// A labelled dataset folder (holding images/ and groundtruth.tsv), or with --labels folders
     /// a folder of class folders.
     #[arg(value_name = "DATASET", required_unless_present_any = ["distort", "duplicates"])]
@@ -205,7 +205,7 @@ fn default_images_dir(dataset: &Path) -> PathBuf {
     }
 }
 
-pub fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) -> Result<ExitCode> {
+pub(crate) fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) -> Result<ExitCode> {
     let registry = Registry::for_profile(args.profile);
     let fusion = args.search.fusion(args.profile)?;
     let families = args

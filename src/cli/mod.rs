@@ -22,21 +22,21 @@ use crate::rank::SearchMode;
 
 mod duplicates;
 mod eval;
-pub mod restore;
+pub(crate) mod restore;
 mod serve;
 
 /// Exit status of a fault inside lookalike (a bug, an impossible state).
-pub const EXIT_INTERNAL: u8 = 1;
+pub(crate) const EXIT_INTERNAL: u8 = 1;
 /// Exit status of a usage error or bad input: a wrong flag or value, a missing or unreadable
 /// file, an undecodable example, no index, an index busy or made by a newer lookalike.
-pub const EXIT_USAGE: u8 = 2;
+pub(crate) const EXIT_USAGE: u8 = 2;
 /// Exit status when indexing finished but some files under the indexed folders are recorded
 /// as failing (in this run or an earlier one, unchanged since).
-pub const EXIT_SOME_FAILED: u8 = 3;
+pub(crate) const EXIT_SOME_FAILED: u8 = 3;
 /// Exit status when the index is damaged (a failed integrity check, a corrupt database).
-pub const EXIT_CORRUPT: u8 = 4;
+pub(crate) const EXIT_CORRUPT: u8 = 4;
 /// Exit status after Ctrl-C; what was done is kept.
-pub const EXIT_INTERRUPTED: u8 = 130;
+pub(crate) const EXIT_INTERRUPTED: u8 = 130;
 
 /// `--profile` values: each profile under its recorded name, described for `--help`.
 impl clap::ValueEnum for Profile {
@@ -50,7 +50,7 @@ impl clap::ValueEnum for Profile {
 }
 
 /// The exit status for an error; every error leaves `main` through here.
-pub fn exit_code(e: &Error) -> u8 {
+pub(crate) fn exit_code(e: &Error) -> u8 {
     if matches!(e, Error::Interrupted) {
         EXIT_INTERRUPTED
     } else if e.is_corrupt() {

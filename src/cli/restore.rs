@@ -16,7 +16,7 @@ use crate::restore::scores;
 use crate::{Error, Result};
 
 /// Most deconvolution iterations `--iterations` accepts.
-pub const MAX_ITERATIONS: u64 = deblur::MAX_ITERATIONS as u64;
+pub(crate) const MAX_ITERATIONS: u64 = deblur::MAX_ITERATIONS as u64;
 
 fn parse_noise(s: &str) -> std::result::Result<f32, String> {
     super::f32_in(s, 0.0, 1.0)
@@ -28,28 +28,28 @@ fn parse_strength(s: &str) -> std::result::Result<f32, String> {
 
 /// `lookalike blur IN OUT --psf SPEC`: blur an image with a known PSF (and optional noise).
 #[derive(Debug, Args)]
-pub struct BlurArgs {
+pub(crate) struct BlurArgs {
     /// Image to blur.
-    pub input: PathBuf,
+    pub(crate) input: PathBuf,
     /// Where to write the blurred image (format from the extension).
-    pub output: PathBuf,
+    pub(crate) output: PathBuf,
     /// PSF: gaussian:SIGMA, disk:RADIUS, motion:LENGTH,ANGLE or file:PATH.
     #[arg(long)]
-    pub psf: String,
+    pub(crate) psf: String,
     /// Standard deviation of added white Gaussian noise (data range 1; 0 to 1).
     #[arg(long, default_value_t = 0.0, value_parser = parse_noise)]
-    pub noise: f32,
+    pub(crate) noise: f32,
     /// Seed of the noise generator.
     #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    pub(crate) seed: u64,
     /// Also write the PSF used as a text matrix (the format `--psf file:PATH` reads).
     #[arg(long, value_name = "PATH")]
-    pub psf_out: Option<PathBuf>,
+    pub(crate) psf_out: Option<PathBuf>,
 }
 
 /// Deconvolution method (`--method`; [`deblur::Method`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Method {
+pub(crate) enum Method {
     /// Wiener filter with a 1/f^2 image prior (fast).
     Wiener,
     /// Richardson-Lucy with TV regularisation and a noise stopping rule.
@@ -60,42 +60,42 @@ pub enum Method {
 
 /// `lookalike deblur IN OUT`: restore a blurred image.
 #[derive(Debug, Args)]
-pub struct DeblurArgs {
+pub(crate) struct DeblurArgs {
     /// Blurred image.
-    pub input: PathBuf,
+    pub(crate) input: PathBuf,
     /// Where to write the restored image.
-    pub output: PathBuf,
+    pub(crate) output: PathBuf,
     /// PSF spec, or `auto` to estimate it from the image.
     #[arg(long, default_value = "auto")]
-    pub psf: String,
+    pub(crate) psf: String,
     /// Deconvolution method.
     #[arg(long, value_enum, default_value_t = Method::Hyper)]
-    pub method: Method,
+    pub(crate) method: Method,
     /// Maximum iterations (Richardson-Lucy), 1 to 1000.
     #[arg(long, default_value_t = 50, value_parser = super::usize_in(1..=MAX_ITERATIONS))]
-    pub iterations: usize,
+    pub(crate) iterations: usize,
     /// Run every iteration (Richardson-Lucy otherwise stops once its residual reaches the
     /// noise level).
     #[arg(long)]
-    pub no_early_stop: bool,
+    pub(crate) no_early_stop: bool,
     /// Blend with the input: 1 = fully restored, 0 = unchanged.
     #[arg(long, default_value_t = 1.0, value_parser = parse_strength)]
-    pub strength: f32,
+    pub(crate) strength: f32,
     /// Print one JSON object instead of text.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
 /// `lookalike quality REFERENCE TEST`: PSNR, SSIM and MS-SSIM of TEST against REFERENCE.
 #[derive(Debug, Args)]
-pub struct QualityArgs {
+pub(crate) struct QualityArgs {
     /// Reference (original) image.
-    pub reference: PathBuf,
+    pub(crate) reference: PathBuf,
     /// Image to score.
-    pub test: PathBuf,
+    pub(crate) test: PathBuf,
     /// Print one JSON object instead of text.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
 impl From<Method> for deblur::Method {
@@ -137,7 +137,7 @@ fn check_noise(noise: f32) -> Result<()> {
 }
 
 /// Runs `lookalike blur`; the one-line summary goes to stderr unless `quiet`.
-pub fn run_blur(args: &BlurArgs, quiet: bool) -> Result<()> {
+pub(crate) fn run_blur(args: &BlurArgs, quiet: bool) -> Result<()> {
     check_noise(args.noise)?;
     let psf = PsfSpec::parse(&args.psf)?.to_psf()?;
     let img = load(&args.input)?;
@@ -171,7 +171,7 @@ pub fn run_blur(args: &BlurArgs, quiet: bool) -> Result<()> {
 }
 
 /// Runs `lookalike deblur`; the text summary goes to stderr unless `quiet`, `--json` to stdout.
-pub fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
+pub(crate) fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
     let cfg = args.config()?;
     let img = load(&args.input)?;
     let done = deblur(&img, &cfg)?;
@@ -240,7 +240,7 @@ pub fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
 
 /// Runs `lookalike quality`: the scores go to stdout (they are the result, printed with `-q`
 /// too); nothing goes to stderr but errors.
-pub fn run_quality(args: &QualityArgs) -> Result<()> {
+pub(crate) fn run_quality(args: &QualityArgs) -> Result<()> {
     let a = load(&args.reference)?;
     let b = load(&args.test)?;
     if a.dim() != b.dim() {

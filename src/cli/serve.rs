@@ -11,7 +11,7 @@ use crate::error::Result;
 use crate::serve::{DEFAULT_MAX_UPLOAD, ServeConfig, Server};
 
 #[derive(Debug, Args)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// Port to listen on (0 picks a free one).
     #[arg(long, default_value_t = 8080)]
     port: u16,
@@ -29,7 +29,7 @@ pub struct ServeArgs {
     max_upload_mib: u64,
 }
 
-pub fn cmd_serve(collection: &Collection, args: ServeArgs, quiet: bool) -> Result<ExitCode> {
+pub(crate) fn cmd_serve(collection: &Collection, args: ServeArgs, quiet: bool) -> Result<ExitCode> {
     let config = ServeConfig {
         bind: args.bind,
         port: args.port,

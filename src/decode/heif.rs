@@ -20,7 +20,7 @@ use super::{DecodeConfig, bad, check_memory, check_size};
 use crate::error::Result;
 
 /// Environment variable naming libheif's shared library, for installs outside the usual paths.
-pub const LIBHEIF_ENV: &str = "LOOKALIKE_LIBHEIF";
+pub(crate) const LIBHEIF_ENV: &str = "LOOKALIKE_LIBHEIF";
 
 const CANDIDATES: &[&str] = &[
     "libheif.so.1",
@@ -141,11 +141,6 @@ fn api() -> std::result::Result<&'static Api, String> {
     API.get_or_init(load).as_ref().map_err(Clone::clone)
 }
 
-/// True when libheif could be loaded (HEIC and AVIF files can be read).
-pub fn available() -> bool {
-    api().is_ok()
-}
-
 fn check(err: HeifError, what: &str) -> std::result::Result<(), String> {
     if err.code == 0 {
         return Ok(());
@@ -251,7 +246,7 @@ fn has_transform_property(bytes: &[u8]) -> bool {
 /// Decodes the primary image of a HEIF/AVIF file, upright: libheif applies the container's
 /// rotation, mirroring and crop; a file without them that has an EXIF orientation (as some
 /// encoders write) is turned by that.
-pub fn decode(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<DynamicImage> {
+pub(crate) fn decode(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<DynamicImage> {
     let api = api().map_err(|e| bad(path, e))?;
     let fail = |e: String| bad(path, e);
     // SAFETY: `bytes` outlives the context (it is freed by its guard before returning), as

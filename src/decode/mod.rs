@@ -13,11 +13,11 @@ use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
 use crate::error::{Error, Result};
 
 #[cfg(feature = "heif")]
-pub mod heif;
-pub mod raw;
+pub(crate) mod heif;
+pub(crate) mod raw;
 
 /// Default decode memory budget per worker: 512 MiB.
-pub const DEFAULT_MEMORY_BUDGET: u64 = 512 << 20;
+pub(crate) const DEFAULT_MEMORY_BUDGET: u64 = 512 << 20;
 
 /// Default largest image file read: 256 MiB.
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 256 << 20;
@@ -59,7 +59,7 @@ const O_NONBLOCK: i32 = 0x0004;
 /// Reads a regular file of at most `max_bytes` bytes. FIFOs, devices and other special files
 /// are refused before they are read (and a FIFO is never waited on); a file that grows past
 /// the cap while it is read is refused too. I/O errors keep their kind (`NotFound`...).
-pub fn read_file_bounded(path: &Path, max_bytes: u64) -> std::io::Result<Vec<u8>> {
+pub(crate) fn read_file_bounded(path: &Path, max_bytes: u64) -> std::io::Result<Vec<u8>> {
     use std::io::{Error as IoError, ErrorKind, Read};
     let not_regular = || {
         IoError::new(
@@ -159,7 +159,11 @@ pub fn decode_file(path: &Path, cfg: &DecodeConfig) -> Result<Decoded> {
 /// Decodes `bytes` (the content of `path`) at full size, without orientation, for the
 /// restoration commands; the memory budget counts the decoder's buffers and an 8-bit RGB copy,
 /// as for indexing. Decoder panics are caught and reported as errors.
-pub fn decode_full_size(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<DynamicImage> {
+pub(crate) fn decode_full_size(
+    bytes: &[u8],
+    path: &Path,
+    cfg: &DecodeConfig,
+) -> Result<DynamicImage> {
     let run = || decode_full_size_inner(bytes, path, cfg);
     match catch_unwind(AssertUnwindSafe(run)) {
         Ok(result) => result,
@@ -241,7 +245,7 @@ fn is_jxl(bytes: &[u8]) -> bool {
 /// True when the first bytes of a file (32 are enough) are a signature of a format read here
 /// beyond the `image` crate's: HEIC, AVIF, JPEG XL and the RAW formats with their own
 /// signature (TIFF-based RAW files are told by their extension).
-pub fn has_extra_signature(head: &[u8]) -> bool {
+pub(crate) fn has_extra_signature(head: &[u8]) -> bool {
     is_jxl(head) || heif_brand(head).is_some() || raw::sniff(head, Path::new(""))
 }
 
@@ -761,7 +765,7 @@ fn strict_error_manager() -> mozjpeg_sys::jpeg_error_mgr {
 }
 
 /// Converts any colour type to 8-bit RGB, compositing transparency over white.
-pub fn flatten_to_rgb(img: DynamicImage) -> RgbImage {
+pub(crate) fn flatten_to_rgb(img: DynamicImage) -> RgbImage {
     if !img.color().has_alpha() {
         return img.into_rgb8();
     }
@@ -790,7 +794,7 @@ pub fn resize_to_fit(img: &RgbImage, side: u32) -> RgbImage {
 }
 
 /// Resizes to exactly `nw` x `nh` with an antialiasing filter.
-pub fn resize_exact(img: &RgbImage, nw: u32, nh: u32) -> RgbImage {
+pub(crate) fn resize_exact(img: &RgbImage, nw: u32, nh: u32) -> RgbImage {
     let (w, h) = img.dimensions();
     if (w, h) == (nw, nh) {
         return img.clone();

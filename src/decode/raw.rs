@@ -11,24 +11,24 @@ use crate::error::Result;
 
 /// Extensions of the camera RAW formats (Adobe DNG, Canon, Nikon, Sony, Fujifilm, Olympus,
 /// Panasonic, Pentax, Samsung, Epson, Kodak, Minolta, Mamiya, Leaf/Phase One, Hasselblad).
-pub const RAW_EXTENSIONS: &[&str] = &[
+pub(crate) const RAW_EXTENSIONS: &[&str] = &[
     "dng", "cr2", "cr3", "crw", "nef", "nrw", "arw", "srf", "sr2", "raf", "orf", "rw2", "pef",
     "srw", "erf", "kdc", "dcr", "mrw", "mef", "mos", "iiq", "3fr",
 ];
 
 /// TIFF tags read here.
 mod tag {
-    pub const COMPRESSION: u16 = 0x103;
-    pub const PHOTOMETRIC: u16 = 0x106;
-    pub const STRIP_OFFSETS: u16 = 0x111;
-    pub const ORIENTATION: u16 = 0x112;
-    pub const STRIP_BYTE_COUNTS: u16 = 0x117;
-    pub const SUB_IFDS: u16 = 0x14A;
-    pub const JPEG_OFFSET: u16 = 0x201;
-    pub const JPEG_LENGTH: u16 = 0x202;
+    pub(crate) const COMPRESSION: u16 = 0x103;
+    pub(crate) const PHOTOMETRIC: u16 = 0x106;
+    pub(crate) const STRIP_OFFSETS: u16 = 0x111;
+    pub(crate) const ORIENTATION: u16 = 0x112;
+    pub(crate) const STRIP_BYTE_COUNTS: u16 = 0x117;
+    pub(crate) const SUB_IFDS: u16 = 0x14A;
+    pub(crate) const JPEG_OFFSET: u16 = 0x201;
+    pub(crate) const JPEG_LENGTH: u16 = 0x202;
     /// Panasonic RW2's full-size JPEG, stored as the tag's value.
-    pub const RW2_JPEG: u16 = 0x2E;
-    pub const DNG_VERSION: u16 = 0xC612;
+    pub(crate) const RW2_JPEG: u16 = 0x2E;
+    pub(crate) const DNG_VERSION: u16 = 0xC612;
 }
 
 /// At most this many image file directories are read from one file (loops and bombs).
@@ -44,7 +44,7 @@ fn has_raw_extension(path: &Path) -> bool {
 
 /// True when `bytes` hold a camera RAW file: a RAW signature (Fujifilm, Olympus, Panasonic,
 /// Canon CR3), or a TIFF structure that is a DNG, a CR2, or carries a RAW extension.
-pub fn sniff(bytes: &[u8], path: &Path) -> bool {
+pub(crate) fn sniff(bytes: &[u8], path: &Path) -> bool {
     if bytes.starts_with(b"FUJIFILMCCD-RAW") || is_cr3(bytes) {
         return true;
     }
@@ -68,18 +68,18 @@ fn is_cr3(bytes: &[u8]) -> bool {
 
 /// An embedded JPEG preview.
 #[derive(Debug, Clone, Copy)]
-pub struct Preview<'a> {
+pub(crate) struct Preview<'a> {
     /// The JPEG file, as stored.
-    pub jpeg: &'a [u8],
-    pub width: u32,
-    pub height: u32,
+    pub(crate) jpeg: &'a [u8],
+    pub(crate) width: u32,
+    pub(crate) height: u32,
     /// The RAW file's orientation (which also applies to previews without their own).
-    pub orientation: Option<Orientation>,
+    pub(crate) orientation: Option<Orientation>,
 }
 
 /// The largest embedded JPEG preview of a RAW file, if it has one this module can find:
 /// TIFF-structured files (DNG, CR2, NEF, ARW, PEF, SRW, ORF, RW2...) and Fujifilm RAF.
-pub fn find_preview(bytes: &[u8]) -> Option<Preview<'_>> {
+pub(crate) fn find_preview(bytes: &[u8]) -> Option<Preview<'_>> {
     if bytes.starts_with(b"FUJIFILMCCD-RAW") {
         let offset = u32::from_be_bytes(bytes.get(84..88)?.try_into().ok()?) as usize;
         let length = u32::from_be_bytes(bytes.get(88..92)?.try_into().ok()?) as usize;
@@ -172,7 +172,7 @@ const MAX_SCAN_CANDIDATES: usize = 4096;
 /// its structure (start marker, segments, entropy-coded data, end marker): for formats that keep
 /// their preview where the TIFF walk does not look, such as Olympus ORF's maker note. Canon CR3
 /// is left to the sensor decoder, which also reads its orientation.
-pub fn scan_for_preview(bytes: &[u8]) -> Option<Preview<'_>> {
+pub(crate) fn scan_for_preview(bytes: &[u8]) -> Option<Preview<'_>> {
     if is_cr3(bytes) {
         return None;
     }
@@ -251,7 +251,7 @@ fn jpeg_extent(bytes: &[u8]) -> Option<usize> {
 
 /// The size a JPEG declares in its frame header, for baseline, extended and progressive
 /// JPEGs only (a lossless JPEG, as DNG uses for sensor data, is not a picture).
-pub fn jpeg_size(jpeg: &[u8]) -> Option<(u32, u32)> {
+pub(crate) fn jpeg_size(jpeg: &[u8]) -> Option<(u32, u32)> {
     segments(jpeg).find_map(|(marker, body)| match marker {
         0xC0..=0xC2 => {
             let h = u16::from_be_bytes([*body.get(1)?, *body.get(2)?]);
@@ -265,7 +265,7 @@ pub fn jpeg_size(jpeg: &[u8]) -> Option<(u32, u32)> {
 }
 
 /// The orientation a JPEG's own EXIF block gives, if it has one.
-pub fn jpeg_orientation(jpeg: &[u8]) -> Option<Orientation> {
+pub(crate) fn jpeg_orientation(jpeg: &[u8]) -> Option<Orientation> {
     segments(jpeg).find_map(|(marker, body)| {
         let exif = body.strip_prefix(b"Exif\0\0").filter(|_| marker == 0xE1)?;
         Some(Orientation::from_exif_chunk(exif))
@@ -411,7 +411,7 @@ impl<'a> Tiff<'a> {
 /// Decodes the raw sensor data (demosaicing, white balance, colour calibration, sRGB), upright,
 /// for RAW files without a usable preview.
 #[cfg(feature = "raw")]
-pub fn decode_sensor(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<DynamicImage> {
+pub(crate) fn decode_sensor(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<DynamicImage> {
     use rawler::decoders::RawDecodeParams;
     use rawler::imgop::develop::RawDevelop;
     use rawler::rawsource::RawSource;
@@ -463,7 +463,11 @@ pub fn decode_sensor(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<Dy
 
 /// Without the `raw` feature only embedded previews are read.
 #[cfg(not(feature = "raw"))]
-pub fn decode_sensor(_bytes: &[u8], path: &Path, _cfg: &DecodeConfig) -> Result<DynamicImage> {
+pub(crate) fn decode_sensor(
+    _bytes: &[u8],
+    path: &Path,
+    _cfg: &DecodeConfig,
+) -> Result<DynamicImage> {
     Err(super::bad(
         path,
         "this RAW file has no embedded preview, and this build of lookalike cannot decode raw \
@@ -481,7 +485,7 @@ pub(super) mod dng_tests {
     use super::dng_fixture::{DngOptions, dng_from_rgb};
     use image::{Rgb, RgbImage};
 
-    pub fn picture(w: u32, h: u32) -> RgbImage {
+    pub(crate) fn picture(w: u32, h: u32) -> RgbImage {
         RgbImage::from_fn(w, h, |x, y| {
             Rgb([
                 (x * 255 / w) as u8,
@@ -491,7 +495,7 @@ pub(super) mod dng_tests {
         })
     }
 
-    pub fn jpeg(img: &RgbImage) -> Vec<u8> {
+    pub(crate) fn jpeg(img: &RgbImage) -> Vec<u8> {
         let mut out = Vec::new();
         image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
             .encode_image(img)
@@ -499,7 +503,7 @@ pub(super) mod dng_tests {
         out
     }
 
-    pub fn dng(img: &RgbImage, preview: bool, orientation: u16) -> Vec<u8> {
+    pub(crate) fn dng(img: &RgbImage, preview: bool, orientation: u16) -> Vec<u8> {
         dng_from_rgb(
             img,
             &DngOptions {

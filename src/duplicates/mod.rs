@@ -129,18 +129,18 @@ impl KeepRule {
 /// One image of a group.
 #[derive(Debug, Clone)]
 pub struct Member {
-    pub record: ImageRecord,
+    pub(crate) record: ImageRecord,
     /// Layout distance of the signatures to the group's keeper (0 for the keeper and
     /// byte-identical copies; 2 when either has no usable signature).
-    pub distance: f32,
+    pub(crate) distance: f32,
     /// Byte-identical to the keeper.
-    pub exact: bool,
+    pub(crate) exact: bool,
 }
 
 /// A group of copies; `members[0]` is the proposed keeper.
 #[derive(Debug, Clone)]
 pub struct Group {
-    pub members: Vec<Member>,
+    pub(crate) members: Vec<Member>,
 }
 
 impl Group {
@@ -158,20 +158,20 @@ impl Group {
 /// An image with its duplicate signature (empty when the index has none for it yet).
 #[derive(Debug, Clone)]
 pub struct Candidate {
-    pub record: ImageRecord,
-    pub signature: Vec<f32>,
+    pub(crate) record: ImageRecord,
+    pub(crate) signature: Vec<f32>,
 }
 
 /// What a search found.
 #[derive(Debug, Clone)]
 pub struct Findings {
-    pub groups: Vec<Group>,
+    pub(crate) groups: Vec<Group>,
     /// Images compared.
-    pub images: usize,
+    pub(crate) images: usize,
     /// Images without a signature (indexed by an older version): only their byte-identical
     /// copies are found until `lookalike index` runs again.
-    pub unsigned: usize,
-    pub test: CopyTest,
+    pub(crate) unsigned: usize,
+    pub(crate) test: CopyTest,
 }
 
 /// Images whose near pairs are compared together before their copies are joined.

@@ -39,7 +39,7 @@ enum Node {
 }
 
 /// The windows of a set of signatures, ready to be asked for near pairs.
-pub struct NearPairs<'a> {
+pub(crate) struct NearPairs<'a> {
     signatures: &'a [&'a [f32]],
     projection: Option<Projection>,
     /// Tree coordinates of the points, in tree order.
@@ -89,7 +89,7 @@ impl<'a> NearPairs<'a> {
     /// The signatures (by position) other than `i` that have a window within `limit` of the
     /// whole picture of `i` in some pose, sorted. Together over every `i`, the pairs include
     /// every pair whose layout distance is within `limit`.
-    pub fn partners(&self, i: usize, limit: f32) -> Vec<usize> {
+    pub(crate) fn partners(&self, i: usize, limit: f32) -> Vec<usize> {
         let Some(whole) = self.signatures.get(i).and_then(|s| layout_block(s, 0)) else {
             return Vec::new();
         };

@@ -81,7 +81,7 @@ const SYNTAX: &str = "blur:SIGMA, motion:LENGTH[:ANGLE], jpeg:QUALITY, crop:FRAC
 
 impl Distortion {
     /// Short kind name (the part before the colon): groups strengths in plots.
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             Distortion::Blur { .. } => "blur",
             Distortion::Motion { .. } => "motion",
@@ -106,7 +106,7 @@ impl Distortion {
     }
 
     /// The main strength parameter (x axis of plots); 1 for `flip`.
-    pub fn strength(&self) -> f64 {
+    pub(crate) fn strength(&self) -> f64 {
         f64::from(match *self {
             Distortion::Blur { sigma } => sigma,
             Distortion::Motion { length, .. } => length,
@@ -131,7 +131,7 @@ impl Distortion {
     }
 
     /// True when the parameters leave the image unchanged.
-    pub fn is_identity(&self) -> bool {
+    pub(crate) fn is_identity(&self) -> bool {
         match *self {
             Distortion::Blur { sigma } => sigma == 0.0,
             Distortion::Motion { length, .. } => length <= 1.0,
@@ -154,7 +154,7 @@ impl Distortion {
     }
 
     /// Checks the parameter ranges.
-    pub fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         let check = |ok: bool, what: &str| -> Result<()> {
             if ok {
                 Ok(())

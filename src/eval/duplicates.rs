@@ -38,15 +38,15 @@ pub const EDIT_KINDS: &[&str] = &[
 ];
 
 /// File name of the manifest written next to the planted files.
-pub const TRUTH_FILE: &str = "truth.tsv";
+pub(crate) const TRUTH_FILE: &str = "truth.tsv";
 
 /// One planted file: its path relative to the benchmark folder, the photo it shows (`None`
 /// for a distractor) and the edit it carries (`None` for an original or a distractor).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Planted {
-    pub rel_path: PathBuf,
-    pub family: Option<usize>,
-    pub edit: Option<String>,
+    pub(crate) rel_path: PathBuf,
+    pub(crate) family: Option<usize>,
+    pub(crate) edit: Option<String>,
 }
 
 /// Writes the benchmark into `out` (which must be empty or absent): `originals` photos sampled
@@ -156,16 +156,16 @@ pub fn plant(
 
 /// Pair counts and the scores made from them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct PairScore {
+pub(crate) struct PairScore {
     /// True pairs found.
-    pub found: usize,
+    pub(crate) found: usize,
     /// Pairs found that are not copies of one photo.
-    pub false_pairs: usize,
+    pub(crate) false_pairs: usize,
     /// True pairs missed.
-    pub missed: usize,
-    pub precision: f64,
-    pub recall: f64,
-    pub f1: f64,
+    pub(crate) missed: usize,
+    pub(crate) precision: f64,
+    pub(crate) recall: f64,
+    pub(crate) f1: f64,
 }
 
 impl PairScore {
@@ -192,8 +192,8 @@ impl PairScore {
 /// Scores of one run: overall, and per edit kind over the pairs that hold a copy of that kind.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DuplicateScores {
-    pub overall: PairScore,
-    pub by_edit: BTreeMap<String, PairScore>,
+    pub(crate) overall: PairScore,
+    pub(crate) by_edit: BTreeMap<String, PairScore>,
 }
 
 /// Scores `groups` (each a list of paths relative to the benchmark folder) against the

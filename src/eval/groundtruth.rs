@@ -351,7 +351,7 @@ impl GroundTruth {
         }
     }
 
-    /// Number of database items (including distractors added with [`Self::add_distractor`]).
+    /// Number of database items (including distractors added with `add_distractor`).
     pub fn len(&self) -> usize {
         self.names.len()
     }
@@ -362,22 +362,23 @@ impl GroundTruth {
     }
 
     /// The folder item names are relative to.
-    pub fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         &self.root
     }
 
     /// The file (or folder, for folder-as-class) the ground truth was read from.
-    pub fn source(&self) -> &Path {
+    pub(crate) fn source(&self) -> &Path {
         &self.source
     }
 
     /// Item names (relative, `/`-separated), indexed by item id.
-    pub fn names(&self) -> &[String] {
+    #[cfg(test)]
+    pub(crate) fn names(&self) -> &[String] {
         &self.names
     }
 
     /// Name of item `id`.
-    pub fn name(&self, id: usize) -> &str {
+    pub(crate) fn name(&self, id: usize) -> &str {
         &self.names[id]
     }
 
@@ -392,14 +393,14 @@ impl GroundTruth {
     }
 
     /// Item id of a path: relative to the root, or absolute/prefixed with the root.
-    pub fn id_of_path(&self, path: &Path) -> Option<usize> {
+    pub(crate) fn id_of_path(&self, path: &Path) -> Option<usize> {
         let rel = path.strip_prefix(&self.root).unwrap_or(path);
         rel.to_str().and_then(|s| self.id_of(s))
     }
 
     /// Adds an item that is relevant to nothing and is never a query (e.g. an indexed image
     /// the ground truth does not mention). Returns its id; an already known name keeps its id.
-    pub fn add_distractor(&mut self, name: &str) -> usize {
+    pub(crate) fn add_distractor(&mut self, name: &str) -> usize {
         let name = normalise_name(name);
         if let Some(&id) = self.ids.get(&name) {
             return id;
@@ -424,7 +425,7 @@ impl GroundTruth {
     }
 
     /// Label of item `id` (labelled ground truth only; `None` for distractors and query lists).
-    pub fn label(&self, id: usize) -> Option<i64> {
+    pub(crate) fn label(&self, id: usize) -> Option<i64> {
         match &self.kind {
             Kind::Labels { labels, .. } => labels.get(id).copied().flatten(),
             Kind::Queries { .. } => None,
@@ -432,7 +433,8 @@ impl GroundTruth {
     }
 
     /// Labels of all items when every item is labelled (what peer_baseline.py's `scores` takes).
-    pub fn labels(&self) -> Option<Vec<i64>> {
+    #[cfg(test)]
+    pub(crate) fn labels(&self) -> Option<Vec<i64>> {
         match &self.kind {
             Kind::Labels { labels, .. } => labels.iter().copied().collect(),
             Kind::Queries { .. } => None,
@@ -440,12 +442,13 @@ impl GroundTruth {
     }
 
     /// True when relevance comes from labels (so N-S and per-class figures are meaningful).
-    pub fn is_labelled(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_labelled(&self) -> bool {
         matches!(self.kind, Kind::Labels { .. })
     }
 
     /// Display name of a label: the class folder, the table's class name, else the number.
-    pub fn label_name(&self, label: i64) -> String {
+    pub(crate) fn label_name(&self, label: i64) -> String {
         match &self.kind {
             Kind::Labels { names, .. } => names
                 .get(&label)
@@ -456,7 +459,8 @@ impl GroundTruth {
     }
 
     /// Relevant item ids of a query (query itself excluded), in id order.
-    pub fn relevant_items(&self, query: usize) -> Vec<usize> {
+    #[cfg(test)]
+    pub(crate) fn relevant_items(&self, query: usize) -> Vec<usize> {
         match &self.kind {
             Kind::Labels { labels, .. } => match labels.get(query).copied().flatten() {
                 Some(l) => (0..labels.len())

@@ -46,11 +46,6 @@ impl LabelRelevance {
         }
         Self { labels, counts }
     }
-
-    /// The labels, indexed by item id.
-    pub fn labels(&self) -> &[i64] {
-        &self.labels
-    }
 }
 
 impl Relevance for LabelRelevance {
@@ -104,15 +99,15 @@ impl Default for EvalConfig {
 /// A metric value at cut-off `k`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct AtK {
-    pub k: usize,
+    pub(crate) k: usize,
     pub value: f64,
 }
 
 /// A point of a precision-recall curve.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct PrPoint {
-    pub recall: f64,
-    pub precision: f64,
+pub(crate) struct PrPoint {
+    pub(crate) recall: f64,
+    pub(crate) precision: f64,
 }
 
 /// Figures of one query.
@@ -120,48 +115,48 @@ pub struct PrPoint {
 pub struct QueryMetrics {
     pub query: usize,
     /// Class name of the query, when relevance has classes.
-    pub class: Option<String>,
-    pub num_relevant: usize,
+    pub(crate) class: Option<String>,
+    pub(crate) num_relevant: usize,
     pub ap: f64,
     pub precision: Vec<AtK>,
     pub recall: Vec<AtK>,
     pub ndcg: Vec<AtK>,
     /// Precision at `EvalConfig::class_k` (feeds the per-class table).
-    pub precision_class_k: f64,
+    pub(crate) precision_class_k: f64,
     /// Query-or-relevant items in the first `ns_depth` positions (query included).
     pub ns: usize,
     /// 1-based rank (query skipped) of the first relevant item, if any was retrieved.
     pub first_hit: Option<usize>,
     /// 11-point interpolated precision at recall 0, 0.1, ..., 1.
-    pub pr11: Vec<f64>,
+    pub(crate) pr11: Vec<f64>,
 }
 
 /// Per-class averages.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClassMetrics {
     pub class: String,
-    pub queries: usize,
+    pub(crate) queries: usize,
     pub map: f64,
     /// Mean precision at `k`.
     pub precision: f64,
-    pub k: usize,
+    pub(crate) k: usize,
 }
 
 /// Averages over all queries.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
-    pub queries: usize,
+    pub(crate) queries: usize,
     /// Queries with no relevant item (their AP counts as 0, as in peer_baseline.py).
-    pub queries_without_relevant: usize,
+    pub(crate) queries_without_relevant: usize,
     pub map: f64,
-    pub precision: Vec<AtK>,
-    pub recall: Vec<AtK>,
-    pub ndcg: Vec<AtK>,
+    pub(crate) precision: Vec<AtK>,
+    pub(crate) recall: Vec<AtK>,
+    pub(crate) ndcg: Vec<AtK>,
     /// Mean N-S score (max = `ns_depth`).
     pub ns_score: f64,
-    pub ns_depth: usize,
+    pub(crate) ns_depth: usize,
     /// Mean 11-point interpolated precision-recall curve.
-    pub pr_curve: Vec<PrPoint>,
+    pub(crate) pr_curve: Vec<PrPoint>,
     /// Per-class figures, sorted by class (numerically when class names are numbers).
     pub per_class: Vec<ClassMetrics>,
 }
@@ -176,7 +171,7 @@ impl Summary {
         self.recall.iter().find(|a| a.k == k).map(|a| a.value)
     }
     /// Mean NDCG at `k`, if `k` was configured.
-    pub fn ndcg_at(&self, k: usize) -> Option<f64> {
+    pub(crate) fn ndcg_at(&self, k: usize) -> Option<f64> {
         self.ndcg.iter().find(|a| a.k == k).map(|a| a.value)
     }
 }
@@ -184,14 +179,14 @@ impl Summary {
 /// Everything computed for a set of rankings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
-    pub config: EvalConfig,
+    pub(crate) config: EvalConfig,
     pub summary: Summary,
     /// In the order the rankings were given.
     pub per_query: Vec<QueryMetrics>,
 }
 
 /// Recall levels of the 11-point curve.
-pub const PR_LEVELS: usize = 11;
+pub(crate) const PR_LEVELS: usize = 11;
 
 /// 1-based ranks (query skipped) of the relevant items in `items`.
 fn hit_ranks<R: Relevance + ?Sized>(query: usize, items: &[usize], rel: &R) -> Vec<usize> {
@@ -394,7 +389,7 @@ pub fn evaluate<R: Relevance + ?Sized>(
 }
 
 /// Averages per-query figures (all computed with the same `cfg`).
-pub fn summarise(per_query: &[QueryMetrics], cfg: &EvalConfig) -> Summary {
+pub(crate) fn summarise(per_query: &[QueryMetrics], cfg: &EvalConfig) -> Summary {
     let pr_curve = (0..PR_LEVELS)
         .map(|i| PrPoint {
             recall: i as f64 / (PR_LEVELS - 1) as f64,

@@ -9,15 +9,7 @@ pub mod report;
 pub mod run;
 pub mod table;
 
-pub use distort::{Distortion, RotateFill};
 pub use groundtruth::GroundTruth;
-pub use metrics::{
-    EvalConfig, Evaluation, LabelRelevance, QueryMetrics, Ranking, Relevance, Summary, evaluate,
-    knn_recall,
-};
-pub use rankings::{RankingsHeader, RankingsWriter};
-pub use report::{ReportInput, write_report};
-pub use table::TextTable;
 
 /// FNV-1a 64-bit hash: stable across Rust versions and platforms (used for file names and seeds).
 pub fn stable_hash(bytes: &[u8]) -> u64 {

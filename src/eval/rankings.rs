@@ -57,10 +57,10 @@ impl RankingsHeader {
 /// The figures lookalike computed, written at the end of a section.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct DumpSummary {
-    pub queries: usize,
+    pub(crate) queries: usize,
     pub map: f64,
-    pub p_at_10: Option<f64>,
-    pub ns: f64,
+    pub(crate) p_at_10: Option<f64>,
+    pub(crate) ns: f64,
 }
 
 impl From<&Summary> for DumpSummary {
@@ -102,7 +102,7 @@ impl RankingsWriter<BufWriter<File>> {
 
 impl<W: Write> RankingsWriter<W> {
     /// Wraps any writer; `path` is only used in error messages.
-    pub fn from_writer(out: W, path: &Path) -> Self {
+    pub(crate) fn from_writer(out: W, path: &Path) -> Self {
         Self {
             out,
             path: path.to_path_buf(),

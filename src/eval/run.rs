@@ -23,7 +23,7 @@ use crate::rank::{RankConfig, SearchMode, Space, rank_with_copies};
 use crate::store::Store;
 
 /// Name used for the fused vector in reports.
-pub const FUSED: &str = "fused";
+pub(crate) const FUSED: &str = "fused";
 
 /// Decode side for images that are distorted before extraction (distortions such as crops and
 /// rescaling need more than the 256-px working image).
@@ -113,7 +113,7 @@ impl Target {
 
     /// The distance `query` reports from an example's [`vector`](Self::vector) to an indexed
     /// one ([`Fusion::example_distance`]; plain L2 for a single family).
-    pub fn example_distance(&self, example: &[f32], indexed: &[f32]) -> f32 {
+    pub(crate) fn example_distance(&self, example: &[f32], indexed: &[f32]) -> f32 {
         match self {
             Target::Family(_) => squared_l2(example, indexed).sqrt(),
             Target::Fused(fusion) => fusion.example_distance(example, indexed),
@@ -122,7 +122,7 @@ impl Target {
 
     /// The vector a query ranks with, from its [`vector`](Self::vector) (the fused target's
     /// [`Fusion::query_view`]).
-    pub fn query_view(&self, vector: &[f32]) -> Vec<f32> {
+    pub(crate) fn query_view(&self, vector: &[f32]) -> Vec<f32> {
         match self {
             Target::Family(_) => vector.to_vec(),
             Target::Fused(fusion) => fusion.query_view(vector),
@@ -154,14 +154,14 @@ pub fn parse_targets(spec: &str, registry: &Registry, fusion: &Fusion) -> Result
 /// Figures of one target under one search mode.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct TargetRun {
-    pub family: String,
-    pub mode: String,
-    pub evaluation: Evaluation,
+    pub(crate) family: String,
+    pub(crate) mode: String,
+    pub(crate) evaluation: Evaluation,
     /// HNSW recall@10 against exact search (HNSW runs only).
-    pub ann_recall_at_10: Option<f64>,
+    pub(crate) ann_recall_at_10: Option<f64>,
     /// Per-query search latency percentiles in milliseconds (HNSW runs only).
-    pub query_ms_p50: Option<f64>,
-    pub query_ms_p95: Option<f64>,
+    pub(crate) query_ms_p50: Option<f64>,
+    pub(crate) query_ms_p95: Option<f64>,
     #[serde(skip)]
     pub rankings: Vec<Ranking>,
 }
@@ -169,25 +169,25 @@ pub struct TargetRun {
 /// Settings of a labelled evaluation.
 #[derive(Debug, Clone)]
 pub struct LabelledConfig {
-    pub targets: Vec<Target>,
-    pub metrics: EvalConfig,
+    pub(crate) targets: Vec<Target>,
+    pub(crate) metrics: EvalConfig,
     /// The first `hnsw_depth` results of an HNSW ranking come from the graph; the rest follow
     /// in exact order, so only the head reflects the approximation.
-    pub hnsw_depth: usize,
+    pub(crate) hnsw_depth: usize,
     /// Also run through HNSW (besides exact search).
-    pub hnsw: bool,
+    pub(crate) hnsw: bool,
     /// Queries are copies of the labelled images with these distortions applied in order (their
     /// clean original held out of their ranking and expansion, as a clean query's own image is);
     /// none: the clean images.
-    pub query_distortion: Vec<Distortion>,
-    pub seed: u64,
+    pub(crate) query_distortion: Vec<Distortion>,
+    pub(crate) seed: u64,
     /// Query expansion applied after the first search (exact and HNSW alike).
-    pub qe: QueryExpansion,
+    pub(crate) qe: QueryExpansion,
     /// The head's candidate nearest to the query goes first, as `query` ranks.
-    pub nearest_first: bool,
+    pub(crate) nearest_first: bool,
     /// Graph settings; with `dba > 0` both exact and HNSW rows rank in the augmented space,
     /// as `lookalike query` does.
-    pub ann: AnnParams,
+    pub(crate) ann: AnnParams,
 }
 
 impl LabelledConfig {
@@ -210,7 +210,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 /// Extracts per-family vectors of a copy of an image file with `chain` applied in order.
-pub fn distorted_vectors(
+pub(crate) fn distorted_vectors(
     path: &std::path::Path,
     chain: &[Distortion],
     seed: u64,
@@ -226,7 +226,7 @@ pub fn distorted_vectors(
 }
 
 /// Per-family vectors of an in-memory image, in registry order.
-pub fn vectors_of_image(img: &RgbImage, registry: &Registry) -> Vec<Vec<f32>> {
+pub(crate) fn vectors_of_image(img: &RgbImage, registry: &Registry) -> Vec<Vec<f32>> {
     let working = resize_to_fit(img, registry.working_size());
     registry
         .extract_all(&FeatureInput::new(working))
@@ -484,33 +484,33 @@ impl Space for EvalSpace<'_> {
 /// Settings of a distortion benchmark on an unlabelled folder.
 #[derive(Debug, Clone)]
 pub struct DistortConfig {
-    pub targets: Vec<Target>,
-    pub suite: Vec<Distortion>,
+    pub(crate) targets: Vec<Target>,
+    pub(crate) suite: Vec<Distortion>,
     /// How many images to distort (a deterministic sample).
-    pub sample: usize,
-    pub seed: u64,
-    pub hnsw: bool,
+    pub(crate) sample: usize,
+    pub(crate) seed: u64,
+    pub(crate) hnsw: bool,
     /// Graph settings, as in [`LabelledConfig::ann`].
-    pub ann: AnnParams,
+    pub(crate) ann: AnnParams,
     /// Query expansion, as `query` applies it (the distorted copy is not in the index).
-    pub qe: QueryExpansion,
+    pub(crate) qe: QueryExpansion,
     /// The head's candidate nearest to the query goes first, as `query` ranks.
-    pub nearest_first: bool,
+    pub(crate) nearest_first: bool,
 }
 
 /// Where distorted copies of one distortion found their originals, for one target and mode.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct DistortionResult {
-    pub distortion: String,
-    pub kind: String,
-    pub strength: f64,
-    pub family: String,
-    pub mode: String,
-    pub queries: usize,
-    pub recall_at_1: f64,
-    pub recall_at_10: f64,
+    pub(crate) distortion: String,
+    pub(crate) kind: String,
+    pub(crate) strength: f64,
+    pub(crate) family: String,
+    pub(crate) mode: String,
+    pub(crate) queries: usize,
+    pub(crate) recall_at_1: f64,
+    pub(crate) recall_at_10: f64,
     /// Mean reciprocal rank of the original (= mAP with one relevant item).
-    pub map: f64,
+    pub(crate) map: f64,
 }
 
 /// Queries distorted copies of sampled indexed images against the clean index, each ranked by

@@ -24,16 +24,6 @@ impl TextTable {
         self
     }
 
-    /// Number of data rows.
-    pub fn len(&self) -> usize {
-        self.rows.len()
-    }
-
-    /// True when there are no data rows.
-    pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
-    }
-
     /// Renders the table: header, a rule of dashes, rows. Columns are separated by two spaces;
     /// a column whose cells all look numeric is right-aligned. Widths count characters.
     pub fn render(&self) -> String {
@@ -97,7 +87,7 @@ fn looks_numeric(s: &str) -> bool {
 }
 
 /// Formats a metric in [0, 1] (or a score such as N-S) with 4 decimals.
-pub fn fmt_metric(v: f64) -> String {
+pub(crate) fn fmt_metric(v: f64) -> String {
     format!("{v:.4}")
 }
 

@@ -14,15 +14,15 @@ use multiversion::multiversion;
 
 /// Parameters of the colour histogram.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ColorHistogram {
+pub(crate) struct ColorHistogram {
     /// Hue, saturation, value bins of the global histogram.
-    pub global_bins: [usize; 3],
+    pub(crate) global_bins: [usize; 3],
     /// Hue, saturation, value bins of each grid cell.
-    pub cell_bins: [usize; 3],
+    pub(crate) cell_bins: [usize; 3],
     /// Grid is `grid` x `grid` cells.
-    pub grid: usize,
+    pub(crate) grid: usize,
     /// Power applied to each normalised block (0.5: Hellinger).
-    pub exponent: f32,
+    pub(crate) exponent: f32,
 }
 
 impl Default for ColorHistogram {
@@ -42,7 +42,7 @@ impl Default for ColorHistogram {
 /// RGB (0..=255) to HSV with hue in [0, 1) turns, saturation and value in [0, 1]
 /// ([`rgb_to_hsv_sixths`] on channels scaled to [0, 1]).
 #[inline]
-pub fn rgb_to_hsv(r: u8, g: u8, b: u8) -> [f32; 3] {
+pub(crate) fn rgb_to_hsv(r: u8, g: u8, b: u8) -> [f32; 3] {
     let [sixths, s, v] = rgb_to_hsv_sixths(
         f32::from(r) / 255.0,
         f32::from(g) / 255.0,

@@ -19,15 +19,15 @@ use super::{Extractor, FeatureInput, l2_normalize};
 
 /// Parameters of the filter bank.
 #[derive(Debug, Clone, PartialEq)]
-pub struct FilterBank {
+pub(crate) struct FilterBank {
     /// Side of the square the luminance is resized to (a power of two).
-    pub size: usize,
+    pub(crate) size: usize,
     /// Number of scales (centre frequencies halve from 0.25 cycles/pixel).
-    pub scales: usize,
+    pub(crate) scales: usize,
     /// Number of orientations over 180 degrees.
-    pub orientations: usize,
+    pub(crate) orientations: usize,
     /// Pooling grid is `grid` x `grid`.
-    pub grid: usize,
+    pub(crate) grid: usize,
 }
 
 impl Default for FilterBank {
@@ -118,7 +118,7 @@ fn transpose(data: &mut [Complex32], n: usize) {
 }
 
 /// Bilinear resampling of a plane to `n` x `n` (area-averaged first when shrinking a lot).
-pub fn resample_square(plane: &Array2<f32>, n: usize) -> Array2<f32> {
+pub(crate) fn resample_square(plane: &Array2<f32>, n: usize) -> Array2<f32> {
     let (h, w) = plane.dim();
     let mut src = plane.clone();
     // Box-filter by 2 until within a factor of 2 of the target, to avoid aliasing.
@@ -226,7 +226,7 @@ fn default_bank() -> &'static Bank {
 
 impl FilterBank {
     /// Filter-bank energies of a luminance plane, pooled on the grid, power- and L2-normalised.
-    pub fn describe(&self, luma: &Array2<f32>) -> Vec<f32> {
+    pub(crate) fn describe(&self, luma: &Array2<f32>) -> Vec<f32> {
         let owned;
         let bank = if *self == FilterBank::default() {
             default_bank()

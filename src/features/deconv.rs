@@ -13,7 +13,7 @@
 //!   micro-patterns LBP counts (BENCHMARKS.md, "Blurred queries against a sharp index").
 //! - a blur signature (Gaussian-equivalent sigma, motion length, and the motion direction as a
 //!   doubled-angle unit vector), appended at a small scale: it describes the photo's condition,
-//!   and tells [`crate::features::Fusion::query_view`] that an example is blurred.
+//!   and tells the fusion's query view that an example is blurred.
 
 use std::ops::Range;
 
@@ -30,15 +30,15 @@ use crate::restore::{BlurEstimate, BlurKind, restore_for_features};
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeconvFeatures {
     /// The filter bank run on the restored plane (its `size` is also the restoration size).
-    pub bank: FilterBank,
+    pub(crate) bank: FilterBank,
     /// The texture descriptor run on the blur-canonical plane.
-    pub texture: LocalBinaryPatterns,
+    pub(crate) texture: LocalBinaryPatterns,
     /// Gaussian sigma, in working pixels, every plane is blurred up to for the texture.
-    pub canonical_sigma: f32,
+    pub(crate) canonical_sigma: f32,
     /// Share of the family's squared length that the texture part takes (the bank has the rest).
-    pub texture_share: f32,
+    pub(crate) texture_share: f32,
     /// Scale of the blur signature relative to the unit-length bank and texture parts.
-    pub signature_scale: f32,
+    pub(crate) signature_scale: f32,
 }
 
 impl Default for DeconvFeatures {
@@ -57,10 +57,10 @@ impl Default for DeconvFeatures {
 }
 
 /// Number of blur-signature values appended.
-pub const SIGNATURE_LEN: usize = 4;
+pub(crate) const SIGNATURE_LEN: usize = 4;
 
 /// Blur signature: `[sigma / 4, motion length / 20, cos 2θ, sin 2θ]` (direction zero when not motion).
-pub fn blur_signature(est: &BlurEstimate) -> [f32; SIGNATURE_LEN] {
+pub(crate) fn blur_signature(est: &BlurEstimate) -> [f32; SIGNATURE_LEN] {
     let (c, s) = if est.kind == BlurKind::Motion {
         let t = (2.0 * est.angle_deg).to_radians();
         (t.cos(), t.sin())
@@ -82,7 +82,8 @@ pub fn blur_signature(est: &BlurEstimate) -> [f32; SIGNATURE_LEN] {
 
 impl DeconvFeatures {
     /// The family vector of a luminance plane and its blur estimate.
-    pub fn describe(&self, luma: &Array2<f32>) -> (Vec<f32>, BlurEstimate) {
+    #[cfg(test)]
+    pub(crate) fn describe(&self, luma: &Array2<f32>) -> (Vec<f32>, BlurEstimate) {
         let (restored, est) = restore_for_features(luma);
         let bank = if est.is_blurred() {
             self.bank
@@ -118,14 +119,14 @@ impl DeconvFeatures {
     }
 
     /// Where the texture part lies in the family vector.
-    pub fn texture_range(&self) -> Range<usize> {
+    pub(crate) fn texture_range(&self) -> Range<usize> {
         let start = self.bank.dim();
         start..start + self.texture.dim()
     }
 
     /// The Gaussian-equivalent blur sigma a family vector records, read from a copy scaled by
     /// any factor (as fusion scales it); `None` when the bank part is zero.
-    pub fn sigma_of(&self, v: &[f32]) -> Option<f32> {
+    pub(crate) fn sigma_of(&self, v: &[f32]) -> Option<f32> {
         if v.len() != self.dim() {
             return None;
         }
@@ -142,7 +143,7 @@ impl DeconvFeatures {
     }
 
     /// True when a family vector records a blur (the estimate's own threshold).
-    pub fn records_blur(&self, v: &[f32]) -> bool {
+    pub(crate) fn records_blur(&self, v: &[f32]) -> bool {
         self.sigma_of(v).is_some_and(|s| s >= SHARP_SIGMA)
     }
 }

@@ -14,7 +14,7 @@
 //! photo of the same scene (a step to the side, a moment later) does not: it confirms them.
 //! A horizontal flip negates the coefficients of odd horizontal frequency, a vertical flip
 //! those of odd vertical frequency and a transpose swaps the two frequencies, so comparing
-//! with each of the eight poses of the other image costs one pass ([`compare_windows`]).
+//! with each of the eight poses of the other image costs one pass (`compare_windows`).
 
 use ndarray::Array2;
 
@@ -28,14 +28,14 @@ const LAYOUT: usize = 8;
 /// layout block.
 const FREQS: usize = 12;
 /// Coefficients of one window: the whole block without DC, in the order `v * FREQS + u - 1`.
-pub const DIM: usize = FREQS * FREQS - 1;
+pub(crate) const DIM: usize = FREQS * FREQS - 1;
 /// Windows described: the whole picture, then its centre and four corners at `WINDOW` of each
 /// side, so that a copy cropped by up to about 15% matches one of its original's windows.
-pub const WINDOWS: usize = 6;
+pub(crate) const WINDOWS: usize = 6;
 /// Side of the centre and corner windows, as a fraction of the picture's.
 const WINDOW: f32 = 0.86;
 /// Length of a signature.
-pub const LEN: usize = WINDOWS * DIM;
+pub(crate) const LEN: usize = WINDOWS * DIM;
 /// Bandwidth (luma units) of the smoothed histogram that turns values into ranks.
 const RANK_BANDWIDTH: f32 = 0.03;
 
@@ -73,12 +73,12 @@ impl CopyTest {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Match {
     pub layout: f32,
-    pub detail: f32,
+    pub(crate) detail: f32,
 }
 
 impl Match {
     /// The comparison of an image without a usable signature (flat, or none stored).
-    pub const NONE: Match = Match {
+    pub(crate) const NONE: Match = Match {
         layout: 2.0,
         detail: 2.0,
     };
@@ -86,7 +86,7 @@ impl Match {
 
 /// The duplicate signature extractor (family `dup`).
 #[derive(Debug, Clone, Default)]
-pub struct DuplicateSignature;
+pub(crate) struct DuplicateSignature;
 
 impl Extractor for DuplicateSignature {
     fn family(&self) -> &'static str {
@@ -176,9 +176,9 @@ pub fn signature(luma: &Array2<f32>) -> Vec<f32> {
 }
 
 /// Length of one window's layout block: the 8 x 8 lowest frequencies without DC.
-pub const BLOCK: usize = LAYOUT * LAYOUT - 1;
+pub(crate) const BLOCK: usize = LAYOUT * LAYOUT - 1;
 /// Poses of the square: the identity, the flips and the quarter turns.
-pub const POSES: usize = 8;
+pub(crate) const POSES: usize = 8;
 
 /// The layout coefficients `(u, v)` in block order (row-major, DC left out).
 fn block_slots() -> impl Iterator<Item = (usize, usize)> {
@@ -189,7 +189,7 @@ fn block_slots() -> impl Iterator<Item = (usize, usize)> {
 
 /// Window `window`'s layout block (the coefficients [`compare`] measures layout on), or
 /// `None` when the signature is not one.
-pub fn layout_block(signature: &[f32], window: usize) -> Option<[f32; BLOCK]> {
+pub(crate) fn layout_block(signature: &[f32], window: usize) -> Option<[f32; BLOCK]> {
     if signature.len() != LEN || window >= WINDOWS {
         return None;
     }
@@ -204,7 +204,7 @@ pub fn layout_block(signature: &[f32], window: usize) -> Option<[f32; BLOCK]> {
 /// The block in each of the eight poses [`compare_windows`] tries: pose `p` transposes when
 /// `p & 4`, negates odd horizontal frequencies when `p & 1` and odd vertical ones when `p & 2`.
 /// The least distance from a block to the poses of another is their layout distance.
-pub fn block_poses(block: &[f32; BLOCK]) -> [[f32; BLOCK]; POSES] {
+pub(crate) fn block_poses(block: &[f32; BLOCK]) -> [[f32; BLOCK]; POSES] {
     let position = |u: usize, v: usize| v * LAYOUT + u - 1;
     let mut out = [[0.0; BLOCK]; POSES];
     for (p, posed) in out.iter_mut().enumerate() {
@@ -248,7 +248,7 @@ pub fn compare(a: &[f32], b: &[f32]) -> Match {
 
 /// Compares two windows in the eight poses of the second (flips and quarter turns) and keeps
 /// the pose with the least layout distance.
-pub fn compare_windows(a: &[f32], b: &[f32]) -> Match {
+pub(crate) fn compare_windows(a: &[f32], b: &[f32]) -> Match {
     if a.len() != DIM || b.len() != DIM {
         return Match::NONE;
     }

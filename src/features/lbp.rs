@@ -22,13 +22,13 @@ use super::{Extractor, FeatureInput};
 
 /// Parameters of the LBP descriptor.
 #[derive(Debug, Clone, PartialEq)]
-pub struct LocalBinaryPatterns {
+pub(crate) struct LocalBinaryPatterns {
     /// Radii in pixels of the working image.
-    pub radii: Vec<f32>,
+    pub(crate) radii: Vec<f32>,
     /// Spatial grid is `grid` x `grid` cells (besides the global histogram).
-    pub grid: usize,
+    pub(crate) grid: usize,
     /// Tolerance on grey differences, luma in [0, 1].
-    pub tolerance: f32,
+    pub(crate) tolerance: f32,
 }
 
 impl Default for LocalBinaryPatterns {
@@ -109,7 +109,7 @@ impl Extractor for LocalBinaryPatterns {
 
 impl LocalBinaryPatterns {
     /// The descriptor of a luminance plane.
-    pub fn describe(&self, img: &Array2<f32>) -> Vec<f32> {
+    pub(crate) fn describe(&self, img: &Array2<f32>) -> Vec<f32> {
         describe_plane(self, img)
     }
 }

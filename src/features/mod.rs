@@ -1,12 +1,12 @@
 //! Feature families: pure functions from a working image to an `f32` vector, each versioned,
 //! plus the fusion of per-family vectors into the one vector the ANN index searches.
 
-pub mod color;
-pub mod conv;
+pub(crate) mod color;
+pub(crate) mod conv;
 pub mod deconv;
 pub mod dup;
-pub mod lbp;
-pub mod orient;
+pub(crate) mod lbp;
+pub(crate) mod orient;
 
 use std::ops::Range;
 
@@ -19,15 +19,15 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeatureRow {
     pub family: String,
-    pub version: u32,
-    pub params: String,
+    pub(crate) version: u32,
+    pub(crate) params: String,
     pub vector: Vec<f32>,
 }
 
 /// What every extractor receives: the working image and its luminance, computed once.
 #[derive(Debug, Clone)]
 pub struct FeatureInput {
-    pub rgb: RgbImage,
+    pub(crate) rgb: RgbImage,
     /// Rec. 601 luma in [0, 1], rows x cols.
     pub luma: Array2<f32>,
     /// Filter-bank energies of `luma`, kept for the next family that runs the same bank
@@ -46,7 +46,7 @@ impl FeatureInput {
     }
 
     /// `bank.describe(&self.luma)`, computed once per input for the first bank asked.
-    pub fn bank_energies(&self, bank: &conv::FilterBank) -> Vec<f32> {
+    pub(crate) fn bank_energies(&self, bank: &conv::FilterBank) -> Vec<f32> {
         let (cached_bank, energies) = self
             .bank_energies
             .get_or_init(|| (bank.clone(), bank.describe(&self.luma)));
@@ -100,7 +100,7 @@ pub trait Extractor: Send + Sync {
 }
 
 /// Working side of the full profile, and of every index made before profiles existed.
-pub const FULL_WORKING_SIZE: u32 = 256;
+pub(crate) const FULL_WORKING_SIZE: u32 = 256;
 
 /// What an index computes per image: a collection records one and every image of it is
 /// described the same way, so switching re-extracts the whole collection.
@@ -117,10 +117,10 @@ pub enum Profile {
 
 impl Profile {
     /// Every profile, the default first.
-    pub const ALL: [Profile; 2] = [Profile::Full, Profile::Fast];
+    pub(crate) const ALL: [Profile; 2] = [Profile::Full, Profile::Fast];
 
     /// The name recorded in the collection and accepted by `--profile`.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Profile::Full => "full",
             Profile::Fast => "fast",
@@ -128,7 +128,7 @@ impl Profile {
     }
 
     /// The profile recorded under `name`, if this version knows it.
-    pub fn from_name(name: &str) -> Option<Profile> {
+    pub(crate) fn from_name(name: &str) -> Option<Profile> {
         Profile::ALL.into_iter().find(|p| p.name() == name)
     }
 
@@ -145,7 +145,7 @@ impl Profile {
     }
 
     /// The working image fits in a square of this side.
-    pub fn working_size(self) -> u32 {
+    pub(crate) fn working_size(self) -> u32 {
         match self {
             Profile::Full => FULL_WORKING_SIZE,
             Profile::Fast => 96,
@@ -177,7 +177,7 @@ impl Default for Registry {
 
 impl Registry {
     /// The families and working side of `profile`.
-    pub fn for_profile(profile: Profile) -> Self {
+    pub(crate) fn for_profile(profile: Profile) -> Self {
         let extractors: Vec<Box<dyn Extractor>> = match profile {
             Profile::Full => vec![
                 Box::new(color::ColorHistogram::default()),
@@ -211,7 +211,7 @@ impl Registry {
     }
 
     /// Side of the square the working image fits in.
-    pub fn working_size(&self) -> u32 {
+    pub(crate) fn working_size(&self) -> u32 {
         self.working_size
     }
 
@@ -227,7 +227,7 @@ impl Registry {
     }
 
     /// `(family, version, params)` of each family, as stored with every row.
-    pub fn signatures(&self) -> Vec<(String, u32, String)> {
+    pub(crate) fn signatures(&self) -> Vec<(String, u32, String)> {
         self.extractors
             .iter()
             .map(|e| {
@@ -255,7 +255,7 @@ impl Registry {
 }
 
 /// Vector length of a family of the default registry (0 for an unknown name).
-pub fn family_dim(family: &str) -> usize {
+pub(crate) fn family_dim(family: &str) -> usize {
     static DIMS: std::sync::OnceLock<Vec<(&'static str, usize)>> = std::sync::OnceLock::new();
     DIMS.get_or_init(|| {
         Registry::default()
@@ -270,7 +270,7 @@ pub fn family_dim(family: &str) -> usize {
 }
 
 /// Scales a vector to unit L2 norm (a zero vector stays zero).
-pub fn l2_normalize(v: &mut [f32]) {
+pub(crate) fn l2_normalize(v: &mut [f32]) {
     let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     if n > 1e-12 {
         v.iter_mut().for_each(|x| *x /= n);
@@ -278,14 +278,14 @@ pub fn l2_normalize(v: &mut [f32]) {
 }
 
 /// Largest weight `--weights` accepts (weights are relative; larger ones only risk overflow).
-pub const MAX_WEIGHT: f32 = 1000.0;
+pub(crate) const MAX_WEIGHT: f32 = 1000.0;
 
 /// How per-family vectors are combined: each is L2-normalised, then scaled by sqrt(weight),
 /// so the squared distance between fused vectors is the weighted sum of per-family ones.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Fusion {
     /// `(family, weight)`, in the order the vectors are concatenated.
-    pub weights: Vec<(String, f32)>,
+    pub(crate) weights: Vec<(String, f32)>,
 }
 
 impl Default for Fusion {
@@ -376,7 +376,7 @@ impl Fusion {
     }
 
     /// A stable text form, recorded with the HNSW dump.
-    pub fn fingerprint(&self) -> String {
+    pub(crate) fn fingerprint(&self) -> String {
         self.weights
             .iter()
             .map(|(f, w)| format!("{f}={w}"))
@@ -428,7 +428,7 @@ impl Fusion {
     /// (`sqrt(weight)`), so a zero block adds the same amount to every squared distance and
     /// the ranking follows the other blocks. Scaling the texture block by `s` multiplies its
     /// part of the cross term `-2 q.x` by `s`, i.e. its weight in the ranking.
-    pub fn query_view(&self, fused: &[f32]) -> Vec<f32> {
+    pub(crate) fn query_view(&self, fused: &[f32]) -> Vec<f32> {
         let mut out = fused.to_vec();
         if let Some((lbp, texture, scale)) = self.blurred_example(fused) {
             out[lbp].fill(0.0);
@@ -441,7 +441,7 @@ impl Fusion {
     /// [`query_view`](Self::query_view) ranks by: plain L2 for a sharp example; for a blurred
     /// one, LBP left out and the texture's squared differences weighted by the same factor.
     /// It orders indexed vectors as the view does, and is zero for an identical vector.
-    pub fn example_distance(&self, example: &[f32], indexed: &[f32]) -> f32 {
+    pub(crate) fn example_distance(&self, example: &[f32], indexed: &[f32]) -> f32 {
         let sq = |r: Range<usize>| crate::vector::squared_l2(&example[r.clone()], &indexed[r]);
         let n = example.len().min(indexed.len());
         let all = sq(0..n);

@@ -22,17 +22,17 @@ use super::{Extractor, FeatureInput};
 
 /// Parameters of the orientation histograms.
 #[derive(Debug, Clone, PartialEq)]
-pub struct OrientationHistograms {
+pub(crate) struct OrientationHistograms {
     /// Octaves: 1 is the working image only, each further one halves it.
-    pub scales: usize,
+    pub(crate) scales: usize,
     /// Unsigned orientation bins over 0..pi.
-    pub bins: usize,
+    pub(crate) bins: usize,
     /// Spatial grid is `grid` x `grid` cells (besides the global histogram).
-    pub grid: usize,
+    pub(crate) grid: usize,
     /// Central-difference magnitude (channels in [0, 1] units) below which a pixel is flat.
-    pub flat_threshold: f32,
+    pub(crate) flat_threshold: f32,
     /// Also describe the two opponent-colour planes.
-    pub opponent_colour: bool,
+    pub(crate) opponent_colour: bool,
 }
 
 impl Default for OrientationHistograms {

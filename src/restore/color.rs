@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use image::{DynamicImage, GrayImage, RgbImage};
+#[cfg(test)]
 use rayon::prelude::*;
 
 use super::Plane;
@@ -46,7 +47,8 @@ impl Planes {
     }
 
     /// Applies `f` to every channel (in parallel for colour).
-    pub fn map(&self, f: impl Fn(&Plane) -> Plane + Sync) -> Planes {
+    #[cfg(test)]
+    pub(crate) fn map(&self, f: impl Fn(&Plane) -> Plane + Sync) -> Planes {
         match self {
             Planes::Grey(p) => Planes::Grey(f(p)),
             Planes::Rgb(p) => {
@@ -78,7 +80,7 @@ impl Planes {
     }
 
     /// Luminance plane (Rec. 601 weights, as `image`'s grey conversion) or the grey plane.
-    pub fn luma(&self) -> Plane {
+    pub(crate) fn luma(&self) -> Plane {
         match self {
             Planes::Grey(p) => p.clone(),
             Planes::Rgb([r, g, b]) => {
@@ -121,14 +123,14 @@ pub fn gray_to_plane(img: &GrayImage) -> Plane {
 }
 
 /// Plane to an 8-bit grey image (rounded, clamped).
-pub fn plane_to_gray(p: &Plane) -> GrayImage {
+pub(crate) fn plane_to_gray(p: &Plane) -> GrayImage {
     let (h, w) = p.dim();
     let raw = p.iter().map(|&v| to_u8(v)).collect();
     GrayImage::from_raw(w as u32, h as u32, raw).expect("buffer matches dimensions")
 }
 
 /// RGB image to three planes in `[0, 1]`.
-pub fn rgb_to_planes(img: &RgbImage) -> [Plane; 3] {
+pub(crate) fn rgb_to_planes(img: &RgbImage) -> [Plane; 3] {
     let (w, h) = img.dimensions();
     let (w, h) = (w as usize, h as usize);
     let raw = img.as_raw();
@@ -138,7 +140,7 @@ pub fn rgb_to_planes(img: &RgbImage) -> [Plane; 3] {
 }
 
 /// Three planes to an RGB image (rounded, clamped).
-pub fn planes_to_rgb(p: &[Plane; 3]) -> RgbImage {
+pub(crate) fn planes_to_rgb(p: &[Plane; 3]) -> RgbImage {
     let (h, w) = p[0].dim();
     let mut raw = Vec::with_capacity(h * w * 3);
     for r in 0..h {
@@ -152,7 +154,8 @@ pub fn planes_to_rgb(p: &[Plane; 3]) -> RgbImage {
 }
 
 /// Runs a plane operation on each channel of an RGB image.
-pub fn map_rgb(img: &RgbImage, f: impl Fn(&Plane) -> Plane + Sync) -> RgbImage {
+#[cfg(test)]
+pub(crate) fn map_rgb(img: &RgbImage, f: impl Fn(&Plane) -> Plane + Sync) -> RgbImage {
     match Planes::Rgb(rgb_to_planes(img)).map(f) {
         Planes::Rgb(p) => planes_to_rgb(&p),
         Planes::Grey(_) => unreachable!("map keeps the channel count"),

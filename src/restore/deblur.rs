@@ -62,21 +62,21 @@ pub struct Deblurred {
     /// The PSF used, as a spec (`none` when an estimate found no blur).
     pub psf_text: String,
     /// The blind estimate, when the PSF was estimated.
-    pub estimate: Option<BlurEstimate>,
+    pub(crate) estimate: Option<BlurEstimate>,
     /// What was done to each channel (one for grey, red, green and blue for colour).
-    pub channels: Vec<ChannelReport>,
+    pub(crate) channels: Vec<ChannelReport>,
 }
 
 /// How one channel was restored.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct ChannelReport {
+pub(crate) struct ChannelReport {
     /// Noise standard deviation measured on this channel (data range 1).
-    pub noise_sigma: f32,
+    pub(crate) noise_sigma: f32,
     /// Iterations run: Richardson-Lucy updates or hyper-Laplacian continuation steps; `None`
     /// for Wiener (a closed form) and for an image left unchanged.
-    pub iterations: Option<usize>,
+    pub(crate) iterations: Option<usize>,
     /// True when Richardson-Lucy's noise rule stopped before the iteration cap.
-    pub stopped_early: bool,
+    pub(crate) stopped_early: bool,
 }
 
 impl ChannelReport {
@@ -107,7 +107,7 @@ impl Deblurred {
 
 impl DeblurConfig {
     /// An error naming the setting that is out of range.
-    pub fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         if !(0.0..=1.0).contains(&self.strength) {
             return Err(Error::InvalidInput(format!(
                 "--strength {} is out of range: use a value between 0 and 1",
@@ -206,7 +206,7 @@ fn restore_plane(
 }
 
 /// `input + strength * (restored - input)`; `restored` itself at strength 1 or more.
-pub fn blend(input: &Plane, restored: Plane, strength: f32) -> Plane {
+pub(crate) fn blend(input: &Plane, restored: Plane, strength: f32) -> Plane {
     if strength >= 1.0 {
         return restored;
     }

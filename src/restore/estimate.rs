@@ -61,12 +61,12 @@ pub struct BlurEstimate {
     /// Motion angle in degrees anticlockwise from +x, in [0, 180) (when `Motion`, else 0).
     pub angle_deg: f32,
     /// Estimated noise standard deviation (data range 1).
-    pub noise_sigma: f32,
+    pub(crate) noise_sigma: f32,
 }
 
 impl BlurEstimate {
     /// The PSF specification, or `None` when no blur was found.
-    pub fn to_spec(&self) -> Option<PsfSpec> {
+    pub(crate) fn to_spec(self) -> Option<PsfSpec> {
         let r2 = |v: f32| (v * 100.0).round() / 100.0;
         match self.kind {
             BlurKind::None => None,
@@ -94,7 +94,7 @@ impl BlurEstimate {
     }
 
     /// True when some blur was found.
-    pub fn is_blurred(&self) -> bool {
+    pub(crate) fn is_blurred(&self) -> bool {
         self.kind != BlurKind::None
     }
 }
@@ -105,7 +105,7 @@ const NA: usize = 24;
 const MAX_NEWTON_STEPS: usize = 12;
 const NR: usize = 32;
 /// Gaussian sigma below which an image counts as sharp.
-pub const SHARP_SIGMA: f32 = 0.6;
+pub(crate) const SHARP_SIGMA: f32 = 0.6;
 /// Largest side analysed (central crop); larger images cost more without adding accuracy.
 const MAX_SIDE: usize = 512;
 

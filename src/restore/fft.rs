@@ -20,28 +20,24 @@ use rustfft::{Fft, FftPlanner};
 
 use super::Plane;
 use super::psf::Psf;
+#[cfg(test)]
 use crate::imageops::mirror_index;
 
 /// A 2-D spectrum of a real `rows x cols` image (transposed half-plane layout).
 #[derive(Debug, Clone)]
-pub struct Spectrum {
+pub(crate) struct Spectrum {
     /// Image rows.
-    pub rows: usize,
+    pub(crate) rows: usize,
     /// Image columns.
-    pub cols: usize,
+    pub(crate) cols: usize,
     /// `(cols/2 + 1) * rows` values; frequency (r, c) is at `c * rows + r`.
-    pub data: Vec<Complex32>,
+    pub(crate) data: Vec<Complex32>,
 }
 
-impl Spectrum {
-    /// Signed frequencies in cycles per pixel `(fy, fx)` of storage index `i`.
-    pub fn freq(&self, i: usize) -> (f32, f32) {
-        freq_of(i, self.rows, self.cols)
-    }
-}
+impl Spectrum {}
 
 /// Signed frequencies `(fy, fx)` in cycles/pixel of transposed-spectrum index `i`.
-pub fn freq_of(i: usize, rows: usize, cols: usize) -> (f32, f32) {
+pub(crate) fn freq_of(i: usize, rows: usize, cols: usize) -> (f32, f32) {
     let c = i / rows;
     let r = i % rows;
     let fy = if r <= rows / 2 {
@@ -53,7 +49,7 @@ pub fn freq_of(i: usize, rows: usize, cols: usize) -> (f32, f32) {
 }
 
 /// Planned 2-D real FFT of a fixed size.
-pub struct Fft2 {
+pub(crate) struct Fft2 {
     rows: usize,
     cols: usize,
     r2c: Arc<dyn RealToComplex<f32>>,
@@ -73,7 +69,7 @@ const ROW_CHUNK: usize = 16;
 
 impl Fft2 {
     /// The (cached) plan for `rows x cols`; `cols` should be even for best speed.
-    pub fn get(rows: usize, cols: usize) -> Arc<Fft2> {
+    pub(crate) fn get(rows: usize, cols: usize) -> Arc<Fft2> {
         let mut c = cache().lock().unwrap_or_else(|p| p.into_inner());
         c.entry((rows, cols))
             .or_insert_with(|| {
@@ -91,18 +87,8 @@ impl Fft2 {
             .clone()
     }
 
-    /// Image rows.
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-
-    /// Image columns.
-    pub fn cols(&self) -> usize {
-        self.cols
-    }
-
     /// Forward transform of a row-major `rows x cols` image.
-    pub fn forward(&self, input: &[f32]) -> Spectrum {
+    pub(crate) fn forward(&self, input: &[f32]) -> Spectrum {
         let mut out = Spectrum {
             rows: self.rows,
             cols: self.cols,
@@ -113,7 +99,7 @@ impl Fft2 {
     }
 
     /// Forward transform into an existing spectrum of the right size.
-    pub fn forward_into(&self, input: &[f32], out: &mut Spectrum) {
+    pub(crate) fn forward_into(&self, input: &[f32], out: &mut Spectrum) {
         let (h, w) = (self.rows, self.cols);
         let cc = w / 2 + 1;
         assert_eq!(input.len(), h * w);
@@ -141,7 +127,7 @@ impl Fft2 {
     }
 
     /// Inverse transform, normalised (so `inverse(forward(x)) == x`); consumes `spec` as work space.
-    pub fn inverse_into(&self, spec: &mut Spectrum, out: &mut [f32]) {
+    pub(crate) fn inverse_into(&self, spec: &mut Spectrum, out: &mut [f32]) {
         let (h, w) = (self.rows, self.cols);
         let cc = w / 2 + 1;
         assert_eq!(out.len(), h * w);
@@ -173,7 +159,8 @@ impl Fft2 {
     }
 
     /// Inverse transform returning a new buffer.
-    pub fn inverse(&self, mut spec: Spectrum) -> Vec<f32> {
+    #[cfg(test)]
+    pub(crate) fn inverse(&self, mut spec: Spectrum) -> Vec<f32> {
         let mut out = vec![0f32; self.rows * self.cols];
         self.inverse_into(&mut spec, &mut out);
         out
@@ -201,7 +188,7 @@ fn transpose<T: Copy + Send + Sync>(src: &[T], dst: &mut [T], rows: usize, cols:
 }
 
 /// Smallest even size `>= n` whose only prime factors are 2, 3, 5 and 7 (fast for rustfft).
-pub fn fast_size(n: usize) -> usize {
+pub(crate) fn fast_size(n: usize) -> usize {
     let mut m = n.max(2);
     loop {
         if m.is_multiple_of(2) {
@@ -221,23 +208,23 @@ pub fn fast_size(n: usize) -> usize {
 
 /// An image embedded in a larger periodic canvas; the image occupies `[0..h, 0..w]`.
 #[derive(Debug, Clone)]
-pub struct Padded {
+pub(crate) struct Padded {
     /// Row-major canvas `rows x cols`.
-    pub data: Vec<f32>,
+    pub(crate) data: Vec<f32>,
     /// Canvas rows (FFT-friendly).
-    pub rows: usize,
+    pub(crate) rows: usize,
     /// Canvas columns (FFT-friendly, even).
-    pub cols: usize,
+    pub(crate) cols: usize,
     /// Image rows.
-    pub h: usize,
+    pub(crate) h: usize,
     /// Image columns.
-    pub w: usize,
+    pub(crate) w: usize,
 }
 
 impl Padded {
     /// Pads `plane` with `pure` pixels of exact reflection each side and at least `fade` more
     /// pixels of cross-faded reflection, rounded up to FFT-friendly sizes.
-    pub fn new(plane: &Plane, pure: usize, fade: usize) -> Padded {
+    pub(crate) fn new(plane: &Plane, pure: usize, fade: usize) -> Padded {
         let (h, w) = plane.dim();
         let rows = fast_size(h + 2 * pure + fade);
         let cols = fast_size(w + 2 * pure + fade);
@@ -245,7 +232,7 @@ impl Padded {
     }
 
     /// Pads into an explicit canvas size (each at least the image size).
-    pub fn with_size(plane: &Plane, pure: usize, rows: usize, cols: usize) -> Padded {
+    pub(crate) fn with_size(plane: &Plane, pure: usize, rows: usize, cols: usize) -> Padded {
         let (h, w) = plane.dim();
         assert!(rows >= h && cols >= w && h > 0 && w > 0);
         let mut data = vec![0f32; rows * cols];
@@ -283,7 +270,7 @@ impl Padded {
     }
 
     /// The image part of a canvas-sized buffer.
-    pub fn crop(&self, buf: &[f32]) -> Plane {
+    pub(crate) fn crop(&self, buf: &[f32]) -> Plane {
         let mut out = Plane::zeros((self.h, self.w));
         for (r, mut row) in out.rows_mut().into_iter().enumerate() {
             let s = &buf[r * self.cols..r * self.cols + self.w];
@@ -323,7 +310,7 @@ fn extension_weights(n: usize, total: usize, pure: usize) -> Vec<(usize, usize, 
 }
 
 /// Spectrum of `psf` on a `rows x cols` canvas, kernel centre at the origin.
-pub fn psf_spectrum(psf: &Psf, rows: usize, cols: usize) -> Spectrum {
+pub(crate) fn psf_spectrum(psf: &Psf, rows: usize, cols: usize) -> Spectrum {
     let k = psf.kernel();
     let (kh, kw) = k.dim();
     let (ry, rx) = (kh / 2, kw / 2);
@@ -338,7 +325,7 @@ pub fn psf_spectrum(psf: &Psf, rows: usize, cols: usize) -> Spectrum {
 }
 
 /// Pointwise `a * b` (or `a * conj(b)`) into `a`.
-pub fn multiply(a: &mut Spectrum, b: &Spectrum, conj: bool) {
+pub(crate) fn multiply(a: &mut Spectrum, b: &Spectrum, conj: bool) {
     a.data
         .par_chunks_mut(4096)
         .zip(b.data.par_chunks(4096))
@@ -365,7 +352,8 @@ pub fn convolve(plane: &Plane, psf: &Psf) -> Plane {
 }
 
 /// Direct spatial convolution with symmetric boundaries (reference / small kernels).
-pub fn convolve_direct(plane: &Plane, psf: &Psf) -> Plane {
+#[cfg(test)]
+pub(crate) fn convolve_direct(plane: &Plane, psf: &Psf) -> Plane {
     let (h, w) = plane.dim();
     let k = psf.kernel();
     let (ry, rx) = psf.radius();

@@ -20,13 +20,13 @@ use super::wiener::{grad_response, pad_for};
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct HyperParams {
     /// Exponent of the gradient prior (natural images: 0.5-0.8; 1 = total variation).
-    pub alpha: f32,
+    pub(crate) alpha: f32,
     /// Noise standard deviation; estimated from the image when `None`.
-    pub noise_sigma: Option<f32>,
+    pub(crate) noise_sigma: Option<f32>,
     /// Data weight scale: `lambda = kappa / sigma^2` (larger = sharper, noisier).
-    pub kappa: f32,
+    pub(crate) kappa: f32,
     /// Number of beta steps (each multiplies beta by 2*sqrt 2 starting at 1).
-    pub beta_steps: usize,
+    pub(crate) beta_steps: usize,
 }
 
 impl Default for HyperParams {

@@ -17,7 +17,6 @@ pub mod wiener;
 /// A single-channel image, rows x cols, values nominally in `[0, 1]`.
 pub type Plane = ndarray::Array2<f32>;
 
-pub use color::Planes;
 pub use deblur::{DeblurConfig, Deblurred, Method, deblur};
 pub use estimate::{BlurEstimate, BlurKind, estimate_blur};
 pub use hyper::{HyperParams, hyper_laplacian};
@@ -48,7 +47,7 @@ pub(crate) mod test_util {
     use super::noise::add_gaussian_noise;
 
     /// A deterministic image with edges, gradients and texture.
-    pub fn textured(h: usize, w: usize) -> Plane {
+    pub(crate) fn textured(h: usize, w: usize) -> Plane {
         Plane::from_shape_fn((h, w), |(r, c)| {
             let (x, y) = (c as f32 / w as f32, r as f32 / h as f32);
             let mut v = 0.3 + 0.2 * (9.0 * x + 4.0 * y).sin() * (6.0 * y).cos();
@@ -67,7 +66,7 @@ pub(crate) mod test_util {
 
     /// A "dead leaves" image: random overlapping discs with power-law radii, whose spectrum
     /// falls off like natural photos' (about 1/f^2).
-    pub fn dead_leaves(h: usize, w: usize, seed: u64) -> Plane {
+    pub(crate) fn dead_leaves(h: usize, w: usize, seed: u64) -> Plane {
         let mut rng = super::noise::Rng::new(seed);
         let mut img = Plane::from_elem((h, w), 0.5);
         let (rmin, rmax) = (2.0f64, (h.min(w) as f64) / 4.0);
@@ -99,7 +98,7 @@ pub(crate) mod test_util {
     }
 
     /// `plane` plus seeded Gaussian noise.
-    pub fn noisy(plane: &Plane, sigma: f32, seed: u64) -> Plane {
+    pub(crate) fn noisy(plane: &Plane, sigma: f32, seed: u64) -> Plane {
         add_gaussian_noise(plane, sigma, seed)
     }
 }

@@ -9,7 +9,7 @@ use crate::rng::SplitMix64;
 /// to the finest Laplacian band. Blur removes this band's image content, so on blurred photos
 /// it is almost pure noise; the median ignores the edges that survive. Unlike a 2x2 Haar band,
 /// the responses span many 8-bit steps, so the median is not quantised.
-pub fn noise_sigma(plane: &Plane) -> f32 {
+pub(crate) fn noise_sigma(plane: &Plane) -> f32 {
     let (h, w) = plane.dim();
     if h < 3 || w < 3 {
         return 0.0;
@@ -70,14 +70,14 @@ mod tests {
 /// Deterministic pseudo-random generator ([`SplitMix64`]) with Gaussian samples (Box-Muller),
 /// so that `lookalike blur --seed N` and the tests are reproducible without extra crates.
 #[derive(Debug, Clone)]
-pub struct Rng {
+pub(crate) struct Rng {
     bits: SplitMix64,
     spare: Option<f64>,
 }
 
 impl Rng {
     /// A generator from a seed.
-    pub fn new(seed: u64) -> Rng {
+    pub(crate) fn new(seed: u64) -> Rng {
         Rng {
             bits: SplitMix64::new(seed ^ 0x9E37_79B9_7F4A_7C15),
             spare: None,
@@ -85,12 +85,12 @@ impl Rng {
     }
 
     /// Uniform in [0, 1).
-    pub fn uniform(&mut self) -> f64 {
+    pub(crate) fn uniform(&mut self) -> f64 {
         self.bits.uniform()
     }
 
     /// Standard normal sample.
-    pub fn normal(&mut self) -> f64 {
+    pub(crate) fn normal(&mut self) -> f64 {
         if let Some(v) = self.spare.take() {
             return v;
         }

@@ -10,7 +10,7 @@ use crate::{Error, Result};
 
 /// Largest Gaussian sigma, disk radius or motion length accepted (pixels); larger kernels are
 /// not blur a photo can be restored from and would only make FFTs huge.
-pub const MAX_EXTENT: f32 = 100.0;
+pub(crate) const MAX_EXTENT: f32 = 100.0;
 
 /// Largest PSF file read, in bytes (a kernel matrix is a few kilobytes).
 const MAX_PSF_FILE_SIZE: u64 = 16 << 20;
@@ -134,7 +134,7 @@ pub struct Psf {
 impl Psf {
     /// Validates and normalises a kernel. Even dimensions are padded with a zero row/column
     /// at the bottom/right so that the middle element is the centre.
-    pub fn new(kernel: Array2<f32>) -> Result<Psf> {
+    pub(crate) fn new(kernel: Array2<f32>) -> Result<Psf> {
         let (h, w) = kernel.dim();
         if h == 0 || w == 0 {
             return Err(Error::InvalidInput("PSF kernel is empty".into()));
@@ -274,7 +274,7 @@ impl Psf {
 
     /// Uniform line of `length` pixels at `angle_deg` degrees anticlockwise from +x (image rows
     /// grow downwards), rasterised by bilinear splatting of dense samples along the segment.
-    pub fn motion(length: f32, angle_deg: f32) -> Psf {
+    pub(crate) fn motion(length: f32, angle_deg: f32) -> Psf {
         if length <= 1.0 {
             return Psf::delta();
         }
@@ -302,7 +302,7 @@ impl Psf {
 
     /// True when the kernel equals its own left-right and up-down mirror images (to float
     /// rounding): Gaussians, disks, level and upright lines.
-    pub fn is_mirror_symmetric(&self) -> bool {
+    pub(crate) fn is_mirror_symmetric(&self) -> bool {
         let k = &self.kernel;
         let (h, w) = k.dim();
         let tol = 1e-6 * k.iter().fold(0.0f32, |m, &v| m.max(v));
@@ -324,25 +324,25 @@ impl Psf {
     }
 
     /// The identity kernel (no blur).
-    pub fn delta() -> Psf {
+    pub(crate) fn delta() -> Psf {
         Psf {
             kernel: Array2::from_elem((1, 1), 1.0),
         }
     }
 
     /// The kernel, odd-sized and summing to 1.
-    pub fn kernel(&self) -> &Array2<f32> {
+    pub(crate) fn kernel(&self) -> &Array2<f32> {
         &self.kernel
     }
 
     /// Half-size of the kernel: (rows, cols).
-    pub fn radius(&self) -> (usize, usize) {
+    pub(crate) fn radius(&self) -> (usize, usize) {
         let (h, w) = self.kernel.dim();
         (h / 2, w / 2)
     }
 
     /// The kernel as `(column, row)` factors when it is separable (rank one), as Gaussians are.
-    pub fn separable(&self) -> Option<(Vec<f32>, Vec<f32>)> {
+    pub(crate) fn separable(&self) -> Option<(Vec<f32>, Vec<f32>)> {
         let k = &self.kernel;
         let col: Vec<f64> = k
             .rows()

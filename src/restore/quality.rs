@@ -32,7 +32,7 @@ fn check_same(a: &Plane, b: &Plane) -> Result<()> {
 }
 
 /// Mean squared error.
-pub fn mse(a: &Plane, b: &Plane) -> Result<f64> {
+pub(crate) fn mse(a: &Plane, b: &Plane) -> Result<f64> {
     check_same(a, b)?;
     let s: f64 = a
         .iter()
@@ -183,9 +183,9 @@ pub fn ms_ssim(reference: &Plane, test: &Plane) -> Result<Option<f64>> {
 pub struct Scores {
     /// PSNR in dB (data range 1); infinite for identical images.
     pub psnr_db: f64,
-    pub ssim: f64,
+    pub(crate) ssim: f64,
     /// `None` below [`MS_SSIM_MIN_SIDE`] pixels on a side.
-    pub ms_ssim: Option<f64>,
+    pub(crate) ms_ssim: Option<f64>,
 }
 
 /// Scores over channels as scikit-image does with `channel_axis`: PSNR from the mean squared

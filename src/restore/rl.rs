@@ -48,9 +48,9 @@ impl Default for RlParams {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RlReport {
     /// Iterations performed.
-    pub iterations: usize,
+    pub(crate) iterations: usize,
     /// True when the discrepancy rule stopped the run before `iterations`.
-    pub stopped_early: bool,
+    pub(crate) stopped_early: bool,
 }
 
 enum Op {

@@ -21,21 +21,21 @@ use super::psf::Psf;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct WienerParams {
     /// Noise standard deviation (data range 1); estimated from the image when `None`.
-    pub noise_sigma: Option<f32>,
+    pub(crate) noise_sigma: Option<f32>,
     /// Constant noise-to-signal ratio (classic Wiener / scikit-image `balance`); when set, the
     /// power-law prior is not used.
-    pub nsr: Option<f32>,
+    pub(crate) nsr: Option<f32>,
     /// Multiplier on the regularisation (1 = the MMSE choice under the prior; larger = smoother).
-    pub regularization: f32,
+    pub(crate) regularization: f32,
     /// Pad with borders the blur model explains: for a kernel that is not mirror symmetric,
     /// the reflected canvas blurred by the kernel; `false` reflects the borders for every
     /// kernel, as the stored deconvolution features were computed.
-    pub model_border: bool,
+    pub(crate) model_border: bool,
 }
 
 /// Default regularisation multiplier: photos have heavier-tailed gradients than the Gaussian
 /// prior assumes, and 2-4 times the MMSE weight gave the best PSNR on test photos.
-pub const DEFAULT_REGULARIZATION: f32 = 3.0;
+pub(crate) const DEFAULT_REGULARIZATION: f32 = 3.0;
 
 impl Default for WienerParams {
     fn default() -> Self {

@@ -22,17 +22,17 @@ use crate::store::Store;
 
 /// How to serve.
 #[derive(Debug, Clone)]
-pub struct ServeConfig {
+pub(crate) struct ServeConfig {
     /// The address to listen on; loopback unless the user asks otherwise.
-    pub bind: IpAddr,
+    pub(crate) bind: IpAddr,
     /// 0 picks a free port.
-    pub port: u16,
+    pub(crate) port: u16,
     /// Folders holding `eval --report` outputs to list.
-    pub reports: Vec<PathBuf>,
+    pub(crate) reports: Vec<PathBuf>,
     /// Limits for decoding uploaded examples and making missing thumbnails.
-    pub decode: DecodeConfig,
+    pub(crate) decode: DecodeConfig,
     /// Largest upload accepted for a query by example, in bytes.
-    pub max_upload: usize,
+    pub(crate) max_upload: usize,
 }
 
 impl Default for ServeConfig {
@@ -48,7 +48,7 @@ impl Default for ServeConfig {
 }
 
 /// Uploads above this size are refused (413).
-pub const DEFAULT_MAX_UPLOAD: usize = 32 << 20;
+pub(crate) const DEFAULT_MAX_UPLOAD: usize = 32 << 20;
 
 /// Thumbnails made on request for images indexed before thumbnails were stored, kept in memory.
 const MADE_THUMBNAILS_KEPT: usize = 4096;
@@ -57,7 +57,7 @@ const MADE_THUMBNAILS_KEPT: usize = 4096;
 const IDLE_READERS_KEPT: usize = 8;
 
 /// A bound server, ready to run.
-pub struct Server {
+pub(crate) struct Server {
     listener: TcpListener,
     app: Arc<App>,
 }
@@ -88,7 +88,7 @@ pub(crate) struct App {
 
 impl Server {
     /// Binds the listening socket. The index must exist (made by `lookalike index`).
-    pub fn bind(collection: Collection, cfg: ServeConfig) -> Result<Server> {
+    pub(crate) fn bind(collection: Collection, cfg: ServeConfig) -> Result<Server> {
         if !collection.exists() {
             return Err(Error::NoIndex(collection.dir().to_path_buf()));
         }
@@ -132,20 +132,20 @@ impl Server {
     }
 
     /// The address actually bound (the port chosen when 0 was asked for).
-    pub fn local_addr(&self) -> SocketAddr {
+    pub(crate) fn local_addr(&self) -> SocketAddr {
         self.listener
             .local_addr()
             .expect("a bound socket has an address")
     }
 
     /// The start page's address.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         let addr = self.local_addr();
         format!("http://{}:{}/", host_form(addr.ip()), addr.port())
     }
 
     /// Serves until the process is stopped.
-    pub fn run(self) -> Result<()> {
+    pub(crate) fn run(self) -> Result<()> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .max_blocking_threads(32)

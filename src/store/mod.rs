@@ -16,7 +16,7 @@ mod write;
 
 /// Migrations in order; entry `i` moves the schema from version `i` to `i + 1`.
 /// Files in `migrations/` are never edited once landed: a change is a new file.
-pub const MIGRATIONS: &[(&str, &str)] = &[
+pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0001_initial.sql",
         include_str!("../../migrations/0001_initial.sql"),
@@ -48,44 +48,44 @@ pub struct CatalogEntry {
     pub id: i64,
     pub root_id: i64,
     pub rel_path: PathBuf,
-    pub stamp: FileStamp,
+    pub(crate) stamp: FileStamp,
     pub hash: [u8; 32],
     /// `(family, version, params)` of every stored feature row.
-    pub features: Vec<(String, u32, String)>,
+    pub(crate) features: Vec<(String, u32, String)>,
 }
 
 /// A file that could not be indexed, as recorded.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct FailureEntry {
-    pub root_id: i64,
+    pub(crate) root_id: i64,
     #[serde(flatten, serialize_with = "crate::path_repr::rel_path")]
-    pub rel_path: PathBuf,
+    pub(crate) rel_path: PathBuf,
     #[serde(skip)]
-    pub stamp: FileStamp,
-    pub reason: String,
+    pub(crate) stamp: FileStamp,
+    pub(crate) reason: String,
 }
 
 /// One recorded `index` run.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RunEntry {
-    pub id: i64,
-    pub started_at: i64,
+    pub(crate) id: i64,
+    pub(crate) started_at: i64,
     /// `None` while the run goes on, or when its process was killed.
-    pub finished_at: Option<i64>,
+    pub(crate) finished_at: Option<i64>,
     /// `complete`, `interrupted` or `error`; `None` as for `finished_at`.
-    pub outcome: Option<String>,
-    pub roots: Vec<String>,
+    pub(crate) outcome: Option<String>,
+    pub(crate) roots: Vec<String>,
     /// The run's counts as JSON, or the error message.
-    pub summary: Option<String>,
+    pub(crate) summary: Option<String>,
 }
 
 /// File identity as seen by the crawler: size, modification time and inode change time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileStamp {
-    pub size: u64,
-    pub mtime_ns: i64,
+pub(crate) struct FileStamp {
+    pub(crate) size: u64,
+    pub(crate) mtime_ns: i64,
     /// 0 when not recorded (rows written before schema 4).
-    pub ctime_ns: i64,
+    pub(crate) ctime_ns: i64,
 }
 
 /// How close to the moment a file is read its times must be for the stamp to be unsettled:
@@ -95,10 +95,10 @@ const SETTLE_WINDOW_NS: i64 = 2_000_000_000;
 impl FileStamp {
     /// Recorded in place of the modification time of an unsettled stamp: it matches no file,
     /// so the next run reads and hashes the file again.
-    pub const UNSETTLED_MTIME: i64 = i64::MIN;
+    pub(crate) const UNSETTLED_MTIME: i64 = i64::MIN;
 
     /// The stamp of a file's metadata.
-    pub fn of(meta: &std::fs::Metadata) -> FileStamp {
+    pub(crate) fn of(meta: &std::fs::Metadata) -> FileStamp {
         let ns = |t: std::io::Result<std::time::SystemTime>| {
             t.ok()
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
@@ -122,7 +122,7 @@ impl FileStamp {
     }
 
     /// True when a file now stamped `self` is unchanged since `recorded` was taken.
-    pub fn matches(&self, recorded: &FileStamp) -> bool {
+    pub(crate) fn matches(&self, recorded: &FileStamp) -> bool {
         self.size == recorded.size
             && self.mtime_ns == recorded.mtime_ns
             && (recorded.ctime_ns == 0 || self.ctime_ns == recorded.ctime_ns)
@@ -131,7 +131,7 @@ impl FileStamp {
     /// The stamp to record for bytes read at `read_at`: when either time lies within the
     /// file system's granularity of that moment, a later rewrite could keep the same stamp, so
     /// the modification time is replaced by [`Self::UNSETTLED_MTIME`].
-    pub fn settled(self, read_at: std::time::SystemTime) -> FileStamp {
+    pub(crate) fn settled(self, read_at: std::time::SystemTime) -> FileStamp {
         let now = read_at
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as i64)
@@ -151,14 +151,14 @@ impl FileStamp {
 /// Decoded-image facts kept with each row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageFacts {
-    pub format: String,
-    pub width: u32,
-    pub height: u32,
+    pub(crate) format: String,
+    pub(crate) width: u32,
+    pub(crate) height: u32,
 }
 
 /// One change to apply; the writer groups many into a transaction.
 #[derive(Debug, Clone)]
-pub enum WriteOp {
+pub(crate) enum WriteOp {
     /// A new or changed file with freshly extracted features.
     Upsert {
         root_id: i64,
@@ -201,48 +201,48 @@ pub enum WriteOp {
 
 /// What [`Store::settle_roots`] changed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct Settled {
+pub(crate) struct Settled {
     /// Images now recorded under another root (same file, same id).
-    pub rehomed: usize,
+    pub(crate) rehomed: usize,
     /// Images removed: second rows of one file, or no longer under any tracked root.
-    pub removed: usize,
+    pub(crate) removed: usize,
 }
 
 /// One indexed file as recorded: where, its stamp and its content hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordedFile {
-    pub id: i64,
-    pub path: PathBuf,
-    pub stamp: FileStamp,
-    pub hash: [u8; 32],
+pub(crate) struct RecordedFile {
+    pub(crate) id: i64,
+    pub(crate) path: PathBuf,
+    pub(crate) stamp: FileStamp,
+    pub(crate) hash: [u8; 32],
 }
 /// One indexed image with its file facts: where, stamp, hash, format and size in pixels.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageRecord {
-    pub id: i64,
+    pub(crate) id: i64,
     /// Absolute path (the folder joined with `rel_path`).
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// The tracked folder it was found under.
-    pub root: PathBuf,
-    pub rel_path: PathBuf,
-    pub stamp: FileStamp,
+    pub(crate) root: PathBuf,
+    pub(crate) rel_path: PathBuf,
+    pub(crate) stamp: FileStamp,
     /// blake3 of the file's bytes when indexed.
-    pub hash: [u8; 32],
-    pub format: String,
-    pub width: u32,
-    pub height: u32,
+    pub(crate) hash: [u8; 32],
+    pub(crate) format: String,
+    pub(crate) width: u32,
+    pub(crate) height: u32,
 }
 
 /// Counts for `lookalike status`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct StoreStats {
-    pub images: u64,
-    pub failures: u64,
-    pub roots: Vec<String>,
+    pub(crate) images: u64,
+    pub(crate) failures: u64,
+    pub(crate) roots: Vec<String>,
     /// `(family, version, params, count)`.
-    pub feature_versions: Vec<(String, u32, String, u64)>,
-    pub schema_version: i64,
-    pub data_version: u64,
+    pub(crate) feature_versions: Vec<(String, u32, String, u64)>,
+    pub(crate) schema_version: i64,
+    pub(crate) data_version: u64,
 }
 
 /// A SQLite connection holding a lookalike index.
@@ -256,15 +256,15 @@ pub struct Store {
 /// A stored vector that failed validation (wrong length, not finite): reads leave its image
 /// out rather than rank it or feed it to the graph.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct DamagedVector {
-    pub image_id: i64,
-    pub family: String,
-    pub reason: String,
+pub(crate) struct DamagedVector {
+    pub(crate) image_id: i64,
+    pub(crate) family: String,
+    pub(crate) reason: String,
 }
 
 impl DamagedVector {
     /// The damage as an error naming the image (`path`) and the family.
-    pub fn to_error(&self, path: &Path) -> Error {
+    pub(crate) fn to_error(&self, path: &Path) -> Error {
         Error::Corrupt {
             path: path.to_path_buf(),
             reason: format!("stored '{}' vector: {}", self.family, self.reason),
@@ -275,7 +275,7 @@ impl DamagedVector {
 /// Validates a stored vector: whole little-endian f32s, finite, and of the family's length
 /// when it was written by the family's current version (older versions may differ in
 /// length; fusion zero-fills those). Unknown families are checked for finiteness only.
-pub fn check_vector(
+pub(crate) fn check_vector(
     family: &str,
     version: u32,
     blob: &[u8],
@@ -347,19 +347,19 @@ fn blob_to_path(bytes: Vec<u8>) -> PathBuf {
 }
 
 /// Encodes a vector as little-endian f32 bytes.
-pub fn vector_to_blob(v: &[f32]) -> Vec<u8> {
+pub(crate) fn vector_to_blob(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
 /// The checksum stored beside a vector's bytes: the first 8 bytes of their blake3 hash.
-pub fn vector_checksum(blob: &[u8]) -> [u8; 8] {
+pub(crate) fn vector_checksum(blob: &[u8]) -> [u8; 8] {
     let mut out = [0u8; 8];
     out.copy_from_slice(&blake3::hash(blob).as_bytes()[..8]);
     out
 }
 
 /// Decodes little-endian f32 bytes.
-pub fn blob_to_vector(b: &[u8]) -> Vec<f32> {
+pub(crate) fn blob_to_vector(b: &[u8]) -> Vec<f32> {
     b.chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect()
@@ -374,7 +374,7 @@ fn now_unix() -> i64 {
 
 impl Store {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
-    pub fn open(path: &Path) -> Result<Store> {
+    pub(crate) fn open(path: &Path) -> Result<Store> {
         let conn = Connection::open(path).map_err(|e| db(path, e))?;
         let mut store = Store {
             conn,
@@ -436,7 +436,8 @@ impl Store {
     }
 
     /// An empty, migrated database in memory (tests).
-    pub fn open_in_memory() -> Result<Store> {
+    #[cfg(test)]
+    pub(crate) fn open_in_memory() -> Result<Store> {
         let path = PathBuf::from(":memory:");
         let conn = Connection::open_in_memory().map_err(|e| db(&path, e))?;
         let mut store = Store {
@@ -447,11 +448,6 @@ impl Store {
         store.configure()?;
         store.migrate()?;
         Ok(store)
-    }
-
-    /// The database file's path.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     fn configure(&self) -> Result<()> {
@@ -506,7 +502,7 @@ impl Store {
     }
 
     /// Records how run `id` ended.
-    pub fn finish_run(&mut self, id: i64, outcome: &str, summary: &str) -> Result<()> {
+    pub(crate) fn finish_run(&mut self, id: i64, outcome: &str, summary: &str) -> Result<()> {
         self.conn
             .execute(
                 "UPDATE index_runs SET finished_at = ?1, outcome = ?2, summary = ?3 WHERE id = ?4",
@@ -539,7 +535,7 @@ impl Store {
     }
 
     /// The id of an indexed root folder, adding it if new.
-    pub fn root_id(&mut self, root: &Path) -> Result<i64> {
+    pub(crate) fn root_id(&mut self, root: &Path) -> Result<i64> {
         let blob = path_to_blob(root);
         self.conn
             .execute(
@@ -662,7 +658,7 @@ impl Store {
     }
 
     /// Forgets failures recorded for paths that no longer exist under the given roots.
-    pub fn forget_failures(&mut self, gone: &[(i64, PathBuf)]) -> Result<()> {
+    pub(crate) fn forget_failures(&mut self, gone: &[(i64, PathBuf)]) -> Result<()> {
         let tx = self.conn.transaction().map_err(|e| db(&self.path, e))?;
         {
             let mut stmt = tx
@@ -677,7 +673,7 @@ impl Store {
     }
 
     /// Increases whenever images or features change; the HNSW dump records the one it was built from.
-    pub fn data_version(&self) -> Result<u64> {
+    pub(crate) fn data_version(&self) -> Result<u64> {
         Ok(self
             .meta("data_version")?
             .and_then(|v| v.parse().ok())
@@ -685,7 +681,7 @@ impl Store {
     }
 
     /// Reads a metadata value.
-    pub fn meta(&self, key: &str) -> Result<Option<String>> {
+    pub(crate) fn meta(&self, key: &str) -> Result<Option<String>> {
         self.conn
             .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
                 r.get(0)
@@ -695,7 +691,7 @@ impl Store {
     }
 
     /// Writes several metadata values in one transaction.
-    pub fn set_meta(&mut self, pairs: &[(&str, String)]) -> Result<()> {
+    pub(crate) fn set_meta(&mut self, pairs: &[(&str, String)]) -> Result<()> {
         let path = self.path.clone();
         let tx = self.conn.transaction().map_err(|e| db(&path, e))?;
         for (k, v) in pairs {

@@ -30,12 +30,12 @@ impl Store {
     }
 
     /// Damaged vectors that reads met (and left out) since the last call, in the order met.
-    pub fn take_damaged(&self) -> Vec<DamagedVector> {
+    pub(crate) fn take_damaged(&self) -> Vec<DamagedVector> {
         std::mem::take(&mut *self.damaged.borrow_mut())
     }
 
     /// Scans every stored vector and returns the damaged ones, in image id order.
-    pub fn check_vectors(&self) -> Result<Vec<DamagedVector>> {
+    pub(crate) fn check_vectors(&self) -> Result<Vec<DamagedVector>> {
         let mut stmt = self
             .conn
             .prepare(
@@ -82,7 +82,7 @@ impl Store {
     /// Streams the vectors of the given families image by image, in id order, without holding
     /// more than one image's rows. A family an image lacks comes as an empty vector (an image
     /// indexed before the family existed); images with none of the families are skipped.
-    pub fn for_each_vector(
+    pub(crate) fn for_each_vector(
         &self,
         families: &[&str],
         mut f: impl FnMut(i64, Vec<Vec<f32>>) -> Result<()>,
@@ -142,7 +142,11 @@ impl Store {
 
     /// Vectors of the given families for the given images, sorted by id; a family an image
     /// lacks comes as an empty vector, images with none of them are left out.
-    pub fn vectors_of(&self, ids: &[i64], families: &[&str]) -> Result<Vec<(i64, Vec<Vec<f32>>)>> {
+    pub(crate) fn vectors_of(
+        &self,
+        ids: &[i64],
+        families: &[&str],
+    ) -> Result<Vec<(i64, Vec<Vec<f32>>)>> {
         let mut unique = ids.to_vec();
         unique.sort_unstable();
         unique.dedup();
@@ -216,7 +220,7 @@ impl Store {
 
     /// Every image with what choosing among copies needs: its folder, relative path, stamp,
     /// hash, format and size in pixels, in id order.
-    pub fn image_records(&self) -> Result<Vec<ImageRecord>> {
+    pub(crate) fn image_records(&self) -> Result<Vec<ImageRecord>> {
         self.records_where("1 ORDER BY id", [])
     }
 
@@ -254,7 +258,7 @@ impl Store {
     }
 
     /// An indexed image holding exactly these bytes (by content hash), if any.
-    pub fn id_of_hash(&self, hash: &[u8; 32]) -> Result<Option<i64>> {
+    pub(crate) fn id_of_hash(&self, hash: &[u8; 32]) -> Result<Option<i64>> {
         self.conn
             .query_row(
                 "SELECT id FROM images WHERE hash = ?1 ORDER BY id LIMIT 1",
@@ -309,12 +313,13 @@ impl Store {
     }
 
     /// The id of the image stored at an absolute path, if any.
-    pub fn id_of_path(&self, abs: &Path) -> Result<Option<i64>> {
+    #[cfg(test)]
+    pub(crate) fn id_of_path(&self, abs: &Path) -> Result<Option<i64>> {
         Ok(self.file_at(abs)?.map(|f| f.id))
     }
 
     /// The image stored at an absolute path, if any, with its stamp and hash.
-    pub fn file_at(&self, abs: &Path) -> Result<Option<RecordedFile>> {
+    pub(crate) fn file_at(&self, abs: &Path) -> Result<Option<RecordedFile>> {
         for (root_id, root) in self.roots()? {
             if let Ok(rel) = abs.strip_prefix(&root) {
                 let found = self
@@ -336,7 +341,7 @@ impl Store {
     }
 
     /// The recorded files of the given image ids; ids no longer present are left out.
-    pub fn files_of(&self, ids: &[i64]) -> Result<HashMap<i64, RecordedFile>> {
+    pub(crate) fn files_of(&self, ids: &[i64]) -> Result<HashMap<i64, RecordedFile>> {
         let roots = self.roots()?;
         let mut stmt = self
             .conn
@@ -362,7 +367,7 @@ impl Store {
 
     /// Images holding a vector of any of `families` (those `for_each_vector` yields), sorted by
     /// id, each with the data version at which its vectors were last written.
-    pub fn vector_versions(&self, families: &[&str]) -> Result<Vec<(i64, u64)>> {
+    pub(crate) fn vector_versions(&self, families: &[&str]) -> Result<Vec<(i64, u64)>> {
         let marks = vec!["?"; families.len()].join(", ");
         let sql = format!(
             "SELECT id, vectors_version FROM images WHERE EXISTS
@@ -380,7 +385,7 @@ impl Store {
     }
 
     /// The first data version from which every write records its `vectors_version` (schema 3).
-    pub fn vectors_tracked_from(&self) -> Result<u64> {
+    pub(crate) fn vectors_tracked_from(&self) -> Result<u64> {
         Ok(self
             .meta("vectors_tracked_from")?
             .and_then(|v| v.parse().ok())
@@ -388,7 +393,7 @@ impl Store {
     }
 
     /// Number of indexed images (cheap, unlike `stats`, which scans every feature row).
-    pub fn image_count(&self) -> Result<u64> {
+    pub(crate) fn image_count(&self) -> Result<u64> {
         self.conn
             .query_row("SELECT COUNT(*) FROM images", [], |r| r.get::<_, i64>(0))
             .map(|n| n as u64)

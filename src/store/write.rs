@@ -5,7 +5,7 @@ use super::*;
 
 impl Store {
     /// Applies a batch of changes in one transaction and bumps the data version.
-    pub fn apply(&mut self, ops: &[WriteOp]) -> Result<()> {
+    pub(crate) fn apply(&mut self, ops: &[WriteOp]) -> Result<()> {
         if ops.is_empty() {
             return Ok(());
         }
@@ -227,7 +227,7 @@ impl Store {
     /// the outer one already has that file, its row is kept and the other dropped). With
     /// `dropping`, that root stops being tracked: its rows move to another tracked root that
     /// holds them, and the rest are removed. Image ids are kept.
-    pub fn settle_roots(&mut self, dropping: Option<i64>) -> Result<Settled> {
+    pub(crate) fn settle_roots(&mut self, dropping: Option<i64>) -> Result<Settled> {
         let all = self.roots()?;
         let kept: Vec<(i64, &PathBuf)> = all
             .iter()

@@ -8,7 +8,7 @@ use super::svg::{Styles, distortion_charts, legend_html, pr_chart};
 use super::{QueryExamples, ReportInput, RunReport};
 
 /// Escapes text for HTML element content and attribute values.
-pub fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

@@ -20,7 +20,6 @@ use crate::eval::groundtruth::GroundTruth;
 use crate::eval::metrics::{Evaluation, Ranking, Relevance, Summary};
 use crate::{Error, Result};
 
-pub use html::escape;
 use html::render_html;
 
 /// Everything the report shows. The main crate fills it; it is also written as `report.json`.
@@ -73,8 +72,8 @@ pub struct DistortionPoint {
 /// Best and worst queries of one run, for contact sheets.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct QueryExamples {
-    pub family: String,
-    pub mode: String,
+    pub(crate) family: String,
+    pub(crate) mode: String,
     pub best: Vec<Example>,
     pub worst: Vec<Example>,
 }
@@ -83,23 +82,23 @@ pub struct QueryExamples {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Example {
     /// Image file of the query.
-    pub query: PathBuf,
+    pub(crate) query: PathBuf,
     /// Short name shown under the thumbnail (relative name).
-    pub name: String,
+    pub(crate) name: String,
     /// Class of the query, if any.
-    pub class: Option<String>,
+    pub(crate) class: Option<String>,
     pub ap: f64,
-    pub num_relevant: usize,
+    pub(crate) num_relevant: usize,
     /// Top results, query itself excluded, best first.
-    pub results: Vec<ExampleHit>,
+    pub(crate) results: Vec<ExampleHit>,
 }
 
 /// One result of an example query.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ExampleHit {
-    pub path: PathBuf,
-    pub name: String,
-    pub relevant: bool,
+pub(crate) struct ExampleHit {
+    pub(crate) path: PathBuf,
+    pub(crate) name: String,
+    pub(crate) relevant: bool,
 }
 
 impl QueryExamples {
