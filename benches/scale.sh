@@ -19,9 +19,10 @@ cd "$(dirname "$0")/.."
 NCAM=${1:-30}; NSMALL=${2:-3000}; NCOLL=${3:-100000}; NANN=${4:-1000000}
 WORK=${SCALE_WORK:-/tmp/lookalike-scale}
 mkdir -p "$WORK"
-# The CLI and the measuring tools (make_corpus, query_latency, ann_scale) share target/release.
+# The CLI and the measuring tools (make_corpus, query_latency, ann_scale) share one release
+# folder ($CARGO_TARGET_DIR/release, or target/release).
 cargo build --release -q -p lookalike -p lookalike-tools --bins
-BIN=target/release/lookalike; EX=target/release
+EX=${CARGO_TARGET_DIR:-target}/release; BIN=$EX/lookalike
 rss() { grep "Maximum resident" "$1" | awk '{printf "%.0f MB", $6/1024}'; }
 rate() { python3 -c "import json,sys;s=json.load(open('$1'));n=s['new']+s['updated'];print(f\"{n} images in {s['elapsed_secs']:.2f} s = {n/s['elapsed_secs']:.1f} images/s\")"; }
 extraction_rate() { python3 -c "import json;print(f\"{json.load(open('$1'))['images_per_sec']:.1f} images/s\")"; }
