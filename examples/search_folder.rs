@@ -67,7 +67,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let searcher = Searcher::open(&collection, &fusion)?;
     let query = QueryConfig {
         k: 5,
-        fusion,
         ..QueryConfig::default()
     };
     let result = searcher.query(&image, &query)?;

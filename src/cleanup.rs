@@ -56,6 +56,7 @@ pub struct Step {
 pub enum Outcome {
     /// Dry run: what would happen.
     WouldDo,
+    /// Carried out.
     Done,
     /// Left alone on purpose (changed since indexed, read-only, target exists...).
     Skipped(String),

@@ -44,6 +44,7 @@ pub struct CrawledFile {
     pub(crate) root: usize,
     /// Path relative to its root.
     pub(crate) rel_path: PathBuf,
+    /// Path of the file: its root joined with its relative path.
     pub abs_path: PathBuf,
     pub(crate) stamp: FileStamp,
 }
@@ -53,12 +54,14 @@ pub struct CrawledFile {
 pub struct CrawlProblem {
     #[serde(flatten, serialize_with = "crate::path_repr::path")]
     pub(crate) path: PathBuf,
+    /// Why it could not be read.
     pub reason: String,
 }
 
 /// Result of walking all roots.
 #[derive(Debug, Default)]
 pub struct Crawl {
+    /// Candidate image files, in walk order.
     pub files: Vec<CrawledFile>,
     pub(crate) problems: Vec<CrawlProblem>,
     /// Roots whose walk was complete: only there may unseen files be taken as deleted.

@@ -8,14 +8,21 @@ pub enum Error {
     /// A file or folder could not be read or written.
     #[error("{path}: {source}")]
     Io {
+        /// The file or folder concerned.
         path: PathBuf,
+        /// The underlying I/O error.
         #[source]
         source: std::io::Error,
     },
 
     /// A file is not an image we can decode, or its content is damaged.
     #[error("{path}: cannot decode image: {reason}")]
-    Decode { path: PathBuf, reason: String },
+    Decode {
+        /// The image file.
+        path: PathBuf,
+        /// Why decoding failed.
+        reason: String,
+    },
 
     /// An argument or specification given by the user is invalid.
     #[error("{0}")]
@@ -24,8 +31,11 @@ pub enum Error {
     /// A ground-truth or other input table is malformed.
     #[error("{path}:{line}: {reason}")]
     Parse {
+        /// The malformed file.
         path: PathBuf,
+        /// Line number of the fault, from 1.
         line: usize,
+        /// What is wrong.
         reason: String,
     },
 
@@ -40,7 +50,9 @@ pub enum Error {
     /// The database reported an error.
     #[error("database {path}: {source}")]
     Db {
+        /// The database file.
         path: PathBuf,
+        /// The SQLite error.
         #[source]
         source: rusqlite::Error,
     },
@@ -50,8 +62,11 @@ pub enum Error {
         "{path}: schema version {found} is newer than this lookalike supports ({supported}); upgrade lookalike"
     )]
     SchemaTooNew {
+        /// The database file.
         path: PathBuf,
+        /// Schema version stored in the database.
         found: i64,
+        /// Newest schema version this lookalike reads.
         supported: i64,
     },
 
@@ -61,7 +76,12 @@ pub enum Error {
 
     /// Stored data is damaged: a vector, the database or the HNSW dump failed a check.
     #[error("{path}: damaged: {reason}")]
-    Corrupt { path: PathBuf, reason: String },
+    Corrupt {
+        /// Where the damage is: a file, a folder, or the image a damaged vector belongs to.
+        path: PathBuf,
+        /// Which check failed.
+        reason: String,
+    },
 
     /// A fault inside lookalike (a bug): not caused by the input.
     #[error("internal error: {0} (please report it)")]

@@ -21,7 +21,9 @@ use image::RgbImage;
 /// Everything `index` needs besides the collection.
 #[derive(Debug, Clone, Default)]
 pub struct IndexConfig {
+    /// Which files the walk visits.
     pub crawl: CrawlConfig,
+    /// Decoding limits and the working resolution.
     pub decode: DecodeConfig,
     /// Try again files that failed before even if they have not changed.
     pub retry_failed: bool,
@@ -43,20 +45,38 @@ pub struct IndexConfig {
 #[derive(Debug, Clone)]
 pub enum Progress {
     /// The walk found this many candidate files.
-    Crawled { files: usize },
+    Crawled {
+        /// Candidate files found.
+        files: usize,
+    },
     /// This many files need reading (the rest are unchanged).
-    Planned { to_process: usize, unchanged: usize },
+    Planned {
+        /// Files that need reading.
+        to_process: usize,
+        /// Files already indexed and unchanged.
+        unchanged: usize,
+    },
     /// One more file was handled.
-    Processed { done: usize, total: usize },
+    Processed {
+        /// Files handled so far.
+        done: usize,
+        /// Files to handle in all (the planned `to_process`).
+        total: usize,
+    },
     /// The HNSW graph is being rebuilt over this many images.
-    BuildingAnn { images: usize },
+    BuildingAnn {
+        /// Images in the index.
+        images: usize,
+    },
 }
 
 /// A file that could not be indexed in this run.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct FailedFile {
+    /// Absolute path of the file.
     #[serde(flatten, serialize_with = "crate::path_repr::path")]
     pub path: PathBuf,
+    /// Why it failed.
     pub reason: String,
 }
 

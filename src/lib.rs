@@ -9,6 +9,8 @@
 //! [`vector`] (distance kernels), `imageops` (image primitives) and [`rng`] (a seeded
 //! generator) sit below all of them.
 
+#![warn(missing_docs)]
+
 pub mod ann;
 pub mod cleanup;
 #[cfg(feature = "cli")]

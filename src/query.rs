@@ -19,9 +19,11 @@ use crate::store::Store;
 /// Options of one query.
 #[derive(Debug, Clone)]
 pub struct QueryConfig {
+    /// Number of results.
     pub k: usize,
+    /// Where candidates come from; exact search when the index has no graph.
     pub mode: SearchMode,
-    pub fusion: Fusion,
+    /// Decoding limits and the working resolution for the example.
     pub decode: DecodeConfig,
     /// Query expansion (a second search from the query averaged with its first neighbours).
     pub qe: QueryExpansion,
@@ -34,7 +36,6 @@ impl Default for QueryConfig {
         QueryConfig {
             k: 10,
             mode: SearchMode::Hnsw,
-            fusion: Fusion::default(),
             decode: DecodeConfig::default(),
             qe: QueryExpansion::default(),
             nearest_first: true,
@@ -45,12 +46,15 @@ impl Default for QueryConfig {
 /// One result.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Hit {
+    /// Position in the results, from 1.
     pub rank: usize,
     /// Fused-vector distance to the example (the ranking may also use query expansion and the
     /// augmented vectors of the graph).
     pub distance: f32,
+    /// Path of the image file.
     #[serde(flatten, serialize_with = "crate::path_repr::path")]
     pub path: PathBuf,
+    /// The image's id in the index.
     pub id: i64,
 }
 
@@ -62,11 +66,13 @@ pub struct QueryResult {
     /// True when the example is itself in the index (its stored vector was used).
     pub indexed: bool,
     pub(crate) mode: SearchMode,
+    /// The results, best first.
     pub hits: Vec<Hit>,
     /// Indexed files that would have been hits but are gone or changed on disk since they
     /// were indexed: left out of `hits` (`lookalike index` brings the index up to date).
     #[serde(serialize_with = "crate::path_repr::list")]
     pub(crate) stale: Vec<PathBuf>,
+    /// Why the graph is missing or was rebuilt in memory, for the user.
     pub note: Option<String>,
 }
 

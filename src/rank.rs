@@ -48,7 +48,9 @@ pub const DUPLICATE_DISTANCE: f32 = 1e-4;
 /// How to rank.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RankConfig {
+    /// Where the candidates come from.
     pub mode: SearchMode,
+    /// Query expansion (a second search from the query averaged with its first neighbours).
     pub qe: QueryExpansion,
     /// The head's candidate nearest to the example goes first.
     pub nearest_first: bool,
@@ -94,6 +96,7 @@ pub trait Space {
 /// One ranked image.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Ranked {
+    /// The image's id in the index.
     pub id: i64,
     /// Distance to the example, as [`Space::example_distances`] gives it: known for the head,
     /// filled in further down by [`describe`].

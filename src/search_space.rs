@@ -17,6 +17,7 @@ use crate::store::Store;
 /// search. With a plain graph (dumps written before augmentation existed), queries stay full
 /// fused vectors and the candidates are re-ranked on full vectors read from SQLite.
 pub struct SearchSpace {
+    /// The per-family weights the fused vectors are made with.
     pub fusion: Fusion,
     pub(crate) ann: Option<AnnIndex>,
     /// Why the graph is missing or was rebuilt in memory, for the user.

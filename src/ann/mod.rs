@@ -110,7 +110,10 @@ pub const DEFAULT_DBA_SHARE: f32 = 1.0;
 pub struct AnnParams {
     /// Links per node (hnsw_rs exits the process above 256; kept far below).
     pub max_connections: usize,
+    /// Beam width while the graph is built (capped at 100 for graphs of up to 10,000 points).
     pub ef_construction: usize,
+    /// Beam width of a search, for graphs of up to 100,000 points; doubled for every tenfold
+    /// growth beyond.
     pub ef_search: usize,
     /// Vectors longer than this are PCA-projected to this many dimensions before entering the
     /// graph (0: never). Absent from records written before projection existed.

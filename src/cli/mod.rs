@@ -557,7 +557,6 @@ fn cmd_query(collection: &Collection, args: QueryArgs) -> Result<ExitCode> {
         } else {
             SearchMode::Hnsw
         },
-        fusion,
         qe: args.search.expansion(),
         nearest_first: args.search.nearest_first,
         ..Default::default()

@@ -34,45 +34,100 @@ pub enum RotateFill {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Distortion {
     /// Gaussian blur with standard deviation `sigma` pixels.
-    Blur { sigma: f32 },
+    Blur {
+        /// Standard deviation in pixels (0..=50).
+        sigma: f32,
+    },
     /// Linear motion blur over `length` pixels at `angle` degrees (counter-clockwise from +x).
-    Motion { length: f32, angle: f32 },
+    Motion {
+        /// Blur length in pixels (0..=200).
+        length: f32,
+        /// Direction in degrees, counter-clockwise from +x.
+        angle: f32,
+    },
     /// JPEG re-encoding at `quality` (1..=100).
-    Jpeg { quality: u8 },
+    Jpeg {
+        /// JPEG quality (1..=100).
+        quality: u8,
+    },
     /// Centre crop removing `fraction` of the width and of the height (the result is smaller).
-    Crop { fraction: f32 },
+    Crop {
+        /// Share of the width and of the height removed (0..=0.95).
+        fraction: f32,
+    },
     /// Resize by `factor` (0.25..=4).
-    Scale { factor: f32 },
+    Scale {
+        /// Size multiplier (0.25..=4).
+        factor: f32,
+    },
     /// Rotation about the centre keeping the image size.
-    Rotate { degrees: f32, fill: RotateFill },
+    Rotate {
+        /// Angle in degrees, counter-clockwise (-180..=180).
+        degrees: f32,
+        /// How the uncovered corners are filled.
+        fill: RotateFill,
+    },
     /// Horizontal mirror.
     Flip,
     /// Adds `delta` x 255 to every channel (-1..=1).
-    Brightness { delta: f32 },
+    Brightness {
+        /// Shift as a fraction of 255 (-1..=1).
+        delta: f32,
+    },
     /// Scales the distance of every channel from the mean grey level by `factor`.
-    Contrast { factor: f32 },
+    Contrast {
+        /// Multiplier of the distance from mean grey (0..=10).
+        factor: f32,
+    },
     /// Rotates the hue by `degrees`.
-    Hue { degrees: f32 },
+    Hue {
+        /// Hue shift in degrees (-360..=360).
+        degrees: f32,
+    },
     /// Multiplies the HSV saturation by `factor`.
-    Saturation { factor: f32 },
+    Saturation {
+        /// Saturation multiplier (0..=10).
+        factor: f32,
+    },
     /// Adds Gaussian noise with standard deviation `sigma` x 255 (seeded).
-    Noise { sigma: f32 },
+    Noise {
+        /// Standard deviation as a fraction of 255 (0..=1).
+        sigma: f32,
+    },
     /// Rec. 601 greyscale.
     Grey,
     /// Raises every channel (0..1) to the power `gamma`.
-    Gamma { gamma: f32 },
+    Gamma {
+        /// Exponent (0.1..=10).
+        gamma: f32,
+    },
     /// A white border on every side, each `fraction` of the image's width or height.
-    Pad { fraction: f32 },
+    Pad {
+        /// Border width as a fraction of the image's width or height (0..=1).
+        fraction: f32,
+    },
     /// Crop keeping the top-left corner: removes `fraction` of the width and of the height
     /// from the right and bottom.
-    Corner { fraction: f32 },
+    Corner {
+        /// Share of the width and of the height removed (0..=0.95).
+        fraction: f32,
+    },
     /// Rotation by `quarters` quarter turns clockwise (1, 2 or 3).
-    Turn { quarters: u8 },
+    Turn {
+        /// Number of clockwise quarter turns (1, 2 or 3).
+        quarters: u8,
+    },
     /// Unsharp masking: adds `amount` x (image - Gaussian blur of sigma 1.5).
-    Sharpen { amount: f32 },
+    Sharpen {
+        /// Weight of the added detail (0..=10).
+        amount: f32,
+    },
     /// A line of white glyph-like marks, half opaque, across `fraction` of the width near the
     /// bottom right, as a text watermark (glyphs seeded).
-    Mark { fraction: f32 },
+    Mark {
+        /// Width of the mark line as a fraction of the image width (0..=0.9).
+        fraction: f32,
+    },
 }
 
 const SYNTAX: &str = "blur:SIGMA, motion:LENGTH[:ANGLE], jpeg:QUALITY, crop:FRACTION, scale:FACTOR, \

@@ -100,6 +100,7 @@ impl Default for EvalConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct AtK {
     pub(crate) k: usize,
+    /// The metric's value (0 to 1).
     pub value: f64,
 }
 
@@ -113,13 +114,18 @@ pub(crate) struct PrPoint {
 /// Figures of one query.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueryMetrics {
+    /// Item id of the query.
     pub query: usize,
     /// Class name of the query, when relevance has classes.
     pub(crate) class: Option<String>,
     pub(crate) num_relevant: usize,
+    /// Average precision (0 to 1; 0 when the query has no relevant item).
     pub ap: f64,
+    /// Precision at each cut-off of `EvalConfig::ks`.
     pub precision: Vec<AtK>,
+    /// Recall at each cut-off of `EvalConfig::ks`.
     pub recall: Vec<AtK>,
+    /// NDCG at each cut-off of `EvalConfig::ks`.
     pub ndcg: Vec<AtK>,
     /// Precision at `EvalConfig::class_k` (feeds the per-class table).
     pub(crate) precision_class_k: f64,
@@ -134,8 +140,10 @@ pub struct QueryMetrics {
 /// Per-class averages.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClassMetrics {
+    /// Class (label) name.
     pub class: String,
     pub(crate) queries: usize,
+    /// Mean average precision over the class's queries (0 to 1).
     pub map: f64,
     /// Mean precision at `k`.
     pub precision: f64,
@@ -148,6 +156,7 @@ pub struct Summary {
     pub(crate) queries: usize,
     /// Queries with no relevant item (their AP counts as 0, as in peer_baseline.py).
     pub(crate) queries_without_relevant: usize,
+    /// Mean average precision (0 to 1).
     pub map: f64,
     pub(crate) precision: Vec<AtK>,
     pub(crate) recall: Vec<AtK>,
@@ -180,6 +189,7 @@ impl Summary {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
     pub(crate) config: EvalConfig,
+    /// Averages over all queries.
     pub summary: Summary,
     /// In the order the rankings were given.
     pub per_query: Vec<QueryMetrics>,

@@ -27,7 +27,9 @@ pub const FORMAT_VERSION: u32 = 1;
 /// First line of a section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RankingsHeader {
+    /// Always [`FORMAT_NAME`].
     pub format: String,
+    /// Format version the section was written in (at most [`FORMAT_VERSION`]).
     pub version: u32,
     /// Feature family, e.g. "color", "conv", "deconv", "fused".
     pub family: String,
@@ -58,6 +60,7 @@ impl RankingsHeader {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct DumpSummary {
     pub(crate) queries: usize,
+    /// Mean average precision (0 to 1).
     pub map: f64,
     pub(crate) p_at_10: Option<f64>,
     pub(crate) ns: f64,
@@ -170,9 +173,11 @@ impl<W: Write> RankingsWriter<W> {
 /// One section read back.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RankingsSection {
+    /// The section's header line.
     pub header: RankingsHeader,
     /// (query name, ranked names).
     pub rankings: Vec<(String, Vec<String>)>,
+    /// The figures lookalike computed, when the section ends with a summary line.
     pub summary: Option<DumpSummary>,
 }
 

@@ -162,6 +162,7 @@ pub struct TargetRun {
     /// Per-query search latency percentiles in milliseconds (HNSW runs only).
     pub(crate) query_ms_p50: Option<f64>,
     pub(crate) query_ms_p95: Option<f64>,
+    /// The rankings the evaluation was computed from, one per query.
     #[serde(skip)]
     pub rankings: Vec<Ranking>,
 }

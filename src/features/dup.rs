@@ -50,7 +50,9 @@ const BORDER_MAX: f32 = 0.3;
 /// detail, compared in the same windows and pose, within `detail`.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct CopyTest {
+    /// Largest layout distance of copies, in [0, 2].
     pub layout: f32,
+    /// Largest detail distance of copies, in [0, 2].
     pub detail: f32,
 }
 
@@ -72,6 +74,7 @@ impl CopyTest {
 /// tried, and the detail distance in that window pair and pose. Both in [0, 2].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Match {
+    /// Least layout distance over the window pairs and poses tried, in [0, 2].
     pub layout: f32,
     pub(crate) detail: f32,
 }

@@ -18,9 +18,11 @@ use crate::error::{Error, Result};
 /// One feature vector as stored: its family, version and parameter fingerprint.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeatureRow {
+    /// Feature family name, e.g. "color" or "conv".
     pub family: String,
     pub(crate) version: u32,
     pub(crate) params: String,
+    /// The feature vector.
     pub vector: Vec<f32>,
 }
 
@@ -36,6 +38,7 @@ pub struct FeatureInput {
 }
 
 impl FeatureInput {
+    /// Wraps a working image and computes its luma.
     pub fn new(rgb: RgbImage) -> Self {
         let luma = luma_plane(&rgb);
         FeatureInput {

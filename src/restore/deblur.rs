@@ -45,6 +45,7 @@ impl Method {
 pub struct DeblurConfig {
     /// The blur, or `None` to estimate it from the image.
     pub psf: Option<PsfSpec>,
+    /// The deconvolution method run on every channel.
     pub method: Method,
     /// Richardson-Lucy's iteration cap, 1 to [`MAX_ITERATIONS`].
     pub iterations: usize,
@@ -58,6 +59,7 @@ pub struct DeblurConfig {
 /// A deblurred image and how it was made.
 #[derive(Debug, Clone)]
 pub struct Deblurred {
+    /// The restored image, blended with the input by [`DeblurConfig::strength`].
     pub image: Planes,
     /// The PSF used, as a spec (`none` when an estimate found no blur).
     pub psf_text: String,

@@ -21,11 +21,22 @@ const SPEC_HELP: &str = "use gaussian:SIGMA, disk:RADIUS, motion:LENGTH,ANGLE or
 #[derive(Debug, Clone, PartialEq)]
 pub enum PsfSpec {
     /// Isotropic Gaussian with standard deviation `sigma` pixels, truncated at `ceil(3 sigma)`.
-    Gaussian { sigma: f32 },
+    Gaussian {
+        /// Standard deviation in pixels (0 to 100).
+        sigma: f32,
+    },
     /// Uniform (anti-aliased) disk of `radius` pixels: out-of-focus blur.
-    Disk { radius: f32 },
+    Disk {
+        /// Radius in pixels (0 to 100).
+        radius: f32,
+    },
     /// Uniform line of `length` pixels at `angle_deg` degrees anticlockwise from the +x axis.
-    Motion { length: f32, angle_deg: f32 },
+    Motion {
+        /// Length of the line in pixels (0 to 100).
+        length: f32,
+        /// Direction in degrees, anticlockwise from the +x axis.
+        angle_deg: f32,
+    },
     /// Whitespace-separated matrix, one kernel row a line (like the reference script's psf.txt).
     File(PathBuf),
 }

@@ -45,10 +45,14 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// What change detection needs to know about an indexed file.
 #[derive(Debug, Clone)]
 pub struct CatalogEntry {
+    /// The image's id.
     pub id: i64,
+    /// Id of the root folder the file lies under.
     pub root_id: i64,
+    /// Path relative to that root.
     pub rel_path: PathBuf,
     pub(crate) stamp: FileStamp,
+    /// blake3 hash of the file's content when indexed.
     pub hash: [u8; 32],
     /// `(family, version, params)` of every stored feature row.
     pub(crate) features: Vec<(String, u32, String)>,

@@ -53,6 +53,7 @@ pub struct RunReport {
     pub family: String,
     /// "exact" or "hnsw".
     pub mode: String,
+    /// Averages over all queries of the run.
     pub summary: Summary,
     /// Extra columns for the summary table, e.g. "recall@10 vs exact" -> "0.9870",
     /// "query ms" -> "1.3". Shown in key order.
@@ -63,9 +64,13 @@ pub struct RunReport {
 /// One robustness measurement.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DistortionPoint {
+    /// Feature family, e.g. "color" or "fused".
     pub family: String,
+    /// Search mode, "exact" or "hnsw".
     pub mode: String,
+    /// The distortion applied to the queries.
     pub distortion: Distortion,
+    /// The metric named by `ReportInput::distortion_metric` (0 to 1).
     pub value: f64,
 }
 
@@ -74,7 +79,9 @@ pub struct DistortionPoint {
 pub struct QueryExamples {
     pub(crate) family: String,
     pub(crate) mode: String,
+    /// Queries with the highest AP, best first.
     pub best: Vec<Example>,
+    /// Queries with the lowest AP, worst first.
     pub worst: Vec<Example>,
 }
 
@@ -87,6 +94,7 @@ pub struct Example {
     pub(crate) name: String,
     /// Class of the query, if any.
     pub(crate) class: Option<String>,
+    /// Average precision of the query (0 to 1).
     pub ap: f64,
     pub(crate) num_relevant: usize,
     /// Top results, query itself excluded, best first.
@@ -183,7 +191,9 @@ impl QueryExamples {
 /// What `write_report` produced.
 #[derive(Debug, Clone)]
 pub struct ReportOutput {
+    /// Path of the written `index.html`.
     pub index: PathBuf,
+    /// Number of thumbnails written.
     pub thumbnails: usize,
     /// Images that could not be read for a thumbnail (shown as grey boxes), with the reason.
     pub thumbnail_failures: Vec<String>,
