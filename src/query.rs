@@ -85,6 +85,9 @@ pub struct Searcher {
     store: Store,
     space: SearchSpace,
     registry: Registry,
+    /// Images indexed when the searcher was opened: what decides whether every signature is
+    /// compared for edited copies ([`ALL_COPIES_UP_TO`]).
+    opened_with: u64,
 }
 
 impl Searcher {
@@ -92,7 +95,8 @@ impl Searcher {
     /// [`Fusion::for_profile`]).
     pub fn open(collection: &Collection, fusion: &Fusion) -> Result<Searcher> {
         let store = collection.open_store_read_only()?;
-        if store.image_count()? == 0 {
+        let opened_with = store.image_count()?;
+        if opened_with == 0 {
             return Err(Error::InvalidInput(format!(
                 "the index at {} holds no images yet: run `lookalike index DIR`",
                 collection.dir().display()
@@ -104,6 +108,7 @@ impl Searcher {
             store,
             space,
             registry,
+            opened_with,
         })
     }
 
@@ -136,7 +141,7 @@ impl Searcher {
     }
 
     /// The stored vectors of an indexed image, as an example; `None` when it is not indexed.
-    pub(crate) fn example_of_id(&self, id: i64) -> Result<Option<Example>> {
+    pub fn example_of_id(&self, id: i64) -> Result<Option<Example>> {
         let Some(fused) = self.space.vector_of(&self.store, id)? else {
             return Ok(None);
         };
@@ -324,7 +329,7 @@ impl Space for IndexedSpace<'_> {
 
     fn all_copies(&self, signature: &[f32], test: &CopyTest) -> Result<Option<Vec<(i64, Match)>>> {
         let store = &self.0.store;
-        if store.image_count()? > ALL_COPIES_UP_TO {
+        if self.0.opened_with > ALL_COPIES_UP_TO {
             return Ok(None);
         }
         let mut found = Vec::new();

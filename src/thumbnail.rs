@@ -1,11 +1,9 @@
 //! Thumbnails: a small JPEG of each indexed image, made from the decoded picture at index time
 //! and stored by content hash, for `lookalike serve`.
 
-use std::io::Cursor;
 use std::path::Path;
 
 use image::RgbImage;
-use image::codecs::jpeg::JpegEncoder;
 
 use crate::decode::{DecodeConfig, decode, resize_to_fit};
 use crate::error::Result;
@@ -19,11 +17,17 @@ const QUALITY: u8 = 80;
 /// The JPEG thumbnail of an upright picture (shrunk to fit [`SIDE`], never enlarged).
 pub(crate) fn encode(picture: &RgbImage) -> Vec<u8> {
     let small = resize_to_fit(picture, SIDE);
-    let mut out = Cursor::new(Vec::with_capacity(16 * 1024));
-    JpegEncoder::new_with_quality(&mut out, QUALITY)
-        .encode_image(&small)
+    let mut out = Vec::with_capacity(16 * 1024);
+    // The side is at most SIDE, so it fits the encoder's u16.
+    jpeg_encoder::Encoder::new(&mut out, QUALITY)
+        .encode(
+            small.as_raw(),
+            small.width() as u16,
+            small.height() as u16,
+            jpeg_encoder::ColorType::Rgb,
+        )
         .expect("encoding an RGB buffer in memory cannot fail");
-    out.into_inner()
+    out
 }
 
 /// Decodes an image file's bytes (under the decoding limits of `cfg`) and makes its thumbnail:

@@ -416,12 +416,12 @@ fn soft_ranks(values: &[f32]) -> Vec<f32> {
         .map(|d| (-0.5 * (d as f32 / sigma).powi(2)).exp())
         .collect();
     // Mass that the kernel would push past either end stays at that end.
+    let total: f32 = kernel.iter().sum();
     let mut smooth = vec![0.0f32; BINS];
     for (i, &count) in histogram.iter().enumerate() {
         if count == 0.0 {
             continue;
         }
-        let total: f32 = kernel.iter().sum();
         for (k, &weight) in kernel.iter().enumerate() {
             let j = (i as isize + k as isize - reach).clamp(0, BINS as isize - 1) as usize;
             smooth[j] += count * weight / total;
@@ -441,13 +441,16 @@ fn soft_ranks(values: &[f32]) -> Vec<f32> {
 /// The DCT-II coefficients `(u, v)`, `u, v < FREQS`, of a `THUMB x THUMB` block, DC left out,
 /// in the order `v * FREQS + u - 1` (`u` horizontal, `v` vertical frequency).
 fn low_dct(block: &[f32]) -> Vec<f32> {
-    let basis: Vec<f32> = (0..FREQS)
-        .flat_map(|k| {
-            (0..THUMB).map(move |x| {
-                (std::f32::consts::PI * k as f32 * (x as f32 + 0.5) / THUMB as f32).cos()
+    static BASIS: std::sync::OnceLock<Vec<f32>> = std::sync::OnceLock::new();
+    let basis = BASIS.get_or_init(|| {
+        (0..FREQS)
+            .flat_map(|k| {
+                (0..THUMB).map(move |x| {
+                    (std::f32::consts::PI * k as f32 * (x as f32 + 0.5) / THUMB as f32).cos()
+                })
             })
-        })
-        .collect();
+            .collect()
+    });
     // Rows first: per row y, the horizontal frequencies.
     let mut horizontal = vec![0.0f32; THUMB * FREQS];
     for y in 0..THUMB {

@@ -417,6 +417,13 @@ impl Store {
         };
         conn.busy_timeout(Duration::from_secs(10))
             .map_err(|e| db(path, e))?;
+        // Searches read scattered vectors; reading them through a memory map saves a system
+        // call and a copy per page. The index never shrinks its file (no VACUUM), so a mapped
+        // page cannot vanish under a reader.
+        let _size: Option<i64> = conn
+            .query_row("PRAGMA mmap_size = 17179869184", [], |r| r.get(0))
+            .optional()
+            .map_err(|e| db(path, e))?;
         let store = Store {
             conn,
             path: path.to_path_buf(),

@@ -152,17 +152,25 @@ impl Store {
         unique.dedup();
         let mut by_id: std::collections::BTreeMap<i64, Vec<Option<Vec<f32>>>> = Default::default();
         let mut damaged = std::collections::HashSet::new();
-        // One statement per chunk of ids; SQLite allows far more than 64 parameters.
+        // One statement per chunk of ids, reading only the families asked for (each image holds
+        // several large vectors); SQLite allows far more than 64 + families parameters.
+        let family_marks = vec!["?"; families.len()].join(",");
         for chunk in unique.chunks(64) {
             let marks = vec!["?"; chunk.len()].join(",");
             let mut stmt = self
                 .conn
                 .prepare_cached(&format!(
-                    "SELECT image_id, family, version, vector, checksum FROM features WHERE image_id IN ({marks})"
+                    "SELECT image_id, family, version, vector, checksum FROM features \
+                     WHERE image_id IN ({marks}) AND family IN ({family_marks})"
                 ))
                 .map_err(|e| db(&self.path, e))?;
+            let params: Vec<rusqlite::types::Value> = chunk
+                .iter()
+                .map(|&id| id.into())
+                .chain(families.iter().map(|&f| f.to_string().into()))
+                .collect();
             let rows = stmt
-                .query_map(rusqlite::params_from_iter(chunk), |r| {
+                .query_map(rusqlite::params_from_iter(params), |r| {
                     Ok((
                         r.get::<_, i64>(0)?,
                         r.get::<_, String>(1)?,
