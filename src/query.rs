@@ -95,6 +95,7 @@ impl Searcher {
     /// [`Fusion::for_profile`]).
     pub fn open(collection: &Collection, fusion: &Fusion) -> Result<Searcher> {
         let store = collection.open_store_read_only()?;
+        store.map_for_searches()?;
         let opened_with = store.image_count()?;
         if opened_with == 0 {
             return Err(Error::InvalidInput(format!(

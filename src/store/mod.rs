@@ -417,13 +417,6 @@ impl Store {
         };
         conn.busy_timeout(Duration::from_secs(10))
             .map_err(|e| db(path, e))?;
-        // Searches read scattered vectors; reading them through a memory map saves a system
-        // call and a copy per page. The index never shrinks its file (no VACUUM), so a mapped
-        // page cannot vanish under a reader.
-        let _size: Option<i64> = conn
-            .query_row("PRAGMA mmap_size = 17179869184", [], |r| r.get(0))
-            .optional()
-            .map_err(|e| db(path, e))?;
         let store = Store {
             conn,
             path: path.to_path_buf(),
@@ -444,6 +437,19 @@ impl Store {
             )));
         }
         Ok(store)
+    }
+
+    /// Reads pages through a memory map from now on: searches read scattered vectors, and a map
+    /// saves a system call and a copy per page. The index never shrinks its file (no VACUUM),
+    /// so a mapped page cannot vanish under a reader. Scans of every vector are better without
+    /// it: the pages they touch would all count in the process's resident memory.
+    pub(crate) fn map_for_searches(&self) -> Result<()> {
+        let _size: Option<i64> = self
+            .conn
+            .query_row("PRAGMA mmap_size = 17179869184", [], |r| r.get(0))
+            .optional()
+            .map_err(|e| db(&self.path, e))?;
+        Ok(())
     }
 
     /// An empty, migrated database in memory (tests).
