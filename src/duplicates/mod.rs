@@ -286,16 +286,25 @@ pub fn find_in_store(
     test: CopyTest,
     keep: &KeepRule,
 ) -> Result<Findings> {
-    let mut signatures: HashMap<i64, Vec<f32>> = store
-        .vectors(&["dup"])?
-        .into_iter()
-        .filter_map(|(id, mut parts)| parts.pop().map(|v| (id, v)))
-        .collect();
     let under = |p: &Path| within.is_empty() || within.iter().any(|w| p.starts_with(w));
-    let candidates: Vec<Candidate> = store
+    let records: Vec<ImageRecord> = store
         .image_records()?
         .into_iter()
         .filter(|r| under(&r.path))
+        .collect();
+    // Every signature in one scan, or those of the folders' images only.
+    let signed = if within.is_empty() {
+        store.vectors(&["dup"])?
+    } else {
+        let ids: Vec<i64> = records.iter().map(|r| r.id).collect();
+        store.vectors_of(&ids, &["dup"])?
+    };
+    let mut signatures: HashMap<i64, Vec<f32>> = signed
+        .into_iter()
+        .filter_map(|(id, mut parts)| parts.pop().map(|v| (id, v)))
+        .collect();
+    let candidates: Vec<Candidate> = records
+        .into_iter()
         .map(|mut record| {
             // A time recorded as unsettled (the file was new while indexed) is read again, so
             // that "oldest" and "newest" compare real times.
