@@ -112,15 +112,34 @@ pub fn rank<S: Space + ?Sized>(
     k: usize,
     cfg: &RankConfig,
 ) -> Result<Vec<Ranked>> {
+    Ok(rank_and_pool(space, example, own, k, cfg, 0)?.0)
+}
+
+/// [`rank`], and the first `pool` candidates of a plain search for the example (the search
+/// query expansion starts from, asked for more candidates when it runs).
+fn rank_and_pool<S: Space + ?Sized>(
+    space: &S,
+    example: &[f32],
+    own: Option<i64>,
+    k: usize,
+    cfg: &RankConfig,
+    pool: usize,
+) -> Result<(Vec<Ranked>, Vec<i64>)> {
     let mut query = space.embed(example);
+    let mut plain: Option<Vec<i64>> = None;
     if cfg.qe.enabled() {
-        let first: Vec<i64> = space
-            .search(&query, cfg.qe.n + 1, cfg.mode)?
+        let found: Vec<i64> = space
+            .search(&query, (cfg.qe.n + 1).max(pool), cfg.mode)?
             .into_iter()
             .map(|h| h.0)
+            .collect();
+        let first: Vec<i64> = found
+            .iter()
+            .copied()
             .filter(|&id| Some(id) != own)
             .take(cfg.qe.n)
             .collect();
+        plain = Some(found);
         let mut neighbours = space.vectors_of(&first)?;
         neighbours.sort_by_key(|(id, _)| first.iter().position(|f| f == id));
         query = cfg
@@ -154,7 +173,16 @@ pub fn rank<S: Space + ?Sized>(
             .map(|&(id, _)| Ranked { id, distance: None }),
     );
     ranking.truncate(k);
-    Ok(ranking)
+    let pool_ids = match plain {
+        _ if pool == 0 => Vec::new(),
+        Some(found) => found.into_iter().take(pool).collect(),
+        None => space
+            .search(&space.embed(example), pool, cfg.mode)?
+            .into_iter()
+            .map(|h| h.0)
+            .collect(),
+    };
+    Ok((ranking, pool_ids))
 }
 
 /// [`rank`], then the example's edited copies first: among the first [`COPY_POOL`] candidates
@@ -169,26 +197,21 @@ pub(crate) fn rank_with_copies<S: Space + ?Sized>(
     k: usize,
     cfg: &RankConfig,
 ) -> Result<Vec<Ranked>> {
-    let ranking = rank(space, example, own, k, cfg)?;
     if signature.len() != SIGNATURE_LEN || k == 0 {
-        return Ok(ranking);
+        return rank(space, example, own, k, cfg);
     }
     let test = CopyTest::DEFAULT;
-    let matches = match space.all_copies(signature, &test)? {
+    let all = space.all_copies(signature, &test)?;
+    let pool_len = if all.is_some() { 0 } else { COPY_POOL };
+    let (ranking, pool) = rank_and_pool(space, example, own, k, cfg, pool_len)?;
+    let matches = match all {
         Some(all) => all,
-        None => {
-            let pool: Vec<i64> = space
-                .search(&space.embed(example), COPY_POOL, cfg.mode)?
-                .into_iter()
-                .map(|h| h.0)
-                .collect();
-            space
-                .signatures_of(&pool)?
-                .into_iter()
-                .map(|(id, s)| (id, compare(signature, &s)))
-                .filter(|(_, m)| test.accepts(m))
-                .collect()
-        }
+        None => space
+            .signatures_of(&pool)?
+            .into_iter()
+            .map(|(id, s)| (id, compare(signature, &s)))
+            .filter(|(_, m)| test.accepts(m))
+            .collect(),
     };
     let mut copies: Vec<(i64, f32)> = matches
         .into_iter()
@@ -378,6 +401,84 @@ mod tests {
         }
         fn example_distances(&self, example: &[f32], ids: &[i64]) -> Result<Vec<f32>> {
             self.0.example_distances(example, ids)
+        }
+    }
+
+    /// Points on a line with duplicate signatures: `copy` holds the same signature as the
+    /// example, every other point a random one.
+    struct Signed {
+        line: Spaces,
+        signatures: Vec<(i64, Vec<f32>)>,
+    }
+
+    impl Space for Signed {
+        fn embed(&self, example: &[f32]) -> Vec<f32> {
+            self.line.embed(example)
+        }
+        fn search(&self, query: &[f32], k: usize, mode: SearchMode) -> Result<Vec<(i64, f32)>> {
+            self.line.search(query, k, mode)
+        }
+        fn vectors_of(&self, ids: &[i64]) -> Result<Vec<(i64, Vec<f32>)>> {
+            self.line.vectors_of(ids)
+        }
+        fn example_distances(&self, example: &[f32], ids: &[i64]) -> Result<Vec<f32>> {
+            self.line.example_distances(example, ids)
+        }
+        fn signatures_of(&self, ids: &[i64]) -> Result<Vec<(i64, Vec<f32>)>> {
+            Ok(self
+                .signatures
+                .iter()
+                .filter(|(id, _)| ids.contains(id))
+                .cloned()
+                .collect())
+        }
+    }
+
+    fn random_signature(rng: &mut crate::rng::SplitMix64) -> Vec<f32> {
+        (0..SIGNATURE_LEN)
+            .map(|_| rng.uniform() as f32 - 0.5)
+            .collect()
+    }
+
+    #[test]
+    fn an_edited_copy_in_the_plain_search_pool_comes_first_with_and_without_expansion() {
+        let mut rng = crate::rng::SplitMix64::new(5);
+        let example_signature = random_signature(&mut rng);
+        let n = 300;
+        for copy in [40, COPY_POOL as i64 - 1, COPY_POOL as i64 + 20] {
+            let signatures = (0..n)
+                .map(|id| {
+                    let s = if id == copy {
+                        example_signature.clone()
+                    } else {
+                        random_signature(&mut rng)
+                    };
+                    (id, s)
+                })
+                .collect();
+            let space = Signed {
+                line: line(n),
+                signatures,
+            };
+            for qe in [0, 2] {
+                let cfg = RankConfig {
+                    qe: QueryExpansion { n: qe, alpha: 1.0 },
+                    ..PLAIN
+                };
+                let r = rank_with_copies(&space, &[0.0, 1.0], &example_signature, None, 10, &cfg)
+                    .unwrap();
+                let found = ids(&r).contains(&copy);
+                assert_eq!(
+                    found,
+                    copy < COPY_POOL as i64,
+                    "copy at {copy}, qe {qe}: {:?}",
+                    ids(&r)
+                );
+                if found {
+                    assert_eq!(r[0].id, 0, "the exact duplicate first");
+                    assert_eq!(r[1].id, copy, "then the copy");
+                }
+            }
         }
     }
 

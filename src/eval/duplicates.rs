@@ -73,9 +73,13 @@ pub fn plant(
         .iter()
         .map(|k| parse_chain(k))
         .collect::<Result<_>>()?;
+    // The sample depends on the paths below the sources' common folder only, so that the
+    // same folder named another way (relative, absolute, through a link) plants the same files.
+    let base = common_folder(sources);
     let mut order: Vec<usize> = (0..sources.len()).collect();
     order.sort_by_key(|&i| {
-        crate::eval::stable_hash(sources[i].as_os_str().as_encoded_bytes()) ^ seed
+        let rel = sources[i].strip_prefix(&base).unwrap_or(&sources[i]);
+        crate::eval::stable_hash(rel.as_os_str().as_encoded_bytes()) ^ seed
     });
     let picked: HashSet<usize> = order.iter().take(originals).copied().collect();
     for sub in ["originals", "copies", "others"] {
@@ -152,6 +156,24 @@ pub fn plant(
         .and_then(|mut f| f.write_all(text.as_bytes()))
         .map_err(|e| Error::io(&truth, e))?;
     Ok(planted)
+}
+
+/// The deepest folder that holds every one of `paths` (empty when they share none).
+fn common_folder(paths: &[PathBuf]) -> PathBuf {
+    let mut common: Option<PathBuf> = None;
+    for p in paths {
+        let folder = p.parent().unwrap_or(Path::new(""));
+        common = Some(match common {
+            None => folder.to_path_buf(),
+            Some(c) => c
+                .components()
+                .zip(folder.components())
+                .take_while(|(a, b)| a == b)
+                .map(|(a, _)| a)
+                .collect(),
+        });
+    }
+    common.unwrap_or_default()
 }
 
 /// Pair counts and the scores made from them.
@@ -270,6 +292,43 @@ mod tests {
             family,
             edit: edit.map(str::to_string),
         }
+    }
+
+    #[test]
+    fn the_same_folder_named_two_ways_plants_the_same_benchmark() {
+        let dir = tempfile::tempdir().unwrap();
+        let photos = dir.path().join("photos");
+        std::fs::create_dir_all(photos.join("sub")).unwrap();
+        let mut sources = Vec::new();
+        for i in 0..8u8 {
+            let path = photos
+                .join(if i % 2 == 0 { "sub" } else { "" })
+                .join(format!("{i}.png"));
+            image::RgbImage::from_fn(24, 16, |x, y| {
+                image::Rgb([(x * 9) as u8, (y * 13) as u8 ^ (i * 20), 255 - i * 25])
+            })
+            .save(&path)
+            .unwrap();
+            sources.push(path);
+        }
+        sources.sort();
+        assert_eq!(common_folder(&sources), photos);
+        // The same files through a path with more components.
+        let longer: Vec<PathBuf> = sources
+            .iter()
+            .map(|p| {
+                photos
+                    .join("sub")
+                    .join("..")
+                    .join(p.strip_prefix(&photos).unwrap())
+            })
+            .collect();
+        let a = plant(&sources, 3, 2, 7, &dir.path().join("a")).unwrap();
+        let b = plant(&longer, 3, 2, 7, &dir.path().join("b")).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.iter().filter(|p| p.edit.is_some()).count(), 6);
+        let c = plant(&sources, 3, 2, 8, &dir.path().join("c")).unwrap();
+        assert_eq!(c.len(), a.len());
     }
 
     #[test]

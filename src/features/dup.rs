@@ -233,13 +233,15 @@ pub fn compare(a: &[f32], b: &[f32]) -> Match {
     if a.len() != LEN || b.len() != LEN {
         return Match::NONE;
     }
-    let window = |s: &[f32], w: usize| -> Vec<f32> { s[w * DIM..(w + 1) * DIM].to_vec() };
+    fn window(s: &[f32], w: usize) -> &[f32] {
+        &s[w * DIM..(w + 1) * DIM]
+    }
     let (a_whole, b_whole) = (window(a, 0), window(b, 0));
-    let mut best = compare_windows(&a_whole, &b_whole);
+    let mut best = compare_windows(a_whole, b_whole);
     for w in 1..WINDOWS {
         for m in [
-            compare_windows(&a_whole, &window(b, w)),
-            compare_windows(&window(a, w), &b_whole),
+            compare_windows(a_whole, window(b, w)),
+            compare_windows(window(a, w), b_whole),
         ] {
             if m.layout < best.layout {
                 best = m;
