@@ -1,6 +1,6 @@
 //! Feature extraction cost per family, and decode + extract of a sample photo.
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use lookalike::decode::{DecodeConfig, decode};
 use lookalike::features::deconv::DeconvFeatures;
 use lookalike::features::{FeatureInput, Registry};
@@ -20,8 +20,16 @@ fn bench_features(c: &mut Criterion) {
     let input = FeatureInput::new(decoded.image.clone());
     let registry = Registry::default();
     let mut g = c.benchmark_group("features");
+    // A fresh input per run: the input keeps the filter bank's response for the families
+    // that share it, and conv would otherwise measure a cache read.
     for e in registry.extractors() {
-        g.bench_function(e.family(), |b| b.iter(|| black_box(e.extract(&input))));
+        g.bench_function(e.family(), |b| {
+            b.iter_batched(
+                || FeatureInput::new(decoded.image.clone()),
+                |fresh| black_box(e.extract(&fresh)),
+                BatchSize::SmallInput,
+            )
+        });
     }
     // The part deconv version 3 added, given the blur estimate the family makes anyway.
     let deconv = DeconvFeatures::default();
