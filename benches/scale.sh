@@ -17,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NCAM=${1:-30}; NSMALL=${2:-3000}; NCOLL=${3:-100000}; NANN=${4:-1000000}
-WORK=${SCALE_WORK:-/tmp/lookalike-scale}
+WORK=${SCALE_WORK:-${TMPDIR:-/tmp}/lookalike-scale}
 mkdir -p "$WORK"
 # The CLI and the measuring tools (make_corpus, query_latency, ann_scale) share one release
 # folder ($CARGO_TARGET_DIR/release, or target/release).
