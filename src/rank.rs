@@ -115,8 +115,9 @@ pub fn rank<S: Space + ?Sized>(
     Ok(rank_and_pool(space, example, own, k, cfg, 0)?.0)
 }
 
-/// [`rank`], and the first `pool` candidates of a plain search for the example (the search
-/// query expansion starts from, asked for more candidates when it runs).
+/// [`rank`], and the first `pool` candidates of a plain search for the example: the search
+/// query expansion starts from, or without expansion the one search, asked for at least
+/// `pool` candidates.
 fn rank_and_pool<S: Space + ?Sized>(
     space: &S,
     example: &[f32],
@@ -146,7 +147,16 @@ fn rank_and_pool<S: Space + ?Sized>(
             .qe
             .expand(&query, neighbours.iter().map(|p| p.1.as_slice()));
     }
-    let candidates = space.search(&query, k.max(HEAD), cfg.mode)?;
+    // Without expansion this search is the plain one: it also fetches the pool.
+    let wanted = if plain.is_none() {
+        k.max(HEAD).max(pool)
+    } else {
+        k.max(HEAD)
+    };
+    let candidates = space.search(&query, wanted, cfg.mode)?;
+    if plain.is_none() && pool > 0 {
+        plain = Some(candidates.iter().map(|h| h.0).collect());
+    }
     let head_len = candidates.len().min(HEAD);
     let head_ids: Vec<i64> = candidates[..head_len].iter().map(|h| h.0).collect();
     let distances = space.example_distances(example, &head_ids)?;
@@ -173,15 +183,8 @@ fn rank_and_pool<S: Space + ?Sized>(
             .map(|&(id, _)| Ranked { id, distance: None }),
     );
     ranking.truncate(k);
-    let pool_ids = match plain {
-        _ if pool == 0 => Vec::new(),
-        Some(found) => found.into_iter().take(pool).collect(),
-        None => space
-            .search(&space.embed(example), pool, cfg.mode)?
-            .into_iter()
-            .map(|h| h.0)
-            .collect(),
-    };
+    let mut pool_ids = plain.unwrap_or_default();
+    pool_ids.truncate(pool);
     Ok((ranking, pool_ids))
 }
 
