@@ -170,7 +170,14 @@ impl Searcher {
         self.extract_example(bytes, name, decode)
     }
 
-    fn extract_example(&self, bytes: &[u8], path: &Path, decode: &DecodeConfig) -> Result<Example> {
+    /// An example freshly described from its bytes (`path` names it in errors), even when an
+    /// indexed image holds the same bytes.
+    pub fn extract_example(
+        &self,
+        bytes: &[u8],
+        path: &Path,
+        decode: &DecodeConfig,
+    ) -> Result<Example> {
         let (_, rows) = extract_bytes(bytes, path, decode, &self.registry)?;
         let (names, parts): (Vec<String>, Vec<Vec<f32>>) =
             rows.into_iter().map(|r| (r.family, r.vector)).unzip();

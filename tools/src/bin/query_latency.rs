@@ -73,21 +73,9 @@ fn main() {
             tops.push(hits.iter().map(|h| h.id).collect::<Vec<_>>());
             let bytes = std::fs::read(&paths[id]).unwrap();
             let t = Instant::now();
-            let (_, rows) = lookalike::index::extract_bytes(
-                &bytes,
-                &paths[id],
-                &DecodeConfig::default(),
-                searcher.registry(),
-            )
-            .unwrap();
-            let (names, parts): (Vec<String>, Vec<Vec<f32>>) =
-                rows.into_iter().map(|r| (r.family, r.vector)).unzip();
-            let signature = names
-                .iter()
-                .position(|n| n == "dup")
-                .map(|i| parts[i].clone())
-                .unwrap_or_default();
-            let q = searcher.space().fusion.fuse_named(&names, &parts);
+            let (q, signature, _) = searcher
+                .extract_example(&bytes, &paths[id], &DecodeConfig::default())
+                .unwrap();
             let _ = searcher
                 .rank(&q, &signature, None, 10, &ranking(mode))
                 .unwrap();
