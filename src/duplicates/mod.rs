@@ -8,10 +8,11 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::features::dup::{CopyTest, LEN, compare};
+use crate::features::dup::{CopyTest, LEN, Match, compare};
 use crate::store::{ImageRecord, Store};
 
 mod pairs;
+pub mod verify;
 
 /// How alike two images must be to count as copies, as a person would choose it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -31,19 +32,26 @@ impl Similarity {
     /// The test a pair of copies passes: the greatest layout distance, and the greatest
     /// detail distance (a numeric level keeps the default's).
     pub fn test(self) -> CopyTest {
+        let default = CopyTest {
+            layout: 0.45,
+            detail: 1.0,
+            aligned: Some(0.8),
+        };
         match self {
             Similarity::Strict => CopyTest {
                 layout: 0.3,
                 detail: 0.75,
+                aligned: Some(0.9),
             },
-            Similarity::Default => CopyTest::DEFAULT,
+            Similarity::Default => default,
             Similarity::Loose => CopyTest {
                 layout: 0.5,
-                detail: 0.95,
+                detail: 1.1,
+                aligned: Some(0.7),
             },
             Similarity::Threshold(t) => CopyTest {
                 layout: t,
-                ..CopyTest::DEFAULT
+                ..default
             },
         }
     }
@@ -176,10 +184,29 @@ pub struct Findings {
 
 /// Images whose near pairs are compared together before their copies are joined.
 const JOIN_CHUNK: usize = 2048;
+/// Aligned views kept between chunks (about 36 kB each).
+const VIEW_CACHE: usize = 4096;
+
+/// The thumbnail (JPEG bytes) of an indexed image, when the index has one.
+pub type Thumbnails<'a> = dyn FnMut(&ImageRecord) -> Option<Vec<u8>> + 'a;
+
+/// The aligned view of a thumbnail, or `None` when it does not decode.
+fn view_of(jpeg: &[u8]) -> Option<verify::View> {
+    let picture = image::load_from_memory(jpeg).ok()?.to_rgb8();
+    verify::View::of(&crate::features::luma_plane(&picture))
+}
 
 /// Groups `candidates`: byte-identical copies and pairs that pass `test`, joined
-/// transitively; groups of one are left out. Groups come in keeper path order.
-pub fn group(candidates: Vec<Candidate>, test: CopyTest, keep: &KeepRule) -> Vec<Group> {
+/// transitively; groups of one are left out. Groups come in keeper path order. When `test`
+/// asks for aligned pictures, pairs that are not [`CopyTest::SURE`] are aligned on the
+/// `thumbnails` of their images; a pair without both is judged by
+/// [`CopyTest::signatures_only`].
+pub fn group(
+    candidates: Vec<Candidate>,
+    test: CopyTest,
+    keep: &KeepRule,
+    thumbnails: &mut Thumbnails,
+) -> Vec<Group> {
     let n = candidates.len();
     let mut parent: Vec<usize> = (0..n).collect();
     /// The set's representative, without shortening paths (for shared reads).
@@ -219,11 +246,12 @@ pub fn group(candidates: Vec<Candidate>, test: CopyTest, keep: &KeepRule) -> Vec
         .map(|&i| candidates[i].signature.as_slice())
         .collect();
     let near = pairs::NearPairs::new(&signatures);
+    let mut views: HashMap<usize, Option<verify::View>> = HashMap::new();
     // Images are taken in chunks: a pair already joined (through byte-identical or earlier
     // copies) is not compared again, and pairs never pile up in memory.
     for start in (0..signed.len()).step_by(JOIN_CHUNK) {
         let joined = |parent: &[usize], a: usize, b: usize| root(parent, a) == root(parent, b);
-        let accepted: Vec<(usize, usize)> = (start..signed.len().min(start + JOIN_CHUNK))
+        let mut passed: Vec<(usize, usize, Match)> = (start..signed.len().min(start + JOIN_CHUNK))
             .into_par_iter()
             .flat_map_iter(|k| {
                 let (near, parent, signed, candidates) = (&near, &parent, &signed, &candidates);
@@ -231,14 +259,50 @@ pub fn group(candidates: Vec<Candidate>, test: CopyTest, keep: &KeepRule) -> Vec
                     .into_iter()
                     .filter_map(move |l| {
                         let (i, j) = (signed[k.min(l)], signed[k.max(l)]);
-                        (!joined(parent, i, j)
-                            && test.accepts(&compare(
-                                &candidates[i].signature,
-                                &candidates[j].signature,
-                            )))
-                        .then_some((i, j))
+                        if joined(parent, i, j) {
+                            return None;
+                        }
+                        let m = compare(&candidates[i].signature, &candidates[j].signature);
+                        test.accepts(&m).then_some((i, j, m))
                     })
             })
+            .collect();
+        passed.sort_by_key(|&(i, j, _)| (i, j));
+        passed.dedup_by_key(|&mut (i, j, _)| (i, j));
+        let unsure = |m: &Match| test.aligned.is_some() && !CopyTest::SURE.accepts(m);
+        if views.len() > VIEW_CACHE {
+            views.clear();
+        }
+        let mut wanted: Vec<usize> = passed
+            .iter()
+            .filter(|(_, _, m)| unsure(m))
+            .flat_map(|&(i, j, _)| [i, j])
+            .filter(|i| !views.contains_key(i))
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let jpegs: Vec<(usize, Option<Vec<u8>>)> = wanted
+            .into_iter()
+            .map(|i| (i, thumbnails(&candidates[i].record)))
+            .collect();
+        views.par_extend(
+            jpegs
+                .into_par_iter()
+                .map(|(i, jpeg)| (i, jpeg.as_deref().and_then(view_of))),
+        );
+        let fallback = test.signatures_only();
+        let accepted: Vec<(usize, usize)> = passed
+            .into_par_iter()
+            .filter(|(i, j, m)| {
+                if !unsure(m) {
+                    return true;
+                }
+                match (&views[i], &views[j], test.aligned) {
+                    (Some(a), Some(b), Some(least)) => verify::agreement(a, b, m) >= least,
+                    _ => fallback.accepts(m),
+                }
+            })
+            .map(|(i, j, _)| (i, j))
             .collect();
         for (a, b) in accepted {
             join(&mut parent, a, b);
@@ -325,8 +389,9 @@ pub fn find_in_store(
         .iter()
         .filter(|c| c.signature.len() != LEN)
         .count();
+    let mut thumbnails = |r: &ImageRecord| store.thumbnail(&r.hash).ok().flatten();
     Ok(Findings {
-        groups: group(candidates, test, keep),
+        groups: group(candidates, test, keep, &mut thumbnails),
         images,
         unsigned,
         test,
@@ -434,18 +499,33 @@ mod tests {
                 signature: Vec::new(),
             },
         ];
-        let groups = group(candidates.clone(), CopyTest::DEFAULT, &KeepRule::Best);
+        let groups = group(
+            candidates.clone(),
+            CopyTest::DEFAULT,
+            &KeepRule::Best,
+            &mut |_| None,
+        );
         assert_eq!(groups.len(), 1);
         let paths: Vec<_> = groups[0].members.iter().map(|m| m.record.id).collect();
         assert_eq!(paths, vec![2, 1, 4]);
         assert!(!groups[0].members[2].exact && groups[0].members[1].distance < 1e-6);
-        let oldest = group(candidates.clone(), CopyTest::DEFAULT, &KeepRule::Oldest);
+        let oldest = group(
+            candidates.clone(),
+            CopyTest::DEFAULT,
+            &KeepRule::Oldest,
+            &mut |_| None,
+        );
         assert_eq!(oldest[0].keeper().record.id, 4);
-        let newest = group(candidates.clone(), CopyTest::DEFAULT, &KeepRule::Newest);
+        let newest = group(
+            candidates.clone(),
+            CopyTest::DEFAULT,
+            &KeepRule::Newest,
+            &mut |_| None,
+        );
         assert_eq!(newest[0].keeper().record.id, 2);
         let matching = KeepRule::parse("match:**/a.jpg").unwrap();
         assert_eq!(
-            group(candidates, CopyTest::DEFAULT, &matching)[0]
+            group(candidates, CopyTest::DEFAULT, &matching, &mut |_| None)[0]
                 .keeper()
                 .record
                 .id,

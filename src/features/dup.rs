@@ -46,27 +46,49 @@ const BORDER_MATCH: f32 = 0.06;
 /// At most this fraction of each side is trimmed as border.
 const BORDER_MAX: f32 = 0.3;
 
-/// When two images count as copies of one photo: their layouts within `layout`, and their
-/// detail, compared in the same windows and pose, within `detail`.
+/// When two images count as copies of one photo: their layouts within `layout`, their
+/// detail, compared in the same windows and pose, within `detail`, and, when `aligned` is
+/// set, the edges of their pictures aligned on each other agreeing at least that much
+/// ([`crate::duplicates`] checks this on the index's thumbnails).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct CopyTest {
     /// Largest layout distance of copies, in [0, 2].
     pub layout: f32,
     /// Largest detail distance of copies, in [0, 2].
     pub detail: f32,
+    /// Least agreement of the aligned pictures' edges, in [-1, 1]; `None`: signatures only.
+    pub aligned: Option<f32>,
 }
 
 impl CopyTest {
-    /// The default test (`duplicates --similarity default`, and the copies `query` ranks
-    /// first); chosen on wang (BENCHMARKS.md, "Duplicates").
+    /// The signatures-only test: the copies `query` ranks first, and the pairs `duplicates`
+    /// joins when it has no thumbnails to align; chosen on wang (BENCHMARKS.md, "Duplicates").
     pub const DEFAULT: CopyTest = CopyTest {
         layout: 0.4,
         detail: 0.85,
+        aligned: None,
     };
 
-    /// True when a comparison passes the test.
+    /// Pairs this close need no alignment: no pair of different photos came this close on
+    /// the benchmarks (BENCHMARKS.md, "Duplicates").
+    pub const SURE: CopyTest = CopyTest {
+        layout: 0.05,
+        detail: 0.15,
+        aligned: None,
+    };
+
+    /// True when a comparison passes the signature part of the test.
     pub fn accepts(&self, m: &Match) -> bool {
         m.layout <= self.layout && m.detail <= self.detail
+    }
+
+    /// The test without alignment, as strict as the signatures-only default at least.
+    pub fn signatures_only(&self) -> CopyTest {
+        CopyTest {
+            layout: self.layout.min(CopyTest::DEFAULT.layout),
+            detail: self.detail.min(CopyTest::DEFAULT.detail),
+            aligned: None,
+        }
     }
 }
 
@@ -76,7 +98,14 @@ impl CopyTest {
 pub struct Match {
     /// Least layout distance over the window pairs and poses tried, in [0, 2].
     pub layout: f32,
-    pub(crate) detail: f32,
+    /// Detail distance in that window pair and pose, in [0, 2].
+    pub detail: f32,
+    /// The first image's window in that pair (0 the whole picture, then [`window_rect`]'s).
+    pub(crate) window_a: u8,
+    /// The second image's window in that pair.
+    pub(crate) window_b: u8,
+    /// The pose of the second image's window (see [`block_poses`]).
+    pub(crate) pose: u8,
 }
 
 impl Match {
@@ -84,7 +113,24 @@ impl Match {
     pub(crate) const NONE: Match = Match {
         layout: 2.0,
         detail: 2.0,
+        window_a: 0,
+        window_b: 0,
+        pose: 0,
     };
+}
+
+/// Window `w` of a trimmed picture as `(top, left, height, width)`, fractions of its sides.
+pub(crate) fn window_rect(w: u8) -> (f32, f32, f32, f32) {
+    let rest = 1.0 - WINDOW;
+    let (top, left) = match w {
+        0 => return (0.0, 0.0, 1.0, 1.0),
+        1 => (rest / 2.0, rest / 2.0),
+        2 => (0.0, 0.0),
+        3 => (0.0, rest),
+        4 => (rest, 0.0),
+        _ => (rest, rest),
+    };
+    (top, left, WINDOW, WINDOW)
 }
 
 /// The duplicate signature extractor (family `dup`).
@@ -154,7 +200,7 @@ pub fn signature(luma: &Array2<f32>) -> Vec<f32> {
     ];
     let mut out = Vec::with_capacity(LEN);
     for (r, c) in windows {
-        let thumb = box_resample(luma, r, c);
+        let thumb = box_resample(luma, r, c, THUMB);
         let ranks = soft_ranks(&thumb);
         let mut block = low_dct(&ranks);
         for part in [true, false] {
@@ -239,12 +285,14 @@ pub fn compare(a: &[f32], b: &[f32]) -> Match {
     let (a_whole, b_whole) = (window(a, 0), window(b, 0));
     let mut best = compare_windows(a_whole, b_whole);
     for w in 1..WINDOWS {
-        for m in [
-            compare_windows(a_whole, window(b, w)),
-            compare_windows(window(a, w), b_whole),
-        ] {
+        for (wa, wb) in [(0, w), (w, 0)] {
+            let m = compare_windows(window(a, wa), window(b, wb));
             if m.layout < best.layout {
-                best = m;
+                best = Match {
+                    window_a: wa as u8,
+                    window_b: wb as u8,
+                    ..m
+                };
             }
         }
     }
@@ -285,9 +333,9 @@ pub(crate) fn compare_windows(a: &[f32], b: &[f32]) -> Match {
             .sqrt()
     };
     let mut best = Match::NONE;
-    for p in [&straight, &transposed] {
-        for sh in [1.0f32, -1.0] {
-            for sv in [1.0f32, -1.0] {
+    for (transpose, p) in [(0u8, &straight), (4, &transposed)] {
+        for (flip_h, sh) in [(0u8, 1.0f32), (1, -1.0)] {
+            for (flip_v, sv) in [(0u8, 1.0f32), (2, -1.0)] {
                 let dot = |part: usize| {
                     let q = &p[part];
                     q[0][0] + sh * q[1][0] + sv * q[0][1] + sh * sv * q[1][1]
@@ -297,6 +345,9 @@ pub(crate) fn compare_windows(a: &[f32], b: &[f32]) -> Match {
                     best = Match {
                         layout,
                         detail: distance(dot(1), 1),
+                        window_a: 0,
+                        window_b: 0,
+                        pose: transpose | flip_h | flip_v,
                     };
                 }
             }
@@ -306,7 +357,7 @@ pub(crate) fn compare_windows(a: &[f32], b: &[f32]) -> Match {
 }
 
 /// The rows and columns left after trimming near-uniform borders from each side.
-fn trimmed(luma: &Array2<f32>) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+pub(crate) fn trimmed(luma: &Array2<f32>) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
     let (h, w) = luma.dim();
     if h == 0 || w == 0 {
         return (0..0, 0..0);
@@ -360,16 +411,17 @@ fn is_border(line: &[f32], outer_mean: f32) -> bool {
     hi - lo < BORDER_SPREAD && (mean(line) - outer_mean).abs() < BORDER_MATCH
 }
 
-/// Area-average resampling of the given window of `luma` to `THUMB x THUMB`.
-fn box_resample(
+/// Area-average resampling of the given window of `luma` to `side x side`, row-major.
+pub(crate) fn box_resample(
     luma: &Array2<f32>,
     rows: std::ops::Range<usize>,
     cols: std::ops::Range<usize>,
+    side: usize,
 ) -> Vec<f32> {
     let weights = |len: usize| -> Vec<Vec<(usize, f32)>> {
-        // Output cell i covers [i * len / THUMB, (i + 1) * len / THUMB) in input units.
-        let scale = len as f32 / THUMB as f32;
-        (0..THUMB)
+        // Output cell i covers [i * len / side, (i + 1) * len / side) in input units.
+        let scale = len as f32 / side as f32;
+        (0..side)
             .map(|i| {
                 let (a, b) = (i as f32 * scale, (i + 1) as f32 * scale);
                 let mut out = Vec::new();
@@ -387,7 +439,7 @@ fn box_resample(
     };
     let wy = weights(rows.len());
     let wx = weights(cols.len());
-    let mut out = vec![0.0f32; THUMB * THUMB];
+    let mut out = vec![0.0f32; side * side];
     for (i, ys) in wy.iter().enumerate() {
         for (j, xs) in wx.iter().enumerate() {
             let mut acc = 0.0f32;
@@ -396,7 +448,7 @@ fn box_resample(
                     acc += a * b * luma[[rows.start + y, cols.start + x]];
                 }
             }
-            out[i * THUMB + j] = acc;
+            out[i * side + j] = acc;
         }
     }
     out

@@ -237,6 +237,23 @@ pub struct ImageRecord {
     pub(crate) height: u32,
 }
 
+impl ImageRecord {
+    /// The image's row id in the index.
+    pub fn id(&self) -> i64 {
+        self.id
+    }
+
+    /// The image's absolute path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// blake3 of the file's bytes when indexed (the key of its thumbnail).
+    pub fn hash(&self) -> &[u8; 32] {
+        &self.hash
+    }
+}
+
 /// Counts for `lookalike status`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct StoreStats {

@@ -228,7 +228,7 @@ impl Store {
 
     /// Every image with what choosing among copies needs: its folder, relative path, stamp,
     /// hash, format and size in pixels, in id order.
-    pub(crate) fn image_records(&self) -> Result<Vec<ImageRecord>> {
+    pub fn image_records(&self) -> Result<Vec<ImageRecord>> {
         self.records_where("1 ORDER BY id", [])
     }
 

@@ -45,7 +45,11 @@ fn main() {
     println!("{} images", rows.len());
     for layout in [0.25f32, 0.3, 0.35, 0.4, 0.45] {
         for detail in [0.75f32, 0.85, 0.95, 1.05] {
-            let test = CopyTest { layout, detail };
+            let test = CopyTest {
+                layout,
+                detail,
+                aligned: None,
+            };
             let recall: Vec<String> = (0..EDIT_KINDS.len())
                 .map(|k| {
                     let n = rows.iter().filter(|r| test.accepts(&r.1[k])).count();
