@@ -199,13 +199,12 @@ fn write_text(f: &Findings) -> Result<()> {
     let copies: usize = f.groups.iter().map(|g| g.copies().len()).sum();
     writeln!(
         out,
-        "{} groups, {} copies not kept ({}) among {} images (layout distance <= {:.2}, detail <= {:.2})",
+        "{} groups, {} copies not kept ({}) among {} images ({})",
         f.groups.len(),
         copies,
         human_bytes(reclaimable(&f.groups)),
         f.images,
-        f.test.layout,
-        f.test.detail
+        f.test
     )
     .map_err(out_err)?;
     for (i, g) in f.groups.iter().enumerate() {

@@ -482,9 +482,7 @@ fn duplicates_benchmark(
             ),
             generated_by: std::env::args().collect::<Vec<_>>().join(" "),
             notes: vec![format!(
-                "Copies when the layout distance is at most {:.2} and the detail distance at most {:.2}; {} groups.",
-                test.layout,
-                test.detail,
+                "Copies when {test}; {} groups.",
                 findings.groups.len()
             )],
             duplicates: Some(scores.clone()),
@@ -537,12 +535,10 @@ fn duplicates_benchmark(
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "duplicates benchmark: {} files ({originals} photos with {} edited copies each, {} distractors), layout distance <= {:.2} and detail <= {:.2}, {} groups, {seconds:.1} s index + search",
+        "duplicates benchmark: {} files ({originals} photos with {} edited copies each, {} distractors), {test}, {} groups, {seconds:.1} s index + search",
         planted.len(),
         args.edits,
         sources.len() - originals,
-        test.layout,
-        test.detail,
         findings.groups.len()
     )
     .map_err(super::out_err)?;

@@ -33,8 +33,8 @@ impl Similarity {
     /// detail distance (a numeric level keeps the default's).
     pub fn test(self) -> CopyTest {
         let default = CopyTest {
-            layout: 0.45,
-            detail: 1.0,
+            layout: 0.4,
+            detail: 0.95,
             aligned: Some(0.8),
         };
         match self {
@@ -184,8 +184,8 @@ pub struct Findings {
 
 /// Images whose near pairs are compared together before their copies are joined.
 const JOIN_CHUNK: usize = 2048;
-/// Aligned views kept between chunks (about 36 kB each).
-const VIEW_CACHE: usize = 4096;
+/// Aligned views kept between chunks (128 kB each).
+const VIEW_CACHE: usize = 2048;
 
 /// The thumbnail (JPEG bytes) of an indexed image, when the index has one.
 pub type Thumbnails<'a> = dyn FnMut(&ImageRecord) -> Option<Vec<u8>> + 'a;
@@ -531,6 +531,48 @@ mod tests {
                 .id,
             1
         );
+    }
+
+    #[test]
+    fn another_shot_passes_the_signatures_but_not_the_alignment() {
+        use crate::features::dup::signature;
+        use crate::test_support::shot;
+        let original = shot(240, 180, 0.45, 0.5);
+        let mut copy = image::imageops::crop_imm(&original, 10, 8, 216, 162).to_image();
+        copy.iter_mut()
+            .for_each(|c| *c = (f32::from(*c) * 0.8 + 30.0) as u8);
+        let other = shot(240, 180, 0.5, 0.5);
+        let pictures = [original, copy, other];
+        let candidates: Vec<Candidate> = pictures
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Candidate {
+                record: record(i as i64 + 1, &format!("/r/{i}.jpg"), p.dimensions(), 10, 1),
+                signature: signature(&crate::features::luma_plane(p)),
+            })
+            .collect();
+        let test = Similarity::Default.test();
+        let m = compare(&candidates[0].signature, &candidates[2].signature);
+        assert!(test.accepts(&m) && !CopyTest::SURE.accepts(&m), "{m:?}");
+        let ids = |groups: &[Group]| -> Vec<Vec<i64>> {
+            let mut out: Vec<Vec<i64>> = groups
+                .iter()
+                .map(|g| {
+                    let mut ids: Vec<i64> = g.members.iter().map(|m| m.record.id).collect();
+                    ids.sort();
+                    ids
+                })
+                .collect();
+            out.sort();
+            out
+        };
+        // With thumbnails the other shot is left out; without them the signatures decide.
+        let mut thumbnails =
+            |r: &ImageRecord| Some(crate::thumbnail::encode(&pictures[r.id as usize - 1]));
+        let aligned = group(candidates.clone(), test, &KeepRule::Best, &mut thumbnails);
+        assert_eq!(ids(&aligned), vec![vec![1, 2]]);
+        let signatures_only = group(candidates, test, &KeepRule::Best, &mut |_| None);
+        assert_eq!(ids(&signatures_only), vec![vec![1, 2, 3]]);
     }
 
     #[test]

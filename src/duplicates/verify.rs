@@ -19,15 +19,34 @@ use crate::features::dup::{Match, box_resample, trimmed, window_rect};
 
 /// Side of the square view pictures are aligned in.
 const SIDE: usize = 128;
-/// Smoothing (pixels of the view) of the coarse and the fine alignment passes.
-const PASSES: [(f32, usize); 2] = [(2.5, 15), (1.0, 30)];
-/// Smoothing before the edge agreement is measured.
-const EDGE_SIGMA: f32 = 1.0;
+/// Smoothing (pixels of the view), most iterations and sampling stride of the coarse and the
+/// fine alignment passes; the fine smoothing is also the one edges are measured at.
+const COARSE: Pass = Pass {
+    sigma: 2.5,
+    iterations: 10,
+    stride: 4,
+};
+const FINE: Pass = Pass {
+    sigma: 1.0,
+    iterations: 15,
+    stride: 3,
+};
 
-/// A picture prepared for alignment: its trimmed luma resampled to a square and replaced by
-/// the ranks of its values.
+/// Least correlation of the coarse pictures after the coarse pass for the fine pass to run;
+/// edited copies score far above it.
+const COARSE_GATE: f64 = 0.85;
+
+struct Pass {
+    sigma: f32,
+    iterations: usize,
+    stride: usize,
+}
+
+/// A picture prepared for alignment: its trimmed luma resampled to a square, replaced by the
+/// ranks of its values, and smoothed for each pass.
 pub struct View {
-    ranks: Vec<f32>,
+    coarse: Vec<f32>,
+    fine: Vec<f32>,
 }
 
 impl View {
@@ -37,62 +56,72 @@ impl View {
         if rows.is_empty() || cols.is_empty() {
             return None;
         }
-        let square = box_resample(luma, rows, cols, SIDE);
+        let ranked = ranks(&box_resample(luma, rows, cols, SIDE));
         Some(View {
-            ranks: ranks(&square),
+            coarse: smooth(&ranked, COARSE.sigma),
+            fine: smooth(&ranked, FINE.sigma),
         })
     }
 }
 
-/// Each value replaced by its rank among the others, scaled to [0, 1); ties share the mean.
+/// Bins of the histogram that turns values in [0, 1] into ranks.
+const RANK_BINS: usize = 4096;
+
+/// Each value (in [0, 1]) replaced by the share of values below its histogram bin plus half
+/// of its own bin's share: its rank among the others in [0, 1], ties sharing the middle.
 fn ranks(values: &[f32]) -> Vec<f32> {
-    let mut order: Vec<usize> = (0..values.len()).collect();
-    order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
-    let mut out = vec![0.0f32; values.len()];
-    let n = values.len().max(1) as f32;
-    let mut start = 0;
-    while start < order.len() {
-        let mut end = start + 1;
-        while end < order.len() && values[order[end]] == values[order[start]] {
-            end += 1;
-        }
-        let rank = (start + end - 1) as f32 / 2.0 / n;
-        for &i in &order[start..end] {
-            out[i] = rank;
-        }
-        start = end;
+    let bin = |x: f32| ((x.clamp(0.0, 1.0) * (RANK_BINS - 1) as f32).round()) as usize;
+    let mut counts = vec![0u32; RANK_BINS];
+    for &x in values {
+        counts[bin(x)] += 1;
     }
-    out
+    let n = values.len().max(1) as f32;
+    let mut below = vec![0.0f32; RANK_BINS];
+    let mut acc = 0u32;
+    for (b, &c) in counts.iter().enumerate() {
+        below[b] = (acc as f32 + c as f32 / 2.0) / n;
+        acc += c;
+    }
+    values.iter().map(|&x| below[bin(x)]).collect()
 }
 
 /// Separable Gaussian smoothing of a `SIDE x SIDE` picture, edges repeated.
 fn smooth(picture: &[f32], sigma: f32) -> Vec<f32> {
-    let reach = (3.0 * sigma).ceil() as isize;
-    let kernel: Vec<f32> = (-reach..=reach)
-        .map(|d| (-0.5 * (d as f32 / sigma).powi(2)).exp())
+    let reach = (3.0 * sigma).ceil() as usize;
+    let mut kernel: Vec<f32> = (0..=2 * reach)
+        .map(|k| (-0.5 * ((k as f32 - reach as f32) / sigma).powi(2)).exp())
         .collect();
     let total: f32 = kernel.iter().sum();
-    let at = |i: isize| i.clamp(0, SIDE as isize - 1) as usize;
+    kernel.iter_mut().for_each(|w| *w /= total);
+    // Along rows, each row copied into a buffer with its end values repeated.
     let mut across = vec![0.0f32; SIDE * SIDE];
-    for y in 0..SIDE {
-        for x in 0..SIDE {
-            across[y * SIDE + x] = kernel
+    let mut padded = vec![0.0f32; SIDE + 2 * reach];
+    for (row, out) in picture
+        .chunks_exact(SIDE)
+        .zip(across.chunks_exact_mut(SIDE))
+    {
+        padded[..reach].fill(row[0]);
+        padded[reach..reach + SIDE].copy_from_slice(row);
+        padded[reach + SIDE..].fill(row[SIDE - 1]);
+        for (x, o) in out.iter_mut().enumerate() {
+            *o = kernel
                 .iter()
-                .enumerate()
-                .map(|(k, w)| w * picture[y * SIDE + at(x as isize + k as isize - reach)])
-                .sum::<f32>()
-                / total;
+                .zip(&padded[x..x + kernel.len()])
+                .map(|(w, v)| w * v)
+                .sum();
         }
     }
+    // Down columns, a whole row at a time.
     let mut out = vec![0.0f32; SIDE * SIDE];
-    for y in 0..SIDE {
-        for x in 0..SIDE {
-            out[y * SIDE + x] = kernel
-                .iter()
-                .enumerate()
-                .map(|(k, w)| w * across[at(y as isize + k as isize - reach) * SIDE + x])
-                .sum::<f32>()
-                / total;
+    for (y, target) in out.chunks_exact_mut(SIDE).enumerate() {
+        for (k, &w) in kernel.iter().enumerate() {
+            let source = (y + k).saturating_sub(reach).min(SIDE - 1);
+            for (t, v) in target
+                .iter_mut()
+                .zip(&across[source * SIDE..(source + 1) * SIDE])
+            {
+                *t += w * v;
+            }
         }
     }
     out
@@ -176,27 +205,30 @@ fn region(m: &Match) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
 }
 
 /// Refines `map` so that the second picture, sampled through it, best matches the first in
-/// `rows x cols` up to a gain and an offset: Gauss-Newton steps until they are small.
+/// `rows x cols` up to a gain and an offset: Gauss-Newton steps until they are small. Returns
+/// the map and the pictures' correlation through the map before its last step (-1 when they
+/// could not be compared).
 fn refine(
     a: &[f32],
     b: &[f32],
     rows: &std::ops::Range<usize>,
     cols: &std::ops::Range<usize>,
     mut map: Affine,
-    iterations: usize,
-) -> Affine {
+    pass: &Pass,
+) -> (Affine, f64) {
     let (gx, gy) = gradients(b);
     let last = (SIDE - 1) as f64;
-    let count = rows.len() * cols.len();
+    let count = rows.len().div_ceil(pass.stride) * cols.len().div_ceil(pass.stride);
     let mut first = Vec::with_capacity(count);
     let mut second = Vec::with_capacity(count);
     let mut jacobians: Vec<[f64; 6]> = Vec::with_capacity(count);
-    for _ in 0..iterations {
+    let mut correlation = -1.0;
+    for _ in 0..pass.iterations {
         first.clear();
         second.clear();
         jacobians.clear();
-        for y in rows.clone() {
-            for x in cols.clone() {
+        for y in rows.clone().step_by(pass.stride) {
+            for x in cols.clone().step_by(pass.stride) {
                 let (bx, by) = apply(&map, x as f64, y as f64);
                 if !(0.0..=last).contains(&bx) || !(0.0..=last).contains(&by) {
                     continue;
@@ -224,22 +256,37 @@ fn refine(
                 mean_j[k] += j[k] / m;
             }
         }
-        let (mut cross, mut power) = (0.0f64, 0.0f64);
+        let (mut cross, mut power, mut power_a) = (0.0f64, 0.0f64, 0.0f64);
         for (p, q) in first.iter().zip(&second) {
             cross += (p - mean_a) * (q - mean_b);
             power += (q - mean_b).powi(2);
+            power_a += (p - mean_a).powi(2);
         }
-        if power <= 1e-12 || cross <= 0.0 {
+        if power <= 1e-12 || power_a <= 1e-12 {
+            break;
+        }
+        correlation = cross / (power * power_a).sqrt();
+        if cross <= 0.0 {
             break;
         }
         let gain = cross / power;
+        // The normal equations, upper triangle first.
         let mut normal = Matrix6::<f64>::zeros();
         let mut rhs = Vector6::<f64>::zeros();
         for ((p, q), j) in first.iter().zip(&second).zip(&jacobians) {
-            let centred = Vector6::from_fn(|k, _| j[k] - mean_j[k]);
+            let centred: [f64; 6] = std::array::from_fn(|k| j[k] - mean_j[k]);
             let residual = (p - mean_a) / gain - (q - mean_b);
-            normal += centred * centred.transpose();
-            rhs += centred * residual;
+            for r in 0..6 {
+                for c in r..6 {
+                    normal[(r, c)] += centred[r] * centred[c];
+                }
+                rhs[r] += centred[r] * residual;
+            }
+        }
+        for r in 0..6 {
+            for c in 0..r {
+                normal[(r, c)] = normal[(c, r)];
+            }
         }
         let Some(step) = normal.cholesky().map(|c| c.solve(&rhs)) else {
             break;
@@ -252,11 +299,11 @@ fn refine(
             .iter()
             .map(|&k| step[k].abs())
             .fold(0.0, f64::max);
-        if shift < 0.01 && stretch < 1e-4 {
+        if shift < 0.02 && stretch < 2e-4 {
             break;
         }
     }
-    map
+    (map, correlation)
 }
 
 /// How well two pictures agree once aligned, from the match their signatures found: the
@@ -267,20 +314,23 @@ pub fn agreement(a: &View, b: &View, m: &Match) -> f32 {
     if rows.len() < 8 || cols.len() < 8 {
         return -1.0;
     }
-    let mut map = initial_map(m);
-    for (sigma, iterations) in PASSES {
-        let (sa, sb) = (smooth(&a.ranks, sigma), smooth(&b.ranks, sigma));
-        map = refine(&sa, &sb, &rows, &cols, map, iterations);
+    let (map, coarse) = refine(&a.coarse, &b.coarse, &rows, &cols, initial_map(m), &COARSE);
+    // Pictures that disagree even in their coarse shapes are not worth the fine pass.
+    if coarse < COARSE_GATE {
+        return -1.0;
     }
+    let (map, _) = refine(&a.fine, &b.fine, &rows, &cols, map, &FINE);
+    // The second picture through the map, on the region and a pixel around it (the gradients
+    // read one pixel to each side).
     let mut aligned = vec![0.0f32; SIDE * SIDE];
-    for y in 0..SIDE {
-        for x in 0..SIDE {
+    for y in rows.start.saturating_sub(1)..(rows.end + 1).min(SIDE) {
+        for x in cols.start.saturating_sub(1)..(cols.end + 1).min(SIDE) {
             let (bx, by) = apply(&map, x as f64, y as f64);
-            aligned[y * SIDE + x] = sample(&b.ranks, bx, by);
+            aligned[y * SIDE + x] = sample(&b.fine, bx, by);
         }
     }
-    let (ax, ay) = gradients(&smooth(&a.ranks, EDGE_SIGMA));
-    let (bx, by) = gradients(&smooth(&aligned, EDGE_SIGMA));
+    let (ax, ay) = gradients(&a.fine);
+    let (bx, by) = gradients(&aligned);
     let (mut cross, mut first, mut second) = (0.0f64, 0.0f64, 0.0f64);
     for y in rows {
         for x in cols.clone() {
@@ -301,23 +351,8 @@ mod tests {
     use super::*;
     use crate::features::dup::{compare, signature};
     use crate::features::luma_plane;
-    use image::{Rgb, RgbImage};
-
-    /// A textured background with a textured disc in front of it at `(cx, cy)` (fractions).
-    fn shot(w: u32, h: u32, cx: f32, cy: f32) -> RgbImage {
-        RgbImage::from_fn(w, h, |x, y| {
-            let (fx, fy) = (x as f32 / w as f32, y as f32 / h as f32);
-            let inside = (fx - cx).powi(2) + (fy - cy).powi(2) < 0.06;
-            let v = if inside {
-                let (u, v) = (fx - cx, fy - cy);
-                128.0 + 100.0 * (u * 47.0).sin() * (v * 31.0).cos()
-            } else {
-                110.0 + 60.0 * (fx * 23.0 + fy * 5.0).sin() + 50.0 * (fy * 37.0 - fx * 11.0).cos()
-            };
-            let v = v.clamp(0.0, 255.0) as u8;
-            Rgb([v, v.saturating_add(20), 255 - v])
-        })
-    }
+    use crate::test_support::shot;
+    use image::RgbImage;
 
     fn score(a: &RgbImage, b: &RgbImage) -> (Match, f32) {
         let (la, lb) = (luma_plane(a), luma_plane(b));

@@ -92,6 +92,20 @@ impl CopyTest {
     }
 }
 
+impl std::fmt::Display for CopyTest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "layout distance <= {:.2}, detail <= {:.2}",
+            self.layout, self.detail
+        )?;
+        match self.aligned {
+            Some(least) => write!(f, ", aligned edges agreeing >= {least:.2}"),
+            None => Ok(()),
+        }
+    }
+}
+
 /// How two signatures compare: the least layout distance over the window pairs and poses
 /// tried, and the detail distance in that window pair and pose. Both in [0, 2].
 #[derive(Debug, Clone, Copy, PartialEq)]
