@@ -45,8 +45,8 @@ impl Similarity {
             },
             Similarity::Default => default,
             Similarity::Loose => CopyTest {
-                layout: 0.5,
-                detail: 1.1,
+                layout: 0.4,
+                detail: 1.0,
                 aligned: Some(0.7),
             },
             Similarity::Threshold(t) => CopyTest {
@@ -184,6 +184,9 @@ pub struct Findings {
 
 /// Images whose near pairs are compared together before their copies are joined.
 const JOIN_CHUNK: usize = 2048;
+/// Partners of an image, nearest first, whose pairs are aligned when they need to be; pairs
+/// with farther partners are left out.
+const ALIGNED_PARTNERS: usize = 8;
 /// Aligned views kept between chunks (128 kB each).
 const VIEW_CACHE: usize = 2048;
 
@@ -255,7 +258,8 @@ pub fn group(
             .into_par_iter()
             .flat_map_iter(|k| {
                 let (near, parent, signed, candidates) = (&near, &parent, &signed, &candidates);
-                near.partners(k, test.layout)
+                let mut found: Vec<(usize, usize, Match)> = near
+                    .partners(k, test.layout)
                     .into_iter()
                     .filter_map(move |l| {
                         let (i, j) = (signed[k.min(l)], signed[k.max(l)]);
@@ -265,6 +269,19 @@ pub fn group(
                         let m = compare(&candidates[i].signature, &candidates[j].signature);
                         test.accepts(&m).then_some((i, j, m))
                     })
+                    .collect();
+                // The nearest unsure partners only: the cost of aligning stays bounded
+                // however loose the test.
+                found.sort_by(|a, b| a.2.layout.total_cmp(&b.2.layout));
+                let mut unsure_kept = 0;
+                found.retain(|(_, _, m)| {
+                    if test.aligned.is_none() || CopyTest::SURE.accepts(m) {
+                        return true;
+                    }
+                    unsure_kept += 1;
+                    unsure_kept <= ALIGNED_PARTNERS
+                });
+                found
             })
             .collect();
         passed.sort_by_key(|&(i, j, _)| (i, j));

@@ -53,11 +53,26 @@ const BORDER_MAX: f32 = 0.3;
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct CopyTest {
     /// Largest layout distance of copies, in [0, 2].
+    #[serde(serialize_with = "as_decimal")]
     pub layout: f32,
     /// Largest detail distance of copies, in [0, 2].
+    #[serde(serialize_with = "as_decimal")]
     pub detail: f32,
     /// Least agreement of the aligned pictures' edges, in [-1, 1]; `None`: signatures only.
+    #[serde(serialize_with = "as_optional_decimal")]
     pub aligned: Option<f32>,
+}
+
+/// A limit as the decimal it was written as (0.4, not 0.4000000059604645).
+fn as_decimal<S: serde::Serializer>(x: &f32, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64((f64::from(*x) * 1e6).round() / 1e6)
+}
+
+fn as_optional_decimal<S: serde::Serializer>(x: &Option<f32>, s: S) -> Result<S::Ok, S::Error> {
+    match x {
+        Some(v) => as_decimal(v, s),
+        None => s.serialize_none(),
+    }
 }
 
 impl CopyTest {
