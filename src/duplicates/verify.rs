@@ -32,8 +32,8 @@ const FINE: Pass = Pass {
     stride: 3,
 };
 
-/// Least correlation of the coarse pictures after the coarse pass for the fine pass to run;
-/// edited copies score far above it.
+/// Least correlation of the coarse pictures after the coarse pass for the fine pass to run
+/// (the edited copies of the planted benchmarks on wang and ukbench1000 reach 0.88 or more).
 const COARSE_GATE: f64 = 0.85;
 
 struct Pass {
