@@ -32,6 +32,9 @@ const LEAF: usize = 16;
 const SLACK: f32 = 1e-3;
 /// Most leaves one posed query scans, nearest cells first (512 windows).
 const LEAF_BUDGET: usize = 32;
+/// Most partners a budgeted search gives one signature, nearest first: a limit far above the
+/// copy tests' would otherwise pair nearly every window scanned.
+pub(crate) const MOST_PARTNERS: usize = 64;
 
 type Coords = [f32; TREE_DIMS];
 
@@ -106,16 +109,16 @@ impl<'a> NearPairs<'a> {
     }
 
     /// The signatures (by position) other than `i` that have a window within `limit` of the
-    /// whole picture of `i` in some pose, among the windows in the leaves searched; sorted.
-    /// Without a budget, the pairs over every `i` include every pair whose layout distance is
-    /// within `limit`.
+    /// whole picture of `i` in some pose, among the windows in the leaves searched; with a
+    /// budget, the [`MOST_PARTNERS`] nearest of them only; sorted. Without a budget, the pairs
+    /// over every `i` include every pair whose layout distance is within `limit`.
     pub(crate) fn partners(&self, i: usize, limit: f32) -> Vec<usize> {
         let Some(whole) = self.signatures.get(i).and_then(|s| layout_block(s, 0)) else {
             return Vec::new();
         };
         let reach = limit.max(0.0) + SLACK;
         let reach2 = reach * reach;
-        let mut found = Vec::new();
+        let mut found: Vec<(f32, usize)> = Vec::new();
         for posed in block_poses(&whole) {
             let query = tree_coords(self.projection.as_ref(), &posed);
             self.within(&query, reach2, &mut |p| {
@@ -123,15 +126,25 @@ impl<'a> NearPairs<'a> {
                 let j = j as usize;
                 if j != i
                     && let Some(block) = layout_block(self.signatures[j], usize::from(w))
-                    && squared_l2(&posed, &block) <= reach2
                 {
-                    found.push(j);
+                    let d2 = squared_l2(&posed, &block);
+                    if d2 <= reach2 {
+                        found.push((d2, j));
+                    }
                 }
             });
         }
-        found.sort_unstable();
-        found.dedup();
-        found
+        if self.budget != usize::MAX && found.len() > MOST_PARTNERS {
+            // Nearest first, each signature once, then the nearest few.
+            found.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+            let mut seen = std::collections::HashSet::new();
+            found.retain(|&(_, j)| seen.insert(j));
+            found.truncate(MOST_PARTNERS);
+        }
+        let mut partners: Vec<usize> = found.into_iter().map(|(_, j)| j).collect();
+        partners.sort_unstable();
+        partners.dedup();
+        partners
     }
 
     /// Calls `hit` with the points whose tree coordinates lie within `reach2` (squared) of
@@ -373,6 +386,18 @@ mod tests {
                 i - 1
             );
         }
+    }
+
+    #[test]
+    fn a_limit_far_above_the_tests_gives_the_nearest_partners_only() {
+        let sigs = signatures(600, 7);
+        let refs: Vec<&[f32]> = sigs.iter().map(|s| s.as_slice()).collect();
+        let near = NearPairs::new(&refs);
+        // Signature 2 is a flipped near copy of signature 1: nearest of all, it stays.
+        let far = near.partners(1, 2.0);
+        assert!(far.len() <= MOST_PARTNERS && far.contains(&2), "{}", far.len());
+        let exhaustive = NearPairs::with_budget(&refs, usize::MAX).partners(1, 2.0);
+        assert!(exhaustive.len() > MOST_PARTNERS, "{}", exhaustive.len());
     }
 
     #[test]
