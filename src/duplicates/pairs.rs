@@ -395,7 +395,11 @@ mod tests {
         let near = NearPairs::new(&refs);
         // Signature 2 is a flipped near copy of signature 1: nearest of all, it stays.
         let far = near.partners(1, 2.0);
-        assert!(far.len() <= MOST_PARTNERS && far.contains(&2), "{}", far.len());
+        assert!(
+            far.len() <= MOST_PARTNERS && far.contains(&2),
+            "{}",
+            far.len()
+        );
         let exhaustive = NearPairs::with_budget(&refs, usize::MAX).partners(1, 2.0);
         assert!(exhaustive.len() > MOST_PARTNERS, "{}", exhaustive.len());
     }

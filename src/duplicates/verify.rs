@@ -16,6 +16,7 @@ use nalgebra::{Matrix6, Vector6};
 use ndarray::Array2;
 
 use crate::features::dup::{Match, box_resample, trimmed, window_rect};
+use crate::imageops::gaussian_blur;
 
 /// Side of the square view pictures are aligned in.
 const SIDE: usize = 128;
@@ -85,46 +86,11 @@ fn ranks(values: &[f32]) -> Vec<f32> {
     values.iter().map(|&x| below[bin(x)]).collect()
 }
 
-/// Separable Gaussian smoothing of a `SIDE x SIDE` picture, edges repeated.
+/// A `SIDE x SIDE` picture smoothed by a Gaussian of standard deviation `sigma`.
 fn smooth(picture: &[f32], sigma: f32) -> Vec<f32> {
-    let reach = (3.0 * sigma).ceil() as usize;
-    let mut kernel: Vec<f32> = (0..=2 * reach)
-        .map(|k| (-0.5 * ((k as f32 - reach as f32) / sigma).powi(2)).exp())
-        .collect();
-    let total: f32 = kernel.iter().sum();
-    kernel.iter_mut().for_each(|w| *w /= total);
-    // Along rows, each row copied into a buffer with its end values repeated.
-    let mut across = vec![0.0f32; SIDE * SIDE];
-    let mut padded = vec![0.0f32; SIDE + 2 * reach];
-    for (row, out) in picture
-        .chunks_exact(SIDE)
-        .zip(across.chunks_exact_mut(SIDE))
-    {
-        padded[..reach].fill(row[0]);
-        padded[reach..reach + SIDE].copy_from_slice(row);
-        padded[reach + SIDE..].fill(row[SIDE - 1]);
-        for (x, o) in out.iter_mut().enumerate() {
-            *o = kernel
-                .iter()
-                .zip(&padded[x..x + kernel.len()])
-                .map(|(w, v)| w * v)
-                .sum();
-        }
-    }
-    // Down columns, a whole row at a time.
-    let mut out = vec![0.0f32; SIDE * SIDE];
-    for (y, target) in out.chunks_exact_mut(SIDE).enumerate() {
-        for (k, &w) in kernel.iter().enumerate() {
-            let source = (y + k).saturating_sub(reach).min(SIDE - 1);
-            for (t, v) in target
-                .iter_mut()
-                .zip(&across[source * SIDE..(source + 1) * SIDE])
-            {
-                *t += w * v;
-            }
-        }
-    }
-    out
+    let plane = Array2::from_shape_vec((SIDE, SIDE), picture.to_vec())
+        .expect("a view holds SIDE x SIDE values");
+    gaussian_blur(&plane, sigma).into_raw_vec_and_offset().0
 }
 
 /// Bilinear sample of a `SIDE x SIDE` picture at `(x, y)` (pixel centres at integers), edges
