@@ -13,7 +13,7 @@ use crate::collection::Collection;
 use crate::crawl::{CrawlConfig, CrawlProblem, crawl};
 use crate::decode::{DecodeConfig, decode, resize_to_fit};
 use crate::error::{Error, Result};
-use crate::features::{FeatureInput, Fusion, Profile, Registry};
+use crate::features::{Fusion, Profile, Registry};
 use crate::graph::{GraphRefresh, GraphUpdate, UpdatePolicy};
 use crate::store::{CatalogEntry, FeatureRow, FileStamp, ImageFacts, Store, WriteOp};
 use image::RgbImage;
@@ -791,8 +791,9 @@ fn extract_with_thumbnail(
     Ok((facts, features, thumbnail.unwrap_or_default()))
 }
 
-/// The picture is decoded at the larger of the working and thumbnail sides, then shrunk to the
-/// working side: one decoding serves both, and every caller sees the same working image.
+/// The picture is decoded at the larger of the registry's picture side and the thumbnail's,
+/// then shrunk to the picture side: one decoding serves both, and every caller sees the same
+/// picture.
 fn extract(
     bytes: &[u8],
     path: &Path,
@@ -800,16 +801,16 @@ fn extract(
     registry: &Registry,
     with_thumbnail: bool,
 ) -> Result<(ImageFacts, Vec<FeatureRow>, Option<Vec<u8>>)> {
-    let working = registry.working_size();
+    let side = registry.picture_size();
     let decode_cfg = DecodeConfig {
-        working_size: working.max(crate::thumbnail::SIDE),
+        working_size: side.max(crate::thumbnail::SIDE),
         ..*decode_cfg
     };
     let decoded = decode(bytes, path, &decode_cfg)?;
     let thumbnail = with_thumbnail.then(|| crate::thumbnail::encode(&decoded.image));
     let facts = facts_of(&decoded);
-    let picture = if working < crate::thumbnail::SIDE {
-        resize_to_fit(&decoded.image, working)
+    let picture = if side < crate::thumbnail::SIDE {
+        resize_to_fit(&decoded.image, side)
     } else {
         decoded.image
     };
@@ -825,7 +826,7 @@ fn facts_of(decoded: &crate::decode::Decoded) -> ImageFacts {
 }
 
 fn extract_decoded(picture: RgbImage, path: &Path, registry: &Registry) -> Result<Vec<FeatureRow>> {
-    let input = FeatureInput::new(picture);
+    let input = registry.input(picture);
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         registry.extract_all(&input)
     }))

@@ -389,3 +389,62 @@ fn a_name_with_odd_bytes_is_listed_moved_and_restored_exactly() {
     assert!(env.cmd().arg("undo").assert().get_output().status.success());
     assert_eq!(std::fs::read(&odd).unwrap(), bytes);
 }
+
+/// The profile recorded by `status --json`.
+fn profile_of(env: &Env) -> String {
+    let out = env.cmd().args(["status", "--json"]).output().unwrap();
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    json["profile"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_new_index_gets_the_fast_profile_and_finds_the_same_copies() {
+    let fresh = Env::new();
+    two_groups(&fresh);
+    let out = fresh
+        .cmd()
+        .arg("duplicates")
+        .arg(&fresh.photos)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("fast profile"), "{stderr}");
+    assert_eq!(profile_of(&fresh), "fast");
+    let (fast, _) = fresh.duplicates(&[]);
+
+    // An index made with the full profile keeps it, and finds the same groups.
+    let full = Env::new();
+    two_groups(&full);
+    full.cmd()
+        .arg("-q")
+        .arg("index")
+        .arg(&full.photos)
+        .assert()
+        .success();
+    let (kept, _) = full.duplicates(&[]);
+    assert_eq!(profile_of(&full), "full");
+    let relative = |json: &Value, env: &Env| {
+        let mut g: Vec<Vec<String>> = groups(json)
+            .into_iter()
+            .map(|g| {
+                let mut g: Vec<String> = g
+                    .iter()
+                    .map(|p| p.replace(&*env.root.to_string_lossy(), ""))
+                    .collect();
+                g.sort();
+                g
+            })
+            .collect();
+        g.sort();
+        g
+    };
+    assert_eq!(relative(&fast, &fresh).len(), 2);
+    assert_eq!(relative(&fast, &fresh), relative(&kept, &full));
+
+    // --profile chooses for a new index too.
+    let asked = Env::new();
+    two_groups(&asked);
+    asked.duplicates(&["--profile", "full"]);
+    assert_eq!(profile_of(&asked), "full");
+}

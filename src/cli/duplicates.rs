@@ -15,6 +15,7 @@ use crate::duplicates::{
     Findings, Group, KeepRule, Similarity, find_in_store, listing_json, reclaimable,
 };
 use crate::error::{Error, Result};
+use crate::features::Profile;
 use crate::index::IndexConfig;
 use crate::path_repr::escape_text;
 
@@ -57,6 +58,10 @@ pub(crate) struct DuplicatesArgs {
     /// Confirms --delete: the copies cannot be brought back.
     #[arg(long)]
     yes_delete: bool,
+    /// Feature profile of the indexing DIRs need (see `lookalike index --profile`). Default:
+    /// the collection's; fast for a new index, since duplicates need only its families.
+    #[arg(long, value_enum)]
+    profile: Option<Profile>,
 }
 
 #[derive(Debug, Args)]
@@ -96,10 +101,18 @@ pub(crate) fn cmd_duplicates(
     }
     let mut within = Vec::new();
     if !args.dirs.is_empty() {
+        // A new index needs no more than the fast profile's families to find copies: its
+        // duplicate signatures are the full profile's (BENCHMARKS.md, "Duplicates").
+        let chosen_for_new = args.profile.is_none() && !collection.exists();
         let config = IndexConfig {
             crawl: CrawlConfig {
                 roots: args.dirs.clone(),
                 ..Default::default()
+            },
+            profile: if chosen_for_new {
+                Some(Profile::Fast)
+            } else {
+                args.profile
             },
             ..Default::default()
         };
@@ -115,6 +128,11 @@ pub(crate) fn cmd_duplicates(
         if !quiet && super::some_failed(&summary) {
             eprintln!(
                 "note: some files could not be indexed and are not compared (`lookalike status` lists them)"
+            );
+        }
+        if !quiet && chosen_for_new {
+            eprintln!(
+                "note: the new index has the fast profile, which is all duplicates need; `lookalike index --profile full` adds the filter bank and deconvolution that `query` ranks blurred photos with"
             );
         }
         for d in &args.dirs {

@@ -17,7 +17,7 @@ use crate::eval::distort::{Distortion, apply_chain, seed_for};
 use crate::eval::groundtruth::GroundTruth;
 use crate::eval::metrics::{EvalConfig, Evaluation, Ranking, evaluate, knn_recall};
 use crate::features::dup::{CopyTest, Match, compare};
-use crate::features::{FeatureInput, Fusion, Registry, l2_normalize};
+use crate::features::{Fusion, Registry, l2_normalize};
 use crate::query_expansion::QueryExpansion;
 use crate::rank::{RankConfig, SearchMode, Space, rank_with_copies};
 use crate::store::Store;
@@ -228,9 +228,9 @@ pub(crate) fn distorted_vectors(
 
 /// Per-family vectors of an in-memory image, in registry order.
 pub(crate) fn vectors_of_image(img: &RgbImage, registry: &Registry) -> Vec<Vec<f32>> {
-    let working = resize_to_fit(img, registry.working_size());
+    let picture = resize_to_fit(img, registry.picture_size());
     registry
-        .extract_all(&FeatureInput::new(working))
+        .extract_all(&registry.input(picture))
         .into_iter()
         .map(|r| r.vector)
         .collect()

@@ -185,8 +185,12 @@ impl Extractor for DuplicateSignature {
         LEN
     }
 
+    fn reads_fine_luma(&self) -> bool {
+        true
+    }
+
     fn extract(&self, input: &FeatureInput) -> Vec<f32> {
-        signature(&input.luma)
+        signature(input.fine_luma())
     }
 }
 

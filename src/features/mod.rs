@@ -32,6 +32,9 @@ pub struct FeatureInput {
     pub(crate) rgb: RgbImage,
     /// Rec. 601 luma in [0, 1], rows x cols.
     pub luma: Array2<f32>,
+    /// Luma of the picture the working image was shrunk from, when it was larger: the
+    /// families that read fine detail ([`Extractor::reads_fine_luma`]) see this one.
+    fine_luma: Option<Array2<f32>>,
     /// Filter-bank energies of `luma`, kept for the next family that runs the same bank
     /// (`deconv` on a sharp image runs exactly `conv`'s).
     bank_energies: std::sync::OnceLock<(conv::FilterBank, Vec<f32>)>,
@@ -44,8 +47,29 @@ impl FeatureInput {
         FeatureInput {
             rgb,
             luma,
+            fine_luma: None,
             bank_energies: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The input of `picture` shrunk to fit `working_side`, keeping `picture`'s luma as the
+    /// fine luma when shrinking changed it.
+    pub fn shrunk_from(picture: RgbImage, working_side: u32) -> Self {
+        let (w, h) = picture.dimensions();
+        if w <= working_side && h <= working_side {
+            return FeatureInput::new(picture);
+        }
+        let fine_luma = luma_plane(&picture);
+        FeatureInput {
+            fine_luma: Some(fine_luma),
+            ..FeatureInput::new(crate::decode::resize_to_fit(&picture, working_side))
+        }
+    }
+
+    /// The luma of the largest picture this input holds: the fine luma, else the working
+    /// image's.
+    pub(crate) fn fine_luma(&self) -> &Array2<f32> {
+        self.fine_luma.as_ref().unwrap_or(&self.luma)
     }
 
     /// `bank.describe(&self.luma)`, computed once per input for the first bank asked.
@@ -98,12 +122,21 @@ pub trait Extractor: Send + Sync {
     fn params(&self) -> String;
     /// Length of the vector `extract` returns.
     fn dim(&self) -> usize;
+    /// True when `extract` reads [`FeatureInput::fine_luma`], the picture at
+    /// [`FINE_SIZE`] rather than at the working side.
+    fn reads_fine_luma(&self) -> bool {
+        false
+    }
     /// The feature vector.
     fn extract(&self, input: &FeatureInput) -> Vec<f32>;
 }
 
 /// Working side of the full profile, and of every index made before profiles existed.
 pub(crate) const FULL_WORKING_SIZE: u32 = 256;
+
+/// Side of the picture the fine-detail families read, whatever the working side: the full
+/// profile's, so that every profile stores the same duplicate signatures.
+pub(crate) const FINE_SIZE: u32 = FULL_WORKING_SIZE;
 
 /// What an index computes per image: a collection records one and every image of it is
 /// described the same way, so switching re-extracts the whole collection.
@@ -218,14 +251,35 @@ impl Registry {
         self.working_size
     }
 
+    /// Side of the square the picture is decoded to before [`Registry::input`] shrinks it:
+    /// the working side, or [`FINE_SIZE`] when a family reads fine detail and that is larger.
+    pub(crate) fn picture_size(&self) -> u32 {
+        if self.extractors.iter().any(|e| e.reads_fine_luma()) {
+            self.working_size.max(FINE_SIZE)
+        } else {
+            self.working_size
+        }
+    }
+
+    /// What the families see of `picture`, which fits in [`Registry::picture_size`]: the
+    /// picture shrunk to the working side, and its own luma for the fine-detail families.
+    pub fn input(&self, picture: RgbImage) -> FeatureInput {
+        FeatureInput::shrunk_from(picture, self.working_size)
+    }
+
     /// The parameter fingerprint stored with a family's rows: the extractor's own, with the
-    /// working side appended when it is not the full profile's (so rows made before profiles
+    /// side it reads appended when it is not the full profile's (so rows made before profiles
     /// existed stay current, and rows of another side are re-extracted).
     fn params_of(&self, extractor: &dyn Extractor) -> String {
-        if self.working_size == FULL_WORKING_SIZE {
+        let side = if extractor.reads_fine_luma() {
+            self.working_size.max(FINE_SIZE)
+        } else {
+            self.working_size
+        };
+        if side == FULL_WORKING_SIZE {
             extractor.params()
         } else {
-            format!("{} @{}px", extractor.params(), self.working_size)
+            format!("{} @{}px", extractor.params(), side)
         }
     }
 
@@ -497,6 +551,38 @@ impl Fusion {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fast profile shrinks the picture for its other families but signs the picture
+    /// itself, so both profiles store the same duplicate signature under the same fingerprint.
+    #[test]
+    fn every_profile_signs_the_same_picture_alike() {
+        let picture = crate::test_support::shot(256, 170, 0.4, 0.6);
+        let dup_of = |profile: Profile| {
+            let registry = Registry::for_profile(profile);
+            assert_eq!(registry.picture_size(), FINE_SIZE);
+            let input = registry.input(picture.clone());
+            assert!(input.rgb.width() <= profile.working_size());
+            let row = registry
+                .extract_all(&input)
+                .into_iter()
+                .find(|r| r.family == "dup")
+                .unwrap();
+            (row.vector, row.params)
+        };
+        let (full, fast) = (dup_of(Profile::Full), dup_of(Profile::Fast));
+        assert_eq!(full, fast);
+        assert!(full.0.iter().any(|&v| v != 0.0));
+        // The families that read the working image keep the side in their fingerprint.
+        let lbp = |p: Profile| {
+            Registry::for_profile(p).signatures()[..]
+                .iter()
+                .find(|s| s.0 == "lbp")
+                .cloned()
+                .unwrap()
+                .2
+        };
+        assert_ne!(lbp(Profile::Full), lbp(Profile::Fast));
+    }
 
     #[test]
     fn grid_runs_follow_the_cell_formula() {
