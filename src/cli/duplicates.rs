@@ -140,7 +140,10 @@ pub(crate) fn cmd_duplicates(
         }
     }
     let store = collection.open_store_read_only()?;
-    let findings = find_in_store(&store, &within, test, &keep)?;
+    let spinner = super::spinner(quiet, "comparing images");
+    let findings = find_in_store(&store, &within, test, &keep);
+    spinner.finish_and_clear();
+    let findings = findings?;
     if let Some(Action::MoveTo(dest)) = &action {
         cleanup::check_move_target(dest, &findings.groups)?;
     }

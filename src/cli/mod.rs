@@ -462,6 +462,21 @@ fn progress_bar(quiet: bool) -> ProgressBar {
     bar
 }
 
+/// A spinner with `message` on stderr while a step without measurable progress runs (hidden
+/// with `quiet` or when stderr is not a terminal).
+fn spinner(quiet: bool, message: &'static str) -> ProgressBar {
+    let spinner = ProgressBar::hidden();
+    if !quiet && std::io::stderr().is_terminal() {
+        spinner.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        spinner.set_style(
+            ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("valid template"),
+        );
+        spinner.set_message(message);
+        spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+    }
+    spinner
+}
+
 fn render_progress(bar: &ProgressBar, p: Progress) {
     match p {
         Progress::Crawled { files } => bar.set_message(format!("found {files} images")),
