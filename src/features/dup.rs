@@ -276,12 +276,27 @@ pub(crate) fn layout_block(signature: &[f32], window: usize) -> Option<[f32; BLO
         return None;
     }
     let coefficients = &signature[window * DIM..(window + 1) * DIM];
-    let mut block = [0.0; BLOCK];
-    for (b, (u, v)) in block.iter_mut().zip(block_slots()) {
-        *b = coefficients[slot(u, v)];
-    }
-    Some(block)
+    Some(BLOCK_SLOTS.map(|at| coefficients[at]))
 }
+
+/// [`slot`] of each coefficient of a layout block, in [`block_slots`] order: the pair search
+/// gathers blocks in its inner loop.
+const BLOCK_SLOTS: [usize; BLOCK] = {
+    let mut out = [0; BLOCK];
+    let (mut k, mut v) = (0, 0);
+    while v < LAYOUT {
+        let mut u = 0;
+        while u < LAYOUT {
+            if u != 0 || v != 0 {
+                out[k] = v * FREQS + u - 1;
+                k += 1;
+            }
+            u += 1;
+        }
+        v += 1;
+    }
+    out
+};
 
 /// The block in each of the eight poses [`compare_windows`] tries: pose `p` transposes when
 /// `p & 4`, negates odd horizontal frequencies when `p & 1` and odd vertical ones when `p & 2`.
@@ -565,6 +580,12 @@ fn low_dct(block: &[f32]) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_block_slot_table_follows_the_block_order() {
+        let expected: Vec<usize> = block_slots().map(|(u, v)| slot(u, v)).collect();
+        assert_eq!(BLOCK_SLOTS.to_vec(), expected);
+    }
     use crate::features::luma_plane;
     use image::{Rgb, RgbImage};
 
