@@ -447,34 +447,37 @@ fn some_failed(s: &IndexSummary) -> bool {
 
 /// A progress bar on stderr, hidden when stderr is not a terminal or with --quiet.
 fn progress_bar(quiet: bool) -> ProgressBar {
-    let bar = ProgressBar::hidden();
-    if !quiet && std::io::stderr().is_terminal() {
-        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} {msg} [{bar:30}] {pos}/{len} {per_sec} ETA {eta}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
-        );
-        bar.set_message("crawling");
-    }
-    bar
+    stderr_bar(
+        quiet,
+        "{spinner} {msg} [{bar:30}] {pos}/{len} {per_sec} ETA {eta}",
+        "crawling",
+    )
 }
 
 /// A spinner with `message` on stderr while a step without measurable progress runs (hidden
 /// with `quiet` or when stderr is not a terminal).
 fn spinner(quiet: bool, message: &'static str) -> ProgressBar {
-    let spinner = ProgressBar::hidden();
-    if !quiet && std::io::stderr().is_terminal() {
-        spinner.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-        spinner.set_style(
-            ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("valid template"),
-        );
-        spinner.set_message(message);
+    let spinner = stderr_bar(quiet, "{spinner} {msg} {elapsed}", message);
+    if !spinner.is_hidden() {
         spinner.enable_steady_tick(std::time::Duration::from_millis(120));
     }
     spinner
+}
+
+/// A bar drawn on stderr with `template` and `message`; hidden with `quiet` or when stderr is
+/// not a terminal.
+fn stderr_bar(quiet: bool, template: &str, message: &'static str) -> ProgressBar {
+    let bar = ProgressBar::hidden();
+    if !quiet && std::io::stderr().is_terminal() {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template(template)
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_message(message);
+    }
+    bar
 }
 
 fn render_progress(bar: &ProgressBar, p: Progress) {

@@ -580,14 +580,14 @@ fn low_dct(block: &[f32]) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::features::luma_plane;
+    use image::{Rgb, RgbImage};
 
     #[test]
     fn the_block_slot_table_follows_the_block_order() {
         let expected: Vec<usize> = block_slots().map(|(u, v)| slot(u, v)).collect();
         assert_eq!(BLOCK_SLOTS.to_vec(), expected);
     }
-    use crate::features::luma_plane;
-    use image::{Rgb, RgbImage};
 
     fn scene(w: u32, h: u32, seed: u32) -> RgbImage {
         RgbImage::from_fn(w, h, |x, y| {

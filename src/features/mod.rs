@@ -254,7 +254,16 @@ impl Registry {
     /// Side of the square the picture is decoded to before [`Registry::input`] shrinks it:
     /// the working side, or [`FINE_SIZE`] when a family reads fine detail and that is larger.
     pub(crate) fn picture_size(&self) -> u32 {
-        if self.extractors.iter().any(|e| e.reads_fine_luma()) {
+        self.extractors
+            .iter()
+            .map(|e| self.side_read_by(e.as_ref()))
+            .fold(self.working_size, u32::max)
+    }
+
+    /// Side of the picture `extractor` reads: the working side, or [`FINE_SIZE`] for a
+    /// fine-detail family when that is larger.
+    fn side_read_by(&self, extractor: &dyn Extractor) -> u32 {
+        if extractor.reads_fine_luma() {
             self.working_size.max(FINE_SIZE)
         } else {
             self.working_size
@@ -271,11 +280,7 @@ impl Registry {
     /// side it reads appended when it is not the full profile's (so rows made before profiles
     /// existed stay current, and rows of another side are re-extracted).
     fn params_of(&self, extractor: &dyn Extractor) -> String {
-        let side = if extractor.reads_fine_luma() {
-            self.working_size.max(FINE_SIZE)
-        } else {
-            self.working_size
-        };
+        let side = self.side_read_by(extractor);
         if side == FULL_WORKING_SIZE {
             extractor.params()
         } else {
