@@ -122,8 +122,8 @@ pub trait Extractor: Send + Sync {
     fn params(&self) -> String;
     /// Length of the vector `extract` returns.
     fn dim(&self) -> usize;
-    /// True when `extract` reads [`FeatureInput::fine_luma`], the picture at
-    /// [`FINE_SIZE`] rather than at the working side.
+    /// True when `extract` reads the input's fine luma, the picture at the full profile's
+    /// side, rather than the working image.
     fn reads_fine_luma(&self) -> bool {
         false
     }
@@ -270,7 +270,7 @@ impl Registry {
         }
     }
 
-    /// What the families see of `picture`, which fits in [`Registry::picture_size`]: the
+    /// What the families see of `picture`, which fits in the registry's picture side: the
     /// picture shrunk to the working side, and its own luma for the fine-detail families.
     pub fn input(&self, picture: RgbImage) -> FeatureInput {
         FeatureInput::shrunk_from(picture, self.working_size)
