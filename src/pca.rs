@@ -142,6 +142,18 @@ impl Projection {
         project(&self.basis, &self.mean, &crate::vector::finite(v))
     }
 
+    /// The length of what [`Projection::apply`] leaves out of `v`: its distance from the mean
+    /// along the directions the projection drops, given `projected`, its projection.
+    pub fn residual(&self, v: &[f32], projected: &[f32]) -> f32 {
+        let centred: f32 = crate::vector::finite(v)
+            .iter()
+            .zip(&self.mean)
+            .map(|(x, m)| (x - m) * (x - m))
+            .sum();
+        let kept: f32 = projected.iter().map(|p| p * p).sum();
+        (centred - kept).max(0.0).sqrt()
+    }
+
     /// Little-endian serialisation: magic, dims, explained share, mean, basis.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(20 + 4 * (self.mean.len() + self.basis.len()));
@@ -357,6 +369,36 @@ mod tests {
                     assert!((dot - want).abs() < 1e-3, "{n}: <{r},{s}> = {dot}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn the_residual_is_the_distance_the_projection_drops() {
+        let pts = low_rank_points(300);
+        let refs: Vec<&[f32]> = pts.iter().map(Vec::as_slice).collect();
+        let p = Projection::fit(&refs, 3).unwrap();
+        let mut state = 5u64;
+        for (i, v) in pts.iter().take(20).enumerate() {
+            // A point off the fitted data too, so that much lies outside the projection.
+            let v: Vec<f32> = v
+                .iter()
+                .map(|x| x + (i % 2) as f32 * centred_uniform(&mut state) as f32)
+                .collect();
+            let (a, b) = (&v, &pts[(i + 7) % pts.len()]);
+            let (pa, pb) = (p.apply(a), p.apply(b));
+            let (ra, rb) = (p.residual(a, &pa), p.residual(b, &pb));
+            let whole = dist(a, b);
+            let bound = (dist(&pa, &pb).powi(2) + (ra - rb).powi(2)).sqrt();
+            assert!(
+                bound <= whole * (1.0 + 1e-4) + 1e-5,
+                "{i}: {bound} > {whole}"
+            );
+            let centred: f32 = a.iter().zip(&p.mean).map(|(x, m)| (x - m).powi(2)).sum();
+            let kept: f32 = pa.iter().map(|x| x * x).sum();
+            assert!(
+                (ra * ra + kept - centred).abs() < 1e-3 * centred.max(1.0),
+                "{i}"
+            );
         }
     }
 

@@ -252,11 +252,12 @@ pub fn group(
     let mut views: HashMap<usize, Option<verify::View>> = HashMap::new();
     // Images are taken in chunks: a pair already joined (through byte-identical or earlier
     // copies) is not compared again, and pairs never pile up in memory.
-    for start in (0..signed.len()).step_by(JOIN_CHUNK) {
+    let order = near.tree_order();
+    for chunk in order.chunks(JOIN_CHUNK) {
         let joined = |parent: &[usize], a: usize, b: usize| root(parent, a) == root(parent, b);
-        let mut passed: Vec<(usize, usize, Match)> = (start..signed.len().min(start + JOIN_CHUNK))
-            .into_par_iter()
-            .flat_map_iter(|k| {
+        let mut passed: Vec<(usize, usize, Match)> = chunk
+            .par_iter()
+            .flat_map_iter(|&k| {
                 let (near, parent, signed, candidates) = (&near, &parent, &signed, &candidates);
                 let mut found: Vec<(usize, usize, Match)> = near
                     .partners(k, test.layout)

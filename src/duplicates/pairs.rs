@@ -5,8 +5,10 @@
 //! within the layout limit of some window of the other ([`crate::features::dup::compare`]). So
 //! every window of every image is a point, and each image asks for the points within the limit
 //! of its whole picture in each of the eight poses. The tree splits on the blocks' first
-//! principal directions, where distances never exceed the full ones, and the full block
-//! distance confirms each point before the caller runs the copy test.
+//! principal directions, where distances never exceed the full ones; the lengths of what those
+//! leave out of two blocks differ by no more than the rest of their distance, which screens
+//! the points of a leaf further, and the full block distance confirms each point before the
+//! caller runs the copy test.
 //!
 //! The layout blocks spread over about ten effective dimensions and the default limit is a
 //! third of their typical distance, so an exhaustive search looks at about one point in six:
@@ -57,6 +59,9 @@ pub(crate) struct NearPairs<'a> {
     projection: Option<Projection>,
     /// Tree coordinates of the points, in tree order.
     coords: Vec<Coords>,
+    /// Lengths of what the tree coordinates leave out of each point's block, in tree order:
+    /// their difference bounds the rest of a distance from below.
+    residuals: Vec<f32>,
     /// `(signature, window)` of each point, in tree order.
     points: Vec<(u32, u8)>,
     nodes: Vec<Node>,
@@ -83,13 +88,15 @@ impl<'a> NearPairs<'a> {
         // Too few or identical blocks have no principal directions: their first
         // coordinates are a projection too.
         let projection = Projection::fit(&refs, TREE_DIMS);
-        let project = |block: &[f32; BLOCK]| tree_coords(projection.as_ref(), block);
         let mut coords = Vec::new();
+        let mut residuals = Vec::new();
         let mut points = Vec::new();
         for (i, s) in signatures.iter().enumerate() {
             for w in 0..WINDOWS {
                 if let Some(block) = layout_block(s, w) {
-                    coords.push(project(&block));
+                    let (c, r) = tree_point(projection.as_ref(), &block);
+                    coords.push(c);
+                    residuals.push(r);
                     points.push((i as u32, w as u8));
                 }
             }
@@ -101,11 +108,23 @@ impl<'a> NearPairs<'a> {
             signatures,
             projection,
             coords: order.iter().map(|&p| coords[p]).collect(),
+            residuals: order.iter().map(|&p| residuals[p]).collect(),
             points: order.iter().map(|&p| points[p]).collect(),
             nodes,
             root,
             budget,
         }
+    }
+
+    /// Every signature with windows (by position), in the tree's order of their whole
+    /// pictures: neighbours in it search much the same cells, so asking for their partners in
+    /// this order keeps those cells in the processor's cache.
+    pub fn tree_order(&self) -> Vec<usize> {
+        self.points
+            .iter()
+            .filter(|&&(_, w)| w == 0)
+            .map(|&(i, _)| i as usize)
+            .collect()
     }
 
     /// The signatures (by position) other than `i` that have a window within `limit` of the
@@ -120,7 +139,7 @@ impl<'a> NearPairs<'a> {
         let reach2 = reach * reach;
         let mut found: Vec<(f32, usize)> = Vec::new();
         for posed in block_poses(&whole) {
-            let query = tree_coords(self.projection.as_ref(), &posed);
+            let query = tree_point(self.projection.as_ref(), &posed);
             self.within(&query, reach2, &mut |p| {
                 let (j, w) = self.points[p];
                 let j = j as usize;
@@ -147,11 +166,12 @@ impl<'a> NearPairs<'a> {
         partners
     }
 
-    /// Calls `hit` with the points whose tree coordinates lie within `reach2` (squared) of
-    /// `query`, among those in the `budget` leaves whose cells lie nearest to it. A
+    /// Calls `hit` with the points whose tree coordinates and residual length (`query.1`)
+    /// lie within `reach2` (squared) of `query`, among those in the `budget` leaves whose cells lie nearest to it. A
     /// pending cell carries the query's distance to it along each split dimension, and `cell`
     /// their squared sum: a lower bound of the distance to any point in it.
-    fn within(&self, query: &Coords, reach2: f32, hit: &mut impl FnMut(usize)) {
+    fn within(&self, query: &(Coords, f32), reach2: f32, hit: &mut impl FnMut(usize)) {
+        let (query, residual) = (&query.0, query.1);
         let mut pending = BinaryHeap::new();
         pending.push(Pending {
             cell: 0.0,
@@ -174,7 +194,9 @@ impl<'a> NearPairs<'a> {
                     Node::Leaf { start, end } => {
                         leaves += 1;
                         for p in start..end {
-                            if squared_l2(query, &self.coords[p]) <= reach2 {
+                            let d2 = squared_l2(query, &self.coords[p]);
+                            let rest = residual - self.residuals[p];
+                            if d2 + rest * rest <= reach2 {
                                 hit(p);
                             }
                         }
@@ -274,14 +296,22 @@ fn build(coords: &[Coords], order: &mut [usize], start: usize, nodes: &mut Vec<N
     nodes.len() - 1
 }
 
-/// The tree coordinates of a block: its principal components, or its leading coefficients.
-fn tree_coords(projection: Option<&Projection>, block: &[f32; BLOCK]) -> Coords {
+/// The tree coordinates of a block (its principal components, or its leading coefficients)
+/// and the length of the rest of it.
+fn tree_point(projection: Option<&Projection>, block: &[f32; BLOCK]) -> (Coords, f32) {
     let mut c = [0.0; TREE_DIMS];
-    match projection {
-        Some(pca) => c.iter_mut().zip(pca.apply(block)).for_each(|(c, x)| *c = x),
-        None => c.copy_from_slice(&block[..TREE_DIMS]),
-    }
-    c
+    let rest = match projection {
+        Some(pca) => {
+            let projected = pca.apply(block);
+            c.iter_mut().zip(&projected).for_each(|(c, x)| *c = *x);
+            pca.residual(block, &projected)
+        }
+        None => {
+            c.copy_from_slice(&block[..TREE_DIMS]);
+            block[TREE_DIMS..].iter().map(|x| x * x).sum::<f32>().sqrt()
+        }
+    };
+    (c, rest)
 }
 
 #[cfg(test)]

@@ -98,7 +98,8 @@ fn smooth(picture: &[f32], sigma: f32) -> Vec<f32> {
 fn sample(picture: &[f32], x: f64, y: f64) -> f32 {
     let last = (SIDE - 1) as f64;
     let (x, y) = (x.clamp(0.0, last), y.clamp(0.0, last));
-    let (x0, y0) = (x.floor() as usize, y.floor() as usize);
+    // Truncation is the floor here: both are clamped to be non-negative.
+    let (x0, y0) = (x as usize, y as usize);
     let (x1, y1) = ((x0 + 1).min(SIDE - 1), (y0 + 1).min(SIDE - 1));
     let (fx, fy) = ((x - x0 as f64) as f32, (y - y0 as f64) as f32);
     let row = |yy: usize| picture[yy * SIDE + x0] * (1.0 - fx) + picture[yy * SIDE + x1] * fx;
