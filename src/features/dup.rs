@@ -347,6 +347,26 @@ pub fn compare(a: &[f32], b: &[f32]) -> Match {
     best
 }
 
+/// What [`compare_windows`] sums for each coefficient `(u, v)` but DC, in row order: its slot,
+/// the slot of `(v, u)`, its part (0: layout, 1: detail) and the parities of `u` and `v`.
+const COMPARE_TERMS: [(usize, usize, usize, usize, usize); DIM] = {
+    let mut out = [(0, 0, 0, 0, 0); DIM];
+    let (mut k, mut v) = (0, 0);
+    while v < FREQS {
+        let mut u = 0;
+        while u < FREQS {
+            if u != 0 || v != 0 {
+                let part = if u < LAYOUT && v < LAYOUT { 0 } else { 1 };
+                out[k] = (v * FREQS + u - 1, u * FREQS + v - 1, part, u % 2, v % 2);
+                k += 1;
+            }
+            u += 1;
+        }
+        v += 1;
+    }
+    out
+};
+
 /// Compares two windows in the eight poses of the second (flips and quarter turns) and keeps
 /// the pose with the least layout distance.
 pub(crate) fn compare_windows(a: &[f32], b: &[f32]) -> Match {
@@ -358,18 +378,12 @@ pub(crate) fn compare_windows(a: &[f32], b: &[f32]) -> Match {
     let mut straight = [[[0.0f32; 2]; 2]; 2];
     let mut transposed = [[[0.0f32; 2]; 2]; 2];
     let mut norms = [[0.0f32; 2]; 2];
-    for v in 0..FREQS {
-        for u in 0..FREQS {
-            if u == 0 && v == 0 {
-                continue;
-            }
-            let part = usize::from(!in_layout(u, v));
-            let x = a[slot(u, v)];
-            straight[part][u % 2][v % 2] += x * b[slot(u, v)];
-            transposed[part][u % 2][v % 2] += x * b[slot(v, u)];
-            norms[part][0] += x * x;
-            norms[part][1] += b[slot(u, v)].powi(2);
-        }
+    for &(at, mirrored, part, odd_u, odd_v) in &COMPARE_TERMS {
+        let (x, y) = (a[at], b[at]);
+        straight[part][odd_u][odd_v] += x * y;
+        transposed[part][odd_u][odd_v] += x * b[mirrored];
+        norms[part][0] += x * x;
+        norms[part][1] += y.powi(2);
     }
     // A flat image has no layout to compare: it matches nothing but byte-identical copies.
     if norms[0][0] < 0.25 || norms[0][1] < 0.25 {
@@ -587,6 +601,19 @@ mod tests {
     fn the_block_slot_table_follows_the_block_order() {
         let expected: Vec<usize> = block_slots().map(|(u, v)| slot(u, v)).collect();
         assert_eq!(BLOCK_SLOTS.to_vec(), expected);
+    }
+
+    #[test]
+    fn the_compare_table_lists_every_coefficient_in_row_order() {
+        let expected: Vec<(usize, usize, usize, usize, usize)> = (0..FREQS)
+            .flat_map(|v| (0..FREQS).map(move |u| (u, v)))
+            .filter(|&(u, v)| (u, v) != (0, 0))
+            .map(|(u, v)| {
+                let part = usize::from(!in_layout(u, v));
+                (slot(u, v), slot(v, u), part, u % 2, v % 2)
+            })
+            .collect();
+        assert_eq!(COMPARE_TERMS.to_vec(), expected);
     }
 
     fn scene(w: u32, h: u32, seed: u32) -> RgbImage {
