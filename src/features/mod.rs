@@ -54,7 +54,7 @@ impl FeatureInput {
 
     /// The input of `picture` shrunk to fit `working_side`, keeping `picture`'s luma as the
     /// fine luma when shrinking changed it.
-    pub fn shrunk_from(picture: RgbImage, working_side: u32) -> Self {
+    fn shrunk_from(picture: RgbImage, working_side: u32) -> Self {
         let (w, h) = picture.dimensions();
         if w <= working_side && h <= working_side {
             return FeatureInput::new(picture);
