@@ -142,16 +142,20 @@ impl Projection {
         project(&self.basis, &self.mean, &crate::vector::finite(v))
     }
 
-    /// The length of what [`Projection::apply`] leaves out of `v`: its distance from the mean
-    /// along the directions the projection drops, given `projected`, its projection.
-    pub fn residual(&self, v: &[f32], projected: &[f32]) -> f32 {
-        let centred: f32 = crate::vector::finite(v)
+    /// [`Projection::apply`], and the length of what it leaves out of `v`: its distance from
+    /// the mean along the directions the projection drops.
+    pub fn apply_with_residual(&self, v: &[f32]) -> (Vec<f32>, f32) {
+        debug_assert_eq!(v.len(), self.dim_in);
+        let v = crate::vector::finite(v);
+        let projected = project(&self.basis, &self.mean, &v);
+        let centred: f32 = v
             .iter()
             .zip(&self.mean)
             .map(|(x, m)| (x - m) * (x - m))
             .sum();
         let kept: f32 = projected.iter().map(|p| p * p).sum();
-        (centred - kept).max(0.0).sqrt()
+        let residual = (centred - kept).max(0.0).sqrt();
+        (projected, residual)
     }
 
     /// Little-endian serialisation: magic, dims, explained share, mean, basis.
@@ -385,8 +389,8 @@ mod tests {
                 .map(|x| x + (i % 2) as f32 * centred_uniform(&mut state) as f32)
                 .collect();
             let (a, b) = (&v, &pts[(i + 7) % pts.len()]);
-            let (pa, pb) = (p.apply(a), p.apply(b));
-            let (ra, rb) = (p.residual(a, &pa), p.residual(b, &pb));
+            let ((pa, ra), (pb, rb)) = (p.apply_with_residual(a), p.apply_with_residual(b));
+            assert_eq!(pa, p.apply(a));
             let whole = dist(a, b);
             let bound = (dist(&pa, &pb).powi(2) + (ra - rb).powi(2)).sqrt();
             assert!(

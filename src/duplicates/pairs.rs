@@ -302,9 +302,9 @@ fn tree_point(projection: Option<&Projection>, block: &[f32; BLOCK]) -> (Coords,
     let mut c = [0.0; TREE_DIMS];
     let rest = match projection {
         Some(pca) => {
-            let projected = pca.apply(block);
+            let (projected, residual) = pca.apply_with_residual(block);
             c.iter_mut().zip(&projected).for_each(|(c, x)| *c = *x);
-            pca.residual(block, &projected)
+            residual
         }
         None => {
             c.copy_from_slice(&block[..TREE_DIMS]);
