@@ -167,8 +167,8 @@ impl<'a> NearPairs<'a> {
     }
 
     /// Calls `hit` with the points whose tree coordinates and residual length (`query.1`)
-    /// lie within `reach2` (squared) of `query`, among those in the `budget` leaves whose cells lie nearest to it. A
-    /// pending cell carries the query's distance to it along each split dimension, and `cell`
+    /// lie within `reach2` (squared) of `query`, among those in the `budget` leaves whose
+    /// cells lie nearest to it. A pending cell carries the query's distance to it along each split dimension, and `cell`
     /// their squared sum: a lower bound of the distance to any point in it.
     fn within(&self, query: &(Coords, f32), reach2: f32, hit: &mut impl FnMut(usize)) {
         let (query, residual) = (&query.0, query.1);

@@ -195,12 +195,12 @@ impl Extractor for DuplicateSignature {
 }
 
 /// True for a coefficient of the layout block.
-fn in_layout(u: usize, v: usize) -> bool {
+const fn in_layout(u: usize, v: usize) -> bool {
     u < LAYOUT && v < LAYOUT
 }
 
 /// Position of coefficient `(u, v)` in a window's block.
-fn slot(u: usize, v: usize) -> usize {
+const fn slot(u: usize, v: usize) -> usize {
     v * FREQS + u - 1
 }
 
@@ -288,7 +288,7 @@ const BLOCK_SLOTS: [usize; BLOCK] = {
         let mut u = 0;
         while u < LAYOUT {
             if u != 0 || v != 0 {
-                out[k] = v * FREQS + u - 1;
+                out[k] = slot(u, v);
                 k += 1;
             }
             u += 1;
@@ -356,8 +356,8 @@ const COMPARE_TERMS: [(usize, usize, usize, usize, usize); DIM] = {
         let mut u = 0;
         while u < FREQS {
             if u != 0 || v != 0 {
-                let part = if u < LAYOUT && v < LAYOUT { 0 } else { 1 };
-                out[k] = (v * FREQS + u - 1, u * FREQS + v - 1, part, u % 2, v % 2);
+                let part = if in_layout(u, v) { 0 } else { 1 };
+                out[k] = (slot(u, v), slot(v, u), part, u % 2, v % 2);
                 k += 1;
             }
             u += 1;
