@@ -112,6 +112,12 @@ impl Collection {
         policy: &UpdatePolicy,
         rebuild: bool,
     ) -> Result<GraphRefresh> {
+        if fusion.weights.is_empty() {
+            // A profile that ranks nothing keeps no graph; one left from another profile goes.
+            store.delete_meta(DUMP_KEY)?;
+            AnnIndex::remove_other_dumps(&ann_dir(self.dir()), "");
+            return Ok(GraphRefresh::Current);
+        }
         let version = store.data_version()?;
         let dir = ann_dir(self.dir());
         let params = self.ann_params(store)?;

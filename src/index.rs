@@ -144,7 +144,8 @@ enum Outcome {
         hash: [u8; 32],
         facts: ImageFacts,
         features: Vec<FeatureRow>,
-        thumbnail: Vec<u8>,
+        /// `None` when the profile stores none.
+        thumbnail: Option<Vec<u8>>,
     },
     /// Same bytes as the row at the same path: only the stamp changed.
     Touched {
@@ -558,7 +559,7 @@ fn index_pass(
                         hash,
                         facts,
                         features,
-                        thumbnail: Some(thumbnail),
+                        thumbnail,
                     });
                 }
                 Outcome::Touched { id, stamp } => {
@@ -749,7 +750,14 @@ fn process_file(
     if known_hashes.contains(&hash) {
         return Outcome::KnownContent { file, hash };
     }
-    match extract_with_thumbnail(&bytes, &file.abs_path, &config.decode, registry) {
+    let with_thumbnail = registry.makes_thumbnails();
+    match extract(
+        &bytes,
+        &file.abs_path,
+        &config.decode,
+        registry,
+        with_thumbnail,
+    ) {
         Ok((facts, features, thumbnail)) => Outcome::Extracted {
             file,
             hash,
@@ -779,21 +787,10 @@ pub fn extract_bytes(
     Ok((facts, features))
 }
 
-/// As [`extract_bytes`], and the image's thumbnail ([`crate::thumbnail`]) from the same
-/// decoding.
-fn extract_with_thumbnail(
-    bytes: &[u8],
-    path: &Path,
-    decode_cfg: &DecodeConfig,
-    registry: &Registry,
-) -> Result<(ImageFacts, Vec<FeatureRow>, Vec<u8>)> {
-    let (facts, features, thumbnail) = extract(bytes, path, decode_cfg, registry, true)?;
-    Ok((facts, features, thumbnail.unwrap_or_default()))
-}
-
-/// The picture is decoded at the larger of the registry's picture side and the thumbnail's,
-/// then shrunk to the picture side: one decoding serves both, and every caller sees the same
-/// picture.
+/// Decodes an image and runs every family on it, and makes its thumbnail
+/// ([`crate::thumbnail`]) when asked. The picture is decoded at the larger of the registry's
+/// picture side and the thumbnail's, then shrunk to the picture side: one decoding serves
+/// both, and every caller sees the same picture whether or not it asks for the thumbnail.
 fn extract(
     bytes: &[u8],
     path: &Path,

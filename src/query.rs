@@ -103,7 +103,15 @@ impl Searcher {
                 collection.dir().display()
             )));
         }
-        let registry = Registry::for_profile(collection.profile(&store)?);
+        let profile = collection.profile(&store)?;
+        if !profile.ranks() {
+            return Err(Error::InvalidInput(format!(
+                "the index at {} holds duplicate signatures only (profile '{}', made by `lookalike duplicates`): run `lookalike index --profile fast` (or `--profile full`) to describe its images for similarity search",
+                collection.dir().display(),
+                profile.name()
+            )));
+        }
+        let registry = Registry::for_profile(profile);
         let space = collection.search_space(&store, fusion)?;
         Ok(Searcher {
             store,

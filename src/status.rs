@@ -118,8 +118,15 @@ pub fn status(collection: &Collection, check: bool) -> Result<StatusReport> {
         })
         .collect();
     let graph = collection.dump_record(&store)?;
-    let hnsw = graph_state(collection, &store, &stats, graph.as_ref())?;
     let profile = collection.profile(&store)?;
+    let hnsw = if profile.ranks() {
+        graph_state(collection, &store, &stats, graph.as_ref())?
+    } else {
+        format!(
+            "none: the {} profile ranks nothing (`lookalike index --profile full` builds one)",
+            profile.name()
+        )
+    };
     let registry = Registry::for_profile(profile);
     let current = registry.signatures();
     let outdated_feature_rows = stats

@@ -398,7 +398,7 @@ fn profile_of(env: &Env) -> String {
 }
 
 #[test]
-fn a_new_index_gets_the_fast_profile_and_finds_the_same_copies() {
+fn a_new_index_gets_the_duplicates_profile_and_finds_the_same_copies() {
     let fresh = Env::new();
     two_groups(&fresh);
     let out = fresh
@@ -409,9 +409,28 @@ fn a_new_index_gets_the_fast_profile_and_finds_the_same_copies() {
         .unwrap();
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("fast profile"), "{stderr}");
-    assert_eq!(profile_of(&fresh), "fast");
+    assert!(stderr.contains("duplicate signatures only"), "{stderr}");
+    assert_eq!(profile_of(&fresh), "duplicates");
     let (fast, _) = fresh.duplicates(&[]);
+    // It ranks nothing: `query` says so and what to run, and works once that has run.
+    let example = fresh.photos.join("camera.jpg");
+    let out = fresh.cmd().arg("query").arg(&example).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("duplicate signatures only") && stderr.contains("--profile fast"),
+        "{stderr}"
+    );
+    fresh
+        .cmd()
+        .args(["-q", "index", "--profile", "fast"])
+        .assert()
+        .success();
+    assert_eq!(profile_of(&fresh), "fast");
+    let out = fresh.cmd().arg("query").arg(&example).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let (upgraded, _) = fresh.duplicates(&[]);
+    assert_eq!(groups(&upgraded), groups(&fast));
 
     // An index made with the full profile keeps it, and finds the same groups.
     let full = Env::new();

@@ -101,8 +101,8 @@ pub(crate) fn cmd_duplicates(
     }
     let mut within = Vec::new();
     if !args.dirs.is_empty() {
-        // A new index needs no more than the fast profile's families to find copies: its
-        // duplicate signatures are the full profile's (BENCHMARKS.md, "Duplicates").
+        // A new index needs no more than the duplicate signatures, which are the same in
+        // every profile (BENCHMARKS.md, "Duplicates").
         let chosen_for_new = args.profile.is_none() && !collection.exists();
         let config = IndexConfig {
             crawl: CrawlConfig {
@@ -110,7 +110,7 @@ pub(crate) fn cmd_duplicates(
                 ..Default::default()
             },
             profile: if chosen_for_new {
-                Some(Profile::Fast)
+                Some(Profile::Duplicates)
             } else {
                 args.profile
             },
@@ -132,7 +132,7 @@ pub(crate) fn cmd_duplicates(
         }
         if !quiet && chosen_for_new {
             eprintln!(
-                "note: the new index has the fast profile, which is all duplicates need; `lookalike index --profile full` adds the filter bank and deconvolution that `query` ranks blurred photos with"
+                "note: the new index holds duplicate signatures only, which is all duplicates need; `lookalike index --profile full` (or `--profile fast`) describes the images for `query` and `serve`"
             );
         }
         for d in &args.dirs {

@@ -206,6 +206,16 @@ fn default_images_dir(dataset: &Path) -> PathBuf {
 }
 
 pub(crate) fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) -> Result<ExitCode> {
+    if let Some(folder) = &args.duplicates {
+        return duplicates_benchmark(index_dir, folder, &args, quiet);
+    }
+    if !args.profile.ranks() {
+        return Err(Error::InvalidInput(format!(
+            "--profile {} describes images for `duplicates` only and ranks nothing: evaluate retrieval with --profile full or fast, or duplicates with `eval --duplicates DIR --profile {}`",
+            args.profile.name(),
+            args.profile.name()
+        )));
+    }
     let registry = Registry::for_profile(args.profile);
     let fusion = args.search.fusion(args.profile)?;
     let families = args
@@ -213,9 +223,6 @@ pub(crate) fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) ->
         .clone()
         .unwrap_or_else(|| format!("{},fused", registry.families().join(",")));
     let targets = parse_targets(&families, &registry, &fusion)?;
-    if let Some(folder) = &args.duplicates {
-        return duplicates_benchmark(index_dir, folder, &args, quiet);
-    }
     if let Some(folder) = &args.distort {
         return distort_benchmark(index_dir, folder, &args, &registry, targets, quiet);
     }

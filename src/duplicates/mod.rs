@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
+use crate::decode::DecodeConfig;
 use crate::error::{Error, Result};
 use crate::features::dup::{CopyTest, LEN, Match, compare};
 use crate::store::{ImageRecord, Store};
@@ -199,16 +200,29 @@ fn view_of(jpeg: &[u8]) -> Option<verify::View> {
     verify::View::of(&crate::features::luma_plane(&picture))
 }
 
+/// The thumbnail of an indexed image made from its file, exactly as indexing makes it, when
+/// the file still holds the content that was indexed; `None` when it changed, went or does
+/// not decode.
+fn thumbnail_from_file(record: &ImageRecord, cfg: &DecodeConfig) -> Option<Vec<u8>> {
+    let bytes = crate::decode::read_file_bounded(&record.path, cfg.max_file_size).ok()?;
+    if *blake3::hash(&bytes).as_bytes() != record.hash {
+        return None;
+    }
+    crate::thumbnail::from_bytes(&bytes, &record.path, cfg).ok()
+}
+
 /// Groups `candidates`: byte-identical copies and pairs that pass `test`, joined
 /// transitively; groups of one are left out. Groups come in keeper path order. When `test`
 /// asks for aligned pictures, pairs that are not [`CopyTest::SURE`] are aligned on the
-/// `thumbnails` of their images; a pair without both is judged by
-/// [`CopyTest::signatures_only`].
+/// `thumbnails` of their images, or, for an image without one when `files` is given, on a
+/// thumbnail made from its file (decoded under `files`) if the file still holds the indexed
+/// content; a pair without both is judged by [`CopyTest::signatures_only`].
 pub fn group(
     candidates: Vec<Candidate>,
     test: CopyTest,
     keep: &KeepRule,
     thumbnails: &mut Thumbnails,
+    files: Option<&DecodeConfig>,
 ) -> Vec<Group> {
     let n = candidates.len();
     let mut parent: Vec<usize> = (0..n).collect();
@@ -303,11 +317,11 @@ pub fn group(
             .into_iter()
             .map(|i| (i, thumbnails(&candidates[i].record)))
             .collect();
-        views.par_extend(
-            jpegs
-                .into_par_iter()
-                .map(|(i, jpeg)| (i, jpeg.as_deref().and_then(view_of))),
-        );
+        views.par_extend(jpegs.into_par_iter().map(|(i, jpeg)| {
+            let jpeg = jpeg
+                .or_else(|| files.and_then(|cfg| thumbnail_from_file(&candidates[i].record, cfg)));
+            (i, jpeg.as_deref().and_then(view_of))
+        }));
         let fallback = test.signatures_only();
         let accepted: Vec<(usize, usize)> = passed
             .into_par_iter()
@@ -408,8 +422,11 @@ pub fn find_in_store(
         .filter(|c| c.signature.len() != LEN)
         .count();
     let mut thumbnails = |r: &ImageRecord| store.thumbnail(&r.hash).ok().flatten();
+    // An index of the duplicates profile stores no thumbnails: the few pictures aligned are
+    // made from the files, decoded as indexing decodes them.
+    let files = DecodeConfig::default();
     Ok(Findings {
-        groups: group(candidates, test, keep, &mut thumbnails),
+        groups: group(candidates, test, keep, &mut thumbnails, Some(&files)),
         images,
         unsigned,
         test,
@@ -522,6 +539,7 @@ mod tests {
             CopyTest::DEFAULT,
             &KeepRule::Best,
             &mut |_| None,
+            None,
         );
         assert_eq!(groups.len(), 1);
         let paths: Vec<_> = groups[0].members.iter().map(|m| m.record.id).collect();
@@ -532,6 +550,7 @@ mod tests {
             CopyTest::DEFAULT,
             &KeepRule::Oldest,
             &mut |_| None,
+            None,
         );
         assert_eq!(oldest[0].keeper().record.id, 4);
         let newest = group(
@@ -539,14 +558,21 @@ mod tests {
             CopyTest::DEFAULT,
             &KeepRule::Newest,
             &mut |_| None,
+            None,
         );
         assert_eq!(newest[0].keeper().record.id, 2);
         let matching = KeepRule::parse("match:**/a.jpg").unwrap();
         assert_eq!(
-            group(candidates, CopyTest::DEFAULT, &matching, &mut |_| None)[0]
-                .keeper()
-                .record
-                .id,
+            group(
+                candidates,
+                CopyTest::DEFAULT,
+                &matching,
+                &mut |_| None,
+                None
+            )[0]
+            .keeper()
+            .record
+            .id,
             1
         );
     }
@@ -587,9 +613,15 @@ mod tests {
         // With thumbnails the other shot is left out; without them the signatures decide.
         let mut thumbnails =
             |r: &ImageRecord| Some(crate::thumbnail::encode(&pictures[r.id as usize - 1]));
-        let aligned = group(candidates.clone(), test, &KeepRule::Best, &mut thumbnails);
+        let aligned = group(
+            candidates.clone(),
+            test,
+            &KeepRule::Best,
+            &mut thumbnails,
+            None,
+        );
         assert_eq!(ids(&aligned), vec![vec![1, 2]]);
-        let signatures_only = group(candidates, test, &KeepRule::Best, &mut |_| None);
+        let signatures_only = group(candidates, test, &KeepRule::Best, &mut |_| None, None);
         assert_eq!(ids(&signatures_only), vec![vec![1, 2, 3]]);
     }
 
@@ -601,5 +633,37 @@ mod tests {
         assert!(Similarity::parse("NaN").is_err());
         assert!(KeepRule::parse("largest").is_err());
         assert!(KeepRule::parse("match:[").is_err());
+    }
+
+    /// A picture for alignment is made from the file only while the file holds the content
+    /// that was indexed, and exactly as indexing makes a thumbnail.
+    #[test]
+    fn a_file_gives_its_thumbnail_only_while_it_holds_the_indexed_content() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("a.png");
+        image::RgbImage::from_fn(600, 300, |x, y| {
+            image::Rgb([(x % 256) as u8, (y % 256) as u8, 7])
+        })
+        .save(&path)
+        .unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let mut r = record(1, path.to_str().unwrap(), (600, 300), bytes.len() as u64, 0);
+        r.hash = *blake3::hash(&bytes).as_bytes();
+        let cfg = DecodeConfig::default();
+        let made = thumbnail_from_file(&r, &cfg).expect("unchanged file");
+        assert_eq!(
+            made,
+            crate::thumbnail::from_bytes(&bytes, &path, &cfg).unwrap()
+        );
+        assert!(view_of(&made).is_some());
+        image::RgbImage::from_pixel(600, 300, image::Rgb([1, 2, 3]))
+            .save(&path)
+            .unwrap();
+        assert!(
+            thumbnail_from_file(&r, &cfg).is_none(),
+            "changed since indexed"
+        );
+        std::fs::remove_file(&path).unwrap();
+        assert!(thumbnail_from_file(&r, &cfg).is_none(), "gone");
     }
 }

@@ -473,47 +473,72 @@ fn is_border(line: &[f32], outer_mean: f32) -> bool {
     hi - lo < BORDER_SPREAD && (mean(line) - outer_mean).abs() < BORDER_MATCH
 }
 
-/// Area-average resampling of the given window of `luma` to `side x side`, row-major.
+/// Area-average resampling of the given window of `luma` to `side x side`, row-major: each
+/// row of the window averaged across, then the averaged rows averaged down.
 pub(crate) fn box_resample(
     luma: &Array2<f32>,
     rows: std::ops::Range<usize>,
     cols: std::ops::Range<usize>,
     side: usize,
 ) -> Vec<f32> {
-    let weights = |len: usize| -> Vec<Vec<(usize, f32)>> {
-        // Output cell i covers [i * len / side, (i + 1) * len / side) in input units.
-        let scale = len as f32 / side as f32;
-        (0..side)
-            .map(|i| {
-                let (a, b) = (i as f32 * scale, (i + 1) as f32 * scale);
-                let mut out = Vec::new();
-                let mut x = a.floor() as usize;
-                while (x as f32) < b && x < len {
-                    let overlap = (b.min(x as f32 + 1.0) - a.max(x as f32)).max(0.0);
-                    if overlap > 0.0 {
-                        out.push((x, overlap / scale));
-                    }
-                    x += 1;
-                }
-                out
-            })
-            .collect()
-    };
-    let wy = weights(rows.len());
-    let wx = weights(cols.len());
-    let mut out = vec![0.0f32; side * side];
-    for (i, ys) in wy.iter().enumerate() {
-        for (j, xs) in wx.iter().enumerate() {
-            let mut acc = 0.0f32;
-            for &(y, a) in ys {
-                for &(x, b) in xs {
-                    acc += a * b * luma[[rows.start + y, cols.start + x]];
-                }
+    let wy = box_weights(rows.len(), side);
+    let wx = box_weights(cols.len(), side);
+    // Across: `side` averages of every row of the window.
+    let mut across = vec![0.0f32; rows.len() * side];
+    for (y, out) in across.chunks_exact_mut(side).enumerate() {
+        let row = luma.row(rows.start + y);
+        let copied: Vec<f32>;
+        let line = match row.as_slice() {
+            Some(line) => &line[cols.clone()],
+            None => {
+                copied = row
+                    .iter()
+                    .skip(cols.start)
+                    .take(cols.len())
+                    .copied()
+                    .collect();
+                &copied
             }
-            out[i * side + j] = acc;
+        };
+        for (o, (first, weights)) in out.iter_mut().zip(&wx) {
+            *o = weights
+                .iter()
+                .zip(&line[*first..])
+                .map(|(w, v)| w * v)
+                .sum();
+        }
+    }
+    // Down: each output row a weighted sum of averaged rows.
+    let mut out = vec![0.0f32; side * side];
+    for (row, (first, weights)) in out.chunks_exact_mut(side).zip(&wy) {
+        for (k, w) in weights.iter().enumerate() {
+            let src = &across[(first + k) * side..(first + k + 1) * side];
+            for (o, v) in row.iter_mut().zip(src) {
+                *o += w * v;
+            }
         }
     }
     out
+}
+
+/// For each of `side` output cells over `len` input cells, the first input it covers and
+/// the weights of the inputs from there: cell `i` covers `[i * len / side, (i + 1) * len /
+/// side)` in input units, each input weighted by its overlap, the weights summing to one.
+fn box_weights(len: usize, side: usize) -> Vec<(usize, Vec<f32>)> {
+    let scale = len as f32 / side as f32;
+    (0..side)
+        .map(|i| {
+            let (a, b) = (i as f32 * scale, (i + 1) as f32 * scale);
+            let first = (a.floor() as usize).min(len.saturating_sub(1));
+            let mut weights = Vec::new();
+            let mut x = first;
+            while (x as f32) < b && x < len {
+                weights.push((b.min(x as f32 + 1.0) - a.max(x as f32)).max(0.0) / scale);
+                x += 1;
+            }
+            (first, weights)
+        })
+        .collect()
 }
 
 /// Each value replaced by its smoothed rank, centred on zero, in [-0.5, 0.5]: the share of
@@ -557,35 +582,50 @@ fn soft_ranks(values: &[f32]) -> Vec<f32> {
 /// The DCT-II coefficients `(u, v)`, `u, v < FREQS`, of a `THUMB x THUMB` block, DC left out,
 /// in the order `v * FREQS + u - 1` (`u` horizontal, `v` vertical frequency).
 fn low_dct(block: &[f32]) -> Vec<f32> {
-    static BASIS: std::sync::OnceLock<Vec<f32>> = std::sync::OnceLock::new();
-    let basis = BASIS.get_or_init(|| {
-        (0..FREQS)
-            .flat_map(|k| {
-                (0..THUMB).map(move |x| {
-                    (std::f32::consts::PI * k as f32 * (x as f32 + 0.5) / THUMB as f32).cos()
-                })
-            })
-            .collect()
+    let cosine = |k: usize, x: usize| {
+        (std::f32::consts::PI * k as f32 * (x as f32 + 0.5) / THUMB as f32).cos()
+    };
+    // The basis frequency-major, and position-major for the pass that takes all the
+    // frequencies of one position at once.
+    static BASIS: std::sync::OnceLock<(Vec<f32>, Vec<f32>)> = std::sync::OnceLock::new();
+    let (basis, by_position) = BASIS.get_or_init(|| {
+        let by_frequency = (0..FREQS)
+            .flat_map(|k| (0..THUMB).map(move |x| cosine(k, x)))
+            .collect();
+        let by_position = (0..THUMB)
+            .flat_map(|x| (0..FREQS).map(move |k| cosine(k, x)))
+            .collect();
+        (by_frequency, by_position)
     });
-    // Rows first: per row y, the horizontal frequencies.
+    // Rows first: per row y, the horizontal frequencies; each sum runs over x in order, with
+    // the frequencies side by side so that they are computed together.
     let mut horizontal = vec![0.0f32; THUMB * FREQS];
-    for y in 0..THUMB {
-        for u in 0..FREQS {
-            horizontal[y * FREQS + u] = (0..THUMB)
-                .map(|x| block[y * THUMB + x] * basis[u * THUMB + x])
-                .sum();
+    for (line, sums) in block
+        .chunks_exact(THUMB)
+        .zip(horizontal.chunks_exact_mut(FREQS))
+    {
+        for (&value, cosines) in line.iter().zip(by_position.chunks_exact(FREQS)) {
+            for (sum, &c) in sums.iter_mut().zip(cosines) {
+                *sum += value * c;
+            }
+        }
+    }
+    // Then down each column of horizontal frequencies, over y in order.
+    let mut coefficients = [[0.0f32; FREQS]; FREQS];
+    for (y, sums) in horizontal.chunks_exact(FREQS).enumerate() {
+        for (v, row) in coefficients.iter_mut().enumerate() {
+            let weight = basis[v * THUMB + y];
+            for (c, &h) in row.iter_mut().zip(sums) {
+                *c += h * weight;
+            }
         }
     }
     let mut out = Vec::with_capacity(DIM);
-    for v in 0..FREQS {
-        for u in 0..FREQS {
-            if u == 0 && v == 0 {
-                continue;
+    for (v, row) in coefficients.iter().enumerate() {
+        for (u, &c) in row.iter().enumerate() {
+            if (u, v) != (0, 0) {
+                out.push(c / THUMB as f32);
             }
-            let c: f32 = (0..THUMB)
-                .map(|y| horizontal[y * FREQS + u] * basis[v * THUMB + y])
-                .sum();
-            out.push(c / THUMB as f32);
         }
     }
     out
@@ -738,5 +778,55 @@ mod tests {
         assert!(a.iter().all(|&x| x == 0.0));
         assert_eq!(a.len(), LEN);
         assert_eq!(compare(&a, &a), Match::NONE);
+    }
+
+    /// The separable resampling gives each output cell the area average of the input cells
+    /// it covers, computed here directly from the definition, for windows larger and smaller
+    /// than the output and for a plane that is not in standard order.
+    #[test]
+    fn box_resampling_averages_the_area_each_cell_covers() {
+        let plane = Array2::from_shape_fn((45, 70), |(y, x)| ((y * 7 + x * 13) % 29) as f32 / 29.0);
+        let direct = |luma: &Array2<f32>,
+                      rows: std::ops::Range<usize>,
+                      cols: std::ops::Range<usize>,
+                      side: usize| {
+            let cover = |i: usize, len: usize, x: usize| {
+                let scale = len as f32 / side as f32;
+                let (a, b) = (i as f32 * scale, (i + 1) as f32 * scale);
+                (b.min(x as f32 + 1.0) - a.max(x as f32)).max(0.0) / scale
+            };
+            let mut out = vec![0.0f32; side * side];
+            for i in 0..side {
+                for j in 0..side {
+                    for y in 0..rows.len() {
+                        for x in 0..cols.len() {
+                            out[i * side + j] += cover(i, rows.len(), y)
+                                * cover(j, cols.len(), x)
+                                * luma[[rows.start + y, cols.start + x]];
+                        }
+                    }
+                }
+            }
+            out
+        };
+        // The same values in column-major order, and a plane whose rows run backwards: neither
+        // has rows that are contiguous slices.
+        let column_major = plane.t().to_owned().reversed_axes();
+        let mut mirrored = plane.clone();
+        mirrored.invert_axis(ndarray::Axis(1));
+        for (rows, cols, side) in [
+            (0..45, 0..70, 32),
+            (3..40, 10..60, 32),
+            (5..20, 2..23, 32),
+            (0..45, 0..70, 7),
+        ] {
+            for luma in [&plane, &column_major, &mirrored] {
+                let want = direct(luma, rows.clone(), cols.clone(), side);
+                let got = box_resample(luma, rows.clone(), cols.clone(), side);
+                for (g, w) in got.iter().zip(&want) {
+                    assert!((g - w).abs() < 1e-5, "{g} {w} at {rows:?} {cols:?} {side}");
+                }
+            }
+        }
     }
 }

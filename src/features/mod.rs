@@ -87,15 +87,24 @@ impl FeatureInput {
 
 /// Rec. 601 luma of an RGB image, in [0, 1].
 pub fn luma_plane(rgb: &RgbImage) -> Array2<f32> {
+    // Each channel's weighted levels from a table, then one division over the whole plane:
+    // the same operations in the same order as `(0.299 r + 0.587 g + 0.114 b) / 255`
+    // per pixel, in a form the compiler vectorises.
+    static WEIGHTED: std::sync::OnceLock<[[f32; 256]; 3]> = std::sync::OnceLock::new();
+    let [red, green, blue] = WEIGHTED.get_or_init(|| {
+        let table = |weight: f32| std::array::from_fn(|level| weight * level as f32);
+        [table(0.299), table(0.587), table(0.114)]
+    });
     let (w, h) = rgb.dimensions();
-    let values = rgb
+    let mut values: Vec<f32> = rgb
         .as_raw()
         .chunks_exact(3)
         .take(w as usize * h as usize)
-        .map(|p| {
-            (0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2])) / 255.0
-        })
+        .map(|p| red[usize::from(p[0])] + green[usize::from(p[1])] + blue[usize::from(p[2])])
         .collect();
+    for v in &mut values {
+        *v /= 255.0;
+    }
     Array2::from_shape_vec((h as usize, w as usize), values).expect("one value per pixel")
 }
 
@@ -149,17 +158,21 @@ pub enum Profile {
     /// Colour, LBP and orientation histograms on a 96-pixel working image: no filter bank,
     /// blur estimate or deconvolution. Several times faster to index (BENCHMARKS.md).
     Fast,
+    /// The duplicate signature alone, all that `lookalike duplicates` reads: no similarity
+    /// ranking, graph or thumbnails until the collection is indexed with another profile.
+    Duplicates,
 }
 
 impl Profile {
     /// Every profile, the default first.
-    pub(crate) const ALL: [Profile; 2] = [Profile::Full, Profile::Fast];
+    pub(crate) const ALL: [Profile; 3] = [Profile::Full, Profile::Fast, Profile::Duplicates];
 
     /// The name recorded in the collection and accepted by `--profile`.
     pub(crate) fn name(self) -> &'static str {
         match self {
             Profile::Full => "full",
             Profile::Fast => "fast",
+            Profile::Duplicates => "duplicates",
         }
     }
 
@@ -177,7 +190,16 @@ impl Profile {
             Profile::Fast => {
                 "Colour, LBP and orientation histograms on a 96-pixel working image: no filter bank, blur estimate or deconvolution. Several times faster to index (BENCHMARKS.md)"
             }
+            Profile::Duplicates => {
+                "The duplicate signature only, what `lookalike duplicates` reads: no similarity ranking (`query`, `serve`) until indexed with another profile"
+            }
         }
+    }
+
+    /// True when the profile describes images for similarity ranking: it has ranking
+    /// families, a graph and thumbnails.
+    pub(crate) fn ranks(self) -> bool {
+        self != Profile::Duplicates
     }
 
     /// The working image fits in a square of this side.
@@ -185,6 +207,8 @@ impl Profile {
         match self {
             Profile::Full => FULL_WORKING_SIZE,
             Profile::Fast => 96,
+            // The signature reads the picture at this side: nothing smaller is needed.
+            Profile::Duplicates => FINE_SIZE,
         }
     }
 }
@@ -194,6 +218,7 @@ impl Profile {
 pub struct Registry {
     extractors: Vec<Box<dyn Extractor>>,
     working_size: u32,
+    thumbnails: bool,
 }
 
 impl std::fmt::Debug for Registry {
@@ -229,11 +254,19 @@ impl Registry {
                 Box::new(orient::OrientationHistograms::default()),
                 Box::new(dup::DuplicateSignature),
             ],
+            Profile::Duplicates => vec![Box::new(dup::DuplicateSignature)],
         };
         Registry {
             extractors,
             working_size: profile.working_size(),
+            thumbnails: profile.ranks(),
         }
+    }
+
+    /// True when indexing stores a thumbnail of each image (for `serve`; `duplicates` makes
+    /// the few it needs from the files).
+    pub(crate) fn makes_thumbnails(&self) -> bool {
+        self.thumbnails
     }
 
     /// Names of the families, in registry order.
@@ -359,6 +392,12 @@ impl Default for Fusion {
 impl Fusion {
     /// The weights an index of `profile` ranks with.
     pub fn for_profile(profile: Profile) -> Self {
+        if profile == Profile::Duplicates {
+            // Nothing is ranked: no family is fused.
+            return Fusion {
+                weights: Vec::new(),
+            };
+        }
         if profile == Profile::Fast {
             // The full profile's weights for the families it keeps: wang mAP 0.6099,
             // ukbench1000 N-S 3.856 (BENCHMARKS.md, "Retrieval accuracy").
@@ -557,8 +596,33 @@ impl Fusion {
 mod tests {
     use super::*;
 
+    /// The table form of the luma is the per-pixel formula, bit for bit, at every level of
+    /// every channel.
+    #[test]
+    fn luma_is_the_rec601_formula_bit_for_bit() {
+        let rgb = RgbImage::from_fn(256, 3, |x, y| {
+            let l = x as u8;
+            match y {
+                0 => image::Rgb([l, 255 - l, l / 2]),
+                1 => image::Rgb([l / 3, l, 255 - l]),
+                _ => image::Rgb([255 - l, l / 5, l]),
+            }
+        });
+        let luma = luma_plane(&rgb);
+        for (x, y, p) in rgb.enumerate_pixels() {
+            let [r, g, b] = p.0.map(f32::from);
+            let want = (0.299 * r + 0.587 * g + 0.114 * b) / 255.0;
+            assert_eq!(
+                luma[[y as usize, x as usize]].to_bits(),
+                want.to_bits(),
+                "{p:?}"
+            );
+        }
+    }
+
     /// The fast profile shrinks the picture for its other families but signs the picture
-    /// itself, so both profiles store the same duplicate signature under the same fingerprint.
+    /// itself, and the duplicates profile signs it alone: every profile stores the same
+    /// duplicate signature under the same fingerprint.
     #[test]
     fn every_profile_signs_the_same_picture_alike() {
         let picture = crate::test_support::shot(256, 170, 0.4, 0.6);
@@ -576,6 +640,12 @@ mod tests {
         };
         let (full, fast) = (dup_of(Profile::Full), dup_of(Profile::Fast));
         assert_eq!(full, fast);
+        assert_eq!(full, dup_of(Profile::Duplicates));
+        assert_eq!(
+            Registry::for_profile(Profile::Duplicates).families(),
+            ["dup"]
+        );
+        assert!(Fusion::for_profile(Profile::Duplicates).weights.is_empty());
         assert!(full.0.iter().any(|&v| v != 0.0));
         // The families that read the working image keep the side in their fingerprint.
         let lbp = |p: Profile| {

@@ -724,6 +724,14 @@ impl Store {
             .map_err(|e| db(&self.path, e))
     }
 
+    /// Removes a metadata value (nothing when there is none).
+    pub(crate) fn delete_meta(&mut self, key: &str) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM meta WHERE key = ?1", params![key])
+            .map(|_| ())
+            .map_err(|e| db(&self.path, e))
+    }
+
     /// Writes several metadata values in one transaction.
     pub(crate) fn set_meta(&mut self, pairs: &[(&str, String)]) -> Result<()> {
         let path = self.path.clone();
