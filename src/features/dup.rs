@@ -231,9 +231,10 @@ pub fn signature(luma: &Array2<f32>) -> Vec<f32> {
         at(h - wh, 0),
         at(h - wh, w - ww),
     ];
+    let sums = AreaSums::of(luma);
     let mut out = Vec::with_capacity(LEN);
     for (r, c) in windows {
-        let thumb = box_resample(luma, r, c, THUMB);
+        let thumb = sums.resample(r, c, THUMB);
         let ranks = soft_ranks(&thumb);
         let mut block = low_dct(&ranks);
         for part in [true, false] {
@@ -473,72 +474,96 @@ fn is_border(line: &[f32], outer_mean: f32) -> bool {
     hi - lo < BORDER_SPREAD && (mean(line) - outer_mean).abs() < BORDER_MATCH
 }
 
-/// Area-average resampling of the given window of `luma` to `side x side`, row-major: each
-/// row of the window averaged across, then the averaged rows averaged down.
+/// Area-average resampling of the given window of `luma` to `side x side`, row-major.
 pub(crate) fn box_resample(
     luma: &Array2<f32>,
     rows: std::ops::Range<usize>,
     cols: std::ops::Range<usize>,
     side: usize,
 ) -> Vec<f32> {
-    let wy = box_weights(rows.len(), side);
-    let wx = box_weights(cols.len(), side);
-    // Across: `side` averages of every row of the window.
-    let mut across = vec![0.0f32; rows.len() * side];
-    for (y, out) in across.chunks_exact_mut(side).enumerate() {
-        let row = luma.row(rows.start + y);
-        let copied: Vec<f32>;
-        let line = match row.as_slice() {
-            Some(line) => &line[cols.clone()],
-            None => {
-                copied = row
-                    .iter()
-                    .skip(cols.start)
-                    .take(cols.len())
-                    .copied()
-                    .collect();
-                &copied
-            }
-        };
-        for (o, (first, weights)) in out.iter_mut().zip(&wx) {
-            *o = weights
-                .iter()
-                .zip(&line[*first..])
-                .map(|(w, v)| w * v)
-                .sum();
-        }
-    }
-    // Down: each output row a weighted sum of averaged rows.
-    let mut out = vec![0.0f32; side * side];
-    for (row, (first, weights)) in out.chunks_exact_mut(side).zip(&wy) {
-        for (k, w) in weights.iter().enumerate() {
-            let src = &across[(first + k) * side..(first + k + 1) * side];
-            for (o, v) in row.iter_mut().zip(src) {
-                *o += w * v;
-            }
-        }
-    }
-    out
+    AreaSums::of(luma).resample(rows, cols, side)
 }
 
-/// For each of `side` output cells over `len` input cells, the first input it covers and
-/// the weights of the inputs from there: cell `i` covers `[i * len / side, (i + 1) * len /
-/// side)` in input units, each input weighted by its overlap, the weights summing to one.
-fn box_weights(len: usize, side: usize) -> Vec<(usize, Vec<f32>)> {
-    let scale = len as f32 / side as f32;
-    (0..side)
-        .map(|i| {
-            let (a, b) = (i as f32 * scale, (i + 1) as f32 * scale);
-            let first = (a.floor() as usize).min(len.saturating_sub(1));
-            let mut weights = Vec::new();
-            let mut x = first;
-            while (x as f32) < b && x < len {
-                weights.push((b.min(x as f32 + 1.0) - a.max(x as f32)).max(0.0) / scale);
-                x += 1;
+/// The summed-area table of a plane: `sums[y * (w + 1) + x]` is the sum of the values above
+/// row `y` and left of column `x`. The sum over any rectangle, with fractional edges too, is
+/// four lookups: within a pixel the table grows bilinearly, since the pixel is constant.
+pub(crate) struct AreaSums {
+    sums: Vec<f64>,
+    rows: usize,
+    cols: usize,
+}
+
+impl AreaSums {
+    pub(crate) fn of(plane: &Array2<f32>) -> AreaSums {
+        let (rows, cols) = plane.dim();
+        let stride = cols + 1;
+        let mut sums = vec![0.0f64; (rows + 1) * stride];
+        for (y, line) in plane.outer_iter().enumerate() {
+            let (above, below) = sums.split_at_mut((y + 1) * stride);
+            let above = &above[y * stride..];
+            let mut along = 0.0f64;
+            for (x, &v) in line.iter().enumerate() {
+                along += f64::from(v);
+                below[x + 1] = above[x + 1] + along;
             }
-            (first, weights)
-        })
-        .collect()
+        }
+        AreaSums { sums, rows, cols }
+    }
+
+    /// The table at the point `(y, x)`, `0 <= y <= rows`, `0 <= x <= cols`, interpolated
+    /// bilinearly between whole pixels.
+    fn at(&self, y: (usize, f64), x: (usize, f64)) -> f64 {
+        let stride = self.cols + 1;
+        let (y0, fy) = y;
+        let (x0, fx) = x;
+        let s = |yy: usize, xx: usize| self.sums[yy * stride + xx];
+        let top = s(y0, x0) + fx * (s(y0, x0 + 1) - s(y0, x0));
+        let bottom = s(y0 + 1, x0) + fx * (s(y0 + 1, x0 + 1) - s(y0 + 1, x0));
+        top + fy * (bottom - top)
+    }
+
+    /// Area averages of the window over `side x side` equal cells, row-major: cell `(i, j)`
+    /// covers rows `[i, i + 1) * rows.len() / side` and the like for columns, from the
+    /// window's corner.
+    pub(crate) fn resample(
+        &self,
+        rows: std::ops::Range<usize>,
+        cols: std::ops::Range<usize>,
+        side: usize,
+    ) -> Vec<f32> {
+        debug_assert!(!rows.is_empty() && !cols.is_empty());
+        debug_assert!(rows.end <= self.rows && cols.end <= self.cols);
+        // Each cell edge as a whole pixel and the fraction beyond it (the last edge of a
+        // side is taken as the far end of its last pixel, inside the table).
+        let edges = |range: &std::ops::Range<usize>, limit: usize| -> Vec<(usize, f64)> {
+            let step = range.len() as f64 / side as f64;
+            (0..=side)
+                .map(|k| {
+                    let at = range.start as f64 + k as f64 * step;
+                    let whole = (at.floor() as usize).min(limit.saturating_sub(1));
+                    (whole, at - whole as f64)
+                })
+                .collect()
+        };
+        let (ys, xs) = (edges(&rows, self.rows), edges(&cols, self.cols));
+        let area = (rows.len() as f64 / side as f64) * (cols.len() as f64 / side as f64);
+        let mut corners = Vec::with_capacity(ys.len() * xs.len());
+        for &y in &ys {
+            for &x in &xs {
+                corners.push(self.at(y, x));
+            }
+        }
+        let stride = side + 1;
+        let mut out = Vec::with_capacity(side * side);
+        for i in 0..side {
+            for j in 0..side {
+                let c = |a: usize, b: usize| corners[a * stride + b];
+                let sum = c(i + 1, j + 1) - c(i, j + 1) - c(i + 1, j) + c(i, j);
+                out.push((sum / area) as f32);
+            }
+        }
+        out
+    }
 }
 
 /// Each value replaced by its smoothed rank, centred on zero, in [-0.5, 0.5]: the share of
@@ -551,21 +576,39 @@ fn soft_ranks(values: &[f32]) -> Vec<f32> {
     for &x in values {
         histogram[bin_of(x)] += 1.0;
     }
-    let sigma = RANK_BANDWIDTH * (BINS - 1) as f32;
-    let reach = (3.0 * sigma).ceil() as isize;
-    let kernel: Vec<f32> = (-reach..=reach)
-        .map(|d| (-0.5 * (d as f32 / sigma).powi(2)).exp())
-        .collect();
-    // Mass that the kernel would push past either end stays at that end.
-    let total: f32 = kernel.iter().sum();
+    // The kernel, its reach and its total, once.
+    static KERNEL: std::sync::OnceLock<(Vec<f32>, usize, f32)> = std::sync::OnceLock::new();
+    let (kernel, reach, total) = KERNEL.get_or_init(|| {
+        let sigma = RANK_BANDWIDTH * (BINS - 1) as f32;
+        let reach = (3.0 * sigma).ceil() as isize;
+        let kernel: Vec<f32> = (-reach..=reach)
+            .map(|d| (-0.5 * (d as f32 / sigma).powi(2)).exp())
+            .collect();
+        let total = kernel.iter().sum();
+        (kernel, reach as usize, total)
+    });
+    // Mass that the kernel would push past either end stays at that end. Each bin's spread
+    // is added in kernel order: first what falls below the first bin, then the bins it
+    // reaches, then what falls past the last.
     let mut smooth = vec![0.0f32; BINS];
     for (i, &count) in histogram.iter().enumerate() {
         if count == 0.0 {
             continue;
         }
-        for (k, &weight) in kernel.iter().enumerate() {
-            let j = (i as isize + k as isize - reach).clamp(0, BINS as isize - 1) as usize;
-            smooth[j] += count * weight / total;
+        let below = reach.saturating_sub(i);
+        let first = i.saturating_sub(*reach);
+        let inside = (BINS - first).min(kernel.len() - below);
+        for &weight in &kernel[..below] {
+            smooth[0] += count * weight / total;
+        }
+        for (s, &weight) in smooth[first..first + inside]
+            .iter_mut()
+            .zip(&kernel[below..below + inside])
+        {
+            *s += count * weight / total;
+        }
+        for &weight in &kernel[below + inside..] {
+            smooth[BINS - 1] += count * weight / total;
         }
     }
     // Share below each bin's centre: everything in lower bins and half of its own.
@@ -828,5 +871,55 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The smoothing of the rank histogram spreads each bin over its neighbours, clamped at
+    /// the ends, exactly as the kernel written out term by term does.
+    #[test]
+    fn soft_ranks_spread_each_bin_as_the_clamped_kernel_does() {
+        let reference = |values: &[f32]| -> Vec<f32> {
+            const BINS: usize = 256;
+            let bin_of = |x: f32| ((x.clamp(0.0, 1.0) * (BINS - 1) as f32).round()) as usize;
+            let mut histogram = vec![0.0f32; BINS];
+            for &x in values {
+                histogram[bin_of(x)] += 1.0;
+            }
+            let sigma = RANK_BANDWIDTH * (BINS - 1) as f32;
+            let reach = (3.0 * sigma).ceil() as isize;
+            let kernel: Vec<f32> = (-reach..=reach)
+                .map(|d| (-0.5 * (d as f32 / sigma).powi(2)).exp())
+                .collect();
+            let total: f32 = kernel.iter().sum();
+            let mut smooth = vec![0.0f32; BINS];
+            for (i, &count) in histogram.iter().enumerate() {
+                for (k, &weight) in kernel.iter().enumerate() {
+                    let j = (i as isize + k as isize - reach).clamp(0, BINS as isize - 1);
+                    smooth[j as usize] += count * weight / total;
+                }
+            }
+            let n = values.len().max(1) as f32;
+            let mut below = vec![0.0f32; BINS];
+            let mut acc = 0.0f32;
+            for (b, &m) in smooth.iter().enumerate() {
+                below[b] = (acc + m / 2.0) / n;
+                acc += m;
+            }
+            values.iter().map(|&x| below[bin_of(x)] - 0.5).collect()
+        };
+        // Values at both ends, in the middle, and out of range.
+        let values: Vec<f32> = (0..1024)
+            .map(|i| match i % 4 {
+                0 => (i as f32 / 1024.0).powi(3),
+                1 => 1.0 - (i as f32 / 1024.0).powi(4),
+                2 => 0.5 + 0.01 * (i as f32).sin(),
+                _ => i as f32 / 512.0 - 0.5,
+            })
+            .collect();
+        let (got, want) = (soft_ranks(&values), reference(&values));
+        assert!(
+            got.iter()
+                .zip(&want)
+                .all(|(g, w)| g.to_bits() == w.to_bits())
+        );
     }
 }
