@@ -13,7 +13,7 @@ use crate::collection::Collection;
 use crate::crawl::{CrawlConfig, CrawlProblem, crawl};
 use crate::decode::{DecodeConfig, decode, resize_to_fit};
 use crate::error::{Error, Result};
-use crate::features::{Fusion, Profile, Registry};
+use crate::features::{FeatureInput, Fusion, Profile, Registry};
 use crate::graph::{GraphRefresh, GraphUpdate, UpdatePolicy};
 use crate::store::{CatalogEntry, FeatureRow, FileStamp, ImageFacts, Store, WriteOp};
 use image::RgbImage;
@@ -803,6 +803,23 @@ fn extract(
         working_size: side.max(crate::thumbnail::SIDE),
         ..*decode_cfg
     };
+    if registry.reads_luma_only()
+        && !with_thumbnail
+        && let Some(luma) = crate::decode::decode_jpeg_luma(bytes, path, &decode_cfg)
+    {
+        let facts = ImageFacts {
+            format: luma.format,
+            width: luma.width,
+            height: luma.height,
+        };
+        let plane = if side < crate::thumbnail::SIDE {
+            crate::decode::resize_grey_to_fit(&luma.plane, side)
+        } else {
+            luma.plane
+        };
+        let input = FeatureInput::luma_only(grey_plane(&plane));
+        return Ok((facts, run_families(&input, path, registry)?, None));
+    }
     let decoded = decode(bytes, path, &decode_cfg)?;
     let thumbnail = with_thumbnail.then(|| crate::thumbnail::encode(&decoded.image));
     let facts = facts_of(&decoded);
@@ -823,14 +840,28 @@ fn facts_of(decoded: &crate::decode::Decoded) -> ImageFacts {
 }
 
 fn extract_decoded(picture: RgbImage, path: &Path, registry: &Registry) -> Result<Vec<FeatureRow>> {
-    let input = registry.input(picture);
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        registry.extract_all(&input)
-    }))
-    .map_err(|_| Error::Decode {
-        path: path.to_path_buf(),
-        reason: "feature extraction failed on this image (please report it)".into(),
-    })
+    run_families(&registry.input(picture), path, registry)
+}
+
+/// A grey image's levels in [0, 1], as [`crate::features::luma_plane`] gives a colour one's.
+fn grey_plane(grey: &image::GrayImage) -> ndarray::Array2<f32> {
+    let (w, h) = grey.dimensions();
+    let values = grey
+        .as_raw()
+        .iter()
+        .map(|&v| f32::from(v) / 255.0)
+        .collect();
+    ndarray::Array2::from_shape_vec((h as usize, w as usize), values).expect("one value per pixel")
+}
+
+/// Every family of `registry` on `input`, a panic in one reported as this file's failure.
+fn run_families(input: &FeatureInput, path: &Path, registry: &Registry) -> Result<Vec<FeatureRow>> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| registry.extract_all(input))).map_err(
+        |_| Error::Decode {
+            path: path.to_path_buf(),
+            reason: "feature extraction failed on this image (please report it)".into(),
+        },
+    )
 }
 
 #[cfg(test)]

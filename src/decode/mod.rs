@@ -8,7 +8,7 @@ use std::path::Path;
 
 use fast_image_resize as fir;
 use image::metadata::Orientation;
-use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
+use image::{DynamicImage, GrayImage, ImageDecoder, ImageReader, RgbImage};
 
 use crate::error::{Error, Result};
 
@@ -122,6 +122,82 @@ pub struct Decoded {
     pub width: u32,
     /// Full-size height after orientation.
     pub height: u32,
+}
+
+/// A JPEG's luma plane ready for the families that read luma alone.
+#[derive(Debug, Clone)]
+pub(crate) struct DecodedLuma {
+    /// Upright luma at working resolution.
+    pub(crate) plane: GrayImage,
+    /// Lower-case format name.
+    pub(crate) format: String,
+    /// Full-size width after orientation.
+    pub(crate) width: u32,
+    /// Full-size height after orientation.
+    pub(crate) height: u32,
+}
+
+/// The luma of a small JPEG read from its own Y channel, upright and shrunk to fit the
+/// working side as [`decode`] shrinks its pictures; the chroma is never transformed,
+/// upsampled or converted. `None` for whatever it leaves to [`decode`], which reports any
+/// fault: other formats, JPEGs large enough for the DCT-scaled path, colour spaces other than
+/// YCbCr and grey, and anything the decoder objects to.
+pub(crate) fn decode_jpeg_luma(
+    bytes: &[u8],
+    path: &Path,
+    cfg: &DecodeConfig,
+) -> Option<DecodedLuma> {
+    catch_unwind(AssertUnwindSafe(|| {
+        decode_jpeg_luma_inner(bytes, path, cfg)
+    }))
+    .ok()
+    .flatten()
+}
+
+fn decode_jpeg_luma_inner(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Option<DecodedLuma> {
+    use zune_core::colorspace::ColorSpace;
+    if checked_kind(bytes, path).ok()? != Kind::Image(image::ImageFormat::Jpeg) {
+        return None;
+    }
+    // The options `image` decodes JPEGs with, and grey output.
+    let options = zune_core::options::DecoderOptions::default()
+        .set_strict_mode(false)
+        .set_max_width(usize::MAX)
+        .set_max_height(usize::MAX)
+        .jpeg_set_out_colorspace(ColorSpace::Luma);
+    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(
+        zune_core::bytestream::ZCursor::new(bytes),
+        options,
+    );
+    decoder.decode_headers().ok()?;
+    let (w, h) = decoder.dimensions()?;
+    let (w, h) = (u32::try_from(w).ok()?, u32::try_from(h).ok()?);
+    check_size(w, h, path, cfg).ok()?;
+    check_jpeg_data(bytes.len(), w, h, path).ok()?;
+    // Both sides are under twice the working side here, so the buffers are small.
+    if idct_scale(w, h, cfg.working_size) != 8
+        || !matches!(
+            decoder.input_colorspace()?,
+            ColorSpace::YCbCr | ColorSpace::Luma
+        )
+    {
+        return None;
+    }
+    let orientation = decoder
+        .exif()
+        .and_then(|exif| Orientation::from_exif_chunk(exif))
+        .unwrap_or(Orientation::NoTransforms);
+    let pixels = decoder.decode().ok()?;
+    let mut img = DynamicImage::ImageLuma8(GrayImage::from_raw(w, h, pixels)?);
+    img.apply_orientation(orientation);
+    let upright = img.into_luma8();
+    let (width, height) = upright.dimensions();
+    Some(DecodedLuma {
+        plane: resize_grey_to_fit(&upright, cfg.working_size),
+        format: format_name(image::ImageFormat::Jpeg),
+        width,
+        height,
+    })
 }
 
 fn format_name(f: image::ImageFormat) -> String {
@@ -793,6 +869,26 @@ pub fn resize_to_fit(img: &RgbImage, side: u32) -> RgbImage {
     resize_exact(img, nw, nh)
 }
 
+/// [`resize_to_fit`] for a grey image, with the same filter.
+pub(crate) fn resize_grey_to_fit(img: &GrayImage, side: u32) -> GrayImage {
+    let (w, h) = img.dimensions();
+    if w <= side && h <= side {
+        return img.clone();
+    }
+    let scale = f64::from(side) / f64::from(w.max(h));
+    let nw = ((f64::from(w) * scale).round() as u32).clamp(1, side);
+    let nh = ((f64::from(h) * scale).round() as u32).clamp(1, side);
+    let src = fir::images::ImageRef::new(w, h, img.as_raw(), fir::PixelType::U8)
+        .expect("GrayImage buffer matches its dimensions");
+    let mut dst = fir::images::Image::new(nw, nh, fir::PixelType::U8);
+    let opts = fir::ResizeOptions::new()
+        .resize_alg(fir::ResizeAlg::Convolution(fir::FilterType::Bilinear));
+    fir::Resizer::new()
+        .resize(&src, &mut dst, &opts)
+        .expect("same pixel type on both sides");
+    GrayImage::from_raw(nw, nh, dst.into_vec()).expect("resizer output matches its dimensions")
+}
+
 /// Resizes to exactly `nw` x `nh` with an antialiasing filter.
 pub(crate) fn resize_exact(img: &RgbImage, nw: u32, nh: u32) -> RgbImage {
     let (w, h) = img.dimensions();
@@ -920,6 +1016,89 @@ mod tests {
         )
         .unwrap();
         assert_eq!(d.image.get_pixel(2, 1).0, [255, 255, 255]);
+    }
+
+    /// `jpeg` with an EXIF segment whose orientation is 6 (turned a quarter clockwise).
+    fn with_orientation_6(jpeg: &[u8]) -> Vec<u8> {
+        let mut tiff = b"II*\0\x08\0\0\0\x01\0".to_vec();
+        tiff.extend_from_slice(&0x0112u16.to_le_bytes());
+        tiff.extend_from_slice(&3u16.to_le_bytes());
+        tiff.extend_from_slice(&1u32.to_le_bytes());
+        tiff.extend_from_slice(&[6, 0, 0, 0, 0, 0, 0, 0]);
+        let mut app1 = b"Exif\0\0".to_vec();
+        app1.extend_from_slice(&tiff);
+        let mut out = jpeg[..2].to_vec();
+        out.extend_from_slice(&[0xFF, 0xE1]);
+        out.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
+        out.extend_from_slice(&app1);
+        out.extend_from_slice(&jpeg[2..]);
+        out
+    }
+
+    fn jpeg_of(img: &DynamicImage) -> Vec<u8> {
+        let mut buf = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, 90)
+            .encode_image(img)
+            .unwrap();
+        buf
+    }
+
+    /// A small JPEG's own luma is the luma of its decoded colours to within rounding, upright
+    /// and sized as the colour decode; what it does not handle is left to `decode`.
+    #[test]
+    fn a_small_jpegs_luma_is_its_colour_decodes_luma() {
+        let cfg = DecodeConfig::default();
+        let path = Path::new("p.jpg");
+        let colours = DynamicImage::ImageRgb8(RgbImage::from_fn(300, 200, |x, y| {
+            let v = (x as f32 / 40.0).sin() * 60.0 + (y as f32 / 25.0).cos() * 50.0;
+            image::Rgb([
+                (120.0 + v) as u8,
+                (110.0 - v / 2.0) as u8,
+                (90.0 + y as f32 / 3.0) as u8,
+            ])
+        }));
+        let jpeg = jpeg_of(&colours);
+        let grey = jpeg_of(&DynamicImage::ImageLuma8(colours.to_luma8()));
+        for bytes in [jpeg.clone(), with_orientation_6(&jpeg), grey] {
+            let colour = decode(&bytes, path, &cfg).unwrap();
+            let luma = decode_jpeg_luma(&bytes, path, &cfg).expect("a small JPEG");
+            assert_eq!(
+                (luma.width, luma.height, luma.format.as_str()),
+                (colour.width, colour.height, colour.format.as_str())
+            );
+            assert_eq!(luma.plane.dimensions(), colour.image.dimensions());
+            let want = crate::features::luma_plane(&colour.image);
+            let (w, _) = luma.plane.dimensions();
+            let diffs: Vec<f32> = luma
+                .plane
+                .as_raw()
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| {
+                    (f32::from(v) / 255.0 - want[[i / w as usize, i % w as usize]]).abs()
+                })
+                .collect();
+            let mean = diffs.iter().sum::<f32>() / diffs.len() as f32;
+            let worst = diffs.iter().fold(0.0f32, |a, &b| a.max(b));
+            assert!(mean < 1.0 / 255.0 && worst < 4.0 / 255.0, "{mean} {worst}");
+        }
+        assert_eq!(
+            decode_jpeg_luma(&with_orientation_6(&jpeg), path, &cfg)
+                .unwrap()
+                .plane
+                .dimensions(),
+            (171, 256)
+        );
+        // Left to `decode`: another format, a JPEG for the scaled path, a cut one, garbage.
+        let large = jpeg_of(&DynamicImage::ImageRgb8(RgbImage::new(1200, 800)));
+        for other in [
+            png_bytes(&colours),
+            large,
+            jpeg[..jpeg.len() / 2].to_vec(),
+            b"not an image".to_vec(),
+        ] {
+            assert!(decode_jpeg_luma(&other, path, &cfg).is_none());
+        }
     }
 
     #[test]

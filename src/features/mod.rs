@@ -52,6 +52,17 @@ impl FeatureInput {
         }
     }
 
+    /// The input of a registry whose families read luma alone ([`Registry::reads_luma_only`]):
+    /// the plane, with no colour picture.
+    pub(crate) fn luma_only(luma: Array2<f32>) -> Self {
+        FeatureInput {
+            rgb: RgbImage::new(0, 0),
+            luma,
+            fine_luma: None,
+            bank_energies: std::sync::OnceLock::new(),
+        }
+    }
+
     /// The input of `picture` shrunk to fit `working_side`, keeping `picture`'s luma as the
     /// fine luma when shrinking changed it.
     fn shrunk_from(picture: RgbImage, working_side: u32) -> Self {
@@ -219,6 +230,7 @@ pub struct Registry {
     extractors: Vec<Box<dyn Extractor>>,
     working_size: u32,
     thumbnails: bool,
+    luma_only: bool,
 }
 
 impl std::fmt::Debug for Registry {
@@ -260,7 +272,15 @@ impl Registry {
             extractors,
             working_size: profile.working_size(),
             thumbnails: profile.ranks(),
+            luma_only: profile == Profile::Duplicates,
         }
+    }
+
+    /// True when every family reads the luma plane alone, at the working side: a JPEG's own
+    /// luma (its Y channel) is then read without decoding its colour
+    /// ([`crate::decode::decode_jpeg_luma`]).
+    pub(crate) fn reads_luma_only(&self) -> bool {
+        self.luma_only
     }
 
     /// True when indexing stores a thumbnail of each image (for `serve`; `duplicates` makes
@@ -311,13 +331,19 @@ impl Registry {
 
     /// The parameter fingerprint stored with a family's rows: the extractor's own, with the
     /// side it reads appended when it is not the full profile's (so rows made before profiles
-    /// existed stay current, and rows of another side are re-extracted).
+    /// existed stay current, and rows of another side are re-extracted), and `jpeg-y` when a
+    /// JPEG's luma is its Y channel rather than the luma of its decoded colours.
     fn params_of(&self, extractor: &dyn Extractor) -> String {
         let side = self.side_read_by(extractor);
-        if side == FULL_WORKING_SIZE {
+        let params = if side == FULL_WORKING_SIZE {
             extractor.params()
         } else {
             format!("{} @{}px", extractor.params(), side)
+        };
+        if self.luma_only {
+            format!("{params} jpeg-y")
+        } else {
+            params
         }
     }
 
@@ -622,7 +648,7 @@ mod tests {
 
     /// The fast profile shrinks the picture for its other families but signs the picture
     /// itself, and the duplicates profile signs it alone: every profile stores the same
-    /// duplicate signature under the same fingerprint.
+    /// duplicate signature of a picture.
     #[test]
     fn every_profile_signs_the_same_picture_alike() {
         let picture = crate::test_support::shot(256, 170, 0.4, 0.6);
@@ -640,7 +666,13 @@ mod tests {
         };
         let (full, fast) = (dup_of(Profile::Full), dup_of(Profile::Fast));
         assert_eq!(full, fast);
-        assert_eq!(full, dup_of(Profile::Duplicates));
+        // The duplicates profile signs a colour picture alike too; its fingerprint says that a
+        // JPEG's luma is read from the file's Y channel.
+        let only = dup_of(Profile::Duplicates);
+        assert_eq!(
+            (&only.0, only.1.as_str()),
+            (&full.0, format!("{} jpeg-y", full.1).as_str())
+        );
         assert_eq!(
             Registry::for_profile(Profile::Duplicates).families(),
             ["dup"]
