@@ -790,7 +790,8 @@ pub fn extract_bytes(
 /// Decodes an image and runs every family on it, and makes its thumbnail
 /// ([`crate::thumbnail`]) when asked. The picture is decoded at the larger of the registry's
 /// picture side and the thumbnail's, then shrunk to the picture side: one decoding serves
-/// both, and every caller sees the same picture whether or not it asks for the thumbnail.
+/// both, and every caller sees the same picture whether or not it asks for the thumbnail. A
+/// registry that reads luma alone takes a small JPEG's own luma instead, without its colours.
 fn extract(
     bytes: &[u8],
     path: &Path,

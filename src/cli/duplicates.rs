@@ -101,8 +101,8 @@ pub(crate) fn cmd_duplicates(
     }
     let mut within = Vec::new();
     if !args.dirs.is_empty() {
-        // A new index needs no more than the duplicate signatures, which are the same in
-        // every profile (BENCHMARKS.md, "Duplicates").
+        // A new index needs no more than the duplicate signatures: with the duplicates
+        // profile it finds the copies the others find (BENCHMARKS.md, "Duplicates").
         let chosen_for_new = args.profile.is_none() && !collection.exists();
         let config = IndexConfig {
             crawl: CrawlConfig {

@@ -1,6 +1,7 @@
-//! Bytes to a small, upright RGB working image: format sniffing, limits, EXIF orientation,
-//! DCT-domain scaled JPEG decoding, alpha flattening and fast resizing; JPEG XL, HEIC/AVIF
-//! (libheif) and camera RAW beside the `image` crate's formats.
+//! Bytes to a small, upright RGB working image (or, for a small JPEG, its own luma): format
+//! sniffing, limits, EXIF orientation, DCT-domain scaled JPEG decoding, alpha flattening and
+//! fast resizing; JPEG XL, HEIC/AVIF (libheif) and camera RAW beside the `image` crate's
+//! formats.
 
 use std::io::Cursor;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -859,25 +860,30 @@ pub(crate) fn flatten_to_rgb(img: DynamicImage) -> RgbImage {
 
 /// Shrinks an image to fit in `side` x `side`, keeping its aspect ratio; never enlarges.
 pub fn resize_to_fit(img: &RgbImage, side: u32) -> RgbImage {
-    let (w, h) = img.dimensions();
+    match fitted(img.dimensions(), side) {
+        Some((nw, nh)) => resize_exact(img, nw, nh),
+        None => img.clone(),
+    }
+}
+
+/// The size an image of `(w, h)` is shrunk to so that it fits in `side` x `side`, keeping its
+/// aspect ratio; `None` when it already fits.
+fn fitted((w, h): (u32, u32), side: u32) -> Option<(u32, u32)> {
     if w <= side && h <= side {
-        return img.clone();
+        return None;
     }
     let scale = f64::from(side) / f64::from(w.max(h));
     let nw = ((f64::from(w) * scale).round() as u32).clamp(1, side);
     let nh = ((f64::from(h) * scale).round() as u32).clamp(1, side);
-    resize_exact(img, nw, nh)
+    Some((nw, nh))
 }
 
 /// [`resize_to_fit`] for a grey image, with the same filter.
 pub(crate) fn resize_grey_to_fit(img: &GrayImage, side: u32) -> GrayImage {
     let (w, h) = img.dimensions();
-    if w <= side && h <= side {
+    let Some((nw, nh)) = fitted((w, h), side) else {
         return img.clone();
-    }
-    let scale = f64::from(side) / f64::from(w.max(h));
-    let nw = ((f64::from(w) * scale).round() as u32).clamp(1, side);
-    let nh = ((f64::from(h) * scale).round() as u32).clamp(1, side);
+    };
     let src = fir::images::ImageRef::new(w, h, img.as_raw(), fir::PixelType::U8)
         .expect("GrayImage buffer matches its dimensions");
     let mut dst = fir::images::Image::new(nw, nh, fir::PixelType::U8);

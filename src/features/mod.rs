@@ -155,7 +155,7 @@ pub trait Extractor: Send + Sync {
 pub(crate) const FULL_WORKING_SIZE: u32 = 256;
 
 /// Side of the picture the fine-detail families read, whatever the working side: the full
-/// profile's, so that every profile stores the same duplicate signatures.
+/// profile's, so that every profile stores the same duplicate signature of a picture.
 pub(crate) const FINE_SIZE: u32 = FULL_WORKING_SIZE;
 
 /// What an index computes per image: a collection records one and every image of it is
