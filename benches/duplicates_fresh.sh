@@ -3,6 +3,8 @@
 # same run (BENCHMARKS.md, "Duplicates"): for each folder and round, lookalike with a new index
 # folder, then czkawka_cli without its cache at its default setting and at its best one for
 # edited copies (-s 40, its maximum, with mirror, flip and quarter-turn invariance). Wall seconds, peak RSS.
+# Each folder is read once by both tools before the timed rounds, so that none of them pays
+# for a cold page cache.
 # Usage: benches/duplicates_fresh.sh FOLDER... (ROUNDS=2)
 # Needs: a release build (cargo build --release), czkawka_cli on PATH, /usr/bin/time.
 set -euo pipefail
@@ -17,6 +19,9 @@ timed() { # LABEL COMMAND...: runs it, prints the label, wall seconds and peak R
   tail -1 "$work/time"
 }
 for folder in "$@"; do
+  rm -rf "$work/index"
+  "$bin" -q --index-dir "$work/index" duplicates "$folder" --json > /dev/null || true
+  czkawka_cli image -d "$folder" -m 1 -H -W -N -M -C "$work/czk.json" > /dev/null 2>&1 || true
   for round in $(seq "${ROUNDS:-2}"); do
     rm -rf "$work/index"
     timed "lookalike duplicates $folder (round $round)" \
