@@ -880,36 +880,38 @@ fn fitted((w, h): (u32, u32), side: u32) -> Option<(u32, u32)> {
 
 /// [`resize_to_fit`] for a grey image, with the same filter.
 pub(crate) fn resize_grey_to_fit(img: &GrayImage, side: u32) -> GrayImage {
-    let (w, h) = img.dimensions();
-    let Some((nw, nh)) = fitted((w, h), side) else {
+    let Some((nw, nh)) = fitted(img.dimensions(), side) else {
         return img.clone();
     };
-    let src = fir::images::ImageRef::new(w, h, img.as_raw(), fir::PixelType::U8)
-        .expect("GrayImage buffer matches its dimensions");
-    let mut dst = fir::images::Image::new(nw, nh, fir::PixelType::U8);
-    let opts = fir::ResizeOptions::new()
-        .resize_alg(fir::ResizeAlg::Convolution(fir::FilterType::Bilinear));
-    fir::Resizer::new()
-        .resize(&src, &mut dst, &opts)
-        .expect("same pixel type on both sides");
-    GrayImage::from_raw(nw, nh, dst.into_vec()).expect("resizer output matches its dimensions")
+    let pixels = resized(img.as_raw(), img.dimensions(), (nw, nh), fir::PixelType::U8);
+    GrayImage::from_raw(nw, nh, pixels).expect("resizer output matches its dimensions")
 }
 
 /// Resizes to exactly `nw` x `nh` with an antialiasing filter.
 pub(crate) fn resize_exact(img: &RgbImage, nw: u32, nh: u32) -> RgbImage {
-    let (w, h) = img.dimensions();
-    if (w, h) == (nw, nh) {
+    if img.dimensions() == (nw, nh) {
         return img.clone();
     }
-    let src = fir::images::ImageRef::new(w, h, img.as_raw(), fir::PixelType::U8x3)
-        .expect("RgbImage buffer matches its dimensions");
-    let mut dst = fir::images::Image::new(nw, nh, fir::PixelType::U8x3);
+    let pixels = resized(
+        img.as_raw(),
+        img.dimensions(),
+        (nw, nh),
+        fir::PixelType::U8x3,
+    );
+    RgbImage::from_raw(nw, nh, pixels).expect("resizer output matches its dimensions")
+}
+
+/// The pixels of a `(w, h)` image of `kind` resized to `(nw, nh)` with the antialiasing filter
+/// every working image is made with.
+fn resized(raw: &[u8], (w, h): (u32, u32), (nw, nh): (u32, u32), kind: fir::PixelType) -> Vec<u8> {
+    let src = fir::images::ImageRef::new(w, h, raw, kind).expect("buffer matches its dimensions");
+    let mut dst = fir::images::Image::new(nw, nh, kind);
     let opts = fir::ResizeOptions::new()
         .resize_alg(fir::ResizeAlg::Convolution(fir::FilterType::Bilinear));
     fir::Resizer::new()
         .resize(&src, &mut dst, &opts)
         .expect("same pixel type on both sides");
-    RgbImage::from_raw(nw, nh, dst.into_vec()).expect("resizer output matches its dimensions")
+    dst.into_vec()
 }
 
 #[cfg(test)]

@@ -229,8 +229,7 @@ impl Profile {
 pub struct Registry {
     extractors: Vec<Box<dyn Extractor>>,
     working_size: u32,
-    thumbnails: bool,
-    luma_only: bool,
+    profile: Profile,
 }
 
 impl std::fmt::Debug for Registry {
@@ -271,8 +270,7 @@ impl Registry {
         Registry {
             extractors,
             working_size: profile.working_size(),
-            thumbnails: profile.ranks(),
-            luma_only: profile == Profile::Duplicates,
+            profile,
         }
     }
 
@@ -280,13 +278,13 @@ impl Registry {
     /// luma (its Y channel) is then read without decoding its colour
     /// ([`crate::decode::decode_jpeg_luma`]).
     pub(crate) fn reads_luma_only(&self) -> bool {
-        self.luma_only
+        self.profile == Profile::Duplicates
     }
 
     /// True when indexing stores a thumbnail of each image (for `serve`; `duplicates` makes
     /// the few it needs from the files).
     pub(crate) fn makes_thumbnails(&self) -> bool {
-        self.thumbnails
+        self.profile.ranks()
     }
 
     /// Names of the families, in registry order.
@@ -340,7 +338,7 @@ impl Registry {
         } else {
             format!("{} @{}px", extractor.params(), side)
         };
-        if self.luma_only {
+        if self.reads_luma_only() {
             format!("{params} jpeg-y")
         } else {
             params
