@@ -4,8 +4,10 @@
 //! Minimises `(lambda/2) |k * x - y|^2 + sum |Dx x|^alpha + |Dy x|^alpha` by alternating
 //! a per-pixel shrinkage of auxiliary gradients `w` (solved through a lookup table per beta) and
 //! a closed-form FFT solve for `x`, while the splitting weight beta grows geometrically from 1
-//! to 256 (rate 2*sqrt 2). `lambda` follows the MAP scaling `kappa / sigma^2`, where sigma is
-//! the estimated noise level. Runs on a reflection-padded canvas so borders do not ring.
+//! to 256 (rate 2*sqrt 2). `lambda` is the MAP scaling `1 / sigma^2` (sigma the estimated noise
+//! level) times `kappa sqrt(sigma / 0.005) / |k|_2`: on the restoration grid of BENCHMARKS.md a
+//! wider PSF (smaller `|k|_2`) and stronger noise both restore best with a weaker prior than the
+//! plain MAP weight gives. Runs on a reflection-padded canvas so borders do not ring.
 
 use rayon::prelude::*;
 use rustfft::num_complex::Complex32;
@@ -23,7 +25,8 @@ pub struct HyperParams {
     pub(crate) alpha: f32,
     /// Noise standard deviation; estimated from the image when `None`.
     pub(crate) noise_sigma: Option<f32>,
-    /// Data weight scale: `lambda = kappa / sigma^2` (larger = sharper, noisier).
+    /// Data weight scale: `lambda = kappa sqrt(sigma / 0.005) / (|k|_2 sigma^2)` (larger =
+    /// sharper, noisier).
     pub(crate) kappa: f32,
     /// Number of beta steps (each multiplies beta by 2*sqrt 2 starting at 1).
     pub(crate) beta_steps: usize,
@@ -34,11 +37,14 @@ impl Default for HyperParams {
         HyperParams {
             alpha: 0.8,
             noise_sigma: None,
-            kappa: 0.1,
+            kappa: 0.025,
             beta_steps: 10,
         }
     }
 }
+
+/// Noise level at which `kappa / |k|_2` is the MAP data weight's scale.
+const REFERENCE_NOISE: f32 = 0.005;
 
 /// Lookup table for `argmin_w |w|^alpha + (beta/2)(w - v)^2` over `v in [0, VMAX]`.
 struct Shrink {
@@ -121,7 +127,8 @@ pub fn hyper_laplacian(plane: &Plane, psf: &Psf, params: &HyperParams) -> Plane 
         .noise_sigma
         .unwrap_or_else(|| noise_sigma(plane))
         .max(1e-3);
-    let lambda = params.kappa / (sigma * sigma);
+    let kernel_norm = psf.kernel().iter().map(|v| v * v).sum::<f32>().sqrt();
+    let lambda = params.kappa * (sigma / REFERENCE_NOISE).sqrt() / (kernel_norm * sigma * sigma);
     // numerator part lambda * conj(K) Y and |K|^2, |D|^2 per frequency
     let kty: Vec<Complex32> = k
         .data
