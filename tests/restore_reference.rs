@@ -5,12 +5,13 @@
 //! `blurred.png` (grey, Gaussian sigma 2, noise 0.005, seed 0); `*_sk_wiener.png` and
 //! `*_sk_rl.png` are scikit-image's Wiener (balance 0.01) and Richardson-Lucy (30 iterations)
 //! restorations saved as 8-bit PNG; `psf_gaussian2.txt` is the script's psf.txt.
+//! `photos/clock_motion.png` is a real camera-shake photo (no sharp original).
 
 use std::path::{Path, PathBuf};
 
 use lookalike::restore::color::gray_to_plane;
 use lookalike::restore::estimate::estimate_blur_thorough;
-use lookalike::restore::{HyperParams, Plane, Psf, hyper_laplacian, psnr, ssim};
+use lookalike::restore::{BlurKind, HyperParams, Plane, Psf, hyper_laplacian, psnr, ssim};
 
 fn data(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -106,4 +107,16 @@ fn restoration_beats_scikit_image_and_blind_is_close() {
             "{photo}: blind {p_blind} vs {p_known}"
         );
     }
+}
+
+#[test]
+fn a_long_shake_is_found_blind() {
+    // the real camera shake of `clock_motion.png`: a line of about 37 pixels, near horizontal
+    // (its spectrum along the horizontal has zeros every 1/37 cycle per pixel)
+    let clock = pil_grey(&data("photos/clock_motion.png"));
+    let est = estimate_blur_thorough(&clock);
+    assert_eq!(est.kind, BlurKind::Motion, "{est:?}");
+    assert!((est.length - 37.0).abs() <= 0.15 * 37.0, "{est:?}");
+    let d = est.angle_deg.rem_euclid(180.0);
+    assert!(d.min(180.0 - d) <= 10.0, "{est:?}");
 }
