@@ -326,25 +326,31 @@ impl Bins {
     }
 
     /// `|H|^2` of a line of length `l` whose attenuation runs along frequency angle `phim`,
-    /// averaged over each radial bin of direction `a` (5 angles x 3 radii a bin).
+    /// averaged over each radial bin of direction `a` (at least 5 angles x 3 radii a bin, more
+    /// for a line long enough to put several zeros in one bin).
     fn motion_h2_averaged(&self, a: usize, l: f32, phim: f32) -> [f32; NR] {
-        const SUB_ANGLES: usize = 5;
-        const SUB_RADII: usize = 3;
         let wedge = std::f32::consts::PI / NA as f32;
         let df = if NR > 1 { self.f[1] - self.f[0] } else { 0.0 };
-        let cs: [f32; SUB_ANGLES] = std::array::from_fn(|k| {
-            let off = ((k as f32 + 0.5) / SUB_ANGLES as f32 - 0.5) * wedge;
-            (self.phi[a] + off - phim).cos()
-        });
+        // about three samples per period of the comb (zeros 1/l apart) across the bin's width
+        // and across its wedge at the highest frequency, and at least 3 radii x 5 angles
+        let sub_radii = ((l * df * SAMPLES_PER_ZERO).ceil() as usize).clamp(3, MAX_SUB_SAMPLES);
+        let sub_angles =
+            ((l * 0.5 * wedge * SAMPLES_PER_ZERO).ceil() as usize).clamp(5, MAX_SUB_SAMPLES);
+        let cs: Vec<f32> = (0..sub_angles)
+            .map(|k| {
+                let off = ((k as f32 + 0.5) / sub_angles as f32 - 0.5) * wedge;
+                (self.phi[a] + off - phim).cos()
+            })
+            .collect();
         std::array::from_fn(|r| {
             let mut acc = 0.0f32;
-            for j in 0..SUB_RADII {
-                let f = self.f[r] + ((j as f32 + 0.5) / SUB_RADII as f32 - 0.5) * df;
+            for j in 0..sub_radii {
+                let f = self.f[r] + ((j as f32 + 0.5) / sub_radii as f32 - 0.5) * df;
                 for &c in &cs {
                     acc += sinc(l * f * c).powi(2);
                 }
             }
-            acc / (SUB_ANGLES * SUB_RADII) as f32
+            acc / (sub_angles * sub_radii) as f32
         })
     }
 
@@ -352,6 +358,12 @@ impl Bins {
         std::array::from_fn(|r| self.f[r].powf(-gamma))
     }
 }
+
+/// Sub-samples per period of a line's comb of zeros when [`Bins::motion_h2_averaged`]
+/// averages it over a bin.
+const SAMPLES_PER_ZERO: f32 = 3.0;
+/// Most sub-samples per bin along each of radius and angle.
+const MAX_SUB_SAMPLES: usize = 16;
 
 /// [`Bins::nll_dir`] on one direction's bins: counts and mean periodogram in f64 (`n`, `im`)
 /// and f32 (`n32`, `i32`), noise floor `s2`, model shape `g`. Compiled also for AVX2 and chosen
