@@ -785,7 +785,7 @@ const LONG_MOTION_ANGLE_STEP: usize = 2;
 /// Directions refined by the full likelihood.
 const LONG_MOTION_CANDIDATES: usize = 3;
 /// How much worse per frequency than the best model found before a long line may explain the
-/// polar bins, which average its comb coarsely. Measured: the right long lines accepted on 50
+/// polar bins, which average its comb coarsely. When it was set, the right long lines on 50
 /// synthetic cases (20-45 px) and the clock photo scored at most 0.013 worse; the false long
 /// lines the strips propose on the Gaussian and 15-pixel cases of the restoration grid, 0.025
 /// and more. A right line can score worse than this (0.04 for 40 px on camera) and is missed.
@@ -967,7 +967,8 @@ const LINE_ENVELOPE_SHARE: f32 = 0.05;
 /// strip, both with the scene slope refitted. The few best directions are refined by the full
 /// likelihood `motion_nll` at their long line's length, which compares directions on the same
 /// data, and the most likely one is reported if its strip still prefers the long line by
-/// [`LONG_MOTION_MARGIN`] per frequency. Returns `(length, angle in [0, 180))`.
+/// [`LONG_MOTION_MARGIN`] per frequency and it explains the polar bins within
+/// [`LONG_MOTION_EXCESS`] of the best model found before. Returns `(length, angle in [0, 180))`.
 fn long_motion(
     power: &Periodogram,
     s2: f32,
