@@ -127,16 +127,16 @@ struct Bins {
     /// `n` and `i` widened once for the likelihood.
     n_f64: Vec<f64>,
     i_f64: Vec<f64>,
-    /// The periodogram itself over the half spectrum (`Spectrum` layout, zero outside the
-    /// band), kept only when asked for.
+    /// The periodogram itself, kept only when asked for.
     power: Option<Periodogram>,
 }
 
-/// Periodogram values of an `rows x cols` plane, indexed as its half spectrum.
+/// The in-band periodogram values of a plane, one per frequency.
 struct Periodogram {
-    rows: usize,
-    cols: usize,
-    values: Vec<f32>,
+    /// The plane's smaller side: frequency samples per cycle along any direction.
+    samples: f32,
+    /// `(fx, fy, power)` of each in-band frequency with some power.
+    freqs: Vec<(f32, f32, f32)>,
 }
 
 /// What only the plane's size decides about the binning: each half-spectrum frequency's bin,
@@ -245,7 +245,7 @@ impl Bins {
         let layout = BinLayout::get(h, w, u.data.len());
         let norm = 1.0 / (h * w) as f32;
         let mut isum = vec![0f64; NA * NR];
-        let mut power = keep_power.then(|| vec![0f32; u.data.len()]);
+        let mut power = keep_power.then(Vec::new);
         for (idx, ((uv, vv), (&bin, &den))) in u
             .data
             .iter()
@@ -258,8 +258,11 @@ impl Bins {
                 let p = *uv - *vv / den;
                 let value = p.norm_sqr() * norm;
                 isum[usize::from(bin)] += value as f64;
-                if let Some(power) = power.as_mut() {
-                    power[idx] = value;
+                if let Some(power) = power.as_mut()
+                    && value > 0.0
+                {
+                    let (fy, fx) = freq_of(idx, h, w);
+                    power.push((fx, fy, value));
                 }
             }
         }
@@ -280,10 +283,9 @@ impl Bins {
             f: layout.f.clone(),
             phi,
             s2,
-            power: power.map(|values| Periodogram {
-                rows: h,
-                cols: w,
-                values,
+            power: power.map(|freqs| Periodogram {
+                samples: h.min(w) as f32,
+                freqs,
             }),
         }
     }
@@ -795,20 +797,6 @@ const STRIP_HALF_WIDTH: f32 = 3.0;
 /// Mean per-frequency likelihood gain of the long line over the short one needed to report it.
 const LONG_MOTION_MARGIN: f64 = 0.0;
 
-/// The in-band frequencies of a periodogram as `(fx, fy, power)`.
-fn in_band(power: &Periodogram) -> Vec<(f32, f32, f32)> {
-    power
-        .values
-        .iter()
-        .enumerate()
-        .filter(|&(_, &p)| p > 0.0)
-        .map(|(idx, &p)| {
-            let (fy, fx) = freq_of(idx, power.rows, power.cols);
-            (fx, fy, p)
-        })
-        .collect()
-}
-
 /// Frequencies near one direction binned by their projection on it, one bin per frequency
 /// sample: a line blur's transfer `sinc(L u)` depends on that projection `u` alone.
 struct Strip {
@@ -978,18 +966,18 @@ fn long_motion(
     best_nll: f64,
     nfreq: f64,
 ) -> Option<(f32, f32)> {
-    let samples = power.rows.min(power.cols) as f32;
+    let samples = power.samples;
     let max_len = (samples / LONG_MOTION_SAMPLES_PER_ZERO).min(LONG_MOTION_MAX);
     if max_len < LONG_MOTION_MIN {
         return None;
     }
-    let freqs = in_band(power);
+    let freqs = &power.freqs;
     let s2 = s2 as f64;
     let gammas = [gamma - 1.0, gamma - 0.5, gamma, gamma + 0.5];
     // gain per frequency of the best long line over the best short one on the strip at
     // `theta`, with the long line's length (refined) and scene slope
     let long_line = |theta: f32| -> Option<(f64, f32)> {
-        let strip = Strip::new(&freqs, samples, theta);
+        let strip = Strip::new(freqs, samples, theta);
         let total: f64 = strip.n.iter().sum();
         if total == 0.0 {
             return None;
@@ -1009,17 +997,18 @@ fn long_motion(
         });
         Some(((nll_short - v.min(nll_long)) / total, length))
     };
-    let scanned: Vec<(f32, f64)> = (0..180 / LONG_MOTION_ANGLE_STEP)
+    // (direction, gain, length) for each direction scanned
+    let scanned: Vec<(f32, f64, f32)> = (0..180 / LONG_MOTION_ANGLE_STEP)
         .filter_map(|k| {
             let theta = (k * LONG_MOTION_ANGLE_STEP) as f32;
-            long_line(theta).map(|(gain, _)| (theta, gain))
+            long_line(theta).map(|(gain, length)| (theta, gain, length))
         })
         .collect();
     // local maxima of the gain over direction (circular), best first
-    let mut candidates: Vec<(f32, f64)> = scanned
+    let mut candidates: Vec<(f32, f64, f32)> = scanned
         .iter()
         .enumerate()
-        .filter(|&(i, &(_, gain))| {
+        .filter(|&(i, &(_, gain, _))| {
             let n = scanned.len();
             gain > LONG_MOTION_MARGIN
                 && gain >= scanned[(i + n - 1) % n].1
@@ -1029,17 +1018,14 @@ fn long_motion(
         .collect();
     candidates.sort_by(|a, b| b.1.total_cmp(&a.1));
     candidates.truncate(LONG_MOTION_CANDIDATES);
-    if est.kind == BlurKind::Motion {
-        candidates.push((est.angle_deg, f64::INFINITY));
+    if est.kind == BlurKind::Motion
+        && let Some((gain, length)) = long_line(est.angle_deg)
+        && gain > LONG_MOTION_MARGIN
+    {
+        candidates.push((est.angle_deg, gain, length));
     }
     let mut best: Option<(f64, f32, f32)> = None;
-    for (theta, _) in candidates {
-        let Some((gain, length)) = long_line(theta) else {
-            continue;
-        };
-        if gain <= LONG_MOTION_MARGIN {
-            continue;
-        }
+    for (theta, _, length) in candidates {
         let t_grid: Vec<f32> = (-3..=3).map(|k| theta + k as f32 * 1.5).collect();
         let (angle, _) = grid_then_golden(&t_grid, &mut |t| motion_nll(length, t));
         let Some((gain, length)) = long_line(angle) else {
