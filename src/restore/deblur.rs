@@ -7,9 +7,9 @@ use serde::Serialize;
 use super::Plane;
 use super::color::Planes;
 use super::estimate::{BlurEstimate, estimate_blur_thorough};
-use super::hyper::{HyperParams, hyper_laplacian};
+use super::hyper::{HyperParams, hyper_laplacian, hyper_laplacian_family};
 use super::noise::noise_sigma;
-use super::psf::{Psf, PsfSpec};
+use super::psf::{Psf, PsfFamily, PsfSpec};
 use super::rl::{RlParams, richardson_lucy};
 use super::wiener::{WienerParams, wiener};
 use crate::{Error, Result};
@@ -127,7 +127,8 @@ impl DeblurConfig {
 }
 
 /// Deblurs `img`: the PSF is `config.psf`, or else estimated on the luminance (an image found
-/// sharp is returned unchanged); every channel is restored with the same PSF and its own noise
+/// sharp is returned unchanged; the hyper-Laplacian deconvolves an estimated long line as a
+/// family of lines about it); every channel is restored with the same PSF and its own noise
 /// level, then blended with its input by `config.strength`.
 pub fn deblur(img: &Planes, config: &DeblurConfig) -> Result<Deblurred> {
     config.validate()?;
@@ -143,6 +144,7 @@ pub fn deblur(img: &Planes, config: &DeblurConfig) -> Result<Deblurred> {
         }
     };
     let unchanged = estimate.is_some_and(|e| !e.is_blurred());
+    let family = estimate.and_then(|e| e.psf_family());
     let channels = img.channels();
     let done: Vec<(Plane, ChannelReport)> = channels
         .par_iter()
@@ -151,7 +153,7 @@ pub fn deblur(img: &Planes, config: &DeblurConfig) -> Result<Deblurred> {
             if unchanged {
                 return ((*p).clone(), ChannelReport::untouched(noise));
             }
-            restore_plane(p, &psf, config, noise)
+            restore_plane(p, &psf, family.as_ref(), config, noise)
         })
         .collect();
     let (planes, channels): (Vec<Plane>, Vec<ChannelReport>) = done.into_iter().unzip();
@@ -163,10 +165,12 @@ pub fn deblur(img: &Planes, config: &DeblurConfig) -> Result<Deblurred> {
     })
 }
 
-/// One channel restored by `config.method`, blended with its input by `config.strength`.
+/// One channel restored by `config.method`, blended with its input by `config.strength`. The
+/// hyper-Laplacian deconvolves with `family` when the estimate gives one.
 fn restore_plane(
     p: &Plane,
     psf: &Psf,
+    family: Option<&PsfFamily>,
     config: &DeblurConfig,
     noise: f32,
 ) -> (Plane, ChannelReport) {
@@ -201,7 +205,10 @@ fn restore_plane(
                 ..HyperParams::default()
             };
             report.iterations = Some(params.beta_steps);
-            hyper_laplacian(p, psf, &params)
+            match family {
+                Some(family) => hyper_laplacian_family(p, psf, family, &params),
+                None => hyper_laplacian(p, psf, &params),
+            }
         }
     };
     (blend(p, restored, config.strength), report)

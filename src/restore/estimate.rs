@@ -34,7 +34,7 @@ use serde::Serialize;
 use super::Plane;
 use super::fft::{Fft2, freq_of};
 use super::noise::noise_sigma;
-use super::psf::{Psf, PsfSpec};
+use super::psf::{Psf, PsfFamily, PsfSpec};
 
 /// Blur family found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -94,6 +94,34 @@ impl BlurEstimate {
             BlurKind::Disk => Psf::disk(self.radius),
             BlurKind::Motion => Psf::motion(self.length, self.angle_deg),
         }
+    }
+
+    /// The PSFs the blur may be, when the estimate is too coarse to deconvolve with as it
+    /// stands: a line longer than [`LONG_MOTION_MIN`], found from its comb of zeros. The
+    /// family spans lengths within [`LINE_LENGTH_SPREAD`] (the spread the line model averages)
+    /// and angles within `FAMILY_ANGLE_SPREAD / length` radians (each end of the line moves a
+    /// quarter pixel across it). On 50 synthetic long lines deblurred blind this gains 0.46 dB
+    /// on average over the single line, and on the clock photo it weakens the bands a real
+    /// shake leaves at the line's spectral zeros. Shorter lines are estimated closely enough
+    /// that a family only softens the result: the length spread alone lost 0.24 dB on the
+    /// restoration grid's 15-pixel lines at noise 0.002.
+    pub(crate) fn psf_family(&self) -> Option<PsfFamily> {
+        if self.kind != BlurKind::Motion || self.length <= LONG_MOTION_MIN {
+            return None;
+        }
+        let angle_spread = (FAMILY_ANGLE_SPREAD / self.length).to_degrees();
+        let steps = |n: usize| (0..n).map(move |i| 2.0 * i as f32 / (n - 1) as f32 - 1.0);
+        let members: Vec<Psf> = steps(FAMILY_LENGTHS)
+            .flat_map(|l| {
+                steps(FAMILY_ANGLES).map(move |a| {
+                    Psf::motion(
+                        self.length * (1.0 + LINE_LENGTH_SPREAD * l),
+                        self.angle_deg + angle_spread * a,
+                    )
+                })
+            })
+            .collect();
+        Some(PsfFamily::new(&members))
     }
 
     /// True when some blur was found.
@@ -940,6 +968,11 @@ impl Strip {
 
 /// Relative spread of the lengths a line model averages.
 const LINE_LENGTH_SPREAD: f32 = 0.03;
+/// Half the angle a long line's PSF family spans, times the line's length (radians x px).
+const FAMILY_ANGLE_SPREAD: f32 = 0.5;
+/// Lengths and angles sampled in a long line's PSF family.
+const FAMILY_LENGTHS: usize = 7;
+const FAMILY_ANGLES: usize = 5;
 /// Share of a line model's power given to the sinc's envelope instead of its comb.
 const LINE_ENVELOPE_SHARE: f32 = 0.05;
 

@@ -380,6 +380,56 @@ impl Psf {
     }
 }
 
+/// A blur known only up to small changes: the mean kernel of a family of PSFs and the mean of
+/// their autocorrelations, whose spectra are `E[H]` and `E[|H|^2]` over the family.
+///
+/// Dividing by `E[|H|^2]` instead of `|E[H]|^2` keeps a deconvolution from trusting spectral
+/// zeros that move within the family: a long line's comb of zeros shifts with its length, and
+/// a real shake is never exactly the line a blind estimate reports.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct PsfFamily {
+    /// The family's mean kernel.
+    pub(crate) mean: Psf,
+    /// The mean of the members' autocorrelations `sum_p k(p) k(p + d)` (sums to 1).
+    pub(crate) autocorrelation: Psf,
+}
+
+impl PsfFamily {
+    /// The moments of `members` (at least one).
+    pub(crate) fn new(members: &[Psf]) -> PsfFamily {
+        assert!(!members.is_empty(), "a PSF family needs a member");
+        let (ry, rx) = members.iter().fold((0, 0), |(a, b), m| {
+            let (y, x) = m.radius();
+            (a.max(y), b.max(x))
+        });
+        let n = members.len() as f64;
+        let mut mean = Array2::<f64>::zeros((2 * ry + 1, 2 * rx + 1));
+        let mut auto = Array2::<f64>::zeros((4 * ry + 1, 4 * rx + 1));
+        for m in members {
+            let k = m.kernel();
+            let (my, mx) = m.radius();
+            let taps: Vec<(usize, usize, f64)> = k
+                .indexed_iter()
+                .filter(|&(_, &v)| v != 0.0)
+                .map(|((i, j), &v)| (i + ry - my, j + rx - mx, v as f64))
+                .collect();
+            for &(i, j, v) in &taps {
+                mean[[i, j]] += v / n;
+                for &(a, b, w) in &taps {
+                    auto[[a + 2 * ry - i, b + 2 * rx - j]] += v * w / n;
+                }
+            }
+        }
+        let to_psf = |k: Array2<f64>| {
+            Psf::new(trim_centred(k.mapv(|v| v as f32))).expect("a PSF family's sums are 1")
+        };
+        PsfFamily {
+            mean: to_psf(mean),
+            autocorrelation: to_psf(auto),
+        }
+    }
+}
+
 /// Removes all-zero outer rows/columns in symmetric pairs so that the kernel stays centred.
 fn trim_centred(k: Array2<f32>) -> Array2<f32> {
     let (h, w) = k.dim();
@@ -399,6 +449,55 @@ fn trim_centred(k: Array2<f32>) -> Array2<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_family_has_the_mean_spectrum_and_mean_power_of_its_members() {
+        use crate::restore::fft::psf_spectrum;
+        let members = [
+            Psf::motion(30.0, 0.0),
+            Psf::motion(31.0, 1.0),
+            Psf::gaussian(1.5),
+        ];
+        let family = PsfFamily::new(&members);
+        let (rows, cols) = (96, 96);
+        let spectra: Vec<_> = members
+            .iter()
+            .map(|m| psf_spectrum(m, rows, cols))
+            .collect();
+        let mean = psf_spectrum(&family.mean, rows, cols);
+        let power = psf_spectrum(&family.autocorrelation, rows, cols);
+        for i in 0..mean.data.len() {
+            let want_mean = spectra
+                .iter()
+                .map(|s| s.data[i])
+                .sum::<rustfft::num_complex::Complex32>()
+                / 3.0;
+            let want_power = spectra.iter().map(|s| s.data[i].norm_sqr()).sum::<f32>() / 3.0;
+            assert!((mean.data[i] - want_mean).norm() < 1e-4, "mean at {i}");
+            assert!((power.data[i].re - want_power).abs() < 1e-4, "power at {i}");
+            assert!(power.data[i].im.abs() < 1e-4);
+        }
+        // a spread of lengths fills the spectral zeros of any one line
+        let lines: Vec<Psf> = (0..7)
+            .map(|i| Psf::motion(32.0 * (1.0 + 0.01 * (i as f32 - 3.0)), 0.0))
+            .collect();
+        let family = PsfFamily::new(&lines);
+        let line = psf_spectrum(&Psf::motion(32.0, 0.0), 64, 256);
+        let power = psf_spectrum(&family.autocorrelation, 64, 256);
+        // the line's first zero is at 256 / 32 = 8 samples
+        let along: Vec<usize> = (0..line.data.len())
+            .filter(|&i| {
+                let (fy, fx) = crate::restore::fft::freq_of(i, 64, 256);
+                fy == 0.0 && (3.0..10.0).contains(&(fx.abs() * 256.0))
+            })
+            .collect();
+        let deepest = along
+            .into_iter()
+            .min_by(|&a, &b| line.data[a].norm().total_cmp(&line.data[b].norm()))
+            .unwrap();
+        let (single, spread) = (line.data[deepest].norm_sqr(), power.data[deepest].re);
+        assert!(single < 0.05 * spread, "{single} against {spread}");
+    }
 
     #[test]
     fn parse_and_display_round_trip() {
