@@ -138,14 +138,6 @@ fn deconvolve(plane: &Plane, psf: &Psf, family: Option<&PsfFamily>, params: &Hyp
     let (rows, cols) = (pad.rows, pad.cols);
     let fft = Fft2::get(rows, cols);
     let k = psf_spectrum(family.map_or(psf, |f| &f.mean), rows, cols);
-    let power: Vec<f32> = match family {
-        Some(f) => psf_spectrum(&f.autocorrelation, rows, cols)
-            .data
-            .par_iter()
-            .map(|v| v.re.max(0.0))
-            .collect(),
-        None => k.data.par_iter().map(|v| v.norm_sqr()).collect(),
-    };
     let y = fft.forward(&pad.data);
     let sigma = params
         .noise_sigma
@@ -160,7 +152,15 @@ fn deconvolve(plane: &Plane, psf: &Psf, family: Option<&PsfFamily>, params: &Hyp
         .zip(y.data.par_iter())
         .map(|(kv, yv)| kv.conj() * yv * lambda)
         .collect();
-    let k2: Vec<f32> = power.par_iter().map(|v| v * lambda).collect();
+    // lambda |K|^2, or lambda E[|K|^2] over the family
+    let k2: Vec<f32> = match family {
+        Some(f) => psf_spectrum(&f.autocorrelation, rows, cols)
+            .data
+            .par_iter()
+            .map(|v| v.re.max(0.0) * lambda)
+            .collect(),
+        None => k.data.par_iter().map(|v| v.norm_sqr() * lambda).collect(),
+    };
     let d2: Vec<f32> = (0..k.data.len())
         .into_par_iter()
         .map(|i| grad_response(rows, cols, i))
