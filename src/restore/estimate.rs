@@ -32,7 +32,7 @@ use multiversion::multiversion;
 use serde::Serialize;
 
 use super::Plane;
-use super::fft::{Fft2, freq_of};
+use super::fft::{Fft2, freq_of, psf_spectrum};
 use super::noise::noise_sigma;
 use super::psf::{Psf, PsfFamily, PsfSpec};
 
@@ -157,6 +157,8 @@ struct Bins {
     i_f64: Vec<f64>,
     /// The periodogram itself, kept only when asked for.
     power: Option<Periodogram>,
+    /// The analysed plane's size.
+    dim: (usize, usize),
 }
 
 /// The in-band periodogram values of a plane, one per frequency.
@@ -315,7 +317,38 @@ impl Bins {
                 samples: h.min(w) as f32,
                 freqs,
             }),
+            dim: (h, w),
         }
+    }
+
+    /// `|H|^2` of the discrete kernel `psf` averaged over the frequencies of each bin: the
+    /// transfer function of a PSF integrated over pixels and sampled, aliases included, which
+    /// the continuous models above only approximate near their zeros.
+    fn kernel_h2(&self, psf: &Psf) -> Vec<f32> {
+        let (h, w) = self.dim;
+        let spec = psf_spectrum(psf, h, w);
+        let layout = BinLayout::get(h, w, spec.data.len());
+        let mut sum = vec![0f64; NA * NR];
+        for (c, &bin) in spec.data.iter().zip(&layout.bin) {
+            if bin != OUTSIDE_BAND {
+                sum[usize::from(bin)] += c.norm_sqr() as f64;
+            }
+        }
+        sum.iter()
+            .zip(&self.n)
+            .map(|(&s, &c)| if c > 0.0 { (s / c as f64) as f32 } else { 0.0 })
+            .collect()
+    }
+
+    /// NLL of the scene spectrum `pl` seen through the discrete kernel `psf`.
+    fn nll_kernel(&self, pl: &[f32; NR], psf: &Psf) -> f64 {
+        let h2 = self.kernel_h2(psf);
+        (0..NA)
+            .map(|a| {
+                let g: [f32; NR] = std::array::from_fn(|r| pl[r] * h2[a * NR + r]);
+                self.nll_dir(a, &g)
+            })
+            .sum()
     }
 
     /// Whittle NLL of one direction with amplitude profiled out; `g[r]` is the model shape.
@@ -609,7 +642,10 @@ pub fn estimate_blur(plane: &Plane) -> BlurEstimate {
 /// shift across a bin, which a model sampled at the bin centre puts too deep), a disk that
 /// fits its own scene slope and needs a smaller likelihood gain over a Gaussian, and an image
 /// with no scene spectrum above its noise, or a motion shorter than the sharpness limit,
-/// reported as not blurred. A few times slower (tens of milliseconds).
+/// reported as not blurred; a Gaussian's sigma or a disk's radius is then refined with the
+/// transfer function of the discrete kernel itself (on the restoration grid's disks of radius
+/// 3 this took the radius read from 2.90-3.01 to 2.96-3.00 and gained 0.57 dB restored).
+/// A few times slower (tens of milliseconds).
 pub fn estimate_blur_thorough(plane: &Plane) -> BlurEstimate {
     estimate(plane, true)
 }
@@ -680,12 +716,12 @@ fn estimate(plane: &Plane, thorough: bool) -> BlurEstimate {
     } else {
         &[0.0]
     };
-    let (mut radius, mut nll_d) = (0.0f32, f64::INFINITY);
+    let (mut radius, mut nll_d, mut gamma_d) = (0.0f32, f64::INFINITY, gamma);
     for &dg in disk_slopes {
         let pl_d = bins.powerlaw(gamma + dg);
         let (r, v) = grid_then_golden(&r_grid, &mut |r| disk_nll(&pl_d, r));
         if v < nll_d {
-            (radius, nll_d) = (r, v);
+            (radius, nll_d, gamma_d) = (r, v, gamma + dg);
         }
     }
 
@@ -737,9 +773,15 @@ fn estimate(plane: &Plane, thorough: bool) -> BlurEstimate {
     } else {
         (-2..=2, &[3.0, 5.0, 7.0, 9.0, 12.0, 15.0, 19.0, 24.0, 30.0])
     };
+    // the thorough estimate reads no line longer than a quarter of the analysed side
+    let longest = if thorough {
+        crop.dim().0.min(crop.dim().1) as f32 / 4.0
+    } else {
+        f32::INFINITY
+    };
     for k in angle_steps {
         let th = theta_dir + k as f32 * 7.5;
-        for &l in lengths {
+        for &l in lengths.iter().filter(|&&l| l <= longest.max(lengths[0])) {
             let v = motion_nll(l, th);
             if v < coarse_m.0 {
                 coarse_m = (v, l, th);
@@ -749,7 +791,9 @@ fn estimate(plane: &Plane, thorough: bool) -> BlurEstimate {
     let (_, l0, t0) = coarse_m;
     let t_grid: Vec<f32> = (-3..=3).map(|k| t0 + k as f32 * 2.5).collect();
     let (t1, _) = grid_then_golden(&t_grid, &mut |t| motion_nll(l0, t));
-    let l_grid: Vec<f32> = (-4..=4).map(|k| (l0 + k as f32 * 1.0).max(2.0)).collect();
+    let l_grid: Vec<f32> = (-4..=4)
+        .map(|k| (l0 + k as f32 * 1.0).clamp(2.0, longest.max(2.0)))
+        .collect();
     let (l1, _) = grid_then_golden(&l_grid, &mut |l| motion_nll(l, t1));
     let (t2, v) = grid_then_golden(&[t1 - 2.0, t1, t1 + 2.0], &mut |t| motion_nll(l1, t));
     let motion = Some((l1, t2.rem_euclid(180.0), v));
@@ -784,6 +828,9 @@ fn estimate(plane: &Plane, thorough: bool) -> BlurEstimate {
     } else if sigma < SHARP_SIGMA {
         est.kind = BlurKind::None;
     }
+    if thorough {
+        refine_with_kernel(&bins, &mut est, gamma, gamma_d);
+    }
     if let Some(power) = &bins.power
         && let Some((length, angle_deg)) = long_motion(
             power,
@@ -802,6 +849,27 @@ fn estimate(plane: &Plane, thorough: bool) -> BlurEstimate {
     }
     est
 }
+
+/// Refines a Gaussian's sigma or a disk's radius by the likelihood of the discrete kernel
+/// `deblur` will divide by (scene slopes `gamma_g` and `gamma_d` as fitted for each).
+fn refine_with_kernel(bins: &Bins, est: &mut BlurEstimate, gamma_g: f32, gamma_d: f32) {
+    let (value, gamma, kernel): (&mut f32, f32, fn(f32) -> Psf) = match est.kind {
+        BlurKind::Gaussian => (&mut est.sigma, gamma_g, Psf::gaussian),
+        BlurKind::Disk => (&mut est.radius, gamma_d, Psf::disk),
+        _ => return,
+    };
+    let step = REFINE_SPAN * *value;
+    let grid = [*value - step, *value, *value + step];
+    let (kh, kw) = kernel(grid[2]).kernel().dim();
+    if kh > bins.dim.0 || kw > bins.dim.1 {
+        return;
+    }
+    let pl = bins.powerlaw(gamma);
+    (*value, _) = grid_then_golden(&grid, &mut |x| bins.nll_kernel(&pl, &kernel(x)));
+}
+
+/// Relative span searched about the continuous model's estimate by [`refine_with_kernel`].
+const REFINE_SPAN: f32 = 0.1;
 
 /// Shortest line [`long_motion`] looks for: shorter lines put at least three polar bins
 /// between their spectral zeros, which the fit above resolves.
@@ -1184,8 +1252,12 @@ mod tests {
             let d = (e.angle_deg - angle).rem_euclid(180.0);
             assert!(d.min(180.0 - d) <= 10.0, "{e:?}");
         }
-        let e = estimate_blur_thorough(&blurred(&Psf::disk(3.0)));
-        assert_eq!(e.kind, BlurKind::Disk, "{e:?}");
+        // refined with the discrete kernel, the radius is read to 1%
+        for radius in [3.0f32, 4.5] {
+            let e = estimate_blur_thorough(&blurred(&Psf::disk(radius)));
+            assert_eq!(e.kind, BlurKind::Disk, "{e:?}");
+            assert!((e.radius - radius).abs() <= 0.01 * radius, "{e:?}");
+        }
         for sigma in [0.02f32, 0.1] {
             let pure_noise = noisy(&Plane::from_elem((256, 256), 0.5), sigma, 9);
             let e = estimate_blur_thorough(&pure_noise);
