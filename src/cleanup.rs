@@ -268,6 +268,9 @@ fn refusal(step: &Step, action: &Action) -> Option<String> {
         Action::Hardlink if step.hash != step.keeper_hash => Some(
             "not byte-identical to the copy to keep: a hard link would lose its content".into(),
         ),
+        Action::Hardlink if same_file(&step.path, &step.keeper) => {
+            Some("already a hard link to the copy to keep".into())
+        }
         Action::MoveTo(_) => match &step.target {
             Some(t) if t.exists() || t.symlink_metadata().is_ok() => {
                 Some(format!("{} already exists", t.display()))
@@ -276,6 +279,25 @@ fn refusal(step: &Step, action: &Action) -> Option<String> {
         },
         _ => None,
     }
+}
+
+/// The file a name refers to on disk (device and inode), where the platform tells.
+pub(crate) fn file_id(path: &Path) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
+}
+
+/// True when both names are one file on disk (hard links of each other).
+fn same_file(a: &Path, b: &Path) -> bool {
+    matches!((file_id(a), file_id(b)), (Some(x), Some(y)) if x == y)
 }
 
 /// Moves a file, copying then removing it when the target is on another file system; the
@@ -320,9 +342,12 @@ fn run_step(step: &Step, action: &Action) -> std::io::Result<()> {
         Action::Hardlink => {
             let tmp = sibling(&step.path, "link");
             fs::hard_link(&step.keeper, &tmp)?;
-            fs::rename(&tmp, &step.path).inspect_err(|_| {
+            let renamed = fs::rename(&tmp, &step.path);
+            // renaming onto another name of the same file succeeds without removing `tmp`
+            if tmp.symlink_metadata().is_ok() {
                 let _ = fs::remove_file(&tmp);
-            })
+            }
+            renamed
         }
         Action::Delete => fs::remove_file(&step.path),
     }
@@ -395,6 +420,12 @@ pub fn execute(
             Err(e) => outcomes.push(Outcome::Failed(e.to_string())),
         }
     }
+    // a run that changed no file leaves nothing to undo: its journal would only hide the
+    // run before it from `undo`
+    if !outcomes.contains(&Outcome::Done) {
+        drop(journal);
+        fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+    }
     Ok(outcomes)
 }
 
@@ -406,6 +437,16 @@ pub(crate) struct Reversal {
     pub(crate) op: String,
     #[serde(flatten)]
     pub(crate) outcome: Outcome,
+    /// The run had changed this file, and undoing could have given it back.
+    #[serde(skip)]
+    pub(crate) reversible: bool,
+}
+
+impl Reversal {
+    /// A file the run changed that is not back as it was.
+    pub(crate) fn not_restored(&self) -> bool {
+        self.reversible && self.outcome != Outcome::Done
+    }
 }
 
 /// What `undo` did.
@@ -416,6 +457,8 @@ pub struct UndoReport {
     pub(crate) journal: PathBuf,
     pub(crate) action: String,
     pub(crate) steps: Vec<Reversal>,
+    /// False when some step failed: the journal stays, and `undo` again retries it.
+    pub(crate) closed: bool,
 }
 
 /// The newest journal not yet undone.
@@ -435,7 +478,8 @@ fn last_journal(dir: &Path) -> Result<Option<PathBuf>> {
 
 /// Reverses the last applied run: moved files go back, trashed ones are restored from the
 /// trash, hard links become separate files again. Deletions cannot be reversed and are listed.
-/// The journal is then renamed `*.undone`, so a second undo reaches the run before.
+/// The journal is then renamed `*.undone`, so a second undo reaches the run before, unless a
+/// step failed: then it stays, and the next undo tries again.
 pub fn undo(journal_dir: &Path) -> Result<Option<UndoReport>> {
     let Some(path) = last_journal(journal_dir)? else {
         return Ok(None);
@@ -469,28 +513,33 @@ pub fn undo(journal_dir: &Path) -> Result<Option<UndoReport>> {
         };
         let to = to.as_deref().and_then(path_of_hex);
         let keeper = path_of_hex(&keeper).unwrap_or_default();
-        let outcome = reverse(
-            &op,
-            &from,
-            to.as_deref(),
-            &keeper,
-            &hash,
-            done.contains(&step),
-        );
+        let was_done = done.contains(&step);
+        let outcome = reverse(&op, &from, to.as_deref(), &keeper, &hash, was_done);
         steps.push(Reversal {
             path: from,
+            reversible: was_done && op != "delete",
             op,
             outcome,
         });
     }
     steps.reverse();
-    let mut undone = path.clone().into_os_string();
-    undone.push(".undone");
-    fs::rename(&path, &undone).map_err(|e| Error::io(&path, e))?;
+    // a failed step (a permission, a full disk) may succeed later: keep the journal
+    let closed = !steps
+        .iter()
+        .any(|r| matches!(r.outcome, Outcome::Failed(_)));
+    let journal = if closed {
+        let mut undone = path.clone().into_os_string();
+        undone.push(".undone");
+        fs::rename(&path, &undone).map_err(|e| Error::io(&path, e))?;
+        PathBuf::from(undone)
+    } else {
+        path
+    };
     Ok(Some(UndoReport {
-        journal: PathBuf::from(undone),
+        journal,
         action,
         steps,
+        closed,
     }))
 }
 

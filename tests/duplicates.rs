@@ -467,3 +467,107 @@ fn a_new_index_gets_the_duplicates_profile_and_finds_the_same_copies() {
     asked.duplicates(&["--profile", "full"]);
     assert_eq!(profile_of(&asked), "full");
 }
+
+#[cfg(unix)]
+#[test]
+fn names_of_one_file_free_nothing_and_are_never_relinked_or_unlinked() {
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::new();
+    let bytes = std::fs::read(sample("camera")).unwrap();
+    let kept = env.put("a.jpg", &bytes);
+    let linked = env.photos.join("b.jpg");
+    std::fs::hard_link(&kept, &linked).unwrap();
+    let copy = env.put("c.jpg", &bytes);
+
+    let (json, code) = env.duplicates(&[]);
+    assert_eq!(code, 0, "{json}");
+    // only the separate copy holds bytes of its own
+    assert_eq!(json["reclaimable_bytes"], bytes.len() as u64, "{json}");
+
+    let (json, code) = env.duplicates(&["--hardlink", "--apply"]);
+    assert_eq!(code, 0, "{json}");
+    let outcome = |path: &Path| {
+        json["action"]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["path"].as_str() == path.to_str())
+            .map(|s| (s["outcome"].clone(), s["reason"].clone()))
+    };
+    let (seen, why) = outcome(&linked).expect("the hard link is listed");
+    assert_eq!(seen, "skipped", "{json}");
+    assert!(
+        why.as_str().unwrap().contains("already a hard link"),
+        "{json}"
+    );
+    assert_eq!(outcome(&copy).unwrap().0, "done", "{json}");
+    let names: Vec<String> = std::fs::read_dir(&env.photos)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names.len(),
+        3,
+        "a temporary name was left behind: {names:?}"
+    );
+    assert_eq!(std::fs::metadata(&kept).unwrap().nlink(), 3);
+
+    assert!(env.cmd().arg("undo").assert().get_output().status.success());
+    // the copy is separate again; the user's own link is untouched
+    assert_eq!(std::fs::metadata(&copy).unwrap().nlink(), 1);
+    assert_eq!(
+        std::fs::metadata(&linked).unwrap().ino(),
+        std::fs::metadata(&kept).unwrap().ino()
+    );
+}
+
+#[test]
+fn a_run_that_changes_nothing_does_not_hide_the_run_before_from_undo() {
+    let env = Env::new();
+    let copies = two_groups(&env);
+    let before = read_all(&copies);
+    let dest = env.root.join("dupes");
+    let (json, code) = env.duplicates(&["--move-to", dest.to_str().unwrap(), "--apply"]);
+    assert_eq!(code, 0, "{json}");
+    assert!(copies.iter().all(|c| !c.exists()));
+    // the same action again straight from the index: every copy is gone, every step skipped
+    let out = env
+        .cmd()
+        .args(["-q", "duplicates", "--json", "--move-to"])
+        .arg(env.root.join("dupes2"))
+        .arg("--apply")
+        .output()
+        .unwrap();
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let steps = json["action"]["steps"].as_array().unwrap();
+    assert!(
+        !steps.is_empty() && steps.iter().all(|s| s["outcome"] == "skipped"),
+        "{json}"
+    );
+    assert!(env.cmd().arg("undo").assert().get_output().status.success());
+    assert_eq!(
+        read_all(&copies),
+        before,
+        "undo did not reach the run that moved them"
+    );
+}
+
+#[test]
+fn undo_says_so_in_its_exit_status_when_a_moved_file_cannot_go_back() {
+    let env = Env::new();
+    let copies = two_groups(&env);
+    let dest = env.root.join("dupes");
+    let (json, code) = env.duplicates(&["--move-to", dest.to_str().unwrap(), "--apply"]);
+    assert_eq!(code, 0, "{json}");
+    let moved = dest.join(copies[0].strip_prefix(&env.photos).unwrap());
+    std::fs::write(&moved, b"edited after the move").unwrap();
+    let out = env.cmd().arg("undo").output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!copies[0].exists(), "a changed file was put back");
+    assert!(copies[1].exists());
+}

@@ -384,12 +384,14 @@ pub(crate) fn cmd_undo(collection: &Collection, args: UndoArgs) -> Result<ExitCo
             report.action,
             report.steps.len()
         );
+        if !report.closed {
+            eprintln!(
+                "some files could not be restored: fix the cause above and run `lookalike undo` again to retry them"
+            );
+        }
     }
-    let failed = report
-        .steps
-        .iter()
-        .any(|r| matches!(r.outcome, Outcome::Failed(_)));
-    Ok(if failed {
+    let not_restored = report.steps.iter().any(|r| r.not_restored());
+    Ok(if not_restored {
         ExitCode::from(super::EXIT_SOME_FAILED)
     } else {
         ExitCode::SUCCESS

@@ -472,13 +472,21 @@ pub fn listing_json(f: &Findings) -> Value {
     })
 }
 
-/// Bytes freed if every copy went (keepers stay).
+/// Bytes freed if every copy went (keepers stay): a copy that is a hard link to its keeper, or
+/// to a copy already counted, frees nothing.
 pub fn reclaimable(groups: &[Group]) -> u64 {
-    groups
-        .iter()
-        .flat_map(|g| g.copies())
-        .map(|m| m.record.stamp.size)
-        .sum()
+    use crate::cleanup::file_id;
+    let mut total = 0;
+    for g in groups {
+        let mut seen: std::collections::HashSet<(u64, u64)> =
+            file_id(&g.keeper().record.path).into_iter().collect();
+        for m in g.copies() {
+            if file_id(&m.record.path).is_none_or(|id| seen.insert(id)) {
+                total += m.record.stamp.size;
+            }
+        }
+    }
+    total
 }
 
 #[cfg(test)]
