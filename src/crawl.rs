@@ -56,6 +56,10 @@ pub struct CrawlProblem {
     pub(crate) path: PathBuf,
     /// Why it could not be read.
     pub reason: String,
+    /// A folder left unread: files below it may exist unseen (a symbolic link loop hides
+    /// nothing).
+    #[serde(skip)]
+    pub(crate) hides_files: bool,
 }
 
 /// Result of walking all roots.
@@ -197,10 +201,15 @@ pub fn crawl(config: &CrawlConfig) -> Result<Crawl> {
                             .unwrap_or_else(|| err.to_string())
                     };
                     // An unreadable folder hides files that may still exist; a loop hides nothing.
-                    if err.loop_ancestor().is_none() {
+                    let hides_files = err.loop_ancestor().is_none();
+                    if hides_files {
                         complete = false;
                     }
-                    out.problems.push(CrawlProblem { path, reason });
+                    out.problems.push(CrawlProblem {
+                        path,
+                        reason,
+                        hides_files,
+                    });
                     continue;
                 }
             };
@@ -216,6 +225,7 @@ pub fn crawl(config: &CrawlConfig) -> Result<Crawl> {
                     out.problems.push(CrawlProblem {
                         path: path.to_path_buf(),
                         reason: err.to_string(),
+                        hides_files: false,
                     });
                     continue;
                 }

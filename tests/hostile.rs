@@ -315,6 +315,53 @@ fn unreadable_file_is_recorded_unless_running_as_root() {
     }
 }
 
+/// A folder that cannot be read is reported with exit status 3, and its images stay indexed.
+#[cfg(unix)]
+#[test]
+fn an_unreadable_folder_keeps_its_images_and_exits_3() {
+    let _serial = serial();
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let open = |p: &Path, mode: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    open(tmp.path(), 0o777);
+    let photos = tmp.path().join("photos");
+    let sub = photos.join("sub");
+    std::fs::create_dir_all(&sub).unwrap();
+    for (i, dir) in [&photos, &sub].into_iter().enumerate() {
+        let img = DynamicImage::ImageRgb8(photo(40, 30, i as u32 + 3));
+        std::fs::write(dir.join("p.png"), encode(&img, image::ImageFormat::Png)).unwrap();
+    }
+    let idx = tmp.path().join("idx");
+    let index_args = [std::ffi::OsStr::new("index"), photos.as_os_str()];
+    let Some(mut first) = as_nobody(&idx, &index_args) else {
+        return;
+    };
+    let out = first.output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    open(&sub, 0o000);
+    let out = as_nobody(
+        &idx,
+        &[
+            std::ffi::OsStr::new("index"),
+            std::ffi::OsStr::new("--json"),
+        ],
+    )
+    .unwrap()
+    .output()
+    .unwrap();
+    open(&sub, 0o755);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("sub") && err.contains("Permission denied"),
+        "{err}"
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["total_images"], 2, "{summary}");
+}
+
 /// A folder of four small photos indexed into `<tmp>/idx`; returns (photos, index folder).
 fn small_index(tmp: &Path) -> (PathBuf, PathBuf) {
     let photos = tmp.join("photos");
@@ -399,6 +446,49 @@ fn only_regular_files_are_read_as_images_or_kernels() {
     let err = stderr_of(&out);
     assert!(
         !out.status.success() && err.contains("not a regular file"),
+        "{err}"
+    );
+}
+
+#[test]
+fn blur_and_deblur_never_write_over_their_input() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let (photos, idx) = small_index(tmp.path());
+    let input = photos.join("p0.png");
+    let before = std::fs::read(&input).unwrap();
+    // the same file by another spelling too
+    let other_spelling = photos.join(".").join("p0.png");
+    for (cmd, out) in [
+        ("blur", &input),
+        ("deblur", &input),
+        ("blur", &other_spelling),
+        ("deblur", &other_spelling),
+    ] {
+        let mut c = lookalike(&idx);
+        c.arg(cmd).arg(&input).arg(out);
+        if cmd == "blur" {
+            c.args(["--psf", "gaussian:2"]);
+        }
+        let result = c.output().unwrap();
+        let err = stderr_of(&result);
+        assert_eq!(result.status.code(), Some(2), "{cmd}: {err}");
+        assert!(err.contains("is the input"), "{cmd}: {err}");
+    }
+    assert_eq!(
+        std::fs::read(&input).unwrap(),
+        before,
+        "the input was overwritten"
+    );
+    let out = lookalike(&idx)
+        .arg("deblur")
+        .arg(&input)
+        .arg(tmp.path().join("no-such-folder").join("out.png"))
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert!(
+        out.status.code() == Some(2) && err.contains("no-such-folder does not exist"),
         "{err}"
     );
 }

@@ -405,6 +405,7 @@ fn cmd_index(collection: &Collection, args: IndexArgs, quiet: bool) -> Result<Ex
         if some_failed(&summary)
             || !summary.changing.is_empty()
             || !summary.missing_roots.is_empty()
+            || summary.problems.iter().any(|p| p.hides_files)
         {
             ExitCode::from(EXIT_SOME_FAILED)
         } else {
@@ -499,7 +500,16 @@ fn report_index(collection: &Collection, s: &IndexSummary) {
         eprintln!("failed: {}: {}", shown(&f.path), escape_text(&f.reason));
     }
     for p in &s.problems {
-        eprintln!("skipped: {}: {}", shown(&p.path), escape_text(&p.reason));
+        eprintln!(
+            "skipped: {}: {}{}",
+            shown(&p.path),
+            escape_text(&p.reason),
+            if p.hides_files {
+                " (images already indexed below it are kept; make it readable and run `lookalike index` again)"
+            } else {
+                ""
+            }
+        );
     }
     for p in &s.changing {
         eprintln!(

@@ -1,6 +1,6 @@
 //! CLI for `lookalike blur`, `deblur` and `quality`: argument types, running, and printing.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 use serde_json::json;
@@ -136,9 +136,39 @@ fn check_noise(noise: f32) -> Result<()> {
     Ok(())
 }
 
+/// Refuses an output that would overwrite the input, or whose folder does not exist, before
+/// any work is done.
+fn check_output(input: &Path, role: &str, output: &Path, flag: &str) -> Result<()> {
+    let same = input == output
+        || matches!((input.canonicalize(), output.canonicalize()), (Ok(a), Ok(b)) if a == b);
+    if same {
+        return Err(Error::InvalidInput(format!(
+            "{flag}{} is the {role} {}: write the result to another file",
+            shown(output),
+            shown(input)
+        )));
+    }
+    let folder = output.parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(folder) = folder
+        && !folder.is_dir()
+    {
+        return Err(Error::InvalidInput(format!(
+            "cannot write {flag}{}: the folder {} does not exist; create it first",
+            shown(output),
+            shown(folder)
+        )));
+    }
+    Ok(())
+}
+
 /// Runs `lookalike blur`; the one-line summary goes to stderr unless `quiet`.
 pub(crate) fn run_blur(args: &BlurArgs, quiet: bool) -> Result<()> {
     check_noise(args.noise)?;
+    check_output(&args.input, "input", &args.output, "")?;
+    if let Some(path) = &args.psf_out {
+        check_output(&args.input, "input", path, "--psf-out ")?;
+        check_output(&args.output, "output", path, "--psf-out ")?;
+    }
     let psf = PsfSpec::parse(&args.psf)?.to_psf()?;
     let img = load(&args.input)?;
     if let Some(path) = &args.psf_out {
@@ -173,6 +203,7 @@ pub(crate) fn run_blur(args: &BlurArgs, quiet: bool) -> Result<()> {
 /// Runs `lookalike deblur`; the text summary goes to stderr unless `quiet`, `--json` to stdout.
 pub(crate) fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
     let cfg = args.config()?;
+    check_output(&args.input, "input", &args.output, "")?;
     let img = load(&args.input)?;
     let done = deblur(&img, &cfg)?;
     save(&done.image, &args.output)?;

@@ -438,7 +438,9 @@ pub(crate) fn summarise(per_query: &[QueryMetrics], cfg: &EvalConfig) -> Summary
 }
 
 /// Recall@k of an approximate search against exact search: the mean over queries of
-/// |approx top-k ∩ exact top-k| / k (lists are compared as given, query included if present).
+/// |approx top-k ∩ exact top-k| / |exact top-k| (lists are compared as given, query included
+/// if present; a collection with fewer than k other items has fewer to find, and a query with
+/// none scores 1).
 pub fn knn_recall(approx: &[Vec<usize>], exact: &[Vec<usize>], k: usize) -> Result<f64> {
     if k == 0 {
         return Err(Error::InvalidInput("recall@k needs k >= 1".into()));
@@ -462,7 +464,11 @@ pub fn knn_recall(approx: &[Vec<usize>], exact: &[Vec<usize>], k: usize) -> Resu
             .into_iter()
             .filter(|i| truth.contains(i))
             .count();
-        found as f64 / k as f64
+        if truth.is_empty() {
+            1.0
+        } else {
+            found as f64 / truth.len() as f64
+        }
     })))
 }
 
@@ -642,6 +648,16 @@ mod tests {
         ));
         assert!(close(knn_recall(&approx, &exact, 2).unwrap(), 1.0));
         assert!(knn_recall(&approx, &exact[..1], 2).is_err());
+        // fewer than k items: every one there is found
+        let small = vec![vec![4, 2], vec![]];
+        assert!(close(
+            knn_recall(&small, &[vec![2, 4], vec![]], 10).unwrap(),
+            1.0
+        ));
+        assert!(close(
+            knn_recall(&[vec![4]], &[vec![2, 4]], 10).unwrap(),
+            0.5
+        ));
     }
 
     #[test]
