@@ -239,15 +239,20 @@ impl Searcher {
         describe(&space, example, &mut ranking)?;
         let ids: Vec<i64> = ranking.iter().map(|r| r.id).collect();
         let paths = self.store.paths(&ids)?;
+        // an image without a usable stored vector (damaged) has no distance: it is left out,
+        // as the damage note says
         Ok(ranking
             .into_iter()
-            .filter_map(|r| paths.get(&r.id).map(|p| (r, p.clone())))
+            .filter_map(|r| {
+                let distance = r.distance.filter(|d| d.is_finite())?;
+                paths.get(&r.id).map(|p| (r.id, distance, p.clone()))
+            })
             .enumerate()
-            .map(|(i, (r, path))| Hit {
+            .map(|(i, (id, distance, path))| Hit {
                 rank: i + 1,
-                distance: r.distance.unwrap_or(f32::INFINITY),
+                distance,
                 path,
-                id: r.id,
+                id,
             })
             .collect())
     }

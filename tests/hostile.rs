@@ -639,4 +639,23 @@ fn damaged_vectors_fail_the_check_and_are_left_out_of_searches() {
             "{text}"
         );
     }
+    // A damaged image as the example: described from its file, and not listed itself.
+    let out = lookalike(&idx)
+        .arg("query")
+        .arg(photos.join("p2.png"))
+        .args(["-k", "10", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let results = json["hits"].as_array().unwrap();
+    assert!(!results.is_empty(), "{json}");
+    for r in results {
+        assert!(r["distance"].is_number(), "{json}");
+        let path = r["path"].as_str().unwrap();
+        assert!(
+            !path.ends_with("p1.png") && !path.ends_with("p2.png"),
+            "{json}"
+        );
+    }
 }
