@@ -23,6 +23,7 @@ const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 pub(crate) const DUMP_KEY: &str = "ann_dump";
 const DBA_KEY: &str = "ann_dba";
 const PROFILE_KEY: &str = "feature_profile";
+const WALK_KEY: &str = "walk_options";
 
 /// A collection's folder.
 #[derive(Debug, Clone)]
@@ -221,6 +222,29 @@ impl Collection {
         store.set_meta(&[(PROFILE_KEY, profile.name().to_string())])
     }
 
+    /// The walk options (`--include`, `--exclude`, `--follow-symlinks`, `--hidden`) the last
+    /// `index` run that gave any recorded, if any.
+    pub(crate) fn walk_options(&self, store: &Store) -> Result<Option<WalkOptions>> {
+        Ok(store
+            .meta(WALK_KEY)?
+            .and_then(|json| serde_json::from_str(&json).ok()))
+    }
+
+    /// Records the walk options later runs reuse; `None` forgets them.
+    pub(crate) fn set_walk_options(
+        &self,
+        store: &mut Store,
+        options: Option<&WalkOptions>,
+    ) -> Result<()> {
+        match options {
+            Some(o) => store.set_meta(&[(
+                WALK_KEY,
+                serde_json::to_string(o).map_err(|e| Error::Internal(e.to_string()))?,
+            )]),
+            None => store.delete_meta(WALK_KEY),
+        }
+    }
+
     /// Records how many neighbours the graph averages into each stored vector (0: none).
     pub(crate) fn set_dba(&self, store: &mut Store, neighbours: usize) -> Result<()> {
         store.set_meta(&[(DBA_KEY, neighbours.to_string())])
@@ -231,5 +255,59 @@ impl Collection {
         Ok(store
             .meta(DUMP_KEY)?
             .and_then(|json| serde_json::from_str(&json).ok()))
+    }
+}
+
+/// What a walk keeps, as `index` was told it: remembered by the collection so that a refresh
+/// walks the tracked folders as they were first walked.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WalkOptions {
+    /// `--include` globs.
+    pub include: Vec<String>,
+    /// `--exclude` globs.
+    pub exclude: Vec<String>,
+    /// `--follow-symlinks`.
+    pub follow_symlinks: bool,
+    /// `--hidden`.
+    pub hidden: bool,
+}
+
+impl WalkOptions {
+    /// The options a crawl configuration carries.
+    pub fn of(crawl: &crate::crawl::CrawlConfig) -> WalkOptions {
+        WalkOptions {
+            include: crawl.include.clone(),
+            exclude: crawl.exclude.clone(),
+            follow_symlinks: crawl.follow_symlinks,
+            hidden: crawl.hidden,
+        }
+    }
+
+    /// True when every option is its default.
+    pub fn is_default(&self) -> bool {
+        *self == WalkOptions::default()
+    }
+
+    /// The options as command-line flags, for messages.
+    pub fn flags(&self) -> String {
+        let quote = |g: &str| format!("'{}'", g.replace('\'', "'\\''"));
+        let mut out: Vec<String> = Vec::new();
+        out.extend(
+            self.include
+                .iter()
+                .map(|g| format!("--include {}", quote(g))),
+        );
+        out.extend(
+            self.exclude
+                .iter()
+                .map(|g| format!("--exclude {}", quote(g))),
+        );
+        if self.follow_symlinks {
+            out.push("--follow-symlinks".into());
+        }
+        if self.hidden {
+            out.push("--hidden".into());
+        }
+        out.join(" ")
     }
 }

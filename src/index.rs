@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
-use crate::collection::Collection;
+use crate::collection::{Collection, WalkOptions};
 use crate::crawl::{CrawlConfig, CrawlProblem, crawl};
 use crate::decode::{DecodeConfig, decode, resize_to_fit};
 use crate::error::{Error, Result};
@@ -39,6 +39,10 @@ pub struct IndexConfig {
     pub profile: Option<Profile>,
     /// When the graph may be updated in place.
     pub graph_update: UpdatePolicy,
+    /// Walk with the default options and forget the remembered ones. Without it, a run whose
+    /// `crawl` sets no walk option reuses the options the collection remembers, and one that
+    /// sets some records them.
+    pub walk_defaults: bool,
 }
 
 /// Progress events; the CLI renders them.
@@ -85,6 +89,8 @@ pub struct FailedFile {
 pub struct IndexSummary {
     /// The feature profile the collection is indexed with.
     pub profile: Profile,
+    /// The walk options this run used (given, or remembered by the collection).
+    pub walk_options: WalkOptions,
     /// Files seen for the first time and extracted.
     pub new: usize,
     /// Files already indexed and unchanged (nothing decoded).
@@ -250,6 +256,26 @@ pub fn run(
         None => collection.profile(&store)?,
     };
     let (registry, fusion) = (Registry::for_profile(profile), Fusion::for_profile(profile));
+    let given = WalkOptions::of(&config.crawl);
+    let walk = if !given.is_default() {
+        collection.set_walk_options(&mut store, Some(&given))?;
+        given
+    } else if config.walk_defaults {
+        collection.set_walk_options(&mut store, None)?;
+        given
+    } else {
+        collection.walk_options(&store)?.unwrap_or_default()
+    };
+    let config = &IndexConfig {
+        crawl: CrawlConfig {
+            include: walk.include.clone(),
+            exclude: walk.exclude.clone(),
+            follow_symlinks: walk.follow_symlinks,
+            hidden: walk.hidden,
+            ..config.crawl.clone()
+        },
+        ..config.clone()
+    };
     let asked: Vec<PathBuf> = if config.crawl.roots.is_empty() {
         let mut all: Vec<PathBuf> = tracked.into_values().collect();
         all.sort();
@@ -266,7 +292,11 @@ pub fn run(
     let result = index_pass(
         collection, &mut store, &targets, config, &registry, &fusion, progress, stop,
     )
-    .map(|summary| IndexSummary { profile, ..summary });
+    .map(|summary| IndexSummary {
+        profile,
+        walk_options: walk,
+        ..summary
+    });
     let (outcome, record) = match &result {
         Ok(summary) => {
             let mut summary = summary.clone();

@@ -20,6 +20,8 @@ pub struct StatusReport {
     pub(crate) roots: HashMap<i64, PathBuf>,
     /// The feature profile the collection is indexed with.
     pub(crate) profile: Profile,
+    /// The walk options `index` reuses when it is given none.
+    pub(crate) walk_options: crate::collection::WalkOptions,
     /// Its families, in fusion order.
     pub families: Vec<&'static str>,
     /// Side of the working image the families see.
@@ -72,6 +74,7 @@ impl StatusReport {
         let rest = serde_json::json!({
             "images": stats.images,
             "profile": self.profile,
+            "walk_options": self.walk_options,
             "working_size": self.working_size,
             "failures": failures_json,
             "feature_versions": stats.feature_versions,
@@ -152,6 +155,7 @@ pub fn status(collection: &Collection, check: bool) -> Result<StatusReport> {
     Ok(StatusReport {
         roots,
         profile,
+        walk_options: collection.walk_options(&store)?.unwrap_or_default(),
         families: registry.families(),
         working_size: registry.working_size(),
         outdated_feature_rows,

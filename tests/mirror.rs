@@ -223,6 +223,38 @@ fn overlapping_folders_store_each_file_once() {
     assert_eq!(env.stored(), on_disk(&sd));
 }
 
+#[test]
+fn walk_options_are_remembered_until_walk_defaults() {
+    let env = Env::new();
+    let sd = env.root().join("sd");
+    copy_groups(&sd, &["camera", "brick"]);
+    let first = env.index(&["sd", "--exclude", "brick/**"], 0);
+    assert_eq!(first["total_images"].as_u64(), Some(6), "{first}");
+    // a refresh, a new tracked folder and a refresh from another run all keep the exclusion
+    let refresh = env.index(&[], 0);
+    assert_eq!(refresh["total_images"].as_u64(), Some(6), "{refresh}");
+    assert_eq!(
+        refresh["walk_options"]["exclude"][0], "brick/**",
+        "{refresh}"
+    );
+    copy_groups(&env.root().join("more"), &["brick"]);
+    let more = env.index(&["more"], 0);
+    assert_eq!(more["total_images"].as_u64(), Some(6), "{more}");
+    // given options replace the remembered ones; --walk-defaults forgets them
+    let plain = env.index(&["--walk-defaults"], 0);
+    assert_eq!(plain["total_images"].as_u64(), Some(18), "{plain}");
+    let again = env.index(&[], 0);
+    assert_eq!(again["total_images"].as_u64(), Some(18), "{again}");
+    let include = env.index(&["--include", "camera/**"], 0);
+    assert_eq!(include["total_images"].as_u64(), Some(6), "{include}");
+    let out = env
+        .cmd()
+        .args(["index", "--walk-defaults", "--hidden"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
 /// An index written when overlapping folders were stored twice is repaired by the next run.
 #[test]
 fn duplicate_rows_of_one_file_are_merged() {

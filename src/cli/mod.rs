@@ -183,6 +183,10 @@ struct IndexArgs {
     /// Include hidden files and folders.
     #[arg(long)]
     hidden: bool,
+    /// Walk with none of --include, --exclude, --follow-symlinks and --hidden, and forget the
+    /// ones the index remembers (a run that gives any of them records them for later runs).
+    #[arg(long, conflicts_with_all = ["include", "exclude", "follow_symlinks", "hidden"])]
+    walk_defaults: bool,
     /// Try again files that failed before even if unchanged.
     #[arg(long)]
     retry_failed: bool,
@@ -384,8 +388,13 @@ fn cmd_index(collection: &Collection, args: IndexArgs, quiet: bool) -> Result<Ex
         dba: args.dba,
         rebuild_graph: args.rebuild_graph,
         profile: args.profile,
+        walk_defaults: args.walk_defaults,
         ..Default::default()
     };
+    let given_walk = !(config.crawl.include.is_empty()
+        && config.crawl.exclude.is_empty()
+        && !config.crawl.follow_symlinks
+        && !config.crawl.hidden);
     let bar = progress_bar(quiet);
     let on_progress = |p: Progress| render_progress(&bar, p);
     let stop = install_stop_flag();
@@ -396,6 +405,12 @@ fn cmd_index(collection: &Collection, args: IndexArgs, quiet: bool) -> Result<Ex
         print_json(&summary)?;
     }
     if !quiet {
+        if !given_walk && !summary.walk_options.is_default() {
+            eprintln!(
+                "walked with the options this index remembers: {} (`--walk-defaults` drops them)",
+                escape_text(&summary.walk_options.flags())
+            );
+        }
         report_index(collection, &summary);
     }
     if summary.interrupted {
@@ -760,6 +775,12 @@ fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
         report.families.join(", "),
         report.working_size
     ))?;
+    if !report.walk_options.is_default() {
+        w(format!(
+            "walk:      {} (reused by `lookalike index` runs that give none; `--walk-defaults` drops them)",
+            escape_text(&report.walk_options.flags())
+        ))?;
+    }
     for (family, version, params, count) in &stats.feature_versions {
         w(format!(
             "features:  {family} v{version} [{params}]: {count} images"
