@@ -391,10 +391,7 @@ fn cmd_index(collection: &Collection, args: IndexArgs, quiet: bool) -> Result<Ex
         walk_defaults: args.walk_defaults,
         ..Default::default()
     };
-    let given_walk = !(config.crawl.include.is_empty()
-        && config.crawl.exclude.is_empty()
-        && !config.crawl.follow_symlinks
-        && !config.crawl.hidden);
+    let given_walk = !crate::collection::WalkOptions::of(&config.crawl).is_default();
     let bar = progress_bar(quiet);
     let on_progress = |p: Progress| render_progress(&bar, p);
     let stop = install_stop_flag();
