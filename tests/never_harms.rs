@@ -348,7 +348,10 @@ fn empty_collections_index_and_later_grow() {
     copy(&sample("coffee", "original.jpg"), &pics.join("coffee.jpg"));
     let summary = index(&idx, &pics, &["--include", "*.png"]);
     assert_eq!(summary["total_images"], 0, "{summary}");
+    // the include is remembered until the walk's defaults are asked for
     let summary = index(&idx, &pics, &[]);
+    assert_eq!(summary["total_images"], 0, "{summary}");
+    let summary = index(&idx, &pics, &["--walk-defaults"]);
     assert_eq!(summary["total_images"], 2, "{summary}");
     let hits = query(&idx, &pics.join("brick.jpg"), &[]);
     assert_eq!(hits[0], canonical(&pics.join("brick.jpg")));
