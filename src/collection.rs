@@ -145,6 +145,12 @@ impl Collection {
     /// the index's file names are taken (`check_own_names`).
     pub fn lock_for_writing(&self) -> Result<WriteLock> {
         self.check_own_names()?;
+        if self.dir.exists() && !self.dir.is_dir() {
+            return Err(Error::InvalidInput(format!(
+                "{}: the index folder is a file; give another --index-dir (or LOOKALIKE_INDEX)",
+                self.dir.display()
+            )));
+        }
         std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
         let path = self.dir.join(LOCK_FILE);
         let file = File::options()
@@ -152,7 +158,13 @@ impl Collection {
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::PermissionDenied => Error::InvalidInput(format!(
+                    "{}: cannot write to this index ({e}); `query` and `status` read it as it is, or give an index folder you can write",
+                    self.dir.display()
+                )),
+                _ => Error::io(&path, e),
+            })?;
         // A lock held for a moment is waited for (up to half a second): between fork and exec
         // a child process of the holder shares its lock, and a writer may be finishing.
         for attempt in 0.. {

@@ -241,6 +241,9 @@ struct QueryArgs {
     /// Search all stored vectors by brute force instead of the HNSW graph.
     #[arg(long)]
     exact: bool,
+    /// Memory the example's decoding may use, in MiB (64 to 65536; default 512).
+    #[arg(long, value_name = "MIB", value_parser = usize_in(64..=65_536))]
+    memory_budget: Option<usize>,
     #[command(flatten)]
     search: SearchArgs,
 }
@@ -305,6 +308,11 @@ pub fn main() -> ExitCode {
         Err(e) => {
             if !matches!(e, Error::Interrupted) {
                 eprintln!("error: {}", escape_text(&e.to_string()));
+            }
+            if matches!(e, Error::Db { .. }) && e.is_corrupt() {
+                eprintln!(
+                    "the index database is damaged: restore it from a backup, or delete the index folder and run `lookalike index DIR` again (your images are not touched)"
+                );
             }
             ExitCode::from(exit_code(&e))
         }
@@ -601,6 +609,10 @@ fn cmd_query(collection: &Collection, args: QueryArgs) -> Result<ExitCode> {
         nearest_first: args.search.nearest_first,
         ..Default::default()
     };
+    let mut cfg = cfg;
+    if let Some(mib) = args.memory_budget {
+        cfg.decode.memory_budget = (mib as u64) << 20;
+    }
     let result = searcher.query(&args.image, &cfg)?;
     damage_note(&searcher.store().take_damaged());
     if args.json {

@@ -291,10 +291,19 @@ pub(crate) fn run_quality(args: &QualityArgs) -> Result<()> {
         _ => "luma",
     };
     let (la, lb) = (a.luma(), b.luma());
-    let main = match measured_on {
-        "luma" => scores(&[&la], &[&lb])?,
-        _ => scores(&a.channels(), &b.channels())?,
+    let name_them = |e: Error| match e {
+        Error::InvalidInput(m) => Error::InvalidInput(format!(
+            "{} and {}: {m}",
+            shown(&args.reference),
+            shown(&args.test)
+        )),
+        other => other,
     };
+    let main = match measured_on {
+        "luma" => scores(&[&la], &[&lb]),
+        _ => scores(&a.channels(), &b.channels()),
+    }
+    .map_err(name_them)?;
     let luma = (measured_on == "rgb")
         .then(|| scores(&[&la], &[&lb]))
         .transpose()?;

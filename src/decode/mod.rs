@@ -78,6 +78,12 @@ pub(crate) fn read_file_bounded(path: &Path, max_bytes: u64) -> std::io::Result<
         )
     };
     let meta = std::fs::metadata(path)?;
+    if meta.is_dir() {
+        return Err(IoError::new(
+            ErrorKind::InvalidInput,
+            "a folder, not an image file (give one image; `lookalike index` takes folders)",
+        ));
+    }
     if !meta.is_file() {
         return Err(not_regular());
     }
@@ -681,7 +687,7 @@ fn check_memory(need: u64, w: u32, h: u32, path: &Path, cfg: &DecodeConfig) -> R
         return Err(bad(
             path,
             format!(
-                "image is {w}x{h} pixels and would need {} MiB to decode, over the memory budget of {} MiB (a decompression bomb? if not, `index --memory-budget MIB --retry-failed` reads it)",
+                "image is {w}x{h} pixels and would need {} MiB to decode, over the memory budget of {} MiB (a decompression bomb? if not, `index` and `query` read it with a larger `--memory-budget MIB`; `index` also needs `--retry-failed`)",
                 need.div_ceil(1 << 20),
                 cfg.memory_budget >> 20
             ),

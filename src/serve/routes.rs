@@ -189,7 +189,15 @@ fn image_json(r: &ImageRecord) -> Value {
         Some(r.stamp.mtime_ns.div_euclid(1_000_000_000))
     };
     m.insert("modified_unix".into(), json!(modified));
-    m.insert("viewable".into(), json!(browser_type(&r.format).is_some()));
+    // what `/files/ID` serves: a browser format, at a path that stays inside its folder
+    let inside = matches!(
+        (std::fs::canonicalize(&r.path), std::fs::canonicalize(&r.root)),
+        (Ok(real), Ok(root)) if real.starts_with(&root)
+    );
+    m.insert(
+        "viewable".into(),
+        json!(browser_type(&r.format).is_some() && inside),
+    );
     Value::Object(m)
 }
 

@@ -79,8 +79,25 @@ pub struct RunEntry {
     /// `complete`, `interrupted` or `error`; `None` as for `finished_at`.
     pub(crate) outcome: Option<String>,
     pub(crate) roots: Vec<String>,
-    /// The run's counts as JSON, or the error message.
+    /// The run's counts as JSON, or the error message; serialised as that JSON object, or as
+    /// a string.
+    #[serde(serialize_with = "summary_json")]
     pub(crate) summary: Option<String>,
+}
+
+fn summary_json<S: serde::Serializer>(
+    summary: &Option<String>,
+    out: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    use serde::Serialize;
+    let parsed = summary
+        .as_deref()
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+        .filter(serde_json::Value::is_object);
+    match parsed {
+        Some(object) => object.serialize(out),
+        None => summary.serialize(out),
+    }
 }
 
 /// File identity as seen by the crawler: size, modification time and inode change time.
