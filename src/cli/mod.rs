@@ -371,6 +371,15 @@ fn install_stop_flag() -> Arc<AtomicBool> {
     stop
 }
 
+/// Decoding limits with `--memory-budget MIB`, if given.
+fn decode_config(memory_budget_mib: Option<usize>) -> crate::decode::DecodeConfig {
+    let mut decode = crate::decode::DecodeConfig::default();
+    if let Some(mib) = memory_budget_mib {
+        decode.memory_budget = (mib as u64) << 20;
+    }
+    decode
+}
+
 fn cmd_index(collection: &Collection, args: IndexArgs, quiet: bool) -> Result<ExitCode> {
     if let Some(n) = args.threads {
         rayon::ThreadPoolBuilder::new()
@@ -378,10 +387,7 @@ fn cmd_index(collection: &Collection, args: IndexArgs, quiet: bool) -> Result<Ex
             .build_global()
             .map_err(|e| Error::InvalidInput(format!("--threads: {e}")))?;
     }
-    let mut decode = crate::decode::DecodeConfig::default();
-    if let Some(mib) = args.memory_budget {
-        decode.memory_budget = (mib as u64) << 20;
-    }
+    let decode = decode_config(args.memory_budget);
     let config = IndexConfig {
         decode,
         crawl: CrawlConfig {
@@ -607,12 +613,9 @@ fn cmd_query(collection: &Collection, args: QueryArgs) -> Result<ExitCode> {
         },
         qe: args.search.expansion(),
         nearest_first: args.search.nearest_first,
+        decode: decode_config(args.memory_budget),
         ..Default::default()
     };
-    let mut cfg = cfg;
-    if let Some(mib) = args.memory_budget {
-        cfg.decode.memory_budget = (mib as u64) << 20;
-    }
     let result = searcher.query(&args.image, &cfg)?;
     damage_note(&searcher.store().take_damaged());
     if args.json {
