@@ -614,7 +614,6 @@ fn cmd_query(collection: &Collection, args: QueryArgs) -> Result<ExitCode> {
         qe: args.search.expansion(),
         nearest_first: args.search.nearest_first,
         decode: decode_config(args.memory_budget),
-        ..Default::default()
     };
     let result = searcher.query(&args.image, &cfg)?;
     damage_note(&searcher.store().take_damaged());
