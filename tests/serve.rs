@@ -395,3 +395,29 @@ fn the_server_follows_an_index_run() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// An index with the `duplicates` profile ranks nothing, but its images still have their pages.
+#[test]
+fn an_index_that_ranks_nothing_still_describes_its_images() {
+    let c = Collection::new();
+    let status = common::lookalike()
+        .arg("--index-dir")
+        .arg(&c.index)
+        .args(["-q", "index", "--profile", "duplicates"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let server = c.serve(&[]);
+    let (id, name) = image_ids(&server).into_iter().next().unwrap();
+    let answer = server.get(&format!("/api/images/{id}"));
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let doc = answer.json();
+    assert_eq!(doc["image"]["name"].as_str(), Some(name.as_str()), "{doc}");
+    assert_eq!(doc["lookalikes"]["hits"].as_array().map(Vec::len), Some(0));
+    assert!(
+        doc["lookalikes"]["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("ranks nothing")),
+        "{doc}"
+    );
+}

@@ -332,6 +332,17 @@ async fn image(
         let Some(record) = app.with_store(|s| s.image_record(id))? else {
             return Ok(refuse(StatusCode::NOT_FOUND, "no image with this id in the index"));
         };
+        let profile = app.collection.recorded_profile()?;
+        if !profile.ranks() {
+            let lookalikes = json!({
+                "hits": [],
+                "note": format!("the {} profile ranks nothing: `lookalike index --profile full` makes look-alikes searchable", profile.name()),
+            });
+            return Ok(
+                Json(json!({"image": image_json(&record), "lookalikes": lookalikes}))
+                    .into_response(),
+            );
+        }
         let loaded = app.searcher()?;
         let searcher = loaded.searcher.lock().expect("searcher");
         let lookalikes = match searcher.example_of_id(id)? {
