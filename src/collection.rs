@@ -295,6 +295,17 @@ impl WalkOptions {
         }
     }
 
+    /// `crawl` walking with these options instead of its own.
+    pub fn applied_to(&self, crawl: &crate::crawl::CrawlConfig) -> crate::crawl::CrawlConfig {
+        crate::crawl::CrawlConfig {
+            include: self.include.clone(),
+            exclude: self.exclude.clone(),
+            follow_symlinks: self.follow_symlinks,
+            hidden: self.hidden,
+            ..crawl.clone()
+        }
+    }
+
     /// True when every option is its default.
     pub fn is_default(&self) -> bool {
         *self == WalkOptions::default()

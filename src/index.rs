@@ -267,13 +267,7 @@ pub fn run(
         collection.walk_options(&store)?.unwrap_or_default()
     };
     let config = &IndexConfig {
-        crawl: CrawlConfig {
-            include: walk.include.clone(),
-            exclude: walk.exclude.clone(),
-            follow_symlinks: walk.follow_symlinks,
-            hidden: walk.hidden,
-            ..config.crawl.clone()
-        },
+        crawl: walk.applied_to(&config.crawl),
         ..config.clone()
     };
     let asked: Vec<PathBuf> = if config.crawl.roots.is_empty() {
