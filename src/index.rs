@@ -97,6 +97,8 @@ pub struct IndexSummary {
     pub unchanged: usize,
     /// Files whose content changed, or whose features were outdated, re-extracted.
     pub updated: usize,
+    /// Of `updated`, images whose stored vectors were damaged (a failed check).
+    pub(crate) repaired: usize,
     /// Files found under a new path, recognised by content hash (features kept).
     pub(crate) moved: usize,
     /// New paths with content already indexed elsewhere (features copied, nothing decoded).
@@ -477,7 +479,23 @@ fn index_pass(
     progress(Progress::Crawled { files: files.len() });
 
     let signatures = registry.signatures();
-    let catalog = store.catalog()?;
+    // An image whose stored vector fails its check counts as never extracted: its file is
+    // read again, and its row is no source for copies or moves.
+    let damaged: HashSet<i64> = store
+        .check_vectors()?
+        .into_iter()
+        .map(|d| d.image_id)
+        .collect();
+    let catalog: Vec<CatalogEntry> = store
+        .catalog()?
+        .into_iter()
+        .map(|mut e| {
+            if damaged.contains(&e.id) {
+                e.features.clear();
+            }
+            e
+        })
+        .collect();
     let by_path: HashMap<(i64, &Path), &CatalogEntry> = catalog
         .iter()
         .map(|e| ((e.root_id, e.rel_path.as_path()), e))
@@ -571,8 +589,11 @@ fn index_pass(
                     features,
                     thumbnail,
                 } => {
-                    if by_path.contains_key(&(file.root_id, file.rel_path.as_path())) {
+                    if let Some(e) = by_path.get(&(file.root_id, file.rel_path.as_path())) {
                         summary.updated += 1;
+                        if damaged.contains(&e.id) {
+                            summary.repaired += 1;
+                        }
                     } else {
                         summary.new += 1;
                     }
@@ -605,6 +626,12 @@ fn index_pass(
                         });
                     } else if let Some(&source_id) = source_by_hash.get(&hash) {
                         summary.duplicates += 1;
+                        if by_path
+                            .get(&(file.root_id, file.rel_path.as_path()))
+                            .is_some_and(|e| damaged.contains(&e.id))
+                        {
+                            summary.repaired += 1;
+                        }
                         batch.push(WriteOp::Copy {
                             source_id,
                             hash,

@@ -586,6 +586,12 @@ fn report_index(collection: &Collection, s: &IndexSummary) {
     } else if s.ann_rebuilt {
         eprintln!("HNSW graph rebuilt over {} images", s.total_images);
     }
+    if s.repaired > 0 {
+        eprintln!(
+            "{} images had a damaged stored vector: taken again from their files",
+            s.repaired
+        );
+    }
     damage_note(&s.damaged_vectors);
     if s.interrupted {
         eprintln!(
@@ -841,7 +847,7 @@ fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
 fn damage_note(damaged: &[crate::store::DamagedVector]) {
     if !damaged.is_empty() {
         eprintln!(
-            "note: {} images left out because a stored vector is damaged (first: image {}, {}); `lookalike status --check` lists them",
+            "note: {} images left out because a stored vector is damaged (first: image {}, {}); `lookalike status --check` lists them, `lookalike index` extracts them again",
             damaged.len(),
             damaged[0].image_id,
             damaged[0].reason
