@@ -205,13 +205,18 @@ pub fn resolve_move_target(p: &Path) -> Result<PathBuf> {
     Ok(resolved)
 }
 
-/// Refuses a move target inside an indexed folder holding one of the groups, or holding one:
-/// moved copies would be found again, or their folder moved into itself.
-pub fn check_move_target(dest: &Path, groups: &[Group]) -> Result<()> {
+/// Refuses a move target inside an indexed folder (`tracked`, or one holding a group), or
+/// holding one: moved copies would be found again, or their folder moved into itself.
+pub fn check_move_target<'a>(
+    dest: &Path,
+    groups: &'a [Group],
+    tracked: impl IntoIterator<Item = &'a Path>,
+) -> Result<()> {
     if let Some(root) = groups
         .iter()
         .flat_map(|g| &g.members)
-        .map(|m| &m.record.root)
+        .map(|m| m.record.root.as_path())
+        .chain(tracked)
         .find(|root| dest.starts_with(root) || root.starts_with(dest))
     {
         return Err(Error::InvalidInput(format!(
@@ -264,13 +269,27 @@ fn refusal(step: &Step, action: &Action) -> Option<String> {
     if step.path == step.keeper {
         return Some("it is the copy to keep".into());
     }
+    // A symbolic link as the copy to keep would keep a name only: the content may be the copy
+    // itself, or outside the folder, and a hard link to it would dangle.
+    if !fs::symlink_metadata(&step.keeper).is_ok_and(|m| m.is_file()) {
+        return Some(format!(
+            "the copy to keep, {}, is a symbolic link, not a file: choose another (`--keep`)",
+            step.keeper.display()
+        ));
+    }
+    // Two names of one file (hard links, or one file seen through a linked folder): removing
+    // either would remove the copy to keep, and linking them changes nothing.
+    if same_file(&step.path, &step.keeper) {
+        return Some(if matches!(action, Action::Hardlink) {
+            "already a hard link to the copy to keep".into()
+        } else {
+            "the same file on disk as the copy to keep (a hard link, or a path through a linked folder): left as it is".into()
+        });
+    }
     match action {
         Action::Hardlink if step.hash != step.keeper_hash => Some(
             "not byte-identical to the copy to keep: a hard link would lose its content".into(),
         ),
-        Action::Hardlink if same_file(&step.path, &step.keeper) => {
-            Some("already a hard link to the copy to keep".into())
-        }
         Action::MoveTo(_) => match &step.target {
             Some(t) if t.exists() || t.symlink_metadata().is_ok() => {
                 Some(format!("{} already exists", t.display()))
@@ -303,15 +322,29 @@ fn same_file(a: &Path, b: &Path) -> bool {
 /// Moves a file, copying then removing it when the target is on another file system; the
 /// copy is checked against `hash` before the original goes.
 fn move_file(from: &Path, to: &Path, hash: &[u8; 32]) -> std::io::Result<()> {
+    let at = |path: &Path, e: std::io::Error| {
+        std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+    };
     if let Some(parent) = to.parent() {
-        fs::create_dir_all(parent)?;
+        fs::create_dir_all(parent).map_err(|e| at(parent, e))?;
     }
     match fs::rename(from, to) {
         Ok(()) => Ok(()),
         Err(e) if e.raw_os_error() == Some(18) => {
-            // EXDEV: another device.
-            fs::copy(from, to)?;
-            fs::File::open(to)?.sync_all()?;
+            // EXDEV: another device. The copy keeps the file's times (and, by fs::copy, its
+            // permissions): its date is part of the photo.
+            let meta = fs::metadata(from)?;
+            fs::copy(from, to).map_err(|e| at(to, e))?;
+            let copy = fs::OpenOptions::new().write(true).open(to)?;
+            let mut times = fs::FileTimes::new();
+            if let Ok(t) = meta.modified() {
+                times = times.set_modified(t);
+            }
+            if let Ok(t) = meta.accessed() {
+                times = times.set_accessed(t);
+            }
+            copy.set_times(times)?;
+            copy.sync_all()?;
             if file_hash(to)? != *hash {
                 let _ = fs::remove_file(to);
                 return Err(std::io::Error::other(
@@ -320,7 +353,7 @@ fn move_file(from: &Path, to: &Path, hash: &[u8; 32]) -> std::io::Result<()> {
             }
             fs::remove_file(from)
         }
-        Err(e) => Err(e),
+        Err(e) => Err(at(to, e)),
     }
 }
 
@@ -367,10 +400,23 @@ pub fn execute(
     steps: &[Step],
     apply: bool,
 ) -> Result<Vec<Outcome>> {
+    // Two copies with one relative path under different folders would move to one name.
+    let mut targets_taken = std::collections::HashSet::new();
+    let mut check = |step: &Step| {
+        refusal(step, action).or_else(|| {
+            let target = step.target.as_ref()?;
+            (!targets_taken.insert(target.clone())).then(|| {
+                format!(
+                    "{} is the destination of another copy too",
+                    target.display()
+                )
+            })
+        })
+    };
     if !apply {
         return Ok(steps
             .iter()
-            .map(|s| match refusal(s, action) {
+            .map(|s| match check(s) {
                 Some(why) => Outcome::Skipped(why),
                 None => Outcome::WouldDo,
             })
@@ -400,7 +446,7 @@ pub fn execute(
     })?;
     let mut outcomes = Vec::with_capacity(steps.len());
     for (i, step) in steps.iter().enumerate() {
-        if let Some(why) = refusal(step, action) {
+        if let Some(why) = check(step) {
             outcomes.push(Outcome::Skipped(why));
             continue;
         }
@@ -432,7 +478,7 @@ pub fn execute(
 /// One reversed (or irreversible) step of an undo.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub(crate) struct Reversal {
-    #[serde(serialize_with = "crate::path_repr::path")]
+    #[serde(flatten, serialize_with = "crate::path_repr::path")]
     pub(crate) path: PathBuf,
     pub(crate) op: String,
     #[serde(flatten)]
@@ -453,7 +499,7 @@ impl Reversal {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UndoReport {
     /// The journal undone.
-    #[serde(serialize_with = "crate::path_repr::path")]
+    #[serde(flatten, serialize_with = "crate::path_repr::journal")]
     pub(crate) journal: PathBuf,
     pub(crate) action: String,
     pub(crate) steps: Vec<Reversal>,
@@ -552,16 +598,25 @@ fn reverse(
     done: bool,
 ) -> Outcome {
     let occupied = from.symlink_metadata().is_ok();
+    // A file back in place with its content (an earlier undo that stopped part-way restored
+    // it) counts as restored.
+    let back = || {
+        from.symlink_metadata().is_ok_and(|m| m.is_file())
+            && !same_file(from, keeper)
+            && file_hash(from).is_ok_and(|h| h == *hash)
+    };
     match op {
         "move" => {
             let Some(to) = to else {
                 return Outcome::Failed("the journal lacks the destination".into());
             };
             if occupied {
-                return if done {
-                    Outcome::Skipped(format!("{} exists again; left alone", from.display()))
-                } else {
+                return if !done {
                     Outcome::Skipped("it was never moved".into())
+                } else if back() && to.symlink_metadata().is_err() {
+                    Outcome::Done
+                } else {
+                    Outcome::Skipped(format!("{} exists again; left alone", from.display()))
                 };
             }
             match file_hash(to) {
@@ -570,18 +625,44 @@ fn reverse(
                     Err(e) => Outcome::Failed(e.to_string()),
                 },
                 Ok(_) => Outcome::Skipped(format!("{} changed since it was moved", to.display())),
+                // Its folder is there but the file is not: it was deleted, and no retry can
+                // bring it back. A missing folder may be a disk not mounted: retry later.
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::NotFound
+                        && to.parent().is_some_and(Path::is_dir) =>
+                {
+                    Outcome::Skipped(format!(
+                        "{} is gone from where it was moved: it cannot come back",
+                        to.display()
+                    ))
+                }
                 Err(e) => Outcome::Failed(format!("{}: {e}", to.display())),
             }
         }
         "trash" => {
             if occupied {
-                return Outcome::Skipped(format!("{} exists; left alone", from.display()));
+                return if back() {
+                    Outcome::Done
+                } else {
+                    Outcome::Skipped(format!("{} exists; left alone", from.display()))
+                };
             }
-            restore_from_trash(from)
+            restore_from_trash(from, hash)
         }
         "hardlink" => {
             if !done {
                 return Outcome::Skipped("it was never linked".into());
+            }
+            if occupied && !same_file(from, keeper) {
+                return if back() {
+                    Outcome::Done
+                } else {
+                    Outcome::Skipped(format!(
+                        "{} is no longer a link to {}: a file saved there since is left alone",
+                        from.display(),
+                        keeper.display()
+                    ))
+                };
             }
             // The content is the keeper's, byte for byte: a separate copy restores the file.
             let tmp = sibling(from, "unlink");
@@ -598,20 +679,52 @@ fn reverse(
     }
 }
 
-fn restore_from_trash(original: &Path) -> Outcome {
+/// Restores the newest trashed item from `original` whose content is `hash`: the trash may hold
+/// other files deleted from the same name since.
+fn restore_from_trash(original: &Path, hash: &[u8; 32]) -> Outcome {
     let items = match trash::os_limited::list() {
         Ok(items) => items,
         Err(e) => return Outcome::Failed(format!("cannot read the trash: {e}")),
     };
-    let newest = items
+    let mut named: Vec<trash::TrashItem> = items
         .into_iter()
         .filter(|item| item.original_path() == original)
-        .max_by_key(|item| item.time_deleted);
-    match newest {
+        .collect();
+    if named.is_empty() {
+        return Outcome::Skipped("no longer in the trash".into());
+    }
+    named.sort_by_key(|item| std::cmp::Reverse(item.time_deleted));
+    let ours = named.into_iter().find(|item| match trashed_file(item) {
+        Some(file) => file_hash(&file).is_ok_and(|h| h == *hash),
+        // where the trash's layout is not the freedesktop one, the newest item by that name
+        None => true,
+    });
+    match ours {
         Some(item) => match trash::os_limited::restore_all([item]) {
             Ok(()) => Outcome::Done,
             Err(e) => Outcome::Failed(format!("cannot restore from the trash: {e}")),
         },
-        None => Outcome::Skipped("no longer in the trash".into()),
+        None => Outcome::Skipped(
+            "the trash holds files deleted from that name, none with its content: left there"
+                .into(),
+        ),
     }
+}
+
+/// Where a trashed item's content lies: in a freedesktop trash, `files/NAME` beside the
+/// `info/NAME.trashinfo` that is the item's id.
+fn trashed_file(item: &trash::TrashItem) -> Option<PathBuf> {
+    if !cfg!(target_os = "linux") {
+        return None;
+    }
+    let info = Path::new(&item.id);
+    if info.extension()? != "trashinfo" {
+        return None;
+    }
+    Some(
+        info.parent()?
+            .parent()?
+            .join("files")
+            .join(info.file_stem()?),
+    )
 }

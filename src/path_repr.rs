@@ -88,6 +88,11 @@ pub(crate) fn path<S: Serializer>(p: &Path, s: S) -> Result<S::Ok, S::Error> {
     serialize_as("path", p, s)
 }
 
+/// For `#[serde(flatten, serialize_with = "crate::path_repr::journal")]` on a field `journal`.
+pub(crate) fn journal<S: Serializer>(p: &Path, s: S) -> Result<S::Ok, S::Error> {
+    serialize_as("journal", p, s)
+}
+
 /// For `#[serde(flatten, serialize_with = "crate::path_repr::root")]` on a field `root`.
 pub fn root<S: Serializer>(p: &Path, s: S) -> Result<S::Ok, S::Error> {
     serialize_as("root", p, s)

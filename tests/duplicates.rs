@@ -571,3 +571,243 @@ fn undo_says_so_in_its_exit_status_when_a_moved_file_cannot_go_back() {
     assert!(!copies[0].exists(), "a changed file was put back");
     assert!(copies[1].exists());
 }
+
+/// `(outcome, reason)` of the step acting on `path` in a `duplicates --json` answer.
+fn step_of(json: &Value, path: &Path) -> (String, String) {
+    json["action"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["path"].as_str() == path.to_str())
+        .map(|s| {
+            (
+                s["outcome"].as_str().unwrap_or_default().to_string(),
+                s["reason"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .unwrap_or_else(|| panic!("no step for {}: {json}", path.display()))
+}
+
+#[test]
+fn a_folder_seen_again_through_a_link_never_loses_its_only_copy() {
+    let env = Env::new();
+    let old = env.root.join("p9");
+    std::fs::create_dir_all(&old).unwrap();
+    std::fs::copy(sample("camera"), old.join("photo.jpg")).unwrap();
+    std::fs::copy(sample("coffee"), old.join("other.jpg")).unwrap();
+    assert!(
+        env.cmd()
+            .args(["-q", "duplicates"])
+            .arg(&old)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    // the folder is reorganised and a link left for the old name: one file, two names
+    let new = env.root.join("p9new");
+    std::fs::rename(&old, &new).unwrap();
+    std::os::unix::fs::symlink(&new, &old).unwrap();
+    let out = env
+        .cmd()
+        .args([
+            "-q",
+            "duplicates",
+            "--json",
+            "--delete",
+            "--yes-delete",
+            "--apply",
+        ])
+        .arg(&new)
+        .output()
+        .unwrap();
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for name in ["photo.jpg", "other.jpg"] {
+        assert!(new.join(name).is_file(), "{name} was deleted: {json}");
+    }
+    for s in json["action"]["steps"].as_array().unwrap() {
+        assert_eq!(s["outcome"], "skipped", "{json}");
+        assert!(
+            s["reason"].as_str().unwrap().contains("same file on disk"),
+            "{json}"
+        );
+    }
+}
+
+#[test]
+fn a_symbolic_link_is_never_the_copy_kept() {
+    let env = Env::new();
+    let outside = env.root.join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::copy(sample("rocket"), outside.join("rocket.jpg")).unwrap();
+    std::fs::create_dir_all(env.photos.join("a")).unwrap();
+    std::os::unix::fs::symlink(outside.join("rocket.jpg"), env.photos.join("a/link.jpg")).unwrap();
+    let copy = env.put("rocket_copy.jpg", &std::fs::read(sample("rocket")).unwrap());
+    let out = env
+        .cmd()
+        .args(["-q", "index", "--follow-symlinks"])
+        .arg(&env.photos)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (json, code) = env.duplicates(&["--keep", "match:**/a/**", "--hardlink", "--apply"]);
+    assert_eq!(code, 0, "{json}");
+    let (outcome, why) = step_of(&json, &copy);
+    assert_eq!(outcome, "skipped", "{json}");
+    assert!(why.contains("symbolic link"), "{json}");
+    let meta = std::fs::symlink_metadata(&copy).unwrap();
+    assert!(meta.is_file(), "the copy was replaced");
+    assert_eq!(
+        std::fs::read(&copy).unwrap(),
+        std::fs::read(sample("rocket")).unwrap()
+    );
+}
+
+#[test]
+fn undo_never_writes_over_a_file_saved_since_and_its_json_paths_are_strings() {
+    let env = Env::new();
+    let copies = two_groups(&env);
+    let (json, code) = env.duplicates(&["--hardlink", "--apply"]);
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(step_of(&json, &copies[0]).0, "done", "{json}");
+    // the user replaces the linked name by another photo
+    std::fs::remove_file(&copies[0]).unwrap();
+    let theirs = std::fs::read(sample("astronaut")).unwrap();
+    std::fs::write(&copies[0], &theirs).unwrap();
+    let out = env.cmd().args(["undo", "--json"]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(&copies[0]).unwrap(),
+        theirs,
+        "undo wrote over it"
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["journal"].is_string(), "{report}");
+    for s in report["steps"].as_array().unwrap() {
+        assert!(s["path"].is_string(), "{report}");
+    }
+}
+
+#[test]
+fn moves_keep_to_folders_outside_every_index_and_to_one_copy_a_name() {
+    let env = Env::new();
+    let bytes = std::fs::read(sample("camera")).unwrap();
+    let mut roots = Vec::new();
+    for (folder, name) in [("q0", "keep.jpg"), ("q1", "x.jpg"), ("q2", "x.jpg")] {
+        let dir = env.root.join(folder);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(name), &bytes).unwrap();
+        roots.push(dir);
+    }
+    let other = env.root.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::copy(sample("coffee"), other.join("c.jpg")).unwrap();
+    let out = env
+        .cmd()
+        .args(["-q", "index"])
+        .args(&roots)
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // into another indexed folder: moved copies would be found again there
+    let out = env
+        .cmd()
+        .args(["-q", "duplicates", "--move-to"])
+        .arg(other.join("dupes"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("overlaps the indexed folder"));
+    // q1/x.jpg and q2/x.jpg would both go to dupes/x.jpg: the dry run says what apply does
+    let dest = env.root.join("dupes");
+    let run = |apply: bool| {
+        let mut c = env.cmd();
+        c.args([
+            "-q",
+            "duplicates",
+            "--json",
+            "--keep",
+            "match:**/q0/**",
+            "--move-to",
+        ])
+        .arg(&dest);
+        if apply {
+            c.arg("--apply");
+        }
+        let out = c.output().unwrap();
+        let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mut outcomes: Vec<String> = json["action"]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["outcome"].as_str().unwrap().to_string())
+            .collect();
+        outcomes.sort();
+        (outcomes, json)
+    };
+    let (dry, json) = run(false);
+    assert_eq!(dry, ["skipped", "would_do"], "{json}");
+    let (applied, json) = run(true);
+    assert_eq!(applied, ["done", "skipped"], "{json}");
+}
+
+#[test]
+fn a_moved_file_deleted_since_does_not_block_undo_for_ever() {
+    let env = Env::new();
+    let copies = two_groups(&env);
+    let before = read_all(&copies);
+    let dest = env.root.join("dupes");
+    let (json, code) = env.duplicates(&["--move-to", dest.to_str().unwrap(), "--apply"]);
+    assert_eq!(code, 0, "{json}");
+    std::fs::remove_file(dest.join(copies[0].strip_prefix(&env.photos).unwrap())).unwrap();
+    let out = env.cmd().arg("undo").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("cannot come back"), "{err}");
+    assert_eq!(read_all(&copies[1..]), before[1..], "{err}");
+    // the run is undone as far as it can be: nothing is left to undo
+    let out = env.cmd().args(["undo", "--json"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "null");
+}
+
+#[test]
+fn undo_takes_from_the_trash_the_file_with_the_content_it_trashed() {
+    let env = Env::new();
+    let copies = two_groups(&env);
+    let before = read_all(&copies);
+    let (json, code) = env.duplicates(&["--trash", "--apply"]);
+    assert_eq!(code, 0, "{json}");
+    // another file deleted later from the same name, as a file manager would trash it
+    let trash = env.root.join("data").join("Trash");
+    std::fs::write(trash.join("files").join("decoy.jpg"), b"not the photo").unwrap();
+    std::fs::write(
+        trash.join("info").join("decoy.jpg.trashinfo"),
+        format!(
+            "[Trash Info]\nPath={}\nDeletionDate=2099-01-01T00:00:00\n",
+            copies[0].display()
+        ),
+    )
+    .unwrap();
+    let out = env.cmd().arg("undo").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(read_all(&copies), before, "undo restored another file");
+    assert!(trash.join("files").join("decoy.jpg").exists());
+}

@@ -145,7 +145,12 @@ pub(crate) fn cmd_duplicates(
     spinner.finish_and_clear();
     let findings = findings?;
     if let Some(Action::MoveTo(dest)) = &action {
-        cleanup::check_move_target(dest, &findings.groups)?;
+        let tracked = store.roots()?;
+        cleanup::check_move_target(
+            dest,
+            &findings.groups,
+            tracked.values().map(PathBuf::as_path),
+        )?;
     }
     if !quiet && findings.unsigned > 0 {
         eprintln!(
@@ -329,7 +334,11 @@ fn report_actions(
             }
         }
     }
-    if applied {
+    if applied && done == 0 {
+        eprintln!(
+            "0 done, {skipped} skipped, {failed} failed: no file was changed, so there is nothing to undo"
+        );
+    } else if applied {
         eprintln!(
             "{done} done, {skipped} skipped, {failed} failed; `lookalike undo` reverses this run{}; `lookalike index` brings the index up to date",
             if matches!(action, Action::Delete) {

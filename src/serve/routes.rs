@@ -565,7 +565,12 @@ async fn act(State(app): State<Arc<App>>, Json(req): Json<ActionRequest>) -> Res
                 .retain(|g| keepers.contains(&g.keeper().record.id));
         }
         if let Action::MoveTo(dest) = &action {
-            cleanup::check_move_target(dest, &findings.groups)?;
+            let tracked = app.with_store(|s| s.roots())?;
+            cleanup::check_move_target(
+                dest,
+                &findings.groups,
+                tracked.values().map(PathBuf::as_path),
+            )?;
         }
         let steps = cleanup::plan(&findings.groups, &action);
         let outcomes = cleanup::execute(
