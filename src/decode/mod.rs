@@ -652,17 +652,69 @@ fn swaps_sides(orientation: Orientation) -> bool {
     )
 }
 
-/// True when an end-of-image marker follows the last start-of-scan marker. Decoders pad a
-/// truncated scan with grey instead of failing; entropy-coded data cannot contain FF D9
-/// (byte stuffing), so a missing marker after the last scan means the file was cut short.
-/// Scanning back from the end, whichever of the two markers comes first decides: a whole
-/// file stops within its last bytes, only a truncated one is read back to its last scan.
+/// True when the JPEG's first image is complete: its segments, read from the start, reach an
+/// end-of-image marker after a scan. Data after that marker (a Motion Photo's video, a vendor
+/// trailer) is not the image's. Decoders pad a truncated scan with grey instead of failing;
+/// entropy-coded data cannot contain a marker (byte stuffing), so a file that ends inside a
+/// scan was cut short. A file whose segments cannot be followed is judged by its last marker:
+/// scanning back from the end, an end marker must come before any start of scan.
 fn jpeg_has_end(bytes: &[u8]) -> bool {
-    bytes
-        .windows(2)
-        .rev()
-        .find(|w| w[0] == 0xFF && (w[1] == 0xD9 || w[1] == 0xDA))
-        .is_some_and(|w| w[1] == 0xD9)
+    jpeg_segments_end(bytes)
+        || bytes
+            .windows(2)
+            .rev()
+            .find(|w| w[0] == 0xFF && (w[1] == 0xD9 || w[1] == 0xDA))
+            .is_some_and(|w| w[1] == 0xD9)
+}
+
+/// Follows a JPEG's segments from its start: true when an end-of-image marker follows a scan.
+fn jpeg_segments_end(bytes: &[u8]) -> bool {
+    if !bytes.starts_with(&[0xFF, 0xD8]) {
+        return false;
+    }
+    let mut i = 2;
+    let mut scanned = false;
+    loop {
+        // a marker: fill bytes of FF, then its code
+        while i < bytes.len() && bytes[i] != 0xFF {
+            i += 1;
+        }
+        while i < bytes.len() && bytes[i] == 0xFF {
+            i += 1;
+        }
+        let Some(&code) = bytes.get(i) else {
+            return false;
+        };
+        i += 1;
+        match code {
+            0xD9 => return scanned,
+            // markers without a length
+            0x01 | 0xD0..=0xD8 => {}
+            _ => {
+                let Some(len) = bytes.get(i..i + 2) else {
+                    return false;
+                };
+                let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+                if len < 2 {
+                    return false;
+                }
+                i += len;
+                if code == 0xDA {
+                    scanned = true;
+                    // entropy-coded data runs to the next marker that is not a restart
+                    loop {
+                        let (Some(&a), Some(&b)) = (bytes.get(i), bytes.get(i + 1)) else {
+                            return false;
+                        };
+                        if a == 0xFF && b != 0x00 && b != 0xFF && !(0xD0..=0xD7).contains(&b) {
+                            break;
+                        }
+                        i += 1;
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Refuses a JPEG whose data cannot cover its declared size. Every 8x8 block of the largest
@@ -1166,6 +1218,11 @@ mod tests {
         assert!(jpeg_has_end(&buf));
         let cut = &buf[..buf.len() - 2];
         assert!(!jpeg_has_end(cut));
+        // data after the image (a Motion Photo's video) that ends in a start-of-scan pair
+        let trailer = b"MotionPhoto_Data\x00\x00\x00\x18ftypmp42\xff\xda\x12\x34";
+        let motion = [&buf[..], &trailer[..]].concat();
+        assert!(jpeg_has_end(&motion));
+        assert!(decode(&motion, Path::new("motion.jpg"), &DecodeConfig::default()).is_ok());
         let e = decode(cut, Path::new("cut.jpg"), &DecodeConfig::default())
             .unwrap_err()
             .to_string();
