@@ -67,9 +67,8 @@ pub struct CrawlProblem {
 pub struct Crawl {
     /// Candidate image files, in walk order.
     pub files: Vec<CrawledFile>,
+    /// Paths the walk could not read; below those that hide files, unseen files may exist.
     pub(crate) problems: Vec<CrawlProblem>,
-    /// Roots whose walk was complete: only there may unseen files be taken as deleted.
-    pub(crate) complete_roots: Vec<bool>,
 }
 
 fn build_globs(patterns: &[String]) -> Result<Option<GlobSet>> {
@@ -156,7 +155,6 @@ pub fn crawl(config: &CrawlConfig) -> Result<Crawl> {
                 root.display()
             )));
         }
-        let mut complete = true;
         let walker = WalkDir::new(root)
             .follow_links(config.follow_symlinks)
             .sort_by_file_name()
@@ -193,18 +191,21 @@ pub fn crawl(config: &CrawlConfig) -> Result<Crawl> {
                         .path()
                         .map(Path::to_path_buf)
                         .unwrap_or_else(|| root.clone());
+                    let broken_link = path.symlink_metadata().is_ok_and(|m| m.is_symlink())
+                        && std::fs::metadata(&path).is_err();
                     let reason = if err.loop_ancestor().is_some() {
                         "symbolic link loop; skipped".to_string()
+                    } else if broken_link {
+                        "a symbolic link to nothing (its target is gone or not mounted); skipped"
+                            .to_string()
                     } else {
                         err.io_error()
                             .map(|e| e.to_string())
                             .unwrap_or_else(|| err.to_string())
                     };
-                    // An unreadable folder hides files that may still exist; a loop hides nothing.
+                    // An unreadable folder (or a link to one not mounted) hides files that may
+                    // still exist; a loop hides nothing.
                     let hides_files = err.loop_ancestor().is_none();
-                    if hides_files {
-                        complete = false;
-                    }
                     out.problems.push(CrawlProblem {
                         path,
                         reason,
@@ -258,7 +259,6 @@ pub fn crawl(config: &CrawlConfig) -> Result<Crawl> {
                 stamp: FileStamp::of(&meta),
             });
         }
-        out.complete_roots.push(complete);
     }
     Ok(out)
 }
@@ -292,7 +292,7 @@ mod tests {
         let c = crawl(&cfg).unwrap();
         let rels: Vec<_> = c.files.iter().map(|f| f.rel_path.clone()).collect();
         assert_eq!(rels, vec![PathBuf::from("a/noext"), PathBuf::from("b.jpg")]);
-        assert_eq!(c.complete_roots, vec![true]);
+        assert!(c.problems.is_empty(), "{:?}", c.problems);
     }
 
     #[test]

@@ -527,17 +527,27 @@ fn index_pass(
             _ => jobs.push((file, existing)),
         }
     }
-    // Rows under completely walked folders whose path was not seen: deleted, or moved.
-    let walked_prefixes: Vec<(i64, PathBuf)> = walk
-        .iter()
-        .zip(&walked.complete_roots)
-        .filter(|(_, complete)| **complete)
-        .filter_map(|(w, _)| home(&roots, w).map(|(id, _, rel)| (id, rel)))
-        .collect();
-    let under_walk = |root_id: i64, rel: &Path| {
-        walked_prefixes
+    // Rows under walked folders whose path was not seen: deleted, or moved. Below a folder
+    // the walk could not read, files may exist unseen: their rows stay.
+    let relative = |paths: &mut dyn Iterator<Item = &PathBuf>| -> Vec<(i64, PathBuf)> {
+        paths
+            .filter_map(|p| home(&roots, p).map(|(id, _, rel)| (id, rel)))
+            .collect()
+    };
+    let walked_prefixes = relative(&mut walk.iter());
+    let unread = relative(
+        &mut walked
+            .problems
             .iter()
-            .any(|(id, prefix)| *id == root_id && rel.starts_with(prefix))
+            .filter(|p| p.hides_files)
+            .map(|p| &p.path),
+    );
+    let under_walk = |root_id: i64, rel: &Path| {
+        let under = |list: &[(i64, PathBuf)]| {
+            list.iter()
+                .any(|(id, prefix)| *id == root_id && rel.starts_with(prefix))
+        };
+        under(&walked_prefixes) && !under(&unread)
     };
     let vanished: Vec<&CatalogEntry> = catalog
         .iter()

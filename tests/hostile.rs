@@ -333,6 +333,9 @@ fn an_unreadable_folder_keeps_its_images_and_exits_3() {
         let img = DynamicImage::ImageRgb8(photo(40, 30, i as u32 + 3));
         std::fs::write(dir.join("p.png"), encode(&img, image::ImageFormat::Png)).unwrap();
     }
+    let gone = photos.join("gone.png");
+    let img = DynamicImage::ImageRgb8(photo(40, 30, 9));
+    std::fs::write(&gone, encode(&img, image::ImageFormat::Png)).unwrap();
     let idx = tmp.path().join("idx");
     let index_args = [std::ffi::OsStr::new("index"), photos.as_os_str()];
     let Some(mut first) = as_nobody(&idx, &index_args) else {
@@ -341,6 +344,8 @@ fn an_unreadable_folder_keeps_its_images_and_exits_3() {
     let out = first.output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     open(&sub, 0o000);
+    // a deletion beside the unreadable folder is still seen
+    std::fs::remove_file(&gone).unwrap();
     let out = as_nobody(
         &idx,
         &[
@@ -360,6 +365,50 @@ fn an_unreadable_folder_keeps_its_images_and_exits_3() {
     );
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["total_images"], 2, "{summary}");
+    assert_eq!(summary["removed"], 1, "{summary}");
+}
+
+#[test]
+fn a_broken_link_is_named_and_hides_no_deletion_beside_it() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let photos = tmp.path().join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    for i in 0..2 {
+        let img = DynamicImage::ImageRgb8(photo(40, 30, i + 3));
+        std::fs::write(
+            photos.join(format!("p{i}.png")),
+            encode(&img, image::ImageFormat::Png),
+        )
+        .unwrap();
+    }
+    let idx = tmp.path().join("idx");
+    let run = || {
+        lookalike(&idx)
+            .args(["index", "--json", "--follow-symlinks"])
+            .arg(&photos)
+            .output()
+            .unwrap()
+    };
+    assert!(run().status.success());
+    std::os::unix::fs::symlink(tmp.path().join("nowhere"), photos.join("dangling.jpg")).unwrap();
+    std::fs::remove_file(photos.join("p1.png")).unwrap();
+    let out = run();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("dangling.jpg") && err.contains("symbolic link to nothing"),
+        "{err}"
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (
+            summary["removed"].as_u64(),
+            summary["total_images"].as_u64()
+        ),
+        (Some(1), Some(1)),
+        "{summary}"
+    );
 }
 
 /// A folder of four small photos indexed into `<tmp>/idx`; returns (photos, index folder).

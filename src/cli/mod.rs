@@ -531,7 +531,7 @@ fn report_index(collection: &Collection, s: &IndexSummary) {
             shown(&p.path),
             escape_text(&p.reason),
             if p.hides_files {
-                " (images already indexed below it are kept; make it readable and run `lookalike index` again)"
+                " (images already indexed below it are kept until it can be read; then `lookalike index` updates them)"
             } else {
                 ""
             }
