@@ -77,12 +77,23 @@ fn build_globs(patterns: &[String]) -> Result<Option<GlobSet>> {
     }
     let mut b = GlobSetBuilder::new();
     for p in patterns {
-        let glob = Glob::new(p).map_err(|e| Error::InvalidInput(format!("bad glob '{p}': {e}")))?;
+        let glob = Glob::new(p).map_err(|e| {
+            Error::InvalidInput(format!(
+                "bad glob '{p}': {e} (an index that remembers it forgets it with `lookalike index --walk-defaults`)"
+            ))
+        })?;
         b.add(glob);
     }
     b.build()
         .map(Some)
         .map_err(|e| Error::InvalidInput(format!("bad globs: {e}")))
+}
+
+/// Refuses `--include` / `--exclude` patterns that are not globs, before anything remembers them.
+pub(crate) fn check_globs(config: &CrawlConfig) -> Result<()> {
+    build_globs(&config.include)?;
+    build_globs(&config.exclude)?;
+    Ok(())
 }
 
 /// True when the first bytes of a file are a signature of an image format we decode.

@@ -259,6 +259,7 @@ pub fn run(
     };
     let (registry, fusion) = (Registry::for_profile(profile), Fusion::for_profile(profile));
     let given = WalkOptions::of(&config.crawl);
+    crate::crawl::check_globs(&config.crawl)?;
     let walk = if !given.is_default() {
         collection.set_walk_options(&mut store, Some(&given))?;
         given

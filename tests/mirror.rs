@@ -247,6 +247,15 @@ fn walk_options_are_remembered_until_walk_defaults() {
     assert_eq!(again["total_images"].as_u64(), Some(18), "{again}");
     let include = env.index(&["--include", "camera/**"], 0);
     assert_eq!(include["total_images"].as_u64(), Some(6), "{include}");
+    // a pattern that is not a glob is refused and never remembered
+    let out = env
+        .cmd()
+        .args(["index", "--exclude", "["])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let kept = env.index(&[], 0);
+    assert_eq!(kept["walk_options"]["include"][0], "camera/**", "{kept}");
     let out = env
         .cmd()
         .args(["index", "--walk-defaults", "--hidden"])
