@@ -115,6 +115,26 @@ impl Error {
         )
     }
 
+    /// True when the disk is full or refuses to write (no space, a file size limit, an I/O
+    /// failure SQLite reports): not a fault of lookalike, and what was written is kept.
+    pub fn is_out_of_space(&self) -> bool {
+        match self {
+            Error::Io { source, .. } => {
+                source.kind() == std::io::ErrorKind::StorageFull
+                    || source.kind() == std::io::ErrorKind::FileTooLarge
+                    || source.kind() == std::io::ErrorKind::QuotaExceeded
+            }
+            Error::Db {
+                source: rusqlite::Error::SqliteFailure(e, _),
+                ..
+            } => matches!(
+                e.code,
+                rusqlite::ErrorCode::DiskFull | rusqlite::ErrorCode::SystemIoFailure
+            ),
+            _ => false,
+        }
+    }
+
     /// True when stored data is damaged: [`Error::Corrupt`], or a database SQLite reports as
     /// corrupt or not a database at all.
     pub fn is_corrupt(&self) -> bool {

@@ -150,9 +150,25 @@ fn eval_collection(explicit: Option<&Path>, images: &Path, profile: Profile) -> 
     let key = blake3::hash(key_text.as_bytes()).to_hex();
     Ok(Collection::at(
         std::env::temp_dir()
-            .join("lookalike-eval")
+            .join(format!("lookalike-eval-{}", user_tag()))
             .join(&key.as_str()[..16]),
     ))
+}
+
+/// Who runs this process, for a cache folder of their own in the shared temp folder: the
+/// user id where the system tells it, else the login name.
+fn user_tag() -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(meta) = std::fs::metadata("/proc/self") {
+            return meta.uid().to_string();
+        }
+    }
+    std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .map(|name| name.chars().filter(char::is_ascii_alphanumeric).collect())
+        .unwrap_or_default()
 }
 
 fn index_folder(

@@ -53,6 +53,8 @@ impl clap::ValueEnum for Profile {
 pub(crate) fn exit_code(e: &Error) -> u8 {
     if matches!(e, Error::Interrupted) {
         EXIT_INTERRUPTED
+    } else if e.is_out_of_space() {
+        EXIT_USAGE
     } else if e.is_corrupt() {
         EXIT_CORRUPT
     } else if e.is_user_error() {
@@ -62,7 +64,7 @@ pub(crate) fn exit_code(e: &Error) -> u8 {
     }
 }
 
-const TOP_HELP: &str = "Examples:\n  lookalike index ~/Pictures\n  lookalike query holiday.jpg -k 5\n  lookalike status --json\n\nThe index lives in ./.lookalike unless --index-dir or $LOOKALIKE_INDEX says otherwise.\n\nExit status:\n  0    success\n  1    internal error (a bug: please report it)\n  2    usage error or bad input (wrong flag or value, missing file, no index, index busy)\n  3    `index` finished but some files or folders under its roots failed (`lookalike status` lists the files); `duplicates --apply` could not do a step; `undo` could not restore a file\n  4    the index is damaged (a corrupt database; `status --check` failed)\n  130  interrupted (Ctrl-C); what was done is kept";
+const TOP_HELP: &str = "Examples:\n  lookalike index ~/Pictures\n  lookalike query holiday.jpg -k 5\n  lookalike status --json\n\nThe index lives in ./.lookalike unless --index-dir or $LOOKALIKE_INDEX says otherwise.\n\nExit status:\n  0    success\n  1    internal error (a bug: please report it)\n  2    usage error or bad input (wrong flag or value, missing file, no index, index busy), or no space left to write\n  3    `index` finished but some files or folders under its roots failed (`lookalike status` lists the files); `duplicates --apply` could not do a step; `undo` could not restore a file\n  4    the index is damaged (a corrupt database; `status --check` failed)\n  130  interrupted (Ctrl-C); what was done is kept";
 
 /// A usize flag within `range` (clap reports values outside it).
 fn usize_in(range: std::ops::RangeInclusive<u64>) -> clap::builder::RangedU64ValueParser<usize> {
@@ -309,7 +311,11 @@ pub fn main() -> ExitCode {
             if !matches!(e, Error::Interrupted) {
                 eprintln!("error: {}", escape_text(&e.to_string()));
             }
-            if matches!(e, Error::Db { .. }) && e.is_corrupt() {
+            if e.is_out_of_space() {
+                eprintln!(
+                    "the disk refused to write (full, or over a size limit): free some space and run the same command again; what was done before is kept"
+                );
+            } else if matches!(e, Error::Db { .. }) && e.is_corrupt() {
                 eprintln!(
                     "the index database is damaged: restore it from a backup, or delete the index folder and run `lookalike index DIR` again (your images are not touched)"
                 );
@@ -880,14 +886,16 @@ mod tests {
             ),
         };
         assert_eq!(exit_code(&not_a_db), EXIT_CORRUPT);
-        let busy = Error::Db {
-            path: p,
+        let full = Error::Db {
+            path: p.clone(),
             source: rusqlite::Error::SqliteFailure(
                 rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
                 None,
             ),
         };
-        assert_eq!(exit_code(&busy), EXIT_INTERNAL);
+        assert_eq!(exit_code(&full), EXIT_USAGE);
+        let no_space = Error::io(p, std::io::Error::from(std::io::ErrorKind::StorageFull));
+        assert_eq!(exit_code(&no_space), EXIT_USAGE);
     }
 
     #[test]
