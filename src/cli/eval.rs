@@ -389,6 +389,16 @@ pub(crate) fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) ->
         let mut out = std::io::stdout().lock();
         writeln!(out, "{title}").map_err(super::out_err)?;
         write!(out, "{}", summary_table(&rows)).map_err(super::out_err)?;
+        if let Some(r) = runs.first()
+            && r.evaluation.summary.queries_without_relevant > 0
+        {
+            writeln!(
+                out,
+                "note: {} of {} queries have no other relevant image (alone in their class); they score 0 in every mean",
+                r.evaluation.summary.queries_without_relevant, r.evaluation.summary.queries
+            )
+            .map_err(super::out_err)?;
+        }
         for r in runs.iter().filter(|r| r.mode == "hnsw") {
             writeln!(
                 out,

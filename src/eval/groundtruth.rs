@@ -1,7 +1,7 @@
 //! Ground truth for evaluation: which database items exist, which are queries, which are relevant.
 //!
 //! Three sources are understood:
-//! * a labelled table (`groundtruth.tsv`): header line, then `file<TAB>integer label[<TAB>...]`;
+//! * a labelled table (`groundtruth.tsv`): a header line (optional), then `file<TAB>integer label[<TAB>...]`;
 //!   every labelled image is a query and its relevant items are the others with its label;
 //! * folder-as-class (`--labels folders`): the parent folder of each image below a root is its class;
 //! * a query list (Oxford/Holidays style): `query<TAB>relevant[<TAB>relevant...]` per line;
@@ -73,7 +73,8 @@ fn sorted_images_below(root: &Path, hint: &str) -> Result<Vec<String>> {
 }
 
 impl GroundTruth {
-    /// Loads a labelled table: a header line, then `file<TAB>label` lines (extra columns ignored).
+    /// Loads a labelled table: a header line (optional), then `file<TAB>label` lines (extra
+    /// columns ignored).
     /// File names are relative to `images_dir`; every listed file must exist there.
     pub fn from_tsv(tsv: &Path, images_dir: &Path) -> Result<Self> {
         let text = read_table(tsv)?;
@@ -83,11 +84,15 @@ impl GroundTruth {
         let mut class_names: BTreeMap<i64, String> = BTreeMap::new();
         let mut saw_header = false;
         for (lineno, line) in numbered_lines(&text) {
+            let cols: Vec<&str> = line.split('\t').collect();
+            // the first line is a header unless it reads as data (a name and an integer)
             if !saw_header {
                 saw_header = true;
-                continue;
+                let data = cols.len() >= 2 && cols[1].trim().parse::<i64>().is_ok();
+                if !data {
+                    continue;
+                }
             }
-            let cols: Vec<&str> = line.split('\t').collect();
             if cols.len() < 2 {
                 return Err(parse_err(
                     tsv,
@@ -547,13 +552,21 @@ fn parse_err(path: &Path, line: usize, reason: String) -> Error {
 }
 
 /// `./a\b.jpg` -> `a/b.jpg`.
+/// A listed name in the index's form: `/` separators, `.` and `a/..` steps resolved (a `..` that
+/// leads out of the images folder stays, for [`check_exist`] to refuse).
 fn normalise_name(name: &str) -> String {
     let s = name.replace('\\', "/");
-    let mut s = s.as_str();
-    while let Some(rest) = s.strip_prefix("./") {
-        s = rest;
+    let mut parts: Vec<&str> = Vec::new();
+    for part in s.split('/') {
+        match part {
+            "" | "." => {}
+            ".." if parts.last().is_some_and(|p| *p != "..") => {
+                parts.pop();
+            }
+            _ => parts.push(part),
+        }
     }
-    s.to_string()
+    parts.join("/")
 }
 
 fn list_some<'a>(names: impl Iterator<Item = &'a str>) -> String {
@@ -568,6 +581,13 @@ fn check_exist(listing: &Path, images_dir: &Path, names: &[String]) -> Result<()
             "{}: images folder does not exist (needed for the files listed in {}); pass the folder the listed names are relative to",
             images_dir.display(),
             listing.display()
+        )));
+    }
+    if let Some(outside) = names.iter().find(|n| n.split('/').next() == Some("..")) {
+        return Err(Error::InvalidInput(format!(
+            "{}: {outside:?} leads out of the images folder {}; write each name relative to that folder",
+            listing.display(),
+            images_dir.display()
         )));
     }
     let missing: Vec<&str> = names
@@ -697,6 +717,17 @@ mod tests {
         fs::write(&unnamed, "filename\tlabel\na.jpg\t7\n").unwrap();
         let g = GroundTruth::from_tsv(&unnamed, &img).unwrap();
         assert_eq!(g.label_name(7), "7");
+        // without a header every line is data; `x/../` steps resolve, leaving the folder is refused
+        let bare = d.path().join("bare.tsv");
+        fs::write(&bare, "a.jpg\t0\nsub/../b.jpg\t0\nc.jpg\t1\n").unwrap();
+        let g = GroundTruth::from_tsv(&bare, &img).unwrap();
+        assert_eq!(g.names(), &["a.jpg", "b.jpg", "c.jpg"]);
+        let outside = d.path().join("outside.tsv");
+        fs::write(&outside, "file\tlabel\n../images/a.jpg\t0\nb.jpg\t0\n").unwrap();
+        let e = GroundTruth::from_tsv(&outside, &img)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("leads out of the images folder"), "{e}");
     }
 
     #[test]

@@ -219,11 +219,12 @@ fn ap_from_hits(hits: &[usize], num_relevant: usize) -> f64 {
     if num_relevant == 0 {
         return 0.0;
     }
+    // a fold from +0: an empty float sum is -0, which reports print as "-0.0"
     let s: f64 = hits
         .iter()
         .enumerate()
         .map(|(j, &r)| (j + 1) as f64 / r as f64)
-        .sum();
+        .fold(0.0, |a, b| a + b);
     s / num_relevant as f64
 }
 
@@ -243,7 +244,7 @@ fn ndcg_from_hits(hits: &[usize], num_relevant: usize, k: usize) -> f64 {
         .iter()
         .take_while(|&&r| r <= k)
         .map(|&r| 1.0 / ((r + 1) as f64).log2())
-        .sum();
+        .fold(0.0, |a, b| a + b);
     dcg / ideal
 }
 
@@ -505,6 +506,14 @@ mod tests {
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() < 1e-12
+    }
+
+    #[test]
+    fn a_query_that_finds_nothing_scores_plus_zero() {
+        let ap = ap_from_hits(&[], 3);
+        assert!(ap == 0.0 && ap.is_sign_positive(), "{ap}");
+        let ndcg = ndcg_from_hits(&[], 3, 10);
+        assert!(ndcg == 0.0 && ndcg.is_sign_positive(), "{ndcg}");
     }
 
     #[test]
