@@ -112,11 +112,11 @@ pub struct IndexSummary {
     /// Paths the walk could not read.
     pub problems: Vec<CrawlProblem>,
     /// Files that kept changing while they were read: not recorded, the next run reads them.
-    #[serde(serialize_with = "crate::path_repr::list")]
+    #[serde(flatten, serialize_with = "crate::path_repr::changing")]
     pub(crate) changing: Vec<PathBuf>,
     /// Tracked folders that are gone (or not mounted): their images are kept until they come
     /// back or `lookalike forget` drops them.
-    #[serde(serialize_with = "crate::path_repr::list")]
+    #[serde(flatten, serialize_with = "crate::path_repr::missing_roots")]
     pub(crate) missing_roots: Vec<PathBuf>,
     /// Second rows of one file under overlapping folders, merged into one.
     pub(crate) merged: usize,
@@ -769,7 +769,15 @@ fn read_settled(path: &Path, max_size: u64) -> std::io::Result<Option<(Vec<u8>, 
         let read_at = std::time::SystemTime::now();
         let after = std::fs::metadata(path)?;
         if identity(&before) == identity(&after) && bytes.len() as u64 == after.len() {
-            return Ok(Some((bytes, FileStamp::of(&after).settled(read_at))));
+            let stamp = FileStamp::of(&after).settled(read_at);
+            // Written within the file system's time granularity, a file may be mid-write
+            // although its times did not move: a second read must give the same bytes.
+            if stamp.mtime_ns == FileStamp::UNSETTLED_MTIME
+                && crate::decode::read_file_bounded(path, max_size)? != bytes
+            {
+                continue;
+            }
+            return Ok(Some((bytes, stamp)));
         }
     }
     Ok(None)

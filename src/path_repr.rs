@@ -98,11 +98,43 @@ pub fn root<S: Serializer>(p: &Path, s: S) -> Result<S::Ok, S::Error> {
     serialize_as("root", p, s)
 }
 
-/// For `#[serde(serialize_with = "crate::path_repr::list")]` on a list of paths: each as its
-/// display string, with `\u{fffd}` for bytes that are not UTF-8 (the exact bytes are in the
-/// text output's `\xNN` escapes).
-pub(crate) fn list<S: Serializer>(paths: &[std::path::PathBuf], s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(paths.iter().map(|p| p.to_string_lossy()))
+fn serialize_list_as<S: Serializer>(
+    key: &str,
+    paths: &[std::path::PathBuf],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    let mut map = s.serialize_map(None)?;
+    map.serialize_entry(
+        key,
+        &paths
+            .iter()
+            .map(|p| p.to_string_lossy())
+            .collect::<Vec<_>>(),
+    )?;
+    let bytes: Vec<Option<Vec<u8>>> = paths.iter().map(|p| invalid_bytes(p)).collect();
+    if bytes.iter().any(Option::is_some) {
+        map.serialize_entry(&format!("{key}_bytes"), &bytes)?;
+    }
+    map.end()
+}
+
+/// For `#[serde(flatten, serialize_with = "crate::path_repr::changing")]` on a list `changing`:
+/// the paths as strings, and `changing_bytes` (bytes or `null` per path) when one is not UTF-8.
+pub(crate) fn changing<S: Serializer>(p: &[std::path::PathBuf], s: S) -> Result<S::Ok, S::Error> {
+    serialize_list_as("changing", p, s)
+}
+
+/// As [`changing`], for a list `missing_roots`.
+pub(crate) fn missing_roots<S: Serializer>(
+    p: &[std::path::PathBuf],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    serialize_list_as("missing_roots", p, s)
+}
+
+/// As [`changing`], for a list `stale`.
+pub(crate) fn stale<S: Serializer>(p: &[std::path::PathBuf], s: S) -> Result<S::Ok, S::Error> {
+    serialize_list_as("stale", p, s)
 }
 
 /// For `#[serde(flatten, serialize_with = "crate::path_repr::query")]` on a field `query`.

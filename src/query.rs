@@ -70,7 +70,7 @@ pub struct QueryResult {
     pub hits: Vec<Hit>,
     /// Indexed files that would have been hits but are gone or changed on disk since they
     /// were indexed: left out of `hits` (`lookalike index` brings the index up to date).
-    #[serde(serialize_with = "crate::path_repr::list")]
+    #[serde(flatten, serialize_with = "crate::path_repr::stale")]
     pub(crate) stale: Vec<PathBuf>,
     /// Why the graph is missing or was rebuilt in memory, for the user.
     pub note: Option<String>,

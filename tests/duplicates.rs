@@ -811,3 +811,37 @@ fn undo_takes_from_the_trash_the_file_with_the_content_it_trashed() {
     assert_eq!(read_all(&copies), before, "undo restored another file");
     assert!(trash.join("files").join("decoy.jpg").exists());
 }
+
+#[test]
+fn odd_requests_are_refused_before_anything_is_written() {
+    let env = Env::new();
+    let file = env.put("a.jpg", &std::fs::read(sample("camera")).unwrap());
+    let refused = |args: &[&std::ffi::OsStr], says: &str| {
+        let out = env.cmd().args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    };
+    let os = |s: &'static str| std::ffi::OsStr::new(s);
+    refused(&[os("duplicates"), file.as_os_str()], "not a folder");
+    refused(&[os("undo")], "no index");
+    assert!(!env.index.exists(), "an index folder was left behind");
+    refused(
+        &[
+            os("duplicates"),
+            env.photos.as_os_str(),
+            os("--keep"),
+            os("match:"),
+        ],
+        "give a pattern",
+    );
+    refused(
+        &[
+            os("duplicates"),
+            env.photos.as_os_str(),
+            os("--trash"),
+            os("--yes-delete"),
+        ],
+        "--delete",
+    );
+}

@@ -59,6 +59,12 @@ fn pages_thumbnails_files_and_lookalikes_are_served_by_id() {
         ),
         (Some(8), 2)
     );
+    let beyond = server.get("/api/images?offset=9223372036854775808").json();
+    assert_eq!(
+        beyond["images"].as_array().map(Vec::len),
+        Some(0),
+        "{beyond}"
+    );
 
     let (camera, _) = ids.iter().find(|i| i.1 == "camera.jpg").unwrap().clone();
     let thumb = server.get(&format!("/thumbs/{camera}"));

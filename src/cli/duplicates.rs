@@ -94,10 +94,24 @@ pub(crate) fn cmd_duplicates(
             "--apply needs an action: --move-to DIR, --trash, --hardlink or --delete".into(),
         ));
     }
+    if args.yes_delete && !args.delete {
+        return Err(Error::InvalidInput(
+            "--yes-delete confirms --delete, which is not given: nothing to confirm".into(),
+        ));
+    }
     if args.delete && args.apply && !args.yes_delete {
         return Err(Error::InvalidInput(
             "--delete removes files for good: add --yes-delete to confirm, or use --trash or --move-to DIR, which `lookalike undo` can reverse".into(),
         ));
+    }
+    for dir in &args.dirs {
+        let meta = std::fs::metadata(dir).map_err(|e| Error::io(dir, e))?;
+        if !meta.is_dir() {
+            return Err(Error::InvalidInput(format!(
+                "{}: not a folder; `lookalike duplicates` compares the images of folders (give the folder that holds it)",
+                dir.display()
+            )));
+        }
     }
     let mut within = Vec::new();
     if !args.dirs.is_empty() {
@@ -355,6 +369,9 @@ fn report_actions(
 }
 
 pub(crate) fn cmd_undo(collection: &Collection, args: UndoArgs) -> Result<ExitCode> {
+    if !collection.exists() {
+        return Err(Error::NoIndex(collection.dir().to_path_buf()));
+    }
     let report = cleanup::undo(&cleanup::journal_dir(collection.dir()))?;
     let Some(report) = report else {
         if args.json {

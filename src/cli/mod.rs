@@ -817,7 +817,7 @@ fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
     }
     for (family, missing) in &report.missing_families {
         w(format!(
-            "missing:   {missing} images have no {family} vector yet; they are searched without it (run `lookalike index` on their folders)"
+            "missing:   {missing} images have no {family} vector yet; searches that use {family} leave them out until `lookalike index` extracts it"
         ))?;
     }
     w(format!("hnsw:      {}", escape_text(&report.hnsw)))?;

@@ -103,6 +103,11 @@ impl KeepRule {
             "shortest-path" => Ok(KeepRule::ShortestPath),
             other => {
                 let pattern = other.strip_prefix("match:").ok_or_else(bad)?;
+                if pattern.is_empty() {
+                    return Err(Error::InvalidInput(format!(
+                        "--keep {s:?}: give a pattern after match: (e.g. match:**/originals/**)"
+                    )));
+                }
                 let glob = globset::Glob::new(pattern)
                     .map_err(|e| Error::InvalidInput(format!("--keep {s:?}: bad pattern: {e}")))?;
                 Ok(KeepRule::Matching(glob.compile_matcher()))

@@ -246,7 +246,12 @@ impl Store {
     ) -> Result<Vec<ImageRecord>> {
         self.records_where(
             "(?1 IS NULL OR root_id = ?1) ORDER BY root_id, rel_path LIMIT ?2 OFFSET ?3",
-            params![root_id, limit as i64, offset as i64],
+            // SQLite reads a negative OFFSET as 0: clamp, so a huge offset gives an empty page
+            params![
+                root_id,
+                limit.min(i64::MAX as u64) as i64,
+                offset.min(i64::MAX as u64) as i64
+            ],
         )
     }
 
