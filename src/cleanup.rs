@@ -246,6 +246,9 @@ fn refusal(step: &Step, action: &Action) -> Option<String> {
         Ok(m) => m,
         Err(e) => return Some(format!("cannot read it ({e}); run `lookalike index` again")),
     };
+    if meta.is_symlink() {
+        return Some("a symbolic link, not a file: left as it is".into());
+    }
     if !meta.is_file() {
         return Some("no longer a regular file; run `lookalike index` again".into());
     }

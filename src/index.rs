@@ -27,6 +27,9 @@ pub struct IndexConfig {
     pub decode: DecodeConfig,
     /// Try again files that failed before even if they have not changed.
     pub retry_failed: bool,
+    /// Check every stored vector and extract again the images whose vectors are damaged (a
+    /// read of every vector: a plain run reads none).
+    pub repair: bool,
     /// Rows per write transaction (0 = default).
     pub batch_size: usize,
     /// Neighbours averaged into each stored vector of the graph, recorded for the collection
@@ -482,11 +485,15 @@ fn index_pass(
     let signatures = registry.signatures();
     // An image whose stored vector fails its check counts as never extracted: its file is
     // read again, and its row is no source for copies or moves.
-    let damaged: HashSet<i64> = store
-        .check_vectors()?
-        .into_iter()
-        .map(|d| d.image_id)
-        .collect();
+    let damaged: HashSet<i64> = if config.repair {
+        store
+            .check_vectors()?
+            .into_iter()
+            .map(|d| d.image_id)
+            .collect()
+    } else {
+        HashSet::new()
+    };
     let catalog: Vec<CatalogEntry> = store
         .catalog()?
         .into_iter()

@@ -255,7 +255,7 @@ pub(crate) fn check_index(store: &Store) -> Result<String> {
             first.push(format!("... and {} more", damaged.len() - SHOWN));
         }
         problems.push(format!(
-            "{} damaged stored vectors, left out of searches until `lookalike index` extracts their images again: {}",
+            "{} damaged stored vectors, left out of searches until `lookalike index --repair` extracts their images again: {}",
             damaged.len(),
             first.join("; ")
         ));

@@ -615,7 +615,7 @@ fn a_read_only_index_can_be_queried() {
 }
 
 #[test]
-fn damaged_vectors_fail_the_check_are_left_out_of_searches_and_are_taken_again_by_index() {
+fn damaged_vectors_fail_the_check_are_left_out_of_searches_and_are_taken_again_by_index_repair() {
     let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let (photos, idx) = small_index(tmp.path());
@@ -704,9 +704,12 @@ fn damaged_vectors_fail_the_check_are_left_out_of_searches_and_are_taken_again_b
             "{json}"
         );
     }
-    // A plain `index` takes both images again from their files: the check passes and
+    // `index --repair` takes both images again from their files: the check passes and
     // searches find them.
-    let out = lookalike(&idx).arg("index").output().unwrap();
+    let out = lookalike(&idx)
+        .args(["index", "--repair"])
+        .output()
+        .unwrap();
     let err = stderr_of(&out);
     assert!(out.status.success(), "{err}");
     assert!(

@@ -192,6 +192,10 @@ struct IndexArgs {
     /// Try again files that failed before even if unchanged.
     #[arg(long)]
     retry_failed: bool,
+    /// Check every stored vector (as `status --check` does) and extract again, from their
+    /// files, the images whose vectors are damaged.
+    #[arg(long)]
+    repair: bool,
     /// Worker threads, 1 to 1024 (default: all cores).
     #[arg(long, value_name = "N", value_parser = usize_in(1..=1024))]
     threads: Option<usize>,
@@ -405,6 +409,7 @@ fn cmd_index(collection: &Collection, args: IndexArgs, quiet: bool) -> Result<Ex
             ..Default::default()
         },
         retry_failed: args.retry_failed,
+        repair: args.repair,
         dba: args.dba,
         rebuild_graph: args.rebuild_graph,
         profile: args.profile,
@@ -853,7 +858,7 @@ fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
 fn damage_note(damaged: &[crate::store::DamagedVector]) {
     if !damaged.is_empty() {
         eprintln!(
-            "note: {} images left out because a stored vector is damaged (first: image {}, {}); `lookalike status --check` lists them, `lookalike index` extracts them again",
+            "note: {} images left out because a stored vector is damaged (first: image {}, {}); `lookalike status --check` lists them, `lookalike index --repair` extracts them again",
             damaged.len(),
             damaged[0].image_id,
             damaged[0].reason

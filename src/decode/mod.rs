@@ -72,7 +72,7 @@ pub(crate) fn read_file_bounded(path: &Path, max_bytes: u64) -> std::io::Result<
         IoError::new(
             ErrorKind::InvalidInput,
             format!(
-                "file is {size} bytes, over the limit of {max_bytes} bytes ({} MiB); is it really an image?",
+                "file {size} over the limit of {max_bytes} bytes ({} MiB); is it really an image?",
                 max_bytes >> 20
             ),
         )
@@ -88,7 +88,7 @@ pub(crate) fn read_file_bounded(path: &Path, max_bytes: u64) -> std::io::Result<
         return Err(not_regular());
     }
     if meta.len() > max_bytes {
-        return Err(too_big(meta.len().to_string()));
+        return Err(too_big(format!("is {} bytes,", meta.len())));
     }
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
@@ -107,7 +107,7 @@ pub(crate) fn read_file_bounded(path: &Path, max_bytes: u64) -> std::io::Result<
     file.take(max_bytes.saturating_add(1))
         .read_to_end(&mut bytes)?;
     if bytes.len() as u64 > max_bytes {
-        return Err(too_big(format!("over {max_bytes}")));
+        return Err(too_big("grew while it was read,".into()));
     }
     Ok(bytes)
 }
