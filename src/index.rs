@@ -123,6 +123,10 @@ pub struct IndexSummary {
     pub(crate) missing_roots: Vec<PathBuf>,
     /// Second rows of one file under overlapping folders, merged into one.
     pub(crate) merged: usize,
+    /// Tracked folders that have become links into other tracked folders, with the folder
+    /// each leads into: not walked, their images indexed under the other.
+    #[serde(serialize_with = "crate::path_repr::pairs")]
+    pub(crate) aliased: Vec<(PathBuf, PathBuf)>,
     /// Images in the index after the run.
     pub total_images: usize,
     pub(crate) elapsed_secs: f64,
@@ -423,12 +427,28 @@ fn index_pass(
     summary.merged = store.settle_roots(None)?.removed;
     let mut roots: Vec<(i64, PathBuf)> = store.roots()?.into_iter().collect();
     roots.sort();
+    // A tracked folder that has become a link into another tracked folder (renamed, with a
+    // link left at the old name) shows the same files again: it is not walked, and its rows
+    // go, their files being indexed under the folder the link leads into.
+    let aliases: Vec<(PathBuf, PathBuf)> = roots
+        .iter()
+        .filter_map(|(_, root)| {
+            let real = std::fs::canonicalize(root).ok()?;
+            let into = roots
+                .iter()
+                .map(|(_, other)| other)
+                .find(|other| *other != root && real.starts_with(other))?;
+            (real != *root).then(|| (root.clone(), into.clone()))
+        })
+        .collect();
+    summary.aliased = aliases.clone();
     let refresh_all = targets.folders.is_empty() && targets.files.is_empty();
     let mut walk: Vec<PathBuf> = if refresh_all {
         roots.iter().map(|r| r.1.clone()).collect()
     } else {
         targets.folders.clone()
     };
+    walk.retain(|w| !aliases.iter().any(|(alias, _)| alias == w));
     walk.sort();
     walk.dedup();
     let outer: Vec<PathBuf> = walk
@@ -542,7 +562,7 @@ fn index_pass(
             .filter_map(|p| home(&roots, p).map(|(id, _, rel)| (id, rel)))
             .collect()
     };
-    let walked_prefixes = relative(&mut walk.iter());
+    let walked_prefixes = relative(&mut walk.iter().chain(aliases.iter().map(|(alias, _)| alias)));
     let unread = relative(
         &mut walked
             .problems

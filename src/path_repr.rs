@@ -124,6 +124,19 @@ pub(crate) fn changing<S: Serializer>(p: &[std::path::PathBuf], s: S) -> Result<
     serialize_list_as("changing", p, s)
 }
 
+/// For `#[serde(serialize_with = "crate::path_repr::pairs")]` on a list of path pairs: each as
+/// `{"path", "into"}` with `_bytes` siblings for names that are not UTF-8.
+pub(crate) fn pairs<S: Serializer>(
+    pairs: &[(std::path::PathBuf, std::path::PathBuf)],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_seq(pairs.iter().map(|(path, into)| {
+        let mut m = object("path", path);
+        insert(&mut m, "into", into);
+        serde_json::Value::Object(m)
+    }))
+}
+
 /// As [`changing`], for a list `missing_roots`.
 pub(crate) fn missing_roots<S: Serializer>(
     p: &[std::path::PathBuf],

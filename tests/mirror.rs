@@ -398,3 +398,24 @@ fn a_changed_example_is_queried_by_its_new_content() {
         .collect();
     assert_eq!(stale, vec![a.to_str().unwrap()]);
 }
+
+/// A tracked folder renamed, with a link left at its old name into the new one (also tracked):
+/// each file stays one image, under the real folder.
+#[test]
+fn a_folder_renamed_with_a_link_left_behind_is_not_indexed_twice() {
+    let env = Env::new();
+    let old = env.root().join("p9");
+    copy_groups(&old, &["camera"]);
+    env.index(&["p9"], 0);
+    let new = env.root().join("p9new");
+    std::fs::rename(&old, &new).unwrap();
+    std::os::unix::fs::symlink(&new, &old).unwrap();
+    env.index(&["p9new"], 0);
+    let refresh = env.index(&[], 0);
+    assert_eq!(
+        refresh["aliased"][0]["into"].as_str(),
+        new.to_str(),
+        "{refresh}"
+    );
+    assert_eq!(env.stored(), on_disk(&new));
+}

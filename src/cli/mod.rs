@@ -548,6 +548,13 @@ fn report_index(collection: &Collection, s: &IndexSummary) {
             }
         );
     }
+    for (alias, into) in &s.aliased {
+        eprintln!(
+            "note: {} now leads into {} (a symbolic link): its images are indexed there, once",
+            shown(alias),
+            shown(into)
+        );
+    }
     for p in &s.changing {
         eprintln!(
             "changing: {}: modified while it was read; not indexed this time (run `lookalike index` again once it is written)",
