@@ -35,6 +35,9 @@ pub struct CrawlConfig {
     pub skip_paths: Vec<PathBuf>,
     /// Folders walked even when hidden or excluded (tracked roots nested in a walked one).
     pub keep_dirs: Vec<PathBuf>,
+    /// Other folders the index tracks: a followed link into one of them is not a file of this
+    /// walk (its target is indexed there), whether or not that folder is walked this time.
+    pub tracked: Vec<PathBuf>,
 }
 
 /// One candidate image file.
@@ -249,8 +252,12 @@ pub fn crawl(config: &CrawlConfig) -> Result<Crawl> {
                 let Ok(real) = std::fs::canonicalize(path) else {
                     continue;
                 };
-                let walked_elsewhere =
-                    real != path && config.roots.iter().any(|r| real.starts_with(r));
+                let walked_elsewhere = real != path
+                    && config
+                        .roots
+                        .iter()
+                        .chain(&config.tracked)
+                        .any(|r| real.starts_with(r));
                 if walked_elsewhere || !listed.insert(real) {
                     continue;
                 }

@@ -473,6 +473,7 @@ fn index_pass(
             .map(|r| r.1.clone())
             .filter(|r| walk.iter().any(|w| r != w && r.starts_with(w)))
             .collect(),
+        tracked: roots.iter().map(|r| r.1.clone()).collect(),
         ..config.crawl.clone()
     };
     let walked = crawl(&crawl_cfg)?;

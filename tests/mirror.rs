@@ -419,3 +419,25 @@ fn a_folder_renamed_with_a_link_left_behind_is_not_indexed_twice() {
     );
     assert_eq!(env.stored(), on_disk(&new));
 }
+
+/// A followed link into another tracked folder is that folder's file, whichever folders a run
+/// walks: the image count does not flip between runs.
+#[test]
+fn a_link_into_another_tracked_folder_is_indexed_once_whatever_is_walked() {
+    let env = Env::new();
+    let (sa, sb) = (env.root().join("sa"), env.root().join("sb"));
+    copy_groups(&sa, &["camera"]);
+    copy_groups(&sb, &["brick"]);
+    std::os::unix::fs::symlink(
+        sb.join("brick/original.jpg"),
+        sa.join("camera/link_to_brick.jpg"),
+    )
+    .unwrap();
+    let both = env.index(&["sa", "sb", "--follow-symlinks"], 0);
+    let total = both["total_images"].as_u64();
+    for args in [&["sa"][..], &[], &["sb"]] {
+        let run = env.index(args, 0);
+        assert_eq!(run["total_images"].as_u64(), total, "{args:?}: {run}");
+        assert_eq!(run["removed"].as_u64(), Some(0), "{args:?}: {run}");
+    }
+}
