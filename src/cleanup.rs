@@ -619,7 +619,11 @@ fn reverse(
                 } else if back() && to.symlink_metadata().is_err() {
                     Outcome::Done
                 } else {
-                    Outcome::Skipped(format!("{} exists again; left alone", from.display()))
+                    Outcome::Skipped(format!(
+                        "{} exists again; left alone (the moved file is at {})",
+                        from.display(),
+                        to.display()
+                    ))
                 };
             }
             match file_hash(to) {
@@ -647,7 +651,10 @@ fn reverse(
                 return if back() {
                     Outcome::Done
                 } else {
-                    Outcome::Skipped(format!("{} exists; left alone", from.display()))
+                    Outcome::Skipped(format!(
+                        "{} exists; left alone (the trashed file is still in the trash)",
+                        from.display()
+                    ))
                 };
             }
             restore_from_trash(from, hash)

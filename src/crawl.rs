@@ -82,7 +82,7 @@ fn build_globs(patterns: &[String]) -> Result<Option<GlobSet>> {
     for p in patterns {
         let glob = Glob::new(p).map_err(|e| {
             Error::InvalidInput(format!(
-                "bad glob '{p}': {e} (an index that remembers it forgets it with `lookalike index --walk-defaults`)"
+                "bad glob '{p}': {e} (if the index already remembers it, `lookalike index --walk-defaults` forgets it)"
             ))
         })?;
         b.add(glob);
@@ -208,10 +208,9 @@ pub fn crawl(config: &CrawlConfig) -> Result<Crawl> {
                     let broken_link = path.symlink_metadata().is_ok_and(|m| m.is_symlink())
                         && std::fs::metadata(&path).is_err();
                     let reason = if err.loop_ancestor().is_some() {
-                        "symbolic link loop; skipped".to_string()
+                        "symbolic link loop".to_string()
                     } else if broken_link {
-                        "a symbolic link to nothing (its target is gone or not mounted); skipped"
-                            .to_string()
+                        "a symbolic link to nothing (its target is gone or not mounted)".to_string()
                     } else {
                         err.io_error()
                             .map(|e| e.to_string())

@@ -542,7 +542,7 @@ fn report_index(collection: &Collection, s: &IndexSummary) {
             shown(&p.path),
             escape_text(&p.reason),
             if p.hides_files {
-                " (images already indexed below it are kept until it can be read; then `lookalike index` updates them)"
+                " (images already indexed there are kept until it can be read; then `lookalike index` updates them)"
             } else {
                 ""
             }

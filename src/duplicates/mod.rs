@@ -2,7 +2,7 @@
 //! duplicate signature ([`crate::features::dup`]), each group led by the copy to keep.
 
 use serde_json::{Value, json};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -353,8 +353,33 @@ pub fn group(
     let mut groups: Vec<Group> = members
         .into_values()
         .filter(|m| m.len() > 1)
-        .map(|mut m| {
-            m.sort_by(|&a, &b| keep.compare(&candidates[a].record, &candidates[b].record));
+        .filter_map(|mut m| {
+            // A symbolic link is kept only when no file is: it is a name, not the content.
+            let links: HashSet<usize> = m
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    std::fs::symlink_metadata(&candidates[i].record.path)
+                        .is_ok_and(|meta| meta.is_symlink())
+                })
+                .collect();
+            m.sort_by(|&a, &b| {
+                links
+                    .contains(&a)
+                    .cmp(&links.contains(&b))
+                    .then_with(|| keep.compare(&candidates[a].record, &candidates[b].record))
+            });
+            // Other names of the kept file (hard links, a path through a linked folder) are
+            // not copies: removing one would remove the file kept.
+            if let Some(kept) = crate::cleanup::file_id(&candidates[m[0]].record.path) {
+                let first = m[0];
+                m.retain(|&i| {
+                    i == first || crate::cleanup::file_id(&candidates[i].record.path) != Some(kept)
+                });
+            }
+            if m.len() < 2 {
+                return None;
+            }
             let keeper = &candidates[m[0]];
             let members = m
                 .iter()
@@ -373,7 +398,7 @@ pub fn group(
                     }
                 })
                 .collect();
-            Group { members }
+            Some(Group { members })
         })
         .collect();
     groups.sort_by(|a, b| a.keeper().record.path.cmp(&b.keeper().record.path));
