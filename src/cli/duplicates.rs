@@ -172,6 +172,12 @@ pub(crate) fn cmd_duplicates(
             findings.unsigned
         );
     }
+    if !quiet && findings.damaged > 0 {
+        eprintln!(
+            "note: {} images have a damaged duplicate signature; only their byte-identical copies are found until `lookalike index --repair` extracts them again",
+            findings.damaged
+        );
+    }
     let outcomes = match &action {
         Some(a) => {
             let steps = cleanup::plan(&findings.groups, a);

@@ -185,6 +185,9 @@ pub struct Findings {
     /// Images without a signature (indexed by an older version): only their byte-identical
     /// copies are found until `lookalike index` runs again.
     pub(crate) unsigned: usize,
+    /// Images whose stored signature is damaged: only their byte-identical copies are found
+    /// until `lookalike index --repair` extracts them again.
+    pub(crate) damaged: usize,
     pub(crate) test: CopyTest,
 }
 
@@ -425,6 +428,11 @@ pub fn find_in_store(
         let ids: Vec<i64> = records.iter().map(|r| r.id).collect();
         store.vectors_of(&ids, &["dup"])?
     };
+    let damaged: HashSet<i64> = store
+        .take_damaged()
+        .into_iter()
+        .map(|d| d.image_id)
+        .collect();
     let mut signatures: HashMap<i64, Vec<f32>> = signed
         .into_iter()
         .filter_map(|(id, mut parts)| parts.pop().map(|v| (id, v)))
@@ -449,7 +457,11 @@ pub fn find_in_store(
     let images = candidates.len();
     let unsigned = candidates
         .iter()
-        .filter(|c| c.signature.len() != LEN)
+        .filter(|c| c.signature.len() != LEN && !damaged.contains(&c.record.id))
+        .count();
+    let damaged = candidates
+        .iter()
+        .filter(|c| damaged.contains(&c.record.id))
         .count();
     let mut thumbnails = |r: &ImageRecord| store.thumbnail(&r.hash).ok().flatten();
     // An index of the duplicates profile stores no thumbnails: the few pictures aligned are
@@ -459,6 +471,7 @@ pub fn find_in_store(
         groups: group(candidates, test, keep, &mut thumbnails, Some(&files)),
         images,
         unsigned,
+        damaged,
         test,
     })
 }
