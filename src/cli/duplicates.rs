@@ -354,6 +354,9 @@ fn report_actions(
             }
         }
     }
+    if quiet {
+        return;
+    }
     if applied && done == 0 {
         eprintln!(
             "0 done, {skipped} skipped, {failed} failed: no file was changed, so there is nothing to undo"
@@ -374,7 +377,7 @@ fn report_actions(
     }
 }
 
-pub(crate) fn cmd_undo(collection: &Collection, args: UndoArgs) -> Result<ExitCode> {
+pub(crate) fn cmd_undo(collection: &Collection, args: UndoArgs, quiet: bool) -> Result<ExitCode> {
     if !collection.exists() {
         return Err(Error::NoIndex(collection.dir().to_path_buf()));
     }
@@ -392,7 +395,8 @@ pub(crate) fn cmd_undo(collection: &Collection, args: UndoArgs) -> Result<ExitCo
     } else {
         for r in &report.steps {
             match &r.outcome {
-                Outcome::Done => eprintln!("restored {}", display_path(&r.path)),
+                Outcome::Done if !quiet => eprintln!("restored {}", display_path(&r.path)),
+                Outcome::Done => {}
                 Outcome::Skipped(why) => {
                     eprintln!(
                         "not restored {}: {}",
@@ -411,11 +415,13 @@ pub(crate) fn cmd_undo(collection: &Collection, args: UndoArgs) -> Result<ExitCo
             .iter()
             .filter(|r| r.outcome == Outcome::Done)
             .count();
-        eprintln!(
-            "undid the last {} run: {restored} of {} files restored",
-            report.action,
-            report.steps.len()
-        );
+        if !quiet {
+            eprintln!(
+                "undid the last {} run: {restored} of {} files restored",
+                report.action,
+                report.steps.len()
+            );
+        }
         if !report.closed {
             eprintln!(
                 "some files could not be restored: fix the cause above and run `lookalike undo` again to retry them"

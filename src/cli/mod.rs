@@ -345,7 +345,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Query(args) => cmd_query(&collection, args),
         Command::Status(args) => cmd_status(&collection, args),
         Command::Duplicates(args) => duplicates::cmd_duplicates(&collection, args, cli.quiet),
-        Command::Undo(args) => duplicates::cmd_undo(&collection, args),
+        Command::Undo(args) => duplicates::cmd_undo(&collection, args, cli.quiet),
         Command::Serve(args) => serve::cmd_serve(&collection, args, cli.quiet),
         Command::Eval(args) => eval::cmd_eval(cli.index_dir.as_deref(), *args, cli.quiet),
         Command::Blur(args) => restore::run_blur(&args, cli.quiet).map(|()| ExitCode::SUCCESS),

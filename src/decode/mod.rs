@@ -656,15 +656,17 @@ fn swaps_sides(orientation: Orientation) -> bool {
 /// end-of-image marker after a scan. Data after that marker (a Motion Photo's video, a vendor
 /// trailer) is not the image's. Decoders pad a truncated scan with grey instead of failing;
 /// entropy-coded data cannot contain a marker (byte stuffing), so a file that ends inside a
-/// scan was cut short. A file whose segments cannot be followed is judged by its last marker:
-/// scanning back from the end, an end marker must come before any start of scan.
+/// scan was cut short. A file is also taken as whole when, scanning back from its end, an end
+/// marker comes before any start of scan (a file whose segments cannot be followed).
 fn jpeg_has_end(bytes: &[u8]) -> bool {
-    jpeg_segments_end(bytes)
-        || bytes
-            .windows(2)
-            .rev()
-            .find(|w| w[0] == 0xFF && (w[1] == 0xD9 || w[1] == 0xDA))
-            .is_some_and(|w| w[1] == 0xD9)
+    // the last-marker rule first: it reads a few bytes of a whole file, where following the
+    // segments reads the whole scan
+    bytes
+        .windows(2)
+        .rev()
+        .find(|w| w[0] == 0xFF && (w[1] == 0xD9 || w[1] == 0xDA))
+        .is_some_and(|w| w[1] == 0xD9)
+        || jpeg_segments_end(bytes)
 }
 
 /// Follows a JPEG's segments from its start: true when an end-of-image marker follows a scan.

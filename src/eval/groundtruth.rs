@@ -525,6 +525,11 @@ fn read_table(path: &Path) -> Result<String> {
             "not valid UTF-8 text; save the file as UTF-8".into(),
         )
     })?;
+    // a byte-order mark (spreadsheets write one) is not part of the first name
+    let text = match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => text,
+    };
     if text.trim().is_empty() {
         return Err(parse_err(
             path,
@@ -557,10 +562,14 @@ fn parse_err(path: &Path, line: usize, reason: String) -> Error {
 fn normalise_name(name: &str) -> String {
     let s = name.replace('\\', "/");
     let mut parts: Vec<&str> = Vec::new();
+    if s.starts_with('/') {
+        // absolute: kept so, for `check_exist` to refuse
+        parts.push("");
+    }
     for part in s.split('/') {
         match part {
             "" | "." => {}
-            ".." if parts.last().is_some_and(|p| *p != "..") => {
+            ".." if parts.last().is_some_and(|p| !p.is_empty() && *p != "..") => {
                 parts.pop();
             }
             _ => parts.push(part),
@@ -581,6 +590,13 @@ fn check_exist(listing: &Path, images_dir: &Path, names: &[String]) -> Result<()
             "{}: images folder does not exist (needed for the files listed in {}); pass the folder the listed names are relative to",
             images_dir.display(),
             listing.display()
+        )));
+    }
+    if let Some(absolute) = names.iter().find(|n| n.starts_with('/')) {
+        return Err(Error::InvalidInput(format!(
+            "{}: {absolute:?} is an absolute path; write each name relative to the images folder {}",
+            listing.display(),
+            images_dir.display()
         )));
     }
     if let Some(outside) = names.iter().find(|n| n.split('/').next() == Some("..")) {
@@ -728,6 +744,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("leads out of the images folder"), "{e}");
+        let absolute = d.path().join("absolute.tsv");
+        let name = img.join("a.jpg");
+        fs::write(&absolute, format!("{}\t0\nb.jpg\t0\n", name.display())).unwrap();
+        let e = GroundTruth::from_tsv(&absolute, &img)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("absolute path"), "{e}");
+        // a byte-order mark before a header-less first row
+        let bom = d.path().join("bom.tsv");
+        fs::write(&bom, "\u{feff}a.jpg\t0\nb.jpg\t0\n").unwrap();
+        let g = GroundTruth::from_tsv(&bom, &img).unwrap();
+        assert_eq!(g.names(), &["a.jpg", "b.jpg"]);
     }
 
     #[test]
