@@ -608,6 +608,13 @@ fn reverse(
             && !same_file(from, keeper)
             && file_hash(from).is_ok_and(|h| h == *hash)
     };
+    let back_or_left = |why: String| {
+        if back() {
+            Outcome::Done
+        } else {
+            Outcome::Skipped(why)
+        }
+    };
     match op {
         "move" => {
             let Some(to) = to else {
@@ -648,14 +655,10 @@ fn reverse(
         }
         "trash" => {
             if occupied {
-                return if back() {
-                    Outcome::Done
-                } else {
-                    Outcome::Skipped(format!(
-                        "{} exists; left alone (the trashed file is still in the trash)",
-                        from.display()
-                    ))
-                };
+                return back_or_left(format!(
+                    "{} exists; left alone (the trashed file is still in the trash)",
+                    from.display()
+                ));
             }
             restore_from_trash(from, hash)
         }
@@ -664,15 +667,11 @@ fn reverse(
                 return Outcome::Skipped("it was never linked".into());
             }
             if occupied && !same_file(from, keeper) {
-                return if back() {
-                    Outcome::Done
-                } else {
-                    Outcome::Skipped(format!(
-                        "{} is no longer a link to {}: a file saved there since is left alone",
-                        from.display(),
-                        keeper.display()
-                    ))
-                };
+                return back_or_left(format!(
+                    "{} is no longer a link to {}: a file saved there since is left alone",
+                    from.display(),
+                    keeper.display()
+                ));
             }
             // The content is the keeper's, byte for byte: a separate copy restores the file.
             let tmp = sibling(from, "unlink");
