@@ -190,6 +190,16 @@ impl Collection {
             Some(ann) => Some(ann),
             None => {
                 let loaded = load_points(store, fusion)?;
+                let left_out = store.image_count()?.saturating_sub(loaded.len() as u64);
+                if left_out > 0 {
+                    let missing = format!(
+                        "{left_out} indexed images have no usable vector for this search (not extracted yet, as after an interrupted `index --profile` run, or damaged) and are left out; `lookalike index` (or `index --repair`) brings them in"
+                    );
+                    note = Some(match note {
+                        Some(n) => format!("{n}; {missing}"),
+                        None => missing,
+                    });
+                }
                 let params = self.ann_params(store)?;
                 let ann = (!loaded.is_empty()).then(|| AnnIndex::build(&loaded, params));
                 let _ = points.set(loaded);
