@@ -98,24 +98,17 @@ pub fn root<S: Serializer>(p: &Path, s: S) -> Result<S::Ok, S::Error> {
     serialize_as("root", p, s)
 }
 
+/// `KEY` and `KEY_bytes` for a list of paths, as [`insert_list`] writes them, for a flattened
+/// field.
 fn serialize_list_as<S: Serializer>(
     key: &str,
     paths: &[std::path::PathBuf],
     s: S,
 ) -> Result<S::Ok, S::Error> {
-    let mut map = s.serialize_map(None)?;
-    map.serialize_entry(
-        key,
-        &paths
-            .iter()
-            .map(|p| p.to_string_lossy())
-            .collect::<Vec<_>>(),
-    )?;
-    let bytes: Vec<Option<Vec<u8>>> = paths.iter().map(|p| invalid_bytes(p)).collect();
-    if bytes.iter().any(Option::is_some) {
-        map.serialize_entry(&format!("{key}_bytes"), &bytes)?;
-    }
-    map.end()
+    use serde::Serialize;
+    let mut map = serde_json::Map::new();
+    insert_list(&mut map, key, paths.iter().map(|p| p.as_path()));
+    map.serialize(s)
 }
 
 /// For `#[serde(flatten, serialize_with = "crate::path_repr::changing")]` on a list `changing`:
