@@ -99,6 +99,65 @@ pub(crate) fn check_globs(config: &CrawlConfig) -> Result<()> {
     Ok(())
 }
 
+/// Why a walk of `root` under `config` would not list the file `path` (canonical, below
+/// `root`), or `None` when it would. A file named on its own is held to the rules its folder's
+/// walks follow, or the next refresh would drop it again.
+pub(crate) fn why_not_walked(
+    config: &CrawlConfig,
+    root: &Path,
+    path: &Path,
+) -> Result<Option<String>> {
+    let include = build_globs(&config.include)?;
+    let exclude = build_globs(&config.exclude)?;
+    let Ok(rel) = path.strip_prefix(root) else {
+        return Ok(None);
+    };
+    let mut prefix = PathBuf::new();
+    let parts: Vec<_> = rel.components().collect();
+    for (k, part) in parts.iter().enumerate() {
+        prefix.push(part);
+        let is_file = k + 1 == parts.len();
+        let dir = root.join(&prefix);
+        if !is_file && config.keep_dirs.iter().any(|kept| kept.starts_with(&dir)) {
+            continue;
+        }
+        let what = if is_file {
+            "it is a hidden file".to_string()
+        } else {
+            format!("it is inside the hidden folder {}", dir.display())
+        };
+        if !config.hidden && is_hidden(part.as_os_str()) {
+            return Ok(Some(format!(
+                "{what}, which the walks of this index skip (add --hidden to take hidden files in)"
+            )));
+        }
+        if let Some(ex) = &exclude
+            && ex.is_match(&prefix)
+        {
+            return Ok(Some(format!(
+                "{} matches an --exclude pattern of this index ({})",
+                if is_file { "it" } else { "its folder" },
+                config.exclude.join(", ")
+            )));
+        }
+    }
+    if let Some(inc) = &include
+        && !inc.is_match(rel)
+    {
+        return Ok(Some(format!(
+            "it matches none of the --include patterns of this index ({})",
+            config.include.join(", ")
+        )));
+    }
+    if !looks_like_image(path) {
+        return Ok(Some(
+            "neither its name nor its first bytes are those of an image format lookalike reads"
+                .to_string(),
+        ));
+    }
+    Ok(None)
+}
+
 /// True when the first bytes of a file are a signature of an image format we decode.
 pub(crate) fn sniff_is_image(head: &[u8]) -> bool {
     matches!(

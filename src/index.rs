@@ -216,6 +216,40 @@ fn resolve_targets(paths: &[PathBuf]) -> Result<Targets> {
     Ok(targets)
 }
 
+/// Refuses a file named on its own that the walks of its folder skip (hidden, excluded, not
+/// included, not an image): indexed now, it would be dropped by the next refresh.
+fn refuse_files_walks_skip(
+    targets: &Targets,
+    tracked: &HashMap<i64, PathBuf>,
+    crawl: &CrawlConfig,
+) -> Result<()> {
+    let roots: Vec<&PathBuf> = tracked.values().chain(&targets.folders).collect();
+    for file in &targets.files {
+        let Some(root) = roots
+            .iter()
+            .filter(|root| file.starts_with(root))
+            .min_by_key(|root| root.components().count())
+        else {
+            continue;
+        };
+        let walk = CrawlConfig {
+            keep_dirs: roots
+                .iter()
+                .filter(|r| **r != *root && r.starts_with(root))
+                .map(|r| (*r).clone())
+                .collect(),
+            ..crawl.clone()
+        };
+        if let Some(why) = crate::crawl::why_not_walked(&walk, root, file)? {
+            return Err(Error::InvalidInput(format!(
+                "{}: not indexed: {why}",
+                file.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The outermost of `roots` holding `path`, with the path relative to it.
 fn home<'a>(roots: &'a [(i64, PathBuf)], path: &Path) -> Option<(i64, &'a Path, PathBuf)> {
     roots
@@ -267,15 +301,17 @@ pub fn run(
     let (registry, fusion) = (Registry::for_profile(profile), Fusion::for_profile(profile));
     let given = WalkOptions::of(&config.crawl);
     crate::crawl::check_globs(&config.crawl)?;
-    let walk = if !given.is_default() {
-        collection.set_walk_options(&mut store, Some(&given))?;
-        given
-    } else if config.walk_defaults {
-        collection.set_walk_options(&mut store, None)?;
-        given
+    let walk = if !given.is_default() || config.walk_defaults {
+        given.clone()
     } else {
         collection.walk_options(&store)?.unwrap_or_default()
     };
+    refuse_files_walks_skip(&targets, &tracked, &walk.applied_to(&config.crawl))?;
+    if !given.is_default() {
+        collection.set_walk_options(&mut store, Some(&given))?;
+    } else if config.walk_defaults {
+        collection.set_walk_options(&mut store, None)?;
+    }
     let config = &IndexConfig {
         crawl: walk.applied_to(&config.crawl),
         ..config.clone()

@@ -264,6 +264,49 @@ fn walk_options_are_remembered_until_walk_defaults() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// A file named on its own is held to its folder's walk rules: one the refreshes would drop
+/// again (hidden, excluded, not an image) is refused with the reason and nothing is written.
+#[test]
+fn a_file_named_alone_that_the_walks_skip_is_refused_with_the_reason() {
+    let env = Env::new();
+    let sd = env.root().join("sd");
+    copy_groups(&sd, &["camera"]);
+    let original = sd.join("camera/original.jpg");
+    std::fs::create_dir_all(sd.join(".private")).unwrap();
+    std::fs::copy(&original, sd.join(".hidden.jpg")).unwrap();
+    std::fs::copy(&original, sd.join(".private/x.jpg")).unwrap();
+    std::fs::write(sd.join("notes.txt"), "not a picture").unwrap();
+    let first = env.index(&["sd", "--exclude", "camera/q30.jpg"], 0);
+    assert_eq!(first["total_images"].as_u64(), Some(5), "{first}");
+    for (file, why) in [
+        ("sd/.hidden.jpg", "hidden file"),
+        ("sd/.private/x.jpg", "hidden folder"),
+        ("sd/camera/q30.jpg", "--exclude"),
+        ("sd/notes.txt", "image format"),
+    ] {
+        let out = env.cmd().args(["index", file]).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{file}: {err}");
+        assert!(
+            err.contains(why) && err.contains("not indexed"),
+            "{file}: {err}"
+        );
+    }
+    let after = env.index(&[], 0);
+    assert_eq!(after["total_images"].as_u64(), Some(5), "{after}");
+    assert_eq!(
+        after["walk_options"]["exclude"][0], "camera/q30.jpg",
+        "{after}"
+    );
+    // with the option that takes it in, the file is indexed and the refresh keeps it
+    env.index(
+        &["--hidden", "--exclude", "camera/q30.jpg", "sd/.hidden.jpg"],
+        0,
+    );
+    let kept = env.index(&[], 0);
+    assert_eq!(kept["total_images"].as_u64(), Some(7), "{kept}");
+}
+
 /// An index written when overlapping folders were stored twice is repaired by the next run.
 #[test]
 fn duplicate_rows_of_one_file_are_merged() {
