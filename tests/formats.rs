@@ -248,6 +248,59 @@ fn copies_in_every_format_index_cleanly_and_find_their_originals() {
     assert_eq!((format.as_str(), w, h), ("dng", original.1, original.0));
 }
 
+/// A progressive JPEG of `jpeg`'s pixels (what many cameras and web tools write).
+fn progressive_jpeg(jpeg: &Path, out: &Path) {
+    let rgb = image::open(jpeg).unwrap().into_rgb8();
+    let mut compress = mozjpeg::Compress::new(mozjpeg::ColorSpace::JCS_RGB);
+    compress.set_size(rgb.width() as usize, rgb.height() as usize);
+    compress.set_quality(90.0);
+    compress.set_progressive_mode();
+    let mut started = compress.start_compress(Vec::new()).unwrap();
+    started.write_scanlines(rgb.as_raw()).unwrap();
+    let bytes = started.finish().unwrap();
+    // SOF2: progressive, Huffman
+    assert!(bytes.windows(2).any(|m| m == [0xFF, 0xC2]));
+    std::fs::write(out, bytes).unwrap();
+}
+
+/// Some progressive JPEGs transcoded into JPEG XL trip an assertion in the decoder's JPEG
+/// reconstruction; their pixels are rendered instead, and no panic text reaches the user.
+#[test]
+fn transcoded_progressive_jpegs_are_read_from_their_pixels_when_reconstruction_fails() {
+    if !encoders_available() {
+        return;
+    }
+    let f = folders();
+    for p in PHOTOS {
+        let progressive = f.copies.join(format!("{p}-progressive.jpg"));
+        progressive_jpeg(&f.originals.join(format!("{p}.jpg")), &progressive);
+        run(Command::new("cjxl")
+            .arg(&progressive)
+            .arg(f.copies.join(format!("{p}-progressive.jxl")))
+            .arg("--quiet"));
+        std::fs::remove_file(&progressive).unwrap();
+    }
+    let copies_index = f.root.join("copies-index");
+    let out = index(&copies_index, &f.copies, &[], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(failures(&copies_index), vec![]);
+    let originals_index = f.root.join("originals-index");
+    assert!(
+        index(&originals_index, &f.originals, &[], &[])
+            .status
+            .success()
+    );
+    for p in PHOTOS {
+        let hit = first_hit(
+            &originals_index,
+            &f.copies.join(format!("{p}-progressive.jxl")),
+        );
+        assert_eq!(hit, format!("{p}.jpg"));
+    }
+}
+
 #[test]
 fn damaged_copies_are_failures_naming_the_file_and_the_rest_is_indexed() {
     let f = folders();

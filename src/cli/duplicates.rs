@@ -140,12 +140,12 @@ pub(crate) fn cmd_duplicates(
             return Ok(ExitCode::from(super::EXIT_INTERRUPTED));
         }
         if !quiet && super::some_failed(&summary) {
-            eprintln!(
+            note!(
                 "note: some files could not be indexed and are not compared (`lookalike status` lists them)"
             );
         }
         if !quiet && chosen_for_new {
-            eprintln!(
+            note!(
                 "note: the new index holds duplicate signatures only, which is all duplicates need; `lookalike index --profile full` (or `--profile fast`) describes the images for `query` and `serve`"
             );
         }
@@ -167,13 +167,13 @@ pub(crate) fn cmd_duplicates(
         )?;
     }
     if !quiet && findings.unsigned > 0 {
-        eprintln!(
+        note!(
             "note: {} images were indexed before duplicate signatures existed; only their byte-identical copies are found until `lookalike index` runs again",
             findings.unsigned
         );
     }
     if !quiet && findings.damaged > 0 {
-        eprintln!(
+        note!(
             "note: {} images have a damaged duplicate signature; only their byte-identical copies are found until `lookalike index --repair` extracts them again",
             findings.damaged
         );
@@ -335,22 +335,22 @@ fn report_actions(
             Outcome::WouldDo => {
                 done += 1;
                 if !quiet {
-                    eprintln!("would {verb} {}{target}", display_path(&s.path));
+                    note!("would {verb} {}{target}", display_path(&s.path));
                 }
             }
             Outcome::Done => {
                 done += 1;
                 if !quiet {
-                    eprintln!("{verb}: {}{target}", display_path(&s.path));
+                    note!("{verb}: {}{target}", display_path(&s.path));
                 }
             }
             Outcome::Skipped(why) => {
                 skipped += 1;
-                eprintln!("skipped {}: {}", display_path(&s.path), escape_text(why));
+                note!("skipped {}: {}", display_path(&s.path), escape_text(why));
             }
             Outcome::Failed(why) => {
                 failed += 1;
-                eprintln!("failed {}: {}", display_path(&s.path), escape_text(why));
+                note!("failed {}: {}", display_path(&s.path), escape_text(why));
             }
         }
     }
@@ -358,11 +358,11 @@ fn report_actions(
         return;
     }
     if applied && done == 0 {
-        eprintln!(
+        note!(
             "0 done, {skipped} skipped, {failed} failed: no file was changed, so there is nothing to undo"
         );
     } else if applied {
-        eprintln!(
+        note!(
             "{done} done, {skipped} skipped, {failed} failed; `lookalike undo` reverses this run{}; `lookalike index` brings the index up to date",
             if matches!(action, Action::Delete) {
                 " except deletions"
@@ -371,7 +371,7 @@ fn report_actions(
             }
         );
     } else {
-        eprintln!(
+        note!(
             "dry run: {done} would be done, {skipped} skipped; nothing changed. Add --apply to do it."
         );
     }
@@ -386,7 +386,7 @@ pub(crate) fn cmd_undo(collection: &Collection, args: UndoArgs, quiet: bool) -> 
         if args.json {
             print_json(&Value::Null)?;
         } else {
-            eprintln!("nothing to undo: no `duplicates --apply` run is recorded in this index");
+            note!("nothing to undo: no `duplicates --apply` run is recorded in this index");
         }
         return Ok(ExitCode::SUCCESS);
     };
@@ -395,17 +395,17 @@ pub(crate) fn cmd_undo(collection: &Collection, args: UndoArgs, quiet: bool) -> 
     } else {
         for r in &report.steps {
             match &r.outcome {
-                Outcome::Done if !quiet => eprintln!("restored {}", display_path(&r.path)),
+                Outcome::Done if !quiet => note!("restored {}", display_path(&r.path)),
                 Outcome::Done => {}
                 Outcome::Skipped(why) => {
-                    eprintln!(
+                    note!(
                         "not restored {}: {}",
                         display_path(&r.path),
                         escape_text(why)
                     )
                 }
                 Outcome::Failed(why) => {
-                    eprintln!("failed {}: {}", display_path(&r.path), escape_text(why))
+                    note!("failed {}: {}", display_path(&r.path), escape_text(why))
                 }
                 Outcome::WouldDo => {}
             }
@@ -416,14 +416,14 @@ pub(crate) fn cmd_undo(collection: &Collection, args: UndoArgs, quiet: bool) -> 
             .filter(|r| r.outcome == Outcome::Done)
             .count();
         if !quiet {
-            eprintln!(
+            note!(
                 "undid the last {} run: {restored} of {} files restored",
                 report.action,
                 report.steps.len()
             );
         }
         if !report.closed {
-            eprintln!(
+            note!(
                 "some files could not be restored: fix the cause above and run `lookalike undo` again to retry them"
             );
         }

@@ -199,7 +199,7 @@ fn index_folder(
         return Err(Error::Interrupted);
     }
     if !quiet {
-        eprintln!(
+        note!(
             "indexed {}: {} new, {} unchanged, {} failed, {:.1} images/s",
             crate::path_repr::shown(folder),
             summary.new + summary.updated,
@@ -286,7 +286,7 @@ pub(crate) fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) ->
     let store = collection.open_store_read_only()?;
     let items = load_item_vectors(&store, &mut gt, &registry)?;
     if !items.missing.is_empty() && !quiet {
-        eprintln!(
+        note!(
             "warning: {} labelled images are not indexed (e.g. {}); they count as never retrieved",
             items.missing.len(),
             items.missing[0]
@@ -366,7 +366,7 @@ pub(crate) fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) ->
         };
         let out = write_report(dir, &input)?;
         if !quiet {
-            eprintln!("report: {}", crate::path_repr::shown(&out.index));
+            note!("report: {}", crate::path_repr::shown(&out.index));
         }
     }
     if args.json {
@@ -459,7 +459,7 @@ fn duplicates_benchmark(
     let work = args.work.clone().unwrap_or_else(|| temp.join("files"));
     let originals = args.sample.min(sources.len() - 1);
     if !quiet {
-        eprintln!(
+        note!(
             "planting {} edited copies of {originals} photos among {} distractors in {}",
             originals * args.edits,
             sources.len() - originals,
@@ -523,7 +523,7 @@ fn duplicates_benchmark(
         };
         let out = write_report(dir, &input)?;
         if !quiet {
-            eprintln!("report: {}", crate::path_repr::shown(&out.index));
+            note!("report: {}", crate::path_repr::shown(&out.index));
         }
     }
     if args.json {
@@ -637,7 +637,7 @@ fn distort_benchmark(
         };
         let out = write_report(dir, &input)?;
         if !quiet {
-            eprintln!("report: {}", crate::path_repr::shown(&out.index));
+            note!("report: {}", crate::path_repr::shown(&out.index));
         }
     }
     if args.json {

@@ -1,6 +1,16 @@
 //! The command line: clap types turned into plain config structs, progress bars, text and JSON
 //! output, exit codes. The library core never sees clap.
 
+/// `eprintln!` that never panics: a message to a closed or full standard error is dropped,
+/// so a pipe closed early (`lookalike index DIR 2>&1 | head`) cannot turn a finished run
+/// into a crash.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -72,13 +82,15 @@ fn usize_in(range: std::ops::RangeInclusive<u64>) -> clap::builder::RangedU64Val
 }
 
 /// Parses a finite number within `lo..=hi`.
+/// The range is checked on the number as written, before it is rounded to `f32` (which would
+/// take 2.0000001 to 2).
 fn f32_in(s: &str, lo: f32, hi: f32) -> std::result::Result<f32, String> {
-    let x: f32 = s
+    let x: f64 = s
         .trim()
         .parse()
         .map_err(|_| format!("'{s}' is not a number"))?;
-    if x.is_finite() && (lo..=hi).contains(&x) {
-        Ok(x)
+    if x.is_finite() && (f64::from(lo)..=f64::from(hi)).contains(&x) {
+        Ok(x as f32)
     } else {
         Err(format!(
             "{s} is out of range: use a number from {lo} to {hi}"
@@ -304,6 +316,13 @@ struct StatusArgs {
 /// Entry point used by `main.rs`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    let report_panic = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let file = info.location().map_or("", |l| l.file());
+        if !crate::decode::is_caught_decoder_panic(file) {
+            report_panic(info);
+        }
+    }));
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(cli)))
         .unwrap_or_else(|panic| Err(Error::Internal(panic_message(panic.as_ref()))));
     match outcome {
@@ -313,14 +332,14 @@ pub fn main() -> ExitCode {
         }
         Err(e) => {
             if !matches!(e, Error::Interrupted) {
-                eprintln!("error: {}", escape_text(&e.to_string()));
+                note!("error: {}", escape_text(&e.to_string()));
             }
             if e.is_out_of_space() {
-                eprintln!(
+                note!(
                     "the disk refused to write (full, or over a size limit): free some space and run the same command again; what was done before is kept"
                 );
             } else if matches!(e, Error::Db { .. }) && e.is_corrupt() {
-                eprintln!(
+                note!(
                     "the index database is damaged: restore it from a backup, or delete the index folder and run `lookalike index DIR` again (your images are not touched)"
                 );
             }
@@ -376,7 +395,7 @@ fn install_stop_flag() -> Arc<AtomicBool> {
         if flag.swap(true, Ordering::SeqCst) {
             std::process::exit(130);
         }
-        eprintln!("\nstopping: finishing the current batch (Ctrl-C again to quit at once)");
+        note!("\nstopping: finishing the current batch (Ctrl-C again to quit at once)");
     });
     stop
 }
@@ -428,7 +447,7 @@ fn cmd_index(collection: &Collection, args: IndexArgs, quiet: bool) -> Result<Ex
     }
     if !quiet {
         if !given_walk && !summary.walk_options.is_default() {
-            eprintln!(
+            note!(
                 "walked with the options this index remembers: {} (`--walk-defaults` drops them)",
                 escape_text(&summary.walk_options.flags())
             );
@@ -465,7 +484,7 @@ fn cmd_forget(collection: &Collection, args: ForgetArgs, quiet: bool) -> Result<
     }
     if !quiet {
         for s in &summaries {
-            eprintln!(
+            note!(
                 "forgot {}: {} images removed from the index, {} kept under other tracked folders; {} images in {}",
                 shown(&s.root),
                 s.removed,
@@ -534,10 +553,10 @@ fn render_progress(bar: &ProgressBar, p: Progress) {
 
 fn report_index(collection: &Collection, s: &IndexSummary) {
     for f in &s.failed {
-        eprintln!("failed: {}: {}", shown(&f.path), escape_text(&f.reason));
+        note!("failed: {}: {}", shown(&f.path), escape_text(&f.reason));
     }
     for p in &s.problems {
-        eprintln!(
+        note!(
             "skipped: {}: {}{}",
             shown(&p.path),
             escape_text(&p.reason),
@@ -549,31 +568,31 @@ fn report_index(collection: &Collection, s: &IndexSummary) {
         );
     }
     for (alias, into) in &s.aliased {
-        eprintln!(
+        note!(
             "note: {} now leads into {} (a symbolic link): its images are indexed there, once",
             shown(alias),
             shown(into)
         );
     }
     for p in &s.changing {
-        eprintln!(
+        note!(
             "changing: {}: modified while it was read; not indexed this time (run `lookalike index` again once it is written)",
             shown(p)
         );
     }
     for p in &s.missing_roots {
-        eprintln!(
+        note!(
             "missing: {}: tracked folder not found (deleted, or on a disk not mounted); its images are kept; `lookalike forget` stops tracking it",
             shown(p)
         );
     }
     if s.merged > 0 {
-        eprintln!(
+        note!(
             "merged: {} images were stored twice under overlapping folders; each file is now one image",
             s.merged
         );
     }
-    eprintln!(
+    note!(
         "{} new, {} unchanged, {} updated, {} moved, {} duplicates, {} removed, {} failed{} in {:.2}s ({:.1} images/s); {} images in {} ({} profile)",
         s.new,
         s.unchanged,
@@ -597,26 +616,27 @@ fn report_index(collection: &Collection, s: &IndexSummary) {
         s.profile.name()
     );
     if let Some(u) = s.ann_updated {
-        eprintln!(
+        note!(
             "HNSW graph updated in place: {} images inserted, {} old points hidden (`index --rebuild-graph` rebuilds it)",
-            u.inserted, u.hidden
+            u.inserted,
+            u.hidden
         );
     } else if s.ann_rebuilt {
-        eprintln!("HNSW graph rebuilt over {} images", s.total_images);
+        note!("HNSW graph rebuilt over {} images", s.total_images);
     }
     if s.repaired > 0 {
-        eprintln!(
+        note!(
             "{} images had a damaged stored vector: taken again from their files",
             s.repaired
         );
     }
     damage_note(&s.damaged_vectors);
     if s.interrupted {
-        eprintln!(
+        note!(
             "interrupted: everything extracted so far is saved; run the same command again to resume"
         );
     } else if some_failed(s) {
-        eprintln!(
+        note!(
             "{} files could not be indexed ({} in this run, {} unchanged since they failed before): exit status {EXIT_SOME_FAILED}; `lookalike status` lists them, `--retry-failed` tries them again",
             s.failed.len() + s.still_failing,
             s.failed.len(),
@@ -645,10 +665,10 @@ fn cmd_query(collection: &Collection, args: QueryArgs) -> Result<ExitCode> {
         print_json(&result)?;
     } else {
         if let Some(note) = &result.note {
-            eprintln!("note: {}", escape_text(note));
+            note!("note: {}", escape_text(note));
         }
         for path in &result.stale {
-            eprintln!(
+            note!(
                 "stale: {} is gone or changed since it was indexed; left out (`lookalike index` updates the index)",
                 shown(path)
             );
@@ -659,11 +679,11 @@ fn cmd_query(collection: &Collection, args: QueryArgs) -> Result<ExitCode> {
             .any(|w| w[1].distance < w[0].distance)
         {
             if searcher.space().is_augmented() {
-                eprintln!(
+                note!(
                     "note: ranked against stored vectors averaged with their nearest neighbours (and with query expansion unless --qe 0); distances are to the example itself"
                 );
             } else {
-                eprintln!(
+                note!(
                     "note: ranked with query expansion, which also weighs the example's nearest neighbours; distances are to the example itself (--qe 0 ranks by distance alone)"
                 );
             }
@@ -864,7 +884,7 @@ fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
 /// Damaged vectors met while reading, which were left out of the search or the graph.
 fn damage_note(damaged: &[crate::store::DamagedVector]) {
     if !damaged.is_empty() {
-        eprintln!(
+        note!(
             "note: {} images left out because a stored vector is damaged (first: image {}, {}); `lookalike status --check` lists them, `lookalike index --repair` extracts them again",
             damaged.len(),
             damaged[0].image_id,
@@ -876,6 +896,14 @@ fn damage_note(damaged: &[crate::store::DamagedVector]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn number_flags_are_checked_before_rounding() {
+        assert_eq!(f32_in("1", 0.0, 1.0), Ok(1.0));
+        assert!(f32_in("1.00000001", 0.0, 1.0).is_err());
+        assert!(f32_in("-1e-300", 0.0, 1.0).is_err());
+        assert!(f32_in("inf", 0.0, 1.0).is_err());
+    }
 
     #[test]
     fn errors_map_to_their_exit_statuses() {

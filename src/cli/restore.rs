@@ -189,7 +189,7 @@ pub(crate) fn run_blur(args: &BlurArgs, quiet: bool) -> Result<()> {
     };
     save(&out, &args.output)?;
     if !quiet {
-        eprintln!(
+        note!(
             "{} -> {} (psf {}, noise {})",
             shown(&args.input),
             shown(&args.output),
@@ -230,7 +230,7 @@ pub(crate) fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
         println!("{}", serde_json::Value::Object(doc));
     } else if !quiet {
         if done.found_no_blur() {
-            eprintln!(
+            note!(
                 "{}: no blur found (noise {:.4}), copied unchanged to {}",
                 shown(&args.input),
                 done.noise_sigma(),
@@ -257,7 +257,7 @@ pub(crate) fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
                 (Some(n), false) => format!(", {n} iterations"),
                 (None, _) => String::new(),
             };
-            eprintln!(
+            note!(
                 "{} -> {} ({how} {}, {method}, noise {}{runs})",
                 shown(&args.input),
                 shown(&args.output),

@@ -40,7 +40,7 @@ pub(crate) fn cmd_serve(collection: &Collection, args: ServeArgs, quiet: bool) -
     let server = Server::bind(collection.clone(), config)?;
     let url = server.url();
     if !args.bind.is_loopback() {
-        eprintln!(
+        note!(
             "warning: listening on {}: anyone who can reach this machine can browse the indexed images and, with the page's token, act on duplicates",
             server.local_addr()
         );
@@ -48,7 +48,7 @@ pub(crate) fn cmd_serve(collection: &Collection, args: ServeArgs, quiet: bool) -
     // The address goes to stdout (scripts read it); the rest to stderr.
     println!("{url}");
     if !quiet {
-        eprintln!(
+        note!(
             "serving the index at {} on {url} (Ctrl-C stops)",
             crate::path_repr::shown(collection.dir())
         );
@@ -60,7 +60,7 @@ pub(crate) fn cmd_serve(collection: &Collection, args: ServeArgs, quiet: bool) -
             "xdg-open"
         };
         if let Err(e) = std::process::Command::new(opener).arg(&url).spawn() {
-            eprintln!("note: could not open a browser ({opener}: {e}); open {url} yourself");
+            note!("note: could not open a browser ({opener}: {e}); open {url} yourself");
         }
     }
     server.run()?;

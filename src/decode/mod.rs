@@ -154,11 +154,9 @@ pub(crate) fn decode_jpeg_luma(
     path: &Path,
     cfg: &DecodeConfig,
 ) -> Option<DecodedLuma> {
-    catch_unwind(AssertUnwindSafe(|| {
-        decode_jpeg_luma_inner(bytes, path, cfg)
-    }))
-    .ok()
-    .flatten()
+    guarded(|| decode_jpeg_luma_inner(bytes, path, cfg))
+        .ok()
+        .flatten()
 }
 
 fn decode_jpeg_luma_inner(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Option<DecodedLuma> {
@@ -214,10 +212,29 @@ fn format_name(f: image::ImageFormat) -> String {
         .unwrap_or_else(|| format!("{f:?}").to_lowercase())
 }
 
+/// Decodes under way in [`guarded`], in any thread.
+static GUARDED_DECODES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Runs a decoder, its panics caught (a damaged file may trip assertions in third-party
+/// decoders, on this thread or on their worker threads).
+fn guarded<T>(run: impl FnOnce() -> T) -> std::thread::Result<T> {
+    use std::sync::atomic::Ordering::SeqCst;
+    GUARDED_DECODES.fetch_add(1, SeqCst);
+    let out = catch_unwind(AssertUnwindSafe(run));
+    GUARDED_DECODES.fetch_sub(1, SeqCst);
+    out
+}
+
+/// True when a panic raised at `file` is a third-party decoder's, caught by [`guarded`] and
+/// reported as the file's failure: its own message on standard error would only repeat that.
+pub fn is_caught_decoder_panic(file: &str) -> bool {
+    GUARDED_DECODES.load(std::sync::atomic::Ordering::SeqCst) > 0 && !file.starts_with("src/")
+}
+
 /// Decodes `bytes` (the content of `path`, named in errors) into a working image.
 /// Decoder panics are caught and reported as errors.
 pub fn decode(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<Decoded> {
-    match catch_unwind(AssertUnwindSafe(|| decode_inner(bytes, path, cfg))) {
+    match guarded(|| decode_inner(bytes, path, cfg)) {
         Ok(result) => result,
         Err(panic) => {
             let what = panic
@@ -248,7 +265,7 @@ pub(crate) fn decode_full_size(
     cfg: &DecodeConfig,
 ) -> Result<DynamicImage> {
     let run = || decode_full_size_inner(bytes, path, cfg);
-    match catch_unwind(AssertUnwindSafe(run)) {
+    match guarded(run) {
         Ok(result) => result,
         Err(_) => Err(bad(path, "decoder crashed; the file is probably damaged")),
     }
@@ -446,9 +463,14 @@ fn decode_jxl(
     if reconstruct
         && image.jpeg_reconstruction_status() == jxl_oxide::JpegReconstructionStatus::Available
     {
+        // A reconstruction that fails, or trips the decoder's own assertions (as some
+        // transcoded progressive JPEGs do), leaves the pixels to render.
+        // A panic may leave the decoder's state half-changed: the file is read afresh.
         let mut jpeg = Vec::new();
-        if image.reconstruct_jpeg(&mut jpeg).is_ok() {
-            return Ok(JxlDecoded::Jpeg(jpeg));
+        match guarded(|| image.reconstruct_jpeg(&mut jpeg)) {
+            Ok(Ok(_)) => return Ok(JxlDecoded::Jpeg(jpeg)),
+            Ok(Err(_)) => {}
+            Err(_) => return decode_jxl(bytes, path, cfg, false),
         }
     }
     // Rendering keeps 32-bit float planes (up to 4 channels, with a working copy) and the
@@ -787,9 +809,7 @@ fn check_size(w: u32, h: u32, path: &Path, cfg: &DecodeConfig) -> Result<()> {
 /// the memory budget.
 fn decode_jpeg_scaled(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<Option<Decoded>> {
     // libjpeg reports errors by unwinding out of its callbacks; any of them means "not here".
-    match catch_unwind(AssertUnwindSafe(|| {
-        decode_jpeg_scaled_inner(bytes, path, cfg)
-    })) {
+    match guarded(|| decode_jpeg_scaled_inner(bytes, path, cfg)) {
         Ok(result) => result,
         Err(_) => Ok(None),
     }

@@ -63,8 +63,11 @@ impl Similarity {
             "strict" => Ok(Similarity::Strict),
             "default" => Ok(Similarity::Default),
             "loose" => Ok(Similarity::Loose),
-            other => match other.parse::<f32>() {
-                Ok(t) if t.is_finite() && (0.0..=2.0).contains(&t) => Ok(Similarity::Threshold(t)),
+            // the range is checked before rounding to f32, which takes 2.0000001 to 2
+            other => match other.parse::<f64>() {
+                Ok(t) if t.is_finite() && (0.0..=2.0).contains(&t) => {
+                    Ok(Similarity::Threshold(t as f32))
+                }
                 _ => Err(Error::InvalidInput(format!(
                     "similarity {s:?}: use strict, default, loose or a distance from 0 to 2"
                 ))),
@@ -682,6 +685,9 @@ mod tests {
         assert_eq!(Similarity::parse("0.5").unwrap().test().layout, 0.5);
         assert!(Similarity::parse("3").is_err());
         assert!(Similarity::parse("NaN").is_err());
+        // checked before rounding to f32, which would take it to 2
+        assert!(Similarity::parse("2.0000001").is_err());
+        assert_eq!(Similarity::parse("2").unwrap().test().layout, 2.0);
         assert!(KeepRule::parse("largest").is_err());
         assert!(KeepRule::parse("match:[").is_err());
     }
