@@ -763,7 +763,7 @@ fn check_memory(need: u64, w: u32, h: u32, path: &Path, cfg: &DecodeConfig) -> R
         return Err(bad(
             path,
             format!(
-                "image is {w}x{h} pixels and would need {} MiB to decode, over the memory budget of {} MiB (a decompression bomb? if not, `index` and `query` read it with a larger `--memory-budget MIB`; `index` also needs `--retry-failed`)",
+                "image is {w}x{h} pixels and would need {} MiB to decode, over the memory budget of {} MiB (a decompression bomb? if not, `index`, `query` and `serve` read it with a larger `--memory-budget MIB`; `index` also needs `--retry-failed`)",
                 need.div_ceil(1 << 20),
                 cfg.memory_budget >> 20
             ),
@@ -790,7 +790,16 @@ fn check_size(w: u32, h: u32, path: &Path, cfg: &DecodeConfig) -> Result<()> {
     if w == 0 || h == 0 {
         return Err(bad(path, format!("image has zero size ({w}x{h})")));
     }
-    if w > cfg.max_side || h > cfg.max_side || u64::from(w) * u64::from(h) > cfg.max_pixels {
+    if w > cfg.max_side || h > cfg.max_side {
+        return Err(bad(
+            path,
+            format!(
+                "image is {w}x{h} pixels, over the limit of {} pixels a side (a decompression bomb?)",
+                cfg.max_side
+            ),
+        ));
+    }
+    if u64::from(w) * u64::from(h) > cfg.max_pixels {
         return Err(bad(
             path,
             format!(
@@ -831,8 +840,18 @@ fn decode_jpeg_scaled_inner(
     let (w, h) = (dec.width() as u32, dec.height() as u32);
     check_size(w, h, path, cfg)?;
     check_jpeg_data(bytes.len(), w, h, path)?;
-    // A progressive file keeps every coefficient (2 bytes each, up to 3 per pixel) in memory.
-    if u64::from(w) * u64::from(h) * 6 > cfg.memory_budget {
+    // A progressive file keeps every coefficient (2 bytes each, up to 3 per pixel) in memory;
+    // a sequential one a few rows of blocks, and the scaled output.
+    let scale = idct_scale(w, h, cfg.working_size);
+    let need = if raw::jpeg_is_sequential(bytes) {
+        (u64::from(w) * u64::from(scale)).div_ceil(8)
+            * (u64::from(h) * u64::from(scale)).div_ceil(8)
+            * 3
+            + u64::from(w) * 3 * 32
+    } else {
+        u64::from(w) * u64::from(h) * 6
+    };
+    if need > cfg.memory_budget {
         return Ok(None);
     }
     let colour = dec.color_space();
@@ -845,14 +864,15 @@ fn decode_jpeg_scaled_inner(
     // Unscaled, the general decoder (zune-jpeg, with SIMD) is faster than this build of
     // libjpeg-turbo (without its assembly): 1.9 against 2.35 ms to the working image and its
     // luminance for a 384x256 photo (BENCHMARKS.md, "Decoding small JPEGs").
-    let scale = idct_scale(w, h, cfg.working_size);
     if scale == 8 {
         return Ok(None);
     }
     dec.scale(scale);
     let orientation = dec
         .markers()
-        .find_map(|m| m.data.strip_prefix(b"Exif\0\0"))
+        .filter_map(|m| m.data.strip_prefix(b"Exif\0\0"))
+        // the last EXIF block, as the general decoder reads it
+        .last()
         .and_then(Orientation::from_exif_chunk)
         .unwrap_or(Orientation::NoTransforms);
     let Ok(mut started) = dec.rgb() else {
@@ -1129,6 +1149,41 @@ mod tests {
             .encode_image(img)
             .unwrap();
         buf
+    }
+
+    /// A sequential (baseline) JPEG is decoded scaled in a few rows of blocks, so a large one
+    /// passes a budget its whole pixels would not; a progressive one keeps every coefficient
+    /// and is held to its size.
+    #[test]
+    fn a_large_baseline_jpeg_fits_a_budget_its_pixels_would_not() {
+        let img = DynamicImage::ImageLuma8(image::GrayImage::from_fn(3000, 2000, |x, y| {
+            image::Luma([((x / 7 + y / 5) % 200) as u8])
+        }));
+        let jpeg = jpeg_of(&img);
+        assert!(raw::jpeg_is_sequential(&jpeg));
+        let cfg = DecodeConfig {
+            memory_budget: 8 << 20,
+            ..DecodeConfig::default()
+        };
+        let decoded = decode(&jpeg, Path::new("big.jpg"), &cfg).unwrap();
+        assert_eq!((decoded.width, decoded.height), (3000, 2000));
+        // the same frame marked progressive (SOF2) is not read as sequential
+        let mut progressive = jpeg.clone();
+        let sof = progressive
+            .windows(2)
+            .position(|m| m == [0xFF, 0xC0])
+            .unwrap();
+        progressive[sof + 1] = 0xC2;
+        assert!(!raw::jpeg_is_sequential(&progressive));
+        // past the side limit, the message names the side limit
+        let thin = DecodeConfig {
+            max_side: 100,
+            ..DecodeConfig::default()
+        };
+        let err = decode(&jpeg, Path::new("big.jpg"), &thin)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("100 pixels a side"), "{err}");
     }
 
     /// A small JPEG's own luma is the luma of its decoded colours to within rounding, upright

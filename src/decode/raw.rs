@@ -264,6 +264,14 @@ pub(crate) fn jpeg_size(jpeg: &[u8]) -> Option<(u32, u32)> {
     })?
 }
 
+/// True when a JPEG's frame is sequential (baseline or extended, Huffman-coded): a decoder
+/// then holds a few rows of blocks, where a progressive frame keeps every coefficient.
+pub(crate) fn jpeg_is_sequential(jpeg: &[u8]) -> bool {
+    segments(jpeg)
+        .find(|(marker, _)| matches!(marker, 0xC0..=0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF))
+        .is_some_and(|(marker, _)| matches!(marker, 0xC0 | 0xC1))
+}
+
 /// The orientation a JPEG's own EXIF block gives, if it has one.
 pub(crate) fn jpeg_orientation(jpeg: &[u8]) -> Option<Orientation> {
     segments(jpeg).find_map(|(marker, body)| {
