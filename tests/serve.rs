@@ -168,6 +168,35 @@ fn paths_in_requests_never_reach_files() {
     assert_eq!(server.get(&format!("/files/{camera}")).status, 409);
 }
 
+/// Bound to every address, the app still refuses a request by a name made to point at this
+/// machine (DNS rebinding); addresses and names allowed with --allow-host are answered.
+#[test]
+fn bound_to_every_address_it_answers_addresses_and_allowed_names_only() {
+    let c = Collection::new();
+    let server = c.serve(&["--bind", "0.0.0.0", "--allow-host", "Photos.lan"]);
+    let port = server.http.addr.port();
+    let status = |host: String| {
+        server
+            .raw("GET", "/api/status", &[("host", host.as_str())], b"")
+            .status
+    };
+    assert_eq!(status(format!("evil.example:{port}")), 421);
+    assert_eq!(status(format!("127.0.0.1.nip.io:{port}")), 421);
+    assert_eq!(status(format!("192.0.2.7:{port}")), 200);
+    assert_eq!(status(format!("[2001:db8::7]:{port}")), 200);
+    assert_eq!(status(format!("photos.lan:{port}")), 200);
+    assert_eq!(status(format!("localhost:{port}")), 200);
+    // the page's token does not leak to a rebound name either
+    let page = server.raw(
+        "GET",
+        "/",
+        &[("host", &format!("evil.example:{port}"))],
+        b"",
+    );
+    assert_eq!(page.status, 421);
+    assert!(!page.text().contains(&server.token));
+}
+
 #[test]
 fn changes_need_the_token_from_this_site() {
     let c = Collection::new();

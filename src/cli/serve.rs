@@ -31,6 +31,26 @@ pub(crate) struct ServeArgs {
     /// default 512).
     #[arg(long, value_name = "MIB", value_parser = super::usize_in(64..=65_536))]
     memory_budget: Option<usize>,
+    /// Also answer requests addressed to this host name (the machine's name on the network);
+    /// repeatable. Other names are refused, so that no web page can reach the app through a
+    /// name made to point here (DNS rebinding).
+    #[arg(long, value_name = "NAME", value_parser = parse_host_name)]
+    allow_host: Vec<String>,
+}
+
+/// A host name as a Host header carries it: letters, digits, dots and dashes.
+fn parse_host_name(s: &str) -> std::result::Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 253
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+    if ok {
+        Ok(s.to_ascii_lowercase())
+    } else {
+        Err(format!(
+            "'{s}' is not a host name (letters, digits, dots and dashes, without a port)"
+        ))
+    }
 }
 
 pub(crate) fn cmd_serve(collection: &Collection, args: ServeArgs, quiet: bool) -> Result<ExitCode> {
@@ -40,12 +60,13 @@ pub(crate) fn cmd_serve(collection: &Collection, args: ServeArgs, quiet: bool) -
         reports: args.reports,
         max_upload: (args.max_upload_mib as usize) << 20,
         decode: super::decode_config(args.memory_budget),
+        allow_hosts: args.allow_host,
     };
     let server = Server::bind(collection.clone(), config)?;
     let url = server.url();
     if !args.bind.is_loopback() {
         note!(
-            "warning: listening on {}: anyone who can reach this machine can browse the indexed images and, with the page's token, act on duplicates",
+            "warning: listening on {}: anyone who can reach this machine can browse the indexed images and, with the page's token, act on duplicates (requests by name are refused unless allowed with --allow-host)",
             server.local_addr()
         );
     }

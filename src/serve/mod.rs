@@ -33,6 +33,8 @@ pub(crate) struct ServeConfig {
     pub(crate) decode: DecodeConfig,
     /// Largest upload accepted for a query by example, in bytes.
     pub(crate) max_upload: usize,
+    /// Host names answered besides the machine's addresses (`--allow-host`).
+    pub(crate) allow_hosts: Vec<String>,
 }
 
 impl Default for ServeConfig {
@@ -43,6 +45,7 @@ impl Default for ServeConfig {
             reports: Vec::new(),
             decode: DecodeConfig::default(),
             max_upload: DEFAULT_MAX_UPLOAD,
+            allow_hosts: Vec::new(),
         }
     }
 }
@@ -73,8 +76,8 @@ pub(crate) struct App {
     collection: Collection,
     /// Random per run; POSTs that change files must carry it.
     token: String,
-    /// Host headers accepted (DNS rebinding): `None` when bound to a non-loopback address.
-    hosts: Option<Vec<String>>,
+    /// Host headers accepted (DNS rebinding).
+    hosts: HostRule,
     reports: Vec<PathBuf>,
     decode: DecodeConfig,
     max_upload: usize,
@@ -104,14 +107,23 @@ impl Server {
             .local_addr()
             .map_err(|e| Error::io(Path::new("socket"), e))?
             .port();
-        let hosts = cfg.bind.is_loopback().then(|| {
-            vec![
-                format!("127.0.0.1:{port}"),
-                format!("localhost:{port}"),
-                format!("[::1]:{port}"),
-                format!("{}:{port}", host_form(cfg.bind)),
-            ]
-        });
+        let mut names = vec![
+            format!("127.0.0.1:{port}"),
+            format!("localhost:{port}"),
+            format!("[::1]:{port}"),
+            format!("{}:{port}", host_form(cfg.bind)),
+        ];
+        for name in &cfg.allow_hosts {
+            names.push(format!("{name}:{port}"));
+            if port == 80 {
+                names.push(name.clone());
+            }
+        }
+        let hosts = HostRule {
+            names,
+            any_address: !cfg.bind.is_loopback(),
+            port,
+        };
         let app = App {
             collection,
             token: new_token(),
@@ -260,6 +272,48 @@ impl App {
 }
 
 /// An address as written in a URL's host part.
+/// Which Host headers are answered. A page from another site whose name was made to point at
+/// this machine (DNS rebinding) sends its own name: only the machine's loopback names, its
+/// listening address and the names allowed with `--allow-host` are answered. Bound to a
+/// non-loopback address, any address written as an IP (how other machines reach it without a
+/// name) is answered too: no DNS answer can stand behind an address.
+pub(crate) struct HostRule {
+    names: Vec<String>,
+    any_address: bool,
+    port: u16,
+}
+
+impl HostRule {
+    pub(crate) fn allows(&self, host: &str) -> bool {
+        if self.names.iter().any(|n| n.eq_ignore_ascii_case(host)) {
+            return true;
+        }
+        if !self.any_address {
+            return false;
+        }
+        // `name[:port]`, the name of an IPv6 address in brackets
+        let (name, port) = match host.strip_prefix('[') {
+            Some(rest) => match rest.split_once(']') {
+                Some((v6, "")) => (v6, None),
+                Some((v6, port)) => match port.strip_prefix(':') {
+                    Some(port) => (v6, Some(port)),
+                    None => return false,
+                },
+                None => return false,
+            },
+            None => match host.rsplit_once(':') {
+                Some((name, port)) => (name, Some(port)),
+                None => (host, None),
+            },
+        };
+        let port_ok = match port {
+            Some(p) => p.parse::<u16>() == Ok(self.port),
+            None => self.port == 80,
+        };
+        port_ok && name.parse::<IpAddr>().is_ok()
+    }
+}
+
 fn host_form(ip: IpAddr) -> String {
     match ip {
         IpAddr::V4(v4) => v4.to_string(),
@@ -284,4 +338,46 @@ fn new_token() -> String {
         bytes.copy_from_slice(&blake3::hash(seed.as_bytes()).as_bytes()[..16]);
     }
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_names_answered_are_the_machines_own_and_those_allowed() {
+        let loopback = HostRule {
+            names: vec!["127.0.0.1:8080".into(), "localhost:8080".into()],
+            any_address: false,
+            port: 8080,
+        };
+        assert!(loopback.allows("LOCALHOST:8080"));
+        assert!(!loopback.allows("192.168.1.5:8080"));
+        assert!(!loopback.allows("evil.example:8080"));
+        let open = HostRule {
+            names: vec!["photos.lan:8080".into()],
+            any_address: true,
+            port: 8080,
+        };
+        for ok in ["192.168.1.5:8080", "[fe80::1]:8080", "photos.lan:8080"] {
+            assert!(open.allows(ok), "{ok}");
+        }
+        for refused in [
+            "evil.example:8080",
+            "192.168.1.5:8081",
+            "192.168.1.5",
+            "[fe80::1]",
+            "[fe80::1:8080",
+            "1.2.3.4.evil.example:8080",
+            "",
+        ] {
+            assert!(!open.allows(refused), "{refused}");
+        }
+        let on_80 = HostRule {
+            names: Vec::new(),
+            any_address: true,
+            port: 80,
+        };
+        assert!(on_80.allows("10.0.0.2") && on_80.allows("10.0.0.2:80"));
+    }
 }

@@ -73,12 +73,10 @@ async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Respons
         .and_then(|h| h.to_str().ok())
         .unwrap_or("")
         .to_string();
-    if let Some(hosts) = &app.hosts
-        && !hosts.iter().any(|h| h.eq_ignore_ascii_case(&host))
-    {
+    if !app.hosts.allows(&host) {
         return refuse(
             StatusCode::MISDIRECTED_REQUEST,
-            "this server answers only for its own address (Host header refused)",
+            "this server answers only for its own addresses (Host header refused); to reach it by a name, start it with --allow-host NAME",
         );
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {
