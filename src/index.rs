@@ -216,6 +216,26 @@ fn resolve_targets(paths: &[PathBuf]) -> Result<Targets> {
     Ok(targets)
 }
 
+/// True when some indexed image lacks a feature of the profile, or keeps one of another.
+fn profile_incomplete(store: &Store, registry: &Registry) -> Result<bool> {
+    let stats = store.stats()?;
+    let current = registry.signatures();
+    let outdated = stats
+        .feature_versions
+        .iter()
+        .any(|(f, v, p, n)| *n > 0 && !current.contains(&(f.clone(), *v, p.clone())));
+    let missing = current.iter().any(|(family, version, params)| {
+        let have: u64 = stats
+            .feature_versions
+            .iter()
+            .filter(|(f, v, p, _)| f == family && v == version && p == params)
+            .map(|row| row.3)
+            .sum();
+        have < stats.images
+    });
+    Ok(outdated || missing)
+}
+
 /// Refuses a file named on its own that the walks of its folder skip (hidden, excluded, not
 /// included, not an image): indexed now, it would be dropped by the next refresh.
 fn refuse_files_walks_skip(
@@ -478,7 +498,11 @@ fn index_pass(
         })
         .collect();
     summary.aliased = aliases.clone();
-    let refresh_all = targets.folders.is_empty() && targets.files.is_empty();
+    // While some images lack the profile's features (the profile was just changed, or a change
+    // was interrupted), every tracked folder is walked: a run over one folder would leave the
+    // others searched with another profile's vectors, or left out.
+    let refresh_all = (targets.folders.is_empty() && targets.files.is_empty())
+        || profile_incomplete(store, registry)?;
     let mut walk: Vec<PathBuf> = if refresh_all {
         roots.iter().map(|r| r.1.clone()).collect()
     } else {

@@ -307,6 +307,40 @@ fn a_file_named_alone_that_the_walks_skip_is_refused_with_the_reason() {
     assert_eq!(kept["total_images"].as_u64(), Some(7), "{kept}");
 }
 
+/// A profile change given with one folder re-extracts every tracked folder: the others kept
+/// the old profile's vectors and were searched against the new ones.
+#[test]
+fn a_profile_change_with_one_folder_re_extracts_every_folder() {
+    let env = Env::new();
+    let sd = env.root().join("sd");
+    copy_groups(&sd, &["camera", "brick"]);
+    let first = env.index(&["sd/camera", "sd/brick"], 0);
+    assert_eq!(first["total_images"].as_u64(), Some(12), "{first}");
+    let out = env
+        .cmd()
+        .args(["index", "sd/camera", "--profile", "full", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let change: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(change["updated"].as_u64(), Some(12), "{change}");
+    let status = env.cmd().args(["status", "--json"]).output().unwrap();
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(
+        status["outdated_feature_rows"].as_u64(),
+        Some(0),
+        "{status}"
+    );
+    // with every image current, a run over one folder walks that folder only
+    let out = env
+        .cmd()
+        .args(["index", "sd/camera", "--json"])
+        .output()
+        .unwrap();
+    let again: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(again["unchanged"].as_u64(), Some(6), "{again}");
+}
+
 /// An index written when overlapping folders were stored twice is repaired by the next run.
 #[test]
 fn duplicate_rows_of_one_file_are_merged() {
