@@ -59,6 +59,16 @@ fn pages_thumbnails_files_and_lookalikes_are_served_by_id() {
         ),
         (Some(8), 2)
     );
+    // a page of none is a page of none, with the total
+    let none = server.get("/api/images?limit=0").json();
+    assert_eq!(
+        (
+            none["total"].as_u64(),
+            none["images"].as_array().map(Vec::len)
+        ),
+        (Some(8), Some(0)),
+        "{none}"
+    );
     let beyond = server.get("/api/images?offset=9223372036854775808").json();
     assert_eq!(
         beyond["images"].as_array().map(Vec::len),

@@ -169,9 +169,9 @@ async fn style() -> Response {
 fn image_json(r: &ImageRecord) -> Value {
     let mut m = crate::path_repr::object("path", &r.path);
     // Relative to its folder: names like "original.jpg" repeat across sub-folders.
-    m.insert("name".into(), json!(r.rel_path.to_string_lossy()));
+    crate::path_repr::insert(&mut m, "name", &r.rel_path);
     m.insert("id".into(), json!(r.id));
-    m.insert("folder".into(), json!(r.root.to_string_lossy()));
+    crate::path_repr::insert(&mut m, "folder", &r.root);
     m.insert("width".into(), json!(r.width));
     m.insert("height".into(), json!(r.height));
     m.insert("bytes".into(), json!(r.stamp.size));
@@ -268,7 +268,7 @@ struct PageParams {
 
 async fn images(State(app): State<Arc<App>>, Query(p): Query<PageParams>) -> Response {
     blocking(move || {
-        let limit = p.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+        let limit = p.limit.unwrap_or(DEFAULT_PAGE).min(MAX_PAGE);
         let offset = p.offset.unwrap_or(0);
         app.with_store(|s| {
             let total = match p.folder {
@@ -601,7 +601,7 @@ async fn reports(State(app): State<Arc<App>>) -> Response {
                 let mut m = crate::path_repr::object("path", dir);
                 m.insert("id".into(), json!(n));
                 let name = dir.file_name().unwrap_or(dir.as_os_str());
-                m.insert("name".into(), json!(name.to_string_lossy()));
+                crate::path_repr::insert(&mut m, "name", Path::new(name));
                 Value::Object(m)
             })
             .collect();
