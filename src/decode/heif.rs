@@ -87,7 +87,14 @@ fn load() -> std::result::Result<Api, String> {
     for name in &names {
         // SAFETY: loading runs libheif's initialisers, which only set up its codec tables.
         match unsafe { Library::new(name) } {
-            Ok(library) => return bind(library).map_err(|e| format!("{name}: {e}")),
+            Ok(library) => {
+                return bind(library).map_err(|e| {
+                    format!(
+                        "{name} is not a usable libheif ({e}); install libheif \
+                         (Debian/Ubuntu: apt install libheif1) or set {LIBHEIF_ENV} to its path"
+                    )
+                });
+            }
             Err(e) => last_error = e.to_string(),
         }
     }

@@ -598,7 +598,15 @@ fn decode_raw(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<Decoded> 
                 format: raw_name(path),
                 ..d
             }),
-            (None, None) => Err(sensor_error),
+            // a plain TIFF under a RAW name (a scan saved as .dng, a renamed file) is read
+            // as the TIFF it is
+            (None, None) => match image::guess_format(bytes) {
+                Ok(format @ image::ImageFormat::Tiff) => image_decoder(bytes, path, cfg, format)
+                    .and_then(|decoder| from_decoder(decoder, path, cfg, true))
+                    .map(|img| working(img, format_name(format), cfg))
+                    .map_err(|_| sensor_error),
+                _ => Err(sensor_error),
+            },
         },
     }
 }
@@ -782,7 +790,11 @@ fn image_error(path: &Path, e: image::ImageError, cfg: &DecodeConfig) -> Error {
                 cfg.memory_budget >> 20
             ),
         ),
-        other => bad(path, other.to_string()),
+        image::ImageError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => bad(
+            path,
+            format!("{e}: the file ends early (truncated? was it copied completely?)"),
+        ),
+        other => bad(path, other.to_string().trim_end().to_string()),
     }
 }
 
@@ -1149,6 +1161,22 @@ mod tests {
             .encode_image(img)
             .unwrap();
         buf
+    }
+
+    /// A plain TIFF under a RAW file's name is read as the TIFF it is.
+    #[test]
+    fn a_tiff_named_as_raw_is_read_as_tiff() {
+        let img = DynamicImage::ImageRgb8(RgbImage::from_fn(320, 200, |x, y| {
+            image::Rgb([(x % 256) as u8, (y % 256) as u8, 90])
+        }));
+        let mut tiff = Vec::new();
+        img.write_to(&mut Cursor::new(&mut tiff), image::ImageFormat::Tiff)
+            .unwrap();
+        let decoded = decode(&tiff, Path::new("scan.dng"), &DecodeConfig::default()).unwrap();
+        assert_eq!(
+            (decoded.width, decoded.height, decoded.format.as_str()),
+            (320, 200, "tiff")
+        );
     }
 
     /// A sequential (baseline) JPEG is decoded scaled in a few rows of blocks, so a large one
