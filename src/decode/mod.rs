@@ -227,7 +227,7 @@ fn guarded<T>(run: impl FnOnce() -> T) -> std::thread::Result<T> {
 
 /// True when a panic raised at `file` is a third-party decoder's, caught by [`guarded`] and
 /// reported as the file's failure: its own message on standard error would only repeat that.
-pub fn is_caught_decoder_panic(file: &str) -> bool {
+pub(crate) fn is_caught_decoder_panic(file: &str) -> bool {
     GUARDED_DECODES.load(std::sync::atomic::Ordering::SeqCst) > 0 && !file.starts_with("src/")
 }
 
