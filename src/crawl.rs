@@ -80,6 +80,29 @@ fn build_globs(patterns: &[String]) -> Result<Option<GlobSet>> {
     }
     let mut b = GlobSetBuilder::new();
     for p in patterns {
+        // patterns are matched against paths relative to the tracked folder, without a
+        // leading or trailing separator: these forms would match nothing
+        let never = if p.trim().is_empty() {
+            Some("an empty pattern matches no file".to_string())
+        } else if p.starts_with('/') || p.starts_with("./") {
+            Some(format!(
+                "patterns match paths relative to the folder: write '{}'",
+                p.trim_start_matches("./").trim_start_matches('/')
+            ))
+        } else if p.ends_with('/') {
+            Some(format!(
+                "a pattern ending in '/' matches nothing: write '{}' for the folder, or '{}**' for what is in it",
+                p.trim_end_matches('/'),
+                p
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = never {
+            return Err(Error::InvalidInput(format!(
+                "bad glob '{p}': {why} (if the index already remembers it, `lookalike index --walk-defaults` forgets it)"
+            )));
+        }
         let glob = Glob::new(p).map_err(|e| {
             Error::InvalidInput(format!(
                 "bad glob '{p}': {e} (if the index already remembers it, `lookalike index --walk-defaults` forgets it)"
@@ -107,6 +130,25 @@ pub(crate) fn why_not_walked(
     root: &Path,
     path: &Path,
 ) -> Result<Option<String>> {
+    if let Some(why) = why_rules_skip(config, root, path)? {
+        return Ok(Some(why));
+    }
+    if !looks_like_image(path) {
+        return Ok(Some(
+            "neither its name nor its first bytes are those of an image format lookalike reads"
+                .to_string(),
+        ));
+    }
+    Ok(None)
+}
+
+/// Why the walk rules (hidden, `--exclude`, `--include`) skip `path` below `root`, reading
+/// nothing from the disk.
+pub(crate) fn why_rules_skip(
+    config: &CrawlConfig,
+    root: &Path,
+    path: &Path,
+) -> Result<Option<String>> {
     let include = build_globs(&config.include)?;
     let exclude = build_globs(&config.exclude)?;
     let Ok(rel) = path.strip_prefix(root) else {
@@ -127,9 +169,7 @@ pub(crate) fn why_not_walked(
             format!("it is inside the hidden folder {}", dir.display())
         };
         if !config.hidden && is_hidden(part.as_os_str()) {
-            return Ok(Some(format!(
-                "{what}, which the walks of this index skip (add --hidden to take hidden files in)"
-            )));
+            return Ok(Some(format!("{what}, which the walks of this index skip")));
         }
         if let Some(ex) = &exclude
             && ex.is_match(&prefix)
@@ -148,12 +188,6 @@ pub(crate) fn why_not_walked(
             "it matches none of the --include patterns of this index ({})",
             config.include.join(", ")
         )));
-    }
-    if !looks_like_image(path) {
-        return Ok(Some(
-            "neither its name nor its first bytes are those of an image format lookalike reads"
-                .to_string(),
-        ));
     }
     Ok(None)
 }

@@ -94,6 +94,9 @@ pub struct IndexSummary {
     pub profile: Profile,
     /// The walk options this run used (given, or remembered by the collection).
     pub walk_options: WalkOptions,
+    /// The options the collection remembered before, when this run's replaced them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replaced_walk_options: Option<WalkOptions>,
     /// Files seen for the first time and extracted.
     pub new: usize,
     /// Files already indexed and unchanged (nothing decoded).
@@ -261,8 +264,20 @@ fn refuse_files_walks_skip(
             ..crawl.clone()
         };
         if let Some(why) = crate::crawl::why_not_walked(&walk, root, file)? {
+            let fix = if why.contains("hidden") {
+                let with_hidden = WalkOptions {
+                    hidden: true,
+                    ..WalkOptions::of(crawl)
+                };
+                format!(
+                    "; `lookalike index {} FILE` takes it in, and the index then walks hidden files everywhere",
+                    with_hidden.flags()
+                )
+            } else {
+                String::new()
+            };
             return Err(Error::InvalidInput(format!(
-                "{}: not indexed: {why}",
+                "{}: not indexed: {why}{fix}",
                 file.display()
             )));
         }
@@ -327,6 +342,9 @@ pub fn run(
         collection.walk_options(&store)?.unwrap_or_default()
     };
     refuse_files_walks_skip(&targets, &tracked, &walk.applied_to(&config.crawl))?;
+    let remembered = collection.walk_options(&store)?.unwrap_or_default();
+    let replaced_walk_options =
+        (remembered != walk && !remembered.is_default()).then_some(remembered);
     if !given.is_default() {
         collection.set_walk_options(&mut store, Some(&given))?;
     } else if config.walk_defaults {
@@ -355,6 +373,7 @@ pub fn run(
     .map(|summary| IndexSummary {
         profile,
         walk_options: walk,
+        replaced_walk_options,
         ..summary
     });
     let (outcome, record) = match &result {
@@ -451,6 +470,35 @@ pub fn forget(collection: &Collection, dir: &Path, policy: &UpdatePolicy) -> Res
         })
         .count();
     store.settle_roots(Some(id))?;
+    // Rows taken over by an outer tracked folder whose walks skip them (hidden, excluded)
+    // would go at its next refresh: they go now, and count as removed.
+    let walk = collection
+        .walk_options(&store)?
+        .unwrap_or_default()
+        .applied_to(&CrawlConfig::default());
+    let remaining = store.roots()?;
+    let mut skipped = Vec::new();
+    for e in store.catalog()? {
+        let Some(owner) = remaining.get(&e.root_id) else {
+            continue;
+        };
+        let abs = owner.join(&e.rel_path);
+        if !abs.starts_with(&root) {
+            continue;
+        }
+        let rules = CrawlConfig {
+            keep_dirs: remaining
+                .values()
+                .filter(|r| *r != owner && r.starts_with(owner))
+                .cloned()
+                .collect(),
+            ..walk.clone()
+        };
+        if crate::crawl::why_rules_skip(&rules, owner, &abs)?.is_some() {
+            skipped.push(WriteOp::Remove { id: e.id });
+        }
+    }
+    store.apply(&skipped)?;
     let total_images = store.image_count()? as usize;
     let removed = before - total_images;
     let fusion = Fusion::for_profile(collection.profile(&store)?);
@@ -501,8 +549,8 @@ fn index_pass(
     // While some images lack the profile's features (the profile was just changed, or a change
     // was interrupted), every tracked folder is walked: a run over one folder would leave the
     // others searched with another profile's vectors, or left out.
-    let refresh_all = (targets.folders.is_empty() && targets.files.is_empty())
-        || profile_incomplete(store, registry)?;
+    let asked_all = targets.folders.is_empty() && targets.files.is_empty();
+    let refresh_all = asked_all || profile_incomplete(store, registry)?;
     let mut walk: Vec<PathBuf> = if refresh_all {
         roots.iter().map(|r| r.1.clone()).collect()
     } else {
@@ -520,10 +568,12 @@ fn index_pass(
     for folder in outer {
         if std::fs::metadata(&folder).is_ok_and(|m| m.is_dir()) {
             walk.push(folder);
-        } else {
+        } else if asked_all || targets.folders.contains(&folder) {
             // An unmounted disk looks like a deleted folder: its images are kept.
             summary.missing_roots.push(folder);
         }
+        // (a folder walked only to finish a profile change is taken when it is there; `status`
+        // counts the images still lacking the profile's features)
     }
     let crawl_cfg = CrawlConfig {
         roots: walk.clone(),

@@ -157,10 +157,23 @@ impl Collection {
         let record = self.dump_record(store)?;
         let version = store.data_version()?;
         let mut note = None;
+        let left_out_note = |left_out: u64| {
+            format!(
+                "{left_out} indexed images have no usable vector for this search (not extracted yet, as while an `index --profile` change is unfinished, or damaged) and are left out; `lookalike index` (or `index --repair`) brings them in"
+            )
+        };
         let ann = match record {
             Some(rec) if rec.data_version == version && rec.fusion == fusion.fingerprint() => {
                 match AnnIndex::load(&ann_dir(self.dir()), &rec) {
-                    Ok(ann) => Some(ann),
+                    Ok(ann) => {
+                        // a graph written by a run that could not extract every image
+                        let live = rec.count.saturating_sub(rec.hidden.len()) as u64;
+                        let left_out = store.image_count()?.saturating_sub(live);
+                        if left_out > 0 {
+                            note = Some(left_out_note(left_out));
+                        }
+                        Some(ann)
+                    }
                     Err(e) => {
                         note = Some(format!(
                             "HNSW dump unusable ({e}); searched a graph rebuilt in memory (`lookalike index` rewrites the dump)"
@@ -171,9 +184,9 @@ impl Collection {
             }
             Some(rec) if rec.fusion != fusion.fingerprint() => {
                 note = Some(format!(
-                    "weights {} differ from the indexed ones ({}); built a graph in memory",
-                    fusion.fingerprint(),
-                    rec.fusion
+                    "the graph on disk was built for other weights or another profile ({}, here {}); built one in memory (`lookalike index` rewrites it for the index's own)",
+                    rec.fusion,
+                    fusion.fingerprint()
                 ));
                 None
             }
@@ -192,9 +205,7 @@ impl Collection {
                 let loaded = load_points(store, fusion)?;
                 let left_out = store.image_count()?.saturating_sub(loaded.len() as u64);
                 if left_out > 0 {
-                    let missing = format!(
-                        "{left_out} indexed images have no usable vector for this search (not extracted yet, as after an interrupted `index --profile` run, or damaged) and are left out; `lookalike index` (or `index --repair`) brings them in"
-                    );
+                    let missing = left_out_note(left_out);
                     note = Some(match note {
                         Some(n) => format!("{n}; {missing}"),
                         None => missing,

@@ -138,17 +138,19 @@ pub fn status(collection: &Collection, check: bool) -> Result<StatusReport> {
         .filter(|(f, v, p, _)| !current.contains(&(f.clone(), *v, p.clone())))
         .map(|row| row.3)
         .sum();
+    // a row of another profile's signature is no vector for this one's searches
     let missing_families = registry
         .families()
         .into_iter()
-        .map(|family| {
+        .zip(&current)
+        .map(|(name, (family, version, params))| {
             let have: u64 = stats
                 .feature_versions
                 .iter()
-                .filter(|row| row.0 == family)
+                .filter(|row| row.0 == *family && row.1 == *version && row.2 == *params)
                 .map(|row| row.3)
                 .sum();
-            (family, stats.images.saturating_sub(have))
+            (name, stats.images.saturating_sub(have))
         })
         .filter(|(_, missing)| *missing > 0)
         .collect();

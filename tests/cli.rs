@@ -689,6 +689,16 @@ fn schema_v1_index_migrates_keeps_its_images_and_records_runs() {
     std::fs::create_dir_all(&env.index).unwrap();
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/schema_v1");
     std::fs::copy(fixture.join("lookalike.db"), env.index.join("lookalike.db")).unwrap();
+    // The v1 folder, as recorded, is not there (a disk not mounted): its rows are kept as they
+    // were written, whatever the machine.
+    let gone = env.index.join("gone/images");
+    rusqlite::Connection::open(env.index.join("lookalike.db"))
+        .unwrap()
+        .execute(
+            "UPDATE roots SET path = ?1",
+            [gone.to_str().unwrap().as_bytes()],
+        )
+        .unwrap();
 
     // Reading commands do not write, so they ask for the one-off upgrade.
     let out = env.cmd().args(["status"]).output().unwrap();
@@ -707,15 +717,34 @@ fn schema_v1_index_migrates_keeps_its_images_and_records_runs() {
     assert_eq!(status["schema_version"], lookalike::store::SCHEMA_VERSION);
     assert_eq!(status["images"], 4 + 6, "the v1 images are kept");
     assert_eq!(status["last_run"]["outcome"], "complete");
-    // The v1 images predate the orient family and their folder was not indexed again: status
-    // says so, and they are still searched (by their other families) below.
+    // The v1 images' vectors are of older extractors (and lack orient), and their folder is
+    // away: status says so, and searches leave them out, with a note, rather than compare
+    // vectors of two versions.
     assert_eq!(status["images_missing_family"]["orient"], 4, "{status}");
+    assert_eq!(status["images_missing_family"]["color"], 4, "{status}");
+    let red = fixture.join("images/red_disc.png");
+    let out = run_ok(env.cmd().args(["query", "--json", "-k", "20"]).arg(&red));
+    let hits: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(hits["hits"].as_array().unwrap().len(), 6, "{hits}");
+    assert!(
+        hits["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("4 indexed images")),
+        "{hits}"
+    );
 
-    // The v1 rows still answer queries: each fixture image finds its own stored row first.
+    // With their folder back, the next run extracts them again and they are found.
+    std::fs::create_dir_all(&gone).unwrap();
+    for entry in std::fs::read_dir(fixture.join("images")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), gone.join(entry.file_name())).unwrap();
+    }
+    let summary = env.index_json(0);
+    assert_eq!(n(&summary, "updated"), 4, "{summary}");
     for name in ["red_disc", "green_bars", "blue_grid", "yellow_noise"] {
         let hits = env.query_paths(&fixture.join(format!("images/{name}.png")), 1, &[]);
         assert!(
-            hits[0].ends_with(&format!("{name}.png")),
+            hits[0].ends_with(&format!("gone/images/{name}.png")),
             "{name}: {hits:?}"
         );
     }

@@ -254,6 +254,18 @@ fn walk_options_are_remembered_until_walk_defaults() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+    // as are patterns that can match nothing (an empty shell variable would empty the index)
+    for (flag, pattern) in [
+        ("--include", ""),
+        ("--include", "/camera/**"),
+        ("--exclude", "./brick"),
+        ("--exclude", "brick/"),
+    ] {
+        let out = env.cmd().args(["index", flag, pattern]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{flag} {pattern:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("bad glob"), "{flag} {pattern:?}: {err}");
+    }
     let kept = env.index(&[], 0);
     assert_eq!(kept["walk_options"]["include"][0], "camera/**", "{kept}");
     let out = env
@@ -291,6 +303,13 @@ fn a_file_named_alone_that_the_walks_skip_is_refused_with_the_reason() {
             err.contains(why) && err.contains("not indexed"),
             "{file}: {err}"
         );
+        if why.starts_with("hidden") {
+            // the way in keeps the options the index remembers
+            assert!(
+                err.contains("--exclude 'camera/q30.jpg' --hidden"),
+                "{file}: {err}"
+            );
+        }
     }
     let after = env.index(&[], 0);
     assert_eq!(after["total_images"].as_u64(), Some(5), "{after}");
@@ -299,10 +318,15 @@ fn a_file_named_alone_that_the_walks_skip_is_refused_with_the_reason() {
         "{after}"
     );
     // with the option that takes it in, the file is indexed and the refresh keeps it
-    env.index(
+    let taken = env.index(
         &["--hidden", "--exclude", "camera/q30.jpg", "sd/.hidden.jpg"],
         0,
     );
+    assert_eq!(
+        taken["replaced_walk_options"]["exclude"][0], "camera/q30.jpg",
+        "the options replaced are reported: {taken}"
+    );
+    assert_eq!(taken["walk_options"]["hidden"], true, "{taken}");
     let kept = env.index(&[], 0);
     assert_eq!(kept["total_images"].as_u64(), Some(7), "{kept}");
 }
@@ -339,6 +363,54 @@ fn a_profile_change_with_one_folder_re_extracts_every_folder() {
         .unwrap();
     let again: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(again["unchanged"].as_u64(), Some(6), "{again}");
+}
+
+/// While a profile change is unfinished (here a tracked folder was away), the images still
+/// holding the old profile's vectors are left out of searches, with a note, instead of being
+/// compared with vectors of the new profile; the next run that sees them re-extracts them.
+#[test]
+fn images_with_another_profiles_vectors_are_left_out_until_re_extracted() {
+    let env = Env::new();
+    let sd = env.root().join("sd");
+    copy_groups(&sd, &["camera", "brick"]);
+    let full = env
+        .cmd()
+        .args(["index", "sd/camera", "sd/brick", "--profile", "full", "-q"])
+        .output()
+        .unwrap();
+    assert_eq!(full.status.code(), Some(0));
+    std::fs::rename(sd.join("brick"), env.root().join("away")).unwrap();
+    let change = env
+        .cmd()
+        .args(["index", "--profile", "fast", "-q"])
+        .output()
+        .unwrap();
+    assert_eq!(change.status.code(), Some(3), "a tracked folder is missing");
+    std::fs::rename(env.root().join("away"), sd.join("brick")).unwrap();
+    let hits = env.query(&sd.join("brick/original.jpg"), &[]);
+    let found: Vec<&str> = hits["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["path"].as_str().unwrap())
+        .collect();
+    assert!(found.iter().all(|p| p.contains("/camera/")), "{hits}");
+    assert_eq!(found.len(), 6, "{hits}");
+    let notes = hits.to_string();
+    assert!(notes.contains("left out"), "{hits}");
+    let status = env.cmd().args(["status", "--json"]).output().unwrap();
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert!(
+        status["images_missing_family"]
+            .as_object()
+            .is_some_and(|m| m.values().all(|n| n.as_u64() == Some(6))),
+        "{status}"
+    );
+    // the next run re-extracts them, and they are found again
+    let again = env.index(&[], 0);
+    assert_eq!(again["updated"].as_u64(), Some(6), "{again}");
+    let hits = env.query(&sd.join("brick/original.jpg"), &[]);
+    assert_eq!(hits["hits"].as_array().unwrap().len(), 12, "{hits}");
 }
 
 /// An index written when overlapping folders were stored twice is repaired by the next run.
@@ -442,6 +514,34 @@ fn forget_keeps_what_another_folder_tracks() {
     assert_eq!(env.stored(), on_disk(&sd.join("camera")));
     let result = env.query(&sd.join("camera/original.jpg"), &["--exact"]);
     assert_eq!(hit_paths(&result).len(), 6, "{result}");
+}
+
+/// Forgetting a folder nested in another tracked folder whose walks skip it (hidden, or
+/// excluded) removes its images: the outer folder's next refresh would drop them anyway, and
+/// `forget` said they were kept.
+#[test]
+fn forget_removes_what_the_outer_folders_walks_skip() {
+    let env = Env::new();
+    let sd = env.root().join("sd");
+    copy_groups(&sd, &["camera", "brick", "coffee"]);
+    std::fs::rename(sd.join("coffee"), sd.join(".private")).unwrap();
+    env.index(&["sd", "--exclude", "brick"], 0);
+    env.index(&["sd/.private"], 0);
+    env.index(&["sd/brick"], 0);
+    for inner in ["sd/.private", "sd/brick"] {
+        let out = env
+            .cmd()
+            .args(["forget", inner, "--json"])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(json[0]["removed"].as_u64(), Some(6), "{inner}: {json}");
+        assert_eq!(json[0]["kept"].as_u64(), Some(0), "{inner}: {json}");
+    }
+    assert_eq!(env.stored(), on_disk(&sd.join("camera")));
+    let refresh = env.index(&[], 0);
+    assert_eq!(refresh["removed"].as_u64(), Some(0), "{refresh}");
 }
 
 /// An indexed file overwritten with another photo is queried by its new content.

@@ -446,6 +446,20 @@ fn cmd_index(collection: &Collection, args: IndexArgs, quiet: bool) -> Result<Ex
         print_json(&summary)?;
     }
     if !quiet {
+        if let Some(before) = &summary.replaced_walk_options {
+            let shown = |o: &crate::collection::WalkOptions| {
+                if o.is_default() {
+                    "none".to_string()
+                } else {
+                    escape_text(&o.flags())
+                }
+            };
+            note!(
+                "note: this index's walk options are now {} (they were {}); later runs keep them",
+                shown(&summary.walk_options),
+                shown(before)
+            );
+        }
         if !given_walk && !summary.walk_options.is_default() {
             note!(
                 "walked with the options this index remembers: {} (`--walk-defaults` drops them)",

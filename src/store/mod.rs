@@ -289,6 +289,9 @@ pub struct Store {
     path: PathBuf,
     /// Damaged vectors met by reads since the last `take_damaged`.
     damaged: std::cell::RefCell<Vec<DamagedVector>>,
+    /// The feature signatures (family, version, params) vector reads return; rows of another
+    /// profile read as absent. Empty: every row.
+    searched: Vec<(String, u32, String)>,
 }
 
 /// A stored vector that failed validation (wrong length, not finite): reads leave its image
@@ -418,6 +421,7 @@ impl Store {
             conn,
             path: path.to_path_buf(),
             damaged: Default::default(),
+            searched: Vec::new(),
         };
         store.configure()?;
         store.migrate()?;
@@ -455,6 +459,7 @@ impl Store {
             conn,
             path: path.to_path_buf(),
             damaged: Default::default(),
+            searched: Vec::new(),
         };
         let version = store.schema_version()?;
         if version > SCHEMA_VERSION {
@@ -471,6 +476,22 @@ impl Store {
             )));
         }
         Ok(store)
+    }
+
+    /// From now on, vector reads return only rows of these signatures: an image whose rows are
+    /// another profile's (a profile change not finished) lacks those families, and searches
+    /// leave it out instead of comparing vectors of two profiles.
+    pub(crate) fn read_signatures(&mut self, signatures: Vec<(String, u32, String)>) {
+        self.searched = signatures;
+    }
+
+    /// True when vector reads return rows of this signature.
+    fn is_searched(&self, family: &str, version: u32, params: &str) -> bool {
+        self.searched.is_empty()
+            || self
+                .searched
+                .iter()
+                .any(|(f, v, p)| f == family && *v == version && p == params)
     }
 
     /// Reads pages through a memory map from now on: searches read scattered vectors, and a map
@@ -495,6 +516,7 @@ impl Store {
             conn,
             path,
             damaged: Default::default(),
+            searched: Vec::new(),
         };
         store.configure()?;
         store.migrate()?;

@@ -71,17 +71,15 @@ impl Store {
     pub fn vectors(&self, families: &[&str]) -> Result<Vec<(i64, Vec<Vec<f32>>)>> {
         let mut out = Vec::new();
         self.for_each_vector(families, |id, parts| {
-            if parts.iter().all(|p| !p.is_empty()) {
-                out.push((id, parts));
-            }
+            out.push((id, parts));
             Ok(())
         })?;
         Ok(out)
     }
 
     /// Streams the vectors of the given families image by image, in id order, without holding
-    /// more than one image's rows. A family an image lacks comes as an empty vector (an image
-    /// indexed before the family existed); images with none of the families are skipped.
+    /// more than one image's rows. Images lacking one of the families (indexed before it
+    /// existed, or with another profile's rows) are skipped, as searches leave them out.
     pub(crate) fn for_each_vector(
         &self,
         families: &[&str],
@@ -92,7 +90,7 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare(&format!(
-                "SELECT image_id, family, version, vector, checksum FROM features \
+                "SELECT image_id, family, version, vector, checksum, params FROM features \
                  WHERE family IN ({wanted}) ORDER BY image_id"
             ))
             .map_err(|e| db(&self.path, e))?;
@@ -104,6 +102,7 @@ impl Store {
                     r.get::<_, u32>(2)?,
                     r.get::<_, Vec<u8>>(3)?,
                     r.get::<_, Option<Vec<u8>>>(4)?,
+                    r.get::<_, String>(5)?,
                 ))
             })
             .map_err(|e| db(&self.path, e))?;
@@ -113,20 +112,20 @@ impl Store {
         let mut current: Pending = None;
         let mut flush = |done: Pending| -> Result<()> {
             if let Some((id, parts, false)) = done
-                && parts.iter().any(Option::is_some)
+                && let Some(parts) = parts.into_iter().collect::<Option<Vec<_>>>()
             {
-                f(
-                    id,
-                    parts.into_iter().map(Option::unwrap_or_default).collect(),
-                )?;
+                f(id, parts)?;
             }
             Ok(())
         };
         for row in rows {
-            let (id, fam, version, blob, sum) = row.map_err(|e| db(&self.path, e))?;
+            let (id, fam, version, blob, sum, params) = row.map_err(|e| db(&self.path, e))?;
             if current.as_ref().is_none_or(|c| c.0 != id) {
                 flush(current.take())?;
                 current = Some((id, vec![None; families.len()], false));
+            }
+            if !self.is_searched(&fam, version, &params) {
+                continue;
             }
             if let Some(slot) = families.iter().position(|f| *f == fam)
                 && let Some(c) = current.as_mut()
@@ -140,8 +139,8 @@ impl Store {
         flush(current)
     }
 
-    /// Vectors of the given families for the given images, sorted by id; a family an image
-    /// lacks comes as an empty vector, images with none of them are left out.
+    /// Vectors of the given families for the given images, sorted by id; images lacking one
+    /// of them are left out.
     pub(crate) fn vectors_of(
         &self,
         ids: &[i64],
@@ -160,7 +159,7 @@ impl Store {
             let mut stmt = self
                 .conn
                 .prepare_cached(&format!(
-                    "SELECT image_id, family, version, vector, checksum FROM features \
+                    "SELECT image_id, family, version, vector, checksum, params FROM features \
                      WHERE image_id IN ({marks}) AND family IN ({family_marks})"
                 ))
                 .map_err(|e| db(&self.path, e))?;
@@ -177,11 +176,15 @@ impl Store {
                         r.get::<_, u32>(2)?,
                         r.get::<_, Vec<u8>>(3)?,
                         r.get::<_, Option<Vec<u8>>>(4)?,
+                        r.get::<_, String>(5)?,
                     ))
                 })
                 .map_err(|e| db(&self.path, e))?;
             for row in rows {
-                let (id, fam, version, blob, sum) = row.map_err(|e| db(&self.path, e))?;
+                let (id, fam, version, blob, sum, params) = row.map_err(|e| db(&self.path, e))?;
+                if !self.is_searched(&fam, version, &params) {
+                    continue;
+                }
                 if let Some(slot) = families.iter().position(|f| *f == fam) {
                     match self.checked(id, &fam, version, &blob, sum.as_deref()) {
                         Some(v) => {
@@ -199,7 +202,7 @@ impl Store {
         Ok(by_id
             .into_iter()
             .filter(|(id, _)| !damaged.contains(id))
-            .map(|(id, vs)| (id, vs.into_iter().map(Option::unwrap_or_default).collect()))
+            .filter_map(|(id, vs)| Some((id, vs.into_iter().collect::<Option<Vec<_>>>()?)))
             .collect())
     }
 
