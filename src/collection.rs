@@ -183,17 +183,7 @@ impl Collection {
     /// Opens the database for writing (caller holds the lock).
     pub fn open_store(&self) -> Result<Store> {
         self.check_own_names()?;
-        let mut store = Store::open(&self.db_path())?;
-        self.read_profile_rows(&mut store);
-        Ok(store)
-    }
-
-    /// Vector reads of `store` return the rows of the recorded profile only (an unknown
-    /// profile is reported by whatever needs it).
-    fn read_profile_rows(&self, store: &mut Store) {
-        if let Ok(profile) = self.profile(store) {
-            store.read_signatures(crate::features::Registry::for_profile(profile).signatures());
-        }
+        Store::open(&self.db_path())
     }
 
     /// Opens the database for reading; a missing index is a clear error.
@@ -202,9 +192,7 @@ impl Collection {
             return Err(Error::NoIndex(self.dir.clone()));
         }
         self.check_own_names()?;
-        let mut store = Store::open_read_only(&self.db_path())?;
-        self.read_profile_rows(&mut store);
-        Ok(store)
+        Store::open_read_only(&self.db_path())
     }
 
     /// Graph parameters of this collection: the defaults, with the augmentation recorded by
@@ -244,8 +232,7 @@ impl Collection {
     /// Records the feature profile every image of the collection is described with.
     pub(crate) fn set_profile(&self, store: &mut Store, profile: Profile) -> Result<()> {
         store.set_meta(&[(PROFILE_KEY, profile.name().to_string())])?;
-        store.read_signatures(crate::features::Registry::for_profile(profile).signatures());
-        Ok(())
+        store.set_searched_signatures(&crate::features::Registry::for_profile(profile).signatures())
     }
 
     /// The walk options (`--include`, `--exclude`, `--follow-symlinks`, `--hidden`) the last

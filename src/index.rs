@@ -137,6 +137,9 @@ pub struct IndexSummary {
     pub(crate) images_per_sec: f64,
     /// The HNSW graph was built in full.
     pub ann_rebuilt: bool,
+    /// Images the graph answers for after the run (fewer than `total_images` while some lack
+    /// the profile's vectors).
+    pub graph_images: Option<usize>,
     /// The HNSW graph was updated in place: images inserted and points hidden.
     pub ann_updated: Option<GraphUpdate>,
     pub(crate) interrupted: bool,
@@ -354,6 +357,8 @@ pub fn run(
         crawl: walk.applied_to(&config.crawl),
         ..config.clone()
     };
+    // indexes made before the signatures were recorded get them at their next run
+    store.set_searched_signatures(&registry.signatures())?;
     let asked: Vec<PathBuf> = if config.crawl.roots.is_empty() {
         let mut all: Vec<PathBuf> = tracked.into_values().collect();
         all.sort();
@@ -549,8 +554,8 @@ fn index_pass(
     // While some images lack the profile's features (the profile was just changed, or a change
     // was interrupted), every tracked folder is walked: a run over one folder would leave the
     // others searched with another profile's vectors, or left out.
-    let asked_all = targets.folders.is_empty() && targets.files.is_empty();
-    let refresh_all = asked_all || profile_incomplete(store, registry)?;
+    let refresh_all = (targets.folders.is_empty() && targets.files.is_empty())
+        || profile_incomplete(store, registry)?;
     let mut walk: Vec<PathBuf> = if refresh_all {
         roots.iter().map(|r| r.1.clone()).collect()
     } else {
@@ -568,12 +573,11 @@ fn index_pass(
     for folder in outer {
         if std::fs::metadata(&folder).is_ok_and(|m| m.is_dir()) {
             walk.push(folder);
-        } else if asked_all || targets.folders.contains(&folder) {
-            // An unmounted disk looks like a deleted folder: its images are kept.
+        } else {
+            // An unmounted disk looks like a deleted folder: its images are kept (and, in a
+            // profile change, keep the old profile's vectors until it is back).
             summary.missing_roots.push(folder);
         }
-        // (a folder walked only to finish a profile change is taken when it is there; `status`
-        // counts the images still lacking the profile's features)
     }
     let crawl_cfg = CrawlConfig {
         roots: walk.clone(),
@@ -879,6 +883,9 @@ fn index_pass(
             GraphRefresh::Rebuilt => summary.ann_rebuilt = true,
             GraphRefresh::Updated(update) => summary.ann_updated = Some(update),
         }
+        summary.graph_images = collection
+            .dump_record(store)?
+            .map(|r| r.count.saturating_sub(r.hidden.len()));
     }
     summary.total_images = store.image_count()? as usize;
     Ok(summary)

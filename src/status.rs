@@ -135,7 +135,7 @@ pub fn status(collection: &Collection, check: bool) -> Result<StatusReport> {
     let outdated_feature_rows = stats
         .feature_versions
         .iter()
-        .filter(|(f, v, p, _)| !current.contains(&(f.clone(), *v, p.clone())))
+        .filter(|(f, v, p, _)| !crate::store::is_searched(Some(&current), f, *v, p))
         .map(|row| row.3)
         .sum();
     // a row of another profile's signature is no vector for this one's searches
@@ -147,7 +147,10 @@ pub fn status(collection: &Collection, check: bool) -> Result<StatusReport> {
             let have: u64 = stats
                 .feature_versions
                 .iter()
-                .filter(|row| row.0 == *family && row.1 == *version && row.2 == *params)
+                .filter(|row| {
+                    let this = [(family.clone(), *version, params.clone())];
+                    crate::store::is_searched(Some(&this), &row.0, row.1, &row.2)
+                })
                 .map(|row| row.3)
                 .sum();
             (name, stats.images.saturating_sub(have))

@@ -709,8 +709,16 @@ fn schema_v1_index_migrates_keeps_its_images_and_records_runs() {
         "{err}"
     );
 
-    let summary = env.index_json(0);
+    // The run walks every tracked folder to bring all images to the profile: the v1 folder
+    // is reported missing (exit 3) and its images kept.
+    let summary = env.index_json(3);
     assert_eq!(n(&summary, "new"), 6);
+    assert_eq!(
+        summary["missing_roots"][0],
+        gone.to_str().unwrap(),
+        "{summary}"
+    );
+    assert_eq!(summary["graph_images"], 6, "{summary}");
     let out = env.cmd().args(["status", "--json"]).output().unwrap();
     assert!(out.status.success());
     let status: Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -401,6 +401,32 @@ fn duplicate_groups_are_reviewed_dry_run_first_and_undone() {
     assert!(moved.iter().all(|p| p.exists()));
 }
 
+/// A running server reads the index's profile at each request: after a change of profile its
+/// pooled connections still see every duplicate signature (every profile signs a picture
+/// alike), not none.
+#[test]
+fn duplicates_are_the_same_after_a_profile_change_under_a_running_server() {
+    let c = Collection::new();
+    let server = c.serve(&[]);
+    let groups = |server: &Server| {
+        let doc = server.get("/api/duplicates").json();
+        (
+            doc["groups"].as_array().map(Vec::len),
+            doc["without_signature"].as_u64(),
+        )
+    };
+    let before = groups(&server);
+    assert!(before.0.is_some_and(|n| n > 0), "{before:?}");
+    let status = common::lookalike()
+        .arg("--index-dir")
+        .arg(&c.index)
+        .args(["-q", "index", "--profile", "duplicates"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(groups(&server), before);
+}
+
 #[test]
 fn the_server_follows_an_index_run() {
     let c = Collection::new();

@@ -636,7 +636,19 @@ fn report_index(collection: &Collection, s: &IndexSummary) {
             u.hidden
         );
     } else if s.ann_rebuilt {
-        note!("HNSW graph rebuilt over {} images", s.total_images);
+        note!(
+            "HNSW graph rebuilt over {} images",
+            s.graph_images.unwrap_or(s.total_images)
+        );
+    }
+    if let Some(graphed) = s.graph_images
+        && graphed < s.total_images
+    {
+        note!(
+            "note: {} indexed images have no usable vector of the {} profile (a folder away, a run stopped, or damage) and are left out of searches until `lookalike index` extracts them",
+            s.total_images - graphed,
+            s.profile.name()
+        );
     }
     if s.repaired > 0 {
         note!(
@@ -857,7 +869,7 @@ fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
     }
     if report.outdated_feature_rows > 0 {
         w(format!(
-            "outdated:  {} feature rows from an older extractor (run `lookalike index` to update)",
+            "outdated:  {} feature rows of another profile or an older extractor, not searched (run `lookalike index` to update)",
             report.outdated_feature_rows
         ))?;
     }

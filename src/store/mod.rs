@@ -283,15 +283,31 @@ pub struct StoreStats {
     pub(crate) data_version: u64,
 }
 
+/// Metadata key of the signatures vector reads return.
+const SEARCHED_KEY: &str = "searched_signatures";
+
+/// True when a row of `(family, version, params)` is one of `searched` (none recorded: every
+/// row). The read route of a picture (` jpeg-y`) leaves its vector unchanged, so it is not
+/// compared.
+pub(crate) fn is_searched(
+    searched: Option<&[(String, u32, String)]>,
+    family: &str,
+    version: u32,
+    params: &str,
+) -> bool {
+    let meaning = |p: &str| p.strip_suffix(" jpeg-y").unwrap_or(p).to_string();
+    searched.is_none_or(|list| {
+        list.iter()
+            .any(|(f, v, p)| f == family && *v == version && meaning(p) == meaning(params))
+    })
+}
+
 /// A SQLite connection holding a lookalike index.
 pub struct Store {
     conn: Connection,
     path: PathBuf,
     /// Damaged vectors met by reads since the last `take_damaged`.
     damaged: std::cell::RefCell<Vec<DamagedVector>>,
-    /// The feature signatures (family, version, params) vector reads return; rows of another
-    /// profile read as absent. Empty: every row.
-    searched: Vec<(String, u32, String)>,
 }
 
 /// A stored vector that failed validation (wrong length, not finite): reads leave its image
@@ -421,7 +437,6 @@ impl Store {
             conn,
             path: path.to_path_buf(),
             damaged: Default::default(),
-            searched: Vec::new(),
         };
         store.configure()?;
         store.migrate()?;
@@ -459,7 +474,6 @@ impl Store {
             conn,
             path: path.to_path_buf(),
             damaged: Default::default(),
-            searched: Vec::new(),
         };
         let version = store.schema_version()?;
         if version > SCHEMA_VERSION {
@@ -478,20 +492,26 @@ impl Store {
         Ok(store)
     }
 
-    /// From now on, vector reads return only rows of these signatures: an image whose rows are
-    /// another profile's (a profile change not finished) lacks those families, and searches
-    /// leave it out instead of comparing vectors of two profiles.
-    pub(crate) fn read_signatures(&mut self, signatures: Vec<(String, u32, String)>) {
-        self.searched = signatures;
+    /// Records the feature signatures (family, version, params) vector reads return from now
+    /// on, in every connection: the index's profile's, so that rows of another profile (a
+    /// change not finished) read as absent and searches leave their images out instead of
+    /// comparing vectors of two profiles.
+    pub(crate) fn set_searched_signatures(
+        &mut self,
+        signatures: &[(String, u32, String)],
+    ) -> Result<()> {
+        let json = serde_json::to_string(signatures).unwrap_or_default();
+        if self.meta(SEARCHED_KEY)?.as_deref() != Some(json.as_str()) {
+            self.set_meta(&[(SEARCHED_KEY, json)])?;
+        }
+        Ok(())
     }
 
-    /// True when vector reads return rows of this signature.
-    fn is_searched(&self, family: &str, version: u32, params: &str) -> bool {
-        self.searched.is_empty()
-            || self
-                .searched
-                .iter()
-                .any(|(f, v, p)| f == family && *v == version && p == params)
+    /// The recorded signatures vector reads return (none recorded: every row).
+    pub(crate) fn searched_signatures(&self) -> Result<Option<Vec<(String, u32, String)>>> {
+        Ok(self
+            .meta(SEARCHED_KEY)?
+            .and_then(|json| serde_json::from_str(&json).ok()))
     }
 
     /// Reads pages through a memory map from now on: searches read scattered vectors, and a map
@@ -516,7 +536,6 @@ impl Store {
             conn,
             path,
             damaged: Default::default(),
-            searched: Vec::new(),
         };
         store.configure()?;
         store.migrate()?;

@@ -85,6 +85,7 @@ impl Store {
         families: &[&str],
         mut f: impl FnMut(i64, Vec<Vec<f32>>) -> Result<()>,
     ) -> Result<()> {
+        let searched = self.searched_signatures()?;
         // Other families' rows are skipped by the query, so their vectors are never read.
         let wanted = vec!["?"; families.len()].join(",");
         let mut stmt = self
@@ -124,7 +125,7 @@ impl Store {
                 flush(current.take())?;
                 current = Some((id, vec![None; families.len()], false));
             }
-            if !self.is_searched(&fam, version, &params) {
+            if !super::is_searched(searched.as_deref(), &fam, version, &params) {
                 continue;
             }
             if let Some(slot) = families.iter().position(|f| *f == fam)
@@ -151,6 +152,7 @@ impl Store {
         unique.dedup();
         let mut by_id: std::collections::BTreeMap<i64, Vec<Option<Vec<f32>>>> = Default::default();
         let mut damaged = std::collections::HashSet::new();
+        let searched = self.searched_signatures()?;
         // One statement per chunk of ids, reading only the families asked for (each image holds
         // several large vectors); SQLite allows far more than 64 + families parameters.
         let family_marks = vec!["?"; families.len()].join(",");
@@ -182,7 +184,7 @@ impl Store {
                 .map_err(|e| db(&self.path, e))?;
             for row in rows {
                 let (id, fam, version, blob, sum, params) = row.map_err(|e| db(&self.path, e))?;
-                if !self.is_searched(&fam, version, &params) {
+                if !super::is_searched(searched.as_deref(), &fam, version, &params) {
                     continue;
                 }
                 if let Some(slot) = families.iter().position(|f| *f == fam) {
