@@ -142,6 +142,35 @@ pub(crate) fn why_not_walked(
     Ok(None)
 }
 
+/// Why the walk rules skip an entry below a root: hidden, or excluded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Skip {
+    Hidden,
+    Excluded,
+}
+
+/// The rule that skips the entry `path` (a folder when `is_dir`) at `rel` below its root, if
+/// any: the one the walk prunes by and a file named on its own is held to. A folder leading to
+/// a kept folder (a tracked root nested in the walked one) is never skipped.
+fn skipped_by(
+    config: &CrawlConfig,
+    exclude: Option<&GlobSet>,
+    path: &Path,
+    rel: &Path,
+    is_dir: bool,
+) -> Option<Skip> {
+    if is_dir && config.keep_dirs.iter().any(|k| k.starts_with(path)) {
+        return None;
+    }
+    if !config.hidden && path.file_name().is_some_and(is_hidden) {
+        return Some(Skip::Hidden);
+    }
+    if exclude.is_some_and(|ex| ex.is_match(rel)) {
+        return Some(Skip::Excluded);
+    }
+    None
+}
+
 /// Why the walk rules (hidden, `--exclude`, `--include`) skip `path` below `root`, reading
 /// nothing from the disk.
 pub(crate) fn why_rules_skip(
@@ -154,32 +183,31 @@ pub(crate) fn why_rules_skip(
     let Ok(rel) = path.strip_prefix(root) else {
         return Ok(None);
     };
+    // each folder on the way down, then the file
     let mut prefix = PathBuf::new();
     let parts: Vec<_> = rel.components().collect();
     for (k, part) in parts.iter().enumerate() {
         prefix.push(part);
         let is_file = k + 1 == parts.len();
-        let dir = root.join(&prefix);
-        if !is_file && config.keep_dirs.iter().any(|kept| kept.starts_with(&dir)) {
+        let entry = root.join(&prefix);
+        let Some(skip) = skipped_by(config, exclude.as_ref(), &entry, &prefix, !is_file) else {
             continue;
-        }
-        let what = if is_file {
-            "it is a hidden file".to_string()
-        } else {
-            format!("it is inside the hidden folder {}", dir.display())
         };
-        if !config.hidden && is_hidden(part.as_os_str()) {
-            return Ok(Some(format!("{what}, which the walks of this index skip")));
-        }
-        if let Some(ex) = &exclude
-            && ex.is_match(&prefix)
-        {
-            return Ok(Some(format!(
+        let why = match skip {
+            Skip::Hidden if is_file => {
+                "it is a hidden file, which the walks of this index skip".into()
+            }
+            Skip::Hidden => format!(
+                "it is inside the hidden folder {}, which the walks of this index skip",
+                entry.display()
+            ),
+            Skip::Excluded => format!(
                 "{} matches an --exclude pattern of this index ({})",
                 if is_file { "it" } else { "its folder" },
                 config.exclude.join(", ")
-            )));
-        }
+            ),
+        };
+        return Ok(Some(why));
     }
     if let Some(inc) = &include
         && !inc.is_match(rel)
@@ -270,25 +298,12 @@ pub fn crawl(config: &CrawlConfig) -> Result<Crawl> {
                 if entry.depth() == 0 {
                     return true;
                 }
-                let leads_to_kept = entry.file_type().is_dir()
-                    && config.keep_dirs.iter().any(|k| k.starts_with(entry.path()));
-                if leads_to_kept {
-                    return true;
-                }
-                if !config.hidden && is_hidden(entry.file_name()) {
-                    return false;
-                }
+                let is_dir = entry.file_type().is_dir();
+                let rel = entry.path().strip_prefix(root).unwrap_or(entry.path());
+                let kept = is_dir && config.keep_dirs.iter().any(|k| k.starts_with(entry.path()));
                 // Walked paths are canonical roots joined with names, so they compare directly.
-                if skip_paths.iter().any(|p| p == entry.path()) {
-                    return false;
-                }
-                if let Some(ex) = &exclude
-                    && let Ok(rel) = entry.path().strip_prefix(root)
-                    && ex.is_match(rel)
-                {
-                    return false;
-                }
-                true
+                kept || (skipped_by(config, exclude.as_ref(), entry.path(), rel, is_dir).is_none()
+                    && !skip_paths.iter().any(|p| p == entry.path()))
             });
         for entry in walker {
             let entry = match entry {

@@ -143,14 +143,12 @@ pub fn status(collection: &Collection, check: bool) -> Result<StatusReport> {
         .families()
         .into_iter()
         .zip(&current)
-        .map(|(name, (family, version, params))| {
+        .map(|(name, signature)| {
+            let this = std::slice::from_ref(signature);
             let have: u64 = stats
                 .feature_versions
                 .iter()
-                .filter(|row| {
-                    let this = [(family.clone(), *version, params.clone())];
-                    crate::store::is_searched(Some(&this), &row.0, row.1, &row.2)
-                })
+                .filter(|row| crate::store::is_searched(Some(this), &row.0, row.1, &row.2))
                 .map(|row| row.3)
                 .sum();
             (name, stats.images.saturating_sub(have))

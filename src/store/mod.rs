@@ -295,7 +295,9 @@ pub(crate) fn is_searched(
     version: u32,
     params: &str,
 ) -> bool {
-    let meaning = |p: &str| p.strip_suffix(" jpeg-y").unwrap_or(p).to_string();
+    fn meaning(params: &str) -> &str {
+        params.strip_suffix(" jpeg-y").unwrap_or(params)
+    }
     searched.is_none_or(|list| {
         list.iter()
             .any(|(f, v, p)| f == family && *v == version && meaning(p) == meaning(params))
