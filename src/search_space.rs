@@ -184,7 +184,7 @@ impl Collection {
             }
             Some(rec) if rec.fusion != fusion.fingerprint() => {
                 note = Some(format!(
-                    "the graph on disk was built for other weights or another profile ({}, here {}); built one in memory (`lookalike index` rewrites it for the index's own)",
+                    "the graph on disk was built for other weights ({}, here {}); searched a graph built in memory",
                     rec.fusion,
                     fusion.fingerprint()
                 ));

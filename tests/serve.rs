@@ -427,6 +427,30 @@ fn duplicates_are_the_same_after_a_profile_change_under_a_running_server() {
     assert_eq!(groups(&server), before);
 }
 
+/// An image whose stored vectors are not the profile's (a profile change not finished) has no
+/// look-alikes, and the page says why rather than promising them in a moment.
+#[test]
+fn an_image_without_the_profiles_vectors_says_why_it_has_no_lookalikes() {
+    let c = Collection::new();
+    let id: i64 = {
+        let db = rusqlite::Connection::open(c.index.join("lookalike.db")).unwrap();
+        let id = db
+            .query_row("SELECT MIN(id) FROM images", [], |r| r.get(0))
+            .unwrap();
+        db.execute(
+            "UPDATE features SET params = 'another profile' WHERE image_id = ?1 AND family = 'color'",
+            [id],
+        )
+        .unwrap();
+        id
+    };
+    let server = c.serve(&[]);
+    let doc = server.get(&format!("/api/images/{id}")).json();
+    assert_eq!(doc["lookalikes"]["hits"].as_array().map(Vec::len), Some(0));
+    let note = doc["lookalikes"]["note"].as_str().unwrap_or("");
+    assert!(note.contains("no usable vector"), "{doc}");
+}
+
 #[test]
 fn the_server_follows_an_index_run() {
     let c = Collection::new();

@@ -357,10 +357,19 @@ async fn image(
                 }
                 doc
             }
-            None => json!({
-                "hits": [],
-                "note": "this image was indexed after the search space was loaded; its look-alikes appear in a moment",
-            }),
+            None => {
+                drop(searcher);
+                let fusion = crate::features::Fusion::for_profile(profile);
+                let families = fusion.families();
+                let has_vectors =
+                    app.with_store(|s| Ok(!s.vectors_of(&[id], &families)?.is_empty()))?;
+                let note = if has_vectors {
+                    "this image was indexed after the search space was loaded; its look-alikes appear in a moment"
+                } else {
+                    "this image has no usable vector of the index's profile yet (a profile change not finished, or damage), so it is left out of searches until `lookalike index` extracts it"
+                };
+                json!({"hits": [], "note": note})
+            }
         };
         Ok(Json(json!({"image": image_json(&record), "lookalikes": lookalikes})).into_response())
     })
