@@ -10,6 +10,17 @@ use std::time::{Duration, Instant};
 use common::{Collection, Server, sample};
 use serde_json::Value;
 
+/// `lookalike index --profile PROFILE` on the collection's index.
+fn reindex_with_profile(c: &Collection, profile: &str) {
+    let status = common::lookalike()
+        .arg("--index-dir")
+        .arg(&c.index)
+        .args(["-q", "index", "--profile", profile])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 fn image_ids(server: &Server) -> Vec<(i64, String)> {
     let list = server.get("/api/images?limit=500").json();
     list["images"]
@@ -417,13 +428,7 @@ fn duplicates_are_the_same_after_a_profile_change_under_a_running_server() {
     };
     let before = groups(&server);
     assert!(before.0.is_some_and(|n| n > 0), "{before:?}");
-    let status = common::lookalike()
-        .arg("--index-dir")
-        .arg(&c.index)
-        .args(["-q", "index", "--profile", "duplicates"])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    reindex_with_profile(&c, "duplicates");
     assert_eq!(groups(&server), before);
 }
 
@@ -495,13 +500,7 @@ fn the_server_follows_an_index_run() {
 #[test]
 fn an_index_that_ranks_nothing_still_describes_its_images() {
     let c = Collection::new();
-    let status = common::lookalike()
-        .arg("--index-dir")
-        .arg(&c.index)
-        .args(["-q", "index", "--profile", "duplicates"])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    reindex_with_profile(&c, "duplicates");
     let server = c.serve(&[]);
     let (id, name) = image_ids(&server).into_iter().next().unwrap();
     let answer = server.get(&format!("/api/images/{id}"));
