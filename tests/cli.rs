@@ -1262,3 +1262,191 @@ fn restore_json_reports_channels_and_colour_scores() {
     );
     assert_ne!(rgb, luma);
 }
+
+/// PSNR of `test` against `reference` as `quality --json` gives it.
+fn psnr_of(env: &Env, reference: &Path, test: &Path) -> f64 {
+    let out = run_ok(
+        env.cmd()
+            .arg("quality")
+            .arg(reference)
+            .arg(test)
+            .arg("--json"),
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    doc["psnr_db"].as_f64().unwrap_or(f64::INFINITY)
+}
+
+/// A blurred photo saved as JPEG is restored blind without being made worse: compression's
+/// high-frequency floor was read as a long line, and restoring with it wrecked the image.
+#[test]
+fn blind_deblur_of_a_blurred_jpeg_never_makes_it_worse() {
+    let env = setup(&[]);
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/restore/photos");
+    for photo in ["camera", "astronaut"] {
+        let sharp = fixtures.join(format!("{photo}.png"));
+        for psf in ["gaussian:2", "disk:3"] {
+            let blurred = env
+                .root
+                .join(format!("{photo}_{}.jpg", psf.replace(':', "")));
+            let restored = blurred.with_extension("restored.png");
+            run_ok(
+                env.cmd()
+                    .arg("blur")
+                    .arg(&sharp)
+                    .arg(&blurred)
+                    .args(["--psf", psf]),
+            );
+            let out = run_ok(
+                env.cmd()
+                    .arg("deblur")
+                    .arg(&blurred)
+                    .arg(&restored)
+                    .arg("--json"),
+            );
+            let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+            let (before, after) = (
+                psnr_of(&env, &sharp, &blurred),
+                psnr_of(&env, &sharp, &restored),
+            );
+            assert!(
+                after >= before - 0.1,
+                "{photo} {psf}: {before:.2} dB blurred, {after:.2} dB restored with {}",
+                doc["psf"]
+            );
+        }
+    }
+}
+
+/// `blur` and `deblur` never harm an existing file: an output that is the input under another
+/// name (a hard link) is refused, a failed encode leaves the old file whole, a folder or an
+/// unwritable format is refused before any work, and a sharp image going to its own format is
+/// copied byte for byte.
+#[test]
+fn restoration_outputs_never_harm_existing_files() {
+    let env = setup(&[]);
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/restore/photos");
+    let input = env.root.join("camera.png");
+    std::fs::copy(fixtures.join("camera.png"), &input).unwrap();
+    let original = std::fs::read(&input).unwrap();
+    let link = env.root.join("link.png");
+    std::fs::hard_link(&input, &link).unwrap();
+    let refused = env
+        .cmd()
+        .arg("blur")
+        .arg(&input)
+        .arg(&link)
+        .args(["--psf", "gaussian:2"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("is the input"),
+        "{refused:?}"
+    );
+    assert_eq!(std::fs::read(&input).unwrap(), original);
+
+    // ICO holds at most 256 pixels a side: the encoder fails once the file is open
+    let kept = env.root.join("kept.ico");
+    std::fs::write(&kept, b"an older file").unwrap();
+    let failed = env
+        .cmd()
+        .arg("blur")
+        .arg(&input)
+        .arg(&kept)
+        .args(["--psf", "gaussian:1"])
+        .output()
+        .unwrap();
+    assert_eq!(failed.status.code(), Some(2));
+    assert_eq!(std::fs::read(&kept).unwrap(), b"an older file");
+    let names: Vec<String> = std::fs::read_dir(&env.root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.iter().any(|n| n.ends_with(".partial")), "{names:?}");
+
+    for (output, why) in [
+        ("sub", "folder"),
+        ("out.avif", "not written"),
+        ("out.xyz", "extension"),
+    ] {
+        std::fs::create_dir_all(env.root.join("sub")).unwrap();
+        let o = env
+            .cmd()
+            .arg("deblur")
+            .arg(&input)
+            .arg(env.root.join(output))
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{output}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains(why),
+            "{output}: {o:?}"
+        );
+    }
+
+    let copy = env.root.join("copy.png");
+    let out = run_ok(env.cmd().arg("deblur").arg(&input).arg(&copy).arg("--json"));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (doc["psf"].as_str(), doc["copied"].as_bool()),
+        (Some("none"), Some(true)),
+        "{doc}"
+    );
+    assert_eq!(std::fs::read(&copy).unwrap(), original);
+}
+
+/// The restoration commands read photos upright, as indexing does: a JPEG whose EXIF says
+/// "rotate 90" is blurred, deblurred and scored as it is shown.
+#[test]
+fn restoration_reads_exif_orientation() {
+    let env = setup(&["camera"]);
+    let upright = image::open(env.photos.join("camera/original.jpg"))
+        .unwrap()
+        .to_rgb8();
+    let (w, h) = upright.dimensions();
+    // stored turned a quarter left, with orientation 6 (display turned a quarter right)
+    let stored = image::imageops::rotate270(&upright);
+    let mut bytes = Vec::new();
+    let mut encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 95);
+    image::ImageEncoder::set_exif_metadata(&mut encoder, exif_orientation_6())
+        .expect("the JPEG encoder writes EXIF");
+    image::ImageEncoder::write_image(
+        encoder,
+        stored.as_raw(),
+        h,
+        w,
+        image::ExtendedColorType::Rgb8,
+    )
+    .unwrap();
+    let turned = env.root.join("turned.jpg");
+    std::fs::write(&turned, bytes).unwrap();
+    let blurred = env.root.join("turned_blurred.png");
+    run_ok(
+        env.cmd()
+            .arg("blur")
+            .arg(&turned)
+            .arg(&blurred)
+            .args(["--psf", "gaussian:1"]),
+    );
+    assert_eq!(image::image_dimensions(&blurred).unwrap(), (w, h));
+    // same size as the upright photo, so the two can be scored
+    run_ok(
+        env.cmd()
+            .arg("quality")
+            .arg(env.photos.join("camera/original.jpg"))
+            .arg(&blurred),
+    );
+}
+
+/// A little-endian TIFF-style EXIF block holding orientation 6.
+fn exif_orientation_6() -> Vec<u8> {
+    let mut exif = b"II*\0\x08\0\0\0".to_vec();
+    exif.extend_from_slice(&1u16.to_le_bytes()); // one entry
+    exif.extend_from_slice(&0x0112u16.to_le_bytes()); // Orientation
+    exif.extend_from_slice(&3u16.to_le_bytes()); // SHORT
+    exif.extend_from_slice(&1u32.to_le_bytes()); // one value
+    exif.extend_from_slice(&6u16.to_le_bytes());
+    exif.extend_from_slice(&[0, 0]);
+    exif.extend_from_slice(&0u32.to_le_bytes()); // no next directory
+    exif
+}

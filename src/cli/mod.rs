@@ -316,6 +316,7 @@ struct StatusArgs {
 /// Entry point used by `main.rs`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    ignore_file_size_signal();
     let report_panic = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         let file = info.location().map_or("", |l| l.file());
@@ -347,6 +348,21 @@ pub fn main() -> ExitCode {
         }
     }
 }
+
+/// A write over the file-size limit (`ulimit -f`) then fails with an error the commands report
+/// (exit status 2, what was done before kept) instead of killing the process with SIGXFSZ.
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn ignore_file_size_signal() {
+    // SAFETY: setting a signal's disposition to SIG_IGN installs no handler code; it is done
+    // once, before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+}
+
+#[cfg(not(unix))]
+fn ignore_file_size_signal() {}
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     panic

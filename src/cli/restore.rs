@@ -6,9 +6,10 @@ use clap::{Args, ValueEnum};
 use serde_json::json;
 
 use crate::path_repr::{self, shown};
-use crate::restore::color::{Planes, load, save};
+use crate::restore::color::Planes;
 use crate::restore::deblur::{self, DeblurConfig, deblur};
 use crate::restore::fft::convolve;
+use crate::restore::file::{self, load, save};
 use crate::restore::noise::add_gaussian_noise;
 use crate::restore::psf::PsfSpec;
 use crate::restore::quality::MS_SSIM_MIN_SIDE;
@@ -121,6 +122,7 @@ impl DeblurArgs {
             iterations: self.iterations,
             stop_at_noise: !self.no_early_stop,
             strength: self.strength,
+            lossy_source: false,
         };
         config.validate()?;
         Ok(config)
@@ -136,16 +138,23 @@ fn check_noise(noise: f32) -> Result<()> {
     Ok(())
 }
 
-/// Refuses an output that would overwrite the input, or whose folder does not exist, before
-/// any work is done.
+/// Refuses an output that would overwrite the input (under any name: a link counts), that is a
+/// folder, or whose folder does not exist, before any work is done.
 fn check_output(input: &Path, role: &str, output: &Path, flag: &str) -> Result<()> {
     let same = input == output
-        || matches!((input.canonicalize(), output.canonicalize()), (Ok(a), Ok(b)) if a == b);
+        || matches!((input.canonicalize(), output.canonicalize()), (Ok(a), Ok(b)) if a == b)
+        || same_file::is_same_file(input, output).unwrap_or(false);
     if same {
         return Err(Error::InvalidInput(format!(
             "{flag}{} is the {role} {}: write the result to another file",
             shown(output),
             shown(input)
+        )));
+    }
+    if output.is_dir() {
+        return Err(Error::InvalidInput(format!(
+            "cannot write {flag}{}: it is a folder; give a file name",
+            shown(output)
         )));
     }
     let folder = output.parent().filter(|p| !p.as_os_str().is_empty());
@@ -165,6 +174,7 @@ fn check_output(input: &Path, role: &str, output: &Path, flag: &str) -> Result<(
 pub(crate) fn run_blur(args: &BlurArgs, quiet: bool) -> Result<()> {
     check_noise(args.noise)?;
     check_output(&args.input, "input", &args.output, "")?;
+    file::output_format(&args.output)?;
     if let Some(path) = &args.psf_out {
         check_output(&args.input, "input", path, "--psf-out ")?;
         check_output(&args.output, "output", path, "--psf-out ")?;
@@ -183,11 +193,11 @@ pub(crate) fn run_blur(args: &BlurArgs, quiet: bool) -> Result<()> {
             b
         }
     };
-    let out = match &img {
+    let out = match &img.planes {
         Planes::Grey(p) => Planes::Grey(blur(p, 0)),
         Planes::Rgb([r, g, b]) => Planes::Rgb([blur(r, 0), blur(g, 1), blur(b, 2)]),
     };
-    save(&out, &args.output)?;
+    save(&out, img.alpha.as_ref(), &args.output)?;
     if !quiet {
         note!(
             "{} -> {} (psf {}, noise {})",
@@ -204,9 +214,20 @@ pub(crate) fn run_blur(args: &BlurArgs, quiet: bool) -> Result<()> {
 pub(crate) fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
     let cfg = args.config()?;
     check_output(&args.input, "input", &args.output, "")?;
+    let format = file::output_format(&args.output)?;
     let img = load(&args.input)?;
-    let done = deblur(&img, &cfg)?;
-    save(&done.image, &args.output)?;
+    let cfg = DeblurConfig {
+        lossy_source: img.lossy,
+        ..cfg
+    };
+    let done = deblur(&img.planes, &cfg)?;
+    // an image found sharp is copied as it is when it goes to the same format
+    let copied = done.found_no_blur() && img.format == Some(format);
+    if copied {
+        file::copy(&args.input, &args.output)?;
+    } else {
+        save(&done.image, img.alpha.as_ref(), &args.output)?;
+    }
     let est = done.estimate;
     let method = cfg.method.name();
     let iterations = done.channels.iter().filter_map(|c| c.iterations).max();
@@ -218,6 +239,7 @@ pub(crate) fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
                 "estimated": est.is_some(),
                 "estimate": est,
                 "blurred": !done.found_no_blur(),
+                "copied": copied,
                 "method": method,
                 "strength": cfg.strength,
                 "noise_sigma": done.noise_sigma(),
@@ -230,8 +252,13 @@ pub(crate) fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
         println!("{}", serde_json::Value::Object(doc));
     } else if !quiet {
         if done.found_no_blur() {
+            let how = if copied {
+                "copied unchanged"
+            } else {
+                "pixels written unchanged"
+            };
             note!(
-                "{}: no blur found (noise {:.4}), copied unchanged to {}",
+                "{}: no blur found (noise {:.4}), {how} to {}",
                 shown(&args.input),
                 done.noise_sigma(),
                 shown(&args.output)
@@ -272,8 +299,8 @@ pub(crate) fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
 /// Runs `lookalike quality`: the scores go to stdout (they are the result, printed with `-q`
 /// too); nothing goes to stderr but errors.
 pub(crate) fn run_quality(args: &QualityArgs) -> Result<()> {
-    let a = load(&args.reference)?;
-    let b = load(&args.test)?;
+    let a = load(&args.reference)?.planes;
+    let b = load(&args.test)?.planes;
     if a.dim() != b.dim() {
         let (ah, aw) = a.dim();
         let (bh, bw) = b.dim();

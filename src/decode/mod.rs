@@ -256,8 +256,8 @@ pub fn decode_file(path: &Path, cfg: &DecodeConfig) -> Result<Decoded> {
     decode(&bytes, path, cfg)
 }
 
-/// Decodes `bytes` (the content of `path`) at full size, without orientation, for the
-/// restoration commands; the memory budget counts the decoder's buffers and an 8-bit RGB copy,
+/// Decodes `bytes` (the content of `path`) at full size and upright (EXIF orientation applied,
+/// as for indexing), for the restoration commands; the memory budget counts the decoder's buffers and an 8-bit RGB copy,
 /// as for indexing. Decoder panics are caught and reported as errors.
 pub(crate) fn decode_full_size(
     bytes: &[u8],
@@ -646,13 +646,12 @@ fn decode_preview(p: &raw::Preview, path: &Path, cfg: &DecodeConfig) -> Result<D
     Ok(d)
 }
 
-/// Decodes a file's content at full size for the restoration commands (`image` formats without
-/// their orientation, as before; the others upright, as their decoders give them).
+/// Decodes a file's content at full size and upright for the restoration commands.
 fn decode_full_size_inner(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<DynamicImage> {
     match checked_kind(bytes, path)? {
         Kind::Image(format) => {
             let decoder = image_decoder(bytes, path, cfg, format)?;
-            from_decoder(decoder, path, cfg, false)
+            from_decoder(decoder, path, cfg, true)
         }
         Kind::Jxl => match decode_jxl(bytes, path, cfg, false)? {
             JxlDecoded::Pixels(img) => Ok(img),
@@ -665,7 +664,13 @@ fn decode_full_size_inner(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Resu
         {
             Some(p) if p.width.max(p.height) >= cfg.working_size => {
                 let decoder = image_decoder(p.jpeg, path, cfg, image::ImageFormat::Jpeg)?;
-                from_decoder(decoder, path, cfg, false)
+                let mut img = from_decoder(decoder, path, cfg, true)?;
+                if raw::jpeg_orientation(p.jpeg).is_none()
+                    && let Some(orientation) = p.orientation
+                {
+                    img.apply_orientation(orientation);
+                }
+                Ok(img)
             }
             _ => raw::decode_sensor(bytes, path, cfg),
         },

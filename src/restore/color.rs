@@ -1,13 +1,10 @@
 //! Conversions between images and planes, and running plane operations per colour channel.
 
-use std::path::Path;
-
 use image::{DynamicImage, GrayImage, RgbImage};
 #[cfg(test)]
 use rayon::prelude::*;
 
 use super::Plane;
-use crate::{Error, Result};
 
 /// An image as one plane (grey) or three (R, G, B), values in `[0, 1]`.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,25 +90,6 @@ impl Planes {
     }
 }
 
-/// Reads and decodes an image file.
-pub fn load(path: &Path) -> Result<Planes> {
-    let cfg = crate::decode::DecodeConfig::default();
-    let bytes = crate::decode::read_image_file(path, &cfg)?;
-    let img = crate::decode::decode_full_size(&bytes, path, &cfg)?;
-    Ok(Planes::from_image(&img))
-}
-
-/// Encodes and writes an image; the format follows the file extension.
-pub fn save(planes: &Planes, path: &Path) -> Result<()> {
-    planes.to_image().save(path).map_err(|e| match e {
-        image::ImageError::IoError(io) => Error::io(path, io),
-        other => Error::InvalidInput(format!(
-            "cannot write {}: {other} (use an extension such as .png)",
-            path.display()
-        )),
-    })
-}
-
 /// 8-bit grey image to a plane in `[0, 1]`.
 pub fn gray_to_plane(img: &GrayImage) -> Plane {
     let (w, h) = img.dimensions();
@@ -171,21 +149,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn round_trips_and_reports_bad_files() {
+    fn round_trips() {
         let img = RgbImage::from_fn(7, 5, |x, y| image::Rgb([x as u8 * 30, y as u8 * 40, 9]));
         assert_eq!(planes_to_rgb(&rgb_to_planes(&img)), img);
         assert_eq!(map_rgb(&img, |p| p.clone()), img);
-        let dir = tempfile::tempdir().unwrap();
-        let bad = dir.path().join("not_an_image.png");
-        std::fs::write(&bad, b"hello").unwrap();
-        let e = load(&bad).unwrap_err().to_string();
-        assert!(
-            e.contains("not_an_image.png") && e.contains("cannot decode"),
-            "{e}"
-        );
-        let e = load(&dir.path().join("missing.png"))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("missing.png"), "{e}");
     }
 }

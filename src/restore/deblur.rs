@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::Plane;
 use super::color::Planes;
-use super::estimate::{BlurEstimate, estimate_blur_thorough};
+use super::estimate::{BlurEstimate, estimate_blur_compressed, estimate_blur_thorough};
 use super::hyper::{HyperParams, hyper_laplacian, hyper_laplacian_family};
 use super::noise::noise_sigma;
 use super::psf::{Psf, PsfFamily, PsfSpec};
@@ -54,6 +54,10 @@ pub struct DeblurConfig {
     pub stop_at_noise: bool,
     /// Blend with the input: 1 = fully restored, 0 = unchanged.
     pub strength: f32,
+    /// The image was stored by a lossy block codec (JPEG and the like): the blind estimate then
+    /// reads a Gaussian or a disk, never a line (see
+    /// [`estimate_blur_compressed`](super::estimate::estimate_blur_compressed)).
+    pub lossy_source: bool,
 }
 
 /// A deblurred image and how it was made.
@@ -135,7 +139,12 @@ pub fn deblur(img: &Planes, config: &DeblurConfig) -> Result<Deblurred> {
     let (psf, psf_text, estimate) = match &config.psf {
         Some(spec) => (spec.to_psf()?, spec.to_string(), None),
         None => {
-            let est = estimate_blur_thorough(&img.luma());
+            let luma = img.luma();
+            let est = if config.lossy_source {
+                estimate_blur_compressed(&luma)
+            } else {
+                estimate_blur_thorough(&luma)
+            };
             let text = est
                 .to_spec()
                 .map(|s| s.to_string())
@@ -246,6 +255,7 @@ mod tests {
             iterations: 10,
             stop_at_noise: true,
             strength: 1.5,
+            lossy_source: false,
         };
         assert!(deblur(&Planes::Grey(Plane::zeros((8, 8))), &config).is_err());
         let config = DeblurConfig {
@@ -275,6 +285,7 @@ mod tests {
                 iterations: 20,
                 stop_at_noise: true,
                 strength: 1.0,
+                lossy_source: false,
             };
             let done = deblur(&img, &config).unwrap();
             assert_eq!(done.channels.len(), 3);

@@ -634,7 +634,7 @@ fn central_crop(plane: &Plane) -> Plane {
 /// Estimates the blur of a grey plane (values in `[0, 1]`; at least 32x32 pixels to say
 /// anything): the fast estimate the indexer stores as a feature.
 pub fn estimate_blur(plane: &Plane) -> BlurEstimate {
-    estimate(plane, false)
+    estimate(plane, false, false)
 }
 
 /// The estimate `deblur` restores with: as [`estimate_blur`], and also motion searched at every
@@ -647,10 +647,22 @@ pub fn estimate_blur(plane: &Plane) -> BlurEstimate {
 /// 3 this took the radius read from 2.90-3.01 to 2.96-3.00 and gained 0.57 dB restored).
 /// A few times slower (tens of milliseconds).
 pub fn estimate_blur_thorough(plane: &Plane) -> BlurEstimate {
-    estimate(plane, true)
+    estimate(plane, true, false)
 }
 
-fn estimate(plane: &Plane, thorough: bool) -> BlurEstimate {
+/// As [`estimate_blur_thorough`], for an image stored by a lossy block codec (JPEG and the
+/// like): a Gaussian or a disk, never a line. The codec's block edges (horizontal and
+/// vertical) and discarded detail leave a high-frequency floor far above the measured noise,
+/// stronger along the axes, which the line models explain best. On 5 photos blurred by
+/// Gaussians, disks and lines of 15-40 px (noise 0.002) and saved as JPEG at quality 75, 90 and
+/// 95, the thorough estimate read lines of 48-63 px in 40 of the 105 cases, and restoring with
+/// them took PSNR from 22-35 dB down to 6-14 dB; with lines capped at 20 px, 12 cases still read
+/// a line of 19-20 px and lost 15-22 dB. Without lines, none lost more than 0.05 dB.
+pub fn estimate_blur_compressed(plane: &Plane) -> BlurEstimate {
+    estimate(plane, true, true)
+}
+
+fn estimate(plane: &Plane, thorough: bool, lossy: bool) -> BlurEstimate {
     let none = |noise: f32| BlurEstimate {
         kind: BlurKind::None,
         sigma: 0.0,
@@ -816,6 +828,7 @@ fn estimate(plane: &Plane, thorough: bool) -> BlurEstimate {
         DISK_MARGIN
     };
     if let Some((l, th, v)) = motion
+        && !lossy
         && (best_iso - v) / nfreq > MOTION_MARGIN
         && !(thorough && l / 12f32.sqrt() < SHARP_SIGMA)
     {
@@ -831,7 +844,7 @@ fn estimate(plane: &Plane, thorough: bool) -> BlurEstimate {
     if thorough {
         refine_with_kernel(&bins, &mut est, gamma, gamma_d);
     }
-    if let Some(power) = &bins.power
+    if let Some(power) = bins.power.as_ref().filter(|_| !lossy)
         && let Some((length, angle_deg)) = long_motion(
             power,
             bins.s2,

@@ -7,6 +7,7 @@ pub mod color;
 pub mod deblur;
 pub mod estimate;
 pub mod fft;
+pub mod file;
 pub mod hyper;
 pub mod noise;
 pub mod psf;

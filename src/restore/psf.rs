@@ -14,6 +14,9 @@ pub(crate) const MAX_EXTENT: f32 = 100.0;
 
 /// Largest PSF file read, in bytes (a kernel matrix is a few kilobytes).
 const MAX_PSF_FILE_SIZE: u64 = 16 << 20;
+/// Largest kernel side accepted: that of the widest named PSF, a Gaussian of sigma
+/// [`MAX_EXTENT`] (radius three sigma).
+const MAX_KERNEL_SIDE: usize = 6 * MAX_EXTENT as usize + 1;
 
 const SPEC_HELP: &str = "use gaussian:SIGMA, disk:RADIUS, motion:LENGTH,ANGLE or file:PATH";
 
@@ -150,13 +153,24 @@ impl Psf {
         if h == 0 || w == 0 {
             return Err(Error::InvalidInput("PSF kernel is empty".into()));
         }
+        if h > MAX_KERNEL_SIDE || w > MAX_KERNEL_SIDE {
+            return Err(Error::InvalidInput(format!(
+                "PSF kernel is {w}x{h}: at most {MAX_KERNEL_SIDE} values a side are accepted \
+                 (a Gaussian of sigma {MAX_EXTENT} needs that many)"
+            )));
+        }
         if kernel.iter().any(|v| !v.is_finite()) {
             return Err(Error::InvalidInput(
                 "PSF kernel holds NaN or infinite values".into(),
             ));
         }
+        if kernel.iter().any(|&v| v < 0.0) {
+            return Err(Error::InvalidInput(
+                "PSF kernel holds negative values: a blur kernel's weights are 0 or more".into(),
+            ));
+        }
         let sum: f64 = kernel.iter().map(|&v| v as f64).sum();
-        if sum <= 1e-12 {
+        if sum <= 0.0 {
             return Err(Error::InvalidInput(
                 "PSF kernel sums to zero or less: a blur kernel must have positive total weight"
                     .into(),
@@ -497,6 +511,20 @@ mod tests {
             .unwrap();
         let (single, spread) = (line.data[deepest].norm_sqr(), power.data[deepest].re);
         assert!(single < 0.05 * spread, "{single} against {spread}");
+    }
+
+    #[test]
+    fn kernels_that_are_no_blur_or_too_wide_are_refused() {
+        let sharpen = Array2::from_shape_vec((3, 3), vec![0., -1., 0., -1., 5., -1., 0., -1., 0.]);
+        let e = Psf::new(sharpen.unwrap()).unwrap_err().to_string();
+        assert!(e.contains("negative"), "{e}");
+        let wide = Array2::<f32>::ones((1, MAX_KERNEL_SIDE + 2));
+        let e = Psf::new(wide).unwrap_err().to_string();
+        assert!(e.contains("at most"), "{e}");
+        assert!(Psf::new(Array2::<f32>::ones((1, MAX_KERNEL_SIDE))).is_ok());
+        // a tiny but positive total weight is a kernel like any other
+        assert!(Psf::new(Array2::from_elem((3, 3), 1e-30f32)).is_ok());
+        assert_eq!(Psf::gaussian(MAX_EXTENT).kernel().dim().0, MAX_KERNEL_SIDE);
     }
 
     #[test]

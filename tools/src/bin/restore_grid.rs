@@ -106,6 +106,7 @@ fn main() {
                         iterations: 50,
                         stop_at_noise: true,
                         strength: 1.0,
+                        lossy_source: false,
                     };
                     let out = deblur(&input, &config).expect("deblur");
                     figures.push(psnr(img, &out.image));
@@ -116,6 +117,7 @@ fn main() {
                     iterations: 50,
                     stop_at_noise: true,
                     strength: 1.0,
+                    lossy_source: false,
                 };
                 let blind = deblur(&input, &blind_config).expect("deblur");
                 let blind_psnr = psnr(img, &blind.image);

@@ -1,0 +1,258 @@
+//! Image files for the restoration commands: read upright with any alpha kept aside, written in
+//! the format the extension names through a temporary file, so a failed write leaves an
+//! existing file as it was.
+
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use image::codecs::jpeg::JpegEncoder;
+use image::codecs::pnm::{PnmEncoder, PnmSubtype, SampleEncoding};
+use image::{DynamicImage, GrayImage, ImageFormat};
+
+use super::color::Planes;
+use crate::{Error, Result};
+
+/// JPEG quality of written JPEGs: high, as a restored photo should lose little more.
+pub const JPEG_QUALITY: u8 = 95;
+
+/// A decoded image file.
+#[derive(Debug, Clone)]
+pub struct ImageFile {
+    /// The colour or grey channels, upright, values in `[0, 1]`.
+    pub planes: Planes,
+    /// The alpha channel, when the file has one: written back unchanged.
+    pub alpha: Option<GrayImage>,
+    /// The format the content was read as, for the formats the `image` crate names.
+    pub format: Option<ImageFormat>,
+    /// Stored by a lossy block codec: JPEG, lossy WebP, HEIC/AVIF or JPEG XL.
+    pub lossy: bool,
+}
+
+/// Reads and decodes an image file, upright (EXIF orientation applied).
+pub fn load(path: &Path) -> Result<ImageFile> {
+    let cfg = crate::decode::DecodeConfig::default();
+    let bytes = crate::decode::read_image_file(path, &cfg)?;
+    let img = crate::decode::decode_full_size(&bytes, path, &cfg)?;
+    let alpha = img.color().has_alpha().then(|| {
+        let rgba = img.to_rgba8();
+        GrayImage::from_fn(rgba.width(), rgba.height(), |x, y| {
+            image::Luma([rgba.get_pixel(x, y)[3]])
+        })
+    });
+    Ok(ImageFile {
+        planes: Planes::from_image(&img),
+        alpha,
+        format: image::guess_format(&bytes).ok(),
+        lossy: is_lossy(&bytes),
+    })
+}
+
+/// Whether `bytes` start as a file of a lossy block codec: JPEG, WebP's lossy (VP8) kind, an
+/// ISO media file (HEIC, AVIF), or JPEG XL (taken as lossy: most are).
+fn is_lossy(bytes: &[u8]) -> bool {
+    bytes.starts_with(&[0xFF, 0xD8, 0xFF])
+        || (bytes.starts_with(b"RIFF") && bytes.get(8..16) == Some(b"WEBPVP8 "))
+        || bytes.get(4..8) == Some(b"ftyp")
+        || bytes.starts_with(&[0xFF, 0x0A])
+        || bytes.starts_with(b"\0\0\0\x0cJXL ")
+}
+
+/// The format `path`'s extension asks for, refused before any work when it cannot be written.
+pub fn output_format(path: &Path) -> Result<ImageFormat> {
+    let refuse = |why: &str| {
+        Err(Error::InvalidInput(format!(
+            "cannot write {}: {why} (use an extension such as .png, .jpg, .tif or .webp)",
+            path.display()
+        )))
+    };
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match ImageFormat::from_path(path) {
+        _ if extension.as_deref() == Some("pbm") => refuse("black-and-white .pbm is not written"),
+        Ok(format) if format.writing_enabled() => Ok(format),
+        Ok(format) => refuse(&format!("{format:?} files are not written")),
+        Err(_) => refuse("its extension names no image format"),
+    }
+}
+
+/// Writes `planes` (8 bits per channel) with `alpha`, if any, as the file `path`; the format
+/// follows the extension ([`output_format`]); JPEG at [`JPEG_QUALITY`]. Alpha goes where the
+/// format holds it; a JPEG or PNM gets the image flattened on white.
+pub fn save(planes: &Planes, alpha: Option<&GrayImage>, path: &Path) -> Result<()> {
+    let format = output_format(path)?;
+    let holds_alpha = !matches!(format, ImageFormat::Jpeg | ImageFormat::Pnm);
+    let img = with_alpha(planes.to_image(), alpha, holds_alpha);
+    write_atomically(path, |out| encode(&img, format, path, out))
+}
+
+/// Copies the file `from` to `to` byte for byte, through a temporary file.
+pub fn copy(from: &Path, to: &Path) -> Result<()> {
+    let bytes = std::fs::read(from).map_err(|e| Error::io(from, e))?;
+    write_atomically(to, |out| {
+        out.write_all(&bytes).map_err(|e| Error::io(to, e))
+    })
+}
+
+/// The image with its alpha channel, or flattened on white when the format holds none.
+fn with_alpha(img: DynamicImage, alpha: Option<&GrayImage>, holds_alpha: bool) -> DynamicImage {
+    let Some(alpha) = alpha.filter(|a| a.dimensions() == (img.width(), img.height())) else {
+        return img;
+    };
+    let mut rgba = img.to_rgba8();
+    for (p, a) in rgba.pixels_mut().zip(alpha.pixels()) {
+        p[3] = a[0];
+    }
+    let img = DynamicImage::ImageRgba8(rgba);
+    let grey = planes_are_grey(&img);
+    match (holds_alpha, grey) {
+        (true, true) => DynamicImage::ImageLumaA8(img.to_luma_alpha8()),
+        (true, false) => img,
+        (false, true) => DynamicImage::ImageRgb8(crate::decode::flatten_to_rgb(img)).grayscale(),
+        (false, false) => DynamicImage::ImageRgb8(crate::decode::flatten_to_rgb(img)),
+    }
+}
+
+fn planes_are_grey(img: &DynamicImage) -> bool {
+    img.as_rgba8()
+        .is_some_and(|rgba| rgba.pixels().all(|p| p[0] == p[1] && p[1] == p[2]))
+}
+
+/// Encodes `img` in `format` onto `out`: PNM by its extension's own subtype (`.pgm` grey,
+/// `.ppm` colour, `.pnm` as the image is, `.pam` PAM).
+fn encode(
+    img: &DynamicImage,
+    format: ImageFormat,
+    path: &Path,
+    out: &mut BufWriter<std::fs::File>,
+) -> Result<()> {
+    let failed = |e: image::ImageError| match e {
+        image::ImageError::IoError(io) => Error::io(path, io),
+        other => Error::InvalidInput(format!(
+            "cannot write {}: {other} (use an extension such as .png)",
+            path.display()
+        )),
+    };
+    match format {
+        ImageFormat::Jpeg => {
+            let encoder = JpegEncoder::new_with_quality(&mut *out, JPEG_QUALITY);
+            img.write_with_encoder(encoder).map_err(failed)
+        }
+        ImageFormat::Pnm => {
+            let extension = path
+                .extension()
+                .and_then(|e| e.to_str())
+                .map(str::to_ascii_lowercase);
+            let grey = matches!(img, DynamicImage::ImageLuma8(_));
+            let (subtype, img) = match extension.as_deref() {
+                Some("pam") => (None, img.clone()),
+                Some("pgm") => (
+                    Some(PnmSubtype::Graymap(SampleEncoding::Binary)),
+                    img.grayscale(),
+                ),
+                Some("pnm") if grey => (
+                    Some(PnmSubtype::Graymap(SampleEncoding::Binary)),
+                    img.clone(),
+                ),
+                _ => (
+                    Some(PnmSubtype::Pixmap(SampleEncoding::Binary)),
+                    DynamicImage::ImageRgb8(img.to_rgb8()),
+                ),
+            };
+            let encoder = PnmEncoder::new(&mut *out);
+            let encoder = match subtype {
+                Some(subtype) => encoder.with_subtype(subtype),
+                None => encoder,
+            };
+            img.write_with_encoder(encoder).map_err(failed)
+        }
+        _ => img.write_to(out, format).map_err(failed),
+    }
+}
+
+/// Writes `path` by `fill`ing a temporary file beside it and renaming that over `path`: a
+/// failure (a full disk, an encoder refusing the image, an interruption) leaves `path` as it was.
+fn write_atomically(
+    path: &Path,
+    fill: impl FnOnce(&mut BufWriter<std::fs::File>) -> Result<()>,
+) -> Result<()> {
+    let temp = temporary_beside(path);
+    let result = std::fs::File::create(&temp)
+        .map_err(|e| Error::io(path, e))
+        .and_then(|file| {
+            let mut out = BufWriter::new(file);
+            fill(&mut out)?;
+            let file = out
+                .into_inner()
+                .map_err(|e| Error::io(path, e.into_error()))?;
+            file.sync_all().map_err(|e| Error::io(path, e))
+        })
+        .and_then(|()| std::fs::rename(&temp, path).map_err(|e| Error::io(path, e)));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    result
+}
+
+/// A hidden name in `path`'s folder for the file being written.
+fn temporary_beside(path: &Path) -> PathBuf {
+    let mut name = std::ffi::OsString::from(".");
+    name.push(path.file_name().unwrap_or_default());
+    name.push(format!(".{}.partial", std::process::id()));
+    path.with_file_name(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::restore::Plane;
+
+    #[test]
+    fn bad_files_are_reported_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("not_an_image.png");
+        std::fs::write(&bad, b"hello").unwrap();
+        let e = load(&bad).unwrap_err().to_string();
+        assert!(
+            e.contains("not_an_image.png") && e.contains("cannot decode"),
+            "{e}"
+        );
+        let e = load(&dir.path().join("missing.png"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("missing.png"), "{e}");
+    }
+
+    #[test]
+    fn a_failed_write_leaves_the_existing_file_and_no_partial_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let planes = Planes::Grey(Plane::from_elem((300, 300), 0.5));
+        // ICO holds at most 256 pixels a side: the encoder fails after the file is opened
+        let out = dir.path().join("kept.ico");
+        std::fs::write(&out, b"what was there").unwrap();
+        assert!(save(&planes, None, &out).is_err());
+        assert_eq!(std::fs::read(&out).unwrap(), b"what was there");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+        assert!(output_format(&dir.path().join("x.xyz")).is_err());
+        assert!(output_format(&dir.path().join("x.pbm")).is_err());
+    }
+
+    #[test]
+    fn alpha_and_pnm_subtypes_are_written_as_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let planes = Planes::Grey(Plane::from_shape_fn((4, 5), |(r, c)| (r + c) as f32 / 8.0));
+        let alpha = GrayImage::from_fn(5, 4, |x, _| image::Luma([x as u8 * 60]));
+        let png = dir.path().join("a.png");
+        save(&planes, Some(&alpha), &png).unwrap();
+        let back = image::open(&png).unwrap();
+        assert_eq!(back.color(), image::ColorType::La8);
+        assert_eq!(back.to_luma_alpha8().get_pixel(2, 1)[1], 120);
+        for (name, magic) in [("g.pgm", b"P5"), ("c.ppm", b"P6"), ("n.pnm", b"P5")] {
+            let path = dir.path().join(name);
+            save(&planes, None, &path).unwrap();
+            assert_eq!(&std::fs::read(&path).unwrap()[..2], magic, "{name}");
+        }
+    }
+}
