@@ -234,10 +234,43 @@ pub fn journal_dir(index_dir: &Path) -> PathBuf {
 }
 
 /// blake3 of a file's bytes.
+/// The BLAKE3 hash of a regular file's bytes; anything else (a pipe, which would block the
+/// read for ever, a device, a folder) is an error, without opening it.
 fn file_hash(path: &Path) -> std::io::Result<[u8; 32]> {
+    if !fs::metadata(path)?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
     let mut hasher = blake3::Hasher::new();
     hasher.update_reader(fs::File::open(path)?)?;
     Ok(*hasher.finalize().as_bytes())
+}
+
+/// Held while a run acts on files or undoes one; released on drop.
+struct ActionLock {
+    _file: fs::File,
+}
+
+/// Takes the lock on acting on this index's files, refusing at once when another process
+/// holds it: two runs with different keepers would each remove the other's keeper.
+fn lock_actions(journal_dir: &Path) -> Result<ActionLock> {
+    fs::create_dir_all(journal_dir).map_err(|e| Error::io(journal_dir, e))?;
+    let path = journal_dir.join(".lock");
+    let file = fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(ActionLock { _file: file }),
+        Err(fs::TryLockError::WouldBlock) => Err(Error::ActionRunning(
+            journal_dir.parent().unwrap_or(journal_dir).to_path_buf(),
+        )),
+        Err(fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+    }
 }
 
 /// Why a step must not run, if it must not.
@@ -336,23 +369,32 @@ fn move_file(from: &Path, to: &Path, hash: &[u8; 32]) -> std::io::Result<()> {
         Err(e) if e.raw_os_error() == Some(18) => {
             // EXDEV: another device. The copy keeps the file's times (and, by fs::copy, its
             // permissions): its date is part of the photo.
+            // The copy is made under a temporary name and renamed into place once whole, so an
+            // interrupted move never leaves a partial file under the real name.
             let meta = fs::metadata(from)?;
-            fs::copy(from, to).map_err(|e| at(to, e))?;
-            let copy = fs::OpenOptions::new().write(true).open(to)?;
-            let mut times = fs::FileTimes::new();
-            if let Ok(t) = meta.modified() {
-                times = times.set_modified(t);
-            }
-            if let Ok(t) = meta.accessed() {
-                times = times.set_accessed(t);
-            }
-            copy.set_times(times)?;
-            copy.sync_all()?;
-            if file_hash(to)? != *hash {
-                let _ = fs::remove_file(to);
-                return Err(std::io::Error::other(
-                    "the copy did not match; nothing moved",
-                ));
+            let tmp = sibling(to, "copy");
+            let copied = (|| {
+                fs::copy(from, &tmp).map_err(|e| at(to, e))?;
+                let copy = fs::OpenOptions::new().write(true).open(&tmp)?;
+                let mut times = fs::FileTimes::new();
+                if let Ok(t) = meta.modified() {
+                    times = times.set_modified(t);
+                }
+                if let Ok(t) = meta.accessed() {
+                    times = times.set_accessed(t);
+                }
+                copy.set_times(times)?;
+                copy.sync_all()?;
+                if file_hash(&tmp)? != *hash {
+                    return Err(std::io::Error::other(
+                        "the copy did not match; nothing moved",
+                    ));
+                }
+                fs::rename(&tmp, to).map_err(|e| at(to, e))
+            })();
+            if let Err(e) = copied {
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
             }
             fs::remove_file(from)
         }
@@ -425,7 +467,7 @@ pub fn execute(
             })
             .collect());
     }
-    fs::create_dir_all(journal_dir).map_err(|e| Error::io(journal_dir, e))?;
+    let _lock = lock_actions(journal_dir)?;
     let started = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
@@ -530,6 +572,10 @@ fn last_journal(dir: &Path) -> Result<Option<PathBuf>> {
 /// The journal is then renamed `*.undone`, so a second undo reaches the run before, unless a
 /// step failed: then it stays, and the next undo tries again.
 pub fn undo(journal_dir: &Path) -> Result<Option<UndoReport>> {
+    if !journal_dir.is_dir() {
+        return Ok(None);
+    }
+    let _lock = lock_actions(journal_dir)?;
     let Some(path) = last_journal(journal_dir)? else {
         return Ok(None);
     };
@@ -625,6 +671,13 @@ fn reverse(
                     Outcome::Skipped("it was never moved".into())
                 } else if back() && to.symlink_metadata().is_err() {
                     Outcome::Done
+                } else if file_hash(to).is_ok_and(|h| h == *hash) {
+                    // the moved file can still come back: the journal stays for a retry
+                    Outcome::Failed(format!(
+                        "{} exists again; left alone: move it away and run `lookalike undo` again to bring back the moved file ({})",
+                        from.display(),
+                        to.display()
+                    ))
                 } else {
                     Outcome::Skipped(format!(
                         "{} exists again; left alone (the moved file is at {})",

@@ -47,6 +47,12 @@ pub enum Error {
     #[error("{0} is being updated by another `lookalike index` run; wait for it to finish")]
     Locked(PathBuf),
 
+    /// Another process is moving, deleting or restoring this index's duplicates.
+    #[error(
+        "another `duplicates --apply` or `undo` is acting on the files of the index at {0}; wait for it to finish, then run this again"
+    )]
+    ActionRunning(PathBuf),
+
     /// The database reported an error.
     #[error("database {path}: {source}")]
     Db {
@@ -111,6 +117,7 @@ impl Error {
                 | Error::Decode { .. }
                 | Error::Io { .. }
                 | Error::Locked(_)
+                | Error::ActionRunning(_)
                 | Error::SchemaTooNew { .. }
         )
     }

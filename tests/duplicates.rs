@@ -233,6 +233,10 @@ fn dry_run_changes_nothing_then_move_and_undo_restore_every_byte() {
     }
     let journals: Vec<_> = std::fs::read_dir(env.index.join("journal"))
         .unwrap()
+        .filter(|e| {
+            let e = e.as_ref().unwrap();
+            e.path().extension().is_some_and(|x| x == "jsonl")
+        })
         .collect();
     assert_eq!(journals.len(), 1);
 
@@ -846,4 +850,102 @@ fn odd_requests_are_refused_before_anything_is_written() {
         ],
         "--delete",
     );
+}
+
+/// Runs `lookalike` on the test's index with `args`, failing the test if it has not finished
+/// within a minute (a hang).
+fn finishes(env: &Env, args: &[&std::ffi::OsStr]) -> std::process::Output {
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("lookalike"))
+        .current_dir(&env.root)
+        .env_remove("LOOKALIKE_INDEX")
+        .env("HOME", &env.root)
+        .env("XDG_DATA_HOME", env.root.join("data"))
+        .arg("--index-dir")
+        .arg(&env.index)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..600 {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    panic!("lookalike {args:?} hung");
+}
+
+/// Two runs acting on one index's files never overlap (each would remove the other's keeper):
+/// while one holds the lock, `duplicates --apply` and `undo` are refused and touch nothing. A
+/// copy to keep that became a pipe is left alone, never opened (reading it would wait for ever).
+#[test]
+fn actions_run_one_at_a_time_and_a_pipe_is_never_opened() {
+    let env = Env::new();
+    let copies = two_groups(&env);
+    let before = read_all(&copies);
+    let dest = env.root.join("dupes");
+    let dest_arg = dest.to_str().unwrap();
+    let (json, code) = env.duplicates(&["--move-to", dest_arg]);
+    assert_eq!(code, 0, "{json}");
+
+    let journal = env.index.join("journal");
+    std::fs::create_dir_all(&journal).unwrap();
+    let held = std::fs::File::create(journal.join(".lock")).unwrap();
+    held.lock().unwrap();
+    let apply = env
+        .cmd()
+        .arg("duplicates")
+        .arg(&env.photos)
+        .args(["--move-to", dest_arg, "--apply"])
+        .output()
+        .unwrap();
+    let undo = env.cmd().arg("undo").output().unwrap();
+    for out in [apply, undo] {
+        assert_eq!(out.status.code(), Some(2));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("another `duplicates --apply` or `undo`"),
+            "{out:?}"
+        );
+    }
+    assert_eq!(read_all(&copies), before);
+    assert!(!dest.exists());
+    drop(held);
+
+    #[cfg(unix)]
+    {
+        let keeper = PathBuf::from(groups(&json_of_dry_run(&env, dest_arg))[0][0].clone());
+        std::fs::rename(&keeper, env.root.join("saved")).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(&keeper)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        // no folder named: the index is used as it is, without a refresh that would see the pipe
+        let apply = ["-q".as_ref(), "duplicates".as_ref(), "--json".as_ref()];
+        let to = ["--move-to".as_ref(), dest.as_os_str(), "--apply".as_ref()];
+        let out = finishes(&env, &[&apply[..], &to[..]].concat());
+        let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let skipped: Vec<&Value> = json["action"]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["outcome"] == "skipped")
+            .collect();
+        assert!(!skipped.is_empty(), "{json}");
+        let out = finishes(&env, &["undo".as_ref()]);
+        assert!(out.status.code().is_some(), "{out:?}");
+        std::fs::remove_file(&keeper).unwrap();
+        std::fs::rename(env.root.join("saved"), &keeper).unwrap();
+        assert_eq!(
+            read_all(&copies),
+            before,
+            "undo did not bring every copy back"
+        );
+    }
+}
+
+fn json_of_dry_run(env: &Env, dest: &str) -> Value {
+    env.duplicates(&["--move-to", dest]).0
 }

@@ -120,7 +120,7 @@ fn error_response(e: &Error) -> Response {
         Error::InvalidInput(_) | Error::Parse { .. } => StatusCode::BAD_REQUEST,
         Error::Decode { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         Error::NoIndex(_) => StatusCode::NOT_FOUND,
-        Error::Locked(_) => StatusCode::CONFLICT,
+        Error::Locked(_) | Error::ActionRunning(_) => StatusCode::CONFLICT,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     refuse(status, &e.to_string())
