@@ -515,3 +515,42 @@ fn an_index_that_ranks_nothing_still_describes_its_images() {
         "{doc}"
     );
 }
+
+/// An index deleted and made again in the same folder, under a running server, is the one the
+/// server answers from: its pooled connections and search space were of the deleted file.
+#[test]
+fn an_index_made_again_in_its_folder_is_the_one_served() {
+    let c = Collection::new();
+    let server = c.serve(&[]);
+    let before = image_ids(&server);
+    assert_eq!(before.len(), 8);
+    let bin = "application/octet-stream";
+    let camera = std::fs::read(sample("camera", "original.jpg")).unwrap();
+    assert_eq!(server.post("/api/query", bin, &camera).status, 200);
+    std::fs::remove_dir_all(&c.index).unwrap();
+    let other = c.root.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let others = ["chelsea", "horse", "grass", "gravel"];
+    for p in others {
+        std::fs::copy(sample(p, "original.jpg"), other.join(format!("{p}.jpg"))).unwrap();
+    }
+    let status = common::lookalike()
+        .arg("--index-dir")
+        .arg(&c.index)
+        .args(["-q", "index"])
+        .arg(&other)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let names: Vec<String> = image_ids(&server).into_iter().map(|i| i.1).collect();
+    assert_eq!(names.len(), 4, "{names:?}");
+    assert!(
+        names
+            .iter()
+            .all(|n| others.iter().any(|p| *n == format!("{p}.jpg"))),
+        "{names:?}"
+    );
+    let horse = std::fs::read(sample("horse", "original.jpg")).unwrap();
+    let found = server.post("/api/query", bin, &horse).json();
+    assert_eq!(found["hits"][0]["name"], "horse.jpg", "{found}");
+}

@@ -65,9 +65,13 @@ pub(crate) struct Server {
     app: Arc<App>,
 }
 
-/// The search space as loaded at one data version.
+/// A database file as (device, inode), where the platform tells.
+type FileId = Option<(u64, u64)>;
+
+/// The search space as loaded at one data version of one database file.
 struct Loaded {
     version: u64,
+    database: FileId,
     searcher: Mutex<Searcher>,
 }
 
@@ -81,7 +85,9 @@ pub(crate) struct App {
     reports: Vec<PathBuf>,
     decode: DecodeConfig,
     max_upload: usize,
-    readers: Mutex<Vec<Store>>,
+    /// Idle read connections, each with the database file (device, inode) it opened: an index
+    /// deleted and made again at the same folder is another file.
+    readers: Mutex<Vec<(FileId, Store)>>,
     loaded: RwLock<Option<Arc<Loaded>>>,
     reloading: AtomicBool,
     made_thumbnails: Mutex<HashMap<[u8; 32], Arc<Vec<u8>>>>,
@@ -177,48 +183,63 @@ impl Server {
 
 impl App {
     /// Runs `f` with a read-only connection of the pool (opened when none is idle).
+    /// Connections to a database file that is no longer the index's are dropped.
     fn with_store<T>(&self, f: impl FnOnce(&Store) -> Result<T>) -> Result<T> {
-        let idle = self.readers.lock().expect("reader pool").pop();
+        let database = self.database();
+        let idle = {
+            let mut idle = self.readers.lock().expect("reader pool");
+            idle.retain(|(opened, _)| *opened == database);
+            idle.pop()
+        };
         let store = match idle {
-            Some(s) => s,
+            Some((_, s)) => s,
             None => self.collection.open_store_read_only()?,
         };
         let out = f(&store);
         let mut idle = self.readers.lock().expect("reader pool");
         if idle.len() < IDLE_READERS_KEPT {
-            idle.push(store);
+            idle.push((database, store));
         }
         out
     }
 
+    /// The index's database file as (device, inode), where the platform tells.
+    fn database(&self) -> FileId {
+        crate::cleanup::file_id(&self.collection.db_path())
+    }
+
     /// The search space at the database's current data version: loaded on first use, then
     /// reloaded in the background when `index` has changed the database (the previous one
-    /// answers meanwhile).
+    /// answers meanwhile), and at once when the database is another file (the index was
+    /// deleted and made again: the previous space is of other images).
     fn searcher(self: &Arc<Self>) -> Result<Arc<Loaded>> {
+        let database = self.database();
         let version = self.with_store(|s| s.data_version())?;
         let current = self.loaded.read().expect("search space").clone();
         match current {
+            Some(loaded) if loaded.database != database => self.load(version, database),
             Some(loaded) if loaded.version == version => Ok(loaded),
             Some(loaded) => {
                 if !self.reloading.swap(true, Ordering::AcqRel) {
                     let app = Arc::clone(self);
                     std::thread::spawn(move || {
                         // A failed reload keeps the previous space; the next request retries.
-                        let _ = app.load(version);
+                        let _ = app.load(version, database);
                         app.reloading.store(false, Ordering::Release);
                     });
                 }
                 Ok(loaded)
             }
-            None => self.load(version),
+            None => self.load(version, database),
         }
     }
 
-    fn load(&self, version: u64) -> Result<Arc<Loaded>> {
+    fn load(&self, version: u64, database: FileId) -> Result<Arc<Loaded>> {
         let fusion = Fusion::for_profile(self.collection.recorded_profile()?);
         let searcher = Searcher::open(&self.collection, &fusion)?;
         let loaded = Arc::new(Loaded {
             version,
+            database,
             searcher: Mutex::new(searcher),
         });
         *self.loaded.write().expect("search space") = Some(Arc::clone(&loaded));
