@@ -59,7 +59,8 @@ pub(crate) struct DuplicatesArgs {
     #[arg(long)]
     yes_delete: bool,
     /// Feature profile of the indexing DIRs need (see `lookalike index --profile`). Default:
-    /// the collection's; fast for a new index, since duplicates need only its families.
+    /// the collection's; `duplicates` for a new index (duplicate signatures only, all that
+    /// finding copies needs; `query` then needs another profile).
     #[arg(long, value_enum)]
     profile: Option<Profile>,
 }

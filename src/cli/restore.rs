@@ -46,6 +46,9 @@ pub(crate) struct BlurArgs {
     /// Also write the PSF used as a text matrix (the format `--psf file:PATH` reads).
     #[arg(long, value_name = "PATH")]
     pub(crate) psf_out: Option<PathBuf>,
+    /// Memory decoding the image may use, in MiB (64 to 65536; default 512).
+    #[arg(long, value_name = "MIB", value_parser = super::usize_in(64..=65_536))]
+    pub(crate) memory_budget: Option<usize>,
 }
 
 /// Deconvolution method (`--method`; [`deblur::Method`]).
@@ -72,16 +75,20 @@ pub(crate) struct DeblurArgs {
     /// Deconvolution method.
     #[arg(long, value_enum, default_value_t = Method::Hyper)]
     pub(crate) method: Method,
-    /// Maximum iterations (Richardson-Lucy), 1 to 1000.
+    /// Maximum iterations of Richardson-Lucy (`--method rl`), 1 to 1000; the other methods run
+    /// their own fixed schedules.
     #[arg(long, default_value_t = 50, value_parser = super::usize_in(1..=MAX_ITERATIONS))]
     pub(crate) iterations: usize,
-    /// Run every iteration (Richardson-Lucy otherwise stops once its residual reaches the
-    /// noise level).
+    /// Run every iteration of Richardson-Lucy (it otherwise stops once its residual reaches
+    /// the noise level).
     #[arg(long)]
     pub(crate) no_early_stop: bool,
-    /// Blend with the input: 1 = fully restored, 0 = unchanged.
+    /// Blend with the input, 0 to 1: 1 = fully restored, 0 = unchanged.
     #[arg(long, default_value_t = 1.0, value_parser = parse_strength)]
     pub(crate) strength: f32,
+    /// Memory decoding the image may use, in MiB (64 to 65536; default 512).
+    #[arg(long, value_name = "MIB", value_parser = super::usize_in(64..=65_536))]
+    pub(crate) memory_budget: Option<usize>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub(crate) json: bool,
@@ -94,6 +101,9 @@ pub(crate) struct QualityArgs {
     pub(crate) reference: PathBuf,
     /// Image to score.
     pub(crate) test: PathBuf,
+    /// Memory decoding the image may use, in MiB (64 to 65536; default 512).
+    #[arg(long, value_name = "MIB", value_parser = super::usize_in(64..=65_536))]
+    pub(crate) memory_budget: Option<usize>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub(crate) json: bool,
@@ -180,7 +190,7 @@ pub(crate) fn run_blur(args: &BlurArgs, quiet: bool) -> Result<()> {
         check_output(&args.output, "output", path, "--psf-out ")?;
     }
     let psf = PsfSpec::parse(&args.psf)?.to_psf()?;
-    let img = load(&args.input)?;
+    let img = load(&args.input, &super::decode_config(args.memory_budget))?;
     if let Some(path) = &args.psf_out {
         std::fs::write(path, psf.to_text()).map_err(|e| Error::io(path, e))?;
     }
@@ -215,7 +225,7 @@ pub(crate) fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
     let cfg = args.config()?;
     check_output(&args.input, "input", &args.output, "")?;
     let format = file::output_format(&args.output)?;
-    let img = load(&args.input)?;
+    let img = load(&args.input, &super::decode_config(args.memory_budget))?;
     let cfg = DeblurConfig {
         lossy_source: img.lossy,
         ..cfg
@@ -299,8 +309,9 @@ pub(crate) fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
 /// Runs `lookalike quality`: the scores go to stdout (they are the result, printed with `-q`
 /// too); nothing goes to stderr but errors.
 pub(crate) fn run_quality(args: &QualityArgs) -> Result<()> {
-    let a = load(&args.reference)?.planes;
-    let b = load(&args.test)?.planes;
+    let decode = super::decode_config(args.memory_budget);
+    let a = load(&args.reference, &decode)?.planes;
+    let b = load(&args.test, &decode)?.planes;
     if a.dim() != b.dim() {
         let (ah, aw) = a.dim();
         let (bh, bw) = b.dim();

@@ -28,11 +28,10 @@ pub struct ImageFile {
     pub lossy: bool,
 }
 
-/// Reads and decodes an image file, upright (EXIF orientation applied).
-pub fn load(path: &Path) -> Result<ImageFile> {
-    let cfg = crate::decode::DecodeConfig::default();
-    let bytes = crate::decode::read_image_file(path, &cfg)?;
-    let img = crate::decode::decode_full_size(&bytes, path, &cfg)?;
+/// Reads and decodes an image file, upright (EXIF orientation applied), within `cfg`'s limits.
+pub fn load(path: &Path, cfg: &crate::decode::DecodeConfig) -> Result<ImageFile> {
+    let bytes = crate::decode::read_image_file(path, cfg)?;
+    let img = crate::decode::decode_full_size(&bytes, path, cfg)?;
     let alpha = img.color().has_alpha().then(|| {
         let rgba = img.to_rgba8();
         GrayImage::from_fn(rgba.width(), rgba.height(), |x, y| {
@@ -213,12 +212,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let bad = dir.path().join("not_an_image.png");
         std::fs::write(&bad, b"hello").unwrap();
-        let e = load(&bad).unwrap_err().to_string();
+        let e = load(&bad, &Default::default()).unwrap_err().to_string();
         assert!(
             e.contains("not_an_image.png") && e.contains("cannot decode"),
             "{e}"
         );
-        let e = load(&dir.path().join("missing.png"))
+        let e = load(&dir.path().join("missing.png"), &Default::default())
             .unwrap_err()
             .to_string();
         assert!(e.contains("missing.png"), "{e}");
