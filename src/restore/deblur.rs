@@ -56,7 +56,7 @@ pub struct DeblurConfig {
     pub strength: f32,
     /// The image was stored by a lossy block codec (JPEG and the like): the blind estimate then
     /// reads a Gaussian or a disk, never a line (see
-    /// [`estimate_blur_compressed`](super::estimate::estimate_blur_compressed)).
+    /// [`estimate_blur_compressed`]).
     pub lossy_source: bool,
 }
 
