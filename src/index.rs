@@ -314,6 +314,7 @@ pub fn run(
     let targets = resolve_targets(&config.crawl.roots)?;
     let _lock = collection.lock_for_writing()?;
     let mut store = collection.open_store()?;
+    let database = crate::cleanup::file_id(&collection.db_path());
     let tracked = store.roots()?;
     if targets.folders.is_empty() && targets.files.is_empty() && tracked.is_empty() {
         return Err(Error::InvalidInput(
@@ -397,6 +398,14 @@ pub fn run(
     // A failure to record the outcome must not hide the run's own result.
     let _ = store.finish_run(run_id, outcome, &record);
     let mut summary = result?;
+    // The database written is no longer the index's: its folder was deleted (or replaced)
+    // while the run went on, and what the run wrote went with it.
+    if crate::cleanup::file_id(&collection.db_path()) != database {
+        return Err(Error::InvalidInput(format!(
+            "{}: the index folder was deleted or replaced during the run, and what the run wrote went with it; run `lookalike index` again",
+            collection.dir().display()
+        )));
+    }
     summary.elapsed_secs = start.elapsed().as_secs_f64();
     summary.damaged_vectors = store.take_damaged();
     Ok(summary)
@@ -847,6 +856,15 @@ fn index_pass(
         result
     });
     writer_result?;
+    // A folder renamed, deleted or unmounted during the run: its files read as gone from then
+    // on, so the run did not see all of them.
+    for folder in &walk {
+        if !std::fs::metadata(folder).is_ok_and(|m| m.is_dir())
+            && !summary.missing_roots.contains(folder)
+        {
+            summary.missing_roots.push(folder.clone());
+        }
+    }
     let extract_secs = extract_start.elapsed().as_secs_f64();
     // Files actually handled: after Ctrl-C that is fewer than were planned.
     summary.images_per_sec = if extract_secs > 0.0 {
