@@ -256,14 +256,23 @@ struct ActionLock {
 /// Takes the lock on acting on this index's files, refusing at once when another process
 /// holds it: two runs with different keepers would each remove the other's keeper.
 fn lock_actions(journal_dir: &Path) -> Result<ActionLock> {
-    fs::create_dir_all(journal_dir).map_err(|e| Error::io(journal_dir, e))?;
+    let unwritable = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
+            Error::InvalidInput(format!(
+                "{}: cannot write the journal that makes the run undoable ({e}); give an index folder you can write",
+                journal_dir.display()
+            ))
+        }
+        _ => Error::io(journal_dir, e),
+    };
+    fs::create_dir_all(journal_dir).map_err(unwritable)?;
     let path = journal_dir.join(".lock");
     let file = fs::File::options()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&path)
-        .map_err(|e| Error::io(&path, e))?;
+        .map_err(unwritable)?;
     match file.try_lock() {
         Ok(()) => Ok(ActionLock { _file: file }),
         Err(fs::TryLockError::WouldBlock) => Err(Error::ActionRunning(

@@ -159,7 +159,8 @@ impl Collection {
             .write(true)
             .open(&path)
             .map_err(|e| match e.kind() {
-                std::io::ErrorKind::PermissionDenied => Error::InvalidInput(format!(
+                std::io::ErrorKind::PermissionDenied
+                | std::io::ErrorKind::ReadOnlyFilesystem => Error::InvalidInput(format!(
                     "{}: cannot write to this index ({e}); `query` and `status` read it as it is, or give an index folder you can write",
                     self.dir.display()
                 )),

@@ -118,13 +118,17 @@ impl FileStamp {
     /// so the next run reads and hashes the file again.
     pub(crate) const UNSETTLED_MTIME: i64 = i64::MIN;
 
-    /// The stamp of a file's metadata.
+    /// The stamp of a file's metadata. Times are nanoseconds from 1970, negative before it, and
+    /// saturate beyond what 64 bits hold (the year 2262; they wrapped to 1861).
     pub(crate) fn of(meta: &std::fs::Metadata) -> FileStamp {
-        let ns = |t: std::io::Result<std::time::SystemTime>| {
-            t.ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map(|d| d.as_nanos() as i64)
-                .unwrap_or(0)
+        let ns = |t: std::io::Result<std::time::SystemTime>| match t {
+            Ok(t) => match t.duration_since(std::time::UNIX_EPOCH) {
+                Ok(after) => i64::try_from(after.as_nanos()).unwrap_or(i64::MAX),
+                Err(before) => {
+                    i64::try_from(before.duration().as_nanos()).map_or(i64::MIN + 1, |n| -n)
+                }
+            },
+            Err(_) => 0,
         };
         #[cfg(unix)]
         let ctime_ns = {
@@ -485,6 +489,17 @@ impl Store {
                 supported: SCHEMA_VERSION,
             });
         }
+        let tables: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .map_err(|e| db(path, e))?;
+        if version == 0 && tables == 0 {
+            // no schema at all: an empty file, not an index of an older version
+            return Err(Error::InvalidInput(format!(
+                "{}: holds no index (the database is empty); `lookalike index DIR` makes one there",
+                path.display()
+            )));
+        }
         if version < SCHEMA_VERSION {
             return Err(Error::InvalidInput(format!(
                 "{}: index made by an older lookalike (schema {version}, current {SCHEMA_VERSION}); run `lookalike index` once to upgrade it",
@@ -841,6 +856,25 @@ fn db(path: &Path, source: rusqlite::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_times_before_1970_and_after_2262_keep_their_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let year = 365 * 24 * 3600;
+        let stamp_at = |name: &str, t: std::time::SystemTime| {
+            let path = dir.path().join(name);
+            let file = std::fs::File::create(&path).unwrap();
+            file.set_modified(t).unwrap();
+            FileStamp::of(&std::fs::metadata(&path).unwrap()).mtime_ns
+        };
+        let epoch = std::time::UNIX_EPOCH;
+        let old = stamp_at("1960", epoch - Duration::from_secs(10 * year));
+        let older = stamp_at("1950", epoch - Duration::from_secs(20 * year));
+        assert!(older < old && old < 0, "{older} {old}");
+        let far = stamp_at("2400", epoch + Duration::from_secs(430 * year));
+        let now = stamp_at("now", std::time::SystemTime::now());
+        assert!(now > 0 && far > now, "{now} {far}");
+    }
 
     fn upsert(root: i64, rel: &str, hash: u8) -> WriteOp {
         WriteOp::Upsert {
