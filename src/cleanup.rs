@@ -250,12 +250,15 @@ fn file_hash(path: &Path) -> std::io::Result<[u8; 32]> {
 
 /// Held while a run acts on files or undoes one; released on drop.
 struct ActionLock {
-    _file: fs::File,
+    _dir: fs::File,
 }
 
 /// Takes the lock on acting on this index's files, refusing at once when another process
-/// holds it: two runs with different keepers would each remove the other's keeper.
+/// holds it: two runs with different keepers would each remove the other's keeper. The lock is
+/// on the index folder itself (opened as a folder), not on a file in it: a file could be
+/// deleted or swapped for a pipe under a running apply, letting a second one in or hanging it.
 fn lock_actions(journal_dir: &Path) -> Result<ActionLock> {
+    let index_dir = journal_dir.parent().unwrap_or(journal_dir);
     let unwritable = |e: std::io::Error| match e.kind() {
         std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
             Error::InvalidInput(format!(
@@ -266,19 +269,11 @@ fn lock_actions(journal_dir: &Path) -> Result<ActionLock> {
         _ => Error::io(journal_dir, e),
     };
     fs::create_dir_all(journal_dir).map_err(unwritable)?;
-    let path = journal_dir.join(".lock");
-    let file = fs::File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(unwritable)?;
-    match file.try_lock() {
-        Ok(()) => Ok(ActionLock { _file: file }),
-        Err(fs::TryLockError::WouldBlock) => Err(Error::ActionRunning(
-            journal_dir.parent().unwrap_or(journal_dir).to_path_buf(),
-        )),
-        Err(fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+    let dir = fs::File::open(index_dir).map_err(|e| Error::io(index_dir, e))?;
+    match dir.try_lock() {
+        Ok(()) => Ok(ActionLock { _dir: dir }),
+        Err(fs::TryLockError::WouldBlock) => Err(Error::ActionRunning(index_dir.to_path_buf())),
+        Err(fs::TryLockError::Error(e)) => Err(Error::io(index_dir, e)),
     }
 }
 
@@ -447,12 +442,14 @@ fn unix_now() -> u64 {
 }
 
 /// Runs (or, when `apply` is false, describes) `steps`. When applying, the journal is written
-/// to `journal_dir` and every step's intent reaches the disk before the step runs.
+/// to `journal_dir` and every step's intent reaches the disk before the step runs; once `stop`
+/// is set, the steps not begun are skipped.
 pub fn execute(
     journal_dir: &Path,
     action: &Action,
     steps: &[Step],
     apply: bool,
+    stop: &std::sync::atomic::AtomicBool,
 ) -> Result<Vec<Outcome>> {
     // Two copies with one relative path under different folders would move to one name.
     let mut targets_taken = std::collections::HashSet::new();
@@ -500,6 +497,10 @@ pub fn execute(
     })?;
     let mut outcomes = Vec::with_capacity(steps.len());
     for (i, step) in steps.iter().enumerate() {
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            outcomes.push(Outcome::Skipped("stopped before this step".into()));
+            continue;
+        }
         if let Some(why) = check(step) {
             outcomes.push(Outcome::Skipped(why));
             continue;
@@ -561,6 +562,9 @@ pub struct UndoReport {
     pub(crate) closed: bool,
 }
 
+/// Largest journal `undo` reads: about a million steps.
+const MAX_JOURNAL_BYTES: u64 = 1 << 30;
+
 /// The newest journal not yet undone.
 fn last_journal(dir: &Path) -> Result<Option<PathBuf>> {
     let entries = match fs::read_dir(dir) {
@@ -588,7 +592,17 @@ pub fn undo(journal_dir: &Path) -> Result<Option<UndoReport>> {
     let Some(path) = last_journal(journal_dir)? else {
         return Ok(None);
     };
-    let text = fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    // a journal is a regular file of the run's own writing: anything else (a pipe, a link to a
+    // device) is refused before it is opened
+    if !fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
+        return Err(Error::InvalidInput(format!(
+            "{}: not a journal lookalike wrote (not a regular file); move it out of the journal folder",
+            path.display()
+        )));
+    }
+    let bytes = crate::decode::read_file_bounded(&path, MAX_JOURNAL_BYTES)
+        .map_err(|e| Error::io(&path, e))?;
+    let text = String::from_utf8_lossy(&bytes);
     let mut action = String::new();
     let mut intents = Vec::new();
     let mut done = std::collections::HashSet::new();

@@ -526,16 +526,20 @@ fn a_run_that_changes_nothing_does_not_hide_the_run_before_from_undo() {
     let env = Env::new();
     let copies = two_groups(&env);
     let before = read_all(&copies);
-    let dest = env.root.join("dupes");
-    let (json, code) = env.duplicates(&["--move-to", dest.to_str().unwrap(), "--apply"]);
+    let (json, code) = env.duplicates(&["--hardlink", "--apply"]);
     assert_eq!(code, 0, "{json}");
-    assert!(copies.iter().all(|c| !c.exists()));
-    // the same action again straight from the index: every copy is gone, every step skipped
+    assert!(
+        json["action"]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["outcome"] == "done")
+    );
+    // the same action again straight from the index: the byte-identical copies are links
+    // already and the others are not identical, so every step is skipped
     let out = env
         .cmd()
-        .args(["-q", "duplicates", "--json", "--move-to"])
-        .arg(env.root.join("dupes2"))
-        .arg("--apply")
+        .args(["-q", "duplicates", "--json", "--hardlink", "--apply"])
         .output()
         .unwrap();
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -544,12 +548,14 @@ fn a_run_that_changes_nothing_does_not_hide_the_run_before_from_undo() {
         !steps.is_empty() && steps.iter().all(|s| s["outcome"] == "skipped"),
         "{json}"
     );
-    assert!(env.cmd().arg("undo").assert().get_output().status.success());
+    let out = env.cmd().args(["undo", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
-        read_all(&copies),
-        before,
-        "undo did not reach the run that moved them"
+        report["action"], "hardlink",
+        "undo did not reach the run that linked them"
     );
+    assert_eq!(read_all(&copies), before);
 }
 
 #[test]
@@ -890,10 +896,17 @@ fn actions_run_one_at_a_time_and_a_pipe_is_never_opened() {
     let (json, code) = env.duplicates(&["--move-to", dest_arg]);
     assert_eq!(code, 0, "{json}");
 
+    // the lock is on the index folder itself; a journal folder swapped for another under a
+    // running apply lets no second one in
+    let held = std::fs::File::open(&env.index).unwrap();
+    held.lock().unwrap();
     let journal = env.index.join("journal");
     std::fs::create_dir_all(&journal).unwrap();
-    let held = std::fs::File::create(journal.join(".lock")).unwrap();
-    held.lock().unwrap();
+    let fifo = std::process::Command::new("mkfifo")
+        .arg(journal.join(".lock"))
+        .status()
+        .unwrap();
+    assert!(fifo.success());
     let apply = env
         .cmd()
         .arg("duplicates")
@@ -912,6 +925,21 @@ fn actions_run_one_at_a_time_and_a_pipe_is_never_opened() {
     assert_eq!(read_all(&copies), before);
     assert!(!dest.exists());
     drop(held);
+
+    // a journal that is a pipe is refused, not waited on
+    let pipe = journal.join("run-999999999999999999999999.jsonl");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&pipe)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let out = finishes(&env, &["undo".as_ref()]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a regular file"),
+        "{out:?}"
+    );
+    std::fs::remove_file(&pipe).unwrap();
 
     #[cfg(unix)]
     {
@@ -948,4 +976,31 @@ fn actions_run_one_at_a_time_and_a_pipe_is_never_opened() {
 
 fn json_of_dry_run(env: &Env, dest: &str) -> Value {
     env.duplicates(&["--move-to", dest]).0
+}
+
+/// A copy kept that is gone from disk since indexing is never the reason to list the others:
+/// `duplicates -0 | xargs -0 rm` would have removed every remaining copy of the photo.
+#[test]
+fn a_kept_copy_gone_since_indexing_never_leaves_its_group_all_listed() {
+    let env = Env::new();
+    two_groups(&env);
+    let (json, code) = env.duplicates(&[]);
+    assert_eq!(code, 0, "{json}");
+    let group = &groups(&json)[0];
+    std::fs::remove_file(&group[0]).unwrap();
+    // the index as it is, without a refresh
+    let out = env.cmd().args(["-q", "duplicates", "-0"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let listed: Vec<PathBuf> = out
+        .stdout
+        .split(|&b| b == 0)
+        .filter(|p| !p.is_empty())
+        .map(|p| PathBuf::from(String::from_utf8(p.to_vec()).unwrap()))
+        .collect();
+    let left: Vec<&String> = group[1..].iter().collect();
+    assert!(
+        left.iter().any(|p| !listed.contains(&PathBuf::from(p))),
+        "every remaining copy of {} is listed: {listed:?}",
+        group[0]
+    );
 }

@@ -114,6 +114,13 @@ pub(crate) fn cmd_duplicates(
             )));
         }
     }
+    // Ctrl-C (or SIGTERM) stops an index refresh or an applied run between steps; a listing
+    // is left to the default, which ends it at once.
+    let stop = if !args.dirs.is_empty() || args.apply {
+        super::install_stop_flag()
+    } else {
+        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false))
+    };
     let mut within = Vec::new();
     if !args.dirs.is_empty() {
         // A new index needs no more than the duplicate signatures: with the duplicates
@@ -133,7 +140,6 @@ pub(crate) fn cmd_duplicates(
         };
         let bar = progress_bar(quiet);
         let on_progress = |p| render_progress(&bar, p);
-        let stop = super::install_stop_flag();
         let summary = crate::index::run(collection, &config, &on_progress, &stop);
         bar.finish_and_clear();
         let summary = summary?;
@@ -173,6 +179,12 @@ pub(crate) fn cmd_duplicates(
             findings.unsigned
         );
     }
+    if !quiet && findings.gone > 0 {
+        note!(
+            "note: {} indexed images are gone from disk since they were indexed and are left out; `lookalike index` brings the index up to date",
+            findings.gone
+        );
+    }
     if !quiet && findings.damaged > 0 {
         note!(
             "note: {} images have a damaged duplicate signature; only their byte-identical copies are found until `lookalike index --repair` extracts them again",
@@ -187,6 +199,7 @@ pub(crate) fn cmd_duplicates(
                 a,
                 &steps,
                 args.apply,
+                &stop,
             )?;
             Some((a, steps, outcomes))
         }
@@ -219,7 +232,9 @@ pub(crate) fn cmd_duplicates(
     let failed = outcomes
         .as_ref()
         .is_some_and(|(_, _, o)| o.iter().any(|o| matches!(o, Outcome::Failed(_))));
-    Ok(if failed {
+    Ok(if stop.load(std::sync::atomic::Ordering::Relaxed) {
+        ExitCode::from(super::EXIT_INTERRUPTED)
+    } else if failed {
         ExitCode::from(super::EXIT_SOME_FAILED)
     } else {
         ExitCode::SUCCESS

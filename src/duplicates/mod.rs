@@ -191,6 +191,9 @@ pub struct Findings {
     /// Images whose stored signature is damaged: only their byte-identical copies are found
     /// until `lookalike index --repair` extracts them again.
     pub(crate) damaged: usize,
+    /// Indexed images whose file is gone since: left out, so that a copy is never proposed for
+    /// removal with a missing file as the one kept.
+    pub(crate) gone: usize,
     pub(crate) test: CopyTest,
 }
 
@@ -440,8 +443,10 @@ pub fn find_in_store(
         .into_iter()
         .filter_map(|(id, mut parts)| parts.pop().map(|v| (id, v)))
         .collect();
+    let listed = records.len();
     let candidates: Vec<Candidate> = records
         .into_iter()
+        .filter(|record| std::fs::symlink_metadata(&record.path).is_ok())
         .map(|mut record| {
             // A time recorded as unsettled (the file was new while indexed) is read again, so
             // that "oldest" and "newest" compare real times.
@@ -458,6 +463,7 @@ pub fn find_in_store(
         })
         .collect();
     let images = candidates.len();
+    let gone = listed - images;
     let unsigned = candidates
         .iter()
         .filter(|c| c.signature.len() != LEN && !damaged.contains(&c.record.id))
@@ -475,6 +481,7 @@ pub fn find_in_store(
         images,
         unsigned,
         damaged,
+        gone,
         test,
     })
 }

@@ -585,6 +585,7 @@ async fn act(State(app): State<Arc<App>>, Json(req): Json<ActionRequest>) -> Res
             &action,
             &steps,
             req.apply,
+            &std::sync::atomic::AtomicBool::new(false),
         )?;
         Ok(Json(cleanup::action_json(&action, &steps, &outcomes, req.apply)).into_response())
     })
