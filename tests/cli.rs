@@ -1384,6 +1384,37 @@ fn restoration_outputs_never_harm_existing_files() {
         );
     }
 
+    // a pipe as the output is refused without being opened (opening it waits for a reader)
+    let pipe = env.root.join("pipe.png");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&pipe)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let o = env
+        .cmd()
+        .arg("blur")
+        .arg(&input)
+        .arg(&pipe)
+        .args(["--psf", "gaussian:1"])
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    // the kernel file and the image are one new name: refused, not one written over the other
+    let both = env.root.join("both.png");
+    let o = env
+        .cmd()
+        .arg("blur")
+        .arg(&input)
+        .arg(&both)
+        .args(["--psf", "gaussian:1", "--psf-out"])
+        .arg(env.root.join("./both.png"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert!(!both.exists());
+
     let copy = env.root.join("copy.png");
     let out = run_ok(env.cmd().arg("deblur").arg(&input).arg(&copy).arg("--json"));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();

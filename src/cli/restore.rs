@@ -153,7 +153,8 @@ fn check_noise(noise: f32) -> Result<()> {
 fn check_output(input: &Path, role: &str, output: &Path, flag: &str) -> Result<()> {
     let same = input == output
         || matches!((input.canonicalize(), output.canonicalize()), (Ok(a), Ok(b)) if a == b)
-        || same_file::is_same_file(input, output).unwrap_or(false);
+        || (output.metadata().is_ok_and(|m| m.is_file())
+            && same_file::is_same_file(input, output).unwrap_or(false));
     if same {
         return Err(Error::InvalidInput(format!(
             "{flag}{} is the {role} {}: write the result to another file",
@@ -164,6 +165,12 @@ fn check_output(input: &Path, role: &str, output: &Path, flag: &str) -> Result<(
     if output.is_dir() {
         return Err(Error::InvalidInput(format!(
             "cannot write {flag}{}: it is a folder; give a file name",
+            shown(output)
+        )));
+    }
+    if output.metadata().is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        return Err(Error::InvalidInput(format!(
+            "cannot write {flag}{}: it is not a regular file (a pipe or a device); give a file name",
             shown(output)
         )));
     }
@@ -180,6 +187,28 @@ fn check_output(input: &Path, role: &str, output: &Path, flag: &str) -> Result<(
     Ok(())
 }
 
+/// Prints one line on stdout; a closed pipe ends the command quietly (`main` treats it so).
+fn print_line(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}")
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::io(Path::new("<stdout>"), e))
+}
+
+/// True when two paths name one place, existing or not: the same folder (as resolved) and the
+/// same file name.
+fn same_place(a: &Path, b: &Path) -> bool {
+    let folder = |p: &Path| {
+        let parent = p
+            .parent()
+            .filter(|f| !f.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        parent.canonicalize().ok()
+    };
+    a.file_name() == b.file_name() && folder(a).is_some() && folder(a) == folder(b)
+}
+
 /// Runs `lookalike blur`; the one-line summary goes to stderr unless `quiet`.
 pub(crate) fn run_blur(args: &BlurArgs, quiet: bool) -> Result<()> {
     check_noise(args.noise)?;
@@ -188,12 +217,16 @@ pub(crate) fn run_blur(args: &BlurArgs, quiet: bool) -> Result<()> {
     if let Some(path) = &args.psf_out {
         check_output(&args.input, "input", path, "--psf-out ")?;
         check_output(&args.output, "output", path, "--psf-out ")?;
+        if same_place(path, &args.output) {
+            return Err(Error::InvalidInput(format!(
+                "--psf-out {} is the output {}: write the kernel to another file",
+                shown(path),
+                shown(&args.output)
+            )));
+        }
     }
     let psf = PsfSpec::parse(&args.psf)?.to_psf()?;
     let img = load(&args.input, &super::decode_config(args.memory_budget))?;
-    if let Some(path) = &args.psf_out {
-        std::fs::write(path, psf.to_text()).map_err(|e| Error::io(path, e))?;
-    }
     // channel c gets the noise stream of seed + c, so grey and colour runs are reproducible
     let blur = |p: &crate::restore::Plane, c: u64| {
         let b = convolve(p, &psf);
@@ -208,6 +241,9 @@ pub(crate) fn run_blur(args: &BlurArgs, quiet: bool) -> Result<()> {
         Planes::Rgb([r, g, b]) => Planes::Rgb([blur(r, 0), blur(g, 1), blur(b, 2)]),
     };
     save(&out, img.alpha.as_ref(), &args.output)?;
+    if let Some(path) = &args.psf_out {
+        file::write_bytes(path, psf.to_text().as_bytes())?;
+    }
     if !quiet {
         note!(
             "{} -> {} (psf {}, noise {})",
@@ -259,7 +295,7 @@ pub(crate) fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
             return Err(Error::Internal("deblur JSON is not an object".into()));
         };
         doc.extend(rest);
-        println!("{}", serde_json::Value::Object(doc));
+        print_line(&serde_json::Value::Object(doc).to_string())?;
     } else if !quiet {
         if done.found_no_blur() {
             let how = if copied {
@@ -359,7 +395,7 @@ pub(crate) fn run_quality(args: &QualityArgs) -> Result<()> {
                 json!({"psnr_db": finite(l.psnr_db), "ssim": l.ssim, "ms_ssim": l.ms_ssim}),
             );
         }
-        println!("{}", serde_json::Value::Object(doc));
+        print_line(&serde_json::Value::Object(doc).to_string())?;
     } else {
         let line = |s: &crate::restore::Scores| {
             let ms = s
@@ -373,9 +409,9 @@ pub(crate) fn run_quality(args: &QualityArgs) -> Result<()> {
             "luma" => "  (luminance: one image is grey)",
             _ => "",
         };
-        println!("{}{what}", line(&main));
+        print_line(&format!("{}{what}", line(&main)))?;
         if let Some(l) = luma {
-            println!("{}  (luminance, Rec. 601)", line(&l));
+            print_line(&format!("{}  (luminance, Rec. 601)", line(&l)))?;
         }
     }
     Ok(())

@@ -46,11 +46,27 @@ pub fn load(path: &Path, cfg: &crate::decode::DecodeConfig) -> Result<ImageFile>
     })
 }
 
+/// Whether a WebP file holds a lossy (VP8) image: its first chunk, or, in the extended
+/// container (VP8X, when the file carries metadata or animation), any chunk.
+fn webp_is_lossy(bytes: &[u8]) -> bool {
+    let mut at = 12usize;
+    while let Some(head) = bytes.get(at..at.saturating_add(8)) {
+        if &head[..4] == b"VP8 " {
+            return true;
+        }
+        let size = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
+        at = at
+            .saturating_add(8)
+            .saturating_add(size.saturating_add(size & 1));
+    }
+    false
+}
+
 /// Whether `bytes` start as a file of a lossy block codec: JPEG, WebP's lossy (VP8) kind, an
 /// ISO media file (HEIC, AVIF), or JPEG XL (taken as lossy: most are).
 fn is_lossy(bytes: &[u8]) -> bool {
     bytes.starts_with(&[0xFF, 0xD8, 0xFF])
-        || (bytes.starts_with(b"RIFF") && bytes.get(8..16) == Some(b"WEBPVP8 "))
+        || (bytes.starts_with(b"RIFF") && bytes.get(8..12) == Some(b"WEBP") && webp_is_lossy(bytes))
         || bytes.get(4..8) == Some(b"ftyp")
         || bytes.starts_with(&[0xFF, 0x0A])
         || bytes.starts_with(b"\0\0\0\x0cJXL ")
@@ -89,9 +105,12 @@ pub fn save(planes: &Planes, alpha: Option<&GrayImage>, path: &Path) -> Result<(
 /// Copies the file `from` to `to` byte for byte, through a temporary file.
 pub fn copy(from: &Path, to: &Path) -> Result<()> {
     let bytes = std::fs::read(from).map_err(|e| Error::io(from, e))?;
-    write_atomically(to, |out| {
-        out.write_all(&bytes).map_err(|e| Error::io(to, e))
-    })
+    write_bytes(to, &bytes)
+}
+
+/// Writes `bytes` as the file `to`, through a temporary file.
+pub fn write_bytes(to: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomically(to, |out| out.write_all(bytes).map_err(|e| Error::io(to, e)))
 }
 
 /// The image with its alpha channel, or flattened on white when the format holds none.
@@ -177,7 +196,11 @@ fn write_atomically(
     fill: impl FnOnce(&mut BufWriter<std::fs::File>) -> Result<()>,
 ) -> Result<()> {
     let temp = temporary_beside(path);
-    let result = std::fs::File::create(&temp)
+    // a new file only: whatever already has the name (a link planted there) is left alone
+    let result = std::fs::File::options()
+        .write(true)
+        .create_new(true)
+        .open(&temp)
         .map_err(|e| Error::io(path, e))
         .and_then(|file| {
             let mut out = BufWriter::new(file);
@@ -236,6 +259,29 @@ mod tests {
         assert_eq!(names.len(), 1, "{names:?}");
         assert!(output_format(&dir.path().join("x.xyz")).is_err());
         assert!(output_format(&dir.path().join("x.pbm")).is_err());
+    }
+
+    #[test]
+    fn lossy_webp_is_told_in_the_extended_container_too() {
+        let webp = |chunks: &[(&[u8; 4], usize)]| {
+            let mut b = b"RIFF\0\0\0\0WEBP".to_vec();
+            for (id, size) in chunks {
+                b.extend_from_slice(*id);
+                b.extend_from_slice(&(*size as u32).to_le_bytes());
+                b.extend(std::iter::repeat_n(0u8, size + (size & 1)));
+            }
+            b
+        };
+        assert!(is_lossy(&webp(&[(b"VP8 ", 20)])));
+        assert!(is_lossy(&webp(&[
+            (b"VP8X", 10),
+            (b"ICCP", 7),
+            (b"VP8 ", 20)
+        ])));
+        assert!(!is_lossy(&webp(&[(b"VP8X", 10), (b"VP8L", 20)])));
+        assert!(!is_lossy(&webp(&[(b"VP8L", 20)])));
+        assert!(is_lossy(&[0xFF, 0xD8, 0xFF, 0xE0]));
+        assert!(!is_lossy(b"\x89PNG\r\n\x1a\n"));
     }
 
     #[test]
