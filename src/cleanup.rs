@@ -354,8 +354,9 @@ pub(crate) fn file_id(path: &Path) -> Option<(u64, u64)> {
     }
 }
 
-/// True when both names are one file on disk (hard links of each other).
-fn same_file(a: &Path, b: &Path) -> bool {
+/// True when both names are one file on disk (hard links of each other); read from metadata,
+/// without opening either.
+pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
     matches!((file_id(a), file_id(b)), (Some(x), Some(y)) if x == y)
 }
 

@@ -153,8 +153,7 @@ fn check_noise(noise: f32) -> Result<()> {
 fn check_output(input: &Path, role: &str, output: &Path, flag: &str) -> Result<()> {
     let same = input == output
         || matches!((input.canonicalize(), output.canonicalize()), (Ok(a), Ok(b)) if a == b)
-        || (output.metadata().is_ok_and(|m| m.is_file())
-            && same_file::is_same_file(input, output).unwrap_or(false));
+        || crate::cleanup::same_file(input, output);
     if same {
         return Err(Error::InvalidInput(format!(
             "{flag}{} is the {role} {}: write the result to another file",
