@@ -1415,6 +1415,45 @@ fn restoration_outputs_never_harm_existing_files() {
     assert_eq!(o.status.code(), Some(2), "{o:?}");
     assert!(!both.exists());
 
+    // a read-only output is refused; a linked one is written where it points; a name at the
+    // file system's length limit still gets its temporary file
+    let locked = env.root.join("locked.png");
+    std::fs::write(&locked, b"keep me").unwrap();
+    let mut mode = std::fs::metadata(&locked).unwrap().permissions();
+    mode.set_readonly(true);
+    std::fs::set_permissions(&locked, mode).unwrap();
+    let o = env
+        .cmd()
+        .arg("blur")
+        .arg(&input)
+        .arg(&locked)
+        .args(["--psf", "gaussian:1"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert_eq!(std::fs::read(&locked).unwrap(), b"keep me");
+    let target = env.root.join("target.png");
+    let link = env.root.join("via_link.png");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    run_ok(
+        env.cmd()
+            .arg("blur")
+            .arg(&input)
+            .arg(&link)
+            .args(["--psf", "gaussian:1"]),
+    );
+    assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
+    assert!(image::open(&target).is_ok());
+    let long = env.root.join(format!("{}.png", "n".repeat(250)));
+    run_ok(
+        env.cmd()
+            .arg("blur")
+            .arg(&input)
+            .arg(&long)
+            .args(["--psf", "gaussian:1"]),
+    );
+    assert!(image::open(&long).is_ok());
+
     let copy = env.root.join("copy.png");
     let out = run_ok(env.cmd().arg("deblur").arg(&input).arg(&copy).arg("--json"));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -167,6 +167,15 @@ fn check_output(input: &Path, role: &str, output: &Path, flag: &str) -> Result<(
             shown(output)
         )));
     }
+    if output
+        .metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().readonly())
+    {
+        return Err(Error::InvalidInput(format!(
+            "cannot write {flag}{}: the file is read-only; make it writable or give another name",
+            shown(output)
+        )));
+    }
     if output.metadata().is_ok_and(|m| !m.is_file() && !m.is_dir()) {
         return Err(Error::InvalidInput(format!(
             "cannot write {flag}{}: it is not a regular file (a pipe or a device); give a file name",

@@ -195,6 +195,21 @@ fn write_atomically(
     path: &Path,
     fill: impl FnOnce(&mut BufWriter<std::fs::File>) -> Result<()>,
 ) -> Result<()> {
+    // an output that is a symbolic link is written where it points, as a plain write would
+    let resolved;
+    let path = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_symlink() => {
+            // a link to a file not made yet points at its name all the same
+            resolved = std::fs::canonicalize(path)
+                .or_else(|_| {
+                    std::fs::read_link(path)
+                        .map(|to| path.parent().unwrap_or(Path::new("")).join(to))
+                })
+                .unwrap_or_else(|_| path.to_path_buf());
+            resolved.as_path()
+        }
+        _ => path,
+    };
     let temp = temporary_beside(path);
     // a new file only: whatever already has the name (a link planted there) is left alone
     let result = std::fs::File::options()
@@ -217,12 +232,12 @@ fn write_atomically(
     result
 }
 
-/// A hidden name in `path`'s folder for the file being written.
+/// A short hidden name in `path`'s folder for the file being written: short, so that an output
+/// name at the file system's length limit still has one.
 fn temporary_beside(path: &Path) -> PathBuf {
-    let mut name = std::ffi::OsString::from(".");
-    name.push(path.file_name().unwrap_or_default());
-    name.push(format!(".{}.partial", std::process::id()));
-    path.with_file_name(name)
+    static WRITES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    path.with_file_name(format!(".lookalike-{}-{n}.partial", std::process::id()))
 }
 
 #[cfg(test)]
