@@ -152,7 +152,11 @@ pub fn deblur(img: &Planes, config: &DeblurConfig) -> Result<Deblurred> {
             (est.to_psf(), text, Some(est))
         }
     };
-    let unchanged = estimate.is_some_and(|e| !e.is_blurred());
+    // nothing to undo: no blur found, a PSF that is no blur (a single pixel, as gaussian:0
+    // gives), or a blend that keeps none of the result
+    let unchanged = estimate.is_some_and(|e| !e.is_blurred())
+        || psf.kernel().dim() == (1, 1)
+        || config.strength == 0.0;
     let family = estimate.and_then(|e| e.psf_family());
     let channels = img.channels();
     let done: Vec<(Plane, ChannelReport)> = channels
@@ -245,6 +249,32 @@ mod tests {
         assert_eq!(blend(&input, restored.clone(), 0.0), input);
         let half = blend(&input, restored, 0.5);
         assert!(half.iter().all(|&v| (v - 0.4).abs() < 1e-6));
+    }
+
+    #[test]
+    fn no_blur_and_no_strength_leave_the_image_as_it_is() {
+        use crate::restore::test_util::textured;
+        let img = Planes::Grey(textured(64, 64));
+        let base = DeblurConfig {
+            psf: Some(PsfSpec::Gaussian { sigma: 0.0 }),
+            method: Method::Hyper,
+            iterations: 10,
+            stop_at_noise: true,
+            strength: 1.0,
+            lossy_source: false,
+        };
+        for config in [
+            base.clone(),
+            DeblurConfig {
+                psf: Some(PsfSpec::Gaussian { sigma: 2.0 }),
+                strength: 0.0,
+                ..base.clone()
+            },
+        ] {
+            let done = deblur(&img, &config).unwrap();
+            assert_eq!(done.image, img, "{config:?}");
+            assert!(done.channels.iter().all(|c| c.iterations.is_none()));
+        }
     }
 
     #[test]
