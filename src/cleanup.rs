@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::duplicates::Group;
 use crate::error::{Error, Result};
+use crate::temp_file::{copy_to_new, temporary_beside};
 
 /// What to do with each copy that is not kept.
 #[derive(Debug, Clone, PartialEq)]
@@ -372,14 +373,14 @@ fn move_file(from: &Path, to: &Path, hash: &[u8; 32]) -> std::io::Result<()> {
     match fs::rename(from, to) {
         Ok(()) => Ok(()),
         Err(e) if e.raw_os_error() == Some(18) => {
-            // EXDEV: another device. The copy keeps the file's times (and, by fs::copy, its
+            // EXDEV: another device. The copy keeps the file's times (and its
             // permissions): its date is part of the photo.
             // The copy is made under a temporary name and renamed into place once whole, so an
             // interrupted move never leaves a partial file under the real name.
             let meta = fs::metadata(from)?;
-            let tmp = sibling(to, "copy");
+            let tmp = temporary_beside(to);
             let copied = (|| {
-                fs::copy(from, &tmp).map_err(|e| at(to, e))?;
+                copy_to_new(from, &tmp).map_err(|e| at(to, e))?;
                 let copy = fs::OpenOptions::new().write(true).open(&tmp)?;
                 let mut times = fs::FileTimes::new();
                 if let Ok(t) = meta.modified() {
@@ -407,14 +408,6 @@ fn move_file(from: &Path, to: &Path, hash: &[u8; 32]) -> std::io::Result<()> {
     }
 }
 
-/// A sibling name for a temporary file next to `path`.
-fn sibling(path: &Path, tag: &str) -> PathBuf {
-    let mut name = std::ffi::OsString::from(".");
-    name.push(path.file_name().unwrap_or_default());
-    name.push(format!(".lookalike-{tag}-{}", std::process::id()));
-    path.with_file_name(name)
-}
-
 fn run_step(step: &Step, action: &Action) -> std::io::Result<()> {
     match action {
         Action::MoveTo(_) => {
@@ -423,7 +416,7 @@ fn run_step(step: &Step, action: &Action) -> std::io::Result<()> {
         }
         Action::Trash => trash::delete(&step.path).map_err(std::io::Error::other),
         Action::Hardlink => {
-            let tmp = sibling(&step.path, "link");
+            let tmp = temporary_beside(&step.path);
             fs::hard_link(&step.keeper, &tmp)?;
             let renamed = fs::rename(&tmp, &step.path);
             // renaming onto another name of the same file succeeds without removing `tmp`
@@ -751,8 +744,8 @@ fn reverse(
                 ));
             }
             // The content is the keeper's, byte for byte: a separate copy restores the file.
-            let tmp = sibling(from, "unlink");
-            match fs::copy(keeper, &tmp).and_then(|_| fs::rename(&tmp, from)) {
+            let tmp = temporary_beside(from);
+            match copy_to_new(keeper, &tmp).and_then(|()| fs::rename(&tmp, from)) {
                 Ok(()) => Outcome::Done,
                 Err(e) => {
                     let _ = fs::remove_file(&tmp);

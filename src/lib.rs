@@ -38,6 +38,7 @@ pub mod search_space;
 pub(crate) mod serve;
 pub mod status;
 pub mod store;
+pub(crate) mod temp_file;
 #[cfg(test)]
 mod test_support;
 pub mod thumbnail;

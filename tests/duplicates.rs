@@ -1004,3 +1004,22 @@ fn a_kept_copy_gone_since_indexing_never_leaves_its_group_all_listed() {
         group[0]
     );
 }
+
+#[test]
+fn names_at_the_length_limit_are_linked_and_unlinked() {
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::new();
+    let bytes = std::fs::read(sample("camera")).unwrap();
+    let kept = env.put("a.jpg", &bytes);
+    let long = env.put(&format!("{}.jpg", "b".repeat(246)), &bytes);
+
+    let (json, code) = env.duplicates(&["--keep", "match:**/a.jpg", "--hardlink", "--apply"]);
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(json["action"]["steps"][0]["outcome"], "done", "{json}");
+    assert_eq!(std::fs::metadata(&kept).unwrap().nlink(), 2);
+
+    assert!(env.cmd().arg("undo").assert().get_output().status.success());
+    assert_eq!(std::fs::metadata(&long).unwrap().nlink(), 1);
+    assert_eq!(std::fs::read(&long).unwrap(), bytes);
+    assert_eq!(std::fs::read_dir(&env.photos).unwrap().count(), 2);
+}

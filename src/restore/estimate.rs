@@ -754,61 +754,66 @@ fn estimate(plane: &Plane, thorough: bool, lossy: bool) -> BlurEstimate {
             })
             .sum()
     };
-    // initial angle from per-direction Gaussian widths: sigma(phi)^2 = s0^2 +
-    // (L^2/24)(1 + cos 2(phi - phim)), a linear fit in cos 2phi and sin 2phi
-    let dir_grid: Vec<f32> = (0..=16).map(|k| k as f32 * 0.5).collect();
-    // the grid's shapes are the same in every direction
-    let dir_shapes: Vec<[f32; NR]> = dir_grid
-        .iter()
-        .map(|&s| gauss_shape(&pl, &bins.f, s))
-        .collect();
-    let (mut cc, mut cs) = (0.0f32, 0.0f32);
-    for a in 0..NA {
-        let (sd, _) = grid_then_golden(&dir_grid, &mut |s| {
-            let shape = match dir_grid.iter().position(|&g| g == s) {
-                Some(k) => dir_shapes[k],
-                None => gauss_shape(&pl, &bins.f, s),
-            };
-            bins.nll_dir(a, &shape)
-        });
-        let p = bins.phi[a];
-        cc += sd * sd * (2.0 * p).cos();
-        cs += sd * sd * (2.0 * p).sin();
-    }
-    let theta_dir = -0.5 * cs.atan2(cc).to_degrees();
-    let mut coarse_m = (f64::INFINITY, 0.0f32, 0.0f32);
-    let (angle_steps, lengths): (std::ops::RangeInclusive<i32>, &[f32]) = if thorough {
-        (
-            0..=23,
-            &[3.0, 5.0, 7.0, 9.0, 12.0, 15.0, 19.0, 24.0, 30.0, 38.0, 48.0],
-        )
+    // a lossy codec's block floor reads as lines: no line is searched for there
+    let motion = if lossy {
+        None
     } else {
-        (-2..=2, &[3.0, 5.0, 7.0, 9.0, 12.0, 15.0, 19.0, 24.0, 30.0])
-    };
-    // the thorough estimate reads no line longer than a quarter of the analysed side
-    let longest = if thorough {
-        crop.dim().0.min(crop.dim().1) as f32 / 4.0
-    } else {
-        f32::INFINITY
-    };
-    for k in angle_steps {
-        let th = theta_dir + k as f32 * 7.5;
-        for &l in lengths.iter().filter(|&&l| l <= longest.max(lengths[0])) {
-            let v = motion_nll(l, th);
-            if v < coarse_m.0 {
-                coarse_m = (v, l, th);
+        // initial angle from per-direction Gaussian widths: sigma(phi)^2 = s0^2 +
+        // (L^2/24)(1 + cos 2(phi - phim)), a linear fit in cos 2phi and sin 2phi
+        let dir_grid: Vec<f32> = (0..=16).map(|k| k as f32 * 0.5).collect();
+        // the grid's shapes are the same in every direction
+        let dir_shapes: Vec<[f32; NR]> = dir_grid
+            .iter()
+            .map(|&s| gauss_shape(&pl, &bins.f, s))
+            .collect();
+        let (mut cc, mut cs) = (0.0f32, 0.0f32);
+        for a in 0..NA {
+            let (sd, _) = grid_then_golden(&dir_grid, &mut |s| {
+                let shape = match dir_grid.iter().position(|&g| g == s) {
+                    Some(k) => dir_shapes[k],
+                    None => gauss_shape(&pl, &bins.f, s),
+                };
+                bins.nll_dir(a, &shape)
+            });
+            let p = bins.phi[a];
+            cc += sd * sd * (2.0 * p).cos();
+            cs += sd * sd * (2.0 * p).sin();
+        }
+        let theta_dir = -0.5 * cs.atan2(cc).to_degrees();
+        let mut coarse_m = (f64::INFINITY, 0.0f32, 0.0f32);
+        let (angle_steps, lengths): (std::ops::RangeInclusive<i32>, &[f32]) = if thorough {
+            (
+                0..=23,
+                &[3.0, 5.0, 7.0, 9.0, 12.0, 15.0, 19.0, 24.0, 30.0, 38.0, 48.0],
+            )
+        } else {
+            (-2..=2, &[3.0, 5.0, 7.0, 9.0, 12.0, 15.0, 19.0, 24.0, 30.0])
+        };
+        // the thorough estimate reads no line longer than a quarter of the analysed side
+        let longest = if thorough {
+            crop.dim().0.min(crop.dim().1) as f32 / 4.0
+        } else {
+            f32::INFINITY
+        };
+        for k in angle_steps {
+            let th = theta_dir + k as f32 * 7.5;
+            for &l in lengths.iter().filter(|&&l| l <= longest.max(lengths[0])) {
+                let v = motion_nll(l, th);
+                if v < coarse_m.0 {
+                    coarse_m = (v, l, th);
+                }
             }
         }
-    }
-    let (_, l0, t0) = coarse_m;
-    let t_grid: Vec<f32> = (-3..=3).map(|k| t0 + k as f32 * 2.5).collect();
-    let (t1, _) = grid_then_golden(&t_grid, &mut |t| motion_nll(l0, t));
-    let l_grid: Vec<f32> = (-4..=4)
-        .map(|k| (l0 + k as f32 * 1.0).clamp(2.0, longest.max(2.0)))
-        .collect();
-    let (l1, _) = grid_then_golden(&l_grid, &mut |l| motion_nll(l, t1));
-    let (t2, v) = grid_then_golden(&[t1 - 2.0, t1, t1 + 2.0], &mut |t| motion_nll(l1, t));
-    let motion = Some((l1, t2.rem_euclid(180.0), v));
+        let (_, l0, t0) = coarse_m;
+        let t_grid: Vec<f32> = (-3..=3).map(|k| t0 + k as f32 * 2.5).collect();
+        let (t1, _) = grid_then_golden(&t_grid, &mut |t| motion_nll(l0, t));
+        let l_grid: Vec<f32> = (-4..=4)
+            .map(|k| (l0 + k as f32 * 1.0).clamp(2.0, longest.max(2.0)))
+            .collect();
+        let (l1, _) = grid_then_golden(&l_grid, &mut |l| motion_nll(l, t1));
+        let (t2, v) = grid_then_golden(&[t1 - 2.0, t1, t1 + 2.0], &mut |t| motion_nll(l1, t));
+        Some((l1, t2.rem_euclid(180.0), v))
+    };
 
     let mut est = BlurEstimate {
         kind: BlurKind::Gaussian,
@@ -828,7 +833,6 @@ fn estimate(plane: &Plane, thorough: bool, lossy: bool) -> BlurEstimate {
         DISK_MARGIN
     };
     if let Some((l, th, v)) = motion
-        && !lossy
         && (best_iso - v) / nfreq > MOTION_MARGIN
         && !(thorough && l / 12f32.sqrt() < SHARP_SIGMA)
     {

@@ -3,7 +3,7 @@
 //! existing file as it was.
 
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::pnm::{PnmEncoder, PnmSubtype, SampleEncoding};
@@ -210,7 +210,7 @@ fn write_atomically(
         }
         _ => path,
     };
-    let temp = temporary_beside(path);
+    let temp = crate::temp_file::temporary_beside(path);
     // a new file only: whatever already has the name (a link planted there) is left alone
     let result = std::fs::File::options()
         .write(true)
@@ -230,14 +230,6 @@ fn write_atomically(
         let _ = std::fs::remove_file(&temp);
     }
     result
-}
-
-/// A short hidden name in `path`'s folder for the file being written: short, so that an output
-/// name at the file system's length limit still has one.
-fn temporary_beside(path: &Path) -> PathBuf {
-    static WRITES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    path.with_file_name(format!(".lookalike-{}-{n}.partial", std::process::id()))
 }
 
 #[cfg(test)]

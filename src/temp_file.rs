@@ -1,0 +1,57 @@
+//! Temporary files beside their destination, for writes that appear whole or not at all.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A short hidden name in `path`'s folder, unique within this process: short, so that a
+/// destination named at the file system's length limit still has one.
+pub(crate) fn temporary_beside(path: &Path) -> PathBuf {
+    static TEMPORARIES: AtomicUsize = AtomicUsize::new(0);
+    let n = TEMPORARIES.fetch_add(1, Ordering::Relaxed);
+    path.with_file_name(format!(".lookalike-{}-{n}.partial", std::process::id()))
+}
+
+/// Copies `from`'s bytes and permissions into `to`, which must not exist yet: whatever already
+/// has the name (a link planted there) is left alone, never written through.
+pub(crate) fn copy_to_new(from: &Path, to: &Path) -> io::Result<()> {
+    let mut source = fs::File::open(from)?;
+    let permissions = source.metadata()?.permissions();
+    let mut copy = fs::File::options().write(true).create_new(true).open(to)?;
+    io::copy(&mut source, &mut copy)?;
+    copy.set_permissions(permissions)?;
+    copy.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temporary_names_are_short_and_distinct() {
+        let long = Path::new("/photos").join("x".repeat(255));
+        let (a, b) = (temporary_beside(&long), temporary_beside(&long));
+        assert_ne!(a, b);
+        assert_eq!(a.parent(), Some(Path::new("/photos")));
+        assert!(a.file_name().unwrap().len() < 64, "{}", a.display());
+    }
+
+    #[test]
+    fn a_copy_never_writes_through_an_existing_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let (from, victim, to) = (
+            dir.path().join("from"),
+            dir.path().join("victim"),
+            dir.path().join("to"),
+        );
+        fs::write(&from, b"new bytes").unwrap();
+        fs::write(&victim, b"keep me").unwrap();
+        std::os::unix::fs::symlink(&victim, &to).unwrap();
+        assert!(copy_to_new(&from, &to).is_err());
+        assert_eq!(fs::read(&victim).unwrap(), b"keep me");
+        fs::remove_file(&to).unwrap();
+        copy_to_new(&from, &to).unwrap();
+        assert_eq!(fs::read(&to).unwrap(), b"new bytes");
+    }
+}
