@@ -594,7 +594,7 @@ pub fn undo(journal_dir: &Path) -> Result<Option<UndoReport>> {
             path.display()
         )));
     }
-    let bytes = crate::decode::read_file_bounded(&path, MAX_JOURNAL_BYTES)
+    let bytes = crate::decode::read_file_bounded(&path, MAX_JOURNAL_BYTES, "journal")
         .map_err(|e| Error::io(&path, e))?;
     let text = String::from_utf8_lossy(&bytes);
     let mut action = String::new();

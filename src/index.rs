@@ -928,7 +928,7 @@ fn read_settled(path: &Path, max_size: u64) -> std::io::Result<Option<(Vec<u8>, 
     };
     for _ in 0..READ_ATTEMPTS {
         let before = std::fs::metadata(path)?;
-        let bytes = crate::decode::read_file_bounded(path, max_size)?;
+        let bytes = crate::decode::read_file_bounded(path, max_size, "image")?;
         let read_at = std::time::SystemTime::now();
         let after = std::fs::metadata(path)?;
         if identity(&before) == identity(&after) && bytes.len() as u64 == after.len() {
@@ -936,7 +936,7 @@ fn read_settled(path: &Path, max_size: u64) -> std::io::Result<Option<(Vec<u8>, 
             // Written within the file system's time granularity, a file may be mid-write
             // although its times did not move: a second read must give the same bytes.
             if stamp.mtime_ns == FileStamp::UNSETTLED_MTIME
-                && crate::decode::read_file_bounded(path, max_size)? != bytes
+                && crate::decode::read_file_bounded(path, max_size, "image")? != bytes
             {
                 continue;
             }

@@ -1465,6 +1465,74 @@ fn restoration_outputs_never_harm_existing_files() {
     assert_eq!(std::fs::read(&copy).unwrap(), original);
 }
 
+/// `--psf none` blurs nothing (noise only) and restores nothing; a replaced output keeps its
+/// mode; a byte copy is made only when the output's extension names the input's own kind.
+#[test]
+fn no_psf_and_replaced_outputs() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = setup(&[]);
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/restore/photos");
+    let input = env.root.join("camera.png");
+    std::fs::copy(fixtures.join("camera.png"), &input).unwrap();
+    let noisy = env.root.join("noisy.png");
+    std::fs::write(&noisy, b"an older file").unwrap();
+    std::fs::set_permissions(&noisy, std::fs::Permissions::from_mode(0o640)).unwrap();
+    run_ok(
+        env.cmd()
+            .arg("blur")
+            .arg(&input)
+            .arg(&noisy)
+            .args(["--psf", "none", "--noise", "0.01", "--seed", "3"]),
+    );
+    let mode = std::fs::metadata(&noisy).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640);
+    let out = run_ok(
+        env.cmd()
+            .arg("quality")
+            .arg(&input)
+            .arg(&noisy)
+            .arg("--json"),
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let psnr = doc["psnr_db"].as_f64().unwrap();
+    // noise of 0.01 alone is 40 dB; any blur would take it far lower
+    assert!((38.5..41.5).contains(&psnr), "{doc}");
+
+    let kept = env.root.join("kept.png");
+    let out = run_ok(
+        env.cmd()
+            .arg("deblur")
+            .arg(&noisy)
+            .arg(&kept)
+            .args(["--psf", "none", "--json"]),
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["blurred"], false, "{doc}");
+    assert_eq!(
+        std::fs::read(&kept).unwrap(),
+        std::fs::read(&noisy).unwrap()
+    );
+
+    // a colour .ppm going to .pgm is written grey, not copied
+    let ppm = env.root.join("c.ppm");
+    run_ok(
+        env.cmd()
+            .arg("blur")
+            .arg(&input)
+            .arg(&ppm)
+            .args(["--psf", "none"]),
+    );
+    let pgm = env.root.join("c.pgm");
+    run_ok(
+        env.cmd()
+            .arg("deblur")
+            .arg(&ppm)
+            .arg(&pgm)
+            .args(["--psf", "none"]),
+    );
+    assert_eq!(&std::fs::read(&pgm).unwrap()[..2], b"P5");
+}
+
 /// The restoration commands read photos upright, as indexing does: a JPEG whose EXIF says
 /// "rotate 90" is blurred, deblurred and scored as it is shown.
 #[test]

@@ -34,7 +34,7 @@ pub(crate) struct BlurArgs {
     pub(crate) input: PathBuf,
     /// Where to write the blurred image (format from the extension).
     pub(crate) output: PathBuf,
-    /// PSF: gaussian:SIGMA, disk:RADIUS, motion:LENGTH,ANGLE or file:PATH.
+    /// PSF: gaussian:SIGMA, disk:RADIUS, motion:LENGTH,ANGLE, file:PATH or none (noise only).
     #[arg(long)]
     pub(crate) psf: String,
     /// Standard deviation of added white Gaussian noise (data range 1; 0 to 1).
@@ -69,7 +69,7 @@ pub(crate) struct DeblurArgs {
     pub(crate) input: PathBuf,
     /// Where to write the restored image.
     pub(crate) output: PathBuf,
-    /// PSF spec, or `auto` to estimate it from the image.
+    /// PSF spec (as `blur --psf`), or `auto` to estimate it from the image.
     #[arg(long, default_value = "auto")]
     pub(crate) psf: String,
     /// Deconvolution method.
@@ -217,8 +217,28 @@ fn same_place(a: &Path, b: &Path) -> bool {
     a.file_name() == b.file_name() && folder(a).is_some() && folder(a) == folder(b)
 }
 
+/// Reads an image to blur or deblur; colours under full transparency are replaced by the
+/// visible ones about them, so none of them bleeds into the visible image.
+fn load_for_restoration(path: &Path, memory_budget: Option<usize>) -> Result<file::ImageFile> {
+    let mut img = load(path, &super::decode_config(memory_budget))?;
+    if let Some(alpha) = &img.alpha {
+        img.planes.fill_hidden(alpha);
+    }
+    Ok(img)
+}
+
+/// Ctrl-C, SIGTERM and SIGHUP end a restoration command at once with exit 130, removing the
+/// temporary file of an output being written: an existing output stays as it was.
+fn stop_on_signal() {
+    let _ = ctrlc::set_handler(|| {
+        crate::temp_file::remove_unfinished();
+        std::process::exit(i32::from(super::EXIT_INTERRUPTED));
+    });
+}
+
 /// Runs `lookalike blur`; the one-line summary goes to stderr unless `quiet`.
 pub(crate) fn run_blur(args: &BlurArgs, quiet: bool) -> Result<()> {
+    stop_on_signal();
     check_noise(args.noise)?;
     check_output(&args.input, "input", &args.output, "")?;
     file::output_format(&args.output)?;
@@ -234,7 +254,7 @@ pub(crate) fn run_blur(args: &BlurArgs, quiet: bool) -> Result<()> {
         }
     }
     let psf = PsfSpec::parse(&args.psf)?.to_psf()?;
-    let img = load(&args.input, &super::decode_config(args.memory_budget))?;
+    let img = load_for_restoration(&args.input, args.memory_budget)?;
     // channel c gets the noise stream of seed + c, so grey and colour runs are reproducible
     let blur = |p: &crate::restore::Plane, c: u64| {
         let b = convolve(p, &psf);
@@ -266,17 +286,20 @@ pub(crate) fn run_blur(args: &BlurArgs, quiet: bool) -> Result<()> {
 
 /// Runs `lookalike deblur`; the text summary goes to stderr unless `quiet`, `--json` to stdout.
 pub(crate) fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
+    stop_on_signal();
     let cfg = args.config()?;
     check_output(&args.input, "input", &args.output, "")?;
     let format = file::output_format(&args.output)?;
-    let img = load(&args.input, &super::decode_config(args.memory_budget))?;
+    let img = load_for_restoration(&args.input, args.memory_budget)?;
     let cfg = DeblurConfig {
         lossy_source: img.lossy,
         ..cfg
     };
     let done = deblur(&img.planes, &cfg)?;
     // an image found sharp is copied as it is when it goes to the same format
-    let copied = done.found_no_blur() && img.format == Some(format);
+    let copied = done.found_no_blur()
+        && img.format == Some(format)
+        && file::same_subtype(&args.input, &args.output, format);
     if copied {
         file::copy(&args.input, &args.output)?;
     } else {
@@ -410,7 +433,11 @@ pub(crate) fn run_quality(args: &QualityArgs) -> Result<()> {
                 .ms_ssim
                 .map(|m| format!("{m:.4}"))
                 .unwrap_or_else(|| format!("n/a (under {MS_SSIM_MIN_SIDE} px a side)"));
-            format!("PSNR {:.3} dB  SSIM {:.4}  MS-SSIM {ms}", s.psnr_db, s.ssim)
+            let ssim = s
+                .ssim
+                .map(|v| format!("{v:.4}"))
+                .unwrap_or_else(|| "n/a (under 11 px a side)".into());
+            format!("PSNR {:.3} dB  SSIM {ssim}  MS-SSIM {ms}", s.psnr_db)
         };
         let what = match measured_on {
             "rgb" => "  (R, G, B channels, as scikit-image's channel_axis)",

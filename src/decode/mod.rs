@@ -60,28 +60,44 @@ const O_NONBLOCK: i32 = 0x0004;
 /// Reads a regular file of at most `max_bytes` bytes. FIFOs, devices and other special files
 /// are refused before they are read (and a FIFO is never waited on); a file that grows past
 /// the cap while it is read is refused too. I/O errors keep their kind (`NotFound`...).
-pub(crate) fn read_file_bounded(path: &Path, max_bytes: u64) -> std::io::Result<Vec<u8>> {
+/// `kind` names what the file should be in messages ("image", "journal").
+pub(crate) fn read_file_bounded(
+    path: &Path,
+    max_bytes: u64,
+    kind: &str,
+) -> std::io::Result<Vec<u8>> {
     use std::io::{Error as IoError, ErrorKind, Read};
+    let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
     let not_regular = || {
         IoError::new(
             ErrorKind::InvalidInput,
-            "not a regular file (a pipe, device or socket); only image files are read",
+            format!("not a regular file (a pipe, device or socket); only {kind} files are read"),
         )
     };
     let too_big = |size: String| {
         IoError::new(
             ErrorKind::InvalidInput,
             format!(
-                "file {size} over the limit of {max_bytes} bytes ({} MiB); is it really an image?",
-                max_bytes >> 20
+                "file {size} over the limit of {max_bytes} bytes ({} MiB); is it really {article} \
+                 {kind} file?",
+                max_bytes >> 20,
             ),
         )
     };
     let meta = std::fs::metadata(path)?;
     if meta.is_dir() {
+        let advice = if kind == "image" {
+            " (give one image; `lookalike index` takes folders)"
+        } else {
+            ""
+        };
         return Err(IoError::new(
             ErrorKind::InvalidInput,
-            "a folder, not an image file (give one image; `lookalike index` takes folders)",
+            format!("a folder, not {article} {kind} file{advice}"),
         ));
     }
     if !meta.is_file() {
@@ -115,7 +131,7 @@ pub(crate) fn read_file_bounded(path: &Path, max_bytes: u64) -> std::io::Result<
 /// Reads an image file for decoding: a regular file no larger than `cfg.max_file_size`.
 /// The one way lookalike reads images and other inputs it decodes.
 pub fn read_image_file(path: &Path, cfg: &DecodeConfig) -> Result<Vec<u8>> {
-    read_file_bounded(path, cfg.max_file_size).map_err(|e| Error::io(path, e))
+    read_file_bounded(path, cfg.max_file_size, "image").map_err(|e| Error::io(path, e))
 }
 
 /// A decoded image ready for feature extraction.
@@ -776,7 +792,7 @@ fn check_memory(need: u64, w: u32, h: u32, path: &Path, cfg: &DecodeConfig) -> R
         return Err(bad(
             path,
             format!(
-                "image is {w}x{h} pixels and would need {} MiB to decode, over the memory budget of {} MiB (a decompression bomb? if not, `index`, `query` and `serve` read it with a larger `--memory-budget MIB`; `index` also needs `--retry-failed`)",
+                "image is {w}x{h} pixels and would need {} MiB to decode, over the memory budget of {} MiB (a decompression bomb? if not, give the command a larger `--memory-budget MIB`; `index` also needs `--retry-failed`)",
                 need.div_ceil(1 << 20),
                 cfg.memory_budget >> 20
             ),
@@ -1473,9 +1489,9 @@ mod tests {
         assert!(e.contains("big.jpg") && e.contains("over the limit"), "{e}");
         let ok = dir.path().join("ok.bin");
         std::fs::write(&ok, b"12345").unwrap();
-        assert_eq!(read_file_bounded(&ok, 5).unwrap(), b"12345");
-        assert!(read_file_bounded(&ok, 4).is_err());
-        let missing = read_file_bounded(&dir.path().join("gone"), 5).unwrap_err();
+        assert_eq!(read_file_bounded(&ok, 5, "image").unwrap(), b"12345");
+        assert!(read_file_bounded(&ok, 4, "image").is_err());
+        let missing = read_file_bounded(&dir.path().join("gone"), 5, "image").unwrap_err();
         assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
     }
 

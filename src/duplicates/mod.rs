@@ -218,7 +218,7 @@ fn view_of(jpeg: &[u8]) -> Option<verify::View> {
 /// the file still holds the content that was indexed; `None` when it changed, went or does
 /// not decode.
 fn thumbnail_from_file(record: &ImageRecord, cfg: &DecodeConfig) -> Option<Vec<u8>> {
-    let bytes = crate::decode::read_file_bounded(&record.path, cfg.max_file_size).ok()?;
+    let bytes = crate::decode::read_file_bounded(&record.path, cfg.max_file_size, "image").ok()?;
     if *blake3::hash(&bytes).as_bytes() != record.hash {
         return None;
     }

@@ -5,6 +5,8 @@ use image::{DynamicImage, GrayImage, RgbImage};
 use rayon::prelude::*;
 
 use super::Plane;
+use super::fft::convolve;
+use super::psf::Psf;
 
 /// An image as one plane (grey) or three (R, G, B), values in `[0, 1]`.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,6 +75,57 @@ impl Planes {
             Ok(rgb) => Planes::Rgb(rgb),
             Err(mut one) if one.len() == 1 => Planes::Grey(one.remove(0)),
             Err(other) => panic!("{} planes make no image", other.len()),
+        }
+    }
+
+    /// Gives fully transparent pixels (alpha 0) colours spread from the visible ones, so that a
+    /// blur or a deconvolution carries none of the hidden colours into visible pixels. Each
+    /// hidden pixel takes the visible colours' weighted mean at the smallest Gaussian scale that
+    /// reaches one (sigma 2, 8, then 32 pixels), else the mean of all visible pixels.
+    pub(crate) fn fill_hidden(&mut self, alpha: &GrayImage) {
+        let (h, w) = self.dim();
+        if alpha.dimensions() != (w as u32, h as u32) {
+            return;
+        }
+        let hidden = |r: usize, c: usize| alpha.get_pixel(c as u32, r as u32)[0] == 0;
+        let visible = Plane::from_shape_fn((h, w), |(r, c)| f32::from(!hidden(r, c)));
+        let count = visible.sum();
+        if count == 0.0 || count == (h * w) as f32 {
+            return;
+        }
+        let mut pending = visible.mapv(|v| v == 0.0);
+        let channels: Vec<&mut Plane> = match self {
+            Planes::Grey(p) => vec![p],
+            Planes::Rgb(p) => p.iter_mut().collect(),
+        };
+        let weighted: Vec<Plane> = channels.iter().map(|p| &**p * &visible).collect();
+        let means: Vec<f32> = weighted.iter().map(|p| p.sum() / count).collect();
+        let mut filled: Vec<Plane> = channels.iter().map(|p| (*p).clone()).collect();
+        for sigma in [2.0, 8.0, 32.0] {
+            if !pending.iter().any(|&p| p) {
+                break;
+            }
+            let psf = Psf::gaussian(sigma);
+            let reach = convolve(&visible, &psf);
+            let spread: Vec<Plane> = weighted.iter().map(|p| convolve(p, &psf)).collect();
+            for ((r, c), still) in pending.indexed_iter_mut() {
+                if *still && reach[[r, c]] > 1e-3 {
+                    for (out, s) in filled.iter_mut().zip(&spread) {
+                        out[[r, c]] = s[[r, c]] / reach[[r, c]];
+                    }
+                    *still = false;
+                }
+            }
+        }
+        for ((r, c), still) in pending.indexed_iter() {
+            if *still {
+                for (out, m) in filled.iter_mut().zip(&means) {
+                    out[[r, c]] = *m;
+                }
+            }
+        }
+        for (p, f) in channels.into_iter().zip(filled) {
+            *p = f;
         }
     }
 
@@ -153,5 +206,29 @@ mod tests {
         let img = RgbImage::from_fn(7, 5, |x, y| image::Rgb([x as u8 * 30, y as u8 * 40, 9]));
         assert_eq!(planes_to_rgb(&rgb_to_planes(&img)), img);
         assert_eq!(map_rgb(&img, |p| p.clone()), img);
+    }
+
+    #[test]
+    fn hidden_colours_never_reach_visible_pixels() {
+        // the left half is visible mid grey; the right half hides pure white
+        let (h, w) = (40, 60);
+        let plane = Plane::from_shape_fn((h, w), |(_, c)| if c < 30 { 0.5 } else { 1.0 });
+        let alpha = GrayImage::from_fn(w as u32, h as u32, |x, _| {
+            image::Luma([if x < 30 { 255 } else { 0 }])
+        });
+        let mut planes = Planes::Grey(plane.clone());
+        planes.fill_hidden(&alpha);
+        let Planes::Grey(filled) = planes else {
+            unreachable!()
+        };
+        let blurred = convolve(&filled, &Psf::gaussian(3.0));
+        let worst = (0..h)
+            .flat_map(|r| (0..30).map(move |c| (r, c)))
+            .map(|(r, c)| (blurred[[r, c]] - 0.5).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst < 1e-3, "a visible pixel moved by {worst}");
+        // unfilled, the hidden white bleeds in
+        let bled = convolve(&plane, &Psf::gaussian(3.0))[[20, 29]];
+        assert!(bled > 0.55, "{bled}");
     }
 }

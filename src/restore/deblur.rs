@@ -97,9 +97,9 @@ impl ChannelReport {
 }
 
 impl Deblurred {
-    /// True when the PSF was estimated and no blur was found: the image is the input.
+    /// True when no blur was found or given (`--psf none`): the image is the input.
     pub fn found_no_blur(&self) -> bool {
-        self.estimate.is_some_and(|e| !e.is_blurred())
+        self.estimate.is_some_and(|e| !e.is_blurred()) || self.psf_text == "none"
     }
 
     /// The largest noise level over the channels.

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::pnm::{PnmEncoder, PnmSubtype, SampleEncoding};
+use image::codecs::tga::TgaEncoder;
 use image::{DynamicImage, GrayImage, ImageFormat};
 
 use super::color::Planes;
@@ -98,8 +99,19 @@ pub fn output_format(path: &Path) -> Result<ImageFormat> {
 pub fn save(planes: &Planes, alpha: Option<&GrayImage>, path: &Path) -> Result<()> {
     let format = output_format(path)?;
     let holds_alpha = !matches!(format, ImageFormat::Jpeg | ImageFormat::Pnm);
-    let img = with_alpha(planes.to_image(), alpha, holds_alpha);
+    let img = in_format_layout(with_alpha(planes.to_image(), alpha, holds_alpha), format);
     write_atomically(path, |out| encode(&img, format, path, out))
+}
+
+/// Whether a file of `format` named `from` copied to `to` is what `to`'s extension asks for:
+/// always, but for PNM, whose extensions name subtypes (`.pgm` grey, `.ppm` colour...).
+pub fn same_subtype(from: &Path, to: &Path, format: ImageFormat) -> bool {
+    let extension = |p: &Path| {
+        p.extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+    };
+    format != ImageFormat::Pnm || extension(from) == extension(to)
 }
 
 /// Copies the file `from` to `to` byte for byte, through a temporary file.
@@ -129,6 +141,22 @@ fn with_alpha(img: DynamicImage, alpha: Option<&GrayImage>, holds_alpha: bool) -
         (true, false) => img,
         (false, true) => DynamicImage::ImageRgb8(crate::decode::flatten_to_rgb(img)).grayscale(),
         (false, false) => DynamicImage::ImageRgb8(crate::decode::flatten_to_rgb(img)),
+    }
+}
+
+/// The image in a channel layout `format`'s encoder takes and its readers expect: GIF and QOI
+/// hold colour only, BMP and TIFF hold alpha only beside colour, and icons are RGBA.
+fn in_format_layout(img: DynamicImage, format: ImageFormat) -> DynamicImage {
+    match (format, &img) {
+        (ImageFormat::Ico, _) => DynamicImage::ImageRgba8(img.to_rgba8()),
+        (ImageFormat::Gif | ImageFormat::Qoi, DynamicImage::ImageLuma8(_)) => {
+            DynamicImage::ImageRgb8(img.to_rgb8())
+        }
+        (
+            ImageFormat::Gif | ImageFormat::Qoi | ImageFormat::Bmp | ImageFormat::Tiff,
+            DynamicImage::ImageLumaA8(_),
+        ) => DynamicImage::ImageRgba8(img.to_rgba8()),
+        _ => img,
     }
 }
 
@@ -185,6 +213,10 @@ fn encode(
             };
             img.write_with_encoder(encoder).map_err(failed)
         }
+        // run-length packets kept within a row, as most readers expect
+        ImageFormat::Tga => img
+            .write_with_encoder(TgaEncoder::new(&mut *out).disable_rle())
+            .map_err(failed),
         _ => img.write_to(out, format).map_err(failed),
     }
 }
@@ -211,6 +243,7 @@ fn write_atomically(
         _ => path,
     };
     let temp = crate::temp_file::temporary_beside(path);
+    let _listed = crate::temp_file::Unfinished::new(&temp);
     // a new file only: whatever already has the name (a link planted there) is left alone
     let result = std::fs::File::options()
         .write(true)
@@ -218,6 +251,7 @@ fn write_atomically(
         .open(&temp)
         .map_err(|e| Error::io(path, e))
         .and_then(|file| {
+            keep_owner_and_mode(path, &file);
             let mut out = BufWriter::new(file);
             fill(&mut out)?;
             let file = out
@@ -232,10 +266,26 @@ fn write_atomically(
     result
 }
 
+/// Gives `file` the mode and owner of the file it will replace at `path`, as far as allowed
+/// (only a privileged user can give a file to another owner): a replaced file keeps them.
+fn keep_owner_and_mode(path: &Path, file: &std::fs::File) {
+    let old = match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => m,
+        _ => return,
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let _ = std::os::unix::fs::fchown(file, Some(old.uid()), Some(old.gid()));
+    }
+    let _ = file.set_permissions(old.permissions());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::restore::Plane;
+    use image::GenericImageView;
 
     #[test]
     fn bad_files_are_reported_by_name() {
@@ -305,6 +355,45 @@ mod tests {
             let path = dir.path().join(name);
             save(&planes, None, &path).unwrap();
             assert_eq!(&std::fs::read(&path).unwrap()[..2], magic, "{name}");
+        }
+    }
+
+    #[test]
+    fn every_written_format_takes_grey_colour_and_alpha() {
+        let dir = tempfile::tempdir().unwrap();
+        let grey = Planes::Grey(Plane::from_shape_fn((20, 24), |(r, c)| {
+            (r * 24 + c) as f32 / 480.0
+        }));
+        let colour = Planes::Rgb(std::array::from_fn(|k| {
+            Plane::from_shape_fn((20, 24), |(r, c)| ((r + c * k) % 7) as f32 / 7.0)
+        }));
+        let alpha = GrayImage::from_fn(24, 20, |x, _| image::Luma([if x < 12 { 0 } else { 200 }]));
+        let holds_alpha = ["png", "gif", "bmp", "tif", "webp", "qoi", "ico", "tga"];
+        for ext in [
+            "png", "jpg", "gif", "bmp", "tif", "webp", "qoi", "ico", "tga", "pgm", "ppm", "pnm",
+            "pam",
+        ] {
+            for (what, planes) in [("grey", &grey), ("colour", &colour)] {
+                for with_alpha in [false, true] {
+                    let path = dir.path().join(format!("{what}-{with_alpha}.{ext}"));
+                    save(planes, with_alpha.then_some(&alpha), &path)
+                        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                    let back =
+                        image::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                    assert_eq!(back.dimensions(), (24, 20), "{}", path.display());
+                    if with_alpha && holds_alpha.contains(&ext) {
+                        let a = back.to_rgba8();
+                        // GIF's transparency is all or nothing
+                        let seen = if ext == "gif" { 255 } else { 200 };
+                        assert_eq!(
+                            (a.get_pixel(3, 3)[3], a.get_pixel(20, 3)[3]),
+                            (0, seen),
+                            "{}",
+                            path.display()
+                        );
+                    }
+                }
+            }
         }
     }
 }

@@ -18,11 +18,13 @@ const MAX_PSF_FILE_SIZE: u64 = 16 << 20;
 /// [`MAX_EXTENT`] (radius three sigma).
 const MAX_KERNEL_SIDE: usize = 6 * MAX_EXTENT as usize + 1;
 
-const SPEC_HELP: &str = "use gaussian:SIGMA, disk:RADIUS, motion:LENGTH,ANGLE or file:PATH";
+const SPEC_HELP: &str = "use gaussian:SIGMA, disk:RADIUS, motion:LENGTH,ANGLE, file:PATH or none";
 
 /// What the user asks for: a parametric blur or a kernel read from a text file.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PsfSpec {
+    /// No blur: the one-pixel kernel.
+    None,
     /// Isotropic Gaussian with standard deviation `sigma` pixels, truncated at `ceil(3 sigma)`.
     Gaussian {
         /// Standard deviation in pixels (0 to 100).
@@ -45,9 +47,12 @@ pub enum PsfSpec {
 }
 
 impl PsfSpec {
-    /// Parses `gaussian:2`, `disk:3`, `motion:15,30` or `file:psf.txt`.
+    /// Parses `gaussian:2`, `disk:3`, `motion:15,30`, `file:psf.txt` or `none`.
     pub fn parse(s: &str) -> Result<PsfSpec> {
         let s = s.trim();
+        if s.eq_ignore_ascii_case("none") {
+            return Ok(PsfSpec::None);
+        }
         let (kind, arg) = s.split_once(':').ok_or_else(|| {
             Error::InvalidInput(format!("PSF '{s}' has no parameters: {SPEC_HELP}"))
         })?;
@@ -113,6 +118,7 @@ impl PsfSpec {
     /// Builds the normalised kernel (reads the file for `File`).
     pub fn to_psf(&self) -> Result<Psf> {
         match self {
+            PsfSpec::None => Psf::new(Array2::ones((1, 1))),
             PsfSpec::Gaussian { sigma } => Ok(Psf::gaussian(*sigma)),
             PsfSpec::Disk { radius } => Ok(Psf::disk(*radius)),
             PsfSpec::Motion { length, angle_deg } => Ok(Psf::motion(*length, *angle_deg)),
@@ -131,6 +137,7 @@ impl FromStr for PsfSpec {
 impl fmt::Display for PsfSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            PsfSpec::None => write!(f, "none"),
             PsfSpec::Gaussian { sigma } => write!(f, "gaussian:{sigma}"),
             PsfSpec::Disk { radius } => write!(f, "disk:{radius}"),
             PsfSpec::Motion { length, angle_deg } => write!(f, "motion:{length},{angle_deg}"),
@@ -185,8 +192,13 @@ impl Psf {
 
     /// Reads a whitespace-separated matrix, one kernel row a line; `#` starts a comment.
     pub fn from_file(path: &Path) -> Result<Psf> {
-        let bytes = crate::decode::read_file_bounded(path, MAX_PSF_FILE_SIZE)
+        let bytes = crate::decode::read_file_bounded(path, MAX_PSF_FILE_SIZE, "PSF kernel")
             .map_err(|e| Error::io(path, e))?;
+        // a byte-order mark, as some editors save, is not part of the matrix
+        let bytes = match bytes.strip_prefix(b"\xEF\xBB\xBF") {
+            Some(rest) => rest.to_vec(),
+            None => bytes,
+        };
         let text = String::from_utf8(bytes).map_err(|_| {
             Error::InvalidInput(format!(
                 "{}: not a text file; a PSF file is a whitespace-separated matrix",

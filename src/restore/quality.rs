@@ -183,7 +183,8 @@ pub fn ms_ssim(reference: &Plane, test: &Plane) -> Result<Option<f64>> {
 pub struct Scores {
     /// PSNR in dB (data range 1); infinite for identical images.
     pub psnr_db: f64,
-    pub(crate) ssim: f64,
+    /// `None` below 11 pixels on a side (SSIM's window).
+    pub(crate) ssim: Option<f64>,
     /// `None` below [`MS_SSIM_MIN_SIDE`] pixels on a side.
     pub(crate) ms_ssim: Option<f64>,
 }
@@ -199,15 +200,19 @@ pub fn scores(reference: &[&Plane], test: &[&Plane]) -> Result<Scores> {
         )));
     }
     let n = reference.len() as f64;
-    let (mut err, mut ssim_sum, mut ms_sum) = (0.0, 0.0, Some(0.0));
+    // PSNR takes any size; SSIM needs its 11-pixel window
+    let windowed = reference[0].nrows().min(reference[0].ncols()) >= 11;
+    let (mut err, mut ssim_sum, mut ms_sum) = (0.0, 0.0, windowed.then_some(0.0));
     for (a, b) in reference.iter().zip(test) {
         err += mse(a, b)?;
-        ssim_sum += ssim(a, b)?;
-        ms_sum = ms_sum.zip(ms_ssim(a, b)?).map(|(s, m)| s + m);
+        if windowed {
+            ssim_sum += ssim(a, b)?;
+            ms_sum = ms_sum.zip(ms_ssim(a, b)?).map(|(s, m)| s + m);
+        }
     }
     Ok(Scores {
         psnr_db: 10.0 * (n / err).log10(),
-        ssim: ssim_sum / n,
+        ssim: windowed.then(|| ssim_sum / n),
         ms_ssim: ms_sum.map(|s| s / n),
     })
 }
@@ -261,7 +266,7 @@ mod tests {
         let mean_mse = (mse(&a, &b).unwrap() + mse(&a, &c).unwrap()) / 2.0;
         assert!((s.psnr_db - 10.0 * (1.0 / mean_mse).log10()).abs() < 1e-9);
         let mean_ssim = (ssim(&a, &b).unwrap() + ssim(&a, &c).unwrap()) / 2.0;
-        assert!((s.ssim - mean_ssim).abs() < 1e-12);
+        assert!((s.ssim.unwrap() - mean_ssim).abs() < 1e-12);
         assert!(scores(&[&a], &[&a, &b]).is_err());
     }
 

@@ -649,7 +649,7 @@ async fn report_file(
         if !real.starts_with(&base) || !std::fs::metadata(&real).is_ok_and(|m| m.is_file()) {
             return Ok(refuse(StatusCode::FORBIDDEN, "not served"));
         }
-        let bytes = crate::decode::read_file_bounded(&real, app.decode.max_file_size)
+        let bytes = crate::decode::read_file_bounded(&real, app.decode.max_file_size, "image")
             .map_err(|e| Error::io(&real, e))?;
         Ok(with_type(bytes, content_type, REPORT_POLICY))
     })
