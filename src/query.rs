@@ -287,6 +287,10 @@ impl Searcher {
             &rank_cfg,
         )?;
         let stale = self.drop_stale(&mut hits)?;
+        // the hit moved first may be one just dropped: the nearest of those left goes first
+        if cfg.nearest_first && !stale.is_empty() {
+            crate::nearest_first::promote(&mut hits, |h| h.distance);
+        }
         hits.truncate(cfg.k);
         for (i, h) in hits.iter_mut().enumerate() {
             h.rank = i + 1;

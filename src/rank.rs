@@ -169,7 +169,8 @@ fn rank_and_pool<S: Space + ?Sized>(
         })
         .collect();
     let is_duplicate = |r: &Ranked| r.distance.is_some_and(|d| d < DUPLICATE_DISTANCE);
-    head.sort_by_key(|r| !is_duplicate(r));
+    // the example's own image first among its exact duplicates
+    head.sort_by_key(|r| (!is_duplicate(r), Some(r.id) != own));
     let duplicates = head.iter().take_while(|r| is_duplicate(r)).count();
     if cfg.nearest_first {
         nearest_first::promote(&mut head[duplicates..], |r| {

@@ -1588,3 +1588,52 @@ fn exif_orientation_6() -> Vec<u8> {
     exif.extend_from_slice(&0u32.to_le_bytes()); // no next directory
     exif
 }
+
+/// Every name of one picture finds itself first: ties at distance 0 go to the example's own
+/// image.
+#[test]
+fn each_of_identical_images_finds_itself_first() {
+    let env = setup(&[]);
+    std::fs::create_dir_all(&env.photos).unwrap();
+    let black = image::RgbImage::new(64, 64);
+    let names = ["a.png", "b.bmp", "c.tif", "d.ppm"];
+    for name in names {
+        black.save(env.photos.join(name)).unwrap();
+    }
+    env.index_json(0);
+    for name in names {
+        let example = env.photos.join(name);
+        let hits = env.query_paths(&example, 4, &[]);
+        assert_eq!(hits[0], example.to_str().unwrap(), "{hits:?}");
+    }
+}
+
+/// `eval` refuses flags it would ignore, and a distortion run with no readable image.
+#[test]
+fn eval_refuses_what_it_would_ignore() {
+    let env = setup(&["camera"]);
+    let refused = |args: &[&str]| {
+        let o = env.cmd().arg("eval").args(args).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {o:?}");
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    refused(&["photos", "--labels", "folders", "--queries", "missing.tsv"]);
+    refused(&[
+        "photos",
+        "--groundtruth",
+        "missing.tsv",
+        "--queries",
+        "q.tsv",
+    ]);
+    refused(&["--distort", "photos", "--dump-rankings", "r.jsonl"]);
+    refused(&["--distort", "photos", "-k", "5"]);
+    refused(&["photos", "--labels", "folders", "--suite", "blur:1"]);
+    let bad = env.root.join("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(bad.join("x.png"), b"not an image").unwrap();
+    let e = refused(&["--distort", "bad"]);
+    assert!(
+        e.contains("x.png") && e.contains("nothing to distort"),
+        "{e}"
+    );
+}

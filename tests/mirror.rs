@@ -576,6 +576,31 @@ fn a_changed_example_is_queried_by_its_new_content() {
     assert_eq!(stale, vec![a.to_str().unwrap()]);
 }
 
+/// An example re-saved since indexing: its own stale row is left out, and the nearest of the
+/// images left still goes first.
+#[test]
+fn the_nearest_hit_left_goes_first_when_a_stale_one_is_dropped() {
+    let env = Env::new();
+    let photos = env.root().join("photos");
+    copy_groups(&photos, &["camera", "coffee"]);
+    env.index(&["photos"], 0);
+    let example = photos.join("camera/q30.jpg");
+    let mut bytes = std::fs::read(&example).unwrap();
+    bytes.push(b'x');
+    std::fs::write(&example, bytes).unwrap();
+    let result = env.query(&example, &[]);
+    assert_eq!(result["stale"].as_array().unwrap().len(), 1, "{result}");
+    let distances: Vec<f64> = result["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["distance"].as_f64().unwrap())
+        .take(10)
+        .collect();
+    let nearest = distances.iter().cloned().fold(f64::INFINITY, f64::min);
+    assert_eq!(distances[0], nearest, "{result}");
+}
+
 /// A tracked folder renamed, with a link left at its old name into the new one (also tracked):
 /// each file stays one image, under the real folder.
 #[test]

@@ -44,31 +44,36 @@ pub(crate) struct EvalArgs {
     #[arg(long, value_name = "DIR")]
     images: Option<PathBuf>,
     /// Take classes from folders instead of a ground-truth file.
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, conflicts_with_all = ["groundtruth", "queries", "images"])]
     labels: Option<LabelSource>,
     /// Query list: each line a query file then its relevant files, tab-separated.
-    #[arg(long, value_name = "TSV")]
+    #[arg(long, value_name = "TSV", conflicts_with = "groundtruth")]
     queries: Option<PathBuf>,
     /// Distortion benchmark on any (unlabelled) folder: where do distorted copies find their originals?
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["dataset", "groundtruth", "labels", "queries"])]
+    #[arg(long, value_name = "DIR", conflicts_with_all = LABELLED_ONLY)]
     distort: Option<PathBuf>,
     /// Duplicates benchmark on any folder: plants edited copies of --sample photos (--edits
     /// each) among the rest, runs `duplicates` and scores pairwise precision, recall and F1.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["dataset", "groundtruth", "labels", "queries", "distort"])]
+    #[arg(long, value_name = "DIR", conflicts_with_all = LABELLED_ONLY, conflicts_with_all = ["distort", "suite"])]
     duplicates: Option<PathBuf>,
     /// Edited copies per sampled photo in the duplicates benchmark (distinct kinds, 1 to 20).
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = super::usize_in(1..=20))]
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = super::usize_in(1..=20), conflicts_with_all = ["dataset", "distort"])]
     edits: usize,
     /// Where the duplicates benchmark writes its files (an empty or new folder; kept, with
     /// truth.tsv, so that other tools can be scored on them). Default: a temporary folder,
     /// removed afterwards.
-    #[arg(long, value_name = "DIR", requires = "duplicates")]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["dataset", "distort"])]
     work: Option<PathBuf>,
     /// Similarity of the duplicates benchmark: strict, default, loose or a distance.
-    #[arg(long, value_name = "LEVEL", default_value = "default")]
+    #[arg(
+        long,
+        value_name = "LEVEL",
+        default_value = "default",
+        conflicts_with_all = ["dataset", "distort"]
+    )]
     similarity: String,
     /// Distortions to apply (e.g. `blur:2,jpeg:30,crop:0.2`); default: a suite of 28.
-    #[arg(long, value_name = "LIST")]
+    #[arg(long, value_name = "LIST", conflicts_with_all = ["dataset", "duplicates"])]
     suite: Option<String>,
     /// Number of images distorted in the distortion benchmark (1 to 1000000).
     #[arg(long, default_value_t = 100, value_parser = super::usize_in(1..=1_000_000))]
@@ -119,6 +124,20 @@ pub(crate) struct EvalArgs {
     #[arg(long, value_name = "FILE")]
     dump_rankings: Option<PathBuf>,
 }
+
+/// Flags of a labelled run only: refused beside `--distort` or `--duplicates`, where they
+/// would be ignored.
+const LABELLED_ONLY: [&str; 9] = [
+    "dataset",
+    "groundtruth",
+    "images",
+    "labels",
+    "queries",
+    "query_distortion",
+    "dump_rankings",
+    "k",
+    "depth",
+];
 
 /// The graph settings an evaluation ranks with: the collection's, with the flags given.
 fn graph_params(args: &EvalArgs, collection: &Collection, store: &Store) -> Result<AnnParams> {
@@ -207,6 +226,20 @@ fn index_folder(
             summary.failed.len(),
             summary.images_per_sec
         );
+        const SHOWN: usize = 5;
+        for f in summary.failed.iter().take(SHOWN) {
+            note!(
+                "failed: {}: {}",
+                crate::path_repr::shown(&f.path),
+                crate::path_repr::escape_text(&f.reason)
+            );
+        }
+        if summary.failed.len() > SHOWN {
+            note!(
+                "failed: {} more (`lookalike status` lists them)",
+                summary.failed.len() - SHOWN
+            );
+        }
     }
     Ok(summary)
 }
@@ -222,6 +255,15 @@ fn default_images_dir(dataset: &Path) -> PathBuf {
 }
 
 pub(crate) fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) -> Result<ExitCode> {
+    // the report's folder is made before the work, so a bad path fails at once
+    if let Some(dir) = &args.report {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            Error::InvalidInput(format!(
+                "--report {}: cannot make the report folder there ({e}); give another folder",
+                crate::path_repr::shown(dir)
+            ))
+        })?;
+    }
     if let Some(folder) = &args.duplicates {
         return duplicates_benchmark(index_dir, folder, &args, quiet);
     }
@@ -295,7 +337,13 @@ pub(crate) fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) ->
     let cfg = LabelledConfig {
         targets,
         metrics: EvalConfig {
-            ks: args.k.clone(),
+            // each cut-off once, in order
+            ks: {
+                let mut ks = args.k.clone();
+                ks.sort_unstable();
+                ks.dedup();
+                ks
+            },
             ..Default::default()
         },
         hnsw_depth: args.depth,
@@ -591,12 +639,24 @@ fn distort_benchmark(
         Some(list) => parse_list(list)?,
         None => default_suite(),
     };
+    if folder.exists() && !folder.is_dir() {
+        return Err(Error::InvalidInput(format!(
+            "--distort {}: not a folder; give the folder of images to distort",
+            crate::path_repr::shown(folder)
+        )));
+    }
     let collection = eval_collection(index_dir, folder, args.profile)?;
     index_folder(&collection, folder, args.profile, quiet)?;
     let store = collection.open_store_read_only()?;
     // Every indexed image is its own class: a distorted copy's only relevant item is its original.
     let mut gt = GroundTruth::from_folders_flat(folder)?;
     let items: ItemVectors = load_item_vectors(&store, &mut gt, registry)?;
+    if items.by_item.is_empty() {
+        return Err(Error::InvalidInput(format!(
+            "{}: none of its images could be read, so there is nothing to distort (`lookalike status` lists the failures)",
+            crate::path_repr::shown(folder)
+        )));
+    }
     let paths: HashMap<usize, PathBuf> = items.by_item.keys().map(|&i| (i, gt.path(i))).collect();
     let cfg = DistortConfig {
         targets,

@@ -806,7 +806,7 @@ fn image_error(path: &Path, e: image::ImageError, cfg: &DecodeConfig) -> Error {
         image::ImageError::Limits(_) => bad(
             path,
             format!(
-                "image exceeds the size limits ({} px per side, {} MiB of memory): a decompression bomb?",
+                "image is larger than the decoder takes: over {} pixels a side, which no setting lifts, or needing more than the memory budget of {} MiB (a decompression bomb? if not, try a larger `--memory-budget MIB`)",
                 cfg.max_side,
                 cfg.memory_budget >> 20
             ),
@@ -832,12 +832,18 @@ fn check_size(w: u32, h: u32, path: &Path, cfg: &DecodeConfig) -> Result<()> {
             ),
         ));
     }
-    if u64::from(w) * u64::from(h) > cfg.max_pixels {
+    // a budget over the default raises the pixel limit in proportion
+    let max_pixels = cfg
+        .max_pixels
+        .saturating_mul(cfg.memory_budget.max(DEFAULT_MEMORY_BUDGET))
+        / DEFAULT_MEMORY_BUDGET;
+    if u64::from(w) * u64::from(h) > max_pixels {
         return Err(bad(
             path,
             format!(
-                "image is {w}x{h} pixels, over the limit of {} megapixels (a decompression bomb?)",
-                cfg.max_pixels / 1_000_000
+                "image is {w}x{h} pixels, over the limit of {} megapixels at a memory budget of {} MiB (a decompression bomb? if not, a larger `--memory-budget MIB` raises the limit in proportion; `index` also needs `--retry-failed`)",
+                max_pixels / 1_000_000,
+                cfg.memory_budget >> 20
             ),
         ));
     }
