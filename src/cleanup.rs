@@ -252,6 +252,7 @@ fn file_hash(path: &Path) -> std::io::Result<[u8; 32]> {
 /// Held while a run acts on files or undoes one; released on drop.
 struct ActionLock {
     _dir: fs::File,
+    _user: Option<fs::File>,
 }
 
 /// Takes the lock on acting on this index's files, refusing at once when another process
@@ -272,10 +273,50 @@ fn lock_actions(journal_dir: &Path) -> Result<ActionLock> {
     fs::create_dir_all(journal_dir).map_err(unwritable)?;
     let dir = fs::File::open(index_dir).map_err(|e| Error::io(index_dir, e))?;
     match dir.try_lock() {
-        Ok(()) => Ok(ActionLock { _dir: dir }),
-        Err(fs::TryLockError::WouldBlock) => Err(Error::ActionRunning(index_dir.to_path_buf())),
-        Err(fs::TryLockError::Error(e)) => Err(Error::io(index_dir, e)),
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            return Err(Error::ActionRunning(index_dir.to_path_buf()));
+        }
+        Err(fs::TryLockError::Error(e)) => return Err(Error::io(index_dir, e)),
     }
+    // Two indexes over the same photos act on the same files: one run at a time for the user
+    // too. Where the user's lock cannot be made, the index's own lock stands alone.
+    let user = user_lock_file();
+    if let Some(file) = &user
+        && let Err(fs::TryLockError::WouldBlock) = file.try_lock()
+    {
+        return Err(Error::ActionRunning(index_dir.to_path_buf()));
+    }
+    Ok(ActionLock {
+        _dir: dir,
+        _user: user,
+    })
+}
+
+/// The user's lock file on acting on photos, `lookalike/actions.lock` in the user's cache
+/// folder (`$XDG_CACHE_HOME`, else `~/.cache`), when it can be opened as a regular file.
+fn user_lock_file() -> Option<fs::File> {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
+                .map(|home| home.join(".cache"))
+        })?;
+    let folder = cache.join("lookalike");
+    fs::create_dir_all(&folder).ok()?;
+    let mut options = fs::OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // a pipe planted at the name is never waited on
+        options.custom_flags(libc::O_NONBLOCK).mode(0o600);
+    }
+    let file = options.open(folder.join("actions.lock")).ok()?;
+    file.metadata().ok()?.is_file().then_some(file)
 }
 
 /// Why a step must not run, if it must not.

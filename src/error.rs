@@ -49,7 +49,7 @@ pub enum Error {
 
     /// Another process is moving, deleting or restoring this index's duplicates.
     #[error(
-        "another `duplicates --apply` or `undo` is acting on the files of the index at {0}; wait for it to finish, then run this again"
+        "another `duplicates --apply` or `undo` is acting on files, on the index at {0} or on another index of this user; wait for it to finish, then run this again"
     )]
     ActionRunning(PathBuf),
 

@@ -1023,3 +1023,33 @@ fn names_at_the_length_limit_are_linked_and_unlinked() {
     assert_eq!(std::fs::read(&long).unwrap(), bytes);
     assert_eq!(std::fs::read_dir(&env.photos).unwrap().count(), 2);
 }
+
+#[test]
+fn two_indexes_over_the_same_photos_act_one_at_a_time() {
+    let env = Env::new();
+    let bytes = std::fs::read(sample("camera")).unwrap();
+    env.put("a.jpg", &bytes);
+    env.put("b.jpg", &bytes);
+    // another index's run holds the user's lock
+    let folder = env.root.join(".cache").join("lookalike");
+    std::fs::create_dir_all(&folder).unwrap();
+    let held = std::fs::File::create(folder.join("actions.lock")).unwrap();
+    held.try_lock().unwrap();
+    let refused = env
+        .cmd()
+        .arg("duplicates")
+        .arg(&env.photos)
+        .args(["--trash", "--apply"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("another index"),
+        "{refused:?}"
+    );
+    assert_eq!(std::fs::read_dir(&env.photos).unwrap().count(), 2);
+    drop(held);
+    let (json, code) = env.duplicates(&["--trash", "--apply"]);
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(std::fs::read_dir(&env.photos).unwrap().count(), 1);
+}

@@ -815,7 +815,28 @@ fn image_error(path: &Path, e: image::ImageError, cfg: &DecodeConfig) -> Error {
             path,
             format!("{e}: the file ends early (truncated? was it copied completely?)"),
         ),
-        other => bad(path, other.to_string().trim_end().to_string()),
+        other => {
+            let text = other.to_string().trim_end().to_string();
+            let lower = text.to_ascii_lowercase();
+            let damaged = [
+                "end of file",
+                "eof",
+                "enough data",
+                "truncated",
+                "corrupt",
+                "crc",
+            ]
+            .iter()
+            .any(|sign| lower.contains(sign));
+            if damaged {
+                bad(
+                    path,
+                    format!("{text} (the file is damaged or cut short: was it copied completely?)"),
+                )
+            } else {
+                bad(path, text)
+            }
+        }
     }
 }
 

@@ -70,6 +70,9 @@ impl Collection {
             .arg(&self.index)
             .args(["-q", "serve", "--port", "0"])
             .args(extra)
+            // each server's trash and action lock are its own
+            .env("XDG_DATA_HOME", self.root.join("data"))
+            .env("XDG_CACHE_HOME", self.root.join("cache"))
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
