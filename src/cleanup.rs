@@ -252,7 +252,7 @@ fn file_hash(path: &Path) -> std::io::Result<[u8; 32]> {
 /// Held while a run acts on files or undoes one; released on drop.
 struct ActionLock {
     _dir: fs::File,
-    _user: Option<fs::File>,
+    _user: fs::File,
 }
 
 /// Takes the lock on acting on this index's files, refusing at once when another process
@@ -280,12 +280,14 @@ fn lock_actions(journal_dir: &Path) -> Result<ActionLock> {
         Err(fs::TryLockError::Error(e)) => return Err(Error::io(index_dir, e)),
     }
     // Two indexes over the same photos act on the same files: one run at a time for the user
-    // too. Where the user's lock cannot be made, the index's own lock stands alone.
-    let user = user_lock_file();
-    if let Some(file) = &user
-        && let Err(fs::TryLockError::WouldBlock) = file.try_lock()
-    {
-        return Err(Error::ActionRunning(index_dir.to_path_buf()));
+    // too, and no run without that lock.
+    let user = user_lock_file()?;
+    match user.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            return Err(Error::ActionRunning(index_dir.to_path_buf()));
+        }
+        Err(fs::TryLockError::Error(e)) => return Err(user_lock_error(&user_lock_path(), e)),
     }
     Ok(ActionLock {
         _dir: dir,
@@ -293,20 +295,29 @@ fn lock_actions(journal_dir: &Path) -> Result<ActionLock> {
     })
 }
 
-/// The user's lock file on acting on photos, `lookalike/actions.lock` in the user's cache
-/// folder (`$XDG_CACHE_HOME`, else `~/.cache`), when it can be opened as a regular file.
-fn user_lock_file() -> Option<fs::File> {
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .filter(|p| p.is_absolute())
-                .map(|home| home.join(".cache"))
-        })?;
-    let folder = cache.join("lookalike");
-    fs::create_dir_all(&folder).ok()?;
+/// Where the user's lock on acting on photos lives: `lookalike/actions.lock` in the user's
+/// cache folder (`$XDG_CACHE_HOME`, else `~/.cache`, else the temporary folder).
+fn user_lock_path() -> PathBuf {
+    let absolute = |v: Option<std::ffi::OsString>| v.map(PathBuf::from).filter(|p| p.is_absolute());
+    let cache = absolute(std::env::var_os("XDG_CACHE_HOME"))
+        .or_else(|| absolute(std::env::var_os("HOME")).map(|home| home.join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    cache.join("lookalike").join("actions.lock")
+}
+
+fn user_lock_error(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::InvalidInput(format!(
+        "cannot take the lock that keeps two runs off the same photos, {} ({e}); make it a \
+         writable file, or set XDG_CACHE_HOME to a folder you can write",
+        path.display()
+    ))
+}
+
+/// Opens the user's lock file ([`user_lock_path`]), made if missing; it must be a regular file.
+fn user_lock_file() -> Result<fs::File> {
+    let path = user_lock_path();
+    let folder = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(folder).map_err(|e| user_lock_error(&path, e))?;
     let mut options = fs::OpenOptions::new();
     options.read(true).write(true).create(true).truncate(false);
     #[cfg(unix)]
@@ -315,8 +326,12 @@ fn user_lock_file() -> Option<fs::File> {
         // a pipe planted at the name is never waited on
         options.custom_flags(libc::O_NONBLOCK).mode(0o600);
     }
-    let file = options.open(folder.join("actions.lock")).ok()?;
-    file.metadata().ok()?.is_file().then_some(file)
+    let file = options.open(&path).map_err(|e| user_lock_error(&path, e))?;
+    match file.metadata() {
+        Ok(m) if m.is_file() => Ok(file),
+        Ok(_) => Err(user_lock_error(&path, "not a regular file")),
+        Err(e) => Err(user_lock_error(&path, e)),
+    }
 }
 
 /// Why a step must not run, if it must not.

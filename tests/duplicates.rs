@@ -1049,6 +1049,24 @@ fn two_indexes_over_the_same_photos_act_one_at_a_time() {
     );
     assert_eq!(std::fs::read_dir(&env.photos).unwrap().count(), 2);
     drop(held);
+    // a lock that cannot be taken stops the run too
+    let lock = folder.join("actions.lock");
+    std::fs::remove_file(&lock).unwrap();
+    std::fs::create_dir(&lock).unwrap();
+    let refused = env
+        .cmd()
+        .arg("duplicates")
+        .arg(&env.photos)
+        .args(["--trash", "--apply"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("actions.lock"),
+        "{refused:?}"
+    );
+    assert_eq!(std::fs::read_dir(&env.photos).unwrap().count(), 2);
+    std::fs::remove_dir(&lock).unwrap();
     let (json, code) = env.duplicates(&["--trash", "--apply"]);
     assert_eq!(code, 0, "{json}");
     assert_eq!(std::fs::read_dir(&env.photos).unwrap().count(), 1);

@@ -76,7 +76,7 @@ pub(crate) struct EvalArgs {
     #[arg(long, value_name = "LIST", conflicts_with_all = ["dataset", "duplicates"])]
     suite: Option<String>,
     /// Number of images distorted in the distortion benchmark (1 to 1000000).
-    #[arg(long, default_value_t = 100, value_parser = super::usize_in(1..=1_000_000))]
+    #[arg(long, default_value_t = 100, value_parser = super::usize_in(1..=1_000_000), conflicts_with = "dataset")]
     sample: usize,
     /// Labelled run with distorted queries (e.g. `blur:2`) against the clean index; `+` chains
     /// distortions in order (`blur:3+jpeg:75`: a blurred photo saved as JPEG).
@@ -236,8 +236,9 @@ fn index_folder(
         }
         if summary.failed.len() > SHOWN {
             note!(
-                "failed: {} more (`lookalike status` lists them)",
-                summary.failed.len() - SHOWN
+                "failed: {} more (`lookalike status --index-dir {}` lists them)",
+                summary.failed.len() - SHOWN,
+                crate::path_repr::shown(collection.dir())
             );
         }
     }
@@ -255,6 +256,15 @@ fn default_images_dir(dataset: &Path) -> PathBuf {
 }
 
 pub(crate) fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) -> Result<ExitCode> {
+    if let Some(path) = &args.dump_rankings {
+        let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
+        if path.is_dir() || folder.is_some_and(|f| !f.is_dir()) {
+            return Err(Error::InvalidInput(format!(
+                "--dump-rankings {}: give a file name in an existing folder",
+                crate::path_repr::shown(path)
+            )));
+        }
+    }
     // the report's folder is made before the work, so a bad path fails at once
     if let Some(dir) = &args.report {
         std::fs::create_dir_all(dir).map_err(|e| {
@@ -653,8 +663,9 @@ fn distort_benchmark(
     let items: ItemVectors = load_item_vectors(&store, &mut gt, registry)?;
     if items.by_item.is_empty() {
         return Err(Error::InvalidInput(format!(
-            "{}: none of its images could be read, so there is nothing to distort (`lookalike status` lists the failures)",
-            crate::path_repr::shown(folder)
+            "{}: none of its images could be read, so there is nothing to distort (`lookalike status --index-dir {}` lists the failures)",
+            crate::path_repr::shown(folder),
+            crate::path_repr::shown(collection.dir())
         )));
     }
     let paths: HashMap<usize, PathBuf> = items.by_item.keys().map(|&i| (i, gt.path(i))).collect();

@@ -255,6 +255,8 @@ pub(crate) fn run_blur(args: &BlurArgs, quiet: bool) -> Result<()> {
     }
     let psf = PsfSpec::parse(&args.psf)?.to_psf()?;
     let img = load_for_restoration(&args.input, args.memory_budget)?;
+    let (rows, cols) = img.planes.dim();
+    file::check_fits(&args.output, cols, rows)?;
     // channel c gets the noise stream of seed + c, so grey and colour runs are reproducible
     let blur = |p: &crate::restore::Plane, c: u64| {
         let b = convolve(p, &psf);
@@ -291,6 +293,8 @@ pub(crate) fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
     check_output(&args.input, "input", &args.output, "")?;
     let format = file::output_format(&args.output)?;
     let img = load_for_restoration(&args.input, args.memory_budget)?;
+    let (rows, cols) = img.planes.dim();
+    file::check_fits(&args.output, cols, rows)?;
     let cfg = DeblurConfig {
         lossy_source: img.lossy,
         ..cfg
@@ -334,8 +338,13 @@ pub(crate) fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
             } else {
                 "pixels written unchanged"
             };
+            let why = if est.is_some() {
+                "no blur found"
+            } else {
+                "no blur given"
+            };
             note!(
-                "{}: no blur found (noise {:.4}), {how} to {}",
+                "{}: {why} (noise {:.4}), {how} to {}",
                 shown(&args.input),
                 done.noise_sigma(),
                 shown(&args.output)

@@ -792,7 +792,7 @@ fn check_memory(need: u64, w: u32, h: u32, path: &Path, cfg: &DecodeConfig) -> R
         return Err(bad(
             path,
             format!(
-                "image is {w}x{h} pixels and would need {} MiB to decode, over the memory budget of {} MiB (a decompression bomb? if not, give the command a larger `--memory-budget MIB`; `index` also needs `--retry-failed`)",
+                "image is {w}x{h} pixels and would need {} MiB to decode, over the memory budget of {} MiB (a decompression bomb? if not, give the command a larger `--memory-budget MIB`)",
                 need.div_ceil(1 << 20),
                 cfg.memory_budget >> 20
             ),
@@ -862,7 +862,7 @@ fn check_size(w: u32, h: u32, path: &Path, cfg: &DecodeConfig) -> Result<()> {
         return Err(bad(
             path,
             format!(
-                "image is {w}x{h} pixels, over the limit of {} megapixels at a memory budget of {} MiB (a decompression bomb? if not, a larger `--memory-budget MIB` raises the limit in proportion; `index` also needs `--retry-failed`)",
+                "image is {w}x{h} pixels, over the limit of {} megapixels at a memory budget of {} MiB (a decompression bomb? if not, a larger `--memory-budget MIB` raises the limit in proportion)",
                 max_pixels / 1_000_000,
                 cfg.memory_budget >> 20
             ),

@@ -93,6 +93,24 @@ pub fn output_format(path: &Path) -> Result<ImageFormat> {
     }
 }
 
+/// Refuses, before any work, an image of `width` x `height` that `path`'s format cannot hold:
+/// icons are at most 256 pixels a side, WebP 16383, GIF 65535.
+pub fn check_fits(path: &Path, width: usize, height: usize) -> Result<()> {
+    let most = match output_format(path)? {
+        ImageFormat::Ico => 256,
+        ImageFormat::WebP => 16_383,
+        ImageFormat::Gif => 65_535,
+        _ => return Ok(()),
+    };
+    if width > most || height > most {
+        return Err(Error::InvalidInput(format!(
+            "cannot write {}: the image is {width}x{height} pixels and this format holds at most {most} a side; use .png or .tif",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Writes `planes` (8 bits per channel) with `alpha`, if any, as the file `path`; the format
 /// follows the extension ([`output_format`]); JPEG at [`JPEG_QUALITY`]. Alpha goes where the
 /// format holds it; a JPEG or PNM gets the image flattened on white.
