@@ -647,7 +647,7 @@ pub fn estimate_blur(plane: &Plane) -> BlurEstimate {
 /// 3 this took the radius read from 2.90-3.01 to 2.96-3.00 and gained 0.57 dB restored).
 /// A few times slower (tens of milliseconds).
 pub fn estimate_blur_thorough(plane: &Plane) -> BlurEstimate {
-    let est = estimate(plane, true, false);
+    let mut est = estimate(plane, true, false);
     // A JPEG decoded and saved losslessly keeps its block grid, whose floor reads as a line of
     // about 50 pixels; such a line on a gridded image is estimated as for a lossy file.
     if est.kind == BlurKind::Motion
@@ -656,7 +656,34 @@ pub fn estimate_blur_thorough(plane: &Plane) -> BlurEstimate {
     {
         return estimate(plane, true, true);
     }
+    if matches!(est.kind, BlurKind::Gaussian | BlurKind::Disk)
+        && let Some(edges) = super::edge_width::edge_blur_sigma(&central_crop(plane))
+        && edges_overrule(&est, edges)
+    {
+        est.kind = BlurKind::Gaussian;
+        est.sigma = edges;
+        est.radius = 0.0;
+    }
     est
+}
+
+/// Whether the edges' Gaussian width overrules a spectral Gaussian or disk: the spectral
+/// reading is far narrower (edges wider by over 1.6 px² in variance), far wider (over 1.3
+/// times), or a disk whose edges are as wide as a Gaussian's (over 0.7 of the radius; true
+/// disks read 0.51-0.66). On the restoration grid this takes the blind estimate from 93 to 99
+/// of 100 cases found, changing no case found before; an edge reading that would call the
+/// image sharp never overrules.
+fn edges_overrule(est: &BlurEstimate, edges: f32) -> bool {
+    if edges < SHARP_SIGMA {
+        return false;
+    }
+    match est.kind {
+        BlurKind::Gaussian => {
+            edges * edges - est.sigma * est.sigma > 1.6 || est.sigma > 1.3 * edges
+        }
+        BlurKind::Disk => edges > 0.7 * est.radius,
+        _ => false,
+    }
 }
 
 /// Lines longer than this (pixels) are checked for a JPEG block grid: the lines JPEG's floor

@@ -5,6 +5,7 @@
 
 pub mod color;
 pub mod deblur;
+mod edge_width;
 pub mod estimate;
 pub mod fft;
 pub mod file;
