@@ -334,6 +334,10 @@ fn user_lock_file() -> Result<fs::File> {
     }
 }
 
+/// Longest file name the desktop trash can record: 255 bytes less `.trashinfo` and room for a
+/// number.
+const TRASH_NAME_MAX: usize = 240;
+
 /// Why a step must not run, if it must not.
 fn refusal(step: &Step, action: &Action) -> Option<String> {
     let meta = match fs::symlink_metadata(&step.path) {
@@ -365,6 +369,18 @@ fn refusal(step: &Step, action: &Action) -> Option<String> {
     }
     if step.path == step.keeper {
         return Some("it is the copy to keep".into());
+    }
+    // The trash records a file under its own name plus `.trashinfo` (and a number when the name
+    // is taken there): a name near the 255-byte limit cannot be recorded.
+    if matches!(action, Action::Trash)
+        && step
+            .path
+            .file_name()
+            .is_some_and(|n| n.len() > TRASH_NAME_MAX)
+    {
+        return Some(format!(
+            "its name is over {TRASH_NAME_MAX} bytes, too long for the desktop trash's record: left alone (use --move-to for it)"
+        ));
     }
     // A symbolic link as the copy to keep would keep a name only: the content may be the copy
     // itself, or outside the folder, and a hard link to it would dangle.

@@ -1071,3 +1071,20 @@ fn two_indexes_over_the_same_photos_act_one_at_a_time() {
     assert_eq!(code, 0, "{json}");
     assert_eq!(std::fs::read_dir(&env.photos).unwrap().count(), 1);
 }
+
+#[test]
+fn a_name_too_long_for_the_trash_is_left_alone_and_said_so() {
+    let env = Env::new();
+    let bytes = std::fs::read(sample("camera")).unwrap();
+    env.put("a.jpg", &bytes);
+    let long = env.put(&format!("{}.jpg", "t".repeat(246)), &bytes);
+    let (json, code) = env.duplicates(&["--keep", "match:**/a.jpg", "--trash", "--apply"]);
+    assert_eq!(code, 0, "{json}");
+    let step = &json["action"]["steps"][0];
+    assert_eq!(step["outcome"], "skipped", "{json}");
+    assert!(
+        step["reason"].as_str().unwrap().contains("--move-to"),
+        "{json}"
+    );
+    assert_eq!(std::fs::read(&long).unwrap(), bytes);
+}

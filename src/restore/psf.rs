@@ -168,7 +168,7 @@ impl Psf {
         }
         if kernel.iter().any(|v| !v.is_finite()) {
             return Err(Error::InvalidInput(
-                "PSF kernel holds NaN or infinite values".into(),
+                "PSF kernel holds values that are not numbers, infinite or too large (a kernel's weights are relative: scale them down)".into(),
             ));
         }
         if kernel.iter().any(|&v| v < 0.0) {
