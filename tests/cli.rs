@@ -1643,3 +1643,36 @@ fn eval_refuses_what_it_would_ignore() {
         "{e}"
     );
 }
+
+/// A colour under nearly transparent pixels counts by its opacity in `blur`: it does not bleed
+/// into the opaque pixels beside it.
+#[test]
+fn nearly_transparent_colours_do_not_bleed_in_blur() {
+    let env = setup(&[]);
+    let input = env.root.join("half.png");
+    image::RgbaImage::from_fn(120, 100, |x, _| {
+        if x < 60 {
+            image::Rgba([128, 128, 128, 255])
+        } else {
+            image::Rgba([255, 0, 0, 1])
+        }
+    })
+    .save(&input)
+    .unwrap();
+    let output = env.root.join("half_blurred.png");
+    run_ok(
+        env.cmd()
+            .arg("blur")
+            .arg(&input)
+            .arg(&output)
+            .args(["--psf", "gaussian:3"]),
+    );
+    let out = image::open(&output).unwrap().to_rgba8();
+    for x in 40..60 {
+        let p = out.get_pixel(x, 50);
+        assert!(
+            p[0].abs_diff(128) <= 1 && p[1].abs_diff(128) <= 1 && p[3] == 255,
+            "pixel {x}: {p:?}"
+        );
+    }
+}

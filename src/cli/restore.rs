@@ -258,8 +258,27 @@ pub(crate) fn run_blur(args: &BlurArgs, quiet: bool) -> Result<()> {
     let (rows, cols) = img.planes.dim();
     file::check_fits(&args.output, cols, rows)?;
     // channel c gets the noise stream of seed + c, so grey and colour runs are reproducible
+    // Colours count by their opacity (a blur of premultiplied colour, divided by the blurred
+    // opacity): a nearly transparent pixel's colour barely reaches its opaque neighbours.
+    let opacity = img
+        .alpha
+        .as_ref()
+        .filter(|a| a.pixels().any(|p| p[0] < u8::MAX))
+        .map(|a| crate::restore::color::gray_to_plane(a));
+    let spread_opacity = opacity.as_ref().map(|a| convolve(a, &psf));
     let blur = |p: &crate::restore::Plane, c: u64| {
-        let b = convolve(p, &psf);
+        let b = match (&opacity, &spread_opacity) {
+            (Some(a), Some(spread)) => {
+                let mut weighted = convolve(&(p * a), &psf);
+                let plain = convolve(p, &psf);
+                ndarray::Zip::from(&mut weighted)
+                    .and(spread)
+                    .and(&plain)
+                    .for_each(|w, &s, &q| *w = if s > 1e-3 { *w / s } else { q });
+                weighted
+            }
+            _ => convolve(p, &psf),
+        };
         if args.noise > 0.0 {
             add_gaussian_noise(&b, args.noise, args.seed.wrapping_add(c))
         } else {
