@@ -264,7 +264,7 @@ pub(crate) fn run_blur(args: &BlurArgs, quiet: bool) -> Result<()> {
         .alpha
         .as_ref()
         .filter(|a| a.pixels().any(|p| p[0] < u8::MAX))
-        .map(|a| crate::restore::color::gray_to_plane(a));
+        .map(crate::restore::color::gray_to_plane);
     let spread_opacity = opacity.as_ref().map(|a| convolve(a, &psf));
     let blur = |p: &crate::restore::Plane, c: u64| {
         let b = match (&opacity, &spread_opacity) {
