@@ -269,12 +269,13 @@ pub(crate) fn run_blur(args: &BlurArgs, quiet: bool) -> Result<()> {
     let blur = |p: &crate::restore::Plane, c: u64| {
         let b = match (&opacity, &spread_opacity) {
             (Some(a), Some(spread)) => {
+                // where no opacity reaches, the pixel (transparent, its colour already taken
+                // from the visible ones about it) keeps its colour
                 let mut weighted = convolve(&(p * a), &psf);
-                let plain = convolve(p, &psf);
                 ndarray::Zip::from(&mut weighted)
                     .and(spread)
-                    .and(&plain)
-                    .for_each(|w, &s, &q| *w = if s > 1e-3 { *w / s } else { q });
+                    .and(p)
+                    .for_each(|w, &s, &own| *w = if s > 1e-3 { *w / s } else { own });
                 weighted
             }
             _ => convolve(p, &psf),

@@ -210,7 +210,9 @@ fn bicubic(a: &[f64], w: usize, h: usize, y: f64, x: f64) -> f64 {
     sum
 }
 
-/// Immerkær's noise estimate: the mean absolute response of a Laplacian difference mask.
+/// Immerkær's noise estimate: the mean absolute response of a Laplacian difference mask. The
+/// mean, not the median `noise::noise_sigma` takes: edges raise it, and the fit limits here
+/// were set with it.
 fn noise_sigma(img: &[f64], w: usize, h: usize) -> f64 {
     let mut acc = 0.0;
     for y in 1..h - 1 {

@@ -73,6 +73,13 @@ fn is_lossy(bytes: &[u8]) -> bool {
         || bytes.starts_with(b"\0\0\0\x0cJXL ")
 }
 
+/// `path`'s extension, lowercase.
+fn lowercase_extension(path: &Path) -> Option<String> {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+}
+
 /// The format `path`'s extension asks for, refused before any work when it cannot be written.
 pub fn output_format(path: &Path) -> Result<ImageFormat> {
     let refuse = |why: &str| {
@@ -81,10 +88,7 @@ pub fn output_format(path: &Path) -> Result<ImageFormat> {
             path.display()
         )))
     };
-    let extension = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
+    let extension = lowercase_extension(path);
     match ImageFormat::from_path(path) {
         _ if extension.as_deref() == Some("pbm") => refuse("black-and-white .pbm is not written"),
         Ok(format) if format.writing_enabled() => Ok(format),
@@ -124,12 +128,7 @@ pub fn save(planes: &Planes, alpha: Option<&GrayImage>, path: &Path) -> Result<(
 /// Whether a file of `format` named `from` copied to `to` is what `to`'s extension asks for:
 /// always, but for PNM, whose extensions name subtypes (`.pgm` grey, `.ppm` colour...).
 pub fn same_subtype(from: &Path, to: &Path, format: ImageFormat) -> bool {
-    let extension = |p: &Path| {
-        p.extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase)
-    };
-    format != ImageFormat::Pnm || extension(from) == extension(to)
+    format != ImageFormat::Pnm || lowercase_extension(from) == lowercase_extension(to)
 }
 
 /// Copies the file `from` to `to` byte for byte, through a temporary file.
@@ -204,10 +203,7 @@ fn encode(
             img.write_with_encoder(encoder).map_err(failed)
         }
         ImageFormat::Pnm => {
-            let extension = path
-                .extension()
-                .and_then(|e| e.to_str())
-                .map(str::to_ascii_lowercase);
+            let extension = lowercase_extension(path);
             let grey = matches!(img, DynamicImage::ImageLuma8(_));
             let (subtype, img) = match extension.as_deref() {
                 Some("pam") => (None, img.clone()),
