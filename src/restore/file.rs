@@ -117,10 +117,15 @@ pub fn check_fits(path: &Path, width: usize, height: usize) -> Result<()> {
 
 /// Writes `planes` (8 bits per channel) with `alpha`, if any, as the file `path`; the format
 /// follows the extension ([`output_format`]); JPEG at [`JPEG_QUALITY`]. Alpha goes where the
-/// format holds it; a JPEG or PNM gets the image flattened on white.
+/// format holds it; a JPEG, PGM, PPM or PNM gets the image flattened on white (PAM keeps alpha).
 pub fn save(planes: &Planes, alpha: Option<&GrayImage>, path: &Path) -> Result<()> {
     let format = output_format(path)?;
-    let holds_alpha = !matches!(format, ImageFormat::Jpeg | ImageFormat::Pnm);
+    // PAM, of the PNM family, has an alpha tuple type
+    let holds_alpha = match format {
+        ImageFormat::Jpeg => false,
+        ImageFormat::Pnm => lowercase_extension(path).as_deref() == Some("pam"),
+        _ => true,
+    };
     let img = in_format_layout(with_alpha(planes.to_image(), alpha, holds_alpha), format);
     write_atomically(path, |out| encode(&img, format, path, out))
 }
@@ -382,7 +387,9 @@ mod tests {
             Plane::from_shape_fn((20, 24), |(r, c)| ((r + c * k) % 7) as f32 / 7.0)
         }));
         let alpha = GrayImage::from_fn(24, 20, |x, _| image::Luma([if x < 12 { 0 } else { 200 }]));
-        let holds_alpha = ["png", "gif", "bmp", "tif", "webp", "qoi", "ico", "tga"];
+        let holds_alpha = [
+            "png", "gif", "bmp", "tif", "webp", "qoi", "ico", "tga", "pam",
+        ];
         for ext in [
             "png", "jpg", "gif", "bmp", "tif", "webp", "qoi", "ico", "tga", "pgm", "ppm", "pnm",
             "pam",
