@@ -1030,42 +1030,34 @@ fn two_indexes_over_the_same_photos_act_one_at_a_time() {
     let bytes = std::fs::read(sample("camera")).unwrap();
     env.put("a.jpg", &bytes);
     env.put("b.jpg", &bytes);
+    // an applied run refused with exit 2, saying `needle`, and every photo still there
+    let refused_saying = |needle: &str| {
+        let refused = env
+            .cmd()
+            .arg("duplicates")
+            .arg(&env.photos)
+            .args(["--trash", "--apply"])
+            .output()
+            .unwrap();
+        assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+        assert!(
+            String::from_utf8_lossy(&refused.stderr).contains(needle),
+            "{refused:?}"
+        );
+        assert_eq!(std::fs::read_dir(&env.photos).unwrap().count(), 2);
+    };
     // another index's run holds the user's lock
     let folder = env.root.join(".cache").join("lookalike");
     std::fs::create_dir_all(&folder).unwrap();
     let held = std::fs::File::create(folder.join("actions.lock")).unwrap();
     held.try_lock().unwrap();
-    let refused = env
-        .cmd()
-        .arg("duplicates")
-        .arg(&env.photos)
-        .args(["--trash", "--apply"])
-        .output()
-        .unwrap();
-    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
-    assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("another index"),
-        "{refused:?}"
-    );
-    assert_eq!(std::fs::read_dir(&env.photos).unwrap().count(), 2);
+    refused_saying("another index");
     drop(held);
     // a lock that cannot be taken stops the run too
     let lock = folder.join("actions.lock");
     std::fs::remove_file(&lock).unwrap();
     std::fs::create_dir(&lock).unwrap();
-    let refused = env
-        .cmd()
-        .arg("duplicates")
-        .arg(&env.photos)
-        .args(["--trash", "--apply"])
-        .output()
-        .unwrap();
-    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
-    assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("actions.lock"),
-        "{refused:?}"
-    );
-    assert_eq!(std::fs::read_dir(&env.photos).unwrap().count(), 2);
+    refused_saying("actions.lock");
     std::fs::remove_dir(&lock).unwrap();
     let (json, code) = env.duplicates(&["--trash", "--apply"]);
     assert_eq!(code, 0, "{json}");
