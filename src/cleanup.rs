@@ -104,6 +104,10 @@ enum Entry {
         to: Option<String>,
         keeper: String,
         hash: String,
+        /// The copy's folder with every link resolved, so that `undo` puts nothing back
+        /// through a link made since (absent from journals of older versions).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from_dir: Option<String>,
     },
     /// Written after the step succeeded.
     Done {
@@ -334,6 +338,45 @@ fn user_lock_file() -> Result<fs::File> {
     }
 }
 
+/// `dir` with its longest existing ancestor's links resolved and the rest appended: where
+/// creating and writing below `dir` would really land.
+fn resolved_dir(dir: &Path) -> std::io::Result<PathBuf> {
+    let mut existing = dir;
+    let mut rest = Vec::new();
+    while existing.symlink_metadata().is_err() {
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => break,
+        }
+    }
+    let mut resolved = fs::canonicalize(existing)?;
+    for name in rest.into_iter().rev() {
+        resolved.push(name);
+    }
+    Ok(resolved)
+}
+
+/// True when the folder's entries can be added and removed by this process (a file can only
+/// be moved, trashed, linked over or deleted from such a folder).
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn folder_writable(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) == 0 }
+}
+
+#[cfg(not(unix))]
+fn folder_writable(dir: &Path) -> bool {
+    fs::metadata(dir).is_ok_and(|m| !m.permissions().readonly())
+}
+
 /// Longest file name the desktop trash can record: 255 bytes less `.trashinfo` and room for a
 /// number.
 const TRASH_NAME_MAX: usize = 240;
@@ -352,6 +395,14 @@ fn refusal(step: &Step, action: &Action) -> Option<String> {
     }
     if meta.permissions().readonly() {
         return Some("read-only: left alone (make it writable to include it)".into());
+    }
+    if let Some(dir) = step.path.parent()
+        && !folder_writable(dir)
+    {
+        return Some(format!(
+            "its folder {} is read-only: left alone (make the folder writable to include it)",
+            dir.display()
+        ));
     }
     match file_hash(&step.path) {
         Ok(h) if h == step.hash => {}
@@ -403,11 +454,30 @@ fn refusal(step: &Step, action: &Action) -> Option<String> {
         Action::Hardlink if step.hash != step.keeper_hash => Some(
             "not byte-identical to the copy to keep: a hard link would lose its content".into(),
         ),
+        Action::Hardlink
+            if matches!((file_id(&step.path), file_id(&step.keeper)), (Some(a), Some(b)) if a.0 != b.0) =>
+        {
+            Some(format!(
+                "on another disk than the copy to keep, {}: a hard link cannot cross disks (use --move-to or --trash for it)",
+                step.keeper.display()
+            ))
+        }
         Action::MoveTo(_) => match &step.target {
             Some(t) if t.exists() || t.symlink_metadata().is_ok() => {
                 Some(format!("{} already exists", t.display()))
             }
-            _ => None,
+            // a link inside the --move-to folder could lead the copy back into an indexed
+            // folder, or anywhere
+            Some(t) => t.parent().and_then(|dir| match resolved_dir(dir) {
+                Ok(real) if real == dir => None,
+                Ok(real) => Some(format!(
+                    "{} leads to {} through a symbolic link: left alone (moves stay inside the --move-to folder)",
+                    dir.display(),
+                    real.display()
+                )),
+                Err(e) => Some(format!("cannot read {} ({e})", dir.display())),
+            }),
+            None => None,
         },
         _ => None,
     }
@@ -476,7 +546,10 @@ fn move_file(from: &Path, to: &Path, hash: &[u8; 32]) -> std::io::Result<()> {
             }
             fs::remove_file(from)
         }
-        Err(e) => Err(at(to, e)),
+        Err(e) => Err(std::io::Error::new(
+            e.kind(),
+            format!("cannot move {} to {}: {e}", from.display(), to.display()),
+        )),
     }
 }
 
@@ -486,7 +559,7 @@ fn run_step(step: &Step, action: &Action) -> std::io::Result<()> {
             let to = step.target.as_ref().expect("a move has a target");
             move_file(&step.path, to, &step.hash)
         }
-        Action::Trash => trash::delete(&step.path).map_err(std::io::Error::other),
+        Action::Trash => trash::delete(&step.path).map_err(trash_error),
         Action::Hardlink => {
             let tmp = temporary_beside(&step.path);
             fs::hard_link(&step.keeper, &tmp)?;
@@ -498,6 +571,21 @@ fn run_step(step: &Step, action: &Action) -> std::io::Result<()> {
             renamed
         }
         Action::Delete => fs::remove_file(&step.path),
+    }
+}
+
+/// The trash's error as a sentence (its own display is a debug dump).
+fn trash_error(e: trash::Error) -> std::io::Error {
+    match e {
+        #[cfg(all(unix, not(target_os = "macos")))]
+        trash::Error::FileSystem { path, source } => std::io::Error::new(
+            source.kind(),
+            format!("the trash: {}: {source}", path.display()),
+        ),
+        trash::Error::Os { description, .. } | trash::Error::Unknown { description } => {
+            std::io::Error::other(format!("the trash: {description}"))
+        }
+        e => std::io::Error::other(format!("the trash: {e:?}")),
     }
 }
 
@@ -578,6 +666,11 @@ pub fn execute(
             to: step.target.as_deref().map(path_hex),
             keeper: path_hex(&step.keeper),
             hash: hex(&step.hash),
+            from_dir: step
+                .path
+                .parent()
+                .and_then(|d| resolved_dir(d).ok())
+                .map(|d| path_hex(&d)),
         })?;
         match run_step(step, action) {
             Ok(()) => {
@@ -683,7 +776,8 @@ pub fn undo(journal_dir: &Path) -> Result<Option<UndoReport>> {
                 to,
                 keeper,
                 hash,
-            }) => intents.push((step, op, from, to, keeper, hash)),
+                from_dir,
+            }) => intents.push((step, op, from, to, keeper, hash, from_dir)),
             Ok(Entry::Done { step }) => {
                 done.insert(step);
             }
@@ -691,14 +785,18 @@ pub fn undo(journal_dir: &Path) -> Result<Option<UndoReport>> {
         }
     }
     let mut steps = Vec::new();
-    for (step, op, from, to, keeper, hash) in intents.into_iter().rev() {
+    for (step, op, from, to, keeper, hash, from_dir) in intents.into_iter().rev() {
         let (Some(from), Some(hash)) = (path_of_hex(&from), hash_of_hex(&hash)) else {
             continue;
         };
         let to = to.as_deref().and_then(path_of_hex);
         let keeper = path_of_hex(&keeper).unwrap_or_default();
         let was_done = done.contains(&step);
-        let outcome = reverse(&op, &from, to.as_deref(), &keeper, &hash, was_done);
+        let from_dir = from_dir.as_deref().and_then(path_of_hex);
+        let outcome = match relinked(&from, from_dir.as_deref()) {
+            Some(why) if was_done && op != "delete" => Outcome::Failed(why),
+            _ => reverse(&op, &from, to.as_deref(), &keeper, &hash, was_done),
+        };
         steps.push(Reversal {
             path: from,
             reversible: was_done && op != "delete",
@@ -725,6 +823,22 @@ pub fn undo(journal_dir: &Path) -> Result<Option<UndoReport>> {
         steps,
         closed,
     }))
+}
+
+/// Why a file must not be put back at `from`: its folder now leads somewhere else than
+/// `from_dir`, where it was (a folder replaced by a link since the run).
+fn relinked(from: &Path, from_dir: Option<&Path>) -> Option<String> {
+    let (dir, was) = (from.parent()?, from_dir?);
+    match resolved_dir(dir) {
+        Ok(now) if now == was => None,
+        Ok(now) => Some(format!(
+            "{} now leads to {} (a symbolic link made since the run), not to {}: left where it is; put the folder back and run `lookalike undo` again",
+            dir.display(),
+            now.display(),
+            was.display()
+        )),
+        Err(e) => Some(format!("cannot read {} ({e})", dir.display())),
+    }
 }
 
 fn reverse(
@@ -815,10 +929,16 @@ fn reverse(
                     keeper.display()
                 ));
             }
-            // The content is the keeper's, byte for byte: a separate copy restores the file.
+            // The content was the keeper's, byte for byte: a separate copy restores the file,
+            // unless the shared content was changed since (through either name).
             let tmp = temporary_beside(from);
-            match copy_to_new(keeper, &tmp).and_then(|()| fs::rename(&tmp, from)) {
-                Ok(()) => Outcome::Done,
+            let copied = copy_to_new(keeper, &tmp).and_then(|()| file_hash(&tmp));
+            match copied.and_then(|h| fs::rename(&tmp, from).map(|()| h)) {
+                Ok(h) if h == *hash => Outcome::Done,
+                Ok(_) => Outcome::Skipped(format!(
+                    "separate again, but not as it was: the content it shared with {} changed after the run, and its own is gone",
+                    keeper.display()
+                )),
                 Err(e) => {
                     let _ = fs::remove_file(&tmp);
                     Outcome::Failed(e.to_string())

@@ -1080,3 +1080,111 @@ fn a_name_too_long_for_the_trash_is_left_alone_and_said_so() {
     );
     assert_eq!(std::fs::read(&long).unwrap(), bytes);
 }
+
+#[test]
+fn links_made_since_never_lead_a_move_or_an_undo_elsewhere() {
+    let env = Env::new();
+    let bytes = std::fs::read(sample("camera")).unwrap();
+    env.put("a/x.jpg", &bytes);
+    let copy = env.put("b/x.jpg", &bytes);
+    let other = env.root.join("other");
+    std::fs::create_dir(&other).unwrap();
+    let dest = env.root.join("dupes");
+    std::fs::create_dir(&dest).unwrap();
+    let keep_a_move = [
+        "--keep",
+        "match:**/a/**",
+        "--move-to",
+        dest.to_str().unwrap(),
+    ];
+
+    // a link inside the --move-to folder would carry the copy out of it
+    std::os::unix::fs::symlink(&other, dest.join("b")).unwrap();
+    let (json, code) = env.duplicates(&[&keep_a_move[..], &["--apply"]].concat());
+    assert_eq!(code, 0, "{json}");
+    let (outcome, reason) = step_of(&json, &copy);
+    assert_eq!(outcome, "skipped", "{json}");
+    assert!(reason.contains("symbolic link"), "{reason}");
+    assert!(copy.is_file());
+    assert_eq!(std::fs::read_dir(&other).unwrap().count(), 0);
+
+    // the copy's own folder replaced by a link after the move: undo puts nothing through it
+    std::fs::remove_file(dest.join("b")).unwrap();
+    let (json, code) = env.duplicates(&[&keep_a_move[..], &["--apply"]].concat());
+    assert_eq!(
+        (code, step_of(&json, &copy).0.as_str()),
+        (0, "done"),
+        "{json}"
+    );
+    std::fs::remove_dir(copy.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(&other, copy.parent().unwrap()).unwrap();
+    let out = env.cmd().arg("undo").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("now leads to"), "{stderr}");
+    assert_eq!(std::fs::read_dir(&other).unwrap().count(), 0);
+    assert!(dest.join("b/x.jpg").is_file());
+
+    // the folder put back, the kept journal brings the copy home
+    std::fs::remove_file(copy.parent().unwrap()).unwrap();
+    std::fs::create_dir(copy.parent().unwrap()).unwrap();
+    let out = env.cmd().arg("undo").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("1 of 1 files restored"), "{stderr}");
+    assert_eq!(std::fs::read(&copy).unwrap(), bytes);
+}
+
+#[test]
+fn undoing_a_link_whose_shared_content_changed_says_it_is_not_back() {
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::new();
+    let bytes = std::fs::read(sample("camera")).unwrap();
+    let kept = env.put("a/x.jpg", &bytes);
+    let copy = env.put("b/x.jpg", &bytes);
+    let (json, code) = env.duplicates(&["--keep", "match:**/a/**", "--hardlink", "--apply"]);
+    assert_eq!(
+        (code, step_of(&json, &copy).0.as_str()),
+        (0, "done"),
+        "{json}"
+    );
+    let mut edited = bytes.clone();
+    edited.extend_from_slice(b"edited through the link");
+    std::fs::write(&kept, &edited).unwrap();
+
+    let out = env.cmd().arg("undo").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("not as it was"), "{stderr}");
+    assert!(stderr.contains("0 of 1 files restored"), "{stderr}");
+    // the two names are separate files again, each with the content there is
+    assert_eq!(std::fs::metadata(&copy).unwrap().nlink(), 1);
+    assert_eq!(std::fs::read(&copy).unwrap(), edited);
+}
+
+#[test]
+fn a_keep_pattern_that_matches_no_copy_is_said_to() {
+    let env = Env::new();
+    let bytes = std::fs::read(sample("camera")).unwrap();
+    env.put("a/x.jpg", &bytes);
+    env.put("b/x.jpg", &bytes);
+    let out = env
+        .cmd()
+        .args(["duplicates", "--keep", "match:originals/**"])
+        .arg(&env.photos)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("no copy matches in 1 of 1 groups"),
+        "{stderr}"
+    );
+    let out = env
+        .cmd()
+        .args(["duplicates", "--keep", "match:**/b/**"])
+        .arg(&env.photos)
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("no copy matches"));
+}

@@ -173,6 +173,18 @@ pub(crate) fn cmd_duplicates(
             tracked.values().map(PathBuf::as_path),
         )?;
     }
+    let unmatched = findings
+        .groups
+        .iter()
+        .filter(|g| keep.matches_none_of(g))
+        .count();
+    if !quiet && unmatched > 0 {
+        note!(
+            "note: --keep {}: no copy matches in {unmatched} of {} groups, which keep their best copy instead (the pattern is matched against the whole path, e.g. match:**/originals/**)",
+            args.keep.trim(),
+            findings.groups.len()
+        );
+    }
     if !quiet && findings.unsigned > 0 {
         note!(
             "note: {} images were indexed before duplicate signatures existed; only their byte-identical copies are found until `lookalike index` runs again",
@@ -409,7 +421,9 @@ pub(crate) fn cmd_undo(collection: &Collection, args: UndoArgs, quiet: bool) -> 
     if args.json {
         print_json(&report)?;
     } else {
-        for r in &report.steps {
+        // steps whose intent was written but which failed or never ran changed nothing
+        let changed = |r: &&cleanup::Reversal| r.reversible || r.op == "delete";
+        for r in report.steps.iter().filter(changed) {
             match &r.outcome {
                 Outcome::Done if !quiet => note!("restored {}", display_path(&r.path)),
                 Outcome::Done => {}
@@ -429,13 +443,13 @@ pub(crate) fn cmd_undo(collection: &Collection, args: UndoArgs, quiet: bool) -> 
         let restored = report
             .steps
             .iter()
-            .filter(|r| r.outcome == Outcome::Done)
+            .filter(|r| r.reversible && r.outcome == Outcome::Done)
             .count();
         if !quiet {
             note!(
                 "undid the last {} run: {restored} of {} files restored",
                 report.action,
-                report.steps.len()
+                report.steps.iter().filter(changed).count()
             );
         }
         if !report.closed {

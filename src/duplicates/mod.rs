@@ -118,6 +118,15 @@ impl KeepRule {
         }
     }
 
+    /// True when the rule is a pattern that no member of `group` matches (the group then keeps
+    /// its best copy).
+    pub fn matches_none_of(&self, group: &Group) -> bool {
+        match self {
+            KeepRule::Matching(m) => !group.members.iter().any(|x| m.is_match(&x.record.path)),
+            _ => false,
+        }
+    }
+
     /// Orders copies so that the one to keep comes first.
     fn compare(&self, a: &ImageRecord, b: &ImageRecord) -> std::cmp::Ordering {
         let pixels = |r: &ImageRecord| u64::from(r.width) * u64::from(r.height);
