@@ -1323,6 +1323,109 @@ fn blind_deblur_of_a_blurred_jpeg_never_makes_it_worse() {
     }
 }
 
+/// A Gaussian blur in a JPEG is read at its width from the image's edges and restored: the
+/// spectrum of a JPEG read it as a disk or as barely blurred, and restoring with that gained
+/// under 1 dB, or lost.
+#[test]
+fn a_gaussian_blur_in_a_jpeg_is_found_and_restored() {
+    let env = setup(&[]);
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/restore/photos");
+    for photo in ["camera", "astronaut"] {
+        let sharp = fixtures.join(format!("{photo}.png"));
+        let blurred = env.root.join(format!("{photo}.jpg"));
+        run_ok(
+            env.cmd()
+                .arg("blur")
+                .arg(&sharp)
+                .arg(&blurred)
+                .args(["--psf", "gaussian:3"]),
+        );
+        let restored = env.root.join(format!("{photo}.restored.png"));
+        let out = run_ok(
+            env.cmd()
+                .arg("deblur")
+                .arg(&blurred)
+                .arg(&restored)
+                .arg("--json"),
+        );
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let sigma = doc["estimate"]["sigma"].as_f64().unwrap();
+        assert_eq!(doc["estimate"]["kind"], "gaussian", "{doc}");
+        assert!((sigma - 3.0).abs() < 0.3, "{doc}");
+        let (before, after) = (
+            psnr_of(&env, &sharp, &blurred),
+            psnr_of(&env, &sharp, &restored),
+        );
+        assert!(
+            after > before + 2.0,
+            "{photo}: {before:.2} -> {after:.2} dB"
+        );
+    }
+}
+
+/// `deblur --strength 0` leaves the image as it is: copied byte for byte to its own format.
+/// An output format that is read but not written, and transparency in `quality`, are said.
+#[test]
+fn strength_zero_copies_and_what_is_not_done_is_said() {
+    let env = setup(&[]);
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/restore/photos");
+    let jpeg = env.root.join("camera.jpg");
+    run_ok(
+        env.cmd()
+            .arg("blur")
+            .arg(fixtures.join("camera.png"))
+            .arg(&jpeg)
+            .args(["--psf", "gaussian:2"]),
+    );
+    let same = env.root.join("same.jpg");
+    let out =
+        run_ok(
+            env.cmd()
+                .arg("deblur")
+                .arg(&jpeg)
+                .arg(&same)
+                .args(["--strength", "0", "--json"]),
+        );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["copied"], true, "{doc}");
+    assert_eq!(std::fs::read(&same).unwrap(), std::fs::read(&jpeg).unwrap());
+
+    let out = env
+        .cmd()
+        .arg("deblur")
+        .arg(&jpeg)
+        .arg(env.root.join("out.jxl"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("read but not written"), "{stderr}");
+
+    let mut rgba = image::open(fixtures.join("camera.png")).unwrap().to_rgba8();
+    for p in rgba.pixels_mut() {
+        p[3] = 0;
+    }
+    let clear = env.root.join("clear.png");
+    rgba.save(&clear).unwrap();
+    let out = run_ok(
+        env.cmd()
+            .arg("quality")
+            .arg(fixtures.join("camera.png"))
+            .arg(&clear),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("transparency is not compared"), "{text}");
+    let out = run_ok(
+        env.cmd()
+            .arg("quality")
+            .arg(fixtures.join("camera.png"))
+            .arg(&clear)
+            .arg("--json"),
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["alpha_ignored"], true, "{doc}");
+}
+
 /// `blur` and `deblur` never harm an existing file: an output that is the input under another
 /// name (a hard link) is refused, a failed encode leaves the old file whole, a folder or an
 /// unwritable format is refused before any work, and a sharp image going to its own format is

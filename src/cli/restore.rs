@@ -320,8 +320,9 @@ pub(crate) fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
         ..cfg
     };
     let done = deblur(&img.planes, &cfg)?;
-    // an image found sharp is copied as it is when it goes to the same format
-    let copied = done.found_no_blur()
+    // an image left as it is (found sharp, or at strength 0) is copied when it goes to the
+    // same format
+    let copied = done.unchanged
         && img.format == Some(format)
         && file::same_subtype(&args.input, &args.output, format);
     if copied {
@@ -406,8 +407,10 @@ pub(crate) fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
 /// too); nothing goes to stderr but errors.
 pub(crate) fn run_quality(args: &QualityArgs) -> Result<()> {
     let decode = super::decode_config(args.memory_budget);
-    let a = load(&args.reference, &decode)?.planes;
-    let b = load(&args.test, &decode)?.planes;
+    let (a, b) = (load(&args.reference, &decode)?, load(&args.test, &decode)?);
+    // the scores are of the colours; transparency is not compared
+    let alpha_ignored = a.alpha.is_some() || b.alpha.is_some();
+    let (a, b) = (a.planes, b.planes);
     if a.dim() != b.dim() {
         let (ah, aw) = a.dim();
         let (bh, bw) = b.dim();
@@ -446,6 +449,7 @@ pub(crate) fn run_quality(args: &QualityArgs) -> Result<()> {
         let mut doc = path_repr::object("reference", &args.reference);
         path_repr::insert(&mut doc, "test", &args.test);
         doc.insert("measured_on".into(), json!(measured_on));
+        doc.insert("alpha_ignored".into(), json!(alpha_ignored));
         doc.insert("psnr_db".into(), finite(main.psnr_db));
         doc.insert("ssim".into(), json!(main.ssim));
         doc.insert("ms_ssim".into(), json!(main.ms_ssim));
@@ -473,7 +477,12 @@ pub(crate) fn run_quality(args: &QualityArgs) -> Result<()> {
             "luma" => "  (luminance: one image is grey)",
             _ => "",
         };
-        print_line(&format!("{}{what}", line(&main)))?;
+        let alpha = if alpha_ignored {
+            "  (colours only: transparency is not compared)"
+        } else {
+            ""
+        };
+        print_line(&format!("{}{what}{alpha}", line(&main)))?;
         if let Some(l) = luma {
             print_line(&format!("{}  (luminance, Rec. 601)", line(&l)))?;
         }

@@ -71,6 +71,8 @@ pub struct Deblurred {
     pub(crate) estimate: Option<BlurEstimate>,
     /// What was done to each channel (one for grey, red, green and blue for colour).
     pub(crate) channels: Vec<ChannelReport>,
+    /// The image is the input's own pixels: no blur found or given, or a strength of 0.
+    pub(crate) unchanged: bool,
 }
 
 /// How one channel was restored.
@@ -175,6 +177,7 @@ pub fn deblur(img: &Planes, config: &DeblurConfig) -> Result<Deblurred> {
         psf_text,
         estimate,
         channels,
+        unchanged,
     })
 }
 

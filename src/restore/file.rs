@@ -93,6 +93,13 @@ pub fn output_format(path: &Path) -> Result<ImageFormat> {
         _ if extension.as_deref() == Some("pbm") => refuse("black-and-white .pbm is not written"),
         Ok(format) if format.writing_enabled() => Ok(format),
         Ok(format) => refuse(&format!("{format:?} files are not written")),
+        Err(_)
+            if extension
+                .as_deref()
+                .is_some_and(|e| crate::crawl::IMAGE_EXTENSIONS.contains(&e)) =>
+        {
+            refuse("that format is read but not written")
+        }
         Err(_) => refuse("its extension names no image format"),
     }
 }

@@ -132,14 +132,27 @@ pub fn hyper_laplacian(plane: &Plane, psf: &Psf, params: &HyperParams) -> Plane 
 /// single image"): a sharp image blurred flat around a pixel is flat there too. On the clock
 /// photo this removes the bands and most echo arcs (background ringing 0.42 against 0.90 grey
 /// levels rms); on 50 synthetic long lines, where the line is exact, it gains 0.07 dB.
+///
+/// The prior is also sparser here ([`FAMILY_ALPHA`]): the comb of zeros a long line leaves
+/// is filled by the prior alone, and a sparser one fills it with fewer echo edges. On the clock
+/// photo the echo arcs beside the rim fade (mean horizontal gradient in the bands beside the
+/// clock 0.0020 against 0.0030 of full scale); on the 50 long lines it is even (+0.006 dB
+/// on average: +0.18 at noise 0.002, -0.17 at 0.01).
 pub(crate) fn hyper_laplacian_family(
     plane: &Plane,
     psf: &Psf,
     family: &PsfFamily,
     params: &HyperParams,
 ) -> Plane {
-    deconvolve(plane, psf, Some(family), true, params)
+    let params = HyperParams {
+        alpha: FAMILY_ALPHA,
+        ..*params
+    };
+    deconvolve(plane, psf, Some(family), true, &params)
 }
+
+/// Gradient prior exponent for a blur known only as a family of long lines.
+const FAMILY_ALPHA: f32 = 0.5;
 
 /// `hold_flat`: keep the result flat where the blurred image is (see [`FlatGradients`]).
 fn deconvolve(
