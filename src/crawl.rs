@@ -344,10 +344,18 @@ pub fn crawl(config: &CrawlConfig) -> Result<Crawl> {
                 Ok(m) if m.is_file() => m,
                 Ok(_) => continue,
                 Err(err) => {
+                    // listed but not readable (a folder that can be listed, not searched): the
+                    // file is there, unseen
+                    let gone = err
+                        .io_error()
+                        .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound);
                     out.problems.push(CrawlProblem {
                         path: path.to_path_buf(),
-                        reason: err.to_string(),
-                        hides_files: false,
+                        reason: err
+                            .io_error()
+                            .map(|e| e.to_string())
+                            .unwrap_or_else(|| err.to_string()),
+                        hides_files: !gone,
                     });
                     continue;
                 }

@@ -182,6 +182,12 @@ enum Outcome {
         file: FileAt,
         reason: String,
     },
+    /// An indexed file this run may not read (its permissions changed): reported as failed,
+    /// its row kept, for the file is still there.
+    Unreadable {
+        file: FileAt,
+        reason: String,
+    },
     /// The file kept changing while it was read: nothing recorded, the next run reads it.
     Changing {
         file: FileAt,
@@ -573,21 +579,22 @@ fn index_pass(
     walk.retain(|w| !aliases.iter().any(|(alias, _)| alias == w));
     walk.sort();
     walk.dedup();
-    let outer: Vec<PathBuf> = walk
+    // An unmounted disk looks like a deleted folder: a tracked folder that is missing, nested in
+    // another or not, is reported and its images are kept (and, in a profile change, keep the
+    // old profile's vectors until it is back).
+    let (present, missing): (Vec<PathBuf>, Vec<PathBuf>) = walk
+        .into_iter()
+        .partition(|folder| std::fs::metadata(folder).is_ok_and(|m| m.is_dir()));
+    summary.missing_roots.extend(missing.iter().cloned());
+    // A folder inside another is walked with it, unless it is now a link (the outer walk does
+    // not follow links): then it is walked on its own, through the link, as a tracked folder
+    // replaced by a link is.
+    let is_link = |p: &Path| p.symlink_metadata().is_ok_and(|m| m.is_symlink());
+    let walk: Vec<PathBuf> = present
         .iter()
-        .filter(|w| !walk.iter().any(|o| o != *w && w.starts_with(o)))
+        .filter(|w| is_link(w) || !present.iter().any(|o| o != *w && w.starts_with(o)))
         .cloned()
         .collect();
-    let mut walk = Vec::new();
-    for folder in outer {
-        if std::fs::metadata(&folder).is_ok_and(|m| m.is_dir()) {
-            walk.push(folder);
-        } else {
-            // An unmounted disk looks like a deleted folder: its images are kept (and, in a
-            // profile change, keep the old profile's vectors until it is back).
-            summary.missing_roots.push(folder);
-        }
-    }
     let crawl_cfg = CrawlConfig {
         roots: walk.clone(),
         skip_paths: collection.own_paths(),
@@ -692,7 +699,8 @@ fn index_pass(
             .problems
             .iter()
             .filter(|p| p.hides_files)
-            .map(|p| &p.path),
+            .map(|p| &p.path)
+            .chain(&missing),
     );
     let under_walk = |root_id: i64, rel: &Path| {
         let under = |list: &[(i64, PathBuf)]| {
@@ -804,6 +812,10 @@ fn index_pass(
                     }
                 }
                 Outcome::Changing { file } => summary.changing.push(file.abs_path),
+                Outcome::Unreadable { file, reason } => summary.failed.push(FailedFile {
+                    path: file.abs_path,
+                    reason,
+                }),
                 Outcome::Gone => {}
                 Outcome::Failed { file, reason } => {
                     summary.failed.push(FailedFile {
@@ -913,6 +925,9 @@ fn index_pass(
 /// the next run.
 const READ_ATTEMPTS: usize = 3;
 
+/// Pause before the second read of a file written moments ago.
+const SETTLE_PAUSE: Duration = Duration::from_millis(100);
+
 /// Reads a file whose metadata is the same before and after the read, with the stamp to
 /// record for those bytes; `Ok(None)` when it kept changing.
 fn read_settled(path: &Path, max_size: u64) -> std::io::Result<Option<(Vec<u8>, FileStamp)>> {
@@ -934,11 +949,15 @@ fn read_settled(path: &Path, max_size: u64) -> std::io::Result<Option<(Vec<u8>, 
         if identity(&before) == identity(&after) && bytes.len() as u64 == after.len() {
             let stamp = FileStamp::of(&after).settled(read_at);
             // Written within the file system's time granularity, a file may be mid-write
-            // although its times did not move: a second read must give the same bytes.
-            if stamp.mtime_ns == FileStamp::UNSETTLED_MTIME
-                && crate::decode::read_file_bounded(path, max_size, "image")? != bytes
-            {
-                continue;
+            // although its times did not move: a second read, after a pause long enough for a
+            // writer that was only descheduled to go on, must give the same bytes and times.
+            if stamp.mtime_ns == FileStamp::UNSETTLED_MTIME {
+                std::thread::sleep(SETTLE_PAUSE);
+                let again = crate::decode::read_file_bounded(path, max_size, "image")?;
+                let last = std::fs::metadata(path)?;
+                if again != bytes || identity(&last) != identity(&after) {
+                    continue;
+                }
             }
             return Ok(Some((bytes, stamp)));
         }
@@ -963,6 +982,12 @@ fn process_file(
         }
         Ok(None) => return Outcome::Changing { file },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Outcome::Gone,
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && existing.is_some() => {
+            return Outcome::Unreadable {
+                file,
+                reason: format!("cannot read: {e}; its indexed image is kept"),
+            };
+        }
         Err(e) => {
             return Outcome::Failed {
                 file,

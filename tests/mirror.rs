@@ -643,3 +643,68 @@ fn a_link_into_another_tracked_folder_is_indexed_once_whatever_is_walked() {
         assert_eq!(run["removed"].as_u64(), Some(0), "{args:?}: {run}");
     }
 }
+
+/// A tracked folder inside another is reported missing and its images kept, as a tracked folder
+/// on its own is (an unmounted disk looks like a deleted folder); replaced by a link, it is
+/// walked through the link.
+#[test]
+fn a_nested_tracked_folder_gone_or_swapped_for_a_link_keeps_its_images() {
+    let env = Env::new();
+    let p = env.root().join("p");
+    copy_groups(&p, &["brick"]);
+    copy_groups(&p.join("sub"), &["camera"]);
+    env.index(&["p", "p/sub"], 0);
+    let before = env.stored();
+    assert_eq!(before, on_disk(&p));
+
+    let away = env.root().join("away");
+    std::fs::rename(p.join("sub"), &away).unwrap();
+    let json = env.index(&[], 3);
+    let missing: Vec<&str> = json["missing_roots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(missing, [p.join("sub").to_str().unwrap()], "{json}");
+    assert_eq!(json["removed"], 0, "{json}");
+    assert_eq!(env.stored(), before);
+
+    // the folder comes back as a link to where it went
+    std::os::unix::fs::symlink(&away, p.join("sub")).unwrap();
+    let json = env.index(&[], 0);
+    assert_eq!(json["removed"], 0, "{json}");
+    assert_eq!(env.stored().len(), before.len(), "{json}");
+    env.index(&[], 0);
+    assert_eq!(env.stored().len(), before.len());
+}
+
+/// A file whose permissions no longer let it be read keeps its image, and says so (as an
+/// unreadable folder does); root reads anything, so this runs for other users only.
+#[test]
+fn an_indexed_file_made_unreadable_keeps_its_image() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let sd = env.root().join("sd");
+    copy_groups(&sd, &["camera"]);
+    env.index(&["sd"], 0);
+    let before = env.stored();
+    let probe = sd.join("camera/original.jpg");
+    std::fs::set_permissions(&probe, std::fs::Permissions::from_mode(0o000)).unwrap();
+    if std::fs::read(&probe).is_ok() {
+        // running as root: permissions do not stop a read
+        std::fs::set_permissions(&probe, std::fs::Permissions::from_mode(0o644)).unwrap();
+        return;
+    }
+    let folder = sd.join("camera");
+    let json = env.index(&[], 3);
+    assert_eq!(env.stored(), before, "{json}");
+    // a folder that can be listed but not searched: every file in it unreadable
+    std::fs::set_permissions(&probe, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let json = env.index(&[], 3);
+    std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(env.stored(), before, "{json}");
+    env.index(&[], 0);
+    assert_eq!(env.stored(), before);
+}
