@@ -307,6 +307,20 @@ fn home<'a>(roots: &'a [(i64, PathBuf)], path: &Path) -> Option<(i64, &'a Path, 
         })
 }
 
+/// Refuses a file named alone that lies in no tracked folder and no folder named with it.
+fn refuse_untracked_files(targets: &Targets, tracked: &[&PathBuf]) -> Result<()> {
+    for file in &targets.files {
+        let inside = |root: &PathBuf| file.starts_with(root);
+        if !tracked.iter().any(|r| inside(r)) && !targets.folders.iter().any(inside) {
+            return Err(Error::InvalidInput(format!(
+                "{}: not inside an indexed folder; index the folder that holds it (`lookalike index DIR`)",
+                file.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Runs one indexing pass into `collection`, with the families and fusion of its feature
 /// profile. `config.crawl.roots` may name folders (tracked from then on) and files inside
 /// tracked folders; when it is empty, every tracked folder is walked again.
@@ -318,6 +332,16 @@ pub fn run(
 ) -> Result<IndexSummary> {
     let start = Instant::now();
     let targets = resolve_targets(&config.crawl.roots)?;
+    // A request refused on a new index leaves no index behind: what can be refused without
+    // the tracked folders is refused before the index folder is made.
+    if !collection.exists() {
+        refuse_untracked_files(&targets, &[])?;
+        if targets.folders.is_empty() {
+            return Err(Error::InvalidInput(
+                "no folder is indexed yet: run `lookalike index DIR`".into(),
+            ));
+        }
+    }
     let _lock = collection.lock_for_writing()?;
     let mut store = collection.open_store()?;
     let database = crate::cleanup::file_id(&collection.db_path());
@@ -327,15 +351,8 @@ pub fn run(
             "no folder is indexed yet: run `lookalike index DIR`".into(),
         ));
     }
-    for file in &targets.files {
-        let inside = |root: &PathBuf| file.starts_with(root);
-        if !tracked.values().any(inside) && !targets.folders.iter().any(inside) {
-            return Err(Error::InvalidInput(format!(
-                "{}: not inside an indexed folder; index the folder that holds it (`lookalike index DIR`)",
-                file.display()
-            )));
-        }
-    }
+    let tracked_folders: Vec<&PathBuf> = tracked.values().collect();
+    refuse_untracked_files(&targets, &tracked_folders)?;
     let profile = match config.profile {
         Some(p) => {
             collection.set_profile(&mut store, p)?;

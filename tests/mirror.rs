@@ -708,3 +708,16 @@ fn an_indexed_file_made_unreadable_keeps_its_image() {
     env.index(&[], 0);
     assert_eq!(env.stored(), before);
 }
+
+/// A first run refused before any work leaves no index folder behind.
+#[test]
+fn a_refused_first_run_leaves_no_index() {
+    let env = Env::new();
+    let sd = env.root().join("sd");
+    copy_groups(&sd, &["camera"]);
+    for args in [vec!["sd/camera/original.jpg"], vec![]] {
+        let out = env.cmd().arg("index").args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(!env.index_dir().exists(), "{args:?} left an index folder");
+    }
+}

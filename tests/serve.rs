@@ -187,6 +187,8 @@ fn paths_in_requests_never_reach_files() {
     )
     .unwrap();
     assert_eq!(server.get(&format!("/files/{camera}")).status, 409);
+    let about = server.get(&format!("/api/images/{camera}"));
+    assert_eq!(about.json()["image"]["viewable"], false, "{}", about.text());
 }
 
 /// Bound to every address, the app still refuses a request by a name made to point at this
@@ -296,7 +298,13 @@ fn bad_uploads_are_refused_and_good_ones_find_their_twin() {
     truncated.truncate(truncated.len() / 2);
     assert_eq!(server.post("/api/query", bin, &truncated).status, 422);
     let big = vec![0u8; 2 << 20];
-    assert_eq!(server.post("/api/query", bin, &big).status, 413);
+    let too_big = server.post("/api/query", bin, &big);
+    assert_eq!(too_big.status, 413);
+    assert!(
+        too_big.json()["error"].as_str().unwrap().contains("MiB"),
+        "{}",
+        too_big.text()
+    );
     // A 20000 x 20000 PNG header: refused by the decoding limits, not allocated.
     let bomb_png = common::png_with_header(20_000, 20_000);
     assert_eq!(server.post("/api/query", bin, &bomb_png).status, 422);

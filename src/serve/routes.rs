@@ -97,6 +97,21 @@ async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Respons
         }
     }
     let mut response = next.run(req).await;
+    // the framework refuses an upload over the limit in plain text: every error here is JSON
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE
+        && !response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|t| t.as_bytes().starts_with(b"application/json"))
+    {
+        response = refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!(
+                "the upload is over {} MiB: send a smaller image",
+                app.max_upload >> 20
+            ),
+        );
+    }
     let headers = response.headers_mut();
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -187,14 +202,21 @@ fn image_json(r: &ImageRecord) -> Value {
         Some(r.stamp.mtime_ns.div_euclid(1_000_000_000))
     };
     m.insert("modified_unix".into(), json!(modified));
-    // what `/files/ID` serves: a browser format, at a path that stays inside its folder
+    // what `/files/ID` serves: a browser format, at a path that stays inside its folder, with
+    // the bytes indexed (told here by the file's stamp; an unsettled one by its size)
     let inside = matches!(
         (std::fs::canonicalize(&r.path), std::fs::canonicalize(&r.root)),
         (Ok(real), Ok(root)) if real.starts_with(&root)
     );
+    let as_indexed = std::fs::metadata(&r.path).is_ok_and(|meta| {
+        let now = crate::store::FileStamp::of(&meta);
+        now.matches(&r.stamp)
+            || (r.stamp.mtime_ns == crate::store::FileStamp::UNSETTLED_MTIME
+                && now.size == r.stamp.size)
+    });
     m.insert(
         "viewable".into(),
-        json!(browser_type(&r.format).is_some() && inside),
+        json!(browser_type(&r.format).is_some() && inside && as_indexed),
     );
     Value::Object(m)
 }
