@@ -362,14 +362,12 @@ impl Model {
             .collect()
     }
 
-    /// True when the outermost tracked folder holding `path` is missing: its rows are kept
-    /// (an unmounted disk looks the same) until it comes back or is forgotten.
+    /// True when a tracked folder holding `path` (nested in another or not) is missing: its
+    /// rows are kept (an unmounted disk looks the same) until it comes back or is forgotten.
     fn kept_while_missing(&self, path: &Path) -> bool {
         self.tracked
             .iter()
-            .filter(|t| path.starts_with(t))
-            .min_by_key(|t| t.components().count())
-            .is_some_and(|t| !self.abs(t).is_dir())
+            .any(|t| path.starts_with(t) && !self.abs(t).is_dir())
     }
 
     /// After a complete run over `scope`: rows under it are exactly the image files under it
