@@ -506,6 +506,36 @@ pub fn forget(collection: &Collection, dir: &Path, policy: &UpdatePolicy) -> Res
                 .is_some_and(|r| r.join(&e.rel_path).starts_with(&root))
         })
         .count();
+    // A tracked folder that is now a link into the one forgotten (an alias) still holds the
+    // images below the link's target: they move to it rather than leave.
+    let aliases: Vec<(i64, PathBuf)> = roots
+        .iter()
+        .filter(|(other, _)| **other != id)
+        .filter_map(|(other, path)| {
+            let real = std::fs::canonicalize(path).ok()?;
+            (real != *path && real.starts_with(&root)).then_some((*other, real))
+        })
+        .collect();
+    if !aliases.is_empty() {
+        let mut moves = Vec::new();
+        for e in store.catalog()? {
+            let Some(owner) = roots.get(&e.root_id) else {
+                continue;
+            };
+            let abs = owner.join(&e.rel_path);
+            if let Some((alias, real)) = aliases.iter().find(|(_, real)| abs.starts_with(real))
+                && let Ok(rel) = abs.strip_prefix(real)
+            {
+                moves.push(WriteOp::Move {
+                    id: e.id,
+                    root_id: *alias,
+                    rel_path: rel.to_path_buf(),
+                    stamp: e.stamp,
+                });
+            }
+        }
+        store.apply(&moves)?;
+    }
     store.settle_roots(Some(id))?;
     // Rows taken over by an outer tracked folder whose walks skip them (hidden, excluded)
     // would go at its next refresh: they go now, and count as removed.

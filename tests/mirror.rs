@@ -721,3 +721,39 @@ fn a_refused_first_run_leaves_no_index() {
         assert!(!env.index_dir().exists(), "{args:?} left an index folder");
     }
 }
+
+/// Forgetting a folder keeps the images a tracked link into it still holds: `trip`, moved
+/// into `lib` and left as a link, keeps its images when `lib` is forgotten, and the next run
+/// reads none of them again.
+#[test]
+fn forget_keeps_what_a_tracked_link_into_the_folder_holds() {
+    let env = Env::new();
+    let rf = env.root().join("rf");
+    copy_groups(&rf.join("lib"), &["brick"]);
+    copy_groups(&rf.join("trip"), &["camera"]);
+    env.index(&["rf/lib", "rf/trip"], 0);
+    std::fs::rename(rf.join("trip"), rf.join("lib/trip")).unwrap();
+    std::os::unix::fs::symlink("lib/trip", rf.join("trip")).unwrap();
+    env.index(&[], 0);
+    let trip = on_disk(&rf.join("lib/trip")).len();
+    let out = env
+        .cmd()
+        .args(["forget", "rf/lib", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json[0]["kept"].as_u64(), Some(trip as u64), "{json}");
+    assert_eq!(env.stored().len(), trip, "{json}");
+    let json = env.index(&[], 0);
+    assert_eq!(
+        (json["new"].as_u64(), json["removed"].as_u64()),
+        (Some(0), Some(0)),
+        "{json}"
+    );
+    assert_eq!(env.stored().len(), trip);
+}
