@@ -189,6 +189,12 @@ impl Collection {
 
     /// Opens the database for reading; a missing index is a clear error.
     pub fn open_store_read_only(&self) -> Result<Store> {
+        if self.dir.is_file() {
+            return Err(Error::InvalidInput(format!(
+                "{}: a file, not an index folder; give the folder that holds lookalike.db (--index-dir or LOOKALIKE_INDEX)",
+                self.dir.display()
+            )));
+        }
         if !self.exists() {
             return Err(Error::NoIndex(self.dir.clone()));
         }

@@ -1779,3 +1779,25 @@ fn nearly_transparent_colours_do_not_bleed_in_blur() {
         );
     }
 }
+
+/// An index folder given as a file is named as such by the commands that read the index.
+#[test]
+fn an_index_folder_that_is_a_file_is_said_to_be_one() {
+    let env = setup(&[]);
+    let file = env.root.join("notes.txt");
+    std::fs::write(&file, b"not an index").unwrap();
+    for args in [vec!["status"], vec!["status", "--json"]] {
+        let out = Command::cargo_bin("lookalike")
+            .unwrap()
+            .env_remove("LOOKALIKE_INDEX")
+            .arg("--index-dir")
+            .arg(&file)
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("a file, not an index folder"), "{stderr}");
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), b"not an index");
+}
