@@ -372,6 +372,25 @@ fn folder_writable(dir: &Path) -> bool {
     unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) == 0 }
 }
 
+/// True when `dir` has the sticky bit (as /tmp) and neither the file nor the folder is this
+/// user's: only they (or root) may remove or rename the file there.
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn sticky_and_not_ours(dir: &Path, file: &fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(d) = fs::metadata(dir) else {
+        return false;
+    };
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    d.mode() & 0o1000 != 0 && me != 0 && file.uid() != me && d.uid() != me
+}
+
+#[cfg(not(unix))]
+fn sticky_and_not_ours(_dir: &Path, _file: &fs::Metadata) -> bool {
+    false
+}
+
 #[cfg(not(unix))]
 fn folder_writable(dir: &Path) -> bool {
     fs::metadata(dir).is_ok_and(|m| !m.permissions().readonly())
@@ -396,13 +415,19 @@ fn refusal(step: &Step, action: &Action) -> Option<String> {
     if meta.permissions().readonly() {
         return Some("read-only: left alone (make it writable to include it)".into());
     }
-    if let Some(dir) = step.path.parent()
-        && !folder_writable(dir)
-    {
-        return Some(format!(
-            "its folder {} is read-only: left alone (make the folder writable to include it)",
-            dir.display()
-        ));
+    if let Some(dir) = step.path.parent() {
+        if !folder_writable(dir) {
+            return Some(format!(
+                "its folder {} is read-only: left alone (make the folder writable to include it)",
+                dir.display()
+            ));
+        }
+        if sticky_and_not_ours(dir, &meta) {
+            return Some(format!(
+                "its folder {} lets only a file's owner remove it (sticky), and it is another user's: left alone",
+                dir.display()
+            ));
+        }
     }
     match file_hash(&step.path) {
         Ok(h) if h == step.hash => {}
@@ -480,6 +505,20 @@ fn refusal(step: &Step, action: &Action) -> Option<String> {
             None => None,
         },
         _ => None,
+    }
+}
+
+/// How many names the file has on disk (1 where the platform does not tell).
+fn link_count(path: &Path) -> u64 {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        fs::symlink_metadata(path).map_or(1, |m| m.nlink())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        1
     }
 }
 
@@ -922,17 +961,27 @@ fn reverse(
             if !done {
                 return Outcome::Skipped("it was never linked".into());
             }
-            if occupied && !same_file(from, keeper) {
-                return back_or_left(format!(
-                    "{} is no longer a link to {}: a file saved there since is left alone",
-                    from.display(),
-                    keeper.display()
-                ));
-            }
             // The content was the keeper's, byte for byte: a separate copy restores the file,
             // unless the shared content was changed since (through either name).
+            let mut source = keeper;
+            if occupied && !same_file(from, keeper) {
+                // The keeper was replaced (an editor saving by rename), or a file saved here
+                // since: one that holds the content still shares it with the other copies
+                // linked with it, and is separated from them.
+                if !back() {
+                    return Outcome::Skipped(format!(
+                        "{} is no longer a link to {}: a file saved there since is left alone",
+                        from.display(),
+                        keeper.display()
+                    ));
+                }
+                if link_count(from) <= 1 {
+                    return Outcome::Done;
+                }
+                source = from;
+            }
             let tmp = temporary_beside(from);
-            let copied = copy_to_new(keeper, &tmp).and_then(|()| file_hash(&tmp));
+            let copied = copy_to_new(source, &tmp).and_then(|()| file_hash(&tmp));
             match copied.and_then(|h| fs::rename(&tmp, from).map(|()| h)) {
                 Ok(h) if h == *hash => Outcome::Done,
                 Ok(_) => Outcome::Skipped(format!(

@@ -332,6 +332,7 @@ pub fn run(
 ) -> Result<IndexSummary> {
     let start = Instant::now();
     let targets = resolve_targets(&config.crawl.roots)?;
+    crate::crawl::check_globs(&config.crawl)?;
     // A request refused on a new index leaves no index behind: what can be refused without
     // the tracked folders is refused before the index folder is made.
     if !collection.exists() {
@@ -475,10 +476,10 @@ fn tracked_form(path: &Path) -> PathBuf {
 /// Stops tracking a folder: its images leave the index unless another tracked folder holds
 /// them, and the graph follows. Files on disk are not touched.
 pub fn forget(collection: &Collection, dir: &Path, policy: &UpdatePolicy) -> Result<ForgetSummary> {
-    let _lock = collection.lock_for_writing()?;
     if !collection.exists() {
         return Err(Error::NoIndex(collection.dir().to_path_buf()));
     }
+    let _lock = collection.lock_for_writing()?;
     let mut store = collection.open_store()?;
     let wanted = tracked_form(dir);
     let roots = store.roots()?;
@@ -621,7 +622,15 @@ fn index_pass(
     let mut walk: Vec<PathBuf> = if refresh_all {
         roots.iter().map(|r| r.1.clone()).collect()
     } else {
-        targets.folders.clone()
+        // the tracked folders inside those named come too, to be told missing or walked
+        let mut named = targets.folders.clone();
+        named.extend(
+            roots
+                .iter()
+                .map(|r| r.1.clone())
+                .filter(|r| targets.folders.iter().any(|t| r.starts_with(t))),
+        );
+        named
     };
     walk.retain(|w| !aliases.iter().any(|(alias, _)| alias == w));
     walk.sort();

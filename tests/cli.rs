@@ -1284,7 +1284,7 @@ fn blind_deblur_of_a_blurred_jpeg_never_makes_it_worse() {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/restore/photos");
     for photo in ["camera", "astronaut"] {
         let sharp = fixtures.join(format!("{photo}.png"));
-        for psf in ["gaussian:2", "disk:3"] {
+        for psf in ["gaussian:2", "disk:3", "disk:4"] {
             let blurred = env
                 .root
                 .join(format!("{photo}_{}.jpg", psf.replace(':', "")));
@@ -1398,6 +1398,15 @@ fn strength_zero_copies_and_what_is_not_done_is_said() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("read but not written"), "{stderr}");
+    let out = env
+        .cmd()
+        .arg("deblur")
+        .arg(&jpeg)
+        .arg(env.root.join("out.dng"))
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("read but not written"), "{stderr}");
 

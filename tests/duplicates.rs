@@ -1188,3 +1188,39 @@ fn a_keep_pattern_that_matches_no_copy_is_said_to() {
         .unwrap();
     assert!(!String::from_utf8_lossy(&out.stderr).contains("no copy matches"));
 }
+
+#[test]
+fn undoing_links_after_the_kept_copy_was_saved_by_rename_separates_the_copies() {
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::new();
+    let bytes = std::fs::read(sample("camera")).unwrap();
+    let kept = env.put("x.jpg", &bytes);
+    let one = env.put("a/x.jpg", &bytes);
+    let two = env.put("a/b/x.jpg", &bytes);
+    let (json, code) = env.duplicates(&["--keep", "shortest-path", "--hardlink", "--apply"]);
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(std::fs::metadata(&one).unwrap().nlink(), 3);
+    // an editor saves the kept copy by writing a new file and renaming it over the old name
+    let saved = env.root.join("saved.jpg");
+    let mut edited = bytes.clone();
+    edited.push(b'X');
+    std::fs::write(&saved, &edited).unwrap();
+    std::fs::rename(&saved, &kept).unwrap();
+
+    let out = env.cmd().arg("undo").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for copy in [&one, &two] {
+        assert_eq!(
+            std::fs::metadata(copy).unwrap().nlink(),
+            1,
+            "{}",
+            copy.display()
+        );
+        assert_eq!(std::fs::read(copy).unwrap(), bytes);
+    }
+    assert_eq!(std::fs::read(&kept).unwrap(), edited);
+}

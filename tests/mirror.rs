@@ -669,6 +669,10 @@ fn a_nested_tracked_folder_gone_or_swapped_for_a_link_keeps_its_images() {
     assert_eq!(missing, [p.join("sub").to_str().unwrap()], "{json}");
     assert_eq!(json["removed"], 0, "{json}");
     assert_eq!(env.stored(), before);
+    // the same when the outer folder is named
+    let json = env.index(&["p"], 3);
+    assert_eq!(json["removed"], 0, "{json}");
+    assert_eq!(env.stored(), before);
 
     // the folder comes back as a link to where it went
     std::os::unix::fs::symlink(&away, p.join("sub")).unwrap();
@@ -715,8 +719,13 @@ fn a_refused_first_run_leaves_no_index() {
     let env = Env::new();
     let sd = env.root().join("sd");
     copy_groups(&sd, &["camera"]);
-    for args in [vec!["sd/camera/original.jpg"], vec![]] {
-        let out = env.cmd().arg("index").args(&args).output().unwrap();
+    for args in [
+        vec!["index", "sd/camera/original.jpg"],
+        vec!["index"],
+        vec!["index", "sd", "--exclude", "["],
+        vec!["forget", "sd"],
+    ] {
+        let out = env.cmd().args(&args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert!(!env.index_dir().exists(), "{args:?} left an index folder");
     }

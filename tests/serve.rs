@@ -189,6 +189,19 @@ fn paths_in_requests_never_reach_files() {
     assert_eq!(server.get(&format!("/files/{camera}")).status, 409);
     let about = server.get(&format!("/api/images/{camera}"));
     assert_eq!(about.json()["image"]["viewable"], false, "{}", about.text());
+    // a change of one byte keeps the size
+    let coffee = image_ids(&server)
+        .into_iter()
+        .find(|i| i.1 == "coffee.jpg")
+        .unwrap()
+        .0;
+    let path = c.photos.join("coffee.jpg");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 3;
+    bytes[last] ^= 0x55;
+    std::fs::write(&path, &bytes).unwrap();
+    let about = server.get(&format!("/api/images/{coffee}"));
+    assert_eq!(about.json()["image"]["viewable"], false, "{}", about.text());
 }
 
 /// Bound to every address, the app still refuses a request by a name made to point at this

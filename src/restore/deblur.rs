@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::Plane;
 use super::color::Planes;
-use super::estimate::{BlurEstimate, estimate_blur_compressed, estimate_blur_thorough};
+use super::estimate::{BlurEstimate, estimate_blur_compressed, estimate_blur_thorough_as_stored};
 use super::hyper::{HyperParams, hyper_laplacian, hyper_laplacian_family};
 use super::noise::noise_sigma;
 use super::psf::{Psf, PsfFamily, PsfSpec};
@@ -55,10 +55,21 @@ pub struct DeblurConfig {
     /// Blend with the input: 1 = fully restored, 0 = unchanged.
     pub strength: f32,
     /// The image was stored by a lossy block codec (JPEG and the like): the blind estimate then
-    /// reads a Gaussian or a disk, never a line (see
-    /// [`estimate_blur_compressed`]).
+    /// reads a Gaussian or a disk, never a line (see [`estimate_blur_compressed`]), and the
+    /// restoration takes the noise as at least [`LOSSY_NOISE_FLOOR`] (as it does for an image
+    /// the blind estimate reads as a decoded JPEG saved losslessly).
     pub lossy_source: bool,
 }
+
+/// The least noise a lossily stored image is restored with (data range 1, about 2 grey levels
+/// of 255). A codec's error sits in block edges and discarded detail, which the noise measure
+/// (on the finest differences) does not see: restored with the measured noise, a blurred JPEG
+/// got its artifacts sharpened with it. On 216 JPEGs (6 photos, Gaussians of sigma 1-5 and disks
+/// of radius 2-5, `blur`'s own JPEGs with and without noise and Pillow's at quality 90 and 95),
+/// 20 blind restorations came out more than 0.05 dB under their input (down to -9.3 dB) with
+/// the measured noise, 1 (-0.36 dB) with this floor, and the gains over the inputs summed
+/// 470.7 dB against 294.1; 0.004 and 0.006 left 8 and 3 under their input.
+pub const LOSSY_NOISE_FLOOR: f32 = 0.008;
 
 /// A deblurred image and how it was made.
 #[derive(Debug, Clone)]
@@ -138,20 +149,20 @@ impl DeblurConfig {
 /// level, then blended with its input by `config.strength`.
 pub fn deblur(img: &Planes, config: &DeblurConfig) -> Result<Deblurred> {
     config.validate()?;
-    let (psf, psf_text, estimate) = match &config.psf {
-        Some(spec) => (spec.to_psf()?, spec.to_string(), None),
+    let (psf, psf_text, estimate, lossy) = match &config.psf {
+        Some(spec) => (spec.to_psf()?, spec.to_string(), None, config.lossy_source),
         None => {
             let luma = img.luma();
-            let est = if config.lossy_source {
-                estimate_blur_compressed(&luma)
+            let (est, lossy) = if config.lossy_source {
+                (estimate_blur_compressed(&luma), true)
             } else {
-                estimate_blur_thorough(&luma)
+                estimate_blur_thorough_as_stored(&luma)
             };
             let text = est
                 .to_spec()
                 .map(|s| s.to_string())
                 .unwrap_or_else(|| "none".into());
-            (est.to_psf(), text, Some(est))
+            (est.to_psf(), text, Some(est), lossy)
         }
     };
     // nothing to undo: no blur found, a PSF that is no blur (a single pixel, as gaussian:0
@@ -168,6 +179,11 @@ pub fn deblur(img: &Planes, config: &DeblurConfig) -> Result<Deblurred> {
             if unchanged {
                 return ((*p).clone(), ChannelReport::untouched(noise));
             }
+            let noise = if lossy {
+                noise.max(LOSSY_NOISE_FLOOR)
+            } else {
+                noise
+            };
             restore_plane(p, &psf, family.as_ref(), config, noise)
         })
         .collect();

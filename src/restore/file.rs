@@ -94,9 +94,10 @@ pub fn output_format(path: &Path) -> Result<ImageFormat> {
         Ok(format) if format.writing_enabled() => Ok(format),
         Ok(format) => refuse(&format!("{format:?} files are not written")),
         Err(_)
-            if extension
-                .as_deref()
-                .is_some_and(|e| crate::crawl::IMAGE_EXTENSIONS.contains(&e)) =>
+            if extension.as_deref().is_some_and(|e| {
+                crate::crawl::IMAGE_EXTENSIONS.contains(&e)
+                    || crate::decode::raw::RAW_EXTENSIONS.contains(&e)
+            }) =>
         {
             refuse("that format is read but not written")
         }

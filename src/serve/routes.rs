@@ -203,7 +203,8 @@ fn image_json(r: &ImageRecord) -> Value {
     };
     m.insert("modified_unix".into(), json!(modified));
     // what `/files/ID` serves: a browser format, at a path that stays inside its folder, with
-    // the bytes indexed (told here by the file's stamp; an unsettled one by its size)
+    // the bytes indexed (told here by the file's stamp; an unsettled one by its size and
+    // change time)
     let inside = matches!(
         (std::fs::canonicalize(&r.path), std::fs::canonicalize(&r.root)),
         (Ok(real), Ok(root)) if real.starts_with(&root)
@@ -212,7 +213,9 @@ fn image_json(r: &ImageRecord) -> Value {
         let now = crate::store::FileStamp::of(&meta);
         now.matches(&r.stamp)
             || (r.stamp.mtime_ns == crate::store::FileStamp::UNSETTLED_MTIME
-                && now.size == r.stamp.size)
+                && now.size == r.stamp.size
+                && r.stamp.ctime_ns != 0
+                && now.ctime_ns == r.stamp.ctime_ns)
     });
     m.insert(
         "viewable".into(),
