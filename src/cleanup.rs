@@ -185,27 +185,16 @@ pub fn resolve_move_target(p: &Path) -> Result<PathBuf> {
             .map_err(|e| Error::io(".", e))?
             .join(p)
     };
-    let mut existing = abs.as_path();
-    let mut rest = Vec::new();
-    while !existing.exists() {
-        match (existing.parent(), existing.file_name()) {
-            (Some(parent), Some(name)) => {
-                rest.push(name.to_os_string());
-                existing = parent;
-            }
-            _ => break,
-        }
-    }
-    let mut resolved = std::fs::canonicalize(existing).map_err(|e| Error::io(existing, e))?;
-    if !resolved.is_dir() {
+    let resolved = resolved_dir(&abs).map_err(|e| Error::io(&abs, e))?;
+    // the part that exists must be a folder
+    if let Some(existing) = resolved.ancestors().find(|a| a.exists())
+        && !existing.is_dir()
+    {
         return Err(Error::InvalidInput(format!(
             "--move-to {}: {} is not a folder",
             p.display(),
-            resolved.display()
+            existing.display()
         )));
-    }
-    for name in rest.into_iter().rev() {
-        resolved.push(name);
     }
     Ok(resolved)
 }
@@ -343,7 +332,7 @@ fn user_lock_file() -> Result<fs::File> {
 fn resolved_dir(dir: &Path) -> std::io::Result<PathBuf> {
     let mut existing = dir;
     let mut rest = Vec::new();
-    while existing.symlink_metadata().is_err() {
+    while !existing.exists() {
         match (existing.parent(), existing.file_name()) {
             (Some(parent), Some(name)) => {
                 rest.push(name.to_os_string());

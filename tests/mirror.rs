@@ -748,14 +748,9 @@ fn forget_keeps_what_a_tracked_link_into_the_folder_holds() {
     let out = env
         .cmd()
         .args(["forget", "rf/lib", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+        .assert()
+        .success();
+    let json: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     assert_eq!(json[0]["kept"].as_u64(), Some(trip as u64), "{json}");
     assert_eq!(env.stored().len(), trip, "{json}");
     let json = env.index(&[], 0);

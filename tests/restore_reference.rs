@@ -129,17 +129,9 @@ fn a_long_shake_is_found_blind() {
 #[test]
 fn the_clock_restored_blind_leaves_no_echo_beside_it() {
     use lookalike::restore::color::Planes;
-    use lookalike::restore::{DeblurConfig, Method, deblur};
+    use lookalike::restore::{DeblurConfig, deblur};
     let img = image::open(data("photos/clock_motion.png")).unwrap();
-    let config = DeblurConfig {
-        psf: None,
-        method: Method::Hyper,
-        iterations: 50,
-        stop_at_noise: true,
-        strength: 1.0,
-        lossy_source: false,
-    };
-    let done = deblur(&Planes::from_image(&img), &config).unwrap();
+    let done = deblur(&Planes::from_image(&img), &DeblurConfig::default()).unwrap();
     let Planes::Grey(out) = &done.image else {
         panic!("the clock is grey");
     };

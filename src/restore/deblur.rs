@@ -61,6 +61,20 @@ pub struct DeblurConfig {
     pub lossy_source: bool,
 }
 
+impl Default for DeblurConfig {
+    /// As `lookalike deblur` runs by default: blind, hyper-Laplacian, the input lossless.
+    fn default() -> Self {
+        DeblurConfig {
+            psf: None,
+            method: Method::Hyper,
+            iterations: 50,
+            stop_at_noise: true,
+            strength: 1.0,
+            lossy_source: false,
+        }
+    }
+}
+
 /// The least noise a lossily stored image is restored with (data range 1, about 2 grey levels
 /// of 255). A codec's error sits in block edges and discarded detail, which the noise measure
 /// (on the finest differences) does not see: restored with the measured noise, a blurred JPEG
@@ -276,11 +290,8 @@ mod tests {
         let img = Planes::Grey(textured(64, 64));
         let base = DeblurConfig {
             psf: Some(PsfSpec::Gaussian { sigma: 0.0 }),
-            method: Method::Hyper,
             iterations: 10,
-            stop_at_noise: true,
-            strength: 1.0,
-            lossy_source: false,
+            ..DeblurConfig::default()
         };
         for config in [
             base.clone(),
@@ -299,12 +310,10 @@ mod tests {
     #[test]
     fn out_of_range_settings_are_refused() {
         let config = DeblurConfig {
-            psf: None,
             method: Method::Wiener,
             iterations: 10,
-            stop_at_noise: true,
             strength: 1.5,
-            lossy_source: false,
+            ..DeblurConfig::default()
         };
         assert!(deblur(&Planes::Grey(Plane::zeros((8, 8))), &config).is_err());
         let config = DeblurConfig {
@@ -332,9 +341,7 @@ mod tests {
                 psf: Some(PsfSpec::Gaussian { sigma: 1.5 }),
                 method,
                 iterations: 20,
-                stop_at_noise: true,
-                strength: 1.0,
-                lossy_source: false,
+                ..DeblurConfig::default()
             };
             let done = deblur(&img, &config).unwrap();
             assert_eq!(done.channels.len(), 3);

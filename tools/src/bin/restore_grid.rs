@@ -103,23 +103,12 @@ fn main() {
                     let config = DeblurConfig {
                         psf: Some(spec.clone()),
                         method,
-                        iterations: 50,
-                        stop_at_noise: true,
-                        strength: 1.0,
-                        lossy_source: false,
+                        ..DeblurConfig::default()
                     };
                     let out = deblur(&input, &config).expect("deblur");
                     figures.push(psnr(img, &out.image));
                 }
-                let blind_config = DeblurConfig {
-                    psf: None,
-                    method: Method::Hyper,
-                    iterations: 50,
-                    stop_at_noise: true,
-                    strength: 1.0,
-                    lossy_source: false,
-                };
-                let blind = deblur(&input, &blind_config).expect("deblur");
+                let blind = deblur(&input, &DeblurConfig::default()).expect("deblur");
                 let blind_psnr = psnr(img, &blind.image);
                 figures.push(blind_psnr);
                 for (s, f) in sums.iter_mut().zip(&figures) {
