@@ -538,8 +538,9 @@ pub fn forget(collection: &Collection, dir: &Path, policy: &UpdatePolicy) -> Res
         store.apply(&moves)?;
     }
     store.settle_roots(Some(id))?;
-    // Rows taken over by an outer tracked folder whose walks skip them (hidden, excluded)
-    // would go at its next refresh: they go now, and count as removed.
+    // Rows taken over by an outer tracked folder whose walks skip them (hidden, excluded), or
+    // left by a forgotten folder that is missing, would go at its next refresh: they go now,
+    // and count as removed.
     let walk = collection
         .walk_options(&store)?
         .unwrap_or_default()
@@ -562,7 +563,10 @@ pub fn forget(collection: &Collection, dir: &Path, policy: &UpdatePolicy) -> Res
                 .collect(),
             ..walk.clone()
         };
-        if crate::crawl::why_rules_skip(&rules, owner, &abs)?.is_some() {
+        // a forgotten folder that is missing: its images, taken over by an outer folder that is
+        // there, are not on disk, and that folder's next refresh would drop them anyway
+        let gone = !root.is_dir() && owner.is_dir();
+        if gone || crate::crawl::why_rules_skip(&rules, owner, &abs)?.is_some() {
             skipped.push(WriteOp::Remove { id: e.id });
         }
     }

@@ -681,6 +681,26 @@ fn a_nested_tracked_folder_gone_or_swapped_for_a_link_keeps_its_images() {
     assert_eq!(env.stored().len(), before.len(), "{json}");
     env.index(&[], 0);
     assert_eq!(env.stored().len(), before.len());
+
+    // forgotten while missing, its images leave at once (the outer folder holds none of them)
+    std::fs::remove_file(p.join("sub")).unwrap();
+    let out = env
+        .cmd()
+        .args(["forget", "p/sub", "--json"])
+        .assert()
+        .success();
+    let json: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let under_sub = before
+        .keys()
+        .filter(|k| k.starts_with(p.join("sub")))
+        .count();
+    assert_eq!(
+        json[0]["removed"].as_u64(),
+        Some(under_sub as u64),
+        "{json}"
+    );
+    assert_eq!(json[0]["kept"].as_u64(), Some(0), "{json}");
+    assert_eq!(env.stored(), on_disk(&p));
 }
 
 /// A file whose permissions no longer let it be read keeps its image, and says so (as an
