@@ -546,6 +546,7 @@ pub fn forget(collection: &Collection, dir: &Path, policy: &UpdatePolicy) -> Res
         .unwrap_or_default()
         .applied_to(&CrawlConfig::default());
     let remaining = store.roots()?;
+    let root_missing = !root.is_dir();
     let mut skipped = Vec::new();
     for e in store.catalog()? {
         let Some(owner) = remaining.get(&e.root_id) else {
@@ -565,7 +566,7 @@ pub fn forget(collection: &Collection, dir: &Path, policy: &UpdatePolicy) -> Res
         };
         // a forgotten folder that is missing: its images, taken over by an outer folder that is
         // there, are not on disk, and that folder's next refresh would drop them anyway
-        let gone = !root.is_dir() && owner.is_dir();
+        let gone = root_missing && owner.is_dir();
         if gone || crate::crawl::why_rules_skip(&rules, owner, &abs)?.is_some() {
             skipped.push(WriteOp::Remove { id: e.id });
         }
