@@ -4,6 +4,7 @@
 //! A step never touches a file whose bytes differ from what was indexed, nor one whose keeper
 //! changed or vanished, nor a read-only file: those are reported and left alone.
 
+use std::ffi::OsStr;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::duplicates::Group;
 use crate::error::{Error, Result};
-use crate::temp_file::{copy_to_new, temporary_beside};
+use crate::held_dir::{FileId, HeldDir, handle_id, temporary_name};
 
 /// What to do with each copy that is not kept.
 #[derive(Debug, Clone, PartialEq)]
@@ -227,7 +228,6 @@ pub fn journal_dir(index_dir: &Path) -> PathBuf {
     index_dir.join("journal")
 }
 
-/// blake3 of a file's bytes.
 /// The BLAKE3 hash of a regular file's bytes; anything else (a pipe, which would block the
 /// read for ever, a device, a folder) is an error, without opening it.
 fn file_hash(path: &Path) -> std::io::Result<[u8; 32]> {
@@ -240,6 +240,32 @@ fn file_hash(path: &Path) -> std::io::Result<[u8; 32]> {
     let mut hasher = blake3::Hasher::new();
     hasher.update_reader(fs::File::open(path)?)?;
     Ok(*hasher.finalize().as_bytes())
+}
+
+/// Opens a regular file for reading; anything else (a pipe, whose opening would block) is an
+/// error without opening it.
+fn open_regular(path: &Path) -> std::io::Result<fs::File> {
+    if !fs::metadata(path)?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    fs::File::open(path)
+}
+
+/// The BLAKE3 hash of an open regular file's bytes, and which file on disk it is.
+fn hash_and_id(file: fs::File) -> std::io::Result<([u8; 32], FileId)> {
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let id = handle_id(&file)?;
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_reader(file)?;
+    Ok((*hasher.finalize().as_bytes(), id))
 }
 
 /// Held while a run acts on files or undoes one; released on drop.
@@ -389,51 +415,82 @@ fn folder_writable(dir: &Path) -> bool {
 /// number.
 const TRASH_NAME_MAX: usize = 240;
 
-/// Why a step must not run, if it must not.
-fn refusal(step: &Step, action: &Action) -> Option<String> {
+/// A step's copy as checked: its folder held open, its name there, the file that was hashed
+/// and the keeper that was.
+struct Checked {
+    dir: HeldDir,
+    name: std::ffi::OsString,
+    id: FileId,
+    keeper_id: FileId,
+}
+
+impl Checked {
+    /// Fails unless `name` still is the file that was checked.
+    fn still_there(&self) -> std::io::Result<()> {
+        if self.dir.entry_id(&self.name)? == self.id {
+            Ok(())
+        } else {
+            Err(std::io::Error::other(format!(
+                "{} was replaced while the run acted: left alone; run `lookalike index` again",
+                self.dir.path().join(&self.name).display()
+            )))
+        }
+    }
+}
+
+/// Why a step must not run, if it must not; otherwise the copy as checked.
+fn check_step(step: &Step, action: &Action) -> std::result::Result<Checked, String> {
     let meta = match fs::symlink_metadata(&step.path) {
         Ok(m) => m,
-        Err(e) => return Some(format!("cannot read it ({e}); run `lookalike index` again")),
+        Err(e) => return Err(format!("cannot read it ({e}); run `lookalike index` again")),
     };
     if meta.is_symlink() {
-        return Some("a symbolic link, not a file: left as it is".into());
+        return Err("a symbolic link, not a file: left as it is".into());
     }
     if !meta.is_file() {
-        return Some("no longer a regular file; run `lookalike index` again".into());
+        return Err("no longer a regular file; run `lookalike index` again".into());
     }
     if meta.permissions().readonly() {
-        return Some("read-only: left alone (make it writable to include it)".into());
+        return Err("read-only: left alone (make it writable to include it)".into());
     }
     if let Some(dir) = step.path.parent() {
         if !folder_writable(dir) {
-            return Some(format!(
+            return Err(format!(
                 "its folder {} is read-only: left alone (make the folder writable to include it)",
                 dir.display()
             ));
         }
         if sticky_and_not_ours(dir, &meta) {
-            return Some(format!(
+            return Err(format!(
                 "its folder {} lets only a file's owner remove it (sticky), and it is another user's: left alone",
                 dir.display()
             ));
         }
     }
-    match file_hash(&step.path) {
-        Ok(h) if h == step.hash => {}
-        Ok(_) => return Some("changed since it was indexed; run `lookalike index` again".into()),
-        Err(e) => return Some(format!("cannot read it ({e})")),
-    }
-    match file_hash(&step.keeper) {
-        Ok(h) if h == step.keeper_hash => {}
+    // From here on the copy is reached through its folder held open: a folder swapped for a
+    // link after this check cannot lead a step to another file.
+    let (Some(parent), Some(name)) = (step.path.parent(), step.path.file_name()) else {
+        return Err("not a file in a folder".into());
+    };
+    let dir = resolved_dir(parent)
+        .and_then(|real| HeldDir::open(&real, false))
+        .map_err(|e| format!("cannot read its folder ({e})"))?;
+    let id = match dir.open_file(name).and_then(hash_and_id) {
+        Ok((h, id)) if h == step.hash => id,
+        Ok(_) => return Err("changed since it was indexed; run `lookalike index` again".into()),
+        Err(e) => return Err(format!("cannot read it ({e})")),
+    };
+    let keeper_id = match open_regular(&step.keeper).and_then(hash_and_id) {
+        Ok((h, id)) if h == step.keeper_hash => id,
         _ => {
-            return Some(format!(
+            return Err(format!(
                 "the copy to keep, {}, changed or is gone; run `lookalike index` again",
                 step.keeper.display()
             ));
         }
-    }
+    };
     if step.path == step.keeper {
-        return Some("it is the copy to keep".into());
+        return Err("it is the copy to keep".into());
     }
     // The trash records a file under its own name plus `.trashinfo` (and a number when the name
     // is taken there): a name near the 255-byte limit cannot be recorded.
@@ -443,14 +500,14 @@ fn refusal(step: &Step, action: &Action) -> Option<String> {
             .file_name()
             .is_some_and(|n| n.len() > TRASH_NAME_MAX)
     {
-        return Some(format!(
+        return Err(format!(
             "its name is over {TRASH_NAME_MAX} bytes, too long for the desktop trash's record: left alone (use --move-to for it)"
         ));
     }
     // A symbolic link as the copy to keep would keep a name only: the content may be the copy
     // itself, or outside the folder, and a hard link to it would dangle.
     if !fs::symlink_metadata(&step.keeper).is_ok_and(|m| m.is_file()) {
-        return Some(format!(
+        return Err(format!(
             "the copy to keep, {}, is a symbolic link, not a file: choose another (`--keep`)",
             step.keeper.display()
         ));
@@ -458,24 +515,20 @@ fn refusal(step: &Step, action: &Action) -> Option<String> {
     // Two names of one file (hard links, or one file seen through a linked folder): removing
     // either would remove the copy to keep, and linking them changes nothing.
     if same_file(&step.path, &step.keeper) {
-        return Some(if matches!(action, Action::Hardlink) {
+        return Err(if matches!(action, Action::Hardlink) {
             "already a hard link to the copy to keep".into()
         } else {
             "the same file on disk as the copy to keep (a hard link, or a path through a linked folder): left as it is".into()
         });
     }
-    match action {
+    let refused = match action {
         Action::Hardlink if step.hash != step.keeper_hash => Some(
             "not byte-identical to the copy to keep: a hard link would lose its content".into(),
         ),
-        Action::Hardlink
-            if matches!((file_id(&step.path), file_id(&step.keeper)), (Some(a), Some(b)) if a.0 != b.0) =>
-        {
-            Some(format!(
-                "on another disk than the copy to keep, {}: a hard link cannot cross disks (use --move-to or --trash for it)",
-                step.keeper.display()
-            ))
-        }
+        Action::Hardlink if id.0 != keeper_id.0 => Some(format!(
+            "on another disk than the copy to keep, {}: a hard link cannot cross disks (use --move-to or --trash for it)",
+            step.keeper.display()
+        )),
         Action::MoveTo(_) => match &step.target {
             Some(t) if t.exists() || t.symlink_metadata().is_ok() => {
                 Some(format!("{} already exists", t.display()))
@@ -494,6 +547,15 @@ fn refusal(step: &Step, action: &Action) -> Option<String> {
             None => None,
         },
         _ => None,
+    };
+    match refused {
+        Some(why) => Err(why),
+        None => Ok(Checked {
+            dir,
+            name: name.to_os_string(),
+            id,
+            keeper_id,
+        }),
     }
 }
 
@@ -531,27 +593,52 @@ pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
     matches!((file_id(a), file_id(b)), (Some(x), Some(y)) if x == y)
 }
 
-/// Moves a file, copying then removing it when the target is on another file system; the
-/// copy is checked against `hash` before the original goes.
-fn move_file(from: &Path, to: &Path, hash: &[u8; 32]) -> std::io::Result<()> {
-    let at = |path: &Path, e: std::io::Error| {
-        std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+/// Moves `name` in `from` (the file `id`, when known) to `to_name` in `to`, never replacing a
+/// file there; across file systems the file is copied under a temporary name, checked against
+/// `hash`, renamed into place and only then removed from `from`.
+fn move_file(
+    from: &HeldDir,
+    name: &OsStr,
+    id: FileId,
+    to: &HeldDir,
+    to_name: &OsStr,
+    hash: &[u8; 32],
+) -> std::io::Result<()> {
+    let still_there = || -> std::io::Result<()> {
+        if from.entry_id(name)? == id {
+            Ok(())
+        } else {
+            Err(std::io::Error::other(format!(
+                "{} was replaced while the run acted: left alone",
+                from.path().join(name).display()
+            )))
+        }
     };
-    if let Some(parent) = to.parent() {
-        fs::create_dir_all(parent).map_err(|e| at(parent, e))?;
-    }
-    match fs::rename(from, to) {
+    still_there()?;
+    let describe = |e: std::io::Error| {
+        std::io::Error::new(
+            e.kind(),
+            format!(
+                "cannot move {} to {}: {e}",
+                from.path().join(name).display(),
+                to.path().join(to_name).display()
+            ),
+        )
+    };
+    match from.rename_new(name, to, to_name) {
         Ok(()) => Ok(()),
         Err(e) if e.raw_os_error() == Some(18) => {
             // EXDEV: another device. The copy keeps the file's times (and its
             // permissions): its date is part of the photo.
-            // The copy is made under a temporary name and renamed into place once whole, so an
-            // interrupted move never leaves a partial file under the real name.
-            let meta = fs::metadata(from)?;
-            let tmp = temporary_beside(to);
+            let mut source = from.open_file(name)?;
+            if handle_id(&source)? != id {
+                return Err(std::io::Error::other("the file changed while it was moved"));
+            }
+            let meta = source.metadata()?;
+            let tmp = temporary_name();
             let copied = (|| {
-                copy_to_new(from, &tmp).map_err(|e| at(to, e))?;
-                let copy = fs::OpenOptions::new().write(true).open(&tmp)?;
+                let mut copy = to.create_file(&tmp)?;
+                copy_into(&mut source, &mut copy)?;
                 let mut times = fs::FileTimes::new();
                 if let Ok(t) = meta.modified() {
                     times = times.set_modified(t);
@@ -561,44 +648,73 @@ fn move_file(from: &Path, to: &Path, hash: &[u8; 32]) -> std::io::Result<()> {
                 }
                 copy.set_times(times)?;
                 copy.sync_all()?;
-                if file_hash(&tmp)? != *hash {
+                if hash_and_id(to.open_file(&tmp)?)?.0 != *hash {
                     return Err(std::io::Error::other(
                         "the copy did not match; nothing moved",
                     ));
                 }
-                fs::rename(&tmp, to).map_err(|e| at(to, e))
+                to.rename_new(&tmp, to, to_name)
             })();
             if let Err(e) = copied {
-                let _ = fs::remove_file(&tmp);
-                return Err(e);
+                let _ = to.remove(&tmp);
+                return Err(describe(e));
             }
-            fs::remove_file(from)
+            still_there()?;
+            from.remove(name)
         }
-        Err(e) => Err(std::io::Error::new(
-            e.kind(),
-            format!("cannot move {} to {}: {e}", from.display(), to.display()),
-        )),
+        Err(e) => Err(describe(e)),
     }
 }
 
-fn run_step(step: &Step, action: &Action) -> std::io::Result<()> {
+/// Carries out `step`, checked as `checked`.
+fn run_step(step: &Step, action: &Action, checked: &Checked) -> std::io::Result<()> {
+    checked.still_there()?;
+    let (dir, name) = (&checked.dir, checked.name.as_os_str());
     match action {
         Action::MoveTo(_) => {
             let to = step.target.as_ref().expect("a move has a target");
-            move_file(&step.path, to, &step.hash)
+            let (Some(to_dir), Some(to_name)) = (to.parent(), to.file_name()) else {
+                return Err(std::io::Error::other(format!(
+                    "{}: not a file name",
+                    to.display()
+                )));
+            };
+            let to_dir = HeldDir::open(to_dir, true)?;
+            move_file(dir, name, checked.id, &to_dir, to_name, &step.hash)
         }
-        Action::Trash => trash::delete(&step.path).map_err(trash_error),
-        Action::Hardlink => {
-            let tmp = temporary_beside(&step.path);
-            fs::hard_link(&step.keeper, &tmp)?;
-            let renamed = fs::rename(&tmp, &step.path);
-            // renaming onto another name of the same file succeeds without removing `tmp`
-            if tmp.symlink_metadata().is_ok() {
-                let _ = fs::remove_file(&tmp);
+        Action::Trash => {
+            // the trash takes a path: it must still lead to the folder checked
+            match step.path.parent().map(resolved_dir) {
+                Some(Ok(real)) if real == dir.path() => {}
+                _ => {
+                    return Err(std::io::Error::other(format!(
+                        "{} leads elsewhere than when it was checked: left alone",
+                        step.path.display()
+                    )));
+                }
             }
-            renamed
+            trash::delete(&step.path).map_err(trash_error)
         }
-        Action::Delete => fs::remove_file(&step.path),
+        Action::Hardlink => {
+            let tmp = temporary_name();
+            dir.link_from(&step.keeper, &tmp)?;
+            let linked = if dir.entry_id(&tmp)? == checked.keeper_id {
+                checked
+                    .still_there()
+                    .and_then(|()| dir.rename_over(&tmp, name))
+            } else {
+                Err(std::io::Error::other(format!(
+                    "the copy to keep, {}, was replaced while the run acted: left alone",
+                    step.keeper.display()
+                )))
+            };
+            // renaming onto another name of the same file succeeds without removing `tmp`
+            if dir.has(&tmp) {
+                let _ = dir.remove(&tmp);
+            }
+            linked
+        }
+        Action::Delete => dir.remove(name),
     }
 }
 
@@ -636,22 +752,21 @@ pub fn execute(
     // Two copies with one relative path under different folders would move to one name.
     let mut targets_taken = std::collections::HashSet::new();
     let mut check = |step: &Step| {
-        refusal(step, action).or_else(|| {
-            let target = step.target.as_ref()?;
-            (!targets_taken.insert(target.clone())).then(|| {
-                format!(
-                    "{} is the destination of another copy too",
-                    target.display()
-                )
-            })
-        })
+        let checked = check_step(step, action)?;
+        match &step.target {
+            Some(target) if !targets_taken.insert(target.clone()) => Err(format!(
+                "{} is the destination of another copy too",
+                target.display()
+            )),
+            _ => Ok(checked),
+        }
     };
     if !apply {
         return Ok(steps
             .iter()
             .map(|s| match check(s) {
-                Some(why) => Outcome::Skipped(why),
-                None => Outcome::WouldDo,
+                Err(why) => Outcome::Skipped(why),
+                Ok(_) => Outcome::WouldDo,
             })
             .collect());
     }
@@ -683,10 +798,13 @@ pub fn execute(
             outcomes.push(Outcome::Skipped("stopped before this step".into()));
             continue;
         }
-        if let Some(why) = check(step) {
-            outcomes.push(Outcome::Skipped(why));
-            continue;
-        }
+        let checked = match check(step) {
+            Ok(checked) => checked,
+            Err(why) => {
+                outcomes.push(Outcome::Skipped(why));
+                continue;
+            }
+        };
         write(&Entry::Intent {
             step: i,
             op: action.name().into(),
@@ -694,13 +812,9 @@ pub fn execute(
             to: step.target.as_deref().map(path_hex),
             keeper: path_hex(&step.keeper),
             hash: hex(&step.hash),
-            from_dir: step
-                .path
-                .parent()
-                .and_then(|d| resolved_dir(d).ok())
-                .map(|d| path_hex(&d)),
+            from_dir: Some(path_hex(checked.dir.path())),
         })?;
-        match run_step(step, action) {
+        match run_step(step, action, &checked) {
             Ok(()) => {
                 write(&Entry::Done { step: i })?;
                 outcomes.push(Outcome::Done);
@@ -823,7 +937,15 @@ pub fn undo(journal_dir: &Path) -> Result<Option<UndoReport>> {
         let from_dir = from_dir.as_deref().and_then(path_of_hex);
         let outcome = match relinked(&from, from_dir.as_deref()) {
             Some(why) if was_done && op != "delete" => Outcome::Failed(why),
-            _ => reverse(&op, &from, to.as_deref(), &keeper, &hash, was_done),
+            _ => reverse(
+                &op,
+                &from,
+                from_dir.as_deref(),
+                to.as_deref(),
+                &keeper,
+                &hash,
+                was_done,
+            ),
         };
         steps.push(Reversal {
             path: from,
@@ -872,6 +994,7 @@ fn relinked(from: &Path, from_dir: Option<&Path>) -> Option<String> {
 fn reverse(
     op: &str,
     from: &Path,
+    from_dir: Option<&Path>,
     to: Option<&Path>,
     keeper: &Path,
     hash: &[u8; 32],
@@ -917,11 +1040,26 @@ fn reverse(
                     ))
                 };
             }
-            match file_hash(to) {
-                Ok(h) if h == *hash => match move_file(to, from, hash) {
-                    Ok(()) => Outcome::Done,
-                    Err(e) => Outcome::Failed(e.to_string()),
-                },
+            // both folders held open from here: the file hashed is the file moved, and it
+            // goes back to the folder it came from, not through a link made since
+            let moved = to
+                .parent()
+                .zip(to.file_name())
+                .ok_or_else(|| std::io::Error::other("not a file name"))
+                .and_then(|(dir, name)| {
+                    let dir = HeldDir::open(&resolved_dir(dir)?, false)?;
+                    let (h, id) = dir.open_file(name).and_then(hash_and_id)?;
+                    Ok((dir, name, h, id))
+                });
+            match moved {
+                Ok((dir, name, h, id)) if h == *hash => {
+                    match back_folder(from, from_dir).and_then(|(back, back_name)| {
+                        move_file(&dir, name, id, &back, back_name, hash)
+                    }) {
+                        Ok(()) => Outcome::Done,
+                        Err(e) => Outcome::Failed(e.to_string()),
+                    }
+                }
                 Ok(_) => Outcome::Skipped(format!("{} changed since it was moved", to.display())),
                 // Its folder is there but the file is not: it was deleted, and no retry can
                 // bring it back. A missing folder may be a disk not mounted: retry later.
@@ -969,16 +1107,26 @@ fn reverse(
                 }
                 source = from;
             }
-            let tmp = temporary_beside(from);
-            let copied = copy_to_new(source, &tmp).and_then(|()| file_hash(&tmp));
-            match copied.and_then(|h| fs::rename(&tmp, from).map(|()| h)) {
+            let (dir, name) = match back_folder(from, from_dir) {
+                Ok(held) => held,
+                Err(e) => return Outcome::Failed(e.to_string()),
+            };
+            let tmp = temporary_name();
+            let copied = (|| {
+                let mut copy = dir.create_file(&tmp)?;
+                copy_into(&mut open_regular(source)?, &mut copy)?;
+                let (h, _) = hash_and_id(dir.open_file(&tmp)?)?;
+                dir.rename_over(&tmp, name)?;
+                Ok::<_, std::io::Error>(h)
+            })();
+            match copied {
                 Ok(h) if h == *hash => Outcome::Done,
                 Ok(_) => Outcome::Skipped(format!(
                     "separate again, but not as it was: the content it shared with {} changed after the run, and its own is gone",
                     keeper.display()
                 )),
                 Err(e) => {
-                    let _ = fs::remove_file(&tmp);
+                    let _ = dir.remove(&tmp);
                     Outcome::Failed(e.to_string())
                 }
             }
@@ -986,6 +1134,34 @@ fn reverse(
         "delete" if done => Outcome::Skipped("deleted for good: cannot be undone".into()),
         _ => Outcome::Skipped("it was never changed".into()),
     }
+}
+
+/// The folder a file of the run goes back to, held open, and its name there: the folder as it
+/// was resolved at the run (`from_dir`), or as it resolves now for journals without it. Missing
+/// folders are made again.
+fn back_folder<'a>(
+    from: &'a Path,
+    from_dir: Option<&Path>,
+) -> std::io::Result<(HeldDir, &'a OsStr)> {
+    let (Some(parent), Some(name)) = (from.parent(), from.file_name()) else {
+        return Err(std::io::Error::other(format!(
+            "{}: not a file name",
+            from.display()
+        )));
+    };
+    let dir = match from_dir {
+        Some(dir) => dir.to_path_buf(),
+        None => resolved_dir(parent)?,
+    };
+    Ok((HeldDir::open(&dir, true)?, name))
+}
+
+/// Copies `source`'s bytes and permissions into `copy`, and waits until they are on disk.
+fn copy_into(source: &mut fs::File, copy: &mut fs::File) -> std::io::Result<()> {
+    let permissions = source.metadata()?.permissions();
+    std::io::copy(source, copy)?;
+    copy.set_permissions(permissions)?;
+    copy.sync_all()
 }
 
 /// Restores the newest trashed item from `original` whose content is `hash`: the trash may hold

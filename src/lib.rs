@@ -23,6 +23,7 @@ pub mod error;
 pub mod eval;
 pub mod features;
 pub mod graph;
+pub(crate) mod held_dir;
 pub(crate) mod imageops;
 pub mod index;
 pub(crate) mod nearest_first;

@@ -1,7 +1,6 @@
 //! Temporary files beside their destination, for writes that appear whole or not at all.
 
 use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -51,17 +50,6 @@ pub(crate) fn remove_unfinished() {
     }
 }
 
-/// Copies `from`'s bytes and permissions into `to`, which must not exist yet: whatever already
-/// has the name (a link planted there) is left alone, never written through.
-pub(crate) fn copy_to_new(from: &Path, to: &Path) -> io::Result<()> {
-    let mut source = fs::File::open(from)?;
-    let permissions = source.metadata()?.permissions();
-    let mut copy = fs::File::options().write(true).create_new(true).open(to)?;
-    io::copy(&mut source, &mut copy)?;
-    copy.set_permissions(permissions)?;
-    copy.sync_all()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,23 +61,5 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a.parent(), Some(Path::new("/photos")));
         assert!(a.file_name().unwrap().len() < 64, "{}", a.display());
-    }
-
-    #[test]
-    fn a_copy_never_writes_through_an_existing_name() {
-        let dir = tempfile::tempdir().unwrap();
-        let (from, victim, to) = (
-            dir.path().join("from"),
-            dir.path().join("victim"),
-            dir.path().join("to"),
-        );
-        fs::write(&from, b"new bytes").unwrap();
-        fs::write(&victim, b"keep me").unwrap();
-        std::os::unix::fs::symlink(&victim, &to).unwrap();
-        assert!(copy_to_new(&from, &to).is_err());
-        assert_eq!(fs::read(&victim).unwrap(), b"keep me");
-        fs::remove_file(&to).unwrap();
-        copy_to_new(&from, &to).unwrap();
-        assert_eq!(fs::read(&to).unwrap(), b"new bytes");
     }
 }
