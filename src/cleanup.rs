@@ -173,6 +173,34 @@ pub fn action_json(
     serde_json::json!({"kind": action.name(), "applied": applied, "steps": items})
 }
 
+/// A digest of a plan: the action and every step's copy, content, keeper and target. A dry
+/// run's digest given back with the apply lets the apply refuse a plan that changed since.
+pub fn plan_digest(action: &Action, steps: &[Step]) -> String {
+    let mut h = blake3::Hasher::new();
+    let mut field = |bytes: &[u8]| {
+        h.update(&(bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    };
+    field(action.name().as_bytes());
+    if let Action::MoveTo(dest) = action {
+        field(path_hex(dest).as_bytes());
+    }
+    for s in steps {
+        field(path_hex(&s.path).as_bytes());
+        field(&s.hash);
+        field(path_hex(&s.keeper).as_bytes());
+        field(&s.keeper_hash);
+        field(
+            s.target
+                .as_deref()
+                .map(path_hex)
+                .unwrap_or_default()
+                .as_bytes(),
+        );
+    }
+    hex(&h.finalize().as_bytes()[..16])
+}
+
 /// The absolute form of a `--move-to` folder: its longest existing ancestor resolved (so
 /// symlinks cannot hide an overlap with an indexed folder) with the rest appended.
 pub fn resolve_move_target(p: &Path) -> Result<PathBuf> {

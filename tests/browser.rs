@@ -1,5 +1,6 @@
 //! The web app in real headless Chromium, driven over WebDriver: the start page, an image and
-//! its look-alikes, a search by upload, a duplicate group's dry run, and the phone layout.
+//! its look-alikes, a search by upload, a duplicate group's dry run, apply and undo, and the
+//! phone layout.
 //! Screenshots go to `target/tmp/browser/`. Skipped (and says so) when Chromium or
 //! ChromeDriver is not installed (`apt-get install chromium chromium-driver`), unless
 //! `LOOKALIKE_REQUIRE_BROWSER` is set, as `.ci/run` does.
@@ -275,6 +276,33 @@ fn the_web_app_works_in_a_real_browser() {
     );
     assert!(c.photos.join("coffee copy.jpg").exists());
     driver.screenshot(&shots.join("duplicates.png"));
+    // Applied as reviewed (to the trash), then undone.
+    let apply = driver.wait_for("#apply");
+    driver.click(&apply[0]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // the page is redrawn when the answer comes: read it whole until it has come
+    let applied = loop {
+        let page = driver.text_of_page();
+        if page.contains("Done (") || Instant::now() > deadline {
+            break page;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        applied.contains("Done (") && applied.contains(" done"),
+        "{applied}"
+    );
+    assert!(!c.photos.join("coffee copy.jpg").exists());
+    let undo = driver.wait_for("#undo");
+    driver.click(&undo[0]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !c.photos.join("coffee copy.jpg").exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        c.photos.join("coffee copy.jpg").exists(),
+        "undo brought it back"
+    );
 
     // A phone-sized window.
     driver.call(

@@ -359,17 +359,20 @@ fn duplicate_groups_are_reviewed_dry_run_first_and_undone() {
     assert!(doc["shown"][keeper.to_string()]["name"].is_string());
 
     let dest = c.root.join("set aside");
-    let request = |apply: bool| {
+    let request = |apply: bool, plan: &Value| {
         serde_json::json!({
-            "action": "move-to", "target": dest, "apply": apply, "keepers": [keeper],
+            "action": "move-to", "target": dest, "apply": apply, "keepers": [keeper], "plan": plan,
         })
         .to_string()
     };
-    let dry = server.post(
-        "/api/duplicates/action",
-        "application/json",
-        request(false).as_bytes(),
-    );
+    let act = |apply: bool, plan: &Value| {
+        server.post(
+            "/api/duplicates/action",
+            "application/json",
+            request(apply, plan).as_bytes(),
+        )
+    };
+    let dry = act(false, &Value::Null);
     assert_eq!(dry.status, 200, "{}", dry.text());
     let dry = dry.json();
     assert_eq!(dry["applied"], false);
@@ -382,13 +385,24 @@ fn duplicate_groups_are_reviewed_dry_run_first_and_undone() {
         .map(|s| PathBuf::from(s["path"].as_str().unwrap()))
         .collect();
 
-    let done = server
-        .post(
-            "/api/duplicates/action",
-            "application/json",
-            request(true).as_bytes(),
-        )
-        .json();
+    // The apply acts on the reviewed plan only: without it, or after the duplicates changed
+    // (a new copy indexed since the dry run), it does nothing.
+    let plan = dry["plan"].clone();
+    assert!(plan.is_string(), "{dry}");
+    assert_eq!(act(true, &Value::Null).status, 409);
+    std::fs::copy(
+        c.photos.join("camera.jpg"),
+        c.photos.join("camera again.jpg"),
+    )
+    .unwrap();
+    c.index();
+    let stale = act(true, &plan);
+    assert_eq!(stale.status, 409, "{}", stale.text());
+    assert!(stale.text().contains("changed since the dry run"));
+    assert!(!dest.exists(), "nothing was moved");
+    std::fs::remove_file(c.photos.join("camera again.jpg")).unwrap();
+    c.index();
+    let done = act(true, &plan).json();
     assert!(
         done["steps"]
             .as_array()

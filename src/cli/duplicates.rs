@@ -273,7 +273,7 @@ fn write_text(f: &Findings) -> Result<()> {
     let copies: usize = f.groups.iter().map(|g| g.copies().len()).sum();
     writeln!(
         out,
-        "{} groups, {} copies not kept ({}) among {} images ({})",
+        "{} groups, {} copies not kept ({}) among {} images (each a copy of its group's centre: {}; d: distance to the copy kept)",
         f.groups.len(),
         copies,
         human_bytes(reclaimable(&f.groups)),

@@ -206,6 +206,9 @@ pub struct Findings {
     pub(crate) test: CopyTest,
 }
 
+/// Largest joined set whose images are all compared with each other to find its centres;
+/// a larger one (a loose test over many near-uniform pictures) is split around its best image.
+const PAIRWISE_COMPONENT: usize = 64;
 /// Images whose near pairs are compared together before their copies are joined.
 const JOIN_CHUNK: usize = 2048;
 /// Partners of an image, nearest first, whose pairs are aligned when they need to be; pairs
@@ -235,7 +238,8 @@ fn thumbnail_from_file(record: &ImageRecord, cfg: &DecodeConfig) -> Option<Vec<u
 }
 
 /// Groups `candidates`: byte-identical copies and pairs that pass `test`, joined
-/// transitively; groups of one are left out. Groups come in keeper path order. When `test`
+/// transitively, then split so that each group holds a centre and images that pass `test`
+/// with the centre itself; groups of one are left out. Groups come in keeper path order. When `test`
 /// asks for aligned pictures, pairs that are not [`CopyTest::SURE`] are aligned on the
 /// `thumbnails` of their images, or, for an image without one when `files` is given, on a
 /// thumbnail made from its file (decoded under `files`) if the file still holds the indexed
@@ -287,6 +291,7 @@ pub fn group(
         .collect();
     let near = pairs::NearPairs::new(&signatures);
     let mut views: HashMap<usize, Option<verify::View>> = HashMap::new();
+    let mut passed_pairs: HashSet<(usize, usize)> = HashSet::new();
     // Images are taken in chunks: a pair already joined (through byte-identical or earlier
     // copies) is not compared again, and pairs never pile up in memory.
     let order = near.tree_order();
@@ -361,53 +366,141 @@ pub fn group(
             .collect();
         for (a, b) in accepted {
             join(&mut parent, a, b);
+            passed_pairs.insert((a, b));
         }
     }
+    // The same content's signed stand-in, so that a byte-identical copy without a signature
+    // is judged as its twins are.
+    let mut signed_twin: HashMap<[u8; 32], usize> = HashMap::new();
+    for &i in &signed {
+        signed_twin.entry(candidates[i].record.hash).or_insert(i);
+    }
+    let stand_in = |i: usize| *signed_twin.get(&candidates[i].record.hash).unwrap_or(&i);
+    // Whether `a` and `b` are copies of each other by the test itself: the joins above are
+    // transitive, and a chain of small edits can lead from a photo to an unrelated one.
+    let mut copies_of_each_other = |a: usize, b: usize| -> bool {
+        if candidates[a].record.hash == candidates[b].record.hash {
+            return true;
+        }
+        let (a, b) = (stand_in(a).min(stand_in(b)), stand_in(a).max(stand_in(b)));
+        if passed_pairs.contains(&(a, b)) {
+            return true;
+        }
+        let (sa, sb) = (&candidates[a].signature, &candidates[b].signature);
+        if sa.len() != LEN || sb.len() != LEN {
+            return false;
+        }
+        let m = compare(sa, sb);
+        if !test.accepts(&m) {
+            return false;
+        }
+        if test.aligned.is_none() || CopyTest::SURE.accepts(&m) {
+            return true;
+        }
+        if views.len() > VIEW_CACHE {
+            views.clear();
+        }
+        for i in [a, b] {
+            if !views.contains_key(&i) {
+                let record = &candidates[i].record;
+                let jpeg = thumbnails(record)
+                    .or_else(|| files.and_then(|cfg| thumbnail_from_file(record, cfg)));
+                views.insert(i, jpeg.as_deref().and_then(view_of));
+            }
+        }
+        match (&views[&a], &views[&b], test.aligned) {
+            (Some(va), Some(vb), Some(least)) => verify::agreement(va, vb, &m) >= least,
+            _ => test.signatures_only().accepts(&m),
+        }
+    };
     let mut members: HashMap<usize, Vec<usize>> = HashMap::new();
     for i in 0..n {
         let r = find(&mut parent, i);
         members.entry(r).or_default().push(i);
     }
-    let mut groups: Vec<Group> = members
-        .into_values()
-        .filter(|m| m.len() > 1)
-        .filter_map(|mut m| {
-            // A symbolic link is kept only when no file is: it is a name, not the content.
-            let links: HashSet<usize> = m
-                .iter()
-                .copied()
-                .filter(|&i| {
-                    std::fs::symlink_metadata(&candidates[i].record.path)
-                        .is_ok_and(|meta| meta.is_symlink())
-                })
-                .collect();
-            m.sort_by(|&a, &b| {
-                links
-                    .contains(&a)
-                    .cmp(&links.contains(&b))
-                    .then_with(|| keep.compare(&candidates[a].record, &candidates[b].record))
+    let mut components: Vec<Vec<usize>> = members.into_values().filter(|m| m.len() > 1).collect();
+    components.sort_unstable();
+    let mut groups: Vec<Group> = Vec::new();
+    for mut m in components {
+        // A symbolic link is kept only when no file is: it is a name, not the content.
+        let links: HashSet<usize> = m
+            .iter()
+            .copied()
+            .filter(|&i| {
+                std::fs::symlink_metadata(&candidates[i].record.path)
+                    .is_ok_and(|meta| meta.is_symlink())
+            })
+            .collect();
+        m.sort_by(|&a, &b| {
+            links
+                .contains(&a)
+                .cmp(&links.contains(&b))
+                .then_with(|| keep.compare(&candidates[a].record, &candidates[b].record))
+        });
+        // Each group is a centre, the image left that the most others are copies of by the
+        // test itself, and those copies; the rest are grouped again among themselves. So every
+        // image of a group is one step of the test from its centre (the original of its edited
+        // copies, typically), never a chain of steps away.
+        let pairwise = m.len() <= PAIRWISE_COMPONENT;
+        let adjacent: Vec<Vec<bool>> = if pairwise {
+            let mut adj = vec![vec![false; m.len()]; m.len()];
+            for x in 0..m.len() {
+                for y in x + 1..m.len() {
+                    let linked = copies_of_each_other(m[x], m[y]);
+                    adj[x][y] = linked;
+                    adj[y][x] = linked;
+                }
+            }
+            adj
+        } else {
+            Vec::new()
+        };
+        let mut rest: Vec<usize> = (0..m.len()).collect();
+        while rest.len() > 1 {
+            let centre = if pairwise {
+                // the most copies, then the earliest in keeping order
+                *rest
+                    .iter()
+                    .max_by_key(|&&x| {
+                        let degree = rest.iter().filter(|&&y| adjacent[x][y]).count();
+                        (degree, std::cmp::Reverse(x))
+                    })
+                    .expect("rest is not empty")
+            } else {
+                rest[0]
+            };
+            let (star, others): (Vec<usize>, Vec<usize>) = rest.iter().partition(|&&y| {
+                y == centre
+                    || if pairwise {
+                        adjacent[centre][y]
+                    } else {
+                        copies_of_each_other(m[centre], m[y])
+                    }
             });
+            rest = others;
+            // in keeping order: the first is kept
+            let mut star: Vec<usize> = star.into_iter().map(|x| m[x]).collect();
+            let first = star[0];
             // Other names of the kept file (hard links, a path through a linked folder) are
             // not copies: removing one would remove the file kept.
-            if let Some(kept) = crate::cleanup::file_id(&candidates[m[0]].record.path) {
-                let first = m[0];
-                m.retain(|&i| {
+            if let Some(kept) = crate::cleanup::file_id(&candidates[first].record.path) {
+                star.retain(|&i| {
                     i == first || crate::cleanup::file_id(&candidates[i].record.path) != Some(kept)
                 });
             }
-            if m.len() < 2 {
-                return None;
+            if star.len() < 2 {
+                continue;
             }
-            let keeper = &candidates[m[0]];
-            let members = m
+            let keeper = &candidates[stand_in(first)];
+            let members = star
                 .iter()
                 .map(|&i| {
                     let c = &candidates[i];
-                    let exact = c.record.hash == keeper.record.hash;
+                    let exact = c.record.hash == candidates[first].record.hash;
                     let distance = if exact {
                         0.0
                     } else {
-                        compare(&keeper.signature, &c.signature).layout
+                        compare(&keeper.signature, &candidates[stand_in(i)].signature).layout
                     };
                     Member {
                         record: c.record.clone(),
@@ -416,9 +509,9 @@ pub fn group(
                     }
                 })
                 .collect();
-            Some(Group { members })
-        })
-        .collect();
+            groups.push(Group { members });
+        }
+    }
     groups.sort_by(|a, b| a.keeper().record.path.cmp(&b.keeper().record.path));
     groups
 }
@@ -693,6 +786,72 @@ mod tests {
         assert_eq!(ids(&aligned), vec![vec![1, 2]]);
         let signatures_only = group(candidates, test, &KeepRule::Best, &mut |_| None, None);
         assert_eq!(ids(&signatures_only), vec![vec![1, 2, 3]]);
+    }
+
+    /// Stripes and a bright square: nothing like [`shot`]'s scene.
+    fn other_scene(w: u32, h: u32) -> image::RgbImage {
+        image::RgbImage::from_fn(w, h, |x, y| {
+            let v = if (60..140).contains(&x) && (40..120).contains(&y) {
+                230.0
+            } else {
+                90.0 + 70.0 * ((x + 2 * y) as f32 * 0.09).sin()
+            };
+            image::Rgb([v as u8, (255.0 - v) as u8, (v * 0.5) as u8])
+        })
+    }
+
+    #[test]
+    fn a_chain_of_small_changes_never_groups_its_two_ends() {
+        use crate::features::dup::signature;
+        use crate::test_support::shot;
+        // one scene fades into another a little from each picture to the next
+        let (from, to) = (shot(240, 180, 0.3, 0.5), other_scene(240, 180));
+        let candidates: Vec<Candidate> = (0..21)
+            .map(|i| {
+                let t = i as f32 / 20.0;
+                let p = image::RgbImage::from_fn(240, 180, |x, y| {
+                    let (a, b) = (from.get_pixel(x, y), to.get_pixel(x, y));
+                    image::Rgb(std::array::from_fn(|c| {
+                        (f32::from(a[c]) * (1.0 - t) + f32::from(b[c]) * t) as u8
+                    }))
+                });
+                Candidate {
+                    record: record(i + 1, &format!("/r/{i:02}.jpg"), (240, 180), 10, i),
+                    signature: signature(&crate::features::luma_plane(&p)),
+                }
+            })
+            .collect();
+        let test = CopyTest::DEFAULT;
+        let passes = |a: usize, b: usize| {
+            test.accepts(&compare(&candidates[a].signature, &candidates[b].signature))
+        };
+        assert!((0..20).all(|i| passes(i, i + 1)), "neighbours are copies");
+        assert!(!passes(0, 20), "the ends are not");
+        let groups = group(
+            candidates.clone(),
+            test,
+            &KeepRule::Best,
+            &mut |_| None,
+            None,
+        );
+        assert!(!groups.is_empty());
+        for g in &groups {
+            let ids: Vec<usize> = g
+                .members
+                .iter()
+                .map(|m| (m.record.id - 1) as usize)
+                .collect();
+            assert!(
+                !(ids.contains(&0) && ids.contains(&20)),
+                "the two ends in one group: {ids:?}"
+            );
+            // one member that every other passes the test with
+            assert!(
+                ids.iter()
+                    .any(|&c| ids.iter().all(|&i| i == c || passes(c, i))),
+                "no centre in {ids:?}"
+            );
+        }
     }
 
     #[test]

@@ -559,6 +559,9 @@ struct ActionRequest {
     keep: Option<String>,
     /// Only the groups whose proposed keeper has one of these ids (all groups when absent).
     keepers: Option<Vec<i64>>,
+    /// With `apply`: the `plan` of the dry run the user reviewed. The apply acts only when
+    /// the plan is still exactly that one.
+    plan: Option<String>,
 }
 
 async fn act(State(app): State<Arc<App>>, Json(req): Json<ActionRequest>) -> Response {
@@ -605,6 +608,17 @@ async fn act(State(app): State<Arc<App>>, Json(req): Json<ActionRequest>) -> Res
             )?;
         }
         let steps = cleanup::plan(&findings.groups, &action);
+        let digest = cleanup::plan_digest(&action, &steps);
+        if req.apply && req.plan.as_deref() != Some(digest.as_str()) {
+            return Ok(refuse(
+                StatusCode::CONFLICT,
+                if req.plan.is_none() {
+                    "apply acts on the plan of a dry run: run the dry run, review it and apply it"
+                } else {
+                    "the duplicates changed since the dry run (files indexed, changed or gone): nothing was done; run the dry run again and review it"
+                },
+            ));
+        }
         let outcomes = cleanup::execute(
             &cleanup::journal_dir(app.collection.dir()),
             &action,
@@ -612,7 +626,9 @@ async fn act(State(app): State<Arc<App>>, Json(req): Json<ActionRequest>) -> Res
             req.apply,
             &std::sync::atomic::AtomicBool::new(false),
         )?;
-        Ok(Json(cleanup::action_json(&action, &steps, &outcomes, req.apply)).into_response())
+        let mut doc = cleanup::action_json(&action, &steps, &outcomes, req.apply);
+        doc["plan"] = json!(digest);
+        Ok(Json(doc).into_response())
     })
     .await
 }

@@ -246,20 +246,20 @@ function duplicatesView() {
     try {
       const s = settings();
       const doc = await api("/api/duplicates/action", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(Object.assign({ apply: false }, s)) });
-      planned = JSON.stringify(s);
+      planned = { settings: JSON.stringify(s), plan: doc.plan };
       apply.disabled = false;
       showSteps(doc, "Dry run: nothing changed yet");
     } catch (e) { put(outcome, el("p", { class: "error", role: "alert" }, String(e.message))); }
   });
   apply.addEventListener("click", async () => {
     const s = settings();
-    if (planned !== JSON.stringify(s)) { invalidate(); return; }
-    const body = Object.assign({ apply: true, confirm_delete: document.getElementById("confirm-delete").checked }, s);
+    if (!planned || planned.settings !== JSON.stringify(s)) { invalidate(); return; }
+    const body = Object.assign({ apply: true, plan: planned.plan, confirm_delete: document.getElementById("confirm-delete").checked }, s);
     try {
       const doc = await api("/api/duplicates/action", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
       invalidate();
       showSteps(doc, "Done (Undo last run reverses moves and trash; run `lookalike index` to update the index)");
-    } catch (e) { put(outcome, el("p", { class: "error", role: "alert" }, String(e.message))); }
+    } catch (e) { invalidate(); put(outcome, el("p", { class: "error", role: "alert" }, String(e.message))); }
   });
   undo.addEventListener("click", async () => {
     try {
