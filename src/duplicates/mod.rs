@@ -401,12 +401,12 @@ pub fn group(
             views.clear();
         }
         for i in [a, b] {
-            if !views.contains_key(&i) {
+            views.entry(i).or_insert_with(|| {
                 let record = &candidates[i].record;
                 let jpeg = thumbnails(record)
                     .or_else(|| files.and_then(|cfg| thumbnail_from_file(record, cfg)));
-                views.insert(i, jpeg.as_deref().and_then(view_of));
-            }
+                jpeg.as_deref().and_then(view_of)
+            });
         }
         match (&views[&a], &views[&b], test.aligned) {
             (Some(va), Some(vb), Some(least)) => verify::agreement(va, vb, &m) >= least,
