@@ -98,22 +98,65 @@ enum Entry {
         started_at: u64,
     },
     /// Written before the step runs.
-    Intent {
-        step: usize,
-        op: String,
-        from: String,
-        to: Option<String>,
-        keeper: String,
-        hash: String,
-        /// The copy's folder with every link resolved, so that `undo` puts nothing back
-        /// through a link made since (absent from journals of older versions).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        from_dir: Option<String>,
-    },
+    Intent(Intent),
     /// Written after the step succeeded.
     Done {
         step: usize,
     },
+}
+
+/// A step as the journal records it before it runs.
+#[derive(Debug, Serialize, Deserialize)]
+struct Intent {
+    step: usize,
+    op: String,
+    from: String,
+    to: Option<String>,
+    keeper: String,
+    hash: String,
+    /// The copy's folder with every link resolved, so that `undo` puts nothing back
+    /// through a link made since (absent from journals of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    from_dir: Option<String>,
+    /// A hard-linked copy's own permission bits and modification time (nanoseconds since
+    /// 1970), which the link replaces with the keeper's and `undo` gives back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mode: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    modified_ns: Option<i64>,
+}
+
+/// A file's own permission bits and modification time, as a hard-link intent records them.
+fn own_look(meta: &fs::Metadata) -> (Option<u32>, Option<i64>) {
+    #[cfg(unix)]
+    let mode = {
+        use std::os::unix::fs::PermissionsExt;
+        Some(meta.permissions().mode() & 0o7777)
+    };
+    #[cfg(not(unix))]
+    let mode = None;
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .and_then(|d| i64::try_from(d.as_nanos()).ok());
+    (mode, modified)
+}
+
+/// Gives `file` the permission bits and modification time a hard-link intent recorded.
+fn give_look(file: &fs::File, mode: Option<u32>, modified_ns: Option<i64>) -> std::io::Result<()> {
+    #[cfg(unix)]
+    if let Some(mode) = mode {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    if let Some(ns) = modified_ns.and_then(|ns| u64::try_from(ns).ok()) {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns);
+        file.set_times(fs::FileTimes::new().set_modified(t))?;
+    }
+    Ok(())
 }
 
 fn path_hex(p: &Path) -> String {
@@ -215,6 +258,18 @@ pub fn resolve_move_target(p: &Path) -> Result<PathBuf> {
             .join(p)
     };
     let resolved = resolved_dir(&abs).map_err(|e| Error::io(&abs, e))?;
+    // a link to nothing on the way would be listed as a folder to make, and refused only when
+    // acting
+    if let Some(dangling) = resolved
+        .ancestors()
+        .find(|a| a.symlink_metadata().is_ok_and(|m| m.is_symlink()))
+    {
+        return Err(Error::InvalidInput(format!(
+            "--move-to {}: {} is a symbolic link to nothing (its target is gone or not mounted)",
+            p.display(),
+            dangling.display()
+        )));
+    }
     // the part that exists must be a folder
     if let Some(existing) = resolved.ancestors().find(|a| a.exists())
         && !existing.is_dir()
@@ -229,12 +284,22 @@ pub fn resolve_move_target(p: &Path) -> Result<PathBuf> {
 }
 
 /// Refuses a move target inside an indexed folder (`tracked`, or one holding a group), or
-/// holding one: moved copies would be found again, or their folder moved into itself.
+/// holding one: moved copies would be found again, or their folder moved into itself. The
+/// index folder is refused too: it may be deleted and made again (`index_dir`).
 pub fn check_move_target<'a>(
     dest: &Path,
+    index_dir: &Path,
     groups: &'a [Group],
     tracked: impl IntoIterator<Item = &'a Path>,
 ) -> Result<()> {
+    let index_dir = fs::canonicalize(index_dir).unwrap_or_else(|_| index_dir.to_path_buf());
+    if dest.starts_with(&index_dir) || index_dir.starts_with(dest) {
+        return Err(Error::InvalidInput(format!(
+            "--move-to {}: overlaps the index folder {}, which is rebuilt by deleting it; choose a folder outside it",
+            dest.display(),
+            index_dir.display()
+        )));
+    }
     if let Some(root) = groups
         .iter()
         .flat_map(|g| &g.members)
@@ -833,7 +898,15 @@ pub fn execute(
                 continue;
             }
         };
-        write(&Entry::Intent {
+        let (mode, modified_ns) = match action {
+            Action::Hardlink => checked
+                .dir
+                .open_file(&checked.name)
+                .and_then(|f| f.metadata())
+                .map_or((None, None), |m| own_look(&m)),
+            _ => (None, None),
+        };
+        write(&Entry::Intent(Intent {
             step: i,
             op: action.name().into(),
             from: path_hex(&step.path),
@@ -841,7 +914,9 @@ pub fn execute(
             keeper: path_hex(&step.keeper),
             hash: hex(&step.hash),
             from_dir: Some(path_hex(checked.dir.path())),
-        })?;
+            mode,
+            modified_ns,
+        }))?;
         match run_step(step, action, &checked) {
             Ok(()) => {
                 write(&Entry::Done { step: i })?;
@@ -939,15 +1014,7 @@ pub fn undo(journal_dir: &Path) -> Result<Option<UndoReport>> {
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         match serde_json::from_str::<Entry>(line) {
             Ok(Entry::Run { action: a, .. }) => action = a,
-            Ok(Entry::Intent {
-                step,
-                op,
-                from,
-                to,
-                keeper,
-                hash,
-                from_dir,
-            }) => intents.push((step, op, from, to, keeper, hash, from_dir)),
+            Ok(Entry::Intent(intent)) => intents.push(intent),
             Ok(Entry::Done { step }) => {
                 done.insert(step);
             }
@@ -955,18 +1022,20 @@ pub fn undo(journal_dir: &Path) -> Result<Option<UndoReport>> {
         }
     }
     let mut steps = Vec::new();
-    for (step, op, from, to, keeper, hash, from_dir) in intents.into_iter().rev() {
-        let (Some(from), Some(hash)) = (path_of_hex(&from), hash_of_hex(&hash)) else {
+    for intent in intents.into_iter().rev() {
+        let (Some(from), Some(hash)) = (path_of_hex(&intent.from), hash_of_hex(&intent.hash))
+        else {
             continue;
         };
-        let to = to.as_deref().and_then(path_of_hex);
-        let keeper = path_of_hex(&keeper).unwrap_or_default();
-        let was_done = done.contains(&step);
-        let from_dir = from_dir.as_deref().and_then(path_of_hex);
+        let to = intent.to.as_deref().and_then(path_of_hex);
+        let keeper = path_of_hex(&intent.keeper).unwrap_or_default();
+        let was_done = done.contains(&intent.step);
+        let from_dir = intent.from_dir.as_deref().and_then(path_of_hex);
+        let op = intent.op.clone();
         let outcome = match relinked(&from, from_dir.as_deref()) {
             Some(why) if was_done && op != "delete" => Outcome::Failed(why),
             _ => reverse(
-                &op,
+                &intent,
                 &from,
                 from_dir.as_deref(),
                 to.as_deref(),
@@ -1020,7 +1089,7 @@ fn relinked(from: &Path, from_dir: Option<&Path>) -> Option<String> {
 }
 
 fn reverse(
-    op: &str,
+    intent: &Intent,
     from: &Path,
     from_dir: Option<&Path>,
     to: Option<&Path>,
@@ -1036,6 +1105,7 @@ fn reverse(
             && !same_file(from, keeper)
             && file_hash(from).is_ok_and(|h| h == *hash)
     };
+    let op = intent.op.as_str();
     let back_or_left = |why: String| {
         if back() {
             Outcome::Done
@@ -1143,6 +1213,9 @@ fn reverse(
             let copied = (|| {
                 let mut copy = dir.create_file(&tmp)?;
                 copy_into(&mut open_regular(source)?, &mut copy)?;
+                // its own permissions and date, not the keeper's it shared
+                give_look(&copy, intent.mode, intent.modified_ns)?;
+                copy.sync_all()?;
                 let (h, _) = hash_and_id(dir.open_file(&tmp)?)?;
                 dir.rename_over(&tmp, name)?;
                 Ok::<_, std::io::Error>(h)

@@ -3,7 +3,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use globset::{Glob, GlobSet, GlobSetBuilder};
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use walkdir::WalkDir;
 
 use crate::error::{Error, Result};
@@ -103,7 +103,8 @@ fn build_globs(patterns: &[String]) -> Result<Option<GlobSet>> {
                 "bad glob '{p}': {why} (if the index already remembers it, `lookalike index --walk-defaults` forgets it)"
             )));
         }
-        let glob = Glob::new(p).map_err(|e| {
+        // letter case is ignored: `*.jpg` is meant to take a camera's `IMG_0001.JPG` too
+        let glob = GlobBuilder::new(p).case_insensitive(true).build().map_err(|e| {
             Error::InvalidInput(format!(
                 "bad glob '{p}': {e} (if the index already remembers it, `lookalike index --walk-defaults` forgets it)"
             ))
@@ -406,6 +407,31 @@ mod tests {
     }
 
     const PNG_MAGIC: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+
+    #[test]
+    fn globs_ignore_letter_case() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        touch(&d.join("a.jpg"), b"x");
+        touch(&d.join("sub/UP.JPG"), b"x");
+        touch(&d.join("Thumbs/t.jpg"), b"x");
+        let cfg = CrawlConfig {
+            roots: vec![d.to_path_buf()],
+            include: vec!["**/*.jpg".into()],
+            exclude: vec!["thumbs".into()],
+            ..Default::default()
+        };
+        let found: Vec<PathBuf> = crawl(&cfg)
+            .unwrap()
+            .files
+            .into_iter()
+            .map(|f| f.rel_path)
+            .collect();
+        assert_eq!(
+            found,
+            vec![PathBuf::from("a.jpg"), PathBuf::from("sub/UP.JPG")]
+        );
+    }
 
     #[test]
     fn finds_images_by_extension_and_content_in_order() {

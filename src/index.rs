@@ -716,6 +716,42 @@ fn index_pass(
             e
         })
         .collect();
+    // An indexed file the walk passed over for its content alone (no image extension, and
+    // its first bytes unreadable or no longer an image's) is still there: it is read again,
+    // and fails as a damaged `.jpg` does, instead of leaving the index as if deleted.
+    for e in &catalog {
+        let Some((_, root)) = roots.iter().find(|(id, _)| *id == e.root_id) else {
+            continue;
+        };
+        let abs = root.join(&e.rel_path);
+        if listed.contains(&abs)
+            || crate::crawl::has_image_extension(&abs)
+            || !walk.iter().any(|w| abs.starts_with(w))
+        {
+            continue;
+        }
+        let meta = if crawl_cfg.follow_symlinks {
+            std::fs::metadata(&abs)
+        } else {
+            std::fs::symlink_metadata(&abs)
+        };
+        let Ok(meta) = meta else { continue };
+        if !meta.is_file()
+            || crate::crawl::why_rules_skip(&crawl_cfg, root, &abs)?.is_some()
+            || crate::crawl::looks_like_image(&abs)
+        {
+            continue;
+        }
+        if let Some((root_id, _, rel_path)) = home(&roots, &abs) {
+            listed.insert(abs.clone());
+            files.push(FileAt {
+                root_id,
+                rel_path,
+                abs_path: abs,
+                stamp: FileStamp::of(&meta),
+            });
+        }
+    }
     let by_path: HashMap<(i64, &Path), &CatalogEntry> = catalog
         .iter()
         .map(|e| ((e.root_id, e.rel_path.as_path()), e))

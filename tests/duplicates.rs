@@ -255,6 +255,13 @@ fn trash_and_hardlink_are_undone_and_edited_copies_are_never_linked() {
     let env = Env::new();
     let copies = two_groups(&env);
     let before = read_all(&copies);
+    // the linked copy's own permissions and date come back with it, not the keeper's
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&copies[0], std::fs::Permissions::from_mode(0o640)).unwrap();
+    }
+    let own_date = std::fs::metadata(&copies[0]).unwrap().modified().unwrap();
 
     let (json, code) = env.duplicates(&["--hardlink", "--apply"]);
     assert_eq!(code, 0, "{json}");
@@ -271,8 +278,15 @@ fn trash_and_hardlink_are_undone_and_edited_copies_are_never_linked() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        assert_eq!(std::fs::metadata(&copies[0]).unwrap().nlink(), 1);
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(&copies[0]).unwrap();
+        assert_eq!(meta.nlink(), 1);
+        assert_eq!(meta.permissions().mode() & 0o777, 0o640);
     }
+    assert_eq!(
+        std::fs::metadata(&copies[0]).unwrap().modified().unwrap(),
+        own_date
+    );
     assert_eq!(read_all(&copies), before);
 
     let (json, code) = env.duplicates(&["--trash", "--apply"]);
@@ -744,6 +758,27 @@ fn moves_keep_to_folders_outside_every_index_and_to_one_copy_a_name() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("overlaps the indexed folder"));
+    // into the index folder, which is rebuilt by deleting it; through a link to nothing,
+    // which would be refused only when acting
+    let dangling = env.root.join("gone-disk");
+    std::os::unix::fs::symlink(env.root.join("not-mounted"), &dangling).unwrap();
+    for (target, says) in [
+        (env.index.join("dupes"), "overlaps the index folder"),
+        (dangling.join("dupes"), "symbolic link to nothing"),
+    ] {
+        let out = env
+            .cmd()
+            .args(["-q", "duplicates", "--move-to"])
+            .arg(&target)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", target.display());
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(says),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     // q1/x.jpg and q2/x.jpg would both go to dupes/x.jpg: the dry run says what apply does
     let dest = env.root.join("dupes");
     let run = |apply: bool| {

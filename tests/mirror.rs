@@ -733,6 +733,42 @@ fn an_indexed_file_made_unreadable_keeps_its_image() {
     assert_eq!(env.stored(), before);
 }
 
+/// An image named without an extension is taken by its content. Emptied or overwritten with
+/// other bytes, it fails as a damaged `.jpg` does (listed, exit status 3), rather than leaving
+/// the index counted as a deleted file; put back, it is taken in again.
+#[test]
+fn an_image_without_an_extension_damaged_is_a_failure_not_a_deletion() {
+    let env = Env::new();
+    let sd = env.root().join("sd");
+    copy_groups(&sd, &["camera"]);
+    let bare = sd.join("camera/IMG_0001");
+    let noise = sd.join("camera/IMG_0002");
+    std::fs::copy(sd.join("camera/original.jpg"), &bare).unwrap();
+    std::fs::copy(sd.join("camera/blur.jpg"), &noise).unwrap();
+    env.index(&["sd"], 0);
+    assert!(
+        env.stored()
+            .contains_key(&std::fs::canonicalize(&bare).unwrap())
+    );
+    let good = std::fs::read(&bare).unwrap();
+    std::fs::write(&bare, b"").unwrap();
+    std::fs::write(&noise, vec![7u8; 4000]).unwrap();
+    let json = env.index(&[], 3);
+    assert_eq!(json["removed"], 0, "{json}");
+    let failed = json["failed"].to_string();
+    assert!(
+        failed.contains("IMG_0001") && failed.contains("IMG_0002"),
+        "{json}"
+    );
+    std::fs::write(&bare, &good).unwrap();
+    std::fs::remove_file(&noise).unwrap();
+    env.index(&[], 0);
+    assert!(
+        env.stored()
+            .contains_key(&std::fs::canonicalize(&bare).unwrap())
+    );
+}
+
 /// A first run refused before any work leaves no index folder behind.
 #[test]
 fn a_refused_first_run_leaves_no_index() {

@@ -169,6 +169,7 @@ pub(crate) fn cmd_duplicates(
         let tracked = store.roots()?;
         cleanup::check_move_target(
             dest,
+            collection.dir(),
             &findings.groups,
             tracked.values().map(PathBuf::as_path),
         )?;

@@ -185,10 +185,11 @@ struct IndexArgs {
     /// every tracked folder.
     #[arg(value_name = "PATH")]
     dirs: Vec<PathBuf>,
-    /// Only index files whose path (relative to its folder) matches this glob; repeatable.
+    /// Only index files whose path (relative to its folder) matches this glob, in any letter
+    /// case; repeatable.
     #[arg(long, value_name = "GLOB")]
     include: Vec<String>,
-    /// Skip files and folders matching this glob; repeatable.
+    /// Skip files and folders matching this glob, in any letter case; repeatable.
     #[arg(long, value_name = "GLOB")]
     exclude: Vec<String>,
     /// Follow symbolic links (loops are detected).

@@ -621,6 +621,7 @@ pub fn listing_json(f: &Findings) -> Value {
         "test": f.test,
         "images": f.images,
         "without_signature": f.unsigned,
+        "gone": f.gone,
         "groups": groups,
         "copies": f.groups.iter().map(|g| g.copies().len()).sum::<usize>(),
         "reclaimable_bytes": reclaimable(&f.groups),

@@ -603,6 +603,7 @@ async fn act(State(app): State<Arc<App>>, Json(req): Json<ActionRequest>) -> Res
             let tracked = app.with_store(|s| s.roots())?;
             cleanup::check_move_target(
                 dest,
+                app.collection.dir(),
                 &findings.groups,
                 tracked.values().map(PathBuf::as_path),
             )?;

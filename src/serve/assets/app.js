@@ -225,7 +225,8 @@ function duplicatesView() {
           el("label", {}, box, ` group ${n + 1}: keep ${doc.shown[g.keep.id].name}, ${g.copies.length} ${g.copies.length === 1 ? "copy" : "copies"}`),
           grid(members, (m) => el("span", { class: m.id === g.keep.id ? "badge" : "badge copy" }, m.id === g.keep.id ? "keep" : (g.copies.find((c) => c.id === m.id).exact ? "exact copy" : "copy"))));
       });
-      put(list, summary, ...(items.length ? items : [el("p", { class: "note" }, "No duplicates at this setting.")]));
+      const gone = doc.gone ? el("p", { class: "note" }, `${doc.gone} indexed ${doc.gone === 1 ? "image is" : "images are"} gone from disk and left out; run lookalike index to bring the index up to date.`) : null;
+      put(list, summary, gone, ...(items.length ? items : [el("p", { class: "note" }, "No duplicates at this setting.")]));
     } catch (e) {
       put(list, el("p", { class: "error", role: "alert" }, String(e.message)));
     }
