@@ -177,6 +177,47 @@ fn every_edit_kind_joins_its_original_and_photos_stay_apart() {
     );
 }
 
+/// `--keep best` keeps the original over copies edited after it that have as many pixels and
+/// more bytes (brightened, watermarked).
+#[test]
+fn the_original_is_kept_over_its_brightened_and_watermarked_copies() {
+    let env = Env::new();
+    let when = |year: i32| {
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(((year - 1970) as u64) * 31_557_600)
+    };
+    for photo in ["coffee", "rocket"] {
+        let original = image::open(sample(photo)).unwrap().to_rgb8();
+        let path = env.put(&format!("{photo}/original.jpg"), &jpeg(&original));
+        let set_date = |p: &Path, year: i32| {
+            std::fs::File::options()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_modified(when(year))
+                .unwrap();
+        };
+        set_date(&path, 2020);
+        for (k, kind) in ["brightness:0.2", "mark:0.35"].iter().enumerate() {
+            let copy = apply_chain(&parse_chain(kind).unwrap(), &original, k as u64).unwrap();
+            let mut bytes = jpeg(&copy);
+            // more bytes than the original, whatever the encoder made of the edit
+            bytes.extend(std::iter::repeat_n(0u8, 200_000));
+            let edited = env.put(&format!("{photo}/{}.jpg", kind.replace(':', "_")), &bytes);
+            set_date(&edited, 2021);
+        }
+    }
+    let (json, code) = env.duplicates(&[]);
+    assert_eq!(code, 0, "{json}");
+    let kept: Vec<&str> = json["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["keep"]["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(kept.len(), 2, "{json}");
+    assert!(kept.iter().all(|p| p.ends_with("/original.jpg")), "{json}");
+}
+
 /// Two photos, each with an exact copy and an edited copy; returns the paths of the copies.
 fn two_groups(env: &Env) -> Vec<PathBuf> {
     let mut copies = Vec::new();
