@@ -316,6 +316,15 @@ struct StatusArgs {
 
 /// Entry point used by `main.rs`.
 pub fn main() -> ExitCode {
+    // clap would blame an empty variable on a flag the user never gave
+    let flag_given = std::env::args_os()
+        .any(|a| a == "--index-dir" || a.as_encoded_bytes().starts_with(b"--index-dir="));
+    if !flag_given && std::env::var_os(INDEX_DIR_ENV).is_some_and(|v| v.is_empty()) {
+        eprintln!(
+            "error: ${INDEX_DIR_ENV} is set but empty: set it to the index folder, or unset it to use ./.lookalike"
+        );
+        return ExitCode::from(2);
+    }
     let cli = Cli::parse();
     ignore_file_size_signal();
     let report_panic = std::panic::take_hook();
@@ -612,8 +621,13 @@ fn report_index(collection: &Collection, s: &IndexSummary) {
         );
     }
     for p in &s.missing_roots {
+        let what = if p.symlink_metadata().is_ok() {
+            "tracked folder is no longer a folder (a file or a link to nothing has its name)"
+        } else {
+            "tracked folder not found (deleted, or on a disk not mounted)"
+        };
         note!(
-            "missing: {}: tracked folder not found (deleted, or on a disk not mounted); its images are kept; `lookalike forget` stops tracking it",
+            "missing: {}: {what}; its images are kept; `lookalike forget` stops tracking it",
             shown(p)
         );
     }
