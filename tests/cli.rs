@@ -1363,6 +1363,40 @@ fn a_gaussian_blur_in_a_jpeg_is_found_and_restored() {
     }
 }
 
+/// A large defocus on a photo of soft edges is read as the disk it is: the edges read nearly as
+/// wide as the radius, as a Gaussian's would, and overruled the disk with a Gaussian, whose
+/// restoration lost 10 dB.
+#[test]
+fn a_large_defocus_is_read_as_a_disk_and_restored() {
+    let env = setup(&[]);
+    let sharp = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample_data/horse/original.jpg");
+    let blurred = env.root.join("horse_disk8.png");
+    run_ok(
+        env.cmd()
+            .arg("blur")
+            .arg(&sharp)
+            .arg(&blurred)
+            .args(["--psf", "disk:8", "--noise", "0.002", "--seed", "2"]),
+    );
+    let restored = env.root.join("horse_restored.png");
+    let out = run_ok(
+        env.cmd()
+            .arg("deblur")
+            .arg(&blurred)
+            .arg(&restored)
+            .arg("--json"),
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["estimate"]["kind"], "disk", "{doc}");
+    let radius = doc["estimate"]["radius"].as_f64().unwrap();
+    assert!((radius - 8.0).abs() < 0.8, "{doc}");
+    let (before, after) = (
+        psnr_of(&env, &sharp, &blurred),
+        psnr_of(&env, &sharp, &restored),
+    );
+    assert!(after > before + 1.0, "{before:.2} -> {after:.2} dB");
+}
+
 /// `deblur --strength 0` leaves the image as it is: copied byte for byte to its own format.
 /// An output format that is read but not written, and transparency in `quality`, are said.
 #[test]
