@@ -961,13 +961,6 @@ fn estimate_with_disk_gain(plane: &Plane, thorough: bool, lossy: bool) -> (BlurE
             &motion_nll,
             motion.map_or(best_iso, |m| m.2.min(best_iso)),
             nfreq,
-            // a disk the spectrum shows clearly has rings a long line's comb can mimic on a
-            // striped scene (brick at radius 10): the line must then explain the bins better
-            if est.kind == BlurKind::Disk && (nll_g - nll_d) / nfreq >= CLEAR_DISK_GAIN {
-                0.0
-            } else {
-                LONG_MOTION_EXCESS
-            },
         )
     {
         est.kind = BlurKind::Motion;
@@ -1185,8 +1178,7 @@ const LINE_ENVELOPE_SHARE: f32 = 0.05;
 /// likelihood `motion_nll` at their long line's length, which compares directions on the same
 /// data, and the most likely one is reported if its strip still prefers the long line by
 /// [`LONG_MOTION_MARGIN`] per frequency and it explains the polar bins within
-/// `excess_allowed` ([`LONG_MOTION_EXCESS`], or 0 against a clear disk) of the best model
-/// found before. Returns `(length, angle in [0, 180))`.
+/// [`LONG_MOTION_EXCESS`] of the best model found before. Returns `(length, angle in [0, 180))`.
 fn long_motion(
     power: &Periodogram,
     s2: f32,
@@ -1195,7 +1187,6 @@ fn long_motion(
     motion_nll: &dyn Fn(f32, f32) -> f64,
     best_nll: f64,
     nfreq: f64,
-    excess_allowed: f64,
 ) -> Option<(f32, f32)> {
     let samples = power.samples;
     let max_len = (samples / LONG_MOTION_SAMPLES_PER_ZERO).min(LONG_MOTION_MAX);
