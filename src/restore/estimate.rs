@@ -1255,7 +1255,10 @@ fn long_motion(
         };
         let nll = motion_nll(length, angle);
         let excess = (nll - best_nll) / nfreq;
-        if gain > LONG_MOTION_MARGIN && excess <= excess_allowed && best.is_none_or(|b| nll < b.0) {
+        if gain > LONG_MOTION_MARGIN
+            && excess <= LONG_MOTION_EXCESS
+            && best.is_none_or(|b| nll < b.0)
+        {
             best = Some((nll, length, angle));
         }
     }
