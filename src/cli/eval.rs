@@ -316,6 +316,12 @@ pub(crate) fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) ->
                 .images
                 .clone()
                 .unwrap_or_else(|| default_images_dir(&dataset));
+            if args.groundtruth.is_none() && !dataset.exists() {
+                return Err(Error::InvalidInput(format!(
+                    "{}: no such folder; give the dataset folder (holding groundtruth.tsv and images/)",
+                    dataset.display()
+                )));
+            }
             if !tsv.is_file() {
                 return Err(Error::InvalidInput(format!(
                     "{}: no ground truth; pass --groundtruth FILE, --labels folders, --queries FILE, or use --distort DIR for unlabelled folders",

@@ -169,7 +169,7 @@ enum Command {
     Blur(restore::BlurArgs),
     /// Restore a blurred image by deconvolution (PSF given or estimated blind).
     #[command(
-        after_help = "Examples:\n  lookalike deblur blurred.png restored.png                 # blind: PSF estimated\n  lookalike deblur blurred.png restored.png --psf gaussian:2 --method wiener\n  lookalike deblur photo.jpg sharper.jpg --strength 0.5      # mild, safe sharpening\n  lookalike deblur shaken.png fixed.png --psf file:kernel.txt --json\n\nPrints the PSF, the method, each channel's noise level and the iterations run. An image with no measurable blur (sharp, or only noise) is copied unchanged."
+        after_help = "Examples:\n  lookalike deblur blurred.png restored.png                 # blind: PSF estimated\n  lookalike deblur blurred.png restored.png --psf gaussian:2 --method wiener\n  lookalike deblur photo.jpg sharper.jpg --strength 0.5      # half the restoration, if blur is found\n  lookalike deblur shaken.png fixed.png --psf file:kernel.txt --json\n\nPrints the PSF, the method, each channel's noise level and the iterations run. An image with no measurable blur (sharp, or only noise) is copied unchanged."
     )]
     Deblur(restore::DeblurArgs),
     /// Compare an image with a reference: PSNR, SSIM, MS-SSIM.
