@@ -629,6 +629,13 @@ fn check_step(step: &Step, action: &Action) -> std::result::Result<Checked, Stri
             // a link inside the --move-to folder could lead the copy back into an indexed
             // folder, or anywhere
             Some(t) => t.parent().and_then(|dir| match resolved_dir(dir) {
+                // a link to nothing on the way is no folder to make
+                _ if dir.ancestors().any(|a| a.symlink_metadata().is_ok_and(|m| m.is_symlink())) => {
+                    Some(format!(
+                        "{} goes through a symbolic link: left alone (moves stay inside the --move-to folder)",
+                        dir.display()
+                    ))
+                }
                 Ok(real) if real == dir => None,
                 Ok(real) => Some(format!(
                     "{} leads to {} through a symbolic link: left alone (moves stay inside the --move-to folder)",
@@ -1145,7 +1152,8 @@ fn reverse(
                 .zip(to.file_name())
                 .ok_or_else(|| std::io::Error::other("not a file name"))
                 .and_then(|(dir, name)| {
-                    let dir = HeldDir::open(&resolved_dir(dir)?, false)?;
+                    // the destination was recorded resolved: a link on its way now is refused
+                    let dir = HeldDir::open(dir, false)?;
                     let (h, id) = dir.open_file(name).and_then(hash_and_id)?;
                     Ok((dir, name, h, id))
                 });

@@ -23,7 +23,7 @@ pub(crate) struct HeldDir {
 /// The error for a link met where a folder was expected.
 fn link_in_path(path: &Path, at: &Path) -> io::Error {
     io::Error::other(format!(
-        "{} leads elsewhere through a symbolic link at {} (made since it was checked): left alone",
+        "{} leads elsewhere through a symbolic link at {}: left alone",
         path.display(),
         at.display()
     ))

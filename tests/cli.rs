@@ -1397,6 +1397,50 @@ fn a_large_defocus_is_read_as_a_disk_and_restored() {
     assert!(after > before + 1.0, "{before:.2} -> {after:.2} dB");
 }
 
+/// An image half transparent is measured on its picture: the transparent half is flat, and read
+/// the noise as none and a Gaussian as a disk.
+#[test]
+fn a_half_transparent_image_is_measured_on_its_picture() {
+    let env = setup(&[]);
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/restore/photos");
+    let rgb = image::open(fixtures.join("astronaut.png"))
+        .unwrap()
+        .to_rgb8();
+    let (w, h) = rgb.dimensions();
+    let cut = image::RgbaImage::from_fn(w, h, |x, y| {
+        let [r, g, b] = rgb.get_pixel(x, y).0;
+        image::Rgba([r, g, b, if x < w / 2 { 0 } else { 255 }])
+    });
+    let sharp = env.root.join("cut.png");
+    cut.save(&sharp).unwrap();
+    let blurred = env.root.join("cut_blurred.png");
+    run_ok(env.cmd().arg("blur").arg(&sharp).arg(&blurred).args([
+        "--psf",
+        "gaussian:2",
+        "--noise",
+        "0.002",
+        "--seed",
+        "1",
+    ]));
+    let out = run_ok(
+        env.cmd()
+            .arg("deblur")
+            .arg(&blurred)
+            .arg(env.root.join("cut_restored.png"))
+            .arg("--json"),
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["estimate"]["kind"], "gaussian", "{doc}");
+    assert!(
+        (doc["estimate"]["sigma"].as_f64().unwrap() - 2.0).abs() < 0.3,
+        "{doc}"
+    );
+    for channel in doc["channels"].as_array().unwrap() {
+        let noise = channel["noise_sigma"].as_f64().unwrap();
+        assert!((0.001..0.004).contains(&noise), "{doc}");
+    }
+}
+
 /// `deblur --strength 0` leaves the image as it is: copied byte for byte to its own format.
 /// An output format that is read but not written, and transparency in `quality`, are said.
 #[test]

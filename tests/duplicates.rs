@@ -1183,6 +1183,11 @@ fn links_made_since_never_lead_a_move_or_an_undo_elsewhere() {
     assert!(reason.contains("symbolic link"), "{reason}");
     assert!(copy.is_file());
     assert_eq!(std::fs::read_dir(&other).unwrap().count(), 0);
+    // so could one to nothing: the dry run says it is left alone, as the apply would
+    std::fs::remove_file(dest.join("b")).unwrap();
+    std::os::unix::fs::symlink(env.root.join("not-mounted"), dest.join("b")).unwrap();
+    let (json, _) = env.duplicates(&keep_a_move);
+    assert_eq!(step_of(&json, &copy).0, "skipped", "{json}");
 
     // the copy's own folder replaced by a link after the move: undo puts nothing through it
     std::fs::remove_file(dest.join("b")).unwrap();
@@ -1200,10 +1205,22 @@ fn links_made_since_never_lead_a_move_or_an_undo_elsewhere() {
     assert!(stderr.contains("now leads to"), "{stderr}");
     assert_eq!(std::fs::read_dir(&other).unwrap().count(), 0);
     assert!(dest.join("b/x.jpg").is_file());
-
-    // the folder put back, the kept journal brings the copy home
     std::fs::remove_file(copy.parent().unwrap()).unwrap();
     std::fs::create_dir(copy.parent().unwrap()).unwrap();
+
+    // the folder it was moved into replaced by a link to another holding the same bytes: undo
+    // takes nothing out of that other folder, and keeps the journal
+    std::fs::rename(dest.join("b"), dest.join("b-real")).unwrap();
+    std::fs::write(other.join("x.jpg"), &bytes).unwrap();
+    std::os::unix::fs::symlink(&other, dest.join("b")).unwrap();
+    let out = env.cmd().arg("undo").output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(other.join("x.jpg").is_file() && !copy.exists());
+    std::fs::remove_file(other.join("x.jpg")).unwrap();
+    std::fs::remove_file(dest.join("b")).unwrap();
+    std::fs::rename(dest.join("b-real"), dest.join("b")).unwrap();
+
+    // the folders put back, the kept journal brings the copy home
     let out = env.cmd().arg("undo").output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");

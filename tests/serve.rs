@@ -398,7 +398,7 @@ fn duplicate_groups_are_reviewed_dry_run_first_and_undone() {
     c.index();
     let stale = act(true, &plan);
     assert_eq!(stale.status, 409, "{}", stale.text());
-    assert!(stale.text().contains("changed since the dry run"));
+    assert!(stale.text().contains("differs from the dry run"));
     assert!(!dest.exists(), "nothing was moved");
     std::fs::remove_file(c.photos.join("camera again.jpg")).unwrap();
     c.index();

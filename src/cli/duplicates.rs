@@ -27,9 +27,8 @@ pub(crate) struct DuplicatesArgs {
     /// How alike copies must be: strict, default, loose, or a signature distance from 0 to 2.
     #[arg(long, value_name = "LEVEL", default_value = "default")]
     similarity: String,
-    /// Which copy of a group to keep: best (the original the others are copies of, then most
-    /// pixels, then oldest, then largest file), newest, oldest, shortest-path, or match:GLOB
-    /// (a copy whose path matches).
+    /// Which copy of a group to keep: best (most pixels, then oldest, then largest file),
+    /// newest, oldest, shortest-path, or match:GLOB (a copy whose path matches).
     #[arg(long, value_name = "RULE", default_value = "best")]
     keep: String,
     /// Print JSON (schema in README.md).

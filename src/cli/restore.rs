@@ -133,6 +133,7 @@ impl DeblurArgs {
             stop_at_noise: !self.no_early_stop,
             strength: self.strength,
             lossy_source: false,
+            measure_within: None,
         };
         config.validate()?;
         Ok(config)
@@ -227,6 +228,33 @@ fn load_for_restoration(path: &Path, memory_budget: Option<usize>) -> Result<fil
     Ok(img)
 }
 
+/// The box `(top, left, height, width)` around the fully opaque pixels, when transparency
+/// takes a large part of the image (over a tenth) and the box is large enough to measure blur
+/// in (64 pixels a side); `None` otherwise.
+fn opaque_box(alpha: &image::GrayImage) -> Option<(usize, usize, usize, usize)> {
+    let (w, h) = alpha.dimensions();
+    let (mut top, mut left, mut bottom, mut right) = (u32::MAX, u32::MAX, 0, 0);
+    let mut opaque = 0u64;
+    for (x, y, a) in alpha.enumerate_pixels() {
+        if a[0] == 255 {
+            opaque += 1;
+            (top, left) = (top.min(y), left.min(x));
+            (bottom, right) = (bottom.max(y), right.max(x));
+        }
+    }
+    let total = u64::from(w) * u64::from(h);
+    if opaque == 0 || opaque * 10 > total * 9 {
+        return None;
+    }
+    let (height, width) = (bottom - top + 1, right - left + 1);
+    (height >= 64 && width >= 64).then_some((
+        top as usize,
+        left as usize,
+        height as usize,
+        width as usize,
+    ))
+}
+
 /// Ctrl-C, SIGTERM and SIGHUP end a restoration command at once with exit 130, removing the
 /// temporary file of an output being written: an existing output stays as it was.
 fn stop_on_signal() {
@@ -317,6 +345,7 @@ pub(crate) fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
     file::check_fits(&args.output, cols, rows)?;
     let cfg = DeblurConfig {
         lossy_source: img.lossy,
+        measure_within: img.alpha.as_ref().and_then(opaque_box),
         ..cfg
     };
     let done = deblur(&img.planes, &cfg)?;

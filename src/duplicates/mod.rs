@@ -79,9 +79,8 @@ impl Similarity {
 /// Which copy of a group is proposed for keeping.
 #[derive(Debug, Clone)]
 pub enum KeepRule {
-    /// The group's centre (the original its edited copies are copies of), then most pixels,
-    /// then the oldest (an edit or a copy is made after its original), then the largest file,
-    /// then the shortest path.
+    /// Most pixels, then the oldest (an edit or a copy is made after its original), then the
+    /// largest file, then the shortest path.
     Best,
     /// The most recently modified (ties as `Best`).
     Newest,
@@ -129,8 +128,7 @@ impl KeepRule {
         }
     }
 
-    /// Orders copies so that the one to keep comes first (for `Best`, among images equally
-    /// central to their group: see [`group`]).
+    /// Orders copies so that the one to keep comes first.
     fn compare(&self, a: &ImageRecord, b: &ImageRecord) -> std::cmp::Ordering {
         let pixels = |r: &ImageRecord| u64::from(r.width) * u64::from(r.height);
         let path_len = |r: &ImageRecord| r.path.as_os_str().len();
@@ -481,18 +479,8 @@ pub fn group(
                     }
             });
             rest = others;
-            // in keeping order: the first is kept; `best` keeps the centre itself (the original
-            // its edited copies are copies of: a padded or brightened copy has more pixels or
-            // bytes, not more of the picture), unless it is a symbolic link
+            // in keeping order: the first is kept
             let mut star: Vec<usize> = star.into_iter().map(|x| m[x]).collect();
-            if matches!(keep, KeepRule::Best) && !links.contains(&m[centre]) {
-                let at = star
-                    .iter()
-                    .position(|&i| i == m[centre])
-                    .expect("in its star");
-                let c = star.remove(at);
-                star.insert(0, c);
-            }
             let first = star[0];
             // Other names of the kept file (hard links, a path through a linked folder) are
             // not copies: removing one would remove the file kept.

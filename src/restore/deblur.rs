@@ -59,6 +59,10 @@ pub struct DeblurConfig {
     /// restoration takes the noise as at least [`LOSSY_NOISE_FLOOR`] (as it does for an image
     /// the blind estimate reads as a decoded JPEG saved losslessly).
     pub lossy_source: bool,
+    /// Where the picture is, as `(top, left, height, width)`: blur and noise are measured
+    /// there only (the opaque part of an image with large transparent areas, which are flat
+    /// and would read as no noise); `None`: the whole image.
+    pub measure_within: Option<(usize, usize, usize, usize)>,
 }
 
 impl Default for DeblurConfig {
@@ -71,6 +75,7 @@ impl Default for DeblurConfig {
             stop_at_noise: true,
             strength: 1.0,
             lossy_source: false,
+            measure_within: None,
         }
     }
 }
@@ -163,10 +168,21 @@ impl DeblurConfig {
 /// level, then blended with its input by `config.strength`.
 pub fn deblur(img: &Planes, config: &DeblurConfig) -> Result<Deblurred> {
     config.validate()?;
+    let measured = |p: &Plane| -> Plane {
+        match config.measure_within {
+            Some((top, left, height, width))
+                if top + height <= p.nrows() && left + width <= p.ncols() =>
+            {
+                p.slice(ndarray::s![top..top + height, left..left + width])
+                    .to_owned()
+            }
+            _ => p.clone(),
+        }
+    };
     let (psf, psf_text, estimate, lossy) = match &config.psf {
         Some(spec) => (spec.to_psf()?, spec.to_string(), None, config.lossy_source),
         None => {
-            let luma = img.luma();
+            let luma = measured(&img.luma());
             let (est, lossy) = if config.lossy_source {
                 (estimate_blur_compressed(&luma), true)
             } else {
@@ -189,7 +205,7 @@ pub fn deblur(img: &Planes, config: &DeblurConfig) -> Result<Deblurred> {
     let done: Vec<(Plane, ChannelReport)> = channels
         .par_iter()
         .map(|p| {
-            let noise = noise_sigma(p);
+            let noise = noise_sigma(&measured(p));
             if unchanged {
                 return ((*p).clone(), ChannelReport::untouched(noise));
             }

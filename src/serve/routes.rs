@@ -616,7 +616,7 @@ async fn act(State(app): State<Arc<App>>, Json(req): Json<ActionRequest>) -> Res
                 if req.plan.is_none() {
                     "apply acts on the plan of a dry run: run the dry run, review it and apply it"
                 } else {
-                    "the duplicates changed since the dry run (files indexed, changed or gone): nothing was done; run the dry run again and review it"
+                    "the plan differs from the dry run's (other settings, or files indexed, changed or gone since): nothing was done; run the dry run again and review it"
                 },
             ));
         }
