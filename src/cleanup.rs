@@ -324,15 +324,9 @@ pub fn journal_dir(index_dir: &Path) -> PathBuf {
 /// The BLAKE3 hash of a regular file's bytes; anything else (a pipe, which would block the
 /// read for ever, a device, a folder) is an error, without opening it.
 fn file_hash(path: &Path) -> std::io::Result<[u8; 32]> {
-    if !fs::metadata(path)?.is_file() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "not a regular file",
-        ));
-    }
-    let mut hasher = blake3::Hasher::new();
-    hasher.update_reader(fs::File::open(path)?)?;
-    Ok(*hasher.finalize().as_bytes())
+    open_regular(path)
+        .and_then(hash_and_id)
+        .map(|(hash, _)| hash)
 }
 
 /// Opens a regular file for reading; anything else (a pipe, whose opening would block) is an
@@ -520,14 +514,20 @@ struct Checked {
 impl Checked {
     /// Fails unless `name` still is the file that was checked.
     fn still_there(&self) -> std::io::Result<()> {
-        if self.dir.entry_id(&self.name)? == self.id {
-            Ok(())
-        } else {
-            Err(std::io::Error::other(format!(
-                "{} was replaced while the run acted: left alone; run `lookalike index` again",
-                self.dir.path().join(&self.name).display()
-            )))
-        }
+        still_the_file(&self.dir, &self.name, self.id)
+    }
+}
+
+/// Fails unless `name` in `dir` is still the file `id`: replaced while the run acts, it is
+/// left alone.
+fn still_the_file(dir: &HeldDir, name: &OsStr, id: FileId) -> std::io::Result<()> {
+    if dir.entry_id(name)? == id {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!(
+            "{} was replaced while the run acted: left alone; run `lookalike index` again",
+            dir.path().join(name).display()
+        )))
     }
 }
 
@@ -704,17 +704,7 @@ fn move_file(
     to_name: &OsStr,
     hash: &[u8; 32],
 ) -> std::io::Result<()> {
-    let still_there = || -> std::io::Result<()> {
-        if from.entry_id(name)? == id {
-            Ok(())
-        } else {
-            Err(std::io::Error::other(format!(
-                "{} was replaced while the run acted: left alone",
-                from.path().join(name).display()
-            )))
-        }
-    };
-    still_there()?;
+    still_the_file(from, name, id)?;
     let describe = |e: std::io::Error| {
         std::io::Error::new(
             e.kind(),
@@ -759,7 +749,7 @@ fn move_file(
                 let _ = to.remove(&tmp);
                 return Err(describe(e));
             }
-            still_there()?;
+            still_the_file(from, name, id)?;
             from.remove(name)
         }
         Err(e) => Err(describe(e)),
