@@ -216,14 +216,26 @@ pub fn action_json(
     serde_json::json!({"kind": action.name(), "applied": applied, "steps": items})
 }
 
-/// A digest of a plan: the action and every step's copy, content, keeper and target. A dry
-/// run's digest given back with the apply lets the apply refuse a plan that changed since.
-pub fn plan_digest(action: &Action, steps: &[Step]) -> String {
+/// A digest of a plan: the action, every step's copy, content, keeper and target, and the
+/// runs recorded in `journal_dir` so far. A dry run's digest given back with the apply lets the
+/// apply refuse a plan that changed since, or one already applied or undone since.
+pub fn plan_digest(action: &Action, steps: &[Step], journal_dir: &Path) -> String {
     let mut h = blake3::Hasher::new();
     let mut field = |bytes: &[u8]| {
         h.update(&(bytes.len() as u64).to_le_bytes());
         h.update(bytes);
     };
+    let mut journals: Vec<std::ffi::OsString> = fs::read_dir(journal_dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.file_name()))
+                .collect()
+        })
+        .unwrap_or_default();
+    journals.sort();
+    for name in &journals {
+        field(name.as_encoded_bytes());
+    }
     field(action.name().as_bytes());
     if let Action::MoveTo(dest) = action {
         field(path_hex(dest).as_bytes());

@@ -413,12 +413,17 @@ fn duplicate_groups_are_reviewed_dry_run_first_and_undone() {
     );
     assert!(moved.iter().all(|p| !p.exists()));
 
+    // the plan is spent: applied again, it would redo the run
+    assert_eq!(act(true, &plan).status, 409);
     let undone = server.post("/api/undo", "application/json", b"").json();
     assert_eq!(undone["undone"]["action"], "move");
     assert!(
         moved.iter().all(|p| p.exists()),
         "undo brought every copy back"
     );
+    // and after the undo, the old plan would redo what was undone
+    assert_eq!(act(true, &plan).status, 409);
+    assert!(moved.iter().all(|p| p.exists()));
 
     // A move into the indexed folder itself is refused; delete needs its confirmation.
     let inside =

@@ -609,19 +609,20 @@ async fn act(State(app): State<Arc<App>>, Json(req): Json<ActionRequest>) -> Res
             )?;
         }
         let steps = cleanup::plan(&findings.groups, &action);
-        let digest = cleanup::plan_digest(&action, &steps);
+        let journals = cleanup::journal_dir(app.collection.dir());
+        let digest = cleanup::plan_digest(&action, &steps, &journals);
         if req.apply && req.plan.as_deref() != Some(digest.as_str()) {
             return Ok(refuse(
                 StatusCode::CONFLICT,
                 if req.plan.is_none() {
                     "apply acts on the plan of a dry run: run the dry run, review it and apply it"
                 } else {
-                    "the plan differs from the dry run's (other settings, or files indexed, changed or gone since): nothing was done; run the dry run again and review it"
+                    "the plan differs from the dry run's (other settings, files indexed, changed or gone since, or a run applied or undone since): nothing was done; run the dry run again and review it"
                 },
             ));
         }
         let outcomes = cleanup::execute(
-            &cleanup::journal_dir(app.collection.dir()),
+            &journals,
             &action,
             &steps,
             req.apply,
