@@ -217,7 +217,7 @@ pub fn action_json(
 }
 
 /// A digest of a plan: the action, every step's copy, content, keeper and target, and the
-/// runs recorded in `journal_dir` so far. A dry run's digest given back with the apply lets the
+/// runs recorded in `journal_dir` so far (its `run-` files). A dry run's digest given back with the apply lets the
 /// apply refuse a plan that changed since, or one already applied or undone since.
 pub fn plan_digest(action: &Action, steps: &[Step], journal_dir: &Path) -> String {
     let mut h = blake3::Hasher::new();
@@ -229,6 +229,7 @@ pub fn plan_digest(action: &Action, steps: &[Step], journal_dir: &Path) -> Strin
         .map(|entries| {
             entries
                 .filter_map(|e| e.ok().map(|e| e.file_name()))
+                .filter(|name| name.as_encoded_bytes().starts_with(b"run-"))
                 .collect()
         })
         .unwrap_or_default();
@@ -262,6 +263,11 @@ pub fn resolve_move_target(p: &Path) -> Result<PathBuf> {
     if p.as_os_str().is_empty() {
         return Err(Error::InvalidInput("--move-to needs a folder".into()));
     }
+    if p.as_os_str().as_encoded_bytes().contains(&0) {
+        return Err(Error::InvalidInput(
+            "--move-to: the folder's name holds a NUL byte, which no file name can".into(),
+        ));
+    }
     let abs = if p.is_absolute() {
         p.to_path_buf()
     } else {
@@ -269,7 +275,19 @@ pub fn resolve_move_target(p: &Path) -> Result<PathBuf> {
             .map_err(|e| Error::io(".", e))?
             .join(p)
     };
-    let resolved = resolved_dir(&abs).map_err(|e| Error::io(&abs, e))?;
+    let resolved = resolved_dir(&abs).map_err(|e| {
+        if abs
+            .components()
+            .any(|c| c == std::path::Component::ParentDir)
+        {
+            Error::InvalidInput(format!(
+                "--move-to {}: `..` follows a folder that does not exist; give the folder without it",
+                p.display()
+            ))
+        } else {
+            Error::io(&abs, e)
+        }
+    })?;
     // a link to nothing on the way would be listed as a folder to make, and refused only when
     // acting
     if let Some(dangling) = resolved
@@ -282,15 +300,23 @@ pub fn resolve_move_target(p: &Path) -> Result<PathBuf> {
             dangling.display()
         )));
     }
-    // the part that exists must be a folder
-    if let Some(existing) = resolved.ancestors().find(|a| a.exists())
-        && !existing.is_dir()
-    {
-        return Err(Error::InvalidInput(format!(
-            "--move-to {}: {} is not a folder",
-            p.display(),
-            existing.display()
-        )));
+    // the part that exists must be a folder this process can add to, or the dry run would
+    // promise moves that all fail
+    if let Some(existing) = resolved.ancestors().find(|a| a.exists()) {
+        if !existing.is_dir() {
+            return Err(Error::InvalidInput(format!(
+                "--move-to {}: {} is not a folder",
+                p.display(),
+                existing.display()
+            )));
+        }
+        if !folder_writable(existing) {
+            return Err(Error::InvalidInput(format!(
+                "--move-to {}: {} cannot be written (read-only, protected or owned by another user); choose a folder you can write",
+                p.display(),
+                existing.display()
+            )));
+        }
     }
     Ok(resolved)
 }
@@ -326,6 +352,36 @@ pub fn check_move_target<'a>(
         )));
     }
     Ok(())
+}
+
+/// The digest of the last dry run made with `settings` (the action, its target, the rule
+/// for the copy kept, the similarity and the folders looked in), if one is recorded in
+/// `index_dir`.
+pub fn reviewed_plan(index_dir: &Path, settings: &str) -> Option<String> {
+    fs::read_to_string(reviewed_path(index_dir, settings))
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+/// Records `digest` as the plan a dry run with `settings` showed. The record is a
+/// convenience for the check at apply: an index folder that cannot be written keeps none.
+pub fn record_reviewed_plan(index_dir: &Path, settings: &str, digest: &str) {
+    let path = reviewed_path(index_dir, settings);
+    if let Some(dir) = path.parent()
+        && fs::create_dir_all(dir).is_ok()
+    {
+        let _ = fs::write(path, digest);
+    }
+}
+
+/// Forgets the dry run recorded for `settings` (once applied, its plan is spent).
+pub fn forget_reviewed_plan(index_dir: &Path, settings: &str) {
+    let _ = fs::remove_file(reviewed_path(index_dir, settings));
+}
+
+fn reviewed_path(index_dir: &Path, settings: &str) -> PathBuf {
+    let key = blake3::hash(settings.as_bytes());
+    index_dir.join("reviewed").join(hex(&key.as_bytes()[..16]))
 }
 
 /// Where journals live inside an index folder.

@@ -1026,11 +1026,12 @@ fn actions_run_one_at_a_time_and_a_pipe_is_never_opened() {
             .status()
             .unwrap();
         assert!(made.success());
-        // no folder named: the index is used as it is, without a refresh that would see the pipe
+        // no folder named: the index is used as it is, without a refresh that would see the
+        // pipe; an action with no dry run recorded is done as found
         let apply = ["-q".as_ref(), "duplicates".as_ref(), "--json".as_ref()];
-        let to = ["--move-to".as_ref(), dest.as_os_str(), "--apply".as_ref()];
+        let to = ["--trash".as_ref(), "--apply".as_ref()];
         let out = finishes(&env, &[&apply[..], &to[..]].concat());
-        let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let json: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{out:?}"));
         let skipped: Vec<&Value> = json["action"]["steps"]
             .as_array()
             .unwrap()
@@ -1316,4 +1317,98 @@ fn undoing_links_after_the_kept_copy_was_saved_by_rename_separates_the_copies() 
         assert_eq!(std::fs::read(copy).unwrap(), bytes);
     }
     assert_eq!(std::fs::read(&kept).unwrap(), edited);
+}
+
+/// An apply does what the last dry run of its action showed, or nothing: a keeper touched
+/// since (which turns `--keep oldest` around) or a rule keeping another copy gets the apply
+/// refused with every file left as it was; a dry run made again is applied.
+#[test]
+fn an_apply_refuses_a_plan_other_than_the_dry_run_showed() {
+    let env = Env::new();
+    let when = |year: i32| {
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(((year - 1970) as u64) * 31_557_600)
+    };
+    let set_date = |p: &Path, year: i32| {
+        std::fs::File::options()
+            .write(true)
+            .open(p)
+            .unwrap()
+            .set_modified(when(year))
+            .unwrap();
+    };
+    let original = image::open(sample("coffee")).unwrap().to_rgb8();
+    let mut png = Vec::new();
+    image::DynamicImage::ImageRgb8(original.clone())
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    let kept = env.put("originals/coffee.png", &png);
+    let copy = env.put("phone/coffee.jpg", &jpeg(&original));
+    set_date(&kept, 2020);
+    set_date(&copy, 2021);
+    let (json, code) = env.duplicates(&["--delete", "--keep", "oldest"]);
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(
+        groups(&json),
+        vec![vec![kept.display().to_string(), copy.display().to_string()]]
+    );
+
+    let apply = |extra: &[&str]| {
+        env.cmd()
+            .arg("duplicates")
+            .arg(&env.photos)
+            .args(["--delete", "--yes-delete", "--apply"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // the original touched: re-indexed, it is now the newer one
+    set_date(&kept, 2022);
+    for out in [
+        apply(&["--keep", "oldest"]),
+        apply(&["--keep", "shortest-path"]),
+    ] {
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("differs from the last dry run"), "{err}");
+        assert!(kept.exists() && copy.exists());
+    }
+    // reviewed again, the plan is the one applied
+    let (json, code) = env.duplicates(&["--delete", "--keep", "newest"]);
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(
+        groups(&json),
+        vec![vec![kept.display().to_string(), copy.display().to_string()]]
+    );
+    let out = apply(&["--keep", "newest"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(kept.exists() && !copy.exists());
+}
+
+/// A `--keep match:` pattern that matches no copy of any group is refused at apply (each
+/// group would fall back to its best copy), and a `--move-to` path that climbs out of a folder
+/// that does not exist is refused before any work.
+#[test]
+fn a_keep_pattern_matching_nothing_and_an_unmakeable_target_are_refused() {
+    let env = Env::new();
+    let copies = two_groups(&env);
+    let before = read_all(&copies);
+    let out = env
+        .cmd()
+        .arg("duplicates")
+        .arg(&env.photos)
+        .args(["--trash", "--apply", "--keep", "match:**/orignals/**"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no copy matches in any"));
+    let out = env
+        .cmd()
+        .arg("duplicates")
+        .arg(&env.photos)
+        .args(["--move-to", "missing/../dupes"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`..` follows a folder"));
+    assert_eq!(read_all(&copies), before);
 }

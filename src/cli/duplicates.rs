@@ -204,16 +204,39 @@ pub(crate) fn cmd_duplicates(
             findings.damaged
         );
     }
+    if args.apply && unmatched > 0 && unmatched == findings.groups.len() {
+        return Err(Error::InvalidInput(format!(
+            "--keep {}: no copy matches in any of the {} groups, so every group would keep its best copy instead: nothing was done; check the pattern (it is matched against the whole path, e.g. match:**/originals/**)",
+            args.keep.trim(),
+            findings.groups.len()
+        )));
+    }
     let outcomes = match &action {
         Some(a) => {
             let steps = cleanup::plan(&findings.groups, a);
-            let outcomes = cleanup::execute(
-                &cleanup::journal_dir(collection.dir()),
-                a,
-                &steps,
-                args.apply,
-                &stop,
-            )?;
+            let journals = cleanup::journal_dir(collection.dir());
+            // an apply does what the last dry run of this action showed, or nothing: a
+            // changed rule, similarity or set of folders changes the plan too
+            let settings = match a {
+                Action::MoveTo(dest) => format!("{}\0{}", a.name(), dest.display()),
+                _ => a.name().to_string(),
+            };
+            let digest = cleanup::plan_digest(a, &steps, &journals);
+            if args.apply {
+                if cleanup::reviewed_plan(collection.dir(), &settings)
+                    .is_some_and(|reviewed| reviewed != digest)
+                {
+                    return Err(Error::InvalidInput(
+                        "the plan differs from the last dry run of this action (other settings or folders, files indexed, changed, touched or gone since, or a run applied or undone since): nothing was done; run the dry run again and review it".into(),
+                    ));
+                }
+            } else {
+                cleanup::record_reviewed_plan(collection.dir(), &settings, &digest);
+            }
+            let outcomes = cleanup::execute(&journals, a, &steps, args.apply, &stop)?;
+            if args.apply {
+                cleanup::forget_reviewed_plan(collection.dir(), &settings);
+            }
             Some((a, steps, outcomes))
         }
         None => None,
