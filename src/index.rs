@@ -756,9 +756,12 @@ fn index_pass(
         .iter()
         .map(|e| ((e.root_id, e.rel_path.as_path()), e))
         .collect();
+    // a file refused for a memory budget smaller than this run's is tried again
+    let budget_mib = config.decode.memory_budget >> 20;
     let failures: HashMap<(i64, PathBuf), FileStamp> = store
         .failures()?
         .into_iter()
+        .filter(|f| refused_budget_mib(&f.reason).is_none_or(|refused| refused >= budget_mib))
         .map(|f| ((f.root_id, f.rel_path), f.stamp))
         .collect();
 
@@ -1185,6 +1188,13 @@ fn extract(
         decoded.image
     };
     Ok((facts, extract_decoded(picture, path, registry)?, thumbnail))
+}
+
+/// The memory budget, in MiB, a recorded failure reason says the file was refused at.
+fn refused_budget_mib(reason: &str) -> Option<u64> {
+    let (_, after) = reason.split_once("memory budget of ")?;
+    let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
 }
 
 fn facts_of(decoded: &crate::decode::Decoded) -> ImageFacts {

@@ -138,6 +138,11 @@ pub(crate) fn missing_roots<S: Serializer>(
     serialize_list_as("missing_roots", p, s)
 }
 
+/// As [`changing`], for a list `unreadable`.
+pub(crate) fn unreadable<S: Serializer>(p: &[std::path::PathBuf], s: S) -> Result<S::Ok, S::Error> {
+    serialize_list_as("unreadable", p, s)
+}
+
 /// As [`changing`], for a list `stale`.
 pub(crate) fn stale<S: Serializer>(p: &[std::path::PathBuf], s: S) -> Result<S::Ok, S::Error> {
     serialize_list_as("stale", p, s)

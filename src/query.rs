@@ -72,6 +72,10 @@ pub struct QueryResult {
     /// were indexed: left out of `hits` (`lookalike index` brings the index up to date).
     #[serde(flatten, serialize_with = "crate::path_repr::stale")]
     pub(crate) stale: Vec<PathBuf>,
+    /// Indexed files that would have been hits but cannot be read by this user (a
+    /// permission), so they cannot be checked to be as indexed: left out of `hits` too.
+    #[serde(flatten, serialize_with = "crate::path_repr::unreadable")]
+    pub(crate) unreadable: Vec<PathBuf>,
     /// Why the graph is missing or was rebuilt in memory, for the user.
     pub note: Option<String>,
 }
@@ -286,9 +290,9 @@ impl Searcher {
             cfg.k.saturating_add(STALE_MARGIN),
             &rank_cfg,
         )?;
-        let stale = self.drop_stale(&mut hits)?;
+        let (stale, unreadable) = self.drop_stale(&mut hits)?;
         // the hit moved first may be one just dropped: the nearest of those left goes first
-        if cfg.nearest_first && !stale.is_empty() {
+        if cfg.nearest_first && !(stale.is_empty() && unreadable.is_empty()) {
             crate::nearest_first::promote(&mut hits, |h| h.distance);
         }
         hits.truncate(cfg.k);
@@ -301,24 +305,31 @@ impl Searcher {
             mode,
             hits,
             stale,
+            unreadable,
             note: self.space.note.clone(),
         })
     }
 
-    /// Removes the hits whose file is gone or no longer holds the bytes indexed, and returns
-    /// their paths. A stamp that differs from the recorded one is settled by the file's hash.
-    pub(crate) fn drop_stale(&self, hits: &mut Vec<Hit>) -> Result<Vec<PathBuf>> {
+    /// Removes the hits whose file is gone or no longer holds the bytes indexed, and those
+    /// this user cannot read to check, and returns their paths (stale, then unreadable). A
+    /// stamp that differs from the recorded one is settled by the file's hash.
+    pub(crate) fn drop_stale(&self, hits: &mut Vec<Hit>) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
         let ids: Vec<i64> = hits.iter().map(|h| h.id).collect();
         let recorded = self.store.files_of(&ids)?;
         let mut stale = Vec::new();
-        hits.retain(|h| {
-            let current = recorded.get(&h.id).is_some_and(on_disk_as_recorded);
-            if !current {
-                stale.push(h.path.clone());
+        let mut unreadable = Vec::new();
+        hits.retain(|h| match recorded.get(&h.id).map(on_disk_as_recorded) {
+            Some(OnDisk::AsRecorded) => true,
+            Some(OnDisk::Unreadable) => {
+                unreadable.push(h.path.clone());
+                false
             }
-            current
+            Some(OnDisk::Stale) | None => {
+                stale.push(h.path.clone());
+                false
+            }
         });
-        Ok(stale)
+        Ok((stale, unreadable))
     }
 }
 
@@ -401,15 +412,28 @@ impl Space for IndexedSpace<'_> {
 }
 
 /// True when the file is still on disk with the content it was indexed with.
-fn on_disk_as_recorded(file: &crate::store::RecordedFile) -> bool {
+/// What a hit's file is now, against its record.
+enum OnDisk {
+    AsRecorded,
+    /// Gone, no longer a file, or holding other bytes.
+    Stale,
+    /// Its stamp changed and this user may not read it to check its bytes.
+    Unreadable,
+}
+
+fn on_disk_as_recorded(file: &crate::store::RecordedFile) -> OnDisk {
     let Ok(meta) = std::fs::metadata(&file.path) else {
-        return false;
+        return OnDisk::Stale;
     };
     if !meta.is_file() {
-        return false;
+        return OnDisk::Stale;
     }
     if crate::store::FileStamp::of(&meta).matches(&file.stamp) {
-        return true;
+        return OnDisk::AsRecorded;
     }
-    std::fs::read(&file.path).is_ok_and(|bytes| *blake3::hash(&bytes).as_bytes() == file.hash)
+    match std::fs::read(&file.path) {
+        Ok(bytes) if *blake3::hash(&bytes).as_bytes() == file.hash => OnDisk::AsRecorded,
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => OnDisk::Unreadable,
+        _ => OnDisk::Stale,
+    }
 }

@@ -612,6 +612,36 @@ fn a_read_only_index_can_be_queried() {
     assert!(out.status.success(), "{}", stderr_of(&out));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("integrity: ok"), "{text}");
+
+    // a result whose file this user may no longer read is left out as unreadable, not
+    // called gone or changed
+    std::fs::set_permissions(
+        photos.join("p2.png"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let query: [&std::ffi::OsStr; 5] = [
+        "query".as_ref(),
+        example.as_ref(),
+        "-k".as_ref(),
+        "4".as_ref(),
+        "--json".as_ref(),
+    ];
+    let out = as_nobody(&idx, &query).unwrap().output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["stale"], serde_json::json!([]), "{json}");
+    let unreadable = json["unreadable"].as_array().unwrap();
+    assert!(
+        unreadable.len() == 1 && unreadable[0].as_str().unwrap().ends_with("p2.png"),
+        "{json}"
+    );
+    let out = as_nobody(&idx, &query[..4]).unwrap().output().unwrap();
+    assert!(
+        stderr_of(&out).contains("cannot be read by this user"),
+        "{}",
+        stderr_of(&out)
+    );
 }
 
 #[test]

@@ -730,6 +730,12 @@ fn cmd_query(collection: &Collection, args: QueryArgs) -> Result<ExitCode> {
                 shown(path)
             );
         }
+        for path in &result.unreadable {
+            note!(
+                "unreadable: {} cannot be read by this user (permission denied), so it cannot be checked to be as indexed; left out",
+                shown(path)
+            );
+        }
         if result
             .hits
             .windows(2)

@@ -398,6 +398,9 @@ pub(crate) fn l2_normalize(v: &mut [f32]) {
 
 /// Largest weight `--weights` accepts (weights are relative; larger ones only risk overflow).
 pub(crate) const MAX_WEIGHT: f32 = 1000.0;
+/// Smallest weight above 0 `--weights` accepts: smaller ones change no ranking that 0 would
+/// not, and near the float limits turn every distance to 0.
+pub(crate) const MIN_WEIGHT: f32 = 0.001;
 
 /// How per-family vectors are combined: each is L2-normalised, then scaled by sqrt(weight),
 /// so the squared distance between fused vectors is the weighted sum of per-family ones.
@@ -473,9 +476,9 @@ impl Fusion {
                     known.join(", ")
                 )));
             }
-            if !(w.is_finite() && (0.0..=MAX_WEIGHT).contains(&w)) {
+            if !(w.is_finite() && (w == 0.0 || (MIN_WEIGHT..=MAX_WEIGHT).contains(&w))) {
                 return Err(Error::InvalidInput(format!(
-                    "weight for '{name}' in --weights must be a number from 0 to {MAX_WEIGHT}"
+                    "weight for '{name}' in --weights must be 0 or a number from {MIN_WEIGHT} to {MAX_WEIGHT} (weights are relative)"
                 )));
             }
             if !seen.insert(name) {
@@ -841,7 +844,7 @@ mod tests {
         );
     }
 
-    /// Repeated, negative, non-finite, huge and all-zero weights are refused with a reason.
+    /// Repeated, negative, non-finite, huge, tiny and all-zero weights are refused with a reason.
     #[test]
     fn fusion_parse_rejects_absurd_weights() {
         let known = ["color", "conv"];
@@ -858,8 +861,14 @@ mod tests {
             "color=inf",
             "color=-inf",
             "color=1e30",
+            "color=1e-45",
+            "color=1,conv=0.0009",
         ] {
-            assert!(msg(bad).contains("from 0 to"), "{bad}: {}", msg(bad));
+            assert!(
+                msg(bad).contains("0 or a number from"),
+                "{bad}: {}",
+                msg(bad)
+            );
         }
         assert!(msg("color=0,conv=0").contains("at least one weight above 0"));
         assert!(msg("").contains("at least one weight above 0"));

@@ -342,6 +342,11 @@ fn hits_json(app: &App, result: &QueryResult, skip: Option<i64>) -> Result<Value
         "stale",
         result.stale.iter().map(PathBuf::as_path),
     );
+    crate::path_repr::insert_list(
+        doc.as_object_mut().expect("an object"),
+        "unreadable",
+        result.unreadable.iter().map(PathBuf::as_path),
+    );
     Ok(doc)
 }
 
