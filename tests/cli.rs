@@ -962,8 +962,9 @@ fn absurd_flag_values_are_refused_with_exit_status_2() {
     env.index_json(0);
     for (weights, says) in [
         ("color=1,color=2", "given twice"),
-        ("color=-1", "from 0 to"),
-        ("color=NaN", "from 0 to"),
+        ("color=-1", "0 or a number from 0.001 to 1000"),
+        ("color=NaN", "0 or a number from 0.001 to 1000"),
+        ("color=1e-45", "0 or a number from 0.001 to 1000"),
         ("color=0,conv=0", "above 0"),
     ] {
         let out = env
