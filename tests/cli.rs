@@ -1277,6 +1277,32 @@ fn psnr_of(env: &Env, reference: &Path, test: &Path) -> f64 {
     doc["psnr_db"].as_f64().unwrap_or(f64::INFINITY)
 }
 
+/// `blur SHARP BLURRED BLUR_ARGS...`, then `deblur BLURRED --json` into a PNG beside it: the
+/// deblur's JSON and the restored file.
+fn blur_and_deblur(
+    env: &Env,
+    sharp: &Path,
+    blurred: &Path,
+    blur_args: &[&str],
+) -> (Value, PathBuf) {
+    run_ok(
+        env.cmd()
+            .arg("blur")
+            .arg(sharp)
+            .arg(blurred)
+            .args(blur_args),
+    );
+    let restored = blurred.with_extension("restored.png");
+    let out = run_ok(
+        env.cmd()
+            .arg("deblur")
+            .arg(blurred)
+            .arg(&restored)
+            .arg("--json"),
+    );
+    (serde_json::from_slice(&out.stdout).unwrap(), restored)
+}
+
 /// A blurred photo saved as JPEG is restored blind without being made worse: compression's
 /// high-frequency floor was read as a long line, and restoring with it wrecked the image.
 #[test]
@@ -1334,22 +1360,7 @@ fn a_gaussian_blur_in_a_jpeg_is_found_and_restored() {
     for photo in ["camera", "astronaut"] {
         let sharp = fixtures.join(format!("{photo}.png"));
         let blurred = env.root.join(format!("{photo}.jpg"));
-        run_ok(
-            env.cmd()
-                .arg("blur")
-                .arg(&sharp)
-                .arg(&blurred)
-                .args(["--psf", "gaussian:3"]),
-        );
-        let restored = env.root.join(format!("{photo}.restored.png"));
-        let out = run_ok(
-            env.cmd()
-                .arg("deblur")
-                .arg(&blurred)
-                .arg(&restored)
-                .arg("--json"),
-        );
-        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let (doc, restored) = blur_and_deblur(&env, &sharp, &blurred, &["--psf", "gaussian:3"]);
         let sigma = doc["estimate"]["sigma"].as_f64().unwrap();
         assert_eq!(doc["estimate"]["kind"], "gaussian", "{doc}");
         assert!((sigma - 3.0).abs() < 0.3, "{doc}");
@@ -1372,22 +1383,12 @@ fn a_large_defocus_is_read_as_a_disk_and_restored() {
     let env = setup(&[]);
     let sharp = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample_data/horse/original.jpg");
     let blurred = env.root.join("horse_disk8.png");
-    run_ok(
-        env.cmd()
-            .arg("blur")
-            .arg(&sharp)
-            .arg(&blurred)
-            .args(["--psf", "disk:8", "--noise", "0.002", "--seed", "2"]),
+    let (doc, restored) = blur_and_deblur(
+        &env,
+        &sharp,
+        &blurred,
+        &["--psf", "disk:8", "--noise", "0.002", "--seed", "2"],
     );
-    let restored = env.root.join("horse_restored.png");
-    let out = run_ok(
-        env.cmd()
-            .arg("deblur")
-            .arg(&blurred)
-            .arg(&restored)
-            .arg("--json"),
-    );
-    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["estimate"]["kind"], "disk", "{doc}");
     let radius = doc["estimate"]["radius"].as_f64().unwrap();
     assert!((radius - 8.0).abs() < 0.8, "{doc}");
@@ -1415,22 +1416,12 @@ fn a_half_transparent_image_is_measured_on_its_picture() {
     let sharp = env.root.join("cut.png");
     cut.save(&sharp).unwrap();
     let blurred = env.root.join("cut_blurred.png");
-    run_ok(env.cmd().arg("blur").arg(&sharp).arg(&blurred).args([
-        "--psf",
-        "gaussian:2",
-        "--noise",
-        "0.002",
-        "--seed",
-        "1",
-    ]));
-    let out = run_ok(
-        env.cmd()
-            .arg("deblur")
-            .arg(&blurred)
-            .arg(env.root.join("cut_restored.png"))
-            .arg("--json"),
+    let (doc, _) = blur_and_deblur(
+        &env,
+        &sharp,
+        &blurred,
+        &["--psf", "gaussian:2", "--noise", "0.002", "--seed", "1"],
     );
-    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["estimate"]["kind"], "gaussian", "{doc}");
     assert!(
         (doc["estimate"]["sigma"].as_f64().unwrap() - 2.0).abs() < 0.3,
