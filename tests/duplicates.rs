@@ -1412,3 +1412,42 @@ fn a_keep_pattern_matching_nothing_and_an_unmakeable_target_are_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("`..` follows a folder"));
     assert_eq!(read_all(&copies), before);
 }
+
+/// `--csv` gives a name that is not UTF-8 byte for byte in `path_hex` (`path` can only show
+/// it with U+FFFD), so a script can reach the file.
+#[cfg(unix)]
+#[test]
+fn csv_gives_a_name_that_is_not_utf8_byte_for_byte() {
+    use std::os::unix::ffi::OsStrExt;
+    let env = Env::new();
+    let bytes = std::fs::read(sample("camera")).unwrap();
+    env.put("camera.jpg", &bytes);
+    let name = std::ffi::OsStr::from_bytes(b"caf\xe9.jpg");
+    std::fs::write(env.photos.join(name), &bytes).unwrap();
+    let out = env
+        .cmd()
+        .args(["-q", "duplicates"])
+        .arg(&env.photos)
+        .arg("--csv")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines();
+    assert!(lines.next().unwrap().ends_with(",path,path_hex"), "{text}");
+    let hex: String = env
+        .photos
+        .join(name)
+        .as_os_str()
+        .as_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 2, "{text}");
+    assert!(
+        rows.iter().any(|r| r.ends_with(&format!(",{hex}"))),
+        "{text}"
+    );
+    assert!(rows.iter().any(|r| r.ends_with("camera.jpg,")), "{text}");
+}

@@ -339,13 +339,17 @@ fn csv_field(s: &str) -> String {
 
 fn write_csv(groups: &[Group]) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    writeln!(out, "group,role,distance,exact,width,height,bytes,path").map_err(out_err)?;
+    writeln!(
+        out,
+        "group,role,distance,exact,width,height,bytes,path,path_hex"
+    )
+    .map_err(out_err)?;
     for (i, g) in groups.iter().enumerate() {
         for (k, m) in g.members.iter().enumerate() {
             let r = &m.record;
             writeln!(
                 out,
-                "{},{},{:.4},{},{},{},{},{}",
+                "{},{},{:.4},{},{},{},{},{},{}",
                 i + 1,
                 if k == 0 { "keep" } else { "copy" },
                 m.distance,
@@ -353,7 +357,11 @@ fn write_csv(groups: &[Group]) -> Result<()> {
                 r.width,
                 r.height,
                 r.stamp.size,
-                csv_field(&r.path.to_string_lossy())
+                csv_field(&r.path.to_string_lossy()),
+                // a name that is not UTF-8, byte for byte (`path` shows it with U+FFFD)
+                crate::path_repr::invalid_bytes(&r.path)
+                    .map(|b| b.iter().map(|x| format!("{x:02x}")).collect::<String>())
+                    .unwrap_or_default()
             )
             .map_err(out_err)?;
         }
