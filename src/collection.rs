@@ -113,6 +113,7 @@ impl Collection {
                         reason: "not a SQLite database; lookalike will not overwrite or remove it: restore a backup, move it away, or choose another folder with --index-dir".into(),
                     });
                 }
+                Store::refuse_foreign_file(&db)?;
             }
             Ok(_) => {}
             Err(_) => {

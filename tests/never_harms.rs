@@ -241,6 +241,45 @@ fn foreign_files_named_like_the_index_are_refused_and_kept() {
     assert!(!ann_file.join("lookalike.db").exists());
 }
 
+/// A SQLite database of another program named like the index is refused, untouched; an empty
+/// one (no tables left) is taken as a new index.
+#[test]
+fn a_sqlite_database_of_another_program_is_refused_and_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pics = tmp.path().join("pics");
+    copy(&sample("brick", "original.jpg"), &pics.join("brick.jpg"));
+
+    let other = tmp.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let db = other.join("lookalike.db");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("CREATE TABLE x(a); INSERT INTO x VALUES (1);")
+        .unwrap();
+    let bytes = std::fs::read(&db).unwrap();
+    let pics_arg = pics.display().to_string();
+    for args in [vec!["index", pics_arg.as_str()], vec!["status"]] {
+        let (code, _, err) = run(lookalike(&other).args(&args));
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(
+            err.contains(&db.display().to_string()) && err.contains("not a lookalike index"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(std::fs::read(&db).unwrap(), bytes, "{args:?}");
+        for made in ["lookalike.db-wal", "index.lock"] {
+            assert!(!other.join(made).exists(), "{args:?} made {made}");
+        }
+    }
+
+    let emptied = tmp.path().join("emptied");
+    std::fs::create_dir_all(&emptied).unwrap();
+    rusqlite::Connection::open(emptied.join("lookalike.db"))
+        .unwrap()
+        .execute_batch("CREATE TABLE x(a); DROP TABLE x;")
+        .unwrap();
+    assert_eq!(index(&emptied, &pics, &[])["total_images"], 1);
+}
+
 /// An index folder inside the photo folder: its own files are never walked, the photos a user
 /// put in it are indexed like any other.
 #[test]

@@ -439,14 +439,86 @@ impl Store {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub(crate) fn open(path: &Path) -> Result<Store> {
         let conn = Connection::open(path).map_err(|e| db(path, e))?;
+        conn.busy_timeout(Duration::from_secs(30))
+            .map_err(|e| db(path, e))?;
         let mut store = Store {
             conn,
             path: path.to_path_buf(),
             damaged: Default::default(),
         };
+        // before any pragma that writes (the journal mode): the file may be someone else's
+        store.refuse_foreign(store.schema_version()?)?;
         store.configure()?;
         store.migrate()?;
         Ok(store)
+    }
+
+    /// Refuses the database at `path` when it is not a lookalike index (see `refuse_foreign`),
+    /// reading only; one that cannot be read now is left to the open that follows.
+    pub(crate) fn refuse_foreign_file(path: &Path) -> Result<()> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let Ok(conn) = Connection::open_with_flags(path, flags) else {
+            return Ok(());
+        };
+        let store = Store {
+            conn,
+            path: path.to_path_buf(),
+            damaged: Default::default(),
+        };
+        match store.schema_version() {
+            Ok(version) => match store.refuse_foreign(version) {
+                Err(e @ Error::InvalidInput(_)) => Err(e),
+                _ => Ok(()),
+            },
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Refuses a database that is not a lookalike index: schema objects without a recorded
+    /// version, or a version without lookalike's tables. An empty database is an index to be.
+    fn refuse_foreign(&self, version: i64) -> Result<()> {
+        if version > SCHEMA_VERSION {
+            return Ok(());
+        }
+        let tables: Vec<String> = {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+                .map_err(|e| db(&self.path, e))?;
+            stmt.query_map([], |r| r.get(0))
+                .map_err(|e| db(&self.path, e))?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(|e| db(&self.path, e))?
+        };
+        let objects: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .map_err(|e| db(&self.path, e))?;
+        let ours = ["roots", "images", "features", "failures", "meta"]
+            .iter()
+            .all(|t| tables.iter().any(|n| n == t));
+        let foreign = if version == 0 { objects > 0 } else { !ours };
+        if !foreign {
+            return Ok(());
+        }
+        let shown: Vec<&str> = tables.iter().take(5).map(String::as_str).collect();
+        Err(Error::InvalidInput(format!(
+            "{}: exists but is not a lookalike index (a SQLite database of another program{}); lookalike will not overwrite or remove it: move it away, or choose another folder with --index-dir",
+            self.path.display(),
+            if shown.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", tables: {}{}",
+                    shown.join(", "),
+                    if tables.len() > shown.len() {
+                        ", ..."
+                    } else {
+                        ""
+                    }
+                )
+            }
+        )))
     }
 
     /// Opens an existing database for reading only (queries while `index` runs). An index
@@ -482,6 +554,7 @@ impl Store {
             damaged: Default::default(),
         };
         let version = store.schema_version()?;
+        store.refuse_foreign(version)?;
         if version > SCHEMA_VERSION {
             return Err(Error::SchemaTooNew {
                 path: path.to_path_buf(),
