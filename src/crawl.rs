@@ -36,7 +36,9 @@ pub struct CrawlConfig {
     /// Folders walked even when hidden or excluded (tracked roots nested in a walked one).
     pub keep_dirs: Vec<PathBuf>,
     /// Other folders the index tracks: a followed link into one of them is not a file of this
-    /// walk (its target is indexed there), whether or not that folder is walked this time.
+    /// walk (its target is indexed there), whether or not that folder is walked this time. A
+    /// root inside one of them is walked by the rules of the outermost: globs match paths
+    /// relative to it, as they do when that folder is walked.
     pub tracked: Vec<PathBuf>,
 }
 
@@ -221,6 +223,23 @@ pub(crate) fn why_rules_skip(
     Ok(None)
 }
 
+/// True when the `--exclude` patterns, matched from `anchor`, skip whatever lies in `folder`
+/// (below `anchor`): a walk lists no file there, whatever its name.
+pub(crate) fn excludes_all_inside(
+    config: &CrawlConfig,
+    anchor: &Path,
+    folder: &Path,
+) -> Result<bool> {
+    let Some(exclude) = build_globs(&config.exclude)? else {
+        return Ok(false);
+    };
+    let Ok(rel) = folder.strip_prefix(anchor) else {
+        return Ok(false);
+    };
+    // a name no literal pattern spells: only wildcards match it
+    Ok(exclude.is_match(rel.join("\u{1}")))
+}
+
 /// True when the first bytes of a file are a signature of an image format we decode.
 pub(crate) fn sniff_is_image(head: &[u8]) -> bool {
     matches!(
@@ -270,6 +289,16 @@ fn is_hidden(name: &std::ffi::OsStr) -> bool {
     name.as_encoded_bytes().first() == Some(&b'.')
 }
 
+/// The folder whose walk rules hold below `root`: the outermost tracked folder holding it,
+/// or `root` itself.
+pub(crate) fn rules_anchor<'a>(tracked: &'a [PathBuf], root: &'a Path) -> &'a Path {
+    tracked
+        .iter()
+        .filter(|t| root.starts_with(t))
+        .min_by_key(|t| t.components().count())
+        .map_or(root, PathBuf::as_path)
+}
+
 /// Walks every root in file-name order and returns the candidate images.
 /// A root that is missing or unreadable is an error: nothing under it may be taken as deleted.
 pub fn crawl(config: &CrawlConfig) -> Result<Crawl> {
@@ -291,6 +320,7 @@ pub fn crawl(config: &CrawlConfig) -> Result<Crawl> {
                 root.display()
             )));
         }
+        let anchor = rules_anchor(&config.tracked, root);
         let walker = WalkDir::new(root)
             .follow_links(config.follow_symlinks)
             .sort_by_file_name()
@@ -300,7 +330,7 @@ pub fn crawl(config: &CrawlConfig) -> Result<Crawl> {
                     return true;
                 }
                 let is_dir = entry.file_type().is_dir();
-                let rel = entry.path().strip_prefix(root).unwrap_or(entry.path());
+                let rel = entry.path().strip_prefix(anchor).unwrap_or(entry.path());
                 let kept = is_dir && config.keep_dirs.iter().any(|k| k.starts_with(entry.path()));
                 // Walked paths are canonical roots joined with names, so they compare directly.
                 kept || (skipped_by(config, exclude.as_ref(), entry.path(), rel, is_dir).is_none()
@@ -379,7 +409,7 @@ pub fn crawl(config: &CrawlConfig) -> Result<Crawl> {
                 }
             }
             if let Some(inc) = &include
-                && !inc.is_match(rel)
+                && !inc.is_match(path.strip_prefix(anchor).unwrap_or(rel))
             {
                 continue;
             }

@@ -130,6 +130,10 @@ pub struct IndexSummary {
     /// each leads into: not walked, their images indexed under the other.
     #[serde(serialize_with = "crate::path_repr::pairs")]
     pub(crate) aliased: Vec<(PathBuf, PathBuf)>,
+    /// Folders named in this run, inside another tracked folder whose `--exclude` patterns
+    /// (matched from it) skip everything in them: tracked, but no file of theirs is indexed.
+    #[serde(flatten, serialize_with = "crate::path_repr::excluded_folders")]
+    pub(crate) excluded_folders: Vec<PathBuf>,
     /// Images in the index after the run.
     pub total_images: usize,
     pub(crate) elapsed_secs: f64,
@@ -604,6 +608,13 @@ fn index_pass(
     summary.merged = store.settle_roots(None)?.removed;
     let mut roots: Vec<(i64, PathBuf)> = store.roots()?.into_iter().collect();
     roots.sort();
+    let tracked: Vec<PathBuf> = roots.iter().map(|r| r.1.clone()).collect();
+    for folder in &targets.folders {
+        let anchor = crate::crawl::rules_anchor(&tracked, folder);
+        if anchor != folder && crate::crawl::excludes_all_inside(&config.crawl, anchor, folder)? {
+            summary.excluded_folders.push(folder.clone());
+        }
+    }
     // A tracked folder that has become a link into another tracked folder (renamed, with a
     // link left at the old name) shows the same files again: it is not walked, and its rows
     // go, their files being indexed under the folder the link leads into.
@@ -664,7 +675,7 @@ fn index_pass(
             .map(|r| r.1.clone())
             .filter(|r| walk.iter().any(|w| r != w && r.starts_with(w)))
             .collect(),
-        tracked: roots.iter().map(|r| r.1.clone()).collect(),
+        tracked,
         ..config.crawl.clone()
     };
     let walked = crawl(&crawl_cfg)?;

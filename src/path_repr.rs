@@ -143,6 +143,14 @@ pub(crate) fn unreadable<S: Serializer>(p: &[std::path::PathBuf], s: S) -> Resul
     serialize_list_as("unreadable", p, s)
 }
 
+/// As [`changing`], for a list `excluded_folders`.
+pub(crate) fn excluded_folders<S: Serializer>(
+    p: &[std::path::PathBuf],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    serialize_list_as("excluded_folders", p, s)
+}
+
 /// As [`changing`], for a list `stale`.
 pub(crate) fn stale<S: Serializer>(p: &[std::path::PathBuf], s: S) -> Result<S::Ok, S::Error> {
     serialize_list_as("stale", p, s)

@@ -817,3 +817,62 @@ fn forget_keeps_what_a_tracked_link_into_the_folder_holds() {
     );
     assert_eq!(env.stored().len(), trip);
 }
+
+/// `--exclude` patterns are matched from the outermost tracked folder, whichever tracked folder
+/// a run walks, so a nested tracked folder's images do not come and go between runs; a file
+/// named alone and `forget` follow the same rule.
+#[test]
+fn exclude_patterns_hold_a_nested_tracked_folder_to_the_outer_folders_rule() {
+    // (pattern, images while p is tracked, nested folder's files excluded)
+    for (pattern, total, inner_excluded) in [("**/sub/**", 6, true), ("camera/**", 12, false)] {
+        let env = Env::new();
+        let p = env.root().join("p");
+        copy_groups(&p, &["brick"]);
+        copy_groups(&p.join("sub"), &["camera"]);
+        env.index(&["p", "--exclude", pattern], 0);
+        let mut inner = Value::Null;
+        for args in [&["p/sub"][..], &[], &["p/sub"], &[]] {
+            let run = env.index(args, 0);
+            assert_eq!(
+                (
+                    run["total_images"].as_u64(),
+                    run["new"].as_u64(),
+                    run["removed"].as_u64()
+                ),
+                (Some(total), Some(0), Some(0)),
+                "{pattern} {args:?}: {run}"
+            );
+            if !args.is_empty() {
+                inner = run;
+            }
+        }
+        // told when the folder named is one whose files the outer folder's patterns skip
+        let told = inner["excluded_folders"].as_array().map_or(0, Vec::len);
+        assert_eq!(told, usize::from(inner_excluded), "{pattern}: {inner}");
+        let file = env
+            .cmd()
+            .args(["index", "p/sub/camera/original.jpg"])
+            .output()
+            .unwrap();
+        let expected = if inner_excluded { 2 } else { 0 };
+        assert_eq!(
+            file.status.code(),
+            Some(expected),
+            "{pattern}: {}",
+            String::from_utf8_lossy(&file.stderr)
+        );
+        // Forgotten, p no longer rules p/sub: what p/sub's own walk skips goes now.
+        if !inner_excluded {
+            let out = env.cmd().args(["forget", "p", "--json"]).output().unwrap();
+            assert!(out.status.success());
+            let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(json[0]["total_images"].as_u64(), Some(0), "{json}");
+            let refresh = env.index(&[], 0);
+            assert_eq!(
+                (refresh["new"].as_u64(), refresh["removed"].as_u64()),
+                (Some(0), Some(0)),
+                "{refresh}"
+            );
+        }
+    }
+}

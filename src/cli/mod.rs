@@ -614,6 +614,13 @@ fn report_index(collection: &Collection, s: &IndexSummary) {
             shown(into)
         );
     }
+    for p in &s.excluded_folders {
+        note!(
+            "note: {}: tracked, but everything in it matches an --exclude pattern of this index ({}), matched from the outermost tracked folder that holds it: none of its files is indexed",
+            shown(p),
+            escape_text(&s.walk_options.exclude.join(", "))
+        );
+    }
     for p in &s.changing {
         note!(
             "changing: {}: modified while it was read; not indexed this time (run `lookalike index` again once it is written)",
