@@ -311,6 +311,84 @@ fn home<'a>(roots: &'a [(i64, PathBuf)], path: &Path) -> Option<(i64, &'a Path, 
         })
 }
 
+/// The real path of `abs`, its links resolved, with each parent folder resolved once
+/// (`parents` caches them); `None` when it does not resolve.
+fn real_path(abs: &Path, parents: &mut HashMap<PathBuf, Option<PathBuf>>) -> Option<PathBuf> {
+    if abs
+        .symlink_metadata()
+        .map_or(true, |m| m.file_type().is_symlink())
+    {
+        return std::fs::canonicalize(abs).ok();
+    }
+    let (parent, name) = (abs.parent()?, abs.file_name()?);
+    parents
+        .entry(parent.to_path_buf())
+        .or_insert_with(|| std::fs::canonicalize(parent).ok())
+        .as_ref()
+        .map(|p| p.join(name))
+}
+
+/// With links followed, the rows outside `walked` reached through a link into a tracked folder
+/// (indexed before that folder was tracked) are that folder's files, as a walk finds them: each
+/// moves to where its real path lies, or goes when a row is there already. Returns the rows
+/// that went.
+fn rehome_linked_rows(
+    store: &mut Store,
+    roots: &[(i64, PathBuf)],
+    walked: &[PathBuf],
+) -> Result<usize> {
+    let catalog = store.catalog()?;
+    let mut taken: HashSet<(i64, PathBuf)> = catalog
+        .iter()
+        .map(|e| (e.root_id, e.rel_path.clone()))
+        .collect();
+    let mut parents = HashMap::new();
+    let mut ops = Vec::new();
+    let mut removed = 0;
+    for e in &catalog {
+        let Some((_, root)) = roots.iter().find(|(id, _)| *id == e.root_id) else {
+            continue;
+        };
+        let abs = root.join(&e.rel_path);
+        if walked.iter().any(|w| abs.starts_with(w)) {
+            continue;
+        }
+        let Some(real) = real_path(&abs, &mut parents) else {
+            continue;
+        };
+        if real == abs {
+            continue;
+        }
+        let Some((root_id, _, rel_path)) = home(roots, &real) else {
+            continue;
+        };
+        if taken.insert((root_id, rel_path.clone())) {
+            ops.push(WriteOp::Move {
+                id: e.id,
+                root_id,
+                rel_path,
+                stamp: e.stamp,
+            });
+        } else {
+            removed += 1;
+            ops.push(WriteOp::Remove { id: e.id });
+        }
+    }
+    store.apply(&ops)?;
+    Ok(removed)
+}
+
+/// The folders a walk of every folder in `present` starts from: the outermost ones, and those
+/// now links (a walk does not follow them into a folder inside another).
+fn walk_starts(present: &[PathBuf]) -> Vec<PathBuf> {
+    let is_link = |p: &Path| p.symlink_metadata().is_ok_and(|m| m.is_symlink());
+    present
+        .iter()
+        .filter(|w| is_link(w) || !present.iter().any(|o| o != *w && w.starts_with(o)))
+        .cloned()
+        .collect()
+}
+
 /// Refuses a file named alone that lies in no tracked folder and no folder named with it.
 fn refuse_untracked_files(targets: &Targets, tracked: &[&PathBuf]) -> Result<()> {
     for file in &targets.files {
@@ -541,14 +619,19 @@ pub fn forget(collection: &Collection, dir: &Path, policy: &UpdatePolicy) -> Res
         }
         store.apply(&moves)?;
     }
-    store.settle_roots(Some(id))?;
-    // Rows taken over by an outer tracked folder whose walks skip them (hidden, excluded), or
-    // left by a forgotten folder that is missing, would go at its next refresh: they go now,
-    // and count as removed.
+    // Walks that follow links reach the folder's files through links in the folders that
+    // stay tracked: those rows move to the path a walk lists, rather than leave.
     let walk = collection
         .walk_options(&store)?
         .unwrap_or_default()
         .applied_to(&CrawlConfig::default());
+    if walk.follow_symlinks {
+        keep_linked_rows(collection, &mut store, &roots, id, &walk)?;
+    }
+    store.settle_roots(Some(id))?;
+    // Rows taken over by an outer tracked folder whose walks skip them (hidden, excluded), or
+    // left by a forgotten folder that is missing, would go at its next refresh: they go now,
+    // and count as removed.
     let remaining = store.roots()?;
     let root_missing = !root.is_dir();
     let mut skipped = Vec::new();
@@ -586,6 +669,91 @@ pub fn forget(collection: &Collection, dir: &Path, policy: &UpdatePolicy) -> Res
         kept: under.saturating_sub(removed),
         total_images,
     })
+}
+
+/// Before the tracked folder `id` is forgotten: its rows that no other tracked folder holds,
+/// but that a walk of the others (`walk`, following links) lists through a link, move to the
+/// path that walk lists.
+fn keep_linked_rows(
+    collection: &Collection,
+    store: &mut Store,
+    roots: &HashMap<i64, PathBuf>,
+    id: i64,
+    walk: &CrawlConfig,
+) -> Result<()> {
+    let Some(root) = roots.get(&id) else {
+        return Ok(());
+    };
+    let mut others: Vec<(i64, PathBuf)> = roots
+        .iter()
+        .filter(|(other, _)| **other != id)
+        .map(|(other, path)| (*other, path.clone()))
+        .collect();
+    others.sort();
+    let leaving: Vec<(CatalogEntry, PathBuf)> = store
+        .catalog()?
+        .into_iter()
+        .filter_map(|e| {
+            let abs = roots.get(&e.root_id)?.join(&e.rel_path);
+            (abs.starts_with(root) && home(&others, &abs).is_none()).then_some((e, abs))
+        })
+        .collect();
+    if leaving.is_empty() {
+        return Ok(());
+    }
+    let tracked: Vec<PathBuf> = others.iter().map(|o| o.1.clone()).collect();
+    let present: Vec<PathBuf> = tracked.iter().filter(|t| t.is_dir()).cloned().collect();
+    let starts = walk_starts(&present);
+    // a tracked folder that cannot be walked now shows no link: the rows leave
+    let Ok(walked) = crawl(&CrawlConfig {
+        roots: starts.clone(),
+        skip_paths: collection.own_paths(),
+        keep_dirs: tracked
+            .iter()
+            .filter(|r| starts.iter().any(|w| r != &w && r.starts_with(w)))
+            .cloned()
+            .collect(),
+        tracked,
+        ..walk.clone()
+    }) else {
+        return Ok(());
+    };
+    // the first path the walk lists for each real file of the folder
+    let mut through: HashMap<PathBuf, PathBuf> = HashMap::new();
+    for f in walked.files {
+        if let Ok(real) = std::fs::canonicalize(&f.abs_path)
+            && real != f.abs_path
+            && real.starts_with(root)
+        {
+            through.entry(real).or_insert(f.abs_path);
+        }
+    }
+    let mut taken: HashSet<(i64, PathBuf)> = store
+        .catalog()?
+        .into_iter()
+        .map(|e| (e.root_id, e.rel_path))
+        .collect();
+    let mut moves = Vec::new();
+    for (e, abs) in leaving {
+        let Some(link) = std::fs::canonicalize(&abs)
+            .ok()
+            .and_then(|real| through.get(&real))
+        else {
+            continue;
+        };
+        let Some((root_id, _, rel_path)) = home(&others, link) else {
+            continue;
+        };
+        if taken.insert((root_id, rel_path.clone())) {
+            moves.push(WriteOp::Move {
+                id: e.id,
+                root_id,
+                rel_path,
+                stamp: e.stamp,
+            });
+        }
+    }
+    store.apply(&moves)
 }
 
 /// The work of one run, with the lock held and the run recorded.
@@ -661,12 +829,15 @@ fn index_pass(
     // A folder inside another is walked with it, unless it is now a link (the outer walk does
     // not follow links): then it is walked on its own, through the link, as a tracked folder
     // replaced by a link is.
-    let is_link = |p: &Path| p.symlink_metadata().is_ok_and(|m| m.is_symlink());
-    let walk: Vec<PathBuf> = present
-        .iter()
-        .filter(|w| is_link(w) || !present.iter().any(|o| o != *w && w.starts_with(o)))
-        .cloned()
-        .collect();
+    let walk = walk_starts(&present);
+    if config.crawl.follow_symlinks {
+        let settled: Vec<PathBuf> = walk
+            .iter()
+            .chain(aliases.iter().map(|(alias, _)| alias))
+            .cloned()
+            .collect();
+        summary.merged += rehome_linked_rows(store, &roots, &settled)?;
+    }
     let crawl_cfg = CrawlConfig {
         roots: walk.clone(),
         skip_paths: collection.own_paths(),

@@ -876,3 +876,71 @@ fn exclude_patterns_hold_a_nested_tracked_folder_to_the_outer_folders_rule() {
         }
     }
 }
+
+/// With links followed, a file reached through a link and then in its own tracked folder is one
+/// image, and forgetting that folder keeps what the link still reaches.
+#[test]
+fn a_followed_link_into_a_folder_tracked_later_is_one_image_and_survives_its_forget() {
+    let env = Env::new();
+    let (p, q) = (env.root().join("p"), env.root().join("q"));
+    copy_groups(&p, &["camera"]);
+    copy_groups(&q, &["brick"]);
+    std::os::unix::fs::symlink("../q", p.join("qlink")).unwrap();
+    env.index(&["p", "--follow-symlinks"], 0);
+    let tracked_later = env.index(&["q"], 0);
+    assert_eq!(
+        (
+            tracked_later["total_images"].as_u64(),
+            tracked_later["duplicates"].as_u64()
+        ),
+        (Some(12), Some(0)),
+        "{tracked_later}"
+    );
+    assert_eq!(env.stored(), {
+        let mut both = on_disk(&p.join("camera"));
+        both.extend(on_disk(&q));
+        both
+    });
+    let hits = hit_paths(&env.query(&q.join("brick/original.jpg"), &["--exact"]));
+    assert_eq!(hits.len(), 12, "{hits:?}");
+    assert!(
+        !hits.iter().any(|h| h.starts_with(p.join("qlink"))),
+        "{hits:?}"
+    );
+    let refresh = env.index(&[], 0);
+    assert_eq!(
+        (
+            refresh["total_images"].as_u64(),
+            refresh["removed"].as_u64()
+        ),
+        (Some(12), Some(0)),
+        "{refresh}"
+    );
+
+    let out = env.cmd().args(["forget", "q", "--json"]).output().unwrap();
+    assert!(out.status.success());
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (json[0]["removed"].as_u64(), json[0]["kept"].as_u64()),
+        (Some(0), Some(6)),
+        "{json}"
+    );
+    let refresh = env.index(&[], 0);
+    assert_eq!(
+        (
+            refresh["total_images"].as_u64(),
+            refresh["new"].as_u64(),
+            refresh["removed"].as_u64()
+        ),
+        (Some(12), Some(0), Some(0)),
+        "{refresh}"
+    );
+    assert!(
+        env.stored()
+            .keys()
+            .filter(|k| !k.starts_with(p.join("camera")))
+            .all(|k| k.starts_with(p.join("qlink"))),
+        "{:?}",
+        env.stored().keys()
+    );
+}
