@@ -1503,6 +1503,25 @@ fn strength_zero_copies_and_what_is_not_done_is_said() {
     );
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["alpha_ignored"], true, "{doc}");
+
+    // two images alike wherever they are seen: their hidden colours do not count
+    let mut seen = image::open(fixtures.join("camera.png")).unwrap().to_rgba8();
+    let width = seen.width();
+    for (x, _, p) in seen.enumerate_pixels_mut() {
+        if x < width / 2 {
+            p[3] = 0;
+        }
+    }
+    let mut hidden_black = seen.clone();
+    for p in hidden_black.pixels_mut().filter(|p| p[3] == 0) {
+        *p = image::Rgba([0, 0, 0, 0]);
+    }
+    let (a, b) = (env.root.join("half.png"), env.root.join("half_black.png"));
+    seen.save(&a).unwrap();
+    hidden_black.save(&b).unwrap();
+    let out = run_ok(env.cmd().arg("quality").arg(&a).arg(&b).arg("--json"));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["psnr_db"], Value::Null, "{doc}");
 }
 
 /// `blur` and `deblur` never harm an existing file: an output that is the input under another
@@ -1879,4 +1898,69 @@ fn an_index_folder_that_is_a_file_is_said_to_be_one() {
         assert!(stderr.contains("a file, not an index folder"), "{stderr}");
     }
     assert_eq!(std::fs::read(&file).unwrap(), b"not an index");
+}
+
+/// A dithered photo (two levels, Floyd-Steinberg) is sharp: blind `deblur` leaves it as it is,
+/// where its spectrum read as a motion blur and the restoration smoothed it to grey.
+#[test]
+fn a_dithered_photo_is_left_as_it_is() {
+    let env = setup(&[]);
+    let sharp = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample_data/camera/original.jpg");
+    let mut grey = image::open(sharp).unwrap().to_luma8();
+    image::imageops::dither(&mut grey, &image::imageops::colorops::BiLevel);
+    let dithered = env.root.join("dithered.png");
+    grey.save(&dithered).unwrap();
+    let restored = env.root.join("dithered.restored.png");
+    let out = run_ok(
+        env.cmd()
+            .arg("deblur")
+            .arg(&dithered)
+            .arg(&restored)
+            .arg("--json"),
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["blurred"], false, "{doc}");
+    assert_eq!(
+        std::fs::read(&restored).unwrap(),
+        std::fs::read(&dithered).unwrap()
+    );
+}
+
+/// A given PSF wider or taller than the image is refused before any work (restoring it padded
+/// the image to the kernel's size: gigabytes for a thin strip); so are a motion angle beyond a
+/// full turn and parameters given to `none`.
+#[test]
+fn a_psf_larger_than_the_image_and_odd_psf_specs_are_refused() {
+    let env = setup(&[]);
+    let strip = env.root.join("strip.png");
+    image::GrayImage::from_fn(400, 3, |x, _| image::Luma([(x % 256) as u8]))
+        .save(&strip)
+        .unwrap();
+    let out_png = env.root.join("out.png");
+    for (psf, says) in [
+        ("gaussian:3", "larger than the image"),
+        ("motion:15,1e30", "from -360 to 360"),
+        ("none:3", "none takes no parameters"),
+    ] {
+        let out = env
+            .cmd()
+            .arg("deblur")
+            .arg(&strip)
+            .arg(&out_png)
+            .args(["--psf", psf])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{psf}: {stderr}");
+        assert!(stderr.contains(says), "{psf}: {stderr}");
+        assert!(!out_png.exists());
+    }
+    // a line along the strip fits it and is restored
+    run_ok(
+        env.cmd()
+            .arg("deblur")
+            .arg(&strip)
+            .arg(&out_png)
+            .args(["--psf", "motion:3,0"]),
+    );
 }

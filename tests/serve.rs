@@ -109,8 +109,17 @@ fn pages_thumbnails_files_and_lookalikes_are_served_by_id() {
         std::fs::read(c.photos.join("camera.jpg")).unwrap()
     );
 
+    // touched since indexing, the file holds the bytes indexed: shown as /files serves it
+    std::fs::File::options()
+        .write(true)
+        .open(c.photos.join("camera.jpg"))
+        .unwrap()
+        .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_500_000_000))
+        .unwrap();
+    assert_eq!(server.get(&format!("/files/{camera}")).status, 200);
     let doc = server.get(&format!("/api/images/{camera}?k=3")).json();
     assert_eq!(doc["image"]["name"], "camera.jpg");
+    assert_eq!(doc["image"]["viewable"], true, "{doc}");
     let hits = doc["lookalikes"]["hits"].as_array().unwrap();
     assert_eq!(hits.len(), 3);
     assert_eq!(hits[0]["name"], "camera-small.jpg", "{hits:?}");

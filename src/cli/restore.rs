@@ -436,9 +436,15 @@ pub(crate) fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
 /// too); nothing goes to stderr but errors.
 pub(crate) fn run_quality(args: &QualityArgs) -> Result<()> {
     let decode = super::decode_config(args.memory_budget);
-    let (a, b) = (load(&args.reference, &decode)?, load(&args.test, &decode)?);
-    // the scores are of the colours; transparency is not compared
+    let (mut a, mut b) = (load(&args.reference, &decode)?, load(&args.test, &decode)?);
+    // the scores are of the colours; transparency is not compared, and colours under full
+    // transparency, which nobody sees, are filled from the visible ones about them
     let alpha_ignored = a.alpha.is_some() || b.alpha.is_some();
+    for img in [&mut a, &mut b] {
+        if let Some(alpha) = &img.alpha {
+            img.planes.fill_hidden(alpha);
+        }
+    }
     let (a, b) = (a.planes, b.planes);
     if a.dim() != b.dim() {
         let (ah, aw) = a.dim();

@@ -6,7 +6,9 @@ use serde::Serialize;
 
 use super::Plane;
 use super::color::Planes;
-use super::estimate::{BlurEstimate, estimate_blur_compressed, estimate_blur_thorough_as_stored};
+use super::estimate::{
+    BlurEstimate, BlurKind, estimate_blur_compressed, estimate_blur_thorough_as_stored,
+};
 use super::hyper::{HyperParams, hyper_laplacian, hyper_laplacian_family};
 use super::noise::noise_sigma;
 use super::psf::{Psf, PsfFamily, PsfSpec};
@@ -180,14 +182,33 @@ pub fn deblur(img: &Planes, config: &DeblurConfig) -> Result<Deblurred> {
         }
     };
     let (psf, psf_text, estimate, lossy) = match &config.psf {
-        Some(spec) => (spec.to_psf()?, spec.to_string(), None, config.lossy_source),
+        Some(spec) => {
+            let psf = spec.to_psf()?;
+            let (kh, kw) = psf.kernel().dim();
+            let (h, w) = img.dim();
+            if kh > h || kw > w {
+                return Err(Error::InvalidInput(format!(
+                    "the PSF {spec} is {kw}x{kh} pixels, larger than the image ({w}x{h}): a blur wider than the picture cannot be undone; give a smaller PSF"
+                )));
+            }
+            (psf, spec.to_string(), None, config.lossy_source)
+        }
         None => {
             let luma = measured(&img.luma());
-            let (est, lossy) = if config.lossy_source {
+            let (mut est, lossy) = if config.lossy_source {
                 (estimate_blur_compressed(&luma), true)
             } else {
                 estimate_blur_thorough_as_stored(&luma)
             };
+            // dithered, posterised or line art: its hard steps between few levels are no blur,
+            // though their spectrum can read as one
+            if img
+                .channels()
+                .iter()
+                .all(|p| has_few_levels(&measured(p), FEW_LEVELS))
+            {
+                est.kind = BlurKind::None;
+            }
             let text = est
                 .to_spec()
                 .map(|s| s.to_string())
@@ -225,6 +246,26 @@ pub fn deblur(img: &Planes, config: &DeblurConfig) -> Result<Deblurred> {
         channels,
         unchanged,
     })
+}
+
+/// Most distinct 8-bit levels per channel of an image that blind deblurring leaves as it is.
+const FEW_LEVELS: usize = 16;
+
+/// True when `plane` holds at most `most` distinct 8-bit levels.
+fn has_few_levels(plane: &Plane, most: usize) -> bool {
+    let mut seen = [false; 256];
+    let mut count = 0;
+    for &v in plane.iter() {
+        let level = (v.clamp(0.0, 1.0) * 255.0).round() as usize;
+        if !seen[level] {
+            seen[level] = true;
+            count += 1;
+            if count > most {
+                return false;
+            }
+        }
+    }
+    true
 }
 
 /// One channel restored by `config.method`, blended with its input by `config.strength`. The

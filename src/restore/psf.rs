@@ -53,6 +53,13 @@ impl PsfSpec {
         if s.eq_ignore_ascii_case("none") {
             return Ok(PsfSpec::None);
         }
+        if s.split_once(':')
+            .is_some_and(|(kind, _)| kind.trim().eq_ignore_ascii_case("none"))
+        {
+            return Err(Error::InvalidInput(format!(
+                "PSF '{s}': none takes no parameters (write `none`)"
+            )));
+        }
         let (kind, arg) = s.split_once(':').ok_or_else(|| {
             Error::InvalidInput(format!("PSF '{s}' has no parameters: {SPEC_HELP}"))
         })?;
@@ -90,9 +97,9 @@ impl PsfSpec {
                         a.trim()
                     ))
                 })?;
-                if !angle.is_finite() {
+                if !angle.is_finite() || angle.abs() > 360.0 {
                     return Err(Error::InvalidInput(format!(
-                        "PSF '{s}': angle must be a finite number of degrees"
+                        "PSF '{s}': angle must be a number of degrees from -360 to 360"
                     )));
                 }
                 Ok(PsfSpec::Motion {

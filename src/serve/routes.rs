@@ -182,6 +182,16 @@ async fn style() -> Response {
 
 /// An image as the pages show it.
 fn image_json(r: &ImageRecord) -> Value {
+    image_json_with(r, false)
+}
+
+/// [`image_json`] for one image shown alone: a file whose stamp changed (touched, its mode
+/// changed) is `viewable` when it still holds the bytes indexed, as `/files/ID` checks.
+fn image_json_checked(r: &ImageRecord) -> Value {
+    image_json_with(r, true)
+}
+
+fn image_json_with(r: &ImageRecord, read_content: bool) -> Value {
     let mut m = crate::path_repr::object("path", &r.path);
     // Relative to its folder: names like "original.jpg" repeat across sub-folders.
     crate::path_repr::insert(&mut m, "name", &r.rel_path);
@@ -216,6 +226,10 @@ fn image_json(r: &ImageRecord) -> Value {
                 && now.size == r.stamp.size
                 && r.stamp.ctime_ns != 0
                 && now.ctime_ns == r.stamp.ctime_ns)
+            || (read_content
+                && meta.is_file()
+                && std::fs::read(&r.path)
+                    .is_ok_and(|bytes| blake3::hash(&bytes).as_bytes() == &r.hash))
     });
     m.insert(
         "viewable".into(),
@@ -367,7 +381,7 @@ async fn image(
                 "note": format!("the {} profile ranks nothing: `lookalike index --profile full` makes look-alikes searchable", profile.name()),
             });
             return Ok(
-                Json(json!({"image": image_json(&record), "lookalikes": lookalikes}))
+                Json(json!({"image": image_json_checked(&record), "lookalikes": lookalikes}))
                     .into_response(),
             );
         }
@@ -401,7 +415,7 @@ async fn image(
                 json!({"hits": [], "note": note})
             }
         };
-        Ok(Json(json!({"image": image_json(&record), "lookalikes": lookalikes})).into_response())
+        Ok(Json(json!({"image": image_json_checked(&record), "lookalikes": lookalikes})).into_response())
     })
     .await
 }
