@@ -363,15 +363,13 @@ pub fn reviewed_plan(index_dir: &Path, settings: &str) -> Option<String> {
         .map(|s| s.trim().to_string())
 }
 
-/// Records `digest` as the plan a dry run with `settings` showed. The record is a
-/// convenience for the check at apply: an index folder that cannot be written keeps none.
-pub fn record_reviewed_plan(index_dir: &Path, settings: &str, digest: &str) {
+/// Records `digest` as the plan a dry run with `settings` showed, for the apply to check.
+pub fn record_reviewed_plan(index_dir: &Path, settings: &str, digest: &str) -> std::io::Result<()> {
     let path = reviewed_path(index_dir, settings);
-    if let Some(dir) = path.parent()
-        && fs::create_dir_all(dir).is_ok()
-    {
-        let _ = fs::write(path, digest);
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
     }
+    fs::write(path, digest)
 }
 
 /// Forgets the dry run recorded for `settings` (once applied, its plan is spent).

@@ -422,8 +422,11 @@ enum OnDisk {
 }
 
 fn on_disk_as_recorded(file: &crate::store::RecordedFile) -> OnDisk {
-    let Ok(meta) = std::fs::metadata(&file.path) else {
-        return OnDisk::Stale;
+    let meta = match std::fs::metadata(&file.path) {
+        Ok(meta) => meta,
+        // a folder on the way this user may not enter
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => return OnDisk::Unreadable,
+        Err(_) => return OnDisk::Stale,
     };
     if !meta.is_file() {
         return OnDisk::Stale;

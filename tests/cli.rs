@@ -1522,6 +1522,22 @@ fn strength_zero_copies_and_what_is_not_done_is_said() {
     let out = run_ok(env.cmd().arg("quality").arg(&a).arg(&b).arg("--json"));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["psnr_db"], Value::Null, "{doc}");
+    // nothing seen in either: nothing told apart
+    let mut black = rgba.clone();
+    for p in black.pixels_mut() {
+        *p = image::Rgba([0, 0, 0, 0]);
+    }
+    let clear_black = env.root.join("clear_black.png");
+    black.save(&clear_black).unwrap();
+    let out = run_ok(
+        env.cmd()
+            .arg("quality")
+            .arg(&clear)
+            .arg(&clear_black)
+            .arg("--json"),
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["psnr_db"], Value::Null, "{doc}");
 }
 
 /// `blur` and `deblur` never harm an existing file: an output that is the input under another

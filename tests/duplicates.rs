@@ -51,8 +51,17 @@ impl Env {
         c
     }
 
-    /// `duplicates` on the photos folder with extra arguments; its JSON and exit code.
+    /// `duplicates` on the photos folder with extra arguments; its JSON and exit code. An
+    /// apply comes after its dry run, as a user makes it.
     fn duplicates(&self, extra: &[&str]) -> (Value, i32) {
+        if extra.contains(&"--apply") {
+            let dry: Vec<&str> = extra
+                .iter()
+                .copied()
+                .filter(|a| *a != "--apply" && *a != "--yes-delete")
+                .collect();
+            self.duplicates(&dry);
+        }
         let out = self
             .cmd()
             .arg("-q")
@@ -70,6 +79,18 @@ impl Env {
             )
         });
         (json, out.status.code().unwrap())
+    }
+
+    /// The dry run of an applied command given as `args` (its `--apply` and `--yes-delete`
+    /// left out), which the apply needs recorded; it must succeed.
+    fn dry_run(&self, args: &[&std::ffi::OsStr]) {
+        let dry: Vec<&std::ffi::OsStr> = args
+            .iter()
+            .copied()
+            .filter(|a| *a != "--apply" && *a != "--yes-delete")
+            .collect();
+        let out = self.cmd().args(dry).output().unwrap();
+        assert!(out.status.success(), "dry run: {out:?}");
     }
 
     fn put(&self, rel: &str, bytes: &[u8]) -> PathBuf {
@@ -383,15 +404,16 @@ fn changed_and_read_only_files_are_left_alone() {
     perms.set_readonly(true);
     std::fs::set_permissions(&copies[2], perms).unwrap();
     let dest = env.root.join("dupes");
-    let out = env
-        .cmd()
-        .arg("-q")
-        .arg("duplicates")
-        .args(["--json", "--move-to"])
-        .arg(&dest)
-        .arg("--apply")
-        .output()
-        .unwrap();
+    let args = [
+        "-q".as_ref(),
+        "duplicates".as_ref(),
+        "--json".as_ref(),
+        "--move-to".as_ref(),
+        dest.as_os_str(),
+        "--apply".as_ref(),
+    ];
+    env.dry_run(&args);
+    let out = env.cmd().args(args).output().unwrap();
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     let steps = json["action"]["steps"].as_array().unwrap();
     let reason = |p: &Path| {
@@ -592,11 +614,9 @@ fn a_run_that_changes_nothing_does_not_hide_the_run_before_from_undo() {
     );
     // the same action again straight from the index: the byte-identical copies are links
     // already and the others are not identical, so every step is skipped
-    let out = env
-        .cmd()
-        .args(["-q", "duplicates", "--json", "--hardlink", "--apply"])
-        .output()
-        .unwrap();
+    let args = ["-q", "duplicates", "--json", "--hardlink", "--apply"].map(std::ffi::OsStr::new);
+    env.dry_run(&args);
+    let out = env.cmd().args(args).output().unwrap();
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     let steps = json["action"]["steps"].as_array().unwrap();
     assert!(
@@ -669,19 +689,17 @@ fn a_folder_seen_again_through_a_link_never_loses_its_only_copy() {
     let new = env.root.join("p9new");
     std::fs::rename(&old, &new).unwrap();
     std::os::unix::fs::symlink(&new, &old).unwrap();
-    let out = env
-        .cmd()
-        .args([
-            "-q",
-            "duplicates",
-            "--json",
-            "--delete",
-            "--yes-delete",
-            "--apply",
-        ])
-        .arg(&new)
-        .output()
-        .unwrap();
+    let args = [
+        "-q".as_ref(),
+        "duplicates".as_ref(),
+        "--json".as_ref(),
+        "--delete".as_ref(),
+        "--yes-delete".as_ref(),
+        "--apply".as_ref(),
+        new.as_os_str(),
+    ];
+    env.dry_run(&args);
+    let out = env.cmd().args(args).output().unwrap();
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     for name in ["photo.jpg", "other.jpg"] {
         assert!(new.join(name).is_file(), "{name} was deleted: {json}");
@@ -1027,9 +1045,10 @@ fn actions_run_one_at_a_time_and_a_pipe_is_never_opened() {
             .unwrap();
         assert!(made.success());
         // no folder named: the index is used as it is, without a refresh that would see the
-        // pipe; an action with no dry run recorded is done as found
+        // pipe; the dry run reads the index only
         let apply = ["-q".as_ref(), "duplicates".as_ref(), "--json".as_ref()];
         let to = ["--trash".as_ref(), "--apply".as_ref()];
+        env.dry_run(&[&apply[..], &to[..]].concat());
         let out = finishes(&env, &[&apply[..], &to[..]].concat());
         let json: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{out:?}"));
         let skipped: Vec<&Value> = json["action"]["steps"]
@@ -1109,13 +1128,14 @@ fn two_indexes_over_the_same_photos_act_one_at_a_time() {
     env.put("b.jpg", &bytes);
     // an applied run refused with exit 2, saying `needle`, and every photo still there
     let refused_saying = |needle: &str| {
-        let refused = env
-            .cmd()
-            .arg("duplicates")
-            .arg(&env.photos)
-            .args(["--trash", "--apply"])
-            .output()
-            .unwrap();
+        let args = [
+            "duplicates".as_ref(),
+            env.photos.as_os_str(),
+            "--trash".as_ref(),
+            "--apply".as_ref(),
+        ];
+        env.dry_run(&args);
+        let refused = env.cmd().args(args).output().unwrap();
         assert_eq!(refused.status.code(), Some(2), "{refused:?}");
         assert!(
             String::from_utf8_lossy(&refused.stderr).contains(needle),
@@ -1321,7 +1341,8 @@ fn undoing_links_after_the_kept_copy_was_saved_by_rename_separates_the_copies() 
 
 /// An apply does what the last dry run of its action showed, or nothing: a keeper touched
 /// since (which turns `--keep oldest` around) or a rule keeping another copy gets the apply
-/// refused with every file left as it was; a dry run made again is applied.
+/// refused with every file left as it was; a dry run made again is applied, once; an action
+/// with no dry run is refused.
 #[test]
 fn an_apply_refuses_a_plan_other_than_the_dry_run_showed() {
     let env = Env::new();
@@ -1382,6 +1403,22 @@ fn an_apply_refuses_a_plan_other_than_the_dry_run_showed() {
     let out = apply(&["--keep", "newest"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(kept.exists() && !copy.exists());
+
+    // a plan is applied once; an action never reviewed is not applied
+    std::fs::write(&copy, jpeg(&original)).unwrap();
+    for out in [
+        apply(&["--keep", "newest"]),
+        env.cmd()
+            .arg("duplicates")
+            .args(["--trash", "--apply"])
+            .output()
+            .unwrap(),
+    ] {
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("none of this action is recorded"), "{err}");
+        assert!(kept.exists() && copy.exists());
+    }
 }
 
 /// A `--keep match:` pattern that matches no copy of any group is refused at apply (each

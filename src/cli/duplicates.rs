@@ -52,7 +52,8 @@ pub(crate) struct DuplicatesArgs {
     /// Delete the copies not kept, for good: needs --apply and --yes-delete.
     #[arg(long)]
     delete: bool,
-    /// Carry out the action. Without it, the action is a dry run that prints what would happen.
+    /// Carry out the plan the last dry run of the action showed (refused when there is none or
+    /// the plan changed since). Without it, the action is a dry run that prints what would happen.
     #[arg(long)]
     apply: bool,
     /// Confirms --delete: the copies cannot be brought back.
@@ -223,15 +224,22 @@ pub(crate) fn cmd_duplicates(
             };
             let digest = cleanup::plan_digest(a, &steps, &journals);
             if args.apply {
-                if cleanup::reviewed_plan(collection.dir(), &settings)
-                    .is_some_and(|reviewed| reviewed != digest)
-                {
-                    return Err(Error::InvalidInput(
+                match cleanup::reviewed_plan(collection.dir(), &settings) {
+                    None => return Err(Error::InvalidInput(
+                        "--apply carries out the plan a dry run showed, and none of this action is recorded in this index (or its plan was applied since): run the same command without --apply, review what it lists, then add --apply".into(),
+                    )),
+                    Some(reviewed) if reviewed != digest => return Err(Error::InvalidInput(
                         "the plan differs from the last dry run of this action (other settings or folders, files indexed, changed, touched or gone since, or a run applied or undone since): nothing was done; run the dry run again and review it".into(),
-                    ));
+                    )),
+                    Some(_) => {}
                 }
-            } else {
-                cleanup::record_reviewed_plan(collection.dir(), &settings, &digest);
+            } else if let Err(e) =
+                cleanup::record_reviewed_plan(collection.dir(), &settings, &digest)
+            {
+                eprintln!(
+                    "warning: this dry run could not be recorded in the index folder {} ({e}), and an --apply needs one recorded: make the folder writable and run the dry run again",
+                    display_path(collection.dir())
+                );
             }
             let outcomes = cleanup::execute(&journals, a, &steps, args.apply, &stop)?;
             if args.apply {

@@ -442,7 +442,18 @@ pub(crate) fn run_quality(args: &QualityArgs) -> Result<()> {
     let alpha_ignored = a.alpha.is_some() || b.alpha.is_some();
     for img in [&mut a, &mut b] {
         if let Some(alpha) = &img.alpha {
-            img.planes.fill_hidden(alpha);
+            if alpha.pixels().all(|p| p[0] == 0) {
+                // nothing is seen: nothing to fill from, and nothing to tell apart
+                img.planes = Planes::from_channels(
+                    img.planes
+                        .channels()
+                        .iter()
+                        .map(|p| p.mapv(|_| 0.0))
+                        .collect(),
+                );
+            } else {
+                img.planes.fill_hidden(alpha);
+            }
         }
     }
     let (a, b) = (a.planes, b.planes);

@@ -461,7 +461,8 @@ impl Fusion {
         for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (name, w) = match part.split_once('=') {
                 Some((n, w)) => {
-                    let w: f32 = w.trim().parse().map_err(|_| {
+                    // read wide, so that a value under f32's least is not taken as 0
+                    let w: f64 = w.trim().parse().map_err(|_| {
                         Error::InvalidInput(format!(
                             "bad weight '{w}' for '{n}' in --weights: use numbers like color=1,conv=0.5"
                         ))
@@ -476,7 +477,9 @@ impl Fusion {
                     known.join(", ")
                 )));
             }
-            if !(w.is_finite() && (w == 0.0 || (MIN_WEIGHT..=MAX_WEIGHT).contains(&w))) {
+            if !(w.is_finite()
+                && (w == 0.0 || (f64::from(MIN_WEIGHT)..=f64::from(MAX_WEIGHT)).contains(&w)))
+            {
                 return Err(Error::InvalidInput(format!(
                     "weight for '{name}' in --weights must be 0 or a number from {MIN_WEIGHT} to {MAX_WEIGHT} (weights are relative)"
                 )));
@@ -487,7 +490,7 @@ impl Fusion {
                 )));
             }
             if w > 0.0 {
-                weights.push((name.to_string(), w));
+                weights.push((name.to_string(), w as f32));
             }
         }
         if weights.is_empty() {
@@ -862,6 +865,7 @@ mod tests {
             "color=-inf",
             "color=1e30",
             "color=1e-45",
+            "color=1e-46,conv=1",
             "color=1,conv=0.0009",
         ] {
             assert!(
