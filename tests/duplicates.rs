@@ -121,6 +121,18 @@ fn groups(json: &Value) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// Sets a file's modification time to the start of `year`.
+fn set_date(path: &Path, year: i32) {
+    let when =
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(((year - 1970) as u64) * 31_557_600);
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(when)
+        .unwrap();
+}
+
 fn jpeg(img: &image::RgbImage) -> Vec<u8> {
     let mut buf = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, 92)
@@ -203,20 +215,9 @@ fn every_edit_kind_joins_its_original_and_photos_stay_apart() {
 #[test]
 fn the_original_is_kept_over_its_brightened_and_watermarked_copies() {
     let env = Env::new();
-    let when = |year: i32| {
-        std::time::UNIX_EPOCH + std::time::Duration::from_secs(((year - 1970) as u64) * 31_557_600)
-    };
     for photo in ["coffee", "rocket"] {
         let original = image::open(sample(photo)).unwrap().to_rgb8();
         let path = env.put(&format!("{photo}/original.jpg"), &jpeg(&original));
-        let set_date = |p: &Path, year: i32| {
-            std::fs::File::options()
-                .write(true)
-                .open(p)
-                .unwrap()
-                .set_modified(when(year))
-                .unwrap();
-        };
         set_date(&path, 2020);
         for (k, kind) in ["brightness:0.2", "mark:0.35"].iter().enumerate() {
             let copy = apply_chain(&parse_chain(kind).unwrap(), &original, k as u64).unwrap();
@@ -1346,17 +1347,6 @@ fn undoing_links_after_the_kept_copy_was_saved_by_rename_separates_the_copies() 
 #[test]
 fn an_apply_refuses_a_plan_other_than_the_dry_run_showed() {
     let env = Env::new();
-    let when = |year: i32| {
-        std::time::UNIX_EPOCH + std::time::Duration::from_secs(((year - 1970) as u64) * 31_557_600)
-    };
-    let set_date = |p: &Path, year: i32| {
-        std::fs::File::options()
-            .write(true)
-            .open(p)
-            .unwrap()
-            .set_modified(when(year))
-            .unwrap();
-    };
     let original = image::open(sample("coffee")).unwrap().to_rgb8();
     let mut png = Vec::new();
     image::DynamicImage::ImageRgb8(original.clone())
