@@ -112,7 +112,10 @@ impl KeepRule {
                         "--keep {s:?}: give a pattern after match: (e.g. match:**/originals/**)"
                     )));
                 }
-                let glob = globset::Glob::new(pattern)
+                // letter case ignored, as for --include and --exclude
+                let glob = globset::GlobBuilder::new(pattern)
+                    .case_insensitive(true)
+                    .build()
                     .map_err(|e| Error::InvalidInput(format!("--keep {s:?}: bad pattern: {e}")))?;
                 Ok(KeepRule::Matching(glob.compile_matcher()))
             }
@@ -726,7 +729,8 @@ mod tests {
             None,
         );
         assert_eq!(newest[0].keeper().record.id, 2);
-        let matching = KeepRule::parse("match:**/a.jpg").unwrap();
+        // in any letter case
+        let matching = KeepRule::parse("match:**/A.JPG").unwrap();
         assert_eq!(
             group(
                 candidates,
