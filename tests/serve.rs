@@ -124,6 +124,15 @@ fn pages_thumbnails_files_and_lookalikes_are_served_by_id() {
     assert_eq!(hits.len(), 3);
     assert_eq!(hits[0]["name"], "camera-small.jpg", "{hits:?}");
     assert!(hits.iter().all(|h| h["id"] != camera));
+    // the list says the same of it
+    let list = server.get("/api/images?limit=500").json();
+    let listed = list["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == camera)
+        .expect("camera listed");
+    assert_eq!(listed["viewable"], true, "{listed}");
 
     for bad in ["/thumbs/999999", "/files/999999", "/api/images/999999"] {
         assert_eq!(server.get(bad).status, 404, "{bad}");

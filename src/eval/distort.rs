@@ -160,9 +160,10 @@ impl Distortion {
         }
     }
 
-    /// The main strength parameter (x axis of plots); 1 for `flip`.
+    /// The main strength parameter (x axis of plots); 1 for `flip`. Widened through its
+    /// shortest decimal form, so 0.2 reads 0.2 in JSON, not 0.20000000298023224.
     pub(crate) fn strength(&self) -> f64 {
-        f64::from(match *self {
+        let narrow: f32 = match *self {
             Distortion::Blur { sigma } => sigma,
             Distortion::Motion { length, .. } => length,
             Distortion::Jpeg { quality } => f32::from(quality),
@@ -182,7 +183,8 @@ impl Distortion {
             | Distortion::Mark { fraction } => fraction,
             Distortion::Turn { quarters } => f32::from(quarters),
             Distortion::Sharpen { amount } => amount,
-        })
+        };
+        narrow.to_string().parse().unwrap_or(f64::from(narrow))
     }
 
     /// True when the parameters leave the image unchanged.
@@ -947,6 +949,14 @@ mod tests {
         }
         assert_eq!(parse_list("blur:1, jpeg:50 ,flip").unwrap().len(), 3);
         assert!(parse_list(" , ").is_err());
+    }
+
+    #[test]
+    fn strength_reads_as_written() {
+        let d: Distortion = "blur:0.2".parse().unwrap();
+        assert_eq!(d.strength(), 0.2);
+        let d: Distortion = "jpeg:30".parse().unwrap();
+        assert_eq!(d.strength(), 30.0);
     }
 
     #[test]

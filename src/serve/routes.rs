@@ -180,18 +180,10 @@ async fn style() -> Response {
     with_type(STYLE, "text/css; charset=utf-8", PAGE_POLICY)
 }
 
-/// An image as the pages show it.
+/// An image as the pages show it. A file whose stamp changed (touched, its mode changed) is
+/// `viewable` when it still holds the bytes indexed, as `/files/ID` checks; only such files
+/// of the indexed size are read.
 fn image_json(r: &ImageRecord) -> Value {
-    image_json_with(r, false)
-}
-
-/// [`image_json`] for one image shown alone: a file whose stamp changed (touched, its mode
-/// changed) is `viewable` when it still holds the bytes indexed, as `/files/ID` checks.
-fn image_json_checked(r: &ImageRecord) -> Value {
-    image_json_with(r, true)
-}
-
-fn image_json_with(r: &ImageRecord, read_content: bool) -> Value {
     let mut m = crate::path_repr::object("path", &r.path);
     // Relative to its folder: names like "original.jpg" repeat across sub-folders.
     crate::path_repr::insert(&mut m, "name", &r.rel_path);
@@ -226,8 +218,8 @@ fn image_json_with(r: &ImageRecord, read_content: bool) -> Value {
                 && now.size == r.stamp.size
                 && r.stamp.ctime_ns != 0
                 && now.ctime_ns == r.stamp.ctime_ns)
-            || (read_content
-                && meta.is_file()
+            || (meta.is_file()
+                && meta.len() == r.stamp.size
                 && std::fs::read(&r.path)
                     .is_ok_and(|bytes| blake3::hash(&bytes).as_bytes() == &r.hash))
     });
@@ -381,7 +373,7 @@ async fn image(
                 "note": format!("the {} profile ranks nothing: `lookalike index --profile full` makes look-alikes searchable", profile.name()),
             });
             return Ok(
-                Json(json!({"image": image_json_checked(&record), "lookalikes": lookalikes}))
+                Json(json!({"image": image_json(&record), "lookalikes": lookalikes}))
                     .into_response(),
             );
         }
@@ -415,7 +407,7 @@ async fn image(
                 json!({"hits": [], "note": note})
             }
         };
-        Ok(Json(json!({"image": image_json_checked(&record), "lookalikes": lookalikes})).into_response())
+        Ok(Json(json!({"image": image_json(&record), "lookalikes": lookalikes})).into_response())
     })
     .await
 }
