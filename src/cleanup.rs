@@ -354,22 +354,69 @@ pub fn check_move_target<'a>(
     Ok(())
 }
 
-/// The digest of the last dry run made with `settings` (the action, its target, the rule
-/// for the copy kept, the similarity and the folders looked in), if one is recorded in
-/// `index_dir`.
-pub fn reviewed_plan(index_dir: &Path, settings: &str) -> Option<String> {
-    fs::read_to_string(reviewed_path(index_dir, settings))
-        .ok()
-        .map(|s| s.trim().to_string())
+/// What a dry run showed of its plan: the plan's digest, and the copies it left alone, which
+/// the apply leaves alone too (a file made writable since would otherwise be acted on unseen).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reviewed {
+    /// [`plan_digest`] of the plan shown.
+    pub digest: String,
+    /// The copies the dry run left alone.
+    pub held: std::collections::HashSet<PathBuf>,
 }
 
-/// Records `digest` as the plan a dry run with `settings` showed, for the apply to check.
-pub fn record_reviewed_plan(index_dir: &Path, settings: &str, digest: &str) -> std::io::Result<()> {
+impl Reviewed {
+    /// The review of a dry run of `steps` with `digest` that gave `outcomes`.
+    pub fn of(digest: &str, steps: &[Step], outcomes: &[Outcome]) -> Reviewed {
+        Reviewed {
+            digest: digest.to_string(),
+            held: steps
+                .iter()
+                .zip(outcomes)
+                .filter(|(_, o)| matches!(o, Outcome::Skipped(_)))
+                .map(|(s, _)| s.path.clone())
+                .collect(),
+        }
+    }
+
+    fn to_text(&self) -> String {
+        let mut text = self.digest.clone();
+        for p in &self.held {
+            text.push('\n');
+            text.push_str(&path_hex(p));
+        }
+        text
+    }
+
+    fn parse(text: &str) -> Option<Reviewed> {
+        let mut lines = text.lines();
+        let digest = lines.next()?.trim().to_string();
+        let held = lines
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| path_of_hex(l.trim()))
+            .collect::<Option<_>>()?;
+        Some(Reviewed { digest, held })
+    }
+}
+
+/// The last dry run made with `settings` (the action, its target, the rule for the copy kept,
+/// the similarity and the folders looked in), if one is recorded in `index_dir`.
+pub fn reviewed_plan(index_dir: &Path, settings: &str) -> Option<Reviewed> {
+    fs::read_to_string(reviewed_path(index_dir, settings))
+        .ok()
+        .and_then(|s| Reviewed::parse(&s))
+}
+
+/// Records what a dry run with `settings` showed, for the apply to check.
+pub fn record_reviewed_plan(
+    index_dir: &Path,
+    settings: &str,
+    reviewed: &Reviewed,
+) -> std::io::Result<()> {
     let path = reviewed_path(index_dir, settings);
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir)?;
     }
-    fs::write(path, digest)
+    fs::write(path, reviewed.to_text())
 }
 
 /// Forgets the dry run recorded for `settings` (once applied, its plan is spent).
@@ -898,11 +945,13 @@ fn unix_now() -> u64 {
 /// Runs (or, when `apply` is false, describes) `steps`. When applying, the journal is written
 /// to `journal_dir` and every step's intent reaches the disk before the step runs; once `stop`
 /// is set, the steps not begun are skipped.
+/// Steps whose copy is in `held` (the dry run reviewed left them alone) are left alone.
 pub fn execute(
     journal_dir: &Path,
     action: &Action,
     steps: &[Step],
     apply: bool,
+    held: &std::collections::HashSet<PathBuf>,
     stop: &std::sync::atomic::AtomicBool,
 ) -> Result<Vec<Outcome>> {
     // Two copies with one relative path under different folders would move to one name.
@@ -955,6 +1004,13 @@ pub fn execute(
             continue;
         }
         let checked = match check(step) {
+            // the dry run left it alone, and so does its apply, whatever changed since
+            Ok(_) if held.contains(&step.path) => {
+                outcomes.push(Outcome::Skipped(
+                    "the dry run left it alone, so this apply does too; run the dry run again to include it".into(),
+                ));
+                continue;
+            }
             Ok(checked) => checked,
             Err(why) => {
                 outcomes.push(Outcome::Skipped(why));
@@ -1264,8 +1320,14 @@ fn reverse(
                         keeper.display()
                     ));
                 }
+                // its only name now: separate already, with the keeper's look it shared
                 if link_count(from) <= 1 {
-                    return Outcome::Done;
+                    return match open_regular(from)
+                        .and_then(|f| give_look(&f, intent.mode, intent.modified_ns))
+                    {
+                        Ok(()) => Outcome::Done,
+                        Err(e) => Outcome::Failed(e.to_string()),
+                    };
                 }
                 source = from;
             }

@@ -1478,3 +1478,66 @@ fn csv_gives_a_name_that_is_not_utf8_byte_for_byte() {
     );
     assert!(rows.iter().any(|r| r.ends_with("camera.jpg,")), "{text}");
 }
+
+#[test]
+fn a_copy_the_dry_run_left_alone_is_left_alone_by_its_apply() {
+    let env = Env::new();
+    let bytes = std::fs::read(sample("camera")).unwrap();
+    env.put("a.jpg", &bytes);
+    let copy = env.put("b.jpg", &bytes);
+    let mut perms = std::fs::metadata(&copy).unwrap().permissions();
+    perms.set_readonly(true);
+    std::fs::set_permissions(&copy, perms.clone()).unwrap();
+    let args = ["--keep", "match:**/a.jpg", "--delete"];
+    let (dry, code) = env.duplicates(&args);
+    assert_eq!(code, 0, "{dry}");
+    assert_eq!(dry["action"]["steps"][0]["outcome"], "skipped", "{dry}");
+
+    // made writable as the dry run's reason suggests, then applied without a new dry run
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&copy, perms).unwrap();
+    let out = env
+        .cmd()
+        .args(["-q", "duplicates", "--json"])
+        .args(args)
+        .args(["--yes-delete", "--apply"])
+        .output()
+        .unwrap();
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let step = &json["action"]["steps"][0];
+    assert_eq!(step["outcome"], "skipped", "{json}");
+    assert!(
+        step["reason"]
+            .as_str()
+            .unwrap()
+            .contains("dry run left it alone"),
+        "{json}"
+    );
+    assert_eq!(std::fs::read(&copy).unwrap(), bytes);
+}
+
+#[test]
+fn undoing_a_link_gives_the_copy_its_own_look_when_the_kept_name_is_gone() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let bytes = std::fs::read(sample("camera")).unwrap();
+    let kept = env.put("a.jpg", &bytes);
+    let copy = env.put("b.jpg", &bytes);
+    std::fs::set_permissions(&kept, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o600)).unwrap();
+    set_date(&kept, 2020);
+    set_date(&copy, 2023);
+    let copy_date = std::fs::metadata(&copy).unwrap().modified().unwrap();
+
+    let (json, code) = env.duplicates(&["--keep", "match:**/a.jpg", "--hardlink", "--apply"]);
+    assert_eq!(json["action"]["steps"][0]["outcome"], "done", "{json}");
+    assert_eq!(code, 0);
+    std::fs::remove_file(&kept).unwrap();
+    assert!(env.cmd().arg("undo").assert().get_output().status.success());
+
+    let meta = std::fs::metadata(&copy).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert_eq!(meta.modified().unwrap(), copy_date);
+    assert_eq!(std::fs::read(&copy).unwrap(), bytes);
+}

@@ -223,27 +223,32 @@ pub(crate) fn cmd_duplicates(
                 _ => a.name().to_string(),
             };
             let digest = cleanup::plan_digest(a, &steps, &journals);
-            if args.apply {
+            let reviewed = if args.apply {
                 match cleanup::reviewed_plan(collection.dir(), &settings) {
                     None => return Err(Error::InvalidInput(
                         "--apply carries out the plan a dry run showed, and none of this action is recorded in this index (or its plan was applied since): run the same command without --apply, review what it lists, then add --apply".into(),
                     )),
-                    Some(reviewed) if reviewed != digest => return Err(Error::InvalidInput(
+                    Some(reviewed) if reviewed.digest != digest => return Err(Error::InvalidInput(
                         "the plan differs from the last dry run of this action (other settings or folders, files indexed, changed, touched or gone since, or a run applied or undone since): nothing was done; run the dry run again and review it".into(),
                     )),
-                    Some(_) => {}
+                    Some(reviewed) => reviewed,
                 }
-            } else if let Err(e) =
-                cleanup::record_reviewed_plan(collection.dir(), &settings, &digest)
-            {
+            } else {
+                cleanup::Reviewed::default()
+            };
+            let outcomes =
+                cleanup::execute(&journals, a, &steps, args.apply, &reviewed.held, &stop)?;
+            if args.apply {
+                cleanup::forget_reviewed_plan(collection.dir(), &settings);
+            } else if let Err(e) = cleanup::record_reviewed_plan(
+                collection.dir(),
+                &settings,
+                &cleanup::Reviewed::of(&digest, &steps, &outcomes),
+            ) {
                 eprintln!(
                     "warning: this dry run could not be recorded in the index folder {} ({e}), and an --apply needs one recorded: make the folder writable and run the dry run again",
                     display_path(collection.dir())
                 );
-            }
-            let outcomes = cleanup::execute(&journals, a, &steps, args.apply, &stop)?;
-            if args.apply {
-                cleanup::forget_reviewed_plan(collection.dir(), &settings);
             }
             Some((a, steps, outcomes))
         }
@@ -277,6 +282,11 @@ pub(crate) fn cmd_duplicates(
         .as_ref()
         .is_some_and(|(_, _, o)| o.iter().any(|o| matches!(o, Outcome::Failed(_))));
     Ok(if stop.load(std::sync::atomic::Ordering::Relaxed) {
+        if args.apply && outcomes.is_some() {
+            eprintln!(
+                "interrupted: the steps done are kept (`lookalike undo` reverses them); run the dry run again to see what is left, then apply it"
+            );
+        }
         ExitCode::from(super::EXIT_INTERRUPTED)
     } else if failed {
         ExitCode::from(super::EXIT_SOME_FAILED)

@@ -93,6 +93,9 @@ pub(crate) struct App {
     made_thumbnails: Mutex<HashMap<[u8; 32], Arc<Vec<u8>>>>,
     /// One file-changing action at a time.
     acting: Mutex<()>,
+    /// The copies each recent dry run (by its plan's digest) left alone: its apply leaves them
+    /// alone too.
+    reviewed: Mutex<Vec<crate::cleanup::Reviewed>>,
 }
 
 impl Server {
@@ -142,6 +145,7 @@ impl Server {
             reloading: AtomicBool::new(false),
             made_thumbnails: Mutex::new(HashMap::new()),
             acting: Mutex::new(()),
+            reviewed: Mutex::new(Vec::new()),
         };
         Ok(Server {
             listener,

@@ -632,19 +632,44 @@ async fn act(State(app): State<Arc<App>>, Json(req): Json<ActionRequest>) -> Res
                 },
             ));
         }
+        let held = if req.apply {
+            let reviewed = app.reviewed.lock().expect("reviewed plans");
+            match reviewed.iter().find(|r| r.digest == digest) {
+                Some(r) => r.held.clone(),
+                None => {
+                    return Ok(refuse(
+                        StatusCode::CONFLICT,
+                        "this server has no record of that dry run (it was restarted since): run the dry run again and review it",
+                    ));
+                }
+            }
+        } else {
+            Default::default()
+        };
         let outcomes = cleanup::execute(
             &journals,
             &action,
             &steps,
             req.apply,
+            &held,
             &std::sync::atomic::AtomicBool::new(false),
         )?;
+        if !req.apply {
+            let mut reviewed = app.reviewed.lock().expect("reviewed plans");
+            reviewed.retain(|r| r.digest != digest);
+            reviewed.push(cleanup::Reviewed::of(&digest, &steps, &outcomes));
+            let excess = reviewed.len().saturating_sub(REVIEWED_KEPT);
+            reviewed.drain(..excess);
+        }
         let mut doc = cleanup::action_json(&action, &steps, &outcomes, req.apply);
         doc["plan"] = json!(digest);
         Ok(Json(doc).into_response())
     })
     .await
 }
+
+/// Dry runs whose apply the server can check (the latest ones).
+const REVIEWED_KEPT: usize = 32;
 
 async fn undo(State(app): State<Arc<App>>) -> Response {
     blocking(move || {
