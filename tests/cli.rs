@@ -947,6 +947,15 @@ fn absurd_flag_values_are_refused_with_exit_status_2() {
         vec!["blur", img, out_png, "--psf", "motion:5,inf"],
         vec!["deblur", img, out_png, "--iterations", "0"],
         vec!["deblur", img, out_png, "--iterations", "100000000"],
+        vec!["deblur", img, out_png, "--iterations", "7"],
+        vec![
+            "deblur",
+            img,
+            out_png,
+            "--method",
+            "wiener",
+            "--no-early-stop",
+        ],
         vec!["deblur", img, out_png, "--strength", "NaN"],
         vec!["deblur", img, out_png, "--strength", "2"],
     ];
@@ -1459,6 +1468,19 @@ fn strength_zero_copies_and_what_is_not_done_is_said() {
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["copied"], true, "{doc}");
     assert_eq!(std::fs::read(&same).unwrap(), std::fs::read(&jpeg).unwrap());
+    // the text says so too
+    let out = run_ok(
+        env.cmd()
+            .arg("deblur")
+            .arg(&jpeg)
+            .arg(env.root.join("same2.jpg"))
+            .args(["--strength", "0"]),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("strength 0") && stderr.contains("copied unchanged"),
+        "{stderr}"
+    );
 
     let out = env
         .cmd()
@@ -1979,4 +2001,59 @@ fn a_psf_larger_than_the_image_and_odd_psf_specs_are_refused() {
             .arg(&out_png)
             .args(["--psf", "motion:3,0"]),
     );
+    // a kernel file exactly as wide as the image fits it, though its even size is centred by
+    // a zero column
+    let kernel = env.root.join("k.txt");
+    std::fs::write(&kernel, format!("{}\n", vec!["1"; 400].join(" "))).unwrap();
+    std::fs::remove_file(&out_png).unwrap();
+    run_ok(
+        env.cmd()
+            .arg("deblur")
+            .arg(&strip)
+            .arg(&out_png)
+            .arg("--psf")
+            .arg(format!("file:{}", kernel.display())),
+    );
+    assert!(out_png.exists());
+}
+
+#[test]
+fn quality_keeps_sixteen_bits_and_hides_the_same_pixels_in_both_images() {
+    let env = setup(&[]);
+    let quality = |a: &Path, b: &Path| -> Value {
+        let out = run_ok(env.cmd().arg("quality").arg(a).arg(b).arg("--json"));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    // 16-bit images under one 8-bit step apart are not the same image
+    let a16 = env.root.join("a16.png");
+    let b16 = env.root.join("b16.png");
+    let level = |x: u32, y: u32| ((x * 37 + y * 101) % 256 * 257) as u16;
+    image::ImageBuffer::<image::Luma<u16>, _>::from_fn(64, 64, |x, y| image::Luma([level(x, y)]))
+        .save(&a16)
+        .unwrap();
+    image::ImageBuffer::<image::Luma<u16>, _>::from_fn(64, 64, |x, y| {
+        image::Luma([level(x, y).saturating_add(100)])
+    })
+    .save(&b16)
+    .unwrap();
+    let doc = quality(&a16, &b16);
+    let psnr = doc["psnr_db"].as_f64().unwrap_or(f64::INFINITY);
+    assert!(psnr > 50.0 && psnr < 60.0, "{doc}");
+
+    // the same grey, hidden in one image only: alike wherever both are seen
+    let grey = env.root.join("grey.png");
+    let hidden = env.root.join("hidden.png");
+    let value = |x: u32, y: u32| ((x * 7 + y * 13) % 256) as u8;
+    image::GrayImage::from_fn(64, 64, |x, y| image::Luma([value(x, y)]))
+        .save(&grey)
+        .unwrap();
+    image::GrayAlphaImage::from_fn(64, 64, |x, y| {
+        image::LumaA([value(x, y), if y < 20 { 0 } else { 255 }])
+    })
+    .save(&hidden)
+    .unwrap();
+    let doc = quality(&grey, &hidden);
+    assert!(doc["psnr_db"].is_null(), "{doc}");
+    let doc = quality(&hidden, &grey);
+    assert!(doc["psnr_db"].is_null(), "{doc}");
 }

@@ -34,7 +34,8 @@ pub(crate) struct DuplicatesArgs {
     /// Print JSON (schema in README.md).
     #[arg(long, conflicts_with_all = ["csv", "null"])]
     json: bool,
-    /// Print CSV: group, role, distance, exact, width, height, bytes, path.
+    /// Print CSV: group, role, distance, exact, width, height, bytes, path, path_hex (the
+    /// name's bytes in hex when it is not UTF-8).
     #[arg(long, conflicts_with = "null")]
     csv: bool,
     /// Print only the paths of the copies not kept, each followed by a NUL byte (for xargs -0).

@@ -16,6 +16,9 @@ use crate::restore::quality::MS_SSIM_MIN_SIDE;
 use crate::restore::scores;
 use crate::{Error, Result};
 
+/// Richardson-Lucy iterations when `--iterations` is not given.
+const DEFAULT_ITERATIONS: usize = 50;
+
 /// Most deconvolution iterations `--iterations` accepts.
 pub(crate) const MAX_ITERATIONS: u64 = deblur::MAX_ITERATIONS as u64;
 
@@ -77,8 +80,8 @@ pub(crate) struct DeblurArgs {
     pub(crate) method: Method,
     /// Maximum iterations of Richardson-Lucy (`--method rl`), 1 to 1000; the other methods run
     /// their own fixed schedules.
-    #[arg(long, default_value_t = 50, value_parser = super::usize_in(1..=MAX_ITERATIONS))]
-    pub(crate) iterations: usize,
+    #[arg(long, value_parser = super::usize_in(1..=MAX_ITERATIONS))]
+    pub(crate) iterations: Option<usize>,
     /// Run every iteration of Richardson-Lucy (it otherwise stops once its residual reaches
     /// the noise level).
     #[arg(long)]
@@ -126,10 +129,18 @@ impl DeblurArgs {
         } else {
             Some(PsfSpec::parse(&self.psf)?)
         };
+        let method: crate::restore::Method = self.method.into();
+        if method != crate::restore::Method::Rl && (self.iterations.is_some() || self.no_early_stop)
+        {
+            return Err(Error::InvalidInput(format!(
+                "--iterations and --no-early-stop are for --method rl; {} runs its own fixed schedule",
+                method.name()
+            )));
+        }
         let config = DeblurConfig {
             psf,
-            method: self.method.into(),
-            iterations: self.iterations,
+            method,
+            iterations: self.iterations.unwrap_or(DEFAULT_ITERATIONS),
             stop_at_noise: !self.no_early_stop,
             strength: self.strength,
             lossy_source: false,
@@ -382,16 +393,21 @@ pub(crate) fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
         doc.extend(rest);
         print_line(&serde_json::Value::Object(doc).to_string())?;
     } else if !quiet {
-        if done.found_no_blur() {
+        if done.unchanged {
             let how = if copied {
                 "copied unchanged"
             } else {
                 "pixels written unchanged"
             };
-            let why = if est.is_some() {
-                "no blur found"
+            let why = if !done.found_no_blur() {
+                format!(
+                    "strength 0 (psf {})",
+                    path_repr::escape_text(&done.psf_text)
+                )
+            } else if est.is_some() {
+                "no blur found".into()
             } else {
-                "no blur given"
+                "no blur given".into()
             };
             note!(
                 "{}: {why} (noise {:.4}), {how} to {}",
@@ -437,11 +453,28 @@ pub(crate) fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
 pub(crate) fn run_quality(args: &QualityArgs) -> Result<()> {
     let decode = super::decode_config(args.memory_budget);
     let (mut a, mut b) = (load(&args.reference, &decode)?, load(&args.test, &decode)?);
+    if a.planes.dim() != b.planes.dim() {
+        let (ah, aw) = a.planes.dim();
+        let (bh, bw) = b.planes.dim();
+        return Err(Error::InvalidInput(format!(
+            "{} is {aw}x{ah} but {} is {bw}x{bh}: compare images of the same size",
+            shown(&args.reference),
+            shown(&args.test)
+        )));
+    }
     // the scores are of the colours; transparency is not compared, and colours under full
-    // transparency, which nobody sees, are filled from the visible ones about them
+    // transparency in either image, which nobody sees there, are filled in both from the
+    // visible ones about them
     let alpha_ignored = a.alpha.is_some() || b.alpha.is_some();
-    for img in [&mut a, &mut b] {
-        if let Some(alpha) = &img.alpha {
+    let hidden = match (&a.alpha, &b.alpha) {
+        (Some(x), Some(y)) => Some(image::GrayImage::from_fn(x.width(), x.height(), |i, j| {
+            image::Luma([x.get_pixel(i, j)[0].min(y.get_pixel(i, j)[0])])
+        })),
+        (Some(x), None) | (None, Some(x)) => Some(x.clone()),
+        (None, None) => None,
+    };
+    if let Some(alpha) = &hidden {
+        for img in [&mut a, &mut b] {
             if alpha.pixels().all(|p| p[0] == 0) {
                 // nothing is seen: nothing to fill from, and nothing to tell apart
                 img.planes = Planes::from_channels(
@@ -457,15 +490,6 @@ pub(crate) fn run_quality(args: &QualityArgs) -> Result<()> {
         }
     }
     let (a, b) = (a.planes, b.planes);
-    if a.dim() != b.dim() {
-        let (ah, aw) = a.dim();
-        let (bh, bw) = b.dim();
-        return Err(Error::InvalidInput(format!(
-            "{} is {aw}x{ah} but {} is {bw}x{bh}: compare images of the same size",
-            shown(&args.reference),
-            shown(&args.test)
-        )));
-    }
     // colour pairs: per channel (the main figures) and on luminance; grey against colour
     // only on luminance
     let measured_on = match (&a, &b) {

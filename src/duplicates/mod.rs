@@ -131,14 +131,21 @@ impl KeepRule {
         }
     }
 
-    /// Orders copies so that the one to keep comes first.
-    fn compare(&self, a: &ImageRecord, b: &ImageRecord) -> std::cmp::Ordering {
+    /// Orders copies so that the one to keep comes first; `eras` numbers the copies' times
+    /// (see [`time_eras`]) for `best`.
+    fn compare(
+        &self,
+        a: &ImageRecord,
+        b: &ImageRecord,
+        eras: &HashMap<i64, usize>,
+    ) -> std::cmp::Ordering {
         let pixels = |r: &ImageRecord| u64::from(r.width) * u64::from(r.height);
         let path_len = |r: &ImageRecord| r.path.as_os_str().len();
+        let era = |r: &ImageRecord| eras.get(&r.id).copied().unwrap_or(0);
         let best = || {
             pixels(b)
                 .cmp(&pixels(a))
-                .then(a.stamp.mtime_ns.cmp(&b.stamp.mtime_ns))
+                .then(era(a).cmp(&era(b)))
                 .then(b.stamp.size.cmp(&a.stamp.size))
                 .then(path_len(a).cmp(&path_len(b)))
                 .then(a.path.cmp(&b.path))
@@ -154,6 +161,26 @@ impl KeepRule {
                 .then_with(best),
         }
     }
+}
+
+/// Files written within this of each other count as written at once by `--keep best`: a copied
+/// or checked-out folder writes its files microseconds apart, in name order.
+const SAME_TIME_NS: i64 = 2_000_000_000;
+
+/// Numbers the times of `records` in order, one number for times chained less than
+/// [`SAME_TIME_NS`] apart: an order on eras, which (unlike "within 2 s") is transitive.
+fn time_eras<'a>(records: impl Iterator<Item = &'a ImageRecord>) -> HashMap<i64, usize> {
+    let mut times: Vec<(i64, i64)> = records.map(|r| (r.stamp.mtime_ns, r.id)).collect();
+    times.sort_unstable();
+    let mut eras = HashMap::new();
+    let mut era = 0;
+    for (k, &(t, id)) in times.iter().enumerate() {
+        if k > 0 && t.saturating_sub(times[k - 1].0) >= SAME_TIME_NS {
+            era += 1;
+        }
+        eras.insert(id, era);
+    }
+    eras
 }
 
 /// One image of a group.
@@ -435,11 +462,12 @@ pub fn group(
                     .is_ok_and(|meta| meta.is_symlink())
             })
             .collect();
+        let eras = time_eras(m.iter().map(|&i| &candidates[i].record));
         m.sort_by(|&a, &b| {
             links
                 .contains(&a)
                 .cmp(&links.contains(&b))
-                .then_with(|| keep.compare(&candidates[a].record, &candidates[b].record))
+                .then_with(|| keep.compare(&candidates[a].record, &candidates[b].record, &eras))
         });
         // Each group is a centre, the image left that the most others are copies of by the
         // test itself, and those copies; the rest are grouped again among themselves. So every
@@ -744,6 +772,41 @@ mod tests {
             .id,
             1
         );
+    }
+
+    #[test]
+    fn best_takes_files_written_together_as_written_at_once() {
+        let t = 1_700_000_000_000_000_000;
+        let candidate = |id, path: &str, size, mtime| Candidate {
+            record: record(id, path, (100, 100), size, mtime),
+            signature: unit(0),
+        };
+        let keeper = |candidates: Vec<Candidate>| {
+            group(
+                candidates,
+                CopyTest::DEFAULT,
+                &KeepRule::Best,
+                &mut |_| None,
+                None,
+            )[0]
+            .keeper()
+            .record
+            .id
+        };
+        // a folder copied in name order: the smaller blurred copy a microsecond older
+        let copied = vec![
+            candidate(1, "/r/blur.jpg", 5, t),
+            candidate(2, "/r/original.jpg", 20, t + 1_000),
+        ];
+        assert_eq!(keeper(copied.clone()), 2);
+        // a chain of files each a second after the last is one era
+        let mut chained = copied.clone();
+        chained.push(candidate(3, "/r/later.jpg", 10, t + 1_500_000_000));
+        assert_eq!(keeper(chained), 2);
+        // written well before: older wins over larger
+        let mut older = copied;
+        older.push(candidate(3, "/r/old.jpg", 1, t - 10_000_000_000));
+        assert_eq!(keeper(older), 3);
     }
 
     #[test]

@@ -20,12 +20,32 @@ pub enum Planes {
 impl Planes {
     /// Converts a decoded image: grey stays grey (alpha is dropped), everything else becomes RGB.
     pub fn from_image(img: &DynamicImage) -> Planes {
+        // 16-bit and float images keep their precision: two such images an 8-bit step apart
+        // or less are not the same image
         match img {
-            DynamicImage::ImageLuma8(_)
-            | DynamicImage::ImageLumaA8(_)
-            | DynamicImage::ImageLuma16(_)
-            | DynamicImage::ImageLumaA16(_) => Planes::Grey(gray_to_plane(&img.to_luma8())),
-            _ => Planes::Rgb(rgb_to_planes(&img.to_rgb8())),
+            DynamicImage::ImageLuma8(_) | DynamicImage::ImageLumaA8(_) => {
+                Planes::Grey(gray_to_plane(&img.to_luma8()))
+            }
+            DynamicImage::ImageLuma16(_) | DynamicImage::ImageLumaA16(_) => {
+                let grey = img.to_luma32f();
+                let (w, h) = grey.dimensions();
+                Planes::Grey(
+                    Plane::from_shape_vec((h as usize, w as usize), grey.into_raw())
+                        .expect("buffer matches dimensions")
+                        .mapv_into(|v| v.clamp(0.0, 1.0)),
+                )
+            }
+            DynamicImage::ImageRgb8(_) | DynamicImage::ImageRgba8(_) => {
+                Planes::Rgb(rgb_to_planes(&img.to_rgb8()))
+            }
+            _ => {
+                let rgb = img.to_rgb32f();
+                let (w, h) = (rgb.width() as usize, rgb.height() as usize);
+                let raw = rgb.as_raw();
+                Planes::Rgb(std::array::from_fn(|c| {
+                    Plane::from_shape_fn((h, w), |(r, x)| raw[(r * w + x) * 3 + c].clamp(0.0, 1.0))
+                }))
+            }
         }
     }
 

@@ -184,7 +184,7 @@ pub fn deblur(img: &Planes, config: &DeblurConfig) -> Result<Deblurred> {
     let (psf, psf_text, estimate, lossy) = match &config.psf {
         Some(spec) => {
             let psf = spec.to_psf()?;
-            let (kh, kw) = psf.kernel().dim();
+            let (kh, kw) = support(psf.kernel());
             let (h, w) = img.dim();
             if kh > h || kw > w {
                 return Err(Error::InvalidInput(format!(
@@ -246,6 +246,28 @@ pub fn deblur(img: &Planes, config: &DeblurConfig) -> Result<Deblurred> {
         channels,
         unchanged,
     })
+}
+
+/// Rows and columns spanned by a kernel's non-zero weights (a kernel file's zero margins and
+/// the zero row or column that centres an even size are no blur).
+fn support(kernel: &Plane) -> (usize, usize) {
+    let span = |nonzero: Vec<usize>| match (nonzero.first(), nonzero.last()) {
+        (Some(first), Some(last)) => last - first + 1,
+        _ => 0,
+    };
+    let rows = kernel
+        .outer_iter()
+        .enumerate()
+        .filter(|(_, r)| r.iter().any(|&v| v > 0.0))
+        .map(|(i, _)| i)
+        .collect();
+    let cols = kernel
+        .axis_iter(ndarray::Axis(1))
+        .enumerate()
+        .filter(|(_, c)| c.iter().any(|&v| v > 0.0))
+        .map(|(j, _)| j)
+        .collect();
+    (span(rows), span(cols))
 }
 
 /// Most distinct 8-bit levels per channel of an image that blind deblurring leaves as it is.
