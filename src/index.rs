@@ -263,7 +263,7 @@ fn refuse_files_walks_skip(
     for file in &targets.files {
         let Some(root) = roots
             .iter()
-            .filter(|root| file.starts_with(root))
+            .filter(|root| below(file, root))
             .min_by_key(|root| root.components().count())
         else {
             continue;
@@ -298,11 +298,17 @@ fn refuse_files_walks_skip(
     Ok(())
 }
 
-/// The outermost of `roots` holding `path`, with the path relative to it.
+/// True when `path` lies strictly below `root`: a file is never the folder it is matched to.
+pub(crate) fn below(path: &Path, root: &Path) -> bool {
+    path != root && path.starts_with(root)
+}
+
+/// The outermost of `roots` holding the file `path` (strictly below it), with the path
+/// relative to it.
 fn home<'a>(roots: &'a [(i64, PathBuf)], path: &Path) -> Option<(i64, &'a Path, PathBuf)> {
     roots
         .iter()
-        .filter(|(_, root)| path.starts_with(root))
+        .filter(|(_, root)| below(path, root))
         .min_by_key(|(_, root)| root.components().count())
         .and_then(|(id, root)| {
             path.strip_prefix(root)
@@ -350,7 +356,7 @@ fn rehome_linked_rows(
             continue;
         };
         let abs = root.join(&e.rel_path);
-        if walked.iter().any(|w| abs.starts_with(w)) {
+        if walked.iter().any(|w| below(&abs, w)) {
             continue;
         }
         let Some(real) = real_path(&abs, &mut parents) else {
@@ -392,7 +398,7 @@ fn walk_starts(present: &[PathBuf]) -> Vec<PathBuf> {
 /// Refuses a file named alone that lies in no tracked folder and no folder named with it.
 fn refuse_untracked_files(targets: &Targets, tracked: &[&PathBuf]) -> Result<()> {
     for file in &targets.files {
-        let inside = |root: &PathBuf| file.starts_with(root);
+        let inside = |root: &PathBuf| below(file, root);
         if !tracked.iter().any(|r| inside(r)) && !targets.folders.iter().any(inside) {
             return Err(Error::InvalidInput(format!(
                 "{}: not inside an indexed folder; index the folder that holds it (`lookalike index DIR`)",
@@ -413,7 +419,7 @@ pub fn run(
     stop: &AtomicBool,
 ) -> Result<IndexSummary> {
     let start = Instant::now();
-    let targets = resolve_targets(&config.crawl.roots)?;
+    let mut targets = resolve_targets(&config.crawl.roots)?;
     crate::crawl::check_globs(&config.crawl)?;
     // A request refused on a new index leaves no index behind: what can be refused without
     // the tracked folders is refused before the index folder is made.
@@ -435,6 +441,12 @@ pub fn run(
         ));
     }
     let tracked_folders: Vec<&PathBuf> = tracked.values().collect();
+    // a tracked folder that has become a file is named as the folder it was: it is told missing
+    let (was_folders, files): (Vec<PathBuf>, Vec<PathBuf>) = std::mem::take(&mut targets.files)
+        .into_iter()
+        .partition(|f| tracked_folders.contains(&f));
+    targets.files = files;
+    targets.folders.extend(was_folders);
     refuse_untracked_files(&targets, &tracked_folders)?;
     let profile = match config.profile {
         Some(p) => {
@@ -606,7 +618,7 @@ pub fn forget(collection: &Collection, dir: &Path, policy: &UpdatePolicy) -> Res
                 continue;
             };
             let abs = owner.join(&e.rel_path);
-            if let Some((alias, real)) = aliases.iter().find(|(_, real)| abs.starts_with(real))
+            if let Some((alias, real)) = aliases.iter().find(|(_, real)| below(&abs, real))
                 && let Ok(rel) = abs.strip_prefix(real)
             {
                 moves.push(WriteOp::Move {
@@ -695,7 +707,7 @@ fn keep_linked_rows(
         .into_iter()
         .filter_map(|e| {
             let abs = roots.get(&e.root_id)?.join(&e.rel_path);
-            (abs.starts_with(root) && home(&others, &abs).is_none()).then_some((e, abs))
+            (below(&abs, root) && home(&others, &abs).is_none()).then_some((e, abs))
         })
         .collect();
     if leaving.is_empty() {
@@ -723,7 +735,7 @@ fn keep_linked_rows(
     for f in walked.files {
         if let Ok(real) = std::fs::canonicalize(&f.abs_path)
             && real != f.abs_path
-            && real.starts_with(root)
+            && below(&real, root)
         {
             through.entry(real).or_insert(f.abs_path);
         }
@@ -908,7 +920,7 @@ fn index_pass(
         let abs = root.join(&e.rel_path);
         if listed.contains(&abs)
             || crate::crawl::has_image_extension(&abs)
-            || !walk.iter().any(|w| abs.starts_with(w))
+            || !walk.iter().any(|w| below(&abs, w))
         {
             continue;
         }
@@ -972,7 +984,13 @@ fn index_pass(
     // the walk could not read, files may exist unseen: their rows stay.
     let relative = |paths: &mut dyn Iterator<Item = &PathBuf>| -> Vec<(i64, PathBuf)> {
         paths
-            .filter_map(|p| home(&roots, p).map(|(id, _, rel)| (id, rel)))
+            .filter_map(|p| {
+                roots
+                    .iter()
+                    .filter(|(_, root)| p.starts_with(root))
+                    .min_by_key(|(_, root)| root.components().count())
+                    .and_then(|(id, root)| Some((*id, p.strip_prefix(root).ok()?.to_path_buf())))
+            })
             .collect()
     };
     let walked_prefixes = relative(&mut walk.iter().chain(aliases.iter().map(|(alias, _)| alias)));

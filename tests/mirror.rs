@@ -944,3 +944,20 @@ fn a_followed_link_into_a_folder_tracked_later_is_one_image_and_survives_its_for
         env.stored().keys()
     );
 }
+
+/// A tracked folder that has become a file, named to `index`, is told missing (exit 3) and its
+/// images kept: the file was indexed as an image of itself, with an empty path in the folder.
+#[test]
+fn a_tracked_folder_become_a_file_is_missing_not_indexed() {
+    let env = Env::new();
+    let r = env.root().join("r");
+    copy_groups(&r, &["camera"]);
+    env.index(&["r"], 0);
+    let before = env.stored();
+    std::fs::rename(&r, env.root().join("r.bak")).unwrap();
+    std::fs::copy(sample_data().join("brick/original.jpg"), &r).unwrap();
+    let json = env.index(&["r"], 3);
+    assert_eq!(json["missing_roots"][0].as_str(), r.to_str(), "{json}");
+    assert_eq!(json["new"].as_u64(), Some(0), "{json}");
+    assert_eq!(env.stored(), before);
+}

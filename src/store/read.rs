@@ -339,7 +339,9 @@ impl Store {
     /// The image stored at an absolute path, if any, with its stamp and hash.
     pub(crate) fn file_at(&self, abs: &Path) -> Result<Option<RecordedFile>> {
         for (root_id, root) in self.roots()? {
-            if let Ok(rel) = abs.strip_prefix(&root) {
+            if let Ok(rel) = abs.strip_prefix(&root)
+                && !rel.as_os_str().is_empty()
+            {
                 let found = self
                     .conn
                     .query_row(

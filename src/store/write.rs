@@ -240,10 +240,10 @@ impl Store {
         if dropping.is_none() && !nested {
             return Ok(Settled::default());
         }
-        // The outermost kept root holding `abs`, with the path relative to it.
+        // The outermost kept root holding `abs` (strictly below it), with the path relative to it.
         let home = |abs: &Path| -> Option<(i64, PathBuf)> {
             kept.iter()
-                .filter(|(_, root)| abs.starts_with(root))
+                .filter(|(_, root)| abs != root.as_path() && abs.starts_with(root))
                 .min_by_key(|(_, root)| root.components().count())
                 .and_then(|(id, root)| abs.strip_prefix(root).ok().map(|r| (*id, r.to_path_buf())))
         };
