@@ -598,7 +598,7 @@ pub fn forget(collection: &Collection, dir: &Path, policy: &UpdatePolicy) -> Res
         .filter(|e| {
             roots
                 .get(&e.root_id)
-                .is_some_and(|r| r.join(&e.rel_path).starts_with(&root))
+                .is_some_and(|r| below(&r.join(&e.rel_path), &root))
         })
         .count();
     // A tracked folder that is now a link into the one forgotten (an alias) still holds the
@@ -652,7 +652,7 @@ pub fn forget(collection: &Collection, dir: &Path, policy: &UpdatePolicy) -> Res
             continue;
         };
         let abs = owner.join(&e.rel_path);
-        if !abs.starts_with(&root) {
+        if !below(&abs, &root) {
             continue;
         }
         let rules = CrawlConfig {

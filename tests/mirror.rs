@@ -961,3 +961,29 @@ fn a_tracked_folder_become_a_file_is_missing_not_indexed() {
     assert_eq!(json["new"].as_u64(), Some(0), "{json}");
     assert_eq!(env.stored(), before);
 }
+
+/// `forget` of a missing tracked folder inside another keeps the image the outer folder holds
+/// at its path: a file given the folder's name was removed, and new again at the next refresh.
+#[test]
+fn forget_of_a_missing_nested_folder_keeps_a_file_at_its_path() {
+    let env = Env::new();
+    let o = env.root().join("o");
+    copy_groups(&o, &["camera"]);
+    copy_groups(&o.join("i"), &["brick"]);
+    env.index(&["o", "o/i"], 0);
+    std::fs::remove_dir_all(o.join("i")).unwrap();
+    std::fs::copy(sample_data().join("coffee/original.jpg"), o.join("i")).unwrap();
+    env.index(&[], 3);
+    let out = env
+        .cmd()
+        .args(["forget", "o/i", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json[0]["removed"].as_u64(), Some(6), "{json}");
+    assert_eq!(json[0]["kept"].as_u64(), Some(0), "{json}");
+    assert_eq!(env.stored(), on_disk(&o));
+    let refresh = env.index(&[], 0);
+    assert_eq!(refresh["new"].as_u64(), Some(0), "{refresh}");
+}
