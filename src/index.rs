@@ -567,28 +567,56 @@ fn tracked_form(path: &Path) -> PathBuf {
     }
 }
 
-/// Stops tracking a folder: its images leave the index unless another tracked folder holds
-/// them, and the graph follows. Files on disk are not touched.
-pub fn forget(collection: &Collection, dir: &Path, policy: &UpdatePolicy) -> Result<ForgetSummary> {
+/// Stops tracking the folders `dirs`, each once: their images leave the index unless another
+/// tracked folder holds them, and the graph follows. Every folder is checked first, so an error
+/// changes nothing. Files on disk are not touched.
+pub fn forget(
+    collection: &Collection,
+    dirs: &[PathBuf],
+    policy: &UpdatePolicy,
+) -> Result<Vec<ForgetSummary>> {
     if !collection.exists() {
         return Err(Error::NoIndex(collection.dir().to_path_buf()));
     }
     let _lock = collection.lock_for_writing()?;
     let mut store = collection.open_store()?;
-    let wanted = tracked_form(dir);
     let roots = store.roots()?;
-    let Some((&id, root)) = roots.iter().find(|(_, p)| **p == wanted) else {
-        let mut tracked: Vec<String> = roots.values().map(|p| p.display().to_string()).collect();
-        tracked.sort();
-        return Err(Error::InvalidInput(format!(
-            "{}: not a tracked folder; tracked: {}",
-            dir.display(),
-            if tracked.is_empty() {
-                "none".to_string()
-            } else {
-                tracked.join(", ")
-            }
-        )));
+    let mut ids: Vec<i64> = Vec::new();
+    for dir in dirs {
+        let wanted = tracked_form(dir);
+        let Some((&id, _)) = roots.iter().find(|(_, p)| **p == wanted) else {
+            let mut tracked: Vec<String> =
+                roots.values().map(|p| p.display().to_string()).collect();
+            tracked.sort();
+            return Err(Error::InvalidInput(format!(
+                "{}: not a tracked folder; nothing was forgotten; tracked: {}",
+                dir.display(),
+                if tracked.is_empty() {
+                    "none".to_string()
+                } else {
+                    tracked.join(", ")
+                }
+            )));
+        };
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    ids.into_iter()
+        .map(|id| forget_one(collection, &mut store, id, policy))
+        .collect()
+}
+
+/// Stops tracking the folder `id`, with the lock held.
+fn forget_one(
+    collection: &Collection,
+    store: &mut Store,
+    id: i64,
+    policy: &UpdatePolicy,
+) -> Result<ForgetSummary> {
+    let roots = store.roots()?;
+    let Some(root) = roots.get(&id) else {
+        return Err(Error::Internal(format!("tracked folder {id} went during forget")));
     };
     let root = root.clone();
     let before = store.image_count()? as usize;
@@ -634,11 +662,11 @@ pub fn forget(collection: &Collection, dir: &Path, policy: &UpdatePolicy) -> Res
     // Walks that follow links reach the folder's files through links in the folders that
     // stay tracked: those rows move to the path a walk lists, rather than leave.
     let walk = collection
-        .walk_options(&store)?
+        .walk_options(store)?
         .unwrap_or_default()
         .applied_to(&CrawlConfig::default());
     if walk.follow_symlinks {
-        keep_linked_rows(collection, &mut store, &roots, id, &walk)?;
+        keep_linked_rows(collection, store, &roots, id, &walk)?;
     }
     store.settle_roots(Some(id))?;
     // Rows taken over by an outer tracked folder whose walks skip them (hidden, excluded), or
@@ -673,8 +701,8 @@ pub fn forget(collection: &Collection, dir: &Path, policy: &UpdatePolicy) -> Res
     store.apply(&skipped)?;
     let total_images = store.image_count()? as usize;
     let removed = before - total_images;
-    let fusion = Fusion::for_profile(collection.profile(&store)?);
-    collection.refresh_ann(&mut store, &fusion, policy, false)?;
+    let fusion = Fusion::for_profile(collection.profile(store)?);
+    collection.refresh_ann(store, &fusion, policy, false)?;
     Ok(ForgetSummary {
         root,
         removed,

@@ -987,3 +987,30 @@ fn forget_of_a_missing_nested_folder_keeps_a_file_at_its_path() {
     let refresh = env.index(&[], 0);
     assert_eq!(refresh["new"].as_u64(), Some(0), "{refresh}");
 }
+
+/// `forget` checks every folder named before forgetting any: `forget a typo` forgot `a`, then
+/// failed with no word of it. A folder named twice is forgotten once.
+#[test]
+fn forget_checks_every_folder_before_forgetting_any() {
+    let env = Env::new();
+    copy_groups(&env.root().join("a"), &["camera"]);
+    copy_groups(&env.root().join("b"), &["brick"]);
+    env.index(&["a", "b"], 0);
+    let out = env.cmd().args(["forget", "a", "typo"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("typo: not a tracked folder; nothing was forgotten"), "{err}");
+    let (a, b) = (env.root().join("a"), env.root().join("b"));
+    assert_eq!(env.tracked(), vec![a.clone(), b.clone()]);
+    let out = env
+        .cmd()
+        .args(["forget", "b", "b", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 1, "{json}");
+    assert_eq!(json[0]["removed"].as_u64(), Some(6), "{json}");
+    assert_eq!(env.tracked(), vec![a.clone()]);
+    assert_eq!(env.stored(), on_disk(&a));
+}

@@ -511,14 +511,11 @@ fn cmd_index(collection: &Collection, args: IndexArgs, quiet: bool) -> Result<Ex
 }
 
 fn cmd_forget(collection: &Collection, args: ForgetArgs, quiet: bool) -> Result<ExitCode> {
-    let mut summaries = Vec::new();
-    for dir in &args.dirs {
-        summaries.push(crate::index::forget(
-            collection,
-            dir,
-            &crate::graph::UpdatePolicy::default(),
-        )?);
-    }
+    let summaries = crate::index::forget(
+        collection,
+        &args.dirs,
+        &crate::graph::UpdatePolicy::default(),
+    )?;
     if args.json {
         print_json(&summaries)?;
     }
