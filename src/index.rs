@@ -209,8 +209,16 @@ fn features_current(entry: &CatalogEntry, signatures: &[(String, u32, String)]) 
 struct Targets {
     /// Folders, canonical: tracked from now on.
     folders: Vec<PathBuf>,
-    /// Single files, canonical: indexed under the tracked root that holds them, never tracked.
-    files: Vec<PathBuf>,
+    /// Single files: indexed under the tracked root that holds them, never tracked.
+    files: Vec<NamedFile>,
+}
+
+/// A file named alone: the path as given, and where the walks of its folder list it.
+#[derive(Debug)]
+struct NamedFile {
+    given: PathBuf,
+    /// Canonical until placed below a folder ([`place_files`]).
+    path: PathBuf,
 }
 
 fn resolve_targets(paths: &[PathBuf]) -> Result<Targets> {
@@ -221,7 +229,10 @@ fn resolve_targets(paths: &[PathBuf]) -> Result<Targets> {
         if meta.is_dir() {
             targets.folders.push(real);
         } else if meta.is_file() {
-            targets.files.push(real);
+            targets.files.push(NamedFile {
+                given: path.clone(),
+                path: real,
+            });
         } else {
             return Err(Error::InvalidInput(format!(
                 "{}: not a folder nor a regular file; `lookalike index` takes folders of images",
@@ -260,7 +271,19 @@ fn refuse_files_walks_skip(
     crawl: &CrawlConfig,
 ) -> Result<()> {
     let roots: Vec<&PathBuf> = tracked.values().chain(&targets.folders).collect();
-    for file in &targets.files {
+    for NamedFile { given, path: file } in &targets.files {
+        // placed through its own link: a walk that does not follow links skips it
+        if !crawl.follow_symlinks && file.symlink_metadata().is_ok_and(|m| m.is_symlink()) {
+            let following = WalkOptions {
+                follow_symlinks: true,
+                ..WalkOptions::of(crawl)
+            };
+            return Err(Error::InvalidInput(format!(
+                "{}: not indexed: a symbolic link, and the walks do not follow links; `lookalike index {} FILE` takes it in, and the index then follows links everywhere",
+                given.display(),
+                following.flags()
+            )));
+        }
         let Some(root) = roots
             .iter()
             .filter(|root| below(file, root))
@@ -291,7 +314,7 @@ fn refuse_files_walks_skip(
             };
             return Err(Error::InvalidInput(format!(
                 "{}: not indexed: {why}{fix}",
-                file.display()
+                given.display()
             )));
         }
     }
@@ -395,18 +418,49 @@ fn walk_starts(present: &[PathBuf]) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Refuses a file named alone that lies in no tracked folder and no folder named with it.
-fn refuse_untracked_files(targets: &Targets, tracked: &[&PathBuf]) -> Result<()> {
-    for file in &targets.files {
-        let inside = |root: &PathBuf| below(file, root);
-        if !tracked.iter().any(|r| inside(r)) && !targets.folders.iter().any(inside) {
+/// Places each file named alone where the walks of the tracked folders and those named with
+/// it list it ([`placed`]), and refuses one that lies in none of them.
+fn place_files(targets: &mut Targets, tracked: &[&PathBuf]) -> Result<()> {
+    let roots: Vec<&PathBuf> = tracked.iter().copied().chain(&targets.folders).collect();
+    let mut files = std::mem::take(&mut targets.files);
+    for file in &mut files {
+        let Some(path) = placed(&file.given, &roots) else {
             return Err(Error::InvalidInput(format!(
                 "{}: not inside an indexed folder; index the folder that holds it (`lookalike index DIR`)",
-                file.display()
+                file.given.display()
             )));
+        };
+        file.path = path;
+    }
+    targets.files = files;
+    Ok(())
+}
+
+/// Where the walks of `roots` list the file `given`: its real path when that lies below one of
+/// them; else the path through a folder of `roots` that is now a link (moved, a link left at
+/// its name), or through the file's own link (its folder resolved, as a walk following links
+/// lists it). `None` when none of them holds it.
+pub(crate) fn placed(given: &Path, roots: &[&PathBuf]) -> Option<PathBuf> {
+    let real = std::fs::canonicalize(given).ok()?;
+    let through_link = std::path::absolute(given).ok().and_then(|abs| {
+        let folder = std::fs::canonicalize(abs.parent()?).ok()?;
+        Some(folder.join(abs.file_name()?))
+    });
+    for path in std::iter::once(real).chain(through_link) {
+        if roots.iter().any(|root| below(&path, root)) {
+            return Some(path);
+        }
+        for root in roots {
+            if let Ok(resolved) = std::fs::canonicalize(root)
+                && resolved != **root
+                && below(&path, &resolved)
+                && let Ok(rel) = path.strip_prefix(&resolved)
+            {
+                return Some(root.join(rel));
+            }
         }
     }
-    Ok(())
+    None
 }
 
 /// Runs one indexing pass into `collection`, with the families and fusion of its feature
@@ -424,7 +478,7 @@ pub fn run(
     // A request refused on a new index leaves no index behind: what can be refused without
     // the tracked folders is refused before the index folder is made.
     if !collection.exists() {
-        refuse_untracked_files(&targets, &[])?;
+        place_files(&mut targets, &[])?;
         if targets.folders.is_empty() {
             return Err(Error::InvalidInput(
                 "no folder is indexed yet: run `lookalike index DIR`".into(),
@@ -442,12 +496,13 @@ pub fn run(
     }
     let tracked_folders: Vec<&PathBuf> = tracked.values().collect();
     // a tracked folder that has become a file is named as the folder it was: it is told missing
-    let (was_folders, files): (Vec<PathBuf>, Vec<PathBuf>) = std::mem::take(&mut targets.files)
-        .into_iter()
-        .partition(|f| tracked_folders.contains(&f));
+    let (was_folders, files): (Vec<NamedFile>, Vec<NamedFile>) =
+        std::mem::take(&mut targets.files)
+            .into_iter()
+            .partition(|f| tracked_folders.contains(&&f.path));
     targets.files = files;
-    targets.folders.extend(was_folders);
-    refuse_untracked_files(&targets, &tracked_folders)?;
+    targets.folders.extend(was_folders.into_iter().map(|f| f.path));
+    place_files(&mut targets, &tracked_folders)?;
     let profile = match config.profile {
         Some(p) => {
             collection.set_profile(&mut store, p)?;
@@ -486,7 +541,7 @@ pub fn run(
         targets
             .folders
             .iter()
-            .chain(&targets.files)
+            .chain(targets.files.iter().map(|f| &f.path))
             .cloned()
             .collect()
     };
@@ -898,8 +953,8 @@ fn index_pass(
         .into_iter()
         .map(|f| (f.abs_path, f.stamp))
         .chain(targets.files.iter().filter_map(|f| {
-            let meta = std::fs::metadata(f).ok()?;
-            Some((f.clone(), FileStamp::of(&meta)))
+            let meta = std::fs::metadata(&f.path).ok()?;
+            Some((f.path.clone(), FileStamp::of(&meta)))
         }))
     {
         if !listed.insert(abs.clone()) {

@@ -207,7 +207,10 @@ impl Searcher {
 
     /// The id of the indexed image at `path`, when `bytes` (read from it) are what was indexed.
     fn indexed_id(&self, path: &Path, bytes: &[u8]) -> Result<Option<i64>> {
-        let Ok(abs) = std::fs::canonicalize(path) else {
+        // where a walk lists it: through a tracked folder now a link, or its own followed link
+        let roots = self.store.roots()?;
+        let roots: Vec<&PathBuf> = roots.values().collect();
+        let Some(abs) = crate::index::placed(path, &roots) else {
             return Ok(None);
         };
         Ok(self

@@ -1014,3 +1014,36 @@ fn forget_checks_every_folder_before_forgetting_any() {
     assert_eq!(env.tracked(), vec![a.clone()]);
     assert_eq!(env.stored(), on_disk(&a));
 }
+
+/// A file a walk of a tracked folder lists can be named alone, and a query knows it indexed:
+/// through the folder replaced by a link to its moved contents, and through a link in it that
+/// a walk following links takes. Both were "not inside an indexed folder", naming the target.
+#[test]
+fn a_file_walked_through_a_link_can_be_named_alone() {
+    let env = Env::new();
+    let root = env.root();
+    copy_groups(&root.join("r"), &["camera"]);
+    env.index(&["r"], 0);
+    std::fs::rename(root.join("r"), root.join("real")).unwrap();
+    std::os::unix::fs::symlink("real", root.join("r")).unwrap();
+    let one = root.join("r/camera/original.jpg");
+    assert_eq!(env.query(&one, &["--exact"])["indexed"], true);
+    std::fs::copy(sample_data().join("brick/original.jpg"), &one).unwrap();
+    let json = env.index(&["r/camera/original.jpg"], 0);
+    assert_eq!(json["updated"].as_u64(), Some(1), "{json}");
+    assert_eq!(env.query(&one, &["--exact"])["indexed"], true);
+    std::fs::create_dir(root.join("out")).unwrap();
+    std::fs::copy(sample_data().join("coffee/original.jpg"), root.join("out/o.jpg")).unwrap();
+    std::os::unix::fs::symlink("../out/o.jpg", root.join("real/lnk.jpg")).unwrap();
+    // the walks do not follow links yet: refused, naming the link
+    let out = env.cmd().args(["index", "r/lnk.jpg"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("r/lnk.jpg: not indexed: a symbolic link"), "{err}");
+    let json = env.index(&["r", "--follow-symlinks"], 0);
+    assert_eq!(json["new"].as_u64(), Some(1), "{json}");
+    std::fs::copy(sample_data().join("rocket/original.jpg"), root.join("out/o.jpg")).unwrap();
+    let json = env.index(&["r/lnk.jpg"], 0);
+    assert_eq!(json["updated"].as_u64(), Some(1), "{json}");
+    assert_eq!(env.query(&root.join("r/lnk.jpg"), &["--exact"])["indexed"], true);
+}
