@@ -152,7 +152,23 @@ impl Collection {
                 self.dir.display()
             )));
         }
-        std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+        if !self.dir.exists() && std::fs::symlink_metadata(&self.dir).is_ok() {
+            return Err(Error::InvalidInput(format!(
+                "{}: the index folder is a link to nothing; make the folder it leads to, or give another --index-dir (or LOOKALIKE_INDEX)",
+                self.dir.display()
+            )));
+        }
+        std::fs::create_dir_all(&self.dir).map_err(|e| {
+            // a file on the way: named, rather than "Not a directory"
+            match self.dir.ancestors().skip(1).find(|a| a.is_file()) {
+                Some(file) => Error::InvalidInput(format!(
+                    "{}: cannot make the index folder: {} is a file; give another --index-dir (or LOOKALIKE_INDEX)",
+                    self.dir.display(),
+                    file.display()
+                )),
+                None => Error::io(&self.dir, e),
+            }
+        })?;
         let path = self.dir.join(LOCK_FILE);
         let file = File::options()
             .create(true)

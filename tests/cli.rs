@@ -2057,3 +2057,28 @@ fn quality_keeps_sixteen_bits_and_hides_the_same_pixels_in_both_images() {
     let doc = quality(&hidden, &grey);
     assert!(doc["psnr_db"].is_null(), "{doc}");
 }
+
+/// An `--index-dir` that is a link to nothing, or below a file, says what is wrong and what to
+/// do: they gave "File exists (os error 17)" and "Not a directory (os error 20)".
+#[test]
+fn an_index_folder_that_cannot_be_made_says_why() {
+    let env = setup(&["camera"]);
+    std::os::unix::fs::symlink("nowhere", env.root.join("dangle")).unwrap();
+    std::fs::write(env.root.join("f"), b"").unwrap();
+    for (dir, says) in [
+        ("dangle", "dangle: the index folder is a link to nothing; make the folder it leads to, or give another --index-dir"),
+        ("f/x", "f/x: cannot make the index folder: f is a file; give another --index-dir"),
+    ] {
+        let out = Command::cargo_bin("lookalike")
+            .unwrap()
+            .current_dir(&env.root)
+            .env_remove("LOOKALIKE_INDEX")
+            .args(["--index-dir", dir, "index"])
+            .arg(&env.photos)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{dir}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{dir}: {err}");
+    }
+}
