@@ -496,12 +496,13 @@ pub fn run(
     }
     let tracked_folders: Vec<&PathBuf> = tracked.values().collect();
     // a tracked folder that has become a file is named as the folder it was: it is told missing
-    let (was_folders, files): (Vec<NamedFile>, Vec<NamedFile>) =
-        std::mem::take(&mut targets.files)
-            .into_iter()
-            .partition(|f| tracked_folders.contains(&&f.path));
+    let (was_folders, files): (Vec<NamedFile>, Vec<NamedFile>) = std::mem::take(&mut targets.files)
+        .into_iter()
+        .partition(|f| tracked_folders.contains(&&f.path));
     targets.files = files;
-    targets.folders.extend(was_folders.into_iter().map(|f| f.path));
+    targets
+        .folders
+        .extend(was_folders.into_iter().map(|f| f.path));
     place_files(&mut targets, &tracked_folders)?;
     let profile = match config.profile {
         Some(p) => {
@@ -671,7 +672,9 @@ fn forget_one(
 ) -> Result<ForgetSummary> {
     let roots = store.roots()?;
     let Some(root) = roots.get(&id) else {
-        return Err(Error::Internal(format!("tracked folder {id} went during forget")));
+        return Err(Error::Internal(format!(
+            "tracked folder {id} went during forget"
+        )));
     };
     let root = root.clone();
     let before = store.image_count()? as usize;

@@ -2066,8 +2066,14 @@ fn an_index_folder_that_cannot_be_made_says_why() {
     std::os::unix::fs::symlink("nowhere", env.root.join("dangle")).unwrap();
     std::fs::write(env.root.join("f"), b"").unwrap();
     for (dir, says) in [
-        ("dangle", "dangle: the index folder is a link to nothing; make the folder it leads to, or give another --index-dir"),
-        ("f/x", "f/x: cannot make the index folder: f is a file; give another --index-dir"),
+        (
+            "dangle",
+            "dangle: the index folder is a link to nothing; make the folder it leads to, or give another --index-dir",
+        ),
+        (
+            "f/x",
+            "f/x: cannot make the index folder: f is a file; give another --index-dir",
+        ),
     ] {
         let out = Command::cargo_bin("lookalike")
             .unwrap()

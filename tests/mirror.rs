@@ -999,7 +999,10 @@ fn forget_checks_every_folder_before_forgetting_any() {
     let out = env.cmd().args(["forget", "a", "typo"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("typo: not a tracked folder; nothing was forgotten"), "{err}");
+    assert!(
+        err.contains("typo: not a tracked folder; nothing was forgotten"),
+        "{err}"
+    );
     let (a, b) = (env.root().join("a"), env.root().join("b"));
     assert_eq!(env.tracked(), vec![a.clone(), b.clone()]);
     let out = env
@@ -1007,7 +1010,11 @@ fn forget_checks_every_folder_before_forgetting_any() {
         .args(["forget", "b", "b", "--json"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json.as_array().unwrap().len(), 1, "{json}");
     assert_eq!(json[0]["removed"].as_u64(), Some(6), "{json}");
@@ -1033,17 +1040,31 @@ fn a_file_walked_through_a_link_can_be_named_alone() {
     assert_eq!(json["updated"].as_u64(), Some(1), "{json}");
     assert_eq!(env.query(&one, &["--exact"])["indexed"], true);
     std::fs::create_dir(root.join("out")).unwrap();
-    std::fs::copy(sample_data().join("coffee/original.jpg"), root.join("out/o.jpg")).unwrap();
+    std::fs::copy(
+        sample_data().join("coffee/original.jpg"),
+        root.join("out/o.jpg"),
+    )
+    .unwrap();
     std::os::unix::fs::symlink("../out/o.jpg", root.join("real/lnk.jpg")).unwrap();
     // the walks do not follow links yet: refused, naming the link
     let out = env.cmd().args(["index", "r/lnk.jpg"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("r/lnk.jpg: not indexed: a symbolic link"), "{err}");
+    assert!(
+        err.contains("r/lnk.jpg: not indexed: a symbolic link"),
+        "{err}"
+    );
     let json = env.index(&["r", "--follow-symlinks"], 0);
     assert_eq!(json["new"].as_u64(), Some(1), "{json}");
-    std::fs::copy(sample_data().join("rocket/original.jpg"), root.join("out/o.jpg")).unwrap();
+    std::fs::copy(
+        sample_data().join("rocket/original.jpg"),
+        root.join("out/o.jpg"),
+    )
+    .unwrap();
     let json = env.index(&["r/lnk.jpg"], 0);
     assert_eq!(json["updated"].as_u64(), Some(1), "{json}");
-    assert_eq!(env.query(&root.join("r/lnk.jpg"), &["--exact"])["indexed"], true);
+    assert_eq!(
+        env.query(&root.join("r/lnk.jpg"), &["--exact"])["indexed"],
+        true
+    );
 }
