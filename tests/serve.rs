@@ -139,7 +139,20 @@ fn pages_thumbnails_files_and_lookalikes_are_served_by_id() {
     }
     assert_eq!(server.get("/api/images/1?k=0").status, 400);
     assert_eq!(server.get("/api/images/1?k=100000").status, 400);
-    assert_eq!(server.get("/api/images?limit=abc").status, 400);
+    // the framework's own refusals are JSON too
+    for bad in [
+        "/api/images?limit=abc",
+        "/api/images?limit=-1",
+        "/api/images/99999999999999999999",
+    ] {
+        let answer = server.get(bad);
+        assert_eq!(answer.status, 400, "{bad}");
+        assert!(
+            answer.json()["error"].is_string(),
+            "{bad}: {}",
+            answer.text()
+        );
+    }
 }
 
 #[test]

@@ -96,14 +96,16 @@ async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Respons
             return refuse(StatusCode::FORBIDDEN, "request from another site refused");
         }
     }
+    let api = req.uri().path().starts_with("/api/");
     let mut response = next.run(req).await;
-    // the framework refuses an upload over the limit in plain text: every error here is JSON
-    if response.status() == StatusCode::PAYLOAD_TOO_LARGE
-        && !response
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .is_some_and(|t| t.as_bytes().starts_with(b"application/json"))
-    {
+    // the framework refuses bad parameters, bodies and uploads in plain text: every error of
+    // the API is JSON
+    let status = response.status();
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"application/json"));
+    if status == StatusCode::PAYLOAD_TOO_LARGE && !json {
         response = refuse(
             StatusCode::PAYLOAD_TOO_LARGE,
             &format!(
@@ -111,6 +113,20 @@ async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Respons
                 app.max_upload >> 20
             ),
         );
+    } else if api && status.is_client_error() && !json {
+        let text = axum::body::to_bytes(response.into_body(), 64 * 1024)
+            .await
+            .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+            .unwrap_or_default();
+        let why = if text.is_empty() {
+            status
+                .canonical_reason()
+                .unwrap_or("refused")
+                .to_lowercase()
+        } else {
+            text
+        };
+        response = refuse(status, &why);
     }
     let headers = response.headers_mut();
     headers.insert(
