@@ -109,8 +109,11 @@ pub struct IndexSummary {
     pub(crate) moved: usize,
     /// New paths with content already indexed elsewhere (features copied, nothing decoded).
     pub duplicates: usize,
-    /// Files gone from disk, removed from the index.
+    /// Files gone from disk, or no longer walked, removed from the index.
     pub(crate) removed: usize,
+    /// Of `removed`, files still on disk: the walk options skip them now (or they are no
+    /// longer images); the files themselves are untouched.
+    pub(crate) removed_on_disk: usize,
     /// Files that failed in this run.
     pub failed: Vec<FailedFile>,
     /// Files that failed before and are unchanged (not retried; see `--retry-failed`).
@@ -1280,6 +1283,16 @@ fn index_pass(
             .map(|e| WriteOp::Remove { id: e.id })
             .collect();
         summary.removed = removals.len();
+        summary.removed_on_disk = vanished
+            .iter()
+            .filter(|e| !claimed.contains(&e.id))
+            .filter(|e| {
+                roots
+                    .iter()
+                    .find(|(id, _)| *id == e.root_id)
+                    .is_some_and(|(_, root)| root.join(&e.rel_path).symlink_metadata().is_ok())
+            })
+            .count();
         for chunk in removals.chunks(batch_size) {
             store.apply(chunk)?;
         }

@@ -1068,3 +1068,36 @@ fn a_file_walked_through_a_link_can_be_named_alone() {
         true
     );
 }
+
+/// Images dropped because new walk options skip them are told apart from files gone: their
+/// files are still there, untouched.
+#[test]
+fn images_the_walk_options_now_skip_are_told_as_still_on_disk() {
+    let env = Env::new();
+    let sd = env.root().join("sd");
+    copy_groups(&sd, &["camera"]);
+    env.index(&["sd"], 0);
+    std::fs::remove_file(sd.join("camera/blur.jpg")).unwrap();
+    let refresh = env.index(&["sd", "--exclude", "**"], 0);
+    assert_eq!(refresh["removed"].as_u64(), Some(6), "{refresh}");
+    assert_eq!(refresh["removed_on_disk"].as_u64(), Some(5), "{refresh}");
+    assert!(env.stored().is_empty());
+    assert_eq!(on_disk(&sd).len(), 5);
+
+    env.index(&["sd", "--walk-defaults"], 0);
+    std::fs::remove_file(sd.join("camera/original.jpg")).unwrap();
+    let refresh = env.index(&["sd"], 0);
+    assert_eq!(refresh["removed"].as_u64(), Some(1), "{refresh}");
+    assert_eq!(refresh["removed_on_disk"].as_u64(), Some(0), "{refresh}");
+    let out = env
+        .cmd()
+        .args(["index", "sd", "--profile", "fast", "--exclude", "**"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("4 of the images removed are still on disk"),
+        "{err}"
+    );
+}

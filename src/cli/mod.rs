@@ -611,6 +611,17 @@ fn report_index(collection: &Collection, s: &IndexSummary) {
             shown(into)
         );
     }
+    if s.removed_on_disk > 0 {
+        let options = if s.walk_options.is_default() {
+            "none".to_string()
+        } else {
+            escape_text(&s.walk_options.flags())
+        };
+        note!(
+            "note: {} of the images removed are still on disk, skipped by this index's walk options ({options}) or no longer image files: removed from the index only, their files untouched",
+            s.removed_on_disk,
+        );
+    }
     for p in &s.excluded_folders {
         note!(
             "note: {}: tracked, but everything in it matches an --exclude pattern of this index ({}), matched from the outermost tracked folder that holds it: none of its files is indexed",
