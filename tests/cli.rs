@@ -2088,3 +2088,77 @@ fn an_index_folder_that_cannot_be_made_says_why() {
         assert!(err.contains(says), "{dir}: {err}");
     }
 }
+
+/// `eval` writes rankings and reports only where they replace nothing of the user's: not inside
+/// the folder evaluated, not over another file, a folder of other files or a read-only file.
+#[test]
+fn eval_outputs_never_replace_the_users_files() {
+    let env = setup(&["camera", "horse"]);
+    let photo = env.photos.join("camera/original.jpg");
+    let photo_bytes = std::fs::read(&photo).unwrap();
+    let own_page = env.photos.join("camera/index.html");
+    std::fs::write(&own_page, "<html>mine</html>").unwrap();
+    std::fs::create_dir_all(env.root.join("page")).unwrap();
+    std::fs::write(env.root.join("page/index.html"), "<html>mine</html>").unwrap();
+    std::fs::write(env.root.join("notes.txt"), "mine").unwrap();
+    let locked = env.root.join("locked.jsonl");
+    std::fs::write(
+        &locked,
+        "{\"format\":\"lookalike-rankings\",\"version\":1}\n",
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(&locked).unwrap().permissions();
+    perms.set_readonly(true);
+    std::fs::set_permissions(&locked, perms).unwrap();
+    let eval = |extra: &[&str]| {
+        env.cmd()
+            .args([
+                "eval",
+                "--labels",
+                "folders",
+                "--families",
+                "color",
+                "--no-hnsw",
+            ])
+            .arg(&env.photos)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    for extra in [
+        &["--dump-rankings", "photos/camera/original.jpg"][..],
+        &["--report", "photos/camera"],
+        &["--report", "photos/camera/../report"],
+        &["--dump-rankings", "notes.txt"],
+        &["--dump-rankings", "page"],
+        &["--report", "page"],
+        &["--report", "notes.txt"],
+        &["--dump-rankings", "locked.jsonl"],
+    ] {
+        let out = eval(extra);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(extra[0]) && err.contains(extra[1]), "{err}");
+    }
+    assert_eq!(std::fs::read(&photo).unwrap(), photo_bytes);
+    assert_eq!(
+        std::fs::read_to_string(&own_page).unwrap(),
+        "<html>mine</html>"
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.root.join("notes.txt")).unwrap(),
+        "mine"
+    );
+    assert!(!env.photos.join("camera/thumbs").exists());
+    assert!(!env.photos.join("report").exists());
+    assert!(!env.index.exists(), "nothing indexed before the refusal");
+    // What eval wrote, and an empty file, are written again.
+    std::fs::write(env.root.join("empty.jsonl"), "").unwrap();
+    for _ in 0..2 {
+        let out = eval(&["--dump-rankings", "empty.jsonl", "--report", "report"]);
+        assert!(out.status.success(), "{out:?}");
+    }
+    let rankings = std::fs::read_to_string(env.root.join("empty.jsonl")).unwrap();
+    assert!(rankings.starts_with("{\"format\":\"lookalike-rankings\""));
+    assert!(env.root.join("report/index.html").is_file());
+}

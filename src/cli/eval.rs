@@ -255,16 +255,133 @@ fn default_images_dir(dataset: &Path) -> PathBuf {
     }
 }
 
-pub(crate) fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) -> Result<ExitCode> {
-    if let Some(path) = &args.dump_rankings {
-        let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
-        if path.is_dir() || folder.is_some_and(|f| !f.is_dir()) {
-            return Err(Error::InvalidInput(format!(
-                "--dump-rankings {}: give a file name in an existing folder",
-                crate::path_repr::shown(path)
-            )));
+/// `path` made absolute, its links resolved as far as it exists; the rest (not made yet) is
+/// read as written, `..` stepping back.
+fn resolved(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let parts: Vec<Component> = abs.components().collect();
+    for split in (1..=parts.len()).rev() {
+        if let Ok(mut out) = parts[..split].iter().collect::<PathBuf>().canonicalize() {
+            for part in &parts[split..] {
+                match part {
+                    Component::ParentDir => {
+                        out.pop();
+                    }
+                    Component::Normal(name) => out.push(name),
+                    _ => {}
+                }
+            }
+            return out;
         }
     }
+    abs
+}
+
+/// Refuses, before any work, outputs that would replace what is not theirs: a rankings file or
+/// report inside a folder evaluated (the next `index` would take them for images), an existing
+/// file that is not a rankings file, a folder holding more than a report, and read-only files
+/// (which a privileged user could replace all the same).
+fn check_outputs(args: &EvalArgs) -> Result<()> {
+    use crate::path_repr::shown;
+    let evaluated: Vec<(PathBuf, &PathBuf)> = [
+        &args.dataset,
+        &args.images,
+        &args.distort,
+        &args.duplicates,
+        &args.work,
+    ]
+    .into_iter()
+    .flatten()
+    .map(|f| (resolved(f), f))
+    .collect();
+    let inside = |out: &Path| {
+        let out = resolved(out);
+        evaluated
+            .iter()
+            .find(|(folder, _)| out.starts_with(folder))
+            .map(|(_, given)| shown(given))
+    };
+    let read_only = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.permissions().readonly());
+    if let Some(path) = &args.dump_rankings {
+        let bad = |why: String| {
+            Err(Error::InvalidInput(format!(
+                "--dump-rankings {}: {why}",
+                shown(path)
+            )))
+        };
+        let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
+        if path.is_dir() || folder.is_some_and(|f| !f.is_dir()) {
+            return bad("give a file name in an existing folder".into());
+        }
+        if let Some(folder) = inside(path) {
+            return bad(format!(
+                "it is inside {folder}, which is evaluated; write the rankings elsewhere"
+            ));
+        }
+        if let Ok(meta) = std::fs::metadata(path) {
+            #[cfg(unix)]
+            let stream = {
+                use std::os::unix::fs::FileTypeExt;
+                meta.file_type().is_fifo() || meta.file_type().is_char_device()
+            };
+            #[cfg(not(unix))]
+            let stream = false;
+            if !meta.is_file() && !stream {
+                return bad("it is not a regular file; give a file name".into());
+            }
+            if meta.is_file() && meta.permissions().readonly() {
+                return bad("the file is read-only; make it writable or give another name".into());
+            }
+            // a rankings file is replaced, an empty one filled; anything else is the user's
+            if meta.is_file()
+                && meta.len() > 0
+                && !crate::eval::rankings::is_rankings_file(path).unwrap_or(false)
+            {
+                return bad(
+                    "the file exists and is not a rankings file lookalike wrote; give a new name, or remove it first".into(),
+                );
+            }
+        }
+    }
+    if let Some(dir) = &args.report {
+        let bad = |why: String| {
+            Err(Error::InvalidInput(format!(
+                "--report {}: {why}",
+                shown(dir)
+            )))
+        };
+        if let Some(folder) = inside(dir) {
+            return bad(format!(
+                "it is inside {folder}, which is evaluated; write the report elsewhere"
+            ));
+        }
+        if dir.is_dir() {
+            let empty = std::fs::read_dir(dir).is_ok_and(|mut e| e.next().is_none());
+            if !empty && !crate::eval::report::is_report_folder(dir) {
+                return bad(
+                    "the folder holds files other than a lookalike report; give an empty or new folder".into(),
+                );
+            }
+            if read_only(dir) {
+                return bad(
+                    "the folder is read-only; make it writable or give another folder".into(),
+                );
+            }
+            for name in ["index.html", "report.json"] {
+                if read_only(&dir.join(name)) {
+                    return bad(format!(
+                        "its {name} is read-only; make it writable or give another folder"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) -> Result<ExitCode> {
+    check_outputs(&args)?;
     // the report's folder is made before the work, so a bad path fails at once
     if let Some(dir) = &args.report {
         std::fs::create_dir_all(dir).map_err(|e| {

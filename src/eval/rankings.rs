@@ -170,6 +170,18 @@ impl<W: Write> RankingsWriter<W> {
     }
 }
 
+/// True when the file at `path` starts as a rankings file does (`{"format":"lookalike-rankings"`):
+/// one [`RankingsWriter`] wrote, which another dump may replace.
+pub(crate) fn is_rankings_file(path: &Path) -> std::io::Result<bool> {
+    use std::io::Read;
+    let start = format!("{{\"format\":\"{FORMAT_NAME}\"");
+    let mut head = Vec::with_capacity(start.len());
+    File::open(path)?
+        .take(start.len() as u64)
+        .read_to_end(&mut head)?;
+    Ok(head == start.as_bytes())
+}
+
 /// One section read back.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RankingsSection {

@@ -244,6 +244,35 @@ pub fn write_report(dir: &Path, input: &ReportInput) -> Result<ReportOutput> {
     })
 }
 
+/// True when `dir` holds only what [`write_report`] writes, its `report.json` read as a
+/// report: a report that another may replace.
+pub(crate) fn is_report_folder(dir: &Path) -> bool {
+    let is_thumb = |name: &str| {
+        name.strip_suffix(".jpg")
+            .is_some_and(|hex| hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+    };
+    let own = |entry: &std::fs::DirEntry| {
+        let (name, kind) = (entry.file_name(), entry.file_type());
+        match (name.to_str(), kind) {
+            (Some("index.html" | "report.json"), Ok(k)) => k.is_file(),
+            (Some("thumbs"), Ok(k)) if k.is_dir() => {
+                std::fs::read_dir(entry.path()).is_ok_and(|mut thumbs| {
+                    thumbs.all(|t| {
+                        t.is_ok_and(|t| {
+                            t.file_type().is_ok_and(|k| k.is_file())
+                                && t.file_name().to_str().is_some_and(is_thumb)
+                        })
+                    })
+                })
+            }
+            _ => false,
+        }
+    };
+    std::fs::read(dir.join("report.json"))
+        .is_ok_and(|json| serde_json::from_slice::<ReportInput>(&json).is_ok())
+        && std::fs::read_dir(dir).is_ok_and(|mut entries| entries.all(|e| e.is_ok_and(|e| own(&e))))
+}
+
 /// Thumbnail file name of an image path (hash of the path).
 pub fn thumb_name(path: &Path) -> String {
     format!(
