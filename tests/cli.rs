@@ -2162,3 +2162,27 @@ fn eval_outputs_never_replace_the_users_files() {
     assert!(rankings.starts_with("{\"format\":\"lookalike-rankings\""));
     assert!(env.root.join("report/index.html").is_file());
 }
+
+/// The duplicates benchmark indexes its temporary files into a temporary index, not into the
+/// user's (which would keep tracking a folder that is gone), and leaves nothing behind.
+#[test]
+fn the_duplicates_benchmark_adds_nothing_to_the_users_index() {
+    let env = setup(&["camera"]);
+    let images = n(&env.index_json(0), "new");
+    let tmp = env.root.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    run_ok(
+        env.cmd()
+            .env("TMPDIR", &tmp)
+            .args(["-q", "eval", "--duplicates"])
+            .arg(&env.photos)
+            .args(["--sample", "2", "--edits", "2", "--json"]),
+    );
+    let again = env.index_json(0);
+    assert_eq!(
+        (n(&again, "total_images"), n(&again, "removed")),
+        (images, 0),
+        "{again}"
+    );
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
+}

@@ -60,8 +60,8 @@ pub(crate) struct EvalArgs {
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = super::usize_in(1..=20), conflicts_with_all = ["dataset", "distort"])]
     edits: usize,
     /// Where the duplicates benchmark writes its files (an empty or new folder; kept, with
-    /// truth.tsv, so that other tools can be scored on them). Default: a temporary folder,
-    /// removed afterwards.
+    /// truth.tsv, so that other tools can be scored on them, and indexed into --index-dir when
+    /// given). Default: a temporary folder and a temporary index, removed afterwards.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["dataset", "distort"])]
     work: Option<PathBuf>,
     /// Similarity of the duplicates benchmark: strict, default, loose or a distance.
@@ -611,6 +611,15 @@ fn run_report(r: &TargetRun) -> RunReport {
     }
 }
 
+/// A temporary folder, removed with everything in it when this is dropped.
+struct RemovedAfter(PathBuf);
+
+impl Drop for RemovedAfter {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn duplicates_benchmark(
     index_dir: Option<&Path>,
     folder: &Path,
@@ -647,10 +656,14 @@ fn duplicates_benchmark(
             crate::path_repr::shown(&work)
         );
     }
+    // removed however the run ends: the temporary files, and the index of them
+    let _temp = RemovedAfter(temp.clone());
     let planted = plant(&sources, originals, args.edits, args.seed, &work)?;
-    let collection = match index_dir {
-        Some(d) => Collection::at(d),
-        None => Collection::at(temp.join("index")),
+    // Temporary files go into a temporary index: one of the user's would keep tracking a
+    // folder that is gone.
+    let collection = match (index_dir, &args.work) {
+        (Some(d), Some(_)) => Collection::at(d),
+        _ => Collection::at(temp.join("index")),
     };
     let started = std::time::Instant::now();
     let summary = index_folder(&collection, &work, args.profile, quiet)?;
@@ -680,9 +693,6 @@ fn duplicates_benchmark(
         })
         .collect();
     let scores = score(&planted, &groups);
-    if args.work.is_none() {
-        let _ = std::fs::remove_dir_all(&temp);
-    }
     if let Some(dir) = &args.report {
         let input = ReportInput {
             title: "lookalike duplicates benchmark".into(),
