@@ -94,6 +94,15 @@ pub struct Searcher {
     opened_with: u64,
 }
 
+/// The refusal of a search in an index of `profile`, which ranks nothing.
+pub(crate) fn ranks_nothing(collection: &Collection, profile: crate::features::Profile) -> Error {
+    Error::InvalidInput(format!(
+        "the index at {} holds duplicate signatures only (profile '{}', made by `lookalike duplicates`): run `lookalike index --profile fast` (or `--profile full`) to describe its images for similarity search",
+        collection.dir().display(),
+        profile.name()
+    ))
+}
+
 impl Searcher {
     /// Opens a collection read-only with the given fusion (normally its profile's,
     /// [`Fusion::for_profile`]).
@@ -109,11 +118,7 @@ impl Searcher {
         }
         let profile = collection.profile(&store)?;
         if !profile.ranks() {
-            return Err(Error::InvalidInput(format!(
-                "the index at {} holds duplicate signatures only (profile '{}', made by `lookalike duplicates`): run `lookalike index --profile fast` (or `--profile full`) to describe its images for similarity search",
-                collection.dir().display(),
-                profile.name()
-            )));
+            return Err(ranks_nothing(collection, profile));
         }
         let registry = Registry::for_profile(profile);
         let space = collection.search_space(&store, fusion)?;

@@ -2186,3 +2186,60 @@ fn the_duplicates_benchmark_adds_nothing_to_the_users_index() {
     );
     assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
 }
+
+/// Without --profile, eval uses the profile of the index it is given; an index of duplicate
+/// signatures is refused as `query` refuses it; another --profile is said to re-extract.
+#[test]
+fn eval_keeps_the_profile_of_the_index_it_is_given() {
+    let env = setup(&["camera", "horse"]);
+    run_ok(
+        env.cmd()
+            .args(["-q", "index", "--profile", "fast"])
+            .arg(&env.photos),
+    );
+    let at = |index: &Path| {
+        let mut c = Command::cargo_bin("lookalike").unwrap();
+        c.current_dir(&env.root).env_remove("LOOKALIKE_INDEX");
+        c.arg("--index-dir").arg(index);
+        c
+    };
+    let eval = |index: &Path, extra: &[&str]| {
+        at(index)
+            .args([
+                "eval",
+                "--labels",
+                "folders",
+                "--families",
+                "fused",
+                "--no-hnsw",
+            ])
+            .args(extra)
+            .arg(&env.photos)
+            .output()
+            .unwrap()
+    };
+    let profile_of = |index: &Path| -> Value {
+        let out = run_ok(at(index).args(["status", "--json"]));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()["profile"].clone()
+    };
+    let out = eval(&env.index, &[]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("note: the index"));
+    assert_eq!(profile_of(&env.index), "fast");
+    let out = eval(&env.index, &["--profile", "full"]);
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("holds the fast profile") && err.contains("again"),
+        "{err}"
+    );
+    assert_eq!(profile_of(&env.index), "full");
+    let dup = env.root.join("dup");
+    run_ok(at(&dup).args(["-q", "duplicates"]).arg(&env.photos));
+    assert_eq!(profile_of(&dup), "duplicates");
+    let out = eval(&dup, &[]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("duplicate signatures only"), "{err}");
+    assert_eq!(profile_of(&dup), "duplicates");
+}

@@ -86,9 +86,10 @@ pub(crate) struct EvalArgs {
     /// families, then fused).
     #[arg(long)]
     families: Option<String>,
-    /// Feature profile the folder is indexed with (see `lookalike index --profile`).
-    #[arg(long, value_enum, default_value_t = Profile::Full)]
-    profile: Profile,
+    /// Feature profile the folder is indexed with (see `lookalike index --profile`). Default:
+    /// the profile of the index at --index-dir, else full; another re-extracts its images.
+    #[arg(long, value_enum)]
+    profile: Option<Profile>,
     #[command(flatten)]
     search: super::SearchArgs,
     /// Cut-offs for P@k, R@k, NDCG@k (each 1 to 10000).
@@ -188,6 +189,32 @@ fn user_tag() -> String {
         .or_else(|_| std::env::var("USERNAME"))
         .map(|name| name.chars().filter(char::is_ascii_alphanumeric).collect())
         .unwrap_or_default()
+}
+
+/// The profile a run indexes with: --profile when given, else the one the index at
+/// --index-dir records (full for a new index, and for the cache of each folder). A profile
+/// other than an index's re-extracts its images, and the index keeps it: a note says so.
+fn eval_profile(index_dir: Option<&Path>, given: Option<Profile>, quiet: bool) -> Result<Profile> {
+    let recorded = match index_dir.map(Collection::at) {
+        Some(c) if c.exists() => Some((c.recorded_profile()?, c)),
+        _ => None,
+    };
+    match (given, recorded) {
+        (Some(p), Some((r, c))) if p != r && p.ranks() => {
+            if !quiet {
+                note!(
+                    "note: the index at {} holds the {} profile: --profile {} extracts every image again, and the index keeps the {} profile",
+                    crate::path_repr::shown(c.dir()),
+                    r.name(),
+                    p.name(),
+                    p.name()
+                );
+            }
+            Ok(p)
+        }
+        (Some(p), _) => Ok(p),
+        (None, r) => Ok(r.map_or(Profile::Full, |(r, _)| r)),
+    }
 }
 
 fn index_folder(
@@ -394,22 +421,29 @@ pub(crate) fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) ->
     if let Some(folder) = &args.duplicates {
         return duplicates_benchmark(index_dir, folder, &args, quiet);
     }
-    if !args.profile.ranks() {
+    if let Some(profile) = args.profile
+        && !profile.ranks()
+    {
         return Err(Error::InvalidInput(format!(
             "--profile {} describes images for `duplicates` only and ranks nothing: evaluate retrieval with --profile full or fast, or duplicates with `eval --duplicates DIR --profile {}`",
-            args.profile.name(),
-            args.profile.name()
+            profile.name(),
+            profile.name()
         )));
     }
-    let registry = Registry::for_profile(args.profile);
-    let fusion = args.search.fusion(args.profile)?;
+    let profile = eval_profile(index_dir, args.profile, quiet)?;
+    if !profile.ranks() {
+        let dir = index_dir.expect("only a recorded profile can rank nothing");
+        return Err(crate::query::ranks_nothing(&Collection::at(dir), profile));
+    }
+    let registry = Registry::for_profile(profile);
+    let fusion = args.search.fusion(profile)?;
     let families = args
         .families
         .clone()
         .unwrap_or_else(|| format!("{},fused", registry.families().join(",")));
     let targets = parse_targets(&families, &registry, &fusion)?;
     if let Some(folder) = &args.distort {
-        return distort_benchmark(index_dir, folder, &args, &registry, targets, quiet);
+        return distort_benchmark(index_dir, folder, &args, profile, &registry, targets, quiet);
     }
     let dataset = args
         .dataset
@@ -456,8 +490,8 @@ pub(crate) fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) ->
         .transpose()?
         .unwrap_or_default();
     let images_root = gt.root().to_path_buf();
-    let collection = eval_collection(index_dir, &images_root, args.profile)?;
-    let index_summary = index_folder(&collection, &images_root, args.profile, quiet)?;
+    let collection = eval_collection(index_dir, &images_root, profile)?;
+    let index_summary = index_folder(&collection, &images_root, profile, quiet)?;
     let store = collection.open_store_read_only()?;
     let items = load_item_vectors(&store, &mut gt, &registry)?;
     if !items.missing.is_empty() && !quiet {
@@ -666,7 +700,11 @@ fn duplicates_benchmark(
         _ => Collection::at(temp.join("index")),
     };
     let started = std::time::Instant::now();
-    let summary = index_folder(&collection, &work, args.profile, quiet)?;
+    let profile = match (index_dir, &args.work) {
+        (Some(_), Some(_)) => eval_profile(index_dir, args.profile, quiet)?,
+        _ => args.profile.unwrap_or(Profile::Full),
+    };
+    let summary = index_folder(&collection, &work, profile, quiet)?;
     let store = collection.open_store_read_only()?;
     let root = std::fs::canonicalize(&work).map_err(|e| Error::io(&work, e))?;
     let findings = crate::duplicates::find_in_store(
@@ -774,6 +812,7 @@ fn distort_benchmark(
     index_dir: Option<&Path>,
     folder: &Path,
     args: &EvalArgs,
+    profile: Profile,
     registry: &Registry,
     targets: Vec<crate::eval::run::Target>,
     quiet: bool,
@@ -788,8 +827,8 @@ fn distort_benchmark(
             crate::path_repr::shown(folder)
         )));
     }
-    let collection = eval_collection(index_dir, folder, args.profile)?;
-    index_folder(&collection, folder, args.profile, quiet)?;
+    let collection = eval_collection(index_dir, folder, profile)?;
+    index_folder(&collection, folder, profile, quiet)?;
     let store = collection.open_store_read_only()?;
     // Every indexed image is its own class: a distorted copy's only relevant item is its original.
     let mut gt = GroundTruth::from_folders_flat(folder)?;
