@@ -507,6 +507,25 @@ fn distortion_specs_parse_and_print() {
     assert!(e.contains("smear") && e.contains("blur:SIGMA"), "{e}");
 }
 
+/// A list written as --psf or --query-distortion write theirs is refused with what to write.
+#[test]
+fn distortion_lists_say_how_to_write_a_motion_angle_and_a_chain() {
+    let e = distort::parse_list("motion:15,30").unwrap_err().to_string();
+    assert!(e.contains("`motion:15:30`"), "{e}");
+    let e = distort::parse_list("jpeg:50,blur:2+jpeg:50")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("`blur:2,jpeg:50`") && e.contains("--query-distortion"),
+        "{e}"
+    );
+    let e = distort::parse_chain("motion:15,30")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("`motion:15:30`"), "{e}");
+    assert_eq!(distort::parse_list("motion:15:30,flip").unwrap().len(), 2);
+}
+
 // ------------------------------------------------------------------ report
 
 #[test]

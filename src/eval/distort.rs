@@ -388,6 +388,11 @@ impl FromStr for Distortion {
                 Distortion::Blur { sigma: num(0)? }
             }
             "motion" => {
+                if args.iter().any(|a| a.contains(',')) {
+                    return Err(bad(
+                        "the angle follows a second colon here (`motion:15:30`), not a comma",
+                    ));
+                }
                 max_args(2)?;
                 Distortion::Motion {
                     length: num(0)?,
@@ -501,11 +506,31 @@ impl<'de> Deserialize<'de> for Distortion {
 
 /// Parses a comma-separated list such as `blur:2,jpeg:30,flip`.
 pub fn parse_list(s: &str) -> Result<Vec<Distortion>> {
-    let v: Vec<Distortion> = s
-        .split(',')
-        .filter(|p| !p.trim().is_empty())
-        .map(str::parse)
-        .collect::<Result<_>>()?;
+    let items: Vec<&str> = s.split(',').filter(|p| !p.trim().is_empty()).collect();
+    let mut v = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        if item.contains('+') {
+            return Err(Error::InvalidInput(format!(
+                "distortion {:?}: a list scores each distortion alone, so it takes no `+` chain; write `{}` to score each, or give the chain to --query-distortion",
+                item.trim(),
+                item.trim().replace('+', ",")
+            )));
+        }
+        // `motion:15,30`, as --psf writes it: the comma made the angle an item of its own
+        let previous = i.checked_sub(1).map(|p| items[p].trim());
+        if item.trim().parse::<f32>().is_ok()
+            && let Some(motion) = previous.filter(|p| {
+                p.to_ascii_lowercase().starts_with("motion:") && p.matches(':').count() == 1
+            })
+        {
+            return Err(Error::InvalidInput(format!(
+                "distortion {:?} after {motion:?}: in a list a motion's angle follows a second colon (`{motion}:{}`); commas separate distortions",
+                item.trim(),
+                item.trim()
+            )));
+        }
+        v.push(item.parse()?);
+    }
     if v.is_empty() {
         return Err(Error::InvalidInput(format!(
             "no distortions given; expected a comma-separated list of {SYNTAX}"
