@@ -2243,3 +2243,42 @@ fn eval_keeps_the_profile_of_the_index_it_is_given() {
     assert!(err.contains("duplicate signatures only"), "{err}");
     assert_eq!(profile_of(&dup), "duplicates");
 }
+
+/// A --sample larger than the folder allows is said, with the number used.
+#[test]
+fn a_sample_larger_than_the_folder_is_said() {
+    let env = setup(&[]);
+    let two = env.root.join("two");
+    std::fs::create_dir_all(&two).unwrap();
+    for g in ["camera", "horse"] {
+        std::fs::copy(
+            sample_data().join(g).join("original.jpg"),
+            two.join(format!("{g}.jpg")),
+        )
+        .unwrap();
+    }
+    let out = run_ok(env.cmd().args(["eval", "--distort"]).arg(&two).args([
+        "--sample",
+        "100",
+        "--suite",
+        "blur:1",
+        "--families",
+        "color",
+    ]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--sample 100") && err.contains("2 images"),
+        "{err}"
+    );
+    let out = run_ok(
+        env.cmd()
+            .args(["eval", "--duplicates"])
+            .arg(&two)
+            .args(["--sample", "5", "--edits", "1"]),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--sample 5") && err.contains("2 images") && err.contains("; 1 sampled"),
+        "{err}"
+    );
+}

@@ -682,6 +682,14 @@ fn duplicates_benchmark(
     ));
     let work = args.work.clone().unwrap_or_else(|| temp.join("files"));
     let originals = args.sample.min(sources.len() - 1);
+    if !quiet && originals < args.sample {
+        note!(
+            "note: --sample {}: {} holds {} images, of which one at least stays a distractor; {originals} sampled",
+            args.sample,
+            crate::path_repr::shown(folder),
+            sources.len()
+        );
+    }
     if !quiet {
         note!(
             "planting {} edited copies of {originals} photos among {} distractors in {}",
@@ -839,6 +847,15 @@ fn distort_benchmark(
             crate::path_repr::shown(folder),
             crate::path_repr::shown(collection.dir())
         )));
+    }
+    if !quiet && items.by_item.len() < args.sample {
+        note!(
+            "note: --sample {}: {} holds {} images that could be read; all {} are distorted",
+            args.sample,
+            crate::path_repr::shown(folder),
+            items.by_item.len(),
+            items.by_item.len()
+        );
     }
     let paths: HashMap<usize, PathBuf> = items.by_item.keys().map(|&i| (i, gt.path(i))).collect();
     let cfg = DistortConfig {
