@@ -140,7 +140,7 @@ pub struct IndexSummary {
     /// Images in the index after the run.
     pub total_images: usize,
     pub(crate) elapsed_secs: f64,
-    /// Files read or decoded per second during extraction.
+    /// Images decoded and extracted per second during extraction (0 when none were).
     pub(crate) images_per_sec: f64,
     /// The HNSW graph was built in full.
     pub ann_rebuilt: bool,
@@ -1133,6 +1133,8 @@ fn index_pass(
     let (tx, rx) = crossbeam_channel::bounded::<Outcome>(batch_size * 2);
     let mut claimed: HashSet<i64> = HashSet::new();
     let mut handled = 0usize;
+    // decoded and described: what the rate counts (a file read again unchanged is not)
+    let mut extracted = 0usize;
     let extract_start = Instant::now();
 
     let mut write_outcomes = || -> Result<()> {
@@ -1148,6 +1150,7 @@ fn index_pass(
                     features,
                     thumbnail,
                 } => {
+                    extracted += 1;
                     if let Some(e) = by_path.get(&(file.root_id, file.rel_path.as_path())) {
                         summary.updated += 1;
                         if damaged.contains(&e.id) {
@@ -1267,9 +1270,9 @@ fn index_pass(
         }
     }
     let extract_secs = extract_start.elapsed().as_secs_f64();
-    // Files actually handled: after Ctrl-C that is fewer than were planned.
+    // Images actually extracted: after Ctrl-C that is fewer than were planned.
     summary.images_per_sec = if extract_secs > 0.0 {
-        handled as f64 / extract_secs
+        extracted as f64 / extract_secs
     } else {
         0.0
     };
@@ -1558,6 +1561,20 @@ mod tests {
         assert_eq!(*planned.lock().unwrap(), 4);
         assert_eq!(summary.new, 0);
         assert_eq!(summary.images_per_sec, 0.0);
+    }
+
+    /// Files read again but unchanged (written too recently to trust their stamps) are not
+    /// extracted: the rate counts none.
+    #[test]
+    fn images_per_sec_counts_only_images_extracted() {
+        let (_tmp, _photos, collection, config) = png_folder(4);
+        let stop = AtomicBool::new(false);
+        let first = run(&collection, &config, &|_| {}, &stop).unwrap();
+        assert_eq!(first.new, 4);
+        assert!(first.images_per_sec > 0.0);
+        let again = run(&collection, &config, &|_| {}, &stop).unwrap();
+        assert_eq!((again.new, again.updated, again.unchanged), (0, 0, 4));
+        assert_eq!(again.images_per_sec, 0.0);
     }
 
     /// A temporary folder of `n` generated PNGs, the collection to index it into, and a

@@ -246,12 +246,16 @@ fn index_folder(
     }
     if !quiet {
         note!(
-            "indexed {}: {} new, {} unchanged, {} failed, {:.1} images/s",
+            "indexed {}: {} new, {} unchanged, {} failed{}",
             crate::path_repr::shown(folder),
             summary.new + summary.updated,
             summary.unchanged,
             summary.failed.len(),
-            summary.images_per_sec
+            if summary.images_per_sec > 0.0 {
+                format!(", {:.1} images/s", summary.images_per_sec)
+            } else {
+                String::new()
+            }
         );
         const SHOWN: usize = 5;
         for f in summary.failed.iter().take(SHOWN) {

@@ -653,7 +653,7 @@ fn report_index(collection: &Collection, s: &IndexSummary) {
         );
     }
     note!(
-        "{} new, {} unchanged, {} updated, {} moved, {} duplicates, {} removed, {} failed{} in {:.2}s ({:.1} images/s); {} images in {} ({} profile)",
+        "{} new, {} unchanged, {} updated, {} moved, {} duplicates, {} removed, {} failed{} in {:.2}s{}; {} images in {} ({} profile)",
         s.new,
         s.unchanged,
         s.updated,
@@ -670,7 +670,12 @@ fn report_index(collection: &Collection, s: &IndexSummary) {
             String::new()
         },
         s.elapsed_secs,
-        s.images_per_sec,
+        // the rate of images extracted, when there were any
+        if s.images_per_sec > 0.0 {
+            format!(" ({:.1} images/s)", s.images_per_sec)
+        } else {
+            String::new()
+        },
         s.total_images,
         shown(collection.dir()),
         s.profile.name()
