@@ -159,12 +159,22 @@ impl Collection {
             )));
         }
         std::fs::create_dir_all(&self.dir).map_err(|e| {
-            // a file on the way: named, rather than "Not a directory"
-            match self.dir.ancestors().skip(1).find(|a| a.is_file()) {
-                Some(file) => Error::InvalidInput(format!(
+            // a file, or a link to nothing, on the way: named, rather than "Not a directory"
+            // or "File exists"
+            let blocked = |a: &Path| {
+                a.is_file()
+                    || (std::fs::symlink_metadata(a).is_ok() && std::fs::metadata(a).is_err())
+            };
+            match self.dir.ancestors().skip(1).find(|a| blocked(a)) {
+                Some(file) if file.is_file() => Error::InvalidInput(format!(
                     "{}: cannot make the index folder: {} is a file; give another --index-dir (or LOOKALIKE_INDEX)",
                     self.dir.display(),
                     file.display()
+                )),
+                Some(link) => Error::InvalidInput(format!(
+                    "{}: cannot make the index folder: {} is a link to nothing; make the folder it leads to, or give another --index-dir (or LOOKALIKE_INDEX)",
+                    self.dir.display(),
+                    link.display()
                 )),
                 None => Error::io(&self.dir, e),
             }

@@ -607,6 +607,12 @@ fn tracked_form(path: &Path) -> PathBuf {
     if let Ok(real) = std::fs::canonicalize(path) {
         return real;
     }
+    spelled_form(path)
+}
+
+/// `path` absolute as spelled, its folder resolved but not its last part: a tracked folder
+/// replaced by a link is named so.
+fn spelled_form(path: &Path) -> PathBuf {
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let mut out = PathBuf::new();
     for part in absolute.components() {
@@ -642,8 +648,12 @@ pub fn forget(
     let roots = store.roots()?;
     let mut ids: Vec<i64> = Vec::new();
     for dir in dirs {
-        let wanted = tracked_form(dir);
-        let Some((&id, _)) = roots.iter().find(|(_, p)| **p == wanted) else {
+        let (real, spelled) = (tracked_form(dir), spelled_form(dir));
+        let Some((&id, _)) = roots
+            .iter()
+            .find(|(_, p)| **p == real)
+            .or_else(|| roots.iter().find(|(_, p)| **p == spelled))
+        else {
             let mut tracked: Vec<String> =
                 roots.values().map(|p| p.display().to_string()).collect();
             tracked.sort();
@@ -697,7 +707,7 @@ fn forget_one(
         .filter(|(other, _)| **other != id)
         .filter_map(|(other, path)| {
             let real = std::fs::canonicalize(path).ok()?;
-            (real != *path && real.starts_with(&root)).then_some((*other, real))
+            (real != *path && real.starts_with(&root) && real.is_dir()).then_some((*other, real))
         })
         .collect();
     if !aliases.is_empty() {
@@ -890,7 +900,8 @@ fn index_pass(
     let aliases: Vec<(PathBuf, PathBuf)> = roots
         .iter()
         .filter_map(|(_, root)| {
-            let real = std::fs::canonicalize(root).ok()?;
+            // a link to a file is no folder: the tracked folder is missing
+            let real = std::fs::canonicalize(root).ok().filter(|r| r.is_dir())?;
             let into = roots
                 .iter()
                 .map(|(_, other)| other)

@@ -2074,6 +2074,10 @@ fn an_index_folder_that_cannot_be_made_says_why() {
             "f/x",
             "f/x: cannot make the index folder: f is a file; give another --index-dir",
         ),
+        (
+            "dangle/sub",
+            "dangle/sub: cannot make the index folder: dangle is a link to nothing",
+        ),
     ] {
         let out = Command::cargo_bin("lookalike")
             .unwrap()
@@ -2110,6 +2114,12 @@ fn eval_outputs_never_replace_the_users_files() {
     let mut perms = std::fs::metadata(&locked).unwrap().permissions();
     perms.set_readonly(true);
     std::fs::set_permissions(&locked, perms).unwrap();
+    // a link to a file not made yet, inside the folder evaluated
+    std::os::unix::fs::symlink(
+        env.photos.join("camera/rank.jsonl"),
+        env.root.join("dangling.jsonl"),
+    )
+    .unwrap();
     let eval = |extra: &[&str]| {
         env.cmd()
             .args([
@@ -2134,6 +2144,7 @@ fn eval_outputs_never_replace_the_users_files() {
         &["--report", "page"],
         &["--report", "notes.txt"],
         &["--dump-rankings", "locked.jsonl"],
+        &["--dump-rankings", "dangling.jsonl"],
     ] {
         let out = eval(extra);
         assert_eq!(out.status.code(), Some(2), "{extra:?}: {out:?}");
@@ -2150,6 +2161,7 @@ fn eval_outputs_never_replace_the_users_files() {
         "mine"
     );
     assert!(!env.photos.join("camera/thumbs").exists());
+    assert!(!env.photos.join("camera/rank.jsonl").exists());
     assert!(!env.photos.join("report").exists());
     assert!(!env.index.exists(), "nothing indexed before the refusal");
     // What eval wrote, and an empty file, are written again.
@@ -2281,4 +2293,32 @@ fn a_sample_larger_than_the_folder_is_said() {
         err.contains("--sample 5") && err.contains("2 images") && err.contains("; 1 sampled"),
         "{err}"
     );
+}
+
+#[test]
+fn a_blurred_sixteen_bit_photo_of_low_contrast_is_restored_and_its_depth_told() {
+    let env = setup(&[]);
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/restore/photos");
+    let camera = image::open(fixtures.join("camera.png")).unwrap().to_luma8();
+    // 13 levels at 8 bits, hundreds at 16
+    let faint = image::ImageBuffer::<image::Luma<u16>, _>::from_fn(
+        camera.width(),
+        camera.height(),
+        |x, y| image::Luma([30_000 + u16::from(camera.get_pixel(x, y)[0]) * 13]),
+    );
+    let blurred = env.root.join("faint16.png");
+    image::imageops::blur(&faint, 3.0).save(&blurred).unwrap();
+    let out_png = env.root.join("out.png");
+    let out = run_ok(
+        env.cmd()
+            .arg("deblur")
+            .arg(&blurred)
+            .arg(&out_png)
+            .arg("--json"),
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["blurred"], true, "{doc}");
+    let out = run_ok(env.cmd().arg("deblur").arg(&blurred).arg(&out_png));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("8 bits a channel"), "{stderr}");
 }

@@ -524,6 +524,10 @@ fn distortion_lists_say_how_to_write_a_motion_angle_and_a_chain() {
         .to_string();
     assert!(e.contains("`motion:15:30`"), "{e}");
     assert_eq!(distort::parse_list("motion:15:30,flip").unwrap().len(), 2);
+    let e = distort::parse_list("jpeg:50+").unwrap_err().to_string();
+    assert!(e.contains("write `jpeg:50` to score"), "{e}");
+    let e = distort::parse_list("blur:2,3").unwrap_err().to_string();
+    assert!(e.contains("`blur:3`"), "{e}");
 }
 
 // ------------------------------------------------------------------ report

@@ -1101,3 +1101,28 @@ fn images_the_walk_options_now_skip_are_told_as_still_on_disk() {
         "{err}"
     );
 }
+
+/// A tracked folder replaced by a link to an image in another tracked folder is missing, not
+/// a second name of that folder: its images are kept, as for any folder gone.
+#[test]
+fn a_tracked_folder_become_a_link_to_a_file_is_missing() {
+    let env = Env::new();
+    let a = env.root().join("a");
+    let b = env.root().join("b");
+    copy_groups(&a, &["camera"]);
+    copy_groups(&b, &["brick"]);
+    env.index(&["a", "b"], 0);
+    let before = env.stored();
+    std::fs::remove_dir_all(&b).unwrap();
+    std::os::unix::fs::symlink(a.join("camera/original.jpg"), &b).unwrap();
+    let refresh = env.index(&[], 3);
+    assert_eq!(
+        refresh["missing_roots"][0].as_str(),
+        b.to_str(),
+        "{refresh}"
+    );
+    assert_eq!(refresh["removed"].as_u64(), Some(0), "{refresh}");
+    assert_eq!(env.stored(), before);
+    env.cmd().args(["forget", "b"]).assert().success();
+    assert_eq!(env.stored(), on_disk(&a));
+}

@@ -456,6 +456,32 @@ fn duplicate_groups_are_reviewed_dry_run_first_and_undone() {
     assert_eq!(act(true, &plan).status, 409);
     assert!(moved.iter().all(|p| p.exists()));
 
+    // an apply that did nothing spends its plan too: its copies made read-only after the dry
+    // run were skipped, and made writable again they are not moved by the same request
+    c.index();
+    let plan = act(false, &Value::Null).json()["plan"].clone();
+    let set_readonly = |readonly: bool| {
+        for p in &moved {
+            let mut perms = std::fs::metadata(p).unwrap().permissions();
+            #[allow(clippy::permissions_set_readonly_false)]
+            perms.set_readonly(readonly);
+            std::fs::set_permissions(p, perms).unwrap();
+        }
+    };
+    set_readonly(true);
+    let skipped = act(true, &plan).json();
+    assert!(
+        skipped["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["outcome"] == "skipped"),
+        "{skipped}"
+    );
+    set_readonly(false);
+    assert_eq!(act(true, &plan).status, 409);
+    assert!(moved.iter().all(|p| p.exists()));
+
     // A move into the indexed folder itself is refused; delete needs its confirmation.
     let inside =
         serde_json::json!({"action": "move-to", "target": c.photos.join("x"), "apply": false});

@@ -290,7 +290,17 @@ fn default_images_dir(dataset: &Path) -> PathBuf {
 /// read as written, `..` stepping back.
 fn resolved(path: &Path) -> PathBuf {
     use std::path::Component;
-    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    // a link to a file not made yet: where writing through it would make the file
+    for _ in 0..40 {
+        let Ok(target) = std::fs::read_link(&abs) else {
+            break;
+        };
+        abs = match abs.parent() {
+            Some(parent) => parent.join(target),
+            None => target,
+        };
+    }
     let parts: Vec<Component> = abs.components().collect();
     for split in (1..=parts.len()).rev() {
         if let Ok(mut out) = parts[..split].iter().collect::<PathBuf>().canonicalize() {

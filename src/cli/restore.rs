@@ -369,6 +369,13 @@ pub(crate) fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
         file::copy(&args.input, &args.output)?;
     } else {
         save(&done.image, img.alpha.as_ref(), &args.output)?;
+        if img.deep && !quiet {
+            note!(
+                "note: {} is written at 8 bits a channel; {} has more, which the restoration used",
+                shown(&args.output),
+                shown(&args.input)
+            );
+        }
     }
     let est = done.estimate;
     let method = cfg.method.name();

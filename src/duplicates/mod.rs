@@ -163,20 +163,23 @@ impl KeepRule {
     }
 }
 
-/// Files written within this of each other count as written at once by `--keep best`: a copied
-/// or checked-out folder writes its files microseconds apart, in name order.
+/// Files written within this of the oldest of them count as written at once by `--keep best`:
+/// a copied or checked-out folder writes its files microseconds apart, in name order.
 const SAME_TIME_NS: i64 = 2_000_000_000;
 
-/// Numbers the times of `records` in order, one number for times chained less than
-/// [`SAME_TIME_NS`] apart: an order on eras, which (unlike "within 2 s") is transitive.
+/// Numbers the times of `records` in order: each era starts at the oldest time not yet in one
+/// and takes the times less than [`SAME_TIME_NS`] after it, so two times of one era are never
+/// that far apart, and the order on eras (unlike "within 2 s") is transitive.
 fn time_eras<'a>(records: impl Iterator<Item = &'a ImageRecord>) -> HashMap<i64, usize> {
     let mut times: Vec<(i64, i64)> = records.map(|r| (r.stamp.mtime_ns, r.id)).collect();
     times.sort_unstable();
     let mut eras = HashMap::new();
     let mut era = 0;
-    for (k, &(t, id)) in times.iter().enumerate() {
-        if k > 0 && t.saturating_sub(times[k - 1].0) >= SAME_TIME_NS {
+    let mut start = times.first().map_or(0, |t| t.0);
+    for &(t, id) in &times {
+        if t.saturating_sub(start) >= SAME_TIME_NS {
             era += 1;
+            start = t;
         }
         eras.insert(id, era);
     }
@@ -799,10 +802,17 @@ mod tests {
             candidate(2, "/r/original.jpg", 20, t + 1_000),
         ];
         assert_eq!(keeper(copied.clone()), 2);
-        // a chain of files each a second after the last is one era
-        let mut chained = copied.clone();
-        chained.push(candidate(3, "/r/later.jpg", 10, t + 1_500_000_000));
-        assert_eq!(keeper(chained), 2);
+        // times within 2 s of the oldest are one era; a third file between two 3 s apart does
+        // not join them
+        let mut within = copied.clone();
+        within.push(candidate(3, "/r/later.jpg", 10, t + 1_500_000_000));
+        assert_eq!(keeper(within), 2);
+        let spread = vec![
+            candidate(1, "/r/orig.jpg", 5, t),
+            candidate(2, "/r/mid.jpg", 1, t + 1_500_000_000),
+            candidate(3, "/r/edit.jpg", 20, t + 3_000_000_000),
+        ];
+        assert_eq!(keeper(spread), 1);
         // written well before: older wins over larger
         let mut older = copied;
         older.push(candidate(3, "/r/old.jpg", 1, t - 10_000_000_000));

@@ -510,10 +510,15 @@ pub fn parse_list(s: &str) -> Result<Vec<Distortion>> {
     let mut v = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         if item.contains('+') {
+            let parts: Vec<&str> = item
+                .split('+')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .collect();
             return Err(Error::InvalidInput(format!(
                 "distortion {:?}: a list scores each distortion alone, so it takes no `+` chain; write `{}` to score each, or give the chain to --query-distortion",
                 item.trim(),
-                item.trim().replace('+', ",")
+                parts.join(",")
             )));
         }
         // `motion:15,30`, as --psf writes it: the comma made the angle an item of its own
@@ -525,6 +530,16 @@ pub fn parse_list(s: &str) -> Result<Vec<Distortion>> {
         {
             return Err(Error::InvalidInput(format!(
                 "distortion {:?} after {motion:?}: in a list a motion's angle follows a second colon (`{motion}:{}`); commas separate distortions",
+                item.trim(),
+                item.trim()
+            )));
+        }
+        // `blur:2,3`: a bare number after an item of one kind, read as a second strength
+        if item.trim().parse::<f32>().is_ok()
+            && let Some(kind) = previous.and_then(|p| p.split(':').next())
+        {
+            return Err(Error::InvalidInput(format!(
+                "distortion {:?}: each item of a list names its kind; for {kind} at a second strength write `{kind}:{}`",
                 item.trim(),
                 item.trim()
             )));

@@ -270,15 +270,16 @@ fn support(kernel: &Plane) -> (usize, usize) {
     (span(rows), span(cols))
 }
 
-/// Most distinct 8-bit levels per channel of an image that blind deblurring leaves as it is.
+/// Most distinct levels per channel of an image that blind deblurring leaves as it is.
 const FEW_LEVELS: usize = 16;
 
-/// True when `plane` holds at most `most` distinct 8-bit levels.
+/// True when `plane` holds at most `most` distinct levels, counted at 16 bits (an 8-bit
+/// image's levels each stay one).
 fn has_few_levels(plane: &Plane, most: usize) -> bool {
-    let mut seen = [false; 256];
+    let mut seen = vec![false; 65_536];
     let mut count = 0;
     for &v in plane.iter() {
-        let level = (v.clamp(0.0, 1.0) * 255.0).round() as usize;
+        let level = (v.clamp(0.0, 1.0) * 65_535.0).round() as usize;
         if !seen[level] {
             seen[level] = true;
             count += 1;

@@ -27,6 +27,8 @@ pub struct ImageFile {
     pub format: Option<ImageFormat>,
     /// Stored by a lossy block codec: JPEG, lossy WebP, HEIC/AVIF or JPEG XL.
     pub lossy: bool,
+    /// More than 8 bits a channel (16-bit or floating point), which [`save`] does not keep.
+    pub deep: bool,
 }
 
 /// Reads and decodes an image file, upright (EXIF orientation applied), within `cfg`'s limits.
@@ -44,6 +46,7 @@ pub fn load(path: &Path, cfg: &crate::decode::DecodeConfig) -> Result<ImageFile>
         alpha,
         format: image::guess_format(&bytes).ok(),
         lossy: is_lossy(&bytes),
+        deep: img.color().bytes_per_pixel() > img.color().channel_count(),
     })
 }
 

@@ -655,7 +655,7 @@ async fn act(State(app): State<Arc<App>>, Json(req): Json<ActionRequest>) -> Res
                 None => {
                     return Ok(refuse(
                         StatusCode::CONFLICT,
-                        "this server has no record of that dry run (it was restarted since): run the dry run again and review it",
+                        "this server has no record of that dry run (it was applied already, or the server restarted since): run the dry run again and review it",
                     ));
                 }
             }
@@ -670,12 +670,15 @@ async fn act(State(app): State<Arc<App>>, Json(req): Json<ActionRequest>) -> Res
             &held,
             &std::sync::atomic::AtomicBool::new(false),
         )?;
-        if !req.apply {
+        {
             let mut reviewed = app.reviewed.lock().expect("reviewed plans");
             reviewed.retain(|r| r.digest != digest);
-            reviewed.push(cleanup::Reviewed::of(&digest, &steps, &outcomes));
-            let excess = reviewed.len().saturating_sub(REVIEWED_KEPT);
-            reviewed.drain(..excess);
+            // an applied plan is spent, whatever its steps did
+            if !req.apply {
+                reviewed.push(cleanup::Reviewed::of(&digest, &steps, &outcomes));
+                let excess = reviewed.len().saturating_sub(REVIEWED_KEPT);
+                reviewed.drain(..excess);
+            }
         }
         let mut doc = cleanup::action_json(&action, &steps, &outcomes, req.apply);
         doc["plan"] = json!(digest);
