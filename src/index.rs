@@ -498,14 +498,17 @@ pub fn run(
         ));
     }
     let tracked_folders: Vec<&PathBuf> = tracked.values().collect();
-    // a tracked folder that has become a file is named as the folder it was: it is told missing
-    let (was_folders, files): (Vec<NamedFile>, Vec<NamedFile>) = std::mem::take(&mut targets.files)
-        .into_iter()
-        .partition(|f| tracked_folders.contains(&&f.path));
-    targets.files = files;
-    targets
-        .folders
-        .extend(was_folders.into_iter().map(|f| f.path));
+    // a tracked folder that has become a file, or a link to one, is named as the folder it
+    // was: it is told missing
+    for f in std::mem::take(&mut targets.files) {
+        match [spelled_form(&f.given), f.path.clone()]
+            .into_iter()
+            .find(|p| tracked_folders.contains(&p))
+        {
+            Some(folder) => targets.folders.push(folder),
+            None => targets.files.push(f),
+        }
+    }
     place_files(&mut targets, &tracked_folders)?;
     let profile = match config.profile {
         Some(p) => {
@@ -649,10 +652,12 @@ pub fn forget(
     let mut ids: Vec<i64> = Vec::new();
     for dir in dirs {
         let (real, spelled) = (tracked_form(dir), spelled_form(dir));
+        // a tracked folder named as spelled comes first: one now a link is that folder, not
+        // the folder the link leads to
         let Some((&id, _)) = roots
             .iter()
-            .find(|(_, p)| **p == real)
-            .or_else(|| roots.iter().find(|(_, p)| **p == spelled))
+            .find(|(_, p)| **p == spelled)
+            .or_else(|| roots.iter().find(|(_, p)| **p == real))
         else {
             let mut tracked: Vec<String> =
                 roots.values().map(|p| p.display().to_string()).collect();

@@ -1123,6 +1123,22 @@ fn a_tracked_folder_become_a_link_to_a_file_is_missing() {
     );
     assert_eq!(refresh["removed"].as_u64(), Some(0), "{refresh}");
     assert_eq!(env.stored(), before);
+    // named, it is the folder it was
+    let named = env.index(&["b"], 3);
+    assert_eq!(named["missing_roots"][0].as_str(), b.to_str(), "{named}");
+    assert_eq!(env.stored(), before);
     env.cmd().args(["forget", "b"]).assert().success();
+    assert_eq!(env.stored(), on_disk(&a));
+    assert_eq!(env.tracked(), vec![a.clone()]);
+
+    // a tracked folder become a link to another tracked folder is forgotten by its own name
+    let c = env.root().join("c");
+    copy_groups(&c, &["horse"]);
+    env.index(&["c"], 0);
+    std::fs::remove_dir_all(&c).unwrap();
+    std::os::unix::fs::symlink(&a, &c).unwrap();
+    env.index(&[], 0);
+    env.cmd().args(["forget", "c"]).assert().success();
+    assert_eq!(env.tracked(), vec![a.clone()]);
     assert_eq!(env.stored(), on_disk(&a));
 }
