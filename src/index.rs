@@ -394,20 +394,34 @@ fn rehome_linked_rows(
         let Some((root_id, _, rel_path)) = home(roots, &real) else {
             continue;
         };
-        if taken.insert((root_id, rel_path.clone())) {
-            ops.push(WriteOp::Move {
-                id: e.id,
-                root_id,
-                rel_path,
-                stamp: e.stamp,
-            });
-        } else {
-            removed += 1;
-            ops.push(WriteOp::Remove { id: e.id });
+        match claim_move(&mut taken, e, root_id, rel_path) {
+            Some(to) => ops.push(to),
+            None => {
+                removed += 1;
+                ops.push(WriteOp::Remove { id: e.id });
+            }
         }
     }
     store.apply(&ops)?;
     Ok(removed)
+}
+
+/// The move of row `e` to `rel_path` under `root_id`, claiming that place in `taken`; `None`
+/// when another row holds it already.
+fn claim_move(
+    taken: &mut HashSet<(i64, PathBuf)>,
+    e: &CatalogEntry,
+    root_id: i64,
+    rel_path: PathBuf,
+) -> Option<WriteOp> {
+    taken
+        .insert((root_id, rel_path.clone()))
+        .then_some(WriteOp::Move {
+            id: e.id,
+            root_id,
+            rel_path,
+            stamp: e.stamp,
+        })
 }
 
 /// The folders a walk of every folder in `present` starts from: the outermost ones, and those
@@ -860,14 +874,7 @@ fn keep_linked_rows(
         let Some((root_id, _, rel_path)) = home(&others, link) else {
             continue;
         };
-        if taken.insert((root_id, rel_path.clone())) {
-            moves.push(WriteOp::Move {
-                id: e.id,
-                root_id,
-                rel_path,
-                stamp: e.stamp,
-            });
-        }
+        moves.extend(claim_move(&mut taken, &e, root_id, rel_path));
     }
     store.apply(&moves)
 }
