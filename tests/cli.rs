@@ -385,6 +385,38 @@ fn the_first_result_is_the_nearest_to_the_example() {
 }
 
 #[test]
+fn numbers_out_of_range_are_refused_with_the_range_even_when_negative() {
+    let env = setup(&["horse"]);
+    for (args, expected) in [
+        (
+            &["query", "x.png", "--qe-alpha", "-1"][..],
+            "use a number from 0 to 100",
+        ),
+        (
+            &["query", "x.png", "-k", "-5"][..],
+            "use a whole number from 1 to 10000",
+        ),
+        (
+            &["query", "x.png", "-k", "2.5"][..],
+            "use a whole number from 1 to 10000",
+        ),
+        (
+            &["deblur", "a.png", "b.png", "--strength", "-0.5"][..],
+            "use a number from 0 to 1",
+        ),
+        (
+            &["index", ".", "--threads", "-1"][..],
+            "use a whole number from 1 to 1024",
+        ),
+    ] {
+        let out = env.cmd().args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+}
+
+#[test]
 fn clear_errors_for_missing_index_bad_weights_and_busy_index() {
     let env = setup(&["horse"]);
     let out = env

@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::collection::{Collection, DEFAULT_INDEX_DIR, INDEX_DIR_ENV};
@@ -76,9 +76,18 @@ pub(crate) fn exit_code(e: &Error) -> u8 {
 
 const TOP_HELP: &str = "Examples:\n  lookalike index ~/Pictures\n  lookalike query holiday.jpg -k 5\n  lookalike status --json\n\nThe index lives in ./.lookalike unless --index-dir or $LOOKALIKE_INDEX says otherwise.\n\nExit status:\n  0    success\n  1    internal error (a bug: please report it)\n  2    usage error or bad input (wrong flag or value, missing file, no index, index busy), or no space left to write\n  3    `index` finished but some files or folders under its roots failed (`lookalike status` lists the files); `duplicates --apply` could not do a step; `undo` could not restore a file\n  4    the index is damaged (a corrupt database; `status --check` failed)\n  130  interrupted (Ctrl-C); what was done is kept";
 
-/// A usize flag within `range` (clap reports values outside it).
-fn usize_in(range: std::ops::RangeInclusive<u64>) -> clap::builder::RangedU64ValueParser<usize> {
-    clap::builder::RangedU64ValueParser::<usize>::new().range(range)
+/// A whole-number flag within `range`; anything else is refused naming the range.
+fn usize_in(
+    range: std::ops::RangeInclusive<usize>,
+) -> impl Fn(&str) -> std::result::Result<usize, String> + Clone + Send + Sync + 'static {
+    move |s| match s.trim().parse::<usize>() {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{s} is out of range: use a whole number from {} to {}",
+            range.start(),
+            range.end()
+        )),
+    }
 }
 
 /// Parses a finite number within `lo..=hi`.
@@ -314,6 +323,16 @@ struct StatusArgs {
     check: bool,
 }
 
+/// The command line, with negative numbers taken as values (so `--qe-alpha -1` meets the
+/// range check instead of being read as an unknown flag).
+fn parse_args() -> Cli {
+    let mut command = Cli::command()
+        .allow_negative_numbers(true)
+        .mut_subcommands(|sub| sub.allow_negative_numbers(true));
+    let matches = command.get_matches_mut();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut command).exit())
+}
+
 /// Entry point used by `main.rs`.
 pub fn main() -> ExitCode {
     // clap would blame an empty variable on a flag the user never gave
@@ -325,7 +344,7 @@ pub fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let cli = Cli::parse();
+    let cli = parse_args();
     ignore_file_size_signal();
     let report_panic = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {

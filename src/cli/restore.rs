@@ -20,7 +20,7 @@ use crate::{Error, Result};
 const DEFAULT_ITERATIONS: usize = 50;
 
 /// Most deconvolution iterations `--iterations` accepts.
-pub(crate) const MAX_ITERATIONS: u64 = deblur::MAX_ITERATIONS as u64;
+pub(crate) const MAX_ITERATIONS: usize = deblur::MAX_ITERATIONS;
 
 fn parse_noise(s: &str) -> std::result::Result<f32, String> {
     super::f32_in(s, 0.0, 1.0)

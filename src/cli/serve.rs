@@ -25,8 +25,8 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "DIR")]
     reports: Vec<PathBuf>,
     /// Largest upload for a search by example, in MiB (1-1024).
-    #[arg(long, default_value_t = (DEFAULT_MAX_UPLOAD >> 20) as u64, value_parser = clap::value_parser!(u64).range(1..=1024))]
-    max_upload_mib: u64,
+    #[arg(long, default_value_t = DEFAULT_MAX_UPLOAD >> 20, value_parser = super::usize_in(1..=1024))]
+    max_upload_mib: usize,
     /// Memory decoding one uploaded example or missing thumbnail may use, in MiB (64 to 65536;
     /// default 512).
     #[arg(long, value_name = "MIB", value_parser = super::usize_in(64..=65_536))]
@@ -58,7 +58,7 @@ pub(crate) fn cmd_serve(collection: &Collection, args: ServeArgs, quiet: bool) -
         bind: args.bind,
         port: args.port,
         reports: args.reports,
-        max_upload: (args.max_upload_mib as usize) << 20,
+        max_upload: args.max_upload_mib << 20,
         decode: super::decode_config(args.memory_budget),
         allow_hosts: args.allow_host,
     };
