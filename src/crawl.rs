@@ -14,7 +14,7 @@ use crate::store::FileStamp;
 /// [`crate::decode::raw::RAW_EXTENSIONS`].
 pub(crate) const IMAGE_EXTENSIONS: &[&str] = &[
     "jpg", "jpeg", "jpe", "jfif", "png", "webp", "gif", "bmp", "dib", "tif", "tiff", "pnm", "pbm",
-    "pgm", "ppm", "qoi", "ico", "tga", "heic", "heif", "hif", "avif", "jxl",
+    "pgm", "ppm", "pam", "qoi", "ico", "tga", "heic", "heif", "hif", "avif", "jxl",
 ];
 
 /// What to walk and what to keep.

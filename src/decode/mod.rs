@@ -319,6 +319,16 @@ fn checked_kind(bytes: &[u8], path: &Path) -> Result<Kind> {
             "not a recognised image format (JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC, AVIF, JPEG XL, camera RAW...)",
         )
     })?;
+    if kind == Kind::Image(image::ImageFormat::Jpeg)
+        && let Some(coding) = raw::jpeg_unsupported_coding(bytes)
+    {
+        return Err(bad(
+            path,
+            format!(
+                "{coding} JPEG, a rare kind lookalike does not read: convert it to an ordinary JPEG or PNG (for example `jpegtran -optimize` or `djpeg`)"
+            ),
+        ));
+    }
     if kind == Kind::Image(image::ImageFormat::Jpeg) && !jpeg_has_end(bytes) {
         return Err(bad(
             path,
@@ -431,6 +441,12 @@ fn image_decoder<'a>(
     cfg: &DecodeConfig,
     format: image::ImageFormat,
 ) -> Result<impl ImageDecoder + 'a> {
+    // the ICO decoder takes only RGBA PNG entries; any PNG decodes as a PNG
+    let (bytes, format) = match ico_largest_png(bytes).filter(|_| format == image::ImageFormat::Ico)
+    {
+        Some(png) => (png, image::ImageFormat::Png),
+        None => (bytes, format),
+    };
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     reader.limits(limits(cfg));
     let decoder = reader
@@ -442,6 +458,26 @@ fn image_decoder<'a>(
         check_jpeg_data(bytes.len(), w, h, path)?;
     }
     Ok(decoder)
+}
+
+/// The largest image of an ICO or CUR file when that image is stored as a PNG.
+fn ico_largest_png(ico: &[u8]) -> Option<&[u8]> {
+    let u16_at = |at: usize| Some(u16::from_le_bytes(ico.get(at..at + 2)?.try_into().ok()?));
+    let u32_at = |at: usize| Some(u32::from_le_bytes(ico.get(at..at + 4)?.try_into().ok()?));
+    if u16_at(0)? != 0 || !matches!(u16_at(2)?, 1 | 2) {
+        return None;
+    }
+    let entries = (0..usize::from(u16_at(4)?)).map_while(|i| {
+        let at = 6 + 16 * i;
+        // a side of 0 stands for 256
+        let side = |b: u8| if b == 0 { 256 } else { u32::from(b) };
+        let (w, h) = (side(*ico.get(at)?), side(*ico.get(at + 1)?));
+        let (size, offset) = (u32_at(at + 8)? as usize, u32_at(at + 12)? as usize);
+        Some((w * h, u16_at(at + 6)?, offset, size))
+    });
+    let (_, _, offset, size) = entries.max_by_key(|&(area, bits, _, _)| (area, bits))?;
+    let image = ico.get(offset..offset.checked_add(size)?)?;
+    image.starts_with(b"\x89PNG\r\n\x1a\n").then_some(image)
 }
 
 /// What a JPEG XL file decodes to.
@@ -811,6 +847,13 @@ fn image_error(path: &Path, e: image::ImageError, cfg: &DecodeConfig) -> Error {
                 cfg.memory_budget >> 20
             ),
         ),
+        image::ImageError::Unsupported(e) => bad(
+            path,
+            format!(
+                "{}: a kind of this format lookalike does not read; convert it to an 8- or 16-bit PNG or JPEG",
+                e.to_string().trim_end()
+            ),
+        ),
         image::ImageError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => bad(
             path,
             format!("{e}: the file ends early (truncated? was it copied completely?)"),
@@ -1146,6 +1189,49 @@ mod tests {
             let e = decode(&bytes[..cut], path, &cfg).unwrap_err().to_string();
             assert!(e.contains("IMG_0001.dng"), "{e}");
         }
+    }
+
+    #[test]
+    fn an_icon_of_rgb_png_entries_and_a_pam_decode_and_rare_jpeg_codings_say_what_to_do() {
+        let big = DynamicImage::ImageRgb8(RgbImage::from_pixel(48, 48, image::Rgb([200, 10, 20])));
+        let small = DynamicImage::ImageRgb8(RgbImage::from_pixel(16, 16, image::Rgb([0, 0, 255])));
+        let (big, small) = (png_bytes(&big), png_bytes(&small));
+        // an icon holding the small entry first, each an RGB (not RGBA) PNG
+        let mut ico = vec![0, 0, 1, 0, 2, 0];
+        let mut offset = 6 + 2 * 16;
+        for (side, png) in [(16u8, &small), (48, &big)] {
+            ico.extend_from_slice(&[side, side, 0, 0, 1, 0, 24, 0]);
+            ico.extend_from_slice(&(png.len() as u32).to_le_bytes());
+            ico.extend_from_slice(&(offset as u32).to_le_bytes());
+            offset += png.len();
+        }
+        ico.extend_from_slice(&small);
+        ico.extend_from_slice(&big);
+        let cfg = DecodeConfig::default();
+        let d = decode(&ico, Path::new("app.ico"), &cfg).unwrap();
+        assert_eq!((d.width, d.height), (48, 48));
+        assert_eq!(d.image.get_pixel(5, 5).0, [200, 10, 20]);
+
+        let mut pam =
+            b"P7\nWIDTH 3\nHEIGHT 2\nDEPTH 3\nMAXVAL 255\nTUPLTYPE RGB\nENDHDR\n".to_vec();
+        pam.extend(std::iter::repeat_n([1u8, 2, 3], 6).flatten());
+        assert!(crate::crawl::has_image_extension(Path::new("x.PAM")));
+        let d = decode(&pam, Path::new("x.pam"), &cfg).unwrap();
+        assert_eq!((d.width, d.height), (3, 2));
+
+        // start of image, an arithmetic-coded frame header (SOF9), end of image
+        let mut jpeg = vec![
+            0xFF, 0xD8, 0xFF, 0xC9, 0, 11, 8, 0, 16, 0, 16, 1, 1, 0x11, 0,
+        ];
+        jpeg.extend_from_slice(&[0xFF, 0xD9]);
+        let e = decode(&jpeg, Path::new("old.jpg"), &cfg)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("old.jpg") && e.contains("arithmetic-coded JPEG"),
+            "{e}"
+        );
+        assert!(e.contains("convert it"), "{e}");
     }
 
     #[test]

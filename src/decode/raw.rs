@@ -272,6 +272,20 @@ pub(crate) fn jpeg_is_sequential(jpeg: &[u8]) -> bool {
         .is_some_and(|(marker, _)| matches!(marker, 0xC0 | 0xC1))
 }
 
+/// The name of a JPEG's coding when it is one no decoder here reads (arithmetic, lossless or
+/// hierarchical), from its frame marker.
+pub(crate) fn jpeg_unsupported_coding(jpeg: &[u8]) -> Option<&'static str> {
+    let (marker, _) = segments(jpeg).find(
+        |(marker, _)| matches!(marker, 0xC0..=0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF),
+    )?;
+    match marker {
+        0xC3 => Some("lossless"),
+        0xC5..=0xC7 => Some("hierarchical"),
+        0xC9..=0xCB | 0xCD..=0xCF => Some("arithmetic-coded"),
+        _ => None,
+    }
+}
+
 /// The orientation a JPEG's own EXIF block gives, if it has one.
 pub(crate) fn jpeg_orientation(jpeg: &[u8]) -> Option<Orientation> {
     segments(jpeg).find_map(|(marker, body)| {
