@@ -142,6 +142,18 @@ impl Error {
         }
     }
 
+    /// True when SQLite may not write the index database (a read-only file or folder): the
+    /// user's to fix, and nothing written before is lost.
+    pub fn is_read_only_index(&self) -> bool {
+        matches!(
+            self,
+            Error::Db {
+                source: rusqlite::Error::SqliteFailure(e, _),
+                ..
+            } if e.code == rusqlite::ErrorCode::ReadOnly
+        )
+    }
+
     /// True when stored data is damaged: [`Error::Corrupt`], or a database SQLite reports as
     /// corrupt or not a database at all.
     pub fn is_corrupt(&self) -> bool {

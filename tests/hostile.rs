@@ -576,6 +576,56 @@ fn as_nobody(idx: &Path, args: &[&std::ffi::OsStr]) -> Option<std::process::Comm
 
 #[cfg(unix)]
 #[test]
+fn writing_to_a_read_only_index_is_refused_with_what_to_do() {
+    let _serial = serial();
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let (photos, idx) = small_index(tmp.path());
+    for entry in walkdir::WalkDir::new(tmp.path()) {
+        let entry = entry.unwrap();
+        let mode = if entry.file_type().is_dir() {
+            0o755
+        } else {
+            0o644
+        };
+        std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    std::fs::write(
+        photos.join("new.png"),
+        std::fs::read(photos.join("p1.png")).unwrap(),
+    )
+    .unwrap();
+    // the index folder belongs to the user, its database is read-only
+    for entry in walkdir::WalkDir::new(&idx) {
+        std::os::unix::fs::chown(entry.unwrap().path(), Some(65534), Some(65534)).unwrap();
+    }
+    std::fs::set_permissions(
+        idx.join("lookalike.db"),
+        std::fs::Permissions::from_mode(0o444),
+    )
+    .unwrap();
+    let before = std::fs::read(idx.join("lookalike.db")).unwrap();
+    for args in [
+        vec!["index".as_ref(), photos.as_os_str()],
+        vec!["forget".as_ref(), photos.as_os_str()],
+    ] {
+        let Some(mut cmd) = as_nobody(&idx, &args) else {
+            return;
+        };
+        let out = cmd.output().unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("lookalike.db")
+                && err.contains("make its folder and the files in it writable"),
+            "{err}"
+        );
+    }
+    assert_eq!(std::fs::read(idx.join("lookalike.db")).unwrap(), before);
+}
+
+#[cfg(unix)]
+#[test]
 fn a_read_only_index_can_be_queried() {
     let _serial = serial();
     use std::os::unix::fs::PermissionsExt;

@@ -65,6 +65,8 @@ pub(crate) fn exit_code(e: &Error) -> u8 {
         EXIT_INTERRUPTED
     } else if e.is_out_of_space() {
         EXIT_USAGE
+    } else if e.is_read_only_index() {
+        EXIT_USAGE
     } else if e.is_corrupt() {
         EXIT_CORRUPT
     } else if e.is_user_error() {
@@ -367,6 +369,10 @@ pub fn main() -> ExitCode {
             if e.is_out_of_space() {
                 note!(
                     "the disk refused to write (full, or over a size limit): free some space and run the same command again; what was done before is kept"
+                );
+            } else if e.is_read_only_index() {
+                note!(
+                    "the index may not be written by this user: make its folder and the files in it writable (`chmod -R u+w`), or give another `--index-dir`; what was done before is kept"
                 );
             } else if matches!(e, Error::Db { .. }) && e.is_corrupt() {
                 note!(
