@@ -63,9 +63,7 @@ impl clap::ValueEnum for Profile {
 pub(crate) fn exit_code(e: &Error) -> u8 {
     if matches!(e, Error::Interrupted) {
         EXIT_INTERRUPTED
-    } else if e.is_out_of_space() {
-        EXIT_USAGE
-    } else if e.is_read_only_index() {
+    } else if e.is_out_of_space() || e.is_read_only_index() {
         EXIT_USAGE
     } else if e.is_corrupt() {
         EXIT_CORRUPT
