@@ -1355,7 +1355,11 @@ const SETTLE_PAUSE: Duration = Duration::from_millis(100);
 
 /// Reads a file whose metadata is the same before and after the read, with the stamp to
 /// record for those bytes; `Ok(None)` when it kept changing.
-fn read_settled(path: &Path, max_size: u64) -> std::io::Result<Option<(Vec<u8>, FileStamp)>> {
+fn read_settled(
+    path: &Path,
+    max_size: u64,
+    follow_links: bool,
+) -> std::io::Result<Option<(Vec<u8>, FileStamp)>> {
     let identity = |m: &std::fs::Metadata| {
         #[cfg(unix)]
         let inode = {
@@ -1368,7 +1372,7 @@ fn read_settled(path: &Path, max_size: u64) -> std::io::Result<Option<(Vec<u8>, 
     };
     for _ in 0..READ_ATTEMPTS {
         let before = std::fs::metadata(path)?;
-        let bytes = crate::decode::read_file_bounded(path, max_size, "image")?;
+        let bytes = crate::decode::read_file_bounded_as(path, max_size, "image", follow_links)?;
         let read_at = std::time::SystemTime::now();
         let after = std::fs::metadata(path)?;
         if identity(&before) == identity(&after) && bytes.len() as u64 == after.len() {
@@ -1378,7 +1382,8 @@ fn read_settled(path: &Path, max_size: u64) -> std::io::Result<Option<(Vec<u8>, 
             // writer that was only descheduled to go on, must give the same bytes and times.
             if stamp.mtime_ns == FileStamp::UNSETTLED_MTIME {
                 std::thread::sleep(SETTLE_PAUSE);
-                let again = crate::decode::read_file_bounded(path, max_size, "image")?;
+                let again =
+                    crate::decode::read_file_bounded_as(path, max_size, "image", follow_links)?;
                 let last = std::fs::metadata(path)?;
                 if again != bytes || identity(&last) != identity(&after) {
                     continue;
@@ -1399,7 +1404,12 @@ fn process_file(
     registry: &Registry,
 ) -> Outcome {
     let mut file = file.clone();
-    let bytes = match read_settled(&file.abs_path, config.decode.max_file_size) {
+    let read = read_settled(
+        &file.abs_path,
+        config.decode.max_file_size,
+        config.crawl.follow_symlinks,
+    );
+    let bytes = match read {
         Ok(Some((bytes, stamp))) => {
             // The stamp recorded describes these bytes, not the walk's view of the file.
             file.stamp = stamp;
@@ -1565,6 +1575,25 @@ mod tests {
             image::Rgb([v as u8, (255 - v) as u8, (seed * 40 % 256) as u8])
         });
         img.save(path).unwrap();
+    }
+
+    /// A file the walk saw, replaced by a symbolic link before it is read, is gone for a run
+    /// that does not follow links: the link's target (perhaps outside the folder) is not read.
+    #[cfg(unix)]
+    #[test]
+    fn a_file_become_a_link_is_read_only_when_links_are_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("private.png");
+        write_png(&outside, 1);
+        let swapped = tmp.path().join("a.png");
+        std::os::unix::fs::symlink(&outside, &swapped).unwrap();
+        let e = read_settled(&swapped, 1 << 20, false).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::NotFound, "{e}");
+        let (bytes, _) = read_settled(&swapped, 1 << 20, true).unwrap().unwrap();
+        assert_eq!(bytes, std::fs::read(&outside).unwrap());
+        // a plain file reads either way
+        let (plain, _) = read_settled(&outside, 1 << 20, false).unwrap().unwrap();
+        assert_eq!(plain, bytes);
     }
 
     /// Stopped before any file is handled, the rate counts what was handled (none), not the

@@ -66,7 +66,27 @@ pub(crate) fn read_file_bounded(
     max_bytes: u64,
     kind: &str,
 ) -> std::io::Result<Vec<u8>> {
+    read_file_bounded_as(path, max_bytes, kind, true)
+}
+
+/// [`read_file_bounded`], where a path that is (or becomes, up to the open) a symbolic link
+/// is `NotFound` unless `follow_links`: the file a walk that skips links saw is gone.
+pub(crate) fn read_file_bounded_as(
+    path: &Path,
+    max_bytes: u64,
+    kind: &str,
+    follow_links: bool,
+) -> std::io::Result<Vec<u8>> {
     use std::io::{Error as IoError, ErrorKind, Read};
+    let now_a_link = || {
+        IoError::new(
+            ErrorKind::NotFound,
+            "now a symbolic link, which is not followed",
+        )
+    };
+    if !follow_links && std::fs::symlink_metadata(path)?.is_symlink() {
+        return Err(now_a_link());
+    }
     let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
         "an"
     } else {
@@ -111,9 +131,17 @@ pub(crate) fn read_file_bounded(
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(O_NONBLOCK);
+        let no_follow = if follow_links { 0 } else { libc::O_NOFOLLOW };
+        options.custom_flags(O_NONBLOCK | no_follow);
     }
-    let file = options.open(path)?;
+    let file = match options.open(path) {
+        // O_NOFOLLOW met a link put in place after the look above
+        #[cfg(unix)]
+        Err(e) if !follow_links && e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(now_a_link());
+        }
+        other => other?,
+    };
     // The path may have been replaced between the two looks: the opened file decides.
     let meta = file.metadata()?;
     if !meta.is_file() {
