@@ -240,6 +240,16 @@ pub(crate) fn excludes_all_inside(
     Ok(exclude.is_match(rel.join("\u{1}")))
 }
 
+/// True when some file below `folder`, hidden or not, is an image; the walk stops at the
+/// first one.
+pub(crate) fn holds_an_image(folder: &Path, follow_links: bool) -> bool {
+    WalkDir::new(folder)
+        .follow_links(follow_links)
+        .into_iter()
+        .filter_map(std::result::Result::ok)
+        .any(|e| e.file_type().is_file() && looks_like_image(e.path()))
+}
+
 /// True when the first bytes of a file are a signature of an image format we decode.
 pub(crate) fn sniff_is_image(head: &[u8]) -> bool {
     matches!(

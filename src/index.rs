@@ -975,6 +975,22 @@ fn index_pass(
     };
     let walked = crawl(&crawl_cfg)?;
     summary.problems = walked.problems.clone();
+    // A folder named (or, when none is, tracked) whose images the walk options all skip is
+    // told so, as one the excludes cover is above.
+    let told = if targets.folders.is_empty() && targets.files.is_empty() {
+        &walk
+    } else {
+        &targets.folders
+    };
+    for folder in told {
+        if !summary.excluded_folders.contains(folder)
+            && !walked.files.iter().any(|f| f.abs_path.starts_with(folder))
+            && !walked.problems.iter().any(|p| p.path.starts_with(folder))
+            && crate::crawl::holds_an_image(folder, config.crawl.follow_symlinks)
+        {
+            summary.excluded_folders.push(folder.clone());
+        }
+    }
     let mut files: Vec<FileAt> = Vec::with_capacity(walked.files.len() + targets.files.len());
     let mut listed: HashSet<PathBuf> = HashSet::new();
     for (abs, stamp) in walked
@@ -1127,18 +1143,35 @@ fn index_pass(
             under_walk(e.root_id, &e.rel_path) && !seen.contains(&(e.root_id, e.rel_path.as_path()))
         })
         .collect();
-    // Content is copied or moved only from rows this run does not rewrite.
-    let rewritten: HashSet<i64> = jobs.iter().filter_map(|j| j.1.map(|e| e.id)).collect();
+    // Content is copied or moved only from rows this run does not rewrite. A row read again
+    // only because its stamp was not settled (its file was written just before it was indexed)
+    // most likely holds the same bytes: it stays a source unless the writer sees it replaced.
+    let provisional: HashSet<i64> = jobs
+        .iter()
+        .filter_map(|(file, existing)| {
+            let e = existing.filter(|e| {
+                e.stamp.mtime_ns == FileStamp::UNSETTLED_MTIME
+                    && e.stamp.size == file.stamp.size
+                    && features_current(e, &signatures)
+            })?;
+            Some(e.id)
+        })
+        .collect();
+    let rewritten: HashSet<i64> = jobs
+        .iter()
+        .filter_map(|j| j.1.map(|e| e.id))
+        .filter(|id| !provisional.contains(id))
+        .collect();
     let mut vanished_by_hash: HashMap<[u8; 32], Vec<i64>> = HashMap::new();
     for e in vanished.iter().filter(|e| features_current(e, &signatures)) {
         vanished_by_hash.entry(e.hash).or_default().push(e.id);
     }
-    let mut source_by_hash: HashMap<[u8; 32], i64> = HashMap::new();
+    let mut source_by_hash: HashMap<[u8; 32], Vec<i64>> = HashMap::new();
     for e in catalog
         .iter()
         .filter(|e| features_current(e, &signatures) && !rewritten.contains(&e.id))
     {
-        source_by_hash.entry(e.hash).or_insert(e.id);
+        source_by_hash.entry(e.hash).or_default().push(e.id);
     }
     let known_hashes: HashSet<[u8; 32]> = source_by_hash.keys().copied().collect();
 
@@ -1155,6 +1188,8 @@ fn index_pass(
     };
     let (tx, rx) = crossbeam_channel::bounded::<Outcome>(batch_size * 2);
     let mut claimed: HashSet<i64> = HashSet::new();
+    // provisional sources this run rewrote with other content: they copy nothing after that
+    let mut replaced: HashSet<i64> = HashSet::new();
     let mut handled = 0usize;
     // decoded and described: what the rate counts (a file read again unchanged is not)
     let mut extracted = 0usize;
@@ -1175,6 +1210,9 @@ fn index_pass(
                 } => {
                     extracted += 1;
                     if let Some(e) = by_path.get(&(file.root_id, file.rel_path.as_path())) {
+                        if provisional.contains(&e.id) && e.hash != hash {
+                            replaced.insert(e.id);
+                        }
                         summary.updated += 1;
                         if damaged.contains(&e.id) {
                             summary.repaired += 1;
@@ -1209,7 +1247,10 @@ fn index_pass(
                             rel_path: file.rel_path,
                             stamp: file.stamp,
                         });
-                    } else if let Some(&source_id) = source_by_hash.get(&hash) {
+                    } else if let Some(&source_id) = source_by_hash
+                        .get(&hash)
+                        .and_then(|ids| ids.iter().find(|id| !replaced.contains(id)))
+                    {
                         summary.duplicates += 1;
                         if by_path
                             .get(&(file.root_id, file.rel_path.as_path()))
@@ -1224,6 +1265,9 @@ fn index_pass(
                             rel_path: file.rel_path,
                             stamp: file.stamp,
                         });
+                    } else {
+                        // its only source was rewritten with other content in this run
+                        summary.changing.push(file.abs_path);
                     }
                 }
                 Outcome::Changing { file } => summary.changing.push(file.abs_path),
@@ -1647,6 +1691,31 @@ mod tests {
             ..Default::default()
         };
         (tmp, photos, collection, config)
+    }
+
+    /// A copy of a file indexed just after it was written (its stamp not yet settled, so the
+    /// file is read again) takes that file's features without being decoded.
+    #[test]
+    fn a_copy_of_a_file_indexed_as_it_was_written_is_known_by_its_content() {
+        let (_tmp, photos, collection, config) = png_folder(3);
+        let stop = AtomicBool::new(false);
+        let index = |config: &IndexConfig| run(&collection, config, &|_| {}, &stop).unwrap();
+        assert_eq!(index(&config).new, 3);
+        std::fs::copy(photos.join("1.png"), photos.join("copy.png")).unwrap();
+        let second = index(&config);
+        assert_eq!(
+            (second.new, second.duplicates, second.updated),
+            (0, 1, 0),
+            "{second:?}"
+        );
+        let store = collection.open_store().unwrap();
+        let source = store.id_of_path(&photos.join("1.png")).unwrap().unwrap();
+        let copy = store.id_of_path(&photos.join("copy.png")).unwrap().unwrap();
+        let space = collection.search_space(&store, &Fusion::default()).unwrap();
+        assert_eq!(
+            space.vector_of(&store, source).unwrap(),
+            space.vector_of(&store, copy).unwrap()
+        );
     }
 
     /// Changes to an indexed folder reach the graph in place when the policy allows: new and

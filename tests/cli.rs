@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn sample_data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("sample_data")
@@ -1789,6 +1789,34 @@ fn no_psf_and_replaced_outputs() {
         std::fs::read(&kept).unwrap(),
         std::fs::read(&noisy).unwrap()
     );
+    // a PSF of one pixel is no blur, whichever spec gives it
+    for psf in ["gaussian:0", "disk:0", "motion:0,0"] {
+        let out = run_ok(
+            env.cmd()
+                .arg("deblur")
+                .arg(&noisy)
+                .arg(&kept)
+                .args(["--psf", psf, "--json"]),
+        );
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            (&doc["blurred"], &doc["copied"]),
+            (&json!(false), &json!(true)),
+            "{doc}"
+        );
+        let out = run_ok(
+            env.cmd()
+                .arg("deblur")
+                .arg(&noisy)
+                .arg(&kept)
+                .args(["--psf", psf]),
+        );
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            text.contains("is a single pixel, no blur") && !text.contains("strength 0"),
+            "{text}"
+        );
+    }
 
     // a colour .ppm going to .pgm is written grey, not copied
     let ppm = env.root.join("c.ppm");

@@ -818,6 +818,39 @@ fn forget_keeps_what_a_tracked_link_into_the_folder_holds() {
     assert_eq!(env.stored().len(), trip);
 }
 
+/// A folder named whose images the walk options all skip, by `--exclude` or `--include`, is
+/// told so; an empty folder is not.
+#[test]
+fn a_named_folder_whose_images_the_walk_options_all_skip_is_told() {
+    for (patterns, told) in [
+        (&["--exclude", "**"][..], true),
+        (&["--include", "**/*.png"][..], true),
+        (&["--include", "**/*.jpg"][..], false),
+    ] {
+        let env = Env::new();
+        copy_groups(&env.root().join("p"), &["brick"]);
+        std::fs::create_dir(env.root().join("empty")).unwrap();
+        let mut args = vec!["p", "empty"];
+        args.extend_from_slice(patterns);
+        let run = env.index(&args, 0);
+        let listed: Vec<&str> = run["excluded_folders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap())
+            .collect();
+        assert_eq!(listed.len(), usize::from(told), "{patterns:?}: {run}");
+        assert!(listed.iter().all(|p| p.ends_with("/p")), "{run}");
+        let out = env.cmd().args(["index"]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            text.contains("skip every image in it"),
+            told,
+            "{patterns:?}: {text}"
+        );
+    }
+}
+
 /// `--exclude` patterns are matched from the outermost tracked folder, whichever tracked folder
 /// a run walks, so a nested tracked folder's images do not come and go between runs; a file
 /// named alone and `forget` follow the same rule.

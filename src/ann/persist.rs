@@ -187,7 +187,7 @@ impl AnnIndex {
         let basename = self
             .hnsw
             .file_dump(dir, GRAPH_BASENAME)
-            .map_err(|e| Error::io(dir, std::io::Error::other(e.to_string())))?;
+            .map_err(|e| Error::io(dir, dump_error(dir, &*e)))?;
         if basename != GRAPH_BASENAME {
             return Err(Error::Internal(format!(
                 "{}: the graph was dumped as '{basename}', not '{GRAPH_BASENAME}'",
@@ -356,11 +356,73 @@ pub(crate) fn ann_dir(collection: &Path) -> PathBuf {
     collection.join("ann")
 }
 
+/// The I/O error behind a failed graph dump. hnsw_rs reports most write failures as
+/// "unexpected error", so when no I/O error is attached, a refusal of the disk is told by
+/// its signs: a file in `dir` at the file-size limit, or no space left under `dir`.
+fn dump_error(dir: &Path, e: &(dyn std::error::Error + 'static)) -> std::io::Error {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            return std::io::Error::new(io.kind(), io.to_string());
+        }
+        cause = c.source();
+    }
+    let text = e.to_string();
+    #[cfg(unix)]
+    {
+        use std::io::ErrorKind;
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Fsize).current;
+        let largest = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .filter_map(|entry| entry.ok()?.metadata().ok())
+            .map(|m| m.len())
+            .max()
+            .unwrap_or(0);
+        if limit.is_some_and(|limit| largest >= limit) {
+            return std::io::Error::new(
+                ErrorKind::FileTooLarge,
+                format!("{text}: a file reached the file-size limit"),
+            );
+        }
+        if rustix::fs::statvfs(dir).is_ok_and(|v| v.f_bavail.saturating_mul(v.f_frsize) < 1 << 20) {
+            return std::io::Error::new(
+                ErrorKind::StorageFull,
+                format!("{text}: no space left on the device"),
+            );
+        }
+    }
+    std::io::Error::other(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ann::DEFAULT_DBA;
     use crate::ann::tests::random_points;
+
+    /// The disk's refusal keeps its kind through the graph library's error, so the command
+    /// says to free space (exit 2) rather than report a bare failure.
+    #[test]
+    fn a_refused_dump_keeps_the_kind_of_its_io_error() {
+        #[derive(Debug)]
+        struct Wrapped(std::io::Error);
+        impl std::fmt::Display for Wrapped {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("dump failed")
+            }
+        }
+        impl std::error::Error for Wrapped {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let full = Wrapped(std::io::Error::from(std::io::ErrorKind::StorageFull));
+        let e = dump_error(dir.path(), &full);
+        assert_eq!(e.kind(), std::io::ErrorKind::StorageFull);
+        assert!(Error::io(dir.path(), e).is_out_of_space());
+    }
 
     #[test]
     fn dump_verify_load_and_detect_damage() {

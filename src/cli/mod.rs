@@ -647,9 +647,9 @@ fn report_index(collection: &Collection, s: &IndexSummary) {
     }
     for p in &s.excluded_folders {
         note!(
-            "note: {}: tracked, but everything in it matches an --exclude pattern of this index ({}), matched from the outermost tracked folder that holds it: none of its files is indexed",
+            "note: {}: tracked, but this index's walk options ({}) skip every image in it (patterns match from the outermost tracked folder that holds it): none of its files is indexed",
             shown(p),
-            escape_text(&s.walk_options.exclude.join(", "))
+            escape_text(&s.walk_options.flags())
         );
     }
     for p in &s.changing {

@@ -413,8 +413,13 @@ pub(crate) fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
                 )
             } else if est.is_some() {
                 "no blur found".into()
-            } else {
+            } else if done.psf_text == "none" {
                 "no blur given".into()
+            } else {
+                format!(
+                    "the PSF given ({}) is a single pixel, no blur",
+                    path_repr::escape_text(&done.psf_text)
+                )
             };
             note!(
                 "{}: {why} (noise {:.4}), {how} to {}",

@@ -133,7 +133,8 @@ impl Target {
 /// Parses `color,conv,fused` into targets (`fused` uses `fusion`).
 pub fn parse_targets(spec: &str, registry: &Registry, fusion: &Fusion) -> Result<Vec<Target>> {
     let known = registry.families();
-    spec.split(',')
+    let targets: Vec<Target> = spec
+        .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|s| {
@@ -148,7 +149,14 @@ pub fn parse_targets(spec: &str, registry: &Registry, fusion: &Fusion) -> Result
                 )))
             }
         })
-        .collect()
+        .collect::<Result<_>>()?;
+    if targets.is_empty() {
+        return Err(Error::InvalidInput(format!(
+            "--families names no family: give one or more of {}, {FUSED}, separated by commas",
+            known.join(", ")
+        )));
+    }
+    Ok(targets)
 }
 
 /// Figures of one target under one search mode.
@@ -598,4 +606,28 @@ pub fn run_distortions(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::features::Profile;
+
+    #[test]
+    fn families_must_name_at_least_one_known_family() {
+        let registry = Registry::for_profile(Profile::Full);
+        let fusion = Fusion::for_profile(Profile::Full);
+        let targets = parse_targets("color, fused", &registry, &fusion).unwrap();
+        assert_eq!(targets.len(), 2);
+        for spec in ["", ",", " , "] {
+            let e = parse_targets(spec, &registry, &fusion)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("names no family") && e.contains("fused"), "{e}");
+        }
+        let e = parse_targets("colour", &registry, &fusion)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown family 'colour'"), "{e}");
+    }
 }

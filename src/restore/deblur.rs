@@ -105,6 +105,8 @@ pub struct Deblurred {
     pub(crate) channels: Vec<ChannelReport>,
     /// The image is the input's own pixels: no blur found or given, or a strength of 0.
     pub(crate) unchanged: bool,
+    /// The PSF used is a single pixel (`--psf none`, `gaussian:0`, `disk:0`...): no blur.
+    pub(crate) psf_is_identity: bool,
 }
 
 /// How one channel was restored.
@@ -133,7 +135,7 @@ impl ChannelReport {
 impl Deblurred {
     /// True when no blur was found or given (`--psf none`): the image is the input.
     pub fn found_no_blur(&self) -> bool {
-        self.estimate.is_some_and(|e| !e.is_blurred()) || self.psf_text == "none"
+        self.estimate.is_some_and(|e| !e.is_blurred()) || self.psf_is_identity
     }
 
     /// The largest noise level over the channels.
@@ -218,9 +220,9 @@ pub fn deblur(img: &Planes, config: &DeblurConfig) -> Result<Deblurred> {
     };
     // nothing to undo: no blur found, a PSF that is no blur (a single pixel, as gaussian:0
     // gives), or a blend that keeps none of the result
-    let unchanged = estimate.is_some_and(|e| !e.is_blurred())
-        || psf.kernel().dim() == (1, 1)
-        || config.strength == 0.0;
+    let psf_is_identity = psf.kernel().dim() == (1, 1);
+    let unchanged =
+        estimate.is_some_and(|e| !e.is_blurred()) || psf_is_identity || config.strength == 0.0;
     let family = estimate.and_then(|e| e.psf_family());
     let channels = img.channels();
     let done: Vec<(Plane, ChannelReport)> = channels
@@ -245,6 +247,7 @@ pub fn deblur(img: &Planes, config: &DeblurConfig) -> Result<Deblurred> {
         estimate,
         channels,
         unchanged,
+        psf_is_identity,
     })
 }
 
