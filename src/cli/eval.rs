@@ -110,7 +110,7 @@ pub(crate) struct EvalArgs {
     #[arg(long, value_name = "ALPHA", default_value_t = crate::query_expansion::DEFAULT_QE.alpha, value_parser = super::parse_alpha)]
     dba_alpha: f32,
     /// Share of the weight query expansion would give each augmentation neighbour (0 to 10).
-    #[arg(long, value_name = "SHARE", default_value_t = crate::ann::DEFAULT_DBA_SHARE, value_parser = parse_share)]
+    #[arg(long, value_name = "SHARE", default_value_t = crate::ann::DEFAULT_DBA_SHARE, value_parser = parse_share, allow_negative_numbers = true)]
     dba_share: f32,
     /// Seed for distortions and sampling.
     #[arg(long, default_value_t = 0)]

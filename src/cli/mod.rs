@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::collection::{Collection, DEFAULT_INDEX_DIR, INDEX_DIR_ENV};
@@ -219,7 +219,7 @@ struct IndexArgs {
     #[arg(long)]
     repair: bool,
     /// Worker threads, 1 to 1024 (default: all cores).
-    #[arg(long, value_name = "N", value_parser = usize_in(1..=1024))]
+    #[arg(long, value_name = "N", value_parser = usize_in(1..=1024), allow_negative_numbers = true)]
     threads: Option<usize>,
     /// Database-side augmentation: average each stored vector with its N nearest neighbours
     /// in the graph (default 2; 0 ranks the plain vectors, which keeps near-duplicates under
@@ -261,7 +261,7 @@ struct QueryArgs {
     /// The example image (inside or outside the index).
     image: PathBuf,
     /// Number of results, 1 to 10000.
-    #[arg(short, default_value_t = 10, value_parser = usize_in(1..=10_000))]
+    #[arg(short, default_value_t = 10, value_parser = usize_in(1..=10_000), allow_negative_numbers = true)]
     k: usize,
     /// Print JSON.
     #[arg(long)]
@@ -287,7 +287,7 @@ struct SearchArgs {
     #[arg(long, value_name = "N", default_value_t = DEFAULT_QE.n, value_parser = usize_in(0..=100))]
     qe: usize,
     /// Exponent on the similarity weights of query expansion (0 to 100).
-    #[arg(long, value_name = "ALPHA", default_value_t = DEFAULT_QE.alpha, value_parser = parse_alpha)]
+    #[arg(long, value_name = "ALPHA", default_value_t = DEFAULT_QE.alpha, value_parser = parse_alpha, allow_negative_numbers = true)]
     qe_alpha: f32,
     /// Of the first ten results, the one nearest to the example itself goes first (`false`:
     /// rank by expansion and augmentation alone).
@@ -323,16 +323,6 @@ struct StatusArgs {
     check: bool,
 }
 
-/// The command line, with negative numbers taken as values (so `--qe-alpha -1` meets the
-/// range check instead of being read as an unknown flag).
-fn parse_args() -> Cli {
-    let mut command = Cli::command()
-        .allow_negative_numbers(true)
-        .mut_subcommands(|sub| sub.allow_negative_numbers(true));
-    let matches = command.get_matches_mut();
-    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut command).exit())
-}
-
 /// Entry point used by `main.rs`.
 pub fn main() -> ExitCode {
     // clap would blame an empty variable on a flag the user never gave
@@ -344,7 +334,7 @@ pub fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let cli = parse_args();
+    let cli = Cli::parse();
     ignore_file_size_signal();
     let report_panic = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {

@@ -87,7 +87,7 @@ pub(crate) struct DeblurArgs {
     #[arg(long)]
     pub(crate) no_early_stop: bool,
     /// Blend with the input, 0 to 1: 1 = fully restored, 0 = unchanged.
-    #[arg(long, default_value_t = 1.0, value_parser = parse_strength)]
+    #[arg(long, default_value_t = 1.0, value_parser = parse_strength, allow_negative_numbers = true)]
     pub(crate) strength: f32,
     /// Memory decoding the image may use, in MiB (64 to 65536; default 512).
     #[arg(long, value_name = "MIB", value_parser = super::usize_in(64..=65_536))]
