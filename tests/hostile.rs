@@ -574,14 +574,11 @@ fn as_nobody(idx: &Path, args: &[&std::ffi::OsStr]) -> Option<std::process::Comm
     }
 }
 
+/// Everything below `dir` readable by all, writable by its owner (root) only.
 #[cfg(unix)]
-#[test]
-fn writing_to_a_read_only_index_is_refused_with_what_to_do() {
-    let _serial = serial();
+fn readable_by_all_writable_by_owner(dir: &Path) {
     use std::os::unix::fs::PermissionsExt;
-    let tmp = tempfile::tempdir().unwrap();
-    let (photos, idx) = small_index(tmp.path());
-    for entry in walkdir::WalkDir::new(tmp.path()) {
+    for entry in walkdir::WalkDir::new(dir) {
         let entry = entry.unwrap();
         let mode = if entry.file_type().is_dir() {
             0o755
@@ -590,6 +587,16 @@ fn writing_to_a_read_only_index_is_refused_with_what_to_do() {
         };
         std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(mode)).unwrap();
     }
+}
+
+#[cfg(unix)]
+#[test]
+fn writing_to_a_read_only_index_is_refused_with_what_to_do() {
+    let _serial = serial();
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let (photos, idx) = small_index(tmp.path());
+    readable_by_all_writable_by_owner(tmp.path());
     std::fs::write(
         photos.join("new.png"),
         std::fs::read(photos.join("p1.png")).unwrap(),
@@ -631,16 +638,7 @@ fn a_read_only_index_can_be_queried() {
     use std::os::unix::fs::PermissionsExt;
     let tmp = tempfile::tempdir().unwrap();
     let (photos, idx) = small_index(tmp.path());
-    // Everything readable by all, writable by its owner (root) only.
-    for entry in walkdir::WalkDir::new(tmp.path()) {
-        let entry = entry.unwrap();
-        let mode = if entry.file_type().is_dir() {
-            0o755
-        } else {
-            0o644
-        };
-        std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(mode)).unwrap();
-    }
+    readable_by_all_writable_by_owner(tmp.path());
     let example = photos.join("p1.png");
     let query: [&std::ffi::OsStr; 4] = [
         "query".as_ref(),
