@@ -1402,7 +1402,7 @@ const SETTLE_PAUSE: Duration = Duration::from_millis(100);
 fn read_settled(
     path: &Path,
     max_size: u64,
-    follow_links: bool,
+    links: crate::decode::Links<'_>,
 ) -> std::io::Result<Option<(Vec<u8>, FileStamp)>> {
     let identity = |m: &std::fs::Metadata| {
         #[cfg(unix)]
@@ -1416,7 +1416,7 @@ fn read_settled(
     };
     for _ in 0..READ_ATTEMPTS {
         let before = std::fs::metadata(path)?;
-        let bytes = crate::decode::read_file_bounded_as(path, max_size, "image", follow_links)?;
+        let bytes = crate::decode::read_file_bounded_as(path, max_size, "image", links)?;
         let read_at = std::time::SystemTime::now();
         let after = std::fs::metadata(path)?;
         if identity(&before) == identity(&after) && bytes.len() as u64 == after.len() {
@@ -1426,8 +1426,7 @@ fn read_settled(
             // writer that was only descheduled to go on, must give the same bytes and times.
             if stamp.mtime_ns == FileStamp::UNSETTLED_MTIME {
                 std::thread::sleep(SETTLE_PAUSE);
-                let again =
-                    crate::decode::read_file_bounded_as(path, max_size, "image", follow_links)?;
+                let again = crate::decode::read_file_bounded_as(path, max_size, "image", links)?;
                 let last = std::fs::metadata(path)?;
                 if again != bytes || identity(&last) != identity(&after) {
                     continue;
@@ -1448,11 +1447,16 @@ fn process_file(
     registry: &Registry,
 ) -> Outcome {
     let mut file = file.clone();
-    let read = read_settled(
-        &file.abs_path,
-        config.decode.max_file_size,
-        config.crawl.follow_symlinks,
-    );
+    // The tracked folder holding the file: links below it are followed only when asked.
+    let root = file
+        .abs_path
+        .ancestors()
+        .nth(file.rel_path.components().count());
+    let links = match root {
+        Some(root) if !config.crawl.follow_symlinks => crate::decode::Links::RefusedBelow(root),
+        _ => crate::decode::Links::Followed,
+    };
+    let read = read_settled(&file.abs_path, config.decode.max_file_size, links);
     let bytes = match read {
         Ok(Some((bytes, stamp))) => {
             // The stamp recorded describes these bytes, not the walk's view of the file.
@@ -1612,6 +1616,7 @@ fn run_families(input: &FeatureInput, path: &Path, registry: &Registry) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::Links;
 
     fn write_png(path: &Path, seed: u32) {
         let img = image::RgbImage::from_fn(64, 48, |x, y| {
@@ -1631,13 +1636,51 @@ mod tests {
         write_png(&outside, 1);
         let swapped = tmp.path().join("a.png");
         std::os::unix::fs::symlink(&outside, &swapped).unwrap();
-        let e = read_settled(&swapped, 1 << 20, false).unwrap_err();
+        let refused = Links::RefusedBelow(tmp.path());
+        let e = read_settled(&swapped, 1 << 20, refused).unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::NotFound, "{e}");
-        let (bytes, _) = read_settled(&swapped, 1 << 20, true).unwrap().unwrap();
+        let (bytes, _) = read_settled(&swapped, 1 << 20, Links::Followed)
+            .unwrap()
+            .unwrap();
         assert_eq!(bytes, std::fs::read(&outside).unwrap());
         // a plain file reads either way
-        let (plain, _) = read_settled(&outside, 1 << 20, false).unwrap().unwrap();
+        let (plain, _) = read_settled(&outside, 1 << 20, refused).unwrap().unwrap();
         assert_eq!(plain, bytes);
+    }
+
+    /// A folder on the way to a file the walk saw, replaced by a symbolic link before the file
+    /// is read, is not passed through: the file is gone for a run that does not follow links.
+    /// The tracked folder's own path may hold links.
+    #[cfg(unix)]
+    #[test]
+    fn a_folder_become_a_link_is_passed_through_only_when_links_are_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir_all(outside.join("deeper")).unwrap();
+        write_png(&outside.join("deeper/a.png"), 2);
+        let real_root = tmp.path().join("photos");
+        std::fs::create_dir_all(real_root.join("sub")).unwrap();
+        // the tracked folder is reached through a link of its own
+        let root = tmp.path().join("photos-link");
+        std::os::unix::fs::symlink(&real_root, &root).unwrap();
+        let inside = root.join("sub/deeper/a.png");
+        std::fs::create_dir(root.join("sub/deeper")).unwrap();
+        write_png(&inside, 4);
+        let refused = Links::RefusedBelow(&root);
+        let (own, _) = read_settled(&inside, 1 << 20, refused).unwrap().unwrap();
+        assert_eq!(own, std::fs::read(&inside).unwrap());
+        // `sub` becomes a link out of the folder, holding a file of the same name
+        std::fs::rename(real_root.join("sub"), tmp.path().join("old-sub")).unwrap();
+        std::os::unix::fs::symlink(&outside, real_root.join("sub")).unwrap();
+        let e = read_settled(&inside, 1 << 20, refused).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::NotFound, "{e}");
+        let (followed, _) = read_settled(&inside, 1 << 20, Links::Followed)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            followed,
+            std::fs::read(outside.join("deeper/a.png")).unwrap()
+        );
     }
 
     /// Stopped before any file is handled, the rate counts what was handled (none), not the

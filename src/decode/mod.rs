@@ -66,16 +66,26 @@ pub(crate) fn read_file_bounded(
     max_bytes: u64,
     kind: &str,
 ) -> std::io::Result<Vec<u8>> {
-    read_file_bounded_as(path, max_bytes, kind, true)
+    read_file_bounded_as(path, max_bytes, kind, Links::Followed)
 }
 
-/// [`read_file_bounded`], where a path that is (or becomes, up to the open) a symbolic link
-/// is `NotFound` unless `follow_links`: the file a walk that skips links saw is gone.
+/// How a read treats symbolic links on the way to the file.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Links<'a> {
+    /// Followed wherever they are.
+    Followed,
+    /// Not followed below this folder, which holds the file (its own path may hold links): a
+    /// link there, the file's name or a folder on the way, makes the file `NotFound`.
+    RefusedBelow(&'a Path),
+}
+
+/// [`read_file_bounded`] with a rule for links: a file a walk that skips links saw, whose
+/// path leads through a link by the time it is opened, is gone.
 pub(crate) fn read_file_bounded_as(
     path: &Path,
     max_bytes: u64,
     kind: &str,
-    follow_links: bool,
+    links: Links<'_>,
 ) -> std::io::Result<Vec<u8>> {
     use std::io::{Error as IoError, ErrorKind, Read};
     let now_a_link = || {
@@ -83,6 +93,21 @@ pub(crate) fn read_file_bounded_as(
             ErrorKind::NotFound,
             "now a symbolic link, which is not followed",
         )
+    };
+    let follow_links = matches!(links, Links::Followed);
+    let link_met = |e: IoError| {
+        #[cfg(unix)]
+        if e.raw_os_error() == Some(libc::ELOOP) {
+            return now_a_link();
+        }
+        e
+    };
+    // The folder holding the file, reached without links below `folder`, before any look at
+    // the file: a path leading out through a link is gone, whatever it leads to.
+    #[cfg(unix)]
+    let parent = match links {
+        Links::RefusedBelow(folder) => Some(parent_below(folder, path).map_err(link_met)?),
+        Links::Followed => None,
     };
     if !follow_links && std::fs::symlink_metadata(path)?.is_symlink() {
         return Err(now_a_link());
@@ -126,21 +151,35 @@ pub(crate) fn read_file_bounded_as(
     if meta.len() > max_bytes {
         return Err(too_big(format!("is {} bytes,", meta.len())));
     }
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
     #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        let no_follow = if follow_links { 0 } else { libc::O_NOFOLLOW };
-        options.custom_flags(O_NONBLOCK | no_follow);
-    }
-    let file = match options.open(path) {
-        // O_NOFOLLOW met a link put in place after the look above
-        #[cfg(unix)]
-        Err(e) if !follow_links && e.raw_os_error() == Some(libc::ELOOP) => {
-            return Err(now_a_link());
+    let held = parent.map(|(dir, name)| {
+        use rustix::fs::{Mode, OFlags, openat};
+        // non-blocking: a pipe put in the file's place does not hang the open
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        openat(&dir, name, flags, Mode::empty()).map(std::fs::File::from)
+    });
+    #[cfg(not(unix))]
+    let held: Option<std::io::Result<std::fs::File>> = None;
+    let file = match held {
+        Some(opened) => opened.map_err(|e| link_met(e.into()))?,
+        None => {
+            let mut options = std::fs::OpenOptions::new();
+            options.read(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                let no_follow = if follow_links { 0 } else { libc::O_NOFOLLOW };
+                options.custom_flags(O_NONBLOCK | no_follow);
+            }
+            match options.open(path) {
+                // O_NOFOLLOW met a link put in place after the look above
+                #[cfg(unix)]
+                Err(e) if !follow_links && e.raw_os_error() == Some(libc::ELOOP) => {
+                    return Err(now_a_link());
+                }
+                other => other?,
+            }
         }
-        other => other?,
     };
     // The path may have been replaced between the two looks: the opened file decides.
     let meta = file.metadata()?;
@@ -154,6 +193,48 @@ pub(crate) fn read_file_bounded_as(
         return Err(too_big("grew while it was read,".into()));
     }
     Ok(bytes)
+}
+
+/// The folder holding `path`, a file below `folder`, opened from `folder` as the system
+/// resolves it, then one name at a time without following a link (`ELOOP` when one is met),
+/// with the file's name.
+#[cfg(unix)]
+fn parent_below<'p>(
+    folder: &Path,
+    path: &'p Path,
+) -> std::io::Result<(std::os::fd::OwnedFd, &'p std::ffi::OsStr)> {
+    use rustix::fs::{AtFlags, FileType, Mode, OFlags, openat, statat};
+    use std::path::Component;
+    let not_plain = || {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "{}: not a plain path below {}",
+                path.display(),
+                folder.display()
+            ),
+        )
+    };
+    let rel = path.strip_prefix(folder).map_err(|_| not_plain())?;
+    let name = rel.file_name().ok_or_else(not_plain)?;
+    let flags = OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::RDONLY;
+    let mut dir = openat(rustix::fs::CWD, folder, flags, Mode::empty())?;
+    for component in rel.parent().into_iter().flat_map(Path::components) {
+        let Component::Normal(step) = component else {
+            return Err(not_plain());
+        };
+        dir = match openat(&dir, step, flags | OFlags::NOFOLLOW, Mode::empty()) {
+            // O_NOFOLLOW with O_DIRECTORY meeting a link may say ENOTDIR
+            Err(rustix::io::Errno::NOTDIR)
+                if statat(&dir, step, AtFlags::SYMLINK_NOFOLLOW)
+                    .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink) =>
+            {
+                return Err(std::io::Error::from_raw_os_error(libc::ELOOP));
+            }
+            other => other?,
+        };
+    }
+    Ok((dir, name))
 }
 
 /// Reads an image file for decoding: a regular file no larger than `cfg.max_file_size`.
