@@ -2378,7 +2378,37 @@ fn a_blurred_sixteen_bit_photo_of_low_contrast_is_restored_and_its_depth_told() 
     );
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["blurred"], true, "{doc}");
+    // a PNG keeps the 16 bits: the restored photo has far more than 13 levels
+    let restored = image::open(&out_png).unwrap();
+    assert!(
+        matches!(restored, image::DynamicImage::ImageLuma16(_)),
+        "{:?}",
+        restored.color()
+    );
+    let levels: std::collections::HashSet<u16> =
+        restored.to_luma16().pixels().map(|p| p[0]).collect();
+    assert!(levels.len() > 200, "{} levels", levels.len());
     let out = run_ok(env.cmd().arg("deblur").arg(&blurred).arg(&out_png));
     let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("8 bits a channel"), "{stderr}");
+    // a JPEG holds 8 bits, and the note says so
+    let out_jpg = env.root.join("out.jpg");
+    let out = run_ok(env.cmd().arg("deblur").arg(&blurred).arg(&out_jpg));
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("8 bits a channel"), "{stderr}");
+    // blur keeps the depth too, in TIFF as in PNG
+    let again = env.root.join("again.tif");
+    run_ok(
+        env.cmd()
+            .arg("blur")
+            .arg(&blurred)
+            .arg(&again)
+            .args(["--psf", "gaussian:1"]),
+    );
+    let img = image::open(&again).unwrap();
+    assert!(
+        matches!(img, image::DynamicImage::ImageLuma16(_)),
+        "{:?}",
+        img.color()
+    );
 }

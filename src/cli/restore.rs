@@ -9,7 +9,7 @@ use crate::path_repr::{self, shown};
 use crate::restore::color::Planes;
 use crate::restore::deblur::{self, DeblurConfig, deblur};
 use crate::restore::fft::convolve;
-use crate::restore::file::{self, load, save};
+use crate::restore::file::{self, load};
 use crate::restore::noise::add_gaussian_noise;
 use crate::restore::psf::PsfSpec;
 use crate::restore::quality::MS_SSIM_MIN_SIDE;
@@ -329,7 +329,10 @@ pub(crate) fn run_blur(args: &BlurArgs, quiet: bool) -> Result<()> {
         Planes::Grey(p) => Planes::Grey(blur(p, 0)),
         Planes::Rgb([r, g, b]) => Planes::Rgb([blur(r, 0), blur(g, 1), blur(b, 2)]),
     };
-    save(&out, img.alpha.as_ref(), &args.output)?;
+    let sixteen = file::save_at_depth(&out, img.alpha.as_ref(), &args.output, img.deep)?;
+    if img.deep && !sixteen && !quiet {
+        note_eight_bits(&args.output, &args.input);
+    }
     if let Some(path) = &args.psf_out {
         file::write_bytes(path, psf.to_text().as_bytes())?;
     }
@@ -343,6 +346,16 @@ pub(crate) fn run_blur(args: &BlurArgs, quiet: bool) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Says that `output` holds 8 bits a channel where `input` had more.
+fn note_eight_bits(output: &Path, input: &Path) {
+    note!(
+        "note: {} is written at 8 bits a channel, all its format holds; {} has more, which \
+         the work used (.png and .tif are written at 16 bits)",
+        shown(output),
+        shown(input)
+    );
 }
 
 /// Runs `lookalike deblur`; the text summary goes to stderr unless `quiet`, `--json` to stdout.
@@ -368,13 +381,9 @@ pub(crate) fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
     if copied {
         file::copy(&args.input, &args.output)?;
     } else {
-        save(&done.image, img.alpha.as_ref(), &args.output)?;
-        if img.deep && !quiet {
-            note!(
-                "note: {} is written at 8 bits a channel; {} has more, which the restoration used",
-                shown(&args.output),
-                shown(&args.input)
-            );
+        let sixteen = file::save_at_depth(&done.image, img.alpha.as_ref(), &args.output, img.deep)?;
+        if img.deep && !sixteen && !quiet {
+            note_eight_bits(&args.output, &args.input);
         }
     }
     let est = done.estimate;

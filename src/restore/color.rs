@@ -57,6 +57,32 @@ impl Planes {
         }
     }
 
+    /// Back to a 16-bit image, for an input of more than 8 bits a channel (values rounded and
+    /// clamped); `alpha`, when given, is widened to 16 bits beside them.
+    pub fn to_image16(&self, alpha: Option<&GrayImage>) -> DynamicImage {
+        let (h, w) = self.dim();
+        let channels = self.channels();
+        let alpha = alpha.filter(|a| a.dimensions() == (w as u32, h as u32));
+        let per_pixel = channels.len() + usize::from(alpha.is_some());
+        let mut raw = Vec::with_capacity(h * w * per_pixel);
+        for r in 0..h {
+            for x in 0..w {
+                raw.extend(channels.iter().map(|c| to_u16(c[[r, x]])));
+                if let Some(a) = alpha {
+                    raw.push(u16::from(a.get_pixel(x as u32, r as u32)[0]) * 257);
+                }
+            }
+        }
+        let (w, h) = (w as u32, h as u32);
+        let built = match (channels.len(), alpha.is_some()) {
+            (1, false) => image::ImageBuffer::from_raw(w, h, raw).map(DynamicImage::ImageLuma16),
+            (1, true) => image::ImageBuffer::from_raw(w, h, raw).map(DynamicImage::ImageLumaA16),
+            (_, false) => image::ImageBuffer::from_raw(w, h, raw).map(DynamicImage::ImageRgb16),
+            (_, true) => image::ImageBuffer::from_raw(w, h, raw).map(DynamicImage::ImageRgba16),
+        };
+        built.expect("buffer matches dimensions")
+    }
+
     /// `(rows, cols)`.
     pub fn dim(&self) -> (usize, usize) {
         match self {
@@ -215,6 +241,10 @@ pub(crate) fn map_rgb(img: &RgbImage, f: impl Fn(&Plane) -> Plane + Sync) -> Rgb
 
 fn to_u8(v: f32) -> u8 {
     (v * 255.0).round().clamp(0.0, 255.0) as u8
+}
+
+fn to_u16(v: f32) -> u16 {
+    (v * 65535.0).round().clamp(0.0, 65535.0) as u16
 }
 
 #[cfg(test)]

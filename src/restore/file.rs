@@ -27,7 +27,8 @@ pub struct ImageFile {
     pub format: Option<ImageFormat>,
     /// Stored by a lossy block codec: JPEG, lossy WebP, HEIC/AVIF or JPEG XL.
     pub lossy: bool,
-    /// More than 8 bits a channel (16-bit or floating point), which [`save`] does not keep.
+    /// More than 8 bits a channel (16-bit or floating point), which [`save_at_depth`] keeps in
+    /// PNG and TIFF.
     pub deep: bool,
 }
 
@@ -130,7 +131,29 @@ pub fn check_fits(path: &Path, width: usize, height: usize) -> Result<()> {
 /// follows the extension ([`output_format`]); JPEG at [`JPEG_QUALITY`]. Alpha goes where the
 /// format holds it; a JPEG, PGM, PPM or PNM gets the image flattened on white (PAM keeps alpha).
 pub fn save(planes: &Planes, alpha: Option<&GrayImage>, path: &Path) -> Result<()> {
+    save_at_depth(planes, alpha, path, false).map(|_| ())
+}
+
+/// [`save`], at 16 bits a channel when `deep` (the input had more than 8) and the format holds
+/// them (PNG and TIFF); true when written at 16 bits.
+pub fn save_at_depth(
+    planes: &Planes,
+    alpha: Option<&GrayImage>,
+    path: &Path,
+    deep: bool,
+) -> Result<bool> {
     let format = output_format(path)?;
+    if deep && matches!(format, ImageFormat::Png | ImageFormat::Tiff) {
+        let img = match planes.to_image16(alpha) {
+            // TIFF holds alpha only beside colour
+            DynamicImage::ImageLumaA16(grey) if format == ImageFormat::Tiff => {
+                DynamicImage::ImageRgba16(DynamicImage::ImageLumaA16(grey).to_rgba16())
+            }
+            img => img,
+        };
+        write_atomically(path, |out| encode(&img, format, path, out))?;
+        return Ok(true);
+    }
     // PAM, of the PNM family, has an alpha tuple type
     let holds_alpha = match format {
         ImageFormat::Jpeg => false,
@@ -138,7 +161,8 @@ pub fn save(planes: &Planes, alpha: Option<&GrayImage>, path: &Path) -> Result<(
         _ => true,
     };
     let img = in_format_layout(with_alpha(planes.to_image(), alpha, holds_alpha), format);
-    write_atomically(path, |out| encode(&img, format, path, out))
+    write_atomically(path, |out| encode(&img, format, path, out))?;
+    Ok(false)
 }
 
 /// Whether a file of `format` named `from` copied to `to` is what `to`'s extension asks for:
