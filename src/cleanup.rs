@@ -48,6 +48,9 @@ pub struct Step {
     pub(crate) hash: [u8; 32],
     pub(crate) keeper: PathBuf,
     pub(crate) keeper_hash: [u8; 32],
+    /// The indexed folders of the copy and of the keeper.
+    pub(crate) root: PathBuf,
+    pub(crate) keeper_root: PathBuf,
     /// Destination of a move.
     pub(crate) target: Option<PathBuf>,
 }
@@ -82,6 +85,8 @@ pub fn plan(groups: &[Group], action: &Action) -> Vec<Step> {
                 hash: r.hash,
                 keeper: keeper.path.clone(),
                 keeper_hash: keeper.hash,
+                root: r.root.clone(),
+                keeper_root: keeper.root.clone(),
                 target,
             });
         }
@@ -322,13 +327,16 @@ pub fn resolve_move_target(p: &Path) -> Result<PathBuf> {
 }
 
 /// Refuses a move target inside an indexed folder (`tracked`, or one holding a group), or
-/// holding one: moved copies would be found again, or their folder moved into itself. The
-/// index folder is refused too: it may be deleted and made again (`index_dir`).
+/// holding one: moved copies would be found again, or their folder moved into itself. Folders
+/// are compared with their links resolved, and when the walks follow links (`follows_links`)
+/// the folders those links lead to count as indexed too. The index folder is refused too: it
+/// may be deleted and made again (`index_dir`).
 pub fn check_move_target<'a>(
     dest: &Path,
     index_dir: &Path,
     groups: &'a [Group],
     tracked: impl IntoIterator<Item = &'a Path>,
+    follows_links: bool,
 ) -> Result<()> {
     let index_dir = fs::canonicalize(index_dir).unwrap_or_else(|_| index_dir.to_path_buf());
     if dest.starts_with(&index_dir) || index_dir.starts_with(dest) {
@@ -338,18 +346,39 @@ pub fn check_move_target<'a>(
             index_dir.display()
         )));
     }
-    if let Some(root) = groups
+    let mut roots: Vec<&Path> = groups
         .iter()
         .flat_map(|g| &g.members)
         .map(|m| m.record.root.as_path())
         .chain(tracked)
-        .find(|root| dest.starts_with(root) || root.starts_with(dest))
-    {
-        return Err(Error::InvalidInput(format!(
-            "--move-to {}: overlaps the indexed folder {}; choose a folder outside it",
-            dest.display(),
-            root.display()
-        )));
+        .collect();
+    roots.sort();
+    roots.dedup();
+    let overlaps = |folder: &Path| dest.starts_with(folder) || folder.starts_with(dest);
+    for root in &roots {
+        let real = fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+        if overlaps(root) || overlaps(&real) {
+            return Err(Error::InvalidInput(format!(
+                "--move-to {}: overlaps the indexed folder {}; choose a folder outside it",
+                dest.display(),
+                root.display()
+            )));
+        }
+    }
+    if follows_links {
+        for root in &roots {
+            if let Some((link, real)) = crate::crawl::followed_links(root)
+                .into_iter()
+                .find(|(_, real)| overlaps(real))
+            {
+                return Err(Error::InvalidInput(format!(
+                    "--move-to {}: overlaps {}, which the index walks through the symbolic link {} (it follows links); choose a folder outside it",
+                    dest.display(),
+                    real.display(),
+                    link.display()
+                )));
+            }
+        }
     }
     Ok(())
 }
@@ -656,6 +685,13 @@ fn check_step(step: &Step, action: &Action) -> std::result::Result<Checked, Stri
     if !meta.is_file() {
         return Err("no longer a regular file; run `lookalike index` again".into());
     }
+    if let Some(real) = outside_its_folder(&step.path, &step.root) {
+        return Err(format!(
+            "it is {} on disk, outside its indexed folder {} (reached through a symbolic link): left alone",
+            real.display(),
+            step.root.display()
+        ));
+    }
     if meta.permissions().readonly() {
         return Err("read-only: left alone (make it writable to include it)".into());
     }
@@ -718,6 +754,14 @@ fn check_step(step: &Step, action: &Action) -> std::result::Result<Checked, Stri
             step.keeper.display()
         ));
     }
+    if let Some(real) = outside_its_folder(&step.keeper, &step.keeper_root) {
+        return Err(format!(
+            "the copy to keep, {}, is {} on disk, outside its indexed folder {} (reached through a symbolic link): choose another (`--keep`)",
+            step.keeper.display(),
+            real.display(),
+            step.keeper_root.display()
+        ));
+    }
     // Two names of one file (hard links, or one file seen through a linked folder): removing
     // either would remove the copy to keep, and linking them changes nothing.
     if same_file(&step.path, &step.keeper) {
@@ -770,6 +814,28 @@ fn check_step(step: &Step, action: &Action) -> std::result::Result<Checked, Stri
             keeper_id,
         }),
     }
+}
+
+/// Where `path` really is, when that is outside its indexed folder `root` (a name reached
+/// through a followed link that leads out) or cannot be told; `None` when it is inside.
+pub(crate) fn outside_its_folder(path: &Path, root: &Path) -> Option<PathBuf> {
+    let real = match (path.parent(), path.file_name()) {
+        // the name itself is not resolved: a link as the file is refused on its own
+        (Some(dir), Some(name)) => resolved_dir(dir).map(|d| d.join(name)),
+        _ => fs::canonicalize(path),
+    };
+    match (real, fs::canonicalize(root)) {
+        (Ok(real), Ok(root)) if real.starts_with(&root) => None,
+        (Ok(real), _) => Some(real),
+        (Err(_), _) => Some(path.to_path_buf()),
+    }
+}
+
+/// True when an action on `path` (a copy in `root`) could free its bytes: a regular file, not
+/// a symbolic link, inside its indexed folder.
+pub(crate) fn actionable(path: &Path, root: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|m| m.is_file())
+        && outside_its_folder(path, root).is_none()
 }
 
 /// How many names the file has on disk (1 where the platform does not tell).

@@ -346,9 +346,14 @@ impl WalkOptions {
         *self == WalkOptions::default()
     }
 
-    /// The options as command-line flags, for messages.
+    /// The options as command-line flags a user can copy, each glob one shell word; safe to
+    /// print as it is (it holds no character a terminal acts on).
     pub fn flags(&self) -> String {
-        let quote = |g: &str| format!("'{}'", g.replace('\'', "'\\''"));
+        // quoted even when plain, as globs usually need
+        let quote = |g: &str| match crate::path_repr::shell_word(std::ffi::OsStr::new(g)) {
+            word if word.starts_with(['\'', '$']) => word,
+            bare => format!("'{bare}'"),
+        };
         let mut out: Vec<String> = Vec::new();
         out.extend(
             self.include

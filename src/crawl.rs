@@ -250,6 +250,22 @@ pub(crate) fn holds_an_image(folder: &Path, follow_links: bool) -> bool {
         .any(|e| e.file_type().is_file() && looks_like_image(e.path()))
 }
 
+/// The links to folders a walk of `root` that follows links goes through, each with the
+/// folder it leads to (links resolved); loops and unreadable folders are passed over.
+pub(crate) fn followed_links(root: &Path) -> Vec<(PathBuf, PathBuf)> {
+    WalkDir::new(root)
+        .follow_links(true)
+        .into_iter()
+        .filter_entry(|e| e.file_type().is_dir())
+        .filter_map(std::result::Result::ok)
+        .filter(|e| e.path_is_symlink())
+        .filter_map(|e| {
+            let real = std::fs::canonicalize(e.path()).ok()?;
+            Some((e.path().to_path_buf(), real))
+        })
+        .collect()
+}
+
 /// True when the first bytes of a file are a signature of an image format we decode.
 pub(crate) fn sniff_is_image(head: &[u8]) -> bool {
     matches!(

@@ -130,6 +130,11 @@ pub(crate) fn pairs<S: Serializer>(
     }))
 }
 
+/// As [`changing`], for a list `roots`.
+pub(crate) fn roots<S: Serializer>(p: &[std::path::PathBuf], s: S) -> Result<S::Ok, S::Error> {
+    serialize_list_as("roots", p, s)
+}
+
 /// As [`changing`], for a list `missing_roots`.
 pub(crate) fn missing_roots<S: Serializer>(
     p: &[std::path::PathBuf],
@@ -168,8 +173,9 @@ pub(crate) fn rel_path<S: Serializer>(p: &Path, s: S) -> Result<S::Ok, S::Error>
 }
 
 /// A path for a terminal: control and invisible formatting characters are escaped (`\n`,
-/// `\u{202e}`), and bytes that are not UTF-8 are shown as `\xNN`, so a file name can neither
-/// forge output lines nor drive the terminal.
+/// `\u{202e}`), bytes that are not UTF-8 are shown as `\xNN` and a backslash as `\\`, so a
+/// file name can neither forge output lines nor drive the terminal, and each text shown is
+/// one name's only.
 pub fn shown(path: &Path) -> String {
     #[cfg(unix)]
     {
@@ -189,7 +195,8 @@ pub fn shown(path: &Path) -> String {
     }
 }
 
-/// Text for a terminal with control and invisible formatting characters escaped.
+/// Text for a terminal with control and invisible formatting characters escaped, and a
+/// backslash doubled.
 pub fn escape_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     push_escaped(&mut out, text);
@@ -199,6 +206,7 @@ pub fn escape_text(text: &str) -> String {
 fn push_escaped(out: &mut String, text: &str) {
     for c in text.chars() {
         match c {
+            '\\' => out.push_str("\\\\"),
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
@@ -208,6 +216,36 @@ fn push_escaped(out: &mut String, text: &str) {
             c => out.push(c),
         }
     }
+}
+
+/// `text` as one shell word a user can copy: bare when safe, else single-quoted (a quote
+/// as `'"'"'`), else, when it holds characters a terminal would act on or bytes that are not
+/// UTF-8, in `$'...'` with escapes. None of the three holds a character [`escape_text`]
+/// escapes, but a backslash: print it as it is.
+pub fn shell_word(text: &std::ffi::OsStr) -> String {
+    let bytes = text.as_encoded_bytes();
+    let safe = |b: &u8| b.is_ascii_alphanumeric() || b"_./,:@%+-".contains(b);
+    if !bytes.is_empty() && bytes.iter().all(safe) && bytes[0] != b'-' {
+        return String::from_utf8_lossy(bytes).into_owned();
+    }
+    if let Some(text) = text.to_str()
+        && !text.chars().any(is_unprintable)
+    {
+        return format!("'{}'", text.replace('\'', r#"'"'"'"#));
+    }
+    let mut out = String::from("$'");
+    for &b in bytes {
+        match b {
+            b'\'' => out.push_str("\\'"),
+            b'\\' => out.push_str("\\\\"),
+            0x20..=0x7e => out.push(b as char),
+            _ => {
+                let _ = write!(out, "\\x{b:02x}");
+            }
+        }
+    }
+    out.push('\'');
+    out
 }
 
 /// Control characters, and format characters that reorder or hide text (bidi overrides,
@@ -269,6 +307,23 @@ mod tests {
             serde_json::json!({"roots": ["/ok", "/a/x\u{fffd}.jpg"], "roots_bytes": [null, raw.to_vec()]})
         );
         assert_eq!(shown(&p), "/a/x\\xff.jpg");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_byte_and_the_text_that_spells_it_are_shown_apart() {
+        use std::os::unix::ffi::OsStrExt;
+        let byte = Path::new(std::ffi::OsStr::from_bytes(b"/p/caf\xe9.jpg"));
+        let spelt = Path::new(r"/p/caf\xe9.jpg");
+        assert_eq!(shown(byte), r"/p/caf\xe9.jpg");
+        assert_eq!(shown(spelt), r"/p/caf\\xe9.jpg");
+        assert_eq!(escape_text(r"a\nb"), r"a\\nb");
+        assert_eq!(escape_text("a\nb"), r"a\nb");
+        // as shell words each is its own name, and printed as they are
+        assert_eq!(shell_word(byte.as_os_str()), r"$'/p/caf\xe9.jpg'");
+        assert_eq!(shell_word(spelt.as_os_str()), r"'/p/caf\xe9.jpg'");
+        assert_eq!(shell_word("it's".as_ref()), r#"'it'"'"'s'"#);
+        assert_eq!(shell_word("a\tb\\".as_ref()), r"$'a\x09b\\'");
     }
 
     #[test]

@@ -1067,7 +1067,7 @@ fn the_resume_hint_names_a_non_default_index_dir() {
     }
     let out = run_ok(cmd().args(["status"]));
     let text = String::from_utf8(out.stdout).unwrap();
-    let quoted = format!("'{}'", index.to_str().unwrap().replace('\'', r"'\''"));
+    let quoted = format!("'{}'", index.to_str().unwrap().replace('\'', r#"'"'"'"#));
     let expected = format!(
         "`lookalike --index-dir {quoted} index {}`",
         photos.display()

@@ -1541,3 +1541,163 @@ fn undoing_a_link_gives_the_copy_its_own_look_when_the_kept_name_is_gone() {
     assert_eq!(meta.modified().unwrap(), copy_date);
     assert_eq!(std::fs::read(&copy).unwrap(), bytes);
 }
+
+/// A folder `photos/link` that leads to `elsewhere`, outside it, holding `b.jpg`, a copy of
+/// `photos/a.jpg`; indexed with links followed. Returns `(a, link/b, elsewhere/b)`.
+fn a_copy_through_a_link_out(env: &Env) -> (PathBuf, PathBuf, PathBuf) {
+    let elsewhere = env.root.join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let bytes = std::fs::read(sample("rocket")).unwrap();
+    std::fs::write(elsewhere.join("b.jpg"), &bytes).unwrap();
+    let a = env.put("a.jpg", &bytes);
+    std::os::unix::fs::symlink(&elsewhere, env.photos.join("link")).unwrap();
+    let out = env
+        .cmd()
+        .args(["-q", "index", "--follow-symlinks"])
+        .arg(&env.photos)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (a, env.photos.join("link/b.jpg"), elsewhere.join("b.jpg"))
+}
+
+#[test]
+fn a_copy_reached_through_a_link_out_of_its_folder_is_never_acted_on_nor_kept() {
+    let env = Env::new();
+    let (a, linked, real) = a_copy_through_a_link_out(&env);
+    let bytes = std::fs::read(&a).unwrap();
+    // kept: the file inside the folder, even when --keep asks for the one outside
+    for keep in ["match:**/a.jpg", "match:**/link/**"] {
+        let (json, code) = env.duplicates(&["--keep", keep, "--delete", "--yes-delete", "--apply"]);
+        assert_eq!(code, 0, "{json}");
+        assert_eq!(
+            json["groups"][0]["keep"]["path"].as_str(),
+            a.to_str(),
+            "{json}"
+        );
+        let (outcome, why) = step_of(&json, &linked);
+        assert_eq!(outcome, "skipped", "{json}");
+        assert!(why.contains("outside its indexed folder"), "{json}");
+        // and it frees nothing
+        assert_eq!(json["reclaimable_bytes"], 0, "{json}");
+        assert_eq!(std::fs::read(&real).unwrap(), bytes);
+        assert_eq!(std::fs::read(&a).unwrap(), bytes);
+    }
+    // the text summary says so too
+    let out = env
+        .cmd()
+        .args(["-q", "duplicates"])
+        .arg(&env.photos)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("1 copies not kept (0 B)"), "{text}");
+}
+
+#[test]
+fn a_move_target_reached_through_a_followed_link_is_refused() {
+    let env = Env::new();
+    let (_, _, real) = a_copy_through_a_link_out(&env);
+    let elsewhere = real.parent().unwrap();
+    // through the link, by its real path, and a folder holding the one linked to
+    for target in [
+        env.photos.join("link/dups"),
+        elsewhere.join("dups"),
+        elsewhere.to_path_buf(),
+    ] {
+        let out = env
+            .cmd()
+            .args(["-q", "duplicates", "--move-to"])
+            .arg(&target)
+            .arg(&env.photos)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{}: {err}", target.display());
+        assert!(err.contains("symbolic link"), "{err}");
+    }
+    assert!(!elsewhere.join("dups").exists());
+}
+
+#[test]
+fn a_symbolic_link_copy_frees_nothing() {
+    let env = Env::new();
+    let outside = env.root.join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::copy(sample("rocket"), outside.join("rocket.jpg")).unwrap();
+    std::os::unix::fs::symlink(outside.join("rocket.jpg"), env.photos.join("link.jpg")).unwrap();
+    env.put("rocket.jpg", &std::fs::read(sample("rocket")).unwrap());
+    let out = env
+        .cmd()
+        .args(["-q", "index", "--follow-symlinks"])
+        .arg(&env.photos)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let (json, code) = env.duplicates(&[]);
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(json["copies"], 1, "{json}");
+    assert_eq!(json["reclaimable_bytes"], 0, "{json}");
+}
+
+#[test]
+fn a_byte_and_the_text_spelling_it_are_never_shown_as_one_name() {
+    use std::os::unix::ffi::OsStrExt;
+    let env = Env::new();
+    let bytes = std::fs::read(sample("camera")).unwrap();
+    let byte = env.photos.join(std::ffi::OsStr::from_bytes(b"caf\xe9.jpg"));
+    let spelt = env.photos.join(r"caf\xe9.jpg");
+    std::fs::write(&byte, &bytes).unwrap();
+    std::fs::write(&spelt, &bytes).unwrap();
+    let out = env
+        .cmd()
+        .arg("duplicates")
+        .arg(&env.photos)
+        .arg("--trash")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (kept, copy) = (
+        text.lines()
+            .find(|l| l.trim_start().starts_with("keep"))
+            .unwrap(),
+        text.lines()
+            .find(|l| l.trim_start().starts_with("copy"))
+            .unwrap(),
+    );
+    let name = |l: &str| l.rsplit('/').next().unwrap().to_string();
+    assert_ne!(name(kept), name(copy), "{text}");
+    let mut names = [name(kept), name(copy)];
+    names.sort();
+    assert_eq!(names, [r"caf\\xe9.jpg", r"caf\xe9.jpg"], "{text}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("would trash photos/{}", name(copy))),
+        "{err}"
+    );
+}
+
+#[test]
+fn status_gives_the_bytes_of_a_run_folder_that_is_not_utf8() {
+    use std::os::unix::ffi::OsStrExt;
+    let env = Env::new();
+    let raw = env.root.join(std::ffi::OsStr::from_bytes(b"r\xff"));
+    std::fs::create_dir_all(&raw).unwrap();
+    std::fs::copy(sample("rocket"), raw.join("a.jpg")).unwrap();
+    let out = env.cmd().args(["-q", "index"]).arg(&raw).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let out = env.cmd().args(["status", "--json"]).output().unwrap();
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run = &status["last_run"];
+    assert_eq!(run["roots"][0], raw.to_string_lossy().as_ref(), "{run}");
+    assert_eq!(
+        run["roots_bytes"],
+        serde_json::json!([raw.as_os_str().as_bytes()]),
+        "{run}"
+    );
+}

@@ -174,6 +174,9 @@ pub(crate) fn cmd_duplicates(
             collection.dir(),
             &findings.groups,
             tracked.values().map(PathBuf::as_path),
+            collection
+                .walk_options(&store)?
+                .is_some_and(|w| w.follow_symlinks),
         )?;
     }
     let unmatched = findings

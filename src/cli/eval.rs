@@ -324,7 +324,6 @@ fn resolved(path: &Path) -> PathBuf {
 /// file that is not a rankings file, a folder holding more than a report, and read-only files
 /// (which a privileged user could replace all the same).
 fn check_outputs(args: &EvalArgs) -> Result<()> {
-    use crate::path_repr::shown;
     let evaluated: Vec<(PathBuf, &PathBuf)> = [
         &args.dataset,
         &args.images,
@@ -341,14 +340,14 @@ fn check_outputs(args: &EvalArgs) -> Result<()> {
         evaluated
             .iter()
             .find(|(folder, _)| out.starts_with(folder))
-            .map(|(_, given)| shown(given))
+            .map(|(_, given)| given.display())
     };
     let read_only = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.permissions().readonly());
     if let Some(path) = &args.dump_rankings {
         let bad = |why: String| {
             Err(Error::InvalidInput(format!(
                 "--dump-rankings {}: {why}",
-                shown(path)
+                path.display()
             )))
         };
         let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
@@ -389,7 +388,7 @@ fn check_outputs(args: &EvalArgs) -> Result<()> {
         let bad = |why: String| {
             Err(Error::InvalidInput(format!(
                 "--report {}: {why}",
-                shown(dir)
+                dir.display()
             )))
         };
         if let Some(folder) = inside(dir) {
@@ -428,7 +427,7 @@ pub(crate) fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) ->
         std::fs::create_dir_all(dir).map_err(|e| {
             Error::InvalidInput(format!(
                 "--report {}: cannot make the report folder there ({e}); give another folder",
-                crate::path_repr::shown(dir)
+                dir.display()
             ))
         })?;
     }
@@ -846,7 +845,7 @@ fn distort_benchmark(
     if folder.exists() && !folder.is_dir() {
         return Err(Error::InvalidInput(format!(
             "--distort {}: not a folder; give the folder of images to distort",
-            crate::path_repr::shown(folder)
+            folder.display()
         )));
     }
     let collection = eval_collection(index_dir, folder, profile)?;
@@ -858,8 +857,8 @@ fn distort_benchmark(
     if items.by_item.is_empty() {
         return Err(Error::InvalidInput(format!(
             "{}: none of its images could be read, so there is nothing to distort (`lookalike status --index-dir {}` lists the failures)",
-            crate::path_repr::shown(folder),
-            crate::path_repr::shown(collection.dir())
+            folder.display(),
+            collection.dir().display()
         )));
     }
     if !quiet && items.by_item.len() < args.sample {

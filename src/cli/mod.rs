@@ -490,7 +490,7 @@ fn cmd_index(collection: &Collection, args: IndexArgs, quiet: bool) -> Result<Ex
                 if o.is_default() {
                     "none".to_string()
                 } else {
-                    escape_text(&o.flags())
+                    o.flags()
                 }
             };
             note!(
@@ -502,7 +502,7 @@ fn cmd_index(collection: &Collection, args: IndexArgs, quiet: bool) -> Result<Ex
         if !given_walk && !summary.walk_options.is_default() {
             note!(
                 "walked with the options this index remembers: {} (`--walk-defaults` drops them)",
-                escape_text(&summary.walk_options.flags())
+                summary.walk_options.flags()
             );
         }
         report_index(collection, &summary);
@@ -628,7 +628,7 @@ fn report_index(collection: &Collection, s: &IndexSummary) {
         let options = if s.walk_options.is_default() {
             "none".to_string()
         } else {
-            escape_text(&s.walk_options.flags())
+            s.walk_options.flags()
         };
         note!(
             "note: {} of the images removed are still on disk, skipped by this index's walk options ({options}) or no longer image files: removed from the index only, their files untouched",
@@ -639,7 +639,7 @@ fn report_index(collection: &Collection, s: &IndexSummary) {
         note!(
             "note: {}: tracked, but this index's walk options ({}) skip every image in it (patterns match from the outermost tracked folder that holds it): none of its files is indexed",
             shown(p),
-            escape_text(&s.walk_options.flags())
+            s.walk_options.flags()
         );
     }
     for p in &s.changing {
@@ -809,29 +809,9 @@ fn display_path(p: &Path) -> String {
     )
 }
 
-/// A path as one shell word: bare when safe, else single-quoted, else (control characters,
-/// bytes that are not UTF-8) in `$'...'` with escapes.
+/// A path as one shell word (see [`crate::path_repr::shell_word`]).
 fn shell_quote(p: &Path) -> String {
-    let text = p.to_string_lossy();
-    let safe = |c: char| c.is_ascii_alphanumeric() || "_./,:@%+-".contains(c);
-    if !text.is_empty() && text.chars().all(safe) && !text.starts_with('-') {
-        return text.into_owned();
-    }
-    if p.to_str().is_some() && shown(p) == text {
-        return format!("'{}'", text.replace('\'', r"'\''"));
-    }
-    let bytes = crate::path_repr::invalid_bytes(p).unwrap_or_else(|| text.as_bytes().to_vec());
-    let mut out = String::from("$'");
-    for b in bytes {
-        match b {
-            b'\'' => out.push_str("\\'"),
-            b'\\' => out.push_str("\\\\"),
-            0x20..=0x7e => out.push(b as char),
-            _ => out.push_str(&format!("\\x{b:02x}")),
-        }
-    }
-    out.push('\'');
-    out
+    crate::path_repr::shell_word(p.as_os_str())
 }
 
 /// The command that resumes `run`: its roots (as recorded, with their exact bytes when known)
@@ -848,14 +828,17 @@ fn resume_command(
     }
     cmd.push_str(" index");
     for root in &run.roots {
-        // Recorded roots are display strings; the exact path is the root that displays so.
-        let exact = roots
-            .values()
-            .find(|p| p.to_string_lossy() == root.as_str())
-            .cloned()
-            .unwrap_or_else(|| PathBuf::from(root));
+        // Older versions recorded display strings: the exact path is the root that displays so.
+        let exact = if roots.values().any(|p| p == root) {
+            root
+        } else {
+            roots
+                .values()
+                .find(|p| p.to_string_lossy() == root.to_string_lossy())
+                .unwrap_or(root)
+        };
         cmd.push(' ');
-        cmd.push_str(&shell_quote(&exact));
+        cmd.push_str(&shell_quote(exact));
     }
     cmd
 }
@@ -929,7 +912,7 @@ fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
     if !report.walk_options.is_default() {
         w(format!(
             "walk:      {} (reused by `lookalike index` runs that give none; `--walk-defaults` drops them)",
-            escape_text(&report.walk_options.flags())
+            report.walk_options.flags()
         ))?;
     }
     for (family, version, params, count) in &stats.feature_versions {
@@ -1037,7 +1020,8 @@ mod tests {
     #[test]
     fn paths_are_quoted_as_one_shell_word() {
         assert_eq!(shell_quote(Path::new("/photos/2024")), "/photos/2024");
-        assert_eq!(shell_quote(Path::new("/my idx's")), r"'/my idx'\''s'");
+        assert_eq!(shell_quote(Path::new("/my idx's")), r#"'/my idx'"'"'s'"#);
+        assert_eq!(shell_quote(Path::new(r"/a\b c")), r"'/a\b c'");
         assert_eq!(shell_quote(Path::new("/a/$(rm -rf x)")), "'/a/$(rm -rf x)'");
         assert_eq!(shell_quote(Path::new("/a\nb\\c'")), r"$'/a\x0ab\\c\''");
         assert_eq!(shell_quote(Path::new("-x")), "'-x'");

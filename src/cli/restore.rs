@@ -169,14 +169,14 @@ fn check_output(input: &Path, role: &str, output: &Path, flag: &str) -> Result<(
     if same {
         return Err(Error::InvalidInput(format!(
             "{flag}{} is the {role} {}: write the result to another file",
-            shown(output),
-            shown(input)
+            output.display(),
+            input.display()
         )));
     }
     if output.is_dir() {
         return Err(Error::InvalidInput(format!(
             "cannot write {flag}{}: it is a folder; give a file name",
-            shown(output)
+            output.display()
         )));
     }
     if output
@@ -185,13 +185,13 @@ fn check_output(input: &Path, role: &str, output: &Path, flag: &str) -> Result<(
     {
         return Err(Error::InvalidInput(format!(
             "cannot write {flag}{}: the file is read-only; make it writable or give another name",
-            shown(output)
+            output.display()
         )));
     }
     if output.metadata().is_ok_and(|m| !m.is_file() && !m.is_dir()) {
         return Err(Error::InvalidInput(format!(
             "cannot write {flag}{}: it is not a regular file (a pipe or a device); give a file name",
-            shown(output)
+            output.display()
         )));
     }
     let folder = output.parent().filter(|p| !p.as_os_str().is_empty());
@@ -200,8 +200,8 @@ fn check_output(input: &Path, role: &str, output: &Path, flag: &str) -> Result<(
     {
         return Err(Error::InvalidInput(format!(
             "cannot write {flag}{}: the folder {} does not exist; create it first",
-            shown(output),
-            shown(folder)
+            output.display(),
+            folder.display()
         )));
     }
     Ok(())
@@ -287,8 +287,8 @@ pub(crate) fn run_blur(args: &BlurArgs, quiet: bool) -> Result<()> {
         if same_place(path, &args.output) {
             return Err(Error::InvalidInput(format!(
                 "--psf-out {} is the output {}: write the kernel to another file",
-                shown(path),
-                shown(&args.output)
+                path.display(),
+                args.output.display()
             )));
         }
     }
@@ -479,8 +479,8 @@ pub(crate) fn run_quality(args: &QualityArgs) -> Result<()> {
         let (bh, bw) = b.planes.dim();
         return Err(Error::InvalidInput(format!(
             "{} is {aw}x{ah} but {} is {bw}x{bh}: compare images of the same size",
-            shown(&args.reference),
-            shown(&args.test)
+            args.reference.display(),
+            args.test.display()
         )));
     }
     // the scores are of the colours; transparency is not compared, and colours under full
@@ -522,8 +522,8 @@ pub(crate) fn run_quality(args: &QualityArgs) -> Result<()> {
     let name_them = |e: Error| match e {
         Error::InvalidInput(m) => Error::InvalidInput(format!(
             "{} and {}: {m}",
-            shown(&args.reference),
-            shown(&args.test)
+            args.reference.display(),
+            args.test.display()
         )),
         other => other,
     };

@@ -456,13 +456,15 @@ pub fn group(
     components.sort_unstable();
     let mut groups: Vec<Group> = Vec::new();
     for mut m in components {
-        // A symbolic link is kept only when no file is: it is a name, not the content.
+        // A symbolic link, or a file reached through a link that leads out of its indexed
+        // folder, is kept only when no other file is: no action may use it as the keeper.
         let links: HashSet<usize> = m
             .iter()
             .copied()
             .filter(|&i| {
-                std::fs::symlink_metadata(&candidates[i].record.path)
-                    .is_ok_and(|meta| meta.is_symlink())
+                let r = &candidates[i].record;
+                std::fs::symlink_metadata(&r.path).is_ok_and(|meta| meta.is_symlink())
+                    || crate::cleanup::outside_its_folder(&r.path, &r.root).is_some()
             })
             .collect();
         let eras = time_eras(m.iter().map(|&i| &candidates[i].record));
@@ -663,17 +665,24 @@ pub fn listing_json(f: &Findings) -> Value {
     })
 }
 
-/// Bytes freed if every copy went (keepers stay): a copy that is a hard link to its keeper, or
-/// to a copy already counted, frees nothing.
+/// Bytes an action would free (keepers stay): only copies it would act on count, so not a
+/// symbolic link, nor a file outside its indexed folder, nor any copy of a keeper that is one
+/// of those; and a copy that is a hard link to its keeper, or to a copy already counted, frees
+/// nothing.
 pub fn reclaimable(groups: &[Group]) -> u64 {
-    use crate::cleanup::file_id;
+    use crate::cleanup::{actionable, file_id};
     let mut total = 0;
     for g in groups {
+        let keeper = &g.keeper().record;
+        if !actionable(&keeper.path, &keeper.root) {
+            continue;
+        }
         let mut seen: std::collections::HashSet<(u64, u64)> =
-            file_id(&g.keeper().record.path).into_iter().collect();
+            file_id(&keeper.path).into_iter().collect();
         for m in g.copies() {
-            if file_id(&m.record.path).is_none_or(|id| seen.insert(id)) {
-                total += m.record.stamp.size;
+            let r = &m.record;
+            if actionable(&r.path, &r.root) && file_id(&r.path).is_none_or(|id| seen.insert(id)) {
+                total += r.stamp.size;
             }
         }
     }

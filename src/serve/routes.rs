@@ -628,11 +628,13 @@ async fn act(State(app): State<Arc<App>>, Json(req): Json<ActionRequest>) -> Res
         }
         if let Action::MoveTo(dest) = &action {
             let tracked = app.with_store(|s| s.roots())?;
+            let walk = app.with_store(|s| app.collection.walk_options(s))?;
             cleanup::check_move_target(
                 dest,
                 app.collection.dir(),
                 &findings.groups,
                 tracked.values().map(PathBuf::as_path),
+                walk.is_some_and(|w| w.follow_symlinks),
             )?;
         }
         let steps = cleanup::plan(&findings.groups, &action);

@@ -78,7 +78,9 @@ pub struct RunEntry {
     pub(crate) finished_at: Option<i64>,
     /// `complete`, `interrupted` or `error`; `None` as for `finished_at`.
     pub(crate) outcome: Option<String>,
-    pub(crate) roots: Vec<String>,
+    /// The folders given to the run; `roots_bytes` in JSON when one is not UTF-8.
+    #[serde(flatten, serialize_with = "crate::path_repr::roots")]
+    pub(crate) roots: Vec<PathBuf>,
     /// The run's counts as JSON, or the error message; serialised as that JSON object, or as
     /// a string.
     #[serde(serialize_with = "summary_json")]
@@ -273,6 +275,35 @@ impl ImageRecord {
     pub fn hash(&self) -> &[u8; 32] {
         &self.hash
     }
+}
+
+/// A run's folders as stored: a JSON list holding each name as a string, or as its bytes
+/// when it is not UTF-8.
+fn runs_roots_json(roots: &[PathBuf]) -> String {
+    let items: Vec<serde_json::Value> = roots
+        .iter()
+        .map(|r| match crate::path_repr::invalid_bytes(r) {
+            Some(bytes) => bytes.into(),
+            None => r.to_string_lossy().into_owned().into(),
+        })
+        .collect();
+    serde_json::Value::from(items).to_string()
+}
+
+/// A run's folders from [`runs_roots_json`]'s list (older versions stored strings only).
+fn runs_roots_of_json(json: &str) -> Vec<PathBuf> {
+    let items: Vec<serde_json::Value> = serde_json::from_str(json).unwrap_or_default();
+    items
+        .into_iter()
+        .filter_map(|item| match item {
+            serde_json::Value::String(s) => Some(PathBuf::from(s)),
+            serde_json::Value::Array(_) => {
+                let bytes: Vec<u8> = serde_json::from_value(item).ok()?;
+                Some(blob_to_path(bytes))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// Counts for `lookalike status`.
@@ -672,8 +703,7 @@ impl Store {
 
     /// Records the start of an `index` run over `roots`; returns its id.
     pub fn begin_run(&mut self, roots: &[PathBuf]) -> Result<i64> {
-        let roots: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
-        let roots = serde_json::to_string(&roots).unwrap_or_else(|_| "[]".into());
+        let roots = runs_roots_json(roots);
         self.conn
             .execute(
                 "INSERT INTO index_runs(started_at, roots) VALUES (?1, ?2)",
@@ -707,7 +737,7 @@ impl Store {
                         started_at: r.get(1)?,
                         finished_at: r.get(2)?,
                         outcome: r.get(3)?,
-                        roots: serde_json::from_str(&roots).unwrap_or_default(),
+                        roots: runs_roots_of_json(&roots),
                         summary: r.get(5)?,
                     })
                 },
@@ -1109,6 +1139,39 @@ mod tests {
         drop(store);
         assert_eq!(before, rows(&path));
         Store::open_read_only(&path).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_runs_folders_keep_their_bytes_and_older_rows_still_read() {
+        use std::os::unix::ffi::OsStrExt;
+        let mut s = Store::open_in_memory().unwrap();
+        let odd = PathBuf::from(std::ffi::OsStr::from_bytes(b"/photos/caf\xe9"));
+        let run = s.begin_run(&[PathBuf::from("/ok"), odd.clone()]).unwrap();
+        s.finish_run(run, "complete", "{}").unwrap();
+        let last = s.last_run().unwrap().unwrap();
+        assert_eq!(last.roots, vec![PathBuf::from("/ok"), odd]);
+        let json = serde_json::to_value(&last).unwrap();
+        assert_eq!(
+            json["roots"],
+            serde_json::json!(["/ok", "/photos/caf\u{fffd}"])
+        );
+        assert_eq!(
+            json["roots_bytes"],
+            serde_json::json!([null, b"/photos/caf\xe9".to_vec()])
+        );
+        // a row as older versions wrote it: display strings
+        s.conn
+            .execute(
+                "INSERT INTO index_runs(started_at, roots) VALUES (1, '[\"/a\",\"/b\"]')",
+                [],
+            )
+            .unwrap();
+        let last = s.last_run().unwrap().unwrap();
+        assert_eq!(last.roots, vec![PathBuf::from("/a"), PathBuf::from("/b")]);
+        let json = serde_json::to_value(&last).unwrap();
+        assert_eq!(json["roots"], serde_json::json!(["/a", "/b"]));
+        assert!(json.get("roots_bytes").is_none(), "{json}");
     }
 
     #[test]
