@@ -208,6 +208,18 @@ impl Collection {
         Err(Error::Locked(self.dir.clone()))
     }
 
+    /// True when a writer (`index`, `forget`, `duplicates`) holds the index's lock now: a
+    /// shared lock on the lock file is refused while it does. Takes nothing it keeps.
+    pub(crate) fn writer_running(&self) -> bool {
+        let Ok(file) = File::open(self.dir.join(LOCK_FILE)) else {
+            return false;
+        };
+        matches!(
+            file.try_lock_shared(),
+            Err(std::fs::TryLockError::WouldBlock)
+        )
+    }
+
     /// Opens the database for writing (caller holds the lock).
     pub fn open_store(&self) -> Result<Store> {
         self.check_own_names()?;

@@ -1,7 +1,9 @@
 //! Keeping a collection's HNSW graph in step with SQLite: nothing when its dump is current, an
 //! in-place update when little changed, else a full rebuild with bounded memory.
 
-use crate::ann::{AnnBuilder, AnnIndex, AnnParams, DumpRecord, ann_dir};
+use std::sync::atomic::AtomicBool;
+
+use crate::ann::{AnnBuilder, AnnIndex, AnnParams, DumpRecord, ann_dir, check_stop};
 use crate::collection::{Collection, DUMP_KEY};
 use crate::error::{Error, Result};
 use crate::features::Fusion;
@@ -56,12 +58,21 @@ pub(crate) enum GraphRefresh {
 /// Builds the graph with bounded memory: one pass over SQLite gathers the PCA sample (every
 /// k-th image, as `Projection::fit` would pick), a second keeps only projected vectors. When
 /// the sample is every image, the graph is built from it instead of reading again.
-fn build_streaming(store: &Store, fusion: &Fusion, params: AnnParams) -> Result<AnnIndex> {
+/// [`Error::Interrupted`] once `stop` is set.
+fn build_streaming(
+    store: &Store,
+    fusion: &Fusion,
+    params: AnnParams,
+    stop: &AtomicBool,
+) -> Result<AnnIndex> {
     let families = fusion.families();
     let n = store.image_count()? as usize;
     let step = n.div_ceil(crate::pca::MAX_FIT_SAMPLES).max(1);
     let (mut sample, mut seen, mut dim) = (Vec::new(), 0usize, 0usize);
     store.for_each_vector(&families, |id, parts| {
+        if seen % crate::ann::STOP_CHECK_EVERY == 0 {
+            check_stop(stop)?;
+        }
         if seen % step == 0 {
             let v = fused(fusion, &parts);
             dim = v.len();
@@ -72,7 +83,7 @@ fn build_streaming(store: &Store, fusion: &Fusion, params: AnnParams) -> Result<
     })?;
     if step == 1 {
         // The sample is every image: the graph is built from it, without a second read.
-        return Ok(AnnIndex::build(&sample, params));
+        return AnnIndex::build_stoppable(&sample, params, stop);
     }
     let refs: Vec<&[f32]> = sample.iter().map(|p| p.1.as_slice()).collect();
     let projection = crate::pca::Projection::fit(&refs, params.pca_dims);
@@ -91,26 +102,28 @@ fn build_streaming(store: &Store, fusion: &Fusion, params: AnnParams) -> Result<
             },
         ));
         if batch.len() == BATCH {
-            builder.insert(&batch);
+            builder.insert_stoppable(&batch, stop)?;
             batch.clear();
         }
         Ok(())
     })?;
-    builder.insert(&batch);
-    Ok(builder.finish())
+    builder.insert_stoppable(&batch, stop)?;
+    builder.finish_stoppable(stop)
 }
 
 impl Collection {
     /// Brings the graph up to date with SQLite: nothing when the dump is current, an in-place
     /// update when `policy` allows it, else a full rebuild (always with `rebuild`, and when the
     /// dump is missing, damaged or made with other weights or parameters). Caller holds the
-    /// write lock.
+    /// write lock. Once `stop` is set the build or update ends with [`Error::Interrupted`],
+    /// and the dump and its record stay as they were.
     pub(crate) fn refresh_ann(
         &self,
         store: &mut Store,
         fusion: &Fusion,
         policy: &UpdatePolicy,
         rebuild: bool,
+        stop: &AtomicBool,
     ) -> Result<GraphRefresh> {
         if fusion.weights.is_empty() {
             // A profile that ranks nothing keeps no graph; one left from another profile goes.
@@ -131,11 +144,12 @@ impl Collection {
                 AnnIndex::remove_other_dumps(&dir, &rec.folder);
                 return Ok(GraphRefresh::Current);
             }
-            if let Some(done) = self.update_in_place(store, fusion, &rec, policy, version)? {
+            if let Some(done) = self.update_in_place(store, fusion, &rec, policy, version, stop)? {
                 return Ok(done);
             }
         }
-        let ann = build_streaming(store, fusion, params)?;
+        let ann = build_streaming(store, fusion, params, stop)?;
+        check_stop(stop)?;
         self.record_dump(store, &ann, version, fusion)?;
         Ok(GraphRefresh::Rebuilt)
     }
@@ -169,6 +183,7 @@ impl Collection {
         rec: &DumpRecord,
         policy: &UpdatePolicy,
         version: u64,
+        stop: &AtomicBool,
     ) -> Result<Option<GraphRefresh>> {
         let built = if rec.built_count == 0 {
             rec.count
@@ -232,7 +247,9 @@ impl Collection {
         }
         {
             let reader: &Store = store;
+            // the update fetches vectors a round (1,024 images) at a time
             ann.update(&changed, &removed, |ids| {
+                check_stop(stop)?;
                 Ok(reader
                     .vectors_of(ids, &families)?
                     .into_iter()
@@ -240,6 +257,7 @@ impl Collection {
                     .collect())
             })?;
         }
+        check_stop(stop)?;
         self.record_dump(store, &ann, version, fusion)?;
         Ok(Some(GraphRefresh::Updated(GraphUpdate {
             inserted: changed.len(),

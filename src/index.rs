@@ -48,6 +48,42 @@ pub struct IndexConfig {
     pub walk_defaults: bool,
 }
 
+impl IndexConfig {
+    /// The flags of a run with this configuration that change what it does, as command-line
+    /// words, with `walk` the walk options it applies: what a command resuming it must give.
+    fn result_flags(&self, walk: &WalkOptions) -> Vec<String> {
+        let mut words: Vec<String> = Vec::new();
+        for glob in &walk.include {
+            words.extend(["--include".to_string(), glob.clone()]);
+        }
+        for glob in &walk.exclude {
+            words.extend(["--exclude".to_string(), glob.clone()]);
+        }
+        let switches = [
+            (walk.follow_symlinks, "--follow-symlinks"),
+            (walk.hidden, "--hidden"),
+            (self.walk_defaults, "--walk-defaults"),
+            (self.retry_failed, "--retry-failed"),
+            (self.repair, "--repair"),
+            (self.rebuild_graph, "--rebuild-graph"),
+        ];
+        words.extend(switches.iter().filter(|s| s.0).map(|s| s.1.to_string()));
+        if let Some(k) = self.dba {
+            words.extend(["--dba".to_string(), k.to_string()]);
+        }
+        if let Some(p) = self.profile {
+            words.extend(["--profile".to_string(), p.name().to_string()]);
+        }
+        if self.decode.memory_budget != DecodeConfig::default().memory_budget {
+            words.extend([
+                "--memory-budget".to_string(),
+                (self.decode.memory_budget >> 20).to_string(),
+            ]);
+        }
+        words
+    }
+}
+
 /// Progress events; the CLI renders them.
 #[derive(Debug, Clone)]
 pub enum Progress {
@@ -150,6 +186,8 @@ pub struct IndexSummary {
     /// The HNSW graph was updated in place: images inserted and points hidden.
     pub ann_updated: Option<GraphUpdate>,
     pub(crate) interrupted: bool,
+    /// The stop came while the graph was built or updated: the previous graph dump is kept.
+    pub(crate) graph_stopped: bool,
     /// Stored vectors found damaged while the graph was refreshed; their images were left out.
     pub(crate) damaged_vectors: Vec<crate::store::DamagedVector>,
 }
@@ -548,6 +586,7 @@ pub fn run(
     } else if config.walk_defaults {
         collection.set_walk_options(&mut store, None)?;
     }
+    let flags = config.result_flags(&walk);
     let config = &IndexConfig {
         crawl: walk.applied_to(&config.crawl),
         ..config.clone()
@@ -567,6 +606,7 @@ pub fn run(
             .collect()
     };
     let run_id = store.begin_run(&asked)?;
+    store.set_run_flags(run_id, &flags)?;
     let result = index_pass(
         collection, &mut store, &targets, config, &registry, &fusion, progress, stop,
     )
@@ -792,7 +832,7 @@ fn forget_one(
     let total_images = store.image_count()? as usize;
     let removed = before - total_images;
     let fusion = Fusion::for_profile(collection.profile(store)?);
-    collection.refresh_ann(store, &fusion, policy, false)?;
+    collection.refresh_ann(store, &fusion, policy, false, &crate::ann::NEVER_STOP)?;
     Ok(ForgetSummary {
         root,
         removed,
@@ -1377,10 +1417,24 @@ fn index_pass(
         if let Some(k) = config.dba {
             collection.set_dba(store, k)?;
         }
-        match collection.refresh_ann(store, fusion, &config.graph_update, config.rebuild_graph)? {
-            GraphRefresh::Current => {}
-            GraphRefresh::Rebuilt => summary.ann_rebuilt = true,
-            GraphRefresh::Updated(update) => summary.ann_updated = Some(update),
+        let refreshed = collection.refresh_ann(
+            store,
+            fusion,
+            &config.graph_update,
+            config.rebuild_graph,
+            stop,
+        );
+        match refreshed {
+            Ok(GraphRefresh::Current) => {}
+            Ok(GraphRefresh::Rebuilt) => summary.ann_rebuilt = true,
+            Ok(GraphRefresh::Updated(update)) => summary.ann_updated = Some(update),
+            // SQLite holds everything extracted; the previous dump stays, and the next run
+            // brings the graph up to date
+            Err(Error::Interrupted) => {
+                summary.interrupted = true;
+                summary.graph_stopped = true;
+            }
+            Err(e) => return Err(e),
         }
         summary.graph_images = collection
             .dump_record(store)?
@@ -1714,6 +1768,107 @@ mod tests {
         let again = run(&collection, &config, &|_| {}, &stop).unwrap();
         assert_eq!((again.new, again.updated, again.unchanged), (0, 0, 4));
         assert_eq!(again.images_per_sec, 0.0);
+    }
+
+    /// A stop that comes as the graph is brought up to date ends the run as interrupted,
+    /// said so in its JSON: the graph dump and its record stay as they were, and the next run
+    /// brings the graph up to date.
+    #[test]
+    fn a_stop_during_the_graph_build_keeps_the_previous_graph() {
+        let (_tmp, photos, collection, config) = png_folder(3);
+        let never = AtomicBool::new(false);
+        run(&collection, &config, &|_| {}, &never).unwrap();
+        let dump = || {
+            let store = collection.open_store().unwrap();
+            let record = collection.dump_record(&store).unwrap().unwrap();
+            let last = store.last_run().unwrap().unwrap();
+            (record, last.outcome)
+        };
+        let (before, _) = dump();
+        for i in 3..6 {
+            write_png(&photos.join(format!("{i}.png")), i);
+        }
+        let stop = AtomicBool::new(false);
+        // every image is extracted when the graph's turn comes: the stop comes then
+        let on_progress = |p: Progress| {
+            if matches!(p, Progress::BuildingAnn { .. }) {
+                stop.store(true, Ordering::SeqCst);
+            }
+        };
+        let summary = run(&collection, &config, &on_progress, &stop).unwrap();
+        assert_eq!(summary.new, 3);
+        assert!(summary.interrupted);
+        let json = serde_json::to_value(&summary).unwrap();
+        assert_eq!(json["graph_stopped"], true, "{json}");
+        assert_eq!(json["ann_rebuilt"], false, "{json}");
+        let (after, outcome) = dump();
+        assert_eq!(after, before);
+        assert_eq!(outcome.as_deref(), Some("interrupted"));
+        let dir = crate::ann::ann_dir(collection.dir());
+        crate::ann::AnnIndex::verify(&dir, &after).unwrap();
+
+        let again = run(&collection, &config, &|_| {}, &never).unwrap();
+        assert!(!again.interrupted && again.ann_rebuilt);
+        assert_eq!(again.graph_images, Some(6));
+        assert_eq!(dump().1.as_deref(), Some("complete"));
+    }
+
+    /// The flags of a run that change what it does are recorded with it, for the command that
+    /// resumes it; a later run without them records none.
+    #[test]
+    fn a_runs_flags_are_recorded_for_its_resume_command() {
+        let (_tmp, _photos, collection, config) = png_folder(2);
+        let stopped = AtomicBool::new(true);
+        let flagged = IndexConfig {
+            crawl: CrawlConfig {
+                exclude: vec!["**/skip me/**".into()],
+                hidden: true,
+                ..config.crawl.clone()
+            },
+            dba: Some(0),
+            profile: Some(Profile::Fast),
+            decode: DecodeConfig {
+                memory_budget: 1024 << 20,
+                ..DecodeConfig::default()
+            },
+            ..config.clone()
+        };
+        let summary = run(&collection, &flagged, &|_| {}, &stopped).unwrap();
+        assert!(summary.interrupted);
+        let last = collection
+            .open_store()
+            .unwrap()
+            .last_run()
+            .unwrap()
+            .unwrap();
+        assert_eq!(last.outcome.as_deref(), Some("interrupted"));
+        let words: Vec<&str> = last.flags.iter().map(String::as_str).collect();
+        assert_eq!(
+            words,
+            [
+                "--exclude",
+                "**/skip me/**",
+                "--hidden",
+                "--dba",
+                "0",
+                "--profile",
+                "fast",
+                "--memory-budget",
+                "1024"
+            ]
+        );
+        let json = serde_json::to_value(&last).unwrap();
+        assert_eq!(json["flags"][3], "--dba", "{json}");
+
+        // a run given no flags walks with the remembered options, which it names
+        run(&collection, &config, &|_| {}, &AtomicBool::new(false)).unwrap();
+        let last = collection
+            .open_store()
+            .unwrap()
+            .last_run()
+            .unwrap()
+            .unwrap();
+        assert_eq!(last.flags, ["--exclude", "**/skip me/**", "--hidden"]);
     }
 
     /// A temporary folder of `n` generated PNGs, the collection to index it into, and a

@@ -40,6 +40,9 @@ pub struct StatusReport {
     pub(crate) integrity: Option<String>,
     /// The last `index` run.
     pub(crate) last_run: Option<RunEntry>,
+    /// A writer (`index`, `forget`, `duplicates`) holds the index's lock now: an unfinished
+    /// run is still going, not killed.
+    pub(crate) writer_running: bool,
     /// Files recorded as failed: their full path and why.
     pub(crate) failures: Vec<(PathBuf, String)>,
 }
@@ -90,6 +93,7 @@ impl StatusReport {
             "bytes_on_disk": self.bytes_on_disk,
             "integrity": self.integrity,
             "last_run": self.last_run,
+            "writer_running": self.writer_running,
         });
         if let serde_json::Value::Object(rest) = rest {
             doc.extend(rest);
@@ -168,6 +172,7 @@ pub fn status(collection: &Collection, check: bool) -> Result<StatusReport> {
         bytes_on_disk: dir_size(collection.dir()),
         integrity,
         last_run: store.last_run()?,
+        writer_running: collection.writer_running(),
         failures,
         stats,
     })

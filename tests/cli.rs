@@ -2412,3 +2412,139 @@ fn a_blurred_sixteen_bit_photo_of_low_contrast_is_restored_and_its_depth_told() 
         img.color()
     );
 }
+
+/// An image whose restoration needs more memory than the budget is refused with exit status 2
+/// before the work starts, naming the file, its size, the need and the flag that lifts it; the
+/// output is not written. The decoding budget alone would take it.
+#[test]
+fn restoration_over_its_memory_budget_is_refused_before_the_work() {
+    let env = setup(&[]);
+    std::fs::create_dir_all(&env.photos).unwrap();
+    let input = env.photos.join("large.png");
+    image::GrayImage::from_fn(2000, 2000, |x, y| image::Luma([((x ^ y) & 0xff) as u8]))
+        .save(&input)
+        .unwrap();
+    let output = env.root.join("out.png");
+    let started = std::time::Instant::now();
+    let runs: [&[&str]; 5] = [
+        &["quality"],
+        &["blur", "--psf", "gaussian:2"],
+        &["deblur", "--method", "wiener", "--psf", "gaussian:2"],
+        &["deblur", "--method", "rl"],
+        &["deblur"],
+    ];
+    for args in runs {
+        let mut cmd = env.cmd();
+        cmd.args(args).arg(&input);
+        cmd.arg(if args[0] == "quality" {
+            &input
+        } else {
+            &output
+        });
+        let out = cmd.args(["--memory-budget", "64"]).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("large.png")
+                && err.contains("2000x2000")
+                && err.contains("MiB")
+                && err.contains("memory budget of 64 MiB")
+                && err.contains("--memory-budget"),
+            "{args:?}: {err}"
+        );
+        assert!(!output.exists(), "{args:?}");
+    }
+    // refused at once, not after the work
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    // the help says the default
+    let help = env.cmd().args(["deblur", "--help"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&help.stdout).contains("default 4096"));
+}
+
+/// `duplicates DIR` stopped (SIGINT) while it indexes exits 130 and says, as `index` does,
+/// that what was extracted is kept and how to resume.
+#[cfg(unix)]
+#[test]
+fn duplicates_interrupted_while_indexing_says_how_to_resume() {
+    let env = setup(&[]);
+    std::fs::create_dir_all(&env.photos).unwrap();
+    for i in 0..400u32 {
+        image::RgbImage::from_fn(320, 240, |x, y| {
+            let v = (x * (i % 17 + 1) + y * (i / 17 + 3)) as u8;
+            image::Rgb([v, v.wrapping_mul(3), (i * 7) as u8])
+        })
+        .save(env.photos.join(format!("{i}.png")))
+        .unwrap();
+    }
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("lookalike"))
+        .current_dir(&env.root)
+        .env_remove("LOOKALIKE_INDEX")
+        .arg("--index-dir")
+        .arg(&env.index)
+        .arg("duplicates")
+        .arg(&env.photos)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // the stop handler is in place before the index database is made
+    let db = env.index.join("lookalike.db");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !db.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("stopping"), "{err}");
+    assert!(
+        err.contains("interrupted: everything extracted so far is saved; run the same command again to resume"),
+        "{err}"
+    );
+}
+
+/// `status` tells an unfinished run whose writer still holds the index's lock (running now)
+/// from one whose process is gone (interrupted, with the command that resumes it).
+#[test]
+fn status_tells_a_running_index_from_a_killed_one() {
+    let env = setup(&["horse"]);
+    env.index_json(0);
+    let collection = lookalike::collection::Collection::at(&env.index);
+    let photos = std::fs::canonicalize(&env.photos).unwrap();
+    collection
+        .open_store()
+        .unwrap()
+        .begin_run(std::slice::from_ref(&photos))
+        .unwrap();
+    let status = |json: bool| {
+        let mut cmd = env.cmd();
+        cmd.arg("status");
+        if json {
+            cmd.arg("--json");
+        }
+        String::from_utf8(run_ok(&mut cmd).stdout).unwrap()
+    };
+    let lock = collection.lock_for_writing().unwrap();
+    let running = status(false);
+    assert!(running.contains("running now"), "{running}");
+    assert!(!running.contains("resumes it"), "{running}");
+    let json: Value = serde_json::from_str(&status(true)).unwrap();
+    assert_eq!(json["writer_running"], true, "{json}");
+    drop(lock);
+    let killed = status(false);
+    assert!(
+        killed.contains("interrupted") && killed.contains("resumes it"),
+        "{killed}"
+    );
+    let json: Value = serde_json::from_str(&status(true)).unwrap();
+    assert_eq!(json["writer_running"], false, "{json}");
+}

@@ -1,8 +1,12 @@
 //! Database-side augmentation: every stored vector averaged with its nearest neighbours.
 
+use std::sync::atomic::AtomicBool;
+
 use rayon::prelude::*;
 
+use super::build::check_stop;
 use super::{AnnBuilder, AnnIndex, AnnParams, dot, lookup, squared_l2};
+use crate::error::Result;
 
 /// Collections up to this size find augmentation neighbours by exact search (deterministic;
 /// 10,000 points cost about 10^10 multiply-adds), larger ones through the first graph.
@@ -87,11 +91,14 @@ pub(super) fn augment(
 impl AnnIndex {
     /// Rebuilds the graph over every point averaged with its `k` nearest neighbours (found in
     /// this graph, the point itself left out), weighted as query expansion weighs them.
-    pub(super) fn augmented(self, k: usize) -> AnnIndex {
+    /// [`Error::Interrupted`] once `stop` is set.
+    pub(super) fn augmented(self, k: usize, stop: &AtomicBool) -> Result<AnnIndex> {
+        check_stop(stop)?;
         let points = self.graph_points();
         let ef = self.ef.max(k + 1);
         // Small collections find neighbours exactly, so evaluations are reproducible.
         let exact = (points.len() <= EXACT_NEIGHBOURS_UP_TO).then(|| all_exact_ids(&points, k + 1));
+        check_stop(stop)?;
         let augmented = augment(&points, k, &self.params, |i, v| {
             if let Some(exact) = &exact {
                 exact[i].clone()
@@ -107,8 +114,8 @@ impl AnnIndex {
         };
         let mut builder = AnnBuilder::searchable(self.count, self.dim, self.projection, params);
         drop(self.hnsw);
-        builder.insert(&augmented);
-        builder.finish_plain()
+        builder.insert_stoppable(&augmented, stop)?;
+        Ok(builder.finish_plain())
     }
 }
 

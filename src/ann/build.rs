@@ -1,11 +1,28 @@
 //! Building the graph: the streaming [`AnnBuilder`] and [`AnnIndex::build`].
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use hnsw_rs::prelude::Hnsw;
 use rayon::prelude::*;
 
 use super::augment::{EXACT_NEIGHBOURS_UP_TO, all_exact_ids, augment};
 use super::{AnnIndex, AnnParams, FusedL2, finite_points, scaled_ef};
+use crate::error::{Error, Result};
 use crate::pca::Projection;
+
+/// Points inserted between two looks at the stop flag of a stoppable build.
+pub(crate) const STOP_CHECK_EVERY: usize = 1024;
+
+/// A stop flag never set: the builds that cannot be stopped.
+pub(crate) static NEVER_STOP: AtomicBool = AtomicBool::new(false);
+
+/// [`Error::Interrupted`] once `stop` is set.
+pub(crate) fn check_stop(stop: &AtomicBool) -> Result<()> {
+    if stop.load(Ordering::Relaxed) {
+        return Err(Error::Interrupted);
+    }
+    Ok(())
+}
 
 /// Links per node and construction beam of the graph an augmented build makes first, only to
 /// find each point's augmentation neighbours. On 100,980 projected vectors of the fast profile
@@ -116,51 +133,72 @@ impl AnnBuilder {
     /// Inserts a batch of (already projected) points, in parallel. Non-finite components
     /// are taken as zero ([`sanitize`](super::sanitize)).
     pub fn insert(&mut self, points: &[(i64, Vec<f32>)]) {
+        let _ = self.insert_stoppable(points, &NEVER_STOP);
+    }
+
+    /// As [`AnnBuilder::insert`], looking at `stop` every [`STOP_CHECK_EVERY`] points:
+    /// [`Error::Interrupted`] once it is set.
+    pub(crate) fn insert_stoppable(
+        &mut self,
+        points: &[(i64, Vec<f32>)],
+        stop: &AtomicBool,
+    ) -> Result<()> {
         let points = finite_points(points);
         let points = points.as_ref();
         self.count += points.len();
         if let Some(held) = &mut self.held {
             if self.count <= EXACT_NEIGHBOURS_UP_TO {
                 held.extend_from_slice(points);
-                return;
+                return check_stop(stop);
             }
             // More points than announced: the plain graph is needed after all.
             let held = self.held.take().unwrap_or_default();
-            self.insert_into_graph(&held);
+            self.insert_into_graph(&held, stop)?;
         }
-        self.insert_into_graph(points);
+        self.insert_into_graph(points, stop)
     }
 
-    fn insert_into_graph(&mut self, points: &[(i64, Vec<f32>)]) {
+    fn insert_into_graph(&mut self, points: &[(i64, Vec<f32>)], stop: &AtomicBool) -> Result<()> {
         // Augmentation of extreme (finite) values can overflow: the graph must never see a NaN.
         let points = finite_points(points);
-        let data: Vec<(&[f32], usize)> = points
-            .iter()
-            .map(|(id, v)| (v.as_slice(), *id as usize))
-            .collect();
-        if !data.is_empty() {
+        for chunk in points.chunks(STOP_CHECK_EVERY) {
+            check_stop(stop)?;
+            let data: Vec<(&[f32], usize)> = chunk
+                .iter()
+                .map(|(id, v)| (v.as_slice(), *id as usize))
+                .collect();
             insert_points(&self.hnsw, &data);
         }
+        check_stop(stop)
     }
 
     /// The finished, searchable index; with `params.dba > 0`, a graph over the augmented
     /// vectors (a larger collection first builds a plain graph to find each point's neighbours).
-    pub fn finish(mut self) -> AnnIndex {
+    pub fn finish(self) -> AnnIndex {
+        self.finish_stoppable(&NEVER_STOP)
+            .unwrap_or_else(|_| unreachable!("a build without a stop flag is not stopped"))
+    }
+
+    /// As [`AnnBuilder::finish`], looking at `stop` between steps and every
+    /// [`STOP_CHECK_EVERY`] points inserted: [`Error::Interrupted`] once it is set.
+    pub(crate) fn finish_stoppable(mut self, stop: &AtomicBool) -> Result<AnnIndex> {
         let dba = self.params.dba;
         if let Some(mut held) = self.held.take() {
             held.sort_unstable_by_key(|p| p.0);
+            check_stop(stop)?;
             let nearest = all_exact_ids(&held, dba + 1);
+            check_stop(stop)?;
             let augmented = augment(&held, dba, &self.params, |i, _| nearest[i].clone());
             drop(held);
-            self.insert_into_graph(&augmented);
-            return self.finish_plain();
+            self.insert_into_graph(&augmented, stop)?;
+            return Ok(self.finish_plain());
         }
         let plain = self.finish_plain();
         // A lone point has no neighbour: its augmentation is itself.
         if dba == 0 || plain.count < 2 {
-            return plain;
+            return Ok(plain);
         }
-        plain.augmented(dba)
+        plain.augmented(dba, stop)
     }
 
     pub(super) fn finish_plain(self) -> AnnIndex {
@@ -195,6 +233,17 @@ impl AnnIndex {
     /// Builds the graph from points (inserted in parallel).
     /// Vectors longer than `params.pca_dims` are projected on a PCA fitted to these points.
     pub fn build(points: &[(i64, Vec<f32>)], params: AnnParams) -> AnnIndex {
+        Self::build_stoppable(points, params, &NEVER_STOP)
+            .unwrap_or_else(|_| unreachable!("a build without a stop flag is not stopped"))
+    }
+
+    /// As [`AnnIndex::build`], looking at `stop` every [`STOP_CHECK_EVERY`] points inserted:
+    /// [`Error::Interrupted`] once it is set.
+    pub(crate) fn build_stoppable(
+        points: &[(i64, Vec<f32>)],
+        params: AnnParams,
+        stop: &AtomicBool,
+    ) -> Result<AnnIndex> {
         let points = finite_points(points);
         let points = points.as_ref();
         let dim = points.first().map_or(0, |p| p.1.len());
@@ -203,9 +252,10 @@ impl AnnIndex {
             Some(p) => {
                 let projected: Vec<(i64, Vec<f32>)> =
                     points.par_iter().map(|(id, v)| (*id, p.apply(v))).collect();
-                Self::build_projected(&projected, dim, Some(p), params)
+                check_stop(stop)?;
+                Self::build_projected(&projected, dim, Some(p), params, stop)
             }
-            None => Self::build_projected(points, dim, None, params),
+            None => Self::build_projected(points, dim, None, params, stop),
         }
     }
 
@@ -216,9 +266,10 @@ impl AnnIndex {
         dim: usize,
         projection: Option<Projection>,
         params: AnnParams,
-    ) -> AnnIndex {
+        stop: &AtomicBool,
+    ) -> Result<AnnIndex> {
         let mut builder = AnnBuilder::new(points.len(), dim, projection, params);
-        builder.insert(points);
-        builder.finish()
+        builder.insert_stoppable(points, stop)?;
+        builder.finish_stoppable(stop)
     }
 }

@@ -31,6 +31,7 @@ use crate::pca::Projection;
 pub use crate::vector::{dot, finite, sanitize, squared_l2};
 
 pub use build::AnnBuilder;
+pub(crate) use build::{NEVER_STOP, STOP_CHECK_EVERY, check_stop};
 pub(crate) use persist::{DumpRecord, PROJECTION_FILE, ann_dir, is_own_dump};
 pub use search::{exact_search, lookup, rerank};
 

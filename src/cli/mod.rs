@@ -722,15 +722,26 @@ fn report_index(collection: &Collection, s: &IndexSummary) {
     }
     damage_note(&s.damaged_vectors);
     if s.interrupted {
-        note!(
-            "interrupted: everything extracted so far is saved; run the same command again to resume"
-        );
+        note_interrupted(s);
     } else if some_failed(s) {
         note!(
             "{} files could not be indexed ({} in this run, {} unchanged since they failed before): exit status {EXIT_SOME_FAILED}; `lookalike status` lists them, `--retry-failed` tries them again",
             s.failed.len() + s.still_failing,
             s.failed.len(),
             s.still_failing
+        );
+    }
+}
+
+/// Tells that an indexing run was interrupted, what it kept and how to resume it.
+fn note_interrupted(s: &IndexSummary) {
+    if s.graph_stopped {
+        note!(
+            "interrupted while the HNSW graph was brought up to date: every image extracted is saved and the previous graph is kept; run the same command again to finish the graph"
+        );
+    } else {
+        note!(
+            "interrupted: everything extracted so far is saved; run the same command again to resume"
         );
     }
 }
@@ -814,8 +825,9 @@ fn shell_quote(p: &Path) -> String {
     crate::path_repr::shell_word(p.as_os_str())
 }
 
-/// The command that resumes `run`: its roots (as recorded, with their exact bytes when known)
-/// and `--index-dir` unless the index is the default one.
+/// The command that resumes `run`: its flags that change what it does, its roots (as
+/// recorded, with their exact bytes when known) and `--index-dir` unless the index is the
+/// default one.
 fn resume_command(
     collection: &Collection,
     run: &crate::store::RunEntry,
@@ -827,6 +839,18 @@ fn resume_command(
         cmd.push_str(&format!(" --index-dir {}", shell_quote(&dir)));
     }
     cmd.push_str(" index");
+    for word in &run.flags {
+        let flag = word.starts_with("--")
+            && word[2..]
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c == '-');
+        cmd.push(' ');
+        cmd.push_str(&if flag {
+            word.clone()
+        } else {
+            shell_quote(Path::new(word))
+        });
+    }
     for root in &run.roots {
         // Older versions recorded display strings: the exact path is the root that displays so.
         let exact = if roots.values().any(|p| p == root) {
@@ -845,7 +869,7 @@ fn resume_command(
 
 /// One line on how the last `index` run went, with what to do next (`resume`: the command
 /// that resumes it).
-fn describe_run(run: &crate::store::RunEntry, resume: &str) -> String {
+fn describe_run(run: &crate::store::RunEntry, resume: &str, writer_running: bool) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -869,8 +893,9 @@ fn describe_run(run: &crate::store::RunEntry, resume: &str) -> String {
             ago(t),
             escape_text(run.summary.as_deref().unwrap_or("no message"))
         ),
+        _ if writer_running => format!("started {} and running now", ago(run.started_at)),
         _ => format!(
-            "started {} and has not finished (still running, or the process was killed); `{resume}` resumes it",
+            "started {} and interrupted (its process was killed); `{resume}` resumes it",
             ago(run.started_at)
         ),
     }
@@ -939,7 +964,10 @@ fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
     w(format!("schema:    v{}", stats.schema_version))?;
     if let Some(run) = &report.last_run {
         let resume = resume_command(collection, run, &report.roots);
-        w(format!("last run:  {}", describe_run(run, &resume)))?;
+        w(format!(
+            "last run:  {}",
+            describe_run(run, &resume, report.writer_running)
+        ))?;
     }
     if let Some(verdict) = &report.integrity {
         w(format!("integrity: {}", escape_text(verdict)))?;
@@ -975,6 +1003,55 @@ fn damage_note(damaged: &[crate::store::DamagedVector]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The command that resumes a run gives its flags, each one shell word, before its roots.
+    #[test]
+    fn the_resume_command_gives_the_runs_flags() {
+        let run = crate::store::RunEntry {
+            id: 7,
+            started_at: 0,
+            finished_at: Some(1),
+            outcome: Some("interrupted".into()),
+            roots: vec!["/photos/my trip".into()],
+            summary: None,
+            flags: ["--exclude", "**/it's/**", "--dba", "0", "--follow-symlinks"]
+                .map(String::from)
+                .to_vec(),
+        };
+        let roots = std::collections::HashMap::new();
+        let cmd = resume_command(&Collection::at(DEFAULT_INDEX_DIR), &run, &roots);
+        assert_eq!(
+            cmd,
+            r"lookalike index --exclude '**/it'\''s/**' --dba 0 --follow-symlinks '/photos/my trip'"
+        );
+        let line = describe_run(&run, &cmd, false);
+        assert!(line.contains(&format!("`{cmd}` resumes it")), "{line}");
+    }
+
+    /// An unfinished run is told running while a writer holds the index's lock, else
+    /// interrupted (its process killed), with the command that resumes it.
+    #[test]
+    fn an_unfinished_run_is_told_running_or_interrupted() {
+        let run = crate::store::RunEntry {
+            id: 1,
+            started_at: 0,
+            finished_at: None,
+            outcome: None,
+            roots: vec!["/photos".into()],
+            summary: None,
+            flags: Vec::new(),
+        };
+        let running = describe_run(&run, "lookalike index /photos", true);
+        assert!(running.contains("running now"), "{running}");
+        assert!(!running.contains("resumes"), "{running}");
+        let killed = describe_run(&run, "lookalike index /photos", false);
+        assert!(
+            killed.contains("interrupted")
+                && killed.contains("`lookalike index /photos` resumes it"),
+            "{killed}"
+        );
+        assert!(!killed.contains("still running"), "{killed}");
+    }
 
     #[test]
     fn number_flags_are_checked_before_rounding() {

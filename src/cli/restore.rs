@@ -9,7 +9,8 @@ use crate::path_repr::{self, shown};
 use crate::restore::color::Planes;
 use crate::restore::deblur::{self, DeblurConfig, deblur};
 use crate::restore::fft::convolve;
-use crate::restore::file::{self, load};
+use crate::restore::file;
+use crate::restore::memory::{self, Work};
 use crate::restore::noise::add_gaussian_noise;
 use crate::restore::psf::PsfSpec;
 use crate::restore::quality::MS_SSIM_MIN_SIDE;
@@ -49,7 +50,9 @@ pub(crate) struct BlurArgs {
     /// Also write the PSF used as a text matrix (the format `--psf file:PATH` reads).
     #[arg(long, value_name = "PATH")]
     pub(crate) psf_out: Option<PathBuf>,
-    /// Memory decoding the image may use, in MiB (64 to 65536; default 512).
+    /// Memory the command may use, in MiB (64 to 65536): decoding the image (default 512)
+    /// and the restoration work (default 4096, which a 24-megapixel colour photo fits); a
+    /// larger image is refused before the work starts.
     #[arg(long, value_name = "MIB", value_parser = super::usize_in(64..=65_536))]
     pub(crate) memory_budget: Option<usize>,
 }
@@ -89,7 +92,9 @@ pub(crate) struct DeblurArgs {
     /// Blend with the input, 0 to 1: 1 = fully restored, 0 = unchanged.
     #[arg(long, default_value_t = 1.0, value_parser = parse_strength, allow_negative_numbers = true)]
     pub(crate) strength: f32,
-    /// Memory decoding the image may use, in MiB (64 to 65536; default 512).
+    /// Memory the command may use, in MiB (64 to 65536): decoding the image (default 512)
+    /// and the restoration work (default 4096, which a 24-megapixel colour photo fits); a
+    /// larger image is refused before the work starts.
     #[arg(long, value_name = "MIB", value_parser = super::usize_in(64..=65_536))]
     pub(crate) memory_budget: Option<usize>,
     /// Print one JSON object instead of text.
@@ -104,7 +109,9 @@ pub(crate) struct QualityArgs {
     pub(crate) reference: PathBuf,
     /// Image to score.
     pub(crate) test: PathBuf,
-    /// Memory decoding the image may use, in MiB (64 to 65536; default 512).
+    /// Memory the command may use, in MiB (64 to 65536): decoding the image (default 512)
+    /// and the restoration work (default 4096, which a 24-megapixel colour photo fits); a
+    /// larger image is refused before the work starts.
     #[arg(long, value_name = "MIB", value_parser = super::usize_in(64..=65_536))]
     pub(crate) memory_budget: Option<usize>,
     /// Print one JSON object instead of text.
@@ -231,12 +238,26 @@ fn same_place(a: &Path, b: &Path) -> bool {
 
 /// Reads an image to blur or deblur; colours under full transparency are replaced by the
 /// visible ones about them, so none of them bleeds into the visible image.
-fn load_for_restoration(path: &Path, memory_budget: Option<usize>) -> Result<file::ImageFile> {
-    let mut img = load(path, &super::decode_config(memory_budget))?;
+fn load_for_restoration(
+    path: &Path,
+    memory_budget: Option<usize>,
+    work: Work,
+) -> Result<file::ImageFile> {
+    let mut img = file::load_for(
+        path,
+        &super::decode_config(memory_budget),
+        work,
+        work_budget(memory_budget),
+    )?;
     if let Some(alpha) = &img.alpha {
         img.planes.fill_hidden(alpha);
     }
     Ok(img)
+}
+
+/// The memory budget of the restoration work, in MiB: `--memory-budget`, else the default.
+fn work_budget(memory_budget: Option<usize>) -> u64 {
+    memory_budget.map_or(memory::DEFAULT_BUDGET_MIB, |mib| mib as u64)
 }
 
 /// The box `(top, left, height, width)` around the fully opaque pixels, when transparency
@@ -293,7 +314,7 @@ pub(crate) fn run_blur(args: &BlurArgs, quiet: bool) -> Result<()> {
         }
     }
     let psf = PsfSpec::parse(&args.psf)?.to_psf()?;
-    let img = load_for_restoration(&args.input, args.memory_budget)?;
+    let img = load_for_restoration(&args.input, args.memory_budget, Work::Blur)?;
     let (rows, cols) = img.planes.dim();
     file::check_fits(&args.output, cols, rows)?;
     // channel c gets the noise stream of seed + c, so grey and colour runs are reproducible
@@ -364,7 +385,11 @@ pub(crate) fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
     let cfg = args.config()?;
     check_output(&args.input, "input", &args.output, "")?;
     let format = file::output_format(&args.output)?;
-    let img = load_for_restoration(&args.input, args.memory_budget)?;
+    let work = Work::Deblur {
+        method: cfg.method,
+        blind: cfg.psf.is_none(),
+    };
+    let img = load_for_restoration(&args.input, args.memory_budget, work)?;
     let (rows, cols) = img.planes.dim();
     file::check_fits(&args.output, cols, rows)?;
     let cfg = DeblurConfig {
@@ -473,7 +498,11 @@ pub(crate) fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
 /// too); nothing goes to stderr but errors.
 pub(crate) fn run_quality(args: &QualityArgs) -> Result<()> {
     let decode = super::decode_config(args.memory_budget);
-    let (mut a, mut b) = (load(&args.reference, &decode)?, load(&args.test, &decode)?);
+    let budget = work_budget(args.memory_budget);
+    let (mut a, mut b) = (
+        file::load_for(&args.reference, &decode, Work::Quality, budget)?,
+        file::load_for(&args.test, &decode, Work::Quality, budget)?,
+    );
     if a.planes.dim() != b.planes.dim() {
         let (ah, aw) = a.planes.dim();
         let (bh, bw) = b.planes.dim();

@@ -34,8 +34,31 @@ pub struct ImageFile {
 
 /// Reads and decodes an image file, upright (EXIF orientation applied), within `cfg`'s limits.
 pub fn load(path: &Path, cfg: &crate::decode::DecodeConfig) -> Result<ImageFile> {
+    load_inner(path, cfg, None)
+}
+
+/// As [`load`], refusing an image whose `work` needs more than `budget_mib`
+/// ([`super::memory::check`]) once decoded, before its float planes are made.
+pub fn load_for(
+    path: &Path,
+    cfg: &crate::decode::DecodeConfig,
+    work: super::memory::Work,
+    budget_mib: u64,
+) -> Result<ImageFile> {
+    load_inner(path, cfg, Some((work, budget_mib)))
+}
+
+fn load_inner(
+    path: &Path,
+    cfg: &crate::decode::DecodeConfig,
+    work: Option<(super::memory::Work, u64)>,
+) -> Result<ImageFile> {
     let bytes = crate::decode::read_image_file(path, cfg)?;
     let img = crate::decode::decode_full_size(&bytes, path, cfg)?;
+    if let Some((work, budget_mib)) = work {
+        let colour = img.color().has_color();
+        super::memory::check(path, (img.width(), img.height()), colour, work, budget_mib)?;
+    }
     let alpha = img.color().has_alpha().then(|| {
         let rgba = img.to_rgba8();
         GrayImage::from_fn(rgba.width(), rgba.height(), |x, y| {

@@ -10,6 +10,7 @@ pub mod estimate;
 pub mod fft;
 pub mod file;
 pub mod hyper;
+pub mod memory;
 pub mod noise;
 pub mod psf;
 pub mod quality;

@@ -85,7 +85,13 @@ pub struct RunEntry {
     /// a string.
     #[serde(serialize_with = "summary_json")]
     pub(crate) summary: Option<String>,
+    /// The flags given to the run that change what it does, as command-line words (empty
+    /// for runs recorded before flags were).
+    pub(crate) flags: Vec<String>,
 }
+
+/// Metadata key of the flags of the last `index` run: `{"run": ID, "flags": [WORD, ...]}`.
+const RUN_FLAGS_KEY: &str = "run_flags";
 
 fn summary_json<S: serde::Serializer>(
     summary: &Option<String>,
@@ -724,9 +730,27 @@ impl Store {
         Ok(())
     }
 
+    /// Records the flags of run `id` that change what it does, as command-line words.
+    pub(crate) fn set_run_flags(&mut self, id: i64, flags: &[String]) -> Result<()> {
+        let json = serde_json::json!({ "run": id, "flags": flags }).to_string();
+        self.set_meta(&[(RUN_FLAGS_KEY, json)])
+    }
+
+    /// The flags recorded for run `id` (none when another run's are recorded).
+    fn run_flags(&self, id: i64) -> Result<Vec<String>> {
+        let recorded = self
+            .meta(RUN_FLAGS_KEY)?
+            .and_then(|json| serde_json::from_str::<serde_json::Value>(&json).ok())
+            .filter(|v| v["run"].as_i64() == Some(id));
+        Ok(recorded
+            .and_then(|v| serde_json::from_value(v["flags"].clone()).ok())
+            .unwrap_or_default())
+    }
+
     /// The most recent `index` run, if any.
     pub fn last_run(&self) -> Result<Option<RunEntry>> {
-        self.conn
+        let run = self
+            .conn
             .query_row(
                 "SELECT id, started_at, finished_at, outcome, roots, summary FROM index_runs ORDER BY id DESC LIMIT 1",
                 [],
@@ -739,11 +763,19 @@ impl Store {
                         outcome: r.get(3)?,
                         roots: runs_roots_of_json(&roots),
                         summary: r.get(5)?,
+                        flags: Vec::new(),
                     })
                 },
             )
             .optional()
-            .map_err(|e| db(&self.path, e))
+            .map_err(|e| db(&self.path, e))?;
+        run.map(|run| {
+            Ok(RunEntry {
+                flags: self.run_flags(run.id)?,
+                ..run
+            })
+        })
+        .transpose()
     }
 
     /// The id of an indexed root folder, adding it if new.
