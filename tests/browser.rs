@@ -224,7 +224,7 @@ fn names_that_differ_never_look_alike_in_the_browser() {
         return;
     };
     let c = Collection::new();
-    let names: [&[u8]; 3] = [b"caf\xe9.jpg", b"caf\\xe9.jpg", b"<b>bold</b>.jpg"];
+    let names: [&[u8]; 3] = [b"caf\xe9.jpg", b"caf\\xe9.jpg", b"<b>bold.jpg"];
     for (name, photo) in names.iter().zip(["coffee", "rocket", "camera"]) {
         std::fs::copy(
             sample(photo, "original.jpg"),
@@ -238,7 +238,7 @@ fn names_that_differ_never_look_alike_in_the_browser() {
     driver.go(&format!("http://{}/", server.http.addr));
     let cards = driver.wait_for(".grid .card");
     let shown: Vec<String> = cards.iter().map(|c| driver.text(c)).collect();
-    for want in ["caf\\xe9.jpg", "caf\\\\xe9.jpg", "<b>bold</b>.jpg"] {
+    for want in ["caf\\xe9.jpg", "caf\\\\xe9.jpg", "<b>bold.jpg"] {
         assert!(shown.iter().any(|s| s == want), "{want} not in {shown:?}");
     }
     assert!(!shown.iter().any(|s| s.contains('\u{fffd}')), "{shown:?}");
