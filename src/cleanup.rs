@@ -463,6 +463,24 @@ pub fn journal_dir(index_dir: &Path) -> PathBuf {
     index_dir.join("journal")
 }
 
+/// Why an applied run could not write its journal in `journal_dir`, if it could not: the
+/// journal folder (or, while it is missing, the index folder that would hold it) is not
+/// writable by this process. Nothing is written to find out.
+pub fn journal_unwritable(journal_dir: &Path) -> Option<String> {
+    let folder = if journal_dir.exists() {
+        journal_dir
+    } else {
+        journal_dir.parent()?
+    };
+    if folder_writable(folder) {
+        return None;
+    }
+    Some(format!(
+        "{} cannot be written by this user, so the journal that makes a run undoable cannot be kept there and applying will fail: make the index folder writable (or run as its owner), or use an index folder you can write, then run the dry run again",
+        crate::path_repr::shown(folder)
+    ))
+}
+
 /// The BLAKE3 hash of a regular file's bytes; anything else (a pipe, which would block the
 /// read for ever, a device, a folder) is an error, without opening it.
 fn file_hash(path: &Path) -> std::io::Result<[u8; 32]> {

@@ -196,8 +196,8 @@ fn decode_base64(s: &str) -> Vec<u8> {
     out
 }
 
-#[test]
-fn the_web_app_works_in_a_real_browser() {
+/// ChromeDriver and Chromium, or `None` (said) when either is missing.
+fn browser() -> Option<(PathBuf, PathBuf)> {
     let (Some(driver_bin), Some(chromium)) = (
         installed("CHROMEDRIVER", "/usr/bin/chromedriver"),
         installed("CHROMIUM", "/usr/bin/chromium"),
@@ -209,6 +209,48 @@ fn the_web_app_works_in_a_real_browser() {
         eprintln!(
             "browser test skipped: Chromium or ChromeDriver is not installed (apt-get install chromium chromium-driver)"
         );
+        return None;
+    };
+    Some((driver_bin, chromium))
+}
+
+/// Names that differ are shown differently: a byte that is not UTF-8 as `\xNN`, a backslash
+/// as `\\`, markup as text.
+#[cfg(unix)]
+#[test]
+fn names_that_differ_never_look_alike_in_the_browser() {
+    use std::os::unix::ffi::OsStrExt;
+    let Some((driver_bin, chromium)) = browser() else {
+        return;
+    };
+    let c = Collection::new();
+    let names: [&[u8]; 3] = [b"caf\xe9.jpg", b"caf\\xe9.jpg", b"<b>bold.jpg"];
+    for (name, photo) in names.iter().zip(["coffee", "rocket", "camera"]) {
+        std::fs::copy(
+            sample(photo, "original.jpg"),
+            c.photos.join(std::ffi::OsStr::from_bytes(name)),
+        )
+        .unwrap();
+    }
+    c.index();
+    let server = c.serve(&[]);
+    let driver = Driver::start(&driver_bin, &chromium, &c.root.join("chromium-profile"));
+    driver.go(&format!("http://{}/", server.http.addr));
+    let cards = driver.wait_for(".grid .card");
+    let shown: Vec<String> = cards.iter().map(|c| driver.text(c)).collect();
+    for want in ["caf\\xe9.jpg", "caf\\\\xe9.jpg", "<b>bold.jpg"] {
+        assert!(shown.iter().any(|s| s == want), "{want} not in {shown:?}");
+    }
+    assert!(!shown.iter().any(|s| s.contains('\u{fffd}')), "{shown:?}");
+    assert!(
+        driver.find_all(".card b").is_empty(),
+        "a name was read as markup"
+    );
+}
+
+#[test]
+fn the_web_app_works_in_a_real_browser() {
+    let Some((driver_bin, chromium)) = browser() else {
         return;
     };
     let c = Collection::new();

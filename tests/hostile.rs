@@ -692,6 +692,44 @@ fn a_read_only_index_can_be_queried() {
     );
 }
 
+#[cfg(unix)]
+#[test]
+fn a_dry_run_warns_when_the_index_folder_cannot_keep_the_journal() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let (photos, idx) = small_index(tmp.path());
+    std::fs::copy(photos.join("p1.png"), photos.join("p1 copy.png")).unwrap();
+    lookalike(&idx).arg("-q").arg("index").assert().success();
+    readable_by_all_writable_by_owner(tmp.path());
+    let Some(mut dry) = as_nobody(&idx, &["duplicates".as_ref(), "--trash".as_ref()]) else {
+        return;
+    };
+    let out = dry.output().unwrap();
+    let err = stderr_of(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("p1 copy.png"),
+        "the dry run still lists the plan"
+    );
+    assert!(
+        err.contains("cannot be written by this user")
+            && err.contains("applying will fail")
+            && err.contains(&idx.display().to_string()),
+        "{err}"
+    );
+    // as the owner, nothing to warn of
+    let out = lookalike(&idx)
+        .args(["duplicates", "--trash"])
+        .env("XDG_CACHE_HOME", tmp.path().join("cache"))
+        .output()
+        .unwrap();
+    assert!(
+        !stderr_of(&out).contains("cannot be written"),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
 #[test]
 fn damaged_vectors_fail_the_check_are_left_out_of_searches_and_are_taken_again_by_index_repair() {
     let _serial = serial();

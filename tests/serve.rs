@@ -651,3 +651,289 @@ fn an_index_made_again_in_its_folder_is_the_one_served() {
     let found = server.post("/api/query", bin, &horse).json();
     assert_eq!(found["hits"][0]["name"], "horse.jpg", "{found}");
 }
+
+/// A dry run then its apply, with `fields` added to both requests.
+fn dry_run_and_apply(server: &Server, fields: Value) -> (Value, common::Answer) {
+    let mut request = serde_json::json!({"action": "trash", "apply": false});
+    request
+        .as_object_mut()
+        .unwrap()
+        .extend(fields.as_object().unwrap().clone());
+    let dry = server.post(
+        "/api/duplicates/action",
+        "application/json",
+        request.to_string().as_bytes(),
+    );
+    assert_eq!(dry.status, 200, "{}", dry.text());
+    let dry = dry.json();
+    request["apply"] = Value::Bool(true);
+    request["plan"] = dry["plan"].clone();
+    let apply = server.post(
+        "/api/duplicates/action",
+        "application/json",
+        request.to_string().as_bytes(),
+    );
+    (dry, apply)
+}
+
+#[test]
+fn a_keep_pattern_that_matches_no_copy_is_refused_as_on_the_command_line() {
+    let c = Collection::new();
+    let copy = c.photos.join("camera copy.jpg");
+    std::fs::copy(c.photos.join("camera.jpg"), &copy).unwrap();
+    c.index();
+    let server = c.serve(&[]);
+    let keep = "match:**/no-such-folder/**";
+    let (dry, apply) = dry_run_and_apply(&server, serde_json::json!({ "keep": keep }));
+    let said = "no copy matches in any of the";
+    assert!(
+        dry["warnings"]
+            .as_array()
+            .is_some_and(|w| w.iter().any(|w| w.as_str().unwrap().contains(said))),
+        "{dry}"
+    );
+    assert_eq!(apply.status, 400, "{}", apply.text());
+    let web = apply.json()["error"].as_str().unwrap().to_string();
+    assert!(copy.exists(), "nothing was trashed");
+    // the command line refuses the same pattern in the same words
+    let cli = |apply: bool| {
+        let mut cmd = common::lookalike();
+        cmd.arg("--index-dir")
+            .arg(&c.index)
+            .args(["duplicates", "--trash", "--keep", keep])
+            .env("XDG_DATA_HOME", c.root.join("data"))
+            .env("XDG_CACHE_HOME", c.root.join("cache"));
+        if apply {
+            cmd.arg("--apply");
+        }
+        cmd.output().unwrap()
+    };
+    assert!(cli(false).status.success());
+    let out = cli(true);
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stderr);
+    let words = web.split_once(' ').unwrap().1;
+    assert!(
+        web.starts_with("keep ") && text.contains(words),
+        "{web} | {text}"
+    );
+    assert!(copy.exists());
+}
+
+#[test]
+fn json_bodies_have_their_own_limit_and_say_so() {
+    let c = Collection::new();
+    let server = c.serve(&["--max-upload-mib", "1"]);
+    // a list of keepers of 3 MB is a request like any other
+    let mut keepers = "1,".repeat(1_500_000);
+    keepers.pop();
+    let body = format!(r#"{{"action":"trash","keepers":[{keepers}]}}"#);
+    let a = server.post(
+        "/api/duplicates/action",
+        "application/json",
+        body.as_bytes(),
+    );
+    assert_eq!(a.status, 200, "{}", a.text());
+    // over the limit, the answer says what was too large
+    let body = format!(
+        r#"{{"action":"trash","target":"{}"}}"#,
+        "x".repeat(17 << 20)
+    );
+    let a = server.post(
+        "/api/duplicates/action",
+        "application/json",
+        body.as_bytes(),
+    );
+    assert_eq!(a.status, 413, "{}", a.text());
+    let why = a.json()["error"].as_str().unwrap().to_string();
+    assert!(
+        why.contains("request body is over 16 MiB") && !why.contains("upload"),
+        "{why}"
+    );
+    // an upload over its own limit still says so
+    let a = server.post(
+        "/api/query",
+        "application/octet-stream",
+        &vec![0u8; 2 << 20],
+    );
+    assert_eq!(a.status, 413);
+    assert!(a.text().contains("--max-upload-mib"), "{}", a.text());
+}
+
+#[test]
+fn unknown_fields_and_parameters_are_refused_by_name() {
+    let c = Collection::new();
+    let server = c.serve(&[]);
+    let a = server.post(
+        "/api/duplicates/action",
+        "application/json",
+        br#"{"action":"trash","aply":true}"#,
+    );
+    assert_eq!(a.status, 400, "{}", a.text());
+    let why = a.json()["error"].as_str().unwrap().to_string();
+    assert!(why.contains("unknown field `aply`"), "{why}");
+    // a field of the wrong type is a client error too, said plainly
+    let a = server.post(
+        "/api/duplicates/action",
+        "application/json",
+        br#"{"action":"trash","apply":"yes"}"#,
+    );
+    assert_eq!(a.status, 400, "{}", a.text());
+    for target in [
+        "/api/images?limt=5",
+        "/api/images/1?kk=3",
+        "/api/duplicates?kep=newest",
+    ] {
+        let a = server.get(target);
+        assert_eq!(a.status, 400, "{target}: {}", a.text());
+        let name = target.split_once('?').unwrap().1.split('=').next().unwrap();
+        assert!(
+            a.json()["error"].as_str().unwrap().contains(name),
+            "{target}: {}",
+            a.text()
+        );
+    }
+    // a deletion confirmed for another action is refused: it confirms nothing
+    let a = server.post(
+        "/api/duplicates/action",
+        "application/json",
+        br#"{"action":"trash","apply":false,"confirm_delete":true}"#,
+    );
+    assert_eq!(a.status, 400, "{}", a.text());
+    assert!(a.text().contains("confirm_delete"), "{}", a.text());
+}
+
+/// `lookalike serve ARGS` that must refuse to start: its exit code and what it said.
+fn refused_start(c: &Collection, args: &[&str]) -> (Option<i32>, String) {
+    let mut child = common::lookalike()
+        .arg("--index-dir")
+        .arg(&c.index)
+        .args(["-q", "serve"])
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("serve {args:?} started instead of refusing");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_reports_folder_that_is_missing_is_refused_at_start() {
+    let c = Collection::new();
+    let missing = c.root.join("no reports here");
+    let (code, err) = refused_start(&c, &["--port", "0", "--reports", missing.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("no reports here") && err.contains("does not exist"),
+        "{err}"
+    );
+    let file = c.photos.join("camera.jpg");
+    let (code, err) = refused_start(&c, &["--port", "0", "--reports", file.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("is not a folder"), "{err}");
+}
+
+#[test]
+fn an_address_or_port_that_cannot_be_bound_gets_advice_for_its_cause() {
+    let c = Collection::new();
+    // an address of the documentation range, not this machine's
+    let (code, err) = refused_start(&c, &["--bind", "192.0.2.1", "--port", "0"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("192.0.2.1 is not an address of this machine") && !err.contains("--port"),
+        "{err}"
+    );
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let (code, err) = refused_start(&c, &["--port", &port]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("choose another --port"), "{err}");
+}
+
+/// Runs as user nobody (when the tests run as root and `setpriv` can switch), else `None`.
+fn as_nobody() -> Option<std::process::Command> {
+    let uid = std::process::Command::new("id").arg("-u").output().ok()?;
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        eprintln!("skipped: not root, so cannot run as another user");
+        return None;
+    }
+    let switch = ["--reuid=65534", "--regid=65534", "--clear-groups"];
+    let works = std::process::Command::new("setpriv")
+        .args(switch)
+        .arg("true")
+        .status()
+        .is_ok_and(|s| s.success());
+    if !works {
+        eprintln!("skipped: setpriv cannot switch to user nobody here");
+        return None;
+    }
+    let mut c = std::process::Command::new("setpriv");
+    c.args(switch)
+        .arg("--")
+        .arg(assert_cmd::cargo::cargo_bin("lookalike"))
+        .env_remove("LOOKALIKE_INDEX");
+    Some(c)
+}
+
+#[cfg(unix)]
+#[test]
+fn a_dry_run_warns_when_the_index_folder_cannot_keep_the_journal() {
+    use std::os::unix::fs::PermissionsExt;
+    let c = Collection::new();
+    std::fs::copy(
+        c.photos.join("camera.jpg"),
+        c.photos.join("camera copy.jpg"),
+    )
+    .unwrap();
+    c.index();
+    let Some(nobody) = as_nobody() else {
+        return;
+    };
+    // everything readable by all, writable by its owner (root) only
+    for entry in walkdir::WalkDir::new(&c.root) {
+        let entry = entry.unwrap();
+        let mode = if entry.file_type().is_dir() {
+            0o755
+        } else {
+            0o644
+        };
+        std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let server = c.serve_through(nobody, &[]);
+    let (dry, apply) = dry_run_and_apply(&server, serde_json::json!({}));
+    let warnings = dry["warnings"].to_string();
+    assert!(
+        warnings.contains("cannot be written by this user")
+            && warnings.contains("applying will fail")
+            && warnings.contains(&c.index.display().to_string()),
+        "{dry}"
+    );
+    assert!(apply.status >= 400, "{}", apply.text());
+    // a folder it can write: no warning
+    drop(server);
+    let server = c.serve(&[]);
+    let dry = server.post(
+        "/api/duplicates/action",
+        "application/json",
+        br#"{"action":"trash"}"#,
+    );
+    assert_eq!(
+        dry.json()["warnings"],
+        serde_json::json!([]),
+        "{}",
+        dry.text()
+    );
+}

@@ -212,12 +212,8 @@ pub(crate) fn cmd_duplicates(
             findings.damaged
         );
     }
-    if args.apply && unmatched > 0 && unmatched == findings.groups.len() {
-        return Err(Error::InvalidInput(format!(
-            "--keep {}: no copy matches in any of the {} groups, so every group would keep its best copy instead: nothing was done; check the pattern (it is matched against the whole path, e.g. match:**/originals/**)",
-            args.keep.trim(),
-            findings.groups.len()
-        )));
+    if args.apply {
+        keep.check_matches_some("--keep", &args.keep, &findings.groups)?;
     }
     let outcomes = match &action {
         Some(a) => {
@@ -243,6 +239,16 @@ pub(crate) fn cmd_duplicates(
             } else {
                 cleanup::Reviewed::default()
             };
+            // a dry run says "would do" only of what an apply can do: one that cannot keep its
+            // journal would fail at once
+            let unwritable = if args.apply {
+                None
+            } else {
+                cleanup::journal_unwritable(&journals)
+            };
+            if let Some(why) = &unwritable {
+                eprintln!("warning: {why}");
+            }
             let outcomes =
                 cleanup::execute(&journals, a, &steps, args.apply, &reviewed.held, &stop)?;
             if args.apply {
@@ -251,7 +257,8 @@ pub(crate) fn cmd_duplicates(
                 collection.dir(),
                 &settings,
                 &cleanup::Reviewed::of(&digest, &steps, &outcomes),
-            ) {
+            ) && unwritable.is_none()
+            {
                 eprintln!(
                     "warning: this dry run could not be recorded in the index folder {} ({e}), and an --apply needs one recorded: make the folder writable and run the dry run again",
                     display_path(collection.dir())

@@ -131,6 +131,20 @@ impl KeepRule {
         }
     }
 
+    /// Refuses a pattern that no copy of any of `groups` matches: every group would keep its
+    /// best copy instead, which is not what was asked. `given` is the rule as the user wrote
+    /// it, `flag` how they gave it (`--keep` on the command line, `keep` in the web API).
+    pub fn check_matches_some(&self, flag: &str, given: &str, groups: &[Group]) -> Result<()> {
+        if groups.is_empty() || !groups.iter().all(|g| self.matches_none_of(g)) {
+            return Ok(());
+        }
+        Err(Error::InvalidInput(format!(
+            "{flag} {}: no copy matches in any of the {} groups, so every group would keep its best copy instead: nothing was done; check the pattern (it is matched against the whole path, e.g. match:**/originals/**)",
+            given.trim(),
+            groups.len()
+        )))
+    }
+
     /// Orders copies so that the one to keep comes first; `eras` numbers the copies' times
     /// (see [`time_eras`]) for `best`.
     fn compare(

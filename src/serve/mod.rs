@@ -106,10 +106,24 @@ impl Server {
         }
         // Checks the schema now rather than on the first page.
         collection.open_store_read_only()?;
+        for dir in &cfg.reports {
+            if !dir.is_dir() {
+                let what = if dir.exists() {
+                    "is not a folder"
+                } else {
+                    "does not exist"
+                };
+                return Err(Error::InvalidInput(format!(
+                    "--reports {}: {what}; give a folder holding `lookalike eval --report` outputs (or one report's folder)",
+                    crate::path_repr::shown(dir)
+                )));
+            }
+        }
         let addr = SocketAddr::new(cfg.bind, cfg.port);
         let listener = TcpListener::bind(addr).map_err(|e| {
             Error::InvalidInput(format!(
-                "cannot listen on {addr}: {e}; choose another --port (0 picks a free one)"
+                "cannot listen on {addr}: {}",
+                bind_advice(addr, &e)
             ))
         })?;
         let port = listener
@@ -339,6 +353,25 @@ impl HostRule {
     }
 }
 
+/// What went wrong binding `addr`, and what to do about it.
+fn bind_advice(addr: SocketAddr, e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::AddrInUse => format!(
+            "{e}; another program uses port {}: choose another --port (0 picks a free one)",
+            addr.port()
+        ),
+        ErrorKind::AddrNotAvailable => format!(
+            "{e}; {} is not an address of this machine: use --bind 127.0.0.1 (this machine only) or one of this machine's own addresses",
+            addr.ip()
+        ),
+        ErrorKind::PermissionDenied => format!(
+            "{e}; ports under 1024 need administrator privileges: choose --port 1024 or above (0 picks a free one)"
+        ),
+        _ => format!("{e}; check --bind and --port"),
+    }
+}
+
 fn host_form(ip: IpAddr) -> String {
     match ip {
         IpAddr::V4(v4) => v4.to_string(),
@@ -368,6 +401,29 @@ fn new_token() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_bind_gets_advice_for_its_cause() {
+        use std::io::{Error as IoError, ErrorKind};
+        let addr = SocketAddr::from(([192, 0, 2, 1], 8080));
+        let in_use = bind_advice(addr, &IoError::from(ErrorKind::AddrInUse));
+        assert!(in_use.contains("choose another --port"), "{in_use}");
+        let foreign = bind_advice(addr, &IoError::from(ErrorKind::AddrNotAvailable));
+        assert!(
+            foreign.contains("192.0.2.1 is not an address of this machine")
+                && foreign.contains("--bind 127.0.0.1")
+                && !foreign.contains("--port"),
+            "{foreign}"
+        );
+        let low = bind_advice(
+            SocketAddr::from(([127, 0, 0, 1], 80)),
+            &IoError::from(ErrorKind::PermissionDenied),
+        );
+        assert!(
+            low.contains("ports under 1024 need administrator privileges"),
+            "{low}"
+        );
+    }
 
     #[test]
     fn host_names_answered_are_the_machines_own_and_those_allowed() {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Json, Path as UrlPath, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -41,9 +42,12 @@ const DEFAULT_LOOKALIKES: usize = 24;
 /// Grid page size bounds.
 const MAX_PAGE: u64 = 500;
 const DEFAULT_PAGE: u64 = 60;
+/// Largest JSON request body: a plan request lists at most one keeper per group.
+const MAX_JSON_BODY: usize = 16 << 20;
 
 pub(super) fn router(app: Arc<App>) -> Router {
     let upload_limit = DefaultBodyLimit::max(app.max_upload);
+    let json_limit = DefaultBodyLimit::max(MAX_JSON_BODY);
     Router::new()
         .route("/", get(page))
         .route("/app.js", get(script))
@@ -56,8 +60,8 @@ pub(super) fn router(app: Arc<App>) -> Router {
         .route("/files/{id}", get(file))
         .route("/api/query", post(query).layer(upload_limit))
         .route("/api/duplicates", get(duplicates))
-        .route("/api/duplicates/action", post(act))
-        .route("/api/undo", post(undo))
+        .route("/api/duplicates/action", post(act).layer(json_limit))
+        .route("/api/undo", post(undo).layer(json_limit))
         .route("/api/reports", get(reports))
         .route("/reports/{n}/{*file}", get(report_file))
         .layer(middleware::from_fn_with_state(Arc::clone(&app), guard))
@@ -97,6 +101,7 @@ async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Respons
         }
     }
     let api = req.uri().path().starts_with("/api/");
+    let upload = req.uri().path() == "/api/query";
     let mut response = next.run(req).await;
     // the framework refuses bad parameters, bodies and uploads in plain text: every error of
     // the API is JSON
@@ -106,13 +111,18 @@ async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Respons
         .get(header::CONTENT_TYPE)
         .is_some_and(|t| t.as_bytes().starts_with(b"application/json"));
     if status == StatusCode::PAYLOAD_TOO_LARGE && !json {
-        response = refuse(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &format!(
-                "the upload is over {} MiB: send a smaller image",
+        let why = if upload {
+            format!(
+                "the upload is over {} MiB: send a smaller image (or start the server with a larger --max-upload-mib)",
                 app.max_upload >> 20
-            ),
-        );
+            )
+        } else {
+            format!(
+                "the request body is over {} MiB, the most a JSON request may carry: send a smaller one (fewer keepers, or none for every group)",
+                MAX_JSON_BODY >> 20
+            )
+        };
+        response = refuse(StatusCode::PAYLOAD_TOO_LARGE, &why);
     } else if api && status.is_client_error() && !json {
         let text = axum::body::to_bytes(response.into_body(), 64 * 1024)
             .await
@@ -307,6 +317,7 @@ async fn folders(State(app): State<Arc<App>>) -> Response {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct PageParams {
     folder: Option<i64>,
     offset: Option<u64>,
@@ -331,6 +342,7 @@ async fn images(State(app): State<Arc<App>>, Query(p): Query<PageParams>) -> Res
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct LookalikeParams {
     k: Option<usize>,
 }
@@ -547,6 +559,7 @@ async fn file(State(app): State<Arc<App>>, UrlPath(id): UrlPath<i64>) -> Respons
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct DuplicateParams {
     similarity: Option<String>,
     keep: Option<String>,
@@ -571,6 +584,7 @@ async fn duplicates(State(app): State<Arc<App>>, Query(p): Query<DuplicateParams
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ActionRequest {
     /// `move-to`, `trash`, `hardlink` or `delete`.
     action: String,
@@ -591,7 +605,36 @@ struct ActionRequest {
     plan: Option<String>,
 }
 
-async fn act(State(app): State<Arc<App>>, Json(req): Json<ActionRequest>) -> Response {
+/// A JSON body that does not parse as the request, refused with what was wrong in it (an
+/// unknown field, a wrong type, bad JSON) as a client error; the framework's other refusals
+/// (a body too large, not JSON) keep their status.
+fn bad_body(rejection: JsonRejection) -> Response {
+    match &rejection {
+        JsonRejection::JsonDataError(_) | JsonRejection::JsonSyntaxError(_) => {
+            // the framework's text leads with its own words; the JSON parser's says what
+            let mut why = rejection.to_string();
+            let mut source = std::error::Error::source(&rejection);
+            while let Some(e) = source {
+                why = e.to_string();
+                source = e.source();
+            }
+            refuse(
+                StatusCode::BAD_REQUEST,
+                &format!("the request body was refused: {why}"),
+            )
+        }
+        _ => rejection.into_response(),
+    }
+}
+
+async fn act(
+    State(app): State<Arc<App>>,
+    req: std::result::Result<Json<ActionRequest>, JsonRejection>,
+) -> Response {
+    let req = match req {
+        Ok(Json(req)) => req,
+        Err(rejection) => return bad_body(rejection),
+    };
     blocking(move || {
         let action = match req.action.as_str() {
             "move-to" => {
@@ -612,19 +655,34 @@ async fn act(State(app): State<Arc<App>>, Json(req): Json<ActionRequest>) -> Res
                 )));
             }
         };
+        if req.confirm_delete && !matches!(action, Action::Delete) {
+            return Err(Error::InvalidInput(format!(
+                "confirm_delete confirms the delete action, and the action is {}: nothing to confirm; leave confirm_delete out",
+                req.action
+            )));
+        }
         if matches!(action, Action::Delete) && req.apply && !req.confirm_delete {
             return Err(Error::InvalidInput(
                 "delete removes files for good: confirm it, or use trash or move-to, which undo can reverse".into(),
             ));
         }
         let test = Similarity::parse(req.similarity.as_deref().unwrap_or("default"))?.test();
-        let keep = KeepRule::parse(req.keep.as_deref().unwrap_or("best"))?;
+        let keep_given = req.keep.as_deref().unwrap_or("best");
+        let keep = KeepRule::parse(keep_given)?;
         let _acting = app.acting.lock().expect("action lock");
         let mut findings = app.with_store(|s| find_in_store(s, &[], test, &keep))?;
         if let Some(keepers) = &req.keepers {
             findings
                 .groups
                 .retain(|g| keepers.contains(&g.keeper().record.id));
+        }
+        // as `duplicates --keep match:GLOB --apply` does, an apply whose pattern matches no
+        // copy is refused; a dry run says so
+        let mut warnings = Vec::new();
+        match keep.check_matches_some("keep", keep_given, &findings.groups) {
+            Err(e) if req.apply => return Err(e),
+            Err(e) => warnings.push(format!("applying will be refused: {e}")),
+            Ok(()) => {}
         }
         if let Action::MoveTo(dest) = &action {
             let tracked = app.with_store(|s| s.roots())?;
@@ -639,6 +697,11 @@ async fn act(State(app): State<Arc<App>>, Json(req): Json<ActionRequest>) -> Res
         }
         let steps = cleanup::plan(&findings.groups, &action);
         let journals = cleanup::journal_dir(app.collection.dir());
+        if !req.apply
+            && let Some(why) = cleanup::journal_unwritable(&journals)
+        {
+            warnings.push(why);
+        }
         let digest = cleanup::plan_digest(&action, &steps, &journals);
         if req.apply && req.plan.as_deref() != Some(digest.as_str()) {
             return Ok(refuse(
@@ -684,6 +747,7 @@ async fn act(State(app): State<Arc<App>>, Json(req): Json<ActionRequest>) -> Res
         }
         let mut doc = cleanup::action_json(&action, &steps, &outcomes, req.apply);
         doc["plan"] = json!(digest);
+        doc["warnings"] = json!(warnings);
         Ok(Json(doc).into_response())
     })
     .await

@@ -65,7 +65,13 @@ impl Collection {
     }
 
     pub fn serve(&self, extra: &[&str]) -> Server {
-        let mut child = lookalike()
+        self.serve_through(lookalike(), extra)
+    }
+
+    /// `serve` run by `command`, which is `lookalike` itself or a program that runs it (the
+    /// binary is then its last argument).
+    pub fn serve_through(&self, mut command: Command, extra: &[&str]) -> Server {
+        let mut child = command
             .arg("--index-dir")
             .arg(&self.index)
             .args(["-q", "serve", "--port", "0"])

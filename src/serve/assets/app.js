@@ -43,6 +43,63 @@ function failure(e) {
   show(el("p", { class: "error", role: "alert" }, String(e.message || e)));
 }
 
+// A name as the command line shows it, so that two different names never look alike: bytes
+// that are not UTF-8 (from the `KEY_bytes` companion) as \xNN, a backslash as \\, control
+// and invisible formatting characters as \n, \r, \t or \u{hex}.
+function named(obj, key) {
+  const raw = obj[`${key}_bytes`];
+  if (Array.isArray(raw)) return escapeBytes(raw);
+  const text = obj[key];
+  return text === null || text === undefined ? text : escapeText(String(text));
+}
+
+function escapeText(text) {
+  let out = "";
+  for (const ch of text) out += escapeChar(ch);
+  return out;
+}
+
+function escapeChar(ch) {
+  const c = ch.codePointAt(0);
+  if (ch === "\\") return "\\\\";
+  if (ch === "\n") return "\\n";
+  if (ch === "\r") return "\\r";
+  if (ch === "\t") return "\\t";
+  const control = c < 0x20 || (c >= 0x7f && c < 0xa0);
+  const format = c === 0xad || c === 0x61c || c === 0x180e || (c >= 0x200b && c <= 0x200f) ||
+    (c >= 0x2028 && c <= 0x202e) || (c >= 0x2060 && c <= 0x2069) || c === 0xfeff || (c >= 0xfff9 && c <= 0xfffb);
+  return control || format ? `\\u{${c.toString(16)}}` : ch;
+}
+
+// UTF-8 decoded by hand: each byte that does not start or continue a valid sequence is \xNN.
+function escapeBytes(b) {
+  let out = "";
+  let i = 0;
+  const cont = (k, lo, hi) => k < b.length && b[k] >= lo && b[k] <= hi;
+  while (i < b.length) {
+    const x = b[i];
+    let n = 0;
+    let c = 0;
+    if (x < 0x80) { n = 1; c = x; }
+    else if (x >= 0xc2 && x <= 0xdf && cont(i + 1, 0x80, 0xbf)) { n = 2; c = ((x & 0x1f) << 6) | (b[i + 1] & 0x3f); }
+    else if (x >= 0xe0 && x <= 0xef) {
+      const lo = x === 0xe0 ? 0xa0 : 0x80;
+      const hi = x === 0xed ? 0x9f : 0xbf;
+      if (cont(i + 1, lo, hi) && cont(i + 2, 0x80, 0xbf)) { n = 3; c = ((x & 0x0f) << 12) | ((b[i + 1] & 0x3f) << 6) | (b[i + 2] & 0x3f); }
+    } else if (x >= 0xf0 && x <= 0xf4) {
+      const lo = x === 0xf0 ? 0x90 : 0x80;
+      const hi = x === 0xf4 ? 0x8f : 0xbf;
+      if (cont(i + 1, lo, hi) && cont(i + 2, 0x80, 0xbf) && cont(i + 3, 0x80, 0xbf)) {
+        n = 4;
+        c = ((x & 0x07) << 18) | ((b[i + 1] & 0x3f) << 12) | ((b[i + 2] & 0x3f) << 6) | (b[i + 3] & 0x3f);
+      }
+    }
+    if (n) { out += escapeChar(String.fromCodePoint(c)); i += n; }
+    else { out += `\\x${x.toString(16).padStart(2, "0")}`; i += 1; }
+  }
+  return out;
+}
+
 function bytes(n) {
   const units = ["B", "KB", "MB", "GB"];
   let u = 0;
@@ -51,10 +108,10 @@ function bytes(n) {
 }
 
 function card(img, extra) {
-  const caption = el("div", { class: "cap", title: img.path }, img.name);
+  const caption = el("div", { class: "cap", title: named(img, "path") }, named(img, "name"));
   if (typeof img.distance === "number") caption.append(" ", el("span", { class: "dist" }, img.distance.toFixed(3)));
   const node = el("a", { class: "card", href: `#/image/${img.id}`, "data-id": img.id },
-    el("img", { src: `/thumbs/${img.id}`, alt: img.name, loading: "lazy" }), caption);
+    el("img", { src: `/thumbs/${img.id}`, alt: named(img, "name"), loading: "lazy" }), caption);
   if (extra) node.prepend(extra);
   return node;
 }
@@ -109,7 +166,7 @@ async function collectionView(folder, page) {
   const base = folder ? `#/folder/${folder}` : "#/all";
   const folders = el("ul", { class: "folders" },
     el("li", {}, el("a", { href: "#/", class: folder ? null : "active" }, `All images (${status.images})`)),
-    status.folders.map((f) => el("li", {}, el("a", { href: `#/folder/${f.id}/0`, class: folder === f.id ? "active" : null, title: f.path }, `${f.path} (${f.images})`))));
+    status.folders.map((f) => el("li", {}, el("a", { href: `#/folder/${f.id}/0`, class: folder === f.id ? "active" : null, title: named(f, "path") }, `${named(f, "path")} (${f.images})`))));
   const pages = Math.max(1, Math.ceil(list.total / PAGE_SIZE));
   const pager = el("div", { class: "pager" },
     el("button", { disabled: page <= 0, onclick: () => { location.hash = `${base}/${page - 1}`; } }, "← Previous"),
@@ -131,15 +188,15 @@ async function imageView(id) {
   show(el("p", { class: "note" }, "Finding look-alikes…"));
   const doc = await api(`/api/images/${id}`);
   const img = doc.image;
-  const large = el("img", { class: "large", src: img.viewable ? `/files/${id}` : `/thumbs/${id}`, alt: img.name });
+  const large = el("img", { class: "large", src: img.viewable ? `/files/${id}` : `/thumbs/${id}`, alt: named(img, "name") });
   large.addEventListener("error", () => { if (!large.src.endsWith(`/thumbs/${id}`)) large.src = `/thumbs/${id}`; }, { once: true });
   const hits = doc.lookalikes.hits || [];
   show(
-    el("h1", {}, img.name),
+    el("h1", {}, named(img, "name")),
     el("div", { class: "detail" },
       el("div", {}, large),
       el("div", {},
-        facts([["path", img.path], ["size", `${img.width} × ${img.height}`], ["file", `${bytes(img.bytes)} ${img.format}`],
+        facts([["path", named(img, "path")], ["size", `${img.width} × ${img.height}`], ["file", `${bytes(img.bytes)} ${img.format}`],
           ["modified", img.modified_unix === null ? null : new Date(img.modified_unix * 1000).toLocaleString()]]),
         el("p", {}, el("a", { href: `/files/${id}`, target: "_blank", rel: "noopener" }, "Open the original")))),
     el("h2", {}, `Look-alikes (${hits.length})`),
@@ -222,7 +279,7 @@ function duplicatesView() {
         const members = [g.keep, ...g.copies].map((m) => Object.assign({}, doc.shown[m.id], { distance: m.exact ? undefined : m.distance }));
         const box = el("input", { type: "checkbox", checked: true, "data-keeper": g.keep.id, onchange: invalidate });
         return el("div", { class: "group" },
-          el("label", {}, box, ` group ${n + 1}: keep ${doc.shown[g.keep.id].name}, ${g.copies.length} ${g.copies.length === 1 ? "copy" : "copies"}`),
+          el("label", {}, box, ` group ${n + 1}: keep ${named(doc.shown[g.keep.id], "name")}, ${g.copies.length} ${g.copies.length === 1 ? "copy" : "copies"}`),
           grid(members, (m) => el("span", { class: m.id === g.keep.id ? "badge" : "badge copy" }, m.id === g.keep.id ? "keep" : (g.copies.find((c) => c.id === m.id).exact ? "exact copy" : "copy"))));
       });
       const gone = doc.gone ? el("p", { class: "note" }, `${doc.gone} indexed ${doc.gone === 1 ? "image is" : "images are"} gone from disk and left out; run lookalike index to bring the index up to date.`) : null;
@@ -236,11 +293,12 @@ function duplicatesView() {
     const counts = {};
     const items = doc.steps.map((s) => {
       counts[s.outcome] = (counts[s.outcome] || 0) + 1;
-      const text = `${s.outcome.replace("_", " ")}: ${s.path}${s.target ? " → " + s.target : ""}${s.reason ? " (" + s.reason + ")" : ""}`;
+      const text = `${s.outcome.replace("_", " ")}: ${named(s, "path")}${s.target ? " → " + named(s, "target") : ""}${s.reason ? " (" + s.reason + ")" : ""}`;
       return el("li", { class: s.outcome }, text);
     });
     const summary = Object.entries(counts).map(([k, v]) => `${v} ${k.replace("_", " ")}`).join(", ") || "nothing to do";
-    put(outcome, el("h2", {}, heading), el("p", { id: "outcome-summary" }, summary), el("ul", { class: "steps" }, items));
+    const warnings = (doc.warnings || []).map((w) => el("p", { class: "error", role: "alert" }, `Warning: ${w}`));
+    put(outcome, el("h2", {}, heading), warnings, el("p", { id: "outcome-summary" }, summary), el("ul", { class: "steps" }, items));
   }
 
   dry.addEventListener("click", async () => {
@@ -255,7 +313,9 @@ function duplicatesView() {
   apply.addEventListener("click", async () => {
     const s = settings();
     if (!planned || planned.settings !== JSON.stringify(s)) { invalidate(); return; }
-    const body = Object.assign({ apply: true, plan: planned.plan, confirm_delete: document.getElementById("confirm-delete").checked }, s);
+    // the confirmation goes with a delete only: the server refuses it with another action
+    const body = Object.assign({ apply: true, plan: planned.plan }, s);
+    if (s.action === "delete") body.confirm_delete = document.getElementById("confirm-delete").checked;
     try {
       const doc = await api("/api/duplicates/action", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
       invalidate();
@@ -284,20 +344,20 @@ async function statusView() {
   const s = await api("/api/status");
   const run = s.last_run;
   show(el("h1", {}, "Status"),
-    facts([["index", s.index_dir], ["images", s.images], ["profile", `${s.profile} (${s.working_size}-pixel working image)`],
+    facts([["index", named(s, "index_dir")], ["images", s.images], ["profile", `${s.profile} (${s.working_size}-pixel working image)`],
       ["graph", s.hnsw], ["on disk", bytes(s.bytes_on_disk)], ["data version", s.data_version],
       ["last run", run ? `${run.outcome || "running"}, started ${new Date(run.started_at * 1000).toLocaleString()}` : "none"]]),
     el("h2", {}, "Folders"),
-    el("ul", {}, s.folders.map((f) => el("li", {}, `${f.path}: ${f.images} images`))),
+    el("ul", {}, s.folders.map((f) => el("li", {}, `${named(f, "path")}: ${f.images} images`))),
     el("h2", {}, `Files that could not be indexed (${s.failures.length})`),
-    el("ul", { class: "steps" }, s.failures.map((f) => el("li", { class: "failed" }, `${f.path}: ${f.reason}`))));
+    el("ul", { class: "steps" }, s.failures.map((f) => el("li", { class: "failed" }, `${named(f, "path")}: ${f.reason}`))));
 }
 
 async function reportsView() {
   const doc = await api("/api/reports");
   show(el("h1", {}, "Eval reports"),
     doc.reports.length
-      ? el("ul", {}, doc.reports.map((r) => el("li", {}, el("a", { href: `/reports/${r.id}/index.html`, target: "_blank", rel: "noopener" }, r.name), el("span", { class: "note" }, ` ${r.path}`))))
+      ? el("ul", {}, doc.reports.map((r) => el("li", {}, el("a", { href: `/reports/${r.id}/index.html`, target: "_blank", rel: "noopener" }, named(r, "name")), el("span", { class: "note" }, ` ${named(r, "path")}`))))
       : el("p", { class: "note" }, "No reports: start the server with --reports DIR, where DIR holds `lookalike eval --report` outputs."));
 }
 
