@@ -156,7 +156,7 @@ fn the_clock_restored_blind_leaves_no_echo_beside_it() {
 /// The clock restored blind: the wall at the four corners where the top and bottom of the rim
 /// meet it (outside the rim, inside the smear) stays near plain. Lines at the angle the spectral
 /// strips read (0.54 degrees) left short horizontal streaks there: mean difference between rows
-/// about 21 times the far wall's; at the angle refined on the whole spectrum (1.95), about 15.
+/// about 21 times the far wall's; at the angle refined on the whole spectrum (2.17), about 15.
 #[test]
 fn the_clock_restored_blind_leaves_few_streaks_where_the_rim_meets_the_wall() {
     use lookalike::restore::color::Planes;
