@@ -1022,7 +1022,7 @@ mod tests {
         let cmd = resume_command(&Collection::at(DEFAULT_INDEX_DIR), &run, &roots);
         assert_eq!(
             cmd,
-            r"lookalike index --exclude '**/it'\''s/**' --dba 0 --follow-symlinks '/photos/my trip'"
+            r#"lookalike index --exclude '**/it'"'"'s/**' --dba 0 --follow-symlinks '/photos/my trip'"#
         );
         let line = describe_run(&run, &cmd, false);
         assert!(line.contains(&format!("`{cmd}` resumes it")), "{line}");

@@ -672,6 +672,8 @@ async fn act(
         let _acting = app.acting.lock().expect("action lock");
         let mut findings = app.with_store(|s| find_in_store(s, &[], test, &keep))?;
         if let Some(keepers) = &req.keepers {
+            // a set: a body may list millions of ids
+            let keepers: std::collections::HashSet<i64> = keepers.iter().copied().collect();
             findings
                 .groups
                 .retain(|g| keepers.contains(&g.keeper().record.id));
