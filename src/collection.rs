@@ -366,17 +366,14 @@ impl WalkOptions {
             word if word.starts_with(['\'', '$']) => word,
             bare => format!("'{bare}'"),
         };
+        // a glob starting with `-` is joined to its flag, which would read it as a flag
+        let joined = |flag: &str, g: &str| {
+            let sep = if g.starts_with('-') { "=" } else { " " };
+            format!("{flag}{sep}{}", quote(g))
+        };
         let mut out: Vec<String> = Vec::new();
-        out.extend(
-            self.include
-                .iter()
-                .map(|g| format!("--include {}", quote(g))),
-        );
-        out.extend(
-            self.exclude
-                .iter()
-                .map(|g| format!("--exclude {}", quote(g))),
-        );
+        out.extend(self.include.iter().map(|g| joined("--include", g)));
+        out.extend(self.exclude.iter().map(|g| joined("--exclude", g)));
         if self.follow_symlinks {
             out.push("--follow-symlinks".into());
         }
@@ -384,5 +381,26 @@ impl WalkOptions {
             out.push("--hidden".into());
         }
         out.join(" ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The walk options as flags a shell user can copy: globs quoted, and one starting with `-`
+    /// joined to its flag, as `--exclude -x` reads `-x` as a flag.
+    #[test]
+    fn walk_options_read_back_as_copyable_flags() {
+        let walk = WalkOptions {
+            include: vec!["**/*.jpg".into()],
+            exclude: vec!["-draft*".into(), "it's/**".into()],
+            follow_symlinks: true,
+            hidden: false,
+        };
+        assert_eq!(
+            walk.flags(),
+            r#"--include '**/*.jpg' --exclude='-draft*' --exclude 'it'"'"'s/**' --follow-symlinks"#
+        );
     }
 }

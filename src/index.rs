@@ -53,11 +53,19 @@ impl IndexConfig {
     /// words, with `walk` the walk options it applies: what a command resuming it must give.
     fn result_flags(&self, walk: &WalkOptions) -> Vec<String> {
         let mut words: Vec<String> = Vec::new();
+        // a glob starting with `-` is one word with its flag, which would read it as a flag
+        let mut glob_words = |flag: &str, glob: &String| {
+            if glob.starts_with('-') {
+                words.push(format!("{flag}={glob}"));
+            } else {
+                words.extend([flag.to_string(), glob.clone()]);
+            }
+        };
         for glob in &walk.include {
-            words.extend(["--include".to_string(), glob.clone()]);
+            glob_words("--include", glob);
         }
         for glob in &walk.exclude {
-            words.extend(["--exclude".to_string(), glob.clone()]);
+            glob_words("--exclude", glob);
         }
         let switches = [
             (walk.follow_symlinks, "--follow-symlinks"),
@@ -1821,7 +1829,7 @@ mod tests {
         let stopped = AtomicBool::new(true);
         let flagged = IndexConfig {
             crawl: CrawlConfig {
-                exclude: vec!["**/skip me/**".into()],
+                exclude: vec!["**/skip me/**".into(), "-draft*".into()],
                 hidden: true,
                 ..config.crawl.clone()
             },
@@ -1848,6 +1856,7 @@ mod tests {
             [
                 "--exclude",
                 "**/skip me/**",
+                "--exclude=-draft*",
                 "--hidden",
                 "--dba",
                 "0",
@@ -1858,7 +1867,7 @@ mod tests {
             ]
         );
         let json = serde_json::to_value(&last).unwrap();
-        assert_eq!(json["flags"][3], "--dba", "{json}");
+        assert_eq!(json["flags"][4], "--dba", "{json}");
 
         // a run given no flags walks with the remembered options, which it names
         run(&collection, &config, &|_| {}, &AtomicBool::new(false)).unwrap();
@@ -1868,7 +1877,15 @@ mod tests {
             .last_run()
             .unwrap()
             .unwrap();
-        assert_eq!(last.flags, ["--exclude", "**/skip me/**", "--hidden"]);
+        assert_eq!(
+            last.flags,
+            [
+                "--exclude",
+                "**/skip me/**",
+                "--exclude=-draft*",
+                "--hidden"
+            ]
+        );
     }
 
     /// A temporary folder of `n` generated PNGs, the collection to index it into, and a

@@ -1014,15 +1014,22 @@ mod tests {
             outcome: Some("interrupted".into()),
             roots: vec!["/photos/my trip".into()],
             summary: None,
-            flags: ["--exclude", "**/it's/**", "--dba", "0", "--follow-symlinks"]
-                .map(String::from)
-                .to_vec(),
+            flags: [
+                "--exclude",
+                "**/it's/**",
+                "--exclude=-draft*",
+                "--dba",
+                "0",
+                "--follow-symlinks",
+            ]
+            .map(String::from)
+            .to_vec(),
         };
         let roots = std::collections::HashMap::new();
         let cmd = resume_command(&Collection::at(DEFAULT_INDEX_DIR), &run, &roots);
         assert_eq!(
             cmd,
-            r#"lookalike index --exclude '**/it'"'"'s/**' --dba 0 --follow-symlinks '/photos/my trip'"#
+            r#"lookalike index --exclude '**/it'"'"'s/**' '--exclude=-draft*' --dba 0 --follow-symlinks '/photos/my trip'"#
         );
         let line = describe_run(&run, &cmd, false);
         assert!(line.contains(&format!("`{cmd}` resumes it")), "{line}");
