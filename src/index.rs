@@ -1841,14 +1841,17 @@ mod tests {
             },
             ..config.clone()
         };
+        let last_run = || {
+            collection
+                .open_store()
+                .unwrap()
+                .last_run()
+                .unwrap()
+                .unwrap()
+        };
         let summary = run(&collection, &flagged, &|_| {}, &stopped).unwrap();
         assert!(summary.interrupted);
-        let last = collection
-            .open_store()
-            .unwrap()
-            .last_run()
-            .unwrap()
-            .unwrap();
+        let last = last_run();
         assert_eq!(last.outcome.as_deref(), Some("interrupted"));
         let words: Vec<&str> = last.flags.iter().map(String::as_str).collect();
         assert_eq!(
@@ -1871,12 +1874,7 @@ mod tests {
 
         // a run given no flags walks with the remembered options, which it names
         run(&collection, &config, &|_| {}, &AtomicBool::new(false)).unwrap();
-        let last = collection
-            .open_store()
-            .unwrap()
-            .last_run()
-            .unwrap()
-            .unwrap();
+        let last = last_run();
         assert_eq!(
             last.flags,
             [

@@ -51,6 +51,21 @@ impl Env {
         c
     }
 
+    /// Indexes the photos folder with symbolic links followed; the run must succeed.
+    fn index_following_links(&self) {
+        let out = self
+            .cmd()
+            .args(["-q", "index", "--follow-symlinks"])
+            .arg(&self.photos)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// `duplicates` on the photos folder with extra arguments; its JSON and exit code. An
     /// apply comes after its dry run, as a user makes it.
     fn duplicates(&self, extra: &[&str]) -> (Value, i32) {
@@ -723,17 +738,7 @@ fn a_symbolic_link_is_never_the_copy_kept() {
     std::fs::create_dir_all(env.photos.join("a")).unwrap();
     std::os::unix::fs::symlink(outside.join("rocket.jpg"), env.photos.join("a/link.jpg")).unwrap();
     let copy = env.put("rocket_copy.jpg", &std::fs::read(sample("rocket")).unwrap());
-    let out = env
-        .cmd()
-        .args(["-q", "index", "--follow-symlinks"])
-        .arg(&env.photos)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    env.index_following_links();
     // even asked for by --keep, the link is not kept: the file is, and the link is left alone
     let (json, code) = env.duplicates(&["--keep", "match:**/a/**", "--hardlink", "--apply"]);
     assert_eq!(code, 0, "{json}");
@@ -1551,17 +1556,7 @@ fn a_copy_through_a_link_out(env: &Env) -> (PathBuf, PathBuf, PathBuf) {
     std::fs::write(elsewhere.join("b.jpg"), &bytes).unwrap();
     let a = env.put("a.jpg", &bytes);
     std::os::unix::fs::symlink(&elsewhere, env.photos.join("link")).unwrap();
-    let out = env
-        .cmd()
-        .args(["-q", "index", "--follow-symlinks"])
-        .arg(&env.photos)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    env.index_following_links();
     (a, env.photos.join("link/b.jpg"), elsewhere.join("b.jpg"))
 }
 
@@ -1631,13 +1626,7 @@ fn a_symbolic_link_copy_frees_nothing() {
     std::fs::copy(sample("rocket"), outside.join("rocket.jpg")).unwrap();
     std::os::unix::fs::symlink(outside.join("rocket.jpg"), env.photos.join("link.jpg")).unwrap();
     env.put("rocket.jpg", &std::fs::read(sample("rocket")).unwrap());
-    let out = env
-        .cmd()
-        .args(["-q", "index", "--follow-symlinks"])
-        .arg(&env.photos)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    env.index_following_links();
     let (json, code) = env.duplicates(&[]);
     assert_eq!(code, 0, "{json}");
     assert_eq!(json["copies"], 1, "{json}");
