@@ -11,7 +11,7 @@ use lookalike::crawl::CrawlConfig;
 use lookalike::index::{IndexConfig, IndexSummary, run};
 
 mod common;
-use common::png_with_header;
+use common::{png_with_header, readable_by_all_writable_by_owner};
 
 /// Tests here spawn processes while others hold the index's write lock (an open file, which a
 /// forked child shares until it executes): they run one at a time.
@@ -571,21 +571,6 @@ fn as_nobody(idx: &Path, args: &[&std::ffi::OsStr]) -> Option<std::process::Comm
     } else {
         eprintln!("skipped: setpriv cannot switch to user nobody here");
         None
-    }
-}
-
-/// Everything below `dir` readable by all, writable by its owner (root) only.
-#[cfg(unix)]
-fn readable_by_all_writable_by_owner(dir: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    for entry in walkdir::WalkDir::new(dir) {
-        let entry = entry.unwrap();
-        let mode = if entry.file_type().is_dir() {
-            0o755
-        } else {
-            0o644
-        };
-        std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(mode)).unwrap();
     }
 }
 

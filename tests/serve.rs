@@ -891,7 +891,6 @@ fn as_nobody() -> Option<std::process::Command> {
 #[cfg(unix)]
 #[test]
 fn a_dry_run_warns_when_the_index_folder_cannot_keep_the_journal() {
-    use std::os::unix::fs::PermissionsExt;
     let c = Collection::new();
     std::fs::copy(
         c.photos.join("camera.jpg"),
@@ -903,15 +902,7 @@ fn a_dry_run_warns_when_the_index_folder_cannot_keep_the_journal() {
         return;
     };
     // everything readable by all, writable by its owner (root) only
-    for entry in walkdir::WalkDir::new(&c.root) {
-        let entry = entry.unwrap();
-        let mode = if entry.file_type().is_dir() {
-            0o755
-        } else {
-            0o644
-        };
-        std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(mode)).unwrap();
-    }
+    common::readable_by_all_writable_by_owner(&c.root);
     let server = c.serve_through(nobody, &[]);
     let (dry, apply) = dry_run_and_apply(&server, serde_json::json!({}));
     let warnings = dry["warnings"].to_string();

@@ -250,6 +250,21 @@ fn unchunk(mut b: &[u8]) -> Vec<u8> {
     }
 }
 
+/// Makes every folder and file under `dir` readable by all and writable by its owner only.
+#[cfg(unix)]
+pub fn readable_by_all_writable_by_owner(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for entry in walkdir::WalkDir::new(dir) {
+        let entry = entry.unwrap();
+        let mode = if entry.file_type().is_dir() {
+            0o755
+        } else {
+            0o644
+        };
+        std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+}
+
 /// A PNG of a few dozen bytes whose header declares `w` x `h` pixels (a decompression bomb).
 pub fn png_with_header(w: u32, h: u32) -> Vec<u8> {
     fn crc32(data: &[u8]) -> u32 {
