@@ -46,6 +46,9 @@ pub struct IndexConfig {
     /// `crawl` sets no walk option reuses the options the collection remembers, and one that
     /// sets some records them.
     pub walk_defaults: bool,
+    /// The lookalike command running the pass, which `status` names while it writes
+    /// (`None`: `index`).
+    pub command: Option<&'static str>,
 }
 
 impl IndexConfig {
@@ -548,7 +551,7 @@ pub fn run(
             ));
         }
     }
-    let _lock = collection.lock_for_writing()?;
+    let mut lock = collection.lock_for_writing(config.command.unwrap_or("index"))?;
     let mut store = collection.open_store()?;
     let database = crate::cleanup::file_id(&collection.db_path());
     let tracked = store.roots()?;
@@ -614,6 +617,7 @@ pub fn run(
             .collect()
     };
     let run_id = store.begin_run(&asked)?;
+    lock.record_run(run_id);
     store.set_run_flags(run_id, &flags)?;
     let result = index_pass(
         collection, &mut store, &targets, config, &registry, &fusion, progress, stop,
@@ -708,7 +712,7 @@ pub fn forget(
     if !collection.exists() {
         return Err(Error::NoIndex(collection.dir().to_path_buf()));
     }
-    let _lock = collection.lock_for_writing()?;
+    let _lock = collection.lock_for_writing("forget")?;
     let mut store = collection.open_store()?;
     let roots = store.roots()?;
     let mut ids: Vec<i64> = Vec::new();

@@ -448,7 +448,7 @@ fn clear_errors_for_missing_index_bad_weights_and_busy_index() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
 
     let lock = lookalike::collection::Collection::at(&env.index)
-        .lock_for_writing()
+        .lock_for_writing("index")
         .unwrap();
     let out = env.cmd().args(["index"]).arg(&env.photos).output().unwrap();
     assert!(!out.status.success());
@@ -2513,14 +2513,15 @@ fn duplicates_interrupted_while_indexing_says_how_to_resume() {
 }
 
 /// `status` tells an unfinished run whose writer still holds the index's lock (running now)
-/// from one whose process is gone (interrupted, with the command that resumes it).
+/// from one whose process is gone (interrupted, with the command that resumes it), also while
+/// another command (`forget`) holds the lock: that command is named as the one running.
 #[test]
 fn status_tells_a_running_index_from_a_killed_one() {
     let env = setup(&["horse"]);
     env.index_json(0);
     let collection = lookalike::collection::Collection::at(&env.index);
     let photos = std::fs::canonicalize(&env.photos).unwrap();
-    collection
+    let run = collection
         .open_store()
         .unwrap()
         .begin_run(std::slice::from_ref(&photos))
@@ -2533,18 +2534,41 @@ fn status_tells_a_running_index_from_a_killed_one() {
         }
         String::from_utf8(run_ok(&mut cmd).stdout).unwrap()
     };
-    let lock = collection.lock_for_writing().unwrap();
+    let mut lock = collection.lock_for_writing("index").unwrap();
+    lock.record_run(run);
     let running = status(false);
     assert!(running.contains("running now"), "{running}");
-    assert!(!running.contains("resumes it"), "{running}");
+    assert!(!running.contains("resumes"), "{running}");
     let json: Value = serde_json::from_str(&status(true)).unwrap();
     assert_eq!(json["writer_running"], true, "{json}");
+    assert_eq!(json["writer_command"], "index", "{json}");
+    assert_eq!(json["writer_run"], run, "{json}");
+    assert_eq!(json["writer_pid"], std::process::id(), "{json}");
     drop(lock);
     let killed = status(false);
     assert!(
         killed.contains("interrupted") && killed.contains("resumes it"),
         "{killed}"
     );
+    assert!(!killed.contains("running now"), "{killed}");
     let json: Value = serde_json::from_str(&status(true)).unwrap();
     assert_eq!(json["writer_running"], false, "{json}");
+    assert_eq!(json["writer_command"], Value::Null, "{json}");
+    // the killed run is not the one a running `forget` writes
+    let forget = collection.lock_for_writing("forget").unwrap();
+    let line = status(false);
+    assert!(
+        line.contains("interrupted (its process was killed)")
+            && line.contains(&format!(
+                "`lookalike forget` is running now (process {})",
+                std::process::id()
+            ))
+            && line.contains("resumes the run once it is done"),
+        "{line}"
+    );
+    let json: Value = serde_json::from_str(&status(true)).unwrap();
+    assert_eq!(json["writer_running"], true, "{json}");
+    assert_eq!(json["writer_command"], "forget", "{json}");
+    assert_eq!(json["writer_run"], Value::Null, "{json}");
+    drop(forget);
 }

@@ -138,6 +138,7 @@ pub(crate) fn cmd_duplicates(
             } else {
                 args.profile
             },
+            command: Some("duplicates"),
             ..Default::default()
         };
         let bar = progress_bar(quiet);
