@@ -330,11 +330,14 @@ fn refuse_files_walks_skip(
                 follow_symlinks: true,
                 ..WalkOptions::of(crawl)
             };
-            return Err(Error::InvalidInput(format!(
-                "{}: not indexed: a symbolic link, and the walks do not follow links; `lookalike index {} FILE` takes it in, and the index then follows links everywhere",
-                given.display(),
-                following.flags()
-            )));
+            return Err(Error::InvalidWithCommand {
+                reason: format!(
+                    "{}: not indexed: a symbolic link, and the walks do not follow links",
+                    given.display()
+                ),
+                command: take_in_command(&following, given),
+                then: "takes it in, and the index then follows links everywhere".into(),
+            });
         }
         let Some(root) = roots
             .iter()
@@ -352,25 +355,37 @@ fn refuse_files_walks_skip(
             ..crawl.clone()
         };
         if let Some(why) = crate::crawl::why_not_walked(&walk, root, file)? {
-            let fix = if why.contains("hidden") {
-                let with_hidden = WalkOptions {
-                    hidden: true,
-                    ..WalkOptions::of(crawl)
-                };
-                format!(
-                    "; `lookalike index {} FILE` takes it in, and the index then walks hidden files everywhere",
-                    with_hidden.flags()
-                )
-            } else {
-                String::new()
+            let reason = format!("{}: not indexed: {why}", given.display());
+            if !why.contains("hidden") {
+                return Err(Error::InvalidInput(reason));
+            }
+            let with_hidden = WalkOptions {
+                hidden: true,
+                ..WalkOptions::of(crawl)
             };
-            return Err(Error::InvalidInput(format!(
-                "{}: not indexed: {why}{fix}",
-                given.display()
-            )));
+            return Err(Error::InvalidWithCommand {
+                reason,
+                command: take_in_command(&with_hidden, given),
+                then: "takes it in, and the index then walks hidden files everywhere".into(),
+            });
         }
     }
     Ok(())
+}
+
+/// The `index` command that takes in `file` with the walk options `walk`, as shell words.
+fn take_in_command(walk: &WalkOptions, file: &Path) -> String {
+    // a name starting with `-` would be read as a flag
+    let file = if file.as_os_str().as_encoded_bytes().starts_with(b"-") {
+        Path::new(".").join(file)
+    } else {
+        file.to_path_buf()
+    };
+    format!(
+        "lookalike index {} {}",
+        walk.flags(),
+        crate::path_repr::shell_word(file.as_os_str())
+    )
 }
 
 /// True when `path` lies strictly below `root`: a file is never the folder it is matched to.

@@ -2572,3 +2572,39 @@ fn status_tells_a_running_index_from_a_killed_one() {
     assert_eq!(json["writer_run"], Value::Null, "{json}");
     drop(forget);
 }
+
+/// A file the walks skip is refused with the command that takes it in, its globs quoted once
+/// for the shell: a backslash stays single and a control character is a `$'...'` escape, not
+/// escaped again with the rest of the message.
+#[test]
+fn a_refused_files_command_is_quoted_once() {
+    let env = setup(&["horse"]);
+    let exclude = ["x\\*", "a\tb"];
+    let mut first = env.cmd();
+    first.arg("index");
+    for glob in exclude {
+        first.args(["--exclude", glob]);
+    }
+    run_ok(first.arg("photos"));
+    std::fs::copy(
+        env.photos.join("horse/original.jpg"),
+        env.photos.join(".hidden.jpg"),
+    )
+    .unwrap();
+    // a link to a file outside the tracked folder (one to a file in it is that file)
+    let outside = env.root.join("outside.jpg");
+    std::fs::copy(env.photos.join("horse/blur.jpg"), &outside).unwrap();
+    std::os::unix::fs::symlink(&outside, env.photos.join("link.jpg")).unwrap();
+    let globs = r"--exclude 'x\*' --exclude $'a\x09b'";
+    for (file, flag, then) in [
+        ("photos/.hidden.jpg", "--hidden", "walks hidden files"),
+        ("photos/link.jpg", "--follow-symlinks", "follows links"),
+    ] {
+        let out = env.cmd().args(["index", file]).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        let command = format!("`lookalike index {globs} {flag} {file}` takes it in");
+        assert!(err.contains(&command) && err.contains(then), "{err}");
+        assert!(!err.contains(r"\\"), "{err}");
+    }
+}

@@ -352,7 +352,7 @@ pub fn main() -> ExitCode {
         }
         Err(e) => {
             if !matches!(e, Error::Interrupted) {
-                note!("error: {}", escape_text(&e.to_string()));
+                note!("error: {}", e.terminal_text());
             }
             if e.is_out_of_space() {
                 note!(
