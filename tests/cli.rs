@@ -1106,8 +1106,10 @@ fn restore_commands_are_silent_with_quiet() {
     let img = env.photos.join("horse/original.jpg");
     let blurred = env.root.join("blurred.png");
     let restored = env.root.join("restored.png");
+    // without --index-dir, which these commands, using no index, warn about
     let run = |quiet: bool, args: &[&std::ffi::OsStr]| {
-        let mut c = env.cmd();
+        let mut c = Command::cargo_bin("lookalike").unwrap();
+        c.current_dir(&env.root).env_remove("LOOKALIKE_INDEX");
         if quiet {
             c.arg("-q");
         }
@@ -2606,5 +2608,63 @@ fn a_refused_files_command_is_quoted_once() {
         let command = format!("`lookalike index {globs} {flag} {file}` takes it in");
         assert!(err.contains(&command) && err.contains(then), "{err}");
         assert!(!err.contains(r"\\"), "{err}");
+    }
+}
+
+/// `--index-dir` given on the command line of a command that uses no index is warned about
+/// (not under -q); from `LOOKALIKE_INDEX`, which scripts may set for every command, it is not.
+#[test]
+fn index_dir_on_a_command_without_an_index_gets_a_warning() {
+    let env = setup(&["horse"]);
+    let img = env.photos.join("horse/original.jpg");
+    let blurred = env.root.join("blurred.png");
+    let restored = env.root.join("restored.png");
+    let commands: [(&str, Vec<&std::ffi::OsStr>); 3] = [
+        (
+            "blur",
+            vec![
+                "blur".as_ref(),
+                img.as_os_str(),
+                blurred.as_os_str(),
+                "--psf".as_ref(),
+                "gaussian:1".as_ref(),
+            ],
+        ),
+        (
+            "deblur",
+            vec![
+                "deblur".as_ref(),
+                blurred.as_os_str(),
+                restored.as_os_str(),
+                "--psf".as_ref(),
+                "gaussian:1".as_ref(),
+                "--method".as_ref(),
+                "rl".as_ref(),
+                "--iterations".as_ref(),
+                "2".as_ref(),
+            ],
+        ),
+        (
+            "quality",
+            vec!["quality".as_ref(), img.as_os_str(), blurred.as_os_str()],
+        ),
+    ];
+    for (name, args) in &commands {
+        let warning = format!("warning: --index-dir has no effect on `lookalike {name}`");
+        let given = run_ok(env.cmd().args(args));
+        let err = String::from_utf8_lossy(&given.stderr);
+        assert!(err.contains(&warning), "{name}: {err}");
+        let quiet = run_ok(env.cmd().arg("-q").args(args));
+        let err = String::from_utf8_lossy(&quiet.stderr);
+        assert!(!err.contains("warning"), "{name}: {err}");
+        let from_env = run_ok(
+            Command::cargo_bin("lookalike")
+                .unwrap()
+                .current_dir(&env.root)
+                .env("LOOKALIKE_INDEX", &env.index)
+                .args(args),
+        );
+        let err = String::from_utf8_lossy(&from_env.stderr);
+        assert!(!err.contains("warning"), "{name}: {err}");
     }
 }

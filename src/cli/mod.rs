@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::collection::{Collection, DEFAULT_INDEX_DIR, INDEX_DIR_ENV};
@@ -334,7 +334,10 @@ pub fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let index_dir_given =
+        matches.value_source("index_dir") == Some(clap::parser::ValueSource::CommandLine);
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     ignore_file_size_signal();
     let report_panic = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -343,8 +346,9 @@ pub fn main() -> ExitCode {
             report_panic(info);
         }
     }));
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(cli)))
-        .unwrap_or_else(|panic| Err(Error::Internal(panic_message(panic.as_ref()))));
+    let outcome =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(cli, index_dir_given)))
+            .unwrap_or_else(|panic| Err(Error::Internal(panic_message(panic.as_ref()))));
     match outcome {
         Ok(code) => code,
         Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => {
@@ -395,7 +399,19 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a panic".into())
 }
 
-fn run(cli: Cli) -> Result<ExitCode> {
+/// Runs the command; `index_dir_given`: `--index-dir` was given on the command line (not
+/// through the environment, which scripts may set for every command).
+fn run(cli: Cli, index_dir_given: bool) -> Result<ExitCode> {
+    let indexless = match &cli.command {
+        Command::Blur(_) => Some("blur"),
+        Command::Deblur(_) => Some("deblur"),
+        Command::Quality(_) => Some("quality"),
+        _ => None,
+    };
+    // warned, not refused: a global flag is often given to every command by an alias
+    if let Some(name) = indexless.filter(|_| index_dir_given && !cli.quiet) {
+        note!("warning: --index-dir has no effect on `lookalike {name}`, which uses no index");
+    }
     let collection = Collection::resolve(cli.index_dir.as_deref());
     match cli.command {
         Command::Index(args) => cmd_index(&collection, args, cli.quiet),
