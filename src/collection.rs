@@ -4,6 +4,7 @@
 //! [`crate::graph`].
 
 use std::fs::File;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::ann::{AnnParams, DumpRecord, ann_dir};
@@ -31,10 +32,52 @@ pub struct Collection {
     dir: PathBuf,
 }
 
-/// Held while a process writes to the collection; released on drop.
+/// Held while a process writes to the collection; released on drop. The lock file holds the
+/// writer's record ([`Writer`]) while it is held, and is emptied on release.
 #[derive(Debug)]
 pub struct WriteLock {
-    _file: File,
+    file: File,
+    writer: Writer,
+}
+
+/// Who holds an index's writer lock: recorded in the lock file by the holder.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Writer {
+    /// Its process id.
+    pub pid: u32,
+    /// The lookalike command it runs (`index`, `forget`, `duplicates`, `eval`).
+    pub command: String,
+    /// The `index` run it records, once it has begun one.
+    pub run: Option<i64>,
+}
+
+impl WriteLock {
+    /// Records in the lock file that the holder runs `run` (a recorded `index` run).
+    pub fn record_run(&mut self, run: i64) {
+        self.writer.run = Some(run);
+        self.write_record();
+    }
+
+    /// Writes the holder's record over the lock file's content. A record that cannot be
+    /// written is left out: `status` then names no command, and the run goes on.
+    fn write_record(&mut self) {
+        use std::io::{Seek, Write};
+        let Ok(json) = serde_json::to_string(&self.writer) else {
+            return;
+        };
+        let _ = self
+            .file
+            .set_len(0)
+            .and_then(|()| self.file.seek(std::io::SeekFrom::Start(0)))
+            .and_then(|_| self.file.write_all(json.as_bytes()));
+    }
+}
+
+impl Drop for WriteLock {
+    fn drop(&mut self) {
+        // emptied before the lock goes (with the file): no record outlives its writer
+        let _ = self.file.set_len(0);
+    }
 }
 
 impl Collection {
@@ -143,8 +186,9 @@ impl Collection {
     }
 
     /// Creates the folder and takes the writer lock, refusing if another writer holds it or if
-    /// the index's file names are taken (`check_own_names`).
-    pub fn lock_for_writing(&self) -> Result<WriteLock> {
+    /// the index's file names are taken (`check_own_names`). `command` (the lookalike command
+    /// writing) is recorded with this process's id in the lock file, for `status` to name.
+    pub fn lock_for_writing(&self, command: &str) -> Result<WriteLock> {
         self.check_own_names()?;
         if self.dir.exists() && !self.dir.is_dir() {
             return Err(Error::InvalidInput(format!(
@@ -197,7 +241,18 @@ impl Collection {
         // a child process of the holder shares its lock, and a writer may be finishing.
         for attempt in 0.. {
             match file.try_lock() {
-                Ok(()) => return Ok(WriteLock { _file: file }),
+                Ok(()) => {
+                    let mut lock = WriteLock {
+                        file,
+                        writer: Writer {
+                            pid: std::process::id(),
+                            command: command.to_string(),
+                            run: None,
+                        },
+                    };
+                    lock.write_record();
+                    return Ok(lock);
+                }
                 Err(std::fs::TryLockError::WouldBlock) if attempt < 20 => {
                     std::thread::sleep(std::time::Duration::from_millis(25));
                 }
@@ -208,16 +263,26 @@ impl Collection {
         Err(Error::Locked(self.dir.clone()))
     }
 
-    /// True when a writer (`index`, `forget`, `duplicates`) holds the index's lock now: a
-    /// shared lock on the lock file is refused while it does. Takes nothing it keeps.
-    pub(crate) fn writer_running(&self) -> bool {
-        let Ok(file) = File::open(self.dir.join(LOCK_FILE)) else {
-            return false;
-        };
-        matches!(
+    /// `Some` when a writer (`index`, `forget`, `duplicates DIR`, `eval`) holds the index's
+    /// lock now (a shared lock on the lock file is refused while it does), with the record it
+    /// wrote in the lock file (`None` when there is none to believe: not written yet, written
+    /// by a version that writes none, or left by a process that is gone). Takes nothing it
+    /// keeps.
+    pub(crate) fn writer(&self) -> Option<Option<Writer>> {
+        let file = File::open(self.dir.join(LOCK_FILE)).ok()?;
+        if !matches!(
             file.try_lock_shared(),
             Err(std::fs::TryLockError::WouldBlock)
-        )
+        ) {
+            return None;
+        }
+        let mut text = String::new();
+        let read = (&file).take(4096).read_to_string(&mut text);
+        let record = read
+            .ok()
+            .and_then(|_| serde_json::from_str::<Writer>(&text).ok())
+            .filter(|w| process_alive(w.pid));
+        Some(record)
     }
 
     /// Opens the database for writing (caller holds the lock).
@@ -317,6 +382,13 @@ impl Collection {
     }
 }
 
+/// False when process `pid` is known to be gone: on a system with `/proc`, it has no entry
+/// there. Elsewhere every process is taken as alive.
+fn process_alive(pid: u32) -> bool {
+    let proc = Path::new("/proc");
+    !proc.join("self").exists() || proc.join(pid.to_string()).exists()
+}
+
 /// What a walk keeps, as `index` was told it: remembered by the collection so that a refresh
 /// walks the tracked folders as they were first walked.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -387,6 +459,37 @@ impl WalkOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The writer lock records its holder's command, process and run in the lock file while it
+    /// is held, and empties it on release; a record is believed only while the lock is held
+    /// and its process lives.
+    #[test]
+    fn the_writer_lock_records_its_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let collection = Collection::at(dir.path().join("idx"));
+        assert_eq!(collection.writer(), None);
+        let mut lock = collection.lock_for_writing("forget").unwrap();
+        let me = |command: &str, run| Writer {
+            pid: std::process::id(),
+            command: command.into(),
+            run,
+        };
+        assert_eq!(collection.writer(), Some(Some(me("forget", None))));
+        lock.record_run(7);
+        assert_eq!(collection.writer(), Some(Some(me("forget", Some(7)))));
+        let path = dir.path().join("idx").join(LOCK_FILE);
+        // a record left by a process that is gone, under a lock held by one that wrote none
+        let gone = r#"{"pid":4294967295,"command":"index","run":7}"#;
+        std::fs::write(&path, gone).unwrap();
+        assert_eq!(collection.writer(), Some(None));
+        drop(lock);
+        assert_eq!(std::fs::read(&path).unwrap(), b"");
+        assert_eq!(collection.writer(), None);
+        // a record under no lock is not believed
+        let record = serde_json::to_string(&me("index", Some(7))).unwrap();
+        std::fs::write(&path, record).unwrap();
+        assert_eq!(collection.writer(), None);
+    }
 
     /// The walk options as flags a shell user can copy: globs quoted, and one starting with `-`
     /// joined to its flag, as `--exclude -x` reads `-x` as a flag.

@@ -28,6 +28,18 @@ pub enum Error {
     #[error("{0}")]
     InvalidInput(String),
 
+    /// An argument refused, with a command that does what was meant.
+    #[error("{reason}; `{command}` {then}")]
+    InvalidWithCommand {
+        /// What is wrong.
+        reason: String,
+        /// The command, as shell words a user can copy: printed as it is
+        /// ([`Error::terminal_text`]).
+        command: String,
+        /// What the command does.
+        then: String,
+    },
+
     /// A ground-truth or other input table is malformed.
     #[error("{path}:{line}: {reason}")]
     Parse {
@@ -112,6 +124,7 @@ impl Error {
         matches!(
             self,
             Error::InvalidInput(_)
+                | Error::InvalidWithCommand { .. }
                 | Error::Parse { .. }
                 | Error::NoIndex(_)
                 | Error::Decode { .. }
@@ -120,6 +133,20 @@ impl Error {
                 | Error::ActionRunning(_)
                 | Error::SchemaTooNew { .. }
         )
+    }
+
+    /// The message for a terminal: control characters escaped and a backslash doubled, but in
+    /// a command to copy, whose shell words hold none but a backslash, which stays single.
+    pub fn terminal_text(&self) -> String {
+        use crate::path_repr::escape_text;
+        match self {
+            Error::InvalidWithCommand {
+                reason,
+                command,
+                then,
+            } => format!("{}; `{command}` {}", escape_text(reason), escape_text(then)),
+            _ => escape_text(&self.to_string()),
+        }
     }
 
     /// True when the disk is full or refuses to write (no space, a file size limit, an I/O

@@ -86,7 +86,7 @@ fn build_streaming(
         return AnnIndex::build_stoppable(&sample, params, stop);
     }
     let refs: Vec<&[f32]> = sample.iter().map(|p| p.1.as_slice()).collect();
-    let projection = crate::pca::Projection::fit(&refs, params.pca_dims);
+    let projection = crate::pca::Projection::fit_stoppable(&refs, params.pca_dims, stop)?;
     drop(sample);
     // Batches go into the graph as they are read: only the graph holds every vector.
     const BATCH: usize = 16_384;

@@ -46,6 +46,9 @@ pub struct IndexConfig {
     /// `crawl` sets no walk option reuses the options the collection remembers, and one that
     /// sets some records them.
     pub walk_defaults: bool,
+    /// The lookalike command running the pass, which `status` names while it writes
+    /// (`None`: `index`).
+    pub command: Option<&'static str>,
 }
 
 impl IndexConfig {
@@ -327,11 +330,14 @@ fn refuse_files_walks_skip(
                 follow_symlinks: true,
                 ..WalkOptions::of(crawl)
             };
-            return Err(Error::InvalidInput(format!(
-                "{}: not indexed: a symbolic link, and the walks do not follow links; `lookalike index {} FILE` takes it in, and the index then follows links everywhere",
-                given.display(),
-                following.flags()
-            )));
+            return Err(Error::InvalidWithCommand {
+                reason: format!(
+                    "{}: not indexed: a symbolic link, and the walks do not follow links",
+                    given.display()
+                ),
+                command: take_in_command(&following, given),
+                then: "takes it in, and the index then follows links everywhere".into(),
+            });
         }
         let Some(root) = roots
             .iter()
@@ -349,25 +355,37 @@ fn refuse_files_walks_skip(
             ..crawl.clone()
         };
         if let Some(why) = crate::crawl::why_not_walked(&walk, root, file)? {
-            let fix = if why.contains("hidden") {
-                let with_hidden = WalkOptions {
-                    hidden: true,
-                    ..WalkOptions::of(crawl)
-                };
-                format!(
-                    "; `lookalike index {} FILE` takes it in, and the index then walks hidden files everywhere",
-                    with_hidden.flags()
-                )
-            } else {
-                String::new()
+            let reason = format!("{}: not indexed: {why}", given.display());
+            if !why.contains("hidden") {
+                return Err(Error::InvalidInput(reason));
+            }
+            let with_hidden = WalkOptions {
+                hidden: true,
+                ..WalkOptions::of(crawl)
             };
-            return Err(Error::InvalidInput(format!(
-                "{}: not indexed: {why}{fix}",
-                given.display()
-            )));
+            return Err(Error::InvalidWithCommand {
+                reason,
+                command: take_in_command(&with_hidden, given),
+                then: "takes it in, and the index then walks hidden files everywhere".into(),
+            });
         }
     }
     Ok(())
+}
+
+/// The `index` command that takes in `file` with the walk options `walk`, as shell words.
+fn take_in_command(walk: &WalkOptions, file: &Path) -> String {
+    // a name starting with `-` would be read as a flag
+    let file = if file.as_os_str().as_encoded_bytes().starts_with(b"-") {
+        Path::new(".").join(file)
+    } else {
+        file.to_path_buf()
+    };
+    format!(
+        "lookalike index {} {}",
+        walk.flags(),
+        crate::path_repr::shell_word(file.as_os_str())
+    )
 }
 
 /// True when `path` lies strictly below `root`: a file is never the folder it is matched to.
@@ -548,7 +566,7 @@ pub fn run(
             ));
         }
     }
-    let _lock = collection.lock_for_writing()?;
+    let mut lock = collection.lock_for_writing(config.command.unwrap_or("index"))?;
     let mut store = collection.open_store()?;
     let database = crate::cleanup::file_id(&collection.db_path());
     let tracked = store.roots()?;
@@ -614,6 +632,7 @@ pub fn run(
             .collect()
     };
     let run_id = store.begin_run(&asked)?;
+    lock.record_run(run_id);
     store.set_run_flags(run_id, &flags)?;
     let result = index_pass(
         collection, &mut store, &targets, config, &registry, &fusion, progress, stop,
@@ -708,7 +727,7 @@ pub fn forget(
     if !collection.exists() {
         return Err(Error::NoIndex(collection.dir().to_path_buf()));
     }
-    let _lock = collection.lock_for_writing()?;
+    let _lock = collection.lock_for_writing("forget")?;
     let mut store = collection.open_store()?;
     let roots = store.roots()?;
     let mut ids: Vec<i64> = Vec::new();

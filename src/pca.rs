@@ -7,9 +7,11 @@
 use multiversion::multiversion;
 use nalgebra::{DMatrix, SymmetricEigen};
 use ndarray::linalg::general_mat_mul;
-use ndarray::{Array1, Array2, ArrayView2, Axis};
+use ndarray::{Array1, Array2, ArrayView2, Axis, s};
 use rayon::prelude::*;
+use std::sync::atomic::AtomicBool;
 
+use crate::ann::{NEVER_STOP, check_stop};
 use crate::error::{Error, Result};
 
 /// At most this many vectors are used to fit; beyond it an evenly spaced sample is taken.
@@ -34,9 +36,24 @@ impl Projection {
     /// nothing to gain: fewer than two such vectors, vectors already no longer than `max_dims`,
     /// or vectors that do not vary (all equal: no direction carries variance).
     pub fn fit(vectors: &[&[f32]], max_dims: usize) -> Option<Projection> {
-        let dim_in = vectors.first()?.len();
+        Self::fit_stoppable(vectors, max_dims, &NEVER_STOP)
+            .unwrap_or_else(|_| unreachable!("a fit without a stop flag is not stopped"))
+    }
+
+    /// As [`Projection::fit`], looking at `stop` between the steps of the fit and between
+    /// blocks of its large matrix products: [`Error::Interrupted`] once it is set.
+    pub(crate) fn fit_stoppable(
+        vectors: &[&[f32]],
+        max_dims: usize,
+        stop: &AtomicBool,
+    ) -> Result<Option<Projection>> {
+        check_stop(stop)?;
+        let Some(first) = vectors.first() else {
+            return Ok(None);
+        };
+        let dim_in = first.len();
         if vectors.len() < 2 || dim_in <= max_dims || max_dims == 0 {
-            return None;
+            return Ok(None);
         }
         let step = vectors.len().div_ceil(MAX_FIT_SAMPLES);
         let sample: Vec<&[f32]> = vectors
@@ -47,7 +64,7 @@ impl Projection {
             .collect();
         let n = sample.len();
         if n < 2 {
-            return None;
+            return Ok(None);
         }
         let mut mean = vec![0.0f64; dim_in];
         for v in &sample {
@@ -58,11 +75,12 @@ impl Projection {
         mean.iter_mut().for_each(|m| *m /= n as f64);
         let centred =
             Array2::<f64>::from_shape_fn((n, dim_in), |(r, c)| sample[r][c] as f64 - mean[c]);
+        check_stop(stop)?;
         // Eigen-decompose the smaller of the Gram (n x n) and covariance (d x d) matrices;
         // both have the same non-zero eigenvalues. Products go through ndarray's blocked GEMM.
         let (total, values, directions) = if n < dim_in {
-            let gram = par_dot(centred.view(), centred.t());
-            let (vals, vecs) = top_eigen(&gram, max_dims);
+            let gram = par_dot(centred.view(), centred.t(), stop)?;
+            let (vals, vecs) = top_eigen(&gram, max_dims, stop)?;
             // Only kept directions are needed: v = X^T u / sqrt(lambda), all in one product.
             let kept: Vec<(f64, Vec<f64>)> = vals
                 .iter()
@@ -71,7 +89,7 @@ impl Projection {
                 .map(|(lambda, u)| (*lambda, u))
                 .collect();
             let u = Array2::from_shape_fn((n, kept.len()), |(r, c)| kept[c].1[r]);
-            let v = par_dot(centred.t(), u.view());
+            let v = par_dot(centred.t(), u.view(), stop)?;
             let dirs = kept
                 .iter()
                 .enumerate()
@@ -79,8 +97,8 @@ impl Projection {
                 .collect();
             (trace(&gram), vals, dirs)
         } else {
-            let covariance = par_dot(centred.t(), centred.view());
-            let (vals, dirs) = top_eigen(&covariance, max_dims);
+            let covariance = par_dot(centred.t(), centred.view(), stop)?;
+            let (vals, dirs) = top_eigen(&covariance, max_dims, stop)?;
             (trace(&covariance), vals, dirs)
         };
         let top = values.first().copied().unwrap_or(0.0);
@@ -92,7 +110,7 @@ impl Projection {
             .sum();
         if !(top > 1e-12 * energy && total.is_finite()) {
             // No variance (all vectors equal): no direction is better than another.
-            return None;
+            return Ok(None);
         }
         let keep = values
             .iter()
@@ -100,14 +118,14 @@ impl Projection {
             .take_while(|v| **v > top * 1e-9)
             .count();
         if keep == 0 {
-            return None;
+            return Ok(None);
         }
         let kept: f64 = values[..keep].iter().sum();
         let basis = directions[..keep]
             .iter()
             .flat_map(|d| d.iter().map(|x| *x as f32))
             .collect();
-        Some(Projection {
+        Ok(Some(Projection {
             dim_in,
             dim_out: keep,
             mean: mean.iter().map(|m| *m as f32).collect(),
@@ -117,7 +135,7 @@ impl Projection {
             } else {
                 1.0
             },
-        })
+        }))
     }
 
     /// Length of the vectors it accepts.
@@ -228,62 +246,90 @@ const POWER_ITERATIONS: usize = 4;
 /// vectors' 1999 dimensions, paid at every graph rebuild), so for `k` well below the size it
 /// uses randomized subspace iteration with a Rayleigh-Ritz step (Halko, Martinsson & Tropp,
 /// "Finding structure with randomness", SIAM Review 53(2), 2011, algorithms 4.4 and 5.3):
-/// a fixed pseudo-random start, so a refit gives the same projection.
-fn top_eigen(m: &Array2<f64>, k: usize) -> (Vec<f64>, Vec<Vec<f64>>) {
+/// a fixed pseudo-random start, so a refit gives the same projection. [`Error::Interrupted`]
+/// once `stop` is set.
+fn top_eigen(m: &Array2<f64>, k: usize, stop: &AtomicBool) -> Result<(Vec<f64>, Vec<Vec<f64>>)> {
     let size = m.nrows();
     let width = (k + OVERSAMPLING).min(size);
     if 2 * width >= size {
         let eig = SymmetricEigen::new(to_nalgebra(m));
         let order = descending(&eig.eigenvalues);
-        return order
+        return Ok(order
             .iter()
             .take(k)
             .map(|&i| {
                 let v = eig.eigenvectors.column(i).iter().copied().collect();
                 (eig.eigenvalues[i], v)
             })
-            .unzip();
+            .unzip());
     }
     let mut state = 0x5EED_u64;
     let start = Array2::from_shape_fn((size, width), |_| centred_uniform(&mut state));
-    let mut basis = orthonormal_columns(&par_dot(m.view(), start.view()));
+    let mut basis = orthonormal_columns(&par_dot(m.view(), start.view(), stop)?);
     for _ in 0..POWER_ITERATIONS {
-        basis = orthonormal_columns(&par_dot(m.view(), basis.view()));
+        check_stop(stop)?;
+        basis = orthonormal_columns(&par_dot(m.view(), basis.view(), stop)?);
     }
-    let reduced = basis.t().dot(&par_dot(m.view(), basis.view()));
+    let reduced = basis.t().dot(&par_dot(m.view(), basis.view(), stop)?);
+    check_stop(stop)?;
     let eig = SymmetricEigen::new(to_nalgebra(&reduced));
     let order = descending(&eig.eigenvalues);
-    order
+    Ok(order
         .iter()
         .take(k)
         .map(|&i| {
             let w = Array1::from_iter(eig.eigenvectors.column(i).iter().copied());
             (eig.eigenvalues[i], basis.dot(&w).to_vec())
         })
-        .unzip()
+        .unzip())
 }
 
-/// `a . b` with the columns of `b` split into one block per worker thread, each block's product
-/// written in place. Each element is the same blocked GEMM sum as `a.dot(&b)` computes; small
-/// products stay on one thread.
-fn par_dot(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Array2<f64> {
+/// Multiply-adds of one thread's share of a slice of a large product, between two looks at the
+/// stop flag: about a quarter of a second.
+const SLICE_MULTIPLY_ADDS: usize = 1 << 30;
+
+/// `a . b`, with the columns of `b` split into one block per worker thread, each block's
+/// product written in place, and the inner dimension cut into slices of whole 256-multiples
+/// (the depth of the GEMM's own blocks), added up in order, `stop` looked at between them:
+/// [`Error::Interrupted`] once it is set. Each element sums the products `a.dot(&b)` sums, in
+/// the same blocks; small products are `a.dot(&b)`, on one thread.
+fn par_dot(a: ArrayView2<f64>, b: ArrayView2<f64>, stop: &AtomicBool) -> Result<Array2<f64>> {
+    par_dot_in_slices(a, b, stop, SLICE_MULTIPLY_ADDS)
+}
+
+/// [`par_dot`] with slices of about `slice` multiply-adds a thread.
+fn par_dot_in_slices(
+    a: ArrayView2<f64>,
+    b: ArrayView2<f64>,
+    stop: &AtomicBool,
+    slice: usize,
+) -> Result<Array2<f64>> {
     const SERIAL_UP_TO: usize = 1 << 22;
-    let cols = b.ncols();
+    check_stop(stop)?;
+    let (rows, inner, cols) = (a.nrows(), a.ncols(), b.ncols());
     let threads = rayon::current_num_threads();
-    if threads < 2 || a.nrows() * a.ncols() * cols <= SERIAL_UP_TO {
-        return a.dot(&b);
+    if rows * inner * cols <= SERIAL_UP_TO {
+        return Ok(a.dot(&b));
     }
     // Blocks in whole 16-column multiples, the width of the GEMM micro-kernels.
     let width = cols.div_ceil(threads).div_ceil(16) * 16;
-    let mut out = Array2::<f64>::zeros((a.nrows(), cols));
-    let blocks: Vec<_> = out
-        .axis_chunks_iter_mut(Axis(1), width)
-        .zip(b.axis_chunks_iter(Axis(1), width))
-        .collect();
-    blocks.into_par_iter().for_each(|(mut out_block, b_block)| {
-        general_mat_mul(1.0, &a, &b_block, 0.0, &mut out_block);
-    });
-    out
+    let depth = (slice * threads / (rows * cols).max(1)).div_ceil(256) * 256;
+    let depth = depth.max(256);
+    let mut out = Array2::<f64>::zeros((rows, cols));
+    for from in (0..inner).step_by(depth) {
+        check_stop(stop)?;
+        let to = (from + depth).min(inner);
+        let (a_slice, b_slice) = (a.slice(s![.., from..to]), b.slice(s![from..to, ..]));
+        let beta = if from == 0 { 0.0 } else { 1.0 };
+        let blocks: Vec<_> = out
+            .axis_chunks_iter_mut(Axis(1), width)
+            .zip(b_slice.axis_chunks_iter(Axis(1), width))
+            .collect();
+        blocks.into_par_iter().for_each(|(mut out_block, b_block)| {
+            general_mat_mul(1.0, &a_slice, &b_block, beta, &mut out_block);
+        });
+    }
+    Ok(out)
 }
 
 /// The next number of a 64-bit linear congruential generator (Knuth's MMIX constants), as a
@@ -321,6 +367,7 @@ fn descending(values: &nalgebra::DVector<f64>) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::Ordering;
 
     /// Points near a 3-dimensional subspace of a 40-dimensional space, plus small noise.
     fn low_rank_points(n: usize) -> Vec<Vec<f32>> {
@@ -406,23 +453,73 @@ mod tests {
         }
     }
 
+    /// The product split over threads, and over slices of the inner dimension, equals the
+    /// serial one; a stop flag set before it stops it.
     #[test]
     fn parallel_product_equals_the_serial_one() {
         let mut state = 3u64;
-        let a = Array2::from_shape_fn((300, 200), |_| centred_uniform(&mut state));
-        let b = Array2::from_shape_fn((200, 150), |_| centred_uniform(&mut state));
+        let a = Array2::from_shape_fn((300, 700), |_| centred_uniform(&mut state));
+        let b = Array2::from_shape_fn((700, 150), |_| centred_uniform(&mut state));
         assert!(
             a.nrows() * a.ncols() * b.ncols() > 1 << 22,
             "the test must exercise the split"
         );
-        let parallel = par_dot(a.view(), b.view());
         let serial = a.dot(&b);
-        assert_eq!(parallel.dim(), serial.dim());
-        let worst = parallel
-            .iter()
-            .zip(&serial)
-            .fold(0.0f64, |m, (p, s)| m.max((p - s).abs()));
-        assert!(worst <= 1e-12, "largest difference {worst}");
+        // one slice, then slices of 256 of the 700 inner values
+        for slice in [SLICE_MULTIPLY_ADDS, 1] {
+            let parallel = par_dot_in_slices(a.view(), b.view(), &NEVER_STOP, slice).unwrap();
+            assert_eq!(parallel.dim(), serial.dim());
+            let worst = parallel
+                .iter()
+                .zip(&serial)
+                .fold(0.0f64, |m, (p, s)| m.max((p - s).abs()));
+            assert!(worst <= 1e-12, "largest difference {worst}");
+        }
+        let stop = AtomicBool::new(true);
+        assert!(matches!(
+            par_dot(a.view(), b.view(), &stop),
+            Err(Error::Interrupted)
+        ));
+    }
+
+    /// A fit stops when asked: at once when the flag is set before it, and between blocks of
+    /// its products when it is set during them, where it used to run to the end.
+    #[test]
+    fn a_fit_stops_when_asked() {
+        let pts = low_rank_points(300);
+        let refs: Vec<&[f32]> = pts.iter().map(Vec::as_slice).collect();
+        let stop = AtomicBool::new(true);
+        assert!(matches!(
+            Projection::fit_stoppable(&refs, 8, &stop),
+            Err(Error::Interrupted)
+        ));
+        // a sample whose covariance product alone is billions of multiply-adds
+        let mut state = 11u64;
+        let (n, dim) = (4000, 1500);
+        let big: Vec<Vec<f32>> = (0..n)
+            .map(|_| {
+                (0..dim)
+                    .map(|_| centred_uniform(&mut state) as f32)
+                    .collect()
+            })
+            .collect();
+        let refs: Vec<&[f32]> = big.iter().map(Vec::as_slice).collect();
+        let stop = AtomicBool::new(false);
+        let started = std::time::Instant::now();
+        let fitted = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                stop.store(true, Ordering::Relaxed);
+            });
+            Projection::fit_stoppable(&refs, 128, &stop)
+        });
+        assert!(
+            matches!(fitted, Err(Error::Interrupted)),
+            "not stopped: {:?} after {:?}",
+            fitted.map(|p| p.map(|p| p.dim_out())),
+            started.elapsed()
+        );
+        eprintln!("fit stopped after {:?}", started.elapsed());
     }
 
     #[test]
@@ -434,7 +531,7 @@ mod tests {
         });
         let m = x.t().dot(&x);
         let k = 20;
-        let (values, vectors) = top_eigen(&m, k);
+        let (values, vectors) = top_eigen(&m, k, &NEVER_STOP).unwrap();
         assert!(
             2 * (k + OVERSAMPLING) < 400,
             "the test must exercise the randomized path"

@@ -40,9 +40,11 @@ pub struct StatusReport {
     pub(crate) integrity: Option<String>,
     /// The last `index` run.
     pub(crate) last_run: Option<RunEntry>,
-    /// A writer (`index`, `forget`, `duplicates`) holds the index's lock now: an unfinished
-    /// run is still going, not killed.
+    /// A writer (`index`, `forget`, `duplicates DIR`, `eval`) holds the index's lock now.
     pub(crate) writer_running: bool,
+    /// What that writer recorded of itself, when there is a record to believe: an unfinished
+    /// run is still going when it is the writer's run, and was killed when it is not.
+    pub(crate) writer: Option<crate::collection::Writer>,
     /// Files recorded as failed: their full path and why.
     pub(crate) failures: Vec<(PathBuf, String)>,
 }
@@ -94,6 +96,9 @@ impl StatusReport {
             "integrity": self.integrity,
             "last_run": self.last_run,
             "writer_running": self.writer_running,
+            "writer_command": self.writer.as_ref().map(|w| &w.command),
+            "writer_pid": self.writer.as_ref().map(|w| w.pid),
+            "writer_run": self.writer.as_ref().and_then(|w| w.run),
         });
         if let serde_json::Value::Object(rest) = rest {
             doc.extend(rest);
@@ -105,6 +110,7 @@ impl StatusReport {
 /// Computes the report of `collection` from a read-only connection; `check` also runs the
 /// integrity checks (`check_index`).
 pub fn status(collection: &Collection, check: bool) -> Result<StatusReport> {
+    let writer = collection.writer();
     let store = collection.open_store_read_only()?;
     let integrity = if check {
         Some(check_index(&store)?)
@@ -172,7 +178,8 @@ pub fn status(collection: &Collection, check: bool) -> Result<StatusReport> {
         bytes_on_disk: dir_size(collection.dir()),
         integrity,
         last_run: store.last_run()?,
-        writer_running: collection.writer_running(),
+        writer_running: writer.is_some(),
+        writer: writer.flatten(),
         failures,
         stats,
     })

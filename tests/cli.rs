@@ -448,7 +448,7 @@ fn clear_errors_for_missing_index_bad_weights_and_busy_index() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
 
     let lock = lookalike::collection::Collection::at(&env.index)
-        .lock_for_writing()
+        .lock_for_writing("index")
         .unwrap();
     let out = env.cmd().args(["index"]).arg(&env.photos).output().unwrap();
     assert!(!out.status.success());
@@ -1106,8 +1106,10 @@ fn restore_commands_are_silent_with_quiet() {
     let img = env.photos.join("horse/original.jpg");
     let blurred = env.root.join("blurred.png");
     let restored = env.root.join("restored.png");
+    // without --index-dir, which these commands, using no index, warn about
     let run = |quiet: bool, args: &[&std::ffi::OsStr]| {
-        let mut c = env.cmd();
+        let mut c = Command::cargo_bin("lookalike").unwrap();
+        c.current_dir(&env.root).env_remove("LOOKALIKE_INDEX");
         if quiet {
             c.arg("-q");
         }
@@ -2513,14 +2515,15 @@ fn duplicates_interrupted_while_indexing_says_how_to_resume() {
 }
 
 /// `status` tells an unfinished run whose writer still holds the index's lock (running now)
-/// from one whose process is gone (interrupted, with the command that resumes it).
+/// from one whose process is gone (interrupted, with the command that resumes it), also while
+/// another command (`forget`) holds the lock: that command is named as the one running.
 #[test]
 fn status_tells_a_running_index_from_a_killed_one() {
     let env = setup(&["horse"]);
     env.index_json(0);
     let collection = lookalike::collection::Collection::at(&env.index);
     let photos = std::fs::canonicalize(&env.photos).unwrap();
-    collection
+    let run = collection
         .open_store()
         .unwrap()
         .begin_run(std::slice::from_ref(&photos))
@@ -2533,18 +2536,135 @@ fn status_tells_a_running_index_from_a_killed_one() {
         }
         String::from_utf8(run_ok(&mut cmd).stdout).unwrap()
     };
-    let lock = collection.lock_for_writing().unwrap();
+    let mut lock = collection.lock_for_writing("index").unwrap();
+    lock.record_run(run);
     let running = status(false);
     assert!(running.contains("running now"), "{running}");
-    assert!(!running.contains("resumes it"), "{running}");
+    assert!(!running.contains("resumes"), "{running}");
     let json: Value = serde_json::from_str(&status(true)).unwrap();
     assert_eq!(json["writer_running"], true, "{json}");
+    assert_eq!(json["writer_command"], "index", "{json}");
+    assert_eq!(json["writer_run"], run, "{json}");
+    assert_eq!(json["writer_pid"], std::process::id(), "{json}");
     drop(lock);
     let killed = status(false);
     assert!(
         killed.contains("interrupted") && killed.contains("resumes it"),
         "{killed}"
     );
+    assert!(!killed.contains("running now"), "{killed}");
     let json: Value = serde_json::from_str(&status(true)).unwrap();
     assert_eq!(json["writer_running"], false, "{json}");
+    assert_eq!(json["writer_command"], Value::Null, "{json}");
+    // the killed run is not the one a running `forget` writes
+    let forget = collection.lock_for_writing("forget").unwrap();
+    let line = status(false);
+    assert!(
+        line.contains("interrupted (its process was killed)")
+            && line.contains(&format!(
+                "`lookalike forget` is running now (process {})",
+                std::process::id()
+            ))
+            && line.contains("resumes the run once it is done"),
+        "{line}"
+    );
+    let json: Value = serde_json::from_str(&status(true)).unwrap();
+    assert_eq!(json["writer_running"], true, "{json}");
+    assert_eq!(json["writer_command"], "forget", "{json}");
+    assert_eq!(json["writer_run"], Value::Null, "{json}");
+    drop(forget);
+}
+
+/// A file the walks skip is refused with the command that takes it in, its globs quoted once
+/// for the shell: a backslash stays single and a control character is a `$'...'` escape, not
+/// escaped again with the rest of the message.
+#[test]
+fn a_refused_files_command_is_quoted_once() {
+    let env = setup(&["horse"]);
+    let exclude = ["x\\*", "a\tb"];
+    let mut first = env.cmd();
+    first.arg("index");
+    for glob in exclude {
+        first.args(["--exclude", glob]);
+    }
+    run_ok(first.arg("photos"));
+    std::fs::copy(
+        env.photos.join("horse/original.jpg"),
+        env.photos.join(".hidden.jpg"),
+    )
+    .unwrap();
+    // a link to a file outside the tracked folder (one to a file in it is that file)
+    let outside = env.root.join("outside.jpg");
+    std::fs::copy(env.photos.join("horse/blur.jpg"), &outside).unwrap();
+    std::os::unix::fs::symlink(&outside, env.photos.join("link.jpg")).unwrap();
+    let globs = r"--exclude 'x\*' --exclude $'a\x09b'";
+    for (file, flag, then) in [
+        ("photos/.hidden.jpg", "--hidden", "walks hidden files"),
+        ("photos/link.jpg", "--follow-symlinks", "follows links"),
+    ] {
+        let out = env.cmd().args(["index", file]).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        let command = format!("`lookalike index {globs} {flag} {file}` takes it in");
+        assert!(err.contains(&command) && err.contains(then), "{err}");
+        assert!(!err.contains(r"\\"), "{err}");
+    }
+}
+
+/// `--index-dir` given on the command line of a command that uses no index is warned about
+/// (not under -q); from `LOOKALIKE_INDEX`, which scripts may set for every command, it is not.
+#[test]
+fn index_dir_on_a_command_without_an_index_gets_a_warning() {
+    let env = setup(&["horse"]);
+    let img = env.photos.join("horse/original.jpg");
+    let blurred = env.root.join("blurred.png");
+    let restored = env.root.join("restored.png");
+    let commands: [(&str, Vec<&std::ffi::OsStr>); 3] = [
+        (
+            "blur",
+            vec![
+                "blur".as_ref(),
+                img.as_os_str(),
+                blurred.as_os_str(),
+                "--psf".as_ref(),
+                "gaussian:1".as_ref(),
+            ],
+        ),
+        (
+            "deblur",
+            vec![
+                "deblur".as_ref(),
+                blurred.as_os_str(),
+                restored.as_os_str(),
+                "--psf".as_ref(),
+                "gaussian:1".as_ref(),
+                "--method".as_ref(),
+                "rl".as_ref(),
+                "--iterations".as_ref(),
+                "2".as_ref(),
+            ],
+        ),
+        (
+            "quality",
+            vec!["quality".as_ref(), img.as_os_str(), blurred.as_os_str()],
+        ),
+    ];
+    for (name, args) in &commands {
+        let warning = format!("warning: --index-dir has no effect on `lookalike {name}`");
+        let given = run_ok(env.cmd().args(args));
+        let err = String::from_utf8_lossy(&given.stderr);
+        assert!(err.contains(&warning), "{name}: {err}");
+        let quiet = run_ok(env.cmd().arg("-q").args(args));
+        let err = String::from_utf8_lossy(&quiet.stderr);
+        assert!(!err.contains("warning"), "{name}: {err}");
+        let from_env = run_ok(
+            Command::cargo_bin("lookalike")
+                .unwrap()
+                .current_dir(&env.root)
+                .env("LOOKALIKE_INDEX", &env.index)
+                .args(args),
+        );
+        let err = String::from_utf8_lossy(&from_env.stderr);
+        assert!(!err.contains("warning"), "{name}: {err}");
+    }
 }

@@ -1690,3 +1690,41 @@ fn status_gives_the_bytes_of_a_run_folder_that_is_not_utf8() {
         "{run}"
     );
 }
+
+/// `-q` hides the summary of an action, not its plan: the dry run's "would ..." line for each
+/// file and the applied run's line for each file done stay on stderr.
+#[test]
+fn quiet_keeps_the_plan_of_every_file() {
+    let env = Env::new();
+    let copies = two_groups(&env);
+    let run = |apply: bool| {
+        let mut cmd = env.cmd();
+        cmd.args(["-q", "duplicates"])
+            .arg(&env.photos)
+            .arg("--trash");
+        if apply {
+            cmd.arg("--apply");
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let shown = |p: &PathBuf| p.strip_prefix(&env.root).unwrap().display().to_string();
+    let dry = run(false);
+    for copy in &copies {
+        assert!(
+            dry.contains(&format!("would trash {}", shown(copy))),
+            "{dry}"
+        );
+    }
+    assert!(!dry.contains("dry run:"), "{dry}");
+    let applied = run(true);
+    for copy in &copies {
+        assert!(
+            applied.contains(&format!("trash: {}", shown(copy))),
+            "{applied}"
+        );
+        assert!(!copy.exists());
+    }
+    assert!(!applied.contains("done,"), "{applied}");
+}

@@ -237,8 +237,8 @@ impl AnnIndex {
             .unwrap_or_else(|_| unreachable!("a build without a stop flag is not stopped"))
     }
 
-    /// As [`AnnIndex::build`], looking at `stop` every [`STOP_CHECK_EVERY`] points inserted:
-    /// [`Error::Interrupted`] once it is set.
+    /// As [`AnnIndex::build`], looking at `stop` during the PCA fit and every
+    /// [`STOP_CHECK_EVERY`] points inserted: [`Error::Interrupted`] once it is set.
     pub(crate) fn build_stoppable(
         points: &[(i64, Vec<f32>)],
         params: AnnParams,
@@ -248,7 +248,7 @@ impl AnnIndex {
         let points = points.as_ref();
         let dim = points.first().map_or(0, |p| p.1.len());
         let refs: Vec<&[f32]> = points.iter().map(|p| p.1.as_slice()).collect();
-        match Projection::fit(&refs, params.pca_dims) {
+        match Projection::fit_stoppable(&refs, params.pca_dims, stop)? {
             Some(p) => {
                 let projected: Vec<(i64, Vec<f32>)> =
                     points.par_iter().map(|(id, v)| (*id, p.apply(v))).collect();

@@ -138,6 +138,7 @@ pub(crate) fn cmd_duplicates(
             } else {
                 args.profile
             },
+            command: Some("duplicates"),
             ..Default::default()
         };
         let bar = progress_bar(quiet);
@@ -424,17 +425,14 @@ fn report_actions(
             .map(|t| format!(" -> {}", display_path(t)))
             .unwrap_or_default();
         match o {
+            // a file's step is the command's result, not a summary: kept under -q
             Outcome::WouldDo => {
                 done += 1;
-                if !quiet {
-                    note!("would {verb} {}{target}", display_path(&s.path));
-                }
+                note!("would {verb} {}{target}", display_path(&s.path));
             }
             Outcome::Done => {
                 done += 1;
-                if !quiet {
-                    note!("{verb}: {}{target}", display_path(&s.path));
-                }
+                note!("{verb}: {}{target}", display_path(&s.path));
             }
             Outcome::Skipped(why) => {
                 skipped += 1;

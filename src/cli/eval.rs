@@ -229,6 +229,7 @@ fn index_folder(
             ..Default::default()
         },
         profile: Some(profile),
+        command: Some("eval"),
         ..Default::default()
     };
     let stop = super::install_stop_flag();

@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::collection::{Collection, DEFAULT_INDEX_DIR, INDEX_DIR_ENV};
@@ -334,7 +334,10 @@ pub fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let index_dir_given =
+        matches.value_source("index_dir") == Some(clap::parser::ValueSource::CommandLine);
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     ignore_file_size_signal();
     let report_panic = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -343,8 +346,9 @@ pub fn main() -> ExitCode {
             report_panic(info);
         }
     }));
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(cli)))
-        .unwrap_or_else(|panic| Err(Error::Internal(panic_message(panic.as_ref()))));
+    let outcome =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(cli, index_dir_given)))
+            .unwrap_or_else(|panic| Err(Error::Internal(panic_message(panic.as_ref()))));
     match outcome {
         Ok(code) => code,
         Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => {
@@ -352,7 +356,7 @@ pub fn main() -> ExitCode {
         }
         Err(e) => {
             if !matches!(e, Error::Interrupted) {
-                note!("error: {}", escape_text(&e.to_string()));
+                note!("error: {}", e.terminal_text());
             }
             if e.is_out_of_space() {
                 note!(
@@ -395,7 +399,19 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a panic".into())
 }
 
-fn run(cli: Cli) -> Result<ExitCode> {
+/// Runs the command; `index_dir_given`: `--index-dir` was given on the command line (not
+/// through the environment, which scripts may set for every command).
+fn run(cli: Cli, index_dir_given: bool) -> Result<ExitCode> {
+    let indexless = match &cli.command {
+        Command::Blur(_) => Some("blur"),
+        Command::Deblur(_) => Some("deblur"),
+        Command::Quality(_) => Some("quality"),
+        _ => None,
+    };
+    // warned, not refused: a global flag is often given to every command by an alias
+    if let Some(name) = indexless.filter(|_| index_dir_given && !cli.quiet) {
+        note!("warning: --index-dir has no effect on `lookalike {name}`, which uses no index");
+    }
     let collection = Collection::resolve(cli.index_dir.as_deref());
     match cli.command {
         Command::Index(args) => cmd_index(&collection, args, cli.quiet),
@@ -868,8 +884,13 @@ fn resume_command(
 }
 
 /// One line on how the last `index` run went, with what to do next (`resume`: the command
-/// that resumes it).
-fn describe_run(run: &crate::store::RunEntry, resume: &str, writer_running: bool) -> String {
+/// that resumes it). `writer`: `Some` while a writer holds the index's lock, with its record
+/// when there is one to believe.
+fn describe_run(
+    run: &crate::store::RunEntry,
+    resume: &str,
+    writer: Option<Option<&crate::collection::Writer>>,
+) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -893,11 +914,25 @@ fn describe_run(run: &crate::store::RunEntry, resume: &str, writer_running: bool
             ago(t),
             escape_text(run.summary.as_deref().unwrap_or("no message"))
         ),
-        _ if writer_running => format!("started {} and running now", ago(run.started_at)),
-        _ => format!(
-            "started {} and interrupted (its process was killed); `{resume}` resumes it",
-            ago(run.started_at)
-        ),
+        _ => match writer {
+            Some(Some(w)) if w.run == Some(run.id) => {
+                format!("started {} and running now", ago(run.started_at))
+            }
+            Some(Some(w)) => format!(
+                "started {} and interrupted (its process was killed); `lookalike {}` is running now (process {}), and `{resume}` resumes the run once it is done",
+                ago(run.started_at),
+                escape_text(&w.command),
+                w.pid
+            ),
+            Some(None) => format!(
+                "started {}; a lookalike process is writing to the index now: this run, or a command after it if it was killed",
+                ago(run.started_at)
+            ),
+            None => format!(
+                "started {} and interrupted (its process was killed); `{resume}` resumes it",
+                ago(run.started_at)
+            ),
+        },
     }
 }
 
@@ -966,7 +1001,11 @@ fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
         let resume = resume_command(collection, run, &report.roots);
         w(format!(
             "last run:  {}",
-            describe_run(run, &resume, report.writer_running)
+            describe_run(
+                run,
+                &resume,
+                report.writer_running.then_some(report.writer.as_ref())
+            )
         ))?;
     }
     if let Some(verdict) = &report.integrity {
@@ -1031,12 +1070,13 @@ mod tests {
             cmd,
             r#"lookalike index --exclude '**/it'"'"'s/**' '--exclude=-draft*' --dba 0 --follow-symlinks '/photos/my trip'"#
         );
-        let line = describe_run(&run, &cmd, false);
+        let line = describe_run(&run, &cmd, None);
         assert!(line.contains(&format!("`{cmd}` resumes it")), "{line}");
     }
 
-    /// An unfinished run is told running while a writer holds the index's lock, else
-    /// interrupted (its process killed), with the command that resumes it.
+    /// An unfinished run is told running while its own writer holds the index's lock;
+    /// interrupted (its process killed), with the command that resumes it, when no writer
+    /// does or when the writer is another command, which is named.
     #[test]
     fn an_unfinished_run_is_told_running_or_interrupted() {
         let run = crate::store::RunEntry {
@@ -1048,16 +1088,40 @@ mod tests {
             summary: None,
             flags: Vec::new(),
         };
-        let running = describe_run(&run, "lookalike index /photos", true);
+        let writer = |command: &str, run: Option<i64>| crate::collection::Writer {
+            pid: 42,
+            command: command.into(),
+            run,
+        };
+        let resume = "lookalike index /photos";
+        let own = writer("index", Some(1));
+        let running = describe_run(&run, resume, Some(Some(&own)));
         assert!(running.contains("running now"), "{running}");
         assert!(!running.contains("resumes"), "{running}");
-        let killed = describe_run(&run, "lookalike index /photos", false);
+        let killed = describe_run(&run, resume, None);
         assert!(
             killed.contains("interrupted")
                 && killed.contains("`lookalike index /photos` resumes it"),
             "{killed}"
         );
-        assert!(!killed.contains("still running"), "{killed}");
+        assert!(!killed.contains("running now"), "{killed}");
+        for other in [writer("forget", None), writer("duplicates", Some(2))] {
+            let line = describe_run(&run, resume, Some(Some(&other)));
+            assert!(
+                line.contains("interrupted (its process was killed)")
+                    && line.contains(&format!(
+                        "`lookalike {}` is running now (process 42)",
+                        other.command
+                    ))
+                    && line.contains("`lookalike index /photos` resumes the run"),
+                "{line}"
+            );
+        }
+        let unknown = describe_run(&run, resume, Some(None));
+        assert!(
+            unknown.contains("a lookalike process is writing"),
+            "{unknown}"
+        );
     }
 
     #[test]

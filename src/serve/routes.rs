@@ -158,7 +158,9 @@ fn refuse(status: StatusCode, why: &str) -> Response {
 /// The answer for an error of the library: its message, with a status saying whose fault.
 fn error_response(e: &Error) -> Response {
     let status = match e {
-        Error::InvalidInput(_) | Error::Parse { .. } => StatusCode::BAD_REQUEST,
+        Error::InvalidInput(_) | Error::InvalidWithCommand { .. } | Error::Parse { .. } => {
+            StatusCode::BAD_REQUEST
+        }
         Error::Decode { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         Error::NoIndex(_) => StatusCode::NOT_FOUND,
         Error::Locked(_) | Error::ActionRunning(_) => StatusCode::CONFLICT,
