@@ -408,6 +408,12 @@ fn numbers_out_of_range_are_refused_with_the_range_even_when_negative() {
             &["index", ".", "--threads", "-1"][..],
             "use a whole number from 1 to 1024",
         ),
+        (&["query", "x.png", "-k", "-5"][..], "-5 is out of range"),
+        (&["eval", "x", "-k", "1,a"][..], "'a' is not a whole number"),
+        (
+            &["eval", "x", "-k", "5,,10"][..],
+            "'' is not a whole number",
+        ),
     ] {
         let out = env.cmd().args(args).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
@@ -1183,11 +1189,16 @@ fn a_damaged_index_exits_4_and_the_help_lists_exit_statuses() {
         side.push(suffix);
         let _ = std::fs::remove_file(side);
     }
+    let mut advised = 0;
     for args in [&["status", "--check"][..], &["status"], &["query", "x.jpg"]] {
         let out = env.cmd().args(args).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(4), "{args:?}: {stderr}");
+        // the index folder may be a photo folder too: only the database is named for deletion
+        assert!(!stderr.contains("delete the index folder"), "{stderr}");
+        advised += usize::from(stderr.contains("delete lookalike.db"));
     }
+    assert!(advised > 0);
     std::fs::write(
         &db,
         b"this is not a database at all, not even close to one......",
@@ -2667,4 +2678,28 @@ fn index_dir_on_a_command_without_an_index_gets_a_warning() {
         let err = String::from_utf8_lossy(&from_env.stderr);
         assert!(!err.contains("warning"), "{name}: {err}");
     }
+}
+
+/// The duplicates benchmark's kept files may not be planted inside the folder it reads: they
+/// would stay among the photos and count as distractors in the next run.
+#[test]
+fn the_duplicates_benchmark_refuses_to_plant_inside_the_folder_it_reads() {
+    let env = setup(&["horse", "camera"]);
+    let before = walkdir::WalkDir::new(&env.photos).into_iter().count();
+    let out = env
+        .cmd()
+        .args(["eval", "--duplicates"])
+        .arg(&env.photos)
+        .arg("--work")
+        .arg(env.photos.join("bench"))
+        .args(["--sample", "1"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("which is evaluated"), "{err}");
+    assert_eq!(
+        walkdir::WalkDir::new(&env.photos).into_iter().count(),
+        before
+    );
 }

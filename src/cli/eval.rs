@@ -344,6 +344,16 @@ fn check_outputs(args: &EvalArgs) -> Result<()> {
             .map(|(_, given)| given.display())
     };
     let read_only = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.permissions().readonly());
+    // the planted copies would join the photos they are planted among, and stay there
+    if let (Some(work), Some(folder)) = (&args.work, &args.duplicates)
+        && resolved(work).starts_with(resolved(folder))
+    {
+        return Err(Error::InvalidInput(format!(
+            "--work {}: it is inside {}, which is evaluated; give a folder outside it",
+            work.display(),
+            folder.display()
+        )));
+    }
     if let Some(path) = &args.dump_rankings {
         let bad = |why: String| {
             Err(Error::InvalidInput(format!(

@@ -80,13 +80,23 @@ const TOP_HELP: &str = "Examples:\n  lookalike index ~/Pictures\n  lookalike que
 fn usize_in(
     range: std::ops::RangeInclusive<usize>,
 ) -> impl Fn(&str) -> std::result::Result<usize, String> + Clone + Send + Sync + 'static {
-    move |s| match s.trim().parse::<usize>() {
-        Ok(n) if range.contains(&n) => Ok(n),
-        _ => Err(format!(
-            "{s} is out of range: use a whole number from {} to {}",
-            range.start(),
-            range.end()
-        )),
+    move |s| {
+        let t = s.trim();
+        let digits = t.strip_prefix(['-', '+']).unwrap_or(t);
+        match t.parse::<usize>() {
+            Ok(n) if range.contains(&n) => Ok(n),
+            // a signed or too long whole number is out of range; anything else is no number
+            _ if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => Err(format!(
+                "{s} is out of range: use a whole number from {} to {}",
+                range.start(),
+                range.end()
+            )),
+            _ => Err(format!(
+                "'{s}' is not a whole number: use a whole number from {} to {}",
+                range.start(),
+                range.end()
+            )),
+        }
     }
 }
 
@@ -368,7 +378,7 @@ pub fn main() -> ExitCode {
                 );
             } else if matches!(e, Error::Db { .. }) && e.is_corrupt() {
                 note!(
-                    "the index database is damaged: restore it from a backup, or delete the index folder and run `lookalike index DIR` again (your images are not touched)"
+                    "the index database is damaged: restore it from a backup, or delete lookalike.db and its -wal and -shm files from the index folder and run `lookalike index DIR` again (only the index is lost; your images are not touched)"
                 );
             }
             ExitCode::from(exit_code(&e))

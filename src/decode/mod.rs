@@ -438,6 +438,16 @@ fn checked_kind(bytes: &[u8], path: &Path) -> Result<Kind> {
             ),
         ));
     }
+    if kind == Kind::Image(image::ImageFormat::Tiff)
+        && let Some(samples) = raw::tiff_unsupported_samples(bytes)
+    {
+        return Err(bad(
+            path,
+            format!(
+                "TIFF of {samples}, a kind lookalike does not read: convert it to an 8- or 16-bit PNG or TIFF"
+            ),
+        ));
+    }
     if kind == Kind::Image(image::ImageFormat::Jpeg) && !jpeg_has_end(bytes) {
         return Err(bad(
             path,
@@ -1404,6 +1414,68 @@ mod tests {
             .encode_image(img)
             .unwrap();
         buf
+    }
+
+    /// A 4x4 little-endian TIFF, one strip of `samples` channels of `bits` each, in sample
+    /// `format` (1 unsigned, 2 signed, 3 float).
+    fn tiff_of_samples(bits: u16, samples: u16, format: u16) -> Vec<u8> {
+        let data_len = 16 * u32::from(samples) * u32::from(bits / 8);
+        let tags: [(u16, u16, u32); 10] = [
+            (256, 3, 4),
+            (257, 3, 4),
+            (258, 3, u32::from(bits)),
+            (259, 3, 1),
+            (262, 3, if samples >= 3 { 2 } else { 1 }),
+            (273, 4, 0),
+            (277, 3, u32::from(samples)),
+            (278, 3, 4),
+            (279, 4, data_len),
+            (339, 3, u32::from(format)),
+        ];
+        let data_at = 8 + 2 + 12 * tags.len() as u32 + 4;
+        let mut out = b"II*\0\x08\0\0\0".to_vec();
+        out.extend_from_slice(&(tags.len() as u16).to_le_bytes());
+        for (tag, kind, value) in tags {
+            let value = if tag == 273 { data_at } else { value };
+            // a BitsPerSample or SampleFormat of several channels lists one per channel: the
+            // first value is what is read, so one value stands for all here
+            out.extend_from_slice(&tag.to_le_bytes());
+            out.extend_from_slice(&kind.to_le_bytes());
+            out.extend_from_slice(&1u32.to_le_bytes());
+            if kind == 3 {
+                out.extend_from_slice(&(value as u16).to_le_bytes());
+                out.extend_from_slice(&[0, 0]);
+            } else {
+                out.extend_from_slice(&value.to_le_bytes());
+            }
+        }
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.resize(out.len() + data_len as usize, 0);
+        out
+    }
+
+    /// A TIFF of samples the decoder does not read is refused naming their kind (the
+    /// decoder's own words were "color type Unknown(32)").
+    #[test]
+    fn a_tiff_of_samples_not_read_names_their_kind() {
+        for (bits, samples, format, kind) in [
+            (32, 1, 3, "grey 32-bit floating-point samples"),
+            (32, 1, 1, "grey 32-bit unsigned integer samples"),
+            (64, 3, 3, "3-channel 64-bit floating-point samples"),
+        ] {
+            let err = decode(
+                &tiff_of_samples(bits, samples, format),
+                Path::new("f.tif"),
+                &DecodeConfig::default(),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(kind), "{err}");
+            assert!(err.contains("convert it"), "{err}");
+        }
+        assert!(raw::tiff_unsupported_samples(&tiff_of_samples(8, 1, 1)).is_none());
+        assert!(raw::tiff_unsupported_samples(&tiff_of_samples(16, 3, 1)).is_none());
+        assert!(raw::tiff_unsupported_samples(&tiff_of_samples(32, 3, 3)).is_none());
     }
 
     /// A plain TIFF under a RAW file's name is read as the TIFF it is.

@@ -286,6 +286,41 @@ pub(crate) fn jpeg_unsupported_coding(jpeg: &[u8]) -> Option<&'static str> {
     }
 }
 
+/// The kind of a TIFF's samples, from its first directory, when the decoder here does not read
+/// them: 64-bit samples, 32-bit integers, and grey (one or two channel) 32-bit floats.
+pub(crate) fn tiff_unsupported_samples(bytes: &[u8]) -> Option<String> {
+    const BITS_PER_SAMPLE: u16 = 0x102;
+    const SAMPLES_PER_PIXEL: u16 = 0x115;
+    const SAMPLE_FORMAT: u16 = 0x153;
+    let (tiff, first) = Tiff::parse(bytes)?;
+    if tiff.magic != 42 {
+        return None;
+    }
+    let entries = tiff.entries(first as usize);
+    let first_value = |tag: u16| {
+        entries
+            .iter()
+            .find(|e| e.tag == tag)
+            .and_then(|e| tiff.value(e, 0))
+    };
+    let bits = first_value(BITS_PER_SAMPLE)?;
+    let channels = first_value(SAMPLES_PER_PIXEL).unwrap_or(1);
+    let format = first_value(SAMPLE_FORMAT).unwrap_or(1);
+    let number = match format {
+        1 => "unsigned integer",
+        2 => "signed integer",
+        3 => "floating-point",
+        _ => return None,
+    };
+    let unread = bits == 64 || (bits == 32 && (format != 3 || channels <= 2));
+    let layout = match channels {
+        1 => "grey".to_string(),
+        2 => "grey and alpha".to_string(),
+        n => format!("{n}-channel"),
+    };
+    unread.then(|| format!("{layout} {bits}-bit {number} samples"))
+}
+
 /// The orientation a JPEG's own EXIF block gives, if it has one.
 pub(crate) fn jpeg_orientation(jpeg: &[u8]) -> Option<Orientation> {
     segments(jpeg).find_map(|(marker, body)| {

@@ -397,10 +397,10 @@ pub(crate) fn l2_normalize(v: &mut [f32]) {
 }
 
 /// Largest weight `--weights` accepts (weights are relative; larger ones only risk overflow).
-pub(crate) const MAX_WEIGHT: f32 = 1000.0;
+pub(crate) const MAX_WEIGHT: f64 = 1000.0;
 /// Smallest weight above 0 `--weights` accepts: smaller ones change no ranking that 0 would
 /// not, and near the float limits turn every distance to 0.
-pub(crate) const MIN_WEIGHT: f32 = 0.001;
+pub(crate) const MIN_WEIGHT: f64 = 0.001;
 
 /// How per-family vectors are combined: each is L2-normalised, then scaled by sqrt(weight),
 /// so the squared distance between fused vectors is the weighted sum of per-family ones.
@@ -477,9 +477,7 @@ impl Fusion {
                     known.join(", ")
                 )));
             }
-            if !(w.is_finite()
-                && (w == 0.0 || (f64::from(MIN_WEIGHT)..=f64::from(MAX_WEIGHT)).contains(&w)))
-            {
+            if !(w.is_finite() && (w == 0.0 || (MIN_WEIGHT..=MAX_WEIGHT).contains(&w))) {
                 return Err(Error::InvalidInput(format!(
                     "weight for '{name}' in --weights must be 0 or a number from {MIN_WEIGHT} to {MAX_WEIGHT} (weights are relative)"
                 )));
@@ -881,6 +879,13 @@ mod tests {
                 .unwrap()
                 .families(),
             vec!["color"]
+        );
+        // both bounds are taken as written, not as their nearest f32
+        assert_eq!(
+            Fusion::parse("color=0.001,conv=1", &known)
+                .unwrap()
+                .families(),
+            vec!["color", "conv"]
         );
     }
 
