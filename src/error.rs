@@ -145,7 +145,42 @@ impl Error {
                 command,
                 then,
             } => format!("{}; `{command}` {}", escape_text(reason), escape_text(then)),
-            _ => escape_text(&self.to_string()),
+            _ => {
+                let text = self.to_string();
+                // the path as `shown` spells it: bytes that are not UTF-8 as `\xNN`, which
+                // the text's own rendering turns into U+FFFD
+                match self.path() {
+                    Some(path) => {
+                        let lossy = path.display().to_string();
+                        match text.find(&lossy) {
+                            Some(at) => format!(
+                                "{}{}{}",
+                                escape_text(&text[..at]),
+                                crate::path_repr::shown(path),
+                                escape_text(&text[at + lossy.len()..])
+                            ),
+                            None => escape_text(&text),
+                        }
+                    }
+                    None => escape_text(&text),
+                }
+            }
+        }
+    }
+
+    /// The file or folder the error names in its own field, if any.
+    fn path(&self) -> Option<&std::path::Path> {
+        match self {
+            Error::Io { path, .. }
+            | Error::Decode { path, .. }
+            | Error::Parse { path, .. }
+            | Error::Db { path, .. }
+            | Error::SchemaTooNew { path, .. }
+            | Error::Corrupt { path, .. }
+            | Error::NoIndex(path)
+            | Error::Locked(path)
+            | Error::ActionRunning(path) => Some(path),
+            _ => None,
         }
     }
 
@@ -195,5 +230,36 @@ impl Error {
             ),
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A name that is not UTF-8 is shown with its bytes as `\xNN` in an error, as in listings:
+    /// two names differing in such a byte read apart (both were U+FFFD).
+    #[cfg(unix)]
+    #[test]
+    fn an_error_shows_the_bytes_of_a_name_that_is_not_utf8() {
+        use std::os::unix::ffi::OsStrExt;
+        let named = |name: &[u8]| {
+            let path = PathBuf::from(std::ffi::OsStr::from_bytes(name));
+            Error::io(path, std::io::ErrorKind::NotFound.into()).terminal_text()
+        };
+        let (fe, ff) = (named(b"dir/a\xfe.png"), named(b"dir/a\xff.png"));
+        assert!(fe.starts_with("dir/a\\xfe.png: "), "{fe}");
+        assert!(ff.starts_with("dir/a\\xff.png: "), "{ff}");
+        assert!(!fe.contains('\u{fffd}'), "{fe}");
+        // a backslash in a name is doubled, so no name reads as another's escape
+        assert!(named(b"a\\xfe.png").starts_with("a\\\\xfe.png: "));
+        let decode = Error::Decode {
+            path: PathBuf::from(std::ffi::OsStr::from_bytes(b"b\x80.jpg")),
+            reason: "line\nbreak".into(),
+        };
+        assert_eq!(
+            decode.terminal_text(),
+            "b\\x80.jpg: cannot decode image: line\\nbreak"
+        );
     }
 }

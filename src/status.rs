@@ -103,7 +103,29 @@ impl StatusReport {
         if let serde_json::Value::Object(rest) = rest {
             doc.extend(rest);
         }
+        if let (Some(state), Some(serde_json::Value::Object(run))) =
+            (self.last_run_state(), doc.get_mut("last_run"))
+        {
+            run.insert("state".into(), state.into());
+        }
         serde_json::Value::Object(doc)
+    }
+
+    /// The last run's state: its recorded outcome once it ended; else `running` while its own
+    /// process holds the writer lock, `killed` when no process or another command's holds it,
+    /// and `unknown` when a writer left no record to tell which.
+    pub(crate) fn last_run_state(&self) -> Option<&'static str> {
+        let run = self.last_run.as_ref()?;
+        Some(match run.outcome.as_deref() {
+            Some("complete") => "complete",
+            Some("interrupted") => "interrupted",
+            Some(_) => "error",
+            None => match (&self.writer, self.writer_running) {
+                (Some(w), true) if w.run == Some(run.id) => "running",
+                (Some(_), true) | (None, false) | (Some(_), false) => "killed",
+                (None, true) => "unknown",
+            },
+        })
     }
 }
 

@@ -2557,6 +2557,8 @@ fn status_tells_a_running_index_from_a_killed_one() {
     assert_eq!(json["writer_command"], "index", "{json}");
     assert_eq!(json["writer_run"], run, "{json}");
     assert_eq!(json["writer_pid"], std::process::id(), "{json}");
+    assert_eq!(json["last_run"]["state"], "running", "{json}");
+    assert_eq!(json["last_run"]["outcome"], Value::Null, "{json}");
     drop(lock);
     let killed = status(false);
     assert!(
@@ -2567,6 +2569,7 @@ fn status_tells_a_running_index_from_a_killed_one() {
     let json: Value = serde_json::from_str(&status(true)).unwrap();
     assert_eq!(json["writer_running"], false, "{json}");
     assert_eq!(json["writer_command"], Value::Null, "{json}");
+    assert_eq!(json["last_run"]["state"], "killed", "{json}");
     // the killed run is not the one a running `forget` writes
     let forget = collection.lock_for_writing("forget").unwrap();
     let line = status(false);
