@@ -896,6 +896,40 @@ fn a_moved_file_deleted_since_does_not_block_undo_for_ever() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "null");
 }
 
+/// `undo --json`: its report and exit code.
+fn undo_json(env: &Env) -> (Value, i32) {
+    let out = env.cmd().args(["undo", "--json"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+    (json, out.status.code().unwrap())
+}
+
+#[test]
+fn an_undo_blocked_by_a_file_in_the_way_of_a_trashed_or_linked_copy_is_retried() {
+    let env = Env::new();
+    let copies = two_groups(&env);
+    let before = read_all(&copies);
+    for action in ["--hardlink", "--trash"] {
+        let (json, code) = env.duplicates(&[action, "--apply"]);
+        assert_eq!(code, 0, "{json}");
+        // another file saved since under the name of a copy the run changed
+        if action == "--hardlink" {
+            std::fs::remove_file(&copies[0]).unwrap();
+        }
+        std::fs::write(&copies[0], b"saved since").unwrap();
+        let (report, code) = undo_json(&env);
+        assert_eq!(code, 3, "{action}: {report}");
+        assert_eq!(report["closed"], false, "{action}: {report}");
+        assert_eq!(std::fs::read(&copies[0]).unwrap(), b"saved since");
+        // moved away, the way is clear: undo again brings the copy back
+        std::fs::remove_file(&copies[0]).unwrap();
+        let (report, code) = undo_json(&env);
+        assert_eq!(code, 0, "{action}: {report}");
+        assert_eq!(report["closed"], true, "{action}: {report}");
+        assert_eq!(read_all(&copies), before, "{action}: {report}");
+    }
+}
+
 #[test]
 fn undo_takes_from_the_trash_the_file_with_the_content_it_trashed() {
     let env = Env::new();
