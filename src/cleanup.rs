@@ -53,6 +53,8 @@ pub struct Step {
     pub(crate) keeper_root: PathBuf,
     /// Destination of a move.
     pub(crate) target: Option<PathBuf>,
+    /// Bytes the step frees when done (0 for a copy that shares its file with another).
+    pub(crate) frees: u64,
 }
 
 /// How a step ended.
@@ -72,6 +74,7 @@ pub enum Outcome {
 /// The steps that `action` takes for `groups`: every copy but the keeper.
 pub fn plan(groups: &[Group], action: &Action) -> Vec<Step> {
     let mut steps = Vec::new();
+    let mut frees = crate::duplicates::reclaimable_each(groups).into_iter();
     for g in groups {
         let keeper = &g.keeper().record;
         for copy in g.copies() {
@@ -88,10 +91,21 @@ pub fn plan(groups: &[Group], action: &Action) -> Vec<Step> {
                 root: r.root.clone(),
                 keeper_root: keeper.root.clone(),
                 target,
+                frees: frees.next().unwrap_or(0),
             });
         }
     }
     steps
+}
+
+/// Bytes an applied run freed: those of the copies whose step was done.
+pub fn freed_bytes(steps: &[Step], outcomes: &[Outcome]) -> u64 {
+    steps
+        .iter()
+        .zip(outcomes)
+        .filter(|(_, o)| **o == Outcome::Done)
+        .map(|(s, _)| s.frees)
+        .sum()
 }
 
 /// A journal line. Paths are kept as their raw bytes (hex) so that any file name survives.
@@ -196,8 +210,8 @@ fn hash_of_hex(s: &str) -> Option<[u8; 32]> {
     unhex(s).and_then(|b| b.try_into().ok())
 }
 
-/// An action's plan and outcomes as JSON: `{"kind", "applied", "steps": [{path, target?,
-/// outcome, reason?}]}` (the schema README.md documents).
+/// An action's plan and outcomes as JSON: `{"kind", "applied", "freed_bytes"? (applied runs),
+/// "steps": [{path, target?, outcome, reason?}]}` (the schema README.md documents).
 pub fn action_json(
     action: &Action,
     steps: &[Step],
@@ -218,7 +232,11 @@ pub fn action_json(
             serde_json::Value::Object(m)
         })
         .collect();
-    serde_json::json!({"kind": action.name(), "applied": applied, "steps": items})
+    let mut doc = serde_json::json!({"kind": action.name(), "applied": applied, "steps": items});
+    if applied {
+        doc["freed_bytes"] = freed_bytes(steps, outcomes).into();
+    }
+    doc
 }
 
 /// A digest of a plan: the action, every step's copy, content, keeper and target, and the

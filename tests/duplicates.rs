@@ -931,6 +931,56 @@ fn an_undo_blocked_by_a_file_in_the_way_of_a_trashed_or_linked_copy_is_retried()
 }
 
 #[test]
+fn an_applied_run_says_how_many_bytes_it_freed() {
+    let env = Env::new();
+    let copies = two_groups(&env);
+    let size = |p: &PathBuf| std::fs::metadata(p).unwrap().len();
+    let dest = env.root.join("dupes");
+    let (dry, _) = env.duplicates(&["--move-to", dest.to_str().unwrap()]);
+    assert_eq!(
+        dry["reclaimable_bytes"],
+        copies.iter().map(size).sum::<u64>(),
+        "{dry}"
+    );
+    let (json, code) = env.duplicates(&["--move-to", dest.to_str().unwrap(), "--apply"]);
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(
+        json["action"]["freed_bytes"], dry["reclaimable_bytes"],
+        "{json}"
+    );
+    // what is still reclaimable: the copies moved are gone
+    assert_eq!(json["reclaimable_bytes"], 0, "{json}");
+    assert_eq!(undo_json(&env).1, 0);
+
+    // only the byte-identical copies are linked, and only they count
+    let (linked, _) = env.duplicates(&["--hardlink"]);
+    let identical = size(&copies[0]) + size(&copies[2]);
+    let (json, code) = env.duplicates(&["--hardlink", "--apply"]);
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(json["action"]["freed_bytes"], identical, "{json}");
+    assert!(linked["action"].get("freed_bytes").is_none(), "{linked}");
+    assert_eq!(undo_json(&env).1, 0);
+
+    // the text says so too, not the 0 B left to reclaim
+    let run = |apply: bool| {
+        let mut c = env.cmd();
+        c.args(["-q", "duplicates", "--trash"]).arg(&env.photos);
+        if apply {
+            c.arg("--apply");
+        }
+        c.output().unwrap()
+    };
+    assert!(run(false).status.success());
+    let out = run(true);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(" freed)") && !text.contains("(0 B)"),
+        "{text}"
+    );
+}
+
+#[test]
 fn undo_takes_from_the_trash_the_file_with_the_content_it_trashed() {
     let env = Env::new();
     let copies = two_groups(&env);
