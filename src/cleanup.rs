@@ -53,6 +53,8 @@ pub struct Step {
     pub(crate) keeper_root: PathBuf,
     /// Destination of a move.
     pub(crate) target: Option<PathBuf>,
+    /// Bytes the step frees when done (0 for a copy that shares its file with another).
+    pub(crate) frees: u64,
 }
 
 /// How a step ended.
@@ -72,6 +74,7 @@ pub enum Outcome {
 /// The steps that `action` takes for `groups`: every copy but the keeper.
 pub fn plan(groups: &[Group], action: &Action) -> Vec<Step> {
     let mut steps = Vec::new();
+    let mut frees = crate::duplicates::reclaimable_each(groups).into_iter();
     for g in groups {
         let keeper = &g.keeper().record;
         for copy in g.copies() {
@@ -88,10 +91,21 @@ pub fn plan(groups: &[Group], action: &Action) -> Vec<Step> {
                 root: r.root.clone(),
                 keeper_root: keeper.root.clone(),
                 target,
+                frees: frees.next().unwrap_or(0),
             });
         }
     }
     steps
+}
+
+/// Bytes an applied run freed: those of the copies whose step was done.
+pub fn freed_bytes(steps: &[Step], outcomes: &[Outcome]) -> u64 {
+    steps
+        .iter()
+        .zip(outcomes)
+        .filter(|(_, o)| **o == Outcome::Done)
+        .map(|(s, _)| s.frees)
+        .sum()
 }
 
 /// A journal line. Paths are kept as their raw bytes (hex) so that any file name survives.
@@ -196,8 +210,8 @@ fn hash_of_hex(s: &str) -> Option<[u8; 32]> {
     unhex(s).and_then(|b| b.try_into().ok())
 }
 
-/// An action's plan and outcomes as JSON: `{"kind", "applied", "steps": [{path, target?,
-/// outcome, reason?}]}` (the schema README.md documents).
+/// An action's plan and outcomes as JSON: `{"kind", "applied", "freed_bytes"? (applied runs),
+/// "steps": [{path, target?, outcome, reason?}]}` (the schema README.md documents).
 pub fn action_json(
     action: &Action,
     steps: &[Step],
@@ -218,7 +232,11 @@ pub fn action_json(
             serde_json::Value::Object(m)
         })
         .collect();
-    serde_json::json!({"kind": action.name(), "applied": applied, "steps": items})
+    let mut doc = serde_json::json!({"kind": action.name(), "applied": applied, "steps": items});
+    if applied {
+        doc["freed_bytes"] = freed_bytes(steps, outcomes).into();
+    }
+    doc
 }
 
 /// A digest of a plan: the action, every step's copy, content, keeper and target, and the
@@ -1165,7 +1183,8 @@ pub struct UndoReport {
     pub(crate) journal: PathBuf,
     pub(crate) action: String,
     pub(crate) steps: Vec<Reversal>,
-    /// False when some step failed: the journal stays, and `undo` again retries it.
+    /// False when some step failed, or was blocked by a file in its way and can still be
+    /// undone: the journal stays, and `undo` again retries it.
     pub(crate) closed: bool,
 }
 
@@ -1190,7 +1209,8 @@ fn last_journal(dir: &Path) -> Result<Option<PathBuf>> {
 /// Reverses the last applied run: moved files go back, trashed ones are restored from the
 /// trash, hard links become separate files again. Deletions cannot be reversed and are listed.
 /// The journal is then renamed `*.undone`, so a second undo reaches the run before, unless a
-/// step failed: then it stays, and the next undo tries again.
+/// step failed or a file in its way blocked a file that can still come back: then it stays, and
+/// the next undo tries again.
 pub fn undo(journal_dir: &Path) -> Result<Option<UndoReport>> {
     if !journal_dir.is_dir() {
         return Ok(None);
@@ -1255,7 +1275,8 @@ pub fn undo(journal_dir: &Path) -> Result<Option<UndoReport>> {
         });
     }
     steps.reverse();
-    // a failed step (a permission, a full disk) may succeed later: keep the journal
+    // a failed step (a permission, a full disk, a file in the way) may succeed later: keep
+    // the journal
     let closed = !steps
         .iter()
         .any(|r| matches!(r.outcome, Outcome::Failed(_)));
@@ -1309,13 +1330,6 @@ fn reverse(
             && file_hash(from).is_ok_and(|h| h == *hash)
     };
     let op = intent.op.as_str();
-    let back_or_left = |why: String| {
-        if back() {
-            Outcome::Done
-        } else {
-            Outcome::Skipped(why)
-        }
-    };
     match op {
         "move" => {
             let Some(to) = to else {
@@ -1379,10 +1393,23 @@ fn reverse(
         }
         "trash" => {
             if occupied {
-                return back_or_left(format!(
-                    "{} exists; left alone (the trashed file is still in the trash)",
-                    from.display()
-                ));
+                if back() {
+                    return Outcome::Done;
+                }
+                return match trashed_item(from, hash) {
+                    // the trashed file can still come back: the journal stays for a retry
+                    Ok(Some(_)) => Outcome::Failed(format!(
+                        "{} exists; left alone: move it away and run `lookalike undo` again to bring back the trashed file (still in the trash)",
+                        from.display()
+                    )),
+                    Ok(None) => Outcome::Skipped(format!(
+                        "{} exists; left alone (the trashed file is no longer in the trash)",
+                        from.display()
+                    )),
+                    Err(why) => {
+                        Outcome::Failed(format!("{} exists; left alone, and {why}", from.display()))
+                    }
+                };
             }
             restore_from_trash(from, hash)
         }
@@ -1398,11 +1425,20 @@ fn reverse(
                 // since: one that holds the content still shares it with the other copies
                 // linked with it, and is separated from them.
                 if !back() {
-                    return Outcome::Skipped(format!(
-                        "{} is no longer a link to {}: a file saved there since is left alone",
-                        from.display(),
-                        keeper.display()
-                    ));
+                    // the kept copy still holds the content: the journal stays for a retry
+                    return if file_hash(keeper).is_ok_and(|h| h == *hash) {
+                        Outcome::Failed(format!(
+                            "{} is no longer a link to {}: a file saved there since is left alone; move it away and run `lookalike undo` again to get the copy back",
+                            from.display(),
+                            keeper.display()
+                        ))
+                    } else {
+                        Outcome::Skipped(format!(
+                            "{} is no longer a link to {}: a file saved there since is left alone",
+                            from.display(),
+                            keeper.display()
+                        ))
+                    };
                 }
                 // its only name now: separate already, with the keeper's look it shared
                 if link_count(from) <= 1 {
@@ -1478,33 +1514,43 @@ fn copy_into(source: &mut fs::File, copy: &mut fs::File) -> std::io::Result<()> 
 /// Restores the newest trashed item from `original` whose content is `hash`: the trash may hold
 /// other files deleted from the same name since.
 fn restore_from_trash(original: &Path, hash: &[u8; 32]) -> Outcome {
-    let items = match trash::os_limited::list() {
-        Ok(items) => items,
-        Err(e) => return Outcome::Failed(format!("cannot read the trash: {e}")),
-    };
+    match trashed_item(original, hash) {
+        Ok(Some(item)) => match trash::os_limited::restore_all([item]) {
+            Ok(()) => Outcome::Done,
+            Err(e) => Outcome::Failed(format!("cannot restore from the trash: {e}")),
+        },
+        Ok(None) if trash_holds_name(original) => Outcome::Skipped(
+            "the trash holds files deleted from that name, none with its content: left there"
+                .into(),
+        ),
+        Ok(None) => Outcome::Skipped("no longer in the trash".into()),
+        Err(why) => Outcome::Failed(why),
+    }
+}
+
+/// The newest trashed item from `original` whose content is `hash`; an error says why the
+/// trash could not be read.
+fn trashed_item(
+    original: &Path,
+    hash: &[u8; 32],
+) -> std::result::Result<Option<trash::TrashItem>, String> {
+    let items = trash::os_limited::list().map_err(|e| format!("cannot read the trash: {e}"))?;
     let mut named: Vec<trash::TrashItem> = items
         .into_iter()
         .filter(|item| item.original_path() == original)
         .collect();
-    if named.is_empty() {
-        return Outcome::Skipped("no longer in the trash".into());
-    }
     named.sort_by_key(|item| std::cmp::Reverse(item.time_deleted));
-    let ours = named.into_iter().find(|item| match trashed_file(item) {
+    Ok(named.into_iter().find(|item| match trashed_file(item) {
         Some(file) => file_hash(&file).is_ok_and(|h| h == *hash),
         // where the trash's layout is not the freedesktop one, the newest item by that name
         None => true,
-    });
-    match ours {
-        Some(item) => match trash::os_limited::restore_all([item]) {
-            Ok(()) => Outcome::Done,
-            Err(e) => Outcome::Failed(format!("cannot restore from the trash: {e}")),
-        },
-        None => Outcome::Skipped(
-            "the trash holds files deleted from that name, none with its content: left there"
-                .into(),
-        ),
-    }
+    }))
+}
+
+/// True when the trash holds some item deleted from `original`.
+fn trash_holds_name(original: &Path) -> bool {
+    trash::os_limited::list()
+        .is_ok_and(|items| items.iter().any(|item| item.original_path() == original))
 }
 
 /// Where a trashed item's content lies: in a freedesktop trash, `files/NAME` beside the

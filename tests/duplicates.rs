@@ -896,6 +896,90 @@ fn a_moved_file_deleted_since_does_not_block_undo_for_ever() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "null");
 }
 
+/// `undo --json`: its report and exit code.
+fn undo_json(env: &Env) -> (Value, i32) {
+    let out = env.cmd().args(["undo", "--json"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+    (json, out.status.code().unwrap())
+}
+
+#[test]
+fn an_undo_blocked_by_a_file_in_the_way_of_a_trashed_or_linked_copy_is_retried() {
+    let env = Env::new();
+    let copies = two_groups(&env);
+    let before = read_all(&copies);
+    for action in ["--hardlink", "--trash"] {
+        let (json, code) = env.duplicates(&[action, "--apply"]);
+        assert_eq!(code, 0, "{json}");
+        // another file saved since under the name of a copy the run changed
+        if action == "--hardlink" {
+            std::fs::remove_file(&copies[0]).unwrap();
+        }
+        std::fs::write(&copies[0], b"saved since").unwrap();
+        let (report, code) = undo_json(&env);
+        assert_eq!(code, 3, "{action}: {report}");
+        assert_eq!(report["closed"], false, "{action}: {report}");
+        assert_eq!(std::fs::read(&copies[0]).unwrap(), b"saved since");
+        // moved away, the way is clear: undo again brings the copy back
+        std::fs::remove_file(&copies[0]).unwrap();
+        let (report, code) = undo_json(&env);
+        assert_eq!(code, 0, "{action}: {report}");
+        assert_eq!(report["closed"], true, "{action}: {report}");
+        assert_eq!(read_all(&copies), before, "{action}: {report}");
+    }
+}
+
+#[test]
+fn an_applied_run_says_how_many_bytes_it_freed() {
+    let env = Env::new();
+    let copies = two_groups(&env);
+    let size = |p: &PathBuf| std::fs::metadata(p).unwrap().len();
+    let dest = env.root.join("dupes");
+    let (dry, _) = env.duplicates(&["--move-to", dest.to_str().unwrap()]);
+    assert_eq!(
+        dry["reclaimable_bytes"],
+        copies.iter().map(size).sum::<u64>(),
+        "{dry}"
+    );
+    let (json, code) = env.duplicates(&["--move-to", dest.to_str().unwrap(), "--apply"]);
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(
+        json["action"]["freed_bytes"], dry["reclaimable_bytes"],
+        "{json}"
+    );
+    // what is still reclaimable: the copies moved are gone
+    assert_eq!(json["reclaimable_bytes"], 0, "{json}");
+    assert_eq!(undo_json(&env).1, 0);
+
+    // only the byte-identical copies are linked, and only they count
+    let (linked, _) = env.duplicates(&["--hardlink"]);
+    let identical = size(&copies[0]) + size(&copies[2]);
+    let (json, code) = env.duplicates(&["--hardlink", "--apply"]);
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(json["action"]["freed_bytes"], identical, "{json}");
+    assert!(linked["action"].get("freed_bytes").is_none(), "{linked}");
+    assert_eq!(undo_json(&env).1, 0);
+
+    // the text says so too, not the 0 B left to reclaim
+    let run = |apply: bool| {
+        let mut c = env.cmd();
+        c.args(["-q", "duplicates", "--trash"]).arg(&env.photos);
+        if apply {
+            c.arg("--apply");
+        }
+        c.output().unwrap()
+    };
+    assert!(run(false).status.success());
+    let out = run(true);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(" freed)") && !text.contains("(0 B)"),
+        "{text}"
+    );
+}
+
 #[test]
 fn undo_takes_from_the_trash_the_file_with_the_content_it_trashed() {
     let env = Env::new();

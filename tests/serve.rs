@@ -415,6 +415,10 @@ fn duplicate_groups_are_reviewed_dry_run_first_and_undone() {
         .iter()
         .map(|s| PathBuf::from(s["path"].as_str().unwrap()))
         .collect();
+    let moved_bytes: u64 = moved
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
 
     // The apply acts on the reviewed plan only: without it, or after the duplicates changed
     // (a new copy indexed since the dry run), it does nothing.
@@ -443,6 +447,8 @@ fn duplicate_groups_are_reviewed_dry_run_first_and_undone() {
         "{done}"
     );
     assert!(moved.iter().all(|p| !p.exists()));
+    // what the run freed: the bytes of the copies moved
+    assert_eq!(done["freed_bytes"], moved_bytes, "{done}");
 
     // the plan is spent: applied again, it would redo the run
     assert_eq!(act(true, &plan).status, 409);

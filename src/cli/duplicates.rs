@@ -286,7 +286,12 @@ pub(crate) fn cmd_duplicates(
         }
         out.flush().map_err(out_err)?;
     } else {
-        write_text(&findings)?;
+        // an applied run says what it freed: its copies are gone from the size still reclaimable
+        let freed = outcomes
+            .as_ref()
+            .filter(|_| args.apply)
+            .map(|(_, steps, outcomes)| cleanup::freed_bytes(steps, outcomes));
+        write_text(&findings, freed)?;
     }
     if let Some((a, steps, outcomes)) = &outcomes
         && !args.json
@@ -325,15 +330,24 @@ fn human_bytes(n: u64) -> String {
     }
 }
 
-fn write_text(f: &Findings) -> Result<()> {
+fn write_text(f: &Findings, freed: Option<u64>) -> Result<()> {
     let mut out = std::io::stdout().lock();
     let copies: usize = f.groups.iter().map(|g| g.copies().len()).sum();
+    let left = reclaimable(&f.groups);
+    let size = match freed {
+        Some(freed) if left > 0 => format!(
+            "{} freed, {} still reclaimable",
+            human_bytes(freed),
+            human_bytes(left)
+        ),
+        Some(freed) => format!("{} freed", human_bytes(freed)),
+        None => human_bytes(left),
+    };
     writeln!(
         out,
-        "{} groups, {} copies not kept ({}) among {} images (each a copy of its group's centre: {}; d: distance to the copy kept)",
+        "{} groups, {} copies not kept ({size}) among {} images (each a copy of its group's centre: {}; d: distance to the copy kept)",
         f.groups.len(),
         copies,
-        human_bytes(reclaimable(&f.groups)),
         f.images,
         f.test
     )

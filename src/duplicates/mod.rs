@@ -684,23 +684,28 @@ pub fn listing_json(f: &Findings) -> Value {
 /// of those; and a copy that is a hard link to its keeper, or to a copy already counted, frees
 /// nothing.
 pub fn reclaimable(groups: &[Group]) -> u64 {
+    reclaimable_each(groups).iter().sum()
+}
+
+/// The bytes acting on each copy would free, group by group and copy by copy in order (what
+/// `reclaimable` adds up).
+pub(crate) fn reclaimable_each(groups: &[Group]) -> Vec<u64> {
     use crate::cleanup::{actionable, file_id};
-    let mut total = 0;
+    let mut each = Vec::new();
     for g in groups {
         let keeper = &g.keeper().record;
-        if !actionable(&keeper.path, &keeper.root) {
-            continue;
-        }
+        let keeper_actionable = actionable(&keeper.path, &keeper.root);
         let mut seen: std::collections::HashSet<(u64, u64)> =
             file_id(&keeper.path).into_iter().collect();
         for m in g.copies() {
             let r = &m.record;
-            if actionable(&r.path, &r.root) && file_id(&r.path).is_none_or(|id| seen.insert(id)) {
-                total += r.stamp.size;
-            }
+            let frees = keeper_actionable
+                && actionable(&r.path, &r.root)
+                && file_id(&r.path).is_none_or(|id| seen.insert(id));
+            each.push(if frees { r.stamp.size } else { 0 });
         }
     }
-    total
+    each
 }
 
 #[cfg(test)]

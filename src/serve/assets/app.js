@@ -296,7 +296,8 @@ function duplicatesView() {
       const text = `${s.outcome.replace("_", " ")}: ${named(s, "path")}${s.target ? " → " + named(s, "target") : ""}${s.reason ? " (" + s.reason + ")" : ""}`;
       return el("li", { class: s.outcome }, text);
     });
-    const summary = Object.entries(counts).map(([k, v]) => `${v} ${k.replace("_", " ")}`).join(", ") || "nothing to do";
+    const freed = doc.freed_bytes === undefined ? "" : `; ${bytes(doc.freed_bytes)} freed`;
+    const summary = (Object.entries(counts).map(([k, v]) => `${v} ${k.replace("_", " ")}`).join(", ") || "nothing to do") + freed;
     const warnings = (doc.warnings || []).map((w) => el("p", { class: "error", role: "alert" }, `Warning: ${w}`));
     put(outcome, el("h2", {}, heading), warnings, el("p", { id: "outcome-summary" }, summary), el("ul", { class: "steps" }, items));
   }
