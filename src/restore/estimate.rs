@@ -664,20 +664,98 @@ pub(crate) fn estimate_blur_thorough_as_stored(plane: &Plane) -> (BlurEstimate, 
     {
         return (estimate_blur_compressed(plane), true);
     }
-    (checked_by_edges(plane, est, disk_gain), false)
+    (checked_by_edges(plane, est, disk_gain, true), false)
 }
 
-/// `est`, or the Gaussian its edges show where they overrule it ([`edges_overrule`]).
-fn checked_by_edges(plane: &Plane, mut est: BlurEstimate, disk_gain: f64) -> BlurEstimate {
-    if matches!(est.kind, BlurKind::Gaussian | BlurKind::Disk)
-        && let Some(edges) = super::edge_width::edge_blur_sigma(&central_crop(plane))
-        && edges_overrule(&est, edges, disk_gain)
-    {
+/// `est`, or the blur its edges show where they overrule it ([`edges_overrule`]): a Gaussian of
+/// the edges' width or, when `spectral` and the spectrum prefers it ([`disk_at_edge_width`]), a
+/// disk as wide. With `spectral`, a disk kept whose edges are wider than its radius allows is
+/// also set to the disk as wide as the edges when that explains the spectrum better.
+fn checked_by_edges(
+    plane: &Plane,
+    mut est: BlurEstimate,
+    disk_gain: f64,
+    spectral: bool,
+) -> BlurEstimate {
+    if !matches!(est.kind, BlurKind::Gaussian | BlurKind::Disk) {
+        return est;
+    }
+    let Some(edges) = super::edge_width::edge_blur_sigma(&central_crop(plane)) else {
+        return est;
+    };
+    if edges_overrule(&est, edges, disk_gain) {
         est.kind = BlurKind::Gaussian;
         est.sigma = edges;
         est.radius = 0.0;
+        if let Some(radius) = spectral
+            .then(|| disk_at_edge_width(plane, edges, None))
+            .flatten()
+        {
+            est.kind = BlurKind::Disk;
+            est.radius = radius;
+        }
+    } else if spectral
+        && est.kind == BlurKind::Disk
+        && edges > EDGE_DISK_WIDTH.1 * est.radius
+        && let Some(radius) = disk_at_edge_width(plane, edges, Some(est.radius))
+    {
+        est.radius = radius;
     }
     est
+}
+
+/// Edge widths of a disk of radius `r`, as a Gaussian's sigma: from `EDGE_DISK_WIDTH.0 * r` to
+/// `EDGE_DISK_WIDTH.1 * r` (true disks of radius 3-8 read 0.51-0.66).
+const EDGE_DISK_WIDTH: (f32, f32) = (0.45, 0.72);
+
+/// The radius of a disk whose edges are `edges` wide, when the discrete disk explains the
+/// spectrum better than the Gaussian of that sigma, or than the disk of radius `other` when
+/// given (by [`THOROUGH_DISK_MARGIN`] per frequency, each with its best scene slope). A disk's
+/// edges read as wide as a Gaussian's, and a disk deconvolved as that Gaussian has its side lobes
+/// inverted: on 128-160 pixel crops, disks of radius 5-6 read by their edges as Gaussians of
+/// 2.7-3.4 were restored 4-7 dB under their input; one of radius 5 read by the spectrum as a
+/// disk of 2.7 (its edges 2.8 wide), 0.8 dB under.
+fn disk_at_edge_width(plane: &Plane, edges: f32, other: Option<f32>) -> Option<f32> {
+    let crop = central_crop(plane);
+    let noise = noise_sigma(&crop);
+    let s2 = (noise * noise).max(1.0 / (255.0f32 * 255.0 * 12.0));
+    let bins = Bins::build(&crop, s2, false);
+    let (lo, hi) = (edges / EDGE_DISK_WIDTH.1, edges / EDGE_DISK_WIDTH.0);
+    let (kh, kw) = Psf::disk(hi).kernel().dim();
+    if kh > bins.dim.0 || kw > bins.dim.1 {
+        return None;
+    }
+    let slopes: Vec<[f32; NR]> = (0..=10)
+        .map(|k| bins.powerlaw(1.3 + 0.3 * k as f32))
+        .collect();
+    // the kernel's likelihood at its best scene slope
+    let nll = |psf: &Psf| -> f64 {
+        let h2 = bins.kernel_h2(psf);
+        slopes
+            .iter()
+            .map(|pl| {
+                (0..NA)
+                    .map(|a| {
+                        let g: [f32; NR] = std::array::from_fn(|r| pl[r] * h2[a * NR + r]);
+                        bins.nll_dir(a, &g)
+                    })
+                    .sum::<f64>()
+            })
+            .fold(f64::INFINITY, f64::min)
+    };
+    let grid: Vec<f32> = (0..=8).map(|k| lo + (hi - lo) * k as f32 / 8.0).collect();
+    let (radius, disk) = grid_then_golden(&grid, &mut |r| nll(&Psf::disk(r)));
+    // the best disk at either end of the widths the edges allow is no disk of that width:
+    // Gaussians of sigma 2 read so as disks of 2.75-2.77, the least radius, lost 3-5 dB
+    if radius < grid[1] || radius > grid[7] {
+        return None;
+    }
+    let rival = match other {
+        Some(r) => nll(&Psf::disk(r)),
+        None => nll(&Psf::gaussian(edges)),
+    };
+    let nfreq: f64 = bins.n.iter().map(|&c| c as f64).sum::<f64>().max(1.0);
+    ((rival - disk) / nfreq > THOROUGH_DISK_MARGIN).then_some(radius)
 }
 
 /// Whether the edges' Gaussian width overrules a spectral Gaussian or disk: the spectral
@@ -760,7 +838,7 @@ pub(crate) fn block_grid_strength(plane: &Plane) -> f32 {
 /// (19.0 before both changes).
 pub fn estimate_blur_compressed(plane: &Plane) -> BlurEstimate {
     // a codec's block edges make a disk's spectral gain no evidence: the edges decide
-    checked_by_edges(plane, estimate(plane, true, true), 0.0)
+    checked_by_edges(plane, estimate(plane, true, true), 0.0, false)
 }
 
 fn estimate(plane: &Plane, thorough: bool, lossy: bool) -> BlurEstimate {
@@ -896,7 +974,8 @@ fn estimate_with_disk_gain(plane: &Plane, thorough: bool, lossy: bool) -> (BlurE
         } else {
             (-2..=2, &[3.0, 5.0, 7.0, 9.0, 12.0, 15.0, 19.0, 24.0, 30.0])
         };
-        // the thorough estimate reads no line longer than a quarter of the analysed side
+        // the thorough estimate searches lines up to a quarter of the analysed side (and keeps
+        // none over a sixth: `LINE_SIDE_SHARE`)
         let longest = if thorough {
             crop.dim().0.min(crop.dim().1) as f32 / 4.0
         } else {
@@ -919,7 +998,14 @@ fn estimate_with_disk_gain(plane: &Plane, thorough: bool, lossy: bool) -> (BlurE
             .collect();
         let (l1, _) = grid_then_golden(&l_grid, &mut |l| motion_nll(l, t1));
         let (t2, v) = grid_then_golden(&[t1 - 2.0, t1, t1 + 2.0], &mut |t| motion_nll(l1, t));
-        Some((l1, t2.rem_euclid(180.0), v))
+        // a line this long for the side is no measurement: the bins of a small image hold too
+        // few frequencies to tell its comb from a disk's rings
+        let side = crop.dim().0.min(crop.dim().1) as f32;
+        if thorough && l1 > side / LINE_SIDE_SHARE {
+            None
+        } else {
+            Some((l1, t2.rem_euclid(180.0), v))
+        }
     };
 
     let mut est = BlurEstimate {
@@ -991,6 +1077,11 @@ fn refine_with_kernel(bins: &Bins, est: &mut BlurEstimate, gamma_g: f32, gamma_d
     let pl = bins.powerlaw(gamma);
     (*value, _) = grid_then_golden(&grid, &mut |x| bins.nll_kernel(&pl, &kernel(x)));
 }
+
+/// The thorough estimate reads no line from the polar bins longer than the analysed plane's
+/// smaller side over this: on 128-160 pixel crops, disks of radius 5-6 read as lines of 30-40
+/// px (a quarter of the side, the longest searched) and were restored 10-14 dB under the input.
+const LINE_SIDE_SHARE: f32 = 6.0;
 
 /// Relative span searched about the continuous model's estimate by [`refine_with_kernel`].
 const REFINE_SPAN: f32 = 0.1;
