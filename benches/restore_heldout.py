@@ -38,31 +38,16 @@ import sys
 import numpy as np
 from PIL import Image
 
+# the grid's PSFs, noise levels, "found" rule and table format
+from restore_grid import NOISES, PSFS, found, mean, spec_name, table
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOOKALIKE = os.environ.get("LOOKALIKE", os.path.join(REPO, "target/release/lookalike"))
 WANG_IDS = [5 + 50 * k for k in range(19)]
-PSFS = ["gaussian:1", "gaussian:2", "gaussian:3", "disk:3", "motion:15,30"]
-NOISES = [0.002, 0.01]
 CROP_SIDES = [128, 160, 256]
 CROP_PSFS = ["disk:5", "disk:6", "gaussian:2", "motion:15,30"]
 CROP_PHOTOS = 10
 BELOW = 0.05
-
-
-def parse_spec(spec):
-    kind, _, args = spec.partition(":")
-    return kind, [float(v) for v in args.split(",") if v]
-
-
-def found(true, est):
-    (k, t), (ke, e) = parse_spec(true), parse_spec(est)
-    if k != ke or abs(e[0] - t[0]) > 0.15 * t[0]:
-        return False
-    return k != "motion" or abs((e[1] - t[1] + 90) % 180 - 90) <= 10
-
-
-def spec_name(spec):
-    return spec.replace(":", "").replace(",", "_")
 
 
 def load(path):
@@ -145,16 +130,6 @@ def run_sharp(work, name, path):
         res["max_diff"] = int(np.abs(np.asarray(Image.open(path), dtype=np.int16)
                                      - np.asarray(Image.open(out), dtype=np.int16)).max())
     return res
-
-
-def mean(xs):
-    xs = [x for x in xs if x is not None]
-    return sum(xs) / len(xs) if xs else float("nan")
-
-
-def table(head, rows):
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
 def cell_row(label, cs):

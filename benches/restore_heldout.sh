@@ -12,8 +12,11 @@ PYTHON=${PYTHON:-python3}
   echo "lookalike not found at $LOOKALIKE: run cargo build --release, or set LOOKALIKE" >&2
   exit 1
 }
-"$PYTHON" -c 'import numpy, PIL' 2>/dev/null || {
-  echo "$PYTHON cannot import numpy and pillow; run with PYTHON=VENV/bin/python" >&2
+"$PYTHON" -c 'import numpy, scipy, PIL, skimage' 2>/dev/null || {
+  echo "$PYTHON cannot import numpy, scipy, pillow and scikit-image (restore_grid.py, whose rules" >&2
+  echo "this shares, needs them); install them with" >&2
+  echo "  python3 -m venv VENV && VENV/bin/pip install numpy scipy pillow scikit-image" >&2
+  echo "and run with PYTHON=VENV/bin/python" >&2
   exit 1
 }
 exec "$PYTHON" "$HERE/restore_heldout.py" "$@"
