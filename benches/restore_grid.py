@@ -245,6 +245,20 @@ def header():
             "scikit_image": skimage.__version__, "cores": os.cpu_count()}
 
 
+def run_pool(workers, case_fn, case_jobs, side_fn, side_jobs):
+    """`case_fn` over `case_jobs` and `side_fn` over `side_jobs` in `workers` processes, the
+    cases counted on stderr; both result lists in job order."""
+    with concurrent.futures.ProcessPoolExecutor(workers) as pool:
+        futs = [pool.submit(case_fn, *j) for j in case_jobs]
+        side_futs = [pool.submit(side_fn, *j) for j in side_jobs]
+        cases = []
+        for i, f in enumerate(futs):
+            cases.append(f.result())
+            print(f"\r{i + 1}/{len(futs)} cases", end="", file=sys.stderr, flush=True)
+        print(file=sys.stderr)
+        return cases, [f.result() for f in side_futs]
+
+
 def mean(xs):
     xs = [x for x in xs if x is not None]
     return sum(xs) / len(xs) if xs else float("nan")
@@ -327,15 +341,8 @@ def grid(args, photos_dir, work):
         plain.append((f"noise_{sigma}", path))
 
     jobs = [(work, p, s, n) for s in PSFS for n in noises for p in photos]
-    with concurrent.futures.ProcessPoolExecutor(args.jobs) as pool:
-        futs = [pool.submit(run_case, *j) for j in jobs]
-        plain_futs = [pool.submit(run_plain, work, n, p) for n, p in plain]
-        cases = []
-        for i, f in enumerate(futs):
-            cases.append(f.result())
-            print(f"\r{i + 1}/{len(jobs)} cases", end="", file=sys.stderr, flush=True)
-        print(file=sys.stderr)
-        res["plain"] = [f.result() for f in plain_futs]
+    cases, res["plain"] = run_pool(args.jobs, run_case, jobs, run_plain,
+                                   [(work, n, p) for n, p in plain])
     res["cases"] = cases
     with open(os.path.join(work, "results.json"), "w") as f:
         json.dump(res, f, indent=1)

@@ -28,7 +28,6 @@ Environment: LOOKALIKE (default target/release/lookalike). Results: WORK/results
 tables are printed.
 """
 import argparse
-import concurrent.futures
 import datetime
 import json
 import os
@@ -39,7 +38,7 @@ import numpy as np
 from PIL import Image
 
 # the grid's PSFs, noise levels, "found" rule and table format
-from restore_grid import NOISES, PSFS, found, mean, spec_name, table
+from restore_grid import NOISES, PSFS, found, mean, run_pool, spec_name, table
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOOKALIKE = os.environ.get("LOOKALIKE", os.path.join(REPO, "target/release/lookalike"))
@@ -168,15 +167,8 @@ def main():
     jobs = [(work, p, path, s, n, "full") for s in PSFS for n in NOISES for p, path in photos]
     jobs += [(work, p, path, s, n, "crop") for s in CROP_PSFS for n in NOISES
              for p, path in crops]
-    with concurrent.futures.ProcessPoolExecutor(args.jobs) as pool:
-        futs = [pool.submit(run_case, *j) for j in jobs]
-        sharp_futs = [pool.submit(run_sharp, work, n, p) for n, p in photos + crops]
-        cases = []
-        for i, f in enumerate(futs):
-            cases.append(f.result())
-            print(f"\r{i + 1}/{len(jobs)} cases", end="", file=sys.stderr, flush=True)
-        print(file=sys.stderr)
-        res["sharp"] = [f.result() for f in sharp_futs]
+    cases, res["sharp"] = run_pool(args.jobs, run_case, jobs, run_sharp,
+                                   [(work, n, p) for n, p in photos + crops])
     res["cases"] = cases
     with open(os.path.join(work, "results.json"), "w") as f:
         json.dump(res, f, indent=1)
