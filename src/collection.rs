@@ -377,7 +377,7 @@ impl Collection {
     /// The dump record kept in SQLite, if any.
     pub(crate) fn dump_record(&self, store: &Store) -> Result<Option<DumpRecord>> {
         Ok(store
-            .meta(DUMP_KEY)?
+            .cached_meta(DUMP_KEY)?
             .and_then(|json| serde_json::from_str(&json).ok()))
     }
 }

@@ -216,11 +216,15 @@ impl Error {
         )
     }
 
-    /// True when stored data is damaged: [`Error::Corrupt`], or a database SQLite reports as
-    /// corrupt or not a database at all.
+    /// True when stored data is damaged: [`Error::Corrupt`], a database SQLite reports as
+    /// corrupt or not a database at all, or a stored text whose bytes are not UTF-8.
     pub fn is_corrupt(&self) -> bool {
         match self {
             Error::Corrupt { .. } => true,
+            Error::Db {
+                source: rusqlite::Error::Utf8Error(..),
+                ..
+            } => true,
             Error::Db {
                 source: rusqlite::Error::SqliteFailure(e, _),
                 ..

@@ -836,3 +836,71 @@ fn damaged_vectors_fail_the_check_are_left_out_of_searches_and_are_taken_again_b
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("p1.png") && text.contains("p2.png"), "{text}");
 }
+
+/// A meta value whose bytes are not UTF-8: the graph dump's record (a cache) is rebuilt, and
+/// one that is truth (the feature profile) is reported as a damaged index (exit 4, with what
+/// to do); neither is an internal error.
+#[test]
+fn a_meta_value_that_is_not_utf8_is_a_damaged_cache_or_a_damaged_index() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let (photos, idx) = small_index(tmp.path());
+    let db = Collection::at(idx.clone()).db_path();
+    // the value `{"`, a byte 0xFF, `}`, written as text
+    let spoil = |key: &str| {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute(
+            "INSERT INTO meta(key, value) VALUES (?1, CAST(X'7B22FF7D' AS TEXT))
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [key],
+        )
+        .unwrap();
+    };
+    spoil("ann_dump");
+    let query = |idx: &Path| {
+        let mut q = lookalike(idx);
+        q.arg("query").arg(photos.join("p0.png")).args(["-k", "10"]);
+        q.output().unwrap()
+    };
+    let out = lookalike(&idx)
+        .args(["status", "--check"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let out = query(&idx);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("p1.png"));
+    let out = lookalike(&idx)
+        .args(["index", "--repair"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let record: Vec<u8> = conn
+        .query_row(
+            "SELECT CAST(value AS BLOB) FROM meta WHERE key = 'ann_dump'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        std::str::from_utf8(&record).is_ok(),
+        "the record is not rewritten"
+    );
+    drop(conn);
+    let out = query(&idx);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+
+    spoil("feature_profile");
+    for args in [&["status", "--check"][..], &["index", "--repair"][..]] {
+        let out = lookalike(&idx).args(args).output().unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(4), "{args:?}: {err}");
+        assert!(
+            err.contains("damaged") && err.contains("lookalike.db"),
+            "{args:?}: {err}"
+        );
+    }
+    let out = query(&idx);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr_of(&out));
+}

@@ -628,7 +628,7 @@ impl Store {
         signatures: &[(String, u32, String)],
     ) -> Result<()> {
         let json = serde_json::to_string(signatures).unwrap_or_default();
-        if self.meta(SEARCHED_KEY)?.as_deref() != Some(json.as_str()) {
+        if self.cached_meta(SEARCHED_KEY)?.as_deref() != Some(json.as_str()) {
             self.set_meta(&[(SEARCHED_KEY, json)])?;
         }
         Ok(())
@@ -739,7 +739,7 @@ impl Store {
     /// The flags recorded for run `id` (none when another run's are recorded).
     fn run_flags(&self, id: i64) -> Result<Vec<String>> {
         let recorded = self
-            .meta(RUN_FLAGS_KEY)?
+            .cached_meta(RUN_FLAGS_KEY)?
             .and_then(|json| serde_json::from_str::<serde_json::Value>(&json).ok())
             .filter(|v| v["run"].as_i64() == Some(id));
         Ok(recorded
@@ -755,14 +755,14 @@ impl Store {
                 "SELECT id, started_at, finished_at, outcome, roots, summary FROM index_runs ORDER BY id DESC LIMIT 1",
                 [],
                 |r| {
-                    let roots: String = r.get(4)?;
+                    let roots = lossy_text(r, 4)?.unwrap_or_default();
                     Ok(RunEntry {
                         id: r.get(0)?,
                         started_at: r.get(1)?,
                         finished_at: r.get(2)?,
-                        outcome: r.get(3)?,
+                        outcome: lossy_text(r, 3)?,
                         roots: runs_roots_of_json(&roots),
-                        summary: r.get(5)?,
+                        summary: lossy_text(r, 5)?,
                         flags: Vec::new(),
                     })
                 },
@@ -893,7 +893,7 @@ impl Store {
                         mtime_ns: r.get(3)?,
                         ctime_ns: r.get(4)?,
                     },
-                    reason: r.get(5)?,
+                    reason: lossy_text(r, 5)?.unwrap_or_default(),
                 })
             })
             .map_err(|e| db(&self.path, e))?;
@@ -924,7 +924,23 @@ impl Store {
             .unwrap_or(0))
     }
 
-    /// Reads a metadata value.
+    /// Reads a metadata value kept as a cache: one whose bytes are not UTF-8 reads as absent,
+    /// so that it is rebuilt.
+    pub(crate) fn cached_meta(&self, key: &str) -> Result<Option<String>> {
+        let bytes: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT CAST(value AS BLOB) FROM meta WHERE key = ?1",
+                params![key],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| db(&self.path, e))?
+            .flatten();
+        Ok(bytes.and_then(|b| String::from_utf8(b).ok()))
+    }
+
+    /// Reads a metadata value; one whose bytes are not UTF-8 is a damaged index.
     pub(crate) fn meta(&self, key: &str) -> Result<Option<String>> {
         self.conn
             .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
@@ -979,6 +995,18 @@ fn immutable_uri(path: &Path) -> String {
     }
     uri.push_str("?immutable=1");
     uri
+}
+
+/// Column `i` as text, bytes that are not UTF-8 replaced: for records only shown (a reason, a
+/// run's history), which a damaged byte should not make unreadable. `None` for NULL.
+fn lossy_text(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<String>> {
+    use rusqlite::types::ValueRef;
+    Ok(match r.get_ref(i)? {
+        ValueRef::Null => None,
+        ValueRef::Text(b) | ValueRef::Blob(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        ValueRef::Integer(n) => Some(n.to_string()),
+        ValueRef::Real(x) => Some(x.to_string()),
+    })
 }
 
 fn db(path: &Path, source: rusqlite::Error) -> Error {
