@@ -1183,7 +1183,10 @@ pub struct UndoReport {
     pub(crate) journal: PathBuf,
     pub(crate) action: String,
     pub(crate) steps: Vec<Reversal>,
-    /// False when some step failed, or was blocked by a file in its way and can still be
+    /// Numbers (from 1) of the journal's lines that could not be read: a step they held was
+    /// not undone.
+    pub(crate) damaged_lines: Vec<usize>,
+    /// False when a line is damaged, or some step failed, or was blocked by a file in its way and can still be
     /// undone: the journal stays, and `undo` again retries it.
     pub(crate) closed: bool,
 }
@@ -1230,24 +1233,39 @@ pub fn undo(journal_dir: &Path) -> Result<Option<UndoReport>> {
     let bytes = crate::decode::read_file_bounded(&path, MAX_JOURNAL_BYTES, "journal")
         .map_err(|e| Error::io(&path, e))?;
     let text = String::from_utf8_lossy(&bytes);
-    let mut action = String::new();
+    let mut action = None;
     let mut intents = Vec::new();
     let mut done = std::collections::HashSet::new();
-    // A torn last line (a crash while writing) is ignored: its step had not started.
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+    let mut damaged_lines = Vec::new();
+    // A torn last line (a crash while writing it: no line end) is ignored: its step had not
+    // started. Any other line that cannot be read is damaged, and named.
+    let torn_at = (!text.ends_with('\n')).then(|| text.lines().count());
+    for (n, line) in text.lines().enumerate().map(|(i, l)| (i + 1, l)) {
+        if line.trim().is_empty() {
+            continue;
+        }
         match serde_json::from_str::<Entry>(line) {
-            Ok(Entry::Run { action: a, .. }) => action = a,
-            Ok(Entry::Intent(intent)) => intents.push(intent),
+            Ok(Entry::Run { action: a, .. }) if n == 1 => action = Some(a),
+            Ok(Entry::Intent(intent)) => intents.push((n, intent)),
             Ok(Entry::Done { step }) => {
                 done.insert(step);
             }
-            Err(_) => {}
+            Ok(Entry::Run { .. }) | Err(_) if Some(n) != torn_at => damaged_lines.push(n),
+            Ok(Entry::Run { .. }) | Err(_) => {}
         }
     }
+    let known = ["move", "trash", "hardlink", "delete"];
+    let Some(action) = action.filter(|a| known.contains(&a.as_str())) else {
+        return Err(Error::InvalidInput(format!(
+            "{}: not a journal lookalike can read (its first line, which names the run, cannot be read): nothing was undone; move it out of the journal folder to reach the run before it",
+            path.display()
+        )));
+    };
     let mut steps = Vec::new();
-    for intent in intents.into_iter().rev() {
+    for (n, intent) in intents.into_iter().rev() {
         let (Some(from), Some(hash)) = (path_of_hex(&intent.from), hash_of_hex(&intent.hash))
         else {
+            damaged_lines.push(n);
             continue;
         };
         let to = intent.to.as_deref().and_then(path_of_hex);
@@ -1275,11 +1293,13 @@ pub fn undo(journal_dir: &Path) -> Result<Option<UndoReport>> {
         });
     }
     steps.reverse();
-    // a failed step (a permission, a full disk, a file in the way) may succeed later: keep
-    // the journal
-    let closed = !steps
-        .iter()
-        .any(|r| matches!(r.outcome, Outcome::Failed(_)));
+    damaged_lines.sort_unstable();
+    // a failed step (a permission, a full disk, a file in the way) may succeed later, and a
+    // damaged line may hide a step: keep the journal
+    let closed = damaged_lines.is_empty()
+        && !steps
+            .iter()
+            .any(|r| matches!(r.outcome, Outcome::Failed(_)));
     let journal = if closed {
         let mut undone = path.clone().into_os_string();
         undone.push(".undone");
@@ -1292,6 +1312,7 @@ pub fn undo(journal_dir: &Path) -> Result<Option<UndoReport>> {
         journal,
         action,
         steps,
+        damaged_lines,
         closed,
     }))
 }

@@ -1812,3 +1812,49 @@ fn quiet_keeps_the_plan_of_every_file() {
     }
     assert!(!applied.contains("done,"), "{applied}");
 }
+
+/// The journal of the one run applied in `env`.
+fn the_journal(env: &Env) -> PathBuf {
+    let journals: Vec<PathBuf> = std::fs::read_dir(env.index.join("journal"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    assert_eq!(journals.len(), 1, "{journals:?}");
+    journals[0].clone()
+}
+
+#[test]
+fn undo_names_a_damaged_journal_line_keeps_the_journal_and_exits_3() {
+    let env = Env::new();
+    let bytes = std::fs::read(sample("camera")).unwrap();
+    for i in 1..=4 {
+        env.put(&format!("c{i}.jpg"), &bytes);
+    }
+    let dest = env.root.join("dupes");
+    let (json, code) = env.duplicates(&["--move-to", dest.to_str().unwrap(), "--apply"]);
+    assert_eq!(code, 0, "{json}");
+    let journal = the_journal(&env);
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    assert!(lines[3].contains("\"intent\""), "{text}");
+    lines[3] = r#"{"kind":"intent","step":1,"op":"move","from":"zz"#;
+    std::fs::write(&journal, lines.join("\n") + "\n").unwrap();
+    let out = env.cmd().arg("undo").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    let name = journal.file_name().unwrap().to_str().unwrap();
+    assert!(err.contains(&format!("{name}:4")), "{err}");
+    assert!(journal.is_file(), "the journal was closed: {err}");
+
+    // a journal without a readable first line is refused, and left as it is
+    std::fs::write(&journal, "garbage\n").unwrap();
+    let out = env.cmd().arg("undo").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(name) && err.contains("nothing was undone"),
+        "{err}"
+    );
+    assert!(journal.is_file(), "{err}");
+}

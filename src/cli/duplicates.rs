@@ -1,7 +1,7 @@
 //! `lookalike duplicates` and `lookalike undo`: list groups of copies, act on them safely.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
@@ -528,13 +528,25 @@ pub(crate) fn cmd_undo(collection: &Collection, args: UndoArgs, quiet: bool) -> 
                 report.steps.iter().filter(changed).count()
             );
         }
-        if !report.closed {
+        for n in &report.damaged_lines {
+            note!(
+                "damaged {}:{n}: this line of the journal cannot be read; a step it held was not undone",
+                display_path(&report.journal)
+            );
+        }
+        if !report.damaged_lines.is_empty() {
+            note!(
+                "the journal is kept: put back by hand the files its damaged lines name (the journal keeps each path as hex bytes), then move the journal out of {}",
+                display_path(report.journal.parent().unwrap_or(Path::new(".")))
+            );
+        } else if !report.closed {
             note!(
                 "some files could not be restored: fix the cause above and run `lookalike undo` again to retry them"
             );
         }
     }
-    let not_restored = report.steps.iter().any(|r| r.not_restored());
+    let not_restored =
+        !report.damaged_lines.is_empty() || report.steps.iter().any(|r| r.not_restored());
     Ok(if not_restored {
         ExitCode::from(super::EXIT_SOME_FAILED)
     } else {
