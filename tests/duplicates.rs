@@ -1858,3 +1858,41 @@ fn undo_names_a_damaged_journal_line_keeps_the_journal_and_exits_3() {
     );
     assert!(journal.is_file(), "{err}");
 }
+
+#[test]
+fn duplicates_never_changes_the_profile_of_an_existing_index() {
+    let env = Env::new();
+    two_groups(&env);
+    env.cmd()
+        .arg("-q")
+        .arg("index")
+        .arg(&env.photos)
+        .assert()
+        .success();
+    let out = env
+        .cmd()
+        .arg("duplicates")
+        .arg(&env.photos)
+        .args(["--profile", "duplicates"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("'full' profile") && err.contains("`lookalike index --profile duplicates`"),
+        "{err}"
+    );
+    assert_eq!(profile_of(&env), "full");
+    let example = env.photos.join("camera.jpg");
+    let out = env.cmd().arg("query").arg(&example).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    // the index's own profile, given, is no switch
+    let out = env
+        .cmd()
+        .arg("duplicates")
+        .arg(&env.photos)
+        .args(["--profile", "full"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}

@@ -60,9 +60,9 @@ pub(crate) struct DuplicatesArgs {
     /// Confirms --delete: the copies cannot be brought back.
     #[arg(long)]
     yes_delete: bool,
-    /// Feature profile of the indexing DIRs need (see `lookalike index --profile`). Default:
-    /// the collection's; `duplicates` for a new index (duplicate signatures only, all that
-    /// finding copies needs; `query` then needs another profile).
+    /// Feature profile of a new index (see `lookalike index --profile`). Default: `duplicates`
+    /// (duplicate signatures only, all that finding copies needs; `query` then needs another
+    /// profile). An existing index keeps its own: another is refused.
     #[arg(long, value_enum)]
     profile: Option<Profile>,
 }
@@ -123,6 +123,28 @@ pub(crate) fn cmd_duplicates(
     } else {
         std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false))
     };
+    // an existing index keeps its profile: switching it drops or re-extracts every image's
+    // vectors, which only `index --profile` does
+    if let Some(wanted) = args.profile.filter(|_| collection.exists()) {
+        let recorded = collection.recorded_profile()?;
+        if wanted != recorded {
+            let effect = if recorded.ranks() && !wanted.ranks() {
+                "would drop every image's ranking vectors, graph and thumbnails, so `query` and `serve` could no longer search it"
+            } else {
+                "would extract every image again"
+            };
+            return Err(Error::InvalidWithCommand {
+                reason: format!(
+                    "the index at {} has the '{}' profile; `duplicates --profile {}` {effect}, and `duplicates` never changes an index's profile: leave --profile out to find copies with the index as it is, or switch it first",
+                    collection.dir().display(),
+                    recorded.name(),
+                    wanted.name()
+                ),
+                command: format!("lookalike index --profile {}", wanted.name()),
+                then: "switches it".into(),
+            });
+        }
+    }
     let mut within = Vec::new();
     if !args.dirs.is_empty() {
         // A new index needs no more than the duplicate signatures: with the duplicates
