@@ -1338,10 +1338,18 @@ fn index_pass(
                     }
                 }
                 Outcome::Changing { file } => summary.changing.push(file.abs_path),
-                Outcome::Unreadable { file, reason } => summary.failed.push(FailedFile {
-                    path: file.abs_path,
-                    reason,
-                }),
+                Outcome::Unreadable { file, reason } => {
+                    summary.failed.push(FailedFile {
+                        path: file.abs_path,
+                        reason: reason.clone(),
+                    });
+                    batch.push(WriteOp::FailKept {
+                        root_id: file.root_id,
+                        rel_path: file.rel_path,
+                        stamp: file.stamp,
+                        reason,
+                    });
+                }
                 Outcome::Gone => {}
                 Outcome::Failed { file, reason } => {
                     summary.failed.push(FailedFile {

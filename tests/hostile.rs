@@ -904,3 +904,54 @@ fn a_meta_value_that_is_not_utf8_is_a_damaged_cache_or_a_damaged_index() {
     let out = query(&idx);
     assert_eq!(out.status.code(), Some(4), "{}", stderr_of(&out));
 }
+
+/// An indexed file this user may no longer read: `index` keeps its image and exits 3, and
+/// `status` lists it as a failure, as `index` says.
+#[cfg(unix)]
+#[test]
+fn an_indexed_file_that_became_unreadable_is_listed_by_status() {
+    let _serial = serial();
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let (photos, idx) = small_index(tmp.path());
+    // root reads any file: the runs are then made as user nobody, who owns everything
+    let as_root = as_nobody(&idx, &[]).is_some();
+    if as_root {
+        for entry in walkdir::WalkDir::new(tmp.path()) {
+            let entry = entry.unwrap();
+            std::os::unix::fs::chown(entry.path(), Some(65534), Some(65534)).unwrap();
+        }
+    }
+    let locked = photos.join("p2.png");
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let run = |args: &[&str]| {
+        let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_ref()).collect();
+        match as_nobody(&idx, &args) {
+            Some(mut c) => c.output().unwrap(),
+            None => lookalike(&idx).args(&args).output().unwrap(),
+        }
+    };
+    let out = run(&["index"]);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("p2.png") && err.contains("is kept"), "{err}");
+    let out = run(&["status", "--json"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let failures = json["failures"].as_array().unwrap();
+    assert_eq!(failures.len(), 1, "{json}");
+    assert!(
+        failures[0]["path"].as_str().unwrap().ends_with("p2.png")
+            && failures[0]["reason"].as_str().unwrap().contains("is kept"),
+        "{json}"
+    );
+    assert_eq!(json["images"], 4, "{json}");
+    // readable again: indexed as before, and no longer a failure
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = run(&["index"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let out = run(&["status", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["failures"], serde_json::json!([]), "{json}");
+    assert_eq!(json["images"], 4, "{json}");
+}

@@ -228,6 +228,13 @@ pub(crate) enum WriteOp {
         stamp: FileStamp,
         reason: String,
     },
+    /// The file could not be read, but its indexed image stays: record why.
+    FailKept {
+        root_id: i64,
+        rel_path: PathBuf,
+        stamp: FileStamp,
+        reason: String,
+    },
     /// The file is gone.
     Remove { id: i64 },
 }

@@ -101,6 +101,13 @@ impl Store {
                         params![id, stamp.size as i64, stamp.mtime_ns, stamp.ctime_ns],
                     )
                     .map_err(e)?;
+                    // read again: a failure recorded while it could not be read is over
+                    tx.execute(
+                        "DELETE FROM failures WHERE (root_id, rel_path) IN
+                           (SELECT root_id, rel_path FROM images WHERE id = ?1)",
+                        params![id],
+                    )
+                    .map_err(e)?;
                 }
                 WriteOp::Move {
                     id,
@@ -187,13 +194,21 @@ impl Store {
                     rel_path,
                     stamp,
                     reason,
+                }
+                | WriteOp::FailKept {
+                    root_id,
+                    rel_path,
+                    stamp,
+                    reason,
                 } => {
                     let rel = path_to_blob(rel_path);
-                    tx.execute(
-                        "DELETE FROM images WHERE root_id = ?1 AND rel_path = ?2",
-                        params![root_id, rel],
-                    )
-                    .map_err(e)?;
+                    if matches!(op, WriteOp::Fail { .. }) {
+                        tx.execute(
+                            "DELETE FROM images WHERE root_id = ?1 AND rel_path = ?2",
+                            params![root_id, rel],
+                        )
+                        .map_err(e)?;
+                    }
                     tx.execute(
                         "INSERT INTO failures(root_id, rel_path, size, mtime_ns, reason, at, ctime_ns)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
