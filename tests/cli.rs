@@ -2706,3 +2706,35 @@ fn the_duplicates_benchmark_refuses_to_plant_inside_the_folder_it_reads() {
         before
     );
 }
+
+/// A first ground-truth line naming an image is data, never a header: a label on it that is
+/// not a whole number is refused with the file and line, not taken as a header and dropped.
+#[test]
+fn a_bad_label_on_the_first_ground_truth_line_is_refused() {
+    let env = setup(&["astronaut", "horse"]);
+    let gt = env.root.join("gt.tsv");
+    for label in ["x", "0.5"] {
+        std::fs::write(
+            &gt,
+            format!(
+                "astronaut/original.jpg\t{label}\nastronaut/crop.jpg\t0\nhorse/original.jpg\t1\nhorse/crop.jpg\t1\n"
+            ),
+        )
+        .unwrap();
+        let out = env
+            .cmd()
+            .args(["eval", "--groundtruth"])
+            .arg(&gt)
+            .arg("--images")
+            .arg(&env.photos)
+            .arg(&env.photos)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("gt.tsv:1:") && err.contains("not an integer"),
+            "{err}"
+        );
+    }
+}

@@ -1,7 +1,8 @@
 //! Ground truth for evaluation: which database items exist, which are queries, which are relevant.
 //!
 //! Three sources are understood:
-//! * a labelled table (`groundtruth.tsv`): a header line (optional), then `file<TAB>integer label[<TAB>...]`;
+//! * a labelled table (`groundtruth.tsv`): a header line (optional: a first column with no `.`
+//!   naming no file, and no whole number after it), then `file<TAB>integer label[<TAB>...]`;
 //!   every labelled image is a query and its relevant items are the others with its label;
 //! * folder-as-class (`--labels folders`): the parent folder of each image below a root is its class;
 //! * a query list (Oxford/Holidays style): `query<TAB>relevant[<TAB>relevant...]` per line;
@@ -73,8 +74,9 @@ fn sorted_images_below(root: &Path, hint: &str) -> Result<Vec<String>> {
 }
 
 impl GroundTruth {
-    /// Loads a labelled table: a header line (optional), then `file<TAB>label` lines (extra
-    /// columns ignored).
+    /// Loads a labelled table: a header line (optional: its first column has no `.` and names
+    /// no file, its second is no whole number), then `file<TAB>label` lines (extra columns
+    /// ignored); any other label that is not a whole number is refused.
     /// File names are relative to `images_dir`; every listed file must exist there.
     pub fn from_tsv(tsv: &Path, images_dir: &Path) -> Result<Self> {
         let text = read_table(tsv)?;
@@ -85,11 +87,15 @@ impl GroundTruth {
         let mut saw_header = false;
         for (lineno, line) in numbered_lines(&text) {
             let cols: Vec<&str> = line.split('\t').collect();
-            // the first line is a header unless it reads as data (a name and an integer)
+            // the first line is a header only when it cannot be data: its first column has no
+            // `.` and names no file in the images folder, and its second is no whole number
             if !saw_header {
                 saw_header = true;
-                let data = cols.len() >= 2 && cols[1].trim().parse::<i64>().is_ok();
-                if !data {
+                let first = cols[0].trim();
+                let header = !first.contains('.')
+                    && !images_dir.join(first).exists()
+                    && cols.get(1).is_none_or(|l| l.trim().parse::<i64>().is_err());
+                if header {
                     continue;
                 }
             }
@@ -113,7 +119,9 @@ impl GroundTruth {
                 parse_err(
                     tsv,
                     lineno,
-                    format!("label {label_text:?} in column 2 is not an integer"),
+                    format!(
+                        "label {label_text:?} in column 2 is not an integer: give each file a whole-number label (a header line names no image file)"
+                    ),
                 )
             })?;
             if let Some(prev) = first_line.insert(name.clone(), lineno) {
@@ -817,6 +825,17 @@ mod tests {
             let msg = e.to_string();
             assert!(msg.contains("gt.tsv"), "{msg}");
             assert!(msg.contains(want), "{msg} should mention {want}");
+        }
+        // a first line naming an image is data: a label that is no whole number is refused
+        for label in ["x", "0.5"] {
+            fs::write(&gt, format!("a.jpg\t{label}\nb.jpg\t0\n")).unwrap();
+            let msg = GroundTruth::from_tsv(&gt, d.path())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                msg.contains("gt.tsv:1:") && msg.contains("not an integer"),
+                "{msg}"
+            );
         }
         fs::write(&gt, "f\tl\na.jpg\t0\nb.jpg\t1\na.jpg\t2\n").unwrap();
         let msg = GroundTruth::from_tsv(&gt, d.path())
