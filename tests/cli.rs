@@ -2707,6 +2707,35 @@ fn the_duplicates_benchmark_refuses_to_plant_inside_the_folder_it_reads() {
     );
 }
 
+/// A --work that is a file or a folder holding files is refused before anything is planted.
+#[test]
+fn the_duplicates_benchmark_refuses_a_work_path_it_cannot_fill_before_planting() {
+    let env = setup(&["horse", "camera"]);
+    let file = env.root.join("afile");
+    std::fs::write(&file, b"x").unwrap();
+    let full = env.root.join("full");
+    std::fs::create_dir_all(&full).unwrap();
+    std::fs::write(full.join("notes.txt"), b"x").unwrap();
+    for (work, why) in [(&file, "not a folder"), (&full, "not empty")] {
+        let out = env
+            .cmd()
+            .args(["eval", "--duplicates"])
+            .arg(&env.photos)
+            .arg("--work")
+            .arg(work)
+            .args(["--sample", "1"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(!err.contains("planting"), "{err}");
+        assert!(
+            err.contains(&format!("--work {}: {why}", work.display())),
+            "{err}"
+        );
+    }
+}
+
 /// A first ground-truth line naming an image is data, never a header: a label on it that is
 /// not a whole number is refused with the file and line, not taken as a header and dropped.
 #[test]

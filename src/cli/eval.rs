@@ -354,6 +354,24 @@ fn check_outputs(args: &EvalArgs) -> Result<()> {
             folder.display()
         )));
     }
+    // the benchmark writes its files into an empty or new folder, which --work must be
+    if let (Some(work), Some(_)) = (&args.work, &args.duplicates) {
+        let why = match std::fs::metadata(work) {
+            Ok(m) if !m.is_dir() => Some("not a folder"),
+            Ok(_) => match std::fs::read_dir(work).map(|mut e| e.next().is_some()) {
+                Ok(true) => Some("not empty"),
+                Ok(false) => None,
+                Err(_) => Some("a folder that cannot be read"),
+            },
+            Err(_) => None,
+        };
+        if let Some(why) = why {
+            return Err(Error::InvalidInput(format!(
+                "--work {}: {why}; the benchmark writes its files into an empty or new folder: give one",
+                work.display()
+            )));
+        }
+    }
     if let Some(path) = &args.dump_rankings {
         let bad = |why: String| {
             Err(Error::InvalidInput(format!(
