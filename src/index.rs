@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -225,29 +226,23 @@ enum Outcome {
         thumbnail: Option<Vec<u8>>,
     },
     /// Same bytes as the row at the same path: only the stamp changed.
-    Touched {
-        id: i64,
-        stamp: FileStamp,
-    },
+    Touched { id: i64, stamp: FileStamp },
     /// Content already indexed (under some id): move or copy, no decoding.
-    KnownContent {
-        file: FileAt,
-        hash: [u8; 32],
-    },
+    KnownContent { file: FileAt, hash: [u8; 32] },
+    /// Same bytes as a file another worker of this run decodes: copied from it once written,
+    /// no decoding.
+    SameAsInRun { file: FileAt, hash: [u8; 32] },
     Failed {
         file: FileAt,
         reason: String,
+        /// The bytes' hash, when they were read.
+        hash: Option<[u8; 32]>,
     },
     /// An indexed file this run may not read (its permissions changed): reported as failed,
     /// its row kept, for the file is still there.
-    Unreadable {
-        file: FileAt,
-        reason: String,
-    },
+    Unreadable { file: FileAt, reason: String },
     /// The file kept changing while it was read: nothing recorded, the next run reads it.
-    Changing {
-        file: FileAt,
-    },
+    Changing { file: FileAt },
     /// Deleted between the walk and the read: nothing to record (the next run drops its row).
     Gone,
 }
@@ -1262,7 +1257,9 @@ fn index_pass(
     let mut extracted = 0usize;
     let extract_start = Instant::now();
 
+    let claimed_in_run: Mutex<HashSet<[u8; 32]>> = Mutex::new(HashSet::new());
     let mut write_outcomes = || -> Result<()> {
+        let mut in_run = InRunCopies::default();
         let mut batch: Vec<WriteOp> = Vec::with_capacity(batch_size);
         let mut last_commit = Instant::now();
         for outcome in rx.iter() {
@@ -1287,6 +1284,7 @@ fn index_pass(
                     } else {
                         summary.new += 1;
                     }
+                    let (root_id, rel_path) = (file.root_id, file.rel_path.clone());
                     batch.push(WriteOp::Upsert {
                         root_id: file.root_id,
                         rel_path: file.rel_path,
@@ -1296,6 +1294,13 @@ fn index_pass(
                         features,
                         thumbnail,
                     });
+                    let waited = in_run.waiting.remove(&hash).unwrap_or_default();
+                    let mut decoded = InRun::Batched(root_id, rel_path);
+                    for copy in waited {
+                        copy_in_run(&mut summary, store, &mut batch, &mut decoded, copy, hash)?;
+                        last_commit = Instant::now();
+                    }
+                    in_run.decoded.insert(hash, decoded);
                 }
                 Outcome::Touched { id, stamp } => {
                     summary.unchanged += 1;
@@ -1337,6 +1342,13 @@ fn index_pass(
                         summary.changing.push(file.abs_path);
                     }
                 }
+                Outcome::SameAsInRun { file, hash } => match in_run.decoded.get_mut(&hash) {
+                    Some(decoded) => {
+                        copy_in_run(&mut summary, store, &mut batch, decoded, file, hash)?;
+                        last_commit = Instant::now();
+                    }
+                    None => in_run.waiting.entry(hash).or_default().push(file),
+                },
                 Outcome::Changing { file } => summary.changing.push(file.abs_path),
                 Outcome::Unreadable { file, reason } => {
                     summary.failed.push(FailedFile {
@@ -1351,17 +1363,15 @@ fn index_pass(
                     });
                 }
                 Outcome::Gone => {}
-                Outcome::Failed { file, reason } => {
-                    summary.failed.push(FailedFile {
-                        path: file.abs_path.clone(),
-                        reason: reason.clone(),
-                    });
-                    batch.push(WriteOp::Fail {
-                        root_id: file.root_id,
-                        rel_path: file.rel_path,
-                        stamp: file.stamp,
-                        reason,
-                    });
+                Outcome::Failed { file, reason, hash } => {
+                    if let Some(hash) = hash {
+                        // the same bytes fail the same way
+                        for copy in in_run.waiting.remove(&hash).unwrap_or_default() {
+                            record_failure(&mut summary, &mut batch, copy, reason.clone());
+                        }
+                        in_run.decoded.insert(hash, InRun::Failed(reason.clone()));
+                    }
+                    record_failure(&mut summary, &mut batch, file, reason);
                 }
             }
             if batch.len() >= batch_size || last_commit.elapsed() > Duration::from_millis(500) {
@@ -1375,6 +1385,12 @@ fn index_pass(
             });
         }
         store.apply(&batch)?;
+        // Copies whose decoding file never reported (a stop): read again by the next run.
+        for copies in in_run.waiting.into_values() {
+            summary
+                .changing
+                .extend(copies.into_iter().map(|f| f.abs_path));
+        }
         Ok(())
     };
     // Set when the writer fails (a full disk, say): the workers stop taking files.
@@ -1382,14 +1398,18 @@ fn index_pass(
     let writer_result: Result<()> = std::thread::scope(|scope| {
         let jobs = &jobs;
         let known_hashes = &known_hashes;
+        let claimed_in_run = &claimed_in_run;
         let abandoned = &abandoned;
         scope.spawn(move || {
             jobs.par_iter().for_each_with(tx, |tx, (file, existing)| {
                 if stop.load(Ordering::Relaxed) || abandoned.load(Ordering::Relaxed) {
                     return;
                 }
-                let outcome =
-                    process_file(file, *existing, known_hashes, &signatures, config, registry);
+                let seen = Seen {
+                    indexed: known_hashes,
+                    this_run: claimed_in_run,
+                };
+                let outcome = process_file(file, *existing, &seen, &signatures, config, registry);
                 let _ = tx.send(outcome);
             });
         });
@@ -1479,6 +1499,87 @@ fn index_pass(
     Ok(summary)
 }
 
+/// The content hashes a worker checks before decoding a file.
+struct Seen<'a> {
+    /// Content indexed before this run, with current features.
+    indexed: &'a HashSet<[u8; 32]>,
+    /// Content some worker of this run has taken to decode.
+    this_run: &'a Mutex<HashSet<[u8; 32]>>,
+}
+
+/// What became of content decoded in this run, for the other files holding the same bytes.
+enum InRun {
+    /// Written to the batch under this root and relative path; its id is known once applied.
+    Batched(i64, PathBuf),
+    Written(i64),
+    Failed(String),
+    /// Its row was not found after the write (a file that replaced it, say).
+    Lost,
+}
+
+#[derive(Default)]
+struct InRunCopies {
+    decoded: HashMap<[u8; 32], InRun>,
+    /// Files whose bytes another file of this run is still decoding.
+    waiting: HashMap<[u8; 32], Vec<FileAt>>,
+}
+
+fn record_failure(
+    summary: &mut IndexSummary,
+    batch: &mut Vec<WriteOp>,
+    file: FileAt,
+    reason: String,
+) {
+    summary.failed.push(FailedFile {
+        path: file.abs_path.clone(),
+        reason: reason.clone(),
+    });
+    batch.push(WriteOp::Fail {
+        root_id: file.root_id,
+        rel_path: file.rel_path,
+        stamp: file.stamp,
+        reason,
+    });
+}
+
+/// Records a file whose bytes another file of this run was decoded from: a copy of that row,
+/// or the same failure.
+fn copy_in_run(
+    summary: &mut IndexSummary,
+    store: &mut Store,
+    batch: &mut Vec<WriteOp>,
+    decoded: &mut InRun,
+    file: FileAt,
+    hash: [u8; 32],
+) -> Result<()> {
+    if let InRun::Batched(root_id, rel_path) = decoded {
+        // the source row needs its id: write the batch holding it
+        store.apply(batch)?;
+        batch.clear();
+        *decoded = match store.id_at(*root_id, rel_path)? {
+            Some(id) => InRun::Written(id),
+            None => InRun::Lost,
+        };
+    }
+    match decoded {
+        InRun::Written(source_id) => {
+            summary.duplicates += 1;
+            batch.push(WriteOp::Copy {
+                source_id: *source_id,
+                hash,
+                root_id: file.root_id,
+                rel_path: file.rel_path,
+                stamp: file.stamp,
+            });
+        }
+        // the next run reads this file
+        InRun::Lost => summary.changing.push(file.abs_path),
+        InRun::Failed(reason) => record_failure(summary, batch, file, reason.clone()),
+        InRun::Batched(..) => unreachable!("resolved above"),
+    }
+    Ok(())
+}
+
 /// How many times a file that changes while it is read is read again before it is left for
 /// the next run.
 const READ_ATTEMPTS: usize = 3;
@@ -1530,7 +1631,7 @@ fn read_settled(
 fn process_file(
     file: &FileAt,
     existing: Option<&CatalogEntry>,
-    known_hashes: &HashSet<[u8; 32]>,
+    seen: &Seen<'_>,
     signatures: &[(String, u32, String)],
     config: &IndexConfig,
     registry: &Registry,
@@ -1564,6 +1665,7 @@ fn process_file(
             return Outcome::Failed {
                 file,
                 reason: format!("cannot read: {e}"),
+                hash: None,
             };
         }
     };
@@ -1577,8 +1679,16 @@ fn process_file(
             stamp: file.stamp,
         };
     }
-    if known_hashes.contains(&hash) {
+    if seen.indexed.contains(&hash) {
         return Outcome::KnownContent { file, hash };
+    }
+    if !seen
+        .this_run
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(hash)
+    {
+        return Outcome::SameAsInRun { file, hash };
     }
     let with_thumbnail = registry.makes_thumbnails();
     match extract(
@@ -1601,6 +1711,7 @@ fn process_file(
                 other => other.to_string(),
             },
             file,
+            hash: Some(hash),
         },
     }
 }
@@ -1956,6 +2067,39 @@ mod tests {
             space.vector_of(&store, source).unwrap(),
             space.vector_of(&store, copy).unwrap()
         );
+    }
+
+    /// Byte-identical files met in one run are decoded once: the others copy that row, or
+    /// record the same failure, whichever worker reaches them first.
+    #[test]
+    fn identical_files_found_in_one_run_are_decoded_once() {
+        let (_tmp, photos, collection, config) = png_folder(3);
+        for i in 0..40 {
+            std::fs::copy(photos.join("1.png"), photos.join(format!("copy{i}.png"))).unwrap();
+        }
+        for i in 0..5 {
+            std::fs::write(photos.join(format!("bad{i}.png")), b"not a picture").unwrap();
+        }
+        let stop = AtomicBool::new(false);
+        let summary = run(&collection, &config, &|_| {}, &stop).unwrap();
+        assert_eq!(
+            (summary.new, summary.duplicates, summary.failed.len()),
+            (3, 40, 5),
+            "{summary:?}"
+        );
+        let store = collection.open_store().unwrap();
+        assert_eq!(store.failures().unwrap().len(), 5);
+        let space = collection.search_space(&store, &Fusion::default()).unwrap();
+        let source = store.id_of_path(&photos.join("1.png")).unwrap().unwrap();
+        let wanted = space.vector_of(&store, source).unwrap();
+        for i in 0..40 {
+            let copy = store
+                .id_of_path(&photos.join(format!("copy{i}.png")))
+                .unwrap()
+                .unwrap();
+            assert_eq!(space.vector_of(&store, copy).unwrap(), wanted);
+        }
+        assert_eq!(store.image_count().unwrap(), 43);
     }
 
     /// Changes to an indexed folder reach the graph in place when the policy allows: new and

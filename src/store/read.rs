@@ -336,6 +336,18 @@ impl Store {
         Ok(self.file_at(abs)?.map(|f| f.id))
     }
 
+    /// The id of the image stored under a root at a relative path, if any.
+    pub(crate) fn id_at(&self, root_id: i64, rel: &Path) -> Result<Option<i64>> {
+        self.conn
+            .query_row(
+                "SELECT id FROM images WHERE root_id = ?1 AND rel_path = ?2",
+                params![root_id, path_to_blob(rel)],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| db(&self.path, e))
+    }
+
     /// The image stored at an absolute path, if any, with its stamp and hash.
     pub(crate) fn file_at(&self, abs: &Path) -> Result<Option<RecordedFile>> {
         for (root_id, root) in self.roots()? {
