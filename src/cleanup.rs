@@ -100,10 +100,20 @@ pub fn plan(groups: &[Group], action: &Action) -> Vec<Step> {
 
 /// Bytes an applied run freed: those of the copies whose step was done.
 pub fn freed_bytes(steps: &[Step], outcomes: &[Outcome]) -> u64 {
+    bytes_of(steps, outcomes, &Outcome::Done)
+}
+
+/// Bytes a dry run's apply would free: those of the copies whose step it would do (not an
+/// edited copy `--hardlink` skips, nor a file left alone).
+pub fn would_free_bytes(steps: &[Step], outcomes: &[Outcome]) -> u64 {
+    bytes_of(steps, outcomes, &Outcome::WouldDo)
+}
+
+fn bytes_of(steps: &[Step], outcomes: &[Outcome], counted: &Outcome) -> u64 {
     steps
         .iter()
         .zip(outcomes)
-        .filter(|(_, o)| **o == Outcome::Done)
+        .filter(|(_, o)| *o == counted)
         .map(|(s, _)| s.frees)
         .sum()
 }

@@ -269,8 +269,14 @@ pub(crate) fn cmd_duplicates(
         }
         None => None,
     };
+    // a dry run of an action counts what its apply would free: not the copies it skips
+    let reclaim = match &outcomes {
+        Some((_, steps, outcomes)) if !args.apply => cleanup::would_free_bytes(steps, outcomes),
+        _ => reclaimable(&findings.groups),
+    };
     if args.json {
         let mut doc = listing_json(&findings);
+        doc["reclaimable_bytes"] = reclaim.into();
         if let Some((a, steps, outcomes)) = &outcomes {
             doc["action"] = cleanup::action_json(a, steps, outcomes, args.apply);
         }
@@ -291,7 +297,7 @@ pub(crate) fn cmd_duplicates(
             .as_ref()
             .filter(|_| args.apply)
             .map(|(_, steps, outcomes)| cleanup::freed_bytes(steps, outcomes));
-        write_text(&findings, freed)?;
+        write_text(&findings, reclaim, freed)?;
     }
     if let Some((a, steps, outcomes)) = &outcomes
         && !args.json
@@ -330,10 +336,11 @@ fn human_bytes(n: u64) -> String {
     }
 }
 
-fn write_text(f: &Findings, freed: Option<u64>) -> Result<()> {
+/// The listing as text; `left`: the bytes still reclaimable (by the action of a dry run),
+/// `freed`: those an applied run freed.
+fn write_text(f: &Findings, left: u64, freed: Option<u64>) -> Result<()> {
     let mut out = std::io::stdout().lock();
     let copies: usize = f.groups.iter().map(|g| g.copies().len()).sum();
-    let left = reclaimable(&f.groups);
     let size = match freed {
         Some(freed) if left > 0 => format!(
             "{} freed, {} still reclaimable",
