@@ -550,10 +550,12 @@ fn cmd_index(collection: &Collection, args: IndexArgs, quiet: bool) -> Result<Ex
 }
 
 fn cmd_forget(collection: &Collection, args: ForgetArgs, quiet: bool) -> Result<ExitCode> {
+    let stop = install_stop_flag();
     let summaries = crate::index::forget(
         collection,
         &args.dirs,
         &crate::graph::UpdatePolicy::default(),
+        &stop,
     )?;
     if args.json {
         print_json(&summaries)?;
@@ -569,6 +571,14 @@ fn cmd_forget(collection: &Collection, args: ForgetArgs, quiet: bool) -> Result<
                 collection.dir().display()
             );
         }
+    }
+    if summaries.iter().any(|s| s.graph_stopped) {
+        if !quiet {
+            note!(
+                "interrupted while the HNSW graph was brought up to date: the folders are forgotten and the previous graph is kept (searches leave the forgotten images out); run `lookalike index` to finish the graph"
+            );
+        }
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
     }
     Ok(ExitCode::SUCCESS)
 }
