@@ -288,7 +288,7 @@ fn resolve_targets(paths: &[PathBuf]) -> Result<Targets> {
         } else {
             return Err(Error::InvalidInput(format!(
                 "{}: not a folder nor a regular file; `lookalike index` takes folders of images",
-                path.display()
+                crate::path_repr::shown(path)
             )));
         }
     }
@@ -333,7 +333,7 @@ fn refuse_files_walks_skip(
             return Err(Error::InvalidWithCommand {
                 reason: format!(
                     "{}: not indexed: a symbolic link, and the walks do not follow links",
-                    given.display()
+                    crate::path_repr::shown(given)
                 ),
                 command: take_in_command(&following, given),
                 then: "takes it in, and the index then follows links everywhere".into(),
@@ -355,7 +355,7 @@ fn refuse_files_walks_skip(
             ..crawl.clone()
         };
         if let Some(why) = crate::crawl::why_not_walked(&walk, root, file)? {
-            let reason = format!("{}: not indexed: {why}", given.display());
+            let reason = format!("{}: not indexed: {why}", crate::path_repr::shown(given));
             if !why.contains("hidden") {
                 return Err(Error::InvalidInput(reason));
             }
@@ -508,7 +508,7 @@ fn place_files(targets: &mut Targets, tracked: &[&PathBuf]) -> Result<()> {
         let Some(path) = placed(&file.given, &roots) else {
             return Err(Error::InvalidInput(format!(
                 "{}: not inside an indexed folder; index the folder that holds it (`lookalike index DIR`)",
-                file.given.display()
+                crate::path_repr::shown(&file.given)
             )));
         };
         file.path = path;
@@ -664,7 +664,7 @@ pub fn run(
     if crate::cleanup::file_id(&collection.db_path()) != database {
         return Err(Error::InvalidInput(format!(
             "{}: the index folder was deleted or replaced during the run, and what the run wrote went with it; run `lookalike index` again",
-            collection.dir().display()
+            crate::path_repr::shown(collection.dir())
         )));
     }
     summary.elapsed_secs = start.elapsed().as_secs_f64();
@@ -747,11 +747,11 @@ pub fn forget(
             .or_else(|| roots.iter().find(|(_, p)| **p == real))
         else {
             let mut tracked: Vec<String> =
-                roots.values().map(|p| p.display().to_string()).collect();
+                roots.values().map(|p| crate::path_repr::shown(p)).collect();
             tracked.sort();
             return Err(Error::InvalidInput(format!(
                 "{}: not a tracked folder; nothing was forgotten; tracked: {}",
-                dir.display(),
+                crate::path_repr::shown(dir),
                 if tracked.is_empty() {
                     "none".to_string()
                 } else {

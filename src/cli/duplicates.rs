@@ -17,7 +17,7 @@ use crate::duplicates::{
 use crate::error::{Error, Result};
 use crate::features::Profile;
 use crate::index::IndexConfig;
-use crate::path_repr::escape_text;
+use crate::path_repr::escape_message;
 
 #[derive(Debug, Args)]
 pub(crate) struct DuplicatesArgs {
@@ -112,7 +112,7 @@ pub(crate) fn cmd_duplicates(
         if !meta.is_dir() {
             return Err(Error::InvalidInput(format!(
                 "{}: not a folder; `lookalike duplicates` compares the images of folders (give the folder that holds it)",
-                dir.display()
+                crate::path_repr::shown(dir)
             )));
         }
     }
@@ -457,11 +457,11 @@ fn report_actions(
             }
             Outcome::Skipped(why) => {
                 skipped += 1;
-                note!("skipped {}: {}", display_path(&s.path), escape_text(why));
+                note!("skipped {}: {}", display_path(&s.path), escape_message(why));
             }
             Outcome::Failed(why) => {
                 failed += 1;
-                note!("failed {}: {}", display_path(&s.path), escape_text(why));
+                note!("failed {}: {}", display_path(&s.path), escape_message(why));
             }
         }
     }
@@ -514,11 +514,11 @@ pub(crate) fn cmd_undo(collection: &Collection, args: UndoArgs, quiet: bool) -> 
                     note!(
                         "not restored {}: {}",
                         display_path(&r.path),
-                        escape_text(why)
+                        escape_message(why)
                     )
                 }
                 Outcome::Failed(why) => {
-                    note!("failed {}: {}", display_path(&r.path), escape_text(why))
+                    note!("failed {}: {}", display_path(&r.path), escape_message(why))
                 }
                 Outcome::WouldDo => {}
             }
