@@ -100,10 +100,20 @@ pub fn plan(groups: &[Group], action: &Action) -> Vec<Step> {
 
 /// Bytes an applied run freed: those of the copies whose step was done.
 pub fn freed_bytes(steps: &[Step], outcomes: &[Outcome]) -> u64 {
+    bytes_of(steps, outcomes, &Outcome::Done)
+}
+
+/// Bytes a dry run's apply would free: those of the copies whose step it would do (not an
+/// edited copy `--hardlink` skips, nor a file left alone).
+pub fn would_free_bytes(steps: &[Step], outcomes: &[Outcome]) -> u64 {
+    bytes_of(steps, outcomes, &Outcome::WouldDo)
+}
+
+fn bytes_of(steps: &[Step], outcomes: &[Outcome], counted: &Outcome) -> u64 {
     steps
         .iter()
         .zip(outcomes)
-        .filter(|(_, o)| **o == Outcome::Done)
+        .filter(|(_, o)| *o == counted)
         .map(|(s, _)| s.frees)
         .sum()
 }
@@ -305,7 +315,7 @@ pub fn resolve_move_target(p: &Path) -> Result<PathBuf> {
         {
             Error::InvalidInput(format!(
                 "--move-to {}: `..` follows a folder that does not exist; give the folder without it",
-                p.display()
+                crate::path_repr::shown(p)
             ))
         } else {
             Error::io(&abs, e)
@@ -319,8 +329,8 @@ pub fn resolve_move_target(p: &Path) -> Result<PathBuf> {
     {
         return Err(Error::InvalidInput(format!(
             "--move-to {}: {} is a symbolic link to nothing (its target is gone or not mounted)",
-            p.display(),
-            dangling.display()
+            crate::path_repr::shown(p),
+            crate::path_repr::shown(dangling)
         )));
     }
     // the part that exists must be a folder this process can add to, or the dry run would
@@ -329,15 +339,15 @@ pub fn resolve_move_target(p: &Path) -> Result<PathBuf> {
         if !existing.is_dir() {
             return Err(Error::InvalidInput(format!(
                 "--move-to {}: {} is not a folder",
-                p.display(),
-                existing.display()
+                crate::path_repr::shown(p),
+                crate::path_repr::shown(existing)
             )));
         }
         if !folder_writable(existing) {
             return Err(Error::InvalidInput(format!(
                 "--move-to {}: {} cannot be written (read-only, protected or owned by another user); choose a folder you can write",
-                p.display(),
-                existing.display()
+                crate::path_repr::shown(p),
+                crate::path_repr::shown(existing)
             )));
         }
     }
@@ -360,8 +370,8 @@ pub fn check_move_target<'a>(
     if dest.starts_with(&index_dir) || index_dir.starts_with(dest) {
         return Err(Error::InvalidInput(format!(
             "--move-to {}: overlaps the index folder {}, which is rebuilt by deleting it; choose a folder outside it",
-            dest.display(),
-            index_dir.display()
+            crate::path_repr::shown(dest),
+            crate::path_repr::shown(&index_dir)
         )));
     }
     let mut roots: Vec<&Path> = groups
@@ -378,8 +388,8 @@ pub fn check_move_target<'a>(
         if overlaps(root) || overlaps(&real) {
             return Err(Error::InvalidInput(format!(
                 "--move-to {}: overlaps the indexed folder {}; choose a folder outside it",
-                dest.display(),
-                root.display()
+                crate::path_repr::shown(dest),
+                crate::path_repr::shown(root)
             )));
         }
     }
@@ -391,9 +401,9 @@ pub fn check_move_target<'a>(
             {
                 return Err(Error::InvalidInput(format!(
                     "--move-to {}: overlaps {}, which the index walks through the symbolic link {} (it follows links); choose a folder outside it",
-                    dest.display(),
-                    real.display(),
-                    link.display()
+                    crate::path_repr::shown(dest),
+                    crate::path_repr::shown(&real),
+                    crate::path_repr::shown(&link)
                 )));
             }
         }
@@ -549,7 +559,7 @@ fn lock_actions(journal_dir: &Path) -> Result<ActionLock> {
         std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
             Error::InvalidInput(format!(
                 "{}: cannot write the journal that makes the run undoable ({e}); give an index folder you can write",
-                journal_dir.display()
+                crate::path_repr::shown(journal_dir)
             ))
         }
         _ => Error::io(journal_dir, e),
@@ -593,7 +603,7 @@ fn user_lock_error(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::InvalidInput(format!(
         "cannot take the lock that keeps two runs off the same photos, {} ({e}); make it a \
          writable file, or set XDG_CACHE_HOME to a folder you can write",
-        path.display()
+        crate::path_repr::shown(path)
     ))
 }
 
@@ -704,7 +714,7 @@ fn still_the_file(dir: &HeldDir, name: &OsStr, id: FileId) -> std::io::Result<()
     } else {
         Err(std::io::Error::other(format!(
             "{} was replaced while the run acted: left alone; run `lookalike index` again",
-            dir.path().join(name).display()
+            crate::path_repr::shown(&dir.path().join(name))
         )))
     }
 }
@@ -724,8 +734,8 @@ fn check_step(step: &Step, action: &Action) -> std::result::Result<Checked, Stri
     if let Some(real) = outside_its_folder(&step.path, &step.root) {
         return Err(format!(
             "it is {} on disk, outside its indexed folder {} (reached through a symbolic link): left alone",
-            real.display(),
-            step.root.display()
+            crate::path_repr::shown(&real),
+            crate::path_repr::shown(&step.root)
         ));
     }
     if meta.permissions().readonly() {
@@ -735,13 +745,13 @@ fn check_step(step: &Step, action: &Action) -> std::result::Result<Checked, Stri
         if !folder_writable(dir) {
             return Err(format!(
                 "its folder {} is read-only: left alone (make the folder writable to include it)",
-                dir.display()
+                crate::path_repr::shown(dir)
             ));
         }
         if sticky_and_not_ours(dir, &meta) {
             return Err(format!(
                 "its folder {} lets only a file's owner remove it (sticky), and it is another user's: left alone",
-                dir.display()
+                crate::path_repr::shown(dir)
             ));
         }
     }
@@ -763,7 +773,7 @@ fn check_step(step: &Step, action: &Action) -> std::result::Result<Checked, Stri
         _ => {
             return Err(format!(
                 "the copy to keep, {}, changed or is gone; run `lookalike index` again",
-                step.keeper.display()
+                crate::path_repr::shown(&step.keeper)
             ));
         }
     };
@@ -787,15 +797,15 @@ fn check_step(step: &Step, action: &Action) -> std::result::Result<Checked, Stri
     if !fs::symlink_metadata(&step.keeper).is_ok_and(|m| m.is_file()) {
         return Err(format!(
             "the copy to keep, {}, is a symbolic link, not a file: choose another (`--keep`)",
-            step.keeper.display()
+            crate::path_repr::shown(&step.keeper)
         ));
     }
     if let Some(real) = outside_its_folder(&step.keeper, &step.keeper_root) {
         return Err(format!(
             "the copy to keep, {}, is {} on disk, outside its indexed folder {} (reached through a symbolic link): choose another (`--keep`)",
-            step.keeper.display(),
-            real.display(),
-            step.keeper_root.display()
+            crate::path_repr::shown(&step.keeper),
+            crate::path_repr::shown(&real),
+            crate::path_repr::shown(&step.keeper_root)
         ));
     }
     // Two names of one file (hard links, or one file seen through a linked folder): removing
@@ -813,11 +823,11 @@ fn check_step(step: &Step, action: &Action) -> std::result::Result<Checked, Stri
         ),
         Action::Hardlink if id.0 != keeper_id.0 => Some(format!(
             "on another disk than the copy to keep, {}: a hard link cannot cross disks (use --move-to or --trash for it)",
-            step.keeper.display()
+            crate::path_repr::shown(&step.keeper)
         )),
         Action::MoveTo(_) => match &step.target {
             Some(t) if t.exists() || t.symlink_metadata().is_ok() => {
-                Some(format!("{} already exists", t.display()))
+                Some(format!("{} already exists", crate::path_repr::shown(t)))
             }
             // a link inside the --move-to folder could lead the copy back into an indexed
             // folder, or anywhere
@@ -826,16 +836,16 @@ fn check_step(step: &Step, action: &Action) -> std::result::Result<Checked, Stri
                 _ if dir.ancestors().any(|a| a.symlink_metadata().is_ok_and(|m| m.is_symlink())) => {
                     Some(format!(
                         "{} goes through a symbolic link: left alone (moves stay inside the --move-to folder)",
-                        dir.display()
+                        crate::path_repr::shown(dir)
                     ))
                 }
                 Ok(real) if real == dir => None,
                 Ok(real) => Some(format!(
                     "{} leads to {} through a symbolic link: left alone (moves stay inside the --move-to folder)",
-                    dir.display(),
-                    real.display()
+                    crate::path_repr::shown(dir),
+                    crate::path_repr::shown(&real)
                 )),
-                Err(e) => Some(format!("cannot read {} ({e})", dir.display())),
+                Err(e) => Some(format!("cannot read {} ({e})", crate::path_repr::shown(dir))),
             }),
             None => None,
         },
@@ -925,8 +935,8 @@ fn move_file(
             e.kind(),
             format!(
                 "cannot move {} to {}: {e}",
-                from.path().join(name).display(),
-                to.path().join(to_name).display()
+                crate::path_repr::shown(&from.path().join(name)),
+                crate::path_repr::shown(&to.path().join(to_name))
             ),
         )
     };
@@ -981,7 +991,7 @@ fn run_step(step: &Step, action: &Action, checked: &Checked) -> std::io::Result<
             let (Some(to_dir), Some(to_name)) = (to.parent(), to.file_name()) else {
                 return Err(std::io::Error::other(format!(
                     "{}: not a file name",
-                    to.display()
+                    crate::path_repr::shown(to)
                 )));
             };
             let to_dir = HeldDir::open(to_dir, true)?;
@@ -994,7 +1004,7 @@ fn run_step(step: &Step, action: &Action, checked: &Checked) -> std::io::Result<
                 _ => {
                     return Err(std::io::Error::other(format!(
                         "{} leads elsewhere than when it was checked: left alone",
-                        step.path.display()
+                        crate::path_repr::shown(&step.path)
                     )));
                 }
             }
@@ -1010,7 +1020,7 @@ fn run_step(step: &Step, action: &Action, checked: &Checked) -> std::io::Result<
             } else {
                 Err(std::io::Error::other(format!(
                     "the copy to keep, {}, was replaced while the run acted: left alone",
-                    step.keeper.display()
+                    crate::path_repr::shown(&step.keeper)
                 )))
             };
             // renaming onto another name of the same file succeeds without removing `tmp`
@@ -1029,7 +1039,7 @@ fn trash_error(e: trash::Error) -> std::io::Error {
         #[cfg(all(unix, not(target_os = "macos")))]
         trash::Error::FileSystem { path, source } => std::io::Error::new(
             source.kind(),
-            format!("the trash: {}: {source}", path.display()),
+            format!("the trash: {}: {source}", crate::path_repr::shown(&path)),
         ),
         trash::Error::Os { description, .. } | trash::Error::Unknown { description } => {
             std::io::Error::other(format!("the trash: {description}"))
@@ -1063,7 +1073,7 @@ pub fn execute(
         match &step.target {
             Some(target) if !targets_taken.insert(target.clone()) => Err(format!(
                 "{} is the destination of another copy too",
-                target.display()
+                crate::path_repr::shown(target)
             )),
             _ => Ok(checked),
         }
@@ -1227,7 +1237,7 @@ pub fn undo(journal_dir: &Path) -> Result<Option<UndoReport>> {
     if !fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
         return Err(Error::InvalidInput(format!(
             "{}: not a journal lookalike wrote (not a regular file); move it out of the journal folder",
-            path.display()
+            crate::path_repr::shown(&path)
         )));
     }
     let bytes = crate::decode::read_file_bounded(&path, MAX_JOURNAL_BYTES, "journal")
@@ -1325,11 +1335,14 @@ fn relinked(from: &Path, from_dir: Option<&Path>) -> Option<String> {
         Ok(now) if now == was => None,
         Ok(now) => Some(format!(
             "{} now leads to {} (a symbolic link made since the run), not to {}: left where it is; put the folder back and run `lookalike undo` again",
-            dir.display(),
-            now.display(),
-            was.display()
+            crate::path_repr::shown(dir),
+            crate::path_repr::shown(&now),
+            crate::path_repr::shown(was)
         )),
-        Err(e) => Some(format!("cannot read {} ({e})", dir.display())),
+        Err(e) => Some(format!(
+            "cannot read {} ({e})",
+            crate::path_repr::shown(dir)
+        )),
     }
 }
 
@@ -1365,14 +1378,14 @@ fn reverse(
                     // the moved file can still come back: the journal stays for a retry
                     Outcome::Failed(format!(
                         "{} exists again; left alone: move it away and run `lookalike undo` again to bring back the moved file ({})",
-                        from.display(),
-                        to.display()
+                        crate::path_repr::shown(from),
+                        crate::path_repr::shown(to)
                     ))
                 } else {
                     Outcome::Skipped(format!(
                         "{} exists again; left alone (the moved file is at {})",
-                        from.display(),
-                        to.display()
+                        crate::path_repr::shown(from),
+                        crate::path_repr::shown(to)
                     ))
                 };
             }
@@ -1397,7 +1410,10 @@ fn reverse(
                         Err(e) => Outcome::Failed(e.to_string()),
                     }
                 }
-                Ok(_) => Outcome::Skipped(format!("{} changed since it was moved", to.display())),
+                Ok(_) => Outcome::Skipped(format!(
+                    "{} changed since it was moved",
+                    crate::path_repr::shown(to)
+                )),
                 // Its folder is there but the file is not: it was deleted, and no retry can
                 // bring it back. A missing folder may be a disk not mounted: retry later.
                 Err(e)
@@ -1406,10 +1422,10 @@ fn reverse(
                 {
                     Outcome::Skipped(format!(
                         "{} is gone from where it was moved: it cannot come back",
-                        to.display()
+                        crate::path_repr::shown(to)
                     ))
                 }
-                Err(e) => Outcome::Failed(format!("{}: {e}", to.display())),
+                Err(e) => Outcome::Failed(format!("{}: {e}", crate::path_repr::shown(to))),
             }
         }
         "trash" => {
@@ -1421,15 +1437,16 @@ fn reverse(
                     // the trashed file can still come back: the journal stays for a retry
                     Ok(Some(_)) => Outcome::Failed(format!(
                         "{} exists; left alone: move it away and run `lookalike undo` again to bring back the trashed file (still in the trash)",
-                        from.display()
+                        crate::path_repr::shown(from)
                     )),
                     Ok(None) => Outcome::Skipped(format!(
                         "{} exists; left alone (the trashed file is no longer in the trash)",
-                        from.display()
+                        crate::path_repr::shown(from)
                     )),
-                    Err(why) => {
-                        Outcome::Failed(format!("{} exists; left alone, and {why}", from.display()))
-                    }
+                    Err(why) => Outcome::Failed(format!(
+                        "{} exists; left alone, and {why}",
+                        crate::path_repr::shown(from)
+                    )),
                 };
             }
             restore_from_trash(from, hash)
@@ -1450,14 +1467,14 @@ fn reverse(
                     return if file_hash(keeper).is_ok_and(|h| h == *hash) {
                         Outcome::Failed(format!(
                             "{} is no longer a link to {}: a file saved there since is left alone; move it away and run `lookalike undo` again to get the copy back",
-                            from.display(),
-                            keeper.display()
+                            crate::path_repr::shown(from),
+                            crate::path_repr::shown(keeper)
                         ))
                     } else {
                         Outcome::Skipped(format!(
                             "{} is no longer a link to {}: a file saved there since is left alone",
-                            from.display(),
-                            keeper.display()
+                            crate::path_repr::shown(from),
+                            crate::path_repr::shown(keeper)
                         ))
                     };
                 }
@@ -1491,7 +1508,7 @@ fn reverse(
                 Ok(h) if h == *hash => Outcome::Done,
                 Ok(_) => Outcome::Skipped(format!(
                     "separate again, but not as it was: the content it shared with {} changed after the run, and its own is gone",
-                    keeper.display()
+                    crate::path_repr::shown(keeper)
                 )),
                 Err(e) => {
                     let _ = dir.remove(&tmp);
@@ -1514,7 +1531,7 @@ fn back_folder<'a>(
     let (Some(parent), Some(name)) = (from.parent(), from.file_name()) else {
         return Err(std::io::Error::other(format!(
             "{}: not a file name",
-            from.display()
+            crate::path_repr::shown(from)
         )));
     };
     let dir = match from_dir {

@@ -137,7 +137,7 @@ impl Collection {
         let taken = |path: &Path, what: &str| {
             Error::InvalidInput(format!(
                 "{}: exists but is not {what}; lookalike will not overwrite or remove it: move it away, or choose another folder with --index-dir",
-                path.display()
+                crate::path_repr::shown(path)
             ))
         };
         let db = self.db_path();
@@ -193,13 +193,13 @@ impl Collection {
         if self.dir.exists() && !self.dir.is_dir() {
             return Err(Error::InvalidInput(format!(
                 "{}: the index folder is a file; give another --index-dir (or LOOKALIKE_INDEX)",
-                self.dir.display()
+                crate::path_repr::shown(&self.dir)
             )));
         }
         if !self.dir.exists() && std::fs::symlink_metadata(&self.dir).is_ok() {
             return Err(Error::InvalidInput(format!(
                 "{}: the index folder is a link to nothing; make the folder it leads to, or give another --index-dir (or LOOKALIKE_INDEX)",
-                self.dir.display()
+                crate::path_repr::shown(&self.dir)
             )));
         }
         std::fs::create_dir_all(&self.dir).map_err(|e| {
@@ -212,13 +212,13 @@ impl Collection {
             match self.dir.ancestors().skip(1).find(|a| blocked(a)) {
                 Some(file) if file.is_file() => Error::InvalidInput(format!(
                     "{}: cannot make the index folder: {} is a file; give another --index-dir (or LOOKALIKE_INDEX)",
-                    self.dir.display(),
-                    file.display()
+                    crate::path_repr::shown(&self.dir),
+                    crate::path_repr::shown(file)
                 )),
                 Some(link) => Error::InvalidInput(format!(
                     "{}: cannot make the index folder: {} is a link to nothing; make the folder it leads to, or give another --index-dir (or LOOKALIKE_INDEX)",
-                    self.dir.display(),
-                    link.display()
+                    crate::path_repr::shown(&self.dir),
+                    crate::path_repr::shown(link)
                 )),
                 None => Error::io(&self.dir, e),
             }
@@ -233,7 +233,7 @@ impl Collection {
                 std::io::ErrorKind::PermissionDenied
                 | std::io::ErrorKind::ReadOnlyFilesystem => Error::InvalidInput(format!(
                     "{}: cannot write to this index ({e}); `query` and `status` read it as it is, or give an index folder you can write",
-                    self.dir.display()
+                    crate::path_repr::shown(&self.dir)
                 )),
                 _ => Error::io(&path, e),
             })?;
@@ -296,7 +296,7 @@ impl Collection {
         if self.dir.is_file() {
             return Err(Error::InvalidInput(format!(
                 "{}: a file, not an index folder; give the folder that holds lookalike.db (--index-dir or LOOKALIKE_INDEX)",
-                self.dir.display()
+                crate::path_repr::shown(&self.dir)
             )));
         }
         if !self.exists() {
@@ -326,7 +326,7 @@ impl Collection {
             Some(name) => Profile::from_name(&name).ok_or_else(|| {
                 Error::InvalidInput(format!(
                     "the index at {} was made with feature profile '{name}', which this version of lookalike does not know: upgrade lookalike, or run `lookalike index --profile full` to re-extract it",
-                    self.dir.display()
+                    crate::path_repr::shown(&self.dir)
                 ))
             }),
         }

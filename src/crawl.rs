@@ -202,7 +202,7 @@ pub(crate) fn why_rules_skip(
             }
             Skip::Hidden => format!(
                 "it is inside the hidden folder {}, which the walks of this index skip",
-                entry.display()
+                crate::path_repr::shown(&entry)
             ),
             Skip::Excluded => format!(
                 "{} matches an --exclude pattern of this index ({})",
@@ -343,7 +343,7 @@ pub fn crawl(config: &CrawlConfig) -> Result<Crawl> {
         if !meta.is_dir() {
             return Err(Error::InvalidInput(format!(
                 "{}: not a folder; `lookalike index` takes folders (use `lookalike query` for one image)",
-                root.display()
+                crate::path_repr::shown(root)
             )));
         }
         let anchor = rules_anchor(&config.tracked, root);

@@ -2,11 +2,13 @@
 
 use std::path::PathBuf;
 
+use crate::path_repr::shown;
+
 /// Every fallible operation in lookalike returns this.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A file or folder could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{}: {source}", shown(.path))]
     Io {
         /// The file or folder concerned.
         path: PathBuf,
@@ -16,7 +18,7 @@ pub enum Error {
     },
 
     /// A file is not an image we can decode, or its content is damaged.
-    #[error("{path}: cannot decode image: {reason}")]
+    #[error("{}: cannot decode image: {reason}", shown(.path))]
     Decode {
         /// The image file.
         path: PathBuf,
@@ -41,7 +43,7 @@ pub enum Error {
     },
 
     /// A ground-truth or other input table is malformed.
-    #[error("{path}:{line}: {reason}")]
+    #[error("{}:{line}: {reason}", shown(.path))]
     Parse {
         /// The malformed file.
         path: PathBuf,
@@ -52,21 +54,25 @@ pub enum Error {
     },
 
     /// No index exists where one was expected.
-    #[error("no index at {0}: run `lookalike index DIR` first (or pass --index-dir)")]
+    #[error("no index at {}: run `lookalike index DIR` first (or pass --index-dir)", shown(.0))]
     NoIndex(PathBuf),
 
     /// Another process holds the index for writing.
-    #[error("{0} is being updated by another `lookalike index` run; wait for it to finish")]
+    #[error(
+        "{} is being updated by another `lookalike index` run; wait for it to finish",
+        shown(.0)
+    )]
     Locked(PathBuf),
 
     /// Another process is moving, deleting or restoring this index's duplicates.
     #[error(
-        "another `duplicates --apply` or `undo` is acting on files, on the index at {0} or on another index of this user; wait for it to finish, then run this again"
+        "another `duplicates --apply` or `undo` is acting on files, on the index at {} or on another index of this user; wait for it to finish, then run this again",
+        shown(.0)
     )]
     ActionRunning(PathBuf),
 
     /// The database reported an error.
-    #[error("database {path}: {source}")]
+    #[error("database {}: {source}", shown(.path))]
     Db {
         /// The database file.
         path: PathBuf,
@@ -77,7 +83,8 @@ pub enum Error {
 
     /// The index was made by a newer lookalike.
     #[error(
-        "{path}: schema version {found} is newer than this lookalike supports ({supported}); upgrade lookalike"
+        "{}: schema version {found} is newer than this lookalike supports ({supported}); upgrade lookalike",
+        shown(.path)
     )]
     SchemaTooNew {
         /// The database file.
@@ -93,7 +100,7 @@ pub enum Error {
     Interrupted,
 
     /// Stored data is damaged: a vector, the database or the HNSW dump failed a check.
-    #[error("{path}: damaged: {reason}")]
+    #[error("{}: damaged: {reason}", shown(.path))]
     Corrupt {
         /// Where the damage is: a file, a folder, or the image a damaged vector belongs to.
         path: PathBuf,
@@ -135,53 +142,11 @@ impl Error {
         )
     }
 
-    /// The message for a terminal: control characters escaped and a backslash doubled, but in
-    /// a command to copy, whose shell words hold none but a backslash, which stays single.
+    /// The message for a terminal: control characters escaped. Every name in it is shown as
+    /// listings show it (bytes that are not UTF-8 as `\xNN`, a backslash doubled), and a
+    /// command to copy is shell words, which hold none but a backslash: a backslash stays single.
     pub fn terminal_text(&self) -> String {
-        use crate::path_repr::escape_text;
-        match self {
-            Error::InvalidWithCommand {
-                reason,
-                command,
-                then,
-            } => format!("{}; `{command}` {}", escape_text(reason), escape_text(then)),
-            _ => {
-                let text = self.to_string();
-                // the path as `shown` spells it: bytes that are not UTF-8 as `\xNN`, which
-                // the text's own rendering turns into U+FFFD
-                match self.path() {
-                    Some(path) => {
-                        let lossy = path.display().to_string();
-                        match text.find(&lossy) {
-                            Some(at) => format!(
-                                "{}{}{}",
-                                escape_text(&text[..at]),
-                                crate::path_repr::shown(path),
-                                escape_text(&text[at + lossy.len()..])
-                            ),
-                            None => escape_text(&text),
-                        }
-                    }
-                    None => escape_text(&text),
-                }
-            }
-        }
-    }
-
-    /// The file or folder the error names in its own field, if any.
-    fn path(&self) -> Option<&std::path::Path> {
-        match self {
-            Error::Io { path, .. }
-            | Error::Decode { path, .. }
-            | Error::Parse { path, .. }
-            | Error::Db { path, .. }
-            | Error::SchemaTooNew { path, .. }
-            | Error::Corrupt { path, .. }
-            | Error::NoIndex(path)
-            | Error::Locked(path)
-            | Error::ActionRunning(path) => Some(path),
-            _ => None,
-        }
+        crate::path_repr::escape_message(&self.to_string())
     }
 
     /// True when the disk is full or refuses to write (no space, a file size limit, an I/O

@@ -24,8 +24,8 @@ pub(crate) struct HeldDir {
 fn link_in_path(path: &Path, at: &Path) -> io::Error {
     io::Error::other(format!(
         "{} leads elsewhere through a symbolic link at {}: left alone",
-        path.display(),
-        at.display()
+        crate::path_repr::shown(path),
+        crate::path_repr::shown(at)
     ))
 }
 
@@ -38,7 +38,7 @@ impl HeldDir {
         if !path.is_absolute() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("{}: not an absolute path", path.display()),
+                format!("{}: not an absolute path", crate::path_repr::shown(path)),
             ));
         }
         let flags = dir_flags();
@@ -52,7 +52,7 @@ impl HeldDir {
                 Component::ParentDir | Component::Prefix(_) => {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidInput,
-                        format!("{}: not a resolved path", path.display()),
+                        format!("{}: not a resolved path", crate::path_repr::shown(path)),
                     ));
                 }
             };
@@ -155,7 +155,7 @@ impl HeldDir {
             Err(rustix::io::Errno::EXIST) => {
                 return Err(io::Error::new(
                     io::ErrorKind::AlreadyExists,
-                    format!("{} already exists", target().display()),
+                    format!("{} already exists", crate::path_repr::shown(&target())),
                 ));
             }
             // a file system without the flag: checked, then renamed
@@ -165,7 +165,7 @@ impl HeldDir {
         if to.has(to_name) {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
-                format!("{} already exists", target().display()),
+                format!("{} already exists", crate::path_repr::shown(&target())),
             ));
         }
         rustix::fs::renameat(&self.fd, name, &to.fd, to_name).map_err(io::Error::from)
@@ -247,7 +247,10 @@ impl HeldDir {
         if to.has(to_name) {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
-                format!("{} already exists", to.path.join(to_name).display()),
+                format!(
+                    "{} already exists",
+                    crate::path_repr::shown(&to.path.join(to_name))
+                ),
             ));
         }
         fs::rename(self.path.join(name), to.path.join(to_name))
@@ -284,7 +287,7 @@ pub(crate) fn temporary_name() -> OsString {
 
 /// `e` with the path it concerns.
 fn at(path: &Path, e: io::Error) -> io::Error {
-    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+    io::Error::new(e.kind(), format!("{}: {e}", crate::path_repr::shown(path)))
 }
 
 #[cfg(all(test, unix))]

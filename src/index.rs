@@ -283,7 +283,7 @@ fn resolve_targets(paths: &[PathBuf]) -> Result<Targets> {
         } else {
             return Err(Error::InvalidInput(format!(
                 "{}: not a folder nor a regular file; `lookalike index` takes folders of images",
-                path.display()
+                crate::path_repr::shown(path)
             )));
         }
     }
@@ -328,7 +328,7 @@ fn refuse_files_walks_skip(
             return Err(Error::InvalidWithCommand {
                 reason: format!(
                     "{}: not indexed: a symbolic link, and the walks do not follow links",
-                    given.display()
+                    crate::path_repr::shown(given)
                 ),
                 command: take_in_command(&following, given),
                 then: "takes it in, and the index then follows links everywhere".into(),
@@ -350,7 +350,7 @@ fn refuse_files_walks_skip(
             ..crawl.clone()
         };
         if let Some(why) = crate::crawl::why_not_walked(&walk, root, file)? {
-            let reason = format!("{}: not indexed: {why}", given.display());
+            let reason = format!("{}: not indexed: {why}", crate::path_repr::shown(given));
             if !why.contains("hidden") {
                 return Err(Error::InvalidInput(reason));
             }
@@ -503,7 +503,7 @@ fn place_files(targets: &mut Targets, tracked: &[&PathBuf]) -> Result<()> {
         let Some(path) = placed(&file.given, &roots) else {
             return Err(Error::InvalidInput(format!(
                 "{}: not inside an indexed folder; index the folder that holds it (`lookalike index DIR`)",
-                file.given.display()
+                crate::path_repr::shown(&file.given)
             )));
         };
         file.path = path;
@@ -659,7 +659,7 @@ pub fn run(
     if crate::cleanup::file_id(&collection.db_path()) != database {
         return Err(Error::InvalidInput(format!(
             "{}: the index folder was deleted or replaced during the run, and what the run wrote went with it; run `lookalike index` again",
-            collection.dir().display()
+            crate::path_repr::shown(collection.dir())
         )));
     }
     summary.elapsed_secs = start.elapsed().as_secs_f64();
@@ -679,6 +679,10 @@ pub struct ForgetSummary {
     pub(crate) kept: usize,
     /// Images in the index afterwards.
     pub(crate) total_images: usize,
+    /// A stop (Ctrl-C) came while the graph was brought up to date: the folder is forgotten,
+    /// the previous graph dump is kept (searches see it is stale and leave the forgotten
+    /// images out) and the next `index` brings it up to date.
+    pub(crate) graph_stopped: bool,
 }
 
 /// The stored form of a folder the user names, which may no longer exist.
@@ -713,11 +717,13 @@ fn spelled_form(path: &Path) -> PathBuf {
 
 /// Stops tracking the folders `dirs`, each once: their images leave the index unless another
 /// tracked folder holds them, and the graph follows. Every folder is checked first, so an error
-/// changes nothing. Files on disk are not touched.
+/// changes nothing. Files on disk are not touched. Once `stop` is set the graph is left as it
+/// was (each summary's `graph_stopped`); the folders stay forgotten.
 pub fn forget(
     collection: &Collection,
     dirs: &[PathBuf],
     policy: &UpdatePolicy,
+    stop: &AtomicBool,
 ) -> Result<Vec<ForgetSummary>> {
     if !collection.exists() {
         return Err(Error::NoIndex(collection.dir().to_path_buf()));
@@ -736,11 +742,11 @@ pub fn forget(
             .or_else(|| roots.iter().find(|(_, p)| **p == real))
         else {
             let mut tracked: Vec<String> =
-                roots.values().map(|p| p.display().to_string()).collect();
+                roots.values().map(|p| crate::path_repr::shown(p)).collect();
             tracked.sort();
             return Err(Error::InvalidInput(format!(
                 "{}: not a tracked folder; nothing was forgotten; tracked: {}",
-                dir.display(),
+                crate::path_repr::shown(dir),
                 if tracked.is_empty() {
                     "none".to_string()
                 } else {
@@ -752,18 +758,23 @@ pub fn forget(
             ids.push(id);
         }
     }
-    ids.into_iter()
-        .map(|id| forget_one(collection, &mut store, id, policy))
-        .collect()
+    let mut summaries = ids
+        .into_iter()
+        .map(|id| forget_one(collection, &mut store, id))
+        .collect::<Result<Vec<_>>>()?;
+    let fusion = Fusion::for_profile(collection.profile(&store)?);
+    // SQLite holds the change; a stop keeps the previous dump, which is stale from now on
+    match collection.refresh_ann(&mut store, &fusion, policy, false, stop) {
+        Ok(_) => {}
+        Err(Error::Interrupted) => summaries.iter_mut().for_each(|s| s.graph_stopped = true),
+        Err(e) => return Err(e),
+    }
+    Ok(summaries)
 }
 
-/// Stops tracking the folder `id`, with the lock held.
-fn forget_one(
-    collection: &Collection,
-    store: &mut Store,
-    id: i64,
-    policy: &UpdatePolicy,
-) -> Result<ForgetSummary> {
+/// Stops tracking the folder `id` in SQLite, with the lock held; the graph is left to the
+/// caller.
+fn forget_one(collection: &Collection, store: &mut Store, id: i64) -> Result<ForgetSummary> {
     let roots = store.roots()?;
     let Some(root) = roots.get(&id) else {
         return Err(Error::Internal(format!(
@@ -853,13 +864,12 @@ fn forget_one(
     store.apply(&skipped)?;
     let total_images = store.image_count()? as usize;
     let removed = before - total_images;
-    let fusion = Fusion::for_profile(collection.profile(store)?);
-    collection.refresh_ann(store, &fusion, policy, false, &crate::ann::NEVER_STOP)?;
     Ok(ForgetSummary {
         root,
         removed,
         kept: under.saturating_sub(removed),
         total_images,
+        graph_stopped: false,
     })
 }
 
@@ -1957,6 +1967,70 @@ mod tests {
         assert!(!again.interrupted && again.ann_rebuilt);
         assert_eq!(again.graph_images, Some(6));
         assert_eq!(dump().1.as_deref(), Some("complete"));
+    }
+
+    /// A stop while `forget` brings the graph up to date: the folder stays forgotten, the graph
+    /// dump stays as it was (stale: a search leaves the forgotten images out), and the next run
+    /// rebuilds the graph without them.
+    #[test]
+    fn a_stop_during_forget_keeps_the_folder_forgotten_and_the_previous_graph() {
+        let (tmp, photos, collection, mut config) = png_folder(3);
+        let extra = tmp.path().join("extra");
+        std::fs::create_dir_all(&extra).unwrap();
+        for i in 3..6 {
+            write_png(&extra.join(format!("{i}.png")), i);
+        }
+        config.crawl.roots.push(extra.clone());
+        let never = AtomicBool::new(false);
+        run(&collection, &config, &|_| {}, &never).unwrap();
+        let record = || {
+            let store = collection.open_store().unwrap();
+            collection.dump_record(&store).unwrap().unwrap()
+        };
+        let before = record();
+
+        let stop = AtomicBool::new(true);
+        let forgot = forget(
+            &collection,
+            std::slice::from_ref(&extra),
+            &UpdatePolicy::default(),
+            &stop,
+        )
+        .unwrap();
+        assert_eq!(forgot.len(), 1);
+        assert_eq!((forgot[0].removed, forgot[0].total_images), (3, 3));
+        let json = serde_json::to_value(&forgot).unwrap();
+        assert_eq!(json[0]["graph_stopped"], true, "{json}");
+        let store = collection.open_store().unwrap();
+        assert_eq!(store.image_count().unwrap(), 3);
+        assert_eq!(store.roots().unwrap().len(), 1);
+        let stale = record();
+        assert_eq!(stale, before);
+        assert_ne!(stale.data_version, store.data_version().unwrap());
+        let fusion = Fusion::for_profile(collection.profile(&store).unwrap());
+        drop(store);
+
+        let searcher = crate::query::Searcher::open(&collection, &fusion).unwrap();
+        let cfg = crate::query::QueryConfig::default();
+        for example in [photos.join("0.png"), extra.join("3.png")] {
+            let found = searcher.query(&example, &cfg).unwrap();
+            assert!(!found.hits.is_empty(), "{found:?}");
+            assert!(
+                found.hits.iter().all(|h| h.path.starts_with(&photos)),
+                "{found:?}"
+            );
+        }
+        drop(searcher);
+
+        let refresh = IndexConfig {
+            crawl: CrawlConfig::default(),
+            ..config
+        };
+        let again = run(&collection, &refresh, &|_| {}, &never).unwrap();
+        assert!(!again.interrupted && again.ann_rebuilt, "{again:?}");
+        assert_eq!(again.graph_images, Some(3));
+        let store = collection.open_store().unwrap();
+        assert_eq!(record().data_version, store.data_version().unwrap());
     }
 
     /// The flags of a run that change what it does are recorded with it, for the command that

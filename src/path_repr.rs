@@ -203,10 +203,23 @@ pub fn escape_text(text: &str) -> String {
     out
 }
 
+/// A message for a terminal: control and invisible formatting characters escaped, a backslash
+/// left single, as the names in it are [`shown`] already (their backslashes doubled).
+pub fn escape_message(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    push_escaped_as(&mut out, text, false);
+    out
+}
+
 fn push_escaped(out: &mut String, text: &str) {
+    push_escaped_as(out, text, true);
+}
+
+/// Escapes `text` into `out`; a backslash doubled with `double_backslash`.
+fn push_escaped_as(out: &mut String, text: &str, double_backslash: bool) {
     for c in text.chars() {
         match c {
-            '\\' => out.push_str("\\\\"),
+            '\\' if double_backslash => out.push_str("\\\\"),
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),

@@ -98,7 +98,7 @@ pub struct Searcher {
 pub(crate) fn ranks_nothing(collection: &Collection, profile: crate::features::Profile) -> Error {
     Error::InvalidInput(format!(
         "the index at {} holds duplicate signatures only (profile '{}', made by `lookalike duplicates`): run `lookalike index --profile fast` (or `--profile full`) to describe its images for similarity search",
-        collection.dir().display(),
+        crate::path_repr::shown(collection.dir()),
         profile.name()
     ))
 }
@@ -113,7 +113,7 @@ impl Searcher {
         if opened_with == 0 {
             return Err(Error::InvalidInput(format!(
                 "the index at {} holds no images yet: run `lookalike index DIR`",
-                collection.dir().display()
+                crate::path_repr::shown(collection.dir())
             )));
         }
         let profile = collection.profile(&store)?;

@@ -910,6 +910,48 @@ fn odd_file_names_keep_json_whole_and_cannot_forge_text() {
     assert!(!text.contains('\u{1b}'), "{text}");
 }
 
+/// Messages that name a file in their text show its bytes that are not UTF-8 as `\xNN`, as the
+/// listings do, so names differing in such a byte read apart (each was U+FFFD).
+#[cfg(unix)]
+#[test]
+fn messages_name_files_that_are_not_utf8_by_their_bytes() {
+    let env = setup(&["horse"]);
+    let photo = env.photos.join("horse/original.jpg");
+    let refused = |cmd: &mut Command, names: &[&str]| {
+        let out = cmd.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        for name in names {
+            assert!(err.contains(name), "{name}: {err}");
+        }
+        assert!(!err.contains('\u{fffd}'), "{err}");
+    };
+    // `duplicates` given a file, not a folder
+    let file = env.root.join(raw_name(b"a\xfe.jpg"));
+    std::fs::copy(&photo, &file).unwrap();
+    refused(
+        env.cmd().arg("duplicates").arg(&file),
+        &["a\\xfe.jpg: not a folder"],
+    );
+    // `deblur` told to write over its input, named through a link
+    let link = env.root.join(raw_name(b"a\xff.jpg"));
+    std::os::unix::fs::symlink(&file, &link).unwrap();
+    refused(
+        env.cmd().arg("deblur").arg(&file).arg(&link),
+        &["a\\xff.jpg is the input ", "a\\xfe.jpg"],
+    );
+    // `eval --labels folders` refusing a file name
+    let classes = env.root.join("classes");
+    std::fs::create_dir_all(classes.join("horse")).unwrap();
+    std::fs::copy(&photo, classes.join("horse").join(raw_name(b"b\xfe.jpg"))).unwrap();
+    refused(
+        env.cmd()
+            .args(["eval", "--labels", "folders"])
+            .arg(&classes),
+        &["horse/b\\xfe.jpg: file name is not valid UTF-8"],
+    );
+}
+
 /// An index folder whose name is not UTF-8: `status --json` names it whole and exactly.
 #[test]
 fn an_index_dir_named_with_raw_bytes_is_reported_exactly() {

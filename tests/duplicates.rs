@@ -328,6 +328,32 @@ fn dry_run_changes_nothing_then_move_and_undo_restore_every_byte() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "null");
 }
 
+/// A `--hardlink` dry run counts as reclaimable only the byte-identical copy it would link,
+/// not the edited copy the link step skips: the figure is what the apply then frees.
+#[test]
+fn a_hardlink_dry_run_counts_only_what_the_apply_frees() {
+    let env = Env::new();
+    let bytes = std::fs::read(sample("camera")).unwrap();
+    env.put("camera.jpg", &bytes);
+    let identical = env.put("backup/camera.jpg", &bytes);
+    let small = image::open(sample("camera"))
+        .unwrap()
+        .to_rgb8()
+        .pipe(|i| image::imageops::resize(&i, 200, 150, image::imageops::FilterType::Triangle));
+    env.put("mail/camera_small.jpg", &jpeg(&small));
+    let size = std::fs::metadata(&identical).unwrap().len();
+
+    let (dry, code) = env.duplicates(&["--hardlink"]);
+    assert_eq!(code, 0, "{dry}");
+    assert_eq!(groups(&dry).len(), 1, "{dry}");
+    assert_eq!(dry["copies"], 2, "{dry}");
+    assert_eq!(dry["reclaimable_bytes"], size, "{dry}");
+
+    let (applied, code) = env.duplicates(&["--hardlink", "--apply"]);
+    assert_eq!(code, 0, "{applied}");
+    assert_eq!(applied["action"]["freed_bytes"], size, "{applied}");
+}
+
 #[test]
 fn trash_and_hardlink_are_undone_and_edited_copies_are_never_linked() {
     let env = Env::new();

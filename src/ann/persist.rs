@@ -191,7 +191,7 @@ impl AnnIndex {
         if basename != GRAPH_BASENAME {
             return Err(Error::Internal(format!(
                 "{}: the graph was dumped as '{basename}', not '{GRAPH_BASENAME}'",
-                dir.display()
+                crate::path_repr::shown(dir)
             )));
         }
         let data = dir.join(format!("{basename}.hnsw.data"));
@@ -293,7 +293,7 @@ impl AnnIndex {
                 {
                     return Err(Error::InvalidInput(format!(
                         "{}: projection {}->{} does not fit the graph",
-                        path.display(),
+                        crate::path_repr::shown(&path),
                         p.dim_in(),
                         p.dim_out()
                     )));
@@ -308,7 +308,7 @@ impl AnnIndex {
         if hidden.len() > record.count {
             return Err(Error::InvalidInput(format!(
                 "{}: {} hidden points of {}",
-                dir.display(),
+                crate::path_repr::shown(&dir),
                 hidden.len(),
                 record.count
             )));

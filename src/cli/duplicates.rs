@@ -17,7 +17,7 @@ use crate::duplicates::{
 use crate::error::{Error, Result};
 use crate::features::Profile;
 use crate::index::IndexConfig;
-use crate::path_repr::escape_text;
+use crate::path_repr::escape_message;
 
 #[derive(Debug, Args)]
 pub(crate) struct DuplicatesArgs {
@@ -112,7 +112,7 @@ pub(crate) fn cmd_duplicates(
         if !meta.is_dir() {
             return Err(Error::InvalidInput(format!(
                 "{}: not a folder; `lookalike duplicates` compares the images of folders (give the folder that holds it)",
-                dir.display()
+                crate::path_repr::shown(dir)
             )));
         }
     }
@@ -291,8 +291,14 @@ pub(crate) fn cmd_duplicates(
         }
         None => None,
     };
+    // a dry run of an action counts what its apply would free: not the copies it skips
+    let reclaim = match &outcomes {
+        Some((_, steps, outcomes)) if !args.apply => cleanup::would_free_bytes(steps, outcomes),
+        _ => reclaimable(&findings.groups),
+    };
     if args.json {
         let mut doc = listing_json(&findings);
+        doc["reclaimable_bytes"] = reclaim.into();
         if let Some((a, steps, outcomes)) = &outcomes {
             doc["action"] = cleanup::action_json(a, steps, outcomes, args.apply);
         }
@@ -313,7 +319,7 @@ pub(crate) fn cmd_duplicates(
             .as_ref()
             .filter(|_| args.apply)
             .map(|(_, steps, outcomes)| cleanup::freed_bytes(steps, outcomes));
-        write_text(&findings, freed)?;
+        write_text(&findings, reclaim, freed)?;
     }
     if let Some((a, steps, outcomes)) = &outcomes
         && !args.json
@@ -352,10 +358,11 @@ fn human_bytes(n: u64) -> String {
     }
 }
 
-fn write_text(f: &Findings, freed: Option<u64>) -> Result<()> {
+/// The listing as text; `left`: the bytes still reclaimable (by the action of a dry run),
+/// `freed`: those an applied run freed.
+fn write_text(f: &Findings, left: u64, freed: Option<u64>) -> Result<()> {
     let mut out = std::io::stdout().lock();
     let copies: usize = f.groups.iter().map(|g| g.copies().len()).sum();
-    let left = reclaimable(&f.groups);
     let size = match freed {
         Some(freed) if left > 0 => format!(
             "{} freed, {} still reclaimable",
@@ -472,11 +479,11 @@ fn report_actions(
             }
             Outcome::Skipped(why) => {
                 skipped += 1;
-                note!("skipped {}: {}", display_path(&s.path), escape_text(why));
+                note!("skipped {}: {}", display_path(&s.path), escape_message(why));
             }
             Outcome::Failed(why) => {
                 failed += 1;
-                note!("failed {}: {}", display_path(&s.path), escape_text(why));
+                note!("failed {}: {}", display_path(&s.path), escape_message(why));
             }
         }
     }
@@ -529,11 +536,11 @@ pub(crate) fn cmd_undo(collection: &Collection, args: UndoArgs, quiet: bool) -> 
                     note!(
                         "not restored {}: {}",
                         display_path(&r.path),
-                        escape_text(why)
+                        escape_message(why)
                     )
                 }
                 Outcome::Failed(why) => {
-                    note!("failed {}: {}", display_path(&r.path), escape_text(why))
+                    note!("failed {}: {}", display_path(&r.path), escape_message(why))
                 }
                 Outcome::WouldDo => {}
             }

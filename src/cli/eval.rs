@@ -263,7 +263,7 @@ fn index_folder(
             note!(
                 "failed: {}: {}",
                 crate::path_repr::shown(&f.path),
-                crate::path_repr::escape_text(&f.reason)
+                crate::path_repr::escape_message(&f.reason)
             );
         }
         if summary.failed.len() > SHOWN {
@@ -341,7 +341,7 @@ fn check_outputs(args: &EvalArgs) -> Result<()> {
         evaluated
             .iter()
             .find(|(folder, _)| out.starts_with(folder))
-            .map(|(_, given)| given.display())
+            .map(|(_, given)| crate::path_repr::shown(given))
     };
     let read_only = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.permissions().readonly());
     // the planted copies would join the photos they are planted among, and stay there
@@ -350,8 +350,8 @@ fn check_outputs(args: &EvalArgs) -> Result<()> {
     {
         return Err(Error::InvalidInput(format!(
             "--work {}: it is inside {}, which is evaluated; give a folder outside it",
-            work.display(),
-            folder.display()
+            crate::path_repr::shown(work),
+            crate::path_repr::shown(folder)
         )));
     }
     // the benchmark writes its files into an empty or new folder, which --work must be
@@ -376,7 +376,7 @@ fn check_outputs(args: &EvalArgs) -> Result<()> {
         let bad = |why: String| {
             Err(Error::InvalidInput(format!(
                 "--dump-rankings {}: {why}",
-                path.display()
+                crate::path_repr::shown(path)
             )))
         };
         let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
@@ -417,7 +417,7 @@ fn check_outputs(args: &EvalArgs) -> Result<()> {
         let bad = |why: String| {
             Err(Error::InvalidInput(format!(
                 "--report {}: {why}",
-                dir.display()
+                crate::path_repr::shown(dir)
             )))
         };
         if let Some(folder) = inside(dir) {
@@ -456,7 +456,7 @@ pub(crate) fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) ->
         std::fs::create_dir_all(dir).map_err(|e| {
             Error::InvalidInput(format!(
                 "--report {}: cannot make the report folder there ({e}); give another folder",
-                dir.display()
+                crate::path_repr::shown(dir)
             ))
         })?;
     }
@@ -512,13 +512,13 @@ pub(crate) fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) ->
             if args.groundtruth.is_none() && !dataset.exists() {
                 return Err(Error::InvalidInput(format!(
                     "{}: no such folder; give the dataset folder (holding groundtruth.tsv and images/)",
-                    dataset.display()
+                    crate::path_repr::shown(&dataset)
                 )));
             }
             if !tsv.is_file() {
                 return Err(Error::InvalidInput(format!(
                     "{}: no ground truth; pass --groundtruth FILE, --labels folders, --queries FILE, or use --distort DIR for unlabelled folders",
-                    tsv.display()
+                    crate::path_repr::shown(&tsv)
                 )));
             }
             GroundTruth::from_tsv(&tsv, &images)?
@@ -578,7 +578,7 @@ pub(crate) fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) ->
     }
     let title = format!(
         "{}: {} images{}{}",
-        dataset.display(),
+        crate::path_repr::shown(&dataset),
         items.by_item.len(),
         if items.distractors > 0 {
             format!(" ({} unlabelled distractors)", items.distractors)
@@ -712,7 +712,7 @@ fn duplicates_benchmark(
     if sources.len() < 2 {
         return Err(Error::InvalidInput(format!(
             "{}: the duplicates benchmark needs at least two images",
-            folder.display()
+            crate::path_repr::shown(folder)
         )));
     }
     let temp = std::env::temp_dir().join(format!(
@@ -786,7 +786,7 @@ fn duplicates_benchmark(
             title: "lookalike duplicates benchmark".into(),
             dataset: format!(
                 "{}: {} files ({originals} photos with {} edited copies each, {} distractors), seed {}",
-                folder.display(),
+                crate::path_repr::shown(folder),
                 planted.len(),
                 args.edits,
                 sources.len() - originals,
@@ -874,7 +874,7 @@ fn distort_benchmark(
     if folder.exists() && !folder.is_dir() {
         return Err(Error::InvalidInput(format!(
             "--distort {}: not a folder; give the folder of images to distort",
-            folder.display()
+            crate::path_repr::shown(folder)
         )));
     }
     let collection = eval_collection(index_dir, folder, profile)?;
@@ -886,8 +886,8 @@ fn distort_benchmark(
     if items.by_item.is_empty() {
         return Err(Error::InvalidInput(format!(
             "{}: none of its images could be read, so there is nothing to distort (`lookalike status --index-dir {}` lists the failures)",
-            folder.display(),
-            collection.dir().display()
+            crate::path_repr::shown(folder),
+            crate::path_repr::shown(collection.dir())
         )));
     }
     if !quiet && items.by_item.len() < args.sample {
@@ -920,7 +920,7 @@ fn distort_benchmark(
     if let Some(dir) = &args.report {
         let input = ReportInput {
             title: "lookalike distortion benchmark".into(),
-            dataset: format!("{}: {} images, {} distorted per setting", folder.display(), items.by_item.len(), args.sample.min(items.by_item.len())),
+            dataset: format!("{}: {} images, {} distorted per setting", crate::path_repr::shown(folder), items.by_item.len(), args.sample.min(items.by_item.len())),
             generated_by: std::env::args().collect::<Vec<_>>().join(" "),
             distortion_metric: "recall@1".into(),
             distortions: results

@@ -25,7 +25,7 @@ use crate::crawl::CrawlConfig;
 use crate::error::{Error, Result};
 use crate::features::{Fusion, Profile, Registry};
 use crate::index::{IndexConfig, IndexSummary, Progress};
-use crate::path_repr::{escape_text, shown};
+use crate::path_repr::{escape_message, escape_text, shown};
 use crate::query::{QueryConfig, Searcher};
 use crate::query_expansion::{DEFAULT_QE, QueryExpansion};
 use crate::rank::SearchMode;
@@ -550,10 +550,12 @@ fn cmd_index(collection: &Collection, args: IndexArgs, quiet: bool) -> Result<Ex
 }
 
 fn cmd_forget(collection: &Collection, args: ForgetArgs, quiet: bool) -> Result<ExitCode> {
+    let stop = install_stop_flag();
     let summaries = crate::index::forget(
         collection,
         &args.dirs,
         &crate::graph::UpdatePolicy::default(),
+        &stop,
     )?;
     if args.json {
         print_json(&summaries)?;
@@ -566,9 +568,17 @@ fn cmd_forget(collection: &Collection, args: ForgetArgs, quiet: bool) -> Result<
                 s.removed,
                 s.kept,
                 s.total_images,
-                collection.dir().display()
+                crate::path_repr::shown(collection.dir())
             );
         }
+    }
+    if summaries.iter().any(|s| s.graph_stopped) {
+        if !quiet {
+            note!(
+                "interrupted while the HNSW graph was brought up to date: the folders are forgotten and the previous graph is kept (searches leave the forgotten images out); run `lookalike index` to finish the graph"
+            );
+        }
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -629,13 +639,13 @@ fn render_progress(bar: &ProgressBar, p: Progress) {
 
 fn report_index(collection: &Collection, s: &IndexSummary) {
     for f in &s.failed {
-        note!("failed: {}: {}", shown(&f.path), escape_text(&f.reason));
+        note!("failed: {}: {}", shown(&f.path), escape_message(&f.reason));
     }
     for p in &s.problems {
         note!(
             "skipped: {}: {}{}",
             shown(&p.path),
-            escape_text(&p.reason),
+            escape_message(&p.reason),
             if p.hides_files {
                 " (images already indexed there are kept until it can be read; then `lookalike index` updates them)"
             } else {
@@ -792,7 +802,7 @@ fn cmd_query(collection: &Collection, args: QueryArgs) -> Result<ExitCode> {
         print_json(&result)?;
     } else {
         if let Some(note) = &result.note {
-            note!("note: {}", escape_text(note));
+            note!("note: {}", escape_message(note));
         }
         for path in &result.stale {
             note!(
@@ -922,7 +932,7 @@ fn describe_run(
         (Some("error"), Some(t)) => format!(
             "failed {}: {}",
             ago(t),
-            escape_text(run.summary.as_deref().unwrap_or("no message"))
+            escape_message(run.summary.as_deref().unwrap_or("no message"))
         ),
         _ => match writer {
             Some(Some(w)) if w.run == Some(run.id) => {
@@ -1001,7 +1011,7 @@ fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
             "missing:   {missing} images have no {family} vector yet; searches that use {family} leave them out until `lookalike index` extracts it"
         ))?;
     }
-    w(format!("hnsw:      {}", escape_text(&report.hnsw)))?;
+    w(format!("hnsw:      {}", escape_message(&report.hnsw)))?;
     w(format!(
         "size:      {:.1} MB on disk",
         report.bytes_on_disk as f64 / 1e6
@@ -1019,13 +1029,13 @@ fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
         ))?;
     }
     if let Some(verdict) = &report.integrity {
-        w(format!("integrity: {}", escape_text(verdict)))?;
+        w(format!("integrity: {}", escape_message(verdict)))?;
     }
     for (path, reason) in report.failures.iter().take(20) {
         w(format!(
             "failed:    {}: {}",
             shown(path),
-            escape_text(reason)
+            escape_message(reason)
         ))?;
     }
     if report.failures.len() > 20 {

@@ -176,14 +176,14 @@ fn check_output(input: &Path, role: &str, output: &Path, flag: &str) -> Result<(
     if same {
         return Err(Error::InvalidInput(format!(
             "{flag}{} is the {role} {}: write the result to another file",
-            output.display(),
-            input.display()
+            crate::path_repr::shown(output),
+            crate::path_repr::shown(input)
         )));
     }
     if output.is_dir() {
         return Err(Error::InvalidInput(format!(
             "cannot write {flag}{}: it is a folder; give a file name",
-            output.display()
+            crate::path_repr::shown(output)
         )));
     }
     if output
@@ -192,13 +192,13 @@ fn check_output(input: &Path, role: &str, output: &Path, flag: &str) -> Result<(
     {
         return Err(Error::InvalidInput(format!(
             "cannot write {flag}{}: the file is read-only; make it writable or give another name",
-            output.display()
+            crate::path_repr::shown(output)
         )));
     }
     if output.metadata().is_ok_and(|m| !m.is_file() && !m.is_dir()) {
         return Err(Error::InvalidInput(format!(
             "cannot write {flag}{}: it is not a regular file (a pipe or a device); give a file name",
-            output.display()
+            crate::path_repr::shown(output)
         )));
     }
     let folder = output.parent().filter(|p| !p.as_os_str().is_empty());
@@ -207,8 +207,8 @@ fn check_output(input: &Path, role: &str, output: &Path, flag: &str) -> Result<(
     {
         return Err(Error::InvalidInput(format!(
             "cannot write {flag}{}: the folder {} does not exist; create it first",
-            output.display(),
-            folder.display()
+            crate::path_repr::shown(output),
+            crate::path_repr::shown(folder)
         )));
     }
     Ok(())
@@ -308,8 +308,8 @@ pub(crate) fn run_blur(args: &BlurArgs, quiet: bool) -> Result<()> {
         if same_place(path, &args.output) {
             return Err(Error::InvalidInput(format!(
                 "--psf-out {} is the output {}: write the kernel to another file",
-                path.display(),
-                args.output.display()
+                crate::path_repr::shown(path),
+                crate::path_repr::shown(&args.output)
             )));
         }
     }
@@ -443,7 +443,7 @@ pub(crate) fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
             let why = if !done.found_no_blur() {
                 format!(
                     "strength 0 (psf {})",
-                    path_repr::escape_text(&done.psf_text)
+                    path_repr::escape_message(&done.psf_text)
                 )
             } else if est.is_some() {
                 "no blur found".into()
@@ -452,7 +452,7 @@ pub(crate) fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
             } else {
                 format!(
                     "the PSF given ({}) is a single pixel, no blur",
-                    path_repr::escape_text(&done.psf_text)
+                    path_repr::escape_message(&done.psf_text)
                 )
             };
             note!(
@@ -486,7 +486,7 @@ pub(crate) fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
                 "{} -> {} ({how} {}, {method}, noise {}{runs})",
                 shown(&args.input),
                 shown(&args.output),
-                path_repr::escape_text(&done.psf_text),
+                path_repr::escape_message(&done.psf_text),
                 noise.join("/"),
             );
         }
@@ -508,8 +508,8 @@ pub(crate) fn run_quality(args: &QualityArgs) -> Result<()> {
         let (bh, bw) = b.planes.dim();
         return Err(Error::InvalidInput(format!(
             "{} is {aw}x{ah} but {} is {bw}x{bh}: compare images of the same size",
-            args.reference.display(),
-            args.test.display()
+            crate::path_repr::shown(&args.reference),
+            crate::path_repr::shown(&args.test)
         )));
     }
     // the scores are of the colours; transparency is not compared, and colours under full
@@ -551,8 +551,8 @@ pub(crate) fn run_quality(args: &QualityArgs) -> Result<()> {
     let name_them = |e: Error| match e {
         Error::InvalidInput(m) => Error::InvalidInput(format!(
             "{} and {}: {m}",
-            args.reference.display(),
-            args.test.display()
+            crate::path_repr::shown(&args.reference),
+            crate::path_repr::shown(&args.test)
         )),
         other => other,
     };

@@ -210,8 +210,8 @@ fn parent_below<'p>(
             std::io::ErrorKind::InvalidInput,
             format!(
                 "{}: not a plain path below {}",
-                path.display(),
-                folder.display()
+                crate::path_repr::shown(path),
+                crate::path_repr::shown(folder)
             ),
         )
     };

@@ -65,7 +65,7 @@ pub fn plant(
     {
         return Err(Error::InvalidInput(format!(
             "{}: not empty; the benchmark writes its files into an empty or new folder",
-            out.display()
+            crate::path_repr::shown(out)
         )));
     }
     let edits = edits.clamp(1, EDIT_KINDS.len());
@@ -130,7 +130,9 @@ pub fn plant(
                 let mut buf = Vec::new();
                 image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, 92)
                     .encode_image(&copy)
-                    .map_err(|e| Error::InvalidInput(format!("{}: {e}", path.display())))?;
+                    .map_err(|e| {
+                        Error::InvalidInput(format!("{}: {e}", crate::path_repr::shown(&path)))
+                    })?;
                 std::fs::write(&path, buf).map_err(|e| Error::io(&path, e))?;
                 list.push(Planted {
                     rel_path: rel,

@@ -57,7 +57,7 @@ fn sorted_images_below(root: &Path, hint: &str) -> Result<Vec<String>> {
     if !meta.is_dir() {
         return Err(Error::InvalidInput(format!(
             "{}: is not a folder; {hint}",
-            root.display()
+            crate::path_repr::shown(root)
         )));
     }
     let mut files = Vec::new();
@@ -66,7 +66,7 @@ fn sorted_images_below(root: &Path, hint: &str) -> Result<Vec<String>> {
     if files.is_empty() {
         return Err(Error::InvalidInput(format!(
             "{}: no images found (extensions {}); {hint}",
-            root.display(),
+            crate::path_repr::shown(root),
             IMAGE_EXTENSIONS.join(", ")
         )));
     }
@@ -178,7 +178,7 @@ impl GroundTruth {
             return Err(Error::InvalidInput(format!(
                 "{}: {} image(s) lie directly in the root and have no class folder ({}); \
                  move them into a sub-folder named after their class",
-                root.display(),
+                crate::path_repr::shown(root),
                 loose.len(),
                 list_some(loose.iter().map(|s| s.as_str()))
             )));
@@ -596,22 +596,22 @@ fn check_exist(listing: &Path, images_dir: &Path, names: &[String]) -> Result<()
     if !images_dir.is_dir() {
         return Err(Error::InvalidInput(format!(
             "{}: images folder does not exist (needed for the files listed in {}); pass the folder the listed names are relative to",
-            images_dir.display(),
-            listing.display()
+            crate::path_repr::shown(images_dir),
+            crate::path_repr::shown(listing)
         )));
     }
     if let Some(absolute) = names.iter().find(|n| n.starts_with('/')) {
         return Err(Error::InvalidInput(format!(
             "{}: {absolute:?} is an absolute path; write each name relative to the images folder {}",
-            listing.display(),
-            images_dir.display()
+            crate::path_repr::shown(listing),
+            crate::path_repr::shown(images_dir)
         )));
     }
     if let Some(outside) = names.iter().find(|n| n.split('/').next() == Some("..")) {
         return Err(Error::InvalidInput(format!(
             "{}: {outside:?} leads out of the images folder {}; write each name relative to that folder",
-            listing.display(),
-            images_dir.display()
+            crate::path_repr::shown(listing),
+            crate::path_repr::shown(images_dir)
         )));
     }
     let missing: Vec<&str> = names
@@ -629,10 +629,10 @@ fn check_exist(listing: &Path, images_dir: &Path, names: &[String]) -> Result<()
     };
     Err(Error::InvalidInput(format!(
         "{}: {} of {} listed file(s) do not exist in {}: {}{more}; fix the names or pass the right images folder",
-        listing.display(),
+        crate::path_repr::shown(listing),
         missing.len(),
         names.len(),
-        images_dir.display(),
+        crate::path_repr::shown(images_dir),
         list_some(missing.into_iter()),
     )))
 }
@@ -658,7 +658,7 @@ fn collect_images(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> 
             let Some(parts) = parts else {
                 return Err(Error::InvalidInput(format!(
                     "{}: file name is not valid UTF-8; rename it",
-                    path.display()
+                    crate::path_repr::shown(&path)
                 )));
             };
             out.push(parts.join("/"));

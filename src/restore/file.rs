@@ -112,7 +112,7 @@ pub fn output_format(path: &Path) -> Result<ImageFormat> {
     let refuse = |why: &str| {
         Err(Error::InvalidInput(format!(
             "cannot write {}: {why} (use an extension such as .png, .jpg, .tif or .webp)",
-            path.display()
+            crate::path_repr::shown(path)
         )))
     };
     let extension = lowercase_extension(path);
@@ -144,7 +144,7 @@ pub fn check_fits(path: &Path, width: usize, height: usize) -> Result<()> {
     if width > most || height > most {
         return Err(Error::InvalidInput(format!(
             "cannot write {}: the image is {width}x{height} pixels and this format holds at most {most} a side; use .png or .tif",
-            path.display()
+            crate::path_repr::shown(path)
         )));
     }
     Ok(())
@@ -257,7 +257,7 @@ fn encode(
         image::ImageError::IoError(io) => Error::io(path, io),
         other => Error::InvalidInput(format!(
             "cannot write {}: {other} (use an extension such as .png)",
-            path.display()
+            crate::path_repr::shown(path)
         )),
     };
     match format {

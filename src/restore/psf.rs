@@ -148,7 +148,7 @@ impl fmt::Display for PsfSpec {
             PsfSpec::Gaussian { sigma } => write!(f, "gaussian:{sigma}"),
             PsfSpec::Disk { radius } => write!(f, "disk:{radius}"),
             PsfSpec::Motion { length, angle_deg } => write!(f, "motion:{length},{angle_deg}"),
-            PsfSpec::File(p) => write!(f, "file:{}", p.display()),
+            PsfSpec::File(p) => write!(f, "file:{}", crate::path_repr::shown(p)),
         }
     }
 }
@@ -209,7 +209,7 @@ impl Psf {
         let text = String::from_utf8(bytes).map_err(|_| {
             Error::InvalidInput(format!(
                 "{}: not a text file; a PSF file is a whitespace-separated matrix",
-                path.display()
+                crate::path_repr::shown(path)
             ))
         })?;
         let bad = |line: usize, reason: String| Error::Parse {

@@ -548,7 +548,7 @@ impl Store {
         let shown: Vec<&str> = tables.iter().take(5).map(String::as_str).collect();
         Err(Error::InvalidInput(format!(
             "{}: exists but is not a lookalike index (a SQLite database of another program{}); lookalike will not overwrite or remove it: move it away, or choose another folder with --index-dir",
-            self.path.display(),
+            crate::path_repr::shown(&self.path),
             if shown.is_empty() {
                 String::new()
             } else {
@@ -614,13 +614,13 @@ impl Store {
             // no schema at all: an empty file, not an index of an older version
             return Err(Error::InvalidInput(format!(
                 "{}: holds no index (the database is empty); `lookalike index DIR` makes one there",
-                path.display()
+                crate::path_repr::shown(path)
             )));
         }
         if version < SCHEMA_VERSION {
             return Err(Error::InvalidInput(format!(
                 "{}: index made by an older lookalike (schema {version}, current {SCHEMA_VERSION}); run `lookalike index` once to upgrade it",
-                path.display()
+                crate::path_repr::shown(path)
             )));
         }
         Ok(store)

@@ -227,7 +227,7 @@ pub fn write_report(dir: &Path, input: &ReportInput) -> Result<ReportOutput> {
             Ok(name) => {
                 thumb_of.insert(p, name);
             }
-            Err(e) => failures.push(format!("{}: {e}", p.display())),
+            Err(e) => failures.push(format!("{}: {e}", crate::path_repr::shown(&p))),
         }
     }
     let html = render_html(input, &thumb_of, &failures);
@@ -290,6 +290,6 @@ fn make_thumb(path: &Path, thumbs: &Path) -> std::result::Result<String, String>
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, 85)
         .encode_image(&t)
         .map_err(|e| e.to_string())?;
-    std::fs::write(&out, buf).map_err(|e| format!("{}: {e}", out.display()))?;
+    std::fs::write(&out, buf).map_err(|e| format!("{}: {e}", crate::path_repr::shown(&out)))?;
     Ok(name)
 }
