@@ -137,6 +137,7 @@ impl Collection {
         let usable = self.dump_record(store)?.filter(|rec| {
             rec.fusion == fusion.fingerprint()
                 && rec.params == params
+                && rec.shares_points
                 && AnnIndex::verify(&dir, rec).is_ok()
         });
         if let Some(rec) = usable.filter(|_| !rebuild) {
@@ -232,6 +233,7 @@ impl Collection {
             let restamped = DumpRecord {
                 data_version: version,
                 hidden: ann.hidden().to_vec(),
+                groups: ann.groups(),
                 updates: ann.updates(),
                 ..rec.clone()
             };

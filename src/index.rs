@@ -1501,9 +1501,7 @@ fn index_pass(
             }
             Err(e) => return Err(e),
         }
-        summary.graph_images = collection
-            .dump_record(store)?
-            .map(|r| r.count.saturating_sub(r.hidden.len()));
+        summary.graph_images = collection.dump_record(store)?.map(|r| r.images());
     }
     summary.total_images = store.image_count()? as usize;
     Ok(summary)

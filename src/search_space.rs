@@ -167,7 +167,7 @@ impl Collection {
                 match AnnIndex::load(&ann_dir(self.dir()), &rec) {
                     Ok(ann) => {
                         // a graph written by a run that could not extract every image
-                        let live = rec.count.saturating_sub(rec.hidden.len()) as u64;
+                        let live = rec.images() as u64;
                         let left_out = store.image_count()?.saturating_sub(live);
                         if left_out > 0 {
                             note = Some(left_out_note(left_out));

@@ -253,14 +253,14 @@ fn graph_state(
     Ok(match projection {
         Some(p) => format!(
             "current ({} images; {} dimensions, PCA to {} in the graph, {:.1}% of variance{augmentation}{updates})",
-            r.count.saturating_sub(r.hidden.len()),
+            r.images(),
             r.dim,
             p.dim_out(),
             100.0 * p.explained()
         ),
         None => format!(
             "current ({} images, {} dimensions{augmentation}{updates})",
-            r.count.saturating_sub(r.hidden.len()),
+            r.images(),
             r.dim
         ),
     })

@@ -2809,3 +2809,85 @@ fn a_bad_label_on_the_first_ground_truth_line_is_refused() {
         );
     }
 }
+
+/// Distinct generated pictures (blocks of colour and stripes, a different layout for each `i`).
+fn distinct_picture(i: u64) -> image::RgbImage {
+    let mix = |mut z: u64| {
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d049bb133111eb);
+        z ^ (z >> 31)
+    };
+    image::RgbImage::from_fn(48, 48, |x, y| {
+        let block = mix(i * 1_000_003 + u64::from(x / 12) * 31 + u64::from(y / 12));
+        let stripe = if (x + y * (1 + (i % 5) as u32)).is_multiple_of(3 + (i % 7) as u32) {
+            60
+        } else {
+            0
+        };
+        image::Rgb([
+            (block as u8).saturating_add(stripe),
+            (block >> 8) as u8,
+            ((block >> 16) as u8).saturating_sub(stripe),
+        ])
+    })
+}
+
+/// A crowd of byte-identical files in the graph leaves the other images reachable: through
+/// HNSW each distinct image finds itself first and nearly the top 10 exact search gives; and
+/// `-k` beyond the collection returns every image.
+#[test]
+fn a_crowd_of_identical_files_leaves_the_graph_searchable() {
+    let env = setup(&[]);
+    let dups = env.photos.join("a_dups");
+    let distinct = env.photos.join("w");
+    std::fs::create_dir_all(&dups).unwrap();
+    std::fs::create_dir_all(&distinct).unwrap();
+    let copy = dups.join("c1.png");
+    distinct_picture(10_000).save(&copy).unwrap();
+    for i in 2..=1500 {
+        std::fs::copy(&copy, dups.join(format!("c{i}.png"))).unwrap();
+    }
+    let names: Vec<PathBuf> = (0..150)
+        .map(|i| {
+            let path = distinct.join(format!("{i:03}.png"));
+            distinct_picture(i).save(&path).unwrap();
+            path
+        })
+        .collect();
+    env.index_json(0);
+    let (mut shared, mut queries) = (0, 0);
+    for example in names.iter().step_by(5) {
+        let graph = env.query_paths(example, 10, &["--qe", "0"]);
+        let exact = env.query_paths(example, 10, &["--qe", "0", "--exact"]);
+        assert_eq!(graph[0], example.to_str().unwrap(), "{graph:?}");
+        shared += graph.iter().filter(|p| exact.contains(p)).count();
+        queries += 1;
+    }
+    let overlap = shared as f64 / (10 * queries) as f64;
+    assert!(
+        overlap >= 0.95,
+        "top-10 overlap with exact search {overlap}"
+    );
+    // every image, as many as exact search gives
+    let all = env.query_paths(&names[7], 10_000, &[]);
+    assert_eq!(all.len(), 1650);
+    assert_eq!(env.query_paths(&names[7], 10_000, &["--exact"]).len(), 1650);
+}
+
+/// `-k` larger than a small collection gives every image through the graph, as `--exact` does.
+#[test]
+fn k_beyond_the_collection_returns_every_image() {
+    let env = setup(&[]);
+    std::fs::create_dir_all(&env.photos).unwrap();
+    for i in 0..60 {
+        distinct_picture(i)
+            .save(env.photos.join(format!("{i:02}.png")))
+            .unwrap();
+    }
+    env.index_json(0);
+    for i in [0, 17, 42] {
+        let example = env.photos.join(format!("{i:02}.png"));
+        assert_eq!(env.query_paths(&example, 10_000, &[]).len(), 60);
+        assert_eq!(env.query_paths(&example, 10_000, &["--qe", "0"]).len(), 60);
+    }
+}

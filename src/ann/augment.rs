@@ -95,7 +95,6 @@ impl AnnIndex {
     pub(super) fn augmented(self, k: usize, stop: &AtomicBool) -> Result<AnnIndex> {
         check_stop(stop)?;
         let points = self.graph_points();
-        let ef = self.ef.max(k + 1);
         // Small collections find neighbours exactly, so evaluations are reproducible.
         let exact = (points.len() <= EXACT_NEIGHBOURS_UP_TO).then(|| all_exact_ids(&points, k + 1));
         check_stop(stop)?;
@@ -103,8 +102,9 @@ impl AnnIndex {
             if let Some(exact) = &exact {
                 exact[i].clone()
             } else {
-                let hits = self.hnsw.search(v, k + 1, ef);
-                hits.iter().map(|n| n.d_id as i64).collect()
+                // every image of a shared point, ties by id as exact search orders them
+                let hits = self.search_graph_space(v, k + 1);
+                hits.iter().map(|h| h.0).collect()
             }
         });
         drop(points);

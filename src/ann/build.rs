@@ -6,7 +6,9 @@ use hnsw_rs::prelude::Hnsw;
 use rayon::prelude::*;
 
 use super::augment::{EXACT_NEIGHBOURS_UP_TO, all_exact_ids, augment};
-use super::{AnnIndex, AnnParams, FusedL2, finite_points, scaled_ef};
+use super::{
+    AnnIndex, AnnParams, FusedL2, Groups, VectorKey, finite_points, scaled_ef, split_equal, tidy,
+};
 use crate::error::{Error, Result};
 use crate::pca::Projection;
 
@@ -45,6 +47,9 @@ pub struct AnnBuilder {
     /// Points kept out of the graph until `finish`: an augmented build small enough to find
     /// neighbours by exact search needs no plain graph, only the augmented one.
     held: Option<Vec<(i64, Vec<f32>)>>,
+    /// The point holding each vector inserted so far, and the images sharing points.
+    seen: std::collections::HashMap<VectorKey, usize>,
+    groups: Groups,
     count: usize,
     dim: usize,
     projection: Option<Projection>,
@@ -95,6 +100,8 @@ impl AnnBuilder {
         AnnBuilder {
             hnsw,
             held: None,
+            seen: Default::default(),
+            groups: Groups::new(),
             count: 0,
             dim,
             projection,
@@ -163,10 +170,8 @@ impl AnnBuilder {
         let points = finite_points(points);
         for chunk in points.chunks(STOP_CHECK_EVERY) {
             check_stop(stop)?;
-            let data: Vec<(&[f32], usize)> = chunk
-                .iter()
-                .map(|(id, v)| (v.as_slice(), *id as usize))
-                .collect();
+            // A vector already in the graph adds its image to that point instead.
+            let data = split_equal(chunk, |id| id as usize, &mut self.seen, &mut self.groups);
             insert_points(&self.hnsw, &data);
         }
         check_stop(stop)
@@ -204,10 +209,13 @@ impl AnnBuilder {
     pub(super) fn finish_plain(self) -> AnnIndex {
         let mut hnsw = self.hnsw;
         hnsw.set_searching_mode(true);
+        let mut groups = self.groups;
+        tidy(&mut groups);
         AnnIndex {
             hnsw,
             count: self.count,
             hidden: Vec::new(),
+            groups,
             updates: 0,
             built_count: self.count,
             dim: self.dim,

@@ -55,6 +55,25 @@ pub(crate) struct DumpRecord {
     /// Points of that full build (0 in records written before in-place updates: `count`).
     #[serde(default)]
     pub(crate) built_count: usize,
+    /// True when images of equal vectors share one point (false in records written before:
+    /// such a graph is rebuilt by the next `index` run).
+    #[serde(default)]
+    pub(crate) shares_points: bool,
+    /// Images sharing a point, by the point's data id (see `AnnIndex::groups`).
+    #[serde(default)]
+    pub(crate) groups: Vec<(usize, Vec<i64>)>,
+}
+
+impl DumpRecord {
+    /// Images the graph returns: its visible points, and the further images sharing them.
+    pub(crate) fn images(&self) -> usize {
+        let shared: usize = self
+            .groups
+            .iter()
+            .map(|g| g.1.len().saturating_sub(1))
+            .sum();
+        self.count.saturating_sub(self.hidden.len()) + shared
+    }
 }
 
 /// True for the names `dump` gives its folders: `v<version>-<hex nanoseconds>-<process id>`.
@@ -138,6 +157,8 @@ impl AnnIndex {
             hidden: self.hidden.clone(),
             updates: self.updates,
             built_count: self.built_count,
+            shares_points: true,
+            groups: self.groups(),
         };
         if record.count == 0 {
             return Ok(record);
@@ -315,10 +336,11 @@ impl AnnIndex {
         }
         let count = record.count - hidden.len();
         hnsw.set_searching_mode(true);
-        Ok(AnnIndex {
+        let mut ann = AnnIndex {
             hnsw,
             count,
             hidden,
+            groups: record.groups.iter().cloned().collect(),
             updates: record.updates,
             built_count: if record.built_count == 0 {
                 record.count
@@ -329,7 +351,43 @@ impl AnnIndex {
             projection,
             ef: scaled_ef(record.params.ef_search, count),
             params: record.params,
-        })
+        };
+        ann.check_groups().map_err(|reason| Error::Corrupt {
+            path: dir.clone(),
+            reason: format!("{reason}; the dump will be rebuilt"),
+        })?;
+        ann.recount();
+        Ok(ann)
+    }
+
+    /// Checks the recorded groups against the graph: each names a visible point and sorted
+    /// images, and no image is returned by two points.
+    fn check_groups(&self) -> std::result::Result<(), String> {
+        let mut nodes = std::collections::HashSet::new();
+        let mut images = std::collections::HashSet::new();
+        for p in self.hnsw.get_point_indexation().into_iter() {
+            let node = p.get_origin_id();
+            if self.is_hidden(node) {
+                continue;
+            }
+            nodes.insert(node);
+            for &id in self.images_of(node).iter() {
+                if !images.insert(id) {
+                    return Err(format!("image {id} is held by two points"));
+                }
+            }
+        }
+        for (node, g) in &self.groups {
+            if !nodes.contains(node) {
+                return Err(format!(
+                    "a group names point {node}, which is not searchable"
+                ));
+            }
+            if g.is_empty() || g.windows(2).any(|w| w[0] >= w[1]) {
+                return Err(format!("the group of point {node} is empty or unsorted"));
+            }
+        }
+        Ok(())
     }
 
     /// Deletes lookalike's own dump folders other than `keep` (left-overs of earlier or

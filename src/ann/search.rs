@@ -2,7 +2,7 @@
 
 use rayon::prelude::*;
 
-use super::{AnnIndex, RERANK_DEPTH, finite, image_of, squared_l2};
+use super::{AnnIndex, RERANK_DEPTH, finite, squared_l2};
 
 impl AnnIndex {
     /// The `k` nearest ids to a full-length query, with distances in the graph's space.
@@ -25,19 +25,22 @@ impl AnnIndex {
         rerank(query, &self.search(query, k.max(RERANK_DEPTH)), k, full)
     }
 
-    /// The graph's own vectors with their ids, sorted by id (projected, augmented if so built).
+    /// The graph's own vectors with their ids, sorted by id (projected, augmented if so built);
+    /// images sharing a point each get its vector.
     pub fn graph_points(&self) -> Vec<(i64, Vec<f32>)> {
         if self.hnsw.get_nb_point() == 0 {
             // hnsw_rs cannot iterate a graph without an entry point.
             return Vec::new();
         }
-        let mut points: Vec<(i64, Vec<f32>)> = self
-            .hnsw
-            .get_point_indexation()
-            .into_iter()
-            .filter(|p| !self.is_hidden(p.get_origin_id()))
-            .map(|p| (image_of(p.get_origin_id()), p.get_v().to_vec()))
-            .collect();
+        let mut points: Vec<(i64, Vec<f32>)> = Vec::with_capacity(self.count);
+        for p in self.hnsw.get_point_indexation().into_iter() {
+            if self.is_hidden(p.get_origin_id()) {
+                continue;
+            }
+            for &id in self.images_of(p.get_origin_id()).iter() {
+                points.push((id, p.get_v().to_vec()));
+            }
+        }
         points.sort_unstable_by_key(|p| p.0);
         points
     }
@@ -59,26 +62,48 @@ impl AnnIndex {
         let query = query.as_ref();
         // Hidden points still route searches; when they crowd the results, the search widens.
         let total = self.hnsw.get_nb_point();
-        let mut want = k;
+        let mut want = k.min(total);
         let mut hits: Vec<(i64, f32)> = loop {
             let found = self.hnsw.search(query, want, self.ef.max(want));
             let reached = found.len();
-            let visible: Vec<(i64, f32)> = found
-                .into_iter()
-                .filter(|n| !self.is_hidden(n.d_id))
-                .map(|n| (image_of(n.d_id), n.distance))
-                .collect();
+            let mut visible: Vec<(i64, f32)> = Vec::with_capacity(reached);
+            for n in found.iter().filter(|n| !self.is_hidden(n.d_id)) {
+                visible.extend(self.images_of(n.d_id).iter().map(|&id| (id, n.distance)));
+            }
             if visible.len() >= k || reached < want || want >= total {
                 break visible;
             }
             want = (want * 2).min(total);
         };
+        if hits.len() < k.min(self.count) {
+            // The graph reached fewer images than asked for and held: every point is measured.
+            return self.scan_graph_space(query, k);
+        }
         hits.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
         hits.truncate(k);
         hits
     }
 
-    fn is_hidden(&self, data_id: usize) -> bool {
+    /// The `k` nearest images to a vector in the graph's space, by measuring every point.
+    fn scan_graph_space(&self, query: &[f32], k: usize) -> Vec<(i64, f32)> {
+        let points: Vec<(usize, f32)> = self
+            .hnsw
+            .get_point_indexation()
+            .into_iter()
+            .filter(|p| !self.is_hidden(p.get_origin_id()))
+            .map(|p| (p.get_origin_id(), squared_l2(p.get_v(), query).sqrt()))
+            .filter(|p| !p.1.is_nan())
+            .collect();
+        let mut hits: Vec<(i64, f32)> = Vec::with_capacity(self.count);
+        for (node, distance) in points {
+            hits.extend(self.images_of(node).iter().map(|&id| (id, distance)));
+        }
+        hits.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+        hits.truncate(k);
+        hits
+    }
+
+    pub(super) fn is_hidden(&self, data_id: usize) -> bool {
         !self.hidden.is_empty() && self.hidden.binary_search(&data_id).is_ok()
     }
 
@@ -87,12 +112,26 @@ impl AnnIndex {
         if self.hnsw.get_nb_point() == 0 {
             return std::collections::HashMap::new();
         }
+        let mut images = std::collections::HashMap::with_capacity(self.count);
+        for p in self.hnsw.get_point_indexation().into_iter() {
+            let node = p.get_origin_id();
+            if !self.is_hidden(node) {
+                images.extend(self.images_of(node).iter().map(|&id| (id, node)));
+            }
+        }
+        images
+    }
+
+    /// The point holding each distinct visible vector, by the vector's key.
+    pub(super) fn visible_keys(&self) -> std::collections::HashMap<super::VectorKey, usize> {
+        if self.hnsw.get_nb_point() == 0 {
+            return std::collections::HashMap::new();
+        }
         self.hnsw
             .get_point_indexation()
             .into_iter()
-            .map(|p| p.get_origin_id())
-            .filter(|&d| !self.is_hidden(d))
-            .map(|d| (image_of(d), d))
+            .filter(|p| !self.is_hidden(p.get_origin_id()))
+            .map(|p| (super::vector_key(p.get_v()), p.get_origin_id()))
             .collect()
     }
 

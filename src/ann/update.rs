@@ -5,7 +5,7 @@ use rayon::prelude::*;
 use super::build::insert_points;
 use super::{
     AnnIndex, IMAGE_ID_MASK, MAX_UPDATES, data_id, finite, finite_points, lookup, scaled_ef,
-    squared_l2,
+    split_equal, squared_l2, tidy,
 };
 use crate::error::{Error, Result};
 
@@ -18,21 +18,36 @@ const UPDATE_ROUND: usize = 1024;
 const UPDATE_CANDIDATES: usize = 32;
 
 impl AnnIndex {
-    /// Hides the visible points of `images` (the graph itself is unchanged: a dump of it stays
-    /// valid, with these points added to its record's hidden ones). Counts as an update.
+    /// Takes `images` out of the searches: a point standing for no other image is hidden (the
+    /// graph itself is unchanged: a dump of it stays valid, with these points added to its
+    /// record's hidden ones), a shared one keeps standing for the others. Counts as an update.
     pub(crate) fn hide(&mut self, images: &[i64]) {
         let visible = self.visible_points();
-        self.hidden
-            .extend(images.iter().filter_map(|id| visible.get(id).copied()));
+        for id in images {
+            let Some(&node) = visible.get(id) else {
+                continue;
+            };
+            let mut left = self.images_of(node).into_owned();
+            left.retain(|i| i != id);
+            if left.is_empty() {
+                self.groups.remove(&node);
+                self.hidden.push(node);
+            } else {
+                self.groups.insert(node, left);
+            }
+        }
+        tidy(&mut self.groups);
         self.hidden.sort_unstable();
         self.hidden.dedup();
         self.updates += 1;
         self.recount();
     }
 
-    /// Derives the searchable count and the beam width from the graph and its hidden points.
-    fn recount(&mut self) {
-        self.count = self.hnsw.get_nb_point() - self.hidden.len();
+    /// Derives the searchable count and the beam width from the graph, its hidden points and
+    /// its groups.
+    pub(super) fn recount(&mut self) {
+        let shared: usize = self.groups.values().map(|g| g.len() - 1).sum();
+        self.count = self.hnsw.get_nb_point() - self.hidden.len() + shared;
         self.ef = scaled_ef(self.params.ef_search, self.count);
     }
 
@@ -73,6 +88,7 @@ impl AnnIndex {
             n: dba,
             alpha: self.params.dba_alpha,
         };
+        let mut seen = self.visible_keys();
         for round in changed.chunks(UPDATE_ROUND) {
             let projected: Vec<(i64, Vec<f32>)> = full(round)?
                 .par_iter()
@@ -127,13 +143,15 @@ impl AnnIndex {
                     .collect()
             };
             let inserted = finite_points(&inserted);
-            let data: Vec<(&[f32], usize)> = inserted
-                .iter()
-                .map(|(id, v)| (v.as_slice(), data_id(*id, update)))
-                .collect();
+            // A vector a visible point holds adds its image to that point instead.
+            let mut groups = std::mem::take(&mut self.groups);
+            let data = split_equal(&inserted, |id| data_id(id, update), &mut seen, &mut groups);
+            tidy(&mut groups);
+            self.groups = groups;
             self.hnsw.set_searching_mode(false);
             insert_points(&self.hnsw, &data);
             self.hnsw.set_searching_mode(true);
+            self.recount();
         }
         self.recount();
         Ok(())
