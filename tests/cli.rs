@@ -2706,3 +2706,35 @@ fn the_duplicates_benchmark_refuses_to_plant_inside_the_folder_it_reads() {
         before
     );
 }
+
+/// A query whose weights differ from the graph's says what it searched: a graph built in
+/// memory for the graph search, and nothing of a graph for `--exact`, which uses none.
+#[test]
+fn the_note_of_a_query_matches_its_search_mode() {
+    let env = setup(&["horse"]);
+    env.index_json(0);
+    let img = env.photos.join("horse/original.jpg");
+    let note_of = |extra: &[&str]| {
+        let out = run_ok(
+            env.cmd()
+                .args(["query", "--json", "--weights", "color"])
+                .args(extra)
+                .arg(&img),
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        (v["mode"].clone(), v["note"].clone())
+    };
+    let (mode, note) = note_of(&[]);
+    assert_eq!(mode, "hnsw");
+    assert!(
+        note.as_str()
+            .is_some_and(|n| n.contains("graph built in memory")),
+        "{note}"
+    );
+    let (mode, note) = note_of(&["--exact"]);
+    assert_eq!(mode, "exact");
+    assert!(
+        !note.as_str().is_some_and(|n| n.contains("graph")),
+        "{note}"
+    );
+}
