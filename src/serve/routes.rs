@@ -248,11 +248,11 @@ fn image_json(r: &ImageRecord) -> Value {
     m.insert("format".into(), json!(r.format));
     // A stamp recorded as unsettled holds no time; the file's own says when it was written.
     let modified = if r.stamp.mtime_ns == crate::store::FileStamp::UNSETTLED_MTIME {
-        std::fs::metadata(&r.path)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_secs() as i64)
+        std::fs::metadata(&r.path).ok().map(|m| {
+            crate::store::FileStamp::of(&m)
+                .mtime_ns
+                .div_euclid(1_000_000_000)
+        })
     } else {
         Some(r.stamp.mtime_ns.div_euclid(1_000_000_000))
     };
