@@ -314,7 +314,7 @@ impl Searcher {
             hits,
             stale,
             unreadable,
-            note: self.space.note.clone(),
+            note: self.space.note_for(mode),
         })
     }
 

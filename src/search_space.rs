@@ -20,8 +20,10 @@ pub struct SearchSpace {
     /// The per-family weights the fused vectors are made with.
     pub fusion: Fusion,
     pub(crate) ann: Option<AnnIndex>,
-    /// Why the graph is missing or was rebuilt in memory, for the user.
+    /// Why the graph is missing or was rebuilt in memory, for the user: of graph searches.
     pub(crate) note: Option<String>,
+    /// The images left out of every search, for the user.
+    pub(crate) left_out: Option<String>,
     /// Every image's fused vector, sorted by id, once loaded.
     points: OnceCell<Vec<(i64, Vec<f32>)>>,
     /// The augmented graph's vectors, sorted by id, once read from it.
@@ -29,6 +31,19 @@ pub struct SearchSpace {
 }
 
 impl SearchSpace {
+    /// What the user should know of a search in `mode`: why the graph is missing or was
+    /// rebuilt in memory (of a graph search only), then the images left out.
+    pub(crate) fn note_for(&self, mode: crate::rank::SearchMode) -> Option<String> {
+        let graph = self
+            .note
+            .as_ref()
+            .filter(|_| mode == crate::rank::SearchMode::Hnsw);
+        match (graph, &self.left_out) {
+            (Some(g), Some(l)) => Some(format!("{g}; {l}")),
+            (g, l) => g.or(l.as_ref()).cloned(),
+        }
+    }
+
     fn augmented(&self) -> Option<&AnnIndex> {
         self.ann.as_ref().filter(|a| a.is_augmented())
     }
@@ -157,6 +172,7 @@ impl Collection {
         let record = self.dump_record(store)?;
         let version = store.data_version()?;
         let mut note = None;
+        let mut left_out_note_set = None;
         let left_out_note = |left_out: u64| {
             format!(
                 "{left_out} indexed images have no usable vector for this search (not extracted yet, as while an `index --profile` change is unfinished, or damaged) and are left out; `lookalike index` (or `index --repair`) brings them in"
@@ -170,7 +186,7 @@ impl Collection {
                         let live = rec.images() as u64;
                         let left_out = store.image_count()?.saturating_sub(live);
                         if left_out > 0 {
-                            note = Some(left_out_note(left_out));
+                            left_out_note_set = Some(left_out_note(left_out));
                         }
                         Some(ann)
                     }
@@ -205,11 +221,7 @@ impl Collection {
                 let loaded = load_points(store, fusion)?;
                 let left_out = store.image_count()?.saturating_sub(loaded.len() as u64);
                 if left_out > 0 {
-                    let missing = left_out_note(left_out);
-                    note = Some(match note {
-                        Some(n) => format!("{n}; {missing}"),
-                        None => missing,
-                    });
+                    left_out_note_set = Some(left_out_note(left_out));
                 }
                 let params = self.ann_params(store)?;
                 let ann = (!loaded.is_empty()).then(|| AnnIndex::build(&loaded, params));
@@ -221,6 +233,7 @@ impl Collection {
             fusion: fusion.clone(),
             ann,
             note,
+            left_out: left_out_note_set,
             points,
             graph_points: OnceCell::new(),
         })

@@ -129,6 +129,51 @@ impl StatusReport {
     }
 }
 
+/// The command that resumes `run`: its flags that change what it does, its roots (as
+/// recorded, with their exact bytes when known) and `--index-dir` unless the index is the
+/// default one.
+pub(crate) fn resume_command(
+    collection: &Collection,
+    run: &RunEntry,
+    roots: &HashMap<i64, PathBuf>,
+) -> String {
+    let mut cmd = String::from("lookalike");
+    if collection.dir() != Path::new(crate::collection::DEFAULT_INDEX_DIR) {
+        let dir = std::path::absolute(collection.dir()).unwrap_or(collection.dir().to_path_buf());
+        cmd.push_str(&format!(
+            " --index-dir {}",
+            crate::path_repr::shell_word(dir.as_os_str())
+        ));
+    }
+    cmd.push_str(" index");
+    for word in &run.flags {
+        let flag = word.starts_with("--")
+            && word[2..]
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c == '-');
+        cmd.push(' ');
+        cmd.push_str(&if flag {
+            word.clone()
+        } else {
+            crate::path_repr::shell_word(word.as_ref())
+        });
+    }
+    for root in &run.roots {
+        // Older versions recorded display strings: the exact path is the root that displays so.
+        let exact = if roots.values().any(|p| p == root) {
+            root
+        } else {
+            roots
+                .values()
+                .find(|p| p.to_string_lossy() == root.to_string_lossy())
+                .unwrap_or(root)
+        };
+        cmd.push(' ');
+        cmd.push_str(&crate::path_repr::shell_word(exact.as_os_str()));
+    }
+    cmd
+}
+
 /// Computes the report of `collection` from a read-only connection; `check` also runs the
 /// integrity checks (`check_index`).
 pub fn status(collection: &Collection, check: bool) -> Result<StatusReport> {

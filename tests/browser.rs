@@ -346,6 +346,33 @@ fn the_web_app_works_in_a_real_browser() {
         "undo brought it back"
     );
 
+    // An index run whose process was killed: the status page says so, as `status` does.
+    lookalike::collection::Collection::at(&c.index)
+        .open_store()
+        .unwrap()
+        .begin_run(std::slice::from_ref(&c.photos))
+        .unwrap();
+    driver.go(&format!("{url}#/status"));
+    driver.wait_for("table.facts");
+    let status = driver.text_of_page();
+    assert!(
+        status.contains("interrupted (its process was killed)")
+            && status.contains("resumes it")
+            && !status.contains("running"),
+        "{status}"
+    );
+
+    // A page past the end says so and leads back to the first page.
+    driver.go(&format!("{url}#/all/5"));
+    let first = driver.wait_for("#first-page");
+    let past = driver.text_of_page();
+    assert!(
+        past.contains("Page 6 is past the end") && !past.contains("No images here yet"),
+        "{past}"
+    );
+    driver.click(&first[0]);
+    assert_eq!(driver.wait_for(".grid .card").len(), 9);
+
     // A phone-sized window.
     driver.call(
         "POST",

@@ -2891,3 +2891,74 @@ fn k_beyond_the_collection_returns_every_image() {
         assert_eq!(env.query_paths(&example, 10_000, &["--qe", "0"]).len(), 60);
     }
 }
+
+/// A query whose weights differ from the graph's says what it searched: a graph built in
+/// memory for the graph search, and nothing of a graph for `--exact`, which uses none.
+#[test]
+fn the_note_of_a_query_matches_its_search_mode() {
+    let env = setup(&["horse"]);
+    env.index_json(0);
+    let img = env.photos.join("horse/original.jpg");
+    let note_of = |extra: &[&str]| {
+        let out = run_ok(
+            env.cmd()
+                .args(["query", "--json", "--weights", "color"])
+                .args(extra)
+                .arg(&img),
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        (v["mode"].clone(), v["note"].clone())
+    };
+    let (mode, note) = note_of(&[]);
+    assert_eq!(mode, "hnsw");
+    assert!(
+        note.as_str()
+            .is_some_and(|n| n.contains("graph built in memory")),
+        "{note}"
+    );
+    let (mode, note) = note_of(&["--exact"]);
+    assert_eq!(mode, "exact");
+    assert!(
+        !note.as_str().is_some_and(|n| n.contains("graph")),
+        "{note}"
+    );
+}
+
+/// `quality` says transparency is left out only when some pixel is not fully opaque: an
+/// RGBA PNG all opaque, or a GIF without transparency, is compared as it is, without the note.
+#[test]
+fn quality_tells_of_transparency_only_when_some_pixel_is_not_opaque() {
+    let env = setup(&[]);
+    std::fs::create_dir_all(&env.root).unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/restore/photos");
+    let reference = fixtures.join("camera.png");
+    let mut rgba = image::open(&reference).unwrap().to_rgba8();
+    let (opaque, gif, one) = (
+        env.root.join("opaque.png"),
+        env.root.join("plain.gif"),
+        env.root.join("one.png"),
+    );
+    rgba.save(&opaque).unwrap();
+    rgba.save(&gif).unwrap();
+    rgba.get_pixel_mut(0, 0)[3] = 254;
+    rgba.save(&one).unwrap();
+    for (test, transparent) in [(&opaque, false), (&gif, false), (&one, true)] {
+        let out = run_ok(env.cmd().arg("quality").arg(&reference).arg(test));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            text.contains("transparency is not compared"),
+            transparent,
+            "{}: {text}",
+            test.display()
+        );
+        let out = run_ok(
+            env.cmd()
+                .arg("quality")
+                .arg(&reference)
+                .arg(test)
+                .arg("--json"),
+        );
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(doc["alpha_ignored"], transparent, "{doc}");
+    }
+}

@@ -1922,3 +1922,30 @@ fn duplicates_never_changes_the_profile_of_an_existing_index() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
 }
+
+/// A time before 1970 is shown as the second it falls in, as `stat` gives it: half a second
+/// before -315619199 is -315619200.
+#[test]
+fn times_before_1970_are_shown_in_the_second_they_fall_in() {
+    let env = Env::new();
+    let copy = env.photos.join("copy.jpg");
+    std::fs::copy(sample("camera"), env.photos.join("camera.jpg")).unwrap();
+    std::fs::copy(sample("camera"), &copy).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&copy)
+        .unwrap()
+        .set_modified(std::time::UNIX_EPOCH - std::time::Duration::from_millis(315_619_199_500))
+        .unwrap();
+    let (json, code) = env.duplicates(&[]);
+    assert_eq!(code, 0, "{json}");
+    let group = &json["groups"][0];
+    let members: Vec<&Value> = std::iter::once(&group["keep"])
+        .chain(group["copies"].as_array().unwrap())
+        .collect();
+    let shown = members
+        .iter()
+        .find(|m| m["path"].as_str().unwrap().ends_with("copy.jpg"))
+        .unwrap_or_else(|| panic!("{json}"));
+    assert_eq!(shown["modified_unix"], -315_619_200, "{json}");
+}

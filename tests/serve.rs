@@ -934,3 +934,136 @@ fn a_dry_run_warns_when_the_index_folder_cannot_keep_the_journal() {
         dry.text()
     );
 }
+
+/// An index run whose process was killed (no outcome, no writer) is told `killed`, with the
+/// command that resumes it, as `lookalike status` tells it; the page words it from `state`.
+#[test]
+fn a_killed_index_run_is_told_killed_with_the_command_that_resumes_it() {
+    let c = Collection::new();
+    let collection = lookalike::collection::Collection::at(&c.index);
+    collection
+        .open_store()
+        .unwrap()
+        .begin_run(std::slice::from_ref(&c.photos))
+        .unwrap();
+    let server = c.serve(&[]);
+    let status = server.get("/api/status").json();
+    let run = &status["last_run"];
+    assert_eq!(run["state"], "killed", "{status}");
+    assert_eq!(run["outcome"], Value::Null, "{status}");
+    let resume = run["resume"].as_str().unwrap_or_else(|| panic!("{status}"));
+    assert!(
+        resume.starts_with("lookalike --index-dir ")
+            && resume.contains(" index ")
+            && resume.ends_with(&c.photos.display().to_string()),
+        "{resume}"
+    );
+}
+
+/// The collection indexed anew with the duplicates profile, which stores no thumbnails:
+/// `/thumbs` makes them from the files.
+fn index_without_thumbnails(c: &Collection) {
+    std::fs::remove_dir_all(&c.index).unwrap();
+    let indexed = common::lookalike()
+        .arg("--index-dir")
+        .arg(&c.index)
+        .args(["-q", "index", "--profile", "duplicates"])
+        .arg(&c.photos)
+        .status()
+        .unwrap();
+    assert!(indexed.success());
+}
+
+/// Files the server may not read answer 403 and say so, for the file and its thumbnail: a
+/// file of mode 000, and one in a folder of mode 000; a file really gone answers 404.
+#[cfg(unix)]
+#[test]
+fn files_the_server_may_not_read_are_forbidden_not_gone() {
+    use std::os::unix::fs::PermissionsExt;
+    let c = Collection::new();
+    let locked = c.photos.join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::copy(sample("coffee", "original.jpg"), locked.join("inside.jpg")).unwrap();
+    index_without_thumbnails(&c);
+    let Some(nobody) = as_nobody() else {
+        return;
+    };
+    common::readable_by_all_writable_by_owner(&c.root);
+    let mode = |p: &std::path::Path, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+    };
+    mode(&c.photos.join("camera.jpg"), 0o000);
+    mode(&locked, 0o000);
+    std::fs::remove_file(c.photos.join("rocket.jpg")).unwrap();
+    let server = c.serve_through(nobody, &[]);
+    let ids = image_ids(&server);
+    let id = |name: &str| ids.iter().find(|i| i.1 == name).unwrap().0;
+    for name in ["camera.jpg", "locked/inside.jpg"] {
+        for endpoint in ["files", "thumbs"] {
+            let answer = server.get(&format!("/{endpoint}/{}", id(name)));
+            let error = answer.json()["error"].as_str().unwrap_or("").to_string();
+            assert_eq!(answer.status, 403, "{endpoint} {name}: {error}");
+            assert!(
+                error.contains("permission denied")
+                    && error.contains("read access")
+                    && !error.contains("lookalike index"),
+                "{endpoint} {name}: {error}"
+            );
+        }
+    }
+    for endpoint in ["files", "thumbs"] {
+        let answer = server.get(&format!("/{endpoint}/{}", id("rocket.jpg")));
+        assert_eq!(answer.status, 404, "{endpoint}: {}", answer.text());
+        assert!(
+            answer.text().contains("lookalike index"),
+            "{}",
+            answer.text()
+        );
+    }
+    mode(&locked, 0o755);
+}
+
+/// A page past the end is an empty page with the total; a negative page is refused naming
+/// the parameter and its range.
+#[test]
+fn a_page_past_the_end_has_the_total_and_a_negative_one_is_refused_by_name() {
+    let c = Collection::new();
+    let server = c.serve(&[]);
+    let past = server.get("/api/images?offset=600&limit=60").json();
+    assert_eq!(past["total"], 8, "{past}");
+    assert_eq!(past["images"], serde_json::json!([]), "{past}");
+    for (bad, name) in [("offset=-60", "offset=-60"), ("limit=-1", "limit=-1")] {
+        let answer = server.get(&format!("/api/images?{bad}"));
+        assert_eq!(answer.status, 400, "{bad}");
+        let error = answer.json()["error"].as_str().unwrap_or("").to_string();
+        assert!(
+            error.starts_with(name) && error.contains("a whole number from 0"),
+            "{bad}: {error}"
+        );
+    }
+}
+
+/// A thumbnail the server's memory budget is too small to make (of an image indexed under
+/// a larger one) says which flag to raise.
+#[test]
+fn a_thumbnail_over_the_servers_memory_budget_names_the_flag_to_raise() {
+    let c = Collection::new();
+    image::GrayImage::from_fn(4000, 4000, |x, y| image::Luma([((x + y) / 32) as u8]))
+        .save(c.photos.join("large.png"))
+        .unwrap();
+    index_without_thumbnails(&c);
+    let server = c.serve(&["--memory-budget", "64"]);
+    let ids = image_ids(&server);
+    let large = ids.iter().find(|i| i.1 == "large.png").unwrap().0;
+    let answer = server.get(&format!("/thumbs/{large}"));
+    let error = answer.json()["error"].as_str().unwrap_or("").to_string();
+    assert_eq!(answer.status, 422, "{error}");
+    assert!(
+        error.contains("memory budget of 64 MiB")
+            && error.contains("`lookalike serve --memory-budget MIB`"),
+        "{error}"
+    );
+    // the other images' thumbnails are made under it
+    let small = ids.iter().find(|i| i.1 == "camera.jpg").unwrap().0;
+    assert_eq!(server.get(&format!("/thumbs/{small}")).status, 200);
+}

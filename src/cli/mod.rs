@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::collection::{Collection, DEFAULT_INDEX_DIR, INDEX_DIR_ENV};
+use crate::collection::{Collection, INDEX_DIR_ENV};
 use crate::crawl::CrawlConfig;
 use crate::error::{Error, Result};
 use crate::features::{Fusion, Profile, Registry};
@@ -29,6 +29,7 @@ use crate::path_repr::{escape_message, escape_text, shown};
 use crate::query::{QueryConfig, Searcher};
 use crate::query_expansion::{DEFAULT_QE, QueryExpansion};
 use crate::rank::SearchMode;
+use crate::status::resume_command;
 
 mod duplicates;
 mod eval;
@@ -856,53 +857,6 @@ fn display_path(p: &Path) -> String {
     )
 }
 
-/// A path as one shell word (see [`crate::path_repr::shell_word`]).
-fn shell_quote(p: &Path) -> String {
-    crate::path_repr::shell_word(p.as_os_str())
-}
-
-/// The command that resumes `run`: its flags that change what it does, its roots (as
-/// recorded, with their exact bytes when known) and `--index-dir` unless the index is the
-/// default one.
-fn resume_command(
-    collection: &Collection,
-    run: &crate::store::RunEntry,
-    roots: &std::collections::HashMap<i64, PathBuf>,
-) -> String {
-    let mut cmd = String::from("lookalike");
-    if collection.dir() != Path::new(DEFAULT_INDEX_DIR) {
-        let dir = std::path::absolute(collection.dir()).unwrap_or(collection.dir().to_path_buf());
-        cmd.push_str(&format!(" --index-dir {}", shell_quote(&dir)));
-    }
-    cmd.push_str(" index");
-    for word in &run.flags {
-        let flag = word.starts_with("--")
-            && word[2..]
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c == '-');
-        cmd.push(' ');
-        cmd.push_str(&if flag {
-            word.clone()
-        } else {
-            shell_quote(Path::new(word))
-        });
-    }
-    for root in &run.roots {
-        // Older versions recorded display strings: the exact path is the root that displays so.
-        let exact = if roots.values().any(|p| p == root) {
-            root
-        } else {
-            roots
-                .values()
-                .find(|p| p.to_string_lossy() == root.to_string_lossy())
-                .unwrap_or(root)
-        };
-        cmd.push(' ');
-        cmd.push_str(&shell_quote(exact));
-    }
-    cmd
-}
-
 /// One line on how the last `index` run went, with what to do next (`resume`: the command
 /// that resumes it). `writer`: `Some` while a writer holds the index's lock, with its record
 /// when there is one to believe.
@@ -1085,7 +1039,11 @@ mod tests {
             .to_vec(),
         };
         let roots = std::collections::HashMap::new();
-        let cmd = resume_command(&Collection::at(DEFAULT_INDEX_DIR), &run, &roots);
+        let cmd = resume_command(
+            &Collection::at(crate::collection::DEFAULT_INDEX_DIR),
+            &run,
+            &roots,
+        );
         assert_eq!(
             cmd,
             r#"lookalike index --exclude '**/it'"'"'s/**' '--exclude=-draft*' --dba 0 --follow-symlinks '/photos/my trip'"#
@@ -1187,14 +1145,35 @@ mod tests {
 
     #[test]
     fn paths_are_quoted_as_one_shell_word() {
-        assert_eq!(shell_quote(Path::new("/photos/2024")), "/photos/2024");
-        assert_eq!(shell_quote(Path::new("/my idx's")), r#"'/my idx'"'"'s'"#);
-        assert_eq!(shell_quote(Path::new(r"/a\b c")), r"'/a\b c'");
-        assert_eq!(shell_quote(Path::new("/a/$(rm -rf x)")), "'/a/$(rm -rf x)'");
-        assert_eq!(shell_quote(Path::new("/a\nb\\c'")), r"$'/a\x0ab\\c\''");
-        assert_eq!(shell_quote(Path::new("-x")), "'-x'");
+        assert_eq!(
+            crate::path_repr::shell_word(std::ffi::OsStr::new("/photos/2024")),
+            "/photos/2024"
+        );
+        assert_eq!(
+            crate::path_repr::shell_word(std::ffi::OsStr::new("/my idx's")),
+            r#"'/my idx'"'"'s'"#
+        );
+        assert_eq!(
+            crate::path_repr::shell_word(std::ffi::OsStr::new(r"/a\b c")),
+            r"'/a\b c'"
+        );
+        assert_eq!(
+            crate::path_repr::shell_word(std::ffi::OsStr::new("/a/$(rm -rf x)")),
+            "'/a/$(rm -rf x)'"
+        );
+        assert_eq!(
+            crate::path_repr::shell_word(std::ffi::OsStr::new("/a\nb\\c'")),
+            r"$'/a\x0ab\\c\''"
+        );
+        assert_eq!(
+            crate::path_repr::shell_word(std::ffi::OsStr::new("-x")),
+            "'-x'"
+        );
         use std::os::unix::ffi::OsStrExt;
         let raw = Path::new(std::ffi::OsStr::from_bytes(b"/caf\xe9"));
-        assert_eq!(shell_quote(raw), r"$'/caf\xe9'");
+        assert_eq!(
+            crate::path_repr::shell_word(raw.as_os_str()),
+            r"$'/caf\xe9'"
+        );
     }
 }

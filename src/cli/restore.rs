@@ -515,7 +515,6 @@ pub(crate) fn run_quality(args: &QualityArgs) -> Result<()> {
     // the scores are of the colours; transparency is not compared, and colours under full
     // transparency in either image, which nobody sees there, are filled in both from the
     // visible ones about them
-    let alpha_ignored = a.alpha.is_some() || b.alpha.is_some();
     let hidden = match (&a.alpha, &b.alpha) {
         (Some(x), Some(y)) => Some(image::GrayImage::from_fn(x.width(), x.height(), |i, j| {
             image::Luma([x.get_pixel(i, j)[0].min(y.get_pixel(i, j)[0])])
@@ -523,6 +522,9 @@ pub(crate) fn run_quality(args: &QualityArgs) -> Result<()> {
         (Some(x), None) | (None, Some(x)) => Some(x.clone()),
         (None, None) => None,
     };
+    // an alpha channel all opaque (an RGBA PNG, a GIF without transparency) hides nothing
+    let hidden = hidden.filter(|alpha| alpha.pixels().any(|p| p[0] < u8::MAX));
+    let alpha_ignored = hidden.is_some();
     if let Some(alpha) = &hidden {
         for img in [&mut a, &mut b] {
             if alpha.pixels().all(|p| p[0] == 0) {

@@ -648,7 +648,7 @@ fn member_json(m: &Member) -> Value {
     obj.insert("bytes".into(), json!(r.stamp.size));
     obj.insert(
         "modified_unix".into(),
-        json!(r.stamp.mtime_ns / 1_000_000_000),
+        json!(r.stamp.mtime_ns.div_euclid(1_000_000_000)),
     );
     obj.insert("format".into(), json!(r.format));
     obj.insert("distance".into(), json!(m.distance));

@@ -265,13 +265,19 @@ impl App {
     }
 
     /// A thumbnail made now from the file, when the index has none stored for it and the
-    /// file still holds the indexed bytes; kept in memory.
+    /// file still holds the indexed bytes; kept in memory. `None` when the file is gone or
+    /// changed; an error when it cannot be read (as one the server may not read).
     fn made_thumbnail(&self, path: &Path, hash: &[u8; 32]) -> Result<Option<Arc<Vec<u8>>>> {
         if let Some(t) = self.made_thumbnails.lock().expect("thumbnails").get(hash) {
             return Ok(Some(Arc::clone(t)));
         }
-        let Ok(bytes) = crate::decode::read_image_file(path, &self.decode) else {
-            return Ok(None);
+        let bytes = match crate::decode::read_file_bounded(path, self.decode.max_file_size, "image")
+        {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(Error::io(path, e));
+            }
+            Err(_) => return Ok(None),
         };
         if blake3::hash(&bytes).as_bytes() != hash {
             return Ok(None);

@@ -169,6 +169,31 @@ fn error_response(e: &Error) -> Response {
     refuse(status, &e.to_string())
 }
 
+/// The answer for an indexed file (or a folder on its way) that cannot be opened: 404 only
+/// when it is gone, 403 when this server may not read it.
+fn unreadable_file(path: &Path, e: &std::io::Error) -> Response {
+    use std::io::ErrorKind;
+    let shown = crate::path_repr::shown(path);
+    match e.kind() {
+        ErrorKind::NotFound | ErrorKind::NotADirectory => refuse(
+            StatusCode::NOT_FOUND,
+            &format!(
+                "{shown}: the file is gone: run `lookalike index` to bring the index up to date"
+            ),
+        ),
+        ErrorKind::PermissionDenied => refuse(
+            StatusCode::FORBIDDEN,
+            &format!(
+                "{shown}: permission denied: the server cannot read this file or a folder on its way; give the user running `lookalike serve` read access to them (or run the server as a user who has it)"
+            ),
+        ),
+        _ => refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("{shown}: cannot be read: {e}"),
+        ),
+    }
+}
+
 /// Runs blocking work (the database, decoding, files) off the async workers.
 async fn blocking(f: impl FnOnce() -> Result<Response> + Send + 'static) -> Response {
     match tokio::task::spawn_blocking(f).await {
@@ -223,11 +248,11 @@ fn image_json(r: &ImageRecord) -> Value {
     m.insert("format".into(), json!(r.format));
     // A stamp recorded as unsettled holds no time; the file's own says when it was written.
     let modified = if r.stamp.mtime_ns == crate::store::FileStamp::UNSETTLED_MTIME {
-        std::fs::metadata(&r.path)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_secs() as i64)
+        std::fs::metadata(&r.path).ok().map(|m| {
+            crate::store::FileStamp::of(&m)
+                .mtime_ns
+                .div_euclid(1_000_000_000)
+        })
     } else {
         Some(r.stamp.mtime_ns.div_euclid(1_000_000_000))
     };
@@ -276,6 +301,12 @@ async fn status(State(app): State<Arc<App>>) -> Response {
     blocking(move || {
         let report = crate::status::status(&app.collection, false)?;
         let mut doc = report.to_json(app.collection.dir());
+        // the command that resumes the last run, as `lookalike status` gives it
+        if let (Some(run), Some(Value::Object(last))) = (&report.last_run, doc.get_mut("last_run"))
+        {
+            let resume = crate::status::resume_command(&app.collection, run, &report.roots);
+            last.insert("resume".into(), json!(resume));
+        }
         let loaded = app
             .loaded
             .read()
@@ -322,14 +353,36 @@ async fn folders(State(app): State<Arc<App>>) -> Response {
 #[serde(deny_unknown_fields)]
 struct PageParams {
     folder: Option<i64>,
-    offset: Option<u64>,
-    limit: Option<u64>,
+    /// Taken as text: a refusal names the parameter and its range.
+    offset: Option<String>,
+    limit: Option<String>,
+}
+
+/// A page parameter: a whole number from 0 (`default` when absent).
+fn page_number(name: &str, value: Option<&str>, default: u64, range: &str) -> Result<u64> {
+    match value {
+        None => Ok(default),
+        Some(v) => v.trim().parse::<u64>().map_err(|_| {
+            Error::InvalidInput(format!("{name}={v}: give a whole number from 0 ({range})"))
+        }),
+    }
 }
 
 async fn images(State(app): State<Arc<App>>, Query(p): Query<PageParams>) -> Response {
     blocking(move || {
-        let limit = p.limit.unwrap_or(DEFAULT_PAGE).min(MAX_PAGE);
-        let offset = p.offset.unwrap_or(0);
+        let limit = page_number(
+            "limit",
+            p.limit.as_deref(),
+            DEFAULT_PAGE,
+            "images a page lists, at most 500",
+        )?
+        .min(MAX_PAGE);
+        let offset = page_number(
+            "offset",
+            p.offset.as_deref(),
+            0,
+            "the position of the page's first image; 0 is the first page",
+        )?;
         app.with_store(|s| {
             let total = match p.folder {
                 Some(f) => s.image_counts()?.get(&f).copied().unwrap_or(0),
@@ -492,9 +545,21 @@ async fn thumbnail(
         }
         let jpeg = match app.with_store(|s| s.thumbnail(&record.hash))? {
             Some(jpeg) => jpeg,
-            None => match app.made_thumbnail(&record.path, &record.hash)? {
-                Some(jpeg) => jpeg.as_ref().clone(),
-                None => {
+            None => match app.made_thumbnail(&record.path, &record.hash) {
+                Err(Error::Io { path, source }) => return Ok(unreadable_file(&path, &source)),
+                Err(Error::Decode { path, reason }) if reason.contains("--memory-budget") => {
+                    return Ok(refuse(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        &format!(
+                            "{}: no thumbnail under this server's memory budget of {} MiB ({reason}); the image was indexed under a larger one: start the server with `lookalike serve --memory-budget MIB` as large as the one it was indexed with",
+                            crate::path_repr::shown(&path),
+                            app.decode.memory_budget >> 20
+                        ),
+                    ));
+                }
+                Err(e) => return Err(e),
+                Ok(Some(jpeg)) => jpeg.as_ref().clone(),
+                Ok(None) => {
                     return Ok(refuse(
                         StatusCode::NOT_FOUND,
                         "the file changed or went since it was indexed: run `lookalike index`",
@@ -523,14 +588,13 @@ async fn file(State(app): State<Arc<App>>, UrlPath(id): UrlPath<i64>) -> Respons
                 "no image with this id in the index",
             ));
         };
-        let (Ok(real), Ok(root)) = (
-            std::fs::canonicalize(&record.path),
-            std::fs::canonicalize(&record.root),
-        ) else {
-            return Ok(refuse(
-                StatusCode::NOT_FOUND,
-                "the file is gone: run `lookalike index`",
-            ));
+        let real = match std::fs::canonicalize(&record.path) {
+            Ok(real) => real,
+            Err(e) => return Ok(unreadable_file(&record.path, &e)),
+        };
+        let root = match std::fs::canonicalize(&record.root) {
+            Ok(root) => root,
+            Err(e) => return Ok(unreadable_file(&record.root, &e)),
         };
         if !real.starts_with(&root) {
             return Ok(refuse(
@@ -544,7 +608,11 @@ async fn file(State(app): State<Arc<App>>, UrlPath(id): UrlPath<i64>) -> Respons
                 "not a regular file: not served",
             ));
         }
-        let bytes = crate::decode::read_image_file(&real, &app.decode)?;
+        let bytes = match crate::decode::read_image_file(&real, &app.decode) {
+            Ok(bytes) => bytes,
+            Err(Error::Io { path, source }) => return Ok(unreadable_file(&path, &source)),
+            Err(e) => return Err(e),
+        };
         if blake3::hash(&bytes).as_bytes() != &record.hash {
             return Ok(refuse(
                 StatusCode::CONFLICT,
@@ -831,4 +899,24 @@ fn is_plain_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file the server may not read (or one in a folder it may not enter) is 403 and says
+    /// so; only a file that is not there is 404, "gone".
+    #[test]
+    fn an_unreadable_file_is_forbidden_and_only_a_missing_one_is_gone() {
+        use std::io::{Error as IoError, ErrorKind};
+        let path = Path::new("/photos/801.jpg");
+        let denied = unreadable_file(path, &IoError::from(ErrorKind::PermissionDenied));
+        assert_eq!(denied.status(), StatusCode::FORBIDDEN);
+        let missing = unreadable_file(path, &IoError::from(ErrorKind::NotFound));
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+        let tmp = tempfile::tempdir().unwrap();
+        let gone = std::fs::canonicalize(tmp.path().join("gone.jpg")).unwrap_err();
+        assert_eq!(unreadable_file(path, &gone).status(), StatusCode::NOT_FOUND);
+    }
 }

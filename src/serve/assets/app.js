@@ -172,7 +172,10 @@ async function collectionView(folder, page) {
     el("button", { disabled: page <= 0, onclick: () => { location.hash = `${base}/${page - 1}`; } }, "← Previous"),
     el("span", {}, `page ${page + 1} of ${pages} · ${list.total} images`),
     el("button", { disabled: page + 1 >= pages, onclick: () => { location.hash = `${base}/${page + 1}`; } }, "Next →"));
-  const body = list.images.length ? grid(list.images) : el("p", { class: "note" }, "No images here yet: run `lookalike index DIR`.");
+  const body = list.images.length ? grid(list.images)
+    : list.total > 0
+      ? el("p", { class: "note" }, `Page ${page + 1} is past the end: there ${pages === 1 ? "is 1 page" : `are ${pages} pages`}. `, el("a", { href: `${base}/0`, id: "first-page" }, "Go to the first page"))
+      : el("p", { class: "note" }, "No images here yet: run `lookalike index DIR`.");
   show(el("div", { class: "layout" },
     el("aside", {}, el("h2", {}, "Folders"), folders),
     el("section", {}, el("h1", {}, "Collection"), body, pager)));
@@ -341,13 +344,40 @@ function duplicatesView() {
   load();
 }
 
+function ago(t) {
+  const s = Math.max(0, Math.floor(Date.now() / 1000) - t);
+  if (s < 120) return `${s} s ago`;
+  if (s < 7200) return `${Math.floor(s / 60)} min ago`;
+  if (s < 172800) return `${Math.floor(s / 3600)} h ago`;
+  return `${Math.floor(s / 86400)} days ago`;
+}
+
+// The last index run as `lookalike status` words it, by its `state`: an unfinished run
+// (no outcome) is running only while its own process writes, else it was killed.
+function runLine(run, s) {
+  const started = ago(run.started_at);
+  const ended = run.finished_at === null || run.finished_at === undefined ? started : ago(run.finished_at);
+  switch (run.state) {
+    case "complete": return `complete, ${ended}`;
+    case "interrupted": return `interrupted ${ended}; \`${run.resume}\` resumes it`;
+    case "error": return `failed ${ended}: ${typeof run.summary === "string" ? escapeText(run.summary) : "no message"}`;
+    case "running": return `started ${started} and running now`;
+    case "killed":
+      return s.writer_running && s.writer_command
+        ? `started ${started} and interrupted (its process was killed); \`lookalike ${escapeText(s.writer_command)}\` is running now (process ${s.writer_pid}), and \`${run.resume}\` resumes the run once it is done`
+        : `started ${started} and interrupted (its process was killed); \`${run.resume}\` resumes it`;
+    case "unknown": return `started ${started}; a lookalike process is writing to the index now: this run, or a command after it if it was killed`;
+    default: return `${run.state}, started ${started}`;
+  }
+}
+
 async function statusView() {
   const s = await api("/api/status");
   const run = s.last_run;
   show(el("h1", {}, "Status"),
     facts([["index", named(s, "index_dir")], ["images", s.images], ["profile", `${s.profile} (${s.working_size}-pixel working image)`],
       ["graph", s.hnsw], ["on disk", bytes(s.bytes_on_disk)], ["data version", s.data_version],
-      ["last run", run ? `${run.outcome || "running"}, started ${new Date(run.started_at * 1000).toLocaleString()}` : "none"]]),
+      ["last run", run ? runLine(run, s) : "none"]]),
     el("h2", {}, "Folders"),
     el("ul", {}, s.folders.map((f) => el("li", {}, `${named(f, "path")}: ${f.images} images`))),
     el("h2", {}, `Files that could not be indexed (${s.failures.length})`),
