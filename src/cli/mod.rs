@@ -75,7 +75,7 @@ pub(crate) fn exit_code(e: &Error) -> u8 {
     }
 }
 
-const TOP_HELP: &str = "Examples:\n  lookalike index ~/Pictures\n  lookalike query holiday.jpg -k 5\n  lookalike status --json\n\nThe index lives in ./.lookalike unless --index-dir or $LOOKALIKE_INDEX says otherwise.\n\nExit status:\n  0    success\n  1    internal error (a bug: please report it)\n  2    usage error or bad input (wrong flag or value, missing file, no index, index busy), or no space left to write\n  3    `index` finished but some files or folders under its roots failed (`lookalike status` lists the files); `duplicates --apply` could not do a step; `undo` could not restore a file\n  4    the index is damaged (a corrupt database; `status --check` failed)\n  130  interrupted (Ctrl-C); what was done is kept";
+const TOP_HELP: &str = "Examples:\n  lookalike index ~/Pictures\n  lookalike query holiday.jpg -k 5\n  lookalike status --json\n\nThe index lives in ./.lookalike unless --index-dir or $LOOKALIKE_INDEX says otherwise.\n\nExit status:\n  0    success\n  1    internal error (a bug: please report it)\n  2    usage error or bad input (wrong flag or value, missing file, no index, index busy), or no space left to write\n  3    `index` finished but some files or folders under its roots failed (`lookalike status` lists the files); `duplicates --apply` could not do a step; `undo` could not restore a file or read a line of its journal\n  4    the index is damaged (a corrupt database; `status --check` failed)\n  130  interrupted (Ctrl-C); what was done is kept";
 
 /// A whole-number flag within `range`; anything else is refused naming the range.
 fn usize_in(
