@@ -345,6 +345,49 @@ fn the_web_app_works_in_a_real_browser() {
         c.photos.join("coffee copy.jpg").exists(),
         "undo brought it back"
     );
+    let undone = driver.text_of_page();
+    assert!(
+        undone.contains("Undone: ") && !undone.contains("Partly undone"),
+        "{undone}"
+    );
+
+    // Trashed again, then a new file saved under the copy's name: the undo is partial, and
+    // the page says so rather than "Undone".
+    let dry = driver.wait_for("#dry-run");
+    driver.click(&dry[0]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !driver
+        .text_of_page()
+        .contains("Dry run: nothing changed yet")
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let apply = driver.wait_for("#apply");
+    driver.click(&apply[0]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while c.photos.join("coffee copy.jpg").exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::fs::write(c.photos.join("coffee copy.jpg"), b"saved since").unwrap();
+    let undo = driver.wait_for("#undo");
+    driver.click(&undo[0]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let partial = loop {
+        let page = driver.text_of_page();
+        if page.contains("undone: ") || Instant::now() > deadline {
+            break page;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        partial.contains("Partly undone: ") && partial.contains("Undo last run again"),
+        "{partial}"
+    );
+    assert_eq!(
+        std::fs::read(c.photos.join("coffee copy.jpg")).unwrap(),
+        b"saved since"
+    );
 
     // An index run whose process was killed: the status page says so, as `status` does.
     lookalike::collection::Collection::at(&c.index)

@@ -224,6 +224,7 @@ function queryView() {
       const doc = await api("/api/query", { method: "POST", body: file, headers: { "content-type": "application/octet-stream" } });
       put(results, el("h2", {}, `Look-alikes (${doc.hits.length})`),
         doc.indexed ? el("p", { class: "note" }, "This image is in the index.") : null,
+        doc.note ? el("p", { class: "note" }, doc.note) : null,
         doc.hits.length ? grid(doc.hits) : el("p", { class: "note" }, "No look-alikes found."));
     } catch (e) {
       put(results, el("p", { class: "error", role: "alert" }, String(e.message)));
@@ -330,7 +331,12 @@ function duplicatesView() {
     try {
       const doc = await api("/api/undo", { method: "POST" });
       if (!doc.undone) put(outcome, el("p", { class: "note" }, "Nothing to undo."));
-      else showSteps(doc.undone, `Undone: ${doc.undone.action}`);
+      else if (doc.undone.closed) showSteps(doc.undone, `Undone: ${doc.undone.action}`);
+      else {
+        const lines = doc.undone.damaged_lines || [];
+        const damaged = lines.length ? `; journal ${lines.length === 1 ? "line" : "lines"} ${lines.join(", ")} could not be read` : "";
+        showSteps(doc.undone, `Partly undone: ${doc.undone.action}${damaged}. What is not back is listed: clear its way and press Undo last run again`);
+      }
     } catch (e) { put(outcome, el("p", { class: "error", role: "alert" }, String(e.message))); }
   });
   similarity.addEventListener("change", load);
