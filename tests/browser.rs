@@ -24,6 +24,14 @@ fn installed(env: &str, default: &str) -> Option<PathBuf> {
     path.is_file().then_some(path)
 }
 
+/// Waits until `done` holds, for a minute at most.
+fn until(done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 struct Driver {
     child: Child,
     http: Http,
@@ -146,6 +154,19 @@ impl Driver {
             .first()
             .map(|b| self.text(b))
             .unwrap_or_default()
+    }
+
+    /// The page's text once it shows `needle` (the page is redrawn when an answer comes), or
+    /// as it is after a minute.
+    fn text_once_shown(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let page = self.text_of_page();
+            if page.contains(needle) || Instant::now() > deadline {
+                return page;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     fn text(&self, element: &str) -> String {
@@ -321,15 +342,7 @@ fn the_web_app_works_in_a_real_browser() {
     // Applied as reviewed (to the trash), then undone.
     let apply = driver.wait_for("#apply");
     driver.click(&apply[0]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    // the page is redrawn when the answer comes: read it whole until it has come
-    let applied = loop {
-        let page = driver.text_of_page();
-        if page.contains("Done (") || Instant::now() > deadline {
-            break page;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let applied = driver.text_once_shown("Done (");
     assert!(
         applied.contains("Done (") && applied.contains(" done"),
         "{applied}"
@@ -337,10 +350,7 @@ fn the_web_app_works_in_a_real_browser() {
     assert!(!c.photos.join("coffee copy.jpg").exists());
     let undo = driver.wait_for("#undo");
     driver.click(&undo[0]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !c.photos.join("coffee copy.jpg").exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    until(|| c.photos.join("coffee copy.jpg").exists());
     assert!(
         c.photos.join("coffee copy.jpg").exists(),
         "undo brought it back"
@@ -355,31 +365,14 @@ fn the_web_app_works_in_a_real_browser() {
     // the page says so rather than "Undone".
     let dry = driver.wait_for("#dry-run");
     driver.click(&dry[0]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !driver
-        .text_of_page()
-        .contains("Dry run: nothing changed yet")
-        && Instant::now() < deadline
-    {
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    driver.text_once_shown("Dry run: nothing changed yet");
     let apply = driver.wait_for("#apply");
     driver.click(&apply[0]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while c.photos.join("coffee copy.jpg").exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    until(|| !c.photos.join("coffee copy.jpg").exists());
     std::fs::write(c.photos.join("coffee copy.jpg"), b"saved since").unwrap();
     let undo = driver.wait_for("#undo");
     driver.click(&undo[0]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let partial = loop {
-        let page = driver.text_of_page();
-        if page.contains("undone: ") || Instant::now() > deadline {
-            break page;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let partial = driver.text_once_shown("undone: ");
     assert!(
         partial.contains("Partly undone: ") && partial.contains("Undo last run again"),
         "{partial}"
