@@ -148,7 +148,7 @@ struct Intent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     from_dir: Option<String>,
     /// A hard-linked copy's own permission bits and modification time (nanoseconds since
-    /// 1970), which the link replaces with the keeper's and `undo` gives back.
+    /// 1970, negative before), which the link replaces with the keeper's and `undo` gives back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     mode: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -164,11 +164,14 @@ fn own_look(meta: &fs::Metadata) -> (Option<u32>, Option<i64>) {
     };
     #[cfg(not(unix))]
     let mode = None;
-    let modified = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .and_then(|d| i64::try_from(d.as_nanos()).ok());
+    // negative before 1970
+    let modified =
+        meta.modified()
+            .ok()
+            .and_then(|t| match t.duration_since(std::time::UNIX_EPOCH) {
+                Ok(after) => i64::try_from(after.as_nanos()).ok(),
+                Err(e) => i64::try_from(e.duration().as_nanos()).ok().map(|n| -n),
+            });
     (mode, modified)
 }
 
@@ -181,9 +184,16 @@ fn give_look(file: &fs::File, mode: Option<u32>, modified_ns: Option<i64>) -> st
     }
     #[cfg(not(unix))]
     let _ = mode;
-    if let Some(ns) = modified_ns.and_then(|ns| u64::try_from(ns).ok()) {
-        let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns);
-        file.set_times(fs::FileTimes::new().set_modified(t))?;
+    if let Some(ns) = modified_ns {
+        let since = std::time::Duration::from_nanos(ns.unsigned_abs());
+        let t = if ns < 0 {
+            std::time::UNIX_EPOCH.checked_sub(since)
+        } else {
+            std::time::UNIX_EPOCH.checked_add(since)
+        };
+        if let Some(t) = t {
+            file.set_times(fs::FileTimes::new().set_modified(t))?;
+        }
     }
     Ok(())
 }

@@ -1657,6 +1657,38 @@ fn undoing_a_link_gives_the_copy_its_own_look_when_the_kept_name_is_gone() {
     assert_eq!(std::fs::read(&copy).unwrap(), bytes);
 }
 
+/// A copy last changed before 1970 gets its own date back from `undo`, to the nanosecond,
+/// not the keeper's it shared while linked.
+#[test]
+fn undoing_a_link_gives_back_a_date_before_1970() {
+    let env = Env::new();
+    let bytes = std::fs::read(sample("camera")).unwrap();
+    let kept = env.put("a.jpg", &bytes);
+    let copy = env.put("b.jpg", &bytes);
+    set_date(&kept, 2020);
+    // 1960-01-01, less a quarter second and a nanosecond
+    let own = std::time::UNIX_EPOCH - std::time::Duration::new(315_532_800, 250_000_001);
+    std::fs::File::options()
+        .write(true)
+        .open(&copy)
+        .unwrap()
+        .set_modified(own)
+        .unwrap();
+    let own = std::fs::metadata(&copy).unwrap().modified().unwrap();
+    assert!(own < std::time::UNIX_EPOCH);
+
+    let (json, code) = env.duplicates(&["--keep", "match:**/a.jpg", "--hardlink", "--apply"]);
+    assert_eq!(json["action"]["steps"][0]["outcome"], "done", "{json}");
+    assert_eq!(code, 0);
+    assert!(env.cmd().arg("undo").assert().get_output().status.success());
+
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(&copy).unwrap();
+    assert_eq!(meta.nlink(), 1, "still linked to the keeper");
+    assert_eq!(meta.modified().unwrap(), own);
+    assert_eq!(std::fs::read(&copy).unwrap(), bytes);
+}
+
 /// A folder `photos/link` that leads to `elsewhere`, outside it, holding `b.jpg`, a copy of
 /// `photos/a.jpg`; indexed with links followed. Returns `(a, link/b, elsewhere/b)`.
 fn a_copy_through_a_link_out(env: &Env) -> (PathBuf, PathBuf, PathBuf) {
