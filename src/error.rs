@@ -116,6 +116,9 @@ pub enum Error {
 /// Shorthand used across the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// What to do about a damaged index database.
+pub(crate) const DAMAGED_DATABASE_ADVICE: &str = "restore lookalike.db from a backup, or delete it and its -wal and -shm files from the index folder and run `lookalike index DIR` again (only the index is lost; your images are not touched)";
+
 impl Error {
     /// Wraps an I/O error with the path it concerns.
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {

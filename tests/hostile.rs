@@ -838,8 +838,8 @@ fn damaged_vectors_fail_the_check_are_left_out_of_searches_and_are_taken_again_b
 }
 
 /// A meta value whose bytes are not UTF-8: the graph dump's record (a cache) is rebuilt, and
-/// one that is truth (the feature profile) is reported as a damaged index (exit 4, with what
-/// to do); neither is an internal error.
+/// one that is truth (the feature profile) is reported as a damaged index naming the record
+/// (exit 4, with what to do); neither is an internal error.
 #[test]
 fn a_meta_value_that_is_not_utf8_is_a_damaged_cache_or_a_damaged_index() {
     let _serial = serial();
@@ -900,9 +900,17 @@ fn a_meta_value_that_is_not_utf8_is_a_damaged_cache_or_a_damaged_index() {
             err.contains("damaged") && err.contains("lookalike.db"),
             "{args:?}: {err}"
         );
+        // the record is named, and so is what to do
+        assert!(
+            err.contains("the index record `feature_profile` is not UTF-8 text")
+                && err.contains("restore lookalike.db from a backup"),
+            "{args:?}: {err}"
+        );
     }
     let out = query(&idx);
-    assert_eq!(out.status.code(), Some(4), "{}", stderr_of(&out));
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("`feature_profile`"), "{err}");
 }
 
 /// An indexed file this user may no longer read: `index` keeps its image and exits 3, and

@@ -379,7 +379,8 @@ pub fn main() -> ExitCode {
                 );
             } else if matches!(e, Error::Db { .. }) && e.is_corrupt() {
                 note!(
-                    "the index database is damaged: restore it from a backup, or delete lookalike.db and its -wal and -shm files from the index folder and run `lookalike index DIR` again (only the index is lost; your images are not touched)"
+                    "the index database is damaged: {}",
+                    crate::error::DAMAGED_DATABASE_ADVICE
                 );
             }
             ExitCode::from(exit_code(&e))

@@ -947,14 +947,30 @@ impl Store {
         Ok(bytes.and_then(|b| String::from_utf8(b).ok()))
     }
 
-    /// Reads a metadata value; one whose bytes are not UTF-8 is a damaged index.
+    /// Reads a metadata value; one whose bytes are not UTF-8 is a damaged index, named by
+    /// its key.
     pub(crate) fn meta(&self, key: &str) -> Result<Option<String>> {
-        self.conn
-            .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
-                r.get(0)
-            })
+        let bytes: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT CAST(value AS BLOB) FROM meta WHERE key = ?1",
+                params![key],
+                |r| r.get(0),
+            )
             .optional()
-            .map_err(|e| db(&self.path, e))
+            .map_err(|e| db(&self.path, e))?
+            .flatten();
+        bytes
+            .map(|b| {
+                String::from_utf8(b).map_err(|_| Error::Corrupt {
+                    path: self.path.clone(),
+                    reason: format!(
+                        "the index record `{key}` is not UTF-8 text; {}",
+                        crate::error::DAMAGED_DATABASE_ADVICE
+                    ),
+                })
+            })
+            .transpose()
     }
 
     /// Removes a metadata value (nothing when there is none).
