@@ -353,6 +353,13 @@ pub fn resolve_move_target(p: &Path) -> Result<PathBuf> {
                 crate::path_repr::shown(existing)
             )));
         }
+        if let Some(where_) = holds_no_new_files(existing) {
+            return Err(Error::InvalidInput(format!(
+                "--move-to {}: {} is {where_}, where no file can be made; choose a folder on a disk you can write",
+                crate::path_repr::shown(p),
+                crate::path_repr::shown(existing)
+            )));
+        }
         if !folder_writable(existing) {
             return Err(Error::InvalidInput(format!(
                 "--move-to {}: {} cannot be written (read-only, protected or owned by another user); choose a folder you can write",
@@ -669,7 +676,66 @@ fn folder_writable(dir: &Path) -> bool {
         return false;
     };
     // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
-    unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) == 0 }
+    let allowed = unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) == 0 };
+    // access(2) lets root write anywhere, /proc and /sys included
+    allowed && holds_no_new_files(dir).is_none()
+}
+
+/// Kernel file systems where no one, root included, can make a file of their own: their
+/// statfs(2) magic numbers and names.
+#[cfg(target_os = "linux")]
+const VIRTUAL_FILE_SYSTEMS: [(u32, &str); 20] = [
+    (0x0000_9fa0, "proc"),
+    (0x6265_6572, "sysfs"),
+    (0x0027_e0eb, "cgroup"),
+    (0x6367_7270, "cgroup2"),
+    (0x0000_1cd1, "devpts"),
+    (0x6462_6720, "debugfs"),
+    (0x7472_6163, "tracefs"),
+    (0x7363_6673, "securityfs"),
+    (0x6165_676c, "pstore"),
+    (0xde5e_81e4, "efivarfs"),
+    (0xcafe_4a11, "bpf"),
+    (0x6265_6570, "configfs"),
+    (0xf97c_ff8c, "selinuxfs"),
+    (0x4341_5d53, "smackfs"),
+    (0x6573_5543, "fusectl"),
+    (0x4249_4e4d, "binfmt_misc"),
+    (0x6e73_6673, "nsfs"),
+    (0x1980_0202, "mqueue"),
+    (0x9584_58f6, "hugetlbfs"),
+    (0x0765_5821, "resctrl"),
+];
+
+/// Why no file can be made in `dir` by anyone, if so: it is on a read-only mount, or on a
+/// kernel file system (proc, sysfs, cgroup ...). Nothing is written to find out.
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn holds_no_new_files(dir: &Path) -> Option<String> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: all-zero bytes are a valid `statfs`; `c` is a valid NUL-terminated path and
+        // `st` a writable `statfs`, both outliving the call.
+        let (got, st) = unsafe {
+            let mut st: libc::statfs = std::mem::zeroed();
+            (libc::statfs(c.as_ptr(), &mut st), st)
+        };
+        // the magic numbers are 32 bits wide, whatever the width of `f_type`
+        let magic = st.f_type as u32;
+        if got == 0
+            && let Some((_, name)) = VIRTUAL_FILE_SYSTEMS.iter().find(|(m, _)| *m == magic)
+        {
+            return Some(format!("on the kernel's {name} file system"));
+        }
+    }
+    // SAFETY: as above, for `statvfs`.
+    let (got, st) = unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        (libc::statvfs(c.as_ptr(), &mut st), st)
+    };
+    (got == 0 && st.f_flag & libc::ST_RDONLY != 0).then(|| "on a read-only mount".to_string())
 }
 
 /// True when `dir` has the sticky bit (as /tmp) and neither the file nor the folder is this
@@ -689,6 +755,11 @@ fn sticky_and_not_ours(dir: &Path, file: &fs::Metadata) -> bool {
 #[cfg(not(unix))]
 fn sticky_and_not_ours(_dir: &Path, _file: &fs::Metadata) -> bool {
     false
+}
+
+#[cfg(not(unix))]
+fn holds_no_new_files(_dir: &Path) -> Option<String> {
+    None
 }
 
 #[cfg(not(unix))]
@@ -1617,4 +1688,25 @@ fn trashed_file(item: &trash::TrashItem) -> Option<PathBuf> {
             .join("files")
             .join(info.file_stem()?),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// No file can be made on /proc or /sys, by root either (whom access(2) lets write there);
+    /// a folder on a disk is writable.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn kernel_file_systems_are_not_writable_folders() {
+        for (dir, kind) in [("/proc", "proc"), ("/sys", "sysfs")] {
+            let dir = Path::new(dir);
+            assert!(!folder_writable(dir), "{}", dir.display());
+            let why = holds_no_new_files(dir).unwrap_or_default();
+            assert!(why.contains(kind), "{}: {why}", dir.display());
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(folder_writable(tmp.path()));
+        assert_eq!(holds_no_new_files(tmp.path()), None);
+    }
 }

@@ -1760,6 +1760,41 @@ fn a_move_target_reached_through_a_followed_link_is_refused() {
     assert!(!elsewhere.join("dups").exists());
 }
 
+/// A `--move-to` folder on a kernel file system is refused before the dry run lists moves, for
+/// root too, whom access(2) lets write there: every move would fail at apply.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_move_target_on_a_kernel_file_system_is_refused() {
+    let env = Env::new();
+    let bytes = std::fs::read(sample("camera")).unwrap();
+    env.put("a.jpg", &bytes);
+    env.put("b.jpg", &bytes);
+    for (target, kind) in [
+        ("/proc/lookalike-dupes", "proc"),
+        ("/sys/lookalike-dupes", "sysfs"),
+    ] {
+        let out = env
+            .cmd()
+            .args(["-q", "duplicates", "--move-to", target])
+            .arg(&env.photos)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{target}: {err}");
+        let folder = Path::new(target).parent().unwrap().display().to_string();
+        assert!(
+            err.contains(&format!("{folder} is on the kernel's {kind} file system"))
+                && err.contains("choose a folder"),
+            "{err}"
+        );
+        assert!(
+            out.stdout.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
+
 #[test]
 fn a_symbolic_link_copy_frees_nothing() {
     let env = Env::new();
