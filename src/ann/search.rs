@@ -63,7 +63,7 @@ impl AnnIndex {
         // Hidden points still route searches; when they crowd the results, the search widens.
         let total = self.hnsw.get_nb_point();
         let mut want = k.min(total);
-        let mut hits: Vec<(i64, f32)> = loop {
+        let hits: Vec<(i64, f32)> = loop {
             let found = self.hnsw.search(query, want, self.ef.max(want));
             let reached = found.len();
             let mut visible: Vec<(i64, f32)> = Vec::with_capacity(reached);
@@ -79,9 +79,7 @@ impl AnnIndex {
             // The graph reached fewer images than asked for and held: every point is measured.
             return self.scan_graph_space(query, k);
         }
-        hits.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
-        hits.truncate(k);
-        hits
+        nearest(hits, k)
     }
 
     /// The `k` nearest images to a vector in the graph's space, by measuring every point.
@@ -98,9 +96,7 @@ impl AnnIndex {
         for (node, distance) in points {
             hits.extend(self.images_of(node).iter().map(|&id| (id, distance)));
         }
-        hits.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
-        hits.truncate(k);
-        hits
+        nearest(hits, k)
     }
 
     pub(super) fn is_hidden(&self, data_id: usize) -> bool {
@@ -154,12 +150,22 @@ pub fn rerank<'a>(
 ) -> Vec<(i64, f32)> {
     let query = finite(query);
     let query = query.as_ref();
-    let mut hits: Vec<(i64, f32)> = candidates
+    let hits: Vec<(i64, f32)> = candidates
         .iter()
         .filter_map(|&(id, _)| full(id).map(|v| (id, squared_l2(v, query).sqrt())))
         .filter(|h| !h.1.is_nan())
         .collect();
-    hits.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+    nearest(hits, k)
+}
+
+/// Nearest first, equal distances by id: the order every search returns.
+fn by_distance(a: &(i64, f32), b: &(i64, f32)) -> std::cmp::Ordering {
+    a.1.total_cmp(&b.1).then(a.0.cmp(&b.0))
+}
+
+/// The `k` nearest of `hits`, nearest first.
+fn nearest(mut hits: Vec<(i64, f32)>, k: usize) -> Vec<(i64, f32)> {
+    hits.sort_by(by_distance);
     hits.truncate(k);
     hits
 }
@@ -187,10 +193,9 @@ pub fn exact_search(points: &[(i64, Vec<f32>)], query: &[f32], k: usize) -> Vec<
     if k == 0 {
         return Vec::new();
     }
-    let cmp = |a: &(i64, f32), b: &(i64, f32)| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0));
-    all.select_nth_unstable_by(k - 1, cmp);
+    all.select_nth_unstable_by(k - 1, by_distance);
     all.truncate(k);
-    all.sort_by(cmp);
+    all.sort_by(by_distance);
     all
 }
 
