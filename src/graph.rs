@@ -186,11 +186,6 @@ impl Collection {
         version: u64,
         stop: &AtomicBool,
     ) -> Result<Option<GraphRefresh>> {
-        let built = if rec.built_count == 0 {
-            rec.count
-        } else {
-            rec.built_count
-        };
         // Before schema 3, writes did not record which images they changed.
         if rec.data_version < store.vectors_tracked_from()? {
             return Ok(None);
@@ -214,7 +209,15 @@ impl Collection {
             .collect();
         // Moves, touched stamps and failures change the data version, not the graph.
         let graph_unchanged = changed.is_empty() && removed.is_empty();
-        let hidden = removed.len() + changed.iter().filter(|id| held(id)).count();
+        // All in graph points, which images of equal vectors share: a point is hidden once
+        // none of its images is left, and each changed image adds at most one.
+        let stale: Vec<i64> = removed
+            .iter()
+            .chain(changed.iter().filter(|id| held(id)))
+            .copied()
+            .collect();
+        let hidden = ann.points_hidden_by(&stale);
+        let built = ann.built_points();
         let points = rec.count + changed.len();
         if !graph_unchanged
             && (built < policy.min_built

@@ -2260,6 +2260,79 @@ mod tests {
         assert_eq!((rec.count, rec.hidden.len(), rec.updates), (12, 0, 0));
     }
 
+    /// 12 images, `copies` copies of `1.png` (whose images share its point) and an update
+    /// policy that updates graphs of any size in place; the graph is built.
+    fn a_folder_with_a_crowd(
+        copies: usize,
+    ) -> (tempfile::TempDir, PathBuf, Collection, IndexConfig) {
+        let (tmp, photos, collection, mut config) = png_folder(12);
+        for i in 0..copies {
+            std::fs::copy(photos.join("1.png"), photos.join(format!("copy{i}.png"))).unwrap();
+        }
+        config.graph_update = UpdatePolicy {
+            min_built: 0,
+            ..UpdatePolicy::default()
+        };
+        let stop = AtomicBool::new(false);
+        assert!(
+            run(&collection, &config, &|_| {}, &stop)
+                .unwrap()
+                .ann_rebuilt
+        );
+        (tmp, photos, collection, config)
+    }
+
+    /// The graph's images and points, and its hidden points.
+    fn graph_shape(collection: &Collection) -> (usize, usize, usize) {
+        let store = collection.open_store().unwrap();
+        let rec = collection.dump_record(&store).unwrap().unwrap();
+        (rec.images(), rec.count, rec.hidden.len())
+    }
+
+    /// Removed copies whose point still stands for an image hide no point: the update stays in
+    /// place (the hidden share counted them as hidden points, and the graph was rebuilt).
+    #[test]
+    fn removed_copies_sharing_a_point_hide_nothing() {
+        let (_tmp, photos, collection, config) = a_folder_with_a_crowd(3);
+        assert_eq!(graph_shape(&collection), (15, 12, 0));
+        for (i, seed) in [(12, 60), (13, 61), (14, 62)] {
+            write_png(&photos.join(format!("{i}.png")), seed);
+        }
+        for i in 0..2 {
+            std::fs::remove_file(photos.join(format!("copy{i}.png"))).unwrap();
+        }
+        let stop = AtomicBool::new(false);
+        let s = run(&collection, &config, &|_| {}, &stop).unwrap();
+        assert!(!s.ann_rebuilt, "{s:?}");
+        let update = GraphUpdate {
+            inserted: 3,
+            hidden: 0,
+        };
+        assert_eq!(s.ann_updated, Some(update));
+        assert_eq!(graph_shape(&collection), (16, 15, 0));
+    }
+
+    /// A graph built over more images than it holds points (a crowd of identical files) is
+    /// updated in place: the growth since its full build compared points with images and
+    /// underflowed, a rebuild on every run that changed anything (a panic in debug builds).
+    #[test]
+    fn a_crowd_of_copies_does_not_rebuild_the_graph_on_every_change() {
+        let (_tmp, photos, collection, config) = a_folder_with_a_crowd(30);
+        assert_eq!(graph_shape(&collection), (42, 12, 0));
+        let stop = AtomicBool::new(false);
+        for (i, seed) in [(12, 60), (13, 61)] {
+            write_png(&photos.join(format!("{i}.png")), seed);
+            let s = run(&collection, &config, &|_| {}, &stop).unwrap();
+            assert!(!s.ann_rebuilt, "{s:?}");
+            let update = GraphUpdate {
+                inserted: 1,
+                hidden: 0,
+            };
+            assert_eq!(s.ann_updated, Some(update));
+        }
+        assert_eq!(graph_shape(&collection), (44, 14, 0));
+    }
+
     /// Files deleted or rewritten after the walk listed them, before a worker reads them.
     #[test]
     fn files_deleted_or_rewritten_during_the_run_are_handled() {

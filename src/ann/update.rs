@@ -43,6 +43,37 @@ impl AnnIndex {
         self.recount();
     }
 
+    /// The points hiding `images` would hide: those standing for no image left.
+    pub(crate) fn points_hidden_by(&self, images: &[i64]) -> usize {
+        let visible = self.visible_points();
+        let mut images = images.to_vec();
+        images.sort_unstable();
+        images.dedup();
+        let mut leaving: std::collections::HashMap<usize, usize> = Default::default();
+        for id in &images {
+            if let Some(&node) = visible.get(id) {
+                *leaving.entry(node).or_default() += 1;
+            }
+        }
+        leaving
+            .into_iter()
+            .filter(|&(node, n)| self.images_of(node).len() == n)
+            .count()
+    }
+
+    /// The graph's points from its full build, hidden or not: those no update inserted.
+    pub(crate) fn built_points(&self) -> usize {
+        if self.hnsw.get_nb_point() == 0 {
+            // hnsw_rs cannot iterate a graph without an entry point.
+            return 0;
+        }
+        self.hnsw
+            .get_point_indexation()
+            .into_iter()
+            .filter(|p| p.get_origin_id() & !IMAGE_ID_MASK == 0)
+            .count()
+    }
+
     /// Derives the searchable count and the beam width from the graph, its hidden points and
     /// its groups.
     pub(super) fn recount(&mut self) {
