@@ -168,10 +168,12 @@ impl AnnBuilder {
     fn insert_into_graph(&mut self, points: &[(i64, Vec<f32>)], stop: &AtomicBool) -> Result<()> {
         // Augmentation of extreme (finite) values can overflow: the graph must never see a NaN.
         let points = finite_points(points);
-        for chunk in points.chunks(STOP_CHECK_EVERY) {
+        let ids: Vec<i64> = points.iter().map(|p| p.0).collect();
+        for chunk in insertion_order(&ids).chunks(STOP_CHECK_EVERY) {
             check_stop(stop)?;
+            let chunk: Vec<(i64, Vec<f32>)> = chunk.iter().map(|&i| points[i].clone()).collect();
             // A vector already in the graph adds its image to that point instead.
-            let data = split_equal(chunk, |id| id as usize, &mut self.seen, &mut self.groups);
+            let data = split_equal(&chunk, |id| id as usize, &mut self.seen, &mut self.groups);
             insert_points(&self.hnsw, &data);
         }
         check_stop(stop)
@@ -224,6 +226,18 @@ impl AnnBuilder {
             params: self.params,
         }
     }
+}
+
+/// The order to insert points with these image ids in: scrambled, the same for the same ids.
+/// hnsw_rs links a neighbour back to a new point only when the point is nearer to it than its
+/// farthest link, so a tight crowd (many near-identical images, filed side by side) inserted
+/// ahead of the rest would keep links only among itself, and searches entering it could not
+/// leave.
+pub(super) fn insertion_order(ids: &[i64]) -> Vec<usize> {
+    let scramble = |id: i64| crate::rng::SplitMix64::new(id as u64).next_u64();
+    let mut order: Vec<usize> = (0..ids.len()).collect();
+    order.sort_by_cached_key(|&i| (scramble(ids[i]), ids[i]));
+    order
 }
 
 /// Inserts points into a graph, in parallel. Unit tests insert one at a time: hnsw_rs draws

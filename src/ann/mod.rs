@@ -570,6 +570,56 @@ mod shared_point_tests {
         }
     }
 
+    /// A crowd of near-identical vectors (no two equal) filed ahead of the rest: every other
+    /// point still finds itself first and its exact neighbours, also after an in-place update.
+    #[test]
+    fn a_crowd_of_near_identical_vectors_does_not_trap_searches() {
+        let seed = 20261207;
+        let dim = 32;
+        let centre = random_points(1, dim, seed)[0].1.clone();
+        let jitter = random_points(1500, dim, seed + 1);
+        let mut points: Vec<(i64, Vec<f32>)> = jitter
+            .iter()
+            .map(|(id, j)| {
+                let v = centre.iter().zip(j).map(|(c, j)| c + 0.002 * j).collect();
+                (*id, v)
+            })
+            .collect();
+        let distinct: Vec<(i64, Vec<f32>)> = random_points(300, dim, seed + 2)
+            .into_iter()
+            .map(|(id, v)| (id + 1500, v))
+            .collect();
+        points.extend(distinct.iter().cloned());
+        for dba in [0, DEFAULT_DBA] {
+            let params = AnnParams {
+                dba,
+                ..AnnParams::default()
+            };
+            let mut ann = AnnIndex::build(&points, params);
+            assert_eq!(ann.graph_points().len(), 1800, "no two vectors are equal");
+            let (share, first) = overlap(&ann, &distinct);
+            assert!(
+                share >= 0.95 && first,
+                "dba {dba}: overlap {share}, first {first}"
+            );
+            // 100 more distinct points inserted in place
+            let more: Vec<(i64, Vec<f32>)> = random_points(100, dim, seed + 3)
+                .into_iter()
+                .map(|(id, v)| (id + 1800, v))
+                .collect();
+            let mut now = points.clone();
+            now.extend(more.iter().cloned());
+            let ids: Vec<i64> = more.iter().map(|p| p.0).collect();
+            ann.update(&ids, &[], |want| Ok(pick_sorted(&now, want)))
+                .unwrap();
+            let (share, first) = overlap(&ann, &more);
+            assert!(
+                share >= 0.95 && first,
+                "dba {dba}: after update, overlap {share}, first {first}"
+            );
+        }
+    }
+
     /// More results asked for than the graph reaches: every image comes back, as by exact
     /// search.
     #[test]

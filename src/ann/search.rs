@@ -4,6 +4,13 @@ use rayon::prelude::*;
 
 use super::{AnnIndex, RERANK_DEPTH, finite, squared_l2};
 
+/// Distance from the nearest beam point, as a share of the query's, within which beam points
+/// count as one crowd (see `AnnIndex::caught_in_crowd`).
+const CROWD_RADIUS: f32 = 0.2;
+
+/// Beams narrower than this are not judged.
+const MIN_CROWD_BEAM: usize = 16;
+
 impl AnnIndex {
     /// The `k` nearest ids to a full-length query, with distances in the graph's space.
     pub fn search(&self, query: &[f32], k: usize) -> Vec<(i64, f32)> {
@@ -64,7 +71,13 @@ impl AnnIndex {
         let total = self.hnsw.get_nb_point();
         let mut want = k.min(total);
         let hits: Vec<(i64, f32)> = loop {
-            let found = self.hnsw.search(query, want, self.ef.max(want));
+            let mut found = self
+                .hnsw
+                .search(query, want.max(self.ef), self.ef.max(want));
+            if want == k.min(total) && self.caught_in_crowd(&found) {
+                return self.scan_graph_space(query, k);
+            }
+            found.truncate(want);
             let reached = found.len();
             let mut visible: Vec<(i64, f32)> = Vec::with_capacity(reached);
             for n in found.iter().filter(|n| !self.is_hidden(n.d_id)) {
@@ -80,6 +93,44 @@ impl AnnIndex {
             return self.scan_graph_space(query, k);
         }
         nearest(hits, k)
+    }
+
+    /// True when half of a search's beam or more is one tight crowd away from the query: points
+    /// within [`CROWD_RADIUS`] times the query's distance of one of them (every fourth point of
+    /// the beam is tried). A crowd of near-identical images keeps its graph links among itself
+    /// (hnsw_rs links a neighbour back to a new point only when nearer than its farthest link),
+    /// so a search entering it may not leave. On wang with ukbench queries, at most 6 of 64 beam
+    /// points were that close to one; beams caught in 1,000 re-encoded copies, 64.
+    fn caught_in_crowd(&self, beam: &[hnsw_rs::prelude::Neighbour]) -> bool {
+        if beam.len() < MIN_CROWD_BEAM {
+            return false;
+        }
+        let points = self.hnsw.get_point_indexation();
+        let half = beam.len().div_ceil(2);
+        let largest = beam
+            .iter()
+            .step_by(4)
+            .map(|probe| {
+                let radius = CROWD_RADIUS * probe.distance;
+                // A point that much nearer or farther from the query is that far from the probe.
+                let band: Vec<_> = beam
+                    .iter()
+                    .filter(|n| (n.distance - probe.distance).abs() <= radius)
+                    .collect();
+                if radius.is_nan() || radius <= 0.0 || band.len() < half {
+                    return band.len().min(1);
+                }
+                let Some(centre) = points.get_point_data(&probe.p_id) else {
+                    return 0;
+                };
+                band.iter()
+                    .filter_map(|n| points.get_point_data(&n.p_id))
+                    .filter(|v| squared_l2(v, &centre).sqrt() <= radius)
+                    .count()
+            })
+            .max()
+            .unwrap_or(0);
+        largest >= half
     }
 
     /// The `k` nearest images to a vector in the graph's space, by measuring every point.
@@ -204,6 +255,64 @@ mod tests {
     use super::*;
     use crate::ann::AnnParams;
     use crate::ann::tests::{exact_ids, random_points};
+
+    /// A beam that is mostly one tight crowd away from the query is caught; the exact
+    /// neighbourhood of an ordinary point, or a beam of the crowd around a query inside it, is
+    /// not.
+    #[test]
+    fn a_beam_of_one_far_crowd_is_caught_and_an_ordinary_one_is_not() {
+        let dim = 16;
+        let centre = random_points(1, dim, 11)[0].1.clone();
+        let mut points: Vec<(i64, Vec<f32>)> = random_points(200, dim, 12)
+            .into_iter()
+            .map(|(id, j)| {
+                (
+                    id,
+                    centre.iter().zip(&j).map(|(c, j)| c + 0.01 * j).collect(),
+                )
+            })
+            .collect();
+        let others: Vec<(i64, Vec<f32>)> = random_points(300, dim, 13)
+            .into_iter()
+            .map(|(id, v)| (id + 200, v))
+            .collect();
+        points.extend(others.iter().cloned());
+        let plain = AnnParams {
+            dba: 0,
+            ..AnnParams::default()
+        };
+        let index = AnnIndex::build(&points, plain);
+        let ids: std::collections::HashMap<usize, hnsw_rs::prelude::PointId> = index
+            .hnsw
+            .get_point_indexation()
+            .into_iter()
+            .map(|p| (p.get_origin_id(), p.get_point_id()))
+            .collect();
+        // the 64 nearest of `pool` to `query`, as a search's beam
+        let beam = |query: &[f32], pool: &[(i64, Vec<f32>)]| -> Vec<hnsw_rs::prelude::Neighbour> {
+            exact_search(pool, query, 64)
+                .into_iter()
+                .map(|(id, distance)| hnsw_rs::prelude::Neighbour {
+                    d_id: id as usize,
+                    distance,
+                    p_id: ids[&(id as usize)],
+                })
+                .collect()
+        };
+        let crowd = &points[..200];
+        let query = &others[0].1;
+        assert!(index.caught_in_crowd(&beam(query, crowd)));
+        // a third of the beam from the crowd is not half of it
+        let mut mixed: Vec<(i64, Vec<f32>)> = crowd[..21].to_vec();
+        mixed.extend(others.iter().skip(1).cloned());
+        let mixed_beam = beam(query, &mixed);
+        assert!(mixed_beam.iter().filter(|n| n.d_id <= 200).count() <= 21);
+        assert!(!index.caught_in_crowd(&mixed_beam));
+        for (_, v) in others.iter().take(50) {
+            assert!(!index.caught_in_crowd(&beam(v, &others)));
+        }
+        assert!(!index.caught_in_crowd(&beam(&centre, &points)));
+    }
 
     #[test]
     fn hnsw_recall_at_10_against_exact_is_high() {

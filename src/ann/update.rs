@@ -2,7 +2,7 @@
 
 use rayon::prelude::*;
 
-use super::build::insert_points;
+use super::build::{insert_points, insertion_order};
 use super::{
     AnnIndex, IMAGE_ID_MASK, MAX_UPDATES, data_id, finite, finite_points, lookup, scaled_ef,
     split_equal, squared_l2, tidy,
@@ -120,7 +120,14 @@ impl AnnIndex {
             alpha: self.params.dba_alpha,
         };
         let mut seen = self.visible_keys();
-        for round in changed.chunks(UPDATE_ROUND) {
+        let scrambled: Vec<i64> = insertion_order(changed)
+            .into_iter()
+            .map(|i| changed[i])
+            .collect();
+        for round in scrambled.chunks(UPDATE_ROUND) {
+            let mut round = round.to_vec();
+            round.sort_unstable();
+            let round = round.as_slice();
             let projected: Vec<(i64, Vec<f32>)> = full(round)?
                 .par_iter()
                 .map(|(id, v)| (*id, self.to_graph_space(&finite(v))))
