@@ -809,6 +809,41 @@ fn unknown_fields_and_parameters_are_refused_by_name() {
     assert!(a.text().contains("confirm_delete"), "{}", a.text());
 }
 
+/// A reports folder given twice, however spelled, or given with one of its reports, lists
+/// each report once.
+#[test]
+fn the_same_reports_folder_given_twice_is_listed_once() {
+    let c = Collection::new();
+    let reports = c.root.join("reports");
+    for name in ["one", "two"] {
+        std::fs::create_dir_all(reports.join(name)).unwrap();
+        std::fs::write(reports.join(name).join("index.html"), "<p>report</p>").unwrap();
+        std::fs::write(reports.join(name).join("report.json"), "{}").unwrap();
+    }
+    let plain = reports.to_str().unwrap().to_string();
+    let slashed = format!("{plain}/");
+    let dotted = format!("{plain}/./../reports");
+    let one = reports.join("one");
+    let server = c.serve(&[
+        "--reports",
+        &plain,
+        "--reports",
+        &slashed,
+        "--reports",
+        &dotted,
+        "--reports",
+        one.to_str().unwrap(),
+    ]);
+    let list = server.get("/api/reports").json();
+    let names: Vec<&str> = list["reports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["one", "two"], "{list}");
+}
+
 /// `lookalike serve ARGS` that must refuse to start: its exit code and what it said.
 fn refused_start(c: &Collection, args: &[&str]) -> (Option<i32>, String) {
     let mut child = common::lookalike()
