@@ -809,6 +809,30 @@ fn unknown_fields_and_parameters_are_refused_by_name() {
     assert!(a.text().contains("confirm_delete"), "{}", a.text());
 }
 
+/// An indexed file replaced by a folder is gone: 404 saying what stands there now, for the
+/// file and for a thumbnail made from it.
+#[test]
+fn a_file_replaced_by_a_folder_is_gone_not_forbidden() {
+    let c = Collection::new();
+    index_without_thumbnails(&c);
+    let server = c.serve(&[]);
+    let ids = image_ids(&server);
+    let camera = ids.iter().find(|i| i.1 == "camera.jpg").unwrap().0;
+    std::fs::remove_file(c.photos.join("camera.jpg")).unwrap();
+    std::fs::create_dir(c.photos.join("camera.jpg")).unwrap();
+    for endpoint in ["files", "thumbs"] {
+        let a = server.get(&format!("/{endpoint}/{camera}"));
+        let error = a.json()["error"].as_str().unwrap_or("").to_string();
+        assert_eq!(a.status, 404, "{endpoint}: {error}");
+        assert!(
+            error.contains("camera.jpg")
+                && error.contains("a folder now stands")
+                && error.contains("lookalike index"),
+            "{endpoint}: {error}"
+        );
+    }
+}
+
 /// A reports folder given twice, however spelled, or given with one of its reports, lists
 /// each report once.
 #[test]

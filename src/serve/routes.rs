@@ -194,6 +194,17 @@ fn unreadable_file(path: &Path, e: &std::io::Error) -> Response {
     }
 }
 
+/// The answer for an indexed file whose path now holds a folder: the file is gone (404).
+fn now_a_folder(path: &Path) -> Response {
+    refuse(
+        StatusCode::NOT_FOUND,
+        &format!(
+            "{}: a folder now stands at this path; the indexed file is gone: run `lookalike index` to bring the index up to date",
+            crate::path_repr::shown(path)
+        ),
+    )
+}
+
 /// Runs blocking work (the database, decoding, files) off the async workers.
 async fn blocking(f: impl FnOnce() -> Result<Response> + Send + 'static) -> Response {
     match tokio::task::spawn_blocking(f).await {
@@ -559,6 +570,7 @@ async fn thumbnail(
                 }
                 Err(e) => return Err(e),
                 Ok(Some(jpeg)) => jpeg.as_ref().clone(),
+                Ok(None) if record.path.is_dir() => return Ok(now_a_folder(&record.path)),
                 Ok(None) => {
                     return Ok(refuse(
                         StatusCode::NOT_FOUND,
@@ -601,6 +613,9 @@ async fn file(State(app): State<Arc<App>>, UrlPath(id): UrlPath<i64>) -> Respons
                 StatusCode::FORBIDDEN,
                 "the file leads out of its indexed folder (a symlink): not served",
             ));
+        }
+        if std::fs::metadata(&real).is_ok_and(|m| m.is_dir()) {
+            return Ok(now_a_folder(&record.path));
         }
         if !std::fs::metadata(&real).is_ok_and(|m| m.is_file()) {
             return Ok(refuse(
