@@ -809,6 +809,36 @@ fn unknown_fields_and_parameters_are_refused_by_name() {
     assert!(a.text().contains("confirm_delete"), "{}", a.text());
 }
 
+/// A search by example on an index of no images is refused as `query` refuses it, saying how
+/// to fill the index.
+#[test]
+fn a_search_by_example_on_an_empty_index_is_refused_saying_so() {
+    let c = Collection::new();
+    let running = c.serve(&[]);
+    let example = std::fs::read(sample("rocket", "blur.jpg")).unwrap();
+    let a = running.post("/api/query", "application/octet-stream", &example);
+    assert_eq!(a.status, 200, "{}", a.text());
+    let status = common::lookalike()
+        .arg("--index-dir")
+        .arg(&c.index)
+        .args(["-q", "forget"])
+        .arg(&c.photos)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // emptied under a running server, and empty when the server starts
+    let started = c.serve(&[]);
+    for server in [&running, &started] {
+        let a = server.post("/api/query", "application/octet-stream", &example);
+        assert_eq!(a.status, 409, "{}", a.text());
+        let error = a.json()["error"].as_str().unwrap_or("").to_string();
+        assert!(
+            error.contains("holds no images yet") && error.contains("lookalike index DIR"),
+            "{error}"
+        );
+    }
+}
+
 /// An indexed file replaced by a folder is gone: 404 saying what stands there now, for the
 /// file and for a thumbnail made from it.
 #[test]
@@ -831,6 +861,11 @@ fn a_file_replaced_by_a_folder_is_gone_not_forbidden() {
             "{endpoint}: {error}"
         );
     }
+    // the image's page says why it offers no original
+    let doc = server.get(&format!("/api/images/{camera}")).json();
+    assert_eq!(doc["image"]["viewable"], false, "{doc}");
+    let why = doc["image"]["why_not_viewable"].as_str().unwrap_or("");
+    assert!(why.contains("a folder now stands"), "{doc}");
 }
 
 /// A reports folder given twice, however spelled, or given with one of its reports, lists

@@ -232,7 +232,11 @@ impl App {
     /// deleted and made again: the previous space is of other images).
     fn searcher(self: &Arc<Self>) -> Result<Arc<Loaded>> {
         let database = self.database();
-        let version = self.with_store(|s| s.data_version())?;
+        let (version, images) = self.with_store(|s| Ok((s.data_version()?, s.image_count()?)))?;
+        // emptied since the space was loaded, the space still holds the images it had
+        if images == 0 {
+            return Err(Error::EmptyIndex(self.collection.dir().to_path_buf()));
+        }
         let current = self.loaded.read().expect("search space").clone();
         match current {
             Some(loaded) if loaded.database != database => self.load(version, database),

@@ -163,7 +163,7 @@ fn error_response(e: &Error) -> Response {
         }
         Error::Decode { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         Error::NoIndex(_) => StatusCode::NOT_FOUND,
-        Error::Locked(_) | Error::ActionRunning(_) => StatusCode::CONFLICT,
+        Error::EmptyIndex(_) | Error::Locked(_) | Error::ActionRunning(_) => StatusCode::CONFLICT,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     refuse(status, &e.to_string())
@@ -287,11 +287,39 @@ fn image_json(r: &ImageRecord) -> Value {
                 && std::fs::read(&r.path)
                     .is_ok_and(|bytes| blake3::hash(&bytes).as_bytes() == &r.hash))
     });
+    let viewable = browser_type(&r.format).is_some() && inside && as_indexed;
+    m.insert("viewable".into(), json!(viewable));
     m.insert(
-        "viewable".into(),
-        json!(browser_type(&r.format).is_some() && inside && as_indexed),
+        "why_not_viewable".into(),
+        json!((!viewable).then(|| why_not_viewable(r, inside))),
     );
     Value::Object(m)
+}
+
+/// Why `/files/ID` does not serve an image, in the words of its refusal.
+fn why_not_viewable(r: &ImageRecord, inside: bool) -> String {
+    if browser_type(&r.format).is_none() {
+        return format!(
+            "browsers do not show {} files; the thumbnail stands for it",
+            r.format
+        );
+    }
+    let why = match std::fs::symlink_metadata(&r.path) {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            "the server cannot read this file or a folder on its way (permission denied)"
+        }
+        Err(_) => "the file is gone from disk: run `lookalike index` to bring the index up to date",
+        Ok(_) if r.path.is_dir() => {
+            "a folder now stands at this path; the indexed file is gone: run `lookalike index` to bring the index up to date"
+        }
+        Ok(_) if !inside => {
+            "the file leads out of its indexed folder (a symlink), so it is not served"
+        }
+        Ok(_) => {
+            "the file changed since it was indexed: run `lookalike index` to bring the index up to date"
+        }
+    };
+    why.to_string()
 }
 
 /// The content type of a format browsers show, if they do.
