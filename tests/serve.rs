@@ -809,6 +809,84 @@ fn unknown_fields_and_parameters_are_refused_by_name() {
     assert!(a.text().contains("confirm_delete"), "{}", a.text());
 }
 
+/// Every endpoint, those that take no parameter too, refuses a query parameter or body field
+/// it does not know, naming it; a `target` goes with `move-to` only.
+#[test]
+fn every_endpoint_refuses_what_it_does_not_know_by_name() {
+    let c = Collection::new();
+    let reports = c.root.join("reports");
+    std::fs::create_dir_all(reports.join("one")).unwrap();
+    std::fs::write(reports.join("one/index.html"), "<p>report</p>").unwrap();
+    std::fs::write(reports.join("one/report.json"), "{}").unwrap();
+    let server = c.serve(&["--reports", reports.to_str().unwrap()]);
+    let id = image_ids(&server)[0].0;
+    let named = |what: &str, a: &common::Answer, name: &str| {
+        assert_eq!(a.status, 400, "{what}: {}", a.text());
+        let error = a.json()["error"].as_str().unwrap_or("").to_string();
+        assert!(error.contains(&format!("`{name}`")), "{what}: {error}");
+    };
+    for target in [
+        "/?foo=1".to_string(),
+        "/app.js?foo=1".to_string(),
+        "/app.css?foo=1".to_string(),
+        "/api/status?foo=bar".to_string(),
+        "/api/folders?foo=5".to_string(),
+        "/api/reports?foo=1".to_string(),
+        format!("/thumbs/{id}?foo=1"),
+        format!("/files/{id}?foo=1"),
+        "/reports/0/index.html?foo=1".to_string(),
+    ] {
+        named(&target, &server.get(&target), "foo");
+    }
+    // a parameter of another endpoint is unknown here
+    named(
+        "folders?limit",
+        &server.get("/api/folders?limit=5"),
+        "limit",
+    );
+    for target in ["/api/undo?foo=1", "/api/duplicates/action?foo=1"] {
+        let a = server.post(target, "application/json", br#"{"action":"trash"}"#);
+        named(target, &a, "foo");
+    }
+    named(
+        "query?foo",
+        &server.post(
+            "/api/query?foo=1",
+            "application/octet-stream",
+            &std::fs::read(c.photos.join("camera.jpg")).unwrap(),
+        ),
+        "foo",
+    );
+    named(
+        "undo body",
+        &server.post("/api/undo", "application/json", br#"{"x":1}"#),
+        "x",
+    );
+    let a = server.post(
+        "/api/duplicates/action",
+        "application/json",
+        br#"{"action":"trash","target":"/tmp/x"}"#,
+    );
+    named("target with trash", &a, "target");
+    assert!(a.text().contains("move-to"), "{}", a.text());
+    // what the endpoints know is still taken: no body or an empty one to undo
+    assert_eq!(
+        server.post("/api/undo", "application/json", b"").status,
+        200
+    );
+    assert_eq!(
+        server.post("/api/undo", "application/json", b"{}").status,
+        200
+    );
+    let a = server.post(
+        "/api/duplicates/action",
+        "application/json",
+        br#"{"action":"trash","target":null}"#,
+    );
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(server.get(&format!("/thumbs/{id}")).status, 200);
+}
+
 /// A search by example on an index of no images is refused as `query` refuses it, saying how
 /// to fill the index.
 #[test]

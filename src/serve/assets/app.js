@@ -278,7 +278,9 @@ function duplicatesView() {
 
   function settings() {
     const keepers = [...list.querySelectorAll("input[data-keeper]:checked")].map((c) => Number(c.dataset.keeper));
-    return { action: action.value, target: target.value.trim() || null, similarity: similarity.value, keep: keep.value, keepers };
+    // a target goes with move-to only: the server refuses it with another action
+    const folder = action.value === "move-to" ? target.value.trim() || null : null;
+    return { action: action.value, target: folder, similarity: similarity.value, keep: keep.value, keepers };
   }
   function invalidate() { planned = null; apply.disabled = true; }
   action.addEventListener("change", () => {
