@@ -57,6 +57,10 @@ pub enum Error {
     #[error("no index at {}: run `lookalike index DIR` first (or pass --index-dir)", shown(.0))]
     NoIndex(PathBuf),
 
+    /// The index holds no images to search.
+    #[error("the index at {} holds no images yet: run `lookalike index DIR`", shown(.0))]
+    EmptyIndex(PathBuf),
+
     /// Another process holds the index for writing.
     #[error(
         "{} is being updated by another `lookalike index` run; wait for it to finish",
@@ -137,6 +141,7 @@ impl Error {
                 | Error::InvalidWithCommand { .. }
                 | Error::Parse { .. }
                 | Error::NoIndex(_)
+                | Error::EmptyIndex(_)
                 | Error::Decode { .. }
                 | Error::Io { .. }
                 | Error::Locked(_)

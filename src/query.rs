@@ -111,10 +111,7 @@ impl Searcher {
         store.map_for_searches()?;
         let opened_with = store.image_count()?;
         if opened_with == 0 {
-            return Err(Error::InvalidInput(format!(
-                "the index at {} holds no images yet: run `lookalike index DIR`",
-                crate::path_repr::shown(collection.dir())
-            )));
+            return Err(Error::EmptyIndex(collection.dir().to_path_buf()));
         }
         let profile = collection.profile(&store)?;
         if !profile.ranks() {

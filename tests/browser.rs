@@ -409,6 +409,40 @@ fn the_web_app_works_in_a_real_browser() {
     driver.click(&first[0]);
     assert_eq!(driver.wait_for(".grid .card").len(), 9);
 
+    // A look-alike changed since indexing is left out and named, as `query` names it; the
+    // changed image's own page offers no original and says why.
+    let ids: Vec<(i64, String)> = server.get("/api/images?limit=500").json()["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["id"].as_i64().unwrap(),
+                i["name"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let id = |name: &str| ids.iter().find(|i| i.1 == name).unwrap().0;
+    let mut changed = std::fs::read(c.photos.join("rocket-small.jpg")).unwrap();
+    changed.extend_from_slice(b"changed since");
+    std::fs::write(c.photos.join("rocket-small.jpg"), changed).unwrap();
+    driver.go(&format!("{url}#/image/{}", id("rocket.jpg")));
+    driver.wait_for("#left-out");
+    let page = driver.text_of_page();
+    assert!(
+        page.contains("stale: ")
+            && page.contains("rocket-small.jpg is gone or changed since it was indexed; left out"),
+        "{page}"
+    );
+    driver.go(&format!("{url}#/image/{}", id("rocket-small.jpg")));
+    driver.wait_for("#not-viewable");
+    let page = driver.text_of_page();
+    assert!(
+        !page.contains("Open the original")
+            && page.contains("The original is not shown: the file changed since it was indexed"),
+        "{page}"
+    );
+
     // A phone-sized window.
     driver.call(
         "POST",

@@ -809,6 +809,178 @@ fn unknown_fields_and_parameters_are_refused_by_name() {
     assert!(a.text().contains("confirm_delete"), "{}", a.text());
 }
 
+/// Every endpoint, those that take no parameter too, refuses a query parameter or body field
+/// it does not know, naming it; a `target` goes with `move-to` only.
+#[test]
+fn every_endpoint_refuses_what_it_does_not_know_by_name() {
+    let c = Collection::new();
+    let reports = c.root.join("reports");
+    std::fs::create_dir_all(reports.join("one")).unwrap();
+    std::fs::write(reports.join("one/index.html"), "<p>report</p>").unwrap();
+    std::fs::write(reports.join("one/report.json"), "{}").unwrap();
+    let server = c.serve(&["--reports", reports.to_str().unwrap()]);
+    let id = image_ids(&server)[0].0;
+    let named = |what: &str, a: &common::Answer, name: &str| {
+        assert_eq!(a.status, 400, "{what}: {}", a.text());
+        let error = a.json()["error"].as_str().unwrap_or("").to_string();
+        assert!(error.contains(&format!("`{name}`")), "{what}: {error}");
+    };
+    for target in [
+        "/?foo=1".to_string(),
+        "/app.js?foo=1".to_string(),
+        "/app.css?foo=1".to_string(),
+        "/api/status?foo=bar".to_string(),
+        "/api/folders?foo=5".to_string(),
+        "/api/reports?foo=1".to_string(),
+        format!("/thumbs/{id}?foo=1"),
+        format!("/files/{id}?foo=1"),
+        "/reports/0/index.html?foo=1".to_string(),
+    ] {
+        named(&target, &server.get(&target), "foo");
+    }
+    // a parameter of another endpoint is unknown here
+    named(
+        "folders?limit",
+        &server.get("/api/folders?limit=5"),
+        "limit",
+    );
+    for target in ["/api/undo?foo=1", "/api/duplicates/action?foo=1"] {
+        let a = server.post(target, "application/json", br#"{"action":"trash"}"#);
+        named(target, &a, "foo");
+    }
+    named(
+        "query?foo",
+        &server.post(
+            "/api/query?foo=1",
+            "application/octet-stream",
+            &std::fs::read(c.photos.join("camera.jpg")).unwrap(),
+        ),
+        "foo",
+    );
+    named(
+        "undo body",
+        &server.post("/api/undo", "application/json", br#"{"x":1}"#),
+        "x",
+    );
+    let a = server.post(
+        "/api/duplicates/action",
+        "application/json",
+        br#"{"action":"trash","target":"/tmp/x"}"#,
+    );
+    named("target with trash", &a, "target");
+    assert!(a.text().contains("move-to"), "{}", a.text());
+    // what the endpoints know is still taken: no body or an empty one to undo
+    assert_eq!(
+        server.post("/api/undo", "application/json", b"").status,
+        200
+    );
+    assert_eq!(
+        server.post("/api/undo", "application/json", b"{}").status,
+        200
+    );
+    let a = server.post(
+        "/api/duplicates/action",
+        "application/json",
+        br#"{"action":"trash","target":null}"#,
+    );
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(server.get(&format!("/thumbs/{id}")).status, 200);
+}
+
+/// A search by example on an index of no images is refused as `query` refuses it, saying how
+/// to fill the index.
+#[test]
+fn a_search_by_example_on_an_empty_index_is_refused_saying_so() {
+    let c = Collection::new();
+    let running = c.serve(&[]);
+    let example = std::fs::read(sample("rocket", "blur.jpg")).unwrap();
+    let a = running.post("/api/query", "application/octet-stream", &example);
+    assert_eq!(a.status, 200, "{}", a.text());
+    let status = common::lookalike()
+        .arg("--index-dir")
+        .arg(&c.index)
+        .args(["-q", "forget"])
+        .arg(&c.photos)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // emptied under a running server, and empty when the server starts
+    let started = c.serve(&[]);
+    for server in [&running, &started] {
+        let a = server.post("/api/query", "application/octet-stream", &example);
+        assert_eq!(a.status, 409, "{}", a.text());
+        let error = a.json()["error"].as_str().unwrap_or("").to_string();
+        assert!(
+            error.contains("holds no images yet") && error.contains("lookalike index DIR"),
+            "{error}"
+        );
+    }
+}
+
+/// An indexed file replaced by a folder is gone: 404 saying what stands there now, for the
+/// file and for a thumbnail made from it.
+#[test]
+fn a_file_replaced_by_a_folder_is_gone_not_forbidden() {
+    let c = Collection::new();
+    index_without_thumbnails(&c);
+    let server = c.serve(&[]);
+    let ids = image_ids(&server);
+    let camera = ids.iter().find(|i| i.1 == "camera.jpg").unwrap().0;
+    std::fs::remove_file(c.photos.join("camera.jpg")).unwrap();
+    std::fs::create_dir(c.photos.join("camera.jpg")).unwrap();
+    for endpoint in ["files", "thumbs"] {
+        let a = server.get(&format!("/{endpoint}/{camera}"));
+        let error = a.json()["error"].as_str().unwrap_or("").to_string();
+        assert_eq!(a.status, 404, "{endpoint}: {error}");
+        assert!(
+            error.contains("camera.jpg")
+                && error.contains("a folder now stands")
+                && error.contains("lookalike index"),
+            "{endpoint}: {error}"
+        );
+    }
+    // the image's page says why it offers no original
+    let doc = server.get(&format!("/api/images/{camera}")).json();
+    assert_eq!(doc["image"]["viewable"], false, "{doc}");
+    let why = doc["image"]["why_not_viewable"].as_str().unwrap_or("");
+    assert!(why.contains("a folder now stands"), "{doc}");
+}
+
+/// A reports folder given twice, however spelled, or given with one of its reports, lists
+/// each report once.
+#[test]
+fn the_same_reports_folder_given_twice_is_listed_once() {
+    let c = Collection::new();
+    let reports = c.root.join("reports");
+    for name in ["one", "two"] {
+        std::fs::create_dir_all(reports.join(name)).unwrap();
+        std::fs::write(reports.join(name).join("index.html"), "<p>report</p>").unwrap();
+        std::fs::write(reports.join(name).join("report.json"), "{}").unwrap();
+    }
+    let plain = reports.to_str().unwrap().to_string();
+    let slashed = format!("{plain}/");
+    let dotted = format!("{plain}/./../reports");
+    let one = reports.join("one");
+    let server = c.serve(&[
+        "--reports",
+        &plain,
+        "--reports",
+        &slashed,
+        "--reports",
+        &dotted,
+        "--reports",
+        one.to_str().unwrap(),
+    ]);
+    let list = server.get("/api/reports").json();
+    let names: Vec<&str> = list["reports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["one", "two"], "{list}");
+}
+
 /// `lookalike serve ARGS` that must refuse to start: its exit code and what it said.
 fn refused_start(c: &Collection, args: &[&str]) -> (Option<i32>, String) {
     let mut child = common::lookalike()

@@ -232,7 +232,11 @@ impl App {
     /// deleted and made again: the previous space is of other images).
     fn searcher(self: &Arc<Self>) -> Result<Arc<Loaded>> {
         let database = self.database();
-        let version = self.with_store(|s| s.data_version())?;
+        let (version, images) = self.with_store(|s| Ok((s.data_version()?, s.image_count()?)))?;
+        // emptied since the space was loaded, the space still holds the images it had
+        if images == 0 {
+            return Err(Error::EmptyIndex(self.collection.dir().to_path_buf()));
+        }
         let current = self.loaded.read().expect("search space").clone();
         match current {
             Some(loaded) if loaded.database != database => self.load(version, database),
@@ -297,9 +301,16 @@ impl App {
         let is_report =
             |d: &Path| d.join("index.html").is_file() && d.join("report.json").is_file();
         let mut out = Vec::new();
+        // a report reached twice (a folder given twice, or with one of its reports) is one
+        let mut seen = std::collections::HashSet::new();
+        let mut add = |out: &mut Vec<PathBuf>, dir: PathBuf| {
+            if seen.insert(std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone())) {
+                out.push(dir);
+            }
+        };
         for dir in &self.reports {
             if is_report(dir) {
-                out.push(dir.clone());
+                add(&mut out, dir.clone());
                 continue;
             }
             let mut subs: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -310,7 +321,9 @@ impl App {
                 .filter(|p| is_report(p))
                 .collect();
             subs.sort();
-            out.extend(subs);
+            for sub in subs {
+                add(&mut out, sub);
+            }
         }
         out
     }

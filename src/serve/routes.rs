@@ -7,7 +7,10 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, Json, Path as UrlPath, Query, Request, State};
+use axum::extract::{
+    DefaultBodyLimit, FromRequestParts, Json, Path as UrlPath, Query, Request, State,
+};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -155,6 +158,44 @@ fn refuse(status: StatusCode, why: &str) -> Response {
     (status, Json(json!({ "error": why }))).into_response()
 }
 
+/// The query parameters an endpoint takes, as `T` (`#[serde(deny_unknown_fields)]`); any
+/// other, or one of the wrong type, is refused with 400 naming it.
+struct Params<T>(T);
+
+/// For endpoints that take no query parameter (or no body field).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Nothing {}
+
+impl<T: serde::de::DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Params<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &S,
+    ) -> std::result::Result<Self, Response> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(t)) => Ok(Params(t)),
+            Err(rejection) => {
+                // the deserializer's words, without the framework's lead
+                let mut why = rejection.to_string();
+                let mut source = std::error::Error::source(&rejection);
+                while let Some(e) = source {
+                    why = e.to_string();
+                    source = e.source();
+                }
+                let why = why
+                    .replace("unknown field", "unknown query parameter")
+                    .replace("there are no fields", "this address takes none");
+                Err(refuse(
+                    StatusCode::BAD_REQUEST,
+                    &format!("the query was refused: {why}"),
+                ))
+            }
+        }
+    }
+}
+
 /// The answer for an error of the library: its message, with a status saying whose fault.
 fn error_response(e: &Error) -> Response {
     let status = match e {
@@ -163,7 +204,7 @@ fn error_response(e: &Error) -> Response {
         }
         Error::Decode { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         Error::NoIndex(_) => StatusCode::NOT_FOUND,
-        Error::Locked(_) | Error::ActionRunning(_) => StatusCode::CONFLICT,
+        Error::EmptyIndex(_) | Error::Locked(_) | Error::ActionRunning(_) => StatusCode::CONFLICT,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     refuse(status, &e.to_string())
@@ -194,6 +235,17 @@ fn unreadable_file(path: &Path, e: &std::io::Error) -> Response {
     }
 }
 
+/// The answer for an indexed file whose path now holds a folder: the file is gone (404).
+fn now_a_folder(path: &Path) -> Response {
+    refuse(
+        StatusCode::NOT_FOUND,
+        &format!(
+            "{}: a folder now stands at this path; the indexed file is gone: run `lookalike index` to bring the index up to date",
+            crate::path_repr::shown(path)
+        ),
+    )
+}
+
 /// Runs blocking work (the database, decoding, files) off the async workers.
 async fn blocking(f: impl FnOnce() -> Result<Response> + Send + 'static) -> Response {
     match tokio::task::spawn_blocking(f).await {
@@ -214,7 +266,7 @@ fn with_type(body: impl Into<Body>, content_type: &'static str, policy: &'static
     r
 }
 
-async fn page(State(app): State<Arc<App>>) -> Response {
+async fn page(State(app): State<Arc<App>>, _: Params<Nothing>) -> Response {
     let mut r = with_type(
         PAGE.replace("{{token}}", &app.token),
         "text/html; charset=utf-8",
@@ -225,11 +277,11 @@ async fn page(State(app): State<Arc<App>>) -> Response {
     r
 }
 
-async fn script() -> Response {
+async fn script(_: Params<Nothing>) -> Response {
     with_type(SCRIPT, "text/javascript; charset=utf-8", PAGE_POLICY)
 }
 
-async fn style() -> Response {
+async fn style(_: Params<Nothing>) -> Response {
     with_type(STYLE, "text/css; charset=utf-8", PAGE_POLICY)
 }
 
@@ -276,11 +328,39 @@ fn image_json(r: &ImageRecord) -> Value {
                 && std::fs::read(&r.path)
                     .is_ok_and(|bytes| blake3::hash(&bytes).as_bytes() == &r.hash))
     });
+    let viewable = browser_type(&r.format).is_some() && inside && as_indexed;
+    m.insert("viewable".into(), json!(viewable));
     m.insert(
-        "viewable".into(),
-        json!(browser_type(&r.format).is_some() && inside && as_indexed),
+        "why_not_viewable".into(),
+        json!((!viewable).then(|| why_not_viewable(r, inside))),
     );
     Value::Object(m)
+}
+
+/// Why `/files/ID` does not serve an image, in the words of its refusal.
+fn why_not_viewable(r: &ImageRecord, inside: bool) -> String {
+    if browser_type(&r.format).is_none() {
+        return format!(
+            "browsers do not show {} files; the thumbnail stands for it",
+            r.format
+        );
+    }
+    let why = match std::fs::symlink_metadata(&r.path) {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            "the server cannot read this file or a folder on its way (permission denied)"
+        }
+        Err(_) => "the file is gone from disk: run `lookalike index` to bring the index up to date",
+        Ok(_) if r.path.is_dir() => {
+            "a folder now stands at this path; the indexed file is gone: run `lookalike index` to bring the index up to date"
+        }
+        Ok(_) if !inside => {
+            "the file leads out of its indexed folder (a symlink), so it is not served"
+        }
+        Ok(_) => {
+            "the file changed since it was indexed: run `lookalike index` to bring the index up to date"
+        }
+    };
+    why.to_string()
 }
 
 /// The content type of a format browsers show, if they do.
@@ -297,7 +377,7 @@ fn browser_type(format: &str) -> Option<&'static str> {
     })
 }
 
-async fn status(State(app): State<Arc<App>>) -> Response {
+async fn status(State(app): State<Arc<App>>, _: Params<Nothing>) -> Response {
     blocking(move || {
         let report = crate::status::status(&app.collection, false)?;
         let mut doc = report.to_json(app.collection.dir());
@@ -339,7 +419,7 @@ fn folders_json(s: &crate::store::Store) -> Result<Value> {
         .collect())
 }
 
-async fn folders(State(app): State<Arc<App>>) -> Response {
+async fn folders(State(app): State<Arc<App>>, _: Params<Nothing>) -> Response {
     blocking(move || {
         app.with_store(|s| {
             let doc = json!({"images": s.image_count()?, "folders": folders_json(s)?});
@@ -368,7 +448,7 @@ fn page_number(name: &str, value: Option<&str>, default: u64, range: &str) -> Re
     }
 }
 
-async fn images(State(app): State<Arc<App>>, Query(p): Query<PageParams>) -> Response {
+async fn images(State(app): State<Arc<App>>, Params(p): Params<PageParams>) -> Response {
     blocking(move || {
         let limit = page_number(
             "limit",
@@ -442,7 +522,7 @@ fn hits_json(app: &App, result: &QueryResult, skip: Option<i64>) -> Result<Value
 async fn image(
     State(app): State<Arc<App>>,
     UrlPath(id): UrlPath<i64>,
-    Query(p): Query<LookalikeParams>,
+    Params(p): Params<LookalikeParams>,
 ) -> Response {
     blocking(move || {
         let k = lookalikes_k(p.k)?;
@@ -497,7 +577,7 @@ async fn image(
 
 async fn query(
     State(app): State<Arc<App>>,
-    Query(p): Query<LookalikeParams>,
+    Params(p): Params<LookalikeParams>,
     body: Bytes,
 ) -> Response {
     blocking(move || {
@@ -527,6 +607,7 @@ async fn query(
 async fn thumbnail(
     State(app): State<Arc<App>>,
     UrlPath(id): UrlPath<i64>,
+    _: Params<Nothing>,
     headers: HeaderMap,
 ) -> Response {
     blocking(move || {
@@ -559,6 +640,7 @@ async fn thumbnail(
                 }
                 Err(e) => return Err(e),
                 Ok(Some(jpeg)) => jpeg.as_ref().clone(),
+                Ok(None) if record.path.is_dir() => return Ok(now_a_folder(&record.path)),
                 Ok(None) => {
                     return Ok(refuse(
                         StatusCode::NOT_FOUND,
@@ -580,7 +662,11 @@ async fn thumbnail(
 
 /// An image file by id: only a regular file inside its indexed folder (symlinks that lead out
 /// are refused) and only with the bytes that were indexed.
-async fn file(State(app): State<Arc<App>>, UrlPath(id): UrlPath<i64>) -> Response {
+async fn file(
+    State(app): State<Arc<App>>,
+    UrlPath(id): UrlPath<i64>,
+    _: Params<Nothing>,
+) -> Response {
     blocking(move || {
         let Some(record) = app.with_store(|s| s.image_record(id))? else {
             return Ok(refuse(
@@ -601,6 +687,9 @@ async fn file(State(app): State<Arc<App>>, UrlPath(id): UrlPath<i64>) -> Respons
                 StatusCode::FORBIDDEN,
                 "the file leads out of its indexed folder (a symlink): not served",
             ));
+        }
+        if std::fs::metadata(&real).is_ok_and(|m| m.is_dir()) {
+            return Ok(now_a_folder(&record.path));
         }
         if !std::fs::metadata(&real).is_ok_and(|m| m.is_file()) {
             return Ok(refuse(
@@ -635,7 +724,7 @@ struct DuplicateParams {
     keep: Option<String>,
 }
 
-async fn duplicates(State(app): State<Arc<App>>, Query(p): Query<DuplicateParams>) -> Response {
+async fn duplicates(State(app): State<Arc<App>>, Params(p): Params<DuplicateParams>) -> Response {
     blocking(move || {
         let test = Similarity::parse(p.similarity.as_deref().unwrap_or("default"))?.test();
         let keep = KeepRule::parse(p.keep.as_deref().unwrap_or("best"))?;
@@ -699,6 +788,7 @@ fn bad_body(rejection: JsonRejection) -> Response {
 
 async fn act(
     State(app): State<Arc<App>>,
+    _: Params<Nothing>,
     req: std::result::Result<Json<ActionRequest>, JsonRejection>,
 ) -> Response {
     let req = match req {
@@ -725,6 +815,12 @@ async fn act(
                 )));
             }
         };
+        if req.target.is_some() && !matches!(action, Action::MoveTo(_)) {
+            return Err(Error::InvalidInput(format!(
+                "`target` is the folder of the move-to action, and the action is {}: it takes no target; leave `target` out",
+                req.action
+            )));
+        }
         if req.confirm_delete && !matches!(action, Action::Delete) {
             return Err(Error::InvalidInput(format!(
                 "confirm_delete confirms the delete action, and the action is {}: nothing to confirm; leave confirm_delete out",
@@ -828,7 +924,16 @@ async fn act(
 /// Dry runs whose apply the server can check (the latest ones).
 const REVIEWED_KEPT: usize = 32;
 
-async fn undo(State(app): State<Arc<App>>) -> Response {
+/// Undo takes no fields: no body, or an empty JSON object.
+async fn undo(State(app): State<Arc<App>>, _: Params<Nothing>, body: Bytes) -> Response {
+    if !body.trim_ascii().is_empty()
+        && let Err(e) = serde_json::from_slice::<Nothing>(&body)
+    {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            &format!("the request body was refused: {e}; undo takes no fields: send no body"),
+        );
+    }
     blocking(move || {
         let _acting = app.acting.lock().expect("action lock");
         let report = cleanup::undo(&cleanup::journal_dir(app.collection.dir()))?;
@@ -837,7 +942,7 @@ async fn undo(State(app): State<Arc<App>>) -> Response {
     .await
 }
 
-async fn reports(State(app): State<Arc<App>>) -> Response {
+async fn reports(State(app): State<Arc<App>>, _: Params<Nothing>) -> Response {
     blocking(move || {
         let list: Vec<Value> = app
             .report_dirs()
@@ -860,6 +965,7 @@ async fn reports(State(app): State<Arc<App>>) -> Response {
 async fn report_file(
     State(app): State<Arc<App>>,
     UrlPath((n, file)): UrlPath<(usize, String)>,
+    _: Params<Nothing>,
 ) -> Response {
     blocking(move || {
         let dirs = app.report_dirs();

@@ -107,6 +107,19 @@ function bytes(n) {
   return `${u ? n.toFixed(1) : n} ${units[u]}`;
 }
 
+// The look-alikes a search left out, each named as the command line names it: a file gone
+// or changed since indexing (stale), one this user cannot read to check (unreadable).
+function leftOut(doc) {
+  const lines = [];
+  const each = (key, say) => (doc[key] || []).forEach((p, i) => {
+    const raw = (doc[`${key}_bytes`] || [])[i];
+    lines.push(el("li", { class: "failed" }, say(Array.isArray(raw) ? escapeBytes(raw) : escapeText(String(p)))));
+  });
+  each("stale", (p) => `stale: ${p} is gone or changed since it was indexed; left out (\`lookalike index\` updates the index)`);
+  each("unreadable", (p) => `unreadable: ${p} cannot be read by this user (permission denied), so it cannot be checked to be as indexed; left out`);
+  return lines.length ? el("ul", { class: "steps", id: "left-out" }, lines) : null;
+}
+
 function card(img, extra) {
   const caption = el("div", { class: "cap", title: named(img, "path") }, named(img, "name"));
   if (typeof img.distance === "number") caption.append(" ", el("span", { class: "dist" }, img.distance.toFixed(3)));
@@ -201,9 +214,12 @@ async function imageView(id) {
       el("div", {},
         facts([["path", named(img, "path")], ["size", `${img.width} × ${img.height}`], ["file", `${bytes(img.bytes)} ${img.format}`],
           ["modified", img.modified_unix === null ? null : new Date(img.modified_unix * 1000).toLocaleString()]]),
-        el("p", {}, el("a", { href: `/files/${id}`, target: "_blank", rel: "noopener" }, "Open the original")))),
+        img.viewable
+          ? el("p", {}, el("a", { href: `/files/${id}`, target: "_blank", rel: "noopener" }, "Open the original"))
+          : el("p", { class: "note", id: "not-viewable" }, `The original is not shown: ${img.why_not_viewable || "the server does not serve this file"}.`))),
     el("h2", {}, `Look-alikes (${hits.length})`),
     doc.lookalikes.note ? el("p", { class: "note" }, doc.lookalikes.note) : null,
+    leftOut(doc.lookalikes),
     hits.length ? grid(hits) : el("p", { class: "note" }, "No look-alikes found."),
   );
   const first = main.querySelector(".grid .card");
@@ -225,6 +241,7 @@ function queryView() {
       put(results, el("h2", {}, `Look-alikes (${doc.hits.length})`),
         doc.indexed ? el("p", { class: "note" }, "This image is in the index.") : null,
         doc.note ? el("p", { class: "note" }, doc.note) : null,
+        leftOut(doc),
         doc.hits.length ? grid(doc.hits) : el("p", { class: "note" }, "No look-alikes found."));
     } catch (e) {
       put(results, el("p", { class: "error", role: "alert" }, String(e.message)));
@@ -261,7 +278,9 @@ function duplicatesView() {
 
   function settings() {
     const keepers = [...list.querySelectorAll("input[data-keeper]:checked")].map((c) => Number(c.dataset.keeper));
-    return { action: action.value, target: target.value.trim() || null, similarity: similarity.value, keep: keep.value, keepers };
+    // a target goes with move-to only: the server refuses it with another action
+    const folder = action.value === "move-to" ? target.value.trim() || null : null;
+    return { action: action.value, target: folder, similarity: similarity.value, keep: keep.value, keepers };
   }
   function invalidate() { planned = null; apply.disabled = true; }
   action.addEventListener("change", () => {
