@@ -1176,6 +1176,9 @@ pub(crate) struct Reversal {
     /// The run had changed this file, and undoing could have given it back.
     #[serde(skip)]
     pub(crate) reversible: bool,
+    /// Back as it was before this undo began (an earlier undo put it back): nothing was done.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) already_back: bool,
 }
 
 impl Reversal {
@@ -1283,8 +1286,10 @@ pub fn undo(journal_dir: &Path) -> Result<Option<UndoReport>> {
         let was_done = done.contains(&intent.step);
         let from_dir = intent.from_dir.as_deref().and_then(path_of_hex);
         let op = intent.op.clone();
+        let already_back = was_done && already_back(&intent, &from, to.as_deref(), &keeper, &hash);
         let outcome = match relinked(&from, from_dir.as_deref()) {
             Some(why) if was_done && op != "delete" => Outcome::Failed(why),
+            _ if already_back => Outcome::Done,
             _ => reverse(
                 &intent,
                 &from,
@@ -1298,6 +1303,7 @@ pub fn undo(journal_dir: &Path) -> Result<Option<UndoReport>> {
         steps.push(Reversal {
             path: from,
             reversible: was_done && op != "delete",
+            already_back,
             op,
             outcome,
         });
@@ -1343,6 +1349,50 @@ fn relinked(from: &Path, from_dir: Option<&Path>) -> Option<String> {
             "cannot read {} ({e})",
             crate::path_repr::shown(dir)
         )),
+    }
+}
+
+/// Whether the file a done step changed is back as it was (an earlier undo that stopped
+/// part-way, or was interrupted, put it back): a moved or trashed file in its place with its
+/// content, the mover's destination empty; a hard-linked file separate again, with its content,
+/// permissions and date.
+fn already_back(
+    intent: &Intent,
+    from: &Path,
+    to: Option<&Path>,
+    keeper: &Path,
+    hash: &[u8; 32],
+) -> bool {
+    let back = from.symlink_metadata().is_ok_and(|m| m.is_file())
+        && !same_file(from, keeper)
+        && file_hash(from).is_ok_and(|h| h == *hash);
+    match intent.op.as_str() {
+        "move" => back && to.is_some_and(|to| to.symlink_metadata().is_err()),
+        "trash" => back,
+        "hardlink" => back && link_count(from) <= 1 && has_look(from, intent),
+        _ => false,
+    }
+}
+
+/// Whether `path` has the permissions and date the journal recorded for it.
+fn has_look(path: &Path, intent: &Intent) -> bool {
+    let Ok(meta) = fs::metadata(path) else {
+        return false;
+    };
+    #[cfg(unix)]
+    if let Some(mode) = intent.mode {
+        use std::os::unix::fs::PermissionsExt;
+        if meta.permissions().mode() & 0o7777 != mode {
+            return false;
+        }
+    }
+    match intent.modified_ns {
+        Some(ns) => meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .is_some_and(|d| i64::try_from(d.as_nanos()).is_ok_and(|n| n == ns)),
+        None => true,
     }
 }
 

@@ -1949,3 +1949,49 @@ fn times_before_1970_are_shown_in_the_second_they_fall_in() {
         .unwrap_or_else(|| panic!("{json}"));
     assert_eq!(shown["modified_unix"], -315_619_200, "{json}");
 }
+
+/// An undo retried after a blocked step reports the files an earlier undo put back as already
+/// back, never as restored again.
+#[test]
+fn a_retried_undo_does_not_restore_again_what_is_already_back() {
+    let env = Env::new();
+    let copies = two_groups(&env);
+    let before = read_all(&copies);
+    let dest = env.root.join("dupes");
+    for action in [vec!["--move-to", dest.to_str().unwrap()], vec!["--trash"]] {
+        let mut apply = action.clone();
+        apply.push("--apply");
+        let (json, code) = env.duplicates(&apply);
+        assert_eq!(code, 0, "{json}");
+        std::fs::write(&copies[0], b"saved since").unwrap();
+        let (report, code) = undo_json(&env);
+        assert_eq!(code, 3, "{action:?}: {report}");
+        assert!(
+            report["steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|s| s.get("already_back").is_none()),
+            "{report}"
+        );
+        std::fs::remove_file(&copies[0]).unwrap();
+        let out = env.cmd().arg("undo").output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let restored: Vec<&str> = err.lines().filter(|l| l.starts_with("restored ")).collect();
+        assert_eq!(restored.len(), 1, "{action:?}: {err}");
+        assert!(restored[0].ends_with("backup/camera.jpg"), "{err}");
+        assert_eq!(
+            err.lines()
+                .filter(|l| l.starts_with("already back "))
+                .count(),
+            3,
+            "{action:?}: {err}"
+        );
+        assert!(
+            err.contains("1 of 4 files restored, 3 already back"),
+            "{err}"
+        );
+        assert_eq!(read_all(&copies), before, "{action:?}");
+    }
+}
