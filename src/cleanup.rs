@@ -354,6 +354,38 @@ pub fn resolve_move_target(p: &Path) -> Result<PathBuf> {
     Ok(resolved)
 }
 
+/// Refuses `--trash` where the desktop trash cannot take files, before a dry run lists them:
+/// no XDG_DATA_HOME nor HOME to find it by, or a trash folder that cannot be made or written.
+pub fn check_trash() -> Result<()> {
+    #[cfg(all(unix, not(target_os = "macos")))]
+    {
+        let set = |name: &str| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        let trash = match (set("XDG_DATA_HOME"), set("HOME")) {
+            (Some(data), _) => data.join("Trash"),
+            (None, Some(home)) => home.join(".local/share/Trash"),
+            (None, None) => {
+                return Err(Error::InvalidInput(
+                    "--trash: no desktop trash to move the copies to, as neither XDG_DATA_HOME nor HOME is set; set HOME, or use --move-to DIR".into(),
+                ));
+            }
+        };
+        if let Some(existing) = trash.ancestors().find(|a| a.exists())
+            && (!existing.is_dir() || !folder_writable(existing))
+        {
+            return Err(Error::InvalidInput(format!(
+                "--trash: the desktop trash {} cannot be made or written ({} is not a folder this user can write); fix it, or use --move-to DIR",
+                crate::path_repr::shown(&trash),
+                crate::path_repr::shown(existing)
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Refuses a move target inside an indexed folder (`tracked`, or one holding a group), or
 /// holding one: moved copies would be found again, or their folder moved into itself. Folders
 /// are compared with their links resolved, and when the walks follow links (`follows_links`)

@@ -1995,3 +1995,36 @@ fn a_retried_undo_does_not_restore_again_what_is_already_back() {
         assert_eq!(read_all(&copies), before, "{action:?}");
     }
 }
+
+/// `--trash` with no desktop trash to move to (neither HOME nor XDG_DATA_HOME set, or a trash
+/// that cannot be made) is refused before the dry run promises anything, as the apply would
+/// fail every step.
+#[test]
+fn trash_without_a_desktop_trash_is_refused_before_the_dry_run() {
+    let env = Env::new();
+    let copies = two_groups(&env);
+    let before = read_all(&copies);
+    let not_a_folder = env.put("../data-file", b"a file");
+    for apply in [false, true] {
+        for home in [None, Some(&not_a_folder)] {
+            let mut c = env.cmd();
+            c.env_remove("HOME").env_remove("XDG_DATA_HOME");
+            if let Some(data) = home {
+                c.env("XDG_DATA_HOME", data);
+            }
+            c.args(["duplicates", "--trash"]).arg(&env.photos);
+            if apply {
+                c.arg("--apply");
+            }
+            let out = c.output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{err}");
+            assert!(
+                err.contains("--trash") && err.contains("--move-to DIR"),
+                "{err}"
+            );
+            assert!(!String::from_utf8_lossy(&out.stdout).contains("would trash"));
+        }
+    }
+    assert_eq!(read_all(&copies), before);
+}

@@ -84,6 +84,7 @@ pub(crate) fn cmd_duplicates(
     let action = if let Some(dest) = &args.move_to {
         Some(Action::MoveTo(cleanup::resolve_move_target(dest)?))
     } else if args.trash {
+        cleanup::check_trash()?;
         Some(Action::Trash)
     } else if args.hardlink {
         Some(Action::Hardlink)
