@@ -371,6 +371,38 @@ pub fn resolve_move_target(p: &Path) -> Result<PathBuf> {
     Ok(resolved)
 }
 
+/// Refuses `--trash` where the desktop trash cannot take files, before a dry run lists them:
+/// no XDG_DATA_HOME nor HOME to find it by, or a trash folder that cannot be made or written.
+pub fn check_trash() -> Result<()> {
+    #[cfg(all(unix, not(target_os = "macos")))]
+    {
+        let set = |name: &str| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        let trash = match (set("XDG_DATA_HOME"), set("HOME")) {
+            (Some(data), _) => data.join("Trash"),
+            (None, Some(home)) => home.join(".local/share/Trash"),
+            (None, None) => {
+                return Err(Error::InvalidInput(
+                    "--trash: no desktop trash to move the copies to, as neither XDG_DATA_HOME nor HOME is set; set HOME, or use --move-to DIR".into(),
+                ));
+            }
+        };
+        if let Some(existing) = trash.ancestors().find(|a| a.exists())
+            && (!existing.is_dir() || !folder_writable(existing))
+        {
+            return Err(Error::InvalidInput(format!(
+                "--trash: the desktop trash {} cannot be made or written ({} is not a folder this user can write); fix it, or use --move-to DIR",
+                crate::path_repr::shown(&trash),
+                crate::path_repr::shown(existing)
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Refuses a move target inside an indexed folder (`tracked`, or one holding a group), or
 /// holding one: moved copies would be found again, or their folder moved into itself. Folders
 /// are compared with their links resolved, and when the walks follow links (`follows_links`)
@@ -1257,6 +1289,9 @@ pub(crate) struct Reversal {
     /// The run had changed this file, and undoing could have given it back.
     #[serde(skip)]
     pub(crate) reversible: bool,
+    /// Back as it was before this undo began (an earlier undo put it back): nothing was done.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) already_back: bool,
 }
 
 impl Reversal {
@@ -1364,8 +1399,10 @@ pub fn undo(journal_dir: &Path) -> Result<Option<UndoReport>> {
         let was_done = done.contains(&intent.step);
         let from_dir = intent.from_dir.as_deref().and_then(path_of_hex);
         let op = intent.op.clone();
+        let already_back = was_done && already_back(&intent, &from, to.as_deref(), &keeper, &hash);
         let outcome = match relinked(&from, from_dir.as_deref()) {
             Some(why) if was_done && op != "delete" => Outcome::Failed(why),
+            _ if already_back => Outcome::Done,
             _ => reverse(
                 &intent,
                 &from,
@@ -1379,6 +1416,7 @@ pub fn undo(journal_dir: &Path) -> Result<Option<UndoReport>> {
         steps.push(Reversal {
             path: from,
             reversible: was_done && op != "delete",
+            already_back,
             op,
             outcome,
         });
@@ -1424,6 +1462,50 @@ fn relinked(from: &Path, from_dir: Option<&Path>) -> Option<String> {
             "cannot read {} ({e})",
             crate::path_repr::shown(dir)
         )),
+    }
+}
+
+/// Whether the file a done step changed is back as it was (an earlier undo that stopped
+/// part-way, or was interrupted, put it back): a moved or trashed file in its place with its
+/// content, the mover's destination empty; a hard-linked file separate again, with its content,
+/// permissions and date.
+fn already_back(
+    intent: &Intent,
+    from: &Path,
+    to: Option<&Path>,
+    keeper: &Path,
+    hash: &[u8; 32],
+) -> bool {
+    let back = from.symlink_metadata().is_ok_and(|m| m.is_file())
+        && !same_file(from, keeper)
+        && file_hash(from).is_ok_and(|h| h == *hash);
+    match intent.op.as_str() {
+        "move" => back && to.is_some_and(|to| to.symlink_metadata().is_err()),
+        "trash" => back,
+        "hardlink" => back && link_count(from) <= 1 && has_look(from, intent),
+        _ => false,
+    }
+}
+
+/// Whether `path` has the permissions and date the journal recorded for it.
+fn has_look(path: &Path, intent: &Intent) -> bool {
+    let Ok(meta) = fs::metadata(path) else {
+        return false;
+    };
+    #[cfg(unix)]
+    if let Some(mode) = intent.mode {
+        use std::os::unix::fs::PermissionsExt;
+        if meta.permissions().mode() & 0o7777 != mode {
+            return false;
+        }
+    }
+    match intent.modified_ns {
+        Some(ns) => meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .is_some_and(|d| i64::try_from(d.as_nanos()).is_ok_and(|n| n == ns)),
+        None => true,
     }
 }
 

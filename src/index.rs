@@ -974,7 +974,10 @@ fn index_pass(
     let tracked: Vec<PathBuf> = roots.iter().map(|r| r.1.clone()).collect();
     for folder in &targets.folders {
         let anchor = crate::crawl::rules_anchor(&tracked, folder);
-        if anchor != folder && crate::crawl::excludes_all_inside(&config.crawl, anchor, folder)? {
+        if anchor != folder
+            && folder.is_dir()
+            && crate::crawl::excludes_all_inside(&config.crawl, anchor, folder)?
+        {
             summary.excluded_folders.push(folder.clone());
         }
     }
@@ -1055,7 +1058,9 @@ fn index_pass(
         &targets.folders
     };
     for folder in told {
+        // a tracked folder whose name a file now has is missing, not skipped
         if !summary.excluded_folders.contains(folder)
+            && folder.is_dir()
             && !walked.files.iter().any(|f| f.abs_path.starts_with(folder))
             && !walked.problems.iter().any(|p| p.path.starts_with(folder))
             && crate::crawl::holds_an_image(folder, config.crawl.follow_symlinks)
@@ -1465,7 +1470,12 @@ fn index_pass(
                 roots
                     .iter()
                     .find(|(id, _)| *id == e.root_id)
-                    .is_some_and(|(_, root)| root.join(&e.rel_path).symlink_metadata().is_ok())
+                    // a folder now has its name: the image is gone
+                    .is_some_and(|(_, root)| {
+                        root.join(&e.rel_path)
+                            .symlink_metadata()
+                            .is_ok_and(|m| !m.is_dir())
+                    })
             })
             .count();
         for chunk in removals.chunks(batch_size) {

@@ -2962,3 +2962,105 @@ fn quality_tells_of_transparency_only_when_some_pixel_is_not_opaque() {
         assert_eq!(doc["alpha_ignored"], transparent, "{doc}");
     }
 }
+
+/// A labelled run given --images and --groundtruth needs no DATASET, which the help shows as
+/// optional; without both, the refusal says what to give.
+#[test]
+fn eval_needs_no_dataset_beside_images_and_groundtruth() {
+    let env = setup(&["astronaut", "coffee"]);
+    let gt = env.root.join("gt.tsv");
+    let mut lines = String::new();
+    for (label, group) in ["astronaut", "coffee"].iter().enumerate() {
+        for entry in std::fs::read_dir(env.photos.join(group)).unwrap() {
+            let name = entry.unwrap().file_name();
+            lines.push_str(&format!("{group}/{}\t{label}\n", name.to_string_lossy()));
+        }
+    }
+    std::fs::write(&gt, lines).unwrap();
+    let out = run_ok(
+        env.cmd()
+            .args(["eval", "--families", "fused", "--no-hnsw", "--json"])
+            .arg("--images")
+            .arg(&env.photos)
+            .arg("--groundtruth")
+            .arg(&gt),
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["dataset"].as_str().unwrap().contains("photos"), "{v}");
+    let out = env
+        .cmd()
+        .args(["eval", "--images"])
+        .arg(&env.photos)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--groundtruth FILE"), "{err}");
+}
+
+/// A labelled run sees the images the index walks (a link to an image is not followed, as by
+/// the index), and a file that fails to decode is counted as failed, named in a warning that
+/// `-q` keeps, and left out of the figures: they are those of the images indexed.
+#[test]
+fn eval_leaves_out_what_could_not_be_indexed_and_says_so_under_quiet() {
+    let env = setup(&["astronaut", "coffee"]);
+    let mixed = env.root.join("mixed");
+    for (class, group) in [("a", "astronaut"), ("b", "coffee")] {
+        std::fs::create_dir_all(mixed.join(class)).unwrap();
+        for name in ["original.jpg", "blur.jpg"] {
+            std::fs::copy(
+                env.photos.join(group).join(name),
+                mixed.join(class).join(name),
+            )
+            .unwrap();
+        }
+    }
+    std::fs::write(mixed.join("b/fake.jpg"), "not an image\n").unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink("../a/original.jpg", mixed.join("b/link0.jpg")).unwrap();
+    let run = |quiet: bool| {
+        let mut c = env.cmd();
+        if quiet {
+            c.arg("-q");
+        }
+        c.args([
+            "eval",
+            "--labels",
+            "folders",
+            "--families",
+            "fused",
+            "--json",
+        ])
+        .arg(&mixed);
+        let out = run_ok(&mut c);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        (v, String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    for quiet in [true, false] {
+        let (v, err) = run(quiet);
+        assert_eq!(v["left_out"], json!(["b/fake.jpg"]), "{v}");
+        for r in v["runs"].as_array().unwrap() {
+            let s = &r["evaluation"]["summary"];
+            assert_eq!(s["queries"], 4, "{s}");
+            let r10 = s["recall"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["k"] == 10);
+            assert_eq!(r10.unwrap()["value"].as_f64(), Some(1.0), "{s}");
+        }
+        assert!(
+            err.contains("1 labelled files could not be read") && err.contains("b/fake.jpg"),
+            "-q {quiet}: {err}"
+        );
+        assert!(!err.contains("never retrieved"), "{err}");
+        // the second run reads the file no more: it still counts as failed, and is named
+        if !quiet {
+            assert!(err.contains(" 1 failed"), "{err}");
+            assert!(
+                err.contains("mixed/b/fake.jpg: not a recognised image"),
+                "{err}"
+            );
+        }
+    }
+}

@@ -2016,3 +2016,82 @@ fn times_before_1970_are_shown_in_the_second_they_fall_in() {
         .unwrap_or_else(|| panic!("{json}"));
     assert_eq!(shown["modified_unix"], -315_619_200, "{json}");
 }
+
+/// An undo retried after a blocked step reports the files an earlier undo put back as already
+/// back, never as restored again.
+#[test]
+fn a_retried_undo_does_not_restore_again_what_is_already_back() {
+    let env = Env::new();
+    let copies = two_groups(&env);
+    let before = read_all(&copies);
+    let dest = env.root.join("dupes");
+    for action in [vec!["--move-to", dest.to_str().unwrap()], vec!["--trash"]] {
+        let mut apply = action.clone();
+        apply.push("--apply");
+        let (json, code) = env.duplicates(&apply);
+        assert_eq!(code, 0, "{json}");
+        std::fs::write(&copies[0], b"saved since").unwrap();
+        let (report, code) = undo_json(&env);
+        assert_eq!(code, 3, "{action:?}: {report}");
+        assert!(
+            report["steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|s| s.get("already_back").is_none()),
+            "{report}"
+        );
+        std::fs::remove_file(&copies[0]).unwrap();
+        let out = env.cmd().arg("undo").output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let restored: Vec<&str> = err.lines().filter(|l| l.starts_with("restored ")).collect();
+        assert_eq!(restored.len(), 1, "{action:?}: {err}");
+        assert!(restored[0].ends_with("backup/camera.jpg"), "{err}");
+        assert_eq!(
+            err.lines()
+                .filter(|l| l.starts_with("already back "))
+                .count(),
+            3,
+            "{action:?}: {err}"
+        );
+        assert!(
+            err.contains("1 of 4 files restored, 3 already back"),
+            "{err}"
+        );
+        assert_eq!(read_all(&copies), before, "{action:?}");
+    }
+}
+
+/// `--trash` with no desktop trash to move to (neither HOME nor XDG_DATA_HOME set, or a trash
+/// that cannot be made) is refused before the dry run promises anything, as the apply would
+/// fail every step.
+#[test]
+fn trash_without_a_desktop_trash_is_refused_before_the_dry_run() {
+    let env = Env::new();
+    let copies = two_groups(&env);
+    let before = read_all(&copies);
+    let not_a_folder = env.put("../data-file", b"a file");
+    for apply in [false, true] {
+        for home in [None, Some(&not_a_folder)] {
+            let mut c = env.cmd();
+            c.env_remove("HOME").env_remove("XDG_DATA_HOME");
+            if let Some(data) = home {
+                c.env("XDG_DATA_HOME", data);
+            }
+            c.args(["duplicates", "--trash"]).arg(&env.photos);
+            if apply {
+                c.arg("--apply");
+            }
+            let out = c.output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{err}");
+            assert!(
+                err.contains("--trash") && err.contains("--move-to DIR"),
+                "{err}"
+            );
+            assert!(!String::from_utf8_lossy(&out.stdout).contains("would trash"));
+        }
+    }
+    assert_eq!(read_all(&copies), before);
+}

@@ -1175,3 +1175,31 @@ fn a_tracked_folder_become_a_link_to_a_file_is_missing() {
     assert_eq!(env.tracked(), vec![a.clone()]);
     assert_eq!(env.stored(), on_disk(&a));
 }
+
+/// The notes of a refresh say what is true after a file and a folder swap names: an image
+/// replaced by a folder is gone, not still on disk; a tracked folder replaced by an image is
+/// missing, not skipped by walk options (which were printed empty).
+#[test]
+fn notes_after_a_file_and_a_folder_swap_names_say_what_is_on_disk() {
+    let env = Env::new();
+    let root = env.root();
+    copy_groups(&root.join("f2d"), &["camera"]);
+    env.index(&["f2d"], 0);
+    let blur = root.join("f2d/camera/blur.jpg");
+    std::fs::remove_file(&blur).unwrap();
+    std::fs::create_dir(&blur).unwrap();
+    let refresh = env.index(&["f2d"], 0);
+    assert_eq!(refresh["removed"].as_u64(), Some(1), "{refresh}");
+    assert_eq!(refresh["removed_on_disk"].as_u64(), Some(0), "{refresh}");
+
+    copy_groups(&root.join("d2f"), &["camera"]);
+    env.index(&["d2f"], 0);
+    std::fs::rename(root.join("d2f"), root.join("d2f.dir")).unwrap();
+    std::fs::copy(root.join("d2f.dir/camera/original.jpg"), root.join("d2f")).unwrap();
+    let out = env.cmd().args(["index", "d2f"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("missing: "), "{err}");
+    assert!(!err.contains("skip every image"), "{err}");
+    assert!(!err.contains("()"), "{err}");
+}

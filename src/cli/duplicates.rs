@@ -84,6 +84,7 @@ pub(crate) fn cmd_duplicates(
     let action = if let Some(dest) = &args.move_to {
         Some(Action::MoveTo(cleanup::resolve_move_target(dest)?))
     } else if args.trash {
+        cleanup::check_trash()?;
         Some(Action::Trash)
     } else if args.hardlink {
         Some(Action::Hardlink)
@@ -530,6 +531,12 @@ pub(crate) fn cmd_undo(collection: &Collection, args: UndoArgs, quiet: bool) -> 
         let changed = |r: &&cleanup::Reversal| r.reversible || r.op == "delete";
         for r in report.steps.iter().filter(changed) {
             match &r.outcome {
+                Outcome::Done if !quiet && r.already_back => {
+                    note!(
+                        "already back {}: an earlier undo restored it",
+                        display_path(&r.path)
+                    )
+                }
                 Outcome::Done if !quiet => note!("restored {}", display_path(&r.path)),
                 Outcome::Done => {}
                 Outcome::Skipped(why) => {
@@ -548,13 +555,19 @@ pub(crate) fn cmd_undo(collection: &Collection, args: UndoArgs, quiet: bool) -> 
         let restored = report
             .steps
             .iter()
-            .filter(|r| r.reversible && r.outcome == Outcome::Done)
+            .filter(|r| r.reversible && r.outcome == Outcome::Done && !r.already_back)
             .count();
+        let already = report.steps.iter().filter(|r| r.already_back).count();
         if !quiet {
             note!(
-                "undid the last {} run: {restored} of {} files restored",
+                "undid the last {} run: {restored} of {} files restored{}",
                 report.action,
-                report.steps.iter().filter(changed).count()
+                report.steps.iter().filter(changed).count(),
+                if already > 0 {
+                    format!(", {already} already back")
+                } else {
+                    String::new()
+                }
             );
         }
         for n in &report.damaged_lines {

@@ -34,8 +34,8 @@ pub(crate) enum LabelSource {
 #[derive(Debug, Args)]
 pub(crate) struct EvalArgs {
     /// A labelled dataset folder (holding images/ and groundtruth.tsv), or with --labels folders
-    /// a folder of class folders.
-    #[arg(value_name = "DATASET", required_unless_present_any = ["distort", "duplicates"])]
+    /// a folder of class folders. Not needed with --images and --groundtruth (or --queries).
+    #[arg(value_name = "DATASET")]
     dataset: Option<PathBuf>,
     /// Ground truth (file name TAB integer label); default DATASET/groundtruth.tsv.
     #[arg(long, value_name = "TSV")]
@@ -251,30 +251,107 @@ fn index_folder(
             crate::path_repr::shown(folder),
             summary.new + summary.updated,
             summary.unchanged,
-            summary.failed.len(),
+            // failures recorded before and unchanged since fail still
+            summary.failed.len() + summary.still_failing,
             if summary.images_per_sec > 0.0 {
                 format!(", {:.1} images/s", summary.images_per_sec)
             } else {
                 String::new()
             }
         );
+        let mut failed: Vec<(PathBuf, String)> = summary
+            .failed
+            .iter()
+            .map(|f| (f.path.clone(), f.reason.clone()))
+            .collect();
+        // and those not read again, recorded failing before and unchanged since
+        if summary.still_failing > 0 {
+            let store = collection.open_store_read_only()?;
+            let roots = store.roots()?;
+            let folder = std::fs::canonicalize(folder).map_err(|e| Error::io(folder, e))?;
+            for f in store.failures()? {
+                let Some(root) = roots.get(&f.root_id) else {
+                    continue;
+                };
+                let path = root.join(&f.rel_path);
+                if path.starts_with(&folder) && !summary.failed.iter().any(|s| s.path == path) {
+                    failed.push((path, f.reason));
+                }
+            }
+        }
         const SHOWN: usize = 5;
-        for f in summary.failed.iter().take(SHOWN) {
+        for (path, reason) in failed.iter().take(SHOWN) {
             note!(
                 "failed: {}: {}",
-                crate::path_repr::shown(&f.path),
-                crate::path_repr::escape_message(&f.reason)
+                crate::path_repr::shown(path),
+                crate::path_repr::escape_message(reason)
             );
         }
-        if summary.failed.len() > SHOWN {
+        let total = summary.failed.len() + summary.still_failing;
+        if total > SHOWN.min(failed.len()) {
             note!(
                 "failed: {} more (`lookalike status --index-dir {}` lists them)",
-                summary.failed.len() - SHOWN,
+                total - SHOWN.min(failed.len()),
                 crate::path_repr::shown(collection.dir())
             );
         }
     }
     Ok(summary)
+}
+
+/// The walk the index at `collection` makes: its recorded walk options, else the defaults,
+/// its own files skipped. The labelled images are those it walks.
+fn eval_walk(collection: &Collection) -> Result<CrawlConfig> {
+    let mut walk = CrawlConfig {
+        skip_paths: collection.own_paths(),
+        ..Default::default()
+    };
+    if collection.exists() {
+        let store = collection.open_store_read_only()?;
+        if let Some(options) = collection.walk_options(&store)? {
+            walk = options.applied_to(&walk);
+        }
+    }
+    Ok(walk)
+}
+
+/// The `missing` labelled images the index records as failing, each with its id and the reason.
+fn labelled_failures(
+    store: &Store,
+    gt: &GroundTruth,
+    missing: &[String],
+) -> Result<Vec<(usize, String)>> {
+    if missing.is_empty() {
+        return Ok(Vec::new());
+    }
+    let roots = store.roots()?;
+    let root = std::fs::canonicalize(gt.root()).map_err(|e| Error::io(gt.root(), e))?;
+    let missing: std::collections::HashSet<&str> = missing.iter().map(String::as_str).collect();
+    let mut failed: Vec<(usize, String)> = store
+        .failures()?
+        .into_iter()
+        .filter_map(|f| {
+            let abs = roots.get(&f.root_id)?.join(&f.rel_path);
+            let id = gt.id_of_path(abs.strip_prefix(&root).ok()?)?;
+            missing.contains(gt.name(id)).then_some((id, f.reason))
+        })
+        .collect();
+    failed.sort_by_key(|(id, _)| *id);
+    Ok(failed)
+}
+
+/// The folder a labelled run is named after: DATASET, else --images when it and the labels
+/// (--groundtruth or --queries) are given, which leave DATASET nothing to default.
+fn labelled_dataset(args: &EvalArgs) -> Result<PathBuf> {
+    if let Some(dataset) = &args.dataset {
+        return Ok(dataset.clone());
+    }
+    match &args.images {
+        Some(images) if args.groundtruth.is_some() || args.queries.is_some() => Ok(images.clone()),
+        _ => Err(Error::InvalidInput(
+            "no DATASET: give the dataset folder (holding groundtruth.tsv and images/), a folder of class folders with --labels folders, --images DIR with --groundtruth FILE or --queries FILE, or --distort DIR or --duplicates DIR".into(),
+        )),
+    }
 }
 
 /// DATASET/images when it exists (the shared datasets' layout), else DATASET itself.
@@ -487,12 +564,12 @@ pub(crate) fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) ->
     if let Some(folder) = &args.distort {
         return distort_benchmark(index_dir, folder, &args, profile, &registry, targets, quiet);
     }
-    let dataset = args
-        .dataset
-        .clone()
-        .expect("clap requires DATASET without --distort");
+    let dataset = labelled_dataset(&args)?;
     let mut gt = match (args.labels, &args.queries) {
-        (Some(LabelSource::Folders), _) => GroundTruth::from_folders(&dataset)?,
+        (Some(LabelSource::Folders), _) => {
+            let collection = eval_collection(index_dir, &dataset, profile)?;
+            GroundTruth::from_folders_walked(&dataset, &eval_walk(&collection)?)?
+        }
         (None, Some(list)) => {
             let images = args
                 .images
@@ -535,8 +612,40 @@ pub(crate) fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) ->
     let collection = eval_collection(index_dir, &images_root, profile)?;
     let index_summary = index_folder(&collection, &images_root, profile, quiet)?;
     let store = collection.open_store_read_only()?;
-    let items = load_item_vectors(&store, &mut gt, &registry)?;
-    if !items.missing.is_empty() && !quiet {
+    let mut items = load_item_vectors(&store, &mut gt, &registry)?;
+    // warnings that change what the figures mean are printed under -q too
+    let failed = labelled_failures(&store, &gt, &items.missing)?;
+    let left_out: Vec<String> = failed
+        .iter()
+        .map(|(id, _)| gt.name(*id).to_string())
+        .collect();
+    if !failed.is_empty() {
+        let named: Vec<String> = failed
+            .iter()
+            .take(5)
+            .map(|(id, why)| {
+                format!(
+                    "{}: {}",
+                    gt.name(*id),
+                    crate::path_repr::escape_message(why)
+                )
+            })
+            .collect();
+        note!(
+            "warning: {} labelled files could not be read as images ({}{}); they are left out of the figures, neither queries nor relevant to any",
+            failed.len(),
+            named.join("; "),
+            if failed.len() > named.len() {
+                "; ..."
+            } else {
+                ""
+            }
+        );
+        let ids: Vec<usize> = failed.iter().map(|(id, _)| *id).collect();
+        gt.leave_out(&ids);
+        items.missing.retain(|m| !left_out.contains(m));
+    }
+    if !items.missing.is_empty() {
         note!(
             "warning: {} labelled images are not indexed (e.g. {}); they count as never retrieved",
             items.missing.len(),
@@ -629,6 +738,7 @@ pub(crate) fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) ->
     if args.json {
         let mut doc = crate::path_repr::object("index_dir", collection.dir());
         doc.insert("dataset".into(), title.into());
+        doc.insert("left_out".into(), left_out.into());
         doc.insert(
             "indexing_images_per_sec".into(),
             index_summary.images_per_sec.into(),
@@ -881,7 +991,7 @@ fn distort_benchmark(
     index_folder(&collection, folder, profile, quiet)?;
     let store = collection.open_store_read_only()?;
     // Every indexed image is its own class: a distorted copy's only relevant item is its original.
-    let mut gt = GroundTruth::from_folders_flat(folder)?;
+    let mut gt = GroundTruth::from_folders_flat_walked(folder, &eval_walk(&collection)?)?;
     let items: ItemVectors = load_item_vectors(&store, &mut gt, registry)?;
     if items.by_item.is_empty() {
         return Err(Error::InvalidInput(format!(

@@ -674,11 +674,18 @@ fn report_index(collection: &Collection, s: &IndexSummary) {
         );
     }
     for p in &s.excluded_folders {
-        note!(
-            "note: {}: tracked, but this index's walk options ({}) skip every image in it (patterns match from the outermost tracked folder that holds it): none of its files is indexed",
-            shown(p),
-            s.walk_options.flags()
-        );
+        if s.walk_options.is_default() {
+            note!(
+                "note: {}: tracked, but this index's walk skips every image in it (hidden files and folders, and files reached through symbolic links, are skipped without --hidden and --follow-symlinks): none of its files is indexed",
+                shown(p)
+            );
+        } else {
+            note!(
+                "note: {}: tracked, but this index's walk options ({}) skip every image in it (patterns match from the outermost tracked folder that holds it): none of its files is indexed",
+                shown(p),
+                s.walk_options.flags()
+            );
+        }
     }
     for p in &s.changing {
         note!(

@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use crate::crawl::{IMAGE_EXTENSIONS, looks_like_image};
+use crate::crawl::{CrawlConfig, IMAGE_EXTENSIONS};
 use crate::eval::metrics::Relevance;
 use crate::{Error, Result};
 
@@ -51,8 +51,9 @@ pub struct GroundTruth {
     kind: Kind,
 }
 
-/// Image files below `root` (names relative to it), sorted; `hint` says what the folder is for.
-fn sorted_images_below(root: &Path, hint: &str) -> Result<Vec<String>> {
+/// Image files below `root` (names relative to it), sorted, as the index walks it with
+/// `walk`'s options; `hint` says what the folder is for.
+fn sorted_images_below(root: &Path, walk: &CrawlConfig, hint: &str) -> Result<Vec<String>> {
     let meta = std::fs::metadata(root).map_err(|e| Error::io(root, e))?;
     if !meta.is_dir() {
         return Err(Error::InvalidInput(format!(
@@ -60,8 +61,25 @@ fn sorted_images_below(root: &Path, hint: &str) -> Result<Vec<String>> {
             crate::path_repr::shown(root)
         )));
     }
+    let walked = crate::crawl::crawl(&CrawlConfig {
+        roots: vec![root.to_path_buf()],
+        ..walk.clone()
+    })?;
     let mut files = Vec::new();
-    collect_images(root, root, &mut files)?;
+    for file in &walked.files {
+        let parts: Option<Vec<&str>> = file
+            .rel_path
+            .components()
+            .map(|c| c.as_os_str().to_str())
+            .collect();
+        let Some(parts) = parts else {
+            return Err(Error::InvalidInput(format!(
+                "{}: file name is not valid UTF-8; rename it",
+                crate::path_repr::shown(&file.abs_path)
+            )));
+        };
+        files.push(parts.join("/"));
+    }
     files.sort();
     if files.is_empty() {
         return Err(Error::InvalidInput(format!(
@@ -167,10 +185,18 @@ impl GroundTruth {
     }
 
     /// Folder-as-class: every image below `root` belongs to the class named by its parent folder
-    /// (relative to `root`, e.g. `cats` or `animals/cats`). Hidden files and folders are skipped.
+    /// (relative to `root`, e.g. `cats` or `animals/cats`). The images are those the index walks
+    /// by default: hidden files and folders and symbolic links are skipped.
     pub fn from_folders(root: &Path) -> Result<Self> {
+        Self::from_folders_walked(root, &CrawlConfig::default())
+    }
+
+    /// As [`from_folders`](Self::from_folders), the folder walked with `walk`'s options (an
+    /// index's recorded `--hidden`, `--follow-symlinks`, globs).
+    pub fn from_folders_walked(root: &Path, walk: &CrawlConfig) -> Result<Self> {
         let files = sorted_images_below(
             root,
+            walk,
             "--labels folders needs a folder with one sub-folder per class",
         )?;
         let loose: Vec<&String> = files.iter().filter(|f| !f.contains('/')).collect();
@@ -215,7 +241,13 @@ impl GroundTruth {
     /// Every image below `root` as its own class (unlabelled folders: a distorted copy's only
     /// relevant item is its original).
     pub fn from_folders_flat(root: &Path) -> Result<Self> {
-        let files = sorted_images_below(root, "--distort needs a folder of images")?;
+        Self::from_folders_flat_walked(root, &CrawlConfig::default())
+    }
+
+    /// As [`from_folders_flat`](Self::from_folders_flat), the folder walked with `walk`'s
+    /// options.
+    pub fn from_folders_flat_walked(root: &Path, walk: &CrawlConfig) -> Result<Self> {
+        let files = sorted_images_below(root, walk, "--distort needs a folder of images")?;
         let labels: Vec<i64> = (0..files.len() as i64).collect();
         let names_map = files
             .iter()
@@ -425,6 +457,30 @@ impl GroundTruth {
             labels.push(None);
         }
         id
+    }
+
+    /// Leaves `ids` out of the evaluation: they are no longer queries, nor relevant to any.
+    pub(crate) fn leave_out(&mut self, ids: &[usize]) {
+        match &mut self.kind {
+            Kind::Labels { labels, counts, .. } => {
+                for &id in ids {
+                    if let Some(l) = labels.get_mut(id).and_then(Option::take)
+                        && let Some(n) = counts.get_mut(&l)
+                    {
+                        *n -= 1;
+                    }
+                }
+            }
+            Kind::Queries { queries, relevant } => {
+                queries.retain(|q| !ids.contains(q));
+                for ids_of in relevant.values_mut() {
+                    ids_of.retain(|i| !ids.contains(i));
+                }
+                for id in ids {
+                    relevant.remove(id);
+                }
+            }
+        }
     }
 
     /// Ids of the items that are queries: every labelled item, or the listed queries.
@@ -637,36 +693,6 @@ fn check_exist(listing: &Path, images_dir: &Path, names: &[String]) -> Result<()
     )))
 }
 
-/// Recursively collects image files below `dir` as `/`-separated names relative to `root`; a
-/// file is an image exactly when the index would take it as one ([`looks_like_image`]).
-/// Symbolic links to folders are not followed (avoids cycles); hidden entries are skipped.
-fn collect_images(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io(dir, e))?;
-        let path = entry.path();
-        if entry.file_name().to_string_lossy().starts_with('.') {
-            continue;
-        }
-        let ft = entry.file_type().map_err(|e| Error::io(&path, e))?;
-        if ft.is_dir() {
-            collect_images(root, &path, out)?;
-        } else if (ft.is_file() || (ft.is_symlink() && path.is_file())) && looks_like_image(&path) {
-            let rel = path.strip_prefix(root).unwrap_or(&path);
-            let parts: Option<Vec<&str>> =
-                rel.components().map(|c| c.as_os_str().to_str()).collect();
-            let Some(parts) = parts else {
-                return Err(Error::InvalidInput(format!(
-                    "{}: file name is not valid UTF-8; rename it",
-                    crate::path_repr::shown(&path)
-                )));
-            };
-            out.push(parts.join("/"));
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -692,6 +718,9 @@ mod tests {
             touch(d.path(), n);
         }
         fs::write(d.path().join("b/6"), b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR").unwrap();
+        // a link to an image, which the index does not follow by default
+        #[cfg(unix)]
+        std::os::unix::fs::symlink("../a/4.jpg", d.path().join("b/link.jpg")).unwrap();
         let crawled = crate::crawl::crawl(&crate::crawl::CrawlConfig {
             roots: vec![d.path().to_path_buf()],
             ..Default::default()

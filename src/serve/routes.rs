@@ -806,7 +806,10 @@ async fn act(
                 }
                 Action::MoveTo(cleanup::resolve_move_target(Path::new(target))?)
             }
-            "trash" => Action::Trash,
+            "trash" => {
+                cleanup::check_trash()?;
+                Action::Trash
+            }
             "hardlink" => Action::Hardlink,
             "delete" => Action::Delete,
             other => {
