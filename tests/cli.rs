@@ -1238,7 +1238,7 @@ fn a_damaged_index_exits_4_and_the_help_lists_exit_statuses() {
         assert_eq!(out.status.code(), Some(4), "{args:?}: {stderr}");
         // the index folder may be a photo folder too: only the database is named for deletion
         assert!(!stderr.contains("delete the index folder"), "{stderr}");
-        advised += usize::from(stderr.contains("delete lookalike.db"));
+        advised += usize::from(stderr.contains("restore lookalike.db from a backup, or delete it"));
     }
     assert!(advised > 0);
     std::fs::write(
