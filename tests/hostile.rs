@@ -686,10 +686,18 @@ fn a_dry_run_warns_when_the_index_folder_cannot_keep_the_journal() {
     std::fs::copy(photos.join("p1.png"), photos.join("p1 copy.png")).unwrap();
     lookalike(&idx).arg("-q").arg("index").assert().success();
     readable_by_all_writable_by_owner(tmp.path());
+    // a home with a desktop trash this user can write: only the journal is out of reach
+    let home = tmp.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     let Some(mut dry) = as_nobody(&idx, &["duplicates".as_ref(), "--trash".as_ref()]) else {
         return;
     };
-    let out = dry.output().unwrap();
+    let out = dry
+        .env("HOME", &home)
+        .env_remove("XDG_DATA_HOME")
+        .output()
+        .unwrap();
     let err = stderr_of(&out);
     assert!(out.status.success(), "{err}");
     assert!(
