@@ -3,10 +3,10 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use walkdir::WalkDir;
 
 use crate::error::{Error, Result};
+use crate::globs::GlobSet;
 use crate::store::FileStamp;
 
 /// Extensions of the formats decode reads, taken as images without reading the file (decode
@@ -80,7 +80,6 @@ fn build_globs(patterns: &[String]) -> Result<Option<GlobSet>> {
     if patterns.is_empty() {
         return Ok(None);
     }
-    let mut b = GlobSetBuilder::new();
     for p in patterns {
         // patterns are matched against paths relative to the tracked folder, without a
         // leading or trailing separator: these forms would match nothing
@@ -105,17 +104,13 @@ fn build_globs(patterns: &[String]) -> Result<Option<GlobSet>> {
                 "bad glob '{p}': {why} (if the index already remembers it, `lookalike index --walk-defaults` forgets it)"
             )));
         }
-        // letter case is ignored: `*.jpg` is meant to take a camera's `IMG_0001.JPG` too
-        let glob = GlobBuilder::new(p).case_insensitive(true).build().map_err(|e| {
-            Error::InvalidInput(format!(
-                "bad glob '{p}': {e} (if the index already remembers it, `lookalike index --walk-defaults` forgets it)"
-            ))
-        })?;
-        b.add(glob);
     }
-    b.build()
-        .map(Some)
-        .map_err(|e| Error::InvalidInput(format!("bad globs: {e}")))
+    // letter case is ignored: `*.jpg` is meant to take a camera's `IMG_0001.JPG` too
+    GlobSet::new(patterns).map(Some).map_err(|(p, e)| {
+        Error::InvalidInput(format!(
+            "bad glob '{p}': {e} (if the index already remembers it, `lookalike index --walk-defaults` forgets it)"
+        ))
+    })
 }
 
 /// Refuses `--include` / `--exclude` patterns that are not globs, before anything remembers them.
@@ -237,7 +232,7 @@ pub(crate) fn excludes_all_inside(
         return Ok(false);
     };
     // a name no literal pattern spells: only wildcards match it
-    Ok(exclude.is_match(rel.join("\u{1}")))
+    Ok(exclude.is_match(&rel.join("\u{1}")))
 }
 
 /// True when some file below `folder`, hidden or not, is an image; the walk stops at the
@@ -471,10 +466,13 @@ mod tests {
         touch(&d.join("a.jpg"), b"x");
         touch(&d.join("sub/UP.JPG"), b"x");
         touch(&d.join("Thumbs/t.jpg"), b"x");
+        touch(&d.join("café.jpg"), b"x");
+        touch(&d.join("Été/b.jpg"), b"x");
         let cfg = CrawlConfig {
             roots: vec![d.to_path_buf()],
             include: vec!["**/*.jpg".into()],
-            exclude: vec!["thumbs".into()],
+            // every letter, not only ASCII ones
+            exclude: vec!["thumbs".into(), "**/CAFÉ*".into(), "éTé".into()],
             ..Default::default()
         };
         let found: Vec<PathBuf> = crawl(&cfg)

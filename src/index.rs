@@ -2108,6 +2108,67 @@ mod tests {
 
     /// A temporary folder of `n` generated PNGs, the collection to index it into, and a
     /// configuration that indexes it.
+    /// A query notes every image a damaged vector leaves out, in graph and exact mode alike,
+    /// not only those among the candidates it read.
+    #[test]
+    fn a_query_notes_every_image_a_damaged_vector_leaves_out() {
+        use crate::query::{QueryConfig, Searcher};
+        use crate::rank::SearchMode;
+        let (_tmp, photos, collection, config) = png_folder(30);
+        let never = AtomicBool::new(false);
+        run(&collection, &config, &|_| {}, &never).unwrap();
+        let store = collection.open_store().unwrap();
+        let fusion = Fusion::for_profile(collection.profile(&store).unwrap());
+        drop(store);
+        let example = photos.join("0.png");
+        let all = QueryConfig {
+            k: 30,
+            mode: SearchMode::Exact,
+            ..Default::default()
+        };
+        let hits = Searcher::open(&collection, &fusion)
+            .unwrap()
+            .query(&example, &all)
+            .unwrap()
+            .hits;
+        // the example's own image, read first, and the farthest, which a short list never reads
+        let (own, far) = (hits[0].id, hits.last().unwrap().id);
+        let db = rusqlite::Connection::open(collection.db_path()).unwrap();
+        for (id, set) in [
+            (own, "zeroblob(length(vector))"),
+            (far, "substr(vector, 1, 10)"),
+        ] {
+            db.execute(
+                &format!(
+                    "UPDATE features SET vector = {set} WHERE image_id = ?1 AND family = 'color'"
+                ),
+                [id],
+            )
+            .unwrap();
+        }
+        drop(db);
+        let searcher = Searcher::open(&collection, &fusion).unwrap();
+        for mode in [SearchMode::Hnsw, SearchMode::Exact] {
+            let cfg = QueryConfig {
+                k: 1,
+                mode,
+                ..Default::default()
+            };
+            searcher.query(&example, &cfg).unwrap();
+            let mut left_out: Vec<i64> = searcher
+                .store()
+                .take_damaged()
+                .iter()
+                .map(|d| d.image_id)
+                .collect();
+            left_out.sort_unstable();
+            left_out.dedup();
+            let mut expected = vec![own, far];
+            expected.sort_unstable();
+            assert_eq!(left_out, expected, "{mode:?}");
+        }
+    }
+
     fn png_folder(n: u32) -> (tempfile::TempDir, PathBuf, Collection, IndexConfig) {
         let tmp = tempfile::tempdir().unwrap();
         let photos = tmp.path().join("photos");

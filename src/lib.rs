@@ -22,6 +22,7 @@ pub mod duplicates;
 pub mod error;
 pub mod eval;
 pub mod features;
+pub mod globs;
 pub mod graph;
 pub(crate) mod held_dir;
 pub(crate) mod imageops;

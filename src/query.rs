@@ -269,7 +269,10 @@ impl Searcher {
     /// Answers one query by example.
     pub fn query(&self, path: &Path, cfg: &QueryConfig) -> Result<QueryResult> {
         let example = self.example_vector(path, &cfg.decode)?;
-        self.answer(path, example, cfg)
+        let result = self.answer(path, example, cfg)?;
+        // what the search read of damaged vectors depends on its candidates: all are noted
+        self.store.note_all_damage(&self.space.fusion.families())?;
+        Ok(result)
     }
 
     /// Ranks the images for an example (labelled `query` in the result) and drops the hits

@@ -12,8 +12,9 @@
 //!    others (the `nearest_first` step); the rest keep the search's order.
 //!
 //! 4. when the example has a duplicate signature, the indexed images whose signature passes
-//!    [`CopyTest::DEFAULT`] with it are edited copies of the example: they go first, nearest
-//!    copy first, right after exact duplicates (`rank_with_copies`). A space too large to
+//!    [`CopyTest::DEFAULT`] with it are edited copies of the example: they go first, right
+//!    after exact duplicates, nearest to the example first by the distance users are shown
+//!    (`rank_with_copies`). A space too large to
 //!    compare every signature looks among the first [`COPY_POOL`] candidates of a plain
 //!    search.
 //!
@@ -191,8 +192,8 @@ fn rank_and_pool<S: Space + ?Sized>(
 
 /// [`rank`], then the example's edited copies first: among the first [`COPY_POOL`] candidates
 /// of a plain search, those whose duplicate signature passes [`CopyTest::DEFAULT`] with
-/// `signature`, nearest first, after the exact duplicates. An empty `signature` (an example
-/// without one) ranks as [`rank`] does.
+/// `signature`, nearest to the example first ([`Space::example_distances`]), after the exact
+/// duplicates. An empty `signature` (an example without one) ranks as [`rank`] does.
 pub(crate) fn rank_with_copies<S: Space + ?Sized>(
     space: &S,
     example: &[f32],
@@ -217,23 +218,25 @@ pub(crate) fn rank_with_copies<S: Space + ?Sized>(
             .filter(|(_, m)| test.accepts(m))
             .collect(),
     };
-    let mut copies: Vec<(i64, f32)> = matches
+    let copy_ids: Vec<i64> = matches
         .into_iter()
-        .filter(|&(id, _)| Some(id) != own)
-        .map(|(id, m)| (id, m.layout))
+        .map(|(id, _)| id)
+        .filter(|&id| Some(id) != own)
         .collect();
-    if copies.is_empty() {
+    if copy_ids.is_empty() {
         return Ok(ranking);
     }
-    copies.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
-    let copy_ids: Vec<i64> = copies.iter().map(|c| c.0).collect();
+    // Nearest copy first by the distance shown: the layout distance of signatures sees no
+    // colour, and would put a greyscale copy above the colour original.
     let distances = space.example_distances(example, &copy_ids)?;
+    let mut copies: Vec<(i64, f32)> = copy_ids.into_iter().zip(distances).collect();
+    copies.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
     let exact = ranking
         .iter()
         .take_while(|r| r.distance.is_some_and(|d| d < DUPLICATE_DISTANCE))
         .count();
     let mut out: Vec<Ranked> = ranking[..exact].to_vec();
-    for (&id, d) in copy_ids.iter().zip(distances) {
+    for (id, d) in copies {
         if !out.iter().any(|r| r.id == id) {
             out.push(Ranked {
                 id,
@@ -483,6 +486,64 @@ mod tests {
                     assert_eq!(r[1].id, copy, "then the copy");
                 }
             }
+        }
+    }
+
+    /// Points on a line whose edited copies of any example are given with their layout
+    /// distances, as a collection small enough to compare every signature gives them.
+    struct Copies {
+        line: Spaces,
+        layouts: Vec<(i64, f32)>,
+    }
+
+    impl Space for Copies {
+        fn embed(&self, example: &[f32]) -> Vec<f32> {
+            self.line.embed(example)
+        }
+        fn search(&self, query: &[f32], k: usize, mode: SearchMode) -> Result<Vec<(i64, f32)>> {
+            self.line.search(query, k, mode)
+        }
+        fn vectors_of(&self, ids: &[i64]) -> Result<Vec<(i64, Vec<f32>)>> {
+            self.line.vectors_of(ids)
+        }
+        fn example_distances(&self, example: &[f32], ids: &[i64]) -> Result<Vec<f32>> {
+            self.line.example_distances(example, ids)
+        }
+        fn all_copies(&self, _: &[f32], _: &CopyTest) -> Result<Option<Vec<(i64, Match)>>> {
+            Ok(Some(
+                self.layouts
+                    .iter()
+                    .map(|&(id, layout)| {
+                        let m = Match {
+                            layout,
+                            ..Match::NONE
+                        };
+                        (id, m)
+                    })
+                    .collect(),
+            ))
+        }
+    }
+
+    #[test]
+    fn copies_rank_nearest_to_the_example_first_whatever_their_layout_distance() {
+        // 9 lines up with the example's layout exactly (as a greyscale copy does) but lies far
+        // from it; 3 lies near it with a looser layout (as the colour original under a
+        // recompressed example); 0 is an exact duplicate.
+        let space = Copies {
+            line: line(30),
+            layouts: vec![(9, 0.0), (3, 0.2), (0, 0.0)],
+        };
+        for qe in [0, 2] {
+            let cfg = RankConfig {
+                qe: QueryExpansion { n: qe, alpha: 1.0 },
+                ..PLAIN
+            };
+            let sig = vec![0.0; SIGNATURE_LEN];
+            let r = rank_with_copies(&space, &[0.0, 1.0], &sig, None, 5, &cfg).unwrap();
+            assert_eq!(ids(&r), vec![0, 3, 9, 1, 2], "qe {qe}");
+            let shown: Vec<f32> = r[..3].iter().map(|r| r.distance.unwrap()).collect();
+            assert_eq!(shown, vec![0.0, 3.0, 9.0], "qe {qe}");
         }
     }
 

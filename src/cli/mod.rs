@@ -1009,16 +1009,23 @@ fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
     Ok(exit)
 }
 
-/// Damaged vectors met while reading, which were left out of the search or the graph.
+/// Damaged vectors met while reading, whose images were left out of the search or the graph.
 fn damage_note(damaged: &[crate::store::DamagedVector]) {
-    if !damaged.is_empty() {
-        note!(
-            "note: {} images left out because a stored vector is damaged (first: image {}, {}); `lookalike status --check` lists them, `lookalike index --repair` extracts them again",
-            damaged.len(),
-            damaged[0].image_id,
-            damaged[0].reason
-        );
-    }
+    let Some(first) = damaged.first() else {
+        return;
+    };
+    // an image may have more than one damaged vector
+    let images = damaged
+        .iter()
+        .map(|d| d.image_id)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    note!(
+        "note: {images} {} left out because a stored vector is damaged (first: image {}, {}); `lookalike status --check` lists them, `lookalike index --repair` extracts them again",
+        if images == 1 { "image" } else { "images" },
+        first.image_id,
+        first.reason
+    );
 }
 
 #[cfg(test)]

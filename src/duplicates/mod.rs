@@ -89,7 +89,7 @@ pub enum KeepRule {
     /// The shortest path (ties as `Best`).
     ShortestPath,
     /// A copy whose path matches the pattern (ties as `Best`); else as `Best`.
-    Matching(globset::GlobMatcher),
+    Matching(crate::globs::Glob),
 }
 
 impl KeepRule {
@@ -113,11 +113,9 @@ impl KeepRule {
                     )));
                 }
                 // letter case ignored, as for --include and --exclude
-                let glob = globset::GlobBuilder::new(pattern)
-                    .case_insensitive(true)
-                    .build()
+                let glob = crate::globs::Glob::new(pattern)
                     .map_err(|e| Error::InvalidInput(format!("--keep {s:?}: bad pattern: {e}")))?;
-                Ok(KeepRule::Matching(glob.compile_matcher()))
+                Ok(KeepRule::Matching(glob))
             }
         }
     }
@@ -788,7 +786,12 @@ mod tests {
             None,
         );
         assert_eq!(newest[0].keeper().record.id, 2);
-        // in any letter case
+        // in any letter case, every letter
+        let KeepRule::Matching(m) = KeepRule::parse("match:**/éTé/**").unwrap() else {
+            panic!("a pattern")
+        };
+        assert!(m.is_match(Path::new("/km/Été/a.jpg")));
+        assert!(!m.is_match(Path::new("/km/other/a.jpg")));
         let matching = KeepRule::parse("match:**/A.JPG").unwrap();
         assert_eq!(
             group(

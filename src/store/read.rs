@@ -34,6 +34,22 @@ impl Store {
         std::mem::take(&mut *self.damaged.borrow_mut())
     }
 
+    /// When reads met a damaged vector since the last [`Store::take_damaged`], notes every
+    /// damaged vector of `families` in its place: what a search says it left out then does not
+    /// depend on which candidates it read (a graph search reads fewer than an exact one).
+    pub(crate) fn note_all_damage(&self, families: &[&str]) -> Result<()> {
+        if self.damaged.borrow().is_empty() {
+            return Ok(());
+        }
+        let all: Vec<DamagedVector> = self
+            .check_vectors()?
+            .into_iter()
+            .filter(|d| families.contains(&d.family.as_str()))
+            .collect();
+        *self.damaged.borrow_mut() = all;
+        Ok(())
+    }
+
     /// Scans every stored vector and returns the damaged ones, in image id order.
     pub(crate) fn check_vectors(&self) -> Result<Vec<DamagedVector>> {
         let mut stmt = self
