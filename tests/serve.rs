@@ -1081,6 +1081,10 @@ fn a_dry_run_warns_when_the_index_folder_cannot_keep_the_journal() {
     };
     // everything readable by all, writable by its owner (root) only
     common::readable_by_all_writable_by_owner(&c.root);
+    // but a desktop trash this user can write: only the journal is out of reach
+    let data = c.root.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     let server = c.serve_through(nobody, &[]);
     let (dry, apply) = dry_run_and_apply(&server, serde_json::json!({}));
     let warnings = dry["warnings"].to_string();
