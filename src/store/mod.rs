@@ -934,7 +934,14 @@ impl Store {
     /// Reads a metadata value kept as a cache: one whose bytes are not UTF-8 reads as absent,
     /// so that it is rebuilt.
     pub(crate) fn cached_meta(&self, key: &str) -> Result<Option<String>> {
-        let bytes: Option<Vec<u8>> = self
+        Ok(self
+            .meta_bytes(key)?
+            .and_then(|b| String::from_utf8(b).ok()))
+    }
+
+    /// A metadata value's bytes, whatever they hold.
+    fn meta_bytes(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
             .conn
             .query_row(
                 "SELECT CAST(value AS BLOB) FROM meta WHERE key = ?1",
@@ -943,24 +950,13 @@ impl Store {
             )
             .optional()
             .map_err(|e| db(&self.path, e))?
-            .flatten();
-        Ok(bytes.and_then(|b| String::from_utf8(b).ok()))
+            .flatten())
     }
 
     /// Reads a metadata value; one whose bytes are not UTF-8 is a damaged index, named by
     /// its key.
     pub(crate) fn meta(&self, key: &str) -> Result<Option<String>> {
-        let bytes: Option<Vec<u8>> = self
-            .conn
-            .query_row(
-                "SELECT CAST(value AS BLOB) FROM meta WHERE key = ?1",
-                params![key],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| db(&self.path, e))?
-            .flatten();
-        bytes
+        self.meta_bytes(key)?
             .map(|b| {
                 String::from_utf8(b).map_err(|_| Error::Corrupt {
                     path: self.path.clone(),
