@@ -1844,8 +1844,18 @@ fn no_psf_and_replaced_outputs() {
         std::fs::read(&kept).unwrap(),
         std::fs::read(&noisy).unwrap()
     );
-    // a PSF of one pixel is no blur, whichever spec gives it
-    for psf in ["gaussian:0", "disk:0", "motion:0,0"] {
+    // a PSF of one pixel, or all but a thousandth of its weight on one, is no blur, whichever
+    // spec gives it
+    let centre_only = env.root.join("centre.txt");
+    std::fs::write(&centre_only, "0 0 0\n0 1 0\n0 0 0\n").unwrap();
+    let centre_only = format!("file:{}", centre_only.display());
+    for psf in [
+        "gaussian:0",
+        "disk:0",
+        "motion:0,0",
+        "gaussian:0.1",
+        centre_only.as_str(),
+    ] {
         let out = run_ok(
             env.cmd()
                 .arg("deblur")
@@ -1868,7 +1878,8 @@ fn no_psf_and_replaced_outputs() {
         );
         let text = String::from_utf8_lossy(&out.stderr);
         assert!(
-            text.contains("is a single pixel, no blur") && !text.contains("strength 0"),
+            text.contains("is no blur (all but 0.1% of its weight on one pixel)")
+                && !text.contains("strength 0"),
             "{text}"
         );
     }

@@ -451,7 +451,7 @@ pub(crate) fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
                 "no blur given".into()
             } else {
                 format!(
-                    "the PSF given ({}) is a single pixel, no blur",
+                    "the PSF given ({}) is no blur (all but 0.1% of its weight on one pixel)",
                     path_repr::escape_message(&done.psf_text)
                 )
             };

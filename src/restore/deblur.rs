@@ -105,7 +105,8 @@ pub struct Deblurred {
     pub(crate) channels: Vec<ChannelReport>,
     /// The image is the input's own pixels: no blur found or given, or a strength of 0.
     pub(crate) unchanged: bool,
-    /// The PSF used is a single pixel (`--psf none`, `gaussian:0`, `disk:0`...): no blur.
+    /// The PSF used is no blur: a single pixel (`--psf none`, `gaussian:0`, `disk:0`...) or a
+    /// kernel all but a thousandth of whose weight is at its centre.
     pub(crate) psf_is_identity: bool,
 }
 
@@ -219,8 +220,8 @@ pub fn deblur(img: &Planes, config: &DeblurConfig) -> Result<Deblurred> {
         }
     };
     // nothing to undo: no blur found, a PSF that is no blur (a single pixel, as gaussian:0
-    // gives), or a blend that keeps none of the result
-    let psf_is_identity = psf.kernel().dim() == (1, 1);
+    // gives, or nearly one), or a blend that keeps none of the result
+    let psf_is_identity = psf.is_identity();
     let unchanged =
         estimate.is_some_and(|e| !e.is_blurred()) || psf_is_identity || config.strength == 0.0;
     let family = estimate.and_then(|e| e.psf_family());

@@ -14,6 +14,8 @@ pub(crate) const MAX_EXTENT: f32 = 100.0;
 
 /// Largest PSF file read, in bytes (a kernel matrix is a few kilobytes).
 const MAX_PSF_FILE_SIZE: u64 = 16 << 20;
+/// Share of a kernel's weight off its centre below which it is no blur.
+const IDENTITY_TOLERANCE: f32 = 1e-3;
 /// Largest kernel side accepted: that of the widest named PSF, a Gaussian of sigma
 /// [`MAX_EXTENT`] (radius three sigma).
 const MAX_KERNEL_SIDE: usize = 6 * MAX_EXTENT as usize + 1;
@@ -372,6 +374,14 @@ impl Psf {
         Psf {
             kernel: Array2::from_elem((1, 1), 1.0),
         }
+    }
+
+    /// Whether the kernel is no blur: its centre holds all but [`IDENTITY_TOLERANCE`] of the
+    /// weight, so it moves no pixel by more than a quarter of an 8-bit grey level (a single
+    /// pixel, `gaussian:0.1`, a 3x3 kernel with one weight in the middle).
+    pub(crate) fn is_identity(&self) -> bool {
+        let (h, w) = self.kernel.dim();
+        self.kernel[[h / 2, w / 2]] >= 1.0 - IDENTITY_TOLERANCE
     }
 
     /// The kernel, odd-sized and summing to 1.
