@@ -111,6 +111,19 @@ fn build_streaming(
     builder.finish_stoppable(stop)
 }
 
+/// The most points inserting `changed` images adds to the graph: one per distinct content, as
+/// images of the same bytes hold the same vectors and share a point (a crowd of copies adds
+/// one point, not one per image).
+fn points_added_by(store: &Store, changed: &[i64]) -> Result<usize> {
+    if changed.is_empty() {
+        return Ok(0);
+    }
+    let files = store.files_of(changed)?;
+    let contents: std::collections::HashSet<&[u8; 32]> = files.values().map(|f| &f.hash).collect();
+    // an image without a file row (none expected) counts as a point of its own
+    Ok(contents.len() + (changed.len() - files.len()))
+}
+
 impl Collection {
     /// Brings the graph up to date with SQLite: nothing when the dump is current, an in-place
     /// update when `policy` allows it, else a full rebuild (always with `rebuild`, and when the
@@ -218,7 +231,7 @@ impl Collection {
             .collect();
         let hidden = ann.points_hidden_by(&stale);
         let built = ann.built_points();
-        let points = rec.count + changed.len();
+        let points = rec.count + points_added_by(store, &changed)?;
         if !graph_unchanged
             && (built < policy.min_built
                 || (points - built) as f64 > policy.max_growth * built as f64

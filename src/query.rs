@@ -56,6 +56,9 @@ pub struct Hit {
     pub path: PathBuf,
     /// The image's id in the index.
     pub id: i64,
+    /// An exact duplicate or an edited copy of the example, ranked ahead of the rest.
+    #[serde(skip)]
+    pub(crate) copy: bool,
 }
 
 /// The answer to a query.
@@ -78,6 +81,10 @@ pub struct QueryResult {
     pub(crate) unreadable: Vec<PathBuf>,
     /// Why the graph is missing or was rebuilt in memory, for the user.
     pub note: Option<String>,
+    /// How many images the search left out for a damaged stored vector, for the user: every
+    /// image with a damaged vector of a searched family, once the search met one.
+    #[serde(skip)]
+    pub(crate) damage_note: Option<String>,
 }
 
 /// An example as the ranker takes it: its fused vector, its duplicate signature (empty when
@@ -254,14 +261,17 @@ impl Searcher {
             .into_iter()
             .filter_map(|r| {
                 let distance = r.distance.filter(|d| d.is_finite())?;
-                paths.get(&r.id).map(|p| (r.id, distance, p.clone()))
+                paths
+                    .get(&r.id)
+                    .map(|p| (r.id, distance, p.clone(), r.copy))
             })
             .enumerate()
-            .map(|(i, (id, distance, path))| Hit {
+            .map(|(i, (id, distance, path, copy))| Hit {
                 rank: i + 1,
                 distance,
                 path,
                 id,
+                copy,
             })
             .collect())
     }
@@ -269,14 +279,12 @@ impl Searcher {
     /// Answers one query by example.
     pub fn query(&self, path: &Path, cfg: &QueryConfig) -> Result<QueryResult> {
         let example = self.example_vector(path, &cfg.decode)?;
-        let result = self.answer(path, example, cfg)?;
-        // what the search read of damaged vectors depends on its candidates: all are noted
-        self.store.note_all_damage(&self.space.fusion.families())?;
-        Ok(result)
+        self.answer(path, example, cfg)
     }
 
     /// Ranks the images for an example (labelled `query` in the result) and drops the hits
-    /// gone or changed on disk.
+    /// gone or changed on disk. The result notes the damaged vectors met since the store's
+    /// last [`Store::take_damaged`] (reading the example's own vectors too), and takes them.
     pub(crate) fn answer(
         &self,
         query: &Path,
@@ -299,15 +307,20 @@ impl Searcher {
             &rank_cfg,
         )?;
         let (stale, unreadable) = self.drop_stale(&mut hits)?;
-        // the hit moved first may be one just dropped: the nearest of those left goes first
+        // the hit moved first may be one just dropped: the nearest of those left after the
+        // copies goes first
         if cfg.nearest_first && !(stale.is_empty() && unreadable.is_empty()) {
-            crate::nearest_first::promote(&mut hits, |h| h.distance);
+            crate::rank::reorder_after_leaving_out(&mut hits, |h| h.copy, |h| h.distance);
         }
         hits.truncate(cfg.k);
         for (i, h) in hits.iter_mut().enumerate() {
             h.rank = i + 1;
         }
+        // what the search read of damaged vectors depends on its candidates: all are noted
+        self.store.note_all_damage(&self.space.fusion.families())?;
+        let damage_note = crate::store::DamagedVector::left_out_note(&self.store.take_damaged());
         Ok(QueryResult {
+            damage_note,
             query: query.to_path_buf(),
             indexed: own.is_some(),
             mode,

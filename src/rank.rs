@@ -102,6 +102,8 @@ pub struct Ranked {
     /// Distance to the example, as [`Space::example_distances`] gives it: known for the head,
     /// filled in further down by [`describe`].
     pub distance: Option<f32>,
+    /// An exact duplicate or an edited copy of the example, ranked ahead of the rest.
+    pub copy: bool,
 }
 
 /// Ranks the indexed images for an example's full vector and returns the first `k`. `own` is
@@ -167,9 +169,10 @@ fn rank_and_pool<S: Space + ?Sized>(
         .map(|(&id, d)| Ranked {
             id,
             distance: Some(d),
+            copy: d < DUPLICATE_DISTANCE,
         })
         .collect();
-    let is_duplicate = |r: &Ranked| r.distance.is_some_and(|d| d < DUPLICATE_DISTANCE);
+    let is_duplicate = |r: &Ranked| r.copy;
     // the example's own image first among its exact duplicates
     head.sort_by_key(|r| (!is_duplicate(r), Some(r.id) != own));
     let duplicates = head.iter().take_while(|r| is_duplicate(r)).count();
@@ -179,11 +182,11 @@ fn rank_and_pool<S: Space + ?Sized>(
         });
     }
     let mut ranking = head;
-    ranking.extend(
-        candidates[head_len..]
-            .iter()
-            .map(|&(id, _)| Ranked { id, distance: None }),
-    );
+    ranking.extend(candidates[head_len..].iter().map(|&(id, _)| Ranked {
+        id,
+        distance: None,
+        copy: false,
+    }));
     ranking.truncate(k);
     let mut pool_ids = plain.unwrap_or_default();
     pool_ids.truncate(pool);
@@ -231,16 +234,14 @@ pub(crate) fn rank_with_copies<S: Space + ?Sized>(
     let distances = space.example_distances(example, &copy_ids)?;
     let mut copies: Vec<(i64, f32)> = copy_ids.into_iter().zip(distances).collect();
     copies.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
-    let exact = ranking
-        .iter()
-        .take_while(|r| r.distance.is_some_and(|d| d < DUPLICATE_DISTANCE))
-        .count();
+    let exact = ranking.iter().take_while(|r| r.copy).count();
     let mut out: Vec<Ranked> = ranking[..exact].to_vec();
     for (id, d) in copies {
         if !out.iter().any(|r| r.id == id) {
             out.push(Ranked {
                 id,
                 distance: Some(d),
+                copy: true,
             });
         }
     }
@@ -251,6 +252,20 @@ pub(crate) fn rank_with_copies<S: Space + ?Sized>(
     }
     out.truncate(k);
     Ok(out)
+}
+
+/// Puts a ranking some of whose entries were left out (images whose files are gone or changed
+/// since indexing) in the order it has without them: the exact duplicates and edited copies
+/// of the example (`copy`) stay first as ranked, nearest first; among the rest the one nearest
+/// to the example goes first again, as the nearest-first step would pick it (the entry it
+/// moved first may be one left out). A copy never moves below the rest.
+pub(crate) fn reorder_after_leaving_out<T>(
+    ranking: &mut [T],
+    copy: impl Fn(&T) -> bool,
+    distance: impl Fn(&T) -> f32,
+) {
+    let copies = ranking.iter().take_while(|r| copy(r)).count();
+    nearest_first::promote(&mut ranking[copies..], distance);
 }
 
 /// Fills in the distance to the example wherever `ranking` lacks it.
@@ -544,6 +559,34 @@ mod tests {
             assert_eq!(ids(&r), vec![0, 3, 9, 1, 2], "qe {qe}");
             let shown: Vec<f32> = r[..3].iter().map(|r| r.distance.unwrap()).collect();
             assert_eq!(shown, vec![0.0, 3.0, 9.0], "qe {qe}");
+        }
+    }
+
+    /// A ranking with an image left out (its file gone or changed since indexing) is the
+    /// ranking of the space without that image: the copies stay first, nearest first, and a
+    /// nearer image that is no copy stays below them.
+    #[test]
+    fn leaving_out_a_stale_image_keeps_the_copies_first() {
+        // from the example at -0.5, each point i lies at i + 0.5; 3 and 9 are edited copies
+        let copies = |without: Option<i64>| {
+            let mut line = line(30);
+            line.search.retain(|p| Some(p.0) != without);
+            line.full.retain(|p| Some(p.0) != without);
+            let mut layouts = vec![(9, 0.0), (3, 0.2)];
+            layouts.retain(|l| Some(l.0) != without);
+            Copies { line, layouts }
+        };
+        let example = [-0.5, 1.0];
+        let sig = vec![0.0; SIGNATURE_LEN];
+        let full = rank_with_copies(&copies(None), &example, &sig, None, 8, &PLAIN).unwrap();
+        assert_eq!(ids(&full), vec![3, 9, 0, 1, 2, 4, 5, 6]);
+        for stale in [3, 9, 0, 1] {
+            let mut left = full.clone();
+            left.retain(|r| r.id != stale);
+            reorder_after_leaving_out(&mut left, |r| r.copy, |r| r.distance.unwrap());
+            let without =
+                rank_with_copies(&copies(Some(stale)), &example, &sig, None, 7, &PLAIN).unwrap();
+            assert_eq!(ids(&left), ids(&without), "{stale} left out");
         }
     }
 

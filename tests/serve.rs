@@ -810,7 +810,8 @@ fn unknown_fields_and_parameters_are_refused_by_name() {
 }
 
 /// Every endpoint, those that take no parameter too, refuses a query parameter or body field
-/// it does not know, naming it; a `target` goes with `move-to` only.
+/// it does not know, naming it (addresses outside `/api/` in an HTML page); a `target` goes
+/// with `move-to` only.
 #[test]
 fn every_endpoint_refuses_what_it_does_not_know_by_name() {
     let c = Collection::new();
@@ -820,8 +821,17 @@ fn every_endpoint_refuses_what_it_does_not_know_by_name() {
     std::fs::write(reports.join("one/report.json"), "{}").unwrap();
     let server = c.serve(&["--reports", reports.to_str().unwrap()]);
     let id = image_ids(&server)[0].0;
+    // in JSON under /api/, elsewhere in an HTML page
     let named = |what: &str, a: &common::Answer, name: &str| {
         assert_eq!(a.status, 400, "{what}: {}", a.text());
+        if what.starts_with('/') && !what.starts_with("/api/") {
+            let page = a.text();
+            assert!(
+                page.contains(&format!("<code>{name}</code>")),
+                "{what}: {page}"
+            );
+            return;
+        }
         let error = a.json()["error"].as_str().unwrap_or("").to_string();
         assert!(error.contains(&format!("`{name}`")), "{what}: {error}");
     };
@@ -1242,4 +1252,157 @@ fn a_thumbnail_over_the_servers_memory_budget_names_the_flag_to_raise() {
     // the other images' thumbnails are made under it
     let small = ids.iter().find(|i| i.1 == "camera.jpg").unwrap().0;
     assert_eq!(server.get(&format!("/thumbs/{small}")).status, 200);
+}
+
+/// A file the server may not read is not `viewable`, even with its stamp as indexed (its mode
+/// was 000 when it was indexed): the page says why instead of offering the original, which
+/// `/files` would refuse with 403.
+#[cfg(unix)]
+#[test]
+fn a_file_the_server_may_not_open_is_not_viewable_even_as_indexed() {
+    use std::os::unix::fs::PermissionsExt;
+    let c = Collection::new();
+    let Some(nobody) = as_nobody() else {
+        return;
+    };
+    common::readable_by_all_writable_by_owner(&c.root);
+    let locked = c.photos.join("camera.jpg");
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    // indexed at mode 000 (root reads it): its stamp is the one recorded
+    c.index();
+    common::readable_by_all_writable_by_owner(&c.index);
+    let server = c.serve_through(nobody, &[]);
+    let ids = image_ids(&server);
+    let id = ids.iter().find(|i| i.1 == "camera.jpg").unwrap().0;
+    let listed = server.get("/api/images?limit=500").json();
+    let shown = listed["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == id)
+        .unwrap()
+        .clone();
+    let page = server.get(&format!("/api/images/{id}?k=1")).json();
+    for image in [&shown, &page["image"]] {
+        assert_eq!(image["viewable"], false, "{image}");
+        let why = image["why_not_viewable"].as_str().unwrap_or("");
+        assert!(why.contains("permission denied"), "{image}");
+    }
+    assert_eq!(server.get(&format!("/files/{id}")).status, 403);
+    // the others are still viewable
+    let other = ids.iter().find(|i| i.1 == "rocket.jpg").unwrap().0;
+    let page = server.get(&format!("/api/images/{other}?k=1")).json();
+    assert_eq!(page["image"]["viewable"], true, "{page}");
+    assert_eq!(server.get(&format!("/files/{other}")).status, 200);
+}
+
+/// The web app notes the images a search left out for a damaged stored vector with the count
+/// `lookalike query` gives for the same index: every image with a damaged vector, not only
+/// those the search read.
+#[test]
+fn the_damage_note_counts_what_the_command_line_counts() {
+    let c = Collection::new();
+    let db = rusqlite::Connection::open(c.index.join("lookalike.db")).unwrap();
+    for name in ["camera.jpg", "rocket-small.jpg"] {
+        let changed = db
+            .execute(
+                "UPDATE features SET vector = substr(vector, 1, 10) WHERE family = 'color' AND image_id = (SELECT id FROM images WHERE rel_path = ?1)",
+                [name.as_bytes()],
+            )
+            .unwrap();
+        assert_eq!(changed, 1, "{name}");
+    }
+    drop(db);
+    let example = c.photos.join("camera.jpg");
+    let cli = common::lookalike()
+        .arg("--index-dir")
+        .arg(&c.index)
+        .args(["query", "-k", "1"])
+        .arg(&example)
+        .output()
+        .unwrap();
+    assert!(cli.status.success());
+    let stderr = String::from_utf8_lossy(&cli.stderr).to_string();
+    let said = "2 images left out because a stored vector is damaged";
+    assert!(stderr.contains(said), "{stderr}");
+    let server = c.serve(&[]);
+    let a = server.post(
+        "/api/query?k=1",
+        "application/octet-stream",
+        &std::fs::read(&example).unwrap(),
+    );
+    assert_eq!(a.status, 200, "{}", a.text());
+    let note = a.json()["note"].as_str().unwrap_or("").to_string();
+    assert!(note.contains(said), "{}", a.text());
+    // an image's page, whose search reads other candidates, says the same count
+    let ids = image_ids(&server);
+    let coffee = ids.iter().find(|i| i.1 == "coffee.jpg").unwrap().0;
+    let page = server.get(&format!("/api/images/{coffee}?k=1")).json();
+    let note = page["lookalikes"]["note"].as_str().unwrap_or("");
+    assert!(!note.contains("damaged") || note.contains(said), "{page}");
+}
+
+/// An address a browser opens, with a query parameter it does not know (a tracking tag a
+/// shared link picked up), answers an HTML page that names the parameter and links to the
+/// same address without it; the API answers JSON.
+#[test]
+fn a_page_with_an_unknown_parameter_answers_a_page_linking_without_it() {
+    let c = Collection::new();
+    let server = c.serve(&[]);
+    let id = image_ids(&server)[0].0;
+    for (target, names, link) in [
+        (
+            "/?utm_source=x".to_string(),
+            vec!["utm_source"],
+            "/".to_string(),
+        ),
+        (
+            "/?fbclid=IwAR0&utm_source=a%3Cb".to_string(),
+            vec!["fbclid", "utm_source"],
+            "/".to_string(),
+        ),
+        (
+            format!("/files/{id}?fbclid=1"),
+            vec!["fbclid"],
+            format!("/files/{id}"),
+        ),
+        (
+            "/?%3Cscript%3E=1".to_string(),
+            vec!["&lt;script&gt;"],
+            "/".to_string(),
+        ),
+    ] {
+        let a = server.get(&target);
+        assert_eq!(a.status, 400, "{target}: {}", a.text());
+        assert!(
+            a.header("content-type")
+                .is_some_and(|t| t.starts_with("text/html")),
+            "{target}: {}",
+            a.head
+        );
+        let page = a.text();
+        for name in names {
+            assert!(
+                page.contains(&format!("<code>{name}</code>")),
+                "{target}: {page}"
+            );
+        }
+        assert!(
+            page.contains(&format!("<a href=\"{link}\">")),
+            "{target}: {page}"
+        );
+        assert!(!page.contains("<script>"), "{target}: {page}");
+        // the link answers
+        assert_eq!(server.get(&link).status, 200, "{link}");
+    }
+    let api = server.get("/api/status?utm_source=x");
+    assert_eq!(api.status, 400);
+    assert!(
+        api.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("`utm_source`"),
+        "{}",
+        api.text()
+    );
 }

@@ -806,7 +806,9 @@ fn cmd_query(collection: &Collection, args: QueryArgs) -> Result<ExitCode> {
         decode: decode_config(args.memory_budget),
     };
     let result = searcher.query(&args.image, &cfg)?;
-    damage_note(&searcher.store().take_damaged());
+    if let Some(note) = &result.damage_note {
+        note!("note: {note}");
+    }
     if args.json {
         print_json(&result)?;
     } else {
@@ -1011,21 +1013,9 @@ fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
 
 /// Damaged vectors met while reading, whose images were left out of the search or the graph.
 fn damage_note(damaged: &[crate::store::DamagedVector]) {
-    let Some(first) = damaged.first() else {
-        return;
-    };
-    // an image may have more than one damaged vector
-    let images = damaged
-        .iter()
-        .map(|d| d.image_id)
-        .collect::<std::collections::BTreeSet<_>>()
-        .len();
-    note!(
-        "note: {images} {} left out because a stored vector is damaged (first: image {}, {}); `lookalike status --check` lists them, `lookalike index --repair` extracts them again",
-        if images == 1 { "image" } else { "images" },
-        first.image_id,
-        first.reason
-    );
+    if let Some(note) = crate::store::DamagedVector::left_out_note(damaged) {
+        note!("note: {note}");
+    }
 }
 
 #[cfg(test)]

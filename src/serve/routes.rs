@@ -34,6 +34,9 @@ const PAGE_POLICY: &str = "default-src 'self'; img-src 'self' blob: data:; style
 /// Eval reports: inline styles and pictures, no scripts, no network.
 const REPORT_POLICY: &str =
     "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; sandbox";
+/// A refused address's page: text and a link, nothing else.
+const REFUSAL_POLICY: &str =
+    "default-src 'none'; frame-ancestors 'none'; form-action 'none'; base-uri 'none'";
 /// Image files: shown, never run.
 const FILE_POLICY: &str = "default-src 'none'; sandbox";
 
@@ -159,7 +162,9 @@ fn refuse(status: StatusCode, why: &str) -> Response {
 }
 
 /// The query parameters an endpoint takes, as `T` (`#[serde(deny_unknown_fields)]`); any
-/// other, or one of the wrong type, is refused with 400 naming it.
+/// other, or one of the wrong type, is refused with 400 naming it: in JSON under `/api/`, and
+/// elsewhere (addresses a browser opens: the page, files, thumbnails, reports) as an HTML page
+/// that links to the same address without the parameters it does not know.
 struct Params<T>(T);
 
 /// For endpoints that take no query parameter (or no body field).
@@ -177,23 +182,138 @@ impl<T: serde::de::DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> 
         match Query::<T>::from_request_parts(parts, state).await {
             Ok(Query(t)) => Ok(Params(t)),
             Err(rejection) => {
-                // the deserializer's words, without the framework's lead
-                let mut why = rejection.to_string();
-                let mut source = std::error::Error::source(&rejection);
-                while let Some(e) = source {
-                    why = e.to_string();
-                    source = e.source();
+                let why = query_refusal(&rejection);
+                if parts.uri.path().starts_with("/api/") {
+                    return Err(refuse(
+                        StatusCode::BAD_REQUEST,
+                        &format!("the query was refused: {why}"),
+                    ));
                 }
-                let why = why
-                    .replace("unknown field", "unknown query parameter")
-                    .replace("there are no fields", "this address takes none");
-                Err(refuse(
-                    StatusCode::BAD_REQUEST,
-                    &format!("the query was refused: {why}"),
-                ))
+                Err(refused_page::<T>(parts.uri.path(), parts.uri.query(), &why))
             }
         }
     }
+}
+
+/// The deserializer's words for a refused query, without the framework's lead.
+fn query_refusal(rejection: &dyn std::error::Error) -> String {
+    let mut why = rejection.to_string();
+    let mut source = rejection.source();
+    while let Some(e) = source {
+        why = e.to_string();
+        source = e.source();
+    }
+    why.replace("unknown field", "unknown query parameter")
+        .replace("there are no fields", "this address takes none")
+}
+
+/// The name in a refusal of an unknown query parameter.
+fn unknown_parameter(why: &str) -> Option<&str> {
+    why.split_once("unknown query parameter `")?
+        .1
+        .split_once('`')
+        .map(|(name, _)| name)
+}
+
+/// The answer to a refused query at an address a browser opens: an HTML page (400) naming the
+/// parameters the address does not know and linking to it without them (tracking tags such
+/// as `utm_source` or `fbclid` that a shared link picked up).
+fn refused_page<T: serde::de::DeserializeOwned>(
+    path: &str,
+    query: Option<&str>,
+    why: &str,
+) -> Response {
+    let mut kept: Vec<&str> = query
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .collect();
+    let mut unknown: Vec<String> = Vec::new();
+    let mut last = why.to_string();
+    // one unknown parameter is named at a time: left out, the rest is tried again
+    while let Some(name) = unknown_parameter(&last).map(str::to_string) {
+        let before = kept.len();
+        kept.retain(|pair| query_key(pair).as_deref() != Some(name.as_str()));
+        unknown.push(name);
+        if kept.len() == before {
+            // not found as written: the link leaves the whole query out
+            break;
+        }
+        let uri = format!("{path}?{}", kept.join("&"));
+        match uri
+            .parse::<axum::http::Uri>()
+            .map_err(|e| e.to_string())
+            .and_then(|u| Query::<T>::try_from_uri(&u).map_err(|e| query_refusal(&e)))
+        {
+            Ok(_) => {
+                last.clear();
+                break;
+            }
+            Err(why) => last = why,
+        }
+    }
+    // a bad value of a known parameter: the link leaves the query out
+    if !last.is_empty() {
+        kept.clear();
+    }
+    // a path of one leading slash: `//host` would lead off this server
+    let mut href = format!("/{}", path.trim_start_matches('/'));
+    if !kept.is_empty() {
+        href = format!("{href}?{}", kept.join("&"));
+    }
+    let link = format!("<a href=\"{0}\">{0}</a>", html_text(&href));
+    let what = if unknown.is_empty() {
+        format!(
+            "<p>The address was refused: {}.</p>\n<p>{link} is the same address without its query.</p>",
+            html_text(why)
+        )
+    } else {
+        let names: Vec<String> = unknown
+            .iter()
+            .map(|n| format!("<code>{}</code>", html_text(n)))
+            .collect();
+        let (noun, them) = if unknown.len() == 1 {
+            ("parameter", "it")
+        } else {
+            ("parameters", "them")
+        };
+        format!(
+            "<p>This address does not know the query {noun} {} (added to a shared link, as tracking tags are).</p>\n<p>{link} is the same address without {them}.</p>",
+            names.join(", ")
+        )
+    };
+    let page = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Address refused: lookalike</title></head>\n<body><h1>Address refused</h1>\n{what}\n</body></html>\n"
+    );
+    let mut r = with_type(page, "text/html; charset=utf-8", REFUSAL_POLICY);
+    *r.status_mut() = StatusCode::BAD_REQUEST;
+    r
+}
+
+/// The decoded name of one `name=value` pair of a query.
+fn query_key(pair: &str) -> Option<String> {
+    let uri = format!("/?{pair}").parse::<axum::http::Uri>().ok()?;
+    Query::<Vec<(String, String)>>::try_from_uri(&uri)
+        .ok()?
+        .0
+        .pop()
+        .map(|(name, _)| name)
+}
+
+/// Text made safe to put in HTML, an attribute's value too.
+fn html_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The answer for an error of the library: its message, with a status saying whose fault.
@@ -285,9 +405,10 @@ async fn style(_: Params<Nothing>) -> Response {
     with_type(STYLE, "text/css; charset=utf-8", PAGE_POLICY)
 }
 
-/// An image as the pages show it. A file whose stamp changed (touched, its mode changed) is
-/// `viewable` when it still holds the bytes indexed, as `/files/ID` checks; only such files
-/// of the indexed size are read.
+/// An image as the pages show it. `viewable` only when `/files/ID` would serve it: the file
+/// is opened as serving opens it, so one this server may not read is not viewable even with
+/// its stamp unchanged. A file whose stamp changed (touched, its mode changed) is viewable when
+/// it still holds the bytes indexed; only such files of the indexed size are read.
 fn image_json(r: &ImageRecord) -> Value {
     let mut m = crate::path_repr::object("path", &r.path);
     // Relative to its folder: names like "original.jpg" repeat across sub-folders.
@@ -309,58 +430,112 @@ fn image_json(r: &ImageRecord) -> Value {
         Some(r.stamp.mtime_ns.div_euclid(1_000_000_000))
     };
     m.insert("modified_unix".into(), json!(modified));
-    // what `/files/ID` serves: a browser format, at a path that stays inside its folder, with
-    // the bytes indexed (told here by the file's stamp; an unsettled one by its size and
-    // change time)
-    let inside = matches!(
-        (std::fs::canonicalize(&r.path), std::fs::canonicalize(&r.root)),
-        (Ok(real), Ok(root)) if real.starts_with(&root)
-    );
-    let as_indexed = std::fs::metadata(&r.path).is_ok_and(|meta| {
-        let now = crate::store::FileStamp::of(&meta);
+    // what `/files/ID` serves: a browser format, a regular file inside its folder that this
+    // server can open, with the bytes indexed (told here by the file's stamp; an unsettled one
+    // by its size and change time)
+    let opened = open_served(r);
+    let as_indexed = opened.as_ref().is_ok_and(|(_, file, meta)| {
+        let now = crate::store::FileStamp::of(meta);
         now.matches(&r.stamp)
             || (r.stamp.mtime_ns == crate::store::FileStamp::UNSETTLED_MTIME
                 && now.size == r.stamp.size
                 && r.stamp.ctime_ns != 0
                 && now.ctime_ns == r.stamp.ctime_ns)
-            || (meta.is_file()
-                && meta.len() == r.stamp.size
-                && std::fs::read(&r.path)
-                    .is_ok_and(|bytes| blake3::hash(&bytes).as_bytes() == &r.hash))
+            || (meta.len() == r.stamp.size && {
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut &*file, &mut bytes).is_ok()
+                    && blake3::hash(&bytes).as_bytes() == &r.hash
+            })
     });
-    let viewable = browser_type(&r.format).is_some() && inside && as_indexed;
+    let viewable = browser_type(&r.format).is_some() && as_indexed;
     m.insert("viewable".into(), json!(viewable));
-    m.insert(
-        "why_not_viewable".into(),
-        json!((!viewable).then(|| why_not_viewable(r, inside))),
-    );
+    let why = match &opened {
+        _ if viewable => None,
+        _ if browser_type(&r.format).is_none() => Some(format!(
+            "browsers do not show {} files; the thumbnail stands for it",
+            r.format
+        )),
+        Err(not) => Some(not.why()),
+        Ok(_) => Some(
+            "the file changed since it was indexed: run `lookalike index` to bring the index up to date"
+                .to_string(),
+        ),
+    };
+    m.insert("why_not_viewable".into(), json!(why));
     Value::Object(m)
 }
 
-/// Why `/files/ID` does not serve an image, in the words of its refusal.
-fn why_not_viewable(r: &ImageRecord, inside: bool) -> String {
-    if browser_type(&r.format).is_none() {
-        return format!(
-            "browsers do not show {} files; the thumbnail stands for it",
-            r.format
-        );
+/// Why `/files/ID` does not serve an indexed file, found before its bytes are read.
+enum NotServed {
+    /// The file, or its indexed folder, cannot be opened: gone, or not readable by this server.
+    Unopened(PathBuf, std::io::Error),
+    /// A folder stands at the file's path.
+    Folder,
+    /// The path leads out of its indexed folder (a symlink).
+    Outside,
+    /// Not a regular file.
+    Special,
+}
+
+impl NotServed {
+    /// The refusal `/files/ID` answers.
+    fn response(&self, r: &ImageRecord) -> Response {
+        match self {
+            NotServed::Unopened(path, e) => unreadable_file(path, e),
+            NotServed::Folder => now_a_folder(&r.path),
+            NotServed::Outside => refuse(
+                StatusCode::FORBIDDEN,
+                "the file leads out of its indexed folder (a symlink): not served",
+            ),
+            NotServed::Special => refuse(StatusCode::FORBIDDEN, "not a regular file: not served"),
+        }
     }
-    let why = match std::fs::symlink_metadata(&r.path) {
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            "the server cannot read this file or a folder on its way (permission denied)"
+
+    /// The same, in the words a page shows next to the image.
+    fn why(&self) -> String {
+        use std::io::ErrorKind;
+        match self {
+            NotServed::Unopened(_, e) if e.kind() == ErrorKind::PermissionDenied => {
+                "the server cannot read this file or a folder on its way (permission denied)".into()
+            }
+            NotServed::Unopened(_, e)
+                if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) =>
+            {
+                "the file is gone from disk: run `lookalike index` to bring the index up to date"
+                    .into()
+            }
+            NotServed::Unopened(_, e) => format!("the file cannot be read ({e})"),
+            NotServed::Folder => "a folder now stands at this path; the indexed file is gone: run `lookalike index` to bring the index up to date".into(),
+            NotServed::Outside => {
+                "the file leads out of its indexed folder (a symlink), so it is not served".into()
+            }
+            NotServed::Special => "it is not a regular file, so it is not served".into(),
         }
-        Err(_) => "the file is gone from disk: run `lookalike index` to bring the index up to date",
-        Ok(_) if r.path.is_dir() => {
-            "a folder now stands at this path; the indexed file is gone: run `lookalike index` to bring the index up to date"
-        }
-        Ok(_) if !inside => {
-            "the file leads out of its indexed folder (a symlink), so it is not served"
-        }
-        Ok(_) => {
-            "the file changed since it was indexed: run `lookalike index` to bring the index up to date"
-        }
-    };
-    why.to_string()
+    }
+}
+
+/// Opens an indexed file as `/files/ID` does before reading it: a regular file inside its
+/// indexed folder, opened for reading by this server. Gives its real path, the open file and
+/// its metadata.
+fn open_served(
+    r: &ImageRecord,
+) -> std::result::Result<(PathBuf, std::fs::File, std::fs::Metadata), NotServed> {
+    let real =
+        std::fs::canonicalize(&r.path).map_err(|e| NotServed::Unopened(r.path.clone(), e))?;
+    let root =
+        std::fs::canonicalize(&r.root).map_err(|e| NotServed::Unopened(r.root.clone(), e))?;
+    if !real.starts_with(&root) {
+        return Err(NotServed::Outside);
+    }
+    let meta = std::fs::metadata(&real).map_err(|e| NotServed::Unopened(r.path.clone(), e))?;
+    if meta.is_dir() {
+        return Err(NotServed::Folder);
+    }
+    if !meta.is_file() {
+        return Err(NotServed::Special);
+    }
+    let file = std::fs::File::open(&real).map_err(|e| NotServed::Unopened(r.path.clone(), e))?;
+    Ok((real, file, meta))
 }
 
 /// The content type of a format browsers show, if they do.
@@ -505,7 +680,14 @@ fn hits_json(app: &App, result: &QueryResult, skip: Option<i64>) -> Result<Value
         }
         Ok(out)
     })?;
-    let mut doc = json!({"hits": hits, "mode": result.mode, "note": result.note});
+    // the graph's note and the damaged vectors' note, as `query` gives them on two lines
+    let notes: Vec<&str> = [&result.note, &result.damage_note]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    let note = (!notes.is_empty()).then(|| notes.join("; "));
+    let mut doc = json!({"hits": hits, "mode": result.mode, "note": note});
     crate::path_repr::insert_list(
         doc.as_object_mut().expect("an object"),
         "stale",
@@ -542,6 +724,8 @@ async fn image(
         }
         let loaded = app.searcher()?;
         let searcher = loaded.searcher.lock().expect("searcher");
+        // damage met by an earlier request that ended before its answer is not this search's
+        searcher.store().take_damaged();
         let lookalikes = match searcher.example_of_id(id)? {
             Some(example) => {
                 let cfg = QueryConfig {
@@ -590,6 +774,8 @@ async fn query(
         let name = Path::new("uploaded image");
         let loaded = app.searcher()?;
         let searcher = loaded.searcher.lock().expect("searcher");
+        // damage met by an earlier request that ended before its answer is not this search's
+        searcher.store().take_damaged();
         let example = searcher.example_of_bytes(&body, name, &app.decode)?;
         let cfg = QueryConfig {
             k,
@@ -674,29 +860,10 @@ async fn file(
                 "no image with this id in the index",
             ));
         };
-        let real = match std::fs::canonicalize(&record.path) {
-            Ok(real) => real,
-            Err(e) => return Ok(unreadable_file(&record.path, &e)),
+        let real = match open_served(&record) {
+            Ok((real, _, _)) => real,
+            Err(not) => return Ok(not.response(&record)),
         };
-        let root = match std::fs::canonicalize(&record.root) {
-            Ok(root) => root,
-            Err(e) => return Ok(unreadable_file(&record.root, &e)),
-        };
-        if !real.starts_with(&root) {
-            return Ok(refuse(
-                StatusCode::FORBIDDEN,
-                "the file leads out of its indexed folder (a symlink): not served",
-            ));
-        }
-        if std::fs::metadata(&real).is_ok_and(|m| m.is_dir()) {
-            return Ok(now_a_folder(&record.path));
-        }
-        if !std::fs::metadata(&real).is_ok_and(|m| m.is_file()) {
-            return Ok(refuse(
-                StatusCode::FORBIDDEN,
-                "not a regular file: not served",
-            ));
-        }
         let bytes = match crate::decode::read_image_file(&real, &app.decode) {
             Ok(bytes) => bytes,
             Err(Error::Io { path, source }) => return Ok(unreadable_file(&path, &source)),

@@ -370,6 +370,24 @@ pub(crate) struct DamagedVector {
 }
 
 impl DamagedVector {
+    /// What a search or a graph build says of the images `damaged` left out, or `None` when
+    /// none was: how many images (an image may have more than one damaged vector), the first
+    /// with its damage, and the commands that list and repair them.
+    pub(crate) fn left_out_note(damaged: &[DamagedVector]) -> Option<String> {
+        let first = damaged.first()?;
+        let images = damaged
+            .iter()
+            .map(|d| d.image_id)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        Some(format!(
+            "{images} {} left out because a stored vector is damaged (first: image {}, {}); `lookalike status --check` lists them, `lookalike index --repair` extracts them again",
+            if images == 1 { "image" } else { "images" },
+            first.image_id,
+            first.reason
+        ))
+    }
+
     /// The damage as an error naming the image (`path`) and the family.
     pub(crate) fn to_error(&self, path: &Path) -> Error {
         Error::Corrupt {
