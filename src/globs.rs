@@ -1,95 +1,148 @@
-//! Globs matched in any letter case, for every Unicode letter: the pattern and each path are
-//! folded alike before matching, so `**/CAFÉ*` takes `café.png` as `*.jpg` takes `IMG_1.JPG`.
+//! Globs matched one character at a time, in any letter case, for every Unicode letter: the
+//! pattern and each path are compared in NFC and case-folded alike, so `**/CAFÉ*` takes
+//! `café.png` (written either way) as `*.jpg` takes `IMG_1.JPG`, and `?` or `[é]` match `é`.
 //! `--include`, `--exclude` and `--keep match:` all match through here.
 
 use std::borrow::Cow;
+use std::fmt;
 use std::path::Path;
 
-use globset::{GlobBuilder, GlobSetBuilder};
+use globset::GlobBuilder;
+use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
 
-/// One letter in the form its case variants share: lower case, with letters that have two
-/// lower forms (`ς` and `σ`, `ſ` and `s`) brought to one. A letter whose other case is more
-/// than one letter (`ß`, `İ`) stays as it is.
-fn fold_char(c: char) -> char {
-    fn single(mut it: impl Iterator<Item = char>) -> Option<char> {
-        let first = it.next()?;
-        it.next().is_none().then_some(first)
+/// Why a pattern is not a glob; the message names the pattern.
+#[derive(Debug, Clone)]
+pub struct GlobError(String);
+
+impl fmt::Display for GlobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
     }
-    let lower = single(c.to_lowercase()).unwrap_or(c);
-    single(lower.to_uppercase())
-        .and_then(|upper| single(upper.to_lowercase()))
-        .unwrap_or(lower)
 }
 
-/// `text` with every letter folded ([`fold_char`]).
-pub(crate) fn fold(text: &str) -> String {
-    text.chars().map(fold_char).collect()
+impl std::error::Error for GlobError {}
+
+/// `text` in NFC.
+fn nfc(text: Cow<'_, str>) -> Cow<'_, str> {
+    if is_nfc_quick(text.chars()) == IsNormalized::Yes {
+        text
+    } else {
+        Cow::Owned(text.nfc().collect())
+    }
 }
 
-/// `path` with every letter folded; bytes that are not UTF-8 are kept as they are.
-fn fold_path(path: &Path) -> Cow<'_, Path> {
-    if let Some(text) = path.to_str() {
-        if text.chars().all(|c| fold_char(c) == c) {
-            return Cow::Borrowed(path);
-        }
-        return Cow::Owned(fold(text).into());
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::ffi::{OsStrExt, OsStringExt};
-        let mut out = Vec::new();
-        for chunk in path.as_os_str().as_bytes().utf8_chunks() {
-            out.extend_from_slice(fold(chunk.valid()).as_bytes());
-            out.extend_from_slice(chunk.invalid());
-        }
-        Cow::Owned(std::ffi::OsString::from_vec(out).into())
-    }
-    #[cfg(not(unix))]
-    Cow::Borrowed(path)
+/// `path` as the text a glob is matched against: in NFC, each run of bytes that is not UTF-8
+/// one U+FFFD, so `?` takes it as one character and `*` passes over it.
+fn text_of(path: &Path) -> Cow<'_, str> {
+    nfc(path.to_string_lossy())
 }
 
-/// A glob built to match folded paths.
-fn build(pattern: &str) -> Result<globset::Glob, globset::Error> {
-    GlobBuilder::new(&fold(pattern))
+/// The regex of `pattern` that matches one character where globset's matches one byte.
+/// globset parses the glob (its `?`, `*`, `**`, `[...]`, `{a,b}` and `\` escapes) and writes
+/// a byte regex, each character past ASCII as its UTF-8 bytes (`\xc3\xa9`); those are written
+/// back as characters and the regex read in Unicode mode, case-insensitive by Unicode's simple
+/// case folding (`Σ`, `σ` and `ς` alike).
+fn regex_of(pattern: &str) -> Result<String, GlobError> {
+    let pattern = nfc(Cow::Borrowed(pattern));
+    let glob = GlobBuilder::new(&pattern)
         .case_insensitive(true)
         .build()
+        .map_err(|e| GlobError(e.to_string()))?;
+    let odd = || {
+        GlobError(format!(
+            "glob '{pattern}': globset wrote a regex this version cannot read: {}",
+            glob.regex()
+        ))
+    };
+    let bytes_regex = glob.regex().strip_prefix("(?-u)").ok_or_else(odd)?;
+    let mut out = String::with_capacity(bytes_regex.len());
+    let mut utf8 = Vec::new();
+    let mut rest = bytes_regex;
+    while !rest.is_empty() {
+        // a byte past ASCII, `\xNN`; any other escape is two characters kept together
+        let byte = rest
+            .strip_prefix("\\x")
+            .and_then(|r| r.get(..2))
+            .and_then(|h| u8::from_str_radix(h, 16).ok())
+            .filter(|b| *b >= 0x80);
+        if let Some(b) = byte {
+            utf8.push(b);
+            rest = &rest[4..];
+            continue;
+        }
+        if !utf8.is_empty() {
+            let text = std::str::from_utf8(&utf8).map_err(|_| odd())?;
+            for c in text.chars() {
+                use fmt::Write as _;
+                let _ = write!(out, "\\x{{{:x}}}", c as u32);
+            }
+            utf8.clear();
+        }
+        let mut chars = rest.chars();
+        let c = chars.next().unwrap_or_default();
+        out.push(c);
+        if c == '\\'
+            && let Some(next) = chars.next()
+        {
+            out.push(next);
+        }
+        rest = chars.as_str();
+    }
+    if !utf8.is_empty() {
+        return Err(odd());
+    }
+    Ok(out)
+}
+
+/// A regex of `pattern`'s, `.` taking a line break too, as globset's does.
+fn compile(pattern: &str) -> Result<Regex, GlobError> {
+    RegexBuilder::new(&regex_of(pattern)?)
+        .dot_matches_new_line(true)
+        .build()
+        .map_err(|e| GlobError(format!("glob '{pattern}': {e}")))
 }
 
 /// One glob, matched in any letter case.
 #[derive(Debug, Clone)]
-pub struct Glob(globset::GlobMatcher);
+pub struct Glob(Regex);
 
 impl Glob {
     /// The glob of `pattern`; the error says why it is not one.
-    pub fn new(pattern: &str) -> Result<Glob, globset::Error> {
-        Ok(Glob(build(pattern)?.compile_matcher()))
+    pub fn new(pattern: &str) -> Result<Glob, GlobError> {
+        compile(pattern).map(Glob)
     }
 
     /// True when `path` matches, in any letter case.
     pub fn is_match(&self, path: &Path) -> bool {
-        self.0.is_match(fold_path(path))
+        self.0.is_match(&text_of(path))
     }
 }
 
 /// Globs matched together, each in any letter case.
 #[derive(Debug, Clone)]
-pub(crate) struct GlobSet(globset::GlobSet);
+pub(crate) struct GlobSet(RegexSet);
 
 impl GlobSet {
     /// The set of `patterns`; the error names the first that is not a glob.
-    pub(crate) fn new(patterns: &[String]) -> Result<GlobSet, (String, globset::Error)> {
-        let mut set = GlobSetBuilder::new();
+    pub(crate) fn new(patterns: &[String]) -> Result<GlobSet, (String, GlobError)> {
+        let mut regexes = Vec::with_capacity(patterns.len());
         for p in patterns {
-            set.add(build(p).map_err(|e| (p.clone(), e))?);
+            regexes.push(regex_of(p).map_err(|e| (p.clone(), e))?);
         }
-        set.build()
+        RegexSetBuilder::new(regexes)
+            .dot_matches_new_line(true)
+            .build()
             .map(GlobSet)
-            .map_err(|e| (patterns.join(", "), e))
+            .map_err(|e| {
+                let all = patterns.join(", ");
+                (all.clone(), GlobError(format!("globs '{all}': {e}")))
+            })
     }
 
     /// True when `path` matches one of the globs, in any letter case.
     pub(crate) fn is_match(&self, path: &Path) -> bool {
-        self.0.is_match(fold_path(path))
+        self.0.is_match(&text_of(path))
     }
 }
 
@@ -128,6 +181,78 @@ mod tests {
         }
     }
 
+    fn matches(pattern: &str, path: &str) -> bool {
+        let one = Glob::new(pattern).unwrap().is_match(Path::new(path));
+        let set = GlobSet::new(&[pattern.to_string()])
+            .unwrap()
+            .is_match(Path::new(path));
+        assert_eq!(one, set, "{pattern} {path}");
+        one
+    }
+
+    #[test]
+    fn a_wildcard_or_class_takes_one_character_in_either_normal_form() {
+        let (nfc, nfd) = ("caf\u{e9}.png", "cafe\u{301}.png");
+        for (pattern, path) in [
+            ("caf?.png", nfc),
+            ("caf?.png", nfd),
+            ("caf[\u{e9}].png", nfc),
+            ("caf[e\u{301}].png", nfc),
+            ("caf[\u{c9}].png", nfd),
+            ("caf[!e].png", nfc),
+            ("caf[\u{e0}-\u{ff}].png", "CAF\u{c9}.PNG"),
+            ("**/?t?/*", "km/\u{c9}t\u{c9}/a.jpg"),
+            ("*/\u{f6}l.png", "d/o\u{308}l.png"),
+            ("*/o\u{308}l.png", "d/\u{f6}l.png"),
+            (
+                "\u{d55c}?.jpg",
+                "\u{1112}\u{1161}\u{11ab}\u{1100}\u{1161}.jpg",
+            ),
+        ] {
+            assert!(matches(pattern, path), "{pattern} {path}");
+        }
+        for (pattern, path) in [
+            ("caf??.png", nfc),
+            ("caf??.png", nfd),
+            ("caf[e].png", nfd),
+            ("caf[!\u{e9}].png", nfd),
+        ] {
+            assert!(!matches(pattern, path), "{pattern} {path}");
+        }
+    }
+
+    #[test]
+    fn a_range_means_what_it_says_in_any_case_or_is_refused_by_name() {
+        for path in ["Zx.png", "zx.png", "_x.png", "`x.png", "ax.png", "Ax.png"] {
+            assert!(matches("[Z-a]x.png", path), "{path}");
+        }
+        for path in ["bx.png", "Yx.png", "0x.png"] {
+            assert!(!matches("[Z-a]x.png", path), "{path}");
+        }
+        assert!(matches("[A-Z]*.png", "b.PNG"));
+        assert!(matches("[a-z]*.png", "B.png"));
+        let e = Glob::new("[a-Z]*.png").unwrap_err().to_string();
+        assert!(
+            e.contains("[a-Z]*.png") && e.contains("invalid range"),
+            "{e}"
+        );
+        let (p, e) = GlobSet::new(&["*.jpg".into(), "[z-a]".into()]).unwrap_err();
+        assert_eq!(p, "[z-a]");
+        assert!(e.to_string().contains("'[z-a]'"), "{e}");
+    }
+
+    #[test]
+    fn escapes_and_alternates_keep_their_meaning() {
+        assert!(matches("a\\?b", "a?b"));
+        assert!(!matches("a\\?b", "axb"));
+        assert!(matches("*.{jpg,PNG}", "x.png"));
+        assert!(matches("*.{jpg,\u{e9}}", "x.\u{c9}"));
+        assert!(matches("x\\\\x80?", "x\\x80\u{e9}"));
+        assert!(!matches("x\\\\x80?", "xx80\u{e9}"));
+        assert!(matches("*", "a/b\nc"));
+        assert!(matches("**/x", "x"));
+    }
+
     #[cfg(unix)]
     #[test]
     fn a_name_not_utf8_still_matches_by_its_letters() {
@@ -136,5 +261,10 @@ mod tests {
         let path = Path::new(std::ffi::OsStr::from_bytes(&bytes));
         assert!(Glob::new("*été/*.jpg").unwrap().is_match(path));
         assert!(!Glob::new("*ete/*.jpg").unwrap().is_match(path));
+        // a byte that is not UTF-8 is one character to `?`
+        let byte = Path::new(std::ffi::OsStr::from_bytes(b"caf\xe9.jpg"));
+        assert!(Glob::new("caf?.jpg").unwrap().is_match(byte));
+        assert!(Glob::new("CAF*").unwrap().is_match(byte));
+        assert!(!Glob::new("caf??.jpg").unwrap().is_match(byte));
     }
 }

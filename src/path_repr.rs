@@ -173,7 +173,8 @@ pub(crate) fn rel_path<S: Serializer>(p: &Path, s: S) -> Result<S::Ok, S::Error>
 }
 
 /// A path for a terminal: control and invisible formatting characters are escaped (`\n`,
-/// `\u{202e}`), bytes that are not UTF-8 are shown as `\xNN` and a backslash as `\\`, so a
+/// `\u{202e}`), bytes that are not UTF-8 are shown as `\xNN`, a backslash as `\\`, and in a
+/// stretch of text NFC would change the characters joined to its first as `\u{301}`, so a
 /// file name can neither forge output lines nor drive the terminal, and each text shown is
 /// one name's only.
 pub fn shown(path: &Path) -> String {
@@ -215,25 +216,60 @@ fn push_escaped(out: &mut String, text: &str) {
     push_escaped_as(out, text, true);
 }
 
-/// Escapes `text` into `out`; a backslash doubled with `double_backslash`.
+/// Escapes `text` into `out`; a backslash doubled with `double_backslash`. In a stretch that
+/// is not in NFC (a letter and the characters NFC may join to it), every character but a
+/// leading letter is written `\u{hex}`: `cafe\u{301}` stays apart from `café`.
 fn push_escaped_as(out: &mut String, text: &str, double_backslash: bool) {
-    for c in text.chars() {
-        match c {
-            '\\' if double_backslash => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if is_unprintable(c) => {
+    if text.is_ascii() {
+        text.chars()
+            .for_each(|c| push_char(out, c, double_backslash));
+        return;
+    }
+    let mut rest = text;
+    while let Some(first) = rest.chars().next() {
+        let start = first.len_utf8();
+        let end = rest[start..]
+            .char_indices()
+            .find(|&(_, c)| !joins_before(c))
+            .map_or(rest.len(), |(i, _)| start + i);
+        let (stretch, tail) = rest.split_at(end);
+        let odd = !unicode_normalization::is_nfc(stretch);
+        for (i, c) in stretch.chars().enumerate() {
+            if odd && (i > 0 || joins_before(c)) {
                 let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            } else {
+                push_char(out, c, double_backslash);
             }
-            c => out.push(c),
         }
+        rest = tail;
     }
 }
 
+fn push_char(out: &mut String, c: char, double_backslash: bool) {
+    match c {
+        '\\' if double_backslash => out.push_str("\\\\"),
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        c if is_unprintable(c) => {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        }
+        c => out.push(c),
+    }
+}
+
+/// True for a character NFC may join to the one before it, move past it, or replace: a
+/// combining mark, a Hangul vowel or final jamo, or a character not in NFC on its own. Text
+/// splits into stretches before every other character, and is in NFC when each stretch is.
+fn joins_before(c: char) -> bool {
+    unicode_normalization::char::is_combining_mark(c)
+        || matches!(c, '\u{1161}'..='\u{1175}' | '\u{11a8}'..='\u{11c2}')
+        || !unicode_normalization::is_nfc(c.encode_utf8(&mut [0; 4]))
+}
+
 /// `text` as one shell word a user can copy: bare when safe, else single-quoted (a quote
-/// as `'"'"'`), else, when it holds characters a terminal would act on or bytes that are not
-/// UTF-8, in `$'...'` with escapes. None of the three holds a character [`escape_text`]
+/// as `'"'"'`), else, when it holds characters a terminal would act on, bytes that are not
+/// UTF-8 or text not in NFC (which would look like its NFC twin), in `$'...'` with escapes. None of the three holds a character [`escape_text`]
 /// escapes, but a backslash: print it as it is.
 pub fn shell_word(text: &std::ffi::OsStr) -> String {
     let bytes = text.as_encoded_bytes();
@@ -243,6 +279,7 @@ pub fn shell_word(text: &std::ffi::OsStr) -> String {
     }
     if let Some(text) = text.to_str()
         && !text.chars().any(is_unprintable)
+        && unicode_normalization::is_nfc(text)
     {
         return format!("'{}'", text.replace('\'', r#"'"'"'"#));
     }
@@ -337,6 +374,80 @@ mod tests {
         assert_eq!(shell_word(spelt.as_os_str()), r"'/p/caf\xe9.jpg'");
         assert_eq!(shell_word("it's".as_ref()), r#"'it'"'"'s'"#);
         assert_eq!(shell_word("a\tb\\".as_ref()), r"$'a\x09b\\'");
+    }
+
+    #[test]
+    fn a_name_not_in_nfc_is_shown_apart_from_its_nfc_twin() {
+        let cases = [
+            ("/p/caf\u{e9}.png", "/p/caf\u{e9}.png"),
+            ("/p/cafe\u{301}.png", r"/p/cafe\u{301}.png"),
+            // a mark with no precomposed letter, in NFC, is left as it is
+            ("x\u{301}", "x\u{301}"),
+            // marks in an order NFC changes, each order shown as it is
+            ("\u{1ea1}\u{301}", "\u{1ea1}\u{301}"),
+            ("a\u{301}\u{323}", r"a\u{301}\u{323}"),
+            ("a\u{323}\u{301}", r"a\u{323}\u{301}"),
+            // Hangul syllable and its jamo; the Angstrom sign and the letter Å
+            ("\u{d55c}.jpg", "\u{d55c}.jpg"),
+            (
+                "\u{1112}\u{1161}\u{11ab}.jpg",
+                "\u{1112}\\u{1161}\\u{11ab}.jpg",
+            ),
+            ("\u{c5}.jpg", "\u{c5}.jpg"),
+            ("\u{212b}.jpg", r"\u{212b}.jpg"),
+            // an NFC folder keeps its look beside a name that is not NFC
+            (
+                "\u{928}\u{92e}\u{938}\u{94d}\u{924}\u{947}/e\u{301}",
+                "\u{928}\u{92e}\u{938}\u{94d}\u{924}\u{947}/e\\u{301}",
+            ),
+            ("\u{301}\u{323}a", r"\u{301}\u{323}a"),
+        ];
+        for (name, want) in cases {
+            assert_eq!(shown(Path::new(name)), want, "{name:?}");
+        }
+        assert_eq!(
+            escape_message("keep cafe\u{301}.png"),
+            r"keep cafe\u{301}.png"
+        );
+        assert_eq!(shell_word("cafe\u{301}".as_ref()), r"$'cafe\xcc\x81'");
+        assert_eq!(shell_word("caf\u{e9} 1".as_ref()), "'caf\u{e9} 1'");
+    }
+
+    #[test]
+    fn text_is_in_nfc_when_each_stretch_is() {
+        let texts = [
+            "e\u{301}",
+            "\u{e9}",
+            "a\u{323}\u{301}",
+            "a\u{301}\u{323}",
+            "\u{1112}\u{1161}",
+            "\u{ac00}\u{11a8}",
+            "\u{212b}",
+            "\u{958}",
+            "\u{b47}\u{b3e}",
+            "\u{3099}",
+            "\u{304b}\u{3099}",
+            "x\u{1161}",
+            "\u{1100}\u{1161}\u{11a8}",
+            "\u{cc6}\u{cc2}\u{cd5}",
+            "\u{11131}\u{11127}",
+        ];
+        for t in texts {
+            for text in [t.to_string(), format!("a{t}b"), format!("{t}{t}")] {
+                let mut rest = text.as_str();
+                let mut every = true;
+                while let Some(first) = rest.chars().next() {
+                    let start = first.len_utf8();
+                    let end = rest[start..]
+                        .char_indices()
+                        .find(|&(_, c)| !joins_before(c))
+                        .map_or(rest.len(), |(i, _)| start + i);
+                    every &= unicode_normalization::is_nfc(&rest[..end]);
+                    rest = &rest[end..];
+                }
+                assert_eq!(every, unicode_normalization::is_nfc(&text), "{text:?}");
+            }
+        }
     }
 
     #[test]

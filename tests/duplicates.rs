@@ -1849,6 +1849,64 @@ fn a_byte_and_the_text_spelling_it_are_never_shown_as_one_name() {
 }
 
 #[test]
+fn a_name_in_nfd_is_never_shown_as_its_nfc_twin() {
+    let env = Env::new();
+    let bytes = std::fs::read(sample("camera")).unwrap();
+    let (nfc, nfd) = ("caf\u{e9}.jpg", "cafe\u{301}.jpg");
+    env.put(nfc, &bytes);
+    env.put(nfd, &bytes);
+    let out = env
+        .cmd()
+        .arg("duplicates")
+        .arg(&env.photos)
+        .arg("--trash")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let name = |role: &str| {
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(role))
+            .unwrap();
+        line.rsplit('/').next().unwrap().to_string()
+    };
+    let (kept, copy) = (name("keep"), name("copy"));
+    let mut names = [kept.clone(), copy.clone()];
+    names.sort();
+    assert_eq!(names, [r"cafe\u{301}.jpg", "caf\u{e9}.jpg"], "{text}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("would trash photos/{copy}")), "{err}");
+    // JSON, CSV and -0 give each name exactly
+    let (json, code) = env.duplicates(&[]);
+    assert_eq!(code, 0, "{json}");
+    let mut listed: Vec<String> = groups(&json).concat();
+    listed.sort();
+    let full = |n: &str| env.photos.join(n).to_string_lossy().into_owned();
+    assert_eq!(listed, [full(nfd), full(nfc)], "{json}");
+    let csv = env
+        .cmd()
+        .args(["-q", "duplicates"])
+        .arg(&env.photos)
+        .arg("--csv")
+        .output()
+        .unwrap();
+    let csv = String::from_utf8(csv.stdout).unwrap();
+    for n in [nfc, nfd] {
+        assert!(csv.contains(&format!("{},", full(n))), "{csv}");
+    }
+    let nul = env
+        .cmd()
+        .args(["-q", "duplicates"])
+        .arg(&env.photos)
+        .arg("-0")
+        .output()
+        .unwrap();
+    let copy_name = if copy == nfc { nfc } else { nfd };
+    assert_eq!(nul.stdout, format!("{}\0", full(copy_name)).into_bytes());
+}
+
+#[test]
 fn status_gives_the_bytes_of_a_run_folder_that_is_not_utf8() {
     use std::os::unix::ffi::OsStrExt;
     let env = Env::new();

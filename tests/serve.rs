@@ -1405,4 +1405,55 @@ fn a_page_with_an_unknown_parameter_answers_a_page_linking_without_it() {
         "{}",
         api.text()
     );
+
+/// The web app's own name escaping (app.js, run in Node) shows every name as the command line
+/// does, a name in NFD apart from its NFC twin. Skipped, and says so, without `node`.
+#[cfg(unix)]
+#[test]
+fn the_web_app_shows_names_as_the_command_line_does() {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(version) = std::process::Command::new("node").arg("--version").output() else {
+        eprintln!("skipped: node is not installed");
+        return;
+    };
+    assert!(version.status.success());
+    let app = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/serve/assets/app.js"),
+    )
+    .unwrap();
+    let function = |name: &str| {
+        let start = app.find(&format!("function {name}(")).unwrap();
+        let end = start + app[start..].find("\n}\n").unwrap() + 3;
+        app[start..end].to_string()
+    };
+    let names: Vec<Vec<u8>> = [
+        "caf\u{e9}.png",
+        "cafe\u{301}.png",
+        "a\u{301}\u{323}/\u{1112}\u{1161}\u{11ab}.jpg",
+        "\u{212b}\\x.jpg\n",
+    ]
+    .iter()
+    .map(|n| n.as_bytes().to_vec())
+    .chain([b"cafe\xcc\x81\xff.png".to_vec()])
+    .collect();
+    let script = format!(
+        "{}\nconst names = {};\nconsole.log(JSON.stringify(names.map((b) => {{\n  const text = Buffer.from(b).toString('utf8');\n  return Buffer.from(text, 'utf8').equals(Buffer.from(b)) ? escapeText(text) : escapeBytes(b);\n}})));",
+        ["escapeText", "joinsBefore", "escapeChar", "escapeBytes"]
+            .map(function)
+            .join("\n"),
+        serde_json::to_string(&names).unwrap()
+    );
+    let out = std::process::Command::new("node")
+        .args(["-e", &script])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let shown: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
+    let want: Vec<String> = names
+        .iter()
+        .map(|b| lookalike::path_repr::shown(std::path::Path::new(std::ffi::OsStr::from_bytes(b))))
+        .collect();
+    assert_eq!(shown, want);
+    assert_eq!(shown[1], r"cafe\u{301}.png");
+    assert_ne!(shown[0], shown[1]);
 }

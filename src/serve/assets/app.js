@@ -45,7 +45,8 @@ function failure(e) {
 
 // A name as the command line shows it, so that two different names never look alike: bytes
 // that are not UTF-8 (from the `KEY_bytes` companion) as \xNN, a backslash as \\, control
-// and invisible formatting characters as \n, \r, \t or \u{hex}.
+// and invisible formatting characters as \n, \r, \t or \u{hex}, and in a stretch of text
+// NFC would change the characters joined to its first as \u{hex} (cafe\u{301}, not café).
 function named(obj, key) {
   const raw = obj[`${key}_bytes`];
   if (Array.isArray(raw)) return escapeBytes(raw);
@@ -54,9 +55,28 @@ function named(obj, key) {
 }
 
 function escapeText(text) {
+  const chars = Array.from(text);
   let out = "";
-  for (const ch of text) out += escapeChar(ch);
+  for (let i = 0; i < chars.length;) {
+    let j = i + 1;
+    while (j < chars.length && joinsBefore(chars[j])) j++;
+    const stretch = chars.slice(i, j).join("");
+    const odd = stretch.normalize("NFC") !== stretch;
+    for (let k = i; k < j; k++) {
+      const ch = chars[k];
+      out += odd && (k > i || joinsBefore(ch)) ? `\\u{${ch.codePointAt(0).toString(16)}}` : escapeChar(ch);
+    }
+    i = j;
+  }
   return out;
+}
+
+// A character NFC may join to the one before it, move past it, or replace: a combining mark,
+// a Hangul vowel or final jamo, or a character not in NFC on its own.
+function joinsBefore(ch) {
+  const c = ch.codePointAt(0);
+  return /\p{M}/u.test(ch) || (c >= 0x1161 && c <= 0x1175) || (c >= 0x11a8 && c <= 0x11c2) ||
+    ch.normalize("NFC") !== ch;
 }
 
 function escapeChar(ch) {
@@ -74,6 +94,7 @@ function escapeChar(ch) {
 // UTF-8 decoded by hand: each byte that does not start or continue a valid sequence is \xNN.
 function escapeBytes(b) {
   let out = "";
+  let text = "";
   let i = 0;
   const cont = (k, lo, hi) => k < b.length && b[k] >= lo && b[k] <= hi;
   while (i < b.length) {
@@ -94,10 +115,10 @@ function escapeBytes(b) {
         c = ((x & 0x07) << 18) | ((b[i + 1] & 0x3f) << 12) | ((b[i + 2] & 0x3f) << 6) | (b[i + 3] & 0x3f);
       }
     }
-    if (n) { out += escapeChar(String.fromCodePoint(c)); i += n; }
-    else { out += `\\x${x.toString(16).padStart(2, "0")}`; i += 1; }
+    if (n) { text += String.fromCodePoint(c); i += n; }
+    else { out += escapeText(text) + `\\x${x.toString(16).padStart(2, "0")}`; text = ""; i += 1; }
   }
-  return out;
+  return out + escapeText(text);
 }
 
 function bytes(n) {
