@@ -1405,6 +1405,7 @@ fn a_page_with_an_unknown_parameter_answers_a_page_linking_without_it() {
         "{}",
         api.text()
     );
+}
 
 /// The web app's own name escaping (app.js, run in Node) shows every name as the command line
 /// does, a name in NFD apart from its NFC twin. Skipped, and says so, without `node`.
