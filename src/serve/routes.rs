@@ -729,7 +729,10 @@ async fn duplicates(State(app): State<Arc<App>>, Params(p): Params<DuplicatePara
         let test = Similarity::parse(p.similarity.as_deref().unwrap_or("default"))?.test();
         let keep = KeepRule::parse(p.keep.as_deref().unwrap_or("best"))?;
         let findings = app.with_store(|s| find_in_store(s, &[], test, &keep))?;
-        let mut doc = listing_json(&findings);
+        let mut doc = listing_json(
+            &findings,
+            &crate::cleanup::left_alone_each(&findings.groups),
+        );
         let images: std::collections::HashMap<i64, Value> = findings
             .groups
             .iter()
