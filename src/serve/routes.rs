@@ -198,6 +198,13 @@ impl<T: serde::de::DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> 
 
 /// The answer for an error of the library: its message, with a status saying whose fault.
 fn error_response(e: &Error) -> Response {
+    let (status, why) = error_answer(e);
+    refuse(status, &why)
+}
+
+/// The status and message of [`error_response`]: a damaged database is told with what to do,
+/// as the command line tells it.
+fn error_answer(e: &Error) -> (StatusCode, String) {
     let status = match e {
         Error::InvalidInput(_) | Error::InvalidWithCommand { .. } | Error::Parse { .. } => {
             StatusCode::BAD_REQUEST
@@ -207,7 +214,17 @@ fn error_response(e: &Error) -> Response {
         Error::EmptyIndex(_) | Error::Locked(_) | Error::ActionRunning(_) => StatusCode::CONFLICT,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    refuse(status, &e.to_string())
+    match e {
+        Error::Db { path, .. } if e.is_corrupt() => (
+            status,
+            format!(
+                "the index database {} is damaged: {}",
+                crate::path_repr::shown(path),
+                crate::error::DAMAGED_DATABASE_ADVICE
+            ),
+        ),
+        _ => (status, e.to_string()),
+    }
 }
 
 /// The answer for an indexed file (or a folder on its way) that cannot be opened: 404 only
@@ -455,8 +472,12 @@ async fn images(State(app): State<Arc<App>>, Params(p): Params<PageParams>) -> R
             p.limit.as_deref(),
             DEFAULT_PAGE,
             "images a page lists, at most 500",
-        )?
-        .min(MAX_PAGE);
+        )?;
+        if limit > MAX_PAGE {
+            return Err(Error::InvalidInput(format!(
+                "limit={limit}: give a whole number from 0 to {MAX_PAGE} (images a page lists); ask for the next page with offset"
+            )));
+        }
         let offset = page_number(
             "offset",
             p.offset.as_deref(),
@@ -465,6 +486,14 @@ async fn images(State(app): State<Arc<App>>, Params(p): Params<PageParams>) -> R
         )?;
         app.with_store(|s| {
             let total = match p.folder {
+                Some(f) if !s.roots()?.contains_key(&f) => {
+                    return Ok(refuse(
+                        StatusCode::NOT_FOUND,
+                        &format!(
+                            "folder={f}: no folder with this id in the index (/api/folders lists them)"
+                        ),
+                    ));
+                }
                 Some(f) => s.image_counts()?.get(&f).copied().unwrap_or(0),
                 None => s.image_count()?,
             };
@@ -479,15 +508,16 @@ async fn images(State(app): State<Arc<App>>, Params(p): Params<PageParams>) -> R
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LookalikeParams {
-    k: Option<usize>,
+    /// Taken as text: any value outside 1 to 200, a malformed one too, gets the range.
+    k: Option<String>,
 }
 
-fn lookalikes_k(k: Option<usize>) -> Result<usize> {
-    match k {
+fn lookalikes_k(k: Option<&str>) -> Result<usize> {
+    match k.map(|v| (v, v.trim().parse::<usize>())) {
         None => Ok(DEFAULT_LOOKALIKES),
-        Some(k @ 1..=200) => Ok(k),
-        Some(k) => Err(Error::InvalidInput(format!(
-            "k={k}: ask for 1 to 200 look-alikes"
+        Some((_, Ok(k @ 1..=200))) => Ok(k),
+        Some((v, _)) => Err(Error::InvalidInput(format!(
+            "k={v}: ask for 1 to 200 look-alikes"
         ))),
     }
 }
@@ -525,7 +555,7 @@ async fn image(
     Params(p): Params<LookalikeParams>,
 ) -> Response {
     blocking(move || {
-        let k = lookalikes_k(p.k)?;
+        let k = lookalikes_k(p.k.as_deref())?;
         let Some(record) = app.with_store(|s| s.image_record(id))? else {
             return Ok(refuse(StatusCode::NOT_FOUND, "no image with this id in the index"));
         };
@@ -581,7 +611,7 @@ async fn query(
     body: Bytes,
 ) -> Response {
     blocking(move || {
-        let k = lookalikes_k(p.k)?;
+        let k = lookalikes_k(p.k.as_deref())?;
         if body.is_empty() {
             return Err(Error::InvalidInput(
                 "the upload is empty: choose or drop an image file".into(),
@@ -674,6 +704,13 @@ async fn file(
                 "no image with this id in the index",
             ));
         };
+        // as the JSON says (`viewable`): no original is offered in a format browsers do not show
+        if browser_type(&record.format).is_none() {
+            return Ok(refuse(
+                StatusCode::NOT_FOUND,
+                &why_not_viewable(&record, true),
+            ));
+        }
         let real = match std::fs::canonicalize(&record.path) {
             Ok(real) => real,
             Err(e) => return Ok(unreadable_file(&record.path, &e)),
@@ -1030,5 +1067,22 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let gone = std::fs::canonicalize(tmp.path().join("gone.jpg")).unwrap_err();
         assert_eq!(unreadable_file(path, &gone).status(), StatusCode::NOT_FOUND);
+    }
+
+    /// A database found damaged while serving answers 500 with what to do about it, as the
+    /// command line says it, not SQLite's words alone.
+    #[test]
+    fn a_damaged_database_is_answered_with_the_advice() {
+        let e = Error::Db {
+            path: PathBuf::from("/idx/lookalike.db"),
+            source: rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+                Some("database disk image is malformed".into()),
+            ),
+        };
+        let (status, why) = error_answer(&e);
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(why.contains("/idx/lookalike.db"), "{why}");
+        assert!(why.contains(crate::error::DAMAGED_DATABASE_ADVICE), "{why}");
     }
 }
