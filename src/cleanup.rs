@@ -73,8 +73,17 @@ pub enum Outcome {
 
 /// The steps that `action` takes for `groups`: every copy but the keeper.
 pub fn plan(groups: &[Group], action: &Action) -> Vec<Step> {
-    let mut steps = Vec::new();
     let mut frees = crate::duplicates::reclaimable_each(groups).into_iter();
+    let mut steps = steps_of(groups, action);
+    for s in &mut steps {
+        s.frees = frees.next().unwrap_or(0);
+    }
+    steps
+}
+
+/// The steps of [`plan`], each freeing 0 bytes.
+fn steps_of(groups: &[Group], action: &Action) -> Vec<Step> {
+    let mut steps = Vec::new();
     for g in groups {
         let keeper = &g.keeper().record;
         for copy in g.copies() {
@@ -91,7 +100,7 @@ pub fn plan(groups: &[Group], action: &Action) -> Vec<Step> {
                 root: r.root.clone(),
                 keeper_root: keeper.root.clone(),
                 target,
-                frees: frees.next().unwrap_or(0),
+                frees: 0,
             });
         }
     }
@@ -153,6 +162,31 @@ struct Intent {
     mode: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     modified_ns: Option<i64>,
+    /// The folders a move makes for its file (missing before it), deepest first: `undo`
+    /// removes those left empty (absent from journals of older versions).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    made_dirs: Vec<String>,
+}
+
+/// The folders missing on the way to `dir`, deepest first: those making `dir` makes.
+fn missing_folders(dir: &Path) -> Vec<PathBuf> {
+    dir.ancestors()
+        .take_while(|a| a.symlink_metadata().is_err())
+        .map(Path::to_path_buf)
+        .collect()
+}
+
+/// Removes the folders a run made (`made`, each with its links resolved as recorded) that are
+/// empty now, deepest first; a folder holding anything, or now reached through a link, stays.
+fn remove_made_folders(mut made: Vec<PathBuf>) {
+    made.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+    made.dedup();
+    for dir in made {
+        if resolved_dir(&dir).is_ok_and(|real| real == dir) {
+            // fails, changing nothing, unless the folder is empty
+            let _ = fs::remove_dir(&dir);
+        }
+    }
 }
 
 /// A file's own permission bits and modification time, as a hard-link intent records them.
@@ -832,41 +866,91 @@ fn still_the_file(dir: &HeldDir, name: &OsStr, id: FileId) -> std::io::Result<()
     }
 }
 
-/// Why a step must not run, if it must not; otherwise the copy as checked.
-fn check_step(step: &Step, action: &Action) -> std::result::Result<Checked, String> {
+/// Why a step must not run, read from the files' metadata alone (no content is read), if it
+/// must not: the reasons that hold for every action (`action` only words them), which a
+/// listing shows as well.
+fn left_alone(step: &Step, action: Option<&Action>) -> Option<String> {
     let meta = match fs::symlink_metadata(&step.path) {
         Ok(m) => m,
-        Err(e) => return Err(format!("cannot read it ({e}); run `lookalike index` again")),
+        Err(e) => return Some(format!("cannot read it ({e}); run `lookalike index` again")),
     };
     if meta.is_symlink() {
-        return Err("a symbolic link, not a file: left as it is".into());
+        return Some("a symbolic link, not a file: left as it is".into());
     }
     if !meta.is_file() {
-        return Err("no longer a regular file; run `lookalike index` again".into());
+        return Some("no longer a regular file; run `lookalike index` again".into());
     }
     if let Some(real) = outside_its_folder(&step.path, &step.root) {
-        return Err(format!(
+        return Some(format!(
             "it is {} on disk, outside its indexed folder {} (reached through a symbolic link): left alone",
             crate::path_repr::shown(&real),
             crate::path_repr::shown(&step.root)
         ));
     }
     if meta.permissions().readonly() {
-        return Err("read-only: left alone (make it writable to include it)".into());
+        return Some("read-only: left alone (make it writable to include it)".into());
     }
     if let Some(dir) = step.path.parent() {
-        if !folder_writable(dir) {
-            return Err(format!(
+        // the folder's mode bits, as the file's: access(2) lets root write in a read-only
+        // folder, though not in an immutable one
+        let read_only = fs::metadata(dir).is_ok_and(|m| m.permissions().readonly());
+        if read_only || !folder_writable(dir) {
+            return Some(format!(
                 "its folder {} is read-only: left alone (make the folder writable to include it)",
                 crate::path_repr::shown(dir)
             ));
         }
         if sticky_and_not_ours(dir, &meta) {
-            return Err(format!(
+            return Some(format!(
                 "its folder {} lets only a file's owner remove it (sticky), and it is another user's: left alone",
                 crate::path_repr::shown(dir)
             ));
         }
+    }
+    if step.path == step.keeper {
+        return Some("it is the copy to keep".into());
+    }
+    // A symbolic link as the copy to keep would keep a name only: the content may be the copy
+    // itself, or outside the folder, and a hard link to it would dangle.
+    if fs::symlink_metadata(&step.keeper).is_ok_and(|m| m.is_symlink()) {
+        return Some(format!(
+            "the copy to keep, {}, is a symbolic link, not a file: choose another (`--keep`)",
+            crate::path_repr::shown(&step.keeper)
+        ));
+    }
+    if let Some(real) = outside_its_folder(&step.keeper, &step.keeper_root) {
+        return Some(format!(
+            "the copy to keep, {}, is {} on disk, outside its indexed folder {} (reached through a symbolic link): choose another (`--keep`)",
+            crate::path_repr::shown(&step.keeper),
+            crate::path_repr::shown(&real),
+            crate::path_repr::shown(&step.keeper_root)
+        ));
+    }
+    // Two names of one file (hard links, or one file seen through a linked folder): removing
+    // either would remove the copy to keep, and linking them changes nothing.
+    if same_file(&step.path, &step.keeper) {
+        return Some(if matches!(action, Some(Action::Hardlink)) {
+            "already a hard link to the copy to keep".into()
+        } else {
+            "the same file on disk as the copy to keep (a hard link, or a path through a linked folder): left as it is".into()
+        });
+    }
+    None
+}
+
+/// What no action would touch among the copies of `groups`, copy by copy in the order of
+/// [`plan`]: the reason each is left alone, read from metadata as a dry run reads it first.
+pub(crate) fn left_alone_each(groups: &[Group]) -> Vec<Option<String>> {
+    steps_of(groups, &Action::Delete)
+        .iter()
+        .map(|s| left_alone(s, None))
+        .collect()
+}
+
+/// Why a step must not run, if it must not; otherwise the copy as checked.
+fn check_step(step: &Step, action: &Action) -> std::result::Result<Checked, String> {
+    if let Some(why) = left_alone(step, Some(action)) {
+        return Err(why);
     }
     // From here on the copy is reached through its folder held open: a folder swapped for a
     // link after this check cannot lead a step to another file.
@@ -890,9 +974,6 @@ fn check_step(step: &Step, action: &Action) -> std::result::Result<Checked, Stri
             ));
         }
     };
-    if step.path == step.keeper {
-        return Err("it is the copy to keep".into());
-    }
     // The trash records a file under its own name plus `.trashinfo` (and a number when the name
     // is taken there): a name near the 255-byte limit cannot be recorded.
     if matches!(action, Action::Trash)
@@ -904,31 +985,6 @@ fn check_step(step: &Step, action: &Action) -> std::result::Result<Checked, Stri
         return Err(format!(
             "its name is over {TRASH_NAME_MAX} bytes, too long for the desktop trash's record: left alone (use --move-to for it)"
         ));
-    }
-    // A symbolic link as the copy to keep would keep a name only: the content may be the copy
-    // itself, or outside the folder, and a hard link to it would dangle.
-    if !fs::symlink_metadata(&step.keeper).is_ok_and(|m| m.is_file()) {
-        return Err(format!(
-            "the copy to keep, {}, is a symbolic link, not a file: choose another (`--keep`)",
-            crate::path_repr::shown(&step.keeper)
-        ));
-    }
-    if let Some(real) = outside_its_folder(&step.keeper, &step.keeper_root) {
-        return Err(format!(
-            "the copy to keep, {}, is {} on disk, outside its indexed folder {} (reached through a symbolic link): choose another (`--keep`)",
-            crate::path_repr::shown(&step.keeper),
-            crate::path_repr::shown(&real),
-            crate::path_repr::shown(&step.keeper_root)
-        ));
-    }
-    // Two names of one file (hard links, or one file seen through a linked folder): removing
-    // either would remove the copy to keep, and linking them changes nothing.
-    if same_file(&step.path, &step.keeper) {
-        return Err(if matches!(action, Action::Hardlink) {
-            "already a hard link to the copy to keep".into()
-        } else {
-            "the same file on disk as the copy to keep (a hard link, or a path through a linked folder): left as it is".into()
-        });
     }
     let refused = match action {
         Action::Hardlink if step.hash != step.keeper_hash => Some(
@@ -1250,6 +1306,15 @@ pub fn execute(
                 .map_or((None, None), |m| own_look(&m)),
             _ => (None, None),
         };
+        let made_dirs = step
+            .target
+            .as_deref()
+            .and_then(Path::parent)
+            .map(missing_folders)
+            .unwrap_or_default()
+            .iter()
+            .map(|d| path_hex(d))
+            .collect();
         write(&Entry::Intent(Intent {
             step: i,
             op: action.name().into(),
@@ -1260,6 +1325,7 @@ pub fn execute(
             from_dir: Some(path_hex(checked.dir.path())),
             mode,
             modified_ns,
+            made_dirs,
         }))?;
         match run_step(step, action, &checked) {
             Ok(()) => {
@@ -1388,7 +1454,9 @@ pub fn undo(journal_dir: &Path) -> Result<Option<UndoReport>> {
         )));
     };
     let mut steps = Vec::new();
+    let mut made = Vec::new();
     for (n, intent) in intents.into_iter().rev() {
+        made.extend(intent.made_dirs.iter().filter_map(|d| path_of_hex(d)));
         let (Some(from), Some(hash)) = (path_of_hex(&intent.from), hash_of_hex(&intent.hash))
         else {
             damaged_lines.push(n);
@@ -1422,6 +1490,7 @@ pub fn undo(journal_dir: &Path) -> Result<Option<UndoReport>> {
         });
     }
     steps.reverse();
+    remove_made_folders(made);
     damaged_lines.sort_unstable();
     // a failed step (a permission, a full disk, a file in the way) may succeed later, and a
     // damaged line may hide a step: keep the journal

@@ -1732,7 +1732,10 @@ fn a_copy_reached_through_a_link_out_of_its_folder_is_never_acted_on_nor_kept() 
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("1 copies not kept (0 B)"), "{text}");
+    assert!(
+        text.contains("1 copies not kept, 1 of them left alone by every action (0 B)"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -2152,4 +2155,152 @@ fn trash_without_a_desktop_trash_is_refused_before_the_dry_run() {
         }
     }
     assert_eq!(read_all(&copies), before);
+}
+
+/// `duplicates` with `args` (on the whole index) as raw output.
+fn listing(env: &Env, args: &[&str]) -> std::process::Output {
+    let out = env
+        .cmd()
+        .args(["-q", "duplicates"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    out
+}
+
+/// A copy that every action leaves alone (here one reached through a followed link that leads
+/// out of the indexed folder) is not printed by `-0`, whose paths scripts remove, and is marked
+/// left alone with the reason in the text, CSV and JSON listings.
+#[cfg(unix)]
+#[test]
+fn null_output_leaves_out_a_copy_every_action_leaves_alone() {
+    let env = Env::new();
+    let outside = env.root.join("ext");
+    std::fs::create_dir_all(&outside).unwrap();
+    let bytes = std::fs::read(sample("rocket")).unwrap();
+    std::fs::write(outside.join("e.jpg"), &bytes).unwrap();
+    let kept = env.put("a/ecopy.jpg", &bytes);
+    std::fs::create_dir_all(env.photos.join("b")).unwrap();
+    std::os::unix::fs::symlink("../../ext", env.photos.join("b/extdir")).unwrap();
+    env.index_following_links();
+    let through = env.photos.join("b/extdir/e.jpg");
+
+    let (json, _) = env.duplicates(&[]);
+    assert_eq!(groups(&json).len(), 1, "{json}");
+    assert_eq!(json["groups"][0]["keep"]["path"].as_str(), kept.to_str());
+    let copy = &json["groups"][0]["copies"][0];
+    assert_eq!(copy["path"].as_str(), through.to_str(), "{json}");
+    assert!(
+        copy["left_alone"]
+            .as_str()
+            .is_some_and(|w| w.contains("outside its indexed folder")),
+        "{json}"
+    );
+    assert_eq!(json["reclaimable_bytes"], 0, "{json}");
+
+    let null = listing(&env, &["-0"]);
+    assert!(
+        null.stdout.is_empty(),
+        "{:?}",
+        String::from_utf8_lossy(&null.stdout)
+    );
+
+    let csv = String::from_utf8(listing(&env, &["--csv"]).stdout).unwrap();
+    let row = csv.lines().find(|l| l.contains("extdir")).unwrap();
+    assert!(row.starts_with("1,left_alone,"), "{csv}");
+
+    let text = String::from_utf8(listing(&env, &[]).stdout).unwrap();
+    assert!(
+        text.contains("1 of them left alone by every action"),
+        "{text}"
+    );
+    assert!(
+        text.contains("left alone: it is ") && text.contains("outside its indexed folder"),
+        "{text}"
+    );
+
+    // the dry run of an action skips it for the same reason
+    let (dry, _) = env.duplicates(&["--delete"]);
+    let (outcome, why) = step_of(&dry, &through);
+    assert_eq!(outcome, "skipped", "{dry}");
+    assert!(why.contains("outside its indexed folder"), "{dry}");
+}
+
+/// A copy in a folder without write permission is left alone by every action, for root too
+/// (whom access(2) lets write there), as a read-only file is; `-0` does not print it.
+#[cfg(unix)]
+#[test]
+fn a_copy_in_a_read_only_folder_is_left_alone_by_every_action() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let bytes = std::fs::read(sample("coffee")).unwrap();
+    env.put("coffee.jpg", &bytes);
+    let copy = env.put("locked/coffee.jpg", &bytes);
+    env.duplicates(&[]);
+    let locked = env.photos.join("locked");
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let dest = env.root.join("dupes");
+    for action in [
+        vec!["--move-to", dest.to_str().unwrap()],
+        vec!["--trash"],
+        vec!["--hardlink"],
+        vec!["--delete", "--yes-delete"],
+    ] {
+        let mut args = action.clone();
+        args.push("--apply");
+        let (json, _) = env.duplicates(&args);
+        let (outcome, why) = step_of(&json, &copy);
+        assert_eq!(outcome, "skipped", "{action:?}: {json}");
+        assert!(
+            why.contains("its folder") && why.contains("is read-only"),
+            "{action:?}: {json}"
+        );
+        assert_eq!(std::fs::read(&copy).unwrap(), bytes, "{action:?}");
+        assert_eq!(crate_link_count(&copy), 1, "{action:?}");
+    }
+    let null = listing(&env, &["-0"]);
+    assert!(
+        null.stdout.is_empty(),
+        "{:?}",
+        String::from_utf8_lossy(&null.stdout)
+    );
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[cfg(unix)]
+fn crate_link_count(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).unwrap().nlink()
+}
+
+/// `undo` of a move removes the folders the run made for the moved files once they are empty
+/// again, and only those: a folder that was there before stays, as does one holding a file.
+#[test]
+fn undo_removes_the_folders_the_move_made_and_only_those() {
+    let env = Env::new();
+    let copies = two_groups(&env);
+    let before = read_all(&copies);
+    let made = env.root.join("new/dupes");
+    let kept = env.root.join("kept");
+    std::fs::create_dir_all(&kept).unwrap();
+    for dest in [&made, &kept] {
+        let (json, code) = env.duplicates(&["--move-to", dest.to_str().unwrap(), "--apply"]);
+        assert_eq!(code, 0, "{json}");
+        // an edited copy is never the one kept
+        assert!(dest.join("mail").is_dir(), "{json}");
+        if dest == &kept {
+            // a file saved since in a folder the run made keeps that folder
+            std::fs::write(dest.join("mail/note.txt"), b"mine").unwrap();
+        }
+        let out = env.cmd().args(["undo"]).output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(read_all(&copies), before);
+    }
+    assert!(
+        !env.root.join("new").exists(),
+        "the folders the run made stay"
+    );
+    assert!(kept.is_dir() && !kept.join("backup").exists());
+    assert!(kept.join("mail/note.txt").is_file());
 }

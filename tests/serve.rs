@@ -1458,3 +1458,118 @@ fn the_web_app_shows_names_as_the_command_line_does() {
     assert_eq!(shown[1], r"cafe\u{301}.png");
     assert_ne!(shown[0], shown[1]);
 }
+
+/// An image in a format browsers do not show (`viewable` false) offers no original: `/files`
+/// refuses it with the reason the JSON gives.
+#[test]
+fn a_file_the_json_calls_not_viewable_is_not_served() {
+    let c = Collection::new();
+    let img = image::open(sample("camera", "original.jpg"))
+        .unwrap()
+        .to_rgb8();
+    img.save(c.photos.join("camera.tiff")).unwrap();
+    c.index();
+    let server = c.serve(&[]);
+    let (tiff, _) = image_ids(&server)
+        .into_iter()
+        .find(|i| i.1 == "camera.tiff")
+        .expect("the TIFF is indexed");
+    let doc = server.get(&format!("/api/images/{tiff}")).json();
+    assert_eq!(doc["image"]["viewable"], false, "{doc}");
+    let why = doc["image"]["why_not_viewable"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let file = server.get(&format!("/files/{tiff}"));
+    assert_eq!(file.status, 404, "{}", file.text());
+    assert_eq!(file.json()["error"].as_str(), Some(why.as_str()));
+}
+
+/// A number parameter out of its range, or not a number, is refused with the range; a folder
+/// id the index does not hold is 404, naming it.
+#[test]
+fn parameters_out_of_range_are_refused_with_the_range() {
+    let c = Collection::new();
+    let server = c.serve(&[]);
+    for k in ["-1", "0", "abc", "201", "99999999999999999999999"] {
+        let answer = server.get(&format!("/api/images/1?k={k}"));
+        assert_eq!(answer.status, 400, "k={k}");
+        let why = answer.json()["error"].as_str().unwrap().to_string();
+        assert!(
+            why.contains(&format!("k={k}")) && why.contains("1 to 200"),
+            "{why}"
+        );
+    }
+    let limit = server.get("/api/images?limit=600");
+    assert_eq!(limit.status, 400, "{}", limit.text());
+    let why = limit.json()["error"].as_str().unwrap().to_string();
+    assert!(
+        why.contains("limit=600") && why.contains("0 to 500"),
+        "{why}"
+    );
+    assert_eq!(server.get("/api/images?limit=500").status, 200);
+    let folder = server.get("/api/images?folder=999");
+    assert_eq!(folder.status, 404, "{}", folder.text());
+    assert!(
+        folder.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("folder=999")
+    );
+    let known = server.get("/api/folders").json()["folders"][0]["id"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(
+        server.get(&format!("/api/images?folder={known}")).status,
+        200
+    );
+}
+
+/// `serve` stopped by Ctrl-C, SIGTERM or SIGHUP shuts down and exits 130, as the other commands.
+#[cfg(unix)]
+#[test]
+fn serve_stopped_by_a_signal_exits_130() {
+    let c = Collection::new();
+    for signal in ["INT", "TERM", "HUP"] {
+        let mut server = c.serve(&[]);
+        assert_eq!(server.get("/api/status").status, 200);
+        let status = server.stop_with(signal);
+        assert_eq!(status.code(), Some(130), "{signal}: {status:?}");
+    }
+}
+
+/// `serve` on a damaged index database refuses to start, with exit status 4 and the advice the
+/// other commands give, instead of answering some pages and failing others.
+#[test]
+fn serve_refuses_a_damaged_database_at_start() {
+    let c = Collection::new();
+    let db = c.index.join("lookalike.db");
+    let mut bytes = std::fs::read(&db).unwrap();
+    // every page but the first (the schema) overwritten
+    let page = match u16::from_be_bytes([bytes[16], bytes[17]]) {
+        1 => 65536,
+        n => n as usize,
+    };
+    assert!(bytes.len() > page, "{} bytes", bytes.len());
+    for b in &mut bytes[page..] {
+        *b = 0x5a;
+    }
+    std::fs::write(&db, &bytes).unwrap();
+    for side in ["lookalike.db-wal", "lookalike.db-shm"] {
+        let _ = std::fs::remove_file(c.index.join(side));
+    }
+    let out = common::lookalike()
+        .arg("--index-dir")
+        .arg(&c.index)
+        .args(["serve", "--port", "0"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("restore lookalike.db from a backup"), "{err}");
+    assert!(
+        out.stdout.is_empty(),
+        "it listened: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

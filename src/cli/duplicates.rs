@@ -239,6 +239,8 @@ pub(crate) fn cmd_duplicates(
     if args.apply {
         keep.check_matches_some("--keep", &args.keep, &findings.groups)?;
     }
+    // the copies every action leaves alone, as they stand before this run acts
+    let held = cleanup::left_alone_each(&findings.groups);
     let outcomes = match &action {
         Some(a) => {
             let steps = cleanup::plan(&findings.groups, a);
@@ -298,17 +300,20 @@ pub(crate) fn cmd_duplicates(
         _ => reclaimable(&findings.groups),
     };
     if args.json {
-        let mut doc = listing_json(&findings);
+        let mut doc = listing_json(&findings, &held);
         doc["reclaimable_bytes"] = reclaim.into();
         if let Some((a, steps, outcomes)) = &outcomes {
             doc["action"] = cleanup::action_json(a, steps, outcomes, args.apply);
         }
         print_json(&doc)?;
     } else if args.csv {
-        write_csv(&findings.groups)?;
+        write_csv(&findings.groups, &held)?;
     } else if args.null {
+        // only the copies an action would act on: `rm` on the others would remove a file
+        // lookalike itself leaves alone
         let mut out = std::io::stdout().lock();
-        for m in findings.groups.iter().flat_map(|g| g.copies()) {
+        let copies = findings.groups.iter().flat_map(|g| g.copies());
+        for (m, _) in copies.zip(&held).filter(|(_, why)| why.is_none()) {
             out.write_all(m.record.path.as_os_str().as_encoded_bytes())
                 .and_then(|()| out.write_all(b"\0"))
                 .map_err(out_err)?;
@@ -320,7 +325,7 @@ pub(crate) fn cmd_duplicates(
             .as_ref()
             .filter(|_| args.apply)
             .map(|(_, steps, outcomes)| cleanup::freed_bytes(steps, outcomes));
-        write_text(&findings, reclaim, freed)?;
+        write_text(&findings, &held, reclaim, freed)?;
     }
     if let Some((a, steps, outcomes)) = &outcomes
         && !args.json
@@ -359,11 +364,14 @@ fn human_bytes(n: u64) -> String {
     }
 }
 
-/// The listing as text; `left`: the bytes still reclaimable (by the action of a dry run),
-/// `freed`: those an applied run freed.
-fn write_text(f: &Findings, left: u64, freed: Option<u64>) -> Result<()> {
+/// The listing as text; `held`: why each copy is left alone by every action, if it is;
+/// `left`: the bytes still reclaimable (by the action of a dry run), `freed`: those an applied
+/// run freed.
+fn write_text(f: &Findings, held: &[Option<String>], left: u64, freed: Option<u64>) -> Result<()> {
     let mut out = std::io::stdout().lock();
     let copies: usize = f.groups.iter().map(|g| g.copies().len()).sum();
+    let alone = held.iter().filter(|h| h.is_some()).count();
+    let mut held = held.iter();
     let size = match freed {
         Some(freed) if left > 0 => format!(
             "{} freed, {} still reclaimable",
@@ -375,9 +383,14 @@ fn write_text(f: &Findings, left: u64, freed: Option<u64>) -> Result<()> {
     };
     writeln!(
         out,
-        "{} groups, {} copies not kept ({size}) among {} images (each a copy of its group's centre: {}; d: distance to the copy kept)",
+        "{} groups, {} copies not kept{} ({size}) among {} images (each a copy of its group's centre: {}; d: distance to the copy kept)",
         f.groups.len(),
         copies,
+        if alone > 0 {
+            format!(", {alone} of them left alone by every action")
+        } else {
+            String::new()
+        },
         f.images,
         f.test
     )
@@ -386,8 +399,22 @@ fn write_text(f: &Findings, left: u64, freed: Option<u64>) -> Result<()> {
         writeln!(out, "\ngroup {} ({} images)", i + 1, g.members.len()).map_err(out_err)?;
         for (k, m) in g.members.iter().enumerate() {
             let r = &m.record;
+            let why = if k == 0 {
+                None
+            } else {
+                held.next().cloned().flatten()
+            };
             let (role, how) = if k == 0 {
                 ("keep", String::new())
+            } else if why.is_some() {
+                (
+                    "left",
+                    if m.exact {
+                        "identical".into()
+                    } else {
+                        format!("d={:.3}", m.distance)
+                    },
+                )
             } else if m.exact {
                 ("copy", "identical".into())
             } else {
@@ -401,6 +428,9 @@ fn write_text(f: &Findings, left: u64, freed: Option<u64>) -> Result<()> {
                 display_path(&r.path)
             )
             .map_err(out_err)?;
+            if let Some(why) = why {
+                writeln!(out, "        left alone: {}", escape_message(&why)).map_err(out_err)?;
+            }
         }
     }
     out.flush().map_err(out_err)
@@ -414,21 +444,33 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-fn write_csv(groups: &[Group]) -> Result<()> {
+/// The listing as CSV; a copy every action leaves alone (`held`, each copy's reason in order)
+/// has the role `left_alone` (the text and JSON listings give the reason).
+fn write_csv(groups: &[Group], held: &[Option<String>]) -> Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
         "group,role,distance,exact,width,height,bytes,path,path_hex"
     )
     .map_err(out_err)?;
+    let mut held = held.iter();
     for (i, g) in groups.iter().enumerate() {
         for (k, m) in g.members.iter().enumerate() {
             let r = &m.record;
+            let why = if k == 0 {
+                None
+            } else {
+                held.next().and_then(Option::as_ref)
+            };
             writeln!(
                 out,
                 "{},{},{:.4},{},{},{},{},{},{}",
                 i + 1,
-                if k == 0 { "keep" } else { "copy" },
+                match (k, &why) {
+                    (0, _) => "keep",
+                    (_, Some(_)) => "left_alone",
+                    _ => "copy",
+                },
                 m.distance,
                 m.exact,
                 r.width,

@@ -455,6 +455,11 @@ fn print_json(value: &impl serde::Serialize) -> Result<()> {
 }
 
 fn install_stop_flag() -> Arc<AtomicBool> {
+    install_stop_flag_saying("finishing the current batch")
+}
+
+/// [`install_stop_flag`], saying `what` the first signal lets finish.
+fn install_stop_flag_saying(what: &'static str) -> Arc<AtomicBool> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     // A second Ctrl-C leaves at once; the first lets the writer commit what it has.
@@ -462,7 +467,7 @@ fn install_stop_flag() -> Arc<AtomicBool> {
         if flag.swap(true, Ordering::SeqCst) {
             std::process::exit(130);
         }
-        note!("\nstopping: finishing the current batch (Ctrl-C again to quit at once)");
+        note!("\nstopping: {what} (Ctrl-C again to quit at once)");
     });
     stop
 }

@@ -88,6 +88,8 @@ pub(crate) fn cmd_serve(collection: &Collection, args: ServeArgs, quiet: bool) -
             note!("note: could not open a browser ({opener}: {e}); open {url} yourself");
         }
     }
-    server.run()?;
-    Ok(ExitCode::SUCCESS)
+    // Ctrl-C, SIGTERM or SIGHUP stop the server as they stop the other commands: exit 130
+    let stop = super::install_stop_flag_saying("answering the requests under way");
+    server.run(&stop)?;
+    Ok(ExitCode::from(super::EXIT_INTERRUPTED))
 }

@@ -654,16 +654,27 @@ fn member_json(m: &Member) -> Value {
     Value::Object(obj)
 }
 
-/// The listing as JSON (the schema README.md documents): every group with its keeper and copies.
-pub fn listing_json(f: &Findings) -> Value {
+/// The listing as JSON (the schema README.md documents): every group with its keeper and
+/// copies, a copy no action would touch with the reason in `left_alone` (`held`: each copy's,
+/// in order, from [`crate::cleanup::left_alone_each`]).
+pub fn listing_json(f: &Findings, held: &[Option<String>]) -> Value {
+    let mut held = held.iter();
     let groups: Vec<Value> = f
         .groups
         .iter()
         .map(|g| {
-            json!({
-                "keep": member_json(g.keeper()),
-                "copies": g.copies().iter().map(member_json).collect::<Vec<_>>(),
-            })
+            let copies: Vec<Value> = g
+                .copies()
+                .iter()
+                .map(|m| {
+                    let mut copy = member_json(m);
+                    if let Some(why) = held.next().and_then(Option::as_ref) {
+                        copy["left_alone"] = json!(why);
+                    }
+                    copy
+                })
+                .collect();
+            json!({"keep": member_json(g.keeper()), "copies": copies})
         })
         .collect();
     json!({
@@ -677,10 +688,10 @@ pub fn listing_json(f: &Findings) -> Value {
     })
 }
 
-/// Bytes an action would free (keepers stay): only copies it would act on count, so not a
-/// symbolic link, nor a file outside its indexed folder, nor any copy of a keeper that is one
-/// of those; and a copy that is a hard link to its keeper, or to a copy already counted, frees
-/// nothing.
+/// Bytes an action would free (keepers stay): only copies it would act on count, so not one
+/// every action leaves alone (a symbolic link, a file outside its indexed folder, a read-only
+/// file or folder, any copy of a keeper that is a link or outside its folder); and a copy that
+/// is a hard link to its keeper, or to a copy already counted, frees nothing.
 pub fn reclaimable(groups: &[Group]) -> u64 {
     reclaimable_each(groups).iter().sum()
 }
@@ -690,6 +701,7 @@ pub fn reclaimable(groups: &[Group]) -> u64 {
 pub(crate) fn reclaimable_each(groups: &[Group]) -> Vec<u64> {
     use crate::cleanup::{actionable, file_id};
     let mut each = Vec::new();
+    let mut left_alone = crate::cleanup::left_alone_each(groups).into_iter();
     for g in groups {
         let keeper = &g.keeper().record;
         let keeper_actionable = actionable(&keeper.path, &keeper.root);
@@ -697,7 +709,9 @@ pub(crate) fn reclaimable_each(groups: &[Group]) -> Vec<u64> {
             file_id(&keeper.path).into_iter().collect();
         for m in g.copies() {
             let r = &m.record;
+            let held = left_alone.next().flatten().is_some();
             let frees = keeper_actionable
+                && !held
                 && actionable(&r.path, &r.root)
                 && file_id(&r.path).is_none_or(|id| seen.insert(id));
             each.push(if frees { r.stamp.size } else { 0 });

@@ -104,8 +104,10 @@ impl Server {
         if !collection.exists() {
             return Err(Error::NoIndex(collection.dir().to_path_buf()));
         }
-        // Checks the schema now rather than on the first page.
+        // Checks the schema now rather than on the first page, and reads what `lookalike
+        // status` reads: a damaged database is refused at start, as the other commands refuse it.
         collection.open_store_read_only()?;
+        crate::status::status(&collection, false)?;
         for dir in &cfg.reports {
             if !dir.is_dir() {
                 let what = if dir.exists() {
@@ -180,8 +182,9 @@ impl Server {
         format!("http://{}:{}/", host_form(addr.ip()), addr.port())
     }
 
-    /// Serves until the process is stopped.
-    pub(crate) fn run(self) -> Result<()> {
+    /// Serves until `stop` is set (by a signal), then lets the requests under way finish, for
+    /// a few seconds at most.
+    pub(crate) fn run(self, stop: &Arc<AtomicBool>) -> Result<()> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .max_blocking_threads(32)
@@ -192,7 +195,22 @@ impl Server {
         self.listener.set_nonblocking(true).map_err(io)?;
         runtime.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(self.listener).map_err(io)?;
+            let stop = Arc::clone(stop);
+            let stopped = async move {
+                let _ = tokio::task::spawn_blocking(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(std::time::Duration::from_millis(100));
+                    }
+                    // a connection kept open by a client does not hold the exit up for long
+                    std::thread::spawn(|| {
+                        std::thread::sleep(std::time::Duration::from_secs(5));
+                        std::process::exit(130);
+                    });
+                })
+                .await;
+            };
             axum::serve(listener, routes::router(self.app))
+                .with_graceful_shutdown(stopped)
                 .await
                 .map_err(io)
         })

@@ -318,6 +318,13 @@ fn html_text(text: &str) -> String {
 
 /// The answer for an error of the library: its message, with a status saying whose fault.
 fn error_response(e: &Error) -> Response {
+    let (status, why) = error_answer(e);
+    refuse(status, &why)
+}
+
+/// The status and message of [`error_response`]: a damaged database is told with what to do,
+/// as the command line tells it.
+fn error_answer(e: &Error) -> (StatusCode, String) {
     let status = match e {
         Error::InvalidInput(_) | Error::InvalidWithCommand { .. } | Error::Parse { .. } => {
             StatusCode::BAD_REQUEST
@@ -327,7 +334,17 @@ fn error_response(e: &Error) -> Response {
         Error::EmptyIndex(_) | Error::Locked(_) | Error::ActionRunning(_) => StatusCode::CONFLICT,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    refuse(status, &e.to_string())
+    match e {
+        Error::Db { path, .. } if e.is_corrupt() => (
+            status,
+            format!(
+                "the index database {} is damaged: {}",
+                crate::path_repr::shown(path),
+                crate::error::DAMAGED_DATABASE_ADVICE
+            ),
+        ),
+        _ => (status, e.to_string()),
+    }
 }
 
 /// The answer for an indexed file (or a folder on its way) that cannot be opened: 404 only
@@ -451,10 +468,7 @@ fn image_json(r: &ImageRecord) -> Value {
     m.insert("viewable".into(), json!(viewable));
     let why = match &opened {
         _ if viewable => None,
-        _ if browser_type(&r.format).is_none() => Some(format!(
-            "browsers do not show {} files; the thumbnail stands for it",
-            r.format
-        )),
+        _ if browser_type(&r.format).is_none() => Some(not_shown_by_browsers(&r.format)),
         Err(not) => Some(not.why()),
         Ok(_) => Some(
             "the file changed since it was indexed: run `lookalike index` to bring the index up to date"
@@ -536,6 +550,11 @@ fn open_served(
     }
     let file = std::fs::File::open(&real).map_err(|e| NotServed::Unopened(r.path.clone(), e))?;
     Ok((real, file, meta))
+}
+
+/// Why an image in `format`, which browsers do not show, offers no original.
+fn not_shown_by_browsers(format: &str) -> String {
+    format!("browsers do not show {format} files; the thumbnail stands for it")
 }
 
 /// The content type of a format browsers show, if they do.
@@ -630,8 +649,12 @@ async fn images(State(app): State<Arc<App>>, Params(p): Params<PageParams>) -> R
             p.limit.as_deref(),
             DEFAULT_PAGE,
             "images a page lists, at most 500",
-        )?
-        .min(MAX_PAGE);
+        )?;
+        if limit > MAX_PAGE {
+            return Err(Error::InvalidInput(format!(
+                "limit={limit}: give a whole number from 0 to {MAX_PAGE} (images a page lists); ask for the next page with offset"
+            )));
+        }
         let offset = page_number(
             "offset",
             p.offset.as_deref(),
@@ -640,6 +663,14 @@ async fn images(State(app): State<Arc<App>>, Params(p): Params<PageParams>) -> R
         )?;
         app.with_store(|s| {
             let total = match p.folder {
+                Some(f) if !s.roots()?.contains_key(&f) => {
+                    return Ok(refuse(
+                        StatusCode::NOT_FOUND,
+                        &format!(
+                            "folder={f}: no folder with this id in the index (/api/folders lists them)"
+                        ),
+                    ));
+                }
                 Some(f) => s.image_counts()?.get(&f).copied().unwrap_or(0),
                 None => s.image_count()?,
             };
@@ -654,15 +685,16 @@ async fn images(State(app): State<Arc<App>>, Params(p): Params<PageParams>) -> R
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LookalikeParams {
-    k: Option<usize>,
+    /// Taken as text: any value outside 1 to 200, a malformed one too, gets the range.
+    k: Option<String>,
 }
 
-fn lookalikes_k(k: Option<usize>) -> Result<usize> {
-    match k {
+fn lookalikes_k(k: Option<&str>) -> Result<usize> {
+    match k.map(|v| (v, v.trim().parse::<usize>())) {
         None => Ok(DEFAULT_LOOKALIKES),
-        Some(k @ 1..=200) => Ok(k),
-        Some(k) => Err(Error::InvalidInput(format!(
-            "k={k}: ask for 1 to 200 look-alikes"
+        Some((_, Ok(k @ 1..=200))) => Ok(k),
+        Some((v, _)) => Err(Error::InvalidInput(format!(
+            "k={v}: ask for 1 to 200 look-alikes"
         ))),
     }
 }
@@ -707,7 +739,7 @@ async fn image(
     Params(p): Params<LookalikeParams>,
 ) -> Response {
     blocking(move || {
-        let k = lookalikes_k(p.k)?;
+        let k = lookalikes_k(p.k.as_deref())?;
         let Some(record) = app.with_store(|s| s.image_record(id))? else {
             return Ok(refuse(StatusCode::NOT_FOUND, "no image with this id in the index"));
         };
@@ -765,7 +797,7 @@ async fn query(
     body: Bytes,
 ) -> Response {
     blocking(move || {
-        let k = lookalikes_k(p.k)?;
+        let k = lookalikes_k(p.k.as_deref())?;
         if body.is_empty() {
             return Err(Error::InvalidInput(
                 "the upload is empty: choose or drop an image file".into(),
@@ -860,6 +892,13 @@ async fn file(
                 "no image with this id in the index",
             ));
         };
+        // as the JSON says (`viewable`): no original is offered in a format browsers do not show
+        if browser_type(&record.format).is_none() {
+            return Ok(refuse(
+                StatusCode::NOT_FOUND,
+                &not_shown_by_browsers(&record.format),
+            ));
+        }
         let real = match open_served(&record) {
             Ok((real, _, _)) => real,
             Err(not) => return Ok(not.response(&record)),
@@ -896,7 +935,10 @@ async fn duplicates(State(app): State<Arc<App>>, Params(p): Params<DuplicatePara
         let test = Similarity::parse(p.similarity.as_deref().unwrap_or("default"))?.test();
         let keep = KeepRule::parse(p.keep.as_deref().unwrap_or("best"))?;
         let findings = app.with_store(|s| find_in_store(s, &[], test, &keep))?;
-        let mut doc = listing_json(&findings);
+        let mut doc = listing_json(
+            &findings,
+            &crate::cleanup::left_alone_each(&findings.groups),
+        );
         let images: std::collections::HashMap<i64, Value> = findings
             .groups
             .iter()
@@ -1194,5 +1236,22 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let gone = std::fs::canonicalize(tmp.path().join("gone.jpg")).unwrap_err();
         assert_eq!(unreadable_file(path, &gone).status(), StatusCode::NOT_FOUND);
+    }
+
+    /// A database found damaged while serving answers 500 with what to do about it, as the
+    /// command line says it, not SQLite's words alone.
+    #[test]
+    fn a_damaged_database_is_answered_with_the_advice() {
+        let e = Error::Db {
+            path: PathBuf::from("/idx/lookalike.db"),
+            source: rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+                Some("database disk image is malformed".into()),
+            ),
+        };
+        let (status, why) = error_answer(&e);
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(why.contains("/idx/lookalike.db"), "{why}");
+        assert!(why.contains(crate::error::DAMAGED_DATABASE_ADVICE), "{why}");
     }
 }

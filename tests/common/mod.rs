@@ -211,6 +211,17 @@ impl Http {
 }
 
 impl Server {
+    /// Sends the server `signal` (`TERM`, `INT`, `HUP`) and waits for its exit status.
+    pub fn stop_with(&mut self, signal: &str) -> std::process::ExitStatus {
+        let sent = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        self.child.wait().unwrap()
+    }
+
     pub fn raw(&self, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Answer {
         self.http.raw(method, target, headers, body)
     }

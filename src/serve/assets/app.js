@@ -324,7 +324,13 @@ function duplicatesView() {
         const box = el("input", { type: "checkbox", checked: true, "data-keeper": g.keep.id, onchange: invalidate });
         return el("div", { class: "group" },
           el("label", {}, box, ` group ${n + 1}: keep ${named(doc.shown[g.keep.id], "name")}, ${g.copies.length} ${g.copies.length === 1 ? "copy" : "copies"}`),
-          grid(members, (m) => el("span", { class: m.id === g.keep.id ? "badge" : "badge copy" }, m.id === g.keep.id ? "keep" : (g.copies.find((c) => c.id === m.id).exact ? "exact copy" : "copy"))));
+          grid(members, (m) => {
+            if (m.id === g.keep.id) return el("span", { class: "badge" }, "keep");
+            const c = g.copies.find((c) => c.id === m.id);
+            // a copy no action would touch, with the reason
+            if (c.left_alone) return el("span", { class: "badge", title: c.left_alone }, `left alone: ${c.left_alone}`);
+            return el("span", { class: "badge copy" }, c.exact ? "exact copy" : "copy");
+          }));
       });
       const gone = doc.gone ? el("p", { class: "note" }, `${doc.gone} indexed ${doc.gone === 1 ? "image is" : "images are"} gone from disk and left out; run lookalike index to bring the index up to date.`) : null;
       put(list, summary, gone, ...(items.length ? items : [el("p", { class: "note" }, "No duplicates at this setting.")]));
