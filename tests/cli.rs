@@ -3064,3 +3064,29 @@ fn eval_leaves_out_what_could_not_be_indexed_and_says_so_under_quiet() {
         }
     }
 }
+
+/// `-q` hides the summary, not the warnings that explain a non-zero exit status: files that
+/// failed, a missing tracked folder and the closing line say why `index` exits 3.
+#[test]
+fn quiet_index_still_says_why_it_exits_3() {
+    let env = setup(&["camera", "horse"]);
+    run_ok(
+        env.cmd()
+            .args(["-q", "index"])
+            .arg(env.photos.join("camera"))
+            .arg(env.photos.join("horse")),
+    );
+    std::fs::remove_dir_all(env.photos.join("horse")).unwrap();
+    std::fs::write(env.photos.join("camera/bad.jpg"), "junk\n").unwrap();
+    let out = env.cmd().args(["-q", "index"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("failed: ") && err.contains("bad.jpg"), "{err}");
+    assert!(
+        err.contains("missing: ") && err.contains("tracked folder not found"),
+        "{err}"
+    );
+    assert!(err.contains("could not be indexed"), "{err}");
+    // the summary stays hidden
+    assert!(!err.contains(" new, "), "{err}");
+}
