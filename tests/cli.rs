@@ -3090,3 +3090,18 @@ fn quiet_index_still_says_why_it_exits_3() {
     // the summary stays hidden
     assert!(!err.contains(" new, "), "{err}");
 }
+
+/// `status` after every folder is forgotten says that none is tracked.
+#[test]
+fn status_with_no_folder_tracked_says_so() {
+    let env = setup(&["camera"]);
+    env.index_json(0);
+    run_ok(env.cmd().arg("forget").arg(&env.photos));
+    let out = run_ok(env.cmd().arg("status"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.starts_with("roots:")).unwrap();
+    assert!(
+        line.contains("none") && line.contains("no folder is tracked"),
+        "{text}"
+    );
+}

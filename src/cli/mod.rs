@@ -945,15 +945,19 @@ fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
     w(format!("index:     {}", shown(collection.dir())))?;
     w(format!("images:    {}", stats.images))?;
     w(format!("failures:  {}", stats.failures))?;
-    w(format!(
-        "roots:     {}",
-        report
-            .root_paths()
-            .iter()
-            .map(|p| shown(p))
-            .collect::<Vec<_>>()
-            .join(", ")
-    ))?;
+    let roots = report.root_paths();
+    w(if roots.is_empty() {
+        "roots:     none (no folder is tracked: `lookalike index DIR` tracks one)".to_string()
+    } else {
+        format!(
+            "roots:     {}",
+            roots
+                .iter()
+                .map(|p| shown(p))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })?;
     w(format!(
         "profile:   {} ({} on a {}-pixel working image)",
         report.profile.name(),
