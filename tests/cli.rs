@@ -3105,3 +3105,29 @@ fn status_with_no_folder_tracked_says_so() {
         "{text}"
     );
 }
+
+/// A missing `$TMPDIR` is refused by name, and never created.
+#[test]
+fn eval_refuses_a_missing_tmpdir_and_creates_none() {
+    let env = setup(&["camera", "horse"]);
+    let missing = env.root.join("no-such/tmp");
+    for extra in [&["--labels", "folders"][..], &["--duplicates"][..]] {
+        let out = Command::cargo_bin("lookalike")
+            .unwrap()
+            .current_dir(&env.root)
+            .env_remove("LOOKALIKE_INDEX")
+            .env("TMPDIR", &missing)
+            .arg("eval")
+            .args(extra)
+            .arg(&env.photos)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("TMPDIR") && err.contains("no-such/tmp"),
+            "{extra:?}: {err}"
+        );
+        assert!(!env.root.join("no-such").exists(), "{extra:?}");
+    }
+}

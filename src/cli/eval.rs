@@ -169,10 +169,28 @@ fn eval_collection(explicit: Option<&Path>, images: &Path, profile: Profile) -> 
     }
     let key = blake3::hash(key_text.as_bytes()).to_hex();
     Ok(Collection::at(
-        std::env::temp_dir()
+        temp_root()?
             .join(format!("lookalike-eval-{}", user_tag()))
             .join(&key.as_str()[..16]),
     ))
+}
+
+/// The system temp folder (`$TMPDIR`, else `/tmp`), which must exist: a missing one is never
+/// created (a mistyped `TMPDIR` would put folders at the root of the file system).
+fn temp_root() -> Result<PathBuf> {
+    let dir = std::env::temp_dir();
+    if dir.is_dir() {
+        return Ok(dir);
+    }
+    let source = if std::env::var_os("TMPDIR").is_some() {
+        "TMPDIR is"
+    } else {
+        "the system temp folder is"
+    };
+    Err(Error::InvalidInput(format!(
+        "{source} {}, which is not an existing folder: eval keeps its working files there and creates no missing temp folder; set TMPDIR to a folder you can write",
+        crate::path_repr::shown(&dir)
+    )))
 }
 
 /// Who runs this process, for a cache folder of their own in the shared temp folder: the
@@ -825,7 +843,7 @@ fn duplicates_benchmark(
             crate::path_repr::shown(folder)
         )));
     }
-    let temp = std::env::temp_dir().join(format!(
+    let temp = temp_root()?.join(format!(
         "lookalike-duplicates-{}-{}",
         std::process::id(),
         std::time::SystemTime::now()
