@@ -3131,3 +3131,37 @@ fn eval_refuses_a_missing_tmpdir_and_creates_none() {
         assert!(!env.root.join("no-such").exists(), "{extra:?}");
     }
 }
+
+/// Rankings dumped into the report's folder are part of what the next report replaces: the
+/// same command runs again, and a report alone goes to that folder too.
+#[test]
+fn rankings_dumped_into_the_report_folder_do_not_block_the_next_report() {
+    let env = setup(&["camera", "horse"]);
+    let eval = |extra: &[&str]| {
+        env.cmd()
+            .args([
+                "-q",
+                "eval",
+                "--labels",
+                "folders",
+                "--families",
+                "color",
+                "--no-hnsw",
+            ])
+            .arg(&env.photos)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    for extra in [
+        &["--report", "rep", "--dump-rankings", "rep/r.jsonl"][..],
+        &["--report", "rep", "--dump-rankings", "rep/r.jsonl"],
+        &["--report", "rep"],
+    ] {
+        let out = eval(extra);
+        assert!(out.status.success(), "{extra:?}: {out:?}");
+    }
+    let rankings = std::fs::read_to_string(env.root.join("rep/r.jsonl")).unwrap();
+    assert!(rankings.starts_with("{\"format\":\"lookalike-rankings\""));
+    assert!(env.root.join("rep/index.html").is_file());
+}

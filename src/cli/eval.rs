@@ -475,7 +475,9 @@ fn check_outputs(args: &EvalArgs) -> Result<()> {
             )))
         };
         let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
-        if path.is_dir() || folder.is_some_and(|f| !f.is_dir()) {
+        // the --report folder is made before the rankings are written
+        let made = |f: &Path| args.report.as_deref() == Some(f);
+        if path.is_dir() || folder.is_some_and(|f| !f.is_dir() && !made(f)) {
             return bad("give a file name in an existing folder".into());
         }
         if let Some(folder) = inside(path) {
