@@ -16,7 +16,9 @@ use crate::decode::{DecodeConfig, decode, resize_to_fit};
 use crate::error::{Error, Result};
 use crate::features::{FeatureInput, Fusion, Profile, Registry};
 use crate::graph::{GraphRefresh, GraphUpdate, UpdatePolicy};
-use crate::store::{CatalogEntry, FeatureRow, FileStamp, ImageFacts, Store, WriteOp};
+use crate::store::{
+    CatalogEntry, FeatureRow, FileStamp, ImageFacts, Store, StoredContent, WriteOp,
+};
 use image::RgbImage;
 
 /// Everything `index` needs besides the collection.
@@ -1222,7 +1224,8 @@ fn index_pass(
         .collect();
     // Content is copied or moved only from rows this run does not rewrite. A row read again
     // only because its stamp was not settled (its file was written just before it was indexed)
-    // most likely holds the same bytes: it stays a source unless the writer sees it replaced.
+    // most likely holds the same bytes: it stays a source until the writer overwrites its path
+    // with other bytes (see `Sources`).
     let provisional: HashSet<i64> = jobs
         .iter()
         .filter_map(|(file, existing)| {
@@ -1243,14 +1246,20 @@ fn index_pass(
     for e in vanished.iter().filter(|e| features_current(e, &signatures)) {
         vanished_by_hash.entry(e.hash).or_default().push(e.id);
     }
-    let mut source_by_hash: HashMap<[u8; 32], Vec<i64>> = HashMap::new();
+    let mut sources = Sources {
+        by_path: &by_path,
+        live: HashMap::new(),
+        kept: HashMap::new(),
+        overwritten: HashMap::new(),
+        given: HashMap::new(),
+    };
     for e in catalog
         .iter()
         .filter(|e| features_current(e, &signatures) && !rewritten.contains(&e.id))
     {
-        source_by_hash.entry(e.hash).or_default().push(e.id);
+        sources.live.entry(e.hash).or_default().push(e.id);
     }
-    let known_hashes: HashSet<[u8; 32]> = source_by_hash.keys().copied().collect();
+    let known_hashes: HashSet<[u8; 32]> = sources.live.keys().copied().collect();
 
     progress(Progress::Planned {
         to_process: jobs.len(),
@@ -1265,8 +1274,6 @@ fn index_pass(
     };
     let (tx, rx) = crossbeam_channel::bounded::<Outcome>(batch_size * 2);
     let mut claimed: HashSet<i64> = HashSet::new();
-    // provisional sources this run rewrote with other content: they copy nothing after that
-    let mut replaced: HashSet<i64> = HashSet::new();
     let mut handled = 0usize;
     // decoded and described: what the rate counts (a file read again unchanged is not)
     let mut extracted = 0usize;
@@ -1288,10 +1295,8 @@ fn index_pass(
                     thumbnail,
                 } => {
                     extracted += 1;
+                    sources.overwrite(store, &file, Some(hash))?;
                     if let Some(e) = by_path.get(&(file.root_id, file.rel_path.as_path())) {
-                        if provisional.contains(&e.id) && e.hash != hash {
-                            replaced.insert(e.id);
-                        }
                         summary.updated += 1;
                         if damaged.contains(&e.id) {
                             summary.repaired += 1;
@@ -1312,6 +1317,7 @@ fn index_pass(
                     let waited = in_run.waiting.remove(&hash).unwrap_or_default();
                     let mut decoded = InRun::Batched(root_id, rel_path);
                     for copy in waited {
+                        sources.overwrite(store, &copy, Some(hash))?;
                         copy_in_run(&mut summary, store, &mut batch, &mut decoded, copy, hash)?;
                         last_commit = Instant::now();
                     }
@@ -1322,6 +1328,7 @@ fn index_pass(
                     batch.push(WriteOp::Touch { id, stamp });
                 }
                 Outcome::KnownContent { file, hash } => {
+                    sources.overwrite(store, &file, Some(hash))?;
                     let movable = vanished_by_hash
                         .get(&hash)
                         .and_then(|ids| ids.iter().find(|id| !claimed.contains(id)).copied());
@@ -1334,31 +1341,22 @@ fn index_pass(
                             rel_path: file.rel_path,
                             stamp: file.stamp,
                         });
-                    } else if let Some(&source_id) = source_by_hash
-                        .get(&hash)
-                        .and_then(|ids| ids.iter().find(|id| !replaced.contains(id)))
-                    {
-                        summary.duplicates += 1;
+                    } else if let Some(op) = sources.give(&file, hash) {
                         if by_path
                             .get(&(file.root_id, file.rel_path.as_path()))
                             .is_some_and(|e| damaged.contains(&e.id))
                         {
                             summary.repaired += 1;
                         }
-                        batch.push(WriteOp::Copy {
-                            source_id,
-                            hash,
-                            root_id: file.root_id,
-                            rel_path: file.rel_path,
-                            stamp: file.stamp,
-                        });
+                        batch.push(op);
                     } else {
-                        // its only source was rewritten with other content in this run
+                        // its last row was overwritten and its vectors could not be read back
                         summary.changing.push(file.abs_path);
                     }
                 }
                 Outcome::SameAsInRun { file, hash } => match in_run.decoded.get_mut(&hash) {
                     Some(decoded) => {
+                        sources.overwrite(store, &file, Some(hash))?;
                         copy_in_run(&mut summary, store, &mut batch, decoded, file, hash)?;
                         last_commit = Instant::now();
                     }
@@ -1379,9 +1377,11 @@ fn index_pass(
                 }
                 Outcome::Gone => {}
                 Outcome::Failed { file, reason, hash } => {
+                    sources.overwrite(store, &file, None)?;
                     if let Some(hash) = hash {
                         // the same bytes fail the same way
                         for copy in in_run.waiting.remove(&hash).unwrap_or_default() {
+                            sources.overwrite(store, &copy, None)?;
                             record_failure(&mut summary, &mut batch, copy, reason.clone());
                         }
                         in_run.decoded.insert(hash, InRun::Failed(reason.clone()));
@@ -1406,6 +1406,9 @@ fn index_pass(
                 .changing
                 .extend(copies.into_iter().map(|f| f.abs_path));
         }
+        let (moved, duplicates) = sources.moved_and_duplicates();
+        summary.moved += moved;
+        summary.duplicates += duplicates;
         Ok(())
     };
     // Set when the writer fails (a full disk, say): the workers stop taking files.
@@ -1523,6 +1526,88 @@ struct Seen<'a> {
     indexed: &'a HashSet<[u8; 32]>,
     /// Content some worker of this run has taken to decode.
     this_run: &'a Mutex<HashSet<[u8; 32]>>,
+}
+
+/// The rows whose content the files of a run holding indexed bytes take, kept current as the
+/// writer overwrites paths. An old row whose path now holds other bytes (a swap, a rotation,
+/// a copy over it) is no source from then on; when it was the last row holding its content,
+/// that content is read back first, for the files still to come that hold it.
+struct Sources<'a> {
+    /// The rows as the run found them, by path.
+    by_path: &'a HashMap<(i64, &'a Path), &'a CatalogEntry>,
+    /// Rows holding each content.
+    live: HashMap<[u8; 32], Vec<i64>>,
+    /// Content whose last row was overwritten (`None`: a vector was damaged).
+    kept: HashMap<[u8; 32], Option<StoredContent>>,
+    /// Per content: source rows overwritten with other bytes.
+    overwritten: HashMap<[u8; 32], usize>,
+    /// Per content: files given it.
+    given: HashMap<[u8; 32], usize>,
+}
+
+impl Sources<'_> {
+    /// Called before a write to `file`'s path that replaces its row, with the hash of the
+    /// bytes written (`None`: a failure, which drops the row).
+    fn overwrite(&mut self, store: &Store, file: &FileAt, hash: Option<[u8; 32]>) -> Result<()> {
+        let Some(e) = self.by_path.get(&(file.root_id, file.rel_path.as_path())) else {
+            return Ok(());
+        };
+        let Some(rows) = self.live.get_mut(&e.hash) else {
+            return Ok(());
+        };
+        let Some(at) = rows.iter().position(|id| *id == e.id) else {
+            return Ok(());
+        };
+        if hash == Some(e.hash) {
+            return Ok(());
+        }
+        rows.swap_remove(at);
+        *self.overwritten.entry(e.hash).or_default() += 1;
+        if rows.is_empty() {
+            self.live.remove(&e.hash);
+            self.kept.insert(e.hash, store.content_of(e.id)?);
+        }
+        Ok(())
+    }
+
+    /// The write giving `file` the indexed content `hash`: a copy of a row holding it, or that
+    /// content read back before its last row was overwritten; `None` when neither is left.
+    fn give(&mut self, file: &FileAt, hash: [u8; 32]) -> Option<WriteOp> {
+        let op = if let Some(&source_id) = self.live.get(&hash).and_then(|rows| rows.first()) {
+            WriteOp::Copy {
+                source_id,
+                hash,
+                root_id: file.root_id,
+                rel_path: file.rel_path.clone(),
+                stamp: file.stamp,
+            }
+        } else {
+            let content = self.kept.get(&hash)?.as_ref()?;
+            WriteOp::Upsert {
+                root_id: file.root_id,
+                rel_path: file.rel_path.clone(),
+                stamp: file.stamp,
+                hash,
+                facts: content.facts.clone(),
+                features: content.features.clone(),
+                thumbnail: content.thumbnail.clone(),
+            }
+        };
+        *self.given.entry(hash).or_default() += 1;
+        Some(op)
+    }
+
+    /// The files given indexed content, as moves and duplicates: a file given content whose
+    /// old row was overwritten took it from there (moved); the others are byte-identical to
+    /// a file that still holds it (duplicates).
+    fn moved_and_duplicates(&self) -> (usize, usize) {
+        self.given
+            .iter()
+            .fold((0, 0), |(moved, dups), (hash, &given)| {
+                let left = self.overwritten.get(hash).copied().unwrap_or(0).min(given);
+                (moved + left, dups + given - left)
+            })
+    }
 }
 
 /// What became of content decoded in this run, for the other files holding the same bytes.
@@ -2526,6 +2611,125 @@ mod tests {
             let mut wanted = signatures.clone();
             wanted.sort();
             assert_eq!(stored, wanted, "the fast rows were replaced");
+        }
+    }
+
+    /// Four same-size BMPs indexed as they were written: every row's stamp is unsettled.
+    fn fresh_bmps() -> (tempfile::TempDir, PathBuf, Collection, IndexConfig) {
+        let (tmp, photos, collection, config) = png_folder(0);
+        for i in 0..4u32 {
+            let img = image::RgbImage::from_fn(40, 30, |x, y| {
+                let v = (x * (i + 2) + y * (i * 5 + 1)) % 256;
+                image::Rgb([v as u8, (255 - v) as u8, (i * 60) as u8])
+            });
+            img.save(photos.join(format!("{i}.bmp"))).unwrap();
+        }
+        (tmp, photos, collection, config)
+    }
+
+    /// Swaps, rotations, chains of moves and copies over paths of images indexed as they
+    /// were written (rows read again, same sizes): whichever old row is copied or moved from
+    /// first, every file ends up indexed with its own content's vector after one run, and
+    /// only byte-identical files count as duplicates.
+    #[test]
+    fn paths_trading_contents_after_a_fresh_index_lose_no_image() {
+        let mv = |dir: &Path, from: &str, to: &str| {
+            std::fs::rename(dir.join(from), dir.join(to)).unwrap()
+        };
+        type Shuffle = fn(&Path, &dyn Fn(&Path, &str, &str));
+        let cases: [(&str, Shuffle, usize, usize); 5] = [
+            (
+                "swap",
+                |d, mv| {
+                    mv(d, "0.bmp", "t");
+                    mv(d, "1.bmp", "0.bmp");
+                    mv(d, "t", "1.bmp");
+                },
+                0,
+                2,
+            ),
+            (
+                "rotation",
+                |d, mv| {
+                    mv(d, "0.bmp", "t");
+                    mv(d, "1.bmp", "0.bmp");
+                    mv(d, "2.bmp", "1.bmp");
+                    mv(d, "t", "2.bmp");
+                },
+                0,
+                3,
+            ),
+            (
+                "two swaps",
+                |d, mv| {
+                    mv(d, "0.bmp", "t");
+                    mv(d, "1.bmp", "0.bmp");
+                    mv(d, "t", "1.bmp");
+                    mv(d, "2.bmp", "t");
+                    mv(d, "3.bmp", "2.bmp");
+                    mv(d, "t", "3.bmp");
+                },
+                0,
+                4,
+            ),
+            (
+                "chain",
+                |d, mv| {
+                    std::fs::remove_file(d.join("2.bmp")).unwrap();
+                    mv(d, "1.bmp", "2.bmp");
+                    mv(d, "0.bmp", "1.bmp");
+                },
+                0,
+                2,
+            ),
+            (
+                "copies",
+                |d, _| {
+                    std::fs::copy(d.join("1.bmp"), d.join("n.bmp")).unwrap();
+                    std::fs::copy(d.join("0.bmp"), d.join("1.bmp")).unwrap();
+                    std::fs::copy(d.join("2.bmp"), d.join("3.bmp")).unwrap();
+                },
+                2,
+                1,
+            ),
+        ];
+        for (name, shuffle, duplicates, moved) in cases {
+            let (_tmp, photos, collection, config) = fresh_bmps();
+            let stop = AtomicBool::new(false);
+            let index = || run(&collection, &config, &|_| {}, &stop).unwrap();
+            assert_eq!(index().new, 4, "{name}");
+            let store = collection.open_store().unwrap();
+            let space = collection.search_space(&store, &Fusion::default()).unwrap();
+            let mut vector_of_content = HashMap::new();
+            for e in store.catalog().unwrap() {
+                assert_eq!(e.stamp.mtime_ns, FileStamp::UNSETTLED_MTIME, "{name}");
+                vector_of_content.insert(e.hash, space.vector_of(&store, e.id).unwrap());
+            }
+            drop((space, store));
+            shuffle(&photos, &mv);
+            let summary = index();
+            let store = collection.open_store().unwrap();
+            let space = collection.search_space(&store, &Fusion::default()).unwrap();
+            let mut on_disk = 0;
+            for entry in std::fs::read_dir(&photos).unwrap() {
+                let path = entry.unwrap().path();
+                let hash = *blake3::hash(&std::fs::read(&path).unwrap()).as_bytes();
+                let row = store.file_at(&path).unwrap();
+                let row = row.unwrap_or_else(|| panic!("{name}: {path:?} left out: {summary:?}"));
+                assert_eq!(row.hash, hash, "{name}: {path:?}");
+                assert_eq!(
+                    space.vector_of(&store, row.id).unwrap(),
+                    vector_of_content[&hash],
+                    "{name}: {path:?}"
+                );
+                on_disk += 1;
+            }
+            assert_eq!(summary.total_images, on_disk, "{name}: {summary:?}");
+            assert_eq!(
+                (summary.duplicates, summary.moved, summary.new),
+                (duplicates, moved, 0),
+                "{name}: {summary:?}"
+            );
         }
     }
 }

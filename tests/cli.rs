@@ -3075,3 +3075,104 @@ fn eval_leaves_out_what_could_not_be_indexed_and_says_so_under_quiet() {
         }
     }
 }
+
+/// `-q` hides the summary, not the warnings that explain a non-zero exit status: files that
+/// failed, a missing tracked folder and the closing line say why `index` exits 3.
+#[test]
+fn quiet_index_still_says_why_it_exits_3() {
+    let env = setup(&["camera", "horse"]);
+    run_ok(
+        env.cmd()
+            .args(["-q", "index"])
+            .arg(env.photos.join("camera"))
+            .arg(env.photos.join("horse")),
+    );
+    std::fs::remove_dir_all(env.photos.join("horse")).unwrap();
+    std::fs::write(env.photos.join("camera/bad.jpg"), "junk\n").unwrap();
+    let out = env.cmd().args(["-q", "index"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("failed: ") && err.contains("bad.jpg"), "{err}");
+    assert!(
+        err.contains("missing: ") && err.contains("tracked folder not found"),
+        "{err}"
+    );
+    assert!(err.contains("could not be indexed"), "{err}");
+    // the summary stays hidden
+    assert!(!err.contains(" new, "), "{err}");
+}
+
+/// `status` after every folder is forgotten says that none is tracked.
+#[test]
+fn status_with_no_folder_tracked_says_so() {
+    let env = setup(&["camera"]);
+    env.index_json(0);
+    run_ok(env.cmd().arg("forget").arg(&env.photos));
+    let out = run_ok(env.cmd().arg("status"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.starts_with("roots:")).unwrap();
+    assert!(
+        line.contains("none") && line.contains("no folder is tracked"),
+        "{text}"
+    );
+}
+
+/// A missing `$TMPDIR` is refused by name, and never created.
+#[test]
+fn eval_refuses_a_missing_tmpdir_and_creates_none() {
+    let env = setup(&["camera", "horse"]);
+    let missing = env.root.join("no-such/tmp");
+    for extra in [&["--labels", "folders"][..], &["--duplicates"][..]] {
+        let out = Command::cargo_bin("lookalike")
+            .unwrap()
+            .current_dir(&env.root)
+            .env_remove("LOOKALIKE_INDEX")
+            .env("TMPDIR", &missing)
+            .arg("eval")
+            .args(extra)
+            .arg(&env.photos)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("TMPDIR") && err.contains("no-such/tmp"),
+            "{extra:?}: {err}"
+        );
+        assert!(!env.root.join("no-such").exists(), "{extra:?}");
+    }
+}
+
+/// Rankings dumped into the report's folder are part of what the next report replaces: the
+/// same command runs again, and a report alone goes to that folder too.
+#[test]
+fn rankings_dumped_into_the_report_folder_do_not_block_the_next_report() {
+    let env = setup(&["camera", "horse"]);
+    let eval = |extra: &[&str]| {
+        env.cmd()
+            .args([
+                "-q",
+                "eval",
+                "--labels",
+                "folders",
+                "--families",
+                "color",
+                "--no-hnsw",
+            ])
+            .arg(&env.photos)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    for extra in [
+        &["--report", "rep", "--dump-rankings", "rep/r.jsonl"][..],
+        &["--report", "rep", "--dump-rankings", "rep/r.jsonl"],
+        &["--report", "rep"],
+    ] {
+        let out = eval(extra);
+        assert!(out.status.success(), "{extra:?}: {out:?}");
+    }
+    let rankings = std::fs::read_to_string(env.root.join("rep/r.jsonl")).unwrap();
+    assert!(rankings.starts_with("{\"format\":\"lookalike-rankings\""));
+    assert!(env.root.join("rep/index.html").is_file());
+}

@@ -1,5 +1,6 @@
 //! Model-based test of the index as a mirror of the disk. A seeded generator applies random
-//! file operations (create, copy, move, rename, same-size rewrite, touch, delete, symlinks)
+//! file operations (create, copy, move, rename, same-size rewrite, touch, delete, symlinks,
+//! swaps and rotations of the contents of two or three files)
 //! to a tree with nested folders, tracks and forgets folders, runs `index` between steps
 //! (sometimes killing it at a random moment) and checks the database against a model:
 //! every image file under the tracked folders exactly once with the hash of its bytes, no row
@@ -125,7 +126,7 @@ impl Model {
         let name = *self.rng.pick(NAMES).unwrap();
         let target = folder.join(name);
         let files = self.files();
-        let op = self.rng.below(100);
+        let op = self.rng.below(108);
         match op {
             0..=24 => {
                 let c = self.rng.below(self.pool.len());
@@ -215,6 +216,38 @@ impl Model {
                     std::fs::remove_dir_all(&abs).unwrap();
                 }
                 self.disk.retain(|p, _| !p.starts_with(&dir));
+            }
+            100..=107 => {
+                // Paths trade contents in a cycle (a swap, or a rotation of three), by renames.
+                let mut ring: Vec<PathBuf> = Vec::new();
+                for _ in 0..2 + self.rng.below(2) {
+                    if let Some(p) = self.rng.pick(&files)
+                        && !ring.contains(p)
+                    {
+                        ring.push(p.clone());
+                    }
+                }
+                if ring.len() < 2 {
+                    return;
+                }
+                self.log.push(format!(
+                    "rotate {}",
+                    ring.iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(" -> ")
+                ));
+                let parked = self.abs(Path::new("w/.parked"));
+                std::fs::rename(self.abs(&ring[ring.len() - 1]), &parked).unwrap();
+                for i in (1..ring.len()).rev() {
+                    std::fs::rename(self.abs(&ring[i - 1]), self.abs(&ring[i])).unwrap();
+                }
+                std::fs::rename(&parked, self.abs(&ring[0])).unwrap();
+                let contents: Vec<Entry> = ring.iter().map(|p| self.disk[p].clone()).collect();
+                for (i, p) in ring.iter().enumerate() {
+                    let from = (i + ring.len() - 1) % ring.len();
+                    self.disk.insert(p.clone(), contents[from].clone());
+                }
             }
             _ => {
                 if let Some(src) = self.rng.pick(&files).cloned()

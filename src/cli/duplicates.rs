@@ -170,9 +170,8 @@ pub(crate) fn cmd_duplicates(
         bar.finish_and_clear();
         let summary = summary?;
         if summary.interrupted {
-            if !quiet {
-                super::note_interrupted(&summary);
-            }
+            // why the exit status is not 0: printed under -q too
+            super::note_interrupted(&summary);
             return Ok(ExitCode::from(super::EXIT_INTERRUPTED));
         }
         if !quiet && super::some_failed(&summary) {

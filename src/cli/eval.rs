@@ -169,10 +169,28 @@ fn eval_collection(explicit: Option<&Path>, images: &Path, profile: Profile) -> 
     }
     let key = blake3::hash(key_text.as_bytes()).to_hex();
     Ok(Collection::at(
-        std::env::temp_dir()
+        temp_root()?
             .join(format!("lookalike-eval-{}", user_tag()))
             .join(&key.as_str()[..16]),
     ))
+}
+
+/// The system temp folder (`$TMPDIR`, else `/tmp`), which must exist: a missing one is never
+/// created (a mistyped `TMPDIR` would put folders at the root of the file system).
+fn temp_root() -> Result<PathBuf> {
+    let dir = std::env::temp_dir();
+    if dir.is_dir() {
+        return Ok(dir);
+    }
+    let source = if std::env::var_os("TMPDIR").is_some() {
+        "TMPDIR is"
+    } else {
+        "the system temp folder is"
+    };
+    Err(Error::InvalidInput(format!(
+        "{source} {}, which is not an existing folder: eval keeps its working files there and creates no missing temp folder; set TMPDIR to a folder you can write",
+        crate::path_repr::shown(&dir)
+    )))
 }
 
 /// Who runs this process, for a cache folder of their own in the shared temp folder: the
@@ -457,7 +475,9 @@ fn check_outputs(args: &EvalArgs) -> Result<()> {
             )))
         };
         let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
-        if path.is_dir() || folder.is_some_and(|f| !f.is_dir()) {
+        // the --report folder is made before the rankings are written
+        let made = |f: &Path| args.report.as_deref() == Some(f);
+        if path.is_dir() || folder.is_some_and(|f| !f.is_dir() && !made(f)) {
             return bad("give a file name in an existing folder".into());
         }
         if let Some(folder) = inside(path) {
@@ -825,7 +845,7 @@ fn duplicates_benchmark(
             crate::path_repr::shown(folder)
         )));
     }
-    let temp = std::env::temp_dir().join(format!(
+    let temp = temp_root()?.join(format!(
         "lookalike-duplicates-{}-{}",
         std::process::id(),
         std::time::SystemTime::now()

@@ -538,8 +538,8 @@ fn cmd_index(collection: &Collection, args: IndexArgs, quiet: bool) -> Result<Ex
                 summary.walk_options.flags()
             );
         }
-        report_index(collection, &summary);
     }
+    report_index(collection, &summary, quiet);
     if summary.interrupted {
         return Ok(ExitCode::from(EXIT_INTERRUPTED));
     }
@@ -580,11 +580,10 @@ fn cmd_forget(collection: &Collection, args: ForgetArgs, quiet: bool) -> Result<
         }
     }
     if summaries.iter().any(|s| s.graph_stopped) {
-        if !quiet {
-            note!(
-                "interrupted while the HNSW graph was brought up to date: the folders are forgotten and the previous graph is kept (searches leave the forgotten images out); run `lookalike index` to finish the graph"
-            );
-        }
+        // why the exit status is not 0: printed under -q too
+        note!(
+            "interrupted while the HNSW graph was brought up to date: the folders are forgotten and the previous graph is kept (searches leave the forgotten images out); run `lookalike index` to finish the graph"
+        );
         return Ok(ExitCode::from(EXIT_INTERRUPTED));
     }
     Ok(ExitCode::SUCCESS)
@@ -644,7 +643,10 @@ fn render_progress(bar: &ProgressBar, p: Progress) {
     }
 }
 
-fn report_index(collection: &Collection, s: &IndexSummary) {
+/// Reports an indexing run on stderr. With `quiet` only the warnings are printed: the files
+/// that failed, were skipped or changed, the missing folders, damage, and why the exit status
+/// is not 0.
+fn report_index(collection: &Collection, s: &IndexSummary, quiet: bool) {
     for f in &s.failed {
         note!("failed: {}: {}", shown(&f.path), escape_message(&f.reason));
     }
@@ -660,6 +662,41 @@ fn report_index(collection: &Collection, s: &IndexSummary) {
             }
         );
     }
+    for p in &s.changing {
+        note!(
+            "changing: {}: modified while it was read; not indexed this time (run `lookalike index` again once it is written)",
+            shown(p)
+        );
+    }
+    for p in &s.missing_roots {
+        let what = if p.symlink_metadata().is_ok() {
+            "tracked folder is no longer a folder (a file or a link to nothing has its name)"
+        } else {
+            "tracked folder not found (deleted, or on a disk not mounted)"
+        };
+        note!(
+            "missing: {}: {what}; its images are kept; `lookalike forget` stops tracking it",
+            shown(p)
+        );
+    }
+    if !quiet {
+        report_index_summary(collection, s);
+    }
+    damage_note(&s.damaged_vectors);
+    if s.interrupted {
+        note_interrupted(s);
+    } else if some_failed(s) {
+        note!(
+            "{} files could not be indexed ({} in this run, {} unchanged since they failed before): exit status {EXIT_SOME_FAILED}; `lookalike status` lists them, `--retry-failed` tries them again",
+            s.failed.len() + s.still_failing,
+            s.failed.len(),
+            s.still_failing
+        );
+    }
+}
+
+/// The notes and counts of an indexing run, which `-q` hides.
+fn report_index_summary(collection: &Collection, s: &IndexSummary) {
     for (alias, into) in &s.aliased {
         note!(
             "note: {} now leads into {} (a symbolic link): its images are indexed there, once",
@@ -691,23 +728,6 @@ fn report_index(collection: &Collection, s: &IndexSummary) {
                 s.walk_options.flags()
             );
         }
-    }
-    for p in &s.changing {
-        note!(
-            "changing: {}: modified while it was read; not indexed this time (run `lookalike index` again once it is written)",
-            shown(p)
-        );
-    }
-    for p in &s.missing_roots {
-        let what = if p.symlink_metadata().is_ok() {
-            "tracked folder is no longer a folder (a file or a link to nothing has its name)"
-        } else {
-            "tracked folder not found (deleted, or on a disk not mounted)"
-        };
-        note!(
-            "missing: {}: {what}; its images are kept; `lookalike forget` stops tracking it",
-            shown(p)
-        );
     }
     if s.merged > 0 {
         note!(
@@ -768,17 +788,6 @@ fn report_index(collection: &Collection, s: &IndexSummary) {
         note!(
             "{} images had a damaged stored vector: taken again from their files",
             s.repaired
-        );
-    }
-    damage_note(&s.damaged_vectors);
-    if s.interrupted {
-        note_interrupted(s);
-    } else if some_failed(s) {
-        note!(
-            "{} files could not be indexed ({} in this run, {} unchanged since they failed before): exit status {EXIT_SOME_FAILED}; `lookalike status` lists them, `--retry-failed` tries them again",
-            s.failed.len() + s.still_failing,
-            s.failed.len(),
-            s.still_failing
         );
     }
 }
@@ -943,15 +952,19 @@ fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
     w(format!("index:     {}", shown(collection.dir())))?;
     w(format!("images:    {}", stats.images))?;
     w(format!("failures:  {}", stats.failures))?;
-    w(format!(
-        "roots:     {}",
-        report
-            .root_paths()
-            .iter()
-            .map(|p| shown(p))
-            .collect::<Vec<_>>()
-            .join(", ")
-    ))?;
+    let roots = report.root_paths();
+    w(if roots.is_empty() {
+        "roots:     none (no folder is tracked: `lookalike index DIR` tracks one)".to_string()
+    } else {
+        format!(
+            "roots:     {}",
+            roots
+                .iter()
+                .map(|p| shown(p))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })?;
     w(format!(
         "profile:   {} ({} on a {}-pixel working image)",
         report.profile.name(),

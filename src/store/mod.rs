@@ -189,6 +189,15 @@ pub struct ImageFacts {
     pub(crate) height: u32,
 }
 
+/// An image's content as stored, read back to be written under another path.
+#[derive(Debug, Clone)]
+pub(crate) struct StoredContent {
+    pub(crate) facts: ImageFacts,
+    pub(crate) features: Vec<FeatureRow>,
+    /// The thumbnail of its bytes, when one was made.
+    pub(crate) thumbnail: Option<Vec<u8>>,
+}
+
 /// One change to apply; the writer groups many into a transaction.
 #[derive(Debug, Clone)]
 pub(crate) enum WriteOp {

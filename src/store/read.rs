@@ -303,6 +303,78 @@ impl Store {
             .map_err(|e| db(&self.path, e))
     }
 
+    /// An image's content as stored, to write again under another path: its facts, its
+    /// vectors (each checked) and its content's thumbnail; `None` when the row is gone or a
+    /// vector is damaged.
+    pub(crate) fn content_of(&self, id: i64) -> Result<Option<StoredContent>> {
+        let e = |err| db(&self.path, err);
+        let row = self
+            .conn
+            .query_row(
+                "SELECT format, width, height, hash FROM images WHERE id = ?1",
+                params![id],
+                |r| {
+                    Ok((
+                        ImageFacts {
+                            format: r.get(0)?,
+                            width: r.get(1)?,
+                            height: r.get(2)?,
+                        },
+                        r.get::<_, Vec<u8>>(3)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(e)?;
+        let Some((facts, hash)) = row else {
+            return Ok(None);
+        };
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT family, version, params, vector, checksum FROM features WHERE image_id = ?1",
+            )
+            .map_err(e)?;
+        let rows = stmt
+            .query_map(params![id], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, u32>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Vec<u8>>(3)?,
+                    r.get::<_, Option<Vec<u8>>>(4)?,
+                ))
+            })
+            .map_err(e)?;
+        let mut features = Vec::new();
+        for row in rows {
+            let (family, version, params, blob, sum) = row.map_err(e)?;
+            let Ok(vector) = check_vector(&family, version, &blob, sum.as_deref()) else {
+                return Ok(None);
+            };
+            features.push(FeatureRow {
+                family,
+                version,
+                params,
+                vector,
+            });
+        }
+        let thumbnail = self
+            .conn
+            .query_row(
+                "SELECT jpeg FROM thumbnails WHERE hash = ?1",
+                params![hash],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(e)?;
+        Ok(Some(StoredContent {
+            facts,
+            features,
+            thumbnail,
+        }))
+    }
+
     /// The stored thumbnail of this content ([`crate::thumbnail`]), if one was made.
     pub fn thumbnail(&self, hash: &[u8; 32]) -> Result<Option<Vec<u8>>> {
         self.conn

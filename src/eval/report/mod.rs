@@ -244,8 +244,8 @@ pub fn write_report(dir: &Path, input: &ReportInput) -> Result<ReportOutput> {
     })
 }
 
-/// True when `dir` holds only what [`write_report`] writes, its `report.json` read as a
-/// report: a report that another may replace.
+/// True when `dir` holds only what [`write_report`] writes (and rankings files an evaluation
+/// dumped there), its `report.json` read as a report: a report that another may replace.
 pub(crate) fn is_report_folder(dir: &Path) -> bool {
     let is_thumb = |name: &str| {
         name.strip_suffix(".jpg")
@@ -255,6 +255,10 @@ pub(crate) fn is_report_folder(dir: &Path) -> bool {
         let (name, kind) = (entry.file_name(), entry.file_type());
         match (name.to_str(), kind) {
             (Some("index.html" | "report.json"), Ok(k)) => k.is_file(),
+            // rankings a run dumped next to its report (`--dump-rankings DIR/FILE`)
+            (Some(_), Ok(k)) if k.is_file() => {
+                crate::eval::rankings::is_rankings_file(&entry.path()).unwrap_or(false)
+            }
             (Some("thumbs"), Ok(k)) if k.is_dir() => {
                 std::fs::read_dir(entry.path()).is_ok_and(|mut thumbs| {
                     thumbs.all(|t| {
