@@ -12,7 +12,7 @@ Each is blurred by `lookalike blur --seed 1` and restored blind by `lookalike de
 "found" means the right family, the size within 15% and a line's angle within 10 degrees.
 
 Usage: python3 benches/restore_blind.py PHOTOS_DIR WORK_DIR [--jobs N]
-Environment: LOOKALIKE (default target/release/lookalike).
+Environment: LOOKALIKE (default target/release/lookalike). Needs what restore_grid.py needs.
 """
 import argparse
 import json
@@ -25,28 +25,12 @@ import numpy as np
 from PIL import Image
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-LOOKALIKE = os.environ.get("LOOKALIKE", os.path.join(HERE, "..", "target", "release", "lookalike"))
-GREY = ["brick", "camera", "grass", "gravel", "astronaut", "horse", "rocket", "hubble_deep_field"]
-COLOUR = ["coffee", "chelsea"]
+sys.path.insert(0, HERE)
+# the grid's photos, prepared as the grid prepares them, and its rule for a right estimate
+from restore_grid import COLOUR, GREY, LOOKALIKE, prepare  # noqa: E402
+from restore_grid import found as grid_found  # noqa: E402
+
 LINES = ["25,60", "45,120", "30,10", "20,80", "35,150"]
-
-
-def prepare(photos, work, photo):
-    src = next(os.path.join(photos, f) for f in sorted(os.listdir(photos))
-               if os.path.splitext(f)[0] == photo)
-    im = Image.open(src)
-    if im.mode in ("RGBA", "LA", "P"):
-        im = im.convert("RGBA")
-        bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
-        bg.alpha_composite(im)
-        im = bg
-    im = im.convert("RGB" if photo in COLOUR else "L")
-    w, h = im.size
-    cw, ch = min(w, 512), min(h, 512)
-    im = im.crop(((w - cw) // 2, (h - ch) // 2, (w - cw) // 2 + cw, (h - ch) // 2 + ch))
-    path = os.path.join(work, "orig", photo + ".png")
-    im.save(path)
-    return path
 
 
 def blur(src, out, psf, noise):
@@ -105,11 +89,7 @@ def spec(e):
 def found(true, est):
     if true == "none" or est == "none":
         return true == est
-    (k, a), (ke, b) = true.split(":"), est.split(":")
-    a, b = [float(v) for v in a.split(",")], [float(v) for v in b.split(",")]
-    if k != ke or abs(b[0] - a[0]) > 0.15 * a[0]:
-        return False
-    return k != "motion" or abs((b[1] - a[1] + 90) % 180 - 90) <= 10
+    return grid_found(true, est)
 
 
 def psnr(ref, x):

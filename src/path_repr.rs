@@ -225,14 +225,7 @@ fn push_escaped_as(out: &mut String, text: &str, double_backslash: bool) {
             .for_each(|c| push_char(out, c, double_backslash));
         return;
     }
-    let mut rest = text;
-    while let Some(first) = rest.chars().next() {
-        let start = first.len_utf8();
-        let end = rest[start..]
-            .char_indices()
-            .find(|&(_, c)| !joins_before(c))
-            .map_or(rest.len(), |(i, _)| start + i);
-        let (stretch, tail) = rest.split_at(end);
+    for stretch in nfc_stretches(text) {
         let odd = !unicode_normalization::is_nfc(stretch);
         for (i, c) in stretch.chars().enumerate() {
             if odd && (i > 0 || joins_before(c)) {
@@ -241,8 +234,23 @@ fn push_escaped_as(out: &mut String, text: &str, double_backslash: bool) {
                 push_char(out, c, double_backslash);
             }
         }
-        rest = tail;
     }
+}
+
+/// `text` cut into stretches: a character and the characters NFC may join to it.
+fn nfc_stretches(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        let first = rest.chars().next()?;
+        let start = first.len_utf8();
+        let end = rest[start..]
+            .char_indices()
+            .find(|&(_, c)| !joins_before(c))
+            .map_or(rest.len(), |(i, _)| start + i);
+        let (stretch, tail) = rest.split_at(end);
+        rest = tail;
+        Some(stretch)
+    })
 }
 
 fn push_char(out: &mut String, c: char, double_backslash: bool) {
@@ -434,17 +442,7 @@ mod tests {
         ];
         for t in texts {
             for text in [t.to_string(), format!("a{t}b"), format!("{t}{t}")] {
-                let mut rest = text.as_str();
-                let mut every = true;
-                while let Some(first) = rest.chars().next() {
-                    let start = first.len_utf8();
-                    let end = rest[start..]
-                        .char_indices()
-                        .find(|&(_, c)| !joins_before(c))
-                        .map_or(rest.len(), |(i, _)| start + i);
-                    every &= unicode_normalization::is_nfc(&rest[..end]);
-                    rest = &rest[end..];
-                }
+                let every = nfc_stretches(&text).all(unicode_normalization::is_nfc);
                 assert_eq!(every, unicode_normalization::is_nfc(&text), "{text:?}");
             }
         }
