@@ -656,7 +656,7 @@ fn member_json(m: &Member) -> Value {
 
 /// The listing as JSON (the schema README.md documents): every group with its keeper and
 /// copies, a copy no action would touch with the reason in `left_alone` (`held`: each copy's,
-/// in order, from [`crate::cleanup::left_alone_each`]).
+/// in order, from `cleanup::left_alone_each`).
 pub fn listing_json(f: &Findings, held: &[Option<String>]) -> Value {
     let mut held = held.iter();
     let groups: Vec<Value> = f
