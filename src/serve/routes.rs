@@ -261,16 +261,19 @@ fn refused_page<T: serde::de::DeserializeOwned>(
     if !kept.is_empty() {
         href = format!("{href}?{}", kept.join("&"));
     }
-    let link = format!("<a href=\"{0}\">{0}</a>", html_text(&href));
+    let link = format!(
+        "<a href=\"{0}\">{0}</a>",
+        crate::eval::report::html::escape(&href)
+    );
     let what = if unknown.is_empty() {
         format!(
             "<p>The address was refused: {}.</p>\n<p>{link} is the same address without its query.</p>",
-            html_text(why)
+            crate::eval::report::html::escape(why)
         )
     } else {
         let names: Vec<String> = unknown
             .iter()
-            .map(|n| format!("<code>{}</code>", html_text(n)))
+            .map(|n| format!("<code>{}</code>", crate::eval::report::html::escape(n)))
             .collect();
         let (noun, them) = if unknown.len() == 1 {
             ("parameter", "it")
@@ -298,22 +301,6 @@ fn query_key(pair: &str) -> Option<String> {
         .0
         .pop()
         .map(|(name, _)| name)
-}
-
-/// Text made safe to put in HTML, an attribute's value too.
-fn html_text(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// The answer for an error of the library: its message, with a status saying whose fault.

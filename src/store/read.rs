@@ -359,15 +359,10 @@ impl Store {
                 vector,
             });
         }
-        let thumbnail = self
-            .conn
-            .query_row(
-                "SELECT jpeg FROM thumbnails WHERE hash = ?1",
-                params![hash],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(e)?;
+        let thumbnail = match <[u8; 32]>::try_from(hash.as_slice()) {
+            Ok(hash) => self.thumbnail(&hash)?,
+            Err(_) => None,
+        };
         Ok(Some(StoredContent {
             facts,
             features,

@@ -6,7 +6,7 @@
 //! Submodules: `svg` (the charts and their legend) and `html` (the page, its sections and
 //! escaping).
 
-mod html;
+pub(crate) mod html;
 mod svg;
 
 use std::collections::{BTreeMap, HashMap};
