@@ -1573,3 +1573,79 @@ fn serve_refuses_a_damaged_database_at_start() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// Damage confined to the thumbnails' pages, which `status` does not read, is found at start
+/// too: `serve` refuses with exit status 4 and the advice, instead of answering thumbnails 500.
+#[test]
+fn serve_refuses_a_database_with_damaged_thumbnails_at_start() {
+    let c = Collection::new();
+    let db = c.index.join("lookalike.db");
+    let thumbnails: Vec<Vec<u8>> = {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let mut stmt = conn.prepare("SELECT jpeg FROM thumbnails").unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
+    };
+    assert!(!thumbnails.is_empty());
+    let mut bytes = std::fs::read(&db).unwrap();
+    let page = match u16::from_be_bytes([bytes[16], bytes[17]]) {
+        1 => 65536,
+        n => n as usize,
+    };
+    // An overflow page holds a 4-byte link, then a stretch of one thumbnail's JPEG bytes: the
+    // pages whose first 64 bytes after the link are found in a thumbnail are the thumbnails'.
+    let mut damaged = 0;
+    for start in (page..bytes.len()).step_by(page) {
+        let probe = &bytes[start + 4..start + 68];
+        if thumbnails
+            .iter()
+            .any(|jpeg| jpeg.windows(probe.len()).any(|w| w == probe))
+        {
+            bytes[start..start + page].fill(0x5a);
+            damaged += 1;
+        }
+    }
+    assert!(damaged > 0, "no thumbnail page found");
+    std::fs::write(&db, &bytes).unwrap();
+    for side in ["lookalike.db-wal", "lookalike.db-shm"] {
+        let _ = std::fs::remove_file(c.index.join(side));
+    }
+    // what `status` reads is sound
+    let status = common::lookalike()
+        .arg("--index-dir")
+        .arg(&c.index)
+        .arg("status")
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let mut child = common::lookalike()
+        .arg("--index-dir")
+        .arg(&c.index)
+        .args(["serve", "--port", "0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if child.try_wait().unwrap().is_none() {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("restore lookalike.db from a backup"), "{err}");
+    assert!(
+        out.stdout.is_empty(),
+        "it listened: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

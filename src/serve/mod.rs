@@ -104,9 +104,10 @@ impl Server {
         if !collection.exists() {
             return Err(Error::NoIndex(collection.dir().to_path_buf()));
         }
-        // Checks the schema now rather than on the first page, and reads what `lookalike
-        // status` reads: a damaged database is refused at start, as the other commands refuse it.
-        collection.open_store_read_only()?;
+        // Checks the schema now rather than on the first page, reads what `lookalike status`
+        // reads and checks every page (thumbnails too): a damaged database is refused at start,
+        // as the other commands refuse it, not met later as a failing page.
+        collection.open_store_read_only()?.quick_check()?;
         crate::status::status(&collection, false)?;
         for dir in &cfg.reports {
             if !dir.is_dir() {

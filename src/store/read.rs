@@ -557,6 +557,26 @@ impl Store {
         })
     }
 
+    /// Runs `PRAGMA quick_check`: every page of every table, thumbnails included, is read and
+    /// its structure checked (not index contents; about 0.04 s on 1000 images). A damaged
+    /// database is an [`Error::Db`] SQLite calls corrupt, as a read of a damaged page gives.
+    pub(crate) fn quick_check(&self) -> Result<()> {
+        let verdict: String = self
+            .conn
+            .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
+            .map_err(|e| db(&self.path, e))?;
+        if verdict == "ok" {
+            return Ok(());
+        }
+        Err(db(
+            &self.path,
+            rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+                Some(format!("quick check failed: {verdict}")),
+            ),
+        ))
+    }
+
     /// Runs `PRAGMA integrity_check`; `Ok(())` when the database is sound.
     pub fn integrity_check(&self) -> Result<()> {
         let verdict: String = self
