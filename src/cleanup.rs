@@ -664,7 +664,7 @@ fn lock_actions(journal_dir: &Path) -> Result<ActionLock> {
         Err(fs::TryLockError::WouldBlock) => {
             return Err(Error::ActionRunning(index_dir.to_path_buf()));
         }
-        Err(fs::TryLockError::Error(e)) => return Err(user_lock_error(&user_lock_path(), e)),
+        Err(fs::TryLockError::Error(e)) => return Err(user_lock_error(&user_lock_path().0, e)),
     }
     Ok(ActionLock {
         _dir: dir,
@@ -673,13 +673,34 @@ fn lock_actions(journal_dir: &Path) -> Result<ActionLock> {
 }
 
 /// Where the user's lock on acting on photos lives: `lookalike/actions.lock` in the user's
-/// cache folder (`$XDG_CACHE_HOME`, else `~/.cache`, else the temporary folder).
-fn user_lock_path() -> PathBuf {
+/// cache folder (`$XDG_CACHE_HOME`, else `~/.cache`); with neither set, `lookalike-UID/actions.lock`
+/// in the temporary folder, which other users share (`true`: see [`user_lock_file`]).
+fn user_lock_path() -> (PathBuf, bool) {
     let absolute = |v: Option<std::ffi::OsString>| v.map(PathBuf::from).filter(|p| p.is_absolute());
     let cache = absolute(std::env::var_os("XDG_CACHE_HOME"))
-        .or_else(|| absolute(std::env::var_os("HOME")).map(|home| home.join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    cache.join("lookalike").join("actions.lock")
+        .or_else(|| absolute(std::env::var_os("HOME")).map(|home| home.join(".cache")));
+    match cache {
+        Some(cache) => (cache.join("lookalike").join("actions.lock"), false),
+        None => (
+            std::env::temp_dir()
+                .join(format!("lookalike-{}", user_id()))
+                .join("actions.lock"),
+            true,
+        ),
+    }
+}
+
+/// The effective user id (0 where there is none).
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn user_id() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+#[cfg(not(unix))]
+fn user_id() -> u32 {
+    0
 }
 
 fn user_lock_error(path: &Path, e: impl std::fmt::Display) -> Error {
@@ -691,24 +712,82 @@ fn user_lock_error(path: &Path, e: impl std::fmt::Display) -> Error {
 }
 
 /// Opens the user's lock file ([`user_lock_path`]), made if missing; it must be a regular file.
+/// In the shared temporary folder, its folder and the file must be this user's alone: another
+/// user could otherwise make them first, and hold the lock or swap the file.
 fn user_lock_file() -> Result<fs::File> {
-    let path = user_lock_path();
+    let (path, shared) = user_lock_path();
     let folder = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(folder).map_err(|e| user_lock_error(&path, e))?;
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    if shared {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder
+        .create(folder)
+        .map_err(|e| user_lock_error(&path, e))?;
+    let not_ours = |what: &Path, why: &str| {
+        Error::InvalidInput(format!(
+            "HOME and XDG_CACHE_HOME are both unset, and the lock that keeps two runs off the \
+             same photos would be {} in the shared temporary folder, but {} {why}; set \
+             XDG_CACHE_HOME (or HOME) to a folder you own",
+            crate::path_repr::shown(&path),
+            crate::path_repr::shown(what)
+        ))
+    };
+    if shared {
+        let meta = fs::symlink_metadata(folder).map_err(|e| user_lock_error(&path, e))?;
+        if let Some(why) = not_users_alone(&meta) {
+            return Err(not_ours(folder, &why));
+        }
+    }
     let mut options = fs::OpenOptions::new();
     options.read(true).write(true).create(true).truncate(false);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        // a pipe planted at the name is never waited on
-        options.custom_flags(libc::O_NONBLOCK).mode(0o600);
+        // a pipe planted at the name is never waited on; in the shared folder, no link followed
+        let nofollow = if shared { libc::O_NOFOLLOW } else { 0 };
+        options
+            .custom_flags(libc::O_NONBLOCK | nofollow)
+            .mode(0o600);
     }
     let file = options.open(&path).map_err(|e| user_lock_error(&path, e))?;
     match file.metadata() {
-        Ok(m) if m.is_file() => Ok(file),
+        Ok(m) if m.is_file() => {
+            if shared && let Some(why) = not_users_alone(&m) {
+                return Err(not_ours(&path, &why));
+            }
+            Ok(file)
+        }
         Ok(_) => Err(user_lock_error(&path, "not a regular file")),
         Err(e) => Err(user_lock_error(&path, e)),
     }
+}
+
+/// Why a file or folder is not this user's alone (another owner, a link, writable by others),
+/// or `None` when it is.
+#[cfg(unix)]
+fn not_users_alone(meta: &fs::Metadata) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    if meta.file_type().is_symlink() {
+        Some("is a symbolic link".to_string())
+    } else if meta.uid() != user_id() {
+        Some(format!("belongs to user id {}", meta.uid()))
+    } else if meta.mode() & 0o022 != 0 {
+        Some(format!(
+            "may be written by other users (mode {:o})",
+            meta.mode() & 0o777
+        ))
+    } else {
+        None
+    }
+}
+
+#[cfg(not(unix))]
+fn not_users_alone(_meta: &fs::Metadata) -> Option<String> {
+    None
 }
 
 /// `dir` with its longest existing ancestor's links resolved and the rest appended: where

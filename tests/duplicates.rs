@@ -1277,6 +1277,65 @@ fn two_indexes_over_the_same_photos_act_one_at_a_time() {
     assert_eq!(std::fs::read_dir(&env.photos).unwrap().count(), 1);
 }
 
+/// With HOME and XDG_CACHE_HOME unset, the user's lock lives in the shared temporary folder,
+/// in a folder named with the user id that only this user may write: one that another user
+/// made first, or that others may write, is refused naming the two variables.
+#[cfg(unix)]
+#[test]
+fn the_users_lock_in_the_shared_temporary_folder_is_theirs_alone() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let env = Env::new();
+    let bytes = std::fs::read(sample("camera")).unwrap();
+    env.put("a.jpg", &bytes);
+    env.put("b.jpg", &bytes);
+    let shared = env.root.join("shared-tmp");
+    std::fs::create_dir(&shared).unwrap();
+    let uid = std::fs::metadata(&shared).unwrap().uid();
+    let folder = shared.join(format!("lookalike-{uid}"));
+    let moved = env.root.join("moved");
+    let args = [
+        "duplicates".as_ref(),
+        env.photos.as_os_str(),
+        "--move-to".as_ref(),
+        moved.as_os_str(),
+        "--apply".as_ref(),
+    ];
+    let apply = || {
+        let mut cmd = env.cmd();
+        cmd.env_remove("HOME")
+            .env_remove("XDG_CACHE_HOME")
+            .env("TMPDIR", &shared);
+        env.dry_run(&args);
+        cmd.args(args).output().unwrap()
+    };
+    let refused_saying = |needle: &str| {
+        let out = apply();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        for word in [needle, "HOME", "XDG_CACHE_HOME"] {
+            assert!(err.contains(word), "{word}: {err}");
+        }
+        assert_eq!(std::fs::read_dir(&env.photos).unwrap().count(), 2);
+    };
+    // made first, writable by everyone
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o777)).unwrap();
+    refused_saying("other users");
+    // made first by another user (only root can give it away)
+    std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o700)).unwrap();
+    if uid == 0 {
+        std::os::unix::fs::chown(&folder, Some(65534), None).unwrap();
+        refused_saying("65534");
+    }
+    std::fs::remove_dir(&folder).unwrap();
+    let out = apply();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(std::fs::read_dir(&env.photos).unwrap().count(), 1);
+    let made = std::fs::metadata(&folder).unwrap();
+    assert_eq!(made.mode() & 0o077, 0, "{:o}", made.mode());
+    assert!(folder.join("actions.lock").is_file());
+}
+
 #[test]
 fn a_name_too_long_for_the_trash_is_left_alone_and_said_so() {
     let env = Env::new();
