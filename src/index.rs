@@ -2628,16 +2628,17 @@ mod tests {
     }
 
     /// Swaps, rotations, chains of moves and copies over paths of images indexed as they
-    /// were written (rows read again, same sizes): whichever old row is copied or moved from
-    /// first, every file ends up indexed with its own content's vector after one run, and
-    /// only byte-identical files count as duplicates.
+    /// were written (rows read again, same sizes), and copies whose source is then swapped,
+    /// rotated or overwritten: whichever old row is copied or moved from first, every file
+    /// ends up indexed with its own content's vector after one run (a second finds nothing to
+    /// do), and only byte-identical files count as duplicates.
     #[test]
     fn paths_trading_contents_after_a_fresh_index_lose_no_image() {
         let mv = |dir: &Path, from: &str, to: &str| {
             std::fs::rename(dir.join(from), dir.join(to)).unwrap()
         };
         type Shuffle = fn(&Path, &dyn Fn(&Path, &str, &str));
-        let cases: [(&str, Shuffle, usize, usize); 5] = [
+        let cases: [(&str, Shuffle, usize, usize); 10] = [
             (
                 "swap",
                 |d, mv| {
@@ -2692,6 +2693,60 @@ mod tests {
                 2,
                 1,
             ),
+            (
+                "a copy, then its source swapped",
+                |d, mv| {
+                    std::fs::copy(d.join("0.bmp"), d.join("n.bmp")).unwrap();
+                    mv(d, "0.bmp", "t");
+                    mv(d, "1.bmp", "0.bmp");
+                    mv(d, "t", "1.bmp");
+                },
+                1,
+                2,
+            ),
+            (
+                "a copy named first, then its source swapped",
+                |d, mv| {
+                    std::fs::copy(d.join("2.bmp"), d.join("+.bmp")).unwrap();
+                    mv(d, "2.bmp", "t");
+                    mv(d, "3.bmp", "2.bmp");
+                    mv(d, "t", "3.bmp");
+                },
+                1,
+                2,
+            ),
+            (
+                "a copy, then its source rotated",
+                |d, mv| {
+                    std::fs::copy(d.join("1.bmp"), d.join("n.bmp")).unwrap();
+                    mv(d, "0.bmp", "t");
+                    mv(d, "1.bmp", "0.bmp");
+                    mv(d, "2.bmp", "1.bmp");
+                    mv(d, "t", "2.bmp");
+                },
+                1,
+                3,
+            ),
+            (
+                "a copy, then its source overwritten",
+                |d, _| {
+                    std::fs::copy(d.join("0.bmp"), d.join("n.bmp")).unwrap();
+                    std::fs::copy(d.join("1.bmp"), d.join("0.bmp")).unwrap();
+                },
+                1,
+                1,
+            ),
+            (
+                "copies, then their sources overwritten by each other",
+                |d, mv| {
+                    std::fs::copy(d.join("0.bmp"), d.join("+.bmp")).unwrap();
+                    std::fs::copy(d.join("3.bmp"), d.join("n.bmp")).unwrap();
+                    std::fs::copy(d.join("3.bmp"), d.join("0.bmp")).unwrap();
+                    mv(d, "+.bmp", "3.bmp");
+                },
+                1,
+                2,
+            ),
         ];
         for (name, shuffle, duplicates, moved) in cases {
             let (_tmp, photos, collection, config) = fresh_bmps();
@@ -2730,6 +2785,16 @@ mod tests {
                 (duplicates, moved, 0),
                 "{name}: {summary:?}"
             );
+            assert!(summary.changing.is_empty(), "{name}: {summary:?}");
+            drop((space, store));
+            // nothing was left for a later run
+            let again = index();
+            assert_eq!(
+                (again.new, again.updated, again.moved, again.duplicates),
+                (0, 0, 0, 0),
+                "{name}: {again:?}"
+            );
+            assert_eq!((again.removed, again.unchanged), (0, on_disk), "{name}");
         }
     }
 }

@@ -1,11 +1,12 @@
 //! Model-based test of the index as a mirror of the disk. A seeded generator applies random
 //! file operations (create, copy, move, rename, same-size rewrite, touch, delete, symlinks,
-//! swaps and rotations of the contents of two or three files)
+//! swaps and rotations of the contents of two or three files, a copy whose source then trades
+//! contents with another file or is overwritten by one)
 //! to a tree with nested folders, tracks and forgets folders, runs `index` between steps
 //! (sometimes killing it at a random moment) and checks the database against a model:
 //! every image file under the tracked folders exactly once with the hash of its bytes, no row
 //! for anything else, nothing outside the index folder changed, queries naming only files on
-//! disk. `LOOKALIKE_MODEL_OPS` sets the number of file operations per seed (default 60),
+//! disk, and a second run right after a complete one changing nothing. `LOOKALIKE_MODEL_OPS` sets the number of file operations per seed (default 60),
 //! `LOOKALIKE_MODEL_SEEDS` the seeds (comma-separated); a failure names its seed and the steps.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -126,7 +127,7 @@ impl Model {
         let name = *self.rng.pick(NAMES).unwrap();
         let target = folder.join(name);
         let files = self.files();
-        let op = self.rng.below(108);
+        let op = self.rng.below(116);
         match op {
             0..=24 => {
                 let c = self.rng.below(self.pool.len());
@@ -249,6 +250,57 @@ impl Model {
                     self.disk.insert(p.clone(), contents[from].clone());
                 }
             }
+            108..=115 => {
+                // A copy, then its source trades contents with another file or is overwritten
+                // by one: the old row the copy would take its vectors from is replaced too.
+                let Some(src) = self.rng.pick(&files).cloned() else {
+                    return;
+                };
+                if src == target {
+                    return;
+                }
+                let Entry::File(c) = self.disk[&src] else {
+                    unreachable!()
+                };
+                self.write(&target, c);
+                let others: Vec<PathBuf> = self
+                    .files()
+                    .into_iter()
+                    .filter(|p| *p != src && *p != target)
+                    .collect();
+                let Some(other) = self.rng.pick(&others).cloned() else {
+                    self.log
+                        .push(format!("copy {} -> {}", src.display(), target.display()));
+                    return;
+                };
+                let Entry::File(o) = self.disk[&other] else {
+                    unreachable!()
+                };
+                if self.rng.below(2) == 0 {
+                    let parked = self.abs(Path::new("w/.parked"));
+                    std::fs::rename(self.abs(&src), &parked).unwrap();
+                    std::fs::rename(self.abs(&other), self.abs(&src)).unwrap();
+                    std::fs::rename(&parked, self.abs(&other)).unwrap();
+                    self.disk.insert(src.clone(), Entry::File(o));
+                    self.disk.insert(other.clone(), Entry::File(c));
+                    self.log.push(format!(
+                        "copy {} -> {}, then swap {} <-> {}",
+                        src.display(),
+                        target.display(),
+                        src.display(),
+                        other.display()
+                    ));
+                } else {
+                    self.write(&src, o);
+                    self.log.push(format!(
+                        "copy {} -> {}, then copy {} -> {}",
+                        src.display(),
+                        target.display(),
+                        other.display(),
+                        src.display()
+                    ));
+                }
+            }
             _ => {
                 if let Some(src) = self.rng.pick(&files).cloned()
                     && !self.disk.contains_key(&target)
@@ -300,6 +352,14 @@ impl Model {
         }
         let out = child.wait_with_output().unwrap();
         let code = out.status.code();
+        // A refresh after a first run killed before it recorded its folder has none to refresh.
+        if args.is_empty()
+            && self.tracked.is_empty()
+            && code == Some(2)
+            && String::from_utf8_lossy(&out.stderr).contains("no folder is indexed yet")
+        {
+            return true;
+        }
         // 0: all indexed; 3: some files are not images, or a tracked folder is missing.
         if code != Some(0) && code != Some(3) {
             self.fail(&format!(
@@ -308,6 +368,44 @@ impl Model {
             ));
         }
         true
+    }
+
+    /// Runs `index` again with these arguments right after a complete run, the disk unchanged:
+    /// every file must already be indexed with its own content, so nothing is new, updated,
+    /// moved, copied, removed or left for a later run.
+    fn index_again_changes_nothing(&mut self, args: &[PathBuf]) {
+        self.log.push(format!(
+            "index {} (again)",
+            args.iter()
+                .map(|a| a.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
+        let out = self
+            .lookalike()
+            .arg("index")
+            .args(args)
+            .args(["--profile", "fast", "--json"])
+            .stdout(Stdio::piped())
+            .output()
+            .unwrap();
+        let code = out.status.code();
+        if code != Some(0) && code != Some(3) {
+            self.fail(&format!(
+                "index exited {code:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let changed: Vec<&str> = ["new", "updated", "moved", "duplicates", "removed"]
+            .into_iter()
+            .filter(|k| summary[*k] != 0)
+            .collect();
+        if !changed.is_empty() || summary["changing"] != serde_json::json!([]) {
+            self.fail(&format!(
+                "a second run changed {changed:?} (the first left them): {summary}"
+            ));
+        }
     }
 
     /// Checks the tree on disk against the model: lookalike changed nothing outside its folder.
@@ -354,6 +452,10 @@ impl Model {
 
     /// Rows of the database as (relative path, content index); fails on a file stored twice.
     fn stored(&self) -> BTreeMap<PathBuf, usize> {
+        // a first run killed before it made the database
+        if self.tracked.is_empty() && !self.index_dir.join("lookalike.db").exists() {
+            return BTreeMap::new();
+        }
         let store = match Store::open_read_only(&self.index_dir.join("lookalike.db")) {
             Ok(s) => s,
             Err(e) => self.fail(&format!("cannot open the index: {e}")),
@@ -482,11 +584,19 @@ impl Model {
                 0..=39 if self.abs(&folder).is_dir() => {
                     let _ = self.index(std::slice::from_ref(&folder), None);
                     self.tracked.insert(folder.clone());
-                    self.check_index(&[folder]);
+                    self.check_index(std::slice::from_ref(&folder));
+                    if self.rng.below(2) == 0 {
+                        self.index_again_changes_nothing(std::slice::from_ref(&folder));
+                        self.check_index(&[folder]);
+                    }
                 }
                 40..=69 if !self.tracked.is_empty() => {
                     self.index(&[], None);
                     self.check_index(&self.present_tracked());
+                    if self.rng.below(2) == 0 {
+                        self.index_again_changes_nothing(&[]);
+                        self.check_index(&self.present_tracked());
+                    }
                 }
                 70..=79 if self.abs(&folder).is_dir() => {
                     let ms = self.rng.below(150) as u64;
@@ -531,6 +641,9 @@ impl Model {
     }
 
     fn stored_roots(&self) -> BTreeSet<PathBuf> {
+        if !self.index_dir.join("lookalike.db").exists() {
+            return BTreeSet::new();
+        }
         let store = Store::open_read_only(&self.index_dir.join("lookalike.db")).unwrap();
         store
             .roots()
