@@ -1419,6 +1419,35 @@ fn a_keep_pattern_that_matches_no_copy_is_said_to() {
     assert!(!String::from_utf8_lossy(&out.stderr).contains("no copy matches"));
 }
 
+/// `-q` hides progress and the summary, not the warnings that say a listing is incomplete or
+/// not what was asked for: a file that could not be indexed, a `--keep` rule matching no copy.
+#[test]
+fn quiet_duplicates_still_warns_that_its_listing_leaves_files_out() {
+    let env = Env::new();
+    let bytes = std::fs::read(sample("camera")).unwrap();
+    env.put("a/x.jpg", &bytes);
+    env.put("b/x.jpg", &bytes);
+    env.put("bad.jpg", b"not an image\n");
+    let out = env
+        .cmd()
+        .args(["-q", "duplicates", "--keep", "match:originals/**"])
+        .arg(&env.photos)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("some files could not be indexed and are not compared"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("no copy matches in 1 of 1 groups"),
+        "{stderr}"
+    );
+    // the note on the new index's profile is a summary: hidden
+    assert!(!stderr.contains("duplicate signatures only"), "{stderr}");
+}
+
 #[test]
 fn undoing_links_after_the_kept_copy_was_saved_by_rename_separates_the_copies() {
     use std::os::unix::fs::MetadataExt;

@@ -851,6 +851,18 @@ fn a_named_folder_whose_images_the_walk_options_all_skip_is_told() {
     }
 }
 
+/// A tracked folder none of whose files is indexed is a warning, which `-q` keeps.
+#[test]
+fn quiet_index_still_tells_a_tracked_folder_the_walk_skips_whole() {
+    let env = Env::new();
+    copy_groups(&env.root().join("p"), &["brick"]);
+    env.index(&["p", "--exclude", "**"], 0);
+    let out = env.cmd().args(["-q", "index"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("skip every image in it"), "{text}");
+    assert!(!text.contains(" new, "), "{text}");
+}
+
 /// `--exclude` patterns are matched from the outermost tracked folder, whichever tracked folder
 /// a run walks, so a nested tracked folder's images do not come and go between runs; a file
 /// named alone and `forget` follow the same rule.
