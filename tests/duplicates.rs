@@ -478,6 +478,47 @@ fn changed_and_read_only_files_are_left_alone() {
     assert!(!copies[1].exists() && !copies[3].exists(), "{json}");
 }
 
+/// The text listing marks a copy every action leaves alone once and says why; a dry run's
+/// skipped line says why too, without repeating that the file is left alone. The CSV role
+/// stays `left_alone`.
+#[test]
+fn a_copy_left_alone_is_said_so_once_with_the_reason() {
+    let env = Env::new();
+    let bytes = std::fs::read(sample("coffee")).unwrap();
+    env.put("coffee.jpg", &bytes);
+    let copy = env.put("z/coffee.jpg", &bytes);
+    let mut perms = std::fs::metadata(&copy).unwrap().permissions();
+    perms.set_readonly(true);
+    std::fs::set_permissions(&copy, perms).unwrap();
+    let out = env
+        .cmd()
+        .arg("duplicates")
+        .arg(&env.photos)
+        .arg("--trash")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.contains("left alone:")).unwrap();
+    assert_eq!(line.matches("left alone").count(), 1, "{text}");
+    assert!(line.contains("read-only"), "{text}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let skipped = err.lines().find(|l| l.starts_with("skipped ")).unwrap();
+    assert!(
+        skipped.contains("read-only") && !skipped.contains("left alone"),
+        "{err}"
+    );
+    let csv = env
+        .cmd()
+        .args(["-q", "duplicates", "--csv"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&csv.stdout).contains(",left_alone,"),
+        "{csv:?}"
+    );
+}
+
 #[cfg(target_os = "linux")]
 #[test]
 fn a_name_with_odd_bytes_is_listed_moved_and_restored_exactly() {
