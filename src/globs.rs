@@ -31,6 +31,8 @@ impl std::error::Error for GlobError {}
 const FIRST_CLUSTER: u32 = 0x10_0000;
 /// Stands for a path's character of several code points that no pattern names.
 const OTHER: char = '\u{10fffc}';
+/// Stands for a run of a path's bytes that is not UTF-8: only `?`, `*` and `[!...]` take it.
+const NOT_UTF8: char = '\u{10fffd}';
 
 /// `text` in NFC.
 fn nfc(text: Cow<'_, str>) -> Cow<'_, str> {
@@ -121,10 +123,11 @@ impl Clusters {
     }
 
     /// `path` as the text a glob is matched against: in NFC, each character one code point,
-    /// each run of bytes that is not UTF-8 one U+FFFD.
+    /// each stretch of bytes that is not UTF-8 (cut as a lossy reading cuts them) one
+    /// [`NOT_UTF8`].
     fn text_of<'a>(&self, path: &'a Path) -> Cow<'a, str> {
         let bytes = path.as_os_str().as_encoded_bytes();
-        // ASCII but for CR LF, one character, each code point is a character
+        // in ASCII without CR (CR LF is one character), each code point is one character
         if bytes.is_ascii() && !bytes.contains(&b'\r') {
             return path.to_string_lossy();
         }
@@ -134,7 +137,7 @@ impl Clusters {
                 out.push(single(c).unwrap_or_else(|| self.of(c)));
             }
             if !chunk.invalid().is_empty() {
-                out.push(char::REPLACEMENT_CHARACTER);
+                out.push(NOT_UTF8);
             }
         }
         Cow::Owned(out)
@@ -458,5 +461,29 @@ mod tests {
         assert!(Glob::new("caf?.jpg").unwrap().is_match(byte));
         assert!(Glob::new("CAF*").unwrap().is_match(byte));
         assert!(!Glob::new("caf??.jpg").unwrap().is_match(byte));
+    }
+
+    /// A byte that is not UTF-8 is taken by a wildcard only: a pattern that writes U+FFFD
+    /// (what a lossy reading puts there) matches that character alone.
+    #[cfg(unix)]
+    #[test]
+    fn a_byte_not_utf8_is_matched_by_wildcards_only() {
+        use std::os::unix::ffi::OsStrExt;
+        let odd = Path::new(std::ffi::OsStr::from_bytes(b"a/\xff.jpg"));
+        let replacement = Path::new("a/\u{fffd}.jpg");
+        for pattern in ["a/?.jpg", "a/*.jpg", "**/*", "a/[!x].jpg"] {
+            assert!(Glob::new(pattern).unwrap().is_match(odd), "{pattern}");
+            let set = GlobSet::new(&[pattern.to_string()]).unwrap();
+            assert!(set.is_match(odd), "{pattern}");
+        }
+        for pattern in ["a/\u{fffd}.jpg", "a/[\u{fffd}].jpg", "**/\u{fffd}*"] {
+            assert!(!Glob::new(pattern).unwrap().is_match(odd), "{pattern}");
+            let set = GlobSet::new(&[pattern.to_string()]).unwrap();
+            assert!(!set.is_match(odd), "{pattern}");
+            assert!(
+                Glob::new(pattern).unwrap().is_match(replacement),
+                "{pattern}"
+            );
+        }
     }
 }
