@@ -954,20 +954,20 @@ fn left_alone(step: &Step, action: Option<&Action>) -> Option<String> {
         Err(e) => return Some(format!("cannot read it ({e}); run `lookalike index` again")),
     };
     if meta.is_symlink() {
-        return Some("a symbolic link, not a file: left as it is".into());
+        return Some("a symbolic link, not a file".into());
     }
     if !meta.is_file() {
         return Some("no longer a regular file; run `lookalike index` again".into());
     }
     if let Some(real) = outside_its_folder(&step.path, &step.root) {
         return Some(format!(
-            "it is {} on disk, outside its indexed folder {} (reached through a symbolic link): left alone",
+            "it is {} on disk, outside its indexed folder {} (reached through a symbolic link)",
             crate::path_repr::shown(&real),
             crate::path_repr::shown(&step.root)
         ));
     }
     if meta.permissions().readonly() {
-        return Some("read-only: left alone (make it writable to include it)".into());
+        return Some("the file is read-only (make it writable to include it)".into());
     }
     if let Some(dir) = step.path.parent() {
         // the folder's mode bits, as the file's: access(2) lets root write in a read-only
@@ -975,13 +975,13 @@ fn left_alone(step: &Step, action: Option<&Action>) -> Option<String> {
         let read_only = fs::metadata(dir).is_ok_and(|m| m.permissions().readonly());
         if read_only || !folder_writable(dir) {
             return Some(format!(
-                "its folder {} is read-only: left alone (make the folder writable to include it)",
+                "its folder {} is read-only (make the folder writable to include it)",
                 crate::path_repr::shown(dir)
             ));
         }
         if sticky_and_not_ours(dir, &meta) {
             return Some(format!(
-                "its folder {} lets only a file's owner remove it (sticky), and it is another user's: left alone",
+                "its folder {} lets only a file's owner remove it (sticky), and it is another user's",
                 crate::path_repr::shown(dir)
             ));
         }
@@ -1011,7 +1011,7 @@ fn left_alone(step: &Step, action: Option<&Action>) -> Option<String> {
         return Some(if matches!(action, Some(Action::Hardlink)) {
             "already a hard link to the copy to keep".into()
         } else {
-            "the same file on disk as the copy to keep (a hard link, or a path through a linked folder): left as it is".into()
+            "the same file on disk as the copy to keep (a hard link, or a path through a linked folder)".into()
         });
     }
     None
@@ -1062,7 +1062,7 @@ fn check_step(step: &Step, action: &Action) -> std::result::Result<Checked, Stri
             .is_some_and(|n| n.len() > TRASH_NAME_MAX)
     {
         return Err(format!(
-            "its name is over {TRASH_NAME_MAX} bytes, too long for the desktop trash's record: left alone (use --move-to for it)"
+            "its name is over {TRASH_NAME_MAX} bytes, too long for the desktop trash's record (use --move-to for it)"
         ));
     }
     let refused = match action {
@@ -1083,13 +1083,13 @@ fn check_step(step: &Step, action: &Action) -> std::result::Result<Checked, Stri
                 // a link to nothing on the way is no folder to make
                 _ if dir.ancestors().any(|a| a.symlink_metadata().is_ok_and(|m| m.is_symlink())) => {
                     Some(format!(
-                        "{} goes through a symbolic link: left alone (moves stay inside the --move-to folder)",
+                        "{} goes through a symbolic link (moves stay inside the --move-to folder)",
                         crate::path_repr::shown(dir)
                     ))
                 }
                 Ok(real) if real == dir => None,
                 Ok(real) => Some(format!(
-                    "{} leads to {} through a symbolic link: left alone (moves stay inside the --move-to folder)",
+                    "{} leads to {} through a symbolic link (moves stay inside the --move-to folder)",
                     crate::path_repr::shown(dir),
                     crate::path_repr::shown(&real)
                 )),

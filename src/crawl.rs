@@ -459,6 +459,35 @@ mod tests {
 
     const PNG_MAGIC: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
 
+    /// Each refusal of a pattern names it once, with the reason.
+    #[test]
+    fn a_bad_glob_is_named_once() {
+        for (pattern, why) in [
+            ("[", "unclosed character class"),
+            ("**/[a-Z]*.png", "invalid range; 'a' > 'Z'"),
+            ("{a,b", "unclosed alternate group"),
+            ("a,b}", "unopened alternate group"),
+            ("x\\", "dangling"),
+            ("", "an empty pattern"),
+            ("/x/**", "relative to the folder"),
+        ] {
+            for config in [
+                CrawlConfig {
+                    include: vec!["*.jpg".into(), pattern.into()],
+                    ..Default::default()
+                },
+                CrawlConfig {
+                    exclude: vec![pattern.into()],
+                    ..Default::default()
+                },
+            ] {
+                let e = check_globs(&config).expect_err(pattern).to_string();
+                assert_eq!(e.matches(&format!("'{pattern}'")).count(), 1, "{e}");
+                assert!(e.contains(why), "{e}");
+            }
+        }
+    }
+
     #[test]
     fn globs_ignore_letter_case() {
         let dir = tempfile::tempdir().unwrap();

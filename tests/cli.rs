@@ -2364,7 +2364,8 @@ fn eval_keeps_the_profile_of_the_index_it_is_given() {
     assert!(out.status.success(), "{out:?}");
     assert!(!String::from_utf8_lossy(&out.stderr).contains("note: the index"));
     assert_eq!(profile_of(&env.index), "fast");
-    let out = eval(&env.index, &["--profile", "full"]);
+    // the index changes for good: said under -q too
+    let out = eval(&env.index, &["--profile", "full", "-q"]);
     assert!(out.status.success(), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -2382,7 +2383,8 @@ fn eval_keeps_the_profile_of_the_index_it_is_given() {
     assert_eq!(profile_of(&dup), "duplicates");
 }
 
-/// A --sample larger than the folder allows is said, with the number used.
+/// A --sample larger than the folder allows is said, with the number used, under -q too: the
+/// figures are not of the sample asked for.
 #[test]
 fn a_sample_larger_than_the_folder_is_said() {
     let env = setup(&[]);
@@ -2395,7 +2397,7 @@ fn a_sample_larger_than_the_folder_is_said() {
         )
         .unwrap();
     }
-    let out = run_ok(env.cmd().args(["eval", "--distort"]).arg(&two).args([
+    let out = run_ok(env.cmd().args(["-q", "eval", "--distort"]).arg(&two).args([
         "--sample",
         "100",
         "--suite",
@@ -2410,7 +2412,7 @@ fn a_sample_larger_than_the_folder_is_said() {
     );
     let out = run_ok(
         env.cmd()
-            .args(["eval", "--duplicates"])
+            .args(["-q", "eval", "--duplicates"])
             .arg(&two)
             .args(["--sample", "5", "--edits", "1"]),
     );

@@ -478,6 +478,47 @@ fn changed_and_read_only_files_are_left_alone() {
     assert!(!copies[1].exists() && !copies[3].exists(), "{json}");
 }
 
+/// The text listing marks a copy every action leaves alone once and says why; a dry run's
+/// skipped line says why too, without repeating that the file is left alone. The CSV role
+/// stays `left_alone`.
+#[test]
+fn a_copy_left_alone_is_said_so_once_with_the_reason() {
+    let env = Env::new();
+    let bytes = std::fs::read(sample("coffee")).unwrap();
+    env.put("coffee.jpg", &bytes);
+    let copy = env.put("z/coffee.jpg", &bytes);
+    let mut perms = std::fs::metadata(&copy).unwrap().permissions();
+    perms.set_readonly(true);
+    std::fs::set_permissions(&copy, perms).unwrap();
+    let out = env
+        .cmd()
+        .arg("duplicates")
+        .arg(&env.photos)
+        .arg("--trash")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.contains("left alone:")).unwrap();
+    assert_eq!(line.matches("left alone").count(), 1, "{text}");
+    assert!(line.contains("read-only"), "{text}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let skipped = err.lines().find(|l| l.starts_with("skipped ")).unwrap();
+    assert!(
+        skipped.contains("read-only") && !skipped.contains("left alone"),
+        "{err}"
+    );
+    let csv = env
+        .cmd()
+        .args(["-q", "duplicates", "--csv"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&csv.stdout).contains(",left_alone,"),
+        "{csv:?}"
+    );
+}
+
 #[cfg(target_os = "linux")]
 #[test]
 fn a_name_with_odd_bytes_is_listed_moved_and_restored_exactly() {
@@ -1476,6 +1517,35 @@ fn a_keep_pattern_that_matches_no_copy_is_said_to() {
         .output()
         .unwrap();
     assert!(!String::from_utf8_lossy(&out.stderr).contains("no copy matches"));
+}
+
+/// `-q` hides progress and the summary, not the warnings that say a listing is incomplete or
+/// not what was asked for: a file that could not be indexed, a `--keep` rule matching no copy.
+#[test]
+fn quiet_duplicates_still_warns_that_its_listing_leaves_files_out() {
+    let env = Env::new();
+    let bytes = std::fs::read(sample("camera")).unwrap();
+    env.put("a/x.jpg", &bytes);
+    env.put("b/x.jpg", &bytes);
+    env.put("bad.jpg", b"not an image\n");
+    let out = env
+        .cmd()
+        .args(["-q", "duplicates", "--keep", "match:originals/**"])
+        .arg(&env.photos)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("some files could not be indexed and are not compared"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("no copy matches in 1 of 1 groups"),
+        "{stderr}"
+    );
+    // the note on the new index's profile is a summary: hidden
+    assert!(!stderr.contains("duplicate signatures only"), "{stderr}");
 }
 
 #[test]

@@ -851,6 +851,44 @@ fn a_named_folder_whose_images_the_walk_options_all_skip_is_told() {
     }
 }
 
+/// A pattern takes only what it writes: a U+FFFD in it is not a name's byte that is not UTF-8,
+/// which only wildcards take.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_replacement_character_in_a_pattern_never_takes_a_byte_not_utf8() {
+    use std::os::unix::ffi::OsStrExt;
+    for (pattern, total) in [
+        ("**/*\u{fffd}*", 7),
+        ("**/odd\u{fffd}.jpg", 7),
+        ("**/odd?.jpg", 6),
+        ("**/odd*", 6),
+    ] {
+        let env = Env::new();
+        let p = env.root().join("p");
+        copy_groups(&p, &["brick"]);
+        let odd = p.join(std::ffi::OsStr::from_bytes(b"brick/odd\xff.jpg"));
+        std::fs::copy(sample_data().join("brick/original.jpg"), odd).unwrap();
+        let run = env.index(&["p", "--exclude", pattern], 0);
+        assert_eq!(
+            run["total_images"].as_u64(),
+            Some(total),
+            "{pattern}: {run}"
+        );
+    }
+}
+
+/// A tracked folder none of whose files is indexed is a warning, which `-q` keeps.
+#[test]
+fn quiet_index_still_tells_a_tracked_folder_the_walk_skips_whole() {
+    let env = Env::new();
+    copy_groups(&env.root().join("p"), &["brick"]);
+    env.index(&["p", "--exclude", "**"], 0);
+    let out = env.cmd().args(["-q", "index"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("skip every image in it"), "{text}");
+    assert!(!text.contains(" new, "), "{text}");
+}
+
 /// `--exclude` patterns are matched from the outermost tracked folder, whichever tracked folder
 /// a run walks, so a nested tracked folder's images do not come and go between runs; a file
 /// named alone and `forget` follow the same rule.

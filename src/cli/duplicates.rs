@@ -174,7 +174,8 @@ pub(crate) fn cmd_duplicates(
             super::note_interrupted(&summary);
             return Ok(ExitCode::from(super::EXIT_INTERRUPTED));
         }
-        if !quiet && super::some_failed(&summary) {
+        // a listing that leaves files out says so under -q too
+        if super::some_failed(&summary) {
             note!(
                 "note: some files could not be indexed and are not compared (`lookalike status` lists them)"
             );
@@ -210,26 +211,27 @@ pub(crate) fn cmd_duplicates(
         .iter()
         .filter(|g| keep.matches_none_of(g))
         .count();
-    if !quiet && unmatched > 0 {
+    // warnings, printed under -q too: each says the listing is not what was asked for
+    if unmatched > 0 {
         note!(
             "note: --keep {}: no copy matches in {unmatched} of {} groups, which keep their best copy instead (the pattern is matched against the whole path, e.g. match:**/originals/**)",
             args.keep.trim(),
             findings.groups.len()
         );
     }
-    if !quiet && findings.unsigned > 0 {
+    if findings.unsigned > 0 {
         note!(
             "note: {} images were indexed before duplicate signatures existed; only their byte-identical copies are found until `lookalike index` runs again",
             findings.unsigned
         );
     }
-    if !quiet && findings.gone > 0 {
+    if findings.gone > 0 {
         note!(
             "note: {} indexed images are gone from disk since they were indexed and are left out; `lookalike index` brings the index up to date",
             findings.gone
         );
     }
-    if !quiet && findings.damaged > 0 {
+    if findings.damaged > 0 {
         note!(
             "note: {} images have a damaged duplicate signature; only their byte-identical copies are found until `lookalike index --repair` extracts them again",
             findings.damaged

@@ -212,22 +212,21 @@ fn user_tag() -> String {
 /// The profile a run indexes with: --profile when given, else the one the index at
 /// --index-dir records (full for a new index, and for the cache of each folder). A profile
 /// other than an index's re-extracts its images, and the index keeps it: a note says so.
-fn eval_profile(index_dir: Option<&Path>, given: Option<Profile>, quiet: bool) -> Result<Profile> {
+fn eval_profile(index_dir: Option<&Path>, given: Option<Profile>) -> Result<Profile> {
     let recorded = match index_dir.map(Collection::at) {
         Some(c) if c.exists() => Some((c.recorded_profile()?, c)),
         _ => None,
     };
     match (given, recorded) {
         (Some(p), Some((r, c))) if p != r && p.ranks() => {
-            if !quiet {
-                note!(
-                    "note: the index at {} holds the {} profile: --profile {} extracts every image again, and the index keeps the {} profile",
-                    crate::path_repr::shown(c.dir()),
-                    r.name(),
-                    p.name(),
-                    p.name()
-                );
-            }
+            // the index is changed for good: a warning, printed under -q too
+            note!(
+                "note: the index at {} holds the {} profile: --profile {} extracts every image again, and the index keeps the {} profile",
+                crate::path_repr::shown(c.dir()),
+                r.name(),
+                p.name(),
+                p.name()
+            );
             Ok(p)
         }
         (Some(p), _) => Ok(p),
@@ -569,7 +568,7 @@ pub(crate) fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) ->
             profile.name()
         )));
     }
-    let profile = eval_profile(index_dir, args.profile, quiet)?;
+    let profile = eval_profile(index_dir, args.profile)?;
     if !profile.ranks() {
         let dir = index_dir.expect("only a recorded profile can rank nothing");
         return Err(crate::query::ranks_nothing(&Collection::at(dir), profile));
@@ -854,7 +853,8 @@ fn duplicates_benchmark(
     ));
     let work = args.work.clone().unwrap_or_else(|| temp.join("files"));
     let originals = args.sample.min(sources.len() - 1);
-    if !quiet && originals < args.sample {
+    // fewer than asked: a warning, printed under -q too
+    if originals < args.sample {
         note!(
             "note: --sample {}: {} holds {} images, of which one at least stays a distractor; {originals} sampled",
             args.sample,
@@ -881,7 +881,7 @@ fn duplicates_benchmark(
     };
     let started = std::time::Instant::now();
     let profile = match (index_dir, &args.work) {
-        (Some(_), Some(_)) => eval_profile(index_dir, args.profile, quiet)?,
+        (Some(_), Some(_)) => eval_profile(index_dir, args.profile)?,
         _ => args.profile.unwrap_or(Profile::Full),
     };
     let summary = index_folder(&collection, &work, profile, quiet)?;
@@ -1020,7 +1020,8 @@ fn distort_benchmark(
             crate::path_repr::shown(collection.dir())
         )));
     }
-    if !quiet && items.by_item.len() < args.sample {
+    // fewer than asked: a warning, printed under -q too
+    if items.by_item.len() < args.sample {
         note!(
             "note: --sample {}: {} holds {} images that could be read; all {} are distorted",
             args.sample,

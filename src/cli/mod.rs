@@ -644,8 +644,8 @@ fn render_progress(bar: &ProgressBar, p: Progress) {
 }
 
 /// Reports an indexing run on stderr. With `quiet` only the warnings are printed: the files
-/// that failed, were skipped or changed, the missing folders, damage, and why the exit status
-/// is not 0.
+/// that failed, were skipped or changed, the missing folders, tracked folders the walk skips
+/// whole, images left out of searches, damage, and why the exit status is not 0.
 fn report_index(collection: &Collection, s: &IndexSummary, quiet: bool) {
     for f in &s.failed {
         note!("failed: {}: {}", shown(&f.path), escape_message(&f.reason));
@@ -679,8 +679,31 @@ fn report_index(collection: &Collection, s: &IndexSummary, quiet: bool) {
             shown(p)
         );
     }
+    for p in &s.excluded_folders {
+        if s.walk_options.is_default() {
+            note!(
+                "note: {}: tracked, but this index's walk skips every image in it (hidden files and folders, and files reached through symbolic links, are skipped without --hidden and --follow-symlinks): none of its files is indexed",
+                shown(p)
+            );
+        } else {
+            note!(
+                "note: {}: tracked, but this index's walk options ({}) skip every image in it (patterns match from the outermost tracked folder that holds it): none of its files is indexed",
+                shown(p),
+                s.walk_options.flags()
+            );
+        }
+    }
     if !quiet {
         report_index_summary(collection, s);
+    }
+    if let Some(graphed) = s.graph_images
+        && graphed < s.total_images
+    {
+        note!(
+            "note: {} indexed images have no usable vector of the {} profile (a folder away, a run stopped, or damage) and are left out of searches until `lookalike index` extracts them",
+            s.total_images - graphed,
+            s.profile.name()
+        );
     }
     damage_note(&s.damaged_vectors);
     if s.interrupted {
@@ -714,20 +737,6 @@ fn report_index_summary(collection: &Collection, s: &IndexSummary) {
             "note: {} of the images removed are still on disk, skipped by this index's walk options ({options}) or no longer image files: removed from the index only, their files untouched",
             s.removed_on_disk,
         );
-    }
-    for p in &s.excluded_folders {
-        if s.walk_options.is_default() {
-            note!(
-                "note: {}: tracked, but this index's walk skips every image in it (hidden files and folders, and files reached through symbolic links, are skipped without --hidden and --follow-symlinks): none of its files is indexed",
-                shown(p)
-            );
-        } else {
-            note!(
-                "note: {}: tracked, but this index's walk options ({}) skip every image in it (patterns match from the outermost tracked folder that holds it): none of its files is indexed",
-                shown(p),
-                s.walk_options.flags()
-            );
-        }
     }
     if s.merged > 0 {
         note!(
@@ -773,15 +782,6 @@ fn report_index_summary(collection: &Collection, s: &IndexSummary) {
         note!(
             "HNSW graph rebuilt over {} images",
             s.graph_images.unwrap_or(s.total_images)
-        );
-    }
-    if let Some(graphed) = s.graph_images
-        && graphed < s.total_images
-    {
-        note!(
-            "note: {} indexed images have no usable vector of the {} profile (a folder away, a run stopped, or damage) and are left out of searches until `lookalike index` extracts them",
-            s.total_images - graphed,
-            s.profile.name()
         );
     }
     if s.repaired > 0 {

@@ -725,6 +725,19 @@ mod tests {
     use super::*;
     use crate::store::FileStamp;
 
+    /// A `--keep match:` pattern that is not a glob is named once, with the reason.
+    #[test]
+    fn a_bad_keep_pattern_is_named_once() {
+        for (pattern, why) in [("[a", "unclosed"), ("[z-a]", "invalid range")] {
+            let e = KeepRule::parse(&format!("match:{pattern}"))
+                .err()
+                .unwrap()
+                .to_string();
+            assert_eq!(e.matches(pattern).count(), 1, "{e}");
+            assert!(e.contains(why), "{e}");
+        }
+    }
+
     fn record(id: i64, path: &str, pixels: (u32, u32), size: u64, mtime: i64) -> ImageRecord {
         ImageRecord {
             id,
