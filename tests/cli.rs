@@ -1268,6 +1268,32 @@ fn a_damaged_index_exits_4_and_the_help_lists_exit_statuses() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// An index folder no file can be made in (/proc) is named as unusable, with what to do; it
+/// said only "/proc/index.lock: No such file or directory".
+#[cfg(target_os = "linux")]
+#[test]
+fn an_index_folder_no_file_can_be_made_in_says_what_to_do() {
+    let env = setup(&["horse"]);
+    let out = Command::cargo_bin("lookalike")
+        .unwrap()
+        .current_dir(&env.root)
+        .env("LOOKALIKE_INDEX", "/proc")
+        .args(["index"])
+        .arg(&env.photos)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("/proc: the index folder cannot be used"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("--index-dir (or LOOKALIKE_INDEX)"),
+        "{stderr}"
+    );
+}
+
 /// Copies the folder `from` with everything in it to `to`.
 fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
