@@ -18,7 +18,8 @@ use crate::held_dir::{FileId, HeldDir, handle_id, temporary_name};
 /// What to do with each copy that is not kept.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    /// Move into this folder, keeping the path relative to its indexed folder.
+    /// Move into this folder, under a folder named after the copy's indexed folder (see
+    /// `move_folder_names`), keeping the path relative to the indexed folder.
     MoveTo(PathBuf),
     /// Move to the desktop trash.
     Trash,
@@ -83,13 +84,22 @@ pub fn plan(groups: &[Group], action: &Action) -> Vec<Step> {
 
 /// The steps of [`plan`], each freeing 0 bytes.
 fn steps_of(groups: &[Group], action: &Action) -> Vec<Step> {
+    let folders = match action {
+        Action::MoveTo(_) => move_folder_names(
+            groups
+                .iter()
+                .flat_map(|g| &g.members)
+                .map(|m| m.record.root.as_path()),
+        ),
+        _ => Default::default(),
+    };
     let mut steps = Vec::new();
     for g in groups {
         let keeper = &g.keeper().record;
         for copy in g.copies() {
             let r = &copy.record;
             let target = match action {
-                Action::MoveTo(dest) => Some(dest.join(&r.rel_path)),
+                Action::MoveTo(dest) => Some(dest.join(&folders[&r.root]).join(&r.rel_path)),
                 _ => None,
             };
             steps.push(Step {
@@ -105,6 +115,36 @@ fn steps_of(groups: &[Group], action: &Action) -> Vec<Step> {
         }
     }
     steps
+}
+
+/// The folder under a `--move-to` folder that each indexed folder's copies go to: the indexed
+/// folder's name, and when indexed folders share a name, the name followed by `-` and 8 hex
+/// digits of the blake3 of its whole path (the same on every run).
+fn move_folder_names<'a>(
+    roots: impl IntoIterator<Item = &'a Path>,
+) -> std::collections::HashMap<PathBuf, std::ffi::OsString> {
+    let base = |root: &Path| {
+        root.file_name()
+            .map_or_else(|| std::ffi::OsString::from("root"), OsStr::to_os_string)
+    };
+    let mut roots: Vec<&Path> = roots.into_iter().collect();
+    roots.sort();
+    roots.dedup();
+    let mut uses: std::collections::HashMap<std::ffi::OsString, usize> = Default::default();
+    for root in &roots {
+        *uses.entry(base(root)).or_default() += 1;
+    }
+    roots
+        .into_iter()
+        .map(|root| {
+            let mut name = base(root);
+            if uses[&name] > 1 {
+                let digest = blake3::hash(root.as_os_str().as_encoded_bytes());
+                name.push(format!("-{}", &hex(digest.as_bytes())[..8]));
+            }
+            (root.to_path_buf(), name)
+        })
+        .collect()
 }
 
 /// Bytes an applied run freed: those of the copies whose step was done.

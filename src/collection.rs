@@ -235,7 +235,15 @@ impl Collection {
                     "{}: cannot write to this index ({e}); `query` and `status` read it as it is, or give an index folder you can write",
                     crate::path_repr::shown(&self.dir)
                 )),
-                _ => Error::io(&path, e),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+                    Error::io(&path, e)
+                }
+                // a folder no file can be made in (/proc, /sys)
+                _ => Error::InvalidInput(format!(
+                    "{}: the index folder cannot be used: no file can be made in it ({} failed: {e}); give a folder you can write with --index-dir (or LOOKALIKE_INDEX)",
+                    crate::path_repr::shown(&self.dir),
+                    crate::path_repr::shown(&path)
+                )),
             })?;
         // A lock held for a moment is waited for (up to half a second): between fork and exec
         // a child process of the holder shares its lock, and a writer may be finishing.

@@ -157,8 +157,9 @@ impl Error {
         crate::path_repr::escape_message(&self.to_string())
     }
 
-    /// True when the disk is full or refuses to write (no space, a file size limit, an I/O
-    /// failure SQLite reports): not a fault of lookalike, and what was written is kept.
+    /// True when the disk is full or refuses to write (no space, a file size limit, a write
+    /// SQLite reports failed): not a fault of lookalike, and what was written is kept. A read
+    /// that failed is not: see [`Error::is_corrupt`].
     pub fn is_out_of_space(&self) -> bool {
         match self {
             Error::Io { source, .. } => {
@@ -169,10 +170,11 @@ impl Error {
             Error::Db {
                 source: rusqlite::Error::SqliteFailure(e, _),
                 ..
-            } => matches!(
-                e.code,
-                rusqlite::ErrorCode::DiskFull | rusqlite::ErrorCode::SystemIoFailure
-            ),
+            } => {
+                e.code == rusqlite::ErrorCode::DiskFull
+                    || (e.code == rusqlite::ErrorCode::SystemIoFailure
+                        && FAILED_WRITES.contains(&e.extended_code))
+            }
             _ => false,
         }
     }
@@ -201,18 +203,66 @@ impl Error {
             Error::Db {
                 source: rusqlite::Error::SqliteFailure(e, _),
                 ..
-            } => matches!(
-                e.code,
-                rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase
-            ),
+            } => {
+                matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase
+                ) || (e.code == rusqlite::ErrorCode::SystemIoFailure
+                    && FAILED_READS.contains(&e.extended_code))
+            }
             _ => false,
         }
     }
 }
 
+/// SQLite's I/O errors of a write: a full disk or a file-size limit (SQLite reports ENOSPC as
+/// `SQLITE_FULL`, EFBIG as a failed write or truncate).
+const FAILED_WRITES: [std::ffi::c_int; 5] = [
+    rusqlite::ffi::SQLITE_IOERR_WRITE,
+    rusqlite::ffi::SQLITE_IOERR_FSYNC,
+    rusqlite::ffi::SQLITE_IOERR_DIR_FSYNC,
+    rusqlite::ffi::SQLITE_IOERR_TRUNCATE,
+    rusqlite::ffi::SQLITE_IOERR_SHMSIZE,
+];
+
+/// SQLite's I/O errors of a read: a database cut short (a page its journal counts is past the
+/// file's end), unreadable or on a damaged file system. Freeing space cannot help them.
+const FAILED_READS: [std::ffi::c_int; 4] = [
+    rusqlite::ffi::SQLITE_IOERR,
+    rusqlite::ffi::SQLITE_IOERR_READ,
+    rusqlite::ffi::SQLITE_IOERR_SHORT_READ,
+    rusqlite::ffi::SQLITE_IOERR_CORRUPTFS,
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A failed read (a database cut short) is damage, not a full disk; a failed write or a
+    /// full disk is a full disk.
+    #[test]
+    fn sqlite_io_errors_of_reads_are_damage_and_of_writes_a_full_disk() {
+        let db = |code| Error::Db {
+            path: PathBuf::from("/idx/lookalike.db"),
+            source: rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None),
+        };
+        for code in [
+            rusqlite::ffi::SQLITE_IOERR_SHORT_READ,
+            rusqlite::ffi::SQLITE_IOERR_READ,
+            rusqlite::ffi::SQLITE_IOERR,
+        ] {
+            assert!(db(code).is_corrupt(), "{code}");
+            assert!(!db(code).is_out_of_space(), "{code}");
+        }
+        for code in [
+            rusqlite::ffi::SQLITE_FULL,
+            rusqlite::ffi::SQLITE_IOERR_WRITE,
+            rusqlite::ffi::SQLITE_IOERR_TRUNCATE,
+        ] {
+            assert!(db(code).is_out_of_space(), "{code}");
+            assert!(!db(code).is_corrupt(), "{code}");
+        }
+    }
 
     /// A name that is not UTF-8 is shown with its bytes as `\xNN` in an error, as in listings:
     /// two names differing in such a byte read apart (both were U+FFFD).

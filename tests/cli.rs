@@ -1268,6 +1268,107 @@ fn a_damaged_index_exits_4_and_the_help_lists_exit_statuses() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// An index folder no file can be made in (/proc) is named as unusable, with what to do; it
+/// said only "/proc/index.lock: No such file or directory".
+#[cfg(target_os = "linux")]
+#[test]
+fn an_index_folder_no_file_can_be_made_in_says_what_to_do() {
+    let env = setup(&["horse"]);
+    let out = Command::cargo_bin("lookalike")
+        .unwrap()
+        .current_dir(&env.root)
+        .env("LOOKALIKE_INDEX", "/proc")
+        .args(["index"])
+        .arg(&env.photos)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("/proc: the index folder cannot be used"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("--index-dir (or LOOKALIKE_INDEX)"),
+        "{stderr}"
+    );
+}
+
+/// Copies the folder `from` with everything in it to `to`.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+/// A database cut short while its write-ahead log holds pages past the cut reads as damaged by
+/// every command that opens the index (exit 4, the damage advice), never as a full disk.
+#[test]
+fn a_database_cut_short_is_damage_for_every_command_not_a_full_disk() {
+    let env = setup(&["horse", "grass"]);
+    env.index_json(0);
+    let db = lookalike::collection::Collection::at(&env.index).db_path();
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "PRAGMA wal_autocheckpoint = 0; INSERT INTO meta(key, value) VALUES ('cut', 'x');",
+    )
+    .unwrap();
+    // left open: its log stays unmerged, as a process stopped while writing leaves it
+    std::mem::forget(conn);
+    let len = std::fs::metadata(&db).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&db)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let mut wal = db.clone().into_os_string();
+    wal.push("-wal");
+    assert!(std::fs::metadata(&wal).unwrap().len() > 0);
+    let image = env.photos.join("horse/original.jpg");
+    let image = image.to_str().unwrap();
+    let photos = env.photos.to_str().unwrap();
+    for args in [
+        &["status"][..],
+        &["status", "--check"],
+        &["query", image],
+        &["duplicates"],
+        &["forget", photos],
+        &["eval", "--labels", "folders", photos],
+        &["serve", "--port", "0"],
+        &["index"],
+    ] {
+        // each on its own copy of the damaged index: a command may write to it
+        let copy = env
+            .root
+            .join(format!("idx-{}", args.join("-").replace('/', "")));
+        copy_tree(&env.index, &copy);
+        let out = Command::cargo_bin("lookalike")
+            .unwrap()
+            .current_dir(&env.root)
+            .env_remove("LOOKALIKE_INDEX")
+            .arg("--index-dir")
+            .arg(&copy)
+            .args(args)
+            .timeout(std::time::Duration::from_secs(60))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{args:?}: {stderr}");
+        assert!(!stderr.contains("free some space"), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("restore lookalike.db from a backup, or delete it"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
 /// `deblur --json` reports each colour channel's noise and iterations with the method used;
 /// a kernel written by `blur --psf-out` deblurs as its spec does; `quality --json` scores a
 /// colour pair per channel and on luminance.

@@ -304,7 +304,7 @@ fn dry_run_changes_nothing_then_move_and_undo_restore_every_byte() {
         assert!(!c.exists(), "{} was not moved", c.display());
         let rel = c.strip_prefix(&env.photos).unwrap();
         assert!(
-            dest.join(rel).is_file(),
+            dest.join("photos").join(rel).is_file(),
             "{} is not at its relative path",
             rel.display()
         );
@@ -547,7 +547,8 @@ fn a_name_with_odd_bytes_is_listed_moved_and_restored_exactly() {
     assert_eq!(code, 0);
     assert!(!odd.exists());
     assert!(
-        dest.join(std::ffi::OsStr::from_bytes(b"copy \xff\n-x.jpg"))
+        dest.join("photos")
+            .join(std::ffi::OsStr::from_bytes(b"copy \xff\n-x.jpg"))
             .is_file()
     );
     assert!(env.cmd().arg("undo").assert().get_output().status.success());
@@ -723,7 +724,9 @@ fn undo_says_so_in_its_exit_status_when_a_moved_file_cannot_go_back() {
     let dest = env.root.join("dupes");
     let (json, code) = env.duplicates(&["--move-to", dest.to_str().unwrap(), "--apply"]);
     assert_eq!(code, 0, "{json}");
-    let moved = dest.join(copies[0].strip_prefix(&env.photos).unwrap());
+    let moved = dest
+        .join("photos")
+        .join(copies[0].strip_prefix(&env.photos).unwrap());
     std::fs::write(&moved, b"edited after the move").unwrap();
     let out = env.cmd().arg("undo").output().unwrap();
     assert_eq!(
@@ -855,8 +858,85 @@ fn undo_never_writes_over_a_file_saved_since_and_its_json_paths_are_strings() {
     }
 }
 
+/// Copies sharing a name in several indexed folders each move, under a folder named after their
+/// indexed folder (two indexed folders of one name told apart by a suffix); undo puts each back.
 #[test]
-fn moves_keep_to_folders_outside_every_index_and_to_one_copy_a_name() {
+fn move_to_keeps_each_indexed_folders_copies_apart() {
+    let env = Env::new();
+    let bytes = std::fs::read(sample("camera")).unwrap();
+    let folders = ["orig", "backup1", "backup2", "a/set", "b/set"];
+    let mut roots = Vec::new();
+    for folder in folders {
+        let dir = env.root.join(folder);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("1.jpg"), &bytes).unwrap();
+        roots.push(dir);
+    }
+    let out = env
+        .cmd()
+        .args(["-q", "index"])
+        .args(&roots)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let dest = env.root.join("dupes");
+    let run = |apply: bool| -> Value {
+        let mut c = env.cmd();
+        c.args(["-q", "duplicates", "--json", "--keep", "match:**/orig/**"])
+            .arg("--move-to")
+            .arg(&dest);
+        if apply {
+            c.arg("--apply");
+        }
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let outcomes = |json: &Value| -> Vec<String> {
+        json["action"]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["outcome"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let dry = run(false);
+    assert_eq!(outcomes(&dry), ["would_do"; 4], "{dry}");
+    let applied = run(true);
+    assert_eq!(outcomes(&applied), ["done"; 4], "{applied}");
+    for folder in ["backup1", "backup2"] {
+        assert_eq!(
+            std::fs::read(dest.join(folder).join("1.jpg")).unwrap(),
+            bytes
+        );
+    }
+    let mut sets: Vec<String> = std::fs::read_dir(&dest)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("set"))
+        .collect();
+    sets.sort();
+    assert_eq!(sets.len(), 2, "{sets:?}");
+    for name in &sets {
+        assert_eq!(name.len(), "set-".len() + 8, "{name}");
+        assert!(dest.join(name).join("1.jpg").is_file());
+    }
+    assert!(roots[1..].iter().all(|r| !r.join("1.jpg").exists()));
+    // nothing is left stuck: after indexing again, no copy remains to move
+    let out = env.cmd().args(["-q", "index"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let again = run(false);
+    assert!(outcomes(&again).is_empty(), "{again}");
+    let out = env.cmd().args(["-q", "undo"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    for r in &roots {
+        assert_eq!(std::fs::read(r.join("1.jpg")).unwrap(), bytes);
+    }
+    assert!(!dest.exists() || std::fs::read_dir(&dest).unwrap().next().is_none());
+}
+
+#[test]
+fn moves_keep_to_folders_outside_every_index() {
     let env = Env::new();
     let bytes = std::fs::read(sample("camera")).unwrap();
     let mut roots = Vec::new();
@@ -911,37 +991,6 @@ fn moves_keep_to_folders_outside_every_index_and_to_one_copy_a_name() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    // q1/x.jpg and q2/x.jpg would both go to dupes/x.jpg: the dry run says what apply does
-    let dest = env.root.join("dupes");
-    let run = |apply: bool| {
-        let mut c = env.cmd();
-        c.args([
-            "-q",
-            "duplicates",
-            "--json",
-            "--keep",
-            "match:**/q0/**",
-            "--move-to",
-        ])
-        .arg(&dest);
-        if apply {
-            c.arg("--apply");
-        }
-        let out = c.output().unwrap();
-        let json: Value = serde_json::from_slice(&out.stdout).unwrap();
-        let mut outcomes: Vec<String> = json["action"]["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["outcome"].as_str().unwrap().to_string())
-            .collect();
-        outcomes.sort();
-        (outcomes, json)
-    };
-    let (dry, json) = run(false);
-    assert_eq!(dry, ["skipped", "would_do"], "{json}");
-    let (applied, json) = run(true);
-    assert_eq!(applied, ["done", "skipped"], "{json}");
 }
 
 #[test]
@@ -952,7 +1001,11 @@ fn a_moved_file_deleted_since_does_not_block_undo_for_ever() {
     let dest = env.root.join("dupes");
     let (json, code) = env.duplicates(&["--move-to", dest.to_str().unwrap(), "--apply"]);
     assert_eq!(code, 0, "{json}");
-    std::fs::remove_file(dest.join(copies[0].strip_prefix(&env.photos).unwrap())).unwrap();
+    std::fs::remove_file(
+        dest.join("photos")
+            .join(copies[0].strip_prefix(&env.photos).unwrap()),
+    )
+    .unwrap();
     let out = env.cmd().arg("undo").output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(3), "{err}");
@@ -1403,7 +1456,9 @@ fn links_made_since_never_lead_a_move_or_an_undo_elsewhere() {
     let other = env.root.join("other");
     std::fs::create_dir(&other).unwrap();
     let dest = env.root.join("dupes");
-    std::fs::create_dir(&dest).unwrap();
+    // the copies of the indexed folder `photos` go to dupes/photos
+    let inside = dest.join("photos");
+    std::fs::create_dir_all(&inside).unwrap();
     let keep_a_move = [
         "--keep",
         "match:**/a/**",
@@ -1412,7 +1467,7 @@ fn links_made_since_never_lead_a_move_or_an_undo_elsewhere() {
     ];
 
     // a link inside the --move-to folder would carry the copy out of it
-    std::os::unix::fs::symlink(&other, dest.join("b")).unwrap();
+    std::os::unix::fs::symlink(&other, inside.join("b")).unwrap();
     let (json, code) = env.duplicates(&[&keep_a_move[..], &["--apply"]].concat());
     assert_eq!(code, 0, "{json}");
     let (outcome, reason) = step_of(&json, &copy);
@@ -1421,13 +1476,13 @@ fn links_made_since_never_lead_a_move_or_an_undo_elsewhere() {
     assert!(copy.is_file());
     assert_eq!(std::fs::read_dir(&other).unwrap().count(), 0);
     // so could one to nothing: the dry run says it is left alone, as the apply would
-    std::fs::remove_file(dest.join("b")).unwrap();
-    std::os::unix::fs::symlink(env.root.join("not-mounted"), dest.join("b")).unwrap();
+    std::fs::remove_file(inside.join("b")).unwrap();
+    std::os::unix::fs::symlink(env.root.join("not-mounted"), inside.join("b")).unwrap();
     let (json, _) = env.duplicates(&keep_a_move);
     assert_eq!(step_of(&json, &copy).0, "skipped", "{json}");
 
     // the copy's own folder replaced by a link after the move: undo puts nothing through it
-    std::fs::remove_file(dest.join("b")).unwrap();
+    std::fs::remove_file(inside.join("b")).unwrap();
     let (json, code) = env.duplicates(&[&keep_a_move[..], &["--apply"]].concat());
     assert_eq!(
         (code, step_of(&json, &copy).0.as_str()),
@@ -1441,21 +1496,21 @@ fn links_made_since_never_lead_a_move_or_an_undo_elsewhere() {
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("now leads to"), "{stderr}");
     assert_eq!(std::fs::read_dir(&other).unwrap().count(), 0);
-    assert!(dest.join("b/x.jpg").is_file());
+    assert!(inside.join("b/x.jpg").is_file());
     std::fs::remove_file(copy.parent().unwrap()).unwrap();
     std::fs::create_dir(copy.parent().unwrap()).unwrap();
 
     // the folder it was moved into replaced by a link to another holding the same bytes: undo
     // takes nothing out of that other folder, and keeps the journal
-    std::fs::rename(dest.join("b"), dest.join("b-real")).unwrap();
+    std::fs::rename(inside.join("b"), inside.join("b-real")).unwrap();
     std::fs::write(other.join("x.jpg"), &bytes).unwrap();
-    std::os::unix::fs::symlink(&other, dest.join("b")).unwrap();
+    std::os::unix::fs::symlink(&other, inside.join("b")).unwrap();
     let out = env.cmd().arg("undo").output().unwrap();
     assert_eq!(out.status.code(), Some(3), "{out:?}");
     assert!(other.join("x.jpg").is_file() && !copy.exists());
     std::fs::remove_file(other.join("x.jpg")).unwrap();
-    std::fs::remove_file(dest.join("b")).unwrap();
-    std::fs::rename(dest.join("b-real"), dest.join("b")).unwrap();
+    std::fs::remove_file(inside.join("b")).unwrap();
+    std::fs::rename(inside.join("b-real"), inside.join("b")).unwrap();
 
     // the folders put back, the kept journal brings the copy home
     let out = env.cmd().arg("undo").output().unwrap();
@@ -2417,10 +2472,10 @@ fn undo_removes_the_folders_the_move_made_and_only_those() {
         let (json, code) = env.duplicates(&["--move-to", dest.to_str().unwrap(), "--apply"]);
         assert_eq!(code, 0, "{json}");
         // an edited copy is never the one kept
-        assert!(dest.join("mail").is_dir(), "{json}");
+        assert!(dest.join("photos/mail").is_dir(), "{json}");
         if dest == &kept {
             // a file saved since in a folder the run made keeps that folder
-            std::fs::write(dest.join("mail/note.txt"), b"mine").unwrap();
+            std::fs::write(dest.join("photos/mail/note.txt"), b"mine").unwrap();
         }
         let out = env.cmd().args(["undo"]).output().unwrap();
         assert!(out.status.success(), "{out:?}");
@@ -2430,6 +2485,6 @@ fn undo_removes_the_folders_the_move_made_and_only_those() {
         !env.root.join("new").exists(),
         "the folders the run made stay"
     );
-    assert!(kept.is_dir() && !kept.join("backup").exists());
-    assert!(kept.join("mail/note.txt").is_file());
+    assert!(kept.is_dir() && !kept.join("photos/backup").exists());
+    assert!(kept.join("photos/mail/note.txt").is_file());
 }

@@ -1395,6 +1395,22 @@ fn a_page_with_an_unknown_parameter_answers_a_page_linking_without_it() {
         // the link answers
         assert_eq!(server.get(&link).status, 200, "{link}");
     }
+    // a path the framework cannot read answers the same kind of page, not plain text
+    for target in ["/thumbs/%2e%2e", "/files/x1"] {
+        let a = server.get(target);
+        assert_eq!(a.status, 400, "{target}: {}", a.text());
+        assert!(
+            a.header("content-type")
+                .is_some_and(|t| t.starts_with("text/html")),
+            "{target}: {}",
+            a.head
+        );
+        assert!(
+            a.text().contains("<h1>Address refused</h1>"),
+            "{}",
+            a.text()
+        );
+    }
     let api = server.get("/api/status?utm_source=x");
     assert_eq!(api.status, 400);
     assert!(

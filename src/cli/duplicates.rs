@@ -41,7 +41,8 @@ pub(crate) struct DuplicatesArgs {
     /// Print only the paths of the copies not kept, each followed by a NUL byte (for xargs -0).
     #[arg(short = '0', long = "null")]
     null: bool,
-    /// Move the copies not kept into DIR, keeping their paths relative to their folder.
+    /// Move the copies not kept into DIR/<name of their indexed folder>/, keeping their paths
+    /// inside it.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["trash", "hardlink", "delete"])]
     move_to: Option<PathBuf>,
     /// Move the copies not kept to the desktop trash.

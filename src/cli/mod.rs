@@ -596,11 +596,39 @@ fn some_failed(s: &IndexSummary) -> bool {
 
 /// A progress bar on stderr, hidden when stderr is not a terminal or with --quiet.
 fn progress_bar(quiet: bool) -> ProgressBar {
-    stderr_bar(
-        quiet,
-        "{spinner} {msg} [{bar:30}] {pos}/{len} {per_sec} ETA {eta}",
-        "crawling",
-    )
+    stderr_bar(quiet, BAR_TEMPLATE, "crawling")
+}
+
+/// The indexing bar: `{rate}` is [`rate_text`] of the files handled.
+const BAR_TEMPLATE: &str = "{spinner} {msg} [{bar:30}] {pos}/{len} {rate} ETA {eta}";
+
+/// The HNSW step: no count of its own to show, so the time it has taken.
+const GRAPH_TEMPLATE: &str = "{spinner} {msg} {elapsed}";
+
+/// A rate per second with the digits that matter: `251/s`, `10.2/s`, `0.25/s`.
+fn rate_text(per_sec: f64) -> String {
+    if !per_sec.is_finite() || per_sec <= 0.0 {
+        "0/s".into()
+    } else if per_sec >= 100.0 {
+        format!("{per_sec:.0}/s")
+    } else if per_sec >= 1.0 {
+        format!("{per_sec:.1}/s")
+    } else {
+        format!("{per_sec:.2}/s")
+    }
+}
+
+/// `template` with the `{rate}` key of [`rate_text`].
+fn bar_style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template)
+        .expect("valid template")
+        .with_key(
+            "rate",
+            |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = w.write_str(&rate_text(state.per_sec()));
+            },
+        )
+        .progress_chars("=> ")
 }
 
 /// A spinner with `message` on stderr while a step without measurable progress runs (hidden
@@ -619,11 +647,7 @@ fn stderr_bar(quiet: bool, template: &str, message: &'static str) -> ProgressBar
     let bar = ProgressBar::hidden();
     if !quiet && std::io::stderr().is_terminal() {
         bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-        bar.set_style(
-            ProgressStyle::with_template(template)
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
+        bar.set_style(bar_style(template));
         bar.set_message(message);
     }
     bar
@@ -638,7 +662,12 @@ fn render_progress(bar: &ProgressBar, p: Progress) {
         }
         Progress::Processed { done, .. } => bar.set_position(done as u64),
         Progress::BuildingAnn { images } => {
-            bar.set_message(format!("building HNSW over {images} images"))
+            // the indexing rate and ETA are not this step's
+            if !bar.is_hidden() {
+                bar.set_style(bar_style(GRAPH_TEMPLATE));
+                bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            }
+            bar.set_message(format!("building the HNSW graph over {images} images"))
         }
     }
 }
@@ -1131,6 +1160,20 @@ mod tests {
         assert!(f32_in("1.00000001", 0.0, 1.0).is_err());
         assert!(f32_in("-1e-300", 0.0, 1.0).is_err());
         assert!(f32_in("inf", 0.0, 1.0).is_err());
+    }
+
+    /// A rate shows the digits that matter (was `251.355/s`, `10.1643/s`); the HNSW step shows
+    /// no rate, which would be indexing's.
+    #[test]
+    fn progress_rates_are_rounded_and_the_graph_step_shows_none() {
+        assert_eq!(rate_text(251.355), "251/s");
+        assert_eq!(rate_text(10.1643), "10.2/s");
+        assert_eq!(rate_text(0.2512), "0.25/s");
+        assert_eq!(rate_text(0.0), "0/s");
+        assert!(BAR_TEMPLATE.contains("{rate}") && !BAR_TEMPLATE.contains("per_sec"));
+        assert!(!GRAPH_TEMPLATE.contains("rate") && !GRAPH_TEMPLATE.contains("{pos}"));
+        let _ = bar_style(BAR_TEMPLATE);
+        let _ = bar_style(GRAPH_TEMPLATE);
     }
 
     #[test]

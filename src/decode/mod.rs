@@ -324,13 +324,27 @@ fn decode_jpeg_luma_inner(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Opti
     let (width, height) = upright.dimensions();
     Some(DecodedLuma {
         plane: resize_grey_to_fit(&upright, cfg.working_size),
-        format: format_name(image::ImageFormat::Jpeg),
+        format: format_name(image::ImageFormat::Jpeg, bytes),
         width,
         height,
     })
 }
 
-fn format_name(f: image::ImageFormat) -> String {
+/// The name of the format `f` of a file starting with `bytes`: a PNM file is named by its kind
+/// (pbm, pgm, ppm or pam, from its magic number), which the image crate does not tell apart.
+fn format_name(f: image::ImageFormat, bytes: &[u8]) -> String {
+    if f == image::ImageFormat::Pnm {
+        let kind = match bytes.get(..2) {
+            Some(b"P1" | b"P4") => Some("pbm"),
+            Some(b"P2" | b"P5") => Some("pgm"),
+            Some(b"P3" | b"P6") => Some("ppm"),
+            Some(b"P7") => Some("pam"),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            return kind.into();
+        }
+    }
     f.extensions_str()
         .first()
         .map(|s| s.to_string())
@@ -708,7 +722,7 @@ fn decode_inner(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<Decoded
             }
             let decoder = image_decoder(bytes, path, cfg, format)?;
             let img = from_decoder(decoder, path, cfg, true)?;
-            Ok(working(img, format_name(format), cfg))
+            Ok(working(img, format_name(format, bytes), cfg))
         }
         Kind::Jxl => match decode_jxl(bytes, path, cfg, true)? {
             JxlDecoded::Pixels(img) => Ok(working(img, "jxl".into(), cfg)),
@@ -774,7 +788,7 @@ fn decode_raw(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<Decoded> 
             (None, None) => match image::guess_format(bytes) {
                 Ok(format @ image::ImageFormat::Tiff) => image_decoder(bytes, path, cfg, format)
                     .and_then(|decoder| from_decoder(decoder, path, cfg, true))
-                    .map(|img| working(img, format_name(format), cfg))
+                    .map(|img| working(img, format_name(format, bytes), cfg))
                     .map_err(|_| sensor_error),
                 _ => Err(sensor_error),
             },
@@ -1238,6 +1252,27 @@ fn resized(raw: &[u8], (w, h): (u32, u32), (nw, nh): (u32, u32), kind: fir::Pixe
 
 #[cfg(test)]
 mod tests {
+    /// A PNM file is named by its kind: a colour .ppm and a grey .pgm were both "pbm".
+    #[test]
+    fn pnm_files_are_named_by_their_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let (w, h) = (40usize, 30usize);
+        let mut ppm = format!("P6\n{w} {h}\n255\n").into_bytes();
+        ppm.extend((0..w * h * 3).map(|i| (i * 7 % 251) as u8));
+        let mut pgm = format!("P5\n{w} {h}\n255\n").into_bytes();
+        pgm.extend((0..w * h).map(|i| (i * 5 % 251) as u8));
+        let mut pbm = format!("P4\n{w} {h}\n").into_bytes();
+        pbm.extend((0..w.div_ceil(8) * h).map(|i| (i * 37 % 256) as u8));
+        std::fs::write(dir.path().join("a.ppm"), ppm).unwrap();
+        std::fs::write(dir.path().join("b.pgm"), pgm).unwrap();
+        std::fs::write(dir.path().join("c.pbm"), pbm).unwrap();
+        let cfg = super::DecodeConfig::default();
+        for (name, format) in [("a.ppm", "ppm"), ("b.pgm", "pgm"), ("c.pbm", "pbm")] {
+            let decoded = super::decode_file(&dir.path().join(name), &cfg).unwrap();
+            assert_eq!(decoded.format, format);
+        }
+    }
+
     use super::*;
     use image::{ImageEncoder, Rgba, RgbaImage};
 

@@ -225,9 +225,14 @@ impl Distortion {
                 fin(sigma) && (0.0..=50.0).contains(&sigma),
                 "sigma must be in 0..=50 pixels",
             ),
+            // the ranges `deblur --psf motion:LENGTH,ANGLE` takes
             Distortion::Motion { length, angle } => check(
-                fin(length) && fin(angle) && (0.0..=200.0).contains(&length),
-                "length must be in 0..=200 pixels",
+                crate::restore::psf::extent_accepted(length)
+                    && crate::restore::psf::angle_accepted(angle),
+                &format!(
+                    "length must be in 0..={} pixels and the angle in -360..=360 degrees",
+                    crate::restore::psf::MAX_EXTENT
+                ),
             ),
             Distortion::Jpeg { quality } => {
                 check((1..=100).contains(&quality), "quality must be in 1..=100")
@@ -989,6 +994,25 @@ mod tests {
         }
         assert_eq!(parse_list("blur:1, jpeg:50 ,flip").unwrap().len(), 3);
         assert!(parse_list(" , ").is_err());
+    }
+
+    /// A motion takes the ranges `deblur --psf motion:LENGTH,ANGLE` takes: `motion:15:400` and
+    /// `motion:150` were accepted here and refused there.
+    #[test]
+    fn motion_takes_the_ranges_of_the_psf() {
+        for bad in ["motion:15:400", "motion:15:-361", "motion:150"] {
+            let e = parse_list(bad).expect_err(bad).to_string();
+            assert!(e.contains("-360..=360 degrees"), "{bad}: {e}");
+        }
+        for psf in ["motion:15,400", "motion:150,0"] {
+            assert!(
+                psf.parse::<crate::restore::psf::PsfSpec>().is_err(),
+                "{psf}"
+            );
+        }
+        for good in ["motion:15:360", "motion:100:-360", "motion:0"] {
+            assert!(parse_list(good).is_ok(), "{good}");
+        }
     }
 
     #[test]

@@ -12,6 +12,16 @@ use crate::{Error, Result};
 /// not blur a photo can be restored from and would only make FFTs huge.
 pub(crate) const MAX_EXTENT: f32 = 100.0;
 
+/// True for a Gaussian sigma, disk radius or motion length accepted: 0 to [`MAX_EXTENT`] pixels.
+pub(crate) fn extent_accepted(x: f32) -> bool {
+    x.is_finite() && (0.0..=MAX_EXTENT).contains(&x)
+}
+
+/// True for a motion angle accepted: -360 to 360 degrees.
+pub(crate) fn angle_accepted(degrees: f32) -> bool {
+    degrees.is_finite() && degrees.abs() <= 360.0
+}
+
 /// Largest PSF file read, in bytes (a kernel matrix is a few kilobytes).
 const MAX_PSF_FILE_SIZE: u64 = 16 << 20;
 /// Share of a kernel's weight off its centre below which it is no blur.
@@ -73,7 +83,7 @@ impl PsfSpec {
                     v.trim()
                 ))
             })?;
-            if !x.is_finite() || !(0.0..=MAX_EXTENT).contains(&x) {
+            if !extent_accepted(x) {
                 return Err(Error::InvalidInput(format!(
                     "PSF '{s}': {what} must be between 0 and {MAX_EXTENT} pixels"
                 )));
@@ -99,7 +109,7 @@ impl PsfSpec {
                         a.trim()
                     ))
                 })?;
-                if !angle.is_finite() || angle.abs() > 360.0 {
+                if !angle_accepted(angle) {
                     return Err(Error::InvalidInput(format!(
                         "PSF '{s}': angle must be a number of degrees from -360 to 360"
                     )));

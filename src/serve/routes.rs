@@ -116,6 +116,10 @@ async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Respons
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|t| t.as_bytes().starts_with(b"application/json"));
+    let plain = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"text/plain"));
     if status == StatusCode::PAYLOAD_TOO_LARGE && !json {
         let why = if upload {
             format!(
@@ -143,6 +147,19 @@ async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Respons
             text
         };
         response = refuse(status, &why);
+    } else if !api && status.is_client_error() && plain {
+        // a path the framework could not read (`/thumbs/%2e%2e`) at an address a browser opens
+        let text = axum::body::to_bytes(response.into_body(), 64 * 1024)
+            .await
+            .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+            .unwrap_or_default();
+        response = refusal_page(
+            status,
+            &format!(
+                "<p>The address was refused: {}.</p>\n<p><a href=\"/\">/</a> is the app's start page.</p>",
+                crate::eval::report::html::escape(&text)
+            ),
+        );
     }
     let headers = response.headers_mut();
     headers.insert(
@@ -285,11 +302,16 @@ fn refused_page<T: serde::de::DeserializeOwned>(
             names.join(", ")
         )
     };
+    refusal_page(StatusCode::BAD_REQUEST, &what)
+}
+
+/// The HTML page refusing an address a browser opens, with `status` and `what` (HTML) says.
+fn refusal_page(status: StatusCode, what: &str) -> Response {
     let page = format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Address refused: lookalike</title></head>\n<body><h1>Address refused</h1>\n{what}\n</body></html>\n"
     );
     let mut r = with_type(page, "text/html; charset=utf-8", REFUSAL_POLICY);
-    *r.status_mut() = StatusCode::BAD_REQUEST;
+    *r.status_mut() = status;
     r
 }
 
