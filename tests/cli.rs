@@ -1547,6 +1547,73 @@ fn blind_deblur_of_a_blurred_jpeg_never_makes_it_worse() {
     }
 }
 
+/// A JPEG's noise is not reported as measured: quantisation empties the finest differences,
+/// where it is measured, and a JPEG left unchanged read "noise 0.0000".
+#[test]
+fn deblur_of_a_jpeg_says_its_noise_is_not_measurable() {
+    let env = setup(&[]);
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample_data/clock_motion/blur.jpg");
+    let out = run_ok(
+        env.cmd()
+            .arg("deblur")
+            .arg(&sample)
+            .arg(env.root.join("kept.png")),
+    );
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("noise not measurable in a lossy file") && !text.contains("noise 0.0000"),
+        "{text}"
+    );
+    let out = run_ok(
+        env.cmd()
+            .arg("deblur")
+            .arg(&sample)
+            .arg(env.root.join("kept_again.png"))
+            .arg("--json"),
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["lossy"], true, "{doc}");
+    // restored, it names the floor its noise was taken at
+    let sharp =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/restore/photos/camera.png");
+    let blurred = env.root.join("camera.jpg");
+    run_ok(
+        env.cmd()
+            .arg("blur")
+            .arg(&sharp)
+            .arg(&blurred)
+            .args(["--psf", "gaussian:2"]),
+    );
+    let out = run_ok(
+        env.cmd()
+            .arg("deblur")
+            .arg(&blurred)
+            .arg(env.root.join("camera_restored.png")),
+    );
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("estimated psf gaussian:")
+            && text.contains("(at least 0.0080 for a lossy file)"),
+        "{text}"
+    );
+    let png = env.root.join("camera.png");
+    run_ok(env.cmd().arg("blur").arg(&sharp).arg(&png).args([
+        "--psf",
+        "gaussian:2",
+        "--noise",
+        "0.002",
+    ]));
+    let out = run_ok(
+        env.cmd()
+            .arg("deblur")
+            .arg(&png)
+            .arg(env.root.join("png_restored.png"))
+            .arg("--json"),
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["lossy"], false, "{doc}");
+}
+
 /// A Gaussian blur in a JPEG is read at its width from the image's edges and restored: the
 /// spectrum of a JPEG read it as a disk or as barely blurred, and restoring with that gained
 /// under 1 dB, or lost.

@@ -426,6 +426,7 @@ pub(crate) fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
                 "method": method,
                 "strength": cfg.strength,
                 "noise_sigma": done.noise_sigma(),
+                "lossy": done.lossy,
                 "iterations": iterations,
                 "channels": done.channels,
         }) else {
@@ -455,10 +456,15 @@ pub(crate) fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
                     path_repr::escape_message(&done.psf_text)
                 )
             };
+            // quantisation empties a lossy file's finest differences, where noise is measured
+            let noise = if done.lossy {
+                "noise not measurable in a lossy file".to_string()
+            } else {
+                format!("noise {:.4}", done.noise_sigma())
+            };
             note!(
-                "{}: {why} (noise {:.4}), {how} to {}",
+                "{}: {why} ({noise}), {how} to {}",
                 shown(&args.input),
-                done.noise_sigma(),
                 shown(&args.output)
             );
         } else {
@@ -482,8 +488,16 @@ pub(crate) fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
                 (Some(n), false) => format!(", {n} iterations"),
                 (None, _) => String::new(),
             };
+            let floor = if done.lossy {
+                format!(
+                    " (at least {:.4} for a lossy file)",
+                    deblur::LOSSY_NOISE_FLOOR
+                )
+            } else {
+                String::new()
+            };
             note!(
-                "{} -> {} ({how} {}, {method}, noise {}{runs})",
+                "{} -> {} ({how} {}, {method}, noise {}{floor}{runs})",
                 shown(&args.input),
                 shown(&args.output),
                 path_repr::escape_message(&done.psf_text),

@@ -57,7 +57,8 @@ pub struct DeblurConfig {
     /// Blend with the input: 1 = fully restored, 0 = unchanged.
     pub strength: f32,
     /// The image was stored by a lossy block codec (JPEG and the like): the blind estimate then
-    /// reads a Gaussian or a disk, never a line (see [`estimate_blur_compressed`]), and the
+    /// reads a Gaussian, a disk or a long line, never a short line (see
+    /// [`estimate_blur_compressed`]), and the
     /// restoration takes the noise as at least [`LOSSY_NOISE_FLOOR`] (as it does for an image
     /// the blind estimate reads as a decoded JPEG saved losslessly).
     pub lossy_source: bool,
@@ -108,6 +109,9 @@ pub struct Deblurred {
     /// The PSF used is no blur: a single pixel (`--psf none`, `gaussian:0`, `disk:0`...) or a
     /// kernel all but a thousandth of whose weight is at its centre.
     pub(crate) psf_is_identity: bool,
+    /// The image was read as lossily stored (see [`DeblurConfig::lossy_source`]): its measured
+    /// noise says little, and a restoration takes at least [`LOSSY_NOISE_FLOOR`].
+    pub(crate) lossy: bool,
 }
 
 /// How one channel was restored.
@@ -249,6 +253,7 @@ pub fn deblur(img: &Planes, config: &DeblurConfig) -> Result<Deblurred> {
         channels,
         unchanged,
         psf_is_identity,
+        lossy,
     })
 }
 
