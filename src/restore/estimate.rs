@@ -1109,12 +1109,14 @@ fn estimate_with_disk_gain(plane: &Plane, thorough: bool, lossy: bool) -> (BlurE
 }
 
 /// The length of the polar bins' line at `angle` (`length`, NLL `polar`), read again by the
-/// full-resolution likelihood ([`FineSpectrum`]) over lines from 3 px to `longest`: the bins
-/// average a line's comb of zeros away, and its envelope reads there much as other lines'.
-/// Lines of 16-18 px read as lines of 47-52 px (restored from 23 to 11 dB), or as lines of 2-3
-/// px and the blur missed. A reading within [`LINE_LENGTH_AGREEMENT`] of the bins' is kept as
-/// they gave it; another is returned with its polar NLL, or the bins' line's when that is
-/// smaller (the bins preferred a line at this angle either way).
+/// full-resolution likelihood ([`FineSpectrum`]) over lines from [`SCAN_SHORTEST`] to
+/// `longest`: the bins average a line's comb of zeros away, and its envelope reads there much
+/// as other lines'. Lines of 16-18 px read as lines of 47-52 px (restored from 23 to 11 dB), or
+/// as lines of 2-3 px and the blur missed. A reading within [`LINE_LENGTH_AGREEMENT`] of the
+/// bins', or at the scan's short end, is kept as the bins gave it; another is returned with its
+/// own polar NLL, which must then beat the isotropic models as the bins' line's had to (a sharp
+/// photo of grass, its long line refused as too long for the side, read as a line of 2.8 px
+/// when the scan took that line's NLL).
 fn line_length_at_full_resolution(
     fine: &FineSpectrum,
     gamma: f32,
@@ -1124,9 +1126,10 @@ fn line_length_at_full_resolution(
     motion_nll: &dyn Fn(f32, f32) -> f64,
 ) -> (f32, f32, f64) {
     let gammas = [gamma - 1.0, gamma - 0.5, gamma, gamma + 0.5];
-    let grid: Vec<f32> = std::iter::successors(Some(3.0f32), |l| Some(l * LENGTH_SCAN_RATIO))
-        .take_while(|&l| l <= longest)
-        .collect();
+    let grid: Vec<f32> =
+        std::iter::successors(Some(SCAN_SHORTEST), |l| Some(l * LENGTH_SCAN_RATIO))
+            .take_while(|&l| l <= longest)
+            .collect();
     if grid.len() < 3 {
         return (length, angle, polar);
     }
@@ -1147,12 +1150,16 @@ fn line_length_at_full_resolution(
         &[l0 / LENGTH_SCAN_RATIO, l0, l0 * LENGTH_SCAN_RATIO],
         &mut |l| fine.line_nll(l, theta, &gammas),
     );
-    if (best - length).abs() <= LINE_LENGTH_AGREEMENT * length {
+    // a reading at the scan's short end is the bins' to make
+    if (best - length).abs() <= LINE_LENGTH_AGREEMENT * length || best < grid[1] {
         return (length, angle, polar);
     }
     let theta = refine_long_angle(fine, gamma, best, theta);
-    (best, theta, motion_nll(best, theta).min(polar))
+    (best, theta, motion_nll(best, theta))
 }
+
+/// The shortest line [`line_length_at_full_resolution`] scans, in pixels.
+const SCAN_SHORTEST: f32 = 5.0;
 
 /// Steps either side of the bins' angle, and their size in degrees, at which
 /// [`line_length_at_full_resolution`] scans lengths.
