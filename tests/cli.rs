@@ -2716,7 +2716,7 @@ fn duplicates_interrupted_while_indexing_says_how_to_resume() {
         .save(env.photos.join(format!("{i}.png")))
         .unwrap();
     }
-    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("lookalike"))
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("lookalike"))
         .current_dir(&env.root)
         .env_remove("LOOKALIKE_INDEX")
         .arg("--index-dir")
@@ -2738,6 +2738,16 @@ fn duplicates_interrupted_while_indexing_says_how_to_resume() {
         .status()
         .unwrap();
     assert!(sent.success());
+    // a run that ignored the signal is stopped and fails the test, not left to finish
+    let stopped = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > stopped {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("duplicates still ran a minute after SIGINT");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{err}");

@@ -991,31 +991,33 @@ fn the_same_reports_folder_given_twice_is_listed_once() {
     assert_eq!(names, ["one", "two"], "{list}");
 }
 
-/// `lookalike serve ARGS` that must refuse to start: its exit code and what it said.
-fn refused_start(c: &Collection, args: &[&str]) -> (Option<i32>, String) {
+/// `lookalike ARGS` (a `serve`) that must refuse to start: its exit code and what it said on
+/// stderr and stdout. One that starts instead is killed and fails the test within 20 s.
+fn refused_start_saying(c: &Collection, args: &[&str]) -> (Option<i32>, String, String) {
     let mut child = common::lookalike()
         .arg("--index-dir")
         .arg(&c.index)
-        .args(["-q", "serve"])
         .args(args)
-        .stdout(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("serve {args:?} started instead of refusing");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let what = format!("serve {args:?}, which should have refused to start,");
+    common::exit_within(&mut child, Duration::from_secs(20), &what);
     let out = child.wait_with_output().unwrap();
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
     )
+}
+
+/// `lookalike -q serve ARGS` that must refuse to start: its exit code and what it said.
+fn refused_start(c: &Collection, args: &[&str]) -> (Option<i32>, String) {
+    let mut quiet = vec!["-q", "serve"];
+    quiet.extend_from_slice(args);
+    let (code, err, _) = refused_start_saying(c, &quiet);
+    (code, err)
 }
 
 #[test]
@@ -1574,20 +1576,10 @@ fn serve_refuses_a_damaged_database_at_start() {
     for side in ["lookalike.db-wal", "lookalike.db-shm"] {
         let _ = std::fs::remove_file(c.index.join(side));
     }
-    let out = common::lookalike()
-        .arg("--index-dir")
-        .arg(&c.index)
-        .args(["serve", "--port", "0"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(4), "{err}");
+    let (code, err, out) = refused_start_saying(&c, &["serve", "--port", "0"]);
+    assert_eq!(code, Some(4), "{err}");
     assert!(err.contains("restore lookalike.db from a backup"), "{err}");
-    assert!(
-        out.stdout.is_empty(),
-        "it listened: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert!(out.is_empty(), "it listened: {out}");
 }
 
 /// Damage confined to the thumbnails' pages, which `status` does not read, is found at start
@@ -1640,28 +1632,8 @@ fn serve_refuses_a_database_with_damaged_thumbnails_at_start() {
         "{}",
         String::from_utf8_lossy(&status.stderr)
     );
-    let mut child = common::lookalike()
-        .arg("--index-dir")
-        .arg(&c.index)
-        .args(["serve", "--port", "0"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    if child.try_wait().unwrap().is_none() {
-        let _ = child.kill();
-    }
-    let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(4), "{err}");
+    let (code, err, out) = refused_start_saying(&c, &["serve", "--port", "0"]);
+    assert_eq!(code, Some(4), "{err}");
     assert!(err.contains("restore lookalike.db from a backup"), "{err}");
-    assert!(
-        out.stdout.is_empty(),
-        "it listened: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert!(out.is_empty(), "it listened: {out}");
 }

@@ -108,6 +108,23 @@ impl Collection {
     }
 }
 
+/// The exit status of `child` once it exits within `limit`; past it the child is killed and the
+/// test fails naming `what`, so a command that hangs fails fast instead of stalling the run.
+pub fn exit_within(child: &mut Child, limit: Duration, what: &str) -> std::process::ExitStatus {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} still ran after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A running `lookalike serve`, stopped when dropped.
 pub struct Server {
     child: Child,
@@ -219,7 +236,11 @@ impl Server {
             .status()
             .unwrap();
         assert!(sent.success());
-        self.child.wait().unwrap()
+        exit_within(
+            &mut self.child,
+            Duration::from_secs(30),
+            &format!("serve after SIG{signal}"),
+        )
     }
 
     pub fn raw(&self, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Answer {
