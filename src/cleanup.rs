@@ -18,8 +18,8 @@ use crate::held_dir::{FileId, HeldDir, handle_id, temporary_name};
 /// What to do with each copy that is not kept.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    /// Move into this folder, under a folder named after the copy's indexed folder (see
-    /// `move_folder_names`), keeping the path relative to the indexed folder.
+    /// Move into this folder, under a folder named after the copy's indexed folder among all
+    /// the index's folders (see `move_folder_names`), keeping the path relative to it.
     MoveTo(PathBuf),
     /// Move to the desktop trash.
     Trash,
@@ -72,10 +72,15 @@ pub enum Outcome {
     Failed(String),
 }
 
-/// The steps that `action` takes for `groups`: every copy but the keeper.
-pub fn plan(groups: &[Group], action: &Action) -> Vec<Step> {
+/// The steps that `action` takes for `groups`: every copy but the keeper. `tracked` are all
+/// the index's folders, which name a move's destination folders (see `move_folder_names`).
+pub fn plan<'a>(
+    groups: &[Group],
+    action: &Action,
+    tracked: impl IntoIterator<Item = &'a Path>,
+) -> Vec<Step> {
     let mut frees = crate::duplicates::reclaimable_each(groups).into_iter();
-    let mut steps = steps_of(groups, action);
+    let mut steps = steps_of(groups, action, tracked);
     for s in &mut steps {
         s.frees = frees.next().unwrap_or(0);
     }
@@ -83,14 +88,24 @@ pub fn plan(groups: &[Group], action: &Action) -> Vec<Step> {
 }
 
 /// The steps of [`plan`], each freeing 0 bytes.
-fn steps_of(groups: &[Group], action: &Action) -> Vec<Step> {
+fn steps_of<'a>(
+    groups: &[Group],
+    action: &Action,
+    tracked: impl IntoIterator<Item = &'a Path>,
+) -> Vec<Step> {
     let folders = match action {
-        Action::MoveTo(_) => move_folder_names(
-            groups
-                .iter()
-                .flat_map(|g| &g.members)
-                .map(|m| m.record.root.as_path()),
-        ),
+        Action::MoveTo(_) => {
+            // from every tracked folder, not only those with copies in this run: a folder's
+            // destination stays the same from run to run
+            let mut roots: Vec<&Path> = tracked.into_iter().collect();
+            roots.extend(
+                groups
+                    .iter()
+                    .flat_map(|g| &g.members)
+                    .map(|m| m.record.root.as_path()),
+            );
+            move_folder_names(roots)
+        }
         _ => Default::default(),
     };
     let mut steps = Vec::new();
@@ -117,9 +132,9 @@ fn steps_of(groups: &[Group], action: &Action) -> Vec<Step> {
     steps
 }
 
-/// The folder under a `--move-to` folder that each indexed folder's copies go to: the indexed
-/// folder's name, and when indexed folders share a name, the name followed by `-` and 8 hex
-/// digits of the blake3 of its whole path (the same on every run).
+/// The folder under a `--move-to` folder that each of `roots` (all the index's folders) gets
+/// its copies in: the folder's name, and when two of `roots` share a name, the name followed by
+/// `-` and 8 hex digits of the blake3 of its whole path (the same on every run).
 fn move_folder_names<'a>(
     roots: impl IntoIterator<Item = &'a Path>,
 ) -> std::collections::HashMap<PathBuf, std::ffi::OsString> {
@@ -1060,7 +1075,7 @@ fn left_alone(step: &Step, action: Option<&Action>) -> Option<String> {
 /// What no action would touch among the copies of `groups`, copy by copy in the order of
 /// [`plan`]: the reason each is left alone, read from metadata as a dry run reads it first.
 pub(crate) fn left_alone_each(groups: &[Group]) -> Vec<Option<String>> {
-    steps_of(groups, &Action::Delete)
+    steps_of(groups, &Action::Delete, [])
         .iter()
         .map(|s| left_alone(s, None))
         .collect()

@@ -935,6 +935,87 @@ fn move_to_keeps_each_indexed_folders_copies_apart() {
     assert!(!dest.exists() || std::fs::read_dir(&dest).unwrap().next().is_none());
 }
 
+/// Two indexed folders of one name keep their own destinations when only one of them has
+/// copies in a run: each folder's name is chosen among all the index's folders, so a later run
+/// moving the other's copies never mixes them in, and each undo puts back its own run's files.
+#[test]
+fn move_to_names_a_folder_the_same_whichever_folders_have_copies() {
+    let env = Env::new();
+    let first = env.root.join("a/photos");
+    let second = env.root.join("b/photos");
+    std::fs::create_dir_all(&first).unwrap();
+    std::fs::create_dir_all(&second).unwrap();
+    let camera = std::fs::read(sample("camera")).unwrap();
+    let coffee = std::fs::read(sample("coffee")).unwrap();
+    std::fs::write(first.join("1.jpg"), &camera).unwrap();
+    std::fs::write(first.join("2.jpg"), &camera).unwrap();
+    std::fs::write(second.join("3.jpg"), &coffee).unwrap();
+    let index = |dirs: &[&Path]| {
+        let out = env.cmd().args(["-q", "index"]).args(dirs).output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    index(&[&first, &second]);
+    let dest = env.root.join("dupes");
+    let keep = "match:**/1.jpg";
+    // the dry run's listing and JSON, then the apply's JSON: the move of each run's one copy
+    let run = || -> PathBuf {
+        let listed = env
+            .cmd()
+            .args(["duplicates", "--keep", keep, "--move-to"])
+            .arg(&dest)
+            .output()
+            .unwrap();
+        assert!(listed.status.success(), "{listed:?}");
+        let listed = String::from_utf8_lossy(&listed.stderr).into_owned();
+        let mut c = env.cmd();
+        c.args(["-q", "duplicates", "--json", "--keep", keep, "--move-to"])
+            .arg(&dest);
+        let dry: Value = serde_json::from_slice(&c.output().unwrap().stdout).unwrap();
+        let out = c.arg("--apply").output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let applied: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let steps = applied["action"]["steps"].as_array().unwrap();
+        assert_eq!(steps.len(), 1, "{applied}");
+        assert_eq!(steps[0]["outcome"], "done", "{applied}");
+        assert_eq!(dry["action"]["steps"][0]["target"], steps[0]["target"]);
+        let target = PathBuf::from(steps[0]["target"].as_str().unwrap());
+        // the listing shows it from the working folder
+        let shown = target.strip_prefix(&env.root).unwrap();
+        assert!(
+            listed.contains(&format!("-> {}", shown.display())),
+            "{listed}"
+        );
+        target
+    };
+    // copies in the first folder only
+    let moved_first = run();
+    // then in the second only
+    std::fs::write(second.join("1.jpg"), &coffee).unwrap();
+    index(&[]);
+    let moved_second = run();
+    let (one, two) = (
+        moved_first.parent().unwrap(),
+        moved_second.parent().unwrap(),
+    );
+    assert_ne!(one, two, "both folders' copies went to {}", one.display());
+    for (folder, moved) in [(one, &moved_first), (two, &moved_second)] {
+        let name = folder.file_name().unwrap().to_str().unwrap();
+        assert!(name.starts_with("photos-") && name.len() == 15, "{name}");
+        assert!(moved.is_file(), "{}", moved.display());
+    }
+    // each undo puts back its own run's copy, into its own folder
+    let undo = || {
+        let out = env.cmd().args(["-q", "undo"]).output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    undo();
+    assert_eq!(std::fs::read(second.join("3.jpg")).unwrap(), coffee);
+    assert!(!moved_second.exists() && moved_first.is_file());
+    undo();
+    assert_eq!(std::fs::read(first.join("2.jpg")).unwrap(), camera);
+    assert!(!moved_first.exists());
+}
+
 #[test]
 fn moves_keep_to_folders_outside_every_index() {
     let env = Env::new();

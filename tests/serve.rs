@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{Collection, Server, sample};
@@ -362,6 +362,74 @@ fn bad_uploads_are_refused_and_good_ones_find_their_twin() {
     assert!(first.starts_with("coffee"), "{doc}");
     // Nothing was written next to the photos.
     assert_eq!(std::fs::read_dir(&c.photos).unwrap().count(), 8);
+}
+
+/// The web app's move-to names each indexed folder's destination as `duplicates --move-to`
+/// does, among all the index's folders: with a second folder named `photos` that holds no
+/// copy, the copies of the first still go to `photos-` and 8 hex digits, as listed and moved.
+#[test]
+fn move_to_in_the_web_app_names_folders_as_the_command_line_does() {
+    let c = Collection::new();
+    let other = c.root.join("elsewhere/photos");
+    std::fs::create_dir_all(&other).unwrap();
+    image::RgbImage::from_fn(96, 64, |x, y| {
+        image::Rgb([(x * 2) as u8, (y * 3) as u8, 90])
+    })
+    .save(other.join("alone.png"))
+    .unwrap();
+    let status = common::lookalike()
+        .arg("--index-dir")
+        .arg(&c.index)
+        .args(["-q", "index"])
+        .arg(&other)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let dest = c.root.join("dupes");
+    let moves = |steps: &Value| -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = steps
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                let target = s["target"].as_str().unwrap().to_string();
+                (s["path"].as_str().unwrap().to_string(), target)
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let cli = common::lookalike()
+        .arg("--index-dir")
+        .arg(&c.index)
+        .args(["-q", "duplicates", "--json", "--move-to"])
+        .arg(&dest)
+        .env("XDG_DATA_HOME", c.root.join("data"))
+        .env("XDG_CACHE_HOME", c.root.join("cache"))
+        .output()
+        .unwrap();
+    assert!(cli.status.success(), "{cli:?}");
+    let cli: Value = serde_json::from_slice(&cli.stdout).unwrap();
+    let cli = moves(&cli["action"]["steps"]);
+    assert!(!cli.is_empty());
+    let server = c.serve(&[]);
+    let (dry, apply) = dry_run_and_apply(
+        &server,
+        serde_json::json!({"action": "move-to", "target": dest}),
+    );
+    assert_eq!(moves(&dry["steps"]), cli, "{dry}");
+    for (_, target) in &cli {
+        let under = Path::new(target).strip_prefix(&dest).unwrap();
+        let folder = under.components().next().unwrap().as_os_str();
+        let folder = folder.to_str().unwrap();
+        assert!(
+            folder.starts_with("photos-") && folder.len() == 15,
+            "{target}"
+        );
+    }
+    assert_eq!(apply.status, 200, "{}", apply.text());
+    assert_eq!(moves(&apply.json()["steps"]), cli);
+    assert!(cli.iter().all(|(_, target)| Path::new(target).is_file()));
 }
 
 #[test]

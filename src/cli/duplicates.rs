@@ -195,8 +195,8 @@ pub(crate) fn cmd_duplicates(
     let findings = find_in_store(&store, &within, test, &keep);
     spinner.finish_and_clear();
     let findings = findings?;
+    let tracked = store.roots()?;
     if let Some(Action::MoveTo(dest)) = &action {
-        let tracked = store.roots()?;
         cleanup::check_move_target(
             dest,
             collection.dir(),
@@ -245,7 +245,7 @@ pub(crate) fn cmd_duplicates(
     let held = cleanup::left_alone_each(&findings.groups);
     let outcomes = match &action {
         Some(a) => {
-            let steps = cleanup::plan(&findings.groups, a);
+            let steps = cleanup::plan(&findings.groups, a, tracked.values().map(PathBuf::as_path));
             let journals = cleanup::journal_dir(collection.dir());
             // an apply does what the last dry run of this action showed, or nothing: a
             // changed rule, similarity or set of folders changes the plan too

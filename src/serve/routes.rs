@@ -1073,8 +1073,8 @@ async fn act(
             Err(e) => warnings.push(format!("applying will be refused: {e}")),
             Ok(()) => {}
         }
+        let tracked = app.with_store(|s| s.roots())?;
         if let Action::MoveTo(dest) = &action {
-            let tracked = app.with_store(|s| s.roots())?;
             let walk = app.with_store(|s| app.collection.walk_options(s))?;
             cleanup::check_move_target(
                 dest,
@@ -1084,7 +1084,11 @@ async fn act(
                 walk.is_some_and(|w| w.follow_symlinks),
             )?;
         }
-        let steps = cleanup::plan(&findings.groups, &action);
+        let steps = cleanup::plan(
+            &findings.groups,
+            &action,
+            tracked.values().map(PathBuf::as_path),
+        );
         let journals = cleanup::journal_dir(app.collection.dir());
         if !req.apply
             && let Some(why) = cleanup::journal_unwritable(&journals)
