@@ -75,8 +75,33 @@ pub(super) fn router(app: Arc<App>) -> Router {
 }
 
 /// Refuses requests for another host name (DNS rebinding) and requests that change anything
-/// without the run's token or from another origin; adds the headers every answer carries.
+/// without the run's token or from another origin; gives every refusal the form of its
+/// address (JSON under `/api/`, the HTML page elsewhere); adds the headers every answer carries.
 async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let api = req.uri().path().starts_with("/api/");
+    let response = checked(&app, req, next).await;
+    let mut response = if response.status().is_client_error() || response.status().is_server_error()
+    {
+        refusal_for(api, response).await
+    } else {
+        response
+    };
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
+}
+
+/// The answer to `req` once its host, token and origin pass; a body over its limit is told
+/// with the limit to keep to.
+async fn checked(app: &App, req: Request, next: Next) -> Response {
     let host = req
         .headers()
         .get(header::HOST)
@@ -106,72 +131,86 @@ async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Respons
             return refuse(StatusCode::FORBIDDEN, "request from another site refused");
         }
     }
-    let api = req.uri().path().starts_with("/api/");
     let upload = req.uri().path() == "/api/query";
-    let mut response = next.run(req).await;
-    // the framework refuses bad parameters, bodies and uploads in plain text: every error of
-    // the API is JSON
-    let status = response.status();
+    let response = next.run(req).await;
     let json = response
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|t| t.as_bytes().starts_with(b"application/json"));
-    let plain = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|t| t.as_bytes().starts_with(b"text/plain"));
-    if status == StatusCode::PAYLOAD_TOO_LARGE && !json {
-        let why = if upload {
-            format!(
-                "the upload is over {} MiB: send a smaller image (or start the server with a larger --max-upload-mib)",
-                app.max_upload >> 20
-            )
-        } else {
-            format!(
-                "the request body is over {} MiB, the most a JSON request may carry: send a smaller one (fewer keepers, or none for every group)",
-                MAX_JSON_BODY >> 20
-            )
-        };
-        response = refuse(StatusCode::PAYLOAD_TOO_LARGE, &why);
-    } else if api && status.is_client_error() && !json {
-        let text = axum::body::to_bytes(response.into_body(), 64 * 1024)
-            .await
-            .map(|b| String::from_utf8_lossy(&b).trim().to_string())
-            .unwrap_or_default();
-        let why = if text.is_empty() {
-            status
-                .canonical_reason()
-                .unwrap_or("refused")
-                .to_lowercase()
-        } else {
-            text
-        };
-        response = refuse(status, &why);
-    } else if !api && status.is_client_error() && plain {
-        // a path the framework could not read (`/thumbs/%2e%2e`) at an address a browser opens
-        let text = axum::body::to_bytes(response.into_body(), 64 * 1024)
-            .await
-            .map(|b| String::from_utf8_lossy(&b).trim().to_string())
-            .unwrap_or_default();
-        response = refusal_page(
+    if response.status() != StatusCode::PAYLOAD_TOO_LARGE || json {
+        return response;
+    }
+    let why = if upload {
+        format!(
+            "the upload is over {} MiB: send a smaller image (or start the server with a larger --max-upload-mib)",
+            app.max_upload >> 20
+        )
+    } else {
+        format!(
+            "the request body is over {} MiB, the most a JSON request may carry: send a smaller one (fewer keepers, or none for every group)",
+            MAX_JSON_BODY >> 20
+        )
+    };
+    refuse(StatusCode::PAYLOAD_TOO_LARGE, &why)
+}
+
+/// A refusal (status 400 or above) in the form of its address: under `/api/` (`api`) JSON
+/// `{"error"}`, elsewhere (addresses a browser opens) the HTML page. The framework's own
+/// refusals come in plain text or empty, the handlers' in JSON: their words are kept, and
+/// their headers but the body's own (`Allow` of a 405).
+async fn refusal_for(api: bool, response: Response) -> Response {
+    let content_type = |r: &Response, prefix: &[u8]| {
+        r.headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|t| t.as_bytes().starts_with(prefix))
+    };
+    if (api && content_type(&response, b"application/json"))
+        || (!api && content_type(&response, b"text/html"))
+    {
+        return response;
+    }
+    let status = response.status();
+    let from_json = content_type(&response, b"application/json");
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let text = if from_json {
+        serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_string))
+            .unwrap_or_default()
+    } else {
+        String::from_utf8_lossy(&bytes).trim().to_string()
+    };
+    let why = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("refused")
+            .to_lowercase()
+    } else {
+        text
+    };
+    let mut refusal = if api {
+        refuse(status, &why)
+    } else {
+        refusal_page(
             status,
             &format!(
                 "<p>The address was refused: {}.</p>\n<p><a href=\"/\">/</a> is the app's start page.</p>",
-                crate::eval::report::html::escape(&text)
+                crate::eval::report::html::escape(why.trim_end_matches('.'))
             ),
-        );
+        )
+    };
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE
+            && name != header::CONTENT_LENGTH
+            && name != header::CONTENT_SECURITY_POLICY
+        {
+            refusal.headers_mut().append(name, value.clone());
+        }
     }
-    let headers = response.headers_mut();
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    response
+    refusal
 }
 
 fn refuse(status: StatusCode, why: &str) -> Response {
