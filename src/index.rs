@@ -1222,25 +1222,23 @@ fn index_pass(
             under_walk(e.root_id, &e.rel_path) && !seen.contains(&(e.root_id, e.rel_path.as_path()))
         })
         .collect();
-    // Content is copied or moved only from rows this run does not rewrite. A row read again
-    // only because its stamp was not settled (its file was written just before it was indexed)
-    // most likely holds the same bytes: it stays a source until the writer overwrites its path
-    // with other bytes (see `Sources`).
-    let provisional: HashSet<i64> = jobs
-        .iter()
-        .filter_map(|(file, existing)| {
-            let e = existing.filter(|e| {
-                e.stamp.mtime_ns == FileStamp::UNSETTLED_MTIME
-                    && e.stamp.size == file.stamp.size
-                    && features_current(e, &signatures)
-            })?;
-            Some(e.id)
-        })
-        .collect();
+    // Content is copied or moved from any row holding it, rows this run reads again too (two
+    // files that swapped names, a file renamed and another written at its path): the writer
+    // keeps each source current as it overwrites paths (see `Sources`). A row read again is
+    // left out only when no other file of the run has its recorded size, so none can hold its
+    // content, and its content is not kept in memory for nothing.
+    let mut job_sizes: HashMap<u64, usize> = HashMap::new();
+    for (file, _) in &jobs {
+        *job_sizes.entry(file.stamp.size).or_default() += 1;
+    }
     let rewritten: HashSet<i64> = jobs
         .iter()
-        .filter_map(|j| j.1.map(|e| e.id))
-        .filter(|id| !provisional.contains(id))
+        .filter_map(|(file, existing)| {
+            let e = (*existing)?;
+            let same_size = job_sizes.get(&e.stamp.size).copied().unwrap_or(0);
+            let others = same_size - usize::from(file.stamp.size == e.stamp.size);
+            (others == 0).then_some(e.id)
+        })
         .collect();
     let mut vanished_by_hash: HashMap<[u8; 32], Vec<i64>> = HashMap::new();
     for e in vanished.iter().filter(|e| features_current(e, &signatures)) {
@@ -2795,6 +2793,90 @@ mod tests {
                 "{name}: {again:?}"
             );
             assert_eq!((again.removed, again.unchanged), (0, on_disk), "{name}");
+        }
+    }
+
+    /// Files indexed a while ago (settled stamps, so every changed path is read again) that
+    /// swap names, or one renamed while another image is written at its path: their content is
+    /// counted moved, as after a fresh index, not new or updated, and is not decoded again.
+    #[test]
+    fn settled_files_trading_paths_count_as_moved() {
+        let mv = |dir: &Path, from: &str, to: &str| {
+            std::fs::rename(dir.join(from), dir.join(to)).unwrap()
+        };
+        type Shuffle = fn(&Path, &dyn Fn(&Path, &str, &str));
+        /// new, updated, moved, duplicates
+        type Counts = (usize, usize, usize, usize);
+        let cases: [(&str, Shuffle, Counts); 3] = [
+            (
+                "swap",
+                |d, mv| {
+                    mv(d, "0.bmp", "t");
+                    mv(d, "1.bmp", "0.bmp");
+                    mv(d, "t", "1.bmp");
+                },
+                (0, 0, 2, 0),
+            ),
+            (
+                "renamed, another image written at its path",
+                |d, mv| {
+                    mv(d, "0.bmp", "w.bmp");
+                    write_png(&d.join("0.bmp"), 77);
+                },
+                (0, 1, 1, 0),
+            ),
+            (
+                "copied, then overwritten by another indexed image",
+                |d, _| {
+                    std::fs::copy(d.join("0.bmp"), d.join("n.bmp")).unwrap();
+                    std::fs::copy(d.join("1.bmp"), d.join("0.bmp")).unwrap();
+                },
+                (0, 0, 1, 1),
+            ),
+        ];
+        for (name, shuffle, counts) in cases {
+            let (_tmp, photos, collection, config) = fresh_bmps();
+            // past the settle window: the rows get the files' own stamps
+            std::thread::sleep(Duration::from_millis(2100));
+            let stop = AtomicBool::new(false);
+            let index = || run(&collection, &config, &|_| {}, &stop).unwrap();
+            assert_eq!(index().new, 4, "{name}");
+            let store = collection.open_store().unwrap();
+            assert!(
+                store
+                    .catalog()
+                    .unwrap()
+                    .iter()
+                    .all(|e| e.stamp.mtime_ns != FileStamp::UNSETTLED_MTIME),
+                "{name}"
+            );
+            drop(store);
+            shuffle(&photos, &mv);
+            let summary = index();
+            assert_eq!(
+                (
+                    summary.new,
+                    summary.updated,
+                    summary.moved,
+                    summary.duplicates
+                ),
+                counts,
+                "{name}: {summary:?}"
+            );
+            let store = collection.open_store().unwrap();
+            for entry in std::fs::read_dir(&photos).unwrap() {
+                let path = entry.unwrap().path();
+                let hash = *blake3::hash(&std::fs::read(&path).unwrap()).as_bytes();
+                let row = store.file_at(&path).unwrap();
+                assert_eq!(row.map(|r| r.hash), Some(hash), "{name}: {path:?}");
+            }
+            drop(store);
+            let again = index();
+            assert_eq!(
+                (again.new, again.updated, again.moved, again.duplicates),
+                (0, 0, 0, 0),
+                "{name}: {again:?}"
+            );
         }
     }
 }
