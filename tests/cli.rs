@@ -1369,6 +1369,91 @@ fn a_database_cut_short_is_damage_for_every_command_not_a_full_disk() {
     }
 }
 
+/// A database whose schema is not the one lookalike's migrations made (a table another tool
+/// dropped, an index gone, a table of another program added, a table made again with other
+/// columns) is damage for every command that opens it: exit 4 and the advice. It passed
+/// `status --check`, and `index` then failed with exit 1 and SQLite's "no such table".
+#[test]
+fn a_database_unlike_the_schema_lookalike_made_is_damage_for_every_command() {
+    let env = setup(&["horse", "grass"]);
+    env.index_json(0);
+    let db = lookalike::collection::Collection::at(&env.index).db_path();
+    // a new image: `index` has a thumbnail to write
+    copy_groups(&env.root.join("more"), &["gravel"]);
+    let image = env.photos.join("horse/original.jpg");
+    let image = image.to_str().unwrap();
+    let photos = env.photos.to_str().unwrap();
+    let every: &[&[&str]] = &[
+        &["status"],
+        &["status", "--check"],
+        &["query", image],
+        &["duplicates"],
+        &["forget", photos],
+        &["eval", "--labels", "folders", photos],
+        &["serve", "--port", "0"],
+        &["index"],
+    ];
+    let few: &[&[&str]] = &[&["status", "--check"], &["query", image], &["index"]];
+    for (change, told, commands) in [
+        (
+            "DROP TABLE thumbnails",
+            "table `thumbnails` is missing",
+            every,
+        ),
+        (
+            "DROP INDEX images_by_hash",
+            "index `images_by_hash` is missing",
+            few,
+        ),
+        (
+            "CREATE TABLE moz_places (id INTEGER PRIMARY KEY, url TEXT)",
+            "table `moz_places` is not lookalike's",
+            few,
+        ),
+        (
+            "DROP TABLE failures; CREATE TABLE failures (root_id INTEGER, rel_path BLOB)",
+            "table `failures` is not as lookalike made it",
+            few,
+        ),
+    ] {
+        for args in commands {
+            // each on its own copy: a command may write to it
+            let copy = env.root.join("idx-copy");
+            let _ = std::fs::remove_dir_all(&copy);
+            copy_tree(&env.index, &copy);
+            let copied_db = copy.join(db.file_name().unwrap());
+            rusqlite::Connection::open(&copied_db)
+                .unwrap()
+                .execute_batch(change)
+                .unwrap();
+            let mut cmd = Command::cargo_bin("lookalike").unwrap();
+            cmd.current_dir(&env.root)
+                .env_remove("LOOKALIKE_INDEX")
+                .arg("--index-dir")
+                .arg(&copy)
+                .args(*args);
+            if args == &["index"] {
+                cmd.arg(&env.photos).arg(env.root.join("more"));
+            }
+            let out = cmd
+                .timeout(std::time::Duration::from_secs(60))
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(4), "{change}: {args:?}: {stderr}");
+            assert!(stderr.contains(told), "{change}: {args:?}: {stderr}");
+            assert!(
+                stderr.contains("restore lookalike.db from a backup, or delete it"),
+                "{change}: {args:?}: {stderr}"
+            );
+            assert!(
+                !stderr.contains("internal error"),
+                "{change}: {args:?}: {stderr}"
+            );
+        }
+    }
+}
+
 /// `deblur --json` reports each colour channel's noise and iterations with the method used;
 /// a kernel written by `blur --psf-out` deblurs as its spec does; `quality --json` scores a
 /// colour pair per channel and on luminance.

@@ -667,6 +667,65 @@ fn the_server_follows_an_index_run() {
     }
 }
 
+/// A space the server loaded between a run's last change and the dump it then records (the
+/// data version moved, the graph not yet written) is loaded again from that dump: searches
+/// said "index changed since the HNSW dump was written" until the server stopped, while
+/// `lookalike query` read the dump.
+#[test]
+fn a_dump_recorded_after_the_server_loaded_its_space_is_loaded() {
+    let c = Collection::new();
+    // settled stamps: the runs below change nothing but the graph
+    std::thread::sleep(Duration::from_millis(2100));
+    c.index();
+    let server = c.serve(&[]);
+    let id = image_ids(&server)[0].0;
+    let lookalikes = |server: &Server| server.get(&format!("/api/images/{id}?k=3")).json();
+    let fresh = lookalikes(&server);
+    assert!(fresh["lookalikes"]["note"].is_null(), "{fresh}");
+    // the data version moves as a run's writes move it, before its graph is written
+    rusqlite::Connection::open(c.index.join("lookalike.db"))
+        .unwrap()
+        .execute(
+            "UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = 'data_version'",
+            [],
+        )
+        .unwrap();
+    let stale = "index changed since the HNSW dump was written";
+    let start = Instant::now();
+    loop {
+        let doc = lookalikes(&server);
+        if doc["lookalikes"]["note"]
+            .as_str()
+            .is_some_and(|n| n.contains(stale))
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "never reloaded: {doc}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // the run's graph: recorded at the same data version
+    c.index();
+    let start = Instant::now();
+    loop {
+        let doc = lookalikes(&server);
+        if doc["lookalikes"]["note"].is_null() {
+            assert_eq!(
+                doc["lookalikes"]["hits"], fresh["lookalikes"]["hits"],
+                "{doc}"
+            );
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the recorded dump is never loaded: {doc}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// An index with the `duplicates` profile ranks nothing, but its images still have their pages.
 #[test]
 fn an_index_that_ranks_nothing_still_describes_its_images() {

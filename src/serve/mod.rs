@@ -3,7 +3,7 @@
 //!
 //! The server answers from its own read-only connections while `index` writes: a page reads
 //! the database as it is, and the search space is reloaded in the background when the
-//! database's data version moves.
+//! database's data version moves or another HNSW dump is recorded.
 
 mod routes;
 
@@ -68,9 +68,11 @@ pub(crate) struct Server {
 /// A database file as (device, inode), where the platform tells.
 type FileId = Option<(u64, u64)>;
 
-/// The search space as loaded at one data version of one database file.
+/// The search space as loaded at one data version and dump record of one database file.
 struct Loaded {
     version: u64,
+    /// The HNSW dump's record as read before loading (`None`: no dump recorded).
+    dump: Option<String>,
     database: FileId,
     searcher: Mutex<Searcher>,
 }
@@ -245,41 +247,52 @@ impl App {
         crate::cleanup::file_id(&self.collection.db_path())
     }
 
-    /// The search space at the database's current data version: loaded on first use, then
-    /// reloaded in the background when `index` has changed the database (the previous one
-    /// answers meanwhile), and at once when the database is another file (the index was
-    /// deleted and made again: the previous space is of other images).
+    /// The search space at the database's current data version and dump: loaded on first use,
+    /// then reloaded in the background when `index` has changed the database or recorded
+    /// another dump (the previous space answers meanwhile), and at once when the database is
+    /// another file (the index was deleted and made again: the previous space is of other
+    /// images). A run's last write comes before its dump is recorded: a space loaded between
+    /// the two holds a graph rebuilt in memory, and is loaded again from the dump.
     fn searcher(self: &Arc<Self>) -> Result<Arc<Loaded>> {
         let database = self.database();
-        let (version, images) = self.with_store(|s| Ok((s.data_version()?, s.image_count()?)))?;
+        let (version, dump, images) = self.with_store(|s| {
+            Ok((
+                s.data_version()?,
+                s.cached_meta(crate::collection::DUMP_KEY)?,
+                s.image_count()?,
+            ))
+        })?;
         // emptied since the space was loaded, the space still holds the images it had
         if images == 0 {
             return Err(Error::EmptyIndex(self.collection.dir().to_path_buf()));
         }
         let current = self.loaded.read().expect("search space").clone();
         match current {
-            Some(loaded) if loaded.database != database => self.load(version, database),
-            Some(loaded) if loaded.version == version => Ok(loaded),
+            Some(loaded) if loaded.database != database => self.load(version, dump, database),
+            Some(loaded) if is_current(&loaded, version, dump.as_deref()) => Ok(loaded),
             Some(loaded) => {
                 if !self.reloading.swap(true, Ordering::AcqRel) {
                     let app = Arc::clone(self);
                     std::thread::spawn(move || {
                         // A failed reload keeps the previous space; the next request retries.
-                        let _ = app.load(version, database);
+                        let _ = app.load(version, dump, database);
                         app.reloading.store(false, Ordering::Release);
                     });
                 }
                 Ok(loaded)
             }
-            None => self.load(version, database),
+            None => self.load(version, dump, database),
         }
     }
 
-    fn load(&self, version: u64, database: FileId) -> Result<Arc<Loaded>> {
+    /// Loads the space; `version` and `dump` are read before it, so that a change made while
+    /// it loads is met by the next request.
+    fn load(&self, version: u64, dump: Option<String>, database: FileId) -> Result<Arc<Loaded>> {
         let fusion = Fusion::for_profile(self.collection.recorded_profile()?);
         let searcher = Searcher::open(&self.collection, &fusion)?;
         let loaded = Arc::new(Loaded {
             version,
+            dump,
             database,
             searcher: Mutex::new(searcher),
         });
@@ -346,6 +359,12 @@ impl App {
         }
         out
     }
+}
+
+/// True when `loaded` was loaded at data version `version` with the dump recorded as `dump`:
+/// a dump recorded since (a run's graph, written after its last change) is loaded again.
+fn is_current(loaded: &Loaded, version: u64, dump: Option<&str>) -> bool {
+    loaded.version == version && loaded.dump.as_deref() == dump
 }
 
 /// An address as written in a URL's host part.

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 pub use crate::features::FeatureRow;
 
 mod read;
+mod schema;
 mod write;
 
 /// Migrations in order; entry `i` moves the schema from version `i` to `i + 1`.
@@ -518,7 +519,7 @@ impl Store {
             damaged: Default::default(),
         };
         // before any pragma that writes (the journal mode): the file may be someone else's
-        store.refuse_foreign(store.schema_version()?)?;
+        store.refuse_foreign()?;
         store.configure()?;
         store.migrate()?;
         Ok(store)
@@ -536,42 +537,32 @@ impl Store {
             path: path.to_path_buf(),
             damaged: Default::default(),
         };
-        match store.schema_version() {
-            Ok(version) => match store.refuse_foreign(version) {
-                Err(e @ Error::InvalidInput(_)) => Err(e),
-                _ => Ok(()),
-            },
-            Err(_) => Ok(()),
+        match store.refuse_foreign() {
+            Err(e @ Error::InvalidInput(_)) => Err(e),
+            _ => Ok(()),
         }
     }
 
-    /// Refuses a database that is not a lookalike index: schema objects without a recorded
-    /// version, or a version without lookalike's tables. An empty database is an index to be.
-    fn refuse_foreign(&self, version: i64) -> Result<()> {
-        if version > SCHEMA_VERSION {
-            return Ok(());
-        }
-        let tables: Vec<String> = {
-            let mut stmt = self
-                .conn
-                .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-                .map_err(|e| db(&self.path, e))?;
-            stmt.query_map([], |r| r.get(0))
-                .map_err(|e| db(&self.path, e))?
-                .collect::<rusqlite::Result<_>>()
-                .map_err(|e| db(&self.path, e))?
+    /// Refuses a database that is not a lookalike index (schema objects without a recorded
+    /// version, or a version with little of lookalike's schema), and one whose schema is not
+    /// the one its version's migrations made (a table, index, trigger or column missing,
+    /// changed or added): damage. Returns the schema version. An empty database is an index to
+    /// be.
+    fn refuse_foreign(&self) -> Result<i64> {
+        let (version, verdict) = self.schema_verdict()?;
+        let tables = match verdict {
+            schema::SchemaVerdict::Made => return Ok(version),
+            schema::SchemaVerdict::Damaged(why) => {
+                return Err(Error::Corrupt {
+                    path: self.path.clone(),
+                    reason: format!(
+                        "its tables are not those lookalike made ({why}); {}",
+                        crate::error::DAMAGED_DATABASE_ADVICE
+                    ),
+                });
+            }
+            schema::SchemaVerdict::Foreign(tables) => tables,
         };
-        let objects: i64 = self
-            .conn
-            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
-            .map_err(|e| db(&self.path, e))?;
-        let ours = ["roots", "images", "features", "failures", "meta"]
-            .iter()
-            .all(|t| tables.iter().any(|n| n == t));
-        let foreign = if version == 0 { objects > 0 } else { !ours };
-        if !foreign {
-            return Ok(());
-        }
         let shown: Vec<&str> = tables.iter().take(5).map(String::as_str).collect();
         Err(Error::InvalidInput(format!(
             "{}: exists but is not a lookalike index (a SQLite database of another program{}); lookalike will not overwrite or remove it: move it away, or choose another folder with --index-dir",
@@ -624,8 +615,7 @@ impl Store {
             path: path.to_path_buf(),
             damaged: Default::default(),
         };
-        let version = store.schema_version()?;
-        store.refuse_foreign(version)?;
+        let version = store.refuse_foreign()?;
         if version > SCHEMA_VERSION {
             return Err(Error::SchemaTooNew {
                 path: path.to_path_buf(),
