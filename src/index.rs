@@ -1222,24 +1222,10 @@ fn index_pass(
             under_walk(e.root_id, &e.rel_path) && !seen.contains(&(e.root_id, e.rel_path.as_path()))
         })
         .collect();
-    // Content is copied or moved from any row holding it, rows this run reads again too (two
-    // files that swapped names, a file renamed and another written at its path): the writer
-    // keeps each source current as it overwrites paths (see `Sources`). A row read again is
-    // left out only when no other file of the run has its recorded size, so none can hold its
-    // content, and its content is not kept in memory for nothing.
-    let mut job_sizes: HashMap<u64, usize> = HashMap::new();
-    for (file, _) in &jobs {
-        *job_sizes.entry(file.stamp.size).or_default() += 1;
-    }
-    let rewritten: HashSet<i64> = jobs
-        .iter()
-        .filter_map(|(file, existing)| {
-            let e = (*existing)?;
-            let same_size = job_sizes.get(&e.stamp.size).copied().unwrap_or(0);
-            let others = same_size - usize::from(file.stamp.size == e.stamp.size);
-            (others == 0).then_some(e.id)
-        })
-        .collect();
+    // Every row with current features is a source of its content, also one whose path this
+    // run reads again (files that swapped names, or a file written just after it was
+    // indexed): it stays a source until the writer overwrites its path with other bytes, and
+    // its content is read back first when it was the last row holding it (see `Sources`).
     let mut vanished_by_hash: HashMap<[u8; 32], Vec<i64>> = HashMap::new();
     for e in vanished.iter().filter(|e| features_current(e, &signatures)) {
         vanished_by_hash.entry(e.hash).or_default().push(e.id);
@@ -1251,10 +1237,7 @@ fn index_pass(
         overwritten: HashMap::new(),
         given: HashMap::new(),
     };
-    for e in catalog
-        .iter()
-        .filter(|e| features_current(e, &signatures) && !rewritten.contains(&e.id))
-    {
+    for e in catalog.iter().filter(|e| features_current(e, &signatures)) {
         sources.live.entry(e.hash).or_default().push(e.id);
     }
     let known_hashes: HashSet<[u8; 32]> = sources.live.keys().copied().collect();
@@ -2609,6 +2592,84 @@ mod tests {
             let mut wanted = signatures.clone();
             wanted.sort();
             assert_eq!(stored, wanted, "the fast rows were replaced");
+        }
+    }
+
+    /// Files of settled stamps and different sizes that trade names (two or three at a time,
+    /// within a folder or across folders) keep their features by content hash: none is
+    /// decoded, each counts as moved, and a second run finds nothing to do.
+    #[test]
+    fn settled_files_trading_names_are_moved_not_decoded() {
+        type Cycle = [&'static str; 3];
+        let cases: [(&str, Cycle, usize); 3] = [
+            ("two", ["a/0.png", "a/1.png", ""], 2),
+            ("three", ["a/0.png", "a/1.png", "a/2.png"], 3),
+            ("three across folders", ["a/0.png", "b/1.png", "c/2.png"], 3),
+        ];
+        for (name, cycle, moved) in cases {
+            let (_tmp, photos, collection, config) = png_folder(0);
+            for (i, rel) in ["a/0.png", "a/1.png", "a/2.png", "b/1.png", "c/2.png"]
+                .iter()
+                .enumerate()
+            {
+                let path = photos.join(rel);
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                // sizes differ: each picture has its own width
+                let img = image::RgbImage::from_fn(48 + 7 * i as u32, 40, |x, y| {
+                    image::Rgb([(x * 9 + y) as u8, (y * 13 + i as u32 * 40) as u8, x as u8])
+                });
+                img.save(&path).unwrap();
+            }
+            // past the settle window: the rows get their files' own stamps
+            std::thread::sleep(Duration::from_millis(2100));
+            let stop = AtomicBool::new(false);
+            let index = || run(&collection, &config, &|_| {}, &stop).unwrap();
+            assert_eq!(index().new, 5, "{name}");
+            let store = collection.open_store().unwrap();
+            assert!(
+                store
+                    .catalog()
+                    .unwrap()
+                    .iter()
+                    .all(|e| e.stamp.mtime_ns != FileStamp::UNSETTLED_MTIME),
+                "{name}"
+            );
+            drop(store);
+            let names: Vec<&str> = cycle.into_iter().filter(|n| !n.is_empty()).collect();
+            let hash_of =
+                |rel: &str| *blake3::hash(&std::fs::read(photos.join(rel)).unwrap()).as_bytes();
+            let before: Vec<[u8; 32]> = names.iter().map(|n| hash_of(n)).collect();
+            // each file takes the next one's name
+            let tmp_name = photos.join("t");
+            std::fs::rename(photos.join(names[0]), &tmp_name).unwrap();
+            for w in names.windows(2) {
+                std::fs::rename(photos.join(w[1]), photos.join(w[0])).unwrap();
+            }
+            std::fs::rename(&tmp_name, photos.join(names[names.len() - 1])).unwrap();
+            let summary = index();
+            assert_eq!(
+                (
+                    summary.new,
+                    summary.updated,
+                    summary.moved,
+                    summary.duplicates
+                ),
+                (0, 0, moved, 0),
+                "{name}: {summary:?}"
+            );
+            assert!(summary.changing.is_empty(), "{name}: {summary:?}");
+            let store = collection.open_store().unwrap();
+            for (k, rel) in names.iter().enumerate() {
+                let row = store.file_at(&photos.join(rel)).unwrap().unwrap();
+                assert_eq!(row.hash, before[(k + 1) % names.len()], "{name}: {rel}");
+            }
+            drop(store);
+            let again = index();
+            assert_eq!(
+                (again.new, again.updated, again.moved, again.unchanged),
+                (0, 0, 0, 5),
+                "{name}: {again:?}"
+            );
         }
     }
 

@@ -1658,6 +1658,15 @@ fn deblur_of_a_jpeg_says_its_noise_is_not_measurable() {
     );
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["lossy"], true, "{doc}");
+    // the JSON agrees with the text: no noise level, in any field
+    assert_eq!(doc["blurred"], false, "{doc}");
+    assert!(doc["noise_sigma"].is_null(), "{doc}");
+    assert!(doc["estimate"]["noise_sigma"].is_null(), "{doc}");
+    let channels = doc["channels"].as_array().unwrap();
+    assert!(
+        !channels.is_empty() && channels.iter().all(|c| c["noise_sigma"].is_null()),
+        "{doc}"
+    );
     // restored, it names the floor its noise was taken at
     let sharp =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/restore/photos/camera.png");
@@ -3272,6 +3281,45 @@ fn eval_needs_no_dataset_beside_images_and_groundtruth() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--groundtruth FILE"), "{err}");
+}
+
+/// `eval --images` on an index that already holds byte-identical copies of the images says
+/// they were added as duplicates, with the counts `index` gives, not "0 new".
+#[test]
+fn eval_counts_images_added_as_copies() {
+    let env = setup(&["astronaut", "coffee"]);
+    env.index_json(0);
+    let copies = env.root.join("copies");
+    let mut lines = String::new();
+    let mut n = 0;
+    for (label, group) in ["astronaut", "coffee"].iter().enumerate() {
+        std::fs::create_dir_all(copies.join(group)).unwrap();
+        for entry in std::fs::read_dir(env.photos.join(group)).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), copies.join(group).join(entry.file_name())).unwrap();
+            let name = entry.file_name();
+            lines.push_str(&format!("{group}/{}\t{label}\n", name.to_string_lossy()));
+            n += 1;
+        }
+    }
+    let gt = env.root.join("gt.tsv");
+    std::fs::write(&gt, lines).unwrap();
+    let out = run_ok(
+        env.cmd()
+            .args(["eval", "--families", "fused", "--no-hnsw"])
+            .arg("--images")
+            .arg(&copies)
+            .arg("--groundtruth")
+            .arg(&gt),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    let want =
+        format!(": 0 new, 0 unchanged, 0 updated, 0 moved, {n} duplicates, 0 removed, 0 failed");
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("indexed ") && l.contains(&want)),
+        "{want}: {err}"
+    );
 }
 
 /// A labelled run sees the images the index walks (a link to an image is not followed, as by

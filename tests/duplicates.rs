@@ -354,6 +354,55 @@ fn a_hardlink_dry_run_counts_only_what_the_apply_frees() {
     assert_eq!(applied["action"]["freed_bytes"], size, "{applied}");
 }
 
+/// With an action, `-0` prints only the copies that action's dry run would act on (the
+/// "would ..." lines) and `--csv` marks the others `skipped`: `--hardlink` links the
+/// byte-identical copy only, so a script removing what `-0 --hardlink` prints never removes an
+/// edited copy. Without an action, `-0` prints every copy not kept that is not left alone.
+#[test]
+fn null_output_with_an_action_lists_only_what_it_would_act_on() {
+    let env = Env::new();
+    let bytes = std::fs::read(sample("camera")).unwrap();
+    env.put("camera.jpg", &bytes);
+    let identical = env.put("backup/camera.jpg", &bytes);
+    let small = image::open(sample("camera"))
+        .unwrap()
+        .to_rgb8()
+        .pipe(|i| image::imageops::resize(&i, 200, 150, image::imageops::FilterType::Triangle));
+    let edited = env.put("mail/camera_small.jpg", &jpeg(&small));
+    env.duplicates(&[]);
+    let paths = |out: std::process::Output| {
+        let mut p: Vec<String> = String::from_utf8(out.stdout)
+            .unwrap()
+            .split_terminator('\0')
+            .map(str::to_string)
+            .collect();
+        p.sort();
+        p
+    };
+    let name = |p: &Path| p.to_str().unwrap().to_string();
+
+    let linked = listing(&env, &["-0", "--hardlink"]);
+    assert!(
+        String::from_utf8_lossy(&linked.stderr).contains("skipped"),
+        "{linked:?}"
+    );
+    assert_eq!(paths(linked), vec![name(&identical)]);
+    let mut all = vec![name(&identical), name(&edited)];
+    all.sort();
+    assert_eq!(paths(listing(&env, &["-0", "--trash"])), all);
+    assert_eq!(paths(listing(&env, &["-0"])), all);
+
+    let csv = String::from_utf8(listing(&env, &["--csv", "--hardlink"]).stdout).unwrap();
+    let role = |file: &str| {
+        let row = csv.lines().find(|l| l.contains(file)).unwrap();
+        row.split(',').nth(1).unwrap().to_string()
+    };
+    assert_eq!(role("camera_small.jpg"), "skipped", "{csv}");
+    assert_eq!(role("backup/camera.jpg"), "copy", "{csv}");
+    let csv = String::from_utf8(listing(&env, &["--csv"]).stdout).unwrap();
+    assert!(!csv.contains(",skipped,"), "{csv}");
+}
+
 #[test]
 fn trash_and_hardlink_are_undone_and_edited_copies_are_never_linked() {
     let env = Env::new();

@@ -1083,6 +1083,92 @@ fn a_file_replaced_by_a_folder_is_gone_not_forbidden() {
     assert!(why.contains("a folder now stands"), "{doc}");
 }
 
+/// An address with a trailing slash or an extra path segment is refused with the app's own
+/// answer: the HTML refusal page (linking to the address without the slash) for addresses a
+/// browser opens, JSON under `/api/`; never an empty body.
+#[test]
+fn addresses_with_a_trailing_slash_or_an_extra_segment_are_refused_in_the_apps_words() {
+    let c = Collection::new();
+    let server = c.serve(&[]);
+    let id = image_ids(&server)[0].0;
+    for target in [
+        format!("/files/{id}/"),
+        format!("/files/{id}/x"),
+        format!("/thumbs/{id}/"),
+        "/app.js/".to_string(),
+        "/nowhere".to_string(),
+    ] {
+        let a = server.get(&target);
+        assert_eq!(a.status, 404, "{target}");
+        assert!(
+            a.header("content-type")
+                .is_some_and(|t| t.starts_with("text/html")),
+            "{target}: {:?}",
+            a.header("content-type")
+        );
+        let text = a.text();
+        assert!(
+            text.contains("Address refused") && text.contains("start page"),
+            "{target}: {text}"
+        );
+        if target.ends_with('/') {
+            let href = format!("href=\"{}\"", target.trim_end_matches('/'));
+            assert!(text.contains(&href), "{target}: {text}");
+        }
+    }
+    for target in [
+        format!("/api/images/{id}/"),
+        "/api/status/".to_string(),
+        "/api/images/1/x".to_string(),
+    ] {
+        let a = server.get(&target);
+        assert_eq!(a.status, 404, "{target}");
+        let error = a.json()["error"].as_str().unwrap_or("").to_string();
+        assert!(error.contains("no endpoint at"), "{target}: {error}");
+    }
+}
+
+/// The page of an image whose file is gone says so once, in `why_not_viewable`: the image is
+/// never listed among its own look-alikes, as a hit or as one left out.
+#[test]
+fn a_gone_image_is_not_left_out_of_its_own_lookalikes() {
+    let c = Collection::new();
+    let server = c.serve(&[]);
+    let ids = image_ids(&server);
+    let camera = ids.iter().find(|i| i.1 == "camera.jpg").unwrap().0;
+    let rocket = ids.iter().find(|i| i.1 == "rocket.jpg").unwrap().0;
+    std::fs::remove_file(c.photos.join("camera.jpg")).unwrap();
+    let doc = server.get(&format!("/api/images/{camera}?k=3")).json();
+    let own = c.photos.join("camera.jpg");
+    let listed = |key: &str| -> Vec<String> {
+        doc["lookalikes"][key]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|p| p.as_str().unwrap_or("").to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert!(
+        !listed("stale").contains(&own.display().to_string()),
+        "{doc}"
+    );
+    assert!(listed("stale").is_empty(), "{doc}");
+    let hits = doc["lookalikes"]["hits"].as_array().unwrap();
+    assert!(hits.iter().all(|h| h["id"] != camera), "{doc}");
+    assert_eq!(doc["image"]["viewable"], false, "{doc}");
+    let why = doc["image"]["why_not_viewable"].as_str().unwrap_or("");
+    assert!(why.contains("gone"), "{doc}");
+    // another image's page still lists the gone one as left out
+    let other = server.get(&format!("/api/images/{rocket}?k=7")).json();
+    let stale: Vec<&str> = other["lookalikes"]["stale"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    assert_eq!(stale, vec![own.to_str().unwrap()], "{other}");
+}
+
 /// A reports folder given twice, however spelled, or given with one of its reports, lists
 /// each report once.
 #[test]

@@ -301,6 +301,14 @@ pub(crate) fn cmd_duplicates(
         Some((_, steps, outcomes)) if !args.apply => cleanup::would_free_bytes(steps, outcomes),
         _ => reclaimable(&findings.groups),
     };
+    // with an action, each copy (in listing order, one step each): whether the run does it
+    // or, in a dry run, would
+    let acted: Option<Vec<bool>> = outcomes.as_ref().map(|(_, _, outcomes)| {
+        outcomes
+            .iter()
+            .map(|o| matches!(o, Outcome::WouldDo | Outcome::Done))
+            .collect()
+    });
     if args.json {
         let mut doc = listing_json(&findings, &held);
         doc["reclaimable_bytes"] = reclaim.into();
@@ -309,14 +317,26 @@ pub(crate) fn cmd_duplicates(
         }
         print_json(&doc)?;
     } else if args.csv {
-        write_csv(&findings.groups, &held)?;
+        write_csv(&findings.groups, &held, acted.as_deref())?;
     } else if args.null {
         // only the copies an action would act on: `rm` on the others would remove a file
-        // lookalike itself leaves alone
+        // lookalike itself leaves alone, or (with `--hardlink`) an edited copy it skips
         let mut out = std::io::stdout().lock();
         let copies = findings.groups.iter().flat_map(|g| g.copies());
-        for (m, _) in copies.zip(&held).filter(|(_, why)| why.is_none()) {
-            out.write_all(m.record.path.as_os_str().as_encoded_bytes())
+        let listed: Vec<&Path> = match &acted {
+            Some(acted) => copies
+                .zip(acted)
+                .filter(|(_, acts)| **acts)
+                .map(|(m, _)| m.record.path.as_path())
+                .collect(),
+            None => copies
+                .zip(&held)
+                .filter(|(_, why)| why.is_none())
+                .map(|(m, _)| m.record.path.as_path())
+                .collect(),
+        };
+        for path in listed {
+            out.write_all(path.as_os_str().as_encoded_bytes())
                 .and_then(|()| out.write_all(b"\0"))
                 .map_err(out_err)?;
         }
@@ -447,8 +467,9 @@ fn csv_field(s: &str) -> String {
 }
 
 /// The listing as CSV; a copy every action leaves alone (`held`, each copy's reason in order)
-/// has the role `left_alone` (the text and JSON listings give the reason).
-fn write_csv(groups: &[Group], held: &[Option<String>]) -> Result<()> {
+/// has the role `left_alone` (the text and JSON listings give the reason), and with an action
+/// (`acted`, each copy in order), one the action skips has the role `skipped`.
+fn write_csv(groups: &[Group], held: &[Option<String>], acted: Option<&[bool]>) -> Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -456,21 +477,29 @@ fn write_csv(groups: &[Group], held: &[Option<String>]) -> Result<()> {
     )
     .map_err(out_err)?;
     let mut held = held.iter();
+    let mut acted = acted.map(<[bool]>::iter);
     for (i, g) in groups.iter().enumerate() {
         for (k, m) in g.members.iter().enumerate() {
             let r = &m.record;
-            let why = if k == 0 {
-                None
+            let (why, acts) = if k == 0 {
+                (None, true)
             } else {
-                held.next().and_then(Option::as_ref)
+                (
+                    held.next().and_then(Option::as_ref),
+                    acted
+                        .as_mut()
+                        .and_then(Iterator::next)
+                        .is_none_or(|acts| *acts),
+                )
             };
             writeln!(
                 out,
                 "{},{},{:.4},{},{},{},{},{},{}",
                 i + 1,
-                match (k, &why) {
-                    (0, _) => "keep",
-                    (_, Some(_)) => "left_alone",
+                match (k, &why, acts) {
+                    (0, _, _) => "keep",
+                    (_, Some(_), _) => "left_alone",
+                    (_, None, false) => "skipped",
                     _ => "copy",
                 },
                 m.distance,

@@ -263,11 +263,16 @@ fn index_folder(
         return Err(Error::Interrupted);
     }
     if !quiet {
+        // the counts `index` gives: images taken as copies or moves count too
         note!(
-            "indexed {}: {} new, {} unchanged, {} failed{}",
+            "indexed {}: {} new, {} unchanged, {} updated, {} moved, {} duplicates, {} removed, {} failed{}",
             crate::path_repr::shown(folder),
-            summary.new + summary.updated,
+            summary.new,
             summary.unchanged,
+            summary.updated,
+            summary.moved,
+            summary.duplicates,
+            summary.removed,
             // failures recorded before and unchanged since fail still
             summary.failed.len() + summary.still_failing,
             if summary.images_per_sec > 0.0 {

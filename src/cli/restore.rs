@@ -417,18 +417,30 @@ pub(crate) fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
     if args.json {
         let mut doc = path_repr::object("input", &args.input);
         path_repr::insert(&mut doc, "output", &args.output);
+        // a lossy file left unchanged has no measured noise, as the text says: null
+        let unmeasured = done.lossy && done.unchanged;
+        let mut channels = json!(done.channels);
+        let mut estimate = json!(est);
+        if unmeasured {
+            for c in channels.as_array_mut().into_iter().flatten() {
+                c["noise_sigma"] = serde_json::Value::Null;
+            }
+            if let Some(e) = estimate.as_object_mut() {
+                e.insert("noise_sigma".into(), serde_json::Value::Null);
+            }
+        }
         let serde_json::Value::Object(rest) = json!({
                 "psf": done.psf_text,
                 "estimated": est.is_some(),
-                "estimate": est,
+                "estimate": estimate,
                 "blurred": !done.found_no_blur(),
                 "copied": copied,
                 "method": method,
                 "strength": cfg.strength,
-                "noise_sigma": done.noise_sigma(),
+                "noise_sigma": (!unmeasured).then(|| done.noise_sigma()),
                 "lossy": done.lossy,
                 "iterations": iterations,
-                "channels": done.channels,
+                "channels": channels,
         }) else {
             return Err(Error::Internal("deblur JSON is not an object".into()));
         };

@@ -133,14 +133,20 @@ impl GroundTruth {
                 return Err(parse_err(tsv, lineno, "empty file name in column 1".into()));
             }
             let label_text = cols[1].trim();
-            let label: i64 = label_text.parse().map_err(|_| {
-                parse_err(
-                    tsv,
-                    lineno,
-                    format!(
+            let label: i64 = label_text.parse().map_err(|e: std::num::ParseIntError| {
+                let why = match e.kind() {
+                    std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
+                        format!(
+                            "label {label_text:?} in column 2 is out of range: give each file a whole-number label from {} to {}",
+                            i64::MIN,
+                            i64::MAX
+                        )
+                    }
+                    _ => format!(
                         "label {label_text:?} in column 2 is not an integer: give each file a whole-number label (a header line names no image file)"
                     ),
-                )
+                };
+                parse_err(tsv, lineno, why)
             })?;
             if let Some(prev) = first_line.insert(name.clone(), lineno) {
                 return Err(parse_err(
@@ -846,6 +852,11 @@ mod tests {
             ("f\tl\n", "no data lines"),
             ("f\tl\na.jpg 0\n", "columns"),
             ("f\tl\na.jpg\tcat\n", "not an integer"),
+            (
+                "f\tl\na.jpg\t99999999999999999999\n",
+                "out of range: give each file a whole-number label from -9223372036854775808 to 9223372036854775807",
+            ),
+            ("f\tl\na.jpg\t-99999999999999999999\n", "out of range"),
             ("f\tl\na.jpg\t0\nb.jpg\t1\na.jpg\t2\n", "duplicate"),
         ];
         for (content, want) in cases {

@@ -70,6 +70,7 @@ pub(super) fn router(app: Arc<App>) -> Router {
         .route("/api/undo", post(undo).layer(json_limit))
         .route("/api/reports", get(reports))
         .route("/reports/{n}/{*file}", get(report_file))
+        .fallback(unknown_address)
         .layer(middleware::from_fn_with_state(Arc::clone(&app), guard))
         .with_state(app)
 }
@@ -211,6 +212,37 @@ async fn refusal_for(api: bool, response: Response) -> Response {
         }
     }
     refusal
+}
+
+/// An address the app has no page for (a trailing slash, an extra path segment): 404 in JSON
+/// under `/api/`, else the refusal page, linking to the address without its trailing slash.
+async fn unknown_address(uri: axum::http::Uri) -> Response {
+    let path = uri.path();
+    if path.starts_with("/api/") {
+        return refuse(
+            StatusCode::NOT_FOUND,
+            &format!(
+                "no endpoint at {path}: /api/status, /api/folders, /api/images, /api/images/ID, /api/query, /api/duplicates, /api/duplicates/action, /api/undo and /api/reports are"
+            ),
+        );
+    }
+    let esc = crate::eval::report::html::escape;
+    let trimmed = path.trim_end_matches('/');
+    let without = if path.ends_with('/') && !trimmed.is_empty() {
+        format!(
+            "<p>Without its trailing slash: <a href=\"{0}\">{0}</a>.</p>\n",
+            esc(trimmed)
+        )
+    } else {
+        String::new()
+    };
+    refusal_page(
+        StatusCode::NOT_FOUND,
+        &format!(
+            "<p>The address was refused: the app has no page at {}.</p>\n{without}<p><a href=\"/\">/</a> is the app's start page.</p>",
+            esc(path)
+        ),
+    )
 }
 
 fn refuse(status: StatusCode, why: &str) -> Response {
@@ -514,14 +546,15 @@ fn image_json(r: &ImageRecord) -> Value {
     });
     let viewable = browser_type(&r.format).is_some() && as_indexed;
     m.insert("viewable".into(), json!(viewable));
+    // a gone or changed file is told so whatever its format
     let why = match &opened {
         _ if viewable => None,
-        _ if browser_type(&r.format).is_none() => Some(not_shown_by_browsers(&r.format)),
         Err(not) => Some(not.why()),
-        Ok(_) => Some(
+        Ok(_) if !as_indexed => Some(
             "the file changed since it was indexed: run `lookalike index` to bring the index up to date"
                 .to_string(),
         ),
+        Ok(_) => Some(not_shown_by_browsers(&r.format)),
     };
     m.insert("why_not_viewable".into(), json!(why));
     Value::Object(m)
@@ -812,8 +845,12 @@ async fn image(
                     k: k + 1,
                     ..Default::default()
                 };
-                let result = searcher.answer(&record.path, example, &cfg)?;
+                let mut result = searcher.answer(&record.path, example, &cfg)?;
                 drop(searcher);
+                // the image is no look-alike of itself: when its own file is gone or changed,
+                // `why_not_viewable` says so once, not the look-alikes left out
+                result.stale.retain(|p| *p != record.path);
+                result.unreadable.retain(|p| *p != record.path);
                 let mut doc = hits_json(&app, &result, Some(id))?;
                 if let Some(hits) = doc["hits"].as_array_mut() {
                     hits.truncate(k);
