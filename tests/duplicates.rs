@@ -328,11 +328,9 @@ fn dry_run_changes_nothing_then_move_and_undo_restore_every_byte() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "null");
 }
 
-/// A `--hardlink` dry run counts as reclaimable only the byte-identical copy it would link,
-/// not the edited copy the link step skips: the figure is what the apply then frees.
-#[test]
-fn a_hardlink_dry_run_counts_only_what_the_apply_frees() {
-    let env = Env::new();
+/// `camera.jpg`, a byte-identical copy in `backup/` and a smaller (edited) copy in `mail/`:
+/// the paths of the two copies.
+fn camera_with_an_identical_and_an_edited_copy(env: &Env) -> (PathBuf, PathBuf) {
     let bytes = std::fs::read(sample("camera")).unwrap();
     env.put("camera.jpg", &bytes);
     let identical = env.put("backup/camera.jpg", &bytes);
@@ -340,7 +338,16 @@ fn a_hardlink_dry_run_counts_only_what_the_apply_frees() {
         .unwrap()
         .to_rgb8()
         .pipe(|i| image::imageops::resize(&i, 200, 150, image::imageops::FilterType::Triangle));
-    env.put("mail/camera_small.jpg", &jpeg(&small));
+    let edited = env.put("mail/camera_small.jpg", &jpeg(&small));
+    (identical, edited)
+}
+
+/// A `--hardlink` dry run counts as reclaimable only the byte-identical copy it would link,
+/// not the edited copy the link step skips: the figure is what the apply then frees.
+#[test]
+fn a_hardlink_dry_run_counts_only_what_the_apply_frees() {
+    let env = Env::new();
+    let (identical, _) = camera_with_an_identical_and_an_edited_copy(&env);
     let size = std::fs::metadata(&identical).unwrap().len();
 
     let (dry, code) = env.duplicates(&["--hardlink"]);
@@ -361,14 +368,7 @@ fn a_hardlink_dry_run_counts_only_what_the_apply_frees() {
 #[test]
 fn null_output_with_an_action_lists_only_what_it_would_act_on() {
     let env = Env::new();
-    let bytes = std::fs::read(sample("camera")).unwrap();
-    env.put("camera.jpg", &bytes);
-    let identical = env.put("backup/camera.jpg", &bytes);
-    let small = image::open(sample("camera"))
-        .unwrap()
-        .to_rgb8()
-        .pipe(|i| image::imageops::resize(&i, 200, 150, image::imageops::FilterType::Triangle));
-    let edited = env.put("mail/camera_small.jpg", &jpeg(&small));
+    let (identical, edited) = camera_with_an_identical_and_an_edited_copy(&env);
     env.duplicates(&[]);
     let paths = |out: std::process::Output| {
         let mut p: Vec<String> = String::from_utf8(out.stdout)
