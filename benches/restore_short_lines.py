@@ -43,14 +43,12 @@ def restore(sharp, blurred, restored):
     return doc["psf"], before, after
 
 
-def main():
-    if len(sys.argv) != 3:
-        sys.exit(__doc__)
-    photos, work = sys.argv[1], sys.argv[2]
-    os.makedirs(work, exist_ok=True)
+def line_cases(group, photos, work, lengths, angles):
+    """Rows of `group`: each photo blurred by a line of each length and angle (noise 0.002,
+    seeds 1-3 in turn) and restored blind."""
     rows = []
     for i, (photo, length, angle) in enumerate(
-        (p, l, a) for p in PHOTOS for l in (16, 17, 18) for a in (0, 30, 60, 90)
+        (p, l, a) for p in PHOTOS for l in lengths for a in angles
     ):
         sharp = os.path.join(photos, f"{photo}.png")
         blurred = os.path.join(work, f"b_{photo}_{length}_{angle}.png")
@@ -58,7 +56,16 @@ def main():
             lookalike("-q", "blur", sharp, blurred, "--psf", f"motion:{length},{angle}",
                       "--noise", "0.002", "--seed", str(1 + i % 3))
         psf, before, after = restore(sharp, blurred, os.path.join(work, f"r_{photo}_{length}_{angle}.png"))
-        rows.append(("lines", f"{photo} motion:{length},{angle}", length, angle, psf, before, after))
+        rows.append((group, f"{photo} motion:{length},{angle}", length, angle, psf, before, after))
+    return rows
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    photos, work = sys.argv[1], sys.argv[2]
+    os.makedirs(work, exist_ok=True)
+    rows = line_cases("lines", photos, work, (16, 17, 18), (0, 30, 60, 90))
     for photo in ["coffee", "astronaut", "camera"]:
         blurred = os.path.join(work, f"m30_{photo}.png")
         if not os.path.exists(blurred):
@@ -73,16 +80,7 @@ def main():
                 pair.append(out)
             psf, before, after = restore(*pair, os.path.join(work, f"r_{photo}_{name}.png"))
             rows.append(("shrunk", f"{photo} 60% {name}", 18, 30, psf, before, after))
-    for i, (photo, length, angle) in enumerate(
-        (p, l, a) for p in PHOTOS for l in (50, 55, 60) for a in (0, 10, 90, 170)
-    ):
-        sharp = os.path.join(photos, f"{photo}.png")
-        blurred = os.path.join(work, f"b_{photo}_{length}_{angle}.png")
-        if not os.path.exists(blurred):
-            lookalike("-q", "blur", sharp, blurred, "--psf", f"motion:{length},{angle}",
-                      "--noise", "0.002", "--seed", str(1 + i % 3))
-        psf, before, after = restore(sharp, blurred, os.path.join(work, f"r_{photo}_{length}_{angle}.png"))
-        rows.append(("long", f"{photo} motion:{length},{angle}", length, angle, psf, before, after))
+    rows += line_cases("long", photos, work, (50, 55, 60), (0, 10, 90, 170))
     for group in ["lines", "shrunk", "long"]:
         cases = [r for r in rows if r[0] == group]
         right = sum(1 for r in cases if is_right(r[4], r[2], r[3]))
