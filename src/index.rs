@@ -2620,21 +2620,9 @@ mod tests {
                 });
                 img.save(&path).unwrap();
             }
-            // past the settle window: the rows get their files' own stamps
-            std::thread::sleep(Duration::from_millis(2100));
+            index_settled(&collection, &config, 5, name);
             let stop = AtomicBool::new(false);
             let index = || run(&collection, &config, &|_| {}, &stop).unwrap();
-            assert_eq!(index().new, 5, "{name}");
-            let store = collection.open_store().unwrap();
-            assert!(
-                store
-                    .catalog()
-                    .unwrap()
-                    .iter()
-                    .all(|e| e.stamp.mtime_ns != FileStamp::UNSETTLED_MTIME),
-                "{name}"
-            );
-            drop(store);
             let names: Vec<&str> = cycle.into_iter().filter(|n| !n.is_empty()).collect();
             let hash_of =
                 |rel: &str| *blake3::hash(&std::fs::read(photos.join(rel)).unwrap()).as_bytes();
@@ -2674,6 +2662,24 @@ mod tests {
     }
 
     /// Four same-size BMPs indexed as they were written: every row's stamp is unsettled.
+    /// Indexes `collection` past the settle window, so its rows get their files' own stamps,
+    /// checking that `new` images were added and every row is settled.
+    fn index_settled(collection: &Collection, config: &IndexConfig, new: usize, name: &str) {
+        std::thread::sleep(Duration::from_millis(2100));
+        let stop = AtomicBool::new(false);
+        let summary = run(collection, config, &|_| {}, &stop).unwrap();
+        assert_eq!(summary.new, new, "{name}");
+        let store = collection.open_store().unwrap();
+        assert!(
+            store
+                .catalog()
+                .unwrap()
+                .iter()
+                .all(|e| e.stamp.mtime_ns != FileStamp::UNSETTLED_MTIME),
+            "{name}"
+        );
+    }
+
     fn fresh_bmps() -> (tempfile::TempDir, PathBuf, Collection, IndexConfig) {
         let (tmp, photos, collection, config) = png_folder(0);
         for i in 0..4u32 {
@@ -2897,21 +2903,9 @@ mod tests {
         ];
         for (name, shuffle, counts) in cases {
             let (_tmp, photos, collection, config) = fresh_bmps();
-            // past the settle window: the rows get the files' own stamps
-            std::thread::sleep(Duration::from_millis(2100));
+            index_settled(&collection, &config, 4, name);
             let stop = AtomicBool::new(false);
             let index = || run(&collection, &config, &|_| {}, &stop).unwrap();
-            assert_eq!(index().new, 4, "{name}");
-            let store = collection.open_store().unwrap();
-            assert!(
-                store
-                    .catalog()
-                    .unwrap()
-                    .iter()
-                    .all(|e| e.stamp.mtime_ns != FileStamp::UNSETTLED_MTIME),
-                "{name}"
-            );
-            drop(store);
             shuffle(&photos, &mv);
             let summary = index();
             assert_eq!(
