@@ -435,6 +435,7 @@ pub(crate) fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
                 "estimate": estimate,
                 "blurred": !done.found_no_blur(),
                 "copied": copied,
+                "rejected": done.rejected,
                 "method": method,
                 "strength": cfg.strength,
                 "noise_sigma": (!unmeasured).then(|| done.noise_sigma()),
@@ -446,7 +447,25 @@ pub(crate) fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
         };
         doc.extend(rest);
         print_line(&serde_json::Value::Object(doc).to_string())?;
-    } else if !quiet {
+    }
+    if let Some(rejected) = &done.rejected {
+        // a result that is not what was asked for: said under -q too
+        let how = if copied {
+            "copied unchanged"
+        } else {
+            "pixels written unchanged"
+        };
+        note!(
+            "warning: {}: blur read as {}, but the image restored with it does not explain the \
+             input (blurred again it is {:.1} dB from it, with {:.2} times its contrast: a wrong \
+             PSF's ringing); {how} to {}. If you know the blur, give it with --psf",
+            shown(&args.input),
+            path_repr::escape_message(&rejected.psf),
+            rejected.fit.reblurred_psnr_db,
+            rejected.fit.contrast_gain,
+            shown(&args.output)
+        );
+    } else if !quiet && !args.json {
         if done.unchanged {
             let how = if copied {
                 "copied unchanged"
