@@ -2624,14 +2624,16 @@ fn eval_keeps_the_profile_of_the_index_it_is_given() {
     };
     let out = eval(&env.index, &[]);
     assert!(out.status.success(), "{out:?}");
-    assert!(!String::from_utf8_lossy(&out.stderr).contains("note: the index"));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("holds the fast profile"));
     assert_eq!(profile_of(&env.index), "fast");
     // the index changes for good: said under -q too
     let out = eval(&env.index, &["--profile", "full", "-q"]);
     assert!(out.status.success(), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("holds the fast profile") && err.contains("again"),
+        err.contains("warning: the index at")
+            && err.contains("holds the fast profile")
+            && err.contains("again"),
         "{err}"
     );
     assert_eq!(profile_of(&env.index), "full");
@@ -2668,8 +2670,9 @@ fn a_sample_larger_than_the_folder_is_said() {
         "color",
     ]));
     let err = String::from_utf8_lossy(&out.stderr);
+    // the figures are not of the sample asked for: a warning
     assert!(
-        err.contains("--sample 100") && err.contains("2 images"),
+        err.contains("warning: --sample 100") && err.contains("2 images"),
         "{err}"
     );
     let out = run_ok(
@@ -2680,7 +2683,9 @@ fn a_sample_larger_than_the_folder_is_said() {
     );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("--sample 5") && err.contains("2 images") && err.contains("; 1 sampled"),
+        err.contains("warning: --sample 5")
+            && err.contains("2 images")
+            && err.contains("; 1 sampled"),
         "{err}"
     );
 }
