@@ -1307,6 +1307,24 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
+/// Every command that opens the index, as its words: `image` is an indexed image, `photos` a
+/// tracked folder.
+fn commands_opening_the_index(image: &str, photos: &str) -> Vec<Vec<String>> {
+    [
+        &["status"][..],
+        &["status", "--check"],
+        &["query", image],
+        &["duplicates"],
+        &["forget", photos],
+        &["eval", "--labels", "folders", photos],
+        &["serve", "--port", "0"],
+        &["index"],
+    ]
+    .iter()
+    .map(|words| words.iter().map(|w| w.to_string()).collect())
+    .collect()
+}
+
 /// A database cut short while its write-ahead log holds pages past the cut reads as damaged by
 /// every command that opens the index (exit 4, the damage advice), never as a full disk.
 #[test]
@@ -1334,16 +1352,7 @@ fn a_database_cut_short_is_damage_for_every_command_not_a_full_disk() {
     let image = env.photos.join("horse/original.jpg");
     let image = image.to_str().unwrap();
     let photos = env.photos.to_str().unwrap();
-    for args in [
-        &["status"][..],
-        &["status", "--check"],
-        &["query", image],
-        &["duplicates"],
-        &["forget", photos],
-        &["eval", "--labels", "folders", photos],
-        &["serve", "--port", "0"],
-        &["index"],
-    ] {
+    for args in commands_opening_the_index(image, photos) {
         // each on its own copy of the damaged index: a command may write to it
         let copy = env
             .root
@@ -1355,7 +1364,7 @@ fn a_database_cut_short_is_damage_for_every_command_not_a_full_disk() {
             .env_remove("LOOKALIKE_INDEX")
             .arg("--index-dir")
             .arg(&copy)
-            .args(args)
+            .args(&args)
             .timeout(std::time::Duration::from_secs(60))
             .output()
             .unwrap();
@@ -1383,37 +1392,33 @@ fn a_database_unlike_the_schema_lookalike_made_is_damage_for_every_command() {
     let image = env.photos.join("horse/original.jpg");
     let image = image.to_str().unwrap();
     let photos = env.photos.to_str().unwrap();
-    let every: &[&[&str]] = &[
-        &["status"],
-        &["status", "--check"],
-        &["query", image],
-        &["duplicates"],
-        &["forget", photos],
-        &["eval", "--labels", "folders", photos],
-        &["serve", "--port", "0"],
-        &["index"],
-    ];
-    let few: &[&[&str]] = &[&["status", "--check"], &["query", image], &["index"]];
+    let every = commands_opening_the_index(image, photos);
+    let few: Vec<Vec<String>> = every
+        .iter()
+        .filter(|c| **c == ["status", "--check"] || c[0] == "query" || **c == ["index"])
+        .cloned()
+        .collect();
+    assert_eq!(few.len(), 3);
     for (change, told, commands) in [
         (
             "DROP TABLE thumbnails",
             "table `thumbnails` is missing",
-            every,
+            &every,
         ),
         (
             "DROP INDEX images_by_hash",
             "index `images_by_hash` is missing",
-            few,
+            &few,
         ),
         (
             "CREATE TABLE moz_places (id INTEGER PRIMARY KEY, url TEXT)",
             "table `moz_places` is not lookalike's",
-            few,
+            &few,
         ),
         (
             "DROP TABLE failures; CREATE TABLE failures (root_id INTEGER, rel_path BLOB)",
             "table `failures` is not as lookalike made it",
-            few,
+            &few,
         ),
     ] {
         for args in commands {
@@ -1431,8 +1436,8 @@ fn a_database_unlike_the_schema_lookalike_made_is_damage_for_every_command() {
                 .env_remove("LOOKALIKE_INDEX")
                 .arg("--index-dir")
                 .arg(&copy)
-                .args(*args);
-            if args == &["index"] {
+                .args(args);
+            if *args == ["index"] {
                 cmd.arg(&env.photos).arg(env.root.join("more"));
             }
             let out = cmd
