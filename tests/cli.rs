@@ -1459,6 +1459,53 @@ fn a_database_unlike_the_schema_lookalike_made_is_damage_for_every_command() {
     }
 }
 
+/// `status --check --json` tells damage in `integrity`, also damage met on opening the index (a
+/// table another tool dropped): the same object on stdout, the fields it could not read null,
+/// and exit status 4 with the error on stderr. It printed nothing on stdout; other commands
+/// under `--json` still do not.
+#[test]
+fn status_check_json_reports_damage_found_on_opening_the_index() {
+    let env = setup(&["horse"]);
+    env.index_json(0);
+    let keys = |doc: &Value| -> Vec<String> {
+        let mut keys: Vec<String> = doc.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+    let out = run_ok(env.cmd().args(["status", "--check", "--json"]));
+    let healthy: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(healthy["integrity"], "ok", "{healthy}");
+    let db = lookalike::collection::Collection::at(&env.index).db_path();
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("DROP TABLE thumbnails")
+        .unwrap();
+    let out = env
+        .cmd()
+        .args(["status", "--check", "--json"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("table `thumbnails` is missing"), "{stderr}");
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("one JSON object on stdout");
+    assert!(
+        doc["integrity"]
+            .as_str()
+            .is_some_and(|s| s.contains("table `thumbnails` is missing")),
+        "{doc}"
+    );
+    assert_eq!(keys(&doc), keys(&healthy), "{doc}");
+    assert!(doc["images"].is_null() && doc["roots"].is_null(), "{doc}");
+    assert_eq!(doc["index_dir"], healthy["index_dir"]);
+    // without --check, or for another command, the error is on stderr only
+    for args in [&["status", "--json"][..], &["duplicates", "--json"]] {
+        let out = env.cmd().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(4), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+}
+
 /// `deblur --json` reports each colour channel's noise and iterations with the method used;
 /// a kernel written by `blur --psf-out` deblurs as its spec does; `quality --json` scores a
 /// colour pair per channel and on luminance.

@@ -971,7 +971,20 @@ fn describe_run(
 }
 
 fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
-    let report = crate::status::status(collection, args.check)?;
+    let report = match crate::status::status(collection, args.check) {
+        Ok(report) => report,
+        // a check tells damage in `integrity`, also damage met before the report could be
+        // read (a corrupt database, tables not as lookalike made them); the error follows on
+        // stderr, with its exit status
+        Err(e) if args.check && args.json && e.is_corrupt() => {
+            print_json(&crate::status::damaged_json(
+                collection.dir(),
+                &e.to_string(),
+            ))?;
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
     let exit = if report.is_damaged() {
         ExitCode::from(EXIT_CORRUPT)
     } else {
