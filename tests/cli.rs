@@ -1506,6 +1506,67 @@ fn status_check_json_reports_damage_found_on_opening_the_index() {
     }
 }
 
+/// Files indexed a while ago that only trade names keep their images (ids and vectors): the
+/// run counts them moved and neither rebuilds nor updates the graph, and `query` finds each
+/// under its new name from the graph on disk. A swap gave one a new id and the other the
+/// other's vectors, and the graph was rebuilt.
+#[test]
+fn files_trading_names_keep_the_graph() {
+    let env = setup(&["horse", "camera"]);
+    env.index_json(0);
+    // past the settle window: the rows take their files' own stamps
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    env.index_json(0);
+    let first_hit = |image: &Path| -> Value {
+        let out = run_ok(env.cmd().args(["query", "--json", "-k", "1"]).arg(image));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(v["note"].is_null(), "{v}");
+        assert!(
+            !String::from_utf8_lossy(&out.stderr).contains("rebuilt in memory"),
+            "{out:?}"
+        );
+        assert_eq!(v["hits"][0]["distance"], 0.0, "{v}");
+        v["hits"][0].clone()
+    };
+    let horse = env.photos.join("horse/original.jpg");
+    let camera = env.photos.join("camera/original.jpg");
+    let (horse_id, camera_id) = (
+        first_hit(&horse)["id"].clone(),
+        first_hit(&camera)["id"].clone(),
+    );
+    let swap = env.photos.join("swap.jpg");
+    std::fs::rename(&horse, &swap).unwrap();
+    std::fs::rename(&camera, &horse).unwrap();
+    std::fs::rename(&swap, &camera).unwrap();
+    let run = env.index_json(0);
+    assert_eq!(
+        (&run["moved"], &run["new"], &run["updated"], &run["removed"]),
+        (&json!(2), &json!(0), &json!(0), &json!(0)),
+        "{run}"
+    );
+    assert_eq!(run["ann_rebuilt"], false, "{run}");
+    assert!(run["ann_updated"].is_null(), "{run}");
+    // the horse's image is now at camera/original.jpg, and the camera's at horse/
+    let hit = first_hit(&camera);
+    assert_eq!(hit["id"], horse_id, "{hit}");
+    assert!(
+        hit["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("camera/original.jpg"),
+        "{hit}"
+    );
+    let hit = first_hit(&horse);
+    assert_eq!(hit["id"], camera_id, "{hit}");
+    assert!(
+        hit["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("horse/original.jpg"),
+        "{hit}"
+    );
+}
+
 /// `deblur --json` reports each colour channel's noise and iterations with the method used;
 /// a kernel written by `blur --psf-out` deblurs as its spec does; `quality --json` scores a
 /// colour pair per channel and on luminance.
