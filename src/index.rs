@@ -1263,6 +1263,9 @@ fn index_pass(
     let claimed_in_run: Mutex<HashSet<[u8; 32]>> = Mutex::new(HashSet::new());
     let mut write_outcomes = || -> Result<()> {
         let mut in_run = InRunCopies::default();
+        // files given indexed content no vanished row holds: given once every outcome is in,
+        // when it is known which rows files trading paths leave free to move
+        let mut to_give: Vec<(FileAt, [u8; 32])> = Vec::new();
         let mut batch: Vec<WriteOp> = Vec::with_capacity(batch_size);
         let mut last_commit = Instant::now();
         for outcome in rx.iter() {
@@ -1322,17 +1325,8 @@ fn index_pass(
                             rel_path: file.rel_path,
                             stamp: file.stamp,
                         });
-                    } else if let Some(op) = sources.give(&file, hash) {
-                        if by_path
-                            .get(&(file.root_id, file.rel_path.as_path()))
-                            .is_some_and(|e| damaged.contains(&e.id))
-                        {
-                            summary.repaired += 1;
-                        }
-                        batch.push(op);
                     } else {
-                        // its last row was overwritten and its vectors could not be read back
-                        summary.changing.push(file.abs_path);
+                        to_give.push((file, hash));
                     }
                 }
                 Outcome::SameAsInRun { file, hash } => match in_run.decoded.get_mut(&hash) {
@@ -1380,6 +1374,58 @@ fn index_pass(
                 total,
             });
         }
+        // The rows at those files' paths, read again with other content: a file takes one of
+        // its content (moved: its id and vectors kept, so the graph stays as it is, as when
+        // files swap names), else a copy of it.
+        let mut freed: HashMap<[u8; 32], Vec<i64>> = HashMap::new();
+        for (file, _) in &to_give {
+            if let Some(e) = by_path.get(&(file.root_id, file.rel_path.as_path()))
+                && features_current(e, &signatures)
+            {
+                freed.entry(e.hash).or_default().push(e.id);
+            }
+        }
+        let mut moves = Vec::new();
+        let mut copies = Vec::new();
+        for (file, hash) in to_give {
+            match freed.get_mut(&hash).and_then(Vec::pop) {
+                Some(id) => moves.push((id, hash, file)),
+                None => match sources.give(&file, hash) {
+                    Some(op) => {
+                        if by_path
+                            .get(&(file.root_id, file.rel_path.as_path()))
+                            .is_some_and(|e| damaged.contains(&e.id))
+                        {
+                            summary.repaired += 1;
+                        }
+                        copies.push(op);
+                    }
+                    // its last row was overwritten and its vectors could not be read back
+                    None => summary.changing.push(file.abs_path),
+                },
+            }
+        }
+        // Each row to move leaves its path first (for a name no file has), so that no move or
+        // copy lands on a row still to move; all are applied in one transaction.
+        for (id, _, file) in &moves {
+            batch.push(WriteOp::Move {
+                id: *id,
+                root_id: file.root_id,
+                rel_path: PathBuf::from(format!("\0moving\0{id}")),
+                stamp: file.stamp,
+            });
+        }
+        for (id, hash, file) in moves {
+            sources.took_row(hash);
+            summary.moved += 1;
+            batch.push(WriteOp::Move {
+                id,
+                root_id: file.root_id,
+                rel_path: file.rel_path,
+                stamp: file.stamp,
+            });
+        }
+        batch.extend(copies);
         store.apply(&batch)?;
         // Copies whose decoding file never reported (a stop): read again by the next run.
         for copies in in_run.waiting.into_values() {
@@ -1399,6 +1445,7 @@ fn index_pass(
         let known_hashes = &known_hashes;
         let claimed_in_run = &claimed_in_run;
         let abandoned = &abandoned;
+        let signatures = &signatures;
         scope.spawn(move || {
             jobs.par_iter().for_each_with(tx, |tx, (file, existing)| {
                 if stop.load(Ordering::Relaxed) || abandoned.load(Ordering::Relaxed) {
@@ -1408,7 +1455,7 @@ fn index_pass(
                     indexed: known_hashes,
                     this_run: claimed_in_run,
                 };
-                let outcome = process_file(file, *existing, &seen, &signatures, config, registry);
+                let outcome = process_file(file, *existing, &seen, signatures, config, registry);
                 let _ = tx.send(outcome);
             });
         });
@@ -1576,6 +1623,14 @@ impl Sources<'_> {
         };
         *self.given.entry(hash).or_default() += 1;
         Some(op)
+    }
+
+    /// A row whose path was overwritten moved to a file of its content `hash`: that content
+    /// is no longer left for a file given it to have taken from there.
+    fn took_row(&mut self, hash: [u8; 32]) {
+        if let Some(n) = self.overwritten.get_mut(&hash) {
+            *n = n.saturating_sub(1);
+        }
     }
 
     /// The files given indexed content, as moves and duplicates: a file given content whose

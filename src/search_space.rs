@@ -34,14 +34,17 @@ impl SearchSpace {
     /// What the user should know of a search in `mode`: why the graph is missing or was
     /// rebuilt in memory (of a graph search only), then the images left out.
     pub(crate) fn note_for(&self, mode: crate::rank::SearchMode) -> Option<String> {
-        let graph = self
-            .note
-            .as_ref()
-            .filter(|_| mode == crate::rank::SearchMode::Hnsw);
-        match (graph, &self.left_out) {
+        match (self.graph_note(mode), &self.left_out) {
             (Some(g), Some(l)) => Some(format!("{g}; {l}")),
             (g, l) => g.or(l.as_ref()).cloned(),
         }
+    }
+
+    /// Why the graph is missing or was rebuilt in memory, of a search in `mode` (graph only).
+    pub(crate) fn graph_note(&self, mode: crate::rank::SearchMode) -> Option<&String> {
+        self.note
+            .as_ref()
+            .filter(|_| mode == crate::rank::SearchMode::Hnsw)
     }
 
     fn augmented(&self) -> Option<&AnnIndex> {

@@ -129,6 +129,41 @@ impl StatusReport {
     }
 }
 
+/// The keys of the `status --json` document besides `index_dir` and `roots`.
+const REPORT_KEYS: [&str; 18] = [
+    "images",
+    "profile",
+    "walk_options",
+    "working_size",
+    "failures",
+    "feature_versions",
+    "outdated_feature_rows",
+    "images_missing_family",
+    "schema_version",
+    "hnsw",
+    "hnsw_in_place",
+    "bytes_on_disk",
+    "integrity",
+    "last_run",
+    "writer_running",
+    "writer_command",
+    "writer_pid",
+    "writer_run",
+];
+
+/// The `status --check --json` document of an index whose report could not be read for
+/// `damage` found in it: `integrity` names the damage, the fields not read are null.
+pub fn damaged_json(index_dir: &Path, damage: &str) -> serde_json::Value {
+    let mut doc = crate::path_repr::object("index_dir", index_dir);
+    doc.insert("roots".into(), serde_json::Value::Null);
+    for key in REPORT_KEYS {
+        doc.insert(key.into(), serde_json::Value::Null);
+    }
+    doc.insert("integrity".into(), damage.into());
+    doc.insert("bytes_on_disk".into(), dir_size(index_dir).into());
+    serde_json::Value::Object(doc)
+}
+
 /// The command that resumes `run`: its flags that change what it does, its roots (as
 /// recorded, with their exact bytes when known) and `--index-dir` unless the index is the
 /// default one.

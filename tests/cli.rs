@@ -1307,6 +1307,24 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
+/// Every command that opens the index, as its words: `image` is an indexed image, `photos` a
+/// tracked folder.
+fn commands_opening_the_index(image: &str, photos: &str) -> Vec<Vec<String>> {
+    [
+        &["status"][..],
+        &["status", "--check"],
+        &["query", image],
+        &["duplicates"],
+        &["forget", photos],
+        &["eval", "--labels", "folders", photos],
+        &["serve", "--port", "0"],
+        &["index"],
+    ]
+    .iter()
+    .map(|words| words.iter().map(|w| w.to_string()).collect())
+    .collect()
+}
+
 /// A database cut short while its write-ahead log holds pages past the cut reads as damaged by
 /// every command that opens the index (exit 4, the damage advice), never as a full disk.
 #[test]
@@ -1334,16 +1352,7 @@ fn a_database_cut_short_is_damage_for_every_command_not_a_full_disk() {
     let image = env.photos.join("horse/original.jpg");
     let image = image.to_str().unwrap();
     let photos = env.photos.to_str().unwrap();
-    for args in [
-        &["status"][..],
-        &["status", "--check"],
-        &["query", image],
-        &["duplicates"],
-        &["forget", photos],
-        &["eval", "--labels", "folders", photos],
-        &["serve", "--port", "0"],
-        &["index"],
-    ] {
+    for args in commands_opening_the_index(image, photos) {
         // each on its own copy of the damaged index: a command may write to it
         let copy = env
             .root
@@ -1355,7 +1364,7 @@ fn a_database_cut_short_is_damage_for_every_command_not_a_full_disk() {
             .env_remove("LOOKALIKE_INDEX")
             .arg("--index-dir")
             .arg(&copy)
-            .args(args)
+            .args(&args)
             .timeout(std::time::Duration::from_secs(60))
             .output()
             .unwrap();
@@ -1383,37 +1392,33 @@ fn a_database_unlike_the_schema_lookalike_made_is_damage_for_every_command() {
     let image = env.photos.join("horse/original.jpg");
     let image = image.to_str().unwrap();
     let photos = env.photos.to_str().unwrap();
-    let every: &[&[&str]] = &[
-        &["status"],
-        &["status", "--check"],
-        &["query", image],
-        &["duplicates"],
-        &["forget", photos],
-        &["eval", "--labels", "folders", photos],
-        &["serve", "--port", "0"],
-        &["index"],
-    ];
-    let few: &[&[&str]] = &[&["status", "--check"], &["query", image], &["index"]];
+    let every = commands_opening_the_index(image, photos);
+    let few: Vec<Vec<String>> = every
+        .iter()
+        .filter(|c| **c == ["status", "--check"] || c[0] == "query" || **c == ["index"])
+        .cloned()
+        .collect();
+    assert_eq!(few.len(), 3);
     for (change, told, commands) in [
         (
             "DROP TABLE thumbnails",
             "table `thumbnails` is missing",
-            every,
+            &every,
         ),
         (
             "DROP INDEX images_by_hash",
             "index `images_by_hash` is missing",
-            few,
+            &few,
         ),
         (
             "CREATE TABLE moz_places (id INTEGER PRIMARY KEY, url TEXT)",
             "table `moz_places` is not lookalike's",
-            few,
+            &few,
         ),
         (
             "DROP TABLE failures; CREATE TABLE failures (root_id INTEGER, rel_path BLOB)",
             "table `failures` is not as lookalike made it",
-            few,
+            &few,
         ),
     ] {
         for args in commands {
@@ -1431,8 +1436,8 @@ fn a_database_unlike_the_schema_lookalike_made_is_damage_for_every_command() {
                 .env_remove("LOOKALIKE_INDEX")
                 .arg("--index-dir")
                 .arg(&copy)
-                .args(*args);
-            if args == &["index"] {
+                .args(args);
+            if *args == ["index"] {
                 cmd.arg(&env.photos).arg(env.root.join("more"));
             }
             let out = cmd
@@ -1452,6 +1457,114 @@ fn a_database_unlike_the_schema_lookalike_made_is_damage_for_every_command() {
             );
         }
     }
+}
+
+/// `status --check --json` tells damage in `integrity`, also damage met on opening the index (a
+/// table another tool dropped): the same object on stdout, the fields it could not read null,
+/// and exit status 4 with the error on stderr. It printed nothing on stdout; other commands
+/// under `--json` still do not.
+#[test]
+fn status_check_json_reports_damage_found_on_opening_the_index() {
+    let env = setup(&["horse"]);
+    env.index_json(0);
+    let keys = |doc: &Value| -> Vec<String> {
+        let mut keys: Vec<String> = doc.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+    let out = run_ok(env.cmd().args(["status", "--check", "--json"]));
+    let healthy: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(healthy["integrity"], "ok", "{healthy}");
+    let db = lookalike::collection::Collection::at(&env.index).db_path();
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("DROP TABLE thumbnails")
+        .unwrap();
+    let out = env
+        .cmd()
+        .args(["status", "--check", "--json"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("table `thumbnails` is missing"), "{stderr}");
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("one JSON object on stdout");
+    assert!(
+        doc["integrity"]
+            .as_str()
+            .is_some_and(|s| s.contains("table `thumbnails` is missing")),
+        "{doc}"
+    );
+    assert_eq!(keys(&doc), keys(&healthy), "{doc}");
+    assert!(doc["images"].is_null() && doc["roots"].is_null(), "{doc}");
+    assert_eq!(doc["index_dir"], healthy["index_dir"]);
+    // without --check, or for another command, the error is on stderr only
+    for args in [&["status", "--json"][..], &["duplicates", "--json"]] {
+        let out = env.cmd().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(4), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+}
+
+/// Files indexed a while ago that only trade names keep their images (ids and vectors): the
+/// run counts them moved and neither rebuilds nor updates the graph, and `query` finds each
+/// under its new name from the graph on disk. A swap gave one a new id and the other the
+/// other's vectors, and the graph was rebuilt.
+#[test]
+fn files_trading_names_keep_the_graph() {
+    let env = setup(&["horse", "camera"]);
+    env.index_json(0);
+    // past the settle window: the rows take their files' own stamps
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    env.index_json(0);
+    let first_hit = |image: &Path| -> Value {
+        let out = run_ok(env.cmd().args(["query", "--json", "-k", "1"]).arg(image));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(v["note"].is_null(), "{v}");
+        assert!(
+            !String::from_utf8_lossy(&out.stderr).contains("rebuilt in memory"),
+            "{out:?}"
+        );
+        assert_eq!(v["hits"][0]["distance"], 0.0, "{v}");
+        v["hits"][0].clone()
+    };
+    let horse = env.photos.join("horse/original.jpg");
+    let camera = env.photos.join("camera/original.jpg");
+    let (horse_id, camera_id) = (
+        first_hit(&horse)["id"].clone(),
+        first_hit(&camera)["id"].clone(),
+    );
+    let swap = env.photos.join("swap.jpg");
+    std::fs::rename(&horse, &swap).unwrap();
+    std::fs::rename(&camera, &horse).unwrap();
+    std::fs::rename(&swap, &camera).unwrap();
+    let run = env.index_json(0);
+    assert_eq!(
+        (&run["moved"], &run["new"], &run["updated"], &run["removed"]),
+        (&json!(2), &json!(0), &json!(0), &json!(0)),
+        "{run}"
+    );
+    assert_eq!(run["ann_rebuilt"], false, "{run}");
+    assert!(run["ann_updated"].is_null(), "{run}");
+    // the horse's image is now at camera/original.jpg, and the camera's at horse/
+    let hit = first_hit(&camera);
+    assert_eq!(hit["id"], horse_id, "{hit}");
+    assert!(
+        hit["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("camera/original.jpg"),
+        "{hit}"
+    );
+    let hit = first_hit(&horse);
+    assert_eq!(hit["id"], camera_id, "{hit}");
+    assert!(
+        hit["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("horse/original.jpg"),
+        "{hit}"
+    );
 }
 
 /// `deblur --json` reports each colour channel's noise and iterations with the method used;
@@ -2670,14 +2783,16 @@ fn eval_keeps_the_profile_of_the_index_it_is_given() {
     };
     let out = eval(&env.index, &[]);
     assert!(out.status.success(), "{out:?}");
-    assert!(!String::from_utf8_lossy(&out.stderr).contains("note: the index"));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("holds the fast profile"));
     assert_eq!(profile_of(&env.index), "fast");
     // the index changes for good: said under -q too
     let out = eval(&env.index, &["--profile", "full", "-q"]);
     assert!(out.status.success(), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("holds the fast profile") && err.contains("again"),
+        err.contains("warning: the index at")
+            && err.contains("holds the fast profile")
+            && err.contains("again"),
         "{err}"
     );
     assert_eq!(profile_of(&env.index), "full");
@@ -2714,8 +2829,9 @@ fn a_sample_larger_than_the_folder_is_said() {
         "color",
     ]));
     let err = String::from_utf8_lossy(&out.stderr);
+    // the figures are not of the sample asked for: a warning
     assert!(
-        err.contains("--sample 100") && err.contains("2 images"),
+        err.contains("warning: --sample 100") && err.contains("2 images"),
         "{err}"
     );
     let out = run_ok(
@@ -2726,7 +2842,9 @@ fn a_sample_larger_than_the_folder_is_said() {
     );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("--sample 5") && err.contains("2 images") && err.contains("; 1 sampled"),
+        err.contains("warning: --sample 5")
+            && err.contains("2 images")
+            && err.contains("; 1 sampled"),
         "{err}"
     );
 }

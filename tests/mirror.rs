@@ -886,6 +886,12 @@ fn quiet_index_still_tells_a_tracked_folder_the_walk_skips_whole() {
     let out = env.cmd().args(["-q", "index"]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(text.contains("skip every image in it"), "{text}");
+    assert!(
+        text.lines()
+            .filter(|l| l.contains("skip every image in it"))
+            .all(|l| l.starts_with("warning: ")),
+        "{text}"
+    );
     assert!(!text.contains(" new, "), "{text}");
 }
 

@@ -178,7 +178,7 @@ pub(crate) fn cmd_duplicates(
         // a listing that leaves files out says so under -q too
         if super::some_failed(&summary) {
             note!(
-                "note: some files could not be indexed and are not compared (`lookalike status` lists them)"
+                "warning: some files could not be indexed and are not compared (`lookalike status` lists them)"
             );
         }
         if !quiet && chosen_for_new {
@@ -215,26 +215,26 @@ pub(crate) fn cmd_duplicates(
     // warnings, printed under -q too: each says the listing is not what was asked for
     if unmatched > 0 {
         note!(
-            "note: --keep {}: no copy matches in {unmatched} of {} groups, which keep their best copy instead (the pattern is matched against the whole path, e.g. match:**/originals/**)",
+            "warning: --keep {}: no copy matches in {unmatched} of {} groups, which keep their best copy instead (the pattern is matched against the whole path, e.g. match:**/originals/**)",
             args.keep.trim(),
             findings.groups.len()
         );
     }
     if findings.unsigned > 0 {
         note!(
-            "note: {} images were indexed before duplicate signatures existed; only their byte-identical copies are found until `lookalike index` runs again",
+            "warning: {} images were indexed before duplicate signatures existed; only their byte-identical copies are found until `lookalike index` runs again",
             findings.unsigned
         );
     }
     if findings.gone > 0 {
         note!(
-            "note: {} indexed images are gone from disk since they were indexed and are left out; `lookalike index` brings the index up to date",
+            "warning: {} indexed images are gone from disk since they were indexed and are left out; `lookalike index` brings the index up to date",
             findings.gone
         );
     }
     if findings.damaged > 0 {
         note!(
-            "note: {} images have a damaged duplicate signature; only their byte-identical copies are found until `lookalike index --repair` extracts them again",
+            "warning: {} images have a damaged duplicate signature; only their byte-identical copies are found until `lookalike index --repair` extracts them again",
             findings.damaged
         );
     }

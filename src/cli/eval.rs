@@ -221,7 +221,7 @@ fn eval_profile(index_dir: Option<&Path>, given: Option<Profile>) -> Result<Prof
         (Some(p), Some((r, c))) if p != r && p.ranks() => {
             // the index is changed for good: a warning, printed under -q too
             note!(
-                "note: the index at {} holds the {} profile: --profile {} extracts every image again, and the index keeps the {} profile",
+                "warning: the index at {} holds the {} profile: --profile {} extracts every image again, and the index keeps the {} profile",
                 crate::path_repr::shown(c.dir()),
                 r.name(),
                 p.name(),
@@ -861,7 +861,7 @@ fn duplicates_benchmark(
     // fewer than asked: a warning, printed under -q too
     if originals < args.sample {
         note!(
-            "note: --sample {}: {} holds {} images, of which one at least stays a distractor; {originals} sampled",
+            "warning: --sample {}: {} holds {} images, of which one at least stays a distractor; {originals} sampled",
             args.sample,
             crate::path_repr::shown(folder),
             sources.len()
@@ -1028,7 +1028,7 @@ fn distort_benchmark(
     // fewer than asked: a warning, printed under -q too
     if items.by_item.len() < args.sample {
         note!(
-            "note: --sample {}: {} holds {} images that could be read; all {} are distorted",
+            "warning: --sample {}: {} holds {} images that could be read; all {} are distorted",
             args.sample,
             crate::path_repr::shown(folder),
             items.by_item.len(),

@@ -711,12 +711,12 @@ fn report_index(collection: &Collection, s: &IndexSummary, quiet: bool) {
     for p in &s.excluded_folders {
         if s.walk_options.is_default() {
             note!(
-                "note: {}: tracked, but this index's walk skips every image in it (hidden files and folders, and files reached through symbolic links, are skipped without --hidden and --follow-symlinks): none of its files is indexed",
+                "warning: {}: tracked, but this index's walk skips every image in it (hidden files and folders, and files reached through symbolic links, are skipped without --hidden and --follow-symlinks): none of its files is indexed",
                 shown(p)
             );
         } else {
             note!(
-                "note: {}: tracked, but this index's walk options ({}) skip every image in it (patterns match from the outermost tracked folder that holds it): none of its files is indexed",
+                "warning: {}: tracked, but this index's walk options ({}) skip every image in it (patterns match from the outermost tracked folder that holds it): none of its files is indexed",
                 shown(p),
                 s.walk_options.flags()
             );
@@ -729,7 +729,7 @@ fn report_index(collection: &Collection, s: &IndexSummary, quiet: bool) {
         && graphed < s.total_images
     {
         note!(
-            "note: {} indexed images have no usable vector of the {} profile (a folder away, a run stopped, or damage) and are left out of searches until `lookalike index` extracts them",
+            "warning: {} indexed images have no usable vector of the {} profile (a folder away, a run stopped, or damage) and are left out of searches until `lookalike index` extracts them",
             s.total_images - graphed,
             s.profile.name()
         );
@@ -849,14 +849,21 @@ fn cmd_query(collection: &Collection, args: QueryArgs) -> Result<ExitCode> {
         decode: decode_config(args.memory_budget),
     };
     let result = searcher.query(&args.image, &cfg)?;
+    // images left out of the search: a warning
     if let Some(note) = &result.damage_note {
-        note!("note: {note}");
+        note!("warning: {note}");
     }
     if args.json {
         print_json(&result)?;
     } else {
-        if let Some(note) = &result.note {
+        // the JSON's one note, said apart: how the graph was had is informative, the images
+        // left out of every search a warning
+        let space = searcher.space();
+        if let Some(note) = space.graph_note(result.mode) {
             note!("note: {}", escape_message(note));
+        }
+        if let Some(left_out) = &space.left_out {
+            note!("warning: {}", escape_message(left_out));
         }
         for path in &result.stale {
             note!(
@@ -964,7 +971,20 @@ fn describe_run(
 }
 
 fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
-    let report = crate::status::status(collection, args.check)?;
+    let report = match crate::status::status(collection, args.check) {
+        Ok(report) => report,
+        // a check tells damage in `integrity`, also damage met before the report could be
+        // read (a corrupt database, tables not as lookalike made them); the error follows on
+        // stderr, with its exit status
+        Err(e) if args.check && args.json && e.is_corrupt() => {
+            print_json(&crate::status::damaged_json(
+                collection.dir(),
+                &e.to_string(),
+            ))?;
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
     let exit = if report.is_damaged() {
         ExitCode::from(EXIT_CORRUPT)
     } else {
@@ -1061,7 +1081,7 @@ fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
 /// Damaged vectors met while reading, whose images were left out of the search or the graph.
 fn damage_note(damaged: &[crate::store::DamagedVector]) {
     if let Some(note) = crate::store::DamagedVector::left_out_note(damaged) {
-        note!("note: {note}");
+        note!("warning: {note}");
     }
 }
 
