@@ -731,6 +731,10 @@ fn lock_actions(journal_dir: &Path) -> Result<ActionLock> {
 /// cache folder (`$XDG_CACHE_HOME`, else `~/.cache`); with neither set, `lookalike-UID/actions.lock`
 /// in the temporary folder, which other users share (`true`: see [`user_lock_file`]).
 fn user_lock_path() -> (PathBuf, bool) {
+    #[cfg(test)]
+    if let Some(cache) = tests::LOCK_CACHE.with(|c| c.borrow().clone()) {
+        return (cache.join("lookalike").join("actions.lock"), false);
+    }
     let absolute = |v: Option<std::ffi::OsString>| v.map(PathBuf::from).filter(|p| p.is_absolute());
     let cache = absolute(std::env::var_os("XDG_CACHE_HOME"))
         .or_else(|| absolute(std::env::var_os("HOME")).map(|home| home.join(".cache")));
@@ -1252,6 +1256,8 @@ fn move_file(
             if handle_id(&source)? != id {
                 return Err(std::io::Error::other("the file changed while it was moved"));
             }
+            let shown = from.path().join(name);
+            let stamp = settled(&source, &shown)?;
             let meta = source.metadata()?;
             let tmp = temporary_name();
             let copied = (|| {
@@ -1277,6 +1283,14 @@ fn move_file(
                 let _ = to.remove(&tmp);
                 return Err(describe(e));
             }
+            #[cfg(test)]
+            tests::at_moment(tests::Moment::Copied);
+            // written to since it was stamped (before the copy read it): the copy may lack
+            // the new bytes, so it goes and the file stays
+            if stamp_of(&source)? != stamp {
+                let _ = to.remove(to_name);
+                return Err(changed_while_acting(&shown));
+            }
             still_the_file(from, name, id)?;
             from.remove(name)
         }
@@ -1286,6 +1300,8 @@ fn move_file(
 
 /// Carries out `step`, checked as `checked`.
 fn run_step(step: &Step, action: &Action, checked: &Checked) -> std::io::Result<()> {
+    #[cfg(test)]
+    tests::at_moment(tests::Moment::Checked);
     checked.still_there()?;
     let (dir, name) = (&checked.dir, checked.name.as_os_str());
     match action {
@@ -1313,27 +1329,193 @@ fn run_step(step: &Step, action: &Action, checked: &Checked) -> std::io::Result<
             }
             trash::delete(&step.path).map_err(trash_error)
         }
-        Action::Hardlink => {
-            let tmp = temporary_name();
-            dir.link_from(&step.keeper, &tmp)?;
-            let linked = if dir.entry_id(&tmp)? == checked.keeper_id {
-                checked
-                    .still_there()
-                    .and_then(|()| dir.rename_over(&tmp, name))
-            } else {
-                Err(std::io::Error::other(format!(
-                    "the copy to keep, {}, was replaced while the run acted: left alone",
-                    crate::path_repr::shown(&step.keeper)
-                )))
-            };
-            // renaming onto another name of the same file succeeds without removing `tmp`
-            if dir.has(&tmp) {
-                let _ = dir.remove(&tmp);
-            }
-            linked
-        }
-        Action::Delete => dir.remove(name),
+        Action::Hardlink | Action::Delete => set_aside_and_act(step, action, checked),
     }
+}
+
+/// Deletes the copy, or replaces it by a hard link to the keeper, dropping no byte it did not
+/// verify. The copy is first renamed to a temporary name in its folder, so no program opens it
+/// by its name from then on, then hashed again through its handle; changed, it goes back under
+/// its name. A program that opened it before may still write to it: its size and times are
+/// read again right before the set-aside file is removed, and a write between that last read
+/// and the removal (microseconds) is the one that can still be lost.
+fn set_aside_and_act(step: &Step, action: &Action, checked: &Checked) -> std::io::Result<()> {
+    let (dir, name) = (&checked.dir, checked.name.as_os_str());
+    let aside = temporary_name();
+    dir.rename_new(name, dir, &aside)?;
+    let verified = match dir.entry_id(&aside) {
+        Ok(id) if id == checked.id => verify_set_aside(dir, &aside, &step.hash, &step.path),
+        Ok(_) => Err(std::io::Error::other(format!(
+            "{} was replaced while the run acted: left alone; run `lookalike index` again",
+            crate::path_repr::shown(&step.path)
+        ))),
+        Err(e) => Err(e),
+    };
+    let (file, stamp) = match verified {
+        Ok(v) => v,
+        Err(e) => return Err(put_back(dir, &aside, name, e)),
+    };
+    #[cfg(test)]
+    tests::at_moment(tests::Moment::Verified);
+    let unchanged = || match stamp_of(&file) {
+        Ok(now) if now == stamp => Ok(()),
+        Ok(_) => Err(changed_while_acting(&step.path)),
+        Err(e) => Err(e),
+    };
+    if matches!(action, Action::Delete) {
+        return match unchanged().and_then(|()| dir.remove(&aside)) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(put_back(dir, &aside, name, e)),
+        };
+    }
+    if let Err(e) = link_keeper(dir, name, step, checked.keeper_id) {
+        return Err(put_back(dir, &aside, name, e));
+    }
+    match unchanged().and_then(|()| dir.remove(&aside)) {
+        Ok(()) => Ok(()),
+        // the name holds the link made just now: the copy goes back over it
+        Err(e) => match dir.entry_id(name) {
+            Ok(id) if id == checked.keeper_id => match dir.rename_over(&aside, name) {
+                Ok(()) => Err(e),
+                Err(back) => Err(not_put_back(dir, &aside, name, e, back)),
+            },
+            _ => Err(put_back(dir, &aside, name, e)),
+        },
+    }
+}
+
+/// Makes `name` in `dir`, free now, a hard link to the step's keeper, which must still be the
+/// file `keeper_id`; a file made at `name` since is never replaced.
+fn link_keeper(dir: &HeldDir, name: &OsStr, step: &Step, keeper_id: FileId) -> std::io::Result<()> {
+    let tmp = temporary_name();
+    dir.link_from(&step.keeper, &tmp)?;
+    let linked = match dir.entry_id(&tmp) {
+        Ok(id) if id == keeper_id => dir.rename_new(&tmp, dir, name),
+        Ok(_) => Err(std::io::Error::other(format!(
+            "the copy to keep, {}, was replaced while the run acted: left alone",
+            crate::path_repr::shown(&step.keeper)
+        ))),
+        Err(e) => Err(e),
+    };
+    if dir.has(&tmp) {
+        let _ = dir.remove(&tmp);
+    }
+    linked
+}
+
+/// Puts the file set aside as `aside` in `dir` back under `name` after `why` stopped the step;
+/// the error to report is `why`, naming both paths when the file could not go back.
+fn put_back(dir: &HeldDir, aside: &OsStr, name: &OsStr, why: std::io::Error) -> std::io::Error {
+    match dir.rename_new(aside, dir, name) {
+        Ok(()) => why,
+        Err(back) => not_put_back(dir, aside, name, why, back),
+    }
+}
+
+fn not_put_back(
+    dir: &HeldDir,
+    aside: &OsStr,
+    name: &OsStr,
+    why: std::io::Error,
+    back: std::io::Error,
+) -> std::io::Error {
+    std::io::Error::new(
+        why.kind(),
+        format!(
+            "{why}; and the file could not go back under its name ({back}): it is at {}, move it back to {}",
+            crate::path_repr::shown(&dir.path().join(aside)),
+            crate::path_repr::shown(&dir.path().join(name))
+        ),
+    )
+}
+
+fn changed_while_acting(path: &Path) -> std::io::Error {
+    std::io::Error::other(format!(
+        "{} changed while the run acted: left alone; run `lookalike index` again",
+        crate::path_repr::shown(path)
+    ))
+}
+
+/// A file's size and modification and change times, read from its handle: a write changes
+/// them, unless it falls within the same tick of the file system's clock (see [`settled`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Stamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    changed: (i64, i64),
+}
+
+fn stamp_of(file: &fs::File) -> std::io::Result<Stamp> {
+    let meta = file.metadata()?;
+    #[cfg(unix)]
+    let changed = {
+        use std::os::unix::fs::MetadataExt;
+        (meta.ctime(), meta.ctime_nsec())
+    };
+    #[cfg(not(unix))]
+    let changed = (0, 0);
+    Ok(Stamp {
+        len: meta.len(),
+        modified: meta.modified().ok(),
+        changed,
+    })
+}
+
+/// The longest a file system may keep one modification time across writes: a tick of the
+/// kernel's clock, or 2 s where times are kept in whole seconds (FAT, ext3).
+fn time_grain(modified: std::time::SystemTime) -> std::time::Duration {
+    let whole_seconds = modified
+        .duration_since(std::time::UNIX_EPOCH)
+        .is_ok_and(|d| d.subsec_nanos() == 0);
+    if whole_seconds {
+        std::time::Duration::from_secs(2)
+    } else {
+        std::time::Duration::from_millis(20)
+    }
+}
+
+/// The stamp of `file`, once its modification time is older than its clock's grain: a write
+/// within the grain of the last one may leave the times as they were, so a file written just
+/// now is waited on once, and refused when written again meanwhile.
+fn settled(file: &fs::File, shown: &Path) -> std::io::Result<Stamp> {
+    let recent = |stamp: &Stamp| {
+        stamp.modified.and_then(|t| {
+            let grain = time_grain(t);
+            let age = match std::time::SystemTime::now().duration_since(t) {
+                Ok(age) => age,
+                Err(ahead) => ahead.duration(),
+            };
+            (age < grain).then_some(grain)
+        })
+    };
+    let stamp = stamp_of(file)?;
+    let Some(grain) = recent(&stamp) else {
+        return Ok(stamp);
+    };
+    std::thread::sleep(grain);
+    let again = stamp_of(file)?;
+    if again != stamp || recent(&again).is_some() {
+        return Err(changed_while_acting(shown));
+    }
+    Ok(again)
+}
+
+/// Opens the file set aside as `aside` in `dir` and hashes it again: its handle and stamp
+/// when its bytes are still `hash`, else an error naming `shown`, the copy's path.
+fn verify_set_aside(
+    dir: &HeldDir,
+    aside: &OsStr,
+    hash: &[u8; 32],
+    shown: &Path,
+) -> std::io::Result<(fs::File, Stamp)> {
+    let file = dir.open_file(aside)?;
+    let stamp = settled(&file, shown)?;
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_reader(&file)?;
+    if hasher.finalize().as_bytes() != hash || stamp_of(&file)? != stamp {
+        return Err(changed_while_acting(shown));
+    }
+    Ok((file, stamp))
 }
 
 /// The trash's error as a sentence (its own display is a debug dump).
@@ -1978,6 +2160,227 @@ fn trashed_file(item: &trash::TrashItem) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::RefCell;
+
+    /// Moments inside a step at which a test writes as another program would.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    pub(super) enum Moment {
+        /// The copy was checked and its intent journaled; nothing acted yet.
+        Checked,
+        /// The copy was set aside and hashed again; the step acts next.
+        Verified,
+        /// A move across disks copied the file and checked the copy; the file is removed next.
+        Copied,
+    }
+
+    type Hook = Box<dyn FnMut(Moment)>;
+
+    thread_local! {
+        static HOOK: RefCell<Option<Hook>> = const { RefCell::new(None) };
+        /// The cache folder of the user's lock, kept apart from other runs on the machine.
+        pub(super) static LOCK_CACHE: RefCell<Option<PathBuf>> = const { RefCell::new(None) };
+    }
+
+    pub(super) fn at_moment(moment: Moment) {
+        let hook = HOOK.with(|h| h.borrow_mut().take());
+        if let Some(mut hook) = hook {
+            hook(moment);
+            HOOK.with(|h| *h.borrow_mut() = Some(hook));
+        }
+    }
+
+    fn on_moment(hook: impl FnMut(Moment) + 'static) {
+        HOOK.with(|h| *h.borrow_mut() = Some(Box::new(hook)));
+    }
+
+    const BYTES: &[u8] = b"the same photo, byte for byte";
+    const EDITED: &[u8] = b"the photo as edited while the run acts";
+
+    /// A folder with a kept photo and `copies` byte-identical copies, dated in 2020 as indexed
+    /// photos are, and the steps that act on the copies.
+    fn identical_copies(copies: usize) -> (tempfile::TempDir, PathBuf, Vec<Step>) {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = fs::canonicalize(tmp.path()).unwrap().join("photos");
+        fs::create_dir(&root).unwrap();
+        let hash = *blake3::hash(BYTES).as_bytes();
+        let keeper = root.join("keep.jpg");
+        fs::write(&keeper, BYTES).unwrap();
+        let mut steps = Vec::new();
+        for i in 0..copies {
+            let path = root.join(format!("copy{i}.jpg"));
+            fs::write(&path, BYTES).unwrap();
+            let old = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_577_836_800);
+            let file = fs::File::options().write(true).open(&path).unwrap();
+            file.set_times(fs::FileTimes::new().set_modified(old))
+                .unwrap();
+            steps.push(Step {
+                path,
+                hash,
+                keeper: keeper.clone(),
+                keeper_hash: hash,
+                root: root.clone(),
+                keeper_root: root.clone(),
+                target: None,
+                frees: BYTES.len() as u64,
+            });
+        }
+        (tmp, root, steps)
+    }
+
+    /// Rewrites `path` in place, as an editor saving over a file does: same file, new bytes.
+    fn rewrite_in_place(path: &Path) {
+        let mut f = fs::File::options()
+            .write(true)
+            .truncate(true)
+            .open(path)
+            .unwrap();
+        f.write_all(EDITED).unwrap();
+    }
+
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// A copy rewritten in place after it was checked and before the step acts keeps its new
+    /// bytes under its name: neither linked over nor deleted, and no temporary name is left.
+    #[test]
+    fn a_copy_rewritten_after_its_check_is_left_alone() {
+        for action in [Action::Hardlink, Action::Delete] {
+            let (_tmp, root, steps) = identical_copies(1);
+            let step = &steps[0];
+            let checked = check_step(step, &action).unwrap();
+            let path = step.path.clone();
+            on_moment(move |m| {
+                if m == Moment::Checked {
+                    rewrite_in_place(&path);
+                }
+            });
+            let acted = run_step(step, &action, &checked);
+            on_moment(|_| {});
+            let err = acted.expect_err("a changed copy is not acted on");
+            assert!(
+                err.to_string().contains("changed while the run acted"),
+                "{action:?}: {err}"
+            );
+            assert_eq!(fs::read(&step.path).unwrap(), EDITED, "{action:?}");
+            assert!(!same_file(&step.path, &step.keeper), "{action:?}");
+            assert_eq!(fs::read(&step.keeper).unwrap(), BYTES, "{action:?}");
+            assert_eq!(names_in(&root), ["copy0.jpg", "keep.jpg"], "{action:?}");
+        }
+    }
+
+    /// A copy written through a handle opened before the run, after it was set aside and
+    /// hashed again, is caught by its size and times and goes back under its name, for a hard
+    /// link after the link took the name.
+    #[test]
+    fn a_copy_written_after_its_second_hash_goes_back() {
+        use std::io::Seek;
+        for action in [Action::Hardlink, Action::Delete] {
+            let (_tmp, root, steps) = identical_copies(1);
+            let step = &steps[0];
+            let checked = check_step(step, &action).unwrap();
+            let mut open = fs::File::options().write(true).open(&step.path).unwrap();
+            on_moment(move |m| {
+                if m == Moment::Verified {
+                    open.set_len(0).unwrap();
+                    open.rewind().unwrap();
+                    open.write_all(EDITED).unwrap();
+                }
+            });
+            let acted = run_step(step, &action, &checked);
+            on_moment(|_| {});
+            let err = acted.expect_err("a changed copy is not acted on");
+            assert!(
+                err.to_string().contains("changed while the run acted"),
+                "{action:?}: {err}"
+            );
+            assert_eq!(fs::read(&step.path).unwrap(), EDITED, "{action:?}");
+            assert!(!same_file(&step.path, &step.keeper), "{action:?}");
+            assert_eq!(fs::read(&step.keeper).unwrap(), BYTES, "{action:?}");
+            assert_eq!(names_in(&root), ["copy0.jpg", "keep.jpg"], "{action:?}");
+        }
+    }
+
+    /// A file rewritten in place while a move across disks copied it stays where it was, with
+    /// its new bytes, and the copy is removed (when the temporary folder and /dev/shm are on two
+    /// disks).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_file_rewritten_while_moved_across_disks_stays() {
+        let Ok(shm) = tempfile::tempdir_in("/dev/shm") else {
+            return;
+        };
+        let (_tmp, root, mut steps) = identical_copies(1);
+        if file_id(shm.path()).map(|i| i.0) == file_id(&root).map(|i| i.0) {
+            return;
+        }
+        let dest = fs::canonicalize(shm.path()).unwrap();
+        let action = Action::MoveTo(dest.clone());
+        steps[0].target = Some(dest.join("copy0.jpg"));
+        let step = &steps[0];
+        let checked = check_step(step, &action).unwrap();
+        let path = step.path.clone();
+        on_moment(move |m| {
+            if m == Moment::Copied {
+                rewrite_in_place(&path);
+            }
+        });
+        let moved = run_step(step, &action, &checked);
+        on_moment(|_| {});
+        let err = moved.expect_err("a changed file is not moved");
+        assert!(
+            err.to_string().contains("changed while the run acted"),
+            "{err}"
+        );
+        assert_eq!(fs::read(&step.path).unwrap(), EDITED);
+        assert_eq!(names_in(&root), ["copy0.jpg", "keep.jpg"]);
+        assert!(names_in(&dest).is_empty(), "{:?}", names_in(&dest));
+    }
+
+    /// An applied run whose copy was rewritten while it acted reports that step failed, does
+    /// the others, and its undo gives back only what it did, never the old bytes over the new.
+    #[test]
+    fn an_applied_run_and_its_undo_keep_a_copy_rewritten_while_it_acted() {
+        for action in [Action::Hardlink, Action::Delete] {
+            let (tmp, root, steps) = identical_copies(2);
+            LOCK_CACHE.with(|c| *c.borrow_mut() = Some(tmp.path().join("cache")));
+            let journal = tmp.path().join("index").join("journal");
+            let edited = steps[0].path.clone();
+            let target = edited.clone();
+            on_moment(move |m| {
+                if m == Moment::Checked && target.exists() {
+                    rewrite_in_place(&target);
+                }
+            });
+            let stop = std::sync::atomic::AtomicBool::new(false);
+            let ran = execute(&journal, &action, &steps, true, &Default::default(), &stop);
+            on_moment(|_| {});
+            let outcomes = ran.unwrap();
+            assert!(
+                matches!(outcomes[0], Outcome::Failed(_)),
+                "{action:?}: {outcomes:?}"
+            );
+            assert_eq!(outcomes[1], Outcome::Done, "{action:?}");
+            assert_eq!(fs::read(&edited).unwrap(), EDITED, "{action:?}");
+            let report = undo(&journal).unwrap().expect("a run to undo");
+            assert_eq!(fs::read(&edited).unwrap(), EDITED, "{action:?}: {report:?}");
+            assert!(!same_file(&edited, &steps[0].keeper), "{action:?}");
+            let first = &report.steps[0];
+            assert_ne!(first.outcome, Outcome::Done, "{action:?}: {report:?}");
+            assert!(!first.not_restored(), "{action:?}: {report:?}");
+            let left = names_in(&root);
+            match action {
+                Action::Hardlink => assert_eq!(left, ["copy0.jpg", "copy1.jpg", "keep.jpg"]),
+                _ => assert_eq!(left, ["copy0.jpg", "keep.jpg"]),
+            }
+            LOCK_CACHE.with(|c| *c.borrow_mut() = None);
+        }
+    }
 
     /// No file can be made on /proc or /sys, by root either (whom access(2) lets write there);
     /// a folder on a disk is writable.
