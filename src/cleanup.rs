@@ -777,15 +777,33 @@ fn user_lock_file() -> Result<fs::File> {
     let (path, shared) = user_lock_path();
     let folder = path.parent().unwrap_or(Path::new("."));
     let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
+    // in the shared temporary folder, only `lookalike-UID`: a missing temp folder is not made
+    builder.recursive(!shared);
     #[cfg(unix)]
     if shared {
         use std::os::unix::fs::DirBuilderExt;
         builder.mode(0o700);
     }
-    builder
-        .create(folder)
-        .map_err(|e| user_lock_error(&path, e))?;
+    match builder.create(folder) {
+        Ok(()) => {}
+        Err(e) if shared && e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(_) if shared && !folder.parent().is_some_and(Path::is_dir) => {
+            let temp = folder.parent().unwrap_or(Path::new("."));
+            let source = if std::env::var_os("TMPDIR").is_some() {
+                "TMPDIR"
+            } else {
+                "the system temp folder"
+            };
+            return Err(Error::InvalidInput(format!(
+                "HOME and XDG_CACHE_HOME are both unset, so the lock that keeps two runs off the \
+                 same photos goes in the temporary folder, but {source} ({}) is not an existing \
+                 folder, and none is created; create it or unset TMPDIR, or set XDG_CACHE_HOME \
+                 (or HOME) to a folder you own",
+                crate::path_repr::shown(temp)
+            )));
+        }
+        Err(e) => return Err(user_lock_error(&path, e)),
+    }
     let not_ours = |what: &Path, why: &str| {
         Error::InvalidInput(format!(
             "HOME and XDG_CACHE_HOME are both unset, and the lock that keeps two runs off the \

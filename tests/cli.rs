@@ -2849,6 +2849,88 @@ fn a_sample_larger_than_the_folder_is_said() {
     );
 }
 
+/// A damaged file in the duplicates benchmark's folder is left out with a warning naming it,
+/// under -q too, as labelled and distortion runs leave it out: the copies are planted from the
+/// readable photos and the figures count them. No readable image is still an error.
+#[test]
+fn the_duplicates_benchmark_leaves_a_damaged_file_out() {
+    let env = setup(&[]);
+    let dir = env.root.join("some");
+    std::fs::create_dir_all(&dir).unwrap();
+    for g in ["camera", "horse", "coffee"] {
+        std::fs::copy(
+            sample_data().join(g).join("original.jpg"),
+            dir.join(format!("{g}.jpg")),
+        )
+        .unwrap();
+    }
+    let bytes = std::fs::read(sample_data().join("chelsea/original.jpg")).unwrap();
+    std::fs::write(dir.join("cut.jpg"), &bytes[..bytes.len() / 2]).unwrap();
+    // every file sampled: the damaged one among them
+    let out = run_ok(
+        env.cmd()
+            .args(["-q", "eval", "--duplicates"])
+            .arg(&dir)
+            .args(["--sample", "100", "--edits", "1", "--json"]),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning: 1 of the 4 files") && err.contains("cut.jpg: "),
+        "{err}"
+    );
+    assert!(
+        err.contains("(3 readable)") && err.contains("; 2 sampled"),
+        "{err}"
+    );
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (
+            n(&json, "originals"),
+            n(&json, "distractors"),
+            n(&json, "files"),
+            n(&json, "failed")
+        ),
+        (2, 1, 5, 1),
+        "{json}"
+    );
+    assert!(
+        json["left_out"][0].as_str().unwrap().ends_with("cut.jpg"),
+        "{json}"
+    );
+    // the figures say it
+    let out = run_ok(
+        env.cmd()
+            .args(["-q", "eval", "--duplicates"])
+            .arg(&dir)
+            .args(["--sample", "1", "--edits", "1"]),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(
+            "(1 photos with 1 edited copies each, 2 distractors; 1 unreadable file left out)"
+        ),
+        "{text}"
+    );
+    // nothing readable: an error naming the folder and the file
+    for g in ["camera", "horse", "coffee"] {
+        std::fs::remove_file(dir.join(format!("{g}.jpg"))).unwrap();
+    }
+    std::fs::write(dir.join("cut2.jpg"), &bytes[..bytes.len() / 3]).unwrap();
+    let out = env
+        .cmd()
+        .args(["-q", "eval", "--duplicates"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("some: the duplicates benchmark needs at least two images that can be read")
+            && err.contains("cut.jpg"),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_blurred_sixteen_bit_photo_of_low_contrast_is_restored_and_its_depth_told() {
     let env = setup(&[]);

@@ -1560,6 +1560,49 @@ fn the_users_lock_in_the_shared_temporary_folder_is_theirs_alone() {
     assert!(folder.join("actions.lock").is_file());
 }
 
+/// With HOME and XDG_CACHE_HOME unset and TMPDIR naming a missing folder, the lock is refused
+/// naming TMPDIR, as eval refuses it: neither the folder nor its parents are made.
+#[test]
+fn a_missing_temporary_folder_is_not_made_for_the_users_lock() {
+    let env = Env::new();
+    let bytes = std::fs::read(sample("camera")).unwrap();
+    env.put("a.jpg", &bytes);
+    env.put("b.jpg", &bytes);
+    let missing = env.root.join("no").join("such").join("tmp");
+    let moved = env.root.join("moved");
+    let args = [
+        "duplicates".as_ref(),
+        env.photos.as_os_str(),
+        "--move-to".as_ref(),
+        moved.as_os_str(),
+        "--apply".as_ref(),
+    ];
+    env.dry_run(&args);
+    let without_home = || {
+        let mut cmd = env.cmd();
+        cmd.env_remove("HOME")
+            .env_remove("XDG_CACHE_HOME")
+            .env("TMPDIR", &missing);
+        cmd
+    };
+    let out = without_home().args(args).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    for word in [
+        "TMPDIR",
+        "no/such/tmp",
+        "not an existing folder",
+        "create it",
+    ] {
+        assert!(err.contains(word), "{word}: {err}");
+    }
+    assert!(!env.root.join("no").exists());
+    assert_eq!(std::fs::read_dir(&env.photos).unwrap().count(), 2);
+    // undo takes the same lock
+    let out = without_home().arg("undo").output().unwrap();
+    assert!(!env.root.join("no").exists(), "{out:?}");
+}
+
 #[test]
 fn a_name_too_long_for_the_trash_is_left_alone_and_said_so() {
     let env = Env::new();

@@ -11,6 +11,13 @@ const CROWD_RADIUS: f32 = 0.2;
 /// Beams narrower than this are not judged.
 const MIN_CROWD_BEAM: usize = 16;
 
+/// Beam points tried as a crowd's centre: at most this many, spread over the beam.
+const CROWD_PROBES: usize = 16;
+
+/// A search for at least one point in this many is a scan of every point: a graph search
+/// that wide visits most of them, many times over.
+const SCAN_SHARE: usize = 4;
+
 impl AnnIndex {
     /// The `k` nearest ids to a full-length query, with distances in the graph's space.
     pub fn search(&self, query: &[f32], k: usize) -> Vec<(i64, f32)> {
@@ -69,6 +76,9 @@ impl AnnIndex {
         let query = query.as_ref();
         // Hidden points still route searches; when they crowd the results, the search widens.
         let total = self.hnsw.get_nb_point();
+        if k.min(total).saturating_mul(SCAN_SHARE) >= total {
+            return self.scan_graph_space(query, k);
+        }
         let mut want = k.min(total);
         let hits: Vec<(i64, f32)> = loop {
             let mut found = self
@@ -97,7 +107,7 @@ impl AnnIndex {
 
     /// True when half of a search's beam or more is one tight crowd away from the query: points
     /// within [`CROWD_RADIUS`] times the query's distance of one of them (every fourth point of
-    /// the beam is tried). A crowd of near-identical images keeps its graph links among itself
+    /// the beam is tried, at most [`CROWD_PROBES`] spread evenly). A crowd of near-identical images keeps its graph links among itself
     /// (hnsw_rs links a neighbour back to a new point only when nearer than its farthest link),
     /// so a search entering it may not leave. On wang with ukbench queries, at most 6 of 64 beam
     /// points were that close to one; beams caught in 1,000 re-encoded copies, 64.
@@ -107,25 +117,31 @@ impl AnnIndex {
         }
         let points = self.hnsw.get_point_indexation();
         let half = beam.len().div_ceil(2);
+        // each beam point's vector, read once
+        let data: Vec<Option<Vec<f32>>> = beam
+            .iter()
+            .map(|n| points.get_point_data(&n.p_id))
+            .collect();
+        let step = beam.len().div_ceil(CROWD_PROBES).max(4);
         let largest = beam
             .iter()
-            .step_by(4)
-            .map(|probe| {
+            .zip(&data)
+            .step_by(step)
+            .map(|(probe, centre)| {
                 let radius = CROWD_RADIUS * probe.distance;
                 // A point that much nearer or farther from the query is that far from the probe.
-                let band: Vec<_> = beam
-                    .iter()
-                    .filter(|n| (n.distance - probe.distance).abs() <= radius)
+                let band: Vec<usize> = (0..beam.len())
+                    .filter(|&j| (beam[j].distance - probe.distance).abs() <= radius)
                     .collect();
                 if radius.is_nan() || radius <= 0.0 || band.len() < half {
                     return band.len().min(1);
                 }
-                let Some(centre) = points.get_point_data(&probe.p_id) else {
+                let Some(centre) = centre else {
                     return 0;
                 };
                 band.iter()
-                    .filter_map(|n| points.get_point_data(&n.p_id))
-                    .filter(|v| squared_l2(v, &centre).sqrt() <= radius)
+                    .filter_map(|&j| data[j].as_ref())
+                    .filter(|v| squared_l2(v, centre).sqrt() <= radius)
                     .count()
             })
             .max()
@@ -312,6 +328,24 @@ mod tests {
             assert!(!index.caught_in_crowd(&beam(v, &others)));
         }
         assert!(!index.caught_in_crowd(&beam(&centre, &points)));
+    }
+
+    /// A search for a large share of the points gives what exact search gives, every point
+    /// measured.
+    #[test]
+    fn a_search_for_most_points_is_exact() {
+        let points = random_points(2000, 16, 5);
+        let plain = AnnParams {
+            dba: 0,
+            ..AnnParams::default()
+        };
+        let index = AnnIndex::build(&points, plain);
+        for (_, q) in random_points(5, 16, 6) {
+            for k in [500, 1500, 1999, 2000] {
+                let found: Vec<i64> = index.search(&q, k).iter().map(|h| h.0).collect();
+                assert_eq!(found, exact_ids(&points, &q, k), "k {k}");
+            }
+        }
     }
 
     #[test]

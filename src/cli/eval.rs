@@ -858,15 +858,6 @@ fn duplicates_benchmark(
     ));
     let work = args.work.clone().unwrap_or_else(|| temp.join("files"));
     let originals = args.sample.min(sources.len() - 1);
-    // fewer than asked: a warning, printed under -q too
-    if originals < args.sample {
-        note!(
-            "warning: --sample {}: {} holds {} images, of which one at least stays a distractor; {originals} sampled",
-            args.sample,
-            crate::path_repr::shown(folder),
-            sources.len()
-        );
-    }
     if !quiet {
         note!(
             "planting {} edited copies of {originals} photos among {} distractors in {}",
@@ -877,7 +868,19 @@ fn duplicates_benchmark(
     }
     // removed however the run ends: the temporary files, and the index of them
     let _temp = RemovedAfter(temp.clone());
-    let planted = plant(&sources, originals, args.edits, args.seed, &work)?;
+    let mut planting = plant(&sources, originals, args.edits, args.seed, &work)?;
+    let too_few = |unreadable: &[(PathBuf, String)]| {
+        Error::InvalidInput(format!(
+            "{}: the duplicates benchmark needs at least two images that can be read, and {} of its {} can ({})",
+            crate::path_repr::shown(folder),
+            sources.len() - unreadable.len(),
+            sources.len(),
+            named_with_why(folder, unreadable)
+        ))
+    };
+    if sources.len() - planting.unreadable.len() < 2 {
+        return Err(too_few(&planting.unreadable));
+    }
     // Temporary files go into a temporary index: one of the user's would keep tracking a
     // folder that is gone.
     let collection = match (index_dir, &args.work) {
@@ -892,6 +895,60 @@ fn duplicates_benchmark(
     let summary = index_folder(&collection, &work, profile, quiet)?;
     let store = collection.open_store_read_only()?;
     let root = std::fs::canonicalize(&work).map_err(|e| Error::io(&work, e))?;
+    // Distractors the index could not read are left out as sampled photos that could not be.
+    let failed: HashMap<PathBuf, &str> = summary
+        .failed
+        .iter()
+        .filter_map(|f| {
+            Some((
+                f.path.strip_prefix(&root).ok()?.to_path_buf(),
+                f.reason.as_str(),
+            ))
+        })
+        .collect();
+    planting.planted.retain(|p| {
+        let Some(why) = failed.get(&p.rel_path).filter(|_| p.family.is_none()) else {
+            return true;
+        };
+        planting
+            .unreadable
+            .push((sources[p.source].clone(), why.to_string()));
+        false
+    });
+    let (planted, unreadable) = (planting.planted, planting.unreadable);
+    // warnings that change what the figures mean are printed under -q too
+    let readable = sources.len() - unreadable.len();
+    if !unreadable.is_empty() {
+        note!(
+            "warning: {} of the {} files of {} could not be read as images ({}); they are left out of the benchmark",
+            unreadable.len(),
+            sources.len(),
+            crate::path_repr::shown(folder),
+            named_with_why(folder, &unreadable)
+        );
+    }
+    let originals = planted
+        .iter()
+        .filter(|p| p.family.is_some() && p.edit.is_none())
+        .count();
+    let distractors = planted.iter().filter(|p| p.family.is_none()).count();
+    if readable < 2 {
+        return Err(too_few(&unreadable));
+    }
+    // fewer than asked: a warning, printed under -q too
+    if originals < args.sample {
+        note!(
+            "warning: --sample {}: {} holds {} images{}, of which one at least stays a distractor; {originals} sampled",
+            args.sample,
+            crate::path_repr::shown(folder),
+            sources.len(),
+            if unreadable.is_empty() {
+                String::new()
+            } else {
+                format!(" ({readable} readable)")
+            }
+        );
+    }
     let findings = crate::duplicates::find_in_store(
         &store,
         std::slice::from_ref(&root),
@@ -916,15 +973,19 @@ fn duplicates_benchmark(
         })
         .collect();
     let scores = score(&planted, &groups);
+    let left_out = match unreadable.len() {
+        0 => String::new(),
+        1 => "; 1 unreadable file left out".to_string(),
+        n => format!("; {n} unreadable files left out"),
+    };
     if let Some(dir) = &args.report {
         let input = ReportInput {
             title: "lookalike duplicates benchmark".into(),
             dataset: format!(
-                "{}: {} files ({originals} photos with {} edited copies each, {} distractors), seed {}",
+                "{}: {} files ({originals} photos with {} edited copies each, {distractors} distractors{left_out}), seed {}",
                 crate::path_repr::shown(folder),
                 planted.len(),
                 args.edits,
-                sources.len() - originals,
                 args.seed
             ),
             generated_by: std::env::args().collect::<Vec<_>>().join(" "),
@@ -948,7 +1009,9 @@ fn duplicates_benchmark(
             "edits_per_original": args.edits,
             "seed": args.seed,
             "test": test,
-            "failed": summary.failed.len(),
+            "distractors": distractors,
+            "failed": unreadable.len(),
+            "left_out": unreadable.iter().map(|(p, _)| p.to_string_lossy()).collect::<Vec<_>>(),
             "groups": findings.groups.len(),
             "seconds": seconds,
             "scores": scores,
@@ -982,15 +1045,38 @@ fn duplicates_benchmark(
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "duplicates benchmark: {} files ({originals} photos with {} edited copies each, {} distractors), {test}, {} groups, {seconds:.1} s index + search",
+        "duplicates benchmark: {} files ({originals} photos with {} edited copies each, {distractors} distractors{left_out}), {test}, {} groups, {seconds:.1} s index + search",
         planted.len(),
         args.edits,
-        sources.len() - originals,
         findings.groups.len()
     )
     .map_err(super::out_err)?;
     write!(out, "{}", table.render()).map_err(super::out_err)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Up to five of `files` (found in `folder`), each named as under `folder` with why it failed.
+fn named_with_why(folder: &Path, files: &[(PathBuf, String)]) -> String {
+    const SHOWN: usize = 5;
+    let base = std::fs::canonicalize(folder).unwrap_or_else(|_| folder.to_path_buf());
+    let mut named: Vec<String> = files
+        .iter()
+        .take(SHOWN)
+        .map(|(path, why)| {
+            let shown = path
+                .strip_prefix(&base)
+                .map_or_else(|_| path.clone(), |rel| folder.join(rel));
+            format!(
+                "{}: {}",
+                crate::path_repr::shown(&shown),
+                crate::path_repr::escape_message(why)
+            )
+        })
+        .collect();
+    if files.len() > SHOWN {
+        named.push("...".into());
+    }
+    named.join("; ")
 }
 
 fn distort_benchmark(

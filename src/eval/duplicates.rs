@@ -41,25 +41,54 @@ pub const EDIT_KINDS: &[&str] = &[
 pub(crate) const TRUTH_FILE: &str = "truth.tsv";
 
 /// One planted file: its path relative to the benchmark folder, the photo it shows (`None`
-/// for a distractor) and the edit it carries (`None` for an original or a distractor).
+/// for a distractor), the edit it carries (`None` for an original or a distractor) and the
+/// index of its source among those given to [`plant`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Planted {
     pub(crate) rel_path: PathBuf,
     pub(crate) family: Option<usize>,
     pub(crate) edit: Option<String>,
+    pub(crate) source: usize,
+}
+
+/// What [`plant`] wrote, and the sources it left out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Planting {
+    /// The manifest, also written to `truth.tsv`.
+    pub planted: Vec<Planted>,
+    /// Sources sampled as photos that could not be read as images, with why; none of their
+    /// files is planted.
+    pub unreadable: Vec<(PathBuf, String)>,
+}
+
+impl Planting {
+    /// The photos with edited copies.
+    pub fn originals(&self) -> usize {
+        self.planted
+            .iter()
+            .filter(|p| p.family.is_some() && p.edit.is_none())
+            .count()
+    }
+
+    /// The distractors.
+    pub fn distractors(&self) -> usize {
+        self.planted.iter().filter(|p| p.family.is_none()).count()
+    }
 }
 
 /// Writes the benchmark into `out` (which must be empty or absent): `originals` photos sampled
 /// from `sources` with `seed`, each with `edits` edited copies of distinct kinds, and every
-/// other source as a distractor. Copies are saved as JPEG (quality 92). Returns the manifest,
-/// also written to `out/truth.tsv`.
+/// other source as a distractor. A sampled source that cannot be read as an image is left out
+/// (in [`Planting::unreadable`]) and the next in the sample's order taken instead; one readable
+/// source at least stays a distractor when another is left. Copies are saved as JPEG
+/// (quality 92). The manifest is also written to `out/truth.tsv`.
 pub fn plant(
     sources: &[PathBuf],
     originals: usize,
     edits: usize,
     seed: u64,
     out: &Path,
-) -> Result<Vec<Planted>> {
+) -> Result<Planting> {
     if let Ok(mut entries) = std::fs::read_dir(out)
         && entries.next().is_some()
     {
@@ -81,7 +110,6 @@ pub fn plant(
         let rel = sources[i].strip_prefix(&base).unwrap_or(&sources[i]);
         crate::eval::stable_hash(rel.as_os_str().as_encoded_bytes()) ^ seed
     });
-    let picked: HashSet<usize> = order.iter().take(originals).copied().collect();
     for sub in ["originals", "copies", "others"] {
         std::fs::create_dir_all(out.join(sub)).map_err(|e| Error::io(out.join(sub), e))?;
     }
@@ -90,60 +118,113 @@ pub fn plant(
             .map(|e| e.to_string_lossy().to_ascii_lowercase())
             .unwrap_or_else(|| "img".into())
     };
-    let planted: Vec<Vec<Planted>> = (0..sources.len())
-        .into_par_iter()
-        .map(|i| -> Result<Vec<Planted>> {
-            let src = &sources[i];
-            if !picked.contains(&i) {
-                let rel = PathBuf::from("others").join(format!("{i:05}.{}", ext(src)));
-                std::fs::copy(src, out.join(&rel)).map_err(|e| Error::io(src, e))?;
-                return Ok(vec![Planted {
-                    rel_path: rel,
-                    family: None,
-                    edit: None,
-                }]);
+    let distractor = |i: usize| -> Result<Planted> {
+        let src = &sources[i];
+        let rel = PathBuf::from("others").join(format!("{i:05}.{}", ext(src)));
+        std::fs::copy(src, out.join(&rel)).map_err(|e| Error::io(src, e))?;
+        Ok(Planted {
+            rel_path: rel,
+            family: None,
+            edit: None,
+            source: i,
+        })
+    };
+    // The photo of source `i` and its copies; `Ok(Err(why))` when it cannot be read as an image.
+    let photo = |i: usize| -> Result<std::result::Result<Vec<Planted>, String>> {
+        let src = &sources[i];
+        let cfg = DecodeConfig::default();
+        let decoded = read_image_file(src, &cfg).and_then(|b| decode_full_size(&b, src, &cfg));
+        let image = match decoded {
+            Ok(d) => flatten_to_rgb(d),
+            Err(Error::Decode { reason, .. }) => return Ok(Err(reason)),
+            Err(Error::Io { source, .. }) => return Ok(Err(source.to_string())),
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        let rel = PathBuf::from("originals").join(format!("{i:05}.{}", ext(src)));
+        std::fs::copy(src, out.join(&rel)).map_err(|e| Error::io(src, e))?;
+        let mut list = vec![Planted {
+            rel_path: rel,
+            family: Some(i),
+            edit: None,
+            source: i,
+        }];
+        let mut rng = SplitMix64::new(seed ^ crate::eval::stable_hash(&(i as u64).to_le_bytes()));
+        let mut chosen: Vec<usize> = Vec::new();
+        while chosen.len() < edits {
+            let k = (rng.next_u64() % EDIT_KINDS.len() as u64) as usize;
+            if !chosen.contains(&k) {
+                chosen.push(k);
             }
-            let rel = PathBuf::from("originals").join(format!("{i:05}.{}", ext(src)));
-            std::fs::copy(src, out.join(&rel)).map_err(|e| Error::io(src, e))?;
-            let mut list = vec![Planted {
+        }
+        for k in chosen {
+            let copy = crate::eval::distort::apply_chain(&kinds[k], &image, rng.next_u64())?;
+            let name = EDIT_KINDS[k].replace(':', "_");
+            let rel = PathBuf::from("copies").join(format!("{i:05}_{name}.jpg"));
+            let path = out.join(&rel);
+            let mut buf = Vec::new();
+            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, 92)
+                .encode_image(&copy)
+                .map_err(|e| {
+                    Error::InvalidInput(format!("{}: {e}", crate::path_repr::shown(&path)))
+                })?;
+            std::fs::write(&path, buf).map_err(|e| Error::io(&path, e))?;
+            list.push(Planted {
                 rel_path: rel,
                 family: Some(i),
-                edit: None,
-            }];
-            let cfg = DecodeConfig::default();
-            let bytes = read_image_file(src, &cfg)?;
-            let image = flatten_to_rgb(decode_full_size(&bytes, src, &cfg)?);
-            let mut rng =
-                SplitMix64::new(seed ^ crate::eval::stable_hash(&(i as u64).to_le_bytes()));
-            let mut chosen: Vec<usize> = Vec::new();
-            while chosen.len() < edits {
-                let k = (rng.next_u64() % EDIT_KINDS.len() as u64) as usize;
-                if !chosen.contains(&k) {
-                    chosen.push(k);
+                edit: Some(EDIT_KINDS[k].to_string()),
+                source: i,
+            });
+        }
+        Ok(Ok(list))
+    };
+    // Photos in the sample's order, each unreadable one replaced by the next source.
+    let mut photos: Vec<(usize, Vec<Planted>)> = Vec::new();
+    let mut left_out: HashSet<usize> = HashSet::new();
+    let mut unreadable = Vec::new();
+    let mut tried = 0;
+    while photos.len() < originals && tried < order.len() {
+        let batch = &order[tried..(tried + originals - photos.len()).min(order.len())];
+        tried += batch.len();
+        let done: Vec<_> = batch
+            .par_iter()
+            .map(|&i| photo(i).map(|r| (i, r)))
+            .collect::<Result<_>>()?;
+        for (i, r) in done {
+            match r {
+                Ok(list) => photos.push((i, list)),
+                Err(why) => {
+                    left_out.insert(i);
+                    unreadable.push((sources[i].clone(), why));
                 }
             }
-            for k in chosen {
-                let copy = crate::eval::distort::apply_chain(&kinds[k], &image, rng.next_u64())?;
-                let name = EDIT_KINDS[k].replace(':', "_");
-                let rel = PathBuf::from("copies").join(format!("{i:05}_{name}.jpg"));
-                let path = out.join(&rel);
-                let mut buf = Vec::new();
-                image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, 92)
-                    .encode_image(&copy)
-                    .map_err(|e| {
-                        Error::InvalidInput(format!("{}: {e}", crate::path_repr::shown(&path)))
-                    })?;
-                std::fs::write(&path, buf).map_err(|e| Error::io(&path, e))?;
-                list.push(Planted {
-                    rel_path: rel,
-                    family: Some(i),
-                    edit: Some(EDIT_KINDS[k].to_string()),
-                });
+        }
+    }
+    // Every other source unreadable: the last photo taken stays a distractor instead.
+    if tried == order.len() && photos.len() >= 2 && photos.len() + left_out.len() == sources.len() {
+        let last = order
+            .iter()
+            .rev()
+            .find(|i| photos.iter().any(|(p, _)| p == *i))
+            .copied();
+        if let Some(last) = last {
+            let at = photos.iter().position(|(p, _)| *p == last).unwrap_or(0);
+            for p in photos.remove(at).1 {
+                let path = out.join(&p.rel_path);
+                std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
             }
-            Ok(list)
-        })
+        }
+    }
+    let taken: HashSet<usize> = photos.iter().map(|(i, _)| *i).collect();
+    let others: Vec<Planted> = (0..sources.len())
+        .into_par_iter()
+        .filter(|i| !taken.contains(i) && !left_out.contains(i))
+        .map(distractor)
         .collect::<Result<_>>()?;
-    let planted: Vec<Planted> = planted.into_iter().flatten().collect();
+    photos.sort_by_key(|(i, _)| *i);
+    let mut planted: Vec<Planted> = photos.into_iter().flat_map(|(_, list)| list).collect();
+    planted.extend(others);
+    planted.sort_by_key(|p| p.source);
+    unreadable.sort();
     let truth = out.join(TRUTH_FILE);
     let mut text = String::from("path\tfamily\tedit\n");
     for p in &planted {
@@ -157,7 +238,10 @@ pub fn plant(
     std::fs::File::create(&truth)
         .and_then(|mut f| f.write_all(text.as_bytes()))
         .map_err(|e| Error::io(&truth, e))?;
-    Ok(planted)
+    Ok(Planting {
+        planted,
+        unreadable,
+    })
 }
 
 /// The deepest folder that holds every one of `paths` (empty when they share none).
@@ -293,6 +377,7 @@ mod tests {
             rel_path: PathBuf::from(path),
             family,
             edit: edit.map(str::to_string),
+            source: 0,
         }
     }
 
@@ -328,9 +413,60 @@ mod tests {
         let a = plant(&sources, 3, 2, 7, &dir.path().join("a")).unwrap();
         let b = plant(&longer, 3, 2, 7, &dir.path().join("b")).unwrap();
         assert_eq!(a, b);
-        assert_eq!(a.iter().filter(|p| p.edit.is_some()).count(), 6);
+        assert_eq!(a.planted.iter().filter(|p| p.edit.is_some()).count(), 6);
         let c = plant(&sources, 3, 2, 8, &dir.path().join("c")).unwrap();
-        assert_eq!(c.len(), a.len());
+        assert_eq!(c.planted.len(), a.planted.len());
+    }
+
+    /// A sampled source that cannot be decoded is left out, named with why, and the next in
+    /// the sample's order is taken instead; with every other source unreadable, one photo
+    /// stays a distractor.
+    #[test]
+    fn an_unreadable_source_is_left_out_and_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sources = Vec::new();
+        for i in 0..6u8 {
+            let path = dir.path().join(format!("{i}.png"));
+            image::RgbImage::from_fn(24, 16, |x, y| {
+                image::Rgb([(x * 9) as u8, (y * 13) as u8 ^ (i * 20), 255 - i * 25])
+            })
+            .save(&path)
+            .unwrap();
+            sources.push(path);
+        }
+        // cut short: the header is there, the pixels are not
+        let bytes = std::fs::read(&sources[5]).unwrap();
+        std::fs::write(&sources[5], &bytes[..bytes.len() / 2]).unwrap();
+        for sample in [2, 6, 9] {
+            let out = dir.path().join(format!("out{sample}"));
+            let planting = plant(&sources, sample, 1, 7, &out).unwrap();
+            let cut: Vec<&Planted> = planting.planted.iter().filter(|p| p.source == 5).collect();
+            if planting.unreadable.is_empty() {
+                // not sampled: a distractor, as any other file
+                assert!(cut.len() == 1 && cut[0].family.is_none(), "{planting:?}");
+            } else {
+                assert_eq!(planting.unreadable[0].0, sources[5]);
+                assert!(!planting.unreadable[0].1.is_empty());
+                assert!(cut.is_empty(), "{planting:?}");
+            }
+            // every source tried: the cut one is found, and one photo stays a distractor
+            assert!(sample == 2 || !planting.unreadable.is_empty());
+            let expected = if sample == 2 {
+                (2, 4 - planting.unreadable.len())
+            } else {
+                (4, 1)
+            };
+            assert_eq!(
+                (planting.originals(), planting.distractors()),
+                expected,
+                "{planting:?}"
+            );
+            let written = ["originals", "copies", "others"]
+                .iter()
+                .map(|d| std::fs::read_dir(out.join(d)).unwrap().count())
+                .sum::<usize>();
+            assert_eq!(written, planting.planted.len());
+        }
     }
 
     #[test]
