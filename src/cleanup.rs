@@ -2211,6 +2211,33 @@ mod tests {
         HOOK.with(|h| *h.borrow_mut() = Some(Box::new(hook)));
     }
 
+    /// Runs `step` with `hook` called at each moment inside it: the step must fail, as its copy
+    /// changed while the run acted.
+    fn refused_as_changed(
+        step: &Step,
+        action: &Action,
+        checked: &Checked,
+        hook: impl FnMut(Moment) + 'static,
+    ) {
+        on_moment(hook);
+        let acted = run_step(step, action, checked);
+        on_moment(|_| {});
+        let err = acted.expect_err("a changed copy is not acted on");
+        assert!(
+            err.to_string().contains("changed while the run acted"),
+            "{action:?}: {err}"
+        );
+    }
+
+    /// The copy of `step` holds its edit under its name, apart from the kept copy, which keeps
+    /// its bytes, and `root` holds no other name.
+    fn assert_edit_kept(step: &Step, root: &Path, action: &Action) {
+        assert_eq!(fs::read(&step.path).unwrap(), EDITED, "{action:?}");
+        assert!(!same_file(&step.path, &step.keeper), "{action:?}");
+        assert_eq!(fs::read(&step.keeper).unwrap(), BYTES, "{action:?}");
+        assert_eq!(names_in(root), ["copy0.jpg", "keep.jpg"], "{action:?}");
+    }
+
     const BYTES: &[u8] = b"the same photo, byte for byte";
     const EDITED: &[u8] = b"the photo as edited while the run acts";
 
@@ -2273,22 +2300,12 @@ mod tests {
             let step = &steps[0];
             let checked = check_step(step, &action).unwrap();
             let path = step.path.clone();
-            on_moment(move |m| {
+            refused_as_changed(step, &action, &checked, move |m| {
                 if m == Moment::Checked {
                     rewrite_in_place(&path);
                 }
             });
-            let acted = run_step(step, &action, &checked);
-            on_moment(|_| {});
-            let err = acted.expect_err("a changed copy is not acted on");
-            assert!(
-                err.to_string().contains("changed while the run acted"),
-                "{action:?}: {err}"
-            );
-            assert_eq!(fs::read(&step.path).unwrap(), EDITED, "{action:?}");
-            assert!(!same_file(&step.path, &step.keeper), "{action:?}");
-            assert_eq!(fs::read(&step.keeper).unwrap(), BYTES, "{action:?}");
-            assert_eq!(names_in(&root), ["copy0.jpg", "keep.jpg"], "{action:?}");
+            assert_edit_kept(step, &root, &action);
         }
     }
 
@@ -2303,24 +2320,14 @@ mod tests {
             let step = &steps[0];
             let checked = check_step(step, &action).unwrap();
             let mut open = fs::File::options().write(true).open(&step.path).unwrap();
-            on_moment(move |m| {
+            refused_as_changed(step, &action, &checked, move |m| {
                 if m == Moment::Verified {
                     open.set_len(0).unwrap();
                     open.rewind().unwrap();
                     open.write_all(EDITED).unwrap();
                 }
             });
-            let acted = run_step(step, &action, &checked);
-            on_moment(|_| {});
-            let err = acted.expect_err("a changed copy is not acted on");
-            assert!(
-                err.to_string().contains("changed while the run acted"),
-                "{action:?}: {err}"
-            );
-            assert_eq!(fs::read(&step.path).unwrap(), EDITED, "{action:?}");
-            assert!(!same_file(&step.path, &step.keeper), "{action:?}");
-            assert_eq!(fs::read(&step.keeper).unwrap(), BYTES, "{action:?}");
-            assert_eq!(names_in(&root), ["copy0.jpg", "keep.jpg"], "{action:?}");
+            assert_edit_kept(step, &root, &action);
         }
     }
 
@@ -2343,18 +2350,11 @@ mod tests {
         let step = &steps[0];
         let checked = check_step(step, &action).unwrap();
         let path = step.path.clone();
-        on_moment(move |m| {
+        refused_as_changed(step, &action, &checked, move |m| {
             if m == Moment::Copied {
                 rewrite_in_place(&path);
             }
         });
-        let moved = run_step(step, &action, &checked);
-        on_moment(|_| {});
-        let err = moved.expect_err("a changed file is not moved");
-        assert!(
-            err.to_string().contains("changed while the run acted"),
-            "{err}"
-        );
         assert_eq!(fs::read(&step.path).unwrap(), EDITED);
         assert_eq!(names_in(&root), ["copy0.jpg", "keep.jpg"]);
         assert!(names_in(&dest).is_empty(), "{:?}", names_in(&dest));
