@@ -137,17 +137,28 @@ pub(crate) struct Fit {
     pub(crate) reblurred_psnr_db: f32,
     /// The restoration's standard deviation over the input's.
     pub(crate) contrast_gain: f32,
-    /// [`Fit::score`]: kept from [`LEAST_FIT_SCORE_DB`] up.
+    /// [`Fit::score`]: see [`Fit::explains_input`].
     pub(crate) score_db: f32,
 }
 
-/// Least [`Fit::score`] a blind restoration is kept at. A wrong PSF's ringing, clipped at black
-/// and white, both misses the input when blurred again and adds contrast. On 360 blind
-/// restorations of 11 photos (the restoration benchmarks' Gaussians, disks and lines of 15-60
-/// px, lines of 55-70 px at 20-140 degrees, lines read wrong by an earlier estimator, shrunk
-/// shakes), the 30 that came out 5-20 dB under their input scored 7-27 dB, and every one that
-/// gained scored from 28.6 dB (a silhouette, whose black and white clip any restoration).
+/// Least [`Fit::score`] a blind restoration that gains over [`CONTRAST_GAIN_CHECKED`] in
+/// contrast is kept at. A wrong PSF's ringing, clipped at black and white, both misses the input
+/// when blurred again and adds contrast. On 360 blind restorations of 11 photos (the
+/// restoration benchmarks' Gaussians, disks and lines of 15-60 px, lines of 55-70 px at 20-140
+/// degrees, lines read wrong by an earlier estimator, shrunk shakes), the 30 that came out 5-20
+/// dB under their input scored 7-27 dB, and every one that gained scored from 28.6 dB (a
+/// silhouette, whose black and white clip any restoration).
 pub(crate) const LEAST_FIT_SCORE_DB: f32 = 28.0;
+
+/// Contrast gain from which [`LEAST_FIT_SCORE_DB`] applies: below it, a restoration that adds
+/// no ringing is kept unless it misses its input by [`LEAST_REBLURRED_PSNR_DB`]. A silhouette on
+/// a white ground, its black and white clipped, restored from a disk of radius 8 with a gain of
+/// 0.99, re-blurs to 24.6 dB.
+pub(crate) const CONTRAST_GAIN_CHECKED: f32 = 1.1;
+
+/// Least re-blurred PSNR (dB) of any blind restoration kept: a silhouette restored with a line
+/// read 80-110 degrees off re-blurred to 13-18 dB.
+pub(crate) const LEAST_REBLURRED_PSNR_DB: f32 = 20.0;
 
 impl Fit {
     /// The fit of `restored` to `input` under `psf`; `None` for a flat input.
@@ -184,7 +195,8 @@ impl Fit {
 
     /// True when the restoration explains its input well enough to be kept.
     pub(crate) fn explains_input(&self) -> bool {
-        self.score_db >= LEAST_FIT_SCORE_DB
+        self.reblurred_psnr_db >= LEAST_REBLURRED_PSNR_DB
+            && (self.contrast_gain <= CONTRAST_GAIN_CHECKED || self.score_db >= LEAST_FIT_SCORE_DB)
     }
 }
 

@@ -370,7 +370,7 @@ function duplicatesView() {
     try {
       const doc = await api("/api/duplicates/action", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
       invalidate();
-      showSteps(doc, "Done (Undo last run reverses moves and trash; run `lookalike index` to update the index)");
+      showSteps(doc, "Done (Undo last run reverses moves, trash and hard links, not a delete; run `lookalike index` to update the index)");
     } catch (e) { invalidate(); put(outcome, el("p", { class: "error", role: "alert" }, String(e.message))); }
   });
   undo.addEventListener("click", async () => {
