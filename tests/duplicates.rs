@@ -1501,6 +1501,21 @@ fn two_indexes_over_the_same_photos_act_one_at_a_time() {
     assert_eq!(std::fs::read_dir(&env.photos).unwrap().count(), 1);
 }
 
+/// Puts two byte-identical copies of camera in the photos folder; the arguments of the
+/// `duplicates` run that applies a move of one of them into `moved`.
+fn camera_twice_applied_moving_to<'a>(env: &'a Env, moved: &'a Path) -> [&'a std::ffi::OsStr; 5] {
+    let bytes = std::fs::read(sample("camera")).unwrap();
+    env.put("a.jpg", &bytes);
+    env.put("b.jpg", &bytes);
+    [
+        "duplicates".as_ref(),
+        env.photos.as_os_str(),
+        "--move-to".as_ref(),
+        moved.as_os_str(),
+        "--apply".as_ref(),
+    ]
+}
+
 /// With HOME and XDG_CACHE_HOME unset, the user's lock lives in the shared temporary folder,
 /// in a folder named with the user id that only this user may write: one that another user
 /// made first, or that others may write, is refused naming the two variables.
@@ -1509,21 +1524,12 @@ fn two_indexes_over_the_same_photos_act_one_at_a_time() {
 fn the_users_lock_in_the_shared_temporary_folder_is_theirs_alone() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let env = Env::new();
-    let bytes = std::fs::read(sample("camera")).unwrap();
-    env.put("a.jpg", &bytes);
-    env.put("b.jpg", &bytes);
+    let moved = env.root.join("moved");
+    let args = camera_twice_applied_moving_to(&env, &moved);
     let shared = env.root.join("shared-tmp");
     std::fs::create_dir(&shared).unwrap();
     let uid = std::fs::metadata(&shared).unwrap().uid();
     let folder = shared.join(format!("lookalike-{uid}"));
-    let moved = env.root.join("moved");
-    let args = [
-        "duplicates".as_ref(),
-        env.photos.as_os_str(),
-        "--move-to".as_ref(),
-        moved.as_os_str(),
-        "--apply".as_ref(),
-    ];
     let apply = || {
         let mut cmd = env.cmd();
         cmd.env_remove("HOME")
@@ -1565,18 +1571,9 @@ fn the_users_lock_in_the_shared_temporary_folder_is_theirs_alone() {
 #[test]
 fn a_missing_temporary_folder_is_not_made_for_the_users_lock() {
     let env = Env::new();
-    let bytes = std::fs::read(sample("camera")).unwrap();
-    env.put("a.jpg", &bytes);
-    env.put("b.jpg", &bytes);
-    let missing = env.root.join("no").join("such").join("tmp");
     let moved = env.root.join("moved");
-    let args = [
-        "duplicates".as_ref(),
-        env.photos.as_os_str(),
-        "--move-to".as_ref(),
-        moved.as_os_str(),
-        "--apply".as_ref(),
-    ];
+    let args = camera_twice_applied_moving_to(&env, &moved);
+    let missing = env.root.join("no").join("such").join("tmp");
     env.dry_run(&args);
     let without_home = || {
         let mut cmd = env.cmd();
