@@ -274,8 +274,10 @@ pub fn deblur(img: &Planes, config: &DeblurConfig) -> Result<Deblurred> {
             _ => p.clone(),
         }
     };
-    let (psf, mut psf_text, estimate, lossy) = match &config.psf {
-        Some(spec) => {
+    // a blind run reads the blur on the luminance, and checks its restoration there
+    let input_luma = config.psf.is_none().then(|| measured(&img.luma()));
+    let (psf, mut psf_text, estimate, lossy) = match (&config.psf, &input_luma) {
+        (Some(spec), _) => {
             let psf = spec.to_psf()?;
             let (kh, kw) = support(psf.kernel());
             let (h, w) = img.dim();
@@ -286,12 +288,12 @@ pub fn deblur(img: &Planes, config: &DeblurConfig) -> Result<Deblurred> {
             }
             (psf, spec.to_string(), None, config.lossy_source)
         }
-        None => {
-            let luma = measured(&img.luma());
+        (None, luma) => {
+            let luma = luma.as_ref().expect("a blind run measures the luminance");
             let (mut est, lossy) = if config.lossy_source {
-                (estimate_blur_compressed(&luma), true)
+                (estimate_blur_compressed(luma), true)
             } else {
-                estimate_blur_thorough_as_stored(&luma)
+                estimate_blur_thorough_as_stored(luma)
             };
             // dithered, posterised or line art: its hard steps between few levels are no blur,
             // though their spectrum can read as one
@@ -335,8 +337,11 @@ pub fn deblur(img: &Planes, config: &DeblurConfig) -> Result<Deblurred> {
     let mut image = Planes::from_channels(planes);
     // a blind estimate's restoration is kept only when it explains the input
     let mut rejected = None;
-    if estimate.is_some() && !unchanged {
-        let fit = Fit::of(&measured(&img.luma()), &measured(&image.luma()), &psf);
+    if let Some(input_luma) = input_luma
+        .as_ref()
+        .filter(|_| estimate.is_some() && !unchanged)
+    {
+        let fit = Fit::of(input_luma, &measured(&image.luma()), &psf);
         if let Some(fit) = fit.filter(|f| !f.explains_input()) {
             rejected = Some(Rejected {
                 psf: std::mem::replace(&mut psf_text, "none".into()),
