@@ -1602,6 +1602,8 @@ fn restore_json_reports_channels_and_colour_scores() {
     ]);
     assert_eq!(by_spec["method"], "hyper", "{by_spec}");
     assert_eq!(by_spec["blurred"], true);
+    // a PSF given is not checked against the input
+    assert!(by_spec["fit"].is_null(), "{by_spec}");
     let channels = by_spec["channels"].as_array().expect("channels");
     assert_eq!(channels.len(), 3, "{by_spec}");
     for c in channels {
@@ -1698,6 +1700,62 @@ fn blur_and_deblur(
     (serde_json::from_slice(&out.stdout).unwrap(), restored)
 }
 
+/// An animated GIF is read at its first frame: `blur` and `deblur` write that frame alone and
+/// say so (a GIF of two frames came out as one, silently), a copy keeps every frame, and
+/// `quality` says it compared first frames.
+#[test]
+fn an_animation_is_said_to_be_read_at_its_first_frame() {
+    use image::codecs::gif::GifEncoder;
+    let env = setup(&[]);
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/restore/photos");
+    let photo = image::open(fixtures.join("camera.png"))
+        .unwrap()
+        .crop_imm(150, 50, 128, 128)
+        .to_rgba8();
+    let animated = env.root.join("anim.gif");
+    {
+        let mut encoder = GifEncoder::new(std::fs::File::create(&animated).unwrap());
+        for shift in [0u8, 40] {
+            let mut frame = photo.clone();
+            frame
+                .pixels_mut()
+                .for_each(|p| p[0] = p[0].saturating_add(shift));
+            encoder.encode_frame(image::Frame::new(frame)).unwrap();
+        }
+    }
+    let blurred = env.root.join("anim_blurred.gif");
+    let out = run_ok(
+        env.cmd()
+            .arg("blur")
+            .arg(&animated)
+            .arg(&blurred)
+            .args(["--psf", "gaussian:2"]),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("is an animation: only its first frame is read"),
+        "{stderr}"
+    );
+    let out = run_ok(
+        env.cmd()
+            .arg("quality")
+            .arg(&animated)
+            .arg(&blurred)
+            .arg("--json"),
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["first_frames_only"], true, "{doc}");
+    // a sharp animation is copied whole: nothing to say
+    let copy = env.root.join("anim_copy.gif");
+    let out = run_ok(env.cmd().arg("deblur").arg(&animated).arg(&copy));
+    assert_eq!(
+        std::fs::read(&copy).unwrap(),
+        std::fs::read(&animated).unwrap()
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("animation"), "{stderr}");
+}
+
 /// A long shake read as another line is not restored with it: camera blurred by a 70 px line
 /// at 50 degrees was read as `motion:62.75,154.35` and came out 8 dB under its input while the
 /// command said it restored it. The restoration now has to explain its input: this one is
@@ -1721,6 +1779,7 @@ fn a_blind_restoration_that_does_not_explain_its_input_is_rejected() {
         rejected["score_db"].as_f64().is_some_and(|s| s < 28.0),
         "{doc}"
     );
+    assert_eq!(doc["fit"]["score_db"], rejected["score_db"], "{doc}");
     assert_eq!(
         (doc["psf"].as_str(), doc["blurred"].as_bool()),
         (Some("none"), Some(true))
@@ -1909,6 +1968,11 @@ fn a_large_defocus_is_read_as_a_disk_and_restored() {
     assert_eq!(doc["estimate"]["kind"], "disk", "{doc}");
     let radius = doc["estimate"]["radius"].as_f64().unwrap();
     assert!((radius - 8.0).abs() < 0.8, "{doc}");
+    // kept, with how it fitted its input
+    assert!(doc["rejected"].is_null(), "{doc}");
+    let reblurred = doc["fit"]["reblurred_psnr_db"].as_f64().unwrap();
+    assert!(reblurred >= 20.0, "{doc}");
+    assert!(doc["fit"]["contrast_gain"].as_f64().unwrap() > 0.5, "{doc}");
     let (before, after) = (
         psnr_of(&env, &sharp, &blurred),
         psnr_of(&env, &sharp, &restored),

@@ -354,6 +354,9 @@ pub(crate) fn run_blur(args: &BlurArgs, quiet: bool) -> Result<()> {
     if img.deep && !sixteen && !quiet {
         note_eight_bits(&args.output, &args.input);
     }
+    if img.animated && !quiet {
+        note_first_frame(&args.output, &args.input);
+    }
     if let Some(path) = &args.psf_out {
         file::write_bytes(path, psf.to_text().as_bytes())?;
     }
@@ -367,6 +370,15 @@ pub(crate) fn run_blur(args: &BlurArgs, quiet: bool) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Says that `output` holds only the first frame of the animation `input`.
+fn note_first_frame(output: &Path, input: &Path) {
+    note!(
+        "note: {} is an animation: only its first frame is read, and {} holds that frame alone",
+        shown(input),
+        shown(output)
+    );
 }
 
 /// Says that `output` holds 8 bits a channel where `input` had more.
@@ -411,6 +423,10 @@ pub(crate) fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
             note_eight_bits(&args.output, &args.input);
         }
     }
+    // a copy keeps every frame
+    if img.animated && !copied && !quiet {
+        note_first_frame(&args.output, &args.input);
+    }
     let est = done.estimate;
     let method = cfg.method.name();
     let iterations = done.channels.iter().filter_map(|c| c.iterations).max();
@@ -436,6 +452,7 @@ pub(crate) fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
                 "blurred": !done.found_no_blur(),
                 "copied": copied,
                 "rejected": done.rejected,
+                "fit": done.fit,
                 "method": method,
                 "strength": cfg.strength,
                 "noise_sigma": (!unmeasured).then(|| done.noise_sigma()),
@@ -570,6 +587,7 @@ pub(crate) fn run_quality(args: &QualityArgs) -> Result<()> {
     // an alpha channel all opaque (an RGBA PNG, a GIF without transparency) hides nothing
     let hidden = hidden.filter(|alpha| alpha.pixels().any(|p| p[0] < u8::MAX));
     let alpha_ignored = hidden.is_some();
+    let first_frames_only = a.animated || b.animated;
     if let Some(alpha) = &hidden {
         for img in [&mut a, &mut b] {
             if alpha.pixels().all(|p| p[0] == 0) {
@@ -617,6 +635,7 @@ pub(crate) fn run_quality(args: &QualityArgs) -> Result<()> {
         path_repr::insert(&mut doc, "test", &args.test);
         doc.insert("measured_on".into(), json!(measured_on));
         doc.insert("alpha_ignored".into(), json!(alpha_ignored));
+        doc.insert("first_frames_only".into(), json!(first_frames_only));
         doc.insert("psnr_db".into(), finite(main.psnr_db));
         doc.insert("ssim".into(), json!(main.ssim));
         doc.insert("ms_ssim".into(), json!(main.ms_ssim));
@@ -649,7 +668,12 @@ pub(crate) fn run_quality(args: &QualityArgs) -> Result<()> {
         } else {
             ""
         };
-        print_line(&format!("{}{what}{alpha}", line(&main)))?;
+        let frames = if first_frames_only {
+            "  (first frames only: an animation's other frames are not compared)"
+        } else {
+            ""
+        };
+        print_line(&format!("{}{what}{alpha}{frames}", line(&main)))?;
         if let Some(l) = luma {
             print_line(&format!("{}  (luminance, Rec. 601)", line(&l)))?;
         }

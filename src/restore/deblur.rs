@@ -117,6 +117,9 @@ pub struct Deblurred {
     /// The blind estimate's restoration, refused because it does not explain the input: the
     /// image is then the input's own pixels.
     pub(crate) rejected: Option<Rejected>,
+    /// How the blind estimate's restoration fitted the input, kept or rejected; `None` when
+    /// the PSF was given or no restoration was made.
+    pub(crate) fit: Option<Fit>,
 }
 
 /// A blind restoration left out: the PSF estimated, and how the restoration fitted.
@@ -337,11 +340,12 @@ pub fn deblur(img: &Planes, config: &DeblurConfig) -> Result<Deblurred> {
     let mut image = Planes::from_channels(planes);
     // a blind estimate's restoration is kept only when it explains the input
     let mut rejected = None;
+    let mut fit = None;
     if let Some(input_luma) = input_luma
         .as_ref()
         .filter(|_| estimate.is_some() && !unchanged)
     {
-        let fit = Fit::of(input_luma, &measured(&image.luma()), &psf);
+        fit = Fit::of(input_luma, &measured(&image.luma()), &psf);
         if let Some(fit) = fit.filter(|f| !f.explains_input()) {
             rejected = Some(Rejected {
                 psf: std::mem::replace(&mut psf_text, "none".into()),
@@ -363,6 +367,7 @@ pub fn deblur(img: &Planes, config: &DeblurConfig) -> Result<Deblurred> {
         psf_is_identity,
         lossy,
         rejected,
+        fit,
     })
 }
 

@@ -30,6 +30,8 @@ pub struct ImageFile {
     /// More than 8 bits a channel (16-bit or floating point), which [`save_at_depth`] keeps in
     /// PNG and TIFF.
     pub deep: bool,
+    /// An animation (GIF, APNG or WebP of more than one frame): only its first frame is read.
+    pub animated: bool,
 }
 
 /// Reads and decodes an image file, upright (EXIF orientation applied), within `cfg`'s limits.
@@ -71,7 +73,82 @@ fn load_inner(
         format: image::guess_format(&bytes).ok(),
         lossy: is_lossy(&bytes),
         deep: img.color().bytes_per_pixel() > img.color().channel_count(),
+        animated: is_animated(&bytes),
     })
+}
+
+/// Whether `bytes` hold an animation whose frames after the first are not read: a GIF of two
+/// or more images, a PNG with an animation control chunk (APNG), or a WebP flagged animated.
+fn is_animated(bytes: &[u8]) -> bool {
+    if bytes.starts_with(b"GIF8") {
+        return gif_frames(bytes) > 1;
+    }
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        // chunks before the image data: acTL must come before IDAT
+        let mut at = 8usize;
+        while let Some(head) = bytes.get(at..at.saturating_add(8)) {
+            match &head[4..8] {
+                b"acTL" => return true,
+                b"IDAT" => return false,
+                _ => {}
+            }
+            let size = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+            at = at.saturating_add(12).saturating_add(size);
+        }
+        return false;
+    }
+    // WebP's extended header: the animation flag
+    bytes.starts_with(b"RIFF")
+        && bytes.get(8..16) == Some(b"WEBPVP8X")
+        && bytes.get(20).is_some_and(|flags| flags & 0x02 != 0)
+}
+
+/// Images in a GIF, counted up to 2 by walking its blocks (0 when the walk fails).
+fn gif_frames(bytes: &[u8]) -> usize {
+    // header (6) and logical screen descriptor (7), then the global colour table
+    let Some(&packed) = bytes.get(10) else {
+        return 0;
+    };
+    let table = |packed: u8| {
+        if packed & 0x80 != 0 {
+            3usize << ((packed & 0x07) + 1)
+        } else {
+            0
+        }
+    };
+    // data sub-blocks from `at`: the offset after their terminator
+    let skip_sub_blocks = |mut at: usize| -> Option<usize> {
+        loop {
+            let size = *bytes.get(at)? as usize;
+            at = at.checked_add(1 + size)?;
+            if size == 0 {
+                return Some(at);
+            }
+        }
+    };
+    let mut at = 13 + table(packed);
+    let mut frames = 0;
+    while frames < 2 {
+        match bytes.get(at) {
+            Some(0x21) => match skip_sub_blocks(at + 2) {
+                Some(next) => at = next,
+                None => break,
+            },
+            Some(0x2C) => {
+                frames += 1;
+                let Some(&local) = bytes.get(at + 9) else {
+                    break;
+                };
+                // descriptor (10), local colour table, LZW code size (1), then the data
+                match skip_sub_blocks(at + 10 + table(local) + 1) {
+                    Some(next) => at = next,
+                    None => break,
+                }
+            }
+            _ => break,
+        }
+    }
+    frames
 }
 
 /// Whether a WebP file holds a lossy (VP8) image: its first chunk, or, in the extended
@@ -363,6 +440,55 @@ mod tests {
     use super::*;
     use crate::restore::Plane;
     use image::GenericImageView;
+
+    /// A GIF of `frames` frames of 4x3 pixels, as the `image` crate writes it.
+    fn gif_of(frames: u8) -> Vec<u8> {
+        use image::codecs::gif::GifEncoder;
+        let mut bytes = Vec::new();
+        let mut encoder = GifEncoder::new(&mut bytes);
+        for k in 0..frames {
+            let rgba = image::RgbaImage::from_pixel(4, 3, image::Rgba([k * 60, 20, 200, 255]));
+            encoder.encode_frame(image::Frame::new(rgba)).unwrap();
+        }
+        drop(encoder);
+        bytes
+    }
+
+    #[test]
+    fn an_animation_is_told_from_a_still_image() {
+        assert!(!is_animated(&gif_of(1)));
+        assert!(is_animated(&gif_of(2)));
+        assert!(is_animated(&gif_of(3)));
+        // a GIF cut inside its first frame is no animation
+        let cut = gif_of(2);
+        assert!(!is_animated(&cut[..20]));
+        // PNG: an animation control chunk before the image data
+        let chunk = |kind: &[u8], data: &[u8]| {
+            let mut c = (data.len() as u32).to_be_bytes().to_vec();
+            c.extend_from_slice(kind);
+            c.extend_from_slice(data);
+            c.extend_from_slice(&[0; 4]);
+            c
+        };
+        let png = |chunks: &[Vec<u8>]| {
+            let mut b = b"\x89PNG\r\n\x1a\n".to_vec();
+            chunks.iter().for_each(|c| b.extend_from_slice(c));
+            b
+        };
+        let ihdr = chunk(b"IHDR", &[0; 13]);
+        let idat = chunk(b"IDAT", &[0; 5]);
+        let actl = chunk(b"acTL", &[0, 0, 0, 2, 0, 0, 0, 0]);
+        assert!(is_animated(&png(&[ihdr.clone(), actl, idat.clone()])));
+        assert!(!is_animated(&png(&[ihdr, idat])));
+        // WebP: the extended header's animation flag
+        let webp = |flags: u8| {
+            let mut b = b"RIFF\0\0\0\0WEBPVP8X\x0a\0\0\0".to_vec();
+            b.extend_from_slice(&[flags, 0, 0, 0, 3, 0, 0, 2, 0, 0]);
+            b
+        };
+        assert!(is_animated(&webp(0x02)));
+        assert!(!is_animated(&webp(0x10)));
+    }
 
     #[test]
     fn bad_files_are_reported_by_name() {
