@@ -1942,3 +1942,61 @@ fn serve_refuses_a_database_with_damaged_thumbnails_at_start() {
     assert!(err.contains("restore lookalike.db from a backup"), "{err}");
     assert!(out.is_empty(), "it listened: {out}");
 }
+
+/// The first search after an `index` run is answered from the space loaded before it while the
+/// new one loads: the answer says so rather than passing old results off as current.
+#[test]
+fn a_search_answered_from_before_an_index_run_says_so() {
+    let c = Collection::new();
+    let server = c.serve(&[]);
+    let camera = image_ids(&server)
+        .into_iter()
+        .find(|i| i.1 == "camera.jpg")
+        .unwrap()
+        .0;
+    let lookalikes = |server: &Server| {
+        server
+            .get(&format!("/api/images/{camera}?k=20"))
+            .json()
+            .get("lookalikes")
+            .cloned()
+            .unwrap()
+    };
+    let fresh = lookalikes(&server);
+    assert!(fresh["note"].is_null(), "{fresh}");
+    std::fs::copy(
+        sample("chelsea", "original.jpg"),
+        c.photos.join("chelsea.jpg"),
+    )
+    .unwrap();
+    c.index();
+    let first = lookalikes(&server);
+    let said = first["note"].as_str().unwrap_or("");
+    assert!(
+        said.contains("the index changed") && said.contains("reloading"),
+        "{first}"
+    );
+    assert!(
+        !first["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["name"] == "chelsea.jpg"),
+        "{first}"
+    );
+    // once reloaded, the new image is among the look-alikes and the note is gone
+    let start = Instant::now();
+    loop {
+        let doc = lookalikes(&server);
+        if doc["note"].is_null() {
+            let hits = doc["hits"].as_array().unwrap();
+            assert!(hits.iter().any(|h| h["name"] == "chelsea.jpg"), "{doc}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "never reloaded: {doc}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -780,8 +780,14 @@ fn lookalikes_k(k: Option<&str>) -> Result<usize> {
     }
 }
 
-/// The hits of a query with what the pages show of each.
-fn hits_json(app: &App, result: &QueryResult, skip: Option<i64>) -> Result<Value> {
+/// The hits of a query with what the pages show of each; `behind` is the note of a search
+/// answered from the space loaded before the index's last change.
+fn hits_json(
+    app: &App,
+    result: &QueryResult,
+    skip: Option<i64>,
+    behind: Option<&str>,
+) -> Result<Value> {
     let hits: Vec<Value> = app.with_store(|s| {
         let mut out = Vec::new();
         for h in result.hits.iter().filter(|h| Some(h.id) != skip) {
@@ -794,10 +800,14 @@ fn hits_json(app: &App, result: &QueryResult, skip: Option<i64>) -> Result<Value
         Ok(out)
     })?;
     // the graph's note and the damaged vectors' note, as `query` gives them on two lines
-    let notes: Vec<&str> = [&result.note, &result.damage_note]
+    let notes: Vec<&str> = behind
         .into_iter()
-        .flatten()
-        .map(String::as_str)
+        .chain(
+            [&result.note, &result.damage_note]
+                .into_iter()
+                .flatten()
+                .map(String::as_str),
+        )
         .collect();
     let note = (!notes.is_empty()).then(|| notes.join("; "));
     let mut doc = json!({"hits": hits, "mode": result.mode, "note": note});
@@ -835,7 +845,7 @@ async fn image(
                     .into_response(),
             );
         }
-        let loaded = app.searcher()?;
+        let (loaded, behind) = app.searcher()?;
         let searcher = loaded.searcher.lock().expect("searcher");
         // damage met by an earlier request that ended before its answer is not this search's
         searcher.store().take_damaged();
@@ -851,7 +861,7 @@ async fn image(
                 // `why_not_viewable` says so once, not the look-alikes left out
                 result.stale.retain(|p| *p != record.path);
                 result.unreadable.retain(|p| *p != record.path);
-                let mut doc = hits_json(&app, &result, Some(id))?;
+                let mut doc = hits_json(&app, &result, Some(id), behind)?;
                 if let Some(hits) = doc["hits"].as_array_mut() {
                     hits.truncate(k);
                 }
@@ -889,7 +899,7 @@ async fn query(
             ));
         }
         let name = Path::new("uploaded image");
-        let loaded = app.searcher()?;
+        let (loaded, behind) = app.searcher()?;
         let searcher = loaded.searcher.lock().expect("searcher");
         // damage met by an earlier request that ended before its answer is not this search's
         searcher.store().take_damaged();
@@ -900,7 +910,7 @@ async fn query(
         };
         let result = searcher.answer(name, example, &cfg)?;
         drop(searcher);
-        let mut doc = hits_json(&app, &result, None)?;
+        let mut doc = hits_json(&app, &result, None, behind)?;
         doc["indexed"] = json!(result.indexed);
         Ok(Json(doc).into_response())
     })
