@@ -2000,3 +2000,34 @@ fn a_search_answered_from_before_an_index_run_says_so() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// An address or head over what the HTTP layer reads is refused in the form of its address,
+/// as every other refusal: JSON under `/api/`, the refusal page elsewhere; it was an empty body.
+#[test]
+fn a_request_over_the_http_limits_is_refused_in_the_form_of_its_address() {
+    let c = Collection::new();
+    let server = c.serve(&[]);
+    let long = "9".repeat(70_000);
+    let api = server.get(&format!("/api/images?limit={long}"));
+    assert_eq!(api.status, 414, "{}", api.head);
+    let error = api.json()["error"].as_str().unwrap_or("").to_string();
+    assert!(error.contains("address is over"), "{error}");
+    let page = server.get(&format!("/?q={long}"));
+    assert_eq!(page.status, 414, "{}", page.head);
+    assert!(
+        page.header("content-type")
+            .is_some_and(|t| t.starts_with("text/html"))
+            && page.text().contains("Address refused"),
+        "{}",
+        page.text()
+    );
+    let headers: Vec<(String, String)> = (0..120).map(|n| (format!("x-{n}"), "1".into())).collect();
+    let headers: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let many = server.raw("GET", "/api/status", &headers, b"");
+    assert_eq!(many.status, 431, "{}", many.head);
+    let error = many.json()["error"].as_str().unwrap_or("").to_string();
+    assert!(error.contains("headers"), "{error}");
+}

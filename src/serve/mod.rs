@@ -6,6 +6,7 @@
 //! database's data version moves or another HNSW dump is recorded; searches answered from the
 //! previous space meanwhile say so.
 
+mod overlong;
 mod routes;
 
 use std::collections::HashMap;
@@ -217,7 +218,7 @@ impl Server {
                 })
                 .await;
             };
-            axum::serve(listener, routes::router(self.app))
+            axum::serve(overlong::Refusing(listener), routes::router(self.app))
                 .with_graceful_shutdown(stopped)
                 .await
                 .map_err(io)

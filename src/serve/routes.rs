@@ -35,7 +35,7 @@ const PAGE_POLICY: &str = "default-src 'self'; img-src 'self' blob: data:; style
 const REPORT_POLICY: &str =
     "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; sandbox";
 /// A refused address's page: text and a link, nothing else.
-const REFUSAL_POLICY: &str =
+pub(super) const REFUSAL_POLICY: &str =
     "default-src 'none'; frame-ancestors 'none'; form-action 'none'; base-uri 'none'";
 /// Image files: shown, never run.
 const FILE_POLICY: &str = "default-src 'none'; sandbox";
@@ -378,12 +378,20 @@ fn refused_page<T: serde::de::DeserializeOwned>(
 
 /// The HTML page refusing an address a browser opens, with `status` and `what` (HTML) says.
 fn refusal_page(status: StatusCode, what: &str) -> Response {
-    let page = format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Address refused: lookalike</title></head>\n<body><h1>Address refused</h1>\n{what}\n</body></html>\n"
+    let mut r = with_type(
+        refusal_html(what),
+        "text/html; charset=utf-8",
+        REFUSAL_POLICY,
     );
-    let mut r = with_type(page, "text/html; charset=utf-8", REFUSAL_POLICY);
     *r.status_mut() = status;
     r
+}
+
+/// The refusal page's HTML, with what `what` (HTML) says.
+pub(super) fn refusal_html(what: &str) -> String {
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Address refused: lookalike</title></head>\n<body><h1>Address refused</h1>\n{what}\n</body></html>\n"
+    )
 }
 
 /// The decoded name of one `name=value` pair of a query.
