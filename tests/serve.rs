@@ -2031,3 +2031,61 @@ fn a_request_over_the_http_limits_is_refused_in_the_form_of_its_address() {
     let error = many.json()["error"].as_str().unwrap_or("").to_string();
     assert!(error.contains("headers"), "{error}");
 }
+
+/// `serve --open` where the opener fails (no browser) says so in one line of its own, with the
+/// address to open by hand, and not in the opener's words.
+#[cfg(unix)]
+#[test]
+fn a_browser_that_cannot_be_opened_is_told_in_one_warning() {
+    use std::io::BufRead;
+    use std::os::unix::fs::PermissionsExt;
+    let c = Collection::new();
+    let bin = c.root.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for opener in ["xdg-open", "open"] {
+        let script = bin.join(opener);
+        std::fs::write(
+            &script,
+            "#!/bin/sh\necho 'xdg-open: no method available for opening junk' >&2\nexit 1\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let mut child = common::lookalike()
+        .arg("--index-dir")
+        .arg(&c.index)
+        .args(["-q", "serve", "--port", "0", "--open"])
+        .env("PATH", &bin)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut url = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut url)
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (lines, said) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            if lines.send(line.unwrap_or_default()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    while let Ok(line) = said.recv_timeout(Duration::from_secs(60)) {
+        let warned = line.starts_with("warning:");
+        seen.push(line);
+        if warned {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let url = url.trim();
+    assert!(
+        seen.len() == 1 && seen[0].contains("could not open a browser") && seen[0].contains(url),
+        "{seen:?}"
+    );
+}
