@@ -2089,3 +2089,30 @@ fn a_browser_that_cannot_be_opened_is_told_in_one_warning() {
         "{seen:?}"
     );
 }
+
+/// The web app's refusals name its own parameters and how to start it, not the command line's
+/// flags as if they had been typed.
+#[test]
+fn the_web_apps_refusals_speak_of_its_own_parameters() {
+    let c = Collection::new();
+    let server = c.serve(&["--memory-budget", "64"]);
+    let keep = server.get("/api/duplicates?keep=match:");
+    assert_eq!(keep.status, 400, "{}", keep.text());
+    let error = keep.json()["error"].as_str().unwrap_or("").to_string();
+    assert!(
+        !error.contains("--keep") && error.starts_with("the keep parameter \"match:\""),
+        "{error}"
+    );
+    let mut large = std::io::Cursor::new(Vec::new());
+    image::GrayImage::from_fn(4000, 4000, |x, y| image::Luma([((x + y) / 32) as u8]))
+        .write_to(&mut large, image::ImageFormat::Png)
+        .unwrap();
+    let upload = server.post("/api/query", "application/octet-stream", large.get_ref());
+    let error = upload.json()["error"].as_str().unwrap_or("").to_string();
+    assert!(
+        !error.contains("the command")
+            && error.contains("start `lookalike serve` with a larger --memory-budget"),
+        "{}: {error}",
+        upload.status
+    );
+}

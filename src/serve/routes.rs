@@ -431,7 +431,66 @@ fn error_answer(e: &Error) -> (StatusCode, String) {
                 crate::error::DAMAGED_DATABASE_ADVICE
             ),
         ),
-        _ => (status, e.to_string()),
+        _ => (status, in_web_terms(&e.to_string())),
+    }
+}
+
+/// The command line's words in the library's messages, and the web app's for the same: its
+/// parameters and actions, and how the server is started.
+const WEB_TERMS: [(&str, &str); 13] = [
+    ("--keep \"", "the keep parameter \""),
+    ("(`--keep`)", "(the keep parameter)"),
+    (
+        "give the command a larger `--memory-budget MIB`",
+        "start `lookalike serve` with a larger --memory-budget",
+    ),
+    (
+        "try a larger `--memory-budget MIB`",
+        "start `lookalike serve` with a larger --memory-budget",
+    ),
+    (
+        "a larger `--memory-budget MIB` raises the limit in proportion",
+        "starting `lookalike serve` with a larger --memory-budget raises the limit in proportion",
+    ),
+    ("use --move-to DIR", "use the move-to action"),
+    ("(use --move-to for it)", "(use the move-to action for it)"),
+    (
+        "(use --move-to or --trash for it)",
+        "(use the move-to or trash action for it)",
+    ),
+    ("inside the --move-to folder", "inside the move-to target"),
+    (
+        "--move-to needs a folder",
+        "the move-to action needs a target folder",
+    ),
+    ("--move-to: ", "the move-to target: "),
+    ("--move-to ", "the move-to target "),
+    ("--trash: ", "the trash action: "),
+];
+
+/// A message of the library in the web app's terms ([`WEB_TERMS`]): no flag is named as if
+/// the user had typed it.
+fn in_web_terms(why: &str) -> String {
+    WEB_TERMS
+        .iter()
+        .fold(why.to_string(), |why, (cli, web)| why.replace(cli, web))
+}
+
+/// The reasons (`reason`, `left_alone`) anywhere in `doc` in the web app's terms.
+fn reasons_in_web_terms(doc: &mut Value) {
+    match doc {
+        Value::Object(m) => {
+            for (key, value) in m.iter_mut() {
+                match value {
+                    Value::String(why) if key == "reason" || key == "left_alone" => {
+                        *why = in_web_terms(why);
+                    }
+                    _ => reasons_in_web_terms(value),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(reasons_in_web_terms),
+        _ => {}
     }
 }
 
@@ -955,7 +1014,8 @@ async fn thumbnail(
                         &format!(
                             "{}: no thumbnail under this server's memory budget of {} MiB ({reason}); the image was indexed under a larger one: start the server with `lookalike serve --memory-budget MIB` as large as the one it was indexed with",
                             crate::path_repr::shown(&path),
-                            app.decode.memory_budget >> 20
+                            app.decode.memory_budget >> 20,
+                            reason = in_web_terms(&reason)
                         ),
                     ));
                 }
@@ -1049,6 +1109,7 @@ async fn duplicates(State(app): State<Arc<App>>, Params(p): Params<DuplicatePara
             .map(|m| (m.record.id, image_json(&m.record)))
             .collect();
         doc["shown"] = json!(images);
+        reasons_in_web_terms(&mut doc);
         Ok(Json(doc).into_response())
     })
     .await
@@ -1164,7 +1225,7 @@ async fn act(
         let mut warnings = Vec::new();
         match keep.check_matches_some("keep", keep_given, &findings.groups) {
             Err(e) if req.apply => return Err(e),
-            Err(e) => warnings.push(format!("applying will be refused: {e}")),
+            Err(e) => warnings.push(in_web_terms(&format!("applying will be refused: {e}"))),
             Ok(()) => {}
         }
         let tracked = app.with_store(|s| s.roots())?;
@@ -1233,6 +1294,7 @@ async fn act(
             }
         }
         let mut doc = cleanup::action_json(&action, &steps, &outcomes, req.apply);
+        reasons_in_web_terms(&mut doc);
         doc["plan"] = json!(digest);
         doc["warnings"] = json!(warnings);
         Ok(Json(doc).into_response())
