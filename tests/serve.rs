@@ -1942,3 +1942,177 @@ fn serve_refuses_a_database_with_damaged_thumbnails_at_start() {
     assert!(err.contains("restore lookalike.db from a backup"), "{err}");
     assert!(out.is_empty(), "it listened: {out}");
 }
+
+/// The first search after an `index` run is answered from the space loaded before it while the
+/// new one loads: the answer says so rather than passing old results off as current.
+#[test]
+fn a_search_answered_from_before_an_index_run_says_so() {
+    let c = Collection::new();
+    let server = c.serve(&[]);
+    let camera = image_ids(&server)
+        .into_iter()
+        .find(|i| i.1 == "camera.jpg")
+        .unwrap()
+        .0;
+    let lookalikes = |server: &Server| {
+        server
+            .get(&format!("/api/images/{camera}?k=20"))
+            .json()
+            .get("lookalikes")
+            .cloned()
+            .unwrap()
+    };
+    let fresh = lookalikes(&server);
+    assert!(fresh["note"].is_null(), "{fresh}");
+    std::fs::copy(
+        sample("chelsea", "original.jpg"),
+        c.photos.join("chelsea.jpg"),
+    )
+    .unwrap();
+    c.index();
+    let first = lookalikes(&server);
+    let said = first["note"].as_str().unwrap_or("");
+    assert!(
+        said.contains("the index changed") && said.contains("reloading"),
+        "{first}"
+    );
+    assert!(
+        !first["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["name"] == "chelsea.jpg"),
+        "{first}"
+    );
+    // once reloaded, the new image is among the look-alikes and the note is gone
+    let start = Instant::now();
+    loop {
+        let doc = lookalikes(&server);
+        if doc["note"].is_null() {
+            let hits = doc["hits"].as_array().unwrap();
+            assert!(hits.iter().any(|h| h["name"] == "chelsea.jpg"), "{doc}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "never reloaded: {doc}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// An address or head over what the HTTP layer reads is refused in the form of its address,
+/// as every other refusal: JSON under `/api/`, the refusal page elsewhere; it was an empty body.
+#[test]
+fn a_request_over_the_http_limits_is_refused_in_the_form_of_its_address() {
+    let c = Collection::new();
+    let server = c.serve(&[]);
+    let long = "9".repeat(70_000);
+    let api = server.get(&format!("/api/images?limit={long}"));
+    assert_eq!(api.status, 414, "{}", api.head);
+    let error = api.json()["error"].as_str().unwrap_or("").to_string();
+    assert!(error.contains("address is over"), "{error}");
+    let page = server.get(&format!("/?q={long}"));
+    assert_eq!(page.status, 414, "{}", page.head);
+    assert!(
+        page.header("content-type")
+            .is_some_and(|t| t.starts_with("text/html"))
+            && page.text().contains("Address refused"),
+        "{}",
+        page.text()
+    );
+    let headers: Vec<(String, String)> = (0..120).map(|n| (format!("x-{n}"), "1".into())).collect();
+    let headers: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let many = server.raw("GET", "/api/status", &headers, b"");
+    assert_eq!(many.status, 431, "{}", many.head);
+    let error = many.json()["error"].as_str().unwrap_or("").to_string();
+    assert!(error.contains("headers"), "{error}");
+}
+
+/// `serve --open` where the opener fails (no browser) says so in one line of its own, with the
+/// address to open by hand, and not in the opener's words.
+#[cfg(unix)]
+#[test]
+fn a_browser_that_cannot_be_opened_is_told_in_one_warning() {
+    use std::io::BufRead;
+    use std::os::unix::fs::PermissionsExt;
+    let c = Collection::new();
+    let bin = c.root.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for opener in ["xdg-open", "open"] {
+        let script = bin.join(opener);
+        std::fs::write(
+            &script,
+            "#!/bin/sh\necho 'xdg-open: no method available for opening junk' >&2\nexit 1\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let mut child = common::lookalike()
+        .arg("--index-dir")
+        .arg(&c.index)
+        .args(["-q", "serve", "--port", "0", "--open"])
+        .env("PATH", &bin)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut url = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut url)
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (lines, said) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            if lines.send(line.unwrap_or_default()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    while let Ok(line) = said.recv_timeout(Duration::from_secs(60)) {
+        let warned = line.starts_with("warning:");
+        seen.push(line);
+        if warned {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let url = url.trim();
+    assert!(
+        seen.len() == 1 && seen[0].contains("could not open a browser") && seen[0].contains(url),
+        "{seen:?}"
+    );
+}
+
+/// The web app's refusals name its own parameters and how to start it, not the command line's
+/// flags as if they had been typed.
+#[test]
+fn the_web_apps_refusals_speak_of_its_own_parameters() {
+    let c = Collection::new();
+    let server = c.serve(&["--memory-budget", "64"]);
+    let keep = server.get("/api/duplicates?keep=match:");
+    assert_eq!(keep.status, 400, "{}", keep.text());
+    let error = keep.json()["error"].as_str().unwrap_or("").to_string();
+    assert!(
+        !error.contains("--keep") && error.starts_with("the keep parameter \"match:\""),
+        "{error}"
+    );
+    let mut large = std::io::Cursor::new(Vec::new());
+    image::GrayImage::from_fn(4000, 4000, |x, y| image::Luma([((x + y) / 32) as u8]))
+        .write_to(&mut large, image::ImageFormat::Png)
+        .unwrap();
+    let upload = server.post("/api/query", "application/octet-stream", large.get_ref());
+    let error = upload.json()["error"].as_str().unwrap_or("").to_string();
+    assert!(
+        !error.contains("the command")
+            && error.contains("start `lookalike serve` with a larger --memory-budget"),
+        "{}: {error}",
+        upload.status
+    );
+}

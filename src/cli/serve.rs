@@ -79,17 +79,42 @@ pub(crate) fn cmd_serve(collection: &Collection, args: ServeArgs, quiet: bool) -
         );
     }
     if args.open {
-        let opener = if cfg!(target_os = "macos") {
-            "open"
-        } else {
-            "xdg-open"
-        };
-        if let Err(e) = std::process::Command::new(opener).arg(&url).spawn() {
-            note!("note: could not open a browser ({opener}: {e}); open {url} yourself");
-        }
+        open_in_browser(&url);
     }
     // Ctrl-C, SIGTERM or SIGHUP stop the server as they stop the other commands: exit 130
     let stop = super::install_stop_flag_saying("answering the requests under way");
     server.run(&stop)?;
     Ok(ExitCode::from(super::EXIT_INTERRUPTED))
+}
+
+/// Opens `url` in the default browser. The opener's own output is not shown: when it cannot
+/// be run or fails (no browser), one warning says to open the address by hand.
+fn open_in_browser(url: &str) {
+    use std::process::{Command, Stdio};
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        "xdg-open"
+    };
+    let by_hand = move |why: String, url: &str| {
+        note!("warning: could not open a browser ({opener}: {why}); open {url} by hand");
+    };
+    let spawned = Command::new(opener)
+        .arg(url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    match spawned {
+        Err(e) => by_hand(e.to_string(), url),
+        // the opener may wait for the browser: the server starts meanwhile
+        Ok(mut child) => {
+            let url = url.to_string();
+            std::thread::spawn(move || match child.wait() {
+                Ok(status) if status.success() => {}
+                Ok(status) => by_hand(status.to_string(), &url),
+                Err(e) => by_hand(e.to_string(), &url),
+            });
+        }
+    }
 }

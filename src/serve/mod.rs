@@ -3,8 +3,10 @@
 //!
 //! The server answers from its own read-only connections while `index` writes: a page reads
 //! the database as it is, and the search space is reloaded in the background when the
-//! database's data version moves or another HNSW dump is recorded.
+//! database's data version moves or another HNSW dump is recorded; searches answered from the
+//! previous space meanwhile say so.
 
+mod overlong;
 mod routes;
 
 use std::collections::HashMap;
@@ -58,6 +60,10 @@ const MADE_THUMBNAILS_KEPT: usize = 4096;
 
 /// Idle read-only connections kept for later requests.
 const IDLE_READERS_KEPT: usize = 8;
+
+/// The note of a search answered from the space loaded before the index's last change, while
+/// the current one loads.
+const BEHIND_NOTE: &str = "the index changed: these results are from before its last change, while the search is reloading; ask again in a moment for current ones";
 
 /// A bound server, ready to run.
 pub(crate) struct Server {
@@ -212,7 +218,7 @@ impl Server {
                 })
                 .await;
             };
-            axum::serve(listener, routes::router(self.app))
+            axum::serve(overlong::Refusing(listener), routes::router(self.app))
                 .with_graceful_shutdown(stopped)
                 .await
                 .map_err(io)
@@ -249,11 +255,12 @@ impl App {
 
     /// The search space at the database's current data version and dump: loaded on first use,
     /// then reloaded in the background when `index` has changed the database or recorded
-    /// another dump (the previous space answers meanwhile), and at once when the database is
-    /// another file (the index was deleted and made again: the previous space is of other
-    /// images). A run's last write comes before its dump is recorded: a space loaded between
-    /// the two holds a graph rebuilt in memory, and is loaded again from the dump.
-    fn searcher(self: &Arc<Self>) -> Result<Arc<Loaded>> {
+    /// another dump, and at once when the database is another file (the index was deleted and
+    /// made again: the previous space is of other images). A run's last write comes before its
+    /// dump is recorded: a space loaded between the two holds a graph rebuilt in memory, and is
+    /// loaded again from the dump. While a reload runs the previous space answers (a graph
+    /// rebuilt for a large index takes minutes), with [`BEHIND_NOTE`] as the second value.
+    fn searcher(self: &Arc<Self>) -> Result<(Arc<Loaded>, Option<&'static str>)> {
         let database = self.database();
         let (version, dump, images) = self.with_store(|s| {
             Ok((
@@ -268,8 +275,10 @@ impl App {
         }
         let current = self.loaded.read().expect("search space").clone();
         match current {
-            Some(loaded) if loaded.database != database => self.load(version, dump, database),
-            Some(loaded) if is_current(&loaded, version, dump.as_deref()) => Ok(loaded),
+            Some(loaded) if loaded.database != database => {
+                Ok((self.load(version, dump, database)?, None))
+            }
+            Some(loaded) if is_current(&loaded, version, dump.as_deref()) => Ok((loaded, None)),
             Some(loaded) => {
                 if !self.reloading.swap(true, Ordering::AcqRel) {
                     let app = Arc::clone(self);
@@ -279,9 +288,9 @@ impl App {
                         app.reloading.store(false, Ordering::Release);
                     });
                 }
-                Ok(loaded)
+                Ok((loaded, Some(BEHIND_NOTE)))
             }
-            None => self.load(version, dump, database),
+            None => Ok((self.load(version, dump, database)?, None)),
         }
     }
 

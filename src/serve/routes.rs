@@ -35,7 +35,7 @@ const PAGE_POLICY: &str = "default-src 'self'; img-src 'self' blob: data:; style
 const REPORT_POLICY: &str =
     "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; sandbox";
 /// A refused address's page: text and a link, nothing else.
-const REFUSAL_POLICY: &str =
+pub(super) const REFUSAL_POLICY: &str =
     "default-src 'none'; frame-ancestors 'none'; form-action 'none'; base-uri 'none'";
 /// Image files: shown, never run.
 const FILE_POLICY: &str = "default-src 'none'; sandbox";
@@ -378,12 +378,20 @@ fn refused_page<T: serde::de::DeserializeOwned>(
 
 /// The HTML page refusing an address a browser opens, with `status` and `what` (HTML) says.
 fn refusal_page(status: StatusCode, what: &str) -> Response {
-    let page = format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Address refused: lookalike</title></head>\n<body><h1>Address refused</h1>\n{what}\n</body></html>\n"
+    let mut r = with_type(
+        refusal_html(what),
+        "text/html; charset=utf-8",
+        REFUSAL_POLICY,
     );
-    let mut r = with_type(page, "text/html; charset=utf-8", REFUSAL_POLICY);
     *r.status_mut() = status;
     r
+}
+
+/// The refusal page's HTML, with what `what` (HTML) says.
+pub(super) fn refusal_html(what: &str) -> String {
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Address refused: lookalike</title></head>\n<body><h1>Address refused</h1>\n{what}\n</body></html>\n"
+    )
 }
 
 /// The decoded name of one `name=value` pair of a query.
@@ -423,7 +431,66 @@ fn error_answer(e: &Error) -> (StatusCode, String) {
                 crate::error::DAMAGED_DATABASE_ADVICE
             ),
         ),
-        _ => (status, e.to_string()),
+        _ => (status, in_web_terms(&e.to_string())),
+    }
+}
+
+/// The command line's words in the library's messages, and the web app's for the same: its
+/// parameters and actions, and how the server is started.
+const WEB_TERMS: [(&str, &str); 13] = [
+    ("--keep \"", "the keep parameter \""),
+    ("(`--keep`)", "(the keep parameter)"),
+    (
+        "give the command a larger `--memory-budget MIB`",
+        "start `lookalike serve` with a larger --memory-budget",
+    ),
+    (
+        "try a larger `--memory-budget MIB`",
+        "start `lookalike serve` with a larger --memory-budget",
+    ),
+    (
+        "a larger `--memory-budget MIB` raises the limit in proportion",
+        "starting `lookalike serve` with a larger --memory-budget raises the limit in proportion",
+    ),
+    ("use --move-to DIR", "use the move-to action"),
+    ("(use --move-to for it)", "(use the move-to action for it)"),
+    (
+        "(use --move-to or --trash for it)",
+        "(use the move-to or trash action for it)",
+    ),
+    ("inside the --move-to folder", "inside the move-to target"),
+    (
+        "--move-to needs a folder",
+        "the move-to action needs a target folder",
+    ),
+    ("--move-to: ", "the move-to target: "),
+    ("--move-to ", "the move-to target "),
+    ("--trash: ", "the trash action: "),
+];
+
+/// A message of the library in the web app's terms ([`WEB_TERMS`]): no flag is named as if
+/// the user had typed it.
+fn in_web_terms(why: &str) -> String {
+    WEB_TERMS
+        .iter()
+        .fold(why.to_string(), |why, (cli, web)| why.replace(cli, web))
+}
+
+/// The reasons (`reason`, `left_alone`) anywhere in `doc` in the web app's terms.
+fn reasons_in_web_terms(doc: &mut Value) {
+    match doc {
+        Value::Object(m) => {
+            for (key, value) in m.iter_mut() {
+                match value {
+                    Value::String(why) if key == "reason" || key == "left_alone" => {
+                        *why = in_web_terms(why);
+                    }
+                    _ => reasons_in_web_terms(value),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(reasons_in_web_terms),
+        _ => {}
     }
 }
 
@@ -780,8 +847,14 @@ fn lookalikes_k(k: Option<&str>) -> Result<usize> {
     }
 }
 
-/// The hits of a query with what the pages show of each.
-fn hits_json(app: &App, result: &QueryResult, skip: Option<i64>) -> Result<Value> {
+/// The hits of a query with what the pages show of each; `behind` is the note of a search
+/// answered from the space loaded before the index's last change.
+fn hits_json(
+    app: &App,
+    result: &QueryResult,
+    skip: Option<i64>,
+    behind: Option<&str>,
+) -> Result<Value> {
     let hits: Vec<Value> = app.with_store(|s| {
         let mut out = Vec::new();
         for h in result.hits.iter().filter(|h| Some(h.id) != skip) {
@@ -794,10 +867,14 @@ fn hits_json(app: &App, result: &QueryResult, skip: Option<i64>) -> Result<Value
         Ok(out)
     })?;
     // the graph's note and the damaged vectors' note, as `query` gives them on two lines
-    let notes: Vec<&str> = [&result.note, &result.damage_note]
+    let notes: Vec<&str> = behind
         .into_iter()
-        .flatten()
-        .map(String::as_str)
+        .chain(
+            [&result.note, &result.damage_note]
+                .into_iter()
+                .flatten()
+                .map(String::as_str),
+        )
         .collect();
     let note = (!notes.is_empty()).then(|| notes.join("; "));
     let mut doc = json!({"hits": hits, "mode": result.mode, "note": note});
@@ -835,7 +912,7 @@ async fn image(
                     .into_response(),
             );
         }
-        let loaded = app.searcher()?;
+        let (loaded, behind) = app.searcher()?;
         let searcher = loaded.searcher.lock().expect("searcher");
         // damage met by an earlier request that ended before its answer is not this search's
         searcher.store().take_damaged();
@@ -851,7 +928,7 @@ async fn image(
                 // `why_not_viewable` says so once, not the look-alikes left out
                 result.stale.retain(|p| *p != record.path);
                 result.unreadable.retain(|p| *p != record.path);
-                let mut doc = hits_json(&app, &result, Some(id))?;
+                let mut doc = hits_json(&app, &result, Some(id), behind)?;
                 if let Some(hits) = doc["hits"].as_array_mut() {
                     hits.truncate(k);
                 }
@@ -889,7 +966,7 @@ async fn query(
             ));
         }
         let name = Path::new("uploaded image");
-        let loaded = app.searcher()?;
+        let (loaded, behind) = app.searcher()?;
         let searcher = loaded.searcher.lock().expect("searcher");
         // damage met by an earlier request that ended before its answer is not this search's
         searcher.store().take_damaged();
@@ -900,7 +977,7 @@ async fn query(
         };
         let result = searcher.answer(name, example, &cfg)?;
         drop(searcher);
-        let mut doc = hits_json(&app, &result, None)?;
+        let mut doc = hits_json(&app, &result, None, behind)?;
         doc["indexed"] = json!(result.indexed);
         Ok(Json(doc).into_response())
     })
@@ -937,7 +1014,8 @@ async fn thumbnail(
                         &format!(
                             "{}: no thumbnail under this server's memory budget of {} MiB ({reason}); the image was indexed under a larger one: start the server with `lookalike serve --memory-budget MIB` as large as the one it was indexed with",
                             crate::path_repr::shown(&path),
-                            app.decode.memory_budget >> 20
+                            app.decode.memory_budget >> 20,
+                            reason = in_web_terms(&reason)
                         ),
                     ));
                 }
@@ -1031,6 +1109,7 @@ async fn duplicates(State(app): State<Arc<App>>, Params(p): Params<DuplicatePara
             .map(|m| (m.record.id, image_json(&m.record)))
             .collect();
         doc["shown"] = json!(images);
+        reasons_in_web_terms(&mut doc);
         Ok(Json(doc).into_response())
     })
     .await
@@ -1146,7 +1225,7 @@ async fn act(
         let mut warnings = Vec::new();
         match keep.check_matches_some("keep", keep_given, &findings.groups) {
             Err(e) if req.apply => return Err(e),
-            Err(e) => warnings.push(format!("applying will be refused: {e}")),
+            Err(e) => warnings.push(in_web_terms(&format!("applying will be refused: {e}"))),
             Ok(()) => {}
         }
         let tracked = app.with_store(|s| s.roots())?;
@@ -1215,6 +1294,7 @@ async fn act(
             }
         }
         let mut doc = cleanup::action_json(&action, &steps, &outcomes, req.apply);
+        reasons_in_web_terms(&mut doc);
         doc["plan"] = json!(digest);
         doc["warnings"] = json!(warnings);
         Ok(Json(doc).into_response())
