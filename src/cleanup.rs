@@ -221,6 +221,10 @@ struct Intent {
     /// removes those left empty (absent from journals of older versions).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     made_dirs: Vec<String>,
+    /// The hidden name a hard link or a deletion sets the copy aside under in its folder:
+    /// `undo` puts back a copy a run killed while it acted left there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    aside: Option<String>,
 }
 
 /// The folders missing on the way to `dir`, deepest first: those making `dir` makes.
@@ -994,12 +998,13 @@ fn folder_writable(dir: &Path) -> bool {
 const TRASH_NAME_MAX: usize = 240;
 
 /// A step's copy as checked: its folder held open, its name there, the file that was hashed
-/// and the keeper that was.
+/// and the keeper that was, and the hidden name `--hardlink` and `--delete` set it aside under.
 struct Checked {
     dir: HeldDir,
     name: std::ffi::OsString,
     id: FileId,
     keeper_id: FileId,
+    aside: std::ffi::OsString,
 }
 
 impl Checked {
@@ -1183,6 +1188,7 @@ fn check_step(step: &Step, action: &Action) -> std::result::Result<Checked, Stri
             name: name.to_os_string(),
             id,
             keeper_id,
+            aside: temporary_name(),
         }),
     }
 }
@@ -1352,17 +1358,21 @@ fn run_step(step: &Step, action: &Action, checked: &Checked) -> std::io::Result<
 }
 
 /// Deletes the copy, or replaces it by a hard link to the keeper, dropping no byte it did not
-/// verify. The copy is first renamed to a temporary name in its folder, so no program opens it
-/// by its name from then on, then hashed again through its handle; changed, it goes back under
-/// its name. A program that opened it before may still write to it: its size and times are
-/// read again right before the set-aside file is removed, and a write between that last read
-/// and the removal (microseconds) is the one that can still be lost.
+/// verify. The copy is first renamed to a hidden name in its folder (`checked.aside`, which the
+/// journal holds), so no program opens it by its name from then on, then hashed again through
+/// its handle; changed, it goes back under its name. A program that opened it before may still
+/// write to it: its size and times are read again right before the set-aside file is removed,
+/// and a write between that last read and the removal (microseconds) is the one that can still
+/// be lost.
 fn set_aside_and_act(step: &Step, action: &Action, checked: &Checked) -> std::io::Result<()> {
-    let (dir, name) = (&checked.dir, checked.name.as_os_str());
-    let aside = temporary_name();
-    dir.rename_new(name, dir, &aside)?;
-    let verified = match dir.entry_id(&aside) {
-        Ok(id) if id == checked.id => verify_set_aside(dir, &aside, &step.hash, &step.path),
+    let (dir, name, aside) = (
+        &checked.dir,
+        checked.name.as_os_str(),
+        checked.aside.as_os_str(),
+    );
+    dir.rename_new(name, dir, aside)?;
+    let verified = match dir.entry_id(aside) {
+        Ok(id) if id == checked.id => verify_set_aside(dir, aside, &step.hash, &step.path),
         Ok(_) => Err(std::io::Error::other(format!(
             "{} was replaced while the run acted: left alone; run `lookalike index` again",
             crate::path_repr::shown(&step.path)
@@ -1371,7 +1381,7 @@ fn set_aside_and_act(step: &Step, action: &Action, checked: &Checked) -> std::io
     };
     let (file, stamp) = match verified {
         Ok(v) => v,
-        Err(e) => return Err(put_back(dir, &aside, name, e)),
+        Err(e) => return Err(put_back(dir, aside, name, e)),
     };
     #[cfg(test)]
     tests::at_moment(tests::Moment::Verified);
@@ -1381,23 +1391,25 @@ fn set_aside_and_act(step: &Step, action: &Action, checked: &Checked) -> std::io
         Err(e) => Err(e),
     };
     if matches!(action, Action::Delete) {
-        return match unchanged().and_then(|()| dir.remove(&aside)) {
+        return match unchanged().and_then(|()| dir.remove(aside)) {
             Ok(()) => Ok(()),
-            Err(e) => Err(put_back(dir, &aside, name, e)),
+            Err(e) => Err(put_back(dir, aside, name, e)),
         };
     }
     if let Err(e) = link_keeper(dir, name, step, checked.keeper_id) {
-        return Err(put_back(dir, &aside, name, e));
+        return Err(put_back(dir, aside, name, e));
     }
-    match unchanged().and_then(|()| dir.remove(&aside)) {
+    #[cfg(test)]
+    tests::at_moment(tests::Moment::Linked);
+    match unchanged().and_then(|()| dir.remove(aside)) {
         Ok(()) => Ok(()),
         // the name holds the link made just now: the copy goes back over it
         Err(e) => match dir.entry_id(name) {
-            Ok(id) if id == checked.keeper_id => match dir.rename_over(&aside, name) {
+            Ok(id) if id == checked.keeper_id => match dir.rename_over(aside, name) {
                 Ok(()) => Err(e),
-                Err(back) => Err(not_put_back(dir, &aside, name, e, back)),
+                Err(back) => Err(not_put_back(dir, aside, name, e, back)),
             },
-            _ => Err(put_back(dir, &aside, name, e)),
+            _ => Err(put_back(dir, aside, name, e)),
         },
     }
 }
@@ -1660,6 +1672,8 @@ pub fn execute(
             mode,
             modified_ns,
             made_dirs,
+            aside: matches!(action, Action::Hardlink | Action::Delete)
+                .then(|| hex(checked.aside.as_encoded_bytes())),
         }))?;
         match run_step(step, action, &checked) {
             Ok(()) => {
@@ -1802,7 +1816,14 @@ pub fn undo(journal_dir: &Path) -> Result<Option<UndoReport>> {
         let from_dir = intent.from_dir.as_deref().and_then(path_of_hex);
         let op = intent.op.clone();
         let already_back = was_done && already_back(&intent, &from, to.as_deref(), &keeper, &hash);
+        // a run killed while it acted may have left its copy set aside
+        let set_aside = match (&intent.aside, &from_dir) {
+            (Some(aside), Some(dir)) if !was_done => path_of_hex(aside)
+                .and_then(|aside| put_back_set_aside(aside.as_os_str(), &from, dir, &keeper)),
+            _ => None,
+        };
         let outcome = match relinked(&from, from_dir.as_deref()) {
+            _ if let Some(outcome) = &set_aside => outcome.clone(),
             Some(why) if was_done && op != "delete" => Outcome::Failed(why),
             _ if already_back => Outcome::Done,
             _ => reverse(
@@ -1817,7 +1838,7 @@ pub fn undo(journal_dir: &Path) -> Result<Option<UndoReport>> {
         };
         steps.push(Reversal {
             path: from,
-            reversible: was_done && op != "delete",
+            reversible: was_done && op != "delete" || set_aside.is_some(),
             already_back,
             op,
             outcome,
@@ -1847,6 +1868,42 @@ pub fn undo(journal_dir: &Path) -> Result<Option<UndoReport>> {
         damaged_lines,
         closed,
     }))
+}
+
+/// Puts back under its name `from` the copy a run killed while it acted left under the hidden
+/// name `aside` in its folder `from_dir`, over the hard link to `keeper` a killed `--hardlink`
+/// may have made at `from`; `None` when no copy is set aside there.
+fn put_back_set_aside(
+    aside: &OsStr,
+    from: &Path,
+    from_dir: &Path,
+    keeper: &Path,
+) -> Option<Outcome> {
+    let name = from.file_name()?;
+    let dir = match HeldDir::open(from_dir, false) {
+        Ok(dir) => dir,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => return Some(Outcome::Failed(e.to_string())),
+    };
+    if !dir.has(aside) {
+        return None;
+    }
+    let put = match dir.entry_id(name) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => dir.rename_new(aside, &dir, name),
+        Ok(id) if file_id(keeper) == Some(id) => dir.rename_over(aside, name),
+        Ok(_) => {
+            return Some(Outcome::Failed(format!(
+                "{} exists; left alone: the copy the run set aside is at {}; move one of them away and run `lookalike undo` again",
+                crate::path_repr::shown(from),
+                crate::path_repr::shown(&from_dir.join(aside))
+            )));
+        }
+        Err(e) => Err(e),
+    };
+    Some(match put {
+        Ok(()) => Outcome::Done,
+        Err(e) => Outcome::Failed(e.to_string()),
+    })
 }
 
 /// Why a file must not be put back at `from`: its folder now leads somewhere else than
@@ -2187,6 +2244,8 @@ mod tests {
         Checked,
         /// The copy was set aside and hashed again; the step acts next.
         Verified,
+        /// A hard link to the keeper took the copy's name; the copy set aside is removed next.
+        Linked,
         /// A move across disks copied the file and checked the copy; the file is removed next.
         Copied,
     }
@@ -2396,6 +2455,51 @@ mod tests {
                 Action::Hardlink => assert_eq!(left, ["copy0.jpg", "copy1.jpg", "keep.jpg"]),
                 _ => assert_eq!(left, ["copy0.jpg", "keep.jpg"]),
             }
+            LOCK_CACHE.with(|c| *c.borrow_mut() = None);
+        }
+    }
+
+    /// A run killed right after it set a copy aside (a panic stands for the kill), for a hard
+    /// link before or after the link took the copy's name, leaves the copy under a hidden
+    /// name; `undo` puts it back under its own name, with its bytes, apart from the kept copy.
+    #[test]
+    fn undo_puts_back_a_copy_a_killed_run_left_set_aside() {
+        for (action, moment) in [
+            (Action::Delete, Moment::Verified),
+            (Action::Hardlink, Moment::Verified),
+            (Action::Hardlink, Moment::Linked),
+        ] {
+            let (tmp, root, steps) = identical_copies(1);
+            LOCK_CACHE.with(|c| *c.borrow_mut() = Some(tmp.path().join("cache")));
+            let journal = tmp.path().join("index").join("journal");
+            on_moment(move |m| {
+                if m == moment {
+                    panic!("killed at {m:?}");
+                }
+            });
+            let stop = std::sync::atomic::AtomicBool::new(false);
+            let killed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                execute(&journal, &action, &steps, true, &Default::default(), &stop)
+            }));
+            on_moment(|_| {});
+            assert!(killed.is_err(), "{action:?} {moment:?}");
+            let aside = names_in(&root);
+            assert!(
+                aside.iter().any(|n| n.starts_with(".lookalike-")),
+                "{action:?} {moment:?}: {aside:?}"
+            );
+            let report = undo(&journal).unwrap().expect("a run to undo");
+            let copy = &steps[0].path;
+            assert_eq!(
+                fs::read(copy).ok().as_deref(),
+                Some(BYTES),
+                "{action:?} {moment:?}: {:?}; {report:?}",
+                names_in(&root)
+            );
+            assert!(!same_file(copy, &steps[0].keeper), "{action:?} {moment:?}");
+            assert_eq!(names_in(&root), ["copy0.jpg", "keep.jpg"], "{action:?}");
+            assert_eq!(report.steps[0].outcome, Outcome::Done, "{report:?}");
+            assert!(report.closed, "{report:?}");
             LOCK_CACHE.with(|c| *c.borrow_mut() = None);
         }
     }

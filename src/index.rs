@@ -1318,13 +1318,7 @@ fn index_pass(
                         .and_then(|ids| ids.iter().find(|id| !claimed.contains(id)).copied());
                     if let Some(id) = movable {
                         claimed.insert(id);
-                        summary.moved += 1;
-                        batch.push(WriteOp::Move {
-                            id,
-                            root_id: file.root_id,
-                            rel_path: file.rel_path,
-                            stamp: file.stamp,
-                        });
+                        record_move(&mut summary, &mut batch, id, file);
                     } else {
                         to_give.push((file, hash));
                     }
@@ -1417,13 +1411,7 @@ fn index_pass(
         }
         for (id, hash, file) in moves {
             sources.took_row(hash);
-            summary.moved += 1;
-            batch.push(WriteOp::Move {
-                id,
-                root_id: file.root_id,
-                rel_path: file.rel_path,
-                stamp: file.stamp,
-            });
+            record_move(&mut summary, &mut batch, id, file);
         }
         batch.extend(copies);
         store.apply(&batch)?;
@@ -1661,6 +1649,17 @@ struct InRunCopies {
     decoded: HashMap<[u8; 32], InRun>,
     /// Files whose bytes another file of this run is still decoding.
     waiting: HashMap<[u8; 32], Vec<FileAt>>,
+}
+
+/// Records `file` as moved: it takes the row `id` of its content, vectors and graph node kept.
+fn record_move(summary: &mut IndexSummary, batch: &mut Vec<WriteOp>, id: i64, file: FileAt) {
+    summary.moved += 1;
+    batch.push(WriteOp::Move {
+        id,
+        root_id: file.root_id,
+        rel_path: file.rel_path,
+        stamp: file.stamp,
+    });
 }
 
 fn record_failure(

@@ -2913,12 +2913,9 @@ fn a_sample_larger_than_the_folder_is_said() {
     );
 }
 
-/// A damaged file in the duplicates benchmark's folder is left out with a warning naming it,
-/// under -q too, as labelled and distortion runs leave it out: the copies are planted from the
-/// readable photos and the figures count them. No readable image is still an error.
-#[test]
-fn the_duplicates_benchmark_leaves_a_damaged_file_out() {
-    let env = setup(&[]);
+/// A folder `some` of `env` holding camera, horse and coffee, and chelsea cut in half; and
+/// chelsea's bytes.
+fn three_photos_and_a_cut_jpeg(env: &Env) -> (PathBuf, Vec<u8>) {
     let dir = env.root.join("some");
     std::fs::create_dir_all(&dir).unwrap();
     for g in ["camera", "horse", "coffee"] {
@@ -2930,6 +2927,46 @@ fn the_duplicates_benchmark_leaves_a_damaged_file_out() {
     }
     let bytes = std::fs::read(sample_data().join("chelsea/original.jpg")).unwrap();
     std::fs::write(dir.join("cut.jpg"), &bytes[..bytes.len() / 2]).unwrap();
+    (dir, bytes)
+}
+
+/// The duplicates benchmark says what it planted once the damaged file sampled is replaced
+/// (two photos, not three, as one readable photo stays a distractor), each figure in the
+/// singular or plural its number needs.
+#[test]
+fn the_duplicates_benchmark_counts_what_it_planted() {
+    let env = setup(&[]);
+    let (dir, _) = three_photos_and_a_cut_jpeg(&env);
+    let out = run_ok(
+        env.cmd()
+            .args(["eval", "--duplicates"])
+            .arg(&dir)
+            .args(["--sample", "100", "--edits", "1"]),
+    );
+    let (text, err) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        err.contains("planted 2 edited copies of 2 photos among 1 other file in ")
+            && err.contains("); it is left out of the benchmark"),
+        "{err}"
+    );
+    assert!(
+        text.contains(
+            "(2 photos with 1 edited copy each, 1 distractor; 1 unreadable file left out)"
+        ),
+        "{text}"
+    );
+}
+
+/// A damaged file in the duplicates benchmark's folder is left out with a warning naming it,
+/// under -q too, as labelled and distortion runs leave it out: the copies are planted from the
+/// readable photos and the figures count them. No readable image is still an error.
+#[test]
+fn the_duplicates_benchmark_leaves_a_damaged_file_out() {
+    let env = setup(&[]);
+    let (dir, bytes) = three_photos_and_a_cut_jpeg(&env);
     // every file sampled: the damaged one among them
     let out = run_ok(
         env.cmd()
@@ -2971,8 +3008,8 @@ fn the_duplicates_benchmark_leaves_a_damaged_file_out() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains(
-            "(1 photos with 1 edited copies each, 2 distractors; 1 unreadable file left out)"
-        ),
+            "(1 photo with 1 edited copy each, 2 distractors; 1 unreadable file left out)"
+        ) && text.contains(", 1 group, "),
         "{text}"
     );
     // nothing readable: an error naming the folder and the file

@@ -551,11 +551,10 @@ fn a_copy_left_alone_is_said_so_once_with_the_reason() {
     let line = text.lines().find(|l| l.contains("left alone:")).unwrap();
     assert_eq!(line.matches("left alone").count(), 1, "{text}");
     assert!(line.contains("read-only"), "{text}");
-    let err = String::from_utf8_lossy(&out.stderr);
-    let skipped = err.lines().find(|l| l.starts_with("skipped ")).unwrap();
+    let skipped = text.lines().find(|l| l.starts_with("skipped ")).unwrap();
     assert!(
         skipped.contains("read-only") && !skipped.contains("left alone"),
-        "{err}"
+        "{text}"
     );
     let csv = env
         .cmd()
@@ -1015,7 +1014,7 @@ fn move_to_names_a_folder_the_same_whichever_folders_have_copies() {
             .output()
             .unwrap();
         assert!(listed.status.success(), "{listed:?}");
-        let listed = String::from_utf8_lossy(&listed.stderr).into_owned();
+        let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
         let mut c = env.cmd();
         c.args(["-q", "duplicates", "--json", "--keep", keep, "--move-to"])
             .arg(&dest);
@@ -2199,10 +2198,9 @@ fn a_byte_and_the_text_spelling_it_are_never_shown_as_one_name() {
     let mut names = [name(kept), name(copy)];
     names.sort();
     assert_eq!(names, [r"caf\\xe9.jpg", r"caf\xe9.jpg"], "{text}");
-    let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains(&format!("would trash photos/{}", name(copy))),
-        "{err}"
+        text.contains(&format!("would trash photos/{}", name(copy))),
+        "{text}"
     );
 }
 
@@ -2233,8 +2231,10 @@ fn a_name_in_nfd_is_never_shown_as_its_nfc_twin() {
     let mut names = [kept.clone(), copy.clone()];
     names.sort();
     assert_eq!(names, [r"cafe\u{301}.jpg", "caf\u{e9}.jpg"], "{text}");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("would trash photos/{copy}")), "{err}");
+    assert!(
+        text.contains(&format!("would trash photos/{copy}")),
+        "{text}"
+    );
     // JSON, CSV and -0 give each name exactly
     let (json, code) = env.duplicates(&[]);
     assert_eq!(code, 0, "{json}");
@@ -2284,8 +2284,54 @@ fn status_gives_the_bytes_of_a_run_folder_that_is_not_utf8() {
     );
 }
 
+/// A dry run's plan is its output: the line for each copy and the total are on stdout with the
+/// listing, for every action, so that `> plan.txt` keeps them; `--json` holds the plan.
+#[test]
+fn a_dry_run_prints_its_plan_on_stdout() {
+    let env = Env::new();
+    let copies = two_groups(&env);
+    let shown = |p: &PathBuf| p.strip_prefix(&env.root).unwrap().display().to_string();
+    let actions = [
+        ("--move-to", "move"),
+        ("--trash", "trash"),
+        ("--hardlink", "hard-link"),
+        ("--delete", "delete"),
+    ];
+    for (flag, verb) in actions {
+        let mut cmd = env.cmd();
+        cmd.arg("duplicates").arg(&env.photos).arg(flag);
+        if flag == "--move-to" {
+            cmd.arg(env.root.join("dupes"));
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{flag}: {out:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let err = String::from_utf8_lossy(&out.stderr);
+        let line = format!("would {verb} {}", shown(&copies[0]));
+        assert!(
+            text.contains(&line) && text.contains("dry run: "),
+            "{flag}: stdout:\n{text}\nstderr:\n{err}"
+        );
+        assert!(
+            !err.contains(&line) && !err.contains("dry run: "),
+            "{flag}: {err}"
+        );
+    }
+    let (json, code) = env.duplicates(&["--trash"]);
+    assert_eq!(code, 0, "{json}");
+    let steps = json["action"]["steps"].as_array().unwrap();
+    for copy in &copies {
+        assert!(
+            steps
+                .iter()
+                .any(|s| s["path"] == copy.to_str().unwrap() && s["outcome"] == "would_do"),
+            "{json}"
+        );
+    }
+}
+
 /// `-q` hides the summary of an action, not its plan: the dry run's "would ..." line for each
-/// file and the applied run's line for each file done stay on stderr.
+/// file and the applied run's line for each file done stay on stdout.
 #[test]
 fn quiet_keeps_the_plan_of_every_file() {
     let env = Env::new();
@@ -2300,7 +2346,7 @@ fn quiet_keeps_the_plan_of_every_file() {
         }
         let out = cmd.output().unwrap();
         assert!(out.status.success(), "{out:?}");
-        String::from_utf8_lossy(&out.stderr).into_owned()
+        String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let shown = |p: &PathBuf| p.strip_prefix(&env.root).unwrap().display().to_string();
     let dry = run(false);

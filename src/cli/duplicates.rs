@@ -349,10 +349,22 @@ pub(crate) fn cmd_duplicates(
             .map(|(_, steps, outcomes)| cleanup::freed_bytes(steps, outcomes));
         write_text(&findings, &held, reclaim, freed)?;
     }
+    // the line for each copy and the total are the text output's end; `--csv` and `-0` hold
+    // the plan in their own form, so there they are remarks on stderr
     if let Some((a, steps, outcomes)) = &outcomes
         && !args.json
     {
-        report_actions(a, steps, outcomes, args.apply, quiet);
+        let report = report_actions(a, steps, outcomes, args.apply, quiet);
+        if args.csv || args.null {
+            let _ = std::io::stderr().write_all(report.as_bytes());
+        } else if !report.is_empty() {
+            // a blank line parts it from the listing's last group
+            let mut out = std::io::stdout().lock();
+            out.write_all(b"\n")
+                .and_then(|()| out.write_all(report.as_bytes()))
+                .and_then(|()| out.flush())
+                .map_err(out_err)?;
+        }
     }
     let failed = outcomes
         .as_ref()
@@ -519,13 +531,16 @@ fn write_csv(groups: &[Group], held: &[Option<String>], acted: Option<&[bool]>) 
     out.flush().map_err(out_err)
 }
 
+/// A line for each copy an action did, would do or skipped, then the total (not under `-q`).
 fn report_actions(
     action: &Action,
     steps: &[cleanup::Step],
     outcomes: &[Outcome],
     applied: bool,
     quiet: bool,
-) {
+) -> String {
+    use std::fmt::Write as _;
+    let mut report = String::new();
     let verb = match action {
         Action::MoveTo(_) => "move",
         Action::Trash => "trash",
@@ -545,31 +560,43 @@ fn report_actions(
             // a file's step is the command's result, not a summary: kept under -q
             Outcome::WouldDo => {
                 done += 1;
-                note!("would {verb} {}{target}", display_path(&s.path));
+                let _ = writeln!(report, "would {verb} {}{target}", display_path(&s.path));
             }
             Outcome::Done => {
                 done += 1;
-                note!("{verb}: {}{target}", display_path(&s.path));
+                let _ = writeln!(report, "{verb}: {}{target}", display_path(&s.path));
             }
             Outcome::Skipped(why) => {
                 skipped += 1;
-                note!("skipped {}: {}", display_path(&s.path), escape_message(why));
+                let _ = writeln!(
+                    report,
+                    "skipped {}: {}",
+                    display_path(&s.path),
+                    escape_message(why)
+                );
             }
             Outcome::Failed(why) => {
                 failed += 1;
-                note!("failed {}: {}", display_path(&s.path), escape_message(why));
+                let _ = writeln!(
+                    report,
+                    "failed {}: {}",
+                    display_path(&s.path),
+                    escape_message(why)
+                );
             }
         }
     }
     if quiet {
-        return;
+        return report;
     }
     if applied && done == 0 {
-        note!(
+        let _ = writeln!(
+            report,
             "0 done, {skipped} skipped, {failed} failed: no file was changed, so there is nothing to undo"
         );
     } else if applied {
-        note!(
+        let _ = writeln!(
+            report,
             "{done} done, {skipped} skipped, {failed} failed; `lookalike undo` reverses this run{}; `lookalike index` brings the index up to date",
             if matches!(action, Action::Delete) {
                 " except deletions"
@@ -578,10 +605,12 @@ fn report_actions(
             }
         );
     } else {
-        note!(
+        let _ = writeln!(
+            report,
             "dry run: {done} would be done, {skipped} skipped; nothing changed. Add --apply to do it."
         );
     }
+    report
 }
 
 pub(crate) fn cmd_undo(collection: &Collection, args: UndoArgs, quiet: bool) -> Result<ExitCode> {

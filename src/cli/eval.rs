@@ -858,17 +858,20 @@ fn duplicates_benchmark(
     ));
     let work = args.work.clone().unwrap_or_else(|| temp.join("files"));
     let originals = args.sample.min(sources.len() - 1);
-    if !quiet {
-        note!(
-            "planting {} edited copies of {originals} photos among {} distractors in {}",
-            originals * args.edits,
-            sources.len() - originals,
-            crate::path_repr::shown(&work)
-        );
-    }
     // removed however the run ends: the temporary files, and the index of them
     let _temp = RemovedAfter(temp.clone());
     let mut planting = plant(&sources, originals, args.edits, args.seed, &work)?;
+    if !quiet {
+        // what was planted: a damaged photo sampled was replaced by the next, if any
+        let edited = planting.planted.iter().filter(|p| p.edit.is_some()).count();
+        note!(
+            "planted {} of {} among {} in {}",
+            counted(edited, "edited copy", "edited copies"),
+            counted(planting.originals(), "photo", "photos"),
+            counted(planting.distractors(), "other file", "other files"),
+            crate::path_repr::shown(&work)
+        );
+    }
     let too_few = |unreadable: &[(PathBuf, String)]| {
         Error::InvalidInput(format!(
             "{}: the duplicates benchmark needs at least two images that can be read, and {} of its {} can ({})",
@@ -920,11 +923,16 @@ fn duplicates_benchmark(
     let readable = sources.len() - unreadable.len();
     if !unreadable.is_empty() {
         note!(
-            "warning: {} of the {} files of {} could not be read as images ({}); they are left out of the benchmark",
+            "warning: {} of the {} files of {} could not be read as images ({}); {} left out of the benchmark",
             unreadable.len(),
             sources.len(),
             crate::path_repr::shown(folder),
-            named_with_why(folder, &unreadable)
+            named_with_why(folder, &unreadable),
+            if unreadable.len() == 1 {
+                "it is"
+            } else {
+                "they are"
+            }
         );
     }
     let originals = planted
@@ -975,24 +983,30 @@ fn duplicates_benchmark(
     let scores = score(&planted, &groups);
     let left_out = match unreadable.len() {
         0 => String::new(),
-        1 => "; 1 unreadable file left out".to_string(),
-        n => format!("; {n} unreadable files left out"),
+        n => format!(
+            "; {} left out",
+            counted(n, "unreadable file", "unreadable files")
+        ),
     };
+    // the planted files as the figures describe them
+    let dataset = format!(
+        "{} ({} with {} each, {}{left_out})",
+        counted(planted.len(), "file", "files"),
+        counted(originals, "photo", "photos"),
+        counted(args.edits, "edited copy", "edited copies"),
+        counted(distractors, "distractor", "distractors"),
+    );
+    let groups_found = counted(findings.groups.len(), "group", "groups");
     if let Some(dir) = &args.report {
         let input = ReportInput {
             title: "lookalike duplicates benchmark".into(),
             dataset: format!(
-                "{}: {} files ({originals} photos with {} edited copies each, {distractors} distractors{left_out}), seed {}",
+                "{}: {dataset}, seed {}",
                 crate::path_repr::shown(folder),
-                planted.len(),
-                args.edits,
                 args.seed
             ),
             generated_by: std::env::args().collect::<Vec<_>>().join(" "),
-            notes: vec![format!(
-                "Copies when {test}; {} groups.",
-                findings.groups.len()
-            )],
+            notes: vec![format!("Copies when {test}; {groups_found}.")],
             duplicates: Some(scores.clone()),
             ..Default::default()
         };
@@ -1045,14 +1059,16 @@ fn duplicates_benchmark(
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "duplicates benchmark: {} files ({originals} photos with {} edited copies each, {distractors} distractors{left_out}), {test}, {} groups, {seconds:.1} s index + search",
-        planted.len(),
-        args.edits,
-        findings.groups.len()
+        "duplicates benchmark: {dataset}, {test}, {groups_found}, {seconds:.1} s index + search"
     )
     .map_err(super::out_err)?;
     write!(out, "{}", table.render()).map_err(super::out_err)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `n` and the noun it counts, in the singular for 1.
+fn counted(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// Up to five of `files` (found in `folder`), each named as under `folder` with why it failed.
