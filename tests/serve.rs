@@ -1445,9 +1445,9 @@ fn a_page_past_the_end_has_the_total_and_a_negative_one_is_refused_by_name() {
 }
 
 /// A thumbnail the server's memory budget is too small to make (of an image indexed under
-/// a larger one) says which flag to raise.
+/// a larger one) says which flag to raise, once.
 #[test]
-fn a_thumbnail_over_the_servers_memory_budget_names_the_flag_to_raise() {
+fn a_thumbnail_over_the_servers_memory_budget_names_the_flag_to_raise_once() {
     let c = Collection::new();
     image::GrayImage::from_fn(4000, 4000, |x, y| image::Luma([((x + y) / 32) as u8]))
         .save(c.photos.join("large.png"))
@@ -1462,6 +1462,10 @@ fn a_thumbnail_over_the_servers_memory_budget_names_the_flag_to_raise() {
     assert!(
         error.contains("memory budget of 64 MiB")
             && error.contains("`lookalike serve --memory-budget MIB`"),
+        "{error}"
+    );
+    assert!(
+        error.matches("--memory-budget").count() == 1 && error.matches("64 MiB").count() == 1,
         "{error}"
     );
     // the other images' thumbnails are made under it

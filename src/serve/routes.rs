@@ -476,6 +476,17 @@ fn in_web_terms(why: &str) -> String {
         .fold(why.to_string(), |why, (cli, web)| why.replace(cli, web))
 }
 
+/// A decoder's refusal without its closing advice in parentheses to raise `--memory-budget`,
+/// for a message that gives the advice in its own words.
+fn without_budget_advice(reason: &str) -> &str {
+    match reason.rfind(" (") {
+        Some(at) if reason.ends_with(')') && reason[at..].contains("--memory-budget") => {
+            &reason[..at]
+        }
+        _ => reason,
+    }
+}
+
 /// The reasons (`reason`, `left_alone`) anywhere in `doc` in the web app's terms.
 fn reasons_in_web_terms(doc: &mut Value) {
     match doc {
@@ -1012,10 +1023,9 @@ async fn thumbnail(
                     return Ok(refuse(
                         StatusCode::UNPROCESSABLE_ENTITY,
                         &format!(
-                            "{}: no thumbnail under this server's memory budget of {} MiB ({reason}); the image was indexed under a larger one: start the server with `lookalike serve --memory-budget MIB` as large as the one it was indexed with",
+                            "{}: no thumbnail under this server's memory budget: {}; the image was indexed under a larger one: start the server with `lookalike serve --memory-budget MIB` as large as the one it was indexed with",
                             crate::path_repr::shown(&path),
-                            app.decode.memory_budget >> 20,
-                            reason = in_web_terms(&reason)
+                            without_budget_advice(&reason)
                         ),
                     ));
                 }
