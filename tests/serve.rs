@@ -1445,9 +1445,9 @@ fn a_page_past_the_end_has_the_total_and_a_negative_one_is_refused_by_name() {
 }
 
 /// A thumbnail the server's memory budget is too small to make (of an image indexed under
-/// a larger one) says which flag to raise.
+/// a larger one) says which flag to raise, once.
 #[test]
-fn a_thumbnail_over_the_servers_memory_budget_names_the_flag_to_raise() {
+fn a_thumbnail_over_the_servers_memory_budget_names_the_flag_to_raise_once() {
     let c = Collection::new();
     image::GrayImage::from_fn(4000, 4000, |x, y| image::Luma([((x + y) / 32) as u8]))
         .save(c.photos.join("large.png"))
@@ -1462,6 +1462,10 @@ fn a_thumbnail_over_the_servers_memory_budget_names_the_flag_to_raise() {
     assert!(
         error.contains("memory budget of 64 MiB")
             && error.contains("`lookalike serve --memory-budget MIB`"),
+        "{error}"
+    );
+    assert!(
+        error.matches("--memory-budget").count() == 1 && error.matches("64 MiB").count() == 1,
         "{error}"
     );
     // the other images' thumbnails are made under it
@@ -1707,7 +1711,7 @@ fn refusals_are_html_pages_at_browser_addresses_and_json_under_api() {
     for (target, method, host, status) in [
         ("/thumbs", "GET", None, 404),
         ("/nothing/here", "GET", None, 404),
-        ("/reports/0/index.html", "DELETE", None, 403),
+        ("/reports/0/index.html", "DELETE", None, 405),
         ("/thumbs/1", "GET", Some("attacker.example"), 421),
     ] {
         let headers: Vec<(&str, &str)> = host.map(|h| ("host", h)).into_iter().collect();
@@ -2115,4 +2119,63 @@ fn the_web_apps_refusals_speak_of_its_own_parameters() {
         "{}: {error}",
         upload.status
     );
+}
+
+/// A method an address does not take is refused with 405 and the methods it takes (`Allow`),
+/// whatever token it carries, in the form of its address; HEAD is GET without the body.
+#[test]
+fn a_method_an_address_does_not_take_is_refused_whatever_its_token() {
+    let c = Collection::new();
+    let report = c.root.join("reports").join("one");
+    std::fs::create_dir_all(&report).unwrap();
+    std::fs::write(report.join("index.html"), "<p>report</p>").unwrap();
+    std::fs::write(report.join("report.json"), "{}").unwrap();
+    let server = c.serve(&["--reports", report.to_str().unwrap()]);
+    let id = image_ids(&server)[0].0;
+    let token = server.token.clone();
+    let gets = [
+        "/".to_string(),
+        "/app.js".into(),
+        "/app.css".into(),
+        "/api/status".into(),
+        "/api/folders".into(),
+        "/api/images".into(),
+        format!("/api/images/{id}"),
+        format!("/thumbs/{id}"),
+        format!("/files/{id}"),
+        "/api/duplicates".into(),
+        "/api/reports".into(),
+        "/reports/0/index.html".into(),
+    ];
+    let posts = ["/api/query", "/api/duplicates/action", "/api/undo"];
+    let not_get = ["OPTIONS", "PUT", "DELETE", "PATCH", "POST"];
+    let not_post = ["OPTIONS", "PUT", "DELETE", "PATCH", "GET", "HEAD"];
+    let refused = gets
+        .iter()
+        .map(|a| (a.as_str(), &not_get[..], "GET,HEAD"))
+        .chain(posts.iter().map(|a| (*a, &not_post[..], "POST")));
+    for (address, methods, allow) in refused {
+        for method in methods {
+            for headers in [vec![], vec![("x-lookalike-token", token.as_str())]] {
+                let a = server.raw(method, address, &headers, b"");
+                let what = format!("{method} {address} {headers:?}: {}", a.text());
+                assert_eq!(a.status, 405, "{what}");
+                assert_eq!(a.header("allow").as_deref(), Some(allow), "{what}");
+                if *method == "HEAD" {
+                    assert!(a.body.is_empty(), "{what}");
+                } else if address.starts_with("/api/") {
+                    assert_eq!(a.json()["error"], "method not allowed", "{what}");
+                } else {
+                    assert!(a.text().contains("Address refused"), "{what}");
+                }
+            }
+        }
+    }
+    for address in &gets {
+        let get = server.get(address);
+        let head = server.raw("HEAD", address, &[], b"");
+        assert_eq!((get.status, head.status), (200, 200), "{address}");
+        assert!(!get.body.is_empty() && head.body.is_empty(), "{address}");
+        assert_eq!(head.header("content-type"), get.header("content-type"));
+    }
 }

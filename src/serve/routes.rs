@@ -11,7 +11,7 @@ use axum::extract::{
     DefaultBodyLimit, FromRequestParts, Json, Path as UrlPath, Query, Request, State,
 };
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -54,6 +54,8 @@ const MAX_JSON_BODY: usize = 16 << 20;
 pub(super) fn router(app: Arc<App>) -> Router {
     let upload_limit = DefaultBodyLimit::max(app.max_upload);
     let json_limit = DefaultBodyLimit::max(MAX_JSON_BODY);
+    // on the POSTs alone: a method an address does not take is 405, whatever it carries
+    let changes = middleware::from_fn_with_state(Arc::clone(&app), token_and_origin);
     Router::new()
         .route("/", get(page))
         .route("/app.js", get(script))
@@ -64,10 +66,19 @@ pub(super) fn router(app: Arc<App>) -> Router {
         .route("/api/images/{id}", get(image))
         .route("/thumbs/{id}", get(thumbnail))
         .route("/files/{id}", get(file))
-        .route("/api/query", post(query).layer(upload_limit))
+        .route(
+            "/api/query",
+            post(query).layer(upload_limit).route_layer(changes.clone()),
+        )
         .route("/api/duplicates", get(duplicates))
-        .route("/api/duplicates/action", post(act).layer(json_limit))
-        .route("/api/undo", post(undo).layer(json_limit))
+        .route(
+            "/api/duplicates/action",
+            post(act).layer(json_limit).route_layer(changes.clone()),
+        )
+        .route(
+            "/api/undo",
+            post(undo).layer(json_limit).route_layer(changes),
+        )
         .route("/api/reports", get(reports))
         .route("/reports/{n}/{*file}", get(report_file))
         .fallback(unknown_address)
@@ -75,8 +86,7 @@ pub(super) fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-/// Refuses requests for another host name (DNS rebinding) and requests that change anything
-/// without the run's token or from another origin; gives every refusal the form of its
+/// Refuses requests for another host name (DNS rebinding); gives every refusal the form of its
 /// address (JSON under `/api/`, the HTML page elsewhere); adds the headers every answer carries.
 async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     let api = req.uri().path().starts_with("/api/");
@@ -100,8 +110,8 @@ async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Respons
     response
 }
 
-/// The answer to `req` once its host, token and origin pass; a body over its limit is told
-/// with the limit to keep to.
+/// The answer to `req` once its host passes; a body over its limit is told with the limit to
+/// keep to.
 async fn checked(app: &App, req: Request, next: Next) -> Response {
     let host = req
         .headers()
@@ -114,23 +124,6 @@ async fn checked(app: &App, req: Request, next: Next) -> Response {
             StatusCode::MISDIRECTED_REQUEST,
             "this server answers only for its own addresses (Host header refused); to reach it by a name, start it with --allow-host NAME",
         );
-    }
-    if req.method() != Method::GET && req.method() != Method::HEAD {
-        let token_ok = req
-            .headers()
-            .get(TOKEN_HEADER)
-            .is_some_and(|t| t.as_bytes() == app.token.as_bytes());
-        if !token_ok {
-            return refuse(
-                StatusCode::FORBIDDEN,
-                "missing or wrong token: reload the page (each server run has its own)",
-            );
-        }
-        if let Some(origin) = req.headers().get(header::ORIGIN)
-            && origin.as_bytes() != format!("http://{host}").as_bytes()
-        {
-            return refuse(StatusCode::FORBIDDEN, "request from another site refused");
-        }
     }
     let upload = req.uri().path() == "/api/query";
     let response = next.run(req).await;
@@ -153,6 +146,32 @@ async fn checked(app: &App, req: Request, next: Next) -> Response {
         )
     };
     refuse(StatusCode::PAYLOAD_TOO_LARGE, &why)
+}
+
+/// Refuses a POST without the run's token or from another origin (another site's page);
+/// routed to the POST handlers only.
+async fn token_and_origin(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let token_ok = req
+        .headers()
+        .get(TOKEN_HEADER)
+        .is_some_and(|t| t.as_bytes() == app.token.as_bytes());
+    if !token_ok {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "missing or wrong token: reload the page (each server run has its own)",
+        );
+    }
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    if let Some(origin) = req.headers().get(header::ORIGIN)
+        && origin.as_bytes() != format!("http://{host}").as_bytes()
+    {
+        return refuse(StatusCode::FORBIDDEN, "request from another site refused");
+    }
+    next.run(req).await
 }
 
 /// A refusal (status 400 or above) in the form of its address: under `/api/` (`api`) JSON
@@ -474,6 +493,17 @@ fn in_web_terms(why: &str) -> String {
     WEB_TERMS
         .iter()
         .fold(why.to_string(), |why, (cli, web)| why.replace(cli, web))
+}
+
+/// A decoder's refusal without its closing advice in parentheses to raise `--memory-budget`,
+/// for a message that gives the advice in its own words.
+fn without_budget_advice(reason: &str) -> &str {
+    match reason.rfind(" (") {
+        Some(at) if reason.ends_with(')') && reason[at..].contains("--memory-budget") => {
+            &reason[..at]
+        }
+        _ => reason,
+    }
 }
 
 /// The reasons (`reason`, `left_alone`) anywhere in `doc` in the web app's terms.
@@ -1012,10 +1042,9 @@ async fn thumbnail(
                     return Ok(refuse(
                         StatusCode::UNPROCESSABLE_ENTITY,
                         &format!(
-                            "{}: no thumbnail under this server's memory budget of {} MiB ({reason}); the image was indexed under a larger one: start the server with `lookalike serve --memory-budget MIB` as large as the one it was indexed with",
+                            "{}: no thumbnail under this server's memory budget: {}; the image was indexed under a larger one: start the server with `lookalike serve --memory-budget MIB` as large as the one it was indexed with",
                             crate::path_repr::shown(&path),
-                            app.decode.memory_budget >> 20,
-                            reason = in_web_terms(&reason)
+                            without_budget_advice(&reason)
                         ),
                     ));
                 }
