@@ -2088,8 +2088,8 @@ fn reverse(
 }
 
 /// The folder a file of the run goes back to, held open, and its name there: the folder as it
-/// was resolved at the run (`from_dir`), or as it resolves now for journals without it. Missing
-/// folders are made again.
+/// was resolved at the run (`from_dir`), or as it resolves now for journals without it. A
+/// missing folder is not made again (see [`gone_folder`]).
 fn back_folder<'a>(
     from: &'a Path,
     from_dir: Option<&Path>,
@@ -2104,7 +2104,26 @@ fn back_folder<'a>(
         Some(dir) => dir.to_path_buf(),
         None => resolved_dir(parent)?,
     };
-    Ok((HeldDir::open(&dir, true)?, name))
+    if let Some(why) = gone_folder(&dir) {
+        return Err(std::io::Error::other(why));
+    }
+    Ok((HeldDir::open(&dir, false)?, name))
+}
+
+/// Why nothing can go back into `dir`: it is missing. A run removes no folder, so a folder
+/// missing now was deleted, renamed or is on a disk not mounted, and one made in its place
+/// would hide the file once that disk is mounted again.
+fn gone_folder(dir: &Path) -> Option<String> {
+    let top = missing_folders(dir).pop()?;
+    let from = if top == dir {
+        String::new()
+    } else {
+        format!("{} is missing: ", crate::path_repr::shown(&top))
+    };
+    Some(format!(
+        "its folder {} is gone ({from}deleted, renamed, or on a disk not mounted): make it exist again and run `lookalike undo` again",
+        crate::path_repr::shown(dir)
+    ))
 }
 
 /// Copies `source`'s bytes and permissions into `copy`, and waits until they are on disk.
@@ -2119,10 +2138,16 @@ fn copy_into(source: &mut fs::File, copy: &mut fs::File) -> std::io::Result<()> 
 /// other files deleted from the same name since.
 fn restore_from_trash(original: &Path, hash: &[u8; 32]) -> Outcome {
     match trashed_item(original, hash) {
-        Ok(Some(item)) => match trash::os_limited::restore_all([item]) {
-            Ok(()) => Outcome::Done,
-            Err(e) => Outcome::Failed(format!("cannot restore from the trash: {e}")),
-        },
+        Ok(Some(item)) => {
+            // the trash would make the missing folders again
+            if let Some(why) = original.parent().and_then(gone_folder) {
+                return Outcome::Failed(why);
+            }
+            match trash::os_limited::restore_all([item]) {
+                Ok(()) => Outcome::Done,
+                Err(e) => Outcome::Failed(format!("cannot restore from the trash: {e}")),
+            }
+        }
         Ok(None) if trash_holds_name(original) => Outcome::Skipped(
             "the trash holds files deleted from that name, none with its content: left there"
                 .into(),
