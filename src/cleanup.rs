@@ -494,9 +494,10 @@ pub fn check_trash() -> Result<()> {
 
 /// Refuses a move target inside an indexed folder (`tracked`, or one holding a group), or
 /// holding one: moved copies would be found again, or their folder moved into itself. Folders
-/// are compared with their links resolved, and when the walks follow links (`follows_links`)
-/// the folders those links lead to count as indexed too. The index folder is refused too: it
-/// may be deleted and made again (`index_dir`).
+/// are compared with their links resolved and by identity (a folder bind-mounted elsewhere is
+/// one folder under two names), and when the walks follow links (`follows_links`) the folders
+/// those links lead to count as indexed too. The index folder is refused too: it may be
+/// deleted and made again (`index_dir`).
 pub fn check_move_target<'a>(
     dest: &Path,
     index_dir: &Path,
@@ -505,7 +506,14 @@ pub fn check_move_target<'a>(
     follows_links: bool,
 ) -> Result<()> {
     let index_dir = fs::canonicalize(index_dir).unwrap_or_else(|_| index_dir.to_path_buf());
-    if dest.starts_with(&index_dir) || index_dir.starts_with(dest) {
+    let dest_ids = ancestor_ids(dest);
+    let dest_id = file_id(dest);
+    // one inside the other, whatever names they are reached by
+    let nested = |folder: &Path| {
+        file_id(folder).is_some_and(|id| dest_ids.contains(&id))
+            || dest_id.is_some_and(|id| ancestor_ids(folder).contains(&id))
+    };
+    if dest.starts_with(&index_dir) || index_dir.starts_with(dest) || nested(&index_dir) {
         return Err(Error::InvalidInput(format!(
             "--move-to {}: overlaps the index folder {}, which is rebuilt by deleting it; choose a folder outside it",
             crate::path_repr::shown(dest),
@@ -523,7 +531,7 @@ pub fn check_move_target<'a>(
     let overlaps = |folder: &Path| dest.starts_with(folder) || folder.starts_with(dest);
     for root in &roots {
         let real = fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
-        if overlaps(root) || overlaps(&real) {
+        if overlaps(root) || overlaps(&real) || nested(&real) {
             return Err(Error::InvalidInput(format!(
                 "--move-to {}: overlaps the indexed folder {}; choose a folder outside it",
                 crate::path_repr::shown(dest),
@@ -1235,6 +1243,12 @@ pub(crate) fn file_id(path: &Path) -> Option<(u64, u64)> {
         let _ = path;
         None
     }
+}
+
+/// The identities (device and inode) of the folders on the way to `path` that exist, `path`
+/// included: a folder keeps its identity under every name it is reached by.
+pub(crate) fn ancestor_ids(path: &Path) -> Vec<(u64, u64)> {
+    path.ancestors().filter_map(file_id).collect()
 }
 
 /// True when both names are one file on disk (hard links of each other); read from metadata,
@@ -2439,5 +2453,40 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         assert!(folder_writable(tmp.path()));
         assert_eq!(holds_no_new_files(tmp.path()), None);
+    }
+
+    /// A move target reached by another name than its path (a link here; a bind mount keeps no
+    /// link to resolve) is refused by identity: inside an indexed folder, holding one, or inside
+    /// the index folder.
+    #[test]
+    fn a_move_target_is_compared_with_the_indexed_folders_by_identity() {
+        let tmp = tempfile::tempdir().unwrap();
+        let top = tmp.path().canonicalize().unwrap();
+        let (outer, index) = (top.join("outer"), top.join("idx"));
+        let photos = outer.join("photos");
+        fs::create_dir_all(&photos).unwrap();
+        fs::create_dir(&index).unwrap();
+        for (link, to) in [
+            ("alias", &photos),
+            ("outer-alias", &outer),
+            ("idx-alias", &index),
+        ] {
+            std::os::unix::fs::symlink(to, top.join(link)).unwrap();
+        }
+        let check = |dest: &Path| {
+            check_move_target(dest, &index, &[], [photos.as_path()], false)
+                .err()
+                .map(|e| e.to_string())
+        };
+        for (dest, says) in [
+            (top.join("alias/dupes"), "overlaps the indexed folder"),
+            (top.join("outer-alias"), "overlaps the indexed folder"),
+            (top.join("idx-alias/dupes"), "overlaps the index folder"),
+        ] {
+            let refused = check(&dest).unwrap_or_default();
+            assert!(refused.contains(says), "{}: {refused:?}", dest.display());
+        }
+        assert_eq!(check(&top.join("dupes")), None);
+        assert_eq!(check(&outer.join("dupes")), None);
     }
 }

@@ -63,6 +63,50 @@ fn said(out: &Output) -> String {
 }
 
 /// A tracked folder, or the index folder, reached through a bind mount is no --move-to
+/// folder, as it is not under its own name: both ways, inside it or holding it.
+#[test]
+fn a_move_target_reached_through_a_bind_mount_is_refused() {
+    let (_tmp, w) = work();
+    let Some(out) = in_mount_namespace(
+        &w,
+        r#"
+        mkdir -p "$W/top/photos" "$W/alias" "$W/top-alias" "$W/idx-alias"
+        cp "$S" "$W/top/photos/a.jpg"; cp "$S" "$W/top/photos/b.jpg"
+        "$L" --index-dir "$W/idx" -q duplicates "$W/top/photos" >/dev/null
+        mount --bind "$W/top/photos" "$W/alias"
+        mount --bind "$W/top" "$W/top-alias"
+        mount --bind "$W/idx" "$W/idx-alias"
+        for dest in alias/dupes top-alias idx-alias/dupes; do
+            code=0
+            "$L" --index-dir "$W/idx" -q duplicates --move-to "$W/$dest" 2>"$W/err" >/dev/null || code=$?
+            echo "$dest: $code $(cat "$W/err")"
+        done
+        "$L" --index-dir "$W/idx" -q duplicates --move-to "$W/alias/dupes" --apply 2>/dev/null || true
+        find "$W/top" "$W/idx" -name '*.jpg' | sort
+        "#,
+    ) else {
+        return;
+    };
+    let text = said(&out);
+    assert!(out.status.success(), "{text}");
+    for line in ["alias/dupes: 2 ", "top-alias: 2 ", "idx-alias/dupes: 2 "] {
+        assert!(text.contains(line), "{line}: {text}");
+    }
+    assert_eq!(
+        text.matches("overlaps the indexed folder").count(),
+        2,
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("overlaps the index folder").count(),
+        1,
+        "{text}"
+    );
+    // nothing moved into the indexed folder
+    assert!(!w.join("top/photos/dupes").exists(), "{text}");
+    assert_eq!(text.matches(".jpg").count(), 2, "{text}");
+}
+
 /// One folder tracked under two names (a bind mount of it) is one folder: each file is one
 /// A disk unmounted after a move: undo makes no folder on the mount point's own disk, where
 /// the file would be hidden once the disk is mounted again; it says why, exits 3 and keeps the
