@@ -108,6 +108,40 @@ fn a_move_target_reached_through_a_bind_mount_is_refused() {
 }
 
 /// One folder tracked under two names (a bind mount of it) is one folder: each file is one
+/// image, and the second name is told an alias of the first.
+#[test]
+fn a_folder_tracked_again_through_a_bind_mount_is_indexed_once() {
+    let (_tmp, w) = work();
+    let Some(out) = in_mount_namespace(
+        &w,
+        r#"
+        mkdir -p "$W/a/sub" "$W/b" "$W/c"
+        cp "$S" "$W/a/h.jpg"
+        cp "$(dirname "$S")/../coffee/original.jpg" "$W/a/sub/c.jpg"
+        mount --bind "$W/a" "$W/b"
+        mount --bind "$W/a/sub" "$W/c"
+        "$L" --index-dir "$W/idx" index "$W/a" "$W/b" "$W/c" --json
+        "#,
+    ) else {
+        return;
+    };
+    let text = said(&out);
+    assert!(out.status.success(), "{text}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(json["total_images"], 2, "{text}");
+    assert_eq!(
+        json["aliased"][0]["path"],
+        w.join("b").to_str().unwrap(),
+        "{text}"
+    );
+    assert_eq!(
+        json["aliased"][0]["into"],
+        w.join("a").to_str().unwrap(),
+        "{text}"
+    );
+}
+
 /// A disk unmounted after a move: undo makes no folder on the mount point's own disk, where
 /// the file would be hidden once the disk is mounted again; it says why, exits 3 and keeps the
 /// journal, and once the disk is back the file goes back to it.
