@@ -498,9 +498,10 @@ pub fn check_trash() -> Result<()> {
 
 /// Refuses a move target inside an indexed folder (`tracked`, or one holding a group), or
 /// holding one: moved copies would be found again, or their folder moved into itself. Folders
-/// are compared with their links resolved, and when the walks follow links (`follows_links`)
-/// the folders those links lead to count as indexed too. The index folder is refused too: it
-/// may be deleted and made again (`index_dir`).
+/// are compared with their links resolved and by identity (a folder bind-mounted elsewhere is
+/// one folder under two names), and when the walks follow links (`follows_links`) the folders
+/// those links lead to count as indexed too. The index folder is refused too: it may be
+/// deleted and made again (`index_dir`).
 pub fn check_move_target<'a>(
     dest: &Path,
     index_dir: &Path,
@@ -509,7 +510,14 @@ pub fn check_move_target<'a>(
     follows_links: bool,
 ) -> Result<()> {
     let index_dir = fs::canonicalize(index_dir).unwrap_or_else(|_| index_dir.to_path_buf());
-    if dest.starts_with(&index_dir) || index_dir.starts_with(dest) {
+    let dest_ids = ancestor_ids(dest);
+    let dest_id = file_id(dest);
+    // one inside the other, whatever names they are reached by
+    let nested = |folder: &Path| {
+        file_id(folder).is_some_and(|id| dest_ids.contains(&id))
+            || dest_id.is_some_and(|id| ancestor_ids(folder).contains(&id))
+    };
+    if dest.starts_with(&index_dir) || index_dir.starts_with(dest) || nested(&index_dir) {
         return Err(Error::InvalidInput(format!(
             "--move-to {}: overlaps the index folder {}, which is rebuilt by deleting it; choose a folder outside it",
             crate::path_repr::shown(dest),
@@ -527,7 +535,7 @@ pub fn check_move_target<'a>(
     let overlaps = |folder: &Path| dest.starts_with(folder) || folder.starts_with(dest);
     for root in &roots {
         let real = fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
-        if overlaps(root) || overlaps(&real) {
+        if overlaps(root) || overlaps(&real) || nested(&real) {
             return Err(Error::InvalidInput(format!(
                 "--move-to {}: overlaps the indexed folder {}; choose a folder outside it",
                 crate::path_repr::shown(dest),
@@ -1241,6 +1249,12 @@ pub(crate) fn file_id(path: &Path) -> Option<(u64, u64)> {
         let _ = path;
         None
     }
+}
+
+/// The identities (device and inode) of the folders on the way to `path` that exist, `path`
+/// included: a folder keeps its identity under every name it is reached by.
+pub(crate) fn ancestor_ids(path: &Path) -> Vec<(u64, u64)> {
+    path.ancestors().filter_map(file_id).collect()
 }
 
 /// True when both names are one file on disk (hard links of each other); read from metadata,
@@ -2145,8 +2159,8 @@ fn reverse(
 }
 
 /// The folder a file of the run goes back to, held open, and its name there: the folder as it
-/// was resolved at the run (`from_dir`), or as it resolves now for journals without it. Missing
-/// folders are made again.
+/// was resolved at the run (`from_dir`), or as it resolves now for journals without it. A
+/// missing folder is not made again (see [`gone_folder`]).
 fn back_folder<'a>(
     from: &'a Path,
     from_dir: Option<&Path>,
@@ -2161,7 +2175,26 @@ fn back_folder<'a>(
         Some(dir) => dir.to_path_buf(),
         None => resolved_dir(parent)?,
     };
-    Ok((HeldDir::open(&dir, true)?, name))
+    if let Some(why) = gone_folder(&dir) {
+        return Err(std::io::Error::other(why));
+    }
+    Ok((HeldDir::open(&dir, false)?, name))
+}
+
+/// Why nothing can go back into `dir`: it is missing. A run removes no folder, so a folder
+/// missing now was deleted, renamed or is on a disk not mounted, and one made in its place
+/// would hide the file once that disk is mounted again.
+fn gone_folder(dir: &Path) -> Option<String> {
+    let top = missing_folders(dir).pop()?;
+    let from = if top == dir {
+        String::new()
+    } else {
+        format!("{} is missing: ", crate::path_repr::shown(&top))
+    };
+    Some(format!(
+        "its folder {} is gone ({from}deleted, renamed, or on a disk not mounted): make it exist again and run `lookalike undo` again",
+        crate::path_repr::shown(dir)
+    ))
 }
 
 /// Copies `source`'s bytes and permissions into `copy`, and waits until they are on disk.
@@ -2176,10 +2209,16 @@ fn copy_into(source: &mut fs::File, copy: &mut fs::File) -> std::io::Result<()> 
 /// other files deleted from the same name since.
 fn restore_from_trash(original: &Path, hash: &[u8; 32]) -> Outcome {
     match trashed_item(original, hash) {
-        Ok(Some(item)) => match trash::os_limited::restore_all([item]) {
-            Ok(()) => Outcome::Done,
-            Err(e) => Outcome::Failed(format!("cannot restore from the trash: {e}")),
-        },
+        Ok(Some(item)) => {
+            // the trash would make the missing folders again
+            if let Some(why) = original.parent().and_then(gone_folder) {
+                return Outcome::Failed(why);
+            }
+            match trash::os_limited::restore_all([item]) {
+                Ok(()) => Outcome::Done,
+                Err(e) => Outcome::Failed(format!("cannot restore from the trash: {e}")),
+            }
+        }
         Ok(None) if trash_holds_name(original) => Outcome::Skipped(
             "the trash holds files deleted from that name, none with its content: left there"
                 .into(),
@@ -2518,5 +2557,40 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         assert!(folder_writable(tmp.path()));
         assert_eq!(holds_no_new_files(tmp.path()), None);
+    }
+
+    /// A move target reached by another name than its path (a link here; a bind mount keeps no
+    /// link to resolve) is refused by identity: inside an indexed folder, holding one, or inside
+    /// the index folder.
+    #[test]
+    fn a_move_target_is_compared_with_the_indexed_folders_by_identity() {
+        let tmp = tempfile::tempdir().unwrap();
+        let top = tmp.path().canonicalize().unwrap();
+        let (outer, index) = (top.join("outer"), top.join("idx"));
+        let photos = outer.join("photos");
+        fs::create_dir_all(&photos).unwrap();
+        fs::create_dir(&index).unwrap();
+        for (link, to) in [
+            ("alias", &photos),
+            ("outer-alias", &outer),
+            ("idx-alias", &index),
+        ] {
+            std::os::unix::fs::symlink(to, top.join(link)).unwrap();
+        }
+        let check = |dest: &Path| {
+            check_move_target(dest, &index, &[], [photos.as_path()], false)
+                .err()
+                .map(|e| e.to_string())
+        };
+        for (dest, says) in [
+            (top.join("alias/dupes"), "overlaps the indexed folder"),
+            (top.join("outer-alias"), "overlaps the indexed folder"),
+            (top.join("idx-alias/dupes"), "overlaps the index folder"),
+        ] {
+            let refused = check(&dest).unwrap_or_default();
+            assert!(refused.contains(says), "{}: {refused:?}", dest.display());
+        }
+        assert_eq!(check(&top.join("dupes")), None);
+        assert_eq!(check(&outer.join("dupes")), None);
     }
 }

@@ -74,6 +74,8 @@ pub struct Crawl {
     pub files: Vec<CrawledFile>,
     /// Paths the walk could not read; below those that hide files, unseen files may exist.
     pub(crate) problems: Vec<CrawlProblem>,
+    /// Folders not walked as they were walked under another name (a bind mount), with that name.
+    pub(crate) met_again: Vec<(PathBuf, PathBuf)>,
 }
 
 fn build_globs(patterns: &[String]) -> Result<Option<GlobSet>> {
@@ -333,6 +335,9 @@ pub fn crawl(config: &CrawlConfig) -> Result<Crawl> {
     let mut out = Crawl::default();
     // With links followed, a file is listed once, at its own path when a walked root holds it.
     let mut listed: std::collections::HashSet<PathBuf> = Default::default();
+    // One folder under two names (a bind mount) is walked once, where it is met first.
+    let mut walked_folders: std::collections::HashMap<(u64, u64), PathBuf> = Default::default();
+    let mut met_again = Vec::new();
     for (root_idx, root) in config.roots.iter().enumerate() {
         let meta = std::fs::metadata(root).map_err(|e| Error::io(root, e))?;
         if !meta.is_dir() {
@@ -340,6 +345,14 @@ pub fn crawl(config: &CrawlConfig) -> Result<Crawl> {
                 "{}: not a folder; `lookalike index` takes folders (use `lookalike query` for one image)",
                 crate::path_repr::shown(root)
             )));
+        }
+        // through a link (followed, or the root itself) a folder is told by its own path, as
+        // its files are
+        let by_identity =
+            !config.follow_symlinks && !root.symlink_metadata().is_ok_and(|m| m.is_symlink());
+        if by_identity && let Some(first) = walked_before(&mut walked_folders, &meta, root) {
+            met_again.push((root.clone(), first));
+            continue;
         }
         let anchor = rules_anchor(&config.tracked, root);
         let walker = WalkDir::new(root)
@@ -354,8 +367,21 @@ pub fn crawl(config: &CrawlConfig) -> Result<Crawl> {
                 let rel = entry.path().strip_prefix(anchor).unwrap_or(entry.path());
                 let kept = is_dir && config.keep_dirs.iter().any(|k| k.starts_with(entry.path()));
                 // Walked paths are canonical roots joined with names, so they compare directly.
-                kept || (skipped_by(config, exclude.as_ref(), entry.path(), rel, is_dir).is_none()
-                    && !skip_paths.iter().any(|p| p == entry.path()))
+                let walked = kept
+                    || (skipped_by(config, exclude.as_ref(), entry.path(), rel, is_dir).is_none()
+                        && !skip_paths.iter().any(|p| p == entry.path()));
+                walked
+                    && (!is_dir
+                        || !by_identity
+                        || entry.metadata().ok().is_none_or(|m| {
+                            match walked_before(&mut walked_folders, &m, entry.path()) {
+                                Some(first) => {
+                                    met_again.push((entry.path().to_path_buf(), first));
+                                    false
+                                }
+                                None => true,
+                            }
+                        }))
             });
         for entry in walker {
             let entry = match entry {
@@ -445,7 +471,39 @@ pub fn crawl(config: &CrawlConfig) -> Result<Crawl> {
             });
         }
     }
+    out.met_again = met_again;
     Ok(out)
+}
+
+/// The name the folder `meta` describes was walked under, when it was met before (the same
+/// device and inode); otherwise it is recorded as walked at `path`. An inode of 0 tells nothing,
+/// and is walked.
+#[cfg(unix)]
+fn walked_before(
+    walked: &mut std::collections::HashMap<(u64, u64), PathBuf>,
+    meta: &std::fs::Metadata,
+    path: &Path,
+) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    if meta.ino() == 0 {
+        return None;
+    }
+    match walked.entry((meta.dev(), meta.ino())) {
+        std::collections::hash_map::Entry::Occupied(first) => Some(first.get().clone()),
+        std::collections::hash_map::Entry::Vacant(slot) => {
+            slot.insert(path.to_path_buf());
+            None
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn walked_before(
+    _walked: &mut std::collections::HashMap<(u64, u64), PathBuf>,
+    _meta: &std::fs::Metadata,
+    _path: &Path,
+) -> Option<PathBuf> {
+    None
 }
 
 #[cfg(test)]
@@ -592,5 +650,25 @@ mod tests {
         let c = crawl(&cfg).unwrap();
         assert_eq!(c.files.len(), 1);
         assert!(c.problems.is_empty());
+    }
+
+    /// One folder reached by two names (a link here; a bind mount in use) is walked under the
+    /// first only; another folder is walked too.
+    #[test]
+    fn a_folder_met_again_under_another_name_is_told_walked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (real, link, other) = (
+            tmp.path().join("real"),
+            tmp.path().join("link"),
+            tmp.path().join("other"),
+        );
+        std::fs::create_dir(&real).unwrap();
+        std::fs::create_dir(&other).unwrap();
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let mut walked = std::collections::HashMap::new();
+        let meta = |p: &Path| std::fs::metadata(p).unwrap();
+        assert_eq!(walked_before(&mut walked, &meta(&real), &real), None);
+        assert_eq!(walked_before(&mut walked, &meta(&other), &other), None);
+        assert_eq!(walked_before(&mut walked, &meta(&link), &link), Some(real));
     }
 }

@@ -984,18 +984,30 @@ fn index_pass(
         }
     }
     // A tracked folder that has become a link into another tracked folder (renamed, with a
-    // link left at the old name) shows the same files again: it is not walked, and its rows
-    // go, their files being indexed under the folder the link leads into.
+    // link left at the old name), or that is another tracked folder under a second name (a bind
+    // mount: the same device and inode), shows the same files again: it is not walked, and its
+    // rows go, their files being indexed under the other folder (the one tracked first).
     let aliases: Vec<(PathBuf, PathBuf)> = roots
         .iter()
-        .filter_map(|(_, root)| {
+        .enumerate()
+        .filter_map(|(i, (_, root))| {
             // a link to a file is no folder: the tracked folder is missing
             let real = std::fs::canonicalize(root).ok().filter(|r| r.is_dir())?;
-            let into = roots
+            if let Some(into) = roots
                 .iter()
                 .map(|(_, other)| other)
-                .find(|other| *other != root && real.starts_with(other))?;
-            (real != *root).then(|| (root.clone(), into.clone()))
+                .find(|other| *other != root && real.starts_with(other))
+            {
+                return (real != *root).then(|| (root.clone(), into.clone()));
+            }
+            // links are told by their paths, above
+            let real_folder = |p: &PathBuf| std::fs::canonicalize(p).is_ok_and(|r| r == *p);
+            let id = crate::cleanup::file_id(root).filter(|_| real_folder(root))?;
+            roots[..i]
+                .iter()
+                .map(|(_, other)| other)
+                .find(|other| real_folder(other) && crate::cleanup::file_id(other) == Some(id))
+                .map(|into| (root.clone(), into.clone()))
         })
         .collect();
     summary.aliased = aliases.clone();
@@ -1052,6 +1064,14 @@ fn index_pass(
     };
     let walked = crawl(&crawl_cfg)?;
     summary.problems = walked.problems.clone();
+    // a tracked folder walked under another name is an alias of it too
+    summary.aliased.extend(
+        walked
+            .met_again
+            .iter()
+            .filter(|(folder, _)| roots.iter().any(|(_, root)| root == folder))
+            .cloned(),
+    );
     // A folder named (or, when none is, tracked) whose images the walk options all skip is
     // told so, as one the excludes cover is above.
     let told = if targets.folders.is_empty() && targets.files.is_empty() {
@@ -1060,8 +1080,14 @@ fn index_pass(
         &targets.folders
     };
     for folder in told {
-        // a tracked folder whose name a file now has is missing, not skipped
+        // a tracked folder whose name a file now has is missing, not skipped; one walked under
+        // another name is not skipped either
         if !summary.excluded_folders.contains(folder)
+            && !summary.aliased.iter().any(|(alias, _)| alias == folder)
+            && !walked
+                .met_again
+                .iter()
+                .any(|(again, _)| folder.starts_with(again))
             && folder.is_dir()
             && !walked.files.iter().any(|f| f.abs_path.starts_with(folder))
             && !walked.problems.iter().any(|p| p.path.starts_with(folder))

@@ -2705,3 +2705,41 @@ fn undo_removes_the_folders_the_move_made_and_only_those() {
     assert!(kept.is_dir() && !kept.join("photos/backup").exists());
     assert!(kept.join("photos/mail/note.txt").is_file());
 }
+
+/// A folder gone since the run (deleted, renamed, or on a disk not mounted) is never made
+/// again by undo, for any action: a folder made in its place would hide the file once the
+/// disk is mounted again. The file is listed as not restored, and the journal stays.
+#[test]
+fn undo_makes_no_folder_that_is_gone_since_the_run() {
+    let env = Env::new();
+    let bytes = std::fs::read(sample("camera")).unwrap();
+    env.put("keep/x.jpg", &bytes);
+    let copy = env.put("copies/x.jpg", &bytes);
+    let dest = env.root.join("dupes");
+    let renamed = env.root.join("photos-renamed");
+    let actions: [&[&str]; 3] = [
+        &["--move-to", dest.to_str().unwrap()],
+        &["--trash"],
+        &["--hardlink"],
+    ];
+    for action in actions {
+        for gone in [env.photos.clone(), copy.parent().unwrap().to_path_buf()] {
+            let args = [&["--keep", "match:**/keep/**"], action, &["--apply"]].concat();
+            let (json, code) = env.duplicates(&args);
+            assert_eq!(step_of(&json, &copy).0, "done", "{action:?}: {json}");
+            assert_eq!(code, 0, "{json}");
+            std::fs::rename(&gone, &renamed).unwrap();
+            let (report, code) = undo_json(&env);
+            assert_eq!(code, 3, "{action:?}: {report}");
+            assert_eq!(report["closed"], false, "{report}");
+            let reason = report["steps"][0]["reason"].as_str().unwrap_or_default();
+            assert!(reason.contains("is gone"), "{action:?}: {report}");
+            assert!(!gone.exists(), "{action:?}: {} made again", gone.display());
+            // the folder back, the journal kept brings the copy home
+            std::fs::rename(&renamed, &gone).unwrap();
+            let (report, code) = undo_json(&env);
+            assert_eq!(code, 0, "{action:?}: {report}");
+            assert_eq!(std::fs::read(&copy).unwrap(), bytes);
+        }
+    }
+}

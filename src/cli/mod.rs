@@ -751,7 +751,7 @@ fn report_index(collection: &Collection, s: &IndexSummary, quiet: bool) {
 fn report_index_summary(collection: &Collection, s: &IndexSummary) {
     for (alias, into) in &s.aliased {
         note!(
-            "note: {} now leads into {} (a symbolic link): its images are indexed there, once",
+            "note: {} now leads into {} (a symbolic link, or a mount of that folder): its images are indexed there, once",
             shown(alias),
             shown(into)
         );
