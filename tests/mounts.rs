@@ -53,7 +53,7 @@ fn in_mount_namespace(w: &Path, script: &str) -> Option<Output> {
     None
 }
 
-/// The lines of the script's standard output.
+/// The script's standard output, then its standard error, for assertions and their messages.
 fn said(out: &Output) -> String {
     format!(
         "{}\n--- stderr:\n{}",
