@@ -355,7 +355,8 @@ fn the_web_app_works_in_a_real_browser() {
         c.photos.join("coffee copy.jpg").exists(),
         "undo brought it back"
     );
-    let undone = driver.text_of_page();
+    // The file is back before the page has its answer: wait for the page's own word.
+    let undone = driver.text_once_shown("ndone: ");
     assert!(
         undone.contains("Undone: ") && !undone.contains("Partly undone"),
         "{undone}"
