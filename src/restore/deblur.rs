@@ -296,8 +296,55 @@ impl DeblurConfig {
 /// sharp is returned unchanged; the hyper-Laplacian deconvolves an estimated long line as a
 /// family of lines about it); every channel is restored with the same PSF and its own noise
 /// level, then blended with its input by `config.strength`.
+///
+/// A dark image (its brightest value under [`DARK_PEAK`]: an underexposed frame, or 8 or 10
+/// bits stored in a 16-bit file) is worked on brought to full range and the result scaled
+/// back: the blur estimate, the fit check and the priors all read contrast on the data range
+/// of 1, and a sharp camera photo stored at 1/64 of its range read as `gaussian:1.45`.
 pub fn deblur(img: &Planes, config: &DeblurConfig) -> Result<Deblurred> {
     config.validate()?;
+    let peak = img
+        .channels()
+        .iter()
+        .flat_map(|p| p.iter())
+        .fold(0.0f32, |m, &v| m.max(v));
+    if peak >= DARK_PEAK || peak <= 0.0 {
+        return deblur_at_gain(img, config, 1.0);
+    }
+    let gain = 1.0 / peak;
+    let bright = Planes::from_channels(
+        img.channels()
+            .into_iter()
+            .map(|p| p.mapv(|v| v * gain))
+            .collect(),
+    );
+    let mut done = deblur_at_gain(&bright, config, gain)?;
+    done.image = if done.unchanged {
+        img.clone()
+    } else {
+        Planes::from_channels(
+            done.image
+                .channels()
+                .into_iter()
+                .map(|p| p.mapv(|v| v * peak))
+                .collect(),
+        )
+    };
+    for c in &mut done.channels {
+        c.noise_sigma *= peak;
+    }
+    if let Some(e) = done.estimate.as_mut() {
+        e.noise_sigma *= peak;
+    }
+    Ok(done)
+}
+
+/// A brightest value under this (data range 1) makes an image dark for [`deblur`].
+pub const DARK_PEAK: f32 = 0.5;
+
+/// [`deblur`] on an image whose values were multiplied by `gain` (1 for one at full range):
+/// the lossy noise floor is multiplied too.
+fn deblur_at_gain(img: &Planes, config: &DeblurConfig, gain: f32) -> Result<Deblurred> {
     let measured = |p: &Plane| -> Plane {
         match config.measure_within {
             Some((top, left, height, width))
@@ -361,7 +408,7 @@ pub fn deblur(img: &Planes, config: &DeblurConfig) -> Result<Deblurred> {
                 return ((*p).clone(), ChannelReport::untouched(noise));
             }
             let noise = if lossy {
-                noise.max(LOSSY_NOISE_FLOOR)
+                noise.max(LOSSY_NOISE_FLOOR * gain)
             } else {
                 noise
             };
@@ -592,6 +639,46 @@ mod tests {
         // a flat image has no contrast to compare
         let flat = Plane::from_elem((32, 32), 0.5);
         assert_eq!(Fit::of(&flat, &flat, &line(5.0, 0.0), None), None);
+    }
+
+    #[test]
+    fn a_dark_image_is_read_as_at_full_range() {
+        use crate::restore::color::gray_to_plane;
+        let photo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/restore/photos/camera.png");
+        let sharp = gray_to_plane(&image::open(photo).unwrap().to_luma8());
+        let blurred = convolve(&sharp, &PsfSpec::Gaussian { sigma: 2.0 }.to_psf().unwrap());
+        // at a peak of 1, 1/64 of it is brought back to full range exactly
+        let peak = blurred.fold(0.0f32, |m, &v| m.max(v));
+        let blurred = blurred.mapv(|v| v / peak);
+        let dark = |p: &Plane| Planes::Grey(p.mapv(|v| v / 64.0));
+        let config = DeblurConfig::default();
+        // a sharp photo stored at 1/64 of its range read as gaussian:1.45 and was "restored"
+        let done = deblur(&dark(&sharp), &config).unwrap();
+        assert!(done.unchanged && done.found_no_blur(), "{}", done.psf_text);
+        assert_eq!(done.image, dark(&sharp));
+        // a blurred one is read as at full range, and restored at its own range
+        let full = deblur(&Planes::Grey(blurred.clone()), &config).unwrap();
+        let done = deblur(&dark(&blurred), &config).unwrap();
+        assert_eq!(done.psf_text, full.psf_text);
+        assert!(
+            (done.noise_sigma() * 64.0 - full.noise_sigma()).abs() < 1e-4,
+            "{} {}",
+            done.noise_sigma(),
+            full.noise_sigma()
+        );
+        let Planes::Grey(restored) = &done.image else {
+            panic!("grey in, grey out")
+        };
+        let Planes::Grey(restored_full) = &full.image else {
+            panic!("grey in, grey out")
+        };
+        let largest = restored
+            .iter()
+            .zip(restored_full.iter())
+            .map(|(a, b)| (a * 64.0 - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(largest < 1e-3, "{largest}");
     }
 
     #[test]
