@@ -464,6 +464,24 @@ pub fn resolve_move_target(p: &Path) -> Result<PathBuf> {
     Ok(resolved)
 }
 
+/// Why the folder `dir` cannot be made or added to, if so: its nearest existing part is a file,
+/// or a folder this process cannot write.
+fn no_folder_to_make(dir: &Path) -> Option<String> {
+    let existing = dir.ancestors().find(|a| a.symlink_metadata().is_ok())?;
+    if !existing.is_dir() {
+        return Some(format!(
+            "{} is a file, not a folder: the copy cannot be moved under it (move that file away, or choose another --move-to)",
+            crate::path_repr::shown(existing)
+        ));
+    }
+    (!folder_writable(existing)).then(|| {
+        format!(
+            "{} cannot be written (read-only, protected or owned by another user)",
+            crate::path_repr::shown(existing)
+        )
+    })
+}
+
 /// Refuses `--trash` where the desktop trash cannot take files, before a dry run lists them:
 /// no XDG_DATA_HOME nor HOME to find it by, or a trash folder that cannot be made or written.
 pub fn check_trash() -> Result<()> {
@@ -1177,6 +1195,9 @@ fn check_step(step: &Step, action: &Action) -> std::result::Result<Checked, Stri
                         crate::path_repr::shown(dir)
                     ))
                 }
+                // a file where a folder is to be made, or a folder no file can be added to,
+                // would fail the move the dry run promised
+                Ok(_) if no_folder_to_make(dir).is_some() => no_folder_to_make(dir),
                 Ok(real) if real == dir => None,
                 Ok(real) => Some(format!(
                     "{} leads to {} through a symbolic link (moves stay inside the --move-to folder)",

@@ -2743,3 +2743,46 @@ fn undo_makes_no_folder_that_is_gone_since_the_run() {
         }
     }
 }
+
+/// A file where a move's folder is to be made: the dry run says the move cannot be done, as
+/// the apply would find, and the other moves go ahead.
+#[test]
+fn a_move_under_a_file_is_refused_by_the_dry_run_too() {
+    let env = Env::new();
+    let copies = two_groups(&env);
+    let dest = env.root.join("dupes");
+    std::fs::create_dir_all(dest.join("photos")).unwrap();
+    std::fs::write(dest.join("photos/backup"), b"not a folder").unwrap();
+    let dest_arg = dest.to_str().unwrap();
+    for extra in [
+        &["--move-to", dest_arg][..],
+        &["--move-to", dest_arg, "--apply"],
+    ] {
+        let (json, code) = env.duplicates(extra);
+        let steps = json["action"]["steps"].as_array().unwrap();
+        let (under_file, other): (Vec<_>, Vec<_>) = steps
+            .iter()
+            .partition(|s| s["path"].as_str().unwrap().contains("/backup/"));
+        assert_eq!(under_file.len(), 2, "{json}");
+        assert!(
+            under_file.iter().all(|s| s["outcome"] == "skipped"
+                && s["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("is a file, not a folder"))),
+            "{extra:?}: {json}"
+        );
+        let moved = if extra.contains(&"--apply") {
+            "done"
+        } else {
+            "would_do"
+        };
+        assert!(other.iter().all(|s| s["outcome"] == moved), "{json}");
+        // left alone with its reason, as a changed copy is: not a failed step
+        assert_eq!(code, 0, "{json}");
+    }
+    assert!(copies[0].exists() && copies[2].exists());
+    assert_eq!(
+        std::fs::read(dest.join("photos/backup")).unwrap(),
+        b"not a folder"
+    );
+}
