@@ -640,10 +640,12 @@ pub fn run(
         replaced_walk_options,
         ..summary
     });
+    // one figure for the run, as recorded and as printed
+    let elapsed_secs = start.elapsed().as_secs_f64();
     let (outcome, record) = match &result {
         Ok(summary) => {
             let mut summary = summary.clone();
-            summary.elapsed_secs = start.elapsed().as_secs_f64();
+            summary.elapsed_secs = elapsed_secs;
             let outcome = if summary.interrupted {
                 "interrupted"
             } else {
@@ -664,7 +666,7 @@ pub fn run(
             crate::path_repr::shown(collection.dir())
         )));
     }
-    summary.elapsed_secs = start.elapsed().as_secs_f64();
+    summary.elapsed_secs = elapsed_secs;
     summary.damaged_vectors = store.take_damaged();
     Ok(summary)
 }

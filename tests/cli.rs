@@ -763,6 +763,11 @@ fn schema_v1_index_migrates_keeps_its_images_and_records_runs() {
     assert_eq!(status["schema_version"], lookalike::store::SCHEMA_VERSION);
     assert_eq!(status["images"], 4 + 6, "the v1 images are kept");
     assert_eq!(status["last_run"]["outcome"], "complete");
+    // the run's time as printed is the time recorded
+    assert_eq!(
+        status["last_run"]["summary"]["elapsed_secs"], summary["elapsed_secs"],
+        "{status}"
+    );
     // The v1 images' vectors are of older extractors (and lack orient), and their folder is
     // away: status says so, and searches leave them out, with a note, rather than compare
     // vectors of two versions.
