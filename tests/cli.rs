@@ -1050,6 +1050,10 @@ fn absurd_flag_values_are_refused_with_exit_status_2() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
         assert!(stderr.contains("error"), "{args:?}: {stderr}");
+        // a flag is named as it is typed
+        if args.contains(&"-k") {
+            assert!(stderr.contains("'-k <K>'"), "{args:?}: {stderr}");
+        }
     }
     assert!(!env.root.join("out.png").exists());
 

@@ -93,7 +93,7 @@ pub(crate) struct EvalArgs {
     #[command(flatten)]
     search: super::SearchArgs,
     /// Cut-offs for P@k, R@k, NDCG@k (each 1 to 10000).
-    #[arg(short, long, value_delimiter = ',', default_value = "1,5,10", value_parser = super::usize_in(1..=10_000))]
+    #[arg(short, value_delimiter = ',', default_value = "1,5,10", value_parser = super::usize_in(1..=10_000))]
     k: Vec<usize>,
     /// HNSW ranking depth (the rest follows in exact order; 1 to 10000).
     #[arg(long, default_value_t = 100, value_parser = super::usize_in(1..=10_000))]
