@@ -2960,6 +2960,35 @@ fn the_duplicates_benchmark_counts_what_it_planted() {
     );
 }
 
+/// The duplicates benchmark says it is planting before it plants, promising no count it has
+/// not planted (a damaged photo sampled is replaced); `-q` hides that line.
+#[test]
+fn the_duplicates_benchmark_says_it_is_planting_before_it_does() {
+    let env = setup(&[]);
+    let (dir, _) = three_photos_and_a_cut_jpeg(&env);
+    let run = |quiet: bool| {
+        let mut cmd = env.cmd();
+        if quiet {
+            cmd.arg("-q");
+        }
+        let out = run_ok(
+            cmd.args(["eval", "--duplicates"])
+                .arg(&dir)
+                .args(["--sample", "100", "--edits", "1"]),
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = run(false);
+    let planting = err.find("planting edited copies of up to 3 photos in ");
+    let planted = err.find("planted 2 edited copies");
+    assert!(
+        planting.is_some() && planting < planted,
+        "left: {:?}",
+        err.lines().next()
+    );
+    assert!(!run(true).contains("planting"));
+}
+
 /// A damaged file in the duplicates benchmark's folder is left out with a warning naming it,
 /// under -q too, as labelled and distortion runs leave it out: the copies are planted from the
 /// readable photos and the figures count them. No readable image is still an error.

@@ -860,6 +860,14 @@ fn duplicates_benchmark(
     let originals = args.sample.min(sources.len() - 1);
     // removed however the run ends: the temporary files, and the index of them
     let _temp = RemovedAfter(temp.clone());
+    if !quiet {
+        // the count is an upper bound: a damaged photo sampled is replaced by the next, if any
+        note!(
+            "planting edited copies of up to {} in {} ...",
+            counted(originals, "photo", "photos"),
+            crate::path_repr::shown(&work)
+        );
+    }
     let mut planting = plant(&sources, originals, args.edits, args.seed, &work)?;
     if !quiet {
         // what was planted: a damaged photo sampled was replaced by the next, if any
