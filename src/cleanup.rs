@@ -1427,7 +1427,11 @@ fn set_aside_and_act(step: &Step, action: &Action, checked: &Checked) -> std::io
     };
     if matches!(action, Action::Delete) {
         return match unchanged().and_then(|()| dir.remove(aside)) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                #[cfg(test)]
+                tests::at_moment(tests::Moment::Removed);
+                Ok(())
+            }
             Err(e) => Err(put_back(dir, aside, name, e)),
         };
     }
@@ -1437,7 +1441,11 @@ fn set_aside_and_act(step: &Step, action: &Action, checked: &Checked) -> std::io
     #[cfg(test)]
     tests::at_moment(tests::Moment::Linked);
     match unchanged().and_then(|()| dir.remove(aside)) {
-        Ok(()) => Ok(()),
+        Ok(()) => {
+            #[cfg(test)]
+            tests::at_moment(tests::Moment::Removed);
+            Ok(())
+        }
         // the name holds the link made just now: the copy goes back over it
         Err(e) => match dir.entry_id(name) {
             Ok(id) if id == checked.keeper_id => match dir.rename_over(aside, name) {
@@ -1847,16 +1855,17 @@ pub fn undo(journal_dir: &Path) -> Result<Option<UndoReport>> {
         };
         let to = intent.to.as_deref().and_then(path_of_hex);
         let keeper = path_of_hex(&intent.keeper).unwrap_or_default();
-        let was_done = done.contains(&intent.step);
+        let recorded = done.contains(&intent.step);
         let from_dir = intent.from_dir.as_deref().and_then(path_of_hex);
         let op = intent.op.clone();
-        let already_back = was_done && already_back(&intent, &from, to.as_deref(), &keeper, &hash);
         // a run killed while it acted may have left its copy set aside
         let set_aside = match (&intent.aside, &from_dir) {
-            (Some(aside), Some(dir)) if !was_done => path_of_hex(aside)
+            (Some(aside), Some(dir)) if !recorded => path_of_hex(aside)
                 .and_then(|aside| put_back_set_aside(aside.as_os_str(), &from, dir, &keeper)),
             _ => None,
         };
+        let was_done = recorded || set_aside.is_none() && done_unrecorded(&intent, &from, &keeper);
+        let already_back = was_done && already_back(&intent, &from, to.as_deref(), &keeper, &hash);
         let outcome = match relinked(&from, from_dir.as_deref()) {
             _ if let Some(outcome) = &set_aside => outcome.clone(),
             Some(why) if was_done && op != "delete" => Outcome::Failed(why),
@@ -1903,6 +1912,19 @@ pub fn undo(journal_dir: &Path) -> Result<Option<UndoReport>> {
         damaged_lines,
         closed,
     }))
+}
+
+/// Whether a step the journal does not record as done, whose copy is set aside no more, was
+/// done all the same: a run killed after it removed the copy set aside, before it wrote the
+/// step done, leaves no file at `from` (a delete, its folder still there) or a hard link to
+/// `keeper` there (a hard link).
+fn done_unrecorded(intent: &Intent, from: &Path, keeper: &Path) -> bool {
+    intent.aside.is_some()
+        && match intent.op.as_str() {
+            "delete" => from.parent().is_some_and(Path::is_dir) && from.symlink_metadata().is_err(),
+            "hardlink" => same_file(from, keeper),
+            _ => false,
+        }
 }
 
 /// Puts back under its name `from` the copy a run killed while it acted left under the hidden
@@ -2306,6 +2328,8 @@ mod tests {
         Verified,
         /// A hard link to the keeper took the copy's name; the copy set aside is removed next.
         Linked,
+        /// The copy set aside was removed; the journal records the step done next.
+        Removed,
         /// A move across disks copied the file and checked the copy; the file is removed next.
         Copied,
     }
@@ -2559,6 +2583,51 @@ mod tests {
             assert!(!same_file(copy, &steps[0].keeper), "{action:?} {moment:?}");
             assert_eq!(names_in(&root), ["copy0.jpg", "keep.jpg"], "{action:?}");
             assert_eq!(report.steps[0].outcome, Outcome::Done, "{report:?}");
+            assert!(report.closed, "{report:?}");
+            LOCK_CACHE.with(|c| *c.borrow_mut() = None);
+        }
+    }
+
+    /// A run killed after it removed the copy it set aside, before the journal said the step
+    /// was done: `undo` tells a delete as done (it cannot be undone), not as never changed, and
+    /// separates a hard link from the kept copy again.
+    #[test]
+    fn undo_tells_a_step_a_killed_run_did_but_did_not_record() {
+        for action in [Action::Delete, Action::Hardlink] {
+            let (tmp, root, steps) = identical_copies(1);
+            LOCK_CACHE.with(|c| *c.borrow_mut() = Some(tmp.path().join("cache")));
+            let journal = tmp.path().join("index").join("journal");
+            on_moment(move |m| {
+                if m == Moment::Removed {
+                    panic!("killed at {m:?}");
+                }
+            });
+            let stop = std::sync::atomic::AtomicBool::new(false);
+            let killed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                execute(&journal, &action, &steps, true, &Default::default(), &stop)
+            }));
+            on_moment(|_| {});
+            assert!(killed.is_err(), "{action:?}");
+            let report = undo(&journal).unwrap().expect("a run to undo");
+            let step = &report.steps[0];
+            match action {
+                Action::Delete => {
+                    assert_eq!(names_in(&root), ["keep.jpg"]);
+                    assert_eq!(
+                        step.outcome,
+                        Outcome::Skipped("deleted for good: cannot be undone".into()),
+                        "left: {step:?}"
+                    );
+                    assert!(!step.reversible && !step.not_restored(), "{step:?}");
+                }
+                _ => {
+                    assert_eq!(step.outcome, Outcome::Done, "left: {step:?}");
+                    assert!(step.reversible, "{step:?}");
+                    assert_eq!(fs::read(&steps[0].path).unwrap(), BYTES);
+                    assert!(!same_file(&steps[0].path, &steps[0].keeper));
+                    assert_eq!(names_in(&root), ["copy0.jpg", "keep.jpg"]);
+                }
+            }
             assert!(report.closed, "{report:?}");
             LOCK_CACHE.with(|c| *c.borrow_mut() = None);
         }

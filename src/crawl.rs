@@ -74,7 +74,8 @@ pub struct Crawl {
     pub files: Vec<CrawledFile>,
     /// Paths the walk could not read; below those that hide files, unseen files may exist.
     pub(crate) problems: Vec<CrawlProblem>,
-    /// Folders not walked as they were walked under another name (a bind mount), with that name.
+    /// Folders not walked as they are walked or tracked under another name (a link, a bind
+    /// mount), with that name.
     pub(crate) met_again: Vec<(PathBuf, PathBuf)>,
 }
 
@@ -335,9 +336,16 @@ pub fn crawl(config: &CrawlConfig) -> Result<Crawl> {
     let mut out = Crawl::default();
     // With links followed, a file is listed once, at its own path when a walked root holds it.
     let mut listed: std::collections::HashSet<PathBuf> = Default::default();
-    // One folder under two names (a bind mount) is walked once, where it is met first.
-    let mut walked_folders: std::collections::HashMap<(u64, u64), PathBuf> = Default::default();
+    // One folder under two names (a link, a bind mount) is walked once: see `FolderNames`.
+    let mut names = FolderNames::seeded(&config.tracked);
     let mut met_again = Vec::new();
+    let inside_walked = |real: &Path| {
+        config
+            .roots
+            .iter()
+            .chain(&config.tracked)
+            .any(|r| real.starts_with(r))
+    };
     for (root_idx, root) in config.roots.iter().enumerate() {
         let meta = std::fs::metadata(root).map_err(|e| Error::io(root, e))?;
         if !meta.is_dir() {
@@ -346,11 +354,7 @@ pub fn crawl(config: &CrawlConfig) -> Result<Crawl> {
                 crate::path_repr::shown(root)
             )));
         }
-        // through a link (followed, or the root itself) a folder is told by its own path, as
-        // its files are
-        let by_identity =
-            !config.follow_symlinks && !root.symlink_metadata().is_ok_and(|m| m.is_symlink());
-        if by_identity && let Some(first) = walked_before(&mut walked_folders, &meta, root) {
+        if let Some(first) = names.walked_before(&meta, root) {
             met_again.push((root.clone(), first));
             continue;
         }
@@ -370,18 +374,23 @@ pub fn crawl(config: &CrawlConfig) -> Result<Crawl> {
                 let walked = kept
                     || (skipped_by(config, exclude.as_ref(), entry.path(), rel, is_dir).is_none()
                         && !skip_paths.iter().any(|p| p == entry.path()));
-                walked
-                    && (!is_dir
-                        || !by_identity
-                        || entry.metadata().ok().is_none_or(|m| {
-                            match walked_before(&mut walked_folders, &m, entry.path()) {
-                                Some(first) => {
-                                    met_again.push((entry.path().to_path_buf(), first));
-                                    false
-                                }
-                                None => true,
-                            }
-                        }))
+                if !walked || !is_dir {
+                    return walked;
+                }
+                // a followed link into a walked or tracked folder: walked there, under its own name
+                if entry.path_is_symlink()
+                    && let Ok(real) = std::fs::canonicalize(entry.path())
+                    && inside_walked(&real)
+                {
+                    met_again.push((entry.path().to_path_buf(), real));
+                    return false;
+                }
+                entry
+                    .metadata()
+                    .ok()
+                    .and_then(|m| names.walked_before(&m, entry.path()))
+                    .map(|first| met_again.push((entry.path().to_path_buf(), first)))
+                    .is_none()
             });
         for entry in walker {
             let entry = match entry {
@@ -445,12 +454,7 @@ pub fn crawl(config: &CrawlConfig) -> Result<Crawl> {
                 let Ok(real) = std::fs::canonicalize(path) else {
                     continue;
                 };
-                let walked_elsewhere = real != path
-                    && config
-                        .roots
-                        .iter()
-                        .chain(&config.tracked)
-                        .any(|r| real.starts_with(r));
+                let walked_elsewhere = real != path && inside_walked(&real);
                 if walked_elsewhere || !listed.insert(real) {
                     continue;
                 }
@@ -475,34 +479,66 @@ pub fn crawl(config: &CrawlConfig) -> Result<Crawl> {
     Ok(out)
 }
 
-/// The name the folder `meta` describes was walked under, when it was met before (the same
-/// device and inode); otherwise it is recorded as walked at `path`. An inode of 0 tells nothing,
-/// and is walked.
-#[cfg(unix)]
-fn walked_before(
-    walked: &mut std::collections::HashMap<(u64, u64), PathBuf>,
-    meta: &std::fs::Metadata,
-    path: &Path,
-) -> Option<PathBuf> {
-    use std::os::unix::fs::MetadataExt;
-    if meta.ino() == 0 {
-        return None;
+/// The one name each folder (device and inode) is walked and indexed under in a run, whatever
+/// the paths to it (links, bind mounts). The rule, first match wins:
+/// 1. a folder's own path over a link's: a followed link into a walked or tracked folder is
+///    never walked (the walk checks that before asking here);
+/// 2. a tracked folder's name over one met inside a walk, and among tracked names the one
+///    tracked first (the stored roots' order): the names are seeded in that order;
+/// 3. then the first name met, the walk visiting roots and each folder's entries in path order.
+///
+/// An inode of 0 tells nothing: such a folder is walked under every name.
+pub(crate) struct FolderNames {
+    first: std::collections::HashMap<(u64, u64), PathBuf>,
+}
+
+impl FolderNames {
+    /// Names seeded with the tracked folders, in the order they were tracked; a tracked name
+    /// that is a link, or missing, is left out (links are told by their paths).
+    pub(crate) fn seeded(tracked: &[PathBuf]) -> FolderNames {
+        let mut names = FolderNames {
+            first: Default::default(),
+        };
+        for t in tracked {
+            if std::fs::canonicalize(t).is_ok_and(|r| r == *t)
+                && let Ok(meta) = std::fs::metadata(t)
+                && meta.is_dir()
+            {
+                names.walked_before(&meta, t);
+            }
+        }
+        names
     }
-    match walked.entry((meta.dev(), meta.ino())) {
-        std::collections::hash_map::Entry::Occupied(first) => Some(first.get().clone()),
-        std::collections::hash_map::Entry::Vacant(slot) => {
-            slot.insert(path.to_path_buf());
-            None
+
+    /// The name the folder `meta` describes is kept under, when that is not `path`; otherwise
+    /// `path` is recorded as its name, if it has none yet.
+    pub(crate) fn walked_before(
+        &mut self,
+        meta: &std::fs::Metadata,
+        path: &Path,
+    ) -> Option<PathBuf> {
+        let key = identity(meta)?;
+        match self.first.entry(key) {
+            std::collections::hash_map::Entry::Occupied(first) => {
+                (first.get() != path).then(|| first.get().clone())
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(path.to_path_buf());
+                None
+            }
         }
     }
 }
 
+/// A folder's device and inode; `None` for an inode of 0, which tells nothing.
+#[cfg(unix)]
+fn identity(meta: &std::fs::Metadata) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    (meta.ino() != 0).then(|| (meta.dev(), meta.ino()))
+}
+
 #[cfg(not(unix))]
-fn walked_before(
-    _walked: &mut std::collections::HashMap<(u64, u64), PathBuf>,
-    _meta: &std::fs::Metadata,
-    _path: &Path,
-) -> Option<PathBuf> {
+fn identity(_meta: &std::fs::Metadata) -> Option<(u64, u64)> {
     None
 }
 
@@ -652,6 +688,31 @@ mod tests {
         assert!(c.problems.is_empty());
     }
 
+    /// With links followed, a link to a folder inside the walked root is not walked: the
+    /// folder is walked once, under its own name (a loop inside it is met once, not once per
+    /// name), and the link is told met again.
+    #[cfg(unix)]
+    #[test]
+    fn a_followed_link_to_a_walked_folder_is_not_walked_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path().canonicalize().unwrap();
+        touch(&d.join("b/1.png"), PNG_MAGIC);
+        std::os::unix::fs::symlink(d.join("b"), d.join("b/loop")).unwrap();
+        // met before the folder it leads to, in the walk's order
+        std::os::unix::fs::symlink(d.join("b"), d.join("a-link")).unwrap();
+        let cfg = CrawlConfig {
+            roots: vec![d.clone()],
+            follow_symlinks: true,
+            ..Default::default()
+        };
+        let c = crawl(&cfg).unwrap();
+        let files: Vec<_> = c.files.iter().map(|f| f.abs_path.clone()).collect();
+        assert_eq!(files, [d.join("b/1.png")]);
+        let loops: Vec<_> = c.problems.iter().map(|p| p.path.clone()).collect();
+        assert_eq!(loops, [d.join("b/loop")], "left: {loops:?}");
+        assert_eq!(c.met_again, [(d.join("a-link"), d.join("b"))]);
+    }
+
     /// One folder reached by two names (a link here; a bind mount in use) is walked under the
     /// first only; another folder is walked too.
     #[test]
@@ -665,10 +726,12 @@ mod tests {
         std::fs::create_dir(&real).unwrap();
         std::fs::create_dir(&other).unwrap();
         std::os::unix::fs::symlink(&real, &link).unwrap();
-        let mut walked = std::collections::HashMap::new();
+        let mut names = FolderNames::seeded(&[]);
         let meta = |p: &Path| std::fs::metadata(p).unwrap();
-        assert_eq!(walked_before(&mut walked, &meta(&real), &real), None);
-        assert_eq!(walked_before(&mut walked, &meta(&other), &other), None);
-        assert_eq!(walked_before(&mut walked, &meta(&link), &link), Some(real));
+        assert_eq!(names.walked_before(&meta(&real), &real), None);
+        assert_eq!(names.walked_before(&meta(&other), &other), None);
+        assert_eq!(names.walked_before(&meta(&link), &link), Some(real.clone()));
+        // a name met again as itself is walked
+        assert_eq!(names.walked_before(&meta(&real), &real), None);
     }
 }

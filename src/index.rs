@@ -988,11 +988,12 @@ fn index_pass(
     // A tracked folder that has become a link into another tracked folder (renamed, with a
     // link left at the old name), or that is another tracked folder under a second name (a bind
     // mount: the same device and inode), shows the same files again: it is not walked, and its
-    // rows go, their files being indexed under the other folder (the one tracked first).
+    // rows go, their files being indexed under the other folder (the name `FolderNames` keeps:
+    // the one tracked first), as the walk does with a folder met under two names.
+    let mut names = crate::crawl::FolderNames::seeded(&tracked);
     let aliases: Vec<(PathBuf, PathBuf)> = roots
         .iter()
-        .enumerate()
-        .filter_map(|(i, (_, root))| {
+        .filter_map(|(_, root)| {
             // a link to a file is no folder: the tracked folder is missing
             let real = std::fs::canonicalize(root).ok().filter(|r| r.is_dir())?;
             if let Some(into) = roots
@@ -1003,13 +1004,13 @@ fn index_pass(
                 return (real != *root).then(|| (root.clone(), into.clone()));
             }
             // links are told by their paths, above
-            let real_folder = |p: &PathBuf| std::fs::canonicalize(p).is_ok_and(|r| r == *p);
-            let id = crate::cleanup::file_id(root).filter(|_| real_folder(root))?;
-            roots[..i]
-                .iter()
-                .map(|(_, other)| other)
-                .find(|other| real_folder(other) && crate::cleanup::file_id(other) == Some(id))
-                .map(|into| (root.clone(), into.clone()))
+            if real != *root {
+                return None;
+            }
+            let meta = std::fs::metadata(root).ok()?;
+            names
+                .walked_before(&meta, root)
+                .map(|into| (root.clone(), into))
         })
         .collect();
     summary.aliased = aliases.clone();

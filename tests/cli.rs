@@ -2969,6 +2969,35 @@ fn the_duplicates_benchmark_counts_what_it_planted() {
     );
 }
 
+/// The duplicates benchmark says it is planting before it plants, promising no count it has
+/// not planted (a damaged photo sampled is replaced); `-q` hides that line.
+#[test]
+fn the_duplicates_benchmark_says_it_is_planting_before_it_does() {
+    let env = setup(&[]);
+    let (dir, _) = three_photos_and_a_cut_jpeg(&env);
+    let run = |quiet: bool| {
+        let mut cmd = env.cmd();
+        if quiet {
+            cmd.arg("-q");
+        }
+        let out = run_ok(
+            cmd.args(["eval", "--duplicates"])
+                .arg(&dir)
+                .args(["--sample", "100", "--edits", "1"]),
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = run(false);
+    let planting = err.find("planting edited copies of up to 3 photos in ");
+    let planted = err.find("planted 2 edited copies");
+    assert!(
+        planting.is_some() && planting < planted,
+        "left: {:?}",
+        err.lines().next()
+    );
+    assert!(!run(true).contains("planting"));
+}
+
 /// A damaged file in the duplicates benchmark's folder is left out with a warning naming it,
 /// under -q too, as labelled and distortion runs leave it out: the copies are planted from the
 /// readable photos and the figures count them. No readable image is still an error.
@@ -3639,6 +3668,38 @@ fn eval_needs_no_dataset_beside_images_and_groundtruth() {
     assert!(err.contains("--groundtruth FILE"), "{err}");
 }
 
+/// The labelled eval's title counts one unlabelled image in the singular.
+#[test]
+fn eval_counts_one_distractor_in_the_singular() {
+    let env = setup(&["astronaut", "coffee"]);
+    let gt = env.root.join("gt.tsv");
+    let mut lines = String::new();
+    for (label, group) in ["astronaut", "coffee"].iter().enumerate() {
+        for entry in std::fs::read_dir(env.photos.join(group)).unwrap() {
+            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+            // one image left unlabelled: a distractor
+            if !(*group == "coffee" && name == "q30.jpg") {
+                lines.push_str(&format!("{group}/{name}\t{label}\n"));
+            }
+        }
+    }
+    std::fs::write(&gt, lines).unwrap();
+    let out = run_ok(
+        env.cmd()
+            .args(["eval", "--families", "fused", "--no-hnsw", "--json"])
+            .arg("--images")
+            .arg(&env.photos)
+            .arg("--groundtruth")
+            .arg(&gt),
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let title = v["dataset"].as_str().unwrap();
+    assert!(
+        title.ends_with(": 12 images (1 unlabelled distractor)"),
+        "left: {title:?}"
+    );
+}
+
 /// `eval --images` on an index that already holds byte-identical copies of the images says
 /// they were added as duplicates, with the counts `index` gives, not "0 new".
 #[test]
@@ -3730,7 +3791,8 @@ fn eval_leaves_out_what_could_not_be_indexed_and_says_so_under_quiet() {
             assert_eq!(r10.unwrap()["value"].as_f64(), Some(1.0), "{s}");
         }
         assert!(
-            err.contains("1 labelled files could not be read") && err.contains("b/fake.jpg"),
+            err.contains("1 labelled file could not be read as an image")
+                && err.contains("b/fake.jpg"),
             "-q {quiet}: {err}"
         );
         assert!(!err.contains("never retrieved"), "{err}");

@@ -1136,7 +1136,7 @@ fn a_moved_file_deleted_since_does_not_block_undo_for_ever() {
     )
     .unwrap();
     let out = env.cmd().arg("undo").output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let err = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(err.contains("cannot come back"), "{err}");
     assert_eq!(read_all(&copies[1..]), before[1..], "{err}");
@@ -1661,9 +1661,9 @@ fn links_made_since_never_lead_a_move_or_an_undo_elsewhere() {
     std::fs::remove_dir(copy.parent().unwrap()).unwrap();
     std::os::unix::fs::symlink(&other, copy.parent().unwrap()).unwrap();
     let out = env.cmd().arg("undo").output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{stderr}");
-    assert!(stderr.contains("now leads to"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    assert!(stdout.contains("now leads to"), "{stdout}");
     assert_eq!(std::fs::read_dir(&other).unwrap().count(), 0);
     assert!(inside.join("b/x.jpg").is_file());
     std::fs::remove_file(copy.parent().unwrap()).unwrap();
@@ -1683,9 +1683,9 @@ fn links_made_since_never_lead_a_move_or_an_undo_elsewhere() {
 
     // the folders put back, the kept journal brings the copy home
     let out = env.cmd().arg("undo").output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("1 of 1 files restored"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(stdout.contains("1 of 1 files restored"), "{stdout}");
     assert_eq!(std::fs::read(&copy).unwrap(), bytes);
 }
 
@@ -1707,10 +1707,10 @@ fn undoing_a_link_whose_shared_content_changed_says_it_is_not_back() {
     std::fs::write(&kept, &edited).unwrap();
 
     let out = env.cmd().arg("undo").output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{stderr}");
-    assert!(stderr.contains("not as it was"), "{stderr}");
-    assert!(stderr.contains("0 of 1 files restored"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(stdout.contains("not as it was"), "{stdout}");
+    assert!(stdout.contains("0 of 1 files restored"), "{stdout}");
     // the two names are separate files again, each with the content there is
     assert_eq!(std::fs::metadata(&copy).unwrap().nlink(), 1);
     assert_eq!(std::fs::read(&copy).unwrap(), edited);
@@ -2506,7 +2506,7 @@ fn a_retried_undo_does_not_restore_again_what_is_already_back() {
         std::fs::remove_file(&copies[0]).unwrap();
         let out = env.cmd().arg("undo").output().unwrap();
         assert_eq!(out.status.code(), Some(0), "{out:?}");
-        let err = String::from_utf8_lossy(&out.stderr);
+        let err = String::from_utf8_lossy(&out.stdout);
         let restored: Vec<&str> = err.lines().filter(|l| l.starts_with("restored ")).collect();
         assert_eq!(restored.len(), 1, "{action:?}: {err}");
         assert!(restored[0].ends_with("backup/camera.jpg"), "{err}");
@@ -2785,4 +2785,28 @@ fn a_move_under_a_file_is_refused_by_the_dry_run_too() {
         std::fs::read(dest.join("photos/backup")).unwrap(),
         b"not a folder"
     );
+}
+
+/// `undo`'s line for each file and its total are its result, on stdout as `duplicates
+/// --apply`'s are: `lookalike undo > log` keeps them.
+#[test]
+fn undo_prints_its_results_on_stdout() {
+    let env = Env::new();
+    let copies = two_groups(&env);
+    let dest = env.root.join("dupes");
+    let (json, code) = env.duplicates(&["--move-to", dest.to_str().unwrap(), "--apply"]);
+    assert_eq!(code, 0, "{json}");
+    let out = env.cmd().arg("undo").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("restored "),
+        "left: {stdout:?}, stderr: {stderr:?}"
+    );
+    assert!(
+        stdout.contains(&format!("{n} of {n} files restored", n = copies.len())),
+        "left: {stdout:?}"
+    );
+    assert_eq!(stderr, "");
 }

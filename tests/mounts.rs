@@ -142,6 +142,53 @@ fn a_folder_tracked_again_through_a_bind_mount_is_indexed_once() {
     );
 }
 
+/// A bind mount of a folder inside a tracked folder is walked once, links followed or not; and
+/// a tracked folder shown again inside another (a bind mount there) keeps its images under the
+/// name tracked first, whether one folder or all are refreshed.
+#[test]
+fn a_folder_met_under_two_names_is_walked_once_under_the_name_tracked_first() {
+    let (_tmp, w) = work();
+    let Some(out) = in_mount_namespace(
+        &w,
+        r#"
+        mkdir -p "$W/a/sub" "$W/a/zz" "$W/b/photos" "$W/a/mnt"
+        cp "$S" "$W/a/h.jpg"
+        cp "$(dirname "$S")/../coffee/original.jpg" "$W/a/sub/c.jpg"
+        cp "$(dirname "$S")/../rocket/original.jpg" "$W/b/photos/r.jpg"
+        mount --bind "$W/a/sub" "$W/a/zz"
+        "$L" --index-dir "$W/idx" -q index "$W/a" --json >"$W/plain.json"
+        "$L" --index-dir "$W/idx-follow" -q index --follow-symlinks "$W/a" --json >"$W/follow.json"
+        mount --bind "$W/b/photos" "$W/a/mnt"
+        "$L" --index-dir "$W/idx2" -q index "$W/b/photos" >/dev/null
+        "$L" --index-dir "$W/idx2" -q index "$W/a" --json >"$W/one.json"
+        "$L" --index-dir "$W/idx2" -q index --json >"$W/all.json"
+        "#,
+    ) else {
+        return;
+    };
+    let text = said(&out);
+    assert!(out.status.success(), "{text}");
+    let json = |name: &str| -> serde_json::Value {
+        let bytes = std::fs::read(w.join(name)).unwrap();
+        serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{name}: {e}: {text}"))
+    };
+    let figures: Vec<(u64, usize)> = ["plain.json", "follow.json", "one.json", "all.json"]
+        .iter()
+        .map(|name| {
+            let j = json(name);
+            let aliased = j["aliased"].as_array().map_or(0, Vec::len);
+            (j["total_images"].as_u64().unwrap(), aliased)
+        })
+        .collect();
+    // (images, tracked folders told aliases of another)
+    assert_eq!(
+        figures,
+        [(2, 0), (2, 0), (3, 0), (3, 0)],
+        "left: {figures:?}; all: {}",
+        json("all.json")["aliased"]
+    );
+}
+
 /// A disk unmounted after a move: undo makes no folder on the mount point's own disk, where
 /// the file would be hidden once the disk is mounted again; it says why, exits 3 and keeps the
 /// journal, and once the disk is back the file goes back to it.

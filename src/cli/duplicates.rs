@@ -629,49 +629,15 @@ pub(crate) fn cmd_undo(collection: &Collection, args: UndoArgs, quiet: bool) -> 
     if args.json {
         print_json(&report)?;
     } else {
-        // steps whose intent was written but which failed or never ran changed nothing
-        let changed = |r: &&cleanup::Reversal| r.reversible || r.op == "delete";
-        for r in report.steps.iter().filter(changed) {
-            match &r.outcome {
-                Outcome::Done if !quiet && r.already_back => {
-                    note!(
-                        "already back {}: an earlier undo restored it",
-                        display_path(&r.path)
-                    )
-                }
-                Outcome::Done if !quiet => note!("restored {}", display_path(&r.path)),
-                Outcome::Done => {}
-                Outcome::Skipped(why) => {
-                    note!(
-                        "not restored {}: {}",
-                        display_path(&r.path),
-                        escape_message(why)
-                    )
-                }
-                Outcome::Failed(why) => {
-                    note!("failed {}: {}", display_path(&r.path), escape_message(why))
-                }
-                Outcome::WouldDo => {}
-            }
-        }
-        let restored = report
-            .steps
-            .iter()
-            .filter(|r| r.reversible && r.outcome == Outcome::Done && !r.already_back)
-            .count();
-        let already = report.steps.iter().filter(|r| r.already_back).count();
-        if !quiet {
-            note!(
-                "undid the last {} run: {restored} of {} files restored{}",
-                report.action,
-                report.steps.iter().filter(changed).count(),
-                if already > 0 {
-                    format!(", {already} already back")
-                } else {
-                    String::new()
-                }
-            );
-        }
+        // the line for each file and the total are the result, on stdout; the notes on a
+        // damaged or kept journal are warnings, on stderr
+        let lines = undo_lines(&report, quiet);
+        let written = {
+            let mut out = std::io::stdout().lock();
+            out.write_all(lines.as_bytes())
+                .and_then(|()| out.flush())
+                .map_err(out_err)
+        };
         for n in &report.damaged_lines {
             note!(
                 "damaged {}:{n}: this line of the journal cannot be read; a step it held was not undone",
@@ -688,6 +654,7 @@ pub(crate) fn cmd_undo(collection: &Collection, args: UndoArgs, quiet: bool) -> 
                 "some files could not be restored: fix the cause above and run `lookalike undo` again to retry them"
             );
         }
+        written?;
     }
     let not_restored =
         !report.damaged_lines.is_empty() || report.steps.iter().any(|r| r.not_restored());
@@ -696,4 +663,47 @@ pub(crate) fn cmd_undo(collection: &Collection, args: UndoArgs, quiet: bool) -> 
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `undo`'s line for each file the run changed, then the total (neither under `-q`, but for
+/// the files not restored).
+fn undo_lines(report: &cleanup::UndoReport, quiet: bool) -> String {
+    use std::fmt::Write as _;
+    let mut lines = String::new();
+    // steps whose intent was written but which failed or never ran changed nothing
+    let changed = |r: &&cleanup::Reversal| r.reversible || r.op == "delete";
+    for r in report.steps.iter().filter(changed) {
+        let path = display_path(&r.path);
+        let _ = match &r.outcome {
+            Outcome::Done if !quiet && r.already_back => {
+                writeln!(lines, "already back {path}: an earlier undo restored it")
+            }
+            Outcome::Done if !quiet => writeln!(lines, "restored {path}"),
+            Outcome::Skipped(why) => {
+                writeln!(lines, "not restored {path}: {}", escape_message(why))
+            }
+            Outcome::Failed(why) => writeln!(lines, "failed {path}: {}", escape_message(why)),
+            Outcome::Done | Outcome::WouldDo => Ok(()),
+        };
+    }
+    let restored = report
+        .steps
+        .iter()
+        .filter(|r| r.reversible && r.outcome == Outcome::Done && !r.already_back)
+        .count();
+    let already = report.steps.iter().filter(|r| r.already_back).count();
+    if !quiet {
+        let _ = writeln!(
+            lines,
+            "undid the last {} run: {restored} of {} files restored{}",
+            report.action,
+            report.steps.iter().filter(changed).count(),
+            if already > 0 {
+                format!(", {already} already back")
+            } else {
+                String::new()
+            }
+        );
+    }
+    lines
 }

@@ -11,6 +11,7 @@ use crate::ann::AnnParams;
 use crate::collection::Collection;
 use crate::crawl::CrawlConfig;
 use crate::error::{Error, Result};
+use crate::eval::counted;
 use crate::eval::distort::{chain_label, default_suite, parse_chain, parse_list};
 use crate::eval::groundtruth::GroundTruth;
 use crate::eval::metrics::EvalConfig;
@@ -655,25 +656,32 @@ pub(crate) fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) ->
                 )
             })
             .collect();
+        let one = failed.len() == 1;
         note!(
-            "warning: {} labelled files could not be read as images ({}{}); they are left out of the figures, neither queries nor relevant to any",
-            failed.len(),
+            "warning: {} could not be read as {} ({}{}); {} left out of the figures, neither {} nor relevant to any",
+            counted(failed.len(), "labelled file", "labelled files"),
+            if one { "an image" } else { "images" },
             named.join("; "),
             if failed.len() > named.len() {
                 "; ..."
             } else {
                 ""
-            }
+            },
+            if one { "it is" } else { "they are" },
+            if one { "a query" } else { "queries" }
         );
         let ids: Vec<usize> = failed.iter().map(|(id, _)| *id).collect();
         gt.leave_out(&ids);
         items.missing.retain(|m| !left_out.contains(m));
     }
     if !items.missing.is_empty() {
+        let one = items.missing.len() == 1;
         note!(
-            "warning: {} labelled images are not indexed (e.g. {}); they count as never retrieved",
-            items.missing.len(),
-            items.missing[0]
+            "warning: {} {} not indexed (e.g. {}); {} as never retrieved",
+            counted(items.missing.len(), "labelled image", "labelled images"),
+            if one { "is" } else { "are" },
+            items.missing[0],
+            if one { "it counts" } else { "they count" }
         );
     }
     let cfg = LabelledConfig {
@@ -710,11 +718,18 @@ pub(crate) fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) ->
         w.finish()?;
     }
     let title = format!(
-        "{}: {} images{}{}",
+        "{}: {}{}{}",
         crate::path_repr::shown(&dataset),
-        items.by_item.len(),
+        counted(items.by_item.len(), "image", "images"),
         if items.distractors > 0 {
-            format!(" ({} unlabelled distractors)", items.distractors)
+            format!(
+                " ({})",
+                counted(
+                    items.distractors,
+                    "unlabelled distractor",
+                    "unlabelled distractors"
+                )
+            )
         } else {
             String::new()
         },
@@ -749,8 +764,12 @@ pub(crate) fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) ->
                 })
                 .collect::<Result<_>>()?,
             notes: vec![format!(
-                "HNSW rankings: the first {} results come from the graph, the rest in exact order.",
-                args.depth
+                "HNSW rankings: the first {} from the graph, the rest in exact order.",
+                if args.depth == 1 {
+                    "result comes".to_string()
+                } else {
+                    format!("{} results come", args.depth)
+                }
             )],
             ..Default::default()
         };
@@ -783,10 +802,15 @@ pub(crate) fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) ->
         if let Some(r) = runs.first()
             && r.evaluation.summary.queries_without_relevant > 0
         {
+            let alone = r.evaluation.summary.queries_without_relevant;
+            let one = alone == 1;
             writeln!(
                 out,
-                "note: {} of {} queries have no other relevant image (alone in their class); they score 0 in every mean",
-                r.evaluation.summary.queries_without_relevant, r.evaluation.summary.queries
+                "note: {alone} of {} {} no other relevant image (alone in {} class); {} 0 in every mean",
+                counted(r.evaluation.summary.queries, "query", "queries"),
+                if one { "has" } else { "have" },
+                if one { "its" } else { "their" },
+                if one { "it scores" } else { "they score" }
             )
             .map_err(super::out_err)?;
         }
@@ -860,6 +884,14 @@ fn duplicates_benchmark(
     let originals = args.sample.min(sources.len() - 1);
     // removed however the run ends: the temporary files, and the index of them
     let _temp = RemovedAfter(temp.clone());
+    if !quiet {
+        // the count is an upper bound: a damaged photo sampled is replaced by the next, if any
+        note!(
+            "planting edited copies of up to {} in {} ...",
+            counted(originals, "photo", "photos"),
+            crate::path_repr::shown(&work)
+        );
+    }
     let mut planting = plant(&sources, originals, args.edits, args.seed, &work)?;
     if !quiet {
         // what was planted: a damaged photo sampled was replaced by the next, if any
@@ -1067,10 +1099,6 @@ fn duplicates_benchmark(
 }
 
 /// `n` and the noun it counts, in the singular for 1.
-fn counted(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}
-
 /// Up to five of `files` (found in `folder`), each named as under `folder` with why it failed.
 fn named_with_why(folder: &Path, files: &[(PathBuf, String)]) -> String {
     const SHOWN: usize = 5;
@@ -1129,12 +1157,17 @@ fn distort_benchmark(
     }
     // fewer than asked: a warning, printed under -q too
     if items.by_item.len() < args.sample {
+        let n = items.by_item.len();
         note!(
-            "warning: --sample {}: {} holds {} images that could be read; all {} are distorted",
+            "warning: --sample {}: {} holds {} that could be read; {}",
             args.sample,
             crate::path_repr::shown(folder),
-            items.by_item.len(),
-            items.by_item.len()
+            counted(n, "image", "images"),
+            if n == 1 {
+                "it is distorted".to_string()
+            } else {
+                format!("all {n} are distorted")
+            }
         );
     }
     let paths: HashMap<usize, PathBuf> = items.by_item.keys().map(|&i| (i, gt.path(i))).collect();
@@ -1158,7 +1191,7 @@ fn distort_benchmark(
     if let Some(dir) = &args.report {
         let input = ReportInput {
             title: "lookalike distortion benchmark".into(),
-            dataset: format!("{}: {} images, {} distorted per setting", crate::path_repr::shown(folder), items.by_item.len(), args.sample.min(items.by_item.len())),
+            dataset: format!("{}: {}, {} distorted per setting", crate::path_repr::shown(folder), counted(items.by_item.len(), "image", "images"), args.sample.min(items.by_item.len())),
             generated_by: std::env::args().collect::<Vec<_>>().join(" "),
             distortion_metric: "recall@1".into(),
             distortions: results

@@ -400,8 +400,8 @@ pub(super) fn render_html(
         if !failures.is_empty() {
             let _ = write!(
                 h,
-                "<li>{} image(s) could not be read for thumbnails, e.g. {}</li>",
-                failures.len(),
+                "<li>{} could not be read for thumbnails, e.g. {}</li>",
+                crate::eval::counted(failures.len(), "image", "images"),
                 escape(&failures[0])
             );
         }
