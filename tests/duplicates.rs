@@ -482,6 +482,26 @@ fn delete_needs_its_confirmation_and_cannot_be_undone() {
             .all(|s| s["reason"].as_str().unwrap().contains("cannot be undone")),
         "{report}"
     );
+    // a delete asked for and done is no failure of the undo
+    assert_eq!(out.status.code(), Some(0), "{report}");
+}
+
+/// `undo` of a delete run says in its total that the files were deleted for good, rather
+/// than only "0 of N files restored".
+#[test]
+fn undo_of_a_delete_run_says_the_files_are_deleted_for_good() {
+    let env = Env::new();
+    let copies = two_groups(&env);
+    let (_, code) = env.duplicates(&["--delete", "--apply", "--yes-delete"]);
+    assert_eq!(code, 0);
+    let out = env.cmd().arg("undo").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let n = copies.len();
+    assert!(
+        stdout.contains(&format!("0 of {n} files restored, {n} deleted for good")),
+        "{stdout}"
+    );
 }
 
 #[test]

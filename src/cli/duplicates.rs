@@ -692,18 +692,27 @@ fn undo_lines(report: &cleanup::UndoReport, quiet: bool) -> String {
         .filter(|r| r.reversible && r.outcome == Outcome::Done && !r.already_back)
         .count();
     let already = report.steps.iter().filter(|r| r.already_back).count();
+    let deleted = report
+        .steps
+        .iter()
+        .filter(|r| r.op == "delete" && !r.reversible && matches!(r.outcome, Outcome::Skipped(_)))
+        .count();
     if !quiet {
-        let _ = writeln!(
-            lines,
-            "undid the last {} run: {restored} of {} files restored{}",
+        let mut total = format!(
+            "undid the last {} run: {restored} of {} files restored",
             report.action,
             report.steps.iter().filter(changed).count(),
-            if already > 0 {
-                format!(", {already} already back")
-            } else {
-                String::new()
-            }
         );
+        if already > 0 {
+            let _ = write!(total, ", {already} already back");
+        }
+        if deleted > 0 {
+            let _ = write!(
+                total,
+                ", {deleted} deleted for good (a delete cannot be undone; it is not counted as a failure)"
+            );
+        }
+        let _ = writeln!(lines, "{total}");
     }
     lines
 }
