@@ -534,7 +534,7 @@ fn cmd_index(collection: &Collection, args: IndexArgs, quiet: bool) -> Result<Ex
         }
         if !given_walk && !summary.walk_options.is_default() {
             note!(
-                "walked with the options this index remembers: {} (`--walk-defaults` drops them)",
+                "note: walked with the options this index remembers: {} (`--walk-defaults` drops them)",
                 summary.walk_options.flags()
             );
         }
