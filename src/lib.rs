@@ -43,6 +43,7 @@ pub mod store;
 pub(crate) mod temp_file;
 #[cfg(test)]
 mod test_support;
+pub(crate) mod text;
 pub mod thumbnail;
 pub mod vector;
 

@@ -177,8 +177,12 @@ impl Collection {
         let mut note = None;
         let mut left_out_note_set = None;
         let left_out_note = |left_out: u64| {
+            let n = left_out as usize;
             format!(
-                "{left_out} indexed images have no usable vector for this search (not extracted yet, as while an `index --profile` change is unfinished, or damaged) and are left out; `lookalike index` (or `index --repair`) brings them in"
+                "{} no usable vector for this search (not extracted yet, as while an `index --profile` change is unfinished, or damaged) and {} left out; `lookalike index` (or `index --repair`) brings {} in",
+                crate::text::counted(n, "indexed image has", "indexed images have"),
+                crate::text::for_count(n, "is", "are"),
+                crate::text::for_count(n, "it", "them")
             )
         };
         let ann = match record {

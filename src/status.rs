@@ -10,6 +10,7 @@ use crate::error::Result;
 use crate::features::{Profile, Registry};
 use crate::pca::Projection;
 use crate::store::{RunEntry, Store, StoreStats};
+use crate::text::counted;
 
 /// Everything `lookalike status` shows, computed from the index without changing it.
 #[derive(Debug)]
@@ -315,16 +316,19 @@ fn graph_state(
     });
     let updates = if r.updates > 0 {
         format!(
-            "; updated in place {} times since its full build of {} images, {} points hidden",
-            r.updates,
-            r.built_count,
-            r.hidden.len()
+            "; updated in place {} since its full build of {}, {} hidden",
+            counted(r.updates as usize, "time", "times"),
+            counted(r.built_count, "image", "images"),
+            counted(r.hidden.len(), "point", "points")
         )
     } else {
         String::new()
     };
     let augmentation = if r.params.dba > 0 {
-        format!("; stored vectors averaged with {} neighbours", r.params.dba)
+        format!(
+            "; stored vectors averaged with {}",
+            counted(r.params.dba, "neighbour", "neighbours")
+        )
     } else if collection.ann_params(store)?.dba > 0 {
         "; no augmentation (the next `lookalike index` adds it)".to_string()
     } else {
@@ -332,15 +336,15 @@ fn graph_state(
     };
     Ok(match projection {
         Some(p) => format!(
-            "current ({} images; {} dimensions, PCA to {} in the graph, {:.1}% of variance{augmentation}{updates})",
-            r.images(),
+            "current ({}; {} dimensions, PCA to {} in the graph, {:.1}% of variance{augmentation}{updates})",
+            counted(r.images(), "image", "images"),
             r.dim,
             p.dim_out(),
             100.0 * p.explained()
         ),
         None => format!(
-            "current ({} images, {} dimensions{augmentation}{updates})",
-            r.images(),
+            "current ({}, {} dimensions{augmentation}{updates})",
+            counted(r.images(), "image", "images"),
             r.dim
         ),
     })
@@ -372,8 +376,13 @@ pub(crate) fn check_index(store: &Store) -> Result<String> {
             first.push(format!("... and {} more", damaged.len() - SHOWN));
         }
         problems.push(format!(
-            "{} damaged stored vectors, left out of searches until `lookalike index --repair` extracts their images again: {}",
-            damaged.len(),
+            "{}, left out of searches until `lookalike index --repair` extracts {} again: {}",
+            counted(
+                damaged.len(),
+                "damaged stored vector",
+                "damaged stored vectors"
+            ),
+            crate::text::for_count(damaged.len(), "its image", "their images"),
             first.join("; ")
         ));
     }

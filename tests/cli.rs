@@ -1083,6 +1083,23 @@ fn absurd_flag_values_are_refused_with_exit_status_2() {
     assert!(!q["hits"].as_array().unwrap().is_empty());
 }
 
+/// One file that cannot be decoded is counted in the singular, with the verb that agrees.
+#[test]
+fn index_counts_one_failed_file_in_the_singular() {
+    let env = setup(&["horse"]);
+    std::fs::write(env.photos.join("broken.jpg"), b"\xFF\xD8\xFF\xE0 nope").unwrap();
+    let out = env.cmd().args(["index"]).arg(&env.photos).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains(
+            "1 file could not be indexed (1 in this run, 0 unchanged since they failed before)"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains(", 1 failed in "), "{stderr}");
+}
+
 /// A re-run that leaves earlier failures in place still exits 3 and says why.
 #[test]
 fn index_exits_3_while_recorded_failures_remain() {
@@ -1093,7 +1110,7 @@ fn index_exits_3_while_recorded_failures_remain() {
     let out = env.cmd().args(["index"]).arg(&env.photos).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
-    assert!(stderr.contains("1 files could not be indexed"), "{stderr}");
+    assert!(stderr.contains("1 file could not be indexed"), "{stderr}");
     assert!(stderr.contains("lookalike status"), "{stderr}");
     // Once the file is gone, all is well again.
     std::fs::remove_file(env.photos.join("broken.jpg")).unwrap();

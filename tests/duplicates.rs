@@ -255,6 +255,28 @@ fn the_original_is_kept_over_its_brightened_and_watermarked_copies() {
     assert!(kept.iter().all(|p| p.ends_with("/original.jpg")), "{json}");
 }
 
+/// One pair of copies among three images: the text summary counts one group and one copy in
+/// the singular, as the undo of its move counts one file.
+#[test]
+fn one_group_and_one_copy_are_counted_in_the_singular() {
+    let env = Env::new();
+    let bytes = std::fs::read(sample("camera")).unwrap();
+    env.put("camera.jpg", &bytes);
+    env.put("backup/camera.jpg", &bytes);
+    env.put("coffee.jpg", &std::fs::read(sample("coffee")).unwrap());
+    let out = env
+        .cmd()
+        .args(["-q", "duplicates"])
+        .arg(&env.photos)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let summary = text.lines().next().unwrap_or_default();
+    assert!(summary.starts_with("1 group, 1 copy not kept ("), "{text}");
+    assert!(summary.contains(") among 3 images ("), "{text}");
+}
+
 /// Two photos, each with an exact copy and an edited copy; returns the paths of the copies.
 fn two_groups(env: &Env) -> Vec<PathBuf> {
     let mut copies = Vec::new();
@@ -1705,7 +1727,7 @@ fn links_made_since_never_lead_a_move_or_an_undo_elsewhere() {
     let out = env.cmd().arg("undo").output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{out:?}");
-    assert!(stdout.contains("1 of 1 files restored"), "{stdout}");
+    assert!(stdout.contains("1 of 1 file restored"), "{stdout}");
     assert_eq!(std::fs::read(&copy).unwrap(), bytes);
 }
 
@@ -1730,7 +1752,7 @@ fn undoing_a_link_whose_shared_content_changed_says_it_is_not_back() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(3), "{out:?}");
     assert!(stdout.contains("not as it was"), "{stdout}");
-    assert!(stdout.contains("0 of 1 files restored"), "{stdout}");
+    assert!(stdout.contains("0 of 1 file restored"), "{stdout}");
     // the two names are separate files again, each with the content there is
     assert_eq!(std::fs::metadata(&copy).unwrap().nlink(), 1);
     assert_eq!(std::fs::read(&copy).unwrap(), edited);
@@ -1751,7 +1773,7 @@ fn a_keep_pattern_that_matches_no_copy_is_said_to() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
-        stderr.contains("no copy matches in 1 of 1 groups"),
+        stderr.contains("no copy matches in 1 of 1 group"),
         "{stderr}"
     );
     let out = env
@@ -1786,7 +1808,7 @@ fn quiet_duplicates_still_warns_that_its_listing_leaves_files_out() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("warning: --keep match:originals/**: no copy matches in 1 of 1 groups"),
+        stderr.contains("warning: --keep match:originals/**: no copy matches in 1 of 1 group"),
         "{stderr}"
     );
     // the note on the new index's profile is a summary: hidden
@@ -2107,7 +2129,7 @@ fn a_copy_reached_through_a_link_out_of_its_folder_is_never_acted_on_nor_kept() 
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("1 copies not kept, 1 of them left alone by every action (0 B)"),
+        text.contains("1 copy not kept, left alone by every action (0 B)"),
         "{text}"
     );
 }
@@ -2633,7 +2655,7 @@ fn null_output_leaves_out_a_copy_every_action_leaves_alone() {
 
     let text = String::from_utf8(listing(&env, &[]).stdout).unwrap();
     assert!(
-        text.contains("1 of them left alone by every action"),
+        text.contains("1 copy not kept, left alone by every action"),
         "{text}"
     );
     assert!(

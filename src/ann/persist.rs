@@ -264,8 +264,8 @@ impl AnnIndex {
                 return Err(Error::Corrupt {
                     path: path.to_path_buf(),
                     reason: format!(
-                        "{} bytes, expected {len}; the dump will be rebuilt",
-                        meta.len()
+                        "{}, expected {len}; the dump will be rebuilt",
+                        crate::text::counted(meta.len() as usize, "byte", "bytes")
                     ),
                 });
             }
@@ -301,7 +301,11 @@ impl AnnIndex {
         if hnsw.get_nb_point() != record.count {
             return Err(Error::Corrupt {
                 path: dir.clone(),
-                reason: format!("{} points, expected {}", hnsw.get_nb_point(), record.count),
+                reason: format!(
+                    "{}, expected {}",
+                    crate::text::counted(hnsw.get_nb_point(), "point", "points"),
+                    record.count
+                ),
             });
         }
         let projection = match record.projection {
@@ -328,9 +332,9 @@ impl AnnIndex {
         hidden.dedup();
         if hidden.len() > record.count {
             return Err(Error::InvalidInput(format!(
-                "{}: {} hidden points of {}",
+                "{}: {} of {}",
                 crate::path_repr::shown(&dir),
-                hidden.len(),
+                crate::text::counted(hidden.len(), "hidden point", "hidden points"),
                 record.count
             )));
         }

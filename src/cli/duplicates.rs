@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::features::Profile;
 use crate::index::IndexConfig;
 use crate::path_repr::escape_message;
+use crate::text::{counted, for_count};
 
 #[derive(Debug, Args)]
 pub(crate) struct DuplicatesArgs {
@@ -215,27 +216,33 @@ pub(crate) fn cmd_duplicates(
     // warnings, printed under -q too: each says the listing is not what was asked for
     if unmatched > 0 {
         note!(
-            "warning: --keep {}: no copy matches in {unmatched} of {} groups, which keep their best copy instead (the pattern is matched against the whole path, e.g. match:**/originals/**)",
+            "warning: --keep {}: no copy matches in {unmatched} of {}, which {} best copy instead (the pattern is matched against the whole path, e.g. match:**/originals/**)",
             args.keep.trim(),
-            findings.groups.len()
+            counted(findings.groups.len(), "group", "groups"),
+            for_count(unmatched, "keeps its", "keep their")
         );
     }
     if findings.unsigned > 0 {
         note!(
-            "warning: {} images were indexed before duplicate signatures existed; only their byte-identical copies are found until `lookalike index` runs again",
-            findings.unsigned
+            "warning: {} indexed before duplicate signatures existed; only {} byte-identical copies are found until `lookalike index` runs again",
+            counted(findings.unsigned, "image was", "images were"),
+            for_count(findings.unsigned, "its", "their")
         );
     }
     if findings.gone > 0 {
         note!(
-            "warning: {} indexed images are gone from disk since they were indexed and are left out; `lookalike index` brings the index up to date",
-            findings.gone
+            "warning: {} gone from disk since {} indexed and {} left out; `lookalike index` brings the index up to date",
+            counted(findings.gone, "indexed image is", "indexed images are"),
+            for_count(findings.gone, "it was", "they were"),
+            for_count(findings.gone, "is", "are")
         );
     }
     if findings.damaged > 0 {
         note!(
-            "warning: {} images have a damaged duplicate signature; only their byte-identical copies are found until `lookalike index --repair` extracts them again",
-            findings.damaged
+            "warning: {} a damaged duplicate signature; only {} byte-identical copies are found until `lookalike index --repair` extracts {} again",
+            counted(findings.damaged, "image has", "images have"),
+            for_count(findings.damaged, "its", "their"),
+            for_count(findings.damaged, "it", "them")
         );
     }
     if args.apply {
@@ -417,15 +424,17 @@ fn write_text(f: &Findings, held: &[Option<String>], left: u64, freed: Option<u6
     };
     writeln!(
         out,
-        "{} groups, {} copies not kept{} ({size}) among {} images (each a copy of its group's centre: {}; d: distance to the copy kept)",
-        f.groups.len(),
-        copies,
-        if alone > 0 {
+        "{}, {} not kept{} ({size}) among {} (each a copy of its group's centre: {}; d: distance to the copy kept)",
+        counted(f.groups.len(), "group", "groups"),
+        counted(copies, "copy", "copies"),
+        if copies == 1 && alone == 1 {
+            ", left alone by every action".to_string()
+        } else if alone > 0 {
             format!(", {alone} of them left alone by every action")
         } else {
             String::new()
         },
-        f.images,
+        counted(f.images, "image", "images"),
         f.test
     )
     .map_err(out_err)?;
@@ -699,9 +708,9 @@ fn undo_lines(report: &cleanup::UndoReport, quiet: bool) -> String {
         .count();
     if !quiet {
         let mut total = format!(
-            "undid the last {} run: {restored} of {} files restored",
+            "undid the last {} run: {restored} of {} restored",
             report.action,
-            report.steps.iter().filter(changed).count(),
+            counted(report.steps.iter().filter(changed).count(), "file", "files"),
         );
         if already > 0 {
             let _ = write!(total, ", {already} already back");

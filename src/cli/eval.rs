@@ -11,7 +11,6 @@ use crate::ann::AnnParams;
 use crate::collection::Collection;
 use crate::crawl::CrawlConfig;
 use crate::error::{Error, Result};
-use crate::eval::counted;
 use crate::eval::distort::{chain_label, default_suite, parse_chain, parse_list};
 use crate::eval::groundtruth::GroundTruth;
 use crate::eval::metrics::EvalConfig;
@@ -25,6 +24,7 @@ use crate::eval::table::{TextTable, summary_table};
 use crate::features::{Profile, Registry};
 use crate::index::IndexConfig;
 use crate::store::Store;
+use crate::text::counted;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum LabelSource {
@@ -266,13 +266,13 @@ fn index_folder(
     if !quiet {
         // the counts `index` gives: images taken as copies or moves count too
         note!(
-            "indexed {}: {} new, {} unchanged, {} updated, {} moved, {} duplicates, {} removed, {} failed{}",
+            "indexed {}: {} new, {} unchanged, {} updated, {} moved, {}, {} removed, {} failed{}",
             crate::path_repr::shown(folder),
             summary.new,
             summary.unchanged,
             summary.updated,
             summary.moved,
-            summary.duplicates,
+            counted(summary.duplicates, "duplicate", "duplicates"),
             summary.removed,
             // failures recorded before and unchanged since fail still
             summary.failed.len() + summary.still_failing,
@@ -955,9 +955,9 @@ fn duplicates_benchmark(
     let readable = sources.len() - unreadable.len();
     if !unreadable.is_empty() {
         note!(
-            "warning: {} of the {} files of {} could not be read as images ({}); {} left out of the benchmark",
+            "warning: {} of the {} of {} could not be read as images ({}); {} left out of the benchmark",
             unreadable.len(),
-            sources.len(),
+            counted(sources.len(), "file", "files"),
             crate::path_repr::shown(folder),
             named_with_why(folder, &unreadable),
             if unreadable.len() == 1 {

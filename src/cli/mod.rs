@@ -30,6 +30,7 @@ use crate::query::{QueryConfig, Searcher};
 use crate::query_expansion::{DEFAULT_QE, QueryExpansion};
 use crate::rank::SearchMode;
 use crate::status::resume_command;
+use crate::text::{counted, for_count};
 
 mod duplicates;
 mod eval;
@@ -570,11 +571,11 @@ fn cmd_forget(collection: &Collection, args: ForgetArgs, quiet: bool) -> Result<
     if !quiet {
         for s in &summaries {
             note!(
-                "forgot {}: {} images removed from the index, {} kept under other tracked folders; {} images in {}",
+                "forgot {}: {} removed from the index, {} kept under other tracked folders; {} in {}",
                 shown(&s.root),
-                s.removed,
+                counted(s.removed, "image", "images"),
                 s.kept,
-                s.total_images,
+                counted(s.total_images, "image", "images"),
                 crate::path_repr::shown(collection.dir())
             );
         }
@@ -655,7 +656,9 @@ fn stderr_bar(quiet: bool, template: &str, message: &'static str) -> ProgressBar
 
 fn render_progress(bar: &ProgressBar, p: Progress) {
     match p {
-        Progress::Crawled { files } => bar.set_message(format!("found {files} images")),
+        Progress::Crawled { files } => {
+            bar.set_message(format!("found {}", counted(files, "image", "images")))
+        }
         Progress::Planned { to_process, .. } => {
             bar.set_length(to_process as u64);
             bar.set_message("indexing");
@@ -667,7 +670,10 @@ fn render_progress(bar: &ProgressBar, p: Progress) {
                 bar.set_style(bar_style(GRAPH_TEMPLATE));
                 bar.enable_steady_tick(std::time::Duration::from_millis(120));
             }
-            bar.set_message(format!("building the HNSW graph over {images} images"))
+            bar.set_message(format!(
+                "building the HNSW graph over {}",
+                counted(images, "image", "images")
+            ))
         }
     }
 }
@@ -729,9 +735,15 @@ fn report_index(collection: &Collection, s: &IndexSummary, quiet: bool) {
         && graphed < s.total_images
     {
         note!(
-            "warning: {} indexed images have no usable vector of the {} profile (a folder away, a run stopped, or damage) and are left out of searches until `lookalike index` extracts them",
-            s.total_images - graphed,
-            s.profile.name()
+            "warning: {} no usable vector of the {} profile (a folder away, a run stopped, or damage) and {} left out of searches until `lookalike index` extracts {}",
+            counted(
+                s.total_images - graphed,
+                "indexed image has",
+                "indexed images have"
+            ),
+            s.profile.name(),
+            for_count(s.total_images - graphed, "is", "are"),
+            for_count(s.total_images - graphed, "it", "them")
         );
     }
     damage_note(&s.damaged_vectors);
@@ -739,10 +751,17 @@ fn report_index(collection: &Collection, s: &IndexSummary, quiet: bool) {
         note_interrupted(s);
     } else if some_failed(s) {
         note!(
-            "{} files could not be indexed ({} in this run, {} unchanged since they failed before): exit status {EXIT_SOME_FAILED}; `lookalike status` lists them, `--retry-failed` tries them again",
-            s.failed.len() + s.still_failing,
+            "{} not be indexed ({} in this run, {} unchanged since {} failed before): exit status {EXIT_SOME_FAILED}; `lookalike status` lists {}, `--retry-failed` tries {} again",
+            counted(
+                s.failed.len() + s.still_failing,
+                "file could",
+                "files could"
+            ),
             s.failed.len(),
-            s.still_failing
+            s.still_failing,
+            for_count(s.still_failing, "it", "they"),
+            for_count(s.failed.len() + s.still_failing, "it", "them"),
+            for_count(s.failed.len() + s.still_failing, "it", "them")
         );
     }
 }
@@ -763,29 +782,32 @@ fn report_index_summary(collection: &Collection, s: &IndexSummary) {
             s.walk_options.flags()
         };
         note!(
-            "note: {} of the images removed are still on disk, skipped by this index's walk options ({options}) or no longer image files: removed from the index only, their files untouched",
+            "note: {} of the images removed {} still on disk, skipped by this index's walk options ({options}) or no longer {}: removed from the index only, {} untouched",
             s.removed_on_disk,
+            for_count(s.removed_on_disk, "is", "are"),
+            for_count(s.removed_on_disk, "an image file", "image files"),
+            for_count(s.removed_on_disk, "its file", "their files"),
         );
     }
     if s.merged > 0 {
         note!(
-            "merged: {} images were stored twice under overlapping folders; each file is now one image",
-            s.merged
+            "merged: {} stored twice under overlapping folders; each file is now one image",
+            counted(s.merged, "image was", "images were")
         );
     }
     note!(
-        "{} new, {} unchanged, {} updated, {} moved, {} duplicates, {} removed, {} failed{} in {:.2}s{}; {} images in {} ({} profile)",
+        "{} new, {} unchanged, {} updated, {} moved, {}, {} removed, {} failed{} in {:.2}s{}; {} in {} ({} profile)",
         s.new,
         s.unchanged,
         s.updated,
         s.moved,
-        s.duplicates,
+        counted(s.duplicates, "duplicate", "duplicates"),
         s.removed,
         s.failed.len(),
         if s.still_failing > 0 {
             format!(
-                " ({} earlier failures unchanged, not retried)",
-                s.still_failing
+                " ({} unchanged, not retried)",
+                counted(s.still_failing, "earlier failure", "earlier failures")
             )
         } else {
             String::new()
@@ -797,26 +819,27 @@ fn report_index_summary(collection: &Collection, s: &IndexSummary) {
         } else {
             String::new()
         },
-        s.total_images,
+        counted(s.total_images, "image", "images"),
         shown(collection.dir()),
         s.profile.name()
     );
     if let Some(u) = s.ann_updated {
         note!(
-            "HNSW graph updated in place: {} images inserted, {} old points hidden (`index --rebuild-graph` rebuilds it)",
-            u.inserted,
-            u.hidden
+            "HNSW graph updated in place: {} inserted, {} hidden (`index --rebuild-graph` rebuilds it)",
+            counted(u.inserted, "image", "images"),
+            counted(u.hidden, "old point", "old points")
         );
     } else if s.ann_rebuilt {
         note!(
-            "HNSW graph rebuilt over {} images",
-            s.graph_images.unwrap_or(s.total_images)
+            "HNSW graph rebuilt over {}",
+            counted(s.graph_images.unwrap_or(s.total_images), "image", "images")
         );
     }
     if s.repaired > 0 {
         note!(
-            "{} images had a damaged stored vector: taken again from their files",
-            s.repaired
+            "{} a damaged stored vector: taken again from {}",
+            counted(s.repaired, "image had", "images had"),
+            for_count(s.repaired, "its file", "their files")
         );
     }
 }
@@ -1028,18 +1051,25 @@ fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
     }
     for (family, version, params, count) in &stats.feature_versions {
         w(format!(
-            "features:  {family} v{version} [{params}]: {count} images"
+            "features:  {family} v{version} [{params}]: {}",
+            counted(*count as usize, "image", "images")
         ))?;
     }
     if report.outdated_feature_rows > 0 {
         w(format!(
-            "outdated:  {} feature rows of another profile or an older extractor, not searched (run `lookalike index` to update)",
-            report.outdated_feature_rows
+            "outdated:  {} of another profile or an older extractor, not searched (run `lookalike index` to update)",
+            counted(
+                report.outdated_feature_rows as usize,
+                "feature row",
+                "feature rows"
+            )
         ))?;
     }
     for (family, missing) in &report.missing_families {
         w(format!(
-            "missing:   {missing} images have no {family} vector yet; searches that use {family} leave them out until `lookalike index` extracts it"
+            "missing:   {} no {family} vector yet; searches that use {family} leave {} out until `lookalike index` extracts it",
+            counted(*missing as usize, "image has", "images have"),
+            for_count(*missing as usize, "it", "them")
         ))?;
     }
     w(format!("hnsw:      {}", escape_message(&report.hnsw)))?;

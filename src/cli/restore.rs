@@ -532,8 +532,13 @@ pub(crate) fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
                      output is the input"
                         .to_string()
                 }
-                (Some(n), true) => format!(", {n} iterations (stopped at the noise level)"),
-                (Some(n), false) => format!(", {n} iterations"),
+                (Some(n), true) => format!(
+                    ", {} (stopped at the noise level)",
+                    crate::text::counted(n, "iteration", "iterations")
+                ),
+                (Some(n), false) => {
+                    format!(", {}", crate::text::counted(n, "iteration", "iterations"))
+                }
                 (None, _) => String::new(),
             };
             let floor = if done.lossy {

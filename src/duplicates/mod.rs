@@ -136,10 +136,13 @@ impl KeepRule {
         if groups.is_empty() || !groups.iter().all(|g| self.matches_none_of(g)) {
             return Ok(());
         }
+        let which = match groups.len() {
+            1 => "the only group, so it".to_string(),
+            n => format!("any of the {n} groups, so every group"),
+        };
         Err(Error::InvalidInput(format!(
-            "{flag} {}: no copy matches in any of the {} groups, so every group would keep its best copy instead: nothing was done; check the pattern (it is matched against the whole path, e.g. match:**/originals/**)",
+            "{flag} {}: no copy matches in {which} would keep its best copy instead: nothing was done; check the pattern (it is matched against the whole path, e.g. match:**/originals/**)",
             given.trim(),
-            groups.len()
         )))
     }
 

@@ -693,7 +693,7 @@ fn check_exist(listing: &Path, images_dir: &Path, names: &[String]) -> Result<()
         "{}: {} of {} {} not exist in {}: {}{more}; fix the names or pass the right images folder",
         crate::path_repr::shown(listing),
         missing.len(),
-        crate::eval::counted(names.len(), "listed file", "listed files"),
+        crate::text::counted(names.len(), "listed file", "listed files"),
         if missing.len() == 1 { "does" } else { "do" },
         crate::path_repr::shown(images_dir),
         list_some(missing.into_iter()),

@@ -448,9 +448,13 @@ pub fn knn_recall(approx: &[Vec<usize>], exact: &[Vec<usize>], k: usize) -> Resu
     }
     if approx.len() != exact.len() {
         return Err(Error::InvalidInput(format!(
-            "recall@k: {} approximate result lists but {} exact ones; give one of each per query",
-            approx.len(),
-            exact.len()
+            "recall@k: {} but {}; give one of each per query",
+            crate::text::counted(
+                approx.len(),
+                "approximate result list",
+                "approximate result lists"
+            ),
+            crate::text::counted(exact.len(), "exact one", "exact ones")
         )));
     }
     if approx.is_empty() {

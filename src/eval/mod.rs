@@ -11,11 +11,6 @@ pub mod table;
 
 pub use groundtruth::GroundTruth;
 
-/// `n` and the noun for it: `one` for 1, `many` otherwise ("1 photo", "2 photos", "0 photos").
-pub(crate) fn counted(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}
-
 /// FNV-1a 64-bit hash: stable across Rust versions and platforms (used for file names and seeds).
 pub fn stable_hash(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;

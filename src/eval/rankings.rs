@@ -149,8 +149,8 @@ impl<W: Write> RankingsWriter<W> {
             .find(|&&i| i >= gt.len())
         {
             return Err(Error::InvalidInput(format!(
-                "rankings writer: item id {bad} is not in the ground truth ({} items)",
-                gt.len()
+                "rankings writer: item id {bad} is not in the ground truth ({})",
+                crate::text::counted(gt.len(), "item", "items")
             )));
         }
         let names: Vec<&str> = ranking.items.iter().map(|&i| gt.name(i)).collect();

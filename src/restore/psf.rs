@@ -255,8 +255,8 @@ impl Psf {
                 return Err(bad(
                     i + 1,
                     format!(
-                        "row has {} values but the first row has {}: every row needs the same count",
-                        row.len(),
+                        "row has {} but the first row has {}: every row needs the same count",
+                        crate::text::counted(row.len(), "value", "values"),
                         first.len()
                     ),
                 ));

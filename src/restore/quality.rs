@@ -194,8 +194,8 @@ pub struct Scores {
 pub fn scores(reference: &[&Plane], test: &[&Plane]) -> Result<Scores> {
     if reference.len() != test.len() || reference.is_empty() {
         return Err(Error::InvalidInput(format!(
-            "{} channels against {}: compare images with the same channels",
-            reference.len(),
+            "{} against {}: compare images with the same channels",
+            crate::text::counted(reference.len(), "channel", "channels"),
             test.len()
         )));
     }

@@ -390,9 +390,10 @@ impl DamagedVector {
             .map(|d| d.image_id)
             .collect::<std::collections::BTreeSet<_>>()
             .len();
+        let them = crate::text::for_count(images, "it", "them");
         Some(format!(
-            "{images} {} left out because a stored vector is damaged (first: image {}, {}); `lookalike status --check` lists them, `lookalike index --repair` extracts them again",
-            if images == 1 { "image" } else { "images" },
+            "{} left out because a stored vector is damaged (first: image {}, {}); `lookalike status --check` lists {them}, `lookalike index --repair` extracts {them} again",
+            crate::text::counted(images, "image", "images"),
             first.image_id,
             first.reason
         ))
@@ -433,8 +434,8 @@ pub(crate) fn check_vector(
     });
     if !blob.len().is_multiple_of(4) {
         return Err(format!(
-            "{} bytes, not a whole number of 4-byte values (cut short?)",
-            blob.len()
+            "{}, not a whole number of 4-byte values (cut short?)",
+            crate::text::counted(blob.len(), "byte", "bytes")
         ));
     }
     let v = blob_to_vector(blob);
@@ -443,7 +444,10 @@ pub(crate) fn check_vector(
         .find(|(f, ver, _)| *f == family && *ver == version)
         && v.len() != dim
     {
-        return Err(format!("{} values, expected {dim}", v.len()));
+        return Err(format!(
+            "{}, expected {dim}",
+            crate::text::counted(v.len(), "value", "values")
+        ));
     }
     if let Some(i) = v.iter().position(|x| !x.is_finite()) {
         return Err(format!("value {i} is {} (not a finite number)", v[i]));

@@ -401,7 +401,7 @@ pub(super) fn render_html(
             let _ = write!(
                 h,
                 "<li>{} could not be read for thumbnails, e.g. {}</li>",
-                crate::eval::counted(failures.len(), "image", "images"),
+                crate::text::counted(failures.len(), "image", "images"),
                 escape(&failures[0])
             );
         }

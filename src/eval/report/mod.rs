@@ -124,9 +124,9 @@ impl QueryExamples {
     ) -> Result<Self> {
         if rankings.len() != eval.per_query.len() {
             return Err(Error::InvalidInput(format!(
-                "report examples: {} rankings but {} evaluated queries; pass the rankings the evaluation used",
-                rankings.len(),
-                eval.per_query.len()
+                "report examples: {} but {}; pass the rankings the evaluation used",
+                crate::text::counted(rankings.len(), "ranking", "rankings"),
+                crate::text::counted(eval.per_query.len(), "evaluated query", "evaluated queries")
             )));
         }
         let mut order: Vec<usize> = (0..rankings.len()).collect();

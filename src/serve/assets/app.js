@@ -30,6 +30,11 @@ async function api(path, options) {
   return body;
 }
 
+// n and the noun for it: one for 1, many otherwise ("1 copy", "2 copies", "0 copies").
+function counted(n, one, many) {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
 // replaceChildren would print a null as the text "null": absent parts are dropped.
 function put(node, ...kids) {
   node.replaceChildren(...kids.flat().filter((k) => k !== null && k !== undefined));
@@ -204,7 +209,7 @@ async function collectionView(folder, page) {
   const pages = Math.max(1, Math.ceil(list.total / PAGE_SIZE));
   const pager = el("div", { class: "pager" },
     el("button", { disabled: page <= 0, onclick: () => { location.hash = `${base}/${page - 1}`; } }, "← Previous"),
-    el("span", {}, `page ${page + 1} of ${pages} · ${list.total} images`),
+    el("span", {}, `page ${page + 1} of ${pages} · ${counted(list.total, "image", "images")}`),
     el("button", { disabled: page + 1 >= pages, onclick: () => { location.hash = `${base}/${page + 1}`; } }, "Next →"));
   const body = list.images.length ? grid(list.images)
     : list.total > 0
@@ -318,12 +323,12 @@ function duplicatesView() {
     try {
       const doc = await api(`/api/duplicates?${new URLSearchParams({ similarity: similarity.value, keep: keep.value })}`);
       groups = doc.groups;
-      const summary = el("p", {}, `${doc.groups.length} groups, ${doc.copies} copies, ${bytes(doc.reclaimable_bytes)} to reclaim among ${doc.images} images.`);
+      const summary = el("p", {}, `${counted(doc.groups.length, "group", "groups")}, ${counted(doc.copies, "copy", "copies")}, ${bytes(doc.reclaimable_bytes)} to reclaim among ${counted(doc.images, "image", "images")}.`);
       const items = doc.groups.map((g, n) => {
         const members = [g.keep, ...g.copies].map((m) => Object.assign({}, doc.shown[m.id], { distance: m.exact ? undefined : m.distance }));
         const box = el("input", { type: "checkbox", checked: true, "data-keeper": g.keep.id, onchange: invalidate });
         return el("div", { class: "group" },
-          el("label", {}, box, ` group ${n + 1}: keep ${named(doc.shown[g.keep.id], "name")}, ${g.copies.length} ${g.copies.length === 1 ? "copy" : "copies"}`),
+          el("label", {}, box, ` group ${n + 1}: keep ${named(doc.shown[g.keep.id], "name")}, ${counted(g.copies.length, "copy", "copies")}`),
           grid(members, (m) => {
             if (m.id === g.keep.id) return el("span", { class: "badge" }, "keep");
             const c = g.copies.find((c) => c.id === m.id);
@@ -332,7 +337,7 @@ function duplicatesView() {
             return el("span", { class: "badge copy" }, c.exact ? "exact copy" : "copy");
           }));
       });
-      const gone = doc.gone ? el("p", { class: "note" }, `${doc.gone} indexed ${doc.gone === 1 ? "image is" : "images are"} gone from disk and left out; run lookalike index to bring the index up to date.`) : null;
+      const gone = doc.gone ? el("p", { class: "note" }, `${counted(doc.gone, "indexed image is", "indexed images are")} gone from disk and left out; run lookalike index to bring the index up to date.`) : null;
       put(list, summary, gone, ...(items.length ? items : [el("p", { class: "note" }, "No duplicates at this setting.")]));
     } catch (e) {
       put(list, el("p", { class: "error", role: "alert" }, String(e.message)));
@@ -431,7 +436,7 @@ async function statusView() {
       ["graph", s.hnsw], ["on disk", bytes(s.bytes_on_disk)], ["data version", s.data_version],
       ["last run", run ? runLine(run, s) : "none"]]),
     el("h2", {}, "Folders"),
-    el("ul", {}, s.folders.map((f) => el("li", {}, `${named(f, "path")}: ${f.images} images`))),
+    el("ul", {}, s.folders.map((f) => el("li", {}, `${named(f, "path")}: ${counted(f.images, "image", "images")}`))),
     el("h2", {}, `Files that could not be indexed (${s.failures.length})`),
     el("ul", { class: "steps" }, s.failures.map((f) => el("li", { class: "failed" }, `${named(f, "path")}: ${f.reason}`))));
 }
