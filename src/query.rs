@@ -150,8 +150,9 @@ impl Searcher {
         &self.store
     }
 
-    /// The fused vector of an example file and, when the file is indexed with these bytes, its
-    /// id: the stored vector is used then, else one is freshly extracted.
+    /// The fused vector of an example file and, when the file is indexed with these bytes or
+    /// holds the bytes of an indexed image, that image's id: the stored vector is used then,
+    /// else one is freshly extracted.
     pub(crate) fn example_vector(&self, path: &Path, decode: &DecodeConfig) -> Result<Example> {
         let bytes = crate::decode::read_image_file(path, decode)?;
         if let Some(id) = self.indexed_id(path, &bytes)?
@@ -159,7 +160,8 @@ impl Searcher {
         {
             return Ok(example);
         }
-        self.extract_example(&bytes, path, decode)
+        // a byte-identical copy of an indexed image, elsewhere: as the web app's upload is
+        self.example_of_bytes(&bytes, path, decode)
     }
 
     /// The stored vectors of an indexed image, as an example; `None` when it is not indexed.

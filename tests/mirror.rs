@@ -555,7 +555,8 @@ fn a_changed_example_is_queried_by_its_new_content() {
     let other = photos.join("camera/original.jpg");
     std::fs::copy(&other, &a).unwrap();
     let result = env.query(&a, &["--exact"]);
-    assert_eq!(result["indexed"].as_bool(), Some(false), "{result}");
+    // its new bytes are those of an indexed image: that image's stored vector describes it
+    assert_eq!(result["indexed"].as_bool(), Some(true), "{result}");
     let hits = hit_paths(&result);
     assert_eq!(hits[0], other, "{result}");
     assert!(
@@ -1246,4 +1247,26 @@ fn notes_after_a_file_and_a_folder_swap_names_say_what_is_on_disk() {
     assert!(err.contains("missing: "), "{err}");
     assert!(!err.contains("skip every image"), "{err}");
     assert!(!err.contains("()"), "{err}");
+}
+
+/// A byte-identical copy of an indexed image kept outside the tracked folders is queried as
+/// that image is, by the CLI as by the web app's upload: the same results in the same order.
+#[test]
+fn a_copy_outside_the_index_is_queried_as_its_indexed_twin() {
+    let env = Env::new();
+    let photos = env.root().join("photos");
+    copy_groups(&photos, &["brick", "camera", "coffee"]);
+    env.index(&["photos"], 0);
+    let original = photos.join("camera/original.jpg");
+    let outside = env.root().join("downloads");
+    std::fs::create_dir_all(&outside).unwrap();
+    let copy = outside.join("copy.jpg");
+    std::fs::copy(&original, &copy).unwrap();
+    let of_original = env.query(&original, &[]);
+    let of_copy = env.query(&copy, &[]);
+    assert_eq!(of_copy["indexed"].as_bool(), Some(true), "{of_copy}");
+    assert_eq!(
+        of_copy["hits"], of_original["hits"],
+        "{of_copy}\n{of_original}"
+    );
 }
