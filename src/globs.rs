@@ -363,6 +363,22 @@ mod tests {
     }
 
     #[test]
+    fn a_pattern_matches_the_whole_path_and_its_wildcards_cross_folders() {
+        // as the README says: unlike a shell's or .gitignore's globs
+        for (pattern, path, taken) in [
+            ("*.jpg", "0.jpg", true),
+            ("*.jpg", "a/b/2.jpg", true),
+            ("*/*.jpg", "a/b/2.jpg", true),
+            ("[0-9]*.jpg", "0.jpg", true),
+            ("[0-9]*.jpg", "a/1.jpg", false),
+            ("a?1.jpg", "a/1.jpg", true),
+            ("?.jpg", "a/1.jpg", false),
+        ] {
+            assert_eq!(matches(pattern, path), taken, "{pattern} {path}");
+        }
+    }
+
+    #[test]
     fn a_range_means_what_it_says_in_any_case_or_is_refused_by_name() {
         for path in ["Zx.png", "zx.png", "_x.png", "`x.png", "ax.png", "Ax.png"] {
             assert!(matches("[Z-a]x.png", path), "{path}");
