@@ -3924,3 +3924,35 @@ fn rankings_dumped_into_the_report_folder_do_not_block_the_next_report() {
     assert!(rankings.starts_with("{\"format\":\"lookalike-rankings\""));
     assert!(env.root.join("rep/index.html").is_file());
 }
+
+/// `-q` hides `note:` remarks as it hides the summary: `query`'s note on the order of its
+/// distances and `undo`'s "nothing to undo"; what it prints without -q is there.
+#[test]
+fn query_and_undo_remarks_are_hidden_by_quiet() {
+    let env = setup(&["brick", "camera", "coffee", "horse", "rocket"]);
+    env.index_json(0);
+    let stderr_of = |quiet: bool, args: &[&std::ffi::OsStr]| {
+        let mut c = env.cmd();
+        if quiet {
+            c.arg("-q");
+        }
+        let out = c.args(args).output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let mut noted = 0;
+    for entry in walkdir::WalkDir::new(&env.photos) {
+        let path = entry.unwrap().into_path();
+        if !path.is_file() {
+            continue;
+        }
+        let query = ["query".as_ref(), path.as_os_str()];
+        if stderr_of(false, &query).contains("note: ") {
+            noted += 1;
+            assert_eq!(stderr_of(true, &query), "", "{}", path.display());
+        }
+    }
+    assert!(noted > 0, "no query printed a note to hide");
+    assert!(stderr_of(false, &["undo".as_ref()]).contains("nothing to undo"));
+    assert_eq!(stderr_of(true, &["undo".as_ref()]), "");
+}

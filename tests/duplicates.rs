@@ -2852,3 +2852,30 @@ fn undo_prints_its_results_on_stdout() {
     );
     assert_eq!(stderr, "");
 }
+
+/// `duplicates DIR` indexes with the walk options the index remembers, and says so as
+/// `index` does.
+#[test]
+fn duplicates_of_a_folder_says_it_walked_with_the_remembered_options() {
+    let env = Env::new();
+    two_groups(&env);
+    let out = env
+        .cmd()
+        .args(["-q", "index", "--exclude", "mail/**"])
+        .arg(&env.photos)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let out = env
+        .cmd()
+        .arg("duplicates")
+        .arg(&env.photos)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("note: walked with the options this index remembers: --exclude 'mail/**'"),
+        "{stderr}"
+    );
+}

@@ -182,6 +182,9 @@ pub(crate) fn cmd_duplicates(
                 "warning: some files could not be indexed and are not compared (`lookalike status` lists them)"
             );
         }
+        if !quiet {
+            super::note_remembered_walk(&summary);
+        }
         if !quiet && chosen_for_new {
             note!(
                 "note: the new index holds duplicate signatures only, which is all duplicates need; `lookalike index --profile full` (or `--profile fast`) describes the images for `query` and `serve`"
@@ -630,7 +633,7 @@ pub(crate) fn cmd_undo(collection: &Collection, args: UndoArgs, quiet: bool) -> 
     let Some(report) = report else {
         if args.json {
             print_json(&Value::Null)?;
-        } else {
+        } else if !quiet {
             note!("nothing to undo: no `duplicates --apply` run is recorded in this index");
         }
         return Ok(ExitCode::SUCCESS);

@@ -429,7 +429,7 @@ fn run(cli: Cli, index_dir_given: bool) -> Result<ExitCode> {
     match cli.command {
         Command::Index(args) => cmd_index(&collection, args, cli.quiet),
         Command::Forget(args) => cmd_forget(&collection, args, cli.quiet),
-        Command::Query(args) => cmd_query(&collection, args),
+        Command::Query(args) => cmd_query(&collection, args, cli.quiet),
         Command::Status(args) => cmd_status(&collection, args),
         Command::Duplicates(args) => duplicates::cmd_duplicates(&collection, args, cli.quiet),
         Command::Undo(args) => duplicates::cmd_undo(&collection, args, cli.quiet),
@@ -533,11 +533,8 @@ fn cmd_index(collection: &Collection, args: IndexArgs, quiet: bool) -> Result<Ex
                 shown(before)
             );
         }
-        if !given_walk && !summary.walk_options.is_default() {
-            note!(
-                "note: walked with the options this index remembers: {} (`--walk-defaults` drops them)",
-                summary.walk_options.flags()
-            );
+        if !given_walk {
+            note_remembered_walk(&summary);
         }
     }
     report_index(collection, &summary, quiet);
@@ -766,6 +763,16 @@ fn report_index(collection: &Collection, s: &IndexSummary, quiet: bool) {
     }
 }
 
+/// Says that a run given no walk options walked with the ones the index remembers, if any.
+pub(crate) fn note_remembered_walk(summary: &IndexSummary) {
+    if !summary.walk_options.is_default() {
+        note!(
+            "note: walked with the options this index remembers: {} (`--walk-defaults` drops them)",
+            summary.walk_options.flags()
+        );
+    }
+}
+
 /// The notes and counts of an indexing run, which `-q` hides.
 fn report_index_summary(collection: &Collection, s: &IndexSummary) {
     for (alias, into) in &s.aliased {
@@ -857,7 +864,7 @@ fn note_interrupted(s: &IndexSummary) {
     }
 }
 
-fn cmd_query(collection: &Collection, args: QueryArgs) -> Result<ExitCode> {
+fn cmd_query(collection: &Collection, args: QueryArgs, quiet: bool) -> Result<ExitCode> {
     let fusion = args.search.fusion(collection.recorded_profile()?)?;
     let searcher = Searcher::open(collection, &fusion)?;
     let cfg = QueryConfig {
@@ -882,7 +889,7 @@ fn cmd_query(collection: &Collection, args: QueryArgs) -> Result<ExitCode> {
         // the JSON's one note, said apart: how the graph was had is informative, the images
         // left out of every search a warning
         let space = searcher.space();
-        if let Some(note) = space.graph_note(result.mode) {
+        if let Some(note) = space.graph_note(result.mode).filter(|_| !quiet) {
             note!("note: {}", escape_message(note));
         }
         if let Some(left_out) = &space.left_out {
@@ -900,10 +907,11 @@ fn cmd_query(collection: &Collection, args: QueryArgs) -> Result<ExitCode> {
                 shown(path)
             );
         }
-        if result
-            .hits
-            .windows(2)
-            .any(|w| w[1].distance < w[0].distance)
+        if !quiet
+            && result
+                .hits
+                .windows(2)
+                .any(|w| w[1].distance < w[0].distance)
         {
             if searcher.space().is_augmented() {
                 note!(
