@@ -3956,3 +3956,24 @@ fn query_and_undo_remarks_are_hidden_by_quiet() {
     assert!(stderr_of(false, &["undo".as_ref()]).contains("nothing to undo"));
     assert_eq!(stderr_of(true, &["undo".as_ref()]), "");
 }
+
+/// `eval --index-dir` on the user's own index: the folder evaluated stays tracked there, and
+/// the first run says so (a later one, the folder tracked, does not).
+#[test]
+fn eval_into_the_users_index_says_it_now_tracks_the_folder() {
+    let env = setup(&["brick", "camera"]);
+    let run = || {
+        let out = env
+            .cmd()
+            .arg("eval")
+            .arg(&env.photos)
+            .args(["--labels", "folders"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let said = "is now tracked by the index at";
+    assert!(run().contains(said));
+    assert!(!run().contains(said));
+}

@@ -176,6 +176,18 @@ fn eval_collection(explicit: Option<&Path>, images: &Path, profile: Profile) -> 
     ))
 }
 
+/// True when the index at `collection` tracks `folder` or a folder holding it.
+fn holds_folder(collection: &Collection, folder: &Path) -> bool {
+    let Ok(folder) = std::fs::canonicalize(folder) else {
+        return false;
+    };
+    collection.exists()
+        && collection
+            .open_store_read_only()
+            .and_then(|store| store.roots())
+            .is_ok_and(|roots| roots.values().any(|root| folder.starts_with(root)))
+}
+
 /// The system temp folder (`$TMPDIR`, else `/tmp`), which must exist: a missing one is never
 /// created (a mistyped `TMPDIR` would put folders at the root of the file system).
 fn temp_root() -> Result<PathBuf> {
@@ -235,12 +247,16 @@ fn eval_profile(index_dir: Option<&Path>, given: Option<Profile>) -> Result<Prof
     }
 }
 
+/// Indexes `folder` into `collection` for an eval run. `users_index`: the collection is the
+/// user's own (`--index-dir`), which keeps tracking a folder it did not hold before: said so.
 fn index_folder(
     collection: &Collection,
     folder: &Path,
     profile: Profile,
     quiet: bool,
+    users_index: bool,
 ) -> Result<crate::index::IndexSummary> {
+    let newly_tracked = users_index && !holds_folder(collection, folder);
     let cfg = IndexConfig {
         crawl: CrawlConfig {
             roots: vec![folder.to_path_buf()],
@@ -262,6 +278,13 @@ fn index_folder(
     let summary = summary?;
     if summary.interrupted {
         return Err(Error::Interrupted);
+    }
+    if newly_tracked && !quiet {
+        let shown = crate::path_repr::shown(folder);
+        note!(
+            "note: {shown} is now tracked by the index at {}: later `lookalike index` runs keep it up to date (`lookalike forget {shown}` stops that)",
+            crate::path_repr::shown(collection.dir())
+        );
     }
     if !quiet {
         // the counts `index` gives: images taken as copies or moves count too
@@ -635,7 +658,13 @@ pub(crate) fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) ->
         .unwrap_or_default();
     let images_root = gt.root().to_path_buf();
     let collection = eval_collection(index_dir, &images_root, profile)?;
-    let index_summary = index_folder(&collection, &images_root, profile, quiet)?;
+    let index_summary = index_folder(
+        &collection,
+        &images_root,
+        profile,
+        quiet,
+        index_dir.is_some(),
+    )?;
     let store = collection.open_store_read_only()?;
     let mut items = load_item_vectors(&store, &mut gt, &registry)?;
     // warnings that change what the figures mean are printed under -q too
@@ -927,7 +956,8 @@ fn duplicates_benchmark(
         (Some(_), Some(_)) => eval_profile(index_dir, args.profile)?,
         _ => args.profile.unwrap_or(Profile::Full),
     };
-    let summary = index_folder(&collection, &work, profile, quiet)?;
+    let users_index = index_dir.is_some() && args.work.is_some();
+    let summary = index_folder(&collection, &work, profile, quiet, users_index)?;
     let store = collection.open_store_read_only()?;
     let root = std::fs::canonicalize(&work).map_err(|e| Error::io(&work, e))?;
     // Distractors the index could not read are left out as sampled photos that could not be.
@@ -1143,7 +1173,7 @@ fn distort_benchmark(
         )));
     }
     let collection = eval_collection(index_dir, folder, profile)?;
-    index_folder(&collection, folder, profile, quiet)?;
+    index_folder(&collection, folder, profile, quiet, index_dir.is_some())?;
     let store = collection.open_store_read_only()?;
     // Every indexed image is its own class: a distorted copy's only relevant item is its original.
     let mut gt = GroundTruth::from_folders_flat_walked(folder, &eval_walk(&collection)?)?;
