@@ -1444,6 +1444,98 @@ fn a_page_past_the_end_has_the_total_and_a_negative_one_is_refused_by_name() {
     }
 }
 
+/// A tracked folder inside another (`index photos photos/trip`) holds the images below it,
+/// although each file is stored once, under the outermost folder: its count on the folder
+/// list and the Status page, and its folder view, are those images (`photos/trip2`, not
+/// tracked, is not part of it), and the total counts each image once.
+#[cfg(unix)]
+#[test]
+fn a_tracked_folder_inside_another_lists_and_counts_the_images_below_it() {
+    use std::os::unix::ffi::OsStrExt;
+    let c = Collection::new();
+    let trip = c.photos.join("trip");
+    let trip2 = c.photos.join("trip2");
+    std::fs::create_dir_all(&trip).unwrap();
+    std::fs::create_dir_all(&trip2).unwrap();
+    // a name that is not UTF-8: paths are compared by their bytes
+    let odd = trip.join(std::ffi::OsStr::from_bytes(b"camera\xff.jpg"));
+    std::fs::rename(c.photos.join("astronaut.jpg"), trip.join("astronaut.jpg")).unwrap();
+    std::fs::rename(c.photos.join("camera.jpg"), &odd).unwrap();
+    std::fs::rename(c.photos.join("coffee.jpg"), trip2.join("coffee.jpg")).unwrap();
+    std::fs::rename(c.photos.join("rocket.jpg"), trip2.join("rocket.jpg")).unwrap();
+    let indexed = common::lookalike()
+        .arg("--index-dir")
+        .arg(&c.index)
+        .args(["-q", "index"])
+        .arg(&c.photos)
+        .arg(&trip)
+        .status()
+        .unwrap();
+    assert!(indexed.success());
+    let server = c.serve(&[]);
+
+    let listed = server.get("/api/folders").json();
+    let counts: Vec<(String, u64)> = listed["folders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().to_string(),
+                f["images"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let shown = |p: &Path| p.to_string_lossy().into_owned();
+    let want = vec![(shown(&c.photos), 8), (shown(&trip), 2)];
+    assert_eq!(
+        (listed["images"].as_u64(), &counts),
+        (Some(8), &want),
+        "{listed}"
+    );
+    let status = server.get("/api/status").json();
+    assert_eq!(status["images"], 8, "{status}");
+    assert_eq!(status["folders"], listed["folders"], "{status}");
+
+    let id_of = |path: &Path| {
+        listed["folders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["path"] == shown(path).as_str())
+            .unwrap()["id"]
+            .as_i64()
+            .unwrap()
+    };
+    let paths = |target: &str| {
+        let page = server.get(target).json();
+        let mut paths: Vec<String> = page["images"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{target}: {page}"))
+            .iter()
+            .map(|i| i["path"].as_str().unwrap().to_string())
+            .collect();
+        paths.sort();
+        (page["total"].as_u64(), paths)
+    };
+    let trip_id = id_of(&trip);
+    let in_trip = vec![shown(&trip.join("astronaut.jpg")), shown(&odd)];
+    assert_eq!(
+        paths(&format!("/api/images?folder={trip_id}")),
+        (Some(2), in_trip.clone())
+    );
+    // pages of the folder view split those images
+    let first = paths(&format!("/api/images?folder={trip_id}&limit=1"));
+    let second = paths(&format!("/api/images?folder={trip_id}&limit=1&offset=1"));
+    assert_eq!((first.0, second.0), (Some(2), Some(2)));
+    let mut both = [first.1, second.1].concat();
+    both.sort();
+    assert_eq!(both, in_trip);
+    let outer = paths(&format!("/api/images?folder={}", id_of(&c.photos)));
+    assert_eq!((outer.0, outer.1.len()), (Some(8), 8), "{outer:?}");
+    assert!(outer.1.contains(&shown(&trip2.join("coffee.jpg"))));
+}
+
 /// A thumbnail the server's memory budget is too small to make (of an image indexed under
 /// a larger one) says which flag to raise, once.
 #[test]

@@ -1104,6 +1104,63 @@ mod tests {
         }
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn a_tracked_folder_holds_the_images_below_it_whatever_folder_stores_them() {
+        use std::os::unix::ffi::OsStrExt;
+        let mut s = Store::open_in_memory().unwrap();
+        let photos = s.root_id(Path::new("/photos")).unwrap();
+        let trip = s.root_id(Path::new("/photos/trip")).unwrap();
+        let day = s.root_id(Path::new("/photos/trip/day")).unwrap();
+        let other = s.root_id(Path::new("/other")).unwrap();
+        let odd = |bytes: &[u8]| PathBuf::from(std::ffi::OsStr::from_bytes(bytes));
+        let mut ops: Vec<WriteOp> = [
+            (photos, "a.png"),
+            (photos, "trip/b.png"),
+            (photos, "trip2/c.png"),
+            (photos, "trip.png"),
+            (photos, "trip/day/d.png"),
+            (trip, "e.png"),
+            (other, "trip/f.png"),
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, (root, rel))| upsert(*root, rel, i as u8))
+        .collect();
+        let mut named = upsert(photos, "x", 9);
+        if let WriteOp::Upsert { rel_path, .. } = &mut named {
+            *rel_path = odd(b"trip/\xff.png");
+        }
+        ops.push(named);
+        s.apply(&ops).unwrap();
+        let counts = s.image_counts().unwrap();
+        let want = HashMap::from([(photos, 7), (trip, 4), (day, 1), (other, 1)]);
+        assert_eq!(counts, want);
+        let page = |folder| {
+            let mut paths: Vec<PathBuf> = s
+                .image_page(Some(folder), 0, 100)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.path)
+                .collect();
+            paths.sort();
+            paths
+        };
+        let mut in_trip = vec![
+            PathBuf::from("/photos/trip/b.png"),
+            PathBuf::from("/photos/trip/day/d.png"),
+            PathBuf::from("/photos/trip/e.png"),
+            odd(b"/photos/trip/\xff.png"),
+        ];
+        in_trip.sort();
+        assert_eq!(page(trip), in_trip);
+        assert_eq!(page(day), [PathBuf::from("/photos/trip/day/d.png")]);
+        assert_eq!(page(other), [PathBuf::from("/other/trip/f.png")]);
+        assert_eq!(page(photos).len(), 7);
+        assert_eq!(s.image_page(Some(trip), 3, 2).unwrap().len(), 1);
+        assert!(s.image_page(Some(99), 0, 100).unwrap().is_empty());
+    }
+
     #[test]
     fn damaged_vectors_are_found_and_left_out() {
         let dim = crate::features::family_dim("color");

@@ -258,37 +258,50 @@ impl Store {
         Ok(self.records_where("id = ?1", params![id])?.pop())
     }
 
-    /// One page of images in path order, all of them or those under one tracked folder.
+    /// One page of images in path order, all of them or those under one tracked folder
+    /// (see [`Store::image_counts`] for which images those are).
     pub fn image_page(
         &self,
         root_id: Option<i64>,
         offset: u64,
         limit: u64,
     ) -> Result<Vec<ImageRecord>> {
+        let (filter, mut args) = match root_id {
+            Some(id) => under_folder(&self.roots()?, id),
+            None => ("1".to_string(), Vec::new()),
+        };
+        // SQLite reads a negative OFFSET as 0: clamp, so a huge offset gives an empty page
+        args.push(rusqlite::types::Value::Integer(
+            limit.min(i64::MAX as u64) as i64
+        ));
+        args.push(rusqlite::types::Value::Integer(
+            offset.min(i64::MAX as u64) as i64
+        ));
         self.records_where(
-            "(?1 IS NULL OR root_id = ?1) ORDER BY root_id, rel_path LIMIT ?2 OFFSET ?3",
-            // SQLite reads a negative OFFSET as 0: clamp, so a huge offset gives an empty page
-            params![
-                root_id,
-                limit.min(i64::MAX as u64) as i64,
-                offset.min(i64::MAX as u64) as i64
-            ],
+            &format!("{filter} ORDER BY root_id, rel_path LIMIT ? OFFSET ?"),
+            rusqlite::params_from_iter(args),
         )
     }
 
-    /// How many images each tracked folder holds, by folder id.
+    /// How many images lie under each tracked folder, by folder id: the images whose path is
+    /// below the folder, whatever tracked folder they are stored under (a file below nested
+    /// tracked folders is stored once, under the outermost one, and counts for each of them).
     pub fn image_counts(&self) -> Result<HashMap<i64, u64>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT root_id, COUNT(*) FROM images GROUP BY root_id")
-            .map_err(|e| db(&self.path, e))?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)? as u64))
+        let roots = self.roots()?;
+        roots
+            .keys()
+            .map(|&id| {
+                let (filter, args) = under_folder(&roots, id);
+                self.conn
+                    .query_row(
+                        &format!("SELECT COUNT(*) FROM images WHERE {filter}"),
+                        rusqlite::params_from_iter(args),
+                        |r| r.get::<_, i64>(0),
+                    )
+                    .map(|n| (id, n as u64))
+                    .map_err(|e| db(&self.path, e))
             })
-            .map_err(|e| db(&self.path, e))?;
-        rows.collect::<std::result::Result<_, _>>()
-            .map_err(|e| db(&self.path, e))
+            .collect()
     }
 
     /// An indexed image holding exactly these bytes (by content hash), if any.
@@ -612,4 +625,38 @@ fn recorded_file(r: &rusqlite::Row, path: PathBuf) -> rusqlite::Result<RecordedF
         },
         hash,
     })
+}
+
+/// The condition (with its arguments) on `images` rows that holds for the images whose path
+/// lies under the tracked folder `folder`, by path components: all images of the tracked
+/// folders at or inside it, and those of a tracked folder around it whose relative path lies
+/// below the folder's own path relative to that one (`trip` holds `trip/a.jpg`, not
+/// `trip2/a.jpg`). No row matches a folder id that is not tracked.
+fn under_folder(
+    roots: &HashMap<i64, PathBuf>,
+    folder: i64,
+) -> (String, Vec<rusqlite::types::Value>) {
+    use rusqlite::types::Value;
+    let Some(path) = roots.get(&folder) else {
+        return ("0".to_string(), Vec::new());
+    };
+    let mut terms = Vec::new();
+    let mut args = Vec::new();
+    for (&id, root) in roots {
+        if root.starts_with(path) {
+            terms.push("root_id = ?");
+            args.push(Value::Integer(id));
+        } else if let Ok(rel) = path.strip_prefix(root) {
+            // Below `rel` is every blob from `rel/` up to, not including, `rel` followed by the
+            // byte after the separator (blobs compare byte by byte).
+            let sep = std::path::MAIN_SEPARATOR as u8;
+            let mut low = path_to_blob(rel);
+            let mut high = low.clone();
+            low.push(sep);
+            high.push(sep + 1);
+            terms.push("(root_id = ? AND rel_path >= ? AND rel_path < ?)");
+            args.extend([Value::Integer(id), Value::Blob(low), Value::Blob(high)]);
+        }
+    }
+    (format!("({})", terms.join(" OR ")), args)
 }
