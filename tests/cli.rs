@@ -327,8 +327,12 @@ fn query_expansion_of_an_outside_example_uses_its_nearest_neighbour() {
     );
     for g in groups {
         for variant in ["original.jpg", "blur.jpg", "shift.jpg", "q30.jpg"] {
+            // bytes after the image's end: decoded as the indexed file is, but not its bytes
+            // (a byte-identical copy is queried as the indexed image itself)
             let copy = env.root.join(format!("outside-{g}-{variant}"));
-            std::fs::copy(env.photos.join(g).join(variant), &copy).unwrap();
+            let mut bytes = std::fs::read(env.photos.join(g).join(variant)).unwrap();
+            bytes.extend_from_slice(b"outside");
+            std::fs::write(&copy, bytes).unwrap();
             let expanded = env.query_paths(&copy, 12, &["--qe", "1", "--exact"]);
             let plain = env.query_paths(&copy, 12, &["--qe", "0", "--exact"]);
             if variant == "blur.jpg" {
