@@ -155,13 +155,14 @@ impl Searcher {
     /// else one is freshly extracted.
     pub(crate) fn example_vector(&self, path: &Path, decode: &DecodeConfig) -> Result<Example> {
         let bytes = crate::decode::read_image_file(path, decode)?;
-        if let Some(id) = self.indexed_id(path, &bytes)?
+        let hash = blake3::hash(&bytes);
+        if let Some(id) = self.indexed_id(path, &hash)?
             && let Some(example) = self.example_of_id(id)?
         {
             return Ok(example);
         }
         // a byte-identical copy of an indexed image, elsewhere: as the web app's upload is
-        self.example_of_bytes(&bytes, path, decode)
+        self.example_of_hashed(&bytes, &hash, path, decode)
     }
 
     /// The stored vectors of an indexed image, as an example; `None` when it is not indexed.
@@ -185,7 +186,18 @@ impl Searcher {
         name: &Path,
         decode: &DecodeConfig,
     ) -> Result<Example> {
-        if let Some(id) = self.store.id_of_hash(blake3::hash(bytes).as_bytes())?
+        self.example_of_hashed(bytes, &blake3::hash(bytes), name, decode)
+    }
+
+    /// [`Searcher::example_of_bytes`] for bytes whose hash is `hash`.
+    fn example_of_hashed(
+        &self,
+        bytes: &[u8],
+        hash: &blake3::Hash,
+        name: &Path,
+        decode: &DecodeConfig,
+    ) -> Result<Example> {
+        if let Some(id) = self.store.id_of_hash(hash.as_bytes())?
             && let Some(example) = self.example_of_id(id)?
         {
             return Ok(example);
@@ -216,8 +228,9 @@ impl Searcher {
         ))
     }
 
-    /// The id of the indexed image at `path`, when `bytes` (read from it) are what was indexed.
-    fn indexed_id(&self, path: &Path, bytes: &[u8]) -> Result<Option<i64>> {
+    /// The id of the indexed image at `path`, when the bytes read from it (hashed `hash`) are
+    /// what was indexed.
+    fn indexed_id(&self, path: &Path, hash: &blake3::Hash) -> Result<Option<i64>> {
         // where a walk lists it: through a tracked folder now a link, or its own followed link
         let roots = self.store.roots()?;
         let roots: Vec<&PathBuf> = roots.values().collect();
@@ -227,7 +240,7 @@ impl Searcher {
         Ok(self
             .store
             .file_at(&abs)?
-            .filter(|f| f.hash == *blake3::hash(bytes).as_bytes())
+            .filter(|f| f.hash == *hash.as_bytes())
             .map(|f| f.id))
     }
 
