@@ -1197,13 +1197,15 @@ fn check_step(step: &Step, action: &Action) -> std::result::Result<Checked, Stri
                 }
                 // a file where a folder is to be made, or a folder no file can be added to,
                 // would fail the move the dry run promised
-                Ok(_) if no_folder_to_make(dir).is_some() => no_folder_to_make(dir),
-                Ok(real) if real == dir => None,
-                Ok(real) => Some(format!(
-                    "{} leads to {} through a symbolic link (moves stay inside the --move-to folder)",
-                    crate::path_repr::shown(dir),
-                    crate::path_repr::shown(&real)
-                )),
+                Ok(real) => no_folder_to_make(dir).or_else(|| {
+                    (real != dir).then(|| {
+                        format!(
+                            "{} leads to {} through a symbolic link (moves stay inside the --move-to folder)",
+                            crate::path_repr::shown(dir),
+                            crate::path_repr::shown(&real)
+                        )
+                    })
+                }),
                 Err(e) => Some(format!("cannot read {} ({e})", crate::path_repr::shown(dir))),
             }),
             None => None,
