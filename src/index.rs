@@ -602,8 +602,11 @@ pub fn run(
     };
     refuse_files_walks_skip(&targets, &tracked, &walk.applied_to(&config.crawl))?;
     let remembered = collection.walk_options(&store)?.unwrap_or_default();
-    let replaced_walk_options =
-        (remembered != walk && !remembered.is_default()).then_some(remembered);
+    // options given to an index that already tracks folders are announced even when it had
+    // none: its next refresh walks every folder with them
+    let replaced_walk_options = (remembered != walk
+        && (!remembered.is_default() || !tracked.is_empty()))
+    .then_some(remembered);
     if !given.is_default() {
         collection.set_walk_options(&mut store, Some(&given))?;
     } else if config.walk_defaults {

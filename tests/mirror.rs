@@ -331,6 +331,32 @@ fn a_file_named_alone_that_the_walks_skip_is_refused_with_the_reason() {
     assert_eq!(kept["total_images"].as_u64(), Some(7), "{kept}");
 }
 
+/// Walk options given to an index that had none are announced as those it keeps from now on,
+/// as a replacement of other options is.
+#[test]
+fn walk_options_given_to_an_index_without_any_are_announced() {
+    let env = Env::new();
+    copy_groups(&env.root().join("sd"), &["camera"]);
+    let first = env.index(&["sd"], 0);
+    assert!(first.get("replaced_walk_options").is_none(), "{first}");
+    let out = env
+        .cmd()
+        .args(["index", "--hidden", "--json"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("walk options are now --hidden (they were none); later runs keep them"),
+        "{err}"
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        summary["replaced_walk_options"]["hidden"], false,
+        "{summary}"
+    );
+}
+
 /// A profile change given with one folder re-extracts every tracked folder: the others kept
 /// the old profile's vectors and were searched against the new ones.
 #[test]
