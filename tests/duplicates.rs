@@ -593,7 +593,7 @@ fn a_copy_left_alone_is_said_so_once_with_the_reason() {
     let line = text.lines().find(|l| l.contains("left alone:")).unwrap();
     assert_eq!(line.matches("left alone").count(), 1, "{text}");
     assert!(line.contains("read-only"), "{text}");
-    let skipped = text.lines().find(|l| l.starts_with("skipped ")).unwrap();
+    let skipped = text.lines().find(|l| l.starts_with("skipped: ")).unwrap();
     assert!(
         skipped.contains("read-only") && !skipped.contains("left alone"),
         "{text}"
@@ -2549,12 +2549,15 @@ fn a_retried_undo_does_not_restore_again_what_is_already_back() {
         let out = env.cmd().arg("undo").output().unwrap();
         assert_eq!(out.status.code(), Some(0), "{out:?}");
         let err = String::from_utf8_lossy(&out.stdout);
-        let restored: Vec<&str> = err.lines().filter(|l| l.starts_with("restored ")).collect();
+        let restored: Vec<&str> = err
+            .lines()
+            .filter(|l| l.starts_with("restored: "))
+            .collect();
         assert_eq!(restored.len(), 1, "{action:?}: {err}");
         assert!(restored[0].ends_with("backup/camera.jpg"), "{err}");
         assert_eq!(
             err.lines()
-                .filter(|l| l.starts_with("already back "))
+                .filter(|l| l.starts_with("already back: "))
                 .count(),
             3,
             "{action:?}: {err}"
@@ -2843,7 +2846,7 @@ fn undo_prints_its_results_on_stdout() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
-        stdout.contains("restored "),
+        stdout.contains("restored: "),
         "left: {stdout:?}, stderr: {stderr:?}"
     );
     assert!(

@@ -582,7 +582,7 @@ fn report_actions(
                 skipped += 1;
                 let _ = writeln!(
                     report,
-                    "skipped {}: {}",
+                    "skipped: {}: {}",
                     display_path(&s.path),
                     escape_message(why)
                 );
@@ -591,7 +591,7 @@ fn report_actions(
                 failed += 1;
                 let _ = writeln!(
                     report,
-                    "failed {}: {}",
+                    "failed: {}: {}",
                     display_path(&s.path),
                     escape_message(why)
                 );
@@ -688,13 +688,13 @@ fn undo_lines(report: &cleanup::UndoReport, quiet: bool) -> String {
         let path = display_path(&r.path);
         let _ = match &r.outcome {
             Outcome::Done if !quiet && r.already_back => {
-                writeln!(lines, "already back {path}: an earlier undo restored it")
+                writeln!(lines, "already back: {path}: an earlier undo restored it")
             }
-            Outcome::Done if !quiet => writeln!(lines, "restored {path}"),
+            Outcome::Done if !quiet => writeln!(lines, "restored: {path}"),
             Outcome::Skipped(why) => {
-                writeln!(lines, "not restored {path}: {}", escape_message(why))
+                writeln!(lines, "not restored: {path}: {}", escape_message(why))
             }
-            Outcome::Failed(why) => writeln!(lines, "failed {path}: {}", escape_message(why)),
+            Outcome::Failed(why) => writeln!(lines, "failed: {path}: {}", escape_message(why)),
             Outcome::Done | Outcome::WouldDo => Ok(()),
         };
     }
