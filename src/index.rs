@@ -245,8 +245,8 @@ enum Outcome {
     Unreadable { file: FileAt, reason: String },
     /// The file kept changing while it was read: nothing recorded, the next run reads it.
     Changing { file: FileAt },
-    /// Deleted between the walk and the read: nothing to record (the next run drops its row).
-    Gone,
+    /// Deleted between the walk and the read: its row, if any, leaves with the run's removals.
+    Gone { file: FileAt },
 }
 
 fn features_current(entry: &CatalogEntry, signatures: &[(String, u32, String)]) -> bool {
@@ -1287,6 +1287,8 @@ fn index_pass(
     };
     let (tx, rx) = crossbeam_channel::bounded::<Outcome>(batch_size * 2);
     let mut claimed: HashSet<i64> = HashSet::new();
+    // rows of files the walk saw but that were gone when read
+    let mut gone_at_read: Vec<i64> = Vec::new();
     let mut handled = 0usize;
     // decoded and described: what the rate counts (a file read again unchanged is not)
     let mut extracted = 0usize;
@@ -1376,7 +1378,11 @@ fn index_pass(
                         reason,
                     });
                 }
-                Outcome::Gone => {}
+                Outcome::Gone { file } => {
+                    if let Some(e) = by_path.get(&(file.root_id, file.rel_path.as_path())) {
+                        gone_at_read.push(e.id);
+                    }
+                }
                 Outcome::Failed { file, reason, hash } => {
                     sources.overwrite(store, &file, None)?;
                     if let Some(hash) = hash {
@@ -1510,8 +1516,10 @@ fn index_pass(
     } else {
         let removals: Vec<WriteOp> = vanished
             .iter()
-            .filter(|e| !claimed.contains(&e.id))
-            .map(|e| WriteOp::Remove { id: e.id })
+            .map(|e| e.id)
+            .chain(gone_at_read)
+            .filter(|id| !claimed.contains(id))
+            .map(|id| WriteOp::Remove { id })
             .collect();
         summary.removed = removals.len();
         summary.removed_on_disk = vanished
@@ -1824,7 +1832,7 @@ fn process_file(
             bytes
         }
         Ok(None) => return Outcome::Changing { file },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Outcome::Gone,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Outcome::Gone { file },
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && existing.is_some() => {
             return Outcome::Unreadable {
                 file,
@@ -2070,6 +2078,27 @@ mod tests {
         assert_eq!(*planned.lock().unwrap(), 4);
         assert_eq!(summary.new, 0);
         assert_eq!(summary.images_per_sec, 0.0);
+    }
+
+    /// An indexed file that changed and was then deleted between the walk and its read is
+    /// removed with the run, not kept with its old content until the next one.
+    #[test]
+    fn a_file_deleted_between_the_walk_and_its_read_leaves_the_index() {
+        let (_tmp, photos, collection, config) = png_folder(4);
+        let stop = AtomicBool::new(false);
+        assert_eq!(run(&collection, &config, &|_| {}, &stop).unwrap().new, 4);
+        let doomed = photos.join("0.png");
+        write_png(&doomed, 9);
+        let on_progress = |p: Progress| {
+            if let Progress::Planned { .. } = p {
+                std::fs::remove_file(&doomed).unwrap();
+            }
+        };
+        let summary = run(&collection, &config, &on_progress, &stop).unwrap();
+        assert_eq!((summary.updated, summary.removed), (0, 1), "{summary:?}");
+        assert_eq!(summary.total_images, 3, "{summary:?}");
+        let store = collection.open_store().unwrap();
+        assert_eq!(store.image_count().unwrap(), 3);
     }
 
     /// Files read again but unchanged (written too recently to trust their stamps) are not
