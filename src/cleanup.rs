@@ -711,6 +711,46 @@ fn hash_and_id(file: fs::File) -> std::io::Result<([u8; 32], FileId)> {
     Ok((*hasher.finalize().as_bytes(), id))
 }
 
+/// Locks a step's copy and kept file (advisory, exclusive) from its check to its end, so that
+/// another run at once (another user's, another index's: no shared run lock) checks them only
+/// after this step is done: two runs each keeping the file the other acts on cannot both act.
+/// Locked in file-identity order, each file once; a file that cannot be opened, or whose file
+/// system has no locks, is left to the check to judge. A file another program keeps locked
+/// longer than [`STEP_LOCK_WAIT`] leaves the step undone, with the reason.
+fn hold_step_files(step: &Step) -> std::result::Result<Vec<fs::File>, String> {
+    let mut files: Vec<(FileId, &Path, fs::File)> = [&step.path, &step.keeper]
+        .into_iter()
+        .filter_map(|p| open_regular(p).ok().map(|f| (p, f)))
+        .filter_map(|(p, f)| handle_id(&f).ok().map(|id| (id, p.as_path(), f)))
+        .collect();
+    files.sort_by_key(|(id, _, _)| *id);
+    files.dedup_by_key(|(id, _, _)| *id);
+    let waited_since = std::time::Instant::now();
+    let mut held = Vec::with_capacity(files.len());
+    for (_, path, file) in files {
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(fs::TryLockError::WouldBlock) if waited_since.elapsed() < STEP_LOCK_WAIT => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(fs::TryLockError::WouldBlock) => {
+                    return Err(format!(
+                        "{} is locked by another program (another lookalike run acting on it?); run again later",
+                        crate::path_repr::shown(path)
+                    ));
+                }
+                Err(fs::TryLockError::Error(_)) => break,
+            }
+        }
+        held.push(file);
+    }
+    Ok(held)
+}
+
+/// How long a step waits for another program to release a file it acts on.
+const STEP_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Held while a run acts on files or undoes one; released on drop.
 struct ActionLock {
     _dir: fs::File,
@@ -1675,6 +1715,13 @@ pub fn execute(
             outcomes.push(Outcome::Skipped("stopped before this step".into()));
             continue;
         }
+        let _held = match hold_step_files(step) {
+            Ok(held) => held,
+            Err(why) => {
+                outcomes.push(Outcome::Skipped(why));
+                continue;
+            }
+        };
         let checked = match check(step) {
             // the dry run left it alone, and so does its apply, whatever changed since
             Ok(_) if held.contains(&step.path) => {
@@ -2543,6 +2590,62 @@ mod tests {
             }
             LOCK_CACHE.with(|c| *c.borrow_mut() = None);
         }
+    }
+
+    /// Two runs at once (other users, other indexes: no shared run lock), each keeping the
+    /// file the other deletes, never delete both: a step holds both files from its check to its
+    /// end, so the second run finds its kept copy gone and leaves its copy alone.
+    #[test]
+    fn two_runs_keeping_each_others_copy_never_delete_both() {
+        let (tmp, _root, steps) = identical_copies(1);
+        let first = steps[0].clone();
+        let mut second = first.clone();
+        std::mem::swap(&mut second.path, &mut second.keeper);
+        LOCK_CACHE.with(|c| *c.borrow_mut() = Some(tmp.path().join("cache-a")));
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let other = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let (other_run, base) = (other.clone(), tmp.path().to_path_buf());
+        on_moment(move |m| {
+            if m != Moment::Checked || other_run.lock().unwrap().is_some() {
+                return;
+            }
+            let (second, base, done_tx) = (second.clone(), base.clone(), done_tx.clone());
+            *other_run.lock().unwrap() = Some(std::thread::spawn(move || {
+                LOCK_CACHE.with(|c| *c.borrow_mut() = Some(base.join("cache-b")));
+                let stop = std::sync::atomic::AtomicBool::new(false);
+                let journal = base.join("index-b").join("journal");
+                let ran = execute(
+                    &journal,
+                    &Action::Delete,
+                    &[second],
+                    true,
+                    &Default::default(),
+                    &stop,
+                );
+                let _ = done_tx.send(());
+                ran.unwrap()
+            }));
+            // the other run goes as far as it can before this one acts
+            let _ = done_rx.recv_timeout(std::time::Duration::from_secs(2));
+        });
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let journal = tmp.path().join("index-a").join("journal");
+        let ran = execute(
+            &journal,
+            &Action::Delete,
+            &[first.clone()],
+            true,
+            &Default::default(),
+            &stop,
+        );
+        on_moment(|_| {});
+        LOCK_CACHE.with(|c| *c.borrow_mut() = None);
+        let second_outcomes = other.lock().unwrap().take().unwrap().join().unwrap();
+        let left: Vec<_> = [&first.path, &first.keeper]
+            .into_iter()
+            .filter(|p| p.exists())
+            .collect();
+        assert_eq!(left.len(), 1, "{ran:?} {second_outcomes:?}");
     }
 
     /// A run killed right after it set a copy aside (a panic stands for the kill), for a hard
