@@ -2633,7 +2633,7 @@ mod tests {
         let ran = execute(
             &journal,
             &Action::Delete,
-            &[first.clone()],
+            std::slice::from_ref(&first),
             true,
             &Default::default(),
             &stop,

@@ -245,7 +245,8 @@ enum Outcome {
     Unreadable { file: FileAt, reason: String },
     /// The file kept changing while it was read: nothing recorded, the next run reads it.
     Changing { file: FileAt },
-    /// Deleted between the walk and the read: its row, if any, leaves with the run's removals.
+    /// Deleted between the walk and the read, or reached through a link the run may not
+    /// follow: the row of a file deleted leaves with the run's removals.
     Gone { file: FileAt },
 }
 
@@ -1379,7 +1380,12 @@ fn index_pass(
                     });
                 }
                 Outcome::Gone { file } => {
-                    if let Some(e) = by_path.get(&(file.root_id, file.rel_path.as_path())) {
+                    // gone for good, not only refused through a link
+                    let deleted = std::fs::metadata(&file.abs_path)
+                        .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound);
+                    if let Some(e) = by_path.get(&(file.root_id, file.rel_path.as_path()))
+                        && deleted
+                    {
                         gone_at_read.push(e.id);
                     }
                 }
