@@ -24,7 +24,7 @@ use crate::eval::table::{TextTable, summary_table};
 use crate::features::{Profile, Registry};
 use crate::index::IndexConfig;
 use crate::store::Store;
-use crate::text::counted;
+use crate::text::{counted, for_count};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum LabelSource {
@@ -616,7 +616,9 @@ pub(crate) fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) ->
     let mut gt = match (args.labels, &args.queries) {
         (Some(LabelSource::Folders), _) => {
             let collection = eval_collection(index_dir, &dataset, profile)?;
-            GroundTruth::from_folders_walked(&dataset, &eval_walk(&collection)?)?
+            let gt = GroundTruth::from_folders_walked(&dataset, &eval_walk(&collection)?)?;
+            warn_unnamed(&gt);
+            gt
         }
         (None, Some(list)) => {
             let images = args
@@ -680,7 +682,7 @@ pub(crate) fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) ->
             .map(|(id, why)| {
                 format!(
                     "{}: {}",
-                    gt.name(*id),
+                    crate::path_repr::escape_text(gt.name(*id)),
                     crate::path_repr::escape_message(why)
                 )
             })
@@ -709,7 +711,7 @@ pub(crate) fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) ->
             "warning: {} {} not indexed (e.g. {}); {} as never retrieved",
             counted(items.missing.len(), "labelled image", "labelled images"),
             if one { "is" } else { "are" },
-            items.missing[0],
+            crate::path_repr::escape_text(&items.missing[0]),
             if one { "it counts" } else { "they count" }
         );
     }
@@ -1177,6 +1179,7 @@ fn distort_benchmark(
     let store = collection.open_store_read_only()?;
     // Every indexed image is its own class: a distorted copy's only relevant item is its original.
     let mut gt = GroundTruth::from_folders_flat_walked(folder, &eval_walk(&collection)?)?;
+    warn_unnamed(&gt);
     let items: ItemVectors = load_item_vectors(&store, &mut gt, registry)?;
     if items.by_item.is_empty() {
         return Err(Error::InvalidInput(format!(
@@ -1270,4 +1273,20 @@ fn distort_benchmark(
     let mut out = std::io::stdout().lock();
     write!(out, "{table}").map_err(super::out_err)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Warns of the folder's images left out because their names are not UTF-8 (a warning: the
+/// figures leave them out).
+fn warn_unnamed(gt: &GroundTruth) {
+    let unnamed = gt.unnamed();
+    if let Some(first) = unnamed.first() {
+        note!(
+            "warning: {} left out of the evaluation: {} not valid UTF-8 (e.g. {}); rename {} to include {}",
+            counted(unnamed.len(), "image", "images"),
+            for_count(unnamed.len(), "its name is", "their names are"),
+            crate::path_repr::shown(first),
+            for_count(unnamed.len(), "it", "them"),
+            for_count(unnamed.len(), "it", "them"),
+        );
+    }
 }

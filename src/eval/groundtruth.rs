@@ -49,11 +49,18 @@ pub struct GroundTruth {
     names: Vec<String>,
     ids: HashMap<String, usize>,
     kind: Kind,
+    /// Images the folder holds whose names are not UTF-8: left out of the evaluation.
+    unnamed: Vec<PathBuf>,
 }
 
 /// Image files below `root` (names relative to it), sorted, as the index walks it with
-/// `walk`'s options; `hint` says what the folder is for.
-fn sorted_images_below(root: &Path, walk: &CrawlConfig, hint: &str) -> Result<Vec<String>> {
+/// `walk`'s options, and apart those whose names are not UTF-8 (as walked); `hint` says what
+/// the folder is for.
+fn sorted_images_below(
+    root: &Path,
+    walk: &CrawlConfig,
+    hint: &str,
+) -> Result<(Vec<String>, Vec<PathBuf>)> {
     let meta = std::fs::metadata(root).map_err(|e| Error::io(root, e))?;
     if !meta.is_dir() {
         return Err(Error::InvalidInput(format!(
@@ -66,6 +73,7 @@ fn sorted_images_below(root: &Path, walk: &CrawlConfig, hint: &str) -> Result<Ve
         ..walk.clone()
     })?;
     let mut files = Vec::new();
+    let mut unnamed = Vec::new();
     for file in &walked.files {
         let parts: Option<Vec<&str>> = file
             .rel_path
@@ -73,22 +81,31 @@ fn sorted_images_below(root: &Path, walk: &CrawlConfig, hint: &str) -> Result<Ve
             .map(|c| c.as_os_str().to_str())
             .collect();
         let Some(parts) = parts else {
-            return Err(Error::InvalidInput(format!(
-                "{}: file name is not valid UTF-8; rename it",
-                crate::path_repr::shown(&file.abs_path)
-            )));
+            unnamed.push(file.abs_path.clone());
+            continue;
         };
         files.push(parts.join("/"));
     }
     files.sort();
+    unnamed.sort();
     if files.is_empty() {
+        let unnamed_too = match unnamed.len() {
+            0 => String::new(),
+            n => format!(
+                " ({} whose {} not valid UTF-8 left out: rename {} to include {})",
+                crate::text::counted(n, "image", "images"),
+                crate::text::for_count(n, "name is", "names are"),
+                crate::text::for_count(n, "it", "them"),
+                crate::text::for_count(n, "it", "them"),
+            ),
+        };
         return Err(Error::InvalidInput(format!(
-            "{}: no images found (extensions {}); {hint}",
+            "{}: no images found (extensions {}){unnamed_too}; {hint}",
             crate::path_repr::shown(root),
             IMAGE_EXTENSIONS.join(", ")
         )));
     }
-    Ok(files)
+    Ok((files, unnamed))
 }
 
 impl GroundTruth {
@@ -128,7 +145,7 @@ impl GroundTruth {
                     ),
                 ));
             }
-            let name = normalise_name(cols[0].trim());
+            let name = listed_name(cols[0].trim(), images_dir);
             if name.is_empty() {
                 return Err(parse_err(tsv, lineno, "empty file name in column 1".into()));
             }
@@ -200,7 +217,7 @@ impl GroundTruth {
     /// As [`from_folders`](Self::from_folders), the folder walked with `walk`'s options (an
     /// index's recorded `--hidden`, `--follow-symlinks`, globs).
     pub fn from_folders_walked(root: &Path, walk: &CrawlConfig) -> Result<Self> {
-        let files = sorted_images_below(
+        let (files, unnamed) = sorted_images_below(
             root,
             walk,
             "--labels folders needs a folder with one sub-folder per class",
@@ -235,13 +252,16 @@ impl GroundTruth {
             .enumerate()
             .map(|(i, c)| (i as i64, c.clone()))
             .collect();
-        Ok(Self::with_labels(
-            root.to_path_buf(),
-            root.to_path_buf(),
-            files,
-            labels,
-            names_map,
-        ))
+        Ok(Self {
+            unnamed,
+            ..Self::with_labels(
+                root.to_path_buf(),
+                root.to_path_buf(),
+                files,
+                labels,
+                names_map,
+            )
+        })
     }
 
     /// Every image below `root` as its own class (unlabelled folders: a distorted copy's only
@@ -253,20 +273,24 @@ impl GroundTruth {
     /// As [`from_folders_flat`](Self::from_folders_flat), the folder walked with `walk`'s
     /// options.
     pub fn from_folders_flat_walked(root: &Path, walk: &CrawlConfig) -> Result<Self> {
-        let files = sorted_images_below(root, walk, "--distort needs a folder of images")?;
+        let (files, unnamed) =
+            sorted_images_below(root, walk, "--distort needs a folder of images")?;
         let labels: Vec<i64> = (0..files.len() as i64).collect();
         let names_map = files
             .iter()
             .enumerate()
             .map(|(i, f)| (i as i64, f.clone()))
             .collect();
-        Ok(Self::with_labels(
-            root.to_path_buf(),
-            root.to_path_buf(),
-            files,
-            labels,
-            names_map,
-        ))
+        Ok(Self {
+            unnamed,
+            ..Self::with_labels(
+                root.to_path_buf(),
+                root.to_path_buf(),
+                files,
+                labels,
+                names_map,
+            )
+        })
     }
 
     /// Loads a query list: each line `query<TAB>relevant[<TAB>relevant...]`, names relative to
@@ -318,7 +342,7 @@ impl GroundTruth {
                     format!("column {} is empty; remove doubled or trailing TABs", i + 1),
                 ));
             }
-            let q = intern(normalise_name(cols[0]), &mut names);
+            let q = intern(listed_name(cols[0], images_dir), &mut names);
             if let Some(prev) = query_line.insert(q, lineno) {
                 return Err(parse_err(
                     tsv,
@@ -332,7 +356,7 @@ impl GroundTruth {
             let mut rel = Vec::with_capacity(cols.len() - 1);
             let mut seen = HashSet::new();
             for c in &cols[1..] {
-                let r = intern(normalise_name(c), &mut names);
+                let r = intern(listed_name(c, images_dir), &mut names);
                 if !seen.insert(r) {
                     return Err(parse_err(
                         tsv,
@@ -370,6 +394,7 @@ impl GroundTruth {
             names,
             ids,
             kind: Kind::Queries { queries, relevant },
+            unnamed: Vec::new(),
         })
     }
 
@@ -399,7 +424,14 @@ impl GroundTruth {
                 counts,
                 names: label_names,
             },
+            unnamed: Vec::new(),
         }
+    }
+
+    /// Images of the folder whose names are not UTF-8, left out of the evaluation (absolute
+    /// paths): a labelled run cannot name them in its figures.
+    pub fn unnamed(&self) -> &[PathBuf] {
+        &self.unnamed
     }
 
     /// Number of database items (including distractors added with `add_distractor`).
@@ -438,15 +470,25 @@ impl GroundTruth {
         self.root.join(&self.names[id])
     }
 
-    /// Item id of a relative name (`a/b.jpg`; backslashes and a leading `./` are accepted).
+    /// Item id of a relative name (`a/b.jpg`; a leading `./` is accepted, and backslashes as
+    /// separators when no item has the name as written).
     pub fn id_of(&self, name: &str) -> Option<usize> {
+        self.id_of_exact(name).or_else(|| {
+            name.contains('\\')
+                .then(|| self.id_of_exact(&name.replace('\\', "/")))
+                .flatten()
+        })
+    }
+
+    /// Item id of a relative name as written (a backslash is part of a name).
+    fn id_of_exact(&self, name: &str) -> Option<usize> {
         self.ids.get(&normalise_name(name)).copied()
     }
 
     /// Item id of a path: relative to the root, or absolute/prefixed with the root.
     pub(crate) fn id_of_path(&self, path: &Path) -> Option<usize> {
         let rel = path.strip_prefix(&self.root).unwrap_or(path);
-        rel.to_str().and_then(|s| self.id_of(s))
+        rel.to_str().and_then(|s| self.id_of_exact(s))
     }
 
     /// Adds an item that is relevant to nothing and is never a query (e.g. an indexed image
@@ -626,11 +668,11 @@ fn parse_err(path: &Path, line: usize, reason: String) -> Error {
     }
 }
 
-/// `./a\b.jpg` -> `a/b.jpg`.
-/// A listed name in the index's form: `/` separators, `.` and `a/..` steps resolved (a `..` that
-/// leads out of the images folder stays, for [`check_exist`] to refuse).
-fn normalise_name(name: &str) -> String {
-    let s = name.replace('\\', "/");
+/// `./a/b.jpg` -> `a/b.jpg`.
+/// A name in the index's form: `.` and `a/..` steps resolved (a `..` that leads out of the
+/// images folder stays, for [`check_exist`] to refuse). A backslash is part of a name (as on
+/// disk); see [`listed_name`] for lists written with backslash separators.
+fn normalise_name(s: &str) -> String {
     let mut parts: Vec<&str> = Vec::new();
     if s.starts_with('/') {
         // absolute: kept so, for `check_exist` to refuse
@@ -646,6 +688,16 @@ fn normalise_name(name: &str) -> String {
         }
     }
     parts.join("/")
+}
+
+/// A name as a list gives it: backslashes are separators (a list written on Windows) unless a
+/// file of `images_dir` has the name as written.
+fn listed_name(name: &str, images_dir: &Path) -> String {
+    if name.contains('\\') && !images_dir.join(name).exists() {
+        normalise_name(&name.replace('\\', "/"))
+    } else {
+        normalise_name(name)
+    }
 }
 
 fn list_some<'a>(names: impl Iterator<Item = &'a str>) -> String {
@@ -745,6 +797,51 @@ mod tests {
             ["a/1.qoi", "a/2.TGA", "a/3.ppm", "a/4.jpg", "b/5.png", "b/6"]
         );
         assert_eq!(g.labels(), Some(vec![0, 0, 0, 0, 1, 1]));
+    }
+
+    /// A backslash in a name on disk is part of the name: the image is found by its path, as
+    /// the index stores it; a list's backslash is a separator only when no file has the name
+    /// as written.
+    #[cfg(unix)]
+    #[test]
+    fn a_backslash_is_part_of_a_name_on_disk() {
+        let d = tempfile::tempdir().unwrap();
+        touch(d.path(), "a/x\\0.jpg");
+        touch(d.path(), "b/1.jpg");
+        let g = GroundTruth::from_folders(d.path()).unwrap();
+        assert_eq!(
+            g.id_of_path(Path::new("a/x\\0.jpg")),
+            Some(0),
+            "{:?}",
+            g.names()
+        );
+        assert_eq!(g.id_of_path(Path::new("a/x/0.jpg")), None);
+        let tsv = d.path().join("gt.tsv");
+        fs::write(&tsv, "a/x\\0.jpg\t1\nb\\1.jpg\t2\n").unwrap();
+        let listed = GroundTruth::from_tsv(&tsv, d.path()).unwrap();
+        assert_eq!(listed.names(), ["a/x\\0.jpg", "b/1.jpg"]);
+        assert_eq!(listed.id_of("b\\1.jpg"), Some(1));
+    }
+
+    /// An image whose name is not UTF-8 is left out of a folder's evaluation, and named, not
+    /// a reason to refuse the whole folder.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn an_image_named_in_other_bytes_is_left_out_not_refused() {
+        use std::os::unix::ffi::OsStrExt;
+        let d = tempfile::tempdir().unwrap();
+        touch(d.path(), "a/0.jpg");
+        touch(d.path(), "b/1.jpg");
+        let odd = d
+            .path()
+            .join("b")
+            .join(std::ffi::OsStr::from_bytes(b"z\xff.jpg"));
+        fs::write(&odd, b"x").unwrap();
+        let g = GroundTruth::from_folders(d.path()).unwrap();
+        assert_eq!(g.names(), ["a/0.jpg", "b/1.jpg"]);
+        assert_eq!(g.unnamed(), [odd.clone()]);
+        let flat = GroundTruth::from_folders_flat(d.path()).unwrap();
+        assert_eq!(flat.unnamed(), [odd]);
     }
 
     #[test]

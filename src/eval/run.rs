@@ -59,6 +59,9 @@ pub fn load_item_vectors(
         let Ok(rel) = path.strip_prefix(&root) else {
             continue;
         };
+        if rel.to_str().is_none() && gt.unnamed().iter().any(|u| u.ends_with(rel)) {
+            continue;
+        }
         let item = match gt.id_of_path(rel) {
             Some(item) => item,
             None => {
