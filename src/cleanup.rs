@@ -487,19 +487,10 @@ fn no_folder_to_make(dir: &Path) -> Option<String> {
 pub fn check_trash() -> Result<()> {
     #[cfg(all(unix, not(target_os = "macos")))]
     {
-        let set = |name: &str| {
-            std::env::var_os(name)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        };
-        let trash = match (set("XDG_DATA_HOME"), set("HOME")) {
-            (Some(data), _) => data.join("Trash"),
-            (None, Some(home)) => home.join(".local/share/Trash"),
-            (None, None) => {
-                return Err(Error::InvalidInput(
-                    "--trash: no desktop trash to move the copies to, as neither XDG_DATA_HOME nor HOME is set; set HOME, or use --move-to DIR".into(),
-                ));
-            }
+        let Some(trash) = home_trash() else {
+            return Err(Error::InvalidInput(
+                "--trash: no desktop trash to move the copies to, as neither XDG_DATA_HOME nor HOME is set; set HOME, or use --move-to DIR".into(),
+            ));
         };
         if let Some(existing) = trash.ancestors().find(|a| a.exists())
             && (!existing.is_dir() || !folder_writable(existing))
@@ -512,6 +503,138 @@ pub fn check_trash() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The user's own desktop trash: `$XDG_DATA_HOME/Trash`, else `$HOME/.local/share/Trash`.
+#[cfg(all(unix, not(target_os = "macos")))]
+fn home_trash() -> Option<PathBuf> {
+    let set = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    match (set("XDG_DATA_HOME"), set("HOME")) {
+        (Some(data), _) => Some(data.join("Trash")),
+        (None, Some(home)) => Some(home.join(".local/share/Trash")),
+        (None, None) => None,
+    }
+}
+
+/// Makes the missing trash folders the desktop trash is about to put `file` (its folder's
+/// links resolved) in, chosen as the `trash` crate chooses them, readable by this user only
+/// (0700, as GLib makes them): made by the crate they would be readable by every user, and so
+/// would a copy trashed from a private folder. Folders that exist are left as they are; one
+/// that cannot be made is left to the trash to report.
+#[cfg(all(unix, not(target_os = "macos")))]
+fn make_trash_folders(file: &Path) {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let private = |dir: &Path| {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+    };
+    let with_parts = |trash: &Path| private(&trash.join("files")).and(private(&trash.join("info")));
+    let Some(home) = home_trash() else {
+        return;
+    };
+    let mounts = mount_points();
+    let top = topdir(file, &mounts);
+    if top == topdir(&resolved_or_parents(&home), &mounts) {
+        let _ = with_parts(&home);
+        return;
+    }
+    // on another file system: `$topdir/.Trash/$uid` in a sticky `.Trash` (not a link), else
+    // `$topdir/.Trash-$uid`, and the home trash when that is not permitted
+    let uid = user_id().to_string();
+    let shared = top.join(".Trash");
+    let valid = fs::symlink_metadata(&shared)
+        .is_ok_and(|m| m.is_dir() && m.permissions().mode() & 0o1000 != 0);
+    if valid && shared.join(&uid).is_dir() {
+        let _ = with_parts(&shared.join(&uid));
+        return;
+    }
+    let own = top.join(format!(".Trash-{uid}"));
+    let made = if own.is_dir() {
+        Ok(())
+    } else {
+        fs::DirBuilder::new().mode(0o700).create(&own)
+    };
+    if made
+        .and_then(|()| with_parts(&own))
+        .is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied)
+    {
+        let _ = with_parts(&home);
+    }
+}
+
+/// The mount points listed in `/proc/mounts` (else `/etc/mtab`), their escapes decoded.
+#[cfg(all(unix, not(target_os = "macos")))]
+fn mount_points() -> Vec<PathBuf> {
+    use std::os::unix::ffi::OsStringExt;
+    let table = fs::read("/proc/mounts")
+        .or_else(|_| fs::read("/etc/mtab"))
+        .unwrap_or_default();
+    table
+        .split(|&b| b == b'\n')
+        .filter_map(|line| line.split(|&b| b == b' ').nth(1))
+        .filter(|dir| !dir.is_empty())
+        .map(|dir| PathBuf::from(std::ffi::OsString::from_vec(unescape_mount(dir))))
+        .collect()
+}
+
+/// A mount table field with its octal escapes (`\040` for a space) decoded.
+#[cfg(all(unix, not(target_os = "macos")))]
+fn unescape_mount(field: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(field.len());
+    let mut i = 0;
+    while i < field.len() {
+        let digits = field
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
+        match (field[i], digits) {
+            (b'\\', Some(d)) => {
+                let value = d.iter().fold(0u32, |v, b| v * 8 + u32::from(b - b'0'));
+                out.push(u8::try_from(value).unwrap_or(b'?'));
+                i += 4;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// The mount point `path` lies under: the longest of `mounts` it starts with, else `/`.
+#[cfg(all(unix, not(target_os = "macos")))]
+fn topdir(path: &Path, mounts: &[PathBuf]) -> PathBuf {
+    mounts
+        .iter()
+        .filter(|m| path.starts_with(m))
+        .max_by_key(|m| m.as_os_str().len())
+        .cloned()
+        .unwrap_or_else(|| PathBuf::from("/"))
+}
+
+/// `path` with its links resolved, through its nearest existing folder when it is missing.
+#[cfg(all(unix, not(target_os = "macos")))]
+fn resolved_or_parents(path: &Path) -> PathBuf {
+    let mut missing = Vec::new();
+    let mut at = path;
+    loop {
+        if let Ok(real) = fs::canonicalize(at) {
+            return missing.iter().rev().fold(real, |p: PathBuf, n| p.join(n));
+        }
+        match (at.parent(), at.file_name()) {
+            (Some(parent), Some(name)) => {
+                missing.push(name);
+                at = parent;
+            }
+            _ => return path.to_path_buf(),
+        }
+    }
 }
 
 /// Refuses a move target inside an indexed folder (`tracked`, or one holding a group), or
@@ -1388,6 +1511,8 @@ fn run_step(step: &Step, action: &Action, checked: &Checked) -> std::io::Result<
                     )));
                 }
             }
+            #[cfg(all(unix, not(target_os = "macos")))]
+            make_trash_folders(&dir.path().join(name));
             trash::delete(&step.path).map_err(trash_error)
         }
         Action::Hardlink | Action::Delete => set_aside_and_act(step, action, checked),

@@ -2882,3 +2882,25 @@ fn duplicates_of_a_folder_says_it_walked_with_the_remembered_options() {
         "{stderr}"
     );
 }
+
+/// The trash folders `--trash` makes (and the missing folders on their way) are readable by
+/// their user only, as a copy from a private folder must stay private in the trash.
+#[cfg(unix)]
+#[test]
+fn trash_folders_made_are_the_users_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    two_groups(&env);
+    let (json, code) = env.duplicates(&["--trash", "--apply"]);
+    assert_eq!(code, 0, "{json}");
+    let data = env.root.join("data");
+    for dir in [
+        data.clone(),
+        data.join("Trash"),
+        data.join("Trash/files"),
+        data.join("Trash/info"),
+    ] {
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{} is {mode:o}", dir.display());
+    }
+}
