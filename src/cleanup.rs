@@ -2,7 +2,8 @@
 //! not kept, each step written to a journal before it runs, and undoing the last run.
 //!
 //! A step never touches a file whose bytes differ from what was indexed, nor one whose keeper
-//! changed or vanished, nor a read-only file: those are reported and left alone.
+//! changed or vanished, nor a read-only file, nor one with other names (hard links): those are
+//! reported and left alone.
 
 use std::ffi::OsStr;
 use std::fs;
@@ -1244,6 +1245,14 @@ fn left_alone(step: &Step, action: Option<&Action>) -> Option<String> {
         } else {
             "the same file on disk as the copy to keep (a hard link, or a path through a linked folder)".into()
         });
+    }
+    // Other names of the copy (in the indexed folders or out) keep its bytes on disk, and
+    // `undo` would bring this name back as a file of its own, no longer one with them.
+    if link_count(&step.path) > 1 {
+        return Some(
+            "it has other names (hard links): acting on this one would free nothing and part them"
+                .into(),
+        );
     }
     None
 }

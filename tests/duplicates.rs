@@ -2904,3 +2904,59 @@ fn trash_folders_made_are_the_users_alone() {
         assert_eq!(mode, 0o700, "{} is {mode:o}", dir.display());
     }
 }
+
+/// A copy with other names (a hard link outside the indexed folder, or another copy of the
+/// group that is the same file) is left alone by every action and frees nothing: removing one
+/// name frees no byte, and undoing would part the names.
+#[cfg(unix)]
+#[test]
+fn a_copy_with_other_names_is_left_alone_and_counts_nothing() {
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::new();
+    let bytes = std::fs::read(sample("camera")).unwrap();
+    env.put("a.jpg", &bytes);
+    let linked_out = env.put("bb.jpg", &bytes);
+    let outside = env.root.join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::hard_link(&linked_out, outside.join("bb.jpg")).unwrap();
+    let shared = env.put("cc.jpg", &bytes);
+    let shared_too = env.photos.join("dd.jpg");
+    std::fs::hard_link(&shared, &shared_too).unwrap();
+    let copies = [&linked_out, &shared, &shared_too];
+
+    let (json, code) = env.duplicates(&["--keep", "shortest-path"]);
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(json["reclaimable_bytes"], 0, "{json}");
+    let listed = json["groups"][0]["copies"].as_array().unwrap();
+    assert_eq!(listed.len(), 3, "{json}");
+    for copy in listed {
+        assert!(
+            copy["left_alone"]
+                .as_str()
+                .is_some_and(|why| why.contains("other names (hard links)")),
+            "{json}"
+        );
+    }
+    for action in [
+        &["--hardlink"][..],
+        &["--trash"],
+        &["--delete", "--yes-delete"],
+    ] {
+        let args: Vec<&str> = action
+            .iter()
+            .copied()
+            .chain(["--keep", "shortest-path", "--apply"])
+            .collect();
+        let (json, _) = env.duplicates(&args);
+        let steps = json["action"]["steps"].as_array().unwrap();
+        assert!(steps.iter().all(|s| s["outcome"] == "skipped"), "{json}");
+        assert_eq!(json["action"]["freed_bytes"], 0, "{json}");
+        for copy in copies {
+            assert_eq!(
+                std::fs::metadata(copy).unwrap().nlink(),
+                2,
+                "{action:?} {json}"
+            );
+        }
+    }
+}
