@@ -1313,6 +1313,14 @@ fn check_step(step: &Step, action: &Action) -> std::result::Result<Checked, Stri
             "on another disk than the copy to keep, {}: a hard link cannot cross disks (use --move-to or --trash for it)",
             crate::path_repr::shown(&step.keeper)
         )),
+        Action::Hardlink => match (dir.open_file(name), open_regular(&step.keeper)) {
+            (Ok(copy), Ok(keeper)) => own_but_not_keepers(&copy, &keeper).map(|what| {
+                format!(
+                    "its {what} from the kept file's: a link would take the kept file's"
+                )
+            }),
+            (Err(e), _) | (_, Err(e)) => Some(format!("cannot read it ({e})")),
+        },
         Action::MoveTo(_) => match &step.target {
             Some(t) if t.exists() || t.symlink_metadata().is_ok() => {
                 Some(format!("{} already exists", crate::path_repr::shown(t)))
@@ -1354,6 +1362,105 @@ fn check_step(step: &Step, action: &Action) -> std::result::Result<Checked, Stri
             aside: temporary_name(),
         }),
     }
+}
+
+/// What a hard link to `keeper` would take from it in place of the copy's own, worded as
+/// "owner and permissions differ": its owner, group, permission bits or extended attributes,
+/// where they differ (its modification time is not, as `undo` gives it back); `None` when none does.
+fn own_but_not_keepers(copy: &fs::File, keeper: &fs::File) -> Option<String> {
+    let mut differ: Vec<&str> = Vec::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let (Ok(c), Ok(k)) = (copy.metadata(), keeper.metadata()) {
+            if c.uid() != k.uid() {
+                differ.push("owner");
+            }
+            if c.gid() != k.gid() {
+                differ.push("group");
+            }
+            if c.mode() & 0o7777 != k.mode() & 0o7777 {
+                differ.push("permissions");
+            }
+        }
+    }
+    if attributes(copy) != attributes(keeper) {
+        differ.push("extended attributes");
+    }
+    let (last, rest) = differ.split_last()?;
+    let verb = if rest.is_empty() && matches!(*last, "owner" | "group") {
+        "differs"
+    } else {
+        "differ"
+    };
+    Some(if rest.is_empty() {
+        format!("{last} {verb}")
+    } else {
+        format!("{} and {last} {verb}", rest.join(", "))
+    })
+}
+
+/// A file's extended attributes, names with their values, sorted: none where the file system
+/// keeps none, and an attribute that cannot be read is left out.
+#[cfg(target_os = "linux")]
+fn attributes(file: &fs::File) -> Vec<(std::ffi::CString, Vec<u8>)> {
+    // a buffer large enough for the answer, which may grow between two calls
+    let sized = |read: &dyn Fn(&mut [u8]) -> rustix::io::Result<usize>| {
+        let mut buf = vec![0u8; 1024];
+        loop {
+            match read(&mut buf[..]) {
+                Ok(n) => {
+                    buf.truncate(n);
+                    return Some(buf);
+                }
+                Err(rustix::io::Errno::RANGE) if buf.len() < 1 << 24 => {
+                    buf.resize(buf.len() * 4, 0);
+                }
+                Err(_) => return None,
+            }
+        }
+    };
+    let Some(names) = sized(&|b| rustix::fs::flistxattr(file, b)) else {
+        return Vec::new();
+    };
+    let mut all: Vec<(std::ffi::CString, Vec<u8>)> = names
+        .split(|&b| b == 0)
+        .filter_map(|name| std::ffi::CString::new(name).ok())
+        .filter(|name| !name.is_empty())
+        .filter_map(|name| {
+            let value = sized(&|b| rustix::fs::fgetxattr(file, name.as_c_str(), b))?;
+            Some((name, value))
+        })
+        .collect();
+    all.sort();
+    all
+}
+
+#[cfg(not(target_os = "linux"))]
+fn attributes(_file: &fs::File) -> Vec<(std::ffi::CString, Vec<u8>)> {
+    Vec::new()
+}
+
+/// Gives `copy` the owner and group of `source` (where permitted: as for `mv`, a user who
+/// may not give a file away keeps it), its permission bits again (a change of owner clears
+/// the set-id ones), and each of its extended attributes the copy's file system takes.
+fn give_owner_and_attributes(source: &fs::File, copy: &fs::File) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let meta = source.metadata()?;
+        let owner = rustix::fs::Uid::from_raw(meta.uid());
+        let group = rustix::fs::Gid::from_raw(meta.gid());
+        if rustix::fs::fchown(copy, Some(owner), Some(group)).is_err() {
+            let _ = rustix::fs::fchown(copy, None, Some(group));
+        }
+        copy.set_permissions(meta.permissions())?;
+    }
+    #[cfg(target_os = "linux")]
+    for (name, value) in attributes(source) {
+        let _ = rustix::fs::fsetxattr(copy, &name, &value, rustix::fs::XattrFlags::empty());
+    }
+    Ok(())
 }
 
 /// Where `path` really is, when that is outside its indexed folder `root` (a name reached
@@ -2312,7 +2419,10 @@ fn reverse(
             let tmp = temporary_name();
             let copied = (|| {
                 let mut copy = dir.create_file(&tmp)?;
-                copy_into(&mut open_regular(source)?, &mut copy)?;
+                let mut shared = open_regular(source)?;
+                copy_into(&mut shared, &mut copy)?;
+                // the owner and attributes it shared (a link is made only where they match)
+                give_owner_and_attributes(&shared, &copy)?;
                 // its own permissions and date, not the keeper's it shared
                 give_look(&copy, intent.mode, intent.modified_ns)?;
                 copy.sync_all()?;
