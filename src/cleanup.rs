@@ -1550,8 +1550,8 @@ fn move_file(
     match from.rename_new(name, to, to_name) {
         Ok(()) => Ok(()),
         Err(e) if e.raw_os_error() == Some(18) => {
-            // EXDEV: another device. The copy keeps the file's times (and its
-            // permissions): its date is part of the photo.
+            // EXDEV: another device. The copy keeps the file's times, permissions, owner
+            // and extended attributes: its date is part of the photo.
             let mut source = from.open_file(name)?;
             if handle_id(&source)? != id {
                 return Err(std::io::Error::other("the file changed while it was moved"));
@@ -1563,6 +1563,7 @@ fn move_file(
             let copied = (|| {
                 let mut copy = to.create_file(&tmp)?;
                 copy_into(&mut source, &mut copy)?;
+                give_owner_and_attributes(&source, &copy)?;
                 let mut times = fs::FileTimes::new();
                 if let Ok(t) = meta.modified() {
                     times = times.set_modified(t);

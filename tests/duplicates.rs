@@ -3038,3 +3038,55 @@ fn hardlink_leaves_alone_a_copy_whose_owner_permissions_or_attributes_differ() {
         Some(&b"kept"[..])
     );
 }
+
+/// A move to another file system, and its undo, keep the file's owner, group and extended
+/// attributes, as well as its permissions and date.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_move_across_disks_and_back_keeps_owner_and_attributes() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let Ok(shm) = tempfile::tempdir_in("/dev/shm") else {
+        eprintln!("skipped: no /dev/shm");
+        return;
+    };
+    let env = Env::new();
+    let same_disk = |a: &Path, b: &Path| {
+        std::fs::metadata(a).unwrap().dev() == std::fs::metadata(b).unwrap().dev()
+    };
+    if same_disk(shm.path(), &env.root) {
+        eprintln!("skipped: /dev/shm is on the temporary folder's disk");
+        return;
+    }
+    let bytes = std::fs::read(sample("camera")).unwrap();
+    env.put("a.jpg", &bytes);
+    let copy = env.put("b.jpg", &bytes);
+    if std::os::unix::fs::chown(&copy, Some(65534), Some(65534)).is_err() {
+        eprintln!("skipped: giving a file away needs root");
+        return;
+    }
+    if !set_attribute(&copy, "user.note", b"its own") {
+        eprintln!("skipped: the temporary folder takes no extended attributes");
+        return;
+    }
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let dest = shm.path().canonicalize().unwrap().join("dupes");
+    let dest_arg = dest.to_str().unwrap();
+
+    let (json, code) =
+        env.duplicates(&["--keep", "shortest-path", "--move-to", dest_arg, "--apply"]);
+    assert_eq!(code, 0, "{json}");
+    let moved = dest.join("photos").join("b.jpg");
+    let look = |p: &Path| {
+        let m = std::fs::metadata(p).unwrap();
+        (
+            m.uid(),
+            m.gid(),
+            m.mode() & 0o7777,
+            attribute(p, "user.note"),
+        )
+    };
+    let own = (65534, 65534, 0o640, Some(b"its own".to_vec()));
+    assert_eq!(look(&moved), own, "{json}");
+    assert!(env.cmd().arg("undo").assert().get_output().status.success());
+    assert_eq!(look(&copy), own);
+}
