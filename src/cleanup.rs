@@ -2,7 +2,8 @@
 //! not kept, each step written to a journal before it runs, and undoing the last run.
 //!
 //! A step never touches a file whose bytes differ from what was indexed, nor one whose keeper
-//! changed or vanished, nor a read-only file: those are reported and left alone.
+//! changed or vanished, nor a read-only file, nor one with other names (hard links): those are
+//! reported and left alone.
 
 use std::ffi::OsStr;
 use std::fs;
@@ -487,19 +488,10 @@ fn no_folder_to_make(dir: &Path) -> Option<String> {
 pub fn check_trash() -> Result<()> {
     #[cfg(all(unix, not(target_os = "macos")))]
     {
-        let set = |name: &str| {
-            std::env::var_os(name)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        };
-        let trash = match (set("XDG_DATA_HOME"), set("HOME")) {
-            (Some(data), _) => data.join("Trash"),
-            (None, Some(home)) => home.join(".local/share/Trash"),
-            (None, None) => {
-                return Err(Error::InvalidInput(
-                    "--trash: no desktop trash to move the copies to, as neither XDG_DATA_HOME nor HOME is set; set HOME, or use --move-to DIR".into(),
-                ));
-            }
+        let Some(trash) = home_trash() else {
+            return Err(Error::InvalidInput(
+                "--trash: no desktop trash to move the copies to, as neither XDG_DATA_HOME nor HOME is set; set HOME, or use --move-to DIR".into(),
+            ));
         };
         if let Some(existing) = trash.ancestors().find(|a| a.exists())
             && (!existing.is_dir() || !folder_writable(existing))
@@ -512,6 +504,138 @@ pub fn check_trash() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The user's own desktop trash: `$XDG_DATA_HOME/Trash`, else `$HOME/.local/share/Trash`.
+#[cfg(all(unix, not(target_os = "macos")))]
+fn home_trash() -> Option<PathBuf> {
+    let set = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    match (set("XDG_DATA_HOME"), set("HOME")) {
+        (Some(data), _) => Some(data.join("Trash")),
+        (None, Some(home)) => Some(home.join(".local/share/Trash")),
+        (None, None) => None,
+    }
+}
+
+/// Makes the missing trash folders the desktop trash is about to put `file` (its folder's
+/// links resolved) in, chosen as the `trash` crate chooses them, readable by this user only
+/// (0700, as GLib makes them): made by the crate they would be readable by every user, and so
+/// would a copy trashed from a private folder. Folders that exist are left as they are; one
+/// that cannot be made is left to the trash to report.
+#[cfg(all(unix, not(target_os = "macos")))]
+fn make_trash_folders(file: &Path) {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let private = |dir: &Path| {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+    };
+    let with_parts = |trash: &Path| private(&trash.join("files")).and(private(&trash.join("info")));
+    let Some(home) = home_trash() else {
+        return;
+    };
+    let mounts = mount_points();
+    let top = topdir(file, &mounts);
+    if top == topdir(&resolved_or_parents(&home), &mounts) {
+        let _ = with_parts(&home);
+        return;
+    }
+    // on another file system: `$topdir/.Trash/$uid` in a sticky `.Trash` (not a link), else
+    // `$topdir/.Trash-$uid`, and the home trash when that is not permitted
+    let uid = user_id().to_string();
+    let shared = top.join(".Trash");
+    let valid = fs::symlink_metadata(&shared)
+        .is_ok_and(|m| m.is_dir() && m.permissions().mode() & 0o1000 != 0);
+    if valid && shared.join(&uid).is_dir() {
+        let _ = with_parts(&shared.join(&uid));
+        return;
+    }
+    let own = top.join(format!(".Trash-{uid}"));
+    let made = if own.is_dir() {
+        Ok(())
+    } else {
+        fs::DirBuilder::new().mode(0o700).create(&own)
+    };
+    if made
+        .and_then(|()| with_parts(&own))
+        .is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied)
+    {
+        let _ = with_parts(&home);
+    }
+}
+
+/// The mount points listed in `/proc/mounts` (else `/etc/mtab`), their escapes decoded.
+#[cfg(all(unix, not(target_os = "macos")))]
+fn mount_points() -> Vec<PathBuf> {
+    use std::os::unix::ffi::OsStringExt;
+    let table = fs::read("/proc/mounts")
+        .or_else(|_| fs::read("/etc/mtab"))
+        .unwrap_or_default();
+    table
+        .split(|&b| b == b'\n')
+        .filter_map(|line| line.split(|&b| b == b' ').nth(1))
+        .filter(|dir| !dir.is_empty())
+        .map(|dir| PathBuf::from(std::ffi::OsString::from_vec(unescape_mount(dir))))
+        .collect()
+}
+
+/// A mount table field with its octal escapes (`\040` for a space) decoded.
+#[cfg(all(unix, not(target_os = "macos")))]
+fn unescape_mount(field: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(field.len());
+    let mut i = 0;
+    while i < field.len() {
+        let digits = field
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
+        match (field[i], digits) {
+            (b'\\', Some(d)) => {
+                let value = d.iter().fold(0u32, |v, b| v * 8 + u32::from(b - b'0'));
+                out.push(u8::try_from(value).unwrap_or(b'?'));
+                i += 4;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// The mount point `path` lies under: the longest of `mounts` it starts with, else `/`.
+#[cfg(all(unix, not(target_os = "macos")))]
+fn topdir(path: &Path, mounts: &[PathBuf]) -> PathBuf {
+    mounts
+        .iter()
+        .filter(|m| path.starts_with(m))
+        .max_by_key(|m| m.as_os_str().len())
+        .cloned()
+        .unwrap_or_else(|| PathBuf::from("/"))
+}
+
+/// `path` with its links resolved, through its nearest existing folder when it is missing.
+#[cfg(all(unix, not(target_os = "macos")))]
+fn resolved_or_parents(path: &Path) -> PathBuf {
+    let mut missing = Vec::new();
+    let mut at = path;
+    loop {
+        if let Ok(real) = fs::canonicalize(at) {
+            return missing.iter().rev().fold(real, |p: PathBuf, n| p.join(n));
+        }
+        match (at.parent(), at.file_name()) {
+            (Some(parent), Some(name)) => {
+                missing.push(name);
+                at = parent;
+            }
+            _ => return path.to_path_buf(),
+        }
+    }
 }
 
 /// Refuses a move target inside an indexed folder (`tracked`, or one holding a group), or
@@ -1162,6 +1286,14 @@ fn left_alone(step: &Step, action: Option<&Action>) -> Option<String> {
             "the same file on disk as the copy to keep (a hard link, or a path through a linked folder)".into()
         });
     }
+    // Other names of the copy (in the indexed folders or out) keep its bytes on disk, and
+    // `undo` would bring this name back as a file of its own, no longer one with them.
+    if link_count(&step.path) > 1 {
+        return Some(
+            "it has other names (hard links): acting on this one would free nothing and part them"
+                .into(),
+        );
+    }
     None
 }
 
@@ -1221,6 +1353,14 @@ fn check_step(step: &Step, action: &Action) -> std::result::Result<Checked, Stri
             "on another disk than the copy to keep, {}: a hard link cannot cross disks (use --move-to or --trash for it)",
             crate::path_repr::shown(&step.keeper)
         )),
+        Action::Hardlink => match (dir.open_file(name), open_regular(&step.keeper)) {
+            (Ok(copy), Ok(keeper)) => own_but_not_keepers(&copy, &keeper).map(|what| {
+                format!(
+                    "its {what} from the kept file's: a link would take the kept file's"
+                )
+            }),
+            (Err(e), _) | (_, Err(e)) => Some(format!("cannot read it ({e})")),
+        },
         Action::MoveTo(_) => match &step.target {
             Some(t) if t.exists() || t.symlink_metadata().is_ok() => {
                 Some(format!("{} already exists", crate::path_repr::shown(t)))
@@ -1262,6 +1402,105 @@ fn check_step(step: &Step, action: &Action) -> std::result::Result<Checked, Stri
             aside: temporary_name(),
         }),
     }
+}
+
+/// What a hard link to `keeper` would take from it in place of the copy's own, worded as
+/// "owner and permissions differ": its owner, group, permission bits or extended attributes,
+/// where they differ (its modification time is not, as `undo` gives it back); `None` when none does.
+fn own_but_not_keepers(copy: &fs::File, keeper: &fs::File) -> Option<String> {
+    let mut differ: Vec<&str> = Vec::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let (Ok(c), Ok(k)) = (copy.metadata(), keeper.metadata()) {
+            if c.uid() != k.uid() {
+                differ.push("owner");
+            }
+            if c.gid() != k.gid() {
+                differ.push("group");
+            }
+            if c.mode() & 0o7777 != k.mode() & 0o7777 {
+                differ.push("permissions");
+            }
+        }
+    }
+    if attributes(copy) != attributes(keeper) {
+        differ.push("extended attributes");
+    }
+    let (last, rest) = differ.split_last()?;
+    let verb = if rest.is_empty() && matches!(*last, "owner" | "group") {
+        "differs"
+    } else {
+        "differ"
+    };
+    Some(if rest.is_empty() {
+        format!("{last} {verb}")
+    } else {
+        format!("{} and {last} {verb}", rest.join(", "))
+    })
+}
+
+/// A file's extended attributes, names with their values, sorted: none where the file system
+/// keeps none, and an attribute that cannot be read is left out.
+#[cfg(target_os = "linux")]
+fn attributes(file: &fs::File) -> Vec<(std::ffi::CString, Vec<u8>)> {
+    // a buffer large enough for the answer, which may grow between two calls
+    let sized = |read: &dyn Fn(&mut [u8]) -> rustix::io::Result<usize>| {
+        let mut buf = vec![0u8; 1024];
+        loop {
+            match read(&mut buf[..]) {
+                Ok(n) => {
+                    buf.truncate(n);
+                    return Some(buf);
+                }
+                Err(rustix::io::Errno::RANGE) if buf.len() < 1 << 24 => {
+                    buf.resize(buf.len() * 4, 0);
+                }
+                Err(_) => return None,
+            }
+        }
+    };
+    let Some(names) = sized(&|b| rustix::fs::flistxattr(file, b)) else {
+        return Vec::new();
+    };
+    let mut all: Vec<(std::ffi::CString, Vec<u8>)> = names
+        .split(|&b| b == 0)
+        .filter_map(|name| std::ffi::CString::new(name).ok())
+        .filter(|name| !name.is_empty())
+        .filter_map(|name| {
+            let value = sized(&|b| rustix::fs::fgetxattr(file, name.as_c_str(), b))?;
+            Some((name, value))
+        })
+        .collect();
+    all.sort();
+    all
+}
+
+#[cfg(not(target_os = "linux"))]
+fn attributes(_file: &fs::File) -> Vec<(std::ffi::CString, Vec<u8>)> {
+    Vec::new()
+}
+
+/// Gives `copy` the owner and group of `source` (where permitted: as for `mv`, a user who
+/// may not give a file away keeps it), its permission bits again (a change of owner clears
+/// the set-id ones), and each of its extended attributes the copy's file system takes.
+fn give_owner_and_attributes(source: &fs::File, copy: &fs::File) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let meta = source.metadata()?;
+        let owner = rustix::fs::Uid::from_raw(meta.uid());
+        let group = rustix::fs::Gid::from_raw(meta.gid());
+        if rustix::fs::fchown(copy, Some(owner), Some(group)).is_err() {
+            let _ = rustix::fs::fchown(copy, None, Some(group));
+        }
+        copy.set_permissions(meta.permissions())?;
+    }
+    #[cfg(target_os = "linux")]
+    for (name, value) in attributes(source) {
+        let _ = rustix::fs::fsetxattr(copy, &name, &value, rustix::fs::XattrFlags::empty());
+    }
+    Ok(())
 }
 
 /// Where `path` really is, when that is outside its indexed folder `root` (a name reached
@@ -1351,8 +1590,8 @@ fn move_file(
     match from.rename_new(name, to, to_name) {
         Ok(()) => Ok(()),
         Err(e) if e.raw_os_error() == Some(18) => {
-            // EXDEV: another device. The copy keeps the file's times (and its
-            // permissions): its date is part of the photo.
+            // EXDEV: another device. The copy keeps the file's times, permissions, owner
+            // and extended attributes: its date is part of the photo.
             let mut source = from.open_file(name)?;
             if handle_id(&source)? != id {
                 return Err(std::io::Error::other("the file changed while it was moved"));
@@ -1364,6 +1603,7 @@ fn move_file(
             let copied = (|| {
                 let mut copy = to.create_file(&tmp)?;
                 copy_into(&mut source, &mut copy)?;
+                give_owner_and_attributes(&source, &copy)?;
                 let mut times = fs::FileTimes::new();
                 if let Ok(t) = meta.modified() {
                     times = times.set_modified(t);
@@ -1428,6 +1668,8 @@ fn run_step(step: &Step, action: &Action, checked: &Checked) -> std::io::Result<
                     )));
                 }
             }
+            #[cfg(all(unix, not(target_os = "macos")))]
+            make_trash_folders(&dir.path().join(name));
             trash::delete(&step.path).map_err(trash_error)
         }
         Action::Hardlink | Action::Delete => set_aside_and_act(step, action, checked),
@@ -2225,7 +2467,10 @@ fn reverse(
             let tmp = temporary_name();
             let copied = (|| {
                 let mut copy = dir.create_file(&tmp)?;
-                copy_into(&mut open_regular(source)?, &mut copy)?;
+                let mut shared = open_regular(source)?;
+                copy_into(&mut shared, &mut copy)?;
+                // the owner and attributes it shared (a link is made only where they match)
+                give_owner_and_attributes(&shared, &copy)?;
                 // its own permissions and date, not the keeper's it shared
                 give_look(&copy, intent.mode, intent.modified_ns)?;
                 copy.sync_all()?;

@@ -430,12 +430,9 @@ fn trash_and_hardlink_are_undone_and_edited_copies_are_never_linked() {
     let env = Env::new();
     let copies = two_groups(&env);
     let before = read_all(&copies);
-    // the linked copy's own permissions and date come back with it, not the keeper's
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&copies[0], std::fs::Permissions::from_mode(0o640)).unwrap();
-    }
+    // the linked copy's own date comes back with it, not the keeper's (a copy whose
+    // permissions differ is never linked)
+    set_date(&copies[0], 2030);
     let own_date = std::fs::metadata(&copies[0]).unwrap().modified().unwrap();
 
     let (json, code) = env.duplicates(&["--hardlink", "--apply"]);
@@ -453,10 +450,7 @@ fn trash_and_hardlink_are_undone_and_edited_copies_are_never_linked() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        use std::os::unix::fs::PermissionsExt;
-        let meta = std::fs::metadata(&copies[0]).unwrap();
-        assert_eq!(meta.nlink(), 1);
-        assert_eq!(meta.permissions().mode() & 0o777, 0o640);
+        assert_eq!(std::fs::metadata(&copies[0]).unwrap().nlink(), 1);
     }
     assert_eq!(
         std::fs::metadata(&copies[0]).unwrap().modified().unwrap(),
@@ -2029,13 +2023,14 @@ fn a_copy_the_dry_run_left_alone_is_left_alone_by_its_apply() {
 }
 
 #[test]
-fn undoing_a_link_gives_the_copy_its_own_look_when_the_kept_name_is_gone() {
+fn undoing_a_link_gives_the_copy_its_own_date_when_the_kept_name_is_gone() {
     use std::os::unix::fs::PermissionsExt;
     let env = Env::new();
     let bytes = std::fs::read(sample("camera")).unwrap();
     let kept = env.put("a.jpg", &bytes);
     let copy = env.put("b.jpg", &bytes);
-    std::fs::set_permissions(&kept, std::fs::Permissions::from_mode(0o644)).unwrap();
+    // a copy whose permissions differ from the kept file's is never linked
+    std::fs::set_permissions(&kept, std::fs::Permissions::from_mode(0o600)).unwrap();
     std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o600)).unwrap();
     set_date(&kept, 2020);
     set_date(&copy, 2023);
@@ -2881,4 +2876,217 @@ fn duplicates_of_a_folder_says_it_walked_with_the_remembered_options() {
         stderr.contains("note: walked with the options this index remembers: --exclude 'mail/**'"),
         "{stderr}"
     );
+}
+
+/// The trash folders `--trash` makes (and the missing folders on their way) are readable by
+/// their user only, as a copy from a private folder must stay private in the trash.
+#[cfg(unix)]
+#[test]
+fn trash_folders_made_are_the_users_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    two_groups(&env);
+    let (json, code) = env.duplicates(&["--trash", "--apply"]);
+    assert_eq!(code, 0, "{json}");
+    let data = env.root.join("data");
+    for dir in [
+        data.clone(),
+        data.join("Trash"),
+        data.join("Trash/files"),
+        data.join("Trash/info"),
+    ] {
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{} is {mode:o}", dir.display());
+    }
+}
+
+/// A copy with other names (a hard link outside the indexed folder, or another copy of the
+/// group that is the same file) is left alone by every action and frees nothing: removing one
+/// name frees no byte, and undoing would part the names.
+#[cfg(unix)]
+#[test]
+fn a_copy_with_other_names_is_left_alone_and_counts_nothing() {
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::new();
+    let bytes = std::fs::read(sample("camera")).unwrap();
+    env.put("a.jpg", &bytes);
+    let linked_out = env.put("bb.jpg", &bytes);
+    let outside = env.root.join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::hard_link(&linked_out, outside.join("bb.jpg")).unwrap();
+    let shared = env.put("cc.jpg", &bytes);
+    let shared_too = env.photos.join("dd.jpg");
+    std::fs::hard_link(&shared, &shared_too).unwrap();
+    let copies = [&linked_out, &shared, &shared_too];
+
+    let (json, code) = env.duplicates(&["--keep", "shortest-path"]);
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(json["reclaimable_bytes"], 0, "{json}");
+    let listed = json["groups"][0]["copies"].as_array().unwrap();
+    assert_eq!(listed.len(), 3, "{json}");
+    for copy in listed {
+        assert!(
+            copy["left_alone"]
+                .as_str()
+                .is_some_and(|why| why.contains("other names (hard links)")),
+            "{json}"
+        );
+    }
+    for action in [
+        &["--hardlink"][..],
+        &["--trash"],
+        &["--delete", "--yes-delete"],
+    ] {
+        let args: Vec<&str> = action
+            .iter()
+            .copied()
+            .chain(["--keep", "shortest-path", "--apply"])
+            .collect();
+        let (json, _) = env.duplicates(&args);
+        let steps = json["action"]["steps"].as_array().unwrap();
+        assert!(steps.iter().all(|s| s["outcome"] == "skipped"), "{json}");
+        assert_eq!(json["action"]["freed_bytes"], 0, "{json}");
+        for copy in copies {
+            assert_eq!(
+                std::fs::metadata(copy).unwrap().nlink(),
+                2,
+                "{action:?} {json}"
+            );
+        }
+    }
+}
+
+/// Sets the extended attribute `name` of `path`; false where the file system refuses it.
+#[cfg(target_os = "linux")]
+fn set_attribute(path: &Path, name: &str, value: &[u8]) -> bool {
+    rustix::fs::setxattr(path, name, value, rustix::fs::XattrFlags::empty()).is_ok()
+}
+
+#[cfg(target_os = "linux")]
+fn attribute(path: &Path, name: &str) -> Option<Vec<u8>> {
+    let mut value = vec![0u8; 256];
+    let n = rustix::fs::getxattr(path, name, &mut value[..]).ok()?;
+    value.truncate(n);
+    Some(value)
+}
+
+/// `--hardlink` leaves alone a copy whose owner, group, permissions or extended attributes
+/// differ from the kept file's (the link would take the kept file's), and links one that
+/// differs by its date alone; `undo` gives that one back its owner and attributes.
+#[cfg(target_os = "linux")]
+#[test]
+fn hardlink_leaves_alone_a_copy_whose_owner_permissions_or_attributes_differ() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let env = Env::new();
+    let bytes = std::fs::read(sample("camera")).unwrap();
+    let kept = env.put("a.jpg", &bytes);
+    if std::os::unix::fs::chown(&kept, Some(65534), Some(65534)).is_err() {
+        eprintln!("skipped: giving a file away needs root");
+        return;
+    }
+    if !set_attribute(&kept, "user.note", b"kept") {
+        eprintln!("skipped: the temporary folder takes no extended attributes");
+        return;
+    }
+    let copy = |name: &str| {
+        let p = env.put(name, &bytes);
+        std::os::unix::fs::chown(&p, Some(65534), Some(65534)).unwrap();
+        assert!(set_attribute(&p, "user.note", b"kept"));
+        p
+    };
+    let dated = copy("dated.jpg");
+    set_date(&dated, 2001);
+    let moded = copy("moded.jpg");
+    std::fs::set_permissions(&moded, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let noted = copy("noted.jpg");
+    assert!(set_attribute(&noted, "user.note", b"its own"));
+    let owned = copy("owned.jpg");
+    std::os::unix::fs::chown(&owned, Some(0), None).unwrap();
+    let grouped = copy("grouped.jpg");
+    std::os::unix::fs::chown(&grouped, None, Some(0)).unwrap();
+
+    let (json, code) = env.duplicates(&["--hardlink", "--keep", "shortest-path", "--apply"]);
+    assert_eq!(code, 0, "{json}");
+    let outcome = |path: &Path| {
+        json["action"]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["path"].as_str() == path.to_str())
+            .map(|s| format!("{} {}", s["outcome"], s["reason"]))
+            .unwrap()
+    };
+    assert!(outcome(&dated).starts_with("\"done\""), "{json}");
+    for (path, what) in [
+        (&moded, "its permissions differ"),
+        (&noted, "its extended attributes differ"),
+        (&owned, "its owner differs"),
+        (&grouped, "its group differs"),
+    ] {
+        let said = outcome(path);
+        assert!(said.contains(what), "{said}");
+        assert!(said.contains("a link would take the kept file's"), "{said}");
+        assert_eq!(std::fs::metadata(path).unwrap().nlink(), 1, "{said}");
+    }
+
+    assert!(env.cmd().arg("undo").assert().get_output().status.success());
+    let meta = std::fs::metadata(&dated).unwrap();
+    assert_eq!(meta.nlink(), 1);
+    assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
+    assert_eq!(
+        attribute(&dated, "user.note").as_deref(),
+        Some(&b"kept"[..])
+    );
+}
+
+/// A move to another file system, and its undo, keep the file's owner, group and extended
+/// attributes, as well as its permissions and date.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_move_across_disks_and_back_keeps_owner_and_attributes() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let Ok(shm) = tempfile::tempdir_in("/dev/shm") else {
+        eprintln!("skipped: no /dev/shm");
+        return;
+    };
+    let env = Env::new();
+    let same_disk = |a: &Path, b: &Path| {
+        std::fs::metadata(a).unwrap().dev() == std::fs::metadata(b).unwrap().dev()
+    };
+    if same_disk(shm.path(), &env.root) {
+        eprintln!("skipped: /dev/shm is on the temporary folder's disk");
+        return;
+    }
+    let bytes = std::fs::read(sample("camera")).unwrap();
+    env.put("a.jpg", &bytes);
+    let copy = env.put("b.jpg", &bytes);
+    if std::os::unix::fs::chown(&copy, Some(65534), Some(65534)).is_err() {
+        eprintln!("skipped: giving a file away needs root");
+        return;
+    }
+    if !set_attribute(&copy, "user.note", b"its own") {
+        eprintln!("skipped: the temporary folder takes no extended attributes");
+        return;
+    }
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let dest = shm.path().canonicalize().unwrap().join("dupes");
+    let dest_arg = dest.to_str().unwrap();
+
+    let (json, code) =
+        env.duplicates(&["--keep", "shortest-path", "--move-to", dest_arg, "--apply"]);
+    assert_eq!(code, 0, "{json}");
+    let moved = dest.join("photos").join("b.jpg");
+    let look = |p: &Path| {
+        let m = std::fs::metadata(p).unwrap();
+        (
+            m.uid(),
+            m.gid(),
+            m.mode() & 0o7777,
+            attribute(p, "user.note"),
+        )
+    };
+    let own = (65534, 65534, 0o640, Some(b"its own".to_vec()));
+    assert_eq!(look(&moved), own, "{json}");
+    assert!(env.cmd().arg("undo").assert().get_output().status.success());
+    assert_eq!(look(&copy), own);
 }

@@ -693,8 +693,9 @@ pub fn listing_json(f: &Findings, held: &[Option<String>]) -> Value {
 
 /// Bytes an action would free (keepers stay): only copies it would act on count, so not one
 /// every action leaves alone (a symbolic link, a file outside its indexed folder, a read-only
-/// file or folder, any copy of a keeper that is a link or outside its folder); and a copy that
-/// is a hard link to its keeper, or to a copy already counted, frees nothing.
+/// file or folder, a file with other names (hard links), any copy of a keeper that is a link or
+/// outside its folder); and a copy that is the same file as its keeper, or as a copy already
+/// counted (seen through a linked folder), frees nothing.
 pub fn reclaimable(groups: &[Group]) -> u64 {
     reclaimable_each(groups).iter().sum()
 }
