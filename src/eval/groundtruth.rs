@@ -839,7 +839,7 @@ mod tests {
         fs::write(&odd, b"x").unwrap();
         let g = GroundTruth::from_folders(d.path()).unwrap();
         assert_eq!(g.names(), ["a/0.jpg", "b/1.jpg"]);
-        assert_eq!(g.unnamed(), [odd.clone()]);
+        assert_eq!(g.unnamed(), std::slice::from_ref(&odd));
         let flat = GroundTruth::from_folders_flat(d.path()).unwrap();
         assert_eq!(flat.unnamed(), [odd]);
     }
