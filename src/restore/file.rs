@@ -56,7 +56,8 @@ fn load_inner(
     work: Option<(super::memory::Work, u64)>,
 ) -> Result<ImageFile> {
     let bytes = crate::decode::read_image_file(path, cfg)?;
-    let img = crate::decode::decode_full_size(&bytes, path, cfg)?;
+    let crate::decode::FullSize { image: img, format } =
+        crate::decode::decode_full_size(&bytes, path, cfg)?;
     if let Some((work, budget_mib)) = work {
         let colour = img.color().has_color();
         super::memory::check(path, (img.width(), img.height()), colour, work, budget_mib)?;
@@ -70,7 +71,7 @@ fn load_inner(
     Ok(ImageFile {
         planes: Planes::from_image(&img),
         alpha,
-        format: image::guess_format(&bytes).ok(),
+        format,
         lossy: is_lossy(&bytes),
         deep: img.color().bytes_per_pixel() > img.color().channel_count(),
         animated: is_animated(&bytes),
