@@ -413,3 +413,33 @@ fn a_raw_file_over_the_memory_budget_is_a_failure_until_the_budget_is_raised() {
     // Absurd budgets are refused before anything runs.
     assert_eq!(run(&["--memory-budget", "0"]).status.code(), Some(2));
 }
+
+/// A camera RAW file `deblur` leaves unchanged is written as the TIFF its output names, not
+/// copied there: a DNG is TIFF-structured, but its bytes are no TIFF picture of it.
+#[test]
+fn a_raw_file_left_unchanged_is_written_in_the_output_format_not_copied() {
+    let f = folders();
+    let dng = f.copies.join("camera.dng");
+    write_dng(&sample("camera", "original.jpg"), &dng, true, 1);
+    let out = f.root.join("camera.tif");
+    let done = lookalike()
+        .args(["deblur", "--psf", "none", "--json"])
+        .arg(&dng)
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&done.stdout).unwrap();
+    assert_eq!(doc["copied"], false, "{doc}");
+    assert_ne!(std::fs::read(&out).unwrap(), std::fs::read(&dng).unwrap());
+    let original = image::open(sample("camera", "original.jpg")).unwrap();
+    let written = image::open(&out).unwrap();
+    assert_eq!(
+        (written.width(), written.height()),
+        (original.width(), original.height())
+    );
+}

@@ -355,7 +355,7 @@ pub(crate) fn run_blur(args: &BlurArgs, quiet: bool) -> Result<()> {
         note_eight_bits(&args.output, &args.input);
     }
     if img.animated && !quiet {
-        note_first_frame(&args.output, &args.input);
+        note_first_frame(&args.output, &args.input, img.format);
     }
     if let Some(path) = &args.psf_out {
         file::write_bytes(path, psf.to_text().as_bytes())?;
@@ -372,10 +372,16 @@ pub(crate) fn run_blur(args: &BlurArgs, quiet: bool) -> Result<()> {
     Ok(())
 }
 
-/// Says that `output` holds only the first frame of the animation `input`.
-fn note_first_frame(output: &Path, input: &Path) {
+/// Says that `output` holds only the first frame of the animation `input` (read as `format`),
+/// or the first page of a TIFF of several.
+fn note_first_frame(output: &Path, input: &Path, format: Option<image::ImageFormat>) {
+    let (is, frame) = if format == Some(image::ImageFormat::Tiff) {
+        ("a TIFF of several pages", "page")
+    } else {
+        ("an animation", "frame")
+    };
     note!(
-        "note: {} is an animation: only its first frame is read, and {} holds that frame alone",
+        "note: {} is {is}: only its first {frame} is read, and {} holds that {frame} alone",
         shown(input),
         shown(output)
     );
@@ -425,7 +431,7 @@ pub(crate) fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
     }
     // a copy keeps every frame
     if img.animated && !copied && !quiet {
-        note_first_frame(&args.output, &args.input);
+        note_first_frame(&args.output, &args.input, img.format);
     }
     let est = done.estimate;
     let method = cfg.method.name();
@@ -593,6 +599,10 @@ pub(crate) fn run_quality(args: &QualityArgs) -> Result<()> {
     let hidden = hidden.filter(|alpha| alpha.pixels().any(|p| p[0] < u8::MAX));
     let alpha_ignored = hidden.is_some();
     let first_frames_only = a.animated || b.animated;
+    // a TIFF of several pages is read at its first page, as an animation at its first frame
+    let tiff_pages = [&a, &b]
+        .iter()
+        .any(|img| img.animated && img.format == Some(image::ImageFormat::Tiff));
     if let Some(alpha) = &hidden {
         for img in [&mut a, &mut b] {
             if alpha.pixels().all(|p| p[0] == 0) {
@@ -673,7 +683,9 @@ pub(crate) fn run_quality(args: &QualityArgs) -> Result<()> {
         } else {
             ""
         };
-        let frames = if first_frames_only {
+        let frames = if tiff_pages {
+            "  (first frames only: other pages or frames are not compared)"
+        } else if first_frames_only {
             "  (first frames only: an animation's other frames are not compared)"
         } else {
             ""

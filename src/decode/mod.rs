@@ -373,7 +373,12 @@ pub(crate) fn is_caught_decoder_panic(file: &str) -> bool {
 /// Decodes `bytes` (the content of `path`, named in errors) into a working image.
 /// Decoder panics are caught and reported as errors.
 pub fn decode(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<Decoded> {
-    match guarded(|| decode_inner(bytes, path, cfg)) {
+    guarded_decode(path, || decode_inner(bytes, path, cfg))
+}
+
+/// Runs a decode, reporting a decoder's panic as the file's failure.
+fn guarded_decode<T>(path: &Path, run: impl FnOnce() -> Result<T>) -> Result<T> {
+    match guarded(run) {
         Ok(result) => result,
         Err(panic) => {
             let what = panic
@@ -381,10 +386,10 @@ pub fn decode(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<Decoded> 
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown".into());
-            Err(Error::Decode {
-                path: path.to_path_buf(),
-                reason: format!("decoder crashed ({what}); the file is probably damaged"),
-            })
+            Err(bad(
+                path,
+                format!("decoder crashed ({what}); the file is probably damaged"),
+            ))
         }
     }
 }
@@ -395,19 +400,21 @@ pub fn decode_file(path: &Path, cfg: &DecodeConfig) -> Result<Decoded> {
     decode(&bytes, path, cfg)
 }
 
+/// A full-size, upright image.
+#[derive(Debug, Clone)]
+pub(crate) struct FullSize {
+    pub(crate) image: DynamicImage,
+    /// The `image` crate format the content was read as: none for camera RAW data (a preview
+    /// or the sensor's), JPEG XL and HEIF.
+    pub(crate) format: Option<image::ImageFormat>,
+}
+
 /// Decodes `bytes` (the content of `path`) at full size and upright (EXIF orientation applied,
 /// as for indexing), for the restoration commands; the memory budget counts the decoder's buffers and an 8-bit RGB copy,
-/// as for indexing. Decoder panics are caught and reported as errors.
-pub(crate) fn decode_full_size(
-    bytes: &[u8],
-    path: &Path,
-    cfg: &DecodeConfig,
-) -> Result<DynamicImage> {
-    let run = || decode_full_size_inner(bytes, path, cfg);
-    match guarded(run) {
-        Ok(result) => result,
-        Err(_) => Err(bad(path, "decoder crashed; the file is probably damaged")),
-    }
+/// as for indexing. A file is read as [`decode`] reads it, with the same fallbacks, or refused
+/// for the same reason. Decoder panics are caught and reported as errors.
+pub(crate) fn decode_full_size(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<FullSize> {
+    guarded_decode(path, || decode_full_size_inner(bytes, path, cfg))
 }
 
 fn limits(cfg: &DecodeConfig) -> image::Limits {
@@ -739,7 +746,21 @@ fn decode_inner(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<Decoded
             },
         },
         Kind::Heif(name) => Ok(working(decode_heif(bytes, path, cfg)?, name.into(), cfg)),
-        Kind::Raw => decode_raw(bytes, path, cfg),
+        Kind::Raw => decode_raw(
+            bytes,
+            path,
+            cfg,
+            |p| {
+                decode_preview(p, path, cfg).map(|d| Decoded {
+                    format: raw_name(path),
+                    ..d
+                })
+            },
+            |img, format| {
+                let name = format.map_or_else(|| raw_name(path), |f| format_name(f, bytes));
+                working(img, name, cfg)
+            },
+        ),
     }
 }
 
@@ -753,46 +774,47 @@ fn raw_name(path: &Path) -> String {
 }
 
 /// A RAW file: its largest embedded preview when that covers the working size, else its
-/// sensor data, else a smaller preview.
-fn decode_raw(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<Decoded> {
+/// sensor data, else a smaller preview; a TIFF under a RAW name (a scan saved as .dng, a renamed
+/// file) with no preview, or that no RAW decoder knows, is read as that TIFF. `preview` reads a preview, `image`
+/// takes a full-size upright image and the `image` crate format it was read as (none for
+/// sensor data): [`decode`] and [`decode_full_size`] read a RAW file alike through this.
+fn decode_raw<T>(
+    bytes: &[u8],
+    path: &Path,
+    cfg: &DecodeConfig,
+    preview: impl Fn(&raw::Preview) -> Result<T>,
+    image: impl Fn(DynamicImage, Option<image::ImageFormat>) -> T,
+) -> Result<T> {
     let big_enough = |p: &raw::Preview| p.width.max(p.height) >= cfg.working_size;
     let walked = raw::find_preview(bytes);
-    let preview = walked
+    let found = walked
         .filter(big_enough)
         .or_else(|| raw::scan_for_preview(bytes))
         .or(walked);
     let mut preview_error = None;
-    if let Some(p) = preview
+    if let Some(p) = found
         && big_enough(&p)
     {
-        match decode_preview(&p, path, cfg) {
-            Ok(d) => {
-                return Ok(Decoded {
-                    format: raw_name(path),
-                    ..d
-                });
-            }
+        match preview(&p) {
+            Ok(d) => return Ok(d),
             Err(e) => preview_error = Some(e),
         }
     }
-    match raw::decode_sensor(bytes, path, cfg) {
-        Ok(img) => Ok(working(img, raw_name(path), cfg)),
-        Err(sensor_error) => match (preview, preview_error) {
-            (_, Some(e)) => Err(e),
-            (Some(p), None) => decode_preview(&p, path, cfg).map(|d| Decoded {
-                format: raw_name(path),
-                ..d
-            }),
-            // a plain TIFF under a RAW name (a scan saved as .dng, a renamed file) is read
-            // as the TIFF it is
-            (None, None) => match image::guess_format(bytes) {
-                Ok(format @ image::ImageFormat::Tiff) => image_decoder(bytes, path, cfg, format)
-                    .and_then(|decoder| from_decoder(decoder, path, cfg, true))
-                    .map(|img| working(img, format_name(format, bytes), cfg))
-                    .map_err(|_| sensor_error),
-                _ => Err(sensor_error),
-            },
-        },
+    let sensor_error = match raw::decode_sensor(bytes, path, cfg) {
+        Ok(img) => return Ok(image(img, None)),
+        Err(e) => e,
+    };
+    if (found.is_none() || !raw::has_raw_data(bytes))
+        && let Ok(format @ image::ImageFormat::Tiff) = image::guess_format(bytes)
+        && let Ok(img) = image_decoder(bytes, path, cfg, format)
+            .and_then(|decoder| from_decoder(decoder, path, cfg, true))
+    {
+        return Ok(image(img, Some(format)));
+    }
+    match (found, preview_error) {
+        (_, Some(e)) => Err(e),
+        (Some(p), None) => preview(&p),
+        (None, None) => Err(sensor_error),
     }
 }
 
@@ -832,22 +854,26 @@ fn decode_preview(p: &raw::Preview, path: &Path, cfg: &DecodeConfig) -> Result<D
 }
 
 /// Decodes a file's content at full size and upright for the restoration commands.
-fn decode_full_size_inner(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<DynamicImage> {
+fn decode_full_size_inner(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<FullSize> {
+    let full = |image, format| FullSize { image, format };
     match checked_kind(bytes, path)? {
         Kind::Image(format) => {
             let decoder = image_decoder(bytes, path, cfg, format)?;
-            from_decoder(decoder, path, cfg, true)
+            Ok(full(from_decoder(decoder, path, cfg, true)?, Some(format)))
         }
         Kind::Jxl => match decode_jxl(bytes, path, cfg, false)? {
-            JxlDecoded::Pixels(img) => Ok(img),
+            JxlDecoded::Pixels(img) => Ok(full(img, None)),
             JxlDecoded::Jpeg(_) => unreachable!("reconstruction was not asked for"),
         },
-        Kind::Heif(_) => decode_heif(bytes, path, cfg),
-        Kind::Raw => match raw::find_preview(bytes)
-            .filter(|p| p.width.max(p.height) >= cfg.working_size)
-            .or_else(|| raw::scan_for_preview(bytes))
-        {
-            Some(p) if p.width.max(p.height) >= cfg.working_size => {
+        Kind::Heif(_) => Ok(full(decode_heif(bytes, path, cfg)?, None)),
+        Kind::Raw => decode_raw(
+            bytes,
+            path,
+            cfg,
+            |p| {
+                if !jpeg_has_end(p.jpeg) {
+                    return Err(bad(path, "the embedded preview JPEG is truncated"));
+                }
                 let decoder = image_decoder(p.jpeg, path, cfg, image::ImageFormat::Jpeg)?;
                 let mut img = from_decoder(decoder, path, cfg, true)?;
                 if raw::jpeg_orientation(p.jpeg).is_none()
@@ -855,10 +881,10 @@ fn decode_full_size_inner(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Resu
                 {
                     img.apply_orientation(orientation);
                 }
-                Ok(img)
-            }
-            _ => raw::decode_sensor(bytes, path, cfg),
-        },
+                Ok(full(img, None))
+            },
+            full,
+        ),
     }
 }
 
@@ -1513,20 +1539,85 @@ mod tests {
         assert!(raw::tiff_unsupported_samples(&tiff_of_samples(32, 3, 3)).is_none());
     }
 
-    /// A plain TIFF under a RAW file's name is read as the TIFF it is.
+    /// A grey `w` x `h` TIFF whose one strip is a JPEG without its tables, which are kept in
+    /// the JPEGTables tag (as libtiff writes JPEG-compressed TIFFs).
+    fn tiff_with_jpeg_tables(w: u32, h: u32) -> Vec<u8> {
+        let grey = GrayImage::from_fn(w, h, |x, y| image::Luma([((x * 3 + y) % 256) as u8]));
+        let jpeg = jpeg_of(&DynamicImage::ImageLuma8(grey));
+        // SOI, then segments up to the scan; the tables go apart, the frame and scan stay
+        let (mut tables, mut strip) = (vec![0xFF, 0xD8], vec![0xFF, 0xD8]);
+        let mut at = 2;
+        loop {
+            let marker = jpeg[at + 1];
+            if marker == 0xDA {
+                strip.extend_from_slice(&jpeg[at..]);
+                break;
+            }
+            let len = usize::from(u16::from_be_bytes([jpeg[at + 2], jpeg[at + 3]]));
+            let segment = &jpeg[at..at + 2 + len];
+            match marker {
+                0xDB | 0xC4 => tables.extend_from_slice(segment),
+                0xC0 => strip.extend_from_slice(segment),
+                _ => {}
+            }
+            at += 2 + len;
+        }
+        tables.extend_from_slice(&[0xFF, 0xD9]);
+        // header, one directory of 10 entries, then the tables and the strip
+        let ifd_len = 2 + 10 * 12 + 4;
+        let tables_at = 8 + ifd_len;
+        let strip_at = tables_at + tables.len();
+        let entries: [(u16, u16, u32, u32); 10] = [
+            (256, 4, 1, w),
+            (257, 4, 1, h),
+            (258, 3, 1, 8),
+            (259, 3, 1, 7),
+            (262, 3, 1, 1),
+            (273, 4, 1, strip_at as u32),
+            (277, 3, 1, 1),
+            (278, 4, 1, h),
+            (279, 4, 1, strip.len() as u32),
+            (347, 7, tables.len() as u32, tables_at as u32),
+        ];
+        let mut tiff = b"II*\0\x08\0\0\0".to_vec();
+        tiff.extend_from_slice(&10u16.to_le_bytes());
+        for (tag, kind, count, value) in entries {
+            tiff.extend_from_slice(&tag.to_le_bytes());
+            tiff.extend_from_slice(&kind.to_le_bytes());
+            tiff.extend_from_slice(&count.to_le_bytes());
+            tiff.extend_from_slice(&value.to_le_bytes());
+        }
+        tiff.extend_from_slice(&[0; 4]);
+        tiff.extend_from_slice(&tables);
+        tiff.extend_from_slice(&strip);
+        tiff
+    }
+
+    /// A plain TIFF, uncompressed or JPEG-compressed with its tables apart, under a RAW file's
+    /// name is read as the TIFF it is, alike by `decode` and `decode_full_size`.
     #[test]
-    fn a_tiff_named_as_raw_is_read_as_tiff() {
+    fn a_tiff_named_as_raw_is_read_as_tiff_by_every_decode() {
         let img = DynamicImage::ImageRgb8(RgbImage::from_fn(320, 200, |x, y| {
             image::Rgb([(x % 256) as u8, (y % 256) as u8, 90])
         }));
-        let mut tiff = Vec::new();
-        img.write_to(&mut Cursor::new(&mut tiff), image::ImageFormat::Tiff)
+        let mut plain = Vec::new();
+        img.write_to(&mut Cursor::new(&mut plain), image::ImageFormat::Tiff)
             .unwrap();
-        let decoded = decode(&tiff, Path::new("scan.dng"), &DecodeConfig::default()).unwrap();
-        assert_eq!(
-            (decoded.width, decoded.height, decoded.format.as_str()),
-            (320, 200, "tiff")
-        );
+        let cfg = DecodeConfig::default();
+        for tiff in [plain, tiff_with_jpeg_tables(320, 200)] {
+            let as_tiff = decode_full_size(&tiff, Path::new("scan.tif"), &cfg).unwrap();
+            for name in ["scan.dng", "scan.nef"] {
+                let path = Path::new(name);
+                let decoded = decode(&tiff, path, &cfg).unwrap_or_else(|e| panic!("{e}"));
+                assert_eq!(
+                    (decoded.width, decoded.height, decoded.format.as_str()),
+                    (320, 200, "tiff")
+                );
+                let full = decode_full_size(&tiff, path, &cfg).unwrap_or_else(|e| panic!("{e}"));
+                assert_eq!(full.format, Some(image::ImageFormat::Tiff), "{name}");
+                assert_eq!(full.image, as_tiff.image, "{name}");
+            }
+        }
     }
 
     /// A sequential (baseline) JPEG is decoded scaled in a few rows of blocks, so a large one
@@ -1785,7 +1876,7 @@ mod tests {
         assert_eq!((d.width, d.height, d.format.as_str()), (30, 20, "tga"));
         assert_eq!(d.image.get_pixel(3, 3).0, [200, 10, 60]);
         let full = decode_full_size(&tga, Path::new("pic.tga"), &DecodeConfig::default()).unwrap();
-        assert_eq!(full.width(), 30);
+        assert_eq!(full.image.width(), 30);
         // Without the hint the content alone is not taken as an image.
         assert!(decode(&tga, Path::new("pic.bin"), &DecodeConfig::default()).is_err());
     }

@@ -465,6 +465,18 @@ impl<'a> Tiff<'a> {
     }
 }
 
+/// True when a RAW decoder knows `bytes`: a camera's data, not a plain TIFF under a RAW name.
+#[cfg(feature = "raw")]
+pub(crate) fn has_raw_data(bytes: &[u8]) -> bool {
+    rawler::get_decoder(&rawler::rawsource::RawSource::new_from_slice(bytes)).is_ok()
+}
+
+/// Without the `raw` feature, true when the content has a RAW signature or DNG or CR2 marks.
+#[cfg(not(feature = "raw"))]
+pub(crate) fn has_raw_data(bytes: &[u8]) -> bool {
+    sniff(bytes, Path::new(""))
+}
+
 /// Decodes the raw sensor data (demosaicing, white balance, colour calibration, sRGB), upright,
 /// for RAW files without a usable preview.
 #[cfg(feature = "raw")]

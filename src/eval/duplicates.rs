@@ -135,7 +135,7 @@ pub fn plant(
         let cfg = DecodeConfig::default();
         let decoded = read_image_file(src, &cfg).and_then(|b| decode_full_size(&b, src, &cfg));
         let image = match decoded {
-            Ok(d) => flatten_to_rgb(d),
+            Ok(d) => flatten_to_rgb(d.image),
             Err(Error::Decode { reason, .. }) => return Ok(Err(reason)),
             Err(Error::Io { source, .. }) => return Ok(Err(source.to_string())),
             Err(e) => return Ok(Err(e.to_string())),

@@ -30,7 +30,8 @@ pub struct ImageFile {
     /// More than 8 bits a channel (16-bit or floating point), which [`save_at_depth`] keeps in
     /// PNG and TIFF.
     pub deep: bool,
-    /// An animation (GIF, APNG or WebP of more than one frame): only its first frame is read.
+    /// An animation (GIF, APNG or WebP of more than one frame) or a TIFF of several pages:
+    /// only its first frame (page) is read.
     pub animated: bool,
 }
 
@@ -56,7 +57,8 @@ fn load_inner(
     work: Option<(super::memory::Work, u64)>,
 ) -> Result<ImageFile> {
     let bytes = crate::decode::read_image_file(path, cfg)?;
-    let img = crate::decode::decode_full_size(&bytes, path, cfg)?;
+    let crate::decode::FullSize { image: img, format } =
+        crate::decode::decode_full_size(&bytes, path, cfg)?;
     if let Some((work, budget_mib)) = work {
         let colour = img.color().has_color();
         super::memory::check(path, (img.width(), img.height()), colour, work, budget_mib)?;
@@ -70,16 +72,21 @@ fn load_inner(
     Ok(ImageFile {
         planes: Planes::from_image(&img),
         alpha,
-        format: image::guess_format(&bytes).ok(),
+        format,
         lossy: is_lossy(&bytes),
         deep: img.color().bytes_per_pixel() > img.color().channel_count(),
-        animated: is_animated(&bytes),
+        // read as a format of the `image` crate: not a RAW file's directories
+        animated: format.is_some() && is_animated(&bytes),
     })
 }
 
 /// Whether `bytes` hold an animation whose frames after the first are not read: a GIF of two
-/// or more images, a PNG with an animation control chunk (APNG), or a WebP flagged animated.
+/// or more images, a PNG with an animation control chunk (APNG), a WebP flagged animated, or a
+/// TIFF of two or more pages.
 fn is_animated(bytes: &[u8]) -> bool {
+    if bytes.starts_with(b"II*\0") || bytes.starts_with(b"MM\0*") {
+        return tiff_pages(bytes) > 1;
+    }
     if bytes.starts_with(b"GIF8") {
         return gif_frames(bytes) > 1;
     }
@@ -149,6 +156,51 @@ fn gif_frames(bytes: &[u8]) -> usize {
         }
     }
     frames
+}
+
+/// Pages in a TIFF, counted up to 2 by walking its directories (0 when the walk fails); a
+/// reduced-resolution copy (NewSubfileType bit 0, as a thumbnail is marked) is no page.
+fn tiff_pages(bytes: &[u8]) -> usize {
+    let big_endian = bytes.starts_with(b"MM");
+    let u16_at = |at: usize| -> Option<u16> {
+        let b: [u8; 2] = bytes.get(at..at.checked_add(2)?)?.try_into().ok()?;
+        Some(if big_endian {
+            u16::from_be_bytes(b)
+        } else {
+            u16::from_le_bytes(b)
+        })
+    };
+    let u32_at = |at: usize| -> Option<u32> {
+        let b: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
+        Some(if big_endian {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        })
+    };
+    const NEW_SUBFILE_TYPE: u16 = 0xFE;
+    let mut directory = u32_at(4).map_or(0, |at| at as usize);
+    let (mut pages, mut walked) = (0, 0);
+    // a directory chain that loops ends the walk after 64 directories
+    while directory != 0 && pages < 2 && walked < 64 {
+        walked += 1;
+        let Some(count) = u16_at(directory) else {
+            break;
+        };
+        let entry = |i: usize| directory + 2 + 12 * i;
+        let reduced = (0..usize::from(count)).any(|i| {
+            let value = match u16_at(entry(i) + 2) {
+                Some(3) => u16_at(entry(i) + 8).map(u32::from),
+                _ => u32_at(entry(i) + 8),
+            };
+            u16_at(entry(i)) == Some(NEW_SUBFILE_TYPE) && value.is_some_and(|v| v & 1 != 0)
+        });
+        if !reduced {
+            pages += 1;
+        }
+        directory = u32_at(entry(usize::from(count))).map_or(0, |at| at as usize);
+    }
+    pages
 }
 
 /// Whether a WebP file holds a lossy (VP8) image: its first chunk, or, in the extended
@@ -488,6 +540,88 @@ mod tests {
         };
         assert!(is_animated(&webp(0x02)));
         assert!(!is_animated(&webp(0x10)));
+    }
+
+    /// A 2x2 grey TIFF of one page per entry of `subfile_types` (its NewSubfileType), in both
+    /// byte orders.
+    fn tiff_of_pages(subfile_types: &[u32], big_endian: bool) -> Vec<u8> {
+        let u16b = |v: u16| {
+            if big_endian {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
+        };
+        let u32b = |v: u32| {
+            if big_endian {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
+        };
+        let mut tiff = if big_endian {
+            b"MM\0*".to_vec()
+        } else {
+            b"II*\0".to_vec()
+        };
+        tiff.extend_from_slice(&u32b(8));
+        // each page: 10 entries, the next directory's offset, then 4 pixels
+        let page_len = 2 + 10 * 12 + 4 + 4;
+        for (k, &subfile) in subfile_types.iter().enumerate() {
+            let at = 8 + k * page_len;
+            let pixels = (at + page_len - 4) as u32;
+            let next = if k + 1 < subfile_types.len() {
+                (at + page_len) as u32
+            } else {
+                0
+            };
+            tiff.extend_from_slice(&u16b(10));
+            for (tag, kind, value) in [
+                (254u16, 4u16, subfile),
+                (256, 3, 2),
+                (257, 3, 2),
+                (258, 3, 8),
+                (259, 3, 1),
+                (262, 3, 1),
+                (273, 4, pixels),
+                (277, 3, 1),
+                (278, 3, 2),
+                (279, 4, 4),
+            ] {
+                tiff.extend_from_slice(&u16b(tag));
+                tiff.extend_from_slice(&u16b(kind));
+                tiff.extend_from_slice(&u32b(1));
+                if kind == 3 {
+                    tiff.extend_from_slice(&u16b(value as u16));
+                    tiff.extend_from_slice(&[0, 0]);
+                } else {
+                    tiff.extend_from_slice(&u32b(value));
+                }
+            }
+            tiff.extend_from_slice(&u32b(next));
+            tiff.extend_from_slice(&[10, 80, 160, 240]);
+        }
+        tiff
+    }
+
+    #[test]
+    fn a_tiff_of_several_pages_is_read_as_an_animation() {
+        for big_endian in [false, true] {
+            assert!(!is_animated(&tiff_of_pages(&[0], big_endian)));
+            assert!(is_animated(&tiff_of_pages(&[0, 2], big_endian)));
+            // a reduced-resolution copy (a thumbnail) is no page
+            assert!(!is_animated(&tiff_of_pages(&[0, 1], big_endian)));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pages.tif");
+        std::fs::write(&path, tiff_of_pages(&[0, 2], false)).unwrap();
+        let img = load(&path, &Default::default()).unwrap();
+        assert!(img.animated);
+        assert_eq!(img.planes.dim(), (2, 2));
+        // under a RAW name, the same TIFF is read as a TIFF, pages and all
+        let raw_named = dir.path().join("pages.nef");
+        std::fs::copy(&path, &raw_named).unwrap();
+        assert!(load(&raw_named, &Default::default()).unwrap().animated);
     }
 
     #[test]

@@ -285,9 +285,16 @@ pub fn thumb_name(path: &Path) -> String {
     )
 }
 
+/// Writes the thumbnail of the image at `path` into `thumbs`, the file read as every command
+/// reads it (by content, upright), and gives its name.
 fn make_thumb(path: &Path, thumbs: &Path) -> std::result::Result<String, String> {
-    let img = image::open(path).map_err(|e| e.to_string())?;
-    let t = img.thumbnail(THUMB_SIZE, THUMB_SIZE).to_rgb8();
+    let cfg = crate::decode::DecodeConfig {
+        working_size: THUMB_SIZE,
+        ..Default::default()
+    };
+    let t = crate::decode::decode_file(path, &cfg)
+        .map_err(|e| e.to_string())?
+        .image;
     let name = thumb_name(path);
     let out = thumbs.join(&name);
     let mut buf = Vec::new();
@@ -296,4 +303,25 @@ fn make_thumb(path: &Path, thumbs: &Path) -> std::result::Result<String, String>
         .map_err(|e| e.to_string())?;
     std::fs::write(&out, buf).map_err(|e| format!("{}: {e}", crate::path_repr::shown(&out)))?;
     Ok(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A thumbnail is made from a file as `index` reads it: a TIFF under a RAW name too.
+    #[test]
+    fn a_thumbnail_is_made_of_a_file_as_index_reads_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = image::RgbImage::from_fn(300, 150, |x, y| image::Rgb([x as u8, y as u8, 9]));
+        let path = dir.path().join("scan.nef");
+        img.save_with_format(&path, image::ImageFormat::Tiff)
+            .unwrap();
+        let name = make_thumb(&path, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let thumb = image::open(dir.path().join(name)).unwrap();
+        assert_eq!(
+            (thumb.width(), thumb.height()),
+            (THUMB_SIZE, THUMB_SIZE / 2)
+        );
+    }
 }
