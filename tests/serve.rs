@@ -1536,6 +1536,55 @@ fn a_tracked_folder_inside_another_lists_and_counts_the_images_below_it() {
     assert!(outer.1.contains(&shown(&trip2.join("coffee.jpg"))));
 }
 
+/// Request text a refusal quotes (an id, a parameter's name or value) has its control,
+/// invisible and bidi characters escaped as names are, and a bad id or folder is refused in
+/// the app's words, not the parser's.
+#[test]
+fn refusals_escape_the_request_text_they_quote_and_speak_the_apps_words() {
+    let c = Collection::new();
+    let server = c.serve(&[]);
+    let page = |target: &str| {
+        let a = server.get(target);
+        assert_eq!(a.status, 400, "{target}: {}", a.text());
+        let text = a.text();
+        assert!(
+            !text.contains(['\0', '\u{202e}']) && !text.contains("Invalid URL"),
+            "{target}: {text:?}"
+        );
+        text
+    };
+    let nul = page("/files/1%00");
+    assert!(nul.contains(r"`1\u{0}` is not an image id"), "{nul}");
+    let bidi = page("/thumbs/1%e2%80%ae%0a");
+    assert!(bidi.contains(r"`1\u{202e}\n` is not an image id"), "{bidi}");
+    let name = page("/?%e2%80%aelmth.exe=1");
+    assert!(name.contains(r"<code>\u{202e}lmth.exe</code>"), "{name}");
+    let report = page("/reports/x%0a/index.html");
+    assert!(report.contains(r"`x\n` is not a report number"), "{report}");
+    let error = |target: &str| {
+        let a = server.get(target);
+        assert_eq!(a.status, 400, "{target}: {}", a.text());
+        a.json()["error"].as_str().unwrap().to_string()
+    };
+    assert_eq!(
+        error("/api/images/1%e2%80%ae%0a"),
+        r"`1\u{202e}\n` is not an image id: ids are whole numbers (/api/images lists them)"
+    );
+    assert_eq!(
+        error("/api/images?folder=abc"),
+        "folder=abc: not a folder id: folder ids are whole numbers (/api/folders lists them)"
+    );
+    assert_eq!(
+        error("/api/images?limit=%e2%80%ae9"),
+        r"limit=\u{202e}9: give a whole number from 0 (images a page lists, at most 500)"
+    );
+    let unknown = error("/api/status?%e2%80%aex%1b=1");
+    assert!(
+        unknown.contains(r"unknown query parameter `\u{202e}x\u{1b}`"),
+        "{unknown}"
+    );
+}
+
 /// A thumbnail the server's memory budget is too small to make (of an image indexed under
 /// a larger one) says which flag to raise, once.
 #[test]
