@@ -2177,6 +2177,24 @@ fn a_request_over_the_http_limits_is_refused_in_the_form_of_its_address() {
     assert!(error.contains("headers"), "{error}");
 }
 
+/// A head of megabytes, over what the HTTP layer reads and more than the connection's buffers
+/// hold, gets its 431 as a smaller one does: the rest of it is read before the connection
+/// closes, which would otherwise be reset while the client still sends.
+#[test]
+fn a_head_of_megabytes_is_refused_not_reset() {
+    let c = Collection::new();
+    let server = c.serve(&[]);
+    let value = "a".repeat(1 << 20);
+    let headers: Vec<(String, &str)> = (0..16)
+        .map(|n| (format!("x-{n}"), value.as_str()))
+        .collect();
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    for target in ["/api/status", "/"] {
+        let big = server.raw("GET", target, &headers, b"");
+        assert_eq!(big.status, 431, "{target}: {}", big.head);
+    }
+}
+
 /// `serve --open` where the opener fails (no browser) says so in one line of its own, with the
 /// address to open by hand, and not in the opener's words.
 #[cfg(unix)]
