@@ -1536,6 +1536,78 @@ fn a_tracked_folder_inside_another_lists_and_counts_the_images_below_it() {
     assert!(outer.1.contains(&shown(&trip2.join("coffee.jpg"))));
 }
 
+/// In the view of a tracked folder inside another, an image stored under the outer one is
+/// named relative to the folder viewed; the outer folder's view and the all-images view name
+/// it relative to the outer one.
+#[test]
+fn a_tracked_folder_inside_another_names_its_images_relative_to_it() {
+    use std::os::unix::ffi::OsStrExt;
+    let c = Collection::new();
+    let trip = c.photos.join("trip");
+    std::fs::create_dir_all(&trip).unwrap();
+    std::fs::rename(c.photos.join("astronaut.jpg"), trip.join("astronaut.jpg")).unwrap();
+    let odd = std::ffi::OsStr::from_bytes(b"camera\xff.jpg");
+    std::fs::rename(c.photos.join("camera.jpg"), trip.join(odd)).unwrap();
+    let indexed = common::lookalike()
+        .arg("--index-dir")
+        .arg(&c.index)
+        .args(["-q", "index"])
+        .arg(&c.photos)
+        .arg(&trip)
+        .status()
+        .unwrap();
+    assert!(indexed.success());
+    let server = c.serve(&[]);
+    let folders = server.get("/api/folders").json();
+    let id_of = |path: &Path| {
+        folders["folders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["path"] == path.to_string_lossy().as_ref())
+            .unwrap_or_else(|| panic!("{folders}"))["id"]
+            .as_i64()
+            .unwrap()
+    };
+    let names = |target: &str| {
+        let page = server.get(target).json();
+        let mut names: Vec<(String, Value)> = page["images"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{target}: {page}"))
+            .iter()
+            .filter(|i| i["path"].as_str().unwrap().contains("/trip/"))
+            .map(|i| {
+                (
+                    i["name"].as_str().unwrap().to_string(),
+                    i["name_bytes"].clone(),
+                )
+            })
+            .collect();
+        names.sort_by(|a, b| a.0.cmp(&b.0));
+        names
+    };
+    let bytes = |b: &[u8]| serde_json::json!(b);
+    assert_eq!(
+        names(&format!("/api/images?folder={}", id_of(&trip))),
+        vec![
+            ("astronaut.jpg".to_string(), Value::Null),
+            ("camera\u{fffd}.jpg".to_string(), bytes(b"camera\xff.jpg")),
+        ]
+    );
+    let outer = vec![
+        ("trip/astronaut.jpg".to_string(), Value::Null),
+        (
+            "trip/camera\u{fffd}.jpg".to_string(),
+            bytes(b"trip/camera\xff.jpg"),
+        ),
+    ];
+    assert_eq!(
+        names(&format!("/api/images?folder={}", id_of(&c.photos))),
+        outer
+    );
+    assert_eq!(names("/api/images"), outer);
+}
+
 /// Request text a refusal quotes (an id, a parameter's name or value) has its control,
 /// invisible and bidi characters escaped as names are, and a bad id or folder is refused in
 /// the app's words, not the parser's.

@@ -709,6 +709,17 @@ fn image_json(r: &ImageRecord) -> Value {
     Value::Object(m)
 }
 
+/// An image of a folder's view, named relative to the folder viewed: in the view of a tracked
+/// folder inside another, an image stored under the outer one is `100.jpg`, not `trip/100.jpg`.
+fn image_in_folder_json(r: &ImageRecord, viewed: &Path) -> Value {
+    let mut v = image_json(r);
+    if let (Ok(rel), Some(m)) = (r.path.strip_prefix(viewed), v.as_object_mut()) {
+        m.remove("name_bytes");
+        crate::path_repr::insert(m, "name", rel);
+    }
+    v
+}
+
 /// Why `/files/ID` does not serve an indexed file, found before its bytes are read.
 enum NotServed {
     /// The file, or its indexed folder, cannot be opened: gone, or not readable by this server.
@@ -906,8 +917,10 @@ async fn images(State(app): State<Arc<App>>, Params(p): Params<PageParams>) -> R
             }
         };
         app.with_store(|s| {
+            let roots = s.roots()?;
+            let viewed = folder.and_then(|f| roots.get(&f));
             let total = match folder {
-                Some(f) if !s.roots()?.contains_key(&f) => {
+                Some(f) if viewed.is_none() => {
                     return Ok(refuse(
                         StatusCode::NOT_FOUND,
                         &format!(
@@ -919,7 +932,13 @@ async fn images(State(app): State<Arc<App>>, Params(p): Params<PageParams>) -> R
                 None => s.image_count()?,
             };
             let page = s.image_page(folder, offset, limit)?;
-            let images: Vec<Value> = page.iter().map(image_json).collect();
+            let images: Vec<Value> = page
+                .iter()
+                .map(|r| match viewed {
+                    Some(folder) => image_in_folder_json(r, folder),
+                    None => image_json(r),
+                })
+                .collect();
             Ok(Json(json!({"total": total, "offset": offset, "images": images})).into_response())
         })
     })
