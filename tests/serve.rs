@@ -1536,6 +1536,127 @@ fn a_tracked_folder_inside_another_lists_and_counts_the_images_below_it() {
     assert!(outer.1.contains(&shown(&trip2.join("coffee.jpg"))));
 }
 
+/// In the view of a tracked folder inside another, an image stored under the outer one is
+/// named relative to the folder viewed; the outer folder's view and the all-images view name
+/// it relative to the outer one.
+#[test]
+fn a_tracked_folder_inside_another_names_its_images_relative_to_it() {
+    use std::os::unix::ffi::OsStrExt;
+    let c = Collection::new();
+    let trip = c.photos.join("trip");
+    std::fs::create_dir_all(&trip).unwrap();
+    std::fs::rename(c.photos.join("astronaut.jpg"), trip.join("astronaut.jpg")).unwrap();
+    let odd = std::ffi::OsStr::from_bytes(b"camera\xff.jpg");
+    std::fs::rename(c.photos.join("camera.jpg"), trip.join(odd)).unwrap();
+    let indexed = common::lookalike()
+        .arg("--index-dir")
+        .arg(&c.index)
+        .args(["-q", "index"])
+        .arg(&c.photos)
+        .arg(&trip)
+        .status()
+        .unwrap();
+    assert!(indexed.success());
+    let server = c.serve(&[]);
+    let folders = server.get("/api/folders").json();
+    let id_of = |path: &Path| {
+        folders["folders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["path"] == path.to_string_lossy().as_ref())
+            .unwrap_or_else(|| panic!("{folders}"))["id"]
+            .as_i64()
+            .unwrap()
+    };
+    let names = |target: &str| {
+        let page = server.get(target).json();
+        let mut names: Vec<(String, Value)> = page["images"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{target}: {page}"))
+            .iter()
+            .filter(|i| i["path"].as_str().unwrap().contains("/trip/"))
+            .map(|i| {
+                (
+                    i["name"].as_str().unwrap().to_string(),
+                    i["name_bytes"].clone(),
+                )
+            })
+            .collect();
+        names.sort_by(|a, b| a.0.cmp(&b.0));
+        names
+    };
+    let bytes = |b: &[u8]| serde_json::json!(b);
+    assert_eq!(
+        names(&format!("/api/images?folder={}", id_of(&trip))),
+        vec![
+            ("astronaut.jpg".to_string(), Value::Null),
+            ("camera\u{fffd}.jpg".to_string(), bytes(b"camera\xff.jpg")),
+        ]
+    );
+    let outer = vec![
+        ("trip/astronaut.jpg".to_string(), Value::Null),
+        (
+            "trip/camera\u{fffd}.jpg".to_string(),
+            bytes(b"trip/camera\xff.jpg"),
+        ),
+    ];
+    assert_eq!(
+        names(&format!("/api/images?folder={}", id_of(&c.photos))),
+        outer
+    );
+    assert_eq!(names("/api/images"), outer);
+}
+
+/// Request text a refusal quotes (an id, a parameter's name or value) has its control,
+/// invisible and bidi characters escaped as names are, and a bad id or folder is refused in
+/// the app's words, not the parser's.
+#[test]
+fn refusals_escape_the_request_text_they_quote_and_speak_the_apps_words() {
+    let c = Collection::new();
+    let server = c.serve(&[]);
+    let page = |target: &str| {
+        let a = server.get(target);
+        assert_eq!(a.status, 400, "{target}: {}", a.text());
+        let text = a.text();
+        assert!(
+            !text.contains(['\0', '\u{202e}']) && !text.contains("Invalid URL"),
+            "{target}: {text:?}"
+        );
+        text
+    };
+    let nul = page("/files/1%00");
+    assert!(nul.contains(r"`1\u{0}` is not an image id"), "{nul}");
+    let bidi = page("/thumbs/1%e2%80%ae%0a");
+    assert!(bidi.contains(r"`1\u{202e}\n` is not an image id"), "{bidi}");
+    let name = page("/?%e2%80%aelmth.exe=1");
+    assert!(name.contains(r"<code>\u{202e}lmth.exe</code>"), "{name}");
+    let report = page("/reports/x%0a/index.html");
+    assert!(report.contains(r"`x\n` is not a report number"), "{report}");
+    let error = |target: &str| {
+        let a = server.get(target);
+        assert_eq!(a.status, 400, "{target}: {}", a.text());
+        a.json()["error"].as_str().unwrap().to_string()
+    };
+    assert_eq!(
+        error("/api/images/1%e2%80%ae%0a"),
+        r"`1\u{202e}\n` is not an image id: ids are whole numbers (/api/images lists them)"
+    );
+    assert_eq!(
+        error("/api/images?folder=abc"),
+        "folder=abc: not a folder id: folder ids are whole numbers (/api/folders lists them)"
+    );
+    assert_eq!(
+        error("/api/images?limit=%e2%80%ae9"),
+        r"limit=\u{202e}9: give a whole number from 0 (images a page lists, at most 500)"
+    );
+    let unknown = error("/api/status?%e2%80%aex%1b=1");
+    assert!(
+        unknown.contains(r"unknown query parameter `\u{202e}x\u{1b}`"),
+        "{unknown}"
+    );
+}
+
 /// A thumbnail the server's memory budget is too small to make (of an image indexed under
 /// a larger one) says which flag to raise, once.
 #[test]
@@ -2126,6 +2247,24 @@ fn a_request_over_the_http_limits_is_refused_in_the_form_of_its_address() {
     assert_eq!(many.status, 431, "{}", many.head);
     let error = many.json()["error"].as_str().unwrap_or("").to_string();
     assert!(error.contains("headers"), "{error}");
+}
+
+/// A head of megabytes, over what the HTTP layer reads and more than the connection's buffers
+/// hold, gets its 431 as a smaller one does: the rest of it is read before the connection
+/// closes, which would otherwise be reset while the client still sends.
+#[test]
+fn a_head_of_megabytes_is_refused_not_reset() {
+    let c = Collection::new();
+    let server = c.serve(&[]);
+    let value = "a".repeat(1 << 20);
+    let headers: Vec<(String, &str)> = (0..16)
+        .map(|n| (format!("x-{n}"), value.as_str()))
+        .collect();
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    for target in ["/api/status", "/"] {
+        let big = server.raw("GET", target, &headers, b"");
+        assert_eq!(big.status, 431, "{target}: {}", big.head);
+    }
 }
 
 /// `serve --open` where the opener fails (no browser) says so in one line of its own, with the

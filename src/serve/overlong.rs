@@ -1,7 +1,9 @@
 //! Requests the HTTP layer refuses before the app sees them (an address over 64 KiB, over 100
 //! headers or a head over about 400 KiB, a head that is not HTTP): the layer answers them
 //! with an empty body, which is replaced here by the app's refusal, JSON under `/api/` and
-//! the refusal page elsewhere.
+//! the refusal page elsewhere. The rest of a refused request is read and dropped before the
+//! connection closes: closed with unread bytes, it would be reset, and the client would lose
+//! the refusal (a head of about 1 MB did).
 
 use std::io;
 use std::net::SocketAddr;
@@ -13,6 +15,10 @@ use tokio::net::{TcpListener, TcpStream};
 
 /// Bytes kept of a request's start: its method and the start of its address.
 const START_KEPT: usize = 32;
+
+/// The most of a refused request read and dropped after its refusal; a client still sending
+/// past it has its connection reset.
+const DRAINED_AT_MOST: usize = 64 << 20;
 
 /// The server's listener, each connection wrapped in [`Refusing`].
 pub(super) struct Refusing(pub(super) TcpListener);
@@ -41,6 +47,9 @@ pub(super) struct RefusingStream {
     /// The app's refusal written in place of the layer's, and how much of it is written.
     /// The layer closes the connection after it: all it writes then is dropped.
     replacing: Option<(Vec<u8>, usize)>,
+    /// After the replacing refusal: its sending side is shut down, and the bytes of the
+    /// refused request read and dropped since.
+    draining: Option<usize>,
 }
 
 impl RefusingStream {
@@ -50,7 +59,35 @@ impl RefusingStream {
             start: Vec::new(),
             answered: false,
             replacing: None,
+            draining: None,
         }
+    }
+
+    /// After a replacing refusal is written: shuts the sending side (the client sees the
+    /// refusal end) and reads what the client still sends until it closes, so that the
+    /// connection is not reset with the refusal unread.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.replacing.is_none() {
+            return Poll::Ready(Ok(()));
+        }
+        if self.draining.is_none() {
+            ready!(Pin::new(&mut self.inner).poll_flush(cx))?;
+            ready!(Pin::new(&mut self.inner).poll_shutdown(cx))?;
+            self.draining = Some(0);
+        }
+        let mut dropped = [0u8; 16 * 1024];
+        while let Some(drained) = self.draining.as_mut()
+            && *drained < DRAINED_AT_MOST
+        {
+            let mut buf = ReadBuf::new(&mut dropped);
+            if ready!(Pin::new(&mut self.inner).poll_read(cx, &mut buf)).is_err()
+                || buf.filled().is_empty()
+            {
+                break;
+            }
+            *drained += buf.filled().len();
+        }
+        Poll::Ready(Ok(()))
     }
 
     /// Writes what is left of the replacing refusal.
@@ -119,6 +156,9 @@ impl AsyncWrite for RefusingStream {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         ready!(this.poll_replacing(cx))?;
+        if this.replacing.is_some() {
+            return this.poll_drain(cx);
+        }
         Pin::new(&mut this.inner).poll_shutdown(cx)
     }
 }

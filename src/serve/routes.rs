@@ -218,7 +218,7 @@ async fn refusal_for(api: bool, response: Response) -> Response {
             status,
             &format!(
                 "<p>The address was refused: {}.</p>\n<p><a href=\"/\">/</a> is the app's start page.</p>",
-                crate::eval::report::html::escape(why.trim_end_matches('.'))
+                page_text(why.trim_end_matches('.'))
             ),
         )
     };
@@ -259,13 +259,27 @@ async fn unknown_address(uri: axum::http::Uri) -> Response {
         StatusCode::NOT_FOUND,
         &format!(
             "<p>The address was refused: the app has no page at {}.</p>\n{without}<p><a href=\"/\">/</a> is the app's start page.</p>",
-            esc(path)
+            page_text(path)
         ),
     )
 }
 
+/// A refusal in JSON `{"error"}`; control and invisible characters in `why` (request text
+/// it quotes) are escaped, as the command line escapes its messages.
 fn refuse(status: StatusCode, why: &str) -> Response {
+    let why = crate::path_repr::escape_message(why);
     (status, Json(json!({ "error": why }))).into_response()
+}
+
+/// Text of a request quoted in a refusal: control and invisible characters escaped, a
+/// backslash doubled, as names are shown.
+fn quoted(text: &str) -> String {
+    crate::path_repr::escape_text(text)
+}
+
+/// A refusal's words for an HTML page: escaped as [`refuse`] escapes them, then as HTML.
+fn page_text(why: &str) -> String {
+    crate::eval::report::html::escape(&crate::path_repr::escape_message(why))
 }
 
 /// The query parameters an endpoint takes, as `T` (`#[serde(deny_unknown_fields)]`); any
@@ -273,6 +287,44 @@ fn refuse(status: StatusCode, why: &str) -> Response {
 /// elsewhere (addresses a browser opens: the page, files, thumbnails, reports) as an HTML page
 /// that links to the same address without the parameters it does not know.
 struct Params<T>(T);
+
+/// The image id of an address (`/api/images/ID`, `/thumbs/ID`, `/files/ID`); any other text
+/// is refused with 400 in the app's words.
+struct ImageId(i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for ImageId {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &S,
+    ) -> std::result::Result<Self, Response> {
+        let text = path_text(parts, state).await?;
+        text.parse().map(ImageId).map_err(|_| {
+            refuse(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "`{}` is not an image id: ids are whole numbers (/api/images lists them)",
+                    quoted(&text)
+                ),
+            )
+        })
+    }
+}
+
+/// The one segment an address takes (decoded), or its refusal when it is not UTF-8.
+async fn path_text<S: Send + Sync>(
+    parts: &mut Parts,
+    state: &S,
+) -> std::result::Result<String, Response> {
+    match UrlPath::<String>::from_request_parts(parts, state).await {
+        Ok(UrlPath(text)) => Ok(text),
+        Err(_) => Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "the address holds bytes that are not UTF-8 where an id goes: ids are whole numbers",
+        )),
+    }
+}
 
 /// For endpoints that take no query parameter (or no body field).
 #[derive(Deserialize)]
@@ -375,12 +427,12 @@ fn refused_page<T: serde::de::DeserializeOwned>(
     let what = if unknown.is_empty() {
         format!(
             "<p>The address was refused: {}.</p>\n<p>{link} is the same address without its query.</p>",
-            crate::eval::report::html::escape(why)
+            page_text(why)
         )
     } else {
         let names: Vec<String> = unknown
             .iter()
-            .map(|n| format!("<code>{}</code>", crate::eval::report::html::escape(n)))
+            .map(|n| format!("<code>{}</code>", page_text(&quoted(n))))
             .collect();
         let (noun, them) = if unknown.len() == 1 {
             ("parameter", "it")
@@ -657,6 +709,17 @@ fn image_json(r: &ImageRecord) -> Value {
     Value::Object(m)
 }
 
+/// An image of a folder's view, named relative to the folder viewed: in the view of a tracked
+/// folder inside another, an image stored under the outer one is `100.jpg`, not `trip/100.jpg`.
+fn image_in_folder_json(r: &ImageRecord, viewed: &Path) -> Value {
+    let mut v = image_json(r);
+    if let (Ok(rel), Some(m)) = (r.path.strip_prefix(viewed), v.as_object_mut()) {
+        m.remove("name_bytes");
+        crate::path_repr::insert(m, "name", rel);
+    }
+    v
+}
+
 /// Why `/files/ID` does not serve an indexed file, found before its bytes are read.
 enum NotServed {
     /// The file, or its indexed folder, cannot be opened: gone, or not readable by this server.
@@ -804,7 +867,8 @@ async fn folders(State(app): State<Arc<App>>, _: Params<Nothing>) -> Response {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PageParams {
-    folder: Option<i64>,
+    /// Taken as text, as the two below: a refusal names the parameter in the app's words.
+    folder: Option<String>,
     /// Taken as text: a refusal names the parameter and its range.
     offset: Option<String>,
     limit: Option<String>,
@@ -815,7 +879,10 @@ fn page_number(name: &str, value: Option<&str>, default: u64, range: &str) -> Re
     match value {
         None => Ok(default),
         Some(v) => v.trim().parse::<u64>().map_err(|_| {
-            Error::InvalidInput(format!("{name}={v}: give a whole number from 0 ({range})"))
+            Error::InvalidInput(format!(
+                "{name}={}: give a whole number from 0 ({range})",
+                quoted(v)
+            ))
         }),
     }
 }
@@ -839,9 +906,21 @@ async fn images(State(app): State<Arc<App>>, Params(p): Params<PageParams>) -> R
             0,
             "the position of the page's first image; 0 is the first page",
         )?;
+        let folder = match p.folder.as_deref().map(|v| (v, v.trim().parse::<i64>())) {
+            None => None,
+            Some((_, Ok(id))) => Some(id),
+            Some((v, Err(_))) => {
+                return Err(Error::InvalidInput(format!(
+                    "folder={}: not a folder id: folder ids are whole numbers (/api/folders lists them)",
+                    quoted(v)
+                )));
+            }
+        };
         app.with_store(|s| {
-            let total = match p.folder {
-                Some(f) if !s.roots()?.contains_key(&f) => {
+            let roots = s.roots()?;
+            let viewed = folder.and_then(|f| roots.get(&f));
+            let total = match folder {
+                Some(f) if viewed.is_none() => {
                     return Ok(refuse(
                         StatusCode::NOT_FOUND,
                         &format!(
@@ -852,8 +931,14 @@ async fn images(State(app): State<Arc<App>>, Params(p): Params<PageParams>) -> R
                 Some(f) => s.image_counts()?.get(&f).copied().unwrap_or(0),
                 None => s.image_count()?,
             };
-            let page = s.image_page(p.folder, offset, limit)?;
-            let images: Vec<Value> = page.iter().map(image_json).collect();
+            let page = s.image_page(folder, offset, limit)?;
+            let images: Vec<Value> = page
+                .iter()
+                .map(|r| match viewed {
+                    Some(folder) => image_in_folder_json(r, folder),
+                    None => image_json(r),
+                })
+                .collect();
             Ok(Json(json!({"total": total, "offset": offset, "images": images})).into_response())
         })
     })
@@ -872,7 +957,8 @@ fn lookalikes_k(k: Option<&str>) -> Result<usize> {
         None => Ok(DEFAULT_LOOKALIKES),
         Some((_, Ok(k @ 1..=200))) => Ok(k),
         Some((v, _)) => Err(Error::InvalidInput(format!(
-            "k={v}: ask for 1 to 200 look-alikes"
+            "k={}: ask for 1 to 200 look-alikes",
+            quoted(v)
         ))),
     }
 }
@@ -923,7 +1009,7 @@ fn hits_json(
 
 async fn image(
     State(app): State<Arc<App>>,
-    UrlPath(id): UrlPath<i64>,
+    ImageId(id): ImageId,
     Params(p): Params<LookalikeParams>,
 ) -> Response {
     blocking(move || {
@@ -1016,7 +1102,7 @@ async fn query(
 
 async fn thumbnail(
     State(app): State<Arc<App>>,
-    UrlPath(id): UrlPath<i64>,
+    ImageId(id): ImageId,
     _: Params<Nothing>,
     headers: HeaderMap,
 ) -> Response {
@@ -1072,11 +1158,7 @@ async fn thumbnail(
 
 /// An image file by id: only a regular file inside its indexed folder (symlinks that lead out
 /// are refused) and only with the bytes that were indexed.
-async fn file(
-    State(app): State<Arc<App>>,
-    UrlPath(id): UrlPath<i64>,
-    _: Params<Nothing>,
-) -> Response {
+async fn file(State(app): State<Arc<App>>, ImageId(id): ImageId, _: Params<Nothing>) -> Response {
     blocking(move || {
         let Some(record) = app.with_store(|s| s.image_record(id))? else {
             return Ok(refuse(
@@ -1374,9 +1456,18 @@ async fn reports(State(app): State<Arc<App>>, _: Params<Nothing>) -> Response {
 /// A file of an eval report: its page, its JSON, or one of its thumbnails; nothing else.
 async fn report_file(
     State(app): State<Arc<App>>,
-    UrlPath((n, file)): UrlPath<(usize, String)>,
+    UrlPath((n, file)): UrlPath<(String, String)>,
     _: Params<Nothing>,
 ) -> Response {
+    let Ok(n) = n.parse::<usize>() else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "`{}` is not a report number: reports are numbered from 0 (/api/reports lists them)",
+                quoted(&n)
+            ),
+        );
+    };
     blocking(move || {
         let dirs = app.report_dirs();
         let Some(dir) = dirs.get(n) else {
