@@ -92,9 +92,10 @@ fn sorted_images_below(
         let unnamed_too = match unnamed.len() {
             0 => String::new(),
             n => format!(
-                " ({} whose {} not valid UTF-8 left out: rename {} to include {})",
+                " ({} whose {} not valid UTF-8 left out, e.g. {}: rename {} to include {})",
                 crate::text::counted(n, "image", "images"),
                 crate::text::for_count(n, "name is", "names are"),
+                crate::path_repr::shown(&unnamed[0]),
                 crate::text::for_count(n, "it", "them"),
                 crate::text::for_count(n, "it", "them"),
             ),
