@@ -963,6 +963,14 @@ fn lookalikes_k(k: Option<&str>) -> Result<usize> {
     }
 }
 
+/// A distance as `query --json` writes it: the shortest decimal that reads back as the same
+/// `f32` (`0.45115`), not the digits of its widening to `f64` (`0.45115000009536743`).
+fn f32_json(x: f32) -> Value {
+    x.to_string()
+        .parse::<f64>()
+        .map_or(Value::Null, |v| json!(v))
+}
+
 /// The hits of a query with what the pages show of each; `behind` is the note of a search
 /// answered from the space loaded before the index's last change.
 fn hits_json(
@@ -976,7 +984,7 @@ fn hits_json(
         for h in result.hits.iter().filter(|h| Some(h.id) != skip) {
             if let Some(r) = s.image_record(h.id)? {
                 let mut v = image_json(&r);
-                v["distance"] = json!(h.distance);
+                v["distance"] = f32_json(h.distance);
                 out.push(v);
             }
         }
@@ -1511,6 +1519,14 @@ fn is_plain_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A hit's distance reads as `query --json` writes it, not with the digits of an `f64`.
+    #[test]
+    fn a_distance_is_written_as_query_writes_it() {
+        let d = 0.45115_f32;
+        assert_eq!(f32_json(d).to_string(), serde_json::to_string(&d).unwrap());
+        assert_eq!(f32_json(d).to_string(), "0.45115");
+    }
 
     /// A file the server may not read (or one in a folder it may not enter) is 403 and says
     /// so; only a file that is not there is 404, "gone".
