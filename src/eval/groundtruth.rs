@@ -253,16 +253,7 @@ impl GroundTruth {
             .enumerate()
             .map(|(i, c)| (i as i64, c.clone()))
             .collect();
-        Ok(Self {
-            unnamed,
-            ..Self::with_labels(
-                root.to_path_buf(),
-                root.to_path_buf(),
-                files,
-                labels,
-                names_map,
-            )
-        })
+        Ok(Self::of_folder(root, files, labels, names_map, unnamed))
     }
 
     /// Every image below `root` as its own class (unlabelled folders: a distorted copy's only
@@ -282,16 +273,7 @@ impl GroundTruth {
             .enumerate()
             .map(|(i, f)| (i as i64, f.clone()))
             .collect();
-        Ok(Self {
-            unnamed,
-            ..Self::with_labels(
-                root.to_path_buf(),
-                root.to_path_buf(),
-                files,
-                labels,
-                names_map,
-            )
-        })
+        Ok(Self::of_folder(root, files, labels, names_map, unnamed))
     }
 
     /// Loads a query list: each line `query<TAB>relevant[<TAB>relevant...]`, names relative to
@@ -397,6 +379,21 @@ impl GroundTruth {
             kind: Kind::Queries { queries, relevant },
             unnamed: Vec::new(),
         })
+    }
+
+    /// A folder's labelled images, with those left out for their names.
+    fn of_folder(
+        root: &Path,
+        files: Vec<String>,
+        labels: Vec<i64>,
+        label_names: BTreeMap<i64, String>,
+        unnamed: Vec<PathBuf>,
+    ) -> Self {
+        let (root, source) = (root.to_path_buf(), root.to_path_buf());
+        Self {
+            unnamed,
+            ..Self::with_labels(root, source, files, labels, label_names)
+        }
     }
 
     fn with_labels(
