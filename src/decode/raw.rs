@@ -362,6 +362,34 @@ fn file_orientation(tiff: &Tiff, first: u32) -> Option<Orientation> {
     Orientation::from_exif(u8::try_from(tiff.value(e, 0)?).ok()?)
 }
 
+/// Pages in a TIFF, counted up to 2 by walking its directories (0 when the walk fails); a
+/// reduced-resolution copy (NewSubfileType bit 0, as a thumbnail is marked) is no page.
+pub(crate) fn tiff_pages(bytes: &[u8]) -> usize {
+    const NEW_SUBFILE_TYPE: u16 = 0xFE;
+    let Some((tiff, first)) = Tiff::parse(bytes) else {
+        return 0;
+    };
+    let mut directory = first as usize;
+    let (mut pages, mut walked) = (0, 0);
+    // a directory chain that loops ends the walk after 64 directories
+    while directory != 0 && pages < 2 && walked < 64 {
+        walked += 1;
+        let Some(count) = tiff.u16(directory) else {
+            break;
+        };
+        let reduced = tiff
+            .entries(directory)
+            .iter()
+            .any(|e| e.tag == NEW_SUBFILE_TYPE && tiff.value(e, 0).is_some_and(|v| v & 1 != 0));
+        if !reduced {
+            pages += 1;
+        }
+        let next = directory + 2 + 12 * usize::from(count);
+        directory = tiff.u32(next).map_or(0, |at| at as usize);
+    }
+    pages
+}
+
 /// A little- or big-endian TIFF structure.
 struct Tiff<'a> {
     bytes: &'a [u8],

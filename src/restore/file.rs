@@ -85,7 +85,7 @@ fn load_inner(
 /// TIFF of two or more pages.
 fn is_animated(bytes: &[u8]) -> bool {
     if bytes.starts_with(b"II*\0") || bytes.starts_with(b"MM\0*") {
-        return tiff_pages(bytes) > 1;
+        return crate::decode::raw::tiff_pages(bytes) > 1;
     }
     if bytes.starts_with(b"GIF8") {
         return gif_frames(bytes) > 1;
@@ -156,51 +156,6 @@ fn gif_frames(bytes: &[u8]) -> usize {
         }
     }
     frames
-}
-
-/// Pages in a TIFF, counted up to 2 by walking its directories (0 when the walk fails); a
-/// reduced-resolution copy (NewSubfileType bit 0, as a thumbnail is marked) is no page.
-fn tiff_pages(bytes: &[u8]) -> usize {
-    let big_endian = bytes.starts_with(b"MM");
-    let u16_at = |at: usize| -> Option<u16> {
-        let b: [u8; 2] = bytes.get(at..at.checked_add(2)?)?.try_into().ok()?;
-        Some(if big_endian {
-            u16::from_be_bytes(b)
-        } else {
-            u16::from_le_bytes(b)
-        })
-    };
-    let u32_at = |at: usize| -> Option<u32> {
-        let b: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
-        Some(if big_endian {
-            u32::from_be_bytes(b)
-        } else {
-            u32::from_le_bytes(b)
-        })
-    };
-    const NEW_SUBFILE_TYPE: u16 = 0xFE;
-    let mut directory = u32_at(4).map_or(0, |at| at as usize);
-    let (mut pages, mut walked) = (0, 0);
-    // a directory chain that loops ends the walk after 64 directories
-    while directory != 0 && pages < 2 && walked < 64 {
-        walked += 1;
-        let Some(count) = u16_at(directory) else {
-            break;
-        };
-        let entry = |i: usize| directory + 2 + 12 * i;
-        let reduced = (0..usize::from(count)).any(|i| {
-            let value = match u16_at(entry(i) + 2) {
-                Some(3) => u16_at(entry(i) + 8).map(u32::from),
-                _ => u32_at(entry(i) + 8),
-            };
-            u16_at(entry(i)) == Some(NEW_SUBFILE_TYPE) && value.is_some_and(|v| v & 1 != 0)
-        });
-        if !reduced {
-            pages += 1;
-        }
-        directory = u32_at(entry(usize::from(count))).map_or(0, |at| at as usize);
-    }
-    pages
 }
 
 /// Whether a WebP file holds a lossy (VP8) image: its first chunk, or, in the extended
