@@ -1947,7 +1947,12 @@ fn extract(
         return Ok((facts, run_families(&input, path, registry)?, None));
     }
     let decoded = decode(bytes, path, &decode_cfg)?;
-    let thumbnail = with_thumbnail.then(|| crate::thumbnail::encode(&decoded.image));
+    let thumbnail = with_thumbnail.then(|| {
+        crate::thumbnail::encode(
+            &decoded.image,
+            crate::decode::icc_profile(bytes, path).as_deref(),
+        )
+    });
     let facts = facts_of(&decoded);
     let picture = if side < crate::thumbnail::SIDE {
         resize_to_fit(&decoded.image, side)

@@ -600,6 +600,22 @@ fn image_decoder<'a>(
     Ok(decoder)
 }
 
+/// The ICC colour profile embedded in a file of a format the `image` crate reads (JPEG, PNG,
+/// TIFF, WebP...), when it has one; `None` for other kinds and for a file that does not parse.
+pub(crate) fn icc_profile(bytes: &[u8], path: &Path) -> Option<Vec<u8>> {
+    let Some(Kind::Image(format)) = guess_kind(bytes, path) else {
+        return None;
+    };
+    guarded(|| {
+        let mut decoder = ImageReader::with_format(Cursor::new(bytes), format)
+            .into_decoder()
+            .ok()?;
+        decoder.icc_profile().ok().flatten()
+    })
+    .ok()
+    .flatten()
+}
+
 /// The largest image of an ICO or CUR file when that image is stored as a PNG.
 fn ico_largest_png(ico: &[u8]) -> Option<&[u8]> {
     let u16_at = |at: usize| Some(u16::from_le_bytes(ico.get(at..at + 2)?.try_into().ok()?));

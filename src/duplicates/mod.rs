@@ -916,7 +916,7 @@ mod tests {
         };
         // With thumbnails the other shot is left out; without them the signatures decide.
         let mut thumbnails =
-            |r: &ImageRecord| Some(crate::thumbnail::encode(&pictures[r.id as usize - 1]));
+            |r: &ImageRecord| Some(crate::thumbnail::encode(&pictures[r.id as usize - 1], None));
         let aligned = group(
             candidates.clone(),
             test,
