@@ -3090,3 +3090,83 @@ fn a_move_across_disks_and_back_keeps_owner_and_attributes() {
     assert!(env.cmd().arg("undo").assert().get_output().status.success());
     assert_eq!(look(&copy), own);
 }
+
+/// An image encoded in `format` (a lossless one: the pixels come back exactly).
+fn encoded(img: &image::RgbImage, format: image::ImageFormat) -> Vec<u8> {
+    let mut buf = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut buf, format).unwrap();
+    buf.into_inner()
+}
+
+/// The groups as sorted sets of file names.
+fn named_groups(json: &Value) -> Vec<Vec<String>> {
+    let mut out: Vec<Vec<String>> = groups(json)
+        .into_iter()
+        .map(|g| {
+            let mut names: Vec<String> = g
+                .iter()
+                .map(|p| {
+                    Path::new(p)
+                        .file_name()
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned()
+                })
+                .collect();
+            names.sort();
+            names
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn the_same_pixels_in_two_files_are_grouped_at_the_strictest_similarity() {
+    let env = Env::new();
+    let photo = image::open(sample("coffee")).unwrap().to_rgb8();
+    env.put("coffee.png", &encoded(&photo, image::ImageFormat::Png));
+    env.put("coffee.bmp", &encoded(&photo, image::ImageFormat::Bmp));
+    let (json, code) = env.duplicates(&["--similarity", "0"]);
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(
+        named_groups(&json),
+        vec![vec!["coffee.bmp".to_string(), "coffee.png".to_string()]]
+    );
+}
+
+#[test]
+fn images_too_small_for_a_layout_are_grouped_only_with_their_own_pixels() {
+    let env = Env::new();
+    // Ten images of random colours at each side from 2 to 9 pixels: unrelated to each other.
+    let mut state = 12345u32;
+    let mut next = move || {
+        state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        (state >> 24) as u8
+    };
+    let mut again = None;
+    for side in 2..10 {
+        for i in 0..10 {
+            let img =
+                image::RgbImage::from_fn(side, side, |_, _| image::Rgb([next(), next(), next()]));
+            env.put(
+                &format!("s{side}_{i}.png"),
+                &encoded(&img, image::ImageFormat::Png),
+            );
+            if (side, i) == (3, 0) {
+                again = Some(img);
+            }
+        }
+    }
+    // One of them again, as a BMP: its own pixels in another file.
+    env.put(
+        "s3_0.bmp",
+        &encoded(&again.unwrap(), image::ImageFormat::Bmp),
+    );
+    let (json, code) = env.duplicates(&[]);
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(
+        named_groups(&json),
+        vec![vec!["s3_0.bmp".to_string(), "s3_0.png".to_string()]]
+    );
+}

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use crate::decode::DecodeConfig;
 use crate::error::{Error, Result};
-use crate::features::dup::{CopyTest, LEN, Match, compare};
+use crate::features::dup::{CopyTest, LEAST_SIDE, LEN, Match, compare};
 use crate::store::{ImageRecord, Store};
 
 mod pairs;
@@ -292,14 +292,18 @@ fn thumbnail_from_file(record: &ImageRecord, cfg: &DecodeConfig) -> Option<Vec<u
 /// asks for aligned pictures, pairs that are not [`CopyTest::SURE`] are aligned on the
 /// `thumbnails` of their images, or, for an image without one when `files` is given, on a
 /// thumbnail made from its file (decoded under `files`) if the file still holds the indexed
-/// content; a pair without both is judged by [`CopyTest::signatures_only`].
+/// content; a pair without both is judged by [`CopyTest::signatures_only`]. An image under
+/// [`LEAST_SIDE`] pixels a side is grouped only with byte-identical copies and images of the
+/// same signature (its pixels in another file). Images are taken in path order, so the groups
+/// do not depend on the order the index numbered them in.
 pub fn group(
-    candidates: Vec<Candidate>,
+    mut candidates: Vec<Candidate>,
     test: CopyTest,
     keep: &KeepRule,
     thumbnails: &mut Thumbnails,
     files: Option<&DecodeConfig>,
 ) -> Vec<Group> {
+    candidates.sort_by(|a, b| a.record.path.cmp(&b.record.path));
     let n = candidates.len();
     let mut parent: Vec<usize> = (0..n).collect();
     /// The set's representative, without shortening paths (for shared reads).
@@ -331,8 +335,34 @@ pub fn group(
             }
         }
     }
+    let tiny = |i: usize| {
+        let r = &candidates[i].record;
+        r.width.min(r.height) < LEAST_SIDE && r.width.min(r.height) > 0
+    };
+    let same_signature = |a: usize, b: usize| {
+        let (sa, sb) = (&candidates[a].signature, &candidates[b].signature);
+        sa.len() == LEN
+            && sa
+                .iter()
+                .map(|v| v.to_bits())
+                .eq(sb.iter().map(|v| v.to_bits()))
+    };
+    let mut by_signature: HashMap<Vec<u32>, usize> = HashMap::new();
+    for i in (0..n).filter(|&i| tiny(i) && candidates[i].signature.len() == LEN) {
+        let bits = candidates[i]
+            .signature
+            .iter()
+            .map(|v| v.to_bits())
+            .collect();
+        match by_signature.get(&bits) {
+            Some(&first) => join(&mut parent, first, i),
+            None => {
+                by_signature.insert(bits, i);
+            }
+        }
+    }
     let signed: Vec<usize> = (0..n)
-        .filter(|&i| candidates[i].signature.len() == LEN)
+        .filter(|&i| candidates[i].signature.len() == LEN && !tiny(i))
         .collect();
     let signatures: Vec<&[f32]> = signed
         .iter()
@@ -430,6 +460,9 @@ pub fn group(
     let mut copies_of_each_other = |a: usize, b: usize| -> bool {
         if candidates[a].record.hash == candidates[b].record.hash {
             return true;
+        }
+        if tiny(a) || tiny(b) {
+            return same_signature(a, b);
         }
         let (a, b) = (stand_in(a).min(stand_in(b)), stand_in(a).max(stand_in(b)));
         if passed_pairs.contains(&(a, b)) {

@@ -24,6 +24,9 @@ use super::{Extractor, FeatureInput};
 const THUMB: usize = 32;
 /// Frequencies along each axis of the layout block (the DC term is dropped: ranks fix it).
 const LAYOUT: usize = 8;
+/// Least side, in pixels, of an image whose signature tells it from others: a smaller one has
+/// fewer pixels a side than the layout has frequencies, so its layout is mostly resampling.
+pub(crate) const LEAST_SIDE: u32 = LAYOUT as u32;
 /// Frequencies along each axis of the whole block: the detail band is what lies outside the
 /// layout block.
 const FREQS: usize = 12;
@@ -375,30 +378,32 @@ pub(crate) fn compare_windows(a: &[f32], b: &[f32]) -> Match {
         return Match::NONE;
     }
     // Dot products split by block part and by the parity of (u, v): straight and with b
-    // transposed.
-    let mut straight = [[[0.0f32; 2]; 2]; 2];
-    let mut transposed = [[[0.0f32; 2]; 2]; 2];
-    let mut norms = [[0.0f32; 2]; 2];
+    // transposed. Sums in f64, and the norms binned as the dot products are, so that equal
+    // windows are at distance 0 exactly (f32 sums left about 0.001).
+    let mut straight = [[[0.0f64; 2]; 2]; 2];
+    let mut transposed = [[[0.0f64; 2]; 2]; 2];
+    let mut norms = [[[[0.0f64; 2]; 2]; 2]; 2];
     for &(at, mirrored, part, odd_u, odd_v) in &COMPARE_TERMS {
-        let (x, y) = (a[at], b[at]);
+        let (x, y) = (f64::from(a[at]), f64::from(b[at]));
         straight[part][odd_u][odd_v] += x * y;
-        transposed[part][odd_u][odd_v] += x * b[mirrored];
-        norms[part][0] += x * x;
-        norms[part][1] += y.powi(2);
+        transposed[part][odd_u][odd_v] += x * f64::from(b[mirrored]);
+        norms[part][0][odd_u][odd_v] += x * x;
+        norms[part][1][odd_u][odd_v] += y * y;
     }
+    let norm = |part: usize, side: usize| {
+        let q = &norms[part][side];
+        q[0][0] + q[1][0] + q[0][1] + q[1][1]
+    };
     // A flat image has no layout to compare: it matches nothing but byte-identical copies.
-    if norms[0][0] < 0.25 || norms[0][1] < 0.25 {
+    if norm(0, 0) < 0.25 || norm(0, 1) < 0.25 {
         return Match::NONE;
     }
-    let distance = |dot: f32, part: usize| {
-        (norms[part][0] + norms[part][1] - 2.0 * dot)
-            .max(0.0)
-            .sqrt()
-    };
+    let distance =
+        |dot: f64, part: usize| (norm(part, 0) + norm(part, 1) - 2.0 * dot).max(0.0).sqrt() as f32;
     let mut best = Match::NONE;
     for (transpose, p) in [(0u8, &straight), (4, &transposed)] {
-        for (flip_h, sh) in [(0u8, 1.0f32), (1, -1.0)] {
-            for (flip_v, sv) in [(0u8, 1.0f32), (2, -1.0)] {
+        for (flip_h, sh) in [(0u8, 1.0f64), (1, -1.0)] {
+            for (flip_v, sv) in [(0u8, 1.0f64), (2, -1.0)] {
                 let dot = |part: usize| {
                     let q = &p[part];
                     q[0][0] + sh * q[1][0] + sv * q[0][1] + sh * sv * q[1][1]
@@ -740,6 +745,17 @@ mod tests {
         for t in &turned {
             let m = compare(&a, &sig(t));
             assert!(m.layout < 1e-3 && m.detail < 1e-3, "{m:?}");
+        }
+    }
+
+    #[test]
+    fn equal_signatures_are_at_distance_zero_exactly() {
+        // Pixel-identical files (a PNG and a BMP of one photo) store equal signatures; the
+        // strictest similarity, 0, must still group them.
+        for seed in 0..4 {
+            let a = sig(&scene(160 + seed * 7, 120, seed));
+            let m = compare(&a, &a.clone());
+            assert_eq!((m.layout, m.detail), (0.0, 0.0), "seed {seed}: {m:?}");
         }
     }
 
