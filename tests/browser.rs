@@ -184,6 +184,15 @@ impl Driver {
         );
     }
 
+    /// Runs `script` in the page with `args`; its return value.
+    fn execute(&self, script: &str, args: Value) -> Value {
+        self.call(
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": script, "args": args})),
+        )
+    }
+
     fn screenshot(&self, to: &Path) {
         let b64 = self.call("GET", "/screenshot", None);
         let png = decode_base64(b64.as_str().unwrap());
@@ -454,4 +463,56 @@ fn the_web_app_works_in_a_real_browser() {
     driver.wait_for(".grid .card");
     driver.screenshot(&shots.join("collection-phone.png"));
     eprintln!("screenshots in {}", shots.display());
+}
+
+/// A collection with an exact copy of coffee.jpg, served, and a browser on it.
+fn duplicates_served(driver_bin: &Path, chromium: &Path) -> (Collection, common::Server, Driver) {
+    let c = Collection::new();
+    std::fs::copy(
+        c.photos.join("coffee.jpg"),
+        c.photos.join("coffee copy.jpg"),
+    )
+    .unwrap();
+    c.index();
+    let server = c.serve(&[]);
+    let driver = Driver::start(driver_bin, chromium, &c.root.join("chromium-profile"));
+    driver.go(&format!("http://{}/#/duplicates", server.http.addr));
+    driver.wait_for(".group");
+    (c, server, driver)
+}
+
+/// Sets a control of the page as a user would: its value, then its own event.
+fn set(driver: &Driver, id: &str, value: &str, event: &str) {
+    driver.execute(
+        "const c = document.getElementById(arguments[0]); c.value = arguments[1]; c.dispatchEvent(new Event(arguments[2]));",
+        json!([id, value, event]),
+    );
+}
+
+/// A copy put back by hand before Undo is told `already back`, as `lookalike undo` tells it.
+#[test]
+fn undo_tells_a_copy_already_back_as_the_command_line_does() {
+    let Some((driver_bin, chromium)) = browser() else {
+        return;
+    };
+    let (c, _server, driver) = duplicates_served(&driver_bin, &chromium);
+    let moved = c.root.join("moved");
+    set(&driver, "action", "move-to", "change");
+    set(&driver, "target", moved.to_str().unwrap(), "input");
+    driver.click(&driver.wait_for("#dry-run")[0]);
+    driver.text_once_shown("Dry run: nothing changed yet");
+    driver.click(&driver.wait_for("#apply")[0]);
+    driver.text_once_shown("Done (");
+    let copy = c.photos.join("coffee copy.jpg");
+    std::fs::rename(moved.join("photos").join("coffee copy.jpg"), &copy).unwrap();
+    driver.click(&driver.wait_for("#undo")[0]);
+    let undone = driver.text_once_shown("ndone: ");
+    let line = format!(
+        "already back: {}: it is already back in place",
+        copy.display()
+    );
+    assert!(
+        undone.contains(&line) && !undone.contains(&format!("done: {}", copy.display())),
+        "{undone}"
+    );
 }

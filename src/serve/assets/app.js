@@ -347,12 +347,16 @@ function duplicatesView() {
   function showSteps(doc, heading) {
     const counts = {};
     const items = doc.steps.map((s) => {
-      counts[s.outcome] = (counts[s.outcome] || 0) + 1;
-      const text = `${s.outcome.replace("_", " ")}: ${named(s, "path")}${s.target ? " → " + named(s, "target") : ""}${s.reason ? " (" + s.reason + ")" : ""}`;
+      // an undo's file back in place before it began is told as `lookalike undo` tells it
+      const said = s.already_back ? "already back" : s.outcome.replace("_", " ");
+      counts[said] = (counts[said] || 0) + 1;
+      const text = s.already_back
+        ? `already back: ${named(s, "path")}: it is already back in place`
+        : `${said}: ${named(s, "path")}${s.target ? " → " + named(s, "target") : ""}${s.reason ? " (" + s.reason + ")" : ""}`;
       return el("li", { class: s.outcome }, text);
     });
     const freed = doc.freed_bytes === undefined ? "" : `; ${bytes(doc.freed_bytes)} freed`;
-    const summary = (Object.entries(counts).map(([k, v]) => `${v} ${k.replace("_", " ")}`).join(", ") || "nothing to do") + freed;
+    const summary = (Object.entries(counts).map(([k, v]) => `${v} ${k}`).join(", ") || "nothing to do") + freed;
     const warnings = (doc.warnings || []).map((w) => el("p", { class: "error", role: "alert" }, `Warning: ${w}`));
     put(outcome, el("h2", {}, heading), warnings, el("p", { id: "outcome-summary" }, summary), el("ul", { class: "steps" }, items));
   }
