@@ -516,3 +516,47 @@ fn undo_tells_a_copy_already_back_as_the_command_line_does() {
         "{undone}"
     );
 }
+
+/// A look-alike's distance stays in view beside a long name, on a wide screen and a phone.
+#[test]
+fn a_lookalikes_distance_stays_visible_beside_a_long_name() {
+    let Some((driver_bin, chromium)) = browser() else {
+        return;
+    };
+    let c = Collection::new();
+    std::fs::copy(
+        c.photos.join("coffee.jpg"),
+        c.photos.join("coffee_2019_holiday_copy_from_the_phone.jpg"),
+    )
+    .unwrap();
+    c.index();
+    let server = c.serve(&[]);
+    let coffee = server.get("/api/images?limit=500").json()["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "coffee.jpg")
+        .unwrap()["id"]
+        .clone();
+    let driver = Driver::start(&driver_bin, &chromium, &c.root.join("chromium-profile"));
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser");
+    std::fs::create_dir_all(&shots).unwrap();
+    for (width, height) in [(1280, 900), (390, 844)] {
+        driver.call(
+            "POST",
+            "/window/rect",
+            Some(json!({"width": width, "height": height})),
+        );
+        driver.go(&format!("http://{}/#/image/{coffee}", server.http.addr));
+        driver.wait_for(".grid .card .dist");
+        let hidden = driver.execute(
+            "return [...document.querySelectorAll('.grid .cap')].filter((c) => {
+               const d = c.querySelector('.dist').getBoundingClientRect(), r = c.getBoundingClientRect();
+               return d.width === 0 || d.left < r.left || d.right > r.right;
+             }).map((c) => c.textContent);",
+            json!([]),
+        );
+        assert_eq!(hidden, json!([]), "{width} px wide: distances cut off");
+        driver.screenshot(&shots.join(format!("lookalikes-{width}.png")));
+    }
+}

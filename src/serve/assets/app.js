@@ -147,7 +147,8 @@ function leftOut(doc) {
 }
 
 function card(img, extra) {
-  const caption = el("div", { class: "cap", title: named(img, "path") }, named(img, "name"));
+  // the name is cut to fit, never the distance beside it
+  const caption = el("div", { class: "cap", title: named(img, "path") }, el("span", { class: "name" }, named(img, "name")));
   if (typeof img.distance === "number") caption.append(" ", el("span", { class: "dist" }, img.distance.toFixed(3)));
   const node = el("a", { class: "card", href: `#/image/${img.id}`, "data-id": img.id },
     el("img", { src: `/thumbs/${img.id}`, alt: named(img, "name"), loading: "lazy" }), caption);
