@@ -380,6 +380,8 @@ fn the_web_app_works_in_a_real_browser() {
     driver.click(&apply[0]);
     until(|| !c.photos.join("coffee copy.jpg").exists());
     std::fs::write(c.photos.join("coffee copy.jpg"), b"saved since").unwrap();
+    // Undo waits for the apply's answer
+    driver.text_once_shown("Done (");
     let undo = driver.wait_for("#undo");
     driver.click(&undo[0]);
     let partial = driver.text_once_shown("undone: ");
@@ -486,6 +488,43 @@ fn set(driver: &Driver, id: &str, value: &str, event: &str) {
     driver.execute(
         "const c = document.getElementById(arguments[0]); c.value = arguments[1]; c.dispatchEvent(new Event(arguments[2]));",
         json!([id, value, event]),
+    );
+}
+
+/// A double click on Apply sends one request: the buttons wait for its answer, and the page
+/// shows the run done, never a refusal of the second click.
+#[test]
+fn a_double_click_on_apply_acts_once_and_shows_the_run() {
+    let Some((driver_bin, chromium)) = browser() else {
+        return;
+    };
+    let (c, _server, driver) = duplicates_served(&driver_bin, &chromium);
+    let dry = driver.wait_for("#dry-run");
+    driver.click(&dry[0]);
+    driver.text_once_shown("Dry run: nothing changed yet");
+    let clicked = driver.execute(
+        "window.sent = 0;
+         const fetched = window.fetch;
+         window.fetch = (...a) => { if (String(a[0]).endsWith('/api/duplicates/action')) window.sent++; return fetched(...a); };
+         const b = (id) => document.getElementById(id);
+         b('apply').click(); b('apply').click();
+         return [window.sent, b('dry-run').disabled, b('apply').disabled, b('undo').disabled];",
+        json!([]),
+    );
+    assert_eq!(
+        clicked,
+        json!([1, true, true, true]),
+        "requests sent, buttons disabled"
+    );
+    let done = driver.text_once_shown("Done (");
+    assert!(
+        done.contains("Done (") && !done.contains("nothing was done"),
+        "{done}"
+    );
+    assert!(!c.photos.join("coffee copy.jpg").exists());
+    assert_eq!(
+        driver.execute("return document.getElementById('undo').disabled", json!([])),
+        json!(false)
     );
 }
 

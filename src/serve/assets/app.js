@@ -302,6 +302,23 @@ function duplicatesView() {
   const outcome = el("section", { id: "outcome" });
   let planned = null;
   let groups = [];
+  let busy = false;
+
+  // One request at a time: while Dry run, Apply or Undo waits for its answer the three are
+  // disabled, so a double click sends one request and no late refusal hides a run's outcome.
+  async function alone(work) {
+    if (busy) return;
+    busy = true;
+    for (const b of [dry, apply, undo]) b.disabled = true;
+    try {
+      await work();
+    } finally {
+      busy = false;
+      dry.disabled = false;
+      undo.disabled = false;
+      apply.disabled = !planned;
+    }
+  }
 
   function settings() {
     const keepers = [...list.querySelectorAll("input[data-keeper]:checked")].map((c) => Number(c.dataset.keeper));
@@ -362,7 +379,7 @@ function duplicatesView() {
     put(outcome, el("h2", {}, heading), warnings, el("p", { id: "outcome-summary" }, summary), el("ul", { class: "steps" }, items));
   }
 
-  dry.addEventListener("click", async () => {
+  dry.addEventListener("click", () => alone(async () => {
     try {
       const s = settings();
       const doc = await api("/api/duplicates/action", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(Object.assign({ apply: false }, s)) });
@@ -370,8 +387,8 @@ function duplicatesView() {
       apply.disabled = false;
       showSteps(doc, "Dry run: nothing changed yet");
     } catch (e) { put(outcome, el("p", { class: "error", role: "alert" }, String(e.message))); }
-  });
-  apply.addEventListener("click", async () => {
+  }));
+  apply.addEventListener("click", () => alone(async () => {
     const s = settings();
     if (!planned || planned.settings !== JSON.stringify(s)) { invalidate(); return; }
     // the confirmation goes with a delete only: the server refuses it with another action
@@ -382,8 +399,8 @@ function duplicatesView() {
       invalidate();
       showSteps(doc, "Done (Undo last run reverses moves, trash and hard links, not a delete; run `lookalike index` to update the index)");
     } catch (e) { invalidate(); put(outcome, el("p", { class: "error", role: "alert" }, String(e.message))); }
-  });
-  undo.addEventListener("click", async () => {
+  }));
+  undo.addEventListener("click", () => alone(async () => {
     try {
       const doc = await api("/api/undo", { method: "POST" });
       if (!doc.undone) put(outcome, el("p", { class: "note" }, "Nothing to undo."));
@@ -394,7 +411,7 @@ function duplicatesView() {
         showSteps(doc.undone, `Partly undone: ${doc.undone.action}${damaged}. What is not back is listed: clear its way and press Undo last run again`);
       }
     } catch (e) { put(outcome, el("p", { class: "error", role: "alert" }, String(e.message))); }
-  });
+  }));
   similarity.addEventListener("change", load);
   keep.addEventListener("change", load);
 
