@@ -599,3 +599,24 @@ fn a_lookalikes_distance_stays_visible_beside_a_long_name() {
         driver.screenshot(&shots.join(format!("lookalikes-{width}.png")));
     }
 }
+
+/// On a page of many groups the actions are reached at once: a button before the groups
+/// takes the keyboard to them.
+#[test]
+fn the_duplicates_actions_are_reached_before_the_groups() {
+    let Some((driver_bin, chromium)) = browser() else {
+        return;
+    };
+    let (_c, _server, driver) = duplicates_served(&driver_bin, &chromium);
+    let link = driver.wait_for("#to-actions");
+    let before = driver.execute(
+        "return !!(document.getElementById('to-actions').compareDocumentPosition(document.querySelector('.group')) & Node.DOCUMENT_POSITION_FOLLOWING);",
+        json!([]),
+    );
+    assert_eq!(before, json!(true), "the link comes before the groups");
+    driver.click(&link[0]);
+    assert_eq!(
+        driver.execute("return document.activeElement.id", json!([])),
+        json!("action")
+    );
+}

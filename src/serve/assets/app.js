@@ -300,6 +300,7 @@ function duplicatesView() {
   const apply = el("button", { id: "apply", class: "danger", disabled: true }, "Apply");
   const undo = el("button", { id: "undo" }, "Undo last run");
   const outcome = el("section", { id: "outcome" });
+  const toActions = el("button", { id: "to-actions", onclick: () => action.focus() }, "Go to the actions");
   let planned = null;
   let groups = [];
   let busy = false;
@@ -416,9 +417,9 @@ function duplicatesView() {
   keep.addEventListener("change", load);
 
   show(el("h1", {}, "Duplicates"),
-    el("div", { class: "controls" }, el("label", {}, "Similarity ", similarity), el("label", {}, "Keeper ", keep)),
+    el("div", { class: "controls" }, el("label", {}, "Similarity ", similarity), el("label", {}, "Keeper ", keep), toActions),
     list,
-    el("div", { class: "controls" }, el("label", {}, "Action ", action), target, confirm, dry, apply, undo),
+    el("div", { class: "controls", id: "actions" }, el("label", {}, "Action ", action), target, confirm, dry, apply, undo),
     outcome);
   load();
 }
