@@ -193,6 +193,15 @@ impl Driver {
         )
     }
 
+    /// Runs `script`, which ends by calling its last argument with its answer.
+    fn execute_async(&self, script: &str, args: Value) -> Value {
+        self.call(
+            "POST",
+            "/execute/async",
+            Some(json!({"script": script, "args": args})),
+        )
+    }
+
     fn screenshot(&self, to: &Path) {
         let b64 = self.call("GET", "/screenshot", None);
         let png = decode_base64(b64.as_str().unwrap());
@@ -598,6 +607,52 @@ fn a_lookalikes_distance_stays_visible_beside_a_long_name() {
         assert_eq!(hidden, json!([]), "{width} px wide: distances cut off");
         driver.screenshot(&shots.join(format!("lookalikes-{width}.png")));
     }
+}
+
+/// A dropped example takes the place of the file chosen before in the file box; one the
+/// browser cannot show is said so in words, not shown as a broken image.
+#[test]
+fn a_dropped_example_replaces_the_chosen_file_and_one_not_shown_is_said_so() {
+    let Some((driver_bin, chromium)) = browser() else {
+        return;
+    };
+    let c = Collection::new();
+    let server = c.serve(&[]);
+    let driver = Driver::start(&driver_bin, &chromium, &c.root.join("chromium-profile"));
+    driver.go(&format!("http://{}/#/query", server.http.addr));
+    let input = driver.wait_for("input#example");
+    let example = sample("rocket", "blur.jpg");
+    driver.call(
+        "POST",
+        &format!("/element/{}/value", input[0]),
+        Some(json!({"text": example.to_str().unwrap()})),
+    );
+    let id = driver.wait_for("#results .card");
+    let id = driver.call(
+        "GET",
+        &format!("/element/{}/attribute/data-id", id[0]),
+        None,
+    );
+    let drop = "const done = arguments[arguments.length - 1];
+        const bytes = arguments[0] === null ? Promise.resolve(new Blob(['not an image']))
+          : fetch('/thumbs/' + arguments[0]).then((r) => r.blob());
+        bytes.then((b) => {
+          const dt = new DataTransfer();
+          dt.items.add(new File([b], arguments[1], { type: arguments[2] }));
+          document.getElementById('drop').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+          done(document.getElementById('example').files[0].name);
+        });";
+    let named = driver.execute_async(drop, json!([id, "dropped.jpg", "image/jpeg"]));
+    assert_eq!(named, "dropped.jpg", "the file box after a drop");
+    driver.wait_for("#drop img");
+    driver.execute_async(drop, json!([null, "example.heic", "image/heic"]));
+    let said = driver.wait_for("#no-preview");
+    assert!(
+        driver.text(&said[0]).contains("example.heic"),
+        "{}",
+        driver.text(&said[0])
+    );
+    assert!(driver.find_all("#drop img").is_empty(), "a broken preview");
 }
 
 /// On a page of many groups the actions are reached at once: a button before the groups

@@ -259,9 +259,16 @@ function queryView() {
     el("p", {}, "Drop an image here, or ", el("label", { for: "example" }, "choose one: "), input),
     el("p", { class: "note" }, "The file is compared in memory and never saved."));
   const results = el("section", { id: "results" });
+  function preview(file) {
+    zone.querySelector(".preview")?.remove();
+    const img = el("img", { class: "preview", src: URL.createObjectURL(file), alt: "your example" });
+    // a format the browser cannot show (HEIC in most) is said so, not shown as a broken image
+    img.addEventListener("error", () => img.replaceWith(el("p", { class: "note preview", id: "no-preview" },
+      `This browser cannot show ${escapeText(file.name)}; it is searched all the same.`)), { once: true });
+    zone.append(img);
+  }
   async function search(file) {
-    zone.querySelector("img")?.remove();
-    zone.append(el("img", { src: URL.createObjectURL(file), alt: "your example" }));
+    preview(file);
     put(results, el("p", { class: "note" }, "Searching…"));
     try {
       const doc = await api("/api/query", { method: "POST", body: file, headers: { "content-type": "application/octet-stream" } });
@@ -280,7 +287,10 @@ function queryView() {
   zone.addEventListener("drop", (ev) => {
     ev.preventDefault();
     zone.classList.remove("over");
-    if (ev.dataTransfer.files[0]) search(ev.dataTransfer.files[0]);
+    if (!ev.dataTransfer.files[0]) return;
+    // the file box names the dropped file, not one chosen before
+    try { input.files = ev.dataTransfer.files; } catch (_) { input.value = ""; }
+    search(ev.dataTransfer.files[0]);
   });
   show(el("h1", {}, "Search by example"), zone, results);
 }
