@@ -500,6 +500,16 @@ fn set(driver: &Driver, id: &str, value: &str, event: &str) {
     );
 }
 
+/// The duplicates page's settings and the keepers of the groups left unticked.
+fn duplicates_state(driver: &Driver) -> Value {
+    driver.execute(
+        "const v = (id) => document.getElementById(id).value;
+         return [v('similarity'), v('keep'), v('action'), v('target'),
+           [...document.querySelectorAll('input[data-keeper]')].filter((b) => !b.checked).map((b) => b.dataset.keeper)];",
+        json!([]),
+    )
+}
+
 /// A double click on Apply sends one request: the buttons wait for its answer, and the page
 /// shows the run done, never a refusal of the second click.
 #[test]
@@ -563,6 +573,35 @@ fn undo_tells_a_copy_already_back_as_the_command_line_does() {
         undone.contains(&line) && !undone.contains(&format!("done: {}", copy.display())),
         "{undone}"
     );
+}
+
+/// The duplicates page keeps its settings and the groups left unticked through an image
+/// opened and Back, and through a reload: a group left out is never ticked again unseen.
+#[test]
+fn the_duplicates_page_keeps_its_settings_and_unticked_groups_through_back_and_reload() {
+    let Some((driver_bin, chromium)) = browser() else {
+        return;
+    };
+    let (c, _server, driver) = duplicates_served(&driver_bin, &chromium);
+    set(&driver, "keep", "newest", "change");
+    driver.wait_for(".group");
+    set(&driver, "action", "move-to", "change");
+    let folder = c.root.join("moved");
+    set(&driver, "target", folder.to_str().unwrap(), "input");
+    let boxes = driver.find_all("input[data-keeper]");
+    driver.click(boxes.last().unwrap());
+    let chosen = duplicates_state(&driver);
+    assert_eq!(chosen[1], "newest");
+    assert_eq!(chosen[4].as_array().unwrap().len(), 1, "{chosen}");
+
+    driver.click(&driver.find_all(".group .card")[0]);
+    driver.wait_for("img.large");
+    driver.call("POST", "/back", Some(json!({})));
+    driver.wait_for(".group");
+    assert_eq!(duplicates_state(&driver), chosen, "after Back");
+    driver.call("POST", "/refresh", Some(json!({})));
+    driver.wait_for(".group");
+    assert_eq!(duplicates_state(&driver), chosen, "after a reload");
 }
 
 /// A look-alike's distance stays in view beside a long name, on a wide screen and a phone.
@@ -653,6 +692,33 @@ fn a_dropped_example_replaces_the_chosen_file_and_one_not_shown_is_said_so() {
         driver.text(&said[0])
     );
     assert!(driver.find_all("#drop img").is_empty(), "a broken preview");
+}
+
+/// A search's results come back after opening one of them and going Back.
+#[test]
+fn a_searchs_results_come_back_after_back() {
+    let Some((driver_bin, chromium)) = browser() else {
+        return;
+    };
+    let c = Collection::new();
+    let server = c.serve(&[]);
+    let driver = Driver::start(&driver_bin, &chromium, &c.root.join("chromium-profile"));
+    driver.go(&format!("http://{}/#/query", server.http.addr));
+    let input = driver.wait_for("input#example");
+    let example = sample("rocket", "blur.jpg");
+    driver.call(
+        "POST",
+        &format!("/element/{}/value", input[0]),
+        Some(json!({"text": example.to_str().unwrap()})),
+    );
+    let hits = driver.wait_for("#results .card");
+    let first = driver.text(&hits[0]);
+    driver.click(&hits[0]);
+    driver.wait_for("img.large");
+    driver.call("POST", "/back", Some(json!({})));
+    let hits = driver.wait_for("#results .card");
+    assert_eq!(driver.text(&hits[0]), first);
+    assert!(driver.text_of_page().contains("blur.jpg"));
 }
 
 /// On a page of many groups the actions are reached at once: a button before the groups

@@ -180,14 +180,17 @@ function setActive(view) {
   for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.view === view);
 }
 
-// #/  #/folder/ID/PAGE  #/image/ID  #/query  #/duplicates  #/status  #/reports
+// #/  #/folder/ID/PAGE  #/image/ID  #/query  #/duplicates?SETTINGS  #/status  #/reports
 async function route() {
-  const parts = location.hash.replace(/^#\/?/, "").split("/");
+  const hash = location.hash.replace(/^#\/?/, "");
+  const mark = hash.indexOf("?");
+  const parts = (mark < 0 ? hash : hash.slice(0, mark)).split("/");
+  const params = new URLSearchParams(mark < 0 ? "" : hash.slice(mark + 1));
   try {
     switch (parts[0]) {
       case "image": setActive("collection"); return await imageView(Number(parts[1]));
       case "query": setActive("query"); return queryView();
-      case "duplicates": setActive("duplicates"); return duplicatesView();
+      case "duplicates": setActive("duplicates"); return duplicatesView(params);
       case "status": setActive("status"); return await statusView();
       case "reports": setActive("reports"); return await reportsView();
       case "folder": setActive("collection"); return await collectionView(Number(parts[1]) || null, Number(parts[2]) || 0);
@@ -259,6 +262,13 @@ function queryView() {
     el("p", {}, "Drop an image here, or ", el("label", { for: "example" }, "choose one: "), input),
     el("p", { class: "note" }, "The file is compared in memory and never saved."));
   const results = el("section", { id: "results" });
+  function showResults(doc, name) {
+    put(results, el("h2", {}, `Look-alikes of ${escapeText(name)} (${doc.hits.length})`),
+      doc.indexed ? el("p", { class: "note" }, "This image is in the index.") : null,
+      doc.note ? el("p", { class: "note" }, doc.note) : null,
+      leftOut(doc),
+      doc.hits.length ? grid(doc.hits) : el("p", { class: "note" }, "No look-alikes found."));
+  }
   function preview(file) {
     zone.querySelector(".preview")?.remove();
     const img = el("img", { class: "preview", src: URL.createObjectURL(file), alt: "your example" });
@@ -272,15 +282,15 @@ function queryView() {
     put(results, el("p", { class: "note" }, "Searching…"));
     try {
       const doc = await api("/api/query", { method: "POST", body: file, headers: { "content-type": "application/octet-stream" } });
-      put(results, el("h2", {}, `Look-alikes (${doc.hits.length})`),
-        doc.indexed ? el("p", { class: "note" }, "This image is in the index.") : null,
-        doc.note ? el("p", { class: "note" }, doc.note) : null,
-        leftOut(doc),
-        doc.hits.length ? grid(doc.hits) : el("p", { class: "note" }, "No look-alikes found."));
+      showResults(doc, file.name);
+      // kept with this history entry, so that Back from a result shows them again
+      history.replaceState(Object.assign({}, history.state, { search: { doc, name: file.name } }), "");
     } catch (e) {
       put(results, el("p", { class: "error", role: "alert" }, String(e.message)));
     }
   }
+  const kept = history.state && history.state.search;
+  if (kept) showResults(kept.doc, kept.name);
   input.addEventListener("change", () => input.files[0] && search(input.files[0]));
   zone.addEventListener("dragover", (ev) => { ev.preventDefault(); zone.classList.add("over"); });
   zone.addEventListener("dragleave", () => zone.classList.remove("over"));
@@ -299,21 +309,36 @@ function select(id, options, value) {
   return el("select", { id }, options.map(([v, label]) => el("option", { value: v, selected: v === value }, label)));
 }
 
-function duplicatesView() {
-  const similarity = select("similarity", [["strict", "strict"], ["default", "default"], ["loose", "loose"]], "default");
-  const keep = select("keep", [["best", "keep the best"], ["newest", "keep the newest"], ["oldest", "keep the oldest"], ["shortest-path", "keep the shortest path"]], "best");
+const SIMILARITIES = [["strict", "strict"], ["default", "default"], ["loose", "loose"]];
+const KEEP_RULES = [["best", "keep the best"], ["newest", "keep the newest"], ["oldest", "keep the oldest"], ["shortest-path", "keep the shortest path"]];
+const ACTIONS = [["trash", "move copies to the trash"], ["move-to", "move copies to a folder"], ["hardlink", "replace exact copies by hard links"], ["delete", "delete copies for good"]];
+
+// The settings are read from the page's address, the groups left unticked from its history
+// entry: Back, Forward and a reload bring the page back as the user left it. A delete's
+// confirmation is never kept.
+function duplicatesView(params) {
+  const chosen = (name, options, fallback) => (options.some(([v]) => v === params.get(name)) ? params.get(name) : fallback);
+  const similarity = select("similarity", SIMILARITIES, chosen("similarity", SIMILARITIES, "default"));
+  const keep = select("keep", KEEP_RULES, chosen("keep", KEEP_RULES, "best"));
   const list = el("section", { id: "groups" });
-  const action = select("action", [["trash", "move copies to the trash"], ["move-to", "move copies to a folder"], ["hardlink", "replace exact copies by hard links"], ["delete", "delete copies for good"]], "trash");
-  const target = el("input", { type: "text", id: "target", placeholder: "/absolute/folder/for/copies", size: 34, hidden: true });
-  const confirm = el("label", { hidden: true }, el("input", { type: "checkbox", id: "confirm-delete" }), " yes, delete for good");
+  const action = select("action", ACTIONS, chosen("action", ACTIONS, "trash"));
+  const target = el("input", { type: "text", id: "target", placeholder: "/absolute/folder/for/copies", size: 34, value: params.get("target"), hidden: action.value !== "move-to" });
+  const confirm = el("label", { hidden: action.value !== "delete" }, el("input", { type: "checkbox", id: "confirm-delete" }), " yes, delete for good");
   const dry = el("button", { id: "dry-run", class: "primary" }, "Dry run");
   const apply = el("button", { id: "apply", class: "danger", disabled: true }, "Apply");
   const undo = el("button", { id: "undo" }, "Undo last run");
   const outcome = el("section", { id: "outcome" });
   const toActions = el("button", { id: "to-actions", onclick: () => action.focus() }, "Go to the actions");
+  const unticked = new Set((history.state && history.state.unticked) || []);
   let planned = null;
   let groups = [];
   let busy = false;
+
+  function remember() {
+    const p = new URLSearchParams({ similarity: similarity.value, keep: keep.value, action: action.value });
+    if (action.value === "move-to" && target.value) p.set("target", target.value);
+    history.replaceState(Object.assign({}, history.state, { unticked: [...unticked] }), "", `#/duplicates?${p}`);
+  }
 
   // One request at a time: while Dry run, Apply or Undo waits for its answer the three are
   // disabled, so a double click sends one request and no late refusal hides a run's outcome.
@@ -342,8 +367,9 @@ function duplicatesView() {
     target.hidden = action.value !== "move-to";
     confirm.hidden = action.value !== "delete";
     invalidate();
+    remember();
   });
-  target.addEventListener("input", invalidate);
+  target.addEventListener("input", () => { invalidate(); remember(); });
 
   async function load() {
     invalidate();
@@ -355,7 +381,12 @@ function duplicatesView() {
       const summary = el("p", {}, `${counted(doc.groups.length, "group", "groups")}, ${counted(doc.copies, "copy", "copies")}, ${bytes(doc.reclaimable_bytes)} to reclaim among ${counted(doc.images, "image", "images")}.`);
       const items = doc.groups.map((g, n) => {
         const members = [g.keep, ...g.copies].map((m) => Object.assign({}, doc.shown[m.id], { distance: m.exact ? undefined : m.distance }));
-        const box = el("input", { type: "checkbox", checked: true, "data-keeper": g.keep.id, onchange: invalidate });
+        const box = el("input", { type: "checkbox", checked: !unticked.has(g.keep.id), "data-keeper": g.keep.id });
+        box.addEventListener("change", () => {
+          if (box.checked) unticked.delete(g.keep.id); else unticked.add(g.keep.id);
+          invalidate();
+          remember();
+        });
         return el("div", { class: "group" },
           el("label", {}, box, ` group ${n + 1}: keep ${named(doc.shown[g.keep.id], "name")}, ${counted(g.copies.length, "copy", "copies")}`),
           grid(members, (m) => {
@@ -423,14 +454,14 @@ function duplicatesView() {
       }
     } catch (e) { put(outcome, el("p", { class: "error", role: "alert" }, String(e.message))); }
   }));
-  similarity.addEventListener("change", load);
-  keep.addEventListener("change", load);
+  for (const s of [similarity, keep]) s.addEventListener("change", () => { remember(); load(); });
 
   show(el("h1", {}, "Duplicates"),
     el("div", { class: "controls" }, el("label", {}, "Similarity ", similarity), el("label", {}, "Keeper ", keep), toActions),
     list,
     el("div", { class: "controls", id: "actions" }, el("label", {}, "Action ", action), target, confirm, dry, apply, undo),
     outcome);
+  remember();
   load();
 }
 
