@@ -2037,7 +2037,8 @@ pub(crate) struct Reversal {
     /// The run had changed this file, and undoing could have given it back.
     #[serde(skip)]
     pub(crate) reversible: bool,
-    /// Back as it was before this undo began (an earlier undo put it back): nothing was done.
+    /// Back as it was before this undo began (put back by an earlier undo or by hand): nothing
+    /// was done.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub(crate) already_back: bool,
 }
@@ -2274,7 +2275,7 @@ fn relinked(from: &Path, from_dir: Option<&Path>) -> Option<String> {
 }
 
 /// Whether the file a done step changed is back as it was (an earlier undo that stopped
-/// part-way, or was interrupted, put it back): a moved or trashed file in its place with its
+/// part-way or was interrupted, or the user, put it back): a moved or trashed file in its place with its
 /// content, the mover's destination empty; a hard-linked file separate again, with its content,
 /// permissions and date.
 fn already_back(
@@ -2327,8 +2328,8 @@ fn reverse(
     done: bool,
 ) -> Outcome {
     let occupied = from.symlink_metadata().is_ok();
-    // A file back in place with its content (an earlier undo that stopped part-way restored
-    // it) counts as restored.
+    // A file back in place with its content (restored by an earlier undo that stopped
+    // part-way, or by hand) counts as restored.
     let back = || {
         from.symlink_metadata().is_ok_and(|m| m.is_file())
             && !same_file(from, keeper)

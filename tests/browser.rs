@@ -184,6 +184,24 @@ impl Driver {
         );
     }
 
+    /// Runs `script` in the page with `args`; its return value.
+    fn execute(&self, script: &str, args: Value) -> Value {
+        self.call(
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": script, "args": args})),
+        )
+    }
+
+    /// Runs `script`, which ends by calling its last argument with its answer.
+    fn execute_async(&self, script: &str, args: Value) -> Value {
+        self.call(
+            "POST",
+            "/execute/async",
+            Some(json!({"script": script, "args": args})),
+        )
+    }
+
     fn screenshot(&self, to: &Path) {
         let b64 = self.call("GET", "/screenshot", None);
         let png = decode_base64(b64.as_str().unwrap());
@@ -371,6 +389,8 @@ fn the_web_app_works_in_a_real_browser() {
     driver.click(&apply[0]);
     until(|| !c.photos.join("coffee copy.jpg").exists());
     std::fs::write(c.photos.join("coffee copy.jpg"), b"saved since").unwrap();
+    // Undo waits for the apply's answer
+    driver.text_once_shown("Done (");
     let undo = driver.wait_for("#undo");
     driver.click(&undo[0]);
     let partial = driver.text_once_shown("undone: ");
@@ -454,4 +474,270 @@ fn the_web_app_works_in_a_real_browser() {
     driver.wait_for(".grid .card");
     driver.screenshot(&shots.join("collection-phone.png"));
     eprintln!("screenshots in {}", shots.display());
+}
+
+/// A collection with an exact copy of coffee.jpg, served, and a browser on it.
+fn duplicates_served(driver_bin: &Path, chromium: &Path) -> (Collection, common::Server, Driver) {
+    let c = Collection::new();
+    std::fs::copy(
+        c.photos.join("coffee.jpg"),
+        c.photos.join("coffee copy.jpg"),
+    )
+    .unwrap();
+    c.index();
+    let server = c.serve(&[]);
+    let driver = Driver::start(driver_bin, chromium, &c.root.join("chromium-profile"));
+    driver.go(&format!("http://{}/#/duplicates", server.http.addr));
+    driver.wait_for(".group");
+    (c, server, driver)
+}
+
+/// Sets a control of the page as a user would: its value, then its own event.
+fn set(driver: &Driver, id: &str, value: &str, event: &str) {
+    driver.execute(
+        "const c = document.getElementById(arguments[0]); c.value = arguments[1]; c.dispatchEvent(new Event(arguments[2]));",
+        json!([id, value, event]),
+    );
+}
+
+/// The duplicates page's settings and the keepers of the groups left unticked.
+fn duplicates_state(driver: &Driver) -> Value {
+    driver.execute(
+        "const v = (id) => document.getElementById(id).value;
+         return [v('similarity'), v('keep'), v('action'), v('target'),
+           [...document.querySelectorAll('input[data-keeper]')].filter((b) => !b.checked).map((b) => b.dataset.keeper)];",
+        json!([]),
+    )
+}
+
+/// A double click on Apply sends one request: the buttons wait for its answer, and the page
+/// shows the run done, never a refusal of the second click.
+#[test]
+fn a_double_click_on_apply_acts_once_and_shows_the_run() {
+    let Some((driver_bin, chromium)) = browser() else {
+        return;
+    };
+    let (c, _server, driver) = duplicates_served(&driver_bin, &chromium);
+    let dry = driver.wait_for("#dry-run");
+    driver.click(&dry[0]);
+    driver.text_once_shown("Dry run: nothing changed yet");
+    let clicked = driver.execute(
+        "window.sent = 0;
+         const fetched = window.fetch;
+         window.fetch = (...a) => { if (String(a[0]).endsWith('/api/duplicates/action')) window.sent++; return fetched(...a); };
+         const b = (id) => document.getElementById(id);
+         b('apply').click(); b('apply').click();
+         return [window.sent, b('dry-run').disabled, b('apply').disabled, b('undo').disabled];",
+        json!([]),
+    );
+    assert_eq!(
+        clicked,
+        json!([1, true, true, true]),
+        "requests sent, buttons disabled"
+    );
+    let done = driver.text_once_shown("Done (");
+    assert!(
+        done.contains("Done (") && !done.contains("nothing was done"),
+        "{done}"
+    );
+    assert!(!c.photos.join("coffee copy.jpg").exists());
+    assert_eq!(
+        driver.execute("return document.getElementById('undo').disabled", json!([])),
+        json!(false)
+    );
+}
+
+/// A copy put back by hand before Undo is told `already back`, as `lookalike undo` tells it.
+#[test]
+fn undo_tells_a_copy_already_back_as_the_command_line_does() {
+    let Some((driver_bin, chromium)) = browser() else {
+        return;
+    };
+    let (c, _server, driver) = duplicates_served(&driver_bin, &chromium);
+    let moved = c.root.join("moved");
+    set(&driver, "action", "move-to", "change");
+    set(&driver, "target", moved.to_str().unwrap(), "input");
+    driver.click(&driver.wait_for("#dry-run")[0]);
+    driver.text_once_shown("Dry run: nothing changed yet");
+    driver.click(&driver.wait_for("#apply")[0]);
+    driver.text_once_shown("Done (");
+    let copy = c.photos.join("coffee copy.jpg");
+    std::fs::rename(moved.join("photos").join("coffee copy.jpg"), &copy).unwrap();
+    driver.click(&driver.wait_for("#undo")[0]);
+    let undone = driver.text_once_shown("ndone: ");
+    let line = format!(
+        "already back: {}: it is already back in place",
+        copy.display()
+    );
+    assert!(
+        undone.contains(&line) && !undone.contains(&format!("done: {}", copy.display())),
+        "{undone}"
+    );
+}
+
+/// The duplicates page keeps its settings and the groups left unticked through an image
+/// opened and Back, and through a reload: a group left out is never ticked again unseen.
+#[test]
+fn the_duplicates_page_keeps_its_settings_and_unticked_groups_through_back_and_reload() {
+    let Some((driver_bin, chromium)) = browser() else {
+        return;
+    };
+    let (c, _server, driver) = duplicates_served(&driver_bin, &chromium);
+    set(&driver, "keep", "newest", "change");
+    driver.wait_for(".group");
+    set(&driver, "action", "move-to", "change");
+    let folder = c.root.join("moved");
+    set(&driver, "target", folder.to_str().unwrap(), "input");
+    let boxes = driver.find_all("input[data-keeper]");
+    driver.click(boxes.last().unwrap());
+    let chosen = duplicates_state(&driver);
+    assert_eq!(chosen[1], "newest");
+    assert_eq!(chosen[4].as_array().unwrap().len(), 1, "{chosen}");
+
+    driver.click(&driver.find_all(".group .card")[0]);
+    driver.wait_for("img.large");
+    driver.call("POST", "/back", Some(json!({})));
+    driver.wait_for(".group");
+    assert_eq!(duplicates_state(&driver), chosen, "after Back");
+    driver.call("POST", "/refresh", Some(json!({})));
+    driver.wait_for(".group");
+    assert_eq!(duplicates_state(&driver), chosen, "after a reload");
+}
+
+/// A look-alike's distance stays in view beside a long name, on a wide screen and a phone.
+#[test]
+fn a_lookalikes_distance_stays_visible_beside_a_long_name() {
+    let Some((driver_bin, chromium)) = browser() else {
+        return;
+    };
+    let c = Collection::new();
+    std::fs::copy(
+        c.photos.join("coffee.jpg"),
+        c.photos.join("coffee_2019_holiday_copy_from_the_phone.jpg"),
+    )
+    .unwrap();
+    c.index();
+    let server = c.serve(&[]);
+    let coffee = server.get("/api/images?limit=500").json()["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "coffee.jpg")
+        .unwrap()["id"]
+        .clone();
+    let driver = Driver::start(&driver_bin, &chromium, &c.root.join("chromium-profile"));
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser");
+    std::fs::create_dir_all(&shots).unwrap();
+    for (width, height) in [(1280, 900), (390, 844)] {
+        driver.call(
+            "POST",
+            "/window/rect",
+            Some(json!({"width": width, "height": height})),
+        );
+        driver.go(&format!("http://{}/#/image/{coffee}", server.http.addr));
+        driver.wait_for(".grid .card .dist");
+        let hidden = driver.execute(
+            "return [...document.querySelectorAll('.grid .cap')].filter((c) => {
+               const d = c.querySelector('.dist').getBoundingClientRect(), r = c.getBoundingClientRect();
+               return d.width === 0 || d.left < r.left || d.right > r.right;
+             }).map((c) => c.textContent);",
+            json!([]),
+        );
+        assert_eq!(hidden, json!([]), "{width} px wide: distances cut off");
+        driver.screenshot(&shots.join(format!("lookalikes-{width}.png")));
+    }
+}
+
+/// A dropped example takes the place of the file chosen before in the file box; one the
+/// browser cannot show is said so in words, not shown as a broken image.
+#[test]
+fn a_dropped_example_replaces_the_chosen_file_and_one_not_shown_is_said_so() {
+    let Some((driver_bin, chromium)) = browser() else {
+        return;
+    };
+    let c = Collection::new();
+    let server = c.serve(&[]);
+    let driver = Driver::start(&driver_bin, &chromium, &c.root.join("chromium-profile"));
+    driver.go(&format!("http://{}/#/query", server.http.addr));
+    let input = driver.wait_for("input#example");
+    let example = sample("rocket", "blur.jpg");
+    driver.call(
+        "POST",
+        &format!("/element/{}/value", input[0]),
+        Some(json!({"text": example.to_str().unwrap()})),
+    );
+    let id = driver.wait_for("#results .card");
+    let id = driver.call(
+        "GET",
+        &format!("/element/{}/attribute/data-id", id[0]),
+        None,
+    );
+    let drop = "const done = arguments[arguments.length - 1];
+        const bytes = arguments[0] === null ? Promise.resolve(new Blob(['not an image']))
+          : fetch('/thumbs/' + arguments[0]).then((r) => r.blob());
+        bytes.then((b) => {
+          const dt = new DataTransfer();
+          dt.items.add(new File([b], arguments[1], { type: arguments[2] }));
+          document.getElementById('drop').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+          done(document.getElementById('example').files[0].name);
+        });";
+    let named = driver.execute_async(drop, json!([id, "dropped.jpg", "image/jpeg"]));
+    assert_eq!(named, "dropped.jpg", "the file box after a drop");
+    driver.wait_for("#drop img");
+    driver.execute_async(drop, json!([null, "example.heic", "image/heic"]));
+    let said = driver.wait_for("#no-preview");
+    assert!(
+        driver.text(&said[0]).contains("example.heic"),
+        "{}",
+        driver.text(&said[0])
+    );
+    assert!(driver.find_all("#drop img").is_empty(), "a broken preview");
+}
+
+/// A search's results come back after opening one of them and going Back.
+#[test]
+fn a_searchs_results_come_back_after_back() {
+    let Some((driver_bin, chromium)) = browser() else {
+        return;
+    };
+    let c = Collection::new();
+    let server = c.serve(&[]);
+    let driver = Driver::start(&driver_bin, &chromium, &c.root.join("chromium-profile"));
+    driver.go(&format!("http://{}/#/query", server.http.addr));
+    let input = driver.wait_for("input#example");
+    let example = sample("rocket", "blur.jpg");
+    driver.call(
+        "POST",
+        &format!("/element/{}/value", input[0]),
+        Some(json!({"text": example.to_str().unwrap()})),
+    );
+    let hits = driver.wait_for("#results .card");
+    let first = driver.text(&hits[0]);
+    driver.click(&hits[0]);
+    driver.wait_for("img.large");
+    driver.call("POST", "/back", Some(json!({})));
+    let hits = driver.wait_for("#results .card");
+    assert_eq!(driver.text(&hits[0]), first);
+    assert!(driver.text_of_page().contains("blur.jpg"));
+}
+
+/// On a page of many groups the actions are reached at once: a button before the groups
+/// takes the keyboard to them.
+#[test]
+fn the_duplicates_actions_are_reached_before_the_groups() {
+    let Some((driver_bin, chromium)) = browser() else {
+        return;
+    };
+    let (_c, _server, driver) = duplicates_served(&driver_bin, &chromium);
+    let link = driver.wait_for("#to-actions");
+    let before = driver.execute(
+        "return !!(document.getElementById('to-actions').compareDocumentPosition(document.querySelector('.group')) & Node.DOCUMENT_POSITION_FOLLOWING);",
+        json!([]),
+    );
+    assert_eq!(before, json!(true), "the link comes before the groups");
+    driver.click(&link[0]);
+    assert_eq!(
+        driver.execute("return document.activeElement.id", json!([])),
+        json!("action")
+    );
 }

@@ -2565,6 +2565,30 @@ fn a_retried_undo_does_not_restore_again_what_is_already_back() {
     }
 }
 
+/// A moved copy the user put back by hand before `undo` is told `already back` in words true
+/// of it, not as put back by an earlier undo.
+#[test]
+fn a_copy_put_back_by_hand_is_told_already_back_in_place() {
+    let env = Env::new();
+    let copies = two_groups(&env);
+    let dest = env.root.join("dupes");
+    let (json, code) = env.duplicates(&["--move-to", dest.to_str().unwrap(), "--apply"]);
+    assert_eq!(code, 0, "{json}");
+    let rel = copies[0].strip_prefix(&env.photos).unwrap();
+    std::fs::rename(dest.join("photos").join(rel), &copies[0]).unwrap();
+    let out = env.cmd().arg("undo").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("already back: "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.ends_with("backup/camera.jpg: it is already back in place"),
+        "{text}"
+    );
+}
+
 /// `--trash` with no desktop trash to move to (neither HOME nor XDG_DATA_HOME set, or a trash
 /// that cannot be made) is refused before the dry run promises anything, as the apply would
 /// fail every step.

@@ -2352,6 +2352,24 @@ fn the_web_apps_refusals_speak_of_its_own_parameters() {
     );
 }
 
+/// The page names its icon and the icon is served, so no page load asks for a missing
+/// `/favicon.ico`.
+#[test]
+fn the_page_names_an_icon_that_is_served() {
+    let c = Collection::new();
+    let server = c.serve(&[]);
+    assert!(
+        server
+            .get("/")
+            .text()
+            .contains(r#"<link rel="icon" href="/favicon.ico""#)
+    );
+    let icon = server.get("/favicon.ico");
+    assert_eq!(icon.status, 200, "{}", icon.text());
+    assert_eq!(icon.header("content-type").as_deref(), Some("image/png"));
+    assert!(image::load_from_memory(&icon.body).is_ok());
+}
+
 /// A method an address does not take is refused with 405 and the methods it takes (`Allow`),
 /// whatever token it carries, in the form of its address; HEAD is GET without the body.
 #[test]
@@ -2368,6 +2386,7 @@ fn a_method_an_address_does_not_take_is_refused_whatever_its_token() {
         "/".to_string(),
         "/app.js".into(),
         "/app.css".into(),
+        "/favicon.ico".into(),
         "/api/status".into(),
         "/api/folders".into(),
         "/api/images".into(),

@@ -688,7 +688,7 @@ fn undo_lines(report: &cleanup::UndoReport, quiet: bool) -> String {
         let path = display_path(&r.path);
         let _ = match &r.outcome {
             Outcome::Done if !quiet && r.already_back => {
-                writeln!(lines, "already back: {path}: an earlier undo restored it")
+                writeln!(lines, "already back: {path}: it is already back in place")
             }
             Outcome::Done if !quiet => writeln!(lines, "restored: {path}"),
             Outcome::Skipped(why) => {

@@ -28,6 +28,8 @@ use crate::store::ImageRecord;
 const PAGE: &str = include_str!("assets/index.html");
 const SCRIPT: &str = include_str!("assets/app.js");
 const STYLE: &str = include_str!("assets/app.css");
+/// The page's icon, also where browsers look for one unasked.
+const ICON: &[u8] = include_bytes!("assets/favicon.png");
 
 /// The page's own scripts and styles only; images from this server (and dropped files).
 const PAGE_POLICY: &str = "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'none'; base-uri 'none'";
@@ -60,6 +62,7 @@ pub(super) fn router(app: Arc<App>) -> Router {
         .route("/", get(page))
         .route("/app.js", get(script))
         .route("/app.css", get(style))
+        .route("/favicon.ico", get(icon))
         .route("/api/status", get(status))
         .route("/api/folders", get(folders))
         .route("/api/images", get(images))
@@ -649,6 +652,10 @@ async fn script(_: Params<Nothing>) -> Response {
 
 async fn style(_: Params<Nothing>) -> Response {
     with_type(STYLE, "text/css; charset=utf-8", PAGE_POLICY)
+}
+
+async fn icon(_: Params<Nothing>) -> Response {
+    with_type(ICON, "image/png", FILE_POLICY)
 }
 
 /// An image as the pages show it. `viewable` only when `/files/ID` would serve it: the file

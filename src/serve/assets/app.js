@@ -147,7 +147,8 @@ function leftOut(doc) {
 }
 
 function card(img, extra) {
-  const caption = el("div", { class: "cap", title: named(img, "path") }, named(img, "name"));
+  // the name is cut to fit, never the distance beside it
+  const caption = el("div", { class: "cap", title: named(img, "path") }, el("span", { class: "name" }, named(img, "name")));
   if (typeof img.distance === "number") caption.append(" ", el("span", { class: "dist" }, img.distance.toFixed(3)));
   const node = el("a", { class: "card", href: `#/image/${img.id}`, "data-id": img.id },
     el("img", { src: `/thumbs/${img.id}`, alt: named(img, "name"), loading: "lazy" }), caption);
@@ -179,14 +180,17 @@ function setActive(view) {
   for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.view === view);
 }
 
-// #/  #/folder/ID/PAGE  #/image/ID  #/query  #/duplicates  #/status  #/reports
+// #/  #/folder/ID/PAGE  #/image/ID  #/query  #/duplicates?SETTINGS  #/status  #/reports
 async function route() {
-  const parts = location.hash.replace(/^#\/?/, "").split("/");
+  const hash = location.hash.replace(/^#\/?/, "");
+  const mark = hash.indexOf("?");
+  const parts = (mark < 0 ? hash : hash.slice(0, mark)).split("/");
+  const params = new URLSearchParams(mark < 0 ? "" : hash.slice(mark + 1));
   try {
     switch (parts[0]) {
       case "image": setActive("collection"); return await imageView(Number(parts[1]));
       case "query": setActive("query"); return queryView();
-      case "duplicates": setActive("duplicates"); return duplicatesView();
+      case "duplicates": setActive("duplicates"); return duplicatesView(params);
       case "status": setActive("status"); return await statusView();
       case "reports": setActive("reports"); return await reportsView();
       case "folder": setActive("collection"); return await collectionView(Number(parts[1]) || null, Number(parts[2]) || 0);
@@ -258,28 +262,45 @@ function queryView() {
     el("p", {}, "Drop an image here, or ", el("label", { for: "example" }, "choose one: "), input),
     el("p", { class: "note" }, "The file is compared in memory and never saved."));
   const results = el("section", { id: "results" });
+  function showResults(doc, name) {
+    put(results, el("h2", {}, `Look-alikes of ${escapeText(name)} (${doc.hits.length})`),
+      doc.indexed ? el("p", { class: "note" }, "This image is in the index.") : null,
+      doc.note ? el("p", { class: "note" }, doc.note) : null,
+      leftOut(doc),
+      doc.hits.length ? grid(doc.hits) : el("p", { class: "note" }, "No look-alikes found."));
+  }
+  function preview(file) {
+    zone.querySelector(".preview")?.remove();
+    const img = el("img", { class: "preview", src: URL.createObjectURL(file), alt: "your example" });
+    // a format the browser cannot show (HEIC in most) is said so, not shown as a broken image
+    img.addEventListener("error", () => img.replaceWith(el("p", { class: "note preview", id: "no-preview" },
+      `This browser cannot show ${escapeText(file.name)}; it is searched all the same.`)), { once: true });
+    zone.append(img);
+  }
   async function search(file) {
-    zone.querySelector("img")?.remove();
-    zone.append(el("img", { src: URL.createObjectURL(file), alt: "your example" }));
+    preview(file);
     put(results, el("p", { class: "note" }, "Searching…"));
     try {
       const doc = await api("/api/query", { method: "POST", body: file, headers: { "content-type": "application/octet-stream" } });
-      put(results, el("h2", {}, `Look-alikes (${doc.hits.length})`),
-        doc.indexed ? el("p", { class: "note" }, "This image is in the index.") : null,
-        doc.note ? el("p", { class: "note" }, doc.note) : null,
-        leftOut(doc),
-        doc.hits.length ? grid(doc.hits) : el("p", { class: "note" }, "No look-alikes found."));
+      showResults(doc, file.name);
+      // kept with this history entry, so that Back from a result shows them again
+      history.replaceState(Object.assign({}, history.state, { search: { doc, name: file.name } }), "");
     } catch (e) {
       put(results, el("p", { class: "error", role: "alert" }, String(e.message)));
     }
   }
+  const kept = history.state && history.state.search;
+  if (kept) showResults(kept.doc, kept.name);
   input.addEventListener("change", () => input.files[0] && search(input.files[0]));
   zone.addEventListener("dragover", (ev) => { ev.preventDefault(); zone.classList.add("over"); });
   zone.addEventListener("dragleave", () => zone.classList.remove("over"));
   zone.addEventListener("drop", (ev) => {
     ev.preventDefault();
     zone.classList.remove("over");
-    if (ev.dataTransfer.files[0]) search(ev.dataTransfer.files[0]);
+    if (!ev.dataTransfer.files[0]) return;
+    // the file box names the dropped file, not one chosen before
+    try { input.files = ev.dataTransfer.files; } catch (_) { input.value = ""; }
+    search(ev.dataTransfer.files[0]);
   });
   show(el("h1", {}, "Search by example"), zone, results);
 }
@@ -288,19 +309,52 @@ function select(id, options, value) {
   return el("select", { id }, options.map(([v, label]) => el("option", { value: v, selected: v === value }, label)));
 }
 
-function duplicatesView() {
-  const similarity = select("similarity", [["strict", "strict"], ["default", "default"], ["loose", "loose"]], "default");
-  const keep = select("keep", [["best", "keep the best"], ["newest", "keep the newest"], ["oldest", "keep the oldest"], ["shortest-path", "keep the shortest path"]], "best");
+const SIMILARITIES = [["strict", "strict"], ["default", "default"], ["loose", "loose"]];
+const KEEP_RULES = [["best", "keep the best"], ["newest", "keep the newest"], ["oldest", "keep the oldest"], ["shortest-path", "keep the shortest path"]];
+const ACTIONS = [["trash", "move copies to the trash"], ["move-to", "move copies to a folder"], ["hardlink", "replace exact copies by hard links"], ["delete", "delete copies for good"]];
+
+// The settings are read from the page's address, the groups left unticked from its history
+// entry: Back, Forward and a reload bring the page back as the user left it. A delete's
+// confirmation is never kept.
+function duplicatesView(params) {
+  const chosen = (name, options, fallback) => (options.some(([v]) => v === params.get(name)) ? params.get(name) : fallback);
+  const similarity = select("similarity", SIMILARITIES, chosen("similarity", SIMILARITIES, "default"));
+  const keep = select("keep", KEEP_RULES, chosen("keep", KEEP_RULES, "best"));
   const list = el("section", { id: "groups" });
-  const action = select("action", [["trash", "move copies to the trash"], ["move-to", "move copies to a folder"], ["hardlink", "replace exact copies by hard links"], ["delete", "delete copies for good"]], "trash");
-  const target = el("input", { type: "text", id: "target", placeholder: "/absolute/folder/for/copies", size: 34, hidden: true });
-  const confirm = el("label", { hidden: true }, el("input", { type: "checkbox", id: "confirm-delete" }), " yes, delete for good");
+  const action = select("action", ACTIONS, chosen("action", ACTIONS, "trash"));
+  const target = el("input", { type: "text", id: "target", placeholder: "/absolute/folder/for/copies", size: 34, value: params.get("target"), hidden: action.value !== "move-to" });
+  const confirm = el("label", { hidden: action.value !== "delete" }, el("input", { type: "checkbox", id: "confirm-delete" }), " yes, delete for good");
   const dry = el("button", { id: "dry-run", class: "primary" }, "Dry run");
   const apply = el("button", { id: "apply", class: "danger", disabled: true }, "Apply");
   const undo = el("button", { id: "undo" }, "Undo last run");
   const outcome = el("section", { id: "outcome" });
+  const toActions = el("button", { id: "to-actions", onclick: () => action.focus() }, "Go to the actions");
+  const unticked = new Set((history.state && history.state.unticked) || []);
   let planned = null;
   let groups = [];
+  let busy = false;
+
+  function remember() {
+    const p = new URLSearchParams({ similarity: similarity.value, keep: keep.value, action: action.value });
+    if (action.value === "move-to" && target.value) p.set("target", target.value);
+    history.replaceState(Object.assign({}, history.state, { unticked: [...unticked] }), "", `#/duplicates?${p}`);
+  }
+
+  // One request at a time: while Dry run, Apply or Undo waits for its answer the three are
+  // disabled, so a double click sends one request and no late refusal hides a run's outcome.
+  async function alone(work) {
+    if (busy) return;
+    busy = true;
+    for (const b of [dry, apply, undo]) b.disabled = true;
+    try {
+      await work();
+    } finally {
+      busy = false;
+      dry.disabled = false;
+      undo.disabled = false;
+      apply.disabled = !planned;
+    }
+  }
 
   function settings() {
     const keepers = [...list.querySelectorAll("input[data-keeper]:checked")].map((c) => Number(c.dataset.keeper));
@@ -313,8 +367,9 @@ function duplicatesView() {
     target.hidden = action.value !== "move-to";
     confirm.hidden = action.value !== "delete";
     invalidate();
+    remember();
   });
-  target.addEventListener("input", invalidate);
+  target.addEventListener("input", () => { invalidate(); remember(); });
 
   async function load() {
     invalidate();
@@ -326,7 +381,12 @@ function duplicatesView() {
       const summary = el("p", {}, `${counted(doc.groups.length, "group", "groups")}, ${counted(doc.copies, "copy", "copies")}, ${bytes(doc.reclaimable_bytes)} to reclaim among ${counted(doc.images, "image", "images")}.`);
       const items = doc.groups.map((g, n) => {
         const members = [g.keep, ...g.copies].map((m) => Object.assign({}, doc.shown[m.id], { distance: m.exact ? undefined : m.distance }));
-        const box = el("input", { type: "checkbox", checked: true, "data-keeper": g.keep.id, onchange: invalidate });
+        const box = el("input", { type: "checkbox", checked: !unticked.has(g.keep.id), "data-keeper": g.keep.id });
+        box.addEventListener("change", () => {
+          if (box.checked) unticked.delete(g.keep.id); else unticked.add(g.keep.id);
+          invalidate();
+          remember();
+        });
         return el("div", { class: "group" },
           el("label", {}, box, ` group ${n + 1}: keep ${named(doc.shown[g.keep.id], "name")}, ${counted(g.copies.length, "copy", "copies")}`),
           grid(members, (m) => {
@@ -347,17 +407,21 @@ function duplicatesView() {
   function showSteps(doc, heading) {
     const counts = {};
     const items = doc.steps.map((s) => {
-      counts[s.outcome] = (counts[s.outcome] || 0) + 1;
-      const text = `${s.outcome.replace("_", " ")}: ${named(s, "path")}${s.target ? " → " + named(s, "target") : ""}${s.reason ? " (" + s.reason + ")" : ""}`;
+      // an undo's file back in place before it began is told as `lookalike undo` tells it
+      const said = s.already_back ? "already back" : s.outcome.replace("_", " ");
+      counts[said] = (counts[said] || 0) + 1;
+      const text = s.already_back
+        ? `already back: ${named(s, "path")}: it is already back in place`
+        : `${said}: ${named(s, "path")}${s.target ? " → " + named(s, "target") : ""}${s.reason ? " (" + s.reason + ")" : ""}`;
       return el("li", { class: s.outcome }, text);
     });
     const freed = doc.freed_bytes === undefined ? "" : `; ${bytes(doc.freed_bytes)} freed`;
-    const summary = (Object.entries(counts).map(([k, v]) => `${v} ${k.replace("_", " ")}`).join(", ") || "nothing to do") + freed;
+    const summary = (Object.entries(counts).map(([k, v]) => `${v} ${k}`).join(", ") || "nothing to do") + freed;
     const warnings = (doc.warnings || []).map((w) => el("p", { class: "error", role: "alert" }, `Warning: ${w}`));
     put(outcome, el("h2", {}, heading), warnings, el("p", { id: "outcome-summary" }, summary), el("ul", { class: "steps" }, items));
   }
 
-  dry.addEventListener("click", async () => {
+  dry.addEventListener("click", () => alone(async () => {
     try {
       const s = settings();
       const doc = await api("/api/duplicates/action", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(Object.assign({ apply: false }, s)) });
@@ -365,8 +429,8 @@ function duplicatesView() {
       apply.disabled = false;
       showSteps(doc, "Dry run: nothing changed yet");
     } catch (e) { put(outcome, el("p", { class: "error", role: "alert" }, String(e.message))); }
-  });
-  apply.addEventListener("click", async () => {
+  }));
+  apply.addEventListener("click", () => alone(async () => {
     const s = settings();
     if (!planned || planned.settings !== JSON.stringify(s)) { invalidate(); return; }
     // the confirmation goes with a delete only: the server refuses it with another action
@@ -377,8 +441,8 @@ function duplicatesView() {
       invalidate();
       showSteps(doc, "Done (Undo last run reverses moves, trash and hard links, not a delete; run `lookalike index` to update the index)");
     } catch (e) { invalidate(); put(outcome, el("p", { class: "error", role: "alert" }, String(e.message))); }
-  });
-  undo.addEventListener("click", async () => {
+  }));
+  undo.addEventListener("click", () => alone(async () => {
     try {
       const doc = await api("/api/undo", { method: "POST" });
       if (!doc.undone) put(outcome, el("p", { class: "note" }, "Nothing to undo."));
@@ -389,15 +453,15 @@ function duplicatesView() {
         showSteps(doc.undone, `Partly undone: ${doc.undone.action}${damaged}. What is not back is listed: clear its way and press Undo last run again`);
       }
     } catch (e) { put(outcome, el("p", { class: "error", role: "alert" }, String(e.message))); }
-  });
-  similarity.addEventListener("change", load);
-  keep.addEventListener("change", load);
+  }));
+  for (const s of [similarity, keep]) s.addEventListener("change", () => { remember(); load(); });
 
   show(el("h1", {}, "Duplicates"),
-    el("div", { class: "controls" }, el("label", {}, "Similarity ", similarity), el("label", {}, "Keeper ", keep)),
+    el("div", { class: "controls" }, el("label", {}, "Similarity ", similarity), el("label", {}, "Keeper ", keep), toActions),
     list,
-    el("div", { class: "controls" }, el("label", {}, "Action ", action), target, confirm, dry, apply, undo),
+    el("div", { class: "controls", id: "actions" }, el("label", {}, "Action ", action), target, confirm, dry, apply, undo),
     outcome);
+  remember();
   load();
 }
 
