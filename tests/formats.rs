@@ -81,6 +81,7 @@ fn write_dng(jpeg: &Path, out: &Path, preview: bool, orientation: u16) {
         preview_jpeg: preview.then_some(bytes),
         preview_size: rgb.dimensions(),
         orientation,
+        default_crop_size: None,
     };
     std::fs::write(out, dng::dng_from_rgb(&rgb, &options)).unwrap();
 }
@@ -376,6 +377,54 @@ fn without_libheif_heic_and_avif_are_failures_that_say_what_to_install() {
     );
     assert_eq!(failures(&idx), vec![]);
     assert_eq!(status(&idx)["images"], 4);
+}
+
+/// A RAW file read through a preview smaller than its sensor image is listed at the sensor's
+/// size, so `--keep best` (most pixels) keeps it over a web export between the two sizes.
+#[test]
+fn a_raw_read_from_a_small_preview_counts_its_sensor_pixels_and_is_kept_as_best() {
+    let f = folders();
+    let original = image::open(f.originals.join("coffee.jpg")).unwrap();
+    let resized = |w: u32, h: u32| original.resize_exact(w, h, image::imageops::Triangle);
+    let sensor = resized(640, 426).into_rgb8();
+    let mut preview = Vec::new();
+    resized(320, 213)
+        .write_to(
+            &mut std::io::Cursor::new(&mut preview),
+            image::ImageFormat::Jpeg,
+        )
+        .unwrap();
+    let options = dng::DngOptions {
+        preview_jpeg: Some(preview),
+        preview_size: (320, 213),
+        orientation: 1,
+        default_crop_size: None,
+    };
+    let raw = f.copies.join("DSC_0001.dng");
+    std::fs::write(&raw, dng::dng_from_rgb(&sensor, &options)).unwrap();
+    resized(480, 320)
+        .save(f.copies.join("DSC_0001_web.jpg"))
+        .unwrap();
+    let out = lookalike()
+        .arg("--index-dir")
+        .arg(f.root.join("idx"))
+        .args(["-q", "duplicates", "--json", "--keep", "best"])
+        .arg(&f.copies)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let group = &json["groups"][0];
+    let shown = |v: &Value| {
+        let name = Path::new(v["path"].as_str().unwrap()).file_name().unwrap();
+        format!("{} {}x{}", name.to_string_lossy(), v["width"], v["height"])
+    };
+    assert_eq!(shown(&group["keep"]), "DSC_0001.dng 640x426", "{json}");
+    assert_eq!(shown(&group["copies"][0]), "DSC_0001_web.jpg 480x320");
 }
 
 #[test]

@@ -751,14 +751,22 @@ fn decode_inner(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<Decoded
             path,
             cfg,
             |p| {
-                decode_preview(p, path, cfg).map(|d| Decoded {
+                let d = decode_preview(p, path, cfg)?;
+                let (width, height) = raw::photo_size(bytes).unwrap_or((d.width, d.height));
+                Ok(Decoded {
                     format: raw_name(path),
+                    width,
+                    height,
                     ..d
                 })
             },
-            |img, format| {
+            |img, format, (width, height)| {
                 let name = format.map_or_else(|| raw_name(path), |f| format_name(f, bytes));
-                working(img, name, cfg)
+                Decoded {
+                    width,
+                    height,
+                    ..working(img, name, cfg)
+                }
             },
         ),
     }
@@ -776,14 +784,15 @@ fn raw_name(path: &Path) -> String {
 /// A RAW file: its largest embedded preview when that covers the working size, else its
 /// sensor data, else a smaller preview; a TIFF under a RAW name (a scan saved as .dng, a renamed
 /// file) with no preview, or that no RAW decoder knows, is read as that TIFF. `preview` reads a preview, `image`
-/// takes a full-size upright image and the `image` crate format it was read as (none for
-/// sensor data): [`decode`] and [`decode_full_size`] read a RAW file alike through this.
+/// takes a full-size upright image, the `image` crate format it was read as (none for
+/// sensor data) and the upright size of the photo it stands for: [`decode`] and
+/// [`decode_full_size`] read a RAW file alike through this.
 fn decode_raw<T>(
     bytes: &[u8],
     path: &Path,
     cfg: &DecodeConfig,
     preview: impl Fn(&raw::Preview) -> Result<T>,
-    image: impl Fn(DynamicImage, Option<image::ImageFormat>) -> T,
+    image: impl Fn(DynamicImage, Option<image::ImageFormat>, (u32, u32)) -> T,
 ) -> Result<T> {
     let big_enough = |p: &raw::Preview| p.width.max(p.height) >= cfg.working_size;
     let walked = raw::find_preview(bytes);
@@ -801,7 +810,7 @@ fn decode_raw<T>(
         }
     }
     let sensor_error = match raw::decode_sensor(bytes, path, cfg) {
-        Ok(img) => return Ok(image(img, None)),
+        Ok((img, size)) => return Ok(image(img, None, size)),
         Err(e) => e,
     };
     if (found.is_none() || !raw::has_raw_data(bytes))
@@ -809,7 +818,8 @@ fn decode_raw<T>(
         && let Ok(img) = image_decoder(bytes, path, cfg, format)
             .and_then(|decoder| from_decoder(decoder, path, cfg, true))
     {
-        return Ok(image(img, Some(format)));
+        let size = (img.width(), img.height());
+        return Ok(image(img, Some(format), size));
     }
     match (found, preview_error) {
         (_, Some(e)) => Err(e),
@@ -883,7 +893,7 @@ fn decode_full_size_inner(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Resu
                 }
                 Ok(full(img, None))
             },
-            full,
+            |img, format, _| full(img, format),
         ),
     }
 }
@@ -1346,6 +1356,21 @@ mod tests {
         let d = decode(&dng(&img, true, 6), path, &cfg).unwrap();
         assert_eq!((d.format.as_str(), d.width, d.height), ("dng", 256, 384));
         assert_eq!(d.image.dimensions(), (171, 256));
+        // A preview smaller than the sensor image: the photo's size is the sensor's.
+        let options = raw::dng_tests::DngOptions {
+            preview_jpeg: Some(raw::dng_tests::jpeg(&picture(192, 128))),
+            preview_size: (192, 128),
+            orientation: 6,
+            default_crop_size: None,
+        };
+        let small_cfg = DecodeConfig {
+            working_size: 128,
+            ..DecodeConfig::default()
+        };
+        let bytes = raw::dng_tests::dng_from_rgb(&img, &options);
+        let d = decode(&bytes, path, &small_cfg).unwrap();
+        assert_eq!((d.width, d.height), (256, 384));
+        assert_eq!(d.image.dimensions(), (85, 128), "read from the preview");
         // No preview: the mosaic is developed; it shows the same picture.
         let d = decode(&dng(&img, false, 1), path, &cfg).unwrap();
         assert_eq!((d.width, d.height), (384, 256));

@@ -18,6 +18,9 @@ pub(crate) const RAW_EXTENSIONS: &[&str] = &[
 
 /// TIFF tags read here.
 mod tag {
+    pub(crate) const NEW_SUBFILE_TYPE: u16 = 0xFE;
+    pub(crate) const IMAGE_WIDTH: u16 = 0x100;
+    pub(crate) const IMAGE_LENGTH: u16 = 0x101;
     pub(crate) const COMPRESSION: u16 = 0x103;
     pub(crate) const PHOTOMETRIC: u16 = 0x106;
     pub(crate) const STRIP_OFFSETS: u16 = 0x111;
@@ -29,7 +32,11 @@ mod tag {
     /// Panasonic RW2's full-size JPEG, stored as the tag's value.
     pub(crate) const RW2_JPEG: u16 = 0x2E;
     pub(crate) const DNG_VERSION: u16 = 0xC612;
+    pub(crate) const DEFAULT_CROP_SIZE: u16 = 0xC620;
 }
+
+/// Photometric interpretations of sensor data: colour filter array and linear raw.
+const SENSOR_PHOTOMETRICS: [u32; 2] = [32803, 34892];
 
 /// At most this many image file directories are read from one file (loops and bombs).
 const MAX_IFDS: usize = 64;
@@ -121,8 +128,8 @@ pub(crate) fn find_preview(bytes: &[u8]) -> Option<Preview<'_>> {
             spans.push((offset, length));
         }
         let jpeg_compressed = matches!(first_value(tag::COMPRESSION), Some(6 | 7));
-        // Colour filter array (32803) and linear raw (34892) strips are sensor data.
-        let sensor_data = matches!(first_value(tag::PHOTOMETRIC), Some(32803 | 34892));
+        let sensor_data =
+            first_value(tag::PHOTOMETRIC).is_some_and(|p| SENSOR_PHOTOMETRICS.contains(&p));
         if jpeg_compressed
             && !sensor_data
             && let (Some(offsets), Some(counts)) =
@@ -163,6 +170,105 @@ fn keep_larger<'a>(best: &mut Option<Preview<'a>>, jpeg: &'a [u8], width: u32, h
             orientation: None,
         });
     }
+}
+
+/// The directories of a TIFF-structured file: its chain from the first, and every SubIFD, each
+/// once, at most [`MAX_IFDS`].
+fn directories(tiff: &Tiff, first: u32) -> Vec<usize> {
+    let mut queue = vec![first as usize];
+    let mut seen = Vec::new();
+    while let Some(ifd) = queue.pop() {
+        if ifd == 0 || seen.contains(&ifd) || seen.len() >= MAX_IFDS {
+            continue;
+        }
+        seen.push(ifd);
+        let entries = tiff.entries(ifd);
+        if let Some(next) = tiff.u32(ifd + 2 + entries.len() * 12) {
+            queue.push(next as usize);
+        }
+        if let Some(e) = entries.iter().find(|e| e.tag == tag::SUB_IFDS) {
+            for i in 0..e.count.min(MAX_IFDS as u32) {
+                if let Some(offset) = tiff.value(e, i) {
+                    queue.push(offset as usize);
+                }
+            }
+        }
+    }
+    seen
+}
+
+/// The size of the photo a RAW file holds, upright: its sensor image's, which a preview may
+/// be smaller than. From the TIFF directory of full-resolution sensor data (a DNG's
+/// DefaultCropSize when it has one, else the directory's width and length), else from the RAW
+/// decoder's reading of the header.
+pub(crate) fn photo_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    tiff_sensor_size(bytes).or_else(|| decoder_sensor_size(bytes))
+}
+
+fn tiff_sensor_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    let (tiff, first) = Tiff::parse(bytes)?;
+    let size = directories(&tiff, first).into_iter().find_map(|ifd| {
+        let entries = tiff.entries(ifd);
+        let find = |t: u16| entries.iter().find(|e| e.tag == t);
+        let first_value = |t: u16| find(t).and_then(|e| tiff.value(e, 0));
+        let sensor = first_value(tag::PHOTOMETRIC)
+            .is_some_and(|p| SENSOR_PHOTOMETRICS.contains(&p))
+            && first_value(tag::NEW_SUBFILE_TYPE).unwrap_or(0) & 1 == 0;
+        if !sensor {
+            return None;
+        }
+        let crop = find(tag::DEFAULT_CROP_SIZE)
+            .and_then(|e| Some((tiff.number(e, 0)?, tiff.number(e, 1)?)));
+        crop.or_else(|| {
+            Some((
+                first_value(tag::IMAGE_WIDTH)?,
+                first_value(tag::IMAGE_LENGTH)?,
+            ))
+        })
+        .filter(|&(w, h)| w > 0 && h > 0)
+    })?;
+    Some(upright_size(size, file_orientation(&tiff, first)))
+}
+
+/// `(width, height)` after `orientation`.
+fn upright_size((w, h): (u32, u32), orientation: Option<Orientation>) -> (u32, u32) {
+    match orientation {
+        Some(
+            Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH,
+        ) => (h, w),
+        _ => (w, h),
+    }
+}
+
+/// The sensor image's size as the RAW decoder reads it from the header (its crop when it
+/// gives one), upright.
+#[cfg(feature = "raw")]
+fn decoder_sensor_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    use rawler::decoders::RawDecodeParams;
+    use rawler::rawsource::RawSource;
+    let source = RawSource::new_from_slice(bytes);
+    let decoder = rawler::get_decoder(&source).ok()?;
+    let header = decoder
+        .raw_image(&source, &RawDecodeParams::default(), true)
+        .ok()?;
+    let d = header
+        .crop_area
+        .or(header.active_area)
+        .map_or((header.width, header.height), |r| (r.d.w, r.d.h));
+    let size = (u32::try_from(d.0).ok()?, u32::try_from(d.1).ok()?);
+    let orientation = u8::try_from(header.orientation.to_u16())
+        .ok()
+        .and_then(Orientation::from_exif);
+    (size.0 > 0 && size.1 > 0).then(|| upright_size(size, orientation))
+}
+
+/// Without the `raw` feature the header is read by the TIFF walk alone.
+#[cfg(not(feature = "raw"))]
+fn decoder_sensor_size(_bytes: &[u8]) -> Option<(u32, u32)> {
+    None
 }
 
 /// At most this many candidate JPEG starts are examined by [`scan_for_preview`].
@@ -479,6 +585,19 @@ impl<'a> Tiff<'a> {
         }
     }
 
+    /// The `i`-th value of a SHORT, LONG or IFD entry, or of a RATIONAL one rounded.
+    fn number(&self, e: &Entry, i: u32) -> Option<u32> {
+        if e.kind != 5 {
+            return self.value(e, i);
+        }
+        if i >= e.count {
+            return None;
+        }
+        let at = self.data_offset(e) + 8 * i as usize;
+        let (n, d) = (self.u32(at)?, self.u32(at + 4)?);
+        (d > 0).then(|| ((u64::from(n) + u64::from(d) / 2) / u64::from(d)) as u32)
+    }
+
     /// The `i`-th value of a SHORT, LONG or IFD entry.
     fn value(&self, e: &Entry, i: u32) -> Option<u32> {
         if i >= e.count {
@@ -506,9 +625,14 @@ pub(crate) fn has_raw_data(bytes: &[u8]) -> bool {
 }
 
 /// Decodes the raw sensor data (demosaicing, white balance, colour calibration, sRGB), upright,
-/// for RAW files without a usable preview.
+/// for RAW files without a usable preview; with the size of the photo, upright, which is the
+/// picture's but for a preview the decoder finds (Canon CR3's).
 #[cfg(feature = "raw")]
-pub(crate) fn decode_sensor(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<DynamicImage> {
+pub(crate) fn decode_sensor(
+    bytes: &[u8],
+    path: &Path,
+    cfg: &DecodeConfig,
+) -> Result<(DynamicImage, (u32, u32))> {
     use rawler::decoders::RawDecodeParams;
     use rawler::imgop::develop::RawDevelop;
     use rawler::rawsource::RawSource;
@@ -538,7 +662,9 @@ pub(crate) fn decode_sensor(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Re
             .ok()
             .and_then(|m| m.exif.orientation)
             .unwrap_or(1);
-        return Ok(upright(preview, orientation));
+        let preview = upright(preview, orientation);
+        let size = photo_size(bytes).unwrap_or((preview.width(), preview.height()));
+        return Ok((preview, size));
     }
     let header = decoder
         .raw_image(&source, &params, true)
@@ -555,7 +681,9 @@ pub(crate) fn decode_sensor(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Re
         .map_err(|e| bad(path, format!("could not develop the RAW sensor data ({e})")))?
         .to_dynamic_image()
         .ok_or_else(|| bad(path, "could not develop the RAW sensor data"))?;
-    Ok(upright(developed, raw.orientation.to_u16()))
+    let developed = upright(developed, raw.orientation.to_u16());
+    let size = (developed.width(), developed.height());
+    Ok((developed, size))
 }
 
 /// Without the `raw` feature only embedded previews are read.
@@ -564,7 +692,7 @@ pub(crate) fn decode_sensor(
     _bytes: &[u8],
     path: &Path,
     _cfg: &DecodeConfig,
-) -> Result<DynamicImage> {
+) -> Result<(DynamicImage, (u32, u32))> {
     Err(super::bad(
         path,
         "this RAW file has no embedded preview, and this build of lookalike cannot decode raw \
@@ -579,7 +707,7 @@ mod dng_fixture;
 /// DNG fixtures for the decoding tests here and in the parent module.
 #[cfg(test)]
 pub(super) mod dng_tests {
-    use super::dng_fixture::{DngOptions, dng_from_rgb};
+    pub(crate) use super::dng_fixture::{DngOptions, dng_from_rgb};
     use image::{Rgb, RgbImage};
 
     pub(crate) fn picture(w: u32, h: u32) -> RgbImage {
@@ -607,6 +735,7 @@ pub(super) mod dng_tests {
                 preview_jpeg: preview.then(|| jpeg(img)),
                 preview_size: img.dimensions(),
                 orientation,
+                default_crop_size: None,
             },
         )
     }
@@ -627,6 +756,36 @@ mod tests {
         assert_eq!(p.orientation, Some(Orientation::Rotate90));
         // The sensor data (uncompressed colour filter array) is never taken for a preview.
         assert!(find_preview(&dng(&img, false, 1)).is_none());
+    }
+
+    #[test]
+    fn the_photo_size_is_the_sensor_images_upright() {
+        use super::dng_fixture::{DngOptions, dng_from_rgb};
+        let img = picture(96, 64);
+        let with = |orientation, default_crop_size| {
+            dng_from_rgb(
+                &img,
+                &DngOptions {
+                    preview_jpeg: Some(jpeg(&picture(48, 32))),
+                    preview_size: (48, 32),
+                    orientation,
+                    default_crop_size,
+                },
+            )
+        };
+        assert_eq!(photo_size(&with(1, None)), Some((96, 64)));
+        assert_eq!(photo_size(&with(6, None)), Some((64, 96)));
+        assert_eq!(photo_size(&with(1, Some((90, 60)))), Some((90, 60)));
+        assert_eq!(photo_size(&with(8, Some((90, 60)))), Some((60, 90)));
+        // A plain TIFF has no sensor data.
+        let mut tiff = Vec::new();
+        image::DynamicImage::ImageRgb8(img)
+            .write_to(
+                &mut std::io::Cursor::new(&mut tiff),
+                image::ImageFormat::Tiff,
+            )
+            .unwrap();
+        assert_eq!(tiff_sensor_size(&tiff), None);
     }
 
     #[test]

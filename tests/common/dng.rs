@@ -13,6 +13,8 @@ pub struct DngOptions {
     pub preview_size: (u32, u32),
     /// EXIF/TIFF orientation of the image (1 = upright).
     pub orientation: u16,
+    /// The DefaultCropSize written in the sensor data's directory, if any.
+    pub default_crop_size: Option<(u32, u32)>,
 }
 
 struct Entry {
@@ -192,6 +194,9 @@ pub fn dng_from_rgb(rgb: &RgbImage, options: &DngOptions) -> Vec<u8> {
         rational(50728, false, &[(1, 1), (1, 1), (1, 1)]),
         short(50778, &[21]),
     ];
+    if let Some((cw, ch)) = options.default_crop_size {
+        raw.push(long(50720, &[cw, ch]));
+    }
     let mut dirs = Vec::new();
     match &options.preview_jpeg {
         None => dirs.push((raw, mosaic)),
