@@ -82,6 +82,7 @@ fn write_dng(jpeg: &Path, out: &Path, preview: bool, orientation: u16) {
         preview_size: rgb.dimensions(),
         orientation,
         default_crop_size: None,
+        thumbnail_first: None,
     };
     std::fs::write(out, dng::dng_from_rgb(&rgb, &options)).unwrap();
 }
@@ -399,6 +400,7 @@ fn a_raw_read_from_a_small_preview_counts_its_sensor_pixels_and_is_kept_as_best(
         preview_size: (320, 213),
         orientation: 1,
         default_crop_size: None,
+        thumbnail_first: None,
     };
     let raw = f.copies.join("DSC_0001.dng");
     std::fs::write(&raw, dng::dng_from_rgb(&sensor, &options)).unwrap();

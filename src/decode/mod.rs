@@ -783,7 +783,9 @@ fn raw_name(path: &Path) -> String {
 
 /// A RAW file: its largest embedded preview when that covers the working size, else its
 /// sensor data, else a smaller preview; a TIFF under a RAW name (a scan saved as .dng, a renamed
-/// file) with no preview, or that no RAW decoder knows, is read as that TIFF. `preview` reads a preview, `image`
+/// file) without RAW sensor data in it, with no preview or that no RAW decoder knows, is read
+/// as that TIFF. A file with sensor data that no decoder develops and no preview is refused
+/// with the decoder's reason, never read as its TIFF thumbnail. `preview` reads a preview, `image`
 /// takes a full-size upright image, the `image` crate format it was read as (none for
 /// sensor data) and the upright size of the photo it stands for: [`decode`] and
 /// [`decode_full_size`] read a RAW file alike through this.
@@ -813,7 +815,8 @@ fn decode_raw<T>(
         Ok((img, size)) => return Ok(image(img, None, size)),
         Err(e) => e,
     };
-    if (found.is_none() || !raw::has_raw_data(bytes))
+    if !raw::has_sensor_data(bytes)
+        && (found.is_none() || !raw::has_raw_data(bytes))
         && let Ok(format @ image::ImageFormat::Tiff) = image::guess_format(bytes)
         && let Ok(img) = image_decoder(bytes, path, cfg, format)
             .and_then(|decoder| from_decoder(decoder, path, cfg, true))
@@ -1362,6 +1365,7 @@ mod tests {
             preview_size: (192, 128),
             orientation: 6,
             default_crop_size: None,
+            thumbnail_first: None,
         };
         let small_cfg = DecodeConfig {
             working_size: 128,
@@ -1394,6 +1398,42 @@ mod tests {
             let e = decode(&bytes[..cut], path, &cfg).unwrap_err().to_string();
             assert!(e.contains("IMG_0001.dng"), "{e}");
         }
+    }
+
+    /// A DNG whose mosaic sits under a thumbnail, in a sub-directory typed IFD as libtiff writes
+    /// it, is developed at full size; with sensor data no decoder develops and no preview it is
+    /// refused with the reason, never read as that thumbnail.
+    #[cfg(feature = "raw")]
+    #[test]
+    fn a_dng_under_a_thumbnail_is_developed_or_refused_never_read_as_the_thumbnail() {
+        use raw::dng_tests::{DngOptions, dng_from_rgb, picture};
+        let options = DngOptions {
+            orientation: 1,
+            thumbnail_first: Some(picture(48, 32)),
+            ..DngOptions::default()
+        };
+        let bytes = dng_from_rgb(&picture(384, 256), &options);
+        let cfg = DecodeConfig::default();
+        let path = Path::new("IMG_0001.dng");
+        let d = decode(&bytes, path, &cfg).unwrap();
+        assert_eq!((d.format.as_str(), d.width, d.height), ("dng", 384, 256));
+        let full = decode_full_size(&bytes, path, &cfg).unwrap();
+        assert_eq!((full.image.width(), full.image.height()), (384, 256));
+        assert_eq!(full.format, None);
+        // The mosaic's compression (the last 259 entry, SHORT 1) made one no decoder knows.
+        let plain = [3, 1, 3, 0, 1, 0, 0, 0, 1, 0, 0, 0];
+        let at = bytes.windows(12).rposition(|w| w == plain).unwrap();
+        let mut unknown = bytes.clone();
+        unknown[at + 8..at + 10].copy_from_slice(&65000u16.to_le_bytes());
+        let e = decode(&unknown, path, &cfg).unwrap_err().to_string();
+        assert!(
+            e.contains("RAW sensor data") && e.contains("convert it to DNG"),
+            "{e}"
+        );
+        let e = decode_full_size(&unknown, path, &cfg)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("RAW sensor data"), "{e}");
     }
 
     #[test]

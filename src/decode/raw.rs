@@ -249,7 +249,8 @@ fn upright_size((w, h): (u32, u32), orientation: Option<Orientation>) -> (u32, u
 fn decoder_sensor_size(bytes: &[u8]) -> Option<(u32, u32)> {
     use rawler::decoders::RawDecodeParams;
     use rawler::rawsource::RawSource;
-    let source = RawSource::new_from_slice(bytes);
+    let bytes = with_sub_ifds_as_long(bytes);
+    let source = RawSource::new_from_slice(&bytes);
     let decoder = rawler::get_decoder(&source).ok()?;
     let header = decoder
         .raw_image(&source, &RawDecodeParams::default(), true)
@@ -269,6 +270,51 @@ fn decoder_sensor_size(bytes: &[u8]) -> Option<(u32, u32)> {
 #[cfg(not(feature = "raw"))]
 fn decoder_sensor_size(_bytes: &[u8]) -> Option<(u32, u32)> {
     None
+}
+
+/// True when a TIFF-structured file holds RAW sensor data: a DNGVersion tag, or a directory of
+/// colour filter array or linear raw data.
+pub(crate) fn has_sensor_data(bytes: &[u8]) -> bool {
+    let Some((tiff, first)) = Tiff::parse(bytes) else {
+        return false;
+    };
+    directories(&tiff, first).into_iter().any(|ifd| {
+        tiff.entries(ifd).iter().any(|e| {
+            e.tag == tag::DNG_VERSION
+                || (e.tag == tag::PHOTOMETRIC
+                    && tiff
+                        .value(e, 0)
+                        .is_some_and(|p| SENSOR_PHOTOMETRICS.contains(&p)))
+        })
+    })
+}
+
+/// `bytes` with every SubIFDs entry typed IFD (13), as libtiff writes them, retyped LONG (4),
+/// the type rawler follows; the same bytes when there is none.
+fn with_sub_ifds_as_long(bytes: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let Some((tiff, first)) = Tiff::parse(bytes) else {
+        return bytes.into();
+    };
+    // the type field sits 2 bytes into an entry, 6 before its value field
+    let typed_ifd: Vec<usize> = directories(&tiff, first)
+        .into_iter()
+        .flat_map(|ifd| tiff.entries(ifd))
+        .filter(|e| e.tag == tag::SUB_IFDS && e.kind == 13)
+        .map(|e| e.field - 6)
+        .collect();
+    if typed_ifd.is_empty() {
+        return bytes.into();
+    }
+    let long = if tiff.little_endian {
+        4u16.to_le_bytes()
+    } else {
+        4u16.to_be_bytes()
+    };
+    let mut copy = bytes.to_vec();
+    for at in typed_ifd {
+        copy[at..at + 2].copy_from_slice(&long);
+    }
+    copy.into()
 }
 
 /// At most this many candidate JPEG starts are examined by [`scan_for_preview`].
@@ -615,7 +661,8 @@ impl<'a> Tiff<'a> {
 /// True when a RAW decoder knows `bytes`: a camera's data, not a plain TIFF under a RAW name.
 #[cfg(feature = "raw")]
 pub(crate) fn has_raw_data(bytes: &[u8]) -> bool {
-    rawler::get_decoder(&rawler::rawsource::RawSource::new_from_slice(bytes)).is_ok()
+    let bytes = with_sub_ifds_as_long(bytes);
+    rawler::get_decoder(&rawler::rawsource::RawSource::new_from_slice(&bytes)).is_ok()
 }
 
 /// Without the `raw` feature, true when the content has a RAW signature or DNG or CR2 marks.
@@ -623,6 +670,11 @@ pub(crate) fn has_raw_data(bytes: &[u8]) -> bool {
 pub(crate) fn has_raw_data(bytes: &[u8]) -> bool {
     sniff(bytes, Path::new(""))
 }
+
+/// What to do with RAW sensor data no decoder here develops, after the reason.
+#[cfg(feature = "raw")]
+const CONVERT_RAW: &str = "; convert it to DNG (Adobe DNG Converter) or export it as TIFF or JPEG \
+     from a RAW developer, and index that";
 
 /// Decodes the raw sensor data (demosaicing, white balance, colour calibration, sRGB), upright,
 /// for RAW files without a usable preview; with the size of the photo, upright, which is the
@@ -639,9 +691,14 @@ pub(crate) fn decode_sensor(
 
     use super::{bad, check_memory, check_size};
 
-    let source = RawSource::new_from_slice(bytes);
-    let decoder = rawler::get_decoder(&source)
-        .map_err(|e| bad(path, format!("not a RAW file lookalike can read ({e})")))?;
+    let retyped = with_sub_ifds_as_long(bytes);
+    let source = RawSource::new_from_slice(&retyped);
+    let decoder = rawler::get_decoder(&source).map_err(|e| {
+        bad(
+            path,
+            format!("not a RAW file lookalike can read ({e}){CONVERT_RAW}"),
+        )
+    })?;
     let params = RawDecodeParams::default();
     let upright = |img: DynamicImage, tiff_orientation: u16| {
         let mut img = img;
@@ -666,21 +723,37 @@ pub(crate) fn decode_sensor(
         let size = photo_size(bytes).unwrap_or((preview.width(), preview.height()));
         return Ok((preview, size));
     }
-    let header = decoder
-        .raw_image(&source, &params, true)
-        .map_err(|e| bad(path, format!("unreadable RAW sensor data ({e})")))?;
+    let header = decoder.raw_image(&source, &params, true).map_err(|e| {
+        bad(
+            path,
+            format!("unreadable RAW sensor data ({e}){CONVERT_RAW}"),
+        )
+    })?;
     let (w, h) = (header.width as u32, header.height as u32);
     check_size(w, h, path, cfg)?;
     // Development keeps a few floating-point copies of the frame: about 48 bytes per pixel.
     check_memory(u64::from(w) * u64::from(h) * 48, w, h, path, cfg)?;
-    let raw = decoder
-        .raw_image(&source, &params, false)
-        .map_err(|e| bad(path, format!("unreadable RAW sensor data ({e})")))?;
+    let raw = decoder.raw_image(&source, &params, false).map_err(|e| {
+        bad(
+            path,
+            format!("unreadable RAW sensor data ({e}){CONVERT_RAW}"),
+        )
+    })?;
     let developed = RawDevelop::default()
         .develop_intermediate(&raw)
-        .map_err(|e| bad(path, format!("could not develop the RAW sensor data ({e})")))?
+        .map_err(|e| {
+            bad(
+                path,
+                format!("could not develop the RAW sensor data ({e}){CONVERT_RAW}"),
+            )
+        })?
         .to_dynamic_image()
-        .ok_or_else(|| bad(path, "could not develop the RAW sensor data"))?;
+        .ok_or_else(|| {
+            bad(
+                path,
+                format!("could not develop the RAW sensor data{CONVERT_RAW}"),
+            )
+        })?;
     let developed = upright(developed, raw.orientation.to_u16());
     let size = (developed.width(), developed.height());
     Ok((developed, size))
@@ -736,6 +809,7 @@ pub(super) mod dng_tests {
                 preview_size: img.dimensions(),
                 orientation,
                 default_crop_size: None,
+                thumbnail_first: None,
             },
         )
     }
@@ -770,6 +844,7 @@ mod tests {
                     preview_size: (48, 32),
                     orientation,
                     default_crop_size,
+                    thumbnail_first: None,
                 },
             )
         };
