@@ -494,3 +494,110 @@ fn a_raw_file_left_unchanged_is_written_in_the_output_format_not_copied() {
         (original.width(), original.height())
     );
 }
+
+/// `quality --json`'s `first_frames_only` and `deblur --json`'s `lossy` for `file` (compared
+/// with `reference`), and whether `deblur` notes that only a first frame is read.
+fn frames_and_lossy(file: &Path, reference: &Path) -> (bool, bool, bool) {
+    let out = lookalike()
+        .arg("quality")
+        .arg(reference)
+        .arg(file)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let quality: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let output = file.with_extension("out.png");
+    let out = lookalike()
+        .arg("deblur")
+        .arg(file)
+        .arg(&output)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deblur: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let noted = String::from_utf8_lossy(&out.stderr).contains("only its first frame is read");
+    (
+        quality["first_frames_only"].as_bool().unwrap(),
+        noted,
+        deblur["lossy"].as_bool().unwrap(),
+    )
+}
+
+/// Animated JPEG XL and AVIF are read at their first frame and say so, as GIF does; a
+/// lossless JPEG XL is no lossy file, a lossy one is, and AVIF counts as lossy (libheif does
+/// not tell).
+#[test]
+fn animated_and_lossless_jpeg_xl_and_avif_are_told() {
+    if !encoders_available() {
+        return;
+    }
+    let f = folders();
+    let dir = &f.copies;
+    let frames: Vec<image::RgbaImage> = ["chelsea", "astronaut", "rocket"]
+        .iter()
+        .map(|p| {
+            image::open(f.originals.join(format!("{p}.jpg")))
+                .unwrap()
+                .resize_exact(240, 160, image::imageops::Triangle)
+                .into_rgba8()
+        })
+        .collect();
+    for (k, frame) in frames.iter().enumerate() {
+        frame.save(dir.join(format!("f{k}.png"))).unwrap();
+    }
+    let gif = dir.join("anim.gif");
+    let mut encoder = image::codecs::gif::GifEncoder::new(std::fs::File::create(&gif).unwrap());
+    for frame in &frames {
+        let delay = image::Delay::from_numer_denom_ms(100, 1);
+        encoder
+            .encode_frame(image::Frame::from_parts(frame.clone(), 0, 0, delay))
+            .unwrap();
+    }
+    drop(encoder);
+    let first = dir.join("f0.png");
+    let cjxl = |args: &[&str], input: &Path, name: &str| {
+        run(Command::new("cjxl")
+            .args(args)
+            .arg(input)
+            .arg(dir.join(name))
+            .arg("--quiet"));
+        dir.join(name)
+    };
+    let animated_jxl = cjxl(&["-d", "0"], &gif, "anim.jxl");
+    let lossless_jxl = cjxl(&["-d", "0"], &first, "lossless.jxl");
+    let lossy_jxl = cjxl(&["-q", "90"], &first, "lossy.jxl");
+    let animated_avif = dir.join("anim.avif");
+    run(Command::new("avifenc")
+        .arg("-l")
+        .args(["f0.png", "f1.png", "f2.png"])
+        .arg(&animated_avif)
+        .current_dir(dir));
+    let lossless_avif = dir.join("lossless.avif");
+    run(Command::new("avifenc")
+        .arg("-l")
+        .arg(&first)
+        .arg(&lossless_avif));
+    // (first_frames_only, note, lossy)
+    assert_eq!(frames_and_lossy(&gif, &first), (true, true, false));
+    assert_eq!(frames_and_lossy(&animated_jxl, &first), (true, true, false));
+    assert_eq!(frames_and_lossy(&animated_avif, &first), (true, true, true));
+    assert_eq!(
+        frames_and_lossy(&lossless_jxl, &first),
+        (false, false, false)
+    );
+    assert_eq!(frames_and_lossy(&lossy_jxl, &first), (false, false, true));
+    assert_eq!(
+        frames_and_lossy(&lossless_avif, &first),
+        (false, false, true)
+    );
+}

@@ -478,8 +478,8 @@ fn checked_kind(bytes: &[u8], path: &Path) -> Result<Kind> {
     Ok(kind)
 }
 
-/// The HEIF name (`heic` or `avif`) of an ISO base media file whose brands are HEIF images.
-fn heif_brand(bytes: &[u8]) -> Option<&'static str> {
+/// The brands of an ISO base media file: its `ftyp` box's major and compatible brands.
+fn ftyp_brands(bytes: &[u8]) -> Option<Vec<&[u8]>> {
     if bytes.get(4..8)? != b"ftyp" {
         return None;
     }
@@ -487,7 +487,12 @@ fn heif_brand(bytes: &[u8]) -> Option<&'static str> {
     let end = size.clamp(16, 256).min(bytes.len());
     let major = bytes.get(8..12)?;
     let compatible = bytes.get(16..end).unwrap_or(&[]).chunks_exact(4);
-    let brands: Vec<&[u8]> = std::iter::once(major).chain(compatible).collect();
+    Some(std::iter::once(major).chain(compatible).collect())
+}
+
+/// The HEIF name (`heic` or `avif`) of an ISO base media file whose brands are HEIF images.
+fn heif_brand(bytes: &[u8]) -> Option<&'static str> {
+    let brands = ftyp_brands(bytes)?;
     let any = |set: &[&[u8; 4]]| brands.iter().any(|b| set.iter().any(|s| *b == &s[..]));
     if any(&[b"avif", b"avis"]) {
         Some("avif")
@@ -498,6 +503,72 @@ fn heif_brand(bytes: &[u8]) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// True for a HEIF or AVIF image sequence, of which only the primary (first) image is read: an
+/// image sequence brand (`avis`, `msf1`, `hevs`) or a movie box (`moov`) at the top level.
+pub(crate) fn heif_is_sequence(bytes: &[u8]) -> bool {
+    if heif_brand(bytes).is_none() {
+        return false;
+    }
+    let sequence_brand = ftyp_brands(bytes)
+        .unwrap_or_default()
+        .iter()
+        .any(|b| [b"avis", b"msf1", b"hevs"].iter().any(|s| *b == &s[..]));
+    let mut at = 0usize;
+    // a file of many top-level boxes ends the walk after 64
+    for _ in 0..64 {
+        let Some(head) = bytes
+            .get(at..at.saturating_add(16))
+            .or_else(|| bytes.get(at..at + 8))
+        else {
+            break;
+        };
+        if &head[4..8] == b"moov" {
+            return true;
+        }
+        let size = match u32::from_be_bytes([head[0], head[1], head[2], head[3]]) {
+            0 => break,
+            1 => head
+                .get(8..16)
+                .map_or(0, |b| u64::from_be_bytes(b.try_into().unwrap_or([0; 8]))),
+            n => u64::from(n),
+        };
+        if size < 8 {
+            break;
+        }
+        at = at.saturating_add(usize::try_from(size).unwrap_or(usize::MAX));
+    }
+    sequence_brand
+}
+
+/// How a JPEG XL file is coded, from its headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct JxlCoding {
+    /// An animation of more than one frame, of which only the first is read.
+    pub(crate) animated: bool,
+    /// Lossless: no XYB colour transform and every frame modular (a recompressed JPEG, stored
+    /// as its DCT coefficients, is not).
+    pub(crate) lossless: bool,
+}
+
+/// The coding of a JPEG XL file, `None` for another file or one whose headers do not read.
+pub(crate) fn jxl_coding(bytes: &[u8]) -> Option<JxlCoding> {
+    if !is_jxl(bytes) {
+        return None;
+    }
+    let image = guarded(|| jxl_oxide::JxlImage::builder().read(Cursor::new(bytes)).ok())
+        .ok()
+        .flatten()?;
+    let metadata = &image.image_header().metadata;
+    let frames = (0..image.num_loaded_frames()).filter_map(|i| image.frame(i));
+    let modular = frames
+        .map(|f| f.header().encoding == jxl_oxide::frame::Encoding::Modular)
+        .collect::<Vec<_>>();
+    Some(JxlCoding {
+        animated: metadata.animation.is_some() && image.num_loaded_keyframes() > 1,
+        lossless: !metadata.xyb_encoded && !modular.is_empty() && modular.iter().all(|&m| m),
+    })
 }
 
 /// True for the JPEG XL signatures: a bare codestream or the ISO container.
@@ -1434,6 +1505,31 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("RAW sensor data"), "{e}");
+    }
+
+    #[test]
+    fn an_image_sequence_is_told_by_its_brand_or_movie_box() {
+        let boxed = |kind: &[u8], body: &[u8]| {
+            let mut b = ((8 + body.len()) as u32).to_be_bytes().to_vec();
+            b.extend_from_slice(kind);
+            b.extend_from_slice(body);
+            b
+        };
+        let file = |brands: &[u8], top: &[u8]| {
+            let mut b = boxed(b"ftyp", brands);
+            b.extend(boxed(b"meta", &[0; 12]));
+            b.extend(boxed(top, &[0; 4]));
+            b
+        };
+        assert!(!heif_is_sequence(&file(b"avif\0\0\0\0avifmif1", b"mdat")));
+        assert!(heif_is_sequence(&file(
+            b"avis\0\0\0\0avisavifmsf1",
+            b"mdat"
+        )));
+        assert!(heif_is_sequence(&file(b"avif\0\0\0\0avifmif1", b"moov")));
+        assert!(heif_is_sequence(&file(b"heic\0\0\0\0mif1msf1", b"mdat")));
+        // Canon CR3 is ISO media with a movie box, but no HEIF image.
+        assert!(!heif_is_sequence(&file(b"crx \0\0\0\0crx isom", b"moov")));
     }
 
     #[test]
