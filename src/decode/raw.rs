@@ -291,6 +291,7 @@ pub(crate) fn has_sensor_data(bytes: &[u8]) -> bool {
 
 /// `bytes` with every SubIFDs entry typed IFD (13), as libtiff writes them, retyped LONG (4),
 /// the type rawler follows; the same bytes when there is none.
+#[cfg(feature = "raw")]
 fn with_sub_ifds_as_long(bytes: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     let Some((tiff, first)) = Tiff::parse(bytes) else {
         return bytes.into();
