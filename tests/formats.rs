@@ -81,6 +81,8 @@ fn write_dng(jpeg: &Path, out: &Path, preview: bool, orientation: u16) {
         preview_jpeg: preview.then_some(bytes),
         preview_size: rgb.dimensions(),
         orientation,
+        default_crop_size: None,
+        thumbnail_first: None,
     };
     std::fs::write(out, dng::dng_from_rgb(&rgb, &options)).unwrap();
 }
@@ -378,6 +380,55 @@ fn without_libheif_heic_and_avif_are_failures_that_say_what_to_install() {
     assert_eq!(status(&idx)["images"], 4);
 }
 
+/// A RAW file read through a preview smaller than its sensor image is listed at the sensor's
+/// size, so `--keep best` (most pixels) keeps it over a web export between the two sizes.
+#[test]
+fn a_raw_read_from_a_small_preview_counts_its_sensor_pixels_and_is_kept_as_best() {
+    let f = folders();
+    let original = image::open(f.originals.join("coffee.jpg")).unwrap();
+    let resized = |w: u32, h: u32| original.resize_exact(w, h, image::imageops::Triangle);
+    let sensor = resized(640, 426).into_rgb8();
+    let mut preview = Vec::new();
+    resized(320, 213)
+        .write_to(
+            &mut std::io::Cursor::new(&mut preview),
+            image::ImageFormat::Jpeg,
+        )
+        .unwrap();
+    let options = dng::DngOptions {
+        preview_jpeg: Some(preview),
+        preview_size: (320, 213),
+        orientation: 1,
+        default_crop_size: None,
+        thumbnail_first: None,
+    };
+    let raw = f.copies.join("DSC_0001.dng");
+    std::fs::write(&raw, dng::dng_from_rgb(&sensor, &options)).unwrap();
+    resized(480, 320)
+        .save(f.copies.join("DSC_0001_web.jpg"))
+        .unwrap();
+    let out = lookalike()
+        .arg("--index-dir")
+        .arg(f.root.join("idx"))
+        .args(["-q", "duplicates", "--json", "--keep", "best"])
+        .arg(&f.copies)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let group = &json["groups"][0];
+    let shown = |v: &Value| {
+        let name = Path::new(v["path"].as_str().unwrap()).file_name().unwrap();
+        format!("{} {}x{}", name.to_string_lossy(), v["width"], v["height"])
+    };
+    assert_eq!(shown(&group["keep"]), "DSC_0001.dng 640x426", "{json}");
+    assert_eq!(shown(&group["copies"][0]), "DSC_0001_web.jpg 480x320");
+}
+
 #[test]
 fn a_raw_file_over_the_memory_budget_is_a_failure_until_the_budget_is_raised() {
     let f = folders();
@@ -441,5 +492,112 @@ fn a_raw_file_left_unchanged_is_written_in_the_output_format_not_copied() {
     assert_eq!(
         (written.width(), written.height()),
         (original.width(), original.height())
+    );
+}
+
+/// `quality --json`'s `first_frames_only` and `deblur --json`'s `lossy` for `file` (compared
+/// with `reference`), and whether `deblur` notes that only a first frame is read.
+fn frames_and_lossy(file: &Path, reference: &Path) -> (bool, bool, bool) {
+    let out = lookalike()
+        .arg("quality")
+        .arg(reference)
+        .arg(file)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let quality: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let output = file.with_extension("out.png");
+    let out = lookalike()
+        .arg("deblur")
+        .arg(file)
+        .arg(&output)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deblur: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let noted = String::from_utf8_lossy(&out.stderr).contains("only its first frame is read");
+    (
+        quality["first_frames_only"].as_bool().unwrap(),
+        noted,
+        deblur["lossy"].as_bool().unwrap(),
+    )
+}
+
+/// Animated JPEG XL and AVIF are read at their first frame and say so, as GIF does; a
+/// lossless JPEG XL is no lossy file, a lossy one is, and AVIF counts as lossy (libheif does
+/// not tell).
+#[test]
+fn animated_and_lossless_jpeg_xl_and_avif_are_told() {
+    if !encoders_available() {
+        return;
+    }
+    let f = folders();
+    let dir = &f.copies;
+    let frames: Vec<image::RgbaImage> = ["chelsea", "astronaut", "rocket"]
+        .iter()
+        .map(|p| {
+            image::open(f.originals.join(format!("{p}.jpg")))
+                .unwrap()
+                .resize_exact(240, 160, image::imageops::Triangle)
+                .into_rgba8()
+        })
+        .collect();
+    for (k, frame) in frames.iter().enumerate() {
+        frame.save(dir.join(format!("f{k}.png"))).unwrap();
+    }
+    let gif = dir.join("anim.gif");
+    let mut encoder = image::codecs::gif::GifEncoder::new(std::fs::File::create(&gif).unwrap());
+    for frame in &frames {
+        let delay = image::Delay::from_numer_denom_ms(100, 1);
+        encoder
+            .encode_frame(image::Frame::from_parts(frame.clone(), 0, 0, delay))
+            .unwrap();
+    }
+    drop(encoder);
+    let first = dir.join("f0.png");
+    let cjxl = |args: &[&str], input: &Path, name: &str| {
+        run(Command::new("cjxl")
+            .args(args)
+            .arg(input)
+            .arg(dir.join(name))
+            .arg("--quiet"));
+        dir.join(name)
+    };
+    let animated_jxl = cjxl(&["-d", "0"], &gif, "anim.jxl");
+    let lossless_jxl = cjxl(&["-d", "0"], &first, "lossless.jxl");
+    let lossy_jxl = cjxl(&["-q", "90"], &first, "lossy.jxl");
+    let animated_avif = dir.join("anim.avif");
+    run(Command::new("avifenc")
+        .arg("-l")
+        .args(["f0.png", "f1.png", "f2.png"])
+        .arg(&animated_avif)
+        .current_dir(dir));
+    let lossless_avif = dir.join("lossless.avif");
+    run(Command::new("avifenc")
+        .arg("-l")
+        .arg(&first)
+        .arg(&lossless_avif));
+    // (first_frames_only, note, lossy)
+    assert_eq!(frames_and_lossy(&gif, &first), (true, true, false));
+    assert_eq!(frames_and_lossy(&animated_jxl, &first), (true, true, false));
+    assert_eq!(frames_and_lossy(&animated_avif, &first), (true, true, true));
+    assert_eq!(
+        frames_and_lossy(&lossless_jxl, &first),
+        (false, false, false)
+    );
+    assert_eq!(frames_and_lossy(&lossy_jxl, &first), (false, false, true));
+    assert_eq!(
+        frames_and_lossy(&lossless_avif, &first),
+        (false, false, true)
     );
 }

@@ -478,8 +478,8 @@ fn checked_kind(bytes: &[u8], path: &Path) -> Result<Kind> {
     Ok(kind)
 }
 
-/// The HEIF name (`heic` or `avif`) of an ISO base media file whose brands are HEIF images.
-fn heif_brand(bytes: &[u8]) -> Option<&'static str> {
+/// The brands of an ISO base media file: its `ftyp` box's major and compatible brands.
+fn ftyp_brands(bytes: &[u8]) -> Option<Vec<&[u8]>> {
     if bytes.get(4..8)? != b"ftyp" {
         return None;
     }
@@ -487,7 +487,12 @@ fn heif_brand(bytes: &[u8]) -> Option<&'static str> {
     let end = size.clamp(16, 256).min(bytes.len());
     let major = bytes.get(8..12)?;
     let compatible = bytes.get(16..end).unwrap_or(&[]).chunks_exact(4);
-    let brands: Vec<&[u8]> = std::iter::once(major).chain(compatible).collect();
+    Some(std::iter::once(major).chain(compatible).collect())
+}
+
+/// The HEIF name (`heic` or `avif`) of an ISO base media file whose brands are HEIF images.
+fn heif_brand(bytes: &[u8]) -> Option<&'static str> {
+    let brands = ftyp_brands(bytes)?;
     let any = |set: &[&[u8; 4]]| brands.iter().any(|b| set.iter().any(|s| *b == &s[..]));
     if any(&[b"avif", b"avis"]) {
         Some("avif")
@@ -498,6 +503,72 @@ fn heif_brand(bytes: &[u8]) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// True for a HEIF or AVIF image sequence, of which only the primary (first) image is read: an
+/// image sequence brand (`avis`, `msf1`, `hevs`) or a movie box (`moov`) at the top level.
+pub(crate) fn heif_is_sequence(bytes: &[u8]) -> bool {
+    if heif_brand(bytes).is_none() {
+        return false;
+    }
+    let sequence_brand = ftyp_brands(bytes)
+        .unwrap_or_default()
+        .iter()
+        .any(|b| [b"avis", b"msf1", b"hevs"].iter().any(|s| *b == &s[..]));
+    let mut at = 0usize;
+    // a file of many top-level boxes ends the walk after 64
+    for _ in 0..64 {
+        let Some(head) = bytes
+            .get(at..at.saturating_add(16))
+            .or_else(|| bytes.get(at..at + 8))
+        else {
+            break;
+        };
+        if &head[4..8] == b"moov" {
+            return true;
+        }
+        let size = match u32::from_be_bytes([head[0], head[1], head[2], head[3]]) {
+            0 => break,
+            1 => head
+                .get(8..16)
+                .map_or(0, |b| u64::from_be_bytes(b.try_into().unwrap_or([0; 8]))),
+            n => u64::from(n),
+        };
+        if size < 8 {
+            break;
+        }
+        at = at.saturating_add(usize::try_from(size).unwrap_or(usize::MAX));
+    }
+    sequence_brand
+}
+
+/// How a JPEG XL file is coded, from its headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct JxlCoding {
+    /// An animation of more than one frame, of which only the first is read.
+    pub(crate) animated: bool,
+    /// Lossless: no XYB colour transform and every frame modular (a recompressed JPEG, stored
+    /// as its DCT coefficients, is not).
+    pub(crate) lossless: bool,
+}
+
+/// The coding of a JPEG XL file, `None` for another file or one whose headers do not read.
+pub(crate) fn jxl_coding(bytes: &[u8]) -> Option<JxlCoding> {
+    if !is_jxl(bytes) {
+        return None;
+    }
+    let image = guarded(|| jxl_oxide::JxlImage::builder().read(Cursor::new(bytes)).ok())
+        .ok()
+        .flatten()?;
+    let metadata = &image.image_header().metadata;
+    let frames = (0..image.num_loaded_frames()).filter_map(|i| image.frame(i));
+    let modular = frames
+        .map(|f| f.header().encoding == jxl_oxide::frame::Encoding::Modular)
+        .collect::<Vec<_>>();
+    Some(JxlCoding {
+        animated: metadata.animation.is_some() && image.num_loaded_keyframes() > 1,
+        lossless: !metadata.xyb_encoded && !modular.is_empty() && modular.iter().all(|&m| m),
+    })
 }
 
 /// True for the JPEG XL signatures: a bare codestream or the ISO container.
@@ -767,14 +838,22 @@ fn decode_inner(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<Decoded
             path,
             cfg,
             |p| {
-                decode_preview(p, path, cfg).map(|d| Decoded {
+                let d = decode_preview(p, path, cfg)?;
+                let (width, height) = raw::photo_size(bytes).unwrap_or((d.width, d.height));
+                Ok(Decoded {
                     format: raw_name(path),
+                    width,
+                    height,
                     ..d
                 })
             },
-            |img, format| {
+            |img, format, (width, height)| {
                 let name = format.map_or_else(|| raw_name(path), |f| format_name(f, bytes));
-                working(img, name, cfg)
+                Decoded {
+                    width,
+                    height,
+                    ..working(img, name, cfg)
+                }
             },
         ),
     }
@@ -791,15 +870,18 @@ fn raw_name(path: &Path) -> String {
 
 /// A RAW file: its largest embedded preview when that covers the working size, else its
 /// sensor data, else a smaller preview; a TIFF under a RAW name (a scan saved as .dng, a renamed
-/// file) with no preview, or that no RAW decoder knows, is read as that TIFF. `preview` reads a preview, `image`
-/// takes a full-size upright image and the `image` crate format it was read as (none for
-/// sensor data): [`decode`] and [`decode_full_size`] read a RAW file alike through this.
+/// file) without RAW sensor data in it, with no preview or that no RAW decoder knows, is read
+/// as that TIFF. A file with sensor data that no decoder develops and no preview is refused
+/// with the decoder's reason, never read as its TIFF thumbnail. `preview` reads a preview, `image`
+/// takes a full-size upright image, the `image` crate format it was read as (none for
+/// sensor data) and the upright size of the photo it stands for: [`decode`] and
+/// [`decode_full_size`] read a RAW file alike through this.
 fn decode_raw<T>(
     bytes: &[u8],
     path: &Path,
     cfg: &DecodeConfig,
     preview: impl Fn(&raw::Preview) -> Result<T>,
-    image: impl Fn(DynamicImage, Option<image::ImageFormat>) -> T,
+    image: impl Fn(DynamicImage, Option<image::ImageFormat>, (u32, u32)) -> T,
 ) -> Result<T> {
     let big_enough = |p: &raw::Preview| p.width.max(p.height) >= cfg.working_size;
     let walked = raw::find_preview(bytes);
@@ -817,15 +899,17 @@ fn decode_raw<T>(
         }
     }
     let sensor_error = match raw::decode_sensor(bytes, path, cfg) {
-        Ok(img) => return Ok(image(img, None)),
+        Ok((img, size)) => return Ok(image(img, None, size)),
         Err(e) => e,
     };
-    if (found.is_none() || !raw::has_raw_data(bytes))
+    if !raw::has_sensor_data(bytes)
+        && (found.is_none() || !raw::has_raw_data(bytes))
         && let Ok(format @ image::ImageFormat::Tiff) = image::guess_format(bytes)
         && let Ok(img) = image_decoder(bytes, path, cfg, format)
             .and_then(|decoder| from_decoder(decoder, path, cfg, true))
     {
-        return Ok(image(img, Some(format)));
+        let size = (img.width(), img.height());
+        return Ok(image(img, Some(format), size));
     }
     match (found, preview_error) {
         (_, Some(e)) => Err(e),
@@ -899,7 +983,7 @@ fn decode_full_size_inner(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Resu
                 }
                 Ok(full(img, None))
             },
-            full,
+            |img, format, _| full(img, format),
         ),
     }
 }
@@ -1362,6 +1446,22 @@ mod tests {
         let d = decode(&dng(&img, true, 6), path, &cfg).unwrap();
         assert_eq!((d.format.as_str(), d.width, d.height), ("dng", 256, 384));
         assert_eq!(d.image.dimensions(), (171, 256));
+        // A preview smaller than the sensor image: the photo's size is the sensor's.
+        let options = raw::dng_tests::DngOptions {
+            preview_jpeg: Some(raw::dng_tests::jpeg(&picture(192, 128))),
+            preview_size: (192, 128),
+            orientation: 6,
+            default_crop_size: None,
+            thumbnail_first: None,
+        };
+        let small_cfg = DecodeConfig {
+            working_size: 128,
+            ..DecodeConfig::default()
+        };
+        let bytes = raw::dng_tests::dng_from_rgb(&img, &options);
+        let d = decode(&bytes, path, &small_cfg).unwrap();
+        assert_eq!((d.width, d.height), (256, 384));
+        assert_eq!(d.image.dimensions(), (85, 128), "read from the preview");
         // No preview: the mosaic is developed; it shows the same picture.
         let d = decode(&dng(&img, false, 1), path, &cfg).unwrap();
         assert_eq!((d.width, d.height), (384, 256));
@@ -1385,6 +1485,67 @@ mod tests {
             let e = decode(&bytes[..cut], path, &cfg).unwrap_err().to_string();
             assert!(e.contains("IMG_0001.dng"), "{e}");
         }
+    }
+
+    /// A DNG whose mosaic sits under a thumbnail, in a sub-directory typed IFD as libtiff writes
+    /// it, is developed at full size; with sensor data no decoder develops and no preview it is
+    /// refused with the reason, never read as that thumbnail.
+    #[cfg(feature = "raw")]
+    #[test]
+    fn a_dng_under_a_thumbnail_is_developed_or_refused_never_read_as_the_thumbnail() {
+        use raw::dng_tests::{DngOptions, dng_from_rgb, picture};
+        let options = DngOptions {
+            orientation: 1,
+            thumbnail_first: Some(picture(48, 32)),
+            ..DngOptions::default()
+        };
+        let bytes = dng_from_rgb(&picture(384, 256), &options);
+        let cfg = DecodeConfig::default();
+        let path = Path::new("IMG_0001.dng");
+        let d = decode(&bytes, path, &cfg).unwrap();
+        assert_eq!((d.format.as_str(), d.width, d.height), ("dng", 384, 256));
+        let full = decode_full_size(&bytes, path, &cfg).unwrap();
+        assert_eq!((full.image.width(), full.image.height()), (384, 256));
+        assert_eq!(full.format, None);
+        // The mosaic's compression (the last 259 entry, SHORT 1) made one no decoder knows.
+        let plain = [3, 1, 3, 0, 1, 0, 0, 0, 1, 0, 0, 0];
+        let at = bytes.windows(12).rposition(|w| w == plain).unwrap();
+        let mut unknown = bytes.clone();
+        unknown[at + 8..at + 10].copy_from_slice(&65000u16.to_le_bytes());
+        let e = decode(&unknown, path, &cfg).unwrap_err().to_string();
+        assert!(
+            e.contains("RAW sensor data") && e.contains("convert it to DNG"),
+            "{e}"
+        );
+        let e = decode_full_size(&unknown, path, &cfg)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("RAW sensor data"), "{e}");
+    }
+
+    #[test]
+    fn an_image_sequence_is_told_by_its_brand_or_movie_box() {
+        let boxed = |kind: &[u8], body: &[u8]| {
+            let mut b = ((8 + body.len()) as u32).to_be_bytes().to_vec();
+            b.extend_from_slice(kind);
+            b.extend_from_slice(body);
+            b
+        };
+        let file = |brands: &[u8], top: &[u8]| {
+            let mut b = boxed(b"ftyp", brands);
+            b.extend(boxed(b"meta", &[0; 12]));
+            b.extend(boxed(top, &[0; 4]));
+            b
+        };
+        assert!(!heif_is_sequence(&file(b"avif\0\0\0\0avifmif1", b"mdat")));
+        assert!(heif_is_sequence(&file(
+            b"avis\0\0\0\0avisavifmsf1",
+            b"mdat"
+        )));
+        assert!(heif_is_sequence(&file(b"avif\0\0\0\0avifmif1", b"moov")));
+        assert!(heif_is_sequence(&file(b"heic\0\0\0\0mif1msf1", b"mdat")));
+        // Canon CR3 is ISO media with a movie box, but no HEIF image.
+        assert!(!heif_is_sequence(&file(b"crx \0\0\0\0crx isom", b"moov")));
     }
 
     #[test]

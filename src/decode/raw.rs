@@ -18,6 +18,9 @@ pub(crate) const RAW_EXTENSIONS: &[&str] = &[
 
 /// TIFF tags read here.
 mod tag {
+    pub(crate) const NEW_SUBFILE_TYPE: u16 = 0xFE;
+    pub(crate) const IMAGE_WIDTH: u16 = 0x100;
+    pub(crate) const IMAGE_LENGTH: u16 = 0x101;
     pub(crate) const COMPRESSION: u16 = 0x103;
     pub(crate) const PHOTOMETRIC: u16 = 0x106;
     pub(crate) const STRIP_OFFSETS: u16 = 0x111;
@@ -29,7 +32,11 @@ mod tag {
     /// Panasonic RW2's full-size JPEG, stored as the tag's value.
     pub(crate) const RW2_JPEG: u16 = 0x2E;
     pub(crate) const DNG_VERSION: u16 = 0xC612;
+    pub(crate) const DEFAULT_CROP_SIZE: u16 = 0xC620;
 }
+
+/// Photometric interpretations of sensor data: colour filter array and linear raw.
+const SENSOR_PHOTOMETRICS: [u32; 2] = [32803, 34892];
 
 /// At most this many image file directories are read from one file (loops and bombs).
 const MAX_IFDS: usize = 64;
@@ -121,8 +128,8 @@ pub(crate) fn find_preview(bytes: &[u8]) -> Option<Preview<'_>> {
             spans.push((offset, length));
         }
         let jpeg_compressed = matches!(first_value(tag::COMPRESSION), Some(6 | 7));
-        // Colour filter array (32803) and linear raw (34892) strips are sensor data.
-        let sensor_data = matches!(first_value(tag::PHOTOMETRIC), Some(32803 | 34892));
+        let sensor_data =
+            first_value(tag::PHOTOMETRIC).is_some_and(|p| SENSOR_PHOTOMETRICS.contains(&p));
         if jpeg_compressed
             && !sensor_data
             && let (Some(offsets), Some(counts)) =
@@ -163,6 +170,152 @@ fn keep_larger<'a>(best: &mut Option<Preview<'a>>, jpeg: &'a [u8], width: u32, h
             orientation: None,
         });
     }
+}
+
+/// The directories of a TIFF-structured file: its chain from the first, and every SubIFD, each
+/// once, at most [`MAX_IFDS`].
+fn directories(tiff: &Tiff, first: u32) -> Vec<usize> {
+    let mut queue = vec![first as usize];
+    let mut seen = Vec::new();
+    while let Some(ifd) = queue.pop() {
+        if ifd == 0 || seen.contains(&ifd) || seen.len() >= MAX_IFDS {
+            continue;
+        }
+        seen.push(ifd);
+        let entries = tiff.entries(ifd);
+        if let Some(next) = tiff.u32(ifd + 2 + entries.len() * 12) {
+            queue.push(next as usize);
+        }
+        if let Some(e) = entries.iter().find(|e| e.tag == tag::SUB_IFDS) {
+            for i in 0..e.count.min(MAX_IFDS as u32) {
+                if let Some(offset) = tiff.value(e, i) {
+                    queue.push(offset as usize);
+                }
+            }
+        }
+    }
+    seen
+}
+
+/// The size of the photo a RAW file holds, upright: its sensor image's, which a preview may
+/// be smaller than. From the TIFF directory of full-resolution sensor data (a DNG's
+/// DefaultCropSize when it has one, else the directory's width and length), else from the RAW
+/// decoder's reading of the header.
+pub(crate) fn photo_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    tiff_sensor_size(bytes).or_else(|| decoder_sensor_size(bytes))
+}
+
+fn tiff_sensor_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    let (tiff, first) = Tiff::parse(bytes)?;
+    let size = directories(&tiff, first).into_iter().find_map(|ifd| {
+        let entries = tiff.entries(ifd);
+        let find = |t: u16| entries.iter().find(|e| e.tag == t);
+        let first_value = |t: u16| find(t).and_then(|e| tiff.value(e, 0));
+        let sensor = first_value(tag::PHOTOMETRIC)
+            .is_some_and(|p| SENSOR_PHOTOMETRICS.contains(&p))
+            && first_value(tag::NEW_SUBFILE_TYPE).unwrap_or(0) & 1 == 0;
+        if !sensor {
+            return None;
+        }
+        let crop = find(tag::DEFAULT_CROP_SIZE)
+            .and_then(|e| Some((tiff.number(e, 0)?, tiff.number(e, 1)?)));
+        crop.or_else(|| {
+            Some((
+                first_value(tag::IMAGE_WIDTH)?,
+                first_value(tag::IMAGE_LENGTH)?,
+            ))
+        })
+        .filter(|&(w, h)| w > 0 && h > 0)
+    })?;
+    Some(upright_size(size, file_orientation(&tiff, first)))
+}
+
+/// `(width, height)` after `orientation`.
+fn upright_size((w, h): (u32, u32), orientation: Option<Orientation>) -> (u32, u32) {
+    match orientation {
+        Some(
+            Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH,
+        ) => (h, w),
+        _ => (w, h),
+    }
+}
+
+/// The sensor image's size as the RAW decoder reads it from the header (its crop when it
+/// gives one), upright.
+#[cfg(feature = "raw")]
+fn decoder_sensor_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    use rawler::decoders::RawDecodeParams;
+    use rawler::rawsource::RawSource;
+    let bytes = with_sub_ifds_as_long(bytes);
+    let source = RawSource::new_from_slice(&bytes);
+    let decoder = rawler::get_decoder(&source).ok()?;
+    let header = decoder
+        .raw_image(&source, &RawDecodeParams::default(), true)
+        .ok()?;
+    let d = header
+        .crop_area
+        .or(header.active_area)
+        .map_or((header.width, header.height), |r| (r.d.w, r.d.h));
+    let size = (u32::try_from(d.0).ok()?, u32::try_from(d.1).ok()?);
+    let orientation = u8::try_from(header.orientation.to_u16())
+        .ok()
+        .and_then(Orientation::from_exif);
+    (size.0 > 0 && size.1 > 0).then(|| upright_size(size, orientation))
+}
+
+/// Without the `raw` feature the header is read by the TIFF walk alone.
+#[cfg(not(feature = "raw"))]
+fn decoder_sensor_size(_bytes: &[u8]) -> Option<(u32, u32)> {
+    None
+}
+
+/// True when a TIFF-structured file holds RAW sensor data: a DNGVersion tag, or a directory of
+/// colour filter array or linear raw data.
+pub(crate) fn has_sensor_data(bytes: &[u8]) -> bool {
+    let Some((tiff, first)) = Tiff::parse(bytes) else {
+        return false;
+    };
+    directories(&tiff, first).into_iter().any(|ifd| {
+        tiff.entries(ifd).iter().any(|e| {
+            e.tag == tag::DNG_VERSION
+                || (e.tag == tag::PHOTOMETRIC
+                    && tiff
+                        .value(e, 0)
+                        .is_some_and(|p| SENSOR_PHOTOMETRICS.contains(&p)))
+        })
+    })
+}
+
+/// `bytes` with every SubIFDs entry typed IFD (13), as libtiff writes them, retyped LONG (4),
+/// the type rawler follows; the same bytes when there is none.
+#[cfg(feature = "raw")]
+fn with_sub_ifds_as_long(bytes: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let Some((tiff, first)) = Tiff::parse(bytes) else {
+        return bytes.into();
+    };
+    // the type field sits 2 bytes into an entry, 6 before its value field
+    let typed_ifd: Vec<usize> = directories(&tiff, first)
+        .into_iter()
+        .flat_map(|ifd| tiff.entries(ifd))
+        .filter(|e| e.tag == tag::SUB_IFDS && e.kind == 13)
+        .map(|e| e.field - 6)
+        .collect();
+    if typed_ifd.is_empty() {
+        return bytes.into();
+    }
+    let long = if tiff.little_endian {
+        4u16.to_le_bytes()
+    } else {
+        4u16.to_be_bytes()
+    };
+    let mut copy = bytes.to_vec();
+    for at in typed_ifd {
+        copy[at..at + 2].copy_from_slice(&long);
+    }
+    copy.into()
 }
 
 /// At most this many candidate JPEG starts are examined by [`scan_for_preview`].
@@ -479,6 +632,19 @@ impl<'a> Tiff<'a> {
         }
     }
 
+    /// The `i`-th value of a SHORT, LONG or IFD entry, or of a RATIONAL one rounded.
+    fn number(&self, e: &Entry, i: u32) -> Option<u32> {
+        if e.kind != 5 {
+            return self.value(e, i);
+        }
+        if i >= e.count {
+            return None;
+        }
+        let at = self.data_offset(e) + 8 * i as usize;
+        let (n, d) = (self.u32(at)?, self.u32(at + 4)?);
+        (d > 0).then(|| ((u64::from(n) + u64::from(d) / 2) / u64::from(d)) as u32)
+    }
+
     /// The `i`-th value of a SHORT, LONG or IFD entry.
     fn value(&self, e: &Entry, i: u32) -> Option<u32> {
         if i >= e.count {
@@ -496,7 +662,8 @@ impl<'a> Tiff<'a> {
 /// True when a RAW decoder knows `bytes`: a camera's data, not a plain TIFF under a RAW name.
 #[cfg(feature = "raw")]
 pub(crate) fn has_raw_data(bytes: &[u8]) -> bool {
-    rawler::get_decoder(&rawler::rawsource::RawSource::new_from_slice(bytes)).is_ok()
+    let bytes = with_sub_ifds_as_long(bytes);
+    rawler::get_decoder(&rawler::rawsource::RawSource::new_from_slice(&bytes)).is_ok()
 }
 
 /// Without the `raw` feature, true when the content has a RAW signature or DNG or CR2 marks.
@@ -505,19 +672,34 @@ pub(crate) fn has_raw_data(bytes: &[u8]) -> bool {
     sniff(bytes, Path::new(""))
 }
 
-/// Decodes the raw sensor data (demosaicing, white balance, colour calibration, sRGB), upright,
-/// for RAW files without a usable preview.
+/// What to do with RAW sensor data no decoder here develops, after the reason.
 #[cfg(feature = "raw")]
-pub(crate) fn decode_sensor(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<DynamicImage> {
+const CONVERT_RAW: &str = "; convert it to DNG (Adobe DNG Converter) or export it as TIFF or JPEG \
+     from a RAW developer, and index that";
+
+/// Decodes the raw sensor data (demosaicing, white balance, colour calibration, sRGB), upright,
+/// for RAW files without a usable preview; with the size of the photo, upright, which is the
+/// picture's but for a preview the decoder finds (Canon CR3's).
+#[cfg(feature = "raw")]
+pub(crate) fn decode_sensor(
+    bytes: &[u8],
+    path: &Path,
+    cfg: &DecodeConfig,
+) -> Result<(DynamicImage, (u32, u32))> {
     use rawler::decoders::RawDecodeParams;
     use rawler::imgop::develop::RawDevelop;
     use rawler::rawsource::RawSource;
 
     use super::{bad, check_memory, check_size};
 
-    let source = RawSource::new_from_slice(bytes);
-    let decoder = rawler::get_decoder(&source)
-        .map_err(|e| bad(path, format!("not a RAW file lookalike can read ({e})")))?;
+    let retyped = with_sub_ifds_as_long(bytes);
+    let source = RawSource::new_from_slice(&retyped);
+    let decoder = rawler::get_decoder(&source).map_err(|e| {
+        bad(
+            path,
+            format!("not a RAW file lookalike can read ({e}){CONVERT_RAW}"),
+        )
+    })?;
     let params = RawDecodeParams::default();
     let upright = |img: DynamicImage, tiff_orientation: u16| {
         let mut img = img;
@@ -538,24 +720,44 @@ pub(crate) fn decode_sensor(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Re
             .ok()
             .and_then(|m| m.exif.orientation)
             .unwrap_or(1);
-        return Ok(upright(preview, orientation));
+        let preview = upright(preview, orientation);
+        let size = photo_size(bytes).unwrap_or((preview.width(), preview.height()));
+        return Ok((preview, size));
     }
-    let header = decoder
-        .raw_image(&source, &params, true)
-        .map_err(|e| bad(path, format!("unreadable RAW sensor data ({e})")))?;
+    let header = decoder.raw_image(&source, &params, true).map_err(|e| {
+        bad(
+            path,
+            format!("unreadable RAW sensor data ({e}){CONVERT_RAW}"),
+        )
+    })?;
     let (w, h) = (header.width as u32, header.height as u32);
     check_size(w, h, path, cfg)?;
     // Development keeps a few floating-point copies of the frame: about 48 bytes per pixel.
     check_memory(u64::from(w) * u64::from(h) * 48, w, h, path, cfg)?;
-    let raw = decoder
-        .raw_image(&source, &params, false)
-        .map_err(|e| bad(path, format!("unreadable RAW sensor data ({e})")))?;
+    let raw = decoder.raw_image(&source, &params, false).map_err(|e| {
+        bad(
+            path,
+            format!("unreadable RAW sensor data ({e}){CONVERT_RAW}"),
+        )
+    })?;
     let developed = RawDevelop::default()
         .develop_intermediate(&raw)
-        .map_err(|e| bad(path, format!("could not develop the RAW sensor data ({e})")))?
+        .map_err(|e| {
+            bad(
+                path,
+                format!("could not develop the RAW sensor data ({e}){CONVERT_RAW}"),
+            )
+        })?
         .to_dynamic_image()
-        .ok_or_else(|| bad(path, "could not develop the RAW sensor data"))?;
-    Ok(upright(developed, raw.orientation.to_u16()))
+        .ok_or_else(|| {
+            bad(
+                path,
+                format!("could not develop the RAW sensor data{CONVERT_RAW}"),
+            )
+        })?;
+    let developed = upright(developed, raw.orientation.to_u16());
+    let size = (developed.width(), developed.height());
+    Ok((developed, size))
 }
 
 /// Without the `raw` feature only embedded previews are read.
@@ -564,7 +766,7 @@ pub(crate) fn decode_sensor(
     _bytes: &[u8],
     path: &Path,
     _cfg: &DecodeConfig,
-) -> Result<DynamicImage> {
+) -> Result<(DynamicImage, (u32, u32))> {
     Err(super::bad(
         path,
         "this RAW file has no embedded preview, and this build of lookalike cannot decode raw \
@@ -579,7 +781,7 @@ mod dng_fixture;
 /// DNG fixtures for the decoding tests here and in the parent module.
 #[cfg(test)]
 pub(super) mod dng_tests {
-    use super::dng_fixture::{DngOptions, dng_from_rgb};
+    pub(crate) use super::dng_fixture::{DngOptions, dng_from_rgb};
     use image::{Rgb, RgbImage};
 
     pub(crate) fn picture(w: u32, h: u32) -> RgbImage {
@@ -607,6 +809,8 @@ pub(super) mod dng_tests {
                 preview_jpeg: preview.then(|| jpeg(img)),
                 preview_size: img.dimensions(),
                 orientation,
+                default_crop_size: None,
+                thumbnail_first: None,
             },
         )
     }
@@ -627,6 +831,37 @@ mod tests {
         assert_eq!(p.orientation, Some(Orientation::Rotate90));
         // The sensor data (uncompressed colour filter array) is never taken for a preview.
         assert!(find_preview(&dng(&img, false, 1)).is_none());
+    }
+
+    #[test]
+    fn the_photo_size_is_the_sensor_images_upright() {
+        use super::dng_fixture::{DngOptions, dng_from_rgb};
+        let img = picture(96, 64);
+        let with = |orientation, default_crop_size| {
+            dng_from_rgb(
+                &img,
+                &DngOptions {
+                    preview_jpeg: Some(jpeg(&picture(48, 32))),
+                    preview_size: (48, 32),
+                    orientation,
+                    default_crop_size,
+                    thumbnail_first: None,
+                },
+            )
+        };
+        assert_eq!(photo_size(&with(1, None)), Some((96, 64)));
+        assert_eq!(photo_size(&with(6, None)), Some((64, 96)));
+        assert_eq!(photo_size(&with(1, Some((90, 60)))), Some((90, 60)));
+        assert_eq!(photo_size(&with(8, Some((90, 60)))), Some((60, 90)));
+        // A plain TIFF has no sensor data.
+        let mut tiff = Vec::new();
+        image::DynamicImage::ImageRgb8(img)
+            .write_to(
+                &mut std::io::Cursor::new(&mut tiff),
+                image::ImageFormat::Tiff,
+            )
+            .unwrap();
+        assert_eq!(tiff_sensor_size(&tiff), None);
     }
 
     #[test]

@@ -25,13 +25,14 @@ pub struct ImageFile {
     pub alpha: Option<GrayImage>,
     /// The format the content was read as, for the formats the `image` crate names.
     pub format: Option<ImageFormat>,
-    /// Stored by a lossy block codec: JPEG, lossy WebP, HEIC/AVIF or JPEG XL.
+    /// Stored by a lossy block codec: JPEG, lossy WebP, HEIC/AVIF (taken as lossy: libheif
+    /// does not tell), or JPEG XL unless coded losslessly.
     pub lossy: bool,
     /// More than 8 bits a channel (16-bit or floating point), which [`save_at_depth`] keeps in
     /// PNG and TIFF.
     pub deep: bool,
-    /// An animation (GIF, APNG or WebP of more than one frame) or a TIFF of several pages:
-    /// only its first frame (page) is read.
+    /// An animation (GIF, APNG, WebP or JPEG XL of more than one frame, an AVIF or HEIF image
+    /// sequence) or a TIFF of several pages: only its first frame (page) is read.
     pub animated: bool,
 }
 
@@ -63,6 +64,7 @@ fn load_inner(
         let colour = img.color().has_color();
         super::memory::check(path, (img.width(), img.height()), colour, work, budget_mib)?;
     }
+    let jxl = crate::decode::jxl_coding(&bytes);
     let alpha = img.color().has_alpha().then(|| {
         let rgba = img.to_rgba8();
         GrayImage::from_fn(rgba.width(), rgba.height(), |x, y| {
@@ -73,10 +75,15 @@ fn load_inner(
         planes: Planes::from_image(&img),
         alpha,
         format,
-        lossy: is_lossy(&bytes),
+        lossy: jxl.map_or_else(|| is_lossy(&bytes), |c| !c.lossless),
         deep: img.color().bytes_per_pixel() > img.color().channel_count(),
-        // read as a format of the `image` crate: not a RAW file's directories
-        animated: format.is_some() && is_animated(&bytes),
+        animated: match jxl {
+            Some(coding) => coding.animated,
+            // read as a format of the `image` crate: not a RAW file's directories
+            None => {
+                crate::decode::heif_is_sequence(&bytes) || (format.is_some() && is_animated(&bytes))
+            }
+        },
     })
 }
 
@@ -175,7 +182,8 @@ fn webp_is_lossy(bytes: &[u8]) -> bool {
 }
 
 /// Whether `bytes` start as a file of a lossy block codec: JPEG, WebP's lossy (VP8) kind, an
-/// ISO media file (HEIC, AVIF), or JPEG XL (taken as lossy: most are).
+/// ISO media file (HEIC, AVIF: libheif does not tell a lossless one), or JPEG XL (its headers
+/// tell a lossless one; [`load`] asks them first).
 fn is_lossy(bytes: &[u8]) -> bool {
     bytes.starts_with(&[0xFF, 0xD8, 0xFF])
         || (bytes.starts_with(b"RIFF") && bytes.get(8..12) == Some(b"WEBP") && webp_is_lossy(bytes))

@@ -13,6 +13,12 @@ pub struct DngOptions {
     pub preview_size: (u32, u32),
     /// EXIF/TIFF orientation of the image (1 = upright).
     pub orientation: u16,
+    /// The DefaultCropSize written in the sensor data's directory, if any.
+    pub default_crop_size: Option<(u32, u32)>,
+    /// An uncompressed RGB thumbnail (NewSubFileType 1) as the first directory, with the mosaic
+    /// in its sub-directory, as libtiff and tifffile write a DNG: the SubIFDs entry typed IFD
+    /// (13). No preview is written then.
+    pub thumbnail_first: Option<RgbImage>,
 }
 
 struct Entry {
@@ -79,7 +85,7 @@ fn linear16(v: u8) -> u16 {
 }
 
 /// Lays out directories and their data: each directory is a list of entries; a `u32::MAX`
-/// placeholder in the value of a LONG entry tagged 273 (strip offsets) or 330 (sub-directories)
+/// placeholder in the value of an entry tagged 273 (strip offsets) or 330 (sub-directories)
 /// is filled with the strip's or the next directory's offset.
 fn write(dirs: Vec<(Vec<Entry>, Vec<u8>)>) -> Vec<u8> {
     // Offsets: header (8), then per directory: entries, then out-of-line values, then its strip.
@@ -192,7 +198,42 @@ pub fn dng_from_rgb(rgb: &RgbImage, options: &DngOptions) -> Vec<u8> {
         rational(50728, false, &[(1, 1), (1, 1), (1, 1)]),
         short(50778, &[21]),
     ];
+    if let Some((cw, ch)) = options.default_crop_size {
+        raw.push(long(50720, &[cw, ch]));
+    }
     let mut dirs = Vec::new();
+    if let Some(thumbnail) = &options.thumbnail_first {
+        // the file's own tags go to the first directory
+        let (own, sensor): (Vec<Entry>, Vec<Entry>) = raw.into_iter().partition(|e| {
+            matches!(
+                e.tag,
+                271 | 272 | 274 | 50706 | 50708 | 50721 | 50728 | 50778
+            )
+        });
+        let (tw, th) = thumbnail.dimensions();
+        let mut first = vec![
+            long(254, &[1]),
+            long(256, &[tw]),
+            long(257, &[th]),
+            short(258, &[8, 8, 8]),
+            short(259, &[1]),
+            short(262, &[2]),
+            long(273, &[u32::MAX]),
+            short(277, &[3]),
+            long(278, &[th]),
+            long(279, &[tw * th * 3]),
+            Entry {
+                tag: 330,
+                kind: 13,
+                count: 1,
+                data: u32::MAX.to_le_bytes().to_vec(),
+            },
+        ];
+        first.extend(own);
+        dirs.push((first, thumbnail.as_raw().clone()));
+        dirs.push((sensor, mosaic));
+        return write(dirs);
+    }
     match &options.preview_jpeg {
         None => dirs.push((raw, mosaic)),
         Some(jpeg) => {
