@@ -417,6 +417,18 @@ pub(crate) fn decode_full_size(bytes: &[u8], path: &Path, cfg: &DecodeConfig) ->
     guarded_decode(path, || decode_full_size_inner(bytes, path, cfg))
 }
 
+/// The dimensions of an image of a format the `image` crate reads, and whether it has colour,
+/// from its header alone (no pixel decoded); `None` for other formats or a header not read.
+pub(crate) fn header_size(bytes: &[u8], path: &Path) -> Option<((u32, u32), bool)> {
+    let Some(Kind::Image(format)) = guess_kind(bytes, path) else {
+        return None;
+    };
+    let decoder = ImageReader::with_format(Cursor::new(bytes), format)
+        .into_decoder()
+        .ok()?;
+    Some((decoder.dimensions(), decoder.color_type().has_color()))
+}
+
 fn limits(cfg: &DecodeConfig) -> image::Limits {
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(cfg.max_side);
