@@ -131,11 +131,21 @@ pub fn check(
             String::new()
         };
         return Err(Error::InvalidInput(format!(
-            "{}: image is {width}x{height} pixels ({megapixels:.1} megapixels, {}); {} needs about {} MiB for it{padded}, over the memory budget of {budget_mib} MiB: give a larger `--memory-budget MIB` (at most 65536) if the machine has that memory, or scale the image down first",
+            "{}: image is {width}x{height} pixels ({megapixels:.1} megapixels, {}); {} needs about {} MiB for it{padded}, over the memory budget of {budget_mib} MiB: {}scale the image down first",
             crate::path_repr::shown(path),
             if colour { "colour" } else { "grey" },
             work.name(),
             need.div_ceil(1 << 20),
+            if budget_mib < crate::decode::MAX_MEMORY_BUDGET_MIB
+                && need <= crate::decode::MAX_MEMORY_BUDGET_MIB << 20
+            {
+                format!(
+                    "give a larger `--memory-budget MIB` (at most {}) if the machine has that memory, or ",
+                    crate::decode::MAX_MEMORY_BUDGET_MIB
+                )
+            } else {
+                String::new()
+            },
         )));
     }
     Ok(())
