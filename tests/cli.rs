@@ -644,6 +644,23 @@ fn eval_on_sample_groups_and_distortion_benchmark_end_to_end() {
         "{err}"
     );
     assert!(!unused_index.exists());
+    // A chain that enlarges the queries past one `scale:4` is refused too, naming the limit.
+    let out = Command::cargo_bin("lookalike")
+        .unwrap()
+        .arg("--index-dir")
+        .arg(&unused_index)
+        .args(["eval", "--labels", "folders"])
+        .args(["--query-distortion", "scale:4+scale:4+scale:4"])
+        .arg(&env.photos)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("16 times the input's, over the 4 times a chain may make"),
+        "{err}"
+    );
+    assert!(!unused_index.exists());
     // Distortion benchmark on an unlabelled folder: every distorted copy finds its original.
     let out = run_ok(
         env.cmd()

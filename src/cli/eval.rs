@@ -735,7 +735,7 @@ pub(crate) fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) ->
         nearest_first: args.search.nearest_first,
         ann: graph_params(&args, &collection, &store)?,
     };
-    let runs = run_labelled(&gt, &items, &registry, &cfg)?;
+    let runs = run_labelled(&gt, &items, &registry, &cfg, &super::install_stop_flag())?;
 
     if let Some(path) = &args.dump_rankings {
         let mut w = RankingsWriter::create(path)?;
@@ -1217,7 +1217,8 @@ fn distort_benchmark(
     let bar = super::progress_bar(quiet);
     bar.set_length(cfg.suite.len() as u64);
     bar.set_message("distortions");
-    let results = run_distortions(&items, &paths, registry, &cfg, &|step, _| {
+    let stop = super::install_stop_flag();
+    let results = run_distortions(&items, &paths, registry, &cfg, &stop, &|step, _| {
         bar.set_position(step as u64)
     })?;
     bar.finish_and_clear();

@@ -459,18 +459,23 @@ fn install_stop_flag() -> Arc<AtomicBool> {
     install_stop_flag_saying("finishing the current batch")
 }
 
-/// [`install_stop_flag`], saying `what` the first signal lets finish.
+/// [`install_stop_flag`], saying `what` the first signal lets finish. The handler is set once
+/// in a process; a later call returns the same flag, which the signal sets.
 fn install_stop_flag_saying(what: &'static str) -> Arc<AtomicBool> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    // A second Ctrl-C leaves at once; the first lets the writer commit what it has.
-    let _ = ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-        note!("\nstopping: {what} (Ctrl-C again to quit at once)");
-    });
-    stop
+    static STOP: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+    STOP.get_or_init(|| {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        // A second Ctrl-C leaves at once; the first lets the writer commit what it has.
+        let _ = ctrlc::set_handler(move || {
+            if flag.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+            note!("\nstopping: {what} (Ctrl-C again to quit at once)");
+        });
+        stop
+    })
+    .clone()
 }
 
 /// Decoding limits with `--memory-budget MIB`, if given.

@@ -255,6 +255,12 @@ fn load_for_restoration(
     Ok(img)
 }
 
+/// The larger of a PSF's two radii: the padding it adds to each side of the image.
+fn psf_radius(psf: &crate::restore::psf::Psf) -> usize {
+    let (ry, rx) = psf.radius();
+    ry.max(rx)
+}
+
 /// The memory budget of the restoration work, in MiB: `--memory-budget`, else the default.
 fn work_budget(memory_budget: Option<usize>) -> u64 {
     memory_budget.map_or(memory::DEFAULT_BUDGET_MIB, |mib| mib as u64)
@@ -314,7 +320,10 @@ pub(crate) fn run_blur(args: &BlurArgs, quiet: bool) -> Result<()> {
         }
     }
     let psf = PsfSpec::parse(&args.psf)?.to_psf()?;
-    let img = load_for_restoration(&args.input, args.memory_budget, Work::Blur)?;
+    let work = Work::Blur {
+        psf_radius: psf_radius(&psf),
+    };
+    let img = load_for_restoration(&args.input, args.memory_budget, work)?;
     let (rows, cols) = img.planes.dim();
     file::check_fits(&args.output, cols, rows)?;
     // channel c gets the noise stream of seed + c, so grey and colour runs are reproducible
@@ -406,6 +415,10 @@ pub(crate) fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
     let work = Work::Deblur {
         method: cfg.method,
         blind: cfg.psf.is_none(),
+        psf_radius: match &cfg.psf {
+            Some(spec) => psf_radius(&spec.to_psf()?),
+            None => 0,
+        },
     };
     let img = load_for_restoration(&args.input, args.memory_budget, work)?;
     let (rows, cols) = img.planes.dim();

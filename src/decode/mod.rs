@@ -20,6 +20,22 @@ pub(crate) mod raw;
 /// Default decode memory budget per worker: 512 MiB.
 pub(crate) const DEFAULT_MEMORY_BUDGET: u64 = 512 << 20;
 
+/// The largest `--memory-budget` any command takes, in MiB.
+pub const MAX_MEMORY_BUDGET_MIB: u64 = 65_536;
+
+/// The advice closing a refusal over a memory budget of `budget_mib`: `raise`, how a larger
+/// budget helps; or, at the largest budget there is or when the image needs more than it
+/// (`need_mib`, where known), that none does.
+pub(crate) fn budget_advice(budget_mib: u64, need_mib: Option<u64>, raise: &str) -> String {
+    if budget_mib >= MAX_MEMORY_BUDGET_MIB || need_mib.is_some_and(|n| n > MAX_MEMORY_BUDGET_MIB) {
+        format!(
+            "a decompression bomb? no budget lets it through: {MAX_MEMORY_BUDGET_MIB} MiB is the largest there is"
+        )
+    } else {
+        format!("a decompression bomb? if not, {raise}")
+    }
+}
+
 /// Default largest image file read: 256 MiB.
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 256 << 20;
 
@@ -415,6 +431,18 @@ pub(crate) struct FullSize {
 /// for the same reason. Decoder panics are caught and reported as errors.
 pub(crate) fn decode_full_size(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<FullSize> {
     guarded_decode(path, || decode_full_size_inner(bytes, path, cfg))
+}
+
+/// The dimensions of an image of a format the `image` crate reads, and whether it has colour,
+/// from its header alone (no pixel decoded); `None` for other formats or a header not read.
+pub(crate) fn header_size(bytes: &[u8], path: &Path) -> Option<((u32, u32), bool)> {
+    let Some(Kind::Image(format)) = guess_kind(bytes, path) else {
+        return None;
+    };
+    let decoder = ImageReader::with_format(Cursor::new(bytes), format)
+        .into_decoder()
+        .ok()?;
+    Some((decoder.dimensions(), decoder.color_type().has_color()))
 }
 
 fn limits(cfg: &DecodeConfig) -> image::Limits {
@@ -1087,9 +1115,14 @@ fn check_memory(need: u64, w: u32, h: u32, path: &Path, cfg: &DecodeConfig) -> R
         return Err(bad(
             path,
             format!(
-                "image is {w}x{h} pixels and would need {} MiB to decode, over the memory budget of {} MiB (a decompression bomb? if not, give the command a larger `--memory-budget MIB`)",
+                "image is {w}x{h} pixels and would need {} MiB to decode, over the memory budget of {} MiB ({})",
                 need.div_ceil(1 << 20),
-                cfg.memory_budget >> 20
+                cfg.memory_budget >> 20,
+                budget_advice(
+                    cfg.memory_budget >> 20,
+                    Some(need.div_ceil(1 << 20)),
+                    "give the command a larger `--memory-budget MIB`"
+                )
             ),
         ));
     }
@@ -1098,14 +1131,29 @@ fn check_memory(need: u64, w: u32, h: u32, path: &Path, cfg: &DecodeConfig) -> R
 
 fn image_error(path: &Path, e: image::ImageError, cfg: &DecodeConfig) -> Error {
     match e {
-        image::ImageError::Limits(_) => bad(
-            path,
-            format!(
-                "image is larger than the decoder takes: over {} pixels a side, which no setting lifts, or needing more than the memory budget of {} MiB (a decompression bomb? if not, try a larger `--memory-budget MIB`)",
-                cfg.max_side,
-                cfg.memory_budget >> 20
+        // the limit hit, named alone: the side limit is the same at every budget
+        image::ImageError::Limits(e) => match e.kind() {
+            image::error::LimitErrorKind::DimensionError => bad(
+                path,
+                format!(
+                    "image is over {} pixels a side, the largest the decoder takes, a limit no setting lifts (a decompression bomb?)",
+                    cfg.max_side
+                ),
             ),
-        ),
+            image::error::LimitErrorKind::InsufficientMemory => bad(
+                path,
+                format!(
+                    "image needs more than the memory budget of {} MiB to decode ({})",
+                    cfg.memory_budget >> 20,
+                    budget_advice(
+                        cfg.memory_budget >> 20,
+                        None,
+                        "try a larger `--memory-budget MIB`"
+                    )
+                ),
+            ),
+            _ => bad(path, e.to_string()),
+        },
         image::ImageError::Unsupported(e) => bad(
             path,
             format!(
@@ -1164,9 +1212,19 @@ fn check_size(w: u32, h: u32, path: &Path, cfg: &DecodeConfig) -> Result<()> {
         return Err(bad(
             path,
             format!(
-                "image is {w}x{h} pixels, over the limit of {} megapixels at a memory budget of {} MiB (a decompression bomb? if not, a larger `--memory-budget MIB` raises the limit in proportion)",
+                "image is {w}x{h} pixels, over the limit of {} megapixels at a memory budget of {} MiB ({})",
                 max_pixels / 1_000_000,
-                cfg.memory_budget >> 20
+                cfg.memory_budget >> 20,
+                budget_advice(
+                    cfg.memory_budget >> 20,
+                    // the budget at which the limit would take the image
+                    Some(
+                        (u64::from(w) * u64::from(h))
+                            .saturating_mul(DEFAULT_MEMORY_BUDGET >> 20)
+                            .div_ceil(cfg.max_pixels.max(1))
+                    ),
+                    "a larger `--memory-budget MIB` raises the limit in proportion"
+                )
             ),
         ));
     }
@@ -1379,6 +1437,50 @@ fn resized(raw: &[u8], (w, h): (u32, u32), (nw, nh): (u32, u32), kind: fir::Pixe
 #[cfg(test)]
 mod tests {
     /// A PNM file is named by its kind: a colour .ppm and a grey .pgm were both "pbm".
+    /// A refusal names the limit hit and advises no budget that cannot help: a 65536x1 PNG is
+    /// over the side limit at every budget, and at the largest budget nothing is to be raised.
+    #[test]
+    fn a_refusal_names_the_limit_hit_and_no_budget_that_cannot_help() {
+        let largest = DecodeConfig {
+            memory_budget: MAX_MEMORY_BUDGET_MIB << 20,
+            ..Default::default()
+        };
+        let wide = png_bytes(&DynamicImage::ImageLuma8(GrayImage::new(65536, 1)));
+        let e = decode_full_size(&wide, Path::new("w65536.png"), &largest)
+            .map(|f| (f.image.width(), f.image.height()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("over 65535 pixels a side") && !e.contains("budget"),
+            "{e}"
+        );
+        let over = [
+            check_memory(u64::MAX, 9, 9, Path::new("a.png"), &largest),
+            crate::restore::memory::check(
+                Path::new("c.png"),
+                (60_000, 60_000),
+                false,
+                crate::restore::memory::Work::Quality,
+                MAX_MEMORY_BUDGET_MIB,
+            ),
+        ];
+        for e in over {
+            let e = e.unwrap_err().to_string();
+            assert!(!e.contains("larger `--memory-budget"), "{e}");
+        }
+        // where a larger budget helps, the advice stays
+        let e = check_memory(
+            600 << 20,
+            9,
+            9,
+            Path::new("d.png"),
+            &DecodeConfig::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("a larger `--memory-budget MIB`"), "{e}");
+    }
+
     #[test]
     fn pnm_files_are_named_by_their_kind() {
         let dir = tempfile::tempdir().unwrap();

@@ -130,6 +130,11 @@ pub enum Distortion {
     },
 }
 
+/// The most a chain of distortions may enlarge the sides of an image, counted at every step:
+/// what the largest single step, `scale:4`, does. `scale:4+scale:4+scale:4` would turn a
+/// 512-pixel query into one of 32768 pixels a side.
+pub const MAX_CHAIN_GROWTH: f32 = 4.0;
+
 const SYNTAX: &str = "blur:SIGMA, motion:LENGTH[:ANGLE], jpeg:QUALITY, crop:FRACTION, scale:FACTOR, \
      rotate:DEGREES[:crop], flip, brightness:DELTA, contrast:FACTOR, hue:DEGREES, sat:FACTOR, noise:SIGMA, grey, gamma:G, pad:FRACTION, corner:FRACTION, \
      turn:QUARTERS, sharpen:AMOUNT, mark:FRACTION";
@@ -185,6 +190,34 @@ impl Distortion {
             Distortion::Sharpen { amount } => amount,
         };
         narrow.to_string().parse().unwrap_or(f64::from(narrow))
+    }
+
+    /// How many times its input's sides the output's are at most (scale and pad enlarge, crop
+    /// and corner shrink; the others keep the size, a turn swapping the sides).
+    pub(crate) fn growth(&self) -> f32 {
+        match *self {
+            Distortion::Scale { factor } => factor,
+            Distortion::Pad { fraction } => 1.0 + 2.0 * fraction,
+            Distortion::Crop { fraction } | Distortion::Corner { fraction } => 1.0 - fraction,
+            _ => 1.0,
+        }
+    }
+
+    /// The output's size for a `width` x `height` input, as `apply` makes it.
+    fn output_size(&self, (width, height): (u32, u32)) -> (u64, u64) {
+        let (w, h) = (u64::from(width), u64::from(height));
+        match *self {
+            Distortion::Scale { factor } => {
+                let side = |n: u64| ((n as f64 * f64::from(factor)).round() as u64).max(1);
+                (side(w), side(h))
+            }
+            Distortion::Pad { fraction } => {
+                let border = |n: u64| (n as f64 * f64::from(fraction)).round() as u64;
+                (w + 2 * border(w), h + 2 * border(h))
+            }
+            Distortion::Turn { quarters } if quarters % 2 == 1 => (h, w),
+            _ => (w, h),
+        }
     }
 
     /// True when the parameters leave the image unchanged.
@@ -311,6 +344,20 @@ impl Distortion {
         }
         if self.is_identity() {
             return Ok(img.clone());
+        }
+        let (w, h) = self.output_size(img.dimensions());
+        let limit = crate::decode::DecodeConfig::default();
+        if w > u64::from(limit.max_side)
+            || h > u64::from(limit.max_side)
+            || w * h > limit.max_pixels
+        {
+            return Err(Error::InvalidInput(format!(
+                "distortion `{self}`: the {}x{} image would become {w}x{h} pixels, over the {} pixels a side and {} megapixels a distortion makes (the decoder's limits)",
+                img.width(),
+                img.height(),
+                limit.max_side,
+                limit.max_pixels / 1_000_000
+            )));
         }
         Ok(match *self {
             Distortion::Blur { sigma } => gaussian_blur(img, sigma),
@@ -560,9 +607,23 @@ pub fn parse_list(s: &str) -> Result<Vec<Distortion>> {
 }
 
 /// Parses distortions applied one after another, joined by `+`: `blur:3+jpeg:75` is a photo
-/// blurred, then saved as JPEG.
+/// blurred, then saved as JPEG. A chain that would make the image's sides more than
+/// [`MAX_CHAIN_GROWTH`] times the input's at some step is refused.
 pub fn parse_chain(s: &str) -> Result<Vec<Distortion>> {
-    s.split('+').map(str::parse).collect()
+    let chain: Vec<Distortion> = s.split('+').map(str::parse).collect::<Result<_>>()?;
+    let mut growth = 1.0f32;
+    for (i, d) in chain.iter().enumerate() {
+        growth *= d.growth();
+        // a little slack for the rounding of products such as 1.6 x 2.5
+        if growth > MAX_CHAIN_GROWTH * 1.0001 {
+            return Err(Error::InvalidInput(format!(
+                "distortion chain `{}`: after step {} (`{d}`) the image's sides are {growth} times the input's, over the {MAX_CHAIN_GROWTH} times a chain may make (as much as one `scale:{MAX_CHAIN_GROWTH}`)",
+                chain_label(&chain),
+                i + 1
+            )));
+        }
+    }
+    Ok(chain)
 }
 
 /// Applies `chain` in order, each step with `seed`.
@@ -1046,6 +1107,56 @@ mod tests {
         assert_eq!(contrast(&img, 1.0), img);
         assert!(mean_abs_diff(&hsv_adjust(&img, 0.0, 1.0), &img) < 0.01);
         assert!(mean_abs_diff(&hsv_adjust(&img, 360.0, 1.0), &img) < 0.01);
+    }
+
+    /// Each step's factor was checked but not the chain's: `scale:4+scale:4+scale:4` made a
+    /// 512-pixel query 32768 pixels a side (10 GB). A chain may enlarge the sides at most as
+    /// much as one `scale:4`, at every step.
+    #[test]
+    fn a_chain_enlarges_no_more_than_one_scale_step() {
+        for bad in [
+            "scale:4+scale:4",
+            "scale:4+scale:4+scale:4",
+            "scale:2+scale:2.5",
+            "scale:4+scale:4+scale:0.25",
+            "pad:1+pad:1",
+            "pad:0.5+scale:4",
+        ] {
+            let e = parse_chain(bad).expect_err(bad).to_string();
+            assert!(
+                e.contains("over the 4 times a chain may make"),
+                "{bad}: {e}"
+            );
+        }
+        for good in [
+            "scale:4",
+            "scale:2+scale:2",
+            "scale:4+scale:0.25+scale:4",
+            "crop:0.5+scale:4+scale:2",
+            "pad:1+blur:2",
+            "scale:1.6+scale:2.5",
+        ] {
+            assert!(parse_chain(good).is_ok(), "{good}");
+        }
+    }
+
+    /// No distortion makes an image over the decoder's limits: `scale:4` of a 22000-pixel-wide
+    /// strip would be 88000 pixels wide, `pad:1` 66000.
+    #[test]
+    fn no_distortion_makes_an_image_over_the_decoders_limits() {
+        let strip = RgbImage::new(22_000, 1);
+        for d in ["scale:4", "pad:1"] {
+            let made = d.parse::<Distortion>().unwrap().apply(&strip, 0);
+            let e = made.map(|img| img.dimensions()).expect_err(d).to_string();
+            assert!(e.contains("over the 65535 pixels a side"), "{d}: {e}");
+        }
+        assert_eq!(
+            Distortion::Scale { factor: 2.0 }
+                .apply(&strip, 0)
+                .unwrap()
+                .dimensions(),
+            (44_000, 2)
+        );
     }
 
     #[test]

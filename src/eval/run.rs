@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use image::RgbImage;
@@ -247,13 +248,24 @@ pub(crate) fn vectors_of_image(img: &RgbImage, registry: &Registry) -> Vec<Vec<f
         .collect()
 }
 
+/// `Err(Interrupted)` once `stop` is set: checked before each query's work.
+fn check_stop(stop: &AtomicBool) -> Result<()> {
+    if stop.load(Ordering::Relaxed) {
+        Err(Error::Interrupted)
+    } else {
+        Ok(())
+    }
+}
+
 /// Ranks every query for every target, exactly and (optionally) through HNSW, and scores.
-/// Each query is ranked by [`crate::rank::rank`], as `lookalike query` ranks.
+/// Each query is ranked by [`crate::rank::rank`], as `lookalike query` ranks. Setting `stop`
+/// ends the run at the next query with `Err(Interrupted)`.
 pub fn run_labelled(
     gt: &GroundTruth,
     items: &ItemVectors,
     registry: &Registry,
     cfg: &LabelledConfig,
+    stop: &AtomicBool,
 ) -> Result<Vec<TargetRun>> {
     let queries: Vec<usize> = gt
         .queries()
@@ -272,6 +284,7 @@ pub fn run_labelled(
         queries
             .par_iter()
             .map(|&q| {
+                check_stop(stop)?;
                 let name = gt.name(q);
                 let seed = seed_for(cfg.seed, name);
                 distorted_vectors(&gt.path(q), &cfg.query_distortion, seed, registry)
@@ -291,6 +304,7 @@ pub fn run_labelled(
         // stand in for the query itself (a help clean queries never get), and the clean and
         // distorted figures would not measure the same thing.
         let ranked = |qi: usize, k: usize, mode: SearchMode| -> Result<Vec<usize>> {
+            check_stop(stop)?;
             let ranking = rank_with_copies(
                 &space,
                 &examples[qi],
@@ -526,12 +540,14 @@ pub struct DistortionResult {
 }
 
 /// Queries distorted copies of sampled indexed images against the clean index, each ranked by
-/// [`crate::rank::rank`] as `lookalike query` ranks an example that is not indexed.
+/// [`crate::rank::rank`] as `lookalike query` ranks an example that is not indexed. Setting
+/// `stop` ends the run at the next query with `Err(Interrupted)`.
 pub fn run_distortions(
     items: &ItemVectors,
     paths: &HashMap<usize, PathBuf>,
     registry: &Registry,
     cfg: &DistortConfig,
+    stop: &AtomicBool,
     on_step: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<Vec<DistortionResult>> {
     let mut ids: Vec<usize> = items.by_item.keys().copied().collect();
@@ -554,11 +570,12 @@ pub fn run_distortions(
         let parts: Vec<Option<Vec<Vec<f32>>>> = sample
             .par_iter()
             .map(|&i| {
+                check_stop(stop)?;
                 let name = paths[&i].to_string_lossy();
                 let seed = seed_for(cfg.seed, &name);
-                distorted_vectors(&paths[&i], std::slice::from_ref(d), seed, registry).ok()
+                Ok(distorted_vectors(&paths[&i], std::slice::from_ref(d), seed, registry).ok())
             })
-            .collect();
+            .collect::<Result<_>>()?;
         for (target, space) in cfg.targets.iter().zip(&spaces) {
             let mut modes = vec![("exact", SearchMode::Exact, all)];
             if cfg.hnsw && space.ann.is_some() {
@@ -571,6 +588,7 @@ pub fn run_distortions(
                     .zip(&parts)
                     .filter_map(|(&orig, p)| p.as_ref().map(|p| (orig, p)))
                     .map(|(orig, p)| {
+                        check_stop(stop)?;
                         let example = target.vector(&items.families, p);
                         let ranked = rank_with_copies(
                             space,
@@ -615,6 +633,59 @@ pub fn run_distortions(
 mod tests {
     use super::*;
     use crate::features::Profile;
+
+    /// An interrupt ends a labelled run at the next query with `Interrupted` (exit 130), not
+    /// once every query of every target is ranked.
+    #[test]
+    fn a_stop_ends_the_run_at_the_next_query() {
+        let dir = tempfile::tempdir().unwrap();
+        for (class, name) in [
+            ("a", "1.png"),
+            ("a", "2.png"),
+            ("b", "3.png"),
+            ("b", "4.png"),
+        ] {
+            std::fs::create_dir_all(dir.path().join(class)).unwrap();
+            RgbImage::new(4, 4)
+                .save(dir.path().join(class).join(name))
+                .unwrap();
+        }
+        let gt = GroundTruth::from_folders(dir.path()).unwrap();
+        let items = ItemVectors {
+            families: vec!["color".into()],
+            by_item: (0..gt.len())
+                .map(|i| (i, vec![vec![i as f32, 1.0]]))
+                .collect(),
+            distractors: 0,
+            missing: Vec::new(),
+        };
+        let cfg = LabelledConfig {
+            targets: vec![Target::Family("color".into())],
+            metrics: EvalConfig::default(),
+            hnsw_depth: 10,
+            hnsw: false,
+            query_distortion: Vec::new(),
+            seed: 1,
+            qe: QueryExpansion::default(),
+            nearest_first: false,
+            ann: AnnParams::default(),
+        };
+        let registry = Registry::for_profile(Profile::Full);
+        let stop = AtomicBool::new(true);
+        let run = run_labelled(&gt, &items, &registry, &cfg, &stop);
+        assert!(
+            matches!(run, Err(Error::Interrupted)),
+            "{:?}",
+            run.map(|runs| runs.len())
+        );
+        stop.store(false, Ordering::Relaxed);
+        assert_eq!(
+            run_labelled(&gt, &items, &registry, &cfg, &stop)
+                .unwrap()
+                .len(),
+            1
+        );
+    }
 
     #[test]
     fn families_must_name_at_least_one_known_family() {

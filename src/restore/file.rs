@@ -42,7 +42,8 @@ pub fn load(path: &Path, cfg: &crate::decode::DecodeConfig) -> Result<ImageFile>
 }
 
 /// As [`load`], refusing an image whose `work` needs more than `budget_mib`
-/// ([`super::memory::check`]) once decoded, before its float planes are made.
+/// ([`super::memory::check`]): from its header's size before decoding where the header can be
+/// read, and once decoded, before its float planes are made.
 pub fn load_for(
     path: &Path,
     cfg: &crate::decode::DecodeConfig,
@@ -58,6 +59,12 @@ fn load_inner(
     work: Option<(super::memory::Work, u64)>,
 ) -> Result<ImageFile> {
     let bytes = crate::decode::read_image_file(path, cfg)?;
+    // refused from the header's size where it can be read, before decoding
+    if let Some((work, budget_mib)) = work
+        && let Some((size, colour)) = crate::decode::header_size(&bytes, path)
+    {
+        super::memory::check(path, size, colour, work, budget_mib)?;
+    }
     let crate::decode::FullSize { image: img, format } =
         crate::decode::decode_full_size(&bytes, path, cfg)?;
     if let Some((work, budget_mib)) = work {
@@ -601,6 +608,30 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("missing.png"), "{e}");
+    }
+
+    /// An image whose work is over the budget is refused from its header's size, before its
+    /// pixels are decoded (a 3.6-gigapixel JPEG took 7.5 s and 3.6 GB to be refused): here the
+    /// pixels are cut off, so only a refusal before decoding names the budget.
+    #[test]
+    fn an_image_over_the_work_budget_is_refused_before_decoding() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("large.png");
+        let mut bytes = Vec::new();
+        image::GrayImage::new(5000, 5000)
+            .write_to(&mut std::io::Cursor::new(&mut bytes), ImageFormat::Png)
+            .unwrap();
+        bytes.truncate(200);
+        std::fs::write(&path, &bytes).unwrap();
+        let work = crate::restore::memory::Work::Blur { psf_radius: 0 };
+        let e = load_for(&path, &Default::default(), work, 512)
+            .map(|img| img.planes.dim())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("5000x5000") && e.contains("over the memory budget of 512 MiB"),
+            "{e}"
+        );
     }
 
     #[test]

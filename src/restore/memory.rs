@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use super::Method;
+use super::fft::fast_size;
 use crate::{Error, Result};
 
 /// Memory budget of the restoration work when `--memory-budget` is not given, in MiB: a
@@ -14,14 +15,19 @@ pub const DEFAULT_BUDGET_MIB: u64 = 4096;
 /// What the float work of a restoration command is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Work {
-    /// `blur`.
-    Blur,
+    /// `blur` with a PSF of this radius (the larger of its two), in pixels.
+    Blur {
+        /// The PSF's radius, which pads the image for the FFT.
+        psf_radius: usize,
+    },
     /// `deblur` with `method`; `blind` when the PSF is estimated from the image.
     Deblur {
         /// Deconvolution method.
         method: Method,
         /// The PSF is estimated (`--psf auto`).
         blind: bool,
+        /// The given PSF's radius (0 when estimated), which pads the image for the FFTs.
+        psf_radius: usize,
     },
     /// `quality`, both images counted.
     Quality,
@@ -33,9 +39,9 @@ impl Work {
     /// noise 0.005 for `deblur`), divided by the pixel count, plus about a tenth.
     pub fn bytes_per_pixel(self, colour: bool) -> u64 {
         let (grey, rgb) = match self {
-            Work::Blur => (GREY_BLUR, RGB_BLUR),
+            Work::Blur { .. } => (GREY_BLUR, RGB_BLUR),
             Work::Quality => (GREY_QUALITY, RGB_QUALITY),
-            Work::Deblur { method, blind } => {
+            Work::Deblur { method, blind, .. } => {
                 let (grey, rgb) = match method {
                     Method::Wiener => (GREY_WIENER, RGB_WIENER),
                     Method::Rl => (GREY_RL, RGB_RL),
@@ -54,9 +60,9 @@ impl Work {
     /// The command as a user types it.
     fn name(self) -> String {
         match self {
-            Work::Blur => "blur".into(),
+            Work::Blur { .. } => "blur".into(),
             Work::Quality => "quality".into(),
-            Work::Deblur { method, blind } => format!(
+            Work::Deblur { method, blind, .. } => format!(
                 "deblur --method {}{}",
                 method.name(),
                 if blind { " (PSF estimated)" } else { "" }
@@ -82,10 +88,28 @@ const RGB_HYPER: u64 = 128;
 const GREY_BLIND: u64 = 8;
 const RGB_BLIND: u64 = 14;
 
-/// Bytes `work` needs for a `width` x `height` image.
+impl Work {
+    /// The FFT canvas `work` pads a `width` x `height` image into, as `convolve` (blur) and
+    /// `pad_for` (deblur) make it; the image itself for `quality`.
+    fn canvas(self, width: u64, height: u64) -> (u64, u64) {
+        let (pure, fade) = match self {
+            Work::Blur { psf_radius } => (psf_radius, 2),
+            Work::Deblur { psf_radius, .. } => (psf_radius + 4, (2 * psf_radius).max(16)),
+            Work::Quality => return (width, height),
+        };
+        let side = |n: u64| fast_size(n as usize + 2 * pure + fade) as u64;
+        (side(width), side(height))
+    }
+}
+
+/// Bytes `work` needs for a `width` x `height` image: its bytes a pixel for each pixel of the
+/// image or of the padded FFT canvas, whichever is larger. A long thin image padded by a large
+/// PSF (65535x2 by a Gaussian of sigma 100: a canvas of 66150x630) needs the canvas's.
 pub fn need(work: Work, width: u64, height: u64, colour: bool) -> u64 {
+    let (cols, rows) = work.canvas(width, height);
     width
         .saturating_mul(height)
+        .max(cols.saturating_mul(rows))
         .saturating_mul(work.bytes_per_pixel(colour))
 }
 
@@ -100,12 +124,28 @@ pub fn check(
     let need = need(work, u64::from(width), u64::from(height), colour);
     if need > budget_mib << 20 {
         let megapixels = f64::from(width) * f64::from(height) / 1e6;
+        let (cols, rows) = work.canvas(u64::from(width), u64::from(height));
+        let padded = if cols * rows > u64::from(width) * u64::from(height) * 2 {
+            format!(" padded by the PSF to {cols}x{rows}")
+        } else {
+            String::new()
+        };
         return Err(Error::InvalidInput(format!(
-            "{}: image is {width}x{height} pixels ({megapixels:.1} megapixels, {}); {} needs about {} MiB for it, over the memory budget of {budget_mib} MiB: give a larger `--memory-budget MIB` (at most 65536) if the machine has that memory, or scale the image down first",
+            "{}: image is {width}x{height} pixels ({megapixels:.1} megapixels, {}); {} needs about {} MiB for it{padded}, over the memory budget of {budget_mib} MiB: {}scale the image down first",
             crate::path_repr::shown(path),
             if colour { "colour" } else { "grey" },
             work.name(),
             need.div_ceil(1 << 20),
+            if budget_mib < crate::decode::MAX_MEMORY_BUDGET_MIB
+                && need <= crate::decode::MAX_MEMORY_BUDGET_MIB << 20
+            {
+                format!(
+                    "give a larger `--memory-budget MIB` (at most {}) if the machine has that memory, or ",
+                    crate::decode::MAX_MEMORY_BUDGET_MIB
+                )
+            } else {
+                String::new()
+            },
         )));
     }
     Ok(())
@@ -119,10 +159,17 @@ mod tests {
     /// 100-megapixel grey image does not fit `quality` nor the default `deblur`.
     #[test]
     fn a_24_megapixel_photo_fits_the_default_budget_and_a_bomb_does_not() {
-        let mut works = vec![Work::Blur, Work::Quality];
+        // the PSF of a blur of gaussian:2 (the README's example), or none
+        let psf_radius = crate::restore::psf::Psf::gaussian(2.0).radius().0;
+        let mut works = vec![Work::Blur { psf_radius }, Work::Quality];
         for method in [Method::Wiener, Method::Rl, Method::Hyper] {
             for blind in [false, true] {
-                works.push(Work::Deblur { method, blind });
+                let psf_radius = if blind { 0 } else { psf_radius };
+                works.push(Work::Deblur {
+                    method,
+                    blind,
+                    psf_radius,
+                });
             }
         }
         for work in works {
@@ -138,6 +185,7 @@ mod tests {
         let hyper = Work::Deblur {
             method: Method::Hyper,
             blind: true,
+            psf_radius: 0,
         };
         for work in [Work::Quality, hyper] {
             let e = check(
@@ -157,5 +205,44 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    /// The padding a PSF adds counts: a 65535x2 strip blurred by gaussian:100 (measured peak
+    /// 831 MB) or deblurred with motion:100,0 (1.2 GB) was let through a budget of 64 MiB,
+    /// as the strip's own pixels need 7 MiB.
+    #[test]
+    fn the_padding_of_a_large_psf_counts() {
+        let radius = |psf: crate::restore::psf::Psf| {
+            let (ry, rx) = psf.radius();
+            ry.max(rx)
+        };
+        let blur = Work::Blur {
+            psf_radius: radius(crate::restore::psf::Psf::gaussian(100.0)),
+        };
+        let deblur = Work::Deblur {
+            method: Method::Hyper,
+            blind: false,
+            psf_radius: radius(crate::restore::psf::Psf::motion(100.0, 0.0)),
+        };
+        for work in [blur, deblur] {
+            let e = check(Path::new("strip.png"), (65535, 2), true, work, 64)
+                .map(|()| need(work, 65535, 2, true) >> 20)
+                .expect_err("a 65535x2 strip")
+                .to_string();
+            assert!(
+                e.contains("padded by the PSF to") && e.contains("memory budget of 64 MiB"),
+                "{e}"
+            );
+        }
+        // a photo's own size still decides: 1600x1200 by gaussian:100 fits the default budget
+        check(
+            Path::new("photo.png"),
+            (1600, 1200),
+            true,
+            blur,
+            DEFAULT_BUDGET_MIB,
+        )
+        .unwrap();
+        assert!(need(blur, 1600, 1200, true) < need(blur, 65535, 2, true));
     }
 }
