@@ -293,7 +293,7 @@ fn thumbnail_from_file(record: &ImageRecord, cfg: &DecodeConfig) -> Option<Vec<u
 /// `thumbnails` of their images, or, for an image without one when `files` is given, on a
 /// thumbnail made from its file (decoded under `files`) if the file still holds the indexed
 /// content; a pair without both is judged by [`CopyTest::signatures_only`]. An image under
-/// [`LEAST_SIDE`] pixels a side is grouped only with byte-identical copies and images of the
+/// 8 pixels (`LEAST_SIDE`) a side is grouped only with byte-identical copies and images of the
 /// same signature (its pixels in another file). Images are taken in path order, so the groups
 /// do not depend on the order the index numbered them in.
 pub fn group(
