@@ -100,27 +100,11 @@ pub(crate) fn find_preview(bytes: &[u8]) -> Option<Preview<'_>> {
         });
     }
     let (tiff, first) = Tiff::parse(bytes)?;
-    let mut queue = vec![first as usize];
-    let mut seen = Vec::new();
     let mut best: Option<Preview> = None;
-    while let Some(ifd) = queue.pop() {
-        if ifd == 0 || seen.contains(&ifd) || seen.len() >= MAX_IFDS {
-            continue;
-        }
-        seen.push(ifd);
+    for ifd in directories(&tiff, first) {
         let entries = tiff.entries(ifd);
-        if let Some(next) = tiff.u32(ifd + 2 + entries.len() * 12) {
-            queue.push(next as usize);
-        }
         let find = |t: u16| entries.iter().find(|e| e.tag == t);
         let first_value = |t: u16| find(t).and_then(|e| tiff.value(e, 0));
-        if let Some(e) = find(tag::SUB_IFDS) {
-            for i in 0..e.count.min(MAX_IFDS as u32) {
-                if let Some(offset) = tiff.value(e, i) {
-                    queue.push(offset as usize);
-                }
-            }
-        }
         let mut spans = Vec::new();
         if let (Some(offset), Some(length)) =
             (first_value(tag::JPEG_OFFSET), first_value(tag::JPEG_LENGTH))
@@ -854,6 +838,12 @@ mod tests {
         assert_eq!(photo_size(&with(1, Some((90, 60)))), Some((90, 60)));
         assert_eq!(photo_size(&with(8, Some((90, 60)))), Some((60, 90)));
         // A plain TIFF has no sensor data.
+        let tiff = plain_tiff(img);
+        assert_eq!(tiff_sensor_size(&tiff), None);
+    }
+
+    /// `img` as a plain TIFF, without RAW data.
+    fn plain_tiff(img: image::RgbImage) -> Vec<u8> {
         let mut tiff = Vec::new();
         image::DynamicImage::ImageRgb8(img)
             .write_to(
@@ -861,7 +851,7 @@ mod tests {
                 image::ImageFormat::Tiff,
             )
             .unwrap();
-        assert_eq!(tiff_sensor_size(&tiff), None);
+        tiff
     }
 
     #[test]
@@ -869,13 +859,7 @@ mod tests {
         let img = picture(32, 32);
         let dng_bytes = dng(&img, false, 1);
         assert!(sniff(&dng_bytes, Path::new("photo.bin")), "DNGVersion tag");
-        let mut tiff = Vec::new();
-        image::DynamicImage::ImageRgb8(img)
-            .write_to(
-                &mut std::io::Cursor::new(&mut tiff),
-                image::ImageFormat::Tiff,
-            )
-            .unwrap();
+        let tiff = plain_tiff(img);
         assert!(!sniff(&tiff, Path::new("scan.tif")));
         assert!(sniff(&tiff, Path::new("DSC_0001.NEF")), "a RAW extension");
         let mut raf = b"FUJIFILMCCD-RAW 0201FF383501".to_vec();
