@@ -327,13 +327,7 @@ fn the_web_app_works_in_a_real_browser() {
 
     // A search by example: a blurred photo chosen from the computer.
     driver.go(&format!("{url}#/query"));
-    let input = driver.wait_for("input#example");
-    let example = sample("rocket", "blur.jpg");
-    driver.call(
-        "POST",
-        &format!("/element/{}/value", input[0]),
-        Some(json!({"text": example.to_str().unwrap()})),
-    );
+    search_by_example(&driver, &sample("rocket", "blur.jpg"));
     let hits = driver.wait_for("#results .card");
     assert!(
         driver.text(&hits[0]).starts_with("rocket"),
@@ -659,13 +653,7 @@ fn a_dropped_example_replaces_the_chosen_file_and_one_not_shown_is_said_so() {
     let server = c.serve(&[]);
     let driver = Driver::start(&driver_bin, &chromium, &c.root.join("chromium-profile"));
     driver.go(&format!("http://{}/#/query", server.http.addr));
-    let input = driver.wait_for("input#example");
-    let example = sample("rocket", "blur.jpg");
-    driver.call(
-        "POST",
-        &format!("/element/{}/value", input[0]),
-        Some(json!({"text": example.to_str().unwrap()})),
-    );
+    search_by_example(&driver, &sample("rocket", "blur.jpg"));
     let id = driver.wait_for("#results .card");
     let id = driver.call(
         "GET",
@@ -704,13 +692,7 @@ fn a_searchs_results_come_back_after_back() {
     let server = c.serve(&[]);
     let driver = Driver::start(&driver_bin, &chromium, &c.root.join("chromium-profile"));
     driver.go(&format!("http://{}/#/query", server.http.addr));
-    let input = driver.wait_for("input#example");
-    let example = sample("rocket", "blur.jpg");
-    driver.call(
-        "POST",
-        &format!("/element/{}/value", input[0]),
-        Some(json!({"text": example.to_str().unwrap()})),
-    );
+    search_by_example(&driver, &sample("rocket", "blur.jpg"));
     let hits = driver.wait_for("#results .card");
     let first = driver.text(&hits[0]);
     driver.click(&hits[0]);
@@ -739,5 +721,15 @@ fn the_duplicates_actions_are_reached_before_the_groups() {
     assert_eq!(
         driver.execute("return document.activeElement.id", json!([])),
         json!("action")
+    );
+}
+
+/// Chooses `example` in the search page's file box, which starts the search.
+fn search_by_example(driver: &Driver, example: &Path) {
+    let input = driver.wait_for("input#example");
+    driver.call(
+        "POST",
+        &format!("/element/{}/value", input[0]),
+        Some(json!({"text": example.to_str().unwrap()})),
     );
 }

@@ -628,15 +628,18 @@ fn eval_on_sample_groups_and_distortion_benchmark_end_to_end() {
     assert!(map > 0.6, "fused under blur:2+jpeg:50: mAP {map}");
     // A bad chain is refused before anything is indexed.
     let unused_index = env.root.join("never-made");
-    let out = Command::cargo_bin("lookalike")
-        .unwrap()
-        .arg("--index-dir")
-        .arg(&unused_index)
-        .args(["eval", "--labels", "folders"])
-        .args(["--query-distortion", "blur:2+nope"])
-        .arg(&env.photos)
-        .output()
-        .unwrap();
+    let refused_chain = |chain: &str| {
+        Command::cargo_bin("lookalike")
+            .unwrap()
+            .arg("--index-dir")
+            .arg(&unused_index)
+            .args(["eval", "--labels", "folders"])
+            .args(["--query-distortion", chain])
+            .arg(&env.photos)
+            .output()
+            .unwrap()
+    };
+    let out = refused_chain("blur:2+nope");
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -645,15 +648,7 @@ fn eval_on_sample_groups_and_distortion_benchmark_end_to_end() {
     );
     assert!(!unused_index.exists());
     // A chain that enlarges the queries past one `scale:4` is refused too, naming the limit.
-    let out = Command::cargo_bin("lookalike")
-        .unwrap()
-        .arg("--index-dir")
-        .arg(&unused_index)
-        .args(["eval", "--labels", "folders"])
-        .args(["--query-distortion", "scale:4+scale:4+scale:4"])
-        .arg(&env.photos)
-        .output()
-        .unwrap();
+    let out = refused_chain("scale:4+scale:4+scale:4");
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

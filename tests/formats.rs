@@ -498,39 +498,22 @@ fn a_raw_file_left_unchanged_is_written_in_the_output_format_not_copied() {
 /// `quality --json`'s `first_frames_only` and `deblur --json`'s `lossy` for `file` (compared
 /// with `reference`), and whether `deblur` notes that only a first frame is read.
 fn frames_and_lossy(file: &Path, reference: &Path) -> (bool, bool, bool) {
-    let out = lookalike()
-        .arg("quality")
-        .arg(reference)
-        .arg(file)
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let quality: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (quality, _) = json_of(lookalike().arg("quality").arg(reference).arg(file));
     let output = file.with_extension("out.png");
-    let out = lookalike()
-        .arg("deblur")
-        .arg(file)
-        .arg(&output)
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let deblur: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let noted = String::from_utf8_lossy(&out.stderr).contains("only its first frame is read");
+    let (deblur, stderr) = json_of(lookalike().arg("deblur").arg(file).arg(&output));
     (
         quality["first_frames_only"].as_bool().unwrap(),
-        noted,
+        stderr.contains("only its first frame is read"),
         deblur["lossy"].as_bool().unwrap(),
     )
+}
+
+/// Runs `command` with `--json`, which must succeed: its output and what it told on stderr.
+fn json_of(command: &mut Command) -> (Value, String) {
+    let out = command.arg("--json").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    (serde_json::from_slice(&out.stdout).unwrap(), stderr)
 }
 
 /// Animated JPEG XL and AVIF are read at their first frame and say so, as GIF does; a
