@@ -373,6 +373,12 @@ fn the_web_app_works_in_a_real_browser() {
         undone.contains("Undone: ") && !undone.contains("Partly undone"),
         "{undone}"
     );
+    // in the words of `lookalike undo`
+    let back = format!("restored: {}", c.photos.join("coffee copy.jpg").display());
+    assert!(
+        undone.contains(&back) && undone.contains("5 restored"),
+        "{undone}"
+    );
 
     // Trashed again, then a new file saved under the copy's name: the undo is partial, and
     // the page says so rather than "Undone".

@@ -404,11 +404,13 @@ function duplicatesView(params) {
     }
   }
 
-  function showSteps(doc, heading) {
+  // an undo's steps in the words of `lookalike undo`
+  const UNDO_WORDS = { done: "restored", skipped: "not restored" };
+
+  function showSteps(doc, heading, words = {}) {
     const counts = {};
     const items = doc.steps.map((s) => {
-      // an undo's file back in place before it began is told as `lookalike undo` tells it
-      const said = s.already_back ? "already back" : s.outcome.replace("_", " ");
+      const said = s.already_back ? "already back" : words[s.outcome] || s.outcome.replace("_", " ");
       counts[said] = (counts[said] || 0) + 1;
       const text = s.already_back
         ? `already back: ${named(s, "path")}: it is already back in place`
@@ -446,11 +448,11 @@ function duplicatesView(params) {
     try {
       const doc = await api("/api/undo", { method: "POST" });
       if (!doc.undone) put(outcome, el("p", { class: "note" }, "Nothing to undo."));
-      else if (doc.undone.closed) showSteps(doc.undone, `Undone: ${doc.undone.action}`);
+      else if (doc.undone.closed) showSteps(doc.undone, `Undone: ${doc.undone.action}`, UNDO_WORDS);
       else {
         const lines = doc.undone.damaged_lines || [];
         const damaged = lines.length ? `; journal ${lines.length === 1 ? "line" : "lines"} ${lines.join(", ")} could not be read` : "";
-        showSteps(doc.undone, `Partly undone: ${doc.undone.action}${damaged}. What is not back is listed: clear its way and press Undo last run again`);
+        showSteps(doc.undone, `Partly undone: ${doc.undone.action}${damaged}. What is not back is listed: clear its way and press Undo last run again`, UNDO_WORDS);
       }
     } catch (e) { put(outcome, el("p", { class: "error", role: "alert" }, String(e.message))); }
   }));
