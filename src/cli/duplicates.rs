@@ -287,6 +287,9 @@ pub(crate) fn cmd_duplicates(
             if let Some(why) = &unwritable {
                 eprintln!("warning: {why}");
             }
+            if args.apply {
+                super::install_stop_flag_saying("finishing the current step");
+            }
             let outcomes =
                 cleanup::execute(&journals, a, &steps, args.apply, &reviewed.held, &stop)?;
             if args.apply {

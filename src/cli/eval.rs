@@ -735,7 +735,8 @@ pub(crate) fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) ->
         nearest_first: args.search.nearest_first,
         ann: graph_params(&args, &collection, &store)?,
     };
-    let runs = run_labelled(&gt, &items, &registry, &cfg, &super::install_stop_flag())?;
+    let stop = super::install_stop_flag_saying("finishing the current query");
+    let runs = run_labelled(&gt, &items, &registry, &cfg, &stop)?;
 
     if let Some(path) = &args.dump_rankings {
         let mut w = RankingsWriter::create(path)?;
@@ -1217,7 +1218,7 @@ fn distort_benchmark(
     let bar = super::progress_bar(quiet);
     bar.set_length(cfg.suite.len() as u64);
     bar.set_message("distortions");
-    let stop = super::install_stop_flag();
+    let stop = super::install_stop_flag_saying("finishing the current query");
     let results = run_distortions(&items, &paths, registry, &cfg, &stop, &|step, _| {
         bar.set_position(step as u64)
     })?;

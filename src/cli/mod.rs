@@ -459,10 +459,15 @@ fn install_stop_flag() -> Arc<AtomicBool> {
     install_stop_flag_saying("finishing the current batch")
 }
 
+/// What the first signal lets finish, told by [`stop_message`].
+static STOP_WHAT: std::sync::Mutex<&str> = std::sync::Mutex::new("");
+
 /// [`install_stop_flag`], saying `what` the first signal lets finish. The handler is set once
-/// in a process; a later call returns the same flag, which the signal sets.
+/// in a process; a later call returns the same flag, which the signal sets, and the signal
+/// then tells the later call's `what` (a run that indexes, then queries, says which it is in).
 fn install_stop_flag_saying(what: &'static str) -> Arc<AtomicBool> {
     static STOP: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+    *STOP_WHAT.lock().unwrap_or_else(|e| e.into_inner()) = what;
     STOP.get_or_init(|| {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
@@ -471,11 +476,18 @@ fn install_stop_flag_saying(what: &'static str) -> Arc<AtomicBool> {
             if flag.swap(true, Ordering::SeqCst) {
                 std::process::exit(130);
             }
-            note!("\nstopping: {what} (Ctrl-C again to quit at once)");
+            note!("\n{}", stop_message());
         });
         stop
     })
     .clone()
+}
+
+/// What the first Ctrl-C says: what the run lets finish, as the last call to
+/// [`install_stop_flag_saying`] named it.
+fn stop_message() -> String {
+    let what = *STOP_WHAT.lock().unwrap_or_else(|e| e.into_inner());
+    format!("stopping: {what} (Ctrl-C again to quit at once)")
 }
 
 /// Decoding limits with `--memory-budget MIB`, if given.
@@ -1131,6 +1143,19 @@ fn damage_note(damaged: &[crate::store::DamagedVector]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A run that indexes, then queries, tells on Ctrl-C what it is doing now, not what it
+    /// did first.
+    #[test]
+    fn a_stop_tells_what_the_run_is_doing_now() {
+        let first = install_stop_flag();
+        let later = install_stop_flag_saying("finishing the current query");
+        assert!(Arc::ptr_eq(&first, &later), "one flag per process");
+        assert_eq!(
+            stop_message(),
+            "stopping: finishing the current query (Ctrl-C again to quit at once)"
+        );
+    }
 
     /// The command that resumes a run gives its flags, each one shell word, before its roots.
     #[test]
