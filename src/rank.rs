@@ -9,7 +9,8 @@
 //!    neighbours into the query (never the example's own indexed image) and searches again;
 //! 3. the candidates' [`HEAD`] is reordered: exact duplicates of the example (distance to it
 //!    below [`DUPLICATE_DISTANCE`]) first, then the candidate nearest to the example among the
-//!    others (the `nearest_first` step); the rest keep the search's order.
+//!    others and the first [`POOL_BEFORE_EXPANSION`] of the search before expansion (the
+//!    `nearest_first` step); the rest keep the search's order.
 //!
 //! 4. when the example has a duplicate signature, the indexed images whose signature passes
 //!    [`CopyTest::DEFAULT`] with it are edited copies of the example: they go first, right
@@ -39,6 +40,10 @@ pub enum SearchMode {
 /// Candidates at the head of a ranking that are reordered by their distance to the example:
 /// the nearest-first pool and one more, for the example itself when it is indexed.
 pub const HEAD: usize = nearest_first::POOL + 1;
+
+/// Candidates of the search before query expansion that compete for first place with the
+/// head's (`nearest_first`).
+pub const POOL_BEFORE_EXPANSION: usize = nearest_first::POOL;
 
 /// Candidates of a plain search checked for being edited copies of the example.
 pub const COPY_POOL: usize = 100;
@@ -133,7 +138,11 @@ fn rank_and_pool<S: Space + ?Sized>(
     let mut plain: Option<Vec<i64>> = None;
     if cfg.qe.enabled() {
         let found: Vec<i64> = space
-            .search(&query, (cfg.qe.n + 1).max(pool), cfg.mode)?
+            .search(
+                &query,
+                (cfg.qe.n + 1).max(pool).max(POOL_BEFORE_EXPANSION),
+                cfg.mode,
+            )?
             .into_iter()
             .map(|h| h.0)
             .collect();
@@ -172,6 +181,39 @@ fn rank_and_pool<S: Space + ?Sized>(
             copy: d < DUPLICATE_DISTANCE,
         })
         .collect();
+    // Expansion can carry the image nearest to the example out of the head: the first
+    // candidates of the search before it compete for first place too.
+    if cfg.nearest_first
+        && cfg.qe.enabled()
+        && let Some(found) = &plain
+    {
+        let outside: Vec<i64> = found
+            .iter()
+            .take(POOL_BEFORE_EXPANSION)
+            .copied()
+            .filter(|id| !head_ids.contains(id))
+            .collect();
+        let nearest_in_head = head
+            .iter()
+            .filter_map(|r| r.distance)
+            .fold(f32::INFINITY, f32::min);
+        let nearest_outside = outside
+            .iter()
+            .copied()
+            .zip(space.example_distances(example, &outside)?)
+            .filter(|&(_, d)| d < nearest_in_head)
+            .min_by(|a, b| a.1.total_cmp(&b.1));
+        if let Some((id, d)) = nearest_outside {
+            head.insert(
+                0,
+                Ranked {
+                    id,
+                    distance: Some(d),
+                    copy: d < DUPLICATE_DISTANCE,
+                },
+            );
+        }
+    }
     let is_duplicate = |r: &Ranked| r.copy;
     // the example's own image first among its exact duplicates
     head.sort_by_key(|r| (!is_duplicate(r), Some(r.id) != own));
@@ -181,12 +223,17 @@ fn rank_and_pool<S: Space + ?Sized>(
             r.distance.unwrap_or(f32::INFINITY)
         });
     }
+    let tail: Vec<Ranked> = candidates[head_len..]
+        .iter()
+        .filter(|&&(id, _)| !head.iter().any(|r| r.id == id))
+        .map(|&(id, _)| Ranked {
+            id,
+            distance: None,
+            copy: false,
+        })
+        .collect();
     let mut ranking = head;
-    ranking.extend(candidates[head_len..].iter().map(|&(id, _)| Ranked {
-        id,
-        distance: None,
-        copy: false,
-    }));
+    ranking.extend(tail);
     ranking.truncate(k);
     let mut pool_ids = plain.unwrap_or_default();
     pool_ids.truncate(pool);
@@ -406,6 +453,41 @@ mod tests {
         );
         // Duplicates outside the head are not looked for.
         assert!(!ids(&rank(&origin, &example, None, 25, &PLAIN).unwrap()[..HEAD]).contains(&20));
+    }
+
+    /// Expansion averages the query with a cluster beside the example and carries the image
+    /// nearest to the example out of the head: it still goes first, once.
+    #[test]
+    fn the_nearest_image_goes_first_when_expansion_carries_it_out_of_the_head() {
+        let mut points: Vec<(i64, Vec<f32>)> = vec![(0, vec![1.0, 0.3, 0.0])];
+        points.extend((1..=20).map(|i| (i, vec![1.0, 0.0, 0.32 + 0.001 * i as f32])));
+        let space = Spaces {
+            search: points.clone(),
+            full: points,
+        };
+        let cfg = RankConfig {
+            qe: QueryExpansion { n: 3, alpha: 1.0 },
+            ..PLAIN
+        };
+        let example = [1.0, 0.0, 0.0];
+        let without = RankConfig {
+            nearest_first: false,
+            ..cfg
+        };
+        let expanded = rank(&space, &example, None, 21, &without).unwrap();
+        assert!(
+            !ids(&expanded[..HEAD]).contains(&0),
+            "expansion leaves it out of the head: {:?}",
+            ids(&expanded)
+        );
+        let short = rank(&space, &example, None, 5, &cfg).unwrap();
+        assert_eq!(short[0].id, 0, "{:?}", ids(&short));
+        let long = rank(&space, &example, None, 21, &cfg).unwrap();
+        assert_eq!(ids(&long[..5]), ids(&short));
+        let mut once = ids(&long);
+        once.sort_unstable();
+        once.dedup();
+        assert_eq!(once.len(), 21, "every image once: {:?}", ids(&long));
     }
 
     /// A space that searches from the origin whatever the example.
