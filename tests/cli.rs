@@ -3370,7 +3370,10 @@ fn a_refused_files_command_is_quoted_once() {
         let out = env.cmd().args(["index", file]).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{err}");
-        let command = format!("`lookalike index {globs} {flag} {file}` takes it in");
+        let command = format!(
+            "`lookalike --index-dir {} index {globs} {flag} {file}` takes it in",
+            env.index.display()
+        );
         assert!(err.contains(&command) && err.contains(then), "{err}");
         assert!(!err.contains(r"\\"), "{err}");
     }

@@ -143,7 +143,7 @@ pub(crate) fn cmd_duplicates(
                     recorded.name(),
                     wanted.name()
                 ),
-                command: format!("lookalike index --profile {}", wanted.name()),
+                command: advised_command(collection, &format!("index --profile {}", wanted.name())),
                 then: "switches it".into(),
             });
         }
