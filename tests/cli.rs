@@ -436,7 +436,11 @@ fn clear_errors_for_missing_index_bad_weights_and_busy_index() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("lookalike index"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("`lookalike --index-dir ") && err.contains(" index DIR`"),
+        "{err}"
+    );
 
     env.index_json(0);
     let out = env
@@ -1133,7 +1137,10 @@ fn index_exits_3_while_recorded_failures_remain() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("1 file could not be indexed"), "{stderr}");
-    assert!(stderr.contains("lookalike status"), "{stderr}");
+    assert!(
+        stderr.contains("`lookalike --index-dir ") && stderr.contains(" status` lists"),
+        "{stderr}"
+    );
     // Once the file is gone, all is well again.
     std::fs::remove_file(env.photos.join("broken.jpg")).unwrap();
     env.index_json(0);
