@@ -2023,7 +2023,22 @@ pub fn execute(
         drop(journal);
         fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
     }
+    advise_on_this_index(journal_dir, outcomes.iter_mut());
     Ok(outcomes)
+}
+
+/// The reasons of steps name what to run next as `lookalike index` and `lookalike undo`:
+/// names them as they act on the index whose journal is at `journal_dir`.
+fn advise_on_this_index<'a>(journal_dir: &Path, outcomes: impl Iterator<Item = &'a mut Outcome>) {
+    let index_dir = journal_dir.parent().unwrap_or(Path::new("."));
+    for outcome in outcomes {
+        if let Outcome::Skipped(why) | Outcome::Failed(why) = outcome {
+            for command in ["index", "undo"] {
+                let advised = crate::collection::advised_command(index_dir, command);
+                *why = why.replace(&format!("`lookalike {command}`"), &format!("`{advised}`"));
+            }
+        }
+    }
 }
 
 /// One reversed (or irreversible) step of an undo.
@@ -2181,6 +2196,7 @@ pub fn undo(journal_dir: &Path) -> Result<Option<UndoReport>> {
         });
     }
     steps.reverse();
+    advise_on_this_index(journal_dir, steps.iter_mut().map(|r| &mut r.outcome));
     remove_made_folders(made);
     damaged_lines.sort_unstable();
     // a failed step (a permission, a full disk, a file in the way) may succeed later, and a
@@ -2197,6 +2213,7 @@ pub fn undo(journal_dir: &Path) -> Result<Option<UndoReport>> {
     } else {
         path
     };
+    let journal = crate::path_repr::absolute(&journal);
     Ok(Some(UndoReport {
         journal,
         action,

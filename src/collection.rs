@@ -80,6 +80,33 @@ impl Drop for WriteLock {
     }
 }
 
+impl AsRef<Path> for Collection {
+    fn as_ref(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// The command line `lookalike ARGS` that a message advises, acting on the index at
+/// `index_dir`: with `--index-dir` and its absolute path as one shell word, unless that is the
+/// default `./.lookalike` and `$LOOKALIKE_INDEX` names no other, so that the line pasted in a
+/// shell acts on this index.
+pub fn advised_command(index_dir: impl AsRef<Path>, args: &str) -> String {
+    let dir = index_dir.as_ref();
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let the_default = absolute(dir)
+        .components()
+        .eq(absolute(Path::new(DEFAULT_INDEX_DIR)).components())
+        && std::env::var_os(INDEX_DIR_ENV).is_none_or(|v| v.is_empty());
+    if the_default {
+        format!("lookalike {args}")
+    } else {
+        format!(
+            "lookalike --index-dir {} {args}",
+            crate::path_repr::shell_word(absolute(dir).as_os_str())
+        )
+    }
+}
+
 impl Collection {
     /// The folder from `--index-dir`, else `$LOOKALIKE_INDEX`, else `./.lookalike`.
     pub fn resolve(flag: Option<&Path>) -> Collection {
@@ -333,8 +360,9 @@ impl Collection {
             None => Ok(Profile::Full),
             Some(name) => Profile::from_name(&name).ok_or_else(|| {
                 Error::InvalidInput(format!(
-                    "the index at {} was made with feature profile '{name}', which this version of lookalike does not know: upgrade lookalike, or run `lookalike index --profile full` to re-extract it",
-                    crate::path_repr::shown(&self.dir)
+                    "the index at {} was made with feature profile '{name}', which this version of lookalike does not know: upgrade lookalike, or run `{}` to re-extract it",
+                    crate::path_repr::shown(&self.dir),
+                    advised_command(self, "index --profile full")
                 ))
             }),
         }

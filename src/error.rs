@@ -1,6 +1,6 @@
 //! The library's one error type: user mistakes and bad inputs carry the path and what to do.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::path_repr::shown;
 
@@ -54,11 +54,19 @@ pub enum Error {
     },
 
     /// No index exists where one was expected.
-    #[error("no index at {}: run `lookalike index DIR` first (or pass --index-dir)", shown(.0))]
+    #[error(
+        "no index at {}: run `{}` first (or pass --index-dir)",
+        shown(.0),
+        crate::collection::advised_command(.0, "index DIR")
+    )]
     NoIndex(PathBuf),
 
     /// The index holds no images to search.
-    #[error("the index at {} holds no images yet: run `lookalike index DIR`", shown(.0))]
+    #[error(
+        "the index at {} holds no images yet: run `{}`",
+        shown(.0),
+        crate::collection::advised_command(.0, "index DIR")
+    )]
     EmptyIndex(PathBuf),
 
     /// Another process holds the index for writing.
@@ -121,7 +129,13 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// What to do about a damaged index database.
-pub(crate) const DAMAGED_DATABASE_ADVICE: &str = "restore lookalike.db from a backup, or delete it and its -wal and -shm files from the index folder and run `lookalike index DIR` again (only the index is lost; your images are not touched)";
+/// What to do about a damaged index database at `db_path`.
+pub(crate) fn damaged_database_advice(db_path: &Path) -> String {
+    format!(
+        "restore lookalike.db from a backup, or delete it and its -wal and -shm files from the index folder and run `{}` again (only the index is lost; your images are not touched)",
+        crate::collection::advised_command(db_path.parent().unwrap_or(Path::new(".")), "index DIR")
+    )
+}
 
 impl Error {
     /// Wraps an I/O error with the path it concerns.

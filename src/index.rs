@@ -316,6 +316,7 @@ fn profile_incomplete(store: &Store, registry: &Registry) -> Result<bool> {
 /// Refuses a file named on its own that the walks of its folder skip (hidden, excluded, not
 /// included, not an image): indexed now, it would be dropped by the next refresh.
 fn refuse_files_walks_skip(
+    collection: &Collection,
     targets: &Targets,
     tracked: &HashMap<i64, PathBuf>,
     crawl: &CrawlConfig,
@@ -333,7 +334,7 @@ fn refuse_files_walks_skip(
                     "{}: not indexed: a symbolic link, and the walks do not follow links",
                     crate::path_repr::shown(given)
                 ),
-                command: take_in_command(&following, given),
+                command: take_in_command(collection, &following, given),
                 then: "takes it in, and the index then follows links everywhere".into(),
             });
         }
@@ -363,7 +364,7 @@ fn refuse_files_walks_skip(
             };
             return Err(Error::InvalidWithCommand {
                 reason,
-                command: take_in_command(&with_hidden, given),
+                command: take_in_command(collection, &with_hidden, given),
                 then: "takes it in, and the index then walks hidden files everywhere".into(),
             });
         }
@@ -372,17 +373,20 @@ fn refuse_files_walks_skip(
 }
 
 /// The `index` command that takes in `file` with the walk options `walk`, as shell words.
-fn take_in_command(walk: &WalkOptions, file: &Path) -> String {
+fn take_in_command(collection: &Collection, walk: &WalkOptions, file: &Path) -> String {
     // a name starting with `-` would be read as a flag
     let file = if file.as_os_str().as_encoded_bytes().starts_with(b"-") {
         Path::new(".").join(file)
     } else {
         file.to_path_buf()
     };
-    format!(
-        "lookalike index {} {}",
-        walk.flags(),
-        crate::path_repr::shell_word(file.as_os_str())
+    crate::collection::advised_command(
+        collection,
+        &format!(
+            "index {} {}",
+            walk.flags(),
+            crate::path_repr::shell_word(file.as_os_str())
+        ),
     )
 }
 
@@ -499,14 +503,15 @@ fn walk_starts(present: &[PathBuf]) -> Vec<PathBuf> {
 
 /// Places each file named alone where the walks of the tracked folders and those named with
 /// it list it ([`placed`]), and refuses one that lies in none of them.
-fn place_files(targets: &mut Targets, tracked: &[&PathBuf]) -> Result<()> {
+fn place_files(collection: &Collection, targets: &mut Targets, tracked: &[&PathBuf]) -> Result<()> {
     let roots: Vec<&PathBuf> = tracked.iter().copied().chain(&targets.folders).collect();
     let mut files = std::mem::take(&mut targets.files);
     for file in &mut files {
         let Some(path) = placed(&file.given, &roots) else {
             return Err(Error::InvalidInput(format!(
-                "{}: not inside an indexed folder; index the folder that holds it (`lookalike index DIR`)",
-                crate::path_repr::shown(&file.given)
+                "{}: not inside an indexed folder; index the folder that holds it (`{}`)",
+                crate::path_repr::shown(&file.given),
+                crate::collection::advised_command(collection, "index DIR")
             )));
         };
         file.path = path;
@@ -557,11 +562,12 @@ pub fn run(
     // A request refused on a new index leaves no index behind: what can be refused without
     // the tracked folders is refused before the index folder is made.
     if !collection.exists() {
-        place_files(&mut targets, &[])?;
+        place_files(collection, &mut targets, &[])?;
         if targets.folders.is_empty() {
-            return Err(Error::InvalidInput(
-                "no folder is indexed yet: run `lookalike index DIR`".into(),
-            ));
+            return Err(Error::InvalidInput(format!(
+                "no folder is indexed yet: run `{}`",
+                crate::collection::advised_command(collection, "index DIR")
+            )));
         }
     }
     let mut lock = collection.lock_for_writing(config.command.unwrap_or("index"))?;
@@ -585,7 +591,7 @@ pub fn run(
             None => targets.files.push(f),
         }
     }
-    place_files(&mut targets, &tracked_folders)?;
+    place_files(collection, &mut targets, &tracked_folders)?;
     let profile = match config.profile {
         Some(p) => {
             collection.set_profile(&mut store, p)?;
@@ -601,7 +607,12 @@ pub fn run(
     } else {
         collection.walk_options(&store)?.unwrap_or_default()
     };
-    refuse_files_walks_skip(&targets, &tracked, &walk.applied_to(&config.crawl))?;
+    refuse_files_walks_skip(
+        collection,
+        &targets,
+        &tracked,
+        &walk.applied_to(&config.crawl),
+    )?;
     let remembered = collection.walk_options(&store)?.unwrap_or_default();
     // options given to an index that already tracks folders are announced even when it had
     // none: its next refresh walks every folder with them
@@ -666,8 +677,9 @@ pub fn run(
     // while the run went on, and what the run wrote went with it.
     if crate::cleanup::file_id(&collection.db_path()) != database {
         return Err(Error::InvalidInput(format!(
-            "{}: the index folder was deleted or replaced during the run, and what the run wrote went with it; run `lookalike index` again",
-            crate::path_repr::shown(collection.dir())
+            "{}: the index folder was deleted or replaced during the run, and what the run wrote went with it; run `{}` again",
+            crate::path_repr::shown(collection.dir()),
+            crate::collection::advised_command(collection, "index")
         )));
     }
     summary.elapsed_secs = elapsed_secs;

@@ -6,7 +6,7 @@
 //! its exact bytes. A list of paths gets a sibling list with `null` for the valid names.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serializer;
 use serde::ser::SerializeMap;
@@ -68,6 +68,14 @@ pub fn insert_list<'a>(
             serde_json::to_value(bytes).unwrap_or_default(),
         );
     }
+}
+
+/// `path` made absolute, as JSON gives every path: the real path when it exists (`..` and
+/// symbolic links resolved, no trailing slash), else joined to the working directory.
+pub fn absolute(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path)
+        .or_else(|_| std::path::absolute(path))
+        .unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// A JSON object holding `KEY` (and `KEY_bytes`) for one path, to merge into others.

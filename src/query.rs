@@ -104,9 +104,10 @@ pub struct Searcher {
 /// The refusal of a search in an index of `profile`, which ranks nothing.
 pub(crate) fn ranks_nothing(collection: &Collection, profile: crate::features::Profile) -> Error {
     Error::InvalidInput(format!(
-        "the index at {} holds duplicate signatures only (profile '{}', made by `lookalike duplicates`): run `lookalike index --profile fast` (or `--profile full`) to describe its images for similarity search",
+        "the index at {} holds duplicate signatures only (profile '{}', made by `lookalike duplicates`): run `{}` (or `--profile full`) to describe its images for similarity search",
         crate::path_repr::shown(collection.dir()),
-        profile.name()
+        profile.name(),
+        crate::collection::advised_command(collection, "index --profile fast")
     ))
 }
 
@@ -333,7 +334,10 @@ impl Searcher {
         }
         // what the search read of damaged vectors depends on its candidates: all are noted
         self.store.note_all_damage(&self.space.fusion.families())?;
-        let damage_note = crate::store::DamagedVector::left_out_note(&self.store.take_damaged());
+        let damage_note = crate::store::DamagedVector::left_out_note(
+            self.store.index_dir(),
+            &self.store.take_damaged(),
+        );
         Ok(QueryResult {
             damage_note,
             query: query.to_path_buf(),

@@ -179,9 +179,10 @@ impl Collection {
         let left_out_note = |left_out: u64| {
             let n = left_out as usize;
             format!(
-                "{} no usable vector for this search (not extracted yet, as while an `index --profile` change is unfinished, or damaged) and {} left out; `lookalike index` (or `index --repair`) brings {} in",
+                "{} no usable vector for this search (not extracted yet, as while an `index --profile` change is unfinished, or damaged) and {} left out; `{}` (or `index --repair`) brings {} in",
                 crate::text::counted(n, "indexed image has", "indexed images have"),
                 crate::text::for_count(n, "is", "are"),
+                crate::collection::advised_command(self, "index"),
                 crate::text::for_count(n, "it", "them")
             )
         };
@@ -199,7 +200,8 @@ impl Collection {
                     }
                     Err(e) => {
                         note = Some(format!(
-                            "HNSW dump unusable ({e}); searched a graph rebuilt in memory (`lookalike index` rewrites the dump)"
+                            "HNSW dump unusable ({e}); searched a graph rebuilt in memory (`{}` rewrites the dump)",
+                            crate::collection::advised_command(self, "index")
                         ));
                         None
                     }
@@ -214,9 +216,10 @@ impl Collection {
                 None
             }
             Some(_) => {
-                note = Some(
-                    "index changed since the HNSW dump was written; searched a graph rebuilt in memory (`lookalike index` refreshes it)".into(),
-                );
+                note = Some(format!(
+                    "index changed since the HNSW dump was written; searched a graph rebuilt in memory (`{}` refreshes it)",
+                    crate::collection::advised_command(self, "index")
+                ));
                 None
             }
             None => None,

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::ann::{AnnIndex, DumpRecord, PROJECTION_FILE, ann_dir};
-use crate::collection::Collection;
+use crate::collection::{Collection, advised_command};
 use crate::error::Result;
 use crate::features::{Profile, Registry};
 use crate::pca::Projection;
@@ -75,7 +75,7 @@ impl StatusReport {
                 serde_json::Value::Object(entry)
             })
             .collect();
-        let mut doc = crate::path_repr::object("index_dir", index_dir);
+        let mut doc = crate::path_repr::object("index_dir", &crate::path_repr::absolute(index_dir));
         crate::path_repr::insert_list(&mut doc, "roots", self.root_paths());
         let rest = serde_json::json!({
             "images": stats.images,
@@ -155,7 +155,7 @@ const REPORT_KEYS: [&str; 18] = [
 /// The `status --check --json` document of an index whose report could not be read for
 /// `damage` found in it: `integrity` names the damage, the fields not read are null.
 pub fn damaged_json(index_dir: &Path, damage: &str) -> serde_json::Value {
-    let mut doc = crate::path_repr::object("index_dir", index_dir);
+    let mut doc = crate::path_repr::object("index_dir", &crate::path_repr::absolute(index_dir));
     doc.insert("roots".into(), serde_json::Value::Null);
     for key in REPORT_KEYS {
         doc.insert(key.into(), serde_json::Value::Null);
@@ -173,15 +173,7 @@ pub(crate) fn resume_command(
     run: &RunEntry,
     roots: &HashMap<i64, PathBuf>,
 ) -> String {
-    let mut cmd = String::from("lookalike");
-    if collection.dir() != Path::new(crate::collection::DEFAULT_INDEX_DIR) {
-        let dir = std::path::absolute(collection.dir()).unwrap_or(collection.dir().to_path_buf());
-        cmd.push_str(&format!(
-            " --index-dir {}",
-            crate::path_repr::shell_word(dir.as_os_str())
-        ));
-    }
-    cmd.push_str(" index");
+    let mut cmd = advised_command(collection, "index");
     for word in &run.flags {
         let flag = word.starts_with("--")
             && word[2..]
@@ -239,8 +231,9 @@ pub fn status(collection: &Collection, check: bool) -> Result<StatusReport> {
         graph_state(collection, &store, &stats, graph.as_ref())?
     } else {
         format!(
-            "none: the {} profile ranks nothing (`lookalike index --profile full` builds one)",
-            profile.name()
+            "none: the {} profile ranks nothing (`{}` builds one)",
+            profile.name(),
+            advised_command(collection, "index --profile full")
         )
     };
     let registry = Registry::for_profile(profile);
@@ -295,17 +288,18 @@ fn graph_state(
     stats: &StoreStats,
     record: Option<&DumpRecord>,
 ) -> Result<String> {
+    let index = advised_command(collection, "index");
     let r = match record {
-        None => return Ok("missing (run `lookalike index`)".to_string()),
+        None => return Ok(format!("missing (run `{index}`)")),
         Some(r) if r.data_version != stats.data_version => {
-            return Ok(
-                "stale: the index changed since it was built (run `lookalike index`)".to_string(),
-            );
+            return Ok(format!(
+                "stale: the index changed since it was built (run `{index}`)"
+            ));
         }
         Some(r) => r,
     };
     if let Err(e) = AnnIndex::verify(&ann_dir(collection.dir()), r) {
-        return Ok(format!("damaged ({e}); `lookalike index` rebuilds it"));
+        return Ok(format!("damaged ({e}); `{index}` rebuilds it"));
     }
     let projection = r.projection.as_ref().and_then(|_| {
         let path = ann_dir(collection.dir())
@@ -330,7 +324,7 @@ fn graph_state(
             counted(r.params.dba, "neighbour", "neighbours")
         )
     } else if collection.ann_params(store)?.dba > 0 {
-        "; no augmentation (the next `lookalike index` adds it)".to_string()
+        format!("; no augmentation (the next `{index}` adds it)")
     } else {
         "; no augmentation (index --dba 0)".to_string()
     };
@@ -376,12 +370,13 @@ pub(crate) fn check_index(store: &Store) -> Result<String> {
             first.push(format!("... and {} more", damaged.len() - SHOWN));
         }
         problems.push(format!(
-            "{}, left out of searches until `lookalike index --repair` extracts {} again: {}",
+            "{}, left out of searches until `{}` extracts {} again: {}",
             counted(
                 damaged.len(),
                 "damaged stored vector",
                 "damaged stored vectors"
             ),
+            advised_command(store.index_dir(), "index --repair"),
             crate::text::for_count(damaged.len(), "its image", "their images"),
             first.join("; ")
         ));

@@ -436,7 +436,11 @@ fn clear_errors_for_missing_index_bad_weights_and_busy_index() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("lookalike index"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("`lookalike --index-dir ") && err.contains(" index DIR`"),
+        "{err}"
+    );
 
     env.index_json(0);
     let out = env
@@ -759,7 +763,10 @@ fn schema_v1_index_migrates_keeps_its_images_and_records_runs() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("run `lookalike index` once to upgrade"),
+        err.contains(&format!(
+            "run `lookalike --index-dir {} index` once to upgrade",
+            env.index.display()
+        )),
         "{err}"
     );
 
@@ -1130,7 +1137,10 @@ fn index_exits_3_while_recorded_failures_remain() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("1 file could not be indexed"), "{stderr}");
-    assert!(stderr.contains("lookalike status"), "{stderr}");
+    assert!(
+        stderr.contains("`lookalike --index-dir ") && stderr.contains(" status` lists"),
+        "{stderr}"
+    );
     // Once the file is gone, all is well again.
     std::fs::remove_file(env.photos.join("broken.jpg")).unwrap();
     env.index_json(0);
@@ -3367,7 +3377,10 @@ fn a_refused_files_command_is_quoted_once() {
         let out = env.cmd().args(["index", file]).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{err}");
-        let command = format!("`lookalike index {globs} {flag} {file}` takes it in");
+        let command = format!(
+            "`lookalike --index-dir {} index {globs} {flag} {file}` takes it in",
+            env.index.display()
+        );
         assert!(err.contains(&command) && err.contains(then), "{err}");
         assert!(!err.contains(r"\\"), "{err}");
     }
@@ -3995,4 +4008,187 @@ fn eval_into_the_users_index_says_it_now_tracks_the_folder() {
     let said = "is now tracked by the index at";
     assert!(run().contains(said));
     assert!(!run().contains(said));
+}
+
+/// `lookalike` in `root`, with `$LOOKALIKE_INDEX` set to `index_env` (unset when `None`).
+fn plain_cmd(root: &Path, index_env: Option<&str>) -> Command {
+    let mut c = Command::cargo_bin("lookalike").unwrap();
+    c.current_dir(root);
+    match index_env {
+        Some(v) => c.env("LOOKALIKE_INDEX", v),
+        None => c.env_remove("LOOKALIKE_INDEX"),
+    };
+    c
+}
+
+/// Advice after a run on an index given by a relative `--index-dir`, or by
+/// `$LOOKALIKE_INDEX`, names that index by its absolute path: pasted as it is, it acts on the
+/// index the run used, not on `./.lookalike`. On the default index it stays bare.
+#[test]
+fn advised_commands_name_the_index_the_run_used() {
+    let env = setup(&["camera"]);
+    let named = |c: &mut Command| {
+        c.args(["--index-dir", "idx2"]);
+    };
+    for apply in [false, true] {
+        let mut c = plain_cmd(&env.root, None);
+        named(&mut c);
+        c.args(["duplicates", "--move-to", "dupes", "photos"]);
+        if apply {
+            c.arg("--apply");
+        }
+        let out = run_ok(&mut c);
+        if apply {
+            let text = String::from_utf8_lossy(&out.stdout);
+            let idx = env.root.join("idx2");
+            let undo = format!("`lookalike --index-dir {} undo` reverses", idx.display());
+            let index = format!("`lookalike --index-dir {} index` brings", idx.display());
+            assert!(text.contains(&undo) && text.contains(&index), "{text}");
+        }
+    }
+    // the index `duplicates` made holds signatures only: `query` advises re-indexing it
+    let out = plain_cmd(&env.root, Some("idx2"))
+        .args(["query", "photos/camera/blur.jpg"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let advice = format!(
+        "run `lookalike --index-dir {} index --profile fast`",
+        env.root.join("idx2").display()
+    );
+    assert!(
+        out.status.code() == Some(2) && err.contains(&advice),
+        "{err}"
+    );
+    // the default index: the advice needs no flag
+    let out = run_ok(plain_cmd(&env.root, None).args(["-q", "duplicates", "photos"]));
+    assert!(out.status.success());
+    let out = plain_cmd(&env.root, None)
+        .args(["query", "photos/camera/blur.jpg"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("run `lookalike index --profile fast`"),
+        "{err}"
+    );
+}
+
+/// `eval` indexes into its own cache unless `--index-dir` is on the command line: an exported
+/// `$LOOKALIKE_INDEX`, the user's own index, is left as it was.
+#[test]
+fn eval_leaves_the_index_of_the_environment_alone() {
+    let env = setup(&["camera", "coffee"]);
+    let library = env.root.join("library");
+    let library = library.to_str().unwrap();
+    run_ok(plain_cmd(&env.root, Some(library)).args(["-q", "index", "photos/camera"]));
+    let out =
+        run_ok(plain_cmd(&env.root, Some(library)).args(["eval", "photos", "--labels", "folders"]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("now tracked by the index"), "{err}");
+    let out = run_ok(plain_cmd(&env.root, Some(library)).args(["status", "--json"]));
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        status["roots"],
+        json!([env.photos.join("camera").to_str().unwrap()]),
+        "{status}"
+    );
+}
+
+/// An empty `$LOOKALIKE_INDEX` is refused by the commands that use the index only: those
+/// that use none, help and the version ignore it.
+#[test]
+fn an_empty_index_variable_is_refused_only_where_an_index_is_used() {
+    let env = setup(&["camera"]);
+    let image = env.photos.join("camera/blur.jpg");
+    let image = image.to_str().unwrap();
+    for args in [
+        vec!["quality", image, image],
+        vec!["blur", "--psf", "gaussian:1", image, "out.png"],
+        vec!["--help"],
+        vec!["--version"],
+        vec!["help"],
+    ] {
+        let out = plain_cmd(&env.root, Some("")).args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+    }
+    let out = plain_cmd(&env.root, Some(""))
+        .arg("status")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() == Some(2) && err.contains("$LOOKALIKE_INDEX is set but empty"),
+        "{err}"
+    );
+}
+
+/// A path beginning with a `~` no shell expanded, in `$LOOKALIKE_INDEX` or a flag, is refused
+/// (exit status 2) before anything is made: it would name a folder `~` here.
+#[test]
+fn a_path_with_an_unexpanded_home_is_refused() {
+    let env = setup(&["camera"]);
+    let said = "begins with a `~` no shell expanded";
+    let runs: [(Option<&str>, Vec<&str>); 5] = [
+        (Some("~/idx"), vec!["index", "photos"]),
+        (Some("~"), vec!["status"]),
+        (None, vec!["--index-dir", "~/idx", "index", "photos"]),
+        (None, vec!["--index-dir=~alice/idx", "status"]),
+        (None, vec!["duplicates", "--move-to", "~/dupes", "photos"]),
+    ];
+    for (index_env, args) in runs {
+        let out = plain_cmd(&env.root, index_env)
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.code() == Some(2) && err.contains(said) && err.contains("$HOME/"),
+            "{args:?}: {err}"
+        );
+        assert!(!env.root.join("~").exists() && !env.root.join("~alice").exists());
+    }
+    // written as a path, a folder really named `~` is used
+    run_ok(plain_cmd(&env.root, None).args(["-q", "--index-dir", "./~/idx", "index", "photos"]));
+    assert!(env.root.join("~/idx/lookalike.db").is_file());
+}
+
+/// JSON gives the index folder and the undo journal as absolute paths, as every other path,
+/// whatever `--index-dir` was typed as.
+#[test]
+fn json_gives_the_index_folder_and_journal_absolute() {
+    let env = setup(&["camera"]);
+    let sub = env.root.join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let idx = |c: &mut Command| {
+        c.args(["--index-dir", "../idx/"]);
+    };
+    let mut c = plain_cmd(&sub, None);
+    idx(&mut c);
+    run_ok(c.args(["-q", "duplicates", "--move-to", "../dupes", "../photos"]));
+    let mut c = plain_cmd(&sub, None);
+    idx(&mut c);
+    run_ok(c.args([
+        "-q",
+        "duplicates",
+        "--move-to",
+        "../dupes",
+        "../photos",
+        "--apply",
+    ]));
+    let mut c = plain_cmd(&sub, None);
+    idx(&mut c);
+    let out = run_ok(c.args(["status", "--json"]));
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["index_dir"], json!(env.index.to_str().unwrap()));
+    let mut c = plain_cmd(&sub, None);
+    idx(&mut c);
+    let out = run_ok(c.args(["undo", "--json"]));
+    let undo: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let journal = undo["journal"].as_str().unwrap();
+    assert!(
+        journal.starts_with(env.index.join("journal/").to_str().unwrap()),
+        "{undo}"
+    );
 }

@@ -2471,7 +2471,11 @@ fn duplicates_never_changes_the_profile_of_an_existing_index() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("'full' profile") && err.contains("`lookalike index --profile duplicates`"),
+        err.contains("'full' profile")
+            && err.contains(&format!(
+                "`lookalike --index-dir {} index --profile duplicates`",
+                env.index.display()
+            )),
         "{err}"
     );
     assert_eq!(profile_of(&env), "full");

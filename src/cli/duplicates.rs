@@ -7,9 +7,9 @@ use std::process::ExitCode;
 use clap::Args;
 use serde_json::Value;
 
-use super::{display_path, out_err, print_json, progress_bar, render_progress};
+use super::{PathArg, display_path, out_err, print_json, progress_bar, render_progress};
 use crate::cleanup::{self, Action, Outcome};
-use crate::collection::Collection;
+use crate::collection::{Collection, advised_command};
 use crate::crawl::CrawlConfig;
 use crate::duplicates::{
     Findings, Group, KeepRule, Similarity, find_in_store, listing_json, reclaimable,
@@ -23,7 +23,7 @@ use crate::text::{counted, for_count};
 #[derive(Debug, Args)]
 pub(crate) struct DuplicatesArgs {
     /// Folders to look in: indexed first (incrementally), then searched. None: the whole index.
-    #[arg(value_name = "DIR")]
+    #[arg(value_name = "DIR", value_parser = PathArg)]
     dirs: Vec<PathBuf>,
     /// How alike copies must be: strict, default, loose, or a signature distance from 0 to 2.
     #[arg(long, value_name = "LEVEL", default_value = "default")]
@@ -44,7 +44,7 @@ pub(crate) struct DuplicatesArgs {
     null: bool,
     /// Move the copies not kept into DIR/<name of their indexed folder>/, keeping their paths
     /// inside it.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["trash", "hardlink", "delete"])]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["trash", "hardlink", "delete"], value_parser = PathArg)]
     move_to: Option<PathBuf>,
     /// Move the copies not kept to the desktop trash.
     #[arg(long, conflicts_with_all = ["hardlink", "delete"])]
@@ -143,7 +143,7 @@ pub(crate) fn cmd_duplicates(
                     recorded.name(),
                     wanted.name()
                 ),
-                command: format!("lookalike index --profile {}", wanted.name()),
+                command: advised_command(collection, &format!("index --profile {}", wanted.name())),
                 then: "switches it".into(),
             });
         }
@@ -179,7 +179,8 @@ pub(crate) fn cmd_duplicates(
         // a listing that leaves files out says so under -q too
         if super::some_failed(&summary) {
             note!(
-                "warning: some files could not be indexed and are not compared (`lookalike status` lists them)"
+                "warning: some files could not be indexed and are not compared (`{}` lists them)",
+                advised_command(collection, "status")
             );
         }
         if !quiet {
@@ -187,7 +188,8 @@ pub(crate) fn cmd_duplicates(
         }
         if !quiet && chosen_for_new {
             note!(
-                "note: the new index holds duplicate signatures only, which is all duplicates need; `lookalike index --profile full` (or `--profile fast`) describes the images for `query` and `serve`"
+                "note: the new index holds duplicate signatures only, which is all duplicates need; `{}` (or `--profile fast`) describes the images for `query` and `serve`",
+                advised_command(collection, "index --profile full")
             );
         }
         for d in &args.dirs {
@@ -227,24 +229,27 @@ pub(crate) fn cmd_duplicates(
     }
     if findings.unsigned > 0 {
         note!(
-            "warning: {} indexed before duplicate signatures existed; only {} byte-identical copies are found until `lookalike index` runs again",
+            "warning: {} indexed before duplicate signatures existed; only {} byte-identical copies are found until `{}` runs again",
             counted(findings.unsigned, "image was", "images were"),
-            for_count(findings.unsigned, "its", "their")
+            for_count(findings.unsigned, "its", "their"),
+            advised_command(collection, "index")
         );
     }
     if findings.gone > 0 {
         note!(
-            "warning: {} gone from disk since {} indexed and {} left out; `lookalike index` brings the index up to date",
+            "warning: {} gone from disk since {} indexed and {} left out; `{}` brings the index up to date",
             counted(findings.gone, "indexed image is", "indexed images are"),
             for_count(findings.gone, "it was", "they were"),
-            for_count(findings.gone, "is", "are")
+            for_count(findings.gone, "is", "are"),
+            advised_command(collection, "index")
         );
     }
     if findings.damaged > 0 {
         note!(
-            "warning: {} a damaged duplicate signature; only {} byte-identical copies are found until `lookalike index --repair` extracts {} again",
+            "warning: {} a damaged duplicate signature; only {} byte-identical copies are found until `{}` extracts {} again",
             counted(findings.damaged, "image has", "images have"),
             for_count(findings.damaged, "its", "their"),
+            advised_command(collection, "index --repair"),
             for_count(findings.damaged, "it", "them")
         );
     }
@@ -367,7 +372,7 @@ pub(crate) fn cmd_duplicates(
     if let Some((a, steps, outcomes)) = &outcomes
         && !args.json
     {
-        let report = report_actions(a, steps, outcomes, args.apply, quiet);
+        let report = report_actions(collection, a, steps, outcomes, args.apply, quiet);
         if args.csv || args.null {
             let _ = std::io::stderr().write_all(report.as_bytes());
         } else if !report.is_empty() {
@@ -385,7 +390,8 @@ pub(crate) fn cmd_duplicates(
     Ok(if stop.load(std::sync::atomic::Ordering::Relaxed) {
         if args.apply && outcomes.is_some() {
             eprintln!(
-                "interrupted: the steps done are kept (`lookalike undo` reverses them); run the dry run again to see what is left, then apply it"
+                "interrupted: the steps done are kept (`{}` reverses them); run the dry run again to see what is left, then apply it",
+                advised_command(collection, "undo")
             );
         }
         ExitCode::from(super::EXIT_INTERRUPTED)
@@ -546,8 +552,10 @@ fn write_csv(groups: &[Group], held: &[Option<String>], acted: Option<&[bool]>) 
     out.flush().map_err(out_err)
 }
 
-/// A line for each copy an action did, would do or skipped, then the total (not under `-q`).
+/// A line for each copy an action did, would do or skipped, then the total (not under `-q`),
+/// with the commands that act on `collection` next.
 fn report_actions(
+    collection: &Collection,
     action: &Action,
     steps: &[cleanup::Step],
     outcomes: &[Outcome],
@@ -612,12 +620,14 @@ fn report_actions(
     } else if applied {
         let _ = writeln!(
             report,
-            "{done} done, {skipped} skipped, {failed} failed; `lookalike undo` reverses this run{}; `lookalike index` brings the index up to date",
+            "{done} done, {skipped} skipped, {failed} failed; `{}` reverses this run{}; `{}` brings the index up to date",
+            advised_command(collection, "undo"),
             if matches!(action, Action::Delete) {
                 " except deletions"
             } else {
                 ""
-            }
+            },
+            advised_command(collection, "index")
         );
     } else {
         let _ = writeln!(
@@ -666,7 +676,8 @@ pub(crate) fn cmd_undo(collection: &Collection, args: UndoArgs, quiet: bool) -> 
             );
         } else if !report.closed {
             note!(
-                "some files could not be restored: fix the cause above and run `lookalike undo` again to retry them"
+                "some files could not be restored: fix the cause above and run `{}` again to retry them",
+                advised_command(collection, "undo")
             );
         }
         written?;

@@ -1,5 +1,6 @@
 //! `lookalike eval`: labelled benchmarks and distortion benchmarks, as tables, JSON and reports.
 
+use super::PathArg;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -36,26 +37,26 @@ pub(crate) enum LabelSource {
 pub(crate) struct EvalArgs {
     /// A labelled dataset folder (holding images/ and groundtruth.tsv), or with --labels folders
     /// a folder of class folders. Not needed with --images and --groundtruth (or --queries).
-    #[arg(value_name = "DATASET")]
+    #[arg(value_name = "DATASET", value_parser = PathArg)]
     dataset: Option<PathBuf>,
     /// Ground truth (file name TAB integer label); default DATASET/groundtruth.tsv.
-    #[arg(long, value_name = "TSV")]
+    #[arg(long, value_name = "TSV", value_parser = PathArg)]
     groundtruth: Option<PathBuf>,
     /// Image folder the ground truth's names are relative to; default DATASET/images.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = PathArg)]
     images: Option<PathBuf>,
     /// Take classes from folders instead of a ground-truth file.
     #[arg(long, value_enum, conflicts_with_all = ["groundtruth", "queries", "images"])]
     labels: Option<LabelSource>,
     /// Query list: each line a query file then its relevant files, tab-separated.
-    #[arg(long, value_name = "TSV", conflicts_with = "groundtruth")]
+    #[arg(long, value_name = "TSV", conflicts_with = "groundtruth", value_parser = PathArg)]
     queries: Option<PathBuf>,
     /// Distortion benchmark on any (unlabelled) folder: where do distorted copies find their originals?
-    #[arg(long, value_name = "DIR", conflicts_with_all = LABELLED_ONLY)]
+    #[arg(long, value_name = "DIR", conflicts_with_all = LABELLED_ONLY, value_parser = PathArg)]
     distort: Option<PathBuf>,
     /// Duplicates benchmark on any folder: plants edited copies of --sample photos (--edits
     /// each) among the rest, runs `duplicates` and scores pairwise precision, recall and F1.
-    #[arg(long, value_name = "DIR", conflicts_with_all = LABELLED_ONLY, conflicts_with_all = ["distort", "suite"])]
+    #[arg(long, value_name = "DIR", conflicts_with_all = LABELLED_ONLY, conflicts_with_all = ["distort", "suite"], value_parser = PathArg)]
     duplicates: Option<PathBuf>,
     /// Edited copies per sampled photo in the duplicates benchmark (distinct kinds, 1 to 20).
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = super::usize_in(1..=20), conflicts_with_all = ["dataset", "distort"])]
@@ -63,7 +64,7 @@ pub(crate) struct EvalArgs {
     /// Where the duplicates benchmark writes its files (an empty or new folder; kept, with
     /// truth.tsv, so that other tools can be scored on them, and indexed into --index-dir when
     /// given). Default: a temporary folder and a temporary index, removed afterwards.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["dataset", "distort"])]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["dataset", "distort"], value_parser = PathArg)]
     work: Option<PathBuf>,
     /// Similarity of the duplicates benchmark: strict, default, loose or a distance.
     #[arg(
@@ -120,10 +121,10 @@ pub(crate) struct EvalArgs {
     #[arg(long)]
     json: bool,
     /// Write an HTML report (plots, contact sheets) into this folder.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = PathArg)]
     report: Option<PathBuf>,
     /// Write every ranking (JSON lines) for scripts/crosscheck_eval.py.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = PathArg)]
     dump_rankings: Option<PathBuf>,
 }
 
@@ -282,8 +283,16 @@ fn index_folder(
     if newly_tracked && !quiet {
         let shown = crate::path_repr::shown(folder);
         note!(
-            "note: {shown} is now tracked by the index at {}: later `lookalike index` runs keep it up to date (`lookalike forget {shown}` stops that)",
-            crate::path_repr::shown(collection.dir())
+            "note: {shown} is now tracked by the index at {}: later `{}` runs keep it up to date (`{}` stops that)",
+            crate::path_repr::shown(collection.dir()),
+            crate::collection::advised_command(&collection, "index"),
+            crate::collection::advised_command(
+                &collection,
+                &format!(
+                    "forget {}",
+                    crate::path_repr::shell_word(folder.as_os_str())
+                )
+            )
         );
     }
     if !quiet {
@@ -336,9 +345,9 @@ fn index_folder(
         let total = summary.failed.len() + summary.still_failing;
         if total > SHOWN.min(failed.len()) {
             note!(
-                "failed: {} more (`lookalike status --index-dir {}` lists them)",
+                "failed: {} more (`{}` lists them)",
                 total - SHOWN.min(failed.len()),
-                crate::path_repr::shown(collection.dir())
+                crate::collection::advised_command(&collection, "status")
             );
         }
     }
@@ -811,7 +820,8 @@ pub(crate) fn cmd_eval(index_dir: Option<&Path>, args: EvalArgs, quiet: bool) ->
         }
     }
     if args.json {
-        let mut doc = crate::path_repr::object("index_dir", collection.dir());
+        let mut doc =
+            crate::path_repr::object("index_dir", &crate::path_repr::absolute(collection.dir()));
         doc.insert("dataset".into(), title.into());
         doc.insert("left_out".into(), left_out.into());
         doc.insert(
@@ -1184,9 +1194,9 @@ fn distort_benchmark(
     let items: ItemVectors = load_item_vectors(&store, &mut gt, registry)?;
     if items.by_item.is_empty() {
         return Err(Error::InvalidInput(format!(
-            "{}: none of its images could be read, so there is nothing to distort (`lookalike status --index-dir {}` lists the failures)",
+            "{}: none of its images could be read, so there is nothing to distort (`{}` lists the failures)",
             crate::path_repr::shown(folder),
-            crate::path_repr::shown(collection.dir())
+            crate::collection::advised_command(&collection, "status")
         )));
     }
     // fewer than asked: a warning, printed under -q too

@@ -20,12 +20,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::collection::{Collection, INDEX_DIR_ENV};
+use crate::collection::{Collection, INDEX_DIR_ENV, advised_command};
 use crate::crawl::CrawlConfig;
 use crate::error::{Error, Result};
 use crate::features::{Fusion, Profile, Registry};
 use crate::index::{IndexConfig, IndexSummary, Progress};
-use crate::path_repr::{escape_message, escape_text, shown};
+use crate::path_repr::{escape_message, escape_text, shell_word, shown};
 use crate::query::{QueryConfig, Searcher};
 use crate::query_expansion::{DEFAULT_QE, QueryExpansion};
 use crate::rank::SearchMode;
@@ -180,7 +180,7 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Measure retrieval accuracy on a labelled set, or robustness to distortions on any folder.
     #[command(
-        after_help = "Examples:\n  lookalike eval ../shared/datasets/wang            # images/ + groundtruth.tsv\n  lookalike eval photos --labels folders --report report\n  lookalike eval ../shared/datasets/wang --query-distortion blur:2\n  lookalike eval --distort ~/Pictures --sample 50 --suite blur:2,jpeg:30,crop:0.2\n\nThe evaluated folder is indexed into a cache under the system temp folder unless --index-dir is given."
+        after_help = "Examples:\n  lookalike eval ../shared/datasets/wang            # images/ + groundtruth.tsv\n  lookalike eval photos --labels folders --report report\n  lookalike eval ../shared/datasets/wang --query-distortion blur:2\n  lookalike eval --distort ~/Pictures --sample 50 --suite blur:2,jpeg:30,crop:0.2\n\nThe evaluated folder is indexed into a cache under the system temp folder unless --index-dir is given on the command line ($LOOKALIKE_INDEX does not count)."
     )]
     Eval(Box<eval::EvalArgs>),
     /// Blur an image with a PSF (and noise): makes test cases for deblurring.
@@ -204,7 +204,7 @@ enum Command {
 struct IndexArgs {
     /// Folders to index (recursively) and track; files inside tracked folders. None: refresh
     /// every tracked folder.
-    #[arg(value_name = "PATH")]
+    #[arg(value_name = "PATH", value_parser = PathArg)]
     dirs: Vec<PathBuf>,
     /// Only index files whose path (relative to its folder) matches this glob, in any letter
     /// case; repeatable.
@@ -261,7 +261,7 @@ struct IndexArgs {
 #[derive(Debug, Args)]
 struct ForgetArgs {
     /// Tracked folders to forget (as `lookalike status` lists them).
-    #[arg(required = true, value_name = "DIR")]
+    #[arg(required = true, value_name = "DIR", value_parser = PathArg)]
     dirs: Vec<PathBuf>,
     /// Print the summary as JSON on stdout.
     #[arg(long)]
@@ -271,6 +271,7 @@ struct ForgetArgs {
 #[derive(Debug, Args)]
 struct QueryArgs {
     /// The example image (inside or outside the index).
+    #[arg(value_parser = PathArg)]
     image: PathBuf,
     /// Number of results, 1 to 10000.
     #[arg(short, default_value_t = 10, value_parser = usize_in(1..=10_000), allow_negative_numbers = true)]
@@ -337,19 +338,23 @@ struct StatusArgs {
 
 /// Entry point used by `main.rs`.
 pub fn main() -> ExitCode {
-    // clap would blame an empty variable on a flag the user never gave
-    let flag_given = std::env::args_os()
-        .any(|a| a == "--index-dir" || a.as_encoded_bytes().starts_with(b"--index-dir="));
-    if !flag_given && std::env::var_os(INDEX_DIR_ENV).is_some_and(|v| v.is_empty()) {
-        eprintln!(
-            "error: ${INDEX_DIR_ENV} is set but empty: set it to the index folder, or unset it to use ./.lookalike"
-        );
-        return ExitCode::from(2);
-    }
-    let matches = Cli::command().get_matches();
+    let env = std::env::var_os(INDEX_DIR_ENV);
+    // clap would blame an empty variable on a flag the user never gave: it is read without
+    // the variable, which is refused below for the commands that use the index
+    let matches = if env.as_ref().is_some_and(|v| v.is_empty()) {
+        Cli::command()
+            .mut_arg("index_dir", |a| a.env(None::<&'static str>))
+            .get_matches()
+    } else {
+        Cli::command().get_matches()
+    };
     let index_dir_given =
         matches.value_source("index_dir") == Some(clap::parser::ValueSource::CommandLine);
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let Some(refusal) = index_dir_refusal(&cli, index_dir_given, env.as_deref()) {
+        note!("error: {refusal}");
+        return ExitCode::from(EXIT_USAGE);
+    }
     ignore_file_size_signal();
     let report_panic = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -378,13 +383,84 @@ pub fn main() -> ExitCode {
                 note!(
                     "the index may not be written by this user: make its folder and the files in it writable (`chmod -R u+w`), or give another `--index-dir`; what was done before is kept"
                 );
-            } else if matches!(e, Error::Db { .. }) && e.is_corrupt() {
+            } else if let Error::Db { path, .. } = &e
+                && e.is_corrupt()
+            {
                 note!(
                     "the index database is damaged: {}",
-                    crate::error::DAMAGED_DATABASE_ADVICE
+                    crate::error::damaged_database_advice(path)
                 );
             }
             ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+/// Why the index folder given cannot be used, if it cannot: `--index-dir` with a `~` the shell
+/// did not expand, or `env` (the value of `$LOOKALIKE_INDEX`) empty or so for a command that
+/// reads it. `eval` and the commands that use no index do not read the variable.
+fn index_dir_refusal(
+    cli: &Cli,
+    index_dir_given: bool,
+    env: Option<&std::ffi::OsStr>,
+) -> Option<String> {
+    if index_dir_given {
+        let dir = cli.index_dir.as_deref()?;
+        return unexpanded_home(dir).map(|why| format!("--index-dir {why}"));
+    }
+    let reads_env = !matches!(
+        cli.command,
+        Command::Eval(_) | Command::Blur(_) | Command::Deblur(_) | Command::Quality(_)
+    );
+    match env.filter(|_| reads_env) {
+        Some(v) if v.is_empty() => Some(format!(
+            "${INDEX_DIR_ENV} is set but empty: set it to the index folder, or unset it to use ./.lookalike"
+        )),
+        Some(v) => unexpanded_home(Path::new(v)).map(|why| format!("${INDEX_DIR_ENV} {why}")),
+        None => None,
+    }
+}
+
+/// Why `path` is refused when it begins with a `~` (`~`, `~/…`, `~user/…`): a shell expands
+/// one only when it is not quoted, so this one names a folder `~` in the working directory,
+/// not a home folder.
+pub(crate) fn unexpanded_home(path: &Path) -> Option<String> {
+    let first = path.components().next()?;
+    let std::path::Component::Normal(first) = first else {
+        return None;
+    };
+    first.as_encoded_bytes().starts_with(b"~").then(|| {
+        format!(
+            "{}: begins with a `~` no shell expanded (it was quoted, or set where no shell reads it); write $HOME/… for the home folder, or ./~… for a folder really named so",
+            shell_word(path.as_os_str())
+        )
+    })
+}
+
+/// Parses a path argument, refusing one that begins with a `~` no shell expanded
+/// ([`unexpanded_home`]).
+#[derive(Clone)]
+pub(crate) struct PathArg;
+
+impl clap::builder::TypedValueParser for PathArg {
+    type Value = PathBuf;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> std::result::Result<PathBuf, clap::Error> {
+        match unexpanded_home(Path::new(value)) {
+            Some(why) => {
+                let name = arg.map_or_else(|| "a path".to_string(), |a| a.to_string());
+                Err(clap::Error::raw(
+                    clap::error::ErrorKind::ValueValidation,
+                    format!("{name} {why}\n"),
+                )
+                .with_cmd(cmd))
+            }
+            None => clap::builder::PathBufValueParser::new().parse_ref(cmd, arg, value),
         }
     }
 }
@@ -434,7 +510,13 @@ fn run(cli: Cli, index_dir_given: bool) -> Result<ExitCode> {
         Command::Duplicates(args) => duplicates::cmd_duplicates(&collection, args, cli.quiet),
         Command::Undo(args) => duplicates::cmd_undo(&collection, args, cli.quiet),
         Command::Serve(args) => serve::cmd_serve(&collection, args, cli.quiet),
-        Command::Eval(args) => eval::cmd_eval(cli.index_dir.as_deref(), *args, cli.quiet),
+        // eval indexes into its own cache unless --index-dir says where: not $LOOKALIKE_INDEX,
+        // which names the user's own index
+        Command::Eval(args) => eval::cmd_eval(
+            cli.index_dir.as_deref().filter(|_| index_dir_given),
+            *args,
+            cli.quiet,
+        ),
         Command::Blur(args) => restore::run_blur(&args, cli.quiet).map(|()| ExitCode::SUCCESS),
         Command::Deblur(args) => restore::run_deblur(&args, cli.quiet).map(|()| ExitCode::SUCCESS),
         Command::Quality(args) => restore::run_quality(&args).map(|()| ExitCode::SUCCESS),
@@ -597,7 +679,8 @@ fn cmd_forget(collection: &Collection, args: ForgetArgs, quiet: bool) -> Result<
     if summaries.iter().any(|s| s.graph_stopped) {
         // why the exit status is not 0: printed under -q too
         note!(
-            "interrupted while the HNSW graph was brought up to date: the folders are forgotten and the previous graph is kept (searches leave the forgotten images out); run `lookalike index` to finish the graph"
+            "interrupted while the HNSW graph was brought up to date: the folders are forgotten and the previous graph is kept (searches leave the forgotten images out); run `{}` to finish the graph",
+            advised_command(collection, "index")
         );
         return Ok(ExitCode::from(EXIT_INTERRUPTED));
     }
@@ -699,21 +782,24 @@ fn report_index(collection: &Collection, s: &IndexSummary, quiet: bool) {
     for f in &s.failed {
         note!("failed: {}: {}", shown(&f.path), escape_message(&f.reason));
     }
+    let index = advised_command(collection, "index");
     for p in &s.problems {
         note!(
             "skipped: {}: {}{}",
             shown(&p.path),
             escape_message(&p.reason),
             if p.hides_files {
-                " (images already indexed there are kept until it can be read; then `lookalike index` updates them)"
+                format!(
+                    " (images already indexed there are kept until it can be read; then `{index}` updates them)"
+                )
             } else {
-                ""
+                String::new()
             }
         );
     }
     for p in &s.changing {
         note!(
-            "changing: {}: modified while it was read; not indexed this time (run `lookalike index` again once it is written)",
+            "changing: {}: modified while it was read; not indexed this time (run `{index}` again once it is written)",
             shown(p)
         );
     }
@@ -724,8 +810,9 @@ fn report_index(collection: &Collection, s: &IndexSummary, quiet: bool) {
             "tracked folder not found (deleted, or on a disk not mounted)"
         };
         note!(
-            "missing: {}: {what}; its images are kept; `lookalike forget` stops tracking it",
-            shown(p)
+            "missing: {}: {what}; its images are kept; `{}` stops tracking it",
+            shown(p),
+            advised_command(collection, "forget")
         );
     }
     for p in &s.excluded_folders {
@@ -749,7 +836,7 @@ fn report_index(collection: &Collection, s: &IndexSummary, quiet: bool) {
         && graphed < s.total_images
     {
         note!(
-            "warning: {} no usable vector of the {} profile (a folder away, a run stopped, or damage) and {} left out of searches until `lookalike index` extracts {}",
+            "warning: {} no usable vector of the {} profile (a folder away, a run stopped, or damage) and {} left out of searches until `{index}` extracts {}",
             counted(
                 s.total_images - graphed,
                 "indexed image has",
@@ -760,12 +847,12 @@ fn report_index(collection: &Collection, s: &IndexSummary, quiet: bool) {
             for_count(s.total_images - graphed, "it", "them")
         );
     }
-    damage_note(&s.damaged_vectors);
+    damage_note(collection, &s.damaged_vectors);
     if s.interrupted {
         note_interrupted(s);
     } else if some_failed(s) {
         note!(
-            "{} not be indexed ({} in this run, {} unchanged since {} failed before): exit status {EXIT_SOME_FAILED}; `lookalike status` lists {}, `--retry-failed` tries {} again",
+            "{} not be indexed ({} in this run, {} unchanged since {} failed before): exit status {EXIT_SOME_FAILED}; `{}` lists {}, `--retry-failed` tries {} again",
             counted(
                 s.failed.len() + s.still_failing,
                 "file could",
@@ -774,6 +861,7 @@ fn report_index(collection: &Collection, s: &IndexSummary, quiet: bool) {
             s.failed.len(),
             s.still_failing,
             for_count(s.still_failing, "it", "they"),
+            advised_command(collection, "status"),
             for_count(s.failed.len() + s.still_failing, "it", "them"),
             for_count(s.failed.len() + s.still_failing, "it", "them")
         );
@@ -914,8 +1002,9 @@ fn cmd_query(collection: &Collection, args: QueryArgs, quiet: bool) -> Result<Ex
         }
         for path in &result.stale {
             note!(
-                "stale: {} is gone or changed since it was indexed; left out (`lookalike index` updates the index)",
-                shown(path)
+                "stale: {} is gone or changed since it was indexed; left out (`{}` updates the index)",
+                shown(path),
+                advised_command(collection, "index")
             );
         }
         for path in &result.unreadable {
@@ -1051,7 +1140,10 @@ fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
     w(format!("failures:  {}", stats.failures))?;
     let roots = report.root_paths();
     w(if roots.is_empty() {
-        "roots:     none (no folder is tracked: `lookalike index DIR` tracks one)".to_string()
+        format!(
+            "roots:     none (no folder is tracked: `{}` tracks one)",
+            advised_command(collection, "index DIR")
+        )
     } else {
         format!(
             "roots:     {}",
@@ -1082,19 +1174,21 @@ fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
     }
     if report.outdated_feature_rows > 0 {
         w(format!(
-            "outdated:  {} of another profile or an older extractor, not searched (run `lookalike index` to update)",
+            "outdated:  {} of another profile or an older extractor, not searched (run `{}` to update)",
             counted(
                 report.outdated_feature_rows as usize,
                 "feature row",
                 "feature rows"
-            )
+            ),
+            advised_command(collection, "index")
         ))?;
     }
     for (family, missing) in &report.missing_families {
         w(format!(
-            "missing:   {} no {family} vector yet; searches that use {family} leave {} out until `lookalike index` extracts it",
+            "missing:   {} no {family} vector yet; searches that use {family} leave {} out until `{}` extracts it",
             counted(*missing as usize, "image has", "images have"),
-            for_count(*missing as usize, "it", "them")
+            for_count(*missing as usize, "it", "them"),
+            advised_command(collection, "index")
         ))?;
     }
     w(format!("hnsw:      {}", escape_message(&report.hnsw)))?;
@@ -1134,8 +1228,8 @@ fn cmd_status(collection: &Collection, args: StatusArgs) -> Result<ExitCode> {
 }
 
 /// Damaged vectors met while reading, whose images were left out of the search or the graph.
-fn damage_note(damaged: &[crate::store::DamagedVector]) {
-    if let Some(note) = crate::store::DamagedVector::left_out_note(damaged) {
+fn damage_note(collection: &Collection, damaged: &[crate::store::DamagedVector]) {
+    if let Some(note) = crate::store::DamagedVector::left_out_note(collection.dir(), damaged) {
         note!("warning: {note}");
     }
 }

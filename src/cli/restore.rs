@@ -1,5 +1,6 @@
 //! CLI for `lookalike blur`, `deblur` and `quality`: argument types, running, and printing.
 
+use super::PathArg;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
@@ -35,8 +36,10 @@ fn parse_strength(s: &str) -> std::result::Result<f32, String> {
 #[derive(Debug, Args)]
 pub(crate) struct BlurArgs {
     /// Image to blur.
+    #[arg(value_parser = PathArg)]
     pub(crate) input: PathBuf,
     /// Where to write the blurred image (format from the extension).
+    #[arg(value_parser = PathArg)]
     pub(crate) output: PathBuf,
     /// PSF: gaussian:SIGMA, disk:RADIUS, motion:LENGTH,ANGLE, file:PATH or none (noise only).
     #[arg(long)]
@@ -48,7 +51,7 @@ pub(crate) struct BlurArgs {
     #[arg(long, default_value_t = 0)]
     pub(crate) seed: u64,
     /// Also write the PSF used as a text matrix (the format `--psf file:PATH` reads).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_parser = PathArg)]
     pub(crate) psf_out: Option<PathBuf>,
     /// Memory the command may use, in MiB (64 to 65536): decoding the image (default 512)
     /// and the restoration work (default 4096, which a 24-megapixel colour photo fits); a
@@ -72,8 +75,10 @@ pub(crate) enum Method {
 #[derive(Debug, Args)]
 pub(crate) struct DeblurArgs {
     /// Blurred image.
+    #[arg(value_parser = PathArg)]
     pub(crate) input: PathBuf,
     /// Where to write the restored image.
+    #[arg(value_parser = PathArg)]
     pub(crate) output: PathBuf,
     /// PSF spec (as `blur --psf`), or `auto` to estimate it from the image.
     #[arg(long, default_value = "auto")]
@@ -106,8 +111,10 @@ pub(crate) struct DeblurArgs {
 #[derive(Debug, Args)]
 pub(crate) struct QualityArgs {
     /// Reference (original) image.
+    #[arg(value_parser = PathArg)]
     pub(crate) reference: PathBuf,
     /// Image to score.
+    #[arg(value_parser = PathArg)]
     pub(crate) test: PathBuf,
     /// Memory the command may use, in MiB (64 to 65536): decoding the image (default 512)
     /// and the restoration work (default 4096, which a 24-megapixel colour photo fits); a

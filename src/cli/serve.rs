@@ -1,5 +1,6 @@
 //! `lookalike serve`: arguments to [`crate::serve`], the address printed, the browser opened.
 
+use super::PathArg;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,7 +23,7 @@ pub(crate) struct ServeArgs {
     #[arg(long)]
     open: bool,
     /// A folder of `eval --report` outputs (or one report) to list; repeatable.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = PathArg)]
     reports: Vec<PathBuf>,
     /// Largest upload for a search by example, in MiB (1-1024).
     #[arg(long, default_value_t = DEFAULT_MAX_UPLOAD >> 20, value_parser = super::usize_in(1..=1024))]

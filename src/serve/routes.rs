@@ -502,7 +502,7 @@ fn error_answer(e: &Error) -> (StatusCode, String) {
             format!(
                 "the index database {} is damaged: {}",
                 crate::path_repr::shown(path),
-                crate::error::DAMAGED_DATABASE_ADVICE
+                crate::error::damaged_database_advice(path)
             ),
         ),
         _ => (status, in_web_terms(&e.to_string())),
@@ -1564,6 +1564,11 @@ mod tests {
         let (status, why) = error_answer(&e);
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert!(why.contains("/idx/lookalike.db"), "{why}");
-        assert!(why.contains(crate::error::DAMAGED_DATABASE_ADVICE), "{why}");
+        assert!(
+            why.contains(&crate::error::damaged_database_advice(Path::new(
+                "/idx/lookalike.db"
+            ))),
+            "{why}"
+        );
     }
 }

@@ -383,7 +383,8 @@ impl DamagedVector {
     /// What a search or a graph build says of the images `damaged` left out, or `None` when
     /// none was: how many images (an image may have more than one damaged vector), the first
     /// with its damage, and the commands that list and repair them.
-    pub(crate) fn left_out_note(damaged: &[DamagedVector]) -> Option<String> {
+    /// `index_dir`: the index the commands act on.
+    pub(crate) fn left_out_note(index_dir: &Path, damaged: &[DamagedVector]) -> Option<String> {
         let first = damaged.first()?;
         let images = damaged
             .iter()
@@ -392,10 +393,12 @@ impl DamagedVector {
             .len();
         let them = crate::text::for_count(images, "it", "them");
         Some(format!(
-            "{} left out because a stored vector is damaged (first: image {}, {}); `lookalike status --check` lists {them}, `lookalike index --repair` extracts {them} again",
+            "{} left out because a stored vector is damaged (first: image {}, {}); `{}` lists {them}, `{}` extracts {them} again",
             crate::text::counted(images, "image", "images"),
             first.image_id,
-            first.reason
+            first.reason,
+            crate::collection::advised_command(index_dir, "status --check"),
+            crate::collection::advised_command(index_dir, "index --repair")
         ))
     }
 
@@ -512,6 +515,11 @@ fn now_unix() -> i64 {
 }
 
 impl Store {
+    /// The index folder that holds this database.
+    pub(crate) fn index_dir(&self) -> &Path {
+        index_dir_of(&self.path)
+    }
+
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub(crate) fn open(path: &Path) -> Result<Store> {
         let conn = Connection::open(path).map_err(|e| db(path, e))?;
@@ -561,7 +569,7 @@ impl Store {
                     path: self.path.clone(),
                     reason: format!(
                         "its tables are not those lookalike made ({why}); {}",
-                        crate::error::DAMAGED_DATABASE_ADVICE
+                        crate::error::damaged_database_advice(&self.path)
                     ),
                 });
             }
@@ -634,14 +642,16 @@ impl Store {
         if version == 0 && tables == 0 {
             // no schema at all: an empty file, not an index of an older version
             return Err(Error::InvalidInput(format!(
-                "{}: holds no index (the database is empty); `lookalike index DIR` makes one there",
-                crate::path_repr::shown(path)
+                "{}: holds no index (the database is empty); `{}` makes one there",
+                crate::path_repr::shown(path),
+                crate::collection::advised_command(index_dir_of(path), "index DIR")
             )));
         }
         if version < SCHEMA_VERSION {
             return Err(Error::InvalidInput(format!(
-                "{}: index made by an older lookalike (schema {version}, current {SCHEMA_VERSION}); run `lookalike index` once to upgrade it",
-                crate::path_repr::shown(path)
+                "{}: index made by an older lookalike (schema {version}, current {SCHEMA_VERSION}); run `{}` once to upgrade it",
+                crate::path_repr::shown(path),
+                crate::collection::advised_command(index_dir_of(path), "index")
             )));
         }
         Ok(store)
@@ -983,7 +993,7 @@ impl Store {
                     path: self.path.clone(),
                     reason: format!(
                         "the index record `{key}` is not UTF-8 text; {}",
-                        crate::error::DAMAGED_DATABASE_ADVICE
+                        crate::error::damaged_database_advice(&self.path)
                     ),
                 })
             })
@@ -1047,6 +1057,11 @@ fn lossy_text(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<String
         ValueRef::Integer(n) => Some(n.to_string()),
         ValueRef::Real(x) => Some(x.to_string()),
     })
+}
+
+/// The index folder that holds the database at `db_path`.
+fn index_dir_of(db_path: &Path) -> &Path {
+    db_path.parent().unwrap_or(Path::new("."))
 }
 
 fn db(path: &Path, source: rusqlite::Error) -> Error {
@@ -1278,7 +1293,10 @@ mod tests {
         assert_eq!(before.len(), 16, "4 images x 4 families");
         let err = Store::open_read_only(&path).unwrap_err().to_string();
         assert!(
-            err.contains("run `lookalike index` once to upgrade"),
+            err.contains(&format!(
+                "run `{}` once to upgrade",
+                crate::collection::advised_command(path.parent().unwrap(), "index")
+            )),
             "{err}"
         );
 
