@@ -180,9 +180,12 @@ impl Planes {
         match self {
             Planes::Grey(p) => p.clone(),
             Planes::Rgb([r, g, b]) => {
-                let mut out = r * 0.299;
-                out.scaled_add(0.587, g);
-                out.scaled_add(0.114, b);
+                // written around green so that a grey pixel (r = g = b) gives exactly its level
+                let mut out = g.clone();
+                ndarray::Zip::from(&mut out)
+                    .and(r)
+                    .and(b)
+                    .for_each(|y, &r, &b| *y += 0.299 * (r - *y) + 0.114 * (b - *y));
                 out
             }
         }
@@ -256,6 +259,31 @@ mod tests {
         let img = RgbImage::from_fn(7, 5, |x, y| image::Rgb([x as u8 * 30, y as u8 * 40, 9]));
         assert_eq!(planes_to_rgb(&rgb_to_planes(&img)), img);
         assert_eq!(map_rgb(&img, |p| p.clone()), img);
+    }
+
+    #[test]
+    fn the_luma_of_grey_levels_as_rgb_is_those_levels() {
+        let grey = GrayImage::from_fn(256, 1, |x, _| image::Luma([x as u8]));
+        let plane = gray_to_plane(&grey);
+        let as_rgb = Planes::Rgb([plane.clone(), plane.clone(), plane.clone()]);
+        let off: Vec<(usize, f32)> = (0..256)
+            .map(|x| (x, as_rgb.luma()[[0, x]]))
+            .filter(|&(x, y)| y != plane[[0, x]])
+            .collect();
+        assert!(
+            off.is_empty(),
+            "levels whose luma is not themselves: {off:?}"
+        );
+        // the weights are still Rec. 601's
+        let pure = |c: usize| {
+            let mut p: [Plane; 3] = std::array::from_fn(|_| Plane::zeros((1, 1)));
+            p[c][[0, 0]] = 1.0;
+            Planes::Rgb(p).luma()[[0, 0]]
+        };
+        let weights = [pure(0), pure(1), pure(2)];
+        for (got, want) in weights.iter().zip([0.299f32, 0.587, 0.114]) {
+            assert!((got - want).abs() < 1e-6, "{weights:?}");
+        }
     }
 
     #[test]
