@@ -2099,6 +2099,26 @@ fn last_journal(dir: &Path) -> Result<Option<PathBuf>> {
     Ok(journals.pop())
 }
 
+/// The journal of the last applied run when every run's journal is undone already (renamed
+/// `*.undone`), so that `undo` has nothing to do; `None` when one is not, or none is recorded.
+pub fn last_undone(journal_dir: &Path) -> Option<PathBuf> {
+    let names: Vec<PathBuf> = fs::read_dir(journal_dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "jsonl")
+                || p.to_string_lossy().ends_with(".jsonl.undone")
+        })
+        .collect();
+    if names
+        .iter()
+        .any(|p| p.extension().is_some_and(|x| x == "jsonl"))
+    {
+        return None;
+    }
+    names.into_iter().max()
+}
+
 /// Reverses the last applied run: moved files go back, trashed ones are restored from the
 /// trash, hard links become separate files again. Deletions cannot be reversed and are listed.
 /// The journal is then renamed `*.undone`, so a second undo reaches the run before, unless a

@@ -295,7 +295,10 @@ impl Collection {
                 Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
             }
         }
-        Err(Error::Locked(self.dir.clone()))
+        Err(Error::Locked {
+            dir: self.dir.clone(),
+            holder: self.writer().flatten(),
+        })
     }
 
     /// `Some` when a writer (`index`, `forget`, `duplicates DIR`, `eval`) holds the index's
@@ -388,6 +391,39 @@ impl Collection {
         Ok(store
             .meta(WALK_KEY)?
             .and_then(|json| serde_json::from_str(&json).ok()))
+    }
+
+    /// The refusal of a search in this collection, which holds no image: when it tracks
+    /// folders, the walk options it remembers may skip every file in them, and the command
+    /// that walks them without is named.
+    pub(crate) fn empty_index(&self, store: &Store) -> Error {
+        let tracked = store.roots().map_or(0, |r| r.len());
+        if tracked == 0 {
+            return Error::empty_index(&self.dir);
+        }
+        let (folders, them) = if tracked == 1 {
+            ("1 folder".to_string(), "it")
+        } else {
+            (format!("{tracked} folders"), "them")
+        };
+        let walk = self.walk_options(store).ok().flatten().unwrap_or_default();
+        let advice = if walk.is_default() {
+            format!(
+                "though it tracks {folders}: none of the files in {them} was indexed (`{}` lists those that failed); `{}` adds a folder of images",
+                advised_command(&self.dir, "status"),
+                advised_command(&self.dir, "index DIR")
+            )
+        } else {
+            format!(
+                "though it tracks {folders}: the walk options it remembers ({}) may skip every file in {them}; `{}` walks {them} without",
+                walk.flags(),
+                advised_command(&self.dir, "index --walk-defaults")
+            )
+        };
+        Error::EmptyIndex {
+            dir: self.dir.clone(),
+            advice,
+        }
     }
 
     /// Records the walk options later runs reuse; `None` forgets them.
@@ -496,6 +532,22 @@ impl WalkOptions {
 mod tests {
     use super::*;
 
+    /// A writer refused for a held lock is told which command holds it, as `status` names it.
+    #[test]
+    fn a_refused_writer_is_told_who_holds_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let collection = Collection::at(dir.path().join("idx"));
+        let _held = collection.lock_for_writing("duplicates").unwrap();
+        for command in ["index", "forget"] {
+            let refused = collection
+                .lock_for_writing(command)
+                .unwrap_err()
+                .to_string();
+            let holder = format!("`lookalike duplicates` (process {})", std::process::id());
+            assert!(refused.contains(&holder), "{refused}");
+        }
+    }
+
     /// The writer lock records its holder's command, process and run in the lock file while it
     /// is held, and empties it on release; a record is believed only while the lock is held
     /// and its process lives.
@@ -518,6 +570,11 @@ mod tests {
         let gone = r#"{"pid":4294967295,"command":"index","run":7}"#;
         std::fs::write(&path, gone).unwrap();
         assert_eq!(collection.writer(), Some(None));
+        let refused = collection
+            .lock_for_writing("index")
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("by another lookalike run ("), "{refused}");
         drop(lock);
         assert_eq!(std::fs::read(&path).unwrap(), b"");
         assert_eq!(collection.writer(), None);

@@ -350,8 +350,9 @@ pub fn crawl(config: &CrawlConfig) -> Result<Crawl> {
         let meta = std::fs::metadata(root).map_err(|e| Error::io(root, e))?;
         if !meta.is_dir() {
             return Err(Error::InvalidInput(format!(
-                "{}: not a folder; `lookalike index` takes folders (use `lookalike query` for one image)",
-                crate::path_repr::shown(root)
+                "{}: not a folder; `lookalike index` takes folders (`lookalike query {}` searches by this image)",
+                crate::path_repr::shown(root),
+                crate::path_repr::shell_word(root.as_os_str())
             )));
         }
         if let Some(first) = names.walked_before(&meta, root) {

@@ -62,19 +62,22 @@ pub enum Error {
     NoIndex(PathBuf),
 
     /// The index holds no images to search.
-    #[error(
-        "the index at {} holds no images yet: run `{}`",
-        shown(.0),
-        crate::collection::advised_command(.0, "index DIR")
-    )]
-    EmptyIndex(PathBuf),
+    #[error("the index at {} holds no images {advice}", shown(.dir))]
+    EmptyIndex {
+        /// The index folder.
+        dir: PathBuf,
+        /// Why, and what to do ([`Error::empty_index`] when it tracks no folder).
+        advice: String,
+    },
 
     /// Another process holds the index for writing.
-    #[error(
-        "{} is being updated by another `lookalike index` run; wait for it to finish",
-        shown(.0)
-    )]
-    Locked(PathBuf),
+    #[error("{} is being updated by {}; wait for it to finish", shown(.dir), holder_text(.holder))]
+    Locked {
+        /// The index folder.
+        dir: PathBuf,
+        /// The holder's record in the lock file, when there is one to believe.
+        holder: Option<crate::collection::Writer>,
+    },
 
     /// Another process is moving, deleting or restoring this index's duplicates.
     #[error(
@@ -125,6 +128,15 @@ pub enum Error {
     Internal(String),
 }
 
+/// The writer that holds an index's lock, as `status` names it: its command and process, or
+/// any writer when its record is not known.
+fn holder_text(holder: &Option<crate::collection::Writer>) -> String {
+    match holder {
+        Some(w) => format!("`lookalike {}` (process {})", w.command, w.pid),
+        None => "another lookalike run (`index`, `forget`, `duplicates DIR` or `eval`)".into(),
+    }
+}
+
 /// Shorthand used across the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -146,6 +158,17 @@ impl Error {
         }
     }
 
+    /// The refusal of a search in the index at `dir`, which tracks no folder.
+    pub(crate) fn empty_index(dir: &std::path::Path) -> Self {
+        Error::EmptyIndex {
+            dir: dir.to_path_buf(),
+            advice: format!(
+                "yet: run `{}`",
+                crate::collection::advised_command(dir, "index DIR")
+            ),
+        }
+    }
+
     /// True for errors caused by what the user passed or the state they asked about (a bad
     /// flag or file, no index, a busy or too new index) rather than faults or damage.
     pub fn is_user_error(&self) -> bool {
@@ -155,10 +178,10 @@ impl Error {
                 | Error::InvalidWithCommand { .. }
                 | Error::Parse { .. }
                 | Error::NoIndex(_)
-                | Error::EmptyIndex(_)
+                | Error::EmptyIndex { .. }
                 | Error::Decode { .. }
                 | Error::Io { .. }
-                | Error::Locked(_)
+                | Error::Locked { .. }
                 | Error::ActionRunning(_)
                 | Error::SchemaTooNew { .. }
         )

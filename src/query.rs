@@ -119,7 +119,7 @@ impl Searcher {
         store.map_for_searches()?;
         let opened_with = store.image_count()?;
         if opened_with == 0 {
-            return Err(Error::EmptyIndex(collection.dir().to_path_buf()));
+            return Err(collection.empty_index(&store));
         }
         let profile = collection.profile(&store)?;
         if !profile.ranks() {

@@ -3882,6 +3882,39 @@ fn quiet_index_still_says_why_it_exits_3() {
     assert!(!err.contains(" new, "), "{err}");
 }
 
+/// The line for a missing tracked folder names the `forget` command that stops tracking it,
+/// the folder quoted for a shell and the index named: run as written, it works.
+#[test]
+fn a_missing_folders_forget_command_works_as_written() {
+    let env = setup(&["camera"]);
+    let gone = env.root.join("my horse's");
+    copy_groups(&gone, &["horse"]);
+    run_ok(env.cmd().args(["-q", "index"]).arg(&env.photos).arg(&gone));
+    std::fs::remove_dir_all(&gone).unwrap();
+    let out = env.cmd().args(["-q", "index"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = err.lines().find(|l| l.starts_with("missing: ")).unwrap();
+    let command = line
+        .split('`')
+        .nth(1)
+        .filter(|c| c.starts_with("lookalike ") && c.contains(" forget "))
+        .unwrap_or_else(|| panic!("no forget command: {line}"));
+    let bin = env!("CARGO_BIN_EXE_lookalike");
+    let words = format!("'{bin}'{}", &command["lookalike".len()..]);
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&words)
+        .current_dir(&env.photos)
+        .env_remove("LOOKALIKE_INDEX")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{words}: {out:?}");
+    let out = run_ok(env.cmd().args(["status", "--json"]));
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["roots"].as_array().unwrap().len(), 1, "{status}");
+}
+
 /// `status` after every folder is forgotten says that none is tracked.
 #[test]
 fn status_with_no_folder_tracked_says_so() {
@@ -4190,5 +4223,92 @@ fn json_gives_the_index_folder_and_journal_absolute() {
     assert!(
         journal.starts_with(env.index.join("journal/").to_str().unwrap()),
         "{undo}"
+    );
+}
+
+/// An index whose remembered walk options skip every file of its tracked folder: `query` says
+/// so and names the command that walks them without, which, run as written, makes it work.
+#[test]
+fn an_empty_index_names_the_walk_options_that_skip_its_folders() {
+    let env = setup(&["camera"]);
+    run_ok(
+        env.cmd()
+            .args(["-q", "index", "--include", "*.gif"])
+            .arg(&env.photos),
+    );
+    let example = env.photos.join("camera/camera.png");
+    let out = env.cmd().arg("query").arg(&example).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("though it tracks 1 folder") && err.contains("--include '*.gif'"),
+        "{err}"
+    );
+    let command = err
+        .split('`')
+        .find(|c| c.ends_with(" index --walk-defaults"))
+        .unwrap_or_else(|| panic!("no index --walk-defaults command: {err}"));
+    let words = format!(
+        "'{}'{} -q",
+        env!("CARGO_BIN_EXE_lookalike"),
+        &command["lookalike".len()..]
+    );
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&words)
+        .env_remove("LOOKALIKE_INDEX")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{words}: {out:?}");
+    run_ok(env.cmd().arg("query").arg(&example));
+}
+
+/// A second `undo` says that the last applied run was undone already, not that none was
+/// recorded; a dry run with nothing to do does not advise --apply.
+#[test]
+fn a_second_undo_says_the_run_was_undone_already() {
+    let env = setup(&["camera"]);
+    let folder = env.photos.join("camera");
+    let first = std::fs::read_dir(&folder).unwrap().next().unwrap().unwrap();
+    std::fs::copy(first.path(), folder.join("again.jpg")).unwrap();
+    let moved = env.root.join("moved");
+    run_ok(env.cmd().args(["-q", "duplicates"]).arg(&folder));
+    run_ok(
+        env.cmd()
+            .args(["-q", "duplicates", "--move-to"])
+            .arg(&moved)
+            .arg("--apply"),
+    );
+    let stderr_of = |args: &[&str]| {
+        let out = run_ok(env.cmd().args(args));
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout)
+    };
+    assert!(stderr_of(&["undo"]).contains("restored"));
+    let again = stderr_of(&["undo"]);
+    assert!(
+        again.contains("nothing to undo: the last applied run (journal ")
+            && again.contains(".jsonl.undone) was undone already"),
+        "{again}"
+    );
+    // one image alone: no copy to move, no run ever applied
+    let fresh = setup(&[]);
+    let alone = fresh.root.join("alone");
+    std::fs::create_dir(&alone).unwrap();
+    std::fs::copy(first.path(), alone.join("one.jpg")).unwrap();
+    let out = run_ok(
+        fresh
+            .cmd()
+            .args(["duplicates", "--move-to", "elsewhere"])
+            .arg(&alone),
+    );
+    let dry =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        String::from_utf8_lossy(&run_ok(fresh.cmd().arg("undo")).stderr)
+            .contains("no `duplicates --apply` run is recorded")
+    );
+    assert!(
+        dry.contains("dry run: 0 would be done") && !dry.contains("--apply"),
+        "{dry}"
     );
 }

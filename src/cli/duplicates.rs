@@ -221,10 +221,11 @@ pub(crate) fn cmd_duplicates(
     // warnings, printed under -q too: each says the listing is not what was asked for
     if unmatched > 0 {
         note!(
-            "warning: --keep {}: no copy matches in {unmatched} of {}, which {} best copy instead (the pattern is matched against the whole path, e.g. match:**/originals/**)",
+            "warning: --keep {}: no copy matches in {unmatched} of {}, which {} best copy instead ({})",
             args.keep.trim(),
             counted(findings.groups.len(), "group", "groups"),
-            for_count(unmatched, "keeps its", "keep their")
+            for_count(unmatched, "keeps its", "keep their"),
+            crate::duplicates::pattern_hint(&args.keep)
         );
     }
     if findings.unsigned > 0 {
@@ -632,7 +633,12 @@ fn report_actions(
     } else {
         let _ = writeln!(
             report,
-            "dry run: {done} would be done, {skipped} skipped; nothing changed. Add --apply to do it."
+            "dry run: {done} would be done, {skipped} skipped; nothing changed.{}",
+            if done == 0 {
+                ""
+            } else {
+                " Add --apply to do it."
+            }
         );
     }
     report
@@ -642,12 +648,21 @@ pub(crate) fn cmd_undo(collection: &Collection, args: UndoArgs, quiet: bool) -> 
     if !collection.exists() {
         return Err(Error::NoIndex(collection.dir().to_path_buf()));
     }
-    let report = cleanup::undo(&cleanup::journal_dir(collection.dir()))?;
+    let journals = cleanup::journal_dir(collection.dir());
+    let report = cleanup::undo(&journals)?;
     let Some(report) = report else {
         if args.json {
             print_json(&Value::Null)?;
         } else if !quiet {
-            note!("nothing to undo: no `duplicates --apply` run is recorded in this index");
+            match cleanup::last_undone(&journals) {
+                Some(undone) => note!(
+                    "nothing to undo: the last applied run (journal {}) was undone already",
+                    display_path(&undone)
+                ),
+                None => {
+                    note!("nothing to undo: no `duplicates --apply` run is recorded in this index")
+                }
+            }
         }
         return Ok(ExitCode::SUCCESS);
     };

@@ -812,7 +812,10 @@ fn report_index(collection: &Collection, s: &IndexSummary, quiet: bool) {
         note!(
             "missing: {}: {what}; its images are kept; `{}` stops tracking it",
             shown(p),
-            advised_command(collection, "forget")
+            advised_command(
+                collection,
+                &format!("forget {}", crate::path_repr::shell_word(p.as_os_str()))
+            )
         );
     }
     for p in &s.excluded_folders {
@@ -1364,7 +1367,13 @@ mod tests {
         assert_eq!(exit_code(&Error::Internal("x".into())), EXIT_INTERNAL);
         assert_eq!(exit_code(&Error::InvalidInput("x".into())), EXIT_USAGE);
         assert_eq!(exit_code(&Error::NoIndex(p.clone())), EXIT_USAGE);
-        assert_eq!(exit_code(&Error::Locked(p.clone())), EXIT_USAGE);
+        assert_eq!(
+            exit_code(&Error::Locked {
+                dir: p.clone(),
+                holder: None
+            }),
+            EXIT_USAGE
+        );
         assert_eq!(exit_code(&Error::Interrupted), EXIT_INTERRUPTED);
         let corrupt = Error::Corrupt {
             path: p.clone(),

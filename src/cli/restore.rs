@@ -116,9 +116,9 @@ pub(crate) struct QualityArgs {
     /// Image to score.
     #[arg(value_parser = PathArg)]
     pub(crate) test: PathBuf,
-    /// Memory the command may use, in MiB (64 to 65536): decoding the image (default 512)
-    /// and the restoration work (default 4096, which a 24-megapixel colour photo fits); a
-    /// larger image is refused before the work starts.
+    /// Memory the command may use, in MiB (64 to 65536): decoding each image (default 512)
+    /// and scoring the pair (default 4096, which two 24-megapixel colour photos fit); larger
+    /// images are refused before the scoring starts.
     #[arg(long, value_name = "MIB", value_parser = super::usize_in(64..=65_536))]
     pub(crate) memory_budget: Option<usize>,
     /// Print one JSON object instead of text.

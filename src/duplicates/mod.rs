@@ -92,6 +92,23 @@ pub enum KeepRule {
     Matching(crate::globs::Glob),
 }
 
+/// Why a `match:` pattern `given` (the rule as the user wrote it) may match no copy: it is
+/// matched against the absolute path, which listings show relative to the working
+/// directory; a relative pattern is offered under `**/`, and another one as an example.
+pub(crate) fn pattern_hint(given: &str) -> String {
+    let pattern = given.trim().strip_prefix("match:").unwrap_or(given.trim());
+    let example = if !pattern.starts_with(['/', '*']) {
+        format!("; match:**/{pattern} matches it below any folder")
+    } else if pattern != "**/originals/**" {
+        "; e.g. match:**/originals/**".to_string()
+    } else {
+        String::new()
+    };
+    format!(
+        "it is matched against the whole absolute path, which listings show relative to the working directory{example}"
+    )
+}
+
 impl KeepRule {
     /// `best`, `newest`, `oldest`, `shortest-path` or `match:GLOB`.
     pub fn parse(s: &str) -> Result<KeepRule> {
@@ -141,8 +158,9 @@ impl KeepRule {
             n => format!("any of the {n} groups, so every group"),
         };
         Err(Error::InvalidInput(format!(
-            "{flag} {}: no copy matches in {which} would keep its best copy instead: nothing was done; check the pattern (it is matched against the whole path, e.g. match:**/originals/**)",
+            "{flag} {}: no copy matches in {which} would keep its best copy instead: nothing was done; check the pattern ({})",
             given.trim(),
+            pattern_hint(given),
         )))
     }
 
@@ -761,6 +779,21 @@ pub(crate) fn reclaimable_each(groups: &[Group]) -> Vec<u64> {
 mod tests {
     use super::*;
     use crate::store::FileStamp;
+
+    /// The hint for a pattern matching no copy never offers the pattern given, and offers a
+    /// relative one under `**/`.
+    #[test]
+    fn a_pattern_hint_does_not_suggest_the_pattern_given() {
+        let given = pattern_hint("match:**/originals/**");
+        assert!(!given.contains("e.g. match:**/originals/**"), "{given}");
+        assert!(given.contains("absolute path"), "{given}");
+        let relative = pattern_hint("match:a/originals/*");
+        assert!(
+            relative.contains("match:**/a/originals/* matches"),
+            "{relative}"
+        );
+        assert!(pattern_hint("match:/x/*").contains("e.g. match:**/originals/**"));
+    }
 
     /// A `--keep match:` pattern that is not a glob is named once, with the reason.
     #[test]

@@ -271,7 +271,7 @@ impl App {
         })?;
         // emptied since the space was loaded, the space still holds the images it had
         if images == 0 {
-            return Err(Error::EmptyIndex(self.collection.dir().to_path_buf()));
+            return Err(self.with_store(|s| Ok(self.collection.empty_index(s)))?);
         }
         let current = self.loaded.read().expect("search space").clone();
         match current {

@@ -493,7 +493,9 @@ fn error_answer(e: &Error) -> (StatusCode, String) {
         }
         Error::Decode { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         Error::NoIndex(_) => StatusCode::NOT_FOUND,
-        Error::EmptyIndex(_) | Error::Locked(_) | Error::ActionRunning(_) => StatusCode::CONFLICT,
+        Error::EmptyIndex { .. } | Error::Locked { .. } | Error::ActionRunning(_) => {
+            StatusCode::CONFLICT
+        }
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     match e {
@@ -1443,8 +1445,10 @@ async fn undo(State(app): State<Arc<App>>, _: Params<Nothing>, body: Bytes) -> R
     }
     blocking(move || {
         let _acting = app.acting.lock().expect("action lock");
-        let report = cleanup::undo(&cleanup::journal_dir(app.collection.dir()))?;
-        Ok(Json(json!({ "undone": report })).into_response())
+        let journals = cleanup::journal_dir(app.collection.dir());
+        let report = cleanup::undo(&journals)?;
+        let undone_already = report.is_none() && cleanup::last_undone(&journals).is_some();
+        Ok(Json(json!({ "undone": report, "undone_already": undone_already })).into_response())
     })
     .await
 }

@@ -447,7 +447,7 @@ function duplicatesView(params) {
   undo.addEventListener("click", () => alone(async () => {
     try {
       const doc = await api("/api/undo", { method: "POST" });
-      if (!doc.undone) put(outcome, el("p", { class: "note" }, "Nothing to undo."));
+      if (!doc.undone) put(outcome, el("p", { class: "note" }, doc.undone_already ? "Nothing to undo: the last applied run was undone already." : "Nothing to undo."));
       else if (doc.undone.closed) showSteps(doc.undone, `Undone: ${doc.undone.action}`, UNDO_WORDS);
       else {
         const lines = doc.undone.damaged_lines || [];
