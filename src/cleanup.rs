@@ -2069,7 +2069,8 @@ pub struct UndoReport {
 /// Largest journal `undo` reads: about a million steps.
 const MAX_JOURNAL_BYTES: u64 = 1 << 30;
 
-/// The newest journal not yet undone.
+/// The newest journal not yet undone: a `run-*.jsonl` file, as [`execute`] names them; other
+/// files in the folder are not lookalike's, and are left alone.
 fn last_journal(dir: &Path) -> Result<Option<PathBuf>> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
@@ -2078,7 +2079,12 @@ fn last_journal(dir: &Path) -> Result<Option<PathBuf>> {
     };
     let mut journals: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .filter(|p| {
+            p.file_name().is_some_and(|name| {
+                let name = name.as_encoded_bytes();
+                name.starts_with(b"run-") && name.ends_with(b".jsonl")
+            })
+        })
         .collect();
     journals.sort();
     Ok(journals.pop())

@@ -801,6 +801,35 @@ fn a_run_that_changes_nothing_does_not_hide_the_run_before_from_undo() {
     assert_eq!(read_all(&copies), before);
 }
 
+/// A `.jsonl` file of the user's own in the journal folder (an index folder given with
+/// `--index-dir` that held one) is not a run: `undo` reaches the run applied, and leaves the
+/// file alone.
+#[test]
+fn undo_reads_only_its_own_journals_among_the_users_files() {
+    let env = Env::new();
+    let copies = two_groups(&env);
+    let before = read_all(&copies);
+    let dest = env.root.join("dupes");
+    let (json, code) = env.duplicates(&["--move-to", dest.to_str().unwrap(), "--apply"]);
+    assert_eq!(code, 0, "{json}");
+    let own = env.index.join("journal").join("session.jsonl");
+    std::fs::write(&own, "{\"event\":\"login\"}\n").unwrap();
+    let out = env.cmd().args(["undo", "--json"]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["action"], "move", "{report}");
+    assert_eq!(read_all(&copies), before);
+    assert_eq!(
+        std::fs::read_to_string(&own).unwrap(),
+        "{\"event\":\"login\"}\n"
+    );
+}
+
 #[test]
 fn undo_says_so_in_its_exit_status_when_a_moved_file_cannot_go_back() {
     let env = Env::new();
