@@ -830,6 +830,44 @@ fn undo_reads_only_its_own_journals_among_the_users_files() {
     );
 }
 
+/// The desktop trash folders are never walked, hidden files walked or not: the copies a
+/// `--trash` run put in the home trash are not found again there, nor are files in a
+/// `.Trash-UID` or `.Trash/UID` trash at the top of a disk.
+#[test]
+fn the_walk_never_takes_the_desktop_trash_for_photos() {
+    let env = Env::new();
+    two_groups(&env);
+    let bytes = std::fs::read(sample("camera")).unwrap();
+    for trashed in [
+        ".Trash-1000/files/camera.jpg",
+        ".Trash/1000/files/camera.jpg",
+        ".local/share/Trash/files/camera.jpg",
+    ] {
+        let path = env.root.join(trashed);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, &bytes).unwrap();
+    }
+    let out = env
+        .cmd()
+        .args(["-q", "index", "--hidden"])
+        .arg(&env.root)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let (json, code) = env.duplicates(&["--trash", "--apply"]);
+    assert_eq!(code, 0, "{json}");
+    let out = env.cmd().args(["-q", "index"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let out = env
+        .cmd()
+        .args(["-q", "duplicates", "--json"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(!text.contains("Trash"), "{text}");
+}
+
 #[test]
 fn undo_says_so_in_its_exit_status_when_a_moved_file_cannot_go_back() {
     let env = Env::new();
