@@ -20,6 +20,22 @@ pub(crate) fn home_trash() -> Option<PathBuf> {
         .or_else(|| absolute_var("HOME").map(|home| home.join(".local/share/Trash")))
 }
 
+/// The variable the `trash` crate would take a relative path from (it does not ignore one as
+/// the spec says), with its value: the trash would then be made under the working folder.
+pub(crate) fn relative_trash_var() -> Option<(&'static str, PathBuf)> {
+    let set = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    match set("XDG_DATA_HOME") {
+        Some(data) => (!data.is_absolute()).then_some(("XDG_DATA_HOME", data)),
+        None => set("HOME")
+            .filter(|home| !home.is_absolute())
+            .map(|home| ("HOME", home)),
+    }
+}
+
 /// The home trashes a walk leaves out: the one in use, and the default one under `$HOME`
 /// when `XDG_DATA_HOME` moves it elsewhere (another desktop session may still use it).
 pub(crate) fn home_trashes() -> Vec<PathBuf> {

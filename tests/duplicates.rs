@@ -868,6 +868,38 @@ fn the_walk_never_takes_the_desktop_trash_for_photos() {
     assert!(!text.contains("Trash"), "{text}");
 }
 
+/// `undo` restores trashed copies from where the run put them in the trash, whatever
+/// XDG_DATA_HOME says at undo time; a relative one is refused by `--trash` up front.
+#[test]
+fn undo_finds_the_trashed_copies_where_the_run_put_them() {
+    let env = Env::new();
+    let copies = two_groups(&env);
+    let before = read_all(&copies);
+    let (json, code) = env.duplicates(&["--trash", "--apply"]);
+    assert_eq!(code, 0, "{json}");
+    let out = env
+        .cmd()
+        .env_remove("XDG_DATA_HOME")
+        .args(["undo", "--json"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_eq!(read_all(&copies), before, "{text}");
+
+    let out = env
+        .cmd()
+        .env("XDG_DATA_HOME", "xdg")
+        .args(["duplicates", "--trash"])
+        .arg(&env.photos)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("XDG_DATA_HOME is a relative path"), "{err}");
+    assert!(!env.root.join("xdg").exists());
+}
+
 #[test]
 fn undo_says_so_in_its_exit_status_when_a_moved_file_cannot_go_back() {
     let env = Env::new();
