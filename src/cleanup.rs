@@ -192,10 +192,15 @@ enum Entry {
         started_at: u64,
     },
     /// Written before the step runs.
-    Intent(Intent),
+    Intent(Box<Intent>),
     /// Written after the step succeeded.
     Done {
         step: usize,
+        /// A trashed copy's `.trashinfo` file (hex of its path), which names where in the
+        /// trash the copy lies: `undo` restores it from there whatever the environment then
+        /// says (absent from journals of older versions, and where it could not be found).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        trashed_as: Option<String>,
     },
 }
 
@@ -226,6 +231,9 @@ struct Intent {
     /// `undo` puts back a copy a run killed while it acted left there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     aside: Option<String>,
+    /// Where a trashed copy lies in the trash (its `.trashinfo`), read from the step's done line.
+    #[serde(skip)]
+    trashed_as: Option<PathBuf>,
 }
 
 /// The folders missing on the way to `dir`, deepest first: those making `dir` makes.
@@ -488,7 +496,13 @@ fn no_folder_to_make(dir: &Path) -> Option<String> {
 pub fn check_trash() -> Result<()> {
     #[cfg(all(unix, not(target_os = "macos")))]
     {
-        let Some(trash) = home_trash() else {
+        if let Some((var, value)) = crate::desktop_trash::relative_trash_var() {
+            return Err(Error::InvalidInput(format!(
+                "--trash: {var} is a relative path ({}), which the desktop trash spec says to ignore, yet the trash would be made under the working folder and not found from elsewhere; set {var} to an absolute path or unset it, or use --move-to DIR",
+                crate::path_repr::shown(&value)
+            )));
+        }
+        let Some(trash) = crate::desktop_trash::home_trash() else {
             return Err(Error::InvalidInput(
                 "--trash: no desktop trash to move the copies to, as neither XDG_DATA_HOME nor HOME is set; set HOME, or use --move-to DIR".into(),
             ));
@@ -506,28 +520,13 @@ pub fn check_trash() -> Result<()> {
     Ok(())
 }
 
-/// The user's own desktop trash: `$XDG_DATA_HOME/Trash`, else `$HOME/.local/share/Trash`.
-#[cfg(all(unix, not(target_os = "macos")))]
-fn home_trash() -> Option<PathBuf> {
-    let set = |name: &str| {
-        std::env::var_os(name)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    match (set("XDG_DATA_HOME"), set("HOME")) {
-        (Some(data), _) => Some(data.join("Trash")),
-        (None, Some(home)) => Some(home.join(".local/share/Trash")),
-        (None, None) => None,
-    }
-}
-
 /// Makes the missing trash folders the desktop trash is about to put `file` (its folder's
 /// links resolved) in, chosen as the `trash` crate chooses them, readable by this user only
 /// (0700, as GLib makes them): made by the crate they would be readable by every user, and so
 /// would a copy trashed from a private folder. Folders that exist are left as they are; one
-/// that cannot be made is left to the trash to report.
+/// that cannot be made is left to the trash to report. Returns the trash chosen.
 #[cfg(all(unix, not(target_os = "macos")))]
-fn make_trash_folders(file: &Path) {
+fn make_trash_folders(file: &Path) -> Option<PathBuf> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     let private = |dir: &Path| {
         fs::DirBuilder::new()
@@ -536,14 +535,12 @@ fn make_trash_folders(file: &Path) {
             .create(dir)
     };
     let with_parts = |trash: &Path| private(&trash.join("files")).and(private(&trash.join("info")));
-    let Some(home) = home_trash() else {
-        return;
-    };
+    let home = crate::desktop_trash::home_trash()?;
     let mounts = mount_points();
     let top = topdir(file, &mounts);
     if top == topdir(&resolved_or_parents(&home), &mounts) {
         let _ = with_parts(&home);
-        return;
+        return Some(home);
     }
     // on another file system: `$topdir/.Trash/$uid` in a sticky `.Trash` (not a link), else
     // `$topdir/.Trash-$uid`, and the home trash when that is not permitted
@@ -553,7 +550,7 @@ fn make_trash_folders(file: &Path) {
         .is_ok_and(|m| m.is_dir() && m.permissions().mode() & 0o1000 != 0);
     if valid && shared.join(&uid).is_dir() {
         let _ = with_parts(&shared.join(&uid));
-        return;
+        return Some(shared.join(&uid));
     }
     let own = top.join(format!(".Trash-{uid}"));
     let made = if own.is_dir() {
@@ -566,7 +563,33 @@ fn make_trash_folders(file: &Path) {
         .is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied)
     {
         let _ = with_parts(&home);
+        return Some(home);
     }
+    Some(own)
+}
+
+/// The `.trashinfo` of the file `id` the trash just took from the name `name`, looked for in
+/// `trashes`: the trash names it `NAME`, else `NAME.2`, `NAME.3`... (the first free).
+#[cfg(all(unix, not(target_os = "macos")))]
+fn trashed_as(trashes: &[PathBuf], name: &OsStr, id: FileId) -> Option<PathBuf> {
+    for trash in trashes {
+        for n in 1.. {
+            let mut in_trash = name.to_os_string();
+            if n > 1 {
+                in_trash.push(format!(".{n}"));
+            }
+            let mut info_name = in_trash.clone();
+            info_name.push(".trashinfo");
+            let info = trash.join("info").join(info_name);
+            if info.symlink_metadata().is_err() {
+                break;
+            }
+            if file_id(&trash.join("files").join(&in_trash)) == Some(id) {
+                return Some(info);
+            }
+        }
+    }
+    None
 }
 
 /// The mount points listed in `/proc/mounts` (else `/etc/mtab`), their escapes decoded.
@@ -1639,8 +1662,9 @@ fn move_file(
     }
 }
 
-/// Carries out `step`, checked as `checked`.
-fn run_step(step: &Step, action: &Action, checked: &Checked) -> std::io::Result<()> {
+/// Carries out `step`, checked as `checked`; for a trashed copy, returns its `.trashinfo` when
+/// found.
+fn run_step(step: &Step, action: &Action, checked: &Checked) -> std::io::Result<Option<PathBuf>> {
     #[cfg(test)]
     tests::at_moment(tests::Moment::Checked);
     checked.still_there()?;
@@ -1655,7 +1679,7 @@ fn run_step(step: &Step, action: &Action, checked: &Checked) -> std::io::Result<
                 )));
             };
             let to_dir = HeldDir::open(to_dir, true)?;
-            move_file(dir, name, checked.id, &to_dir, to_name, &step.hash)
+            move_file(dir, name, checked.id, &to_dir, to_name, &step.hash).map(|()| None)
         }
         Action::Trash => {
             // the trash takes a path: it must still lead to the folder checked
@@ -1669,10 +1693,23 @@ fn run_step(step: &Step, action: &Action, checked: &Checked) -> std::io::Result<
                 }
             }
             #[cfg(all(unix, not(target_os = "macos")))]
-            make_trash_folders(&dir.path().join(name));
-            trash::delete(&step.path).map_err(trash_error)
+            {
+                let chosen = make_trash_folders(&dir.path().join(name));
+                trash::delete(&step.path).map_err(trash_error)?;
+                let trashes: Vec<PathBuf> = chosen
+                    .into_iter()
+                    .chain(crate::desktop_trash::home_trash())
+                    .collect();
+                Ok(trashed_as(&trashes, name, checked.id))
+            }
+            #[cfg(not(all(unix, not(target_os = "macos"))))]
+            trash::delete(&step.path)
+                .map_err(trash_error)
+                .map(|()| None)
         }
-        Action::Hardlink | Action::Delete => set_aside_and_act(step, action, checked),
+        Action::Hardlink | Action::Delete => {
+            set_aside_and_act(step, action, checked).map(|()| None)
+        }
     }
 }
 
@@ -1995,7 +2032,7 @@ pub fn execute(
             .iter()
             .map(|d| path_hex(d))
             .collect();
-        write(&Entry::Intent(Intent {
+        write(&Entry::Intent(Box::new(Intent {
             step: i,
             op: action.name().into(),
             from: path_hex(&step.path),
@@ -2008,10 +2045,14 @@ pub fn execute(
             made_dirs,
             aside: matches!(action, Action::Hardlink | Action::Delete)
                 .then(|| hex(checked.aside.as_encoded_bytes())),
-        }))?;
+            trashed_as: None,
+        })))?;
         match run_step(step, action, &checked) {
-            Ok(()) => {
-                write(&Entry::Done { step: i })?;
+            Ok(trashed_as) => {
+                write(&Entry::Done {
+                    step: i,
+                    trashed_as: trashed_as.as_deref().map(path_hex),
+                })?;
                 outcomes.push(Outcome::Done);
             }
             Err(e) => outcomes.push(Outcome::Failed(e.to_string())),
@@ -2084,7 +2125,8 @@ pub struct UndoReport {
 /// Largest journal `undo` reads: about a million steps.
 const MAX_JOURNAL_BYTES: u64 = 1 << 30;
 
-/// The newest journal not yet undone.
+/// The newest journal not yet undone: a `run-*.jsonl` file, as [`execute`] names them; other
+/// files in the folder are not lookalike's, and are left alone.
 fn last_journal(dir: &Path) -> Result<Option<PathBuf>> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
@@ -2093,7 +2135,12 @@ fn last_journal(dir: &Path) -> Result<Option<PathBuf>> {
     };
     let mut journals: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .filter(|p| {
+            p.file_name().is_some_and(|name| {
+                let name = name.as_encoded_bytes();
+                name.starts_with(b"run-") && name.ends_with(b".jsonl")
+            })
+        })
         .collect();
     journals.sort();
     Ok(journals.pop())
@@ -2145,7 +2192,7 @@ pub fn undo(journal_dir: &Path) -> Result<Option<UndoReport>> {
     let text = String::from_utf8_lossy(&bytes);
     let mut action = None;
     let mut intents = Vec::new();
-    let mut done = std::collections::HashSet::new();
+    let mut done = std::collections::HashMap::new();
     let mut damaged_lines = Vec::new();
     // A torn last line (a crash while writing it: no line end) is ignored: its step had not
     // started. Any other line that cannot be read is damaged, and named.
@@ -2156,9 +2203,9 @@ pub fn undo(journal_dir: &Path) -> Result<Option<UndoReport>> {
         }
         match serde_json::from_str::<Entry>(line) {
             Ok(Entry::Run { action: a, .. }) if n == 1 => action = Some(a),
-            Ok(Entry::Intent(intent)) => intents.push((n, intent)),
-            Ok(Entry::Done { step }) => {
-                done.insert(step);
+            Ok(Entry::Intent(intent)) => intents.push((n, *intent)),
+            Ok(Entry::Done { step, trashed_as }) => {
+                done.insert(step, trashed_as);
             }
             Ok(Entry::Run { .. }) | Err(_) if Some(n) != torn_at => damaged_lines.push(n),
             Ok(Entry::Run { .. }) | Err(_) => {}
@@ -2173,7 +2220,7 @@ pub fn undo(journal_dir: &Path) -> Result<Option<UndoReport>> {
     };
     let mut steps = Vec::new();
     let mut made = Vec::new();
-    for (n, intent) in intents.into_iter().rev() {
+    for (n, mut intent) in intents.into_iter().rev() {
         made.extend(intent.made_dirs.iter().filter_map(|d| path_of_hex(d)));
         let (Some(from), Some(hash)) = (path_of_hex(&intent.from), hash_of_hex(&intent.hash))
         else {
@@ -2182,7 +2229,11 @@ pub fn undo(journal_dir: &Path) -> Result<Option<UndoReport>> {
         };
         let to = intent.to.as_deref().and_then(path_of_hex);
         let keeper = path_of_hex(&intent.keeper).unwrap_or_default();
-        let recorded = done.contains(&intent.step);
+        let recorded = done.contains_key(&intent.step);
+        intent.trashed_as = done
+            .get(&intent.step)
+            .and_then(Option::as_deref)
+            .and_then(path_of_hex);
         let from_dir = intent.from_dir.as_deref().and_then(path_of_hex);
         let op = intent.op.clone();
         // a run killed while it acted may have left its copy set aside
@@ -2442,23 +2493,23 @@ fn reverse(
                 if back() {
                     return Outcome::Done;
                 }
-                return match trashed_item(from, hash) {
+                return match in_trash(intent, from, hash) {
                     // the trashed file can still come back: the journal stays for a retry
-                    Ok(Some(_)) => Outcome::Failed(format!(
+                    InTrash::Found(_) => Outcome::Failed(format!(
                         "{} exists; left alone: move it away and run `lookalike undo` again to bring back the trashed file (still in the trash)",
                         crate::path_repr::shown(from)
                     )),
-                    Ok(None) => Outcome::Skipped(format!(
-                        "{} exists; left alone (the trashed file is no longer in the trash)",
+                    InTrash::Gone(why) => Outcome::Skipped(format!(
+                        "{} exists; left alone ({why})",
                         crate::path_repr::shown(from)
                     )),
-                    Err(why) => Outcome::Failed(format!(
+                    InTrash::NotFound(why) => Outcome::Failed(format!(
                         "{} exists; left alone, and {why}",
                         crate::path_repr::shown(from)
                     )),
                 };
             }
-            restore_from_trash(from, hash)
+            restore_from_trash(intent, from, hash)
         }
         "hardlink" => {
             if !done {
@@ -2580,11 +2631,69 @@ fn copy_into(source: &mut fs::File, copy: &mut fs::File) -> std::io::Result<()> 
     copy.sync_all()
 }
 
-/// Restores the newest trashed item from `original` whose content is `hash`: the trash may hold
-/// other files deleted from the same name since.
-fn restore_from_trash(original: &Path, hash: &[u8; 32]) -> Outcome {
-    match trashed_item(original, hash) {
-        Ok(Some(item)) => {
+/// Where the trash holds a trashed copy, as far as `undo` can tell.
+enum InTrash {
+    /// There, with the content it was trashed with.
+    Found(trash::TrashItem),
+    /// Not there, and it cannot come back (the trash was emptied of it): why.
+    Gone(String),
+    /// Not found where looked, though it may still be in a trash (one on a disk not mounted,
+    /// or one the environment no longer names): why; a retry may find it.
+    NotFound(String),
+}
+
+/// Looks for the copy trashed from `from` with content `hash`: where the journal recorded the
+/// trash put it, else (journals of older versions) the newest item from that name in the
+/// trash the environment names now.
+fn in_trash(intent: &Intent, from: &Path, hash: &[u8; 32]) -> InTrash {
+    let Some(info) = &intent.trashed_as else {
+        return match trashed_item(from, hash) {
+            Ok(Some(item)) => InTrash::Found(item),
+            Ok(None) if trash_holds_name(from) => InTrash::Gone(
+                "the trash holds files deleted from that name, none with its content: left there"
+                    .into(),
+            ),
+            Ok(None) => InTrash::NotFound(
+                "it is not in the trash (if XDG_DATA_HOME or HOME differ from the run's, run `lookalike undo` again with the run's)"
+                    .into(),
+            ),
+            Err(why) => InTrash::NotFound(why),
+        };
+    };
+    let (Some(trash), Some(stem), Some(name), Some(parent)) = (
+        info.parent().and_then(Path::parent),
+        info.file_stem(),
+        from.file_name(),
+        from.parent(),
+    ) else {
+        return InTrash::Gone("the journal's record of it in the trash is not a path".into());
+    };
+    let file = trash.join("files").join(stem);
+    if info.is_file() && file_hash(&file).is_ok_and(|h| h == *hash) {
+        return InTrash::Found(trash::TrashItem {
+            id: info.clone().into_os_string(),
+            name: name.to_os_string(),
+            original_parent: parent.to_path_buf(),
+            time_deleted: 0,
+        });
+    }
+    if trash.join("files").is_dir() {
+        InTrash::Gone(format!(
+            "no longer in the trash: {} is gone or holds another file",
+            crate::path_repr::shown(&file)
+        ))
+    } else {
+        InTrash::NotFound(format!(
+            "the trash it went to, {}, is missing (on a disk not mounted?): make it exist again and run `lookalike undo` again",
+            crate::path_repr::shown(trash)
+        ))
+    }
+}
+
+/// Restores the copy trashed from `original` with content `hash` (see [`in_trash`]).
+fn restore_from_trash(intent: &Intent, original: &Path, hash: &[u8; 32]) -> Outcome {
+    match in_trash(intent, original, hash) {
+        InTrash::Found(item) => {
             // the trash would make the missing folders again
             if let Some(why) = original.parent().and_then(gone_folder) {
                 return Outcome::Failed(why);
@@ -2594,12 +2703,8 @@ fn restore_from_trash(original: &Path, hash: &[u8; 32]) -> Outcome {
                 Err(e) => Outcome::Failed(format!("cannot restore from the trash: {e}")),
             }
         }
-        Ok(None) if trash_holds_name(original) => Outcome::Skipped(
-            "the trash holds files deleted from that name, none with its content: left there"
-                .into(),
-        ),
-        Ok(None) => Outcome::Skipped("no longer in the trash".into()),
-        Err(why) => Outcome::Failed(why),
+        InTrash::Gone(why) => Outcome::Skipped(why),
+        InTrash::NotFound(why) => Outcome::Failed(why),
     }
 }
 

@@ -31,7 +31,8 @@ pub struct CrawlConfig {
     /// Also walk hidden files and folders (names starting with a dot).
     pub hidden: bool,
     /// Files and folders never walked: the index's own (its database, lock and graph dumps).
-    /// Anything else in the index folder is the user's and is walked like the rest.
+    /// Anything else in the index folder is the user's and is walked like the rest. The
+    /// desktop trash folders (the home trash, `.Trash` and `.Trash-UID`) are never walked either.
     pub skip_paths: Vec<PathBuf>,
     /// Folders walked even when hidden or excluded (tracked roots nested in a walked one).
     pub keep_dirs: Vec<PathBuf>,
@@ -328,9 +329,12 @@ pub(crate) fn rules_anchor<'a>(tracked: &'a [PathBuf], root: &'a Path) -> &'a Pa
 pub fn crawl(config: &CrawlConfig) -> Result<Crawl> {
     let include = build_globs(&config.include)?;
     let exclude = build_globs(&config.exclude)?;
+    // the index's own files, and the desktop's home trash: what it holds was taken out
     let skip_paths: Vec<PathBuf> = config
         .skip_paths
         .iter()
+        .cloned()
+        .chain(crate::desktop_trash::home_trashes())
         .filter_map(|d| std::fs::canonicalize(d).ok())
         .collect();
     let mut out = Crawl::default();
@@ -374,7 +378,8 @@ pub fn crawl(config: &CrawlConfig) -> Result<Crawl> {
                 // Walked paths are canonical roots joined with names, so they compare directly.
                 let walked = kept
                     || (skipped_by(config, exclude.as_ref(), entry.path(), rel, is_dir).is_none()
-                        && !skip_paths.iter().any(|p| p == entry.path()));
+                        && !skip_paths.iter().any(|p| p == entry.path())
+                        && !(is_dir && crate::desktop_trash::is_top_dir_trash(entry.file_name())));
                 if !walked || !is_dir {
                     return walked;
                 }

@@ -18,6 +18,7 @@ pub mod cli;
 pub mod collection;
 pub mod crawl;
 pub mod decode;
+pub(crate) mod desktop_trash;
 pub mod duplicates;
 pub mod error;
 pub mod eval;

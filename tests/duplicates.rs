@@ -801,6 +801,105 @@ fn a_run_that_changes_nothing_does_not_hide_the_run_before_from_undo() {
     assert_eq!(read_all(&copies), before);
 }
 
+/// A `.jsonl` file of the user's own in the journal folder (an index folder given with
+/// `--index-dir` that held one) is not a run: `undo` reaches the run applied, and leaves the
+/// file alone.
+#[test]
+fn undo_reads_only_its_own_journals_among_the_users_files() {
+    let env = Env::new();
+    let copies = two_groups(&env);
+    let before = read_all(&copies);
+    let dest = env.root.join("dupes");
+    let (json, code) = env.duplicates(&["--move-to", dest.to_str().unwrap(), "--apply"]);
+    assert_eq!(code, 0, "{json}");
+    let own = env.index.join("journal").join("session.jsonl");
+    std::fs::write(&own, "{\"event\":\"login\"}\n").unwrap();
+    let out = env.cmd().args(["undo", "--json"]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["action"], "move", "{report}");
+    assert_eq!(read_all(&copies), before);
+    assert_eq!(
+        std::fs::read_to_string(&own).unwrap(),
+        "{\"event\":\"login\"}\n"
+    );
+}
+
+/// The desktop trash folders are never walked, hidden files walked or not: the copies a
+/// `--trash` run put in the home trash are not found again there, nor are files in a
+/// `.Trash-UID` or `.Trash/UID` trash at the top of a disk.
+#[test]
+fn the_walk_never_takes_the_desktop_trash_for_photos() {
+    let env = Env::new();
+    two_groups(&env);
+    let bytes = std::fs::read(sample("camera")).unwrap();
+    for trashed in [
+        ".Trash-1000/files/camera.jpg",
+        ".Trash/1000/files/camera.jpg",
+        ".local/share/Trash/files/camera.jpg",
+    ] {
+        let path = env.root.join(trashed);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, &bytes).unwrap();
+    }
+    let out = env
+        .cmd()
+        .args(["-q", "index", "--hidden"])
+        .arg(&env.root)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let (json, code) = env.duplicates(&["--trash", "--apply"]);
+    assert_eq!(code, 0, "{json}");
+    let out = env.cmd().args(["-q", "index"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let out = env
+        .cmd()
+        .args(["-q", "duplicates", "--json"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(!text.contains("Trash"), "{text}");
+}
+
+/// `undo` restores trashed copies from where the run put them in the trash, whatever
+/// XDG_DATA_HOME says at undo time; a relative one is refused by `--trash` up front.
+#[test]
+fn undo_finds_the_trashed_copies_where_the_run_put_them() {
+    let env = Env::new();
+    let copies = two_groups(&env);
+    let before = read_all(&copies);
+    let (json, code) = env.duplicates(&["--trash", "--apply"]);
+    assert_eq!(code, 0, "{json}");
+    let out = env
+        .cmd()
+        .env_remove("XDG_DATA_HOME")
+        .args(["undo", "--json"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_eq!(read_all(&copies), before, "{text}");
+
+    let out = env
+        .cmd()
+        .env("XDG_DATA_HOME", "xdg")
+        .args(["duplicates", "--trash"])
+        .arg(&env.photos)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("XDG_DATA_HOME is a relative path"), "{err}");
+    assert!(!env.root.join("xdg").exists());
+}
+
 #[test]
 fn undo_says_so_in_its_exit_status_when_a_moved_file_cannot_go_back() {
     let env = Env::new();
