@@ -151,7 +151,7 @@ impl Planes {
             if !pending.iter().any(|&p| p) {
                 break;
             }
-            let psf = Psf::gaussian(sigma);
+            let psf = Psf::gaussian_clamped(sigma);
             let reach = convolve(&visible, &psf);
             let spread: Vec<Plane> = weighted.iter().map(|p| convolve(p, &psf)).collect();
             for ((r, c), still) in pending.indexed_iter_mut() {
@@ -271,14 +271,14 @@ mod tests {
         let Planes::Grey(filled) = planes else {
             unreachable!()
         };
-        let blurred = convolve(&filled, &Psf::gaussian(3.0));
+        let blurred = convolve(&filled, &Psf::gaussian_clamped(3.0));
         let worst = (0..h)
             .flat_map(|r| (0..30).map(move |c| (r, c)))
             .map(|(r, c)| (blurred[[r, c]] - 0.5).abs())
             .fold(0.0f32, f32::max);
         assert!(worst < 1e-3, "a visible pixel moved by {worst}");
         // unfilled, the hidden white bleeds in
-        let bled = convolve(&plane, &Psf::gaussian(3.0))[[20, 29]];
+        let bled = convolve(&plane, &Psf::gaussian_clamped(3.0))[[20, 29]];
         assert!(bled > 0.55, "{bled}");
     }
 }

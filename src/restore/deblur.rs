@@ -699,10 +699,45 @@ mod tests {
     }
 
     #[test]
+    fn a_psf_spec_out_of_range_is_refused_not_run() {
+        let img = Planes::Grey(Plane::from_shape_fn((64, 64), |(r, c)| {
+            0.3 + 0.4 * (((r / 8 + c / 8) % 2) as f32)
+        }));
+        for spec in [
+            PsfSpec::Gaussian { sigma: f32::NAN },
+            PsfSpec::Disk { radius: f32::NAN },
+            PsfSpec::Motion {
+                length: f32::INFINITY,
+                angle_deg: 0.0,
+            },
+            PsfSpec::Motion {
+                length: 9.0,
+                angle_deg: f32::NAN,
+            },
+        ] {
+            let config = DeblurConfig {
+                psf: Some(spec.clone()),
+                ..DeblurConfig::default()
+            };
+            match deblur(&img, &config) {
+                Err(Error::InvalidInput(m)) => assert!(m.contains("out of range"), "{m}"),
+                Err(e) => panic!("{spec}: {e}"),
+                Ok(done) => panic!(
+                    "{spec}: Ok, {} NaN pixels",
+                    done.image.channels()[0]
+                        .iter()
+                        .filter(|v| v.is_nan())
+                        .count()
+                ),
+            }
+        }
+    }
+
+    #[test]
     fn each_channel_is_restored_with_its_own_noise_level_and_reported() {
         use crate::restore::fft::convolve;
         use crate::restore::test_util::{noisy, textured};
-        let psf = Psf::gaussian(1.5);
+        let psf = Psf::gaussian_clamped(1.5);
         let sharp = textured(96, 96);
         let blurred = convolve(&sharp, &psf);
         let img = Planes::Rgb([

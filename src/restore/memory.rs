@@ -160,7 +160,7 @@ mod tests {
     #[test]
     fn a_24_megapixel_photo_fits_the_default_budget_and_a_bomb_does_not() {
         // the PSF of a blur of gaussian:2 (the README's example), or none
-        let psf_radius = crate::restore::psf::Psf::gaussian(2.0).radius().0;
+        let psf_radius = crate::restore::psf::Psf::gaussian_clamped(2.0).radius().0;
         let mut works = vec![Work::Blur { psf_radius }, Work::Quality];
         for method in [Method::Wiener, Method::Rl, Method::Hyper] {
             for blind in [false, true] {
@@ -217,12 +217,12 @@ mod tests {
             ry.max(rx)
         };
         let blur = Work::Blur {
-            psf_radius: radius(crate::restore::psf::Psf::gaussian(100.0)),
+            psf_radius: radius(crate::restore::psf::Psf::gaussian_clamped(100.0)),
         };
         let deblur = Work::Deblur {
             method: Method::Hyper,
             blind: false,
-            psf_radius: radius(crate::restore::psf::Psf::motion(100.0, 0.0)),
+            psf_radius: radius(crate::restore::psf::Psf::motion_clamped(100.0, 0.0)),
         };
         for work in [blur, deblur] {
             let e = check(Path::new("strip.png"), (65535, 2), true, work, 64)

@@ -247,7 +247,7 @@ mod tests {
     #[test]
     fn separable_conv_matches_fft_convolution() {
         let img = textured(40, 56);
-        let psf = Psf::gaussian(1.5);
+        let psf = Psf::gaussian_clamped(1.5);
         let (c, r) = psf.separable().unwrap();
         let mut out = vec![0f32; 40 * 56];
         let x: Vec<f32> = img.iter().copied().collect();
@@ -261,7 +261,7 @@ mod tests {
     #[test]
     fn deconvolving_known_blur_raises_psnr() {
         let img = textured(128, 128);
-        for psf in [Psf::gaussian(2.0), Psf::disk(3.0)] {
+        for psf in [Psf::gaussian_clamped(2.0), Psf::disk_clamped(3.0)] {
             let blurred = noisy(&convolve(&img, &psf), 0.005, 3);
             let (out, rep) = richardson_lucy(&blurred, &psf, &RlParams::default());
             let before = psnr(&img, &blurred).unwrap();
