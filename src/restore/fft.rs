@@ -337,8 +337,12 @@ pub(crate) fn multiply(a: &mut Spectrum, b: &Spectrum, conj: bool) {
 }
 
 /// Convolves `plane` with `psf` using symmetric ("symm") boundaries, via FFT; the same result
-/// as `scipy.signal.convolve2d(plane, psf, "same", boundary="symm")` for odd kernels.
+/// as `scipy.signal.convolve2d(plane, psf, "same", boundary="symm")` for odd kernels. An
+/// empty plane is returned as it is.
 pub fn convolve(plane: &Plane, psf: &Psf) -> Plane {
+    if plane.is_empty() {
+        return plane.clone();
+    }
     let (ry, rx) = psf.radius();
     let pure = ry.max(rx);
     let pad = Padded::new(plane, pure, 2);

@@ -116,8 +116,12 @@ impl Shrink {
     }
 }
 
-/// Deconvolves `plane` blurred by `psf`; the result is clamped to `[0, 1]`.
+/// Deconvolves `plane` blurred by `psf`; the result is clamped to `[0, 1]`. An empty plane is
+/// returned as it is.
 pub fn hyper_laplacian(plane: &Plane, psf: &Psf, params: &HyperParams) -> Plane {
+    if plane.is_empty() {
+        return plane.clone();
+    }
     deconvolve(plane, psf, None, false, params)
 }
 

@@ -126,7 +126,11 @@ pub(crate) fn powerlaw_lambda(plane: &Plane, hspec: &Spectrum, sigma: f32) -> f3
 }
 
 /// Deconvolves `plane` (values in `[0, 1]`) blurred by `psf`; the result is clamped to `[0, 1]`.
+/// An empty plane is returned as it is.
 pub fn wiener(plane: &Plane, psf: &Psf, params: &WienerParams) -> Plane {
+    if plane.is_empty() {
+        return plane.clone();
+    }
     let pad = pad_with(plane, psf, params.model_border);
     let fft = Fft2::get(pad.rows, pad.cols);
     let hspec = psf_spectrum(psf, pad.rows, pad.cols);
