@@ -73,7 +73,7 @@ impl FeatureInput {
         let fine_luma = luma_plane(&picture);
         FeatureInput {
             fine_luma: Some(fine_luma),
-            ..FeatureInput::new(crate::decode::resize_to_fit(&picture, working_side))
+            ..FeatureInput::new(crate::decode::shrunk_to_fit(&picture, working_side))
         }
     }
 
