@@ -155,7 +155,7 @@ impl PsfSpec {
         }
     }
 
-    /// Refuses a sigma, radius or length outside 0 to [`MAX_EXTENT`] pixels, or an angle
+    /// Refuses a sigma, radius or length outside 0 to 100 pixels, or an angle
     /// outside -360 to 360 degrees, as [`PsfSpec::parse`] does: the fields are public, so a
     /// spec need not come from `parse`.
     pub fn check(&self) -> Result<()> {
@@ -322,7 +322,7 @@ impl Psf {
     }
 
     /// Gaussian of standard deviation `sigma`, radius `ceil(3 sigma)` (as the reference script).
-    /// A sigma outside 0 to [`MAX_EXTENT`] pixels (or NaN) is refused.
+    /// A sigma outside 0 to 100 pixels (or NaN) is refused.
     pub fn gaussian(sigma: f32) -> Result<Psf> {
         check_extent("Gaussian sigma", sigma)?;
         Ok(Psf::gaussian_clamped(sigma))
@@ -353,7 +353,7 @@ impl Psf {
     }
 
     /// Uniform disk of the given radius, anti-aliased by 8x8 supersampling of each pixel. A
-    /// radius outside 0 to [`MAX_EXTENT`] pixels (or NaN) is refused.
+    /// radius outside 0 to 100 pixels (or NaN) is refused.
     pub fn disk(radius: f32) -> Result<Psf> {
         check_extent("disk radius", radius)?;
         Ok(Psf::disk_clamped(radius))
