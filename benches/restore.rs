@@ -21,7 +21,7 @@ fn scene(h: usize, w: usize) -> Plane {
 }
 
 fn benches(c: &mut Criterion) {
-    let psf = Psf::gaussian(2.0);
+    let psf = Psf::gaussian(2.0).unwrap();
     let big = add_gaussian_noise(&convolve(&scene(1024, 1024), &psf), 0.005, 0);
     let small = add_gaussian_noise(&convolve(&scene(256, 256), &psf), 0.005, 0);
     let mut g = c.benchmark_group("restore");
@@ -40,7 +40,7 @@ fn benches(c: &mut Criterion) {
             stop_at_noise: false,
             ..RlParams::default()
         };
-        let disk = Psf::disk(3.0);
+        let disk = Psf::disk(3.0).unwrap();
         b.iter(|| richardson_lucy(&big, &disk, &p))
     });
     g.bench_function("wiener_1mp", |b| {

@@ -47,6 +47,10 @@ fn for_rows<T: Sample, S: Send>(
     init: impl Fn() -> S + Sync + Send,
     f: impl Fn(&mut S, usize, &mut [T]) + Sync + Send,
 ) {
+    // an image with no columns has no rows to hand out
+    if out.is_empty() {
+        return;
+    }
     if out.len() >= PARALLEL_FROM {
         out.par_chunks_mut(w)
             .enumerate()

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use crate::collection::{Collection, WalkOptions};
 use crate::crawl::{CrawlConfig, CrawlProblem, crawl};
-use crate::decode::{DecodeConfig, decode, resize_to_fit};
+use crate::decode::{DecodeConfig, decode, shrunk_to_fit};
 use crate::error::{Error, Result};
 use crate::features::{FeatureInput, Fusion, Profile, Registry};
 use crate::graph::{GraphRefresh, GraphUpdate, UpdatePolicy};
@@ -1967,7 +1967,7 @@ fn extract(
     });
     let facts = facts_of(&decoded);
     let picture = if side < crate::thumbnail::SIDE {
-        resize_to_fit(&decoded.image, side)
+        shrunk_to_fit(&decoded.image, side)
     } else {
         decoded.image
     };

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use image::RgbImage;
 
-use crate::decode::{DecodeConfig, decode, resize_to_fit};
+use crate::decode::{DecodeConfig, decode, shrunk_to_fit};
 use crate::error::Result;
 
 /// A thumbnail fits in a square of this side, in pixels.
@@ -17,7 +17,7 @@ const QUALITY: u8 = 80;
 /// The JPEG thumbnail of an upright picture (shrunk to fit [`SIDE`], never enlarged), its
 /// colours converted to sRGB from `icc`, the colour profile of the file it was decoded from.
 pub(crate) fn encode(picture: &RgbImage, icc: Option<&[u8]>) -> Vec<u8> {
-    let mut small = resize_to_fit(picture, SIDE);
+    let mut small = shrunk_to_fit(picture, SIDE);
     if let Some(icc) = icc {
         to_srgb(&mut small, icc);
     }

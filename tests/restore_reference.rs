@@ -207,7 +207,7 @@ fn a_small_crop_blurred_by_a_wide_disk_reads_as_that_disk() {
         let sharp = full
             .slice(ndarray::s![top..top + side, left..left + side])
             .to_owned();
-        let blurred = add_gaussian_noise(&convolve(&sharp, &Psf::disk(radius)), 0.002, 1)
+        let blurred = add_gaussian_noise(&convolve(&sharp, &Psf::disk(radius).unwrap()), 0.002, 1)
             .mapv(|v| (v.clamp(0.0, 1.0) * 255.0).round() / 255.0);
         let est = estimate_blur_thorough(&blurred);
         assert_eq!(est.kind, BlurKind::Disk, "{photo} {side}: {est:?}");

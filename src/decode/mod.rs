@@ -389,6 +389,8 @@ pub(crate) fn is_caught_decoder_panic(file: &str) -> bool {
 /// Decodes `bytes` (the content of `path`, named in errors) into a working image.
 /// Decoder panics are caught and reported as errors.
 pub fn decode(bytes: &[u8], path: &Path, cfg: &DecodeConfig) -> Result<Decoded> {
+    // a bad setting is no fault of the file's
+    check_working_size(cfg.working_size)?;
     guarded_decode(path, || decode_inner(bytes, path, cfg))
 }
 
@@ -827,7 +829,7 @@ fn working(img: DynamicImage, format: String, cfg: &DecodeConfig) -> Decoded {
     let (width, height) = (img.width(), img.height());
     let rgb = flatten_to_rgb(img);
     Decoded {
-        image: resize_to_fit(&rgb, cfg.working_size),
+        image: shrunk_to_fit(&rgb, cfg.working_size),
         format,
         width,
         height,
@@ -1319,7 +1321,7 @@ fn decode_jpeg_scaled_inner(
     };
     let rgb = img.into_rgb8();
     Ok(Some(Decoded {
-        image: resize_to_fit(&rgb, cfg.working_size),
+        image: shrunk_to_fit(&rgb, cfg.working_size),
         format: "jpg".into(),
         width,
         height,
@@ -1378,8 +1380,25 @@ pub(crate) fn flatten_to_rgb(img: DynamicImage) -> RgbImage {
     out
 }
 
-/// Shrinks an image to fit in `side` x `side`, keeping its aspect ratio; never enlarges.
-pub fn resize_to_fit(img: &RgbImage, side: u32) -> RgbImage {
+/// Shrinks an image to fit in `side` x `side`, keeping its aspect ratio; never enlarges. A
+/// side of 0 is refused: no image fits in it.
+pub fn resize_to_fit(img: &RgbImage, side: u32) -> Result<RgbImage> {
+    check_working_size(side)?;
+    Ok(shrunk_to_fit(img, side))
+}
+
+/// Refuses a side of 0 to fit an image in.
+fn check_working_size(side: u32) -> Result<()> {
+    if side == 0 {
+        return Err(Error::InvalidInput(
+            "working_size must be at least 1 pixel: no image fits in a square of side 0".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// [`resize_to_fit`] for sides known to be at least 1 (a side of 0 is taken as 1).
+pub(crate) fn shrunk_to_fit(img: &RgbImage, side: u32) -> RgbImage {
     match fitted(img.dimensions(), side) {
         Some((nw, nh)) => resize_exact(img, nw, nh),
         None => img.clone(),
@@ -1389,6 +1408,7 @@ pub fn resize_to_fit(img: &RgbImage, side: u32) -> RgbImage {
 /// The size an image of `(w, h)` is shrunk to so that it fits in `side` x `side`, keeping its
 /// aspect ratio; `None` when it already fits.
 fn fitted((w, h): (u32, u32), side: u32) -> Option<(u32, u32)> {
+    let side = side.max(1);
     if w <= side && h <= side {
         return None;
     }
@@ -1504,6 +1524,33 @@ mod tests {
     use super::*;
     use image::{ImageEncoder, Rgba, RgbaImage};
 
+    /// A working size of 0 is the caller's mistake, not the file's: `decode` blamed a sound
+    /// PNG ("decoder crashed (min > max ...); the file is probably damaged") and
+    /// `resize_to_fit` panicked.
+    #[test]
+    fn a_working_size_of_zero_is_refused_as_a_setting() {
+        let mut png = std::io::Cursor::new(Vec::new());
+        DynamicImage::ImageRgb8(RgbImage::from_pixel(20, 10, image::Rgb([9, 200, 30])))
+            .write_to(&mut png, image::ImageFormat::Png)
+            .unwrap();
+        let cfg = DecodeConfig {
+            working_size: 0,
+            ..Default::default()
+        };
+        let refused = |r: &Result<(u32, u32)>| matches!(r, Err(Error::InvalidInput(m)) if m.contains("working_size must be at least 1"));
+        let decoded =
+            decode(png.get_ref(), Path::new("good.png"), &cfg).map(|d| d.image.dimensions());
+        assert!(refused(&decoded), "{decoded:?}");
+        let resized = resize_to_fit(&RgbImage::new(10, 10), 0).map(|i| i.dimensions());
+        assert!(refused(&resized), "{resized:?}");
+        assert_eq!(
+            resize_to_fit(&RgbImage::new(10, 4), 5)
+                .unwrap()
+                .dimensions(),
+            (5, 2)
+        );
+    }
+
     fn png_bytes(img: &DynamicImage) -> Vec<u8> {
         let mut buf = Vec::new();
         img.write_to(&mut Cursor::new(&mut buf), image::ImageFormat::Png)
@@ -1567,7 +1614,7 @@ mod tests {
         // No preview: the mosaic is developed; it shows the same picture.
         let d = decode(&dng(&img, false, 1), path, &cfg).unwrap();
         assert_eq!((d.width, d.height), (384, 256));
-        let expected = resize_to_fit(&img, cfg.working_size);
+        let expected = shrunk_to_fit(&img, cfg.working_size);
         assert_eq!(d.image.dimensions(), expected.dimensions());
         let mean_error = d
             .image

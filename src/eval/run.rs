@@ -12,7 +12,7 @@ use image::RgbImage;
 use rayon::prelude::*;
 
 use crate::ann::{AnnIndex, AnnParams, exact_search, lookup, squared_l2};
-use crate::decode::{DecodeConfig, decode_file, resize_to_fit};
+use crate::decode::{DecodeConfig, decode_file, shrunk_to_fit};
 use crate::error::{Error, Result};
 use crate::eval::distort::{Distortion, apply_chain, seed_for};
 use crate::eval::groundtruth::GroundTruth;
@@ -240,7 +240,7 @@ pub(crate) fn distorted_vectors(
 
 /// Per-family vectors of an in-memory image, in registry order.
 pub(crate) fn vectors_of_image(img: &RgbImage, registry: &Registry) -> Vec<Vec<f32>> {
-    let picture = resize_to_fit(img, registry.picture_size());
+    let picture = shrunk_to_fit(img, registry.picture_size());
     registry
         .extract_all(&registry.input(picture))
         .into_iter()

@@ -117,8 +117,12 @@ fn transpose(data: &mut [Complex32], n: usize) {
     }
 }
 
-/// Bilinear resampling of a plane to `n` x `n` (area-averaged first when shrinking a lot).
+/// Bilinear resampling of a plane to `n` x `n` (area-averaged first when shrinking a lot); an
+/// empty plane resamples to black.
 pub(crate) fn resample_square(plane: &Array2<f32>, n: usize) -> Array2<f32> {
+    if plane.is_empty() {
+        return Array2::zeros((n, n));
+    }
     let (h, w) = plane.dim();
     let mut src = plane.clone();
     // Box-filter by 2 until within a factor of 2 of the target, to avoid aliasing.
@@ -300,6 +304,26 @@ impl Extractor for FilterBank {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_picture_gives_every_family_its_vector() {
+        assert_eq!(
+            resample_square(&Array2::zeros((0, 0)), 4),
+            Array2::<f32>::zeros((4, 4))
+        );
+        assert_eq!(
+            resample_square(&Array2::zeros((0, 9)), 4),
+            Array2::<f32>::zeros((4, 4))
+        );
+        let registry = crate::features::Registry::default();
+        for (w, h) in [(0, 0), (0, 5), (5, 0)] {
+            let rows = registry.extract_all(&registry.input(image::RgbImage::new(w, h)));
+            for row in rows {
+                let dim = crate::features::family_dim(&row.family);
+                assert_eq!(row.vector.len(), dim, "{w}x{h} {}", row.family);
+            }
+        }
+    }
 
     fn stripes(angle_deg: f32, period: f32) -> Array2<f32> {
         let (s, c) = angle_deg.to_radians().sin_cos();

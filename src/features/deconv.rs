@@ -223,7 +223,7 @@ mod tests {
     #[test]
     fn restored_features_bring_a_blurred_copy_closer_to_its_original() {
         let sharp = scene();
-        let blurred = convolve(&sharp, &Psf::gaussian(2.0));
+        let blurred = convolve(&sharp, &Psf::gaussian_clamped(2.0));
         let deconv = DeconvFeatures::default();
         let bank = FilterBank::default();
         let plain = dist(&bank.describe(&sharp), &bank.describe(&blurred));
@@ -266,7 +266,7 @@ mod tests {
     #[test]
     fn the_canonical_texture_of_a_blurred_copy_is_nearer_its_original_than_plain_lbp() {
         let sharp = scene();
-        let blurred = convolve(&sharp, &Psf::gaussian(1.5));
+        let blurred = convolve(&sharp, &Psf::gaussian_clamped(1.5));
         let deconv = DeconvFeatures::default();
         let (_, est_sharp) = deconv.describe(&sharp);
         let (_, est_blurred) = deconv.describe(&blurred);
@@ -289,7 +289,7 @@ mod tests {
     #[test]
     fn the_recorded_sigma_survives_fusion_scaling() {
         let deconv = DeconvFeatures::default();
-        let blurred = convolve(&scene(), &Psf::gaussian(2.0));
+        let blurred = convolve(&scene(), &Psf::gaussian_clamped(2.0));
         let (v, est) = deconv.describe(&blurred);
         let mut scaled = v.clone();
         l2_normalize(&mut scaled);

@@ -73,7 +73,7 @@ impl FeatureInput {
         let fine_luma = luma_plane(&picture);
         FeatureInput {
             fine_luma: Some(fine_luma),
-            ..FeatureInput::new(crate::decode::resize_to_fit(&picture, working_side))
+            ..FeatureInput::new(crate::decode::shrunk_to_fit(&picture, working_side))
         }
     }
 
@@ -773,7 +773,7 @@ mod tests {
         assert_eq!(fusion.query_view(&sharp), sharp);
 
         let blurred = fused(crate::restore::color::map_rgb(&scene, |p| {
-            crate::restore::fft::convolve(p, &crate::restore::Psf::gaussian(2.0))
+            crate::restore::fft::convolve(p, &crate::restore::Psf::gaussian_clamped(2.0))
         }));
         let view = fusion.query_view(&blurred);
         let (lbp, lbp_w) = fusion.block("lbp").unwrap();

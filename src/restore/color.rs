@@ -7,6 +7,7 @@ use rayon::prelude::*;
 use super::Plane;
 use super::fft::convolve;
 use super::psf::Psf;
+use crate::{Error, Result};
 
 /// An image as one plane (grey) or three (R, G, B), values in `[0, 1]`.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,17 +50,35 @@ impl Planes {
         }
     }
 
-    /// Back to an 8-bit image (values rounded and clamped).
-    pub fn to_image(&self) -> DynamicImage {
-        match self {
+    /// Refuses colour planes of different sizes (the variants are public, so nothing else
+    /// keeps them equal).
+    pub fn check(&self) -> Result<()> {
+        let sizes: Vec<(usize, usize)> = self.channels().iter().map(|p| p.dim()).collect();
+        if sizes.iter().all(|&s| s == sizes[0]) {
+            return Ok(());
+        }
+        let shown: Vec<String> = sizes.iter().map(|(h, w)| format!("{w}x{h}")).collect();
+        Err(Error::InvalidInput(format!(
+            "the colour planes are {}: an image's red, green and blue planes must be the same size",
+            shown.join(", ")
+        )))
+    }
+
+    /// Back to an 8-bit image (values rounded and clamped); colour planes of different sizes
+    /// are refused ([`Planes::check`]).
+    pub fn to_image(&self) -> Result<DynamicImage> {
+        self.check()?;
+        Ok(match self {
             Planes::Grey(p) => DynamicImage::ImageLuma8(plane_to_gray(p)),
             Planes::Rgb(p) => DynamicImage::ImageRgb8(planes_to_rgb(p)),
-        }
+        })
     }
 
     /// Back to a 16-bit image, for an input of more than 8 bits a channel (values rounded and
-    /// clamped); `alpha`, when given, is widened to 16 bits beside them.
-    pub fn to_image16(&self, alpha: Option<&GrayImage>) -> DynamicImage {
+    /// clamped); `alpha`, when given, is widened to 16 bits beside them. Colour planes of
+    /// different sizes are refused ([`Planes::check`]).
+    pub fn to_image16(&self, alpha: Option<&GrayImage>) -> Result<DynamicImage> {
+        self.check()?;
         let (h, w) = self.dim();
         let channels = self.channels();
         let alpha = alpha.filter(|a| a.dimensions() == (w as u32, h as u32));
@@ -80,7 +99,7 @@ impl Planes {
             (_, false) => image::ImageBuffer::from_raw(w, h, raw).map(DynamicImage::ImageRgb16),
             (_, true) => image::ImageBuffer::from_raw(w, h, raw).map(DynamicImage::ImageRgba16),
         };
-        built.expect("buffer matches dimensions")
+        Ok(built.expect("buffer matches dimensions"))
     }
 
     /// `(rows, cols)`.
@@ -151,7 +170,7 @@ impl Planes {
             if !pending.iter().any(|&p| p) {
                 break;
             }
-            let psf = Psf::gaussian(sigma);
+            let psf = Psf::gaussian_clamped(sigma);
             let reach = convolve(&visible, &psf);
             let spread: Vec<Plane> = weighted.iter().map(|p| convolve(p, &psf)).collect();
             for ((r, c), still) in pending.indexed_iter_mut() {
@@ -287,6 +306,21 @@ mod tests {
     }
 
     #[test]
+    fn planes_of_different_sizes_make_no_image() {
+        let p = |h, w| Plane::from_elem((h, w), 0.5);
+        let planes = Planes::Rgb([p(64, 64), p(32, 48), p(80, 80)]);
+        for made in [planes.to_image(), planes.to_image16(None)] {
+            match made {
+                Err(Error::InvalidInput(m)) => assert!(m.contains("64x64, 48x32, 80x80"), "{m}"),
+                other => panic!("{:?}", other.map(|i| (i.width(), i.height()))),
+            }
+        }
+        let same = Planes::Rgb([p(5, 7), p(5, 7), p(5, 7)]);
+        let image = same.to_image().unwrap();
+        assert_eq!((image.width(), image.height()), (7, 5));
+    }
+
+    #[test]
     fn hidden_colours_never_reach_visible_pixels() {
         // the left half is visible mid grey; the right half hides pure white
         let (h, w) = (40, 60);
@@ -299,14 +333,14 @@ mod tests {
         let Planes::Grey(filled) = planes else {
             unreachable!()
         };
-        let blurred = convolve(&filled, &Psf::gaussian(3.0));
+        let blurred = convolve(&filled, &Psf::gaussian_clamped(3.0));
         let worst = (0..h)
             .flat_map(|r| (0..30).map(move |c| (r, c)))
             .map(|(r, c)| (blurred[[r, c]] - 0.5).abs())
             .fold(0.0f32, f32::max);
         assert!(worst < 1e-3, "a visible pixel moved by {worst}");
         // unfilled, the hidden white bleeds in
-        let bled = convolve(&plane, &Psf::gaussian(3.0))[[20, 29]];
+        let bled = convolve(&plane, &Psf::gaussian_clamped(3.0))[[20, 29]];
         assert!(bled > 0.55, "{bled}");
     }
 }

@@ -303,6 +303,7 @@ impl DeblurConfig {
 /// of 1, and a sharp camera photo stored at 1/64 of its range read as `gaussian:1.45`.
 pub fn deblur(img: &Planes, config: &DeblurConfig) -> Result<Deblurred> {
     config.validate()?;
+    img.check()?;
     let peak = img
         .channels()
         .iter()
@@ -348,7 +349,12 @@ fn deblur_at_gain(img: &Planes, config: &DeblurConfig, gain: f32) -> Result<Debl
     let measured = |p: &Plane| -> Plane {
         match config.measure_within {
             Some((top, left, height, width))
-                if top + height <= p.nrows() && left + width <= p.ncols() =>
+                if top
+                    .checked_add(height)
+                    .is_some_and(|bottom| bottom <= p.nrows())
+                    && left
+                        .checked_add(width)
+                        .is_some_and(|right| right <= p.ncols()) =>
             {
                 p.slice(ndarray::s![top..top + height, left..left + width])
                     .to_owned()
@@ -699,10 +705,73 @@ mod tests {
     }
 
     #[test]
+    fn a_psf_spec_out_of_range_is_refused_not_run() {
+        let img = Planes::Grey(Plane::from_shape_fn((64, 64), |(r, c)| {
+            0.3 + 0.4 * (((r / 8 + c / 8) % 2) as f32)
+        }));
+        for spec in [
+            PsfSpec::Gaussian { sigma: f32::NAN },
+            PsfSpec::Disk { radius: f32::NAN },
+            PsfSpec::Motion {
+                length: f32::INFINITY,
+                angle_deg: 0.0,
+            },
+            PsfSpec::Motion {
+                length: 9.0,
+                angle_deg: f32::NAN,
+            },
+        ] {
+            let config = DeblurConfig {
+                psf: Some(spec.clone()),
+                ..DeblurConfig::default()
+            };
+            match deblur(&img, &config) {
+                Err(Error::InvalidInput(m)) => assert!(m.contains("out of range"), "{m}"),
+                Err(e) => panic!("{spec}: {e}"),
+                Ok(done) => panic!(
+                    "{spec}: Ok, {} NaN pixels",
+                    done.image.channels()[0]
+                        .iter()
+                        .filter(|v| v.is_nan())
+                        .count()
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn a_measuring_box_past_the_image_is_ignored_even_where_its_end_overflows() {
+        let img = Planes::Grey(Plane::from_shape_fn((64, 64), |(r, c)| {
+            ((r * 7 + c * 3) % 11) as f32 / 11.0
+        }));
+        let whole = deblur(&img, &DeblurConfig::default()).unwrap();
+        for within in [(usize::MAX, 0, 1, 1), (0, 1, 1, usize::MAX), (60, 0, 8, 8)] {
+            let config = DeblurConfig {
+                measure_within: Some(within),
+                ..DeblurConfig::default()
+            };
+            let done = deblur(&img, &config).unwrap();
+            assert_eq!(done.psf_text, whole.psf_text, "{within:?}");
+        }
+    }
+
+    #[test]
+    fn colour_channels_of_different_sizes_are_refused() {
+        let p = |h, w| Plane::from_elem((h, w), 0.5);
+        let img = Planes::Rgb([p(64, 64), p(32, 48), p(80, 80)]);
+        match deblur(&img, &DeblurConfig::default()) {
+            Err(Error::InvalidInput(m)) => {
+                assert!(m.contains("64x64") && m.contains("48x32"), "{m}")
+            }
+            other => panic!("{:?}", other.map(|d| d.psf_text)),
+        }
+    }
+
+    #[test]
     fn each_channel_is_restored_with_its_own_noise_level_and_reported() {
         use crate::restore::fft::convolve;
         use crate::restore::test_util::{noisy, textured};
-        let psf = Psf::gaussian(1.5);
+        let psf = Psf::gaussian_clamped(1.5);
         let sharp = textured(96, 96);
         let blurred = convolve(&sharp, &psf);
         let img = Planes::Rgb([

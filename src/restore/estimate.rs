@@ -90,9 +90,9 @@ impl BlurEstimate {
     pub fn to_psf(&self) -> Psf {
         match self.kind {
             BlurKind::None => Psf::delta(),
-            BlurKind::Gaussian => Psf::gaussian(self.sigma),
-            BlurKind::Disk => Psf::disk(self.radius),
-            BlurKind::Motion => Psf::motion(self.length, self.angle_deg),
+            BlurKind::Gaussian => Psf::gaussian_clamped(self.sigma),
+            BlurKind::Disk => Psf::disk_clamped(self.radius),
+            BlurKind::Motion => Psf::motion_clamped(self.length, self.angle_deg),
         }
     }
 
@@ -114,7 +114,7 @@ impl BlurEstimate {
         let members: Vec<Psf> = steps(FAMILY_LENGTHS)
             .flat_map(|l| {
                 steps(FAMILY_ANGLES).map(move |a| {
-                    Psf::motion(
+                    Psf::motion_clamped(
                         self.length * (1.0 + LINE_LENGTH_SPREAD * l),
                         self.angle_deg + angle_spread * a,
                     )
@@ -753,7 +753,7 @@ fn disk_at_edge_width(plane: &Plane, edges: f32, other: Option<f32>) -> Option<f
     let s2 = (noise * noise).max(1.0 / (255.0f32 * 255.0 * 12.0));
     let bins = Bins::build(&crop, s2, false);
     let (lo, hi) = (edges / EDGE_DISK_WIDTH.1, edges / EDGE_DISK_WIDTH.0);
-    let (kh, kw) = Psf::disk(hi).kernel().dim();
+    let (kh, kw) = Psf::disk_clamped(hi).kernel().dim();
     if kh > bins.dim.0 || kw > bins.dim.1 {
         return None;
     }
@@ -776,15 +776,15 @@ fn disk_at_edge_width(plane: &Plane, edges: f32, other: Option<f32>) -> Option<f
             .fold(f64::INFINITY, f64::min)
     };
     let grid: Vec<f32> = (0..=8).map(|k| lo + (hi - lo) * k as f32 / 8.0).collect();
-    let (radius, disk) = grid_then_golden(&grid, &mut |r| nll(&Psf::disk(r)));
+    let (radius, disk) = grid_then_golden(&grid, &mut |r| nll(&Psf::disk_clamped(r)));
     // the best disk at either end of the widths the edges allow is no disk of that width:
     // Gaussians of sigma 2 read so as disks of 2.75-2.77, the least radius, lost 3-5 dB
     if radius < grid[1] || radius > grid[7] {
         return None;
     }
     let rival = match other {
-        Some(r) => nll(&Psf::disk(r)),
-        None => nll(&Psf::gaussian(edges)),
+        Some(r) => nll(&Psf::disk_clamped(r)),
+        None => nll(&Psf::gaussian_clamped(edges)),
     };
     let nfreq: f64 = bins.n.iter().map(|&c| c as f64).sum::<f64>().max(1.0);
     ((rival - disk) / nfreq > THOROUGH_DISK_MARGIN).then_some(radius)
@@ -1139,7 +1139,7 @@ fn line_length_at_full_resolution(
         let theta = angle + step as f32 * LINE_ANGLE_STEP;
         for &l in &grid {
             // one kernel each here (a third of the cost); the spread of lengths refines below
-            let v = fine.best_nll(&[Psf::motion(l, theta)], &gammas);
+            let v = fine.best_nll(&[Psf::motion_clamped(l, theta)], &gammas);
             if v < scanned.0 {
                 scanned = (v, l, theta);
             }
@@ -1175,8 +1175,8 @@ const LINE_LENGTH_AGREEMENT: f32 = 0.1;
 /// `deblur` will divide by (scene slopes `gamma_g` and `gamma_d` as fitted for each).
 fn refine_with_kernel(bins: &Bins, est: &mut BlurEstimate, gamma_g: f32, gamma_d: f32) {
     let (value, gamma, kernel): (&mut f32, f32, fn(f32) -> Psf) = match est.kind {
-        BlurKind::Gaussian => (&mut est.sigma, gamma_g, Psf::gaussian),
-        BlurKind::Disk => (&mut est.radius, gamma_d, Psf::disk),
+        BlurKind::Gaussian => (&mut est.sigma, gamma_g, Psf::gaussian_clamped),
+        BlurKind::Disk => (&mut est.radius, gamma_d, Psf::disk_clamped),
         _ => return,
     };
     let step = REFINE_SPAN * *value;
@@ -1512,7 +1512,7 @@ fn refine_long_angle(fine: &FineSpectrum, gamma: f32, length: f32, angle: f32) -
         .map(|k| angle + k as f32 * LONG_ANGLE_STEP)
         .collect();
     grid_then_golden(&grid, &mut |t| {
-        fine.transfer(&[Psf::motion(length, t)])
+        fine.transfer(&[Psf::motion_clamped(length, t)])
             .map_or(f64::INFINITY, |h2| fine.nll(&h2, gamma))
     })
     .0
@@ -1628,7 +1628,7 @@ impl FineSpectrum {
     fn line_nll(&self, length: f32, angle: f32, gammas: &[f32]) -> f64 {
         let lines: Vec<Psf> = [-LINE_LENGTH_SPREAD, 0.0, LINE_LENGTH_SPREAD]
             .iter()
-            .map(|d| Psf::motion(length * (1.0 + d), angle))
+            .map(|d| Psf::motion_clamped(length * (1.0 + d), angle))
             .collect();
         self.best_nll(&lines, gammas)
     }
@@ -1637,7 +1637,7 @@ impl FineSpectrum {
     fn best_isotropic(&self, gammas: &[f32]) -> f64 {
         let mut best = self.best_nll(&[Psf::delta()], gammas);
         for k in 1..=8 {
-            best = best.min(self.best_nll(&[Psf::gaussian(k as f32 * 0.5)], gammas));
+            best = best.min(self.best_nll(&[Psf::gaussian_clamped(k as f32 * 0.5)], gammas));
         }
         best
     }
@@ -1740,7 +1740,7 @@ mod tests {
     #[test]
     fn gaussian_sigma_is_recovered() {
         for s in [1.0f32, 2.0, 3.0] {
-            let e = estimate_blur(&blurred(&Psf::gaussian(s)));
+            let e = estimate_blur(&blurred(&Psf::gaussian_clamped(s)));
             assert_eq!(e.kind, BlurKind::Gaussian, "{e:?}");
             assert!((e.sigma - s).abs() <= 0.25 * s, "sigma {s}: {e:?}");
         }
@@ -1748,11 +1748,11 @@ mod tests {
 
     #[test]
     fn disk_and_motion_are_recovered() {
-        let e = estimate_blur(&blurred(&Psf::disk(4.0)));
+        let e = estimate_blur(&blurred(&Psf::disk_clamped(4.0)));
         assert_eq!(e.kind, BlurKind::Disk, "{e:?}");
         assert!((e.radius - 4.0).abs() <= 0.5, "{e:?}");
         for angle in [30.0f32, 90.0, 150.0] {
-            let e = estimate_blur(&blurred(&Psf::motion(9.0, angle)));
+            let e = estimate_blur(&blurred(&Psf::motion_clamped(9.0, angle)));
             assert_eq!(e.kind, BlurKind::Motion, "{e:?}");
             // length: only a lower bound is enforced here (see the module limits)
             assert!(e.length >= 3.0 && e.length <= 12.0, "{e:?}");
@@ -1767,7 +1767,7 @@ mod tests {
     fn a_long_line_just_off_the_axes_is_read_to_half_a_degree() {
         let img = dead_leaves(300, 400, 3);
         for angle in [2.0f32, 91.5] {
-            let b = noisy(&convolve(&img, &Psf::motion(36.0, angle)), 0.002, 5);
+            let b = noisy(&convolve(&img, &Psf::motion_clamped(36.0, angle)), 0.002, 5);
             let e = estimate_blur_thorough(&b);
             assert_eq!(e.kind, BlurKind::Motion, "{e:?}");
             let d = (e.angle_deg - angle).rem_euclid(180.0);
@@ -1779,7 +1779,7 @@ mod tests {
     fn the_thorough_estimate_finds_long_motion_and_no_blur_in_noise() {
         let img = dead_leaves(384, 384, 3);
         for (angle, noise) in [(30.0f32, 0.002f32), (120.0, 0.01)] {
-            let b = noisy(&convolve(&img, &Psf::motion(15.0, angle)), noise, 5);
+            let b = noisy(&convolve(&img, &Psf::motion_clamped(15.0, angle)), noise, 5);
             let e = estimate_blur_thorough(&b);
             assert_eq!(e.kind, BlurKind::Motion, "{e:?}");
             assert!((e.length - 15.0).abs() <= 2.25, "{e:?}");
@@ -1788,7 +1788,7 @@ mod tests {
         }
         // refined with the discrete kernel, the radius is read to 1%
         for radius in [3.0f32, 4.5] {
-            let e = estimate_blur_thorough(&blurred(&Psf::disk(radius)));
+            let e = estimate_blur_thorough(&blurred(&Psf::disk_clamped(radius)));
             assert_eq!(e.kind, BlurKind::Disk, "{e:?}");
             assert!((e.radius - radius).abs() <= 0.01 * radius, "{e:?}");
         }
@@ -1833,7 +1833,11 @@ mod tests {
     fn a_line_of_16_to_18_px_is_read_at_its_length_not_as_a_multiple_or_missed() {
         let sharp = camera();
         for (length, angle, seed) in [(16.0, 30.0, 1), (17.0, 60.0, 2), (17.0, 90.0, 3)] {
-            let b = noisy(&convolve(&sharp, &Psf::motion(length, angle)), 0.002, seed);
+            let b = noisy(
+                &convolve(&sharp, &Psf::motion_clamped(length, angle)),
+                0.002,
+                seed,
+            );
             let e = estimate_blur_thorough(&b);
             assert_eq!(e.kind, BlurKind::Motion, "motion:{length},{angle}: {e:?}");
             assert!(
@@ -1859,7 +1863,7 @@ mod tests {
         let e = checked_by_edges(&sharp, reading(0.65), 0.0, false);
         assert_eq!(e.kind, BlurKind::None, "{e:?}");
         // edges as wide as the blur keep it
-        let soft = convolve(&sharp, &Psf::gaussian(1.0));
+        let soft = convolve(&sharp, &Psf::gaussian_clamped(1.0));
         let e = checked_by_edges(&soft, reading(0.75), 0.0, false);
         assert_eq!(e.kind, BlurKind::Gaussian, "{e:?}");
     }
@@ -1867,14 +1871,14 @@ mod tests {
     #[test]
     fn a_long_line_is_found_in_a_jpeg_and_a_gaussian_is_not_read_as_one() {
         let img = dead_leaves(384, 384, 3);
-        let line = noisy(&convolve(&img, &Psf::motion(30.0, 60.0)), 0.002, 5);
+        let line = noisy(&convolve(&img, &Psf::motion_clamped(30.0, 60.0)), 0.002, 5);
         let e = estimate_blur_compressed(&through_jpeg(&line, 90));
         assert_eq!(e.kind, BlurKind::Motion, "{e:?}");
         assert!((e.length - 30.0).abs() <= 4.5, "{e:?}");
         let d = (e.angle_deg - 60.0).rem_euclid(180.0);
         assert!(d.min(180.0 - d) <= 10.0, "{e:?}");
         for quality in [75, 90, 95] {
-            let soft = noisy(&convolve(&img, &Psf::gaussian(2.0)), 0.002, 5);
+            let soft = noisy(&convolve(&img, &Psf::gaussian_clamped(2.0)), 0.002, 5);
             let e = estimate_blur_compressed(&through_jpeg(&soft, quality));
             assert_ne!(e.kind, BlurKind::Motion, "quality {quality}: {e:?}");
         }

@@ -266,7 +266,7 @@ pub fn save_at_depth(
 ) -> Result<bool> {
     let format = output_format(path)?;
     if deep && matches!(format, ImageFormat::Png | ImageFormat::Tiff) {
-        let img = match planes.to_image16(alpha) {
+        let img = match planes.to_image16(alpha)? {
             // TIFF holds alpha only beside colour
             DynamicImage::ImageLumaA16(grey) if format == ImageFormat::Tiff => {
                 DynamicImage::ImageRgba16(DynamicImage::ImageLumaA16(grey).to_rgba16())
@@ -282,7 +282,7 @@ pub fn save_at_depth(
         ImageFormat::Pnm => lowercase_extension(path).as_deref() == Some("pam"),
         _ => true,
     };
-    let img = in_format_layout(with_alpha(planes.to_image(), alpha, holds_alpha), format);
+    let img = in_format_layout(with_alpha(planes.to_image()?, alpha, holds_alpha), format);
     write_atomically(path, |out| encode(&img, format, path, out))?;
     Ok(false)
 }

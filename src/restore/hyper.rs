@@ -116,8 +116,12 @@ impl Shrink {
     }
 }
 
-/// Deconvolves `plane` blurred by `psf`; the result is clamped to `[0, 1]`.
+/// Deconvolves `plane` blurred by `psf`; the result is clamped to `[0, 1]`. An empty plane is
+/// returned as it is.
 pub fn hyper_laplacian(plane: &Plane, psf: &Psf, params: &HyperParams) -> Plane {
+    if plane.is_empty() {
+        return plane.clone();
+    }
     deconvolve(plane, psf, None, false, params)
 }
 
@@ -358,12 +362,12 @@ mod tests {
     fn a_family_of_lines_tolerates_a_length_off_by_a_few_percent() {
         use crate::restore::psf::PsfFamily;
         let img = dead_leaves(128, 160, 5);
-        let blurred = noisy(&convolve(&img, &Psf::motion(40.0, 0.0)), 0.002, 3);
+        let blurred = noisy(&convolve(&img, &Psf::motion_clamped(40.0, 0.0)), 0.002, 3);
         // the estimate is 2.5% short; the family spans 3% either side of it
-        let estimate = Psf::motion(39.0, 0.0);
+        let estimate = Psf::motion_clamped(39.0, 0.0);
         let family = PsfFamily::new(
             &(0..7)
-                .map(|i| Psf::motion(39.0 * (1.0 + 0.01 * (i as f32 - 3.0)), 0.0))
+                .map(|i| Psf::motion_clamped(39.0 * (1.0 + 0.01 * (i as f32 - 3.0)), 0.0))
                 .collect::<Vec<_>>(),
         );
         let params = HyperParams::default();
@@ -387,7 +391,10 @@ mod tests {
         let mut img = Plane::from_elem((120, 200), 0.3);
         img.slice_mut(ndarray::s![40..80, 80..120]).fill(0.8);
         let mut path = ndarray::Array2::<f32>::zeros((25, 41));
-        for (segment, left) in [(Psf::motion(18.0, 0.0), 0), (Psf::motion(18.0, 6.0), 18)] {
+        for (segment, left) in [
+            (Psf::motion_clamped(18.0, 0.0), 0),
+            (Psf::motion_clamped(18.0, 6.0), 18),
+        ] {
             let k = segment.kernel();
             let (kh, kw) = k.dim();
             let mut at = path.slice_mut(ndarray::s![2..2 + kh, left..left + kw]);
@@ -395,10 +402,10 @@ mod tests {
         }
         let shake = Psf::new(path).unwrap();
         let blurred = noisy(&convolve(&img, &shake), 0.003, 7);
-        let estimate = Psf::motion(36.0, 3.0);
+        let estimate = Psf::motion_clamped(36.0, 3.0);
         let family = PsfFamily::new(
             &(0..5)
-                .map(|i| Psf::motion(36.0 * (1.0 + 0.015 * (i as f32 - 2.0)), 3.0))
+                .map(|i| Psf::motion_clamped(36.0 * (1.0 + 0.015 * (i as f32 - 2.0)), 3.0))
                 .collect::<Vec<_>>(),
         );
         let params = HyperParams {
@@ -422,9 +429,9 @@ mod tests {
         // a long oblique line at low noise rippled the whole image when the padding was a plain
         // reflection (see `pad_for`)
         for (psf, noise) in [
-            (Psf::gaussian(2.0), 0.005),
-            (Psf::motion(9.0, 30.0), 0.005),
-            (Psf::motion(15.0, 30.0), 0.002),
+            (Psf::gaussian_clamped(2.0), 0.005),
+            (Psf::motion_clamped(9.0, 30.0), 0.005),
+            (Psf::motion_clamped(15.0, 30.0), 0.002),
         ] {
             let blurred = noisy(&convolve(&img, &psf), noise, 11);
             let out = hyper_laplacian(&blurred, &psf, &HyperParams::default());

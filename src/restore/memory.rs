@@ -88,16 +88,33 @@ const RGB_HYPER: u64 = 128;
 const GREY_BLIND: u64 = 8;
 const RGB_BLIND: u64 = 14;
 
+/// Longest canvas side [`Work::canvas`] works out; a longer one is taken as needing all memory.
+const MAX_CANVAS_SIDE: usize = u32::MAX as usize;
+
 impl Work {
     /// The FFT canvas `work` pads a `width` x `height` image into, as `convolve` (blur) and
     /// `pad_for` (deblur) make it; the image itself for `quality`.
     fn canvas(self, width: u64, height: u64) -> (u64, u64) {
         let (pure, fade) = match self {
             Work::Blur { psf_radius } => (psf_radius, 2),
-            Work::Deblur { psf_radius, .. } => (psf_radius + 4, (2 * psf_radius).max(16)),
+            Work::Deblur { psf_radius, .. } => (
+                psf_radius.saturating_add(4),
+                psf_radius.saturating_mul(2).max(16),
+            ),
             Work::Quality => return (width, height),
         };
-        let side = |n: u64| fast_size(n as usize + 2 * pure + fade) as u64;
+        // a side past any image's is no FFT size to search for: it needs all there is
+        let side = |n: u64| {
+            let padded = usize::try_from(n)
+                .unwrap_or(usize::MAX)
+                .saturating_add(pure.saturating_mul(2))
+                .saturating_add(fade);
+            if padded > MAX_CANVAS_SIDE {
+                u64::MAX
+            } else {
+                fast_size(padded) as u64
+            }
+        };
         (side(width), side(height))
     }
 }
@@ -125,7 +142,11 @@ pub fn check(
     if need > budget_mib << 20 {
         let megapixels = f64::from(width) * f64::from(height) / 1e6;
         let (cols, rows) = work.canvas(u64::from(width), u64::from(height));
-        let padded = if cols * rows > u64::from(width) * u64::from(height) * 2 {
+        let padded = if cols.saturating_mul(rows)
+            > u64::from(width)
+                .saturating_mul(u64::from(height))
+                .saturating_mul(2)
+        {
             format!(" padded by the PSF to {cols}x{rows}")
         } else {
             String::new()
@@ -160,7 +181,7 @@ mod tests {
     #[test]
     fn a_24_megapixel_photo_fits_the_default_budget_and_a_bomb_does_not() {
         // the PSF of a blur of gaussian:2 (the README's example), or none
-        let psf_radius = crate::restore::psf::Psf::gaussian(2.0).radius().0;
+        let psf_radius = crate::restore::psf::Psf::gaussian_clamped(2.0).radius().0;
         let mut works = vec![Work::Blur { psf_radius }, Work::Quality];
         for method in [Method::Wiener, Method::Rl, Method::Hyper] {
             for blind in [false, true] {
@@ -207,6 +228,32 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_psf_radius_past_any_image_needs_all_memory() {
+        for method in [Method::Wiener, Method::Rl, Method::Hyper] {
+            let work = Work::Deblur {
+                method,
+                blind: false,
+                psf_radius: usize::MAX,
+            };
+            assert_eq!(need(work, 100, 100, true), u64::MAX);
+            assert!(
+                check(
+                    Path::new("a.png"),
+                    (100, 100),
+                    true,
+                    work,
+                    DEFAULT_BUDGET_MIB
+                )
+                .is_err()
+            );
+        }
+        let blur = Work::Blur {
+            psf_radius: usize::MAX / 2,
+        };
+        assert_eq!(need(blur, u64::MAX, 1, false), u64::MAX);
+    }
+
     /// The padding a PSF adds counts: a 65535x2 strip blurred by gaussian:100 (measured peak
     /// 831 MB) or deblurred with motion:100,0 (1.2 GB) was let through a budget of 64 MiB,
     /// as the strip's own pixels need 7 MiB.
@@ -217,12 +264,12 @@ mod tests {
             ry.max(rx)
         };
         let blur = Work::Blur {
-            psf_radius: radius(crate::restore::psf::Psf::gaussian(100.0)),
+            psf_radius: radius(crate::restore::psf::Psf::gaussian_clamped(100.0)),
         };
         let deblur = Work::Deblur {
             method: Method::Hyper,
             blind: false,
-            psf_radius: radius(crate::restore::psf::Psf::motion(100.0, 0.0)),
+            psf_radius: radius(crate::restore::psf::Psf::motion_clamped(100.0, 0.0)),
         };
         for work in [blur, deblur] {
             let e = check(Path::new("strip.png"), (65535, 2), true, work, 64)

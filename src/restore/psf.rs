@@ -17,6 +17,27 @@ pub(crate) fn extent_accepted(x: f32) -> bool {
     x.is_finite() && (0.0..=MAX_EXTENT).contains(&x)
 }
 
+/// Refuses a Gaussian sigma, disk radius or motion length (`what`) that
+/// [`extent_accepted`] does not accept.
+fn check_extent(what: &str, x: f32) -> Result<()> {
+    if extent_accepted(x) {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput(format!(
+            "PSF {what} {x} is out of range: use 0 to {MAX_EXTENT} pixels"
+        )))
+    }
+}
+
+/// `x` brought into 0 to [`MAX_EXTENT`]; a NaN becomes 0 (no blur).
+fn clamped_extent(x: f32) -> f32 {
+    if x.is_nan() {
+        0.0
+    } else {
+        x.clamp(0.0, MAX_EXTENT)
+    }
+}
+
 /// True for a motion angle accepted: -360 to 360 degrees.
 pub(crate) fn angle_accepted(degrees: f32) -> bool {
     degrees.is_finite() && degrees.abs() <= 360.0
@@ -134,13 +155,35 @@ impl PsfSpec {
         }
     }
 
-    /// Builds the normalised kernel (reads the file for `File`).
+    /// Refuses a sigma, radius or length outside 0 to 100 pixels, or an angle
+    /// outside -360 to 360 degrees, as [`PsfSpec::parse`] does: the fields are public, so a
+    /// spec need not come from `parse`.
+    pub fn check(&self) -> Result<()> {
+        match self {
+            PsfSpec::None | PsfSpec::File(_) => Ok(()),
+            PsfSpec::Gaussian { sigma } => check_extent("Gaussian sigma", *sigma),
+            PsfSpec::Disk { radius } => check_extent("disk radius", *radius),
+            PsfSpec::Motion { length, angle_deg } => {
+                check_extent("motion length", *length)?;
+                if angle_accepted(*angle_deg) {
+                    Ok(())
+                } else {
+                    Err(Error::InvalidInput(format!(
+                        "PSF motion angle {angle_deg} is out of range: use -360 to 360 degrees"
+                    )))
+                }
+            }
+        }
+    }
+
+    /// Builds the normalised kernel (reads the file for `File`) once [`PsfSpec::check`] passes.
     pub fn to_psf(&self) -> Result<Psf> {
+        self.check()?;
         match self {
             PsfSpec::None => Psf::new(Array2::ones((1, 1))),
-            PsfSpec::Gaussian { sigma } => Ok(Psf::gaussian(*sigma)),
-            PsfSpec::Disk { radius } => Ok(Psf::disk(*radius)),
-            PsfSpec::Motion { length, angle_deg } => Ok(Psf::motion(*length, *angle_deg)),
+            PsfSpec::Gaussian { sigma } => Ok(Psf::gaussian_clamped(*sigma)),
+            PsfSpec::Disk { radius } => Ok(Psf::disk_clamped(*radius)),
+            PsfSpec::Motion { length, angle_deg } => Ok(Psf::motion_clamped(*length, *angle_deg)),
             PsfSpec::File(path) => Psf::from_file(path),
         }
     }
@@ -279,7 +322,16 @@ impl Psf {
     }
 
     /// Gaussian of standard deviation `sigma`, radius `ceil(3 sigma)` (as the reference script).
-    pub fn gaussian(sigma: f32) -> Psf {
+    /// A sigma outside 0 to 100 pixels (or NaN) is refused.
+    pub fn gaussian(sigma: f32) -> Result<Psf> {
+        check_extent("Gaussian sigma", sigma)?;
+        Ok(Psf::gaussian_clamped(sigma))
+    }
+
+    /// [`Psf::gaussian`] with `sigma` brought into its range (a NaN: no blur), for sizes
+    /// computed here rather than given.
+    pub(crate) fn gaussian_clamped(sigma: f32) -> Psf {
+        let sigma = clamped_extent(sigma);
         if sigma <= 1e-3 {
             return Psf::delta();
         }
@@ -300,8 +352,17 @@ impl Psf {
         Psf { kernel: k }
     }
 
-    /// Uniform disk of the given radius, anti-aliased by 8x8 supersampling of each pixel.
-    pub fn disk(radius: f32) -> Psf {
+    /// Uniform disk of the given radius, anti-aliased by 8x8 supersampling of each pixel. A
+    /// radius outside 0 to 100 pixels (or NaN) is refused.
+    pub fn disk(radius: f32) -> Result<Psf> {
+        check_extent("disk radius", radius)?;
+        Ok(Psf::disk_clamped(radius))
+    }
+
+    /// [`Psf::disk`] with `radius` brought into its range (a NaN: no blur), for sizes
+    /// computed here rather than given.
+    pub(crate) fn disk_clamped(radius: f32) -> Psf {
+        let radius = clamped_extent(radius);
         if radius <= 0.5 {
             return Psf::delta();
         }
@@ -329,8 +390,15 @@ impl Psf {
     }
 
     /// Uniform line of `length` pixels at `angle_deg` degrees anticlockwise from +x (image rows
-    /// grow downwards), rasterised by bilinear splatting of dense samples along the segment.
-    pub(crate) fn motion(length: f32, angle_deg: f32) -> Psf {
+    /// grow downwards), rasterised by bilinear splatting of dense samples along the segment;
+    /// `length` is brought into 0 to [`MAX_EXTENT`] and a NaN or infinite angle reads as 0.
+    pub(crate) fn motion_clamped(length: f32, angle_deg: f32) -> Psf {
+        let length = clamped_extent(length);
+        let angle_deg = if angle_deg.is_finite() {
+            angle_deg
+        } else {
+            0.0
+        };
         if length <= 1.0 {
             return Psf::delta();
         }
@@ -507,9 +575,9 @@ mod tests {
     fn a_family_has_the_mean_spectrum_and_mean_power_of_its_members() {
         use crate::restore::fft::psf_spectrum;
         let members = [
-            Psf::motion(30.0, 0.0),
-            Psf::motion(31.0, 1.0),
-            Psf::gaussian(1.5),
+            Psf::motion_clamped(30.0, 0.0),
+            Psf::motion_clamped(31.0, 1.0),
+            Psf::gaussian_clamped(1.5),
         ];
         let family = PsfFamily::new(&members);
         let (rows, cols) = (96, 96);
@@ -532,10 +600,10 @@ mod tests {
         }
         // a spread of lengths fills the spectral zeros of any one line
         let lines: Vec<Psf> = (0..7)
-            .map(|i| Psf::motion(32.0 * (1.0 + 0.01 * (i as f32 - 3.0)), 0.0))
+            .map(|i| Psf::motion_clamped(32.0 * (1.0 + 0.01 * (i as f32 - 3.0)), 0.0))
             .collect();
         let family = PsfFamily::new(&lines);
-        let line = psf_spectrum(&Psf::motion(32.0, 0.0), 64, 256);
+        let line = psf_spectrum(&Psf::motion_clamped(32.0, 0.0), 64, 256);
         let power = psf_spectrum(&family.autocorrelation, 64, 256);
         // the line's first zero is at 256 / 32 = 8 samples
         let along: Vec<usize> = (0..line.data.len())
@@ -553,6 +621,38 @@ mod tests {
     }
 
     #[test]
+    fn sizes_and_angles_out_of_range_are_refused_however_the_psf_is_made() {
+        let refused = |made: Result<Psf>, what: &str| match made {
+            Err(Error::InvalidInput(m)) => assert!(m.contains("out of range"), "{what}: {m}"),
+            other => panic!("{what}: {other:?}"),
+        };
+        for bad in [f32::NAN, f32::INFINITY, -1.0, 1e6] {
+            refused(Psf::gaussian(bad), &format!("Psf::gaussian({bad})"));
+            refused(Psf::disk(bad), &format!("Psf::disk({bad})"));
+            for spec in [
+                PsfSpec::Gaussian { sigma: bad },
+                PsfSpec::Disk { radius: bad },
+                PsfSpec::Motion {
+                    length: bad,
+                    angle_deg: 0.0,
+                },
+            ] {
+                refused(spec.to_psf(), &spec.to_string());
+            }
+        }
+        for bad in [f32::NAN, f32::NEG_INFINITY, 1e6] {
+            let spec = PsfSpec::Motion {
+                length: 9.0,
+                angle_deg: bad,
+            };
+            refused(spec.to_psf(), &spec.to_string());
+        }
+        assert_eq!(Psf::gaussian(2.0).unwrap(), Psf::gaussian_clamped(2.0));
+        assert_eq!(Psf::disk(MAX_EXTENT).unwrap(), Psf::disk_clamped(1e6));
+        assert_eq!(Psf::gaussian_clamped(f32::NAN), Psf::delta());
+    }
+
+    #[test]
     fn kernels_that_are_no_blur_or_too_wide_are_refused() {
         let sharpen = Array2::from_shape_vec((3, 3), vec![0., -1., 0., -1., 5., -1., 0., -1., 0.]);
         let e = Psf::new(sharpen.unwrap()).unwrap_err().to_string();
@@ -563,7 +663,10 @@ mod tests {
         assert!(Psf::new(Array2::<f32>::ones((1, MAX_KERNEL_SIDE))).is_ok());
         // a tiny but positive total weight is a kernel like any other
         assert!(Psf::new(Array2::from_elem((3, 3), 1e-30f32)).is_ok());
-        assert_eq!(Psf::gaussian(MAX_EXTENT).kernel().dim().0, MAX_KERNEL_SIDE);
+        assert_eq!(
+            Psf::gaussian_clamped(MAX_EXTENT).kernel().dim().0,
+            MAX_KERNEL_SIDE
+        );
     }
 
     #[test]
@@ -608,10 +711,10 @@ mod tests {
     #[test]
     fn kernels_are_normalised_odd_and_centred() {
         for p in [
-            Psf::gaussian(2.0),
-            Psf::disk(3.0),
-            Psf::motion(15.0, 30.0),
-            Psf::motion(9.0, 90.0),
+            Psf::gaussian_clamped(2.0),
+            Psf::disk_clamped(3.0),
+            Psf::motion_clamped(15.0, 30.0),
+            Psf::motion_clamped(9.0, 90.0),
         ] {
             let (h, w) = p.kernel().dim();
             assert!(!h.is_multiple_of(2) && !w.is_multiple_of(2));
@@ -625,9 +728,9 @@ mod tests {
             }
             assert!(cy.abs() < 1e-3 && cx.abs() < 1e-3, "{cy} {cx}");
         }
-        assert_eq!(Psf::gaussian(2.0).kernel().dim(), (13, 13));
-        assert!(Psf::gaussian(2.0).separable().is_some());
-        assert!(Psf::disk(3.0).separable().is_none());
+        assert_eq!(Psf::gaussian_clamped(2.0).kernel().dim(), (13, 13));
+        assert!(Psf::gaussian_clamped(2.0).separable().is_some());
+        assert!(Psf::disk_clamped(3.0).separable().is_none());
     }
 
     #[test]
@@ -647,18 +750,22 @@ mod tests {
 
     #[test]
     fn mirror_symmetry_is_told() {
-        assert!(Psf::gaussian(2.0).is_mirror_symmetric());
-        assert!(Psf::disk(3.0).is_mirror_symmetric());
-        assert!(Psf::motion(9.0, 0.0).is_mirror_symmetric());
-        assert!(Psf::motion(9.0, 90.0).is_mirror_symmetric());
-        assert!(!Psf::motion(15.0, 30.0).is_mirror_symmetric());
+        assert!(Psf::gaussian_clamped(2.0).is_mirror_symmetric());
+        assert!(Psf::disk_clamped(3.0).is_mirror_symmetric());
+        assert!(Psf::motion_clamped(9.0, 0.0).is_mirror_symmetric());
+        assert!(Psf::motion_clamped(9.0, 90.0).is_mirror_symmetric());
+        assert!(!Psf::motion_clamped(15.0, 30.0).is_mirror_symmetric());
     }
 
     #[test]
     fn a_kernel_written_as_text_reads_back() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("k.txt");
-        for psf in [Psf::gaussian(1.3), Psf::disk(3.0), Psf::motion(15.0, 30.0)] {
+        for psf in [
+            Psf::gaussian_clamped(1.3),
+            Psf::disk_clamped(3.0),
+            Psf::motion_clamped(15.0, 30.0),
+        ] {
             std::fs::write(&p, psf.to_text()).unwrap();
             let back = Psf::from_file(&p).unwrap();
             assert_eq!(back.kernel().dim(), psf.kernel().dim());

@@ -28,6 +28,13 @@ fn check_same(a: &Plane, b: &Plane) -> Result<()> {
             b.nrows()
         )));
     }
+    if a.is_empty() {
+        return Err(Error::InvalidInput(format!(
+            "the images are {}x{}: an empty image has no quality to score",
+            a.ncols(),
+            a.nrows()
+        )));
+    }
     Ok(())
 }
 
@@ -42,10 +49,11 @@ pub(crate) fn mse(a: &Plane, b: &Plane) -> Result<f64> {
             d * d
         })
         .sum();
-    Ok(s / a.len().max(1) as f64)
+    Ok(s / a.len() as f64)
 }
 
-/// Peak signal-to-noise ratio in dB for data range 1 (infinite for identical images).
+/// Peak signal-to-noise ratio in dB for data range 1 (infinite for identical images); empty
+/// images are refused.
 pub fn psnr(reference: &Plane, test: &Plane) -> Result<f64> {
     let m = mse(reference, test)?;
     Ok(10.0 * (1.0 / m).log10())
@@ -226,6 +234,16 @@ mod tests {
             let v = ((r as u32 * 131 + c as u32 * 71 + seed * 17) % 97) as f32 / 97.0;
             0.5 * v + 0.25 * ((r as f32) * 0.2).sin() + 0.25
         })
+    }
+
+    #[test]
+    fn empty_images_are_refused_by_every_score() {
+        let empty = Plane::zeros((0, 0));
+        let refused =
+            |r: Result<f64>| matches!(r, Err(Error::InvalidInput(m)) if m.contains("empty"));
+        assert!(refused(psnr(&empty, &empty)), "{:?}", psnr(&empty, &empty));
+        assert!(refused(ssim(&empty, &empty)));
+        assert!(refused(scores(&[&empty], &[&empty]).map(|s| s.psnr_db)));
     }
 
     #[test]

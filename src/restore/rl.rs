@@ -156,8 +156,16 @@ fn tv_divergence(x: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
     });
 }
 
-/// Richardson-Lucy deconvolution; the result is clamped to `[0, 1]`.
+/// Richardson-Lucy deconvolution; the result is clamped to `[0, 1]`. An empty plane is
+/// returned as it is, after no iteration.
 pub fn richardson_lucy(plane: &Plane, psf: &Psf, params: &RlParams) -> (Plane, RlReport) {
+    if plane.is_empty() {
+        let report = RlReport {
+            iterations: 0,
+            stopped_early: false,
+        };
+        return (plane.clone(), report);
+    }
     let (ry, rx) = psf.radius();
     let sep = psf.separable().filter(|_| ry.max(rx) <= 16);
     let (op, canvas, pad): (Op, Vec<f32>, Option<Padded>) = match sep {
@@ -245,9 +253,30 @@ mod tests {
     use crate::restore::test_util::{noisy, textured};
 
     #[test]
+    fn the_deconvolvers_return_an_empty_plane_as_it_is() {
+        use crate::restore::{HyperParams, WienerParams, hyper_laplacian, wiener};
+        let psf = Psf::gaussian(2.0).unwrap();
+        for empty in [
+            Plane::zeros((0, 0)),
+            Plane::zeros((0, 5)),
+            Plane::zeros((5, 0)),
+        ] {
+            let dim = empty.dim();
+            assert_eq!(convolve(&empty, &psf).dim(), dim);
+            assert_eq!(wiener(&empty, &psf, &WienerParams::default()).dim(), dim);
+            assert_eq!(
+                hyper_laplacian(&empty, &psf, &HyperParams::default()).dim(),
+                dim
+            );
+            let (out, report) = richardson_lucy(&empty, &psf, &RlParams::default());
+            assert_eq!((out.dim(), report.iterations), (dim, 0));
+        }
+    }
+
+    #[test]
     fn separable_conv_matches_fft_convolution() {
         let img = textured(40, 56);
-        let psf = Psf::gaussian(1.5);
+        let psf = Psf::gaussian_clamped(1.5);
         let (c, r) = psf.separable().unwrap();
         let mut out = vec![0f32; 40 * 56];
         let x: Vec<f32> = img.iter().copied().collect();
@@ -261,7 +290,7 @@ mod tests {
     #[test]
     fn deconvolving_known_blur_raises_psnr() {
         let img = textured(128, 128);
-        for psf in [Psf::gaussian(2.0), Psf::disk(3.0)] {
+        for psf in [Psf::gaussian_clamped(2.0), Psf::disk_clamped(3.0)] {
             let blurred = noisy(&convolve(&img, &psf), 0.005, 3);
             let (out, rep) = richardson_lucy(&blurred, &psf, &RlParams::default());
             let before = psnr(&img, &blurred).unwrap();

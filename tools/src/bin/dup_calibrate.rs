@@ -18,7 +18,11 @@ fn main() {
         ..Default::default()
     };
     let chains: Vec<Vec<Distortion>> = EDIT_KINDS.iter().map(|e| parse_chain(e).unwrap()).collect();
-    let sig = |im: &image::RgbImage| signature(&luma_plane(&resize_to_fit(im, 256)));
+    let sig = |im: &image::RgbImage| {
+        signature(&luma_plane(
+            &resize_to_fit(im, 256).expect("256 is a working size"),
+        ))
+    };
     let rows: Vec<(Vec<f32>, Vec<Match>)> = paths
         .par_iter()
         .enumerate()

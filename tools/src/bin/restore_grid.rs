@@ -63,7 +63,11 @@ fn blurred(img: &Planes, spec: &PsfSpec, noise: f32) -> Planes {
         .map(|(c, p)| add_gaussian_noise(&convolve(p, &psf), noise, 1 + c as u64))
         .collect();
     // through 8 bits, as a saved PNG
-    Planes::from_image(&Planes::from_channels(planes).to_image())
+    Planes::from_image(
+        &Planes::from_channels(planes)
+            .to_image()
+            .expect("the channels of one image"),
+    )
 }
 
 fn psnr(a: &Planes, b: &Planes) -> f64 {
