@@ -66,7 +66,7 @@ pub enum Error {
     EmptyIndex {
         /// The index folder.
         dir: PathBuf,
-        /// Why, and what to do ([`Error::empty_index`] when it tracks no folder).
+        /// Why, and what to do (a `yet: run …` advice when it tracks no folder).
         advice: String,
     },
 

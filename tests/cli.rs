@@ -466,7 +466,11 @@ fn clear_errors_for_missing_index_bad_weights_and_busy_index() {
         .unwrap();
     let out = env.cmd().args(["index"]).arg(&env.photos).output().unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("another `lookalike index`"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("is being updated by `lookalike index` (process "),
+        "{err}"
+    );
     drop(lock);
 }
 
@@ -4236,7 +4240,7 @@ fn an_empty_index_names_the_walk_options_that_skip_its_folders() {
             .args(["-q", "index", "--include", "*.gif"])
             .arg(&env.photos),
     );
-    let example = env.photos.join("camera/camera.png");
+    let example = env.photos.join("camera/original.jpg");
     let out = env.cmd().arg("query").arg(&example).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
@@ -4272,7 +4276,12 @@ fn a_second_undo_says_the_run_was_undone_already() {
     let first = std::fs::read_dir(&folder).unwrap().next().unwrap().unwrap();
     std::fs::copy(first.path(), folder.join("again.jpg")).unwrap();
     let moved = env.root.join("moved");
-    run_ok(env.cmd().args(["-q", "duplicates"]).arg(&folder));
+    run_ok(
+        env.cmd()
+            .args(["-q", "duplicates", "--move-to"])
+            .arg(&moved)
+            .arg(&folder),
+    );
     run_ok(
         env.cmd()
             .args(["-q", "duplicates", "--move-to"])

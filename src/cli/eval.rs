@@ -285,9 +285,9 @@ fn index_folder(
         note!(
             "note: {shown} is now tracked by the index at {}: later `{}` runs keep it up to date (`{}` stops that)",
             crate::path_repr::shown(collection.dir()),
-            crate::collection::advised_command(&collection, "index"),
+            crate::collection::advised_command(collection, "index"),
             crate::collection::advised_command(
-                &collection,
+                collection,
                 &format!(
                     "forget {}",
                     crate::path_repr::shell_word(folder.as_os_str())
@@ -347,7 +347,7 @@ fn index_folder(
             note!(
                 "failed: {} more (`{}` lists them)",
                 total - SHOWN.min(failed.len()),
-                crate::collection::advised_command(&collection, "status")
+                crate::collection::advised_command(collection, "status")
             );
         }
     }
