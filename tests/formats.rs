@@ -135,20 +135,14 @@ fn failures(index: &Path) -> Vec<(String, String)> {
 
 /// The file name of the first hit for `query` in `index`.
 fn first_hit(index: &Path, query: &Path) -> String {
-    let out = lookalike()
-        .arg("--index-dir")
-        .arg(index)
-        .arg("query")
-        .arg(query)
-        .args(["-k", "1", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let (doc, _) = json_of(
+        lookalike()
+            .arg("--index-dir")
+            .arg(index)
+            .arg("query")
+            .arg(query)
+            .args(["-k", "1"]),
     );
-    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     let path = PathBuf::from(doc["hits"][0]["path"].as_str().unwrap());
     path.file_name().unwrap().to_string_lossy().into_owned()
 }
@@ -407,19 +401,13 @@ fn a_raw_read_from_a_small_preview_counts_its_sensor_pixels_and_is_kept_as_best(
     resized(480, 320)
         .save(f.copies.join("DSC_0001_web.jpg"))
         .unwrap();
-    let out = lookalike()
-        .arg("--index-dir")
-        .arg(f.root.join("idx"))
-        .args(["-q", "duplicates", "--json", "--keep", "best"])
-        .arg(&f.copies)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let (json, _) = json_of(
+        lookalike()
+            .arg("--index-dir")
+            .arg(f.root.join("idx"))
+            .args(["-q", "duplicates", "--keep", "best"])
+            .arg(&f.copies),
     );
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     let group = &json["groups"][0];
     let shown = |v: &Value| {
         let name = Path::new(v["path"].as_str().unwrap()).file_name().unwrap();
