@@ -89,13 +89,15 @@ impl AsRef<Path> for Collection {
 /// The command line `lookalike ARGS` that a message advises, acting on the index at
 /// `index_dir`: with `--index-dir` and its absolute path as one shell word, unless that is the
 /// default `./.lookalike` and `$LOOKALIKE_INDEX` names no other, so that the line pasted in a
-/// shell acts on this index.
+/// shell acts on this index. In `lookalike serve` the folder is always named (its advice is read
+/// in a browser, whatever folder the user's shell is in).
 pub fn advised_command(index_dir: impl AsRef<Path>, args: &str) -> String {
     let dir = index_dir.as_ref();
     let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    let the_default = absolute(dir)
-        .components()
-        .eq(absolute(Path::new(DEFAULT_INDEX_DIR)).components())
+    let the_default = !ADVICE_NAMES_THE_INDEX.load(std::sync::atomic::Ordering::Relaxed)
+        && absolute(dir)
+            .components()
+            .eq(absolute(Path::new(DEFAULT_INDEX_DIR)).components())
         && std::env::var_os(INDEX_DIR_ENV).is_none_or(|v| v.is_empty());
     if the_default {
         format!("lookalike {args}")
@@ -105,6 +107,17 @@ pub fn advised_command(index_dir: impl AsRef<Path>, args: &str) -> String {
             crate::path_repr::shell_word(absolute(dir).as_os_str())
         )
     }
+}
+
+/// Set by `lookalike serve`: its advice is read in a browser, not in the server's working
+/// folder, so every command it advises names the index folder.
+static ADVICE_NAMES_THE_INDEX: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// From now on in this process, [`advised_command`] names the index folder even when it is the
+/// default one.
+pub(crate) fn name_the_index_in_every_advice() {
+    ADVICE_NAMES_THE_INDEX.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
 impl Collection {

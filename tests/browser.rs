@@ -359,6 +359,9 @@ fn the_web_app_works_in_a_real_browser() {
         applied.contains("Done (") && applied.contains(" done"),
         "{applied}"
     );
+    // the command it advises names this index, for a shell in any folder
+    let refresh = format!("`lookalike --index-dir {} index`", c.index.display());
+    assert!(applied.contains(&refresh), "{applied}");
     assert!(!c.photos.join("coffee copy.jpg").exists());
     let undo = driver.wait_for("#undo");
     driver.click(&undo[0]);

@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{Collection, Server, sample};
+use common::{Collection, Server, lookalike, sample};
 use serde_json::Value;
 
 /// `lookalike index --profile PROFILE` on the collection's index.
@@ -1072,7 +1072,7 @@ fn a_file_replaced_by_a_folder_is_gone_not_forbidden() {
         assert!(
             error.contains("camera.jpg")
                 && error.contains("a folder now stands")
-                && error.contains("lookalike index"),
+                && error.contains(&refresh_command(&c.index)),
             "{endpoint}: {error}"
         );
     }
@@ -1407,7 +1407,7 @@ fn files_the_server_may_not_read_are_forbidden_not_gone() {
             assert!(
                 error.contains("permission denied")
                     && error.contains("read access")
-                    && !error.contains("lookalike index"),
+                    && !error.contains(" index`"),
                 "{endpoint} {name}: {error}"
             );
         }
@@ -1416,7 +1416,7 @@ fn files_the_server_may_not_read_are_forbidden_not_gone() {
         let answer = server.get(&format!("/{endpoint}/{}", id("rocket.jpg")));
         assert_eq!(answer.status, 404, "{endpoint}: {}", answer.text());
         assert!(
-            answer.text().contains("lookalike index"),
+            answer.text().contains(&refresh_command(&c.index)),
             "{}",
             answer.text()
         );
@@ -2428,4 +2428,48 @@ fn a_method_an_address_does_not_take_is_refused_whatever_its_token() {
         assert!(!get.body.is_empty() && head.body.is_empty(), "{address}");
         assert_eq!(head.header("content-type"), get.header("content-type"));
     }
+}
+
+/// The command the web app advises to bring the index at `index` up to date.
+fn refresh_command(index: &Path) -> String {
+    format!("`lookalike --index-dir {} index`", index.display())
+}
+
+/// The web app's advice is read in a browser, whatever folder the user's shell is in: each
+/// command it advises names the index folder, even the default `./.lookalike` of the folder the
+/// server was started in (where the command line's own advice leaves the flag out).
+#[test]
+fn the_web_apps_advice_names_the_index_folder_even_when_it_is_the_default() {
+    let c = Collection::new();
+    let index = c.root.join(".lookalike");
+    let out = lookalike()
+        .current_dir(&c.root)
+        .args(["-q", "index", "photos"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_file(c.photos.join("rocket.jpg")).unwrap();
+    let mut in_its_folder = lookalike();
+    in_its_folder.current_dir(&c.root);
+    let server = c.serve_index_through(in_its_folder, Path::new(".lookalike"), &[]);
+    let advised = refresh_command(&index);
+    let page = server.get("/").text();
+    assert!(
+        page.contains(&format!(
+            "name=\"lookalike-refresh\" content=\"{}\"",
+            advised.trim_matches('`')
+        )),
+        "{page}"
+    );
+    let ids = image_ids(&server);
+    let rocket = ids.iter().find(|i| i.1 == "rocket.jpg").unwrap().0;
+    let gone = server.get(&format!("/files/{rocket}")).text();
+    assert!(gone.contains(&advised), "{gone}");
+    let doc = server.get(&format!("/api/images/{rocket}")).json();
+    let why = doc["image"]["why_not_viewable"].as_str().unwrap_or("");
+    assert!(why.contains(&advised), "{doc}");
 }

@@ -63,6 +63,7 @@ pub(crate) fn cmd_serve(collection: &Collection, args: ServeArgs, quiet: bool) -
         decode: super::decode_config(args.memory_budget),
         allow_hosts: args.allow_host,
     };
+    crate::collection::name_the_index_in_every_advice();
     let server = Server::bind(collection.clone(), config)?;
     let url = server.url();
     if !args.bind.is_loopback() {

@@ -86,6 +86,8 @@ struct Loaded {
 /// State shared by every request.
 pub(crate) struct App {
     collection: Collection,
+    /// The command that brings this index up to date, as the pages advise it.
+    refresh: String,
     /// Random per run; POSTs that change files must carry it.
     token: String,
     /// Host headers accepted (DNS rebinding).
@@ -159,6 +161,7 @@ impl Server {
             port,
         };
         let app = App {
+            refresh: crate::collection::advised_command(collection.dir(), "index"),
             collection,
             token: new_token(),
             hosts,

@@ -583,15 +583,13 @@ fn reasons_in_web_terms(doc: &mut Value) {
 
 /// The answer for an indexed file (or a folder on its way) that cannot be opened: 404 only
 /// when it is gone, 403 when this server may not read it.
-fn unreadable_file(path: &Path, e: &std::io::Error) -> Response {
+fn unreadable_file(path: &Path, e: &std::io::Error, refresh: &str) -> Response {
     use std::io::ErrorKind;
     let shown = crate::path_repr::shown(path);
     match e.kind() {
         ErrorKind::NotFound | ErrorKind::NotADirectory => refuse(
             StatusCode::NOT_FOUND,
-            &format!(
-                "{shown}: the file is gone: run `lookalike index` to bring the index up to date"
-            ),
+            &format!("{shown}: the file is gone: run `{refresh}` to bring the index up to date"),
         ),
         ErrorKind::PermissionDenied => refuse(
             StatusCode::FORBIDDEN,
@@ -607,11 +605,11 @@ fn unreadable_file(path: &Path, e: &std::io::Error) -> Response {
 }
 
 /// The answer for an indexed file whose path now holds a folder: the file is gone (404).
-fn now_a_folder(path: &Path) -> Response {
+fn now_a_folder(path: &Path, refresh: &str) -> Response {
     refuse(
         StatusCode::NOT_FOUND,
         &format!(
-            "{}: a folder now stands at this path; the indexed file is gone: run `lookalike index` to bring the index up to date",
+            "{}: a folder now stands at this path; the indexed file is gone: run `{refresh}` to bring the index up to date",
             crate::path_repr::shown(path)
         ),
     )
@@ -639,7 +637,10 @@ fn with_type(body: impl Into<Body>, content_type: &'static str, policy: &'static
 
 async fn page(State(app): State<Arc<App>>, _: Params<Nothing>) -> Response {
     let mut r = with_type(
-        PAGE.replace("{{token}}", &app.token),
+        PAGE.replace("{{token}}", &app.token).replace(
+            "{{refresh}}",
+            &crate::eval::report::html::escape(&app.refresh),
+        ),
         "text/html; charset=utf-8",
         PAGE_POLICY,
     );
@@ -664,7 +665,7 @@ async fn icon(_: Params<Nothing>) -> Response {
 /// is opened as serving opens it, so one this server may not read is not viewable even with
 /// its stamp unchanged. A file whose stamp changed (touched, its mode changed) is viewable when
 /// it still holds the bytes indexed; only such files of the indexed size are read.
-fn image_json(r: &ImageRecord) -> Value {
+fn image_json(r: &ImageRecord, refresh: &str) -> Value {
     let mut m = crate::path_repr::object("path", &r.path);
     // Relative to its folder: names like "original.jpg" repeat across sub-folders.
     crate::path_repr::insert(&mut m, "name", &r.rel_path);
@@ -707,11 +708,10 @@ fn image_json(r: &ImageRecord) -> Value {
     // a gone or changed file is told so whatever its format
     let why = match &opened {
         _ if viewable => None,
-        Err(not) => Some(not.why()),
-        Ok(_) if !as_indexed => Some(
-            "the file changed since it was indexed: run `lookalike index` to bring the index up to date"
-                .to_string(),
-        ),
+        Err(not) => Some(not.why(refresh)),
+        Ok(_) if !as_indexed => Some(format!(
+            "the file changed since it was indexed: run `{refresh}` to bring the index up to date"
+        )),
         Ok(_) => Some(not_shown_by_browsers(&r.format)),
     };
     m.insert("why_not_viewable".into(), json!(why));
@@ -720,8 +720,8 @@ fn image_json(r: &ImageRecord) -> Value {
 
 /// An image of a folder's view, named relative to the folder viewed: in the view of a tracked
 /// folder inside another, an image stored under the outer one is `100.jpg`, not `trip/100.jpg`.
-fn image_in_folder_json(r: &ImageRecord, viewed: &Path) -> Value {
-    let mut v = image_json(r);
+fn image_in_folder_json(r: &ImageRecord, viewed: &Path, refresh: &str) -> Value {
+    let mut v = image_json(r, refresh);
     if let (Ok(rel), Some(m)) = (r.path.strip_prefix(viewed), v.as_object_mut()) {
         m.remove("name_bytes");
         crate::path_repr::insert(m, "name", rel);
@@ -743,10 +743,10 @@ enum NotServed {
 
 impl NotServed {
     /// The refusal `/files/ID` answers.
-    fn response(&self, r: &ImageRecord) -> Response {
+    fn response(&self, r: &ImageRecord, refresh: &str) -> Response {
         match self {
-            NotServed::Unopened(path, e) => unreadable_file(path, e),
-            NotServed::Folder => now_a_folder(&r.path),
+            NotServed::Unopened(path, e) => unreadable_file(path, e, refresh),
+            NotServed::Folder => now_a_folder(&r.path, refresh),
             NotServed::Outside => refuse(
                 StatusCode::FORBIDDEN,
                 "the file leads out of its indexed folder (a symlink): not served",
@@ -756,7 +756,7 @@ impl NotServed {
     }
 
     /// The same, in the words a page shows next to the image.
-    fn why(&self) -> String {
+    fn why(&self, refresh: &str) -> String {
         use std::io::ErrorKind;
         match self {
             NotServed::Unopened(_, e) if e.kind() == ErrorKind::PermissionDenied => {
@@ -765,11 +765,12 @@ impl NotServed {
             NotServed::Unopened(_, e)
                 if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) =>
             {
-                "the file is gone from disk: run `lookalike index` to bring the index up to date"
-                    .into()
+                format!("the file is gone from disk: run `{refresh}` to bring the index up to date")
             }
             NotServed::Unopened(_, e) => format!("the file cannot be read ({e})"),
-            NotServed::Folder => "a folder now stands at this path; the indexed file is gone: run `lookalike index` to bring the index up to date".into(),
+            NotServed::Folder => format!(
+                "a folder now stands at this path; the indexed file is gone: run `{refresh}` to bring the index up to date"
+            ),
             NotServed::Outside => {
                 "the file leads out of its indexed folder (a symlink), so it is not served".into()
             }
@@ -944,8 +945,8 @@ async fn images(State(app): State<Arc<App>>, Params(p): Params<PageParams>) -> R
             let images: Vec<Value> = page
                 .iter()
                 .map(|r| match viewed {
-                    Some(folder) => image_in_folder_json(r, folder),
-                    None => image_json(r),
+                    Some(folder) => image_in_folder_json(r, folder, &app.refresh),
+                    None => image_json(r, &app.refresh),
                 })
                 .collect();
             Ok(Json(json!({"total": total, "offset": offset, "images": images})).into_response())
@@ -992,7 +993,7 @@ fn hits_json(
         let mut out = Vec::new();
         for h in result.hits.iter().filter(|h| Some(h.id) != skip) {
             if let Some(r) = s.image_record(h.id)? {
-                let mut v = image_json(&r);
+                let mut v = image_json(&r, &app.refresh);
                 v["distance"] = f32_json(h.distance);
                 out.push(v);
             }
@@ -1038,10 +1039,10 @@ async fn image(
         if !profile.ranks() {
             let lookalikes = json!({
                 "hits": [],
-                "note": format!("the {} profile ranks nothing: `lookalike index --profile full` makes look-alikes searchable", profile.name()),
+                "note": format!("the {} profile ranks nothing: `{}` makes look-alikes searchable", profile.name(), crate::collection::advised_command(app.collection.dir(), "index --profile full")),
             });
             return Ok(
-                Json(json!({"image": image_json(&record), "lookalikes": lookalikes}))
+                Json(json!({"image": image_json(&record, &app.refresh), "lookalikes": lookalikes}))
                     .into_response(),
             );
         }
@@ -1074,14 +1075,14 @@ async fn image(
                 let has_vectors =
                     app.with_store(|s| Ok(!s.vectors_of(&[id], &families)?.is_empty()))?;
                 let note = if has_vectors {
-                    "this image was indexed after the search space was loaded; its look-alikes appear in a moment"
+                    "this image was indexed after the search space was loaded; its look-alikes appear in a moment".to_string()
                 } else {
-                    "this image has no usable vector of the index's profile yet (a profile change not finished, or damage), so it is left out of searches until `lookalike index` extracts it"
+                    format!("this image has no usable vector of the index's profile yet (a profile change not finished, or damage), so it is left out of searches until `{}` extracts it", app.refresh)
                 };
                 json!({"hits": [], "note": note})
             }
         };
-        Ok(Json(json!({"image": image_json(&record), "lookalikes": lookalikes})).into_response())
+        Ok(Json(json!({"image": image_json(&record, &app.refresh), "lookalikes": lookalikes})).into_response())
     })
     .await
 }
@@ -1140,7 +1141,9 @@ async fn thumbnail(
         let jpeg = match app.with_store(|s| s.thumbnail(&record.hash))? {
             Some(jpeg) => jpeg,
             None => match app.made_thumbnail(&record.path, &record.hash) {
-                Err(Error::Io { path, source }) => return Ok(unreadable_file(&path, &source)),
+                Err(Error::Io { path, source }) => {
+                    return Ok(unreadable_file(&path, &source, &app.refresh));
+                }
                 Err(Error::Decode { path, reason }) if reason.contains("--memory-budget") => {
                     return Ok(refuse(
                         StatusCode::UNPROCESSABLE_ENTITY,
@@ -1153,11 +1156,16 @@ async fn thumbnail(
                 }
                 Err(e) => return Err(e),
                 Ok(Some(jpeg)) => jpeg.as_ref().clone(),
-                Ok(None) if record.path.is_dir() => return Ok(now_a_folder(&record.path)),
+                Ok(None) if record.path.is_dir() => {
+                    return Ok(now_a_folder(&record.path, &app.refresh));
+                }
                 Ok(None) => {
                     return Ok(refuse(
                         StatusCode::NOT_FOUND,
-                        "the file changed or went since it was indexed: run `lookalike index`",
+                        &format!(
+                            "the file changed or went since it was indexed: run `{}`",
+                            app.refresh
+                        ),
                     ));
                 }
             },
@@ -1192,17 +1200,22 @@ async fn file(State(app): State<Arc<App>>, ImageId(id): ImageId, _: Params<Nothi
         }
         let real = match open_served(&record) {
             Ok((real, _, _)) => real,
-            Err(not) => return Ok(not.response(&record)),
+            Err(not) => return Ok(not.response(&record, &app.refresh)),
         };
         let bytes = match crate::decode::read_image_file(&real, &app.decode) {
             Ok(bytes) => bytes,
-            Err(Error::Io { path, source }) => return Ok(unreadable_file(&path, &source)),
+            Err(Error::Io { path, source }) => {
+                return Ok(unreadable_file(&path, &source, &app.refresh));
+            }
             Err(e) => return Err(e),
         };
         if blake3::hash(&bytes).as_bytes() != &record.hash {
             return Ok(refuse(
                 StatusCode::CONFLICT,
-                "the file changed since it was indexed: run `lookalike index`",
+                &format!(
+                    "the file changed since it was indexed: run `{}`",
+                    app.refresh
+                ),
             ));
         }
         let content_type = browser_type(&record.format).unwrap_or("application/octet-stream");
@@ -1234,7 +1247,7 @@ async fn duplicates(State(app): State<Arc<App>>, Params(p): Params<DuplicatePara
             .groups
             .iter()
             .flat_map(|g| &g.members)
-            .map(|m| (m.record.id, image_json(&m.record)))
+            .map(|m| (m.record.id, image_json(&m.record, &app.refresh)))
             .collect();
         doc["shown"] = json!(images);
         reasons_in_web_terms(&mut doc);
@@ -1545,13 +1558,20 @@ mod tests {
     fn an_unreadable_file_is_forbidden_and_only_a_missing_one_is_gone() {
         use std::io::{Error as IoError, ErrorKind};
         let path = Path::new("/photos/801.jpg");
-        let denied = unreadable_file(path, &IoError::from(ErrorKind::PermissionDenied));
+        let denied = unreadable_file(
+            path,
+            &IoError::from(ErrorKind::PermissionDenied),
+            "lookalike index",
+        );
         assert_eq!(denied.status(), StatusCode::FORBIDDEN);
-        let missing = unreadable_file(path, &IoError::from(ErrorKind::NotFound));
+        let missing = unreadable_file(path, &IoError::from(ErrorKind::NotFound), "lookalike index");
         assert_eq!(missing.status(), StatusCode::NOT_FOUND);
         let tmp = tempfile::tempdir().unwrap();
         let gone = std::fs::canonicalize(tmp.path().join("gone.jpg")).unwrap_err();
-        assert_eq!(unreadable_file(path, &gone).status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            unreadable_file(path, &gone, "lookalike index").status(),
+            StatusCode::NOT_FOUND
+        );
     }
 
     /// A database found damaged while serving answers 500 with what to do about it, as the

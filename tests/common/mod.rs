@@ -70,10 +70,20 @@ impl Collection {
 
     /// `serve` run by `command`, which is `lookalike` itself or a program that runs it (the
     /// binary is then its last argument).
-    pub fn serve_through(&self, mut command: Command, extra: &[&str]) -> Server {
+    pub fn serve_through(&self, command: Command, extra: &[&str]) -> Server {
+        self.serve_index_through(command, &self.index, extra)
+    }
+
+    /// `serve` run by `command` on the index `--index-dir index` names.
+    pub fn serve_index_through(
+        &self,
+        mut command: Command,
+        index: &Path,
+        extra: &[&str],
+    ) -> Server {
         let mut child = command
             .arg("--index-dir")
-            .arg(&self.index)
+            .arg(index)
             .args(["-q", "serve", "--port", "0"])
             .args(extra)
             // each server's trash and action lock are its own

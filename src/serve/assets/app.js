@@ -3,6 +3,8 @@
 "use strict";
 
 const TOKEN = document.querySelector('meta[name="lookalike-token"]').content;
+// the command that brings this index up to date, naming its folder
+const REFRESH = document.querySelector('meta[name="lookalike-refresh"]').content;
 const main = document.getElementById("main");
 const PAGE_SIZE = 60;
 
@@ -141,7 +143,7 @@ function leftOut(doc) {
     const raw = (doc[`${key}_bytes`] || [])[i];
     lines.push(el("li", { class: "failed" }, say(Array.isArray(raw) ? escapeBytes(raw) : escapeText(String(p)))));
   });
-  each("stale", (p) => `stale: ${p} is gone or changed since it was indexed; left out (\`lookalike index\` updates the index)`);
+  each("stale", (p) => `stale: ${p} is gone or changed since it was indexed; left out (\`${REFRESH}\` updates the index)`);
   each("unreadable", (p) => `unreadable: ${p} cannot be read by this user (permission denied), so it cannot be checked to be as indexed; left out`);
   return lines.length ? el("ul", { class: "steps", id: "left-out" }, lines) : null;
 }
@@ -218,7 +220,7 @@ async function collectionView(folder, page) {
   const body = list.images.length ? grid(list.images)
     : list.total > 0
       ? el("p", { class: "note" }, `Page ${page + 1} is past the end: there ${pages === 1 ? "is 1 page" : `are ${pages} pages`}. `, el("a", { href: `${base}/0`, id: "first-page" }, "Go to the first page"))
-      : el("p", { class: "note" }, "No images here yet: run `lookalike index DIR`.");
+      : el("p", { class: "note" }, `No images here yet: run \`${REFRESH} DIR\`.`);
   show(el("div", { class: "layout" },
     el("aside", {}, el("h2", {}, "Folders"), folders),
     el("section", {}, el("h1", {}, "Collection"), body, pager)));
@@ -397,7 +399,7 @@ function duplicatesView(params) {
             return el("span", { class: "badge copy" }, c.exact ? "exact copy" : "copy");
           }));
       });
-      const gone = doc.gone ? el("p", { class: "note" }, `${counted(doc.gone, "indexed image is", "indexed images are")} gone from disk and left out; run lookalike index to bring the index up to date.`) : null;
+      const gone = doc.gone ? el("p", { class: "note" }, `${counted(doc.gone, "indexed image is", "indexed images are")} gone from disk and left out; run \`${REFRESH}\` to bring the index up to date.`) : null;
       put(list, summary, gone, ...(items.length ? items : [el("p", { class: "note" }, "No duplicates at this setting.")]));
     } catch (e) {
       put(list, el("p", { class: "error", role: "alert" }, String(e.message)));
@@ -441,7 +443,7 @@ function duplicatesView(params) {
     try {
       const doc = await api("/api/duplicates/action", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
       invalidate();
-      showSteps(doc, "Done (Undo last run reverses moves, trash and hard links, not a delete; run `lookalike index` to update the index)");
+      showSteps(doc, `Done (Undo last run reverses moves, trash and hard links, not a delete; run \`${REFRESH}\` to update the index)`);
     } catch (e) { invalidate(); put(outcome, el("p", { class: "error", role: "alert" }, String(e.message))); }
   }));
   undo.addEventListener("click", () => alone(async () => {
