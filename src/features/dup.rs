@@ -175,7 +175,7 @@ impl Extractor for DuplicateSignature {
     }
 
     fn version(&self) -> u32 {
-        1
+        2
     }
 
     fn params(&self) -> String {
@@ -238,6 +238,18 @@ pub fn signature(luma: &Array2<f32>) -> Vec<f32> {
     let mut out = Vec::with_capacity(LEN);
     for (r, c) in windows {
         let thumb = sums.resample(r, c, THUMB);
+        // A window spreading less than the rank bandwidth holds no layout, only rounding noise
+        // that unit scaling would blow up into one: a blank white page read as a layout that
+        // matched, at distance 0, every white page with its content at one edge.
+        let (low, high) = thumb
+            .iter()
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
+                (lo.min(v), hi.max(v))
+            });
+        if high - low < RANK_BANDWIDTH {
+            out.extend([0.0; DIM]);
+            continue;
+        }
         let ranks = soft_ranks(&thumb);
         let mut block = low_dct(&ranks);
         for part in [true, false] {
@@ -828,6 +840,26 @@ mod tests {
             assert!((nearest - m.layout).abs() < 1e-4, "{nearest} {m:?}");
         }
         assert!(layout_block(&a, WINDOWS).is_none() && layout_block(&a[1..], 0).is_none());
+    }
+
+    /// White and black are where soft ranks clamp: a blank page of either had a signature of
+    /// scaled rounding noise, the same for every blank page, and so matched at distance 0 any
+    /// page whose content lies along one edge (its far window blank).
+    #[test]
+    fn a_blank_white_or_black_page_has_no_layout_and_matches_no_page_with_content() {
+        for level in [255u8, 0] {
+            let blank = RgbImage::from_pixel(1280, 720, Rgb([level; 3]));
+            let a = sig(&blank);
+            assert!(a.iter().all(|&x| x == 0.0), "{level}: {:?}", &a[..8]);
+            let mut bar = blank.clone();
+            for y in 640..680 {
+                for x in 300..980 {
+                    bar.put_pixel(x, y, Rgb([255 - level; 3]));
+                }
+            }
+            let m = compare(&a, &sig(&bar));
+            assert_eq!(m, Match::NONE, "{level}");
+        }
     }
 
     #[test]
