@@ -155,15 +155,21 @@ impl Projection {
 
     /// Projects one vector (of length `dim_in`); non-finite components are taken as zero
     /// ([`crate::vector::sanitize`]).
-    pub fn apply(&self, v: &[f32]) -> Vec<f32> {
-        debug_assert_eq!(v.len(), self.dim_in);
-        project(&self.basis, &self.mean, &crate::vector::finite(v))
+    ///
+    /// # Errors
+    /// [`Error::VectorLength`] when `v` is not of the length the projection was fitted on.
+    pub fn apply(&self, v: &[f32]) -> Result<Vec<f32>> {
+        crate::vector::check_length("projected vector", v, self.dim_in)?;
+        Ok(project(&self.basis, &self.mean, &crate::vector::finite(v)))
     }
 
     /// [`Projection::apply`], and the length of what it leaves out of `v`: its distance from
     /// the mean along the directions the projection drops.
-    pub fn apply_with_residual(&self, v: &[f32]) -> (Vec<f32>, f32) {
-        debug_assert_eq!(v.len(), self.dim_in);
+    ///
+    /// # Errors
+    /// [`Error::VectorLength`] when `v` is not of the length the projection was fitted on.
+    pub fn apply_with_residual(&self, v: &[f32]) -> Result<(Vec<f32>, f32)> {
+        crate::vector::check_length("projected vector", v, self.dim_in)?;
         let v = crate::vector::finite(v);
         let projected = project(&self.basis, &self.mean, &v);
         let centred: f32 = v
@@ -173,7 +179,7 @@ impl Projection {
             .sum();
         let kept: f32 = projected.iter().map(|p| p * p).sum();
         let residual = (centred - kept).max(0.0).sqrt();
-        (projected, residual)
+        Ok((projected, residual))
     }
 
     /// Little-endian serialisation: magic, dims, explained share, mean, basis.
@@ -406,7 +412,7 @@ mod tests {
             let p = Projection::fit(&refs, 8).unwrap();
             assert_eq!(p.dim_in(), 40);
             assert!(p.explained() > 0.999, "{n}: {}", p.explained());
-            let proj: Vec<Vec<f32>> = pts.iter().map(|v| p.apply(v)).collect();
+            let proj: Vec<Vec<f32>> = pts.iter().map(|v| p.apply(v).unwrap()).collect();
             for i in 0..10 {
                 let (a, b) = (dist(&pts[i], &pts[i + 1]), dist(&proj[i], &proj[i + 1]));
                 assert!((a - b).abs() < 0.05 * a.max(0.1), "{n}: {a} vs {b}");
@@ -436,8 +442,11 @@ mod tests {
                 .map(|x| x + (i % 2) as f32 * centred_uniform(&mut state) as f32)
                 .collect();
             let (a, b) = (&v, &pts[(i + 7) % pts.len()]);
-            let ((pa, ra), (pb, rb)) = (p.apply_with_residual(a), p.apply_with_residual(b));
-            assert_eq!(pa, p.apply(a));
+            let ((pa, ra), (pb, rb)) = (
+                p.apply_with_residual(a).unwrap(),
+                p.apply_with_residual(b).unwrap(),
+            );
+            assert_eq!(pa, p.apply(a).unwrap());
             let whole = dist(a, b);
             let bound = (dist(&pa, &pb).powi(2) + (ra - rb).powi(2)).sqrt();
             assert!(
@@ -580,7 +589,7 @@ mod tests {
         assert!(p.explained() > 0.999, "{}", p.explained());
         for i in 0..9 {
             let (a, b) = (&distinct[i], &distinct[i + 1]);
-            let (d, e) = (dist(a, b), dist(&p.apply(a), &p.apply(b)));
+            let (d, e) = (dist(a, b), dist(&p.apply(a).unwrap(), &p.apply(b).unwrap()));
             assert!((d - e).abs() < 1e-3 * d, "{d} vs {e}");
         }
     }
@@ -634,12 +643,28 @@ mod tests {
         assert_eq!(Projection::fit(&refs, 8).unwrap(), clean);
         let mut v = pts[0].clone();
         v[3] = f32::NAN;
-        let projected = clean.apply(&v);
+        let projected = clean.apply(&v).unwrap();
         assert!(projected.iter().all(|x| x.is_finite()));
         v[3] = 0.0;
-        assert_eq!(projected, clean.apply(&v));
+        assert_eq!(projected, clean.apply(&v).unwrap());
         // Only one finite vector: nothing to fit.
         let refs: Vec<&[f32]> = vec![&pts[0], &pts[60], &pts[61]];
         assert_eq!(Projection::fit(&refs, 8), None);
+    }
+
+    /// A vector of another length than the fitted ones is refused, by both ways of
+    /// projecting, with both lengths (a debug assertion panicked, a release build read past
+    /// or short of the mean).
+    #[test]
+    fn a_vector_of_another_length_is_refused() {
+        let pts = low_rank_points(50);
+        let refs: Vec<&[f32]> = pts.iter().map(Vec::as_slice).collect();
+        let p = Projection::fit(&refs, 5).unwrap();
+        for len in [0, 3, 39, 41] {
+            let v = vec![1.0; len];
+            let refused = |e: Error| matches!(e, Error::VectorLength { found, expected: 40, .. } if found == len);
+            assert!(refused(p.apply(&v).unwrap_err()), "{len}");
+            assert!(refused(p.apply_with_residual(&v).unwrap_err()), "{len}");
+        }
     }
 }

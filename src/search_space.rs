@@ -57,10 +57,14 @@ impl SearchSpace {
     }
 
     /// A full fused vector (an example's) in the space searches rank in.
-    pub fn embed(&self, full: &[f32]) -> Vec<f32> {
+    ///
+    /// # Errors
+    /// [`Error::VectorLength`](crate::error::Error::VectorLength) when the graph's vectors are
+    /// of another length than `full`.
+    pub fn embed(&self, full: &[f32]) -> Result<Vec<f32>> {
         match self.augmented() {
             Some(ann) => ann.to_graph_space(full),
-            None => crate::ann::finite(full).into_owned(),
+            None => Ok(crate::ann::finite(full).into_owned()),
         }
     }
 

@@ -3,6 +3,20 @@
 
 use std::borrow::Cow;
 
+use crate::error::{Error, Result};
+
+/// [`Error::VectorLength`] unless `v` holds `expected` values; `what` names `v` in it.
+pub(crate) fn check_length(what: &str, v: &[f32], expected: usize) -> Result<()> {
+    if v.len() == expected {
+        return Ok(());
+    }
+    Err(Error::VectorLength {
+        what: what.to_string(),
+        found: v.len(),
+        expected,
+    })
+}
+
 /// Replaces non-finite components (NaN, infinities) by zero and returns how many there were.
 /// The graph library panics on a NaN distance; a zero component adds nothing to a distance, so
 /// the rest of the vector stays comparable.

@@ -178,7 +178,7 @@ mod tests {
         let queries = random_points(100, 24, seed + 1);
         let mut hit = 0;
         for (_, q) in &queries {
-            let q = index.to_graph_space(q);
+            let q = index.to_graph_space(q).unwrap();
             let exact = exact_ids(&stored, &q, 10);
             let approx = index.search_graph_space(&q, 10);
             hit += approx.iter().filter(|h| exact.contains(&h.0)).count();

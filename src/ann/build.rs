@@ -272,8 +272,10 @@ impl AnnIndex {
         let refs: Vec<&[f32]> = points.iter().map(|p| p.1.as_slice()).collect();
         match Projection::fit_stoppable(&refs, params.pca_dims, stop)? {
             Some(p) => {
-                let projected: Vec<(i64, Vec<f32>)> =
-                    points.par_iter().map(|(id, v)| (*id, p.apply(v))).collect();
+                let projected: Vec<(i64, Vec<f32>)> = points
+                    .par_iter()
+                    .map(|(id, v)| Ok((*id, p.apply(v)?)))
+                    .collect::<Result<_>>()?;
                 check_stop(stop)?;
                 Self::build_projected(&projected, dim, Some(p), params, stop)
             }

@@ -408,7 +408,7 @@ mod tests {
             assert_eq!(hits.len(), 5);
             assert!(hits.iter().all(|h| h.1.is_finite()));
             assert_eq!(ann.search(&vec![f32::INFINITY; dim], 3).len(), 3);
-            let graph_query = ann.to_graph_space(&query);
+            let graph_query = ann.to_graph_space(&query).unwrap();
             assert_eq!(ann.search_graph_space(&graph_query, 4).len(), 4);
             let full = |id: i64| Some(points[(id - 1) as usize].1.as_slice());
             assert!(!ann.search_reranked(&query, 3, full).is_empty());

@@ -24,7 +24,10 @@ impl AnnIndex {
         if query.len() != self.dim {
             return Vec::new();
         }
-        self.search_graph_space(&self.to_graph_space(&finite(query)), k)
+        match self.to_graph_space(&finite(query)) {
+            Ok(query) => self.search_graph_space(&query, k),
+            Err(_) => Vec::new(),
+        }
     }
 
     /// Graph search, then exact re-ranking of at least [`RERANK_DEPTH`] candidates on the full
@@ -60,10 +63,15 @@ impl AnnIndex {
     }
 
     /// A full-length vector in the graph's space (projected when the graph is).
-    pub fn to_graph_space(&self, v: &[f32]) -> Vec<f32> {
+    ///
+    /// # Errors
+    /// [`Error::VectorLength`](crate::error::Error::VectorLength) when `v` is not of the length
+    /// the graph was built from.
+    pub fn to_graph_space(&self, v: &[f32]) -> crate::error::Result<Vec<f32>> {
+        crate::vector::check_length("vector", v, self.dim)?;
         match &self.projection {
             Some(p) => p.apply(v),
-            None => v.to_vec(),
+            None => Ok(v.to_vec()),
         }
     }
 

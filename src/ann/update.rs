@@ -130,8 +130,8 @@ impl AnnIndex {
             let round = round.as_slice();
             let projected: Vec<(i64, Vec<f32>)> = full(round)?
                 .par_iter()
-                .map(|(id, v)| (*id, self.to_graph_space(&finite(v))))
-                .collect();
+                .map(|(id, v)| Ok((*id, self.to_graph_space(&finite(v))?)))
+                .collect::<Result<_>>()?;
             let inserted: Vec<(i64, Vec<f32>)> = if dba == 0 {
                 projected
             } else {
@@ -152,11 +152,11 @@ impl AnnIndex {
                 // Fetched a round's worth at a time: full vectors are large, projected ones small.
                 let mut known: Vec<(i64, Vec<f32>)> = Vec::with_capacity(wanted.len());
                 for ids in wanted.chunks(UPDATE_ROUND) {
-                    known.par_extend(
-                        full(ids)?
-                            .into_par_iter()
-                            .map(|(id, v)| (id, self.to_graph_space(&finite(&v)))),
-                    );
+                    let round: Vec<(i64, Vec<f32>)> = full(ids)?
+                        .into_par_iter()
+                        .map(|(id, v)| Ok((id, self.to_graph_space(&finite(&v))?)))
+                        .collect::<Result<_>>()?;
+                    known.extend(round);
                 }
                 known.sort_unstable_by_key(|p| p.0);
                 projected

@@ -302,7 +302,9 @@ fn tree_point(projection: Option<&Projection>, block: &[f32; BLOCK]) -> (Coords,
     let mut c = [0.0; TREE_DIMS];
     let rest = match projection {
         Some(pca) => {
-            let (projected, residual) = pca.apply_with_residual(block);
+            let (projected, residual) = pca
+                .apply_with_residual(block)
+                .unwrap_or_else(|_| unreachable!("the projection is fitted on blocks"));
             c.iter_mut().zip(&projected).for_each(|(c, x)| *c = *x);
             residual
         }

@@ -471,11 +471,11 @@ impl Space for EvalSpace<'_> {
             .collect())
     }
 
-    fn embed(&self, example: &[f32]) -> Vec<f32> {
+    fn embed(&self, example: &[f32]) -> Result<Vec<f32>> {
         let view = self.target.query_view(example);
         match self.augmented() {
             Some(a) => a.to_graph_space(&view),
-            None => crate::ann::finite(&view).into_owned(),
+            None => Ok(crate::ann::finite(&view).into_owned()),
         }
     }
 

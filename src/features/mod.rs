@@ -499,6 +499,11 @@ impl Fusion {
         Ok(Fusion { weights })
     }
 
+    /// Length of the fused vectors it makes: the sum of its families' lengths.
+    pub fn dim(&self) -> usize {
+        self.weights.iter().map(|(f, _)| family_dim(f)).sum()
+    }
+
     /// Families in fusion order.
     pub fn families(&self) -> Vec<&str> {
         self.weights.iter().map(|(f, _)| f.as_str()).collect()

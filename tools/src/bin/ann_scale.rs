@@ -112,7 +112,7 @@ fn build(corpus: &Corpus, n: usize, params: AnnParams) -> AnnIndex {
             .map(|id| {
                 let v = corpus.vector(id);
                 let v = match builder.projection() {
-                    Some(p) => p.apply(&v),
+                    Some(p) => p.apply(&v).expect("the corpus's vectors are of one length"),
                     None => v,
                 };
                 (id as i64, v)

@@ -28,7 +28,9 @@ fn score(ann: &AnnIndex, db: &[(i64, Vec<f32>)], gt: &GroundTruth) -> (f64, f64,
     let space = ann.graph_points();
     let (mut ap, mut p10, mut r10) = (0.0, 0.0, 0.0);
     for (id, v) in db {
-        let q = ann.to_graph_space(v);
+        let q = ann
+            .to_graph_space(v)
+            .expect("the graph is built from these vectors");
         let exact: Vec<usize> = exact_search(&space, &q, space.len())
             .iter()
             .map(|h| h.0 as usize)

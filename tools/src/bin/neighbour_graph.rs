@@ -48,10 +48,10 @@ fn main() -> lookalike::Result<()> {
     let points: Vec<(i64, Vec<f32>)> = fused
         .into_iter()
         .map(|(id, v)| match &projection {
-            Some(p) => (id, p.apply(&v)),
-            None => (id, v),
+            Some(p) => Ok((id, p.apply(&v)?)),
+            None => Ok((id, v)),
         })
-        .collect();
+        .collect::<lookalike::Result<_>>()?;
     let dim = points.first().map_or(0, |p| p.1.len());
     println!(
         "{} points of {dim} dimensions (loaded and projected in {:.1} s)",
