@@ -87,7 +87,8 @@ impl<'a> NearPairs<'a> {
         let refs: Vec<&[f32]> = wholes.iter().map(|b| b.as_slice()).collect();
         // Too few or identical blocks have no principal directions: their first
         // coordinates are a projection too.
-        let projection = Projection::fit(&refs, TREE_DIMS);
+        let projection = Projection::fit(&refs, TREE_DIMS)
+            .unwrap_or_else(|_| unreachable!("the blocks are all of one length"));
         let mut coords = Vec::new();
         let mut residuals = Vec::new();
         let mut points = Vec::new();

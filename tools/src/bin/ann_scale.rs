@@ -101,7 +101,8 @@ fn build(corpus: &Corpus, n: usize, params: AnnParams) -> AnnIndex {
         .map(|id| corpus.vector(id))
         .collect();
     let refs: Vec<&[f32]> = sample.iter().map(Vec::as_slice).collect();
-    let projection = Projection::fit(&refs, params.pca_dims);
+    let projection =
+        Projection::fit(&refs, params.pca_dims).expect("the corpus's vectors are of one length");
     drop(sample);
     let mut builder = AnnBuilder::new(n, corpus.dim, projection, params);
     let batch = 16_384u64;

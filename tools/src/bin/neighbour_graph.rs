@@ -43,7 +43,7 @@ fn main() -> lookalike::Result<()> {
         .collect();
     let refs: Vec<&[f32]> = fused.iter().map(|p| p.1.as_slice()).collect();
     let params = AnnParams::default();
-    let projection = Projection::fit(&refs, params.pca_dims);
+    let projection = Projection::fit(&refs, params.pca_dims)?;
     drop(refs);
     let points: Vec<(i64, Vec<f32>)> = fused
         .into_iter()
