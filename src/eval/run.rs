@@ -102,11 +102,17 @@ impl Target {
         }
     }
 
-    /// The vector to search with, from per-family vectors in `families` order.
+    /// The vector to search with, from per-family vectors in `families` order. A family's
+    /// part of another length than the family's (stored by an older version of it, or
+    /// missing) is zeros of the family's length, as [`Fusion::fuse`] makes it.
     pub fn vector(&self, families: &[String], parts: &[Vec<f32>]) -> Vec<f32> {
         match self {
             Target::Family(f) => {
                 let i = families.iter().position(|x| x == f).unwrap_or(0);
+                let dim = crate::features::family_dim(f);
+                if parts[i].len() != dim {
+                    return vec![0.0; dim];
+                }
                 let mut v = parts[i].clone();
                 l2_normalize(&mut v);
                 v
@@ -685,6 +691,21 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    /// A family's part of another length (missing, or stored by an older version) searches as
+    /// zeros of the family's length: it was searched as it was, and an empty one lay at
+    /// distance 0 from every example.
+    #[test]
+    fn a_family_part_of_another_length_is_zeros_of_the_family_length() {
+        let target = Target::Family("color".into());
+        let families = vec!["color".to_string()];
+        let dim = crate::features::family_dim("color");
+        for part in [vec![], vec![1.0; 3]] {
+            assert_eq!(target.vector(&families, &[part]), vec![0.0; dim]);
+        }
+        let whole = target.vector(&families, &[vec![2.0; dim]]);
+        assert!((crate::vector::dot(&whole, &whole) - 1.0).abs() < 1e-5);
     }
 
     #[test]
