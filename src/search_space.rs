@@ -95,17 +95,17 @@ impl SearchSpace {
         mode: SearchMode,
     ) -> Result<Vec<(i64, f32)>> {
         if let Some(ann) = self.augmented() {
-            return Ok(match mode {
+            return match mode {
                 SearchMode::Hnsw => ann.search_graph_space(query, k),
-                SearchMode::Exact => exact_search(self.exact_points(store)?, query, k),
-            });
+                SearchMode::Exact => Ok(exact_search(self.exact_points(store)?, query, k)),
+            };
         }
         match (&self.ann, mode) {
             (Some(ann), SearchMode::Hnsw) => {
                 if let Some(points) = self.points.get() {
-                    return Ok(ann.search_reranked(query, k, |id| lookup(points, id)));
+                    return ann.search_reranked(query, k, |id| lookup(points, id));
                 }
-                let candidates = ann.search(query, k.max(RERANK_DEPTH));
+                let candidates = ann.search(query, k.max(RERANK_DEPTH))?;
                 let ids: Vec<i64> = candidates.iter().map(|h| h.0).collect();
                 let full = self.vectors_of(store, &ids)?;
                 Ok(rerank(query, &candidates, k, |id| lookup(&full, id)))
@@ -238,7 +238,9 @@ impl Collection {
                     left_out_note_set = Some(left_out_note(left_out));
                 }
                 let params = self.ann_params(store)?;
-                let ann = (!loaded.is_empty()).then(|| AnnIndex::build(&loaded, params));
+                let ann = (!loaded.is_empty())
+                    .then(|| AnnIndex::build(&loaded, params))
+                    .transpose()?;
                 let _ = points.set(loaded);
                 ann
             }

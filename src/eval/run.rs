@@ -300,7 +300,7 @@ pub fn run_labelled(
     let all = items.by_item.len();
     let mut runs = Vec::new();
     for target in &cfg.targets {
-        let space = EvalSpace::new(target, items, cfg.hnsw || cfg.ann.dba > 0, cfg.ann);
+        let space = EvalSpace::new(target, items, cfg.hnsw || cfg.ann.dba > 0, cfg.ann)?;
         let examples: Vec<Vec<f32>> = query_parts
             .iter()
             .map(|p| target.vector(&items.families, p))
@@ -411,14 +411,19 @@ struct EvalSpace<'a> {
 }
 
 impl<'a> EvalSpace<'a> {
-    fn new(target: &'a Target, items: &ItemVectors, graph: bool, params: AnnParams) -> Self {
+    fn new(
+        target: &'a Target,
+        items: &ItemVectors,
+        graph: bool,
+        params: AnnParams,
+    ) -> Result<Self> {
         let mut ids: Vec<usize> = items.by_item.keys().copied().collect();
         ids.sort_unstable();
         let db: Points = ids
             .iter()
             .map(|&i| (i as i64, target.vector(&items.families, &items.by_item[&i])))
             .collect();
-        let ann = graph.then(|| AnnIndex::build(&db, params));
+        let ann = graph.then(|| AnnIndex::build(&db, params)).transpose()?;
         let (points, full) = match ann.as_ref().filter(|a| a.is_augmented()) {
             Some(a) => (a.graph_points(), Some(db)),
             None => (db, None),
@@ -430,13 +435,13 @@ impl<'a> EvalSpace<'a> {
                 .collect(),
             _ => Vec::new(),
         };
-        EvalSpace {
+        Ok(EvalSpace {
             target,
             ann,
             points,
             full,
             signatures,
-        }
+        })
     }
 
     fn augmented(&self) -> Option<&AnnIndex> {
@@ -486,13 +491,13 @@ impl Space for EvalSpace<'_> {
     }
 
     fn search(&self, query: &[f32], k: usize, mode: SearchMode) -> Result<Vec<(i64, f32)>> {
-        Ok(match (&self.ann, mode) {
+        match (&self.ann, mode) {
             (Some(a), SearchMode::Hnsw) if a.is_augmented() => a.search_graph_space(query, k),
             (Some(a), SearchMode::Hnsw) => {
                 a.search_reranked(query, k, |id| lookup(&self.points, id))
             }
-            _ => exact_search(&self.points, query, k),
-        })
+            _ => Ok(exact_search(&self.points, query, k)),
+        }
     }
 
     fn vectors_of(&self, ids: &[i64]) -> Result<Vec<(i64, Vec<f32>)>> {
@@ -564,7 +569,7 @@ pub fn run_distortions(
         .targets
         .iter()
         .map(|t| EvalSpace::new(t, items, cfg.hnsw || cfg.ann.dba > 0, cfg.ann))
-        .collect();
+        .collect::<Result<_>>()?;
     let ranking = |mode| RankConfig {
         mode,
         qe: cfg.qe,

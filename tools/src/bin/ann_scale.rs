@@ -161,7 +161,9 @@ fn main() {
         let mut hits = 0usize;
         for (i, q) in queries.iter().enumerate() {
             let t = Instant::now();
-            let candidates = ann.search(q, RERANK_DEPTH);
+            let candidates = ann
+                .search(q, RERANK_DEPTH)
+                .expect("the query is of the points' length");
             let full: Vec<(i64, Vec<f32>)> = candidates
                 .iter()
                 .map(|c| (c.0, corpus.vector(c.0 as u64)))

@@ -93,6 +93,7 @@ fn main() -> lookalike::Result<()> {
             .map(|((id, v), want)| {
                 let got: Vec<i64> = graph
                     .search_graph_space(v, k + 1)
+                    .expect("the query is of the points' length")
                     .into_iter()
                     .map(|h| h.0)
                     .filter(|n| n != id)
@@ -105,7 +106,9 @@ fn main() -> lookalike::Result<()> {
             .iter()
             .zip(&top10)
             .map(|((_, v), want)| {
-                let got = graph.search_graph_space(v, 10);
+                let got = graph
+                    .search_graph_space(v, 10)
+                    .expect("the query is of the points' length");
                 want.iter()
                     .filter(|n| got.iter().any(|h| h.0 == **n))
                     .count()
