@@ -185,28 +185,70 @@ pub struct TargetRun {
     pub rankings: Vec<Ranking>,
 }
 
-/// Settings of a labelled evaluation.
+impl TargetRun {
+    /// The target's name: a family, or `fused`.
+    pub fn family(&self) -> &str {
+        &self.family
+    }
+
+    /// The search mode: `exact` or `hnsw`.
+    pub fn mode(&self) -> &str {
+        &self.mode
+    }
+
+    /// The figures of its rankings.
+    pub fn evaluation(&self) -> &Evaluation {
+        &self.evaluation
+    }
+
+    /// HNSW recall@10 against exact search (HNSW runs only).
+    pub fn ann_recall_at_10(&self) -> Option<f64> {
+        self.ann_recall_at_10
+    }
+}
+
+/// Settings of a labelled evaluation; the default is `lookalike eval`'s: the fused target
+/// of the full profile, exact and HNSW, query expansion and nearest-first as `query` ranks.
 #[derive(Debug, Clone)]
 pub struct LabelledConfig {
-    pub(crate) targets: Vec<Target>,
-    pub(crate) metrics: EvalConfig,
+    /// What is ranked: single families or fused vectors.
+    pub targets: Vec<Target>,
+    /// Cut-offs and depths of the figures.
+    pub metrics: EvalConfig,
     /// The first `hnsw_depth` results of an HNSW ranking come from the graph; the rest follow
     /// in exact order, so only the head reflects the approximation.
-    pub(crate) hnsw_depth: usize,
+    pub hnsw_depth: usize,
     /// Also run through HNSW (besides exact search).
-    pub(crate) hnsw: bool,
+    pub hnsw: bool,
     /// Queries are copies of the labelled images with these distortions applied in order (their
     /// clean original held out of their ranking and expansion, as a clean query's own image is);
     /// none: the clean images.
-    pub(crate) query_distortion: Vec<Distortion>,
-    pub(crate) seed: u64,
+    pub query_distortion: Vec<Distortion>,
+    /// Seed of the distortions.
+    pub seed: u64,
     /// Query expansion applied after the first search (exact and HNSW alike).
-    pub(crate) qe: QueryExpansion,
+    pub qe: QueryExpansion,
     /// The head's candidate nearest to the query goes first, as `query` ranks.
-    pub(crate) nearest_first: bool,
+    pub nearest_first: bool,
     /// Graph settings; with `dba > 0` both exact and HNSW rows rank in the augmented space,
     /// as `lookalike query` does.
-    pub(crate) ann: AnnParams,
+    pub ann: AnnParams,
+}
+
+impl Default for LabelledConfig {
+    fn default() -> Self {
+        LabelledConfig {
+            targets: vec![Target::Fused(Fusion::default())],
+            metrics: EvalConfig::default(),
+            hnsw_depth: 100,
+            hnsw: true,
+            query_distortion: Vec::new(),
+            seed: 0,
+            qe: QueryExpansion::default(),
+            nearest_first: true,
+            ann: AnnParams::default(),
+        }
+    }
 }
 
 impl LabelledConfig {
@@ -518,21 +560,41 @@ impl Space for EvalSpace<'_> {
     }
 }
 
-/// Settings of a distortion benchmark on an unlabelled folder.
+/// Settings of a distortion benchmark on an unlabelled folder; the default is `lookalike
+/// eval --distort`'s, with no distortion: set `suite`.
 #[derive(Debug, Clone)]
 pub struct DistortConfig {
-    pub(crate) targets: Vec<Target>,
-    pub(crate) suite: Vec<Distortion>,
+    /// What is ranked: single families or fused vectors.
+    pub targets: Vec<Target>,
+    /// The distortions, each measured on its own.
+    pub suite: Vec<Distortion>,
     /// How many images to distort (a deterministic sample).
-    pub(crate) sample: usize,
-    pub(crate) seed: u64,
-    pub(crate) hnsw: bool,
+    pub sample: usize,
+    /// Seed of the sample and the distortions.
+    pub seed: u64,
+    /// Also run through HNSW (besides exact search).
+    pub hnsw: bool,
     /// Graph settings, as in [`LabelledConfig::ann`].
-    pub(crate) ann: AnnParams,
+    pub ann: AnnParams,
     /// Query expansion, as `query` applies it (the distorted copy is not in the index).
-    pub(crate) qe: QueryExpansion,
+    pub qe: QueryExpansion,
     /// The head's candidate nearest to the query goes first, as `query` ranks.
-    pub(crate) nearest_first: bool,
+    pub nearest_first: bool,
+}
+
+impl Default for DistortConfig {
+    fn default() -> Self {
+        DistortConfig {
+            targets: vec![Target::Fused(Fusion::default())],
+            suite: Vec::new(),
+            sample: 100,
+            seed: 0,
+            hnsw: true,
+            ann: AnnParams::default(),
+            qe: QueryExpansion::default(),
+            nearest_first: true,
+        }
+    }
 }
 
 /// Where distorted copies of one distortion found their originals, for one target and mode.
@@ -548,6 +610,43 @@ pub struct DistortionResult {
     pub(crate) recall_at_10: f64,
     /// Mean reciprocal rank of the original (= mAP with one relevant item).
     pub(crate) map: f64,
+}
+
+impl DistortionResult {
+    /// The distortion, as it is written (`jpeg:40`).
+    pub fn distortion(&self) -> &str {
+        &self.distortion
+    }
+
+    /// The target's name: a family, or `fused`.
+    pub fn family(&self) -> &str {
+        &self.family
+    }
+
+    /// The search mode: `exact` or `hnsw`.
+    pub fn mode(&self) -> &str {
+        &self.mode
+    }
+
+    /// Distorted copies queried.
+    pub fn queries(&self) -> usize {
+        self.queries
+    }
+
+    /// Share of queries whose original came first.
+    pub fn recall_at_1(&self) -> f64 {
+        self.recall_at_1
+    }
+
+    /// Share of queries whose original was among the first ten.
+    pub fn recall_at_10(&self) -> f64 {
+        self.recall_at_10
+    }
+
+    /// Mean reciprocal rank of the original.
+    pub fn map(&self) -> f64 {
+        self.map
+    }
 }
 
 /// Queries distorted copies of sampled indexed images against the clean index, each ranked by

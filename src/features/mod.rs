@@ -249,7 +249,7 @@ impl Default for Registry {
 
 impl Registry {
     /// The families and working side of `profile`.
-    pub(crate) fn for_profile(profile: Profile) -> Self {
+    pub fn for_profile(profile: Profile) -> Self {
         let extractors: Vec<Box<dyn Extractor>> = match profile {
             Profile::Full => vec![
                 Box::new(color::ColorHistogram::default()),
