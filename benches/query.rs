@@ -19,10 +19,16 @@ fn bench_query(c: &mut Criterion) {
     let mut g = c.benchmark_group("query");
     for n in [1_000usize, 10_000] {
         let pts = points(n, dim, 42);
-        let ann = AnnIndex::build(&pts, AnnParams::default());
+        let ann = AnnIndex::build(&pts, AnnParams::default())
+            .expect("the points are of one length, each id once");
         let q = points(1, dim, 7).remove(0).1;
         g.bench_with_input(BenchmarkId::new("hnsw k10", n), &n, |b, _| {
-            b.iter(|| black_box(ann.search(&q, 10)))
+            b.iter(|| {
+                black_box(
+                    ann.search(&q, 10)
+                        .expect("the query is of the points' length"),
+                )
+            })
         });
         g.bench_with_input(BenchmarkId::new("exact k10", n), &n, |b, _| {
             b.iter(|| black_box(exact_search(&pts, &q, 10)))

@@ -59,6 +59,28 @@ pub struct Step {
     pub(crate) frees: u64,
 }
 
+impl Step {
+    /// The copy the step acts on.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The copy kept, which this one duplicates.
+    pub fn keeper(&self) -> &Path {
+        &self.keeper
+    }
+
+    /// Where a move sends the copy (`None` for the other actions).
+    pub fn target(&self) -> Option<&Path> {
+        self.target.as_deref()
+    }
+
+    /// Bytes the step frees when done (0 for a copy that shares its file with another).
+    pub fn frees(&self) -> u64 {
+        self.frees
+    }
+}
+
 /// How a step ended.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "outcome", content = "reason", rename_all = "snake_case")]

@@ -42,6 +42,18 @@ pub enum Error {
         then: String,
     },
 
+    /// A vector given to a search, a projection or a graph build is not of the length the
+    /// others are.
+    #[error("{what}: a vector of {found} values where {expected} were expected")]
+    VectorLength {
+        /// Which vector: the query, or the point named by its id.
+        what: String,
+        /// Its length.
+        found: usize,
+        /// The length the index, the projection or the first vector has.
+        expected: usize,
+    },
+
     /// A ground-truth or other input table is malformed.
     #[error("{}:{line}: {reason}", shown(.path))]
     Parse {
@@ -176,6 +188,7 @@ impl Error {
             self,
             Error::InvalidInput(_)
                 | Error::InvalidWithCommand { .. }
+                | Error::VectorLength { .. }
                 | Error::Parse { .. }
                 | Error::NoIndex(_)
                 | Error::EmptyIndex { .. }

@@ -97,7 +97,7 @@ fn build_streaming(
         batch.push((
             id,
             match builder.projection() {
-                Some(p) => p.apply(&v),
+                Some(p) => p.apply(&v)?,
                 None => v,
             },
         ));

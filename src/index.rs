@@ -2387,6 +2387,44 @@ mod tests {
         (tmp, photos, collection, config)
     }
 
+    /// An example of another length than the index's fused vectors is refused with both
+    /// lengths, by graph and exact search alike (a debug assertion in the projection panicked;
+    /// exact search compared the vectors' common start).
+    #[test]
+    fn ranking_an_example_of_another_length_is_refused() {
+        use crate::query::Searcher;
+        use crate::rank::{RankConfig, SearchMode};
+        let (_tmp, _photos, collection, config) = png_folder(12);
+        run(&collection, &config, &|_| {}, &AtomicBool::new(false)).unwrap();
+        let store = collection.open_store().unwrap();
+        let fusion = Fusion::for_profile(collection.profile(&store).unwrap());
+        drop(store);
+        let searcher = Searcher::open(&collection, &fusion).unwrap();
+        let dim = fusion.dim();
+        for mode in [SearchMode::Hnsw, SearchMode::Exact] {
+            let cfg = RankConfig {
+                mode,
+                ..RankConfig::default()
+            };
+            assert_eq!(
+                searcher
+                    .rank(&vec![0.1; dim], &[], None, 3, &cfg)
+                    .unwrap()
+                    .len(),
+                3
+            );
+            for len in [0, 3, dim - 1, dim + 1] {
+                let refused = searcher
+                    .rank(&vec![0.1; len], &[], None, 3, &cfg)
+                    .unwrap_err();
+                assert!(
+                    matches!(refused, Error::VectorLength { found, expected, .. } if found == len && expected == dim),
+                    "{len}: {refused}"
+                );
+            }
+        }
+    }
+
     /// A copy of a file indexed just after it was written (its stamp not yet settled, so the
     /// file is read again) takes that file's features without being decoded.
     #[test]
@@ -2517,7 +2555,9 @@ mod tests {
         ids.sort_unstable();
         assert_eq!(ann.image_ids(), ids);
         let rewritten = store.id_of_path(&photos.join("2.png")).unwrap().unwrap();
-        let query = space.embed(&space.vector_of(&store, rewritten).unwrap().unwrap());
+        let query = space
+            .embed(&space.vector_of(&store, rewritten).unwrap().unwrap())
+            .unwrap();
         let hits = space
             .search(&store, &query, 3, crate::rank::SearchMode::Hnsw)
             .unwrap();

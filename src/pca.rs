@@ -35,9 +35,12 @@ impl Projection {
     /// with non-finite components are left out of the fit. Returns `None` when there is
     /// nothing to gain: fewer than two such vectors, vectors already no longer than `max_dims`,
     /// or vectors that do not vary (all equal: no direction carries variance).
-    pub fn fit(vectors: &[&[f32]], max_dims: usize) -> Option<Projection> {
+    ///
+    /// # Errors
+    /// [`Error::VectorLength`] when a vector is not of the first one's length, naming its
+    /// position in `vectors`.
+    pub fn fit(vectors: &[&[f32]], max_dims: usize) -> Result<Option<Projection>> {
         Self::fit_stoppable(vectors, max_dims, &NEVER_STOP)
-            .unwrap_or_else(|_| unreachable!("a fit without a stop flag is not stopped"))
     }
 
     /// As [`Projection::fit`], looking at `stop` between the steps of the fit and between
@@ -52,6 +55,9 @@ impl Projection {
             return Ok(None);
         };
         let dim_in = first.len();
+        if let Some((i, v)) = vectors.iter().enumerate().find(|(_, v)| v.len() != dim_in) {
+            crate::vector::check_length(&format!("vector {i}"), v, dim_in)?;
+        }
         if vectors.len() < 2 || dim_in <= max_dims || max_dims == 0 {
             return Ok(None);
         }
@@ -60,7 +66,7 @@ impl Projection {
             .iter()
             .step_by(step)
             .copied()
-            .filter(|v| v.len() == dim_in && v.iter().all(|x| x.is_finite()))
+            .filter(|v| v.iter().all(|x| x.is_finite()))
             .collect();
         let n = sample.len();
         if n < 2 {
@@ -155,15 +161,21 @@ impl Projection {
 
     /// Projects one vector (of length `dim_in`); non-finite components are taken as zero
     /// ([`crate::vector::sanitize`]).
-    pub fn apply(&self, v: &[f32]) -> Vec<f32> {
-        debug_assert_eq!(v.len(), self.dim_in);
-        project(&self.basis, &self.mean, &crate::vector::finite(v))
+    ///
+    /// # Errors
+    /// [`Error::VectorLength`] when `v` is not of the length the projection was fitted on.
+    pub fn apply(&self, v: &[f32]) -> Result<Vec<f32>> {
+        crate::vector::check_length("projected vector", v, self.dim_in)?;
+        Ok(project(&self.basis, &self.mean, &crate::vector::finite(v)))
     }
 
     /// [`Projection::apply`], and the length of what it leaves out of `v`: its distance from
     /// the mean along the directions the projection drops.
-    pub fn apply_with_residual(&self, v: &[f32]) -> (Vec<f32>, f32) {
-        debug_assert_eq!(v.len(), self.dim_in);
+    ///
+    /// # Errors
+    /// [`Error::VectorLength`] when `v` is not of the length the projection was fitted on.
+    pub fn apply_with_residual(&self, v: &[f32]) -> Result<(Vec<f32>, f32)> {
+        crate::vector::check_length("projected vector", v, self.dim_in)?;
         let v = crate::vector::finite(v);
         let projected = project(&self.basis, &self.mean, &v);
         let centred: f32 = v
@@ -173,7 +185,7 @@ impl Projection {
             .sum();
         let kept: f32 = projected.iter().map(|p| p * p).sum();
         let residual = (centred - kept).max(0.0).sqrt();
-        (projected, residual)
+        Ok((projected, residual))
     }
 
     /// Little-endian serialisation: magic, dims, explained share, mean, basis.
@@ -403,10 +415,10 @@ mod tests {
         for n in [30, 300] {
             let pts = low_rank_points(n);
             let refs: Vec<&[f32]> = pts.iter().map(Vec::as_slice).collect();
-            let p = Projection::fit(&refs, 8).unwrap();
+            let p = Projection::fit(&refs, 8).unwrap().unwrap();
             assert_eq!(p.dim_in(), 40);
             assert!(p.explained() > 0.999, "{n}: {}", p.explained());
-            let proj: Vec<Vec<f32>> = pts.iter().map(|v| p.apply(v)).collect();
+            let proj: Vec<Vec<f32>> = pts.iter().map(|v| p.apply(v).unwrap()).collect();
             for i in 0..10 {
                 let (a, b) = (dist(&pts[i], &pts[i + 1]), dist(&proj[i], &proj[i + 1]));
                 assert!((a - b).abs() < 0.05 * a.max(0.1), "{n}: {a} vs {b}");
@@ -427,7 +439,7 @@ mod tests {
     fn the_residual_is_the_distance_the_projection_drops() {
         let pts = low_rank_points(300);
         let refs: Vec<&[f32]> = pts.iter().map(Vec::as_slice).collect();
-        let p = Projection::fit(&refs, 3).unwrap();
+        let p = Projection::fit(&refs, 3).unwrap().unwrap();
         let mut state = 5u64;
         for (i, v) in pts.iter().take(20).enumerate() {
             // A point off the fitted data too, so that much lies outside the projection.
@@ -436,8 +448,11 @@ mod tests {
                 .map(|x| x + (i % 2) as f32 * centred_uniform(&mut state) as f32)
                 .collect();
             let (a, b) = (&v, &pts[(i + 7) % pts.len()]);
-            let ((pa, ra), (pb, rb)) = (p.apply_with_residual(a), p.apply_with_residual(b));
-            assert_eq!(pa, p.apply(a));
+            let ((pa, ra), (pb, rb)) = (
+                p.apply_with_residual(a).unwrap(),
+                p.apply_with_residual(b).unwrap(),
+            );
+            assert_eq!(pa, p.apply(a).unwrap());
             let whole = dist(a, b);
             let bound = (dist(&pa, &pb).powi(2) + (ra - rb).powi(2)).sqrt();
             assert!(
@@ -575,12 +590,12 @@ mod tests {
             .collect();
         let pts: Vec<Vec<f32>> = (0..600).map(|i| distinct[i % 10].clone()).collect();
         let refs: Vec<&[f32]> = pts.iter().map(Vec::as_slice).collect();
-        let p = Projection::fit(&refs, 128).unwrap();
+        let p = Projection::fit(&refs, 128).unwrap().unwrap();
         assert!(p.dim_out() <= 9, "kept {} directions", p.dim_out());
         assert!(p.explained() > 0.999, "{}", p.explained());
         for i in 0..9 {
             let (a, b) = (&distinct[i], &distinct[i + 1]);
-            let (d, e) = (dist(a, b), dist(&p.apply(a), &p.apply(b)));
+            let (d, e) = (dist(a, b), dist(&p.apply(a).unwrap(), &p.apply(b).unwrap()));
             assert!((d - e).abs() < 1e-3 * d, "{d} vs {e}");
         }
     }
@@ -589,16 +604,16 @@ mod tests {
     fn nothing_to_fit_gives_none() {
         let pts = low_rank_points(10);
         let refs: Vec<&[f32]> = pts.iter().map(Vec::as_slice).collect();
-        assert!(Projection::fit(&refs, 40).is_none());
-        assert!(Projection::fit(&refs[..1], 8).is_none());
-        assert!(Projection::fit(&[], 8).is_none());
+        assert!(Projection::fit(&refs, 40).unwrap().is_none());
+        assert!(Projection::fit(&refs[..1], 8).unwrap().is_none());
+        assert!(Projection::fit(&[], 8).unwrap().is_none());
     }
 
     #[test]
     fn bytes_round_trip_and_damage_is_an_error() {
         let pts = low_rank_points(50);
         let refs: Vec<&[f32]> = pts.iter().map(Vec::as_slice).collect();
-        let p = Projection::fit(&refs, 5).unwrap();
+        let p = Projection::fit(&refs, 5).unwrap().unwrap();
         let bytes = p.to_bytes();
         assert_eq!(Projection::from_bytes(&bytes).unwrap(), p);
         assert!(Projection::from_bytes(&bytes[..bytes.len() - 1]).is_err());
@@ -617,29 +632,64 @@ mod tests {
             let v: Vec<f32> = (0..40).map(|i| 0.1 + i as f32 * 0.3).collect();
             let pts = vec![v; n];
             let refs: Vec<&[f32]> = pts.iter().map(Vec::as_slice).collect();
-            assert_eq!(Projection::fit(&refs, 8), None, "{n}");
+            assert_eq!(Projection::fit(&refs, 8).unwrap(), None, "{n}");
             let zeros = vec![vec![0.0f32; 40]; n];
             let refs: Vec<&[f32]> = zeros.iter().map(Vec::as_slice).collect();
-            assert_eq!(Projection::fit(&refs, 8), None, "{n}");
+            assert_eq!(Projection::fit(&refs, 8).unwrap(), None, "{n}");
         }
     }
 
     #[test]
     fn non_finite_vectors_are_left_out_of_the_fit_and_projected_as_zero() {
         let mut pts = low_rank_points(60);
-        let clean = Projection::fit(&pts.iter().map(Vec::as_slice).collect::<Vec<_>>(), 8).unwrap();
+        let clean = Projection::fit(&pts.iter().map(Vec::as_slice).collect::<Vec<_>>(), 8)
+            .unwrap()
+            .unwrap();
         pts.push(vec![f32::NAN; 40]);
         pts.push(vec![f32::INFINITY; 40]);
         let refs: Vec<&[f32]> = pts.iter().map(Vec::as_slice).collect();
-        assert_eq!(Projection::fit(&refs, 8).unwrap(), clean);
+        assert_eq!(Projection::fit(&refs, 8).unwrap().unwrap(), clean);
         let mut v = pts[0].clone();
         v[3] = f32::NAN;
-        let projected = clean.apply(&v);
+        let projected = clean.apply(&v).unwrap();
         assert!(projected.iter().all(|x| x.is_finite()));
         v[3] = 0.0;
-        assert_eq!(projected, clean.apply(&v));
+        assert_eq!(projected, clean.apply(&v).unwrap());
         // Only one finite vector: nothing to fit.
         let refs: Vec<&[f32]> = vec![&pts[0], &pts[60], &pts[61]];
-        assert_eq!(Projection::fit(&refs, 8), None);
+        assert_eq!(Projection::fit(&refs, 8).unwrap(), None);
+    }
+
+    /// A vector of another length than the fitted ones is refused, by both ways of
+    /// projecting, with both lengths (a debug assertion panicked, a release build read past
+    /// or short of the mean).
+    #[test]
+    fn a_vector_of_another_length_is_refused() {
+        let pts = low_rank_points(50);
+        let refs: Vec<&[f32]> = pts.iter().map(Vec::as_slice).collect();
+        let p = Projection::fit(&refs, 5).unwrap().unwrap();
+        for len in [0, 3, 39, 41] {
+            let v = vec![1.0; len];
+            let refused = |e: Error| matches!(e, Error::VectorLength { found, expected: 40, .. } if found == len);
+            assert!(refused(p.apply(&v).unwrap_err()), "{len}");
+            assert!(refused(p.apply_with_residual(&v).unwrap_err()), "{len}");
+        }
+    }
+
+    /// Vectors of mixed lengths are refused, the first of another length than the first
+    /// vector named by its position (it was left out of the fit, which went on without it).
+    #[test]
+    fn vectors_of_mixed_lengths_are_refused() {
+        let mut pts = low_rank_points(50);
+        pts[7].truncate(39);
+        pts[9].push(1.0);
+        let refs: Vec<&[f32]> = pts.iter().map(Vec::as_slice).collect();
+        let refused = Projection::fit(&refs, 5).unwrap_err();
+        assert!(
+            matches!(&refused, Error::VectorLength { what, found: 39, expected: 40 } if what == "vector 7"),
+            "{refused}"
+        );
+        // too few vectors to fit, mixed all the same
+        assert!(Projection::fit(&refs[6..8], 5).is_err());
     }
 }

@@ -258,6 +258,10 @@ impl Searcher {
     /// its distance to the example and its path; `own` is the example's indexed id, if any.
     /// Images deleted from the index since the graph was built never appear; files gone or
     /// changed on disk are not checked here (see `drop_stale`).
+    ///
+    /// # Errors
+    /// [`Error::VectorLength`] when `example` is not of the fused length of the searcher's
+    /// [`Fusion`]; the errors of reading the index.
     pub fn rank(
         &self,
         example: &[f32],
@@ -266,6 +270,7 @@ impl Searcher {
         k: usize,
         cfg: &RankConfig,
     ) -> Result<Vec<Hit>> {
+        crate::vector::check_length("example", example, self.space.fusion.dim())?;
         let space = IndexedSpace(self);
         let mut ranking = rank_with_copies(&space, example, signature, own, k, cfg)?;
         describe(&space, example, &mut ranking)?;
@@ -384,7 +389,7 @@ const STALE_MARGIN: usize = 8;
 struct IndexedSpace<'a>(&'a Searcher);
 
 impl Space for IndexedSpace<'_> {
-    fn embed(&self, example: &[f32]) -> Vec<f32> {
+    fn embed(&self, example: &[f32]) -> Result<Vec<f32>> {
         let space = &self.0.space;
         space.embed(&space.fusion.query_view(example))
     }

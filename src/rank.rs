@@ -75,7 +75,7 @@ impl Default for RankConfig {
 /// What a ranking searches: indexed vectors in one search space.
 pub trait Space {
     /// The example's full vector as searches compare it.
-    fn embed(&self, example: &[f32]) -> Vec<f32>;
+    fn embed(&self, example: &[f32]) -> Result<Vec<f32>>;
     /// The `k` nearest indexed images to an embedded query, nearest first, with distances in
     /// the search space.
     fn search(&self, query: &[f32], k: usize, mode: SearchMode) -> Result<Vec<(i64, f32)>>;
@@ -134,7 +134,7 @@ fn rank_and_pool<S: Space + ?Sized>(
     cfg: &RankConfig,
     pool: usize,
 ) -> Result<(Vec<Ranked>, Vec<i64>)> {
-    let mut query = space.embed(example);
+    let mut query = space.embed(example)?;
     let mut plain: Option<Vec<i64>> = None;
     if cfg.qe.enabled() {
         let found: Vec<i64> = space
@@ -349,8 +349,8 @@ mod tests {
     }
 
     impl Space for Spaces {
-        fn embed(&self, example: &[f32]) -> Vec<f32> {
-            example.to_vec()
+        fn embed(&self, example: &[f32]) -> Result<Vec<f32>> {
+            Ok(example.to_vec())
         }
         fn search(&self, query: &[f32], k: usize, _: SearchMode) -> Result<Vec<(i64, f32)>> {
             Ok(exact_search(&self.search, query, k))
@@ -494,8 +494,8 @@ mod tests {
     struct Shifted<'a>(&'a Spaces);
 
     impl Space for Shifted<'_> {
-        fn embed(&self, _: &[f32]) -> Vec<f32> {
-            vec![0.0, 0.0]
+        fn embed(&self, _: &[f32]) -> Result<Vec<f32>> {
+            Ok(vec![0.0, 0.0])
         }
         fn search(&self, query: &[f32], k: usize, mode: SearchMode) -> Result<Vec<(i64, f32)>> {
             self.0.search(query, k, mode)
@@ -516,7 +516,7 @@ mod tests {
     }
 
     impl Space for Signed {
-        fn embed(&self, example: &[f32]) -> Vec<f32> {
+        fn embed(&self, example: &[f32]) -> Result<Vec<f32>> {
             self.line.embed(example)
         }
         fn search(&self, query: &[f32], k: usize, mode: SearchMode) -> Result<Vec<(i64, f32)>> {
@@ -594,7 +594,7 @@ mod tests {
     }
 
     impl Space for Copies {
-        fn embed(&self, example: &[f32]) -> Vec<f32> {
+        fn embed(&self, example: &[f32]) -> Result<Vec<f32>> {
             self.line.embed(example)
         }
         fn search(&self, query: &[f32], k: usize, mode: SearchMode) -> Result<Vec<(i64, f32)>> {

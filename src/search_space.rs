@@ -57,10 +57,14 @@ impl SearchSpace {
     }
 
     /// A full fused vector (an example's) in the space searches rank in.
-    pub fn embed(&self, full: &[f32]) -> Vec<f32> {
+    ///
+    /// # Errors
+    /// [`Error::VectorLength`](crate::error::Error::VectorLength) when the graph's vectors are
+    /// of another length than `full`.
+    pub fn embed(&self, full: &[f32]) -> Result<Vec<f32>> {
         match self.augmented() {
             Some(ann) => ann.to_graph_space(full),
-            None => crate::ann::finite(full).into_owned(),
+            None => Ok(crate::ann::finite(full).into_owned()),
         }
     }
 
@@ -91,17 +95,17 @@ impl SearchSpace {
         mode: SearchMode,
     ) -> Result<Vec<(i64, f32)>> {
         if let Some(ann) = self.augmented() {
-            return Ok(match mode {
+            return match mode {
                 SearchMode::Hnsw => ann.search_graph_space(query, k),
-                SearchMode::Exact => exact_search(self.exact_points(store)?, query, k),
-            });
+                SearchMode::Exact => Ok(exact_search(self.exact_points(store)?, query, k)),
+            };
         }
         match (&self.ann, mode) {
             (Some(ann), SearchMode::Hnsw) => {
                 if let Some(points) = self.points.get() {
-                    return Ok(ann.search_reranked(query, k, |id| lookup(points, id)));
+                    return ann.search_reranked(query, k, |id| lookup(points, id));
                 }
-                let candidates = ann.search(query, k.max(RERANK_DEPTH));
+                let candidates = ann.search(query, k.max(RERANK_DEPTH))?;
                 let ids: Vec<i64> = candidates.iter().map(|h| h.0).collect();
                 let full = self.vectors_of(store, &ids)?;
                 Ok(rerank(query, &candidates, k, |id| lookup(&full, id)))
@@ -234,7 +238,9 @@ impl Collection {
                     left_out_note_set = Some(left_out_note(left_out));
                 }
                 let params = self.ann_params(store)?;
-                let ann = (!loaded.is_empty()).then(|| AnnIndex::build(&loaded, params));
+                let ann = (!loaded.is_empty())
+                    .then(|| AnnIndex::build(&loaded, params))
+                    .transpose()?;
                 let _ = points.set(loaded);
                 ann
             }

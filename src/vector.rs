@@ -3,6 +3,20 @@
 
 use std::borrow::Cow;
 
+use crate::error::{Error, Result};
+
+/// [`Error::VectorLength`] unless `v` holds `expected` values; `what` names `v` in it.
+pub(crate) fn check_length(what: &str, v: &[f32], expected: usize) -> Result<()> {
+    if v.len() == expected {
+        return Ok(());
+    }
+    Err(Error::VectorLength {
+        what: what.to_string(),
+        found: v.len(),
+        expected,
+    })
+}
+
 /// Replaces non-finite components (NaN, infinities) by zero and returns how many there were.
 /// The graph library panics on a NaN distance; a zero component adds nothing to a distance, so
 /// the rest of the vector stays comparable.
@@ -43,14 +57,27 @@ fn lanes8(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
 }
 
 /// Squared Euclidean distance between two equal-length vectors.
+///
+/// # Panics
+/// When `a` and `b` are of different lengths: a distance over their common start would read
+/// different vectors as near, or the same.
 #[inline]
 pub fn squared_l2(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(
+        a.len(),
+        b.len(),
+        "squared_l2 of vectors of different lengths"
+    );
     lanes8(a, b, |x, y| (x - y) * (x - y))
 }
 
 /// Dot product of two equal-length vectors.
+///
+/// # Panics
+/// When `a` and `b` are of different lengths.
 #[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "dot of vectors of different lengths");
     lanes8(a, b, |x, y| x * y)
 }
 
@@ -64,6 +91,20 @@ mod tests {
         let b: Vec<f32> = (0..19).map(|i| (i * i) as f32 * 0.1).collect();
         let naive: f32 = a.iter().zip(&b).map(|(x, y)| (x - y) * (x - y)).sum();
         assert!((squared_l2(&a, &b) - naive).abs() < 1e-3);
+    }
+
+    /// Vectors of different lengths are refused (their distance was over the common start: 0
+    /// between `[1, 2]` and `[1, 2, 5]`).
+    #[test]
+    #[should_panic(expected = "squared_l2 of vectors of different lengths")]
+    fn squared_l2_of_different_lengths_panics() {
+        squared_l2(&[1.0, 2.0], &[1.0, 2.0, 5.0]);
+    }
+
+    #[test]
+    #[should_panic(expected = "dot of vectors of different lengths")]
+    fn dot_of_different_lengths_panics() {
+        dot(&[1.0; 9], &[1.0; 8]);
     }
 
     #[test]

@@ -103,7 +103,7 @@ impl AnnIndex {
                 exact[i].clone()
             } else {
                 // every image of a shared point, ties by id as exact search orders them
-                let hits = self.search_graph_space(v, k + 1);
+                let hits = self.nearest_in_graph_space(v, k + 1);
                 hits.iter().map(|h| h.0).collect()
             }
         });
@@ -151,7 +151,7 @@ mod tests {
     fn augmented_graph_holds_each_point_averaged_with_its_neighbours() {
         let seed = 20261123;
         let points = random_points(600, 24, seed);
-        let index = AnnIndex::build(&points, AnnParams::default());
+        let index = AnnIndex::build(&points, AnnParams::default()).unwrap();
         assert!(index.is_augmented());
         let stored = index.graph_points();
         assert_eq!(stored.len(), points.len());
@@ -178,9 +178,9 @@ mod tests {
         let queries = random_points(100, 24, seed + 1);
         let mut hit = 0;
         for (_, q) in &queries {
-            let q = index.to_graph_space(q);
+            let q = index.to_graph_space(q).unwrap();
             let exact = exact_ids(&stored, &q, 10);
-            let approx = index.search_graph_space(&q, 10);
+            let approx = index.search_graph_space(&q, 10).unwrap();
             hit += approx.iter().filter(|h| exact.contains(&h.0)).count();
         }
         assert!(
@@ -197,7 +197,7 @@ mod tests {
             dba_alpha: 1.0,
             ..AnnParams::default()
         };
-        let stored = AnnIndex::build(&points, params).graph_points();
+        let stored = AnnIndex::build(&points, params).unwrap().graph_points();
         let (id, v) = &points[0];
         assert_eq!(stored[0].0, *id);
         let near = exact_neighbours(&points, *id, v);

@@ -228,6 +228,24 @@ impl AnnBuilder {
     }
 }
 
+/// [`Error::VectorLength`] for the first point not of the first one's length,
+/// [`Error::InvalidInput`] for the first id given twice.
+fn check_points(points: &[(i64, Vec<f32>)]) -> Result<()> {
+    let dim = points.first().map_or(0, |p| p.1.len());
+    let mut seen = std::collections::HashSet::with_capacity(points.len());
+    for (id, v) in points {
+        if v.len() != dim {
+            return crate::vector::check_length(&format!("point {id}"), v, dim);
+        }
+        if !seen.insert(*id) {
+            return Err(Error::InvalidInput(format!(
+                "point {id} is given twice: give each id once"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The order to insert points with these image ids in: scrambled, the same for the same ids.
 /// hnsw_rs links a neighbour back to a new point only when the point is nearer to it than its
 /// farthest link, so a tight crowd (many near-identical images, filed side by side) inserted
@@ -254,9 +272,12 @@ pub(super) fn insert_points(hnsw: &Hnsw<'static, f32, FusedL2>, data: &Vec<(&[f3
 impl AnnIndex {
     /// Builds the graph from points (inserted in parallel).
     /// Vectors longer than `params.pca_dims` are projected on a PCA fitted to these points.
-    pub fn build(points: &[(i64, Vec<f32>)], params: AnnParams) -> AnnIndex {
+    ///
+    /// # Errors
+    /// [`Error::VectorLength`] when a point is not of the first point's length, and
+    /// [`Error::InvalidInput`] when an id is given twice: both name the first such point's id.
+    pub fn build(points: &[(i64, Vec<f32>)], params: AnnParams) -> Result<AnnIndex> {
         Self::build_stoppable(points, params, &NEVER_STOP)
-            .unwrap_or_else(|_| unreachable!("a build without a stop flag is not stopped"))
     }
 
     /// As [`AnnIndex::build`], looking at `stop` during the PCA fit and every
@@ -266,14 +287,17 @@ impl AnnIndex {
         params: AnnParams,
         stop: &AtomicBool,
     ) -> Result<AnnIndex> {
+        check_points(points)?;
         let points = finite_points(points);
         let points = points.as_ref();
         let dim = points.first().map_or(0, |p| p.1.len());
         let refs: Vec<&[f32]> = points.iter().map(|p| p.1.as_slice()).collect();
         match Projection::fit_stoppable(&refs, params.pca_dims, stop)? {
             Some(p) => {
-                let projected: Vec<(i64, Vec<f32>)> =
-                    points.par_iter().map(|(id, v)| (*id, p.apply(v))).collect();
+                let projected: Vec<(i64, Vec<f32>)> = points
+                    .par_iter()
+                    .map(|(id, v)| Ok((*id, p.apply(v)?)))
+                    .collect::<Result<_>>()?;
                 check_stop(stop)?;
                 Self::build_projected(&projected, dim, Some(p), params, stop)
             }

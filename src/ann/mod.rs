@@ -399,24 +399,24 @@ mod tests {
                 pca_dims,
                 ..AnnParams::default()
             };
-            let mut ann = AnnIndex::build(&points, params);
+            let mut ann = AnnIndex::build(&points, params).unwrap();
             assert_eq!(ann.len(), points.len());
             for (_, v) in ann.graph_points() {
                 assert!(v.iter().all(|x| x.is_finite()));
             }
-            let hits = ann.search(&query, 5);
+            let hits = ann.search(&query, 5).unwrap();
             assert_eq!(hits.len(), 5);
             assert!(hits.iter().all(|h| h.1.is_finite()));
-            assert_eq!(ann.search(&vec![f32::INFINITY; dim], 3).len(), 3);
-            let graph_query = ann.to_graph_space(&query);
-            assert_eq!(ann.search_graph_space(&graph_query, 4).len(), 4);
+            assert_eq!(ann.search(&vec![f32::INFINITY; dim], 3).unwrap().len(), 3);
+            let graph_query = ann.to_graph_space(&query).unwrap();
+            assert_eq!(ann.search_graph_space(&graph_query, 4).unwrap().len(), 4);
             let full = |id: i64| Some(points[(id - 1) as usize].1.as_slice());
-            assert!(!ann.search_reranked(&query, 3, full).is_empty());
+            assert!(!ann.search_reranked(&query, 3, full).unwrap().is_empty());
 
             // The streaming builder with a batch of non-finite points.
             let mut builder = AnnBuilder::new(points.len(), dim, None, params);
             builder.insert(&points);
-            assert_eq!(builder.finish().search(&query, 3).len(), 3);
+            assert_eq!(builder.finish().search(&query, 3).unwrap().len(), 3);
 
             // An in-place update inserting non-finite vectors, then a dump and a load.
             let mut bad = random_points(130, dim, 22)[120..].to_vec();
@@ -428,10 +428,13 @@ mod tests {
             ann.update(&ids, &[], |want| Ok(pick_sorted(&all, want)))
                 .unwrap();
             assert_eq!(ann.len(), all.len());
-            assert_eq!(ann.search(&query, 4).len(), 4);
+            assert_eq!(ann.search(&query, 4).unwrap().len(), 4);
             let rec = ann.dump(tmp.path(), 1, "w").unwrap();
             let loaded = AnnIndex::load(tmp.path(), &rec).unwrap();
-            assert_eq!(loaded.search(&query, 4), ann.search(&query, 4));
+            assert_eq!(
+                loaded.search(&query, 4).unwrap(),
+                ann.search(&query, 4).unwrap()
+            );
         }
         // Exact search ranks the finite points and the NaN query's finite part.
         let hits = exact_search(&points, &query, 200);
@@ -457,14 +460,14 @@ mod tests {
                     dba,
                     ..AnnParams::default()
                 };
-                let ann = AnnIndex::build(&points, params);
+                let ann = AnnIndex::build(&points, params).unwrap();
                 assert_eq!(ann.len(), n as usize);
-                let hits = ann.search(&v, n as usize);
+                let hits = ann.search(&v, n as usize).unwrap();
                 assert_eq!(hits.len(), n as usize, "{n} points, dba {dba}");
                 let tmp = tempfile::tempdir().unwrap();
                 let rec = ann.dump(tmp.path(), 1, "w").unwrap();
                 let loaded = AnnIndex::load(tmp.path(), &rec).unwrap();
-                assert_eq!(loaded.search(&v, n as usize).len(), n as usize);
+                assert_eq!(loaded.search(&v, n as usize).unwrap().len(), n as usize);
             }
         }
     }
@@ -483,7 +486,12 @@ mod shared_point_tests {
         for (id, _) in distinct {
             let v = lookup(&stored, *id).unwrap();
             let exact = exact_ids(&stored, v, 10);
-            let approx: Vec<i64> = ann.search_graph_space(v, 10).iter().map(|h| h.0).collect();
+            let approx: Vec<i64> = ann
+                .search_graph_space(v, 10)
+                .unwrap()
+                .iter()
+                .map(|h| h.0)
+                .collect();
             shared += approx.iter().filter(|a| exact.contains(a)).count();
             itself_first &= approx.first() == Some(id);
         }
@@ -507,7 +515,7 @@ mod shared_point_tests {
                 dba,
                 ..AnnParams::default()
             };
-            let mut ann = AnnIndex::build(&points, params);
+            let mut ann = AnnIndex::build(&points, params).unwrap();
             assert_eq!(ann.len(), 1800);
             assert_eq!(ann.graph_points().len(), 1800);
             let (share, first) = overlap(&ann, &distinct);
@@ -516,12 +524,16 @@ mod shared_point_tests {
                 "dba {dba}: overlap {share}, first {first}"
             );
             // the crowd comes back whole, by id
-            let hits = ann.search(&copy, 1800);
+            let hits = ann.search(&copy, 1800).unwrap();
             assert_eq!(hits.len(), 1800, "dba {dba}");
             let ids: Vec<i64> = hits.iter().take(1500).map(|h| h.0).collect();
             assert_eq!(ids, (301..=1800).collect::<Vec<_>>(), "dba {dba}");
             assert_eq!(
-                ann.search(&copy, 3).iter().map(|h| h.0).collect::<Vec<_>>(),
+                ann.search(&copy, 3)
+                    .unwrap()
+                    .iter()
+                    .map(|h| h.0)
+                    .collect::<Vec<_>>(),
                 [301, 302, 303]
             );
 
@@ -554,7 +566,7 @@ mod shared_point_tests {
             assert_eq!(ann.len(), 1799);
             let ids = ann.image_ids();
             assert_eq!(ids, now.iter().map(|p| p.0).collect::<Vec<_>>());
-            let hits = ann.search(&copy, 1500);
+            let hits = ann.search(&copy, 1500).unwrap();
             assert_eq!(hits[0].0, 304, "dba {dba}");
             assert!(hits.iter().take(1497).all(|h| h.0 > 303), "dba {dba}");
             assert!(hits.iter().any(|h| h.0 == 1801), "dba {dba}");
@@ -595,7 +607,7 @@ mod shared_point_tests {
                 dba,
                 ..AnnParams::default()
             };
-            let mut ann = AnnIndex::build(&points, params);
+            let mut ann = AnnIndex::build(&points, params).unwrap();
             assert_eq!(ann.graph_points().len(), 1800, "no two vectors are equal");
             let (share, first) = overlap(&ann, &distinct);
             assert!(
@@ -630,9 +642,9 @@ mod shared_point_tests {
                 dba,
                 ..AnnParams::default()
             };
-            let ann = AnnIndex::build(&points, params);
+            let ann = AnnIndex::build(&points, params).unwrap();
             for k in [249, 250, 10_000] {
-                let hits = ann.search(&points[0].1, k);
+                let hits = ann.search(&points[0].1, k).unwrap();
                 assert_eq!(hits.len(), k.min(250), "dba {dba}, k {k}");
             }
         }

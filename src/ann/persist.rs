@@ -490,13 +490,13 @@ mod tests {
     fn dump_verify_load_and_detect_damage() {
         let dir = tempfile::tempdir().unwrap();
         let points = random_points(300, 8, 7);
-        let index = AnnIndex::build(&points, AnnParams::default());
+        let index = AnnIndex::build(&points, AnnParams::default()).unwrap();
         let rec = index.dump(dir.path(), 3, "color=1").unwrap();
         let loaded = AnnIndex::load(dir.path(), &rec).unwrap();
         assert_eq!(loaded.len(), 300);
         assert!(loaded.is_augmented() && rec.params.dba == DEFAULT_DBA);
         assert_eq!(loaded.graph_points(), index.graph_points());
-        assert_eq!(loaded.search(&points[5].1, 1)[0].0, points[5].0);
+        assert_eq!(loaded.search(&points[5].1, 1).unwrap()[0].0, points[5].0);
         // Flip one byte: detected before hnsw_rs sees it.
         let data = dir
             .path()
@@ -525,10 +525,10 @@ mod tests {
             pca_dims: 16,
             ..AnnParams::default()
         };
-        let index = AnnIndex::build(&points, params);
+        let index = AnnIndex::build(&points, params).unwrap();
         assert_eq!((index.dim(), index.graph_dim()), (200, 16));
         let full = |id: i64| Some(points[(id - 1) as usize].1.as_slice());
-        let hit = index.search_reranked(&points[7].1, 3, full);
+        let hit = index.search_reranked(&points[7].1, 3, full).unwrap();
         assert_eq!(
             hit[0],
             (points[7].0, 0.0),
@@ -539,7 +539,7 @@ mod tests {
         assert!(rec.projection.is_some());
         let loaded = AnnIndex::load(dir.path(), &rec).unwrap();
         assert_eq!(loaded.graph_dim(), 16);
-        assert_eq!(loaded.search_reranked(&points[7].1, 3, full), hit);
+        assert_eq!(loaded.search_reranked(&points[7].1, 3, full).unwrap(), hit);
 
         let proj = dir.path().join(&rec.folder).join(PROJECTION_FILE);
         let mut bytes = std::fs::read(&proj).unwrap();
@@ -561,7 +561,7 @@ mod tests {
     fn dump_clean_up_removes_only_its_own_folders_and_files() {
         let tmp = tempfile::tempdir().unwrap();
         let ann = tmp.path().join("ann");
-        let index = AnnIndex::build(&random_points(50, 8, 3), AnnParams::default());
+        let index = AnnIndex::build(&random_points(50, 8, 3), AnnParams::default()).unwrap();
         let old = index.dump(&ann, 1, "w").unwrap();
         let kept = index.dump(&ann, 2, "w").unwrap();
         assert!(ann.join(&old.folder).join(DUMP_MARKER_FILE).is_file());
@@ -626,14 +626,14 @@ mod tests {
     fn an_empty_graph_dumps_no_files_and_loads_back() {
         let tmp = tempfile::tempdir().unwrap();
         let ann = tmp.path().join("ann");
-        let index = AnnIndex::build(&[], AnnParams::default());
+        let index = AnnIndex::build(&[], AnnParams::default()).unwrap();
         assert!(index.is_empty());
         let rec = index.dump(&ann, 4, "w").unwrap();
         assert_eq!(rec.count, 0);
         assert!(!ann.exists(), "no files for an empty graph");
         let loaded = AnnIndex::load(&ann, &rec).unwrap();
         assert!(loaded.is_empty());
-        assert!(loaded.search(&[0.0; 8], 5).is_empty());
+        assert!(loaded.search(&[0.0; 8], 5).unwrap().is_empty());
         assert!(loaded.image_ids().is_empty());
     }
 }

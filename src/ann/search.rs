@@ -3,6 +3,8 @@
 use rayon::prelude::*;
 
 use super::{AnnIndex, RERANK_DEPTH, finite, squared_l2};
+use crate::error::Result;
+use crate::vector::check_length;
 
 /// Distance from the nearest beam point, as a share of the query's, within which beam points
 /// count as one crowd (see `AnnIndex::caught_in_crowd`).
@@ -20,11 +22,18 @@ const SCAN_SHARE: usize = 4;
 
 impl AnnIndex {
     /// The `k` nearest ids to a full-length query, with distances in the graph's space.
-    pub fn search(&self, query: &[f32], k: usize) -> Vec<(i64, f32)> {
-        if query.len() != self.dim {
-            return Vec::new();
+    ///
+    /// # Errors
+    /// [`Error::VectorLength`](crate::error::Error::VectorLength) when `query` is not of the
+    /// length the graph was built from (a graph built from no points finds nothing for any
+    /// query).
+    pub fn search(&self, query: &[f32], k: usize) -> Result<Vec<(i64, f32)>> {
+        if self.dim == 0 {
+            return Ok(Vec::new());
         }
-        self.search_graph_space(&self.to_graph_space(&finite(query)), k)
+        check_length("query", query, self.dim)?;
+        let query = self.to_graph_space(&finite(query))?;
+        Ok(self.nearest_in_graph_space(&query, k))
     }
 
     /// Graph search, then exact re-ranking of at least [`RERANK_DEPTH`] candidates on the full
@@ -35,8 +44,9 @@ impl AnnIndex {
         query: &[f32],
         k: usize,
         full: impl Fn(i64) -> Option<&'a [f32]>,
-    ) -> Vec<(i64, f32)> {
-        rerank(query, &self.search(query, k.max(RERANK_DEPTH)), k, full)
+    ) -> Result<Vec<(i64, f32)>> {
+        let candidates = self.search(query, k.max(RERANK_DEPTH))?;
+        Ok(rerank(query, &candidates, k, full))
     }
 
     /// The graph's own vectors with their ids, sorted by id (projected, augmented if so built);
@@ -60,16 +70,33 @@ impl AnnIndex {
     }
 
     /// A full-length vector in the graph's space (projected when the graph is).
-    pub fn to_graph_space(&self, v: &[f32]) -> Vec<f32> {
+    ///
+    /// # Errors
+    /// [`Error::VectorLength`](crate::error::Error::VectorLength) when `v` is not of the length
+    /// the graph was built from.
+    pub fn to_graph_space(&self, v: &[f32]) -> crate::error::Result<Vec<f32>> {
+        crate::vector::check_length("vector", v, self.dim)?;
         match &self.projection {
             Some(p) => p.apply(v),
-            None => v.to_vec(),
+            None => Ok(v.to_vec()),
         }
     }
 
     /// The `k` nearest ids to a vector already in the graph's space, with distances in it.
-    pub fn search_graph_space(&self, query: &[f32], k: usize) -> Vec<(i64, f32)> {
-        if self.count == 0 || k == 0 || query.len() != self.graph_dim() {
+    ///
+    /// # Errors
+    /// [`Error::VectorLength`](crate::error::Error::VectorLength) when `query` is not of the
+    /// graph's length (a graph built from no points finds nothing for any query).
+    pub fn search_graph_space(&self, query: &[f32], k: usize) -> Result<Vec<(i64, f32)>> {
+        if self.graph_dim() != 0 {
+            check_length("query", query, self.graph_dim())?;
+        }
+        Ok(self.nearest_in_graph_space(query, k))
+    }
+
+    /// [`AnnIndex::search_graph_space`] for a query of the graph's length.
+    pub(super) fn nearest_in_graph_space(&self, query: &[f32], k: usize) -> Vec<(i64, f32)> {
+        if self.count == 0 || k == 0 {
             return Vec::new();
         }
         let query = finite(query);
@@ -297,7 +324,7 @@ mod tests {
             dba: 0,
             ..AnnParams::default()
         };
-        let index = AnnIndex::build(&points, plain);
+        let index = AnnIndex::build(&points, plain).unwrap();
         let ids: std::collections::HashMap<usize, hnsw_rs::prelude::PointId> = index
             .hnsw
             .get_point_indexation()
@@ -339,10 +366,10 @@ mod tests {
             dba: 0,
             ..AnnParams::default()
         };
-        let index = AnnIndex::build(&points, plain);
+        let index = AnnIndex::build(&points, plain).unwrap();
         for (_, q) in random_points(5, 16, 6) {
             for k in [500, 1500, 1999, 2000] {
-                let found: Vec<i64> = index.search(&q, k).iter().map(|h| h.0).collect();
+                let found: Vec<i64> = index.search(&q, k).unwrap().iter().map(|h| h.0).collect();
                 assert_eq!(found, exact_ids(&points, &q, k), "k {k}");
             }
         }
@@ -356,16 +383,82 @@ mod tests {
             dba: 0,
             ..AnnParams::default()
         };
-        let index = AnnIndex::build(&points, plain);
+        let index = AnnIndex::build(&points, plain).unwrap();
         assert!(!index.is_augmented());
         let queries = random_points(200, 32, seed + 1);
         let mut hit = 0;
         for (_, q) in &queries {
             let exact = exact_ids(&points, q, 10);
-            let approx: Vec<i64> = index.search(q, 10).iter().map(|h| h.0).collect();
+            let approx: Vec<i64> = index.search(q, 10).unwrap().iter().map(|h| h.0).collect();
             hit += approx.iter().filter(|id| exact.contains(id)).count();
         }
         let recall = hit as f64 / (10.0 * queries.len() as f64);
         assert!(recall >= 0.95, "recall@10 {recall} (seed {seed})");
+    }
+
+    /// A query of another length than the graph's is refused by every search, with both
+    /// lengths (an empty list was returned, as from a graph with nothing in it).
+    #[test]
+    fn a_query_of_another_length_is_refused() {
+        use crate::error::Error;
+        let points = random_points(40, 24, 5);
+        let params = AnnParams {
+            pca_dims: 8,
+            ..AnnParams::default()
+        };
+        let index = AnnIndex::build(&points, params).unwrap();
+        let full = |id: i64| lookup(&points, id);
+        let refused = |r: Result<Vec<(i64, f32)>>, len: usize, expected: usize| matches!(r, Err(Error::VectorLength { found, expected: e, .. }) if found == len && e == expected);
+        for len in [0, 8, 23, 25] {
+            let q = vec![0.5; len];
+            assert!(refused(index.search(&q, 3), len, 24), "{len}");
+            assert!(
+                refused(index.search_reranked(&q, 3, full), len, 24),
+                "{len}"
+            );
+        }
+        let graph_dim = index.graph_dim();
+        for len in [0, graph_dim + 1, 24] {
+            let q = vec![0.5; len];
+            assert!(
+                refused(index.search_graph_space(&q, 3), len, graph_dim),
+                "{len}"
+            );
+        }
+        assert_eq!(index.search(&[0.5; 24], 3).unwrap().len(), 3);
+        assert_eq!(
+            index
+                .search_graph_space(&vec![0.5; graph_dim], 3)
+                .unwrap()
+                .len(),
+            3
+        );
+    }
+
+    /// Points of mixed lengths and an id given twice are refused, naming the first such point
+    /// (the graph was built with them).
+    #[test]
+    fn points_of_mixed_lengths_or_a_repeated_id_are_refused() {
+        use crate::error::Error;
+        let mut points = random_points(30, 12, 9);
+        points[11].1.pop();
+        points[20].1.push(0.0);
+        match AnnIndex::build(&points, AnnParams::default()) {
+            Err(Error::VectorLength {
+                what,
+                found: 11,
+                expected: 12,
+            }) => assert_eq!(what, "point 12"),
+            other => panic!("{other:?}"),
+        }
+        let mut points = random_points(30, 12, 9);
+        points[25].0 = 4;
+        points[28].0 = 2;
+        match AnnIndex::build(&points, AnnParams::default()) {
+            Err(Error::InvalidInput(why)) => {
+                assert!(why.starts_with("point 4 is given twice"), "{why}")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

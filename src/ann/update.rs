@@ -130,8 +130,8 @@ impl AnnIndex {
             let round = round.as_slice();
             let projected: Vec<(i64, Vec<f32>)> = full(round)?
                 .par_iter()
-                .map(|(id, v)| (*id, self.to_graph_space(&finite(v))))
-                .collect();
+                .map(|(id, v)| Ok((*id, self.to_graph_space(&finite(v))?)))
+                .collect::<Result<_>>()?;
             let inserted: Vec<(i64, Vec<f32>)> = if dba == 0 {
                 projected
             } else {
@@ -140,7 +140,7 @@ impl AnnIndex {
                 let candidates: Vec<Vec<i64>> = projected
                     .par_iter()
                     .map(|(_, v)| {
-                        self.search_graph_space(v, UPDATE_CANDIDATES)
+                        self.nearest_in_graph_space(v, UPDATE_CANDIDATES)
                             .into_iter()
                             .map(|h| h.0)
                             .collect()
@@ -152,11 +152,11 @@ impl AnnIndex {
                 // Fetched a round's worth at a time: full vectors are large, projected ones small.
                 let mut known: Vec<(i64, Vec<f32>)> = Vec::with_capacity(wanted.len());
                 for ids in wanted.chunks(UPDATE_ROUND) {
-                    known.par_extend(
-                        full(ids)?
-                            .into_par_iter()
-                            .map(|(id, v)| (id, self.to_graph_space(&finite(&v)))),
-                    );
+                    let round: Vec<(i64, Vec<f32>)> = full(ids)?
+                        .into_par_iter()
+                        .map(|(id, v)| Ok((id, self.to_graph_space(&finite(&v))?)))
+                        .collect::<Result<_>>()?;
+                    known.extend(round);
                 }
                 known.sort_unstable_by_key(|p| p.0);
                 projected
@@ -211,7 +211,7 @@ mod tests {
         let seed = 20261127;
         let dim = 24;
         let mut points = random_points(800, dim, seed);
-        let mut ann = AnnIndex::build(&points[..600], AnnParams::default());
+        let mut ann = AnnIndex::build(&points[..600], AnnParams::default()).unwrap();
         // 200 new images, 20 changed (same ids, new vectors), 30 removed.
         let fresh = random_points(20, dim, seed + 1);
         for (i, (_, v)) in fresh.into_iter().enumerate() {
@@ -251,7 +251,7 @@ mod tests {
         // Removed images and the old vectors of changed ones are never returned.
         for id in &removed {
             let old = random_points(800, dim, seed)[(*id - 1) as usize].1.clone();
-            let hits = ann.search_graph_space(&old, 10);
+            let hits = ann.search_graph_space(&old, 10).unwrap();
             assert_eq!(hits.len(), 10);
             assert!(hits.iter().all(|h| !removed.contains(&h.0)));
         }
@@ -260,7 +260,7 @@ mod tests {
             let mut hit = 0;
             for (_, q) in &queries {
                 let exact = exact_ids(&stored, q, 10);
-                let approx = index.search_graph_space(q, 10);
+                let approx = index.search_graph_space(q, 10).unwrap();
                 let mut seen: Vec<i64> = approx.iter().map(|h| h.0).collect();
                 seen.sort_unstable();
                 seen.dedup();
@@ -286,8 +286,8 @@ mod tests {
         assert_eq!(loaded.graph_points(), stored);
         for (_, q) in queries.iter().take(20) {
             assert_eq!(
-                loaded.search_graph_space(q, 10),
-                ann.search_graph_space(q, 10)
+                loaded.search_graph_space(q, 10).unwrap(),
+                ann.search_graph_space(q, 10).unwrap()
             );
         }
     }

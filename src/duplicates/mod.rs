@@ -230,6 +230,24 @@ pub struct Member {
     pub(crate) exact: bool,
 }
 
+impl Member {
+    /// The indexed image.
+    pub fn record(&self) -> &ImageRecord {
+        &self.record
+    }
+
+    /// Layout distance of its signature to the keeper's (0 for the keeper and byte-identical
+    /// copies; 2 when either has no usable signature).
+    pub fn distance(&self) -> f32 {
+        self.distance
+    }
+
+    /// True when its bytes are the keeper's.
+    pub fn is_exact(&self) -> bool {
+        self.exact
+    }
+}
+
 /// A group of copies; `members[0]` is the proposed keeper.
 #[derive(Debug, Clone)]
 pub struct Group {
@@ -271,6 +289,18 @@ pub struct Findings {
     /// removal with a missing file as the one kept.
     pub(crate) gone: usize,
     pub(crate) test: CopyTest,
+}
+
+impl Findings {
+    /// The groups of copies found, by their keeper's path.
+    pub fn groups(&self) -> &[Group] {
+        &self.groups
+    }
+
+    /// Images compared.
+    pub fn images(&self) -> usize {
+        self.images
+    }
 }
 
 /// Largest joined set whose images are all compared with each other to find its centres;

@@ -87,7 +87,8 @@ impl<'a> NearPairs<'a> {
         let refs: Vec<&[f32]> = wholes.iter().map(|b| b.as_slice()).collect();
         // Too few or identical blocks have no principal directions: their first
         // coordinates are a projection too.
-        let projection = Projection::fit(&refs, TREE_DIMS);
+        let projection = Projection::fit(&refs, TREE_DIMS)
+            .unwrap_or_else(|_| unreachable!("the blocks are all of one length"));
         let mut coords = Vec::new();
         let mut residuals = Vec::new();
         let mut points = Vec::new();
@@ -302,7 +303,9 @@ fn tree_point(projection: Option<&Projection>, block: &[f32; BLOCK]) -> (Coords,
     let mut c = [0.0; TREE_DIMS];
     let rest = match projection {
         Some(pca) => {
-            let (projected, residual) = pca.apply_with_residual(block);
+            let (projected, residual) = pca
+                .apply_with_residual(block)
+                .unwrap_or_else(|_| unreachable!("the projection is fitted on blocks"));
             c.iter_mut().zip(&projected).for_each(|(c, x)| *c = *x);
             residual
         }

@@ -102,11 +102,17 @@ impl Target {
         }
     }
 
-    /// The vector to search with, from per-family vectors in `families` order.
+    /// The vector to search with, from per-family vectors in `families` order. A family's
+    /// part of another length than the family's (stored by an older version of it, or
+    /// missing) is zeros of the family's length, as [`Fusion::fuse`] makes it.
     pub fn vector(&self, families: &[String], parts: &[Vec<f32>]) -> Vec<f32> {
         match self {
             Target::Family(f) => {
                 let i = families.iter().position(|x| x == f).unwrap_or(0);
+                let dim = crate::features::family_dim(f);
+                if parts[i].len() != dim {
+                    return vec![0.0; dim];
+                }
                 let mut v = parts[i].clone();
                 l2_normalize(&mut v);
                 v
@@ -179,28 +185,70 @@ pub struct TargetRun {
     pub rankings: Vec<Ranking>,
 }
 
-/// Settings of a labelled evaluation.
+impl TargetRun {
+    /// The target's name: a family, or `fused`.
+    pub fn family(&self) -> &str {
+        &self.family
+    }
+
+    /// The search mode: `exact` or `hnsw`.
+    pub fn mode(&self) -> &str {
+        &self.mode
+    }
+
+    /// The figures of its rankings.
+    pub fn evaluation(&self) -> &Evaluation {
+        &self.evaluation
+    }
+
+    /// HNSW recall@10 against exact search (HNSW runs only).
+    pub fn ann_recall_at_10(&self) -> Option<f64> {
+        self.ann_recall_at_10
+    }
+}
+
+/// Settings of a labelled evaluation; the default is `lookalike eval`'s: the fused target
+/// of the full profile, exact and HNSW, query expansion and nearest-first as `query` ranks.
 #[derive(Debug, Clone)]
 pub struct LabelledConfig {
-    pub(crate) targets: Vec<Target>,
-    pub(crate) metrics: EvalConfig,
+    /// What is ranked: single families or fused vectors.
+    pub targets: Vec<Target>,
+    /// Cut-offs and depths of the figures.
+    pub metrics: EvalConfig,
     /// The first `hnsw_depth` results of an HNSW ranking come from the graph; the rest follow
     /// in exact order, so only the head reflects the approximation.
-    pub(crate) hnsw_depth: usize,
+    pub hnsw_depth: usize,
     /// Also run through HNSW (besides exact search).
-    pub(crate) hnsw: bool,
+    pub hnsw: bool,
     /// Queries are copies of the labelled images with these distortions applied in order (their
     /// clean original held out of their ranking and expansion, as a clean query's own image is);
     /// none: the clean images.
-    pub(crate) query_distortion: Vec<Distortion>,
-    pub(crate) seed: u64,
+    pub query_distortion: Vec<Distortion>,
+    /// Seed of the distortions.
+    pub seed: u64,
     /// Query expansion applied after the first search (exact and HNSW alike).
-    pub(crate) qe: QueryExpansion,
+    pub qe: QueryExpansion,
     /// The head's candidate nearest to the query goes first, as `query` ranks.
-    pub(crate) nearest_first: bool,
+    pub nearest_first: bool,
     /// Graph settings; with `dba > 0` both exact and HNSW rows rank in the augmented space,
     /// as `lookalike query` does.
-    pub(crate) ann: AnnParams,
+    pub ann: AnnParams,
+}
+
+impl Default for LabelledConfig {
+    fn default() -> Self {
+        LabelledConfig {
+            targets: vec![Target::Fused(Fusion::default())],
+            metrics: EvalConfig::default(),
+            hnsw_depth: 100,
+            hnsw: true,
+            query_distortion: Vec::new(),
+            seed: 0,
+            qe: QueryExpansion::default(),
+            nearest_first: true,
+            ann: AnnParams::default(),
+        }
+    }
 }
 
 impl LabelledConfig {
@@ -294,7 +342,7 @@ pub fn run_labelled(
     let all = items.by_item.len();
     let mut runs = Vec::new();
     for target in &cfg.targets {
-        let space = EvalSpace::new(target, items, cfg.hnsw || cfg.ann.dba > 0, cfg.ann);
+        let space = EvalSpace::new(target, items, cfg.hnsw || cfg.ann.dba > 0, cfg.ann)?;
         let examples: Vec<Vec<f32>> = query_parts
             .iter()
             .map(|p| target.vector(&items.families, p))
@@ -405,14 +453,19 @@ struct EvalSpace<'a> {
 }
 
 impl<'a> EvalSpace<'a> {
-    fn new(target: &'a Target, items: &ItemVectors, graph: bool, params: AnnParams) -> Self {
+    fn new(
+        target: &'a Target,
+        items: &ItemVectors,
+        graph: bool,
+        params: AnnParams,
+    ) -> Result<Self> {
         let mut ids: Vec<usize> = items.by_item.keys().copied().collect();
         ids.sort_unstable();
         let db: Points = ids
             .iter()
             .map(|&i| (i as i64, target.vector(&items.families, &items.by_item[&i])))
             .collect();
-        let ann = graph.then(|| AnnIndex::build(&db, params));
+        let ann = graph.then(|| AnnIndex::build(&db, params)).transpose()?;
         let (points, full) = match ann.as_ref().filter(|a| a.is_augmented()) {
             Some(a) => (a.graph_points(), Some(db)),
             None => (db, None),
@@ -424,13 +477,13 @@ impl<'a> EvalSpace<'a> {
                 .collect(),
             _ => Vec::new(),
         };
-        EvalSpace {
+        Ok(EvalSpace {
             target,
             ann,
             points,
             full,
             signatures,
-        }
+        })
     }
 
     fn augmented(&self) -> Option<&AnnIndex> {
@@ -471,22 +524,22 @@ impl Space for EvalSpace<'_> {
             .collect())
     }
 
-    fn embed(&self, example: &[f32]) -> Vec<f32> {
+    fn embed(&self, example: &[f32]) -> Result<Vec<f32>> {
         let view = self.target.query_view(example);
         match self.augmented() {
             Some(a) => a.to_graph_space(&view),
-            None => crate::ann::finite(&view).into_owned(),
+            None => Ok(crate::ann::finite(&view).into_owned()),
         }
     }
 
     fn search(&self, query: &[f32], k: usize, mode: SearchMode) -> Result<Vec<(i64, f32)>> {
-        Ok(match (&self.ann, mode) {
+        match (&self.ann, mode) {
             (Some(a), SearchMode::Hnsw) if a.is_augmented() => a.search_graph_space(query, k),
             (Some(a), SearchMode::Hnsw) => {
                 a.search_reranked(query, k, |id| lookup(&self.points, id))
             }
-            _ => exact_search(&self.points, query, k),
-        })
+            _ => Ok(exact_search(&self.points, query, k)),
+        }
     }
 
     fn vectors_of(&self, ids: &[i64]) -> Result<Vec<(i64, Vec<f32>)>> {
@@ -507,21 +560,41 @@ impl Space for EvalSpace<'_> {
     }
 }
 
-/// Settings of a distortion benchmark on an unlabelled folder.
+/// Settings of a distortion benchmark on an unlabelled folder; the default is `lookalike
+/// eval --distort`'s, with no distortion: set `suite`.
 #[derive(Debug, Clone)]
 pub struct DistortConfig {
-    pub(crate) targets: Vec<Target>,
-    pub(crate) suite: Vec<Distortion>,
+    /// What is ranked: single families or fused vectors.
+    pub targets: Vec<Target>,
+    /// The distortions, each measured on its own.
+    pub suite: Vec<Distortion>,
     /// How many images to distort (a deterministic sample).
-    pub(crate) sample: usize,
-    pub(crate) seed: u64,
-    pub(crate) hnsw: bool,
+    pub sample: usize,
+    /// Seed of the sample and the distortions.
+    pub seed: u64,
+    /// Also run through HNSW (besides exact search).
+    pub hnsw: bool,
     /// Graph settings, as in [`LabelledConfig::ann`].
-    pub(crate) ann: AnnParams,
+    pub ann: AnnParams,
     /// Query expansion, as `query` applies it (the distorted copy is not in the index).
-    pub(crate) qe: QueryExpansion,
+    pub qe: QueryExpansion,
     /// The head's candidate nearest to the query goes first, as `query` ranks.
-    pub(crate) nearest_first: bool,
+    pub nearest_first: bool,
+}
+
+impl Default for DistortConfig {
+    fn default() -> Self {
+        DistortConfig {
+            targets: vec![Target::Fused(Fusion::default())],
+            suite: Vec::new(),
+            sample: 100,
+            seed: 0,
+            hnsw: true,
+            ann: AnnParams::default(),
+            qe: QueryExpansion::default(),
+            nearest_first: true,
+        }
+    }
 }
 
 /// Where distorted copies of one distortion found their originals, for one target and mode.
@@ -537,6 +610,43 @@ pub struct DistortionResult {
     pub(crate) recall_at_10: f64,
     /// Mean reciprocal rank of the original (= mAP with one relevant item).
     pub(crate) map: f64,
+}
+
+impl DistortionResult {
+    /// The distortion, as it is written (`jpeg:40`).
+    pub fn distortion(&self) -> &str {
+        &self.distortion
+    }
+
+    /// The target's name: a family, or `fused`.
+    pub fn family(&self) -> &str {
+        &self.family
+    }
+
+    /// The search mode: `exact` or `hnsw`.
+    pub fn mode(&self) -> &str {
+        &self.mode
+    }
+
+    /// Distorted copies queried.
+    pub fn queries(&self) -> usize {
+        self.queries
+    }
+
+    /// Share of queries whose original came first.
+    pub fn recall_at_1(&self) -> f64 {
+        self.recall_at_1
+    }
+
+    /// Share of queries whose original was among the first ten.
+    pub fn recall_at_10(&self) -> f64 {
+        self.recall_at_10
+    }
+
+    /// Mean reciprocal rank of the original.
+    pub fn map(&self) -> f64 {
+        self.map
+    }
 }
 
 /// Queries distorted copies of sampled indexed images against the clean index, each ranked by
@@ -558,7 +668,7 @@ pub fn run_distortions(
         .targets
         .iter()
         .map(|t| EvalSpace::new(t, items, cfg.hnsw || cfg.ann.dba > 0, cfg.ann))
-        .collect();
+        .collect::<Result<_>>()?;
     let ranking = |mode| RankConfig {
         mode,
         qe: cfg.qe,
@@ -685,6 +795,21 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    /// A family's part of another length (missing, or stored by an older version) searches as
+    /// zeros of the family's length: it was searched as it was, and an empty one lay at
+    /// distance 0 from every example.
+    #[test]
+    fn a_family_part_of_another_length_is_zeros_of_the_family_length() {
+        let target = Target::Family("color".into());
+        let families = vec!["color".to_string()];
+        let dim = crate::features::family_dim("color");
+        for part in [vec![], vec![1.0; 3]] {
+            assert_eq!(target.vector(&families, &[part]), vec![0.0; dim]);
+        }
+        let whole = target.vector(&families, &[vec![2.0; dim]]);
+        assert!((crate::vector::dot(&whole, &whole) - 1.0).abs() < 1e-5);
     }
 
     #[test]

@@ -249,7 +249,7 @@ impl Default for Registry {
 
 impl Registry {
     /// The families and working side of `profile`.
-    pub(crate) fn for_profile(profile: Profile) -> Self {
+    pub fn for_profile(profile: Profile) -> Self {
         let extractors: Vec<Box<dyn Extractor>> = match profile {
             Profile::Full => vec![
                 Box::new(color::ColorHistogram::default()),
@@ -497,6 +497,11 @@ impl Fusion {
             ));
         }
         Ok(Fusion { weights })
+    }
+
+    /// Length of the fused vectors it makes: the sum of its families' lengths.
+    pub fn dim(&self) -> usize {
+        self.weights.iter().map(|(f, _)| family_dim(f)).sum()
     }
 
     /// Families in fusion order.

@@ -101,7 +101,8 @@ fn build(corpus: &Corpus, n: usize, params: AnnParams) -> AnnIndex {
         .map(|id| corpus.vector(id))
         .collect();
     let refs: Vec<&[f32]> = sample.iter().map(Vec::as_slice).collect();
-    let projection = Projection::fit(&refs, params.pca_dims);
+    let projection =
+        Projection::fit(&refs, params.pca_dims).expect("the corpus's vectors are of one length");
     drop(sample);
     let mut builder = AnnBuilder::new(n, corpus.dim, projection, params);
     let batch = 16_384u64;
@@ -112,7 +113,7 @@ fn build(corpus: &Corpus, n: usize, params: AnnParams) -> AnnIndex {
             .map(|id| {
                 let v = corpus.vector(id);
                 let v = match builder.projection() {
-                    Some(p) => p.apply(&v),
+                    Some(p) => p.apply(&v).expect("the corpus's vectors are of one length"),
                     None => v,
                 };
                 (id as i64, v)
@@ -160,7 +161,9 @@ fn main() {
         let mut hits = 0usize;
         for (i, q) in queries.iter().enumerate() {
             let t = Instant::now();
-            let candidates = ann.search(q, RERANK_DEPTH);
+            let candidates = ann
+                .search(q, RERANK_DEPTH)
+                .expect("the query is of the points' length");
             let full: Vec<(i64, Vec<f32>)> = candidates
                 .iter()
                 .map(|c| (c.0, corpus.vector(c.0 as u64)))

@@ -118,7 +118,7 @@ fn main() {
         pca_dims: 16,
         ..AnnParams::default()
     };
-    let ann = AnnIndex::build(&points, params);
+    let ann = AnnIndex::build(&points, params).expect("the points are of one length, each id once");
     let projection_seed = ann.projection().expect("projected graph").to_bytes();
     let lookup = |id: i64| Some(points[(id - 1) as usize].1.as_slice());
     let deadline = Instant::now() + Duration::from_secs(secs);
@@ -133,7 +133,9 @@ fn main() {
                 Ok((_, rows)) => {
                     // What `query` does with an outside example: fuse, graph search, re-rank.
                     let q = fused(rows);
-                    let hits = ann.search_reranked(&q, 10, lookup);
+                    let hits = ann
+                        .search_reranked(&q, 10, lookup)
+                        .expect("the query is of the points' length");
                     let exact = exact_search(&points, &q, 10);
                     assert!(hits.len() == exact.len() && hits.iter().all(|h| h.1.is_finite()));
                     Ok(true)

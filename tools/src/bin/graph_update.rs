@@ -28,7 +28,9 @@ fn score(ann: &AnnIndex, db: &[(i64, Vec<f32>)], gt: &GroundTruth) -> (f64, f64,
     let space = ann.graph_points();
     let (mut ap, mut p10, mut r10) = (0.0, 0.0, 0.0);
     for (id, v) in db {
-        let q = ann.to_graph_space(v);
+        let q = ann
+            .to_graph_space(v)
+            .expect("the graph is built from these vectors");
         let exact: Vec<usize> = exact_search(&space, &q, space.len())
             .iter()
             .map(|h| h.0 as usize)
@@ -36,6 +38,7 @@ fn score(ann: &AnnIndex, db: &[(i64, Vec<f32>)], gt: &GroundTruth) -> (f64, f64,
         ap += average_precision(*id as usize, &exact, gt);
         let approx: Vec<usize> = ann
             .search_graph_space(&q, 11)
+            .expect("the query is of the points' length")
             .iter()
             .map(|h| h.0 as usize)
             .filter(|&i| i != *id as usize)
@@ -81,7 +84,7 @@ fn main() -> lookalike::error::Result<()> {
     let params = AnnParams::default();
 
     let start = Instant::now();
-    let full = AnnIndex::build(&db, params);
+    let full = AnnIndex::build(&db, params)?;
     let full_secs = start.elapsed().as_secs_f64();
 
     let is_added =
@@ -89,7 +92,7 @@ fn main() -> lookalike::error::Result<()> {
     let base: Vec<(i64, Vec<f32>)> = db.iter().filter(|p| !is_added(p.0)).cloned().collect();
     let added: Vec<i64> = db.iter().map(|p| p.0).filter(|&id| is_added(id)).collect();
     let start = Instant::now();
-    let mut updated = AnnIndex::build(&base, params);
+    let mut updated = AnnIndex::build(&base, params)?;
     let base_secs = start.elapsed().as_secs_f64();
     let start = Instant::now();
     updated.update(&added, &[], |ids| {

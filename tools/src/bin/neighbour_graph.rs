@@ -43,15 +43,15 @@ fn main() -> lookalike::Result<()> {
         .collect();
     let refs: Vec<&[f32]> = fused.iter().map(|p| p.1.as_slice()).collect();
     let params = AnnParams::default();
-    let projection = Projection::fit(&refs, params.pca_dims);
+    let projection = Projection::fit(&refs, params.pca_dims)?;
     drop(refs);
     let points: Vec<(i64, Vec<f32>)> = fused
         .into_iter()
         .map(|(id, v)| match &projection {
-            Some(p) => (id, p.apply(&v)),
-            None => (id, v),
+            Some(p) => Ok((id, p.apply(&v)?)),
+            None => Ok((id, v)),
         })
-        .collect();
+        .collect::<lookalike::Result<_>>()?;
     let dim = points.first().map_or(0, |p| p.1.len());
     println!(
         "{} points of {dim} dimensions (loaded and projected in {:.1} s)",
@@ -93,6 +93,7 @@ fn main() -> lookalike::Result<()> {
             .map(|((id, v), want)| {
                 let got: Vec<i64> = graph
                     .search_graph_space(v, k + 1)
+                    .expect("the query is of the points' length")
                     .into_iter()
                     .map(|h| h.0)
                     .filter(|n| n != id)
@@ -105,7 +106,9 @@ fn main() -> lookalike::Result<()> {
             .iter()
             .zip(&top10)
             .map(|((_, v), want)| {
-                let got = graph.search_graph_space(v, 10);
+                let got = graph
+                    .search_graph_space(v, 10)
+                    .expect("the query is of the points' length");
                 want.iter()
                     .filter(|n| got.iter().any(|h| h.0 == **n))
                     .count()
