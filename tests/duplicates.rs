@@ -3297,3 +3297,65 @@ fn images_too_small_for_a_layout_are_grouped_only_with_their_own_pixels() {
         vec![vec!["s3_0.bmp".to_string(), "s3_0.png".to_string()]]
     );
 }
+
+/// Signatures an older extractor made (an index not refreshed since lookalike was upgraded)
+/// are compared with a warning, and no action is taken on their groups until `index` makes
+/// them again: an older signature put a blank page at distance 0 from pages with content.
+#[test]
+fn groups_of_signatures_an_older_version_made_are_not_acted_on() {
+    let env = Env::new();
+    let copies = two_groups(&env);
+    let out = env
+        .cmd()
+        .args(["-q", "index"])
+        .arg(&env.photos)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    // the rows and the searched record as an older dup extractor left them
+    let db = rusqlite::Connection::open(env.index.join("lookalike.db")).unwrap();
+    db.execute("UPDATE features SET version = 1 WHERE family = 'dup'", [])
+        .unwrap();
+    let searched: String = db
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'searched_signatures'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let mut list: Vec<(String, u32, String)> = serde_json::from_str(&searched).unwrap();
+    for entry in &mut list {
+        if entry.0 == "dup" {
+            entry.1 = 1;
+        }
+    }
+    db.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'searched_signatures'",
+        [serde_json::to_string(&list).unwrap()],
+    )
+    .unwrap();
+    drop(db);
+    let run = |extra: &[&str]| env.cmd().arg("duplicates").args(extra).output().unwrap();
+    let dry = run(&["--move-to", "aside", "--json"]);
+    let stderr = String::from_utf8_lossy(&dry.stderr);
+    assert!(dry.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("made by an older version of lookalike"),
+        "{stderr}"
+    );
+    let json: Value = serde_json::from_slice(&dry.stdout).unwrap();
+    assert_eq!(json["outdated_signatures"], true, "{json}");
+    let apply = run(&["--move-to", "aside", "--apply"]);
+    let stderr = String::from_utf8_lossy(&apply.stderr);
+    assert_eq!(apply.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("lookalike --index-dir"), "{stderr}");
+    assert!(copies.iter().all(|c| c.exists()), "a copy moved");
+    // once index makes them again, the groups are acted on
+    let out = env.cmd().args(["-q", "index"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let dry = run(&["--move-to", "aside", "--json"]);
+    let json: Value = serde_json::from_slice(&dry.stdout).unwrap();
+    assert_eq!(json["outdated_signatures"], false, "{json}");
+    assert!(run(&["--move-to", "aside", "--apply"]).status.success());
+    assert!(copies.iter().all(|c| !c.exists()), "copies left in place");
+}

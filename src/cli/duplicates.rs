@@ -236,6 +236,12 @@ pub(crate) fn cmd_duplicates(
             advised_command(collection, "index")
         );
     }
+    if findings.outdated {
+        note!(
+            "warning: the duplicate signatures in this index were made by an older version of lookalike; its groups may differ until `{}` makes them again",
+            advised_command(collection, "index")
+        );
+    }
     if findings.gone > 0 {
         note!(
             "warning: {} gone from disk since {} indexed and {} left out; `{}` brings the index up to date",
@@ -255,6 +261,7 @@ pub(crate) fn cmd_duplicates(
         );
     }
     if args.apply {
+        findings.check_current(&advised_command(collection, "index"))?;
         keep.check_matches_some("--keep", &args.keep, &findings.groups)?;
     }
     // the copies every action leaves alone, as they stand before this run acts

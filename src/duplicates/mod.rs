@@ -288,10 +288,24 @@ pub struct Findings {
     /// Indexed images whose file is gone since: left out, so that a copy is never proposed for
     /// removal with a missing file as the one kept.
     pub(crate) gone: usize,
+    /// The signatures compared were made by an older extractor than this version's: the
+    /// groups may differ from those it gives once `lookalike index` makes them again.
+    pub(crate) outdated: bool,
     pub(crate) test: CopyTest,
 }
 
 impl Findings {
+    /// Refuses to act on groups found with signatures an older extractor made:
+    /// `index_command` makes them again.
+    pub(crate) fn check_current(&self, index_command: &str) -> Result<()> {
+        if self.outdated {
+            return Err(Error::InvalidInput(format!(
+                "the duplicate signatures in this index were made by an older version of lookalike, and its groups may differ from this version's: run `{index_command}` first, then review the dry run again"
+            )));
+        }
+        Ok(())
+    }
+
     /// The groups of copies found, by their keeper's path.
     pub fn groups(&self) -> &[Group] {
         &self.groups
@@ -707,6 +721,19 @@ pub fn find_in_store(
         .iter()
         .filter(|c| damaged.contains(&c.record.id))
         .count();
+    use crate::features::Extractor;
+    let current = crate::features::dup::DuplicateSignature;
+    let outdated = store.searched_signatures()?.is_some_and(|searched| {
+        searched.iter().any(|(family, version, params)| {
+            family == current.family()
+                && !crate::store::is_searched(
+                    Some(&[(family.clone(), *version, params.clone())]),
+                    family,
+                    current.version(),
+                    &current.params(),
+                )
+        })
+    });
     let mut thumbnails = |r: &ImageRecord| store.thumbnail(&r.hash).ok().flatten();
     // An index of the duplicates profile stores no thumbnails: the few pictures aligned are
     // made from the files, decoded as indexing decodes them.
@@ -717,6 +744,7 @@ pub fn find_in_store(
         unsigned,
         damaged,
         gone,
+        outdated,
         test,
     })
 }
@@ -766,6 +794,7 @@ pub fn listing_json(f: &Findings, held: &[Option<String>]) -> Value {
         "images": f.images,
         "without_signature": f.unsigned,
         "gone": f.gone,
+        "outdated_signatures": f.outdated,
         "groups": groups,
         "copies": f.groups.iter().map(|g| g.copies().len()).sum::<usize>(),
         "reclaimable_bytes": reclaimable(&f.groups),

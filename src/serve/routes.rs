@@ -1354,6 +1354,9 @@ async fn act(
         let keep = KeepRule::parse(keep_given)?;
         let _acting = app.acting.lock().expect("action lock");
         let mut findings = app.with_store(|s| find_in_store(s, &[], test, &keep))?;
+        if req.apply {
+            findings.check_current(&app.refresh)?;
+        }
         if let Some(keepers) = &req.keepers {
             // a set: a body may list millions of ids
             let keepers: std::collections::HashSet<i64> = keepers.iter().copied().collect();
