@@ -389,12 +389,67 @@ fn encode(
             };
             img.write_with_encoder(encoder).map_err(failed)
         }
+        ImageFormat::Tiff => write_tiff(img, out).map_err(|e| match e {
+            tiff::TiffError::IoError(io) => Error::io(path, io),
+            other => Error::InvalidInput(format!(
+                "cannot write {}: {other} (use an extension such as .png)",
+                crate::path_repr::shown(path)
+            )),
+        }),
         // run-length packets kept within a row, as most readers expect
         ImageFormat::Tga => img
             .write_with_encoder(TgaEncoder::new(&mut *out).disable_rle())
             .map_err(failed),
         _ => img.write_to(out, format).map_err(failed),
     }
+}
+
+/// Writes `img` as an uncompressed TIFF, its alpha tagged as unassociated (ExtraSamples 2), which
+/// the TIFF specification requires of a fourth sample and without which libtiff reads the
+/// alpha as premultiplied; grey with alpha is written as colour with alpha.
+fn write_tiff(
+    img: &DynamicImage,
+    out: &mut BufWriter<std::fs::File>,
+) -> std::result::Result<(), tiff::TiffError> {
+    use tiff::encoder::colortype::{Gray8, Gray16, RGB8, RGB16, RGBA8, RGBA16};
+    let mut encoder = tiff::encoder::TiffEncoder::new(out)?;
+    let (w, h) = (img.width(), img.height());
+    match img {
+        DynamicImage::ImageLuma8(i) => tiff_image::<Gray8>(&mut encoder, w, h, i.as_raw(), false),
+        DynamicImage::ImageRgb8(i) => tiff_image::<RGB8>(&mut encoder, w, h, i.as_raw(), false),
+        DynamicImage::ImageLuma16(i) => tiff_image::<Gray16>(&mut encoder, w, h, i.as_raw(), false),
+        DynamicImage::ImageRgb16(i) => tiff_image::<RGB16>(&mut encoder, w, h, i.as_raw(), false),
+        DynamicImage::ImageRgba16(i) => tiff_image::<RGBA16>(&mut encoder, w, h, i.as_raw(), true),
+        DynamicImage::ImageLumaA16(_) => {
+            tiff_image::<RGBA16>(&mut encoder, w, h, img.to_rgba16().as_raw(), true)
+        }
+        _ if img.color().has_alpha() => {
+            tiff_image::<RGBA8>(&mut encoder, w, h, img.to_rgba8().as_raw(), true)
+        }
+        _ => tiff_image::<RGB8>(&mut encoder, w, h, img.to_rgb8().as_raw(), false),
+    }
+}
+
+/// One TIFF image of colour type `C` from `data`, its last sample tagged unassociated alpha
+/// when `alpha`.
+fn tiff_image<C: tiff::encoder::colortype::ColorType>(
+    encoder: &mut tiff::encoder::TiffEncoder<&mut BufWriter<std::fs::File>>,
+    width: u32,
+    height: u32,
+    data: &[C::Inner],
+    alpha: bool,
+) -> std::result::Result<(), tiff::TiffError>
+where
+    [C::Inner]: tiff::encoder::TiffValue,
+{
+    let mut image = encoder.new_image::<C>(width, height)?;
+    if alpha {
+        image.encoder().write_tag(
+            tiff::tags::Tag::ExtraSamples,
+            tiff::tags::ExtraSamples::UnassociatedAlpha.to_u16(),
+        )?;
+    }
+    image.write_data(data)
 }
 
 /// Writes `path` by `fill`ing a temporary file beside it and renaming that over `path`: a
@@ -647,6 +702,43 @@ mod tests {
         assert_eq!(names.len(), 1, "{names:?}");
         assert!(output_format(&dir.path().join("x.xyz")).is_err());
         assert!(output_format(&dir.path().join("x.pbm")).is_err());
+    }
+
+    /// The ExtraSamples tags of the TIFF at `path`'s first directory, empty when it has none.
+    fn tiff_extra_samples(path: &Path) -> Vec<u32> {
+        let file = std::io::BufReader::new(std::fs::File::open(path).unwrap());
+        let mut decoder = tiff::decoder::Decoder::new(file).unwrap();
+        decoder
+            .find_tag(tiff::tags::Tag::ExtraSamples)
+            .unwrap()
+            .map(|v| v.into_u32_vec().unwrap())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_tiffs_alpha_is_tagged_unassociated() {
+        let dir = tempfile::tempdir().unwrap();
+        let grey = Planes::Grey(Plane::from_shape_fn((4, 5), |(r, c)| (r + c) as f32 / 8.0));
+        let colour = Planes::Rgb(std::array::from_fn(|k| {
+            Plane::from_shape_fn((4, 5), |(r, c)| ((r + c * k) % 3) as f32 / 3.0)
+        }));
+        let alpha = GrayImage::from_fn(5, 4, |x, _| image::Luma([x as u8 * 60]));
+        for (what, planes) in [("grey", &grey), ("colour", &colour)] {
+            for deep in [false, true] {
+                let path = dir.path().join(format!("{what}-{deep}.tif"));
+                save_at_depth(planes, Some(&alpha), &path, deep).unwrap();
+                assert_eq!(tiff_extra_samples(&path), [2], "{}", path.display());
+                let back = image::open(&path).unwrap().to_rgba16();
+                assert_eq!(back.get_pixel(2, 1)[3], 120 * 257, "{}", path.display());
+                let opaque = dir.path().join(format!("{what}-{deep}-opaque.tif"));
+                save_at_depth(planes, None, &opaque, deep).unwrap();
+                assert!(
+                    tiff_extra_samples(&opaque).is_empty(),
+                    "{}",
+                    opaque.display()
+                );
+            }
+        }
     }
 
     #[test]
