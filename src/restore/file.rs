@@ -206,7 +206,32 @@ fn lowercase_extension(path: &Path) -> Option<String> {
         .map(str::to_ascii_lowercase)
 }
 
-/// The format `path`'s extension asks for, refused before any work when it cannot be written.
+/// Every extension an output may have, and the format written under it: each read extension of
+/// a format written (`.pbm`, black and white, is not written).
+const WRITTEN_EXTENSIONS: &[(&str, ImageFormat)] = &[
+    ("jpg", ImageFormat::Jpeg),
+    ("jpeg", ImageFormat::Jpeg),
+    ("jpe", ImageFormat::Jpeg),
+    ("jfif", ImageFormat::Jpeg),
+    ("png", ImageFormat::Png),
+    ("apng", ImageFormat::Png),
+    ("webp", ImageFormat::WebP),
+    ("gif", ImageFormat::Gif),
+    ("bmp", ImageFormat::Bmp),
+    ("dib", ImageFormat::Bmp),
+    ("tif", ImageFormat::Tiff),
+    ("tiff", ImageFormat::Tiff),
+    ("pnm", ImageFormat::Pnm),
+    ("pgm", ImageFormat::Pnm),
+    ("ppm", ImageFormat::Pnm),
+    ("pam", ImageFormat::Pnm),
+    ("qoi", ImageFormat::Qoi),
+    ("ico", ImageFormat::Ico),
+    ("tga", ImageFormat::Tga),
+];
+
+/// The format `path`'s extension asks for ([`WRITTEN_EXTENSIONS`]), refused before any work when
+/// it cannot be written.
 pub fn output_format(path: &Path) -> Result<ImageFormat> {
     let refuse = |why: &str| {
         Err(Error::InvalidInput(format!(
@@ -215,19 +240,21 @@ pub fn output_format(path: &Path) -> Result<ImageFormat> {
         )))
     };
     let extension = lowercase_extension(path);
-    match ImageFormat::from_path(path) {
-        _ if extension.as_deref() == Some("pbm") => refuse("black-and-white .pbm is not written"),
-        Ok(format) if format.writing_enabled() => Ok(format),
-        Ok(format) => refuse(&format!("{format:?} files are not written")),
-        Err(_)
-            if extension.as_deref().is_some_and(|e| {
-                crate::crawl::IMAGE_EXTENSIONS.contains(&e)
-                    || crate::decode::raw::RAW_EXTENSIONS.contains(&e)
-            }) =>
+    let Some(extension) = extension.as_deref() else {
+        return refuse("its extension names no image format");
+    };
+    if let Some(&(_, format)) = WRITTEN_EXTENSIONS.iter().find(|(e, _)| *e == extension) {
+        return Ok(format);
+    }
+    match ImageFormat::from_extension(extension) {
+        _ if extension == "pbm" => refuse("black-and-white .pbm is not written"),
+        Some(format) => refuse(&format!("{format:?} files are not written")),
+        None if crate::crawl::IMAGE_EXTENSIONS.contains(&extension)
+            || crate::decode::raw::RAW_EXTENSIONS.contains(&extension) =>
         {
             refuse("that format is read but not written")
         }
-        Err(_) => refuse("its extension names no image format"),
+        None => refuse("its extension names no image format"),
     }
 }
 
@@ -739,6 +766,35 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn every_read_extension_of_a_written_format_is_written() {
+        let not_written = ["pbm", "heic", "heif", "hif", "avif", "jxl"];
+        for &extension in crate::crawl::IMAGE_EXTENSIONS {
+            let path = Path::new("out").with_extension(extension.to_ascii_uppercase());
+            let read_as = ImageFormat::from_extension(extension);
+            match output_format(&path) {
+                Ok(format) => {
+                    assert!(
+                        read_as.is_none_or(|f| f == format),
+                        "{extension}: {format:?}"
+                    );
+                    assert!(!not_written.contains(&extension), "{extension}");
+                }
+                Err(e) => assert!(not_written.contains(&extension), "{extension}: {e}"),
+            }
+        }
+        assert_eq!(
+            output_format(Path::new("out.jpe")).unwrap(),
+            ImageFormat::Jpeg
+        );
+        assert_eq!(
+            output_format(Path::new("out.dib")).unwrap(),
+            ImageFormat::Bmp
+        );
+        let e = output_format(Path::new("out.exr")).unwrap_err().to_string();
+        assert!(e.contains("OpenExr files are not written"), "{e}");
     }
 
     #[test]
