@@ -3120,6 +3120,70 @@ fn the_duplicates_benchmark_leaves_a_damaged_file_out() {
     );
 }
 
+/// The notes say what the output's format did: PNM is written at 8 bits by lookalike, not by
+/// its format's limit; a JPEG of an image left as it was is re-encoded; a `.pgm` is grey.
+#[test]
+fn the_notes_say_what_the_output_format_did_to_the_image() {
+    let env = setup(&[]);
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/restore/photos");
+    let colour = fixtures.join("astronaut.png");
+    let deep = env.root.join("deep.png");
+    image::open(&colour)
+        .unwrap()
+        .to_rgb16()
+        .save(&deep)
+        .unwrap();
+    for name in ["out.ppm", "out.pam"] {
+        let out = run_ok(
+            env.cmd()
+                .arg("blur")
+                .arg(&deep)
+                .arg(env.root.join(name))
+                .args(["--psf", "gaussian:1"]),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("8 bits a channel, as lookalike writes this format")
+                && !stderr.contains("all its format holds"),
+            "{name}: {stderr}"
+        );
+    }
+    let out = run_ok(
+        env.cmd()
+            .arg("deblur")
+            .arg(&colour)
+            .arg(env.root.join("same.jpg"))
+            .args(["--psf", "gaussian:1", "--strength", "0"]),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("re-encoded as JPEG") && !stderr.contains("unchanged"),
+        "{stderr}"
+    );
+    let out = run_ok(
+        env.cmd()
+            .arg("blur")
+            .arg(&colour)
+            .arg(env.root.join("grey.pgm"))
+            .args(["--psf", "gaussian:1"]),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("note:") && stderr.contains("is grey") && stderr.contains(".ppm keeps"),
+        "{stderr}"
+    );
+    // a grey image written as .pgm loses nothing
+    let out = run_ok(
+        env.cmd()
+            .arg("blur")
+            .arg(fixtures.join("camera.png"))
+            .arg(env.root.join("camera.pgm"))
+            .args(["--psf", "gaussian:1"]),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("note:"), "{stderr}");
+}
+
 #[test]
 fn a_blurred_sixteen_bit_photo_of_low_contrast_is_restored_and_its_depth_told() {
     let env = setup(&[]);
