@@ -335,7 +335,8 @@ pub(crate) fn run_blur(args: &BlurArgs, quiet: bool) -> Result<()> {
     file::check_fits(&args.output, cols, rows)?;
     // channel c gets the noise stream of seed + c, so grey and colour runs are reproducible
     // Colours count by their opacity (a blur of premultiplied colour, divided by the blurred
-    // opacity): a nearly transparent pixel's colour barely reaches its opaque neighbours.
+    // opacity, which is the output's): a nearly transparent pixel's colour barely reaches its
+    // opaque neighbours.
     let opacity = img
         .alpha
         .as_ref()
@@ -366,7 +367,12 @@ pub(crate) fn run_blur(args: &BlurArgs, quiet: bool) -> Result<()> {
         Planes::Grey(p) => Planes::Grey(blur(p, 0)),
         Planes::Rgb([r, g, b]) => Planes::Rgb([blur(r, 0), blur(g, 1), blur(b, 2)]),
     };
-    let sixteen = file::save_at_depth(&out, img.alpha.as_ref(), &args.output, img.deep)?;
+    // the opacity is blurred with the colours: what is seen is blurred, a silhouette too
+    let alpha = spread_opacity
+        .as_ref()
+        .map(crate::restore::color::plane_to_gray)
+        .or(img.alpha);
+    let sixteen = file::save_at_depth(&out, alpha.as_ref(), &args.output, img.deep)?;
     if !quiet {
         note_format_losses(&args.output, &args.input, &out, img.deep && !sixteen);
     }
