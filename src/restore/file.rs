@@ -19,7 +19,8 @@ pub const JPEG_QUALITY: u8 = 95;
 /// A decoded image file.
 #[derive(Debug, Clone)]
 pub struct ImageFile {
-    /// The colour or grey channels, upright, values in `[0, 1]`.
+    /// The colour or grey channels, upright, values in `[0, 1]`, in sRGB: an image with an RGB
+    /// (grey) colour profile is converted from it, as thumbnails are.
     pub planes: Planes,
     /// The alpha channel, when the file has one: written back unchanged.
     pub alpha: Option<GrayImage>,
@@ -71,6 +72,10 @@ fn load_inner(
         let colour = img.color().has_color();
         super::memory::check(path, (img.width(), img.height()), colour, work, budget_mib)?;
     }
+    let mut planes = Planes::from_image(&img);
+    if let Some(icc) = crate::decode::icc_profile(&bytes, path) {
+        to_srgb(&mut planes, &icc);
+    }
     let jxl = crate::decode::jxl_coding(&bytes);
     let alpha = img.color().has_alpha().then(|| {
         let rgba = img.to_rgba8();
@@ -79,7 +84,7 @@ fn load_inner(
         })
     });
     Ok(ImageFile {
-        planes: Planes::from_image(&img),
+        planes,
         alpha,
         format,
         lossy: jxl.map_or_else(|| is_lossy(&bytes), |c| !c.lossless),
@@ -92,6 +97,77 @@ fn load_inner(
             }
         },
     })
+}
+
+/// Converts `planes`, whose values are in the colour space of the ICC profile `icc`, to sRGB, as
+/// a colour-managed viewer shows them: outputs carry no profile and must look as the input did.
+/// Left as they are when the profile does not parse, does not match the planes (CMYK, Lab, grey
+/// for colour), or is sRGB already (a probe of colours comes back within 1/4096).
+fn to_srgb(planes: &mut Planes, icc: &[u8]) {
+    use moxcms::{ColorProfile, DataColorSpace, Layout, TransformOptions};
+    let Ok(profile) = ColorProfile::new_from_slice(icc) else {
+        return;
+    };
+    let (layout, channels) = match (&*planes, profile.color_space) {
+        (Planes::Rgb(_), DataColorSpace::Rgb) => (Layout::Rgb, 3),
+        (Planes::Grey(_), DataColorSpace::Gray) => (Layout::Gray, 1),
+        _ => return,
+    };
+    let converted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let transform = profile
+            .create_transform_f32(
+                layout,
+                &ColorProfile::new_srgb(),
+                Layout::Rgb,
+                TransformOptions::default(),
+            )
+            .ok()?;
+        // ramps of grey and of each primary
+        let probe: Vec<f32> = (0..=16)
+            .flat_map(|k| {
+                let v = k as f32 / 16.0;
+                if channels == 1 {
+                    vec![v]
+                } else {
+                    vec![v, v, v, v, 0.0, 0.0, 0.0, v, 0.0, 0.0, 0.0, v]
+                }
+            })
+            .collect();
+        let mut seen = vec![0.0f32; probe.len() / channels * 3];
+        transform.transform(&probe, &mut seen).ok()?;
+        let unchanged = seen
+            .chunks(3)
+            .zip(probe.chunks(channels))
+            .all(|(out, inp)| (0..3).all(|c| (out[c] - inp[c % channels]).abs() < 1.0 / 4096.0));
+        if unchanged {
+            return None;
+        }
+        let mut out = planes.clone();
+        let (rows, cols) = planes.dim();
+        let mut source = vec![0.0f32; cols * channels];
+        let mut row = vec![0.0f32; cols * 3];
+        for r in 0..rows {
+            for (k, plane) in planes.channels().iter().enumerate() {
+                for c in 0..cols {
+                    source[c * channels + k] = plane[(r, c)];
+                }
+            }
+            transform.transform(&source, &mut row).ok()?;
+            let written = match &mut out {
+                Planes::Grey(p) => vec![p],
+                Planes::Rgb(ps) => ps.iter_mut().collect(),
+            };
+            for (k, plane) in written.into_iter().enumerate() {
+                for c in 0..cols {
+                    plane[(r, c)] = row[c * 3 + k].clamp(0.0, 1.0);
+                }
+            }
+        }
+        Some(out)
+    }));
+    if let Ok(Some(out)) = converted {
+        *planes = out;
+    }
 }
 
 /// Whether `bytes` hold an animation whose frames after the first are not read: a GIF of two
@@ -674,6 +750,52 @@ mod tests {
         let raw_named = dir.path().join("pages.nef");
         std::fs::copy(&path, &raw_named).unwrap();
         assert!(load(&raw_named, &Default::default()).unwrap().animated);
+    }
+
+    /// A PNG of one colour `rgb` (16 bits when `deep`) carrying the colour profile `icc`.
+    fn png_with_profile(rgb: [u8; 3], icc: Vec<u8>, deep: bool, path: &Path) {
+        use image::ImageEncoder;
+        let picture = image::RgbImage::from_pixel(8, 6, image::Rgb(rgb));
+        let img = if deep {
+            DynamicImage::ImageRgb16(DynamicImage::ImageRgb8(picture).to_rgb16())
+        } else {
+            DynamicImage::ImageRgb8(picture)
+        };
+        let mut png = Vec::new();
+        let mut encoder = image::codecs::png::PngEncoder::new(&mut png);
+        encoder.set_icc_profile(icc).unwrap();
+        encoder
+            .write_image(img.as_bytes(), 8, 6, img.color().into())
+            .unwrap();
+        std::fs::write(path, png).unwrap();
+    }
+
+    #[test]
+    fn a_wide_gamut_image_is_read_in_srgb() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p3.png");
+        let colour = |img: &ImageFile| match &img.planes {
+            Planes::Rgb(ps) => ps.each_ref().map(|p| (p[(3, 4)] * 255.0).round() as i32),
+            Planes::Grey(_) => panic!("read as grey"),
+        };
+        // Display P3 (200, 60, 60) is sRGB (218, 42, 52), as thumbnails show it
+        for deep in [false, true] {
+            let p3 = moxcms::ColorProfile::new_display_p3().encode().unwrap();
+            png_with_profile([200, 60, 60], p3, deep, &path);
+            let seen = colour(&load(&path, &Default::default()).unwrap());
+            let expected = [218, 42, 52];
+            assert!(
+                seen.iter().zip(expected).all(|(a, b)| a.abs_diff(b) <= 1),
+                "deep {deep}: {seen:?}"
+            );
+        }
+        // an sRGB profile leaves the values exactly as stored
+        let srgb = moxcms::ColorProfile::new_srgb().encode().unwrap();
+        png_with_profile([200, 60, 60], srgb, false, &path);
+        assert_eq!(
+            colour(&load(&path, &Default::default()).unwrap()),
+            [200, 60, 60]
+        );
     }
 
     #[test]
