@@ -306,8 +306,8 @@ const WRITTEN_EXTENSIONS: &[(&str, ImageFormat)] = &[
     ("tga", ImageFormat::Tga),
 ];
 
-/// The format `path`'s extension asks for ([`WRITTEN_EXTENSIONS`]), refused before any work when
-/// it cannot be written.
+/// The format `path`'s extension asks for (each read extension of a written format is taken),
+/// refused before any work when it cannot be written.
 pub fn output_format(path: &Path) -> Result<ImageFormat> {
     let refuse = |why: &str| {
         Err(Error::InvalidInput(format!(
