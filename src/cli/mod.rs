@@ -185,12 +185,12 @@ enum Command {
     Eval(Box<eval::EvalArgs>),
     /// Blur an image with a PSF (and noise): makes test cases for deblurring.
     #[command(
-        after_help = "Examples:\n  lookalike blur sharp.png blurred.png --psf gaussian:2 --noise 0.005\n  lookalike blur sharp.png shaken.png --psf motion:15,30 --psf-out kernel.txt\n\nPSF specs: gaussian:SIGMA, disk:RADIUS, motion:LENGTH,ANGLE, file:PATH (a whitespace-separated matrix, as --psf-out writes)."
+        after_help = "Examples:\n  lookalike blur sharp.png blurred.png --psf gaussian:2 --noise 0.005\n  lookalike blur sharp.png shaken.png --psf motion:15,30 --psf-out kernel.txt\n\nPSF specs: gaussian:SIGMA, disk:RADIUS, motion:LENGTH,ANGLE, file:PATH (a whitespace-separated matrix, as --psf-out writes). A transparent image's alpha is blurred with its colours (premultiplied by it), so a cut-out's outline blurs as well."
     )]
     Blur(restore::BlurArgs),
     /// Restore a blurred image by deconvolution (PSF given or estimated blind).
     #[command(
-        after_help = "Examples:\n  lookalike deblur blurred.png restored.png                 # blind: PSF estimated\n  lookalike deblur blurred.png restored.png --psf gaussian:2 --method wiener\n  lookalike deblur photo.jpg sharper.jpg --strength 0.5      # half the restoration, if blur is found\n  lookalike deblur shaken.png fixed.png --psf file:kernel.txt --json\n\nPrints the PSF, the method, each channel's noise level and the iterations run. An image with no measurable blur (sharp, or only noise) is copied unchanged."
+        after_help = "Examples:\n  lookalike deblur blurred.png restored.png                 # blind: PSF estimated\n  lookalike deblur blurred.png restored.png --psf gaussian:2 --method wiener\n  lookalike deblur photo.jpg sharper.jpg --strength 0.5      # half the restoration, if blur is found\n  lookalike deblur shaken.png fixed.png --psf file:kernel.txt --json\n\nPrints the PSF, the method, each channel's noise level and the iterations run. An image with no measurable blur (sharp, or only noise) is copied unchanged.\n\nTransparency: only the colours are restored; the alpha channel is written back as it was (a blurred outline stays blurred)."
     )]
     Deblur(restore::DeblurArgs),
     /// Compare an image with a reference: PSNR, SSIM, MS-SSIM.

@@ -335,7 +335,8 @@ pub(crate) fn run_blur(args: &BlurArgs, quiet: bool) -> Result<()> {
     file::check_fits(&args.output, cols, rows)?;
     // channel c gets the noise stream of seed + c, so grey and colour runs are reproducible
     // Colours count by their opacity (a blur of premultiplied colour, divided by the blurred
-    // opacity): a nearly transparent pixel's colour barely reaches its opaque neighbours.
+    // opacity, which is the output's): a nearly transparent pixel's colour barely reaches its
+    // opaque neighbours.
     let opacity = img
         .alpha
         .as_ref()
@@ -366,9 +367,14 @@ pub(crate) fn run_blur(args: &BlurArgs, quiet: bool) -> Result<()> {
         Planes::Grey(p) => Planes::Grey(blur(p, 0)),
         Planes::Rgb([r, g, b]) => Planes::Rgb([blur(r, 0), blur(g, 1), blur(b, 2)]),
     };
-    let sixteen = file::save_at_depth(&out, img.alpha.as_ref(), &args.output, img.deep)?;
-    if img.deep && !sixteen && !quiet {
-        note_eight_bits(&args.output, &args.input);
+    // the opacity is blurred with the colours: what is seen is blurred, a silhouette too
+    let alpha = spread_opacity
+        .as_ref()
+        .map(crate::restore::color::plane_to_gray)
+        .or(img.alpha);
+    let sixteen = file::save_at_depth(&out, alpha.as_ref(), &args.output, img.deep)?;
+    if !quiet {
+        note_format_losses(&args.output, &args.input, &out, img.deep && !sixteen);
     }
     if img.animated && !quiet {
         note_first_frame(&args.output, &args.input, img.format);
@@ -403,14 +409,55 @@ fn note_first_frame(output: &Path, input: &Path, format: Option<image::ImageForm
     );
 }
 
-/// Says that `output` holds 8 bits a channel where `input` had more.
-fn note_eight_bits(output: &Path, input: &Path) {
-    note!(
-        "note: {} is written at 8 bits a channel, all its format holds; {} has more, which \
-         the work used (.png and .tif are written at 16 bits)",
-        shown(output),
-        shown(input)
-    );
+/// Says what writing `planes` read from `input` as `output` lost: the bits over 8 a channel
+/// (`eight_bits`: the input had more and the output holds 8), and the colour of a colour image
+/// written as grey `.pgm`.
+fn note_format_losses(output: &Path, input: &Path, planes: &Planes, eight_bits: bool) {
+    let extension = output
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    if eight_bits {
+        // PNM and PAM hold 16 bits, but lookalike writes them at 8
+        let why = if file::output_format(output).ok() == Some(image::ImageFormat::Pnm) {
+            "as lookalike writes this format"
+        } else {
+            "all its format holds"
+        };
+        note!(
+            "note: {} is written at 8 bits a channel, {why}; {} has more (.png and .tif are \
+             written at 16 bits)",
+            shown(output),
+            shown(input)
+        );
+    }
+    if extension.as_deref() == Some("pgm") && has_colour(planes) {
+        note!(
+            "note: {} is grey, as PGM holds no colour; {} has colour, which .ppm keeps",
+            shown(output),
+            shown(input)
+        );
+    }
+}
+
+/// True when some pixel of `planes` is not grey.
+fn has_colour(planes: &Planes) -> bool {
+    match planes {
+        Planes::Grey(_) => false,
+        Planes::Rgb([r, g, b]) => ndarray::Zip::from(r)
+            .and(g)
+            .and(b)
+            .fold(false, |any, &r, &g, &b| any || r != g || g != b),
+    }
+}
+
+/// How an image left as it was is written when not copied: re-encoded when `format` is lossy.
+fn written_unchanged(format: image::ImageFormat) -> &'static str {
+    if format == image::ImageFormat::Jpeg {
+        "re-encoded as JPEG"
+    } else {
+        "pixels written unchanged"
+    }
 }
 
 /// Runs `lookalike deblur`; the text summary goes to stderr unless `quiet`, `--json` to stdout.
@@ -445,8 +492,8 @@ pub(crate) fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
         file::copy(&args.input, &args.output)?;
     } else {
         let sixteen = file::save_at_depth(&done.image, img.alpha.as_ref(), &args.output, img.deep)?;
-        if img.deep && !sixteen && !quiet {
-            note_eight_bits(&args.output, &args.input);
+        if !quiet {
+            note_format_losses(&args.output, &args.input, &done.image, img.deep && !sixteen);
         }
     }
     // a copy keeps every frame
@@ -496,7 +543,7 @@ pub(crate) fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
         let how = if copied {
             "copied unchanged"
         } else {
-            "pixels written unchanged"
+            written_unchanged(format)
         };
         note!(
             "warning: {}: blur read as {}, but the image restored with it does not explain the \
@@ -513,7 +560,7 @@ pub(crate) fn run_deblur(args: &DeblurArgs, quiet: bool) -> Result<()> {
             let how = if copied {
                 "copied unchanged"
             } else {
-                "pixels written unchanged"
+                written_unchanged(format)
             };
             let why = if !done.found_no_blur() {
                 format!(

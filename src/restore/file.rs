@@ -19,7 +19,8 @@ pub const JPEG_QUALITY: u8 = 95;
 /// A decoded image file.
 #[derive(Debug, Clone)]
 pub struct ImageFile {
-    /// The colour or grey channels, upright, values in `[0, 1]`.
+    /// The colour or grey channels, upright, values in `[0, 1]`, in sRGB: an image with an RGB
+    /// (grey) colour profile is converted from it, as thumbnails are.
     pub planes: Planes,
     /// The alpha channel, when the file has one: written back unchanged.
     pub alpha: Option<GrayImage>,
@@ -71,6 +72,10 @@ fn load_inner(
         let colour = img.color().has_color();
         super::memory::check(path, (img.width(), img.height()), colour, work, budget_mib)?;
     }
+    let mut planes = Planes::from_image(&img);
+    if let Some(icc) = crate::decode::icc_profile(&bytes, path) {
+        to_srgb(&mut planes, &icc);
+    }
     let jxl = crate::decode::jxl_coding(&bytes);
     let alpha = img.color().has_alpha().then(|| {
         let rgba = img.to_rgba8();
@@ -79,7 +84,7 @@ fn load_inner(
         })
     });
     Ok(ImageFile {
-        planes: Planes::from_image(&img),
+        planes,
         alpha,
         format,
         lossy: jxl.map_or_else(|| is_lossy(&bytes), |c| !c.lossless),
@@ -92,6 +97,77 @@ fn load_inner(
             }
         },
     })
+}
+
+/// Converts `planes`, whose values are in the colour space of the ICC profile `icc`, to sRGB, as
+/// a colour-managed viewer shows them: outputs carry no profile and must look as the input did.
+/// Left as they are when the profile does not parse, does not match the planes (CMYK, Lab, grey
+/// for colour), or is sRGB already (a probe of colours comes back within 1/4096).
+fn to_srgb(planes: &mut Planes, icc: &[u8]) {
+    use moxcms::{ColorProfile, DataColorSpace, Layout, TransformOptions};
+    let Ok(profile) = ColorProfile::new_from_slice(icc) else {
+        return;
+    };
+    let (layout, channels) = match (&*planes, profile.color_space) {
+        (Planes::Rgb(_), DataColorSpace::Rgb) => (Layout::Rgb, 3),
+        (Planes::Grey(_), DataColorSpace::Gray) => (Layout::Gray, 1),
+        _ => return,
+    };
+    let converted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let transform = profile
+            .create_transform_f32(
+                layout,
+                &ColorProfile::new_srgb(),
+                Layout::Rgb,
+                TransformOptions::default(),
+            )
+            .ok()?;
+        // ramps of grey and of each primary
+        let probe: Vec<f32> = (0..=16)
+            .flat_map(|k| {
+                let v = k as f32 / 16.0;
+                if channels == 1 {
+                    vec![v]
+                } else {
+                    vec![v, v, v, v, 0.0, 0.0, 0.0, v, 0.0, 0.0, 0.0, v]
+                }
+            })
+            .collect();
+        let mut seen = vec![0.0f32; probe.len() / channels * 3];
+        transform.transform(&probe, &mut seen).ok()?;
+        let unchanged = seen
+            .chunks(3)
+            .zip(probe.chunks(channels))
+            .all(|(out, inp)| (0..3).all(|c| (out[c] - inp[c % channels]).abs() < 1.0 / 4096.0));
+        if unchanged {
+            return None;
+        }
+        let mut out = planes.clone();
+        let (rows, cols) = planes.dim();
+        let mut source = vec![0.0f32; cols * channels];
+        let mut row = vec![0.0f32; cols * 3];
+        for r in 0..rows {
+            for (k, plane) in planes.channels().iter().enumerate() {
+                for c in 0..cols {
+                    source[c * channels + k] = plane[(r, c)];
+                }
+            }
+            transform.transform(&source, &mut row).ok()?;
+            let written = match &mut out {
+                Planes::Grey(p) => vec![p],
+                Planes::Rgb(ps) => ps.iter_mut().collect(),
+            };
+            for (k, plane) in written.into_iter().enumerate() {
+                for c in 0..cols {
+                    plane[(r, c)] = row[c * 3 + k].clamp(0.0, 1.0);
+                }
+            }
+        }
+        Some(out)
+    }));
+    if let Ok(Some(out)) = converted {
+        *planes = out;
+    }
 }
 
 /// Whether `bytes` hold an animation whose frames after the first are not read: a GIF of two
@@ -206,7 +282,32 @@ fn lowercase_extension(path: &Path) -> Option<String> {
         .map(str::to_ascii_lowercase)
 }
 
-/// The format `path`'s extension asks for, refused before any work when it cannot be written.
+/// Every extension an output may have, and the format written under it: each read extension of
+/// a format written (`.pbm`, black and white, is not written).
+const WRITTEN_EXTENSIONS: &[(&str, ImageFormat)] = &[
+    ("jpg", ImageFormat::Jpeg),
+    ("jpeg", ImageFormat::Jpeg),
+    ("jpe", ImageFormat::Jpeg),
+    ("jfif", ImageFormat::Jpeg),
+    ("png", ImageFormat::Png),
+    ("apng", ImageFormat::Png),
+    ("webp", ImageFormat::WebP),
+    ("gif", ImageFormat::Gif),
+    ("bmp", ImageFormat::Bmp),
+    ("dib", ImageFormat::Bmp),
+    ("tif", ImageFormat::Tiff),
+    ("tiff", ImageFormat::Tiff),
+    ("pnm", ImageFormat::Pnm),
+    ("pgm", ImageFormat::Pnm),
+    ("ppm", ImageFormat::Pnm),
+    ("pam", ImageFormat::Pnm),
+    ("qoi", ImageFormat::Qoi),
+    ("ico", ImageFormat::Ico),
+    ("tga", ImageFormat::Tga),
+];
+
+/// The format `path`'s extension asks for (each read extension of a written format is taken),
+/// refused before any work when it cannot be written.
 pub fn output_format(path: &Path) -> Result<ImageFormat> {
     let refuse = |why: &str| {
         Err(Error::InvalidInput(format!(
@@ -215,19 +316,21 @@ pub fn output_format(path: &Path) -> Result<ImageFormat> {
         )))
     };
     let extension = lowercase_extension(path);
-    match ImageFormat::from_path(path) {
-        _ if extension.as_deref() == Some("pbm") => refuse("black-and-white .pbm is not written"),
-        Ok(format) if format.writing_enabled() => Ok(format),
-        Ok(format) => refuse(&format!("{format:?} files are not written")),
-        Err(_)
-            if extension.as_deref().is_some_and(|e| {
-                crate::crawl::IMAGE_EXTENSIONS.contains(&e)
-                    || crate::decode::raw::RAW_EXTENSIONS.contains(&e)
-            }) =>
+    let Some(extension) = extension.as_deref() else {
+        return refuse("its extension names no image format");
+    };
+    if let Some(&(_, format)) = WRITTEN_EXTENSIONS.iter().find(|(e, _)| *e == extension) {
+        return Ok(format);
+    }
+    match ImageFormat::from_extension(extension) {
+        _ if extension == "pbm" => refuse("black-and-white .pbm is not written"),
+        Some(format) => refuse(&format!("{format:?} files are not written")),
+        None if crate::crawl::IMAGE_EXTENSIONS.contains(&extension)
+            || crate::decode::raw::RAW_EXTENSIONS.contains(&extension) =>
         {
             refuse("that format is read but not written")
         }
-        Err(_) => refuse("its extension names no image format"),
+        None => refuse("its extension names no image format"),
     }
 }
 
@@ -389,12 +492,67 @@ fn encode(
             };
             img.write_with_encoder(encoder).map_err(failed)
         }
+        ImageFormat::Tiff => write_tiff(img, out).map_err(|e| match e {
+            tiff::TiffError::IoError(io) => Error::io(path, io),
+            other => Error::InvalidInput(format!(
+                "cannot write {}: {other} (use an extension such as .png)",
+                crate::path_repr::shown(path)
+            )),
+        }),
         // run-length packets kept within a row, as most readers expect
         ImageFormat::Tga => img
             .write_with_encoder(TgaEncoder::new(&mut *out).disable_rle())
             .map_err(failed),
         _ => img.write_to(out, format).map_err(failed),
     }
+}
+
+/// Writes `img` as an uncompressed TIFF, its alpha tagged as unassociated (ExtraSamples 2), which
+/// the TIFF specification requires of a fourth sample and without which libtiff reads the
+/// alpha as premultiplied; grey with alpha is written as colour with alpha.
+fn write_tiff(
+    img: &DynamicImage,
+    out: &mut BufWriter<std::fs::File>,
+) -> std::result::Result<(), tiff::TiffError> {
+    use tiff::encoder::colortype::{Gray8, Gray16, RGB8, RGB16, RGBA8, RGBA16};
+    let mut encoder = tiff::encoder::TiffEncoder::new(out)?;
+    let (w, h) = (img.width(), img.height());
+    match img {
+        DynamicImage::ImageLuma8(i) => tiff_image::<Gray8>(&mut encoder, w, h, i.as_raw(), false),
+        DynamicImage::ImageRgb8(i) => tiff_image::<RGB8>(&mut encoder, w, h, i.as_raw(), false),
+        DynamicImage::ImageLuma16(i) => tiff_image::<Gray16>(&mut encoder, w, h, i.as_raw(), false),
+        DynamicImage::ImageRgb16(i) => tiff_image::<RGB16>(&mut encoder, w, h, i.as_raw(), false),
+        DynamicImage::ImageRgba16(i) => tiff_image::<RGBA16>(&mut encoder, w, h, i.as_raw(), true),
+        DynamicImage::ImageLumaA16(_) => {
+            tiff_image::<RGBA16>(&mut encoder, w, h, img.to_rgba16().as_raw(), true)
+        }
+        _ if img.color().has_alpha() => {
+            tiff_image::<RGBA8>(&mut encoder, w, h, img.to_rgba8().as_raw(), true)
+        }
+        _ => tiff_image::<RGB8>(&mut encoder, w, h, img.to_rgb8().as_raw(), false),
+    }
+}
+
+/// One TIFF image of colour type `C` from `data`, its last sample tagged unassociated alpha
+/// when `alpha`.
+fn tiff_image<C: tiff::encoder::colortype::ColorType>(
+    encoder: &mut tiff::encoder::TiffEncoder<&mut BufWriter<std::fs::File>>,
+    width: u32,
+    height: u32,
+    data: &[C::Inner],
+    alpha: bool,
+) -> std::result::Result<(), tiff::TiffError>
+where
+    [C::Inner]: tiff::encoder::TiffValue,
+{
+    let mut image = encoder.new_image::<C>(width, height)?;
+    if alpha {
+        image.encoder().write_tag(
+            tiff::tags::Tag::ExtraSamples,
+            tiff::tags::ExtraSamples::UnassociatedAlpha.to_u16(),
+        )?;
+    }
+    image.write_data(data)
 }
 
 /// Writes `path` by `fill`ing a temporary file beside it and renaming that over `path`: a
@@ -594,6 +752,52 @@ mod tests {
         assert!(load(&raw_named, &Default::default()).unwrap().animated);
     }
 
+    /// A PNG of one colour `rgb` (16 bits when `deep`) carrying the colour profile `icc`.
+    fn png_with_profile(rgb: [u8; 3], icc: Vec<u8>, deep: bool, path: &Path) {
+        use image::ImageEncoder;
+        let picture = image::RgbImage::from_pixel(8, 6, image::Rgb(rgb));
+        let img = if deep {
+            DynamicImage::ImageRgb16(DynamicImage::ImageRgb8(picture).to_rgb16())
+        } else {
+            DynamicImage::ImageRgb8(picture)
+        };
+        let mut png = Vec::new();
+        let mut encoder = image::codecs::png::PngEncoder::new(&mut png);
+        encoder.set_icc_profile(icc).unwrap();
+        encoder
+            .write_image(img.as_bytes(), 8, 6, img.color().into())
+            .unwrap();
+        std::fs::write(path, png).unwrap();
+    }
+
+    #[test]
+    fn a_wide_gamut_image_is_read_in_srgb() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p3.png");
+        let colour = |img: &ImageFile| match &img.planes {
+            Planes::Rgb(ps) => ps.each_ref().map(|p| (p[(3, 4)] * 255.0).round() as i32),
+            Planes::Grey(_) => panic!("read as grey"),
+        };
+        // Display P3 (200, 60, 60) is sRGB (218, 42, 52), as thumbnails show it
+        for deep in [false, true] {
+            let p3 = moxcms::ColorProfile::new_display_p3().encode().unwrap();
+            png_with_profile([200, 60, 60], p3, deep, &path);
+            let seen = colour(&load(&path, &Default::default()).unwrap());
+            let expected = [218, 42, 52];
+            assert!(
+                seen.iter().zip(expected).all(|(a, b)| a.abs_diff(b) <= 1),
+                "deep {deep}: {seen:?}"
+            );
+        }
+        // an sRGB profile leaves the values exactly as stored
+        let srgb = moxcms::ColorProfile::new_srgb().encode().unwrap();
+        png_with_profile([200, 60, 60], srgb, false, &path);
+        assert_eq!(
+            colour(&load(&path, &Default::default()).unwrap()),
+            [200, 60, 60]
+        );
+    }
+
     #[test]
     fn bad_files_are_reported_by_name() {
         let dir = tempfile::tempdir().unwrap();
@@ -647,6 +851,72 @@ mod tests {
         assert_eq!(names.len(), 1, "{names:?}");
         assert!(output_format(&dir.path().join("x.xyz")).is_err());
         assert!(output_format(&dir.path().join("x.pbm")).is_err());
+    }
+
+    /// The ExtraSamples tags of the TIFF at `path`'s first directory, empty when it has none.
+    fn tiff_extra_samples(path: &Path) -> Vec<u32> {
+        let file = std::io::BufReader::new(std::fs::File::open(path).unwrap());
+        let mut decoder = tiff::decoder::Decoder::new(file).unwrap();
+        decoder
+            .find_tag(tiff::tags::Tag::ExtraSamples)
+            .unwrap()
+            .map(|v| v.into_u32_vec().unwrap())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_tiffs_alpha_is_tagged_unassociated() {
+        let dir = tempfile::tempdir().unwrap();
+        let grey = Planes::Grey(Plane::from_shape_fn((4, 5), |(r, c)| (r + c) as f32 / 8.0));
+        let colour = Planes::Rgb(std::array::from_fn(|k| {
+            Plane::from_shape_fn((4, 5), |(r, c)| ((r + c * k) % 3) as f32 / 3.0)
+        }));
+        let alpha = GrayImage::from_fn(5, 4, |x, _| image::Luma([x as u8 * 60]));
+        for (what, planes) in [("grey", &grey), ("colour", &colour)] {
+            for deep in [false, true] {
+                let path = dir.path().join(format!("{what}-{deep}.tif"));
+                save_at_depth(planes, Some(&alpha), &path, deep).unwrap();
+                assert_eq!(tiff_extra_samples(&path), [2], "{}", path.display());
+                let back = image::open(&path).unwrap().to_rgba16();
+                assert_eq!(back.get_pixel(2, 1)[3], 120 * 257, "{}", path.display());
+                let opaque = dir.path().join(format!("{what}-{deep}-opaque.tif"));
+                save_at_depth(planes, None, &opaque, deep).unwrap();
+                assert!(
+                    tiff_extra_samples(&opaque).is_empty(),
+                    "{}",
+                    opaque.display()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_read_extension_of_a_written_format_is_written() {
+        let not_written = ["pbm", "heic", "heif", "hif", "avif", "jxl"];
+        for &extension in crate::crawl::IMAGE_EXTENSIONS {
+            let path = Path::new("out").with_extension(extension.to_ascii_uppercase());
+            let read_as = ImageFormat::from_extension(extension);
+            match output_format(&path) {
+                Ok(format) => {
+                    assert!(
+                        read_as.is_none_or(|f| f == format),
+                        "{extension}: {format:?}"
+                    );
+                    assert!(!not_written.contains(&extension), "{extension}");
+                }
+                Err(e) => assert!(not_written.contains(&extension), "{extension}: {e}"),
+            }
+        }
+        assert_eq!(
+            output_format(Path::new("out.jpe")).unwrap(),
+            ImageFormat::Jpeg
+        );
+        assert_eq!(
+            output_format(Path::new("out.dib")).unwrap(),
+            ImageFormat::Bmp
+        );
+        let e = output_format(Path::new("out.exr")).unwrap_err().to_string();
+        assert!(e.contains("OpenExr files are not written"), "{e}");
     }
 
     #[test]
