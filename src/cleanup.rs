@@ -2317,16 +2317,15 @@ pub fn undo(journal_dir: &Path) -> Result<Option<UndoReport>> {
 }
 
 /// Whether a step the journal does not record as done, whose copy is set aside no more, was
-/// done all the same: a run killed after it removed the copy set aside, before it wrote the
-/// step done, leaves no file at `from` (a delete, its folder still there) or a hard link to
-/// `keeper` there (a hard link).
+/// done all the same: a run killed after it acted, before it wrote the step done, leaves no
+/// file at `from` (a delete, its folder still there) or a hard link to `keeper` there (a hard
+/// link). The disk tells it for journals of every version, with a set-aside name or without.
 fn done_unrecorded(intent: &Intent, from: &Path, keeper: &Path) -> bool {
-    intent.aside.is_some()
-        && match intent.op.as_str() {
-            "delete" => from.parent().is_some_and(Path::is_dir) && from.symlink_metadata().is_err(),
-            "hardlink" => same_file(from, keeper),
-            _ => false,
-        }
+    match intent.op.as_str() {
+        "delete" => from.parent().is_some_and(Path::is_dir) && from.symlink_metadata().is_err(),
+        "hardlink" => same_file(from, keeper),
+        _ => false,
+    }
 }
 
 /// Puts back under its name `from` the copy a run killed while it acted left under the hidden
