@@ -666,6 +666,12 @@ fn cmd_forget(collection: &Collection, args: ForgetArgs, quiet: bool) -> Result<
     }
     if !quiet {
         for s in &summaries {
+            if s.merged > 0 {
+                note!(
+                    "merged: {} stored twice under overlapping folders; each file is now one image",
+                    counted(s.merged, "image was", "images were")
+                );
+            }
             note!(
                 "forgot {}: {} removed from the index, {} kept under other tracked folders; {} in {}",
                 shown(&s.root),
