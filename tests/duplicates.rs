@@ -3360,3 +3360,41 @@ fn undo_tells_a_step_an_older_run_did_but_did_not_record() {
         "{stdout}"
     );
 }
+
+/// A dry run of `--move-to dupes` made in one folder and its apply made in another name two
+/// folders: the apply is refused as a plan that differs from the dry run, naming both.
+#[test]
+fn an_apply_whose_relative_move_to_folder_differs_from_the_dry_runs_names_both() {
+    let env = Env::new();
+    two_groups(&env);
+    let (first, second) = (env.root.join("c1"), env.root.join("c2"));
+    for dir in [&first, &second] {
+        std::fs::create_dir(dir).unwrap();
+    }
+    let run = |dir: &Path, apply: bool| {
+        let mut cmd = env.cmd();
+        cmd.current_dir(dir)
+            .arg("duplicates")
+            .arg(&env.photos)
+            .args(["--move-to", "dupes"]);
+        if apply {
+            cmd.arg("--apply");
+        }
+        cmd.output().unwrap()
+    };
+    assert!(run(&first, false).status.success());
+    let out = run(&second, true);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("the plan differs from the last dry run")
+            && err.contains(&format!("into {}", first.join("dupes").display()))
+            && err.contains(&format!("into {}", second.join("dupes").display())),
+        "{err}"
+    );
+    assert!(!first.join("dupes").exists() && !second.join("dupes").exists());
+    // the dry run's own folder is applied as it was reviewed
+    let out = run(&first, true);
+    assert!(out.status.success(), "{out:?}");
+    assert!(first.join("dupes").is_dir());
+}
