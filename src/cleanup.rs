@@ -818,6 +818,35 @@ pub fn forget_reviewed_plan(index_dir: &Path, settings: &str) {
     let _ = fs::remove_file(reviewed_path(index_dir, settings));
 }
 
+/// Records `dest` as the folder the last dry run of `--move-to` in `index_dir` moved into, so
+/// that an apply naming another folder is told which.
+pub fn record_move_target(index_dir: &Path, dest: &Path) -> std::io::Result<()> {
+    let path = move_target_path(index_dir);
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    fs::write(path, path_hex(dest))
+}
+
+/// The folder the last dry run of `--move-to` recorded in `index_dir` moved into, unless a run
+/// into it was applied since.
+pub fn reviewed_move_target(index_dir: &Path) -> Option<PathBuf> {
+    fs::read_to_string(move_target_path(index_dir))
+        .ok()
+        .and_then(|hex| path_of_hex(hex.trim()))
+}
+
+/// Forgets the folder of the last dry run of `--move-to` once a run into `dest` is applied.
+pub fn forget_move_target(index_dir: &Path, dest: &Path) {
+    if reviewed_move_target(index_dir).is_some_and(|last| last == dest) {
+        let _ = fs::remove_file(move_target_path(index_dir));
+    }
+}
+
+fn move_target_path(index_dir: &Path) -> PathBuf {
+    index_dir.join("reviewed").join("last-move-target")
+}
+
 fn reviewed_path(index_dir: &Path, settings: &str) -> PathBuf {
     let key = blake3::hash(settings.as_bytes());
     index_dir.join("reviewed").join(hex(&key.as_bytes()[..16]))
@@ -2317,16 +2346,15 @@ pub fn undo(journal_dir: &Path) -> Result<Option<UndoReport>> {
 }
 
 /// Whether a step the journal does not record as done, whose copy is set aside no more, was
-/// done all the same: a run killed after it removed the copy set aside, before it wrote the
-/// step done, leaves no file at `from` (a delete, its folder still there) or a hard link to
-/// `keeper` there (a hard link).
+/// done all the same: a run killed after it acted, before it wrote the step done, leaves no
+/// file at `from` (a delete, its folder still there) or a hard link to `keeper` there (a hard
+/// link). The disk tells it for journals of every version, with a set-aside name or without.
 fn done_unrecorded(intent: &Intent, from: &Path, keeper: &Path) -> bool {
-    intent.aside.is_some()
-        && match intent.op.as_str() {
-            "delete" => from.parent().is_some_and(Path::is_dir) && from.symlink_metadata().is_err(),
-            "hardlink" => same_file(from, keeper),
-            _ => false,
-        }
+    match intent.op.as_str() {
+        "delete" => from.parent().is_some_and(Path::is_dir) && from.symlink_metadata().is_err(),
+        "hardlink" => same_file(from, keeper),
+        _ => false,
+    }
 }
 
 /// Puts back under its name `from` the copy a run killed while it acted left under the hidden

@@ -697,6 +697,9 @@ pub struct ForgetSummary {
     pub(crate) removed: usize,
     /// Images kept because another tracked folder holds them.
     pub(crate) kept: usize,
+    /// Second rows of one file under overlapping folders (an index written before each file
+    /// was stored once), merged into one before the images are counted.
+    pub(crate) merged: usize,
     /// Images in the index afterwards.
     pub(crate) total_images: usize,
     /// A stop (Ctrl-C) came while the graph was brought up to date: the folder is forgotten,
@@ -802,6 +805,8 @@ fn forget_one(collection: &Collection, store: &mut Store, id: i64) -> Result<For
         )));
     };
     let root = root.clone();
+    // One file, one row, before counting: a file stored twice is one image, kept or removed.
+    let merged = store.settle_roots(None)?.removed;
     let before = store.image_count()? as usize;
     let under: usize = store
         .catalog()?
@@ -888,6 +893,7 @@ fn forget_one(collection: &Collection, store: &mut Store, id: i64) -> Result<For
         root,
         removed,
         kept: under.saturating_sub(removed),
+        merged,
         total_images,
         graph_stopped: false,
     })

@@ -3359,3 +3359,104 @@ fn groups_of_signatures_an_older_version_made_are_not_acted_on() {
     assert!(run(&["--move-to", "aside", "--apply"]).status.success());
     assert!(copies.iter().all(|c| !c.exists()), "copies left in place");
 }
+
+/// Rewrites the journal of the one run applied in `env` as a lookalike older than the
+/// set-aside names wrote it (an intent names its step, op, paths and hash only; a done line
+/// its step), killed after its last step acted, before it wrote that step done.
+fn as_an_older_run_killed_before_its_last_done_line(env: &Env) {
+    let journal = the_journal(env);
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let mut lines: Vec<String> = text
+        .lines()
+        .map(|line| {
+            let mut entry: Value = serde_json::from_str(line).unwrap();
+            let kept: &[&str] = match entry["kind"].as_str().unwrap() {
+                "intent" => &["kind", "step", "op", "from", "to", "keeper", "hash"],
+                "done" => &["kind", "step"],
+                _ => &["kind", "action", "started_at"],
+            };
+            entry
+                .as_object_mut()
+                .unwrap()
+                .retain(|k, _| kept.contains(&k.as_str()));
+            entry.to_string()
+        })
+        .collect();
+    let last_done = lines.iter().rposition(|l| l.contains("\"done\"")).unwrap();
+    lines.remove(last_done);
+    std::fs::write(&journal, lines.join("\n") + "\n").unwrap();
+}
+
+/// A `--hardlink` or `--delete` run of an older lookalike, whose journal has no set-aside
+/// names, killed after its last step acted but before the journal said so: `undo` tells that
+/// step done from the disk, separating the linked copy or telling the copy deleted for good.
+#[test]
+fn undo_tells_a_step_an_older_run_did_but_did_not_record() {
+    let env = Env::new();
+    let copies = two_groups(&env);
+    let before = read_all(&copies);
+    let (json, code) = env.duplicates(&["--hardlink", "--apply"]);
+    assert_eq!(code, 0, "{json}");
+    as_an_older_run_killed_before_its_last_done_line(&env);
+    let out = env.cmd().arg("undo").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("2 of 2 files restored"), "{stdout}");
+    #[cfg(unix)]
+    for copy in &copies {
+        use std::os::unix::fs::MetadataExt;
+        let links = std::fs::metadata(copy).unwrap().nlink();
+        assert_eq!(links, 1, "{} still linked: {stdout}", copy.display());
+    }
+    assert_eq!(read_all(&copies), before);
+
+    let (json, code) = env.duplicates(&["--delete", "--apply", "--yes-delete"]);
+    assert_eq!(code, 0, "{json}");
+    as_an_older_run_killed_before_its_last_done_line(&env);
+    let out = env.cmd().arg("undo").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let n = copies.len();
+    assert!(
+        stdout.contains(&format!("0 of {n} files restored, {n} deleted for good")),
+        "{stdout}"
+    );
+}
+
+/// A dry run of `--move-to dupes` made in one folder and its apply made in another name two
+/// folders: the apply is refused as a plan that differs from the dry run, naming both.
+#[test]
+fn an_apply_whose_relative_move_to_folder_differs_from_the_dry_runs_names_both() {
+    let env = Env::new();
+    two_groups(&env);
+    let (first, second) = (env.root.join("c1"), env.root.join("c2"));
+    for dir in [&first, &second] {
+        std::fs::create_dir(dir).unwrap();
+    }
+    let run = |dir: &Path, apply: bool| {
+        let mut cmd = env.cmd();
+        cmd.current_dir(dir)
+            .arg("duplicates")
+            .arg(&env.photos)
+            .args(["--move-to", "dupes"]);
+        if apply {
+            cmd.arg("--apply");
+        }
+        cmd.output().unwrap()
+    };
+    assert!(run(&first, false).status.success());
+    let out = run(&second, true);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("the plan differs from the last dry run")
+            && err.contains(&format!("into {}", first.join("dupes").display()))
+            && err.contains(&format!("into {}", second.join("dupes").display())),
+        "{err}"
+    );
+    assert!(!first.join("dupes").exists() && !second.join("dupes").exists());
+    // the dry run's own folder is applied as it was reviewed
+    let out = run(&first, true);
+    assert!(out.status.success(), "{out:?}");
+    assert!(first.join("dupes").is_dir());
+}

@@ -446,23 +446,54 @@ fn duplicate_rows_of_one_file_are_merged() {
     let sd = env.root().join("sd");
     copy_groups(&sd, &["camera"]);
     env.index(&["sd/camera"], 0);
-    // A second row for every file, as under a second root, written directly.
-    {
-        let db = rusqlite::Connection::open(env.index_dir().join("lookalike.db")).unwrap();
-        let sd_blob = sd.to_str().unwrap().as_bytes().to_vec();
-        db.execute("INSERT INTO roots(path) VALUES (?1)", [&sd_blob])
-            .unwrap();
-        let outer: i64 = db.last_insert_rowid();
-        db.execute_batch(&format!(
-            "INSERT INTO images(root_id, rel_path, size, mtime_ns, hash, format, width, height, indexed_at)
-             SELECT {outer}, CAST('camera/' || CAST(rel_path AS TEXT) AS BLOB), size, mtime_ns, hash,
-                    format, width, height, indexed_at FROM images;"
-        ))
-        .unwrap();
-    }
+    store_twice_under(&env, &sd, "camera");
     let summary = env.index(&[], 0);
     assert_eq!(summary["merged"].as_u64(), Some(6), "{summary}");
     assert_eq!(env.stored(), on_disk(&sd));
+}
+
+/// Tracks `outer`, around the one tracked folder `outer/inner`, with a second row for every
+/// file of `inner` under it, written directly, as indexes did before each file was stored once.
+fn store_twice_under(env: &Env, outer: &Path, inner: &str) {
+    let db = rusqlite::Connection::open(env.index_dir().join("lookalike.db")).unwrap();
+    let outer_blob = outer.to_str().unwrap().as_bytes().to_vec();
+    db.execute("INSERT INTO roots(path) VALUES (?1)", [&outer_blob])
+        .unwrap();
+    let outer: i64 = db.last_insert_rowid();
+    db.execute_batch(&format!(
+        "INSERT INTO images(root_id, rel_path, size, mtime_ns, hash, format, width, height, indexed_at)
+         SELECT {outer}, CAST('{inner}/' || CAST(rel_path AS TEXT) AS BLOB), size, mtime_ns, hash,
+                format, width, height, indexed_at FROM images;"
+    ))
+    .unwrap();
+}
+
+/// Forgetting the inner of two overlapping folders whose files an older index stored twice
+/// counts each file once: kept, not also removed; the second rows are said to be merged.
+#[test]
+fn forget_counts_a_file_stored_twice_once() {
+    let env = Env::new();
+    let sd = env.root().join("sd");
+    copy_groups(&sd, &["camera"]);
+    env.index(&["sd/camera"], 0);
+    store_twice_under(&env, &sd, "camera");
+    let out = env
+        .cmd()
+        .args(["forget", "sd/camera", "--json"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let counts = ["removed", "kept", "merged", "total_images"].map(|k| json[0][k].as_u64());
+    assert_eq!(counts, [0, 6, 6, 6].map(Some), "{json}");
+    assert!(
+        err.contains("0 images removed from the index, 6 kept")
+            && err.contains("merged: 6 images were stored twice"),
+        "{err}"
+    );
+    assert_eq!(env.stored(), on_disk(&sd));
+    assert_eq!(env.tracked(), vec![sd]);
 }
 
 /// Deleted files never come back in answers; `index` alone refreshes every tracked folder,

@@ -279,6 +279,13 @@ pub(crate) fn cmd_duplicates(
             let digest = cleanup::plan_digest(a, &steps, &journals);
             let reviewed = if args.apply {
                 match cleanup::reviewed_plan(collection.dir(), &settings) {
+                    None if let Action::MoveTo(dest) = a
+                        && let Some(last) = cleanup::reviewed_move_target(collection.dir())
+                        && last != *dest => return Err(Error::InvalidInput(format!(
+                        "the plan differs from the last dry run of this action: it would move copies into {}, this command into {} (a relative --move-to folder is taken from the folder the command runs in): nothing was done; run the dry run again and review it",
+                        crate::path_repr::shown(&last),
+                        crate::path_repr::shown(dest)
+                    ))),
                     None => return Err(Error::InvalidInput(
                         "--apply carries out the plan a dry run showed, and none of this action is recorded in this index (or its plan was applied since): run the same command without --apply, review what it lists, then add --apply".into(),
                     )),
@@ -305,13 +312,25 @@ pub(crate) fn cmd_duplicates(
             }
             let outcomes =
                 cleanup::execute(&journals, a, &steps, args.apply, &reviewed.held, &stop)?;
-            if args.apply {
+            let recorded = if args.apply {
                 cleanup::forget_reviewed_plan(collection.dir(), &settings);
-            } else if let Err(e) = cleanup::record_reviewed_plan(
-                collection.dir(),
-                &settings,
-                &cleanup::Reviewed::of(&digest, &steps, &outcomes),
-            ) && unwritable.is_none()
+                if let Action::MoveTo(dest) = a {
+                    cleanup::forget_move_target(collection.dir(), dest);
+                }
+                Ok(())
+            } else {
+                cleanup::record_reviewed_plan(
+                    collection.dir(),
+                    &settings,
+                    &cleanup::Reviewed::of(&digest, &steps, &outcomes),
+                )
+                .and_then(|()| match a {
+                    Action::MoveTo(dest) => cleanup::record_move_target(collection.dir(), dest),
+                    _ => Ok(()),
+                })
+            };
+            if let Err(e) = recorded
+                && unwritable.is_none()
             {
                 eprintln!(
                     "warning: this dry run could not be recorded in the index folder {} ({e}), and an --apply needs one recorded: make the folder writable and run the dry run again",

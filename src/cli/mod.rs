@@ -553,23 +553,46 @@ fn install_stop_flag_saying(what: &'static str) -> Arc<AtomicBool> {
     STOP.get_or_init(|| {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        // A second Ctrl-C leaves at once; the first lets the writer commit what it has.
+        // A second Ctrl-C or signal leaves at once; the first lets the writer commit what it has.
         let _ = ctrlc::set_handler(move || {
             if flag.swap(true, Ordering::SeqCst) {
                 std::process::exit(130);
             }
-            note!("\n{}", stop_message());
+            tell_stop(&mut std::io::stderr(), drawn_bar().as_ref());
         });
         stop
     })
     .clone()
 }
 
-/// What the first Ctrl-C says: what the run lets finish, as the last call to
-/// [`install_stop_flag_saying`] named it.
+/// What the first Ctrl-C, SIGTERM or SIGHUP says (which one came is not known): what the run
+/// lets finish, as the last call to [`install_stop_flag_saying`] named it.
 fn stop_message() -> String {
     let what = *STOP_WHAT.lock().unwrap_or_else(|e| e.into_inner());
-    format!("stopping: {what} (Ctrl-C again to quit at once)")
+    format!("stopping: {what} (a second Ctrl-C or signal quits at once)")
+}
+
+/// Writes [`stop_message`] on its own line to `out`, with `bar` (the progress bar drawn on
+/// stderr, if any) cleared for it and drawn again below.
+fn tell_stop(out: &mut impl Write, bar: Option<&ProgressBar>) {
+    let line = format!("{}\n", stop_message());
+    let _ = match bar {
+        Some(bar) => bar.suspend(|| out.write_all(line.as_bytes())),
+        None => out.write_all(line.as_bytes()),
+    };
+}
+
+/// The progress bar [`stderr_bar`] last drew on stderr, held weakly: gone once dropped.
+static DRAWN_BAR: std::sync::Mutex<Option<indicatif::WeakProgressBar>> =
+    std::sync::Mutex::new(None);
+
+/// The progress bar on stderr now, if one is drawn and not finished.
+fn drawn_bar() -> Option<ProgressBar> {
+    let drawn = DRAWN_BAR.lock().unwrap_or_else(|e| e.into_inner());
+    drawn
+        .as_ref()
+        .and_then(indicatif::WeakProgressBar::upgrade)
+        .filter(|bar| !bar.is_finished())
 }
 
 /// Decoding limits with `--memory-budget MIB`, if given.
@@ -666,6 +689,12 @@ fn cmd_forget(collection: &Collection, args: ForgetArgs, quiet: bool) -> Result<
     }
     if !quiet {
         for s in &summaries {
+            if s.merged > 0 {
+                note!(
+                    "merged: {} stored twice under overlapping folders; each file is now one image",
+                    counted(s.merged, "image was", "images were")
+                );
+            }
             note!(
                 "forgot {}: {} removed from the index, {} kept under other tracked folders; {} in {}",
                 shown(&s.root),
@@ -747,6 +776,7 @@ fn stderr_bar(quiet: bool, template: &str, message: &'static str) -> ProgressBar
         bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
         bar.set_style(bar_style(template));
         bar.set_message(message);
+        *DRAWN_BAR.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar.downgrade());
     }
     bar
 }
@@ -1241,17 +1271,23 @@ fn damage_note(collection: &Collection, damaged: &[crate::store::DamagedVector])
 mod tests {
     use super::*;
 
-    /// A run that indexes, then queries, tells on Ctrl-C what it is doing now, not what it
-    /// did first.
+    /// A run that indexes, then queries, tells on Ctrl-C (or SIGTERM, SIGHUP) what it is doing
+    /// now, not what it did first, in words that fit any of them, with no blank line before
+    /// when no progress bar is drawn.
     #[test]
     fn a_stop_tells_what_the_run_is_doing_now() {
         let first = install_stop_flag();
         let later = install_stop_flag_saying("finishing the current query");
         assert!(Arc::ptr_eq(&first, &later), "one flag per process");
-        assert_eq!(
-            stop_message(),
-            "stopping: finishing the current query (Ctrl-C again to quit at once)"
-        );
+        let said =
+            "stopping: finishing the current query (a second Ctrl-C or signal quits at once)";
+        assert_eq!(stop_message(), said);
+        // no progress bar drawn (-q, or stderr no terminal): the line alone, no blank line
+        for bar in [None, Some(&ProgressBar::hidden())] {
+            let mut out = Vec::new();
+            tell_stop(&mut out, bar);
+            assert_eq!(String::from_utf8_lossy(&out), format!("{said}\n"));
+        }
     }
 
     /// The command that resumes a run gives its flags, each one shell word, before its roots.
