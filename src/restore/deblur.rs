@@ -512,24 +512,31 @@ fn support(kernel: &Plane) -> (usize, usize) {
     (span(rows), span(cols))
 }
 
-/// Least luminance step between pixels two apart that counts as an edge for [`has_no_edges`]:
-/// four 8-bit levels. A clean 8-bit gradient steps one level at a time.
-const LEAST_EDGE_STEP: f32 = 4.0 / 255.0;
+/// Quantisation levels a luminance step between pixels two apart spans to count as an edge for
+/// [`has_no_edges`]: a clean gradient steps one level at a time.
+const LEAST_EDGE_LEVELS: f32 = 4.0;
 
 /// Fewest such steps that give blind deblurring an edge to read.
 const FEWEST_EDGE_STEPS: usize = 64;
 
 /// True when `plane` has fewer than [`FEWEST_EDGE_STEPS`] pixel pairs, two apart across or
-/// down, that differ by [`LEAST_EDGE_STEP`]: a sky gradient, a ramp or a vignette, whose blur
-/// cannot be told and whose restoration only sharpens quantisation steps into stripes.
+/// down, that differ by [`LEAST_EDGE_LEVELS`] levels of its depth (8 bits when every value is
+/// on the 8-bit grid, else 16): a sky gradient, a ramp or a vignette, whose blur cannot be told
+/// and whose restoration only sharpens quantisation steps into stripes.
 fn has_no_edges(plane: &Plane) -> bool {
+    let on_8_bit_grid = plane.iter().all(|&v| {
+        let level = v * 255.0;
+        (level - level.round()).abs() < 1e-3
+    });
+    let level = if on_8_bit_grid { 255.0 } else { 65_535.0 };
+    let least_step = LEAST_EDGE_LEVELS / level;
     let (h, w) = plane.dim();
     let mut steps = 0;
     for i in 0..h {
         for j in 0..w {
             let v = plane[[i, j]];
-            let across = j + 2 < w && (plane[[i, j + 2]] - v).abs() >= LEAST_EDGE_STEP;
-            let down = i + 2 < h && (plane[[i + 2, j]] - v).abs() >= LEAST_EDGE_STEP;
+            let across = j + 2 < w && (plane[[i, j + 2]] - v).abs() >= least_step;
+            let down = i + 2 < h && (plane[[i + 2, j]] - v).abs() >= least_step;
             steps += usize::from(across) + usize::from(down);
             if steps >= FEWEST_EDGE_STEPS {
                 return false;
