@@ -502,6 +502,18 @@ fn delete_needs_its_confirmation_and_cannot_be_undone() {
     assert_eq!(out.status.code(), Some(0), "{report}");
 }
 
+/// Runs `undo` after a delete run of `n` copies: it must succeed and say they were deleted for
+/// good.
+fn undo_says_deleted_for_good(env: &Env, n: usize) {
+    let out = env.cmd().arg("undo").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains(&format!("0 of {n} files restored, {n} deleted for good")),
+        "{stdout}"
+    );
+}
+
 /// `undo` of a delete run says in its total that the files were deleted for good, rather
 /// than only "0 of N files restored".
 #[test]
@@ -510,14 +522,7 @@ fn undo_of_a_delete_run_says_the_files_are_deleted_for_good() {
     let copies = two_groups(&env);
     let (_, code) = env.duplicates(&["--delete", "--apply", "--yes-delete"]);
     assert_eq!(code, 0);
-    let out = env.cmd().arg("undo").output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}");
-    let n = copies.len();
-    assert!(
-        stdout.contains(&format!("0 of {n} files restored, {n} deleted for good")),
-        "{stdout}"
-    );
+    undo_says_deleted_for_good(&env, copies.len());
 }
 
 #[test]
@@ -3413,14 +3418,7 @@ fn undo_tells_a_step_an_older_run_did_but_did_not_record() {
     let (json, code) = env.duplicates(&["--delete", "--apply", "--yes-delete"]);
     assert_eq!(code, 0, "{json}");
     as_an_older_run_killed_before_its_last_done_line(&env);
-    let out = env.cmd().arg("undo").output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}");
-    let n = copies.len();
-    assert!(
-        stdout.contains(&format!("0 of {n} files restored, {n} deleted for good")),
-        "{stdout}"
-    );
+    undo_says_deleted_for_good(&env, copies.len());
 }
 
 /// A dry run of `--move-to dupes` made in one folder and its apply made in another name two
