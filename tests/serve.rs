@@ -1674,7 +1674,10 @@ fn a_thumbnail_over_the_servers_memory_budget_names_the_flag_to_raise_once() {
     assert_eq!(answer.status, 422, "{error}");
     assert!(
         error.contains("memory budget of 64 MiB")
-            && error.contains("`lookalike serve --memory-budget MIB`"),
+            && error.contains(&format!(
+                "`lookalike --index-dir {} serve --memory-budget MIB`",
+                c.index.display()
+            )),
         "{error}"
     );
     assert!(
@@ -2325,8 +2328,8 @@ fn a_browser_that_cannot_be_opened_is_told_in_one_warning() {
     );
 }
 
-/// The web app's refusals name its own parameters and how to start it, not the command line's
-/// flags as if they had been typed.
+/// The web app's refusals name its own parameters and how to start it on its index, not the
+/// command line's flags as if they had been typed.
 #[test]
 fn the_web_apps_refusals_speak_of_its_own_parameters() {
     let c = Collection::new();
@@ -2346,7 +2349,10 @@ fn the_web_apps_refusals_speak_of_its_own_parameters() {
     let error = upload.json()["error"].as_str().unwrap_or("").to_string();
     assert!(
         !error.contains("the command")
-            && error.contains("start `lookalike serve` with a larger --memory-budget"),
+            && error.contains(&format!(
+                "start `lookalike --index-dir {} serve --memory-budget MIB` with a larger budget",
+                c.index.display()
+            )),
         "{}: {error}",
         upload.status
     );

@@ -88,6 +88,8 @@ pub(crate) struct App {
     collection: Collection,
     /// The command that brings this index up to date, as the pages advise it.
     refresh: String,
+    /// The command that starts a server on this index, as its advice names it.
+    serve: String,
     /// Random per run; POSTs that change files must carry it.
     token: String,
     /// Host headers accepted (DNS rebinding).
@@ -162,6 +164,7 @@ impl Server {
         };
         let app = App {
             refresh: crate::collection::advised_command(collection.dir(), "index"),
+            serve: crate::collection::advised_command(collection.dir(), "serve"),
             collection,
             token: new_token(),
             hosts,

@@ -479,14 +479,14 @@ fn query_key(pair: &str) -> Option<String> {
 }
 
 /// The answer for an error of the library: its message, with a status saying whose fault.
-fn error_response(e: &Error) -> Response {
-    let (status, why) = error_answer(e);
+fn error_response(e: &Error, serve: &str) -> Response {
+    let (status, why) = error_answer(e, serve);
     refuse(status, &why)
 }
 
 /// The status and message of [`error_response`]: a damaged database is told with what to do,
-/// as the command line tells it.
-fn error_answer(e: &Error) -> (StatusCode, String) {
+/// as the command line tells it; `serve` starts a server on this index.
+fn error_answer(e: &Error, serve: &str) -> (StatusCode, String) {
     let status = match e {
         Error::InvalidInput(_) | Error::InvalidWithCommand { .. } | Error::Parse { .. } => {
             StatusCode::BAD_REQUEST
@@ -507,7 +507,7 @@ fn error_answer(e: &Error) -> (StatusCode, String) {
                 crate::error::damaged_database_advice(path)
             ),
         ),
-        _ => (status, in_web_terms(&e.to_string())),
+        _ => (status, in_web_terms(&e.to_string(), serve)),
     }
 }
 
@@ -518,15 +518,15 @@ const WEB_TERMS: [(&str, &str); 13] = [
     ("(`--keep`)", "(the keep parameter)"),
     (
         "give the command a larger `--memory-budget MIB`",
-        "start `lookalike serve` with a larger --memory-budget",
+        "start `{serve} --memory-budget MIB` with a larger budget",
     ),
     (
         "try a larger `--memory-budget MIB`",
-        "start `lookalike serve` with a larger --memory-budget",
+        "start `{serve} --memory-budget MIB` with a larger budget",
     ),
     (
         "a larger `--memory-budget MIB` raises the limit in proportion",
-        "starting `lookalike serve` with a larger --memory-budget raises the limit in proportion",
+        "starting `{serve} --memory-budget MIB` with a larger budget raises the limit in proportion",
     ),
     ("use --move-to DIR", "use the move-to action"),
     ("(use --move-to for it)", "(use the move-to action for it)"),
@@ -545,11 +545,12 @@ const WEB_TERMS: [(&str, &str); 13] = [
 ];
 
 /// A message of the library in the web app's terms ([`WEB_TERMS`]): no flag is named as if
-/// the user had typed it.
-fn in_web_terms(why: &str) -> String {
-    WEB_TERMS
-        .iter()
-        .fold(why.to_string(), |why, (cli, web)| why.replace(cli, web))
+/// the user had typed it, and a server to start again is `serve`, the command that starts one
+/// on this index.
+fn in_web_terms(why: &str, serve: &str) -> String {
+    WEB_TERMS.iter().fold(why.to_string(), |why, (cli, web)| {
+        why.replace(cli, &web.replace("{serve}", serve))
+    })
 }
 
 /// A decoder's refusal without its closing advice in parentheses to raise `--memory-budget`,
@@ -564,19 +565,21 @@ fn without_budget_advice(reason: &str) -> &str {
 }
 
 /// The reasons (`reason`, `left_alone`) anywhere in `doc` in the web app's terms.
-fn reasons_in_web_terms(doc: &mut Value) {
+fn reasons_in_web_terms(doc: &mut Value, serve: &str) {
     match doc {
         Value::Object(m) => {
             for (key, value) in m.iter_mut() {
                 match value {
                     Value::String(why) if key == "reason" || key == "left_alone" => {
-                        *why = in_web_terms(why);
+                        *why = in_web_terms(why, serve);
                     }
-                    _ => reasons_in_web_terms(value),
+                    _ => reasons_in_web_terms(value, serve),
                 }
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(reasons_in_web_terms),
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|item| reasons_in_web_terms(item, serve)),
         _ => {}
     }
 }
@@ -616,10 +619,13 @@ fn now_a_folder(path: &Path, refresh: &str) -> Response {
 }
 
 /// Runs blocking work (the database, decoding, files) off the async workers.
-async fn blocking(f: impl FnOnce() -> Result<Response> + Send + 'static) -> Response {
+async fn blocking(
+    serve: String,
+    f: impl FnOnce() -> Result<Response> + Send + 'static,
+) -> Response {
     match tokio::task::spawn_blocking(f).await {
         Ok(Ok(response)) => response,
-        Ok(Err(e)) => error_response(&e),
+        Ok(Err(e)) => error_response(&e, &serve),
         Err(_) => refuse(StatusCode::INTERNAL_SERVER_ERROR, "request handler crashed"),
     }
 }
@@ -823,7 +829,7 @@ fn browser_type(format: &str) -> Option<&'static str> {
 }
 
 async fn status(State(app): State<Arc<App>>, _: Params<Nothing>) -> Response {
-    blocking(move || {
+    blocking(app.serve.clone(), move || {
         let report = crate::status::status(&app.collection, false)?;
         let mut doc = report.to_json(app.collection.dir());
         // the command that resumes the last run, as `lookalike status` gives it
@@ -865,7 +871,7 @@ fn folders_json(s: &crate::store::Store) -> Result<Value> {
 }
 
 async fn folders(State(app): State<Arc<App>>, _: Params<Nothing>) -> Response {
-    blocking(move || {
+    blocking(app.serve.clone(), move || {
         app.with_store(|s| {
             let doc = json!({"images": s.image_count()?, "folders": folders_json(s)?});
             Ok(Json(doc).into_response())
@@ -898,7 +904,7 @@ fn page_number(name: &str, value: Option<&str>, default: u64, range: &str) -> Re
 }
 
 async fn images(State(app): State<Arc<App>>, Params(p): Params<PageParams>) -> Response {
-    blocking(move || {
+    blocking(app.serve.clone(), move || {
         let limit = page_number(
             "limit",
             p.limit.as_deref(),
@@ -1030,7 +1036,7 @@ async fn image(
     ImageId(id): ImageId,
     Params(p): Params<LookalikeParams>,
 ) -> Response {
-    blocking(move || {
+    blocking(app.serve.clone(), move || {
         let k = lookalikes_k(p.k.as_deref())?;
         let Some(record) = app.with_store(|s| s.image_record(id))? else {
             return Ok(refuse(StatusCode::NOT_FOUND, "no image with this id in the index"));
@@ -1092,7 +1098,7 @@ async fn query(
     Params(p): Params<LookalikeParams>,
     body: Bytes,
 ) -> Response {
-    blocking(move || {
+    blocking(app.serve.clone(), move || {
         let k = lookalikes_k(p.k.as_deref())?;
         if body.is_empty() {
             return Err(Error::InvalidInput(
@@ -1124,7 +1130,7 @@ async fn thumbnail(
     _: Params<Nothing>,
     headers: HeaderMap,
 ) -> Response {
-    blocking(move || {
+    blocking(app.serve.clone(), move || {
         let Some(record) = app.with_store(|s| s.image_record(id))? else {
             return Ok(refuse(
                 StatusCode::NOT_FOUND,
@@ -1148,9 +1154,10 @@ async fn thumbnail(
                     return Ok(refuse(
                         StatusCode::UNPROCESSABLE_ENTITY,
                         &format!(
-                            "{}: no thumbnail under this server's memory budget: {}; the image was indexed under a larger one: start the server with `lookalike serve --memory-budget MIB` as large as the one it was indexed with",
+                            "{}: no thumbnail under this server's memory budget: {}; the image was indexed under a larger one: start the server with `{} --memory-budget MIB` as large as the one it was indexed with",
                             crate::path_repr::shown(&path),
-                            without_budget_advice(&reason)
+                            without_budget_advice(&reason),
+                            app.serve
                         ),
                     ));
                 }
@@ -1184,7 +1191,7 @@ async fn thumbnail(
 /// An image file by id: only a regular file inside its indexed folder (symlinks that lead out
 /// are refused) and only with the bytes that were indexed.
 async fn file(State(app): State<Arc<App>>, ImageId(id): ImageId, _: Params<Nothing>) -> Response {
-    blocking(move || {
+    blocking(app.serve.clone(), move || {
         let Some(record) = app.with_store(|s| s.image_record(id))? else {
             return Ok(refuse(
                 StatusCode::NOT_FOUND,
@@ -1235,7 +1242,7 @@ struct DuplicateParams {
 }
 
 async fn duplicates(State(app): State<Arc<App>>, Params(p): Params<DuplicateParams>) -> Response {
-    blocking(move || {
+    blocking(app.serve.clone(), move || {
         let test = Similarity::parse(p.similarity.as_deref().unwrap_or("default"))?.test();
         let keep = KeepRule::parse(p.keep.as_deref().unwrap_or("best"))?;
         let findings = app.with_store(|s| find_in_store(s, &[], test, &keep))?;
@@ -1250,7 +1257,7 @@ async fn duplicates(State(app): State<Arc<App>>, Params(p): Params<DuplicatePara
             .map(|m| (m.record.id, image_json(&m.record, &app.refresh)))
             .collect();
         doc["shown"] = json!(images);
-        reasons_in_web_terms(&mut doc);
+        reasons_in_web_terms(&mut doc, &app.serve);
         Ok(Json(doc).into_response())
     })
     .await
@@ -1309,7 +1316,7 @@ async fn act(
         Ok(Json(req)) => req,
         Err(rejection) => return bad_body(rejection),
     };
-    blocking(move || {
+    blocking(app.serve.clone(), move || {
         let action = match req.action.as_str() {
             "move-to" => {
                 let target = req.target.as_deref().unwrap_or("").trim();
@@ -1369,7 +1376,10 @@ async fn act(
         let mut warnings = Vec::new();
         match keep.check_matches_some("keep", keep_given, &findings.groups) {
             Err(e) if req.apply => return Err(e),
-            Err(e) => warnings.push(in_web_terms(&format!("applying will be refused: {e}"))),
+            Err(e) => warnings.push(in_web_terms(
+                &format!("applying will be refused: {e}"),
+                &app.serve,
+            )),
             Ok(()) => {}
         }
         let tracked = app.with_store(|s| s.roots())?;
@@ -1438,7 +1448,7 @@ async fn act(
             }
         }
         let mut doc = cleanup::action_json(&action, &steps, &outcomes, req.apply);
-        reasons_in_web_terms(&mut doc);
+        reasons_in_web_terms(&mut doc, &app.serve);
         doc["plan"] = json!(digest);
         doc["warnings"] = json!(warnings);
         Ok(Json(doc).into_response())
@@ -1459,7 +1469,7 @@ async fn undo(State(app): State<Arc<App>>, _: Params<Nothing>, body: Bytes) -> R
             &format!("the request body was refused: {e}; undo takes no fields: send no body"),
         );
     }
-    blocking(move || {
+    blocking(app.serve.clone(), move || {
         let _acting = app.acting.lock().expect("action lock");
         let journals = cleanup::journal_dir(app.collection.dir());
         let report = cleanup::undo(&journals)?;
@@ -1470,7 +1480,7 @@ async fn undo(State(app): State<Arc<App>>, _: Params<Nothing>, body: Bytes) -> R
 }
 
 async fn reports(State(app): State<Arc<App>>, _: Params<Nothing>) -> Response {
-    blocking(move || {
+    blocking(app.serve.clone(), move || {
         let list: Vec<Value> = app
             .report_dirs()
             .iter()
@@ -1503,7 +1513,7 @@ async fn report_file(
             ),
         );
     };
-    blocking(move || {
+    blocking(app.serve.clone(), move || {
         let dirs = app.report_dirs();
         let Some(dir) = dirs.get(n) else {
             return Ok(refuse(StatusCode::NOT_FOUND, "no such report"));
@@ -1588,7 +1598,7 @@ mod tests {
                 Some("database disk image is malformed".into()),
             ),
         };
-        let (status, why) = error_answer(&e);
+        let (status, why) = error_answer(&e, "lookalike serve");
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert!(why.contains("/idx/lookalike.db"), "{why}");
         assert!(
