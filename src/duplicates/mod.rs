@@ -331,10 +331,69 @@ const VIEW_CACHE: usize = 2048;
 /// The thumbnail (JPEG bytes) of an indexed image, when the index has one.
 pub type Thumbnails<'a> = dyn FnMut(&ImageRecord) -> Option<Vec<u8>> + 'a;
 
-/// The aligned view of a thumbnail, or `None` when it does not decode.
-fn view_of(jpeg: &[u8]) -> Option<verify::View> {
-    let picture = image::load_from_memory(jpeg).ok()?.to_rgb8();
-    verify::View::of(&crate::features::luma_plane(&picture))
+/// Whether a pair that passed the signature part of `test` are copies. When the test asks
+/// for aligned pictures, the pair's views are aligned unless its signatures are
+/// [`CopyTest::SURE`] and neither picture is plain; a plain picture (a mostly blank page or a
+/// smooth gradient has too little layout for its signature to tell it from another) is a copy
+/// only when its content views line up too. A pair without both views is judged by its
+/// signatures, [`CopyTest::signatures_only`] unless sure.
+fn confirmed(test: &CopyTest, m: &Match, a: Option<&Pictures>, b: Option<&Pictures>) -> bool {
+    let Some(least) = test.aligned else {
+        return true;
+    };
+    let sure = CopyTest::SURE.accepts(m);
+    match (a, b) {
+        (Some(a), Some(b)) if a.whole.is_plain() || b.whole.is_plain() => {
+            match (&a.content, &b.content) {
+                (Some(ca), Some(cb)) => verify::contents_confirm(ca, cb, m, least),
+                _ => false,
+            }
+        }
+        (Some(a), Some(b)) => sure || verify::confirms(&a.whole, &b.whole, m, least),
+        _ => sure || test.signatures_only().accepts(m),
+    }
+}
+
+/// What a pair of images is confirmed on: the view of the whole picture, from its thumbnail,
+/// and for a plain one the view of its content, from its file when it still holds the indexed
+/// content (else from the thumbnail).
+struct Pictures {
+    whole: verify::View,
+    content: Option<verify::View>,
+}
+
+/// Longest side an image is decoded at for its content view.
+const CONTENT_SIDE: u32 = 1024;
+
+/// The pictures of an indexed image from its thumbnail (JPEG bytes), when it decodes.
+fn pictures_of(
+    jpeg: Option<&[u8]>,
+    record: &ImageRecord,
+    files: Option<&DecodeConfig>,
+) -> Option<Pictures> {
+    let thumbnail = image::load_from_memory(jpeg?).ok()?.to_rgb8();
+    let whole = verify::View::of(&thumbnail)?;
+    let content = whole.is_plain().then(|| {
+        let decoded = files.and_then(|cfg| {
+            let cfg = DecodeConfig {
+                working_size: CONTENT_SIDE,
+                ..*cfg
+            };
+            let bytes =
+                crate::decode::read_file_bounded(&record.path, cfg.max_file_size, "image").ok()?;
+            (*blake3::hash(&bytes).as_bytes() == record.hash)
+                .then(|| crate::decode::decode(&bytes, &record.path, &cfg).ok())
+                .flatten()
+        });
+        match decoded {
+            Some(d) => verify::content_view(&d.image),
+            None => verify::content_view(&thumbnail),
+        }
+    });
+    Some(Pictures {
+        whole,
+        content: content.flatten(),
+    })
 }
 
 /// The thumbnail of an indexed image made from its file, exactly as indexing makes it, when
@@ -351,10 +410,9 @@ fn thumbnail_from_file(record: &ImageRecord, cfg: &DecodeConfig) -> Option<Vec<u
 /// Groups `candidates`: byte-identical copies and pairs that pass `test`, joined
 /// transitively, then split so that each group holds a centre and images that pass `test`
 /// with the centre itself; groups of one are left out. Groups come in keeper path order. When `test`
-/// asks for aligned pictures, pairs that are not [`CopyTest::SURE`] are aligned on the
-/// `thumbnails` of their images, or, for an image without one when `files` is given, on a
-/// thumbnail made from its file (decoded under `files`) if the file still holds the indexed
-/// content; a pair without both is judged by [`CopyTest::signatures_only`]. An image under
+/// asks for aligned pictures, pairs are confirmed on the `thumbnails` of their images (see
+/// `confirmed`), or, for an image without one when `files` is given, on a thumbnail made
+/// from its file (decoded under `files`) if the file still holds the indexed content. An image under
 /// 8 pixels (`LEAST_SIDE`) a side is grouped only with byte-identical copies and images of the
 /// same signature (its pixels in another file). Images are taken in path order, so the groups
 /// do not depend on the order the index numbered them in.
@@ -431,7 +489,7 @@ pub fn group(
         .map(|&i| candidates[i].signature.as_slice())
         .collect();
     let near = pairs::NearPairs::new(&signatures);
-    let mut views: HashMap<usize, Option<verify::View>> = HashMap::new();
+    let mut views: HashMap<usize, Option<Pictures>> = HashMap::new();
     let mut passed_pairs: HashSet<(usize, usize)> = HashSet::new();
     // Images are taken in chunks: a pair already joined (through byte-identical or earlier
     // copies) is not compared again, and pairs never pile up in memory.
@@ -470,13 +528,12 @@ pub fn group(
             .collect();
         passed.sort_by_key(|&(i, j, _)| (i, j));
         passed.dedup_by_key(|&mut (i, j, _)| (i, j));
-        let unsure = |m: &Match| test.aligned.is_some() && !CopyTest::SURE.accepts(m);
         if views.len() > VIEW_CACHE {
             views.clear();
         }
         let mut wanted: Vec<usize> = passed
             .iter()
-            .filter(|(_, _, m)| unsure(m))
+            .filter(|_| test.aligned.is_some())
             .flat_map(|&(i, j, _)| [i, j])
             .filter(|i| !views.contains_key(i))
             .collect();
@@ -487,21 +544,15 @@ pub fn group(
             .map(|i| (i, thumbnails(&candidates[i].record)))
             .collect();
         views.par_extend(jpegs.into_par_iter().map(|(i, jpeg)| {
-            let jpeg = jpeg
-                .or_else(|| files.and_then(|cfg| thumbnail_from_file(&candidates[i].record, cfg)));
-            (i, jpeg.as_deref().and_then(view_of))
+            let record = &candidates[i].record;
+            let jpeg = jpeg.or_else(|| files.and_then(|cfg| thumbnail_from_file(record, cfg)));
+            (i, pictures_of(jpeg.as_deref(), record, files))
         }));
-        let fallback = test.signatures_only();
         let accepted: Vec<(usize, usize)> = passed
             .into_par_iter()
             .filter(|(i, j, m)| {
-                if !unsure(m) {
-                    return true;
-                }
-                match (&views[i], &views[j], test.aligned) {
-                    (Some(a), Some(b), Some(least)) => verify::agreement(a, b, m) >= least,
-                    _ => fallback.accepts(m),
-                }
+                let view = |k: &usize| views.get(k).and_then(Option::as_ref);
+                confirmed(&test, m, view(i), view(j))
             })
             .map(|(i, j, _)| (i, j))
             .collect();
@@ -538,7 +589,7 @@ pub fn group(
         if !test.accepts(&m) {
             return false;
         }
-        if test.aligned.is_none() || CopyTest::SURE.accepts(&m) {
+        if test.aligned.is_none() {
             return true;
         }
         if views.len() > VIEW_CACHE {
@@ -549,13 +600,10 @@ pub fn group(
                 let record = &candidates[i].record;
                 let jpeg = thumbnails(record)
                     .or_else(|| files.and_then(|cfg| thumbnail_from_file(record, cfg)));
-                jpeg.as_deref().and_then(view_of)
+                pictures_of(jpeg.as_deref(), record, files)
             });
         }
-        match (&views[&a], &views[&b], test.aligned) {
-            (Some(va), Some(vb), Some(least)) => verify::agreement(va, vb, &m) >= least,
-            _ => test.signatures_only().accepts(&m),
-        }
+        confirmed(&test, &m, views[&a].as_ref(), views[&b].as_ref())
     };
     let mut members: HashMap<usize, Vec<usize>> = HashMap::new();
     for i in 0..n {
@@ -1054,6 +1102,103 @@ mod tests {
         assert_eq!(ids(&signatures_only), vec![vec![1, 2, 3]]);
     }
 
+    #[test]
+    fn pages_with_little_on_them_are_copies_only_when_their_marks_and_colours_match() {
+        use crate::features::dup::signature;
+        use image::{Rgb, RgbImage};
+        let page = |marks: &[(u32, u32, u32, u32, [u8; 3])]| {
+            RgbImage::from_fn(1200, 1600, |x, y| {
+                let mark = marks
+                    .iter()
+                    .find(|(l, t, w, h, _)| (*l..l + w).contains(&x) && (*t..t + h).contains(&y));
+                Rgb(mark.map_or([255, 255, 255], |m| m.4))
+            })
+        };
+        // seven-segment page numbers between dashes at the foot of a page: "3" and "4"
+        let digit = |segments: &[(u32, u32, u32, u32)]| {
+            let ink = [20, 20, 20];
+            let marks: Vec<_> = segments
+                .iter()
+                .map(|&(l, t, w, h)| (590 + l, 1500 + 2 * t, 2 * w, 2 * h, ink))
+                .chain([(530, 1522, 28, 6, ink), (650, 1522, 28, 6, ink)])
+                .collect();
+            page(&marks)
+        };
+        let three = digit(&[
+            (0, 0, 14, 3),
+            (12, 0, 3, 24),
+            (0, 11, 14, 3),
+            (0, 22, 14, 3),
+        ]);
+        let four = digit(&[(0, 0, 3, 13), (12, 0, 3, 24), (0, 11, 14, 3)]);
+        let gradient = |top: [f32; 3], bottom: [f32; 3]| {
+            RgbImage::from_fn(900, 600, |_, y| {
+                let t = y as f32 / 599.0;
+                Rgb(std::array::from_fn(|k| {
+                    (top[k] * (1.0 - t) + bottom[k] * t) as u8
+                }))
+            })
+        };
+        let red = page(&[(150, 150, 40, 40, [220, 30, 30])]);
+        let sky = gradient([40.0, 90.0, 200.0], [170.0, 210.0, 250.0]);
+        let half = |p: &RgbImage| {
+            let (w, h) = p.dimensions();
+            image::imageops::resize(p, w / 2, h / 2, image::imageops::FilterType::Triangle)
+        };
+        let pictures = [
+            red.clone(),
+            page(&[(1010, 1410, 40, 40, [30, 30, 220])]),
+            half(&image::imageops::rotate180(&red)),
+            three.clone(),
+            four,
+            half(&three),
+            sky.clone(),
+            gradient([250.0, 120.0, 30.0], [120.0, 30.0, 80.0]),
+            gradient([0.0, 0.0, 0.0], [255.0, 255.0, 255.0]),
+            half(&sky),
+        ];
+        let files = tempfile::tempdir().unwrap();
+        let candidates: Vec<Candidate> = pictures
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let path = files.path().join(format!("{i:02}.png"));
+                p.save(&path).unwrap();
+                let mut r = record(i as i64 + 1, path.to_str().unwrap(), p.dimensions(), 10, 1);
+                r.hash = *blake3::hash(&std::fs::read(&path).unwrap()).as_bytes();
+                Candidate {
+                    record: r,
+                    signature: signature(&crate::features::luma_plane(p)),
+                }
+            })
+            .collect();
+        let mut thumbnails =
+            |r: &ImageRecord| Some(crate::thumbnail::encode(&pictures[r.id as usize - 1], None));
+        for similarity in [Similarity::Strict, Similarity::Default, Similarity::Loose] {
+            let groups = group(
+                candidates.clone(),
+                similarity.test(),
+                &KeepRule::Best,
+                &mut thumbnails,
+                Some(&DecodeConfig::default()),
+            );
+            let mut ids: Vec<Vec<i64>> = groups
+                .iter()
+                .map(|g| {
+                    let mut ids: Vec<i64> = g.members.iter().map(|m| m.record.id).collect();
+                    ids.sort();
+                    ids
+                })
+                .collect();
+            ids.sort();
+            assert_eq!(
+                ids,
+                vec![vec![1, 3], vec![4, 6], vec![7, 10]],
+                "{similarity:?}"
+            );
+        }
+    }
+
     /// Stripes and a bright square: nothing like [`shot`]'s scene.
     fn other_scene(w: u32, h: u32) -> image::RgbImage {
         image::RgbImage::from_fn(w, h, |x, y| {
@@ -1153,7 +1298,7 @@ mod tests {
             made,
             crate::thumbnail::from_bytes(&bytes, &path, &cfg).unwrap()
         );
-        assert!(view_of(&made).is_some());
+        assert!(pictures_of(Some(&made), &r, Some(&cfg)).is_some());
         image::RgbImage::from_pixel(600, 300, image::Rgb([1, 2, 3]))
             .save(&path)
             .unwrap();

@@ -44,25 +44,153 @@ struct Pass {
 }
 
 /// A picture prepared for alignment: its trimmed luma resampled to a square, replaced by the
-/// ranks of its values, and smoothed for each pass.
+/// ranks of its values unless it is plain, and smoothed for each pass; with its chroma, and
+/// whether it is plain.
 pub struct View {
+    /// A content view's luma values before smoothing (empty in other views).
+    values: Vec<f32>,
+    /// View pixels per pixel of the picture part, along the axis that enlarges most.
+    scale: f32,
+    /// The part of the picture viewed: top, left, bottom, right as fractions of its sides.
+    frame: [f32; 4],
     coarse: Vec<f32>,
     fine: Vec<f32>,
+    /// Blue-difference and red-difference chroma of the trimmed picture, `CHROMA_SIDE` a side.
+    chroma: [Vec<f32>; 2],
+    /// Few of its pixels lie on an edge: a mostly blank page, a smooth gradient.
+    plain: bool,
 }
 
+/// Side of the chroma a plain picture's colours are compared in.
+const CHROMA_SIDE: usize = 32;
+/// A pixel of the view, smoothed as for the fine pass, lies on an edge when its luma changes
+/// by this much (luma units per pixel of the view)...
+const EDGE_STEP: f32 = 0.02;
+/// ...and a picture is plain when less than this share of its pixels do.
+const PLAIN_SHARE: f32 = 0.03;
+/// Largest chroma difference between aligned plain pictures that are copies: tones and colours
+/// are the content of a plain picture, not edits to it.
+const PLAIN_CHROMA: f32 = 0.1;
+
 impl View {
-    /// The view of a luma plane (values in [0, 1]); `None` for an empty picture.
-    pub fn of(luma: &Array2<f32>) -> Option<View> {
-        let (rows, cols) = trimmed(luma);
+    /// The view of a picture; `None` for an empty one.
+    pub fn of(picture: &image::RgbImage) -> Option<View> {
+        let luma = crate::features::luma_plane(picture);
+        let (rows, cols) = trimmed(&luma);
+        View::of_part(picture, &luma, rows, cols, false)
+    }
+
+    /// The view of `rows x cols` of a picture whose luma is `luma`. The luma is replaced by its
+    /// ranks unless the part is plain or `as_stored`: on a plain picture, ranks would spread
+    /// the levels of one background (a recompressed page's noise) over the whole range.
+    fn of_part(
+        picture: &image::RgbImage,
+        luma: &Array2<f32>,
+        rows: std::ops::Range<usize>,
+        cols: std::ops::Range<usize>,
+        as_stored: bool,
+    ) -> Option<View> {
         if rows.is_empty() || cols.is_empty() {
             return None;
         }
-        let ranked = ranks(&box_resample(luma, rows, cols, SIDE));
+        let resampled = box_resample(luma, rows.clone(), cols.clone(), SIDE);
+        let plain = edge_share(&smooth(&resampled, FINE.sigma)) < PLAIN_SHARE;
+        let values = if plain || as_stored {
+            resampled
+        } else {
+            ranks(&resampled)
+        };
+        let chroma = chroma_planes(picture)
+            .map(|plane| box_resample(&plane, rows.clone(), cols.clone(), CHROMA_SIDE));
+        let scale = SIDE as f32 / rows.len().min(cols.len()) as f32;
+        let (h, w) = (luma.nrows() as f32, luma.ncols() as f32);
+        let frame = [
+            rows.start as f32 / h,
+            cols.start as f32 / w,
+            rows.end as f32 / h,
+            cols.end as f32 / w,
+        ];
         Some(View {
-            coarse: smooth(&ranked, COARSE.sigma),
-            fine: smooth(&ranked, FINE.sigma),
+            frame,
+            coarse: smooth(&values, COARSE.sigma),
+            fine: smooth(&values, FINE.sigma),
+            values: if as_stored { values } else { Vec::new() },
+            scale,
+            chroma,
+            plain,
         })
     }
+
+    /// Whether few of the picture's pixels lie on an edge (a mostly blank page, a smooth
+    /// gradient): its tones and colours are then most of what tells it from another.
+    pub fn is_plain(&self) -> bool {
+        self.plain
+    }
+}
+
+/// A value differs from a plain picture's background (its median luma) by this much to be
+/// part of its content.
+const CONTENT_STEP: f32 = 0.1;
+
+/// The view of a plain picture's content: the box around every pixel that differs from its
+/// background, with a margin, so that marks too small to tell apart in the whole picture's
+/// view (a page number, a small stamp) fill this one. `None` for a picture with no content or
+/// an empty one.
+pub fn content_view(picture: &image::RgbImage) -> Option<View> {
+    let luma = crate::features::luma_plane(picture);
+    let mut values: Vec<f32> = luma.iter().copied().collect();
+    if values.is_empty() {
+        return None;
+    }
+    let middle = values.len() / 2;
+    let background = *values.select_nth_unstable_by(middle, f32::total_cmp).1;
+    let (mut top, mut left, mut bottom, mut right) = (usize::MAX, usize::MAX, 0, 0);
+    for ((y, x), v) in luma.indexed_iter() {
+        if (v - background).abs() >= CONTENT_STEP {
+            top = top.min(y);
+            left = left.min(x);
+            bottom = bottom.max(y + 1);
+            right = right.max(x + 1);
+        }
+    }
+    if top == usize::MAX {
+        return None;
+    }
+    // a margin in proportion, so that a resized copy's box frames the same content
+    let (h, w) = luma.dim();
+    let margin = ((bottom - top).max(right - left) as f32 * CONTENT_MARGIN).ceil() as usize;
+    let rows = top.saturating_sub(margin)..(bottom + margin).min(h);
+    let cols = left.saturating_sub(margin)..(right + margin).min(w);
+    View::of_part(picture, &luma, rows, cols, true)
+}
+
+/// Margin around a plain picture's content in its content view, as a share of the content's
+/// longer side.
+const CONTENT_MARGIN: f32 = 0.15;
+
+/// The blue-difference and red-difference chroma planes (BT.601, in [-0.5, 0.5]) of a picture.
+fn chroma_planes(picture: &image::RgbImage) -> [Array2<f32>; 2] {
+    let (w, h) = (picture.width() as usize, picture.height() as usize);
+    let mut blue = Array2::<f32>::zeros((h, w));
+    let mut red = Array2::<f32>::zeros((h, w));
+    for (x, y, p) in picture.enumerate_pixels() {
+        let [r, g, b] = p.0.map(|v| f32::from(v) / 255.0);
+        blue[(y as usize, x as usize)] = -0.168_736 * r - 0.331_264 * g + 0.5 * b;
+        red[(y as usize, x as usize)] = 0.5 * r - 0.418_688 * g - 0.081_312 * b;
+    }
+    [blue, red]
+}
+
+/// The share of a `SIDE x SIDE` picture's pixels where its luma changes by `EDGE_STEP` or more
+/// per pixel.
+fn edge_share(picture: &[f32]) -> f32 {
+    let (gx, gy) = gradients(picture);
+    let edges = gx
+        .iter()
+        .zip(&gy)
+        .filter(|(x, y)| x.hypot(**y) >= EDGE_STEP)
+        .count();
+    edges as f32 / (SIDE * SIDE) as f32
 }
 
 /// Bins of the histogram that turns values in [0, 1] into ranks.
@@ -96,13 +224,19 @@ fn smooth(picture: &[f32], sigma: f32) -> Vec<f32> {
 /// Bilinear sample of a `SIDE x SIDE` picture at `(x, y)` (pixel centres at integers), edges
 /// repeated.
 fn sample(picture: &[f32], x: f64, y: f64) -> f32 {
-    let last = (SIDE - 1) as f64;
+    sample_grid(picture, SIDE, x, y)
+}
+
+/// Bilinear sample of a `side x side` picture at `(x, y)` (pixel centres at integers), edges
+/// repeated.
+fn sample_grid(picture: &[f32], side: usize, x: f64, y: f64) -> f32 {
+    let last = (side - 1) as f64;
     let (x, y) = (x.clamp(0.0, last), y.clamp(0.0, last));
     // Truncation is the floor here: both are clamped to be non-negative.
     let (x0, y0) = (x as usize, y as usize);
-    let (x1, y1) = ((x0 + 1).min(SIDE - 1), (y0 + 1).min(SIDE - 1));
+    let (x1, y1) = ((x0 + 1).min(side - 1), (y0 + 1).min(side - 1));
     let (fx, fy) = ((x - x0 as f64) as f32, (y - y0 as f64) as f32);
-    let row = |yy: usize| picture[yy * SIDE + x0] * (1.0 - fx) + picture[yy * SIDE + x1] * fx;
+    let row = |yy: usize| picture[yy * side + x0] * (1.0 - fx) + picture[yy * side + x1] * fx;
     row(y0) * (1.0 - fy) + row(y1) * fy
 }
 
@@ -277,27 +411,105 @@ fn refine(
 /// correlation of their edge vectors over the first picture's matched window, in [-1, 1]
 /// (1: the same edges in the same places).
 pub fn agreement(a: &View, b: &View, m: &Match) -> f32 {
-    let (rows, cols) = region(m);
-    if rows.len() < 8 || cols.len() < 8 {
-        return -1.0;
+    aligned(a, b, m).0
+}
+
+/// Whether two pictures are copies by their alignment: their edges agree at least `least`
+/// once aligned, and, when either is plain, their chroma agrees too wherever the first
+/// picture's matched window shows.
+pub fn confirms(a: &View, b: &View, m: &Match, least: f32) -> bool {
+    let (score, map) = aligned(a, b, m);
+    score >= least && (!(a.plain || b.plain) || chroma_agrees(a, b, m, &map, CHROMA_SIDE))
+}
+
+/// Whether the content views ([`content_view`]) of two plain pictures whose signatures
+/// matched as `m` are copies: their contents sit in the same place of their pictures in the
+/// pose of the match, and line up in it as [`confirms`] asks (at least `PLAIN_LEAST`), both
+/// smoothed as the more enlarged one must be (a small copy's content fills the view with its pixels' steps), with
+/// their chroma within `PLAIN_CHROMA` in blocks of the view (tones and colours are the content
+/// of a plain picture, not edits to it).
+pub fn contents_confirm(a: &View, b: &View, m: &Match, least: f32) -> bool {
+    if !frames_agree(&a.frame, &b.frame, m.pose) {
+        return false;
     }
-    let (map, coarse) = refine(&a.coarse, &b.coarse, &rows, &cols, initial_map(m), &COARSE);
+    let whole = Match {
+        window_a: 0,
+        window_b: 0,
+        ..*m
+    };
+    let fine = (a.scale.max(b.scale) * ENLARGED_SIGMA).max(FINE.sigma);
+    let resmoothed = |v: &View| View {
+        coarse: smooth(&v.values, fine.max(COARSE.sigma)),
+        fine: smooth(&v.values, fine),
+        values: Vec::new(),
+        chroma: v.chroma.clone(),
+        ..*v
+    };
+    let (a, b) = (resmoothed(a), resmoothed(b));
+    let (score, map) = aligned(&a, &b, &whole);
+    score >= least.max(PLAIN_LEAST) && chroma_agrees(&a, &b, &whole, &map, CONTENT_CHROMA_SIDE)
+}
+
+/// Least agreement of copies' content views at any similarity: their content is all that
+/// tells plain pictures apart (a page numbered 3 from one numbered 4).
+const PLAIN_LEAST: f32 = 0.9;
+
+/// Side of the blocks a content view's chroma is compared in: coarse enough that a copy's
+/// softer or slightly shifted edges do not count.
+const CONTENT_CHROMA_SIDE: usize = 4;
+
+/// Farthest apart, as a fraction of a side, the edges of two copies' content boxes lie.
+const FRAME_SLACK: f32 = 0.05;
+
+/// Whether the part `a` of one picture and the part `b` of another are the same part once the
+/// first is put in `pose` (as [`initial_map`] reads it).
+fn frames_agree(a: &[f32; 4], b: &[f32; 4], pose: u8) -> bool {
+    let [top, left, bottom, right] = *a;
+    let (mut xs, mut ys) = ([left, right], [top, bottom]);
+    if pose & 1 != 0 {
+        xs = [1.0 - right, 1.0 - left];
+    }
+    if pose & 2 != 0 {
+        ys = [1.0 - bottom, 1.0 - top];
+    }
+    if pose & 4 != 0 {
+        std::mem::swap(&mut xs, &mut ys);
+    }
+    let posed = [ys[0], xs[0], ys[1], xs[1]];
+    posed
+        .iter()
+        .zip(b)
+        .all(|(p, q)| (p - q).abs() <= FRAME_SLACK)
+}
+
+/// Smoothing, in pixels of the picture part, of an enlarged view: about the blur a resized
+/// copy's edges carry.
+const ENLARGED_SIGMA: f32 = 0.5;
+
+/// The edge agreement of two pictures (see [`agreement`]) and the map that aligns them.
+fn aligned(a: &View, b: &View, m: &Match) -> (f32, Affine) {
+    let (rows, cols) = region(m);
+    let start = initial_map(m);
+    if rows.len() < 8 || cols.len() < 8 {
+        return (-1.0, start);
+    }
+    let (map, coarse) = refine(&a.coarse, &b.coarse, &rows, &cols, start, &COARSE);
     // Pictures that disagree even in their coarse shapes are not worth the fine pass.
     if coarse < COARSE_GATE {
-        return -1.0;
+        return (-1.0, map);
     }
     let (map, _) = refine(&a.fine, &b.fine, &rows, &cols, map, &FINE);
     // The second picture through the map, on the region and a pixel around it (the gradients
     // read one pixel to each side).
-    let mut aligned = vec![0.0f32; SIDE * SIDE];
+    let mut warped = vec![0.0f32; SIDE * SIDE];
     for y in rows.start.saturating_sub(1)..(rows.end + 1).min(SIDE) {
         for x in cols.start.saturating_sub(1)..(cols.end + 1).min(SIDE) {
             let (bx, by) = apply(&map, x as f64, y as f64);
-            aligned[y * SIDE + x] = sample(&b.fine, bx, by);
+            warped[y * SIDE + x] = sample(&b.fine, bx, by);
         }
     }
     let (ax, ay) = gradients(&a.fine);
-    let (bx, by) = gradients(&aligned);
+    let (bx, by) = gradients(&warped);
     let (mut cross, mut first, mut second) = (0.0f64, 0.0f64, 0.0f64);
     for y in rows {
         for x in cols.clone() {
@@ -308,9 +520,56 @@ pub fn agreement(a: &View, b: &View, m: &Match) -> f32 {
         }
     }
     if first <= 1e-12 || second <= 1e-12 {
-        return -1.0;
+        return (-1.0, map);
     }
-    (cross / (first * second).sqrt()) as f32
+    ((cross / (first * second).sqrt()) as f32, map)
+}
+
+/// Whether the chroma of the second picture, seen through `map`, stays within `PLAIN_CHROMA`
+/// of the first's at every pixel, `side` a side, of the first picture's matched window.
+fn chroma_agrees(a: &View, b: &View, m: &Match, map: &Affine, side: usize) -> bool {
+    let (first, second) = (
+        a.chroma.clone().map(|c| shrunk(&c, side)),
+        b.chroma.clone().map(|c| shrunk(&c, side)),
+    );
+    let scale = (SIDE / side) as f64;
+    let (rows, cols) = region(m);
+    let to_grid = |v: f64| (v + 0.5) / scale - 0.5;
+    let last = (side - 1) as f64;
+    for cy in 0..side {
+        for cx in 0..side {
+            // the pixel's centre in view pixels
+            let (x, y) = (
+                (cx as f64 + 0.5) * scale - 0.5,
+                (cy as f64 + 0.5) * scale - 0.5,
+            );
+            if !rows.contains(&(y as usize)) || !cols.contains(&(x as usize)) {
+                continue;
+            }
+            let (bx, by) = apply(map, x, y);
+            let (bx, by) = (to_grid(bx).clamp(0.0, last), to_grid(by).clamp(0.0, last));
+            for k in 0..2 {
+                let there = sample_grid(&second[k], side, bx, by);
+                if (first[k][cy * side + cx] - there).abs() > PLAIN_CHROMA {
+                    return false;
+                }
+            }
+        }
+    }
+    true
+}
+
+/// A `CHROMA_SIDE` square averaged down to `side` a side (a divisor of `CHROMA_SIDE`).
+fn shrunk(plane: &[f32], side: usize) -> Vec<f32> {
+    let block = CHROMA_SIDE / side;
+    let mut out = vec![0.0f32; side * side];
+    for y in 0..CHROMA_SIDE {
+        for x in 0..CHROMA_SIDE {
+            out[(y / block) * side + x / block] += plane[y * CHROMA_SIDE + x];
+        }
+    }
+    out.iter_mut().for_each(|v| *v /= (block * block) as f32);
+    out
 }
 
 #[cfg(test)]
@@ -324,7 +583,7 @@ mod tests {
     fn score(a: &RgbImage, b: &RgbImage) -> (Match, f32) {
         let (la, lb) = (luma_plane(a), luma_plane(b));
         let m = compare(&signature(&la), &signature(&lb));
-        let views = (View::of(&la).unwrap(), View::of(&lb).unwrap());
+        let views = (View::of(a).unwrap(), View::of(b).unwrap());
         (m, agreement(&views.0, &views.1, &m))
     }
 

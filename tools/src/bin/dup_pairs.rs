@@ -9,7 +9,6 @@ use std::path::PathBuf;
 
 use lookalike::duplicates::verify::{View, agreement};
 use lookalike::features::dup::compare;
-use lookalike::features::luma_plane;
 use lookalike::store::Store;
 use rayon::prelude::*;
 
@@ -40,10 +39,7 @@ fn main() {
         .collect();
     let views: Vec<Option<View>> = jpegs
         .par_iter()
-        .map(|j| {
-            let picture = image::load_from_memory(j.as_deref()?).ok()?.to_rgb8();
-            View::of(&luma_plane(&picture))
-        })
+        .map(|j| View::of(&image::load_from_memory(j.as_deref()?).ok()?.to_rgb8()))
         .collect();
     let rows: Vec<String> = (0..signed.len())
         .into_par_iter()
