@@ -459,16 +459,21 @@ pub fn group(
         let r = &candidates[i].record;
         r.width.min(r.height) < LEAST_SIDE && r.width.min(r.height) > 0
     };
+    // A flat image's signature is all zeros whatever its colour: it tells no pixels.
     let same_signature = |a: usize, b: usize| {
         let (sa, sb) = (&candidates[a].signature, &candidates[b].signature);
         sa.len() == LEN
+            && sa.iter().any(|&v| v != 0.0)
             && sa
                 .iter()
                 .map(|v| v.to_bits())
                 .eq(sb.iter().map(|v| v.to_bits()))
     };
     let mut by_signature: HashMap<Vec<u32>, usize> = HashMap::new();
-    for i in (0..n).filter(|&i| tiny(i) && candidates[i].signature.len() == LEN) {
+    for i in (0..n).filter(|&i| {
+        let signature = &candidates[i].signature;
+        tiny(i) && signature.len() == LEN && signature.iter().any(|&v| v != 0.0)
+    }) {
         let bits = candidates[i]
             .signature
             .iter()
@@ -1196,6 +1201,52 @@ mod tests {
                 vec![vec![1, 3], vec![4, 6], vec![7, 10]],
                 "{similarity:?}"
             );
+        }
+    }
+
+    /// Flat images under 8 pixels a side have all-zero signatures whatever their colour: they
+    /// grouped as copies of each other (a blue and a red 4x4 swatch, a white 1x1, a 3000x4 strip
+    /// at d=2.000). Only their byte-identical copies are theirs; two files of the same small
+    /// checker still group.
+    #[test]
+    fn flat_tiny_images_of_different_colours_are_not_copies() {
+        use crate::features::dup::signature;
+        use image::{Rgb, RgbImage};
+        let flat = |w, h, c: [u8; 3]| RgbImage::from_pixel(w, h, Rgb(c));
+        let checker = RgbImage::from_fn(4, 4, |x, y| Rgb([((x + y) % 2 * 200) as u8; 3]));
+        let pictures = [
+            flat(4, 4, [0, 0, 255]),
+            flat(4, 4, [255, 0, 0]),
+            flat(1, 1, [255, 255, 255]),
+            flat(3000, 4, [255, 255, 255]),
+            checker.clone(),
+            checker,
+        ];
+        let candidates: Vec<Candidate> = pictures
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Candidate {
+                record: record(i as i64 + 1, &format!("/r/{i}.png"), p.dimensions(), 10, 1),
+                signature: signature(&crate::features::luma_plane(p)),
+            })
+            .collect();
+        assert!(candidates[0].signature.iter().all(|&v| v == 0.0));
+        for similarity in [Similarity::Strict, Similarity::Threshold(2.0)] {
+            let groups = group(
+                candidates.clone(),
+                similarity.test(),
+                &KeepRule::Best,
+                &mut |_| None,
+                None,
+            );
+            let ids: Vec<Vec<i64>> = groups
+                .iter()
+                .map(|g| g.members.iter().map(|m| m.record.id).collect())
+                .collect();
+            assert_eq!(ids.len(), 1, "{similarity:?}: {ids:?}");
+            let mut only = ids[0].clone();
+            only.sort();
+            assert_eq!(only, vec![5, 6], "{similarity:?}");
         }
     }
 
