@@ -1136,6 +1136,21 @@ mod tests {
             (0, 22, 14, 3),
         ]);
         let four = digit(&[(0, 0, 3, 13), (12, 0, 3, 24), (0, 11, 14, 3)]);
+        // "8" and "9" differ by one of seven segments
+        let eight = digit(&[
+            (0, 0, 14, 3),
+            (0, 0, 3, 24),
+            (12, 0, 3, 24),
+            (0, 11, 14, 3),
+            (0, 22, 14, 3),
+        ]);
+        let nine = digit(&[
+            (0, 0, 14, 3),
+            (0, 0, 3, 13),
+            (12, 0, 3, 24),
+            (0, 11, 14, 3),
+            (0, 22, 14, 3),
+        ]);
         let gradient = |top: [f32; 3], bottom: [f32; 3]| {
             RgbImage::from_fn(900, 600, |_, y| {
                 let t = y as f32 / 599.0;
@@ -1161,6 +1176,8 @@ mod tests {
             gradient([250.0, 120.0, 30.0], [120.0, 30.0, 80.0]),
             gradient([0.0, 0.0, 0.0], [255.0, 255.0, 255.0]),
             half(&sky),
+            eight,
+            nine,
         ];
         let files = tempfile::tempdir().unwrap();
         let candidates: Vec<Candidate> = pictures

@@ -437,6 +437,8 @@ pub fn contents_confirm(a: &View, b: &View, m: &Match, least: f32) -> bool {
         window_b: 0,
         ..*m
     };
+    // Both are smoothed as the more enlarged one must be: an enlarged view shows its picture's
+    // pixels as steps.
     let fine = (a.scale.max(b.scale) * ENLARGED_SIGMA).max(FINE.sigma);
     let resmoothed = |v: &View| View {
         coarse: smooth(&v.values, fine.max(COARSE.sigma)),
@@ -447,7 +449,60 @@ pub fn contents_confirm(a: &View, b: &View, m: &Match, least: f32) -> bool {
     };
     let (a, b) = (resmoothed(a), resmoothed(b));
     let (score, map) = aligned(&a, &b, &whole);
-    score >= least.max(PLAIN_LEAST) && chroma_agrees(&a, &b, &whole, &map, CONTENT_CHROMA_SIDE)
+    score >= least.max(PLAIN_LEAST)
+        && !differs_in_places(&a, &b, &whole, &map)
+        && chroma_agrees(&a, &b, &whole, &map, CONTENT_CHROMA_SIDE)
+}
+
+/// Share of the matched region whose residual may exceed `MARK_RESIDUAL` in copies: specks of
+/// noise, not a mark.
+const MARK_SHARE: f64 = 0.0005;
+
+/// Residual, as a share of the first view's contrast, of a mark one picture has and the other
+/// has not (a different digit, a tick), once the second is fitted to the first by a gain and
+/// an offset.
+const MARK_RESIDUAL: f32 = 0.25;
+
+/// Whether the second view, seen through `map` and fitted to the first by a gain and an offset,
+/// differs from it by more than `MARK_RESIDUAL` of its contrast in more than `MARK_SHARE` of
+/// the matched region: a mark one content has and the other has not, though their edges
+/// correlate well overall ("Page 8" and "Page 9").
+fn differs_in_places(a: &View, b: &View, m: &Match, map: &Affine) -> bool {
+    let (rows, cols) = region(m);
+    let mut first = Vec::with_capacity(rows.len() * cols.len());
+    let mut second = Vec::with_capacity(first.capacity());
+    for y in rows {
+        for x in cols.clone() {
+            let (bx, by) = apply(map, x as f64, y as f64);
+            first.push(a.fine[y * SIDE + x]);
+            second.push(sample(&b.fine, bx, by));
+        }
+    }
+    if first.is_empty() {
+        return true;
+    }
+    let n = first.len() as f64;
+    let mean = |v: &[f32]| v.iter().map(|&x| f64::from(x)).sum::<f64>() / n;
+    let (mean_a, mean_b) = (mean(&first), mean(&second));
+    let (mut cross, mut power) = (0.0f64, 0.0f64);
+    for (p, q) in first.iter().zip(&second) {
+        cross += (f64::from(*p) - mean_a) * (f64::from(*q) - mean_b);
+        power += (f64::from(*q) - mean_b).powi(2);
+    }
+    let gain = if power > 1e-12 { cross / power } else { 0.0 };
+    let (low, high) = first
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(l, h), &v| (l.min(v), h.max(v)));
+    let contrast = f64::from(high - low).max(1e-6);
+    let off = first
+        .iter()
+        .zip(&second)
+        .filter(|(p, q)| {
+            let fitted = mean_a + gain * (f64::from(**q) - mean_b);
+            (f64::from(**p) - fitted).abs() > f64::from(MARK_RESIDUAL) * contrast
+        })
+        .count();
+    off as f64 > MARK_SHARE * n
 }
 
 /// Least agreement of copies' content views at any similarity: their content is all that
