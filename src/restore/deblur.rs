@@ -711,7 +711,8 @@ mod tests {
         };
         let ring = |i: f32, j: f32| ((i - 240.0).hypot(j - 320.0) - 100.0).abs() < 1.5;
         let slanted = |i: f32, j: f32| (96.0..384.0).contains(&i) && (i - j * 0.75).abs() < 1.0;
-        let cases: [(&str, &dyn Fn(f32, f32) -> bool); 5] = [
+        type Ink<'a> = &'a dyn Fn(f32, f32) -> bool;
+        let cases: [(&str, Ink); 5] = [
             ("1 px", &across(1.0)),
             ("2 px", &across(2.0)),
             ("3 px", &across(3.0)),
