@@ -1160,6 +1160,15 @@ mod tests {
             })
         };
         let red = page(&[(150, 150, 40, 40, [220, 30, 30])]);
+        // a thin square outline: its colour is too little of any block of the view
+        let outline = |ink: [u8; 3]| {
+            page(&[
+                (500, 600, 200, 3, ink),
+                (500, 797, 200, 3, ink),
+                (500, 600, 3, 200, ink),
+                (697, 600, 3, 200, ink),
+            ])
+        };
         let sky = gradient([40.0, 90.0, 200.0], [170.0, 210.0, 250.0]);
         let half = |p: &RgbImage| {
             let (w, h) = p.dimensions();
@@ -1178,6 +1187,8 @@ mod tests {
             half(&sky),
             eight,
             nine,
+            outline([200, 20, 20]),
+            outline([20, 20, 200]),
         ];
         let files = tempfile::tempdir().unwrap();
         let candidates: Vec<Candidate> = pictures
