@@ -379,11 +379,8 @@ fn pictures_of(
                 working_size: CONTENT_SIDE,
                 ..*cfg
             };
-            let bytes =
-                crate::decode::read_file_bounded(&record.path, cfg.max_file_size, "image").ok()?;
-            (*blake3::hash(&bytes).as_bytes() == record.hash)
-                .then(|| crate::decode::decode(&bytes, &record.path, &cfg).ok())
-                .flatten()
+            let bytes = indexed_bytes(record, &cfg)?;
+            crate::decode::decode(&bytes, &record.path, &cfg).ok()
         });
         match decoded {
             Some(d) => verify::content_view(&d.image),
@@ -400,11 +397,15 @@ fn pictures_of(
 /// the file still holds the content that was indexed; `None` when it changed, went or does
 /// not decode.
 fn thumbnail_from_file(record: &ImageRecord, cfg: &DecodeConfig) -> Option<Vec<u8>> {
-    let bytes = crate::decode::read_file_bounded(&record.path, cfg.max_file_size, "image").ok()?;
-    if *blake3::hash(&bytes).as_bytes() != record.hash {
-        return None;
-    }
+    let bytes = indexed_bytes(record, cfg)?;
     crate::thumbnail::from_bytes(&bytes, &record.path, cfg).ok()
+}
+
+/// The bytes of an indexed image's file (read under `cfg`'s size limit) while it holds the
+/// content that was indexed; `None` when it changed, went or cannot be read.
+fn indexed_bytes(record: &ImageRecord, cfg: &DecodeConfig) -> Option<Vec<u8>> {
+    let bytes = crate::decode::read_file_bounded(&record.path, cfg.max_file_size, "image").ok()?;
+    (*blake3::hash(&bytes).as_bytes() == record.hash).then_some(bytes)
 }
 
 /// Groups `candidates`: byte-identical copies and pairs that pass `test`, joined

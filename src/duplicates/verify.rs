@@ -143,19 +143,26 @@ const PAGE_BACKGROUND: f32 = 0.93;
 /// Luma distance from the median within which a pixel is a page's background.
 const BACKGROUND_SPREAD: f32 = 0.04;
 
-/// The share of a luma plane's pixels within `BACKGROUND_SPREAD` of its median.
-fn background_share(luma: &Array2<f32>) -> f32 {
+/// The median of a luma plane, its background when most of it is one; `None` when empty.
+fn median(luma: &Array2<f32>) -> Option<f32> {
     let mut values: Vec<f32> = luma.iter().copied().collect();
     if values.is_empty() {
-        return 0.0;
+        return None;
     }
     let middle = values.len() / 2;
-    let median = *values.select_nth_unstable_by(middle, f32::total_cmp).1;
-    let near = values
+    Some(*values.select_nth_unstable_by(middle, f32::total_cmp).1)
+}
+
+/// The share of a luma plane's pixels within `BACKGROUND_SPREAD` of its median.
+fn background_share(luma: &Array2<f32>) -> f32 {
+    let Some(median) = median(luma) else {
+        return 0.0;
+    };
+    let near = luma
         .iter()
         .filter(|&&v| (v - median).abs() <= BACKGROUND_SPREAD)
         .count();
-    near as f32 / values.len() as f32
+    near as f32 / luma.len() as f32
 }
 
 /// A value differs from a plain picture's background (its median luma) by this much to be
@@ -168,12 +175,7 @@ const CONTENT_STEP: f32 = 0.1;
 /// an empty one.
 pub fn content_view(picture: &image::RgbImage) -> Option<View> {
     let luma = crate::features::luma_plane(picture);
-    let mut values: Vec<f32> = luma.iter().copied().collect();
-    if values.is_empty() {
-        return None;
-    }
-    let middle = values.len() / 2;
-    let background = *values.select_nth_unstable_by(middle, f32::total_cmp).1;
+    let background = median(&luma)?;
     let (mut top, mut left, mut bottom, mut right) = (usize::MAX, usize::MAX, 0, 0);
     for ((y, x), v) in luma.indexed_iter() {
         if (v - background).abs() >= CONTENT_STEP {
